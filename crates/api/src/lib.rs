@@ -1,0 +1,94 @@
+//! Tributary's REST API (SPEC §API): axum routes with open-streamer's paths and JSON shapes,
+//! the OpenAPI document generated from the same types, and Swagger UI.
+//!
+//! The API sees only [`EngineHandle`] and `domain` types (ARCHITECTURE.md §3 invariant 4).
+//! Bodies are read with a size cap, parsed as JSON (syntax errors → 400 with line and column),
+//! then decoded strictly by `domain::validate` (unknown field or bad value → 422 naming the
+//! JSON path).
+#![forbid(unsafe_code)]
+#![forbid(clippy::print_stdout, clippy::print_stderr)]
+
+mod auth;
+mod error;
+pub mod openapi;
+mod streams;
+mod system;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tributary_engine::EngineHandle;
+
+/// JSON bodies above this are refused with 413 (SPEC §Security "Body caps").
+pub const JSON_BODY_CAP: usize = 1 << 20;
+
+/// The whole API, ready to be served with `into_make_service_with_connect_info::<SocketAddr>()`
+/// (admin authentication needs the TCP peer address).
+pub fn router(engine: EngineHandle) -> Router {
+    let timeout = Duration::from_secs(engine.config().server.admin_timeout_sec.max(1));
+    let admin = Router::new()
+        .route("/streams", get(streams::list))
+        .route(
+            "/streams/{*rest}",
+            get(streams::get_one)
+                .put(streams::put)
+                .post(streams::post)
+                .patch(streams::patch)
+                .delete(streams::delete),
+        )
+        .route("/config", get(system::config))
+        .layer(middleware::from_fn_with_state(
+            engine.clone(),
+            auth::require_admin,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ));
+    let public = Router::new()
+        .route("/healthz", get(system::healthz))
+        .route("/readyz", get(system::readyz))
+        .merge(openapi::routes());
+    let request_id = HeaderName::from_static("x-request-id");
+    Router::new()
+        .merge(admin)
+        .merge(public)
+        .fallback(system::not_found)
+        .with_state(engine)
+        .layer(middleware::from_fn(access_log))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// One INFO line per API request (media paths excluded, SPEC §API conventions).
+async fn access_log(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        request_id = id,
+        "http"
+    );
+    response
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}

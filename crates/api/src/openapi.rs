@@ -1,0 +1,158 @@
+//! The OpenAPI 3 document (`/swagger/doc.json`), generated with utoipa from the domain types,
+//! and Swagger UI at `/swagger/` (assets vendored into the binary; no network needed).
+
+use axum::Router;
+use tributary_engine::EngineHandle;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tributary",
+        description = "High-availability live media server. Paths and JSON shapes follow open-streamer's."
+    ),
+    paths(
+        list_streams,
+        get_stream,
+        put_stream,
+        post_stream,
+        patch_stream,
+        delete_stream,
+        restart_stream,
+        switch_input,
+        get_config,
+        healthz,
+        readyz
+    ),
+    components(schemas(
+        tributary_domain::Stream,
+        tributary_domain::Input,
+        tributary_domain::InputNet,
+        tributary_domain::Protocols,
+        tributary_domain::Transcoder,
+        tributary_domain::TranscoderMode,
+        tributary_domain::TranscoderGlobal,
+        tributary_domain::Decoder,
+        tributary_domain::VideoSettings,
+        tributary_domain::VideoProfile,
+        tributary_domain::AudioSettings,
+        tributary_domain::Push,
+        tributary_domain::Dvr,
+        tributary_domain::Watermark,
+        tributary_domain::Thumbnail,
+        tributary_engine::Runtime,
+        tributary_engine::Ports,
+        tributary_domain::config::ServerConfig,
+        ErrorBody,
+        ErrorDetail,
+        FieldDetail
+    ))
+)]
+struct ApiDoc;
+
+/// `{"error": {...}}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "schema only")]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// One error.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "schema only")]
+struct ErrorDetail {
+    /// `UPPER_SNAKE` code (SPEC §API status table).
+    code: String,
+    /// Human-readable message.
+    message: String,
+    /// Failing fields (validation only).
+    fields: Vec<FieldDetail>,
+}
+
+/// One failing field.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "schema only")]
+struct FieldDetail {
+    /// JSON path (`inputs[1].url`).
+    path: String,
+    /// Why it fails.
+    message: String,
+}
+
+pub(crate) fn routes() -> Router<EngineHandle> {
+    Router::new().merge(SwaggerUi::new("/swagger/").url("/swagger/doc.json", ApiDoc::openapi()))
+}
+
+/// The OpenAPI document as JSON (for tests and tooling).
+pub fn document() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+}
+
+#[utoipa::path(get, path = "/streams", tag = "streams",
+    params(("status" = Option<String>, Query, description = "active | degraded | stopped"),
+           ("template" = Option<String>, Query), ("source" = Option<String>, Query, description = "config | runtime"),
+           ("reveal" = Option<bool>, Query, description = "show secrets")),
+    responses((status = 200, description = "`{data: [stream + runtime], total}` sorted by code"),
+              (status = 400, body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn list_streams() {}
+
+#[utoipa::path(get, path = "/streams/{code}", tag = "streams",
+    params(("code" = String, Path, description = "stream code; may contain '/'")),
+    responses((status = 200, description = "`{data: stream + source + runtime}` with an ETag", body = tributary_domain::Stream),
+              (status = 404, body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn get_stream() {}
+
+#[utoipa::path(put, path = "/streams/{code}", tag = "streams", request_body = tributary_domain::Stream,
+    params(("code" = String, Path), ("dry_run" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, description = "replaced; `{data, warnings?}`"), (status = 201, description = "created"),
+              (status = 400, body = ErrorBody), (status = 412, body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn put_stream() {}
+
+#[utoipa::path(post, path = "/streams/{code}", tag = "streams", request_body = tributary_domain::Stream,
+    params(("code" = String, Path), ("dry_run" = Option<bool>, Query)),
+    responses((status = 200, description = "replaced"), (status = 201, description = "created"),
+              (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn post_stream() {}
+
+#[utoipa::path(patch, path = "/streams/{code}", tag = "streams",
+    request_body(content = Object, description = "JSON Merge Patch (RFC 7396) over the stored record"),
+    params(("code" = String, Path)),
+    responses((status = 200, description = "patched"), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn patch_stream() {}
+
+#[utoipa::path(delete, path = "/streams/{code}", tag = "streams", params(("code" = String, Path)),
+    responses((status = 204, description = "deleted (also when unknown)")))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn delete_stream() {}
+
+#[utoipa::path(post, path = "/streams/{code}/restart", tag = "streams", params(("code" = String, Path)),
+    responses((status = 200, description = "`{data: {status: \"started\"}}`"), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn restart_stream() {}
+
+#[utoipa::path(post, path = "/streams/{code}/inputs/switch", tag = "streams", params(("code" = String, Path)),
+    responses((status = 422, description = "not supported yet", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn switch_input() {}
+
+#[utoipa::path(get, path = "/config", tag = "system",
+    responses((status = 200, description = "bare `{version, ..., ports, ffmpeg, global_config}`")))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn get_config() {}
+
+#[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "ok")))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn healthz() {}
+
+#[utoipa::path(get, path = "/readyz", tag = "system",
+    responses((status = 200, description = "ready"), (status = 503, description = "`{ready: false, reasons}`")))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn readyz() {}

@@ -1,0 +1,314 @@
+//! `/streams` and `/streams/{code}[/restart|/inputs/switch]` (SPEC §API "Endpoints").
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tributary_domain::StreamCode;
+use tributary_domain::event::StreamStatus;
+use tributary_domain::redact::{mask_stream, restore_secrets};
+use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors, decode_stream};
+use tributary_engine::{EngineHandle, Precondition, StreamRecord};
+
+use crate::error::ApiError;
+use crate::{JSON_BODY_CAP, header_value};
+
+/// What a `/streams/{*rest}` path names.
+enum Target {
+    Stream(StreamCode),
+    Restart(StreamCode),
+    Switch(StreamCode),
+}
+
+fn target(rest: &str) -> Result<Target, ApiError> {
+    let (code, make): (&str, fn(StreamCode) -> Target) =
+        if let Some(code) = rest.strip_suffix("/restart") {
+            (code, Target::Restart)
+        } else if let Some(code) = rest.strip_suffix("/inputs/switch") {
+            (code, Target::Switch)
+        } else {
+            (rest, Target::Stream)
+        };
+    StreamCode::parse(code).map(make).map_err(|e| {
+        ApiError::validation(ValidationErrors(vec![FieldError::new(
+            "code",
+            ErrorCode::InvalidCode,
+            e.to_string(),
+        )]))
+    })
+}
+
+fn stream_code(rest: &str) -> Result<StreamCode, ApiError> {
+    match target(rest)? {
+        Target::Stream(code) => Ok(code),
+        _ => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "use POST for this route",
+        )),
+    }
+}
+
+fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
+    match query.get(name).map(String::as_str) {
+        None | Some("false" | "0" | "") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(
+            "INVALID_QUERY",
+            format!("{name} must be true or false, got {other:?}"),
+        )),
+    }
+}
+
+fn etag(revision: u64) -> String {
+    format!("\"r{revision}\"")
+}
+
+fn precondition(headers: &HeaderMap) -> Result<Precondition, ApiError> {
+    let Some(value) = headers.get(header::IF_MATCH) else {
+        return Ok(Precondition::None);
+    };
+    let text = value.to_str().unwrap_or("").trim();
+    if text == "*" {
+        return Ok(Precondition::None);
+    }
+    let revision = text
+        .trim_start_matches("W/")
+        .trim_matches('"')
+        .strip_prefix('r')
+        .and_then(|r| r.parse().ok());
+    revision.map(Precondition::Revision).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            "PRECONDITION_FAILED",
+            format!("If-Match {text:?} does not match the stored ETag"),
+        )
+    })
+}
+
+/// The stored record as served: secrets masked unless revealed, plus `source` and, when
+/// given, `runtime`.
+fn record_json(record: &StreamRecord, runtime: Option<Value>, reveal: bool) -> Value {
+    let stream = if reveal {
+        record.stream.clone()
+    } else {
+        mask_stream(&record.stream)
+    };
+    let mut value = serde_json::to_value(&stream).unwrap_or_else(|_| json!({}));
+    value["source"] = json!("config");
+    if let Some(runtime) = runtime {
+        value["runtime"] = runtime;
+    }
+    value
+}
+
+fn runtime_json(engine: &EngineHandle, code: &StreamCode) -> Value {
+    serde_json::to_value(engine.runtime(code)).unwrap_or(Value::Null)
+}
+
+pub(crate) async fn list(
+    State(engine): State<EngineHandle>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let status = match query.get("status").map(String::as_str) {
+        None | Some("") => None,
+        Some(s) => Some(StreamStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_request(
+                "INVALID_QUERY",
+                format!("status must be active, degraded or stopped, got {s:?}"),
+            )
+        })?),
+    };
+    let source = query.get("source").map(String::as_str).unwrap_or("");
+    if !matches!(source, "" | "config" | "runtime") {
+        return Err(ApiError::bad_request(
+            "INVALID_QUERY",
+            format!("source must be config or runtime, got {source:?}"),
+        ));
+    }
+    let template = query.get("template").filter(|t| !t.is_empty());
+    let reveal = flag(&query, "reveal")?;
+    let records = engine.list_streams().await?;
+    let data: Vec<Value> = records
+        .iter()
+        .filter(|_| source != "runtime")
+        .filter(|r| template.is_none() || r.stream.template.as_ref() == template)
+        .filter_map(|r| {
+            let runtime = engine.runtime(&r.stream.code);
+            if status.is_some_and(|s| s != runtime.status) {
+                return None;
+            }
+            let runtime = serde_json::to_value(runtime).unwrap_or(Value::Null);
+            Some(record_json(r, Some(runtime), reveal))
+        })
+        .collect();
+    let total = data.len();
+    Ok(Json(json!({"data": data, "total": total})).into_response())
+}
+
+pub(crate) async fn get_one(
+    State(engine): State<EngineHandle>,
+    Path(rest): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let code = stream_code(&rest)
+        .map_err(|_| ApiError::not_found(format!("stream {rest:?} not found")))?;
+    let reveal = flag(&query, "reveal")?;
+    let record = engine
+        .get_stream(&code)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("stream {code} not found")))?;
+    let body = record_json(&record, Some(runtime_json(&engine, &code)), reveal);
+    let mut response = Json(json!({"data": body})).into_response();
+    response
+        .headers_mut()
+        .insert(header::ETAG, header_value(&etag(record.revision)));
+    Ok(response)
+}
+
+pub(crate) async fn post(
+    State(engine): State<EngineHandle>,
+    Path(rest): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    match target(&rest)? {
+        Target::Stream(code) => write(engine, code, query, headers, body, None).await,
+        Target::Restart(code) => {
+            engine.restart_stream(&code).await?;
+            Ok(Json(json!({"data": {"status": "started"}})).into_response())
+        }
+        Target::Switch(code) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "UNSUPPORTED",
+            format!("stream {code}: manual input switch is not supported yet"),
+        )),
+    }
+}
+
+pub(crate) async fn put(
+    State(engine): State<EngineHandle>,
+    Path(rest): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let code = stream_code(&rest)?;
+    write(engine, code, query, headers, body, None).await
+}
+
+pub(crate) async fn patch(
+    State(engine): State<EngineHandle>,
+    Path(rest): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let code = stream_code(&rest)?;
+    let stored = engine
+        .get_stream(&code)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("stream {code} not found")))?;
+    write(engine, code, query, headers, body, Some(stored)).await
+}
+
+/// POST/PUT (create or replace) and PATCH (merge patch over `base`), then validate, persist
+/// and apply.
+async fn write(
+    engine: EngineHandle,
+    code: StreamCode,
+    query: HashMap<String, String>,
+    headers: HeaderMap,
+    body: Body,
+    base: Option<StreamRecord>,
+) -> Result<Response, ApiError> {
+    let dry_run = flag(&query, "dry_run")?;
+    let reveal = flag(&query, "reveal")?;
+    let precondition = precondition(&headers)?;
+    let body = read_json(body).await?;
+    let document = match &base {
+        Some(record) => {
+            let mut doc = serde_json::to_value(&record.stream).map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string())
+            })?;
+            json_patch::merge(&mut doc, &body);
+            doc
+        }
+        None => body,
+    };
+    let (mut stream, mut warnings) =
+        decode_stream(&code, document, engine.support()).map_err(ApiError::validation)?;
+    let stored = match base {
+        Some(record) => Some(record),
+        None => engine.get_stream(&code).await?,
+    };
+    if let Some(stored) = &stored {
+        restore_secrets(&mut stream, &stored.stream);
+    }
+    if dry_run {
+        let plan = engine.dry_run(&stream).await?;
+        return Ok(Json(json!({"data": plan, "warnings": warnings})).into_response());
+    }
+    let result = engine.put_stream(stream, precondition).await?;
+    warnings.extend(result.warnings);
+    let status = if result.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let mut payload = json!({"data": record_json(&result.record, None, reveal)});
+    if !warnings.is_empty() {
+        payload["warnings"] = json!(warnings);
+    }
+    let mut response = (status, Json(payload)).into_response();
+    response
+        .headers_mut()
+        .insert(header::ETAG, header_value(&etag(result.record.revision)));
+    Ok(response)
+}
+
+/// Reads a JSON body under the cap: 413 over it, 400 for empty or malformed JSON (with line
+/// and column).
+async fn read_json(body: Body) -> Result<Value, ApiError> {
+    let bytes = axum::body::to_bytes(body, JSON_BODY_CAP)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BODY_TOO_LARGE",
+                format!("JSON bodies are limited to {JSON_BODY_CAP} bytes"),
+            )
+        })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "EMPTY_BODY",
+            "the request body is empty",
+        ));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(
+            "INVALID_BODY",
+            format!(
+                "invalid JSON at line {} column {}: {e}",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
+}
+
+pub(crate) async fn delete(
+    State(engine): State<EngineHandle>,
+    Path(rest): Path<String>,
+) -> Result<Response, ApiError> {
+    let Ok(code) = stream_code(&rest) else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    engine.delete_stream(&code).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

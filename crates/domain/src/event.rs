@@ -1,0 +1,112 @@
+//! Event types on the bus (SPEC §Events). The engine stamps the envelope (id, seq, time).
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// The type of an event, serialised as its dotted name (`stream.created`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[non_exhaustive]
+pub enum EventType {
+    /// A stream record was created.
+    #[serde(rename = "stream.created")]
+    StreamCreated,
+    /// A stream record was replaced or patched; payload `{changed: [field groups]}`.
+    #[serde(rename = "stream.updated")]
+    StreamUpdated,
+    /// A stream record was deleted.
+    #[serde(rename = "stream.deleted")]
+    StreamDeleted,
+    /// A stream's pipeline started.
+    #[serde(rename = "stream.started")]
+    StreamStarted,
+    /// A stream's pipeline stopped.
+    #[serde(rename = "stream.stopped")]
+    StreamStopped,
+    /// Every input of a running stream is unusable.
+    #[serde(rename = "stream.exhausted")]
+    StreamExhausted,
+    /// A running stream's status changed; payload `{from, to, reasons[]}`.
+    #[serde(rename = "stream.status_changed")]
+    StreamStatusChanged,
+    /// An input connected; payload `{input_priority, url}`.
+    #[serde(rename = "input.connected")]
+    InputConnected,
+    /// An input failed and reconnects; payload `{input_priority, error}`.
+    #[serde(rename = "input.reconnecting")]
+    InputReconnecting,
+    /// An input failed a health signal; payload `{input_priority, reason, detail}`.
+    #[serde(rename = "input.degraded")]
+    InputDegraded,
+    /// A degraded input recovered; payload `{input_priority}`.
+    #[serde(rename = "input.restored")]
+    InputRestored,
+    /// The active input changed; payload `{from, to, reason, detail, gap_ms}`.
+    #[serde(rename = "input.failover")]
+    InputFailover,
+}
+
+impl EventType {
+    /// The dotted name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::StreamCreated => "stream.created",
+            Self::StreamUpdated => "stream.updated",
+            Self::StreamDeleted => "stream.deleted",
+            Self::StreamStarted => "stream.started",
+            Self::StreamStopped => "stream.stopped",
+            Self::StreamExhausted => "stream.exhausted",
+            Self::StreamStatusChanged => "stream.status_changed",
+            Self::InputConnected => "input.connected",
+            Self::InputReconnecting => "input.reconnecting",
+            Self::InputDegraded => "input.degraded",
+            Self::InputRestored => "input.restored",
+            Self::InputFailover => "input.failover",
+        }
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A running stream's status (SPEC §Coordinator "Status").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamStatus {
+    /// Not running.
+    Stopped,
+    /// Running and healthy.
+    Active,
+    /// Running, but inputs are exhausted or the transcoder is unhealthy.
+    Degraded,
+}
+
+impl StreamStatus {
+    /// The lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Stopped => "stopped",
+            Self::Active => "active",
+            Self::Degraded => "degraded",
+        }
+    }
+
+    /// Parses a name as used in `?status=`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "stopped" => Some(Self::Stopped),
+            "active" => Some(Self::Active),
+            "degraded" => Some(Self::Degraded),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for StreamStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,29 @@
+//! Tributary's product model and its pure logic.
+//!
+//! - [`stream`]: the stream record as stored and served (SPEC §Domain), decoded strictly.
+//! - [`protocol`]: the one input-URL classifier.
+//! - [`validate`]: decoding with errors that name the JSON path, and the rules SPEC sets.
+//! - [`diff`]: what changed between two versions of a stream (`compute_diff`, SPEC §Hot reload).
+//! - [`plan`](mod@plan): the restart actions a hot reload takes for a diff.
+//!
+//! This crate is L0: no clock, no IO, no tokio (ARCHITECTURE.md §3).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![forbid(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod config;
+pub mod diff;
+pub mod event;
+pub mod plan;
+pub mod protocol;
+pub mod redact;
+pub mod stream;
+pub mod validate;
+
+pub use diff::{KeyedDiff, Output, ProtocolsDiff, StreamDiff, compute_diff};
+pub use plan::{Action, RestartPlan, plan};
+pub use stream::{
+    AudioSettings, Decoder, Dvr, Input, InputNet, Protocols, Push, Stream, Thumbnail, Transcoder,
+    TranscoderGlobal, TranscoderMode, VideoProfile, VideoSettings, Watermark,
+};
+pub use tributary_media::StreamCode;

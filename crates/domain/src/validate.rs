@@ -1,0 +1,832 @@
+//! Decoding and validation of stream records, with errors that name the JSON path.
+//!
+//! [`decode_stream`] is the one way a stream enters the system from outside: it strips the
+//! read-only fields a client may echo back from a GET, decodes strictly (unknown field →
+//! `UNKNOWN_FIELD` naming its path), then runs [`validate_stream`]. What the running build
+//! cannot do yet is described by [`Support`] and rejected with `UNSUPPORTED`, never accepted
+//! silently.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::Serialize;
+use serde_json::Value;
+use tributary_media::StreamCode;
+
+use crate::protocol::{self, DetectContext, InputKind, InputUrl, UrlError};
+use crate::stream::{Stream, Watermark};
+
+/// The machine-readable code of a validation failure (SPEC §API status table, 422 row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// A field the schema does not know.
+    UnknownField,
+    /// A value of the wrong type or out of range.
+    InvalidField,
+    /// A malformed or reserved stream code.
+    InvalidCode,
+    /// An input URL that does not classify.
+    InvalidInputUrl,
+    /// Priorities are not `0..N-1` in array order.
+    InvalidInputPriority,
+    /// Two inputs with the same URL.
+    DuplicateInput,
+    /// A watermark that cannot be drawn.
+    InvalidWatermark,
+    /// An unknown transcoder mode.
+    InvalidTranscoderMode,
+    /// A malformed `copy://` URL.
+    InvalidCopyUrl,
+    /// A `copy://` input in a shape that cannot work.
+    InvalidCopyShape,
+    /// A malformed `mixer://` URL.
+    InvalidMixerUrl,
+    /// A `mixer://` input in a shape that cannot work.
+    InvalidMixerShape,
+    /// The referenced template does not exist.
+    TemplateNotFound,
+    /// Well-formed, but this build does not implement it yet.
+    Unsupported,
+}
+
+impl ErrorCode {
+    /// The code as it appears in API errors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UnknownField => "UNKNOWN_FIELD",
+            Self::InvalidField => "INVALID_FIELD",
+            Self::InvalidCode => "INVALID_CODE",
+            Self::InvalidInputUrl => "INVALID_INPUT_URL",
+            Self::InvalidInputPriority => "INVALID_INPUT_PRIORITY",
+            Self::DuplicateInput => "DUPLICATE_INPUT",
+            Self::InvalidWatermark => "INVALID_WATERMARK",
+            Self::InvalidTranscoderMode => "INVALID_TRANSCODER_MODE",
+            Self::InvalidCopyUrl => "INVALID_COPY_URL",
+            Self::InvalidCopyShape => "INVALID_COPY_SHAPE",
+            Self::InvalidMixerUrl => "INVALID_MIXER_URL",
+            Self::InvalidMixerShape => "INVALID_MIXER_SHAPE",
+            Self::TemplateNotFound => "TEMPLATE_NOT_FOUND",
+            Self::Unsupported => "UNSUPPORTED",
+        }
+    }
+}
+
+/// One failing field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// JSON path of the field (`inputs[1].url`).
+    pub path: String,
+    /// What kind of failure.
+    #[serde(skip)]
+    pub code: ErrorCode,
+    /// Human-readable reason, without the path.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A failure at `path`.
+    pub fn new(path: impl Into<String>, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every failing field of one record, in document order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl ValidationErrors {
+    /// The code reported for the whole request: the first field's.
+    pub fn code(&self) -> ErrorCode {
+        self.0.first().map_or(ErrorCode::InvalidField, |e| e.code)
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for e in &self.0 {
+            if !first {
+                f.write_str("; ")?;
+            }
+            first = false;
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What the running build implements. Anything outside it is rejected with `UNSUPPORTED`.
+///
+/// The engine builds this from the crates that have landed, so validation always tells the
+/// truth about what a stream can do.
+#[derive(Debug, Clone, Default)]
+pub struct Support {
+    /// Input kinds with a working ingest path.
+    pub inputs: Vec<InputKind>,
+    /// HLS output.
+    pub hls: bool,
+    /// DASH output.
+    pub dash: bool,
+    /// RTSP play.
+    pub rtsp: bool,
+    /// RTMP play.
+    pub rtmp: bool,
+    /// SRT play.
+    pub srt: bool,
+    /// RTMP(S) push-out.
+    pub push: bool,
+    /// FFmpeg transcoding.
+    pub transcoder: bool,
+    /// Recording.
+    pub dvr: bool,
+    /// Thumbnails.
+    pub thumbnail: bool,
+    /// Templates.
+    pub templates: bool,
+    /// This server's RTMP port, for the loopback-own-listener URL rule.
+    pub rtmp_port: Option<u16>,
+}
+
+/// Decodes a stream body for `code`.
+///
+/// The body's own `code` and the read-only fields a client may echo back from a GET
+/// (`runtime`, `source`, `status`) are ignored. Returns the stream and the warnings to show
+/// next to it (legacy fields ignored, inert settings).
+pub fn decode_stream(
+    code: &StreamCode,
+    mut body: Value,
+    support: &Support,
+) -> Result<(Stream, Vec<String>), ValidationErrors> {
+    let Value::Object(map) = &mut body else {
+        return Err(ValidationErrors(vec![FieldError::new(
+            "$",
+            ErrorCode::InvalidField,
+            "a stream must be a JSON object",
+        )]));
+    };
+    for ignored in ["code", "runtime", "source", "status"] {
+        map.remove(ignored);
+    }
+    map.insert("code".into(), Value::String(code.as_str().to_owned()));
+    let stream: Stream = serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        ValidationErrors(vec![decode_error(path, message)])
+    })?;
+    let warnings = validate_stream(&stream, support)?;
+    Ok((stream, warnings))
+}
+
+/// Maps a serde error to a field error with the right code.
+fn decode_error(path: String, message: String) -> FieldError {
+    let path = if path == "." || path.is_empty() {
+        "$".to_owned()
+    } else {
+        path
+    };
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let field = rest.split('`').next().unwrap_or("");
+        let path = if path == "$" || path.ends_with(field) {
+            path
+        } else {
+            format!("{path}.{field}")
+        };
+        let path = if path == "$" { field.to_owned() } else { path };
+        return FieldError::new(
+            path,
+            ErrorCode::UnknownField,
+            format!("unknown field {field:?}"),
+        );
+    }
+    let code = if path.ends_with("transcoder.mode") {
+        ErrorCode::InvalidTranscoderMode
+    } else {
+        ErrorCode::InvalidField
+    };
+    FieldError::new(path, code, message)
+}
+
+/// Checks a decoded stream; returns warnings, or every failing field.
+pub fn validate_stream(
+    stream: &Stream,
+    support: &Support,
+) -> Result<Vec<String>, ValidationErrors> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let code = &stream.code;
+
+    if stream.template.is_some() && !support.templates {
+        errors.push(FieldError::new(
+            "template",
+            ErrorCode::Unsupported,
+            "templates are not supported yet",
+        ));
+    }
+
+    let ctx = DetectContext {
+        rtmp_port: support.rtmp_port,
+        own_code: Some(code),
+    };
+    let mut seen = HashSet::new();
+    let n_inputs = stream.inputs.len();
+    for (i, input) in stream.inputs.iter().enumerate() {
+        let path = format!("inputs[{i}]");
+        if input.priority as usize != i {
+            errors.push(FieldError::new(
+                format!("{path}.priority"),
+                ErrorCode::InvalidInputPriority,
+                format!(
+                    "priority must be {i} (priorities are 0..N-1 in array order), got {}",
+                    input.priority
+                ),
+            ));
+        }
+        let trimmed = input.url.trim();
+        if !trimmed.is_empty() && !seen.insert(trimmed.to_owned()) {
+            errors.push(FieldError::new(
+                format!("{path}.url"),
+                ErrorCode::DuplicateInput,
+                format!("duplicate input URL {trimmed:?}"),
+            ));
+        }
+        for legacy in [
+            ("reconnect", input.reconnect.is_some()),
+            ("read_timeout_sec", input.read_timeout_sec.is_some()),
+            ("reconnect_delay_sec", input.reconnect_delay_sec.is_some()),
+            (
+                "reconnect_max_delay_sec",
+                input.reconnect_max_delay_sec.is_some(),
+            ),
+        ] {
+            if legacy.1 {
+                warnings.push(format!("{path}.{}: legacy field ignored", legacy.0));
+            }
+        }
+        let parsed = match protocol::detect(&input.url, ctx) {
+            Ok(p) => p,
+            Err(e) => {
+                let code = match e {
+                    UrlError::Copy(_) => ErrorCode::InvalidCopyUrl,
+                    UrlError::Mixer(_) => ErrorCode::InvalidMixerUrl,
+                    _ => ErrorCode::InvalidInputUrl,
+                };
+                errors.push(FieldError::new(format!("{path}.url"), code, e.to_string()));
+                continue;
+            }
+        };
+        match &parsed {
+            InputUrl::Copy { upstream } if upstream == code => errors.push(FieldError::new(
+                format!("{path}.url"),
+                ErrorCode::InvalidCopyShape,
+                "a stream cannot copy itself",
+            )),
+            InputUrl::Mixer { video, audio, .. } => {
+                if video == code || audio == code {
+                    errors.push(FieldError::new(
+                        format!("{path}.url"),
+                        ErrorCode::InvalidMixerShape,
+                        "a mixer cannot reference its own stream",
+                    ));
+                }
+                if n_inputs > 1 {
+                    errors.push(FieldError::new(
+                        format!("{path}.url"),
+                        ErrorCode::InvalidMixerShape,
+                        "a mixer input must be the stream's only input",
+                    ));
+                }
+            }
+            _ => {}
+        }
+        let kind = parsed.kind();
+        if !support.inputs.contains(&kind) {
+            errors.push(FieldError::new(
+                format!("{path}.url"),
+                ErrorCode::Unsupported,
+                format!("{kind} inputs are not supported yet"),
+            ));
+        }
+    }
+
+    if let Some(t) = &stream.transcoder
+        && !support.transcoder
+    {
+        let _ = t;
+        errors.push(FieldError::new(
+            "transcoder",
+            ErrorCode::Unsupported,
+            "transcoding is not supported yet (set \"transcoder\": null for passthrough)",
+        ));
+    }
+
+    let p = stream.protocols();
+    for (name, on, supported) in [
+        ("hls", p.hls, support.hls),
+        ("dash", p.dash, support.dash),
+        ("rtsp", p.rtsp, support.rtsp),
+        ("rtmp", p.rtmp, support.rtmp),
+        ("srt", p.srt, support.srt),
+    ] {
+        if on && !supported {
+            errors.push(FieldError::new(
+                format!("protocols.{name}"),
+                ErrorCode::Unsupported,
+                format!("{name} output is not supported yet"),
+            ));
+        }
+    }
+
+    let mut push_urls = HashSet::new();
+    for (i, target) in stream.push.iter().enumerate() {
+        let path = format!("push[{i}].url");
+        let scheme = target
+            .url
+            .trim()
+            .split("://")
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if !matches!(scheme.as_str(), "rtmp" | "rtmps") || !target.url.contains("://") {
+            errors.push(FieldError::new(
+                path,
+                ErrorCode::Unsupported,
+                format!("push targets must be rtmp:// or rtmps:// URLs, got scheme {scheme:?}"),
+            ));
+            continue;
+        }
+        if !push_urls.insert(target.url.trim().to_owned()) {
+            errors.push(FieldError::new(
+                path,
+                ErrorCode::InvalidField,
+                "duplicate push URL",
+            ));
+            continue;
+        }
+        if !support.push {
+            errors.push(FieldError::new(
+                path,
+                ErrorCode::Unsupported,
+                "push targets are not supported yet",
+            ));
+        }
+    }
+
+    if stream.dvr.as_ref().is_some_and(|d| d.enabled) && !support.dvr {
+        errors.push(FieldError::new(
+            "dvr.enabled",
+            ErrorCode::Unsupported,
+            "DVR is not supported yet",
+        ));
+    }
+    if let Some(d) = &stream.dvr
+        && (d.max_size_gb < 0.0 || !d.max_size_gb.is_finite())
+    {
+        errors.push(FieldError::new(
+            "dvr.max_size_gb",
+            ErrorCode::InvalidField,
+            "must be ≥ 0",
+        ));
+    }
+    if let Some(t) = &stream.thumbnail {
+        if t.enabled && !support.thumbnail {
+            errors.push(FieldError::new(
+                "thumbnail.enabled",
+                ErrorCode::Unsupported,
+                "thumbnails are not supported yet",
+            ));
+        }
+        if t.quality > 31 {
+            errors.push(FieldError::new(
+                "thumbnail.quality",
+                ErrorCode::InvalidField,
+                "must be 1–31 (0 = default 5)",
+            ));
+        }
+    }
+    if let Some(w) = &stream.watermark
+        && w.enabled
+    {
+        errors.extend(validate_watermark(w));
+        if stream.transcoder.is_none() {
+            warnings.push(
+                "watermark needs a transcoder; it has no effect on a passthrough stream".into(),
+            );
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(warnings)
+    } else {
+        Err(ValidationErrors(errors))
+    }
+}
+
+/// SPEC §Domain "Watermark" rules, checked only when enabled.
+fn validate_watermark(w: &Watermark) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let mut bad = |field: &str, message: &str| {
+        errors.push(FieldError::new(
+            format!("watermark.{field}"),
+            ErrorCode::InvalidWatermark,
+            message,
+        ));
+    };
+    match w.kind.as_str() {
+        "text" => {
+            if w.text.trim().is_empty() {
+                bad("text", "a text watermark needs non-blank text");
+            }
+        }
+        "image" => match (w.image_path.is_empty(), w.asset_id.is_empty()) {
+            (true, true) | (false, false) => {
+                bad(
+                    "image_path",
+                    "an image watermark needs exactly one of image_path and asset_id",
+                );
+            }
+            (false, true) => {
+                if !w.image_path.starts_with('/') {
+                    bad("image_path", "must be an absolute path");
+                }
+            }
+            (true, false) => {
+                let ok = w.asset_id.len() <= 64
+                    && w.asset_id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                if !ok {
+                    bad("asset_id", "must match [A-Za-z0-9_-]{1,64}");
+                }
+            }
+        },
+        other => bad(
+            "type",
+            &format!("must be \"text\" or \"image\", got {other:?}"),
+        ),
+    }
+    if !(0.0..=1.0).contains(&w.opacity) {
+        bad("opacity", "must be within [0, 1]");
+    }
+    let positions = [
+        "",
+        "top_left",
+        "top_right",
+        "bottom_left",
+        "bottom_right",
+        "center",
+        "custom",
+    ];
+    if !positions.contains(&w.position.as_str()) {
+        bad(
+            "position",
+            "must be top_left, top_right, bottom_left, bottom_right, center or custom",
+        );
+    }
+    if w.position == "custom" && w.x.is_empty() && w.y.is_empty() {
+        bad("x", "a custom position needs x or y");
+    }
+    for (field, expr) in [("x", &w.x), ("y", &w.y)] {
+        let ok = expr
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || " _+-*/().,".contains(c));
+        if !ok {
+            bad(
+                field,
+                "may use only letters, digits, spaces and _ + - * / ( ) . ,",
+            );
+        }
+    }
+    if !w.font_color.is_empty() && !valid_color(&w.font_color) {
+        bad(
+            "font_color",
+            "must be a colour name, #RRGGBB[AA] or 0xRRGGBB[AA], optionally @alpha",
+        );
+    }
+    if !w.font_file.is_empty() && !w.font_file.starts_with('/') {
+        bad("font_file", "must be an absolute path");
+    }
+    errors
+}
+
+fn valid_color(text: &str) -> bool {
+    let (color, alpha) = match text.split_once('@') {
+        Some((c, a)) => (c, Some(a)),
+        None => (text, None),
+    };
+    if let Some(a) = alpha
+        && !a.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v))
+    {
+        return false;
+    }
+    let hex = color.strip_prefix('#').or_else(|| color.strip_prefix("0x"));
+    match hex {
+        Some(h) => matches!(h.len(), 6 | 8) && h.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => {
+            !color.is_empty() && color.len() <= 32 && color.bytes().all(|b| b.is_ascii_alphabetic())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn code() -> StreamCode {
+        StreamCode::parse("cam1").unwrap()
+    }
+
+    fn all_support() -> Support {
+        Support {
+            inputs: vec![
+                InputKind::Push,
+                InputKind::Rtmp,
+                InputKind::Srt,
+                InputKind::Rtsp,
+                InputKind::Udp,
+                InputKind::Hls,
+                InputKind::HttpTs,
+                InputKind::File,
+                InputKind::Copy,
+                InputKind::Mixer,
+            ],
+            hls: true,
+            dash: true,
+            rtsp: true,
+            rtmp: true,
+            srt: true,
+            push: true,
+            transcoder: true,
+            dvr: true,
+            thumbnail: true,
+            templates: true,
+            rtmp_port: Some(1935),
+        }
+    }
+
+    fn fails(body: Value, support: &Support) -> Vec<(String, ErrorCode)> {
+        decode_stream(&code(), body, support)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| (e.path, e.code))
+            .collect()
+    }
+
+    #[test]
+    fn decodes_spec_example() {
+        let body = json!({"name": "Match Day", "stream_key": "b41c7e09d2",
+         "inputs": [{"url": "publish://", "priority": 0},
+                    {"url": "srt://standby.example.org:7001?streamid=match&latency=250", "priority": 1},
+                    {"url": "https://origin.example.org/match/master.m3u8", "priority": 2,
+                     "headers": {"X-Origin-Token": "t0k"}, "net": {"timeout_sec": 20}}],
+         "transcoder": {"mode": "per_profile", "audio": {"codec": "aac", "bitrate": 96},
+           "video": {"profiles": [{"width": 1280, "height": 720, "bitrate": 3000, "max_bitrate": 3600},
+                                  {"width": 854, "height": 480, "bitrate": 1200, "preset": "faster"}]}},
+         "protocols": {"hls": true, "dash": true, "rtmp": true},
+         "push": [{"url": "rtmps://live.example.com/app/SECRET", "enabled": true, "comment": "platform"}],
+         "dvr": {"enabled": true, "retention_sec": 43200, "max_size_gb": 20},
+         "watermark": {"enabled": true, "type": "text", "text": "ON AIR", "position": "top_left"}});
+        let (stream, warnings) = decode_stream(&code(), body, &all_support()).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(stream.inputs.len(), 3);
+        assert_eq!(stream.push[0].timeout_sec, 10);
+        assert_eq!(stream.push[0].retry_timeout_sec, 5);
+    }
+
+    #[test]
+    fn body_code_and_read_only_fields_are_ignored() {
+        let body = json!({"code": "other", "runtime": {"status": "active"}, "status": "x", "source": "config"});
+        let (stream, _) = decode_stream(&code(), body, &all_support()).unwrap();
+        assert_eq!(stream.code, code());
+    }
+
+    #[test]
+    fn unknown_fields_name_their_path() {
+        assert_eq!(
+            fails(json!({"bogus": 1}), &all_support()),
+            [("bogus".into(), ErrorCode::UnknownField)]
+        );
+        assert_eq!(
+            fails(
+                json!({"inputs": [{"url": "udp://:5000", "priority": 0, "nope": true}]}),
+                &all_support()
+            ),
+            [("inputs[0].nope".into(), ErrorCode::UnknownField)]
+        );
+        assert_eq!(
+            fails(
+                json!({"transcoder": {"video": {"profiles": [{"widht": 3}]}}}),
+                &all_support()
+            ),
+            [(
+                "transcoder.video.profiles[0].widht".into(),
+                ErrorCode::UnknownField
+            )]
+        );
+    }
+
+    #[test]
+    fn type_errors_name_their_path() {
+        assert_eq!(
+            fails(json!({"inputs": [{"url": 5}]}), &all_support()),
+            [("inputs[0].url".into(), ErrorCode::InvalidField)]
+        );
+        assert_eq!(
+            fails(json!({"transcoder": {"mode": "turbo"}}), &all_support()),
+            [("transcoder.mode".into(), ErrorCode::InvalidTranscoderMode)]
+        );
+        assert_eq!(
+            fails(json!([1]), &all_support()),
+            [("$".into(), ErrorCode::InvalidField)]
+        );
+    }
+
+    #[test]
+    fn input_rules() {
+        let body = json!({"inputs": [
+            {"url": "udp://:5000", "priority": 0},
+            {"url": "rtmq://x/y", "priority": 1},
+            {"url": " udp://:5000 ", "priority": 2},
+            {"url": "udp://:5001", "priority": 7},
+        ]});
+        let got = fails(body, &all_support());
+        assert_eq!(
+            got,
+            [
+                ("inputs[1].url".into(), ErrorCode::InvalidInputUrl),
+                ("inputs[2].url".into(), ErrorCode::DuplicateInput),
+                ("inputs[3].priority".into(), ErrorCode::InvalidInputPriority),
+            ]
+        );
+        let err = decode_stream(
+            &code(),
+            json!({"inputs": [{"url": "rtmq://x", "priority": 0}]}),
+            &all_support(),
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "inputs[0].url: unknown scheme \"rtmq\"");
+    }
+
+    #[test]
+    fn copy_and_mixer_shapes() {
+        assert_eq!(
+            fails(json!({"inputs": [{"url": "copy://cam1"}]}), &all_support()),
+            [("inputs[0].url".into(), ErrorCode::InvalidCopyShape)]
+        );
+        assert_eq!(
+            fails(json!({"inputs": [{"url": "copy://"}]}), &all_support()),
+            [("inputs[0].url".into(), ErrorCode::InvalidCopyUrl)]
+        );
+        assert_eq!(
+            fails(
+                json!({"inputs": [{"url": "mixer://cam1,b"}]}),
+                &all_support()
+            ),
+            [("inputs[0].url".into(), ErrorCode::InvalidMixerShape)]
+        );
+        assert_eq!(
+            fails(
+                json!({"inputs": [{"url": "mixer://a,b"}, {"url": "udp://:1", "priority": 1}]}),
+                &all_support()
+            ),
+            [("inputs[0].url".into(), ErrorCode::InvalidMixerShape)]
+        );
+        assert_eq!(
+            fails(json!({"inputs": [{"url": "mixer://a"}]}), &all_support()),
+            [("inputs[0].url".into(), ErrorCode::InvalidMixerUrl)]
+        );
+    }
+
+    #[test]
+    fn unsupported_features_are_rejected_not_ignored() {
+        let none = Support::default();
+        let got = fails(
+            json!({"inputs": [{"url": "rtsp://cam/x"}], "transcoder": {}, "protocols": {"hls": true},
+                   "push": [{"url": "rtmp://a/b/c"}], "dvr": {"enabled": true},
+                   "thumbnail": {"enabled": true}, "template": "t"}),
+            &none,
+        );
+        let paths: Vec<_> = got.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "template",
+                "inputs[0].url",
+                "transcoder",
+                "protocols.hls",
+                "push[0].url",
+                "dvr.enabled",
+                "thumbnail.enabled"
+            ]
+        );
+        assert!(got.iter().all(|(_, c)| *c == ErrorCode::Unsupported));
+    }
+
+    #[test]
+    fn push_rules() {
+        assert_eq!(
+            fails(json!({"push": [{"url": "http://x/y"}]}), &all_support()),
+            [("push[0].url".into(), ErrorCode::Unsupported)]
+        );
+        assert_eq!(
+            fails(
+                json!({"push": [{"url": "rtmp://x/a/b"}, {"url": "rtmp://x/a/b"}]}),
+                &all_support()
+            ),
+            [("push[1].url".into(), ErrorCode::InvalidField)]
+        );
+    }
+
+    #[test]
+    fn watermark_rules() {
+        let cases = [
+            (
+                json!({"enabled": true, "type": "text", "text": " "}),
+                "watermark.text",
+            ),
+            (
+                json!({"enabled": true, "type": "image"}),
+                "watermark.image_path",
+            ),
+            (
+                json!({"enabled": true, "type": "image", "image_path": "a.png"}),
+                "watermark.image_path",
+            ),
+            (
+                json!({"enabled": true, "type": "image", "asset_id": "a b"}),
+                "watermark.asset_id",
+            ),
+            (
+                json!({"enabled": true, "type": "text", "text": "x", "opacity": 1.5}),
+                "watermark.opacity",
+            ),
+            (
+                json!({"enabled": true, "type": "text", "text": "x", "position": "middle"}),
+                "watermark.position",
+            ),
+            (
+                json!({"enabled": true, "type": "text", "text": "x", "position": "custom"}),
+                "watermark.x",
+            ),
+            (
+                json!({"enabled": true, "type": "text", "text": "x", "x": "w;rm"}),
+                "watermark.x",
+            ),
+            (
+                json!({"enabled": true, "type": "text", "text": "x", "font_color": "#12345"}),
+                "watermark.font_color",
+            ),
+            (json!({"enabled": true, "type": "svg"}), "watermark.type"),
+        ];
+        for (wm, path) in cases {
+            let got = fails(json!({"transcoder": {}, "watermark": wm}), &all_support());
+            assert_eq!(
+                got,
+                [(path.to_owned(), ErrorCode::InvalidWatermark)],
+                "{wm}"
+            );
+        }
+        for color in ["white", "#ffffff", "0xFFFFFF80", "red@0.5"] {
+            let wm = json!({"enabled": true, "type": "text", "text": "x", "font_color": color});
+            assert!(
+                decode_stream(
+                    &code(),
+                    json!({"transcoder": {}, "watermark": wm}),
+                    &all_support()
+                )
+                .is_ok()
+            );
+        }
+        // Disabled watermarks are not checked.
+        assert!(
+            decode_stream(
+                &code(),
+                json!({"watermark": {"type": "svg"}}),
+                &all_support()
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn warnings_for_legacy_and_inert_settings() {
+        let body = json!({"inputs": [{"url": "udp://:5000", "reconnect": true}],
+                          "watermark": {"enabled": true, "type": "text", "text": "x"}});
+        let (_, warnings) = decode_stream(&code(), body, &all_support()).unwrap();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+    }
+}

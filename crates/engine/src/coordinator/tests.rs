@@ -1,0 +1,636 @@
+//! Coordinator routing tests with recording fakes of every service.
+
+use std::collections::HashSet;
+use std::sync::atomic::AtomicI64;
+
+use tributary_domain::{Dvr, Input, Protocols, Push, Transcoder, TranscoderMode, VideoProfile};
+use tributary_store::SqliteStore;
+
+use super::*;
+use crate::services::{
+    BufferService, DvrService, InputService, OutputService, ThumbnailService, TranscodeService,
+};
+
+/// Records every service call as a line, and fails the calls named in `fail`.
+#[derive(Default)]
+struct Recorder {
+    calls: Mutex<Vec<String>>,
+    fail: Mutex<HashSet<String>>,
+    /// Pipelines started minus stopped (input registrations), to catch double starts.
+    live: AtomicI64,
+    max_live: AtomicI64,
+}
+
+impl Recorder {
+    fn call(&self, line: String) -> Result<(), ServiceError> {
+        let failing = self.fail.lock().unwrap().contains(&line);
+        self.calls.lock().unwrap().push(line.clone());
+        if failing {
+            Err(ServiceError::Failed(format!("{line} refused by the test")))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.calls.lock().unwrap())
+    }
+
+    fn fail(&self, line: &str) {
+        self.fail.lock().unwrap().insert(line.to_owned());
+    }
+
+    fn heal(&self) {
+        self.fail.lock().unwrap().clear();
+    }
+}
+
+fn buffers_text(buffers: &[BufferKind]) -> String {
+    buffers
+        .iter()
+        .map(|b| match b {
+            BufferKind::Main => "main".to_owned(),
+            BufferKind::Raw => "raw".to_owned(),
+            BufferKind::Rendition(i) => format!("r{i}"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl BufferService for Recorder {
+    fn create(&self, _: &StreamCode, buffers: &[BufferKind]) -> Result<(), ServiceError> {
+        self.call(format!("buffers.create {}", buffers_text(buffers)))
+    }
+    fn delete(&self, _: &StreamCode, buffers: &[BufferKind]) {
+        let _ = self.call(format!("buffers.delete {}", buffers_text(buffers)));
+    }
+}
+
+impl InputService for Recorder {
+    fn register(&self, s: &Stream) -> Result<(), ServiceError> {
+        self.call(format!("inputs.register {}", s.inputs.len()))?;
+        let live = self.live.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_live.fetch_max(live, Ordering::SeqCst);
+        Ok(())
+    }
+    fn update_inputs(&self, _: &Stream, new: &Stream) -> Result<(), ServiceError> {
+        self.call(format!("inputs.update {}", new.inputs.len()))
+    }
+    fn unregister(&self, _: &StreamCode) {
+        let _ = self.call("inputs.unregister".into());
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl OutputService for Recorder {
+    fn start_output(&self, _: &Stream, o: Output) -> Result<(), ServiceError> {
+        self.call(format!("outputs.start {}", output_name(o)))
+    }
+    fn stop_output(&self, _: &StreamCode, o: Output) {
+        let _ = self.call(format!("outputs.stop {}", output_name(o)));
+    }
+    fn start_push(&self, _: &Stream, p: &Push) -> Result<(), ServiceError> {
+        self.call(format!("push.start {}", p.url))
+    }
+    fn stop_push(&self, _: &StreamCode, url: &str) {
+        let _ = self.call(format!("push.stop {url}"));
+    }
+}
+
+impl TranscodeService for Recorder {
+    fn start(&self, s: &Stream) -> Result<(), ServiceError> {
+        let rungs = s.transcoder.as_ref().map_or(0, |t| t.video.profiles.len());
+        self.call(format!("transcoder.start {rungs}"))
+    }
+    fn stop(&self, _: &StreamCode) {
+        let _ = self.call("transcoder.stop".into());
+    }
+    fn restart_rung(&self, _: &Stream, i: usize) -> Result<(), ServiceError> {
+        self.call(format!("transcoder.restart_rung {i}"))
+    }
+    fn add_rung(&self, _: &Stream, i: usize) -> Result<(), ServiceError> {
+        self.call(format!("transcoder.add_rung {i}"))
+    }
+    fn remove_rung(&self, _: &StreamCode, i: usize) {
+        let _ = self.call(format!("transcoder.remove_rung {i}"));
+    }
+}
+
+impl DvrService for Recorder {
+    fn start(&self, _: &Stream) -> Result<(), ServiceError> {
+        self.call("dvr.start".into())
+    }
+    fn stop(&self, _: &StreamCode) {
+        let _ = self.call("dvr.stop".into());
+    }
+    fn apply(&self, _: &Stream) {
+        let _ = self.call("dvr.apply".into());
+    }
+}
+
+impl ThumbnailService for Recorder {
+    fn start(&self, _: &Stream) -> Result<(), ServiceError> {
+        self.call("thumbnails.start".into())
+    }
+    fn stop(&self, _: &StreamCode) {
+        let _ = self.call("thumbnails.stop".into());
+    }
+}
+
+struct Rig {
+    coordinator: Coordinator,
+    recorder: Arc<Recorder>,
+    store: Arc<SqliteStore>,
+}
+
+fn rig() -> Rig {
+    let recorder = Arc::new(Recorder::default());
+    let services = Services {
+        buffers: recorder.clone(),
+        inputs: recorder.clone(),
+        outputs: recorder.clone(),
+        transcoder: recorder.clone(),
+        dvr: recorder.clone(),
+        thumbnails: recorder.clone(),
+    };
+    let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let coordinator = Coordinator::new(
+        services,
+        store.clone(),
+        EventBus::new(),
+        Duration::from_secs(120),
+    );
+    Rig {
+        coordinator,
+        recorder,
+        store,
+    }
+}
+
+fn base() -> Stream {
+    let mut s = Stream::new(StreamCode::parse("cam").unwrap());
+    s.inputs = vec![Input::new("udp://:5000", 0)];
+    s
+}
+
+fn transcoded(mode: TranscoderMode, rungs: u32) -> Stream {
+    let mut s = base();
+    let mut t = Transcoder {
+        mode,
+        ..Transcoder::default()
+    };
+    t.video.profiles = (0..rungs)
+        .map(|i| VideoProfile {
+            width: 640 * (i + 1),
+            bitrate: 1000 * (i + 1),
+            ..VideoProfile::default()
+        })
+        .collect();
+    s.transcoder = Some(t);
+    s
+}
+
+async fn started(rig: &Rig, s: &Stream) {
+    rig.coordinator.start(s.clone()).await.unwrap();
+    rig.recorder.take();
+}
+
+#[tokio::test]
+async fn start_creates_in_order_and_is_idempotent() {
+    let rig = rig();
+    let mut s = transcoded(TranscoderMode::PerProfile, 2);
+    s.protocols = Some(Protocols {
+        hls: true,
+        rtmp: true,
+        ..Protocols::default()
+    });
+    s.push = vec![Push {
+        url: "rtmp://a/b/c".into(),
+        enabled: true,
+        timeout_sec: 10,
+        retry_timeout_sec: 5,
+        limit: 0,
+        comment: String::new(),
+        profile: String::new(),
+    }];
+    s.dvr = Some(Dvr {
+        enabled: true,
+        ..Dvr::default()
+    });
+    let applied = rig.coordinator.start(s.clone()).await.unwrap();
+    assert_eq!(applied.actions, vec![Action::Start]);
+    assert_eq!(
+        rig.recorder.take(),
+        [
+            "buffers.create main,raw,r0,r1",
+            "inputs.register 1",
+            "outputs.start hls",
+            "outputs.start rtmp",
+            "push.start rtmp://a/b/c",
+            "transcoder.start 2",
+            "dvr.start",
+        ]
+    );
+    assert!(rig.coordinator.is_running(&s.code));
+    assert_eq!(rig.coordinator.stream_status(&s.code), StreamStatus::Active);
+    // Idempotent.
+    let again = rig.coordinator.start(s.clone()).await.unwrap();
+    assert!(again.actions.is_empty());
+    assert!(rig.recorder.take().is_empty());
+    // Stop in reverse dependency order.
+    rig.coordinator.stop(&s.code).await.unwrap();
+    assert_eq!(
+        rig.recorder.take(),
+        [
+            "dvr.stop",
+            "push.stop rtmp://a/b/c",
+            "outputs.stop rtmp",
+            "outputs.stop hls",
+            "transcoder.stop",
+            "inputs.unregister",
+            "buffers.delete main,raw,r0,r1",
+        ]
+    );
+    assert_eq!(
+        rig.coordinator.stream_status(&s.code),
+        StreamStatus::Stopped
+    );
+    // Stopping a stopped stream is a no-op.
+    assert!(
+        rig.coordinator
+            .stop(&s.code)
+            .await
+            .unwrap()
+            .actions
+            .is_empty()
+    );
+    assert!(rig.recorder.take().is_empty());
+}
+
+#[tokio::test]
+async fn start_refuses_disabled_and_inputless_streams() {
+    let rig = rig();
+    let mut s = base();
+    s.disabled = true;
+    assert!(matches!(
+        rig.coordinator.start(s.clone()).await,
+        Err(CoordError::Disabled(_))
+    ));
+    s.disabled = false;
+    s.inputs.clear();
+    assert!(matches!(
+        rig.coordinator.start(s).await,
+        Err(CoordError::NoInputs(_))
+    ));
+    assert!(rig.recorder.take().is_empty());
+}
+
+#[tokio::test]
+async fn publisher_start_failure_rolls_back_everything_created() {
+    let rig = rig();
+    let mut s = base();
+    s.protocols = Some(Protocols {
+        hls: true,
+        rtmp: true,
+        ..Protocols::default()
+    });
+    rig.recorder.fail("outputs.start rtmp");
+    let err = rig.coordinator.start(s.clone()).await.unwrap_err();
+    assert!(err.to_string().contains("output rtmp"), "{err}");
+    assert_eq!(
+        rig.recorder.take(),
+        [
+            "buffers.create main",
+            "inputs.register 1",
+            "outputs.start hls",
+            "outputs.start rtmp",
+            "outputs.stop hls",
+            "inputs.unregister",
+            "buffers.delete main",
+        ]
+    );
+    assert!(!rig.coordinator.is_running(&s.code));
+    assert!(rig.coordinator.snapshot(&s.code).last_error.is_some());
+}
+
+#[tokio::test]
+async fn dvr_failure_is_a_warning_not_a_start_failure() {
+    let rig = rig();
+    let mut s = base();
+    s.dvr = Some(Dvr {
+        enabled: true,
+        ..Dvr::default()
+    });
+    rig.recorder.fail("dvr.start");
+    let applied = rig.coordinator.start(s.clone()).await.unwrap();
+    assert_eq!(applied.warnings.len(), 1);
+    assert!(rig.coordinator.is_running(&s.code));
+}
+
+/// Runs `old` → `new` and returns the service calls the update made.
+async fn route(old: Stream, new: Stream) -> Vec<String> {
+    let rig = rig();
+    started(&rig, &old).await;
+    rig.coordinator.update(new).await.unwrap();
+    rig.recorder.take()
+}
+
+#[tokio::test]
+async fn add_input_touches_only_the_manager() {
+    let old = base();
+    let mut new = base();
+    new.inputs.push(Input::new("udp://:5001", 1));
+    assert_eq!(route(old, new).await, ["inputs.update 2"]);
+}
+
+#[tokio::test]
+async fn remove_active_input_touches_only_the_manager() {
+    let mut old = base();
+    old.inputs.push(Input::new("udp://:5001", 1));
+    let mut new = base();
+    new.inputs = vec![Input::new("udp://:5001", 0)];
+    assert_eq!(route(old, new).await, ["inputs.update 1"]);
+}
+
+#[tokio::test]
+async fn change_one_profile_restarts_that_rung_only() {
+    let old = transcoded(TranscoderMode::PerProfile, 3);
+    let mut new = old.clone();
+    new.transcoder.as_mut().unwrap().video.profiles[1].bitrate = 1234;
+    assert_eq!(route(old, new).await, ["transcoder.restart_rung 1"]);
+}
+
+#[tokio::test]
+async fn add_and_remove_profiles_per_profile() {
+    let old = transcoded(TranscoderMode::PerProfile, 2);
+    let new = transcoded(TranscoderMode::PerProfile, 3);
+    assert_eq!(
+        route(old.clone(), new.clone()).await,
+        ["buffers.create r2", "transcoder.add_rung 2"]
+    );
+    assert_eq!(
+        route(new, old).await,
+        ["transcoder.remove_rung 2", "buffers.delete r2"]
+    );
+}
+
+#[tokio::test]
+async fn profile_change_in_multi_mode_restarts_the_single_ffmpeg() {
+    let old = transcoded(TranscoderMode::Multi, 2);
+    let new = transcoded(TranscoderMode::Multi, 3);
+    assert_eq!(
+        route(old, new).await,
+        [
+            "transcoder.stop",
+            "buffers.delete ",
+            "buffers.create r2",
+            "transcoder.start 3"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn toggle_hls() {
+    let old = base();
+    let mut new = base();
+    new.protocols = Some(Protocols {
+        hls: true,
+        ..Protocols::default()
+    });
+    assert_eq!(route(old.clone(), new.clone()).await, ["outputs.start hls"]);
+    assert_eq!(route(new, old).await, ["outputs.stop hls"]);
+}
+
+#[tokio::test]
+async fn add_push_target() {
+    let old = base();
+    let mut new = base();
+    new.push = vec![Push {
+        url: "rtmp://x/app/key".into(),
+        enabled: true,
+        timeout_sec: 10,
+        retry_timeout_sec: 5,
+        limit: 0,
+        comment: String::new(),
+        profile: String::new(),
+    }];
+    assert_eq!(route(old, new).await, ["push.start rtmp://x/app/key"]);
+}
+
+#[tokio::test]
+async fn toggle_dvr() {
+    let old = base();
+    let mut new = base();
+    new.dvr = Some(Dvr {
+        enabled: true,
+        ..Dvr::default()
+    });
+    assert_eq!(route(old.clone(), new.clone()).await, ["dvr.start"]);
+    assert_eq!(route(new, old).await, ["dvr.stop"]);
+}
+
+#[tokio::test]
+async fn disable_stops_everything() {
+    let mut old = base();
+    old.protocols = Some(Protocols {
+        hls: true,
+        ..Protocols::default()
+    });
+    let mut new = old.clone();
+    new.disabled = true;
+    assert_eq!(
+        route(old, new).await,
+        [
+            "outputs.stop hls",
+            "inputs.unregister",
+            "buffers.delete main"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn topology_change_reloads_the_transcoder_only() {
+    let mut old = base();
+    old.protocols = Some(Protocols {
+        hls: true,
+        rtmp: true,
+        ..Protocols::default()
+    });
+    let mut new = transcoded(TranscoderMode::Multi, 2);
+    new.protocols = old.protocols;
+    assert_eq!(
+        route(old, new).await,
+        [
+            "buffers.delete ",
+            "buffers.create raw,r0,r1",
+            "inputs.update 1",
+            "transcoder.start 2",
+            "outputs.stop hls",
+            "outputs.start hls",
+        ]
+    );
+}
+
+#[tokio::test]
+async fn metadata_only_change_restarts_nothing() {
+    let old = base();
+    let mut new = base();
+    new.name = "New name".into();
+    new.description = "d".into();
+    new.tags = vec!["x".into()];
+    new.stream_key = "k".into();
+    assert!(route(old, new).await.is_empty());
+}
+
+#[tokio::test]
+async fn failed_update_ends_in_a_clean_stop() {
+    let rig = rig();
+    let old = base();
+    started(&rig, &old).await;
+    let mut new = base();
+    new.protocols = Some(Protocols {
+        hls: true,
+        ..Protocols::default()
+    });
+    rig.recorder.fail("outputs.start hls");
+    assert!(rig.coordinator.update(new).await.is_err());
+    assert_eq!(
+        rig.recorder.take(),
+        [
+            "outputs.start hls",
+            "inputs.unregister",
+            "buffers.delete main"
+        ]
+    );
+    assert!(!rig.coordinator.is_running(&old.code));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_operations_serialise_without_double_start() {
+    let rig = rig();
+    let code = base().code;
+    let mut tasks = Vec::new();
+    for i in 0..100u32 {
+        let coordinator = rig.coordinator.clone();
+        let code = code.clone();
+        tasks.push(tokio::spawn(async move {
+            match i % 3 {
+                0 => coordinator.start(base()).await.map(|_| ()),
+                1 => coordinator.stop(&code).await.map(|_| ()),
+                _ => {
+                    let mut s = base();
+                    s.name = format!("v{i}");
+                    coordinator.update(s).await.map(|_| ())
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let processed = {
+        let actor = rig.coordinator.existing(&code).unwrap();
+        let inner = actor.state.lock();
+        inner.processed.clone()
+    };
+    assert_eq!(processed.len(), 100);
+    let last = *processed.last().unwrap();
+    let running = rig.coordinator.is_running(&code);
+    assert_eq!(running, last != "stop", "last processed op was {last}");
+    assert_eq!(
+        rig.recorder.max_live.load(Ordering::SeqCst),
+        1,
+        "a double start happened"
+    );
+    assert_eq!(rig.recorder.live.load(Ordering::SeqCst), i64::from(running));
+}
+
+#[tokio::test]
+async fn put_persists_then_applies_and_delete_stops() {
+    let rig = rig();
+    let s = base();
+    let outcome = rig.coordinator.put(s.clone(), Expect::Any).await.unwrap();
+    assert!(outcome.created);
+    assert_eq!(outcome.stored.revision, 1);
+    assert!(outcome.applied.is_ok());
+    assert!(rig.coordinator.is_running(&s.code));
+    // Precondition failure leaves the record and the pipeline alone.
+    let err = rig
+        .coordinator
+        .put(s.clone(), Expect::Revision(7))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CoordError::Precondition { .. }), "{err}");
+    assert!(rig.coordinator.delete(&s.code).await.unwrap());
+    assert!(!rig.coordinator.is_running(&s.code));
+    assert!(rig.store.get(&s.code).unwrap().is_none());
+    assert!(!rig.coordinator.delete(&s.code).await.unwrap());
+}
+
+#[tokio::test]
+async fn restart_needs_a_stored_enabled_stream() {
+    let rig = rig();
+    let mut s = base();
+    assert!(matches!(
+        rig.coordinator.restart(&s.code).await,
+        Err(CoordError::NotFound(_))
+    ));
+    s.disabled = true;
+    rig.coordinator.put(s.clone(), Expect::Any).await.unwrap();
+    assert!(matches!(
+        rig.coordinator.restart(&s.code).await,
+        Err(CoordError::Disabled(_))
+    ));
+    s.disabled = false;
+    rig.coordinator.put(s.clone(), Expect::Any).await.unwrap();
+    rig.recorder.take();
+    let applied = rig.coordinator.restart(&s.code).await.unwrap();
+    assert_eq!(applied.actions, vec![Action::Stop, Action::Start]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reconciler_heals_a_failed_start_within_one_interval_and_skips_disabled() {
+    let rig = rig();
+    let good = base();
+    let mut disabled = base();
+    disabled.code = StreamCode::parse("off").unwrap();
+    disabled.disabled = true;
+    rig.recorder.fail("inputs.register 1");
+    let outcome = rig
+        .coordinator
+        .put(good.clone(), Expect::Any)
+        .await
+        .unwrap();
+    assert!(outcome.applied.is_err());
+    rig.coordinator
+        .put(disabled.clone(), Expect::Any)
+        .await
+        .unwrap();
+    assert!(!rig.coordinator.is_running(&good.code));
+
+    let shutdown = CancellationToken::new();
+    let interval = Duration::from_secs(10);
+    let task = tokio::spawn(crate::reconciler::run(
+        rig.coordinator.clone(),
+        rig.store.clone(),
+        interval,
+        shutdown.clone(),
+    ));
+    // The cause goes away; within one interval the stream runs.
+    rig.recorder.heal();
+    let deadline = tokio::time::Instant::now() + interval + Duration::from_millis(500);
+    while !rig.coordinator.is_running(&good.code) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not healed within one interval"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Several more passes never start the disabled stream.
+    tokio::time::sleep(interval * 3).await;
+    assert!(!rig.coordinator.is_running(&disabled.code));
+    shutdown.cancel();
+    task.await.unwrap();
+}
+
+use tokio_util::sync::CancellationToken;

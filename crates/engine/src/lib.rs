@@ -1,0 +1,469 @@
+//! Tributary's engine: composition and lifecycle (ARCHITECTURE.md §5 "engine", §8).
+//!
+//! [`Engine::open`] opens the store and builds the services; [`Engine::boot`] starts every
+//! persisted enabled stream (the reconciler's first pass) and marks the engine ready;
+//! [`Engine::spawn_reconciler`] keeps running streams converged on the store; and
+//! [`Engine::shutdown`] stops streams in reverse start order. The API talks to the engine only
+//! through the cloneable [`EngineHandle`], in `domain` types.
+#![forbid(unsafe_code)]
+#![forbid(clippy::print_stdout, clippy::print_stderr)]
+
+mod coordinator;
+pub mod events;
+mod reconciler;
+mod security;
+mod services;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+use tributary_domain::config::ServerConfig;
+use tributary_domain::diff::{StreamDiff, compute_diff};
+use tributary_domain::event::StreamStatus;
+use tributary_domain::plan::{RestartPlan, plan};
+use tributary_domain::validate::Support;
+use tributary_domain::{Stream, StreamCode};
+use tributary_store::{Expect, SqliteStore, StoredStream, StreamRepository};
+
+pub use coordinator::{Applied, CoordError, StateSnapshot};
+pub use security::AdminToken;
+
+use crate::coordinator::Coordinator;
+use crate::events::EventBus;
+use crate::services::{NotLanded, Services};
+
+/// Why the engine could not open.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The data directory could not be created or secured.
+    #[error("data directory {path}: {error}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What failed.
+        error: std::io::Error,
+    },
+    /// The store could not open.
+    #[error("store {path}: {error}")]
+    Store {
+        /// The database file.
+        path: PathBuf,
+        /// What failed.
+        error: String,
+    },
+    /// The admin token could not be read or written.
+    #[error("admin token {path}: {error}")]
+    Token {
+        /// The token file.
+        path: PathBuf,
+        /// What failed.
+        error: std::io::Error,
+    },
+}
+
+/// A stored record with its bookkeeping, as the API serves it.
+#[derive(Debug, Clone)]
+pub struct StreamRecord {
+    /// The record as the operator stored it.
+    pub stream: Stream,
+    /// Increases by one per write; the ETag is derived from it.
+    pub revision: u64,
+    /// First write.
+    pub created_at: DateTime<Utc>,
+    /// Last write.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<StoredStream> for StreamRecord {
+    fn from(s: StoredStream) -> Self {
+        Self {
+            stream: s.stream,
+            revision: s.revision,
+            created_at: s.created_at,
+            updated_at: s.updated_at,
+        }
+    }
+}
+
+/// A write's precondition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// Write whatever is stored.
+    None,
+    /// Only if the stored revision is this one (`If-Match`).
+    Revision(u64),
+}
+
+/// The live state of one stream, served under `runtime` (SPEC §API "Runtime object").
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Runtime {
+    /// `active`, `degraded` or `stopped`.
+    pub status: StreamStatus,
+    /// Why degraded.
+    pub status_reasons: Vec<&'static str>,
+    /// Whether the pipeline runs.
+    pub pipeline_active: bool,
+    /// `config` (stored) or `runtime` (auto-publish).
+    pub source: &'static str,
+    /// When the current run started (RFC 3339, ms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// The active input, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active_input_priority: Option<u32>,
+    /// No input is usable.
+    pub exhausted: bool,
+    /// Per-input state, by priority (`[]` when stopped).
+    #[schema(value_type = Vec<Object>)]
+    pub inputs: Vec<serde_json::Value>,
+    /// Recent switches, newest first.
+    #[schema(value_type = Vec<Object>)]
+    pub switches: Vec<serde_json::Value>,
+    /// Operator-facing warnings of the current run.
+    pub warnings: Vec<String>,
+    /// The last start or update failure, until the next success (the reconciler retries).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// The result of a store write plus apply.
+#[derive(Debug, Clone)]
+pub struct PutResult {
+    /// The stored record.
+    pub record: StreamRecord,
+    /// Whether it is new.
+    pub created: bool,
+    /// Warnings: validation notes, and a failed apply (the write stands; the reconciler retries).
+    pub warnings: Vec<String>,
+}
+
+/// What a write would do (`?dry_run=true`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DryRun {
+    /// The computed diff against the stored record (`null` for a new stream).
+    pub diff: Option<StreamDiff>,
+    /// The restart plan.
+    pub actions: Vec<String>,
+    /// Plan warnings.
+    pub warnings: Vec<String>,
+}
+
+/// Bound ports as `GET /config` shows them (0 = disabled or not supported yet).
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
+pub struct Ports {
+    /// The HTTP address actually bound.
+    pub http_addr: String,
+    /// RTMP listener port.
+    pub rtmp_port: u16,
+    /// RTSP listener port.
+    pub rtsp_port: u16,
+    /// SRT listener port.
+    pub srt_port: u16,
+}
+
+/// The engine and its background tasks.
+pub struct Engine {
+    handle: EngineHandle,
+}
+
+struct Shared {
+    config: ServerConfig,
+    store: Arc<dyn StreamRepository>,
+    coordinator: Coordinator,
+    events: EventBus,
+    support: Support,
+    token: AdminToken,
+    ports: Mutex<Ports>,
+    booted: AtomicBool,
+    shutdown: CancellationToken,
+}
+
+/// The API's view of the engine. Cheap to clone.
+#[derive(Clone)]
+pub struct EngineHandle {
+    shared: Arc<Shared>,
+}
+
+impl Engine {
+    /// Opens the data directory and the store, and builds the services.
+    pub fn open(config: ServerConfig) -> Result<Self, OpenError> {
+        let data_dir = PathBuf::from(&config.data_dir);
+        security::secure_dir(&data_dir).map_err(|error| OpenError::DataDir {
+            path: data_dir.clone(),
+            error,
+        })?;
+        let db = data_dir.join("tributary.db");
+        let store = SqliteStore::open(&db).map_err(|e| OpenError::Store {
+            path: db.clone(),
+            error: e.to_string(),
+        })?;
+        let token = AdminToken::load(&config.security.admin_token, &data_dir)?;
+        Ok(Self::with_parts(config, Arc::new(store), services(), token))
+    }
+
+    fn with_parts(
+        config: ServerConfig,
+        store: Arc<dyn StreamRepository>,
+        services: Services,
+        token: AdminToken,
+    ) -> Self {
+        let events = EventBus::new();
+        let timeout = Duration::from_secs(config.server.admin_timeout_sec.max(1));
+        let coordinator = Coordinator::new(services, store.clone(), events.clone(), timeout);
+        let shared = Shared {
+            config,
+            store,
+            coordinator,
+            events,
+            support: support(),
+            token,
+            ports: Mutex::new(Ports::default()),
+            booted: AtomicBool::new(false),
+            shutdown: CancellationToken::new(),
+        };
+        Self {
+            handle: EngineHandle {
+                shared: Arc::new(shared),
+            },
+        }
+    }
+
+    /// The API's handle.
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+
+    /// Starts every persisted, enabled stream (≤ `boot_concurrency` at a time; failures are
+    /// left to the reconciler), then marks the engine ready.
+    pub async fn boot(&self) {
+        let shared = &self.handle.shared;
+        reconciler::pass(
+            &shared.coordinator,
+            &shared.store,
+            shared.config.coordinator.boot_concurrency,
+        )
+        .await;
+        shared.booted.store(true, Ordering::Release);
+        tracing::info!(
+            running = shared.coordinator.running_streams().len(),
+            "boot start-up done"
+        );
+    }
+
+    /// Runs the reconciler every `coordinator.reconcile_interval_sec` until shutdown.
+    pub fn spawn_reconciler(&self) -> tokio::task::JoinHandle<()> {
+        let shared = self.handle.shared.clone();
+        let interval = Duration::from_secs(shared.config.coordinator.reconcile_interval_sec);
+        tokio::spawn(async move {
+            reconciler::run(
+                shared.coordinator.clone(),
+                shared.store.clone(),
+                interval,
+                shared.shutdown.clone(),
+            )
+            .await;
+        })
+    }
+
+    /// Stops accepting lifecycle operations and stops every stream in reverse start order.
+    pub async fn shutdown(&self) {
+        let shared = &self.handle.shared;
+        shared.shutdown.cancel();
+        shared.coordinator.shutdown().await;
+    }
+}
+
+impl EngineHandle {
+    /// The effective configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.shared.config
+    }
+
+    /// What this build implements (drives validation).
+    pub fn support(&self) -> &Support {
+        &self.shared.support
+    }
+
+    /// The admin token.
+    pub fn admin_token(&self) -> &AdminToken {
+        &self.shared.token
+    }
+
+    /// The event bus.
+    pub fn events(&self) -> &EventBus {
+        &self.shared.events
+    }
+
+    /// Bound ports.
+    pub fn ports(&self) -> Ports {
+        self.shared
+            .ports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Records the HTTP address actually bound.
+    pub fn set_http_addr(&self, addr: String) {
+        self.shared
+            .ports
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .http_addr = addr;
+    }
+
+    /// `Ok` once the store is open, listeners are bound and boot start-up is done; else the
+    /// reasons.
+    pub fn readiness(&self) -> Result<(), Vec<String>> {
+        let mut reasons = Vec::new();
+        if !self.shared.booted.load(Ordering::Acquire) {
+            reasons.push("boot start-up not done".to_owned());
+        }
+        if self.shared.shutdown.is_cancelled() {
+            reasons.push("shutting down".to_owned());
+        }
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons)
+        }
+    }
+
+    /// Every stored stream, sorted by code.
+    pub async fn list_streams(&self) -> Result<Vec<StreamRecord>, CoordError> {
+        let store = self.shared.store.clone();
+        let list = tokio::task::spawn_blocking(move || store.list())
+            .await
+            .map_err(|e| CoordError::Store(e.to_string()))?
+            .map_err(|e| CoordError::Store(e.to_string()))?;
+        Ok(list.into_iter().map(StreamRecord::from).collect())
+    }
+
+    /// One stored stream.
+    pub async fn get_stream(&self, code: &StreamCode) -> Result<Option<StreamRecord>, CoordError> {
+        let store = self.shared.store.clone();
+        let code = code.clone();
+        let found = tokio::task::spawn_blocking(move || store.get(&code))
+            .await
+            .map_err(|e| CoordError::Store(e.to_string()))?
+            .map_err(|e| CoordError::Store(e.to_string()))?;
+        Ok(found.map(StreamRecord::from))
+    }
+
+    /// The live state of a stream.
+    pub fn runtime(&self, code: &StreamCode) -> Runtime {
+        let snap = self.shared.coordinator.snapshot(code);
+        Runtime {
+            status: snap.status,
+            status_reasons: snap.status_reasons.clone(),
+            pipeline_active: snap.running,
+            source: "config",
+            started_at: snap
+                .started_at
+                .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            active_input_priority: None,
+            exhausted: snap.status_reasons.contains(&"inputs_exhausted"),
+            inputs: Vec::new(),
+            switches: Vec::new(),
+            warnings: snap.warnings,
+            last_error: snap.last_error,
+        }
+    }
+
+    /// Stores a stream (create or replace) and applies it: start, update or stop. Applying
+    /// never fails the write; a failure becomes a warning and the reconciler retries.
+    pub async fn put_stream(
+        &self,
+        stream: Stream,
+        precondition: Precondition,
+    ) -> Result<PutResult, CoordError> {
+        let expect = match precondition {
+            Precondition::None => Expect::Any,
+            Precondition::Revision(r) => Expect::Revision(r),
+        };
+        let outcome = self.shared.coordinator.put(stream, expect).await?;
+        let mut warnings = Vec::new();
+        match outcome.applied {
+            Ok(applied) => warnings.extend(applied.warnings),
+            Err(e) => warnings.push(format!("{e}; the reconciler will retry")),
+        }
+        Ok(PutResult {
+            record: outcome.stored.into(),
+            created: outcome.created,
+            warnings,
+        })
+    }
+
+    /// What storing `stream` would do, without doing it.
+    pub async fn dry_run(&self, stream: &Stream) -> Result<DryRun, CoordError> {
+        let current = self.get_stream(&stream.code).await?;
+        let Some(current) = current else {
+            let action = if stream.is_startable() {
+                "start the stream"
+            } else {
+                "store only (not startable)"
+            };
+            return Ok(DryRun {
+                diff: None,
+                actions: vec![action.to_owned()],
+                warnings: Vec::new(),
+            });
+        };
+        let diff = compute_diff(&current.stream, stream);
+        let RestartPlan { actions, warnings } = plan(&current.stream, stream, &diff);
+        Ok(DryRun {
+            diff: Some(diff),
+            actions: actions.iter().map(|a| a.describe()).collect(),
+            warnings,
+        })
+    }
+
+    /// Deletes a stream's record and stops it. Returns whether it existed.
+    pub async fn delete_stream(&self, code: &StreamCode) -> Result<bool, CoordError> {
+        self.shared.coordinator.delete(code).await
+    }
+
+    /// Stop + start from the stored record.
+    pub async fn restart_stream(&self, code: &StreamCode) -> Result<Applied, CoordError> {
+        self.shared.coordinator.restart(code).await
+    }
+
+    /// Whether the stream's pipeline runs.
+    pub fn is_running(&self, code: &StreamCode) -> bool {
+        self.shared.coordinator.is_running(code)
+    }
+
+    /// Running streams, oldest start first.
+    pub fn running_streams(&self) -> Vec<StreamCode> {
+        self.shared.coordinator.running_streams()
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        Path::new(&self.shared.config.data_dir)
+    }
+}
+
+/// The services of this build. A service whose crate has not landed refuses with
+/// "not supported yet"; validation ([`support`]) keeps configurations from reaching it.
+fn services() -> Services {
+    Services {
+        buffers: Arc::new(NotLanded("the buffer hub")),
+        inputs: Arc::new(NotLanded("ingest")),
+        outputs: Arc::new(NotLanded("this output")),
+        transcoder: Arc::new(NotLanded("transcoding")),
+        dvr: Arc::new(NotLanded("DVR")),
+        thumbnails: Arc::new(NotLanded("thumbnails")),
+    }
+}
+
+/// What this build implements.
+fn support() -> Support {
+    Support::default()
+}

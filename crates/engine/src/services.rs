@@ -1,0 +1,185 @@
+//! The private service traits the coordinator drives (ARCHITECTURE.md §3 "Trait seams").
+//!
+//! Each trait is the coordinator's whole view of one service. The calls are synchronous and
+//! quick: a service starts its own tasks and returns; `stop`-type calls remove the stream's
+//! state at once (anything slow, such as reaping a process, continues in the service's own
+//! tracked tasks). That keeps the coordinator's ordering rules exact and its routing testable
+//! with recording fakes (`coordinator::tests`).
+
+use std::sync::Arc;
+
+use tributary_domain::diff::Output;
+use tributary_domain::{Push, Stream, StreamCode};
+
+/// A service refused or failed an operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum ServiceError {
+    /// The feature has not landed in this build.
+    #[error("{0} is not supported yet")]
+    Unsupported(&'static str),
+    /// The service tried and failed.
+    #[allow(
+        dead_code,
+        reason = "returned by real services as they land; the fakes use it"
+    )]
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A buffer the coordinator creates for a stream (SPEC §Buffer hub ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum BufferKind {
+    /// `<code>`: the main buffer (the playback feed when not transcoding).
+    Main,
+    /// `$raw$<code>`: ingest target while transcoding.
+    Raw,
+    /// `$r$<code>$track_N`: one rendition (rung index from 0).
+    Rendition(u16),
+}
+
+/// The buffers a stream needs: main, plus raw and one per rung when FFmpeg runs.
+pub(crate) fn buffer_plan(stream: &Stream) -> Vec<BufferKind> {
+    let mut plan = vec![BufferKind::Main];
+    if let Some(t) = stream.transcoder.as_ref().filter(|t| t.needs_ffmpeg()) {
+        plan.push(BufferKind::Raw);
+        let rungs = t.video.profiles.len().max(1);
+        plan.extend((0..rungs).map(|i| BufferKind::Rendition(i as u16)));
+    }
+    plan
+}
+
+/// The buffer hub.
+pub(crate) trait BufferService: Send + Sync {
+    /// Creates the given buffers of a stream (all before any consumer starts).
+    fn create(&self, code: &StreamCode, buffers: &[BufferKind]) -> Result<(), ServiceError>;
+    /// Deletes buffers; their subscribers see end-of-stream.
+    fn delete(&self, code: &StreamCode, buffers: &[BufferKind]);
+}
+
+/// The stream manager: inputs and their health.
+pub(crate) trait InputService: Send + Sync {
+    /// Registers a stream's inputs and starts ingest.
+    fn register(&self, stream: &Stream) -> Result<(), ServiceError>;
+    /// Applies a changed input list without touching unchanged inputs.
+    fn update_inputs(&self, old: &Stream, new: &Stream) -> Result<(), ServiceError>;
+    /// Stops ingest and forgets the stream.
+    fn unregister(&self, code: &StreamCode);
+}
+
+/// Outputs: HLS/DASH packagers, play gates and push targets.
+pub(crate) trait OutputService: Send + Sync {
+    /// Starts one output of a stream.
+    fn start_output(&self, stream: &Stream, output: Output) -> Result<(), ServiceError>;
+    /// Stops one output; its viewers are disconnected.
+    fn stop_output(&self, code: &StreamCode, output: Output);
+    /// Starts one push target.
+    fn start_push(&self, stream: &Stream, target: &Push) -> Result<(), ServiceError>;
+    /// Stops one push target.
+    fn stop_push(&self, code: &StreamCode, url: &str);
+}
+
+/// FFmpeg supervision.
+pub(crate) trait TranscodeService: Send + Sync {
+    /// Starts the stream's FFmpeg processes.
+    fn start(&self, stream: &Stream) -> Result<(), ServiceError>;
+    /// Stops every FFmpeg process of the stream.
+    fn stop(&self, code: &StreamCode);
+    /// Restarts one rung (per_profile mode).
+    fn restart_rung(&self, stream: &Stream, index: usize) -> Result<(), ServiceError>;
+    /// Adds a rung (per_profile mode); its buffer exists already.
+    fn add_rung(&self, stream: &Stream, index: usize) -> Result<(), ServiceError>;
+    /// Removes a rung (per_profile mode).
+    fn remove_rung(&self, code: &StreamCode, index: usize);
+}
+
+/// Recording.
+pub(crate) trait DvrService: Send + Sync {
+    /// Starts recording the playback feed.
+    fn start(&self, stream: &Stream) -> Result<(), ServiceError>;
+    /// Stops recording, closing the partial segment.
+    fn stop(&self, code: &StreamCode);
+    /// Applies changed DVR settings at the next segment.
+    fn apply(&self, stream: &Stream);
+}
+
+/// Thumbnails.
+pub(crate) trait ThumbnailService: Send + Sync {
+    /// Starts (or restarts) the thumbnailer.
+    fn start(&self, stream: &Stream) -> Result<(), ServiceError>;
+    /// Stops it.
+    fn stop(&self, code: &StreamCode);
+}
+
+/// Every service the coordinator drives.
+#[derive(Clone)]
+pub(crate) struct Services {
+    pub(crate) buffers: Arc<dyn BufferService>,
+    pub(crate) inputs: Arc<dyn InputService>,
+    pub(crate) outputs: Arc<dyn OutputService>,
+    pub(crate) transcoder: Arc<dyn TranscodeService>,
+    pub(crate) dvr: Arc<dyn DvrService>,
+    pub(crate) thumbnails: Arc<dyn ThumbnailService>,
+}
+
+/// Stands in for a service whose crate has not landed. Validation rejects every configuration
+/// that would reach it, so it is only hit by records written by another build; it refuses with
+/// a clear error instead of pretending to work.
+pub(crate) struct NotLanded(pub(crate) &'static str);
+
+impl BufferService for NotLanded {
+    fn create(&self, _: &StreamCode, _: &[BufferKind]) -> Result<(), ServiceError> {
+        Err(ServiceError::Unsupported(self.0))
+    }
+    fn delete(&self, _: &StreamCode, _: &[BufferKind]) {}
+}
+
+impl InputService for NotLanded {
+    fn register(&self, _: &Stream) -> Result<(), ServiceError> {
+        Err(ServiceError::Unsupported(self.0))
+    }
+    fn update_inputs(&self, _: &Stream, _: &Stream) -> Result<(), ServiceError> {
+        Err(ServiceError::Unsupported(self.0))
+    }
+    fn unregister(&self, _: &StreamCode) {}
+}
+
+impl OutputService for NotLanded {
+    fn start_output(&self, _: &Stream, _: Output) -> Result<(), ServiceError> {
+        Err(ServiceError::Unsupported(self.0))
+    }
+    fn stop_output(&self, _: &StreamCode, _: Output) {}
+    fn start_push(&self, _: &Stream, _: &Push) -> Result<(), ServiceError> {
+        Err(ServiceError::Unsupported(self.0))
+    }
+    fn stop_push(&self, _: &StreamCode, _: &str) {}
+}
+
+impl TranscodeService for NotLanded {
+    fn start(&self, _: &Stream) -> Result<(), ServiceError> {
+        Err(ServiceError::Unsupported(self.0))
+    }
+    fn stop(&self, _: &StreamCode) {}
+    fn restart_rung(&self, _: &Stream, _: usize) -> Result<(), ServiceError> {
+        Err(ServiceError::Unsupported(self.0))
+    }
+    fn add_rung(&self, _: &Stream, _: usize) -> Result<(), ServiceError> {
+        Err(ServiceError::Unsupported(self.0))
+    }
+    fn remove_rung(&self, _: &StreamCode, _: usize) {}
+}
+
+impl DvrService for NotLanded {
+    fn start(&self, _: &Stream) -> Result<(), ServiceError> {
+        Err(ServiceError::Unsupported(self.0))
+    }
+    fn stop(&self, _: &StreamCode) {}
+    fn apply(&self, _: &Stream) {}
+}
+
+impl ThumbnailService for NotLanded {
+    fn start(&self, _: &Stream) -> Result<(), ServiceError> {
+        Err(ServiceError::Unsupported(self.0))
+    }
+    fn stop(&self, _: &StreamCode) {}
+}

@@ -1,0 +1,226 @@
+//! Intake: port selection, switching at a keyframe, hot standby, health counters.
+
+use std::time::Duration;
+
+use tributary_hub::{
+    AUDIO_ONLY_AFTER, Hub, HubError, Intake, Priority, RECENT_ERRORS, SessionReason, SubscribeFrom,
+    Subscriber,
+};
+use tributary_media::Frame;
+
+use crate::support::{audio, drain, frames, id, n, origin, video};
+
+fn setup(hot: bool) -> (Hub, Intake, Subscriber) {
+    let hub = Hub::new();
+    let id = id("cam");
+    let writer = hub.create(id.clone(), 1024).unwrap();
+    let intake = Intake::new(writer);
+    intake.add_port(Priority(0), false).unwrap();
+    intake.add_port(Priority(1), hot).unwrap();
+    let sub = hub.subscribe(&id, SubscribeFrom::Now, "hls").unwrap();
+    (hub, intake, sub)
+}
+
+fn got(sub: &mut Subscriber) -> Vec<Frame> {
+    frames(&drain(sub))
+}
+
+fn ns(frames: &[Frame]) -> Vec<i64> {
+    frames.iter().map(n).collect()
+}
+
+#[test]
+fn only_the_selected_port_reaches_the_buffer() {
+    let (_hub, intake, mut sub) = setup(false);
+    let main = intake.port(Priority(0)).unwrap();
+    let backup = intake.port(Priority(1)).unwrap();
+    assert_eq!(intake.selected(), None);
+    main.write(video(0, true)).unwrap();
+    assert!(
+        got(&mut sub).is_empty(),
+        "nothing selected, nothing forwarded"
+    );
+
+    intake.select(Priority(0), SessionReason::Fresh).unwrap();
+    assert_eq!(intake.selected(), Some(Priority(0)));
+    main.write(video(1, true)).unwrap();
+    backup.write(video(1001, true)).unwrap();
+    main.write(audio(2)).unwrap();
+    backup.write(audio(1002)).unwrap();
+    assert_eq!(ns(&got(&mut sub)), [1, 2]);
+    assert!(main.is_selected() && !backup.is_selected());
+}
+
+#[test]
+fn a_switch_waits_for_the_new_ports_keyframe() {
+    let (_hub, intake, mut sub) = setup(false);
+    let main = intake.port(Priority(0)).unwrap();
+    let backup = intake.port(Priority(1)).unwrap();
+    intake.select(Priority(0), SessionReason::Fresh).unwrap();
+    assert!(intake.handoff_pending());
+    main.write(video(0, false)).unwrap(); // before the first keyframe: dropped
+    main.write(video(1, true)).unwrap();
+    assert!(!intake.handoff_pending());
+    let before = got(&mut sub);
+    assert_eq!(ns(&before), [1]);
+
+    intake.select(Priority(1), SessionReason::Failover).unwrap();
+    main.write(video(2, false)).unwrap(); // the old port stops at once
+    backup.write(audio(1000)).unwrap(); // audio before the keyframe: dropped
+    backup.write(video(1001, false)).unwrap();
+    assert!(got(&mut sub).is_empty());
+    assert!(intake.handoff_pending());
+    backup.write(video(1002, true)).unwrap();
+    backup.write(audio(1003)).unwrap();
+    main.write(video(3, true)).unwrap();
+    let after = got(&mut sub);
+    assert_eq!(ns(&after), [1002, 1003]);
+    assert!(after[0].session > before[0].session);
+    assert_eq!(after[0].session, after[1].session);
+}
+
+#[test]
+fn a_hot_standby_switch_replays_its_cached_gop_at_once() {
+    let (_hub, intake, mut sub) = setup(true);
+    let main = intake.port(Priority(0)).unwrap();
+    let standby = intake.port(Priority(1)).unwrap();
+    intake.select(Priority(0), SessionReason::Fresh).unwrap();
+    main.write(video(0, true)).unwrap();
+    for frame in [
+        video(1000, true),
+        video(1001, false),
+        video(1002, true), // the latest GOP starts here
+        audio(1003),
+        video(1004, false),
+    ] {
+        standby.write(frame).unwrap();
+    }
+    assert_eq!(standby.health().cached_frames, 3);
+    assert_eq!(ns(&got(&mut sub)), [0]);
+
+    intake.select(Priority(1), SessionReason::Failover).unwrap();
+    assert!(!intake.handoff_pending());
+    standby.write(video(1005, false)).unwrap();
+    let replayed = got(&mut sub);
+    assert_eq!(ns(&replayed), [1002, 1003, 1004, 1005]);
+    assert!(replayed.iter().all(|f| f.session == replayed[0].session));
+
+    // Selecting the delivering port again replays nothing twice.
+    intake.select(Priority(1), SessionReason::Failover).unwrap();
+    standby.write(video(1006, false)).unwrap();
+    assert_eq!(ns(&got(&mut sub)), [1006]);
+}
+
+#[test]
+fn counters_update_for_unselected_ports() {
+    let (_hub, intake, mut sub) = setup(false);
+    let backup = intake.port(Priority(1)).unwrap();
+    backup.write(video(10, true)).unwrap();
+    backup.write(audio(20)).unwrap();
+    backup.write(video(30, false)).unwrap();
+    for i in 0..7 {
+        backup.report_error(origin() + Duration::from_secs(i), format!("error {i}"));
+    }
+    assert!(got(&mut sub).is_empty());
+
+    let health = backup.health();
+    assert_eq!(health.priority, Priority(1));
+    assert!(!health.selected && !health.hot_standby);
+    assert_eq!((health.frames, health.bytes, health.keyframes), (3, 33, 1));
+    assert_eq!(
+        health.last_frame_at,
+        Some(origin() + Duration::from_millis(30))
+    );
+    assert_eq!(
+        health.last_keyframe_at,
+        Some(origin() + Duration::from_millis(10))
+    );
+    assert_eq!(health.errors, 7);
+    assert_eq!(health.recent_errors.len(), RECENT_ERRORS);
+    assert_eq!(health.recent_errors[0].message, "error 2");
+    assert_eq!(health.cached_frames, 0);
+
+    let all = intake.health();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].priority, Priority(0));
+    assert_eq!(all[0].frames, 0);
+    assert_eq!(all[1], health);
+}
+
+#[test]
+fn ports_are_added_and_removed_at_runtime() {
+    let (_hub, intake, mut sub) = setup(false);
+    assert!(matches!(
+        intake.add_port(Priority(1), true),
+        Err(HubError::PortExists { .. })
+    ));
+    let late = intake.add_port(Priority(5), false).unwrap();
+    intake.select(Priority(5), SessionReason::Fresh).unwrap();
+    late.write(video(0, true)).unwrap();
+    assert_eq!(ns(&got(&mut sub)), [0]);
+
+    assert!(intake.remove_port(Priority(5)));
+    assert!(!intake.remove_port(Priority(5)));
+    assert_eq!(intake.selected(), None);
+    assert!(matches!(
+        late.write(video(1, true)),
+        Err(HubError::UnknownPort { .. })
+    ));
+    assert!(matches!(
+        intake.select(Priority(5), SessionReason::Failover),
+        Err(HubError::UnknownPort { .. })
+    ));
+    assert!(got(&mut sub).is_empty());
+}
+
+#[test]
+fn a_restart_of_the_selected_port_waits_for_its_keyframe() {
+    let (_hub, intake, mut sub) = setup(false);
+    let main = intake.port(Priority(0)).unwrap();
+    intake.select(Priority(0), SessionReason::Fresh).unwrap();
+    main.write(video(0, true)).unwrap();
+    main.restart(SessionReason::Reconnect);
+    main.write(video(1, false)).unwrap();
+    main.write(video(2, true)).unwrap();
+    let frames = got(&mut sub);
+    assert_eq!(ns(&frames), [0, 2]);
+    assert!(frames[1].session > frames[0].session);
+}
+
+#[test]
+fn an_audio_only_input_commits_after_a_run_of_audio() {
+    let (_hub, intake, mut sub) = setup(false);
+    let radio = intake.port(Priority(1)).unwrap();
+    intake.select(Priority(1), SessionReason::Fresh).unwrap();
+    for i in 0..i64::from(AUDIO_ONLY_AFTER) {
+        radio.write(audio(i)).unwrap();
+    }
+    assert!(got(&mut sub).is_empty());
+    radio.write(audio(1000)).unwrap();
+    assert_eq!(ns(&got(&mut sub)), [1000]);
+}
+
+#[test]
+fn deleting_the_buffer_fails_the_selected_ports_writes() {
+    let (hub, intake, _sub) = setup(false);
+    let main = intake.port(Priority(0)).unwrap();
+    let backup = intake.port(Priority(1)).unwrap();
+    intake.select(Priority(0), SessionReason::Fresh).unwrap();
+    hub.delete(intake.id());
+    assert!(matches!(
+        main.write(video(0, true)),
+        Err(HubError::Deleted { .. })
+    ));
+    assert!(
+        backup.write(video(0, true)).is_ok(),
+        "unselected: counted only"
+    );
+}
+
+#[test]
+fn ports_are_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<tributary_hub::Port>();
+    assert_send_sync::<Intake>();
+    assert_send_sync::<Hub>();
+}

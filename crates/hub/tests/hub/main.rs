@@ -1,0 +1,6 @@
+//! Integration tests of the buffer hub, one module per behaviour.
+
+mod buffer;
+mod intake;
+mod ops;
+mod support;

@@ -1,0 +1,172 @@
+//! `tributary`: the live media server binary.
+//!
+//! Parses the command line, merges configuration (built-in defaults < `tributary.toml` <
+//! `TRIBUTARY_*` environment < flags), starts tracing, opens the engine, serves the API on one
+//! HTTP port, starts every persisted enabled stream, and shuts down gracefully on SIGINT or
+//! SIGTERM (streams stopped in reverse start order, capped at `shutdown_timeout_sec`).
+#![forbid(unsafe_code)]
+
+mod config;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::net::TcpListener;
+use tributary_domain::config::ServerConfig;
+use tributary_engine::Engine;
+
+use crate::config::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match config::load(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tributary: configuration error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.print_config {
+        match toml::to_string_pretty(&config.redacted()) {
+            Ok(text) => {
+                println!("{text}");
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("tributary: cannot print the configuration: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    init_tracing(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tributary: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "tributary stopped");
+            eprintln!("tributary: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(config: &ServerConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        data_dir = %config.data_dir,
+        "tributary starting"
+    );
+    let shutdown_cap = Duration::from_secs(config.shutdown_timeout_sec);
+    let http_addr = config.server.http_addr.clone();
+    for (name, listener) in [
+        ("rtmp", &config.listeners.rtmp),
+        ("srt", &config.listeners.srt),
+        ("rtsp", &config.listeners.rtsp),
+    ] {
+        if let Some(addr) = listener.addr() {
+            tracing::warn!(
+                listener = name,
+                addr,
+                "{name} listener is not supported yet; not bound"
+            );
+        }
+    }
+    let engine = Engine::open(config).context("opening the engine")?;
+    let handle = engine.handle();
+
+    let listener = TcpListener::bind(&http_addr)
+        .await
+        .with_context(|| format!("binding the HTTP API on {http_addr}"))?;
+    let local = listener.local_addr().context("reading the HTTP address")?;
+    handle.set_http_addr(local.to_string());
+    tracing::info!(addr = %local, "HTTP API listening");
+
+    let app =
+        tributary_api::router(handle.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let stop_http = tokio_util_token();
+    let server = {
+        let stop = stop_http.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.notified().await })
+                .await
+        })
+    };
+
+    engine.boot().await;
+    let reconciler = engine.spawn_reconciler();
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let graceful = async {
+        stop_http.notify_waiters();
+        engine.shutdown().await;
+        reconciler.abort();
+        let _ = server.await;
+    };
+    if tokio::time::timeout(shutdown_cap, graceful).await.is_err() {
+        tracing::warn!(
+            cap_sec = shutdown_cap.as_secs(),
+            "shutdown cap reached; exiting anyway"
+        );
+    }
+    tracing::info!("bye");
+    Ok(())
+}
+
+fn tokio_util_token() -> std::sync::Arc<tokio::sync::Notify> {
+    std::sync::Arc::new(tokio::sync::Notify::new())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
