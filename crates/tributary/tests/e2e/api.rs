@@ -1,0 +1,402 @@
+//! The REST API against the real binary: CRUD, validation errors, auth, restart persistence
+//! and durability across `kill -9`.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use crate::server::{Server, send};
+
+#[test]
+fn create_get_list_update_delete_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let url = |p: &str| server.url(p);
+
+    let created = send(
+        "PUT",
+        &url("/streams/sports/ch1"),
+        Some(r#"{"name": "Ch 1", "stream_key": "k3y", "tags": ["a"]}"#),
+        &[],
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["data"]["code"], "sports/ch1");
+    assert_eq!(
+        created.body["data"]["stream_key"], "****",
+        "secrets are masked"
+    );
+    assert_eq!(created.etag.as_deref(), Some("\"r1\""));
+
+    let got = send("GET", &url("/streams/sports/ch1"), None, &[]);
+    assert_eq!(got.status, 200);
+    assert_eq!(got.body["data"]["name"], "Ch 1");
+    assert_eq!(got.body["data"]["runtime"]["status"], "stopped");
+    assert_eq!(got.body["data"]["runtime"]["pipeline_active"], false);
+    assert_eq!(got.body["data"]["source"], "config");
+    let revealed = send("GET", &url("/streams/sports/ch1?reveal=true"), None, &[]);
+    assert_eq!(revealed.body["data"]["stream_key"], "k3y");
+
+    // Replace with POST; writing the mask back keeps the stored key.
+    let replaced = send(
+        "POST",
+        &url("/streams/sports/ch1"),
+        Some(r#"{"name": "Ch 1 HD", "stream_key": "****"}"#),
+        &[],
+    );
+    assert_eq!(replaced.status, 200, "{}", replaced.body);
+    assert_eq!(replaced.etag.as_deref(), Some("\"r2\""));
+    let revealed = send("GET", &url("/streams/sports/ch1?reveal=true"), None, &[]);
+    assert_eq!(revealed.body["data"]["stream_key"], "k3y");
+    assert_eq!(
+        revealed.body["data"]["tags"],
+        json!([]),
+        "PUT/POST replace the whole record"
+    );
+
+    // PATCH merges; If-Match guards.
+    let patched = send(
+        "PATCH",
+        &url("/streams/sports/ch1"),
+        Some(r#"{"description": "late game"}"#),
+        &[("If-Match", "\"r2\"")],
+    );
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.body["data"]["name"], "Ch 1 HD");
+    assert_eq!(patched.body["data"]["description"], "late game");
+    let stale = send(
+        "PUT",
+        &url("/streams/sports/ch1"),
+        Some("{}"),
+        &[("If-Match", "\"r2\"")],
+    );
+    assert_eq!(stale.status, 412);
+    assert_eq!(stale.body["error"]["code"], "PRECONDITION_FAILED");
+
+    // Dry run persists nothing.
+    let dry = send(
+        "PUT",
+        &url("/streams/sports/ch1?dry_run=true"),
+        Some(r#"{"name": "other", "disabled": true}"#),
+        &[],
+    );
+    assert_eq!(dry.status, 200, "{}", dry.body);
+    assert!(dry.body["data"]["diff"].is_object());
+    assert_eq!(
+        send("GET", &url("/streams/sports/ch1"), None, &[]).body["data"]["name"],
+        "Ch 1 HD"
+    );
+
+    let second = send(
+        "PUT",
+        &url("/streams/b"),
+        Some(r#"{"disabled": true}"#),
+        &[],
+    );
+    assert_eq!(second.status, 201);
+    let list = send("GET", &url("/streams"), None, &[]);
+    assert_eq!(list.body["total"], 2);
+    let codes: Vec<_> = list.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["code"].clone())
+        .collect();
+    assert_eq!(codes, [json!("b"), json!("sports/ch1")], "sorted by code");
+    let stopped = send("GET", &url("/streams?status=stopped"), None, &[]);
+    assert_eq!(stopped.body["total"], 2);
+    let bad_filter = send("GET", &url("/streams?status=sleepy"), None, &[]);
+    assert_eq!(bad_filter.status, 400);
+    assert_eq!(bad_filter.body["error"]["code"], "INVALID_QUERY");
+
+    // Restart: unknown → 404, disabled → 409.
+    assert_eq!(
+        send("POST", &url("/streams/nope/restart"), None, &[]).status,
+        404
+    );
+    let disabled = send("POST", &url("/streams/b/restart"), None, &[]);
+    assert_eq!(disabled.status, 409);
+    assert_eq!(disabled.body["error"]["code"], "STREAM_DISABLED");
+
+    assert_eq!(
+        send("DELETE", &url("/streams/sports/ch1"), None, &[]).status,
+        204
+    );
+    assert_eq!(
+        send("GET", &url("/streams/sports/ch1"), None, &[]).status,
+        404
+    );
+    assert_eq!(
+        send("DELETE", &url("/streams/sports/ch1"), None, &[]).status,
+        204,
+        "idempotent"
+    );
+
+    let config = send("GET", &url("/config"), None, &[]);
+    assert_eq!(config.status, 200);
+    assert_eq!(
+        config.body["ports"]["rtmp_port"], 0,
+        "listeners not landed show port 0"
+    );
+    assert_eq!(
+        config.body["ports"]["http_addr"],
+        server.base.trim_start_matches("http://")
+    );
+    let doc = send("GET", &url("/swagger/doc.json"), None, &[]);
+    assert_eq!(doc.status, 200);
+    assert!(doc.body["paths"]["/streams/{code}"].is_object());
+    assert!(doc.body["components"]["schemas"]["Stream"].is_object());
+    assert_eq!(send("GET", &url("/swagger/"), None, &[]).status, 200);
+}
+
+#[test]
+fn invalid_bodies_get_4xx_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let put = |code: &str, body: &str| {
+        send(
+            "PUT",
+            &server.url(&format!("/streams/{code}")),
+            Some(body),
+            &[],
+        )
+    };
+
+    let syntax = put("a", r#"{"name": "x",}"#);
+    assert_eq!(syntax.status, 400);
+    assert_eq!(syntax.body["error"]["code"], "INVALID_BODY");
+    assert!(
+        syntax.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 1 column")
+    );
+
+    let empty = put("a", "");
+    assert_eq!(empty.status, 400);
+    assert_eq!(empty.body["error"]["code"], "EMPTY_BODY");
+
+    let unknown = put("a", r#"{"inputs": [{"url": "publish://", "prio": 1}]}"#);
+    assert_eq!(unknown.status, 422);
+    assert_eq!(unknown.body["error"]["code"], "UNKNOWN_FIELD");
+    assert_eq!(unknown.body["error"]["fields"][0]["path"], "inputs[0].prio");
+
+    let wrong_type = put("a", r#"{"disabled": "yes"}"#);
+    assert_eq!(wrong_type.status, 422);
+    assert_eq!(wrong_type.body["error"]["fields"][0]["path"], "disabled");
+
+    let scheme = put("a", r#"{"inputs": [{"url": "rtmq://x/y"}]}"#);
+    assert_eq!(scheme.status, 422);
+    assert_eq!(scheme.body["error"]["code"], "INVALID_INPUT_URL");
+    assert_eq!(
+        scheme.body["error"]["message"],
+        "inputs[0].url: unknown scheme \"rtmq\""
+    );
+
+    let priority = put(
+        "a",
+        r#"{"inputs": [{"url": "udp://:5000", "priority": 3}]}"#,
+    );
+    assert_eq!(priority.status, 422);
+    let paths: Vec<_> = priority.body["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].clone())
+        .collect();
+    assert!(
+        paths.contains(&json!("inputs[0].priority")),
+        "{}",
+        priority.body
+    );
+
+    let unsupported = put("a", r#"{"protocols": {"dash": true}}"#);
+    assert_eq!(unsupported.status, 422);
+    assert_eq!(unsupported.body["error"]["code"], "UNSUPPORTED");
+    assert_eq!(
+        unsupported.body["error"]["fields"][0]["path"],
+        "protocols.dash"
+    );
+
+    let reserved = put("api", "{}");
+    assert_eq!(reserved.status, 422);
+    assert_eq!(reserved.body["error"]["code"], "INVALID_CODE");
+
+    let huge = format!(r#"{{"description": "{}"}}"#, "x".repeat(1 << 20));
+    let too_big = put("a", &huge);
+    assert_eq!(too_big.status, 413);
+    assert_eq!(too_big.body["error"]["code"], "BODY_TOO_LARGE");
+
+    let patch_missing = send("PATCH", &server.url("/streams/ghost"), Some("{}"), &[]);
+    assert_eq!(patch_missing.status, 404);
+
+    // Nothing was stored by any of these, and the server still answers.
+    let list = send("GET", &server.url("/streams"), None, &[]);
+    assert_eq!(list.body["total"], 0);
+}
+
+#[test]
+fn admin_routes_need_a_token_when_loopback_bypass_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("TRIBUTARY_SECURITY__LOOPBACK_BYPASS", "false"),
+            ("TRIBUTARY_SECURITY__ADMIN_TOKEN", "t0k3n"),
+        ],
+    );
+    let refused = send("GET", &server.url("/streams"), None, &[]);
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.body["error"]["code"], "UNAUTHORIZED");
+    let wrong = send(
+        "GET",
+        &server.url("/streams"),
+        None,
+        &[("Authorization", "Bearer nope")],
+    );
+    assert_eq!(wrong.status, 401);
+    let ok = send(
+        "GET",
+        &server.url("/streams"),
+        None,
+        &[("Authorization", "Bearer t0k3n")],
+    );
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        send("GET", &server.url("/healthz"), None, &[]).status,
+        200,
+        "public route"
+    );
+    assert_eq!(
+        send("GET", &server.url("/readyz"), None, &[]).status,
+        200,
+        "public route"
+    );
+}
+
+#[test]
+fn generated_admin_token_is_written_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[("TRIBUTARY_SECURITY__LOOPBACK_BYPASS", "false")],
+    );
+    let token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    let auth = format!("Bearer {}", token.trim());
+    assert_eq!(
+        send(
+            "GET",
+            &server.url("/streams"),
+            None,
+            &[("Authorization", &auth)]
+        )
+        .status,
+        200
+    );
+    assert_eq!(server.terminate().code(), Some(0));
+    let again = Server::start(
+        dir.path(),
+        &[("TRIBUTARY_SECURITY__LOOPBACK_BYPASS", "false")],
+    );
+    assert_eq!(
+        send(
+            "GET",
+            &again.url("/streams"),
+            None,
+            &[("Authorization", &auth)]
+        )
+        .status,
+        200
+    );
+}
+
+#[test]
+fn process_restart_keeps_every_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    for (code, body) in [
+        ("a", r#"{"name": "A"}"#),
+        ("b/c", r#"{"name": "BC", "disabled": true}"#),
+        ("d", r#"{"name": "D", "tags": ["x", "y"]}"#),
+    ] {
+        assert_eq!(
+            send(
+                "PUT",
+                &server.url(&format!("/streams/{code}")),
+                Some(body),
+                &[]
+            )
+            .status,
+            201
+        );
+    }
+    let before = send("GET", &server.url("/streams?reveal=true"), None, &[]).body;
+    assert_eq!(
+        server.terminate().code(),
+        Some(0),
+        "graceful shutdown exits 0"
+    );
+
+    let server = Server::start(dir.path(), &[]);
+    let after = send("GET", &server.url("/streams?reveal=true"), None, &[]).body;
+    assert_eq!(after["total"], 3);
+    for (b, a) in before["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(after["data"].as_array().unwrap())
+    {
+        let mut b = b.clone();
+        let mut a = a.clone();
+        b.as_object_mut().unwrap().remove("runtime");
+        a.as_object_mut().unwrap().remove("runtime");
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn acknowledged_creates_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let threads: Vec<_> = (0..20)
+        .map(|t| {
+            let base = server.base.clone();
+            let acked = acked.clone();
+            std::thread::spawn(move || {
+                for i in 0..10 {
+                    let code = format!("s{t:02}-{i:02}");
+                    let body = format!(r#"{{"name": "{code}", "tags": ["t{t}"]}}"#);
+                    let answer = send("PUT", &format!("{base}/streams/{code}"), Some(&body), &[]);
+                    if (200..300).contains(&answer.status) {
+                        acked.lock().unwrap().insert(code);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    server.kill9();
+    let acked = acked.lock().unwrap().clone();
+    assert_eq!(acked.len(), 200, "every create was answered 2xx");
+
+    let server = Server::start(dir.path(), &[]);
+    let list = send("GET", &server.url("/streams"), None, &[]).body;
+    let stored: BTreeSet<String> = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let code = s["code"].as_str().unwrap().to_owned();
+            assert_eq!(s["name"], code.as_str(), "record intact");
+            code
+        })
+        .collect();
+    let missing: Vec<_> = acked.difference(&stored).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged but lost after kill -9: {missing:?}"
+    );
+}

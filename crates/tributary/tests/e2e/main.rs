@@ -1,0 +1,6 @@
+//! End-to-end tests: the real `tributary` binary on ephemeral loopback ports and a temporary
+//! data directory, driven by real clients (ARCHITECTURE.md §14).
+
+mod api;
+mod architecture;
+mod server;

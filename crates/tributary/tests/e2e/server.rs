@@ -1,0 +1,149 @@
+//! Starts and stops the real binary.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running `tributary` process.
+pub(crate) struct Server {
+    child: Child,
+    pub(crate) base: String,
+}
+
+impl Server {
+    /// Starts the binary on an ephemeral HTTP port with listeners off, `data_dir` as given,
+    /// extra environment variables, and waits until it is ready.
+    pub(crate) fn start(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tributary"));
+        cmd.args([
+            "--http",
+            "127.0.0.1:0",
+            "--rtmp",
+            "off",
+            "--srt",
+            "off",
+            "--rtsp",
+            "off",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("TRIBUTARY_LOG__FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn tributary");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                if value["fields"]["message"] == "HTTP API listening" {
+                    let _ = tx.send(value["fields"]["addr"].as_str().unwrap_or("").to_owned());
+                }
+                if std::env::var_os("TRIBUTARY_TEST_LOG").is_some() {
+                    eprintln!("[server] {line}");
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server did not report its HTTP address within 30 s");
+        let server = Self {
+            child,
+            base: format!("http://{addr}"),
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(resp) = ureq::get(&self.url("/readyz")).call()
+                && resp.status() == 200
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "server not ready within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub(crate) fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub(crate) fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit within 15 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL (`kill -9`), no cleanup.
+    pub(crate) fn kill9(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP answer: status and JSON body (`Null` when empty or not JSON).
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: serde_json::Value,
+    pub(crate) etag: Option<String>,
+}
+
+/// Sends a request and returns the answer whatever its status.
+pub(crate) fn send(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Answer {
+    let mut req = ureq::request(method, url).timeout(Duration::from_secs(30));
+    for (k, v) in headers {
+        req = req.set(k, v);
+    }
+    let result = match body {
+        Some(b) => req.set("Content-Type", "application/json").send_string(b),
+        None => req.call(),
+    };
+    let resp = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = resp.status();
+    let etag = resp.header("etag").map(str::to_owned);
+    let text = resp.into_string().unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+    Answer { status, body, etag }
+}
