@@ -7,7 +7,7 @@
 //! - an L0 crate lacks its `clippy.toml` or its `disallowed-methods` list;
 //! - a crate has more than one integration-test target.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,7 +22,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("tributary-rtp", &["tributary-media"]),
     ("tributary-rtmp", &["tributary-media"]),
     ("tributary-rtsp", &["tributary-media", "tributary-rtp"]),
-    ("tributary-packager", &["tributary-media", "tributary-mpegts"]),
+    (
+        "tributary-packager",
+        &["tributary-media", "tributary-mpegts"],
+    ),
     ("tributary-domain", &["tributary-media"]),
     // L1
     ("tributary-hub", &["tributary-media"]),
@@ -231,7 +234,11 @@ fn allowed_table() -> HashMap<&'static str, BTreeSet<&'static str>> {
 #[test]
 fn table_is_internally_consistent() {
     let table = allowed_table();
-    assert_eq!(table.len(), ALLOWED.len(), "duplicate row in the table copy");
+    assert_eq!(
+        table.len(),
+        ALLOWED.len(),
+        "duplicate row in the table copy"
+    );
     for (krate, deps) in ALLOWED {
         for dep in *deps {
             assert!(
@@ -264,12 +271,7 @@ fn workspace_dependencies_follow_the_table() {
         for dep in array(pkg, "dependencies") {
             let dep_name = str_field(dep, "name");
             let is_path = dep.get("path").is_some_and(|p| !p.is_null());
-            if !is_path && !is_workspace_crate_name(dep_name) {
-                continue;
-            }
-            if !is_workspace_crate_name(dep_name) {
-                // A path dependency outside the workspace naming scheme (e.g. a vendored
-                // crate) is not a layering edge.
+            if !is_path || !is_workspace_crate_name(dep_name) {
                 continue;
             }
             let kind = dep["kind"].as_str().unwrap_or("normal");
@@ -292,7 +294,9 @@ fn workspace_dependencies_follow_the_table() {
                         }
                     )
                 };
-                problems.push(format!("`{name}` -> `{dep_name}` [{kind}] is not allowed{why}"));
+                problems.push(format!(
+                    "`{name}` -> `{dep_name}` [{kind}] is not allowed{why}"
+                ));
             }
         }
     }
@@ -342,7 +346,7 @@ fn l0_crates_do_not_pull_in_an_async_runtime_or_sockets() {
         let root = str_field(pkg, "id");
         // BFS remembering each node's parent so the failure names the path.
         let mut parent: BTreeMap<&str, &str> = BTreeMap::new();
-        let mut queue = std::collections::VecDeque::from([root]);
+        let mut queue = VecDeque::from([root]);
         let mut seen = BTreeSet::from([root]);
         while let Some(id) = queue.pop_front() {
             for &next in normal_edges.get(id).map(Vec::as_slice).unwrap_or(&[]) {
