@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 use serde_json::Value;
 
@@ -178,7 +179,15 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn metadata(no_deps: bool) -> Value {
+/// `cargo metadata` output, run once per flavour for the whole test binary.
+fn metadata(no_deps: bool) -> &'static Value {
+    static NO_DEPS: OnceLock<Value> = OnceLock::new();
+    static FULL: OnceLock<Value> = OnceLock::new();
+    let cell = if no_deps { &NO_DEPS } else { &FULL };
+    cell.get_or_init(|| run_metadata(no_deps))
+}
+
+fn run_metadata(no_deps: bool) -> Value {
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(workspace_root())
         .args(["metadata", "--format-version", "1"]);
@@ -259,7 +268,7 @@ fn workspace_dependencies_follow_the_table() {
     let table = allowed_table();
     let mut problems = Vec::new();
 
-    for pkg in workspace_packages(&meta) {
+    for pkg in workspace_packages(meta) {
         let name = str_field(pkg, "name");
         let Some(allowed) = table.get(name) else {
             problems.push(format!(
@@ -311,7 +320,7 @@ fn workspace_dependencies_follow_the_table() {
 #[test]
 fn l0_crates_do_not_pull_in_an_async_runtime_or_sockets() {
     let meta = metadata(false);
-    let names: HashMap<&str, &str> = array(&meta, "packages")
+    let names: HashMap<&str, &str> = array(meta, "packages")
         .iter()
         .map(|p| (str_field(p, "id"), str_field(p, "name")))
         .collect();
@@ -338,7 +347,7 @@ fn l0_crates_do_not_pull_in_an_async_runtime_or_sockets() {
     }
 
     let mut problems = Vec::new();
-    for pkg in workspace_packages(&meta) {
+    for pkg in workspace_packages(meta) {
         let name = str_field(pkg, "name");
         if !L0.contains(&name) {
             continue;
@@ -385,7 +394,7 @@ fn l0_crates_do_not_pull_in_an_async_runtime_or_sockets() {
 fn only_store_touches_a_database() {
     let meta = metadata(true);
     let mut problems = Vec::new();
-    for pkg in workspace_packages(&meta) {
+    for pkg in workspace_packages(meta) {
         let name = str_field(pkg, "name");
         if name == STORE {
             continue;
@@ -409,7 +418,7 @@ fn only_store_touches_a_database() {
 fn l0_crates_carry_their_clippy_toml() {
     let meta = metadata(true);
     let mut problems = Vec::new();
-    for pkg in workspace_packages(&meta) {
+    for pkg in workspace_packages(meta) {
         let name = str_field(pkg, "name");
         if !L0.contains(&name) {
             continue;
@@ -445,7 +454,7 @@ fn l0_crates_carry_their_clippy_toml() {
 fn at_most_one_integration_test_target_per_crate() {
     let meta = metadata(true);
     let mut problems = Vec::new();
-    for pkg in workspace_packages(&meta) {
+    for pkg in workspace_packages(meta) {
         let name = str_field(pkg, "name");
         let tests: Vec<&str> = array(pkg, "targets")
             .iter()
