@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub coordinator: CoordinatorSection,
     /// FFmpeg.
     pub transcoder: TranscoderSection,
+    /// Outputs: HLS (later DASH, play caps).
+    pub publisher: PublisherSection,
     /// Authentication and hardening.
     pub security: SecuritySection,
 }
@@ -49,6 +51,7 @@ impl Default for ServerConfig {
             manager: ManagerSection::default(),
             coordinator: CoordinatorSection::default(),
             transcoder: TranscoderSection::default(),
+            publisher: PublisherSection::default(),
             security: SecuritySection::default(),
         }
     }
@@ -214,6 +217,46 @@ impl Default for TranscoderSection {
     }
 }
 
+/// Outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublisherSection {
+    /// HLS packaging (SPEC §HLS).
+    pub hls: HlsSection,
+}
+
+/// HLS packaging (SPEC §HLS, §Defaults `publisher.hls`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct HlsSection {
+    /// Target segment length in seconds; a segment closes at the first keyframe at or after
+    /// it. Default 2: about 6 s of latency with hls.js, and the transcoder's default GOP.
+    pub live_segment_sec: f64,
+    /// Segments listed in the live playlist. Default 12 (24 s of rewind for players).
+    pub live_window: usize,
+    /// Segments kept fetchable after they leave the playlist, beyond the minimum SPEC sets.
+    /// Default 0.
+    pub live_history: usize,
+    /// Accepted for open-streamer compatibility and ignored: segments are served from memory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    /// Accepted for open-streamer compatibility and ignored: segments are always ephemeral.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live_ephemeral: Option<bool>,
+}
+
+impl Default for HlsSection {
+    fn default() -> Self {
+        Self {
+            live_segment_sec: 2.0,
+            live_window: 12,
+            live_history: 0,
+            dir: None,
+            live_ephemeral: None,
+        }
+    }
+}
+
 /// Authentication and hardening (SPEC §Security).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -281,6 +324,16 @@ impl ServerConfig {
         }
         if self.buffer.capacity == 0 {
             bad("buffer.capacity", "must be > 0".into());
+        }
+        let hls = &self.publisher.hls;
+        if !(hls.live_segment_sec.is_finite() && hls.live_segment_sec > 0.0) {
+            bad(
+                "publisher.hls.live_segment_sec",
+                format!("must be > 0, got {}", hls.live_segment_sec),
+            );
+        }
+        if hls.live_window == 0 {
+            bad("publisher.hls.live_window", "must be > 0".into());
         }
         if self.manager.input_packet_timeout_sec == 0 {
             bad("manager.input_packet_timeout_sec", "must be > 0".into());

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, Rw
 
 use tokio::sync::Notify;
 use tributary_media::SessionId;
+use tributary_media::timeline::SessionIds;
 
 use crate::ring::Ring;
 use crate::subscriber::SubscriberEntry;
@@ -29,6 +30,12 @@ pub struct BufferConfig {
     /// Payload bytes held: bounds a subscriber's backlog (and the GOP cache) when frames are
     /// large. Default 64 MiB (SPEC §Buffer hub).
     pub max_bytes: usize,
+    /// Whether the writer runs the timeline normaliser (SPEC §Timeline): on for every buffer
+    /// that ingest or FFmpeg feed, so output timestamps are monotonic across reconnects,
+    /// switches and wraps and the normaliser opens `timeline_jump` sessions. Off (the
+    /// default) stores frames with the timestamps they came with, for producers that are
+    /// already normalised and for tests of the buffer itself.
+    pub normalise: bool,
 }
 
 /// Where a new subscriber starts.
@@ -100,7 +107,7 @@ impl Hub {
         buffers.insert(id.clone(), Arc::clone(&buffer));
         drop(buffers);
         tracing::debug!(buffer = %id, capacity = config.capacity, "buffer created");
-        Ok(Writer::new(Arc::clone(&self.inner), buffer))
+        Ok(Writer::new(Arc::clone(&self.inner), buffer, config.normalise))
     }
 
     /// Subscribes to buffer `id`. `class` names the kind of reader for the drop counters
@@ -170,6 +177,7 @@ impl Default for BufferConfig {
         Self {
             capacity: DEFAULT_CAPACITY,
             max_bytes: DEFAULT_MAX_BYTES,
+            normalise: false,
         }
     }
 }
@@ -180,14 +188,15 @@ impl Default for BufferConfig {
 pub(crate) struct HubInner {
     /// The live buffers.
     buffers: RwLock<HashMap<BufferId, Arc<Buffer>>>,
-    /// The last session id handed out; ids start at 1 and only grow, process-wide.
-    sessions: AtomicU64,
+    /// The session id allocator shared by every writer (and its normaliser): ids start at 1
+    /// and only grow, process-wide.
+    sessions: SessionIds,
 }
 
 impl HubInner {
-    /// The next session id, greater than every one before it in this hub.
-    pub(crate) fn next_session(&self) -> SessionId {
-        SessionId(self.sessions.fetch_add(1, Ordering::Relaxed) + 1)
+    /// The allocator every writer's session ids come from.
+    pub(crate) fn sessions(&self) -> &SessionIds {
+        &self.sessions
     }
 
     /// Removes `buffer` from the map if the entry under its id is this very buffer (not a

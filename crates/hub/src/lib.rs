@@ -24,6 +24,10 @@
 //! - **Sessions.** Every frame carries the writer's session id; ids come from one counter per
 //!   hub (one hub per process), so they increase across every buffer. [`Writer::start_session`]
 //!   begins one with a [`SessionReason`]; the GOP cache restarts with it.
+//! - **Timeline.** A buffer created with [`BufferConfig::normalise`] runs the writer's frames
+//!   through `media::timeline` (SPEC §Timeline): output timestamps stay monotonic across
+//!   reconnects, switches and wraps, and a broken source timeline opens a `timeline_jump`
+//!   session by itself. The engine turns it on for every buffer ingest or FFmpeg feeds.
 //! - **Delete** ([`Hub::delete`], or dropping the writer) ends the buffer: subscribers drain
 //!   what is left and then [`Subscriber::recv`] returns `None`; writes and new subscribes fail.
 //! - **Intake.** Each configured input writes to its [`Port`], which keeps health counters for
@@ -81,6 +85,7 @@
 //!     session: SessionId(0),
 //!     arrival: Instant::now(),
 //!     payload: Bytes::from_static(b"\0\0\0\x01access unit"),
+//!     config: None,
 //! };
 //! writer.write(frame(0, true)).unwrap();
 //! writer.write(frame(3000, false)).unwrap();
@@ -117,4 +122,5 @@ pub use hub::{
 pub use id::BufferId;
 pub use intake::{AUDIO_ONLY_AFTER, Intake, Port, PortError, PortHealth, Priority, RECENT_ERRORS};
 pub use subscriber::{Delivery, Subscriber, TryRecvError};
-pub use writer::{SessionReason, Writer};
+pub use tributary_media::timeline::SessionReason;
+pub use writer::Writer;

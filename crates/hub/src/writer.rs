@@ -3,7 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
+use tributary_media::timeline::{SessionReason, Timeline};
 use tributary_media::{Frame, SessionId};
 
 use crate::hub::{Buffer, HubInner, read, write};
@@ -28,35 +30,30 @@ pub struct Writer {
     /// The current output session, stamped on every frame; `None` until the first write or
     /// [`start_session`](Self::start_session).
     session: Option<SessionId>,
-}
-
-/// Why a session began (SPEC §Timeline "Sessions"). The names match `media::timeline`, which
-/// will own sessions once the writer runs the normaliser.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum SessionReason {
-    /// The buffer's first input started.
-    Fresh,
-    /// The active input reconnected.
-    Reconnect,
-    /// The active input changed (failover, failback, manual switch, recovery).
-    Failover,
-    /// New parameter sets, sample rate or codec.
-    ConfigChange,
-    /// The input wrote nothing for 15 s, then resumed.
-    StallRecovery,
-    /// A mixer input dropped out or rejoined.
-    MixerCycle,
-    /// The source timeline broke (DTS backwards, or a jump of more than 2 s).
-    TimelineJump,
+    /// The session of the newest frame in the ring, so the GOP cache restarts exactly when the
+    /// first frame of a new session is stored (the normaliser may release frames of the old
+    /// session after a new one was asked for).
+    ring_session: Option<SessionId>,
+    /// The normaliser, when the buffer was created with `normalise` (SPEC §Timeline).
+    timeline: Option<Box<Timeline>>,
+    /// The latest `now` handed to the normaliser: it must not go backwards.
+    last_now: Option<Instant>,
+    /// Hard re-anchors already logged (the first, then every 50th).
+    reanchors_logged: u64,
 }
 
 impl Writer {
-    pub(crate) fn new(hub: Arc<HubInner>, buffer: Arc<Buffer>) -> Self {
+    pub(crate) fn new(hub: Arc<HubInner>, buffer: Arc<Buffer>, normalise: bool) -> Self {
+        let timeline = normalise
+            .then(|| Box::new(Timeline::new(Instant::now(), hub.sessions().clone())));
         Self {
             hub,
             buffer,
             session: None,
+            ring_session: None,
+            timeline,
+            last_now: None,
+            reanchors_logged: 0,
         }
     }
 
@@ -79,8 +76,22 @@ impl Writer {
     /// hub gave before. Frames written from now on carry it, and the GOP cache restarts: a new
     /// subscriber waits for this session's first keyframe rather than start in the old one.
     pub fn start_session(&mut self, reason: SessionReason) -> SessionId {
-        let session = self.hub.next_session();
+        let session = match self.timeline.take() {
+            Some(mut timeline) => {
+                let now = self.now(Instant::now());
+                let session = timeline.start_session(reason, now);
+                // A track held for its partner is released in the old session first.
+                let drained = self.drain(&mut timeline);
+                self.timeline = Some(timeline);
+                if let Err(e) = drained {
+                    tracing::debug!(buffer = %self.buffer.id, error = %e, "write after delete");
+                }
+                session
+            }
+            None => self.hub.sessions().next(),
+        };
         self.session = Some(session);
+        self.ring_session = Some(session);
         write(&self.buffer.ring).start_session(session);
         tracing::debug!(buffer = %self.buffer.id, session = session.0, %reason, "session started");
         session
@@ -89,12 +100,17 @@ impl Writer {
     /// Writes one frame: stamps it with the current session (starting a
     /// [`Fresh`](SessionReason::Fresh) one if none has begun), stores it and wakes the readers.
     ///
+    /// With the normaliser on, the frame's timestamps are mapped onto the buffer's output
+    /// timeline first, using its [`arrival`](Frame::arrival) as `now`; the first track of a
+    /// session is held (up to 1 s, released by a later write) until its partner arrives, and
+    /// a broken source timeline opens a `timeline_jump` session by itself.
+    ///
     /// An empty payload is ignored. Fails only when the buffer has been deleted.
     ///
-    /// Cost: one short write lock on the ring, an amortised O(1) push with no allocation once
-    /// the ring has grown to its capacity, two relaxed counter updates and one
-    /// `Notify::notify_waiters`, which wakes the readers waiting on this buffer; independent of
-    /// how many subscribers there are and of how far behind they are.
+    /// Cost: one short write lock on the ring per stored frame, an amortised O(1) push with
+    /// no allocation once the ring has grown to its capacity, two relaxed counter updates and
+    /// one `Notify::notify_waiters`, which wakes the readers waiting on this buffer;
+    /// independent of how many subscribers there are and of how far behind they are.
     pub fn write(&mut self, mut frame: Frame) -> Result<(), HubError> {
         if self.buffer.closed.load(Ordering::Acquire) {
             return Err(HubError::Deleted {
@@ -104,16 +120,76 @@ impl Writer {
         if frame.payload.is_empty() {
             return Ok(());
         }
+        if let Some(mut timeline) = self.timeline.take() {
+            let now = self.now(frame.arrival);
+            timeline.push(frame, now);
+            let result = self.drain(&mut timeline);
+            self.timeline = Some(timeline);
+            return result;
+        }
         let session = match self.session {
             Some(session) => session,
             None => self.start_session(SessionReason::Fresh),
         };
-        // TIMELINE SEAM: a later change runs `media::timeline::Timeline` here: push `frame`
-        // (with `now`), then store every frame `pull` yields; `start_session` then delegates
-        // to the timeline, and the writer gains `poll_timeout`/`handle_timeout` for the held
-        // track. Until then frames are stored with the timestamps they came with.
         frame.session = session;
         self.store(frame)
+    }
+
+    /// When a track held by the normaliser must be released if no write comes first; drive
+    /// [`handle_timeout`](Self::handle_timeout) from it if the source may fall silent right
+    /// after its first frames (every later write releases it anyway).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timeline.as_ref().and_then(|t| t.poll_timeout())
+    }
+
+    /// Releases a held track whose wait has run out (see [`poll_timeout`](Self::poll_timeout)).
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), HubError> {
+        let Some(mut timeline) = self.timeline.take() else {
+            return Ok(());
+        };
+        let now = self.now(now);
+        timeline.handle_timeout(now);
+        let result = self.drain(&mut timeline);
+        self.timeline = Some(timeline);
+        result
+    }
+
+    /// Hard re-anchors of the normaliser so far (0 without one).
+    pub fn reanchors(&self) -> u64 {
+        self.timeline.as_ref().map_or(0, |t| t.reanchors())
+    }
+
+    /// `now`, never before the previous one.
+    fn now(&mut self, now: Instant) -> Instant {
+        let now = self.last_now.map_or(now, |last| last.max(now));
+        self.last_now = Some(now);
+        now
+    }
+
+    /// Stores every frame the normaliser releases; notes sessions it opened itself.
+    fn drain(&mut self, timeline: &mut Timeline) -> Result<(), HubError> {
+        while let Some(frame) = timeline.pull() {
+            if self.ring_session != Some(frame.session) {
+                self.ring_session = Some(frame.session);
+                write(&self.buffer.ring).start_session(frame.session);
+                if self.session.is_none_or(|s| s < frame.session) {
+                    self.session = Some(frame.session);
+                    if let Some(reason) = timeline.reason() {
+                        tracing::info!(buffer = %self.buffer.id, session = frame.session.0,
+                            %reason, "timeline session started");
+                    }
+                }
+            }
+            self.store(frame)?;
+        }
+        let reanchors = timeline.reanchors();
+        if reanchors > self.reanchors_logged
+            && (self.reanchors_logged == 0 || reanchors >= self.reanchors_logged + 50)
+        {
+            self.reanchors_logged = reanchors;
+            tracing::info!(buffer = %self.buffer.id, reanchors, "timeline re-anchored");
+        }
+        Ok(())
     }
 
     /// A snapshot of the buffer's counters.
@@ -152,26 +228,5 @@ impl fmt::Debug for Writer {
 impl Drop for Writer {
     fn drop(&mut self) {
         self.hub.remove(&self.buffer);
-    }
-}
-
-impl SessionReason {
-    /// The snake-case name used in logs and events (`fresh`, `timeline_jump`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Fresh => "fresh",
-            Self::Reconnect => "reconnect",
-            Self::Failover => "failover",
-            Self::ConfigChange => "config_change",
-            Self::StallRecovery => "stall_recovery",
-            Self::MixerCycle => "mixer_cycle",
-            Self::TimelineJump => "timeline_jump",
-        }
-    }
-}
-
-impl fmt::Display for SessionReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }

@@ -1,11 +1,12 @@
 //! One access unit on its way through the hub.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::Ts90;
+use crate::{TrackInfo, Ts90};
 
 /// Identifies a track within one buffer (the elementary stream a frame belongs to).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -112,6 +113,35 @@ pub struct Frame {
     /// The access unit: Annex-B for H.264/H.265 (parameter sets before every keyframe), a raw
     /// access unit for AAC.
     pub payload: Bytes,
+    /// The track's configuration as the producer knows it: required for AAC (a raw access
+    /// unit means nothing without its AudioSpecificConfig), optional for the others. Shared:
+    /// a producer makes one `Arc` per configuration and hands out clones, so carrying it costs
+    /// a reference-count increment per frame and consumers detect a change with
+    /// [`Arc::ptr_eq`].
+    pub config: Option<Arc<TrackConfig>>,
+}
+
+/// What a consumer needs to know about a track beyond its frames (SPEC §Buffer hub: "AAC
+/// carries its AudioSpecificConfig in the track config").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackConfig {
+    /// What the bitstream says about the track (size, rate, channels, RFC 6381 string).
+    pub info: TrackInfo,
+    /// The codec's decoder configuration: the AudioSpecificConfig for AAC; empty for codecs
+    /// whose parameters travel in-band (H.264/H.265 parameter sets precede every keyframe).
+    pub decoder_config: Bytes,
+}
+
+impl TrackConfig {
+    /// A configuration for an AAC track from its AudioSpecificConfig; `None` when the bytes do
+    /// not parse.
+    pub fn aac(asc: Bytes) -> Option<Self> {
+        let parsed = crate::codec::aac::AudioSpecificConfig::parse(&asc).ok()?;
+        Some(Self {
+            info: parsed.track_info(),
+            decoder_config: asc,
+        })
+    }
 }
 
 impl fmt::Debug for Frame {
@@ -124,6 +154,7 @@ impl fmt::Debug for Frame {
             .field("keyframe", &self.keyframe)
             .field("session", &self.session)
             .field("len", &self.payload.len())
+            .field("config", &self.config.is_some())
             .finish()
     }
 }

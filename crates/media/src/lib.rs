@@ -26,5 +26,5 @@ pub mod timeline;
 
 pub use code::{CodeError, StreamCode};
 pub use codec::TrackInfo;
-pub use frame::{Codec, Frame, MediaKind, SessionId, TrackId};
+pub use frame::{Codec, Frame, MediaKind, SessionId, TrackConfig, TrackId};
 pub use time::Ts90;

@@ -39,6 +39,7 @@
 //!     session: SessionId(0),
 //!     arrival: origin,
 //!     payload: Bytes::from_static(b"au"),
+//!     config: None,
 //! };
 //! // A camera whose clock reads 1 hour: video is held until audio arrives...
 //! timeline.push(frame(0, Codec::H264, 324_000_000), origin);
@@ -669,6 +670,7 @@ mod tests {
             session: SessionId(0),
             arrival,
             payload: Bytes::from((seq as u64).to_le_bytes().to_vec()),
+            config: None,
         }
     }
 

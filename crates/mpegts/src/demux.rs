@@ -1,10 +1,11 @@
 //! The demuxer: TS bytes in, track tables and frames out.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use tributary_media::{Codec, Frame, MediaKind, SessionId, TrackId, Ts90};
+use tributary_media::{Codec, Frame, MediaKind, SessionId, TrackConfig, TrackId, Ts90};
 
 use crate::es::{self, PesHeader};
 use crate::psi::{self, Pmt, SectionAssembler};
@@ -734,6 +735,8 @@ impl Demuxer {
 
     fn set_aac(&mut self, index: usize, config: AacConfig) {
         self.streams[index].aac = Some(config);
+        self.streams[index].config =
+            TrackConfig::aac(Bytes::copy_from_slice(&config.audio_specific_config())).map(Arc::new);
         if let Some(track) = self.tracks.get_mut(index) {
             track.aac = Some(config);
         }
@@ -761,6 +764,7 @@ impl Demuxer {
             session: SessionId(0),
             arrival: unit.arrival,
             payload,
+            config: self.streams[unit.index].config.clone(),
         })));
     }
 }
@@ -796,6 +800,9 @@ struct Stream {
     last_dts: Option<Ts90>,
     /// The AAC parameters of the last ADTS header.
     aac: Option<AacConfig>,
+    /// The configuration attached to this stream's frames (AAC: from `aac`), made once per
+    /// change and shared by every frame.
+    config: Option<Arc<TrackConfig>>,
     /// Section reassembly, for SCTE-35.
     sections: SectionAssembler,
 }
@@ -827,6 +834,7 @@ impl Default for Stream {
             size_hint: 0,
             last_dts: None,
             aac: None,
+            config: None,
             sections: SectionAssembler::default(),
         }
     }
@@ -874,6 +882,7 @@ fn scte35_frame(
         session: SessionId(0),
         arrival,
         payload: Bytes::copy_from_slice(section),
+        config: None,
     }))
 }
 
@@ -922,6 +931,7 @@ mod tests {
             session: SessionId(0),
             arrival: arrival(),
             payload: Bytes::from(payload),
+            config: None,
         }
     }
 

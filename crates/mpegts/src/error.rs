@@ -104,6 +104,13 @@ pub enum Error {
         /// The frame's track.
         track: TrackId,
     },
+    /// An AAC frame reached the muxer with no AudioSpecificConfig, neither on the frame nor
+    /// in the track table, so no ADTS header can be written.
+    #[error("track {}: AAC frame without an AudioSpecificConfig", track.0)]
+    MissingConfig {
+        /// The frame's track.
+        track: TrackId,
+    },
     /// The muxer cannot carry this codec.
     #[error("track {}: the muxer does not support codec {codec}", track.0)]
     UnsupportedCodec {

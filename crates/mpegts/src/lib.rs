@@ -38,6 +38,7 @@
 //!     session: SessionId(0),
 //!     arrival: now,
 //!     payload: Bytes::from_static(&[0, 0, 0, 1, 0x65, 0x88, 0x84]),
+//!     config: None,
 //! };
 //! muxer.push(&frame);
 //! let mut ts = Vec::new();

@@ -1,9 +1,10 @@
 //! The muxer: frames in, 188-byte-aligned TS out.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tributary_media::{Codec, Frame, MediaKind, TrackId, Ts90};
+use tributary_media::{Codec, Frame, MediaKind, TrackConfig, TrackId, Ts90};
 
 use crate::track::AacConfig;
 use crate::{Error, NULL_PID, PACKET_LEN, PAT_PID, SYNC_BYTE, es, psi};
@@ -196,9 +197,6 @@ impl Muxer {
                 MediaKind::Audio => audio = (audio + 1) & 0x1F,
                 MediaKind::Data => {}
             }
-            if track.codec == Codec::Aac && track.aac.is_none() {
-                return Err(invalid("an AAC track needs its AacConfig"));
-            }
             let cc = self
                 .outputs
                 .iter()
@@ -209,6 +207,7 @@ impl Muxer {
                 pid,
                 codec: track.codec,
                 aac: track.aac,
+                from_frames: None,
                 stream_type,
                 stream_id,
                 cc,
@@ -255,9 +254,22 @@ impl Muxer {
         let Some(index) = self.outputs.iter().position(|o| o.track == frame.track) else {
             return Err(Error::UnknownTrack { track: frame.track });
         };
-        let Output {
-            pid, codec, aac, ..
-        } = self.outputs[index];
+        let output = &mut self.outputs[index];
+        if output.codec == Codec::Aac
+            && let Some(config) = &frame.config
+            && output
+                .from_frames
+                .as_ref()
+                .is_none_or(|seen| !Arc::ptr_eq(seen, config))
+        {
+            // The frames' own configuration wins over the one given at setup; parsed once per
+            // change (pointer comparison per frame).
+            output.from_frames = Some(Arc::clone(config));
+            if let Some(aac) = adts_config(&config.decoder_config) {
+                output.aac = Some(aac);
+            }
+        }
+        let (pid, codec, aac) = (output.pid, output.codec, output.aac);
         if codec != frame.codec {
             return Err(Error::CodecMismatch {
                 track: frame.track,
@@ -269,6 +281,9 @@ impl Muxer {
             return Ok(());
         }
         let mut adts = None;
+        if codec == Codec::Aac && aac.is_none() {
+            return Err(Error::MissingConfig { track: frame.track });
+        }
         if let Some(aac) = aac.filter(|_| codec == Codec::Aac) {
             adts = Some(
                 aac.adts_header(frame.payload.len())
@@ -407,6 +422,8 @@ struct Output {
     pid: u16,
     codec: Codec,
     aac: Option<AacConfig>,
+    /// The configuration last seen on this track's frames (AAC), the source of `aac`.
+    from_frames: Option<Arc<TrackConfig>>,
     stream_type: u8,
     stream_id: u8,
     /// The next continuity counter.
@@ -584,6 +601,7 @@ mod tests {
             session: SessionId(0),
             arrival: arrival(),
             payload: Bytes::from(vec![0x5A; len]),
+            config: None,
         }
     }
 
@@ -728,10 +746,21 @@ mod tests {
                 ..MuxerConfig::default()
             })
         };
+        // An AAC track may get its config from its frames; a frame without one is refused.
+        let mut bare = table(vec![MuxTrack::new(AUDIO, Codec::Aac)]).unwrap();
+        bare.push(&frame(AUDIO, Codec::Aac, 0, true, 10));
         assert!(matches!(
-            table(vec![MuxTrack::new(AUDIO, Codec::Aac)]),
-            Err(Error::InvalidTrack { track: AUDIO, .. })
+            bare.pull(),
+            Some(Err(Error::MissingConfig { track: AUDIO }))
         ));
+        let mut with_config = frame(AUDIO, Codec::Aac, 0, true, 10);
+        let asc = Bytes::from_static(&[0x11, 0x90]); // AAC-LC, 48 kHz, stereo
+        with_config.config = Some(Arc::new(TrackConfig::aac(asc).unwrap()));
+        bare.push(&with_config);
+        let ts = bare.pull().unwrap().unwrap();
+        // PAT + PMT + one audio packet whose payload starts with the ADTS sync word.
+        assert_eq!(ts.len(), 3 * PACKET_LEN);
+        assert!(ts.windows(2).any(|w| w == [0xFF, 0xF1]));
         assert!(matches!(
             table(vec![MuxTrack::new(AUDIO, Codec::Opus)]),
             Err(Error::UnsupportedCodec {
@@ -766,4 +795,20 @@ mod tests {
         let version = |p: &[u8; PACKET_LEN]| (p[10] >> 1) & 0x1F;
         assert_eq!(version(&before[1]) + 1, version(&after[1]));
     }
+}
+
+/// The ADTS parameters for an AudioSpecificConfig. ADTS carries only object types 1 to 4, so
+/// HE-AAC (5) and HE-AACv2 (29) are written as AAC-LC at the core rate: implicit SBR/PS
+/// signalling, which every decoder handles.
+fn adts_config(asc: &[u8]) -> Option<AacConfig> {
+    let config = AacConfig::from_audio_specific_config(asc);
+    config.or_else(|| {
+        let [a, b, ..] = *asc else { return None };
+        let object_type = a >> 3;
+        let frequency_index = ((a & 0x07) << 1) | (b >> 7);
+        let channels = (b >> 3) & 0x0F;
+        matches!(object_type, 5 | 29)
+            .then(|| AacConfig::new(2, frequency_index, channels))
+            .flatten()
+    })
 }

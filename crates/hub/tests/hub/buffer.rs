@@ -202,6 +202,7 @@ fn the_byte_bound_limits_the_backlog() {
     let config = BufferConfig {
         capacity: 1024,
         max_bytes: 10 * 11, // ten 11-byte payloads
+        normalise: false,
     };
     let mut writer = hub.create_with(id.clone(), config).unwrap();
     let mut sub = hub.subscribe(&id, SubscribeFrom::Now, "hls").unwrap();

@@ -2,5 +2,6 @@
 
 mod buffer;
 mod intake;
+mod normalise;
 mod ops;
 mod support;

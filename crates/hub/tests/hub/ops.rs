@@ -97,7 +97,7 @@ proptest! {
     ) {
         let hub = Hub::new();
         let id = id("cam");
-        let config = BufferConfig { capacity, max_bytes: 64 * 1024 * 1024 };
+        let config = BufferConfig { capacity, max_bytes: 64 * 1024 * 1024, normalise: false };
         let mut writer: Option<Writer> = Some(hub.create_with(id.clone(), config).unwrap());
         let mut generation = 0u64;
         // Frames written to the current generation's buffer.

@@ -37,6 +37,7 @@ pub(crate) fn frame(codec: Codec, track: u16, n: i64, keyframe: bool) -> Frame {
         session: SessionId(0),
         arrival: origin() + Duration::from_millis(n.unsigned_abs()),
         payload: Bytes::from_static(b"\0\0\0\x01payload"),
+        config: None,
     }
 }
 

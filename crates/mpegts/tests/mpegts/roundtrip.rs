@@ -64,6 +64,7 @@ fn frames(start: i64, drafts: Vec<Draft>) -> Vec<Frame> {
                 session: SessionId(0),
                 arrival: now,
                 payload: Bytes::from(payload(track.codec, keyframe, &body)),
+                config: None,
             }
         })
         .collect()
