@@ -10,6 +10,7 @@
 
 mod auth;
 mod error;
+mod media;
 pub mod openapi;
 mod streams;
 mod system;
@@ -59,7 +60,7 @@ pub fn router(engine: EngineHandle) -> Router {
     Router::new()
         .merge(admin)
         .merge(public)
-        .fallback(system::not_found)
+        .fallback(media::serve)
         .with_state(engine)
         .layer(middleware::from_fn(access_log))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -78,6 +79,13 @@ async fn access_log(request: Request, next: Next) -> Response {
         .to_owned();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
+    if response
+        .extensions()
+        .get::<media::MediaResponse>()
+        .is_some()
+    {
+        return response;
+    }
     tracing::info!(
         %method,
         path,

@@ -1,13 +1,11 @@
-//! `/healthz`, `/readyz`, `GET /config` and the JSON 404.
+//! `/healthz`, `/readyz` and `GET /config`.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tributary_engine::EngineHandle;
-
-use crate::error::ApiError;
 
 pub(crate) async fn healthz() -> &'static str {
     "ok"
@@ -62,8 +60,4 @@ pub(crate) async fn config(State(engine): State<EngineHandle>) -> Response {
         "global_config": engine.config().redacted(),
     }))
     .into_response()
-}
-
-pub(crate) async fn not_found(uri: Uri) -> Response {
-    ApiError::not_found(format!("no route for {}", uri.path())).into_response()
 }

@@ -8,15 +8,18 @@
 #![forbid(unsafe_code)]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+mod buffers;
 mod coordinator;
 pub mod events;
+mod manager;
+mod outputs;
 mod reconciler;
 mod security;
 mod services;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -31,10 +34,14 @@ use tributary_domain::{Stream, StreamCode};
 use tributary_store::{Expect, SqliteStore, StoredStream, StreamRepository};
 
 pub use coordinator::{Applied, CoordError, StateSnapshot};
+pub use outputs::MediaAsset;
 pub use security::AdminToken;
 
+use crate::buffers::{HubBuffers, Intakes};
 use crate::coordinator::Coordinator;
 use crate::events::EventBus;
+use crate::manager::Manager;
+use crate::outputs::Outputs;
 use crate::services::{NotLanded, Services};
 
 /// Why the engine could not open.
@@ -178,6 +185,7 @@ struct Shared {
     coordinator: Coordinator,
     events: EventBus,
     support: Support,
+    media: MediaPlane,
     token: AdminToken,
     ports: Mutex<Ports>,
     booted: AtomicBool,
@@ -204,15 +212,17 @@ impl Engine {
             error: e.to_string(),
         })?;
         let token = AdminToken::load(&config.security.admin_token, &data_dir)?;
-        Ok(Self::with_parts(config, Arc::new(store), services(), token))
+        let media = MediaPlane::new(&config);
+        Ok(Self::with_parts(config, Arc::new(store), media, token))
     }
 
     fn with_parts(
         config: ServerConfig,
         store: Arc<dyn StreamRepository>,
-        services: Services,
+        media: MediaPlane,
         token: AdminToken,
     ) -> Self {
+        let services = media.services();
         let events = EventBus::new();
         let timeout = Duration::from_secs(config.server.admin_timeout_sec.max(1));
         let coordinator = Coordinator::new(services, store.clone(), events.clone(), timeout);
@@ -222,6 +232,7 @@ impl Engine {
             coordinator,
             events,
             support: support(),
+            media,
             token,
             ports: Mutex::new(Ports::default()),
             booted: AtomicBool::new(false),
@@ -302,20 +313,12 @@ impl EngineHandle {
 
     /// Bound ports.
     pub fn ports(&self) -> Ports {
-        self.shared
-            .ports
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        lock(&self.shared.ports).clone()
     }
 
     /// Records the HTTP address actually bound.
     pub fn set_http_addr(&self, addr: String) {
-        self.shared
-            .ports
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .http_addr = addr;
+        lock(&self.shared.ports).http_addr = addr;
     }
 
     /// `Ok` once the store is open, listeners are bound and boot start-up is done; else the
@@ -359,6 +362,12 @@ impl EngineHandle {
     /// The live state of a stream.
     pub fn runtime(&self, code: &StreamCode) -> Runtime {
         let snap = self.shared.coordinator.snapshot(code);
+        let inputs = self
+            .shared
+            .media
+            .manager
+            .runtime(code)
+            .filter(|_| snap.running);
         Runtime {
             status: snap.status,
             status_reasons: snap.status_reasons.clone(),
@@ -367,9 +376,9 @@ impl EngineHandle {
             started_at: snap
                 .started_at
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
-            active_input_priority: None,
+            active_input_priority: inputs.as_ref().and_then(|(active, _)| *active),
             exhausted: snap.status_reasons.contains(&"inputs_exhausted"),
-            inputs: Vec::new(),
+            inputs: inputs.map(|(_, list)| list).unwrap_or_default(),
             switches: Vec::new(),
             warnings: snap.warnings,
             last_error: snap.last_error,
@@ -448,22 +457,69 @@ impl EngineHandle {
     pub fn data_dir(&self) -> &Path {
         Path::new(&self.shared.config.data_dir)
     }
-}
 
-/// The services of this build. A service whose crate has not landed refuses with
-/// "not supported yet"; validation ([`support`]) keeps configurations from reaching it.
-fn services() -> Services {
-    Services {
-        buffers: Arc::new(NotLanded("the buffer hub")),
-        inputs: Arc::new(NotLanded("ingest")),
-        outputs: Arc::new(NotLanded("this output")),
-        transcoder: Arc::new(NotLanded("transcoding")),
-        dvr: Arc::new(NotLanded("DVR")),
-        thumbnails: Arc::new(NotLanded("thumbnails")),
+    /// A media asset (HLS playlist or segment) at `path`, relative to the server root
+    /// (`<code>/index.m3u8`), or `None` for 404. Paths never touch the file system.
+    pub fn media(&self, path: &str) -> Option<MediaAsset> {
+        self.shared.media.outputs.media(path)
     }
 }
 
-/// What this build implements.
+/// The real services, built over one hub.
+struct MediaPlane {
+    /// The stream manager, for `runtime.inputs[]`.
+    manager: Arc<Manager>,
+    /// The outputs, for the media routes.
+    outputs: Arc<Outputs>,
+    /// The bundle the coordinator drives.
+    services: Services,
+}
+
+impl MediaPlane {
+    fn new(config: &ServerConfig) -> Self {
+        let hub = tributary_hub::Hub::new();
+        let intakes = Intakes::default();
+        let ingest = tributary_ingest::IngestConfig {
+            ffmpeg_path: config.transcoder.ffmpeg_path.clone().into(),
+            ..tributary_ingest::IngestConfig::default()
+        };
+        let manager = Arc::new(Manager::new(intakes.clone(), ingest));
+        let hls = &config.publisher.hls;
+        let outputs = Arc::new(Outputs::new(
+            hub.clone(),
+            tributary_publish::HlsSettings::from(hls),
+        ));
+        let services = Services {
+            buffers: Arc::new(HubBuffers::new(hub, config.buffer.capacity, intakes)),
+            inputs: manager.clone(),
+            outputs: outputs.clone(),
+            transcoder: Arc::new(NotLanded("transcoding")),
+            dvr: Arc::new(NotLanded("DVR")),
+            thumbnails: Arc::new(NotLanded("thumbnails")),
+        };
+        Self {
+            manager,
+            outputs,
+            services,
+        }
+    }
+
+    fn services(&self) -> Services {
+        self.services.clone()
+    }
+}
+
+/// Locks a mutex, taking the data of a poisoned one: every critical section in the engine
+/// leaves its data consistent before anything that could panic.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What this build implements; validation rejects the rest with 422 "not supported yet".
 fn support() -> Support {
-    Support::default()
+    Support {
+        inputs: tributary_ingest::supported().to_vec(),
+        hls: true,
+        ..Support::default()
+    }
 }

@@ -107,7 +107,11 @@ impl Hub {
         buffers.insert(id.clone(), Arc::clone(&buffer));
         drop(buffers);
         tracing::debug!(buffer = %id, capacity = config.capacity, "buffer created");
-        Ok(Writer::new(Arc::clone(&self.inner), buffer, config.normalise))
+        Ok(Writer::new(
+            Arc::clone(&self.inner),
+            buffer,
+            config.normalise,
+        ))
     }
 
     /// Subscribes to buffer `id`. `class` names the kind of reader for the drop counters

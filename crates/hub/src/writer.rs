@@ -44,8 +44,8 @@ pub struct Writer {
 
 impl Writer {
     pub(crate) fn new(hub: Arc<HubInner>, buffer: Arc<Buffer>, normalise: bool) -> Self {
-        let timeline = normalise
-            .then(|| Box::new(Timeline::new(Instant::now(), hub.sessions().clone())));
+        let timeline =
+            normalise.then(|| Box::new(Timeline::new(Instant::now(), hub.sessions().clone())));
         Self {
             hub,
             buffer,

@@ -58,7 +58,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::{Frame, SessionId, TrackId, Ts90};
+use crate::{Frame, MediaKind, SessionId, TrackId, Ts90};
 
 /// The timeline normaliser of one buffer: a pure push/pull transformer with one timer.
 ///
@@ -168,6 +168,13 @@ impl Timeline {
             if back > BACK_TOLERANCE || forward > JUMP {
                 self.begin_jump(now);
             }
+        }
+        let track = &mut self.tracks[idx];
+        let src_step = track.cur.map_or(0, |cur| src - cur.last_src);
+        track.overlap =
+            frame.codec.kind() == MediaKind::Audio && src_step > 0 && src_step < track.src_step / 8;
+        if src_step > 0 {
+            track.src_step = src_step;
         }
         let map = self.tracks[idx].cur.and_then(|cur| cur.map);
         self.tracks[idx].cur = Some(TrackSession {
@@ -285,6 +292,8 @@ impl Timeline {
             step: 1,
             unwrap: None,
             cur: None,
+            overlap: false,
+            src_step: 0,
         });
         self.tracks.len() - 1
     }
@@ -432,9 +441,16 @@ impl Timeline {
 
         let floor = last.map_or(elapsed, |last| last.max(elapsed));
         let drift = dts.saturating_sub(floor);
-        let backwards = dts < 0 || last.is_some_and(|last| dts < last);
+        // A source overlap (see `Track::overlap`) would put two audio frames a tick apart,
+        // which decoders report as non-monotonic once rescaled to the sample rate: repaired
+        // like a step back.
+        let overlap = std::mem::take(&mut self.tracks[idx].overlap);
+        let backwards = overlap || dts < 0 || last.is_some_and(|last| dts < last);
         if backwards || !(-BEHIND..=AHEAD).contains(&drift) {
-            let target = last.map_or(elapsed, |last| last.saturating_add(1).max(elapsed));
+            // At least last output + 1 tick (SPEC); we take one frame duration, so a source that
+            // overlaps itself keeps its frame spacing.
+            let step = self.tracks[idx].step;
+            let target = last.map_or(elapsed, |last| last.saturating_add(step).max(elapsed));
             let shift = target.saturating_sub(dts);
             map = map.saturating_add(shift);
             dts = target;
@@ -583,6 +599,12 @@ struct Track {
     unwrap: Option<Unwrap>,
     /// State in the current session; `None` until the track's first frame in it.
     cur: Option<TrackSession>,
+    /// The frame being pushed overlaps the previous one at the source: an audio DTS step
+    /// under an eighth of the last step (ffmpeg's `-stream_loop` restarts audio one tick
+    /// after the previous frame). `emit` repairs it like a step back.
+    overlap: bool,
+    /// The last positive source DTS step, the yardstick for `overlap`.
+    src_step: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -1046,6 +1068,53 @@ mod tests {
             "a backward move leaves the partner alone"
         );
         assert_eq!(audio[1].2.dts.0, ms(10) + ms(21));
+    }
+
+    #[test]
+    fn an_overlapping_source_keeps_its_frame_spacing() {
+        // A looping sender restarts audio 100 ms early: a small step back, repaired within the
+        // session at one frame duration after the last output, never one tick after it.
+        let t0 = base();
+        let mut tl = Timeline::new(t0, SessionIds::new());
+        let mut out = Vec::new();
+        let mut seq = 0;
+        let mut push = |tl: &mut Timeline, track, dts: i64, at: i64| {
+            tl.push(frame(track, dts, dts, seq, t0 + dur(at)), t0 + dur(at));
+            seq += 1;
+        };
+        for k in 0..50 {
+            push(&mut tl, V, 3000 * k, 3000 * k);
+            push(&mut tl, A, 1920 * k, 1920 * k);
+        }
+        let last_audio = 1920 * 49;
+        push(&mut tl, A, last_audio - 9000, last_audio + 1920);
+        push(&mut tl, A, last_audio - 9000 + 1920, last_audio + 3840);
+        // ffmpeg's -stream_loop: the next audio frame one tick after the previous.
+        push(&mut tl, A, last_audio - 9000 + 1921, last_audio + 5760);
+        push(
+            &mut tl,
+            A,
+            last_audio - 9000 + 1921 + 1920,
+            last_audio + 7680,
+        );
+        while let Some(f) = tl.pull() {
+            out.push(f);
+        }
+        let audio: Vec<i64> = out
+            .iter()
+            .filter(|f| f.track == A)
+            .map(|f| f.dts.0)
+            .collect();
+        for pair in audio.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= 1920,
+                "audio steps {} -> {}",
+                pair[0],
+                pair[1]
+            );
+        }
+        assert_eq!(tl.session().map(|_| ()), Some(()));
+        assert_eq!(tl.reason(), Some(SessionReason::Fresh), "no new session");
     }
 
     #[test]

@@ -570,6 +570,22 @@ const PCR_INTERVAL: i64 = 8_100;
 /// How far the PCR runs behind the DTS (100 ms): the decoder's buffering time.
 const PCR_DELAY: i64 = 9_000;
 
+/// The ADTS parameters for an AudioSpecificConfig. ADTS carries only object types 1 to 4, so
+/// HE-AAC (5) and HE-AACv2 (29) are written as AAC-LC at the core rate: implicit SBR/PS
+/// signalling, which every decoder handles.
+fn adts_config(asc: &[u8]) -> Option<AacConfig> {
+    let config = AacConfig::from_audio_specific_config(asc);
+    config.or_else(|| {
+        let [a, b, ..] = *asc else { return None };
+        let object_type = a >> 3;
+        let frequency_index = ((a & 0x07) << 1) | (b >> 7);
+        let channels = (b >> 3) & 0x0F;
+        matches!(object_type, 5 | 29)
+            .then(|| AacConfig::new(2, frequency_index, channels))
+            .flatten()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
@@ -795,20 +811,4 @@ mod tests {
         let version = |p: &[u8; PACKET_LEN]| (p[10] >> 1) & 0x1F;
         assert_eq!(version(&before[1]) + 1, version(&after[1]));
     }
-}
-
-/// The ADTS parameters for an AudioSpecificConfig. ADTS carries only object types 1 to 4, so
-/// HE-AAC (5) and HE-AACv2 (29) are written as AAC-LC at the core rate: implicit SBR/PS
-/// signalling, which every decoder handles.
-fn adts_config(asc: &[u8]) -> Option<AacConfig> {
-    let config = AacConfig::from_audio_specific_config(asc);
-    config.or_else(|| {
-        let [a, b, ..] = *asc else { return None };
-        let object_type = a >> 3;
-        let frequency_index = ((a & 0x07) << 1) | (b >> 7);
-        let channels = (b >> 3) & 0x0F;
-        matches!(object_type, 5 | 29)
-            .then(|| AacConfig::new(2, frequency_index, channels))
-            .flatten()
-    })
 }

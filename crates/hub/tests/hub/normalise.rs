@@ -40,7 +40,12 @@ fn assert_monotonic(frames: &[Frame]) {
         assert!(!dts.is_empty(), "track {track} delivered nothing");
         assert!(dts[0] >= 0, "negative output DTS {}", dts[0]);
         for pair in dts.windows(2) {
-            assert!(pair[1] > pair[0], "track {track}: DTS {} then {}", pair[0], pair[1]);
+            assert!(
+                pair[1] > pair[0],
+                "track {track}: DTS {} then {}",
+                pair[0],
+                pair[1]
+            );
         }
     }
 }
@@ -67,9 +72,17 @@ fn a_restarted_sender_opens_one_new_session_and_stays_monotonic() {
     assert_monotonic(&got);
     let mut sessions: Vec<_> = got.iter().map(|f| f.session).collect();
     sessions.dedup();
-    assert_eq!(sessions.len(), 2, "one session per source timeline: {sessions:?}");
+    assert_eq!(
+        sessions.len(),
+        2,
+        "one session per source timeline: {sessions:?}"
+    );
     // Output starts near the writer's origin, not at the camera's one hour.
-    assert!(got[0].dts.as_millis() < 5_000, "first output DTS {:?}", got[0].dts);
+    assert!(
+        got[0].dts.as_millis() < 5_000,
+        "first output DTS {:?}",
+        got[0].dts
+    );
 }
 
 #[test]
@@ -79,7 +92,9 @@ fn a_failover_continues_the_output_timeline() {
     let main = intake.add_port(Priority(0), true).unwrap();
     let backup = intake.add_port(Priority(1), true).unwrap();
     intake.select(Priority(0), SessionReason::Fresh).unwrap();
-    let mut sub = hub.subscribe(&id("fo"), SubscribeFrom::Now, "test").unwrap();
+    let mut sub = hub
+        .subscribe(&id("fo"), SubscribeFrom::Now, "test")
+        .unwrap();
 
     for frame in av(90_000, 0, 50) {
         main.write(frame).unwrap();
@@ -95,10 +110,24 @@ fn a_failover_continues_the_output_timeline() {
     let last = got.last().unwrap().session;
     assert!(last > first, "the switch opens a new session");
     // The backup's frames continue where the main input's ended, not at its own clock.
-    let main_end = got.iter().filter(|f| f.session == first).map(|f| f.dts.0).max().unwrap();
-    let backup_start = got.iter().filter(|f| f.session == last).map(|f| f.dts.0).min().unwrap();
+    let main_end = got
+        .iter()
+        .filter(|f| f.session == first)
+        .map(|f| f.dts.0)
+        .max()
+        .unwrap();
+    let backup_start = got
+        .iter()
+        .filter(|f| f.session == last)
+        .map(|f| f.dts.0)
+        .min()
+        .unwrap();
     assert!(backup_start > main_end);
-    assert!(backup_start - main_end < 90_000 * 3, "gap {} ticks", backup_start - main_end);
+    assert!(
+        backup_start - main_end < 90_000 * 3,
+        "gap {} ticks",
+        backup_start - main_end
+    );
 }
 
 #[test]
@@ -109,7 +138,9 @@ fn a_lone_track_is_released_after_the_seed_hold() {
         ..BufferConfig::default()
     };
     let mut writer = hub.create_with(id("solo"), config).unwrap();
-    let mut sub = hub.subscribe(&id("solo"), SubscribeFrom::Now, "test").unwrap();
+    let mut sub = hub
+        .subscribe(&id("solo"), SubscribeFrom::Now, "test")
+        .unwrap();
     writer.write(video(0, true)).unwrap();
     assert!(drain(&mut sub).is_empty(), "held for a partner");
     let deadline = writer.poll_timeout().expect("a held track arms the timer");

@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
+use tributary_testkit::free_udp_port;
+
 use crate::server::{Server, send};
 
 #[test]
@@ -314,10 +316,19 @@ fn generated_admin_token_is_written_once() {
 fn process_restart_keeps_every_stream() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
+    let udp = |port: u16, disabled: bool| {
+        format!(
+            r#"{{"inputs": [{{"url": "udp://127.0.0.1:{port}"}}], "protocols": {{"hls": true}},
+                "disabled": {disabled}}}"#
+        )
+    };
+    let (live, off) = (udp(free_udp_port(), false), udp(free_udp_port(), true));
     for (code, body) in [
         ("a", r#"{"name": "A"}"#),
         ("b/c", r#"{"name": "BC", "disabled": true}"#),
         ("d", r#"{"name": "D", "tags": ["x", "y"]}"#),
+        ("e", live.as_str()),
+        ("f", off.as_str()),
     ] {
         assert_eq!(
             send(
@@ -339,7 +350,17 @@ fn process_restart_keeps_every_stream() {
 
     let server = Server::start(dir.path(), &[]);
     let after = send("GET", &server.url("/streams?reveal=true"), None, &[]).body;
-    assert_eq!(after["total"], 3);
+    assert_eq!(after["total"], 5);
+    // Boot started the enabled stream with inputs, and only it.
+    let running = |code: &str| {
+        send("GET", &server.url(&format!("/streams/{code}")), None, &[]).body["data"]["runtime"]
+            ["pipeline_active"]
+            .clone()
+    };
+    assert_eq!(running("e"), true);
+    for code in ["a", "b/c", "d", "f"] {
+        assert_eq!(running(code), false, "{code} must not run");
+    }
     for (b, a) in before["data"]
         .as_array()
         .unwrap()

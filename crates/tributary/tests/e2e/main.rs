@@ -3,4 +3,5 @@
 
 mod api;
 mod architecture;
+mod hls;
 mod server;

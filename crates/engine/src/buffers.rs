@@ -1,0 +1,135 @@
+//! The buffer service over the hub (SPEC §Buffer hub): one buffer per id a stream needs, and
+//! the [`Intake`] in front of the buffer ingest writes to.
+//!
+//! Every buffer is created with the timeline normaliser on (SPEC §Timeline: one per stream,
+//! one per rendition). The ingest target — the main buffer, or `$raw$<code>` while FFmpeg
+//! transcodes — gets an intake, which the stream manager finds in [`Intakes`]; the other
+//! buffers' writers are kept here until their producer (the transcoder) takes them.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tributary_domain::StreamCode;
+use tributary_hub::{BufferConfig, BufferId, Hub, Intake, Writer};
+
+use crate::lock;
+use crate::services::{BufferKind, BufferService, ServiceError};
+
+/// The intakes of running streams, keyed by stream code: the hub handle the buffer service
+/// hands to the stream manager. Cheap to clone.
+#[derive(Clone, Default)]
+pub(crate) struct Intakes(Arc<Mutex<HashMap<StreamCode, Intake>>>);
+
+impl Intakes {
+    /// The intake in front of `code`'s ingest buffer.
+    pub(crate) fn get(&self, code: &StreamCode) -> Option<Intake> {
+        lock(&self.0).get(code).cloned()
+    }
+
+    fn insert(&self, code: StreamCode, intake: Intake) {
+        lock(&self.0).insert(code, intake);
+    }
+
+    fn remove(&self, code: &StreamCode) -> Option<Intake> {
+        lock(&self.0).remove(code)
+    }
+}
+
+/// The hub-backed [`BufferService`].
+pub(crate) struct HubBuffers {
+    /// The process's one hub.
+    hub: Hub,
+    /// Frames per buffer (`buffer.capacity`).
+    capacity: usize,
+    /// Intakes of ingest buffers, shared with the stream manager.
+    intakes: Intakes,
+    /// Writers of the other buffers, per stream, until a producer takes them.
+    writers: Mutex<HashMap<StreamCode, Vec<(BufferKind, Writer)>>>,
+}
+
+impl HubBuffers {
+    pub(crate) fn new(hub: Hub, capacity: usize, intakes: Intakes) -> Self {
+        Self {
+            hub,
+            capacity,
+            intakes,
+            writers: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// The hub id of one of `code`'s buffers.
+pub(crate) fn buffer_id(code: &StreamCode, kind: BufferKind) -> BufferId {
+    match kind {
+        BufferKind::Main => BufferId::Stream(code.clone()),
+        BufferKind::Raw => BufferId::Raw(code.clone()),
+        BufferKind::Rendition(rung) => BufferId::Rendition(code.clone(), rung),
+    }
+}
+
+/// The buffer ingest writes to: raw while transcoding, else the main buffer.
+fn ingest_kind(kinds: &[BufferKind]) -> Option<BufferKind> {
+    if kinds.contains(&BufferKind::Raw) {
+        Some(BufferKind::Raw)
+    } else {
+        kinds.iter().copied().find(|k| *k == BufferKind::Main)
+    }
+}
+
+impl BufferService for HubBuffers {
+    fn create(&self, code: &StreamCode, kinds: &[BufferKind]) -> Result<(), ServiceError> {
+        let config = BufferConfig {
+            capacity: self.capacity,
+            normalise: true,
+            ..BufferConfig::default()
+        };
+        let ingest = ingest_kind(kinds);
+        let mut made: Vec<(BufferKind, Writer)> = Vec::with_capacity(kinds.len());
+        for &kind in kinds {
+            match self.hub.create_with(buffer_id(code, kind), config) {
+                Ok(writer) => made.push((kind, writer)),
+                Err(e) => {
+                    // Dropping the writers made so far deletes their buffers.
+                    drop(made);
+                    return Err(ServiceError::Failed(format!("stream {code}: {e}")));
+                }
+            }
+        }
+        let mut others = Vec::new();
+        for (kind, writer) in made {
+            if Some(kind) == ingest {
+                self.intakes.insert(code.clone(), Intake::new(writer));
+            } else {
+                others.push((kind, writer));
+            }
+        }
+        lock(&self.writers)
+            .entry(code.clone())
+            .or_default()
+            .extend(others);
+        Ok(())
+    }
+
+    fn delete(&self, code: &StreamCode, kinds: &[BufferKind]) {
+        let mut writers = lock(&self.writers);
+        if let Some(list) = writers.get_mut(code) {
+            list.retain(|(kind, _)| !kinds.contains(kind));
+            if list.is_empty() {
+                writers.remove(code);
+            }
+        }
+        drop(writers);
+        let intake = self.intakes.get(code);
+        if let Some(intake) = intake
+            && kinds
+                .iter()
+                .any(|&kind| &buffer_id(code, kind) == intake.id())
+        {
+            self.intakes.remove(code);
+        }
+        // Delete explicitly too: ports or subscribers may still hold the intake's writer.
+        for &kind in kinds {
+            self.hub.delete(&buffer_id(code, kind));
+        }
+    }
+}

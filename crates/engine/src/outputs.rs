@@ -1,0 +1,105 @@
+//! The output service: HLS windows served from memory (SPEC §Publisher, §HLS). Outputs whose
+//! crate has not landed refuse with "not supported yet" (validation keeps them from here).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use tributary_domain::diff::Output;
+use tributary_domain::{Push, Stream, StreamCode};
+use tributary_hub::{BufferId, Hub};
+use tributary_publish::{HlsHandle, HlsRegistry, HlsSettings};
+
+use crate::lock;
+use crate::services::{OutputService, ServiceError};
+
+/// A media response: a playlist or a segment.
+#[derive(Debug, Clone)]
+pub struct MediaAsset {
+    /// `Content-Type`.
+    pub content_type: &'static str,
+    /// `Cache-Control`.
+    pub cache_control: &'static str,
+    /// The bytes, shared with the packager's window (no copy per request).
+    pub body: Bytes,
+}
+
+/// The [`OutputService`] of this build.
+pub(crate) struct Outputs {
+    /// The process's one hub.
+    hub: Hub,
+    /// Every HLS window, by stream code; the media routes read it.
+    hls: HlsRegistry,
+    /// Segment length, window and history for new packagers.
+    settings: HlsSettings,
+    /// The running HLS packagers; dropping a handle stops its task and removes its window.
+    running: Mutex<HashMap<StreamCode, HlsHandle>>,
+}
+
+impl Outputs {
+    pub(crate) fn new(hub: Hub, settings: HlsSettings) -> Self {
+        Self {
+            hub,
+            hls: HlsRegistry::new(),
+            settings,
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The asset at `path` (`<code>/index.m3u8`, `<code>/seg_000123.ts`; `code` may contain
+    /// `/`), or `None` (404). Paths never touch the file system.
+    pub(crate) fn media(&self, path: &str) -> Option<MediaAsset> {
+        let (code, name) = path.rsplit_once('/')?;
+        let code: StreamCode = code.parse().ok()?;
+        let asset = self.hls.get(&code, name)?;
+        Some(MediaAsset {
+            content_type: asset.content_type,
+            cache_control: asset.cache_control,
+            body: asset.body,
+        })
+    }
+}
+
+impl OutputService for Outputs {
+    fn start_output(&self, stream: &Stream, output: Output) -> Result<(), ServiceError> {
+        match output {
+            Output::Hls => {
+                let code = stream.code.clone();
+                // A restart stops the old packager first: one window per code.
+                let previous = lock(&self.running).remove(&code);
+                if let Some(previous) = previous {
+                    previous.stop();
+                }
+                let handle = tributary_publish::start_hls(
+                    &self.hls,
+                    &self.hub,
+                    code.clone(),
+                    BufferId::Stream(code.clone()),
+                    self.settings.clone(),
+                )
+                .map_err(|e| ServiceError::Failed(e.to_string()))?;
+                lock(&self.running).insert(code, handle);
+                Ok(())
+            }
+            Output::Dash => Err(ServiceError::Unsupported("DASH output")),
+            Output::Rtsp => Err(ServiceError::Unsupported("RTSP play")),
+            Output::Rtmp => Err(ServiceError::Unsupported("RTMP play")),
+            Output::Srt => Err(ServiceError::Unsupported("SRT play")),
+        }
+    }
+
+    fn stop_output(&self, code: &StreamCode, output: Output) {
+        if output == Output::Hls {
+            let handle = lock(&self.running).remove(code);
+            if let Some(handle) = handle {
+                handle.stop();
+            }
+        }
+    }
+
+    fn start_push(&self, _: &Stream, _: &Push) -> Result<(), ServiceError> {
+        Err(ServiceError::Unsupported("push-out"))
+    }
+
+    fn stop_push(&self, _: &StreamCode, _: &str) {}
+}

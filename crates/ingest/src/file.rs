@@ -1,0 +1,352 @@
+//! `file:///abs/path` or `/abs/path`: a file played in real time, looped by default (SPEC
+//! §Ingest "file").
+//!
+//! `.ts` (and `.m2ts`, `.mts`) is demuxed directly. MP4/MOV/M4V, FLV and MKV are remuxed to TS
+//! by an `ffmpeg -c copy` child whose stdout is demuxed like a `.ts` file: one demuxer and one
+//! set of rules (parameter sets, AAC configuration, pacing) for every container, at the cost of
+//! a child process per pass, with no re-encoding. Native MP4/FLV/MKV demuxers would avoid the
+//! child; until they exist, a server without FFmpeg reports a clear error for those files
+//! (naming the file and the binary) and still plays `.ts`.
+//!
+//! Frames are written no faster than their DTS advances. With `loop` (the default), each pass
+//! is offset by the previous pass's end ([`Passes`]), so a loop is neither a timeline break nor
+//! a new session: no `Port::restart`. Without it, the end of the file is reported as an error
+//! and the worker finishes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, ChildStdout, Command};
+use tokio::task::JoinHandle;
+
+use crate::IngestConfig;
+use crate::backoff::Backoff;
+use crate::options::{OptionError, parse_bool};
+use crate::pace::{Pacer, Passes};
+use crate::sink::{Next, Reporter, Sink, now};
+
+/// The options of a file input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FileOptions {
+    /// The absolute path.
+    path: PathBuf,
+    /// How the container is read.
+    format: Format,
+    /// Whether the file plays again from the start when it ends (`loop`, default true).
+    looping: bool,
+    /// The FFmpeg binary for [`Format::Remux`].
+    ffmpeg: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// MPEG-TS, demuxed directly.
+    Ts,
+    /// Another container, remuxed to TS by FFmpeg.
+    Remux,
+}
+
+impl FileOptions {
+    pub(crate) fn parse(
+        path: PathBuf,
+        query: &BTreeMap<String, String>,
+        config: &IngestConfig,
+    ) -> Result<Self, OptionError> {
+        let ext = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let format = match ext.as_str() {
+            "ts" | "m2ts" | "mts" => Format::Ts,
+            "mp4" | "m4v" | "mov" | "flv" | "mkv" => Format::Remux,
+            _ => {
+                return Err(OptionError(
+                    "path",
+                    format!(
+                        "{}: unsupported file type {ext:?} (.ts, .mp4, .m4v, .mov, .flv, .mkv)",
+                        path.display()
+                    ),
+                ));
+            }
+        };
+        let looping = match query.get("loop") {
+            None => true,
+            Some(v) => parse_bool(v).ok_or_else(|| {
+                OptionError("loop", format!("{v:?} is not true/false/1/0/yes/no/on/off"))
+            })?,
+        };
+        Ok(Self {
+            path,
+            format,
+            looping,
+            ffmpeg: config.ffmpeg_path.clone(),
+        })
+    }
+}
+
+/// Runs the file worker until stopped, or to the end of the file without `loop`.
+pub(crate) async fn run(options: FileOptions, program: u16, reporter: Reporter) {
+    let mut sink = Sink::new(reporter.clone(), program);
+    let mut pacer = Pacer::new();
+    let mut passes = Passes::new();
+    let mut backoff = Backoff::new();
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut failed = false;
+    let path = options.path.display().to_string();
+    loop {
+        let mut source = match Source::open(&options).await {
+            Ok(source) => source,
+            Err(e) => {
+                reporter.error(e);
+                failed = true;
+                backoff.wait().await;
+                continue;
+            }
+        };
+        if failed {
+            // A reopen after a failure, unlike a loop, starts a new session.
+            reporter.reconnected();
+            pacer.reset();
+        }
+        reporter.set_connected(true);
+        sink.reset();
+        let read = read_pass(&mut source, &mut buf, &mut sink, &mut pacer, &mut passes).await;
+        let exit = source.finish().await;
+        let had_frames = passes.next_pass();
+        let error = match (read, exit) {
+            (Ok(()), Ok(())) if had_frames => {
+                backoff.reset();
+                if options.looping {
+                    tracing::debug!("end of file; looping");
+                    continue;
+                }
+                reporter.finish(format_args!("end of file {path} (loop disabled)"));
+                return;
+            }
+            (Ok(()), Ok(())) => format!("{path}: no media frames in the file"),
+            (Err(e), _) | (Ok(()), Err(e)) => e,
+        };
+        reporter.set_connected(false);
+        reporter.error(error);
+        failed = true;
+        backoff.wait().await;
+    }
+}
+
+/// Reads one pass of the source, writing its frames paced; `Err` on a read or demux failure.
+async fn read_pass(
+    source: &mut Source,
+    buf: &mut [u8],
+    sink: &mut Sink,
+    pacer: &mut Pacer,
+    passes: &mut Passes,
+) -> Result<(), String> {
+    let mut offset: u64 = 0;
+    loop {
+        let len = source
+            .read(buf)
+            .await
+            .map_err(|e| format!("{}: read error at byte {offset}: {e}", source.name()))?;
+        if len == 0 {
+            sink.flush();
+        } else {
+            sink.push(&buf[..len], now());
+            offset += len as u64;
+        }
+        while let Some(next) = sink.next() {
+            match next {
+                Next::Frame(mut ready) => {
+                    passes.apply(&mut ready.frame);
+                    let released = pacer.wait(ready.frame.dts).await;
+                    ready.frame.arrival = released;
+                    sink.write(ready, released);
+                }
+                Next::Reopen(why) => {
+                    return Err(format!("{}: {why} (at byte {offset})", source.name()));
+                }
+            }
+        }
+        if len == 0 {
+            return Ok(());
+        }
+    }
+}
+
+/// An open file, or the FFmpeg child remuxing one.
+enum Source {
+    File {
+        path: PathBuf,
+        file: tokio::fs::File,
+    },
+    Ffmpeg {
+        path: PathBuf,
+        /// Killed if the source is dropped (the worker stopped).
+        child: Child,
+        stdout: ChildStdout,
+        /// Collects the end of FFmpeg's stderr for the error message.
+        stderr: JoinHandle<String>,
+    },
+}
+
+impl Source {
+    async fn open(options: &FileOptions) -> Result<Self, String> {
+        let path = options.path.clone();
+        if options.format == Format::Ts {
+            let file = tokio::fs::File::open(&path)
+                .await
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            return Ok(Self::File { path, file });
+        }
+        let is_file = tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file());
+        if !is_file {
+            return Err(format!(
+                "cannot open {}: not a readable file",
+                path.display()
+            ));
+        }
+        let mut child = Command::new(&options.ffmpeg)
+            .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-i"])
+            .arg(&path)
+            .args([
+                "-map", "0:v?", "-map", "0:a?", "-c", "copy", "-f", "mpegts", "-",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                let ffmpeg = options.ffmpeg.display();
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    format!(
+                        "cannot remux {}: FFmpeg binary {ffmpeg:?} not found (needed for \
+                         non-TS files; install ffmpeg or set transcoder.ffmpeg_path)",
+                        path.display()
+                    )
+                } else {
+                    format!("cannot remux {}: starting {ffmpeg:?}: {e}", path.display())
+                }
+            })?;
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err(format!(
+                "cannot remux {}: no pipes to FFmpeg",
+                path.display()
+            ));
+        };
+        let stderr = tokio::spawn(tail(stderr));
+        Ok(Self::Ffmpeg {
+            path,
+            child,
+            stdout,
+            stderr,
+        })
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Self::File { path, .. } => path.display().to_string(),
+            Self::Ffmpeg { path, .. } => format!("{} (via FFmpeg)", path.display()),
+        }
+    }
+
+    async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::File { file, .. } => file.read(buf).await,
+            Self::Ffmpeg { stdout, .. } => stdout.read(buf).await,
+        }
+    }
+
+    /// Ends the pass: for FFmpeg, reaps the child and turns a failure into an error naming
+    /// the file and quoting FFmpeg.
+    async fn finish(self) -> Result<(), String> {
+        let Self::Ffmpeg {
+            path,
+            mut child,
+            stderr,
+            ..
+        } = self
+        else {
+            return Ok(());
+        };
+        let status: Option<ExitStatus> = match tokio::time::timeout(EXIT_GRACE, child.wait()).await
+        {
+            Ok(Ok(status)) => Some(status),
+            _ => {
+                let _ = child.kill().await;
+                None
+            }
+        };
+        let said = stderr.await.unwrap_or_default();
+        match status {
+            Some(status) if status.success() => Ok(()),
+            Some(status) => Err(format!(
+                "FFmpeg failed to remux {} ({status}): {}",
+                path.display(),
+                said.trim()
+            )),
+            None => Err(format!(
+                "FFmpeg did not exit after remuxing {}; killed",
+                path.display()
+            )),
+        }
+    }
+}
+
+/// Reads a pipe to its end, keeping the last [`STDERR_TAIL`] bytes.
+async fn tail(mut pipe: impl AsyncRead + Unpin) -> String {
+    let mut kept: Vec<u8> = Vec::new();
+    let mut buf = [0u8; 1024];
+    while let Ok(len) = pipe.read(&mut buf).await {
+        if len == 0 {
+            break;
+        }
+        kept.extend_from_slice(&buf[..len]);
+        if kept.len() > STDERR_TAIL {
+            kept.drain(..kept.len() - STDERR_TAIL);
+        }
+    }
+    String::from_utf8_lossy(&kept).into_owned()
+}
+
+/// Bytes read per wake-up: 348 TS packets.
+const READ_CHUNK: usize = 348 * 188;
+/// How long FFmpeg may take to exit once its output ended.
+const EXIT_GRACE: Duration = Duration::from_secs(5);
+/// FFmpeg stderr kept for an error message.
+const STDERR_TAIL: usize = 2048;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options() {
+        let config = IngestConfig::default();
+        let q = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        let o = FileOptions::parse("/a/b.TS".into(), &q(&[]), &config).unwrap();
+        assert_eq!((o.format, o.looping), (Format::Ts, true));
+        let o = FileOptions::parse("/a/b.mkv".into(), &q(&[("loop", "off")]), &config).unwrap();
+        assert_eq!((o.format, o.looping), (Format::Remux, false));
+        assert_eq!(
+            FileOptions::parse("/a/b.avi".into(), &q(&[]), &config)
+                .unwrap_err()
+                .0,
+            "path"
+        );
+        assert_eq!(
+            FileOptions::parse("/a/b.ts".into(), &q(&[("loop", "sometimes")]), &config)
+                .unwrap_err()
+                .0,
+            "loop"
+        );
+    }
+}

@@ -1,0 +1,326 @@
+//! Pull and listen ingest workers: UDP, HTTP-TS, HLS and files (L2, SPEC §Ingest).
+//!
+//! # Model
+//!
+//! One [`Worker`] per configured input. [`spawn`] classifies the input's URL with the one
+//! classifier (`tributary_domain::protocol::detect`), parses every option once (a bad option is
+//! an [`IngestError`] at once, not a surprise later) and starts one tokio task that owns the
+//! source: a socket, an HTTP response, a file or an `ffmpeg` child. The task turns bytes into
+//! [`Frame`](tributary_media::Frame)s with the sans-IO MPEG-TS demuxer and writes them to the
+//! input's hub [`Port`]. It never decides failover: it reports health (through the port's
+//! counters and [`Port::report_error`]) and the stream manager chooses (STYLE.md §3).
+//!
+//! Every worker shares the same rules:
+//!
+//! - **Connect loop.** Opening is retried forever, 1 s apart doubling to 10 s, the delay reset
+//!   once a connection delivers a frame. Every failure is reported on the port and logged, the
+//!   non-retriable ones (HTTP 401/403/404/410, DNS "no such host", TLS) included: they are only
+//!   worth reporting at once, since the manager may fail over on them. Each reopen after a
+//!   connection that had opened calls [`Port::restart`] with
+//!   [`SessionReason::Reconnect`](tributary_hub::SessionReason::Reconnect). A peer that ends
+//!   the stream (EOF) is an error report, never a silent exit.
+//! - **Parameter sets.** Every video keyframe written starts with its SPS/PPS (VPS/SPS/PPS for
+//!   H.265), inserted from earlier frames when the keyframe lacks them; a keyframe with none
+//!   known is dropped and counted. New parameter-set values or a new AAC configuration start a
+//!   new session (`config_change`). AAC frames carry their AudioSpecificConfig in
+//!   `frame.config` (the demuxer puts it there).
+//! - **Robustness.** A demux error resynchronises and is counted; after 8 in a row without a
+//!   good frame the source is reopened (UDP, which has no connection, resets its demuxer).
+//!   Continuity errors are counted ([`WorkerStats::cc_errors`]). An input that wrote nothing
+//!   for 15 s gets a new session (`stall_recovery`) when data resumes.
+//! - **Pacing.** HLS and files are written in real time by DTS (a file would otherwise be read
+//!   in a blink, and an HLS pull arrives a segment at a time). Their frames carry the instant
+//!   they are released as `arrival`: the bytes' own arrival is meaningless for data that is
+//!   deliberately held back, and the timeline normaliser compares DTS with arrival. Live
+//!   sources (UDP, HTTP-TS) are written as they arrive, stamped with the instant the bytes
+//!   arrived.
+//! - **Bounds.** Every queue has a bound: the demuxer's event queue holds what one read produced,
+//!   HLS prefetch holds at most [`IngestConfig::hls_prefetch`] segments of at most 64 MiB.
+//!   No lock is held across `.await`; hub writes never await.
+//!
+//! Stopping: [`Worker::stop`] or dropping the worker cancels the task; the socket closes and
+//! an `ffmpeg` child is killed.
+//!
+//! Logs are `tracing` events inside a span `ingest` with the fields `stream`, `priority`,
+//! `kind` and `url` (secrets masked with `tributary_domain::redact::mask_url`).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use tributary_domain::Input;
+//! use tributary_hub::{BufferId, Hub, Intake, Priority, SessionReason, SubscribeFrom};
+//! use tributary_ingest::{IngestContext, spawn};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let hub = Hub::new();
+//! let id = BufferId::Stream("cam7".parse()?);
+//! let intake = Intake::new(hub.create(id.clone(), 1024)?);
+//! let port = intake.add_port(Priority(0), true)?;
+//! intake.select(Priority(0), SessionReason::Fresh)?;
+//!
+//! let input = Input::new("udp://0.0.0.0:5000", 0);
+//! let ctx = IngestContext { code: "cam7".parse()?, priority: 0 };
+//! let worker = spawn(ctx, &input, port)?;
+//!
+//! let mut player = hub.subscribe(&id, SubscribeFrom::LastKeyframe, "demo")?;
+//! let first = player.recv().await;
+//! println!("{first:?}, cc errors so far: {}", worker.stats().cc_errors);
+//! worker.stop();
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![forbid(clippy::print_stdout, clippy::print_stderr)]
+
+mod backoff;
+mod error;
+mod file;
+mod hls;
+mod http;
+mod options;
+mod pace;
+mod sink;
+mod udp;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+use tributary_domain::Input;
+use tributary_domain::protocol::{self, DetectContext, InputKind, InputUrl};
+use tributary_domain::redact::mask_url;
+use tributary_hub::Port;
+use tributary_media::{StreamCode, TrackId};
+
+pub use error::IngestError;
+
+use crate::sink::{Label, Reporter, Stats};
+
+/// Who a worker works for, for its log lines and error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestContext {
+    /// The stream the input belongs to.
+    pub code: StreamCode,
+    /// The input's priority (its index in the stream's `inputs`).
+    pub priority: u32,
+}
+
+/// Process-wide ingest settings the engine maps from the server configuration (ARCHITECTURE.md
+/// §10: a component receives only its own section).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestConfig {
+    /// The FFmpeg binary that remuxes non-TS files (`transcoder.ffmpeg_path`). Default
+    /// `ffmpeg`, looked up on `PATH`, as the transcoder does.
+    pub ffmpeg_path: PathBuf,
+    /// HLS segments downloaded ahead of the one being played (`ingestor.hls_max_segment_buffer`).
+    /// Default 8: enough to ride out a slow origin for several segment durations while bounding
+    /// memory to 8 × 64 MiB in the worst case. At least 1.
+    pub hls_prefetch: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            ffmpeg_path: PathBuf::from("ffmpeg"),
+            hls_prefetch: 8,
+        }
+    }
+}
+
+/// A running ingest worker for one input. Dropping it stops the worker, as [`stop`](Self::stop)
+/// does.
+#[derive(Debug)]
+pub struct Worker {
+    /// The kind of input, as classified at spawn.
+    kind: InputKind,
+    /// Cancels the worker's task (and through it the socket, response or child process).
+    cancel: CancellationToken,
+    /// Counters the task updates and [`stats`](Self::stats) reads; atomics and short locks,
+    /// no queue.
+    stats: Arc<Stats>,
+}
+
+/// A snapshot of a worker's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// The elementary streams of the selected program, carried or not, as the demuxer last
+    /// reported them (empty before the first PMT).
+    pub tracks: Vec<tributary_mpegts::TrackInfo>,
+    /// What the bitstream says about each carried track once known (size, frame rate, sample
+    /// rate, codec string): from the SPS for video, the AudioSpecificConfig for AAC.
+    pub details: Vec<(TrackId, tributary_media::TrackInfo)>,
+    /// TS continuity-counter errors since the worker started (lost or reordered packets).
+    pub cc_errors: u64,
+    /// Demux errors (lost sync, bad CRC, malformed PES) since the worker started.
+    pub demux_errors: u64,
+    /// Video keyframes dropped because no parameter sets were known for them.
+    pub dropped_keyframes: u64,
+    /// Reopens after a connection had opened (each began a new session).
+    pub reconnects: u64,
+    /// Whether the source is open now (for UDP: the socket is bound).
+    pub connected: bool,
+    /// Whether the input ended for good (`#EXT-X-ENDLIST` played out, or a file without
+    /// `loop`); the worker does nothing more.
+    pub finished: bool,
+}
+
+impl Worker {
+    /// Stops the worker: its task ends at its next poll, closing its source.
+    pub fn stop(self) {
+        self.cancel.cancel();
+    }
+
+    /// The kind of input this worker ingests.
+    pub fn kind(&self) -> InputKind {
+        self.kind
+    }
+
+    /// A snapshot of the worker's counters.
+    pub fn stats(&self) -> WorkerStats {
+        let s = &self.stats;
+        WorkerStats {
+            tracks: sink::lock(&s.tracks).clone(),
+            details: sink::lock(&s.details).clone(),
+            cc_errors: s.cc_errors.load(Ordering::Relaxed),
+            demux_errors: s.demux_errors.load(Ordering::Relaxed),
+            dropped_keyframes: s.dropped_keyframes.load(Ordering::Relaxed),
+            reconnects: s.reconnects.load(Ordering::Relaxed),
+            connected: s.connected.load(Ordering::Relaxed),
+            finished: s.finished.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// The kinds of input this build can ingest.
+pub fn supported() -> &'static [InputKind] {
+    &[
+        InputKind::Udp,
+        InputKind::HttpTs,
+        InputKind::Hls,
+        InputKind::File,
+    ]
+}
+
+/// Starts the worker for one configured input, with the default [`IngestConfig`]; it writes
+/// into `port` until stopped. Call within a tokio runtime.
+pub fn spawn(ctx: IngestContext, input: &Input, port: Port) -> Result<Worker, IngestError> {
+    spawn_with(ctx, input, port, &IngestConfig::default())
+}
+
+/// Starts the worker for one configured input with explicit settings (see [`spawn`]).
+///
+/// Fails at once, starting nothing, when the kind is not supported, the URL or an option does
+/// not parse, or no tokio runtime is running.
+pub fn spawn_with(
+    ctx: IngestContext,
+    input: &Input,
+    port: Port,
+    config: &IngestConfig,
+) -> Result<Worker, IngestError> {
+    let url = mask_url(&input.url);
+    let parsed = protocol::detect(&input.url, DetectContext::default()).map_err(|e| {
+        IngestError::InvalidUrl {
+            code: ctx.code.clone(),
+            priority: ctx.priority,
+            url: url.clone(),
+            reason: e.to_string(),
+        }
+    })?;
+    let kind = parsed.kind();
+    let label = Arc::new(Label {
+        code: ctx.code.clone(),
+        priority: ctx.priority,
+        url,
+        kind,
+    });
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| IngestError::NoRuntime {
+        code: ctx.code.clone(),
+        priority: ctx.priority,
+        url: label.url.clone(),
+    })?;
+    let stats = Arc::new(Stats::default());
+    let reporter = Reporter::new(Arc::clone(&label), port, Arc::clone(&stats));
+    let program = u16::try_from(input.program).map_err(|_| {
+        label.invalid(
+            "program",
+            format!("{} is not an MPEG-TS program number", input.program),
+        )
+    })?;
+
+    let task: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match parsed {
+        InputUrl::Network {
+            kind: InputKind::Udp,
+            url,
+        } => {
+            let url = options::merge_params(url, &input.params);
+            let options = udp::UdpOptions::parse(&url).map_err(|e| label.invalid(e.0, e.1))?;
+            Box::pin(udp::run(options, program, reporter))
+        }
+        InputUrl::Network {
+            kind: InputKind::HttpTs,
+            url,
+        } => {
+            let url = options::merge_params(url, &input.params);
+            let client = http::HttpClient::new(input, http::HTTP_TS_TIMEOUT, &label)?;
+            Box::pin(http::run_ts(url, client, program, reporter))
+        }
+        InputUrl::Network {
+            kind: InputKind::Hls,
+            url,
+        } => {
+            let url = options::merge_params(url, &input.params);
+            let client = http::HttpClient::new(input, hls::PLAYLIST_TIMEOUT, &label)?;
+            let prefetch = config.hls_prefetch.max(1);
+            Box::pin(hls::run(url, client, prefetch, program, reporter))
+        }
+        InputUrl::File {
+            mount: Some(mount), ..
+        } => {
+            return Err(IngestError::UnresolvedMount {
+                code: ctx.code,
+                priority: ctx.priority,
+                mount,
+            });
+        }
+        InputUrl::File { mount: None, path } => {
+            let query = options::file_query(&input.url, &input.params);
+            let options = file::FileOptions::parse(PathBuf::from(path), &query, config)
+                .map_err(|e| label.invalid(e.0, e.1))?;
+            Box::pin(file::run(options, program, reporter))
+        }
+        _ => {
+            return Err(IngestError::Unsupported {
+                code: ctx.code,
+                priority: ctx.priority,
+                kind,
+            });
+        }
+    };
+
+    let cancel = CancellationToken::new();
+    let span = tracing::info_span!("ingest", stream = %label.code, priority = label.priority,
+        kind = %label.kind, url = %label.url);
+    let token = cancel.clone();
+    runtime.spawn(
+        async move {
+            tokio::select! {
+                () = token.cancelled() => tracing::debug!("worker stopped"),
+                () = task => {}
+            }
+        }
+        .instrument(span),
+    );
+    Ok(Worker {
+        kind,
+        cancel,
+        stats,
+    })
+}

@@ -1,0 +1,586 @@
+//! The live HLS-TS segmenter: frames in, numbered MPEG-TS segments out.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tributary_media::{Codec, Frame, MediaKind, SessionId, TrackId, Ts90};
+use tributary_mpegts::{MuxTrack, Muxer, MuxerConfig};
+
+use crate::UnixMillis;
+use crate::hls::playlist::{PlaylistEntry, millis_rounded};
+
+/// Cuts a live stream of [`Frame`]s into numbered MPEG-TS segments (SPEC §HLS "Cutting").
+///
+/// # Driving it
+///
+/// - [`push`](Self::push) every frame of the buffer in the order the hub delivers it, with the
+///   wall time at which the frame arrived (for `#EXT-X-PROGRAM-DATE-TIME`).
+/// - Call [`discontinuity`](Self::discontinuity) when frames were lost (the hub's `Lagged`):
+///   the open segment closes and the next one is marked `#EXT-X-DISCONTINUITY`.
+/// - Call [`finish`](Self::finish) when the stream ends: the open segment closes.
+/// - After each of these calls, drain [`pull`](Self::pull) until it returns `None`. Events
+///   come out in the order they happened; segment numbers increase by one from
+///   [`HlsConfig::first_number`].
+///
+/// # What it decides
+///
+/// - **Tracks.** At the start of each session it holds frames until it has seen a video and
+///   an audio track, or for 1 s of DTS (or 256 frames), then builds the TS track table from
+///   what it saw: video first, then audio, then data. A track first seen later is added to
+///   the table (the PMT is re-sent). Frames of a codec HLS-TS cannot carry (Opus, ...) are
+///   omitted and reported once per track with [`HlsEvent::Omitted`].
+/// - **Cuts.** With video, a segment starts at a video keyframe and closes at the first video
+///   keyframe whose PTS is at least S after its own start; audio-only, every S. A segment
+///   that reaches TARGETDURATION + 0.5 s without a keyframe (minus a 100 ms guard, so its
+///   `#EXTINF` never rounds above TARGETDURATION) is cut anyway: [`SegmentEnd::Forced`].
+///   Before TARGETDURATION is known the limit is 3 × S.
+/// - **Sessions.** A new [`SessionId`] closes the open segment and marks the next one a
+///   discontinuity; each session gets a fresh muxer (continuity counters restart) and, with
+///   video, waits for its first keyframe (frames before it are skipped, counted in
+///   [`skipped`](Self::skipped)).
+/// - **Durations.** A segment lasts from its first frame's PTS to the next segment's first
+///   PTS; a segment that ends its session (or is closed by a loss or the end) lasts until its
+///   latest frame's PTS plus that frame's duration (the DTS step of its track).
+/// - **TARGETDURATION** is fixed by the first segment: `ceil(max(S, its duration))`, computed
+///   on the millisecond-rounded duration the playlist prints.
+/// - **PSI.** Every segment starts with PAT and PMT: the muxer writes them before each video
+///   keyframe; a segment starting elsewhere (audio-only, forced cut) makes the muxer re-send
+///   them, which bumps the PMT version.
+/// - **Wall time.** Each session anchors its media time to the wall time of its first frame;
+///   a segment's program date time is that anchor moved by the segment's PTS offset, so
+///   consecutive dates differ exactly by `#EXTINF`. When it drifts more than 1 s from the
+///   wall time passed with the segment's first frame, the anchor is reset.
+///
+/// Each segment's bytes are gathered once into a buffer sized from the previous segment.
+#[derive(Debug)]
+pub struct HlsSegmenter {
+    /// S in 90 kHz ticks.
+    segment: i64,
+    /// The number the next segment gets.
+    next_number: u64,
+    /// TARGETDURATION, fixed when the first segment closes.
+    target_duration: Option<u32>,
+    /// The session being segmented, `None` before the first frame.
+    session: Option<SessionId>,
+    /// Whether a segment has been emitted yet (a session change before that is no
+    /// discontinuity for any player).
+    emitted: bool,
+    /// The next segment opened is marked `#EXT-X-DISCONTINUITY`.
+    discontinuity: bool,
+    /// The TS track table of the current session, in muxer order.
+    tracks: Vec<MuxTrack>,
+    /// Whether the table has a video track: cut at keyframes, else every S.
+    video: bool,
+    /// The current session's muxer; `None` while the track table is being probed.
+    muxer: Option<Muxer>,
+    /// The muxer has written nothing yet (it writes PAT/PMT before its first frame anyway).
+    muxer_fresh: bool,
+    /// Frames (with their wall times) held while the track table is probed.
+    held: Vec<(Frame, UnixMillis)>,
+    /// Per-track last DTS and frame duration, for the end of a session's last segment.
+    timing: Vec<TrackTiming>,
+    /// The segment being written.
+    open: Option<OpenSegment>,
+    /// The session's media-to-wall anchor: (PTS, wall time at that PTS).
+    anchor: Option<(Ts90, UnixMillis)>,
+    /// The size of the last segment, to reserve the next one's buffer.
+    size_hint: usize,
+    /// Tracks reported as not carried (reported once each, for the segmenter's life).
+    omitted: Vec<TrackId>,
+    /// Tracks whose frames the muxer rejected this session (first rejection reported).
+    rejected: Vec<TrackId>,
+    /// Frames skipped while waiting for a session's first keyframe.
+    skipped: u64,
+    /// Events not pulled yet.
+    events: VecDeque<HlsEvent>,
+}
+
+impl HlsSegmenter {
+    /// A segmenter that has seen nothing yet.
+    pub fn new(config: HlsConfig) -> Self {
+        let segment = Ts90::from_duration(config.segment).0.max(MIN_SEGMENT);
+        Self {
+            segment,
+            next_number: config.first_number,
+            target_duration: None,
+            session: None,
+            emitted: false,
+            discontinuity: false,
+            tracks: Vec::new(),
+            video: false,
+            muxer: None,
+            muxer_fresh: false,
+            held: Vec::new(),
+            timing: Vec::new(),
+            open: None,
+            anchor: None,
+            size_hint: 0,
+            omitted: Vec::new(),
+            rejected: Vec::new(),
+            skipped: 0,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Takes one frame; `wall` is when it arrived. Drain [`pull`](Self::pull) afterwards.
+    pub fn push(&mut self, frame: &Frame, wall: UnixMillis) {
+        if self.session != Some(frame.session) {
+            self.end_session(SegmentEnd::Session);
+            if self.emitted {
+                self.discontinuity = true;
+            }
+            self.session = Some(frame.session);
+        }
+        if !carried(frame.codec) {
+            if !self.omitted.contains(&frame.track) {
+                self.omitted.push(frame.track);
+                self.events.push_back(HlsEvent::Omitted {
+                    track: frame.track,
+                    codec: frame.codec,
+                });
+            }
+            return;
+        }
+        if self.muxer.is_none() {
+            self.held.push((frame.clone(), wall));
+            if self.probed() {
+                self.start_muxer();
+            }
+            return;
+        }
+        if !self.tracks.iter().any(|t| t.track == frame.track) {
+            self.add_track(frame);
+        }
+        self.process(frame, wall);
+    }
+
+    /// Frames were lost: closes the open segment and marks the next one a discontinuity.
+    pub fn discontinuity(&mut self) {
+        self.flush_held();
+        self.close(None, SegmentEnd::Loss);
+        self.timing.clear();
+        if self.emitted {
+            self.discontinuity = true;
+        }
+    }
+
+    /// The stream ended: closes the open segment (frames still held for probing included).
+    pub fn finish(&mut self) {
+        self.end_session(SegmentEnd::Finish);
+        self.session = None;
+    }
+
+    /// The next event, or `None` when all are out.
+    pub fn pull(&mut self) -> Option<HlsEvent> {
+        self.events.pop_front()
+    }
+
+    /// `#EXT-X-TARGETDURATION`, once the first segment is out.
+    pub fn target_duration(&self) -> Option<u32> {
+        self.target_duration
+    }
+
+    /// The number the next segment will get.
+    pub fn next_number(&self) -> u64 {
+        self.next_number
+    }
+
+    /// Frames skipped so far while waiting for a session's first keyframe.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Whether enough has been seen to fix the track table.
+    fn probed(&self) -> bool {
+        let kinds = |kind| self.held.iter().any(|(f, _)| f.codec.kind() == kind);
+        let (Some((first, _)), Some((last, _))) = (self.held.first(), self.held.last()) else {
+            return false;
+        };
+        (kinds(MediaKind::Video) && kinds(MediaKind::Audio))
+            || last.dts.0 - first.dts.0 >= PROBE_SPAN
+            || self.held.len() >= PROBE_FRAMES
+    }
+
+    /// Builds the track table from the held frames, makes the muxer and replays them.
+    fn start_muxer(&mut self) {
+        let mut held = std::mem::take(&mut self.held);
+        self.tracks.clear();
+        for (frame, _) in &held {
+            if !self.tracks.iter().any(|t| t.track == frame.track) {
+                self.tracks.push(MuxTrack::new(frame.track, frame.codec));
+            }
+        }
+        self.tracks
+            .sort_by_key(|t| (kind_order(t.codec.kind()), t.track));
+        self.video = self
+            .tracks
+            .iter()
+            .any(|t| t.codec.kind() == MediaKind::Video);
+        match Muxer::new(MuxerConfig {
+            tracks: self.tracks.clone(),
+            ..MuxerConfig::default()
+        }) {
+            Ok(muxer) => {
+                self.muxer = Some(muxer);
+                self.muxer_fresh = true;
+                for (frame, wall) in held.drain(..) {
+                    self.process(&frame, wall);
+                }
+            }
+            Err(error) => {
+                // The session cannot be muxed; its frames are dropped until the next one.
+                let track = held.first().map_or(TrackId(0), |(f, _)| f.track);
+                self.report_rejection(track, error);
+                self.skipped += held.len() as u64;
+            }
+        }
+        held.clear();
+        self.held = held; // keep the allocation for the next session
+    }
+
+    /// Adds a track first seen after the table was fixed.
+    fn add_track(&mut self, frame: &Frame) {
+        let Some(muxer) = self.muxer.as_mut() else {
+            return;
+        };
+        self.tracks.push(MuxTrack::new(frame.track, frame.codec));
+        if let Err(error) = muxer.set_tracks(self.tracks.clone()) {
+            self.tracks.pop();
+            self.report_rejection(frame.track, error);
+            return;
+        }
+        self.video |= frame.codec.kind() == MediaKind::Video;
+    }
+
+    /// Cuts if this frame begins a segment, then muxes it.
+    fn process(&mut self, frame: &Frame, wall: UnixMillis) {
+        let kind = frame.codec.kind();
+        let starts = if self.video {
+            kind == MediaKind::Video && frame.keyframe
+        } else {
+            kind == MediaKind::Audio
+        };
+        match self.open.as_ref().map(|o| o.start) {
+            None if !starts => {
+                self.skipped += 1;
+                return;
+            }
+            None => self.open_segment(frame, wall),
+            Some(start) => {
+                let elapsed = frame.pts.0 - start.0;
+                let mut end = None;
+                if starts && elapsed >= self.segment {
+                    end = Some(if self.video {
+                        SegmentEnd::Keyframe
+                    } else {
+                        SegmentEnd::Interval
+                    });
+                } else if kind != MediaKind::Data && elapsed + FORCED_GUARD >= self.forced_limit() {
+                    end = Some(SegmentEnd::Forced);
+                }
+                if let Some(end) = end {
+                    self.close(Some(frame.pts), end);
+                    self.open_segment(frame, wall);
+                }
+            }
+        }
+        self.mux(frame);
+    }
+
+    /// The elapsed PTS at which a segment without a keyframe is cut.
+    fn forced_limit(&self) -> i64 {
+        match self.target_duration {
+            Some(target) => i64::from(target) * Ts90::HZ + Ts90::HZ / 2,
+            None => 3 * self.segment,
+        }
+    }
+
+    /// Opens a segment whose first frame is `frame`.
+    fn open_segment(&mut self, frame: &Frame, wall: UnixMillis) {
+        let program_date_time = match self.anchor {
+            Some((pts, at)) if ((at + (frame.pts - pts)).0 - wall.0).abs() <= MAX_WALL_DRIFT_MS => {
+                at + (frame.pts - pts)
+            }
+            _ => {
+                self.anchor = Some((frame.pts, wall));
+                wall
+            }
+        };
+        let independent = frame.codec.kind() == MediaKind::Video && frame.keyframe;
+        if !independent
+            && !self.muxer_fresh
+            && let Some(muxer) = self.muxer.as_mut()
+        {
+            // Re-sending the table makes the muxer write PAT/PMT before this frame.
+            if let Err(error) = muxer.set_tracks(self.tracks.clone()) {
+                self.report_rejection(frame.track, error);
+            }
+        }
+        let number = self.next_number;
+        self.next_number += 1;
+        self.open = Some(OpenSegment {
+            number,
+            session: frame.session,
+            start: frame.pts,
+            end: frame.pts,
+            discontinuity: std::mem::take(&mut self.discontinuity),
+            program_date_time,
+            bytes: BytesMut::with_capacity(self.size_hint + self.size_hint / 4),
+        });
+    }
+
+    /// Writes `frame` into the open segment and extends the segment's end.
+    fn mux(&mut self, frame: &Frame) {
+        let (Some(muxer), Some(open)) = (self.muxer.as_mut(), self.open.as_mut()) else {
+            return;
+        };
+        muxer.push(frame);
+        self.muxer_fresh = false;
+        let mut rejected = None;
+        while let Some(item) = muxer.pull() {
+            match item {
+                Ok(packets) => open.bytes.extend_from_slice(&packets),
+                Err(error) => rejected = Some(error),
+            }
+        }
+        let step = match self.timing.iter_mut().find(|t| t.track == frame.track) {
+            Some(timing) => {
+                let step = frame.dts.0 - timing.last_dts;
+                if step > 0 {
+                    timing.step = step;
+                }
+                timing.last_dts = frame.dts.0;
+                timing.step
+            }
+            None => {
+                self.timing.push(TrackTiming {
+                    track: frame.track,
+                    last_dts: frame.dts.0,
+                    step: 0,
+                });
+                0
+            }
+        };
+        if rejected.is_none() {
+            open.end = open.end.max(Ts90(frame.pts.0 + step));
+        }
+        if let Some(error) = rejected {
+            self.report_rejection(frame.track, error);
+        }
+    }
+
+    /// Closes the open segment, if any. `next_start` is the first PTS of the segment that
+    /// follows in the same session; without one the segment lasts to its end.
+    fn close(&mut self, next_start: Option<Ts90>, end: SegmentEnd) {
+        let Some(open) = self.open.take() else {
+            return;
+        };
+        let duration = Ts90((next_start.unwrap_or(open.end) - open.start).0.max(0));
+        let target_duration = *self.target_duration.get_or_insert_with(|| {
+            let longest = millis_rounded(duration).max(millis_rounded(Ts90(self.segment)));
+            u32::try_from((longest + 999) / 1000).unwrap_or(u32::MAX)
+        });
+        self.size_hint = open.bytes.len();
+        self.emitted = true;
+        self.events.push_back(HlsEvent::Segment(Segment {
+            number: open.number,
+            session: open.session,
+            start: open.start,
+            duration,
+            discontinuity: open.discontinuity,
+            program_date_time: open.program_date_time,
+            target_duration,
+            end,
+            bytes: open.bytes.freeze(),
+        }));
+    }
+
+    /// Ends the current session: fixes the table of held frames, closes the open segment and
+    /// forgets the session's muxer, table and timing.
+    fn end_session(&mut self, end: SegmentEnd) {
+        self.flush_held();
+        self.close(None, end);
+        self.muxer = None;
+        self.tracks.clear();
+        self.video = false;
+        self.timing.clear();
+        self.anchor = None;
+        self.rejected.clear();
+    }
+
+    /// Muxes frames still held for probing, with the table they give.
+    fn flush_held(&mut self) {
+        if self.muxer.is_none() && !self.held.is_empty() {
+            self.start_muxer();
+        }
+    }
+
+    fn report_rejection(&mut self, track: TrackId, error: tributary_mpegts::Error) {
+        if self.rejected.contains(&track) {
+            return;
+        }
+        self.rejected.push(track);
+        self.events.push_back(HlsEvent::Rejected { track, error });
+    }
+}
+
+/// What the segmenter is told when it is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HlsConfig {
+    /// S, the shortest segment (`live_segment_sec`). Default 2 s; at least 1 ms.
+    pub segment: Duration,
+    /// The number of the first segment. The publisher passes max(Unix seconds now, last
+    /// number used for the stream + 1), so URIs never repeat (SPEC §HLS "Numbering").
+    /// Default 0.
+    pub first_number: u64,
+}
+
+impl Default for HlsConfig {
+    fn default() -> Self {
+        Self {
+            segment: Duration::from_secs(2),
+            first_number: 0,
+        }
+    }
+}
+
+/// What the segmenter reports.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum HlsEvent {
+    /// A segment is complete.
+    Segment(Segment),
+    /// Frames of `track` are omitted: HLS-TS cannot carry `codec` (reported once per track).
+    Omitted {
+        /// The track.
+        track: TrackId,
+        /// Its codec.
+        codec: Codec,
+    },
+    /// The muxer rejected a frame of `track` (first rejection per track and session; the
+    /// frame is left out of its segment).
+    Rejected {
+        /// The track.
+        track: TrackId,
+        /// Why.
+        error: tributary_mpegts::Error,
+    },
+}
+
+/// One finished segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// Its number (URI `seg_<number>.ts`).
+    pub number: u64,
+    /// The session its frames belong to.
+    pub session: SessionId,
+    /// The PTS of its first frame.
+    pub start: Ts90,
+    /// Its duration (`#EXTINF`).
+    pub duration: Ts90,
+    /// Whether it follows a discontinuity (`#EXT-X-DISCONTINUITY`).
+    pub discontinuity: bool,
+    /// The wall time of its first frame (`#EXT-X-PROGRAM-DATE-TIME`).
+    pub program_date_time: UnixMillis,
+    /// `#EXT-X-TARGETDURATION`, the same for every segment of the segmenter.
+    pub target_duration: u32,
+    /// Why it ended.
+    pub end: SegmentEnd,
+    /// The MPEG-TS bytes, starting with PAT and PMT.
+    pub bytes: Bytes,
+}
+
+impl Segment {
+    /// The segment as the playlist lists it.
+    pub fn entry(&self) -> PlaylistEntry {
+        PlaylistEntry {
+            number: self.number,
+            duration: self.duration,
+            discontinuity: self.discontinuity,
+            program_date_time: self.program_date_time,
+        }
+    }
+}
+
+/// Why a segment ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SegmentEnd {
+    /// A video keyframe at least S after its start.
+    Keyframe,
+    /// Audio-only: S elapsed.
+    Interval,
+    /// TARGETDURATION + 0.5 s passed without a keyframe (the next segment does not start with
+    /// one): worth a log line.
+    Forced,
+    /// A new session began.
+    Session,
+    /// Frames were lost ([`HlsSegmenter::discontinuity`]).
+    Loss,
+    /// The stream ended ([`HlsSegmenter::finish`]).
+    Finish,
+}
+
+/// The segment being written.
+#[derive(Debug)]
+struct OpenSegment {
+    number: u64,
+    session: SessionId,
+    /// PTS of the first frame.
+    start: Ts90,
+    /// The latest PTS + frame duration seen: the end if the session ends here.
+    end: Ts90,
+    discontinuity: bool,
+    program_date_time: UnixMillis,
+    bytes: BytesMut,
+}
+
+/// Timing of one track within the session.
+#[derive(Debug, Clone, Copy)]
+struct TrackTiming {
+    track: TrackId,
+    last_dts: i64,
+    /// The last positive DTS step: the track's frame duration.
+    step: i64,
+}
+
+/// Whether HLS-TS carries frames of `codec` (SPEC §Publisher "Codec support per output").
+fn carried(codec: Codec) -> bool {
+    matches!(
+        codec,
+        Codec::H264
+            | Codec::H265
+            | Codec::Aac
+            | Codec::Mp2
+            | Codec::Mp3
+            | Codec::Ac3
+            | Codec::Eac3
+            | Codec::Scte35
+    )
+}
+
+/// Video first, then audio, then data.
+fn kind_order(kind: MediaKind) -> u8 {
+    match kind {
+        MediaKind::Video => 0,
+        MediaKind::Audio => 1,
+        MediaKind::Data => 2,
+    }
+}
+
+/// How long (DTS) tracks are probed at a session's start when not both video and audio have
+/// shown up: 1 s, the timeline's seed hold.
+const PROBE_SPAN: i64 = Ts90::HZ;
+/// How many frames are held at most while probing.
+const PROBE_FRAMES: usize = 256;
+/// A forced cut happens this much before TARGETDURATION + 0.5 s, so that the segment's
+/// duration (up to the next frame's PTS) stays below it with frames up to 100 ms apart.
+const FORCED_GUARD: i64 = Ts90::HZ / 10;
+/// The smallest S: 1 ms.
+const MIN_SEGMENT: i64 = 90;
+/// How far a session's derived program date time may drift from the wall time before the
+/// anchor is reset.
+const MAX_WALL_DRIFT_MS: i64 = 1000;
+
+#[cfg(test)]
+mod tests;

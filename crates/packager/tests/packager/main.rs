@@ -1,0 +1,3 @@
+//! Integration tests of the packager against real media and real players' tools.
+
+mod ffmpeg;

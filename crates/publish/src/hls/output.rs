@@ -1,0 +1,247 @@
+//! Starting, running and stopping one HLS output.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::Instrument;
+use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber, TryRecvError};
+use tributary_media::{Frame, StreamCode};
+use tributary_packager::{
+    HlsConfig, HlsEvent, HlsSegmenter, MediaPlaylist, SegmentEnd, UnixMillis,
+};
+
+use crate::hls::window::Window;
+use crate::{HlsRegistry, HlsSettings, PublishError};
+
+/// A running HLS output. Dropping it, or [`stop`](Self::stop)ping it, ends its task and
+/// removes its window from the registry: from then on its URLs are 404.
+#[derive(Debug)]
+#[must_use = "dropping the handle stops the output at once"]
+pub struct HlsHandle {
+    /// Where the window is registered, to remove it on drop.
+    registry: HlsRegistry,
+    /// The stream, the registry key.
+    code: StreamCode,
+    /// The served state, shared with the task and the registry.
+    window: Arc<Window>,
+    /// The task, aborted on drop.
+    task: JoinHandle<()>,
+}
+
+/// Starts the HLS output of `code` reading hub buffer `buffer`: spawns one tokio task (call
+/// inside a runtime).
+///
+/// The task subscribes from the buffer's last keyframe, cuts segments as SPEC §HLS says and
+/// publishes each finished segment and the new playlist into `registry`. Until the first
+/// segment is finished (about S after the first keyframe), `index.m3u8` is `None` (404).
+/// When the buffer is deleted the task closes its last segment and ends; the window stays
+/// served until the handle is dropped ([`HlsHandle::is_finished`] tells).
+///
+/// Fails when the settings are invalid, the buffer does not exist, an output of `code` is
+/// already running, or there is no tokio runtime.
+pub fn start_hls(
+    registry: &HlsRegistry,
+    hub: &Hub,
+    code: StreamCode,
+    buffer: BufferId,
+    settings: HlsSettings,
+) -> Result<HlsHandle, PublishError> {
+    let segment = settings.segment_duration(&code)?;
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|_| PublishError::NoRuntime { code: code.clone() })?;
+    let subscriber = hub
+        .subscribe(&buffer, SubscribeFrom::LastKeyframe, SUBSCRIBER_CLASS)
+        .map_err(|source| PublishError::Subscribe {
+            code: code.clone(),
+            buffer: buffer.clone(),
+            source,
+        })?;
+    let unix_secs = UnixMillis::from_system_time(SystemTime::now()).as_secs();
+    let first_number = registry.first_number(&code, unix_secs);
+    let window = Arc::new(Window::new(settings.window, settings.history));
+    registry.register(&code, Arc::clone(&window))?;
+
+    let output = Output {
+        subscriber,
+        segmenter: HlsSegmenter::new(HlsConfig {
+            segment,
+            first_number,
+        }),
+        playlist: MediaPlaylist::new(settings.window),
+        window: Arc::clone(&window),
+    };
+    let span = tracing::info_span!("hls", stream = %code, buffer = %buffer);
+    tracing::info!(parent: &span, first_number, "HLS output started");
+    let task = runtime.spawn(output.run().instrument(span));
+    Ok(HlsHandle {
+        registry: registry.clone(),
+        code,
+        window,
+        task,
+    })
+}
+
+impl HlsHandle {
+    /// Stops the output: its task ends and its URLs are 404 from now on.
+    pub fn stop(self) {
+        drop(self);
+    }
+
+    /// The stream.
+    pub fn code(&self) -> &StreamCode {
+        &self.code
+    }
+
+    /// Whether the task has ended by itself (its buffer was deleted). What it published stays
+    /// served until the handle is dropped.
+    pub fn is_finished(&self) -> bool {
+        self.window.is_finished() || self.task.is_finished()
+    }
+
+    /// Conditions for the stream's `runtime.warnings`: tracks omitted because HLS-TS cannot
+    /// carry their codec, frames the muxer rejected (each listed once, at most 16).
+    pub fn warnings(&self) -> Vec<String> {
+        self.window.warnings()
+    }
+}
+
+impl Drop for HlsHandle {
+    fn drop(&mut self) {
+        self.task.abort();
+        let last_number = self.window.close();
+        let unix_secs = UnixMillis::from_system_time(SystemTime::now()).as_secs();
+        self.registry
+            .unregister(&self.code, &self.window, last_number, unix_secs);
+        tracing::info!(stream = %self.code, ?last_number, "HLS output stopped");
+    }
+}
+
+/// The task's state.
+struct Output {
+    /// The reader of the buffer.
+    subscriber: Subscriber,
+    /// Frames to segments.
+    segmenter: HlsSegmenter,
+    /// The sliding window, rendered after each segment.
+    playlist: MediaPlaylist,
+    /// Where segments and playlists are published.
+    window: Arc<Window>,
+}
+
+impl Output {
+    /// Reads until the buffer ends. Each wake-up reads the clocks once and then takes every
+    /// delivery already waiting (up to a batch), so a burst costs one clock read.
+    async fn run(mut self) {
+        loop {
+            let expiry = self.window.next_expiry();
+            let first = tokio::select! {
+                delivery = self.subscriber.recv() => delivery,
+                () = sleep_until(expiry), if expiry.is_some() => {
+                    self.window.prune(Instant::now());
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            let wall = SystemTime::now();
+            let mono = std::time::Instant::now();
+            let mut delivery = first;
+            let mut handled = 0;
+            loop {
+                let Some(got) = delivery else {
+                    self.segmenter.finish();
+                    self.drain(now);
+                    self.window.finish();
+                    tracing::info!("buffer ended; HLS output finished");
+                    return;
+                };
+                match got {
+                    Delivery::Frame(frame) => {
+                        let at = arrival_wall(&frame, wall, mono);
+                        self.segmenter.push(&frame, at);
+                    }
+                    Delivery::Lagged { dropped } => {
+                        tracing::warn!(
+                            dropped,
+                            "HLS output fell behind; the next segment follows a discontinuity"
+                        );
+                        self.segmenter.discontinuity();
+                    }
+                }
+                self.drain(now);
+                handled += 1;
+                if handled == BATCH {
+                    // A long burst: let other tasks run; the next wake-up reads the clocks
+                    // again.
+                    tokio::task::yield_now().await;
+                    break;
+                }
+                delivery = match self.subscriber.try_recv() {
+                    Ok(next) => Some(next),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Closed) => None,
+                };
+            }
+        }
+    }
+
+    /// Publishes what the segmenter has produced.
+    fn drain(&mut self, now: Instant) {
+        while let Some(event) = self.segmenter.pull() {
+            match event {
+                HlsEvent::Segment(segment) => {
+                    if segment.end == SegmentEnd::Forced {
+                        tracing::warn!(
+                            number = segment.number,
+                            duration = %segment.duration,
+                            target_duration = segment.target_duration,
+                            "segment cut without a keyframe at TARGETDURATION + 0.5 s"
+                        );
+                    }
+                    let slid_out = self.playlist.push(&segment);
+                    let text = Bytes::from(self.playlist.render());
+                    let duration = self.playlist.duration();
+                    self.window.publish(segment, slid_out, duration, text, now);
+                }
+                HlsEvent::Omitted { track, codec } => {
+                    tracing::warn!(track = track.0, %codec, "HLS-TS cannot carry this codec; track omitted");
+                    self.window.warn(format!(
+                        "hls: track {} ({codec}) omitted: HLS-TS cannot carry {codec}",
+                        track.0
+                    ));
+                }
+                HlsEvent::Rejected { track, error } => {
+                    tracing::warn!(track = track.0, %error, "HLS muxer rejected a frame");
+                    self.window
+                        .warn(format!("hls: track {}: frames rejected: {error}", track.0));
+                }
+                other => tracing::debug!(?other, "HLS event ignored"),
+            }
+        }
+    }
+}
+
+/// The wall time at which `frame` arrived: the wall time read at this wake-up, less how long
+/// ago (on the monotonic clock) it arrived. A subscriber that starts from the GOP cache gets
+/// frames that arrived up to a GOP ago; their program date times stay true.
+fn arrival_wall(frame: &Frame, wall: SystemTime, mono: std::time::Instant) -> UnixMillis {
+    let age = mono.saturating_duration_since(frame.arrival);
+    UnixMillis::from_system_time(wall.checked_sub(age).unwrap_or(wall))
+}
+
+/// Sleeps until `at`, or forever without one (the `select!` arm is disabled then anyway).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The subscriber class in the hub's drop counters.
+const SUBSCRIBER_CLASS: &str = "hls";
+/// Deliveries handled per wake-up before yielding to other tasks.
+const BATCH: usize = 256;
+/// The longest S accepted: a segment longer than this is no live stream.
+pub(crate) const MAX_SEGMENT: Duration = Duration::from_secs(60);

@@ -1,0 +1,178 @@
+//! The process-wide map from stream code to running HLS output.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use bytes::Bytes;
+use tributary_media::StreamCode;
+use tributary_packager::{PLAYLIST_NAME, parse_segment_name};
+
+use crate::PublishError;
+use crate::hls::window::Window;
+
+/// Every running HLS output of the process, by stream code: what the media routes serve.
+///
+/// Cheap to clone (an `Arc`); make one per process and hand clones to
+/// [`start_hls`](crate::start_hls) and to the HTTP layer. Lookups take two short read locks
+/// (the map, then the output's window) and clone a `Bytes`; they never wait for an output's
+/// task beyond the moment it swaps in a finished segment.
+///
+/// It also remembers, per stream code, the last segment number a stopped output used, so a
+/// restart within the process never reuses a URI (SPEC §HLS "Numbering"): a new run starts at
+/// max(Unix seconds now, last + 1). The memory is bounded: a remembered number that Unix time
+/// has overtaken no longer matters and is dropped when the next output stops, and at most
+/// 4096 codes are remembered (the smallest numbers go first).
+#[derive(Clone, Default)]
+pub struct HlsRegistry {
+    inner: Arc<Inner>,
+}
+
+/// What the registry shares.
+#[derive(Default)]
+struct Inner {
+    /// Running outputs. Written when an output starts or stops.
+    windows: RwLock<HashMap<StreamCode, Arc<Window>>>,
+    /// Last number used by stopped outputs, by code (bounded, see the type doc).
+    last_numbers: Mutex<HashMap<StreamCode, u64>>,
+}
+
+/// A playlist or segment, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asset {
+    /// The `Content-Type`.
+    pub content_type: &'static str,
+    /// The `Cache-Control`.
+    pub cache_control: &'static str,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl HlsRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A playlist or segment of a running HLS output; `None` = 404.
+    ///
+    /// `name` is the path below `/{code}/`: `index.m3u8` (only once the first segment exists)
+    /// or `seg_<n>.ts` exactly as the playlist spelled it, while it is listed or retained.
+    /// Any other name, and every name of a stopped output, is `None`.
+    pub fn get(&self, code: &StreamCode, name: &str) -> Option<Asset> {
+        let window = self.window(code)?;
+        if name == PLAYLIST_NAME {
+            return Some(Asset {
+                content_type: PLAYLIST_TYPE,
+                cache_control: PLAYLIST_CACHE,
+                body: window.playlist()?,
+            });
+        }
+        let number = parse_segment_name(name)?;
+        Some(Asset {
+            content_type: SEGMENT_TYPE,
+            cache_control: SEGMENT_CACHE,
+            body: window.segment(number, tokio::time::Instant::now())?,
+        })
+    }
+
+    /// Whether an HLS output of this stream is registered.
+    pub fn contains(&self, code: &StreamCode) -> bool {
+        self.read_windows().contains_key(code)
+    }
+
+    /// The number a new run for `code` starts at, given Unix seconds now.
+    pub(crate) fn first_number(&self, code: &StreamCode, unix_secs: i64) -> u64 {
+        let now = u64::try_from(unix_secs).unwrap_or(0);
+        let last = self.lock_numbers().get(code).copied();
+        last.map_or(now, |last| now.max(last.saturating_add(1)))
+    }
+
+    /// Registers a starting output.
+    pub(crate) fn register(
+        &self,
+        code: &StreamCode,
+        window: Arc<Window>,
+    ) -> Result<(), PublishError> {
+        let mut windows = self
+            .inner
+            .windows
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if windows.contains_key(code) {
+            return Err(PublishError::AlreadyRunning { code: code.clone() });
+        }
+        windows.insert(code.clone(), window);
+        Ok(())
+    }
+
+    /// Removes a stopping output (if `window` is still the registered one) and remembers its
+    /// last number; `unix_secs` is now, for forgetting numbers that no longer matter.
+    pub(crate) fn unregister(
+        &self,
+        code: &StreamCode,
+        window: &Arc<Window>,
+        last_number: Option<u64>,
+        unix_secs: i64,
+    ) {
+        {
+            let mut windows = self
+                .inner
+                .windows
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if windows.get(code).is_some_and(|w| Arc::ptr_eq(w, window)) {
+                windows.remove(code);
+            }
+        }
+        let now = u64::try_from(unix_secs).unwrap_or(0);
+        let mut numbers = self.lock_numbers();
+        numbers.retain(|_, last| *last >= now);
+        if let Some(last) = last_number.filter(|&last| last >= now) {
+            let entry = numbers.entry(code.clone()).or_insert(last);
+            *entry = (*entry).max(last);
+        }
+        while numbers.len() > MAX_REMEMBERED {
+            let Some(smallest) = numbers
+                .iter()
+                .min_by_key(|(_, last)| **last)
+                .map(|(code, _)| code.clone())
+            else {
+                break;
+            };
+            numbers.remove(&smallest);
+        }
+    }
+
+    fn window(&self, code: &StreamCode) -> Option<Arc<Window>> {
+        self.read_windows().get(code).cloned()
+    }
+
+    fn read_windows(&self) -> std::sync::RwLockReadGuard<'_, HashMap<StreamCode, Arc<Window>>> {
+        self.inner
+            .windows
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lock_numbers(&self) -> std::sync::MutexGuard<'_, HashMap<StreamCode, u64>> {
+        self.inner
+            .last_numbers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for HlsRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HlsRegistry")
+            .field("outputs", &self.read_windows().len())
+            .finish_non_exhaustive()
+    }
+}
+
+const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+const PLAYLIST_CACHE: &str = "no-cache";
+const SEGMENT_TYPE: &str = "video/mp2t";
+const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
+/// Stream codes whose last number is remembered at most.
+const MAX_REMEMBERED: usize = 4096;

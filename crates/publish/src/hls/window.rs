@@ -1,0 +1,237 @@
+//! One running HLS output as readers see it: the current playlist and the fetchable segments.
+
+use std::collections::VecDeque;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bytes::Bytes;
+use tokio::time::Instant;
+use tributary_media::Ts90;
+use tributary_packager::{PlaylistEntry, Segment};
+
+/// The served state of one HLS output, shared by its task (the only writer) and any number of
+/// HTTP readers.
+///
+/// Readers take the read lock for a lookup and a `Bytes` clone; the task takes the write lock
+/// once per finished segment (every S) to append it, swap in the new playlist and drop expired
+/// segments. Nothing is built or awaited under the lock.
+#[derive(Debug)]
+pub(crate) struct Window {
+    state: RwLock<State>,
+}
+
+/// What the lock guards.
+#[derive(Debug)]
+struct State {
+    /// The handle was dropped: the output's URLs are gone and late publishes are ignored.
+    closed: bool,
+    /// The task has ended (its buffer was deleted); what was published stays served.
+    finished: bool,
+    /// The current `index.m3u8`; `None` until the first segment exists.
+    playlist: Option<Bytes>,
+    /// Every fetchable segment, oldest first, with consecutive numbers: first the retired
+    /// ones (no longer listed, fetchable until they expire), then the `listed` newest.
+    segments: VecDeque<Stored>,
+    /// How many of the newest `segments` the playlist lists.
+    listed: usize,
+    /// Retired segments kept whatever their expiry (`live_history`).
+    history: usize,
+    /// Retired segments kept at most beyond `history`, expired or not: the memory bound.
+    retired_cap: usize,
+    /// The number of the newest segment, for numbering the next run of this stream.
+    last_number: Option<u64>,
+    /// Conditions worth showing in the stream's `runtime.warnings` (bounded).
+    warnings: Vec<String>,
+}
+
+/// One fetchable segment.
+#[derive(Debug)]
+struct Stored {
+    number: u64,
+    bytes: Bytes,
+    duration: Ts90,
+    /// When it stops being fetchable; `None` while it is listed.
+    expires: Option<Instant>,
+}
+
+impl Window {
+    /// An empty window for a playlist of `window` segments keeping `history` extra ones.
+    pub(crate) fn new(window: usize, history: usize) -> Self {
+        Self {
+            state: RwLock::new(State {
+                closed: false,
+                finished: false,
+                playlist: None,
+                segments: VecDeque::with_capacity(window + history + 1),
+                listed: 0,
+                history,
+                // Time-based retention keeps about `window + 1` retired segments when their
+                // durations are even; twice that absorbs uneven ones.
+                retired_cap: 2 * window + 2,
+                last_number: None,
+                warnings: Vec::new(),
+            }),
+        }
+    }
+
+    /// The current playlist, `None` before the first segment.
+    pub(crate) fn playlist(&self) -> Option<Bytes> {
+        let state = self.read();
+        if state.closed {
+            return None;
+        }
+        state.playlist.clone()
+    }
+
+    /// Segment `number`, if it is still fetchable at `now`.
+    pub(crate) fn segment(&self, number: u64, now: Instant) -> Option<Bytes> {
+        let state = self.read();
+        if state.closed {
+            return None;
+        }
+        let first = state.segments.front()?.number;
+        let index = usize::try_from(number.checked_sub(first)?).ok()?;
+        let stored = state.segments.get(index)?;
+        let retired = state.segments.len() - state.listed;
+        let in_history = index < retired && retired - index <= state.history;
+        if stored.expires.is_some_and(|at| at <= now) && !in_history {
+            return None;
+        }
+        Some(stored.bytes.clone())
+    }
+
+    /// Adds a finished segment and the playlist that lists it. `slid_out` is the segment that
+    /// left the playlist with this push; it expires after its duration plus
+    /// `playlist_duration` (SPEC §HLS "Retention").
+    pub(crate) fn publish(
+        &self,
+        segment: Segment,
+        slid_out: Option<PlaylistEntry>,
+        playlist_duration: Ts90,
+        playlist: Bytes,
+        now: Instant,
+    ) {
+        let mut state = self.write();
+        if state.closed {
+            return;
+        }
+        if state
+            .segments
+            .back()
+            .is_some_and(|last| last.number + 1 != segment.number)
+        {
+            // Numbers are consecutive within a run; anything else is a bug upstream. Start
+            // over rather than serve the wrong bytes for a number.
+            tracing::error!(number = segment.number, "non-consecutive segment number");
+            state.segments.clear();
+            state.listed = 0;
+        }
+        state.segments.push_back(Stored {
+            number: segment.number,
+            bytes: segment.bytes,
+            duration: segment.duration,
+            expires: None,
+        });
+        state.listed += 1;
+        if let Some(out) = slid_out {
+            state.listed -= 1;
+            let retired = state.segments.len() - state.listed;
+            if let Some(stored) = state.segments.get_mut(retired - 1)
+                && stored.number == out.number
+            {
+                let keep = Ts90(stored.duration.0 + playlist_duration.0);
+                stored.expires = Some(now + to_duration(keep));
+            }
+        }
+        state.playlist = Some(playlist);
+        state.last_number = Some(segment.number);
+        state.prune(now);
+    }
+
+    /// Drops segments that expired by `now`.
+    pub(crate) fn prune(&self, now: Instant) {
+        self.write().prune(now);
+    }
+
+    /// When the oldest retired segment not kept as history expires, if there is one.
+    pub(crate) fn next_expiry(&self) -> Option<Instant> {
+        let state = self.read();
+        let retired = state.segments.len() - state.listed;
+        if retired <= state.history {
+            return None;
+        }
+        state.segments.front()?.expires
+    }
+
+    /// Notes a warning (deduplicated, at most 16).
+    pub(crate) fn warn(&self, warning: String) {
+        let mut state = self.write();
+        if state.warnings.len() < MAX_WARNINGS && !state.warnings.contains(&warning) {
+            state.warnings.push(warning);
+        }
+    }
+
+    /// The warnings noted so far.
+    pub(crate) fn warnings(&self) -> Vec<String> {
+        self.read().warnings.clone()
+    }
+
+    /// The task has ended.
+    pub(crate) fn finish(&self) {
+        self.write().finished = true;
+    }
+
+    /// Whether the task has ended.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.read().finished
+    }
+
+    /// Closes the window (its URLs are gone from now on) and returns the last number used.
+    pub(crate) fn close(&self) -> Option<u64> {
+        let mut state = self.write();
+        state.closed = true;
+        state.playlist = None;
+        state.segments.clear();
+        state.listed = 0;
+        state.last_number
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    /// Drops retired segments from the front while they are expired (or over the memory
+    /// bound) and not kept as history.
+    fn prune(&mut self, now: Instant) {
+        loop {
+            let retired = self.segments.len() - self.listed;
+            if retired <= self.history {
+                return;
+            }
+            let over_cap = retired > self.history + self.retired_cap;
+            let expired = self
+                .segments
+                .front()
+                .and_then(|s| s.expires)
+                .is_some_and(|at| at <= now);
+            if !(over_cap || expired) {
+                return;
+            }
+            self.segments.pop_front();
+        }
+    }
+}
+
+/// A media duration as a `Duration` (negative → zero).
+fn to_duration(d: Ts90) -> std::time::Duration {
+    let ticks = u64::try_from(d.0).unwrap_or(0);
+    std::time::Duration::from_nanos(ticks.saturating_mul(100_000) / 9)
+}
+
+/// Warnings kept per output.
+const MAX_WARNINGS: usize = 16;

@@ -1,0 +1,349 @@
+//! Live MPEG-TS in, HLS out (issue 4): real ffmpeg senders, the real binary, ffprobe and
+//! hls.js in headless Chromium as the players.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use tributary_testkit::{
+    ClipSpec, UdpSender, cached_clip, decode_errors, free_udp_port, http_get, probe_packets,
+    probe_streams, wait_until,
+};
+
+use crate::server::{Server, send};
+
+/// The pre-encoded source of these tests: 720p30 H.264 (GOP 2 s) + AAC, 10 s, looped.
+fn clip() -> PathBuf {
+    cached_clip(&ClipSpec::default(), "ts").expect("encode the test clip")
+}
+
+/// A playlist as fetched: its text.
+fn playlist(server: &Server, code: &str) -> Option<String> {
+    let (status, _, body) = http_get(&server.url(&format!("/{code}/index.m3u8"))).ok()?;
+    (status == 200).then(|| String::from_utf8_lossy(&body).into_owned())
+}
+
+/// `(duration, discontinuity_before)` of every segment listed.
+fn segments(text: &str) -> Vec<(f64, bool)> {
+    let mut out = Vec::new();
+    let mut disc = false;
+    for line in text.lines() {
+        if line == "#EXT-X-DISCONTINUITY" {
+            disc = true;
+        } else if let Some(rest) = line.strip_prefix("#EXTINF:") {
+            let d: f64 = rest
+                .trim_end_matches(',')
+                .split(',')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            out.push((d, disc));
+            disc = false;
+        }
+    }
+    out
+}
+
+/// Every segment the playlist lists now, concatenated into one TS file (a live playlist is
+/// unbounded for ffprobe; its current window is not).
+fn window_ts(server: &Server, code: &str, dir: &std::path::Path) -> PathBuf {
+    let text = playlist(server, code).expect("the playlist");
+    let mut ts = Vec::new();
+    for name in text.lines().filter(|l| l.ends_with(".ts")) {
+        let (status, _, body) = http_get(&server.url(&format!("/{code}/{name}"))).unwrap();
+        assert_eq!(status, 200, "{name} listed but not served");
+        ts.extend_from_slice(&body);
+    }
+    let path = dir.join(format!("{}-window.ts", code.replace('/', "_")));
+    std::fs::write(&path, ts).unwrap();
+    path
+}
+
+fn create_udp_stream(server: &Server, code: &str, port: u16) {
+    let body =
+        format!(r#"{{"inputs":[{{"url":"udp://127.0.0.1:{port}"}}],"protocols":{{"hls":true}}}}"#);
+    let answer = send(
+        "PUT",
+        &server.url(&format!("/streams/{code}")),
+        Some(&body),
+        &[],
+    );
+    assert_eq!(answer.status, 201, "{}", answer.body);
+}
+
+fn wait_segments(server: &Server, code: &str, count: usize, timeout: Duration) -> String {
+    let mut last = String::new();
+    wait_until(
+        timeout,
+        &format!("{count} segments in /{code}/index.m3u8"),
+        || {
+            last = playlist(server, code).unwrap_or_default();
+            segments(&last).len() >= count
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}; last playlist:\n{last}"));
+    last
+}
+
+#[test]
+fn udp_ts_plays_as_hls_in_ffprobe_ffmpeg_and_hls_js() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let port = free_udp_port();
+    create_udp_stream(&server, "cam", port);
+    let _sender = UdpSender::start(&clip(), port).expect("start the UDP sender");
+
+    let text = wait_segments(&server, "cam", 3, Duration::from_secs(30));
+    for tag in [
+        "#EXTM3U",
+        "#EXT-X-VERSION:3",
+        "#EXT-X-TARGETDURATION:2",
+        "#EXT-X-MEDIA-SEQUENCE:",
+        "#EXT-X-PROGRAM-DATE-TIME:",
+    ] {
+        assert!(text.contains(tag), "playlist lacks {tag}:\n{text}");
+    }
+    assert!(!text.contains("#EXT-X-ENDLIST"));
+
+    // Headers a browser player needs.
+    let (status, headers, _) = http_get(&server.url("/cam/index.m3u8")).unwrap();
+    assert_eq!(status, 200);
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(header("content-type"), "application/vnd.apple.mpegurl");
+    assert_eq!(header("cache-control"), "no-cache");
+    assert_eq!(header("access-control-allow-origin"), "*");
+    let first_segment = text
+        .lines()
+        .find(|l| l.ends_with(".ts"))
+        .unwrap()
+        .to_owned();
+    let (status, headers, body) = http_get(&server.url(&format!("/cam/{first_segment}"))).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        body.len() > 10_000 && body.len() % 188 == 0,
+        "segment of {} bytes",
+        body.len()
+    );
+    let immutable = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("cache-control") && v.contains("immutable"));
+    assert!(immutable, "segments are immutable: {headers:?}");
+    assert_eq!(http_get(&server.url("/cam/seg_000001.ts")).unwrap().0, 404);
+
+    // ffprobe sees H.264 1280x720 + AAC.
+    let url = server.url("/cam/index.m3u8");
+    let streams = probe_streams(&url).unwrap();
+    let video = streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("video"))
+        .unwrap();
+    assert_eq!(video.codec_name.as_deref(), Some("h264"));
+    assert_eq!((video.width, video.height), (Some(1280), Some(720)));
+    assert!(
+        streams
+            .iter()
+            .any(|s| s.codec_name.as_deref() == Some("aac")),
+        "{streams:?}"
+    );
+
+    // Segment durations: ±0.5 s of the 2 s target.
+    let text = wait_segments(&server, "cam", 5, Duration::from_secs(30));
+    let listed = segments(&text);
+    for (i, (duration, _)) in listed.iter().enumerate() {
+        let before_discontinuity = listed.get(i + 1).is_some_and(|(_, d)| *d);
+        assert!(
+            before_discontinuity || (duration - 2.0).abs() <= 0.5,
+            "segment {i} lasts {duration} s:\n{text}"
+        );
+    }
+
+    // The manager reports the input's bitrate and last packet.
+    let answer = send("GET", &server.url("/streams/cam"), None, &[]);
+    let input = &answer.body["data"]["runtime"]["inputs"][0];
+    assert_eq!(input["status"], "active", "{}", answer.body);
+    assert!(input["last_packet_at"].is_string(), "{input}");
+    assert!(input["bitrate_kbps"].as_u64().unwrap() > 0, "{input}");
+
+    // hls.js in a real browser plays 15 s, advancing, at 1280x720.
+    let browser = Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/browser/play.mjs"
+        ))
+        .args(["--url", &url, "--kind", "hls", "--seconds", "15"])
+        .args(["--width", "1280", "--height", "720"])
+        .output()
+        .expect("run node tests/browser/play.mjs (scripts/test installs node deps and chromium)");
+    let report = String::from_utf8_lossy(&browser.stdout);
+    assert!(
+        browser.status.success(),
+        "hls.js did not play: {report}\n{}",
+        String::from_utf8_lossy(&browser.stderr)
+    );
+
+    // ffmpeg decodes 20 s of the live playlist without an error.
+    let errors = decode_errors(&url, 20.0).unwrap();
+    assert!(errors.trim().is_empty(), "decode errors:\n{errors}");
+}
+
+#[test]
+fn a_restarted_udp_sender_gives_one_discontinuity_and_monotonic_pts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let port = free_udp_port();
+    create_udp_stream(&server, "flaky", port);
+    let mut sender = UdpSender::start(&clip(), port).expect("start the UDP sender");
+    wait_segments(&server, "flaky", 2, Duration::from_secs(30));
+
+    sender.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    sender.restart().expect("restart the sender");
+    // Wait until the playlist holds the discontinuity and 3 segments after it.
+    let mut text = String::new();
+    wait_until(
+        Duration::from_secs(40),
+        "3 segments after a discontinuity",
+        || {
+            text = playlist(&server, "flaky").unwrap_or_default();
+            let listed = segments(&text);
+            listed
+                .iter()
+                .position(|(_, d)| *d)
+                .is_some_and(|at| listed.len() - at >= 3)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}:\n{text}"));
+    assert_eq!(
+        text.matches("#EXT-X-DISCONTINUITY\n").count(),
+        1,
+        "exactly one discontinuity:\n{text}"
+    );
+
+    // PTS increase across the boundary, per stream, over the whole playlist.
+    let window = window_ts(&server, "flaky", dir.path());
+    let packets = probe_packets(window.to_str().unwrap(), &[]).unwrap();
+    for kind in ["video", "audio"] {
+        let dts: Vec<f64> = packets
+            .iter()
+            .filter(|p| p.codec_type.as_deref() == Some(kind))
+            .filter_map(|p| p.dts_time)
+            .collect();
+        assert!(dts.len() > 100, "{kind}: {} packets", dts.len());
+        for pair in dts.windows(2) {
+            assert!(
+                pair[1] > pair[0],
+                "{kind} DTS goes from {} to {}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+}
+
+#[test]
+fn a_looping_file_input_advances_with_monotonic_pts_and_no_discontinuity() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let clip = cached_clip(
+        &ClipSpec {
+            seconds: 6,
+            ..ClipSpec::default()
+        },
+        "ts",
+    )
+    .expect("encode the test clip");
+    let body = format!(
+        r#"{{"inputs":[{{"url":"file://{}"}}],"protocols":{{"hls":true}}}}"#,
+        clip.display()
+    );
+    let answer = send("PUT", &server.url("/streams/loop"), Some(&body), &[]);
+    assert_eq!(answer.status, 201, "{}", answer.body);
+
+    // 60 s of playback: the playlist keeps advancing, no snapshot shows a discontinuity.
+    let first = wait_segments(&server, "loop", 1, Duration::from_secs(30));
+    let sequence = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+            .and_then(|n| n.parse().ok())
+            .expect("a media sequence")
+    };
+    let mut last_sequence = sequence(&first);
+    let mut last_count = segments(&first).len();
+    for _ in 0..12 {
+        std::thread::sleep(Duration::from_secs(5));
+        let text = playlist(&server, "loop").expect("the playlist stays up");
+        assert!(
+            !text.contains("#EXT-X-DISCONTINUITY\n"),
+            "a loop point is not a discontinuity:\n{text}"
+        );
+        let (seq, count) = (sequence(&text), segments(&text).len());
+        assert!(
+            seq + count as u64 > last_sequence + last_count as u64,
+            "the playlist did not advance in 5 s:\n{text}"
+        );
+        (last_sequence, last_count) = (seq, count);
+    }
+    // The window (24 s) spans several loop points of the 6 s clip: DTS keeps increasing.
+    let window = window_ts(&server, "loop", dir.path());
+    let packets = probe_packets(window.to_str().unwrap(), &[]).unwrap();
+    for kind in ["video", "audio"] {
+        let dts: Vec<f64> = packets
+            .iter()
+            .filter(|p| p.codec_type.as_deref() == Some(kind))
+            .filter_map(|p| p.dts_time)
+            .collect();
+        assert!(dts.len() > 300, "{kind}: {} packets", dts.len());
+        for pair in dts.windows(2) {
+            assert!(
+                pair[1] > pair[0],
+                "{kind} DTS goes from {} to {}",
+                pair[0],
+                pair[1]
+            );
+        }
+        let span = dts.last().unwrap() - dts[0];
+        assert!(span > 15.0, "{kind}: the window spans only {span} s");
+    }
+}
+
+#[test]
+fn hls_pull_relays_another_streams_playlist() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let port = free_udp_port();
+    create_udp_stream(&server, "origin", port);
+    let _sender = UdpSender::start(&clip(), port).expect("start the UDP sender");
+    wait_segments(&server, "origin", 2, Duration::from_secs(30));
+
+    let body = format!(
+        r#"{{"inputs":[{{"url":"{}"}}],"protocols":{{"hls":true}}}}"#,
+        server.url("/origin/index.m3u8")
+    );
+    let answer = send("PUT", &server.url("/streams/relay"), Some(&body), &[]);
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    wait_segments(&server, "relay", 3, Duration::from_secs(40));
+
+    let url = server.url("/relay/index.m3u8");
+    let streams = probe_streams(&url).unwrap();
+    let video = streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("video"))
+        .unwrap();
+    assert_eq!(video.codec_name.as_deref(), Some("h264"));
+    assert_eq!((video.width, video.height), (Some(1280), Some(720)));
+    assert!(
+        streams
+            .iter()
+            .any(|s| s.codec_name.as_deref() == Some("aac")),
+        "{streams:?}"
+    );
+    let errors = decode_errors(&url, 8.0).unwrap();
+    assert!(errors.trim().is_empty(), "decode errors:\n{errors}");
+}
