@@ -201,8 +201,12 @@ fn udp_ts_plays_as_hls_in_ffprobe_ffmpeg_and_hls_js() {
 
     // ffmpeg decodes 20 s of the live playlist without an error.
     let errors = decode_errors(&url, 20.0).unwrap();
-    let runtime = send("GET", &server.url("/streams/cam"), None, &[]).body["data"]["runtime"].clone();
-    assert!(errors.trim().is_empty(), "decode errors:\n{errors}\nruntime: {runtime}");
+    let runtime =
+        send("GET", &server.url("/streams/cam"), None, &[]).body["data"]["runtime"].clone();
+    assert!(
+        errors.trim().is_empty(),
+        "decode errors:\n{errors}\nruntime: {runtime}"
+    );
 }
 
 #[test]
