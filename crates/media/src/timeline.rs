@@ -170,11 +170,11 @@ impl Timeline {
             }
         }
         let track = &mut self.tracks[idx];
-        let src_step = track.cur.map_or(0, |cur| src - cur.last_src);
-        track.overlap =
-            frame.codec.kind() == MediaKind::Audio && src_step > 0 && src_step < track.src_step / 8;
-        if src_step > 0 {
-            track.src_step = src_step;
+        let src_step = track.cur.map(|cur| src - cur.last_src);
+        track.overlap = frame.codec.kind() == MediaKind::Audio
+            && src_step.is_some_and(|step| step >= 0 && step < track.src_step / 2);
+        if let Some(step) = src_step.filter(|step| *step > 0) {
+            track.src_step = step;
         }
         let map = self.tracks[idx].cur.and_then(|cur| cur.map);
         self.tracks[idx].cur = Some(TrackSession {
@@ -600,7 +600,7 @@ struct Track {
     /// State in the current session; `None` until the track's first frame in it.
     cur: Option<TrackSession>,
     /// The frame being pushed overlaps the previous one at the source: an audio DTS step
-    /// under an eighth of the last step (ffmpeg's `-stream_loop` restarts audio one tick
+    /// under half the last source step (ffmpeg's `-stream_loop` restarts audio one tick
     /// after the previous frame). `emit` repairs it like a step back.
     overlap: bool,
     /// The last positive source DTS step, the yardstick for `overlap`.
