@@ -267,6 +267,10 @@ pub struct SecuritySection {
     /// Loopback peers (127.0.0.0/8, ::1) skip admin authentication. Default true, so the
     /// quick start works from the same machine; turn off behind a local reverse proxy.
     pub loopback_bypass: bool,
+    /// How RTMP/SRT publishers authenticate: `required` (default: a stream with a
+    /// `stream_key` needs `?key=`, one without accepts loopback publishers only), `if_set`
+    /// (one without a key accepts anyone) or `off` (no check).
+    pub publish_auth: String,
 }
 
 impl Default for SecuritySection {
@@ -274,6 +278,7 @@ impl Default for SecuritySection {
         Self {
             admin_token: String::new(),
             loopback_bypass: true,
+            publish_auth: "required".into(),
         }
     }
 }
@@ -320,6 +325,18 @@ impl ServerConfig {
             bad(
                 "log.format",
                 format!("must be \"text\" or \"json\", got {:?}", self.log.format),
+            );
+        }
+        if !matches!(
+            self.security.publish_auth.as_str(),
+            "required" | "if_set" | "off"
+        ) {
+            bad(
+                "security.publish_auth",
+                format!(
+                    "must be \"required\", \"if_set\" or \"off\", got {:?}",
+                    self.security.publish_auth
+                ),
             );
         }
         if self.buffer.capacity == 0 {

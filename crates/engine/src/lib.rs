@@ -14,6 +14,7 @@ pub mod events;
 mod manager;
 mod outputs;
 mod reconciler;
+mod router;
 mod security;
 mod services;
 
@@ -29,6 +30,7 @@ use tributary_domain::config::ServerConfig;
 use tributary_domain::diff::{StreamDiff, compute_diff};
 use tributary_domain::event::StreamStatus;
 use tributary_domain::plan::{RestartPlan, plan};
+use tributary_domain::protocol::InputKind;
 use tributary_domain::validate::Support;
 use tributary_domain::{Stream, StreamCode};
 use tributary_store::{Expect, SqliteStore, StoredStream, StreamRepository};
@@ -42,6 +44,7 @@ use crate::coordinator::Coordinator;
 use crate::events::EventBus;
 use crate::manager::Manager;
 use crate::outputs::Outputs;
+use crate::router::{EngineRouter, PublishAuth};
 use crate::services::{NotLanded, Services};
 
 /// Why the engine could not open.
@@ -132,6 +135,10 @@ pub struct Runtime {
     /// Recent switches, newest first.
     #[schema(value_type = Vec<Object>)]
     pub switches: Vec<serde_json::Value>,
+    /// Outputs: push targets (`pushes[]`, only when the stream has some).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub publisher: Option<serde_json::Value>,
     /// Operator-facing warnings of the current run.
     pub warnings: Vec<String>,
     /// The last start or update failure, until the next success (the reconciler retries).
@@ -186,6 +193,8 @@ struct Shared {
     events: EventBus,
     support: Support,
     media: MediaPlane,
+    /// The protocol listeners bound by [`Engine::start_listeners`]; dropped at shutdown.
+    listeners: Mutex<Vec<tributary_serve::RtmpListener>>,
     token: AdminToken,
     ports: Mutex<Ports>,
     booted: AtomicBool,
@@ -233,6 +242,7 @@ impl Engine {
             events,
             support: support(),
             media,
+            listeners: Mutex::new(Vec::new()),
             token,
             ports: Mutex::new(Ports::default()),
             booted: AtomicBool::new(false),
@@ -282,10 +292,45 @@ impl Engine {
         })
     }
 
+    /// Binds the protocol listeners that are enabled (RTMP; SRT and RTSP are not supported
+    /// yet and stay unbound) and records their ports for `GET /config`.
+    pub async fn start_listeners(&self) -> Result<(), ListenerError> {
+        let shared = &self.handle.shared;
+        let rtmp = &shared.config.listeners.rtmp;
+        if let Some(addr) = rtmp.addr() {
+            let parsed: std::net::SocketAddr = tokio::net::lookup_host(&addr)
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| ListenerError {
+                    listener: "rtmp",
+                    addr: addr.clone(),
+                    error: "not a valid host:port".into(),
+                })?;
+            let config = tributary_serve::RtmpListenerConfig {
+                addr: parsed,
+                ..tributary_serve::RtmpListenerConfig::default()
+            };
+            let listener = tributary_serve::start_rtmp(config, shared.media.router.clone())
+                .await
+                .map_err(|e| ListenerError {
+                    listener: "rtmp",
+                    addr: addr.clone(),
+                    error: e.to_string(),
+                })?;
+            let local = listener.local_addr();
+            tracing::info!(listener = "rtmp", addr = %local, "RTMP listener bound");
+            lock(&shared.ports).rtmp_port = local.port();
+            lock(&shared.listeners).push(listener);
+        }
+        Ok(())
+    }
+
     /// Stops accepting lifecycle operations and stops every stream in reverse start order.
     pub async fn shutdown(&self) {
         let shared = &self.handle.shared;
         shared.shutdown.cancel();
+        lock(&shared.listeners).clear();
         shared.coordinator.shutdown().await;
     }
 }
@@ -380,6 +425,9 @@ impl EngineHandle {
             exhausted: snap.status_reasons.contains(&"inputs_exhausted"),
             inputs: inputs.map(|(_, list)| list).unwrap_or_default(),
             switches: Vec::new(),
+            publisher: Some(self.shared.media.outputs.pushes(code))
+                .filter(|pushes| !pushes.is_empty())
+                .map(|pushes| serde_json::json!({ "pushes": pushes })),
             warnings: snap.warnings,
             last_error: snap.last_error,
         }
@@ -465,12 +513,26 @@ impl EngineHandle {
     }
 }
 
+/// A listener could not be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("binding the {listener} listener on {addr}: {error}")]
+pub struct ListenerError {
+    /// `rtmp`, `srt` or `rtsp`.
+    pub listener: &'static str,
+    /// The address asked for.
+    pub addr: String,
+    /// What failed.
+    pub error: String,
+}
+
 /// The real services, built over one hub.
 struct MediaPlane {
     /// The stream manager, for `runtime.inputs[]`.
     manager: Arc<Manager>,
     /// The outputs, for the media routes.
     outputs: Arc<Outputs>,
+    /// What the listeners ask about publishes and plays.
+    router: Arc<EngineRouter>,
     /// The bundle the coordinator drives.
     services: Services,
 }
@@ -489,6 +551,12 @@ impl MediaPlane {
             hub.clone(),
             tributary_publish::HlsSettings::from(hls),
         ));
+        let router = Arc::new(EngineRouter::new(
+            manager.clone(),
+            outputs.clone(),
+            hub.clone(),
+            PublishAuth::parse(&config.security.publish_auth),
+        ));
         let services = Services {
             buffers: Arc::new(HubBuffers::new(hub, config.buffer.capacity, intakes)),
             inputs: manager.clone(),
@@ -500,6 +568,7 @@ impl MediaPlane {
         Self {
             manager,
             outputs,
+            router,
             services,
         }
     }
@@ -518,8 +587,14 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 /// What this build implements; validation rejects the rest with 422 "not supported yet".
 fn support() -> Support {
     Support {
-        inputs: tributary_ingest::supported().to_vec(),
+        inputs: tributary_ingest::supported()
+            .iter()
+            .copied()
+            .chain([InputKind::Push])
+            .collect(),
         hls: true,
+        rtmp: true,
+        push: true,
         ..Support::default()
     }
 }

@@ -8,6 +8,7 @@
 //! manager alone chooses (STYLE.md §3).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -50,6 +51,8 @@ struct Managed {
     inputs: BTreeMap<u32, Slot>,
     /// The selected input.
     active: Option<u32>,
+    /// The stream's publish key (`stream_key`), for the listeners' publish check.
+    stream_key: String,
 }
 
 /// One configured input.
@@ -66,6 +69,31 @@ struct Slot {
     worker: Option<Worker>,
     /// Bytes per second over recent windows.
     meter: RateMeter,
+    /// A push input's slot: whether a publisher is connected (one at a time).
+    publisher: Arc<AtomicBool>,
+}
+
+/// Why a publisher gets no slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotRefusal {
+    /// The stream is not running.
+    NotRunning,
+    /// The stream has no push input.
+    NoPushInput,
+    /// Its push input already has a live publisher.
+    Busy,
+}
+
+/// Held by a connected publisher; dropping it frees the push slot.
+pub(crate) struct PublisherGuard {
+    /// The slot's flag.
+    live: Arc<AtomicBool>,
+}
+
+impl Drop for PublisherGuard {
+    fn drop(&mut self) {
+        self.live.store(false, Ordering::Release);
+    }
 }
 
 /// Bitrate over windows of at least [`RATE_WINDOW`], smoothed with EWMA α = 0.5.
@@ -123,6 +151,39 @@ impl Manager {
         Some((managed.active, inputs))
     }
 
+    /// The publish key of a running stream.
+    pub(crate) fn stream_key(&self, code: &StreamCode) -> Option<String> {
+        lock(&self.streams).get(code).map(|m| m.stream_key.clone())
+    }
+
+    /// Claims the push slot (the most preferred push input) of a running stream for a
+    /// publisher: its port, and a guard that frees the slot when dropped.
+    pub(crate) fn claim_publisher(
+        &self,
+        code: &StreamCode,
+    ) -> Result<(Port, PublisherGuard), SlotRefusal> {
+        let streams = lock(&self.streams);
+        let managed = streams.get(code).ok_or(SlotRefusal::NotRunning)?;
+        let slot = managed
+            .inputs
+            .values()
+            .find(|slot| slot.kind == InputKind::Push)
+            .ok_or(SlotRefusal::NoPushInput)?;
+        if slot
+            .publisher
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(SlotRefusal::Busy);
+        }
+        Ok((
+            slot.port.clone(),
+            PublisherGuard {
+                live: Arc::clone(&slot.publisher),
+            },
+        ))
+    }
+
     /// Starts the sampler once, inside the runtime the first stream starts in.
     fn ensure_sampler(&self) {
         let mut started = lock(&self.sampler);
@@ -165,6 +226,7 @@ impl Manager {
             hot,
             worker: None,
             meter: RateMeter::default(),
+            publisher: Arc::new(AtomicBool::new(false)),
         })
     }
 }
@@ -172,7 +234,9 @@ impl Manager {
 impl Slot {
     /// Starts the worker if it is not running.
     fn connect(&mut self, code: &StreamCode, config: &IngestConfig) -> Result<(), ServiceError> {
-        if self.worker.is_some() {
+        // A push input has no worker: the listener writes into its port while a publisher is
+        // connected.
+        if self.worker.is_some() || self.kind == InputKind::Push {
             return Ok(());
         }
         let ctx = IngestContext {
@@ -209,6 +273,7 @@ impl InputService for Manager {
             intake,
             inputs,
             active,
+            stream_key: stream.stream_key.clone(),
         };
         if let Some(active) = active {
             managed
@@ -339,9 +404,10 @@ fn input_json(
         .collect();
     let stats = slot.worker.as_ref().map(Worker::stats);
     let tracks: Vec<Value> = stats.as_ref().map(tracks_json).unwrap_or_default();
-    let status = if active {
+    let publisher = slot.publisher.load(Ordering::Acquire);
+    let status = if active && (slot.kind != InputKind::Push || publisher) {
         "active"
-    } else if slot.worker.is_some() || !slot.hot {
+    } else if slot.worker.is_some() || !slot.hot || slot.kind == InputKind::Push {
         "idle"
     } else {
         "stopped"
@@ -360,6 +426,9 @@ fn input_json(
     });
     if let Some(last) = health.last_frame_at {
         entry["last_packet_at"] = json!(at(last));
+    }
+    if slot.kind == InputKind::Push {
+        entry["publisher_connected"] = json!(publisher);
     }
     entry
 }

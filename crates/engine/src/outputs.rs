@@ -1,14 +1,14 @@
 //! The output service: HLS windows served from memory (SPEC §Publisher, §HLS). Outputs whose
 //! crate has not landed refuse with "not supported yet" (validation keeps them from here).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use bytes::Bytes;
 use tributary_domain::diff::Output;
 use tributary_domain::{Push, Stream, StreamCode};
 use tributary_hub::{BufferId, Hub};
-use tributary_publish::{HlsHandle, HlsRegistry, HlsSettings};
+use tributary_publish::{HlsHandle, HlsRegistry, HlsSettings, PushHandle, PushSettings};
 
 use crate::lock;
 use crate::services::{OutputService, ServiceError};
@@ -34,6 +34,10 @@ pub(crate) struct Outputs {
     settings: HlsSettings,
     /// The running HLS packagers; dropping a handle stops its task and removes its window.
     running: Mutex<HashMap<StreamCode, HlsHandle>>,
+    /// Streams with RTMP play on: the RTMP listener serves their main buffer.
+    rtmp: Mutex<HashSet<StreamCode>>,
+    /// Push targets by stream and URL (as configured, trimmed); each runs its own task.
+    pushes: Mutex<HashMap<(StreamCode, String), PushHandle>>,
 }
 
 impl Outputs {
@@ -43,7 +47,48 @@ impl Outputs {
             hls: HlsRegistry::new(),
             settings,
             running: Mutex::new(HashMap::new()),
+            rtmp: Mutex::new(HashSet::new()),
+            pushes: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// `runtime.publisher.pushes[]` of a stream, by URL (redacted).
+    pub(crate) fn pushes(&self, code: &StreamCode) -> Vec<serde_json::Value> {
+        let pushes = lock(&self.pushes);
+        let mut states: Vec<_> = pushes
+            .iter()
+            .filter(|((c, _), _)| c == code)
+            .map(|(_, handle)| handle.state())
+            .collect();
+        drop(pushes);
+        states.sort_by(|a, b| a.url.cmp(&b.url));
+        states
+            .into_iter()
+            .map(|state| {
+                let at = |t: std::time::SystemTime| {
+                    chrono::DateTime::<chrono::Utc>::from(t)
+                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                };
+                let mut entry = serde_json::json!({
+                    "url": state.url,
+                    "status": state.status.as_str(),
+                    "attempt": state.attempt,
+                    "dropped_frames": state.dropped,
+                    "errors": state.errors.iter().map(|(t, message)| {
+                        serde_json::json!({"message": message, "at": at(*t)})
+                    }).collect::<Vec<_>>(),
+                });
+                if let Some(connected) = state.connected_at {
+                    entry["connected_at"] = serde_json::json!(at(connected));
+                }
+                entry
+            })
+            .collect()
+    }
+
+    /// Whether `code` has RTMP play on.
+    pub(crate) fn rtmp_play(&self, code: &StreamCode) -> bool {
+        lock(&self.rtmp).contains(code)
     }
 
     /// The asset at `path` (`<code>/index.m3u8`, `<code>/seg_000123.ts`; `code` may contain
@@ -83,12 +128,18 @@ impl OutputService for Outputs {
             }
             Output::Dash => Err(ServiceError::Unsupported("DASH output")),
             Output::Rtsp => Err(ServiceError::Unsupported("RTSP play")),
-            Output::Rtmp => Err(ServiceError::Unsupported("RTMP play")),
+            Output::Rtmp => {
+                lock(&self.rtmp).insert(stream.code.clone());
+                Ok(())
+            }
             Output::Srt => Err(ServiceError::Unsupported("SRT play")),
         }
     }
 
     fn stop_output(&self, code: &StreamCode, output: Output) {
+        if output == Output::Rtmp {
+            lock(&self.rtmp).remove(code);
+        }
         if output == Output::Hls {
             let handle = lock(&self.running).remove(code);
             if let Some(handle) = handle {
@@ -97,9 +148,28 @@ impl OutputService for Outputs {
         }
     }
 
-    fn start_push(&self, _: &Stream, _: &Push) -> Result<(), ServiceError> {
-        Err(ServiceError::Unsupported("push-out"))
+    fn start_push(&self, stream: &Stream, target: &Push) -> Result<(), ServiceError> {
+        let code = stream.code.clone();
+        let url = target.url.trim().to_owned();
+        let previous = lock(&self.pushes).remove(&(code.clone(), url.clone()));
+        if let Some(previous) = previous {
+            previous.stop();
+        }
+        let handle = tributary_publish::start_push(
+            &self.hub,
+            code.clone(),
+            BufferId::Stream(code.clone()),
+            PushSettings::from(target),
+        )
+        .map_err(|e| ServiceError::Failed(e.to_string()))?;
+        lock(&self.pushes).insert((code, url), handle);
+        Ok(())
     }
 
-    fn stop_push(&self, _: &StreamCode, _: &str) {}
+    fn stop_push(&self, code: &StreamCode, url: &str) {
+        let handle = lock(&self.pushes).remove(&(code.clone(), url.trim().to_owned()));
+        if let Some(handle) = handle {
+            handle.stop();
+        }
+    }
 }

@@ -1,4 +1,4 @@
-//! Pull and listen ingest workers: UDP, HTTP-TS, HLS and files (L2, SPEC §Ingest).
+//! Pull and listen ingest workers: UDP, HTTP-TS, HLS, files and RTMP(S) pull (L2, SPEC §Ingest).
 //!
 //! # Model
 //!
@@ -73,12 +73,14 @@
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
 mod backoff;
+mod dial;
 mod error;
 mod file;
 mod hls;
 mod http;
 mod options;
 mod pace;
+mod rtmp;
 mod sink;
 mod udp;
 
@@ -206,6 +208,7 @@ pub fn supported() -> &'static [InputKind] {
         InputKind::HttpTs,
         InputKind::Hls,
         InputKind::File,
+        InputKind::Rtmp,
     ]
 }
 
@@ -280,6 +283,13 @@ pub fn spawn_with(
             let client = http::HttpClient::new(input, hls::PLAYLIST_TIMEOUT, &label)?;
             let prefetch = config.hls_prefetch.max(1);
             Box::pin(hls::run(url, client, prefetch, program, reporter))
+        }
+        InputUrl::Network {
+            kind: InputKind::Rtmp,
+            ..
+        } => {
+            let options = rtmp::RtmpOptions::parse(input, &label)?;
+            Box::pin(rtmp::run(options, reporter))
         }
         InputUrl::File {
             mount: Some(mount), ..

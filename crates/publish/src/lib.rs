@@ -1,4 +1,5 @@
-//! Outputs that run without a viewer: HLS windows served from memory (L2).
+//! Outputs that run without a viewer: HLS windows served from memory, and RTMP(S) push-out
+//! to platforms (L2).
 //!
 //! # Model
 //!
@@ -22,6 +23,13 @@
 //!
 //! Until the first segment is finished (about S after the first keyframe) `index.m3u8` is
 //! `None`; the HTTP layer may map that to 404 or retry briefly.
+//!
+//! RTMP(S) push-out: [`start_push`] runs one task per target that subscribes to a buffer from
+//! its last keyframe and publishes it with the sans-IO `tributary_rtmp::ClientSession`,
+//! reconnecting with backoff; [`PushHandle::state`] reports `starting` / `active` /
+//! `reconnecting` / `failed`, the attempt count, `connected_at` and the last 5 errors, with
+//! the URL redacted. A slow target drops only its own frames (a 5 s queue, then the next
+//! keyframe).
 //!
 //! # Example
 //!
@@ -80,8 +88,14 @@
 #![deny(missing_docs)]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+mod dial;
 mod error;
 mod hls;
+mod push;
 
 pub use error::PublishError;
 pub use hls::{Asset, HlsHandle, HlsRegistry, HlsSettings, start_hls};
+pub use push::{
+    CLOSE_GRACE, PushHandle, PushSettings, PushState, PushStatus, QUEUE_BYTES, QUEUE_SPAN,
+    start_push,
+};

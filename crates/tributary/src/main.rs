@@ -86,7 +86,6 @@ async fn run(config: ServerConfig) -> anyhow::Result<()> {
     let shutdown_cap = Duration::from_secs(config.shutdown_timeout_sec);
     let http_addr = config.server.http_addr.clone();
     for (name, listener) in [
-        ("rtmp", &config.listeners.rtmp),
         ("srt", &config.listeners.srt),
         ("rtsp", &config.listeners.rtsp),
     ] {
@@ -100,6 +99,7 @@ async fn run(config: ServerConfig) -> anyhow::Result<()> {
     }
     let engine = Engine::open(config).context("opening the engine")?;
     let handle = engine.handle();
+    engine.start_listeners().await?;
 
     let listener = TcpListener::bind(&http_addr)
         .await

@@ -119,7 +119,8 @@ async fn bad_inputs_are_refused_at_spawn() {
         ("/srv/a.avi", "unsupported file type"),
         ("/srv/a.ts?loop=sometimes", "invalid loop"),
         ("udp://0.0.0.0:5000?pkt_size=0", "invalid pkt_size"),
-        ("rtmp://cdn.example.org/live/x", "not supported"),
+        ("srt://cdn.example.org:9000", "not supported"),
+        ("rtmp://cdn.example.org/only-app", "invalid url"),
         ("s3://bucket/x", "invalid URL"),
         ("file://vod1/a.mp4", "VOD mount"),
     ] {

@@ -1,4 +1,6 @@
-//! Integration tests of the publish crate: outputs driven by a real hub buffer.
+//! Integration tests of the publish crate: outputs driven by a real hub buffer (HLS windows,
+//! RTMP push to an FFmpeg server).
 
 mod hls;
+mod push;
 mod support;

@@ -18,7 +18,7 @@ use crate::server::{Server, send};
 /// fault). Taken by every test here; a failed test poisons it, which the others ignore.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 

@@ -4,4 +4,5 @@
 mod api;
 mod architecture;
 mod hls;
+mod rtmp;
 mod server;

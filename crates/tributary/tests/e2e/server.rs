@@ -16,12 +16,17 @@ impl Server {
     /// Starts the binary on an ephemeral HTTP port with listeners off, `data_dir` as given,
     /// extra environment variables, and waits until it is ready.
     pub(crate) fn start(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with(data_dir, env, "off")
+    }
+
+    /// As [`start`](Self::start), with the RTMP listener on `rtmp` (`host:port` or `off`).
+    pub(crate) fn start_with(data_dir: &Path, env: &[(&str, &str)], rtmp: &str) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tributary"));
         cmd.args([
             "--http",
             "127.0.0.1:0",
             "--rtmp",
-            "off",
+            rtmp,
             "--srt",
             "off",
             "--rtsp",

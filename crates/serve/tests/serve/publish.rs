@@ -1,0 +1,116 @@
+//! FFmpeg publishes H.264 (B-frames) + AAC; the hub gets playable frames; FFmpeg and our own
+//! client play them back.
+
+use std::time::Duration;
+
+use tributary_media::Codec;
+use tributary_rtmp::{ClientEvent, ClientIntent, Error};
+
+use crate::support::{Client, Server, collect, ffmpeg_play, nal_types, publish, wait_for};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ffmpeg_publishes_and_players_decode_from_a_keyframe() {
+    let server = Server::start(&["cam"], |_| {}).await;
+    let mut sub = server.router.subscribe("cam");
+    let mut publisher = publish(&server.url("live/cam?key=s3cret"));
+
+    // Frames at the hub: H.264 keyframes with SPS/PPS, B-frames, AAC with its config.
+    let frames = collect(&mut sub, Duration::from_secs(20), "2 GOPs", |frames| {
+        frames
+            .iter()
+            .filter(|f| f.codec == Codec::H264 && f.keyframe)
+            .count()
+            >= 2
+    })
+    .await;
+    let video: Vec<_> = frames.iter().filter(|f| f.codec == Codec::H264).collect();
+    let audio: Vec<_> = frames.iter().filter(|f| f.codec == Codec::Aac).collect();
+    assert!(video[0].keyframe, "the buffer starts at a keyframe");
+    for keyframe in video.iter().filter(|f| f.keyframe) {
+        let types = nal_types(&keyframe.payload);
+        assert!(
+            types.contains(&7) && types.contains(&8) && types.contains(&5),
+            "keyframe NAL types {types:?}"
+        );
+    }
+    assert!(
+        video.iter().any(|f| f.pts != f.dts),
+        "B-frames: some PTS differs from DTS"
+    );
+    assert!(video.len() >= 60, "{} video frames", video.len());
+    assert!(audio.len() >= 50, "{} audio frames", audio.len());
+    assert!(audio.iter().all(|f| {
+        f.config
+            .as_ref()
+            .is_some_and(|c| !c.decoder_config.is_empty())
+    }));
+    assert_eq!(
+        *server.router.keys.lock().unwrap(),
+        [Some("s3cret".to_owned())]
+    );
+    assert_eq!(server.listener.stats().publishers, 1);
+    assert!(server.router.is_live("cam"));
+
+    // A second publisher to the live slot is refused.
+    let mut second = Client::connect(&server.url("live/cam"), ClientIntent::Publish).await;
+    match second
+        .until("Publish.Start", |e| {
+            matches!(e, ClientEvent::PublishStarted)
+        })
+        .await
+    {
+        Err(Error::Refused { code, .. }) => assert_eq!(code, "NetStream.Publish.BadName"),
+        other => panic!("a second publisher was not refused: {other:?}"),
+    }
+
+    // FFmpeg plays and decodes 5 s cleanly.
+    let (errors, decoded) = ffmpeg_play(&server.url("live/cam"), 5).await;
+    assert_eq!(errors, "", "ffmpeg decode errors");
+    assert!((140..=160).contains(&decoded), "{decoded} frames decoded");
+
+    // A late player starts at a keyframe, sequence headers first.
+    let mut player = Client::connect(&server.url("live/cam"), ClientIntent::Play).await;
+    let events = player
+        .until(
+            "a video frame",
+            |e| matches!(e, ClientEvent::Media(f) if f.codec == Codec::H264),
+        )
+        .await
+        .expect("playing");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::MediaDropped { .. })),
+        "{events:?}"
+    );
+    let Some(ClientEvent::Media(first)) = events.last() else {
+        unreachable!()
+    };
+    assert!(first.keyframe);
+    let types = nal_types(&first.payload);
+    assert!(types.contains(&7) && types.contains(&8), "{types:?}");
+    drop(player);
+
+    // The publisher leaves: its port hears about it and the slot frees.
+    publisher.kill().await.unwrap();
+    let port = server.router.port("cam");
+    wait_for(Duration::from_secs(5), "the slot to free", || {
+        !server.router.is_live("cam")
+    })
+    .await;
+    let health = port.health();
+    assert!(
+        health
+            .recent_errors
+            .iter()
+            .any(|e| e.message.contains("RTMP publisher 127.0.0.1:")
+                && e.message.contains("disconnected")),
+        "{:?}",
+        health.recent_errors
+    );
+    server
+        .wait_stats(Duration::from_secs(5), "no publisher", |s| {
+            s.publishers == 0
+        })
+        .await;
+}
