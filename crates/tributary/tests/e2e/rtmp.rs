@@ -7,7 +7,7 @@ use tributary_testkit::{
     wait_until,
 };
 
-use crate::hls::serial;
+use crate::hls::{assert_h264_720p_with_aac, serial};
 use crate::server::{Server, send};
 
 #[test]
@@ -67,19 +67,7 @@ fn an_rtmp_publisher_plays_as_hls_and_as_rtmp() {
         },
     )
     .unwrap();
-    let streams = probe_streams(&playlist).unwrap();
-    let video = streams
-        .iter()
-        .find(|s| s.codec_type.as_deref() == Some("video"))
-        .unwrap();
-    assert_eq!(video.codec_name.as_deref(), Some("h264"));
-    assert_eq!((video.width, video.height), (Some(1280), Some(720)));
-    assert!(
-        streams
-            .iter()
-            .any(|s| s.codec_name.as_deref() == Some("aac")),
-        "{streams:?}"
-    );
+    assert_h264_720p_with_aac(&playlist);
 
     // RTMP play: 10 s decode cleanly, about 300 video frames.
     let errors = decode_errors(&url, 10.0).unwrap();
