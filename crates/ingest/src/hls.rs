@@ -44,7 +44,6 @@ pub(crate) async fn run(
     let mut sink = Sink::new(reporter.clone(), program);
     let mut pacer = Pacer::new();
     let mut backoff = Backoff::new();
-    let mut opened_before = false;
     loop {
         let (media_url, fetched) = match resolve(&client, &url).await {
             Ok(resolved) => resolved,
@@ -54,11 +53,7 @@ pub(crate) async fn run(
                 continue;
             }
         };
-        if opened_before {
-            reporter.reconnected();
-        }
-        opened_before = true;
-        reporter.set_connected(true);
+        reporter.opened();
         tracing::info!(playlist = %mask_url(media_url.as_str()), "playing media playlist");
         sink.reset();
         pacer.reset();

@@ -224,7 +224,6 @@ impl HttpClient {
 pub(crate) async fn run_ts(url: Url, client: HttpClient, program: u16, reporter: Reporter) {
     let mut sink = Sink::new(reporter.clone(), program);
     let mut backoff = Backoff::new();
-    let mut opened_before = false;
     loop {
         let (mut response, final_url) = match client.get(&url, None).await {
             Ok(opened) => opened,
@@ -239,11 +238,7 @@ pub(crate) async fn run_ts(url: Url, client: HttpClient, program: u16, reporter:
                 continue;
             }
         };
-        if opened_before {
-            reporter.reconnected();
-        }
-        opened_before = true;
-        reporter.set_connected(true);
+        reporter.opened();
         tracing::info!(from = %mask_url(final_url.as_str()), "connected");
         sink.reset();
         let mut offset: u64 = 0;

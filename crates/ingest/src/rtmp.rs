@@ -80,7 +80,6 @@ pub(crate) async fn run(options: RtmpOptions, reporter: Reporter) {
     let mut pull = Pull {
         options,
         reporter,
-        played_before: false,
         had_frames: false,
         video: None,
         audio: None,
@@ -102,8 +101,6 @@ pub(crate) async fn run(options: RtmpOptions, reporter: Reporter) {
 struct Pull {
     options: RtmpOptions,
     reporter: Reporter,
-    /// Whether an earlier connection reached `Play.Start` (the next one is a reconnect).
-    played_before: bool,
     /// Whether the current connection delivered a frame (the backoff then starts afresh).
     had_frames: bool,
     /// The last video configuration written, to notice a change.
@@ -204,11 +201,7 @@ impl Pull {
                 }
                 ClientEvent::PlayStarted => {
                     tracing::info!("playing");
-                    self.reporter.set_connected(true);
-                    if self.played_before {
-                        self.reporter.reconnected();
-                    }
-                    self.played_before = true;
+                    self.reporter.opened();
                 }
                 ClientEvent::Media(frame) => self.write(frame),
                 ClientEvent::MediaDropped { offset, error } => self.dropped(offset, &error),

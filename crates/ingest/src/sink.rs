@@ -59,6 +59,8 @@ pub(crate) struct Stats {
     pub(crate) dropped_keyframes: AtomicU64,
     pub(crate) reconnects: AtomicU64,
     pub(crate) connected: AtomicBool,
+    /// Whether a connection has opened before, so the next open is a reconnect.
+    pub(crate) opened: AtomicBool,
     pub(crate) finished: AtomicBool,
     /// The demuxer's last track table; replaced (rarely) when it reports a new one.
     pub(crate) tracks: Mutex<Vec<tributary_mpegts::TrackInfo>>,
@@ -97,6 +99,15 @@ impl Reporter {
     pub(crate) fn reconnected(&self) {
         self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
         self.restart(SessionReason::Reconnect);
+    }
+
+    /// A connection opened: marked connected, and counted as a reconnect (a new session)
+    /// unless it is the worker's first.
+    pub(crate) fn opened(&self) {
+        self.set_connected(true);
+        if self.stats.opened.swap(true, Ordering::Relaxed) {
+            self.reconnected();
+        }
     }
 
     pub(crate) fn set_connected(&self, connected: bool) {
