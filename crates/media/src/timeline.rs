@@ -169,13 +169,6 @@ impl Timeline {
                 self.begin_jump(now);
             }
         }
-        let track = &mut self.tracks[idx];
-        let src_step = track.cur.map(|cur| src - cur.last_src);
-        track.overlap = frame.codec.kind() == MediaKind::Audio
-            && src_step.is_some_and(|step| step >= 0 && step < track.src_step / 2);
-        if let Some(step) = src_step.filter(|step| *step > 0) {
-            track.src_step = step;
-        }
         let map = self.tracks[idx].cur.and_then(|cur| cur.map);
         self.tracks[idx].cur = Some(TrackSession {
             last_src: src,
@@ -255,6 +248,7 @@ impl Timeline {
         for track in &mut self.tracks {
             track.unwrap = None;
             track.cur = None;
+            track.emitted_src = None;
         }
         self.open(reason)
     }
@@ -264,6 +258,7 @@ impl Timeline {
         self.flush(now);
         for track in &mut self.tracks {
             track.cur = None;
+            track.emitted_src = None;
         }
         self.open(SessionReason::TimelineJump);
     }
@@ -292,7 +287,7 @@ impl Timeline {
             step: 1,
             unwrap: None,
             cur: None,
-            overlap: false,
+            emitted_src: None,
             src_step: 0,
         });
         self.tracks.len() - 1
@@ -441,10 +436,19 @@ impl Timeline {
 
         let floor = last.map_or(elapsed, |last| last.max(elapsed));
         let drift = dts.saturating_sub(floor);
-        // A source overlap (see `Track::overlap`) would put two audio frames a tick apart,
-        // which decoders report as non-monotonic once rescaled to the sample rate: repaired
-        // like a step back.
-        let overlap = std::mem::take(&mut self.tracks[idx].overlap);
+        // An audio frame at or just after the previous one at the source (ffmpeg's
+        // `-stream_loop` restarts audio one tick after the previous frame, FLV's millisecond
+        // clock at the same time) would put two frames a tick apart, which decoders report as
+        // non-monotonic once rescaled to the sample rate: repaired like a step back. Judged
+        // here, per emitted frame, so frames held for a partner are judged in their own order.
+        let track = &mut self.tracks[idx];
+        let src_step = track.emitted_src.map(|prev| src - prev);
+        let overlap = frame.codec.kind() == MediaKind::Audio
+            && src_step.is_some_and(|step| step >= 0 && step < track.src_step / 2);
+        if let Some(step) = src_step.filter(|step| *step > 0) {
+            track.src_step = step;
+        }
+        track.emitted_src = Some(src);
         let backwards = overlap || dts < 0 || last.is_some_and(|last| dts < last);
         if backwards || !(-BEHIND..=AHEAD).contains(&drift) {
             // At least last output + 1 tick (SPEC); we take one frame duration, so a source that
@@ -599,11 +603,10 @@ struct Track {
     unwrap: Option<Unwrap>,
     /// State in the current session; `None` until the track's first frame in it.
     cur: Option<TrackSession>,
-    /// The frame being pushed overlaps the previous one at the source: an audio DTS step
-    /// under half the last source step (ffmpeg's `-stream_loop` restarts audio one tick
-    /// after the previous frame). `emit` repairs it like a step back.
-    overlap: bool,
-    /// The last positive source DTS step, the yardstick for `overlap`.
+    /// The source DTS of the track's last emitted frame in the current session; cleared with
+    /// `cur`, since a new session's source clock may be anything.
+    emitted_src: Option<i64>,
+    /// The last positive source DTS step: an audio step under half of it is an overlap.
     src_step: i64,
 }
 
