@@ -9,6 +9,9 @@
 //!   process that plays a clip in real time, killed on drop.
 //! - **Probes** ([`probe_streams`], [`probe_packets`], [`decode_errors`]): what ffprobe and a
 //!   decoding ffmpeg say about a file or URL, parsed from JSON.
+//! - **RTMP** ([`rtmp_play`]): a blocking player on the project's own client session, for what
+//!   FFmpeg 5.1 cannot play (H.265 over Enhanced RTMP); it returns the frames and the wire
+//!   tags it received.
 //! - **Network** ([`free_udp_port`], [`free_tcp_port`], [`http_get`], [`wait_until`]).
 //!
 //! Every child process started here runs under a time limit or is killed on drop, so a
@@ -30,10 +33,16 @@
 mod ffmpeg;
 mod net;
 mod probe;
+mod rtmp;
 
 pub use ffmpeg::{ClipSpec, UdpSender, cached_clip, ffmpeg, ffprobe, make_ts_clip};
 pub use net::{free_tcp_port, free_udp_port, http_get, wait_until};
 pub use probe::{ProbePacket, ProbeStream, decode_errors, probe_packets, probe_streams};
+pub use rtmp::{RtmpPlayback, WireTag, nal_unit_types, rtmp_play};
+/// The media vocabulary [`rtmp_play`] returns, re-exported so that tests above the layer of
+/// `tributary-media` and `tributary-rtmp` (the binary's e2e tests) can name it.
+pub use tributary_media::{Codec, Frame, TrackId, Ts90};
+pub use tributary_rtmp::TagKind;
 
 #[cfg(test)]
 mod tests {

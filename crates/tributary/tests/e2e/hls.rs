@@ -57,7 +57,7 @@ fn segments(text: &str) -> Vec<(f64, bool)> {
 
 /// Every segment the playlist lists now, concatenated into one TS file (a live playlist is
 /// unbounded for ffprobe; its current window is not).
-fn window_ts(server: &Server, code: &str, dir: &std::path::Path) -> PathBuf {
+pub(crate) fn window_ts(server: &Server, code: &str, dir: &std::path::Path) -> PathBuf {
     let text = playlist(server, code).expect("the playlist");
     let mut ts = Vec::new();
     for name in text.lines().filter(|l| l.ends_with(".ts")) {

@@ -5,4 +5,7 @@ mod api;
 mod architecture;
 mod hls;
 mod rtmp;
+mod rtmp_fanout;
+mod rtmp_hevc;
+mod rtmp_relay;
 mod server;
