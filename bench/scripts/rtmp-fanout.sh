@@ -17,7 +17,9 @@
 #      summed VmHWM of that tree, read at the end of the window (bench/README's method);
 #   5. requires every player to be alive at the end (a player that was refused or cut exits).
 # Prints per N: CPU s and peak RSS for each server (median of runs, min-max), and the ratios
-# Tributary/nginx of the medians.
+# Tributary/nginx of the medians. Also the size of nginx's HLS directory at the end: nginx
+# keeps its HLS window in files (page cache, outside its RSS) where Tributary keeps it in
+# memory (SPEC §HLS), so that column says how much of Tributary's RSS is that difference.
 #
 # Environment (defaults): RUNS=3 WARMUP=10 WINDOW=30 CLIP_SECONDS=60 KEEP=1 (keep temp dirs)
 #   CARGO_TARGET_DIR (target/), SERVER_BIN=PATH (skip the build), SERVERS="nginx tributary".
@@ -84,10 +86,10 @@ start_server() {
     PLAY_URL="rtmp://127.0.0.1:$rtmp/live/test"
 }
 
-# One run; sets RESULT to "cpu_seconds hwm_kb".
+# One run; sets RESULT to "cpu_seconds hwm_kb hls_files_kb".
 RESULT=""
 run_once() {
-    local server=$1 n=$2 k t0 t1 hwm alive players=()
+    local server=$1 n=$2 k t0 t1 hwm files alive players=()
     RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tributary-rtmp-fanout.XXXXXX")
     chmod 755 "$RUN_DIR"   # the nginx worker runs as nobody and serves HLS from here
     start_server "$server"
@@ -108,6 +110,8 @@ run_once() {
     sleep "$WINDOW"
     t1=$(cpu_ticks "$SERVER_PID")
     hwm=$(mem_kb "$SERVER_PID" VmHWM)
+    files=0
+    if [ "$server" = nginx ]; then files=$(du -sk "$RUN_DIR/nginx/hls" | cut -f1); fi
     kill -0 "$SERVER_PID" 2>/dev/null || die "$server died during the window"
     alive=0
     for k in "${players[@]}"; do
@@ -116,15 +120,17 @@ run_once() {
     [ "$alive" -eq "$n" ] ||
         die "$server: only $alive of $n players were still playing at the end of the window" \
             "($(sort "$RUN_DIR/players.log" | uniq -c | sort -rn | head -3))"
-    RESULT=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v h="$hwm" 'BEGIN { printf "%.2f %d", d / hz, h }')
+    RESULT=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v h="$hwm" -v f="$files" \
+        'BEGIN { printf "%.2f %d %d", d / hz, h, f }')
     cleanup
 }
 
 echo "== $(machine), RUNS=$RUNS WARMUP=${WARMUP}s WINDOW=${WINDOW}s, load now: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-printf '| players | nginx CPU s | Tributary CPU s | CPU ratio | nginx peak RSS MiB | Tributary peak RSS MiB | RSS ratio |\n'
-printf '| ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
+printf '| players | nginx CPU s | Tributary CPU s | CPU ratio | nginx peak RSS MiB | Tributary peak RSS MiB | RSS ratio | nginx HLS files MiB |\n'
+printf '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
 for n in "${COUNTS[@]}"; do
     declare -A cpu=() rss=() cpu_med=() rss_med=()
+    files="-"
     for server in $SERVERS; do
         results=()
         for run in $(seq 1 "$RUNS"); do
@@ -134,11 +140,14 @@ for n in "${COUNTS[@]}"; do
         done
         cpu[$server]=$(printf '%s\n' "${results[@]}" | awk '{ print $1 }' | summary 2)
         rss[$server]=$(printf '%s\n' "${results[@]}" | awk '{ print $2 / 1024 }' | summary)
+        if [ "$server" = nginx ]; then
+            files=$(printf '%s\n' "${results[@]}" | awk '{ print $3 / 1024 }' | summary)
+        fi
         cpu_med[$server]=${cpu[$server]%% *}
         rss_med[$server]=${rss[$server]%% *}
     done
     ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$n" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" \
         "${cpu[nginx]:--}" "${cpu[tributary]:--}" "$(ratio "${cpu_med[tributary]:-}" "${cpu_med[nginx]:-}")" \
-        "${rss[nginx]:--}" "${rss[tributary]:--}" "$(ratio "${rss_med[tributary]:-}" "${rss_med[nginx]:-}")"
+        "${rss[nginx]:--}" "${rss[tributary]:--}" "$(ratio "${rss_med[tributary]:-}" "${rss_med[nginx]:-}")" "$files"
 done
