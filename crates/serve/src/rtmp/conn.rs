@@ -41,6 +41,12 @@ pub(super) async fn serve(
     if let Err(e) = socket.set_nodelay(true) {
         tracing::debug!("TCP_NODELAY: {e}");
     }
+    // A fixed send buffer instead of the kernel's autotuned one (up to 4 MiB): what a player
+    // cannot take then waits in our queue, where its age is seen (`play_backlog_sec`), and in
+    // the hub, which drops it frame by frame, not in a kernel buffer we cannot see into.
+    if let Err(e) = socket2::SockRef::from(&socket).set_send_buffer_size(SEND_BUFFER) {
+        tracing::debug!("SO_SNDBUF: {e}");
+    }
     let now = clock();
     let config = ServerConfig {
         intent_timeout: shared.config.handshake_timeout,
@@ -620,6 +626,9 @@ fn clock() -> Instant {
 
 /// The hub subscriber class of RTMP players (`tributary_buffer_drops_total{subscriber=…}`).
 const PLAY_CLASS: &str = "rtmp_play";
+/// The socket send buffer asked for (Linux doubles it for bookkeeping): at 8 Mb/s about half a
+/// second, enough for a 200 ms round trip at that rate.
+const SEND_BUFFER: usize = 256 * 1024;
 /// Bytes a publisher's connection reads per call.
 const READ_CHUNK: usize = 64 * 1024;
 /// Bytes any other connection reads per call (a handshake packet is 1537 bytes; a player sends
