@@ -35,124 +35,19 @@ WARMUP="${WARMUP:-10}"
 WINDOW="${WINDOW:-30}"
 PLAYABLE_TIMEOUT="${PLAYABLE_TIMEOUT:-15}"
 CLIP_SECONDS="${CLIP_SECONDS:-60}"
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-BIN="${SERVER_BIN:-$TARGET_DIR/release/tributary}"
-CACHE="${TMPDIR:-/tmp}/tributary-bench"
 COUNTS=("$@")
 [ ${#COUNTS[@]} -gt 0 ] || COUNTS=(1 10 50)
 
-PIDS=()      # every process started by this script, killed on exit
-RUN_DIR=""   # the current run's temp dir
-
-die() {
-    echo "udp-hls.sh: $*" >&2
-    exit 1
-}
-
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    PIDS=()
-    if [ -n "$RUN_DIR" ] && [ -z "${KEEP:-}" ]; then
-        rm -rf "$RUN_DIR"
-    fi
-    RUN_DIR=""
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+SCRIPT=udp-hls.sh
+# shellcheck source=lib.sh
+. "$ROOT/bench/scripts/lib.sh"
 
 for tool in cargo ffmpeg curl; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found on PATH (scripts/test installs ffmpeg)"
 done
 
-# Ports bound on this machine right now (TCP and UDP, v4 and v6), one decimal per line.
-bound_ports() {
-    local file sl local_address rest
-    for file in /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6; do
-        [ -r "$file" ] || continue
-        while read -r sl local_address rest; do
-            [ "$sl" = "sl" ] && continue
-            echo $((16#${local_address##*:}))
-        done <"$file"
-    done
-}
-
-# A port in 20000-59999 that nothing has bound and this script has not handed out.
-TAKEN=" "
-free_port() {
-    local port bound
-    bound=" $(bound_ports | tr '\n' ' ') "
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        case "$bound$TAKEN" in
-            *" $port "*) continue ;;
-        esac
-        TAKEN="$TAKEN$port "
-        echo "$port"
-        return
-    done
-}
-
-# Summed utime+stime (clock ticks) of PID and its descendants.
-tree_pids() {
-    local pid=$1 child
-    echo "$pid"
-    for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
-        tree_pids "$child"
-    done
-}
-cpu_ticks() {
-    local total=0 pid stat
-    for pid in $(tree_pids "$1"); do
-        stat=$(cat /proc/"$pid"/stat 2>/dev/null) || continue
-        stat=${stat##*) }                       # fields from 3 (state) on; comm may hold spaces
-        set -- $stat
-        total=$((total + ${12} + ${13}))        # fields 14 and 15: utime, stime
-    done
-    echo "$total"
-}
-# Summed field (VmRSS, VmHWM; kB) of PID and its descendants.
-mem_kb() {
-    local total=0 pid value
-    for pid in $(tree_pids "$1"); do
-        value=$(awk -v f="$2:" '$1 == f { print $2 }' /proc/"$pid"/status 2>/dev/null || true)
-        total=$((total + ${value:-0}))
-    done
-    echo "$total"
-}
-
-http_code() {
-    curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true
-}
-
-# Median and min-max of numbers, one per line: "MEDIAN (MIN-MAX)".
-summary() {
-    sort -g | awk '{ v[NR] = $1 } END {
-        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "%.1f (%.1f-%.1f)", m, v[1], v[NR] }'
-}
-
-if [ -z "${SERVER_BIN:-}" ]; then
-    echo "== building: cargo build --release" >&2
-    (cd "$ROOT" && cargo build --release) >&2
-fi
-[ -x "$BIN" ] || die "no binary at $BIN after the build (CARGO_TARGET_DIR=$TARGET_DIR)"
-
-mkdir -p "$CACHE"
-CLIP="$CACHE/clip-720p30-g60-bf2-aac-${CLIP_SECONDS}s.ts"
-if [ ! -s "$CLIP" ]; then
-    echo "== encoding $CLIP" >&2
-    ffmpeg -hide_banner -nostdin -loglevel error -y \
-        -f lavfi -i testsrc2=size=1280x720:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
-        -t "$CLIP_SECONDS" -c:v libx264 -preset veryfast -g 60 -keyint_min 60 -sc_threshold 0 \
-        -bf 2 -pix_fmt yuv420p -c:a aac -b:a 128k -ac 2 -f mpegts "$CLIP.partial"
-    mv "$CLIP.partial" "$CLIP"
-fi
+ensure_binary
+ensure_clip ts "$CLIP_SECONDS"
 
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -226,7 +121,7 @@ run_once() {
     cleanup
 }
 
-echo "== $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)," \
+echo "== $(machine)," \
     "RUNS=$RUNS WARMUP=${WARMUP}s WINDOW=${WINDOW}s, load now: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 printf '| streams | CPU %% (1 core = 100) | CPU %% per stream | RSS MiB | RSS MiB per stream above idle | VmHWM MiB |\n'
 printf '| ---: | ---: | ---: | ---: | ---: | ---: |\n'

@@ -9,6 +9,7 @@
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
 mod buffers;
+mod caps;
 mod coordinator;
 pub mod events;
 mod manager;

@@ -6,7 +6,8 @@
 //! `stream_key`, when set, must match the `?key=` the publisher sent (constant-time compare);
 //! a stream without a key accepts loopback publishers only (`security.publish_auth =
 //! "required"`, the default), any publisher under `if_set`, and keys are not checked under
-//! `off`. A play needs the stream running with `protocols.rtmp` on.
+//! `off`. A play needs the stream running with `protocols.rtmp` on, and a seat under the play
+//! caps (256 per stream, 4096 in total; [`crate::caps`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use tributary_domain::StreamCode;
 use tributary_hub::{BufferId, Hub};
 use tributary_serve::{PlayGrant, PlayRequest, PublishGrant, PublishRequest, Refusal, Router};
 
+use crate::caps::PlayCaps;
 use crate::manager::{Manager, SlotRefusal};
 use crate::outputs::Outputs;
 
@@ -50,6 +52,8 @@ pub(crate) struct EngineRouter {
     hub: Hub,
     /// `security.publish_auth`.
     auth: PublishAuth,
+    /// Plays per stream and in total.
+    caps: PlayCaps,
 }
 
 impl EngineRouter {
@@ -64,6 +68,7 @@ impl EngineRouter {
             outputs,
             hub,
             auth,
+            caps: PlayCaps::default(),
         }
     }
 
@@ -143,11 +148,15 @@ impl Router for EngineRouter {
                 "stream {code} does not have protocols.rtmp on"
             )));
         }
+        let seat = self
+            .caps
+            .admit(&code)
+            .map_err(|cap| Refusal::Busy(cap.to_string()))?;
         Ok(PlayGrant {
             buffer: BufferId::Stream(code.clone()),
             code,
             hub: self.hub.clone(),
-            guard: Box::new(()),
+            guard: Box::new(seat),
         })
     }
 }

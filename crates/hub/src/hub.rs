@@ -238,7 +238,12 @@ pub(crate) struct Buffer {
     pub(crate) subscribers: Mutex<Vec<Arc<SubscriberEntry>>>,
     /// Drop counter per subscriber class; a class is added at its first subscribe and kept.
     classes: Mutex<Vec<(&'static str, Arc<AtomicU64>)>>,
+    /// Which life of `id` this is (see [`Subscriber::instance`](crate::Subscriber::instance)).
+    pub(crate) instance: u64,
 }
+
+/// Numbers buffer lives across the process.
+static INSTANCES: AtomicU64 = AtomicU64::new(1);
 
 impl Buffer {
     fn new(id: BufferId, config: BufferConfig) -> Self {
@@ -251,6 +256,7 @@ impl Buffer {
             bytes: AtomicU64::new(0),
             subscribers: Mutex::new(Vec::new()),
             classes: Mutex::new(Vec::new()),
+            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
         }
     }
 

@@ -102,6 +102,13 @@ impl Subscriber {
         &self.buffer.id
     }
 
+    /// Which life of its buffer this subscriber reads: unique in the process, so a buffer
+    /// deleted and created again under the same id has a new one. Consumers that share work
+    /// between the readers of one buffer key it by this.
+    pub fn instance(&self) -> u64 {
+        self.buffer.instance
+    }
+
     /// The class given at subscribe time.
     pub fn class(&self) -> &'static str {
         self.state.entry.class

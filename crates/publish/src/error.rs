@@ -23,8 +23,8 @@ pub enum PublishError {
         /// What the hub said.
         source: HubError,
     },
-    /// The settings cannot drive a packager.
-    #[error("stream {code}: invalid HLS settings: {field} {reason}")]
+    /// The settings cannot drive the output (HLS packager, push target).
+    #[error("stream {code}: invalid setting {field}: {reason}")]
     InvalidSettings {
         /// The stream.
         code: StreamCode,
@@ -34,7 +34,7 @@ pub enum PublishError {
         reason: &'static str,
     },
     /// Called outside a tokio runtime: there is nowhere to run the output's task.
-    #[error("stream {code}: start_hls was called outside a tokio runtime")]
+    #[error("stream {code}: an output was started outside a tokio runtime")]
     NoRuntime {
         /// The stream.
         code: StreamCode,

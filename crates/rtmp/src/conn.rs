@@ -101,6 +101,19 @@ impl<E> Core<E> {
         self.queue.push_back(Output::Event(event));
     }
 
+    /// Queues bytes prepared elsewhere (see [`crate::PlayFanout`]) after everything written so
+    /// far.
+    pub(crate) fn transmit(&mut self, bytes: Bytes) {
+        if bytes.is_empty() {
+            return;
+        }
+        if !self.out.is_empty() {
+            self.queue
+                .push_back(Output::Transmit(self.out.split().freeze()));
+        }
+        self.queue.push_back(Output::Transmit(bytes));
+    }
+
     pub(crate) fn poll(&mut self) -> Option<Output<E>> {
         if let Some(output) = self.queue.pop_front() {
             return Some(output);

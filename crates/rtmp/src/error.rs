@@ -145,6 +145,17 @@ pub enum Error {
     /// Media was offered to a session that is not playing (server) or publishing (client).
     #[error("cannot send media: the session is not {0}")]
     NotStreaming(&'static str),
+    /// Prepared media was offered to a session whose stream id or chunk size differs from the
+    /// fan-out's, so the bytes would be wrong for this peer.
+    #[error(
+        "prepared media is for stream {fanout:?} (id, chunk size), the session plays {session:?}"
+    )]
+    FanoutMismatch {
+        /// The session's (message stream id, chunk size).
+        session: (u32, u32),
+        /// The fan-out's.
+        fanout: (u32, u32),
+    },
     /// An outgoing message does not fit RTMP's 24-bit length field.
     #[error("outgoing message of {len} bytes exceeds RTMP's limit of {max}")]
     OutgoingTooLarge {

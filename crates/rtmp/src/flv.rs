@@ -378,7 +378,7 @@ impl VideoIn {
 ///
 /// One muxer may feed many peers: its tags are plain bytes, and [`FlvMuxer::sequence_headers`]
 /// gives what a peer joining later must receive first.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct FlvMuxer {
     /// The DTS that maps to timestamp 0.
     base: Option<Ts90>,
@@ -394,7 +394,7 @@ pub struct FlvMuxer {
     tags: VecDeque<FlvTag>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct VideoOut {
     codec: Codec,
     vps: Vec<Bytes>,

@@ -106,6 +106,7 @@ pub mod chunk;
 mod client;
 mod conn;
 mod error;
+mod fanout;
 pub mod flv;
 pub mod handshake;
 mod server;
@@ -114,6 +115,7 @@ mod time;
 pub use client::{ClientConfig, ClientEvent, ClientIntent, ClientSession};
 pub use conn::Output;
 pub use error::{Error, FlvError};
+pub use fanout::{PlayFanout, Prepared, RECENT as FANOUT_RECENT};
 pub use flv::{
     AUDIO_TRACK, FlvDemuxer, FlvMuxer, FlvTag, Pushed, SkipReason, TagKind, VIDEO_TRACK,
 };

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use tributary_media::Frame;
 
@@ -15,7 +15,7 @@ use crate::conn::{
 };
 use crate::flv::{FlvMuxer, FlvTag, Pushed};
 use crate::handshake::{HandshakeKind, PACKET, ServerHandshake};
-use crate::{Error, FlvError};
+use crate::{Error, FlvError, PlayFanout};
 
 /// Settings of a server session, fixed at creation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,6 +331,31 @@ impl ServerSession {
         };
         let sid = *sid;
         self.core.tag(sid, tag)
+    }
+
+    /// The message stream id and chunk size of the accepted play: a [`PlayFanout`] made with
+    /// these prepares bytes [`send_prepared`](Self::send_prepared) takes. `None` before a play
+    /// is accepted.
+    pub fn play_format(&self) -> Option<(u32, u32)> {
+        let (sid, _) = self.playing.as_ref()?;
+        Some((*sid, self.core.writer.chunk_size))
+    }
+
+    /// Sends media prepared by a [`PlayFanout`] for this player's
+    /// [`play_format`](Self::play_format): queued as it is, no copy.
+    ///
+    /// # Errors
+    /// No play was accepted, or the fan-out was made for another stream id or chunk size.
+    pub fn send_prepared(&mut self, fanout: &PlayFanout, bytes: Bytes) -> Result<(), Error> {
+        let format = self.play_format().ok_or(Error::NotStreaming("playing"))?;
+        if format != (fanout.stream_id(), fanout.chunk_size()) {
+            return Err(Error::FanoutMismatch {
+                session: format,
+                fanout: (fanout.stream_id(), fanout.chunk_size()),
+            });
+        }
+        self.core.transmit(bytes);
+        Ok(())
     }
 
     /// Sends `onMetaData` (an object or ECMA array of properties) to the accepted player.

@@ -289,6 +289,20 @@ fn create_twice_fails_and_ids_are_listed() {
 }
 
 #[test]
+fn a_recreated_buffer_is_a_new_instance() {
+    let hub = Hub::new();
+    let writer = hub.create(id("a"), 16).unwrap();
+    let first = hub.subscribe(&id("a"), SubscribeFrom::Now, "t").unwrap();
+    let again = hub.subscribe(&id("a"), SubscribeFrom::Now, "t").unwrap();
+    assert_eq!(first.instance(), again.instance());
+    drop(writer);
+    assert!(!hub.contains(&id("a")));
+    let _writer = hub.create(id("a"), 16).unwrap();
+    let later = hub.subscribe(&id("a"), SubscribeFrom::Now, "t").unwrap();
+    assert_ne!(later.instance(), first.instance());
+}
+
+#[test]
 fn session_ids_are_monotonic_across_buffers() {
     let hub = Hub::new();
     let mut a = hub.create(id("a"), 16).unwrap();

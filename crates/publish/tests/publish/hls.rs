@@ -401,7 +401,8 @@ async fn start_errors_name_the_stream() {
         assert!(
             error
                 .to_string()
-                .starts_with("stream errors: invalid HLS settings")
+                .starts_with(&format!("stream errors: invalid setting {field}: ")),
+            "{error}"
         );
     }
 

@@ -10,19 +10,20 @@
 use std::any::Any;
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::WriteHalf;
-use tributary_hub::{Delivery, HubError, Port, SubscribeFrom, Subscriber};
+use tributary_hub::{Delivery, HubError, Port, SubscribeFrom, Subscriber, TryRecvError};
 use tributary_media::{Codec, StreamCode};
 use tributary_rtmp::{
-    Error as RtmpError, Output, Pushed, RejectReason, RequestId, ServerConfig, ServerEvent,
-    ServerSession, SkipReason,
+    Error as RtmpError, Output, PlayFanout, Pushed, RejectReason, RequestId, ServerConfig,
+    ServerEvent, ServerSession, SkipReason,
 };
 
+use super::fanout;
 use super::outq::OutQueue;
 use super::{Counters, Held, Shared};
 use crate::limit::PendingSlot;
@@ -40,6 +41,12 @@ pub(super) async fn serve(
     if let Err(e) = socket.set_nodelay(true) {
         tracing::debug!("TCP_NODELAY: {e}");
     }
+    // A fixed send buffer instead of the kernel's autotuned one (up to 4 MiB): what a player
+    // cannot take then waits in our queue, where its age is seen (`play_backlog_sec`), and in
+    // the hub, which drops it frame by frame, not in a kernel buffer we cannot see into.
+    if let Err(e) = socket2::SockRef::from(&socket).set_send_buffer_size(SEND_BUFFER) {
+        tracing::debug!("SO_SNDBUF: {e}");
+    }
     let now = clock();
     let config = ServerConfig {
         intent_timeout: shared.config.handshake_timeout,
@@ -51,6 +58,7 @@ pub(super) async fn serve(
         role: Role::Waiting(slot),
         closing: None,
         last_input: now,
+        merge_until: None,
         peer,
         shared,
     };
@@ -71,6 +79,9 @@ struct Conn {
     closing: Option<(End, Instant)>,
     /// When bytes last arrived: an idle publisher is disconnected.
     last_input: Instant,
+    /// A player's media was just written: frames wait in the hub until then, to go out in
+    /// one write (`play_merge`).
+    merge_until: Option<Instant>,
     /// The peer, for requests (logs carry it through the span).
     peer: SocketAddr,
     /// Settings, router, counters, stop signal.
@@ -114,6 +125,11 @@ struct Playing {
     joined: Instant,
     /// Codecs RTMP cannot carry that were omitted (logged once each).
     omitted: Vec<Codec>,
+    /// The muxing this player shares with the others of its buffer (`None`: the session
+    /// muxes for itself).
+    fanout: Option<Arc<Mutex<PlayFanout>>>,
+    /// Whether the fan-out's sequence headers went out before the first frame.
+    headers_sent: bool,
 }
 
 /// Why a connection ended.
@@ -157,13 +173,16 @@ enum Timer {
     Backlog,
     /// The publisher has been silent too long.
     Idle,
+    /// A player's merge interval is over: pull what the hub holds for it.
+    Merge,
 }
 
 impl Conn {
     /// Drives the session until the connection ends.
     async fn run(&mut self, socket: &mut TcpStream) -> End {
         let (mut rd, mut wr) = socket.split();
-        let mut buf = vec![0u8; READ_CHUNK];
+        // Players and handshakes send little; a publisher's buffer grows once it is granted.
+        let mut buf = vec![0u8; READ_CHUNK_SMALL];
         let mut now = clock();
         loop {
             if let Err(end) = self.drain(now, now) {
@@ -177,6 +196,10 @@ impl Conn {
             let (deadline, timer) = self.timer();
             let room = self.closing.is_none() && self.out.bytes() < HIGH_WATER;
             let playing = matches!(self.role, Role::Playing(_));
+            let pull = room && playing && self.merge_until.is_none();
+            if matches!(self.role, Role::Publishing(_)) && buf.len() < READ_CHUNK {
+                buf.resize(READ_CHUNK, 0);
+            }
             tokio::select! {
                 biased;
                 () = self.shared.cancel.cancelled() => return End::Stopped,
@@ -200,10 +223,17 @@ impl Conn {
                         Err(e) => return End::Io(e),
                     }
                 }
-                delivery = recv(&mut self.role), if room && playing => {
+                delivery = recv(&mut self.role), if pull => {
                     now = clock();
                     if let Err(end) = self.deliver(now, delivery) {
                         return end;
+                    }
+                    if let Err(end) = self.deliver_ready(now) {
+                        return end;
+                    }
+                    let merge = self.shared.config.play_merge;
+                    if !merge.is_zero() {
+                        self.merge_until = Some(now + merge);
                     }
                 }
                 () = sleep_until(deadline), if deadline.is_some() => {
@@ -221,6 +251,7 @@ impl Conn {
                         }
                         Timer::Backlog => return End::Backlog(self.shared.config.play_backlog_sec),
                         Timer::Idle => return End::Idle(self.shared.config.publish_idle_timeout),
+                        Timer::Merge => self.merge_until = None,
                     }
                 }
             }
@@ -350,14 +381,21 @@ impl Conn {
                     return self.refuse(now, request_id, "play", refusal);
                 }
             };
+        let instance = subscriber.instance();
+        self.session.accept(request_id)?;
+        let fanout = self
+            .session
+            .play_format()
+            .map(|format| self.shared.fanouts.get(instance, format));
         self.role = Role::Playing(Playing {
             subscriber,
             _guard: grant.guard,
             _count: Held::new(&self.shared.counters, |c| &c.players),
             joined: now,
             omitted: Vec::new(),
+            fanout,
+            headers_sent: false,
         });
-        self.session.accept(request_id)?;
         tracing::info!("playing");
         Ok(())
     }
@@ -400,7 +438,13 @@ impl Conn {
             }
             Some(Delivery::Frame(frame)) => {
                 let stamp = frame.arrival.max(playing.joined);
-                match self.session.send_media(&frame) {
+                let sent = match &playing.fanout {
+                    Some(shared) => {
+                        send_shared(&mut self.session, shared, &frame, &mut playing.headers_sent)
+                    }
+                    None => self.session.send_media(&frame),
+                };
+                match sent {
                     Ok(Pushed::Queued) => {}
                     Ok(Pushed::Skipped(SkipReason::UnsupportedCodec(codec))) => {
                         if !playing.omitted.contains(&codec) {
@@ -418,6 +462,23 @@ impl Conn {
                 self.drain(now, stamp)
             }
         }
+    }
+
+    /// Queues, after a delivery, whatever else the hub holds for this player now, up to the
+    /// high-water mark: one write then carries them all.
+    fn deliver_ready(&mut self, now: Instant) -> Result<(), End> {
+        while self.closing.is_none() && self.out.bytes() < HIGH_WATER {
+            let Role::Playing(playing) = &mut self.role else {
+                return Ok(());
+            };
+            let delivery = match playing.subscriber.try_recv() {
+                Ok(delivery) => Some(delivery),
+                Err(TryRecvError::Empty) => return Ok(()),
+                Err(TryRecvError::Closed) => None,
+            };
+            self.deliver(now, delivery)?;
+        }
+        Ok(())
     }
 
     /// Marks the connection as closing: no more reads or deliveries; it ends once the queued
@@ -444,6 +505,7 @@ impl Conn {
             Role::Playing(_) => {
                 let backlog = Duration::from_secs(self.shared.config.play_backlog_sec);
                 consider(self.out.oldest().map(|at| at + backlog), Timer::Backlog);
+                consider(self.merge_until, Timer::Merge);
             }
             Role::Publishing(_) => consider(
                 Some(self.last_input + self.shared.config.publish_idle_timeout),
@@ -523,6 +585,25 @@ async fn recv(role: &mut Role) -> Option<Delivery> {
     }
 }
 
+/// Sends `frame` through the player's shared fan-out: the bytes every player of the buffer gets,
+/// preceded, the first time, by the fan-out's current sequence headers.
+fn send_shared(
+    session: &mut ServerSession,
+    shared: &Mutex<PlayFanout>,
+    frame: &tributary_media::Frame,
+    headers_sent: &mut bool,
+) -> Result<Pushed, RtmpError> {
+    let mut fanout = fanout::lock(shared);
+    let prepared = fanout.prepare(frame)?;
+    if !*headers_sent && !prepared.bytes.is_empty() {
+        let headers = fanout.sequence_headers()?;
+        session.send_prepared(&fanout, headers)?;
+        *headers_sent = true;
+    }
+    session.send_prepared(&fanout, prepared.bytes)?;
+    Ok(prepared.pushed)
+}
+
 /// One vectored write of the queue's front pieces. Cancel-safe: when another select branch
 /// wins, nothing was written.
 async fn write_some(wr: &mut WriteHalf<'_>, out: &OutQueue) -> io::Result<usize> {
@@ -545,8 +626,14 @@ fn clock() -> Instant {
 
 /// The hub subscriber class of RTMP players (`tributary_buffer_drops_total{subscriber=…}`).
 const PLAY_CLASS: &str = "rtmp_play";
-/// Bytes read per call.
+/// The socket send buffer asked for (Linux doubles it for bookkeeping): at 8 Mb/s about half a
+/// second, enough for a 200 ms round trip at that rate.
+const SEND_BUFFER: usize = 256 * 1024;
+/// Bytes a publisher's connection reads per call.
 const READ_CHUNK: usize = 64 * 1024;
+/// Bytes any other connection reads per call (a handshake packet is 1537 bytes; a player sends
+/// acknowledgements and commands).
+const READ_CHUNK_SMALL: usize = 4 * 1024;
 /// Unsent bytes at which a connection stops reading its socket and pulling frames: what is
 /// behind that waits in the hub (which drops a slow player's frames) or in the peer's socket.
 const HIGH_WATER: usize = 512 * 1024;

@@ -17,6 +17,7 @@ use crate::Router;
 use crate::limit::PendingLimiter;
 
 mod conn;
+mod fanout;
 mod outq;
 
 /// Settings of the RTMP listener (`listeners.rtmp`), fixed when it starts.
@@ -44,6 +45,12 @@ pub struct RtmpListenerConfig {
     /// encoder that reconnects after a network failure left the old TCP connection half-open.
     /// Default 30 s: twice the 15 s stall after which the stream starts a new session.
     pub publish_idle_timeout: Duration,
+    /// How long a player's media may wait to be written together with what follows it. One
+    /// write per interval instead of one per frame (about 77 a second at 30 fps with AAC)
+    /// saves most of the system calls and wake-ups of both ends, for at most this much extra
+    /// latency; 0 writes every frame at once. Default 100 ms (SRS's merged write does the
+    /// same, at 350 ms).
+    pub play_merge: Duration,
 }
 
 /// The running RTMP listener. Dropping it stops it, like [`stop`](Self::stop).
@@ -93,6 +100,7 @@ pub async fn start_rtmp(
         router,
         counters: Arc::new(Counters::default()),
         cancel: CancellationToken::new(),
+        fanouts: fanout::Fanouts::default(),
     });
     let span = tracing::info_span!("rtmp_listener", addr = %local_addr);
     let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)).instrument(span));
@@ -141,6 +149,7 @@ impl Default for RtmpListenerConfig {
             max_pending_per_ip: 16,
             max_connections: 8192,
             publish_idle_timeout: Duration::from_secs(30),
+            play_merge: Duration::from_millis(100),
         }
     }
 }
@@ -172,6 +181,8 @@ pub(crate) struct Shared {
     pending: Arc<PendingLimiter>,
     /// Cancelled when the listener stops; every connection watches it.
     cancel: CancellationToken,
+    /// The players' shared muxing, per played buffer.
+    fanouts: fanout::Fanouts,
 }
 
 /// The listener's counters: gauges (now) and totals (since start).

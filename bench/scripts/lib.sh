@@ -1,0 +1,146 @@
+# lib.sh: what the whole-process bench scripts share (sourced, not run).
+#
+# Provides: die, cleanup (kills every pid in PIDS, removes RUN_DIR unless KEEP is set),
+# free_port, tree_pids, cpu_ticks, mem_kb, http_code, summary, wait_http_200, ensure_binary,
+# ensure_clip. The sourcing script sets SCRIPT (its name, for messages) first.
+
+PIDS=()      # every process started by the script, killed on exit
+RUN_DIR=""   # the current run's temp dir
+
+die() {
+    echo "${SCRIPT:-bench}: $*" >&2
+    exit 1
+}
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    PIDS=()
+    if [ -n "$RUN_DIR" ] && [ -z "${KEEP:-}" ]; then
+        rm -rf "$RUN_DIR"
+    fi
+    RUN_DIR=""
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Ports bound on this machine right now (TCP and UDP, v4 and v6), one decimal per line.
+bound_ports() {
+    local file sl local_address rest
+    for file in /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6; do
+        [ -r "$file" ] || continue
+        while read -r sl local_address rest; do
+            [ "$sl" = "sl" ] && continue
+            echo $((16#${local_address##*:}))
+        done <"$file"
+    done
+}
+
+# A port in 20000-59999 that nothing has bound and this script has not handed out.
+TAKEN=" "
+free_port() {
+    local port bound
+    bound=" $(bound_ports | tr '\n' ' ') "
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        case "$bound$TAKEN" in
+            *" $port "*) continue ;;
+        esac
+        TAKEN="$TAKEN$port "
+        echo "$port"
+        return
+    done
+}
+
+# PID and its descendants, one per line.
+tree_pids() {
+    local pid=$1 child
+    echo "$pid"
+    for child in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
+        tree_pids "$child"
+    done
+}
+
+# Summed utime+stime (clock ticks) of PID and its descendants, read from /proc/PID/stat
+# (cutime/cstime would miss children still running).
+cpu_ticks() {
+    local total=0 pid stat
+    for pid in $(tree_pids "$1"); do
+        stat=$(cat /proc/"$pid"/stat 2>/dev/null) || continue
+        stat=${stat##*) }                       # fields from 3 (state) on; comm may hold spaces
+        # shellcheck disable=SC2086
+        set -- $stat
+        total=$((total + ${12} + ${13}))        # fields 14 and 15: utime, stime
+    done
+    echo "$total"
+}
+
+# Summed field (VmRSS, VmHWM; kB) of PID and its descendants.
+mem_kb() {
+    local total=0 pid value
+    for pid in $(tree_pids "$1"); do
+        value=$(awk -v f="$2:" '$1 == f { print $2 }' /proc/"$pid"/status 2>/dev/null || true)
+        total=$((total + ${value:-0}))
+    done
+    echo "$total"
+}
+
+http_code() {
+    curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true
+}
+
+# Waits until URL answers 200, at most SECONDS_MAX s, while PID lives; else dies with WHAT.
+wait_http_200() {
+    local url=$1 seconds_max=$2 pid=$3 what=$4 deadline=$((SECONDS + $2))
+    until [ "$(http_code "$url")" = 200 ]; do
+        kill -0 "$pid" 2>/dev/null || die "$what: the server exited"
+        [ "$SECONDS" -lt "$deadline" ] ||
+            die "$what: GET $url answered HTTP $(http_code "$url"), not 200, within ${seconds_max} s"
+        sleep 0.2
+    done
+}
+
+# Median and min-max of numbers, one per line: "MEDIAN (MIN-MAX)"; $1: decimals (1).
+summary() {
+    sort -g | awk -v d="${1:-1}" '{ v[NR] = $1 } END {
+        m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        f = "%." d "f"
+        printf f " (" f "-" f ")", m, v[1], v[NR] }'
+}
+
+# Builds the release binary unless SERVER_BIN is set; sets BIN.
+ensure_binary() {
+    local target_dir="${CARGO_TARGET_DIR:-$ROOT/target}"
+    BIN="${SERVER_BIN:-$target_dir/release/tributary}"
+    if [ -z "${SERVER_BIN:-}" ]; then
+        echo "== building: cargo build --release" >&2
+        (cd "$ROOT" && cargo build --release) >&2
+    fi
+    [ -x "$BIN" ] || die "no binary at $BIN after the build (CARGO_TARGET_DIR=$target_dir)"
+}
+
+# The pre-encoded source (bench/README: 720p30, GOP 60, 2 B-frames, AAC), cached; sets CLIP.
+# $1: container extension (ts, mp4); $2: seconds.
+ensure_clip() {
+    local ext=$1 seconds=$2 cache="${TMPDIR:-/tmp}/tributary-bench"
+    mkdir -p "$cache"
+    CLIP="$cache/clip-720p30-g60-bf2-aac-${seconds}s.$ext"
+    if [ ! -s "$CLIP" ]; then
+        echo "== encoding $CLIP" >&2
+        ffmpeg -hide_banner -nostdin -loglevel error -y \
+            -f lavfi -i testsrc2=size=1280x720:rate=30 \
+            -f lavfi -i sine=frequency=440:sample_rate=48000 \
+            -t "$seconds" -c:v libx264 -preset veryfast -g 60 -keyint_min 60 -sc_threshold 0 \
+            -bf 2 -pix_fmt yuv420p -c:a aac -b:a 128k -ac 2 -f "${ext/ts/mpegts}" "$CLIP.partial"
+        mv "$CLIP.partial" "$CLIP"
+    fi
+}
+
+machine() {
+    echo "$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
+}

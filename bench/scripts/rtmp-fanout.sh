@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# rtmp-fanout.sh: one RTMP publisher, N RTMP players: Tributary side by side with nginx-rtmp.
+#
+# Usage:  bench/scripts/rtmp-fanout.sh [N ...]          (default: 0 50 200)
+#
+# For each N and each server, RUNS times (each run on a fresh server), doing the same work:
+#   - nginx-rtmp: ../shared/bench/peer-nginx-rtmp (one worker, `live on`, HLS 2 s / 24 s);
+#   - Tributary: the release binary, one stream `test` with input publish:// and HLS
+#     (2 s segments, the default) and RTMP play on:
+#       PUT /streams/test {"inputs":[{"url":"publish://"}],"protocols":{"hls":true,"rtmp":true}}
+#   1. one publisher: ffmpeg -re -stream_loop -1 -i clip.mp4 -c copy -f flv rtmp://…/live/test
+#      (bench/README's source: 720p30 H.264, GOP 60, 2 B-frames, AAC; about 1.5 Mb/s);
+#   2. waits until the HLS playlist answers 200 (both servers publish HLS from the same input);
+#   3. starts N players: ffmpeg -i rtmp://…/live/test -c copy -f null -;
+#   4. waits WARMUP s, then samples WINDOW s: CPU seconds = utime+stime of the server's process
+#      tree (nginx master + worker; Tributary) over the window, from /proc/PID/stat; peak RSS =
+#      summed VmHWM of that tree, read at the end of the window (bench/README's method);
+#   5. requires every player to be alive at the end (a player that was refused or cut exits).
+# Prints per N: CPU s and peak RSS for each server (median of runs, min-max), and the ratios
+# Tributary/nginx of the medians. Also the size of nginx's HLS directory at the end: nginx
+# keeps its HLS window in files (page cache, outside its RSS) where Tributary keeps it in
+# memory (SPEC §HLS), so that column says how much of Tributary's RSS is that difference.
+#
+# Environment (defaults): RUNS=3 WARMUP=10 WINDOW=30 CLIP_SECONDS=60 KEEP=1 (keep temp dirs)
+#   CARGO_TARGET_DIR (target/), SERVER_BIN=PATH (skip the build), SERVERS="nginx tributary".
+#
+# Needs: cargo, ffmpeg, curl, a Linux /proc; nginx + libnginx-mod-rtmp (the peer script
+# installs them with apt-get if missing). Traffic stays on 127.0.0.1. The players are ffmpeg
+# processes on the same cores as the servers: at 200 players they cost more CPU than either
+# server, which slows both alike; quote results with that caveat.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+PEER="$(cd "$ROOT/.." && pwd)/shared/bench/peer-nginx-rtmp"
+RUNS="${RUNS:-3}"
+WARMUP="${WARMUP:-10}"
+WINDOW="${WINDOW:-30}"
+CLIP_SECONDS="${CLIP_SECONDS:-60}"
+SERVERS="${SERVERS:-nginx tributary}"
+COUNTS=("$@")
+[ ${#COUNTS[@]} -gt 0 ] || COUNTS=(0 50 200)
+
+SCRIPT=rtmp-fanout.sh
+# shellcheck source=lib.sh
+. "$ROOT/bench/scripts/lib.sh"
+
+for tool in cargo ffmpeg curl; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool not found on PATH (scripts/test installs ffmpeg)"
+done
+[ -x "$PEER" ] || die "no nginx-rtmp peer script at $PEER"
+
+ensure_binary
+ensure_clip mp4 "$CLIP_SECONDS"
+CLK_TCK=$(getconf CLK_TCK)
+ulimit -n 65536 2>/dev/null || true
+
+# Starts SERVER; sets SERVER_PID, PLAY_URL and PLAYLIST.
+start_server() {
+    local server=$1 rtmp http api code
+    rtmp=$(free_port)
+    http=$(free_port)
+    case "$server" in
+        nginx)
+            SERVER_PID=$("$PEER" "$rtmp" "$http" "$RUN_DIR/nginx")
+            PIDS+=("$SERVER_PID")
+            PLAYLIST="http://127.0.0.1:$http/hls/test.m3u8"
+            ;;
+        tributary)
+            "$BIN" --data-dir "$RUN_DIR/data" --http "127.0.0.1:$http" --rtmp "127.0.0.1:$rtmp" \
+                --srt off --rtsp off >"$RUN_DIR/server.log" 2>&1 &
+            SERVER_PID=$!
+            PIDS+=("$SERVER_PID")
+            api="http://127.0.0.1:$http"
+            wait_http_200 "$api/healthz" 15 "$SERVER_PID" "tributary start"
+            code=$(curl -s -o "$RUN_DIR/create.json" -w '%{http_code}' --max-time 10 -X PUT \
+                "$api/streams/test" \
+                -d '{"inputs":[{"url":"publish://"}],"protocols":{"hls":true,"rtmp":true}}' || true)
+            case "$code" in
+                200 | 201) ;;
+                *) die "creating stream test answered HTTP $code: $(cat "$RUN_DIR/create.json")" ;;
+            esac
+            PLAYLIST="$api/test/index.m3u8"
+            ;;
+        *) die "unknown server $server" ;;
+    esac
+    PLAY_URL="rtmp://127.0.0.1:$rtmp/live/test"
+}
+
+# One run; sets RESULT to "cpu_seconds hwm_kb hls_files_kb".
+RESULT=""
+run_once() {
+    local server=$1 n=$2 k t0 t1 hwm files alive players=()
+    RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tributary-rtmp-fanout.XXXXXX")
+    chmod 755 "$RUN_DIR"   # the nginx worker runs as nobody and serves HLS from here
+    start_server "$server"
+    ffmpeg -hide_banner -nostdin -loglevel error -re -stream_loop -1 -i "$CLIP" -c copy \
+        -f flv "$PLAY_URL" </dev/null >"$RUN_DIR/publisher.log" 2>&1 &
+    PIDS+=("$!")
+    wait_http_200 "$PLAYLIST" 20 "$SERVER_PID" "$server: HLS of the publish"
+    for k in $(seq 1 "$n"); do
+        ffmpeg -hide_banner -nostdin -loglevel error -i "$PLAY_URL" -c copy -f null - \
+            </dev/null >/dev/null 2>>"$RUN_DIR/players.log" &
+        players+=("$!")
+        PIDS+=("$!")
+        # Connect in small batches: a burst of handshakes is not what we measure.
+        [ $((k % 25)) -ne 0 ] || sleep 0.5
+    done
+    sleep "$WARMUP"
+    t0=$(cpu_ticks "$SERVER_PID")
+    sleep "$WINDOW"
+    t1=$(cpu_ticks "$SERVER_PID")
+    hwm=$(mem_kb "$SERVER_PID" VmHWM)
+    files=0
+    if [ "$server" = nginx ]; then files=$(du -sk "$RUN_DIR/nginx/hls" | cut -f1); fi
+    kill -0 "$SERVER_PID" 2>/dev/null || die "$server died during the window"
+    alive=0
+    for k in "${players[@]}"; do
+        if kill -0 "$k" 2>/dev/null; then alive=$((alive + 1)); fi
+    done
+    [ "$alive" -eq "$n" ] ||
+        die "$server: only $alive of $n players were still playing at the end of the window" \
+            "($(sort "$RUN_DIR/players.log" | uniq -c | sort -rn | head -3))"
+    RESULT=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v h="$hwm" -v f="$files" \
+        'BEGIN { printf "%.2f %d %d", d / hz, h, f }')
+    cleanup
+}
+
+echo "== $(machine), RUNS=$RUNS WARMUP=${WARMUP}s WINDOW=${WINDOW}s, load now: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+printf '| players | nginx CPU s | Tributary CPU s | CPU ratio | nginx peak RSS MiB | Tributary peak RSS MiB | RSS ratio | nginx HLS files MiB |\n'
+printf '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
+for n in "${COUNTS[@]}"; do
+    declare -A cpu=() rss=() cpu_med=() rss_med=()
+    files="-"
+    for server in $SERVERS; do
+        results=()
+        for run in $(seq 1 "$RUNS"); do
+            echo "== $server N=$n run $run/$RUNS" >&2
+            run_once "$server" "$n"
+            results+=("$RESULT")
+        done
+        cpu[$server]=$(printf '%s\n' "${results[@]}" | awk '{ print $1 }' | summary 2)
+        rss[$server]=$(printf '%s\n' "${results[@]}" | awk '{ print $2 / 1024 }' | summary)
+        if [ "$server" = nginx ]; then
+            files=$(printf '%s\n' "${results[@]}" | awk '{ print $3 / 1024 }' | summary)
+        fi
+        cpu_med[$server]=${cpu[$server]%% *}
+        rss_med[$server]=${rss[$server]%% *}
+    done
+    ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" \
+        "${cpu[nginx]:--}" "${cpu[tributary]:--}" "$(ratio "${cpu_med[tributary]:-}" "${cpu_med[nginx]:-}")" \
+        "${rss[nginx]:--}" "${rss[tributary]:--}" "$(ratio "${rss_med[tributary]:-}" "${rss_med[nginx]:-}")" "$files"
+done
