@@ -164,19 +164,45 @@ impl Default for BufferSection {
     }
 }
 
-/// Stream manager.
+/// Stream manager: the health signals that fail an input over (SPEC §Stream manager). For the
+/// media-health signals, 0 turns the signal off.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ManagerSection {
-    /// Seconds without a packet before the active input is degraded. Default 30, as
-    /// open-streamer; per-input `packet_timeout_sec` overrides it.
+    /// Seconds without a packet before an input is degraded; also how long a newly selected
+    /// input may take to deliver its first packet. Default 30, as open-streamer; per-input
+    /// `packet_timeout_sec` overrides it.
     pub input_packet_timeout_sec: u64,
+    /// Frozen video: no keyframe for this many observed GOPs (and at least `frozen_min_sec`).
+    /// Default 3: a lost keyframe or two is normal on a lossy link, three in a row is not.
+    pub frozen_gops: u32,
+    /// Frozen video: the shortest keyframe wait that counts as frozen, in seconds. Default 10,
+    /// so sources with short GOPs are not failed over for a single late keyframe.
+    pub frozen_min_sec: u64,
+    /// Frozen video: seconds the video PTS may stand still while video packets keep arriving
+    /// (an encoder repeating one picture). Default 5.
+    pub pts_static_sec: u64,
+    /// Seconds a track present in the session (audio or video) may stay silent while the other
+    /// flows. Default 5: long enough for an encoder's audio restart, short enough that viewers
+    /// do not sit through a silent programme.
+    pub track_lost_sec: u64,
+    /// TS corruption: continuity-counter errors within `cc_errors_window_sec` that degrade an
+    /// input. Default 50: a handful of lost datagrams is routine on UDP, fifty is a broken link.
+    pub cc_errors_max: u64,
+    /// The window, in seconds, `cc_errors_max` is counted over. Default 10.
+    pub cc_errors_window_sec: u64,
 }
 
 impl Default for ManagerSection {
     fn default() -> Self {
         Self {
             input_packet_timeout_sec: 30,
+            frozen_gops: 3,
+            frozen_min_sec: 10,
+            pts_static_sec: 5,
+            track_lost_sec: 5,
+            cc_errors_max: 50,
+            cc_errors_window_sec: 10,
         }
     }
 }

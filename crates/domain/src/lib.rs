@@ -5,6 +5,7 @@
 //! - [`validate`]: decoding with errors that name the JSON path, and the rules SPEC sets.
 //! - [`diff`]: what changed between two versions of a stream (`compute_diff`, SPEC §Hot reload).
 //! - [`plan`](mod@plan): the restart actions a hot reload takes for a diff.
+//! - [`failover`]: the sans-IO failover machine of one stream (SPEC §Stream manager).
 //!
 //! This crate is L0: no clock, no IO, no tokio (ARCHITECTURE.md §3).
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@
 pub mod config;
 pub mod diff;
 pub mod event;
+pub mod failover;
 pub mod plan;
 pub mod protocol;
 pub mod redact;
