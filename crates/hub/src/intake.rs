@@ -106,6 +106,7 @@ impl Intake {
                     writer,
                     selected: None,
                     handoff: None,
+                    committed_at: None,
                 }),
                 ports: RwLock::new(Vec::new()),
                 next_uid: AtomicU64::new(1),
@@ -211,6 +212,7 @@ impl Intake {
             return Ok(());
         };
         state.handoff = None;
+        state.committed_at = Some(Instant::now());
         state.writer.start_session(reason);
         for frame in &gop.frames {
             state.writer.write(frame.clone())?;
@@ -241,6 +243,14 @@ impl Intake {
     /// Whether the selected port is still waiting for the keyframe that commits the switch.
     pub fn handoff_pending(&self) -> bool {
         lock(&self.inner.state).handoff.is_some()
+    }
+
+    /// When the latest switch committed: the selected port's first keyframe reached the
+    /// buffer, or its standby GOP was replayed at [`select`](Self::select). The manager
+    /// measures a switch's output gap (`gap_ms`) up to here. Restarts of the selected port
+    /// ([`Port::restart`]) commit too.
+    pub fn committed_at(&self) -> Option<Instant> {
+        lock(&self.inner.state).committed_at
     }
 
     /// A snapshot of every port's counters, by priority.
@@ -295,6 +305,7 @@ impl Port {
             }
             let reason = handoff.reason;
             state.handoff = None;
+            state.committed_at = Some(Instant::now());
             state.writer.start_session(reason);
             tracing::info!(buffer = %self.intake.id, priority = self.shared.priority.0, %reason,
                 "input switch committed at its first keyframe");
@@ -399,6 +410,8 @@ struct IntakeState {
     selected: Option<u64>,
     /// Set while the selected port waits for the keyframe that commits the switch.
     handoff: Option<Handoff>,
+    /// When the latest handoff committed.
+    committed_at: Option<Instant>,
 }
 
 struct Handoff {

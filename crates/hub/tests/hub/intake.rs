@@ -274,3 +274,29 @@ fn media_counters_follow_each_kind_and_the_latest_video_pts() {
     port.write(video(12, false)).unwrap();
     assert_eq!(port.health().video_pts, Some(Ts90::from_millis(12)));
 }
+
+#[test]
+fn a_commit_is_timed() {
+    let (_hub, intake, _sub) = setup(true);
+    let main = intake.port(Priority(0)).unwrap();
+    let standby = intake.port(Priority(1)).unwrap();
+    assert_eq!(intake.committed_at(), None);
+
+    intake.select(Priority(0), SessionReason::Fresh).unwrap();
+    main.write(video(1, false)).unwrap();
+    assert_eq!(
+        intake.committed_at(),
+        None,
+        "no keyframe yet, nothing committed"
+    );
+    let before = std::time::Instant::now();
+    main.write(video(2, true)).unwrap();
+    let first = intake.committed_at().expect("committed at the keyframe");
+    assert!(first >= before);
+
+    // A standby with a cached GOP commits at select.
+    standby.write(video(3, true)).unwrap();
+    intake.select(Priority(1), SessionReason::Failover).unwrap();
+    assert!(!intake.handoff_pending());
+    assert!(intake.committed_at().unwrap() >= first);
+}
