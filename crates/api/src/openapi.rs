@@ -139,7 +139,12 @@ fn delete_stream() {}
 fn restart_stream() {}
 
 #[utoipa::path(post, path = "/streams/{code}/inputs/switch", tag = "streams", params(("code" = String, Path)),
-    responses((status = 422, description = "not supported yet", body = ErrorBody)))]
+    request_body(content = Object, description = "`{\"priority\": N}` pins a manual override; `{\"priority\": null}` clears it"),
+    responses((status = 200, description = "`{data: {status: \"switched\"}}` once the new input's first keyframe is on air"),
+              (status = 202, description = "`{data: {status: \"pending\"}}`: not committed within 5 s; see `runtime.switches`"),
+              (status = 404, description = "unknown stream", body = ErrorBody),
+              (status = 409, description = "`SWITCH_FAILED`: not running, or the input is degraded, stopped or waiting for its publisher", body = ErrorBody),
+              (status = 422, description = "`INVALID_INPUT_PRIORITY`: no such input; `INVALID_FIELD`/`UNKNOWN_FIELD`: bad body", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn switch_input() {}
 

@@ -12,7 +12,7 @@ use tributary_domain::StreamCode;
 use tributary_domain::event::StreamStatus;
 use tributary_domain::redact::{mask_stream, restore_secrets};
 use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors, decode_stream};
-use tributary_engine::{EngineHandle, Precondition, StreamRecord};
+use tributary_engine::{EngineHandle, Precondition, StreamRecord, SwitchError, SwitchOutcome};
 
 use crate::error::ApiError;
 use crate::{JSON_BODY_CAP, header_value};
@@ -183,13 +183,88 @@ pub(crate) async fn post(
             engine.restart_stream(&code).await?;
             Ok(Json(json!({"data": {"status": "started"}})).into_response())
         }
-        Target::Switch(code) => Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "UNSUPPORTED",
-            format!("stream {code}: manual input switch is not supported yet"),
-        )),
+        Target::Switch(code) => switch(engine, code, body).await,
     }
 }
+
+/// `POST /streams/{code}/inputs/switch` with `{"priority": N}` (pin) or `{"priority": null}`
+/// (clear): 200 once the intake committed, 202 if not within [`SWITCH_WAIT`].
+async fn switch(engine: EngineHandle, code: StreamCode, body: Body) -> Result<Response, ApiError> {
+    let body = read_json(body).await?;
+    let priority = switch_priority(&body)?;
+    if engine.get_stream(&code).await?.is_none() {
+        return Err(ApiError::not_found(format!("stream {code} not found")));
+    }
+    let outcome = engine
+        .switch_input(&code, priority, SWITCH_WAIT)
+        .await
+        .map_err(|e| match e {
+            SwitchError::UnknownPriority(priority) => {
+                ApiError::validation(ValidationErrors(vec![FieldError::new(
+                    "priority",
+                    ErrorCode::InvalidInputPriority,
+                    format!("stream {code} has no input with priority {priority}"),
+                )]))
+            }
+            other => ApiError::new(
+                StatusCode::CONFLICT,
+                "SWITCH_FAILED",
+                format!("stream {code}: switch refused: {other}"),
+            ),
+        })?;
+    Ok(match outcome {
+        SwitchOutcome::Switched => Json(json!({"data": {"status": "switched"}})).into_response(),
+        _ => (
+            StatusCode::ACCEPTED,
+            Json(json!({"data": {"status": "pending"}})),
+        )
+            .into_response(),
+    })
+}
+
+/// The `priority` of a switch body: a non-negative integer or `null`; nothing else may be in
+/// the object.
+fn switch_priority(body: &Value) -> Result<Option<u32>, ApiError> {
+    let invalid = |path: &str, code: ErrorCode, message: String| {
+        ApiError::validation(ValidationErrors(vec![FieldError::new(path, code, message)]))
+    };
+    let Some(object) = body.as_object() else {
+        return Err(invalid(
+            "",
+            ErrorCode::InvalidField,
+            "expected an object {\"priority\": N | null}".into(),
+        ));
+    };
+    if let Some(unknown) = object.keys().find(|key| *key != "priority") {
+        return Err(invalid(
+            unknown,
+            ErrorCode::UnknownField,
+            format!("unknown field `{unknown}`, expected `priority`"),
+        ));
+    }
+    match object.get("priority") {
+        None => Err(invalid(
+            "priority",
+            ErrorCode::InvalidField,
+            "missing field `priority` (a number, or null to clear the override)".into(),
+        )),
+        Some(Value::Null) => Ok(None),
+        Some(value) => value
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                invalid(
+                    "priority",
+                    ErrorCode::InvalidField,
+                    format!("expected a non-negative integer or null, got {value}"),
+                )
+            }),
+    }
+}
+
+/// How long a manual switch waits for its commit before answering 202 (SPEC §API).
+const SWITCH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 pub(crate) async fn put(
     State(engine): State<EngineHandle>,

@@ -128,12 +128,16 @@ pub struct Runtime {
     /// The active input, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub active_input_priority: Option<u32>,
+    /// The pinned manual override, only while one is pinned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub override_input_priority: Option<u32>,
     /// No input is usable.
     pub exhausted: bool,
     /// Per-input state, by priority (`[]` when stopped).
     #[schema(value_type = Vec<Object>)]
     pub inputs: Vec<serde_json::Value>,
-    /// Recent switches, newest first.
+    /// Recent switches, newest first (at most 20): `at`, `from` (-1 for the initial
+    /// selection), `to`, `reason`, `detail`, and `gap_ms` once measured.
     #[schema(value_type = Vec<Object>)]
     pub switches: Vec<serde_json::Value>,
     /// Outputs: push targets (`pushes[]`, only when the stream has some).
@@ -236,6 +240,9 @@ impl Engine {
         let events = EventBus::new();
         let timeout = Duration::from_secs(config.server.admin_timeout_sec.max(1));
         let coordinator = Coordinator::new(services, store.clone(), events.clone(), timeout);
+        media
+            .manager
+            .attach(events.clone(), coordinator.downgrade());
         let shared = Shared {
             config,
             store,
@@ -414,6 +421,10 @@ impl EngineHandle {
             .manager
             .runtime(code)
             .filter(|_| snap.running);
+        let (active, pinned, exhausted, inputs, switches) = match inputs {
+            Some(r) => (r.active, r.pinned, r.exhausted, r.inputs, r.switches),
+            None => (None, None, false, Vec::new(), Vec::new()),
+        };
         Runtime {
             status: snap.status,
             status_reasons: snap.status_reasons.clone(),
@@ -422,15 +433,49 @@ impl EngineHandle {
             started_at: snap
                 .started_at
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
-            active_input_priority: inputs.as_ref().and_then(|(active, _)| *active),
-            exhausted: snap.status_reasons.contains(&"inputs_exhausted"),
-            inputs: inputs.map(|(_, list)| list).unwrap_or_default(),
-            switches: Vec::new(),
+            active_input_priority: active,
+            override_input_priority: pinned,
+            exhausted,
+            inputs,
+            switches,
             publisher: Some(self.shared.media.outputs.pushes(code))
                 .filter(|pushes| !pushes.is_empty())
                 .map(|pushes| serde_json::json!({ "pushes": pushes })),
             warnings: snap.warnings,
             last_error: snap.last_error,
+        }
+    }
+
+    /// A manual input switch (SPEC §API `POST /streams/{code}/inputs/switch`): `Some`
+    /// pins the override to that input, `None` clears it. Waits up to `wait` for the intake
+    /// to commit the switch (the new input's first keyframe).
+    pub async fn switch_input(
+        &self,
+        code: &StreamCode,
+        priority: Option<u32>,
+        wait: Duration,
+    ) -> Result<SwitchOutcome, SwitchError> {
+        let manager = &self.shared.media.manager;
+        if !self.shared.coordinator.is_running(code) {
+            return Err(SwitchError::NotRunning(code.to_string()));
+        }
+        let target = manager.switch(code, priority).map_err(|e| match e {
+            manager::SwitchRefusal::NotRunning(_) => SwitchError::NotRunning(code.to_string()),
+            manager::SwitchRefusal::UnknownPriority { priority, .. } => {
+                SwitchError::UnknownPriority(priority)
+            }
+            manager::SwitchRefusal::Unhealthy { .. } => SwitchError::Refused(e.to_string()),
+        })?;
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            match manager.committed(code, target) {
+                Some(true) => return Ok(SwitchOutcome::Switched),
+                None => return Err(SwitchError::NotRunning(code.to_string())),
+                Some(false) if tokio::time::Instant::now() >= deadline => {
+                    return Ok(SwitchOutcome::Pending);
+                }
+                Some(false) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
         }
     }
 
@@ -514,6 +559,30 @@ impl EngineHandle {
     }
 }
 
+/// What a manual switch achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwitchOutcome {
+    /// The intake committed to the wanted input.
+    Switched,
+    /// Not committed within the wait; the outcome appears in `runtime.switches`.
+    Pending,
+}
+
+/// Why a manual switch was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SwitchError {
+    /// The stream is not running.
+    #[error("stream {0} is not running")]
+    NotRunning(String),
+    /// No input has this priority.
+    #[error("no input has priority {0}")]
+    UnknownPriority(u32),
+    /// The input cannot be selected now; the message names the input and why.
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// A listener could not be bound.
 #[derive(Debug, thiserror::Error)]
 #[error("binding the {listener} listener on {addr}: {error}")]
@@ -546,7 +615,8 @@ impl MediaPlane {
             ffmpeg_path: config.transcoder.ffmpeg_path.clone().into(),
             ..tributary_ingest::IngestConfig::default()
         };
-        let manager = Arc::new(Manager::new(intakes.clone(), ingest));
+        let failover = tributary_domain::failover::FailoverConfig::from_manager(&config.manager);
+        let manager = Arc::new(Manager::new(intakes.clone(), ingest, failover));
         let hls = &config.publisher.hls;
         let outputs = Arc::new(Outputs::new(
             hub.clone(),

@@ -1,58 +1,127 @@
 //! The stream manager: every configured input of a running stream, its ingest worker and its
-//! health (SPEC §Stream manager).
+//! health, and the failover machine that chooses between them (SPEC §Stream manager).
 //!
-//! This first cut selects the most preferred input (lowest priority value) at start and keeps
-//! hot-standby inputs (UDP, push, `hot_standby: true`) connected beside it; it reports each
-//! input's state, last packet, bitrate and errors under `runtime.inputs[]`. Health-driven
-//! failover, failback and manual switching build on it (issue 6). Workers only report; the
-//! manager alone chooses (STYLE.md §3).
+//! # Model
+//!
+//! Each running stream has one [`Failover`] machine (`tributary_domain::failover`, sans-IO)
+//! and one driver task. The driver wakes every [`TICK`] (faster while a switch waits for its
+//! keyframe), when the machine's [`Failover::poll_timeout`] passes, and at once when a worker
+//! reports a source event or a publisher comes or goes. Each wake takes `now` once, then:
+//!
+//! 1. feeds discrete facts: worker events (opened, open failed, lost, finished) and publisher
+//!    changes of push inputs;
+//! 2. samples every input's counters (hub port health plus the worker's statistics) into
+//!    [`Observation`]s and reports them;
+//! 3. runs what is due ([`Failover::handle_timeout`]);
+//!
+//! draining the machine's outputs after every call and carrying out each in order: `Select`
+//! moves the intake's writer token, `Connect`/`Disconnect`/`Reconnect` start and stop workers,
+//! `Probe` starts a fresh reader that must yield a packet within the probe timeout. Events go
+//! to the bus; exhaustion and recovery set the stream's `inputs_exhausted` flag on the
+//! coordinator. A switch's `input.failover` is published when the intake commits it (its first
+//! keyframe, or a standby GOP replayed), with the measured `gap_ms`.
+//!
+//! All of a stream's state sits behind one mutex that is never held across `.await`; manual
+//! switches, publisher claims and input updates take it briefly and drain the machine the
+//! same way. Workers only report; the manager alone chooses (STYLE.md §3).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tributary_domain::failover::{
+    Command, Event, Failover, FailoverConfig, FailoverError, InputEvent, InputSpec, InputStatus,
+    Observation, Output, Report, Switch, SwitchReason, TICK,
+};
 use tributary_domain::protocol::{DetectContext, InputKind, detect};
 use tributary_domain::redact::mask_url;
 use tributary_domain::{Input, Stream, StreamCode};
-use tributary_hub::{Intake, Port, PortHealth, Priority, SessionReason};
-use tributary_ingest::{IngestConfig, IngestContext, Worker};
+use tributary_hub::{BufferId, Hub, Intake, Port, PortHealth, Priority, SessionReason};
+use tributary_ingest::{IngestConfig, IngestContext, Worker, WorkerEvent};
 use tributary_media::MediaKind;
 use tributary_mpegts::Carriage;
 
 use crate::buffers::Intakes;
+use crate::coordinator::{Degradation, WeakCoordinator};
+use crate::events::EventBus;
 use crate::lock;
 use crate::services::{InputService, ServiceError};
-
-/// How often the bitrate meters are sampled.
-const SAMPLE_EVERY: Duration = Duration::from_secs(1);
-/// The shortest window a bitrate sample covers (SPEC §API "Runtime object": ≥ 3 s, EWMA 0.5).
-const RATE_WINDOW: Duration = Duration::from_secs(3);
 
 /// The [`InputService`]: one entry per running stream.
 pub(crate) struct Manager {
     /// Where each running stream's intake is found (filled by the buffer service).
     intakes: Intakes,
-    /// Settings every ingest worker starts with (the FFmpeg binary for non-TS files, ...).
-    ingest: IngestConfig,
-    /// The running streams' inputs.
-    streams: Arc<Mutex<HashMap<StreamCode, Managed>>>,
-    /// Whether the sampling task runs (started with the first stream, inside the runtime).
-    sampler: Mutex<bool>,
+    /// What every stream's driver shares: settings and where to report.
+    env: Arc<Env>,
+    /// The running streams.
+    streams: Mutex<HashMap<StreamCode, Arc<Ctl>>>,
 }
 
-/// One running stream's inputs.
+/// What every stream's driver shares.
+struct Env {
+    /// Settings every ingest worker starts with (the FFmpeg binary for non-TS files, ...).
+    ingest: IngestConfig,
+    /// The failover thresholds (`manager.*`).
+    failover: FailoverConfig,
+    /// The bus and the coordinator, attached once both exist ([`Manager::attach`]).
+    links: OnceLock<Links>,
+}
+
+/// Where the manager reports.
+struct Links {
+    /// `input.*` and `stream.exhausted` events.
+    events: EventBus,
+    /// The stream status (`inputs_exhausted`).
+    coordinator: WeakCoordinator,
+}
+
+/// One running stream: its state and its driver's controls.
+struct Ctl {
+    /// The stream.
+    code: StreamCode,
+    /// Everything the driver, the API and the listeners change; never held across `.await`.
+    state: Mutex<Managed>,
+    /// Wakes the driver: a worker event, a publisher change.
+    wake: Arc<Notify>,
+    /// Ends the driver (and running probes) when the stream is unregistered.
+    cancel: CancellationToken,
+    /// Settings and links.
+    env: Arc<Env>,
+}
+
+/// One running stream's inputs and failover machine.
 struct Managed {
     /// The intake in front of the stream's ingest buffer.
     intake: Intake,
-    /// Inputs by priority.
-    inputs: BTreeMap<u32, Slot>,
-    /// The selected input.
-    active: Option<u32>,
+    /// Inputs by their current priority.
+    slots: BTreeMap<u32, Slot>,
+    /// The failover machine.
+    failover: Failover,
     /// The stream's publish key (`stream_key`), for the listeners' publish check.
     stream_key: String,
+    /// The next intake port key: ports keep their key while their input moves between
+    /// priorities, so keys are never reused.
+    next_key: u32,
+    /// The switch selected but not yet committed by the intake.
+    pending: Option<Pending>,
+    /// Measured output gaps of recent switches (switch instant, target, ms), newest first.
+    gaps: VecDeque<(Instant, u32, u64)>,
+}
+
+/// A switch waiting for its commit.
+struct Pending {
+    /// The machine's record.
+    switch: Switch,
+    /// The intake port it selected.
+    key: Priority,
+    /// The latest frame the previous input delivered when the switch was decided: the output
+    /// gap runs from there to the commit.
+    last_frame: Option<Instant>,
 }
 
 /// One configured input.
@@ -63,14 +132,28 @@ struct Slot {
     kind: InputKind,
     /// Its entry into the intake.
     port: Port,
-    /// Whether it stays connected while not selected.
-    hot: bool,
-    /// Its ingest worker, while connected (the active input and hot standbys).
+    /// The port's key in the intake.
+    key: Priority,
+    /// Its ingest worker, while the machine wants it connected.
     worker: Option<Worker>,
     /// Bytes per second over recent windows.
     meter: RateMeter,
-    /// A push input's slot: whether a publisher is connected (one at a time).
-    publisher: Arc<AtomicBool>,
+    /// A push input's slot; `None` for pulled inputs.
+    push: Option<Arc<PushSlot>>,
+    /// What the machine was last told about the publisher: (claims seen, connected).
+    publisher_seen: (u64, bool),
+    /// Cancels the probe running for this input, if any.
+    probe: Option<CancellationToken>,
+}
+
+/// A push input's publisher slot, shared with the listener's [`PublisherGuard`].
+struct PushSlot {
+    /// Whether a publisher holds the slot (one at a time).
+    live: AtomicBool,
+    /// Claims so far: the driver notices a publisher that left and came back between wakes.
+    claims: AtomicU64,
+    /// The stream driver's wake.
+    wake: Arc<Notify>,
 }
 
 /// Why a publisher gets no slot.
@@ -84,16 +167,55 @@ pub(crate) enum SlotRefusal {
     Busy,
 }
 
-/// Held by a connected publisher; dropping it frees the push slot.
+/// Held by a connected publisher; dropping it frees the push slot and tells the manager.
 pub(crate) struct PublisherGuard {
-    /// The slot's flag.
-    live: Arc<AtomicBool>,
+    /// The slot.
+    slot: Arc<PushSlot>,
 }
 
 impl Drop for PublisherGuard {
     fn drop(&mut self) {
-        self.live.store(false, Ordering::Release);
+        self.slot.live.store(false, Ordering::Release);
+        self.slot.wake.notify_one();
     }
+}
+
+/// Why a manual switch was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SwitchRefusal {
+    /// The stream is not running.
+    #[error("stream {0} is not running")]
+    NotRunning(StreamCode),
+    /// No input has this priority.
+    #[error("stream {code}: no input has priority {priority}")]
+    UnknownPriority {
+        /// The stream.
+        code: StreamCode,
+        /// The priority asked for.
+        priority: u32,
+    },
+    /// The input cannot be selected now (degraded, stopped, waiting for its publisher).
+    #[error("stream {code}: {reason}")]
+    Unhealthy {
+        /// The stream.
+        code: StreamCode,
+        /// Why, naming the input.
+        reason: String,
+    },
+}
+
+/// The failover read-outs of a running stream, for `runtime`.
+pub(crate) struct InputsRuntime {
+    /// `active_input_priority`.
+    pub(crate) active: Option<u32>,
+    /// `override_input_priority`.
+    pub(crate) pinned: Option<u32>,
+    /// `exhausted`.
+    pub(crate) exhausted: bool,
+    /// `inputs[]`.
+    pub(crate) inputs: Vec<Value>,
+    /// `switches[]`, newest first.
+    pub(crate) switches: Vec<Value>,
 }
 
 /// Bitrate over windows of at least [`RATE_WINDOW`], smoothed with EWMA α = 0.5.
@@ -126,34 +248,79 @@ impl RateMeter {
 }
 
 impl Manager {
-    pub(crate) fn new(intakes: Intakes, ingest: IngestConfig) -> Self {
+    pub(crate) fn new(intakes: Intakes, ingest: IngestConfig, failover: FailoverConfig) -> Self {
         Self {
             intakes,
-            ingest,
-            streams: Arc::new(Mutex::new(HashMap::new())),
-            sampler: Mutex::new(false),
+            env: Arc::new(Env {
+                ingest,
+                failover,
+                links: OnceLock::new(),
+            }),
+            streams: Mutex::new(HashMap::new()),
         }
     }
 
-    /// `runtime.active_input_priority` and `runtime.inputs[]` of a running stream.
-    pub(crate) fn runtime(&self, code: &StreamCode) -> Option<(Option<u32>, Vec<Value>)> {
-        let streams = lock(&self.streams);
-        let managed = streams.get(code)?;
+    /// Connects the manager to the bus and the coordinator (both are built after it).
+    pub(crate) fn attach(&self, events: EventBus, coordinator: WeakCoordinator) {
+        let _ = self.env.links.set(Links {
+            events,
+            coordinator,
+        });
+    }
+
+    fn ctl(&self, code: &StreamCode) -> Option<Arc<Ctl>> {
+        lock(&self.streams).get(code).cloned()
+    }
+
+    /// The failover read-outs and `inputs[]` of a running stream.
+    pub(crate) fn runtime(&self, code: &StreamCode) -> Option<InputsRuntime> {
+        let ctl = self.ctl(code)?;
+        let managed = ctl.lock();
         let now = Instant::now();
         let wall = Utc::now();
-        let inputs = managed
-            .inputs
-            .iter()
-            .map(|(&priority, slot)| {
-                input_json(priority, slot, managed.active == Some(priority), now, wall)
+        let fo = &managed.failover;
+        let inputs = fo
+            .inputs()
+            .filter_map(|report| {
+                let slot = managed.slots.get(&report.priority)?;
+                Some(input_json(&report, slot, now, wall))
             })
             .collect();
-        Some((managed.active, inputs))
+        let switches = fo
+            .switches()
+            .iter()
+            .map(|switch| {
+                let gap = managed
+                    .gaps
+                    .iter()
+                    .find(|(at, to, _)| *at == switch.at && *to == switch.to)
+                    .map(|(_, _, gap)| *gap);
+                let mut entry = json!({
+                    "at": wall_at(switch.at, now, wall),
+                    "from": switch.from.map_or(-1, i64::from),
+                    "to": switch.to,
+                    "reason": switch.reason,
+                    "detail": switch.detail,
+                });
+                if let Some(gap) = gap {
+                    entry["gap_ms"] = json!(gap);
+                }
+                entry
+            })
+            .collect();
+        Some(InputsRuntime {
+            active: fo.active(),
+            pinned: fo.override_priority(),
+            exhausted: fo.exhausted(),
+            inputs,
+            switches,
+        })
     }
 
     /// The publish key of a running stream.
     pub(crate) fn stream_key(&self, code: &StreamCode) -> Option<String> {
-        lock(&self.streams).get(code).map(|m| m.stream_key.clone())
+        let ctl = self.ctl(code)?;
+        Some(ctl.lock().stream_key.clone())
     }
 
     /// Claims the push slot (the most preferred push input) of a running stream for a
@@ -162,97 +329,104 @@ impl Manager {
         &self,
         code: &StreamCode,
     ) -> Result<(Port, PublisherGuard), SlotRefusal> {
-        let streams = lock(&self.streams);
-        let managed = streams.get(code).ok_or(SlotRefusal::NotRunning)?;
-        let slot = managed
-            .inputs
+        let ctl = self.ctl(code).ok_or(SlotRefusal::NotRunning)?;
+        let managed = ctl.lock();
+        let (port, slot) = managed
+            .slots
             .values()
-            .find(|slot| slot.kind == InputKind::Push)
+            .find_map(|slot| Some((&slot.port, slot.push.as_ref()?)))
             .ok_or(SlotRefusal::NoPushInput)?;
         if slot
-            .publisher
+            .live
             .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
             return Err(SlotRefusal::Busy);
         }
+        slot.claims.fetch_add(1, Ordering::AcqRel);
+        slot.wake.notify_one();
         Ok((
-            slot.port.clone(),
+            port.clone(),
             PublisherGuard {
-                live: Arc::clone(&slot.publisher),
+                slot: Arc::clone(slot),
             },
         ))
     }
 
-    /// Starts the sampler once, inside the runtime the first stream starts in.
-    fn ensure_sampler(&self) {
-        let mut started = lock(&self.sampler);
-        if *started {
-            return;
+    /// A manual switch (`POST /streams/{code}/inputs/switch`): `Some` pins the override,
+    /// `None` clears it. Returns the priority that should end up active, if any.
+    pub(crate) fn switch(
+        &self,
+        code: &StreamCode,
+        priority: Option<u32>,
+    ) -> Result<Option<u32>, SwitchRefusal> {
+        let ctl = self
+            .ctl(code)
+            .ok_or_else(|| SwitchRefusal::NotRunning(code.clone()))?;
+        let mut managed = ctl.lock();
+        let now = Instant::now();
+        let result = managed.failover.switch(priority, now);
+        ctl.drain(&mut managed, now);
+        match result {
+            Ok(()) => Ok(managed.failover.active()),
+            Err(FailoverError::UnknownInput { priority }) => Err(SwitchRefusal::UnknownPriority {
+                code: code.clone(),
+                priority,
+            }),
+            Err(e) => Err(SwitchRefusal::Unhealthy {
+                code: code.clone(),
+                reason: e.to_string(),
+            }),
         }
-        *started = true;
-        let streams = Arc::downgrade(&self.streams);
-        tokio::spawn(sample_loop(streams));
     }
 
+    /// Whether the stream's active input is `priority` and the intake has committed to it
+    /// (its keyframe reached the buffer). `None` when the stream is not running.
+    pub(crate) fn committed(&self, code: &StreamCode, priority: Option<u32>) -> Option<bool> {
+        let ctl = self.ctl(code)?;
+        let managed = ctl.lock();
+        let active = managed.failover.active();
+        if active != priority {
+            return Some(false);
+        }
+        let Some(active) = active else {
+            return Some(true);
+        };
+        let key = managed.slots.get(&active).map(|slot| slot.key);
+        Some(managed.intake.selected() == key && !managed.intake.handoff_pending())
+    }
+
+    /// A new slot for `input`, with a port under a fresh key.
     fn open_slot(
-        &self,
         code: &StreamCode,
         intake: &Intake,
         input: &Input,
+        key: Priority,
+        wake: &Arc<Notify>,
     ) -> Result<Slot, ServiceError> {
-        let kind = detect(
-            &input.url,
-            DetectContext {
-                rtmp_port: None,
-                own_code: Some(code),
-            },
-        )
-        .map_err(|e| {
-            ServiceError::Failed(format!(
-                "stream {code}: inputs priority {}: url {e}",
-                input.priority
-            ))
-        })?
-        .kind();
+        let kind = kind_of(code, input)?;
         let hot = input.hot_standby.unwrap_or(kind.hot_by_default());
         let port = intake
-            .add_port(Priority(input.priority), hot)
+            .add_port(key, hot)
             .map_err(|e| ServiceError::Failed(format!("stream {code}: {e}")))?;
+        let push = (kind == InputKind::Push).then(|| {
+            Arc::new(PushSlot {
+                live: AtomicBool::new(false),
+                claims: AtomicU64::new(0),
+                wake: Arc::clone(wake),
+            })
+        });
         Ok(Slot {
             input: input.clone(),
             kind,
             port,
-            hot,
+            key,
             worker: None,
             meter: RateMeter::default(),
-            publisher: Arc::new(AtomicBool::new(false)),
+            push,
+            publisher_seen: (0, false),
+            probe: None,
         })
-    }
-}
-
-impl Slot {
-    /// Starts the worker if it is not running.
-    fn connect(&mut self, code: &StreamCode, config: &IngestConfig) -> Result<(), ServiceError> {
-        // A push input has no worker: the listener writes into its port while a publisher is
-        // connected.
-        if self.worker.is_some() || self.kind == InputKind::Push {
-            return Ok(());
-        }
-        let ctx = IngestContext {
-            code: code.clone(),
-            priority: self.input.priority,
-        };
-        let worker = tributary_ingest::spawn_with(ctx, &self.input, self.port.clone(), config)
-            .map_err(|e| {
-                ServiceError::Failed(format!(
-                    "stream {code}: input priority {} ({}): {e}",
-                    self.input.priority,
-                    mask_url(&self.input.url)
-                ))
-            })?;
-        self.worker = Some(worker);
-        Ok(())
     }
 }
 
@@ -263,161 +437,702 @@ impl InputService for Manager {
             .intakes
             .get(code)
             .ok_or_else(|| ServiceError::Failed(format!("stream {code}: no ingest buffer")))?;
-        let mut inputs = BTreeMap::new();
+        let wake = Arc::new(Notify::new());
+        let mut slots = BTreeMap::new();
+        let mut next_key = 0;
+        let mut specs = Vec::new();
         for input in &stream.inputs {
-            let slot = self.open_slot(code, &intake, input)?;
-            inputs.insert(input.priority, slot);
+            let key = Priority(input.priority);
+            next_key = next_key.max(input.priority.saturating_add(1));
+            let slot = Self::open_slot(code, &intake, input, key, &wake)?;
+            specs.push(InputSpec::new(input, slot.kind));
+            slots.insert(input.priority, slot);
         }
-        let active = inputs.keys().next().copied();
-        let mut managed = Managed {
-            intake,
-            inputs,
-            active,
-            stream_key: stream.stream_key.clone(),
-        };
-        if let Some(active) = active {
-            managed
-                .intake
-                .select(Priority(active), SessionReason::Fresh)
-                .map_err(|e| ServiceError::Failed(format!("stream {code}: {e}")))?;
-        }
-        for (&priority, slot) in &mut managed.inputs {
-            if slot.hot || Some(priority) == active {
-                // A failure here drops `managed`, which stops the workers already started.
-                slot.connect(code, &self.ingest)?;
+        let now = Instant::now();
+        let failover = Failover::new(self.env.failover.clone(), specs, now)
+            .map_err(|e| ServiceError::Failed(format!("stream {code}: {e}")))?;
+        let ctl = Arc::new(Ctl {
+            code: code.clone(),
+            state: Mutex::new(Managed {
+                intake,
+                slots,
+                failover,
+                stream_key: stream.stream_key.clone(),
+                next_key,
+                pending: None,
+                gaps: VecDeque::new(),
+            }),
+            wake,
+            cancel: CancellationToken::new(),
+            env: Arc::clone(&self.env),
+        });
+        {
+            let mut managed = ctl.lock();
+            if let Err(e) = ctl.drain_strict(&mut managed, now) {
+                // Dropping the slots stops the workers already started.
+                for slot in managed.slots.values() {
+                    managed.intake.remove_port(slot.key);
+                }
+                return Err(e);
             }
+            tracing::info!(stream = %code, inputs = managed.slots.len(),
+                active = ?managed.failover.active(), "inputs registered");
         }
-        tracing::info!(stream = %code, inputs = managed.inputs.len(), active = ?active,
-            "inputs registered");
-        lock(&self.streams).insert(code.clone(), managed);
-        self.ensure_sampler();
+        tokio::spawn(drive(Arc::downgrade(&ctl), ctl.cancel.clone()));
+        if let Some(old) = lock(&self.streams).insert(code.clone(), ctl) {
+            old.cancel.cancel();
+        }
         Ok(())
     }
 
     fn update_inputs(&self, _old: &Stream, new: &Stream) -> Result<(), ServiceError> {
         let code = &new.code;
-        let mut streams = lock(&self.streams);
-        let Some(managed) = streams.get_mut(code) else {
-            return Err(ServiceError::Failed(format!(
-                "stream {code}: not registered"
-            )));
-        };
-        let wanted: BTreeMap<u32, &Input> = new.inputs.iter().map(|i| (i.priority, i)).collect();
-        // Removed or changed inputs lose their port and worker.
-        let stale: Vec<u32> = managed
-            .inputs
-            .iter()
-            .filter(|(p, slot)| wanted.get(p).is_none_or(|i| i.settings_differ(&slot.input)))
-            .map(|(p, _)| *p)
-            .collect();
-        for priority in stale {
-            managed.inputs.remove(&priority);
-            managed.intake.remove_port(Priority(priority));
+        let ctl = self
+            .ctl(code)
+            .ok_or_else(|| ServiceError::Failed(format!("stream {code}: not registered")))?;
+        let mut kinds = Vec::new();
+        for input in &new.inputs {
+            kinds.push(kind_of(code, input)?);
         }
-        for (&priority, input) in &wanted {
-            if managed.inputs.contains_key(&priority) {
-                // Same settings: keep the connection; take the non-reconnecting fields.
-                if let Some(slot) = managed.inputs.get_mut(&priority) {
-                    slot.input = (*input).clone();
+        for (i, input) in new.inputs.iter().enumerate() {
+            let clash = new.inputs[..i].iter().any(|other| {
+                other.priority == input.priority || other.url.trim() == input.url.trim()
+            });
+            if clash {
+                return Err(ServiceError::Failed(format!(
+                    "stream {code}: inputs priority {}: duplicate priority or url",
+                    input.priority
+                )));
+            }
+        }
+        let mut managed = ctl.lock();
+        let now = Instant::now();
+        // Re-key by URL: an input that only moved keeps its port, worker and health.
+        let mut old: Vec<Slot> = std::mem::take(&mut managed.slots).into_values().collect();
+        let mut slots = BTreeMap::new();
+        let mut specs = Vec::new();
+        for (input, kind) in new.inputs.iter().zip(kinds) {
+            let slot = match old
+                .iter()
+                .position(|s| s.input.url.trim() == input.url.trim())
+            {
+                Some(at) => {
+                    let mut slot = old.remove(at);
+                    slot.input = input.clone();
+                    slot
                 }
-                continue;
-            }
-            let slot = self.open_slot(code, &managed.intake, input)?;
-            managed.inputs.insert(priority, slot);
+                None => {
+                    let key = Priority(managed.next_key);
+                    managed.next_key += 1;
+                    match Self::open_slot(code, &managed.intake, input, key, &ctl.wake) {
+                        Ok(slot) => slot,
+                        Err(e) => {
+                            // Put back what is left so the stream keeps running as it was
+                            // as far as possible; the reconciler retries the update.
+                            for slot in old.drain(..).chain(slots.into_values()) {
+                                managed.slots.insert(slot.input.priority, slot);
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+            };
+            specs.push(InputSpec::new(input, kind));
+            slots.insert(input.priority, slot);
         }
-        let best = managed.inputs.keys().next().copied();
-        let reselect = managed.active != best
-            || managed
-                .active
-                .is_some_and(|a| managed.intake.selected() != Some(Priority(a)));
-        if reselect {
-            if let Some(best) = best {
-                managed
-                    .intake
-                    .select(Priority(best), SessionReason::Failover)
-                    .map_err(|e| ServiceError::Failed(format!("stream {code}: {e}")))?;
+        for gone in old {
+            if let Some(probe) = &gone.probe {
+                probe.cancel();
             }
-            tracing::info!(stream = %code, from = ?managed.active, to = ?best, "input selection changed");
-            managed.active = best;
+            managed.intake.remove_port(gone.key);
+            tracing::info!(stream = %code, url = %mask_url(&gone.input.url), "input removed");
         }
-        for (&priority, slot) in &mut managed.inputs {
-            if slot.hot || Some(priority) == managed.active {
-                slot.connect(code, &self.ingest)?;
-            } else {
-                slot.worker = None;
-            }
-        }
-        Ok(())
+        managed.slots = slots;
+        let result = managed.failover.update_inputs(specs, now);
+        ctl.drain(&mut managed, now);
+        result.map_err(|e| ServiceError::Failed(format!("stream {code}: {e}")))
     }
 
     fn unregister(&self, code: &StreamCode) {
         let removed = lock(&self.streams).remove(code);
-        if let Some(managed) = removed {
-            for priority in managed.inputs.keys() {
-                managed.intake.remove_port(Priority(*priority));
+        if let Some(ctl) = removed {
+            ctl.cancel.cancel();
+            let mut managed = ctl.lock();
+            let keys: Vec<Priority> = managed.slots.values().map(|slot| slot.key).collect();
+            for key in keys {
+                managed.intake.remove_port(key);
+            }
+            for slot in managed.slots.values_mut() {
+                if let Some(probe) = slot.probe.take() {
+                    probe.cancel();
+                }
+                // Dropping the worker stops it.
+                slot.worker = None;
             }
             tracing::info!(stream = %code, "inputs unregistered");
-            // Dropping the slots stops their workers.
         }
     }
 }
 
-/// Samples every input's byte counter for the bitrate meters until the manager is gone.
-async fn sample_loop(streams: Weak<Mutex<HashMap<StreamCode, Managed>>>) {
-    let mut tick = tokio::time::interval(SAMPLE_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(streams) = streams.upgrade() else {
-            return;
+impl Ctl {
+    fn lock(&self) -> MutexGuard<'_, Managed> {
+        lock(&self.state)
+    }
+
+    /// One wake of the driver at `now`: facts, observations, timers, commits.
+    fn tick(self: &Arc<Self>, now: Instant) {
+        let mut guard = self.lock();
+        let managed = &mut *guard;
+
+        // 1. Discrete facts.
+        let mut facts = Vec::new();
+        for (&priority, slot) in &mut managed.slots {
+            if let Some(worker) = &slot.worker {
+                let events = worker.take_events().into_iter().filter_map(input_event);
+                facts.extend(events.map(|event| (priority, event)));
+            }
+            if let Some(push) = &slot.push {
+                let claims = push.claims.load(Ordering::Acquire);
+                let live = push.live.load(Ordering::Acquire);
+                let (seen_claims, seen_live) = slot.publisher_seen;
+                let left = seen_live && (claims != seen_claims || !live);
+                if left {
+                    let message = publisher_end(&slot.port.health());
+                    facts.push((priority, InputEvent::PublisherDisconnected { message }));
+                }
+                if live && (claims != seen_claims || !seen_live) {
+                    facts.push((priority, InputEvent::PublisherConnected));
+                }
+                slot.publisher_seen = (claims, live);
+            }
+        }
+        for (priority, event) in facts {
+            tracing::debug!(stream = %self.code, priority, ?event, "input event");
+            let report = Report::Event { priority, event };
+            if let Err(e) = managed.failover.handle_input(now, report) {
+                tracing::debug!(stream = %self.code, error = %e, "stale input event");
+            }
+            self.drain(managed, now);
+        }
+
+        // 2. Counters.
+        let observations: Vec<Observation> = managed
+            .slots
+            .iter()
+            .map(|(&priority, slot)| observe(priority, slot))
+            .collect();
+        if let Err(e) = managed
+            .failover
+            .handle_input(now, Report::Observed(&observations))
+        {
+            tracing::debug!(stream = %self.code, error = %e, "stale observation");
+        }
+        self.drain(managed, now);
+
+        // 3. Timers.
+        if managed.failover.poll_timeout().is_some_and(|at| at <= now) {
+            managed.failover.handle_timeout(now);
+            self.drain(managed, now);
+        }
+
+        // 4. Commits, meters, status.
+        self.check_commit(managed);
+        for slot in managed.slots.values_mut() {
+            let bytes = slot.port.health().bytes;
+            slot.meter.sample(now, bytes);
+        }
+        self.sync_status(managed);
+    }
+
+    /// When the driver should wake next, at the latest.
+    fn next_wake(&self, now: Instant) -> Instant {
+        let managed = self.lock();
+        let tick = if managed.pending.is_some() {
+            COMMIT_POLL
+        } else {
+            TICK
         };
-        let now = Instant::now();
-        let mut streams = lock(&streams);
-        for managed in streams.values_mut() {
-            for slot in managed.inputs.values_mut() {
-                let bytes = slot.port.health().bytes;
-                slot.meter.sample(now, bytes);
+        let mut at = now + tick;
+        if let Some(due) = managed.failover.poll_timeout() {
+            at = at.min(due.max(now));
+        }
+        at
+    }
+
+    /// [`drain`](Self::drain), failing on the first command that cannot be carried out (at
+    /// start, where a failure rolls the stream back).
+    fn drain_strict(
+        self: &Arc<Self>,
+        managed: &mut Managed,
+        now: Instant,
+    ) -> Result<(), ServiceError> {
+        let failures = self.run_outputs(managed, now);
+        match failures.into_iter().next() {
+            Some((_, message)) => Err(ServiceError::Failed(message)),
+            None => Ok(()),
+        }
+    }
+
+    /// Drains the machine and carries out its outputs in order. A worker that cannot start
+    /// (its settings do not parse) is reported back as finished: it stays `stopped` until its
+    /// settings change.
+    fn drain(self: &Arc<Self>, managed: &mut Managed, now: Instant) {
+        // Each round stops at least one input for good, so this ends.
+        for _ in 0..=managed.slots.len() {
+            let failures = self.run_outputs(managed, now);
+            if failures.is_empty() {
+                return;
+            }
+            for (priority, message) in failures {
+                let event = InputEvent::Finished { message };
+                let report = Report::Event { priority, event };
+                if let Err(e) = managed.failover.handle_input(now, report) {
+                    tracing::debug!(stream = %self.code, error = %e, "stale failure");
+                }
             }
         }
     }
+
+    /// Carries out every queued output; returns the inputs whose worker failed to start.
+    fn run_outputs(self: &Arc<Self>, managed: &mut Managed, now: Instant) -> Vec<(u32, String)> {
+        let mut failures = Vec::new();
+        while let Some(output) = managed.failover.poll_output() {
+            match output {
+                Output::Command(command) => {
+                    if let Err((priority, message)) = self.command(managed, command, now) {
+                        tracing::warn!(stream = %self.code, priority, "{message}");
+                        failures.push((priority, message));
+                    }
+                }
+                Output::Event(event) => self.event(managed, event),
+            }
+        }
+        failures
+    }
+
+    fn command(
+        self: &Arc<Self>,
+        managed: &mut Managed,
+        command: Command,
+        now: Instant,
+    ) -> Result<(), (u32, String)> {
+        let code = &self.code;
+        match command {
+            Command::Connect(priority) => {
+                let Some(slot) = managed.slots.get_mut(&priority) else {
+                    return Ok(());
+                };
+                slot.connect(code, &self.env.ingest, &self.wake)
+                    .map_err(|message| (priority, message))
+            }
+            Command::Disconnect(priority) => {
+                if let Some(slot) = managed.slots.get_mut(&priority) {
+                    slot.worker = None;
+                }
+                Ok(())
+            }
+            Command::Reconnect(priority) => {
+                let Some(slot) = managed.slots.get_mut(&priority) else {
+                    return Ok(());
+                };
+                slot.worker = None;
+                slot.connect(code, &self.env.ingest, &self.wake)
+                    .map_err(|message| (priority, message))
+            }
+            Command::Select { priority, reason } => {
+                let Some(key) = managed.slots.get(&priority).map(|slot| slot.key) else {
+                    return Ok(());
+                };
+                let previous = managed.intake.selected();
+                let last_frame = previous.and_then(|prev| {
+                    managed
+                        .slots
+                        .values()
+                        .find(|slot| slot.key == prev)
+                        .and_then(|slot| slot.port.health().last_frame_at)
+                });
+                let session = match reason {
+                    SwitchReason::Initial => SessionReason::Fresh,
+                    _ => SessionReason::Failover,
+                };
+                if let Err(e) = managed.intake.select(key, session) {
+                    tracing::warn!(stream = %code, priority, error = %e, "select failed");
+                }
+                // The machine's switch record follows this command; it completes `pending`.
+                self.supersede(managed);
+                managed.pending = Some(Pending {
+                    switch: Switch {
+                        at: now,
+                        from: None,
+                        to: priority,
+                        reason,
+                        detail: String::new(),
+                    },
+                    key,
+                    last_frame,
+                });
+                Ok(())
+            }
+            Command::Deselect => {
+                managed.intake.deselect();
+                self.supersede(managed);
+                Ok(())
+            }
+            Command::Probe(priority) => {
+                let Some(slot) = managed.slots.get_mut(&priority) else {
+                    return Ok(());
+                };
+                if slot.probe.is_some() {
+                    return Ok(());
+                }
+                let cancel = self.cancel.child_token();
+                slot.probe = Some(cancel.clone());
+                let timeout = managed.failover.config().probe_timeout;
+                let input = slot.input.clone();
+                tokio::spawn(probe(Arc::downgrade(self), input, timeout, cancel));
+                Ok(())
+            }
+        }
+    }
+
+    fn event(&self, managed: &mut Managed, event: Event) {
+        let code = &self.code;
+        match &event {
+            Event::Switched(switch) => {
+                tracing::info!(stream = %code, from = ?switch.from, to = switch.to,
+                    reason = %switch.reason, detail = %switch.detail, "input switch");
+                match &mut managed.pending {
+                    Some(pending) if pending.switch.to == switch.to => {
+                        pending.switch = switch.clone();
+                    }
+                    _ => self.publish_switch(switch, None),
+                }
+                // A replayed standby GOP commits at select.
+                self.check_commit(managed);
+                return;
+            }
+            Event::Degraded {
+                priority,
+                signal,
+                detail,
+            } => {
+                tracing::warn!(stream = %code, priority, %signal, %detail, "input degraded");
+            }
+            Event::Restored { priority } => {
+                tracing::info!(stream = %code, priority, "input restored");
+            }
+            Event::Exhausted => tracing::warn!(stream = %code, "every input is exhausted"),
+            Event::Recovered => tracing::info!(stream = %code, "an input is selected again"),
+        }
+        if let Some(links) = self.env.links.get() {
+            for (kind, payload) in event.bus_events() {
+                links.events.publish(kind, code.as_str(), payload);
+            }
+        }
+        if matches!(event, Event::Exhausted | Event::Recovered) {
+            self.sync_status(managed);
+        }
+    }
+
+    /// Publishes `input.failover` for the pending switch once the intake has committed it.
+    fn check_commit(&self, managed: &mut Managed) {
+        let Some(pending) = &managed.pending else {
+            return;
+        };
+        let intake = &managed.intake;
+        if intake.selected() != Some(pending.key) || intake.handoff_pending() {
+            return;
+        }
+        let Some(pending) = managed.pending.take() else {
+            return;
+        };
+        let gap = match (pending.last_frame, managed.intake.committed_at()) {
+            (Some(last), Some(commit)) if pending.switch.from.is_some() => {
+                Some(commit.saturating_duration_since(last).as_millis() as u64)
+            }
+            _ => None,
+        };
+        if let Some(gap) = gap {
+            managed
+                .gaps
+                .push_front((pending.switch.at, pending.switch.to, gap));
+            managed.gaps.truncate(GAPS_KEPT);
+        }
+        tracing::info!(stream = %self.code, to = pending.switch.to, gap_ms = ?gap,
+            "input switch committed");
+        self.publish_switch(&pending.switch, gap);
+    }
+
+    /// A switch that never committed (another one replaced it): published without a gap.
+    fn supersede(&self, managed: &mut Managed) {
+        if let Some(pending) = managed.pending.take() {
+            self.publish_switch(&pending.switch, None);
+        }
+    }
+
+    fn publish_switch(&self, switch: &Switch, gap_ms: Option<u64>) {
+        let Some(links) = self.env.links.get() else {
+            return;
+        };
+        for (kind, mut payload) in Event::Switched(switch.clone()).bus_events() {
+            payload["gap_ms"] = json!(gap_ms);
+            links.events.publish(kind, self.code.as_str(), payload);
+        }
+    }
+
+    /// Tells the coordinator whether every input is exhausted. Re-checked at every tick: the
+    /// coordinator clears its flags when the stream (re)starts.
+    fn sync_status(&self, managed: &Managed) {
+        let Some(coordinator) = self
+            .env
+            .links
+            .get()
+            .and_then(|links| links.coordinator.upgrade())
+        else {
+            return;
+        };
+        let exhausted = managed.failover.exhausted();
+        let flagged = coordinator.degraded_by(&self.code, Degradation::InputsExhausted);
+        if exhausted != flagged && coordinator.is_running(&self.code) {
+            coordinator.set_degradation(&self.code, Degradation::InputsExhausted, exhausted);
+        }
+    }
+}
+
+impl Slot {
+    /// Starts the worker if it is not running. A push input has no worker: the listener
+    /// writes into its port while a publisher is connected.
+    fn connect(
+        &mut self,
+        code: &StreamCode,
+        config: &IngestConfig,
+        wake: &Arc<Notify>,
+    ) -> Result<(), String> {
+        if self.worker.is_some() || self.kind == InputKind::Push {
+            return Ok(());
+        }
+        let ctx = IngestContext {
+            code: code.clone(),
+            priority: self.input.priority,
+        };
+        let worker = tributary_ingest::spawn_with(ctx, &self.input, self.port.clone(), config)
+            .map_err(|e| {
+                format!(
+                    "stream {code}: input priority {} ({}): {e}",
+                    self.input.priority,
+                    mask_url(&self.input.url)
+                )
+            })?;
+        worker.wake_on_event(Arc::clone(wake));
+        self.worker = Some(worker);
+        Ok(())
+    }
+}
+
+/// The driver of one stream: wakes at ticks, deadlines and notifications until cancelled or
+/// the stream is gone.
+async fn drive(ctl: Weak<Ctl>, cancel: CancellationToken) {
+    let Some(wake) = ctl.upgrade().map(|ctl| Arc::clone(&ctl.wake)) else {
+        return;
+    };
+    loop {
+        let Some(strong) = ctl.upgrade() else { return };
+        let now = tokio::time::Instant::now().into_std();
+        strong.tick(now);
+        let next = strong.next_wake(now);
+        drop(strong);
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = wake.notified() => {}
+            () = tokio::time::sleep_until(next.into()) => {}
+        }
+    }
+}
+
+/// Probes a degraded cold input: a fresh reader into a throwaway buffer must yield a
+/// non-empty frame within `timeout`. The result goes back to the machine.
+async fn probe(ctl: Weak<Ctl>, input: Input, timeout: Duration, cancel: CancellationToken) {
+    let Some((code, ingest)) = ctl
+        .upgrade()
+        .map(|ctl| (ctl.code.clone(), ctl.env.ingest.clone()))
+    else {
+        return;
+    };
+    let priority = input.priority;
+    let outcome = tokio::select! {
+        () = cancel.cancelled() => return,
+        outcome = read_one(&code, &input, &ingest, timeout) => outcome,
+    };
+    tracing::info!(stream = %code, priority, ?outcome, "probe done");
+    let Some(ctl) = ctl.upgrade() else { return };
+    let mut managed = ctl.lock();
+    // The input may have moved: find it by URL.
+    let Some((&now_priority, slot)) = managed
+        .slots
+        .iter_mut()
+        .find(|(_, slot)| slot.input.url.trim() == input.url.trim())
+    else {
+        return;
+    };
+    slot.probe = None;
+    let event = match outcome {
+        Ok(()) => InputEvent::ProbeSucceeded,
+        Err(message) => InputEvent::ProbeFailed { message },
+    };
+    let now = Instant::now();
+    let report = Report::Event {
+        priority: now_priority,
+        event,
+    };
+    if let Err(e) = managed.failover.handle_input(now, report) {
+        tracing::debug!(stream = %code, error = %e, "stale probe result");
+    }
+    ctl.drain(&mut managed, now);
+}
+
+/// Opens `input` with a fresh worker writing into a private buffer, until it delivers a frame
+/// or `timeout` passes.
+async fn read_one(
+    code: &StreamCode,
+    input: &Input,
+    ingest: &IngestConfig,
+    timeout: Duration,
+) -> Result<(), String> {
+    let hub = Hub::new();
+    let writer = hub
+        .create(BufferId::Stream(code.clone()), PROBE_CAPACITY)
+        .map_err(|e| e.to_string())?;
+    let intake = Intake::new(writer);
+    let port = intake
+        .add_port(Priority(input.priority), false)
+        .map_err(|e| e.to_string())?;
+    let ctx = IngestContext {
+        code: code.clone(),
+        priority: input.priority,
+    };
+    let worker = tributary_ingest::spawn_with(ctx, input, port.clone(), ingest)
+        .map_err(|e| e.to_string())?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_error = None;
+    loop {
+        if port.health().frames > 0 {
+            return Ok(());
+        }
+        for event in worker.take_events() {
+            if let WorkerEvent::OpenFailed(m) | WorkerEvent::Lost(m) | WorkerEvent::Finished(m) =
+                event
+            {
+                last_error = Some(m);
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let waited = format!("no packet within {:.1} s", timeout.as_secs_f64());
+            return Err(match last_error {
+                Some(error) => format!("{waited} ({error})"),
+                None => waited,
+            });
+        }
+        tokio::time::sleep(PROBE_POLL).await;
+    }
+}
+
+/// The input kind of `input`, by the one URL classifier.
+fn kind_of(code: &StreamCode, input: &Input) -> Result<InputKind, ServiceError> {
+    let url = detect(
+        &input.url,
+        DetectContext {
+            rtmp_port: None,
+            own_code: Some(code),
+        },
+    )
+    .map_err(|e| {
+        ServiceError::Failed(format!(
+            "stream {code}: inputs priority {}: url {e}",
+            input.priority
+        ))
+    })?;
+    Ok(url.kind())
+}
+
+/// The machine's view of a worker event; `None` for kinds it has no use for.
+fn input_event(event: WorkerEvent) -> Option<InputEvent> {
+    Some(match event {
+        WorkerEvent::Opened => InputEvent::Opened,
+        WorkerEvent::OpenFailed(message) => InputEvent::OpenFailed { message },
+        WorkerEvent::Lost(message) => InputEvent::Error { message },
+        WorkerEvent::Finished(message) => InputEvent::Finished { message },
+        _ => return None,
+    })
+}
+
+/// Why the publisher left, from the listener's last report on the port (`EOF`, ...).
+fn publisher_end(health: &PortHealth) -> String {
+    health
+        .recent_errors
+        .last()
+        .and_then(|e| {
+            e.message
+                .split_once("disconnected: ")
+                .map(|(_, why)| why.to_owned())
+        })
+        .unwrap_or_else(|| "connection closed".to_owned())
+}
+
+/// One input's counters for the machine.
+fn observe(priority: u32, slot: &Slot) -> Observation {
+    let health = slot.port.health();
+    let stats = slot.worker.as_ref().map(Worker::stats);
+    let session = match &slot.push {
+        Some(push) => push.claims.load(Ordering::Acquire),
+        None => stats.as_ref().map_or(0, |s| s.reconnects),
+    };
+    Observation {
+        priority,
+        keyframes: health.keyframes,
+        last_frame_at: health.last_frame_at,
+        last_keyframe_at: health.last_keyframe_at,
+        last_video_at: health.last_video_at,
+        last_audio_at: health.last_audio_at,
+        video_pts: health.video_pts,
+        cc_errors: stats.as_ref().map_or(0, |s| s.cc_errors),
+        session,
+    }
+}
+
+/// A monotonic instant as wall time (RFC 3339, ms).
+fn wall_at(instant: Instant, now: Instant, wall: DateTime<Utc>) -> String {
+    let ago =
+        chrono::Duration::from_std(now.saturating_duration_since(instant)).unwrap_or_default();
+    (wall - ago).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// One entry of `runtime.inputs[]`.
 fn input_json(
-    priority: u32,
+    report: &tributary_domain::failover::InputReport<'_>,
     slot: &Slot,
-    active: bool,
     now: Instant,
     wall: DateTime<Utc>,
 ) -> Value {
     let health: PortHealth = slot.port.health();
-    let at = |instant: Instant| {
-        let ago =
-            chrono::Duration::from_std(now.saturating_duration_since(instant)).unwrap_or_default();
-        (wall - ago).to_rfc3339_opts(SecondsFormat::Millis, true)
-    };
-    let errors: Vec<Value> = health
-        .recent_errors
+    let errors: Vec<Value> = report
+        .errors
         .iter()
-        .rev()
-        .map(|e| json!({"message": e.message, "at": at(e.at)}))
+        .map(|e| json!({"message": e.message, "at": wall_at(e.at, now, wall)}))
         .collect();
     let stats = slot.worker.as_ref().map(Worker::stats);
     let tracks: Vec<Value> = stats.as_ref().map(tracks_json).unwrap_or_default();
-    let publisher = slot.publisher.load(Ordering::Acquire);
-    let status = if active && (slot.kind != InputKind::Push || publisher) {
-        "active"
-    } else if slot.worker.is_some() || !slot.hot || slot.kind == InputKind::Push {
-        "idle"
-    } else {
-        "stopped"
+    let status = match report.status {
+        InputStatus::Idle => "idle",
+        InputStatus::Active => "active",
+        InputStatus::Degraded => "degraded",
+        InputStatus::Stopped => "stopped",
     };
     let mut entry = json!({
-        "input_priority": priority,
+        "input_priority": report.priority,
         "url": mask_url(&slot.input.url),
         "kind": slot.kind.name(),
         "status": status,
-        "standby": slot.hot && !active,
+        "standby": report.connected && report.status == InputStatus::Idle,
         "bitrate_kbps": slot.meter.kbps.round() as u64,
         "packet_loss": stats.as_ref().map_or(0, |s| s.cc_errors),
         "frames": health.frames,
@@ -425,10 +1140,21 @@ fn input_json(
         "errors": errors,
     });
     if let Some(last) = health.last_frame_at {
-        entry["last_packet_at"] = json!(at(last));
+        entry["last_packet_at"] = json!(wall_at(last, now, wall));
     }
-    if slot.kind == InputKind::Push {
-        entry["publisher_connected"] = json!(publisher);
+    if let Some(degraded) = report.degraded {
+        entry["degraded"] = json!({
+            "reason": degraded.signal,
+            "detail": degraded.detail,
+            "since": wall_at(degraded.since, now, wall),
+        });
+    }
+    if let Some(stopped) = report.stopped {
+        entry["stopped"] = json!(stopped);
+    }
+    if let Some(push) = &slot.push {
+        entry["publisher_connected"] = json!(push.live.load(Ordering::Acquire));
+        entry["waiting_for_publisher"] = json!(report.waiting_for_publisher);
     }
     entry
 }
@@ -477,3 +1203,15 @@ fn tracks_json(stats: &tributary_ingest::WorkerStats) -> Vec<Value> {
         })
         .collect()
 }
+
+/// The shortest window a bitrate sample covers (SPEC §API "Runtime object": ≥ 3 s, EWMA 0.5).
+const RATE_WINDOW: Duration = Duration::from_secs(3);
+/// How often the driver checks for a commit while a switch waits for its keyframe, so
+/// `input.failover` goes out promptly.
+const COMMIT_POLL: Duration = Duration::from_millis(20);
+/// Measured gaps kept (as many as switch records).
+const GAPS_KEPT: usize = 20;
+/// Frames a probe's private buffer holds: it only needs to see one.
+const PROBE_CAPACITY: usize = 64;
+/// How often a probe looks at its reader's counters.
+const PROBE_POLL: Duration = Duration::from_millis(50);

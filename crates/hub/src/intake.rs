@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use tributary_media::{Frame, MediaKind};
+use tributary_media::{Frame, MediaKind, Ts90};
 
 use crate::hub::{lock, read, write};
 use crate::{BufferId, HubError, SessionReason, Writer};
@@ -69,6 +69,13 @@ pub struct PortHealth {
     pub last_frame_at: Option<Instant>,
     /// Arrival instant of the latest video keyframe.
     pub last_keyframe_at: Option<Instant>,
+    /// Arrival instant of the latest video frame (frozen and lost-track signals).
+    pub last_video_at: Option<Instant>,
+    /// Arrival instant of the latest audio frame (lost-track signal).
+    pub last_audio_at: Option<Instant>,
+    /// PTS of the latest video frame as the source stamped it (ports see frames before the
+    /// timeline normaliser): whether it advances tells frozen video from moving video.
+    pub video_pts: Option<Ts90>,
     /// Errors reported since the port was added.
     pub errors: u64,
     /// The latest reported errors, oldest first (at most [`RECENT_ERRORS`]).
@@ -99,6 +106,7 @@ impl Intake {
                     writer,
                     selected: None,
                     handoff: None,
+                    committed_at: None,
                 }),
                 ports: RwLock::new(Vec::new()),
                 next_uid: AtomicU64::new(1),
@@ -204,6 +212,7 @@ impl Intake {
             return Ok(());
         };
         state.handoff = None;
+        state.committed_at = Some(Instant::now());
         state.writer.start_session(reason);
         for frame in &gop.frames {
             state.writer.write(frame.clone())?;
@@ -234,6 +243,14 @@ impl Intake {
     /// Whether the selected port is still waiting for the keyframe that commits the switch.
     pub fn handoff_pending(&self) -> bool {
         lock(&self.inner.state).handoff.is_some()
+    }
+
+    /// When the latest switch committed: the selected port's first keyframe reached the
+    /// buffer, or its standby GOP was replayed at [`select`](Self::select). The manager
+    /// measures a switch's output gap (`gap_ms`) up to here. Restarts of the selected port
+    /// ([`Port::restart`]) commit too.
+    pub fn committed_at(&self) -> Option<Instant> {
+        lock(&self.inner.state).committed_at
     }
 
     /// A snapshot of every port's counters, by priority.
@@ -288,6 +305,7 @@ impl Port {
             }
             let reason = handoff.reason;
             state.handoff = None;
+            state.committed_at = Some(Instant::now());
             state.writer.start_session(reason);
             tracing::info!(buffer = %self.intake.id, priority = self.shared.priority.0, %reason,
                 "input switch committed at its first keyframe");
@@ -392,6 +410,8 @@ struct IntakeState {
     selected: Option<u64>,
     /// Set while the selected port waits for the keyframe that commits the switch.
     handoff: Option<Handoff>,
+    /// When the latest handoff committed.
+    committed_at: Option<Instant>,
 }
 
 struct Handoff {
@@ -426,6 +446,9 @@ impl PortShared {
             keyframes: port.keyframes,
             last_frame_at: port.last_frame_at,
             last_keyframe_at: port.last_keyframe_at,
+            last_video_at: port.last_video_at,
+            last_audio_at: port.last_audio_at,
+            video_pts: port.video_pts,
             errors: port.errors,
             recent_errors: port.recent_errors.iter().cloned().collect(),
             cached_frames: port.gop.as_ref().map_or(0, |gop| gop.frames.len()),
@@ -439,6 +462,9 @@ struct PortState {
     keyframes: u64,
     last_frame_at: Option<Instant>,
     last_keyframe_at: Option<Instant>,
+    last_video_at: Option<Instant>,
+    last_audio_at: Option<Instant>,
+    video_pts: Option<Ts90>,
     errors: u64,
     /// Bounded: at most [`RECENT_ERRORS`].
     recent_errors: VecDeque<PortError>,
@@ -456,6 +482,9 @@ impl PortState {
             keyframes: 0,
             last_frame_at: None,
             last_keyframe_at: None,
+            last_video_at: None,
+            last_audio_at: None,
+            video_pts: None,
             errors: 0,
             recent_errors: VecDeque::new(),
             seen_video: false,
@@ -464,13 +493,22 @@ impl PortState {
     }
 
     fn record(&mut self, frame: &Frame, max_gop: usize) {
-        let video = frame.codec.kind() == MediaKind::Video;
+        let kind = frame.codec.kind();
+        let video = kind == MediaKind::Video;
         self.frames += 1;
         self.bytes += frame.payload.len() as u64;
         self.last_frame_at = Some(frame.arrival);
-        if video && frame.keyframe {
-            self.keyframes += 1;
-            self.last_keyframe_at = Some(frame.arrival);
+        match kind {
+            MediaKind::Video => {
+                self.last_video_at = Some(frame.arrival);
+                self.video_pts = Some(frame.pts);
+                if frame.keyframe {
+                    self.keyframes += 1;
+                    self.last_keyframe_at = Some(frame.arrival);
+                }
+            }
+            MediaKind::Audio => self.last_audio_at = Some(frame.arrival),
+            MediaKind::Data => {}
         }
         let first_video = video && !self.seen_video;
         self.seen_video |= video;

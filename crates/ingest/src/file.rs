@@ -96,12 +96,13 @@ pub(crate) async fn run(options: FileOptions, program: u16, reporter: Reporter) 
     let mut backoff = Backoff::new();
     let mut buf = vec![0u8; READ_CHUNK];
     let mut failed = false;
+    let mut announced = false;
     let path = options.path.display().to_string();
     loop {
         let mut source = match Source::open(&options).await {
             Ok(source) => source,
             Err(e) => {
-                reporter.error(e);
+                reporter.open_failed(e);
                 failed = true;
                 backoff.wait().await;
                 continue;
@@ -112,7 +113,11 @@ pub(crate) async fn run(options: FileOptions, program: u16, reporter: Reporter) 
             reporter.reconnected();
             pacer.reset();
         }
-        reporter.set_connected(true);
+        if failed || !announced {
+            // Loops are one run of the source for the manager; a reopen is news.
+            reporter.announce_open();
+            announced = true;
+        }
         sink.reset();
         let read = read_pass(&mut source, &mut buf, &mut sink, &mut pacer, &mut passes).await;
         let exit = source.finish().await;
@@ -130,8 +135,7 @@ pub(crate) async fn run(options: FileOptions, program: u16, reporter: Reporter) 
             (Ok(()), Ok(())) => format!("{path}: no media frames in the file"),
             (Err(e), _) | (Ok(()), Err(e)) => e,
         };
-        reporter.set_connected(false);
-        reporter.error(error);
+        reporter.lost(error);
         failed = true;
         backoff.wait().await;
     }

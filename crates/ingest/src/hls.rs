@@ -48,7 +48,7 @@ pub(crate) async fn run(
         let (media_url, fetched) = match resolve(&client, &url).await {
             Ok(resolved) => resolved,
             Err(e) => {
-                reporter.error(format_args!("cannot load playlist: {e}"));
+                reporter.open_failed(format_args!("cannot load playlist: {e}"));
                 backoff.wait().await;
                 continue;
             }
@@ -84,11 +84,10 @@ pub(crate) async fn run(
                 _ => "playlist poller stopped".to_owned(),
             },
         };
-        reporter.set_connected(false);
         if sink.had_frames() {
             backoff.reset();
         }
-        reporter.error(format_args!("{why}; reopening"));
+        reporter.lost(format_args!("{why}; reopening"));
         backoff.wait().await;
     }
 }

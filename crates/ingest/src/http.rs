@@ -233,7 +233,7 @@ pub(crate) async fn run_ts(url: Url, client: HttpClient, program: u16, reporter:
                 } else {
                     "cannot open"
                 };
-                reporter.error(format_args!("{kind}: {e}"));
+                reporter.open_failed(format_args!("{kind}: {e}"));
                 backoff.wait().await;
                 continue;
             }
@@ -273,11 +273,10 @@ pub(crate) async fn run_ts(url: Url, client: HttpClient, program: u16, reporter:
                 break format!("{why} (at byte {offset}); reopening");
             }
         };
-        reporter.set_connected(false);
         if sink.had_frames() {
             backoff.reset();
         }
-        reporter.error(ended);
+        reporter.lost(ended);
         backoff.wait().await;
     }
 }

@@ -144,6 +144,24 @@ pub struct Worker {
     stats: Arc<Stats>,
 }
 
+/// Something that happened to a worker's source, for the stream manager (SPEC §Ingest: open
+/// failures and a session ended by the peer are reported, never silent). Taken with
+/// [`Worker::take_events`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WorkerEvent {
+    /// The source opened (connected, playing, bound).
+    Opened,
+    /// An attempt to open the source failed; the worker retries after its backoff.
+    OpenFailed(String),
+    /// An open source ended: EOF, a read error or timeout, too many demux errors. The worker
+    /// reopens after its backoff.
+    Lost(String),
+    /// The source ended for good (`#EXT-X-ENDLIST` played out, a file without `loop`): the
+    /// worker does nothing more.
+    Finished(String),
+}
+
 /// A snapshot of a worker's counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerStats {
@@ -177,6 +195,18 @@ impl Worker {
     /// The kind of input this worker ingests.
     pub fn kind(&self) -> InputKind {
         self.kind
+    }
+
+    /// The source events since the last call, oldest first. The worker keeps at most 32; if
+    /// more happened, the oldest were dropped.
+    pub fn take_events(&self) -> Vec<WorkerEvent> {
+        sink::lock(&self.stats.events).drain(..).collect()
+    }
+
+    /// Wakes `wake` after every source event from now on, so the manager reacts without
+    /// waiting for its next tick.
+    pub fn wake_on_event(&self, wake: Arc<tokio::sync::Notify>) {
+        *sink::lock(&self.stats.wake) = Some(wake);
     }
 
     /// A snapshot of the worker's counters.

@@ -88,11 +88,15 @@ pub(crate) async fn run(options: RtmpOptions, reporter: Reporter) {
     loop {
         pull.had_frames = false;
         let ended = pull.connection().await;
-        pull.reporter.set_connected(false);
+        let was_open = pull.reporter.stats.connected.load(Ordering::Relaxed);
         if pull.had_frames {
             backoff.reset();
         }
-        pull.reporter.error(ended);
+        if was_open {
+            pull.reporter.lost(ended);
+        } else {
+            pull.reporter.open_failed(ended);
+        }
         backoff.wait().await;
     }
 }

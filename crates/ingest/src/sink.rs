@@ -1,18 +1,20 @@
 //! From TS bytes to hub writes: the demuxer, the parameter-set keepers, the counters and the
 //! stall watchdog every worker shares.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use tokio::sync::Notify;
 use tributary_domain::protocol::InputKind;
 use tributary_hub::{Port, SessionReason};
 use tributary_media::codec::{Observed, ParamChange, ParamSets};
 use tributary_media::{Frame, MediaKind, StreamCode, TrackConfig, TrackId};
 use tributary_mpegts::{DemuxEvent, Demuxer, DemuxerConfig};
 
-use crate::IngestError;
+use crate::{IngestError, WorkerEvent};
 
 /// Who an input is, for messages: every report and log line names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +68,30 @@ pub(crate) struct Stats {
     pub(crate) tracks: Mutex<Vec<tributary_mpegts::TrackInfo>>,
     /// Per carried track, what its parameter sets or AudioSpecificConfig say.
     pub(crate) details: Mutex<Vec<(TrackId, tributary_media::TrackInfo)>>,
+    /// Source events not yet taken by the manager, oldest first; at most [`EVENTS_KEPT`]
+    /// (the oldest is dropped and counted in `events_dropped` when full).
+    pub(crate) events: Mutex<VecDeque<WorkerEvent>>,
+    /// Events dropped because nobody took them in time.
+    pub(crate) events_dropped: AtomicU64,
+    /// Woken after each event, if the manager asked for it.
+    pub(crate) wake: Mutex<Option<Arc<Notify>>>,
+}
+
+impl Stats {
+    /// Queues a source event for the manager and wakes it.
+    pub(crate) fn event(&self, event: WorkerEvent) {
+        {
+            let mut events = lock(&self.events);
+            if events.len() == EVENTS_KEPT {
+                events.pop_front();
+                self.events_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            events.push_back(event);
+        }
+        if let Some(wake) = lock(&self.wake).as_ref() {
+            wake.notify_one();
+        }
+    }
 }
 
 /// The port of one input plus what it needs to report: errors go to the port (for the
@@ -95,6 +121,28 @@ impl Reporter {
         self.port.restart(reason);
     }
 
+    /// Opening the source failed: reported as an error and to the manager.
+    pub(crate) fn open_failed(&self, what: impl fmt::Display) {
+        let message = what.to_string();
+        self.error(&message);
+        self.stats.event(WorkerEvent::OpenFailed(message));
+    }
+
+    /// An open connection ended (EOF, read error, timeout): reported as an error and to the
+    /// manager; the worker reopens.
+    pub(crate) fn lost(&self, what: impl fmt::Display) {
+        let message = what.to_string();
+        self.set_connected(false);
+        self.error(&message);
+        self.stats.event(WorkerEvent::Lost(message));
+    }
+
+    /// The source opened (for the manager: consecutive open failures end).
+    pub(crate) fn announce_open(&self) {
+        self.set_connected(true);
+        self.stats.event(WorkerEvent::Opened);
+    }
+
     /// A reopen after a connection had opened: counted, and a new session.
     pub(crate) fn reconnected(&self) {
         self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -104,7 +152,7 @@ impl Reporter {
     /// A connection opened: marked connected, and counted as a reconnect (a new session)
     /// unless it is the worker's first.
     pub(crate) fn opened(&self) {
-        self.set_connected(true);
+        self.announce_open();
         if self.stats.opened.swap(true, Ordering::Relaxed) {
             self.reconnected();
         }
@@ -116,9 +164,11 @@ impl Reporter {
 
     /// The input ended for good: reported, and the worker stops.
     pub(crate) fn finish(&self, what: impl fmt::Display) {
-        self.error(what);
+        let message = what.to_string();
+        self.error(&message);
         self.set_connected(false);
         self.stats.finished.store(true, Ordering::Relaxed);
+        self.stats.event(WorkerEvent::Finished(message));
     }
 }
 
@@ -360,6 +410,10 @@ impl Sink {
 }
 
 /// The instant now, from tokio's clock (so paused-time tests control it).
+/// Source events a worker keeps for the manager (which takes them at least every 250 ms):
+/// far more than one tick produces, even for a source failing in a tight loop.
+pub(crate) const EVENTS_KEPT: usize = 32;
+
 pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }

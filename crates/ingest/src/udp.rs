@@ -132,12 +132,12 @@ pub(crate) async fn run(options: UdpOptions, program: u16, reporter: Reporter) {
         match bind(&options).await {
             Ok(socket) => break socket,
             Err(e) => {
-                reporter.error(format_args!("cannot bind: {e}"));
+                reporter.open_failed(format_args!("cannot bind: {e}"));
                 backoff.wait().await;
             }
         }
     };
-    reporter.set_connected(true);
+    reporter.announce_open();
     tracing::info!(local = ?socket.local_addr().ok(), "listening");
     let mut sink = Sink::new(reporter.clone(), program);
     // One buffer for the socket's life: no allocation per datagram.

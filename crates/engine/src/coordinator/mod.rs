@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -201,6 +201,17 @@ struct Actor {
     state: Arc<StreamState>,
 }
 
+/// A [`Coordinator`] that may be gone (see [`Coordinator::downgrade`]).
+#[derive(Clone)]
+pub(crate) struct WeakCoordinator(Weak<Inner>);
+
+impl WeakCoordinator {
+    /// The coordinator, while it exists.
+    pub(crate) fn upgrade(&self) -> Option<Coordinator> {
+        self.0.upgrade().map(|inner| Coordinator { inner })
+    }
+}
+
 /// The coordinator. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Coordinator {
@@ -338,6 +349,26 @@ impl Coordinator {
                 json!({"from": before.status, "to": after.status, "reasons": after.status_reasons}),
             );
         }
+    }
+
+    /// Whether a running stream carries a degradation flag (false while stopped).
+    pub(crate) fn degraded_by(&self, code: &StreamCode, flag: Degradation) -> bool {
+        let Some(actor) = self.existing(code) else {
+            return false;
+        };
+        let running = actor.state.running.load(Ordering::Acquire);
+        let inner = actor.state.lock();
+        running
+            && match flag {
+                Degradation::InputsExhausted => inner.inputs_exhausted,
+                Degradation::TranscoderUnhealthy => inner.transcoder_unhealthy,
+            }
+    }
+
+    /// A handle that does not keep the coordinator alive, for services that report to it
+    /// (the coordinator owns the services, so a strong handle would be a cycle).
+    pub(crate) fn downgrade(&self) -> WeakCoordinator {
+        WeakCoordinator(Arc::downgrade(&self.inner))
     }
 
     /// Stops every running stream in reverse start order and refuses further commands.

@@ -6,7 +6,7 @@ use tributary_hub::{
     AUDIO_ONLY_AFTER, Hub, HubError, Intake, Priority, RECENT_ERRORS, SessionReason, SubscribeFrom,
     Subscriber,
 };
-use tributary_media::Frame;
+use tributary_media::{Frame, Ts90};
 
 use crate::support::{audio, drain, frames, id, n, origin, video};
 
@@ -135,6 +135,15 @@ fn counters_update_for_unselected_ports() {
         health.last_keyframe_at,
         Some(origin() + Duration::from_millis(10))
     );
+    assert_eq!(
+        health.last_video_at,
+        Some(origin() + Duration::from_millis(30))
+    );
+    assert_eq!(
+        health.last_audio_at,
+        Some(origin() + Duration::from_millis(20))
+    );
+    assert_eq!(health.video_pts, Some(Ts90::from_millis(30)));
     assert_eq!(health.errors, 7);
     assert_eq!(health.recent_errors.len(), RECENT_ERRORS);
     assert_eq!(health.recent_errors[0].message, "error 2");
@@ -223,4 +232,71 @@ fn ports_are_send_and_sync() {
     assert_send_sync::<tributary_hub::Port>();
     assert_send_sync::<Intake>();
     assert_send_sync::<Hub>();
+}
+
+#[test]
+fn media_counters_follow_each_kind_and_the_latest_video_pts() {
+    let (_hub, intake, _sub) = setup(false);
+    let port = intake.port(Priority(0)).unwrap();
+    let health = port.health();
+    assert_eq!(
+        (health.last_video_at, health.last_audio_at, health.video_pts),
+        (None, None, None)
+    );
+
+    port.write(audio(5)).unwrap();
+    let health = port.health();
+    assert_eq!(
+        health.last_audio_at,
+        Some(origin() + Duration::from_millis(5))
+    );
+    assert_eq!((health.last_video_at, health.video_pts), (None, None));
+
+    // Video keeps arriving with a frozen PTS: the arrival moves, the PTS does not.
+    let mut frozen = video(40, true);
+    port.write(frozen.clone()).unwrap();
+    frozen.arrival += Duration::from_millis(500);
+    frozen.keyframe = false;
+    port.write(frozen).unwrap();
+    let health = port.health();
+    assert_eq!(
+        health.last_video_at,
+        Some(origin() + Duration::from_millis(540))
+    );
+    assert_eq!(health.video_pts, Some(Ts90::from_millis(40)));
+    assert_eq!(
+        health.last_audio_at,
+        Some(origin() + Duration::from_millis(5))
+    );
+    assert_eq!(health.keyframes, 1);
+
+    // The latest PTS is reported as is, also when the source's clock goes back.
+    port.write(video(12, false)).unwrap();
+    assert_eq!(port.health().video_pts, Some(Ts90::from_millis(12)));
+}
+
+#[test]
+fn a_commit_is_timed() {
+    let (_hub, intake, _sub) = setup(true);
+    let main = intake.port(Priority(0)).unwrap();
+    let standby = intake.port(Priority(1)).unwrap();
+    assert_eq!(intake.committed_at(), None);
+
+    intake.select(Priority(0), SessionReason::Fresh).unwrap();
+    main.write(video(1, false)).unwrap();
+    assert_eq!(
+        intake.committed_at(),
+        None,
+        "no keyframe yet, nothing committed"
+    );
+    let before = std::time::Instant::now();
+    main.write(video(2, true)).unwrap();
+    let first = intake.committed_at().expect("committed at the keyframe");
+    assert!(first >= before);
+
+    // A standby with a cached GOP commits at select.
+    standby.write(video(3, true)).unwrap();
+    intake.select(Priority(1), SessionReason::Failover).unwrap();
+    assert!(!intake.handoff_pending());
+    assert!(intake.committed_at().unwrap() >= first);
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tributary_domain::Input;
 use tributary_domain::protocol::InputKind;
-use tributary_ingest::IngestConfig;
+use tributary_ingest::{IngestConfig, WorkerEvent};
 use tributary_media::{Codec, TrackId};
 
 use crate::support::{Rig, assert_av, clip, has_av};
@@ -50,6 +50,13 @@ async fn ts_is_paced_and_ends_without_loop() {
     }
     assert_av(&frames);
     assert!(worker.stats().finished);
+    let events = worker.take_events();
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0], WorkerEvent::Opened);
+    assert!(
+        matches!(&events[1], WorkerEvent::Finished(m) if m.contains("loop disabled")),
+        "{events:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tributary_domain::Input;
 use tributary_domain::protocol::InputKind;
-use tributary_ingest::IngestConfig;
+use tributary_ingest::{IngestConfig, WorkerEvent};
 use tributary_media::Codec;
 
 use crate::support::{Reply, Rig, Server, assert_av, clip, has_av};
@@ -74,6 +74,19 @@ async fn a_closed_connection_is_reported_and_reopened() {
     assert!(resumed.iter().any(|f| f.session != session));
     assert!(worker.stats().reconnects >= 1, "{:?}", worker.stats());
     assert!(server.count() >= 2);
+
+    // The manager hears of each open and of the EOF, in order.
+    let events = worker.take_events();
+    assert_eq!(events.first(), Some(&WorkerEvent::Opened), "{events:?}");
+    let lost = events
+        .iter()
+        .position(|e| matches!(e, WorkerEvent::Lost(m) if m.contains("EOF")))
+        .unwrap_or_else(|| panic!("no Lost(EOF) in {events:?}"));
+    assert!(
+        events[lost + 1..].contains(&WorkerEvent::Opened),
+        "{events:?}"
+    );
+    assert!(worker.take_events().len() <= 2, "taken events are gone");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -85,4 +98,10 @@ async fn a_missing_stream_is_reported_with_its_status() {
     let error = rig.wait_error("410", Duration::from_secs(5)).await;
     assert!(error.contains("not retriable"), "{error}");
     assert!(!worker.stats().connected);
+    let events = worker.take_events();
+    assert!(
+        matches!(events.first(), Some(WorkerEvent::OpenFailed(m)) if m.contains("410")),
+        "{events:?}"
+    );
+    assert!(!events.contains(&WorkerEvent::Opened), "{events:?}");
 }

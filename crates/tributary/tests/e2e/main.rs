@@ -3,6 +3,7 @@
 
 mod api;
 mod architecture;
+mod failover;
 mod hls;
 mod rtmp;
 mod rtmp_fanout;
