@@ -196,18 +196,7 @@ impl<E> Core<E> {
 
     /// Sends one FLV tag as a media message on `stream_id`.
     pub(crate) fn tag(&mut self, stream_id: u32, tag: &FlvTag) -> Result<(), Error> {
-        let csid = match tag.kind {
-            TagKind::Audio => CSID_AUDIO,
-            TagKind::Video => CSID_VIDEO,
-            TagKind::Script => CSID_DATA,
-        };
-        let header = Header {
-            csid,
-            timestamp: tag.timestamp,
-            type_id: tag.kind.type_id(),
-            stream_id,
-        };
-        self.writer.write(&mut self.out, header, &[&tag.body])
+        write_tag(&self.writer, &mut self.out, stream_id, tag)
     }
 
     /// Handles the protocol control messages both sides treat alike. Returns the message back
@@ -426,6 +415,28 @@ impl MediaIn {
         }
         Ok(())
     }
+}
+
+/// Cuts one FLV tag into `out` as a media message on `stream_id`, on the chunk stream of its
+/// kind (a session's own sends and [`crate::PlayFanout`]'s shared ones alike).
+pub(crate) fn write_tag(
+    writer: &ChunkWriter,
+    out: &mut BytesMut,
+    stream_id: u32,
+    tag: &FlvTag,
+) -> Result<(), Error> {
+    let csid = match tag.kind {
+        TagKind::Audio => CSID_AUDIO,
+        TagKind::Video => CSID_VIDEO,
+        TagKind::Script => CSID_DATA,
+    };
+    let header = Header {
+        csid,
+        timestamp: tag.timestamp,
+        type_id: tag.kind.type_id(),
+        stream_id,
+    };
+    writer.write(out, header, &[&tag.body])
 }
 
 /// Consecutive malformed media messages after which the connection is given up (SPEC §Ingest

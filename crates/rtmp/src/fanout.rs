@@ -22,9 +22,9 @@ use bytes::{Bytes, BytesMut};
 use tributary_media::{Frame, Ts90};
 
 use crate::Error;
-use crate::chunk::{ChunkWriter, Header};
-use crate::conn::{CSID_AUDIO, CSID_DATA, CSID_VIDEO};
-use crate::flv::{FlvMuxer, FlvTag, Pushed, TagKind};
+use crate::chunk::ChunkWriter;
+use crate::conn::write_tag;
+use crate::flv::{FlvMuxer, Pushed};
 
 /// How many recent frames' bytes a fan-out keeps: about one second of 30 fps video with 48 kHz
 /// AAC, so players at the live edge, which ask within milliseconds of each other, always hit.
@@ -142,7 +142,7 @@ impl PlayFanout {
     /// A message is too long for RTMP.
     pub fn sequence_headers(&mut self) -> Result<Bytes, Error> {
         for tag in self.muxer.sequence_headers() {
-            chunk(&self.writer, self.stream_id, &mut self.buf, tag)?;
+            write_tag(&self.writer, &mut self.buf, self.stream_id, tag)?;
         }
         Ok(self.buf.split().freeze())
     }
@@ -162,30 +162,10 @@ fn mux(
 ) -> Result<Prepared, Error> {
     let pushed = muxer.push(frame).map_err(Error::Mux)?;
     while let Some(tag) = muxer.pull() {
-        chunk(writer, stream_id, buf, &tag)?;
+        write_tag(writer, buf, stream_id, &tag)?;
     }
     Ok(Prepared {
         pushed,
         bytes: buf.split().freeze(),
     })
-}
-
-fn chunk(
-    writer: &ChunkWriter,
-    stream_id: u32,
-    buf: &mut BytesMut,
-    tag: &FlvTag,
-) -> Result<(), Error> {
-    let csid = match tag.kind {
-        TagKind::Audio => CSID_AUDIO,
-        TagKind::Video => CSID_VIDEO,
-        TagKind::Script => CSID_DATA,
-    };
-    let header = Header {
-        csid,
-        timestamp: tag.timestamp,
-        type_id: tag.kind.type_id(),
-        stream_id,
-    };
-    writer.write(buf, header, &[&tag.body])
 }
