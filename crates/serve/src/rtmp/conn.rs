@@ -125,9 +125,8 @@ struct Playing {
     joined: Instant,
     /// Codecs RTMP cannot carry that were omitted (logged once each).
     omitted: Vec<Codec>,
-    /// The muxing this player shares with the others of its buffer (`None`: the session
-    /// muxes for itself).
-    fanout: Option<Arc<Mutex<PlayFanout>>>,
+    /// The muxing this player shares with the others of its buffer.
+    fanout: Arc<Mutex<PlayFanout>>,
     /// Whether the fan-out's sequence headers went out before the first frame.
     headers_sent: bool,
 }
@@ -383,10 +382,12 @@ impl Conn {
             };
         let instance = subscriber.instance();
         self.session.accept(request_id)?;
-        let fanout = self
+        // An accepted play always has a format; `NotStreaming` would be a session bug.
+        let format = self
             .session
             .play_format()
-            .map(|format| self.shared.fanouts.get(instance, format));
+            .ok_or(RtmpError::NotStreaming("playing"))?;
+        let fanout = self.shared.fanouts.get(instance, format);
         self.role = Role::Playing(Playing {
             subscriber,
             _guard: grant.guard,
@@ -438,12 +439,12 @@ impl Conn {
             }
             Some(Delivery::Frame(frame)) => {
                 let stamp = frame.arrival.max(playing.joined);
-                let sent = match &playing.fanout {
-                    Some(shared) => {
-                        send_shared(&mut self.session, shared, &frame, &mut playing.headers_sent)
-                    }
-                    None => self.session.send_media(&frame),
-                };
+                let sent = send_shared(
+                    &mut self.session,
+                    &playing.fanout,
+                    &frame,
+                    &mut playing.headers_sent,
+                );
                 match sent {
                     Ok(Pushed::Queued) => {}
                     Ok(Pushed::Skipped(SkipReason::UnsupportedCodec(codec))) => {
