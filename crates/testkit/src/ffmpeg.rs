@@ -56,23 +56,26 @@ pub struct ClipSpec {
     pub hevc: bool,
 }
 
-/// An `ffmpeg -re -stream_loop -1 -i <clip> -c copy -f mpegts udp://...` process: a live TS
-/// source over UDP, looping its clip in real time.
+/// An `ffmpeg -re -stream_loop -1 -i <clip> -c copy -f <format> <url>` process: a live source
+/// looping its clip in real time — TS over UDP ([`start`](Self::start)), TS to any ffmpeg URL
+/// ([`start_url`](Self::start_url)), or an RTMP publisher ([`rtmp`](Self::rtmp)).
 ///
 /// The process is killed when the sender is dropped (and by [`kill`](Self::kill));
 /// [`restart`](Self::restart) starts it again with the same arguments, which a player sees as
 /// a source that went away and came back with timestamps from the start of the clip.
 #[derive(Debug)]
-pub struct UdpSender {
+pub struct LiveSender {
     /// The clip played.
     clip: PathBuf,
-    /// Where the packets go: `udp://HOST:PORT?pkt_size=1316`.
+    /// Where the packets go: `udp://HOST:PORT?pkt_size=1316`, `rtmp://…`.
     url: String,
+    /// The ffmpeg output format: `mpegts` or `flv`.
+    format: &'static str,
     /// The running ffmpeg, `None` after `kill`.
     child: Option<Child>,
 }
 
-impl UdpSender {
+impl LiveSender {
     /// Starts sending `clip` to `udp://127.0.0.1:<port>?pkt_size=1316` (seven TS packets per
     /// datagram, as encoders and SRT send them).
     pub fn start(clip: &Path, port: u16) -> anyhow::Result<Self> {
@@ -82,10 +85,20 @@ impl UdpSender {
     /// Starts sending `clip` to an explicit ffmpeg output URL (another host on the loopback
     /// range, a multicast group, `srt://...`, ...).
     pub fn start_url(clip: &Path, url: &str) -> anyhow::Result<Self> {
+        Self::start_format(clip, url, "mpegts")
+    }
+
+    /// Publishes `clip` to `rtmp://…` (FLV): an encoder pushing to an RTMP listener.
+    pub fn rtmp(clip: &Path, url: &str) -> anyhow::Result<Self> {
+        Self::start_format(clip, url, "flv")
+    }
+
+    fn start_format(clip: &Path, url: &str, format: &'static str) -> anyhow::Result<Self> {
         anyhow::ensure!(clip.is_file(), "clip {} does not exist", clip.display());
         let mut sender = Self {
             clip: clip.to_owned(),
             url: url.to_owned(),
+            format,
             child: None,
         };
         sender.spawn()?;
@@ -128,7 +141,7 @@ impl UdpSender {
         let child = ffmpeg()
             .args(["-re", "-stream_loop", "-1", "-i"])
             .arg(&self.clip)
-            .args(["-c", "copy", "-f", "mpegts"])
+            .args(["-c", "copy", "-f", self.format])
             .arg(&self.url)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -139,7 +152,7 @@ impl UdpSender {
     }
 }
 
-impl Drop for UdpSender {
+impl Drop for LiveSender {
     fn drop(&mut self) {
         self.kill();
     }

@@ -5,8 +5,8 @@
 //!   that need FFmpeg fail loudly; they never skip.
 //! - **Clips** ([`make_ts_clip`], [`cached_clip`]): pre-encoded `testsrc2` + `sine` clips with
 //!   a fixed GOP, so encoding is never in the measured or tested loop.
-//! - **Sources** ([`UdpSender`]): an `ffmpeg -re -stream_loop -1 ... -f mpegts udp://...`
-//!   process that plays a clip in real time, killed on drop.
+//! - **Sources** ([`LiveSender`]): an `ffmpeg -re -stream_loop -1 ... -f mpegts udp://...` (or
+//!   `-f flv rtmp://...`) process that plays a clip in real time, killed on drop.
 //! - **Probes** ([`probe_streams`], [`probe_packets`], [`decode_errors`]): what ffprobe and a
 //!   decoding ffmpeg say about a file or URL, parsed from JSON.
 //! - **RTMP** ([`rtmp_play`]): a blocking player on the project's own client session, for what
@@ -18,13 +18,13 @@
 //! misbehaving server makes a test fail, not hang.
 //!
 //! ```no_run
-//! use tributary_testkit::{ClipSpec, UdpSender, cached_clip, free_udp_port, probe_streams};
+//! use tributary_testkit::{ClipSpec, LiveSender, cached_clip, free_udp_port, probe_streams};
 //!
 //! let clip = cached_clip(&ClipSpec { seconds: 4, ..ClipSpec::default() }, "ts")?;
 //! let streams = probe_streams(clip.to_str().unwrap())?;
 //! assert_eq!(streams[0].codec_name.as_deref(), Some("h264"));
 //! let port = free_udp_port();
-//! let _sender = UdpSender::start(&clip, port)?; // plays until dropped
+//! let _sender = LiveSender::start(&clip, port)?; // plays until dropped
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 #![forbid(unsafe_code)]
@@ -35,7 +35,7 @@ mod net;
 mod probe;
 mod rtmp;
 
-pub use ffmpeg::{ClipSpec, UdpSender, cached_clip, ffmpeg, ffprobe, make_ts_clip};
+pub use ffmpeg::{ClipSpec, LiveSender, cached_clip, ffmpeg, ffprobe, make_ts_clip};
 pub use net::{free_tcp_port, free_udp_port, http_get, wait_until};
 pub use probe::{ProbePacket, ProbeStream, decode_errors, probe_packets, probe_streams};
 pub use rtmp::{RtmpPlayback, WireTag, nal_unit_types, rtmp_play};
@@ -120,7 +120,7 @@ mod tests {
             .unwrap();
         let port = socket.local_addr().unwrap().port();
 
-        let mut sender = UdpSender::start(&path, port).unwrap();
+        let mut sender = LiveSender::start(&path, port).unwrap();
         let mut buf = [0u8; 2048];
         let len = socket.recv(&mut buf).unwrap();
         assert_eq!(len, 1316);

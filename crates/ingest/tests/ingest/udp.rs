@@ -4,7 +4,7 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use tributary_domain::protocol::InputKind;
-use tributary_testkit::{UdpSender, ffmpeg, free_udp_port};
+use tributary_testkit::{LiveSender, ffmpeg, free_udp_port};
 
 use crate::support::{Rig, assert_av, clip, has_av};
 
@@ -24,7 +24,7 @@ async fn ts_over_udp_survives_garbage_and_gives_h264_and_aac() {
         socket.send_to(b"hello", ("127.0.0.1", port)).unwrap();
     }
 
-    let _sender = UdpSender::start(&clip, port).expect("start the ffmpeg UDP sender");
+    let _sender = LiveSender::start(&clip, port).expect("start the ffmpeg UDP sender");
     let frames = rig
         .collect(Duration::from_secs(15), "H.264 and AAC over UDP", has_av)
         .await;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tributary_testkit::{
-    ClipSpec, TagKind, UdpSender, cached_clip, ffmpeg, free_tcp_port, free_udp_port, http_get,
+    ClipSpec, LiveSender, TagKind, cached_clip, ffmpeg, free_tcp_port, free_udp_port, http_get,
     probe_packets, rtmp_play, wait_until,
 };
 
@@ -47,15 +47,8 @@ fn wait_active(server: &Server, code: &str, priority: u32, limit: Duration) -> D
 }
 
 /// Publishes `clip` to `url` in real time, looping.
-fn publisher(clip: &Path, url: &str) -> Killed {
-    Killed(
-        ffmpeg()
-            .args(["-re", "-stream_loop", "-1", "-i"])
-            .arg(clip)
-            .args(["-c", "copy", "-f", "flv", url])
-            .spawn()
-            .expect("start the ffmpeg publisher"),
-    )
+fn publisher(clip: &Path, url: &str) -> LiveSender {
+    LiveSender::rtmp(clip, url).expect("start the ffmpeg publisher")
 }
 
 /// The media segments of a playlist, with whether a discontinuity precedes each.
@@ -158,7 +151,7 @@ fn a_killed_publisher_fails_over_to_udp_and_back_without_viewers_noticing() {
     .expect("encode the backup clip");
     let primary_clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the primary clip");
     let udp_port = free_udp_port();
-    let _backup = UdpSender::start(&backup_clip, udp_port).unwrap();
+    let _backup = LiveSender::start(&backup_clip, udp_port).unwrap();
     // A platform for push-out, recording what it receives.
     let target_port = free_tcp_port();
     let pushed = dir.path().join("pushed.ts");
@@ -363,8 +356,8 @@ fn a_silent_udp_source_times_out_and_manual_switches_pin_and_clear() {
     let server = Server::start(dir.path(), &[]);
     let clip = cached_clip(&ClipSpec::default(), "ts").expect("encode the clip");
     let (main_port, backup_port) = (free_udp_port(), free_udp_port());
-    let mut main = UdpSender::start(&clip, main_port).unwrap();
-    let _backup = UdpSender::start(&clip, backup_port).unwrap();
+    let mut main = LiveSender::start(&clip, main_port).unwrap();
+    let _backup = LiveSender::start(&clip, backup_port).unwrap();
 
     // Not running yet: unknown stream 404, stopped stream 409.
     let switch = |body: &str| {
@@ -495,7 +488,7 @@ fn video_that_stops_while_audio_flows_fails_over_naming_the_signal() {
     .expect("encode the primary clip");
     let backup_clip = cached_clip(&ClipSpec::default(), "ts").expect("encode the backup clip");
     let (main_port, backup_port) = (free_udp_port(), free_udp_port());
-    let _backup = UdpSender::start(&backup_clip, backup_port).unwrap();
+    let _backup = LiveSender::start(&backup_clip, backup_port).unwrap();
     let body = format!(
         r#"{{"inputs":[{{"url":"udp://127.0.0.1:{main_port}","priority":0}},
                        {{"url":"udp://127.0.0.1:{backup_port}","priority":1}}],

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use tributary_testkit::{
-    ClipSpec, ProbePacket, UdpSender, cached_clip, decode_errors, free_udp_port, http_get,
+    ClipSpec, LiveSender, ProbePacket, cached_clip, decode_errors, free_udp_port, http_get,
     probe_packets, probe_streams, wait_until,
 };
 
@@ -144,7 +144,7 @@ fn udp_ts_plays_as_hls_in_ffprobe_ffmpeg_and_hls_js() {
     let server = Server::start(dir.path(), &[]);
     let port = free_udp_port();
     create_udp_stream(&server, "cam", port);
-    let _sender = UdpSender::start(&clip(), port).expect("start the UDP sender");
+    let _sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
 
     let text = wait_segments(&server, "cam", 3, Duration::from_secs(30));
     for tag in [
@@ -250,7 +250,7 @@ fn a_restarted_udp_sender_gives_one_discontinuity_and_monotonic_pts() {
     let server = Server::start(dir.path(), &[]);
     let port = free_udp_port();
     create_udp_stream(&server, "flaky", port);
-    let mut sender = UdpSender::start(&clip(), port).expect("start the UDP sender");
+    let mut sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
     wait_segments(&server, "flaky", 2, Duration::from_secs(30));
 
     sender.kill();
@@ -344,7 +344,7 @@ fn hls_pull_relays_another_streams_playlist() {
     let server = Server::start(dir.path(), &[]);
     let port = free_udp_port();
     create_udp_stream(&server, "origin", port);
-    let _sender = UdpSender::start(&clip(), port).expect("start the UDP sender");
+    let _sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
     wait_segments(&server, "origin", 2, Duration::from_secs(30));
 
     let body = format!(

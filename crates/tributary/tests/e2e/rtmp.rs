@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use tributary_testkit::{
-    ClipSpec, cached_clip, decode_errors, ffmpeg, free_tcp_port, probe_packets, probe_streams,
-    wait_until,
+    ClipSpec, LiveSender, cached_clip, decode_errors, ffmpeg, free_tcp_port, probe_packets,
+    probe_streams, wait_until,
 };
 
 use crate::hls::{assert_h264_720p_with_aac, serial};
@@ -47,12 +47,7 @@ fn an_rtmp_publisher_plays_as_hls_and_as_rtmp() {
     )
     .expect("encode the test clip");
     let url = format!("rtmp://127.0.0.1:{port}/live/studio");
-    let mut publisher = ffmpeg()
-        .args(["-re", "-stream_loop", "-1", "-i"])
-        .arg(&clip)
-        .args(["-c", "copy", "-f", "flv", &url])
-        .spawn()
-        .expect("start the ffmpeg publisher");
+    let mut publisher = LiveSender::rtmp(&clip, &url).expect("start the ffmpeg publisher");
 
     let playlist = server.url("/studio/index.m3u8");
     wait_until(
@@ -165,6 +160,5 @@ fn an_rtmp_publisher_plays_as_hls_and_as_rtmp() {
         errors.trim().is_empty(),
         "pushed media decode errors:\n{errors}"
     );
-    let _ = publisher.kill();
-    let _ = publisher.wait();
+    publisher.kill();
 }

@@ -10,7 +10,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tributary_testkit::{
-    ClipSpec, cached_clip, decode_errors, ffmpeg, free_tcp_port, probe_packets, wait_until,
+    ClipSpec, LiveSender, cached_clip, decode_errors, ffmpeg, free_tcp_port, probe_packets,
+    wait_until,
 };
 
 use crate::hls::serial;
@@ -129,12 +130,7 @@ fn fifty_rtmp_players_play_and_ten_leaving_disturbs_none_of_the_rest() {
     )
     .expect("encode the test clip");
     let url = format!("rtmp://127.0.0.1:{port}/live/fan");
-    let mut publisher = ffmpeg()
-        .args(["-re", "-stream_loop", "-1", "-i"])
-        .arg(&clip)
-        .args(["-c", "copy", "-f", "flv", &url])
-        .spawn()
-        .expect("start the ffmpeg publisher");
+    let mut publisher = LiveSender::rtmp(&clip, &url).expect("start the ffmpeg publisher");
     wait_until(Duration::from_secs(20), "the publisher to connect", || {
         send("GET", &server.url("/streams/fan"), None, &[]).body["data"]["runtime"]["inputs"][0]
             ["publisher_connected"]
@@ -204,8 +200,7 @@ fn fifty_rtmp_players_play_and_ten_leaving_disturbs_none_of_the_rest() {
     .unwrap();
     done.store(true, Ordering::Relaxed);
     let gaps = sampler.join().unwrap();
-    let _ = publisher.kill();
-    let _ = publisher.wait();
+    publisher.kill();
 
     let players = Arc::try_unwrap(players)
         .ok()

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tributary_testkit::{
-    ClipSpec, cached_clip, decode_errors, ffmpeg, free_tcp_port, http_get, probe_packets,
-    probe_streams, wait_until,
+    ClipSpec, LiveSender, cached_clip, decode_errors, ffmpeg, free_tcp_port, http_get,
+    probe_packets, probe_streams, wait_until,
 };
 
 use crate::hls::{assert_h264_720p_with_aac, serial, window_ts};
@@ -93,15 +93,8 @@ fn a_stream_pulls_another_streams_rtmp() {
                 "protocols":{{"hls":true}}}}"#
         ),
     );
-    let _publisher = Killed(
-        ffmpeg()
-            .args(["-re", "-stream_loop", "-1", "-i"])
-            .arg(clip())
-            .args(["-c", "copy", "-f", "flv"])
-            .arg(format!("rtmp://127.0.0.1:{port}/live/origin"))
-            .spawn()
-            .expect("start the ffmpeg publisher"),
-    );
+    let _publisher = LiveSender::rtmp(&clip(), &format!("rtmp://127.0.0.1:{port}/live/origin"))
+        .expect("start the ffmpeg publisher");
 
     wait_segments(&server, "edge", 4);
     let playlist = server.url("/edge/index.m3u8");
