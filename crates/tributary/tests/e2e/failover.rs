@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
 use std::path::Path;
-use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -13,22 +12,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tributary_testkit::{
-    ClipSpec, LiveSender, TagKind, cached_clip, ffmpeg, free_tcp_port, free_udp_port, http_get,
+    ClipSpec, LiveSender, TagKind, cached_clip, free_tcp_port, free_udp_port, http_get,
     probe_packets, rtmp_play, wait_until,
 };
 
 use crate::hls::serial;
+use crate::rtmp_relay::platform;
 use crate::server::{Server, send};
-
-/// An ffmpeg child killed when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn runtime(server: &Server, code: &str) -> Value {
     send("GET", &server.url(&format!("/streams/{code}")), None, &[]).body["data"]["runtime"].clone()
@@ -155,15 +145,7 @@ fn a_killed_publisher_fails_over_to_udp_and_back_without_viewers_noticing() {
     // A platform for push-out, recording what it receives.
     let target_port = free_tcp_port();
     let pushed = dir.path().join("pushed.ts");
-    let platform = Killed(
-        ffmpeg()
-            .args(["-listen", "1", "-i"])
-            .arg(format!("rtmp://127.0.0.1:{target_port}/live/x"))
-            .args(["-c", "copy", "-f", "mpegts"])
-            .arg(&pushed)
-            .spawn()
-            .expect("start the ffmpeg RTMP listener"),
-    );
+    let platform = platform(target_port, &pushed);
     let body = format!(
         r#"{{"inputs":[{{"url":"publish://","priority":0}},
                        {{"url":"udp://127.0.0.1:{udp_port}","priority":1}}],

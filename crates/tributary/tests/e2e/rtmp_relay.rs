@@ -15,10 +15,10 @@ use crate::hls::{assert_h264_720p_with_aac, serial, window_ts};
 use crate::server::{Server, send};
 
 /// A child process killed (and reaped) on drop.
-struct Killed(Child);
+pub(crate) struct Killed(Child);
 
 impl Killed {
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -129,7 +129,7 @@ fn a_stream_pulls_another_streams_rtmp() {
 
 /// `ffmpeg -listen 1` standing in for a platform: accepts one RTMP publish on `port` and
 /// copies it into `out` as MPEG-TS.
-fn platform(port: u16, out: &Path) -> Killed {
+pub(crate) fn platform(port: u16, out: &Path) -> Killed {
     Killed(
         ffmpeg()
             .args(["-listen", "1", "-i"])
