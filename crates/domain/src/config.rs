@@ -82,7 +82,7 @@ impl Default for ServerSection {
 #[serde(deny_unknown_fields, default)]
 pub struct Listeners {
     /// RTMP publish and play. Default enabled on `0.0.0.0:1935`, the port every encoder assumes.
-    pub rtmp: Listener,
+    pub rtmp: RtmpListener,
     /// SRT publish and play. Default enabled on `0.0.0.0:9999`.
     pub srt: Listener,
     /// RTSP play. Default enabled on `0.0.0.0:8554` (554 needs root).
@@ -92,7 +92,7 @@ pub struct Listeners {
 impl Default for Listeners {
     fn default() -> Self {
         Self {
-            rtmp: Listener::on(1935),
+            rtmp: RtmpListener::default(),
             srt: Listener::on(9999),
             rtsp: Listener::on(8554),
         }
@@ -123,6 +123,50 @@ impl Listener {
         }
     }
 
+    /// `host:port`, or `None` when disabled.
+    pub fn addr(&self) -> Option<String> {
+        self.enabled
+            .then(|| join_host_port(&self.listen_host, self.port))
+    }
+}
+
+/// The RTMP listener: where it binds, and how it paces media through each connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtmpListener {
+    /// Whether to bind it. Default true.
+    pub enabled: bool,
+    /// Address to bind. Default `0.0.0.0` (all interfaces).
+    pub listen_host: String,
+    /// Port. Default 1935; 0 picks an ephemeral port (tests).
+    pub port: u16,
+    /// A player whose unsent media is older than this many seconds is disconnected. Default
+    /// 10, about what the buffer holds for it (1024 frames ≈ 13 s).
+    pub play_backlog_sec: u64,
+    /// **Tributary:** milliseconds a player's media may wait to go out with what follows it,
+    /// in one write. Default 100 (one write per 100 ms instead of one per frame: most of the
+    /// cost of many players); 0 writes every frame at once. At most 1000.
+    pub play_merge_ms: u64,
+    /// **Tributary:** milliseconds a publisher's media may wait in the socket to come in with
+    /// what follows it, in one read. Default 50 (one wake-up per 50 ms instead of one per
+    /// frame); 0 reads as soon as bytes arrive. At most 1000.
+    pub publish_merge_ms: u64,
+}
+
+impl Default for RtmpListener {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen_host: any_host(),
+            port: 1935,
+            play_backlog_sec: 10,
+            play_merge_ms: 100,
+            publish_merge_ms: 50,
+        }
+    }
+}
+
+impl RtmpListener {
     /// `host:port`, or `None` when disabled.
     pub fn addr(&self) -> Option<String> {
         self.enabled
@@ -326,25 +370,44 @@ impl ServerConfig {
             );
         }
         let mut ports: Vec<(&str, u16)> = Vec::new();
-        for (name, l) in [
-            ("rtmp", &self.listeners.rtmp),
-            ("srt", &self.listeners.srt),
-            ("rtsp", &self.listeners.rtsp),
+        let (rtmp, srt, rtsp) = (
+            &self.listeners.rtmp,
+            &self.listeners.srt,
+            &self.listeners.rtsp,
+        );
+        for (name, enabled, host, port) in [
+            ("rtmp", rtmp.enabled, &rtmp.listen_host, rtmp.port),
+            ("srt", srt.enabled, &srt.listen_host, srt.port),
+            ("rtsp", rtsp.enabled, &rtsp.listen_host, rtsp.port),
         ] {
-            if l.listen_host.trim().is_empty() {
+            if host.trim().is_empty() {
                 bad(
                     &format!("listeners.{name}.listen_host"),
                     "must not be empty".into(),
                 );
             }
-            if l.enabled && l.port != 0 {
-                if let Some((other, _)) = ports.iter().find(|(_, p)| *p == l.port) {
+            if enabled && port != 0 {
+                if let Some((other, _)) = ports.iter().find(|(_, p)| *p == port) {
                     bad(
                         &format!("listeners.{name}.port"),
-                        format!("port {} is already used by listeners.{other}", l.port),
+                        format!("port {port} is already used by listeners.{other}"),
                     );
                 }
-                ports.push((name, l.port));
+                ports.push((name, port));
+            }
+        }
+        if rtmp.play_backlog_sec == 0 {
+            bad("listeners.rtmp.play_backlog_sec", "must be > 0".into());
+        }
+        for (field, value) in [
+            ("play_merge_ms", rtmp.play_merge_ms),
+            ("publish_merge_ms", rtmp.publish_merge_ms),
+        ] {
+            if value > MAX_MERGE_MS {
+                bad(
+                    &format!("listeners.rtmp.{field}"),
+                    format!("must be at most {MAX_MERGE_MS}, got {value}"),
+                );
             }
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
@@ -427,6 +490,10 @@ pub fn join_host_port(host: &str, port: u16) -> String {
     }
 }
 
+/// The longest RTMP merge interval: beyond a second, the latency it adds is no longer a
+/// small price.
+const MAX_MERGE_MS: u64 = 1000;
+
 fn yes() -> bool {
     true
 }
@@ -445,6 +512,9 @@ mod tests {
         c.validate().unwrap();
         assert_eq!(c.server.http_addr, "0.0.0.0:8080");
         assert_eq!(c.listeners.rtmp.addr().as_deref(), Some("0.0.0.0:1935"));
+        assert_eq!(c.listeners.rtmp.play_backlog_sec, 10);
+        assert_eq!(c.listeners.rtmp.play_merge_ms, 100);
+        assert_eq!(c.listeners.rtmp.publish_merge_ms, 50);
         assert_eq!(c.listeners.srt.port, 9999);
         assert_eq!(c.listeners.rtsp.port, 8554);
         assert_eq!(c.buffer.capacity, 1024);
@@ -465,6 +535,8 @@ mod tests {
         let mut c = ServerConfig::default();
         c.server.http_addr = "nope".into();
         c.listeners.srt.port = 1935;
+        c.listeners.rtmp.play_backlog_sec = 0;
+        c.listeners.rtmp.publish_merge_ms = 1001;
         c.log.format = "xml".into();
         c.buffer.capacity = 0;
         let paths: Vec<_> = c
@@ -479,6 +551,8 @@ mod tests {
             [
                 "server.http_addr",
                 "listeners.srt.port",
+                "listeners.rtmp.play_backlog_sec",
+                "listeners.rtmp.publish_merge_ms",
                 "log.format",
                 "buffer.capacity"
             ]

@@ -317,6 +317,9 @@ impl Engine {
                 })?;
             let config = tributary_serve::RtmpListenerConfig {
                 addr: parsed,
+                play_backlog_sec: rtmp.play_backlog_sec,
+                play_merge: Duration::from_millis(rtmp.play_merge_ms),
+                publish_merge: Duration::from_millis(rtmp.publish_merge_ms),
                 ..tributary_serve::RtmpListenerConfig::default()
             };
             let listener = tributary_serve::start_rtmp(config, shared.media.router.clone())

@@ -79,8 +79,9 @@ struct Conn {
     closing: Option<(End, Instant)>,
     /// When bytes last arrived: an idle publisher is disconnected.
     last_input: Instant,
-    /// A player's media was just written: frames wait in the hub until then, to go out in
-    /// one write (`play_merge`).
+    /// Media was just moved: a player's frames wait in the hub until then, to go out in one
+    /// write (`play_merge`); a publisher's wait in the socket, to come in with one read
+    /// (`publish_merge`).
     merge_until: Option<Instant>,
     /// The peer, for requests (logs carry it through the span).
     peer: SocketAddr,
@@ -172,7 +173,7 @@ enum Timer {
     Backlog,
     /// The publisher has been silent too long.
     Idle,
-    /// A player's merge interval is over: pull what the hub holds for it.
+    /// A merge interval is over: a player pulls what the hub holds for it, a publisher reads.
     Merge,
 }
 
@@ -196,7 +197,9 @@ impl Conn {
             let room = self.closing.is_none() && self.out.bytes() < HIGH_WATER;
             let playing = matches!(self.role, Role::Playing(_));
             let pull = room && playing && self.merge_until.is_none();
-            if matches!(self.role, Role::Publishing(_)) && buf.len() < READ_CHUNK {
+            let publishing = matches!(self.role, Role::Publishing(_));
+            let readable = room && !(publishing && self.merge_until.is_some());
+            if publishing && buf.len() < READ_CHUNK {
                 buf.resize(READ_CHUNK, 0);
             }
             tokio::select! {
@@ -209,7 +212,7 @@ impl Conn {
                         Err(e) => return End::Io(e),
                     }
                 }
-                read = rd.read(&mut buf), if room => {
+                read = rd.read(&mut buf), if readable => {
                     now = clock();
                     match read {
                         Ok(0) => return End::PeerClosed,
@@ -217,6 +220,11 @@ impl Conn {
                             self.last_input = now;
                             if let Err(e) = self.session.handle_input(now, &buf[..n]) {
                                 return End::Protocol(e);
+                            }
+                            // A full buffer means more is waiting: read on at once.
+                            let merge = self.shared.config.publish_merge;
+                            if publishing && n < buf.len() && !merge.is_zero() {
+                                self.merge_until = Some(now + merge);
                             }
                         }
                         Err(e) => return End::Io(e),
@@ -508,10 +516,13 @@ impl Conn {
                 consider(self.out.oldest().map(|at| at + backlog), Timer::Backlog);
                 consider(self.merge_until, Timer::Merge);
             }
-            Role::Publishing(_) => consider(
-                Some(self.last_input + self.shared.config.publish_idle_timeout),
-                Timer::Idle,
-            ),
+            Role::Publishing(_) => {
+                consider(
+                    Some(self.last_input + self.shared.config.publish_idle_timeout),
+                    Timer::Idle,
+                );
+                consider(self.merge_until, Timer::Merge);
+            }
             Role::Waiting(_) | Role::Done => {}
         }
         next

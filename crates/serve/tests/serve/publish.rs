@@ -114,3 +114,53 @@ async fn ffmpeg_publishes_and_players_decode_from_a_keyframe() {
         })
         .await;
 }
+
+/// With `publish_merge`, a publisher's frames come in batches, one read per interval: the
+/// frames of ~4 s of live FFmpeg carry about one arrival instant per interval (a batch with a
+/// keyframe may take a second read of the 64 KiB buffer). Without it, nearly every frame is
+/// read on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_merge_reads_a_publisher_in_batches() {
+    const MERGE: Duration = Duration::from_millis(100);
+    let distinct_arrivals = |publish_merge: Duration| async move {
+        let server = Server::start(&["cam"], |config| config.publish_merge = publish_merge).await;
+        let mut sub = server.router.subscribe("cam");
+        let _publisher = publish(&server.url("live/cam"));
+        // The first keyframe, then 4 s of frames as they come.
+        let start = collect(&mut sub, Duration::from_secs(20), "a keyframe", |frames| {
+            frames.iter().any(|f| f.keyframe)
+        })
+        .await;
+        let from = start.last().expect("a frame").arrival;
+        let frames = collect(
+            &mut sub,
+            Duration::from_secs(20),
+            "4 s of frames",
+            |frames| {
+                frames
+                    .last()
+                    .is_some_and(|f| f.arrival.duration_since(from) >= Duration::from_secs(4))
+            },
+        )
+        .await;
+        let span = frames.last().unwrap().arrival.duration_since(from);
+        let mut arrivals: Vec<_> = frames.iter().map(|f| f.arrival).collect();
+        arrivals.dedup();
+        (frames.len(), arrivals.len(), span)
+    };
+
+    let (frames, batches, span) = distinct_arrivals(MERGE).await;
+    // One read per interval, one more for each of the two keyframes in the span.
+    let bound = usize::try_from(span.as_millis() / MERGE.as_millis()).unwrap() + 3;
+    assert!(frames >= 250, "{frames} frames in {span:?}");
+    assert!(
+        batches <= bound,
+        "{frames} frames came in {batches} reads over {span:?}: more than one per {MERGE:?}"
+    );
+
+    let (frames, reads, span) = distinct_arrivals(Duration::ZERO).await;
+    assert!(
+        reads > 2 * bound,
+        "without merging, {frames} frames came in only {reads} reads over {span:?}"
+    );
+}
