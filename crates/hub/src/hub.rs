@@ -277,6 +277,15 @@ impl Buffer {
         counter
     }
 
+    /// The position of the subscriber furthest behind (`u64::MAX` with none).
+    pub(crate) fn slowest_reader(&self) -> u64 {
+        lock(&self.subscribers)
+            .iter()
+            .map(|entry| entry.next.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(u64::MAX)
+    }
+
     pub(crate) fn stats(&self) -> BufferStats {
         let (first_seq, held, session) = {
             let ring = read(&self.ring);

@@ -47,13 +47,16 @@
 //!   stream with 500 viewers would make ingest do 500 times the work inside its write.
 //! - **Lag is found by the reader, not by the writer.** A cursor is a sequence number; a
 //!   subscriber lost frames exactly when its cursor is older than the ring's oldest frame. The
-//!   writer never looks at subscribers, so a stuck one cannot slow it or anyone else.
+//!   writer never waits for subscribers, so a stuck one cannot slow it or anyone else.
 //! - **The GOP cache is free.** It is the index of the latest keyframe in the ring, not a
 //!   second copy of the frames.
 //! - **Memory is bounded per buffer, not per subscriber:** at most `capacity` frames and
-//!   64 MiB of payload, whatever the number of readers. The price is that a buffer always holds
-//!   up to `capacity` recent frames (about 13 s of media at the default), even when every
-//!   subscriber is caught up; those payloads are `Bytes` shared with the readers anyway.
+//!   64 MiB of payload, whatever the number of readers. What nobody needs is not kept that
+//!   long: at each video keyframe the writer reads the subscribers' positions (one relaxed
+//!   load each, mirrored by every read) and lets go of the frames before both the slowest
+//!   position and the outgoing GOP. A buffer whose readers keep up holds about two GOPs
+//!   instead of `capacity` frames (13 s at the default); only a lagging reader makes it hold
+//!   its backlog.
 //! - Readers take the read lock for one `Frame` clone (a `Bytes` reference-count increment
 //!   and a small copy), or for a forward scan while resuming after a loss (at most the
 //!   capacity, each frame scanned once per subscriber). The writer may wait for such a

@@ -117,6 +117,25 @@ impl Ring {
         self.last_video_key = None;
     }
 
+    /// Sequence number of the GOP cache's keyframe, if the session has one held or pushed.
+    pub(crate) fn gop_start(&self) -> Option<u64> {
+        self.last_video_key
+    }
+
+    /// Lets go of the frames before `seq`: nobody reads them any more (every subscriber's
+    /// cursor is at or past it) and a new subscriber would start later. The frame and byte
+    /// bounds still apply to what stays; this only stops a buffer whose readers keep up from
+    /// holding `capacity` frames of payload that nothing will read again.
+    pub(crate) fn release_before(&mut self, seq: u64) {
+        while self.first_seq < seq {
+            let Some(old) = self.slots.pop_front() else {
+                break;
+            };
+            self.bytes -= old.frame.payload.len();
+            self.first_seq += 1;
+        }
+    }
+
     /// Appends a frame, evicting the oldest ones beyond the frame and byte bounds (the newest
     /// frame always stays, however large). Amortised O(1); no allocation once the deque has
     /// grown to `capacity`.

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use tributary_media::timeline::{SessionReason, Timeline};
-use tributary_media::{Frame, SessionId};
+use tributary_media::{Frame, MediaKind, SessionId};
 
 use crate::hub::{Buffer, HubInner, read, write};
 use crate::{BufferId, BufferStats, HubError};
@@ -198,8 +198,19 @@ impl Writer {
     }
 
     /// Puts a frame already stamped with its session into the ring and wakes the readers.
+    ///
+    /// At each video keyframe the ring lets go of what no reader needs any more: frames before
+    /// both the slowest subscriber's position and the GOP cache being replaced. A buffer whose
+    /// readers keep up then holds about two GOPs instead of `capacity` frames; a lagging
+    /// reader still keeps its whole backlog, up to the bounds. The outgoing GOP stays, not
+    /// only the incoming one, so a subscriber that took its cursor at the old keyframe just
+    /// before this push, and whose position its entry does not show yet, finds every frame.
     fn store(&mut self, frame: Frame) -> Result<(), HubError> {
         let len = frame.payload.len() as u64;
+        let video_key = frame.keyframe && frame.codec.kind() == MediaKind::Video;
+        // Positions are read before the ring is locked (never both locks at once); a position
+        // only moves forward, so a stale one keeps more, never less.
+        let slowest = video_key.then(|| self.buffer.slowest_reader());
         {
             let mut ring = write(&self.buffer.ring);
             if ring.closed {
@@ -207,7 +218,11 @@ impl Writer {
                     id: self.buffer.id.clone(),
                 });
             }
+            let release = if video_key { ring.gop_start() } else { None };
             ring.push(frame);
+            if let (Some(gop), Some(slowest)) = (release, slowest) {
+                ring.release_before(gop.min(slowest));
+            }
         }
         self.buffer.frames.fetch_add(1, Ordering::Relaxed);
         self.buffer.bytes.fetch_add(len, Ordering::Relaxed);

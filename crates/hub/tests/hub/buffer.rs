@@ -86,6 +86,73 @@ fn a_late_subscriber_starts_at_the_cached_keyframe() {
     assert_eq!(late.dropped(), 0);
 }
 
+/// Frames nobody will read again are let go at each keyframe: with readers that keep up (or
+/// none), the ring holds about two GOPs, not `capacity` frames, and a late subscriber still
+/// starts at the latest keyframe with its whole GOP.
+#[test]
+fn a_buffer_whose_readers_keep_up_holds_two_gops() {
+    const GOP: i64 = 10;
+    let hub = Hub::new();
+    let id = id("cam");
+    let mut writer = hub.create(id.clone(), 1024).unwrap();
+    let mut reader = hub.subscribe(&id, SubscribeFrom::Now, "hls").unwrap();
+    let mut got = Vec::new();
+    for i in 0..20 * GOP {
+        writer.write(video(i, i % GOP == 0)).unwrap();
+        got.extend(frames(&drain(&mut reader)).iter().map(n));
+        let held = writer.stats().held;
+        assert!(held <= 2 * GOP as usize, "frame {i}: {held} held");
+    }
+    assert_eq!(got, (0..20 * GOP).collect::<Vec<_>>());
+    assert_eq!(reader.dropped(), 0);
+    // From the outgoing GOP's keyframe (180) on.
+    assert_eq!(writer.stats().held, 2 * GOP as usize);
+
+    let mut late = hub
+        .subscribe(&id, SubscribeFrom::LastKeyframe, "rtmp_play")
+        .unwrap();
+    assert_eq!(
+        frames(&drain(&mut late)).iter().map(n).collect::<Vec<_>>(),
+        (19 * GOP..20 * GOP).collect::<Vec<_>>()
+    );
+
+    // With no subscriber at all, the same.
+    drop((reader, late));
+    for i in 20 * GOP..30 * GOP {
+        writer.write(video(i, i % GOP == 0)).unwrap();
+    }
+    assert_eq!(writer.stats().held, 2 * GOP as usize);
+}
+
+/// A reader that stops reading keeps its backlog, however many keyframes pass, up to the
+/// capacity: releasing never takes a frame from a subscriber that has not read it.
+#[test]
+fn a_stalled_reader_keeps_its_backlog_while_others_keep_up() {
+    const GOP: i64 = 10;
+    let hub = Hub::new();
+    let id = id("cam");
+    let mut writer = hub.create(id.clone(), 100).unwrap();
+    let mut stalled = hub.subscribe(&id, SubscribeFrom::Now, "dvr").unwrap();
+    let mut reader = hub.subscribe(&id, SubscribeFrom::Now, "hls").unwrap();
+    for i in 0..95 {
+        writer.write(video(i, i % GOP == 0)).unwrap();
+        drain(&mut reader);
+    }
+    assert_eq!(writer.stats().held, 95);
+    let got = drain(&mut stalled);
+    assert_eq!(
+        frames(&got).iter().map(n).collect::<Vec<_>>(),
+        (0..95).collect::<Vec<_>>()
+    );
+    assert_eq!(stalled.dropped(), 0);
+    // Caught up again: the next keyframe lets the old GOPs go.
+    for i in 95..=100 {
+        writer.write(video(i, i % GOP == 0)).unwrap();
+    }
+    // Frames 90..=100: the outgoing GOP and the new keyframe.
+    assert_eq!(writer.stats().held, 11);
+}
+
 #[test]
 fn a_subscriber_with_no_cached_keyframe_waits_for_the_next_one() {
     let hub = Hub::new();

@@ -392,7 +392,7 @@ impl HlsSegmenter {
             program_date_time: open.program_date_time,
             target_duration,
             end,
-            bytes: fit(open.bytes),
+            bytes: open.bytes.freeze(),
         }));
     }
 
@@ -487,7 +487,10 @@ pub struct Segment {
     pub target_duration: u32,
     /// Why it ended.
     pub end: SegmentEnd,
-    /// The MPEG-TS bytes, starting with PAT and PMT.
+    /// The MPEG-TS bytes, starting with PAT and PMT. Their allocation has the headroom the
+    /// segment was opened with (a quarter of the previous segment's size); a consumer that
+    /// keeps segments long copies them into storage of its own size (publish's HLS window
+    /// keeps each in pages of its own).
     pub bytes: Bytes,
 }
 
@@ -557,18 +560,6 @@ fn carried(codec: Codec) -> bool {
             | Codec::Eac3
             | Codec::Scte35
     )
-}
-
-/// The finished bytes of a segment, in an allocation of their size: a segment stays in memory
-/// for the playlist's duration and as long again after it (SPEC §HLS "Retention"), so the
-/// headroom the buffer was opened with (a quarter, or more after growing) would be held that
-/// long too. One copy per segment against a quarter of the window's memory.
-fn fit(bytes: BytesMut) -> Bytes {
-    if bytes.capacity() - bytes.len() > bytes.len() / 32 {
-        Bytes::copy_from_slice(&bytes)
-    } else {
-        bytes.freeze()
-    }
 }
 
 /// Video first, then audio, then data.

@@ -1,6 +1,7 @@
 //! HLS outputs: one task per stream, windows served from memory.
 
 mod output;
+mod pages;
 mod registry;
 mod window;
 

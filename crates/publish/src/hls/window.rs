@@ -8,6 +8,8 @@ use tokio::time::Instant;
 use tributary_media::Ts90;
 use tributary_packager::{PlaylistEntry, Segment};
 
+use super::pages;
+
 /// The served state of one HLS output, shared by its task (the only writer) and any number of
 /// HTTP readers.
 ///
@@ -110,6 +112,8 @@ impl Window {
         playlist: Bytes,
         now: Instant,
     ) {
+        // Copied before the lock is taken: readers never wait for it.
+        let bytes = pages::in_pages(segment.bytes);
         let mut state = self.write();
         if state.closed {
             return;
@@ -127,7 +131,7 @@ impl Window {
         }
         state.segments.push_back(Stored {
             number: segment.number,
-            bytes: segment.bytes,
+            bytes,
             duration: segment.duration,
             expires: None,
         });
