@@ -14,14 +14,20 @@
 #   3. starts N players: ffmpeg -i rtmp://…/live/test -c copy -f null -;
 #   4. waits WARMUP s, then samples WINDOW s: CPU seconds = utime+stime of the server's process
 #      tree (nginx master + worker; Tributary) over the window, from /proc/PID/stat; peak RSS =
-#      summed VmHWM of that tree, read at the end of the window (bench/README's method);
+#      summed VmHWM of that tree, read at the end of the window (bench/README's method). The
+#      warm-up is long enough for memory to reach its steady state: Tributary holds the 24 s
+#      HLS window plus the RFC 8216 retention after it (about 50 s of segments in all), and
+#      nginx's HLS directory grows for longer; reading memory earlier flatters whichever
+#      server has filled less of its window;
 #   5. requires every player to be alive at the end (a player that was refused or cut exits).
 # Prints per N: CPU s and peak RSS for each server (median of runs, min-max), and the ratios
-# Tributary/nginx of the medians. Also the size of nginx's HLS directory at the end: nginx
-# keeps its HLS window in files (page cache, outside its RSS) where Tributary keeps it in
-# memory (SPEC §HLS), so that column says how much of Tributary's RSS is that difference.
+# Tributary/nginx of the medians. Also the peak size of nginx's HLS directory over the window
+# (sampled every second), and the memory ratio counting it: nginx keeps its HLS window in files
+# (the page cache, in RAM here, outside its RSS) where Tributary keeps it in its own memory
+# (SPEC §HLS "served from memory, never written to disk"), so RSS alone compares a server
+# holding its segments with one that does not.
 #
-# Environment (defaults): RUNS=3 WARMUP=10 WINDOW=30 CLIP_SECONDS=60 KEEP=1 (keep temp dirs)
+# Environment (defaults): RUNS=3 WARMUP=60 WINDOW=30 CLIP_SECONDS=60 KEEP=1 (keep temp dirs)
 #   CARGO_TARGET_DIR (target/), SERVER_BIN=PATH (skip the build), SERVERS="nginx tributary".
 #
 # Needs: cargo, ffmpeg, curl, a Linux /proc; nginx + libnginx-mod-rtmp (the peer script
@@ -33,7 +39,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 PEER="$(cd "$ROOT/.." && pwd)/shared/bench/peer-nginx-rtmp"
 RUNS="${RUNS:-3}"
-WARMUP="${WARMUP:-10}"
+WARMUP="${WARMUP:-60}"
 WINDOW="${WINDOW:-30}"
 CLIP_SECONDS="${CLIP_SECONDS:-60}"
 SERVERS="${SERVERS:-nginx tributary}"
@@ -107,11 +113,17 @@ run_once() {
     done
     sleep "$WARMUP"
     t0=$(cpu_ticks "$SERVER_PID")
-    sleep "$WINDOW"
+    files=0
+    for k in $(seq 1 "$WINDOW"); do
+        sleep 1
+        # nginx's HLS directory is a sawtooth (its cleanup removes a batch of old fragments at
+        # once): its peak over the window, as VmHWM is for RSS.
+        if [ "$server" = nginx ]; then
+            files=$(du -sk "$RUN_DIR/nginx/hls" | awk -v m="$files" '{ print ($1 > m) ? $1 : m }')
+        fi
+    done
     t1=$(cpu_ticks "$SERVER_PID")
     hwm=$(mem_kb "$SERVER_PID" VmHWM)
-    files=0
-    if [ "$server" = nginx ]; then files=$(du -sk "$RUN_DIR/nginx/hls" | cut -f1); fi
     kill -0 "$SERVER_PID" 2>/dev/null || die "$server died during the window"
     alive=0
     for k in "${players[@]}"; do
@@ -126,8 +138,8 @@ run_once() {
 }
 
 echo "== $(machine), RUNS=$RUNS WARMUP=${WARMUP}s WINDOW=${WINDOW}s, load now: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-printf '| players | nginx CPU s | Tributary CPU s | CPU ratio | nginx peak RSS MiB | Tributary peak RSS MiB | RSS ratio | nginx HLS files MiB |\n'
-printf '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
+printf '| players | nginx CPU s | Tributary CPU s | CPU ratio | nginx peak RSS MiB | Tributary peak RSS MiB | RSS ratio | nginx HLS files MiB | memory ratio with HLS files |\n'
+printf '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
 for n in "${COUNTS[@]}"; do
     declare -A cpu=() rss=() cpu_med=() rss_med=()
     files="-"
@@ -147,7 +159,9 @@ for n in "${COUNTS[@]}"; do
         rss_med[$server]=${rss[$server]%% *}
     done
     ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" \
+    nginx_total=$(awk -v r="${rss_med[nginx]:-0}" -v f="${files%% *}" 'BEGIN { print r + f }')
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" \
         "${cpu[nginx]:--}" "${cpu[tributary]:--}" "$(ratio "${cpu_med[tributary]:-}" "${cpu_med[nginx]:-}")" \
-        "${rss[nginx]:--}" "${rss[tributary]:--}" "$(ratio "${rss_med[tributary]:-}" "${rss_med[nginx]:-}")" "$files"
+        "${rss[nginx]:--}" "${rss[tributary]:--}" "$(ratio "${rss_med[tributary]:-}" "${rss_med[nginx]:-}")" "$files" \
+        "$(ratio "${rss_med[tributary]:-}" "$nginx_total")"
 done

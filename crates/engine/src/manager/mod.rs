@@ -30,27 +30,27 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tributary_domain::failover::{
-    Command, Event, Failover, FailoverConfig, FailoverError, InputEvent, InputSpec, InputStatus,
-    Observation, Output, Report, Switch, SwitchReason, TICK,
+    Command, Event, Failover, FailoverConfig, FailoverError, InputEvent, InputSpec, Observation,
+    Output, Report, Switch, SwitchReason, TICK,
 };
 use tributary_domain::protocol::{DetectContext, InputKind, detect};
 use tributary_domain::redact::mask_url;
 use tributary_domain::{Input, Stream, StreamCode};
-use tributary_hub::{BufferId, Hub, Intake, Port, PortHealth, Priority, SessionReason};
+use tributary_hub::{Intake, Port, PortHealth, Priority, SessionReason};
 use tributary_ingest::{IngestConfig, IngestContext, Worker, WorkerEvent};
-use tributary_media::MediaKind;
-use tributary_mpegts::Carriage;
 
 use crate::buffers::Intakes;
 use crate::coordinator::{Degradation, WeakCoordinator};
 use crate::events::EventBus;
 use crate::lock;
 use crate::services::{InputService, ServiceError};
+
+mod probe;
+mod runtime;
 
 /// The [`InputService`]: one entry per running stream.
 pub(crate) struct Manager {
@@ -204,20 +204,6 @@ pub(crate) enum SwitchRefusal {
     },
 }
 
-/// The failover read-outs of a running stream, for `runtime`.
-pub(crate) struct InputsRuntime {
-    /// `active_input_priority`.
-    pub(crate) active: Option<u32>,
-    /// `override_input_priority`.
-    pub(crate) pinned: Option<u32>,
-    /// `exhausted`.
-    pub(crate) exhausted: bool,
-    /// `inputs[]`.
-    pub(crate) inputs: Vec<Value>,
-    /// `switches[]`, newest first.
-    pub(crate) switches: Vec<Value>,
-}
-
 /// Bitrate over windows of at least [`RATE_WINDOW`], smoothed with EWMA α = 0.5.
 #[derive(Debug, Default)]
 struct RateMeter {
@@ -270,51 +256,6 @@ impl Manager {
 
     fn ctl(&self, code: &StreamCode) -> Option<Arc<Ctl>> {
         lock(&self.streams).get(code).cloned()
-    }
-
-    /// The failover read-outs and `inputs[]` of a running stream.
-    pub(crate) fn runtime(&self, code: &StreamCode) -> Option<InputsRuntime> {
-        let ctl = self.ctl(code)?;
-        let managed = ctl.lock();
-        let now = Instant::now();
-        let wall = Utc::now();
-        let fo = &managed.failover;
-        let inputs = fo
-            .inputs()
-            .filter_map(|report| {
-                let slot = managed.slots.get(&report.priority)?;
-                Some(input_json(&report, slot, now, wall))
-            })
-            .collect();
-        let switches = fo
-            .switches()
-            .iter()
-            .map(|switch| {
-                let gap = managed
-                    .gaps
-                    .iter()
-                    .find(|(at, to, _)| *at == switch.at && *to == switch.to)
-                    .map(|(_, _, gap)| *gap);
-                let mut entry = json!({
-                    "at": wall_at(switch.at, now, wall),
-                    "from": switch.from.map_or(-1, i64::from),
-                    "to": switch.to,
-                    "reason": switch.reason,
-                    "detail": switch.detail,
-                });
-                if let Some(gap) = gap {
-                    entry["gap_ms"] = json!(gap);
-                }
-                entry
-            })
-            .collect();
-        Some(InputsRuntime {
-            active: fo.active(),
-            pinned: fo.override_priority(),
-            exhausted: fo.exhausted(),
-            inputs,
-            switches,
-        })
     }
 
     /// The publish key of a running stream.
@@ -789,7 +730,7 @@ impl Ctl {
                 slot.probe = Some(cancel.clone());
                 let timeout = managed.failover.config().probe_timeout;
                 let input = slot.input.clone();
-                tokio::spawn(probe(Arc::downgrade(self), input, timeout, cancel));
+                tokio::spawn(probe::probe(Arc::downgrade(self), input, timeout, cancel));
                 Ok(())
             }
         }
@@ -949,93 +890,6 @@ async fn drive(ctl: Weak<Ctl>, cancel: CancellationToken) {
     }
 }
 
-/// Probes a degraded cold input: a fresh reader into a throwaway buffer must yield a
-/// non-empty frame within `timeout`. The result goes back to the machine.
-async fn probe(ctl: Weak<Ctl>, input: Input, timeout: Duration, cancel: CancellationToken) {
-    let Some((code, ingest)) = ctl
-        .upgrade()
-        .map(|ctl| (ctl.code.clone(), ctl.env.ingest.clone()))
-    else {
-        return;
-    };
-    let priority = input.priority;
-    let outcome = tokio::select! {
-        () = cancel.cancelled() => return,
-        outcome = read_one(&code, &input, &ingest, timeout) => outcome,
-    };
-    tracing::info!(stream = %code, priority, ?outcome, "probe done");
-    let Some(ctl) = ctl.upgrade() else { return };
-    let mut managed = ctl.lock();
-    // The input may have moved: find it by URL.
-    let Some((&now_priority, slot)) = managed
-        .slots
-        .iter_mut()
-        .find(|(_, slot)| slot.input.url.trim() == input.url.trim())
-    else {
-        return;
-    };
-    slot.probe = None;
-    let event = match outcome {
-        Ok(()) => InputEvent::ProbeSucceeded,
-        Err(message) => InputEvent::ProbeFailed { message },
-    };
-    let now = Instant::now();
-    let report = Report::Event {
-        priority: now_priority,
-        event,
-    };
-    if let Err(e) = managed.failover.handle_input(now, report) {
-        tracing::debug!(stream = %code, error = %e, "stale probe result");
-    }
-    ctl.drain(&mut managed, now);
-}
-
-/// Opens `input` with a fresh worker writing into a private buffer, until it delivers a frame
-/// or `timeout` passes.
-async fn read_one(
-    code: &StreamCode,
-    input: &Input,
-    ingest: &IngestConfig,
-    timeout: Duration,
-) -> Result<(), String> {
-    let hub = Hub::new();
-    let writer = hub
-        .create(BufferId::Stream(code.clone()), PROBE_CAPACITY)
-        .map_err(|e| e.to_string())?;
-    let intake = Intake::new(writer);
-    let port = intake
-        .add_port(Priority(input.priority), false)
-        .map_err(|e| e.to_string())?;
-    let ctx = IngestContext {
-        code: code.clone(),
-        priority: input.priority,
-    };
-    let worker = tributary_ingest::spawn_with(ctx, input, port.clone(), ingest)
-        .map_err(|e| e.to_string())?;
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut last_error = None;
-    loop {
-        if port.health().frames > 0 {
-            return Ok(());
-        }
-        for event in worker.take_events() {
-            if let WorkerEvent::OpenFailed(m) | WorkerEvent::Lost(m) | WorkerEvent::Finished(m) =
-                event
-            {
-                last_error = Some(m);
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
-            let waited = format!("no packet within {:.1} s", timeout.as_secs_f64());
-            return Err(match last_error {
-                Some(error) => format!("{waited} ({error})"),
-                None => waited,
-            });
-        }
-        tokio::time::sleep(PROBE_POLL).await;
-    }
-}
-
 /// The input kind of `input`, by the one URL classifier.
 fn kind_of(code: &StreamCode, input: &Input) -> Result<InputKind, ServiceError> {
     let url = detect(
@@ -1099,111 +953,6 @@ fn observe(priority: u32, slot: &Slot) -> Observation {
     }
 }
 
-/// A monotonic instant as wall time (RFC 3339, ms).
-fn wall_at(instant: Instant, now: Instant, wall: DateTime<Utc>) -> String {
-    let ago =
-        chrono::Duration::from_std(now.saturating_duration_since(instant)).unwrap_or_default();
-    (wall - ago).to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// One entry of `runtime.inputs[]`.
-fn input_json(
-    report: &tributary_domain::failover::InputReport<'_>,
-    slot: &Slot,
-    now: Instant,
-    wall: DateTime<Utc>,
-) -> Value {
-    let health: PortHealth = slot.port.health();
-    let errors: Vec<Value> = report
-        .errors
-        .iter()
-        .map(|e| json!({"message": e.message, "at": wall_at(e.at, now, wall)}))
-        .collect();
-    let stats = slot.worker.as_ref().map(Worker::stats);
-    let tracks: Vec<Value> = stats.as_ref().map(tracks_json).unwrap_or_default();
-    let status = match report.status {
-        InputStatus::Idle => "idle",
-        InputStatus::Active => "active",
-        InputStatus::Degraded => "degraded",
-        InputStatus::Stopped => "stopped",
-    };
-    let mut entry = json!({
-        "input_priority": report.priority,
-        "url": mask_url(&slot.input.url),
-        "kind": slot.kind.name(),
-        "status": status,
-        "standby": report.connected && report.status == InputStatus::Idle,
-        "bitrate_kbps": slot.meter.kbps.round() as u64,
-        "packet_loss": stats.as_ref().map_or(0, |s| s.cc_errors),
-        "frames": health.frames,
-        "tracks": tracks,
-        "errors": errors,
-    });
-    if let Some(last) = health.last_frame_at {
-        entry["last_packet_at"] = json!(wall_at(last, now, wall));
-    }
-    if let Some(degraded) = report.degraded {
-        entry["degraded"] = json!({
-            "reason": degraded.signal,
-            "detail": degraded.detail,
-            "since": wall_at(degraded.since, now, wall),
-        });
-    }
-    if let Some(stopped) = report.stopped {
-        entry["stopped"] = json!(stopped);
-    }
-    if let Some(push) = &slot.push {
-        entry["publisher_connected"] = json!(push.live.load(Ordering::Acquire));
-        entry["waiting_for_publisher"] = json!(report.waiting_for_publisher);
-    }
-    entry
-}
-
-/// `runtime.inputs[].tracks`: every elementary stream the demuxer announced, carried or not,
-/// with what the bitstream says about the carried ones.
-fn tracks_json(stats: &tributary_ingest::WorkerStats) -> Vec<Value> {
-    stats
-        .tracks
-        .iter()
-        .map(|t| {
-            let (codec, carried, reason) = match t.carriage {
-                Carriage::Carried(codec) => (Some(codec), true, None),
-                Carriage::NotCarried(why) => (None, false, Some(why.to_string())),
-            };
-            let kind = match codec.map(|c| c.kind()) {
-                Some(MediaKind::Video) => "video",
-                Some(MediaKind::Audio) => "audio",
-                Some(MediaKind::Data) | None => "data",
-            };
-            let mut track = json!({
-                "pid": t.track.0,
-                "kind": kind,
-                "codec": codec.map_or("unknown", |c| c.name()),
-                "carried": carried,
-            });
-            if let Some(reason) = reason {
-                track["reason"] = json!(reason);
-            }
-            if let Some((_, info)) = stats.details.iter().find(|(id, _)| *id == t.track) {
-                for (key, value) in [
-                    ("width", info.width.map(u64::from)),
-                    ("height", info.height.map(u64::from)),
-                    ("sample_rate", info.sample_rate.map(u64::from)),
-                    ("channels", info.channels.map(u64::from)),
-                ] {
-                    if let Some(value) = value {
-                        track[key] = json!(value);
-                    }
-                }
-                if let Some(codecs) = &info.codec_string {
-                    track["codec_string"] = json!(codecs);
-                }
-            }
-            track
-        })
-        .collect()
-}
-
 /// The shortest window a bitrate sample covers (SPEC §API "Runtime object": ≥ 3 s, EWMA 0.5).
 const RATE_WINDOW: Duration = Duration::from_secs(3);
 /// How often the driver checks for a commit while a switch waits for its keyframe, so
@@ -1211,7 +960,3 @@ const RATE_WINDOW: Duration = Duration::from_secs(3);
 const COMMIT_POLL: Duration = Duration::from_millis(20);
 /// Measured gaps kept (as many as switch records).
 const GAPS_KEPT: usize = 20;
-/// Frames a probe's private buffer holds: it only needs to see one.
-const PROBE_CAPACITY: usize = 64;
-/// How often a probe looks at its reader's counters.
-const PROBE_POLL: Duration = Duration::from_millis(50);
