@@ -1,6 +1,7 @@
 //! Multi-input failover (issue 6): a publisher killed and back, a silent UDP source, video that
 //! stops while audio flows, and manual switching over the API; viewers (HLS, an RTMP player,
-//! a push-out target) keep going across every switch.
+//! a push-out target) keep going across every switch; inputs added, removed and re-keyed on a
+//! running stream.
 
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
@@ -607,4 +608,104 @@ fn video_pid(ts: &[u8]) -> Option<u16> {
         at += 5 + es_info;
     }
     None
+}
+
+/// Inputs edited on a running stream: a backup added live becomes a hot standby without
+/// touching the active input or the output; after a switch to it, the dead primary is removed
+/// and the backup re-keyed to priority 0 in one PATCH, matched by URL, so it stays active with
+/// no new switch and no new discontinuity. HLS keeps growing through every edit.
+#[test]
+fn inputs_added_removed_and_rekeyed_live_leave_the_output_alone() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let clip = cached_clip(&ClipSpec::default(), "ts").expect("encode the clip");
+    let (main_port, backup_port) = (free_udp_port(), free_udp_port());
+    let mut main = LiveSender::start(&clip, main_port).unwrap();
+    let _backup = LiveSender::start(&clip, backup_port).unwrap();
+    let main_input =
+        format!(r#"{{"url":"udp://127.0.0.1:{main_port}","priority":0,"packet_timeout_sec":2}}"#);
+    let backup_url = format!("udp://127.0.0.1:{backup_port}");
+    let patch = |inputs: &str| {
+        let reply = send(
+            "PATCH",
+            &server.url("/streams/cam"),
+            Some(&format!(r#"{{"inputs":[{inputs}]}}"#)),
+            &[],
+        );
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    };
+    let body = format!(r#"{{"inputs":[{main_input}],"protocols":{{"hls":true}}}}"#);
+    assert_eq!(
+        send("PUT", &server.url("/streams/cam"), Some(&body), &[]).status,
+        201
+    );
+    wait_active(&server, "cam", 0, Duration::from_secs(20));
+    let playlist = server.url("/cam/index.m3u8");
+    wait_until(Duration::from_secs(20), "the first segment", || {
+        matches!(http_get(&playlist), Ok((200, _, _)))
+    })
+    .unwrap();
+    let watch = PlaylistWatch::start(playlist);
+
+    // Add the backup: it connects and delivers as a standby; input 0 stays active, no switch.
+    let added = Instant::now();
+    patch(&format!(
+        r#"{main_input},{{"url":"{backup_url}","priority":1}}"#
+    ));
+    wait_until(
+        Duration::from_secs(20),
+        "the added backup to deliver",
+        || runtime(&server, "cam")["inputs"][1]["last_packet_at"].is_string(),
+    )
+    .unwrap();
+    let state = runtime(&server, "cam");
+    assert_eq!(state["active_input_priority"], 0, "{state:#}");
+    assert_eq!(reasons(&state), ["initial"], "{state:#}");
+
+    // The primary goes silent: the added backup takes over.
+    main.kill();
+    wait_active(&server, "cam", 1, Duration::from_secs(15));
+    assert_eq!(reasons(&runtime(&server, "cam")), ["initial", "timeout"]);
+    // The switch's own discontinuity shows with the next segment; wait for it so that what
+    // follows is the edit's doing alone.
+    wait_until(
+        Duration::from_secs(15),
+        "the switch's discontinuity",
+        || watch.between(added, Instant::now()).iter().any(|(_, d)| *d),
+    )
+    .unwrap();
+
+    // Remove the dead primary and re-key the backup to priority 0 in one edit.
+    let edited = Instant::now();
+    patch(&format!(r#"{{"url":"{backup_url}","priority":0}}"#));
+    let state = runtime(&server, "cam");
+    assert_eq!(state["inputs"].as_array().unwrap().len(), 1, "{state:#}");
+    assert_eq!(state["inputs"][0]["url"], backup_url.as_str(), "{state:#}");
+    assert_eq!(state["active_input_priority"], 0, "{state:#}");
+    assert_eq!(
+        reasons(&state),
+        ["initial", "timeout"],
+        "the re-keyed input stays active without a new switch: {state:#}"
+    );
+
+    // The output never restarted: new segments keep coming, and the only discontinuity since
+    // the first edit is the one switch.
+    thread::sleep(Duration::from_secs(6));
+    let after_edit = watch.between(edited, Instant::now());
+    assert!(
+        after_edit.len() >= 2,
+        "segments after the last edit: {after_edit:?}"
+    );
+    assert!(
+        after_edit.iter().all(|(_, discontinuity)| !discontinuity),
+        "a discontinuity after the re-key: {after_edit:?}"
+    );
+    let since_added = watch.between(added, Instant::now());
+    let discontinuities = since_added.iter().filter(|(_, d)| *d).count();
+    assert!(
+        discontinuities <= 1,
+        "{discontinuities} discontinuities for one switch: {since_added:?}"
+    );
+    assert_eq!(runtime(&server, "cam")["status"], "active");
 }
