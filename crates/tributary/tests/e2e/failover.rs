@@ -112,6 +112,15 @@ impl Drop for PlaylistWatch {
     }
 }
 
+/// Two live UDP TS senders of the default clip, each on a port of its own: (port, sender).
+fn udp_sources() -> [(u16, LiveSender); 2] {
+    let clip = cached_clip(&ClipSpec::default(), "ts").expect("encode the clip");
+    [(); 2].map(|()| {
+        let port = free_udp_port();
+        (port, LiveSender::start(&clip, port).unwrap())
+    })
+}
+
 /// The reasons of `runtime.switches`, oldest first.
 fn reasons(runtime: &Value) -> Vec<String> {
     let mut reasons: Vec<String> = runtime["switches"]
@@ -337,10 +346,7 @@ fn a_silent_udp_source_times_out_and_manual_switches_pin_and_clear() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let clip = cached_clip(&ClipSpec::default(), "ts").expect("encode the clip");
-    let (main_port, backup_port) = (free_udp_port(), free_udp_port());
-    let mut main = LiveSender::start(&clip, main_port).unwrap();
-    let _backup = LiveSender::start(&clip, backup_port).unwrap();
+    let [(main_port, mut main), (backup_port, _backup)] = udp_sources();
 
     // Not running yet: unknown stream 404, stopped stream 409.
     let switch = |body: &str| {
@@ -619,10 +625,7 @@ fn inputs_added_removed_and_rekeyed_live_leave_the_output_alone() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let clip = cached_clip(&ClipSpec::default(), "ts").expect("encode the clip");
-    let (main_port, backup_port) = (free_udp_port(), free_udp_port());
-    let mut main = LiveSender::start(&clip, main_port).unwrap();
-    let _backup = LiveSender::start(&clip, backup_port).unwrap();
+    let [(main_port, mut main), (backup_port, _backup)] = udp_sources();
     let main_input =
         format!(r#"{{"url":"udp://127.0.0.1:{main_port}","priority":0,"packet_timeout_sec":2}}"#);
     let backup_url = format!("udp://127.0.0.1:{backup_port}");
