@@ -1,7 +1,7 @@
 //! Multi-input failover (issue 6): a publisher killed and back, a silent UDP source, video that
 //! stops while audio flows, and manual switching over the API; viewers (HLS, an RTMP player,
 //! a push-out target) keep going across every switch; inputs added, removed and re-keyed on a
-//! running stream.
+//! running stream; a degraded cold input probed and taken back.
 
 use std::collections::BTreeMap;
 use std::net::UdpSocket;
@@ -711,4 +711,78 @@ fn inputs_added_removed_and_rekeyed_live_leave_the_output_alone() {
         "{discontinuities} discontinuities for one switch: {since_added:?}"
     );
     assert_eq!(runtime(&server, "cam")["status"], "active");
+}
+
+/// A cold input (an RTMP pull from another stream) that fails is dropped, probed while
+/// degraded, and taken back once a probe reads a frame: it fails over to the UDP backup when
+/// its origin stops, a probe while the origin is down fails (recorded on the input), and after
+/// the origin runs again a probe succeeds and the input fails back after its hold.
+#[test]
+fn a_degraded_cold_input_is_probed_and_fails_back_once_its_source_returns() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
+    let [(origin_port, _origin), (backup_port, _backup)] = udp_sources();
+    let put = |code: &str, body: &str| {
+        let reply = send(
+            "PUT",
+            &server.url(&format!("/streams/{code}")),
+            Some(body),
+            &[],
+        );
+        assert!(matches!(reply.status, 200 | 201), "{code}: {}", reply.body);
+    };
+    let origin = format!(
+        r#"{{"inputs":[{{"url":"udp://127.0.0.1:{origin_port}"}}],"protocols":{{"rtmp":true}},
+            "disabled":DISABLED}}"#
+    );
+    put("origin", &origin.replace("DISABLED", "false"));
+    put(
+        "cam",
+        &format!(
+            r#"{{"inputs":[{{"url":"rtmp://127.0.0.1:{port}/live/origin","priority":0}},
+                           {{"url":"udp://127.0.0.1:{backup_port}","priority":1}}],
+                "protocols":{{"hls":true}}}}"#
+        ),
+    );
+    wait_active(&server, "cam", 0, Duration::from_secs(20));
+
+    // The origin stops: the pull fails and the backup takes over.
+    put("origin", &origin.replace("DISABLED", "true"));
+    wait_active(&server, "cam", 1, Duration::from_secs(20));
+    let state = runtime(&server, "cam");
+    assert_eq!(state["inputs"][0]["status"], "degraded", "{state:#}");
+    // Probed while the origin is down (8 s after degrading): the failure is recorded.
+    wait_until(Duration::from_secs(20), "a failed probe", || {
+        runtime(&server, "cam")["inputs"][0]["errors"]
+            .as_array()
+            .is_some_and(|errors| {
+                errors.iter().any(|e| {
+                    e["message"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("probe failed")
+                })
+            })
+    })
+    .unwrap();
+    assert_eq!(runtime(&server, "cam")["active_input_priority"], 1);
+
+    // The origin runs again: a probe succeeds, the input is healthy again and, after the
+    // failback hold (12 s), active.
+    put("origin", &origin.replace("DISABLED", "false"));
+    wait_until(
+        Duration::from_secs(25),
+        "the probed input to recover",
+        || runtime(&server, "cam")["inputs"][0]["status"] != "degraded",
+    )
+    .unwrap();
+    wait_active(&server, "cam", 0, Duration::from_secs(30));
+    let state = runtime(&server, "cam");
+    assert_eq!(
+        reasons(&state).last().map(String::as_str),
+        Some("failback"),
+        "{state:#}"
+    );
 }
