@@ -128,12 +128,21 @@ impl Ring {
     /// holding `capacity` frames of payload that nothing will read again.
     pub(crate) fn release_before(&mut self, seq: u64) {
         while self.first_seq < seq {
-            let Some(old) = self.slots.pop_front() else {
+            if !self.drop_oldest() {
                 break;
-            };
-            self.bytes -= old.frame.payload.len();
-            self.first_seq += 1;
+            }
         }
+    }
+
+    /// Drops the oldest frame, keeping the byte count and `first_seq` in step; false when the
+    /// ring is empty.
+    fn drop_oldest(&mut self) -> bool {
+        let Some(old) = self.slots.pop_front() else {
+            return false;
+        };
+        self.bytes -= old.frame.payload.len();
+        self.first_seq += 1;
+        true
     }
 
     /// Appends a frame, evicting the oldest ones beyond the frame and byte bounds (the newest
@@ -158,11 +167,9 @@ impl Ring {
         while self.slots.len() > self.capacity
             || (self.bytes > self.max_bytes && self.slots.len() > 1)
         {
-            let Some(old) = self.slots.pop_front() else {
+            if !self.drop_oldest() {
                 break;
-            };
-            self.bytes -= old.frame.payload.len();
-            self.first_seq += 1;
+            }
         }
     }
 
