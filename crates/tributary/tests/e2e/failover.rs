@@ -21,16 +21,12 @@ use crate::hls::serial;
 use crate::rtmp_relay::platform;
 use crate::server::{Server, send};
 
-fn runtime(server: &Server, code: &str) -> Value {
-    send("GET", &server.url(&format!("/streams/{code}")), None, &[]).body["data"]["runtime"].clone()
-}
-
 /// Polls until the active input is `priority`; how long that took.
 fn wait_active(server: &Server, code: &str, priority: u32, limit: Duration) -> Duration {
     let start = Instant::now();
     let mut last = Value::Null;
     wait_until(limit, &format!("input {priority} active"), || {
-        last = runtime(server, code);
+        last = server.runtime(code);
         last["active_input_priority"] == priority
     })
     .unwrap_or_else(|e| panic!("{e}: {last:#}"));
@@ -241,7 +237,7 @@ fn a_killed_publisher_fails_over_to_udp_and_back_without_viewers_noticing() {
         );
     }
     let media_gap = video.windows(2).map(|w| w[1] - w[0]).max().unwrap();
-    let state = runtime(&server, "match");
+    let state = server.runtime("match");
     let error_switch = state["switches"]
         .as_array()
         .unwrap()
@@ -386,7 +382,7 @@ fn a_silent_udp_source_times_out_and_manual_switches_pin_and_clear() {
     wait_active(&server, "cam", 0, Duration::from_secs(20));
     // Both are hot standbys: wait until the backup delivers.
     wait_until(Duration::from_secs(20), "the backup to deliver", || {
-        runtime(&server, "cam")["inputs"][1]["last_packet_at"].is_string()
+        server.runtime("cam")["inputs"][1]["last_packet_at"].is_string()
     })
     .unwrap();
 
@@ -405,14 +401,14 @@ fn a_silent_udp_source_times_out_and_manual_switches_pin_and_clear() {
     let pinned = switch(r#"{"priority":1}"#);
     assert_eq!(pinned.status, 200, "{}", pinned.body);
     assert_eq!(pinned.body["data"]["status"], "switched");
-    let state = runtime(&server, "cam");
+    let state = server.runtime("cam");
     assert_eq!(state["active_input_priority"], 1, "{state:#}");
     assert_eq!(state["override_input_priority"], 1, "{state:#}");
     assert_eq!(state["switches"][0]["reason"], "manual", "{state:#}");
     // Clear it: the primary (never degraded) takes over again.
     let cleared = switch(r#"{"priority":null}"#);
     assert_eq!(cleared.status, 200, "{}", cleared.body);
-    let state = runtime(&server, "cam");
+    let state = server.runtime("cam");
     assert_eq!(state["active_input_priority"], 0, "{state:#}");
     assert!(state.get("override_input_priority").is_none(), "{state:#}");
     assert_eq!(
@@ -432,7 +428,7 @@ fn a_silent_udp_source_times_out_and_manual_switches_pin_and_clear() {
         took <= Duration::from_millis(2000 + 2000 + 1500),
         "silence switch after {took:?} (timeout 2 s + 1 GOP + slack)"
     );
-    let state = runtime(&server, "cam");
+    let state = server.runtime("cam");
     let last = &state["switches"][0];
     assert_eq!(last["reason"], "timeout", "{state:#}");
     assert_eq!(last["detail"], "no packet for 2 s", "{state:#}");
@@ -456,7 +452,7 @@ fn a_silent_udp_source_times_out_and_manual_switches_pin_and_clear() {
         "MEASURED silence failback {} ms after the sender restarted",
         back.as_millis()
     );
-    assert_eq!(runtime(&server, "cam")["switches"][0]["reason"], "failback");
+    assert_eq!(server.runtime("cam")["switches"][0]["reason"], "failback");
 }
 
 #[test]
@@ -515,7 +511,7 @@ fn video_that_stops_while_audio_flows_fails_over_naming_the_signal() {
     let after = stopped_at.elapsed();
     stop.store(true, Ordering::Relaxed);
     sender.join().unwrap();
-    let state = runtime(&server, "frozen");
+    let state = server.runtime("frozen");
     let last = &state["switches"][0];
     println!(
         "MEASURED frozen switch {} ms after the video stopped ({:?} of waiting): {last}",
@@ -659,17 +655,17 @@ fn inputs_added_removed_and_rekeyed_live_leave_the_output_alone() {
     wait_until(
         Duration::from_secs(20),
         "the added backup to deliver",
-        || runtime(&server, "cam")["inputs"][1]["last_packet_at"].is_string(),
+        || server.runtime("cam")["inputs"][1]["last_packet_at"].is_string(),
     )
     .unwrap();
-    let state = runtime(&server, "cam");
+    let state = server.runtime("cam");
     assert_eq!(state["active_input_priority"], 0, "{state:#}");
     assert_eq!(reasons(&state), ["initial"], "{state:#}");
 
     // The primary goes silent: the added backup takes over.
     main.kill();
     wait_active(&server, "cam", 1, Duration::from_secs(15));
-    assert_eq!(reasons(&runtime(&server, "cam")), ["initial", "timeout"]);
+    assert_eq!(reasons(&server.runtime("cam")), ["initial", "timeout"]);
     // The switch's own discontinuity shows with the next segment; wait for it so that what
     // follows is the edit's doing alone.
     wait_until(
@@ -682,7 +678,7 @@ fn inputs_added_removed_and_rekeyed_live_leave_the_output_alone() {
     // Remove the dead primary and re-key the backup to priority 0 in one edit.
     let edited = Instant::now();
     patch(&format!(r#"{{"url":"{backup_url}","priority":0}}"#));
-    let state = runtime(&server, "cam");
+    let state = server.runtime("cam");
     assert_eq!(state["inputs"].as_array().unwrap().len(), 1, "{state:#}");
     assert_eq!(state["inputs"][0]["url"], backup_url.as_str(), "{state:#}");
     assert_eq!(state["active_input_priority"], 0, "{state:#}");
@@ -710,7 +706,7 @@ fn inputs_added_removed_and_rekeyed_live_leave_the_output_alone() {
         discontinuities <= 1,
         "{discontinuities} discontinuities for one switch: {since_added:?}"
     );
-    assert_eq!(runtime(&server, "cam")["status"], "active");
+    assert_eq!(server.runtime("cam")["status"], "active");
 }
 
 /// A cold input (an RTMP pull from another stream) that fails is dropped, probed while
@@ -751,11 +747,11 @@ fn a_degraded_cold_input_is_probed_and_fails_back_once_its_source_returns() {
     // The origin stops: the pull fails and the backup takes over.
     put("origin", &origin.replace("DISABLED", "true"));
     wait_active(&server, "cam", 1, Duration::from_secs(20));
-    let state = runtime(&server, "cam");
+    let state = server.runtime("cam");
     assert_eq!(state["inputs"][0]["status"], "degraded", "{state:#}");
     // Probed while the origin is down (8 s after degrading): the failure is recorded.
     wait_until(Duration::from_secs(20), "a failed probe", || {
-        runtime(&server, "cam")["inputs"][0]["errors"]
+        server.runtime("cam")["inputs"][0]["errors"]
             .as_array()
             .is_some_and(|errors| {
                 errors.iter().any(|e| {
@@ -767,7 +763,7 @@ fn a_degraded_cold_input_is_probed_and_fails_back_once_its_source_returns() {
             })
     })
     .unwrap();
-    assert_eq!(runtime(&server, "cam")["active_input_priority"], 1);
+    assert_eq!(server.runtime("cam")["active_input_priority"], 1);
 
     // The origin runs again: a probe succeeds, the input is healthy again and, after the
     // failback hold (12 s), active.
@@ -775,11 +771,11 @@ fn a_degraded_cold_input_is_probed_and_fails_back_once_its_source_returns() {
     wait_until(
         Duration::from_secs(25),
         "the probed input to recover",
-        || runtime(&server, "cam")["inputs"][0]["status"] != "degraded",
+        || server.runtime("cam")["inputs"][0]["status"] != "degraded",
     )
     .unwrap();
     wait_active(&server, "cam", 0, Duration::from_secs(30));
-    let state = runtime(&server, "cam");
+    let state = server.runtime("cam");
     assert_eq!(
         reasons(&state).last().map(String::as_str),
         Some("failback"),

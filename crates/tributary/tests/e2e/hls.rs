@@ -235,8 +235,7 @@ fn udp_ts_plays_as_hls_in_ffprobe_ffmpeg_and_hls_js() {
     wait_segments(&server, "cam", 10, Duration::from_secs(40));
     let window = window_ts(&server, "cam", dir.path());
     let errors = decode_errors(window.to_str().unwrap(), 20.0).unwrap();
-    let runtime =
-        send("GET", &server.url("/streams/cam"), None, &[]).body["data"]["runtime"].clone();
+    let runtime = server.runtime("cam");
     assert!(
         errors.trim().is_empty(),
         "decode errors:\n{errors}\nruntime: {runtime}"

@@ -88,8 +88,7 @@ fn an_rtmp_publisher_plays_as_hls_and_as_rtmp() {
     );
 
     // The push input reports its publisher.
-    let runtime =
-        send("GET", &server.url("/streams/studio"), None, &[]).body["data"]["runtime"].clone();
+    let runtime = server.runtime("studio");
     assert_eq!(
         runtime["inputs"][0]["publisher_connected"], true,
         "{runtime}"
@@ -127,9 +126,7 @@ fn an_rtmp_publisher_plays_as_hls_and_as_rtmp() {
         Duration::from_secs(30),
         "the push target to connect",
         || {
-            last = send("GET", &server.url("/streams/studio"), None, &[]).body["data"]["runtime"]
-            ["publisher"]["pushes"][0]
-            .clone();
+            last = server.runtime("studio")["publisher"]["pushes"][0].clone();
             last["connected_at"].is_string()
         },
     )

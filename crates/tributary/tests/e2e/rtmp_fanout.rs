@@ -132,9 +132,7 @@ fn fifty_rtmp_players_play_and_ten_leaving_disturbs_none_of_the_rest() {
     let url = format!("rtmp://127.0.0.1:{port}/live/fan");
     let mut publisher = LiveSender::rtmp(&clip, &url).expect("start the ffmpeg publisher");
     wait_until(Duration::from_secs(20), "the publisher to connect", || {
-        send("GET", &server.url("/streams/fan"), None, &[]).body["data"]["runtime"]["inputs"][0]
-            ["publisher_connected"]
-            == true
+        server.runtime("fan")["inputs"][0]["publisher_connected"] == true
     })
     .unwrap();
 

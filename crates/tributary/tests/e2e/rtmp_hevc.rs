@@ -59,8 +59,7 @@ fn h265_goes_out_and_comes_in_over_enhanced_rtmp() {
         },
     )
     .unwrap_or_else(|e| {
-        let runtime =
-            send("GET", &server.url("/streams/source"), None, &[]).body["data"]["runtime"].clone();
+        let runtime = server.runtime("source");
         panic!("{e}; playlist:\n{last}\nsource runtime: {runtime}")
     });
     let window = window_ts(&server, "relay", dir.path());
@@ -85,10 +84,7 @@ fn h265_goes_out_and_comes_in_over_enhanced_rtmp() {
     );
 
     // The push target is active.
-    let push =
-        send("GET", &server.url("/streams/source"), None, &[]).body["data"]["runtime"]["publisher"]
-            ["pushes"][0]
-            .clone();
+    let push = server.runtime("source")["publisher"]["pushes"][0].clone();
     assert_eq!(push["status"], "active", "{push}");
 
     // RTMP play of the relay by the project's client: 5 s.

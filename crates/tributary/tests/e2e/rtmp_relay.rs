@@ -52,10 +52,6 @@ fn put_stream(server: &Server, code: &str, body: &str) {
     assert_eq!(answer.status, 201, "{}", answer.body);
 }
 
-fn runtime(server: &Server, code: &str) -> Value {
-    send("GET", &server.url(&format!("/streams/{code}")), None, &[]).body["data"]["runtime"].clone()
-}
-
 fn wait_segments(server: &Server, code: &str, count: usize) {
     let url = server.url(&format!("/{code}/index.m3u8"));
     let mut last = String::new();
@@ -71,7 +67,7 @@ fn wait_segments(server: &Server, code: &str, count: usize) {
             last.lines().filter(|l| l.ends_with(".ts")).count() >= count
         },
     )
-    .unwrap_or_else(|e| panic!("{e}; playlist:\n{last}\nruntime: {}", runtime(server, code)));
+    .unwrap_or_else(|e| panic!("{e}; playlist:\n{last}\nruntime: {}", server.runtime(code)));
 }
 
 #[test]
@@ -122,7 +118,7 @@ fn a_stream_pulls_another_streams_rtmp() {
         );
     }
 
-    let input = runtime(&server, "edge")["inputs"][0].clone();
+    let input = server.runtime("edge")["inputs"][0].clone();
     assert_eq!(input["status"], "active", "{input}");
     assert!(input["bitrate_kbps"].as_u64().unwrap() > 0, "{input}");
 }
@@ -190,7 +186,7 @@ fn a_push_target_that_goes_away_is_retried_until_it_is_back() {
     );
     // 6 s of the clip, in bytes.
     let six_seconds = std::fs::metadata(&source).unwrap().len() * 6 / 10;
-    let push = |server: &Server| runtime(server, "show")["publisher"]["pushes"][0].clone();
+    let push = |server: &Server| server.runtime("show")["publisher"]["pushes"][0].clone();
 
     // Active, and the platform receives media.
     let mut state = Value::Null;
@@ -274,5 +270,5 @@ fn a_push_target_that_goes_away_is_retried_until_it_is_back() {
     listener.kill();
     assert_received(&second);
     // Only this target failed; the stream's input kept running.
-    assert_eq!(runtime(&server, "show")["inputs"][0]["status"], "active");
+    assert_eq!(server.runtime("show")["inputs"][0]["status"], "active");
 }

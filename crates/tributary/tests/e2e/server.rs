@@ -84,6 +84,12 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// `GET /streams/{code}`'s `data.runtime` (`null` if the stream is unknown).
+    pub(crate) fn runtime(&self, code: &str) -> serde_json::Value {
+        send("GET", &self.url(&format!("/streams/{code}")), None, &[]).body["data"]["runtime"]
+            .clone()
+    }
+
     /// SIGTERM, then waits for the exit status.
     pub(crate) fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
