@@ -1,6 +1,6 @@
 //! The hub's error type.
 
-use crate::{BufferId, Priority};
+use crate::{BufferId, PortKey};
 
 /// Why a hub operation failed. Every variant names the buffer (and the input port, where one is
 /// involved), so a log line locates the stream.
@@ -25,20 +25,20 @@ pub enum HubError {
         /// The buffer.
         id: BufferId,
     },
-    /// `add_port` with a priority that already has a port.
-    #[error("buffer {id}: input port with priority {priority} already exists")]
+    /// `add_port` with a key that already has a port.
+    #[error("buffer {id}: input port {key} already exists")]
     PortExists {
         /// The buffer the intake feeds.
         id: BufferId,
-        /// The priority given.
-        priority: Priority,
+        /// The key given.
+        key: PortKey,
     },
-    /// `select` of a priority that has no port, or a write through a removed port.
-    #[error("buffer {id}: no input port with priority {priority}")]
+    /// `select` of a key that has no port, or a write through a removed port.
+    #[error("buffer {id}: no input port {key}")]
     UnknownPort {
         /// The buffer the intake feeds.
         id: BufferId,
-        /// The priority given.
-        priority: Priority,
+        /// The key given.
+        key: PortKey,
     },
 }

@@ -11,9 +11,13 @@ use tributary_media::{Frame, MediaKind, Ts90};
 use crate::hub::{lock, read, write};
 use crate::{BufferId, HubError, SessionReason, Writer};
 
-/// The priority of an input: its index in the stream's `inputs` (0 is the most preferred).
+/// A port's key in its [`Intake`]: the name the owner gives a port when it adds it and uses to
+/// select or remove it later. The intake attaches no meaning to the value beyond identity and
+/// ordering ([`Intake::health`] lists ports by key); in particular it is not the input's
+/// priority. The stream manager keeps a port's key while its input moves between priorities,
+/// so that a moved input keeps its port, counters and GOP cache, and never reuses a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Priority(pub u32);
+pub struct PortKey(pub u32);
 
 /// The intake of one stream: owns the writer of the stream's input buffer and lets exactly one
 /// of its [`Port`]s write through it.
@@ -52,8 +56,8 @@ pub struct Port {
 /// A snapshot of one port's counters, for the stream manager's health signals.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortHealth {
-    /// The input's priority.
-    pub priority: Priority,
+    /// The port's key.
+    pub key: PortKey,
     /// Whether the port keeps a GOP cache for an instant switch.
     pub hot_standby: bool,
     /// Whether the port holds the writer token (possibly still waiting for its first keyframe,
@@ -119,24 +123,24 @@ impl Intake {
         &self.inner.id
     }
 
-    /// Adds a port for the input at `priority`. A `hot_standby` port keeps a cache of its
-    /// latest GOP while unselected. Fails if the priority has a port.
-    pub fn add_port(&self, priority: Priority, hot_standby: bool) -> Result<Port, HubError> {
+    /// Adds a port under `key`. A `hot_standby` port keeps a cache of its latest GOP while
+    /// unselected. Fails if the key has a port.
+    pub fn add_port(&self, key: PortKey, hot_standby: bool) -> Result<Port, HubError> {
         let mut ports = write(&self.inner.ports);
-        if ports.iter().any(|port| port.priority == priority) {
+        if ports.iter().any(|port| port.key == key) {
             return Err(HubError::PortExists {
                 id: self.inner.id.clone(),
-                priority,
+                key,
             });
         }
         let shared = Arc::new(PortShared {
             uid: self.inner.next_uid.fetch_add(1, Ordering::Relaxed),
-            priority,
+            key,
             hot_standby,
             removed: AtomicBool::new(false),
             state: Mutex::new(PortState::new(hot_standby)),
         });
-        let at = ports.partition_point(|port| port.priority < priority);
+        let at = ports.partition_point(|port| port.key < key);
         ports.insert(at, Arc::clone(&shared));
         Ok(Port {
             shared,
@@ -144,12 +148,12 @@ impl Intake {
         })
     }
 
-    /// Removes the port at `priority`; later writes through it fail. If it was selected, no
+    /// Removes the port with `key`; later writes through it fail. If it was selected, no
     /// port is selected afterwards. Returns whether it existed.
-    pub fn remove_port(&self, priority: Priority) -> bool {
+    pub fn remove_port(&self, key: PortKey) -> bool {
         let removed = {
             let mut ports = write(&self.inner.ports);
-            let Some(at) = ports.iter().position(|port| port.priority == priority) else {
+            let Some(at) = ports.iter().position(|port| port.key == key) else {
                 return false;
             };
             ports.remove(at)
@@ -164,11 +168,11 @@ impl Intake {
         true
     }
 
-    /// The port at `priority`, if any.
-    pub fn port(&self, priority: Priority) -> Option<Port> {
+    /// The port with `key`, if any.
+    pub fn port(&self, key: PortKey) -> Option<Port> {
         let shared = read(&self.inner.ports)
             .iter()
-            .find(|port| port.priority == priority)
+            .find(|port| port.key == key)
             .cloned()?;
         Some(Port {
             shared,
@@ -176,18 +180,18 @@ impl Intake {
         })
     }
 
-    /// Moves the writer token to the port at `priority` (see the type doc, "Switching"). The
+    /// Moves the writer token to the port with `key` (see the type doc, "Switching"). The
     /// new session begins, with `reason`, at the frame that commits the switch.
     ///
     /// Selecting the port that already delivers changes nothing; a new timeline from the same
     /// input is [`Port::restart`].
     ///
     /// Fails if there is no such port, or if replaying a standby GOP hits a deleted buffer.
-    pub fn select(&self, priority: Priority, reason: SessionReason) -> Result<(), HubError> {
-        let Some(port) = self.port(priority) else {
+    pub fn select(&self, key: PortKey, reason: SessionReason) -> Result<(), HubError> {
+        let Some(port) = self.port(key) else {
             return Err(HubError::UnknownPort {
                 id: self.inner.id.clone(),
-                priority,
+                key,
             });
         };
         // Lock order everywhere: port state, then intake state, then the ring.
@@ -207,7 +211,7 @@ impl Intake {
             .store(port.shared.uid, Ordering::Release);
         let replay = port_state.gop.as_ref().filter(|gop| gop.ready());
         let Some(gop) = replay else {
-            tracing::info!(buffer = %self.inner.id, priority = priority.0, %reason,
+            tracing::info!(buffer = %self.inner.id, port = key.0, %reason,
                 "input selected; waiting for its first keyframe");
             return Ok(());
         };
@@ -217,7 +221,7 @@ impl Intake {
         for frame in &gop.frames {
             state.writer.write(frame.clone())?;
         }
-        tracing::info!(buffer = %self.inner.id, priority = priority.0, %reason,
+        tracing::info!(buffer = %self.inner.id, port = key.0, %reason,
             replayed = gop.frames.len(), "input selected from its standby GOP");
         Ok(())
     }
@@ -231,13 +235,13 @@ impl Intake {
         self.inner.selected.store(NONE, Ordering::Release);
     }
 
-    /// The priority of the selected port, if any.
-    pub fn selected(&self) -> Option<Priority> {
+    /// The key of the selected port, if any.
+    pub fn selected(&self) -> Option<PortKey> {
         let uid = lock(&self.inner.state).selected?;
         read(&self.inner.ports)
             .iter()
             .find(|port| port.uid == uid)
-            .map(|port| port.priority)
+            .map(|port| port.key)
     }
 
     /// Whether the selected port is still waiting for the keyframe that commits the switch.
@@ -253,7 +257,7 @@ impl Intake {
         lock(&self.inner.state).committed_at
     }
 
-    /// A snapshot of every port's counters, by priority.
+    /// A snapshot of every port's counters, by key.
     pub fn health(&self) -> Vec<PortHealth> {
         let ports: Vec<Arc<PortShared>> = read(&self.inner.ports).clone();
         ports.iter().map(|port| port.health(&self.inner)).collect()
@@ -261,9 +265,9 @@ impl Intake {
 }
 
 impl Port {
-    /// The input's priority.
-    pub fn priority(&self) -> Priority {
-        self.shared.priority
+    /// The port's key.
+    pub fn key(&self) -> PortKey {
+        self.shared.key
     }
 
     /// Writes one frame from this input: always updates the port's counters (and standby GOP
@@ -307,7 +311,7 @@ impl Port {
             state.handoff = None;
             state.committed_at = Some(Instant::now());
             state.writer.start_session(reason);
-            tracing::info!(buffer = %self.intake.id, priority = self.shared.priority.0, %reason,
+            tracing::info!(buffer = %self.intake.id, port = self.shared.key.0, %reason,
                 "input switch committed at its first keyframe");
         }
         drop(port);
@@ -358,12 +362,12 @@ impl Port {
     fn unknown(&self) -> HubError {
         HubError::UnknownPort {
             id: self.intake.id.clone(),
-            priority: self.shared.priority,
+            key: self.shared.key,
         }
     }
 }
 
-impl fmt::Display for Priority {
+impl fmt::Display for PortKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
     }
@@ -381,7 +385,7 @@ impl fmt::Debug for Port {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Port")
             .field("buffer", &self.intake.id)
-            .field("priority", &self.shared.priority)
+            .field("key", &self.shared.key)
             .finish_non_exhaustive()
     }
 }
@@ -398,7 +402,7 @@ struct IntakeInner {
     selected: AtomicU64,
     /// The writer token and the selection. Locked after a port's state, before the ring.
     state: Mutex<IntakeState>,
-    /// The ports, by priority.
+    /// The ports, by key.
     ports: RwLock<Vec<Arc<PortShared>>>,
     /// Next port uid; uids never repeat, so a removed port cannot match a later selection.
     next_uid: AtomicU64,
@@ -425,7 +429,7 @@ struct Handoff {
 struct PortShared {
     /// Identity within the intake, never reused.
     uid: u64,
-    priority: Priority,
+    key: PortKey,
     hot_standby: bool,
     /// Set when the port is removed; writes through it fail from then on.
     removed: AtomicBool,
@@ -438,7 +442,7 @@ impl PortShared {
         let selected = intake.selected.load(Ordering::Acquire) == self.uid;
         let port = lock(&self.state);
         PortHealth {
-            priority: self.priority,
+            key: self.key,
             hot_standby: self.hot_standby,
             selected,
             frames: port.frames,

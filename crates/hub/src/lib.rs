@@ -123,7 +123,7 @@ pub use hub::{
     BufferConfig, BufferStats, ClassDrops, DEFAULT_CAPACITY, DEFAULT_MAX_BYTES, Hub, SubscribeFrom,
 };
 pub use id::BufferId;
-pub use intake::{AUDIO_ONLY_AFTER, Intake, Port, PortError, PortHealth, Priority, RECENT_ERRORS};
+pub use intake::{AUDIO_ONLY_AFTER, Intake, Port, PortError, PortHealth, PortKey, RECENT_ERRORS};
 pub use subscriber::{Delivery, Subscriber, TryRecvError};
 pub use tributary_media::timeline::SessionReason;
 pub use writer::Writer;

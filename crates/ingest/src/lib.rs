@@ -48,15 +48,15 @@
 //!
 //! ```no_run
 //! use tributary_domain::Input;
-//! use tributary_hub::{BufferId, Hub, Intake, Priority, SessionReason, SubscribeFrom};
+//! use tributary_hub::{BufferId, Hub, Intake, PortKey, SessionReason, SubscribeFrom};
 //! use tributary_ingest::{IngestContext, spawn};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let hub = Hub::new();
 //! let id = BufferId::Stream("cam7".parse()?);
 //! let intake = Intake::new(hub.create(id.clone(), 1024)?);
-//! let port = intake.add_port(Priority(0), true)?;
-//! intake.select(Priority(0), SessionReason::Fresh)?;
+//! let port = intake.add_port(PortKey(0), true)?;
+//! intake.select(PortKey(0), SessionReason::Fresh)?;
 //!
 //! let input = Input::new("udp://0.0.0.0:5000", 0);
 //! let ctx = IngestContext { code: "cam7".parse()?, priority: 0 };

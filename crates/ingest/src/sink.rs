@@ -442,7 +442,7 @@ pub(crate) const STALL: Duration = Duration::from_secs(15);
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
-    use tributary_hub::{BufferId, Delivery, Hub, Intake, Priority, SubscribeFrom};
+    use tributary_hub::{BufferId, Delivery, Hub, Intake, PortKey, SubscribeFrom};
     use tributary_media::{Codec, SessionId, Ts90};
 
     use super::*;
@@ -451,8 +451,8 @@ mod tests {
         let hub = Hub::new();
         let id = BufferId::Stream("s".parse().unwrap());
         let intake = Intake::new(hub.create(id.clone(), 64).unwrap());
-        let port = intake.add_port(Priority(0), false).unwrap();
-        intake.select(Priority(0), SessionReason::Fresh).unwrap();
+        let port = intake.add_port(PortKey(0), false).unwrap();
+        intake.select(PortKey(0), SessionReason::Fresh).unwrap();
         let sub = hub.subscribe(&id, SubscribeFrom::Now, "test").unwrap();
         let label = Arc::new(Label {
             code: "s".parse().unwrap(),

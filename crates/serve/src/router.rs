@@ -143,7 +143,7 @@ impl fmt::Debug for PublishGrant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PublishGrant")
             .field("code", &self.code)
-            .field("port", &self.port.priority())
+            .field("port", &self.port.key())
             .finish_non_exhaustive()
     }
 }

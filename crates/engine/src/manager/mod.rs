@@ -40,7 +40,7 @@ use tributary_domain::failover::{
 use tributary_domain::protocol::{DetectContext, InputKind, detect};
 use tributary_domain::redact::mask_url;
 use tributary_domain::{Input, Stream, StreamCode};
-use tributary_hub::{Intake, Port, PortHealth, Priority, SessionReason};
+use tributary_hub::{Intake, Port, PortHealth, PortKey, SessionReason};
 use tributary_ingest::{IngestConfig, IngestContext, Worker, WorkerEvent};
 
 use crate::buffers::Intakes;
@@ -118,7 +118,7 @@ struct Pending {
     /// The machine's record.
     switch: Switch,
     /// The intake port it selected.
-    key: Priority,
+    key: PortKey,
     /// The latest frame the previous input delivered when the switch was decided: the output
     /// gap runs from there to the commit.
     last_frame: Option<Instant>,
@@ -133,7 +133,7 @@ struct Slot {
     /// Its entry into the intake.
     port: Port,
     /// The port's key in the intake.
-    key: Priority,
+    key: PortKey,
     /// Its ingest worker, while the machine wants it connected.
     worker: Option<Worker>,
     /// Bytes per second over recent windows.
@@ -342,7 +342,7 @@ impl Manager {
         code: &StreamCode,
         intake: &Intake,
         input: &Input,
-        key: Priority,
+        key: PortKey,
         wake: &Arc<Notify>,
     ) -> Result<Slot, ServiceError> {
         let kind = kind_of(code, input)?;
@@ -383,8 +383,8 @@ impl InputService for Manager {
         let mut next_key = 0;
         let mut specs = Vec::new();
         for input in &stream.inputs {
-            let key = Priority(input.priority);
-            next_key = next_key.max(input.priority.saturating_add(1));
+            let key = PortKey(next_key);
+            next_key += 1;
             let slot = Self::open_slot(code, &intake, input, key, &wake)?;
             specs.push(InputSpec::new(input, slot.kind));
             slots.insert(input.priority, slot);
@@ -463,7 +463,7 @@ impl InputService for Manager {
                     slot
                 }
                 None => {
-                    let key = Priority(managed.next_key);
+                    let key = PortKey(managed.next_key);
                     managed.next_key += 1;
                     match Self::open_slot(code, &managed.intake, input, key, &ctl.wake) {
                         Ok(slot) => slot,
@@ -499,7 +499,7 @@ impl InputService for Manager {
         if let Some(ctl) = removed {
             ctl.cancel.cancel();
             let mut managed = ctl.lock();
-            let keys: Vec<Priority> = managed.slots.values().map(|slot| slot.key).collect();
+            let keys: Vec<PortKey> = managed.slots.values().map(|slot| slot.key).collect();
             for key in keys {
                 managed.intake.remove_port(key);
             }

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tributary_domain::Input;
 use tributary_domain::StreamCode;
 use tributary_domain::failover::{InputEvent, Report};
-use tributary_hub::{BufferId, Hub, Intake, Priority};
+use tributary_hub::{BufferId, Hub, Intake, PortKey};
 use tributary_ingest::{IngestConfig, IngestContext, WorkerEvent};
 
 use super::Ctl;
@@ -74,7 +74,7 @@ async fn read_one(
         .map_err(|e| e.to_string())?;
     let intake = Intake::new(writer);
     let port = intake
-        .add_port(Priority(input.priority), false)
+        .add_port(PortKey(0), false)
         .map_err(|e| e.to_string())?;
     let ctx = IngestContext {
         code: code.clone(),

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tributary_hub::{
-    AUDIO_ONLY_AFTER, Hub, HubError, Intake, Priority, RECENT_ERRORS, SessionReason, SubscribeFrom,
+    AUDIO_ONLY_AFTER, Hub, HubError, Intake, PortKey, RECENT_ERRORS, SessionReason, SubscribeFrom,
     Subscriber,
 };
 use tributary_media::{Frame, Ts90};
@@ -15,8 +15,8 @@ fn setup(hot: bool) -> (Hub, Intake, Subscriber) {
     let id = id("cam");
     let writer = hub.create(id.clone(), 1024).unwrap();
     let intake = Intake::new(writer);
-    intake.add_port(Priority(0), false).unwrap();
-    intake.add_port(Priority(1), hot).unwrap();
+    intake.add_port(PortKey(0), false).unwrap();
+    intake.add_port(PortKey(1), hot).unwrap();
     let sub = hub.subscribe(&id, SubscribeFrom::Now, "hls").unwrap();
     (hub, intake, sub)
 }
@@ -32,8 +32,8 @@ fn ns(frames: &[Frame]) -> Vec<i64> {
 #[test]
 fn only_the_selected_port_reaches_the_buffer() {
     let (_hub, intake, mut sub) = setup(false);
-    let main = intake.port(Priority(0)).unwrap();
-    let backup = intake.port(Priority(1)).unwrap();
+    let main = intake.port(PortKey(0)).unwrap();
+    let backup = intake.port(PortKey(1)).unwrap();
     assert_eq!(intake.selected(), None);
     main.write(video(0, true)).unwrap();
     assert!(
@@ -41,8 +41,8 @@ fn only_the_selected_port_reaches_the_buffer() {
         "nothing selected, nothing forwarded"
     );
 
-    intake.select(Priority(0), SessionReason::Fresh).unwrap();
-    assert_eq!(intake.selected(), Some(Priority(0)));
+    intake.select(PortKey(0), SessionReason::Fresh).unwrap();
+    assert_eq!(intake.selected(), Some(PortKey(0)));
     main.write(video(1, true)).unwrap();
     backup.write(video(1001, true)).unwrap();
     main.write(audio(2)).unwrap();
@@ -54,9 +54,9 @@ fn only_the_selected_port_reaches_the_buffer() {
 #[test]
 fn a_switch_waits_for_the_new_ports_keyframe() {
     let (_hub, intake, mut sub) = setup(false);
-    let main = intake.port(Priority(0)).unwrap();
-    let backup = intake.port(Priority(1)).unwrap();
-    intake.select(Priority(0), SessionReason::Fresh).unwrap();
+    let main = intake.port(PortKey(0)).unwrap();
+    let backup = intake.port(PortKey(1)).unwrap();
+    intake.select(PortKey(0), SessionReason::Fresh).unwrap();
     assert!(intake.handoff_pending());
     main.write(video(0, false)).unwrap(); // before the first keyframe: dropped
     main.write(video(1, true)).unwrap();
@@ -64,7 +64,7 @@ fn a_switch_waits_for_the_new_ports_keyframe() {
     let before = got(&mut sub);
     assert_eq!(ns(&before), [1]);
 
-    intake.select(Priority(1), SessionReason::Failover).unwrap();
+    intake.select(PortKey(1), SessionReason::Failover).unwrap();
     main.write(video(2, false)).unwrap(); // the old port stops at once
     backup.write(audio(1000)).unwrap(); // audio before the keyframe: dropped
     backup.write(video(1001, false)).unwrap();
@@ -82,9 +82,9 @@ fn a_switch_waits_for_the_new_ports_keyframe() {
 #[test]
 fn a_hot_standby_switch_replays_its_cached_gop_at_once() {
     let (_hub, intake, mut sub) = setup(true);
-    let main = intake.port(Priority(0)).unwrap();
-    let standby = intake.port(Priority(1)).unwrap();
-    intake.select(Priority(0), SessionReason::Fresh).unwrap();
+    let main = intake.port(PortKey(0)).unwrap();
+    let standby = intake.port(PortKey(1)).unwrap();
+    intake.select(PortKey(0), SessionReason::Fresh).unwrap();
     main.write(video(0, true)).unwrap();
     for frame in [
         video(1000, true),
@@ -98,7 +98,7 @@ fn a_hot_standby_switch_replays_its_cached_gop_at_once() {
     assert_eq!(standby.health().cached_frames, 3);
     assert_eq!(ns(&got(&mut sub)), [0]);
 
-    intake.select(Priority(1), SessionReason::Failover).unwrap();
+    intake.select(PortKey(1), SessionReason::Failover).unwrap();
     assert!(!intake.handoff_pending());
     standby.write(video(1005, false)).unwrap();
     let replayed = got(&mut sub);
@@ -106,7 +106,7 @@ fn a_hot_standby_switch_replays_its_cached_gop_at_once() {
     assert!(replayed.iter().all(|f| f.session == replayed[0].session));
 
     // Selecting the delivering port again replays nothing twice.
-    intake.select(Priority(1), SessionReason::Failover).unwrap();
+    intake.select(PortKey(1), SessionReason::Failover).unwrap();
     standby.write(video(1006, false)).unwrap();
     assert_eq!(ns(&got(&mut sub)), [1006]);
 }
@@ -114,7 +114,7 @@ fn a_hot_standby_switch_replays_its_cached_gop_at_once() {
 #[test]
 fn counters_update_for_unselected_ports() {
     let (_hub, intake, mut sub) = setup(false);
-    let backup = intake.port(Priority(1)).unwrap();
+    let backup = intake.port(PortKey(1)).unwrap();
     backup.write(video(10, true)).unwrap();
     backup.write(audio(20)).unwrap();
     backup.write(video(30, false)).unwrap();
@@ -124,7 +124,7 @@ fn counters_update_for_unselected_ports() {
     assert!(got(&mut sub).is_empty());
 
     let health = backup.health();
-    assert_eq!(health.priority, Priority(1));
+    assert_eq!(health.key, PortKey(1));
     assert!(!health.selected && !health.hot_standby);
     assert_eq!((health.frames, health.bytes, health.keyframes), (3, 33, 1));
     assert_eq!(
@@ -151,7 +151,7 @@ fn counters_update_for_unselected_ports() {
 
     let all = intake.health();
     assert_eq!(all.len(), 2);
-    assert_eq!(all[0].priority, Priority(0));
+    assert_eq!(all[0].key, PortKey(0));
     assert_eq!(all[0].frames, 0);
     assert_eq!(all[1], health);
 }
@@ -160,23 +160,23 @@ fn counters_update_for_unselected_ports() {
 fn ports_are_added_and_removed_at_runtime() {
     let (_hub, intake, mut sub) = setup(false);
     assert!(matches!(
-        intake.add_port(Priority(1), true),
+        intake.add_port(PortKey(1), true),
         Err(HubError::PortExists { .. })
     ));
-    let late = intake.add_port(Priority(5), false).unwrap();
-    intake.select(Priority(5), SessionReason::Fresh).unwrap();
+    let late = intake.add_port(PortKey(5), false).unwrap();
+    intake.select(PortKey(5), SessionReason::Fresh).unwrap();
     late.write(video(0, true)).unwrap();
     assert_eq!(ns(&got(&mut sub)), [0]);
 
-    assert!(intake.remove_port(Priority(5)));
-    assert!(!intake.remove_port(Priority(5)));
+    assert!(intake.remove_port(PortKey(5)));
+    assert!(!intake.remove_port(PortKey(5)));
     assert_eq!(intake.selected(), None);
     assert!(matches!(
         late.write(video(1, true)),
         Err(HubError::UnknownPort { .. })
     ));
     assert!(matches!(
-        intake.select(Priority(5), SessionReason::Failover),
+        intake.select(PortKey(5), SessionReason::Failover),
         Err(HubError::UnknownPort { .. })
     ));
     assert!(got(&mut sub).is_empty());
@@ -185,8 +185,8 @@ fn ports_are_added_and_removed_at_runtime() {
 #[test]
 fn a_restart_of_the_selected_port_waits_for_its_keyframe() {
     let (_hub, intake, mut sub) = setup(false);
-    let main = intake.port(Priority(0)).unwrap();
-    intake.select(Priority(0), SessionReason::Fresh).unwrap();
+    let main = intake.port(PortKey(0)).unwrap();
+    intake.select(PortKey(0), SessionReason::Fresh).unwrap();
     main.write(video(0, true)).unwrap();
     main.restart(SessionReason::Reconnect);
     main.write(video(1, false)).unwrap();
@@ -199,8 +199,8 @@ fn a_restart_of_the_selected_port_waits_for_its_keyframe() {
 #[test]
 fn an_audio_only_input_commits_after_a_run_of_audio() {
     let (_hub, intake, mut sub) = setup(false);
-    let radio = intake.port(Priority(1)).unwrap();
-    intake.select(Priority(1), SessionReason::Fresh).unwrap();
+    let radio = intake.port(PortKey(1)).unwrap();
+    intake.select(PortKey(1), SessionReason::Fresh).unwrap();
     for i in 0..i64::from(AUDIO_ONLY_AFTER) {
         radio.write(audio(i)).unwrap();
     }
@@ -212,9 +212,9 @@ fn an_audio_only_input_commits_after_a_run_of_audio() {
 #[test]
 fn deleting_the_buffer_fails_the_selected_ports_writes() {
     let (hub, intake, _sub) = setup(false);
-    let main = intake.port(Priority(0)).unwrap();
-    let backup = intake.port(Priority(1)).unwrap();
-    intake.select(Priority(0), SessionReason::Fresh).unwrap();
+    let main = intake.port(PortKey(0)).unwrap();
+    let backup = intake.port(PortKey(1)).unwrap();
+    intake.select(PortKey(0), SessionReason::Fresh).unwrap();
     hub.delete(intake.id());
     assert!(matches!(
         main.write(video(0, true)),
@@ -237,7 +237,7 @@ fn ports_are_send_and_sync() {
 #[test]
 fn media_counters_follow_each_kind_and_the_latest_video_pts() {
     let (_hub, intake, _sub) = setup(false);
-    let port = intake.port(Priority(0)).unwrap();
+    let port = intake.port(PortKey(0)).unwrap();
     let health = port.health();
     assert_eq!(
         (health.last_video_at, health.last_audio_at, health.video_pts),
@@ -278,11 +278,11 @@ fn media_counters_follow_each_kind_and_the_latest_video_pts() {
 #[test]
 fn a_commit_is_timed() {
     let (_hub, intake, _sub) = setup(true);
-    let main = intake.port(Priority(0)).unwrap();
-    let standby = intake.port(Priority(1)).unwrap();
+    let main = intake.port(PortKey(0)).unwrap();
+    let standby = intake.port(PortKey(1)).unwrap();
     assert_eq!(intake.committed_at(), None);
 
-    intake.select(Priority(0), SessionReason::Fresh).unwrap();
+    intake.select(PortKey(0), SessionReason::Fresh).unwrap();
     main.write(video(1, false)).unwrap();
     assert_eq!(
         intake.committed_at(),
@@ -296,7 +296,7 @@ fn a_commit_is_timed() {
 
     // A standby with a cached GOP commits at select.
     standby.write(video(3, true)).unwrap();
-    intake.select(Priority(1), SessionReason::Failover).unwrap();
+    intake.select(PortKey(1), SessionReason::Failover).unwrap();
     assert!(!intake.handoff_pending());
     assert!(intake.committed_at().unwrap() >= first);
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tributary_hub::{BufferConfig, Hub, Intake, Priority, SessionReason, SubscribeFrom};
+use tributary_hub::{BufferConfig, Hub, Intake, PortKey, SessionReason, SubscribeFrom};
 use tributary_media::Frame;
 
 use crate::support::{audio, drain, frames, id, origin, video};
@@ -54,8 +54,8 @@ fn assert_monotonic(frames: &[Frame]) {
 fn a_restarted_sender_opens_one_new_session_and_stays_monotonic() {
     let hub = Hub::new();
     let intake = normalised(&hub, "udp");
-    let port = intake.add_port(Priority(0), true).unwrap();
-    intake.select(Priority(0), SessionReason::Fresh).unwrap();
+    let port = intake.add_port(PortKey(0), true).unwrap();
+    intake.select(PortKey(0), SessionReason::Fresh).unwrap();
     let mut sub = hub
         .subscribe(&id("udp"), SubscribeFrom::Now, "test")
         .unwrap();
@@ -89,9 +89,9 @@ fn a_restarted_sender_opens_one_new_session_and_stays_monotonic() {
 fn a_failover_continues_the_output_timeline() {
     let hub = Hub::new();
     let intake = normalised(&hub, "fo");
-    let main = intake.add_port(Priority(0), true).unwrap();
-    let backup = intake.add_port(Priority(1), true).unwrap();
-    intake.select(Priority(0), SessionReason::Fresh).unwrap();
+    let main = intake.add_port(PortKey(0), true).unwrap();
+    let backup = intake.add_port(PortKey(1), true).unwrap();
+    intake.select(PortKey(0), SessionReason::Fresh).unwrap();
     let mut sub = hub
         .subscribe(&id("fo"), SubscribeFrom::Now, "test")
         .unwrap();
@@ -100,7 +100,7 @@ fn a_failover_continues_the_output_timeline() {
         main.write(frame).unwrap();
     }
     // The backup runs on an unrelated clock; it takes over at its next keyframe.
-    intake.select(Priority(1), SessionReason::Failover).unwrap();
+    intake.select(PortKey(1), SessionReason::Failover).unwrap();
     for frame in av(7_000_000, 2_000, 50) {
         backup.write(frame).unwrap();
     }

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tributary_hub::{
-    BufferId, Delivery, Hub, Intake, Port, Priority, SessionReason, SubscribeFrom, Subscriber,
+    BufferId, Delivery, Hub, Intake, Port, PortKey, SessionReason, SubscribeFrom, Subscriber,
 };
 use tributary_ingest::{IngestConfig, IngestContext, Worker, spawn_with};
 use tributary_media::codec::nal::annex_b_nals;
@@ -31,8 +31,8 @@ impl Rig {
         let hub = Hub::new();
         let id = BufferId::Stream("ingest-test".parse().unwrap());
         let intake = Intake::new(hub.create(id.clone(), 8192).unwrap());
-        let port = intake.add_port(Priority(0), false).unwrap();
-        intake.select(Priority(0), SessionReason::Fresh).unwrap();
+        let port = intake.add_port(PortKey(0), false).unwrap();
+        intake.select(PortKey(0), SessionReason::Fresh).unwrap();
         let sub = hub.subscribe(&id, SubscribeFrom::Now, "test").unwrap();
         Self {
             _hub: hub,

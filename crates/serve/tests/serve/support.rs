@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tributary_hub::{
-    BufferConfig, BufferId, Delivery, Hub, Intake, Port, Priority, SessionReason, SubscribeFrom,
+    BufferConfig, BufferId, Delivery, Hub, Intake, Port, PortKey, SessionReason, SubscribeFrom,
     Subscriber,
 };
 use tributary_media::{Codec, Frame, SessionId, StreamCode, TrackConfig, TrackId, Ts90};
@@ -67,8 +67,8 @@ impl TestRouter {
                 .create_with(BufferId::Stream(code.clone()), config)
                 .unwrap();
             let intake = Intake::new(writer);
-            let port = intake.add_port(Priority(0), false).unwrap();
-            intake.select(Priority(0), SessionReason::Fresh).unwrap();
+            let port = intake.add_port(PortKey(0), false).unwrap();
+            intake.select(PortKey(0), SessionReason::Fresh).unwrap();
             streams.insert(
                 code.as_str().to_owned(),
                 Slot {
