@@ -19,10 +19,6 @@ pub(crate) enum ServiceError {
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
     /// The service tried and failed.
-    #[allow(
-        dead_code,
-        reason = "returned by real services as they land; the fakes use it"
-    )]
     #[error("{0}")]
     Failed(String),
 }

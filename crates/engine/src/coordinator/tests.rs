@@ -1,14 +1,20 @@
 //! Coordinator routing tests with recording fakes of every service.
 
 use std::collections::HashSet;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicI64;
 
+use tokio_util::sync::CancellationToken;
+use tributary_domain::diff::Output;
+use tributary_domain::event::StreamStatus;
 use tributary_domain::{Dvr, Input, Protocols, Push, Transcoder, TranscoderMode, VideoProfile};
 use tributary_store::SqliteStore;
 
+use super::apply::output_name;
 use super::*;
 use crate::services::{
-    BufferService, DvrService, InputService, OutputService, ThumbnailService, TranscodeService,
+    BufferKind, BufferService, DvrService, InputService, OutputService, ServiceError,
+    ThumbnailService, TranscodeService,
 };
 
 /// Records every service call as a line, and fails the calls named in `fail`.
@@ -190,8 +196,23 @@ fn transcoded(mode: TranscoderMode, rungs: u32) -> Stream {
     s
 }
 
+impl Rig {
+    /// Stores `s` and converges on it, as a PUT does; the apply's result.
+    async fn apply(&self, s: &Stream) -> Result<Applied, CoordError> {
+        let outcome = self.coordinator.put(s.clone(), Expect::Any).await.unwrap();
+        outcome.applied
+    }
+
+    /// Stores `s` disabled, which stops it.
+    async fn stop(&self, s: &Stream) -> Applied {
+        let mut off = s.clone();
+        off.disabled = true;
+        self.apply(&off).await.unwrap()
+    }
+}
+
 async fn started(rig: &Rig, s: &Stream) {
-    rig.coordinator.start(s.clone()).await.unwrap();
+    rig.apply(s).await.unwrap();
     rig.recorder.take();
 }
 
@@ -217,7 +238,7 @@ async fn start_creates_in_order_and_is_idempotent() {
         enabled: true,
         ..Dvr::default()
     });
-    let applied = rig.coordinator.start(s.clone()).await.unwrap();
+    let applied = rig.apply(&s).await.unwrap();
     assert_eq!(applied.actions, vec![Action::Start]);
     assert_eq!(
         rig.recorder.take(),
@@ -232,13 +253,16 @@ async fn start_creates_in_order_and_is_idempotent() {
         ]
     );
     assert!(rig.coordinator.is_running(&s.code));
-    assert_eq!(rig.coordinator.stream_status(&s.code), StreamStatus::Active);
+    assert_eq!(
+        rig.coordinator.snapshot(&s.code).status,
+        StreamStatus::Active
+    );
     // Idempotent.
-    let again = rig.coordinator.start(s.clone()).await.unwrap();
+    let again = rig.apply(&s).await.unwrap();
     assert!(again.actions.is_empty());
     assert!(rig.recorder.take().is_empty());
     // Stop in reverse dependency order.
-    rig.coordinator.stop(&s.code).await.unwrap();
+    rig.stop(&s).await;
     assert_eq!(
         rig.recorder.take(),
         [
@@ -252,34 +276,29 @@ async fn start_creates_in_order_and_is_idempotent() {
         ]
     );
     assert_eq!(
-        rig.coordinator.stream_status(&s.code),
+        rig.coordinator.snapshot(&s.code).status,
         StreamStatus::Stopped
     );
     // Stopping a stopped stream is a no-op.
-    assert!(
-        rig.coordinator
-            .stop(&s.code)
-            .await
-            .unwrap()
-            .actions
-            .is_empty()
-    );
+    assert!(rig.stop(&s).await.actions.is_empty());
     assert!(rig.recorder.take().is_empty());
 }
 
 #[tokio::test]
-async fn start_refuses_disabled_and_inputless_streams() {
+async fn disabled_and_inputless_streams_are_stored_but_not_started() {
     let rig = rig();
     let mut s = base();
     s.disabled = true;
+    assert!(rig.apply(&s).await.unwrap().actions.is_empty());
     assert!(matches!(
-        rig.coordinator.start(s.clone()).await,
+        rig.coordinator.restart(&s.code).await,
         Err(CoordError::Disabled(_))
     ));
     s.disabled = false;
     s.inputs.clear();
+    assert!(rig.apply(&s).await.unwrap().actions.is_empty());
     assert!(matches!(
-        rig.coordinator.start(s).await,
+        rig.coordinator.restart(&s.code).await,
         Err(CoordError::NoInputs(_))
     ));
     assert!(rig.recorder.take().is_empty());
@@ -295,7 +314,7 @@ async fn publisher_start_failure_rolls_back_everything_created() {
         ..Protocols::default()
     });
     rig.recorder.fail("outputs.start rtmp");
-    let err = rig.coordinator.start(s.clone()).await.unwrap_err();
+    let err = rig.apply(&s).await.unwrap_err();
     assert!(err.to_string().contains("output rtmp"), "{err}");
     assert_eq!(
         rig.recorder.take(),
@@ -322,7 +341,7 @@ async fn dvr_failure_is_a_warning_not_a_start_failure() {
         ..Dvr::default()
     });
     rig.recorder.fail("dvr.start");
-    let applied = rig.coordinator.start(s.clone()).await.unwrap();
+    let applied = rig.apply(&s).await.unwrap();
     assert_eq!(applied.warnings.len(), 1);
     assert!(rig.coordinator.is_running(&s.code));
 }
@@ -331,7 +350,7 @@ async fn dvr_failure_is_a_warning_not_a_start_failure() {
 async fn route(old: Stream, new: Stream) -> Vec<String> {
     let rig = rig();
     started(&rig, &old).await;
-    rig.coordinator.update(new).await.unwrap();
+    rig.apply(&new).await.unwrap();
     rig.recorder.take()
 }
 
@@ -493,7 +512,7 @@ async fn failed_update_ends_in_a_clean_stop() {
         ..Protocols::default()
     });
     rig.recorder.fail("outputs.start hls");
-    assert!(rig.coordinator.update(new).await.is_err());
+    assert!(rig.apply(&new).await.is_err());
     assert_eq!(
         rig.recorder.take(),
         [
@@ -512,37 +531,135 @@ async fn concurrent_operations_serialise_without_double_start() {
     let mut tasks = Vec::new();
     for i in 0..100u32 {
         let coordinator = rig.coordinator.clone();
-        let code = code.clone();
         tasks.push(tokio::spawn(async move {
+            let mut s = base();
             match i % 3 {
-                0 => coordinator.start(base()).await.map(|_| ()),
-                1 => coordinator.stop(&code).await.map(|_| ()),
-                _ => {
-                    let mut s = base();
-                    s.name = format!("v{i}");
-                    coordinator.update(s).await.map(|_| ())
-                }
+                0 => {}
+                1 => s.disabled = true,
+                _ => s.name = format!("v{i}"),
             }
+            coordinator.put(s, Expect::Any).await.map(|o| o.applied)
         }));
     }
     for t in tasks {
-        t.await.unwrap().unwrap();
+        t.await.unwrap().unwrap().unwrap();
     }
-    let processed = {
-        let actor = rig.coordinator.existing(&code).unwrap();
-        let inner = actor.state.lock();
-        inner.processed.clone()
-    };
+    let processed = processed(&rig, &code);
     assert_eq!(processed.len(), 100);
-    let last = *processed.last().unwrap();
+    let stored = rig.store.get(&code).unwrap().unwrap().stream;
     let running = rig.coordinator.is_running(&code);
-    assert_eq!(running, last != "stop", "last processed op was {last}");
+    assert_eq!(running, !stored.disabled, "the last write won");
     assert_eq!(
         rig.recorder.max_live.load(Ordering::SeqCst),
         1,
         "a double start happened"
     );
     assert_eq!(rig.recorder.live.load(Ordering::SeqCst), i64::from(running));
+}
+
+/// Waits (yielding, not sleeping) until `code` has no actor.
+async fn reclaimed(rig: &Rig, code: &StreamCode) {
+    for _ in 0..1000 {
+        if rig.coordinator.inner.registry.state(code).is_none() {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("the actor of {code} was not reclaimed");
+}
+
+#[tokio::test]
+async fn an_idle_actor_is_reclaimed_and_the_next_command_gets_a_fresh_one() {
+    let rig = rig();
+    let s = base();
+    rig.apply(&s).await.unwrap();
+    assert!(rig.coordinator.inner.registry.state(&s.code).is_some());
+    assert!(rig.coordinator.delete(&s.code).await.unwrap());
+    reclaimed(&rig, &s.code).await;
+    // Codes that only ever saw a delete or a refused restart keep no task either.
+    let ghost = StreamCode::parse("ghost").unwrap();
+    assert!(!rig.coordinator.delete(&ghost).await.unwrap());
+    assert!(rig.coordinator.restart(&ghost).await.is_err());
+    reclaimed(&rig, &ghost).await;
+    // The next command spawns a fresh actor and runs.
+    let outcome = rig.coordinator.put(s.clone(), Expect::Any).await.unwrap();
+    assert!(outcome.created);
+    assert!(rig.coordinator.is_running(&s.code));
+    assert_eq!(processed(&rig, &s.code), ["put", "delete", "put"]);
+}
+
+#[tokio::test]
+async fn a_failed_start_keeps_its_actor_so_the_error_stays_visible() {
+    let rig = rig();
+    let s = base();
+    rig.recorder.fail("inputs.register 1");
+    assert!(rig.apply(&s).await.is_err());
+    tokio::task::yield_now().await;
+    assert!(rig.coordinator.snapshot(&s.code).last_error.is_some());
+    // Disabling it clears the error, and the actor goes.
+    rig.stop(&s).await;
+    reclaimed(&rig, &s.code).await;
+    assert_eq!(rig.coordinator.snapshot(&s.code).last_error, None);
+}
+
+#[tokio::test]
+async fn a_caller_holding_a_ticket_keeps_the_actor_until_its_command_ran() {
+    let rig = rig();
+    let s = base();
+    rig.apply(&s).await.unwrap();
+    // A caller took the actor's sender (and a ticket) but has not sent yet...
+    let (tx, ticket, spawned) = rig
+        .coordinator
+        .inner
+        .registry
+        .acquire(&s.code, false)
+        .unwrap();
+    assert!(spawned.is_none());
+    // ...when another command leaves the stream blank.
+    assert!(rig.coordinator.delete(&s.code).await.unwrap());
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(rig.coordinator.inner.registry.state(&s.code).is_some());
+    // Its command still reaches the same actor, runs once, after the delete.
+    let (reply, rx) = oneshot::channel();
+    let command = Command::Converge(reply);
+    tx.send(Envelope { command, ticket }).await.ok().unwrap();
+    assert!(rx.await.unwrap().unwrap().actions.is_empty());
+    reclaimed(&rig, &s.code).await;
+    assert_eq!(processed(&rig, &s.code), ["put", "delete", "converge"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commands_racing_reclamation_run_exactly_once_in_order() {
+    let rig = rig();
+    let s = base();
+    // Each delete leaves the actor blank, so it reclaims itself while the next put is on its
+    // way: the put must find either the old actor (which then stays) or a fresh one.
+    let rounds = 200;
+    for round in 0..rounds {
+        let outcome = rig.coordinator.put(s.clone(), Expect::Any).await.unwrap();
+        assert!(outcome.created, "round {round}: the delete before was lost");
+        assert!(outcome.applied.is_ok());
+        assert!(
+            rig.coordinator.delete(&s.code).await.unwrap(),
+            "round {round}"
+        );
+    }
+    let expected: Vec<&str> = (0..rounds).flat_map(|_| ["put", "delete"]).collect();
+    assert_eq!(processed(&rig, &s.code), expected);
+    assert_eq!(rig.recorder.max_live.load(Ordering::SeqCst), 1);
+    assert_eq!(rig.recorder.live.load(Ordering::SeqCst), 0);
+    reclaimed(&rig, &s.code).await;
+}
+
+/// The commands actors ran for `code`, in order.
+fn processed(rig: &Rig, code: &StreamCode) -> Vec<&'static str> {
+    crate::lock(&rig.coordinator.inner.processed)
+        .iter()
+        .filter(|(c, _)| c == code)
+        .map(|(_, op)| *op)
+        .collect()
 }
 
 #[tokio::test]
@@ -632,5 +749,3 @@ async fn reconciler_heals_a_failed_start_within_one_interval_and_skips_disabled(
     shutdown.cancel();
     task.await.unwrap();
 }
-
-use tokio_util::sync::CancellationToken;

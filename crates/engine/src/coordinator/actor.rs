@@ -1,0 +1,187 @@
+//! One stream's actor: the task that runs the stream's lifecycle commands one at a time, in
+//! queue order, including the store writes of a PUT or DELETE (so the write and the apply are
+//! under one lock). Applying a configuration is in `apply.rs`.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use tributary_domain::event::EventType;
+use tributary_domain::{Stream, StreamCode};
+use tributary_store::{Expect, StoreError, StoredStream};
+
+use super::apply::Running;
+use super::registry::Ticket;
+use super::state::StreamState;
+use super::{Applied, CoordError, Inner, PutOutcome};
+
+/// A lifecycle operation on one stream.
+pub(super) enum Command {
+    /// Write the record to the store, then converge on it.
+    Put(
+        Box<Stream>,
+        Expect,
+        oneshot::Sender<Result<PutOutcome, CoordError>>,
+    ),
+    /// Delete the record, then stop the stream; replies whether it existed.
+    Delete(oneshot::Sender<Result<bool, CoordError>>),
+    /// Stop, then start from the stored record.
+    Restart(oneshot::Sender<Result<Applied, CoordError>>),
+    /// Re-read the stored record and converge on it (the reconciler).
+    Converge(oneshot::Sender<Result<Applied, CoordError>>),
+    /// Stop the stream (shutdown).
+    Stop(oneshot::Sender<Result<Applied, CoordError>>),
+}
+
+/// A command with the caller's ticket, which keeps the actor registered until the command ran.
+pub(super) struct Envelope {
+    pub(super) command: Command,
+    pub(super) ticket: Ticket,
+}
+
+/// The actor task of one stream.
+pub(super) struct Worker {
+    /// The coordinator's shared parts: services, store, events, registry.
+    pub(super) inner: Arc<Inner>,
+    /// The stream.
+    pub(super) code: StreamCode,
+    /// The live state readers see.
+    pub(super) state: Arc<StreamState>,
+    /// What runs, so stop and rollback undo exactly that (`None`: stopped).
+    pub(super) running: Option<Running>,
+}
+
+impl Worker {
+    /// Runs commands until the stream is blank and no caller holds a ticket, then leaves the
+    /// registry (see `registry.rs`).
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Envelope>) {
+        while let Some(Envelope { command, ticket }) = rx.recv().await {
+            self.handle(command).await;
+            drop(ticket);
+            if self.state.is_blank() && self.inner.registry.reclaim(&self.code, &self.state) {
+                tracing::debug!(stream = %self.code, "idle stream actor reclaimed");
+                return;
+            }
+        }
+        if let Some(running) = self.running.take() {
+            self.teardown(running);
+        }
+    }
+
+    async fn handle(&mut self, command: Command) {
+        match command {
+            Command::Put(stream, expect, reply) => {
+                self.record("put");
+                let result = self.put(*stream, expect).await;
+                let _ = reply.send(result);
+            }
+            Command::Delete(reply) => {
+                self.record("delete");
+                let result = self.delete().await;
+                let _ = reply.send(result);
+            }
+            Command::Restart(reply) => {
+                self.record("restart");
+                let result = self.restart().await;
+                let _ = reply.send(result);
+            }
+            Command::Converge(reply) => {
+                self.record("converge");
+                let result = match self.load().await {
+                    Ok(desired) => self.converge(desired.map(|s| s.stream)),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = &result {
+                    tracing::warn!(stream = %self.code, error = %e, "reconcile failed; retrying next pass");
+                }
+                let _ = reply.send(result);
+            }
+            Command::Stop(reply) => {
+                self.record("stop");
+                let _ = reply.send(Ok(self.stop()));
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn record(&self, op: &'static str) {
+        crate::lock(&self.inner.processed).push((self.code.clone(), op));
+    }
+
+    #[cfg(not(test))]
+    fn record(&self, _op: &'static str) {}
+
+    async fn load(&self) -> Result<Option<StoredStream>, CoordError> {
+        let store = self.inner.store.clone();
+        let code = self.code.clone();
+        tokio::task::spawn_blocking(move || store.get(&code))
+            .await
+            .map_err(|e| CoordError::Store(e.to_string()))?
+            .map_err(|e| CoordError::Store(e.to_string()))
+    }
+
+    async fn put(&mut self, stream: Stream, expect: Expect) -> Result<PutOutcome, CoordError> {
+        let store = self.inner.store.clone();
+        let code = self.code.clone();
+        let to_store = stream.clone();
+        let upserted = tokio::task::spawn_blocking(move || store.upsert(&to_store, expect))
+            .await
+            .map_err(|e| CoordError::Store(e.to_string()))?
+            .map_err(|e| match e {
+                StoreError::Conflict {
+                    expected, actual, ..
+                } => CoordError::Precondition {
+                    code: code.clone(),
+                    expected: format!("{expected:?}"),
+                    actual,
+                },
+                other => CoordError::Store(other.to_string()),
+            })?;
+        let kind = if upserted.created {
+            EventType::StreamCreated
+        } else {
+            EventType::StreamUpdated
+        };
+        self.inner
+            .events
+            .publish(kind, self.code.as_str(), json!({}));
+        let applied = self.converge(Some(upserted.stored.stream.clone()));
+        Ok(PutOutcome {
+            stored: upserted.stored,
+            created: upserted.created,
+            applied,
+        })
+    }
+
+    async fn delete(&mut self) -> Result<bool, CoordError> {
+        let store = self.inner.store.clone();
+        let code = self.code.clone();
+        let existed = tokio::task::spawn_blocking(move || store.delete(&code))
+            .await
+            .map_err(|e| CoordError::Store(e.to_string()))?
+            .map_err(|e| CoordError::Store(e.to_string()))?;
+        self.stop();
+        // The stream is gone: a failure to start it no longer applies.
+        self.state.lock().last_error = None;
+        if existed {
+            self.inner
+                .events
+                .publish(EventType::StreamDeleted, self.code.as_str(), json!({}));
+        }
+        Ok(existed)
+    }
+
+    async fn restart(&mut self) -> Result<Applied, CoordError> {
+        let Some(stored) = self.load().await? else {
+            return Err(CoordError::NotFound(self.code.clone()));
+        };
+        if stored.stream.disabled {
+            return Err(CoordError::Disabled(self.code.clone()));
+        }
+        let mut stopped = self.stop();
+        let started = self.start(&stored.stream)?;
+        stopped.actions.extend(started.actions);
+        stopped.warnings.extend(started.warnings);
+        Ok(stopped)
+    }
+}

@@ -1,0 +1,450 @@
+//! Applying a configuration to a stream's services: start in SPEC §Coordinator order with
+//! rollback, stop in reverse, and updates routed by the restart plan (SPEC §Hot reload). Runs
+//! inside the stream's actor, so nothing here races another operation on the same stream.
+
+use std::sync::atomic::Ordering;
+
+use chrono::Utc;
+use serde_json::json;
+use tributary_domain::Stream;
+use tributary_domain::diff::{Output, compute_diff};
+use tributary_domain::event::EventType;
+use tributary_domain::plan::{Action, plan};
+
+use super::actor::Worker;
+use super::{Applied, CoordError};
+use crate::services::{BufferKind, ServiceError, buffer_plan};
+
+/// What the actor started for a running stream, so stop and rollback undo exactly that.
+pub(super) struct Running {
+    /// The configuration it runs with; updates are diffed against it.
+    stream: Stream,
+    /// The hub buffers created.
+    buffers: Vec<BufferKind>,
+    /// Whether the manager has the stream's inputs.
+    inputs: bool,
+    /// The outputs started, in start order.
+    outputs: Vec<Output>,
+    /// The push targets started, by trimmed URL.
+    pushes: Vec<String>,
+    /// Whether FFmpeg runs.
+    transcoder: bool,
+    /// Whether DVR records.
+    dvr: bool,
+    /// Whether the thumbnailer runs.
+    thumbnail: bool,
+}
+
+impl Running {
+    fn new(stream: &Stream) -> Self {
+        Self {
+            stream: stream.clone(),
+            buffers: Vec::new(),
+            inputs: false,
+            outputs: Vec::new(),
+            pushes: Vec::new(),
+            transcoder: false,
+            dvr: false,
+            thumbnail: false,
+        }
+    }
+}
+
+impl Worker {
+    /// Moves the running state to `desired` (None: deleted).
+    pub(super) fn converge(&mut self, desired: Option<Stream>) -> Result<Applied, CoordError> {
+        let desired = desired.filter(|s| s.is_startable());
+        if desired.is_none() {
+            // Deleted or disabled: a failure to start it no longer applies.
+            self.state.lock().last_error = None;
+        }
+        match (desired, self.running.is_some()) {
+            (None, false) => Ok(Applied::default()),
+            (None, true) => Ok(self.stop()),
+            (Some(stream), false) => self.start(&stream),
+            (Some(stream), true) => self.update(stream),
+        }
+    }
+
+    pub(super) fn start(&mut self, stream: &Stream) -> Result<Applied, CoordError> {
+        if self.running.is_some() {
+            return Ok(Applied::default());
+        }
+        if stream.disabled {
+            return Err(CoordError::Disabled(self.code.clone()));
+        }
+        if stream.inputs.is_empty() {
+            return Err(CoordError::NoInputs(self.code.clone()));
+        }
+        let mut run = Running::new(stream);
+        let mut warnings = Vec::new();
+        if let Err(e) = self.start_parts(stream, &mut run, &mut warnings) {
+            tracing::warn!(stream = %self.code, error = %e, "start failed; rolled back");
+            self.teardown(run);
+            self.state.lock().last_error = Some(e.to_string());
+            return Err(e);
+        }
+        let seq = self.inner.start_seq.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut inner = self.state.lock();
+            inner.started_at = Some(Utc::now());
+            inner.start_seq = seq;
+            inner.inputs_exhausted = false;
+            inner.warnings = warnings.clone();
+            inner.last_error = None;
+        }
+        self.running = Some(run);
+        self.state.running.store(true, Ordering::Release);
+        tracing::info!(stream = %self.code, "stream started");
+        self.inner
+            .events
+            .publish(EventType::StreamStarted, self.code.as_str(), json!({}));
+        Ok(Applied {
+            actions: vec![Action::Start],
+            warnings,
+        })
+    }
+
+    /// SPEC §Coordinator start order; each part is recorded in `run` as soon as it exists.
+    fn start_parts(
+        &self,
+        stream: &Stream,
+        run: &mut Running,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), CoordError> {
+        let svc = &self.inner.services;
+        let buffers = buffer_plan(stream);
+        svc.buffers
+            .create(&self.code, &buffers)
+            .map_err(|e| self.failed("buffers", e))?;
+        run.buffers = buffers;
+        svc.inputs
+            .register(stream)
+            .map_err(|e| self.failed("inputs", e))?;
+        run.inputs = true;
+        for output in enabled_outputs(stream) {
+            svc.outputs
+                .start_output(stream, output)
+                .map_err(|e| self.failed(&format!("output {}", output_name(output)), e))?;
+            run.outputs.push(output);
+        }
+        for target in stream.push.iter().filter(|p| p.enabled) {
+            svc.outputs
+                .start_push(stream, target)
+                .map_err(|e| self.failed("push", e))?;
+            run.pushes.push(target.url.trim().to_owned());
+        }
+        if stream.transcoder.as_ref().is_some_and(|t| t.needs_ffmpeg()) {
+            svc.transcoder
+                .start(stream)
+                .map_err(|e| self.failed("transcoder", e))?;
+            run.transcoder = true;
+        }
+        if stream.dvr.as_ref().is_some_and(|d| d.enabled) {
+            match svc.dvr.start(stream) {
+                Ok(()) => run.dvr = true,
+                Err(e) => warnings.push(format!("dvr did not start: {e}")),
+            }
+        }
+        if stream.thumbnail.as_ref().is_some_and(|t| t.enabled) {
+            match svc.thumbnails.start(stream) {
+                Ok(()) => run.thumbnail = true,
+                Err(e) => warnings.push(format!("thumbnails did not start: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    fn failed(&self, step: &str, error: ServiceError) -> CoordError {
+        CoordError::Service {
+            code: self.code.clone(),
+            step: step.to_owned(),
+            error: error.to_string(),
+        }
+    }
+
+    pub(super) fn stop(&mut self) -> Applied {
+        let Some(run) = self.running.take() else {
+            return Applied::default();
+        };
+        self.teardown(run);
+        self.state.running.store(false, Ordering::Release);
+        {
+            let mut inner = self.state.lock();
+            inner.started_at = None;
+            inner.inputs_exhausted = false;
+            inner.warnings.clear();
+        }
+        tracing::info!(stream = %self.code, "stream stopped");
+        self.inner
+            .events
+            .publish(EventType::StreamStopped, self.code.as_str(), json!({}));
+        Applied {
+            actions: vec![Action::Stop],
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Undoes what `run` records, in SPEC §Coordinator stop order: DVR → publisher →
+    /// transcoder → manager → buffers. Synchronous, so it always completes.
+    pub(super) fn teardown(&self, run: Running) {
+        let svc = &self.inner.services;
+        let code = &self.code;
+        if run.dvr {
+            svc.dvr.stop(code);
+        }
+        if run.thumbnail {
+            svc.thumbnails.stop(code);
+        }
+        for url in run.pushes.iter().rev() {
+            svc.outputs.stop_push(code, url);
+        }
+        for output in run.outputs.iter().rev() {
+            svc.outputs.stop_output(code, *output);
+        }
+        if run.transcoder {
+            svc.transcoder.stop(code);
+        }
+        if run.inputs {
+            svc.inputs.unregister(code);
+        }
+        if !run.buffers.is_empty() {
+            svc.buffers.delete(code, &run.buffers);
+        }
+    }
+
+    /// Routes a diff to the smallest set of restarts. Any failure stops the whole stream
+    /// cleanly (the reconciler heals it).
+    fn update(&mut self, new: Stream) -> Result<Applied, CoordError> {
+        let Some(mut run) = self.running.take() else {
+            return self.start(&new);
+        };
+        let diff = compute_diff(&run.stream, &new);
+        let planned = plan(&run.stream, &new, &diff);
+        let mut warnings = planned.warnings.clone();
+        let mut applied = Vec::new();
+        for action in &planned.actions {
+            if matches!(action, Action::Stop) {
+                self.running = Some(run);
+                return Ok(self.stop());
+            }
+            let result = self.apply(action, &mut run, &new, &mut warnings);
+            if let Err(e) = result {
+                tracing::warn!(stream = %self.code, error = %e, "update failed; stopping the stream");
+                self.running = Some(run);
+                self.stop();
+                self.state.lock().last_error = Some(e.to_string());
+                return Err(e);
+            }
+            applied.push(action.clone());
+        }
+        run.stream = new;
+        self.running = Some(run);
+        if !applied.is_empty() {
+            tracing::info!(stream = %self.code, actions = applied.len(), "stream updated");
+        }
+        Ok(Applied {
+            actions: applied,
+            warnings,
+        })
+    }
+
+    fn apply(
+        &mut self,
+        action: &Action,
+        run: &mut Running,
+        new: &Stream,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), CoordError> {
+        let svc = self.inner.services.clone();
+        let code = self.code.clone();
+        match action {
+            // `update` handles Stop before calling here; Start never accompanies a running
+            // stream (the stream is running, so it was enabled).
+            Action::Stop | Action::Start => {}
+            Action::UpdateInputs => {
+                svc.inputs
+                    .update_inputs(&run.stream, new)
+                    .map_err(|e| self.failed("inputs", e))?;
+            }
+            Action::ReloadTranscoder => {
+                if run.transcoder {
+                    svc.transcoder.stop(&code);
+                    run.transcoder = false;
+                }
+                let wanted = buffer_plan(new);
+                let gone: Vec<_> = run
+                    .buffers
+                    .iter()
+                    .filter(|b| !wanted.contains(b))
+                    .copied()
+                    .collect();
+                let added: Vec<_> = wanted
+                    .iter()
+                    .filter(|b| !run.buffers.contains(b))
+                    .copied()
+                    .collect();
+                svc.buffers.delete(&code, &gone);
+                run.buffers.retain(|b| !gone.contains(b));
+                svc.buffers
+                    .create(&code, &added)
+                    .map_err(|e| self.failed("buffers", e))?;
+                run.buffers.extend(added);
+                svc.inputs
+                    .update_inputs(&run.stream, new)
+                    .map_err(|e| self.failed("inputs", e))?;
+                if new.transcoder.as_ref().is_some_and(|t| t.needs_ffmpeg()) {
+                    svc.transcoder
+                        .start(new)
+                        .map_err(|e| self.failed("transcoder", e))?;
+                    run.transcoder = true;
+                }
+                for output in run.outputs.clone() {
+                    if matches!(output, Output::Hls | Output::Dash) {
+                        svc.outputs.stop_output(&code, output);
+                        svc.outputs.start_output(new, output).map_err(|e| {
+                            self.failed(&format!("output {}", output_name(output)), e)
+                        })?;
+                    }
+                }
+            }
+            Action::RestartRung { index } => svc
+                .transcoder
+                .restart_rung(new, *index)
+                .map_err(|e| self.failed("transcoder", e))?,
+            Action::AddRung { index } => {
+                let buffer = BufferKind::Rendition(*index as u16);
+                svc.buffers
+                    .create(&code, &[buffer])
+                    .map_err(|e| self.failed("buffers", e))?;
+                run.buffers.push(buffer);
+                svc.transcoder
+                    .add_rung(new, *index)
+                    .map_err(|e| self.failed("transcoder", e))?;
+            }
+            Action::RemoveRung { index } => {
+                let buffer = BufferKind::Rendition(*index as u16);
+                svc.transcoder.remove_rung(&code, *index);
+                svc.buffers.delete(&code, &[buffer]);
+                run.buffers.retain(|b| *b != buffer);
+            }
+            Action::RestartTranscoder { added, removed } => {
+                if run.transcoder {
+                    svc.transcoder.stop(&code);
+                    run.transcoder = false;
+                }
+                let gone: Vec<_> = removed
+                    .iter()
+                    .map(|i| BufferKind::Rendition(*i as u16))
+                    .collect();
+                svc.buffers.delete(&code, &gone);
+                run.buffers.retain(|b| !gone.contains(b));
+                let fresh: Vec<_> = added
+                    .iter()
+                    .map(|i| BufferKind::Rendition(*i as u16))
+                    .collect();
+                svc.buffers
+                    .create(&code, &fresh)
+                    .map_err(|e| self.failed("buffers", e))?;
+                run.buffers.extend(fresh);
+                svc.transcoder
+                    .start(new)
+                    .map_err(|e| self.failed("transcoder", e))?;
+                run.transcoder = true;
+            }
+            Action::StartOutput { output } => {
+                svc.outputs
+                    .start_output(new, *output)
+                    .map_err(|e| self.failed(&format!("output {}", output_name(*output)), e))?;
+                run.outputs.push(*output);
+            }
+            Action::StopOutput { output } => {
+                svc.outputs.stop_output(&code, *output);
+                run.outputs.retain(|o| o != output);
+            }
+            Action::StartPush { url } => {
+                let Some(target) = new.push.iter().find(|p| p.url.trim() == url) else {
+                    return Ok(());
+                };
+                svc.outputs
+                    .start_push(new, target)
+                    .map_err(|e| self.failed("push", e))?;
+                run.pushes.push(url.clone());
+            }
+            Action::StopPush { url } => {
+                svc.outputs.stop_push(&code, url);
+                run.pushes.retain(|u| u != url);
+            }
+            Action::RestartPush { url } => {
+                svc.outputs.stop_push(&code, url);
+                run.pushes.retain(|u| u != url);
+                if let Some(target) = new.push.iter().find(|p| p.url.trim() == url) {
+                    svc.outputs
+                        .start_push(new, target)
+                        .map_err(|e| self.failed("push", e))?;
+                    run.pushes.push(url.clone());
+                }
+            }
+            Action::StartDvr => match svc.dvr.start(new) {
+                Ok(()) => run.dvr = true,
+                Err(e) => warnings.push(format!("dvr did not start: {e}")),
+            },
+            Action::StopDvr => {
+                svc.dvr.stop(&code);
+                run.dvr = false;
+            }
+            Action::RestartDvr => {
+                if run.dvr {
+                    svc.dvr.stop(&code);
+                }
+                match svc.dvr.start(new) {
+                    Ok(()) => run.dvr = true,
+                    Err(e) => {
+                        run.dvr = false;
+                        warnings.push(format!("dvr did not start: {e}"));
+                    }
+                }
+            }
+            Action::ApplyDvr => svc.dvr.apply(new),
+            Action::RestartThumbnailer => {
+                if run.thumbnail {
+                    svc.thumbnails.stop(&code);
+                    run.thumbnail = false;
+                }
+                if new.thumbnail.as_ref().is_some_and(|t| t.enabled) {
+                    match svc.thumbnails.start(new) {
+                        Ok(()) => run.thumbnail = true,
+                        Err(e) => warnings.push(format!("thumbnails did not start: {e}")),
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The outputs a stream's protocol flags turn on, in a fixed order.
+fn enabled_outputs(stream: &Stream) -> Vec<Output> {
+    let p = stream.protocols();
+    [
+        (p.hls, Output::Hls),
+        (p.dash, Output::Dash),
+        (p.rtmp, Output::Rtmp),
+        (p.rtsp, Output::Rtsp),
+        (p.srt, Output::Srt),
+    ]
+    .into_iter()
+    .filter_map(|(on, o)| on.then_some(o))
+    .collect()
+}
+
+/// An output's name in errors and logs.
+pub(super) fn output_name(output: Output) -> &'static str {
+    match output {
+        Output::Hls => "hls",
+        Output::Dash => "dash",
+        Output::Rtsp => "rtsp",
+        Output::Rtmp => "rtmp",
+        Output::Srt => "srt",
+    }
+}
