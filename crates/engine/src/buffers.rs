@@ -91,7 +91,7 @@ impl BufferService for HubBuffers {
                 Err(e) => {
                     // Dropping the writers made so far deletes their buffers.
                     drop(made);
-                    return Err(ServiceError::Failed(format!("stream {code}: {e}")));
+                    return Err(ServiceError::Hub(e));
                 }
             }
         }

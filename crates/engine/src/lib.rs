@@ -36,9 +36,10 @@ use tributary_domain::validate::Support;
 use tributary_domain::{Stream, StreamCode};
 use tributary_store::{Expect, SqliteStore, StoredStream, StreamRepository};
 
-pub use coordinator::{Applied, CoordError, StateSnapshot};
+pub use coordinator::{Applied, CoordError, StateSnapshot, Step};
 pub use outputs::MediaAsset;
 pub use security::AdminToken;
+pub use services::ServiceError;
 
 use crate::buffers::{HubBuffers, Intakes};
 use crate::coordinator::Coordinator;

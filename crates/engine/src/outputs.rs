@@ -122,7 +122,7 @@ impl OutputService for Outputs {
                     BufferId::Stream(code.clone()),
                     self.settings.clone(),
                 )
-                .map_err(|e| ServiceError::Failed(e.to_string()))?;
+                .map_err(ServiceError::Publish)?;
                 lock(&self.running).insert(code, handle);
                 Ok(())
             }
@@ -161,7 +161,7 @@ impl OutputService for Outputs {
             BufferId::Stream(code.clone()),
             PushSettings::from(target),
         )
-        .map_err(|e| ServiceError::Failed(e.to_string()))?;
+        .map_err(ServiceError::Publish)?;
         lock(&self.pushes).insert((code, url), handle);
         Ok(())
     }

@@ -9,18 +9,66 @@
 use std::sync::Arc;
 
 use tributary_domain::diff::Output;
+use tributary_domain::failover::FailoverError;
+use tributary_domain::protocol::UrlError;
 use tributary_domain::{Push, Stream, StreamCode};
+use tributary_hub::HubError;
+use tributary_ingest::IngestError;
+use tributary_publish::PublishError;
 
-/// A service refused or failed an operation.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why a service refused or failed an operation: what failed, with the error that caused it,
+/// so the coordinator (and the operator reading `last_error`) can tell a feature this build
+/// lacks from a bad input list or a component that would not start.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum ServiceError {
+pub enum ServiceError {
     /// The feature has not landed in this build.
     #[error("{0} is not supported yet")]
     Unsupported(&'static str),
-    /// The service tried and failed.
-    #[error("{0}")]
-    Failed(String),
+    /// The service has no state for the stream: its ingest buffer is missing, or an update
+    /// reached a stream the service does not run.
+    #[error("stream {code}: not registered with the {service}")]
+    NotRegistered {
+        /// The stream.
+        code: StreamCode,
+        /// Which service (`stream manager`, ...).
+        service: &'static str,
+    },
+    /// The hub refused a buffer or an input port.
+    #[error("hub: {0}")]
+    Hub(#[source] HubError),
+    /// An input's URL does not classify.
+    #[error("stream {code}: inputs priority {priority}: url {source}")]
+    InputUrl {
+        /// The stream.
+        code: StreamCode,
+        /// The input.
+        priority: u32,
+        /// What the classifier said.
+        source: UrlError,
+    },
+    /// Two inputs share a priority or a URL.
+    #[error("stream {code}: inputs priority {priority}: duplicate priority or url")]
+    DuplicateInput {
+        /// The stream.
+        code: StreamCode,
+        /// The later of the two inputs.
+        priority: u32,
+    },
+    /// The failover machine refused the input list.
+    #[error("stream {code}: {source}")]
+    Failover {
+        /// The stream.
+        code: StreamCode,
+        /// What the machine said.
+        source: FailoverError,
+    },
+    /// An ingest worker could not start (the error names the stream and input).
+    #[error("ingest: {0}")]
+    Ingest(#[source] IngestError),
+    /// An output (HLS packager, push target) could not start (the error names the stream).
+    #[error("publish: {0}")]
+    Publish(#[source] PublishError),
 }
 
 /// A buffer the coordinator creates for a stream (SPEC §Buffer hub ids).

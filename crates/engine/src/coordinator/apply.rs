@@ -12,7 +12,7 @@ use tributary_domain::event::EventType;
 use tributary_domain::plan::{Action, plan};
 
 use super::actor::Worker;
-use super::{Applied, CoordError};
+use super::{Applied, CoordError, Step};
 use crate::services::{BufferKind, ServiceError, buffer_plan};
 
 /// What the actor started for a running stream, so stop and rollback undo exactly that.
@@ -116,28 +116,28 @@ impl Worker {
         let buffers = buffer_plan(stream);
         svc.buffers
             .create(&self.code, &buffers)
-            .map_err(|e| self.failed("buffers", e))?;
+            .map_err(|e| self.failed(Step::Buffers, e))?;
         run.buffers = buffers;
         svc.inputs
             .register(stream)
-            .map_err(|e| self.failed("inputs", e))?;
+            .map_err(|e| self.failed(Step::Inputs, e))?;
         run.inputs = true;
         for output in enabled_outputs(stream) {
             svc.outputs
                 .start_output(stream, output)
-                .map_err(|e| self.failed(&format!("output {}", output_name(output)), e))?;
+                .map_err(|e| self.failed(Step::Output(output), e))?;
             run.outputs.push(output);
         }
         for target in stream.push.iter().filter(|p| p.enabled) {
             svc.outputs
                 .start_push(stream, target)
-                .map_err(|e| self.failed("push", e))?;
+                .map_err(|e| self.failed(Step::Push, e))?;
             run.pushes.push(target.url.trim().to_owned());
         }
         if stream.transcoder.as_ref().is_some_and(|t| t.needs_ffmpeg()) {
             svc.transcoder
                 .start(stream)
-                .map_err(|e| self.failed("transcoder", e))?;
+                .map_err(|e| self.failed(Step::Transcoder, e))?;
             run.transcoder = true;
         }
         if stream.dvr.as_ref().is_some_and(|d| d.enabled) {
@@ -155,11 +155,11 @@ impl Worker {
         Ok(())
     }
 
-    fn failed(&self, step: &str, error: ServiceError) -> CoordError {
+    fn failed(&self, step: Step, source: ServiceError) -> CoordError {
         CoordError::Service {
             code: self.code.clone(),
-            step: step.to_owned(),
-            error: error.to_string(),
+            step,
+            source: Box::new(source),
         }
     }
 
@@ -265,7 +265,7 @@ impl Worker {
             Action::UpdateInputs => {
                 svc.inputs
                     .update_inputs(&run.stream, new)
-                    .map_err(|e| self.failed("inputs", e))?;
+                    .map_err(|e| self.failed(Step::Inputs, e))?;
             }
             Action::ReloadTranscoder => {
                 if run.transcoder {
@@ -288,39 +288,39 @@ impl Worker {
                 run.buffers.retain(|b| !gone.contains(b));
                 svc.buffers
                     .create(&code, &added)
-                    .map_err(|e| self.failed("buffers", e))?;
+                    .map_err(|e| self.failed(Step::Buffers, e))?;
                 run.buffers.extend(added);
                 svc.inputs
                     .update_inputs(&run.stream, new)
-                    .map_err(|e| self.failed("inputs", e))?;
+                    .map_err(|e| self.failed(Step::Inputs, e))?;
                 if new.transcoder.as_ref().is_some_and(|t| t.needs_ffmpeg()) {
                     svc.transcoder
                         .start(new)
-                        .map_err(|e| self.failed("transcoder", e))?;
+                        .map_err(|e| self.failed(Step::Transcoder, e))?;
                     run.transcoder = true;
                 }
                 for output in run.outputs.clone() {
                     if matches!(output, Output::Hls | Output::Dash) {
                         svc.outputs.stop_output(&code, output);
-                        svc.outputs.start_output(new, output).map_err(|e| {
-                            self.failed(&format!("output {}", output_name(output)), e)
-                        })?;
+                        svc.outputs
+                            .start_output(new, output)
+                            .map_err(|e| self.failed(Step::Output(output), e))?;
                     }
                 }
             }
             Action::RestartRung { index } => svc
                 .transcoder
                 .restart_rung(new, *index)
-                .map_err(|e| self.failed("transcoder", e))?,
+                .map_err(|e| self.failed(Step::Transcoder, e))?,
             Action::AddRung { index } => {
                 let buffer = BufferKind::Rendition(*index as u16);
                 svc.buffers
                     .create(&code, &[buffer])
-                    .map_err(|e| self.failed("buffers", e))?;
+                    .map_err(|e| self.failed(Step::Buffers, e))?;
                 run.buffers.push(buffer);
                 svc.transcoder
                     .add_rung(new, *index)
-                    .map_err(|e| self.failed("transcoder", e))?;
+                    .map_err(|e| self.failed(Step::Transcoder, e))?;
             }
             Action::RemoveRung { index } => {
                 let buffer = BufferKind::Rendition(*index as u16);
@@ -345,17 +345,17 @@ impl Worker {
                     .collect();
                 svc.buffers
                     .create(&code, &fresh)
-                    .map_err(|e| self.failed("buffers", e))?;
+                    .map_err(|e| self.failed(Step::Buffers, e))?;
                 run.buffers.extend(fresh);
                 svc.transcoder
                     .start(new)
-                    .map_err(|e| self.failed("transcoder", e))?;
+                    .map_err(|e| self.failed(Step::Transcoder, e))?;
                 run.transcoder = true;
             }
             Action::StartOutput { output } => {
                 svc.outputs
                     .start_output(new, *output)
-                    .map_err(|e| self.failed(&format!("output {}", output_name(*output)), e))?;
+                    .map_err(|e| self.failed(Step::Output(*output), e))?;
                 run.outputs.push(*output);
             }
             Action::StopOutput { output } => {
@@ -368,7 +368,7 @@ impl Worker {
                 };
                 svc.outputs
                     .start_push(new, target)
-                    .map_err(|e| self.failed("push", e))?;
+                    .map_err(|e| self.failed(Step::Push, e))?;
                 run.pushes.push(url.clone());
             }
             Action::StopPush { url } => {
@@ -381,7 +381,7 @@ impl Worker {
                 if let Some(target) = new.push.iter().find(|p| p.url.trim() == url) {
                     svc.outputs
                         .start_push(new, target)
-                        .map_err(|e| self.failed("push", e))?;
+                        .map_err(|e| self.failed(Step::Push, e))?;
                     run.pushes.push(url.clone());
                 }
             }

@@ -19,19 +19,21 @@
 //! - `apply.rs`: starting, stopping and updating a stream's services;
 //! - `state.rs`: the live state shared with readers (status, flags, warnings).
 
+use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::oneshot;
+use tributary_domain::diff::Output;
 use tributary_domain::event::EventType;
 use tributary_domain::plan::Action;
 use tributary_domain::{Stream, StreamCode};
 use tributary_store::{Expect, StoredStream, StreamRepository};
 
 use crate::events::EventBus;
-use crate::services::Services;
+use crate::services::{ServiceError, Services};
 
 mod actor;
 mod apply;
@@ -48,7 +50,7 @@ use registry::Registry;
 use state::StreamState;
 
 /// Why a lifecycle operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CoordError {
     /// The stream is disabled.
@@ -61,14 +63,14 @@ pub enum CoordError {
     #[error("stream {0} not found")]
     NotFound(StreamCode),
     /// A service failed at one step of a start or update.
-    #[error("stream {code}: {step} failed: {error}")]
+    #[error("stream {code}: {step} failed: {source}")]
     Service {
         /// The stream.
         code: StreamCode,
-        /// Which step (`buffers`, `inputs`, `output hls`, ...).
-        step: String,
-        /// The service's error.
-        error: String,
+        /// Which step.
+        step: Step,
+        /// The service's error (boxed: it is large and rare).
+        source: Box<ServiceError>,
     },
     /// A store precondition failed (`If-Match` or create-only).
     #[error("stream {code}: stored revision is {actual:?}, expected {expected}")]
@@ -89,6 +91,34 @@ pub enum CoordError {
     /// The engine is shutting down.
     #[error("engine is shutting down")]
     ShuttingDown,
+}
+
+/// The step of a start or update at which a service failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Step {
+    /// Creating or deleting hub buffers.
+    Buffers,
+    /// Registering or updating the inputs with the stream manager.
+    Inputs,
+    /// Starting one output.
+    Output(Output),
+    /// Starting a push target.
+    Push,
+    /// Starting or changing the transcoder.
+    Transcoder,
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Buffers => f.write_str("buffers"),
+            Self::Inputs => f.write_str("inputs"),
+            Self::Output(output) => write!(f, "output {}", apply::output_name(*output)),
+            Self::Push => f.write_str("push"),
+            Self::Transcoder => f.write_str("transcoder"),
+        }
+    }
 }
 
 /// What an operation did.

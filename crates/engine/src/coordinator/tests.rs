@@ -32,7 +32,7 @@ impl Recorder {
         let failing = self.fail.lock().unwrap().contains(&line);
         self.calls.lock().unwrap().push(line.clone());
         if failing {
-            Err(ServiceError::Failed(format!("{line} refused by the test")))
+            Err(ServiceError::Unsupported("a call the test refuses"))
         } else {
             Ok(())
         }
@@ -315,6 +315,17 @@ async fn publisher_start_failure_rolls_back_everything_created() {
     });
     rig.recorder.fail("outputs.start rtmp");
     let err = rig.apply(&s).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            CoordError::Service {
+                step: Step::Output(Output::Rtmp),
+                source,
+                ..
+            } if matches!(**source, ServiceError::Unsupported(_))
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("output rtmp"), "{err}");
     assert_eq!(
         rig.recorder.take(),

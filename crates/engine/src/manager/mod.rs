@@ -41,7 +41,7 @@ use tributary_domain::protocol::{DetectContext, InputKind, detect};
 use tributary_domain::redact::mask_url;
 use tributary_domain::{Input, Stream, StreamCode};
 use tributary_hub::{Intake, Port, PortHealth, PortKey, SessionReason};
-use tributary_ingest::{IngestConfig, IngestContext, Worker, WorkerEvent};
+use tributary_ingest::{IngestConfig, IngestContext, IngestError, Worker, WorkerEvent};
 
 use crate::buffers::Intakes;
 use crate::coordinator::{Degradation, WeakCoordinator};
@@ -347,9 +347,7 @@ impl Manager {
     ) -> Result<Slot, ServiceError> {
         let kind = kind_of(code, input)?;
         let hot = input.hot_standby.unwrap_or(kind.hot_by_default());
-        let port = intake
-            .add_port(key, hot)
-            .map_err(|e| ServiceError::Failed(format!("stream {code}: {e}")))?;
+        let port = intake.add_port(key, hot).map_err(ServiceError::Hub)?;
         let push = (kind == InputKind::Push).then(|| {
             Arc::new(PushSlot {
                 live: AtomicBool::new(false),
@@ -377,7 +375,10 @@ impl InputService for Manager {
         let intake = self
             .intakes
             .get(code)
-            .ok_or_else(|| ServiceError::Failed(format!("stream {code}: no ingest buffer")))?;
+            .ok_or_else(|| ServiceError::NotRegistered {
+                code: code.clone(),
+                service: "buffer hub",
+            })?;
         let wake = Arc::new(Notify::new());
         let mut slots = BTreeMap::new();
         let mut next_key = 0;
@@ -390,8 +391,12 @@ impl InputService for Manager {
             slots.insert(input.priority, slot);
         }
         let now = Instant::now();
-        let failover = Failover::new(self.env.failover.clone(), specs, now)
-            .map_err(|e| ServiceError::Failed(format!("stream {code}: {e}")))?;
+        let failover = Failover::new(self.env.failover.clone(), specs, now).map_err(|source| {
+            ServiceError::Failover {
+                code: code.clone(),
+                source,
+            }
+        })?;
         let ctl = Arc::new(Ctl {
             code: code.clone(),
             state: Mutex::new(Managed {
@@ -428,9 +433,10 @@ impl InputService for Manager {
 
     fn update_inputs(&self, _old: &Stream, new: &Stream) -> Result<(), ServiceError> {
         let code = &new.code;
-        let ctl = self
-            .ctl(code)
-            .ok_or_else(|| ServiceError::Failed(format!("stream {code}: not registered")))?;
+        let ctl = self.ctl(code).ok_or_else(|| ServiceError::NotRegistered {
+            code: code.clone(),
+            service: "stream manager",
+        })?;
         let mut kinds = Vec::new();
         for input in &new.inputs {
             kinds.push(kind_of(code, input)?);
@@ -440,10 +446,10 @@ impl InputService for Manager {
                 other.priority == input.priority || other.url.trim() == input.url.trim()
             });
             if clash {
-                return Err(ServiceError::Failed(format!(
-                    "stream {code}: inputs priority {}: duplicate priority or url",
-                    input.priority
-                )));
+                return Err(ServiceError::DuplicateInput {
+                    code: code.clone(),
+                    priority: input.priority,
+                });
             }
         }
         let mut managed = ctl.lock();
@@ -491,7 +497,10 @@ impl InputService for Manager {
         managed.slots = slots;
         let result = managed.failover.update_inputs(specs, now);
         ctl.drain(&mut managed, now);
-        result.map_err(|e| ServiceError::Failed(format!("stream {code}: {e}")))
+        result.map_err(|source| ServiceError::Failover {
+            code: code.clone(),
+            source,
+        })
     }
 
     fn unregister(&self, code: &StreamCode) {
@@ -609,7 +618,7 @@ impl Ctl {
     ) -> Result<(), ServiceError> {
         let failures = self.run_outputs(managed, now);
         match failures.into_iter().next() {
-            Some((_, message)) => Err(ServiceError::Failed(message)),
+            Some((_, error)) => Err(ServiceError::Ingest(error)),
             None => Ok(()),
         }
     }
@@ -624,8 +633,10 @@ impl Ctl {
             if failures.is_empty() {
                 return;
             }
-            for (priority, message) in failures {
-                let event = InputEvent::Finished { message };
+            for (priority, error) in failures {
+                let event = InputEvent::Finished {
+                    message: error.to_string(),
+                };
                 let report = Report::Event { priority, event };
                 if let Err(e) = managed.failover.handle_input(now, report) {
                     tracing::debug!(stream = %self.code, error = %e, "stale failure");
@@ -635,14 +646,19 @@ impl Ctl {
     }
 
     /// Carries out every queued output; returns the inputs whose worker failed to start.
-    fn run_outputs(self: &Arc<Self>, managed: &mut Managed, now: Instant) -> Vec<(u32, String)> {
+    fn run_outputs(
+        self: &Arc<Self>,
+        managed: &mut Managed,
+        now: Instant,
+    ) -> Vec<(u32, IngestError)> {
         let mut failures = Vec::new();
         while let Some(output) = managed.failover.poll_output() {
             match output {
                 Output::Command(command) => {
-                    if let Err((priority, message)) = self.command(managed, command, now) {
-                        tracing::warn!(stream = %self.code, priority, "{message}");
-                        failures.push((priority, message));
+                    if let Err((priority, error)) = self.command(managed, command, now) {
+                        tracing::warn!(stream = %self.code, priority, %error,
+                            "input worker did not start");
+                        failures.push((priority, error));
                     }
                 }
                 Output::Event(event) => self.event(managed, event),
@@ -656,7 +672,7 @@ impl Ctl {
         managed: &mut Managed,
         command: Command,
         now: Instant,
-    ) -> Result<(), (u32, String)> {
+    ) -> Result<(), (u32, IngestError)> {
         let code = &self.code;
         match command {
             Command::Connect(priority) => {
@@ -664,7 +680,7 @@ impl Ctl {
                     return Ok(());
                 };
                 slot.connect(code, &self.env.ingest, &self.wake)
-                    .map_err(|message| (priority, message))
+                    .map_err(|error| (priority, error))
             }
             Command::Disconnect(priority) => {
                 if let Some(slot) = managed.slots.get_mut(&priority) {
@@ -678,7 +694,7 @@ impl Ctl {
                 };
                 slot.worker = None;
                 slot.connect(code, &self.env.ingest, &self.wake)
-                    .map_err(|message| (priority, message))
+                    .map_err(|error| (priority, error))
             }
             Command::Select { priority, reason } => {
                 let Some(key) = managed.slots.get(&priority).map(|slot| slot.key) else {
@@ -848,7 +864,7 @@ impl Slot {
         code: &StreamCode,
         config: &IngestConfig,
         wake: &Arc<Notify>,
-    ) -> Result<(), String> {
+    ) -> Result<(), IngestError> {
         if self.worker.is_some() || self.kind == InputKind::Push {
             return Ok(());
         }
@@ -856,14 +872,7 @@ impl Slot {
             code: code.clone(),
             priority: self.input.priority,
         };
-        let worker = tributary_ingest::spawn_with(ctx, &self.input, self.port.clone(), config)
-            .map_err(|e| {
-                format!(
-                    "stream {code}: input priority {} ({}): {e}",
-                    self.input.priority,
-                    mask_url(&self.input.url)
-                )
-            })?;
+        let worker = tributary_ingest::spawn_with(ctx, &self.input, self.port.clone(), config)?;
         worker.wake_on_event(Arc::clone(wake));
         self.worker = Some(worker);
         Ok(())
@@ -899,11 +908,10 @@ fn kind_of(code: &StreamCode, input: &Input) -> Result<InputKind, ServiceError> 
             own_code: Some(code),
         },
     )
-    .map_err(|e| {
-        ServiceError::Failed(format!(
-            "stream {code}: inputs priority {}: url {e}",
-            input.priority
-        ))
+    .map_err(|source| ServiceError::InputUrl {
+        code: code.clone(),
+        priority: input.priority,
+        source,
     })?;
     Ok(url.kind())
 }
