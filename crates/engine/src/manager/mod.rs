@@ -51,6 +51,8 @@ use crate::services::{InputService, ServiceError};
 
 mod probe;
 mod runtime;
+#[cfg(test)]
+mod tests;
 
 /// The [`InputService`]: one entry per running stream.
 pub(crate) struct Manager {
