@@ -617,7 +617,7 @@ impl MediaPlane {
         let intakes = Intakes::default();
         let ingest = tributary_ingest::IngestConfig {
             ffmpeg_path: config.transcoder.ffmpeg_path.clone().into(),
-            ..tributary_ingest::IngestConfig::default()
+            hls_prefetch: config.ingestor.hls_max_segment_buffer,
         };
         let failover = tributary_domain::failover::FailoverConfig::from_manager(&config.manager);
         let manager = Arc::new(Manager::new(intakes.clone(), ingest, failover));

@@ -57,6 +57,8 @@ pub(crate) fn load(cli: &Cli) -> anyhow::Result<ServerConfig> {
     figment = figment.merge(Serialized::defaults(cli_layer(cli)?));
     let config: ServerConfig = figment.extract().context("merging configuration")?;
     config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .map_err(|e| anyhow::anyhow!("log.level: {e}"))?;
     Ok(config)
 }
 

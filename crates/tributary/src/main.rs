@@ -42,6 +42,9 @@ fn main() -> ExitCode {
         }
     }
     init_tracing(&config);
+    for key in config.ignored() {
+        tracing::warn!(key = %key.path, "{key}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -85,11 +88,11 @@ async fn run(config: ServerConfig) -> anyhow::Result<()> {
     );
     let shutdown_cap = Duration::from_secs(config.shutdown_timeout_sec);
     let http_addr = config.server.http_addr.clone();
-    for (name, listener) in [
-        ("srt", &config.listeners.srt),
-        ("rtsp", &config.listeners.rtsp),
+    for (name, addr) in [
+        ("srt", config.listeners.srt.addr()),
+        ("rtsp", config.listeners.rtsp.addr()),
     ] {
-        if let Some(addr) = listener.addr() {
+        if let Some(addr) = addr {
             tracing::warn!(
                 listener = name,
                 addr,

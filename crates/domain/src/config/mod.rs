@@ -3,11 +3,22 @@
 //!
 //! Every section decodes with `deny_unknown_fields`, so a misspelt key is an error naming it
 //! rather than a silently ignored setting. Each field's doc gives its unit, default and why.
+//! Keys SPEC defines for features that have not landed are accepted and named at start-up
+//! ([`ServerConfig::ignored`], module [`later`]).
+
+pub mod later;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 
+pub use later::{
+    DebugSection, HooksSection, IgnoredKey, IgnoredReason, PlaySigning, SessionsSection,
+    WatermarksSection,
+};
+
 use crate::validate::{ErrorCode, FieldError, ValidationErrors};
+use later::Ignored;
 
 /// The whole server configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -37,6 +48,33 @@ pub struct ServerConfig {
     pub publisher: PublisherSection,
     /// Authentication and hardening.
     pub security: SecuritySection,
+    /// Pull ingest.
+    pub ingestor: IngestorSection,
+    /// The store backend (bootstrap-only). Not supported yet: SQLite at
+    /// `<data_dir>/tributary.db` is the only backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub store: Option<Value>,
+    /// Webhooks. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<HooksSection>,
+    /// Play sessions. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<SessionsSection>,
+    /// The watermark library. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermarks: Option<WatermarksSection>,
+    /// Recording. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub dvr: Option<Value>,
+    /// Auto-publish. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub autopublish: Option<Value>,
+    /// Test hooks. Not supported yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debug: Option<DebugSection>,
 }
 
 impl Default for ServerConfig {
@@ -53,6 +91,14 @@ impl Default for ServerConfig {
             transcoder: TranscoderSection::default(),
             publisher: PublisherSection::default(),
             security: SecuritySection::default(),
+            ingestor: IngestorSection::default(),
+            store: None,
+            hooks: None,
+            sessions: None,
+            watermarks: None,
+            dvr: None,
+            autopublish: None,
+            debug: None,
         }
     }
 }
@@ -66,6 +112,13 @@ pub struct ServerSection {
     /// Seconds an admin request may wait for a stream's lifecycle queue before 503 `BUSY`.
     /// Default 120, as open-streamer.
     pub admin_timeout_sec: u64,
+    /// Host names allowed under the loopback bypass. Not supported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_hosts: Option<Vec<String>>,
+    /// CORS. Not supported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub cors: Option<Value>,
 }
 
 impl Default for ServerSection {
@@ -73,60 +126,96 @@ impl Default for ServerSection {
         Self {
             http_addr: "0.0.0.0:8080".into(),
             admin_timeout_sec: 120,
+            allowed_hosts: None,
+            cors: None,
         }
     }
 }
 
 /// The protocol listeners.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Listeners {
     /// RTMP publish and play. Default enabled on `0.0.0.0:1935`, the port every encoder assumes.
     pub rtmp: RtmpListener,
-    /// SRT publish and play. Default enabled on `0.0.0.0:9999`.
-    pub srt: Listener,
-    /// RTSP play. Default enabled on `0.0.0.0:8554` (554 needs root).
-    pub rtsp: Listener,
+    /// SRT publish and play. Default enabled on `0.0.0.0:9999`. Not supported yet: not bound.
+    pub srt: SrtListener,
+    /// RTSP play. Default enabled on `0.0.0.0:8554` (554 needs root). Not supported yet: not
+    /// bound.
+    pub rtsp: RtspListener,
 }
 
-impl Default for Listeners {
-    fn default() -> Self {
-        Self {
-            rtmp: RtmpListener::default(),
-            srt: Listener::on(9999),
-            rtsp: Listener::on(8554),
-        }
-    }
-}
-
-/// One listener.
+/// The SRT listener.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Listener {
-    /// Whether to bind it.
-    #[serde(default = "yes")]
+#[serde(deny_unknown_fields, default)]
+pub struct SrtListener {
+    /// Whether to bind it. Default true.
     pub enabled: bool,
     /// Address to bind. Default `0.0.0.0` (all interfaces).
-    #[serde(default = "any_host")]
     pub listen_host: String,
-    /// Port; 0 picks an ephemeral port (tests).
+    /// Port. Default 9999; 0 picks an ephemeral port (tests).
     pub port: u16,
+    /// Receiver latency, ms (120). Not supported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<u32>,
+    /// Encryption passphrase; a secret. Not supported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<String>,
+    /// Key length with `passphrase` (16, 24 or 32). Not supported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pbkeylen: Option<u32>,
 }
 
-impl Listener {
-    /// Enabled on all interfaces at `port`.
-    pub fn on(port: u16) -> Self {
+impl Default for SrtListener {
+    fn default() -> Self {
         Self {
             enabled: true,
             listen_host: any_host(),
-            port,
+            port: 9999,
+            latency_ms: None,
+            passphrase: None,
+            pbkeylen: None,
         }
     }
+}
 
+impl SrtListener {
     /// `host:port`, or `None` when disabled.
     pub fn addr(&self) -> Option<String> {
-        self.enabled
-            .then(|| join_host_port(&self.listen_host, self.port))
+        listener_addr(self.enabled, &self.listen_host, self.port)
+    }
+}
+
+/// The RTSP listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtspListener {
+    /// Whether to bind it. Default true.
+    pub enabled: bool,
+    /// Address to bind. Default `0.0.0.0` (all interfaces).
+    pub listen_host: String,
+    /// Port. Default 8554 (554 needs root); 0 picks an ephemeral port (tests).
+    pub port: u16,
+    /// `tcp`, `udp` or `both` (default). Not supported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+}
+
+impl Default for RtspListener {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen_host: any_host(),
+            port: 8554,
+            transport: None,
+        }
+    }
+}
+
+impl RtspListener {
+    /// `host:port`, or `None` when disabled.
+    pub fn addr(&self) -> Option<String> {
+        listener_addr(self.enabled, &self.listen_host, self.port)
     }
 }
 
@@ -169,8 +258,7 @@ impl Default for RtmpListener {
 impl RtmpListener {
     /// `host:port`, or `None` when disabled.
     pub fn addr(&self) -> Option<String> {
-        self.enabled
-            .then(|| join_host_port(&self.listen_host, self.port))
+        listener_addr(self.enabled, &self.listen_host, self.port)
     }
 }
 
@@ -277,12 +365,39 @@ impl Default for CoordinatorSection {
 pub struct TranscoderSection {
     /// The FFmpeg binary, a path or a name looked up in `$PATH`. Default `ffmpeg`.
     pub ffmpeg_path: String,
+    /// The default transcoder mode (`multi`). Not supported yet: transcoding has not landed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Legacy (open-streamer): accepted and ignored.
+    #[serde(skip_serializing)]
+    #[schema(ignore)]
+    pub multi_output: Option<Value>,
 }
 
 impl Default for TranscoderSection {
     fn default() -> Self {
         Self {
             ffmpeg_path: "ffmpeg".into(),
+            mode: None,
+            multi_output: None,
+        }
+    }
+}
+
+/// Pull ingest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestorSection {
+    /// HLS segments an HLS pull downloads ahead of the one being played. Default 8: enough to
+    /// ride out a slow origin for several segment durations while bounding memory to 8 ×
+    /// 64 MiB in the worst case. At least 1.
+    pub hls_max_segment_buffer: usize,
+}
+
+impl Default for IngestorSection {
+    fn default() -> Self {
+        Self {
+            hls_max_segment_buffer: 8,
         }
     }
 }
@@ -293,6 +408,10 @@ impl Default for TranscoderSection {
 pub struct PublisherSection {
     /// HLS packaging (SPEC §HLS).
     pub hls: HlsSection,
+    /// DASH packaging. Not supported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub dash: Option<Value>,
 }
 
 /// HLS packaging (SPEC §HLS, §Defaults `publisher.hls`).
@@ -313,6 +432,15 @@ pub struct HlsSection {
     /// Accepted for open-streamer compatibility and ignored: segments are always ephemeral.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live_ephemeral: Option<bool>,
+    /// `ts` (default), `fmp4` or `auto`. Not supported yet: segments are TS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment_format: Option<String>,
+    /// LL-HLS. Not supported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub low_latency: Option<bool>,
+    /// LL-HLS part length, seconds. Not supported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part_sec: Option<f64>,
 }
 
 impl Default for HlsSection {
@@ -323,6 +451,9 @@ impl Default for HlsSection {
             live_history: 0,
             dir: None,
             live_ephemeral: None,
+            segment_format: None,
+            low_latency: None,
+            part_sec: None,
         }
     }
 }
@@ -341,6 +472,30 @@ pub struct SecuritySection {
     /// `stream_key` needs `?key=`, one without accepts loopback publishers only), `if_set`
     /// (one without a key accepts anyone) or `off` (no check).
     pub publish_auth: String,
+    /// Signed play URLs. Not supported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub play_signing: Option<PlaySigning>,
+    /// `off`, `metadata` (default) or `strict`. Not supported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssrf_guard: Option<String>,
+    /// CIDRs the SSRF guard exempts. Not supported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_cidrs: Option<Vec<String>>,
+    /// `/metrics` without a token. Not supported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_metrics: Option<bool>,
+    /// Lift the `extra_args` checks. Not supported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsafe_extra_args: Option<bool>,
+    /// Where DVR, VOD and watermark storage may live. Not supported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_roots: Option<Vec<String>>,
+    /// Where file inputs may read. Not supported yet: any absolute path is accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_input_roots: Option<Vec<String>>,
+    /// Proxies whose `X-Forwarded-For` is trusted. Not supported yet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 impl Default for SecuritySection {
@@ -349,6 +504,14 @@ impl Default for SecuritySection {
             admin_token: String::new(),
             loopback_bypass: true,
             publish_auth: "required".into(),
+            play_signing: None,
+            ssrf_guard: None,
+            allow_cidrs: None,
+            public_metrics: None,
+            unsafe_extra_args: None,
+            storage_roots: None,
+            file_input_roots: None,
+            trusted_proxies: None,
         }
     }
 }
@@ -410,6 +573,16 @@ impl ServerConfig {
                 );
             }
         }
+        if !valid_log_level(&self.log.level) {
+            bad(
+                "log.level",
+                format!(
+                    "must be trace, debug, info, warn, error or off, or comma-separated \
+                     <target>=<level> directives, got {:?}",
+                    self.log.level
+                ),
+            );
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             bad(
                 "log.format",
@@ -430,6 +603,9 @@ impl ServerConfig {
         }
         if self.buffer.capacity == 0 {
             bad("buffer.capacity", "must be > 0".into());
+        }
+        if self.ingestor.hls_max_segment_buffer == 0 {
+            bad("ingestor.hls_max_segment_buffer", "must be > 0".into());
         }
         let hls = &self.publisher.hls;
         if !(hls.live_segment_sec.is_finite() && hls.live_segment_sec > 0.0) {
@@ -463,7 +639,88 @@ impl ServerConfig {
         if !copy.security.admin_token.is_empty() {
             copy.security.admin_token = "****".into();
         }
+        if let Some(key) = copy
+            .security
+            .play_signing
+            .as_mut()
+            .and_then(|p| p.key.as_mut())
+        {
+            *key = "****".into();
+        }
+        if let Some(passphrase) = copy.listeners.srt.passphrase.as_mut() {
+            *passphrase = "****".into();
+        }
         copy
+    }
+
+    /// The keys set in this configuration that are accepted and ignored: SPEC keys of
+    /// features that have not landed, and legacy open-streamer keys. The binary logs each
+    /// once at start-up.
+    pub fn ignored(&self) -> Vec<IgnoredKey> {
+        let mut ignored = Ignored(Vec::new());
+        let later = IgnoredReason::NotSupportedYet;
+        ignored.keys("store", self.store.as_ref());
+        ignored.set(
+            "server.allowed_hosts",
+            self.server.allowed_hosts.is_some(),
+            later,
+        );
+        ignored.keys("server.cors", self.server.cors.as_ref());
+        let srt = &self.listeners.srt;
+        ignored.set("listeners.srt.latency_ms", srt.latency_ms.is_some(), later);
+        ignored.set("listeners.srt.passphrase", srt.passphrase.is_some(), later);
+        ignored.set("listeners.srt.pbkeylen", srt.pbkeylen.is_some(), later);
+        let rtsp = &self.listeners.rtsp;
+        ignored.set("listeners.rtsp.transport", rtsp.transport.is_some(), later);
+        ignored.set("transcoder.mode", self.transcoder.mode.is_some(), later);
+        ignored.set(
+            "transcoder.multi_output",
+            self.transcoder.multi_output.is_some(),
+            IgnoredReason::Legacy,
+        );
+        let hls = &self.publisher.hls;
+        ignored.set(
+            "publisher.hls.dir",
+            hls.dir.is_some(),
+            IgnoredReason::Legacy,
+        );
+        ignored.set(
+            "publisher.hls.live_ephemeral",
+            hls.live_ephemeral.is_some(),
+            IgnoredReason::Legacy,
+        );
+        ignored.set(
+            "publisher.hls.segment_format",
+            hls.segment_format.is_some(),
+            later,
+        );
+        ignored.set(
+            "publisher.hls.low_latency",
+            hls.low_latency.is_some(),
+            later,
+        );
+        ignored.set("publisher.hls.part_sec", hls.part_sec.is_some(), later);
+        ignored.keys("publisher.dash", self.publisher.dash.as_ref());
+        let security = &self.security;
+        ignored.keys("security.play_signing", security.play_signing.as_ref());
+        for (key, set) in [
+            ("ssrf_guard", security.ssrf_guard.is_some()),
+            ("allow_cidrs", security.allow_cidrs.is_some()),
+            ("public_metrics", security.public_metrics.is_some()),
+            ("unsafe_extra_args", security.unsafe_extra_args.is_some()),
+            ("storage_roots", security.storage_roots.is_some()),
+            ("file_input_roots", security.file_input_roots.is_some()),
+            ("trusted_proxies", security.trusted_proxies.is_some()),
+        ] {
+            ignored.set(&format!("security.{key}"), set, later);
+        }
+        ignored.keys("hooks", self.hooks.as_ref());
+        ignored.keys("sessions", self.sessions.as_ref());
+        ignored.keys("watermarks", self.watermarks.as_ref());
+        ignored.keys("dvr", self.dvr.as_ref());
+        ignored.keys("autopublish", self.autopublish.as_ref());
+        ignored.keys("debug", self.debug.as_ref());
+        ignored.0
     }
 }
 
@@ -490,12 +747,38 @@ pub fn join_host_port(host: &str, port: u16) -> String {
     }
 }
 
+/// Whether `level` is a level name or comma-separated `<target>=<level>` directives (any
+/// case); a bare word that is not a level would quietly become a target filter.
+fn valid_log_level(level: &str) -> bool {
+    let is_level = |word: &str| {
+        matches!(
+            word.trim().to_ascii_lowercase().as_str(),
+            "trace" | "debug" | "info" | "warn" | "error" | "off"
+        )
+    };
+    !level.trim().is_empty()
+        && level
+            .split(',')
+            .all(|directive| match directive.split_once('=') {
+                None => is_level(directive),
+                Some((target, level)) => {
+                    let target = target.trim();
+                    !target.is_empty()
+                        && target
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b"_:-.".contains(&b))
+                        && is_level(level)
+                }
+            })
+}
+
 /// The longest RTMP merge interval: beyond a second, the latency it adds is no longer a
 /// small price.
 const MAX_MERGE_MS: u64 = 1000;
 
-fn yes() -> bool {
-    true
+/// A listener's `host:port`, or `None` when disabled.
+fn listener_addr(enabled: bool, host: &str, port: u16) -> Option<String> {
+    enabled.then(|| join_host_port(host, port))
 }
 
 fn any_host() -> String {
@@ -557,6 +840,104 @@ mod tests {
                 "buffer.capacity"
             ]
         );
+    }
+
+    #[test]
+    fn spec_keys_of_unbuilt_features_are_accepted_and_named() {
+        let doc = serde_json::json!({
+            "store": {"backend": "sqlite"},
+            "server": {"allowed_hosts": ["tv.example"], "cors": {"enabled": true}},
+            "listeners": {"srt": {"latency_ms": 200, "passphrase": "p"},
+                          "rtsp": {"transport": "tcp"}},
+            "ingestor": {"hls_max_segment_buffer": 4},
+            "transcoder": {"multi_output": true, "mode": "multi"},
+            "publisher": {"hls": {"segment_format": "fmp4", "dir": "/tmp/hls"},
+                          "dash": {"segment_sec": 2}},
+            "security": {"play_signing": {"enabled": true, "key": "k"}, "ssrf_guard": "strict",
+                         "trusted_proxies": []},
+            "hooks": {"worker_count": 4, "max_retries": 3},
+            "sessions": {"enabled": true},
+            "watermarks": {},
+            "dvr": {"max_clip_sec": 600},
+            "autopublish": {"enabled": false},
+            "debug": {"fault_injection": true},
+        });
+        let config: ServerConfig = serde_json::from_value(doc).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.ingestor.hls_max_segment_buffer, 4);
+        let ignored: Vec<(String, IgnoredReason)> = config
+            .ignored()
+            .into_iter()
+            .map(|k| (k.path, k.reason))
+            .collect();
+        let later = IgnoredReason::NotSupportedYet;
+        let want = [
+            ("store.backend", later),
+            ("server.allowed_hosts", later),
+            ("server.cors.enabled", later),
+            ("listeners.srt.latency_ms", later),
+            ("listeners.srt.passphrase", later),
+            ("listeners.rtsp.transport", later),
+            ("transcoder.mode", later),
+            ("transcoder.multi_output", IgnoredReason::Legacy),
+            ("publisher.hls.dir", IgnoredReason::Legacy),
+            ("publisher.hls.segment_format", later),
+            ("publisher.dash.segment_sec", later),
+            ("security.play_signing.enabled", later),
+            ("security.play_signing.key", later),
+            ("security.ssrf_guard", later),
+            ("security.trusted_proxies", later),
+            ("hooks.max_retries", later),
+            ("hooks.worker_count", later),
+            ("sessions.enabled", later),
+            ("watermarks", later),
+            ("dvr.max_clip_sec", later),
+            ("autopublish.enabled", later),
+            ("debug.fault_injection", later),
+        ];
+        let want: Vec<(String, IgnoredReason)> =
+            want.iter().map(|(p, r)| ((*p).to_owned(), *r)).collect();
+        assert_eq!(ignored, want);
+        assert!(ServerConfig::default().ignored().is_empty());
+        let shown = serde_json::to_string(&config.redacted()).unwrap();
+        assert!(
+            !shown.contains("\"k\"") && !shown.contains("\"p\""),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_in_unbuilt_sections_are_errors() {
+        for doc in [
+            r#"{"hooks": {"wroker_count": 4}}"#,
+            r#"{"sessions": {"idle": 1}}"#,
+            r#"{"listeners": {"rtsp": {"latency_ms": 1}}}"#,
+            r#"{"security": {"play_signing": {"secret": "x"}}}"#,
+            r#"{"hookz": {}}"#,
+        ] {
+            assert!(serde_json::from_str::<ServerConfig>(doc).is_err(), "{doc}");
+        }
+    }
+
+    #[test]
+    fn log_levels() {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "info,tributary_engine=debug",
+            "hyper::proto=warn",
+        ] {
+            assert!(valid_log_level(good), "{good}");
+        }
+        for bad in ["", "verbose", "info,", "=debug", "x=loud", "a b=info"] {
+            assert!(!valid_log_level(bad), "{bad}");
+        }
+        let mut c = ServerConfig::default();
+        c.log.level = "verbose".into();
+        let errors = c.validate().unwrap_err();
+        assert_eq!(errors.0[0].path, "log.level");
+        assert!(errors.0[0].message.contains("\"verbose\""), "{errors}");
     }
 
     #[test]

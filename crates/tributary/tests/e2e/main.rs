@@ -3,6 +3,7 @@
 
 mod api;
 mod architecture;
+mod config;
 mod failover;
 mod hls;
 mod rtmp;

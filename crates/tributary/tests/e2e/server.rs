@@ -3,14 +3,19 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 /// A running `tributary` process.
 pub(crate) struct Server {
     child: Child,
     pub(crate) base: String,
+    /// Every log line so far (JSON), the newest last; at most [`LOG_LINES`].
+    logs: Arc<Mutex<Vec<serde_json::Value>>>,
 }
+
+/// Log lines a [`Server`] keeps: enough for any test, bounded for a chatty one.
+const LOG_LINES: usize = 100_000;
 
 impl Server {
     /// Starts the binary on an ephemeral HTTP port with listeners off, `data_dir` as given,
@@ -21,6 +26,16 @@ impl Server {
 
     /// As [`start`](Self::start), with the RTMP listener on `rtmp` (`host:port` or `off`).
     pub(crate) fn start_with(data_dir: &Path, env: &[(&str, &str)], rtmp: &str) -> Self {
+        Self::start_args(data_dir, env, rtmp, &[])
+    }
+
+    /// As [`start_with`](Self::start_with), with more command-line arguments (`--config`).
+    pub(crate) fn start_args(
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        rtmp: &str,
+        args: &[&str],
+    ) -> Self {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_tributary"));
         cmd.args([
             "--http",
@@ -34,6 +49,7 @@ impl Server {
         ])
         .arg("--data-dir")
         .arg(data_dir)
+        .args(args)
         .env("TRIBUTARY_LOG__FORMAT", "json")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -45,6 +61,8 @@ impl Server {
         let mut child = cmd.spawn().expect("spawn tributary");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&logs);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let value: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
@@ -54,6 +72,10 @@ impl Server {
                 if std::env::var_os("TRIBUTARY_TEST_LOG").is_some() {
                     eprintln!("[server] {line}");
                 }
+                let mut kept = kept.lock().unwrap();
+                if kept.len() < LOG_LINES {
+                    kept.push(value);
+                }
             }
         });
         let addr = rx
@@ -62,6 +84,7 @@ impl Server {
         let server = Self {
             child,
             base: format!("http://{addr}"),
+            logs,
         };
         server.wait_ready();
         server
@@ -78,6 +101,15 @@ impl Server {
             assert!(Instant::now() < deadline, "server not ready within 30 s");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The log lines so far (JSON objects) that `pick` selects.
+    pub(crate) fn logged(
+        &self,
+        pick: impl Fn(&serde_json::Value) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let logs = self.logs.lock().unwrap();
+        logs.iter().filter(|line| pick(line)).cloned().collect()
     }
 
     pub(crate) fn url(&self, path: &str) -> String {

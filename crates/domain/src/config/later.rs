@@ -1,0 +1,166 @@
+//! Sections and keys SPEC §Config and §Defaults define for features that have not landed.
+//!
+//! A configuration file written against SPEC must start: each such key is accepted, ignored,
+//! and named once at start-up by [`ServerConfig::ignored`](super::ServerConfig::ignored) as
+//! not supported yet (as the API does for stream fields). Keys SPEC does not define stay errors
+//! naming the key: every struct here denies unknown fields. Where SPEC names a section but not
+//! its keys (`store`, `server.cors`, `publisher.dash`, `dvr`, `autopublish`), the section is
+//! taken whole, as any table, and each of its keys is named.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// `[hooks]` (SPEC §Hooks): global webhook settings. Not supported yet.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HooksSection {
+    /// Accepted for open-streamer compatibility; unused even once hooks land.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_count: Option<u32>,
+    /// Events per batch (100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_max_items: Option<u32>,
+    /// Seconds between flushes (5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_flush_interval_sec: Option<u64>,
+    /// Queued events per hook before the oldest is dropped (10000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_max_queue_items: Option<u32>,
+    /// Delivery retries (3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    /// Seconds per delivery attempt (10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_sec: Option<u64>,
+    /// Where file hooks write (`<data_dir>/hooks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_root: Option<String>,
+}
+
+/// `[sessions]` (SPEC §Sessions): play-session tracking. Not supported yet.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsSection {
+    /// Tracking on (true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Seconds an HTTP session may stay idle (30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_sec: Option<u64>,
+    /// Seconds any session may last; 0 = no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lifetime_sec: Option<u64>,
+    /// Seconds a kicked HTTP fingerprint is refused (60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kick_ban_sec: Option<u64>,
+    /// MaxMind database for `country`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geoip_db_path: Option<String>,
+}
+
+/// `[watermarks]`: the watermark library. Not supported yet.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WatermarksSection {
+    /// The library directory (`<data_dir>/watermarks`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+}
+
+/// `[debug]`. Not supported yet.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DebugSection {
+    /// `POST /debug/fault` (false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_injection: Option<bool>,
+}
+
+/// `security.play_signing` (SPEC §Security "Signed play URLs"). Not supported yet.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaySigning {
+    /// Signed play URLs required (false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// The HMAC key; a secret, masked in every output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Bind signatures to the client's IP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_ip: Option<bool>,
+}
+
+/// A configuration key accepted and ignored, for the start-up log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnoredKey {
+    /// The key's path (`hooks.worker_count`, `dvr`).
+    pub path: String,
+    /// Why it is ignored.
+    pub reason: IgnoredReason,
+}
+
+/// Why a configuration key is ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IgnoredReason {
+    /// SPEC defines it for a feature that has not landed.
+    NotSupportedYet,
+    /// Kept for open-streamer compatibility; Tributary does not need it.
+    Legacy,
+}
+
+impl fmt::Display for IgnoredKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.reason {
+            IgnoredReason::NotSupportedYet => {
+                write!(
+                    f,
+                    "configuration key {} is not supported yet; ignored",
+                    self.path
+                )
+            }
+            IgnoredReason::Legacy => write!(
+                f,
+                "configuration key {} is a legacy open-streamer key; accepted and ignored",
+                self.path
+            ),
+        }
+    }
+}
+
+/// Collects ignored keys: each key set in a section's JSON form, under `prefix`.
+pub(super) struct Ignored(pub(super) Vec<IgnoredKey>);
+
+impl Ignored {
+    /// Every key of `section` that is set (a section that is present but empty is named
+    /// itself).
+    pub(super) fn keys<T: Serialize>(&mut self, prefix: &str, section: Option<&T>) {
+        let Some(section) = section else { return };
+        match serde_json::to_value(section) {
+            Ok(Value::Object(map)) if !map.is_empty() => {
+                for key in map.keys() {
+                    self.key(&format!("{prefix}.{key}"), IgnoredReason::NotSupportedYet);
+                }
+            }
+            _ => self.key(prefix, IgnoredReason::NotSupportedYet),
+        }
+    }
+
+    /// One key, if it is set.
+    pub(super) fn set(&mut self, path: &str, is_set: bool, reason: IgnoredReason) {
+        if is_set {
+            self.key(path, reason);
+        }
+    }
+
+    fn key(&mut self, path: &str, reason: IgnoredReason) {
+        self.0.push(IgnoredKey {
+            path: path.to_owned(),
+            reason,
+        });
+    }
+}

@@ -1,0 +1,172 @@
+//! `tributary.toml` (SPEC §Config): a file with every section SPEC defines starts the server,
+//! each key of a feature that has not landed is named once at start-up; a key SPEC does not
+//! define, and a log level that is not one, stop start-up with an error naming them.
+
+use std::process::Command;
+
+use crate::server::{Server, send};
+
+/// Every section of SPEC §Config, with keys of features built and not built yet.
+const SPEC_CONFIG: &str = r#"
+shutdown_timeout_sec = 10
+
+[store]
+backend = "sqlite"
+
+[server]
+admin_timeout_sec = 120
+allowed_hosts = ["tv.example.org"]
+
+[server.cors]
+enabled = false
+
+[listeners.rtmp]
+play_backlog_sec = 10
+
+[listeners.srt]
+latency_ms = 120
+
+[listeners.rtsp]
+transport = "both"
+
+[ingestor]
+hls_max_segment_buffer = 8
+
+[buffer]
+capacity = 1024
+
+[transcoder]
+ffmpeg_path = "ffmpeg"
+multi_output = true
+
+[publisher.hls]
+live_segment_sec = 2.0
+segment_format = "ts"
+
+[publisher.dash]
+segment_sec = 2
+
+[manager]
+input_packet_timeout_sec = 30
+
+[coordinator]
+reconcile_interval_sec = 10
+
+[hooks]
+worker_count = 4
+max_retries = 3
+
+[sessions]
+enabled = true
+idle_timeout_sec = 30
+
+[watermarks]
+dir = "/tmp/watermarks"
+
+[dvr]
+max_clip_sec = 3600
+
+[autopublish]
+enabled = true
+
+[security]
+publish_auth = "required"
+ssrf_guard = "metadata"
+
+[security.play_signing]
+enabled = false
+
+[debug]
+fault_injection = false
+
+[log]
+level = "info"
+"#;
+
+#[test]
+fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tributary.toml");
+    std::fs::write(&path, SPEC_CONFIG).unwrap();
+    let server = Server::start_args(
+        &dir.path().join("data"),
+        &[],
+        "off",
+        &["--config", path.to_str().unwrap()],
+    );
+    assert_eq!(send("GET", &server.url("/healthz"), None, &[]).status, 200);
+
+    let named = |key: &str| {
+        server
+            .logged(|line| line["level"] == "WARN" && line["fields"]["key"] == key)
+            .len()
+    };
+    for key in [
+        "store.backend",
+        "server.allowed_hosts",
+        "server.cors.enabled",
+        "listeners.srt.latency_ms",
+        "listeners.rtsp.transport",
+        "transcoder.multi_output",
+        "publisher.hls.segment_format",
+        "publisher.dash.segment_sec",
+        "hooks.worker_count",
+        "hooks.max_retries",
+        "sessions.enabled",
+        "sessions.idle_timeout_sec",
+        "watermarks.dir",
+        "dvr.max_clip_sec",
+        "autopublish.enabled",
+        "security.ssrf_guard",
+        "security.play_signing.enabled",
+        "debug.fault_injection",
+    ] {
+        assert_eq!(named(key), 1, "{key} is named once at start-up");
+    }
+    let legacy = server.logged(|line| line["fields"]["key"] == "transcoder.multi_output");
+    assert!(
+        legacy[0]["fields"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("legacy"),
+        "{legacy:?}"
+    );
+    // Built keys are not named.
+    for key in [
+        "ingestor.hls_max_segment_buffer",
+        "buffer.capacity",
+        "log.level",
+    ] {
+        assert_eq!(named(key), 0, "{key}");
+    }
+}
+
+#[test]
+fn unknown_keys_and_bad_log_levels_stop_start_up_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    for (toml, needle) in [
+        ("[hooks]\nwroker_count = 4\n", "wroker_count"),
+        ("[hookz]\nworker_count = 4\n", "hookz"),
+        ("[listeners.rtsp]\nlatency_ms = 120\n", "latency_ms"),
+        ("[log]\nlevel = \"verbose\"\n", "log.level"),
+    ] {
+        let path = dir.path().join("tributary.toml");
+        std::fs::write(&path, toml).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_tributary"))
+            .arg("--config")
+            .arg(&path)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--http", "127.0.0.1:0", "--rtmp", "off", "--srt", "off"])
+            .args(["--rtsp", "off"])
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{toml}: {stderr}");
+        assert!(
+            stderr.contains("configuration error") && stderr.contains(needle),
+            "{toml}: {stderr}"
+        );
+    }
+}
