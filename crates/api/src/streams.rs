@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use tributary_domain::StreamCode;
 use tributary_domain::event::StreamStatus;
 use tributary_domain::redact::{mask_stream, restore_secrets};
-use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors, decode_stream};
+use tributary_domain::validate::{
+    ErrorCode, FieldError, ValidationErrors, decode_record, parse_stream,
+};
 use tributary_engine::{EngineHandle, Precondition, StreamRecord, SwitchError, SwitchOutcome};
 
 use crate::error::ApiError;
@@ -316,8 +318,7 @@ async fn write(
         }
         None => body,
     };
-    let (mut stream, mut warnings) =
-        decode_stream(&code, document, engine.support()).map_err(ApiError::validation)?;
+    let mut stream = decode_record(&code, document).map_err(ApiError::validation)?;
     let stored = match base {
         Some(record) => Some(record),
         None => engine.get_stream(&code).await?,
@@ -325,11 +326,13 @@ async fn write(
     if let Some(stored) = &stored {
         restore_secrets(&mut stream, &stored.stream);
     }
+    let (spec, mut warnings) =
+        parse_stream(stream, engine.support()).map_err(ApiError::validation)?;
     if dry_run {
-        let plan = engine.dry_run(&stream).await?;
+        let plan = engine.dry_run(&spec).await?;
         return Ok(Json(json!({"data": plan, "warnings": warnings})).into_response());
     }
-    let result = engine.put_stream(stream, precondition).await?;
+    let result = engine.put_stream(spec, precondition).await?;
     warnings.extend(result.warnings);
     let status = if result.created {
         StatusCode::CREATED

@@ -3,6 +3,8 @@
 //! - [`stream`]: the stream record as stored and served (SPEC §Domain), decoded strictly.
 //! - [`protocol`]: the one input-URL classifier.
 //! - [`validate`]: decoding with errors that name the JSON path, and the rules SPEC sets.
+//! - [`spec`]: the parsed form of a record (`StreamSpec`): inputs classified once, every option
+//!   of their kind parsed; what the engine and the ingest workers run.
 //! - [`diff`]: what changed between two versions of a stream (`compute_diff`, SPEC §Hot reload).
 //! - [`plan`](mod@plan): the restart actions a hot reload takes for a diff.
 //! - [`failover`]: the sans-IO failover machine of one stream (SPEC §Stream manager).
@@ -19,6 +21,7 @@ pub mod failover;
 pub mod plan;
 pub mod protocol;
 pub mod redact;
+pub mod spec;
 pub mod stream;
 pub mod validate;
 

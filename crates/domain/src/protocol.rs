@@ -78,13 +78,29 @@ pub enum AudioFailure {
     Continue,
 }
 
+/// The listener a push input is fed through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PushVia {
+    /// `publish://`: the RTMP or the SRT listener.
+    Any,
+    /// An `rtmp://` or `rtmps://` URL with an unspecified host, or naming this server's own
+    /// RTMP port and stream: the RTMP listener.
+    Rtmp,
+    /// `srt://` with an unspecified host: the SRT listener.
+    Srt,
+}
+
 /// A classified input URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputUrl {
-    /// Published to our listener; `key` is the legacy routing key (last path segment) when the
-    /// URL was `rtmp://0.0.0.0/app/<key>`, else `None`.
+    /// Published to one of our listeners.
     Push {
-        /// Legacy routing key.
+        /// The listener that feeds it.
+        via: PushVia,
+        /// The legacy routing key (the last path segment) of `rtmp://0.0.0.0/<app>/<key>`;
+        /// `None` for `publish://`, SRT, and a URL naming this server's own listener and
+        /// stream (a publisher reaches those by the stream's name).
         key: Option<String>,
     },
     /// A network pull or listen URL (every kind but push, file, copy and mixer).
@@ -181,7 +197,10 @@ pub fn detect(raw: &str, ctx: DetectContext<'_>) -> Result<InputUrl, UrlError> {
     match scheme.as_str() {
         "publish" => {
             if rest.is_empty() || rest == "/" {
-                Ok(InputUrl::Push { key: None })
+                Ok(InputUrl::Push {
+                    via: PushVia::Any,
+                    key: None,
+                })
             } else {
                 Err(UrlError::Invalid("publish:// takes no host or path".into()))
             }
@@ -220,18 +239,28 @@ fn network(scheme: &str, raw: &str, ctx: DetectContext<'_>) -> Result<InputUrl, 
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned);
             if unspecified {
-                return Ok(InputUrl::Push { key });
+                return Ok(InputUrl::Push {
+                    via: PushVia::Rtmp,
+                    key,
+                });
             }
-            if host_ip.is_some_and(|ip| ip.is_loopback())
+            if scheme == "rtmp"
+                && host_ip.is_some_and(|ip| ip.is_loopback())
                 && is_own_listener(&url, key.as_deref(), ctx)
             {
-                return Ok(InputUrl::Push { key });
+                return Ok(InputUrl::Push {
+                    via: PushVia::Rtmp,
+                    key: None,
+                });
             }
             InputKind::Rtmp
         }
         "srt" => {
             if unspecified {
-                return Ok(InputUrl::Push { key: None });
+                return Ok(InputUrl::Push {
+                    via: PushVia::Srt,
+                    key: None,
+                });
             }
             InputKind::Srt
         }

@@ -1,10 +1,11 @@
 //! Decoding and validation of stream records, with errors that name the JSON path.
 //!
-//! [`decode_stream`] is the one way a stream enters the system from outside: it strips the
-//! read-only fields a client may echo back from a GET, decodes strictly (unknown field →
-//! `UNKNOWN_FIELD` naming its path), then runs [`validate_stream`]. What the running build
-//! cannot do yet is described by [`Support`] and rejected with `UNSUPPORTED`, never accepted
-//! silently.
+//! A stream enters the system from outside through [`decode_record`], which strips the
+//! read-only fields a client may echo back from a GET and decodes strictly (unknown field →
+//! `UNKNOWN_FIELD` naming its path), then [`parse_stream`], which turns the record into the
+//! [`StreamSpec`] the engine runs, or names every failing field ([`decode_stream`] does both). Records loaded from the
+//! store go through [`parse_stream`] too. What the running build cannot do yet is described by
+//! [`Support`] and rejected with `UNSUPPORTED`, never accepted silently.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -13,7 +14,8 @@ use serde::Serialize;
 use serde_json::Value;
 use tributary_media::StreamCode;
 
-use crate::protocol::{self, DetectContext, InputKind, InputUrl, UrlError};
+use crate::protocol::InputKind;
+use crate::spec::{self, StreamSpec};
 use crate::stream::{Stream, Watermark};
 
 /// The machine-readable code of a validation failure (SPEC §API status table, 422 row).
@@ -147,6 +149,8 @@ pub struct Support {
     pub srt: bool,
     /// RTMP(S) push-out.
     pub push: bool,
+    /// Push-out of one rendition (`push[].profile`); renditions need the transcoder.
+    pub push_profiles: bool,
     /// FFmpeg transcoding.
     pub transcoder: bool,
     /// Recording.
@@ -155,20 +159,31 @@ pub struct Support {
     pub thumbnail: bool,
     /// Templates.
     pub templates: bool,
-    /// This server's RTMP port, for the loopback-own-listener URL rule.
+    /// Push inputs through the SRT listener (`srt://0.0.0.0:<port>`).
+    pub srt_listener: bool,
+    /// This server's bound RTMP listener port, for the loopback-own-listener URL rule
+    /// (SPEC §Domain "Input URL classifier"); `None` while no RTMP listener is bound.
     pub rtmp_port: Option<u16>,
 }
 
-/// Decodes a stream body for `code`.
-///
-/// The body's own `code` and the read-only fields a client may echo back from a GET
-/// (`runtime`, `source`, `status`) are ignored. Returns the stream and the warnings to show
-/// next to it (legacy fields ignored, inert settings).
+/// Decodes a stream body for `code` and parses it ([`decode_record`], then [`parse_stream`]).
+/// Returns the spec and the warnings to show next to it (legacy fields ignored, inert
+/// settings).
 pub fn decode_stream(
     code: &StreamCode,
-    mut body: Value,
+    body: Value,
     support: &Support,
-) -> Result<(Stream, Vec<String>), ValidationErrors> {
+) -> Result<(StreamSpec, Vec<String>), ValidationErrors> {
+    parse_stream(decode_record(code, body)?, support)
+}
+
+/// Decodes a stream body for `code` into the record as written, strictly (an unknown field
+/// or a wrong type names its path), without applying SPEC's rules: the API puts stored
+/// secrets back into a body that echoes their mask before [`parse_stream`] reads it.
+///
+/// The body's own `code` and the read-only fields a client may echo back from a GET
+/// (`runtime`, `source`, `status`) are ignored.
+pub fn decode_record(code: &StreamCode, mut body: Value) -> Result<Stream, ValidationErrors> {
     let Value::Object(map) = &mut body else {
         return Err(ValidationErrors(vec![FieldError::new(
             "$",
@@ -180,13 +195,11 @@ pub fn decode_stream(
         map.remove(ignored);
     }
     map.insert("code".into(), Value::String(code.as_str().to_owned()));
-    let stream: Stream = serde_path_to_error::deserialize(body).map_err(|e| {
+    serde_path_to_error::deserialize(body).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();
         ValidationErrors(vec![decode_error(path, message)])
-    })?;
-    let warnings = validate_stream(&stream, support)?;
-    Ok((stream, warnings))
+    })
 }
 
 /// Maps a serde error to a field error with the right code.
@@ -218,14 +231,19 @@ fn decode_error(path: String, message: String) -> FieldError {
     FieldError::new(path, code, message)
 }
 
-/// Checks a decoded stream; returns warnings, or every failing field.
-pub fn validate_stream(
-    stream: &Stream,
+/// Parses a decoded or stored stream record into the [`StreamSpec`] the engine runs: every
+/// input classified and its options parsed (`crate::spec`), every SPEC rule checked against
+/// what `support` says this build (and this server: its RTMP port) can do. Deterministic: a
+/// record parses the same at save and when loaded at boot, given the same `support`.
+///
+/// Returns the spec and the warnings to show next to it (legacy fields ignored, inert
+/// settings), or every failing field in document order.
+pub fn parse_stream(
+    stream: Stream,
     support: &Support,
-) -> Result<Vec<String>, ValidationErrors> {
+) -> Result<(StreamSpec, Vec<String>), ValidationErrors> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
-    let code = &stream.code;
 
     if stream.template.is_some() && !support.templates {
         errors.push(FieldError::new(
@@ -235,90 +253,7 @@ pub fn validate_stream(
         ));
     }
 
-    let ctx = DetectContext {
-        rtmp_port: support.rtmp_port,
-        own_code: Some(code),
-    };
-    let mut seen = HashSet::new();
-    let n_inputs = stream.inputs.len();
-    for (i, input) in stream.inputs.iter().enumerate() {
-        let path = format!("inputs[{i}]");
-        if input.priority as usize != i {
-            errors.push(FieldError::new(
-                format!("{path}.priority"),
-                ErrorCode::InvalidInputPriority,
-                format!(
-                    "priority must be {i} (priorities are 0..N-1 in array order), got {}",
-                    input.priority
-                ),
-            ));
-        }
-        let trimmed = input.url.trim();
-        if !trimmed.is_empty() && !seen.insert(trimmed.to_owned()) {
-            errors.push(FieldError::new(
-                format!("{path}.url"),
-                ErrorCode::DuplicateInput,
-                format!("duplicate input URL {trimmed:?}"),
-            ));
-        }
-        for legacy in [
-            ("reconnect", input.reconnect.is_some()),
-            ("read_timeout_sec", input.read_timeout_sec.is_some()),
-            ("reconnect_delay_sec", input.reconnect_delay_sec.is_some()),
-            (
-                "reconnect_max_delay_sec",
-                input.reconnect_max_delay_sec.is_some(),
-            ),
-        ] {
-            if legacy.1 {
-                warnings.push(format!("{path}.{}: legacy field ignored", legacy.0));
-            }
-        }
-        let parsed = match protocol::detect(&input.url, ctx) {
-            Ok(p) => p,
-            Err(e) => {
-                let code = match e {
-                    UrlError::Copy(_) => ErrorCode::InvalidCopyUrl,
-                    UrlError::Mixer(_) => ErrorCode::InvalidMixerUrl,
-                    _ => ErrorCode::InvalidInputUrl,
-                };
-                errors.push(FieldError::new(format!("{path}.url"), code, e.to_string()));
-                continue;
-            }
-        };
-        match &parsed {
-            InputUrl::Copy { upstream } if upstream == code => errors.push(FieldError::new(
-                format!("{path}.url"),
-                ErrorCode::InvalidCopyShape,
-                "a stream cannot copy itself",
-            )),
-            InputUrl::Mixer { video, audio, .. } => {
-                if video == code || audio == code {
-                    errors.push(FieldError::new(
-                        format!("{path}.url"),
-                        ErrorCode::InvalidMixerShape,
-                        "a mixer cannot reference its own stream",
-                    ));
-                }
-                if n_inputs > 1 {
-                    errors.push(FieldError::new(
-                        format!("{path}.url"),
-                        ErrorCode::InvalidMixerShape,
-                        "a mixer input must be the stream's only input",
-                    ));
-                }
-            }
-            _ => {}
-        }
-        let kind = parsed.kind();
-        if !support.inputs.contains(&kind) {
-            errors.push(FieldError::new(
-                format!("{path}.url"),
-                ErrorCode::Unsupported,
-                format!("{kind} inputs are not supported yet"),
-            ));
-        }
-    }
+    let inputs = spec::parse_inputs(&stream, support, &mut errors, &mut warnings);
 
     if let Some(t) = &stream.transcoder
         && !support.transcoder
@@ -350,6 +285,17 @@ pub fn validate_stream(
 
     let mut push_urls = HashSet::new();
     for (i, target) in stream.push.iter().enumerate() {
+        if !target.profile.trim().is_empty() && !support.push_profiles {
+            errors.push(FieldError::new(
+                format!("push[{i}].profile"),
+                ErrorCode::Unsupported,
+                format!(
+                    "pushing a rendition ({:?}) is not supported yet: renditions need the \
+                     transcoder; use \"\" to push the playback feed",
+                    target.profile
+                ),
+            ));
+        }
         let path = format!("push[{i}].url");
         let scheme = target
             .url
@@ -427,7 +373,7 @@ pub fn validate_stream(
     }
 
     if errors.is_empty() {
-        Ok(warnings)
+        Ok((StreamSpec::new(stream, inputs), warnings))
     } else {
         Err(ValidationErrors(errors))
     }
@@ -540,17 +486,10 @@ fn valid_color(text: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    fn code() -> StreamCode {
-        StreamCode::parse("cam1").unwrap()
-    }
-
-    fn all_support() -> Support {
-        Support {
+impl Support {
+    /// Every feature on, RTMP listener on 1935: what tests parse against.
+    pub(crate) fn everything() -> Self {
+        Self {
             inputs: vec![
                 InputKind::Push,
                 InputKind::Rtmp,
@@ -569,12 +508,29 @@ mod tests {
             rtmp: true,
             srt: true,
             push: true,
+            push_profiles: true,
             transcoder: true,
             dvr: true,
             thumbnail: true,
             templates: true,
+            srt_listener: true,
             rtmp_port: Some(1935),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn code() -> StreamCode {
+        StreamCode::parse("cam1").unwrap()
+    }
+
+    fn all_support() -> Support {
+        Support::everything()
     }
 
     fn fails(body: Value, support: &Support) -> Vec<(String, ErrorCode)> {
@@ -600,9 +556,10 @@ mod tests {
          "push": [{"url": "rtmps://live.example.com/app/SECRET", "enabled": true, "comment": "platform"}],
          "dvr": {"enabled": true, "retention_sec": 43200, "max_size_gb": 20},
          "watermark": {"enabled": true, "type": "text", "text": "ON AIR", "position": "top_left"}});
-        let (stream, warnings) = decode_stream(&code(), body, &all_support()).unwrap();
+        let (spec, warnings) = decode_stream(&code(), body, &all_support()).unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
-        assert_eq!(stream.inputs.len(), 3);
+        let stream = spec.stream();
+        assert_eq!(spec.inputs().len(), 3);
         assert_eq!(stream.push[0].timeout_sec, 10);
         assert_eq!(stream.push[0].retry_timeout_sec, 5);
     }
@@ -610,8 +567,8 @@ mod tests {
     #[test]
     fn body_code_and_read_only_fields_are_ignored() {
         let body = json!({"code": "other", "runtime": {"status": "active"}, "status": "x", "source": "config"});
-        let (stream, _) = decode_stream(&code(), body, &all_support()).unwrap();
-        assert_eq!(stream.code, code());
+        let (spec, _) = decode_stream(&code(), body, &all_support()).unwrap();
+        assert_eq!(spec.code(), &code());
     }
 
     #[test]
@@ -734,6 +691,21 @@ mod tests {
             ]
         );
         assert!(got.iter().all(|(_, c)| *c == ErrorCode::Unsupported));
+    }
+
+    #[test]
+    fn a_push_profile_is_unsupported_until_renditions_exist() {
+        let support = Support {
+            push_profiles: false,
+            ..all_support()
+        };
+        let body = json!({"push": [{"url": "rtmp://x/a/b", "profile": ""},
+                                   {"url": "rtmp://x/a/c", "profile": "track_2"}]});
+        assert_eq!(
+            fails(body.clone(), &support),
+            [("push[1].profile".into(), ErrorCode::Unsupported)]
+        );
+        assert!(decode_stream(&code(), body, &all_support()).is_ok());
     }
 
     #[test]

@@ -32,6 +32,7 @@ use tributary_domain::diff::{StreamDiff, compute_diff};
 use tributary_domain::event::StreamStatus;
 use tributary_domain::plan::{RestartPlan, plan};
 use tributary_domain::protocol::InputKind;
+use tributary_domain::spec::StreamSpec;
 use tributary_domain::validate::Support;
 use tributary_domain::{Stream, StreamCode};
 use tributary_store::{Expect, SqliteStore, StoredStream, StreamRepository};
@@ -487,9 +488,10 @@ impl EngineHandle {
     /// never fails the write; a failure becomes a warning and the reconciler retries.
     pub async fn put_stream(
         &self,
-        stream: Stream,
+        spec: StreamSpec,
         precondition: Precondition,
     ) -> Result<PutResult, CoordError> {
+        let stream = spec.into_stream();
         let expect = match precondition {
             Precondition::None => Expect::Any,
             Precondition::Revision(r) => Expect::Revision(r),
@@ -507,8 +509,9 @@ impl EngineHandle {
         })
     }
 
-    /// What storing `stream` would do, without doing it.
-    pub async fn dry_run(&self, stream: &Stream) -> Result<DryRun, CoordError> {
+    /// What storing `spec` would do, without doing it.
+    pub async fn dry_run(&self, spec: &StreamSpec) -> Result<DryRun, CoordError> {
+        let stream = spec.stream();
         let current = self.get_stream(&stream.code).await?;
         let Some(current) = current else {
             let action = if stream.is_startable() {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tributary_domain::diff::Output;
 use tributary_domain::failover::FailoverError;
-use tributary_domain::protocol::UrlError;
+use tributary_domain::validate::ValidationErrors;
 use tributary_domain::{Push, Stream, StreamCode};
 use tributary_hub::HubError;
 use tributary_ingest::IngestError;
@@ -37,15 +37,13 @@ pub enum ServiceError {
     /// The hub refused a buffer or an input port.
     #[error("hub: {0}")]
     Hub(#[source] HubError),
-    /// An input's URL does not classify.
-    #[error("stream {code}: inputs priority {priority}: url {source}")]
-    InputUrl {
+    /// An input does not parse (its URL does not classify, or an option cannot work).
+    #[error("stream {code}: {source}")]
+    InvalidInput {
         /// The stream.
         code: StreamCode,
-        /// The input.
-        priority: u32,
-        /// What the classifier said.
-        source: UrlError,
+        /// Every failing field, named.
+        source: ValidationErrors,
     },
     /// Two inputs share a priority or a URL.
     #[error("stream {code}: inputs priority {priority}: duplicate priority or url")]

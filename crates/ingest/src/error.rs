@@ -26,21 +26,8 @@ pub enum IngestError {
         /// The kind the URL was classified as.
         kind: InputKind,
     },
-    /// The URL does not classify (`protocol::detect` refused it).
-    #[error("stream {code}, input {priority}: invalid URL {url}: {reason}")]
-    #[non_exhaustive]
-    InvalidUrl {
-        /// The stream.
-        code: StreamCode,
-        /// The input's priority.
-        priority: u32,
-        /// The URL, secrets masked.
-        url: String,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// An option (URL query parameter, `params` entry, header or input field) has a value
-    /// the worker cannot use.
+    /// A setting the worker cannot use. The edge parser checks every option of the kinds it
+    /// knows, so this names a disagreement between the parser and a worker.
     #[error("stream {code}, input {priority} ({url}): invalid {setting}: {reason}")]
     #[non_exhaustive]
     InvalidSetting {
@@ -54,21 +41,6 @@ pub enum IngestError {
         setting: String,
         /// What is wrong with its value.
         reason: String,
-    },
-    /// A `file://<mount>/<path>` input: VOD mounts are resolved by the engine, which passes an
-    /// absolute path.
-    #[error(
-        "stream {code}, input {priority}: file input names VOD mount {mount:?}; \
-         the ingest worker needs an absolute path"
-    )]
-    #[non_exhaustive]
-    UnresolvedMount {
-        /// The stream.
-        code: StreamCode,
-        /// The input's priority.
-        priority: u32,
-        /// The mount name.
-        mount: String,
     },
     /// The HTTP client could not be built (TLS backend initialisation).
     #[error("stream {code}, input {priority} ({url}): cannot build the HTTP client: {reason}")]

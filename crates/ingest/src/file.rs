@@ -13,7 +13,6 @@
 //! a new session: no `Port::restart`. Without it, the end of the file is reported as an error
 //! and the worker finishes.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -22,9 +21,10 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::task::JoinHandle;
 
+use tributary_domain::spec::{FileFormat, FileSource};
+
 use crate::IngestConfig;
 use crate::backoff::Backoff;
-use crate::options::{OptionError, parse_bool};
 use crate::pace::{Pacer, Passes};
 use crate::sink::{Next, Reporter, Sink, now};
 
@@ -50,41 +50,18 @@ enum Format {
 }
 
 impl FileOptions {
-    pub(crate) fn parse(
-        path: PathBuf,
-        query: &BTreeMap<String, String>,
-        config: &IngestConfig,
-    ) -> Result<Self, OptionError> {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let format = match ext.as_str() {
-            "ts" | "m2ts" | "mts" => Format::Ts,
-            "mp4" | "m4v" | "mov" | "flv" | "mkv" => Format::Remux,
-            _ => {
-                return Err(OptionError(
-                    "path",
-                    format!(
-                        "{}: unsupported file type {ext:?} (.ts, .mp4, .m4v, .mov, .flv, .mkv)",
-                        path.display()
-                    ),
-                ));
-            }
+    /// A parsed file input, with the FFmpeg binary that remuxes non-TS containers.
+    pub(crate) fn new(source: FileSource, config: &IngestConfig) -> Self {
+        let format = match source.format {
+            FileFormat::Ts => Format::Ts,
+            _ => Format::Remux,
         };
-        let looping = match query.get("loop") {
-            None => true,
-            Some(v) => parse_bool(v).ok_or_else(|| {
-                OptionError("loop", format!("{v:?} is not true/false/1/0/yes/no/on/off"))
-            })?,
-        };
-        Ok(Self {
-            path,
+        Self {
+            path: source.path,
             format,
-            looping,
+            looping: source.looping,
             ffmpeg: config.ffmpeg_path.clone(),
-        })
+        }
     }
 }
 
@@ -328,29 +305,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn options() {
+    fn ts_is_read_directly_and_the_rest_remuxed() {
         let config = IngestConfig::default();
-        let q = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect()
+        let source = |format| FileSource {
+            path: "/a/b".into(),
+            format,
+            looping: false,
         };
-        let o = FileOptions::parse("/a/b.TS".into(), &q(&[]), &config).unwrap();
-        assert_eq!((o.format, o.looping), (Format::Ts, true));
-        let o = FileOptions::parse("/a/b.mkv".into(), &q(&[("loop", "off")]), &config).unwrap();
-        assert_eq!((o.format, o.looping), (Format::Remux, false));
-        assert_eq!(
-            FileOptions::parse("/a/b.avi".into(), &q(&[]), &config)
-                .unwrap_err()
-                .0,
-            "path"
-        );
-        assert_eq!(
-            FileOptions::parse("/a/b.ts".into(), &q(&[("loop", "sometimes")]), &config)
-                .unwrap_err()
-                .0,
-            "loop"
-        );
+        let o = FileOptions::new(source(FileFormat::Ts), &config);
+        assert_eq!((o.format, o.looping), (Format::Ts, false));
+        for format in [FileFormat::Mp4, FileFormat::Flv, FileFormat::Mkv] {
+            assert_eq!(
+                FileOptions::new(source(format), &config).format,
+                Format::Remux
+            );
+        }
     }
 }

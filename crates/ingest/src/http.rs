@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Client, Response, StatusCode};
-use tributary_domain::Input;
 use tributary_domain::redact::mask_url;
+use tributary_domain::spec::HttpSource;
 use url::Url;
 
 use crate::IngestError;
@@ -82,15 +82,17 @@ impl fmt::Display for HttpError {
 }
 
 impl HttpClient {
-    /// A client for `input`: `net.timeout_sec` (0 = `default_timeout`) bounds connecting and
-    /// waiting for a response; `net.insecure_tls` skips certificate checks.
+    /// A client for `source`: its timeout (`None` = `default_timeout`) bounds connecting and
+    /// waiting for a response; `insecure_tls` skips certificate checks.
     pub(crate) fn new(
-        input: &Input,
+        source: &HttpSource,
         default_timeout: Duration,
         label: &Label,
     ) -> Result<Self, IngestError> {
         let mut headers = HeaderMap::new();
-        for (name, value) in &input.headers {
+        // The parser admitted only header names and values HTTP can carry; a refusal here
+        // would be a disagreement between the two, reported like a bad setting.
+        for (name, value) in &source.headers {
             let setting = || format!("headers.{name}");
             let name_parsed = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|e| label.invalid(setting(), e.to_string()))?;
@@ -98,14 +100,11 @@ impl HttpClient {
                 .map_err(|e| label.invalid(setting(), e.to_string()))?;
             headers.append(name_parsed, value);
         }
-        let timeout = match input.net.timeout_sec {
-            0 => default_timeout,
-            secs => Duration::from_secs(u64::from(secs)),
-        };
+        let timeout = source.timeout.unwrap_or(default_timeout);
         let client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(timeout)
-            .danger_accept_invalid_certs(input.net.insecure_tls)
+            .danger_accept_invalid_certs(source.insecure_tls)
             .user_agent(concat!("tributary/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| IngestError::Client {

@@ -2,10 +2,10 @@
 //!
 //! # Model
 //!
-//! One [`Worker`] per configured input. [`spawn`] classifies the input's URL with the one
-//! classifier (`tributary_domain::protocol::detect`), parses every option once (a bad option is
-//! an [`IngestError`] at once, not a surprise later) and starts one tokio task that owns the
-//! source: a socket, an HTTP response, a file or an `ffmpeg` child. The task turns bytes into
+//! One [`Worker`] per configured input. [`spawn`] takes the input as the edge parsed it
+//! ([`ParsedInput`]: classified by the one classifier, `tributary_domain::protocol::detect`,
+//! every option of its kind already checked, so a bad option was a 422 at save, never a
+//! surprise here) and starts one tokio task that owns the source: a socket, an HTTP response, a file or an `ffmpeg` child. The task turns bytes into
 //! [`Frame`](tributary_media::Frame)s with the sans-IO MPEG-TS demuxer and writes them to the
 //! input's hub [`Port`]. It never decides failover: it reports health (through the port's
 //! counters and [`Port::report_error`]) and the stream manager chooses (STYLE.md §3).
@@ -48,6 +48,8 @@
 //!
 //! ```no_run
 //! use tributary_domain::Input;
+//! use tributary_domain::protocol::DetectContext;
+//! use tributary_domain::spec::ParsedInput;
 //! use tributary_hub::{BufferId, Hub, Intake, PortKey, SessionReason, SubscribeFrom};
 //! use tributary_ingest::{IngestContext, spawn};
 //!
@@ -58,7 +60,7 @@
 //! let port = intake.add_port(PortKey(0), true)?;
 //! intake.select(PortKey(0), SessionReason::Fresh)?;
 //!
-//! let input = Input::new("udp://0.0.0.0:5000", 0);
+//! let input = ParsedInput::parse(&Input::new("udp://0.0.0.0:5000", 0), DetectContext::default())?;
 //! let ctx = IngestContext { code: "cam7".parse()?, priority: 0 };
 //! let worker = spawn(ctx, &input, port)?;
 //!
@@ -78,7 +80,6 @@ mod error;
 mod file;
 mod hls;
 mod http;
-mod options;
 mod pace;
 mod rtmp;
 mod sink;
@@ -90,9 +91,9 @@ use std::sync::atomic::Ordering;
 
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
-use tributary_domain::Input;
-use tributary_domain::protocol::{self, DetectContext, InputKind, InputUrl};
+use tributary_domain::protocol::InputKind;
 use tributary_domain::redact::mask_url;
+use tributary_domain::spec::{ParsedInput, Source};
 use tributary_hub::Port;
 use tributary_media::{StreamCode, TrackId};
 
@@ -242,36 +243,28 @@ pub fn supported() -> &'static [InputKind] {
     ]
 }
 
-/// Starts the worker for one configured input, with the default [`IngestConfig`]; it writes
-/// into `port` until stopped. Call within a tokio runtime.
-pub fn spawn(ctx: IngestContext, input: &Input, port: Port) -> Result<Worker, IngestError> {
+/// Starts the worker for one parsed input, with the default [`IngestConfig`]; it writes into
+/// `port` until stopped. Call within a tokio runtime.
+pub fn spawn(ctx: IngestContext, input: &ParsedInput, port: Port) -> Result<Worker, IngestError> {
     spawn_with(ctx, input, port, &IngestConfig::default())
 }
 
-/// Starts the worker for one configured input with explicit settings (see [`spawn`]).
+/// Starts the worker for one parsed input with explicit settings (see [`spawn`]).
 ///
-/// Fails at once, starting nothing, when the kind is not supported, the URL or an option does
-/// not parse, or no tokio runtime is running.
+/// The input was classified and its options parsed at the edge (`tributary_domain::spec`), so
+/// this fails only when the kind has no worker here, or no tokio runtime is running; it then
+/// starts nothing.
 pub fn spawn_with(
     ctx: IngestContext,
-    input: &Input,
+    input: &ParsedInput,
     port: Port,
     config: &IngestConfig,
 ) -> Result<Worker, IngestError> {
-    let url = mask_url(&input.url);
-    let parsed = protocol::detect(&input.url, DetectContext::default()).map_err(|e| {
-        IngestError::InvalidUrl {
-            code: ctx.code.clone(),
-            priority: ctx.priority,
-            url: url.clone(),
-            reason: e.to_string(),
-        }
-    })?;
-    let kind = parsed.kind();
+    let kind = input.kind();
     let label = Arc::new(Label {
         code: ctx.code.clone(),
         priority: ctx.priority,
-        url,
+        url: mask_url(&input.input.url),
         kind,
     });
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| IngestError::NoRuntime {
@@ -281,59 +274,31 @@ pub fn spawn_with(
     })?;
     let stats = Arc::new(Stats::default());
     let reporter = Reporter::new(Arc::clone(&label), port, Arc::clone(&stats));
-    let program = u16::try_from(input.program).map_err(|_| {
-        label.invalid(
-            "program",
-            format!("{} is not an MPEG-TS program number", input.program),
-        )
-    })?;
+    let program = input.program;
 
-    let task: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match parsed {
-        InputUrl::Network {
-            kind: InputKind::Udp,
-            url,
-        } => {
-            let url = options::merge_params(url, &input.params);
-            let options = udp::UdpOptions::parse(&url).map_err(|e| label.invalid(e.0, e.1))?;
-            Box::pin(udp::run(options, program, reporter))
+    let task: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match &input.source {
+        Source::Udp(udp) => Box::pin(udp::run(udp.clone(), program, reporter)),
+        Source::HttpTs(http) => {
+            let client = http::HttpClient::new(http, http::HTTP_TS_TIMEOUT, &label)?;
+            Box::pin(http::run_ts(http.url.clone(), client, program, reporter))
         }
-        InputUrl::Network {
-            kind: InputKind::HttpTs,
-            url,
-        } => {
-            let url = options::merge_params(url, &input.params);
-            let client = http::HttpClient::new(input, http::HTTP_TS_TIMEOUT, &label)?;
-            Box::pin(http::run_ts(url, client, program, reporter))
-        }
-        InputUrl::Network {
-            kind: InputKind::Hls,
-            url,
-        } => {
-            let url = options::merge_params(url, &input.params);
-            let client = http::HttpClient::new(input, hls::PLAYLIST_TIMEOUT, &label)?;
+        Source::Hls(http) => {
+            let client = http::HttpClient::new(http, hls::PLAYLIST_TIMEOUT, &label)?;
             let prefetch = config.hls_prefetch.max(1);
-            Box::pin(hls::run(url, client, prefetch, program, reporter))
+            Box::pin(hls::run(
+                http.url.clone(),
+                client,
+                prefetch,
+                program,
+                reporter,
+            ))
         }
-        InputUrl::Network {
-            kind: InputKind::Rtmp,
-            ..
-        } => {
-            let options = rtmp::RtmpOptions::parse(input, &label)?;
+        Source::Rtmp(_) => {
+            let options = rtmp::RtmpOptions::parse(&input.input, &label)?;
             Box::pin(rtmp::run(options, reporter))
         }
-        InputUrl::File {
-            mount: Some(mount), ..
-        } => {
-            return Err(IngestError::UnresolvedMount {
-                code: ctx.code,
-                priority: ctx.priority,
-                mount,
-            });
-        }
-        InputUrl::File { mount: None, path } => {
-            let query = options::file_query(&input.url, &input.params);
-            let options = file::FileOptions::parse(PathBuf::from(path), &query, config)
-                .map_err(|e| label.invalid(e.0, e.1))?;
+        Source::File(file) => {
+            let options = file::FileOptions::new(file.clone(), config);
             Box::pin(file::run(options, program, reporter))
         }
         _ => {

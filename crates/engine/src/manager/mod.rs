@@ -37,9 +37,10 @@ use tributary_domain::failover::{
     Command, Event, Failover, FailoverConfig, FailoverError, InputEvent, InputSpec, Observation,
     Output, Report, Switch, SwitchReason, TICK,
 };
-use tributary_domain::protocol::{DetectContext, InputKind, detect};
+use tributary_domain::protocol::DetectContext;
 use tributary_domain::redact::mask_url;
-use tributary_domain::{Input, Stream, StreamCode};
+use tributary_domain::spec::ParsedInput;
+use tributary_domain::{Stream, StreamCode};
 use tributary_hub::{Intake, Port, PortHealth, PortKey, SessionReason};
 use tributary_ingest::{IngestConfig, IngestContext, IngestError, Worker, WorkerEvent};
 
@@ -128,10 +129,8 @@ struct Pending {
 
 /// One configured input.
 struct Slot {
-    /// The configuration it runs with.
-    input: Input,
-    /// Its kind, from the one URL classifier.
-    kind: InputKind,
+    /// The configuration it runs with, as the edge parsed it.
+    input: ParsedInput,
     /// Its entry into the intake.
     port: Port,
     /// The port's key in the intake.
@@ -341,16 +340,15 @@ impl Manager {
 
     /// A new slot for `input`, with a port under a fresh key.
     fn open_slot(
-        code: &StreamCode,
         intake: &Intake,
-        input: &Input,
+        input: &ParsedInput,
         key: PortKey,
         wake: &Arc<Notify>,
     ) -> Result<Slot, ServiceError> {
-        let kind = kind_of(code, input)?;
-        let hot = input.hot_standby.unwrap_or(kind.hot_by_default());
-        let port = intake.add_port(key, hot).map_err(ServiceError::Hub)?;
-        let push = (kind == InputKind::Push).then(|| {
+        let port = intake
+            .add_port(key, input.hot())
+            .map_err(ServiceError::Hub)?;
+        let push = input.push().is_some().then(|| {
             Arc::new(PushSlot {
                 live: AtomicBool::new(false),
                 claims: AtomicU64::new(0),
@@ -359,7 +357,6 @@ impl Manager {
         });
         Ok(Slot {
             input: input.clone(),
-            kind,
             port,
             key,
             worker: None,
@@ -385,12 +382,13 @@ impl InputService for Manager {
         let mut slots = BTreeMap::new();
         let mut next_key = 0;
         let mut specs = Vec::new();
-        for input in &stream.inputs {
+        for input in parsed_inputs(stream)? {
+            let priority = input.priority();
             let key = PortKey(next_key);
             next_key += 1;
-            let slot = Self::open_slot(code, &intake, input, key, &wake)?;
-            specs.push(InputSpec::new(input, slot.kind));
-            slots.insert(input.priority, slot);
+            let slot = Self::open_slot(&intake, &input, key, &wake)?;
+            specs.push(InputSpec::new(&input.input, input.kind()));
+            slots.insert(priority, slot);
         }
         let now = Instant::now();
         let failover = Failover::new(self.env.failover.clone(), specs, now).map_err(|source| {
@@ -439,18 +437,15 @@ impl InputService for Manager {
             code: code.clone(),
             service: "stream manager",
         })?;
-        let mut kinds = Vec::new();
-        for input in &new.inputs {
-            kinds.push(kind_of(code, input)?);
-        }
-        for (i, input) in new.inputs.iter().enumerate() {
-            let clash = new.inputs[..i].iter().any(|other| {
-                other.priority == input.priority || other.url.trim() == input.url.trim()
-            });
+        let inputs = parsed_inputs(new)?;
+        for (i, input) in inputs.iter().enumerate() {
+            let clash = inputs[..i]
+                .iter()
+                .any(|other| other.priority() == input.priority() || other.url() == input.url());
             if clash {
                 return Err(ServiceError::DuplicateInput {
                     code: code.clone(),
-                    priority: input.priority,
+                    priority: input.priority(),
                 });
             }
         }
@@ -460,11 +455,8 @@ impl InputService for Manager {
         let mut old: Vec<Slot> = std::mem::take(&mut managed.slots).into_values().collect();
         let mut slots = BTreeMap::new();
         let mut specs = Vec::new();
-        for (input, kind) in new.inputs.iter().zip(kinds) {
-            let slot = match old
-                .iter()
-                .position(|s| s.input.url.trim() == input.url.trim())
-            {
+        for input in inputs {
+            let slot = match old.iter().position(|s| s.input.url() == input.url()) {
                 Some(at) => {
                     let mut slot = old.remove(at);
                     slot.input = input.clone();
@@ -473,28 +465,28 @@ impl InputService for Manager {
                 None => {
                     let key = PortKey(managed.next_key);
                     managed.next_key += 1;
-                    match Self::open_slot(code, &managed.intake, input, key, &ctl.wake) {
+                    match Self::open_slot(&managed.intake, &input, key, &ctl.wake) {
                         Ok(slot) => slot,
                         Err(e) => {
                             // Put back what is left so the stream keeps running as it was
                             // as far as possible; the reconciler retries the update.
                             for slot in old.drain(..).chain(slots.into_values()) {
-                                managed.slots.insert(slot.input.priority, slot);
+                                managed.slots.insert(slot.input.priority(), slot);
                             }
                             return Err(e);
                         }
                     }
                 }
             };
-            specs.push(InputSpec::new(input, kind));
-            slots.insert(input.priority, slot);
+            specs.push(InputSpec::new(&input.input, input.kind()));
+            slots.insert(input.priority(), slot);
         }
         for gone in old {
             if let Some(probe) = &gone.probe {
                 probe.cancel();
             }
             managed.intake.remove_port(gone.key);
-            tracing::info!(stream = %code, url = %mask_url(&gone.input.url), "input removed");
+            tracing::info!(stream = %code, url = %mask_url(gone.input.url()), "input removed");
         }
         managed.slots = slots;
         let result = managed.failover.update_inputs(specs, now);
@@ -867,12 +859,12 @@ impl Slot {
         config: &IngestConfig,
         wake: &Arc<Notify>,
     ) -> Result<(), IngestError> {
-        if self.worker.is_some() || self.kind == InputKind::Push {
+        if self.worker.is_some() || self.push.is_some() {
             return Ok(());
         }
         let ctx = IngestContext {
             code: code.clone(),
-            priority: self.input.priority,
+            priority: self.input.priority(),
         };
         let worker = tributary_ingest::spawn_with(ctx, &self.input, self.port.clone(), config)?;
         worker.wake_on_event(Arc::clone(wake));
@@ -901,21 +893,23 @@ async fn drive(ctl: Weak<Ctl>, cancel: CancellationToken) {
     }
 }
 
-/// The input kind of `input`, by the one URL classifier.
-fn kind_of(code: &StreamCode, input: &Input) -> Result<InputKind, ServiceError> {
-    let url = detect(
-        &input.url,
-        DetectContext {
-            rtmp_port: None,
-            own_code: Some(code),
-        },
-    )
-    .map_err(|source| ServiceError::InputUrl {
-        code: code.clone(),
-        priority: input.priority,
-        source,
-    })?;
-    Ok(url.kind())
+/// The stream's inputs, parsed. (Interim: the coordinator will hand the manager the spec the
+/// edge parsed.)
+fn parsed_inputs(stream: &Stream) -> Result<Vec<ParsedInput>, ServiceError> {
+    let ctx = DetectContext {
+        rtmp_port: None,
+        own_code: Some(&stream.code),
+    };
+    stream
+        .inputs
+        .iter()
+        .map(|input| {
+            ParsedInput::parse(input, ctx).map_err(|source| ServiceError::InvalidInput {
+                code: stream.code.clone(),
+                source,
+            })
+        })
+        .collect()
 }
 
 /// The machine's view of a worker event; `None` for kinds it has no use for.

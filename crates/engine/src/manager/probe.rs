@@ -6,9 +6,9 @@ use std::sync::Weak;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use tributary_domain::Input;
 use tributary_domain::StreamCode;
 use tributary_domain::failover::{InputEvent, Report};
+use tributary_domain::spec::ParsedInput;
 use tributary_hub::{BufferId, Hub, Intake, PortKey};
 use tributary_ingest::{IngestConfig, IngestContext, WorkerEvent};
 
@@ -18,7 +18,7 @@ use super::Ctl;
 /// non-empty frame within `timeout`. The result goes back to the machine.
 pub(super) async fn probe(
     ctl: Weak<Ctl>,
-    input: Input,
+    input: ParsedInput,
     timeout: Duration,
     cancel: CancellationToken,
 ) {
@@ -28,7 +28,7 @@ pub(super) async fn probe(
     else {
         return;
     };
-    let priority = input.priority;
+    let priority = input.priority();
     let outcome = tokio::select! {
         () = cancel.cancelled() => return,
         outcome = read_one(&code, &input, &ingest, timeout) => outcome,
@@ -40,7 +40,7 @@ pub(super) async fn probe(
     let Some((&now_priority, slot)) = managed
         .slots
         .iter_mut()
-        .find(|(_, slot)| slot.input.url.trim() == input.url.trim())
+        .find(|(_, slot)| slot.input.url() == input.url())
     else {
         return;
     };
@@ -64,7 +64,7 @@ pub(super) async fn probe(
 /// or `timeout` passes.
 async fn read_one(
     code: &StreamCode,
-    input: &Input,
+    input: &ParsedInput,
     ingest: &IngestConfig,
     timeout: Duration,
 ) -> Result<(), String> {
@@ -78,7 +78,7 @@ async fn read_one(
         .map_err(|e| e.to_string())?;
     let ctx = IngestContext {
         code: code.clone(),
-        priority: input.priority,
+        priority: input.priority(),
     };
     let worker = tributary_ingest::spawn_with(ctx, input, port.clone(), ingest)
         .map_err(|e| e.to_string())?;

@@ -103,8 +103,8 @@ fn input_json(report: &InputReport<'_>, slot: &Slot, now: Instant, wall: DateTim
     };
     let mut entry = json!({
         "input_priority": report.priority,
-        "url": mask_url(&slot.input.url),
-        "kind": slot.kind.name(),
+        "url": mask_url(slot.input.url()),
+        "kind": slot.input.kind().name(),
         "status": status,
         "standby": report.connected && report.status == InputStatus::Idle,
         "bitrate_kbps": slot.meter.kbps.round() as u64,

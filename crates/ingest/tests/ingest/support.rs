@@ -9,6 +9,8 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
+use tributary_domain::protocol::DetectContext;
+use tributary_domain::spec::ParsedInput;
 use tributary_hub::{
     BufferId, Delivery, Hub, Intake, Port, PortKey, SessionReason, SubscribeFrom, Subscriber,
 };
@@ -16,6 +18,11 @@ use tributary_ingest::{IngestConfig, IngestContext, Worker, spawn_with};
 use tributary_media::codec::nal::annex_b_nals;
 use tributary_media::{Codec, Frame};
 use tributary_testkit::{ClipSpec, cached_clip};
+
+/// `input` as the edge parses it.
+pub(crate) fn parse(input: &tributary_domain::Input) -> ParsedInput {
+    ParsedInput::parse(input, DetectContext::default()).expect("a valid input")
+}
 
 /// A stream with one selected input port and a subscriber reading its buffer.
 pub(crate) struct Rig {
@@ -59,7 +66,7 @@ impl Rig {
             code: "ingest-test".parse().unwrap(),
             priority: 0,
         };
-        spawn_with(ctx, input, self.port.clone(), config).expect("spawn the worker")
+        spawn_with(ctx, &parse(input), self.port.clone(), config).expect("spawn the worker")
     }
 
     /// Frames until `done` says enough (it sees all so far); panics after `timeout`.

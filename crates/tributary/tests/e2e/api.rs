@@ -238,6 +238,108 @@ fn invalid_bodies_get_4xx_naming_the_field() {
 }
 
 #[test]
+fn input_options_that_cannot_work_are_422_at_save_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let cases = [
+        (
+            r#"{"inputs": [{"url": "udp://:5000?pkt_size=0"}]}"#,
+            "INVALID_INPUT_URL",
+            "inputs[0].url",
+            "pkt_size",
+        ),
+        (
+            r#"{"inputs": [{"url": "udp://:5000", "params": {"pkt_size": "0"}}]}"#,
+            "INVALID_FIELD",
+            "inputs[0].params.pkt_size",
+            "\"0\"",
+        ),
+        (
+            r#"{"inputs": [{"url": "udp://:5000"}, {"url": "/srv/a.ts?loop=sometimes", "priority": 1}]}"#,
+            "INVALID_INPUT_URL",
+            "inputs[1].url",
+            "loop",
+        ),
+        (
+            r#"{"inputs": [{"url": "/srv/a.ts", "params": {"loop": "sometimes"}}]}"#,
+            "INVALID_FIELD",
+            "inputs[0].params.loop",
+            "sometimes",
+        ),
+        (
+            r#"{"inputs": [{"url": "file:///srv/clip.avi"}]}"#,
+            "INVALID_INPUT_URL",
+            "inputs[0].url",
+            "unsupported file type",
+        ),
+        (
+            r#"{"inputs": [{"url": "file://vod1/clip.mp4"}]}"#,
+            "UNSUPPORTED",
+            "inputs[0].url",
+            "VOD mount",
+        ),
+        (
+            r#"{"inputs": [{"url": "udp://:5000?source=10.0.0.1"}]}"#,
+            "INVALID_INPUT_URL",
+            "inputs[0].url",
+            "source",
+        ),
+        (
+            r#"{"inputs": [{"url": "http://o.example.org/live.ts", "headers": {"Bad Name": "x"}}]}"#,
+            "INVALID_FIELD",
+            "inputs[0].headers.Bad Name",
+            "header name",
+        ),
+        (
+            r#"{"inputs": [{"url": "udp://:5000", "program": 70000}]}"#,
+            "INVALID_FIELD",
+            "inputs[0].program",
+            "70000",
+        ),
+        (
+            r#"{"inputs": [{"url": "rtmp://cdn.example.org/only-app"}]}"#,
+            "INVALID_INPUT_URL",
+            "inputs[0].url",
+            "<stream name>",
+        ),
+        (
+            r#"{"inputs": [{"url": "publish://"}], "push": [{"url": "rtmp://x.example.org/app/k", "profile": "track_1"}]}"#,
+            "UNSUPPORTED",
+            "push[0].profile",
+            "not supported yet",
+        ),
+    ];
+    for (body, code, path, needle) in cases {
+        let answer = send("PUT", &server.url("/streams/opts"), Some(body), &[]);
+        assert_eq!(answer.status, 422, "{body}: {}", answer.body);
+        let error = &answer.body["error"];
+        assert_eq!(error["code"], code, "{body}: {error}");
+        assert_eq!(error["fields"][0]["path"], path, "{body}: {error}");
+        assert!(
+            error["fields"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains(needle),
+            "{body}: {error}"
+        );
+    }
+    // Nothing was stored; a playback-feed push (`profile: ""`) and good options are fine.
+    assert_eq!(
+        send("GET", &server.url("/streams"), None, &[]).body["total"],
+        0
+    );
+    let good = r#"{"inputs": [{"url": "udp://:5000?pkt_size=188", "params": {"rtp": "0"}},
+                              {"url": "/srv/a.ts?loop=false", "priority": 1}],
+                   "push": [{"url": "rtmp://x.example.org/app/k", "profile": ""}]}"#;
+    let answer = send("PUT", &server.url("/streams/opts"), Some(good), &[]);
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    assert_eq!(
+        answer.body["data"]["inputs"][0]["url"],
+        "udp://:5000?pkt_size=188"
+    );
+}
+
+#[test]
 fn admin_routes_need_a_token_when_loopback_bypass_is_off() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(

@@ -1,0 +1,238 @@
+//! The per-kind option parsers behind [`parse_input`](super::parse_input): each turns a
+//! classified URL plus the input's options into its [`Source`](super::Source) variant, or the
+//! field errors that say why not.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+use super::options::{Options, merge_params, raw_query};
+use super::source::{
+    DEFAULT_PKT_SIZE, FILE_EXTENSIONS, FileFormat, FileSource, HttpSource, MAX_PKT_SIZE,
+    MulticastInterface, PullSource, RtmpSource, UdpSource,
+};
+use crate::stream::Input;
+use crate::validate::{ErrorCode, FieldError};
+
+/// A UDP input: host and port from the URL, the rest from its options.
+pub(super) fn udp(url: &Url, options: &Options<'_>) -> Result<UdpSource, Vec<FieldError>> {
+    let host = url
+        .host_str()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    // The classifier refuses a UDP URL without a port.
+    let port = url.port().unwrap_or(0);
+    let group = host.parse::<IpAddr>().ok().filter(|ip| ip.is_multicast());
+    let mut errors = Vec::new();
+    let interface = match (options.get("localaddr"), options.get("iface")) {
+        (Some(addr), _) => match addr.parse() {
+            Ok(ip) => Some(MulticastInterface::Addr(ip)),
+            Err(_) => {
+                errors.push(options.error("localaddr", format!("{addr:?} is not an IP address")));
+                None
+            }
+        },
+        (None, Some(name)) => match name.parse() {
+            Ok(ip) => Some(MulticastInterface::Addr(ip)),
+            Err(_) if valid_ifname(name) => Some(MulticastInterface::Name(name.to_owned())),
+            Err(_) => {
+                errors.push(options.error(
+                    "iface",
+                    format!("{name:?} is neither an IP address nor an interface name"),
+                ));
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    let source = match options.get("source") {
+        None => None,
+        Some(s) => match s.parse::<Ipv4Addr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                errors.push(options.error("source", format!("{s:?} is not an IPv4 address")));
+                None
+            }
+        },
+    };
+    if source.is_some() && !matches!(group, Some(IpAddr::V4(_))) {
+        errors.push(options.error(
+            "source",
+            "source-specific multicast needs an IPv4 multicast group as host",
+        ));
+    }
+    if source.is_some() && matches!(interface, Some(MulticastInterface::Name(_))) {
+        errors.push(options.error(
+            "source",
+            "a source-specific join names its interface by address: use localaddr=<ip>",
+        ));
+    }
+    let rtp = options.bool("rtp", true).unwrap_or_else(|e| {
+        errors.push(e);
+        true
+    });
+    let pkt_size = match options.get("pkt_size") {
+        None => DEFAULT_PKT_SIZE,
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=MAX_PKT_SIZE).contains(&n) => n,
+            _ => {
+                errors.push(options.error(
+                    "pkt_size",
+                    format!("{v:?} is not a size from 1 to {MAX_PKT_SIZE}"),
+                ));
+                DEFAULT_PKT_SIZE
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(UdpSource {
+        host,
+        port,
+        group,
+        interface,
+        source,
+        rtp,
+        pkt_size,
+    })
+}
+
+/// An HLS or HTTP-TS input: `params` merged into the URL, headers checked.
+pub(super) fn http(prefix: &str, url: Url, input: &Input) -> Result<HttpSource, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut headers = Vec::with_capacity(input.headers.len());
+    for (name, value) in &input.headers {
+        let path = || format!("{prefix}.headers.{name}");
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            errors.push(FieldError::new(
+                path(),
+                ErrorCode::InvalidField,
+                format!("{name:?} is not an HTTP header name"),
+            ));
+        } else if !value.chars().all(|c| c == '\t' || (' '..='~').contains(&c)) {
+            errors.push(FieldError::new(
+                path(),
+                ErrorCode::InvalidField,
+                "a header value may hold only visible ASCII characters, spaces and tabs",
+            ));
+        } else {
+            headers.push((name.clone(), value.clone()));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(HttpSource {
+        url: merge_params(url, &input.params),
+        headers,
+        timeout: timeout(input),
+        insecure_tls: input.net.insecure_tls,
+    })
+}
+
+/// An RTSP or SRT pull: `params` merged into the URL.
+pub(super) fn pull(url: Url, input: &Input) -> PullSource {
+    PullSource {
+        url: merge_params(url, &input.params),
+        timeout: timeout(input),
+        insecure_tls: input.net.insecure_tls,
+    }
+}
+
+/// An RTMP(S) pull: `rtmp[s]://[user@]host[:port]/<app>/<stream name>`, split as the RTMP
+/// client session splits it (the stream name keeps its query).
+pub(super) fn rtmp(prefix: &str, url: &Url, input: &Input) -> Result<RtmpSource, FieldError> {
+    let raw = input.url.trim();
+    let bad = |why: &str| FieldError::new(format!("{prefix}.url"), ErrorCode::InvalidInputUrl, why);
+    let tls = url.scheme().eq_ignore_ascii_case("rtmps");
+    let host = url
+        .host_str()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let path = raw
+        .split_once("://")
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map_or("", |(_, path)| path);
+    let Some((app, name)) = path.split_once('/') else {
+        return Err(bad("expected rtmp[s]://host[:port]/<app>/<stream name>"));
+    };
+    if app.is_empty() || app.contains(['?', '#']) || name.is_empty() || name.starts_with('?') {
+        return Err(bad("expected rtmp[s]://host[:port]/<app>/<stream name>"));
+    }
+    Ok(RtmpSource {
+        url: raw.to_owned(),
+        tls,
+        host,
+        port: url.port().unwrap_or(if tls { 443 } else { 1935 }),
+        app: app.to_owned(),
+        name: name.to_owned(),
+        timeout: timeout(input),
+        insecure_tls: input.net.insecure_tls,
+    })
+}
+
+/// A file at an absolute path: its container from the extension, `loop` from the options
+/// (the raw URL's query with `params` over it).
+pub(super) fn file(
+    prefix: &str,
+    path: String,
+    input: &Input,
+) -> Result<FileSource, Vec<FieldError>> {
+    let path = PathBuf::from(path);
+    let options = Options::new(prefix, raw_query(&input.url), &input.params);
+    let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let format = FileFormat::from_extension(extension);
+    let looping = options.bool("loop", true);
+    let mut errors = Vec::new();
+    if format.is_none() {
+        errors.push(FieldError::new(
+            format!("{prefix}.url"),
+            ErrorCode::InvalidInputUrl,
+            format!(
+                "{}: unsupported file type {:?} ({FILE_EXTENSIONS})",
+                path.display(),
+                extension.to_ascii_lowercase()
+            ),
+        ));
+    }
+    if let Err(e) = &looping {
+        errors.push(e.clone());
+    }
+    match (format, looping) {
+        (Some(format), Ok(looping)) => Ok(FileSource {
+            path,
+            format,
+            looping,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// `net.timeout_sec`, `None` for 0 (the kind's default).
+fn timeout(input: &Input) -> Option<Duration> {
+    match input.net.timeout_sec {
+        0 => None,
+        secs => Some(Duration::from_secs(u64::from(secs))),
+    }
+}
+
+/// An interface name as Linux allows it.
+fn valid_ifname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < 16
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'))
+}
+
+/// RFC 9110 `tchar`.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}

@@ -1,0 +1,335 @@
+//! The parsed form of a stream record: what the engine and the ingest workers run.
+//!
+//! The operator's record ([`Stream`]) is stored and served as written (SPEC §API). What it
+//! *means* is derived from it once, deterministically, by [`parse_stream`](crate::validate::parse_stream)
+//! at the API edge and again when a stored record is loaded at boot or by the reconciler: a
+//! [`StreamSpec`], whose inputs are [`ParsedInput`]s classified by the one URL classifier
+//! ([`protocol::detect`]) with every option of their kind parsed into a [`Source`]. Nothing
+//! behind that edge reads a URL's text or an input's `params` again, and an option that cannot
+//! work (`pkt_size=0`, `loop=sometimes`, a `.avi` file) is a 422 naming its field at save
+//! instead of an input error later.
+//!
+//! ```
+//! use tributary_domain::Input;
+//! use tributary_domain::protocol::DetectContext;
+//! use tributary_domain::spec::{ParsedInput, Source};
+//!
+//! let input = Input::new("udp://239.1.1.1:5000?pkt_size=188&rtp=0", 0);
+//! let parsed = ParsedInput::parse(&input, DetectContext::default()).unwrap();
+//! let Source::Udp(udp) = &parsed.source else { panic!("not UDP") };
+//! assert_eq!((udp.pkt_size, udp.rtp), (188, false));
+//!
+//! let bad = Input::new("udp://239.1.1.1:5000?pkt_size=0", 0);
+//! let error = ParsedInput::parse(&bad, DetectContext::default()).unwrap_err();
+//! assert_eq!(error.0[0].path, "inputs[0].url");
+//! ```
+
+mod kinds;
+mod options;
+mod source;
+
+use std::collections::HashSet;
+
+use tributary_media::StreamCode;
+
+pub use source::{
+    DEFAULT_PKT_SIZE, FileFormat, FileSource, HttpSource, MAX_PKT_SIZE, MulticastInterface,
+    PullSource, PushAddress, PushSource, RtmpSource, Source, UdpSource,
+};
+
+pub use crate::protocol::PushVia;
+use crate::protocol::{self, DetectContext, InputKind, InputUrl, UrlError};
+use crate::stream::{Input, Stream};
+use crate::validate::{ErrorCode, FieldError, Support, ValidationErrors};
+
+/// A stream record and what it means. Made only by parsing, so it cannot hold an input that
+/// does not classify or an option that does not parse.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamSpec {
+    /// The record as the operator wrote it (stored and served as is).
+    stream: Stream,
+    /// One per `stream.inputs`, in the same order (priority order).
+    inputs: Vec<ParsedInput>,
+}
+
+impl StreamSpec {
+    /// The record as written.
+    pub fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    /// The stream's code.
+    pub fn code(&self) -> &StreamCode {
+        &self.stream.code
+    }
+
+    /// The inputs, parsed, by priority.
+    pub fn inputs(&self) -> &[ParsedInput] {
+        &self.inputs
+    }
+
+    /// The record, for storing.
+    pub fn into_stream(self) -> Stream {
+        self.stream
+    }
+
+    pub(crate) fn new(stream: Stream, inputs: Vec<ParsedInput>) -> Self {
+        Self { stream, inputs }
+    }
+}
+
+/// One input: the record it came from and what it means.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ParsedInput {
+    /// The input as configured: its priority, its URL (its identity across updates, shown
+    /// masked in `runtime`) and the settings whose change needs a reconnect.
+    pub input: Input,
+    /// The kind and its options.
+    pub source: Source,
+    /// The MPEG-TS program to take from a multi-program TS (`program`); 0 = the first in the
+    /// PAT.
+    pub program: u16,
+}
+
+impl ParsedInput {
+    /// Parses one input on its own (its paths are named `inputs[<priority>]`). A stream's
+    /// inputs are parsed together by [`parse_stream`](crate::validate::parse_stream), which
+    /// also applies the rules across inputs and what the build supports.
+    pub fn parse(input: &Input, ctx: DetectContext<'_>) -> Result<Self, ValidationErrors> {
+        let prefix = format!("inputs[{}]", input.priority);
+        parse_input(&prefix, input, ctx, &mut Vec::new()).map_err(ValidationErrors)
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> InputKind {
+        self.source.kind()
+    }
+
+    /// The priority (lower wins).
+    pub fn priority(&self) -> u32 {
+        self.input.priority
+    }
+
+    /// The trimmed URL: the input's identity across updates.
+    pub fn url(&self) -> &str {
+        self.input.url.trim()
+    }
+
+    /// Whether it stays connected and health-checked while not active: `hot_standby`, else
+    /// the kind's default (UDP and push hot, pulls cold).
+    pub fn hot(&self) -> bool {
+        self.input
+            .hot_standby
+            .unwrap_or(self.kind().hot_by_default())
+    }
+
+    /// Its publisher slot, for a push input.
+    pub fn push(&self) -> Option<&PushSource> {
+        match &self.source {
+            Source::Push(push) => Some(push),
+            _ => None,
+        }
+    }
+}
+
+/// Parses a stream's inputs and applies the rules across them (priorities `0..N-1`, unique
+/// URLs, copy and mixer shapes) and what `support` allows. Errors and warnings are appended
+/// in document order.
+pub(crate) fn parse_inputs(
+    stream: &Stream,
+    support: &Support,
+    errors: &mut Vec<FieldError>,
+    warnings: &mut Vec<String>,
+) -> Vec<ParsedInput> {
+    let code = &stream.code;
+    let ctx = DetectContext {
+        rtmp_port: support.rtmp_port,
+        own_code: Some(code),
+    };
+    let mut seen = HashSet::new();
+    let mut parsed = Vec::with_capacity(stream.inputs.len());
+    for (i, input) in stream.inputs.iter().enumerate() {
+        let path = format!("inputs[{i}]");
+        if input.priority as usize != i {
+            errors.push(FieldError::new(
+                format!("{path}.priority"),
+                ErrorCode::InvalidInputPriority,
+                format!(
+                    "priority must be {i} (priorities are 0..N-1 in array order), got {}",
+                    input.priority
+                ),
+            ));
+        }
+        let trimmed = input.url.trim();
+        if !trimmed.is_empty() && !seen.insert(trimmed) {
+            errors.push(FieldError::new(
+                format!("{path}.url"),
+                ErrorCode::DuplicateInput,
+                format!("duplicate input URL {trimmed:?}"),
+            ));
+        }
+        let one = match parse_input(&path, input, ctx, warnings) {
+            Ok(one) => one,
+            Err(e) => {
+                errors.extend(e);
+                continue;
+            }
+        };
+        errors.extend(shape_errors(&path, &one.source, code, stream.inputs.len()));
+        let kind = one.kind();
+        if !support.inputs.contains(&kind) {
+            errors.push(FieldError::new(
+                format!("{path}.url"),
+                ErrorCode::Unsupported,
+                format!("{kind} inputs are not supported yet"),
+            ));
+        } else if one.push().is_some_and(|p| p.via == PushVia::Srt) && !support.srt_listener {
+            errors.push(FieldError::new(
+                format!("{path}.url"),
+                ErrorCode::Unsupported,
+                "push inputs through the SRT listener are not supported yet \
+                 (publish over RTMP to publish:// instead)",
+            ));
+        }
+        parsed.push(one);
+    }
+    parsed
+}
+
+/// Parses one input whose fields live under `prefix` (`inputs[2]`).
+fn parse_input(
+    prefix: &str,
+    input: &Input,
+    ctx: DetectContext<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<ParsedInput, Vec<FieldError>> {
+    for (field, set) in [
+        ("reconnect", input.reconnect.is_some()),
+        ("read_timeout_sec", input.read_timeout_sec.is_some()),
+        ("reconnect_delay_sec", input.reconnect_delay_sec.is_some()),
+        (
+            "reconnect_max_delay_sec",
+            input.reconnect_max_delay_sec.is_some(),
+        ),
+    ] {
+        if set {
+            warnings.push(format!("{prefix}.{field}: legacy field ignored"));
+        }
+    }
+    let url_error = |code: ErrorCode, message: String| {
+        vec![FieldError::new(format!("{prefix}.url"), code, message)]
+    };
+    let classified = protocol::detect(&input.url, ctx).map_err(|e| {
+        let code = match e {
+            UrlError::Copy(_) => ErrorCode::InvalidCopyUrl,
+            UrlError::Mixer(_) => ErrorCode::InvalidMixerUrl,
+            _ => ErrorCode::InvalidInputUrl,
+        };
+        url_error(code, e.to_string())
+    })?;
+    let mut errors = Vec::new();
+    let program = u16::try_from(input.program).map_err(|_| {
+        FieldError::new(
+            format!("{prefix}.program"),
+            ErrorCode::InvalidField,
+            format!(
+                "must be an MPEG-TS program number (0 to 65535), got {}",
+                input.program
+            ),
+        )
+    });
+    let source = match classified {
+        InputUrl::Push { via, key } => Ok(Source::Push(PushSource {
+            via,
+            address: key.map_or(PushAddress::Stream, PushAddress::Key),
+        })),
+        InputUrl::Network { kind, url } => match kind {
+            InputKind::Udp => {
+                let options =
+                    options::Options::new(prefix, url.query().unwrap_or(""), &input.params);
+                kinds::udp(&url, &options).map(Source::Udp)
+            }
+            InputKind::Hls => kinds::http(prefix, url, input).map(Source::Hls),
+            InputKind::HttpTs => kinds::http(prefix, url, input).map(Source::HttpTs),
+            InputKind::Rtmp => kinds::rtmp(prefix, &url, input)
+                .map(Source::Rtmp)
+                .map_err(|e| vec![e]),
+            InputKind::Srt => Ok(Source::Srt(kinds::pull(url, input))),
+            _ => Ok(Source::Rtsp(kinds::pull(url, input))),
+        },
+        InputUrl::File {
+            mount: Some(mount), ..
+        } => Err(url_error(
+            ErrorCode::Unsupported,
+            format!(
+                "names VOD mount {mount:?}, and VOD mounts are not supported yet \
+                 (give an absolute path: file:///abs/path)"
+            ),
+        )),
+        InputUrl::File { mount: None, path } => kinds::file(prefix, path, input).map(Source::File),
+        InputUrl::Copy { upstream } => Ok(Source::Copy { upstream }),
+        InputUrl::Mixer {
+            video,
+            audio,
+            audio_failure,
+        } => Ok(Source::Mixer {
+            video,
+            audio,
+            audio_failure,
+        }),
+    };
+    let source = source.map_err(|e| errors.extend(e)).ok();
+    let program = program.map_err(|e| errors.push(e)).ok();
+    let (Some(source), Some(program)) = (source, program) else {
+        return Err(errors);
+    };
+    if !input.headers.is_empty() && !matches!(source, Source::Hls(_) | Source::HttpTs(_)) {
+        warnings.push(format!(
+            "{prefix}.headers: only HLS and HTTP inputs send headers; ignored for a {} input",
+            source.kind()
+        ));
+    }
+    Ok(ParsedInput {
+        input: input.clone(),
+        source,
+        program,
+    })
+}
+
+/// SPEC §ABR copy and §Mixer shape rules of one input of stream `code`.
+fn shape_errors(
+    path: &str,
+    source: &Source,
+    code: &StreamCode,
+    n_inputs: usize,
+) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let mut bad = |code: ErrorCode, message: &str| {
+        errors.push(FieldError::new(format!("{path}.url"), code, message));
+    };
+    match source {
+        Source::Copy { upstream } if upstream == code => {
+            bad(ErrorCode::InvalidCopyShape, "a stream cannot copy itself");
+        }
+        Source::Mixer { video, audio, .. } => {
+            if video == code || audio == code {
+                bad(
+                    ErrorCode::InvalidMixerShape,
+                    "a mixer cannot reference its own stream",
+                );
+            }
+            if n_inputs > 1 {
+                bad(
+                    ErrorCode::InvalidMixerShape,
+                    "a mixer input must be the stream's only input",
+                );
+            }
+        }
+        _ => {}
+    }
+    errors
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,215 @@
+//! What one input's URL and options mean, parsed: the [`Source`] of a [`ParsedInput`](super::ParsedInput).
+//!
+//! Each variant carries exactly what its worker (or listener slot) needs, already checked: a
+//! UDP input's packet size is within range, a file's container is one the file worker reads,
+//! an HTTP header is sendable. Workers read these fields and never look at the URL's text or
+//! the input's `params` again.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use tributary_media::StreamCode;
+use url::Url;
+
+use crate::protocol::{AudioFailure, InputKind, PushVia};
+
+/// What an input is: its kind and every option that kind takes, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Source {
+    /// An encoder publishes to one of our listeners (`publish://`, `rtmp://0.0.0.0/<app>/<key>`,
+    /// `srt://0.0.0.0:<port>`, or an RTMP URL naming this server's own listener and stream).
+    Push(PushSource),
+    /// A UDP listen socket, unicast or multicast, carrying TS or RTP/TS.
+    Udp(UdpSource),
+    /// An HLS pull (`http(s)://…/*.m3u8`).
+    Hls(HttpSource),
+    /// A long HTTP GET read as MPEG-TS.
+    HttpTs(HttpSource),
+    /// An RTMP(S) pull.
+    Rtmp(RtmpSource),
+    /// An RTSP(S) pull (no worker yet: rejected as unsupported at validation).
+    Rtsp(PullSource),
+    /// An SRT pull in caller mode (no worker yet: rejected as unsupported at validation).
+    Srt(PullSource),
+    /// A file played in real time.
+    File(FileSource),
+    /// In-process re-stream of another stream's playback feed.
+    Copy {
+        /// The stream copied.
+        upstream: StreamCode,
+    },
+    /// In-process A/V mix of two streams.
+    Mixer {
+        /// The stream video comes from.
+        video: StreamCode,
+        /// The stream audio comes from.
+        audio: StreamCode,
+        /// What happens when audio ends.
+        audio_failure: AudioFailure,
+    },
+}
+
+impl Source {
+    /// The kind, as the one classifier named it.
+    pub fn kind(&self) -> InputKind {
+        match self {
+            Self::Push(_) => InputKind::Push,
+            Self::Udp(_) => InputKind::Udp,
+            Self::Hls(_) => InputKind::Hls,
+            Self::HttpTs(_) => InputKind::HttpTs,
+            Self::Rtmp(_) => InputKind::Rtmp,
+            Self::Rtsp(_) => InputKind::Rtsp,
+            Self::Srt(_) => InputKind::Srt,
+            Self::File(_) => InputKind::File,
+            Self::Copy { .. } => InputKind::Copy,
+            Self::Mixer { .. } => InputKind::Mixer,
+        }
+    }
+}
+
+/// A push input: a slot a publisher takes on one of our listeners.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSource {
+    /// Which listener may feed it.
+    pub via: PushVia,
+    /// How a publisher addresses it.
+    pub address: PushAddress,
+}
+
+/// How a publisher reaches one push input of a stream (SPEC §Publisher "RTMP listener").
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PushAddress {
+    /// By the stream's name (`live/<code>`, or a multi-segment code in full). Among several
+    /// such inputs a publisher picks one with `?slot=<priority>`; without it, it gets the
+    /// most preferred one that has no publisher.
+    Stream,
+    /// By its own routing key: the last path segment of a legacy `rtmp://0.0.0.0/<app>/<key>`
+    /// input; a publisher to `rtmp://host/<app>/<key>` feeds it. A secret, like a stream key.
+    Key(String),
+}
+
+/// A UDP listen socket (SPEC §Ingest "udp").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpSource {
+    /// The host as written: a multicast group, a local address to bind, or a name to resolve;
+    /// `0.0.0.0` for every interface.
+    pub host: String,
+    /// The port to bind.
+    pub port: u16,
+    /// The multicast group, when the host is one (joined automatically).
+    pub group: Option<IpAddr>,
+    /// The interface the group is joined on (`localaddr=` or `iface=`).
+    pub interface: Option<MulticastInterface>,
+    /// The IPv4 source of a source-specific join (`source=`); only with an IPv4 group.
+    pub source: Option<Ipv4Addr>,
+    /// Whether RTP headers are detected and stripped (`rtp=0` turns it off). Default true.
+    pub rtp: bool,
+    /// The largest datagram expected, bytes (`pkt_size`): 1 to [`MAX_PKT_SIZE`], default
+    /// [`DEFAULT_PKT_SIZE`].
+    pub pkt_size: usize,
+}
+
+/// Where a multicast group is joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MulticastInterface {
+    /// An address of the interface.
+    Addr(IpAddr),
+    /// The interface's name (`eth1`); not allowed with a source-specific join.
+    Name(String),
+}
+
+/// An HLS or HTTP-TS pull.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSource {
+    /// The URL requested, `params` merged into its query.
+    pub url: Url,
+    /// Sent on every request to the input's own host (never across hosts on redirect): names
+    /// are HTTP tokens, values visible ASCII.
+    pub headers: Vec<(String, String)>,
+    /// Connect and response budget (`net.timeout_sec`); `None` = the kind's default.
+    pub timeout: Option<Duration>,
+    /// Skip certificate verification (`net.insecure_tls`).
+    pub insecure_tls: bool,
+}
+
+/// An RTMP(S) pull: `rtmp[s]://host[:port]/<app>/<stream name>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtmpSource {
+    /// The URL as configured (trimmed); the session's `tcUrl` is derived from it.
+    pub url: String,
+    /// `rtmps://`: TLS, SNI = `host`.
+    pub tls: bool,
+    /// The host to dial (a name or an address; IPv6 without brackets).
+    pub host: String,
+    /// The port to dial: as written, else 1935 (`rtmp`) or 443 (`rtmps`).
+    pub port: u16,
+    /// The application (the first path segment).
+    pub app: String,
+    /// The stream name played (the rest of the path, query included: `cam1?key=k`).
+    pub name: String,
+    /// Connect + handshake + play budget, and the longest silence a read may meet
+    /// (`net.timeout_sec`); `None` = the kind's default.
+    pub timeout: Option<Duration>,
+    /// Skip certificate verification (`net.insecure_tls`).
+    pub insecure_tls: bool,
+}
+
+/// An RTSP or SRT pull; the workers for these have not landed, so only what every pull has
+/// is parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PullSource {
+    /// The URL, `params` merged into its query.
+    pub url: Url,
+    /// Connect/read budget (`net.timeout_sec`); `None` = the kind's default.
+    pub timeout: Option<Duration>,
+    /// Skip certificate verification (`net.insecure_tls`).
+    pub insecure_tls: bool,
+}
+
+/// A file played in real time by DTS (SPEC §Ingest "file").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSource {
+    /// The absolute path.
+    pub path: PathBuf,
+    /// The container, from the extension.
+    pub format: FileFormat,
+    /// Whether the file plays again from the start when it ends (`loop`, default true).
+    pub looping: bool,
+}
+
+/// A file container the file worker reads, by extension (any case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileFormat {
+    /// `.ts`, `.m2ts`, `.mts`: MPEG-TS, demuxed directly.
+    Ts,
+    /// `.mp4`, `.m4v`, `.mov`.
+    Mp4,
+    /// `.flv`.
+    Flv,
+    /// `.mkv`.
+    Mkv,
+}
+
+impl FileFormat {
+    /// The format of a file named with `extension` (without the dot, any case).
+    pub fn from_extension(extension: &str) -> Option<Self> {
+        Some(match extension.to_ascii_lowercase().as_str() {
+            "ts" | "m2ts" | "mts" => Self::Ts,
+            "mp4" | "m4v" | "mov" => Self::Mp4,
+            "flv" => Self::Flv,
+            "mkv" => Self::Mkv,
+            _ => return None,
+        })
+    }
+}
+
+/// `pkt_size` when not given: seven TS packets, what encoders (and SRT) put in one datagram.
+pub const DEFAULT_PKT_SIZE: usize = 1316;
+/// The largest `pkt_size`: the largest UDP payload.
+pub const MAX_PKT_SIZE: usize = 65_536;
+/// The file extensions [`FileFormat`] knows, for error messages.
+pub(crate) const FILE_EXTENSIONS: &str = ".ts, .m2ts, .mts, .mp4, .m4v, .mov, .flv, .mkv";
