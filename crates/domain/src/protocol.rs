@@ -123,14 +123,18 @@ pub enum InputUrl {
         upstream: StreamCode,
     },
     /// `mixer://<video>,<audio>` or `mixer://<video>?audio=<audio>`.
-    Mixer {
-        /// The stream video comes from.
-        video: StreamCode,
-        /// The stream audio comes from.
-        audio: StreamCode,
-        /// What happens when audio ends.
-        audio_failure: AudioFailure,
-    },
+    Mixer(Mixer),
+}
+
+/// What a `mixer://` URL names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mixer {
+    /// The stream video comes from.
+    pub video: StreamCode,
+    /// The stream audio comes from.
+    pub audio: StreamCode,
+    /// What happens when audio ends.
+    pub audio_failure: AudioFailure,
 }
 
 impl InputUrl {
@@ -141,7 +145,7 @@ impl InputUrl {
             Self::Network { kind, .. } => *kind,
             Self::File { .. } => InputKind::File,
             Self::Copy { .. } => InputKind::Copy,
-            Self::Mixer { .. } => InputKind::Mixer,
+            Self::Mixer(_) => InputKind::Mixer,
         }
     }
 }
@@ -382,11 +386,11 @@ fn mixer_url(rest: &str) -> Result<InputUrl, UrlError> {
     };
     let video = StreamCode::parse(video).map_err(|e| UrlError::Mixer(format!("video: {e}")))?;
     let audio = StreamCode::parse(audio).map_err(|e| UrlError::Mixer(format!("audio: {e}")))?;
-    Ok(InputUrl::Mixer {
+    Ok(InputUrl::Mixer(Mixer {
         video,
         audio,
         audio_failure,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -470,11 +474,11 @@ mod tests {
             DetectContext::default(),
         )
         .unwrap();
-        let InputUrl::Mixer {
+        let InputUrl::Mixer(Mixer {
             video,
             audio,
             audio_failure,
-        } = url
+        }) = url
         else {
             panic!("not a mixer");
         };

@@ -18,12 +18,7 @@ use crate::validate::{ErrorCode, FieldError};
 
 /// A UDP input: host and port from the URL, the rest from its options.
 pub(super) fn udp(url: &Url, options: &Options<'_>) -> Result<UdpSource, Vec<FieldError>> {
-    let host = url
-        .host_str()
-        .unwrap_or("")
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
+    let host = host(url);
     // The classifier refuses a UDP URL without a port.
     let port = url.port().unwrap_or(0);
     let group = host.parse::<IpAddr>().ok().filter(|ip| ip.is_multicast());
@@ -150,12 +145,7 @@ pub(super) fn rtmp(prefix: &str, url: &Url, input: &Input) -> Result<RtmpSource,
     let raw = input.url.trim();
     let bad = |why: &str| FieldError::new(format!("{prefix}.url"), ErrorCode::InvalidInputUrl, why);
     let tls = url.scheme().eq_ignore_ascii_case("rtmps");
-    let host = url
-        .host_str()
-        .unwrap_or("")
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
+    let host = host(url);
     let path = raw
         .split_once("://")
         .and_then(|(_, rest)| rest.split_once('/'))
@@ -213,6 +203,15 @@ pub(super) fn file(
         }),
         _ => Err(errors),
     }
+}
+
+/// The URL's host, IPv6 without brackets; empty when it has none.
+fn host(url: &Url) -> String {
+    url.host_str()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned()
 }
 
 /// `net.timeout_sec`, `None` for 0 (the kind's default).

@@ -37,8 +37,8 @@ pub use source::{
     PullSource, PushAddress, PushSource, RtmpSource, Source, UdpSource,
 };
 
-pub use crate::protocol::PushVia;
 use crate::protocol::{self, DetectContext, InputKind, InputUrl, UrlError};
+pub use crate::protocol::{Mixer, PushVia};
 use crate::stream::{Input, Stream};
 use crate::validate::{ErrorCode, FieldError, Support, ValidationErrors};
 
@@ -269,15 +269,7 @@ fn parse_input(
         )),
         InputUrl::File { mount: None, path } => kinds::file(prefix, path, input).map(Source::File),
         InputUrl::Copy { upstream } => Ok(Source::Copy { upstream }),
-        InputUrl::Mixer {
-            video,
-            audio,
-            audio_failure,
-        } => Ok(Source::Mixer {
-            video,
-            audio,
-            audio_failure,
-        }),
+        InputUrl::Mixer(mixer) => Ok(Source::Mixer(mixer)),
     };
     let source = source.map_err(|e| errors.extend(e)).ok();
     let program = program.map_err(|e| errors.push(e)).ok();
@@ -312,8 +304,8 @@ fn shape_errors(
         Source::Copy { upstream } if upstream == code => {
             bad(ErrorCode::InvalidCopyShape, "a stream cannot copy itself");
         }
-        Source::Mixer { video, audio, .. } => {
-            if video == code || audio == code {
+        Source::Mixer(mixer) => {
+            if &mixer.video == code || &mixer.audio == code {
                 bad(
                     ErrorCode::InvalidMixerShape,
                     "a mixer cannot reference its own stream",

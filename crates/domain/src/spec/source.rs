@@ -12,7 +12,7 @@ use std::time::Duration;
 use tributary_media::StreamCode;
 use url::Url;
 
-use crate::protocol::{AudioFailure, InputKind, PushVia};
+use crate::protocol::{InputKind, Mixer, PushVia};
 
 /// What an input is: its kind and every option that kind takes, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,14 +41,7 @@ pub enum Source {
         upstream: StreamCode,
     },
     /// In-process A/V mix of two streams.
-    Mixer {
-        /// The stream video comes from.
-        video: StreamCode,
-        /// The stream audio comes from.
-        audio: StreamCode,
-        /// What happens when audio ends.
-        audio_failure: AudioFailure,
-    },
+    Mixer(Mixer),
 }
 
 impl Source {
@@ -64,7 +57,7 @@ impl Source {
             Self::Srt(_) => InputKind::Srt,
             Self::File(_) => InputKind::File,
             Self::Copy { .. } => InputKind::Copy,
-            Self::Mixer { .. } => InputKind::Mixer,
+            Self::Mixer(_) => InputKind::Mixer,
         }
     }
 }

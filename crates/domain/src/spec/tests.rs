@@ -275,11 +275,11 @@ fn in_process_and_other_kinds() {
         parse("mixer://v?audio=a&audio_failure=continue")
             .unwrap()
             .source,
-        Source::Mixer {
+        Source::Mixer(Mixer {
             video: StreamCode::parse("v").unwrap(),
             audio: StreamCode::parse("a").unwrap(),
             audio_failure: AudioFailure::Continue,
-        }
+        })
     );
     let Source::Srt(srt) = parse_with(with_params(
         "srt://standby.example.org:7001?streamid=m",
