@@ -568,13 +568,16 @@ async fn concurrent_operations_serialise_without_double_start() {
     assert_eq!(rig.recorder.live.load(Ordering::SeqCst), i64::from(running));
 }
 
-/// Waits (yielding, not sleeping) until `code` has no actor.
+/// Waits until `code` has no actor. The actor may run on another worker thread (the
+/// multi-threaded tests), which a yield on this one does not advance: the wait is for the
+/// state itself, checked every millisecond, up to a deadline far beyond any scheduling delay.
 async fn reclaimed(rig: &Rig, code: &StreamCode) {
-    for _ in 0..1000 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
         if rig.coordinator.inner.registry.state(code).is_none() {
             return;
         }
-        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     panic!("the actor of {code} was not reclaimed");
 }
