@@ -91,6 +91,13 @@ impl Rig {
             .unwrap_or_else(|_| panic!("no {kind} with {field} = {value} within {within:?}"))
     }
 
+    /// The next `input.failover` with `reason`, within `within`.
+    async fn switch_for(&mut self, reason: &str, within: Duration) -> Event {
+        let reason = Value::from(reason);
+        self.next(EventType::InputFailover, "reason", reason, within)
+            .await
+    }
+
     fn active(&self) -> Option<u32> {
         self.manager.runtime(&self.code).unwrap().active
     }
@@ -156,14 +163,7 @@ async fn silence_fails_over_and_the_primary_fails_back_after_the_hold() {
     // The primary goes silent: the backup takes over once the packet timeout has passed.
     primary.store(false, Ordering::Release);
     let silent = Instant::now();
-    let failover = rig
-        .next(
-            EventType::InputFailover,
-            "reason",
-            "timeout".into(),
-            SECOND * 40,
-        )
-        .await;
+    let failover = rig.switch_for("timeout", SECOND * 40).await;
     let waited = silent.elapsed();
     assert!(
         (SECOND * 30..SECOND * 31).contains(&waited),
@@ -189,14 +189,7 @@ async fn silence_fails_over_and_the_primary_fails_back_after_the_hold() {
         SECOND * 3,
     )
     .await;
-    let failback = rig
-        .next(
-            EventType::InputFailover,
-            "reason",
-            "failback".into(),
-            SECOND * 20,
-        )
-        .await;
+    let failback = rig.switch_for("failback", SECOND * 20).await;
     let held = back.elapsed();
     assert!(
         (SECOND * 12..SECOND * 15).contains(&held),
@@ -220,14 +213,7 @@ async fn worker_open_failures_fail_over_and_are_recorded() {
     let primary = format!("udp://{}", taken.local_addr().unwrap());
     let mut rig = Rig::start(&[primary, udp()]).await;
     let _backup = feed(rig.port(1));
-    let failover = rig
-        .next(
-            EventType::InputFailover,
-            "reason",
-            "error".into(),
-            SECOND * 20,
-        )
-        .await;
+    let failover = rig.switch_for("error", SECOND * 20).await;
     assert_eq!(failover.payload["from"], 0);
     assert_eq!(failover.payload["to"], 1);
     assert!(
@@ -260,14 +246,7 @@ async fn manual_switch_pins_the_override_and_commits_at_a_keyframe() {
         Err(SwitchRefusal::UnknownPriority { priority: 7, .. })
     ));
     assert_eq!(rig.manager.switch(&rig.code, Some(1)), Ok(Some(1)));
-    let manual = rig
-        .next(
-            EventType::InputFailover,
-            "reason",
-            "manual".into(),
-            SECOND * 2,
-        )
-        .await;
+    let manual = rig.switch_for("manual", SECOND * 2).await;
     assert_eq!(manual.payload["to"], 1);
     assert_eq!(rig.manager.committed(&rig.code, Some(1)), Some(true));
     let runtime = rig.manager.runtime(&rig.code).unwrap();
