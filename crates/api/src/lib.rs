@@ -18,13 +18,20 @@ mod system;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tributary_engine::EngineHandle;
+
+use crate::error::ApiError;
+
+/// How much longer than the admin timeout the HTTP layer waits before it answers `BUSY`
+/// itself: the engine's deadline starts a little later than the request (the body is read
+/// first), and its answer names the stream.
+const BACKSTOP_GRACE: Duration = Duration::from_secs(1);
 
 /// JSON bodies above this are refused with 413 (SPEC §Security "Body caps").
 pub const JSON_BODY_CAP: usize = 1 << 20;
@@ -48,10 +55,7 @@ pub fn router(engine: EngineHandle) -> Router {
             engine.clone(),
             auth::require_admin,
         ))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            timeout,
-        ));
+        .layer(middleware::from_fn_with_state(timeout, admin_deadline));
     let public = Router::new()
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
@@ -65,6 +69,25 @@ pub fn router(engine: EngineHandle) -> Router {
         .layer(middleware::from_fn(access_log))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
+
+/// The HTTP layer's backstop for the admin request timeout: a request that has not answered
+/// [`BACKSTOP_GRACE`] after the engine's own deadline (which answers `BUSY` naming the stream)
+/// gets the same JSON `BUSY` error, never an empty 503 (SPEC §API status table).
+async fn admin_deadline(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    let deadline = timeout + BACKSTOP_GRACE;
+    match tokio::time::timeout(deadline, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "BUSY",
+            format!(
+                "the server is busy: the request did not complete within {} s",
+                timeout.as_secs()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 /// One INFO line per API request (media paths excluded, SPEC §API conventions).

@@ -523,3 +523,55 @@ fn acknowledged_creates_survive_kill_9() {
         "acknowledged but lost after kill -9: {missing:?}"
     );
 }
+
+/// Regression (issue 12, defect a): a write stuck behind the stream's lifecycle queue past
+/// the admin timeout gets the JSON `BUSY` error (SPEC §API), not an empty 503 from the HTTP
+/// layer. The store is held write-locked by `sqlite3`, so the stream's actor waits on its
+/// upsert; the admin timeout is 1 s so the test does not take 120.
+#[test]
+fn a_write_stuck_past_the_admin_timeout_gets_the_json_busy_error() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[("TRIBUTARY_SERVER__ADMIN_TIMEOUT_SEC", "1")]);
+    let created = send("PUT", &server.url("/streams/stuck"), Some("{}"), &[]);
+    assert_eq!(created.status, 201, "{}", created.body);
+
+    let mut locker = Command::new("sqlite3")
+        .arg(dir.path().join("tributary.db"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("sqlite3 (scripts/test installs it)");
+    let mut stdin = locker.stdin.take().unwrap();
+    writeln!(stdin, "BEGIN EXCLUSIVE;\nSELECT 'locked';").unwrap();
+    let mut line = String::new();
+    BufReader::new(locker.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked", "sqlite3 did not take the write lock");
+
+    let started = Instant::now();
+    let stuck = send(
+        "PUT",
+        &server.url("/streams/stuck"),
+        Some(r#"{"name": "renamed"}"#),
+        &[],
+    );
+    let waited = started.elapsed();
+    writeln!(stdin, "COMMIT;").unwrap();
+    drop(stdin);
+    locker.wait().unwrap();
+
+    assert_eq!(stuck.status, 503, "{}", stuck.body);
+    assert_eq!(stuck.body["error"]["code"], "BUSY", "body: {}", stuck.body);
+    let message = stuck.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("stream stuck"), "{message}");
+    assert!(waited < Duration::from_secs(5), "answered after {waited:?}");
+    // The server is fine afterwards.
+    let got = send("GET", &server.url("/streams/stuck"), None, &[]);
+    assert_eq!(got.status, 200, "{}", got.body);
+}
