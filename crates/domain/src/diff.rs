@@ -170,6 +170,36 @@ impl StreamDiff {
     }
 }
 
+/// The field groups that differ between two versions of a stream, as `stream.updated` names
+/// them (`{changed: [...]}`, SPEC §Events), in a fixed order: `metadata` (name, description,
+/// tags, stream key, template), `disabled`, `inputs`, `transcoder`, `watermark`, `protocols`,
+/// `push`, `dvr`, `thumbnail`. Empty when the versions are equal.
+pub fn changed_groups(old: &Stream, new: &Stream, diff: &StreamDiff) -> Vec<&'static str> {
+    let metadata = old.name != new.name
+        || old.description != new.description
+        || old.tags != new.tags
+        || old.stream_key != new.stream_key
+        || old.template != new.template;
+    let transcoder = diff.transcoder_changed
+        || diff.topology_changed
+        || diff.mode_changed
+        || !diff.profiles.is_empty();
+    [
+        (metadata, "metadata"),
+        (diff.now_disabled || diff.now_enabled, "disabled"),
+        (!diff.inputs.is_empty(), "inputs"),
+        (transcoder, "transcoder"),
+        (diff.watermark_changed, "watermark"),
+        (!diff.protocols.is_empty(), "protocols"),
+        (!diff.push.is_empty(), "push"),
+        (diff.dvr_changed, "dvr"),
+        (diff.thumbnail_changed, "thumbnail"),
+    ]
+    .into_iter()
+    .filter_map(|(changed, group)| changed.then_some(group))
+    .collect()
+}
+
 /// Compares two resolved versions of one stream (SPEC §Hot reload).
 pub fn compute_diff(old: &Stream, new: &Stream) -> StreamDiff {
     let (old_tc, new_tc) = (old.transcoder.as_ref(), new.transcoder.as_ref());
@@ -398,5 +428,27 @@ mod tests {
             }
             .is_empty()
         );
+    }
+
+    #[test]
+    fn changed_groups_name_what_differs_in_a_fixed_order() {
+        let old = Stream::new("cam".parse().unwrap());
+        assert!(changed_groups(&old, &old, &compute_diff(&old, &old)).is_empty());
+        let mut new = old.clone();
+        new.name = "Cam".into();
+        new.protocols = Some(Protocols {
+            hls: true,
+            ..Protocols::default()
+        });
+        new.inputs = vec![Input::new("udp://:5000", 0)];
+        let diff = compute_diff(&old, &new);
+        assert_eq!(
+            changed_groups(&old, &new, &diff),
+            ["metadata", "inputs", "protocols"]
+        );
+        let mut off = old.clone();
+        off.disabled = true;
+        let diff = compute_diff(&old, &off);
+        assert_eq!(changed_groups(&old, &off, &diff), ["disabled"]);
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
+use tributary_domain::diff::{changed_groups, compute_diff};
 use tributary_domain::event::EventType;
 use tributary_domain::{Stream, StreamCode};
 use tributary_store::{Expect, StoreError, StoredStream};
@@ -121,6 +122,8 @@ impl Worker {
     }
 
     async fn put(&mut self, stream: Stream, expect: Expect) -> Result<PutOutcome, CoordError> {
+        // What was stored before, for `stream.updated`'s field groups.
+        let previous = self.load().await?;
         let store = self.inner.store.clone();
         let code = self.code.clone();
         let to_store = stream.clone();
@@ -137,14 +140,15 @@ impl Worker {
                 },
                 other => CoordError::Store(other.to_string()),
             })?;
-        let kind = if upserted.created {
-            EventType::StreamCreated
-        } else {
-            EventType::StreamUpdated
+        let (kind, payload) = match previous.filter(|_| !upserted.created) {
+            Some(previous) => {
+                let (old, new) = (&previous.stream, &upserted.stored.stream);
+                let changed = changed_groups(old, new, &compute_diff(old, new));
+                (EventType::StreamUpdated, json!({ "changed": changed }))
+            }
+            None => (EventType::StreamCreated, json!({})),
         };
-        self.inner
-            .events
-            .publish(kind, self.code.as_str(), json!({}));
+        self.inner.events.publish(kind, self.code.as_str(), payload);
         let applied = self.converge(Some(upserted.stored.stream.clone()));
         Ok(PutOutcome {
             stored: upserted.stored,

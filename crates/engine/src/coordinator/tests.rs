@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicI64;
 
 use tokio_util::sync::CancellationToken;
 use tributary_domain::diff::Output;
-use tributary_domain::event::StreamStatus;
+use tributary_domain::event::{EventType, StreamStatus};
 use tributary_domain::{Dvr, Input, Protocols, Push, Transcoder, TranscoderMode, VideoProfile};
 use tributary_store::SqliteStore;
 
@@ -147,6 +147,7 @@ struct Rig {
     coordinator: Coordinator,
     recorder: Arc<Recorder>,
     store: Arc<SqliteStore>,
+    events: EventBus,
 }
 
 fn rig() -> Rig {
@@ -160,16 +161,18 @@ fn rig() -> Rig {
         thumbnails: recorder.clone(),
     };
     let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let events = EventBus::new();
     let coordinator = Coordinator::new(
         services,
         store.clone(),
-        EventBus::new(),
+        events.clone(),
         Duration::from_secs(120),
     );
     Rig {
         coordinator,
         recorder,
         store,
+        events,
     }
 }
 
@@ -566,6 +569,49 @@ async fn concurrent_operations_serialise_without_double_start() {
         "a double start happened"
     );
     assert_eq!(rig.recorder.live.load(Ordering::SeqCst), i64::from(running));
+}
+
+/// Regression (issue 12, defect f): `stream.updated` names the field groups that changed
+/// (SPEC §Events), not `{}`.
+#[tokio::test]
+async fn stream_updated_names_the_changed_field_groups() {
+    let rig = rig();
+    let mut events = rig.events.subscribe("test");
+    let s = base();
+    rig.apply(&s).await.unwrap();
+    let mut renamed = s.clone();
+    renamed.name = "Cam".into();
+    renamed.protocols = Some(Protocols {
+        hls: true,
+        ..Protocols::default()
+    });
+    rig.apply(&renamed).await.unwrap();
+    rig.apply(&renamed).await.unwrap();
+    let mut payloads = Vec::new();
+    while payloads.len() < 3 {
+        let event = events.recv().await.unwrap();
+        match event.kind {
+            EventType::StreamCreated | EventType::StreamUpdated => {
+                payloads.push((event.kind, event.payload.clone()));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        payloads[0],
+        (EventType::StreamCreated, serde_json::json!({}))
+    );
+    assert_eq!(
+        payloads[1],
+        (
+            EventType::StreamUpdated,
+            serde_json::json!({"changed": ["metadata", "protocols"]})
+        )
+    );
+    assert_eq!(
+        payloads[2],
+        (EventType::StreamUpdated, serde_json::json!({"changed": []}))
+    );
 }
 
 /// Waits until `code` has no actor. The actor may run on another worker thread (the

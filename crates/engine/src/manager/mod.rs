@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tributary_domain::event::EventType;
 use tributary_domain::failover::{
     Command, Event, Failover, FailoverConfig, FailoverError, InputEvent, InputSpec, Observation,
     Output, Report, Switch, SwitchReason, TICK,
@@ -532,8 +533,12 @@ impl Ctl {
         let mut facts = Vec::new();
         for (&priority, slot) in &mut managed.slots {
             if let Some(worker) = &slot.worker {
-                let events = worker.take_events().into_iter().filter_map(input_event);
-                facts.extend(events.map(|event| (priority, event)));
+                for event in worker.take_events() {
+                    self.announce(priority, slot.input.url(), &event);
+                    if let Some(event) = input_event(event) {
+                        facts.push((priority, event));
+                    }
+                }
             }
             if let Some(push) = &slot.push {
                 let claims = push.claims.load(Ordering::Acquire);
@@ -586,6 +591,26 @@ impl Ctl {
             slot.meter.sample(now, bytes);
         }
         self.sync_status(managed);
+    }
+
+    /// Publishes what a worker's connect loop emits (SPEC §Ingest): `input.connected` when
+    /// its source opened, `input.reconnecting` when a read error or the peer ended it.
+    fn announce(&self, priority: u32, url: &str, event: &WorkerEvent) {
+        let Some(links) = self.env.links.get() else {
+            return;
+        };
+        let (kind, payload) = match event {
+            WorkerEvent::Opened => (
+                EventType::InputConnected,
+                json!({"input_priority": priority, "url": mask_url(url)}),
+            ),
+            WorkerEvent::Lost(error) => (
+                EventType::InputReconnecting,
+                json!({"input_priority": priority, "error": error}),
+            ),
+            _ => return,
+        };
+        links.events.publish(kind, self.code.as_str(), payload);
     }
 
     /// When the driver should wake next, at the latest.

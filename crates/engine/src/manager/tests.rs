@@ -303,6 +303,68 @@ async fn update_inputs_keeps_a_moved_inputs_port_worker_and_counters() {
     assert_eq!(urls[2], b);
 }
 
+/// Regression (issue 12, defect f): a worker whose source opens publishes `input.connected`
+/// with the input's priority and (masked) URL.
+#[tokio::test(start_paused = true)]
+async fn a_worker_that_opens_publishes_input_connected() {
+    let (a, b) = (udp(), udp());
+    let mut rig = Rig::start(&[a.clone(), b.clone()]).await;
+    let second = rig
+        .next(
+            EventType::InputConnected,
+            "input_priority",
+            json_u32(1),
+            SECOND,
+        )
+        .await;
+    assert_eq!(second.payload["url"], b.as_str());
+}
+
+/// Regression (issue 12, defect f): a source the peer ends publishes `input.reconnecting` with
+/// the error, and the worker opens it again (`input.connected` once more).
+#[tokio::test]
+async fn a_lost_source_publishes_input_reconnecting() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // An HTTP-TS origin that answers every request with headers, then hangs up.
+    let origin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/live.ts", origin.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = origin.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = conn.read(&mut request).await;
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nConnection: close\r\n\r\n";
+            let _ = conn.write_all(head.as_bytes()).await;
+        }
+    });
+    let mut rig = Rig::start(&[url]).await;
+    let within = SECOND * 10;
+    rig.next(
+        EventType::InputConnected,
+        "input_priority",
+        json_u32(0),
+        within,
+    )
+    .await;
+    let lost = rig
+        .next(
+            EventType::InputReconnecting,
+            "input_priority",
+            json_u32(0),
+            within,
+        )
+        .await;
+    let error = lost.payload["error"].as_str().unwrap();
+    assert!(error.contains("EOF"), "{error}");
+    rig.next(
+        EventType::InputConnected,
+        "input_priority",
+        json_u32(0),
+        within,
+    )
+    .await;
+}
+
 fn json_u32(n: u32) -> Value {
     Value::from(n)
 }
