@@ -91,6 +91,12 @@ impl Rig {
             .unwrap_or_else(|_| panic!("no {kind} with {field} = {value} within {within:?}"))
     }
 
+    /// The next event of `kind` about the input at `priority`, within `within`.
+    async fn input_event(&mut self, kind: EventType, priority: u32, within: Duration) -> Event {
+        self.next(kind, "input_priority", Value::from(priority), within)
+            .await
+    }
+
     /// The next `input.failover` with `reason`, within `within`.
     async fn switch_for(&mut self, reason: &str, within: Duration) -> Event {
         let reason = Value::from(reason);
@@ -182,13 +188,8 @@ async fn silence_fails_over_and_the_primary_fails_back_after_the_hold() {
     // The primary comes back: restored at its first keyframe, back on air after the hold.
     primary.store(true, Ordering::Release);
     let back = Instant::now();
-    rig.next(
-        EventType::InputRestored,
-        "input_priority",
-        json_u32(0),
-        SECOND * 3,
-    )
-    .await;
+    rig.input_event(EventType::InputRestored, 0, SECOND * 3)
+        .await;
     let failback = rig.switch_for("failback", SECOND * 20).await;
     let held = back.elapsed();
     assert!(
@@ -309,14 +310,7 @@ async fn update_inputs_keeps_a_moved_inputs_port_worker_and_counters() {
 async fn a_worker_that_opens_publishes_input_connected() {
     let (a, b) = (udp(), udp());
     let mut rig = Rig::start(&[a.clone(), b.clone()]).await;
-    let second = rig
-        .next(
-            EventType::InputConnected,
-            "input_priority",
-            json_u32(1),
-            SECOND,
-        )
-        .await;
+    let second = rig.input_event(EventType::InputConnected, 1, SECOND).await;
     assert_eq!(second.payload["url"], b.as_str());
 }
 
@@ -339,30 +333,13 @@ async fn a_lost_source_publishes_input_reconnecting() {
     });
     let mut rig = Rig::start(&[url]).await;
     let within = SECOND * 10;
-    rig.next(
-        EventType::InputConnected,
-        "input_priority",
-        json_u32(0),
-        within,
-    )
-    .await;
+    rig.input_event(EventType::InputConnected, 0, within).await;
     let lost = rig
-        .next(
-            EventType::InputReconnecting,
-            "input_priority",
-            json_u32(0),
-            within,
-        )
+        .input_event(EventType::InputReconnecting, 0, within)
         .await;
     let error = lost.payload["error"].as_str().unwrap();
     assert!(error.contains("EOF"), "{error}");
-    rig.next(
-        EventType::InputConnected,
-        "input_priority",
-        json_u32(0),
-        within,
-    )
-    .await;
+    rig.input_event(EventType::InputConnected, 0, within).await;
 }
 
 fn json_u32(n: u32) -> Value {
