@@ -430,6 +430,12 @@ impl EngineHandle {
             Some(r) => (r.active, r.pinned, r.exhausted, r.inputs, r.switches),
             None => (None, None, false, Vec::new(), Vec::new()),
         };
+        let mut running_warnings = snap.warnings.clone();
+        if snap.running {
+            let media = &self.shared.media;
+            running_warnings.extend(media.router.publish_warning(code));
+            running_warnings.extend(media.outputs.warnings(code));
+        }
         Runtime {
             status: snap.status,
             status_reasons: snap.status_reasons.clone(),
@@ -446,7 +452,7 @@ impl EngineHandle {
             publisher: Some(self.shared.media.outputs.pushes(code))
                 .filter(|pushes| !pushes.is_empty())
                 .map(|pushes| serde_json::json!({ "pushes": pushes })),
-            warnings: snap.warnings,
+            warnings: running_warnings,
             last_error: snap.last_error,
         }
     }

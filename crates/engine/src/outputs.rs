@@ -86,6 +86,15 @@ impl Outputs {
             .collect()
     }
 
+    /// The outputs' conditions for `runtime.warnings`: tracks an HLS output omits because
+    /// HLS-TS cannot carry their codec, frames its muxer rejected.
+    pub(crate) fn warnings(&self, code: &StreamCode) -> Vec<String> {
+        lock(&self.running)
+            .get(code)
+            .map(HlsHandle::warnings)
+            .unwrap_or_default()
+    }
+
     /// Whether `code` has RTMP play on.
     pub(crate) fn rtmp_play(&self, code: &StreamCode) -> bool {
         lock(&self.rtmp).contains(code)

@@ -57,6 +57,15 @@ pub(crate) struct EngineRouter {
 }
 
 impl EngineRouter {
+    /// The runtime warning of a stream that takes publishers without a key while
+    /// `security.publish_auth` is `required` (SPEC §Security): only loopback publishers get in.
+    pub(crate) fn publish_warning(&self, code: &StreamCode) -> Option<String> {
+        (self.auth == PublishAuth::Required && self.manager.keyless_push(code))
+            .then(|| KEYLESS_PUBLISH.to_owned())
+    }
+}
+
+impl EngineRouter {
     pub(crate) fn new(
         manager: Arc<Manager>,
         outputs: Arc<Outputs>,
@@ -160,3 +169,7 @@ impl Router for EngineRouter {
         })
     }
 }
+
+/// The runtime warning of a keyless stream under `publish_auth = "required"`.
+const KEYLESS_PUBLISH: &str = "no stream_key: security.publish_auth is required, so only \
+    publishers on loopback are accepted; set a stream_key to let encoders on other hosts publish";

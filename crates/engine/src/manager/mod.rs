@@ -266,6 +266,15 @@ impl Manager {
         Some(ctl.lock().stream_key.clone())
     }
 
+    /// Whether a running stream takes publishers (has a push input) without a publish key.
+    pub(crate) fn keyless_push(&self, code: &StreamCode) -> bool {
+        let Some(ctl) = self.ctl(code) else {
+            return false;
+        };
+        let managed = ctl.lock();
+        managed.stream_key.is_empty() && managed.slots.values().any(|slot| slot.push.is_some())
+    }
+
     /// Claims the push slot (the most preferred push input) of a running stream for a
     /// publisher: its port, and a guard that frees the slot when dropped.
     pub(crate) fn claim_publisher(

@@ -359,3 +359,42 @@ fn hls_pull_relays_another_streams_playlist() {
     let errors = decode_errors(&url, 8.0).unwrap();
     assert!(errors.trim().is_empty(), "decode errors:\n{errors}");
 }
+
+/// Regression (issue 12, defect i): a track HLS-TS cannot carry (Opus audio) is omitted from
+/// the HLS output and listed in `runtime.warnings` (SPEC §Publisher codec table), while the
+/// video plays on.
+#[test]
+fn a_track_hls_ts_cannot_carry_is_listed_in_runtime_warnings() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let clip = dir.path().join("h264-opus.ts");
+    let encoded = tributary_testkit::ffmpeg()
+        .args(["-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "4", "-map", "0:v", "-map", "1:a"])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "25"])
+        .args(["-pix_fmt", "yuv420p", "-c:a", "libopus", "-b:a", "64k"])
+        .arg(&clip)
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        encoded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&encoded.stderr)
+    );
+    let server = Server::start(dir.path(), &[]);
+    let body = format!(
+        r#"{{"inputs":[{{"url":"file://{}"}}],"protocols":{{"hls":true}}}}"#,
+        clip.display()
+    );
+    let answer = send("PUT", &server.url("/streams/opus"), Some(&body), &[]);
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    wait_until(Duration::from_secs(30), "the omitted-track warning", || {
+        server.runtime("opus")["warnings"]
+            .to_string()
+            .contains("omitted: HLS-TS cannot carry opus")
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", server.runtime("opus")));
+    let text = wait_segments(&server, "opus", 1, Duration::from_secs(30));
+    assert!(text.contains("#EXTINF"), "{text}");
+}

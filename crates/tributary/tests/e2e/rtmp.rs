@@ -159,3 +159,27 @@ fn an_rtmp_publisher_plays_as_hls_and_as_rtmp() {
     );
     publisher.kill();
 }
+
+/// Regression (issue 12, defect i): under `publish_auth = "required"` a stream that takes
+/// publishers without a `stream_key` says in `runtime.warnings` that only loopback publishers
+/// get in (SPEC §Security); giving it a key clears the warning.
+#[test]
+fn a_keyless_push_stream_shows_the_loopback_only_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let keyless = r#"{"inputs":[{"url":"publish://"}]}"#;
+    let answer = send("PUT", &server.url("/streams/open"), Some(keyless), &[]);
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let warnings = server.runtime("open")["warnings"].clone();
+    let text = warnings.to_string();
+    assert!(
+        text.contains("no stream_key") && text.contains("loopback"),
+        "{warnings}"
+    );
+
+    let keyed = r#"{"stream_key":"k3y","inputs":[{"url":"publish://"}]}"#;
+    let answer = send("PUT", &server.url("/streams/keyed"), Some(keyed), &[]);
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let warnings = server.runtime("keyed")["warnings"].clone();
+    assert!(!warnings.to_string().contains("stream_key"), "{warnings}");
+}
