@@ -142,7 +142,9 @@ pub struct Runtime {
     /// selection), `to`, `reason`, `detail`, and `gap_ms` once measured.
     #[schema(value_type = Vec<Object>)]
     pub switches: Vec<serde_json::Value>,
-    /// Outputs: push targets (`pushes[]`, only when the stream has some).
+    /// Outputs: the HLS packager (`outputs[]`: `output`, `status` running or restarting,
+    /// `restart_count`, `last_error`) and push targets (`pushes[]`, only when the stream has
+    /// some, with the same supervision fields).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub publisher: Option<serde_json::Value>,
@@ -287,10 +289,16 @@ impl Engine {
         );
     }
 
-    /// Runs the reconciler every `coordinator.reconcile_interval_sec` until shutdown.
+    /// Runs the reconciler every `coordinator.reconcile_interval_sec` until shutdown, and
+    /// beside it the supervision of output tasks (an HLS packager or push task that ended is
+    /// restarted with backoff; `outputs/supervise.rs`).
     pub fn spawn_reconciler(&self) -> tokio::task::JoinHandle<()> {
         let shared = self.handle.shared.clone();
         let interval = Duration::from_secs(shared.config.coordinator.reconcile_interval_sec);
+        tokio::spawn(outputs::supervise::run(
+            shared.media.outputs.clone(),
+            shared.shutdown.clone(),
+        ));
         tokio::spawn(async move {
             reconciler::run(
                 shared.coordinator.clone(),
@@ -449,9 +457,7 @@ impl EngineHandle {
             exhausted,
             inputs,
             switches,
-            publisher: Some(self.shared.media.outputs.pushes(code))
-                .filter(|pushes| !pushes.is_empty())
-                .map(|pushes| serde_json::json!({ "pushes": pushes })),
+            publisher: self.shared.media.outputs.publisher(code),
             warnings: running_warnings,
             last_error: snap.last_error,
         }

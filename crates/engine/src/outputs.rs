@@ -1,5 +1,7 @@
-//! The output service: HLS windows served from memory (SPEC §Publisher, §HLS). Outputs whose
-//! crate has not landed refuse with "not supported yet" (validation keeps them from here).
+//! The output service: HLS windows served from memory (SPEC §Publisher, §HLS) and push
+//! targets, each task supervised (`supervise.rs`: restarted with backoff when it ends by
+//! itself). Outputs whose crate has not landed refuse with "not supported yet" (validation
+//! keeps them from here).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -7,11 +9,15 @@ use std::sync::Mutex;
 use bytes::Bytes;
 use tributary_domain::diff::Output;
 use tributary_domain::{Push, Stream, StreamCode};
-use tributary_hub::{BufferId, Hub};
+use tributary_hub::Hub;
 use tributary_publish::{HlsHandle, HlsRegistry, HlsSettings, PushHandle, PushSettings};
 
 use crate::lock;
 use crate::services::{OutputService, ServiceError};
+
+pub(crate) mod supervise;
+
+use supervise::{Component, Supervised, stream_buffer};
 
 /// A media response: a playlist or a segment.
 #[derive(Debug, Clone)]
@@ -38,6 +44,9 @@ pub(crate) struct Outputs {
     rtmp: Mutex<HashSet<StreamCode>>,
     /// Push targets by stream and URL (as configured, trimmed); each runs its own task.
     pushes: Mutex<HashMap<(StreamCode, String), PushHandle>>,
+    /// The output tasks streams want running, with their restart records. Locked before
+    /// `running` and `pushes` when both are held.
+    supervised: Mutex<HashMap<Component, Supervised>>,
 }
 
 impl Outputs {
@@ -49,22 +58,48 @@ impl Outputs {
             running: Mutex::new(HashMap::new()),
             rtmp: Mutex::new(HashSet::new()),
             pushes: Mutex::new(HashMap::new()),
+            supervised: Mutex::new(HashMap::new()),
         }
     }
 
+    /// `runtime.publisher` of a stream: its HLS output (`outputs[]`) and push targets
+    /// (`pushes[]`), each with its status, restart count and last error; `None` when it has
+    /// neither.
+    pub(crate) fn publisher(&self, code: &StreamCode) -> Option<serde_json::Value> {
+        let mut outputs = Vec::new();
+        if let Some(record) = lock(&self.supervised).get(&Component::Hls(code.clone())) {
+            let mut entry = serde_json::json!({"output": "hls", "status": "running"});
+            record.json(&mut entry);
+            outputs.push(entry);
+        }
+        let pushes = self.pushes(code);
+        if outputs.is_empty() && pushes.is_empty() {
+            return None;
+        }
+        let mut publisher = serde_json::json!({ "outputs": outputs });
+        if !pushes.is_empty() {
+            publisher["pushes"] = serde_json::json!(pushes);
+        }
+        Some(publisher)
+    }
+
     /// `runtime.publisher.pushes[]` of a stream, by URL (redacted).
-    pub(crate) fn pushes(&self, code: &StreamCode) -> Vec<serde_json::Value> {
+    fn pushes(&self, code: &StreamCode) -> Vec<serde_json::Value> {
+        let supervised = lock(&self.supervised);
         let pushes = lock(&self.pushes);
         let mut states: Vec<_> = pushes
             .iter()
             .filter(|((c, _), _)| c == code)
-            .map(|(_, handle)| handle.state())
+            .map(|((c, url), handle)| {
+                let component = Component::Push(c.clone(), url.clone());
+                (handle.state(), supervised.get(&component))
+            })
             .collect();
         drop(pushes);
-        states.sort_by(|a, b| a.url.cmp(&b.url));
+        states.sort_by(|a, b| a.0.url.cmp(&b.0.url));
         states
             .into_iter()
-            .map(|state| {
+            .map(|(state, record)| {
                 let at = |t: std::time::SystemTime| {
                     chrono::DateTime::<chrono::Utc>::from(t)
                         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -81,18 +116,33 @@ impl Outputs {
                 if let Some(connected) = state.connected_at {
                     entry["connected_at"] = serde_json::json!(at(connected));
                 }
+                if let Some(record) = record {
+                    record.json(&mut entry);
+                }
                 entry
             })
             .collect()
     }
 
-    /// The outputs' conditions for `runtime.warnings`: tracks an HLS output omits because
-    /// HLS-TS cannot carry their codec, frames its muxer rejected.
+    /// The outputs' conditions for `runtime.warnings`: an output task that ended and waits
+    /// for its restart, tracks an HLS output omits because HLS-TS cannot carry their codec,
+    /// frames its muxer rejected.
     pub(crate) fn warnings(&self, code: &StreamCode) -> Vec<String> {
-        lock(&self.running)
-            .get(code)
-            .map(HlsHandle::warnings)
-            .unwrap_or_default()
+        let mut warnings: Vec<String> = lock(&self.supervised)
+            .iter()
+            .filter_map(|(component, record)| match component {
+                Component::Hls(c) if c == code => record.warning("the HLS packager"),
+                Component::Push(c, _) if c == code => record.warning("a push target's task"),
+                _ => None,
+            })
+            .collect();
+        warnings.extend(
+            lock(&self.running)
+                .get(code)
+                .map(HlsHandle::warnings)
+                .unwrap_or_default(),
+        );
+        warnings
     }
 
     /// Whether `code` has RTMP play on.
@@ -124,15 +174,10 @@ impl OutputService for Outputs {
                 if let Some(previous) = previous {
                     previous.stop();
                 }
-                let handle = tributary_publish::start_hls(
-                    &self.hls,
-                    &self.hub,
-                    code.clone(),
-                    BufferId::Stream(code.clone()),
-                    self.settings.clone(),
-                )
-                .map_err(ServiceError::Publish)?;
-                lock(&self.running).insert(code, handle);
+                let handle = self.spawn_hls(&code).map_err(ServiceError::Publish)?;
+                lock(&self.running).insert(code.clone(), handle);
+                let record = Supervised::new(None, now());
+                lock(&self.supervised).insert(Component::Hls(code), record);
                 Ok(())
             }
             Output::Dash => Err(ServiceError::Unsupported("DASH output")),
@@ -150,6 +195,8 @@ impl OutputService for Outputs {
             lock(&self.rtmp).remove(code);
         }
         if output == Output::Hls {
+            // Unwanted first, so supervision cannot start it again.
+            lock(&self.supervised).remove(&Component::Hls(code.clone()));
             let handle = lock(&self.running).remove(code);
             if let Some(handle) = handle {
                 handle.stop();
@@ -164,21 +211,31 @@ impl OutputService for Outputs {
         if let Some(previous) = previous {
             previous.stop();
         }
+        let settings = PushSettings::from(target);
         let handle = tributary_publish::start_push(
             &self.hub,
             code.clone(),
-            BufferId::Stream(code.clone()),
-            PushSettings::from(target),
+            stream_buffer(&code),
+            settings.clone(),
         )
         .map_err(ServiceError::Publish)?;
-        lock(&self.pushes).insert((code, url), handle);
+        lock(&self.pushes).insert((code.clone(), url.clone()), handle);
+        let record = Supervised::new(Some(settings), now());
+        lock(&self.supervised).insert(Component::Push(code, url), record);
         Ok(())
     }
 
     fn stop_push(&self, code: &StreamCode, url: &str) {
-        let handle = lock(&self.pushes).remove(&(code.clone(), url.trim().to_owned()));
+        let url = url.trim().to_owned();
+        lock(&self.supervised).remove(&Component::Push(code.clone(), url.clone()));
+        let handle = lock(&self.pushes).remove(&(code.clone(), url));
         if let Some(handle) = handle {
             handle.stop();
         }
     }
+}
+
+/// The instant now, from tokio's clock (paused in tests).
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
 }
