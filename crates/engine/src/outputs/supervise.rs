@@ -223,7 +223,7 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(30);
 mod tests {
     use tributary_domain::diff::Output;
     use tributary_domain::{Protocols, Push, Stream};
-    use tributary_hub::Hub;
+    use tributary_hub::{Hub, Writer};
     use tributary_publish::HlsSettings;
 
     use super::*;
@@ -236,6 +236,15 @@ mod tests {
             ..Protocols::default()
         });
         stream
+    }
+
+    /// A hub with the main buffer of [`stream`] (the writer keeps it), and outputs over it.
+    fn setup() -> (Hub, Stream, Writer, Outputs) {
+        let hub = Hub::new();
+        let stream = stream();
+        let writer = hub.create(stream_buffer(&stream.code), 64).unwrap();
+        let outputs = Outputs::new(hub.clone(), HlsSettings::default());
+        (hub, stream, writer, outputs)
     }
 
     fn hls(outputs: &Outputs, code: &StreamCode) -> Value {
@@ -257,11 +266,8 @@ mod tests {
     /// it is noticed, shown, and restarted with backoff once it can run again.
     #[tokio::test(start_paused = true)]
     async fn an_ended_hls_packager_is_shown_and_restarted_with_backoff() {
-        let hub = Hub::new();
-        let stream = stream();
+        let (hub, stream, writer, outputs) = setup();
         let code = stream.code.clone();
-        let writer = hub.create(stream_buffer(&code), 64).unwrap();
-        let outputs = Outputs::new(hub.clone(), HlsSettings::default());
         outputs.start_output(&stream, Output::Hls).unwrap();
         let t0 = tokio::time::Instant::now().into_std();
         outputs.supervise(t0);
@@ -310,11 +316,8 @@ mod tests {
     /// is not restarted (SPEC §Push).
     #[tokio::test(start_paused = true)]
     async fn a_push_that_reached_its_limit_stays_failed() {
-        let hub = Hub::new();
-        let stream = stream();
+        let (_hub, stream, _writer, outputs) = setup();
         let code = stream.code.clone();
-        let _writer = hub.create(stream_buffer(&code), 64).unwrap();
-        let outputs = Outputs::new(hub, HlsSettings::default());
         // Nothing listens there: the first connect fails, and with limit 1 that is final.
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("rtmp://{}/live/key", closed.local_addr().unwrap());
