@@ -60,6 +60,9 @@ impl ApiError {
 
 impl From<CoordError> for ApiError {
     fn from(e: CoordError) -> Self {
+        if let CoordError::Invalid { source, .. } = e {
+            return Self::validation(source);
+        }
         let (status, code) = match &e {
             CoordError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
             CoordError::Disabled(_) => (StatusCode::CONFLICT, "STREAM_DISABLED"),

@@ -11,9 +11,7 @@ use serde_json::{Value, json};
 use tributary_domain::StreamCode;
 use tributary_domain::event::StreamStatus;
 use tributary_domain::redact::{mask_stream, restore_secrets};
-use tributary_domain::validate::{
-    ErrorCode, FieldError, ValidationErrors, decode_record, parse_stream,
-};
+use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors, decode_record};
 use tributary_engine::{EngineHandle, Precondition, StreamRecord, SwitchError, SwitchOutcome};
 
 use crate::error::ApiError;
@@ -326,8 +324,7 @@ async fn write(
     if let Some(stored) = &stored {
         restore_secrets(&mut stream, &stored.stream);
     }
-    let (spec, mut warnings) =
-        parse_stream(stream, engine.support()).map_err(ApiError::validation)?;
+    let (spec, mut warnings) = engine.parse_stream(stream).map_err(ApiError::validation)?;
     if dry_run {
         let plan = engine.dry_run(&spec).await?;
         return Ok(Json(json!({"data": plan, "warnings": warnings})).into_response());

@@ -91,6 +91,24 @@ pub enum PushVia {
     Srt,
 }
 
+/// How a publisher reaches one push input of a stream (SPEC §Publisher "RTMP listener").
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PushAddress {
+    /// By the stream's name (`live/<code>`, or a multi-segment code in full): `publish://`,
+    /// SRT push, and the loopback URL of this server's own listener and stream. `slot` is the
+    /// name of a `publish://?slot=<name>` input, which a publisher selects with
+    /// `?slot=<name>`; a publisher without `slot` gets the most preferred free input reached
+    /// by name.
+    Stream {
+        /// The slot's name, if it has one.
+        slot: Option<String>,
+    },
+    /// By its own routing key: the last path segment of a legacy `rtmp://0.0.0.0/<app>/<key>`
+    /// input; a publisher to `rtmp://host/<app>/<key>` feeds it. A secret, like a stream key.
+    Key(String),
+}
+
 /// A classified input URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InputUrl {
@@ -98,10 +116,8 @@ pub enum InputUrl {
     Push {
         /// The listener that feeds it.
         via: PushVia,
-        /// The legacy routing key (the last path segment) of `rtmp://0.0.0.0/<app>/<key>`;
-        /// `None` for `publish://`, SRT, and a URL naming this server's own listener and
-        /// stream (a publisher reaches those by the stream's name).
-        key: Option<String>,
+        /// How a publisher addresses it.
+        address: PushAddress,
     },
     /// A network pull or listen URL (every kind but push, file, copy and mixer).
     Network {
@@ -199,16 +215,7 @@ pub fn detect(raw: &str, ctx: DetectContext<'_>) -> Result<InputUrl, UrlError> {
     };
     let scheme = scheme.to_ascii_lowercase();
     match scheme.as_str() {
-        "publish" => {
-            if rest.is_empty() || rest == "/" {
-                Ok(InputUrl::Push {
-                    via: PushVia::Any,
-                    key: None,
-                })
-            } else {
-                Err(UrlError::Invalid("publish:// takes no host or path".into()))
-            }
-        }
+        "publish" => publish_url(rest),
         "copy" => copy_url(rest),
         "mixer" => mixer_url(rest),
         "file" => file_url(rest),
@@ -243,9 +250,11 @@ fn network(scheme: &str, raw: &str, ctx: DetectContext<'_>) -> Result<InputUrl, 
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned);
             if unspecified {
+                // Without a key (`rtmp://0.0.0.0`), publishers reach it by the stream's name.
+                let address = key.map_or(PushAddress::Stream { slot: None }, PushAddress::Key);
                 return Ok(InputUrl::Push {
                     via: PushVia::Rtmp,
-                    key,
+                    address,
                 });
             }
             if scheme == "rtmp"
@@ -254,7 +263,7 @@ fn network(scheme: &str, raw: &str, ctx: DetectContext<'_>) -> Result<InputUrl, 
             {
                 return Ok(InputUrl::Push {
                     via: PushVia::Rtmp,
-                    key: None,
+                    address: PushAddress::Stream { slot: None },
                 });
             }
             InputKind::Rtmp
@@ -263,7 +272,7 @@ fn network(scheme: &str, raw: &str, ctx: DetectContext<'_>) -> Result<InputUrl, 
             if unspecified {
                 return Ok(InputUrl::Push {
                     via: PushVia::Srt,
-                    key: None,
+                    address: PushAddress::Stream { slot: None },
                 });
             }
             InputKind::Srt
@@ -305,6 +314,44 @@ fn is_own_listener(url: &Url, key: Option<&str>, ctx: DetectContext<'_>) -> bool
         || path.strip_prefix("live/") == Some(code.as_str())
         || key == Some(code.as_str());
     url_port == port && names_code
+}
+
+/// `publish://`, or `publish://?slot=<name>` for one of several push inputs of a stream.
+fn publish_url(rest: &str) -> Result<InputUrl, UrlError> {
+    let (head, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if !(head.is_empty() || head == "/") {
+        return Err(UrlError::Invalid(
+            "publish:// takes no host or path (publish:// or publish://?slot=<name>)".into(),
+        ));
+    }
+    let mut slot = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("slot", name)) if is_slot_name(name) => slot = Some(name.to_owned()),
+            Some(("slot", name)) => {
+                return Err(UrlError::Invalid(format!(
+                    "slot {name:?} must be 1 to 64 of A-Z a-z 0-9 _ -"
+                )));
+            }
+            _ => {
+                return Err(UrlError::Invalid(format!(
+                    "publish:// takes only ?slot=<name>, got {pair:?}"
+                )));
+            }
+        }
+    }
+    Ok(InputUrl::Push {
+        via: PushVia::Any,
+        address: PushAddress::Stream { slot },
+    })
+}
+
+/// A push slot's name: what a publisher sends as `?slot=`.
+pub fn is_slot_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn file_url(rest: &str) -> Result<InputUrl, UrlError> {
@@ -407,6 +454,7 @@ mod tests {
     fn classifies_every_form() {
         let cases = [
             ("publish://", InputKind::Push),
+            ("publish://?slot=backup", InputKind::Push),
             ("rtmp://0.0.0.0/live/abc", InputKind::Push),
             ("rtmp:///live/abc", InputKind::Push),
             ("rtmp://[::]/live/abc", InputKind::Push),
@@ -464,6 +512,14 @@ mod tests {
             Err(UrlError::Mixer(_))
         ));
         assert!(matches!(kind("publish://host"), Err(UrlError::Invalid(_))));
+        assert!(matches!(
+            kind("publish://?slot=a b"),
+            Err(UrlError::Invalid(_))
+        ));
+        assert!(matches!(
+            kind("publish://?key=x"),
+            Err(UrlError::Invalid(_))
+        ));
         assert!(matches!(kind("nonsense"), Err(UrlError::Invalid(_))));
     }
 

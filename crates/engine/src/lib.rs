@@ -18,6 +18,7 @@ mod reconciler;
 mod router;
 mod security;
 mod services;
+mod supported;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,9 +32,8 @@ use tributary_domain::config::ServerConfig;
 use tributary_domain::diff::{StreamDiff, compute_diff};
 use tributary_domain::event::StreamStatus;
 use tributary_domain::plan::{RestartPlan, plan};
-use tributary_domain::protocol::InputKind;
 use tributary_domain::spec::StreamSpec;
-use tributary_domain::validate::Support;
+use tributary_domain::validate::{Support, ValidationErrors};
 use tributary_domain::{Stream, StreamCode};
 use tributary_store::{Expect, SqliteStore, StoredStream, StreamRepository};
 
@@ -49,6 +49,7 @@ use crate::manager::Manager;
 use crate::outputs::Outputs;
 use crate::router::{EngineRouter, PublishAuth};
 use crate::services::{NotLanded, Services};
+use crate::supported::Supported;
 
 /// Why the engine could not open.
 #[derive(Debug, thiserror::Error)]
@@ -200,7 +201,8 @@ struct Shared {
     store: Arc<dyn StreamRepository>,
     coordinator: Coordinator,
     events: EventBus,
-    support: Support,
+    /// What records are parsed against: this build's features, the RTMP listener's port.
+    supported: Arc<Supported>,
     media: MediaPlane,
     /// The protocol listeners bound by [`Engine::start_listeners`]; dropped at shutdown.
     listeners: Mutex<Vec<tributary_serve::RtmpListener>>,
@@ -243,7 +245,14 @@ impl Engine {
         let services = media.services();
         let events = EventBus::new();
         let timeout = Duration::from_secs(config.server.admin_timeout_sec.max(1));
-        let coordinator = Coordinator::new(services, store.clone(), events.clone(), timeout);
+        let supported = Arc::new(Supported::build());
+        let coordinator = Coordinator::new(
+            services,
+            store.clone(),
+            events.clone(),
+            Arc::clone(&supported),
+            timeout,
+        );
         media
             .manager
             .attach(events.clone(), coordinator.downgrade());
@@ -252,7 +261,7 @@ impl Engine {
             store,
             coordinator,
             events,
-            support: support(),
+            supported,
             media,
             listeners: Mutex::new(Vec::new()),
             token,
@@ -342,6 +351,7 @@ impl Engine {
             let local = listener.local_addr();
             tracing::info!(listener = "rtmp", addr = %local, "RTMP listener bound");
             lock(&shared.ports).rtmp_port = local.port();
+            shared.supported.set_rtmp_port(Some(local.port()));
             lock(&shared.listeners).push(listener);
         }
         Ok(())
@@ -362,9 +372,19 @@ impl EngineHandle {
         &self.shared.config
     }
 
-    /// What this build implements (drives validation).
-    pub fn support(&self) -> &Support {
-        &self.shared.support
+    /// What this build implements (and the RTMP listener's port, once bound).
+    pub fn support(&self) -> Support {
+        self.shared.supported.get()
+    }
+
+    /// Parses a stream record as every part of the engine does: against what this build
+    /// implements and this server's bound RTMP port (SPEC §Domain "Input URL classifier").
+    /// Returns the spec to store and the warnings to show, or every failing field.
+    pub fn parse_stream(
+        &self,
+        stream: Stream,
+    ) -> Result<(StreamSpec, Vec<String>), ValidationErrors> {
+        self.shared.supported.parse(stream)
     }
 
     /// The admin token.
@@ -503,12 +523,11 @@ impl EngineHandle {
         spec: StreamSpec,
         precondition: Precondition,
     ) -> Result<PutResult, CoordError> {
-        let stream = spec.into_stream();
         let expect = match precondition {
             Precondition::None => Expect::Any,
             Precondition::Revision(r) => Expect::Revision(r),
         };
-        let outcome = self.shared.coordinator.put(stream, expect).await?;
+        let outcome = self.shared.coordinator.put(spec, expect).await?;
         let mut warnings = Vec::new();
         match outcome.applied {
             Ok(applied) => warnings.extend(applied.warnings),
@@ -672,19 +691,4 @@ impl MediaPlane {
 /// leaves its data consistent before anything that could panic.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// What this build implements; validation rejects the rest with 422 "not supported yet".
-fn support() -> Support {
-    Support {
-        inputs: tributary_ingest::supported()
-            .iter()
-            .copied()
-            .chain([InputKind::Push])
-            .collect(),
-        hls: true,
-        rtmp: true,
-        push: true,
-        ..Support::default()
-    }
 }

@@ -2,7 +2,11 @@
 //! (SPEC §Publisher), publish authentication (SPEC §Security), push slots and play gates.
 //!
 //! A publish names a stream by its path: `P` if a running stream is called `P`, else `P`
-//! without a leading `live/`. The stream must have a push input whose slot is free. Its
+//! without a leading `live/`; failing both, the stream one of whose legacy push inputs
+//! (`rtmp://0.0.0.0/<app>/<key>`) has the path's last segment as its key. The publisher takes
+//! one free push input of that stream: the `publish://?slot=<name>` input `?slot=<name>`
+//! names, the keyed one, or the most preferred free one (`manager::publisher` says how a stream with several push inputs
+//! tells its encoders apart). The stream's
 //! `stream_key`, when set, must match the `?key=` the publisher sent (constant-time compare);
 //! a stream without a key accepts loopback publishers only (`security.publish_auth =
 //! "required"`, the default), any publisher under `if_set`, and keys are not checked under
@@ -14,11 +18,14 @@ use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 use tributary_domain::StreamCode;
+use tributary_domain::spec::PushVia;
 use tributary_hub::{BufferId, Hub};
-use tributary_serve::{PlayGrant, PlayRequest, PublishGrant, PublishRequest, Refusal, Router};
+use tributary_serve::{
+    PlayGrant, PlayRequest, Protocol, PublishGrant, PublishRequest, Refusal, Router,
+};
 
 use crate::caps::PlayCaps;
-use crate::manager::{Manager, SlotRefusal};
+use crate::manager::{Manager, PushTarget, SlotRefusal};
 use crate::outputs::Outputs;
 
 /// How publishers authenticate (`security.publish_auth`).
@@ -104,11 +111,27 @@ fn is_loopback(peer: &SocketAddr) -> bool {
 
 impl Router for EngineRouter {
     fn publish(&self, request: PublishRequest) -> Result<PublishGrant, Refusal> {
-        let Some((code, key)) = self.resolve(&request.path) else {
-            return Err(Refusal::NotFound(format!(
-                "no running stream named {:?}",
-                request.path
-            )));
+        let listener = match request.protocol {
+            Protocol::Rtmp => PushVia::Rtmp,
+            other => {
+                return Err(Refusal::NotFound(format!(
+                    "publishing over {other} is not supported yet"
+                )));
+            }
+        };
+        let slot = request.slot.as_deref();
+        let name = request.path.rsplit('/').next().unwrap_or("");
+        let (code, key, target) = match self.resolve(&request.path) {
+            Some((code, key)) => (code, key, PushTarget::Named { slot, name }),
+            None => match self.manager.keyed_stream(name, listener) {
+                Some((code, key)) => (code, key, PushTarget::Keyed(name)),
+                None => {
+                    return Err(Refusal::NotFound(format!(
+                        "no running stream named {:?}, and no push input keyed by its last segment",
+                        request.path
+                    )));
+                }
+            },
         };
         let given = request.key.as_deref().unwrap_or("");
         let allowed = match self.auth {
@@ -127,21 +150,31 @@ impl Router for EngineRouter {
             };
             return Err(Refusal::Denied(format!("stream {code}: {why}")));
         }
-        match self.manager.claim_publisher(&code) {
-            Ok((port, guard)) => Ok(PublishGrant {
-                code,
-                port,
-                guard: Box::new(guard),
-            }),
+        match self.manager.claim_publisher(&code, target, listener) {
+            Ok((port, priority, guard)) => {
+                tracing::info!(stream = %code, priority, peer = %request.peer,
+                    "publisher takes push input");
+                Ok(PublishGrant {
+                    code,
+                    port,
+                    guard: Box::new(guard),
+                })
+            }
             Err(SlotRefusal::NotRunning) => {
                 Err(Refusal::NotFound(format!("stream {code} is not running")))
             }
             Err(SlotRefusal::NoPushInput) => Err(Refusal::NotFound(format!(
-                "stream {code} has no publish:// input"
+                "stream {code} has no push input for this publisher (publish:// for \
+                 live/<code>, or rtmp://0.0.0.0/<app>/<key> for <app>/<key>)"
             ))),
-            Err(SlotRefusal::Busy) => Err(Refusal::Busy(format!(
-                "stream {code} already has a live publisher"
+            Err(SlotRefusal::NoSuchSlot) => Err(Refusal::NotFound(format!(
+                "stream {code} has no input publish://?slot={}",
+                slot.unwrap_or_default()
             ))),
+            Err(SlotRefusal::Busy) => Err(Refusal::Busy(match slot {
+                Some(name) => format!("stream {code}: slot {name} already has a live publisher"),
+                None => format!("stream {code}: every push input already has a live publisher"),
+            })),
         }
     }
 
@@ -173,3 +206,176 @@ impl Router for EngineRouter {
 /// The runtime warning of a keyless stream under `publish_auth = "required"`.
 const KEYLESS_PUBLISH: &str = "no stream_key: security.publish_auth is required, so only \
     publishers on loopback are accepted; set a stream_key to let encoders on other hosts publish";
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::Value;
+    use tributary_domain::config::ServerConfig;
+    use tributary_domain::{Input, Stream};
+    use tributary_store::{Expect, SqliteStore};
+
+    use super::*;
+    use crate::MediaPlane;
+    use crate::coordinator::Coordinator;
+    use crate::events::EventBus;
+    use crate::supported::Supported;
+
+    /// The engine's real manager and router behind a coordinator, with one stream stored.
+    struct Rig {
+        coordinator: Coordinator,
+        supported: Arc<Supported>,
+        manager: Arc<Manager>,
+        router: Arc<EngineRouter>,
+    }
+
+    impl Rig {
+        fn new() -> Self {
+            let media = MediaPlane::new(&ServerConfig::default());
+            let supported = Arc::new(Supported::build());
+            let coordinator = Coordinator::new(
+                media.services(),
+                Arc::new(SqliteStore::open_in_memory().unwrap()),
+                EventBus::new(),
+                Arc::clone(&supported),
+                Duration::from_secs(120),
+            );
+            Self {
+                coordinator,
+                supported,
+                manager: media.manager,
+                router: media.router,
+            }
+        }
+
+        /// Stores and starts stream `code` with these inputs and key, as a PUT does.
+        async fn put(&self, code: &str, urls: &[&str], key: &str) {
+            let mut stream = Stream::new(code.parse().unwrap());
+            stream.stream_key = key.into();
+            stream.inputs = urls
+                .iter()
+                .zip(0..)
+                .map(|(url, priority)| Input::new(*url, priority))
+                .collect();
+            let (spec, _) = self.supported.parse(stream).unwrap();
+            let outcome = self.coordinator.put(spec, Expect::Any).await.unwrap();
+            outcome.applied.unwrap();
+        }
+
+        /// A publish to `path` with `query` (`key=…&slot=…`) from `peer`.
+        fn publish(&self, path: &str, query: &str, peer: &str) -> Result<PublishGrant, Refusal> {
+            let param = |name: &str| {
+                query
+                    .split('&')
+                    .filter_map(|pair| pair.split_once('='))
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_owned())
+            };
+            self.router.publish(PublishRequest {
+                path: path.into(),
+                key: param("key"),
+                slot: param("slot"),
+                peer: peer.parse().unwrap(),
+                protocol: Protocol::Rtmp,
+            })
+        }
+
+        /// `publisher_connected` of each input of `code`, by priority.
+        fn connected(&self, code: &str) -> Vec<bool> {
+            let runtime = self.manager.runtime(&code.parse().unwrap()).unwrap();
+            runtime
+                .inputs
+                .iter()
+                .map(|input| input["publisher_connected"] == Value::Bool(true))
+                .collect()
+        }
+    }
+
+    const LOCAL: &str = "127.0.0.1:50000";
+    const REMOTE: &str = "192.0.2.7:50000";
+
+    #[tokio::test]
+    async fn several_push_inputs_are_told_apart_by_slot_and_by_key() {
+        let rig = Rig::new();
+        rig.put(
+            "cam",
+            &[
+                "publish://",
+                "publish://?slot=second",
+                "rtmp://0.0.0.0/live/cam-backup",
+            ],
+            "",
+        )
+        .await;
+
+        // `?slot=` picks the input of that name.
+        let second = rig.publish("live/cam", "slot=second", LOCAL).unwrap();
+        assert_eq!(rig.connected("cam"), [false, true, false]);
+        // Without it, the most preferred free input reached by name.
+        let first = rig.publish("live/cam", "", LOCAL).unwrap();
+        assert_eq!(rig.connected("cam"), [true, true, false]);
+        // The keyed input is not reached by the stream's name...
+        assert!(matches!(
+            rig.publish("live/cam", "", LOCAL),
+            Err(Refusal::Busy(_))
+        ));
+        // ...but by its key; a taken slot stays taken.
+        assert!(matches!(
+            rig.publish("live/cam", "slot=second", LOCAL),
+            Err(Refusal::Busy(_))
+        ));
+        let backup = rig.publish("live/cam-backup", "", LOCAL).unwrap();
+        assert_eq!(backup.code.as_str(), "cam");
+        assert_eq!(rig.connected("cam"), [true, true, true]);
+        // A slot no input has is refused by name.
+        assert!(matches!(
+            rig.publish("live/cam", "slot=third", LOCAL),
+            Err(Refusal::NotFound(_))
+        ));
+        // A publisher that leaves frees its own slot only.
+        drop(first);
+        assert_eq!(rig.connected("cam"), [false, true, true]);
+        let _again = rig.publish("live/cam", "", LOCAL).unwrap();
+        assert_eq!(rig.connected("cam"), [true, true, true]);
+        drop((second, backup));
+        assert_eq!(rig.connected("cam"), [true, false, false]);
+    }
+
+    #[tokio::test]
+    async fn keyed_and_slotted_publishers_need_the_stream_key() {
+        let rig = Rig::new();
+        rig.put(
+            "studio",
+            &["publish://?slot=a", "rtmp://0.0.0.0/app/k2"],
+            "s3cret",
+        )
+        .await;
+        for (path, query) in [("app/k2", ""), ("live/studio", "slot=a")] {
+            let refused = rig.publish(path, query, REMOTE);
+            assert!(matches!(refused, Err(Refusal::Denied(_))), "{path}");
+        }
+        let keyed = rig.publish("app/k2", "key=s3cret", REMOTE).unwrap();
+        assert_eq!(keyed.code.as_str(), "studio");
+        assert_eq!(rig.connected("studio"), [false, true]);
+        // A name that neither names a stream nor keys an input.
+        assert!(matches!(
+            rig.publish("app/k3", "key=s3cret", REMOTE),
+            Err(Refusal::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_new_stream_key_applies_to_the_next_publish() {
+        let rig = Rig::new();
+        rig.put("cam", &["publish://"], "old").await;
+        drop(rig.publish("live/cam", "key=old", REMOTE).unwrap());
+        // A metadata change: nothing restarts, but the key is the new one from now on.
+        rig.put("cam", &["publish://"], "new").await;
+        assert!(matches!(
+            rig.publish("live/cam", "key=old", REMOTE),
+            Err(Refusal::Denied(_))
+        ));
+        assert!(rig.publish("live/cam", "key=new", REMOTE).is_ok());
+    }
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tributary_domain::diff::Output;
 use tributary_domain::failover::FailoverError;
-use tributary_domain::validate::ValidationErrors;
+use tributary_domain::spec::StreamSpec;
 use tributary_domain::{Push, Stream, StreamCode};
 use tributary_hub::HubError;
 use tributary_ingest::IngestError;
@@ -37,22 +37,6 @@ pub enum ServiceError {
     /// The hub refused a buffer or an input port.
     #[error("hub: {0}")]
     Hub(#[source] HubError),
-    /// An input does not parse (its URL does not classify, or an option cannot work).
-    #[error("stream {code}: {source}")]
-    InvalidInput {
-        /// The stream.
-        code: StreamCode,
-        /// Every failing field, named.
-        source: ValidationErrors,
-    },
-    /// Two inputs share a priority or a URL.
-    #[error("stream {code}: inputs priority {priority}: duplicate priority or url")]
-    DuplicateInput {
-        /// The stream.
-        code: StreamCode,
-        /// The later of the two inputs.
-        priority: u32,
-    },
     /// The failover machine refused the input list.
     #[error("stream {code}: {source}")]
     Failover {
@@ -101,10 +85,13 @@ pub(crate) trait BufferService: Send + Sync {
 
 /// The stream manager: inputs and their health.
 pub(crate) trait InputService: Send + Sync {
-    /// Registers a stream's inputs and starts ingest.
-    fn register(&self, stream: &Stream) -> Result<(), ServiceError>;
+    /// Registers a stream's inputs (as the edge parsed them) and starts ingest.
+    fn register(&self, spec: &StreamSpec) -> Result<(), ServiceError>;
     /// Applies a changed input list without touching unchanged inputs.
-    fn update_inputs(&self, old: &Stream, new: &Stream) -> Result<(), ServiceError>;
+    fn update_inputs(&self, old: &StreamSpec, new: &StreamSpec) -> Result<(), ServiceError>;
+    /// A new `stream_key` (a metadata change, which restarts nothing): the next publish is
+    /// checked against it.
+    fn set_stream_key(&self, code: &StreamCode, key: &str);
     /// Stops ingest and forgets the stream.
     fn unregister(&self, code: &StreamCode);
 }
@@ -177,12 +164,13 @@ impl BufferService for NotLanded {
 }
 
 impl InputService for NotLanded {
-    fn register(&self, _: &Stream) -> Result<(), ServiceError> {
+    fn register(&self, _: &StreamSpec) -> Result<(), ServiceError> {
         Err(ServiceError::Unsupported(self.0))
     }
-    fn update_inputs(&self, _: &Stream, _: &Stream) -> Result<(), ServiceError> {
+    fn update_inputs(&self, _: &StreamSpec, _: &StreamSpec) -> Result<(), ServiceError> {
         Err(ServiceError::Unsupported(self.0))
     }
+    fn set_stream_key(&self, _: &StreamCode, _: &str) {}
     fn unregister(&self, _: &StreamCode) {}
 }
 

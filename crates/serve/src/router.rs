@@ -46,6 +46,9 @@ pub struct PublishRequest {
     /// The `key` query parameter of the stream name (`cam?key=…`), if any. A secret: never log
     /// it.
     pub key: Option<String>,
+    /// The `slot` query parameter (`cam?key=…&slot=1`), if any, as sent: which of the stream's
+    /// push inputs the publisher feeds, by priority. Parsing it is the router's job.
+    pub slot: Option<String>,
     /// The peer's address, for logs and loopback rules (the TCP peer, never a header).
     pub peer: SocketAddr,
     /// The protocol.
@@ -122,6 +125,7 @@ impl fmt::Debug for PublishRequest {
         f.debug_struct("PublishRequest")
             .field("path", &self.path)
             .field("key", &self.key.as_ref().map(|_| MASK))
+            .field("slot", &self.slot)
             .field("peer", &self.peer)
             .field("protocol", &self.protocol)
             .finish()
@@ -170,6 +174,7 @@ mod tests {
         let publish = PublishRequest {
             path: "live/cam".into(),
             key: Some("s3cret".into()),
+            slot: None,
             peer,
             protocol: Protocol::Rtmp,
         };

@@ -34,11 +34,11 @@ use tributary_media::StreamCode;
 
 pub use source::{
     DEFAULT_PKT_SIZE, FileFormat, FileSource, HttpSource, MAX_PKT_SIZE, MulticastInterface,
-    PullSource, PushAddress, PushSource, RtmpSource, Source, UdpSource,
+    PullSource, PushSource, RtmpSource, Source, UdpSource,
 };
 
 use crate::protocol::{self, DetectContext, InputKind, InputUrl, UrlError};
-pub use crate::protocol::{Mixer, PushVia};
+pub use crate::protocol::{Mixer, PushAddress, PushVia};
 use crate::stream::{Input, Stream};
 use crate::validate::{ErrorCode, FieldError, Support, ValidationErrors};
 
@@ -177,6 +177,19 @@ pub(crate) fn parse_inputs(
             }
         };
         errors.extend(shape_errors(&path, &one.source, code, stream.inputs.len()));
+        if let Some(push) = one.push() {
+            let clash = parsed.iter().filter_map(ParsedInput::push).any(|other| {
+                other.address == push.address
+                    && !matches!(push.address, PushAddress::Stream { slot: None })
+            });
+            if clash {
+                errors.push(FieldError::new(
+                    format!("{path}.url"),
+                    ErrorCode::DuplicateInput,
+                    "another push input of this stream has the same slot name or routing key",
+                ));
+            }
+        }
         let kind = one.kind();
         if !support.inputs.contains(&kind) {
             errors.push(FieldError::new(
@@ -240,10 +253,7 @@ fn parse_input(
         )
     });
     let source = match classified {
-        InputUrl::Push { via, key } => Ok(Source::Push(PushSource {
-            via,
-            address: key.map_or(PushAddress::Stream, PushAddress::Key),
-        })),
+        InputUrl::Push { via, address } => Ok(Source::Push(PushSource { via, address })),
         InputUrl::Network { kind, url } => match kind {
             InputKind::Udp => {
                 let options =

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tributary_media::StreamCode;
 use url::Url;
 
-use crate::protocol::{InputKind, Mixer, PushVia};
+use crate::protocol::{InputKind, Mixer, PushAddress, PushVia};
 
 /// What an input is: its kind and every option that kind takes, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,19 +69,6 @@ pub struct PushSource {
     pub via: PushVia,
     /// How a publisher addresses it.
     pub address: PushAddress,
-}
-
-/// How a publisher reaches one push input of a stream (SPEC §Publisher "RTMP listener").
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PushAddress {
-    /// By the stream's name (`live/<code>`, or a multi-segment code in full). Among several
-    /// such inputs a publisher picks one with `?slot=<priority>`; without it, it gets the
-    /// most preferred one that has no publisher.
-    Stream,
-    /// By its own routing key: the last path segment of a legacy `rtmp://0.0.0.0/<app>/<key>`
-    /// input; a publisher to `rtmp://host/<app>/<key>` feeds it. A secret, like a stream key.
-    Key(String),
 }
 
 /// A UDP listen socket (SPEC §Ingest "udp").

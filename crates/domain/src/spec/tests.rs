@@ -233,7 +233,7 @@ fn push_inputs_say_how_a_publisher_reaches_them() {
         push("publish://"),
         PushSource {
             via: PushVia::Any,
-            address: PushAddress::Stream
+            address: PushAddress::Stream { slot: None }
         }
     );
     assert_eq!(
@@ -244,13 +244,23 @@ fn push_inputs_say_how_a_publisher_reaches_them() {
         }
     );
     assert_eq!(push("srt://0.0.0.0:9999").via, PushVia::Srt);
+    assert_eq!(
+        push("publish://?slot=backup").address,
+        PushAddress::Stream {
+            slot: Some("backup".into())
+        }
+    );
+    assert_eq!(
+        push("rtmp://0.0.0.0").address,
+        PushAddress::Stream { slot: None }
+    );
     // The loopback URL of this server's own listener and stream is a push slot, reached by
     // the stream's name; another port or code is a pull.
     assert_eq!(
         push("rtmp://127.0.0.1:1935/live/cam1"),
         PushSource {
             via: PushVia::Rtmp,
-            address: PushAddress::Stream
+            address: PushAddress::Stream { slot: None }
         }
     );
     assert_eq!(
@@ -340,6 +350,34 @@ fn a_stream_parses_into_its_spec_or_every_failing_field() {
     assert_eq!(spec.inputs()[1].priority(), 1);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].starts_with("inputs[1].headers"), "{warnings:?}");
+}
+
+#[test]
+fn push_slots_and_keys_are_unique_within_a_stream() {
+    let mut stream = Stream::new(code());
+    stream.inputs = vec![
+        Input::new("publish://", 0),
+        Input::new("publish://?slot=main", 1),
+        Input::new("publish:///?slot=main", 2),
+        Input::new("rtmp://0.0.0.0/live/k", 3),
+        Input::new("rtmp://0.0.0.0/other/k", 4),
+        Input::new("rtmp://0.0.0.0", 5),
+    ];
+    let mut errors = Vec::new();
+    parse_inputs(
+        &stream,
+        &Support::everything(),
+        &mut errors,
+        &mut Vec::new(),
+    );
+    let got: Vec<(&str, ErrorCode)> = errors.iter().map(|e| (e.path.as_str(), e.code)).collect();
+    assert_eq!(
+        got,
+        [
+            ("inputs[2].url", ErrorCode::DuplicateInput),
+            ("inputs[4].url", ErrorCode::DuplicateInput)
+        ]
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tributary_domain::diff::{changed_groups, compute_diff};
 use tributary_domain::event::EventType;
+use tributary_domain::spec::StreamSpec;
 use tributary_domain::{Stream, StreamCode};
 use tributary_store::{Expect, StoreError, StoredStream};
 
@@ -20,7 +21,7 @@ use super::{Applied, CoordError, Inner, PutOutcome};
 pub(super) enum Command {
     /// Write the record to the store, then converge on it.
     Put(
-        Box<Stream>,
+        Box<StreamSpec>,
         Expect,
         oneshot::Sender<Result<PutOutcome, CoordError>>,
     ),
@@ -71,9 +72,9 @@ impl Worker {
 
     async fn handle(&mut self, command: Command) {
         match command {
-            Command::Put(stream, expect, reply) => {
+            Command::Put(spec, expect, reply) => {
                 self.record("put");
-                let result = self.put(*stream, expect).await;
+                let result = self.put(*spec, expect).await;
                 let _ = reply.send(result);
             }
             Command::Delete(reply) => {
@@ -89,7 +90,7 @@ impl Worker {
             Command::Converge(reply) => {
                 self.record("converge");
                 let result = match self.load().await {
-                    Ok(desired) => self.converge(desired.map(|s| s.stream)),
+                    Ok(desired) => self.converge(desired),
                     Err(e) => Err(e),
                 };
                 if let Err(e) = &result {
@@ -112,7 +113,8 @@ impl Worker {
     #[cfg(not(test))]
     fn record(&self, _op: &'static str) {}
 
-    async fn load(&self) -> Result<Option<StoredStream>, CoordError> {
+    /// The stored record, as written.
+    async fn stored(&self) -> Result<Option<StoredStream>, CoordError> {
         let store = self.inner.store.clone();
         let code = self.code.clone();
         tokio::task::spawn_blocking(move || store.get(&code))
@@ -121,12 +123,32 @@ impl Worker {
             .map_err(|e| CoordError::Store(e.to_string()))
     }
 
-    async fn put(&mut self, stream: Stream, expect: Expect) -> Result<PutOutcome, CoordError> {
-        // What was stored before, for `stream.updated`'s field groups.
-        let previous = self.load().await?;
+    /// The stored record, parsed as the API parses a write (the same context: what this
+    /// build supports, the RTMP listener's bound port). A record that no longer parses is
+    /// reported as the stream's last error.
+    async fn load(&self) -> Result<Option<StreamSpec>, CoordError> {
+        let Some(stored) = self.stored().await? else {
+            return Ok(None);
+        };
+        match self.inner.supported.parse(stored.stream) {
+            Ok((spec, _)) => Ok(Some(spec)),
+            Err(source) => {
+                let error = CoordError::Invalid {
+                    code: self.code.clone(),
+                    source,
+                };
+                self.state.lock().last_error = Some(error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    async fn put(&mut self, spec: StreamSpec, expect: Expect) -> Result<PutOutcome, CoordError> {
+        // What was stored before, as written, for `stream.updated`'s field groups.
+        let previous = self.stored().await?;
         let store = self.inner.store.clone();
         let code = self.code.clone();
-        let to_store = stream.clone();
+        let to_store: Stream = spec.stream().clone();
         let upserted = tokio::task::spawn_blocking(move || store.upsert(&to_store, expect))
             .await
             .map_err(|e| CoordError::Store(e.to_string()))?
@@ -149,7 +171,7 @@ impl Worker {
             None => (EventType::StreamCreated, json!({})),
         };
         self.inner.events.publish(kind, self.code.as_str(), payload);
-        let applied = self.converge(Some(upserted.stored.stream.clone()));
+        let applied = self.converge(Some(spec));
         Ok(PutOutcome {
             stored: upserted.stored,
             created: upserted.created,
@@ -179,11 +201,11 @@ impl Worker {
         let Some(stored) = self.load().await? else {
             return Err(CoordError::NotFound(self.code.clone()));
         };
-        if stored.stream.disabled {
+        if stored.stream().disabled {
             return Err(CoordError::Disabled(self.code.clone()));
         }
         let mut stopped = self.stop();
-        let started = self.start(&stored.stream)?;
+        let started = self.start(&stored)?;
         stopped.actions.extend(started.actions);
         stopped.warnings.extend(started.warnings);
         Ok(stopped)

@@ -10,6 +10,7 @@ use tributary_domain::Stream;
 use tributary_domain::diff::{Output, compute_diff};
 use tributary_domain::event::EventType;
 use tributary_domain::plan::{Action, plan};
+use tributary_domain::spec::StreamSpec;
 
 use super::actor::Worker;
 use super::{Applied, CoordError, Step};
@@ -17,8 +18,8 @@ use crate::services::{BufferKind, ServiceError, buffer_plan};
 
 /// What the actor started for a running stream, so stop and rollback undo exactly that.
 pub(super) struct Running {
-    /// The configuration it runs with; updates are diffed against it.
-    stream: Stream,
+    /// The configuration it runs with, parsed; updates are diffed against its record.
+    spec: StreamSpec,
     /// The hub buffers created.
     buffers: Vec<BufferKind>,
     /// Whether the manager has the stream's inputs.
@@ -36,9 +37,9 @@ pub(super) struct Running {
 }
 
 impl Running {
-    fn new(stream: &Stream) -> Self {
+    fn new(spec: &StreamSpec) -> Self {
         Self {
-            stream: stream.clone(),
+            spec: spec.clone(),
             buffers: Vec::new(),
             inputs: false,
             outputs: Vec::new(),
@@ -52,8 +53,8 @@ impl Running {
 
 impl Worker {
     /// Moves the running state to `desired` (None: deleted).
-    pub(super) fn converge(&mut self, desired: Option<Stream>) -> Result<Applied, CoordError> {
-        let desired = desired.filter(|s| s.is_startable());
+    pub(super) fn converge(&mut self, desired: Option<StreamSpec>) -> Result<Applied, CoordError> {
+        let desired = desired.filter(|s| s.stream().is_startable());
         if desired.is_none() {
             // Deleted or disabled: a failure to start it no longer applies.
             self.state.lock().last_error = None;
@@ -66,19 +67,20 @@ impl Worker {
         }
     }
 
-    pub(super) fn start(&mut self, stream: &Stream) -> Result<Applied, CoordError> {
+    pub(super) fn start(&mut self, spec: &StreamSpec) -> Result<Applied, CoordError> {
         if self.running.is_some() {
             return Ok(Applied::default());
         }
+        let stream = spec.stream();
         if stream.disabled {
             return Err(CoordError::Disabled(self.code.clone()));
         }
         if stream.inputs.is_empty() {
             return Err(CoordError::NoInputs(self.code.clone()));
         }
-        let mut run = Running::new(stream);
+        let mut run = Running::new(spec);
         let mut warnings = Vec::new();
-        if let Err(e) = self.start_parts(stream, &mut run, &mut warnings) {
+        if let Err(e) = self.start_parts(spec, &mut run, &mut warnings) {
             tracing::warn!(stream = %self.code, error = %e, "start failed; rolled back");
             self.teardown(run);
             self.state.lock().last_error = Some(e.to_string());
@@ -108,18 +110,19 @@ impl Worker {
     /// SPEC §Coordinator start order; each part is recorded in `run` as soon as it exists.
     fn start_parts(
         &self,
-        stream: &Stream,
+        spec: &StreamSpec,
         run: &mut Running,
         warnings: &mut Vec<String>,
     ) -> Result<(), CoordError> {
         let svc = &self.inner.services;
+        let stream = spec.stream();
         let buffers = buffer_plan(stream);
         svc.buffers
             .create(&self.code, &buffers)
             .map_err(|e| self.failed(Step::Buffers, e))?;
         run.buffers = buffers;
         svc.inputs
-            .register(stream)
+            .register(spec)
             .map_err(|e| self.failed(Step::Inputs, e))?;
         run.inputs = true;
         for output in enabled_outputs(stream) {
@@ -215,12 +218,12 @@ impl Worker {
 
     /// Routes a diff to the smallest set of restarts. Any failure stops the whole stream
     /// cleanly (the reconciler heals it).
-    fn update(&mut self, new: Stream) -> Result<Applied, CoordError> {
+    fn update(&mut self, new: StreamSpec) -> Result<Applied, CoordError> {
         let Some(mut run) = self.running.take() else {
             return self.start(&new);
         };
-        let diff = compute_diff(&run.stream, &new);
-        let planned = plan(&run.stream, &new, &diff);
+        let diff = compute_diff(run.spec.stream(), new.stream());
+        let planned = plan(run.spec.stream(), new.stream(), &diff);
         let mut warnings = planned.warnings.clone();
         let mut applied = Vec::new();
         for action in &planned.actions {
@@ -238,7 +241,14 @@ impl Worker {
             }
             applied.push(action.clone());
         }
-        run.stream = new;
+        if run.inputs && new.stream().stream_key != run.spec.stream().stream_key {
+            // Metadata: no restart; the next publish is checked against the new key.
+            self.inner
+                .services
+                .inputs
+                .set_stream_key(&self.code, &new.stream().stream_key);
+        }
+        run.spec = new;
         self.running = Some(run);
         if !applied.is_empty() {
             tracing::info!(stream = %self.code, actions = applied.len(), "stream updated");
@@ -253,18 +263,19 @@ impl Worker {
         &mut self,
         action: &Action,
         run: &mut Running,
-        new: &Stream,
+        spec: &StreamSpec,
         warnings: &mut Vec<String>,
     ) -> Result<(), CoordError> {
         let svc = self.inner.services.clone();
         let code = self.code.clone();
+        let new = spec.stream();
         match action {
             // `update` handles Stop before calling here; Start never accompanies a running
             // stream (the stream is running, so it was enabled).
             Action::Stop | Action::Start => {}
             Action::UpdateInputs => {
                 svc.inputs
-                    .update_inputs(&run.stream, new)
+                    .update_inputs(&run.spec, spec)
                     .map_err(|e| self.failed(Step::Inputs, e))?;
             }
             Action::ReloadTranscoder => {
@@ -291,7 +302,7 @@ impl Worker {
                     .map_err(|e| self.failed(Step::Buffers, e))?;
                 run.buffers.extend(added);
                 svc.inputs
-                    .update_inputs(&run.stream, new)
+                    .update_inputs(&run.spec, spec)
                     .map_err(|e| self.failed(Step::Inputs, e))?;
                 if new.transcoder.as_ref().is_some_and(|t| t.needs_ffmpeg()) {
                     svc.transcoder

@@ -26,14 +26,17 @@ use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::oneshot;
+use tributary_domain::StreamCode;
 use tributary_domain::diff::Output;
 use tributary_domain::event::EventType;
 use tributary_domain::plan::Action;
-use tributary_domain::{Stream, StreamCode};
+use tributary_domain::spec::StreamSpec;
+use tributary_domain::validate::ValidationErrors;
 use tributary_store::{Expect, StoredStream, StreamRepository};
 
 use crate::events::EventBus;
 use crate::services::{ServiceError, Services};
+use crate::supported::Supported;
 
 mod actor;
 mod apply;
@@ -62,6 +65,15 @@ pub enum CoordError {
     /// No such stream in the store.
     #[error("stream {0} not found")]
     NotFound(StreamCode),
+    /// The stored record does not parse against what this server supports now (it was
+    /// stored by another build, or with another RTMP port).
+    #[error("stream {code}: the stored record is not valid here: {source}")]
+    Invalid {
+        /// The stream.
+        code: StreamCode,
+        /// Every failing field, named.
+        source: ValidationErrors,
+    },
     /// A service failed at one step of a start or update.
     #[error("stream {code}: {step} failed: {source}")]
     Service {
@@ -167,6 +179,8 @@ struct Inner {
     store: Arc<dyn StreamRepository>,
     /// `stream.*` events.
     events: EventBus,
+    /// What a record loaded from the store is parsed against (the API parses with the same).
+    supported: Arc<Supported>,
     /// The live actors by code.
     registry: Registry,
     /// Orders starts, so shutdown stops in reverse start order.
@@ -185,6 +199,7 @@ impl Coordinator {
         services: Services,
         store: Arc<dyn StreamRepository>,
         events: EventBus,
+        supported: Arc<Supported>,
         timeout: Duration,
     ) -> Self {
         Self {
@@ -192,6 +207,7 @@ impl Coordinator {
                 services,
                 store,
                 events,
+                supported,
                 registry: Registry::default(),
                 start_seq: AtomicU64::new(0),
                 timeout,
@@ -202,14 +218,14 @@ impl Coordinator {
         }
     }
 
-    /// Writes a record to the store under the stream's lock, then converges on it.
+    /// Writes a parsed record to the store under the stream's lock, then converges on it.
     pub(crate) async fn put(
         &self,
-        stream: Stream,
+        spec: StreamSpec,
         expect: Expect,
     ) -> Result<PutOutcome, CoordError> {
-        let code = stream.code.clone();
-        self.call(&code, |r| Command::Put(Box::new(stream), expect, r))
+        let code = spec.code().clone();
+        self.call(&code, |r| Command::Put(Box::new(spec), expect, r))
             .await
     }
 

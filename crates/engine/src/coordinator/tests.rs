@@ -7,7 +7,11 @@ use std::sync::atomic::AtomicI64;
 use tokio_util::sync::CancellationToken;
 use tributary_domain::diff::Output;
 use tributary_domain::event::{EventType, StreamStatus};
-use tributary_domain::{Dvr, Input, Protocols, Push, Transcoder, TranscoderMode, VideoProfile};
+use tributary_domain::protocol::InputKind;
+use tributary_domain::validate::Support;
+use tributary_domain::{
+    Dvr, Input, Protocols, Push, Stream, Transcoder, TranscoderMode, VideoProfile,
+};
 use tributary_store::SqliteStore;
 
 use super::apply::output_name;
@@ -16,6 +20,7 @@ use crate::services::{
     BufferKind, BufferService, DvrService, InputService, OutputService, ServiceError,
     ThumbnailService, TranscodeService,
 };
+use crate::supported::Supported;
 
 /// Records every service call as a line, and fails the calls named in `fail`.
 #[derive(Default)]
@@ -73,14 +78,17 @@ impl BufferService for Recorder {
 }
 
 impl InputService for Recorder {
-    fn register(&self, s: &Stream) -> Result<(), ServiceError> {
-        self.call(format!("inputs.register {}", s.inputs.len()))?;
+    fn register(&self, s: &StreamSpec) -> Result<(), ServiceError> {
+        self.call(format!("inputs.register {}", s.inputs().len()))?;
         let live = self.live.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_live.fetch_max(live, Ordering::SeqCst);
         Ok(())
     }
-    fn update_inputs(&self, _: &Stream, new: &Stream) -> Result<(), ServiceError> {
-        self.call(format!("inputs.update {}", new.inputs.len()))
+    fn update_inputs(&self, _: &StreamSpec, new: &StreamSpec) -> Result<(), ServiceError> {
+        self.call(format!("inputs.update {}", new.inputs().len()))
+    }
+    fn set_stream_key(&self, _: &StreamCode, key: &str) {
+        let _ = self.call(format!("inputs.stream_key {key}"));
     }
     fn unregister(&self, _: &StreamCode) {
         let _ = self.call("inputs.unregister".into());
@@ -166,6 +174,7 @@ fn rig() -> Rig {
         services,
         store.clone(),
         events.clone(),
+        Arc::new(supported()),
         Duration::from_secs(120),
     );
     Rig {
@@ -174,6 +183,29 @@ fn rig() -> Rig {
         store,
         events,
     }
+}
+
+/// Every feature the fakes stand in for.
+fn supported() -> Supported {
+    Supported::with(Support {
+        inputs: vec![InputKind::Udp, InputKind::Push],
+        hls: true,
+        dash: true,
+        rtsp: true,
+        rtmp: true,
+        srt: true,
+        push: true,
+        push_profiles: true,
+        transcoder: true,
+        dvr: true,
+        thumbnail: true,
+        ..Support::default()
+    })
+}
+
+/// `s` as the API hands it over: parsed.
+fn spec(s: Stream) -> StreamSpec {
+    supported().parse(s).expect("a valid test stream").0
 }
 
 fn base() -> Stream {
@@ -202,7 +234,11 @@ fn transcoded(mode: TranscoderMode, rungs: u32) -> Stream {
 impl Rig {
     /// Stores `s` and converges on it, as a PUT does; the apply's result.
     async fn apply(&self, s: &Stream) -> Result<Applied, CoordError> {
-        let outcome = self.coordinator.put(s.clone(), Expect::Any).await.unwrap();
+        let outcome = self
+            .coordinator
+            .put(spec(s.clone()), Expect::Any)
+            .await
+            .unwrap();
         outcome.applied
     }
 
@@ -512,7 +548,26 @@ async fn metadata_only_change_restarts_nothing() {
     new.description = "d".into();
     new.tags = vec!["x".into()];
     new.stream_key = "k".into();
-    assert!(route(old, new).await.is_empty());
+    // Nothing restarts; the manager only learns the key the next publish is checked against.
+    assert_eq!(route(old, new).await, ["inputs.stream_key k"]);
+}
+
+#[tokio::test]
+async fn a_stored_record_that_no_longer_parses_is_reported_not_run() {
+    let rig = rig();
+    let mut s = base();
+    s.inputs = vec![Input::new("udp://:5000?pkt_size=0", 0)];
+    // Written by another build, which took the option.
+    rig.store.upsert(&s, Expect::Any).unwrap();
+    let error = rig.coordinator.converge(&s.code).await.unwrap_err();
+    assert!(
+        matches!(&error, CoordError::Invalid { source, .. } if source.0[0].path == "inputs[0].url"),
+        "{error}"
+    );
+    assert!(!rig.coordinator.is_running(&s.code));
+    let last = rig.coordinator.snapshot(&s.code).last_error.unwrap();
+    assert!(last.contains("pkt_size"), "{last}");
+    assert!(rig.recorder.take().is_empty(), "nothing was started");
 }
 
 #[tokio::test]
@@ -552,7 +607,10 @@ async fn concurrent_operations_serialise_without_double_start() {
                 1 => s.disabled = true,
                 _ => s.name = format!("v{i}"),
             }
-            coordinator.put(s, Expect::Any).await.map(|o| o.applied)
+            coordinator
+                .put(spec(s), Expect::Any)
+                .await
+                .map(|o| o.applied)
         }));
     }
     for t in tasks {
@@ -642,7 +700,11 @@ async fn an_idle_actor_is_reclaimed_and_the_next_command_gets_a_fresh_one() {
     assert!(rig.coordinator.restart(&ghost).await.is_err());
     reclaimed(&rig, &ghost).await;
     // The next command spawns a fresh actor and runs.
-    let outcome = rig.coordinator.put(s.clone(), Expect::Any).await.unwrap();
+    let outcome = rig
+        .coordinator
+        .put(spec(s.clone()), Expect::Any)
+        .await
+        .unwrap();
     assert!(outcome.created);
     assert!(rig.coordinator.is_running(&s.code));
     assert_eq!(processed(&rig, &s.code), ["put", "delete", "put"]);
@@ -698,7 +760,11 @@ async fn commands_racing_reclamation_run_exactly_once_in_order() {
     // way: the put must find either the old actor (which then stays) or a fresh one.
     let rounds = 200;
     for round in 0..rounds {
-        let outcome = rig.coordinator.put(s.clone(), Expect::Any).await.unwrap();
+        let outcome = rig
+            .coordinator
+            .put(spec(s.clone()), Expect::Any)
+            .await
+            .unwrap();
         assert!(outcome.created, "round {round}: the delete before was lost");
         assert!(outcome.applied.is_ok());
         assert!(
@@ -726,7 +792,11 @@ fn processed(rig: &Rig, code: &StreamCode) -> Vec<&'static str> {
 async fn put_persists_then_applies_and_delete_stops() {
     let rig = rig();
     let s = base();
-    let outcome = rig.coordinator.put(s.clone(), Expect::Any).await.unwrap();
+    let outcome = rig
+        .coordinator
+        .put(spec(s.clone()), Expect::Any)
+        .await
+        .unwrap();
     assert!(outcome.created);
     assert_eq!(outcome.stored.revision, 1);
     assert!(outcome.applied.is_ok());
@@ -734,7 +804,7 @@ async fn put_persists_then_applies_and_delete_stops() {
     // Precondition failure leaves the record and the pipeline alone.
     let err = rig
         .coordinator
-        .put(s.clone(), Expect::Revision(7))
+        .put(spec(s.clone()), Expect::Revision(7))
         .await
         .unwrap_err();
     assert!(matches!(err, CoordError::Precondition { .. }), "{err}");
@@ -753,13 +823,19 @@ async fn restart_needs_a_stored_enabled_stream() {
         Err(CoordError::NotFound(_))
     ));
     s.disabled = true;
-    rig.coordinator.put(s.clone(), Expect::Any).await.unwrap();
+    rig.coordinator
+        .put(spec(s.clone()), Expect::Any)
+        .await
+        .unwrap();
     assert!(matches!(
         rig.coordinator.restart(&s.code).await,
         Err(CoordError::Disabled(_))
     ));
     s.disabled = false;
-    rig.coordinator.put(s.clone(), Expect::Any).await.unwrap();
+    rig.coordinator
+        .put(spec(s.clone()), Expect::Any)
+        .await
+        .unwrap();
     rig.recorder.take();
     let applied = rig.coordinator.restart(&s.code).await.unwrap();
     assert_eq!(applied.actions, vec![Action::Stop, Action::Start]);
@@ -775,12 +851,12 @@ async fn reconciler_heals_a_failed_start_within_one_interval_and_skips_disabled(
     rig.recorder.fail("inputs.register 1");
     let outcome = rig
         .coordinator
-        .put(good.clone(), Expect::Any)
+        .put(spec(good.clone()), Expect::Any)
         .await
         .unwrap();
     assert!(outcome.applied.is_err());
     rig.coordinator
-        .put(disabled.clone(), Expect::Any)
+        .put(spec(disabled.clone()), Expect::Any)
         .await
         .unwrap();
     assert!(!rig.coordinator.is_running(&good.code));

@@ -26,22 +26,21 @@
 //! same way. Workers only report; the manager alone chooses (STYLE.md §3).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tributary_domain::StreamCode;
 use tributary_domain::event::EventType;
 use tributary_domain::failover::{
     Command, Event, Failover, FailoverConfig, FailoverError, InputEvent, InputSpec, Observation,
     Output, Report, Switch, SwitchReason, TICK,
 };
-use tributary_domain::protocol::DetectContext;
 use tributary_domain::redact::mask_url;
-use tributary_domain::spec::ParsedInput;
-use tributary_domain::{Stream, StreamCode};
+use tributary_domain::spec::{ParsedInput, StreamSpec};
 use tributary_hub::{Intake, Port, PortHealth, PortKey, SessionReason};
 use tributary_ingest::{IngestConfig, IngestContext, IngestError, Worker, WorkerEvent};
 
@@ -52,7 +51,12 @@ use crate::lock;
 use crate::services::{InputService, ServiceError};
 
 mod probe;
+mod publisher;
 mod runtime;
+
+pub(crate) use publisher::{PushTarget, SlotRefusal};
+
+use publisher::PushSlot;
 #[cfg(test)]
 mod tests;
 
@@ -148,40 +152,6 @@ struct Slot {
     probe: Option<CancellationToken>,
 }
 
-/// A push input's publisher slot, shared with the listener's [`PublisherGuard`].
-struct PushSlot {
-    /// Whether a publisher holds the slot (one at a time).
-    live: AtomicBool,
-    /// Claims so far: the driver notices a publisher that left and came back between wakes.
-    claims: AtomicU64,
-    /// The stream driver's wake.
-    wake: Arc<Notify>,
-}
-
-/// Why a publisher gets no slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum SlotRefusal {
-    /// The stream is not running.
-    NotRunning,
-    /// The stream has no push input.
-    NoPushInput,
-    /// Its push input already has a live publisher.
-    Busy,
-}
-
-/// Held by a connected publisher; dropping it frees the push slot and tells the manager.
-pub(crate) struct PublisherGuard {
-    /// The slot.
-    slot: Arc<PushSlot>,
-}
-
-impl Drop for PublisherGuard {
-    fn drop(&mut self) {
-        self.slot.live.store(false, Ordering::Release);
-        self.slot.wake.notify_one();
-    }
-}
-
 /// Why a manual switch was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum SwitchRefusal {
@@ -260,51 +230,6 @@ impl Manager {
         lock(&self.streams).get(code).cloned()
     }
 
-    /// The publish key of a running stream.
-    pub(crate) fn stream_key(&self, code: &StreamCode) -> Option<String> {
-        let ctl = self.ctl(code)?;
-        Some(ctl.lock().stream_key.clone())
-    }
-
-    /// Whether a running stream takes publishers (has a push input) without a publish key.
-    pub(crate) fn keyless_push(&self, code: &StreamCode) -> bool {
-        let Some(ctl) = self.ctl(code) else {
-            return false;
-        };
-        let managed = ctl.lock();
-        managed.stream_key.is_empty() && managed.slots.values().any(|slot| slot.push.is_some())
-    }
-
-    /// Claims the push slot (the most preferred push input) of a running stream for a
-    /// publisher: its port, and a guard that frees the slot when dropped.
-    pub(crate) fn claim_publisher(
-        &self,
-        code: &StreamCode,
-    ) -> Result<(Port, PublisherGuard), SlotRefusal> {
-        let ctl = self.ctl(code).ok_or(SlotRefusal::NotRunning)?;
-        let managed = ctl.lock();
-        let (port, slot) = managed
-            .slots
-            .values()
-            .find_map(|slot| Some((&slot.port, slot.push.as_ref()?)))
-            .ok_or(SlotRefusal::NoPushInput)?;
-        if slot
-            .live
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return Err(SlotRefusal::Busy);
-        }
-        slot.claims.fetch_add(1, Ordering::AcqRel);
-        slot.wake.notify_one();
-        Ok((
-            port.clone(),
-            PublisherGuard {
-                slot: Arc::clone(slot),
-            },
-        ))
-    }
-
     /// A manual switch (`POST /streams/{code}/inputs/switch`): `Some` pins the override,
     /// `None` clears it. Returns the priority that should end up active, if any.
     pub(crate) fn switch(
@@ -358,13 +283,10 @@ impl Manager {
         let port = intake
             .add_port(key, input.hot())
             .map_err(ServiceError::Hub)?;
-        let push = input.push().is_some().then(|| {
-            Arc::new(PushSlot {
-                live: AtomicBool::new(false),
-                claims: AtomicU64::new(0),
-                wake: Arc::clone(wake),
-            })
-        });
+        let push = input
+            .push()
+            .is_some()
+            .then(|| Arc::new(PushSlot::new(wake)));
         Ok(Slot {
             input: input.clone(),
             port,
@@ -379,8 +301,8 @@ impl Manager {
 }
 
 impl InputService for Manager {
-    fn register(&self, stream: &Stream) -> Result<(), ServiceError> {
-        let code = &stream.code;
+    fn register(&self, spec: &StreamSpec) -> Result<(), ServiceError> {
+        let code = spec.code();
         let intake = self
             .intakes
             .get(code)
@@ -392,11 +314,11 @@ impl InputService for Manager {
         let mut slots = BTreeMap::new();
         let mut next_key = 0;
         let mut specs = Vec::new();
-        for input in parsed_inputs(stream)? {
+        for input in spec.inputs() {
             let priority = input.priority();
             let key = PortKey(next_key);
             next_key += 1;
-            let slot = Self::open_slot(&intake, &input, key, &wake)?;
+            let slot = Self::open_slot(&intake, input, key, &wake)?;
             specs.push(InputSpec::new(&input.input, input.kind()));
             slots.insert(priority, slot);
         }
@@ -413,7 +335,7 @@ impl InputService for Manager {
                 intake,
                 slots,
                 failover,
-                stream_key: stream.stream_key.clone(),
+                stream_key: spec.stream().stream_key.clone(),
                 next_key,
                 pending: None,
                 gaps: VecDeque::new(),
@@ -441,31 +363,20 @@ impl InputService for Manager {
         Ok(())
     }
 
-    fn update_inputs(&self, _old: &Stream, new: &Stream) -> Result<(), ServiceError> {
-        let code = &new.code;
+    fn update_inputs(&self, _old: &StreamSpec, new: &StreamSpec) -> Result<(), ServiceError> {
+        let code = new.code();
         let ctl = self.ctl(code).ok_or_else(|| ServiceError::NotRegistered {
             code: code.clone(),
             service: "stream manager",
         })?;
-        let inputs = parsed_inputs(new)?;
-        for (i, input) in inputs.iter().enumerate() {
-            let clash = inputs[..i]
-                .iter()
-                .any(|other| other.priority() == input.priority() || other.url() == input.url());
-            if clash {
-                return Err(ServiceError::DuplicateInput {
-                    code: code.clone(),
-                    priority: input.priority(),
-                });
-            }
-        }
+        // The spec's inputs have unique URLs and priorities 0..N-1 (the parser's rules).
         let mut managed = ctl.lock();
         let now = Instant::now();
         // Re-key by URL: an input that only moved keeps its port, worker and health.
         let mut old: Vec<Slot> = std::mem::take(&mut managed.slots).into_values().collect();
         let mut slots = BTreeMap::new();
         let mut specs = Vec::new();
-        for input in inputs {
+        for input in new.inputs() {
             let slot = match old.iter().position(|s| s.input.url() == input.url()) {
                 Some(at) => {
                     let mut slot = old.remove(at);
@@ -475,7 +386,7 @@ impl InputService for Manager {
                 None => {
                     let key = PortKey(managed.next_key);
                     managed.next_key += 1;
-                    match Self::open_slot(&managed.intake, &input, key, &ctl.wake) {
+                    match Self::open_slot(&managed.intake, input, key, &ctl.wake) {
                         Ok(slot) => slot,
                         Err(e) => {
                             // Put back what is left so the stream keeps running as it was
@@ -505,6 +416,12 @@ impl InputService for Manager {
             code: code.clone(),
             source,
         })
+    }
+
+    fn set_stream_key(&self, code: &StreamCode, key: &str) {
+        if let Some(ctl) = self.ctl(code) {
+            ctl.lock().stream_key = key.to_owned();
+        }
     }
 
     fn unregister(&self, code: &StreamCode) {
@@ -925,25 +842,6 @@ async fn drive(ctl: Weak<Ctl>, cancel: CancellationToken) {
             () = tokio::time::sleep_until(next.into()) => {}
         }
     }
-}
-
-/// The stream's inputs, parsed. (Interim: the coordinator will hand the manager the spec the
-/// edge parsed.)
-fn parsed_inputs(stream: &Stream) -> Result<Vec<ParsedInput>, ServiceError> {
-    let ctx = DetectContext {
-        rtmp_port: None,
-        own_code: Some(&stream.code),
-    };
-    stream
-        .inputs
-        .iter()
-        .map(|input| {
-            ParsedInput::parse(input, ctx).map_err(|source| ServiceError::InvalidInput {
-                code: stream.code.clone(),
-                source,
-            })
-        })
-        .collect()
 }
 
 /// The machine's view of a worker event; `None` for kinds it has no use for.

@@ -25,10 +25,13 @@ use super::{Manager, SwitchRefusal};
 use crate::MediaPlane;
 use crate::coordinator::Coordinator;
 use crate::events::{Event, EventBus, EventSubscriber};
+use crate::supported::Supported;
 
 /// A running stream with the engine's real services.
 struct Rig {
     coordinator: Coordinator,
+    /// What records are parsed against, as the engine builds it.
+    supported: Arc<Supported>,
     manager: Arc<Manager>,
     events: EventSubscriber,
     code: StreamCode,
@@ -42,24 +45,34 @@ impl Rig {
         let bus = EventBus::new();
         let events = bus.subscribe("test");
         let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let supported = Arc::new(Supported::build());
         let coordinator = Coordinator::new(
             media.services(),
             store,
             bus.clone(),
+            Arc::clone(&supported),
             Duration::from_secs(120),
         );
         media.manager.attach(bus, coordinator.downgrade());
         let code = StreamCode::parse("cam").unwrap();
-        let mut stream = Stream::new(code.clone());
-        stream.inputs = inputs(urls);
-        let outcome = coordinator.put(stream, Expect::Any).await.unwrap();
-        outcome.applied.unwrap();
-        Self {
+        let rig = Self {
             coordinator,
+            supported,
             manager: media.manager,
             events,
             code,
-        }
+        };
+        rig.put(urls).await;
+        rig
+    }
+
+    /// Stores stream `cam` with `urls` as its inputs, as a PUT does, and applies it.
+    async fn put(&self, urls: &[String]) {
+        let mut stream = Stream::new(self.code.clone());
+        stream.inputs = inputs(urls);
+        let (spec, _) = self.supported.parse(stream).unwrap();
+        let outcome = self.coordinator.put(spec, Expect::Any).await.unwrap();
+        outcome.applied.unwrap();
     }
 
     /// The hub port of the input at `priority`, where its source writes.
@@ -275,10 +288,7 @@ async fn update_inputs_keeps_a_moved_inputs_port_worker_and_counters() {
     let frames_before = rig.port(1).health().frames;
 
     // B moves from priority 1 to 2; C is added between.
-    let mut stream = Stream::new(rig.code.clone());
-    stream.inputs = inputs(&[a, c, b.clone()]);
-    let outcome = rig.coordinator.put(stream, Expect::Any).await.unwrap();
-    outcome.applied.unwrap();
+    rig.put(&[a, c, b.clone()]).await;
 
     let moved = rig.port(2);
     assert_eq!(moved.key(), key_before, "B kept its intake port");

@@ -329,6 +329,7 @@ impl Conn {
         tracing::Span::current().record("path", target.path.as_str());
         let request = PublishRequest {
             key: target.param("key"),
+            slot: target.param("slot"),
             path: target.path,
             peer: self.peer,
             protocol: Protocol::Rtmp,

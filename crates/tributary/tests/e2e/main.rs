@@ -6,6 +6,7 @@ mod architecture;
 mod config;
 mod failover;
 mod hls;
+mod push_inputs;
 mod rtmp;
 mod rtmp_fanout;
 mod rtmp_hevc;

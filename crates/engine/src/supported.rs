@@ -1,0 +1,66 @@
+//! What this build and this server support, as parsing a stream record needs it: the input
+//! kinds and outputs that have landed (fixed at build time) and the RTMP listener's bound port
+//! (known once the listener is bound, for the loopback-own-listener rule of SPEC §Domain
+//! "Input URL classifier").
+//!
+//! The API parses records with it at save, the coordinator when it loads a stored record
+//! (boot, reconciler, restart): one parser, one context, so a record means the same thing
+//! wherever it is read.
+
+use std::sync::Mutex;
+
+use tributary_domain::Stream;
+use tributary_domain::protocol::InputKind;
+use tributary_domain::spec::StreamSpec;
+use tributary_domain::validate::{Support, ValidationErrors, parse_stream};
+
+use crate::lock;
+
+/// The parse context, shared by the API edge and the coordinator.
+pub(crate) struct Supported {
+    /// Changes once, when the RTMP listener binds (its port); read for every parse.
+    support: Mutex<Support>,
+}
+
+impl Supported {
+    /// What this build implements; validation rejects the rest with 422 "not supported yet".
+    /// No listener is bound yet.
+    pub(crate) fn build() -> Self {
+        Self::with(Support {
+            inputs: tributary_ingest::supported()
+                .iter()
+                .copied()
+                .chain([InputKind::Push])
+                .collect(),
+            hls: true,
+            rtmp: true,
+            push: true,
+            ..Support::default()
+        })
+    }
+
+    /// A context with exactly `support`.
+    pub(crate) fn with(support: Support) -> Self {
+        Self {
+            support: Mutex::new(support),
+        }
+    }
+
+    /// A copy of the current context.
+    pub(crate) fn get(&self) -> Support {
+        lock(&self.support).clone()
+    }
+
+    /// Records the RTMP listener's bound port (`None`: not bound).
+    pub(crate) fn set_rtmp_port(&self, port: Option<u16>) {
+        lock(&self.support).rtmp_port = port;
+    }
+
+    /// Parses a record against the current context.
+    pub(crate) fn parse(
+        &self,
+        stream: Stream,
+    ) -> Result<(StreamSpec, Vec<String>), ValidationErrors> {
+        parse_stream(stream, &self.get())
+    }
+}
