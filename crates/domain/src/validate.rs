@@ -166,6 +166,40 @@ pub struct Support {
     pub rtmp_port: Option<u16>,
 }
 
+impl Support {
+    /// Every feature on and an RTMP listener on 1935: what tests and tools that check
+    /// records away from a running server parse against.
+    pub fn everything() -> Self {
+        Self {
+            inputs: vec![
+                InputKind::Push,
+                InputKind::Rtmp,
+                InputKind::Srt,
+                InputKind::Rtsp,
+                InputKind::Udp,
+                InputKind::Hls,
+                InputKind::HttpTs,
+                InputKind::File,
+                InputKind::Copy,
+                InputKind::Mixer,
+            ],
+            hls: true,
+            dash: true,
+            rtsp: true,
+            rtmp: true,
+            srt: true,
+            push: true,
+            push_profiles: true,
+            transcoder: true,
+            dvr: true,
+            thumbnail: true,
+            templates: true,
+            srt_listener: true,
+            rtmp_port: Some(1935),
+        }
+    }
+}
+
 /// Decodes a stream body for `code` and parses it ([`decode_record`], then [`parse_stream`]).
 /// Returns the spec and the warnings to show next to it (legacy fields ignored, inert
 /// settings).
@@ -481,40 +515,6 @@ fn valid_color(text: &str) -> bool {
         Some(h) => matches!(h.len(), 6 | 8) && h.bytes().all(|b| b.is_ascii_hexdigit()),
         None => {
             !color.is_empty() && color.len() <= 32 && color.bytes().all(|b| b.is_ascii_alphabetic())
-        }
-    }
-}
-
-#[cfg(test)]
-impl Support {
-    /// Every feature on, RTMP listener on 1935: what tests parse against.
-    pub(crate) fn everything() -> Self {
-        Self {
-            inputs: vec![
-                InputKind::Push,
-                InputKind::Rtmp,
-                InputKind::Srt,
-                InputKind::Rtsp,
-                InputKind::Udp,
-                InputKind::Hls,
-                InputKind::HttpTs,
-                InputKind::File,
-                InputKind::Copy,
-                InputKind::Mixer,
-            ],
-            hls: true,
-            dash: true,
-            rtsp: true,
-            rtmp: true,
-            srt: true,
-            push: true,
-            push_profiles: true,
-            transcoder: true,
-            dvr: true,
-            thumbnail: true,
-            templates: true,
-            srt_listener: true,
-            rtmp_port: Some(1935),
         }
     }
 }

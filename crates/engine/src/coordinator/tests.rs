@@ -7,7 +7,6 @@ use std::sync::atomic::AtomicI64;
 use tokio_util::sync::CancellationToken;
 use tributary_domain::diff::Output;
 use tributary_domain::event::{EventType, StreamStatus};
-use tributary_domain::protocol::InputKind;
 use tributary_domain::validate::Support;
 use tributary_domain::{
     Dvr, Input, Protocols, Push, Stream, Transcoder, TranscoderMode, VideoProfile,
@@ -187,20 +186,7 @@ fn rig() -> Rig {
 
 /// Every feature the fakes stand in for.
 fn supported() -> Supported {
-    Supported::with(Support {
-        inputs: vec![InputKind::Udp, InputKind::Push],
-        hls: true,
-        dash: true,
-        rtsp: true,
-        rtmp: true,
-        srt: true,
-        push: true,
-        push_profiles: true,
-        transcoder: true,
-        dvr: true,
-        thumbnail: true,
-        ..Support::default()
-    })
+    Supported::with(Support::everything())
 }
 
 /// `s` as the API hands it over: parsed.
