@@ -15,7 +15,7 @@ use serde_json::Value;
 use tributary_media::StreamCode;
 
 use crate::protocol::InputKind;
-use crate::spec::{self, StreamSpec};
+use crate::spec::{self, PushSpec, StreamSpec};
 use crate::stream::{Stream, Watermark};
 
 /// The machine-readable code of a validation failure (SPEC §API status table, 422 row).
@@ -318,6 +318,7 @@ pub fn parse_stream(
     }
 
     let mut push_urls = HashSet::new();
+    let mut pushes = Vec::with_capacity(stream.push.len());
     for (i, target) in stream.push.iter().enumerate() {
         if !target.profile.trim().is_empty() && !support.push_profiles {
             errors.push(FieldError::new(
@@ -360,6 +361,14 @@ pub fn parse_stream(
                 ErrorCode::Unsupported,
                 "push targets are not supported yet",
             ));
+            continue;
+        }
+        match spec::kinds::rtmp_url(&target.url) {
+            Ok(url) => pushes.push(PushSpec {
+                push: target.clone(),
+                target: url,
+            }),
+            Err(why) => errors.push(FieldError::new(path, ErrorCode::InvalidField, why)),
         }
     }
 
@@ -407,7 +416,7 @@ pub fn parse_stream(
     }
 
     if errors.is_empty() {
-        Ok((StreamSpec::new(stream, inputs), warnings))
+        Ok((StreamSpec::new(stream, inputs, pushes), warnings))
     } else {
         Err(ValidationErrors(errors))
     }
@@ -706,6 +715,35 @@ mod tests {
             [("push[1].profile".into(), ErrorCode::Unsupported)]
         );
         assert!(decode_stream(&code(), body, &all_support()).is_ok());
+    }
+
+    #[test]
+    fn push_targets_are_parsed_at_save() {
+        let body = json!({"push": [{"url": "rtmps://live.example.com/app/KEY?x=1"},
+                                   {"url": "rtmp://x.example.org/only-app"},
+                                   {"url": "rtmp:///app/key"}]});
+        assert_eq!(
+            fails(body, &all_support()),
+            [
+                ("push[1].url".into(), ErrorCode::InvalidField),
+                ("push[2].url".into(), ErrorCode::InvalidField)
+            ]
+        );
+        let body =
+            json!({"push": [{"url": " rtmps://live.example.com/app/KEY?x=1 ", "enabled": true}]});
+        let (spec, _) = decode_stream(&code(), body, &all_support()).unwrap();
+        let target = &spec.pushes()[0].target;
+        assert_eq!(
+            (
+                target.host.as_str(),
+                target.port,
+                target.tls,
+                target.app.as_str(),
+                target.name.as_str()
+            ),
+            ("live.example.com", 443, true, "app", "KEY?x=1")
+        );
+        assert!(spec.pushes()[0].push.enabled);
     }
 
     #[test]

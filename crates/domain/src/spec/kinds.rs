@@ -11,7 +11,7 @@ use url::Url;
 use super::options::{Options, merge_params, raw_query};
 use super::source::{
     DEFAULT_PKT_SIZE, FILE_EXTENSIONS, FileFormat, FileSource, HttpSource, MAX_PKT_SIZE,
-    MulticastInterface, PullSource, RtmpSource, UdpSource,
+    MulticastInterface, PullSource, RtmpSource, RtmpUrl, UdpSource,
 };
 use crate::stream::Input;
 use crate::validate::{ErrorCode, FieldError};
@@ -139,32 +139,49 @@ pub(super) fn pull(url: Url, input: &Input) -> PullSource {
     }
 }
 
-/// An RTMP(S) pull: `rtmp[s]://[user@]host[:port]/<app>/<stream name>`, split as the RTMP
-/// client session splits it (the stream name keeps its query).
-pub(super) fn rtmp(prefix: &str, url: &Url, input: &Input) -> Result<RtmpSource, FieldError> {
-    let raw = input.url.trim();
-    let bad = |why: &str| FieldError::new(format!("{prefix}.url"), ErrorCode::InvalidInputUrl, why);
-    let tls = url.scheme().eq_ignore_ascii_case("rtmps");
-    let host = host(url);
+/// An RTMP(S) pull.
+pub(super) fn rtmp(prefix: &str, input: &Input) -> Result<RtmpSource, FieldError> {
+    let target = rtmp_url(&input.url)
+        .map_err(|why| FieldError::new(format!("{prefix}.url"), ErrorCode::InvalidInputUrl, why))?;
+    Ok(RtmpSource {
+        target,
+        timeout: timeout(input),
+        insecure_tls: input.net.insecure_tls,
+    })
+}
+
+/// `rtmp[s]://[user@]host[:port]/<app>/<stream name>`, split as the RTMP client session
+/// splits it (the stream name keeps its query).
+pub(crate) fn rtmp_url(raw: &str) -> Result<RtmpUrl, String> {
+    let raw = raw.trim();
+    let expected = || "expected rtmp[s]://host[:port]/<app>/<stream name>".to_owned();
+    let url = Url::parse(raw).map_err(|e| format!("invalid URL: {e}"))?;
+    let tls = match url.scheme() {
+        "rtmps" => true,
+        "rtmp" => false,
+        _ => return Err(expected()),
+    };
+    let host = host(&url);
+    if host.is_empty() {
+        return Err(expected());
+    }
     let path = raw
         .split_once("://")
         .and_then(|(_, rest)| rest.split_once('/'))
         .map_or("", |(_, path)| path);
     let Some((app, name)) = path.split_once('/') else {
-        return Err(bad("expected rtmp[s]://host[:port]/<app>/<stream name>"));
+        return Err(expected());
     };
     if app.is_empty() || app.contains(['?', '#']) || name.is_empty() || name.starts_with('?') {
-        return Err(bad("expected rtmp[s]://host[:port]/<app>/<stream name>"));
+        return Err(expected());
     }
-    Ok(RtmpSource {
+    Ok(RtmpUrl {
         url: raw.to_owned(),
         tls,
         host,
         port: url.port().unwrap_or(if tls { 443 } else { 1935 }),
         app: app.to_owned(),
         name: name.to_owned(),
-        timeout: timeout(input),
-        insecure_tls: input.net.insecure_tls,
     })
 }
 

@@ -24,7 +24,7 @@
 //! assert_eq!(error.0[0].path, "inputs[0].url");
 //! ```
 
-mod kinds;
+pub(crate) mod kinds;
 mod options;
 mod source;
 
@@ -34,7 +34,7 @@ use tributary_media::StreamCode;
 
 pub use source::{
     DEFAULT_PKT_SIZE, FileFormat, FileSource, HttpSource, MAX_PKT_SIZE, MulticastInterface,
-    PullSource, PushSource, RtmpSource, Source, UdpSource,
+    PullSource, PushSource, PushSpec, RtmpSource, RtmpUrl, Source, UdpSource,
 };
 
 use crate::protocol::{self, DetectContext, InputKind, InputUrl, UrlError};
@@ -50,6 +50,8 @@ pub struct StreamSpec {
     stream: Stream,
     /// One per `stream.inputs`, in the same order (priority order).
     inputs: Vec<ParsedInput>,
+    /// One per `stream.push`, in the same order.
+    pushes: Vec<PushSpec>,
 }
 
 impl StreamSpec {
@@ -68,13 +70,22 @@ impl StreamSpec {
         &self.inputs
     }
 
+    /// The push targets, parsed, in `push[]` order.
+    pub fn pushes(&self) -> &[PushSpec] {
+        &self.pushes
+    }
+
     /// The record, for storing.
     pub fn into_stream(self) -> Stream {
         self.stream
     }
 
-    pub(crate) fn new(stream: Stream, inputs: Vec<ParsedInput>) -> Self {
-        Self { stream, inputs }
+    pub(crate) fn new(stream: Stream, inputs: Vec<ParsedInput>, pushes: Vec<PushSpec>) -> Self {
+        Self {
+            stream,
+            inputs,
+            pushes,
+        }
     }
 }
 
@@ -262,7 +273,7 @@ fn parse_input(
             }
             InputKind::Hls => kinds::http(prefix, url, input).map(Source::Hls),
             InputKind::HttpTs => kinds::http(prefix, url, input).map(Source::HttpTs),
-            InputKind::Rtmp => kinds::rtmp(prefix, &url, input)
+            InputKind::Rtmp => kinds::rtmp(prefix, input)
                 .map(Source::Rtmp)
                 .map_err(|e| vec![e]),
             InputKind::Srt => Ok(Source::Srt(kinds::pull(url, input))),

@@ -13,6 +13,7 @@ use tributary_media::StreamCode;
 use url::Url;
 
 use crate::protocol::{InputKind, Mixer, PushAddress, PushVia};
+use crate::stream::Push;
 
 /// What an input is: its kind and every option that kind takes, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,9 +116,22 @@ pub struct HttpSource {
     pub insecure_tls: bool,
 }
 
-/// An RTMP(S) pull: `rtmp[s]://host[:port]/<app>/<stream name>`.
+/// An RTMP(S) pull.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtmpSource {
+    /// Where to connect and what to play.
+    pub target: RtmpUrl,
+    /// Connect + handshake + play budget, and the longest silence a read may meet
+    /// (`net.timeout_sec`); `None` = the kind's default.
+    pub timeout: Option<Duration>,
+    /// Skip certificate verification (`net.insecure_tls`).
+    pub insecure_tls: bool,
+}
+
+/// An RTMP(S) URL, `rtmp[s]://[user@]host[:port]/<app>/<stream name>`, split as the RTMP
+/// client session splits it: an RTMP pull's source, a push target's destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtmpUrl {
     /// The URL as configured (trimmed); the session's `tcUrl` is derived from it.
     pub url: String,
     /// `rtmps://`: TLS, SNI = `host`.
@@ -128,13 +142,19 @@ pub struct RtmpSource {
     pub port: u16,
     /// The application (the first path segment).
     pub app: String,
-    /// The stream name played (the rest of the path, query included: `cam1?key=k`).
+    /// The stream name (the rest of the path, query included: `cam1?key=k`).
     pub name: String,
-    /// Connect + handshake + play budget, and the longest silence a read may meet
-    /// (`net.timeout_sec`); `None` = the kind's default.
-    pub timeout: Option<Duration>,
-    /// Skip certificate verification (`net.insecure_tls`).
-    pub insecure_tls: bool,
+}
+
+/// One enabled or disabled push target (`push[]`, SPEC §Push), its URL parsed.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct PushSpec {
+    /// The target as configured: `enabled`, `timeout_sec`, `retry_timeout_sec`, `limit`;
+    /// its trimmed URL is its identity across updates.
+    pub push: Push,
+    /// Where it publishes.
+    pub target: RtmpUrl,
 }
 
 /// An RTSP or SRT pull; the workers for these have not landed, so only what every pull has

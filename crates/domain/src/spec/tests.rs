@@ -149,12 +149,17 @@ fn http_inputs_merge_params_and_check_headers() {
 
 #[test]
 fn rtmp_pulls_are_split_as_the_client_splits_them() {
-    let Source::Rtmp(rtmp) = parse("rtmp://cdn.example.org/live/cam1?key=k")
-        .unwrap()
-        .source
+    let mut input = Input::new("rtmp://cdn.example.org/live/cam1?key=k", 0);
+    input.net.timeout_sec = 4;
+    let Source::Rtmp(RtmpSource {
+        target: rtmp,
+        timeout,
+        ..
+    }) = parse_with(input).unwrap().source
     else {
         panic!("not RTMP")
     };
+    assert_eq!(timeout, Some(Duration::from_secs(4)));
     assert_eq!(
         (
             rtmp.host.as_str(),
@@ -165,7 +170,9 @@ fn rtmp_pulls_are_split_as_the_client_splits_them() {
         ),
         ("cdn.example.org", 1935, false, "live", "cam1?key=k")
     );
-    let Source::Rtmp(tls) = parse("rtmps://[::1]/app/a/b").unwrap().source else {
+    let Source::Rtmp(RtmpSource { target: tls, .. }) =
+        parse("rtmps://[::1]/app/a/b").unwrap().source
+    else {
         panic!("not RTMP")
     };
     assert_eq!(

@@ -303,6 +303,12 @@ fn input_options_that_cannot_work_are_422_at_save_naming_the_field() {
             "<stream name>",
         ),
         (
+            r#"{"inputs": [{"url": "publish://"}], "push": [{"url": "rtmp://x.example.org/only-app"}]}"#,
+            "INVALID_FIELD",
+            "push[0].url",
+            "<stream name>",
+        ),
+        (
             r#"{"inputs": [{"url": "publish://"}], "push": [{"url": "rtmp://x.example.org/app/k", "profile": "track_1"}]}"#,
             "UNSUPPORTED",
             "push[0].profile",
