@@ -2,8 +2,9 @@
 #
 # Provides: die, cleanup (kills every pid in PIDS, removes RUN_DIR unless KEEP is set),
 # free_port, tree_pids, cpu_ticks, mem_kb, http_code, summary, wait_http_200, ensure_binary,
-# ensure_clip. The sourcing script sets SCRIPT (its name, for messages) first.
+# ensure_clip, start_server. The sourcing script sets SCRIPT (its name, for messages) first.
 
+PEER="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/shared/bench/peer-nginx-rtmp"
 PIDS=()      # every process started by the script, killed on exit
 RUN_DIR=""   # the current run's temp dir
 
@@ -143,4 +144,39 @@ ensure_clip() {
 
 machine() {
     echo "$(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo)"
+}
+
+# Starts SERVER (nginx: ../shared/bench's nginx-rtmp peer; tributary: the release binary with
+# one stream `test`, input publish://, HLS and RTMP play on) in RUN_DIR; sets SERVER_PID,
+# PLAY_URL (rtmp://…/live/test, for players and the publisher) and PLAYLIST.
+start_server() {
+    local server=$1 rtmp http api code
+    rtmp=$(free_port)
+    http=$(free_port)
+    case "$server" in
+        nginx)
+            [ -x "$PEER" ] || die "no nginx-rtmp peer script at $PEER"
+            SERVER_PID=$("$PEER" "$rtmp" "$http" "$RUN_DIR/nginx")
+            PIDS+=("$SERVER_PID")
+            PLAYLIST="http://127.0.0.1:$http/hls/test.m3u8"
+            ;;
+        tributary)
+            "$BIN" --data-dir "$RUN_DIR/data" --http "127.0.0.1:$http" --rtmp "127.0.0.1:$rtmp" \
+                --srt off --rtsp off >"$RUN_DIR/server.log" 2>&1 &
+            SERVER_PID=$!
+            PIDS+=("$SERVER_PID")
+            api="http://127.0.0.1:$http"
+            wait_http_200 "$api/healthz" 15 "$SERVER_PID" "tributary start"
+            code=$(curl -s -o "$RUN_DIR/create.json" -w '%{http_code}' --max-time 10 -X PUT \
+                "$api/streams/test" \
+                -d '{"inputs":[{"url":"publish://"}],"protocols":{"hls":true,"rtmp":true}}' || true)
+            case "$code" in
+                200 | 201) ;;
+                *) die "creating stream test answered HTTP $code: $(cat "$RUN_DIR/create.json")" ;;
+            esac
+            PLAYLIST="$api/test/index.m3u8"
+            ;;
+        *) die "unknown server $server" ;;
+    esac
+    PLAY_URL="rtmp://127.0.0.1:$rtmp/live/test"
 }

@@ -37,7 +37,6 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
-PEER="$(cd "$ROOT/.." && pwd)/shared/bench/peer-nginx-rtmp"
 RUNS="${RUNS:-3}"
 WARMUP="${WARMUP:-60}"
 WINDOW="${WINDOW:-30}"
@@ -53,44 +52,11 @@ SCRIPT=rtmp-fanout.sh
 for tool in cargo ffmpeg curl; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found on PATH (scripts/test installs ffmpeg)"
 done
-[ -x "$PEER" ] || die "no nginx-rtmp peer script at $PEER"
 
 ensure_binary
 ensure_clip mp4 "$CLIP_SECONDS"
 CLK_TCK=$(getconf CLK_TCK)
 ulimit -n 65536 2>/dev/null || true
-
-# Starts SERVER; sets SERVER_PID, PLAY_URL and PLAYLIST.
-start_server() {
-    local server=$1 rtmp http api code
-    rtmp=$(free_port)
-    http=$(free_port)
-    case "$server" in
-        nginx)
-            SERVER_PID=$("$PEER" "$rtmp" "$http" "$RUN_DIR/nginx")
-            PIDS+=("$SERVER_PID")
-            PLAYLIST="http://127.0.0.1:$http/hls/test.m3u8"
-            ;;
-        tributary)
-            "$BIN" --data-dir "$RUN_DIR/data" --http "127.0.0.1:$http" --rtmp "127.0.0.1:$rtmp" \
-                --srt off --rtsp off >"$RUN_DIR/server.log" 2>&1 &
-            SERVER_PID=$!
-            PIDS+=("$SERVER_PID")
-            api="http://127.0.0.1:$http"
-            wait_http_200 "$api/healthz" 15 "$SERVER_PID" "tributary start"
-            code=$(curl -s -o "$RUN_DIR/create.json" -w '%{http_code}' --max-time 10 -X PUT \
-                "$api/streams/test" \
-                -d '{"inputs":[{"url":"publish://"}],"protocols":{"hls":true,"rtmp":true}}' || true)
-            case "$code" in
-                200 | 201) ;;
-                *) die "creating stream test answered HTTP $code: $(cat "$RUN_DIR/create.json")" ;;
-            esac
-            PLAYLIST="$api/test/index.m3u8"
-            ;;
-        *) die "unknown server $server" ;;
-    esac
-    PLAY_URL="rtmp://127.0.0.1:$rtmp/live/test"
-}
 
 # One run; sets RESULT to "cpu_seconds hwm_kb hls_files_kb".
 RESULT=""

@@ -3,10 +3,11 @@
 //! itself). Outputs whose crate has not landed refuse with "not supported yet" (validation
 //! keeps them from here).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
 use tributary_domain::diff::Output;
 use tributary_domain::{Push, Stream, StreamCode};
 use tributary_hub::Hub;
@@ -40,8 +41,9 @@ pub(crate) struct Outputs {
     settings: HlsSettings,
     /// The running HLS packagers; dropping a handle stops its task and removes its window.
     running: Mutex<HashMap<StreamCode, HlsHandle>>,
-    /// Streams with RTMP play on: the RTMP listener serves their main buffer.
-    rtmp: Mutex<HashSet<StreamCode>>,
+    /// Streams with RTMP play on (the RTMP listener serves their main buffer), each with its
+    /// players' stop signals, fired when RTMP play is turned off.
+    rtmp: Mutex<HashMap<StreamCode, Arc<PlayGate>>>,
     /// Push targets by stream and URL (as configured, trimmed); each runs its own task.
     pushes: Mutex<HashMap<(StreamCode, String), PushHandle>>,
     /// The output tasks streams want running, with their restart records. Locked before
@@ -56,7 +58,7 @@ impl Outputs {
             hls: HlsRegistry::new(),
             settings,
             running: Mutex::new(HashMap::new()),
-            rtmp: Mutex::new(HashSet::new()),
+            rtmp: Mutex::new(HashMap::new()),
             pushes: Mutex::new(HashMap::new()),
             supervised: Mutex::new(HashMap::new()),
         }
@@ -145,9 +147,15 @@ impl Outputs {
         warnings
     }
 
-    /// Whether `code` has RTMP play on.
-    pub(crate) fn rtmp_play(&self, code: &StreamCode) -> bool {
-        lock(&self.rtmp).contains(code)
+    /// Lets a player of `code` in if the stream has RTMP play on: its `stop` signal fires when
+    /// RTMP play is turned off. The returned pass keeps it registered until dropped.
+    pub(crate) fn enter_rtmp_play(
+        &self,
+        code: &StreamCode,
+        stop: CancellationToken,
+    ) -> Option<GatePass> {
+        let gate = lock(&self.rtmp).get(code).cloned()?;
+        Some(gate.enter(stop))
     }
 
     /// The asset at `path` (`<code>/index.m3u8`, `<code>/seg_000123.ts`; `code` may contain
@@ -161,6 +169,51 @@ impl Outputs {
             cache_control: asset.cache_control,
             body: asset.body,
         })
+    }
+}
+
+/// The players of one stream's RTMP output: turning the output off stops them all.
+#[derive(Debug, Default)]
+pub(crate) struct PlayGate {
+    /// Each player's stop signal, by a number of its own.
+    players: Mutex<(u64, HashMap<u64, CancellationToken>)>,
+}
+
+/// A player's registration at its gate; dropping it (the player left) unregisters it.
+#[derive(Debug)]
+pub(crate) struct GatePass {
+    gate: Arc<PlayGate>,
+    id: u64,
+}
+
+impl PlayGate {
+    fn enter(self: Arc<Self>, stop: CancellationToken) -> GatePass {
+        let mut players = lock(&self.players);
+        let id = players.0;
+        players.0 += 1;
+        players.1.insert(id, stop);
+        drop(players);
+        GatePass { gate: self, id }
+    }
+
+    /// Stops every player that entered and has not left.
+    fn close(&self) {
+        let players = std::mem::take(&mut lock(&self.players).1);
+        if !players.is_empty() {
+            tracing::info!(
+                players = players.len(),
+                "RTMP play turned off: disconnecting players"
+            );
+        }
+        for stop in players.into_values() {
+            stop.cancel();
+        }
+    }
+}
+
+impl Drop for GatePass {
+    fn drop(&mut self) {
+        lock(&self.gate.players).1.remove(&self.id);
     }
 }
 
@@ -183,7 +236,11 @@ impl OutputService for Outputs {
             Output::Dash => Err(ServiceError::Unsupported("DASH output")),
             Output::Rtsp => Err(ServiceError::Unsupported("RTSP play")),
             Output::Rtmp => {
-                lock(&self.rtmp).insert(stream.code.clone());
+                let gate = Arc::new(PlayGate::default());
+                let previous = lock(&self.rtmp).insert(stream.code.clone(), gate);
+                if let Some(previous) = previous {
+                    previous.close();
+                }
                 Ok(())
             }
             Output::Srt => Err(ServiceError::Unsupported("SRT play")),
@@ -192,7 +249,10 @@ impl OutputService for Outputs {
 
     fn stop_output(&self, code: &StreamCode, output: Output) {
         if output == Output::Rtmp {
-            lock(&self.rtmp).remove(code);
+            let gate = lock(&self.rtmp).remove(code);
+            if let Some(gate) = gate {
+                gate.close();
+            }
         }
         if output == Output::Hls {
             // Unwanted first, so supervision cannot start it again.

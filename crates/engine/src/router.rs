@@ -150,7 +150,7 @@ impl Router for EngineRouter {
             };
             return Err(Refusal::Denied(format!("stream {code}: {why}")));
         }
-        match self.manager.claim_publisher(&code, target, listener) {
+        match self.manager.claim_publisher(&code, target, listener, request.peer) {
             Ok((port, priority, guard)) => {
                 tracing::info!(stream = %code, priority, peer = %request.peer,
                     "publisher takes push input");
@@ -185,20 +185,20 @@ impl Router for EngineRouter {
                 request.path
             )));
         };
-        if !self.outputs.rtmp_play(&code) {
-            return Err(Refusal::NotFound(format!(
-                "stream {code} does not have protocols.rtmp on"
-            )));
-        }
         let seat = self
             .caps
             .admit(&code)
             .map_err(|cap| Refusal::Busy(cap.to_string()))?;
+        let Some(gate) = self.outputs.enter_rtmp_play(&code, request.stop) else {
+            return Err(Refusal::NotFound(format!(
+                "stream {code} does not have protocols.rtmp on"
+            )));
+        };
         Ok(PlayGrant {
             buffer: BufferId::Stream(code.clone()),
             code,
             hub: self.hub.clone(),
-            guard: Box::new(seat),
+            guard: Box::new((seat, gate)),
         })
     }
 }

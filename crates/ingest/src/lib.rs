@@ -75,7 +75,6 @@
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
 mod backoff;
-mod dial;
 mod error;
 mod file;
 mod hls;

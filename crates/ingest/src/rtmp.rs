@@ -1,13 +1,12 @@
 //! The RTMP(S) pull worker (SPEC §Ingest "rtmp pull"): a `play` client session over TCP or
 //! TLS, its frames written to the input's port as they arrive.
 //!
-//! One connection at a time: [`dial`](crate::dial) opens it (TLS for `rtmps://`, SNI = the
-//! host, certificates checked unless `net.insecure_tls`), then the sans-IO
-//! [`ClientSession`] is driven as its type doc says: every read goes to `handle_input` with
-//! the instant it arrived, outputs are drained after every call (transmits written in order,
-//! events acted on), and the one timer comes from `poll_timeout`. Connecting, the handshake and
-//! `NetStream.Play.Start` share one budget, `net.timeout_sec` (default 10 s); the same budget
-//! bounds each read afterwards (a silent server is a dead one).
+//! One connection at a time: `tributary_net` dials it (TLS for `rtmps://`, SNI = the host,
+//! certificates checked against the system's roots unless `net.insecure_tls`; the SSRF guard)
+//! and its driver runs the sans-IO [`ClientSession`]; this module is the driver's handler.
+//! Connecting, the handshake and `NetStream.Play.Start` share one budget, `net.timeout_sec`
+//! (default 10 s); the same budget bounds silence afterwards (a silent server is a dead one)
+//! and a server that reads nothing of what we send.
 //!
 //! Frames come out of the session ready for the hub: Annex-B with parameter sets before every
 //! keyframe, PTS = DTS + composition time, AAC with its AudioSpecificConfig in
@@ -23,40 +22,40 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 use tributary_domain::Input;
 use tributary_hub::SessionReason;
 use tributary_media::{Frame, TrackConfig, TrackId};
+use tributary_net::{Cx, Dial, End, Handler, Settings, SsrfGuard, Target, Tls};
 use tributary_rtmp::{
-    AUDIO_TRACK, ClientConfig, ClientEvent, ClientIntent, ClientSession, FlvError, Output,
+    AUDIO_TRACK, ClientConfig, ClientEvent, ClientIntent, ClientSession, Endpoint, FlvError,
     VIDEO_TRACK,
 };
 
 use crate::IngestError;
 use crate::backoff::Backoff;
-use crate::dial::{self, Io, Target};
-use crate::sink::{Label, Reporter, lock, now};
+use crate::sink::{Label, Reporter, lock};
 
 /// What an RTMP pull needs, parsed once at spawn.
 #[derive(Debug, Clone)]
 pub(crate) struct RtmpOptions {
-    /// Host, port and whether TLS is used.
+    /// Host and port.
     target: Target,
+    /// TLS, the connect budget and the SSRF guard.
+    dial: Dial,
     /// The play session's settings (application, stream name, `tcUrl`).
     session: ClientConfig,
     /// Connect + handshake + play budget, and the longest silence a read may meet
     /// (`net.timeout_sec`, 0 = 10 s).
     timeout: Duration,
-    /// TLS settings for `rtmps://`, built once.
-    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl RtmpOptions {
     /// Parses the input: `rtmp[s]://host[:port]/<app>/<stream name>[?query]`.
     pub(crate) fn parse(input: &Input, label: &Label) -> Result<Self, IngestError> {
         let url = input.url.trim();
-        let target =
-            Target::parse(url).ok_or_else(|| label.invalid("url", "no usable host and port"))?;
+        let endpoint = Endpoint::from_url(url)
+            .ok_or_else(|| label.invalid("url", "no usable host and port"))?;
         let session = ClientConfig::from_url(url, ClientIntent::Play).ok_or_else(|| {
             label.invalid("url", "expected rtmp[s]://host[:port]/<app>/<stream name>")
         })?;
@@ -64,12 +63,20 @@ impl RtmpOptions {
             0 => DEFAULT_TIMEOUT,
             secs => Duration::from_secs(u64::from(secs)),
         };
-        let tls = target.tls.then(|| dial::tls_config(input.net.insecure_tls));
+        let tls = match (endpoint.tls, input.net.insecure_tls) {
+            (false, _) => Tls::Off,
+            (true, false) => Tls::Verify,
+            (true, true) => Tls::DangerAcceptAnyCertificate,
+        };
         Ok(Self {
-            target,
+            target: Target::new(endpoint.host, endpoint.port),
+            dial: Dial {
+                tls,
+                timeout,
+                guard: SsrfGuard::default(),
+            },
             session,
             timeout,
-            tls,
         })
     }
 }
@@ -78,7 +85,6 @@ impl RtmpOptions {
 /// forever.
 pub(crate) async fn run(options: RtmpOptions, reporter: Reporter) {
     let mut pull = Pull {
-        options,
         reporter,
         had_frames: false,
         video: None,
@@ -87,7 +93,7 @@ pub(crate) async fn run(options: RtmpOptions, reporter: Reporter) {
     let mut backoff = Backoff::new();
     loop {
         pull.had_frames = false;
-        let ended = pull.connection().await;
+        let ended = pull.connection(&options).await;
         let was_open = pull.reporter.stats.connected.load(Ordering::Relaxed);
         if pull.had_frames {
             backoff.reset();
@@ -101,9 +107,8 @@ pub(crate) async fn run(options: RtmpOptions, reporter: Reporter) {
     }
 }
 
-/// The worker's state across connections.
+/// The worker's state across connections, and the driver's handler for each.
 struct Pull {
-    options: RtmpOptions,
     reporter: Reporter,
     /// Whether the current connection delivered a frame (the backoff then starts afresh).
     had_frames: bool,
@@ -113,113 +118,50 @@ struct Pull {
     audio: Option<Arc<TrackConfig>>,
 }
 
+/// Why the pull ends a connection by itself.
+#[derive(Debug, thiserror::Error)]
+enum Reason {
+    #[error("the server ended the stream ({0})")]
+    StreamEnded(String),
+}
+
 impl Pull {
     /// One connection from dial to its end; returns why it ended, for the report.
-    async fn connection(&mut self) -> String {
-        let budget = self.options.timeout;
-        let began = now();
-        let target = &self.options.target;
-        let opened =
-            tokio::time::timeout(budget, dial::connect(target, self.options.tls.as_ref())).await;
-        let (mut io, peer) = match opened {
-            Err(_) => return format!("cannot connect to {target}: no answer within {budget:?}"),
-            Ok(Err(e)) => return format!("cannot connect: {e}"),
-            Ok(Ok(opened)) => opened,
+    async fn connection(&mut self, options: &RtmpOptions) -> String {
+        let began = tributary_net::clock();
+        let (io, peer) = match tributary_net::connect(&options.target, &options.dial).await {
+            Ok(opened) => opened,
+            Err(e) if e.is_fatal() => return format!("cannot connect: {e} (not retriable)"),
+            Err(e) => return format!("cannot connect: {e}"),
         };
         tracing::debug!(%peer, "connected; RTMP handshake");
-        let start = now();
-        let mut config = self.options.session.clone();
+        let start = tributary_net::clock();
+        let mut config = options.session.clone();
         // What is left of the budget after connecting (at least a second).
-        config.timeout = budget
+        config.timeout = options
+            .timeout
             .saturating_sub(start.saturating_duration_since(began))
             .max(Duration::from_secs(1));
-        let mut session = ClientSession::new(config, dial::handshake_random(), start);
-        let mut buf = vec![0u8; READ_SIZE];
-        let mut offset: u64 = 0;
-        loop {
-            if let Err(ended) = self.drain(&mut session, &mut io).await {
-                return ended;
+        let mut session = ClientSession::new(config, tributary_net::handshake_random(), start);
+        let settings = Settings {
+            read_size: READ_SIZE,
+            read_idle: Some(options.timeout),
+            write_stall: Some(options.timeout),
+            ..Settings::default()
+        };
+        // The worker's task is dropped to stop it: no stop signal of its own.
+        let stop = CancellationToken::new();
+        match tributary_net::run(io, &mut session, self, settings, &stop).await {
+            End::Handler(reason) => reason.to_string(),
+            End::Session(e) => format!("RTMP session with {peer} failed: {e}"),
+            End::PeerClosed => format!("connection closed by the peer {peer} (EOF)"),
+            End::Io(e) => format!("socket error with {peer}: {e}"),
+            End::ReadIdle(after) => format!("no data from {peer} for {after:?} (read timeout)"),
+            End::WriteStalled(after) => {
+                format!("{peer} read nothing for {after:?} (write timeout)")
             }
-            let timer = session.poll_timeout();
-            let sleep = async {
-                match timer {
-                    Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                read = tokio::time::timeout(budget, io.read(&mut buf)) => {
-                    let n = match read {
-                        Err(_) => {
-                            return format!("no data from {peer} for {budget:?} (read timeout) at byte {offset}");
-                        }
-                        Ok(Err(e)) => return format!("read error from {peer} at byte {offset}: {e}"),
-                        Ok(Ok(0)) => {
-                            return format!("connection closed by the peer {peer} (EOF) at byte {offset}");
-                        }
-                        Ok(Ok(n)) => n,
-                    };
-                    offset += n as u64;
-                    if let Err(e) = session.handle_input(now(), &buf[..n]) {
-                        return format!("RTMP session with {peer} failed: {e}");
-                    }
-                }
-                () = sleep => {
-                    if let Err(e) = session.handle_timeout(now()) {
-                        return format!("RTMP session with {peer}: {e}");
-                    }
-                }
-            }
+            end @ (End::Backlog(_) | End::Stopped) => format!("{peer}: {end}"),
         }
-    }
-
-    /// Sends the session's transmits in order and acts on its events; `Err` ends the
-    /// connection with the reason.
-    async fn drain(
-        &mut self,
-        session: &mut ClientSession,
-        io: &mut Box<dyn Io>,
-    ) -> Result<(), String> {
-        let mut wrote = false;
-        while let Some(output) = session.poll_output() {
-            let event = match output {
-                Output::Transmit(bytes) => {
-                    let write = tokio::time::timeout(self.options.timeout, io.write_all(&bytes));
-                    match write.await {
-                        Ok(Ok(())) => wrote = true,
-                        Ok(Err(e)) => return Err(format!("write error: {e}")),
-                        Err(_) => {
-                            return Err(format!(
-                                "the server read nothing for {:?} (write timeout)",
-                                self.options.timeout
-                            ));
-                        }
-                    }
-                    continue;
-                }
-                Output::Event(event) => event,
-            };
-            match event {
-                ClientEvent::Connected { handshake } => {
-                    tracing::debug!(?handshake, "RTMP connect accepted");
-                }
-                ClientEvent::PlayStarted => {
-                    tracing::info!("playing");
-                    self.reporter.opened();
-                }
-                ClientEvent::Media(frame) => self.write(frame),
-                ClientEvent::MediaDropped { offset, error } => self.dropped(offset, &error),
-                ClientEvent::StreamEnded { code } => {
-                    return Err(format!("the server ended the stream ({code})"));
-                }
-                ClientEvent::Metadata(metadata) => tracing::debug!(?metadata, "onMetaData"),
-                other => tracing::debug!(?other, "RTMP event"),
-            }
-        }
-        if wrote && let Err(e) = io.flush().await {
-            return Err(format!("write error: {e}"));
-        }
-        Ok(())
     }
 
     /// Writes one frame: a new session first if its track's configuration changed.
@@ -258,6 +200,33 @@ impl Pull {
         if n.is_multiple_of(100) {
             tracing::warn!(count = n + 1, offset, "media message dropped: {error}");
         }
+    }
+}
+
+impl Handler<ClientSession> for Pull {
+    type Item = ();
+    type Reason = Reason;
+
+    fn event(
+        &mut self,
+        _cx: &mut Cx<'_, ClientSession, Reason>,
+        event: ClientEvent,
+    ) -> Result<(), Reason> {
+        match event {
+            ClientEvent::Connected { handshake } => {
+                tracing::debug!(?handshake, "RTMP connect accepted");
+            }
+            ClientEvent::PlayStarted => {
+                tracing::info!("playing");
+                self.reporter.opened();
+            }
+            ClientEvent::Media(frame) => self.write(frame),
+            ClientEvent::MediaDropped { offset, error } => self.dropped(offset, &error),
+            ClientEvent::StreamEnded { code } => return Err(Reason::StreamEnded(code)),
+            ClientEvent::Metadata(metadata) => tracing::debug!(?metadata, "onMetaData"),
+            other => tracing::debug!(?other, "RTMP event"),
+        }
+        Ok(())
     }
 }
 

@@ -6,6 +6,8 @@
 //! - [`StreamCode`]: the validated name of a stream (`match-day`, `sports/ch1`).
 //! - [`Frame`]: one access unit on its way through the hub, stamped with 90 kHz timestamps
 //!   ([`Ts90`]) and the [`SessionId`] of the timeline it belongs to.
+//! - [`Session`]: the sans-IO contract of every protocol machine with a peer or a timer
+//!   (ARCHITECTURE.md §6), which one connection driver runs for every protocol.
 //!
 //! ```
 //! use tributary_media::StreamCode;
@@ -21,10 +23,12 @@
 mod code;
 pub mod codec;
 mod frame;
+pub mod session;
 mod time;
 pub mod timeline;
 
 pub use code::{CodeError, StreamCode};
 pub use codec::TrackInfo;
 pub use frame::{Codec, Frame, MediaKind, SessionId, TrackConfig, TrackId};
+pub use session::{Output, Session};
 pub use time::Ts90;

@@ -88,7 +88,6 @@
 #![deny(missing_docs)]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
-mod dial;
 mod error;
 mod hls;
 mod push;

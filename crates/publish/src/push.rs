@@ -9,23 +9,24 @@
 //!
 //! One connection, start to end:
 //!
-//! 1. Dial (TCP; TLS for `rtmps://` with SNI and certificates checked against the Mozilla
-//!    roots), then drive a sans-IO [`ClientSession`] with the publish intent until
-//!    `NetStream.Publish.Start`. The handshake and publish must finish within `timeout_sec`
-//!    (the session's own deadline), with a 2 s backstop over the whole setup, dial included.
+//! 1. Dial with `tributary_net` (TCP; TLS for `rtmps://` with SNI and certificates checked
+//!    against the system's roots; the SSRF guard), then let the `net` driver run a sans-IO
+//!    [`ClientSession`] with the publish intent until `NetStream.Publish.Start`. Dialing has
+//!    `timeout_sec`; the handshake and publish get what is left of it (at least 1 s) as the
+//!    session's own deadline.
 //! 2. Subscribe to the buffer from its last keyframe (class `push`), so the target starts at a
 //!    keyframe at once; the session sends the sequence headers before it and rebases FLV
 //!    timestamps to the session's first DTS (composition time = PTS − DTS). Frames with a
 //!    DTS before that first one (audio a source muxed after the starting keyframe) are not
 //!    sent: they would need negative timestamps.
 //! 3. Pump: frames from the subscriber go through [`ClientSession::send_media`]; the
-//!    transmits wait in a per-target queue written to the socket as fast as the target reads.
+//!    transmits wait in the driver's queue, written to the socket as fast as the target reads.
 //!    The queue is bounded to [`QUEUE_SPAN`] (5 s) of media and [`QUEUE_BYTES`]: a frame that
 //!    would exceed it is dropped, and so is everything after it up to the next video keyframe
 //!    the queue has room for (audio-only: the next audio frame). A subscriber that the hub
 //!    itself dropped (`Lagged`) resumes at the hub's next keyframe. Either way only this
 //!    target loses frames; drops are counted in [`PushState::dropped`]. A target that reads
-//!    nothing for `timeout_sec` while data waits is a failure.
+//!    nothing for `timeout_sec` while data waits is a failure (the driver's write stall).
 //!
 //! Continuity: input switches and upstream reconnects reach the target as ordinary frames (the
 //! hub keeps timestamps monotonic); new parameter sets go out as an in-band sequence header.
@@ -43,25 +44,22 @@
 //! platform's stream key, becomes `****`). No lock is held across an `.await`; the state is
 //! behind a short `std` mutex the task updates and [`PushHandle::state`] copies.
 
-use std::collections::VecDeque;
 use std::fmt;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::task::Poll;
+use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 use tributary_domain::Push;
 use tributary_domain::redact::mask_push_url;
-use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber};
+use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber, TryRecvError};
 use tributary_media::{Codec, Frame, MediaKind, StreamCode, Ts90};
-use tributary_rtmp::{ClientConfig, ClientEvent, ClientIntent, ClientSession, Output, Pushed};
+use tributary_net::{Cx, Dial, End, Handler, Settings, SsrfGuard, Target, Tls};
+use tributary_rtmp::{ClientConfig, ClientEvent, ClientIntent, ClientSession, Endpoint, Pushed};
 
 use crate::PublishError;
-use crate::dial::{self, Io, Target};
 
 /// How one push target connects and retries (SPEC §Push, §Defaults "Push").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,8 +119,8 @@ pub struct PushHandle {
     code: StreamCode,
     /// The state the task updates.
     state: Arc<Mutex<PushState>>,
-    /// Dropped with the handle: the task sees its receiver resolve and stops.
-    _stop: oneshot::Sender<()>,
+    /// Dropped with the handle: fires the task's stop signal.
+    _stop: DropGuard,
     /// The task, to tell whether it ended.
     task: JoinHandle<()>,
 }
@@ -144,7 +142,7 @@ pub fn start_push(
         field: "push[].url",
         reason: "must be rtmp://host[:port]/<app>/<key> or rtmps://…",
     };
-    let target = Target::parse(&settings.url).ok_or_else(invalid_url)?;
+    let endpoint = Endpoint::from_url(&settings.url).ok_or_else(invalid_url)?;
     let session = ClientConfig::from_url(settings.url.trim(), ClientIntent::Publish)
         .ok_or_else(invalid_url)?;
     let runtime = tokio::runtime::Handle::try_current()
@@ -168,21 +166,27 @@ pub fn start_push(
         errors: Vec::new(),
         dropped: 0,
     }));
-    let (stop_tx, stop_rx) = oneshot::channel();
+    let stop = CancellationToken::new();
     let retry = Duration::from_secs(settings.retry_timeout_sec.max(1));
+    let timeout = Duration::from_secs(settings.timeout_sec.max(1));
     let pusher = Pusher {
         hub: hub.clone(),
         buffer,
-        tls: target.tls.then(dial::tls_config),
-        target,
+        target: Target::new(endpoint.host, endpoint.port),
+        dial: Dial {
+            // SPEC §Push: certificates are always verified.
+            tls: if endpoint.tls { Tls::Verify } else { Tls::Off },
+            timeout,
+            guard: SsrfGuard::default(),
+        },
         session,
-        timeout: Duration::from_secs(settings.timeout_sec.max(1)),
+        timeout,
         retry,
         delay: retry,
         limit: settings.limit,
         failures: 0,
         state: Arc::clone(&state),
-        stop: stop_rx,
+        stop: stop.clone(),
     };
     let span = tracing::info_span!("push", stream = %code, url = %url);
     tracing::info!(parent: &span, "push started");
@@ -190,7 +194,7 @@ pub fn start_push(
     Ok(PushHandle {
         code,
         state,
-        _stop: stop_tx,
+        _stop: stop.drop_guard(),
         task,
     })
 }
@@ -276,13 +280,13 @@ struct Pusher {
     hub: Hub,
     /// The buffer pushed.
     buffer: BufferId,
-    /// Host, port, TLS or not.
+    /// Host and port.
     target: Target,
+    /// TLS, the connect budget and the SSRF guard.
+    dial: Dial,
     /// The publish session's settings (application, stream key, `tcUrl`).
     session: ClientConfig,
-    /// TLS settings for `rtmps://`, built once.
-    tls: Option<Arc<rustls::ClientConfig>>,
-    /// Handshake + publish budget; also the longest a target may read nothing.
+    /// Dial + handshake + publish budget; also the longest a target may read nothing.
     timeout: Duration,
     /// The first reconnect delay.
     retry: Duration,
@@ -294,8 +298,8 @@ struct Pusher {
     failures: u32,
     /// What [`PushHandle::state`] reads.
     state: Arc<Mutex<PushState>>,
-    /// Resolves when the handle is dropped.
-    stop: oneshot::Receiver<()>,
+    /// Fired when the handle is dropped.
+    stop: CancellationToken,
 }
 
 /// Why a connection ended.
@@ -351,7 +355,7 @@ impl Pusher {
                     tracing::warn!(attempt, retry_in = ?delay, "push error: {error}");
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
-                        _ = &mut self.stop => {
+                        () = self.stop.cancelled() => {
                             tracing::info!("push stopped");
                             return;
                         }
@@ -367,45 +371,28 @@ impl Pusher {
         if !self.hub.contains(&self.buffer) {
             return Ended::BufferGone;
         }
-        let backstop = self.timeout + BACKSTOP;
-        let mut config = self.session.clone();
-        config.timeout = self.timeout;
-        let open = open(&self.target, self.tls.as_ref(), config);
+        let began = tributary_net::clock();
         let opened = tokio::select! {
-            opened = tokio::time::timeout(backstop, open) => opened,
-            _ = &mut self.stop => return Ended::Stopped,
+            opened = tributary_net::connect(&self.target, &self.dial) => opened,
+            () = self.stop.cancelled() => return Ended::Stopped,
         };
-        let (io, mut session, peer) = match opened {
-            Err(_) => {
-                return Ended::Failed(format!(
-                    "{}: no NetStream.Publish.Start within {backstop:?}",
-                    self.target
-                ));
-            }
-            Ok(Err(e)) => return Ended::Failed(e),
-            Ok(Ok(opened)) => opened,
+        let (io, peer) = match opened {
+            Ok(opened) => opened,
+            Err(e) => return Ended::Failed(format!("cannot connect: {e}")),
         };
-        let subscribed =
-            self.hub
-                .subscribe(&self.buffer, SubscribeFrom::LastKeyframe, SUBSCRIBER_CLASS);
-        let (mut rd, mut wr) = tokio::io::split(io);
-        let mut out = Outbox::default();
-        let Ok(subscriber) = subscribed else {
-            close(&mut session, &mut out, &mut wr).await;
-            return Ended::BufferGone;
-        };
-        self.failures = 0;
-        self.delay = self.retry;
-        self.update(|s| {
-            s.status = PushStatus::Active;
-            s.attempt = 0;
-            s.connected_at = Some(SystemTime::now());
-        });
-        tracing::info!(%peer, "publishing");
+        tracing::debug!(%peer, "connected; RTMP handshake");
+        let now = tributary_net::clock();
+        let mut config = self.session.clone();
+        // What is left of the budget after dialing (at least a second).
+        config.timeout = self
+            .timeout
+            .saturating_sub(now.saturating_duration_since(began))
+            .max(Duration::from_secs(1));
+        let mut session = ClientSession::new(config, tributary_net::handshake_random(), now);
         let mut pump = Pump {
-            session,
-            out,
-            subscriber,
+            hub: self.hub.clone(),
+            buffer: self.buffer.clone(),
+            subscriber: None,
             video: None,
             audio: None,
             skipping: false,
@@ -413,13 +400,30 @@ impl Pusher {
             state: Arc::clone(&self.state),
             mux_errors: 0,
         };
-        let ended = pump
-            .run(&mut rd, &mut wr, peer, self.timeout, &mut self.stop)
-            .await;
-        if !matches!(ended, Ended::Failed(_)) {
-            close(&mut pump.session, &mut pump.out, &mut wr).await;
+        let settings = Settings {
+            read_size: READ_SIZE,
+            high_water: QUEUE_BYTES,
+            write_stall: Some(self.timeout),
+            linger: CLOSE_GRACE,
+            ..Settings::default()
+        };
+        let end = tributary_net::run(io, &mut session, &mut pump, settings, &self.stop).await;
+        if pump.subscriber.is_some() {
+            self.failures = 0;
+            self.delay = self.retry;
         }
-        ended
+        match end {
+            End::Stopped => Ended::Stopped,
+            End::Handler(Reason::BufferGone) => Ended::BufferGone,
+            End::Handler(Reason::CodecChange(what)) => Ended::CodecChange(what),
+            End::Handler(Reason::Rtmp(e)) | End::Session(e) => {
+                Ended::Failed(format!("RTMP session with {peer}: {e}"))
+            }
+            End::PeerClosed => Ended::Failed(format!("{peer} closed the connection (EOF)")),
+            End::Io(e) => Ended::Failed(format!("socket error with {peer}: {e}")),
+            End::WriteStalled(after) => Ended::Failed(format!("{peer} read nothing for {after:?}")),
+            End::Backlog(_) | End::ReadIdle(_) => Ended::Failed(format!("{peer}: {end}")),
+        }
     }
 
     /// Applies `change` to the shared state under its lock.
@@ -428,90 +432,15 @@ impl Pusher {
     }
 }
 
-/// Dials and drives the session until `NetStream.Publish.Start`.
-async fn open(
-    target: &Target,
-    tls: Option<&Arc<rustls::ClientConfig>>,
-    config: ClientConfig,
-) -> Result<(Box<dyn Io>, ClientSession, SocketAddr), String> {
-    let (mut io, peer) = dial::connect(target, tls)
-        .await
-        .map_err(|e| format!("cannot connect: {e}"))?;
-    tracing::debug!(%peer, "connected; RTMP handshake");
-    let mut session = ClientSession::new(config, dial::handshake_random(), now());
-    let mut buf = vec![0u8; READ_SIZE];
-    let mut offset: u64 = 0;
-    loop {
-        let mut started = false;
-        while let Some(output) = session.poll_output() {
-            match output {
-                Output::Transmit(bytes) => io
-                    .write_all(&bytes)
-                    .await
-                    .map_err(|e| format!("write error to {peer}: {e}"))?,
-                Output::Event(ClientEvent::PublishStarted) => started = true,
-                Output::Event(ClientEvent::Connected { handshake }) => {
-                    tracing::debug!(?handshake, "RTMP connect accepted");
-                }
-                Output::Event(other) => tracing::debug!(?other, "RTMP event"),
-            }
-        }
-        io.flush()
-            .await
-            .map_err(|e| format!("write error to {peer}: {e}"))?;
-        if started {
-            return Ok((io, session, peer));
-        }
-        let timer = session.poll_timeout();
-        tokio::select! {
-            read = io.read(&mut buf) => {
-                let n = match read {
-                    Ok(0) => return Err(format!("{peer} closed the connection (EOF) at byte {offset}, before publishing")),
-                    Ok(n) => n,
-                    Err(e) => return Err(format!("read error from {peer} at byte {offset}: {e}")),
-                };
-                offset += n as u64;
-                session
-                    .handle_input(now(), &buf[..n])
-                    .map_err(|e| format!("RTMP session with {peer}: {e}"))?;
-            }
-            () = sleep_until(timer) => {
-                session
-                    .handle_timeout(now())
-                    .map_err(|e| format!("RTMP session with {peer}: {e}"))?;
-            }
-        }
-    }
-}
-
-/// Ends a session politely: `FCUnpublish` and `deleteStream` after what is queued, within
-/// [`CLOSE_GRACE`].
-async fn close(session: &mut ClientSession, out: &mut Outbox, wr: &mut WriteHalf<Box<dyn Io>>) {
-    if session.close().is_ok() {
-        out.take(session, None);
-    }
-    let flush = async {
-        while let Some(bytes) = out.front() {
-            let n = wr.write(bytes).await?;
-            if n == 0 {
-                break;
-            }
-            out.advance(n);
-        }
-        wr.flush().await?;
-        wr.shutdown().await
-    };
-    let _ = tokio::time::timeout(CLOSE_GRACE, flush).await;
-}
-
-/// The publishing half of a connection: subscriber in, queue out.
+/// The handler of one connection: waits for `NetStream.Publish.Start`, then pumps the buffer's
+/// frames into the session.
 struct Pump {
-    /// The RTMP session.
-    session: ClientSession,
-    /// Transmits waiting for the socket.
-    out: Outbox,
-    /// The buffer's reader, from its last keyframe.
-    subscriber: Subscriber,
+    /// Where the buffer lives.
+    hub: Hub,
+    /// The buffer pushed.
+    buffer: BufferId,
+    /// The buffer's reader, from its last keyframe; `None` until the publish started.
+    subscriber: Option<Subscriber>,
     /// The video codec this session publishes (a different one reconnects).
     video: Option<Codec>,
     /// The audio codec this session publishes.
@@ -527,73 +456,116 @@ struct Pump {
     mux_errors: u64,
 }
 
-impl Pump {
-    async fn run(
+/// Why the pump ends a connection.
+#[derive(Debug, thiserror::Error)]
+enum Reason {
+    #[error("the buffer was deleted")]
+    BufferGone,
+    #[error("{0}")]
+    CodecChange(String),
+    #[error(transparent)]
+    Rtmp(#[from] tributary_rtmp::Error),
+}
+
+impl Handler<ClientSession> for Pump {
+    type Item = Delivery;
+    type Reason = Reason;
+
+    fn event(
         &mut self,
-        rd: &mut tokio::io::ReadHalf<Box<dyn Io>>,
-        wr: &mut WriteHalf<Box<dyn Io>>,
-        peer: SocketAddr,
-        timeout: Duration,
-        stop: &mut oneshot::Receiver<()>,
-    ) -> Ended {
-        let mut buf = vec![0u8; READ_SIZE];
-        let mut last_progress = tokio::time::Instant::now();
-        let mut unflushed = false;
-        // Bytes the session produced before the first frame (acknowledgements).
-        self.out.take(&mut self.session, None);
-        loop {
-            let writing = self.out.front().is_some();
-            let flushing = !writing && unflushed;
-            if !writing {
-                last_progress = tokio::time::Instant::now();
+        cx: &mut Cx<'_, ClientSession, Reason>,
+        event: ClientEvent,
+    ) -> Result<(), Reason> {
+        match event {
+            ClientEvent::PublishStarted => self.started(cx),
+            ClientEvent::Connected { handshake } => {
+                tracing::debug!(?handshake, "RTMP connect accepted");
+                Ok(())
             }
-            let out = &self.out;
-            tokio::select! {
-                _ = &mut *stop => return Ended::Stopped,
-                read = rd.read(&mut buf) => {
-                    let n = match read {
-                        Ok(0) => return Ended::Failed(format!("{peer} closed the connection (EOF)")),
-                        Ok(n) => n,
-                        Err(e) => return Ended::Failed(format!("read error from {peer}: {e}")),
-                    };
-                    if let Err(e) = self.session.handle_input(now(), &buf[..n]) {
-                        return Ended::Failed(format!("RTMP session with {peer}: {e}"));
-                    }
-                    self.out.take(&mut self.session, None);
-                }
-                progress = write_or_flush(wr, out), if writing || flushing => {
-                    match progress {
-                        Ok(Some(0)) => return Ended::Failed(format!("{peer} closed the connection while we wrote")),
-                        Ok(Some(n)) => {
-                            self.out.advance(n);
-                            last_progress = tokio::time::Instant::now();
-                            unflushed = true;
-                        }
-                        Ok(None) => unflushed = false,
-                        Err(e) => return Ended::Failed(format!("write error to {peer}: {e}")),
-                    }
-                }
-                () = tokio::time::sleep_until(last_progress + timeout), if writing => {
-                    return Ended::Failed(format!("{peer} read nothing for {timeout:?}"));
-                }
-                delivery = self.subscriber.recv() => match delivery {
-                    None => return Ended::BufferGone,
-                    Some(Delivery::Lagged { dropped }) => {
-                        tracing::warn!(dropped, "push fell behind the buffer; resuming at the next keyframe");
-                        self.drop_frames(dropped);
-                    }
-                    Some(Delivery::Frame(frame)) => {
-                        if let Err(ended) = self.send(&frame) {
-                            return ended;
-                        }
-                    }
-                },
+            other => {
+                tracing::debug!(?other, "RTMP event");
+                Ok(())
             }
         }
     }
 
+    fn receiving(&self) -> bool {
+        self.subscriber.is_some()
+    }
+
+    async fn recv(&mut self) -> Option<Delivery> {
+        match &mut self.subscriber {
+            Some(subscriber) => subscriber.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn try_recv(&mut self) -> Poll<Option<Delivery>> {
+        let Some(subscriber) = &mut self.subscriber else {
+            return Poll::Pending;
+        };
+        match subscriber.try_recv() {
+            Ok(delivery) => Poll::Ready(Some(delivery)),
+            Err(TryRecvError::Empty) => Poll::Pending,
+            Err(TryRecvError::Closed) => Poll::Ready(None),
+        }
+    }
+
+    fn item(
+        &mut self,
+        cx: &mut Cx<'_, ClientSession, Reason>,
+        delivery: Option<Delivery>,
+    ) -> Result<(), Reason> {
+        match delivery {
+            None => {
+                self.goodbye(cx);
+                cx.close(Reason::BufferGone);
+                Ok(())
+            }
+            Some(Delivery::Lagged { dropped }) => {
+                tracing::warn!(
+                    dropped,
+                    "push fell behind the buffer; resuming at the next keyframe"
+                );
+                self.drop_frames(dropped);
+                Ok(())
+            }
+            Some(Delivery::Frame(frame)) => self.send(cx, &frame),
+        }
+    }
+
+    fn stop(&mut self, cx: &mut Cx<'_, ClientSession, Reason>) {
+        self.goodbye(cx);
+    }
+}
+
+impl Pump {
+    /// `NetStream.Publish.Start`: subscribe from the last keyframe and go `active`.
+    fn started(&mut self, cx: &mut Cx<'_, ClientSession, Reason>) -> Result<(), Reason> {
+        let subscribed =
+            self.hub
+                .subscribe(&self.buffer, SubscribeFrom::LastKeyframe, SUBSCRIBER_CLASS);
+        let Ok(subscriber) = subscribed else {
+            self.goodbye(cx);
+            cx.close(Reason::BufferGone);
+            return Ok(());
+        };
+        self.subscriber = Some(subscriber);
+        let mut state = lock(&self.state);
+        state.status = PushStatus::Active;
+        state.attempt = 0;
+        state.connected_at = Some(SystemTime::now());
+        drop(state);
+        tracing::info!("publishing");
+        Ok(())
+    }
+
     /// Queues one frame, or drops it when the queue is full (see the module doc).
-    fn send(&mut self, frame: &Frame) -> Result<(), Ended> {
+    fn send(
+        &mut self,
+        cx: &mut Cx<'_, ClientSession, Reason>,
+        frame: &Frame,
+    ) -> Result<(), Reason> {
         let kind = frame.codec.kind();
         if !matches!(
             frame.codec,
@@ -609,10 +581,10 @@ impl Pump {
         };
         match slot {
             Some(codec) if *codec != frame.codec => {
-                return Err(Ended::CodecChange(format!(
-                    "{kind:?} codec changed from {codec} to {}",
-                    frame.codec
-                )));
+                let what = format!("{kind:?} codec changed from {codec} to {}", frame.codec);
+                self.goodbye(cx);
+                cx.close(Reason::CodecChange(what));
+                return Ok(());
             }
             Some(_) => {}
             None => *slot = Some(frame.codec),
@@ -624,7 +596,7 @@ impl Pump {
             MediaKind::Video => frame.keyframe,
             _ => self.video.is_none(),
         };
-        let full = self.out.full(frame.dts);
+        let full = full(cx, frame.arrival);
         if self.skipping && (!sync_point || full) {
             self.drop_frames(1);
             return Ok(());
@@ -636,12 +608,13 @@ impl Pump {
             self.skipping = true;
             self.drop_frames(1);
             tracing::warn!(
-                queued_bytes = self.out.bytes,
+                queued_bytes = cx.queued(),
                 "the target reads slower than real time: dropping up to the next keyframe"
             );
             return Ok(());
         }
-        match self.session.send_media(frame) {
+        cx.stamp(frame.arrival);
+        match cx.session().send_media(frame) {
             Ok(Pushed::Queued) => {
                 self.start.get_or_insert(frame.dts);
             }
@@ -655,10 +628,17 @@ impl Pump {
             Err(e @ tributary_rtmp::Error::OutgoingTooLarge { .. }) => {
                 tracing::warn!("frame not sent: {e}");
             }
-            Err(e) => return Err(Ended::Failed(format!("RTMP session: {e}"))),
+            Err(e) => return Err(Reason::Rtmp(e)),
         }
-        self.out.take(&mut self.session, Some(frame.dts));
         Ok(())
+    }
+
+    /// Ends the publish politely (`FCUnpublish`, `deleteStream`), after what is queued.
+    fn goodbye(&mut self, cx: &mut Cx<'_, ClientSession, Reason>) {
+        self.subscriber = None;
+        if let Err(e) = cx.session().close() {
+            tracing::debug!("closing the RTMP session: {e}");
+        }
     }
 
     fn drop_frames(&self, n: u64) {
@@ -666,79 +646,13 @@ impl Pump {
     }
 }
 
-/// Writes (part of) the front of `out`, or flushes when it is empty: `Some(bytes written)`, or
-/// `None` after a flush. Cancel-safe: a write either took bytes (and says how many) or none.
-async fn write_or_flush(
-    wr: &mut WriteHalf<Box<dyn Io>>,
-    out: &Outbox,
-) -> std::io::Result<Option<usize>> {
-    match out.front() {
-        Some(bytes) => wr.write(bytes).await.map(Some),
-        None => wr.flush().await.map(|()| None),
-    }
-}
-
-/// Transmits waiting for the socket, each with the DTS of the frame that produced it.
-#[derive(Debug, Default)]
-struct Outbox {
-    /// In sending order; the front may be partly written.
-    queue: VecDeque<(Bytes, Option<Ts90>)>,
-    /// Bytes of the front already written.
-    written: usize,
-    /// Bytes queued and not written.
-    bytes: usize,
-}
-
-impl Outbox {
-    /// Moves every transmit the session has into the queue.
-    fn take(&mut self, session: &mut ClientSession, dts: Option<Ts90>) {
-        while let Some(output) = session.poll_output() {
-            if let Output::Transmit(bytes) = output {
-                self.bytes += bytes.len();
-                self.queue.push_back((bytes, dts));
-            }
-        }
-    }
-
-    /// The unwritten part of the front transmit.
-    fn front(&self) -> Option<&[u8]> {
-        self.queue.front().map(|(b, _)| &b[self.written..])
-    }
-
-    /// Notes that `n` bytes of the front were written.
-    fn advance(&mut self, n: usize) {
-        self.written += n;
-        self.bytes -= n;
-        if let Some((front, _)) = self.queue.front()
-            && self.written >= front.len()
-        {
-            self.queue.pop_front();
-            self.written = 0;
-        }
-    }
-
-    /// Whether a frame at `dts` would make the queue span more than [`QUEUE_SPAN`] of media,
-    /// or the queue already holds [`QUEUE_BYTES`].
-    fn full(&self, dts: Ts90) -> bool {
-        if self.bytes >= QUEUE_BYTES {
-            return true;
-        }
-        let oldest = self.queue.iter().find_map(|(_, dts)| *dts);
-        oldest.is_some_and(|oldest| (dts - oldest).as_millis() > QUEUE_SPAN.as_millis() as i64)
-    }
-}
-
-/// The instant now, from tokio's clock.
-fn now() -> std::time::Instant {
-    tokio::time::Instant::now().into_std()
-}
-
-/// Sleeps until `at`, or forever without one.
-async fn sleep_until(at: Option<std::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-        None => std::future::pending().await,
-    }
+/// Whether a frame that arrived at `arrival` would make the queue span more than
+/// [`QUEUE_SPAN`] of media, or the queue already holds [`QUEUE_BYTES`].
+fn full(cx: &Cx<'_, ClientSession, Reason>, arrival: Instant) -> bool {
+    cx.queued() >= QUEUE_BYTES
+        || cx
+            .oldest()
+            .is_some_and(|oldest| arrival.saturating_duration_since(oldest) > QUEUE_SPAN)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -756,9 +670,6 @@ pub const QUEUE_BYTES: usize = 32 << 20;
 
 /// How long a stopped target may take to unpublish politely.
 pub const CLOSE_GRACE: Duration = Duration::from_secs(2);
-
-/// Added to `timeout_sec` over the whole setup, dialing included (SPEC §Push).
-const BACKSTOP: Duration = Duration::from_secs(2);
 
 /// The longest reconnect delay (unless `retry_timeout_sec` is longer).
 const RETRY_CAP: Duration = Duration::from_secs(30);

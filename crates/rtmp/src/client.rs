@@ -2,13 +2,13 @@
 
 use std::time::{Duration, Instant};
 
-use tributary_media::Frame;
+use tributary_media::{Frame, Output};
 
 use crate::amf0::Amf0;
 use crate::chunk::Limits;
 use crate::conn::{
     self, AGGREGATE, AUDIO, COMMAND_AMF0, COMMAND_AMF3, CSID_COMMAND, CSID_STREAM, Core, DATA_AMF0,
-    DATA_AMF3, MediaIn, MediaOut, Output, SET_BUFFER_LENGTH, VIDEO,
+    DATA_AMF3, MediaIn, MediaOut, SET_BUFFER_LENGTH, VIDEO,
 };
 use crate::flv::{FlvMuxer, Pushed};
 use crate::handshake::{ClientHandshake, HandshakeKind, PACKET};
@@ -71,6 +71,61 @@ impl ClientConfig {
             chunk_size: 4096,
             limits: Limits::default(),
             timeout: Duration::from_secs(10),
+        })
+    }
+}
+
+/// Where an `rtmp://` or `rtmps://` URL points: the host and port to dial, and whether the
+/// connection runs TLS.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    /// The host as written (a name, an IPv4 address, or an IPv6 address without brackets).
+    pub host: String,
+    /// The port: as written, else 1935 (`rtmp`) or 443 (`rtmps`, as FFmpeg).
+    pub port: u16,
+    /// Whether the scheme is `rtmps`.
+    pub tls: bool,
+}
+
+impl Endpoint {
+    /// Parses `rtmp[s]://[userinfo@]host[:port]/...`; `None` without a host, with a bad port or
+    /// another scheme.
+    ///
+    /// ```
+    /// use tributary_rtmp::Endpoint;
+    /// let e = Endpoint::from_url("rtmps://user:pw@cdn.example.org/app/k?x=1").unwrap();
+    /// assert_eq!((e.host.as_str(), e.port, e.tls), ("cdn.example.org", 443, true));
+    /// ```
+    pub fn from_url(url: &str) -> Option<Self> {
+        let url = url.trim();
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("rtmps://") {
+            (true, rest)
+        } else {
+            (false, url.strip_prefix("rtmp://")?)
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return None;
+        }
+        let port = match port {
+            Some(port) => port.parse().ok()?,
+            None if tls => 443,
+            None => 1935,
+        };
+        Some(Self {
+            host: host.to_owned(),
+            port,
+            tls,
         })
     }
 }
@@ -148,6 +203,8 @@ pub struct ClientSession {
     /// Set after a fatal error or `close`.
     closed: bool,
 }
+
+crate::conn::impl_session!(ClientSession, ClientEvent);
 
 impl ClientSession {
     /// A session for a freshly opened connection; `random` seeds the handshake.
@@ -463,3 +520,24 @@ fn refused(command: &'static str, info: Option<&Amf0>) -> Error {
 const FLASH_VERSION: &str = "FMLE/3.0 (compatible; Tributary)";
 /// The buffer length a player announces (ms), as FFmpeg.
 const BUFFER_MS: u32 = 3000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse_with_default_ports() {
+        let e = Endpoint::from_url("rtmp://cdn.example.org/live/key").unwrap();
+        assert_eq!(
+            (e.host.as_str(), e.port, e.tls),
+            ("cdn.example.org", 1935, false)
+        );
+        let e = Endpoint::from_url("rtmp://[::1]:1936/live/k").unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("::1", 1936));
+        let e = Endpoint::from_url(" rtmp://127.0.0.1:19350/live/x ").unwrap();
+        assert_eq!((e.host.as_str(), e.port), ("127.0.0.1", 19350));
+        assert!(Endpoint::from_url("rtmp:///live/x").is_none());
+        assert!(Endpoint::from_url("rtmp://host:99999/live/x").is_none());
+        assert!(Endpoint::from_url("http://host/live/x").is_none());
+    }
+}

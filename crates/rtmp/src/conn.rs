@@ -5,25 +5,44 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tributary_media::Frame;
+use tributary_media::{Frame, Output};
 
 use crate::amf0::Amf0;
 use crate::chunk::{ChunkReader, ChunkWriter, Header, Limits, RawMessage};
 use crate::flv::{FlvDemuxer, FlvTag, TagKind};
 use crate::{Error, FlvError, RtmpTime};
 
-/// One output of a session: bytes to send, or an event to act on.
-///
-/// Outputs are strictly ordered: send every `Transmit` in the order received, and act on an
-/// event only after sending the transmits before it (a refusal's status message precedes the
-/// event that says to close).
-#[derive(Debug, Clone)]
-pub enum Output<E> {
-    /// Bytes to write to the peer, in order.
-    Transmit(Bytes),
-    /// Something the driver acts on.
-    Event(E),
+/// Implements [`tributary_media::Session`] for a session type by delegating to its inherent
+/// methods of the same names, so a generic driver can run it.
+macro_rules! impl_session {
+    ($session:ty, $event:ty) => {
+        impl tributary_media::Session for $session {
+            type Event = $event;
+            type Error = crate::Error;
+
+            fn handle_input(
+                &mut self,
+                now: std::time::Instant,
+                input: &[u8],
+            ) -> Result<(), crate::Error> {
+                Self::handle_input(self, now, input)
+            }
+
+            fn handle_timeout(&mut self, now: std::time::Instant) -> Result<(), crate::Error> {
+                Self::handle_timeout(self, now)
+            }
+
+            fn poll_output(&mut self) -> Option<tributary_media::Output<$event>> {
+                Self::poll_output(self)
+            }
+
+            fn poll_timeout(&self) -> Option<std::time::Instant> {
+                Self::poll_timeout(self)
+            }
+        }
+    };
 }
+pub(crate) use impl_session;
 
 /// A parsed AMF0 command message.
 #[derive(Debug)]

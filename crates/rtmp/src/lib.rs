@@ -112,8 +112,7 @@ pub mod handshake;
 mod server;
 mod time;
 
-pub use client::{ClientConfig, ClientEvent, ClientIntent, ClientSession};
-pub use conn::Output;
+pub use client::{ClientConfig, ClientEvent, ClientIntent, ClientSession, Endpoint};
 pub use error::{Error, FlvError};
 pub use fanout::{PlayFanout, Prepared, RECENT as FANOUT_RECENT};
 pub use flv::{
@@ -121,6 +120,7 @@ pub use flv::{
 };
 pub use server::{RejectReason, RequestId, ServerConfig, ServerEvent, ServerSession};
 pub use time::{RtmpClock, RtmpTime};
+pub use tributary_media::Output;
 
 #[cfg(test)]
 mod tests;

@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
-use tributary_media::Frame;
+use tributary_media::{Frame, Output};
 
 use crate::amf0::Amf0;
 use crate::chunk::Limits;
 use crate::conn::{
     self, AGGREGATE, AUDIO, COMMAND_AMF0, COMMAND_AMF3, CSID_COMMAND, Core, DATA_AMF0, DATA_AMF3,
-    MediaIn, MediaOut, Output, STREAM_BEGIN, STREAM_EOF, VIDEO,
+    MediaIn, MediaOut, STREAM_BEGIN, STREAM_EOF, VIDEO,
 };
 use crate::flv::{FlvMuxer, FlvTag, Pushed};
 use crate::handshake::{HandshakeKind, PACKET, ServerHandshake};
@@ -183,6 +183,8 @@ struct Pending {
     play: bool,
     stream_id: u32,
 }
+
+crate::conn::impl_session!(ServerSession, ServerEvent);
 
 impl ServerSession {
     /// A session for a newly accepted connection; `random` seeds the handshake.

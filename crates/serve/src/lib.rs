@@ -73,5 +73,8 @@ mod name;
 mod router;
 mod rtmp;
 
-pub use router::{PlayGrant, PlayRequest, Protocol, PublishGrant, PublishRequest, Refusal, Router};
+pub use router::{
+    PlayGrant, PlayRequest, Protocol, PublishEnd, PublishGrant, PublishGuard, PublishRequest,
+    Refusal, Router,
+};
 pub use rtmp::{ListenerStats, RtmpListener, RtmpListenerConfig, start_rtmp};

@@ -3,8 +3,11 @@
 
 use std::any::Any;
 use std::fmt;
+use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
 use tributary_hub::{BufferId, Hub, Port};
 use tributary_media::StreamCode;
 
@@ -61,13 +64,50 @@ pub struct PublishGrant {
     pub code: StreamCode,
     /// The intake port of the stream's push input: every frame is written here.
     pub port: Port,
-    /// Held for the publisher's life and dropped when it leaves: the engine marks its slot
-    /// free (and ends its session record) in the guard's `Drop`.
-    pub guard: Box<dyn Any + Send + Sync>,
+    /// Held for the publisher's life; told why it left, then dropped: the engine marks its
+    /// slot free (and ends its session record).
+    pub guard: Box<dyn PublishGuard>,
+}
+
+/// The engine's side of a granted publish, held by the connection for the publisher's life.
+pub trait PublishGuard: Send + Sync {
+    /// The publisher left, for `end`; called once, as its connection ends. (A guard dropped
+    /// without this call, as when a connection task panics, must still free the slot.)
+    fn ended(self: Box<Self>, end: PublishEnd);
+}
+
+/// Why a publisher left. Its `Display` completes "publisher disconnected: …".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishEnd {
+    /// The peer closed its connection.
+    #[error("EOF")]
+    Eof,
+    /// The publisher unpublished (`FCUnpublish`, `deleteStream`) and closed.
+    #[error("unpublished")]
+    Unpublished,
+    /// The socket failed.
+    #[error("socket error: {0}")]
+    Io(io::ErrorKind),
+    /// The publisher sent nothing for this long.
+    #[error("sent nothing for {0:?}")]
+    Idle(Duration),
+    /// The peer broke the protocol (malformed chunks, absurd sizes, its deadline).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The publisher stopped reading what we send it (acknowledgements).
+    #[error("stopped reading")]
+    NotReading,
+    /// The listener stopped.
+    #[error("the listener stopped")]
+    ListenerStopped,
+    /// The stream stopped taking its frames (deleted or stopped).
+    #[error("the stream stopped taking its frames")]
+    StreamGone,
 }
 
 /// A player's request. Its `Debug` masks the query.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct PlayRequest {
     /// `app/name` as the player sent them, every query split off (`live/cam`).
     pub path: String,
@@ -78,6 +118,10 @@ pub struct PlayRequest {
     pub peer: SocketAddr,
     /// The protocol.
     pub protocol: Protocol,
+    /// Fired by the engine to disconnect the player (its stream's output turned off, a
+    /// kick); the player is told the stream ended. Keep a clone as long as the play may need
+    /// ending.
+    pub stop: CancellationToken,
 }
 
 /// What a granted play gets.
@@ -139,7 +183,7 @@ impl fmt::Debug for PlayRequest {
             .field("query", &self.query.as_ref().map(|_| MASK))
             .field("peer", &self.peer)
             .field("protocol", &self.protocol)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -183,6 +227,7 @@ mod tests {
             query: Some("exp=1&sig=abcdef".into()),
             peer,
             protocol: Protocol::Rtmp,
+            stop: CancellationToken::new(),
         };
         let text = format!("{publish:?} {play:?}");
         assert!(

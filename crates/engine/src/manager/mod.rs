@@ -41,7 +41,7 @@ use tributary_domain::failover::{
 };
 use tributary_domain::redact::mask_url;
 use tributary_domain::spec::{ParsedInput, StreamSpec};
-use tributary_hub::{Intake, Port, PortHealth, PortKey, SessionReason};
+use tributary_hub::{Intake, Port, PortKey, SessionReason};
 use tributary_ingest::{IngestConfig, IngestContext, IngestError, Worker, WorkerEvent};
 
 use crate::buffers::Intakes;
@@ -472,7 +472,9 @@ impl Ctl {
                 let (seen_claims, seen_live) = slot.publisher_seen;
                 let left = seen_live && (claims != seen_claims || !live);
                 if left {
-                    let message = publisher_end(&slot.port.health());
+                    let message = lock(&push.last_end)
+                        .as_ref()
+                        .map_or_else(|| "connection closed".to_owned(), ToString::to_string);
                     facts.push((priority, InputEvent::PublisherDisconnected { message }));
                 }
                 if live && (claims != seen_claims || !seen_live) {
@@ -853,19 +855,6 @@ fn input_event(event: WorkerEvent) -> Option<InputEvent> {
         WorkerEvent::Finished(message) => InputEvent::Finished { message },
         _ => return None,
     })
-}
-
-/// Why the publisher left, from the listener's last report on the port (`EOF`, ...).
-fn publisher_end(health: &PortHealth) -> String {
-    health
-        .recent_errors
-        .last()
-        .and_then(|e| {
-            e.message
-                .split_once("disconnected: ")
-                .map(|(_, why)| why.to_owned())
-        })
-        .unwrap_or_else(|| "connection closed".to_owned())
 }
 
 /// One input's counters for the machine.

@@ -19,13 +19,15 @@
 //! the active input takes over (failback), and one leaving the active slot fails over to the
 //! next input. The driver learns of both through the slot's counters ([`PushSlot`]).
 
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 use tributary_domain::StreamCode;
 use tributary_domain::spec::{PushAddress, PushVia};
 use tributary_hub::Port;
+use tributary_serve::{PublishEnd, PublishGuard};
 
 use super::{Manager, Slot};
 use crate::lock;
@@ -36,6 +38,8 @@ pub(super) struct PushSlot {
     pub(super) live: AtomicBool,
     /// Claims so far: the driver notices a publisher that left and came back between wakes.
     pub(super) claims: AtomicU64,
+    /// Why the last publisher left, as its connection said.
+    pub(super) last_end: Mutex<Option<PublishEnd>>,
     /// The stream driver's wake.
     wake: Arc<Notify>,
 }
@@ -46,6 +50,7 @@ impl PushSlot {
         Self {
             live: AtomicBool::new(false),
             claims: AtomicU64::new(0),
+            last_end: Mutex::new(None),
             wake: Arc::clone(wake),
         }
     }
@@ -81,10 +86,24 @@ pub(crate) enum SlotRefusal {
     Busy,
 }
 
-/// Held by a connected publisher; dropping it frees the push slot and tells the manager.
+/// Held by a connected publisher; told why it left, and dropping it frees the push slot and
+/// tells the manager.
 pub(crate) struct PublisherGuard {
     /// The slot.
     slot: Arc<PushSlot>,
+    /// The slot's port, where the publisher's departure is recorded (`runtime.inputs[].errors`).
+    port: Port,
+    /// The publisher, for that record.
+    peer: SocketAddr,
+}
+
+impl PublishGuard for PublisherGuard {
+    fn ended(self: Box<Self>, end: PublishEnd) {
+        let message = format!("RTMP publisher {} disconnected: {end}", self.peer);
+        self.port
+            .report_error(tokio::time::Instant::now().into_std(), message);
+        *lock(&self.slot.last_end) = Some(end);
+    }
 }
 
 impl Drop for PublisherGuard {
@@ -139,6 +158,7 @@ impl Manager {
         code: &StreamCode,
         target: PushTarget<'_>,
         listener: PushVia,
+        peer: SocketAddr,
     ) -> Result<(Port, u32, PublisherGuard), SlotRefusal> {
         let ctl = self.ctl(code).ok_or(SlotRefusal::NotRunning)?;
         let managed = ctl.lock();
@@ -184,6 +204,8 @@ impl Manager {
             push.wake.notify_one();
             let guard = PublisherGuard {
                 slot: Arc::clone(push),
+                port: slot.port.clone(),
+                peer,
             };
             return Ok((slot.port.clone(), priority, guard));
         }

@@ -18,7 +18,6 @@ use crate::limit::PendingLimiter;
 
 mod conn;
 mod fanout;
-mod outq;
 
 /// Settings of the RTMP listener (`listeners.rtmp`), fixed when it starts.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
 use tributary_hub::{
     BufferConfig, BufferId, Delivery, Hub, Intake, Port, PortKey, SessionReason, SubscribeFrom,
     Subscriber,
@@ -19,8 +20,8 @@ use tributary_hub::{
 use tributary_media::{Codec, Frame, SessionId, StreamCode, TrackConfig, TrackId, Ts90};
 use tributary_rtmp::{ClientConfig, ClientEvent, ClientIntent, ClientSession, Output};
 use tributary_serve::{
-    PlayGrant, PlayRequest, Protocol, PublishGrant, PublishRequest, Refusal, Router, RtmpListener,
-    RtmpListenerConfig, start_rtmp,
+    PlayGrant, PlayRequest, Protocol, PublishEnd, PublishGrant, PublishGuard, PublishRequest,
+    Refusal, Router, RtmpListener, RtmpListenerConfig, start_rtmp,
 };
 use tributary_testkit::{ClipSpec, cached_clip, ffmpeg};
 
@@ -34,6 +35,10 @@ pub(crate) struct TestRouter {
     pub(crate) keys: Mutex<Vec<Option<String>>>,
     /// Play requests seen.
     pub(crate) plays: AtomicU64,
+    /// Why each publisher left, in order.
+    pub(crate) ends: Arc<Mutex<Vec<PublishEnd>>>,
+    /// The stop signal of every granted play, in order: firing one disconnects that player.
+    pub(crate) play_stops: Mutex<Vec<CancellationToken>>,
 }
 
 struct Slot {
@@ -44,12 +49,21 @@ struct Slot {
     live: Arc<AtomicBool>,
 }
 
-/// Frees a publish slot when the publisher leaves.
-struct LiveGuard(Arc<AtomicBool>);
+/// Records why a publisher left, and frees its slot.
+struct LiveGuard {
+    live: Arc<AtomicBool>,
+    ends: Arc<Mutex<Vec<PublishEnd>>>,
+}
+
+impl PublishGuard for LiveGuard {
+    fn ended(self: Box<Self>, end: PublishEnd) {
+        self.ends.lock().unwrap().push(end);
+    }
+}
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
+        self.live.store(false, Ordering::SeqCst);
     }
 }
 
@@ -84,6 +98,8 @@ impl TestRouter {
             streams: Mutex::new(streams),
             keys: Mutex::new(Vec::new()),
             plays: AtomicU64::new(0),
+            ends: Arc::new(Mutex::new(Vec::new())),
+            play_stops: Mutex::new(Vec::new()),
         })
     }
 
@@ -96,10 +112,6 @@ impl TestRouter {
         self.hub
             .subscribe(&Self::buffer(code), SubscribeFrom::Now, "test")
             .unwrap()
-    }
-
-    pub(crate) fn port(&self, code: &str) -> Port {
-        self.streams.lock().unwrap()[code].port.clone()
     }
 
     pub(crate) fn is_live(&self, code: &str) -> bool {
@@ -130,7 +142,10 @@ impl Router for TestRouter {
         Ok(PublishGrant {
             code: slot.code.clone(),
             port: slot.port.clone(),
-            guard: Box::new(LiveGuard(Arc::clone(&slot.live))),
+            guard: Box::new(LiveGuard {
+                live: Arc::clone(&slot.live),
+                ends: Arc::clone(&self.ends),
+            }),
         })
     }
 
@@ -140,6 +155,7 @@ impl Router for TestRouter {
         let Some(slot) = Self::route(&streams, &request.path) else {
             return Err(Refusal::NotFound(format!("no stream at {}", request.path)));
         };
+        self.play_stops.lock().unwrap().push(request.stop);
         Ok(PlayGrant {
             code: slot.code.clone(),
             hub: self.hub.clone(),

@@ -30,6 +30,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("tributary-domain", &["tributary-media"]),
     // L1
     ("tributary-hub", &["tributary-media"]),
+    ("tributary-net", &["tributary-media"]),
     ("tributary-store", &["tributary-domain"]),
     // L2
     (
@@ -41,6 +42,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "tributary-rtmp",
             "tributary-domain",
             "tributary-hub",
+            "tributary-net",
         ],
     ),
     (
@@ -53,6 +55,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "tributary-rtmp",
             "tributary-domain",
             "tributary-hub",
+            "tributary-net",
         ],
     ),
     (
@@ -64,6 +67,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "tributary-packager",
             "tributary-domain",
             "tributary-hub",
+            "tributary-net",
         ],
     ),
     (
@@ -97,6 +101,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "tributary-packager",
             "tributary-domain",
             "tributary-hub",
+            "tributary-net",
             "tributary-store",
             "tributary-ingest",
             "tributary-serve",
@@ -138,6 +143,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "tributary-packager",
             "tributary-domain",
             "tributary-hub",
+            "tributary-net",
             "tributary-store",
             "tributary-ingest",
             "tributary-serve",

@@ -1,4 +1,5 @@
-//! Bytes a connection has produced and not yet written, with the age of each piece.
+//! The one outgoing queue of a connection: transmits waiting for the socket, with the age of
+//! each.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -8,14 +9,13 @@ use bytes::{Buf, Bytes};
 
 /// The transmits of one connection waiting for the socket, in order.
 ///
-/// The driver stops producing (reading the socket, pulling frames from the hub) once
-/// [`bytes`](Self::bytes) reaches its high-water mark, so the queue holds at most that plus
-/// what one call produced: a slow player's backlog stays in the hub, which drops it frame by
-/// frame, not here. Each piece carries a stamp, the instant its content became live (for
-/// media, the frame's arrival at ingest); the front stamp says how far behind live the peer
-/// is.
+/// Bounded by its driver, not by itself: the driver stops producing (reading the socket,
+/// pulling items from its handler) once [`bytes`](Self::bytes) reaches the high-water mark, so
+/// the queue holds at most that plus what one call produced. Each piece carries a stamp, the
+/// instant its content became live (for media, the frame's arrival at ingest): the front stamp
+/// says how far behind live the peer is.
 #[derive(Debug, Default)]
-pub(crate) struct OutQueue {
+pub struct OutQueue {
     /// Pieces in sending order; the front one may be partly written already.
     pieces: VecDeque<(Bytes, Instant)>,
     /// Unsent bytes in `pieces`.
@@ -23,7 +23,8 @@ pub(crate) struct OutQueue {
 }
 
 impl OutQueue {
-    pub(crate) fn with_capacity(pieces: usize) -> Self {
+    /// An empty queue with room for `pieces` transmits before it reallocates.
+    pub fn with_capacity(pieces: usize) -> Self {
         Self {
             pieces: VecDeque::with_capacity(pieces),
             bytes: 0,
@@ -31,7 +32,7 @@ impl OutQueue {
     }
 
     /// Queues `bytes` (empty ones are ignored) stamped `stamp`.
-    pub(crate) fn push(&mut self, bytes: Bytes, stamp: Instant) {
+    pub fn push(&mut self, bytes: Bytes, stamp: Instant) {
         if bytes.is_empty() {
             return;
         }
@@ -40,21 +41,22 @@ impl OutQueue {
     }
 
     /// Unsent bytes.
-    pub(crate) fn bytes(&self) -> usize {
+    pub fn bytes(&self) -> usize {
         self.bytes
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
         self.bytes == 0
     }
 
     /// The stamp of the oldest unsent piece.
-    pub(crate) fn oldest(&self) -> Option<Instant> {
+    pub fn oldest(&self) -> Option<Instant> {
         self.pieces.front().map(|(_, stamp)| *stamp)
     }
 
     /// Fills `slices` with the front pieces for one vectored write; returns how many.
-    pub(crate) fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+    pub fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
         let mut n = 0;
         for ((piece, _), slot) in self.pieces.iter().zip(slices.iter_mut()) {
             *slot = IoSlice::new(piece);
@@ -64,7 +66,7 @@ impl OutQueue {
     }
 
     /// Drops the first `n` bytes, which were written.
-    pub(crate) fn consume(&mut self, mut n: usize) {
+    pub fn consume(&mut self, mut n: usize) {
         self.bytes -= n.min(self.bytes);
         while n > 0 {
             let Some((front, _)) = self.pieces.front_mut() else {

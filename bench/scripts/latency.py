@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""latency.py: publish -> play latency of one RTMP server, measured with ffmpeg on both ends.
+
+Run by latency.sh, once per server and run. Starts the measured player first (so it sees the
+publish from its first packet), then the publisher; both are ffmpeg with -debug_ts, and every
+line they print is stamped on arrival with this process's monotonic clock. ffmpeg prints a
+"muxer <- type:video" line as it hands a packet to the RTMP muxer (the send) and a
+"demuxer -> ... type:video" line as it reads one (the receipt). Servers may re-base timestamps,
+so packets are matched by order: the i-th video packet received is the i-th sent. The match is
+checked: the sequences of DTS steps on both sides must agree.
+
+Also, with --playlist: polls the HLS playlist every 10 ms and records when each segment first
+appears; segment k starts at the k-th keyframe sent (the clip has a keyframe every 2 s, the
+servers cut 2 s segments at keyframes), so "RTMP -> HLS" is the time from that keyframe's send
+to the first playlist that lists its segment (the segment's own duration included).
+
+Prints one JSON object: {"video": [latencies ms], "hls": [latencies ms], "matched": n, ...}.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+SEND = re.compile(r"muxer <- type:video pkt_pts:\S+ pkt_pts_time:\S+ pkt_dts:(-?\d+)")
+RECV = re.compile(r"demuxer -> ist_index:\d+ type:video .*?pkt_dts:(-?\d+) ")
+KEY_FLAG = re.compile(r"muxer <- type:video .* size:(\d+)")
+
+
+def stamp_lines(proc, out):
+    """Appends (monotonic seconds, line) for every line (\\n or \\r ended) proc prints."""
+    buf = b""
+    fd = proc.stderr.fileno()
+    while True:
+        chunk = os.read(fd, 65536)
+        now = time.monotonic()
+        if not chunk:
+            return
+        buf += chunk
+        parts = re.split(rb"[\r\n]", buf)
+        buf = parts.pop()
+        for part in parts:
+            if part:
+                out.append((now, part.decode("utf-8", "replace")))
+
+
+def watch_playlist(url, stop, seen):
+    """Records the first monotonic time each segment URI appears in the playlist."""
+    while not stop.is_set():
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                text = answer.read().decode()
+            now = time.monotonic()
+            for line in text.splitlines():
+                if line and not line.startswith("#") and line not in seen:
+                    seen[line] = now
+        except Exception:  # noqa: BLE001 - not there yet, or between segments
+            pass
+        time.sleep(0.01)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--play", required=True, help="RTMP URL the measured player reads")
+    parser.add_argument("--publish", required=True, help="RTMP URL the publisher sends to")
+    parser.add_argument("--clip", required=True)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--listen", action="store_true",
+                        help="the player listens (-listen 1): the floor, no server between")
+    parser.add_argument("--playlist", help="HLS playlist URL to watch")
+    parser.add_argument("--skip", type=float, default=5,
+                        help="seconds of packets left out at the start (players probe first)")
+    args = parser.parse_args()
+
+    player_cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-debug_ts"]
+    if args.listen:
+        player_cmd += ["-listen", "1"]
+    player_cmd += ["-i", args.play, "-c", "copy", "-f", "null", "-"]
+    player = subprocess.Popen(player_cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    received = []
+    reader = threading.Thread(target=stamp_lines, args=(player, received), daemon=True)
+    reader.start()
+    time.sleep(1.5)  # connected (or listening) before the publisher starts
+
+    publisher = subprocess.Popen(
+        ["ffmpeg", "-hide_banner", "-nostdin", "-debug_ts", "-re", "-i", args.clip,
+         "-t", str(args.seconds), "-c", "copy", "-f", "flv", args.publish],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    sent = []
+    writer = threading.Thread(target=stamp_lines, args=(publisher, sent), daemon=True)
+    writer.start()
+    stop = threading.Event()
+    segments = {}
+    watcher = None
+    if args.playlist:
+        watcher = threading.Thread(target=watch_playlist, args=(args.playlist, stop, segments),
+                                   daemon=True)
+        watcher.start()
+
+    publisher.wait()
+    writer.join()
+    time.sleep(3)  # the tail reaches the player (and the last segment the playlist)
+    stop.set()
+    player.terminate()
+    try:
+        player.wait(5)
+    except subprocess.TimeoutExpired:
+        player.kill()
+    reader.join(5)
+
+    sends = [(t, int(m.group(1)), line) for t, line in sent if (m := SEND.search(line))]
+    recvs = [(t, int(m.group(1))) for t, line in received if (m := RECV.search(line))]
+    result = {"sent": len(sends), "received": len(recvs)}
+    n = min(len(sends), len(recvs))
+    steps_sent = [sends[i + 1][1] - sends[i][1] for i in range(n - 1)]
+    steps_recv = [recvs[i + 1][1] - recvs[i][1] for i in range(n - 1)]
+    # DTS steps in ms (FLV) on both ends; a server may round by a tick.
+    mismatched = sum(1 for a, b in zip(steps_sent, steps_recv) if abs(a - b) > 2)
+    result["mismatched_steps"] = mismatched
+    start = sends[0][0] + args.skip if sends else 0
+    latencies = [(recvs[i][0] - sends[i][0]) * 1000 for i in range(n) if sends[i][0] >= start]
+    result["matched"] = len(latencies)
+    result["video"] = latencies
+
+    if args.playlist:
+        # Keyframes: the clip's GOP is 60 frames, so every 60th video packet sent.
+        keys = [sends[i][0] for i in range(0, len(sends), 60)]
+        listed = sorted(segments.values())
+        result["segments"] = len(listed)
+        result["hls"] = [(listed[k] - keys[k]) * 1000 for k in range(min(len(keys), len(listed)))
+                         if keys[k] >= start]
+    json.dump(result, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()
