@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tributary_media::{Output, Session};
 
-use crate::pace::Pacer;
+use crate::pace::{Pacer, WriteGate};
 use crate::queue::OutQueue;
 
 /// What the application does with a connection: the policy around a [`Session`].
@@ -85,11 +85,12 @@ pub struct Cx<'a, S: Session, R> {
     state: &'a mut State<R, S::Error>,
 }
 
-/// How a connection is driven. Build with [`Settings::default`] and adjust.
+/// How a connection is driven. Build with [`Settings::default`] and adjust; a handler may
+/// change them as the connection learns what it is ([`Cx::settings`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// Bytes read from the socket per call. Default 4 KiB (a handshake packet is 1537 bytes;
-    /// players send acknowledgements); a publisher raises it with [`Cx::set_read_size`].
+    /// players send acknowledgements); a publisher reads more.
     pub read_size: usize,
     /// Unsent bytes at which the driver stops reading the socket and pulling items: what is
     /// behind that waits in the hub (which drops a slow reader's frames) or in the peer's
@@ -106,11 +107,12 @@ pub struct Settings {
     pub read_idle: Option<Duration>,
     /// How long a closing connection may take to write what it queued last. Default 2 s.
     pub linger: Duration,
-    /// The longest a read may be held back to gather more bytes (see [`Pacer`]). Default 0:
-    /// read at once.
+    /// After a read that did not fill the buffer, wait this long before the next read, so
+    /// what arrives meanwhile comes in with one system call. Default 0: read as soon as bytes
+    /// arrive (the lowest latency; an operator may trade some for fewer wake-ups).
     pub read_hold: Duration,
-    /// The longest the items of a [`Handler`] may be held back to go out in one write (see
-    /// [`Pacer`]). Default 0: pull and write at once.
+    /// The longest transmits a handler marked as able to wait ([`Cx::defer`]) are held
+    /// back to go out with the next urgent one. Default 0: everything goes at once.
     pub write_hold: Duration,
 }
 
@@ -177,7 +179,8 @@ where
             last_read: now,
             last_write: now,
             reads: Pacer::default(),
-            pulls: Pacer::default(),
+            gate: WriteGate::default(),
+            deferring: false,
             settings,
         },
     };
@@ -205,8 +208,10 @@ struct State<R, E> {
     last_write: Instant,
     /// When the socket may be read next.
     reads: Pacer,
-    /// When the handler's source may be pulled next.
-    pulls: Pacer,
+    /// Whether the queued bytes may be written now, or wait for more.
+    gate: WriteGate,
+    /// Whether the transmits drained next may wait ([`Cx::defer`]).
+    deferring: bool,
     /// The settings now (a handler may change them: [`Cx::settings`]).
     settings: Settings,
 }
@@ -239,16 +244,31 @@ impl<S: Session, H: Handler<S>> Driver<'_, S, H> {
             let room = self.state.closing.is_none()
                 && self.state.queue.bytes() < self.state.settings.high_water;
             let reading = room && self.state.reads.ready(now);
-            let pulling = room && self.handler.receiving() && self.state.pulls.ready(now);
+            let pulling = room && self.handler.receiving();
+            let writing = self.state.write_due(now);
+            // Try the write now: a socket with room takes it without another turn of the loop
+            // (most writes; the select branch below covers a full socket).
+            if writing && let Some(written) = write_some(&mut wr, &self.state.queue).now_or_never()
+            {
+                if let Err(end) = self.wrote(now, written, &mut wr, &mut unflushed) {
+                    return end;
+                }
+                continue;
+            }
             if buf.len() != self.state.settings.read_size {
                 buf.resize(self.state.settings.read_size.max(1), 0);
             }
-            let deadline = self.deadline(room, reading, pulling);
-            if deadline != armed {
-                timer.as_mut().reset(tokio::time::Instant::from_std(
-                    deadline.unwrap_or_else(far_future_std),
-                ));
-                armed = deadline;
+            // The timer is re-armed only for an earlier deadline: a later one (an idle limit
+            // pushed out by every read, a backlog limit gone with an emptied queue) lets the
+            // armed one fire early, and `expire` re-checks. Resetting the timer on every
+            // read or write would cost more than the rare early wake-up.
+            if let Some(deadline) = self.deadline(room, reading, writing)
+                && armed.is_none_or(|at| deadline < at)
+            {
+                timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::from_std(deadline));
+                armed = Some(deadline);
             }
             let queue = &self.state.queue;
             tokio::select! {
@@ -261,23 +281,10 @@ impl<S: Session, H: Handler<S>> Driver<'_, S, H> {
                     let linger = now + self.state.settings.linger;
                     self.state.closing = Some((End::Stopped, linger));
                 }
-                written = write_some(&mut wr, queue), if !queue.is_empty() || unflushed => {
+                written = write_some(&mut wr, queue), if writing || (unflushed && queue.is_empty()) => {
                     now = clock();
-                    match written {
-                        Ok(Written::Bytes(0)) => return End::Io(io::ErrorKind::WriteZero.into()),
-                        Ok(Written::Bytes(n)) => {
-                            self.state.queue.consume(n);
-                            self.state.last_write = now;
-                            if self.state.queue.is_empty() {
-                                match wr.flush().now_or_never() {
-                                    Some(Ok(())) => unflushed = false,
-                                    Some(Err(e)) => return End::Io(e),
-                                    None => unflushed = true,
-                                }
-                            }
-                        }
-                        Ok(Written::Flushed) => unflushed = false,
-                        Err(e) => return End::Io(e),
+                    if let Err(end) = self.wrote(now, written, &mut wr, &mut unflushed) {
+                        return end;
                     }
                 }
                 read = rd.read(&mut buf), if reading => {
@@ -321,6 +328,7 @@ impl<S: Session, H: Handler<S>> Driver<'_, S, H> {
                     if self.state.queue.is_empty() {
                         self.state.last_write = now;
                     }
+                    self.state.gate.queued(now, self.state.deferring);
                     self.state.queue.push(bytes, self.state.stamp);
                 }
                 Output::Event(event) => {
@@ -334,6 +342,36 @@ impl<S: Session, H: Handler<S>> Driver<'_, S, H> {
             }
         }
         self.state.stamp = now;
+        self.state.deferring = false;
+        Ok(())
+    }
+
+    /// Accounts for one turn of the write branch.
+    fn wrote<W: AsyncWrite + Unpin>(
+        &mut self,
+        now: Instant,
+        written: io::Result<Written>,
+        wr: &mut W,
+        unflushed: &mut bool,
+    ) -> Result<(), End<H::Reason, S::Error>> {
+        match written.map_err(End::Io)? {
+            Written::Bytes(0) => return Err(End::Io(io::ErrorKind::WriteZero.into())),
+            Written::Bytes(n) => {
+                self.state.queue.consume(n);
+                self.state.last_write = now;
+                if self.state.queue.is_empty() {
+                    self.state.gate.emptied();
+                    match wr.flush().now_or_never() {
+                        Some(result) => {
+                            result.map_err(End::Io)?;
+                            *unflushed = false;
+                        }
+                        None => *unflushed = true,
+                    }
+                }
+            }
+            Written::Flushed => *unflushed = false,
+        }
         Ok(())
     }
 
@@ -364,14 +402,12 @@ impl<S: Session, H: Handler<S>> Driver<'_, S, H> {
                 item = Some(next);
             }
         }
-        let hold = self.state.settings.write_hold;
-        self.state.pulls.done(now, false, hold);
         Ok(())
     }
 
     /// The earliest deadline: the session's, the closing flush's, the backlog's, a stalled
-    /// write's, read idleness, and the pacers' holds.
-    fn deadline(&self, room: bool, reading: bool, pulling: bool) -> Option<Instant> {
+    /// write's, read idleness, and the holds of reads and writes.
+    fn deadline(&self, room: bool, reading: bool, writing: bool) -> Option<Instant> {
         let state = &self.state;
         let mut next = self.session.poll_timeout();
         let mut consider = |at: Option<Instant>| {
@@ -396,8 +432,8 @@ impl<S: Session, H: Handler<S>> Driver<'_, S, H> {
         if room && !reading {
             consider(state.reads.next());
         }
-        if room && self.handler.receiving() && !pulling {
-            consider(state.pulls.next());
+        if !writing && !state.queue.is_empty() {
+            consider(state.gate.due(state.settings.write_hold));
         }
         next
     }
@@ -442,6 +478,15 @@ impl<S: Session, H: Handler<S>> Driver<'_, S, H> {
     }
 }
 
+impl<R, E> State<R, E> {
+    /// Whether the queued bytes should be written at `now`: something urgent waits, or what
+    /// waits has been held long enough, or the connection is closing.
+    fn write_due(&self, now: Instant) -> bool {
+        !self.queue.is_empty()
+            && (self.closing.is_some() || self.gate.open(now, self.settings.write_hold))
+    }
+}
+
 impl<S: Session, R> Cx<'_, S, R> {
     /// The session, to answer a request or feed it media.
     pub fn session(&mut self) -> &mut S {
@@ -457,6 +502,14 @@ impl<S: Session, R> Cx<'_, S, R> {
     /// became live (a frame's arrival at ingest): the backlog is measured from it.
     pub fn stamp(&mut self, at: Instant) {
         self.state.stamp = at;
+    }
+
+    /// Marks what this callback queues as able to wait for the next urgent transmit (at
+    /// most [`Settings::write_hold`]): a player's audio frame while video flows goes out
+    /// with the next video frame, one write instead of two, and the video, the frames whose
+    /// latency viewers notice, never waits.
+    pub fn defer(&mut self) {
+        self.state.deferring = true;
     }
 
     /// Unsent bytes in the outgoing queue.
@@ -524,10 +577,6 @@ async fn write_some<W: AsyncWrite + Unpin>(wr: &mut W, queue: &OutQueue) -> io::
 /// The monotonic clock, read once per wake-up: tokio's, so paused-time tests control it.
 pub fn clock() -> Instant {
     tokio::time::Instant::now().into_std()
-}
-
-fn far_future_std() -> Instant {
-    clock() + FAR
 }
 
 fn far_future() -> tokio::time::Instant {

@@ -232,13 +232,15 @@ pub struct RtmpListener {
     /// A player whose unsent media is older than this many seconds is disconnected. Default
     /// 10, about what the buffer holds for it (1024 frames ≈ 13 s).
     pub play_backlog_sec: u64,
-    /// **Tributary:** milliseconds a player's media may wait to go out with what follows it,
-    /// in one write. Default 100 (one write per 100 ms instead of one per frame: most of the
-    /// cost of many players); 0 writes every frame at once. At most 1000.
+    /// **Tributary:** the longest, in milliseconds, a player's audio waits to go out in one
+    /// write with the next video frame. Video is written the moment it arrives; audio between
+    /// two video frames rides with the next, so a player costs one write per video frame
+    /// instead of one per frame (30 instead of about 77 a second). Default 100, a bound that
+    /// matters only when video stops; 0 writes every frame at once. At most 1000.
     pub play_merge_ms: u64,
     /// **Tributary:** milliseconds a publisher's media may wait in the socket to come in with
-    /// what follows it, in one read. Default 50 (one wake-up per 50 ms instead of one per
-    /// frame); 0 reads as soon as bytes arrive. At most 1000.
+    /// what follows it, in one read. Default 0: read as soon as bytes arrive (no added
+    /// latency); a value trades that much latency for fewer wake-ups. At most 1000.
     pub publish_merge_ms: u64,
 }
 
@@ -250,7 +252,7 @@ impl Default for RtmpListener {
             port: 1935,
             play_backlog_sec: 10,
             play_merge_ms: 100,
-            publish_merge_ms: 50,
+            publish_merge_ms: 0,
         }
     }
 }
@@ -797,7 +799,7 @@ mod tests {
         assert_eq!(c.listeners.rtmp.addr().as_deref(), Some("0.0.0.0:1935"));
         assert_eq!(c.listeners.rtmp.play_backlog_sec, 10);
         assert_eq!(c.listeners.rtmp.play_merge_ms, 100);
-        assert_eq!(c.listeners.rtmp.publish_merge_ms, 50);
+        assert_eq!(c.listeners.rtmp.publish_merge_ms, 0);
         assert_eq!(c.listeners.srt.port, 9999);
         assert_eq!(c.listeners.rtsp.port, 8554);
         assert_eq!(c.buffer.capacity, 1024);

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tributary_hub::{Delivery, HubError, Port, SubscribeFrom, Subscriber, TryRecvError};
-use tributary_media::{Codec, Frame, StreamCode};
+use tributary_media::{Codec, Frame, MediaKind, StreamCode};
 use tributary_net::{Cx, End, Handler, Settings};
 use tributary_rtmp::{
     Error as RtmpError, PlayFanout, Pushed, RejectReason, RequestId, ServerConfig, ServerEvent,
@@ -120,6 +120,9 @@ struct Playing {
     fanout: Arc<Mutex<PlayFanout>>,
     /// Whether the fan-out's sequence headers went out before the first frame.
     headers_sent: bool,
+    /// Whether video has gone out: from then on audio waits for the next video frame
+    /// (`play_merge`), one write for both.
+    video_flows: bool,
 }
 
 /// Why the handler ended a connection.
@@ -236,6 +239,9 @@ impl Handler<ServerSession> for Conn {
             }
             Some(Delivery::Frame(frame)) => {
                 cx.stamp(frame.arrival.max(playing.joined));
+                if playing.video_flows && frame.codec.kind() != MediaKind::Video {
+                    cx.defer();
+                }
                 playing.send(cx.session(), &frame)?;
             }
         }
@@ -344,6 +350,7 @@ impl Conn {
             omitted: Vec::new(),
             fanout,
             headers_sent: false,
+            video_flows: false,
         });
         cx.settings().write_hold = self.shared.config.play_merge;
         tracing::info!("playing");
@@ -448,7 +455,10 @@ impl Playing {
                     tracing::warn!(%codec, "track omitted: RTMP cannot carry {codec}");
                 }
             }
-            Ok(Pushed::Queued | Pushed::Skipped(_)) => {}
+            Ok(Pushed::Queued) => {
+                self.video_flows |= frame.codec.kind() == MediaKind::Video;
+            }
+            Ok(Pushed::Skipped(_)) => {}
             // One frame that cannot be muxed is skipped, not fatal.
             Err(e @ (RtmpError::Mux(_) | RtmpError::OutgoingTooLarge { .. })) => {
                 tracing::debug!("frame skipped: {e}");

@@ -44,19 +44,16 @@ pub struct RtmpListenerConfig {
     /// encoder that reconnects after a network failure left the old TCP connection half-open.
     /// Default 30 s: twice the 15 s stall after which the stream starts a new session.
     pub publish_idle_timeout: Duration,
-    /// How long a player's media may wait to be written together with what follows it. One
-    /// write per interval instead of one per frame (about 77 a second at 30 fps with AAC)
-    /// saves most of the system calls and wake-ups of both ends, for at most this much extra
-    /// latency; 0 writes every frame at once. Default 100 ms (SRS's merged write does the
-    /// same, at 350 ms).
+    /// The longest a player's audio waits to be written with the next video frame. Video
+    /// goes out the moment it arrives; the audio between two video frames rides with the
+    /// next, so a player costs one write (and one wake-up of its reader) per video frame, not
+    /// per frame (30 instead of about 77 a second at 30 fps with AAC), and no video frame is
+    /// ever held. The bound matters only while video stops. 0 writes every frame at once.
+    /// Default 100 ms.
     pub play_merge: Duration,
     /// How long a publisher's media may wait in the socket after a read, to come in with
-    /// the next one. An encoder sends each frame as it is made (about 77 messages a second
-    /// at 30 fps with AAC); reading them in batches costs one wake-up and system call per
-    /// interval instead of per frame, and the hub's readers then wake once per batch, for at
-    /// most this much extra latency. A read that fills the buffer is followed at once. 0
-    /// reads as soon as bytes arrive. Default 50 ms (SRS's merged read, off by default there,
-    /// waits 350 ms).
+    /// the next one: fewer wake-ups, for at most this much extra latency. A read that fills
+    /// the buffer is followed at once. Default 0: read as soon as bytes arrive.
     pub publish_merge: Duration,
 }
 
@@ -157,7 +154,7 @@ impl Default for RtmpListenerConfig {
             max_connections: 8192,
             publish_idle_timeout: Duration::from_secs(30),
             play_merge: Duration::from_millis(100),
-            publish_merge: Duration::from_millis(50),
+            publish_merge: Duration::ZERO,
         }
     }
 }
