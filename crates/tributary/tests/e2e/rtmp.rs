@@ -183,3 +183,110 @@ fn a_keyless_push_stream_shows_the_loopback_only_warning() {
     let warnings = server.runtime("keyed")["warnings"].clone();
     assert!(!warnings.to_string().contains("stream_key"), "{warnings}");
 }
+
+/// Turning `protocols.rtmp` off on a running stream disconnects its RTMP players at once, with
+/// an end-of-stream status (issue 12, defect b: the play gate used to be read only at play
+/// start); new plays are refused, and the publisher and HLS carry on.
+#[test]
+fn turning_rtmp_play_off_disconnects_its_players() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
+    let body = r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true,"rtmp":true}}"#;
+    let answer = send("PUT", &server.url("/streams/gated"), Some(body), &[]);
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the test clip");
+    let url = format!("rtmp://127.0.0.1:{port}/live/gated");
+    let mut publisher = LiveSender::rtmp(&clip, &url).expect("start the ffmpeg publisher");
+
+    // Our own client plays (and reports how the server ended it); ffmpeg plays beside it and
+    // says when frames flow.
+    let ours = {
+        let url = url.clone();
+        std::thread::spawn(move || tributary_testkit::rtmp_play(&url, Duration::from_secs(60)))
+    };
+    let mut player = ffmpeg()
+        .args([
+            "-progress",
+            "pipe:1",
+            "-i",
+            &url,
+            "-c",
+            "copy",
+            "-f",
+            "null",
+            "-",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the ffmpeg player");
+    let progress = player.stdout.take().unwrap();
+    let (frames_tx, frames_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(progress)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(n) = line.strip_prefix("frame=")
+                && n.trim().parse::<u64>().is_ok_and(|n| n > 30)
+            {
+                let _ = frames_tx.send(());
+            }
+        }
+    });
+    frames_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the ffmpeg player receives frames");
+
+    let off = r#"{"protocols":{"hls":true,"rtmp":false}}"#;
+    let answer = send("PATCH", &server.url("/streams/gated"), Some(off), &[]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let patched = std::time::Instant::now();
+
+    // Both players are cut within a second or two, ours told why.
+    let playback = ours.join().unwrap().expect("our player played");
+    assert!(playback.started_at.is_some());
+    assert!(playback.closed_by_server, "the server closed the play");
+    assert!(
+        playback
+            .ended
+            .iter()
+            .any(|code| code.starts_with("NetStream.Play.")),
+        "an end-of-stream status first: {:?}",
+        playback.ended
+    );
+    let status = wait_exit(&mut player, Duration::from_secs(10));
+    assert!(status.is_some(), "the ffmpeg player was not disconnected");
+    assert!(
+        patched.elapsed() < Duration::from_secs(5),
+        "disconnected after {:?}",
+        patched.elapsed()
+    );
+
+    // A new play is refused; the publisher and HLS go on.
+    let refused = tributary_testkit::rtmp_play(&url, Duration::from_secs(1));
+    let refusal = format!("{:#}", refused.err().expect("play refused"));
+    assert!(refusal.contains("StreamNotFound"), "{refusal}");
+    assert!(publisher.is_running(), "the publisher was not touched");
+    let playlist = server.url("/gated/index.m3u8");
+    wait_until(Duration::from_secs(20), "HLS of the publish", || {
+        tributary_testkit::http_get(&playlist).is_ok_and(|(status, _, _)| status == 200)
+    })
+    .unwrap();
+    publisher.kill();
+}
+
+/// Waits for `child` to exit, at most `limit`.
+fn wait_exit(child: &mut std::process::Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    None
+}
