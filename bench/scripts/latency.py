@@ -14,7 +14,9 @@ appears; segment k starts at the k-th keyframe sent (the clip has a keyframe eve
 servers cut 2 s segments at keyframes), so "RTMP -> HLS" is the time from that keyframe's send
 to the first playlist that lists its segment (the segment's own duration included).
 
-Prints one JSON object: {"video": [latencies ms], "hls": [latencies ms], "matched": n, ...}.
+Audio packets are matched and timed the same way, apart from video.
+
+Prints one JSON object: {"video": [latencies ms], "audio": [...], "hls": [...], ...}.
 """
 
 import argparse
@@ -27,9 +29,10 @@ import threading
 import time
 import urllib.request
 
-SEND = re.compile(r"muxer <- type:video pkt_pts:\S+ pkt_pts_time:\S+ pkt_dts:(-?\d+)")
-RECV = re.compile(r"demuxer -> ist_index:\d+ type:video .*?pkt_dts:(-?\d+) ")
-KEY_FLAG = re.compile(r"muxer <- type:video .* size:(\d+)")
+SEND = {kind: re.compile(rf"muxer <- type:{kind} pkt_pts:\S+ pkt_pts_time:\S+ pkt_dts:(-?\d+)")
+        for kind in ("video", "audio")}
+RECV = {kind: re.compile(rf"demuxer -> ist_index:\d+ type:{kind} .*?pkt_dts:(-?\d+) ")
+        for kind in ("video", "audio")}
 
 
 def stamp_lines(proc, out):
@@ -114,23 +117,28 @@ def main():
         player.kill()
     reader.join(5)
 
-    sends = [(t, int(m.group(1)), line) for t, line in sent if (m := SEND.search(line))]
-    recvs = [(t, int(m.group(1))) for t, line in received if (m := RECV.search(line))]
-    result = {"sent": len(sends), "received": len(recvs)}
-    n = min(len(sends), len(recvs))
-    steps_sent = [sends[i + 1][1] - sends[i][1] for i in range(n - 1)]
-    steps_recv = [recvs[i + 1][1] - recvs[i][1] for i in range(n - 1)]
-    # DTS steps in ms (FLV) on both ends; a server may round by a tick.
-    mismatched = sum(1 for a, b in zip(steps_sent, steps_recv) if abs(a - b) > 2)
-    result["mismatched_steps"] = mismatched
-    start = sends[0][0] + args.skip if sends else 0
-    latencies = [(recvs[i][0] - sends[i][0]) * 1000 for i in range(n) if sends[i][0] >= start]
-    result["matched"] = len(latencies)
-    result["video"] = latencies
+    result = {}
+    start = None
+    for kind in ("video", "audio"):
+        sends = [(t, int(m.group(1))) for t, line in sent if (m := SEND[kind].search(line))]
+        recvs = [(t, int(m.group(1))) for t, line in received if (m := RECV[kind].search(line))]
+        result[f"{kind}_sent"] = len(sends)
+        result[f"{kind}_received"] = len(recvs)
+        n = min(len(sends), len(recvs))
+        steps_sent = [sends[i + 1][1] - sends[i][1] for i in range(n - 1)]
+        steps_recv = [recvs[i + 1][1] - recvs[i][1] for i in range(n - 1)]
+        # DTS steps in ms (FLV) on both ends; a server may round by a tick.
+        result[f"{kind}_mismatched_steps"] = sum(
+            1 for a, b in zip(steps_sent, steps_recv) if abs(a - b) > 2)
+        if start is None:
+            start = sends[0][0] + args.skip if sends else 0
+            video_sends = sends
+        result[kind] = [(recvs[i][0] - sends[i][0]) * 1000 for i in range(n)
+                        if sends[i][0] >= start]
 
     if args.playlist:
         # Keyframes: the clip's GOP is 60 frames, so every 60th video packet sent.
-        keys = [sends[i][0] for i in range(0, len(sends), 60)]
+        keys = [video_sends[i][0] for i in range(0, len(video_sends), 60)]
         listed = sorted(segments.values())
         result["segments"] = len(listed)
         result["hls"] = [(listed[k] - keys[k]) * 1000 for k in range(min(len(keys), len(listed)))

@@ -18,8 +18,9 @@
 #      timestamps; the DTS steps of both sides are checked to agree), the first 5 s left out;
 #   4. RTMP -> HLS: the time from each keyframe's send to the first playlist (polled every
 #      10 ms) that lists the segment it starts; segments are 2 s, so about 2 s is the floor.
-# Prints per N and server: median and p90 of the per-packet latency (ms) over all runs, the
-# median of the runs' medians with their min-max, and the RTMP -> HLS median.
+# Prints per N and server: median and p90 of the per-packet video latency (ms) over all runs,
+# the median of the runs' medians with their min-max, the same median and p90 for audio
+# packets, and the RTMP -> HLS median.
 #
 # Environment (defaults): RUNS=3 DURATION=30 CLIP_SECONDS=60 SERVERS="floor nginx tributary"
 #   CARGO_TARGET_DIR (target/), SERVER_BIN=PATH (skip the build), KEEP (keep temp dirs).
@@ -73,8 +74,8 @@ run_once() {
 }
 
 echo "== $(machine), RUNS=$RUNS DURATION=${DURATION}s, load now: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-printf '| players | server | latency median ms | p90 ms | run medians ms | matched packets | RTMP -> HLS median ms |\n'
-printf '| ---: | --- | ---: | ---: | ---: | ---: | ---: |\n'
+printf '| players | server | video latency median ms | p90 ms | run medians ms | video packets | audio latency median ms | audio p90 ms | RTMP -> HLS median ms |\n'
+printf '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
 for n in "${COUNTS[@]}"; do
     for server in $SERVERS; do
         # The floor does not depend on N: measured once.
@@ -89,18 +90,20 @@ import json, statistics, sys
 n, server, path = sys.argv[1], sys.argv[2], sys.argv[3]
 runs = [json.loads(line) for line in open(path) if line.strip()]
 for r in runs:
-    if r["mismatched_steps"] or r["received"] < r["sent"] - 5:
-        sys.stderr.write(f"latency.sh: {server} N={n}: packets do not match one to one "
-                         f"(sent {r['sent']}, received {r['received']}, "
-                         f"{r['mismatched_steps']} DTS steps differ)\n")
+    for kind in ("video", "audio"):
+        if r[f"{kind}_mismatched_steps"] or r[f"{kind}_received"] < r[f"{kind}_sent"] - 5:
+            sys.stderr.write(f"latency.sh: {server} N={n}: {kind} packets do not match one to "
+                             f"one (sent {r[kind + '_sent']}, received {r[kind + '_received']}, "
+                             f"{r[kind + '_mismatched_steps']} DTS steps differ)\n")
 allv = sorted(v for r in runs for v in r["video"])
+alla = sorted(v for r in runs for v in r["audio"])
 meds = sorted(statistics.median(r["video"]) for r in runs if r["video"])
 hls = [v for r in runs for v in r.get("hls", [])]
 def q(v, p): return v[min(len(v) - 1, int(p * len(v)))]
 hls_text = f"{statistics.median(hls):.0f}" if hls else "-"
 print(f"| {n if server != 'floor' else '-'} | {server} | {statistics.median(allv):.1f} | "
       f"{q(allv, 0.9):.1f} | {statistics.median(meds):.1f} ({meds[0]:.1f}-{meds[-1]:.1f}) | "
-      f"{len(allv)} | {hls_text} |")
+      f"{len(allv)} | {statistics.median(alla):.1f} | {q(alla, 0.9):.1f} | {hls_text} |")
 PY
         rm -f "$results"
     done

@@ -114,6 +114,11 @@ pub struct Settings {
     /// The longest transmits a handler marked as able to wait ([`Cx::defer`]) are held
     /// back to go out with the next urgent one. Default 0: everything goes at once.
     pub write_hold: Duration,
+    /// How long after its last write a connection counts as idle: a transmit that may wait
+    /// goes out at once on an idle connection, and waits only while writes come closer
+    /// together than this. Default 0: transmits that may wait always wait (up to
+    /// `write_hold`).
+    pub write_idle: Duration,
 }
 
 /// Why a connection ended.
@@ -328,7 +333,9 @@ impl<S: Session, H: Handler<S>> Driver<'_, S, H> {
                     if self.state.queue.is_empty() {
                         self.state.last_write = now;
                     }
-                    self.state.gate.queued(now, self.state.deferring);
+                    let idle = now.saturating_duration_since(self.state.last_write)
+                        >= self.state.settings.write_idle;
+                    self.state.gate.queued(now, self.state.deferring && !idle);
                     self.state.queue.push(bytes, self.state.stamp);
                 }
                 Output::Event(event) => {
@@ -550,6 +557,7 @@ impl Default for Settings {
             linger: Duration::from_secs(2),
             read_hold: Duration::ZERO,
             write_hold: Duration::ZERO,
+            write_idle: Duration::ZERO,
         }
     }
 }

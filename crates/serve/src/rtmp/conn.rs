@@ -352,7 +352,9 @@ impl Conn {
             headers_sent: false,
             video_flows: false,
         });
-        cx.settings().write_hold = self.shared.config.play_merge;
+        let settings = cx.settings();
+        settings.write_hold = self.shared.config.play_merge;
+        settings.write_idle = PLAY_IDLE;
         tracing::info!("playing");
         Ok(())
     }
@@ -501,5 +503,10 @@ const PLAY_CLASS: &str = "rtmp_play";
 const SEND_BUFFER: usize = 256 * 1024;
 /// Bytes a publisher's connection reads per call.
 const READ_CHUNK: usize = 64 * 1024;
+/// How long after a write a player's connection counts as idle, so that its audio goes out
+/// at once instead of waiting for the next video frame. At 30 fps half a video frame interval:
+/// audio that follows a write closely rides with the next video frame, audio that comes in
+/// the quiet middle of the interval goes alone.
+const PLAY_IDLE: Duration = Duration::from_millis(15);
 /// A publisher's dropped media messages are logged the first time and every this many.
 const DROP_LOG_EVERY: u64 = 100;
