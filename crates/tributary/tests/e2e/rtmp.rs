@@ -267,7 +267,7 @@ fn turning_rtmp_play_off_disconnects_its_players() {
 
     // A new play is refused; the publisher and HLS go on.
     let refused = tributary_testkit::rtmp_play(&url, Duration::from_secs(1));
-    let refusal = format!("{:#}", refused.err().expect("play refused"));
+    let refusal = format!("{:#}", refused.expect_err("play refused"));
     assert!(refusal.contains("StreamNotFound"), "{refusal}");
     assert!(publisher.is_running(), "the publisher was not touched");
     let playlist = server.url("/gated/index.m3u8");
