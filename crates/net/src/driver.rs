@@ -183,6 +183,7 @@ where
             closing: None,
             last_read: now,
             last_write: now,
+            stalled_since: now,
             reads: Pacer::default(),
             gate: WriteGate::default(),
             deferring: false,
@@ -209,8 +210,11 @@ struct State<R, E> {
     closing: Option<(End<R, E>, Instant)>,
     /// When bytes last arrived.
     last_read: Instant,
-    /// When bytes were last written (or the queue last became non-empty).
+    /// When bytes were last written: a connection quiet for `write_idle` is idle.
     last_write: Instant,
+    /// Since when queued bytes have waited without any being written (the write stall's
+    /// clock): the later of the last write and the queue's last filling.
+    stalled_since: Instant,
     /// When the socket may be read next.
     reads: Pacer,
     /// Whether the queued bytes may be written now, or wait for more.
@@ -331,10 +335,11 @@ impl<S: Session, H: Handler<S>> Driver<'_, S, H> {
             match output {
                 Output::Transmit(bytes) => {
                     if self.state.queue.is_empty() {
-                        self.state.last_write = now;
+                        self.state.stalled_since = now;
                     }
-                    let idle = now.saturating_duration_since(self.state.last_write)
-                        >= self.state.settings.write_idle;
+                    let idle_after = self.state.settings.write_idle;
+                    let idle = !idle_after.is_zero()
+                        && now.saturating_duration_since(self.state.last_write) >= idle_after;
                     self.state.gate.queued(now, self.state.deferring && !idle);
                     self.state.queue.push(bytes, self.state.stamp);
                 }
@@ -366,6 +371,7 @@ impl<S: Session, H: Handler<S>> Driver<'_, S, H> {
             Written::Bytes(n) => {
                 self.state.queue.consume(n);
                 self.state.last_write = now;
+                self.state.stalled_since = now;
                 if self.state.queue.is_empty() {
                     self.state.gate.emptied();
                     match wr.flush().now_or_never() {
@@ -431,7 +437,7 @@ impl<S: Session, H: Handler<S>> Driver<'_, S, H> {
         if let Some(stall) = state.settings.write_stall
             && !state.queue.is_empty()
         {
-            consider(Some(state.last_write + stall));
+            consider(Some(state.stalled_since + stall));
         }
         if let Some(idle) = state.settings.read_idle {
             consider(Some(state.last_read + idle));
@@ -467,7 +473,7 @@ impl<S: Session, H: Handler<S>> Driver<'_, S, H> {
         }
         if let Some(stall) = self.state.settings.write_stall
             && !self.state.queue.is_empty()
-            && self.state.last_write + stall <= now
+            && self.state.stalled_since + stall <= now
         {
             return Err(End::WriteStalled(stall));
         }

@@ -13,19 +13,22 @@ use crate::support::{Buffered, Counted, Item, Lines, Script, Why, counter, item,
 
 const MS: Duration = Duration::from_millis(1);
 
+/// An urgent item of `len` bytes, stamped when it is taken.
+fn frame(len: usize) -> Item {
+    Item {
+        bytes: Bytes::from(vec![7u8; len]),
+        stamp: None,
+        defer: false,
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_stalled_peer_hits_the_high_water_mark_and_is_cut_after_its_backlog() {
     // The peer never reads: 4 KiB fit in the pipe, the rest waits in our queue.
     let (ours, _peer) = duplex(4 * 1024);
     let (tx, rx) = items(256);
-    let big = Bytes::from(vec![7u8; 16 * 1024]);
     for _ in 0..100 {
-        let frame = Item {
-            bytes: big.clone(),
-            stamp: None,
-            defer: false,
-        };
-        tx.try_send(frame).unwrap();
+        tx.try_send(frame(16 * 1024)).unwrap();
     }
     let settings = Settings {
         high_water: 64 * 1024,
@@ -64,12 +67,11 @@ async fn a_backlog_counts_from_when_the_content_became_live() {
     let (tx, rx) = items(4);
     // A frame that arrived at ingest 2 s before it reached this connection.
     sleep(Duration::from_secs(5)).await;
-    let frame = Item {
-        bytes: Bytes::from(vec![1u8; 8 * 1024]),
+    let old = Item {
         stamp: Some((Instant::now() - Duration::from_secs(2)).into_std()),
-        defer: false,
+        ..frame(8 * 1024)
     };
-    tx.try_send(frame).unwrap();
+    tx.try_send(old).unwrap();
     let settings = Settings {
         backlog: Some(Duration::from_secs(3)),
         ..Settings::default()
@@ -91,12 +93,7 @@ async fn a_backlog_counts_from_when_the_content_became_live() {
 async fn a_peer_that_reads_nothing_is_cut_after_the_write_stall() {
     let (ours, _peer) = duplex(4 * 1024);
     let (tx, rx) = items(4);
-    let frame = Item {
-        bytes: Bytes::from(vec![1u8; 64 * 1024]),
-        stamp: None,
-        defer: false,
-    };
-    tx.try_send(frame).unwrap();
+    tx.try_send(frame(64 * 1024)).unwrap();
     let settings = Settings {
         write_stall: Some(Duration::from_secs(5)),
         ..Settings::default()
@@ -318,12 +315,7 @@ async fn a_silent_peer_is_cut_after_read_idle_counted_from_its_last_bytes() {
 async fn a_closing_connection_that_cannot_flush_ends_after_the_linger() {
     let (ours, _peer) = duplex(1024);
     let (tx, rx) = items(2);
-    let frame = Item {
-        bytes: Bytes::from(vec![1u8; 64 * 1024]),
-        stamp: None,
-        defer: false,
-    };
-    tx.try_send(frame).unwrap();
+    tx.try_send(frame(64 * 1024)).unwrap();
     drop(tx); // the source ends: the handler closes
     let start = Instant::now();
     let end = run(
@@ -400,4 +392,42 @@ async fn a_peer_that_closes_ends_the_connection() {
     )
     .await;
     assert!(matches!(end, End::PeerClosed | End::Io(_)), "{end:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_connection_writes_what_may_wait_at_once() {
+    let (ours, mut peer) = duplex(1 << 16);
+    let (tx, rx) = items(8);
+    let settings = Settings {
+        write_hold: Duration::from_millis(100),
+        write_idle: Duration::from_millis(15),
+        ..Settings::default()
+    };
+    tokio::spawn(async move {
+        run(
+            ours,
+            &mut Lines::default(),
+            &mut Script::new(rx),
+            settings,
+            &CancellationToken::new(),
+        )
+        .await
+    });
+    let mut buf = [0u8; 64];
+    let start = Instant::now();
+    tx.send(item("V0", false)).await.unwrap();
+    let n = peer.read(&mut buf).await.unwrap();
+    assert_eq!((&buf[..n], start.elapsed()), (&b"V0"[..], Duration::ZERO));
+    // 5 ms after a write the connection is busy: this waits for the next urgent one...
+    sleep(5 * MS).await;
+    tx.send(item("a1", true)).await.unwrap();
+    sleep(28 * MS).await;
+    tx.send(item("V1", false)).await.unwrap();
+    let n = peer.read(&mut buf).await.unwrap();
+    assert_eq!((&buf[..n], start.elapsed()), (&b"a1V1"[..], 33 * MS));
+    // ...20 ms after one it is idle: this goes at once.
+    sleep(20 * MS).await;
+    tx.send(item("a2", true)).await.unwrap();
+    let n = peer.read(&mut buf).await.unwrap();
+    assert_eq!((&buf[..n], start.elapsed()), (&b"a2"[..], 53 * MS));
 }

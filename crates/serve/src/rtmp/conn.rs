@@ -168,12 +168,12 @@ impl Handler<ServerSession> for Conn {
                 request_id,
                 app,
                 stream_key,
-            } => self.publish(cx, request_id, &app, &stream_key)?,
+            } => self.publish(cx, request_id, requested(&app, &stream_key))?,
             ServerEvent::PlayRequested {
                 request_id,
                 app,
                 stream_key,
-            } => self.play(cx, request_id, &app, &stream_key)?,
+            } => self.play(cx, request_id, requested(&app, &stream_key))?,
             ServerEvent::MediaDropped { offset, error } => {
                 if let Role::Publishing(publishing) = &mut self.role {
                     publishing.dropped += 1;
@@ -261,11 +261,8 @@ impl Conn {
         &mut self,
         cx: &mut Cx<'_, ServerSession, Reason>,
         request_id: RequestId,
-        app: &str,
-        stream_key: &str,
+        target: Target,
     ) -> Result<(), Reason> {
-        let target = Target::rtmp(app, stream_key);
-        tracing::Span::current().record("path", target.path.as_str());
         let request = PublishRequest {
             key: target.param("key"),
             slot: target.param("slot"),
@@ -305,11 +302,8 @@ impl Conn {
         &mut self,
         cx: &mut Cx<'_, ServerSession, Reason>,
         request_id: RequestId,
-        app: &str,
-        stream_key: &str,
+        target: Target,
     ) -> Result<(), Reason> {
-        let target = Target::rtmp(app, stream_key);
-        tracing::Span::current().record("path", target.path.as_str());
         let request = PlayRequest {
             path: target.path,
             query: target.query,
@@ -471,6 +465,13 @@ impl Playing {
     }
 }
 
+/// The target a publish or play request names, recorded in the connection's span.
+fn requested(app: &str, stream_key: &str) -> Target {
+    let target = Target::rtmp(app, stream_key);
+    tracing::Span::current().record("path", target.path.as_str());
+    target
+}
+
 /// What the engine is told about a publisher that left.
 fn publish_end(end: &Ended) -> PublishEnd {
     match end {
@@ -504,9 +505,12 @@ const SEND_BUFFER: usize = 256 * 1024;
 /// Bytes a publisher's connection reads per call.
 const READ_CHUNK: usize = 64 * 1024;
 /// How long after a write a player's connection counts as idle, so that its audio goes out
-/// at once instead of waiting for the next video frame. At 30 fps half a video frame interval:
-/// audio that follows a write closely rides with the next video frame, audio that comes in
-/// the quiet middle of the interval goes alone.
-const PLAY_IDLE: Duration = Duration::from_millis(15);
+/// at once instead of waiting for the next video frame: longer than the video frame interval
+/// at 25 fps and more, so the audio of a normal stream rides with the next video frame (one
+/// write per video frame), while a low frame rate or a pause of the video leaves audio
+/// unbatched. (Half a frame interval instead, 15 ms, sent about a third of a player's audio
+/// alone: audio as early as through nginx-rtmp, for about a quarter more CPU; see
+/// bench/RESULTS.md.)
+const PLAY_IDLE: Duration = Duration::from_millis(40);
 /// A publisher's dropped media messages are logged the first time and every this many.
 const DROP_LOG_EVERY: u64 = 100;
