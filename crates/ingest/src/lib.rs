@@ -292,8 +292,8 @@ pub fn spawn_with(
                 reporter,
             ))
         }
-        Source::Rtmp(_) => {
-            let options = rtmp::RtmpOptions::parse(&input.input, &label)?;
+        Source::Rtmp(source) => {
+            let options = rtmp::RtmpOptions::new(source, &label)?;
             Box::pin(rtmp::run(options, reporter))
         }
         Source::File(file) => {

@@ -23,13 +23,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tributary_domain::Input;
+use tributary_domain::spec::RtmpSource;
 use tributary_hub::SessionReason;
 use tributary_media::{Frame, TrackConfig, TrackId};
 use tributary_net::{Cx, Dial, End, Handler, Settings, SsrfGuard, Target, Tls};
 use tributary_rtmp::{
-    AUDIO_TRACK, ClientConfig, ClientEvent, ClientIntent, ClientSession, Endpoint, FlvError,
-    VIDEO_TRACK,
+    AUDIO_TRACK, ClientConfig, ClientEvent, ClientIntent, ClientSession, FlvError, VIDEO_TRACK,
 };
 
 use crate::IngestError;
@@ -51,25 +50,20 @@ pub(crate) struct RtmpOptions {
 }
 
 impl RtmpOptions {
-    /// Parses the input: `rtmp[s]://host[:port]/<app>/<stream name>[?query]`.
-    pub(crate) fn parse(input: &Input, label: &Label) -> Result<Self, IngestError> {
-        let url = input.url.trim();
-        let endpoint = Endpoint::from_url(url)
-            .ok_or_else(|| label.invalid("url", "no usable host and port"))?;
-        let session = ClientConfig::from_url(url, ClientIntent::Play).ok_or_else(|| {
+    /// The pull the spec parsed: where to dial, with which budget, and the play session
+    /// (application, stream name and `tcUrl`, as the RTMP client cuts them from the URL).
+    pub(crate) fn new(source: &RtmpSource, label: &Label) -> Result<Self, IngestError> {
+        let session = ClientConfig::from_url(&source.url, ClientIntent::Play).ok_or_else(|| {
             label.invalid("url", "expected rtmp[s]://host[:port]/<app>/<stream name>")
         })?;
-        let timeout = match input.net.timeout_sec {
-            0 => DEFAULT_TIMEOUT,
-            secs => Duration::from_secs(u64::from(secs)),
-        };
-        let tls = match (endpoint.tls, input.net.insecure_tls) {
+        let timeout = source.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let tls = match (source.tls, source.insecure_tls) {
             (false, _) => Tls::Off,
             (true, false) => Tls::Verify,
             (true, true) => Tls::DangerAcceptAnyCertificate,
         };
         Ok(Self {
-            target: Target::new(endpoint.host, endpoint.port),
+            target: Target::new(source.host.clone(), source.port),
             dial: Dial {
                 tls,
                 timeout,
