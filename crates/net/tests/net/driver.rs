@@ -9,7 +9,7 @@ use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
 use tributary_net::{End, Settings, run};
 
-use crate::support::{Buffered, Counted, Item, Lines, Script, Why, counter, item, items};
+use crate::support::{Buffered, Counted, Item, Lines, Script, Why, counter, drive, item, items};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -77,14 +77,7 @@ async fn a_backlog_counts_from_when_the_content_became_live() {
         ..Settings::default()
     };
     let start = Instant::now();
-    let end = run(
-        ours,
-        &mut Lines::default(),
-        &mut Script::new(rx),
-        settings,
-        &CancellationToken::new(),
-    )
-    .await;
+    let end = drive(ours, rx, settings).await;
     assert!(matches!(end, End::Backlog(_)), "{end:?}");
     assert_eq!(start.elapsed(), Duration::from_secs(1));
 }
@@ -99,14 +92,7 @@ async fn a_peer_that_reads_nothing_is_cut_after_the_write_stall() {
         ..Settings::default()
     };
     let start = Instant::now();
-    let end = run(
-        ours,
-        &mut Lines::default(),
-        &mut Script::new(rx),
-        settings,
-        &CancellationToken::new(),
-    )
-    .await;
+    let end = drive(ours, rx, settings).await;
     assert!(
         matches!(end, End::WriteStalled(after) if after == Duration::from_secs(5)),
         "{end:?}"
@@ -196,16 +182,7 @@ async fn writes_go_at_once_when_idle_and_coalesce_under_load() {
 async fn without_a_hold_frames_that_may_wait_go_at_once() {
     let (ours, mut peer) = duplex(1 << 16);
     let (tx, rx) = items(4);
-    tokio::spawn(async move {
-        run(
-            ours,
-            &mut Lines::default(),
-            &mut Script::new(rx),
-            Settings::default(),
-            &CancellationToken::new(),
-        )
-        .await
-    });
+    tokio::spawn(async move { drive(ours, rx, Settings::default()).await });
     let start = Instant::now();
     tx.send(item("a1", true)).await.unwrap();
     let mut buf = [0u8; 16];
@@ -247,14 +224,7 @@ async fn a_handler_error_ends_the_connection_at_once() {
     let (ours, mut peer) = duplex(1 << 16);
     let (_tx, rx) = items(1);
     peer.write_all(b"fail\n").await.unwrap();
-    let end = run(
-        ours,
-        &mut Lines::default(),
-        &mut Script::new(rx),
-        Settings::default(),
-        &CancellationToken::new(),
-    )
-    .await;
+    let end = drive(ours, rx, Settings::default()).await;
     assert!(matches!(end, End::Handler(Why::Failed)), "{end:?}");
 }
 
@@ -318,14 +288,7 @@ async fn a_closing_connection_that_cannot_flush_ends_after_the_linger() {
     tx.try_send(frame(64 * 1024)).unwrap();
     drop(tx); // the source ends: the handler closes
     let start = Instant::now();
-    let end = run(
-        ours,
-        &mut Lines::default(),
-        &mut Script::new(rx),
-        Settings::default(),
-        &CancellationToken::new(),
-    )
-    .await;
+    let end = drive(ours, rx, Settings::default()).await;
     assert!(matches!(end, End::Handler(Why::SourceEnded)), "{end:?}");
     assert_eq!(start.elapsed(), Settings::default().linger);
 }
@@ -362,16 +325,7 @@ async fn a_stream_that_buffers_writes_is_flushed() {
         held: Vec::new(),
     };
     let (tx, rx) = items(2);
-    tokio::spawn(async move {
-        run(
-            io,
-            &mut Lines::default(),
-            &mut Script::new(rx),
-            Settings::default(),
-            &CancellationToken::new(),
-        )
-        .await
-    });
+    tokio::spawn(async move { drive(io, rx, Settings::default()).await });
     tx.send(item("held until flushed", false)).await.unwrap();
     let mut buf = [0u8; 64];
     let n = peer.read(&mut buf).await.unwrap();
@@ -383,14 +337,7 @@ async fn a_peer_that_closes_ends_the_connection() {
     let (ours, peer) = duplex(1024);
     let (_tx, rx) = items(1);
     drop(peer);
-    let end = run(
-        ours,
-        &mut Lines::default(),
-        &mut Script::new(rx),
-        Settings::default(),
-        &CancellationToken::new(),
-    )
-    .await;
+    let end = drive(ours, rx, Settings::default()).await;
     assert!(matches!(end, End::PeerClosed | End::Io(_)), "{end:?}");
 }
 
@@ -403,16 +350,7 @@ async fn an_idle_connection_writes_what_may_wait_at_once() {
         write_idle: Duration::from_millis(15),
         ..Settings::default()
     };
-    tokio::spawn(async move {
-        run(
-            ours,
-            &mut Lines::default(),
-            &mut Script::new(rx),
-            settings,
-            &CancellationToken::new(),
-        )
-        .await
-    });
+    tokio::spawn(async move { drive(ours, rx, settings).await });
     let mut buf = [0u8; 64];
     let start = Instant::now();
     tx.send(item("V0", false)).await.unwrap();

@@ -12,8 +12,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tributary_media::{Output, Session};
-use tributary_net::{Cx, Handler};
+use tributary_net::{Cx, End, Handler, Settings};
 
 /// A session that turns input into lines and sends what it is given.
 #[derive(Default)]
@@ -257,6 +258,26 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Buffered<T> {
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
+}
+
+/// Runs a fresh [`Lines`] session over `io` with a [`Script`] fed by `items`, never stopped.
+pub(crate) async fn drive<IO>(
+    io: IO,
+    items: mpsc::Receiver<Item>,
+    settings: Settings,
+) -> End<Why, io::Error>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let stop = CancellationToken::new();
+    tributary_net::run(
+        io,
+        &mut Lines::default(),
+        &mut Script::new(items),
+        settings,
+        &stop,
+    )
+    .await
 }
 
 /// Items for a channel of room `capacity`.
