@@ -150,7 +150,10 @@ impl Router for EngineRouter {
             };
             return Err(Refusal::Denied(format!("stream {code}: {why}")));
         }
-        match self.manager.claim_publisher(&code, target, listener, request.peer) {
+        match self
+            .manager
+            .claim_publisher(&code, target, listener, request.peer)
+        {
             Ok((port, priority, guard)) => {
                 tracing::info!(stream = %code, priority, peer = %request.peer,
                     "publisher takes push input");
