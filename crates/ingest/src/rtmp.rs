@@ -53,17 +53,18 @@ impl RtmpOptions {
     /// The pull the spec parsed: where to dial, with which budget, and the play session
     /// (application, stream name and `tcUrl`, as the RTMP client cuts them from the URL).
     pub(crate) fn new(source: &RtmpSource, label: &Label) -> Result<Self, IngestError> {
-        let session = ClientConfig::from_url(&source.url, ClientIntent::Play).ok_or_else(|| {
-            label.invalid("url", "expected rtmp[s]://host[:port]/<app>/<stream name>")
-        })?;
+        let session =
+            ClientConfig::from_url(&source.target.url, ClientIntent::Play).ok_or_else(|| {
+                label.invalid("url", "expected rtmp[s]://host[:port]/<app>/<stream name>")
+            })?;
         let timeout = source.timeout.unwrap_or(DEFAULT_TIMEOUT);
-        let tls = match (source.tls, source.insecure_tls) {
+        let tls = match (source.target.tls, source.insecure_tls) {
             (false, _) => Tls::Off,
             (true, false) => Tls::Verify,
             (true, true) => Tls::DangerAcceptAnyCertificate,
         };
         Ok(Self {
-            target: Target::new(source.host.clone(), source.port),
+            target: Target::new(source.target.host.clone(), source.target.port),
             dial: Dial {
                 tls,
                 timeout,
