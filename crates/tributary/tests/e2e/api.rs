@@ -303,6 +303,24 @@ fn input_options_that_cannot_work_are_422_at_save_naming_the_field() {
             "<stream name>",
         ),
         (
+            r#"{"inputs": [{"url": "publish://?slot=a"}, {"url": "publish:///?slot=a", "priority": 1}]}"#,
+            "DUPLICATE_INPUT",
+            "inputs[1].url",
+            "slot name",
+        ),
+        (
+            r#"{"inputs": [{"url": "publish://?key=x"}]}"#,
+            "INVALID_INPUT_URL",
+            "inputs[0].url",
+            "?slot=<name>",
+        ),
+        (
+            r#"{"inputs": [{"url": "srt://0.0.0.0:9999"}]}"#,
+            "UNSUPPORTED",
+            "inputs[0].url",
+            "SRT listener",
+        ),
+        (
             r#"{"inputs": [{"url": "publish://"}], "push": [{"url": "rtmp://x.example.org/only-app"}]}"#,
             "INVALID_FIELD",
             "push[0].url",
