@@ -2,11 +2,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{
+    Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
+use std::time::Instant;
 
-use tokio::sync::Notify;
-use tributary_media::SessionId;
 use tributary_media::timeline::SessionIds;
+use tributary_media::{MediaKind, SessionId};
 
 use crate::ring::Ring;
 use crate::subscriber::SubscriberEntry;
@@ -137,11 +139,11 @@ impl Hub {
                 SubscribeFrom::Now => ring.cursor_at_head(),
             }
         };
-        let entry = Arc::new(SubscriberEntry {
+        let entry = Arc::new(SubscriberEntry::new(
             class,
-            next: AtomicU64::new(cursor.next),
-            class_drops: buffer.class_counter(class),
-        });
+            cursor.next,
+            buffer.class_counter(class),
+        ));
         lock(&buffer.subscribers).push(Arc::clone(&entry));
         Ok(Subscriber::new(buffer, entry, cursor))
     }
@@ -225,9 +227,9 @@ pub(crate) struct Buffer {
     /// The frames. The writer takes the write lock for one push; readers take the read lock
     /// for one clone (or one scan while resuming after a loss). Never held across `.await`.
     pub(crate) ring: RwLock<Ring>,
-    /// Woken after every push and on close. Readers register before they look at the ring, so
-    /// no wake-up is lost.
-    pub(crate) notify: Notify,
+    /// What wake-up times are counted from: the arrival of the first frame offered (see
+    /// [`SubscriberEntry::offer`]), so the hub reads no clock of its own.
+    epoch: OnceLock<Instant>,
     /// Mirrors `Ring::closed`, so a write to a deleted buffer fails without taking the lock.
     pub(crate) closed: AtomicBool,
     /// Frames written.
@@ -250,7 +252,7 @@ impl Buffer {
         Self {
             id,
             ring: RwLock::new(Ring::new(config.capacity, config.max_bytes)),
-            notify: Notify::new(),
+            epoch: OnceLock::new(),
             closed: AtomicBool::new(false),
             frames: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -264,7 +266,19 @@ impl Buffer {
     pub(crate) fn close(&self) {
         write(&self.ring).closed = true;
         self.closed.store(true, Ordering::Release);
-        self.notify.notify_waiters();
+        for entry in lock(&self.subscribers).iter() {
+            entry.notify.notify_one();
+        }
+    }
+
+    /// Wakes the subscribers that want a frame of `kind` (`keyframe`) that arrived at
+    /// `arrival`, per their [`Wake`](crate::Wake).
+    pub(crate) fn offer(&self, kind: MediaKind, keyframe: bool, arrival: Instant) {
+        let epoch = *self.epoch.get_or_init(|| arrival);
+        let at = arrival.saturating_duration_since(epoch);
+        for entry in lock(&self.subscribers).iter() {
+            entry.offer(kind, keyframe, at);
+        }
     }
 
     fn class_counter(&self, class: &'static str) -> Arc<AtomicU64> {

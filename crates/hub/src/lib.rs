@@ -10,8 +10,10 @@
 //! - **Buffers** are keyed by [`BufferId`] (`<code>`, `$raw$<code>`, `$r$<code>$track_N`) in a
 //!   [`Hub`]. [`Hub::create`] returns the buffer's writer; [`Hub::subscribe`] a reader.
 //! - **Writing never blocks or awaits.** [`Writer::write`] is synchronous: it stamps the
-//!   frame's session, appends it to the buffer's ring and wakes the readers. It does not know
-//!   how far behind any subscriber is.
+//!   frame's session, appends it to the buffer's ring and wakes the readers that want it
+//!   ([`Wake`]: every frame by default; a reader that acts only on video frames or keyframes
+//!   sleeps through the others and reads them with the next). It does not know how far behind
+//!   any subscriber is.
 //! - **A slow subscriber loses only its own frames.** A subscriber further behind than the
 //!   buffer's capacity (1024 frames) or 64 MiB finds, when it next reads, that its frames are
 //!   gone; it skips forward to the next keyframe still held (or still to come), counts the
@@ -42,9 +44,11 @@
 //!
 //! - **Write cost is independent of the subscriber count.** A write is one short write lock,
 //!   one push into a `VecDeque` pre-grown to the capacity (no allocation in steady state;
-//!   moving the `Frame` in, evicting the oldest), and one `Notify::notify_waiters`. With a
-//!   queue per subscriber the writer would lock, clone into and wake N queues per frame, so a
-//!   stream with 500 viewers would make ingest do 500 times the work inside its write.
+//!   moving the `Frame` in, evicting the oldest), and, outside that lock, one pass over the
+//!   subscribers waking those whose [`Wake`] wants the frame (a few relaxed loads each, and a
+//!   `Notify::notify_one` of their own). With a queue per subscriber the writer would lock,
+//!   clone into and wake N queues per frame, so a stream with 500 viewers would make ingest do
+//!   500 times the work inside its write.
 //! - **Lag is found by the reader, not by the writer.** A cursor is a sequence number; a
 //!   subscriber lost frames exactly when its cursor is older than the ring's oldest frame. The
 //!   writer never waits for subscribers, so a stuck one cannot slow it or anyone else.
@@ -124,6 +128,6 @@ pub use hub::{
 };
 pub use id::BufferId;
 pub use intake::{AUDIO_ONLY_AFTER, Intake, Port, PortError, PortHealth, PortKey, RECENT_ERRORS};
-pub use subscriber::{Delivery, Subscriber, TryRecvError};
+pub use subscriber::{Delivery, Subscriber, TryRecvError, Wake};
 pub use tributary_media::timeline::SessionReason;
 pub use writer::Writer;

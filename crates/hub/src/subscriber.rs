@@ -2,9 +2,11 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
 
-use tributary_media::Frame;
+use tokio::sync::Notify;
+use tributary_media::{Frame, MediaKind};
 
 use crate::BufferId;
 use crate::hub::{Buffer, lock, read};
@@ -21,11 +23,18 @@ use crate::ring::{Cursor, Read};
 /// Frames arrive in write order; a change of [`Frame::session`] marks a timeline boundary.
 /// After the buffer is deleted the subscriber drains what is left, then [`recv`](Self::recv)
 /// returns `None`.
+///
+/// A waiting [`recv`](Self::recv) is woken by every frame, unless the subscriber says with
+/// [`set_wake`](Self::set_wake) that only some frames are worth a wake-up: a reader that acts
+/// on video frames (a player that writes audio with the next video frame, a packager that cuts
+/// at keyframes) then sleeps through the frames between them and reads them all at once.
 pub struct Subscriber {
     /// The buffer read.
     buffer: Arc<Buffer>,
-    /// This subscriber's own state; kept apart from `buffer` so `recv` can hold a wake-up
-    /// registration on the buffer while it reads.
+    /// Its entry in the buffer's list, for its wake-ups; kept apart from `state` so `recv`
+    /// can hold a wake-up registration while it reads.
+    entry: Arc<SubscriberEntry>,
+    /// This subscriber's own state.
     state: ReadState,
 }
 
@@ -57,6 +66,7 @@ impl Subscriber {
     pub(crate) fn new(buffer: Arc<Buffer>, entry: Arc<SubscriberEntry>, cursor: Cursor) -> Self {
         Self {
             buffer,
+            entry: Arc::clone(&entry),
             state: ReadState {
                 entry,
                 cursor,
@@ -66,13 +76,15 @@ impl Subscriber {
     }
 
     /// The next delivery, waiting for one if needed; `None` once the buffer is deleted and
-    /// drained.
+    /// drained. What is already written is delivered at once; only the wait for a new frame
+    /// follows [`set_wake`](Self::set_wake).
     ///
     /// Cancel-safe: dropping the future loses nothing.
     pub async fn recv(&mut self) -> Option<Delivery> {
         loop {
-            // Register before looking, so a write between the look and the wait still wakes us.
-            let notified = self.buffer.notify.notified();
+            // The writer's wake-up is a permit kept for us if we are not waiting yet, so one
+            // that comes between the look and the wait is not lost.
+            let notified = self.entry.notify.notified();
             match self.state.read(&self.buffer) {
                 Read::Frame(frame) => return Some(Delivery::Frame(frame)),
                 Read::Lagged(dropped) => return Some(Delivery::Lagged { dropped }),
@@ -90,6 +102,18 @@ impl Subscriber {
             Read::Empty => Err(TryRecvError::Empty),
             Read::Closed => Err(TryRecvError::Closed),
         }
+    }
+
+    /// Which frames wake a waiting [`recv`](Self::recv) from now on.
+    pub fn set_wake(&self, wake: Wake) {
+        let (policy, within) = match wake {
+            Wake::Every => (EVERY, Duration::ZERO),
+            Wake::Video { within } => (VIDEO, within),
+            Wake::VideoKeyframe { within } => (VIDEO_KEYFRAME, within),
+        };
+        let entry = &self.entry;
+        entry.within.store(nanos(within), Ordering::Relaxed);
+        entry.policy.store(policy, Ordering::Relaxed);
     }
 
     /// Frames this subscriber has lost so far (counted when it reads past them).
@@ -131,8 +155,29 @@ impl Drop for Subscriber {
     }
 }
 
-/// A subscriber as its buffer sees it: registered for the subscriber count and for counting the
-/// losses of a reader that has stopped reading.
+/// Which frames wake a subscriber waiting in [`Subscriber::recv`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Wake {
+    /// Every frame (the default).
+    #[default]
+    Every,
+    /// Video frames; any frame once `within` has passed since the last wake-up, so the
+    /// frames of a stream whose video stopped (or that has none) still come, at most this
+    /// late.
+    Video {
+        /// The longest other frames wait.
+        within: Duration,
+    },
+    /// Video keyframes; any frame once `within` has passed since the last wake-up.
+    VideoKeyframe {
+        /// The longest other frames wait.
+        within: Duration,
+    },
+}
+
+/// A subscriber as its buffer sees it: registered for the subscriber count, for counting the
+/// losses of a reader that has stopped reading, and for its wake-ups.
 #[derive(Debug)]
 pub(crate) struct SubscriberEntry {
     /// The class, for the drop counters.
@@ -141,6 +186,48 @@ pub(crate) struct SubscriberEntry {
     pub(crate) next: AtomicU64,
     /// The class's drop counter, shared by every subscriber of the class.
     pub(crate) class_drops: Arc<AtomicU64>,
+    /// Woken by the writer for a frame this subscriber wants, and when the buffer closes.
+    pub(crate) notify: Notify,
+    /// Its [`Wake`], as `EVERY`, `VIDEO` or `VIDEO_KEYFRAME`.
+    policy: AtomicU8,
+    /// The policy's `within`, in nanoseconds.
+    within: AtomicU64,
+    /// When the writer last woke it, in nanoseconds after the buffer's epoch (frames' arrival
+    /// time).
+    woken: AtomicU64,
+}
+
+impl SubscriberEntry {
+    pub(crate) fn new(class: &'static str, next: u64, class_drops: Arc<AtomicU64>) -> Self {
+        Self {
+            class,
+            next: AtomicU64::new(next),
+            class_drops,
+            notify: Notify::new(),
+            policy: AtomicU8::new(EVERY),
+            within: AtomicU64::new(0),
+            woken: AtomicU64::new(0),
+        }
+    }
+
+    /// A frame of `kind` (`keyframe`) that arrived `at` after the buffer's epoch was stored:
+    /// wakes this subscriber if its policy wants it.
+    pub(crate) fn offer(&self, kind: MediaKind, keyframe: bool, at: Duration) {
+        let at = nanos(at);
+        let wanted = match self.policy.load(Ordering::Relaxed) {
+            VIDEO => kind == MediaKind::Video,
+            VIDEO_KEYFRAME => kind == MediaKind::Video && keyframe,
+            _ => true,
+        };
+        let overdue = || {
+            at.saturating_sub(self.woken.load(Ordering::Relaxed))
+                >= self.within.load(Ordering::Relaxed)
+        };
+        if wanted || overdue() {
+            self.woken.store(at, Ordering::Relaxed);
+            self.notify.notify_one();
+        }
+    }
 }
 
 /// The subscriber's side of reading.
@@ -162,3 +249,15 @@ impl ReadState {
         delivery
     }
 }
+
+/// A duration in nanoseconds, saturating (585 years).
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// [`Wake::Every`].
+const EVERY: u8 = 0;
+/// [`Wake::Video`].
+const VIDEO: u8 = 1;
+/// [`Wake::VideoKeyframe`].
+const VIDEO_KEYFRAME: u8 = 2;

@@ -207,7 +207,8 @@ impl Writer {
     /// before this push, and whose position its entry does not show yet, finds every frame.
     fn store(&mut self, frame: Frame) -> Result<(), HubError> {
         let len = frame.payload.len() as u64;
-        let video_key = frame.keyframe && frame.codec.kind() == MediaKind::Video;
+        let (kind, keyframe, arrival) = (frame.codec.kind(), frame.keyframe, frame.arrival);
+        let video_key = keyframe && kind == MediaKind::Video;
         // Positions are read before the ring is locked (never both locks at once); a position
         // only moves forward, so a stale one keeps more, never less.
         let slowest = video_key.then(|| self.buffer.slowest_reader());
@@ -226,7 +227,7 @@ impl Writer {
         }
         self.buffer.frames.fetch_add(1, Ordering::Relaxed);
         self.buffer.bytes.fetch_add(len, Ordering::Relaxed);
-        self.buffer.notify.notify_waiters();
+        self.buffer.offer(kind, keyframe, arrival);
         Ok(())
     }
 }

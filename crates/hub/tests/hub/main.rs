@@ -5,3 +5,4 @@ mod intake;
 mod normalise;
 mod ops;
 mod support;
+mod wake;
