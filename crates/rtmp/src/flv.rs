@@ -201,8 +201,15 @@ impl FlvDemuxer {
             slot => slot.insert(VideoIn::new(codec)),
         };
         let data = &mut body[start..];
+        // Validates the lengths and finds whether any unit carries data (one pass over the
+        // lengths, not the bytes), so the Annex-B result need not be scanned for that.
+        let mut carries = false;
         for nal in avcc_nals(data, state.length_size) {
-            nal.map_err(|source| FlvError::Nal { codec, source })?;
+            let nal = nal.map_err(|source| FlvError::Nal { codec, source })?;
+            carries |= nal.iter().any(|&b| b != 0);
+        }
+        if !carries {
+            return Ok(None);
         }
         let au = if state.length_size == LengthSize::FOUR {
             let mut pos = 0;
@@ -219,9 +226,6 @@ impl FlvDemuxer {
                 .map_err(|source| FlvError::Nal { codec, source })?;
             out.freeze()
         };
-        if annex_b_nals(&au).next().is_none() {
-            return Ok(None);
-        }
         let (au, keyframe, change) = match state.params.observe(au) {
             Observed::Write {
                 au,

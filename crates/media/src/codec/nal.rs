@@ -212,20 +212,12 @@ pub fn escape_rbsp<B: BufMut>(rbsp: &[u8], out: &mut B) {
 }
 
 /// The offset of the first `00 00 01` in `data`.
+///
+/// Every access unit is scanned this way once or twice on its way (parameter sets, keyframes,
+/// muxing), so the search is memchr's vectorised one: an order of magnitude faster than a
+/// byte loop on the long slice data of a video frame.
 fn find_start_code(data: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i + 2 < data.len() {
-        let third = data[i + 2];
-        if third > 1 {
-            // No start code can begin at i, i + 1 or i + 2.
-            i += 3;
-        } else if third == 1 && data[i] == 0 && data[i + 1] == 0 {
-            return Some(i);
-        } else {
-            i += 1;
-        }
-    }
-    None
+    memchr::memmem::find(data, &[0, 0, 1])
 }
 
 #[cfg(test)]
