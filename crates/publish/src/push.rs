@@ -54,7 +54,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 use tributary_domain::Push;
 use tributary_domain::redact::mask_push_url;
-use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber, TryRecvError};
+use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber, TryRecvError, Wake};
 use tributary_media::{Codec, Frame, MediaKind, StreamCode, Ts90};
 use tributary_net::{Cx, Dial, End, Handler, Settings, SsrfGuard, Target, Tls};
 use tributary_rtmp::{ClientConfig, ClientEvent, ClientIntent, ClientSession, Endpoint, Pushed};
@@ -550,6 +550,9 @@ impl Pump {
             cx.close(Reason::BufferGone);
             return Ok(());
         };
+        // Platforms buffer seconds: audio rides with the next video frame, one wake-up and
+        // write for both.
+        subscriber.set_wake(Wake::Video { within: AUDIO_WAIT });
         self.subscriber = Some(subscriber);
         let mut state = lock(&self.state);
         state.status = PushStatus::Active;
@@ -661,6 +664,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// The subscriber class of push targets, for the hub's drop counters.
 const SUBSCRIBER_CLASS: &str = "push";
+
+/// The longest audio waits in the buffer for the next video frame (all of it, when a stream has
+/// no video).
+const AUDIO_WAIT: Duration = Duration::from_millis(100);
 
 /// Media a target's queue may hold (SPEC §Push "a per-target queue of at most 5 s").
 pub const QUEUE_SPAN: Duration = Duration::from_secs(5);

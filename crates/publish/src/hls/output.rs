@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
-use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber, TryRecvError};
+use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber, TryRecvError, Wake};
 use tributary_media::{Frame, StreamCode};
 use tributary_packager::{
     HlsConfig, HlsEvent, HlsSegmenter, MediaPlaylist, SegmentEnd, UnixMillis,
@@ -59,6 +59,11 @@ pub fn start_hls(
             buffer: buffer.clone(),
             source,
         })?;
+    // A segment ends at a video keyframe: the frames between two are read with the next, not
+    // one wake-up each.
+    subscriber.set_wake(Wake::VideoKeyframe {
+        within: WAKE_WITHIN,
+    });
     let unix_secs = UnixMillis::from_system_time(SystemTime::now()).as_secs();
     let first_number = registry.first_number(&code, unix_secs);
     let window = Arc::new(Window::new(settings.window, settings.history));
@@ -241,6 +246,9 @@ async fn sleep_until(at: Option<Instant>) {
 
 /// The subscriber class in the hub's drop counters.
 const SUBSCRIBER_CLASS: &str = "hls";
+/// The longest frames wait in the buffer for the packager between video keyframes: what an
+/// audio-only stream's segment, or one cut without a keyframe, may wait to be published.
+const WAKE_WITHIN: Duration = Duration::from_millis(500);
 /// Deliveries handled per wake-up before yielding to other tasks.
 const BATCH: usize = 256;
 /// The longest S accepted: a segment longer than this is no live stream.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-use tributary_hub::{Delivery, HubError, Port, SubscribeFrom, Subscriber, TryRecvError};
+use tributary_hub::{Delivery, HubError, Port, SubscribeFrom, Subscriber, TryRecvError, Wake};
 use tributary_media::{Codec, Frame, MediaKind, StreamCode};
 use tributary_net::{Cx, End, Handler, Settings};
 use tributary_rtmp::{
@@ -123,6 +123,8 @@ struct Playing {
     /// Whether video has gone out: from then on audio waits for the next video frame
     /// (`play_merge`), one write for both.
     video_flows: bool,
+    /// The longest audio waits for video (`play_merge`).
+    audio_wait: Duration,
 }
 
 /// Why the handler ended a connection.
@@ -345,6 +347,7 @@ impl Conn {
             fanout,
             headers_sent: false,
             video_flows: false,
+            audio_wait: self.shared.config.play_merge,
         });
         let settings = cx.settings();
         settings.write_hold = self.shared.config.play_merge;
@@ -452,7 +455,16 @@ impl Playing {
                 }
             }
             Ok(Pushed::Queued) => {
-                self.video_flows |= frame.codec.kind() == MediaKind::Video;
+                if !self.video_flows && frame.codec.kind() == MediaKind::Video {
+                    self.video_flows = true;
+                    // From now on the audio between video frames is read with the next one:
+                    // one wake-up per video frame (the write waits for it anyway).
+                    if !self.audio_wait.is_zero() {
+                        self.subscriber.set_wake(Wake::Video {
+                            within: self.audio_wait,
+                        });
+                    }
+                }
             }
             Ok(Pushed::Skipped(_)) => {}
             // One frame that cannot be muxed is skipped, not fatal.
