@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """latency.py: publish -> play latency of one RTMP server, measured with ffmpeg on both ends.
 
-Run by latency.sh, once per server and run. Starts the measured player first (so it sees the
-publish from its first packet), then the publisher; both are ffmpeg with -debug_ts, and every
-line they print is stamped on arrival with this process's monotonic clock. ffmpeg prints a
+Run by latency.sh, once per server and run. Starts the players first (so they see the publish
+from its first packet), then the publisher. With --players N, N players join one after the
+other, and --measured M of them, spread evenly over the joining order (the first, the last and
+between), run with -debug_ts: a server serves its players in some order, and one player alone
+would measure that order as much as the server. The publisher and the measured players are
+ffmpeg with -debug_ts, and every line they print is stamped on arrival with this process's
+monotonic clock. ffmpeg prints a
 "muxer <- type:video" line as it hands a packet to the RTMP muxer (the send) and a
 "demuxer -> ... type:video" line as it reads one (the receipt). Servers may re-base timestamps,
 so packets are matched by order: the i-th video packet received is the i-th sent. The match is
@@ -16,13 +20,15 @@ to the first playlist that lists its segment (the segment's own duration include
 
 Audio packets are matched and timed the same way, apart from video.
 
-Prints one JSON object: {"video": [latencies ms], "audio": [...], "hls": [...], ...}.
+Prints one JSON object: {"video": [latencies ms of every measured player], "audio": [...],
+"hls": [...], "by_position": {join index: video median ms}, ...}.
 """
 
 import argparse
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import threading
@@ -67,6 +73,14 @@ def watch_playlist(url, stop, seen):
         time.sleep(0.01)
 
 
+def measured_positions(players, measured):
+    """The join indexes of the measured players: evenly spread, first and last included."""
+    measured = max(1, min(players, measured))
+    if measured == 1:
+        return {0}
+    return {round(k * (players - 1) / (measured - 1)) for k in range(measured)}
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--play", required=True, help="RTMP URL the measured player reads")
@@ -78,17 +92,35 @@ def main():
     parser.add_argument("--playlist", help="HLS playlist URL to watch")
     parser.add_argument("--skip", type=float, default=5,
                         help="seconds of packets left out at the start (players probe first)")
+    parser.add_argument("--players", type=int, default=1, help="players in all")
+    parser.add_argument("--measured", type=int, default=4,
+                        help="players measured, spread over the joining order")
     args = parser.parse_args()
 
-    player_cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-debug_ts"]
-    if args.listen:
-        player_cmd += ["-listen", "1"]
-    player_cmd += ["-i", args.play, "-c", "copy", "-f", "null", "-"]
-    player = subprocess.Popen(player_cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)
-    received = []
-    reader = threading.Thread(target=stamp_lines, args=(player, received), daemon=True)
-    reader.start()
+    positions = measured_positions(args.players, args.measured)
+    measured = []  # (join index, process, stamped lines, reader thread)
+    background = []
+    for index in range(args.players):
+        if index in positions:
+            cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-debug_ts"]
+            if args.listen:
+                cmd += ["-listen", "1"]
+            cmd += ["-i", args.play, "-c", "copy", "-f", "null", "-"]
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE)
+            lines = []
+            reader = threading.Thread(target=stamp_lines, args=(proc, lines), daemon=True)
+            reader.start()
+            measured.append((index, proc, lines, reader))
+        else:
+            background.append(subprocess.Popen(
+                ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", args.play,
+                 "-c", "copy", "-f", "null", "-"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        if index % 25 == 24:
+            time.sleep(0.5)  # connect in small batches: a burst of handshakes is not measured
+        else:
+            time.sleep(0.02)  # keep the joining order
     time.sleep(1.5)  # connected (or listening) before the publisher starts
 
     publisher = subprocess.Popen(
@@ -108,33 +140,43 @@ def main():
 
     publisher.wait()
     writer.join()
-    time.sleep(3)  # the tail reaches the player (and the last segment the playlist)
+    time.sleep(3)  # the tail reaches the players (and the last segment the playlist)
     stop.set()
-    player.terminate()
-    try:
-        player.wait(5)
-    except subprocess.TimeoutExpired:
-        player.kill()
-    reader.join(5)
+    for proc in [m[1] for m in measured] + background:
+        proc.terminate()
+    for proc in [m[1] for m in measured] + background:
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    for _, _, _, reader in measured:
+        reader.join(5)
 
-    result = {}
+    result = {"video": [], "audio": [], "by_position": {}}
     start = None
-    for kind in ("video", "audio"):
-        sends = [(t, int(m.group(1))) for t, line in sent if (m := SEND[kind].search(line))]
-        recvs = [(t, int(m.group(1))) for t, line in received if (m := RECV[kind].search(line))]
-        result[f"{kind}_sent"] = len(sends)
-        result[f"{kind}_received"] = len(recvs)
-        n = min(len(sends), len(recvs))
-        steps_sent = [sends[i + 1][1] - sends[i][1] for i in range(n - 1)]
-        steps_recv = [recvs[i + 1][1] - recvs[i][1] for i in range(n - 1)]
-        # DTS steps in ms (FLV) on both ends; a server may round by a tick.
-        result[f"{kind}_mismatched_steps"] = sum(
-            1 for a, b in zip(steps_sent, steps_recv) if abs(a - b) > 2)
-        if start is None:
-            start = sends[0][0] + args.skip if sends else 0
-            video_sends = sends
-        result[kind] = [(recvs[i][0] - sends[i][0]) * 1000 for i in range(n)
-                        if sends[i][0] >= start]
+    video_sends = []
+    for index, _, received, _ in measured:
+        for kind in ("video", "audio"):
+            sends = [(t, int(m.group(1))) for t, line in sent if (m := SEND[kind].search(line))]
+            recvs = [(t, int(m.group(1))) for t, line in received
+                     if (m := RECV[kind].search(line))]
+            result[f"{kind}_sent"] = len(sends)
+            result[f"{kind}_received"] = min(len(recvs), result.get(f"{kind}_received", 1 << 30))
+            n = min(len(sends), len(recvs))
+            steps_sent = [sends[i + 1][1] - sends[i][1] for i in range(n - 1)]
+            steps_recv = [recvs[i + 1][1] - recvs[i][1] for i in range(n - 1)]
+            # DTS steps in ms (FLV) on both ends; a server may round by a tick.
+            result[f"{kind}_mismatched_steps"] = result.get(f"{kind}_mismatched_steps", 0) + sum(
+                1 for a, b in zip(steps_sent, steps_recv) if abs(a - b) > 2)
+            if start is None:
+                start = sends[0][0] + args.skip if sends else 0
+            if kind == "video":
+                video_sends = sends
+            latencies = [(recvs[i][0] - sends[i][0]) * 1000 for i in range(n)
+                         if sends[i][0] >= start]
+            result[kind] += latencies
+            if kind == "video" and latencies:
+                result["by_position"][index] = statistics.median(latencies)
 
     if args.playlist:
         # Keyframes: the clip's GOP is 60 frames, so every 60th video packet sent.

@@ -10,8 +10,10 @@
 #   - nginx: ../shared/bench's nginx-rtmp peer (one worker, `live on`, HLS 2 s);
 #   - tributary: the release binary on its defaults, one stream `test` with input publish://,
 #     HLS and RTMP play on.
-#   1. N-1 background players (ffmpeg -i rtmp://…/live/test -c copy -f null -) and the measured
-#      player connect before the publisher starts (bench/scripts/latency.py);
+#   1. N players connect one after the other before the publisher starts, 4 of them (the
+#      first, the last and two between) measured, the rest `ffmpeg -i rtmp://… -f null -`
+#      (bench/scripts/latency.py): a server serves its players in some order, and a single
+#      measured player would measure that order as much as the server;
 #   2. the publisher sends DURATION s of bench/README's clip (720p30, GOP 60, 2 B-frames, AAC)
 #      with -re; both ends run with -debug_ts and every line is stamped on arrival;
 #   3. the i-th video packet received is matched to the i-th sent (servers re-base
@@ -60,13 +62,7 @@ run_once() {
             --publish "rtmp://127.0.0.1:$port/live/test")
     else
         start_server "$server"
-        for k in $(seq 2 "$n"); do
-            ffmpeg -hide_banner -nostdin -loglevel error -i "$PLAY_URL" -c copy -f null - \
-                </dev/null >/dev/null 2>>"$RUN_DIR/players.log" &
-            PIDS+=("$!")
-            [ $((k % 25)) -ne 0 ] || sleep 0.5
-        done
-        args=(--play "$PLAY_URL" --publish "$PLAY_URL" --playlist "$PLAYLIST")
+        args=(--players "$n" --play "$PLAY_URL" --publish "$PLAY_URL" --playlist "$PLAYLIST")
     fi
     python3 "$ROOT/bench/scripts/latency.py" --clip "$CLIP" --seconds "$DURATION" "${args[@]}" \
         >>"$out"
@@ -99,6 +95,14 @@ allv = sorted(v for r in runs for v in r["video"])
 alla = sorted(v for r in runs for v in r["audio"])
 meds = sorted(statistics.median(r["video"]) for r in runs if r["video"])
 hls = [v for r in runs for v in r.get("hls", [])]
+positions = {}
+for r in runs:
+    for index, med in r.get("by_position", {}).items():
+        positions.setdefault(int(index), []).append(med)
+if len(positions) > 1:
+    sys.stderr.write(f"latency.sh: {server} N={n}: video median by joining position: " +
+                     ", ".join(f"#{k}: {statistics.median(v):.1f} ms"
+                               for k, v in sorted(positions.items())) + "\n")
 def q(v, p): return v[min(len(v) - 1, int(p * len(v)))]
 hls_text = f"{statistics.median(hls):.0f}" if hls else "-"
 print(f"| {n if server != 'floor' else '-'} | {server} | {statistics.median(allv):.1f} | "
