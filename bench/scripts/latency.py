@@ -142,13 +142,18 @@ def main():
     writer.join()
     time.sleep(3)  # the tail reaches the players (and the last segment the playlist)
     stop.set()
-    for proc in [m[1] for m in measured] + background:
+    players = [m[1] for m in measured] + background
+    for proc in players:
         proc.terminate()
-    for proc in [m[1] for m in measured] + background:
+    # One deadline for all: an ffmpeg blocked in a read of an idle RTMP connection may ignore
+    # SIGTERM, and 200 of them waited for one by one would take minutes.
+    deadline = time.monotonic() + 5
+    for proc in players:
         try:
-            proc.wait(5)
+            proc.wait(max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
     for _, _, _, reader in measured:
         reader.join(5)
 
