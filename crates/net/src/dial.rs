@@ -79,7 +79,8 @@ pub enum DialError {
         /// Where.
         target: Target,
     },
-    /// Every address the name resolved to is blocked by the SSRF guard.
+    /// Every address the name resolved to (or the address the host names) is blocked by the
+    /// SSRF guard.
     #[error("{target}: blocked by ssrf_guard: {ip}")]
     Blocked {
         /// Where.
@@ -182,8 +183,15 @@ pub fn tls_config(tls: Tls) -> Option<Arc<rustls::ClientConfig>> {
     }
 }
 
-async fn open(target: &Target, dial: &Dial) -> Result<(Box<dyn Io>, SocketAddr), DialError> {
-    let addrs = tokio::net::lookup_host((target.host.as_str(), target.port))
+/// Resolves `target` and keeps the addresses `guard` lets through, in the resolver's order
+/// (IP literals resolve to themselves). Every address is checked, so a name that resolves to
+/// an allowed and a blocked address is dialed at the allowed one only; a name that resolves
+/// to blocked addresses only is [`DialError::Blocked`].
+///
+/// [`connect`] uses it; so do clients that dial through a library of their own (the HTTP
+/// pulls give it to reqwest as their resolver).
+pub async fn resolve(target: &Target, guard: &SsrfGuard) -> Result<Vec<SocketAddr>, DialError> {
+    let resolved = tokio::net::lookup_host((target.host.as_str(), target.port))
         .await
         .map_err(|source| {
             let lower = source.to_string().to_ascii_lowercase();
@@ -193,14 +201,32 @@ async fn open(target: &Target, dial: &Dial) -> Result<(Box<dyn Io>, SocketAddr),
                 source,
             }
         })?;
-    let mut failed = None;
     let mut blocked = None;
+    let allowed: Vec<SocketAddr> = resolved
+        .filter(|addr| {
+            let refused = guard.blocks(addr.ip());
+            if refused {
+                blocked = Some(addr.ip());
+            }
+            !refused
+        })
+        .collect();
+    match (allowed.is_empty(), blocked) {
+        (false, _) => Ok(allowed),
+        (true, Some(ip)) => Err(DialError::Blocked {
+            target: target.clone(),
+            ip,
+        }),
+        (true, None) => Err(DialError::NoAddress {
+            target: target.clone(),
+        }),
+    }
+}
+
+async fn open(target: &Target, dial: &Dial) -> Result<(Box<dyn Io>, SocketAddr), DialError> {
+    let mut failed = None;
     let mut tcp = None;
-    for addr in addrs {
-        if dial.guard.blocks(addr.ip()) {
-            blocked = Some(addr.ip());
-            continue;
-        }
+    for addr in resolve(target, &dial.guard).await? {
         match TcpStream::connect(addr).await {
             Ok(stream) => {
                 tcp = Some((stream, addr));
@@ -211,14 +237,13 @@ async fn open(target: &Target, dial: &Dial) -> Result<(Box<dyn Io>, SocketAddr),
     }
     let Some((stream, peer)) = tcp else {
         let target = target.clone();
-        return Err(match (failed, blocked) {
-            (Some((addr, source)), _) => DialError::Connect {
+        return Err(match failed {
+            Some((addr, source)) => DialError::Connect {
                 target,
                 addr,
                 source,
             },
-            (None, Some(ip)) => DialError::Blocked { target, ip },
-            (None, None) => DialError::NoAddress { target },
+            None => DialError::NoAddress { target },
         });
     };
     if let Err(e) = stream.set_nodelay(true) {

@@ -86,7 +86,7 @@ mod pace;
 mod queue;
 mod ssrf;
 
-pub use dial::{Dial, DialError, Io, Target, Tls, connect, handshake_random, tls_config};
+pub use dial::{Dial, DialError, Io, Target, Tls, connect, handshake_random, resolve, tls_config};
 pub use driver::{Cx, End, Handler, Settings, clock, run};
 pub use queue::OutQueue;
 pub use ssrf::{SsrfGuard, SsrfMode, UnknownMode};

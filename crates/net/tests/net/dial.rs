@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tributary_net::{Dial, DialError, SsrfGuard, SsrfMode, Target, Tls, connect};
+use tributary_net::{Dial, DialError, SsrfGuard, SsrfMode, Target, Tls, connect, resolve};
 
 fn dial(guard: SsrfGuard) -> Dial {
     Dial {
@@ -41,6 +41,31 @@ async fn the_strict_guard_refuses_loopback_for_good() {
     connect(&Target::new("127.0.0.1", port), &dial(allowed))
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn resolving_keeps_only_the_addresses_the_guard_allows() {
+    // `localhost` may resolve to 127.0.0.1 and ::1: exempting one keeps only that one.
+    let v4_only = SsrfGuard::new(SsrfMode::Strict, vec!["127.0.0.1/32".parse().unwrap()]);
+    let addrs = resolve(&Target::new("localhost", 80), &v4_only)
+        .await
+        .unwrap();
+    assert!(!addrs.is_empty());
+    assert!(
+        addrs
+            .iter()
+            .all(|a| a.ip().to_string() == "127.0.0.1" && a.port() == 80),
+        "{addrs:?}"
+    );
+    // An address resolves to itself, judged like any other.
+    let strict = SsrfGuard::new(SsrfMode::Strict, Vec::new());
+    let err = resolve(&Target::new("::1", 80), &strict).await.unwrap_err();
+    assert!(
+        matches!(err, DialError::Blocked { ip, .. } if ip.to_string() == "::1"),
+        "{err}"
+    );
+    let open = resolve(&Target::new("::1", 80), &SsrfGuard::default()).await;
+    assert_eq!(open.unwrap(), vec!["[::1]:80".parse().unwrap()]);
 }
 
 #[tokio::test]
