@@ -9,7 +9,7 @@ use tributary_media::{Codec, Frame, MediaKind, SessionId, TrackConfig, TrackId, 
 
 use crate::es::{self, PesHeader};
 use crate::psi::{self, Pmt, SectionAssembler};
-use crate::track::{AacConfig, Carriage, TrackInfo};
+use crate::track::{AacConfig, Carriage, NotCarried, TrackInfo};
 use crate::{Error, NULL_PID, PACKET_LEN, PAT_PID, SYNC_BYTE};
 
 /// What the demuxer is told when it is made.
@@ -282,6 +282,11 @@ impl Demuxer {
         &self.tracks
     }
 
+    /// Bytes of unfinished PES held now, over all streams (at most 32 MiB).
+    pub fn held(&self) -> usize {
+        self.streams.iter().map(|s| s.buf.len()).sum()
+    }
+
     /// Counts skipped non-TS bytes.
     fn skip(&mut self, n: usize) {
         let run = self.skipping.get_or_insert((self.position, 0));
@@ -471,7 +476,7 @@ impl Demuxer {
                     t.track == info.track && t.stream_type == info.stream_type && s.active_codec()
                 })
                 .map(|(t, s)| (t.clone(), std::mem::take(s)));
-            let (track, stream) = match kept {
+            let (mut track, stream) = match kept {
                 Some(kept) => kept,
                 None => {
                     let stream = match info.carriage {
@@ -481,9 +486,14 @@ impl Demuxer {
                     (info.clone(), stream)
                 }
             };
+            let carrying = self.streams.iter().filter(|s| s.active_codec()).count();
+            let room = self.streams.len() < MAX_STREAMS && carrying < MAX_CARRIED;
+            if !room && matches!(track.carriage, Carriage::Carried(_)) {
+                track.carriage = Carriage::NotCarried(NotCarried::TooManyTracks);
+            }
             let carried = matches!(track.carriage, Carriage::Carried(_));
             self.tracks.push(track);
-            if carried && self.streams.len() < MAX_STREAMS {
+            if carried {
                 self.stream_of[usize::from(pid)] = (self.streams.len() + 1) as u8;
                 self.streams.push(stream);
             } else {
@@ -557,8 +567,10 @@ impl Demuxer {
             _ => MAX_OTHER_PES,
         };
         if stream.buf.len() + payload.len() > limit {
+            // Dropped with its capacity: a stream that once gathered a huge PES must not keep
+            // the allocation.
             stream.active = false;
-            stream.buf.clear();
+            stream.buf = BytesMut::new();
             self.events.push_back(Err(Error::PesTooLarge {
                 pid: stream.pid,
                 offset: stream.start,
@@ -566,6 +578,21 @@ impl Demuxer {
             }));
             return;
         }
+        // One budget over every stream: many PIDs each just under their own limit must not add
+        // up (30 bogus video PIDs x 15 MiB). The PES that would cross it is the one dropped.
+        let held: usize = self.streams.iter().map(|s| s.buf.len()).sum();
+        if held + payload.len() > MAX_HELD {
+            let stream = &mut self.streams[index];
+            stream.active = false;
+            stream.buf = BytesMut::new();
+            self.events.push_back(Err(Error::PesBudget {
+                pid: stream.pid,
+                offset: stream.start,
+                budget: MAX_HELD,
+            }));
+            return;
+        }
+        let stream = &mut self.streams[index];
         stream.buf.extend_from_slice(payload);
         if let [0, 0, 1, _, l0, l1, ..] = stream.buf[..] {
             let len = usize::from(u16::from_be_bytes([l0, l1]));
@@ -892,6 +919,13 @@ const PID_COUNT: usize = 8192;
 const CC_UNKNOWN: u8 = 0xFF;
 /// Streams per program beyond this are ignored (the PID map stores indices in a byte).
 const MAX_STREAMS: usize = 254;
+/// Carried streams per program beyond this are ignored (listed, not carried): a video, a
+/// dozen audio languages and as many data tracks fit, and a PMT of hundreds of bogus tracks
+/// costs nothing.
+const MAX_CARRIED: usize = 32;
+/// Bytes of unfinished PES held over all streams: a whole largest video PES plus every other
+/// stream's.
+const MAX_HELD: usize = 32 << 20;
 /// A video PES longer than this is dropped: 16 MiB is several times the largest 4K intra
 /// picture.
 const MAX_VIDEO_PES: usize = 16 << 20;

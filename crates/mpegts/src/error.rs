@@ -86,6 +86,19 @@ pub enum Error {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The unfinished PES of all streams together would exceed the demuxer's budget; the one
+    /// growing was dropped.
+    #[error(
+        "PID {pid:#06x}: PES starting at byte {offset} dropped: unfinished PES on all PIDs would exceed {budget} bytes"
+    )]
+    PesBudget {
+        /// The elementary stream's PID.
+        pid: u16,
+        /// Offset of the packet where the PES started.
+        offset: u64,
+        /// The budget in bytes.
+        budget: usize,
+    },
     /// An elementary stream's framing (ADTS, Opus control header) was malformed.
     #[error("PID {pid:#06x}: malformed {codec} framing in PES starting at byte {offset}: {reason}")]
     Framing {

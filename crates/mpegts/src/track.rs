@@ -45,6 +45,8 @@ pub enum NotCarried {
     Metadata,
     /// A stream_type this demuxer does not know.
     StreamType(u8),
+    /// The program already has as many carried tracks as the demuxer takes (32).
+    TooManyTracks,
 }
 
 impl fmt::Display for NotCarried {
@@ -57,6 +59,7 @@ impl fmt::Display for NotCarried {
             Self::PrivateData => f.write_str("private data is not carried"),
             Self::Metadata => f.write_str("timed metadata is not carried"),
             Self::StreamType(t) => write!(f, "stream_type {t:#04x} is not carried"),
+            Self::TooManyTracks => f.write_str("more carried tracks than one program may have"),
         }
     }
 }

@@ -479,3 +479,72 @@ fn oversized_audio_pes_is_dropped_with_an_error() {
     ));
     assert_eq!(got.len(), 1, "the next PES is delivered");
 }
+
+/// Regression (issue 13, item 7): PIDs each under their own limit once added up without bound
+/// (30 x 15 MiB of unterminated video PES took RSS from 126 to 721 MB). One budget holds over
+/// all of them, and the carried tracks are capped.
+#[test]
+fn unfinished_pes_on_many_pids_stay_within_one_budget() {
+    // 33: as many as one PMT packet of the muxer lists, one past the cap.
+    let pids: Vec<TrackId> = (0..33).map(|i| TrackId(0x200 + i)).collect();
+    let config = MuxerConfig {
+        tracks: pids
+            .iter()
+            .map(|&pid| MuxTrack::new(pid, Codec::H264).with_pid(pid.0))
+            .collect(),
+        ..MuxerConfig::default()
+    };
+    // One 3 MiB picture per PID: video PES are unbounded (length 0), so each stays unfinished
+    // until its PID starts another.
+    let frames: Vec<Frame> = pids
+        .iter()
+        .map(|&pid| frame(pid, Codec::H264, 90_000, true, picture(3 << 20, true, 1)))
+        .collect();
+    let ts = mux(config, &frames);
+    let mut demuxer = Demuxer::new(DemuxerConfig::default());
+    let now = arrival();
+    let mut most = 0;
+    let mut budget_errors = 0;
+    for chunk in ts.chunks(188 * 64) {
+        demuxer.push(chunk, now);
+        while let Some(event) = demuxer.pull() {
+            if let Err(Error::PesBudget { budget, .. }) = event {
+                assert_eq!(budget, MAX_HELD);
+                budget_errors += 1;
+            }
+        }
+        most = most.max(demuxer.held());
+    }
+    assert!(most <= MAX_HELD, "held {most} bytes");
+    assert!(
+        most > MAX_HELD - (4 << 20),
+        "the budget is used, not undercut: {most}"
+    );
+    let carried = demuxer
+        .tracks()
+        .iter()
+        .filter(|t| matches!(t.carriage, Carriage::Carried(_)))
+        .count();
+    assert_eq!(demuxer.tracks().len(), 33);
+    assert_eq!(carried, MAX_CARRIED, "the rest are listed, not carried");
+    // 32 carried PIDs x 3 MiB = 96 MiB asked for: the PES past the budget were dropped.
+    assert!(budget_errors >= 20, "{budget_errors}");
+}
+
+#[test]
+fn an_oversized_pes_gives_back_its_memory() {
+    let config = MuxerConfig {
+        tracks: vec![MuxTrack::new(AUDIO, Codec::Ac3).with_pid(AUDIO.0)],
+        ..MuxerConfig::default()
+    };
+    let big = frame(AUDIO, Codec::Ac3, 0, true, vec![0x0B; MAX_OTHER_PES + 1]);
+    let ts = mux(config, &[big]);
+    let mut demuxer = Demuxer::new(DemuxerConfig::default());
+    demuxer.push(&ts, arrival());
+    while demuxer.pull().is_some() {}
+    assert_eq!(demuxer.held(), 0);
+    assert!(
+        demuxer.streams.iter().all(|s| s.buf.capacity() < 64 << 10),
+        "the dropped PES's capacity is released"
+    );
+}
