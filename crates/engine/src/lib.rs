@@ -35,6 +35,7 @@ use tributary_domain::plan::{RestartPlan, plan};
 use tributary_domain::spec::StreamSpec;
 use tributary_domain::validate::{Support, ValidationErrors};
 use tributary_domain::{Stream, StreamCode};
+use tributary_net::{SsrfGuard, SsrfMode};
 use tributary_store::{Expect, SqliteStore, StoredStream, StreamRepository};
 
 pub use coordinator::{Applied, CoordError, StateSnapshot, Step};
@@ -652,6 +653,7 @@ impl MediaPlane {
         let ingest = tributary_ingest::IngestConfig {
             ffmpeg_path: config.transcoder.ffmpeg_path.clone().into(),
             hls_prefetch: config.ingestor.hls_max_segment_buffer,
+            ssrf_guard: ssrf_guard(&config.security),
         };
         let failover = tributary_domain::failover::FailoverConfig::from_manager(&config.manager);
         let manager = Arc::new(Manager::new(intakes.clone(), ingest, failover));
@@ -659,6 +661,7 @@ impl MediaPlane {
         let outputs = Arc::new(Outputs::new(
             hub.clone(),
             tributary_publish::HlsSettings::from(hls),
+            ssrf_guard(&config.security),
         ));
         let router = Arc::new(EngineRouter::new(
             manager.clone(),
@@ -685,6 +688,19 @@ impl MediaPlane {
     fn services(&self) -> Services {
         self.services.clone()
     }
+}
+
+/// The SSRF guard `security` configures. [`ServerConfig::validate`] refused any other mode
+/// name and any range that does not parse; were one to get here, the guard fails closed
+/// (`strict`, the range not exempt).
+fn ssrf_guard(security: &tributary_domain::config::SecuritySection) -> SsrfGuard {
+    let mode = security.ssrf_guard.parse().unwrap_or(SsrfMode::Strict);
+    let allow = security
+        .allow_cidrs
+        .iter()
+        .filter_map(|cidr| tributary_domain::config::parse_cidr(cidr))
+        .collect();
+    SsrfGuard::new(mode, allow)
 }
 
 /// Locks a mutex, taking the data of a poisoned one: every critical section in the engine

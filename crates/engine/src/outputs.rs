@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tributary_domain::diff::Output;
 use tributary_domain::{Push, Stream, StreamCode};
 use tributary_hub::Hub;
+use tributary_net::SsrfGuard;
 use tributary_publish::{HlsHandle, HlsRegistry, HlsSettings, PushHandle, PushSettings};
 
 use crate::lock;
@@ -39,6 +40,8 @@ pub(crate) struct Outputs {
     hls: HlsRegistry,
     /// Segment length, window and history for new packagers.
     settings: HlsSettings,
+    /// Which addresses push targets may dial.
+    ssrf_guard: SsrfGuard,
     /// The running HLS packagers; dropping a handle stops its task and removes its window.
     running: Mutex<HashMap<StreamCode, HlsHandle>>,
     /// Streams with RTMP play on (the RTMP listener serves their main buffer), each with its
@@ -52,11 +55,12 @@ pub(crate) struct Outputs {
 }
 
 impl Outputs {
-    pub(crate) fn new(hub: Hub, settings: HlsSettings) -> Self {
+    pub(crate) fn new(hub: Hub, settings: HlsSettings, ssrf_guard: SsrfGuard) -> Self {
         Self {
             hub,
             hls: HlsRegistry::new(),
             settings,
+            ssrf_guard,
             running: Mutex::new(HashMap::new()),
             rtmp: Mutex::new(HashMap::new()),
             pushes: Mutex::new(HashMap::new()),
@@ -271,7 +275,7 @@ impl OutputService for Outputs {
         if let Some(previous) = previous {
             previous.stop();
         }
-        let settings = PushSettings::from(target);
+        let settings = PushSettings::for_target(target, self.ssrf_guard.clone());
         let handle = tributary_publish::start_push(
             &self.hub,
             code.clone(),

@@ -4,7 +4,7 @@
 //! [`hls_prefetch`](crate::IngestConfig::hls_prefetch) segments, both running in the worker's
 //! task:
 //!
-//! - the **poller** reloads the media playlist every max(target duration / 2, 0.5 s),
+//! - the **poller** reloads the media playlist every target duration / 2, within [0.5 s, 10 s],
 //!   downloads each new segment (by media sequence, so a segment is fetched once) and sends it
 //!   down the channel, waiting when the channel is full: that is the prefetch bound;
 //! - the **player** demuxes the segments in order and writes their frames no faster than their
@@ -200,7 +200,9 @@ async fn poll(
         let start = next_seq.unwrap_or(if playlist.end_list {
             playlist.media_sequence
         } else {
-            playlist.media_sequence + count.saturating_sub(LIVE_EDGE)
+            playlist
+                .media_sequence
+                .saturating_add(count.saturating_sub(LIVE_EDGE))
         });
         if next_seq.is_some_and(|next| next < playlist.media_sequence) {
             tracing::warn!(
@@ -209,7 +211,13 @@ async fn poll(
             );
         }
         for (i, segment) in playlist.segments.iter().enumerate() {
-            let seq = playlist.media_sequence + i as u64;
+            // The origin's numbers are not trusted: a sequence at the top of u64 ends here.
+            let Some(seq) = playlist.media_sequence.checked_add(i as u64) else {
+                return Err(format!(
+                    "media sequence {} + {i} overflows",
+                    playlist.media_sequence
+                ));
+            };
             if seq < start {
                 continue;
             }
@@ -234,7 +242,7 @@ async fn poll(
                     "segment {seq} skipped after {SEGMENT_TRIES} tries: {e}"
                 )),
             }
-            next_seq = Some(seq + 1);
+            next_seq = Some(seq.saturating_add(1));
         }
         let next = *next_seq.get_or_insert(start);
         if playlist.end_list {
@@ -242,8 +250,10 @@ async fn poll(
             let _ = tx.send(Item::End { last }).await;
             return Ok(());
         }
-        let target = Duration::from_secs(playlist.target_duration);
-        tokio::time::sleep_until(fetched_at + (target / 2).max(MIN_POLL)).await;
+        // Half the target duration, within [MIN_POLL, MAX_POLL]: any u64 the origin writes
+        // gives a sane reload (and no `Instant` overflow).
+        let target = Duration::from_secs(playlist.target_duration.min(MAX_POLL.as_secs() * 2));
+        tokio::time::sleep_until(fetched_at + (target / 2).clamp(MIN_POLL, MAX_POLL)).await;
         fetched_at = tokio::time::Instant::now();
         (playlist, base) = match fetch_playlist(client, media_url).await? {
             (Playlist::MediaPlaylist(media), base) => (media, base),
@@ -379,6 +389,9 @@ const MAX_NESTED: usize = 3;
 const LIVE_EDGE: u64 = 3;
 /// The shortest playlist reload interval.
 const MIN_POLL: Duration = Duration::from_millis(500);
+/// The longest: an origin that announces an absurd target duration (a hostile one may write
+/// `u64::MAX`) is still reloaded, so it is followed once it turns sane.
+const MAX_POLL: Duration = Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests {

@@ -2,10 +2,15 @@
 //!
 //! Redirects are followed here, not by reqwest, so the rules of SPEC §Domain "Input" hold on
 //! every hop: at most 5, and the input's `headers` are sent only to the host the input names,
-//! never forwarded across hosts. (The SSRF guard of SPEC §Security, checked at dial time on
-//! every resolved address and redirect, belongs here too and is not implemented yet.)
+//! never forwarded across hosts.
+//!
+//! The SSRF guard (SPEC §Security) holds on every hop too: reqwest resolves names through
+//! [`tributary_net::resolve`], which drops the addresses the guard blocks, and a host written
+//! as an address (which reqwest does not resolve) is checked before each request.
 
 use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,7 +18,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION};
 use reqwest::{Client, Response, StatusCode};
 use tributary_domain::redact::mask_url;
 use tributary_domain::spec::HttpSource;
-use url::Url;
+use tributary_net::{DialError, SsrfGuard, Target};
+use url::{Host, Url};
 
 use crate::IngestError;
 use crate::backoff::Backoff;
@@ -26,6 +32,8 @@ pub(crate) struct HttpClient {
     client: Client,
     /// The input's `headers`, parsed once.
     headers: HeaderMap,
+    /// Which addresses may be dialed (names are checked by the client's resolver).
+    guard: SsrfGuard,
     /// The budget for a response's headers to arrive (and, for HTTP-TS, between two reads).
     pub(crate) timeout: Duration,
 }
@@ -83,11 +91,13 @@ impl fmt::Display for HttpError {
 
 impl HttpClient {
     /// A client for `source`: its timeout (`None` = `default_timeout`) bounds connecting and
-    /// waiting for a response; `insecure_tls` skips certificate checks.
+    /// waiting for a response; `insecure_tls` skips certificate checks; `guard` says which
+    /// addresses may be dialed.
     pub(crate) fn new(
         source: &HttpSource,
         default_timeout: Duration,
         label: &Label,
+        guard: &SsrfGuard,
     ) -> Result<Self, IngestError> {
         let mut headers = HeaderMap::new();
         // The parser admitted only header names and values HTTP can carry; a refusal here
@@ -103,6 +113,7 @@ impl HttpClient {
         let timeout = source.timeout.unwrap_or(default_timeout);
         let client = Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
             .connect_timeout(timeout)
             .danger_accept_invalid_certs(source.insecure_tls)
             .user_agent(concat!("tributary/", env!("CARGO_PKG_VERSION")))
@@ -116,6 +127,7 @@ impl HttpClient {
         Ok(Self {
             client,
             headers,
+            guard: guard.clone(),
             timeout,
         })
     }
@@ -131,6 +143,15 @@ impl HttpClient {
     ) -> Result<(Response, Url), HttpError> {
         let mut current = url.clone();
         for _ in 0..=MAX_REDIRECTS {
+            if let Some(ip) = address_host(&current).filter(|ip| self.guard.blocks(*ip)) {
+                return Err(HttpError::Transport {
+                    what: format!(
+                        "{}: blocked by ssrf_guard: {ip}",
+                        mask_url(current.as_str())
+                    ),
+                    fatal: true,
+                });
+            }
             let mut request = self.client.get(current.clone());
             if same_origin(&current, url) {
                 request = request.headers(self.headers.clone());
@@ -287,8 +308,48 @@ fn same_origin(a: &Url, b: &Url) -> bool {
         && a.port_or_known_default() == b.port_or_known_default()
 }
 
+/// The host of `url` when it is written as an address (reqwest dials those without resolving).
+fn address_host(url: &Url) -> Option<IpAddr> {
+    match url.host()? {
+        Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
+        Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
+        Host::Domain(_) => None,
+    }
+}
+
+/// reqwest's resolver for one client: names resolve through [`tributary_net::resolve`], so
+/// the addresses the guard blocks are never dialed, and a name with nothing else fails with
+/// [`DialError::Blocked`].
+#[derive(Debug)]
+struct GuardedResolver(SsrfGuard);
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let guard = self.0.clone();
+        // reqwest sets the port on the addresses returned.
+        let target = Target::new(name.as_str(), 0);
+        Box::pin(async move {
+            let addrs = tributary_net::resolve(&target, &guard).await?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
 /// A transport error, classified: DNS "no such host" and TLS/certificate failures are fatal.
 fn transport(url: &Url, e: &reqwest::Error) -> HttpError {
+    if let Some(dial) = dial_error(e) {
+        let host = url.host_str().unwrap_or_default();
+        let what = match dial {
+            DialError::Blocked { ip, .. } => format!("blocked by ssrf_guard: {ip}"),
+            DialError::Resolve { source, .. } => format!("cannot resolve {host}: {source}"),
+            DialError::NoAddress { .. } => format!("{host} resolves to no address"),
+            other => other.to_string(),
+        };
+        return HttpError::Transport {
+            what: format!("{}: {what}", mask_url(url.as_str())),
+            fatal: dial.is_fatal(),
+        };
+    }
     let chain = error_chain(e);
     let lower = chain.to_ascii_lowercase();
     let fatal = FATAL_MARKERS.iter().any(|m| lower.contains(m));
@@ -298,6 +359,18 @@ fn transport(url: &Url, e: &reqwest::Error) -> HttpError {
         format!("{}: {chain}", mask_url(url.as_str()))
     };
     HttpError::Transport { what, fatal }
+}
+
+/// The resolver's error behind a reqwest error, if that is what failed.
+fn dial_error(e: &reqwest::Error) -> Option<&DialError> {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(dial) = cause.downcast_ref::<DialError>() {
+            return Some(dial);
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// The messages of an error and its sources, without the URL reqwest puts in its own

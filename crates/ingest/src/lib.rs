@@ -82,6 +82,7 @@ mod http;
 mod pace;
 mod rtmp;
 mod sink;
+mod supervise;
 mod udp;
 
 use std::path::PathBuf;
@@ -95,10 +96,12 @@ use tributary_domain::redact::mask_url;
 use tributary_domain::spec::{ParsedInput, Source};
 use tributary_hub::Port;
 use tributary_media::{StreamCode, TrackId};
+use tributary_net::SsrfGuard;
 
 pub use error::IngestError;
 
 use crate::sink::{Label, Reporter, Stats};
+use crate::supervise::{Job, supervise};
 
 /// Who a worker works for, for its log lines and error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +123,9 @@ pub struct IngestConfig {
     /// Default 8: enough to ride out a slow origin for several segment durations while bounding
     /// memory to 8 × 64 MiB in the worst case. At least 1.
     pub hls_prefetch: usize,
+    /// Which addresses pulls may dial (`security.ssrf_guard`, `security.allow_cidrs`).
+    /// Default: SPEC's `metadata` mode, nothing exempt.
+    pub ssrf_guard: SsrfGuard,
 }
 
 impl Default for IngestConfig {
@@ -127,6 +133,7 @@ impl Default for IngestConfig {
         Self {
             ffmpeg_path: PathBuf::from("ffmpeg"),
             hls_prefetch: 8,
+            ssrf_guard: SsrfGuard::default(),
         }
     }
 }
@@ -275,30 +282,41 @@ pub fn spawn_with(
     let reporter = Reporter::new(Arc::clone(&label), port, Arc::clone(&stats));
     let program = input.program;
 
-    let task: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match &input.source {
-        Source::Udp(udp) => Box::pin(udp::run(udp.clone(), program, reporter)),
+    let job: Job = match &input.source {
+        Source::Udp(udp) => {
+            let udp = udp.clone();
+            Box::new(move |reporter| Box::pin(udp::run(udp.clone(), program, reporter)))
+        }
         Source::HttpTs(http) => {
-            let client = http::HttpClient::new(http, http::HTTP_TS_TIMEOUT, &label)?;
-            Box::pin(http::run_ts(http.url.clone(), client, program, reporter))
+            let client =
+                http::HttpClient::new(http, http::HTTP_TS_TIMEOUT, &label, &config.ssrf_guard)?;
+            let url = http.url.clone();
+            Box::new(move |reporter| {
+                Box::pin(http::run_ts(url.clone(), client.clone(), program, reporter))
+            })
         }
         Source::Hls(http) => {
-            let client = http::HttpClient::new(http, hls::PLAYLIST_TIMEOUT, &label)?;
+            let client =
+                http::HttpClient::new(http, hls::PLAYLIST_TIMEOUT, &label, &config.ssrf_guard)?;
+            let url = http.url.clone();
             let prefetch = config.hls_prefetch.max(1);
-            Box::pin(hls::run(
-                http.url.clone(),
-                client,
-                prefetch,
-                program,
-                reporter,
-            ))
+            Box::new(move |reporter| {
+                Box::pin(hls::run(
+                    url.clone(),
+                    client.clone(),
+                    prefetch,
+                    program,
+                    reporter,
+                ))
+            })
         }
         Source::Rtmp(source) => {
-            let options = rtmp::RtmpOptions::new(source, &label)?;
-            Box::pin(rtmp::run(options, reporter))
+            let options = rtmp::RtmpOptions::new(source, &label, &config.ssrf_guard)?;
+            Box::new(move |reporter| Box::pin(rtmp::run(options.clone(), reporter)))
         }
         Source::File(file) => {
             let options = file::FileOptions::new(file.clone(), config);
-            Box::pin(file::run(options, program, reporter))
+            Box::new(move |reporter| Box::pin(file::run(options.clone(), program, reporter)))
         }
         _ => {
             return Err(IngestError::Unsupported {
@@ -312,16 +330,7 @@ pub fn spawn_with(
     let cancel = CancellationToken::new();
     let span = tracing::info_span!("ingest", stream = %label.code, priority = label.priority,
         kind = %label.kind, url = %label.url);
-    let token = cancel.clone();
-    runtime.spawn(
-        async move {
-            tokio::select! {
-                () = token.cancelled() => tracing::debug!("worker stopped"),
-                () = task => {}
-            }
-        }
-        .instrument(span),
-    );
+    runtime.spawn(supervise(job, reporter, cancel.clone()).instrument(span));
     Ok(Worker {
         kind,
         cancel,

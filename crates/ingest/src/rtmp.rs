@@ -51,8 +51,13 @@ pub(crate) struct RtmpOptions {
 
 impl RtmpOptions {
     /// The pull the spec parsed: where to dial, with which budget, and the play session
-    /// (application, stream name and `tcUrl`, as the RTMP client cuts them from the URL).
-    pub(crate) fn new(source: &RtmpSource, label: &Label) -> Result<Self, IngestError> {
+    /// (application, stream name and `tcUrl`, as the RTMP client cuts them from the URL),
+    /// dialed only where `guard` allows.
+    pub(crate) fn new(
+        source: &RtmpSource,
+        label: &Label,
+        guard: &SsrfGuard,
+    ) -> Result<Self, IngestError> {
         let session =
             ClientConfig::from_url(&source.target.url, ClientIntent::Play).ok_or_else(|| {
                 label.invalid("url", "expected rtmp[s]://host[:port]/<app>/<stream name>")
@@ -68,7 +73,7 @@ impl RtmpOptions {
             dial: Dial {
                 tls,
                 timeout,
-                guard: SsrfGuard::default(),
+                guard: guard.clone(),
             },
             session,
             timeout,

@@ -78,6 +78,9 @@ pub struct PushSettings {
     /// Consecutive failures after which the target is `failed` and stops (`push[].limit`);
     /// 0 (the default) retries forever.
     pub limit: u32,
+    /// Which addresses the target may resolve to (`security.ssrf_guard`; default SPEC's
+    /// `metadata` mode).
+    pub guard: SsrfGuard,
 }
 
 /// Where a target stands.
@@ -177,7 +180,7 @@ pub fn start_push(
             // SPEC §Push: certificates are always verified.
             tls: if endpoint.tls { Tls::Verify } else { Tls::Off },
             timeout,
-            guard: SsrfGuard::default(),
+            guard: settings.guard.clone(),
         },
         session,
         timeout,
@@ -208,17 +211,20 @@ impl PushSettings {
             timeout_sec: 10,
             retry_timeout_sec: 5,
             limit: 0,
+            guard: SsrfGuard::default(),
         }
     }
 }
 
-impl From<&Push> for PushSettings {
-    fn from(push: &Push) -> Self {
+impl PushSettings {
+    /// The settings of a configured target, dialed only where `guard` allows.
+    pub fn for_target(push: &Push, guard: SsrfGuard) -> Self {
         Self {
             url: push.url.clone(),
             timeout_sec: u64::from(push.timeout_sec),
             retry_timeout_sec: u64::from(push.retry_timeout_sec),
             limit: push.limit,
+            guard,
         }
     }
 }

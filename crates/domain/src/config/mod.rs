@@ -477,12 +477,13 @@ pub struct SecuritySection {
     /// Signed play URLs. Not supported yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub play_signing: Option<PlaySigning>,
-    /// `off`, `metadata` (default) or `strict`. Not supported yet.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ssrf_guard: Option<String>,
-    /// CIDRs the SSRF guard exempts. Not supported yet.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allow_cidrs: Option<Vec<String>>,
+    /// Which addresses input pulls and push targets may dial (SPEC §Security "SSRF guard"):
+    /// `off`, `metadata` (default: link-local and cloud metadata addresses blocked) or
+    /// `strict` (also loopback, private, CGNAT, unique-local and unspecified addresses).
+    pub ssrf_guard: String,
+    /// Ranges (`10.0.0.0/8`, `2001:db8::/32`, or one address) the SSRF guard lets through
+    /// whatever its mode. Default empty.
+    pub allow_cidrs: Vec<String>,
     /// `/metrics` without a token. Not supported yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_metrics: Option<bool>,
@@ -507,8 +508,8 @@ impl Default for SecuritySection {
             loopback_bypass: true,
             publish_auth: "required".into(),
             play_signing: None,
-            ssrf_guard: None,
-            allow_cidrs: None,
+            ssrf_guard: "metadata".into(),
+            allow_cidrs: Vec::new(),
             public_metrics: None,
             unsafe_extra_args: None,
             storage_roots: None,
@@ -602,6 +603,26 @@ impl ServerConfig {
                     self.security.publish_auth
                 ),
             );
+        }
+        if !matches!(
+            self.security.ssrf_guard.as_str(),
+            "off" | "metadata" | "strict"
+        ) {
+            bad(
+                "security.ssrf_guard",
+                format!(
+                    "must be \"off\", \"metadata\" or \"strict\", got {:?}",
+                    self.security.ssrf_guard
+                ),
+            );
+        }
+        for (i, cidr) in self.security.allow_cidrs.iter().enumerate() {
+            if parse_cidr(cidr).is_none() {
+                bad(
+                    &format!("security.allow_cidrs[{i}]"),
+                    format!("must be an address or a CIDR range like 10.0.0.0/8, got {cidr:?}"),
+                );
+            }
         }
         if self.buffer.capacity == 0 {
             bad("buffer.capacity", "must be > 0".into());
@@ -706,8 +727,6 @@ impl ServerConfig {
         let security = &self.security;
         ignored.keys("security.play_signing", security.play_signing.as_ref());
         for (key, set) in [
-            ("ssrf_guard", security.ssrf_guard.is_some()),
-            ("allow_cidrs", security.allow_cidrs.is_some()),
             ("public_metrics", security.public_metrics.is_some()),
             ("unsafe_extra_args", security.unsafe_extra_args.is_some()),
             ("storage_roots", security.storage_roots.is_some()),
@@ -724,6 +743,17 @@ impl ServerConfig {
         ignored.keys("debug", self.debug.as_ref());
         ignored.0
     }
+}
+
+/// An `allow_cidrs` entry as a range: a CIDR (`10.0.0.0/8`) or one address (`192.0.2.7`,
+/// `::1`), surrounding spaces ignored.
+pub fn parse_cidr(text: &str) -> Option<ipnet::IpNet> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(ipnet::IpNet::from)
+    })
 }
 
 /// Splits `host:port` (IPv6 hosts in brackets).
@@ -856,7 +886,7 @@ mod tests {
             "publisher": {"hls": {"segment_format": "fmp4", "dir": "/tmp/hls"},
                           "dash": {"segment_sec": 2}},
             "security": {"play_signing": {"enabled": true, "key": "k"}, "ssrf_guard": "strict",
-                         "trusted_proxies": []},
+                         "allow_cidrs": ["10.0.0.0/8"], "trusted_proxies": []},
             "hooks": {"worker_count": 4, "max_retries": 3},
             "sessions": {"enabled": true},
             "watermarks": {},
@@ -887,7 +917,6 @@ mod tests {
             ("publisher.dash.segment_sec", later),
             ("security.play_signing.enabled", later),
             ("security.play_signing.key", later),
-            ("security.ssrf_guard", later),
             ("security.trusted_proxies", later),
             ("hooks.max_retries", later),
             ("hooks.worker_count", later),
@@ -919,6 +948,34 @@ mod tests {
         ] {
             assert!(serde_json::from_str::<ServerConfig>(doc).is_err(), "{doc}");
         }
+    }
+
+    #[test]
+    fn ssrf_settings_are_checked_at_load_naming_the_key() {
+        let mut c = ServerConfig::default();
+        assert_eq!(c.security.ssrf_guard, "metadata");
+        c.security.ssrf_guard = "lenient".into();
+        c.security.allow_cidrs = vec![
+            "10.0.0.0/8".into(),
+            " 192.0.2.7 ".into(),
+            "fd00::/8".into(),
+            "10.0.0.0/33".into(),
+            "example.com".into(),
+        ];
+        let errors = c.validate().unwrap_err();
+        let paths: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "security.ssrf_guard",
+                "security.allow_cidrs[3]",
+                "security.allow_cidrs[4]"
+            ]
+        );
+        assert_eq!(
+            parse_cidr(" 192.0.2.7 ").map(|n| n.to_string()),
+            Some("192.0.2.7/32".to_owned())
+        );
     }
 
     #[test]

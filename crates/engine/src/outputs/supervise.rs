@@ -224,6 +224,7 @@ mod tests {
     use tributary_domain::diff::Output;
     use tributary_domain::{Protocols, Push, Stream};
     use tributary_hub::{Hub, Writer};
+    use tributary_net::SsrfGuard;
     use tributary_publish::HlsSettings;
 
     use super::*;
@@ -243,7 +244,7 @@ mod tests {
         let hub = Hub::new();
         let stream = stream();
         let writer = hub.create(stream_buffer(&stream.code), 64).unwrap();
-        let outputs = Outputs::new(hub.clone(), HlsSettings::default());
+        let outputs = Outputs::new(hub.clone(), HlsSettings::default(), SsrfGuard::default());
         (hub, stream, writer, outputs)
     }
 

@@ -151,3 +151,40 @@ async fn live_segments_are_fetched_once_and_a_sequence_going_back_resets() {
     assert_eq!(fetches(&server), 2, "{:?}", server.requests());
     assert!(rig.errors().is_empty(), "{:?}", rig.errors());
 }
+
+/// Regression (issue 13, item 7): numbers at the top of u64 (`TARGETDURATION`, the media
+/// sequence) once panicked the worker, and the input stayed dead. Now the hostile playlist
+/// costs the input an error at most, and once the origin turns sane the pull plays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_playlist_costs_an_error_and_the_pull_plays_once_it_turns_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    make_hls(dir.path(), 2);
+    let server = Server::start().await;
+    server.serve_dir("/live", dir.path());
+    let max = u64::MAX;
+    let hostile = format!(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{max}\n\
+         #EXT-X-MEDIA-SEQUENCE:{max}\n#EXTINF:1.0,\nindex0.ts\n#EXTINF:1.0,\nindex1.ts\n"
+    );
+    server.route("/live/index.m3u8", Reply::Body(hostile.into_bytes().into()));
+
+    let mut rig = Rig::new();
+    let _worker = rig.spawn(&server.url("/live/index.m3u8"));
+    let error = rig.wait_error("overflows", Duration::from_secs(10)).await;
+    assert!(error.contains("stream ingest-test, input 0"), "{error}");
+    assert!(!error.contains("worker failed"), "no panic: {error}");
+
+    // The origin turns valid: the same worker plays it.
+    server.route("/live/index.m3u8", live_playlist(7));
+    rig.collect(
+        Duration::from_secs(20),
+        "frames once the origin is sane",
+        |f| f.iter().any(|f| f.codec == Codec::H264 && f.keyframe),
+    )
+    .await;
+    assert!(
+        !rig.errors().iter().any(|e| e.contains("worker failed")),
+        "{:?}",
+        rig.errors()
+    );
+}

@@ -8,5 +8,6 @@ mod file;
 mod hls;
 mod http_ts;
 mod rtmp;
+mod ssrf;
 mod support;
 mod udp;

@@ -117,7 +117,6 @@ fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
         "watermarks.dir",
         "dvr.max_clip_sec",
         "autopublish.enabled",
-        "security.ssrf_guard",
         "security.play_signing.enabled",
         "debug.fault_injection",
     ] {
@@ -136,6 +135,7 @@ fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
         "ingestor.hls_max_segment_buffer",
         "buffer.capacity",
         "log.level",
+        "security.ssrf_guard",
     ] {
         assert_eq!(named(key), 0, "{key}");
     }
@@ -149,6 +149,14 @@ fn unknown_keys_and_bad_log_levels_stop_start_up_naming_them() {
         ("[hookz]\nworker_count = 4\n", "hookz"),
         ("[listeners.rtsp]\nlatency_ms = 120\n", "latency_ms"),
         ("[log]\nlevel = \"verbose\"\n", "log.level"),
+        (
+            "[security]\nssrf_guard = \"lenient\"\n",
+            "security.ssrf_guard",
+        ),
+        (
+            "[security]\nallow_cidrs = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n",
+            "security.allow_cidrs[1]",
+        ),
     ] {
         let path = dir.path().join("tributary.toml");
         std::fs::write(&path, toml).unwrap();

@@ -23,7 +23,7 @@ pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// The pre-encoded source of these tests: 720p30 H.264 (GOP 2 s) + AAC, 10 s, looped.
-fn clip() -> PathBuf {
+pub(crate) fn clip() -> PathBuf {
     cached_clip(&ClipSpec::default(), "ts").expect("encode the test clip")
 }
 
@@ -111,7 +111,7 @@ fn assert_monotonic_dts(packets: &[ProbePacket], min: usize) {
     }
 }
 
-fn create_udp_stream(server: &Server, code: &str, port: u16) {
+pub(crate) fn create_udp_stream(server: &Server, code: &str, port: u16) {
     let body =
         format!(r#"{{"inputs":[{{"url":"udp://127.0.0.1:{port}"}}],"protocols":{{"hls":true}}}}"#);
     let answer = send(
@@ -123,7 +123,12 @@ fn create_udp_stream(server: &Server, code: &str, port: u16) {
     assert_eq!(answer.status, 201, "{}", answer.body);
 }
 
-fn wait_segments(server: &Server, code: &str, count: usize, timeout: Duration) -> String {
+pub(crate) fn wait_segments(
+    server: &Server,
+    code: &str,
+    count: usize,
+    timeout: Duration,
+) -> String {
     let mut last = String::new();
     wait_until(
         timeout,

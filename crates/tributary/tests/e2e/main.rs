@@ -12,3 +12,4 @@ mod rtmp_fanout;
 mod rtmp_hevc;
 mod rtmp_relay;
 mod server;
+mod ssrf;
