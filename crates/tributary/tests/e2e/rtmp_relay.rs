@@ -12,7 +12,7 @@ use tributary_testkit::{
 };
 
 use crate::hls::{assert_h264_720p_with_aac, serial, window_ts};
-use crate::server::{Server, send};
+use crate::server::{Server, put_stream};
 
 /// A child process killed (and reaped) on drop.
 pub(crate) struct Killed(Child);
@@ -40,16 +40,6 @@ fn clip() -> std::path::PathBuf {
         "mp4",
     )
     .expect("encode the test clip")
-}
-
-fn put_stream(server: &Server, code: &str, body: &str) {
-    let answer = send(
-        "PUT",
-        &server.url(&format!("/streams/{code}")),
-        Some(body),
-        &[],
-    );
-    assert_eq!(answer.status, 201, "{}", answer.body);
 }
 
 fn wait_segments(server: &Server, code: &str, count: usize) {

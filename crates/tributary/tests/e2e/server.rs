@@ -190,3 +190,14 @@ pub(crate) fn send(
     let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
     Answer { status, body, etag }
 }
+
+/// Creates stream `code` with the JSON `body` (`PUT /streams/{code}` answered 201).
+pub(crate) fn put_stream(server: &Server, code: &str, body: &str) {
+    let answer = send(
+        "PUT",
+        &server.url(&format!("/streams/{code}")),
+        Some(body),
+        &[],
+    );
+    assert_eq!(answer.status, 201, "{}", answer.body);
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tributary_testkit::{LiveSender, free_udp_port, wait_until};
 
 use crate::hls::{clip, create_udp_stream, serial, wait_segments};
-use crate::server::{Server, send};
+use crate::server::{Server, put_stream as put};
 
 /// The messages of `runtime.inputs[0].errors` of `code`.
 fn input_errors(server: &Server, code: &str) -> Vec<String> {
@@ -20,16 +20,6 @@ fn input_errors(server: &Server, code: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-fn put(server: &Server, code: &str, body: &str) {
-    let answer = send(
-        "PUT",
-        &server.url(&format!("/streams/{code}")),
-        Some(body),
-        &[],
-    );
-    assert_eq!(answer.status, 201, "{}", answer.body);
 }
 
 fn wait_input_error(server: &Server, code: &str, needle: &str) {
