@@ -82,6 +82,18 @@ pub trait StreamRepository: Send + Sync + 'static {
     /// Every stream that decodes, sorted by code (byte order, as `StreamCode`'s `Ord`).
     fn list(&self) -> Result<Vec<StoredStream>, StoreError>;
 
+    /// At most `limit` streams whose codes sort after `after` (from the first when `None`),
+    /// sorted by code: one page of [`list`](Self::list). Corrupt rows are skipped as there, so
+    /// a page may be short; the next page starts after the last code of this one.
+    fn list_page(
+        &self,
+        after: Option<&StreamCode>,
+        limit: usize,
+    ) -> Result<Vec<StoredStream>, StoreError>;
+
+    /// How many streams are stored (corrupt rows included).
+    fn count(&self) -> Result<u64, StoreError>;
+
     /// The stream with this code, or `None` if there is none.
     fn get(&self, code: &StreamCode) -> Result<Option<StoredStream>, StoreError>;
 

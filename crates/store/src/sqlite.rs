@@ -10,7 +10,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, ToSql, TransactionBehavior, params};
 use tributary_domain::{Stream, StreamCode};
 
 use crate::{Expect, StoreError, StoredStream, StreamRepository, Upserted};
@@ -69,6 +69,40 @@ impl SqliteStore {
         })
     }
 
+    /// The streams a `SELECT` of whole rows returns, in its order; corrupt rows are skipped
+    /// and logged (see [`StreamRepository`]'s "Corrupt rows").
+    fn select(
+        &self,
+        operation: &'static str,
+        sql: &str,
+        params: &[&dyn ToSql],
+    ) -> Result<Vec<StoredStream>, StoreError> {
+        let db = |source| StoreError::Database {
+            operation,
+            code: None,
+            source,
+        };
+        let rows = {
+            let conn = self.lock();
+            let mut statement = conn.prepare_cached(sql).map_err(db)?;
+            statement
+                .query_map(params, RawRow::read)
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?
+        };
+        let mut streams = Vec::with_capacity(rows.len());
+        for row in rows {
+            match row.decode() {
+                Ok(stored) => streams.push(stored),
+                Err(err) => {
+                    tracing::error!(stream = %row.code, error = %err, "skipping corrupt stream row");
+                }
+            }
+        }
+        Ok(streams)
+    }
+
     /// The connection. A poisoned lock is taken anyway: a panic inside a critical section
     /// unwinds through the open `Transaction`, whose drop rolls it back, so the connection holds
     /// no half-done write.
@@ -87,35 +121,39 @@ impl fmt::Debug for SqliteStore {
 
 impl StreamRepository for SqliteStore {
     fn list(&self) -> Result<Vec<StoredStream>, StoreError> {
-        let db = |source| StoreError::Database {
-            operation: "list",
-            code: None,
-            source,
-        };
-        let rows = {
-            let conn = self.lock();
-            let mut statement = conn
-                .prepare_cached(
-                    "SELECT code, json, revision, created_at, updated_at \
-                     FROM streams ORDER BY code",
-                )
-                .map_err(db)?;
-            statement
-                .query_map([], RawRow::read)
-                .map_err(db)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db)?
-        };
-        let mut streams = Vec::with_capacity(rows.len());
-        for row in rows {
-            match row.decode() {
-                Ok(stored) => streams.push(stored),
-                Err(err) => {
-                    tracing::error!(stream = %row.code, error = %err, "skipping corrupt stream row");
-                }
-            }
-        }
-        Ok(streams)
+        self.select(
+            "list",
+            "SELECT code, json, revision, created_at, updated_at FROM streams ORDER BY code",
+            params![],
+        )
+    }
+
+    fn list_page(
+        &self,
+        after: Option<&StreamCode>,
+        limit: usize,
+    ) -> Result<Vec<StoredStream>, StoreError> {
+        let after = after.map_or("", StreamCode::as_str);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.select(
+            "list_page",
+            "SELECT code, json, revision, created_at, updated_at FROM streams \
+             WHERE code > ?1 ORDER BY code LIMIT ?2",
+            params![after, limit],
+        )
+    }
+
+    fn count(&self) -> Result<u64, StoreError> {
+        let count: i64 = self
+            .lock()
+            .prepare_cached("SELECT COUNT(*) FROM streams")
+            .and_then(|mut statement| statement.query_row([], |row| row.get(0)))
+            .map_err(|source| StoreError::Database {
+                operation: "count",
+                code: None,
+                source,
+            })?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     fn get(&self, code: &StreamCode) -> Result<Option<StoredStream>, StoreError> {

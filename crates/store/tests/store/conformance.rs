@@ -18,6 +18,7 @@ macro_rules! conformance {
             conformance!(@tests $open;
                 create_then_get_and_list,
                 list_is_sorted_by_code,
+                pages_follow_the_list_and_count_counts,
                 update_bumps_revision_and_keeps_created_at,
                 expect_absent_refuses_existing,
                 expect_revision_refuses_stale_and_absent,
@@ -84,6 +85,29 @@ fn list_is_sorted_by_code<R: StreamRepository>(repo: &R) {
     let mut expected: Vec<_> = texts.into_iter().map(code).collect();
     expected.sort();
     assert_eq!(listed, expected);
+}
+
+fn pages_follow_the_list_and_count_counts<R: StreamRepository>(repo: &R) {
+    assert_eq!(repo.count().expect("count"), 0);
+    assert!(repo.list_page(None, 10).expect("page").is_empty());
+    let texts = ["b/x", "a", "b", "a-b", "Z", "a_b", "b-c", "a/z", "0"];
+    for text in texts {
+        repo.upsert(&Stream::new(code(text)), Expect::Absent)
+            .expect("create");
+    }
+    assert_eq!(repo.count().expect("count"), texts.len() as u64);
+    let all: Vec<_> = repo.list().expect("list");
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = repo.list_page(after.as_ref(), 4).expect("page");
+        assert!(page.len() <= 4);
+        let Some(last) = page.last() else { break };
+        after = Some(last.stream.code.clone());
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+    assert_eq!(repo.list_page(None, 0).expect("page"), []);
 }
 
 fn update_bumps_revision_and_keeps_created_at<R: StreamRepository>(repo: &R) {
