@@ -114,8 +114,8 @@ impl ProtocolsDiff {
 
 /// Everything a running pipeline could have to react to between two versions of a stream.
 ///
-/// Built by [`compute_diff`]; serialised as-is in `?dry_run=true` answers. Push URLs in it are
-/// not redacted: the API redacts before answering.
+/// Built by [`compute_diff`]. Its push targets are keyed by URL, which carries the platform's
+/// stream key: `?dry_run=true` answers show it as a [`ShownDiff`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct StreamDiff {
     /// `disabled` went false → true.
@@ -167,6 +167,52 @@ impl StreamDiff {
             && self.push.is_empty()
             && !self.dvr_changed
             && !self.thumbnail_changed
+    }
+}
+
+/// A [`StreamDiff`] as `?dry_run=true` answers show it (SPEC §Security: a dry-run diff is
+/// masked like a record): push targets are keyed by their index in the `push` list (`added`
+/// and `updated` index the new list, `removed` the old one) instead of by URL, whose path
+/// carries the platform's stream key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShownDiff {
+    /// The diff; its `push` is not shown.
+    pub diff: StreamDiff,
+    /// The push targets, by index.
+    pub push: KeyedDiff<usize>,
+}
+
+impl ShownDiff {
+    /// Shows `diff`, computed from `old` to `new`.
+    pub fn new(diff: StreamDiff, old: &Stream, new: &Stream) -> Self {
+        let index = |targets: &[Push], urls: &[String]| -> Vec<usize> {
+            let mut found: Vec<usize> = urls
+                .iter()
+                .filter_map(|url| {
+                    targets
+                        .iter()
+                        .position(|t| t.enabled && t.url.trim() == url.as_str())
+                })
+                .collect();
+            found.sort_unstable();
+            found
+        };
+        let push = KeyedDiff {
+            added: index(&new.push, &diff.push.added),
+            removed: index(&old.push, &diff.push.removed),
+            updated: index(&new.push, &diff.push.updated),
+        };
+        Self { diff, push }
+    }
+}
+
+impl Serialize for ShownDiff {
+    /// [`StreamDiff`]'s fields, with `push` by index.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        let mut value = serde_json::to_value(&self.diff).map_err(S::Error::custom)?;
+        value["push"] = serde_json::to_value(&self.push).map_err(S::Error::custom)?;
+        value.serialize(serializer)
     }
 }
 
@@ -356,6 +402,32 @@ mod tests {
     // The table of every diff field and plan action lives in `crate::plan`'s tests.
     use super::*;
     use crate::stream::{AudioSettings, VideoSettings};
+
+    #[test]
+    fn a_shown_diff_keys_push_targets_by_index_without_urls() {
+        let target = |url: &str| Push {
+            url: url.into(),
+            enabled: true,
+            timeout_sec: 10,
+            retry_timeout_sec: 5,
+            limit: 0,
+            comment: String::new(),
+            profile: String::new(),
+        };
+        let mut old = Stream::new(tributary_media::StreamCode::parse("a").unwrap());
+        old.push = vec![target("rtmp://h/app/KEY1"), target("rtmp://h/app/KEY2")];
+        let mut new = old.clone();
+        new.push[0] = target("rtmp://h/app/KEY3");
+        new.push[1].limit = 3;
+        let shown = ShownDiff::new(compute_diff(&old, &new), &old, &new);
+        let value = serde_json::to_value(&shown).unwrap();
+        assert_eq!(
+            value["push"],
+            serde_json::json!({"added": [0], "removed": [0], "updated": [1]})
+        );
+        assert!(value["now_disabled"].is_boolean());
+        assert!(!value.to_string().contains("KEY"), "{value}");
+    }
 
     #[test]
     fn rung_count_follows_the_topology() {

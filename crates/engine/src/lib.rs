@@ -29,7 +29,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tributary_domain::config::ServerConfig;
-use tributary_domain::diff::{StreamDiff, compute_diff};
+use tributary_domain::diff::{ShownDiff, compute_diff};
 use tributary_domain::event::StreamStatus;
 use tributary_domain::plan::{RestartPlan, plan};
 use tributary_domain::spec::StreamSpec;
@@ -171,8 +171,9 @@ pub struct PutResult {
 /// What a write would do (`?dry_run=true`).
 #[derive(Debug, Clone, Serialize)]
 pub struct DryRun {
-    /// The computed diff against the stored record (`null` for a new stream).
-    pub diff: Option<StreamDiff>,
+    /// The computed diff against the stored record (`null` for a new stream), push targets
+    /// keyed by index so no stream key shows.
+    pub diff: Option<ShownDiff>,
     /// The restart plan.
     pub actions: Vec<String>,
     /// Plan warnings.
@@ -560,7 +561,7 @@ impl EngineHandle {
         let diff = compute_diff(&current.stream, stream);
         let RestartPlan { actions, warnings } = plan(&current.stream, stream, &diff);
         Ok(DryRun {
-            diff: Some(diff),
+            diff: Some(ShownDiff::new(diff, &current.stream, stream)),
             actions: actions.iter().map(|a| a.describe()).collect(),
             warnings,
         })

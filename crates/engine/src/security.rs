@@ -18,7 +18,8 @@ pub struct AdminToken(String);
 
 impl AdminToken {
     /// The configured token, else `<data_dir>/admin-token`, else a new one generated there
-    /// (32 random bytes, base64url, mode 0600) and logged once at WARN.
+    /// (32 random bytes, base64url, mode 0600); its path, never the token, is logged once at
+    /// WARN.
     pub(crate) fn load(configured: &str, data_dir: &Path) -> Result<Self, OpenError> {
         if !configured.trim().is_empty() {
             return Ok(Self(configured.trim().to_owned()));
@@ -40,9 +41,8 @@ impl AdminToken {
         write_private(&path, token.as_bytes()).map_err(token_err)?;
         tracing::warn!(
             path = %path.display(),
-            token = %token,
-            "generated the admin token (shown once; non-loopback admin requests need \
-             'Authorization: Bearer <token>')"
+            "generated the admin token and wrote it to this file (mode 0600; \
+             non-loopback admin requests need 'Authorization: Bearer <token>')"
         );
         Ok(Self(token))
     }

@@ -40,8 +40,8 @@
 //! When the buffer is deleted the task closes the session and ends.
 //!
 //! Logs are `tracing` events inside a span `push` with the fields `stream` and `url`, the URL
-//! redacted with `tributary_domain::redact::mask_push_url` (its last path segment, the
-//! platform's stream key, becomes `****`). No lock is held across an `.await`; the state is
+//! redacted with `tributary_domain::redact::mask_push_url` (everything after the app, the
+//! platform's stream key, and every query value become `****`). No lock is held across an `.await`; the state is
 //! behind a short `std` mutex the task updates and [`PushHandle::state`] copies.
 
 use std::fmt;
