@@ -7,14 +7,15 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod http;
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tributary_domain::config::ServerConfig;
 use tributary_engine::Engine;
 
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
         }
     }
     init_tracing(&config);
+    let fd_limit = http::raise_fd_limit();
     for key in config.ignored() {
         tracing::warn!(key = %key.path, "{key}");
     }
@@ -55,7 +57,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, fd_limit)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "tributary stopped");
@@ -80,7 +82,7 @@ fn init_tracing(config: &ServerConfig) {
     }
 }
 
-async fn run(config: ServerConfig) -> anyhow::Result<()> {
+async fn run(config: ServerConfig, fd_limit: Option<u64>) -> anyhow::Result<()> {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         data_dir = %config.data_dir,
@@ -111,17 +113,21 @@ async fn run(config: ServerConfig) -> anyhow::Result<()> {
     handle.set_http_addr(local.to_string());
     tracing::info!(addr = %local, "HTTP API listening");
 
-    let app =
-        tributary_api::router(handle.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let stop_http = tokio_util_token();
-    let server = {
-        let stop = stop_http.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.notified().await })
-                .await
-        })
-    };
+    let limits = http::HttpLimits::new(fd_limit);
+    tracing::info!(
+        total = limits.total,
+        per_ip = limits.per_ip,
+        header_read_sec = limits.header_read.as_secs(),
+        idle_sec = limits.idle.as_secs(),
+        "HTTP connection limits"
+    );
+    let stop_http = CancellationToken::new();
+    let server = tokio::spawn(http::serve(
+        listener,
+        tributary_api::router(handle.clone()),
+        limits,
+        stop_http.clone(),
+    ));
 
     engine.boot().await;
     let reconciler = engine.spawn_reconciler();
@@ -129,7 +135,7 @@ async fn run(config: ServerConfig) -> anyhow::Result<()> {
     wait_for_signal().await;
     tracing::info!("shutting down");
     let graceful = async {
-        stop_http.notify_waiters();
+        stop_http.cancel();
         engine.shutdown().await;
         reconciler.abort();
         let _ = server.await;
@@ -142,10 +148,6 @@ async fn run(config: ServerConfig) -> anyhow::Result<()> {
     }
     tracing::info!("bye");
     Ok(())
-}
-
-fn tokio_util_token() -> std::sync::Arc<tokio::sync::Notify> {
-    std::sync::Arc::new(tokio::sync::Notify::new())
 }
 
 async fn wait_for_signal() {

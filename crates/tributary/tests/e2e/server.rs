@@ -36,25 +36,46 @@ impl Server {
         rtmp: &str,
         args: &[&str],
     ) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tributary"));
-        cmd.args([
-            "--http",
-            "127.0.0.1:0",
-            "--rtmp",
+        Self::launch(
+            Command::new(env!("CARGO_BIN_EXE_tributary")),
+            data_dir,
+            env,
             rtmp,
-            "--srt",
-            "off",
-            "--rtsp",
-            "off",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env("TRIBUTARY_LOG__FORMAT", "json")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+            args,
+        )
+    }
+
+    /// As [`start_with`](Self::start_with), under an open-file limit of `soft` (what the
+    /// process starts with) and `hard` (what it may raise itself to), set by `sh`'s `ulimit`.
+    pub(crate) fn start_fd_limited(data_dir: &Path, rtmp: &str, soft: u32, hard: u32) -> Self {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!(
+                "ulimit -S -n {soft} && ulimit -H -n {hard} && exec \"$0\" \"$@\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_tributary"));
+        Self::launch(cmd, data_dir, &[], rtmp, &[])
+    }
+
+    fn launch(
+        mut cmd: Command,
+        data_dir: &Path,
+        env: &[(&str, &str)],
+        rtmp: &str,
+        args: &[&str],
+    ) -> Self {
+        if !args.contains(&"--http") {
+            cmd.args(["--http", "127.0.0.1:0"]);
+        }
+        cmd.args(["--rtmp", rtmp, "--srt", "off", "--rtsp", "off"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(args)
+            .env("TRIBUTARY_LOG__FORMAT", "json")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
