@@ -49,6 +49,16 @@ impl ApiError {
         }
     }
 
+    /// The `UPPER_SNAKE` code.
+    pub(crate) fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// The message.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     pub(crate) fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,

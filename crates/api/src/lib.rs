@@ -36,8 +36,9 @@ const BACKSTOP_GRACE: Duration = Duration::from_secs(1);
 /// JSON bodies above this are refused with 413 (SPEC §Security "Body caps").
 pub const JSON_BODY_CAP: usize = 1 << 20;
 
-/// The whole API, ready to be served with `into_make_service_with_connect_info::<SocketAddr>()`
-/// (admin authentication needs the TCP peer address).
+/// The whole API. The server puts each request's TCP peer in its extensions as
+/// `ConnectInfo<SocketAddr>` (admin authentication needs it; without it a request is not
+/// loopback).
 pub fn router(engine: EngineHandle) -> Router {
     let timeout = Duration::from_secs(engine.config().server.admin_timeout_sec.max(1));
     let admin = Router::new()
@@ -52,7 +53,7 @@ pub fn router(engine: EngineHandle) -> Router {
         )
         .route("/config", get(system::config))
         .layer(middleware::from_fn_with_state(
-            engine.clone(),
+            auth::AdminGate::new(engine.clone()),
             auth::require_admin,
         ))
         .layer(middleware::from_fn_with_state(timeout, admin_deadline));
@@ -118,6 +119,12 @@ async fn access_log(request: Request, next: Next) -> Response {
         "http"
     );
     response
+}
+
+/// Locks a mutex, taking the data of a poisoned one: the API's critical sections leave their
+/// data consistent before anything that could panic.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn header_value(text: &str) -> HeaderValue {

@@ -112,9 +112,11 @@ pub struct ServerSection {
     /// Seconds an admin request may wait for a stream's lifecycle queue before 503 `BUSY`.
     /// Default 120, as open-streamer.
     pub admin_timeout_sec: u64,
-    /// Host names allowed under the loopback bypass. Not supported yet.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allowed_hosts: Option<Vec<String>>,
+    /// Names (or `name:port`) an admin request from a loopback peer without a token may
+    /// carry as `Host`, besides loopback names and addresses. Default empty: a web page on a
+    /// DNS name rebound to 127.0.0.1 is refused (SPEC §Security "Cross-site requests"); add
+    /// the name a local reverse proxy forwards as `Host`.
+    pub allowed_hosts: Vec<String>,
     /// CORS. Not supported yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -126,7 +128,7 @@ impl Default for ServerSection {
         Self {
             http_addr: "0.0.0.0:8080".into(),
             admin_timeout_sec: 120,
-            allowed_hosts: None,
+            allowed_hosts: Vec::new(),
             cors: None,
         }
     }
@@ -683,11 +685,6 @@ impl ServerConfig {
         let mut ignored = Ignored(Vec::new());
         let later = IgnoredReason::NotSupportedYet;
         ignored.keys("store", self.store.as_ref());
-        ignored.set(
-            "server.allowed_hosts",
-            self.server.allowed_hosts.is_some(),
-            later,
-        );
         ignored.keys("server.cors", self.server.cors.as_ref());
         let srt = &self.listeners.srt;
         ignored.set("listeners.srt.latency_ms", srt.latency_ms.is_some(), later);
@@ -905,7 +902,6 @@ mod tests {
         let later = IgnoredReason::NotSupportedYet;
         let want = [
             ("store.backend", later),
-            ("server.allowed_hosts", later),
             ("server.cors.enabled", later),
             ("listeners.srt.latency_ms", later),
             ("listeners.srt.passphrase", later),

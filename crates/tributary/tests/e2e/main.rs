@@ -5,6 +5,7 @@ mod api;
 mod architecture;
 mod config;
 mod failover;
+mod harden_api;
 mod harden_http;
 mod harden_secrets;
 mod hls;
