@@ -11,8 +11,11 @@ use serde_json::{Value, json};
 use tributary_domain::StreamCode;
 use tributary_domain::event::StreamStatus;
 use tributary_domain::redact::{mask_stream, restore_secrets};
+use tributary_domain::spec::StreamSpec;
 use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors, decode_record};
-use tributary_engine::{EngineHandle, Precondition, StreamRecord, SwitchError, SwitchOutcome};
+use tributary_engine::{
+    CoordError, EngineHandle, Precondition, PutResult, StreamRecord, SwitchError, SwitchOutcome,
+};
 
 use crate::error::ApiError;
 use crate::{JSON_BODY_CAP, header_value};
@@ -178,7 +181,7 @@ pub(crate) async fn post(
     body: Body,
 ) -> Result<Response, ApiError> {
     match target(&rest)? {
-        Target::Stream(code) => write(engine, code, query, headers, body, None).await,
+        Target::Stream(code) => write(engine, code, query, headers, body).await,
         Target::Restart(code) => {
             engine.restart_stream(&code).await?;
             Ok(Json(json!({"data": {"status": "started"}})).into_response())
@@ -274,7 +277,7 @@ pub(crate) async fn put(
     body: Body,
 ) -> Result<Response, ApiError> {
     let code = stream_code(&rest)?;
-    write(engine, code, query, headers, body, None).await
+    write(engine, code, query, headers, body).await
 }
 
 pub(crate) async fn patch(
@@ -285,51 +288,96 @@ pub(crate) async fn patch(
     body: Body,
 ) -> Result<Response, ApiError> {
     let code = stream_code(&rest)?;
-    let stored = engine
-        .get_stream(&code)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("stream {code} not found")))?;
-    write(engine, code, query, headers, body, Some(stored)).await
+    let dry_run = flag(&query, "dry_run")?;
+    let reveal = flag(&query, "reveal")?;
+    let precondition = precondition(&headers)?;
+    let patch = read_json(body).await?;
+    // The revision read is the write's precondition, so a write that lands in between makes
+    // ours fail instead of being overwritten; then merge again over the new record. Each
+    // retry means another write succeeded, so the loop ends; the bound is a backstop.
+    for _ in 0..PATCH_ATTEMPTS {
+        let stored = engine
+            .get_stream(&code)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("stream {code} not found")))?;
+        let mut document = serde_json::to_value(&stored.stream).map_err(|e| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string())
+        })?;
+        json_patch::merge(&mut document, &patch);
+        let expect = match precondition {
+            Precondition::None => Precondition::Revision(stored.revision),
+            given => given,
+        };
+        let (spec, warnings) = prepare(&engine, &code, document, Some(&stored))?;
+        if dry_run {
+            return dry_run_answer(&engine, &spec, warnings).await;
+        }
+        match engine.put_stream(spec, expect).await {
+            Err(CoordError::Precondition { .. }) if precondition == Precondition::None => {}
+            Err(e) => return Err(e.into()),
+            Ok(result) => return Ok(stored_answer(result, warnings, reveal)),
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "BUSY",
+        format!(
+            "stream {code} was written concurrently {PATCH_ATTEMPTS} times during this PATCH; retry"
+        ),
+    ))
 }
 
-/// POST/PUT (create or replace) and PATCH (merge patch over `base`), then validate, persist
-/// and apply.
+/// How often a PATCH merges again after a concurrent write before it gives up with 503.
+const PATCH_ATTEMPTS: usize = 64;
+
+/// POST/PUT: create or replace with the whole record, then validate, persist and apply.
 async fn write(
     engine: EngineHandle,
     code: StreamCode,
     query: HashMap<String, String>,
     headers: HeaderMap,
     body: Body,
-    base: Option<StreamRecord>,
 ) -> Result<Response, ApiError> {
     let dry_run = flag(&query, "dry_run")?;
     let reveal = flag(&query, "reveal")?;
     let precondition = precondition(&headers)?;
-    let body = read_json(body).await?;
-    let document = match &base {
-        Some(record) => {
-            let mut doc = serde_json::to_value(&record.stream).map_err(|e| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string())
-            })?;
-            json_patch::merge(&mut doc, &body);
-            doc
-        }
-        None => body,
-    };
-    let mut stream = decode_record(&code, document).map_err(ApiError::validation)?;
-    let stored = match base {
-        Some(record) => Some(record),
-        None => engine.get_stream(&code).await?,
-    };
-    if let Some(stored) = &stored {
-        restore_secrets(&mut stream, &stored.stream);
-    }
-    let (spec, mut warnings) = engine.parse_stream(stream).map_err(ApiError::validation)?;
+    let document = read_json(body).await?;
+    let stored = engine.get_stream(&code).await?;
+    let (spec, warnings) = prepare(&engine, &code, document, stored.as_ref())?;
     if dry_run {
-        let plan = engine.dry_run(&spec).await?;
-        return Ok(Json(json!({"data": plan, "warnings": warnings})).into_response());
+        return dry_run_answer(&engine, &spec, warnings).await;
     }
     let result = engine.put_stream(spec, precondition).await?;
+    Ok(stored_answer(result, warnings, reveal))
+}
+
+/// Decodes `document` as the record of `code` and keeps the secrets of `stored` where it
+/// carries the mask; then validates. Returns the spec to store and the warnings to show.
+fn prepare(
+    engine: &EngineHandle,
+    code: &StreamCode,
+    document: Value,
+    stored: Option<&StreamRecord>,
+) -> Result<(StreamSpec, Vec<String>), ApiError> {
+    let mut stream = decode_record(code, document).map_err(ApiError::validation)?;
+    if let Some(stored) = stored {
+        restore_secrets(&mut stream, &stored.stream);
+    }
+    engine.parse_stream(stream).map_err(ApiError::validation)
+}
+
+/// `?dry_run=true`: what storing `spec` would do.
+async fn dry_run_answer(
+    engine: &EngineHandle,
+    spec: &StreamSpec,
+    warnings: Vec<String>,
+) -> Result<Response, ApiError> {
+    let plan = engine.dry_run(spec).await?;
+    Ok(Json(json!({"data": plan, "warnings": warnings})).into_response())
+}
+
+/// 201 or 200 with the stored record, the warnings and the new ETag.
+fn stored_answer(result: PutResult, mut warnings: Vec<String>, reveal: bool) -> Response {
     warnings.extend(result.warnings);
     let status = if result.created {
         StatusCode::CREATED
@@ -344,7 +392,7 @@ async fn write(
     response
         .headers_mut()
         .insert(header::ETAG, header_value(&etag(result.record.revision)));
-    Ok(response)
+    response
 }
 
 /// Reads a JSON body under the cap: 413 over it, 400 for empty or malformed JSON (with line
