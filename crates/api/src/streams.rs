@@ -135,7 +135,35 @@ pub(crate) async fn list(
     }
     let template = query.get("template").filter(|t| !t.is_empty());
     let reveal = flag(&query, "reveal")?;
-    let records = engine.list_streams().await?;
+    let limit = match query.get("limit").map(String::as_str) {
+        None | Some("") => PAGE_LIMIT,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=PAGE_LIMIT).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "INVALID_QUERY",
+                    format!("limit must be a number from 1 to {PAGE_LIMIT}, got {text:?}"),
+                )
+            })?,
+    };
+    let cursor = match query.get("cursor").map(String::as_str) {
+        None | Some("") => None,
+        Some(text) => Some(StreamCode::parse(text).map_err(|_| {
+            ApiError::bad_request(
+                "INVALID_QUERY",
+                format!("cursor must be a stream code (the next_cursor of a page), got {text:?}"),
+            )
+        })?),
+    };
+    let records = engine.list_streams_page(cursor, limit).await?;
+    // A full page may have a successor; its cursor is the last code of this one.
+    let next_cursor = if records.len() == limit {
+        records.last().map(|r| r.stream.code.to_string())
+    } else {
+        None
+    };
     let data: Vec<Value> = records
         .iter()
         .filter(|_| source != "runtime")
@@ -150,8 +178,15 @@ pub(crate) async fn list(
         })
         .collect();
     let total = data.len();
-    Ok(Json(json!({"data": data, "total": total})).into_response())
+    Ok(Json(json!({"data": data, "total": total, "next_cursor": next_cursor})).into_response())
 }
+
+/// `GET /streams` page size: the default and the most `?limit` may ask (SPEC §Security
+/// "Field caps").
+const PAGE_LIMIT: usize = 1000;
+
+/// The most streams the store may hold (SPEC §Security "Field caps").
+const MAX_STREAMS: u64 = 10_000;
 
 pub(crate) async fn get_one(
     State(engine): State<EngineHandle>,
@@ -344,6 +379,17 @@ async fn write(
     let document = read_json(body).await?;
     let stored = engine.get_stream(&code).await?;
     let (spec, warnings) = prepare(&engine, &code, document, stored.as_ref())?;
+    if stored.is_none() && engine.stream_count().await? >= MAX_STREAMS {
+        return Err(ApiError::validation(ValidationErrors(vec![
+            FieldError::new(
+                "code",
+                ErrorCode::InvalidField,
+                format!(
+                    "the server already holds {MAX_STREAMS} streams, the most it may; delete one first"
+                ),
+            ),
+        ])));
+    }
     if dry_run {
         return dry_run_answer(&engine, &spec, warnings).await;
     }

@@ -164,6 +164,10 @@ pub struct Support {
     /// This server's bound RTMP listener port, for the loopback-own-listener URL rule
     /// (SPEC §Domain "Input URL classifier"); `None` while no RTMP listener is bound.
     pub rtmp_port: Option<u16>,
+    /// Where file inputs may read (`security.file_input_roots`, absolute directories); empty:
+    /// anywhere. Checked on the path as written here; ingest checks it again on the path as
+    /// resolved when it opens the file.
+    pub file_roots: Vec<std::path::PathBuf>,
 }
 
 impl Support {
@@ -196,6 +200,7 @@ impl Support {
             templates: true,
             srt_listener: true,
             rtmp_port: Some(1935),
+            file_roots: Vec::new(),
         }
     }
 }
@@ -229,12 +234,99 @@ pub fn decode_record(code: &StreamCode, mut body: Value) -> Result<Stream, Valid
         map.remove(ignored);
     }
     map.insert("code".into(), Value::String(code.as_str().to_owned()));
+    let mut capped = Vec::new();
+    check_caps(&body, &mut String::new(), &mut capped);
+    if !capped.is_empty() {
+        return Err(ValidationErrors(capped));
+    }
     serde_path_to_error::deserialize(body).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();
         ValidationErrors(vec![decode_error(path, message)])
     })
 }
+
+/// SPEC §Security "Field caps": `name` ≤ 256 characters, `description` ≤ 4 KiB, `tags` ≤ 64
+/// of ≤ 64 characters, `inputs` ≤ 32, `push` ≤ 64, `transcoder.video.profiles` ≤ 16, and
+/// every other string (URLs, map keys and values included) ≤ 4 KiB. Checked on the JSON before
+/// it is decoded, so an oversized record costs nothing past its body; every field over its
+/// cap is named.
+fn check_caps(value: &Value, path: &mut String, errors: &mut Vec<FieldError>) {
+    let mut over = |path: &str, message: String| {
+        errors.push(FieldError::new(path, ErrorCode::InvalidField, message));
+    };
+    match value {
+        Value::String(text) => {
+            let (cap, chars) = match path.as_str() {
+                "name" => (MAX_NAME_CHARS, true),
+                p if p.starts_with("tags[") => (MAX_TAG_CHARS, true),
+                _ => (MAX_STRING_BYTES, false),
+            };
+            let len = if chars {
+                text.chars().count()
+            } else {
+                text.len()
+            };
+            if len > cap {
+                let unit = if chars { "characters" } else { "bytes" };
+                over(path, format!("at most {cap} {unit}, got {len}"));
+            }
+        }
+        Value::Array(items) => {
+            let cap = match path.as_str() {
+                "tags" => Some(MAX_TAGS),
+                "inputs" => Some(MAX_INPUTS),
+                "push" => Some(MAX_PUSH),
+                "transcoder.video.profiles" => Some(MAX_PROFILES),
+                _ => None,
+            };
+            if let Some(cap) = cap
+                && items.len() > cap
+            {
+                over(path, format!("at most {cap} items, got {}", items.len()));
+                return;
+            }
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                check_caps(item, path, errors);
+                path.truncate(len);
+            }
+        }
+        Value::Object(map) => {
+            for (key, item) in map {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                if key.len() > MAX_STRING_BYTES {
+                    errors.push(FieldError::new(
+                        path.as_str(),
+                        ErrorCode::InvalidField,
+                        format!(
+                            "a key of at most {MAX_STRING_BYTES} bytes, got {}",
+                            key.len()
+                        ),
+                    ));
+                } else {
+                    check_caps(item, path, errors);
+                }
+                path.truncate(len);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// SPEC §Security "Field caps".
+const MAX_NAME_CHARS: usize = 256;
+const MAX_TAG_CHARS: usize = 64;
+const MAX_STRING_BYTES: usize = 4096;
+const MAX_TAGS: usize = 64;
+const MAX_INPUTS: usize = 32;
+const MAX_PUSH: usize = 64;
+const MAX_PROFILES: usize = 16;
 
 /// Maps a serde error to a field error with the right code.
 fn decode_error(path: String, message: String) -> FieldError {
@@ -571,6 +663,32 @@ mod tests {
         assert_eq!(spec.inputs().len(), 3);
         assert_eq!(stream.push[0].timeout_sec, 10);
         assert_eq!(stream.push[0].retry_timeout_sec, 5);
+    }
+
+    #[test]
+    fn field_caps_name_every_field_over_its_cap() {
+        let long = |n: usize| "x".repeat(n);
+        let body = json!({
+            "name": "é".repeat(257),
+            "description": long(4097),
+            "tags": [long(65), "ok"],
+            "inputs": [{"url": format!("udp://127.0.0.1:5000?{}", long(4096)), "priority": 0}],
+            "push": (0..65).map(|i| json!({"url": format!("rtmp://h/app/{i}")})).collect::<Vec<_>>(),
+        });
+        let errors = decode_record(&code(), body).unwrap_err();
+        let paths: Vec<_> = errors.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["description", "inputs[0].url", "name", "push", "tags[0]"]
+        );
+        assert!(
+            errors.0[2]
+                .message
+                .contains("at most 256 characters, got 257"),
+            "{errors}"
+        );
+        let ok = json!({"name": "é".repeat(256), "tags": vec!["t"; 64]});
+        assert!(decode_record(&code(), ok).is_ok());
     }
 
     #[test]

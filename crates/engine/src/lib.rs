@@ -248,6 +248,7 @@ impl Engine {
         let events = EventBus::new();
         let timeout = Duration::from_secs(config.server.admin_timeout_sec.max(1));
         let supported = Arc::new(Supported::build());
+        supported.set_file_roots(file_roots(&config));
         let coordinator = Coordinator::new(
             services,
             store.clone(),
@@ -434,6 +435,29 @@ impl EngineHandle {
             .map_err(|e| CoordError::Store(e.to_string()))?
             .map_err(|e| CoordError::Store(e.to_string()))?;
         Ok(list.into_iter().map(StreamRecord::from).collect())
+    }
+
+    /// At most `limit` stored streams whose codes sort after `after`, sorted by code.
+    pub async fn list_streams_page(
+        &self,
+        after: Option<StreamCode>,
+        limit: usize,
+    ) -> Result<Vec<StreamRecord>, CoordError> {
+        let store = self.shared.store.clone();
+        let page = tokio::task::spawn_blocking(move || store.list_page(after.as_ref(), limit))
+            .await
+            .map_err(|e| CoordError::Store(e.to_string()))?
+            .map_err(|e| CoordError::Store(e.to_string()))?;
+        Ok(page.into_iter().map(StreamRecord::from).collect())
+    }
+
+    /// How many streams are stored.
+    pub async fn stream_count(&self) -> Result<u64, CoordError> {
+        let store = self.shared.store.clone();
+        tokio::task::spawn_blocking(move || store.count())
+            .await
+            .map_err(|e| CoordError::Store(e.to_string()))?
+            .map_err(|e| CoordError::Store(e.to_string()))
     }
 
     /// One stored stream.
@@ -655,6 +679,7 @@ impl MediaPlane {
             ffmpeg_path: config.transcoder.ffmpeg_path.clone().into(),
             hls_prefetch: config.ingestor.hls_max_segment_buffer,
             ssrf_guard: ssrf_guard(&config.security),
+            file_roots: file_roots(config),
         };
         let failover = tributary_domain::failover::FailoverConfig::from_manager(&config.manager);
         let manager = Arc::new(Manager::new(intakes.clone(), ingest, failover));
@@ -702,6 +727,16 @@ fn ssrf_guard(security: &tributary_domain::config::SecuritySection) -> SsrfGuard
         .filter_map(|cidr| tributary_domain::config::parse_cidr(cidr))
         .collect();
     SsrfGuard::new(mode, allow)
+}
+
+/// `security.file_input_roots` as paths.
+fn file_roots(config: &ServerConfig) -> Vec<PathBuf> {
+    config
+        .security
+        .file_input_roots
+        .iter()
+        .map(PathBuf::from)
+        .collect()
 }
 
 /// Locks a mutex, taking the data of a poisoned one: every critical section in the engine

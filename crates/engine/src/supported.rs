@@ -51,6 +51,11 @@ impl Supported {
         lock(&self.support).clone()
     }
 
+    /// Sets where file inputs may read (`security.file_input_roots`; empty: anywhere).
+    pub(crate) fn set_file_roots(&self, roots: Vec<std::path::PathBuf>) {
+        lock(&self.support).file_roots = roots;
+    }
+
     /// Records the RTMP listener's bound port (`None`: not bound).
     pub(crate) fn set_rtmp_port(&self, port: Option<u16>) {
         lock(&self.support).rtmp_port = port;

@@ -13,7 +13,7 @@
 //! a new session: no `Port::restart`. Without it, the end of the file is reported as an error
 //! and the worker finishes.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -39,14 +39,16 @@ pub(crate) struct FileOptions {
     looping: bool,
     /// The FFmpeg binary for [`Format::Remux`].
     ffmpeg: PathBuf,
+    /// Where the file must lie once resolved (`security.file_input_roots`; empty: anywhere).
+    roots: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
     /// MPEG-TS, demuxed directly.
     Ts,
-    /// Another container, remuxed to TS by FFmpeg.
-    Remux,
+    /// Another container, remuxed to TS by FFmpeg, which is told the demuxer by name.
+    Remux(&'static str),
 }
 
 impl FileOptions {
@@ -54,13 +56,16 @@ impl FileOptions {
     pub(crate) fn new(source: FileSource, config: &IngestConfig) -> Self {
         let format = match source.format {
             FileFormat::Ts => Format::Ts,
-            _ => Format::Remux,
+            FileFormat::Mp4 => Format::Remux("mov"),
+            FileFormat::Flv => Format::Remux("flv"),
+            _ => Format::Remux("matroska"),
         };
         Self {
             path: source.path,
             format,
             looping: source.looping,
             ffmpeg: config.ffmpeg_path.clone(),
+            roots: config.file_roots.clone(),
         }
     }
 }
@@ -175,23 +180,18 @@ enum Source {
 
 impl Source {
     async fn open(options: &FileOptions) -> Result<Self, String> {
-        let path = options.path.clone();
-        if options.format == Format::Ts {
-            let file = tokio::fs::File::open(&path)
-                .await
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let (path, file) = open_confined(&options.path, &options.roots).await?;
+        let Format::Remux(demuxer) = options.format else {
             return Ok(Self::File { path, file });
-        }
-        let is_file = tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file());
-        if !is_file {
-            return Err(format!(
-                "cannot open {}: not a readable file",
-                path.display()
-            ));
-        }
+        };
+        drop(file);
+        // FFmpeg reads only local files (no protocol hidden in the name) in the container
+        // the extension says, from the path just checked.
+        let input = format!("file:{}", path.display());
         let mut child = Command::new(&options.ffmpeg)
-            .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-i"])
-            .arg(&path)
+            .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
+            .args(["-protocol_whitelist", "file", "-f", demuxer, "-i"])
+            .arg(&input)
             .args([
                 "-map", "0:v?", "-map", "0:a?", "-c", "copy", "-f", "mpegts", "-",
             ])
@@ -278,6 +278,57 @@ impl Source {
 }
 
 /// Reads a pipe to its end, keeping the last [`STDERR_TAIL`] bytes.
+/// Opens `path` for reading: its directory resolved (symlinks included) must lie inside one of
+/// `roots` (any directory when empty), and the file itself is opened without following a
+/// symlink and must be a regular file. Returns the resolved path and the open file.
+async fn open_confined(
+    path: &Path,
+    roots: &[PathBuf],
+) -> Result<(PathBuf, tokio::fs::File), String> {
+    let fail = |why: String| format!("cannot open {}: {why}", path.display());
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(fail("not a file path".into()));
+    };
+    let dir = tokio::fs::canonicalize(dir)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let resolved = dir.join(name);
+    if !roots.is_empty() {
+        let mut inside = false;
+        for root in roots {
+            if let Ok(root) = tokio::fs::canonicalize(root).await
+                && resolved.starts_with(&root)
+            {
+                inside = true;
+                break;
+            }
+        }
+        if !inside {
+            return Err(fail(format!(
+                "it resolves to {}, outside security.file_input_roots",
+                resolved.display()
+            )));
+        }
+    }
+    let file = tokio::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&resolved)
+        .await
+        .map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                fail("it is a symbolic link".into())
+            } else {
+                fail(e.to_string())
+            }
+        })?;
+    let metadata = file.metadata().await.map_err(|e| fail(e.to_string()))?;
+    if !metadata.is_file() {
+        return Err(fail("not a regular file".into()));
+    }
+    Ok((resolved, file))
+}
+
 async fn tail(mut pipe: impl AsyncRead + Unpin) -> String {
     let mut kept: Vec<u8> = Vec::new();
     let mut buf = [0u8; 1024];
@@ -314,11 +365,47 @@ mod tests {
         };
         let o = FileOptions::new(source(FileFormat::Ts), &config);
         assert_eq!((o.format, o.looping), (Format::Ts, false));
-        for format in [FileFormat::Mp4, FileFormat::Flv, FileFormat::Mkv] {
+        for (format, demuxer) in [
+            (FileFormat::Mp4, "mov"),
+            (FileFormat::Flv, "flv"),
+            (FileFormat::Mkv, "matroska"),
+        ] {
             assert_eq!(
                 FileOptions::new(source(format), &config).format,
-                Format::Remux
+                Format::Remux(demuxer)
             );
         }
+    }
+
+    #[tokio::test]
+    async fn files_are_opened_only_inside_the_roots_and_never_through_a_final_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(root.join("a.ts"), b"x").unwrap();
+        std::fs::write(outside.join("secret.ts"), b"x").unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.ts"), root.join("link.ts")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
+        let roots = [root.clone()];
+
+        let (path, _) = open_confined(&root.join("a.ts"), &roots).await.unwrap();
+        assert_eq!(path, root.canonicalize().unwrap().join("a.ts"));
+        let link = open_confined(&root.join("link.ts"), &roots)
+            .await
+            .unwrap_err();
+        assert!(link.contains("symbolic link"), "{link}");
+        let escape = open_confined(&root.join("escape/secret.ts"), &roots)
+            .await
+            .unwrap_err();
+        assert!(
+            escape.contains("outside security.file_input_roots"),
+            "{escape}"
+        );
+        let dir_err = open_confined(&root, &[]).await.unwrap_err();
+        assert!(dir_err.contains("not a regular file"), "{dir_err}");
+        // Without roots, any regular file that is not a symlink opens.
+        assert!(open_confined(&outside.join("secret.ts"), &[]).await.is_ok());
     }
 }

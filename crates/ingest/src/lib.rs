@@ -126,6 +126,10 @@ pub struct IngestConfig {
     /// Which addresses pulls may dial (`security.ssrf_guard`, `security.allow_cidrs`).
     /// Default: SPEC's `metadata` mode, nothing exempt.
     pub ssrf_guard: SsrfGuard,
+    /// Directories file inputs may read from (`security.file_input_roots`); empty: anywhere.
+    /// A file is opened only if its directory, resolved (symlinks included), lies inside one
+    /// of them, and never through a symlink of its own.
+    pub file_roots: Vec<PathBuf>,
 }
 
 impl Default for IngestConfig {
@@ -134,6 +138,7 @@ impl Default for IngestConfig {
             ffmpeg_path: PathBuf::from("ffmpeg"),
             hls_prefetch: 8,
             ssrf_guard: SsrfGuard::default(),
+            file_roots: Vec::new(),
         }
     }
 }

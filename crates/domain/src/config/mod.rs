@@ -495,9 +495,11 @@ pub struct SecuritySection {
     /// Where DVR, VOD and watermark storage may live. Not supported yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_roots: Option<Vec<String>>,
-    /// Where file inputs may read. Not supported yet: any absolute path is accepted.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file_input_roots: Option<Vec<String>>,
+    /// Absolute directories file inputs may read from. Default empty: any absolute path (the
+    /// operator writes the inputs). A path is checked as written when a stream is saved, and
+    /// again when the file is opened, after its directory is resolved (symlinks included); the
+    /// file itself is opened without following a symlink.
+    pub file_input_roots: Vec<String>,
     /// Proxies whose `X-Forwarded-For` is trusted. Not supported yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trusted_proxies: Option<Vec<String>>,
@@ -515,7 +517,7 @@ impl Default for SecuritySection {
             public_metrics: None,
             unsafe_extra_args: None,
             storage_roots: None,
-            file_input_roots: None,
+            file_input_roots: Vec::new(),
             trusted_proxies: None,
         }
     }
@@ -633,10 +635,16 @@ impl ServerConfig {
             bad("ingestor.hls_max_segment_buffer", "must be > 0".into());
         }
         let hls = &self.publisher.hls;
-        if !(hls.live_segment_sec.is_finite() && hls.live_segment_sec > 0.0) {
+        if !(hls.live_segment_sec.is_finite()
+            && hls.live_segment_sec > 0.0
+            && hls.live_segment_sec <= MAX_SEGMENT_SEC)
+        {
             bad(
                 "publisher.hls.live_segment_sec",
-                format!("must be > 0, got {}", hls.live_segment_sec),
+                format!(
+                    "must be > 0 and at most {MAX_SEGMENT_SEC}, got {}",
+                    hls.live_segment_sec
+                ),
             );
         }
         if hls.live_window == 0 {
@@ -650,6 +658,98 @@ impl ServerConfig {
         }
         if self.coordinator.boot_concurrency == 0 {
             bad("coordinator.boot_concurrency", "must be > 0".into());
+        }
+        for (i, root) in self.security.file_input_roots.iter().enumerate() {
+            let path = std::path::Path::new(root);
+            if !path.is_absolute()
+                || path
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir))
+            {
+                bad(
+                    &format!("security.file_input_roots[{i}]"),
+                    format!("must be an absolute directory without \"..\", got {root:?}"),
+                );
+            }
+        }
+        // Upper bounds: a value past them would overflow a duration or an allocation later
+        // (a panic at run time instead of an error naming the key now).
+        let manager = &self.manager;
+        for (key, value, max) in [
+            (
+                "shutdown_timeout_sec",
+                self.shutdown_timeout_sec,
+                MAX_SECONDS,
+            ),
+            (
+                "server.admin_timeout_sec",
+                self.server.admin_timeout_sec,
+                MAX_SECONDS,
+            ),
+            (
+                "listeners.rtmp.play_backlog_sec",
+                rtmp.play_backlog_sec,
+                MAX_SECONDS,
+            ),
+            (
+                "manager.input_packet_timeout_sec",
+                manager.input_packet_timeout_sec,
+                MAX_SECONDS,
+            ),
+            (
+                "manager.frozen_min_sec",
+                manager.frozen_min_sec,
+                MAX_SECONDS,
+            ),
+            (
+                "manager.pts_static_sec",
+                manager.pts_static_sec,
+                MAX_SECONDS,
+            ),
+            (
+                "manager.track_lost_sec",
+                manager.track_lost_sec,
+                MAX_SECONDS,
+            ),
+            (
+                "manager.cc_errors_window_sec",
+                manager.cc_errors_window_sec,
+                MAX_SECONDS,
+            ),
+            (
+                "coordinator.reconcile_interval_sec",
+                self.coordinator.reconcile_interval_sec,
+                MAX_SECONDS,
+            ),
+            (
+                "buffer.capacity",
+                self.buffer.capacity as u64,
+                MAX_BUFFER_CAPACITY,
+            ),
+            (
+                "ingestor.hls_max_segment_buffer",
+                self.ingestor.hls_max_segment_buffer as u64,
+                MAX_HLS_PREFETCH,
+            ),
+            (
+                "publisher.hls.live_window",
+                hls.live_window as u64,
+                MAX_HLS_SEGMENTS,
+            ),
+            (
+                "publisher.hls.live_history",
+                hls.live_history as u64,
+                MAX_HLS_SEGMENTS,
+            ),
+            (
+                "coordinator.boot_concurrency",
+                self.coordinator.boot_concurrency as u64,
+                MAX_BOOT_CONCURRENCY,
+            ),
+        ] {
+            if value > max {
+                bad(key, format!("must be at most {max}, got {value}"));
+            }
         }
         if errors.is_empty() {
             Ok(())
@@ -727,7 +827,6 @@ impl ServerConfig {
             ("public_metrics", security.public_metrics.is_some()),
             ("unsafe_extra_args", security.unsafe_extra_args.is_some()),
             ("storage_roots", security.storage_roots.is_some()),
-            ("file_input_roots", security.file_input_roots.is_some()),
             ("trusted_proxies", security.trusted_proxies.is_some()),
         ] {
             ignored.set(&format!("security.{key}"), set, later);
@@ -800,6 +899,21 @@ fn valid_log_level(level: &str) -> bool {
                 }
             })
 }
+
+/// The longest duration a `*_sec` setting may take: a day. Longer timeouts and intervals mean
+/// "never" in practice, and values near `u64::MAX` overflow when added to an instant.
+const MAX_SECONDS: u64 = 86_400;
+/// The longest HLS segment, seconds: far past any player's patience, far from overflowing.
+const MAX_SEGMENT_SEC: f64 = 60.0;
+/// The most frames a hub subscriber may queue (`buffer.capacity`): about 14 minutes of 30 fps
+/// video with audio; the ring is allocated up front.
+const MAX_BUFFER_CAPACITY: u64 = 65_536;
+/// The most HLS segments a pull may download ahead: 64 × 64 MiB is already 4 GiB.
+const MAX_HLS_PREFETCH: u64 = 64;
+/// The most segments an HLS window lists or keeps fetchable beyond it.
+const MAX_HLS_SEGMENTS: u64 = 1000;
+/// The most streams started in parallel at boot.
+const MAX_BOOT_CONCURRENCY: u64 = 1024;
 
 /// The longest RTMP merge interval: beyond a second, the latency it adds is no longer a
 /// small price.
@@ -972,6 +1086,27 @@ mod tests {
             parse_cidr(" 192.0.2.7 ").map(|n| n.to_string()),
             Some("192.0.2.7/32".to_owned())
         );
+    }
+
+    #[test]
+    fn values_that_would_overflow_later_are_refused_naming_the_key() {
+        let mut c = ServerConfig::default();
+        c.publisher.hls.live_segment_sec = 1e30;
+        c.server.admin_timeout_sec = u64::MAX;
+        c.buffer.capacity = usize::MAX;
+        c.coordinator.boot_concurrency = usize::MAX;
+        let errors = c.validate().unwrap_err();
+        let paths: Vec<_> = errors.0.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "publisher.hls.live_segment_sec",
+                "server.admin_timeout_sec",
+                "buffer.capacity",
+                "coordinator.boot_concurrency"
+            ]
+        );
+        assert!(errors.0[0].message.contains("at most 60"), "{errors}");
     }
 
     #[test]

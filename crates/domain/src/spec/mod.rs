@@ -188,6 +188,22 @@ pub(crate) fn parse_inputs(
             }
         };
         errors.extend(shape_errors(&path, &one.source, code, stream.inputs.len()));
+        if let Source::File(file) = &one.source
+            && !support.file_roots.is_empty()
+            && !support
+                .file_roots
+                .iter()
+                .any(|root| file.path.starts_with(root))
+        {
+            errors.push(FieldError::new(
+                format!("{path}.url"),
+                ErrorCode::InvalidInputUrl,
+                format!(
+                    "{} is outside security.file_input_roots",
+                    file.path.display()
+                ),
+            ));
+        }
         if let Some(push) = one.push() {
             let clash = parsed.iter().filter_map(ParsedInput::push).any(|other| {
                 other.address == push.address

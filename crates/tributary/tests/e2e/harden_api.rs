@@ -1,12 +1,14 @@
-//! The admin API against a hostile web page and hostile clients (issue 13, items 3 and 6):
+//! The admin API against a hostile web page and hostile clients (issue 13, items 3, 6 and 9):
 //! cross-site requests and rebinding `Host`s are refused, a dual-stack loopback peer is
-//! loopback, and concurrent PATCHes lose no field.
+//! loopback, concurrent PATCHes lose no field, and fields, lists and the stream list are
+//! bounded at the edge.
 
+use std::collections::BTreeSet;
 use std::thread;
 
 use serde_json::json;
 
-use crate::server::{Server, send};
+use crate::server::{Answer, Server, send};
 
 /// A browser's request: `Content-Type: text/plain` (no CORS preflight) and the page's origin.
 fn browser_post(url: &str, origin: &str, body: &str) -> u16 {
@@ -193,4 +195,203 @@ fn concurrent_patches_of_two_fields_lose_no_write() {
         &[("If-Match", "\"r1\"")],
     );
     assert_eq!(stale.status, 412);
+}
+
+#[test]
+fn fields_lists_and_the_stream_list_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let paths = |answer: &Answer| -> BTreeSet<String> {
+        answer.body["error"]["fields"]
+            .as_array()
+            .map(|fields| {
+                fields
+                    .iter()
+                    .map(|f| f["path"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // A 1 MiB name (the attack of the issue) and friends: 422 naming each field.
+    let huge = json!({
+        "name": "n".repeat(1 << 19),
+        "description": "d".repeat(4097),
+        "tags": vec!["t"; 65],
+        "inputs": (0..33).map(|i| json!({"url": format!("udp://127.0.0.1:{}", 5000 + i)})).collect::<Vec<_>>(),
+    });
+    let refused = send(
+        "PUT",
+        &server.url("/streams/big"),
+        Some(&huge.to_string()),
+        &[],
+    );
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "INVALID_FIELD");
+    assert_eq!(
+        paths(&refused),
+        ["description", "inputs", "name", "tags"]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    );
+    let url = json!({"push": [{"url": format!("rtmp://h/app/{}", "k".repeat(4096))}]});
+    let refused = send(
+        "PUT",
+        &server.url("/streams/big"),
+        Some(&url.to_string()),
+        &[],
+    );
+    assert_eq!(paths(&refused), BTreeSet::from(["push[0].url".to_owned()]));
+
+    // The list pages: ?limit, then ?cursor from next_cursor.
+    for i in 0..5 {
+        let code = format!("s{i}");
+        assert_eq!(
+            send(
+                "PUT",
+                &server.url(&format!("/streams/{code}")),
+                Some("{}"),
+                &[]
+            )
+            .status,
+            201
+        );
+    }
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = send(
+            "GET",
+            &server.url(&format!("/streams?limit=2&cursor={cursor}")),
+            None,
+            &[],
+        );
+        assert_eq!(page.status, 200, "{}", page.body);
+        let data = page.body["data"].as_array().unwrap();
+        assert!(data.len() <= 2);
+        seen.extend(data.iter().map(|s| s["code"].as_str().unwrap().to_owned()));
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["s0", "s1", "s2", "s3", "s4"]);
+    for bad in ["limit=0", "limit=1001", "limit=x", "cursor=..%2F"] {
+        let answer = send("GET", &server.url(&format!("/streams?{bad}")), None, &[]);
+        assert_eq!(answer.status, 400, "{bad}");
+        assert_eq!(answer.body["error"]["code"], "INVALID_QUERY");
+    }
+}
+
+#[test]
+fn a_config_value_that_would_panic_later_stops_start_up_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tributary.toml");
+    std::fs::write(&config, "[publisher.hls]\nlive_segment_sec = 1e30\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .args([
+            "--http",
+            "127.0.0.1:0",
+            "--rtmp",
+            "off",
+            "--srt",
+            "off",
+            "--rtsp",
+            "off",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .env(
+            "TRIBUTARY_SERVER__ADMIN_TIMEOUT_SEC",
+            "18446744073709551615",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("publisher.hls.live_segment_sec"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("server.admin_timeout_sec"), "{stderr}");
+}
+
+#[test]
+fn file_inputs_stay_inside_file_input_roots() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("clips");
+    let outside = dir.path().join("private");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    let clip = tributary_testkit::cached_clip(&tributary_testkit::ClipSpec::default(), "ts")
+        .expect("encode the test clip");
+    std::fs::copy(&clip, root.join("ok.ts")).unwrap();
+    std::fs::copy(&clip, outside.join("secret.ts")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.ts"), root.join("link.ts")).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
+    let config = dir.path().join("tributary.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[security]\nfile_input_roots = [{:?}]\n",
+            root.display().to_string()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_args(
+        &dir.path().join("data"),
+        &[],
+        "off",
+        &["--config", config.to_str().unwrap()],
+    );
+    let put = |code: &str, path: &std::path::Path| {
+        let body =
+            json!({"inputs": [{"url": path.display().to_string()}], "protocols": {"hls": true}});
+        send(
+            "PUT",
+            &server.url(&format!("/streams/{code}")),
+            Some(&body.to_string()),
+            &[],
+        )
+    };
+    // Outside the roots as written: refused at save, naming the field.
+    let refused = put("out", &outside.join("secret.ts"));
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(refused.body["error"]["fields"][0]["path"], "inputs[0].url");
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("outside security.file_input_roots")
+    );
+    // Inside as written, outside once resolved: saved, but never opened.
+    for (code, path, why) in [
+        ("link", root.join("link.ts"), "symbolic link"),
+        (
+            "escape",
+            root.join("escape/secret.ts"),
+            "outside security.file_input_roots",
+        ),
+    ] {
+        assert_eq!(put(code, &path).status, 201);
+        let mut last = serde_json::Value::Null;
+        tributary_testkit::wait_until(std::time::Duration::from_secs(20), why, || {
+            last = server.runtime(code)["inputs"][0]["errors"].clone();
+            last.to_string().contains(why)
+        })
+        .unwrap_or_else(|e| panic!("{e}: {last}"));
+    }
+    // A file inside plays meanwhile.
+    assert_eq!(put("ok", &root.join("ok.ts")).status, 201);
+    tributary_testkit::wait_until(
+        std::time::Duration::from_secs(30),
+        "the HLS playlist",
+        || {
+            tributary_testkit::http_get(&server.url("/ok/index.m3u8"))
+                .is_ok_and(|(status, _, _)| status == 200)
+        },
+    )
+    .unwrap();
 }
