@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+mod backoff;
 mod buffers;
 mod caps;
 mod coordinator;

@@ -10,8 +10,9 @@
 //! `stream_key`, when set, must match the `?key=` the publisher sent (constant-time compare);
 //! a stream without a key accepts loopback publishers only (`security.publish_auth =
 //! "required"`, the default), any publisher under `if_set`, and keys are not checked under
-//! `off`. A play needs the stream running with `protocols.rtmp` on, and a seat under the play
-//! caps (256 per stream, 4096 in total; [`crate::caps`]).
+//! `off`. An address that keeps sending wrong keys is blocked for a doubling time
+//! ([`crate::backoff`]). A play needs the stream running with `protocols.rtmp` on, and a seat
+//! under the play caps (256 per stream, 4096 in total; [`crate::caps`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use tributary_serve::{
     PlayGrant, PlayRequest, Protocol, PublishGrant, PublishRequest, Refusal, Router,
 };
 
+use crate::backoff::PublishBackoff;
 use crate::caps::PlayCaps;
 use crate::manager::{Manager, PushTarget, SlotRefusal};
 use crate::outputs::Outputs;
@@ -61,6 +63,8 @@ pub(crate) struct EngineRouter {
     auth: PublishAuth,
     /// Plays per stream and in total.
     caps: PlayCaps,
+    /// Failed publishes by address: a key cannot be guessed at network speed.
+    backoff: PublishBackoff,
 }
 
 impl EngineRouter {
@@ -85,6 +89,7 @@ impl EngineRouter {
             hub,
             auth,
             caps: PlayCaps::default(),
+            backoff: PublishBackoff::default(),
         }
     }
 
@@ -119,6 +124,15 @@ impl Router for EngineRouter {
                 )));
             }
         };
+        let now = tokio::time::Instant::now();
+        if let Err(blocked) = self.backoff.check(request.peer.ip(), now) {
+            return Err(Refusal::Denied(format!(
+                "too many failed publishes from this address; retry in {} s \
+                 ({} publishes refused since start)",
+                blocked.remaining.as_secs().max(1),
+                blocked.refused
+            )));
+        }
         let slot = request.slot.as_deref();
         let name = request.path.rsplit('/').next().unwrap_or("");
         let (code, key, target) = match self.resolve(&request.path) {
@@ -141,6 +155,7 @@ impl Router for EngineRouter {
             PublishAuth::Required => is_loopback(&request.peer),
         };
         if !allowed {
+            let blocked = self.backoff.fail(request.peer.ip(), now);
             let why = if key.is_empty() {
                 "the stream has no stream_key: only loopback publishers are accepted"
             } else if given.is_empty() {
@@ -148,8 +163,17 @@ impl Router for EngineRouter {
             } else {
                 "wrong key"
             };
-            return Err(Refusal::Denied(format!("stream {code}: {why}")));
+            let refused = self.backoff.refused();
+            return Err(Refusal::Denied(match blocked {
+                Some(block) => format!(
+                    "stream {code}: {why}; this address is blocked for {} s \
+                     ({refused} publishes refused since start)",
+                    block.as_secs()
+                ),
+                None => format!("stream {code}: {why} ({refused} publishes refused since start)"),
+            }));
         }
+        self.backoff.succeed(request.peer.ip());
         match self
             .manager
             .claim_publisher(&code, target, listener, request.peer)

@@ -7,6 +7,7 @@ mod config;
 mod failover;
 mod harden_api;
 mod harden_http;
+mod harden_publish;
 mod harden_secrets;
 mod hls;
 mod push_inputs;

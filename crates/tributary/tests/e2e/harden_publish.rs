@@ -1,0 +1,130 @@
+//! Stream keys resist guessing (issue 13, item 8): a loop of wrong-key publishes from one
+//! address is slowed to a trickle of key checks (a doubling block after three failures), every
+//! refusal is counted, the right key gets in once the block is over, and another stream keeps
+//! playing meanwhile.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tributary_testkit::{
+    ClipSpec, LiveSender, cached_clip, ffmpeg, free_tcp_port, probe_packets, wait_until,
+};
+
+use crate::hls::serial;
+use crate::server::{Server, send};
+
+#[test]
+fn a_wrong_key_loop_is_slowed_while_other_streams_keep_playing() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
+    for (code, key) in [("guarded", "right-key-0001"), ("other", "other-key-0002")] {
+        let body = format!(
+            r#"{{"stream_key": "{key}", "inputs": [{{"url": "publish://"}}], "protocols": {{"rtmp": true}}}}"#
+        );
+        let answer = send(
+            "PUT",
+            &server.url(&format!("/streams/{code}")),
+            Some(&body),
+            &[],
+        );
+        assert_eq!(answer.status, 201, "{}", answer.body);
+    }
+    let clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the test clip");
+    let other = format!("rtmp://127.0.0.1:{port}/live/other");
+    let _live = LiveSender::rtmp(&clip, &format!("{other}?key=other-key-0002")).unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "the other stream's publisher",
+        || server.runtime("other")["inputs"][0]["publisher_connected"] == true,
+    )
+    .unwrap();
+
+    let publish = |key: &str| {
+        ffmpeg()
+            .args(["-t", "1", "-i"])
+            .arg(&clip)
+            .args(["-c", "copy", "-f", "flv"])
+            .arg(format!("rtmp://127.0.0.1:{port}/live/guarded?key={key}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    };
+    // Guessing for 8 s.
+    let start = Instant::now();
+    let mut attempts = 0;
+    while start.elapsed() < Duration::from_secs(8) {
+        assert!(
+            !publish(&format!("guess-{attempts:04}")),
+            "a wrong key got in"
+        );
+        attempts += 1;
+    }
+    let refused = |needle: &str| {
+        server
+            .logged(|l| {
+                l["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("publish refused") && m.contains(needle))
+            })
+            .len()
+    };
+    // Each refusal is logged as its connection closes, a moment after ffmpeg gives up.
+    wait_until(
+        Duration::from_secs(5),
+        "a log line per refused publish",
+        || refused("publish refused") >= attempts,
+    )
+    .unwrap();
+    let checked = refused("wrong key");
+    let blocked = refused("too many failed publishes");
+    // 3 free failures, then blocks of 1, 2 and 4 s: at most 3 + 4 keys compared in 8 s.
+    assert!(
+        checked <= 7,
+        "{checked} keys checked in {attempts} attempts"
+    );
+    assert!(
+        blocked >= 1 && checked + blocked == attempts,
+        "{checked} + {blocked} != {attempts}"
+    );
+    assert_eq!(
+        refused("publishes refused since start"),
+        attempts,
+        "every refusal is counted"
+    );
+
+    // The other stream played throughout.
+    let packets = probe_packets(&other, &["-read_intervals", "%+3"]).unwrap();
+    assert!(
+        packets
+            .iter()
+            .filter(|p| p.codec_type.as_deref() == Some("video"))
+            .count()
+            > 30,
+        "the other stream plays"
+    );
+    // Once the block is over, the right key gets in.
+    let mut right = None;
+    wait_until(Duration::from_secs(30), "the right key to get in", || {
+        let mut sender = LiveSender::rtmp(
+            &clip,
+            &format!("rtmp://127.0.0.1:{port}/live/guarded?key=right-key-0001"),
+        )
+        .unwrap();
+        let connected = wait_until(Duration::from_secs(3), "a publisher", || {
+            server.runtime("guarded")["inputs"][0]["publisher_connected"] == true
+        })
+        .is_ok();
+        if connected {
+            right = Some(sender);
+        } else {
+            sender.kill();
+        }
+        connected
+    })
+    .unwrap();
+    assert!(right.is_some());
+}
