@@ -92,16 +92,22 @@ pub fn document() -> String {
 #[utoipa::path(get, path = "/streams", tag = "streams",
     params(("status" = Option<String>, Query, description = "active | degraded | stopped"),
            ("template" = Option<String>, Query), ("source" = Option<String>, Query, description = "config | runtime"),
-           ("reveal" = Option<bool>, Query, description = "show secrets")),
-    responses((status = 200, description = "`{data: [stream + runtime], total}` sorted by code"),
-              (status = 400, body = ErrorBody)))]
+           ("reveal" = Option<bool>, Query, description = "show secrets"),
+           ("limit" = Option<u32>, Query, description = "page size, 1 to 1000 (default 1000)"),
+           ("cursor" = Option<String>, Query, description = "the `next_cursor` of the previous page: streams after this code")),
+    responses((status = 200, description = "`{data: [stream + runtime], total, next_cursor}` sorted by code; `total` counts this page, `next_cursor` (a code, or null on the last page) asks for the next"),
+              (status = 400, description = "`INVALID_QUERY`: bad status, source, limit or cursor", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
+              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn list_streams() {}
 
 #[utoipa::path(get, path = "/streams/{code}", tag = "streams",
     params(("code" = String, Path, description = "stream code; may contain '/'")),
     responses((status = 200, description = "`{data: stream + source + runtime}` with an ETag", body = tributary_domain::Stream),
-              (status = 404, body = ErrorBody)))]
+              (status = 404, body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
+              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn get_stream() {}
 
@@ -109,32 +115,45 @@ fn get_stream() {}
     params(("code" = String, Path), ("dry_run" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
     responses((status = 200, description = "replaced; `{data, warnings?}`"), (status = 201, description = "created"),
               (status = 400, body = ErrorBody), (status = 412, body = ErrorBody), (status = 413, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+              (status = 422, body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
+              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn put_stream() {}
 
 #[utoipa::path(post, path = "/streams/{code}", tag = "streams", request_body = tributary_domain::Stream,
     params(("code" = String, Path), ("dry_run" = Option<bool>, Query)),
     responses((status = 200, description = "replaced"), (status = 201, description = "created"),
-              (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+              (status = 400, body = ErrorBody), (status = 422, body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
+              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn post_stream() {}
 
 #[utoipa::path(patch, path = "/streams/{code}", tag = "streams",
     request_body(content = Object, description = "JSON Merge Patch (RFC 7396) over the stored record"),
-    params(("code" = String, Path)),
-    responses((status = 200, description = "patched"), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    params(("code" = String, Path), ("dry_run" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, description = "patched: merged over the record as read, stored only if no write landed in between (else merged again)"),
+              (status = 404, body = ErrorBody), (status = 412, description = "stale `If-Match`", body = ErrorBody),
+              (status = 422, body = ErrorBody),
+              (status = 503, description = "`BUSY`: written concurrently 64 times during this PATCH", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
+              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn patch_stream() {}
 
 #[utoipa::path(delete, path = "/streams/{code}", tag = "streams", params(("code" = String, Path)),
-    responses((status = 204, description = "deleted (also when unknown)")))]
+    responses((status = 204, description = "deleted (also when unknown)"),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
+              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn delete_stream() {}
 
 #[utoipa::path(post, path = "/streams/{code}/restart", tag = "streams", params(("code" = String, Path)),
     responses((status = 200, description = "`{data: {status: \"started\"}}`"), (status = 404, body = ErrorBody),
-              (status = 409, body = ErrorBody)))]
+              (status = 409, body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
+              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn restart_stream() {}
 
@@ -144,12 +163,16 @@ fn restart_stream() {}
               (status = 202, description = "`{data: {status: \"pending\"}}`: not committed within 5 s; see `runtime.switches`"),
               (status = 404, description = "unknown stream", body = ErrorBody),
               (status = 409, description = "`SWITCH_FAILED`: not running, or the input is degraded, stopped or waiting for its publisher", body = ErrorBody),
-              (status = 422, description = "`INVALID_INPUT_PRIORITY`: no such input; `INVALID_FIELD`/`UNKNOWN_FIELD`: bad body", body = ErrorBody)))]
+              (status = 422, description = "`INVALID_INPUT_PRIORITY`: no such input; `INVALID_FIELD`/`UNKNOWN_FIELD`: bad body", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
+              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn switch_input() {}
 
 #[utoipa::path(get, path = "/config", tag = "system",
-    responses((status = 200, description = "bare `{version, ..., ports, ffmpeg, global_config}`")))]
+    responses((status = 200, description = "bare `{version, ..., ports, ffmpeg, global_config}`"),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
+              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn get_config() {}
 
