@@ -28,6 +28,21 @@ pub struct Limits {
     pub max_buffered: usize,
 }
 
+impl Limits {
+    /// What a peer may make the server hold before it is trusted: from connect until a
+    /// `publish` is accepted, and for players throughout (they send only commands and
+    /// acknowledgements). 64 KiB messages (commands are a few hundred bytes), 8 chunk streams,
+    /// 256 KiB buffered: 30 connections that never publish cost 8 MiB, not 960.
+    pub fn untrusted() -> Self {
+        Self {
+            max_message_len: 64 * 1024,
+            max_chunk_size: MAX_SIZE,
+            max_chunk_streams: 8,
+            max_buffered: 256 * 1024,
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -110,6 +125,11 @@ impl ChunkReader {
             streams: Vec::new(),
             buffered: 0,
         }
+    }
+
+    /// Replaces the limits (a peer that has become trusted gets larger ones).
+    pub(crate) fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
     }
 
     /// Applies the peer's Set Chunk Size (`offset`: where that message started, for errors).

@@ -20,8 +20,12 @@ use crate::{Error, FlvError, PlayFanout};
 /// Settings of a server session, fixed at creation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// Caps on what the peer may make us buffer (chunk size, message length, ...).
+    /// Caps on what an accepted publisher may make us buffer (chunk size, message length,
+    /// ...). Default [`Limits::default`]: 16 MiB messages.
     pub limits: Limits,
+    /// Caps until a publish is accepted, and for players. Default [`Limits::untrusted`]:
+    /// 64 KiB messages, 256 KiB buffered, so a peer that never publishes costs little.
+    pub untrusted_limits: Limits,
     /// Our outgoing chunk size. Default 4096 bytes, as nginx-rtmp: fewer chunk headers than
     /// RTMP's 128 with no cost in latency.
     pub chunk_size: u32,
@@ -37,6 +41,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             limits: Limits::default(),
+            untrusted_limits: Limits::untrusted(),
             chunk_size: 4096,
             window_ack_size: 2_500_000,
             intent_timeout: Duration::from_secs(10),
@@ -54,6 +59,9 @@ impl fmt::Display for RequestId {
         write!(f, "#{}", self.0)
     }
 }
+
+/// The most bytes kept while a request awaits its answer.
+const HELD_MAX: usize = 1024 * 1024;
 
 /// Why a request is refused; decides the status code the peer sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -136,8 +144,8 @@ pub enum ServerEvent {
 ///
 /// Decisions left to the caller: whether a publish or play is allowed
 /// ([`ServerEvent::PublishRequested`] / [`ServerEvent::PlayRequested`] → [`accept`] or
-/// [`reject`]; input that arrives meanwhile is held, within
-/// [`Limits::max_buffered`], and processed after `accept`), what to do when a
+/// [`reject`]; input that arrives meanwhile is held, within 1 MiB, and processed after
+/// `accept`), what to do when a
 /// publisher finishes, and back-pressure for players (the session queues what it is given; the
 /// driver drops frames before calling [`send_media`] when the socket is slow).
 ///
@@ -191,7 +199,7 @@ impl ServerSession {
     pub fn new(config: ServerConfig, random: [u8; 32], now: Instant) -> Self {
         let deadline = now + config.intent_timeout;
         Self {
-            core: Core::new(config.limits, (1 + 2 * PACKET) as u64),
+            core: Core::new(config.untrusted_limits, (1 + 2 * PACKET) as u64),
             config,
             handshake: Some(ServerHandshake::new(random)),
             app: None,
@@ -279,6 +287,8 @@ impl ServerSession {
                 "Start publishing.",
             )?;
             self.publishing = Some((sid, MediaIn::default()));
+            // A publisher the caller accepted may send keyframes of megabytes.
+            self.core.reader.set_limits(self.config.limits);
         }
         if !self.held.is_empty() {
             let held = std::mem::take(&mut self.held);
@@ -462,7 +472,9 @@ impl ServerSession {
 
     /// Keeps bytes until the pending request is answered (capped like unfinished messages).
     fn hold(&mut self, input: &[u8]) -> Result<(), Error> {
-        let max = self.config.limits.max_buffered;
+        // Encoders wait for the answer before they send media; what comes meanwhile is a few
+        // commands, or the first frames of one that does not wait.
+        let max = HELD_MAX;
         if self.held.len() + input.len() > max {
             return Err(Error::Buffered {
                 offset: self.core.reader.offset(),

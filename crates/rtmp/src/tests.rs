@@ -467,6 +467,7 @@ fn handshaken(limits: Limits) -> ServerSession {
     let now = origin();
     let config = ServerConfig {
         limits,
+        untrusted_limits: limits,
         ..ServerConfig::default()
     };
     let mut server = ServerSession::new(config, [0; 32], now);
@@ -490,6 +491,46 @@ fn message(csid: u32, type_id: u8, body: &[u8]) -> BytesMut {
         .write(&mut out, header, &[body])
         .unwrap();
     out
+}
+
+/// Regression (issue 13, item 2): the 16 MiB limits applied from connect, so 30 connections
+/// that never published took the server from 29 to 509 MB. Until a publish is accepted (and
+/// for players) a peer gets the untrusted limits; an accepted publisher the full ones.
+#[test]
+fn a_peer_is_held_to_small_limits_until_its_publish_is_accepted() {
+    let now = origin();
+    let mut server = ServerSession::new(ServerConfig::default(), [0; 32], now);
+    let mut c0c1 = BytesMut::new();
+    ClientHandshake::new([3; 32], &mut c0c1);
+    server.handle_input(now, &c0c1).unwrap();
+    server.handle_input(now, &[0; handshake::PACKET]).unwrap();
+    while server.poll_output().is_some() {}
+    // A 100 KB command before any publish: refused when its header announces it.
+    let untrusted = Limits::untrusted();
+    let err = server
+        .handle_input(now, &message(3, 20, &vec![0; 100_000])[..12])
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::MessageLength { value: 100_000, max, .. }
+            if max == untrusted.max_message_len),
+        "{err}"
+    );
+
+    // An accepted publisher sends a keyframe of 1 MiB.
+    let mut pair = Pair::new(ClientIntent::Publish);
+    pair.drive();
+    let sets = params(H264, Codec::H264);
+    let mut picture = vec![0, 0, 0, 1, 0x65];
+    picture.resize(1 << 20, 0x80);
+    let mut nals: Vec<&[u8]> = sets.iter().map(Vec::as_slice).collect();
+    nals.push(&picture[4..]);
+    let big = frame(Codec::H264, 0, 0, true, annex_b(&nals), pair.now);
+    assert_eq!(pair.client.send_media(&big).unwrap(), Pushed::Queued);
+    pair.drive();
+    assert!(!pair.server_closed);
+    let got = pair.server_frames();
+    assert_eq!(got.len(), 1);
+    assert!(got[0].payload.len() > 1 << 20);
 }
 
 #[test]

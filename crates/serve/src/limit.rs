@@ -1,5 +1,8 @@
 //! The per-IP cap on connections that have not yet said what they want (SPEC §Security
 //! "Connection caps": ≤ 16 per IP still in handshake, loopback exempt).
+//!
+//! An IPv6 peer is counted by its /64: one host is routinely given a whole /64, so counting
+//! single addresses would give it 2^64 times the cap.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -38,6 +41,7 @@ impl PendingLimiter {
         if ip.is_loopback() || ip.to_canonical().is_loopback() {
             return Some(PendingSlot { counted: None });
         }
+        let ip = counted_as(ip);
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let count = counts.entry(ip).or_insert(0);
         if *count >= self.max {
@@ -52,7 +56,7 @@ impl PendingLimiter {
     #[cfg(test)]
     fn count(&self, ip: IpAddr) -> usize {
         let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        counts.get(&ip).copied().unwrap_or(0)
+        counts.get(&counted_as(ip)).copied().unwrap_or(0)
     }
 }
 
@@ -71,6 +75,18 @@ impl Drop for PendingSlot {
                 counts.remove(&ip);
             }
         }
+    }
+}
+
+/// The key `ip` is counted under: an IPv4 address (mapped ones as IPv4) as itself, an IPv6
+/// address as its /64.
+fn counted_as(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
     }
 }
 
@@ -108,5 +124,22 @@ mod tests {
         let slot = limiter.enter(ip).unwrap();
         drop(slot);
         assert!(limiter.counts.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_ipv6_slash_64_counts_as_one_peer() {
+        let limiter = Arc::new(PendingLimiter::new(2));
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let next_net: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        let _a = limiter.enter(a).unwrap();
+        let _b = limiter.enter(b).unwrap();
+        assert!(limiter.enter("2001:db8:1:2::77".parse().unwrap()).is_none());
+        assert_eq!(limiter.count(a), 2);
+        let _c = limiter.enter(next_net).unwrap();
+        // A mapped IPv4 address is its IPv4 address.
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        let _d = limiter.enter("::ffff:192.0.2.7".parse().unwrap()).unwrap();
+        assert_eq!(limiter.count(v4), 1);
     }
 }

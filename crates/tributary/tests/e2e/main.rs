@@ -14,6 +14,7 @@ mod push_inputs;
 mod rtmp;
 mod rtmp_fanout;
 mod rtmp_hevc;
+mod rtmp_limits;
 mod rtmp_relay;
 mod server;
 mod ssrf;

@@ -133,6 +133,18 @@ impl Server {
         logs.iter().filter(|line| pick(line)).cloned().collect()
     }
 
+    /// The process's peak resident set so far (`VmHWM`), in bytes.
+    pub(crate) fn peak_rss_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("read the server's /proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmHWM in /proc status")
+            * 1024
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
