@@ -6,9 +6,25 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use tributary_testkit::free_tcp_port;
+use tributary_testkit::{ClipSpec, LiveSender, cached_clip, free_tcp_port, wait_until};
 
-use crate::server::{Server, send};
+use crate::hls::serial;
+use crate::server::{Server, put_stream, send};
+
+/// The media segments `/{code}/index.m3u8` lists now.
+fn segments(server: &Server, code: &str) -> Vec<String> {
+    tributary_testkit::http_get(&server.url(&format!("/{code}/index.m3u8")))
+        .ok()
+        .filter(|(status, _, _)| *status == 200)
+        .map(|(_, _, body)| {
+            String::from_utf8_lossy(&body)
+                .lines()
+                .filter(|l| l.ends_with(".ts"))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
 
 /// A connection past the RTMP handshake.
 fn handshaken(port: u16) -> TcpStream {
@@ -42,9 +58,23 @@ fn oversized_command() -> Vec<u8> {
 
 #[test]
 fn peers_that_never_publish_are_cut_before_they_cost_memory() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
+    // A real publisher on another stream, which must not notice the attack.
+    put_stream(
+        &server,
+        "studio",
+        r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true}}"#,
+    );
+    let clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the test clip");
+    let url = format!("rtmp://127.0.0.1:{port}/live/studio");
+    let mut publisher = LiveSender::rtmp(&clip, &url).expect("start the ffmpeg publisher");
+    wait_until(Duration::from_secs(30), "studio's first segments", || {
+        segments(&server, "studio").len() >= 2
+    })
+    .unwrap();
     let before = server.peak_rss_bytes();
 
     let attack = oversized_command();
@@ -78,4 +108,12 @@ fn peers_that_never_publish_are_cut_before_they_cost_memory() {
     });
     assert!(!refused.is_empty());
     assert_eq!(send("GET", &server.url("/healthz"), None, &[]).status, 200);
+
+    // The publisher kept publishing: still connected, and new segments keep coming.
+    let last = segments(&server, "studio").pop();
+    wait_until(Duration::from_secs(20), "a new segment of studio", || {
+        segments(&server, "studio").pop() != last
+    })
+    .unwrap();
+    assert!(publisher.is_running(), "the publisher was cut");
 }
