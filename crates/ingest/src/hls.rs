@@ -6,7 +6,9 @@
 //!
 //! - the **poller** reloads the media playlist every target duration / 2, within [0.5 s, 10 s],
 //!   downloads each new segment (by media sequence, so a segment is fetched once) and sends it
-//!   down the channel, waiting when the channel is full: that is the prefetch bound;
+//!   down the channel, waiting when the channel is full or the segments queued hold 64 MiB:
+//!   that is the prefetch bound (at most 64 MiB queued plus the one segment downloading, where
+//!   8 segments of up to 64 MiB each could once hold 512 MiB);
 //! - the **player** demuxes the segments in order and writes their frames no faster than their
 //!   DTS advances.
 //!
@@ -19,11 +21,12 @@
 //! Not supported yet, reported as errors naming the tag: encrypted segments (`#EXT-X-KEY`
 //! other than `NONE`), fMP4 segments (`#EXT-X-MAP`) and byte ranges.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use m3u8_rs::{KeyMethod, MasterPlaylist, MediaPlaylist, Playlist, VariantStream};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tributary_domain::redact::mask_url;
 use tributary_hub::SessionReason;
 use url::Url;
@@ -99,6 +102,8 @@ enum Item {
         seq: u64,
         chunks: Vec<Bytes>,
         arrived: Instant,
+        /// Its share of the prefetch budget, given back once played.
+        _budget: OwnedSemaphorePermit,
     },
     /// The media sequence went backwards: a new timeline follows.
     Reset,
@@ -129,6 +134,7 @@ async fn play(
                 seq,
                 chunks,
                 arrived,
+                _budget,
             } => {
                 tracing::debug!(seq, "playing segment");
                 for chunk in &chunks {
@@ -180,6 +186,7 @@ async fn poll(
     reporter: &Reporter,
 ) -> Result<(), String> {
     let (mut playlist, mut base) = first;
+    let budget = Arc::new(Semaphore::new(PREFETCH_BYTES as usize));
     let mut fetched_at = tokio::time::Instant::now();
     let mut next_seq: Option<u64> = None;
     let mut last_sequence: Option<u64> = None;
@@ -229,10 +236,17 @@ async fn poll(
                 .map_err(|e| format!("segment {seq}: bad URI {:?}: {e}", segment.uri))?;
             match download(client, &url).await {
                 Ok(chunks) => {
+                    let size = chunks.iter().map(Bytes::len).sum::<usize>();
+                    // A segment larger than the whole budget waits for all of it.
+                    let share = u32::try_from(size).unwrap_or(u32::MAX).min(PREFETCH_BYTES);
+                    let Ok(share) = Arc::clone(&budget).acquire_many_owned(share).await else {
+                        return Ok(());
+                    };
                     let item = Item::Segment {
                         seq,
                         chunks,
                         arrived: now(),
+                        _budget: share,
                     };
                     if tx.send(item).await.is_err() {
                         return Ok(());
@@ -389,6 +403,8 @@ const MAX_NESTED: usize = 3;
 const LIVE_EDGE: u64 = 3;
 /// The shortest playlist reload interval.
 const MIN_POLL: Duration = Duration::from_millis(500);
+/// Bytes of downloaded segments queued for the player at most (with the prefetch count).
+const PREFETCH_BYTES: u32 = 64 << 20;
 /// The longest: an origin that announces an absurd target duration (a hostile one may write
 /// `u64::MAX`) is still reloaded, so it is followed once it turns sane.
 const MAX_POLL: Duration = Duration::from_secs(10);

@@ -35,7 +35,8 @@
 //!   sources (UDP, HTTP-TS) are written as they arrive, stamped with the instant the bytes
 //!   arrived.
 //! - **Bounds.** Every queue has a bound: the demuxer's event queue holds what one read produced,
-//!   HLS prefetch holds at most [`IngestConfig::hls_prefetch`] segments of at most 64 MiB.
+//!   HLS prefetch holds at most [`IngestConfig::hls_prefetch`] segments and 64 MiB, plus the
+//!   one segment (at most 64 MiB) downloading.
 //!   No lock is held across `.await`; hub writes never await.
 //!
 //! Stopping: [`Worker::stop`] or dropping the worker cancels the task; the socket closes and
@@ -121,7 +122,7 @@ pub struct IngestConfig {
     pub ffmpeg_path: PathBuf,
     /// HLS segments downloaded ahead of the one being played (`ingestor.hls_max_segment_buffer`).
     /// Default 8: enough to ride out a slow origin for several segment durations while bounding
-    /// memory to 8 × 64 MiB in the worst case. At least 1.
+    /// memory: whatever the count, the segments queued hold at most 64 MiB. At least 1.
     pub hls_prefetch: usize,
     /// Which addresses pulls may dial (`security.ssrf_guard`, `security.allow_cidrs`).
     /// Default: SPEC's `metadata` mode, nothing exempt.

@@ -188,3 +188,46 @@ async fn a_hostile_playlist_costs_an_error_and_the_pull_plays_once_it_turns_vali
         rig.errors()
     );
 }
+
+/// Regression (issue 13, item 7): 8 prefetched segments of up to 64 MiB each let an origin
+/// hold 512 MiB per input. Segments queued for the player now hold at most 64 MiB, whatever
+/// `hls_prefetch` says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefetch_holds_at_most_its_byte_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    make_hls(dir.path(), 6);
+    // Each 1 s segment padded to 20 MiB with null packets (PID 0x1FFF), which demuxers skip.
+    let mut null = vec![0xFFu8; 188];
+    null[..4].copy_from_slice(&[0x47, 0x1F, 0xFF, 0x10]);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "ts") {
+            let mut ts = std::fs::read(&path).unwrap();
+            while ts.len() < 20 << 20 {
+                ts.extend_from_slice(&null);
+            }
+            std::fs::write(&path, ts).unwrap();
+        }
+    }
+    let server = Server::start().await;
+    server.serve_dir("/big", dir.path());
+
+    let mut rig = Rig::new();
+    let _worker = rig.spawn(&server.url("/big/index.m3u8"));
+    rig.collect(
+        Duration::from_secs(15),
+        "frames of the first segment",
+        |f| f.iter().any(|f| f.codec == Codec::H264 && f.keyframe),
+    )
+    .await;
+    // Half a second later, still inside the first segment's second of play: the one playing
+    // and two queued hold 60 MiB and the fourth, downloaded, waits for room. (Without the
+    // budget all six are fetched within that half second.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let segments = server
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("GET /big/index") && r.contains(".ts "))
+        .count();
+    assert!(segments <= 4, "{segments} segments fetched ahead");
+}
