@@ -160,7 +160,9 @@ impl Pull {
             End::WriteStalled(after) => {
                 format!("{peer} read nothing for {after:?} (write timeout)")
             }
-            end @ (End::Backlog(_) | End::Stopped) => format!("{peer}: {end}"),
+            end @ (End::Backlog(_) | End::Stopped | End::InputBudget(_)) => {
+                format!("{peer}: {end}")
+            }
         }
     }
 

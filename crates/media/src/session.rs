@@ -43,6 +43,13 @@ pub trait Session {
     /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout) must be called,
     /// if any.
     fn poll_timeout(&self) -> Option<Instant>;
+
+    /// Bytes of the peer's input the machine holds without having acted on them yet
+    /// (unfinished messages, input kept while a request awaits its answer): what a peer can
+    /// make the process hold, counted against a process-wide budget by the driver. Default 0.
+    fn buffered(&self) -> usize {
+        0
+    }
 }
 
 /// One output of a [`Session`]: bytes to send, or an event to act on.

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::io::{self, IoSlice};
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 use tributary_media::{Output, Session};
 
+use crate::budget::{InputBudget, Share};
 use crate::pace::{Pacer, WriteGate};
 use crate::queue::OutQueue;
 
@@ -119,6 +121,9 @@ pub struct Settings {
     /// together than this. Default 0: transmits that may wait always wait (up to
     /// `write_hold`).
     pub write_idle: Duration,
+    /// The process-wide budget of input held unprocessed this connection counts against
+    /// (read when the connection starts). Default none.
+    pub input_budget: Option<Arc<InputBudget>>,
 }
 
 /// Why a connection ended.
@@ -145,6 +150,10 @@ pub enum End<R, E> {
     /// Nothing was read for [`Settings::read_idle`].
     #[error("the peer sent nothing for {0:?}")]
     ReadIdle(Duration),
+    /// This connection's input took what all connections hold unprocessed past
+    /// [`Settings::input_budget`] (its limit in bytes).
+    #[error("the server holds more than {0} bytes of unprocessed input from its peers")]
+    InputBudget(usize),
     /// The stop signal fired.
     #[error("stopped")]
     Stopped,
@@ -187,6 +196,7 @@ where
             reads: Pacer::default(),
             gate: WriteGate::default(),
             deferring: false,
+            input: settings.input_budget.clone().map(Share::new),
             settings,
         },
     };
@@ -221,6 +231,8 @@ struct State<R, E> {
     gate: WriteGate,
     /// Whether the transmits drained next may wait ([`Cx::defer`]).
     deferring: bool,
+    /// This connection's part of the input budget, if it counts against one.
+    input: Option<Share>,
     /// The settings now (a handler may change them: [`Cx::settings`]).
     settings: Settings,
 }
@@ -306,6 +318,11 @@ impl<S: Session, H: Handler<S>> Driver<'_, S, H> {
                             self.state.reads.done(now, n == buf.len(), hold);
                             if let Err(e) = self.session.handle_input(now, &buf[..n]) {
                                 return End::Session(e);
+                            }
+                            if let Some(share) = &mut self.state.input
+                                && !share.set(self.session.buffered())
+                            {
+                                return End::InputBudget(share.limit());
                             }
                         }
                         Err(e) => return End::Io(e),
@@ -564,6 +581,7 @@ impl Default for Settings {
             read_hold: Duration::ZERO,
             write_hold: Duration::ZERO,
             write_idle: Duration::ZERO,
+            input_budget: None,
         }
     }
 }

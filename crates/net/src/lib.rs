@@ -18,7 +18,9 @@
 //!   idleness, a closing flush, the pacers');
 //! - it reads `now` once per wake-up from tokio's clock, so tests on paused time drive every
 //!   timer exactly;
-//! - it drains the session after every input, timeout and handler call.
+//! - it drains the session after every input, timeout and handler call;
+//! - it counts what each session holds of unprocessed input against one process-wide
+//!   [`InputBudget`] and cuts the connection whose read spends it.
 //!
 //! Dialing lives here once too: [`connect`] resolves, checks every address against the
 //! [`SsrfGuard`], connects with a timeout and runs TLS (rustls, the system's roots).
@@ -80,12 +82,14 @@
 #![deny(missing_docs)]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+mod budget;
 mod dial;
 mod driver;
 mod pace;
 mod queue;
 mod ssrf;
 
+pub use budget::InputBudget;
 pub use dial::{Dial, DialError, Io, Target, Tls, connect, handshake_random, resolve, tls_config};
 pub use driver::{Cx, End, Handler, Settings, clock, run};
 pub use queue::OutQueue;

@@ -428,7 +428,9 @@ impl Pusher {
             End::PeerClosed => Ended::Failed(format!("{peer} closed the connection (EOF)")),
             End::Io(e) => Ended::Failed(format!("socket error with {peer}: {e}")),
             End::WriteStalled(after) => Ended::Failed(format!("{peer} read nothing for {after:?}")),
-            End::Backlog(_) | End::ReadIdle(_) => Ended::Failed(format!("{peer}: {end}")),
+            End::Backlog(_) | End::ReadIdle(_) | End::InputBudget(_) => {
+                Ended::Failed(format!("{peer}: {end}"))
+            }
         }
     }
 

@@ -147,6 +147,11 @@ impl ChunkReader {
         self.offset
     }
 
+    /// Bytes of unfinished messages held.
+    pub(crate) fn buffered(&self) -> usize {
+        self.buffered
+    }
+
     /// Drops the partial message on `csid` (an Abort message).
     pub(crate) fn abort(&mut self, csid: u32) {
         if let Some(s) = self.streams.iter_mut().find(|s| s.csid == csid)

@@ -267,6 +267,11 @@ impl ClientSession {
         self.deadline
     }
 
+    /// Bytes of the peer's input held in unfinished messages.
+    pub fn buffered(&self) -> usize {
+        self.core.reader.buffered()
+    }
+
     /// Publishes one frame (sequence headers are generated as needed; start at a keyframe).
     pub fn send_media(&mut self, frame: &Frame) -> Result<Pushed, Error> {
         if self.closed || !self.streaming || self.config.intent != ClientIntent::Publish {

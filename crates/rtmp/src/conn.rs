@@ -39,6 +39,10 @@ macro_rules! impl_session {
             fn poll_timeout(&self) -> Option<std::time::Instant> {
                 Self::poll_timeout(self)
             }
+
+            fn buffered(&self) -> usize {
+                Self::buffered(self)
+            }
         }
     };
 }

@@ -253,6 +253,12 @@ impl ServerSession {
         self.deadline
     }
 
+    /// Bytes of the peer's input held: unfinished messages, and input kept while a request
+    /// awaits its answer.
+    pub fn buffered(&self) -> usize {
+        self.core.reader.buffered() + self.held.len()
+    }
+
     /// Grants a publish or play request.
     ///
     /// Publish: `NetStream.Publish.Start` is sent and media events follow. Play:

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
 use tokio::time::{Instant, sleep};
 use tokio_util::sync::CancellationToken;
-use tributary_net::{End, Settings, run};
+use tributary_net::{End, InputBudget, Settings, run};
 
 use crate::support::{Buffered, Counted, Item, Lines, Script, Why, counter, drive, item, items};
 
@@ -368,4 +368,52 @@ async fn an_idle_connection_writes_what_may_wait_at_once() {
     tx.send(item("a2", true)).await.unwrap();
     let n = peer.read(&mut buf).await.unwrap();
     assert_eq!((&buf[..n], start.elapsed()), (&b"a2"[..], 53 * MS));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_connection_that_spends_the_shared_input_budget_is_the_one_cut() {
+    let budget = InputBudget::new(10 * 1024);
+    let settings = Settings {
+        input_budget: Some(budget.clone()),
+        ..Settings::default()
+    };
+    let run_one = |settings: Settings| {
+        let (ours, peer) = duplex(64 * 1024);
+        let (_tx, rx) = items(1);
+        let task = tokio::spawn(async move {
+            // The handler's source stays open: the connection ends only by the budget or the
+            // peer.
+            let _tx = _tx;
+            drive(ours, rx, settings).await
+        });
+        (peer, task)
+    };
+
+    // A holds 6 KiB of an unfinished line.
+    let (mut a, a_task) = run_one(settings.clone());
+    a.write_all(&[b'a'; 6 * 1024]).await.unwrap();
+    sleep(MS).await;
+    assert_eq!(budget.used(), 6 * 1024);
+
+    // B's 6 KiB would make 12: B is cut, A is not.
+    let (mut b, b_task) = run_one(settings.clone());
+    b.write_all(&[b'b'; 6 * 1024]).await.unwrap();
+    let end = b_task.await.unwrap();
+    assert!(matches!(end, End::InputBudget(10_240)), "{end}");
+    assert_eq!(budget.used(), 6 * 1024, "B's share is given back");
+    assert!(!a_task.is_finished());
+
+    // A finishes its line: it holds nothing, and C fits.
+    a.write_all(b"\n").await.unwrap();
+    sleep(MS).await;
+    assert_eq!(budget.used(), 0);
+    let (mut c, c_task) = run_one(settings);
+    c.write_all(&[b'c'; 9 * 1024]).await.unwrap();
+    sleep(MS).await;
+    assert_eq!(budget.used(), 9 * 1024);
+    drop(c);
+    assert!(matches!(c_task.await.unwrap(), End::PeerClosed));
+    assert_eq!(budget.used(), 0, "a closed connection gives its share back");
+    drop(a);
+    assert!(matches!(a_task.await.unwrap(), End::PeerClosed));
 }

@@ -67,6 +67,10 @@ impl Session for Lines {
     fn poll_timeout(&self) -> Option<Instant> {
         self.deadline
     }
+
+    fn buffered(&self) -> usize {
+        self.partial.len()
+    }
 }
 
 /// What the test feeds the handler.

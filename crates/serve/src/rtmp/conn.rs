@@ -60,6 +60,7 @@ pub(super) async fn serve(
     };
     let settings = Settings {
         backlog: Some(Duration::from_secs(conn.shared.config.play_backlog_sec)),
+        input_budget: Some(Arc::clone(&conn.shared.input_budget)),
         ..Settings::default()
     };
     let end = tributary_net::run(socket, &mut session, &mut conn, settings, &stop).await;
@@ -385,7 +386,8 @@ impl Conn {
             | End::Session(_)
             | End::ReadIdle(_)
             | End::Backlog(_)
-            | End::WriteStalled(_) => true,
+            | End::WriteStalled(_)
+            | End::InputBudget(_) => true,
             End::Io(e) => !matches!(
                 e.kind(),
                 io::ErrorKind::ConnectionReset
@@ -419,9 +421,10 @@ impl Conn {
         }
         let counters = &shared.counters;
         let total = match end {
-            End::Handler(Reason::Protocol(_)) | End::Session(_) | End::ReadIdle(_) => {
-                Some(&counters.protocol_errors)
-            }
+            End::Handler(Reason::Protocol(_))
+            | End::Session(_)
+            | End::ReadIdle(_)
+            | End::InputBudget(_) => Some(&counters.protocol_errors),
             End::Backlog(_) | End::WriteStalled(_) => Some(&counters.slow_players),
             _ => None,
         };
@@ -495,7 +498,8 @@ fn publish_end(end: &Ended) -> PublishEnd {
         End::Handler(Reason::Port(_)) => PublishEnd::StreamGone,
         End::Session(e) | End::Handler(Reason::Protocol(e)) => PublishEnd::Protocol(e.to_string()),
         End::Backlog(_) | End::WriteStalled(_) => PublishEnd::NotReading,
-        End::Handler(Reason::Refused { .. } | Reason::PlayFinished | Reason::StreamEnded) => {
+        End::InputBudget(_)
+        | End::Handler(Reason::Refused { .. } | Reason::PlayFinished | Reason::StreamEnded) => {
             PublishEnd::Protocol(end.to_string())
         }
     }

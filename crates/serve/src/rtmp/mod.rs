@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use tributary_net::InputBudget;
 
 use crate::Router;
 use crate::limit::PendingLimiter;
@@ -55,6 +56,11 @@ pub struct RtmpListenerConfig {
     /// the next one: fewer wake-ups, for at most this much extra latency. A read that fills
     /// the buffer is followed at once. Default 0: read as soon as bytes arrive.
     pub publish_merge: Duration,
+    /// Bytes of unprocessed input (unfinished messages, input held while a request is
+    /// decided) all connections together may hold; the connection whose read takes the total
+    /// past it is cut. Default 256 MiB: each connection is bounded on its own (256 KiB until
+    /// a publish is accepted, 32 MiB after), but 8192 of them are not.
+    pub input_budget: usize,
 }
 
 /// The running RTMP listener. Dropping it stops it, like [`stop`](Self::stop).
@@ -100,6 +106,7 @@ pub async fn start_rtmp(
     let local_addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
         pending: Arc::new(PendingLimiter::new(config.max_pending_per_ip)),
+        input_budget: InputBudget::new(config.input_budget),
         config,
         router,
         counters: Arc::new(Counters::default()),
@@ -155,6 +162,7 @@ impl Default for RtmpListenerConfig {
             publish_idle_timeout: Duration::from_secs(30),
             play_merge: Duration::from_millis(100),
             publish_merge: Duration::ZERO,
+            input_budget: 256 << 20,
         }
     }
 }
@@ -188,6 +196,8 @@ pub(crate) struct Shared {
     cancel: CancellationToken,
     /// The players' shared muxing, per played buffer.
     fanouts: fanout::Fanouts,
+    /// What every connection together may hold of unprocessed input.
+    input_budget: Arc<InputBudget>,
 }
 
 /// The listener's counters: gauges (now) and totals (since start).
