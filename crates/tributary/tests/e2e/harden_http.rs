@@ -14,6 +14,16 @@ use tributary_testkit::{
 use crate::hls::serial;
 use crate::server::{Server, send};
 
+/// The video frames a player (ffprobe) gets from `url` in its first `seconds`.
+pub(crate) fn video_frames(url: &str, seconds: u32) -> usize {
+    let interval = format!("%+{seconds}");
+    probe_packets(url, &["-read_intervals", &interval])
+        .unwrap()
+        .iter()
+        .filter(|p| p.codec_type.as_deref() == Some("video"))
+        .count()
+}
+
 /// The `host:port` of a server's HTTP listener.
 fn http_addr(server: &Server) -> String {
     server.base.trim_start_matches("http://").to_owned()
@@ -144,15 +154,7 @@ fn an_idle_flood_under_a_low_fd_limit_is_shed_while_rtmp_keeps_playing() {
     );
 
     // RTMP plays throughout: the flood took no descriptor it needs.
-    let packets = probe_packets(&url, &["-read_intervals", "%+3"]).unwrap();
-    assert!(
-        packets
-            .iter()
-            .filter(|p| p.codec_type.as_deref() == Some("video"))
-            .count()
-            > 30,
-        "RTMP play during the flood"
-    );
+    assert!(video_frames(&url, 3) > 30, "RTMP play during the flood");
 
     // The flood's admitted connections time out; then the API answers again.
     wait_until(
