@@ -1,20 +1,22 @@
 //! The HTTP server: hyper's HTTP/1 server with a timer, behind connection caps (SPEC §Security
 //! "Connection caps", §Defaults "HTTP header-read / idle timeout; HTTP connections").
 //!
-//! - **Header-read timeout** (10 s): hyper closes a connection whose request headers have not
-//!   all arrived this long after it began waiting for them. The wait begins when the
-//!   connection opens and again when a keep-alive connection finishes a response, so a client
-//!   dribbling one header byte at a time (slowloris) and a keep-alive connection that sends no
-//!   next request are both closed after it.
+//! - **Header-read timeout** (10 s): a request's headers must all have arrived 10 s after its
+//!   first byte did (the first request's: after the connection opened), so a client dribbling
+//!   one header byte at a time (slowloris) or opening connections it never uses is closed.
 //! - **Idle timeout** (60 s): a connection with no request in progress that moves no byte in
-//!   either direction for this long is closed: a client that stopped reading a response holds
-//!   no socket and no buffered body forever. A request in progress is bounded by its handler
-//!   (admin requests by the admin timeout).
+//!   either direction for 60 s is closed: a keep-alive connection that sends no next request,
+//!   and a client that stopped reading a response, hold no socket and no buffered body for
+//!   ever. A request in progress is bounded by its handler (admin requests by the admin
+//!   timeout). hyper's own header-read timer runs with the idle value as a backstop.
 //! - **Caps**: at most `total` connections, and `per_ip` from one address (IPv6: one /64);
 //!   loopback peers count towards the total only. A connection over a cap is accepted and
 //!   closed at once (the newest is shed), so the listener never stops accepting and the
 //!   process never runs out of descriptors: `total` is at most half the open-file limit,
 //!   which [`raise_fd_limit`] lifts to the hard limit at start.
+//!
+//! Both timeouts are one watchdog per connection over its [`Activity`]: the stream records
+//! the bytes it moves, the service the requests it serves.
 
 use std::collections::HashMap;
 use std::io;
@@ -39,8 +41,8 @@ use tower::ServiceExt;
 /// The bounds every HTTP connection lives under.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HttpLimits {
-    /// Request headers must have arrived this long after the connection began waiting for
-    /// them (SPEC: 10 s).
+    /// Request headers must have arrived this long after their first byte, or the first
+    /// request's after the connection opened (SPEC: 10 s).
     pub(crate) header_read: Duration,
     /// A connection with no request in progress and no byte moved for this long is closed
     /// (SPEC: 60 s).
@@ -154,7 +156,7 @@ async fn connection(
     _slot: Slot,
 ) {
     let started = Instant::now();
-    let activity = Arc::new(Activity::default());
+    let activity = Arc::new(Activity::opened());
     let io = TokioIo::new(Tracked {
         inner: stream,
         activity: Arc::clone(&activity),
@@ -174,12 +176,12 @@ async fn connection(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read)
+        .header_read_timeout(limits.idle)
         .keep_alive(true);
     let mut conn = pin!(builder.serve_connection(io, service));
     let mut draining = false;
     loop {
-        let idle_at = activity.idle_deadline(started, limits.idle);
+        let wake = activity.deadline(started, &limits);
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(e) = result {
@@ -191,10 +193,9 @@ async fn connection(
                 conn.as_mut().graceful_shutdown();
                 draining = true;
             }
-            () = tokio::time::sleep_until(idle_at) => {
-                if activity.is_idle(started, Instant::now(), limits.idle) {
-                    tracing::debug!(%peer, idle_sec = limits.idle.as_secs(),
-                        "closing an idle HTTP connection");
+            () = tokio::time::sleep_until(wake) => {
+                if let Some(why) = activity.expired(started, Instant::now(), &limits) {
+                    tracing::debug!(%peer, "closing an HTTP connection: {why}");
                     return;
                 }
             }
@@ -202,29 +203,60 @@ async fn connection(
     }
 }
 
-/// What the idle timer of one connection reads: the last byte moved and the requests in
-/// progress.
-#[derive(Debug, Default)]
+/// What the watchdog of one connection reads: the last byte moved, the requests in progress,
+/// and when the headers of the next request began to arrive.
+#[derive(Debug)]
 struct Activity {
     /// Milliseconds from the connection's start to its last read or write of a byte.
     last_ms: AtomicU64,
     /// Requests whose handler has not answered yet.
     in_flight: AtomicUsize,
+    /// 1 + the milliseconds from the connection's start to the first byte of a request whose
+    /// headers are not complete yet (read while no request was in progress); 0: none.
+    head_from: AtomicU64,
 }
 
 impl Activity {
-    fn touch(&self, started: Instant) {
-        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    /// A connection just opened: its first request's headers are due from now.
+    fn opened() -> Self {
+        Self {
+            last_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            head_from: AtomicU64::new(1),
+        }
+    }
+
+    /// A read or write of at least one byte, now.
+    fn touch(&self, started: Instant, read: bool) {
+        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
         self.last_ms.store(ms, Ordering::Relaxed);
+        if read && self.in_flight.load(Ordering::Relaxed) == 0 {
+            let _ =
+                self.head_from
+                    .compare_exchange(0, ms + 1, Ordering::Relaxed, Ordering::Relaxed);
+        }
     }
 
-    /// When the connection goes idle if nothing moves.
-    fn idle_deadline(&self, started: Instant, idle: Duration) -> Instant {
-        started + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + idle
+    /// When the header-read deadline (if a request's headers are arriving) or else the idle
+    /// deadline falls, if nothing changes.
+    fn deadline(&self, started: Instant, limits: &HttpLimits) -> Instant {
+        let idle_at =
+            started + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + limits.idle;
+        match self.head_from.load(Ordering::Relaxed) {
+            0 => idle_at,
+            from => idle_at.min(started + Duration::from_millis(from - 1) + limits.header_read),
+        }
     }
 
-    fn is_idle(&self, started: Instant, now: Instant, idle: Duration) -> bool {
-        self.in_flight.load(Ordering::Relaxed) == 0 && now >= self.idle_deadline(started, idle)
+    /// Why the connection must close at `now`, if it must.
+    fn expired(&self, started: Instant, now: Instant, limits: &HttpLimits) -> Option<&'static str> {
+        let from = self.head_from.load(Ordering::Relaxed);
+        if from != 0 && now >= started + Duration::from_millis(from - 1) + limits.header_read {
+            return Some("request headers did not arrive within the header-read timeout");
+        }
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        (self.in_flight.load(Ordering::Relaxed) == 0 && now >= started + last + limits.idle)
+            .then_some("idle past the idle timeout")
     }
 }
 
@@ -232,8 +264,10 @@ impl Activity {
 struct InFlight(Arc<Activity>);
 
 impl InFlight {
+    /// A request whose headers hyper has parsed: its header-read deadline is met.
     fn enter(activity: Arc<Activity>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.head_from.store(0, Ordering::Relaxed);
         Self(activity)
     }
 }
@@ -260,7 +294,7 @@ impl AsyncRead for Tracked {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.activity.touch(self.started);
+            self.activity.touch(self.started, true);
         }
         result
     }
@@ -274,7 +308,7 @@ impl AsyncWrite for Tracked {
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, data);
         if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch(self.started);
+            self.activity.touch(self.started, false);
         }
         result
     }
@@ -286,7 +320,7 @@ impl AsyncWrite for Tracked {
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch(self.started);
+            self.activity.touch(self.started, false);
         }
         result
     }
@@ -446,6 +480,37 @@ mod tests {
         let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
         assert_eq!(ip_key(a), ip_key(b));
         assert_ne!(ip_key(a), ip_key(c));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn headers_get_10_s_from_their_first_byte_and_an_idle_connection_60_s() {
+        let limits = HttpLimits::new(None);
+        let started = Instant::now();
+        let activity = Arc::new(Activity::opened());
+        let at = |s: u64| started + Duration::from_secs(s);
+        // A new connection's first request is due 10 s after it opened.
+        assert_eq!(activity.deadline(started, &limits), at(10));
+        assert_eq!(activity.expired(started, at(9), &limits), None);
+        assert!(activity.expired(started, at(10), &limits).is_some());
+        // It arrives at 1 s; its handler runs as long as it needs.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        activity.touch(started, true);
+        let request = InFlight::enter(Arc::clone(&activity));
+        assert_eq!(activity.expired(started, at(100), &limits), None);
+        activity.touch(started, false);
+        drop(request);
+        // Keep-alive: 60 s from the last byte.
+        assert_eq!(activity.deadline(started, &limits), at(61));
+        assert_eq!(activity.expired(started, at(60), &limits), None);
+        assert!(activity.expired(started, at(61), &limits).is_some());
+        // The next request's first byte at 20 s: its headers are due at 30 s, whatever
+        // trickles in meanwhile.
+        tokio::time::advance(Duration::from_secs(19)).await;
+        activity.touch(started, true);
+        tokio::time::advance(Duration::from_secs(8)).await;
+        activity.touch(started, true);
+        assert_eq!(activity.deadline(started, &limits), at(30));
+        assert!(activity.expired(started, at(30), &limits).is_some());
     }
 
     #[test]
