@@ -8,6 +8,8 @@
 //! - [`diff`]: what changed between two versions of a stream (`compute_diff`, SPEC §Hot reload).
 //! - [`plan`](mod@plan): the restart actions a hot reload takes for a diff.
 //! - [`failover`]: the sans-IO failover machine of one stream (SPEC §Stream manager).
+//! - [`ffmpeg`]: the transcoder parsed into a ladder, and the pure FFmpeg argv builder (SPEC
+//!   §Transcoder).
 //!
 //! This crate is L0: no clock, no IO, no tokio (ARCHITECTURE.md §3).
 #![forbid(unsafe_code)]
@@ -18,6 +20,7 @@ pub mod config;
 pub mod diff;
 pub mod event;
 pub mod failover;
+pub mod ffmpeg;
 pub mod plan;
 pub mod protocol;
 pub mod redact;

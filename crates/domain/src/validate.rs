@@ -14,9 +14,10 @@ use serde::Serialize;
 use serde_json::Value;
 use tributary_media::StreamCode;
 
+use crate::ffmpeg::{Hw, Ladder, Overlay, ParseContext};
 use crate::protocol::InputKind;
-use crate::spec::{self, PushSpec, StreamSpec};
-use crate::stream::{Stream, Watermark};
+use crate::spec::{self, PushSpec, StreamSpec, Transcode};
+use crate::stream::Stream;
 
 /// The machine-readable code of a validation failure (SPEC §API status table, 422 row).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -168,6 +169,9 @@ pub struct Support {
     /// anywhere. Checked on the path as written here; ingest checks it again on the path as
     /// resolved when it opens the file.
     pub file_roots: Vec<std::path::PathBuf>,
+    /// What parsing a transcoder needs: the hardware backends the FFmpeg probe found and
+    /// whether `security.unsafe_extra_args` lifts the `extra_args` deny-list.
+    pub ffmpeg: ParseContext,
 }
 
 impl Support {
@@ -201,6 +205,10 @@ impl Support {
             srt_listener: true,
             rtmp_port: Some(1935),
             file_roots: Vec::new(),
+            ffmpeg: ParseContext {
+                hw: Hw::ALL.to_vec(),
+                unsafe_extra_args: false,
+            },
         }
     }
 }
@@ -381,15 +389,31 @@ pub fn parse_stream(
 
     let inputs = spec::parse_inputs(&stream, support, &mut errors, &mut warnings);
 
-    if let Some(t) = &stream.transcoder
-        && !support.transcoder
-    {
-        let _ = t;
-        errors.push(FieldError::new(
-            "transcoder",
-            ErrorCode::Unsupported,
-            "transcoding is not supported yet (set \"transcoder\": null for passthrough)",
-        ));
+    // The watermark is parsed first (the ladder draws it) and reported in its own place.
+    let (overlay, overlay_errors) = match stream.watermark.as_ref().filter(|w| w.enabled) {
+        None => (None, Vec::new()),
+        Some(w) => match Overlay::parse(w) {
+            Ok(overlay) => (Some(overlay), Vec::new()),
+            Err(e) => (None, e),
+        },
+    };
+    let mut ladder = None;
+    if let Some(t) = &stream.transcoder {
+        if support.transcoder {
+            match Ladder::parse(t, overlay.as_ref(), &support.ffmpeg) {
+                Ok((parsed, w)) => {
+                    ladder = parsed;
+                    warnings.extend(w);
+                }
+                Err(e) => errors.extend(e),
+            }
+        } else {
+            errors.push(FieldError::new(
+                "transcoder",
+                ErrorCode::Unsupported,
+                "transcoding is not supported yet (set \"transcoder\": null for passthrough)",
+            ));
+        }
     }
 
     let p = stream.protocols();
@@ -496,127 +520,17 @@ pub fn parse_stream(
             ));
         }
     }
-    if let Some(w) = &stream.watermark
-        && w.enabled
-    {
-        errors.extend(validate_watermark(w));
-        if stream.transcoder.is_none() {
-            warnings.push(
-                "watermark needs a transcoder; it has no effect on a passthrough stream".into(),
-            );
-        }
+    errors.extend(overlay_errors);
+    if stream.watermark.as_ref().is_some_and(|w| w.enabled) && stream.transcoder.is_none() {
+        warnings
+            .push("watermark needs a transcoder; it has no effect on a passthrough stream".into());
     }
 
     if errors.is_empty() {
-        Ok((StreamSpec::new(stream, inputs, pushes), warnings))
+        let transcode = ladder.map(|ladder| Transcode { ladder, overlay });
+        Ok((StreamSpec::new(stream, inputs, pushes, transcode), warnings))
     } else {
         Err(ValidationErrors(errors))
-    }
-}
-
-/// SPEC §Domain "Watermark" rules, checked only when enabled.
-fn validate_watermark(w: &Watermark) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    let mut bad = |field: &str, message: &str| {
-        errors.push(FieldError::new(
-            format!("watermark.{field}"),
-            ErrorCode::InvalidWatermark,
-            message,
-        ));
-    };
-    match w.kind.as_str() {
-        "text" => {
-            if w.text.trim().is_empty() {
-                bad("text", "a text watermark needs non-blank text");
-            }
-        }
-        "image" => match (w.image_path.is_empty(), w.asset_id.is_empty()) {
-            (true, true) | (false, false) => {
-                bad(
-                    "image_path",
-                    "an image watermark needs exactly one of image_path and asset_id",
-                );
-            }
-            (false, true) => {
-                if !w.image_path.starts_with('/') {
-                    bad("image_path", "must be an absolute path");
-                }
-            }
-            (true, false) => {
-                let ok = w.asset_id.len() <= 64
-                    && w.asset_id
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-                if !ok {
-                    bad("asset_id", "must match [A-Za-z0-9_-]{1,64}");
-                }
-            }
-        },
-        other => bad(
-            "type",
-            &format!("must be \"text\" or \"image\", got {other:?}"),
-        ),
-    }
-    if !(0.0..=1.0).contains(&w.opacity) {
-        bad("opacity", "must be within [0, 1]");
-    }
-    let positions = [
-        "",
-        "top_left",
-        "top_right",
-        "bottom_left",
-        "bottom_right",
-        "center",
-        "custom",
-    ];
-    if !positions.contains(&w.position.as_str()) {
-        bad(
-            "position",
-            "must be top_left, top_right, bottom_left, bottom_right, center or custom",
-        );
-    }
-    if w.position == "custom" && w.x.is_empty() && w.y.is_empty() {
-        bad("x", "a custom position needs x or y");
-    }
-    for (field, expr) in [("x", &w.x), ("y", &w.y)] {
-        let ok = expr
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || " _+-*/().,".contains(c));
-        if !ok {
-            bad(
-                field,
-                "may use only letters, digits, spaces and _ + - * / ( ) . ,",
-            );
-        }
-    }
-    if !w.font_color.is_empty() && !valid_color(&w.font_color) {
-        bad(
-            "font_color",
-            "must be a colour name, #RRGGBB[AA] or 0xRRGGBB[AA], optionally @alpha",
-        );
-    }
-    if !w.font_file.is_empty() && !w.font_file.starts_with('/') {
-        bad("font_file", "must be an absolute path");
-    }
-    errors
-}
-
-fn valid_color(text: &str) -> bool {
-    let (color, alpha) = match text.split_once('@') {
-        Some((c, a)) => (c, Some(a)),
-        None => (text, None),
-    };
-    if let Some(a) = alpha
-        && !a.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v))
-    {
-        return false;
-    }
-    let hex = color.strip_prefix('#').or_else(|| color.strip_prefix("0x"));
-    match hex {
-        Some(h) => matches!(h.len(), 6 | 8) && h.bytes().all(|b| b.is_ascii_hexdigit()),
-        None => {
-            !color.is_empty() && color.len() <= 32 && color.bytes().all(|b| b.is_ascii_alphabetic())
-        }
     }
 }
 
@@ -632,6 +546,10 @@ mod tests {
 
     fn all_support() -> Support {
         Support::everything()
+    }
+
+    fn one_rung() -> Value {
+        json!({"video": {"profiles": [{}]}})
     }
 
     fn fails(body: Value, support: &Support) -> Vec<(String, ErrorCode)> {
@@ -921,7 +839,10 @@ mod tests {
             (json!({"enabled": true, "type": "svg"}), "watermark.type"),
         ];
         for (wm, path) in cases {
-            let got = fails(json!({"transcoder": {}, "watermark": wm}), &all_support());
+            let got = fails(
+                json!({"transcoder": one_rung(), "watermark": wm}),
+                &all_support(),
+            );
             assert_eq!(
                 got,
                 [(path.to_owned(), ErrorCode::InvalidWatermark)],
@@ -933,7 +854,7 @@ mod tests {
             assert!(
                 decode_stream(
                     &code(),
-                    json!({"transcoder": {}, "watermark": wm}),
+                    json!({"transcoder": one_rung(), "watermark": wm}),
                     &all_support()
                 )
                 .is_ok()

@@ -37,6 +37,7 @@ pub use source::{
     PullSource, PushSource, PushSpec, RtmpSource, RtmpUrl, Source, UdpSource,
 };
 
+use crate::ffmpeg::{Ladder, Overlay};
 use crate::protocol::{self, DetectContext, InputKind, InputUrl, UrlError};
 pub use crate::protocol::{Mixer, PushAddress, PushVia};
 use crate::stream::{Input, Stream};
@@ -52,6 +53,19 @@ pub struct StreamSpec {
     inputs: Vec<ParsedInput>,
     /// One per `stream.push`, in the same order.
     pushes: Vec<PushSpec>,
+    /// The FFmpeg ladder and its watermark; `None` when no FFmpeg runs (no transcoder, or
+    /// `video.copy && audio.copy`).
+    transcode: Option<Transcode>,
+}
+
+/// What the transcoder of a stream runs.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Transcode {
+    /// The ladder.
+    pub ladder: Ladder,
+    /// The enabled watermark, if any.
+    pub overlay: Option<Overlay>,
 }
 
 impl StreamSpec {
@@ -75,16 +89,27 @@ impl StreamSpec {
         &self.pushes
     }
 
+    /// The FFmpeg ladder and its watermark, when the stream runs FFmpeg.
+    pub fn transcode(&self) -> Option<&Transcode> {
+        self.transcode.as_ref()
+    }
+
     /// The record, for storing.
     pub fn into_stream(self) -> Stream {
         self.stream
     }
 
-    pub(crate) fn new(stream: Stream, inputs: Vec<ParsedInput>, pushes: Vec<PushSpec>) -> Self {
+    pub(crate) fn new(
+        stream: Stream,
+        inputs: Vec<ParsedInput>,
+        pushes: Vec<PushSpec>,
+        transcode: Option<Transcode>,
+    ) -> Self {
         Self {
             stream,
             inputs,
             pushes,
+            transcode,
         }
     }
 }
