@@ -1,0 +1,3 @@
+//! Integration tests of the transcode crate, against the real FFmpeg.
+
+mod argv;
