@@ -1,5 +1,5 @@
 //! Stream records at the API edge: arbitrary JSON decoded strictly and parsed into a spec
-//! (every SPEC rule), then diffed and planned against a base stream. Any panic is a bug.
+//! (every SPEC rule, the transcoder's ladder and watermark included), then diffed and planned against a base stream. Any panic is a bug.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -17,6 +17,7 @@ fuzz_target!(|data: &[u8]| {
         hls: true,
         rtmp: true,
         push: true,
+        transcoder: true,
         ..Support::default()
     };
     let Ok((spec, _warnings)) = decode_stream(&code, body, &support) else {
