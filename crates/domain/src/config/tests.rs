@@ -1,0 +1,208 @@
+use super::*;
+
+#[test]
+fn defaults_are_valid_and_match_spec() {
+    let c = ServerConfig::default();
+    c.validate().unwrap();
+    assert_eq!(c.server.http_addr, "0.0.0.0:8080");
+    assert_eq!(c.listeners.rtmp.addr().as_deref(), Some("0.0.0.0:1935"));
+    assert_eq!(c.listeners.rtmp.play_backlog_sec, 10);
+    assert_eq!(c.listeners.rtmp.play_merge_ms, 100);
+    assert_eq!(c.listeners.rtmp.publish_merge_ms, 0);
+    assert_eq!(c.listeners.srt.port, 9999);
+    assert_eq!(c.listeners.rtsp.port, 8554);
+    assert_eq!(c.buffer.capacity, 1024);
+    assert_eq!(c.coordinator.reconcile_interval_sec, 10);
+    assert_eq!(c.shutdown_timeout_sec, 10);
+}
+
+#[test]
+fn unknown_keys_are_errors() {
+    let err = serde_json::from_str::<ServerConfig>(r#"{"server": {"htp_addr": "x"}}"#)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("htp_addr"), "{err}");
+}
+
+#[test]
+fn validation_names_fields() {
+    let mut c = ServerConfig::default();
+    c.server.http_addr = "nope".into();
+    c.listeners.srt.port = 1935;
+    c.listeners.rtmp.play_backlog_sec = 0;
+    c.listeners.rtmp.publish_merge_ms = 1001;
+    c.log.format = "xml".into();
+    c.buffer.capacity = 0;
+    let paths: Vec<_> = c
+        .validate()
+        .unwrap_err()
+        .0
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "server.http_addr",
+            "listeners.srt.port",
+            "listeners.rtmp.play_backlog_sec",
+            "listeners.rtmp.publish_merge_ms",
+            "log.format",
+            "buffer.capacity"
+        ]
+    );
+}
+
+#[test]
+fn spec_keys_of_unbuilt_features_are_accepted_and_named() {
+    let doc = serde_json::json!({
+        "store": {"backend": "sqlite"},
+        "server": {"allowed_hosts": ["tv.example"], "cors": {"enabled": true}},
+        "listeners": {"srt": {"latency_ms": 200, "passphrase": "p"},
+                      "rtsp": {"transport": "tcp"}},
+        "ingestor": {"hls_max_segment_buffer": 4},
+        "transcoder": {"multi_output": true, "mode": "multi"},
+        "publisher": {"hls": {"segment_format": "fmp4", "dir": "/tmp/hls"},
+                      "dash": {"segment_sec": 2}},
+        "security": {"play_signing": {"enabled": true, "key": "k"}, "ssrf_guard": "strict",
+                     "allow_cidrs": ["10.0.0.0/8"], "trusted_proxies": []},
+        "hooks": {"worker_count": 4, "max_retries": 3},
+        "sessions": {"enabled": true},
+        "watermarks": {},
+        "dvr": {"max_clip_sec": 600},
+        "autopublish": {"enabled": false},
+        "debug": {"fault_injection": true},
+    });
+    let config: ServerConfig = serde_json::from_value(doc).unwrap();
+    config.validate().unwrap();
+    assert_eq!(config.ingestor.hls_max_segment_buffer, 4);
+    let ignored: Vec<(String, IgnoredReason)> = config
+        .ignored()
+        .into_iter()
+        .map(|k| (k.path, k.reason))
+        .collect();
+    let later = IgnoredReason::NotSupportedYet;
+    let want = [
+        ("store.backend", later),
+        ("server.cors.enabled", later),
+        ("listeners.srt.latency_ms", later),
+        ("listeners.srt.passphrase", later),
+        ("listeners.rtsp.transport", later),
+        ("transcoder.mode", later),
+        ("transcoder.multi_output", IgnoredReason::Legacy),
+        ("publisher.hls.dir", IgnoredReason::Legacy),
+        ("publisher.hls.segment_format", later),
+        ("publisher.dash.segment_sec", later),
+        ("security.play_signing.enabled", later),
+        ("security.play_signing.key", later),
+        ("security.trusted_proxies", later),
+        ("hooks.max_retries", later),
+        ("hooks.worker_count", later),
+        ("sessions.enabled", later),
+        ("watermarks", later),
+        ("dvr.max_clip_sec", later),
+        ("autopublish.enabled", later),
+        ("debug.fault_injection", later),
+    ];
+    let want: Vec<(String, IgnoredReason)> =
+        want.iter().map(|(p, r)| ((*p).to_owned(), *r)).collect();
+    assert_eq!(ignored, want);
+    assert!(ServerConfig::default().ignored().is_empty());
+    let shown = serde_json::to_string(&config.redacted()).unwrap();
+    assert!(
+        !shown.contains("\"k\"") && !shown.contains("\"p\""),
+        "{shown}"
+    );
+}
+
+#[test]
+fn unknown_keys_in_unbuilt_sections_are_errors() {
+    for doc in [
+        r#"{"hooks": {"wroker_count": 4}}"#,
+        r#"{"sessions": {"idle": 1}}"#,
+        r#"{"listeners": {"rtsp": {"latency_ms": 1}}}"#,
+        r#"{"security": {"play_signing": {"secret": "x"}}}"#,
+        r#"{"hookz": {}}"#,
+    ] {
+        assert!(serde_json::from_str::<ServerConfig>(doc).is_err(), "{doc}");
+    }
+}
+
+#[test]
+fn ssrf_settings_are_checked_at_load_naming_the_key() {
+    let mut c = ServerConfig::default();
+    assert_eq!(c.security.ssrf_guard, "metadata");
+    c.security.ssrf_guard = "lenient".into();
+    c.security.allow_cidrs = vec![
+        "10.0.0.0/8".into(),
+        " 192.0.2.7 ".into(),
+        "fd00::/8".into(),
+        "10.0.0.0/33".into(),
+        "example.com".into(),
+    ];
+    let errors = c.validate().unwrap_err();
+    let paths: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "security.ssrf_guard",
+            "security.allow_cidrs[3]",
+            "security.allow_cidrs[4]"
+        ]
+    );
+    assert_eq!(
+        parse_cidr(" 192.0.2.7 ").map(|n| n.to_string()),
+        Some("192.0.2.7/32".to_owned())
+    );
+}
+
+#[test]
+fn values_that_would_overflow_later_are_refused_naming_the_key() {
+    let mut c = ServerConfig::default();
+    c.publisher.hls.live_segment_sec = 1e30;
+    c.server.admin_timeout_sec = u64::MAX;
+    c.buffer.capacity = usize::MAX;
+    c.coordinator.boot_concurrency = usize::MAX;
+    let errors = c.validate().unwrap_err();
+    let paths: Vec<_> = errors.0.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "publisher.hls.live_segment_sec",
+            "server.admin_timeout_sec",
+            "buffer.capacity",
+            "coordinator.boot_concurrency"
+        ]
+    );
+    assert!(errors.0[0].message.contains("at most 60"), "{errors}");
+}
+
+#[test]
+fn log_levels() {
+    for good in [
+        "info",
+        "WARN",
+        "off",
+        "info,tributary_engine=debug",
+        "hyper::proto=warn",
+    ] {
+        assert!(valid_log_level(good), "{good}");
+    }
+    for bad in ["", "verbose", "info,", "=debug", "x=loud", "a b=info"] {
+        assert!(!valid_log_level(bad), "{bad}");
+    }
+    let mut c = ServerConfig::default();
+    c.log.level = "verbose".into();
+    let errors = c.validate().unwrap_err();
+    assert_eq!(errors.0[0].path, "log.level");
+    assert!(errors.0[0].message.contains("\"verbose\""), "{errors}");
+}
+
+#[test]
+fn host_port() {
+    assert_eq!(split_host_port("127.0.0.1:80"), Some(("127.0.0.1", 80)));
+    assert_eq!(split_host_port("[::1]:80"), Some(("::1", 80)));
+    assert_eq!(split_host_port("::1:80"), None);
+    assert_eq!(split_host_port("x"), None);
+    assert_eq!(join_host_port("::1", 5), "[::1]:5");
+}
