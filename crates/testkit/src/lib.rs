@@ -12,6 +12,8 @@
 //! - **RTMP** ([`rtmp_play`]): a blocking player on the project's own client session, for what
 //!   FFmpeg 5.1 cannot play (H.265 over Enhanced RTMP); it returns the frames and the wire
 //!   tags it received.
+//! - **Hostile input** ([`unterminated_pes_flood`]): MPEG-TS that makes a naive demuxer hold
+//!   memory without bound.
 //! - **Network** ([`free_udp_port`], [`free_tcp_port`], [`http_get`], [`wait_until`]).
 //!
 //! Every child process started here runs under a time limit or is killed on drop, so a
@@ -34,6 +36,7 @@ mod ffmpeg;
 mod net;
 mod probe;
 mod rtmp;
+mod ts;
 
 pub use ffmpeg::{ClipSpec, LiveSender, cached_clip, ffmpeg, ffprobe, make_ts_clip};
 pub use net::{free_tcp_port, free_udp_port, http_get, wait_until};
@@ -43,6 +46,7 @@ pub use rtmp::{RtmpPlayback, WireTag, nal_unit_types, rtmp_play};
 /// `tributary-media` and `tributary-rtmp` (the binary's e2e tests) can name it.
 pub use tributary_media::{Codec, Frame, TrackId, Ts90};
 pub use tributary_rtmp::TagKind;
+pub use ts::unterminated_pes_flood;
 
 #[cfg(test)]
 mod tests {

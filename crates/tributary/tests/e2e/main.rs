@@ -18,3 +18,4 @@ mod rtmp_limits;
 mod rtmp_relay;
 mod server;
 mod ssrf;
+mod udp_flood;
