@@ -58,7 +58,7 @@ pub(crate) async fn run(udp: UdpSource, program: u16, reporter: Reporter) {
         }
         let datagram = &buf[..len];
         let payload = if udp.rtp && datagram.first() != Some(&SYNC_BYTE) {
-            match rtp_payload(datagram) {
+            match tributary_rtp::payload(datagram) {
                 Some(payload) => payload,
                 None => {
                     bad_rtp += 1;
@@ -162,31 +162,7 @@ fn ifindex(name: &str) -> std::io::Result<u32> {
     })
 }
 
-/// The payload of an RTP version 2 packet (fixed header, CSRCs, extension and padding
-/// removed), or `None` when the datagram is not one.
-fn rtp_payload(datagram: &[u8]) -> Option<&[u8]> {
-    let [b0, ..] = *datagram else { return None };
-    if b0 >> 6 != 2 || datagram.len() < RTP_HEADER {
-        return None;
-    }
-    let csrcs = usize::from(b0 & 0x0F);
-    let mut start = RTP_HEADER + 4 * csrcs;
-    if b0 & 0x10 != 0 {
-        let ext = datagram.get(start..start + 4)?;
-        let words = usize::from(u16::from_be_bytes([ext[2], ext[3]]));
-        start += 4 + 4 * words;
-    }
-    let mut end = datagram.len();
-    if b0 & 0x20 != 0 {
-        let padding = usize::from(*datagram.last()?);
-        end = end.checked_sub(padding)?;
-    }
-    datagram.get(start..end)
-}
-
 const SYNC_BYTE: u8 = 0x47;
-/// The fixed RTP header.
-const RTP_HEADER: usize = 12;
 /// Room above `pkt_size` for an RTP header with CSRCs and an extension.
 const RTP_ROOM: usize = 4096;
 /// The socket receive buffer (SPEC §Defaults): about 0.3 s of a 100 Mb/s stream.
@@ -209,33 +185,5 @@ mod tests {
         };
         assert_eq!(buffer_len(&source(188)), 188 + RTP_ROOM);
         assert_eq!(buffer_len(&source(MAX_PKT_SIZE)), MAX_PKT_SIZE);
-    }
-
-    #[test]
-    fn rtp_headers_are_stripped() {
-        let ts = [0x47u8, 1, 2, 3];
-        // Plain header.
-        let mut p = vec![0x80, 33, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
-        p.extend_from_slice(&ts);
-        assert_eq!(rtp_payload(&p), Some(&ts[..]));
-        // Two CSRCs, a one-word extension, two bytes of padding.
-        let mut p = vec![0x80 | 0x20 | 0x10 | 2, 33, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
-        p.extend_from_slice(&[0; 8]);
-        p.extend_from_slice(&[0xBE, 0xDE, 0, 1, 9, 9, 9, 9]);
-        p.extend_from_slice(&ts);
-        p.extend_from_slice(&[0, 2]);
-        assert_eq!(rtp_payload(&p), Some(&ts[..]));
-        // Not RTP, truncated, or lying lengths.
-        assert_eq!(rtp_payload(&[0x40; 20]), None);
-        assert_eq!(rtp_payload(&[0x80; 5]), None);
-        assert_eq!(
-            rtp_payload(&[0x90, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]),
-            None
-        );
-        assert_eq!(
-            rtp_payload(&[0xA0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 200]),
-            None
-        );
-        assert_eq!(rtp_payload(&[]), None);
     }
 }
