@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use tributary_domain::http_range;
 use tributary_engine::{EngineHandle, MediaAsset};
 
 use crate::error::ApiError;
@@ -37,13 +38,13 @@ fn respond(asset: &MediaAsset, request: &HeaderMap, head: bool) -> Response {
     let range = request
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| parse_range(v, total));
+        .map(|v| http_range::parse(v, total));
     let (status, body, content_range) = match range {
         None => (StatusCode::OK, asset.body.clone(), None),
-        Some(Some((start, end))) => (
+        Some(Some(range)) => (
             StatusCode::PARTIAL_CONTENT,
-            asset.body.slice(start..=end),
-            Some(format!("bytes {start}-{end}/{total}")),
+            asset.body.slice(range.clone()),
+            Some(format!("bytes {}-{}/{total}", range.start(), range.end())),
         ),
         Some(None) => (
             StatusCode::RANGE_NOT_SATISFIABLE,
@@ -77,49 +78,4 @@ fn respond(asset: &MediaAsset, request: &HeaderMap, head: bool) -> Response {
         headers.insert(header::CONTENT_RANGE, crate::header_value(&content_range));
     }
     response
-}
-
-/// One `bytes=` range (`a-b`, `a-`, `-n`) of a body of `total` bytes, as inclusive offsets;
-/// `None` when it cannot be satisfied. Several ranges are answered with the first.
-fn parse_range(value: &str, total: usize) -> Option<(usize, usize)> {
-    let spec = value.trim().strip_prefix("bytes=")?;
-    let first = spec.split(',').next()?.trim();
-    let (start, end) = first.split_once('-')?;
-    if total == 0 {
-        return None;
-    }
-    let last = total - 1;
-    let (start, end) = match (start.trim(), end.trim()) {
-        ("", suffix) => {
-            let n: usize = suffix.parse().ok()?;
-            if n == 0 {
-                return None;
-            }
-            (total.saturating_sub(n), last)
-        }
-        (start, "") => (start.parse().ok()?, last),
-        (start, end) => (start.parse().ok()?, end.parse::<usize>().ok()?.min(last)),
-    };
-    (start <= end && start <= last).then_some((start, end))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_range;
-
-    #[test]
-    fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
-        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=-1000", 100), Some((0, 99)));
-        assert_eq!(parse_range("bytes=50-1000", 100), Some((50, 99)));
-        assert_eq!(parse_range("bytes=0-0,5-6", 100), Some((0, 0)));
-        assert_eq!(parse_range("bytes=100-", 100), None);
-        assert_eq!(parse_range("bytes=9-3", 100), None);
-        assert_eq!(parse_range("bytes=-0", 100), None);
-        assert_eq!(parse_range("items=0-1", 100), None);
-        assert_eq!(parse_range("bytes=x-1", 100), None);
-        assert_eq!(parse_range("bytes=0-1", 0), None);
-    }
 }

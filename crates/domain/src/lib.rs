@@ -7,6 +7,7 @@
 //!   of their kind parsed; what the engine and the ingest workers run.
 //! - [`diff`]: what changed between two versions of a stream (`compute_diff`, SPEC §Hot reload).
 //! - [`plan`](mod@plan): the restart actions a hot reload takes for a diff.
+//! - [`http_range`]: the media routes' `Range` header.
 //! - [`failover`]: the sans-IO failover machine of one stream (SPEC §Stream manager).
 //! - [`ffmpeg`]: the transcoder parsed into a ladder, and the pure FFmpeg argv builder (SPEC
 //!   §Transcoder).
@@ -21,6 +22,7 @@ pub mod diff;
 pub mod event;
 pub mod failover;
 pub mod ffmpeg;
+pub mod http_range;
 pub mod plan;
 pub mod protocol;
 pub mod redact;
