@@ -12,7 +12,9 @@ use tributary_domain::StreamCode;
 use tributary_domain::event::StreamStatus;
 use tributary_domain::redact::{mask_stream, restore_secrets};
 use tributary_domain::spec::StreamSpec;
-use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors, decode_record};
+use tributary_domain::validate::{
+    ErrorCode, FieldError, ValidationErrors, check_write, decode_record,
+};
 use tributary_engine::{
     CoordError, EngineHandle, Precondition, PutResult, StreamRecord, SwitchError, SwitchOutcome,
 };
@@ -398,7 +400,8 @@ async fn write(
 }
 
 /// Decodes `document` as the record of `code` and keeps the secrets of `stored` where it
-/// carries the mask; then validates. Returns the spec to store and the warnings to show.
+/// carries the mask; then validates, with the rules only a write checks (`check_write`: a
+/// short `stream_key`) reported first. Returns the spec to store and the warnings to show.
 fn prepare(
     engine: &EngineHandle,
     code: &StreamCode,
@@ -409,7 +412,15 @@ fn prepare(
     if let Some(stored) = stored {
         restore_secrets(&mut stream, &stored.stream);
     }
-    engine.parse_stream(stream).map_err(ApiError::validation)
+    let mut errors = check_write(&stream);
+    match engine.parse_stream(stream) {
+        Ok(parsed) if errors.is_empty() => Ok(parsed),
+        Ok(_) => Err(ApiError::validation(ValidationErrors(errors))),
+        Err(ValidationErrors(more)) => {
+            errors.extend(more);
+            Err(ApiError::validation(ValidationErrors(errors)))
+        }
+    }
 }
 
 /// `?dry_run=true`: what storing `spec` would do.

@@ -29,7 +29,8 @@ pub struct Stream {
     /// Labels (metadata).
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Publish secret for push inputs (§Security); masked in responses.
+    /// Publish secret for push inputs (§Security): empty (no key) or, when written, at least
+    /// 12 characters; masked in responses.
     #[serde(default)]
     pub stream_key: String,
     /// `true`: never started; a running pipeline is stopped.

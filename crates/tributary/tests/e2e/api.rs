@@ -19,7 +19,7 @@ fn create_get_list_update_delete_restart() {
     let created = send(
         "PUT",
         &url("/streams/sports/ch1"),
-        Some(r#"{"name": "Ch 1", "stream_key": "k3y", "tags": ["a"]}"#),
+        Some(r#"{"name": "Ch 1", "stream_key": "k3y-s3cret-01", "tags": ["a"]}"#),
         &[],
     );
     assert_eq!(created.status, 201, "{}", created.body);
@@ -37,7 +37,7 @@ fn create_get_list_update_delete_restart() {
     assert_eq!(got.body["data"]["runtime"]["pipeline_active"], false);
     assert_eq!(got.body["data"]["source"], "config");
     let revealed = send("GET", &url("/streams/sports/ch1?reveal=true"), None, &[]);
-    assert_eq!(revealed.body["data"]["stream_key"], "k3y");
+    assert_eq!(revealed.body["data"]["stream_key"], "k3y-s3cret-01");
 
     // Replace with POST; writing the mask back keeps the stored key.
     let replaced = send(
@@ -49,7 +49,7 @@ fn create_get_list_update_delete_restart() {
     assert_eq!(replaced.status, 200, "{}", replaced.body);
     assert_eq!(replaced.etag.as_deref(), Some("\"r2\""));
     let revealed = send("GET", &url("/streams/sports/ch1?reveal=true"), None, &[]);
-    assert_eq!(revealed.body["data"]["stream_key"], "k3y");
+    assert_eq!(revealed.body["data"]["stream_key"], "k3y-s3cret-01");
     assert_eq!(
         revealed.body["data"]["tags"],
         json!([]),

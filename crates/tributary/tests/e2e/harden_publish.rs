@@ -119,3 +119,59 @@ fn a_wrong_key_loop_is_slowed_while_other_streams_keep_playing() {
     .unwrap();
     assert!(right.is_some());
 }
+
+/// A `stream_key` shorter than 12 characters is refused on every write (PUT, POST, PATCH) with
+/// a 422 naming the field and the minimum, never quoting the key; nothing is stored. An empty
+/// key (none) and a key of 12 are accepted.
+#[test]
+fn a_short_stream_key_is_refused_on_every_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let url = server.url("/streams/keyed");
+    let body =
+        |key: &str| format!(r#"{{"stream_key": "{key}", "inputs": [{{"url": "publish://"}}]}}"#);
+    let short = body("s3cret-k3y");
+    let refused = |method: &str, body: &str| {
+        let answer = send(method, &url, Some(body), &[]);
+        assert_eq!(answer.status, 422, "{method}: {}", answer.body);
+        assert_eq!(answer.body["error"]["code"], "INVALID_FIELD");
+        let field = &answer.body["error"]["fields"][0];
+        assert_eq!(field["path"], "stream_key", "{}", answer.body);
+        let message = field["message"].as_str().unwrap();
+        assert!(message.contains("at least 12 characters"), "{message}");
+        assert!(
+            !answer.body.to_string().contains("s3cret-k3y"),
+            "{}",
+            answer.body
+        );
+    };
+
+    refused("PUT", &short);
+    refused("POST", &short);
+    assert_eq!(
+        send("GET", &url, None, &[]).status,
+        404,
+        "nothing was stored"
+    );
+
+    let created = send("PUT", &url, Some(&body("twelve-chars")), &[]);
+    assert_eq!(created.status, 201, "{}", created.body);
+    refused("PATCH", r#"{"stream_key": "s3cret-k3y"}"#);
+    refused("POST", &short);
+    refused("PUT", &short);
+    let revealed = send("GET", &server.url("/streams/keyed?reveal=true"), None, &[]);
+    assert_eq!(
+        revealed.body["data"]["stream_key"], "twelve-chars",
+        "the stored key is kept"
+    );
+
+    // Another field's PATCH and the mask written back keep the key; "" removes it.
+    let renamed = send("PATCH", &url, Some(r#"{"name": "Keyed"}"#), &[]);
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    let echoed = send("PUT", &url, Some(&body("****")), &[]);
+    assert_eq!(echoed.status, 200, "{}", echoed.body);
+    let cleared = send("PATCH", &url, Some(r#"{"stream_key": ""}"#), &[]);
+    assert_eq!(cleared.status, 200, "{}", cleared.body);
+    let revealed = send("GET", &server.url("/streams/keyed?reveal=true"), None, &[]);
+    assert_eq!(revealed.body["data"]["stream_key"], "");
+}

@@ -32,7 +32,7 @@ fn no_response_or_log_line_carries_a_secret() {
 
     let closed = free_tcp_port();
     let secrets = [
-        "SKEY0001",
+        "SKEY0001-stream",
         "PWIN0002",
         "TOKIN0003",
         "SKIN0004",
@@ -50,7 +50,7 @@ fn no_response_or_log_line_carries_a_secret() {
     ];
     let push = |url: String| json!({"url": url, "enabled": true, "retry_timeout_sec": 1});
     let body = json!({
-        "stream_key": "SKEY0001",
+        "stream_key": "SKEY0001-stream",
         "inputs": [{
             "url": format!("https://user:PWIN0002@127.0.0.1:{closed}/live.m3u8?token=TOKIN0003&streamkey=SKIN0004"),
             "headers": {"Authorization": "Bearer HDR0005", "Cookie": "COOK0006"},

@@ -94,13 +94,13 @@ fn a_primary_and_a_backup_encoder_fail_over_and_back() {
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
     // Two OBS machines: the primary picks its slot by name, the backup has its own key.
-    let body = r#"{"stream_key": "s3cret",
+    let body = r#"{"stream_key": "show-s3cret-01",
         "inputs":[{"url":"publish://?slot=main"},{"url":"rtmp://0.0.0.0/live/show-backup","priority":1}],
         "protocols":{"hls":true}}"#;
     let answer = send("PUT", &server.url("/streams/show"), Some(body), &[]);
     assert_eq!(answer.status, 201, "{}", answer.body);
-    let primary_url = format!("rtmp://127.0.0.1:{port}/live/show?key=s3cret&slot=main");
-    let backup_url = format!("rtmp://127.0.0.1:{port}/live/show-backup?key=s3cret");
+    let primary_url = format!("rtmp://127.0.0.1:{port}/live/show?key=show-s3cret-01&slot=main");
+    let backup_url = format!("rtmp://127.0.0.1:{port}/live/show-backup?key=show-s3cret-01");
     let clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the clip");
     let active = |priority: u32| move |r: &Value| r["active_input_priority"] == priority;
 

@@ -177,7 +177,7 @@ fn a_keyless_push_stream_shows_the_loopback_only_warning() {
         "{warnings}"
     );
 
-    let keyed = r#"{"stream_key":"k3y","inputs":[{"url":"publish://"}]}"#;
+    let keyed = r#"{"stream_key":"k3y-s3cret-01","inputs":[{"url":"publish://"}]}"#;
     let answer = send("PUT", &server.url("/streams/keyed"), Some(keyed), &[]);
     assert_eq!(answer.status, 201, "{}", answer.body);
     let warnings = server.runtime("keyed")["warnings"].clone();
