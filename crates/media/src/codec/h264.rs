@@ -428,7 +428,16 @@ fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), CodecErro
     let mut next = 8i32;
     for _ in 0..size {
         if next != 0 {
+            let offset = r.byte_offset();
             let delta = r.se("delta_scale")?;
+            // −128..=127 (7.4.2.1.1.1); a larger one would overflow the sum.
+            if !(-128..=127).contains(&delta) {
+                return Err(CodecError::InvalidValue {
+                    field: "delta_scale",
+                    value: u64::from(delta.unsigned_abs()),
+                    offset,
+                });
+            }
             next = (last + delta).rem_euclid(256);
         }
         if next != 0 {
@@ -670,6 +679,26 @@ mod tests {
         let mut annex_b = Vec::new();
         config.write_annex_b(&mut annex_b);
         assert_eq!(annex_b_nals(&annex_b).count(), 2);
+    }
+
+    /// Regression (fuzz target `h264_sps`, its corpus's `crash_delta_scale_overflow`): a High 10
+    /// SPS whose scaling list carries a `delta_scale` far outside −128..=127 overflowed the
+    /// list's running sum; it is an error naming the field.
+    #[test]
+    fn an_out_of_range_delta_scale_is_an_error() {
+        let sps = [
+            0x67, 0x6e, 0x00, 0xff, 0xff, 0x5e, 0xff, 0x00, 0x00, 0x00, 0x01, 0x67, 0x6e, 0x00,
+            0x0d, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x13, 0xa6, 0xcd, 0x94, 0xb0, 0x11, 0x04,
+            0x00, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff,
+            0x92, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0d, 0xa6, 0xcd, 0x94,
+        ];
+        assert!(matches!(
+            Sps::parse(&sps),
+            Err(CodecError::InvalidValue {
+                field: "delta_scale",
+                ..
+            })
+        ));
     }
 
     #[test]
