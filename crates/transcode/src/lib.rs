@@ -39,11 +39,17 @@
 #![forbid(unsafe_code)]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod feed;
+pub mod job;
+pub mod process;
 pub mod progress;
 pub mod stderr;
 pub mod supervise;
 pub mod usage;
 
+pub use feed::Feeder;
+pub use job::{JobConfig, JobEvent, JobHandle, JobStatus};
+pub use process::{Ffmpeg, Launcher, SpawnError};
 pub use progress::{Progress, ProgressParser};
 pub use stderr::{Line, StderrTail};
 pub use supervise::{Event, Supervisor, SupervisorConfig};

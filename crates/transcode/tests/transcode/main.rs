@@ -1,3 +1,4 @@
 //! Integration tests of the transcode crate, against the real FFmpeg.
 
 mod argv;
+mod job;

@@ -1,0 +1,157 @@
+//! The feeder's muxing (SPEC §Transcoder "Pipeline"): the raw-ingest buffer's frames → the
+//! MPEG-TS FFmpeg reads on stdin. Pure push/pull: push each delivery, pull byte runs until
+//! `None`, write them in order.
+//!
+//! FFmpeg decides its streams from the first PMT it sees and does not take tracks announced
+//! later, so the feeder holds the first frames until it knows the table: a video and an audio
+//! track seen, or [`PROBE_SPAN`] of decode time, or [`PROBE_FRAMES`] frames, whichever comes
+//! first. It starts the stream at a video keyframe (audio-only: at once), so FFmpeg's decoder
+//! never sees a picture it cannot decode; after the subscriber lost frames it skips to the
+//! next video keyframe again and counts what it skipped.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use tributary_media::{Frame, MediaKind, Ts90};
+use tributary_mpegts::{MuxTrack, Muxer, MuxerConfig};
+
+/// Muxes the frames of one FFmpeg input.
+#[derive(Debug, Default)]
+pub struct Feeder {
+    /// Frames held until the track table is known (at most [`PROBE_FRAMES`]).
+    held: Vec<Frame>,
+    /// The muxer, once the table is known.
+    muxer: Option<Muxer>,
+    /// Whether the table has a video track: then the stream (re)starts at a video keyframe.
+    video: bool,
+    /// Frames are skipped until the next video keyframe (start, or after a loss).
+    resync: bool,
+    /// Frames skipped or rejected so far.
+    skipped: u64,
+    /// The PTS of the first video frame muxed: FFmpeg's first frame, whose time its keyframe
+    /// expression counts from.
+    first_video_pts: Option<Ts90>,
+    /// Byte runs not pulled yet.
+    ready: VecDeque<Bytes>,
+}
+
+impl Feeder {
+    /// A feeder at the start of an FFmpeg input.
+    pub fn new() -> Self {
+        Self {
+            resync: true,
+            ..Self::default()
+        }
+    }
+
+    /// Muxes one frame. Pull every run before the next push.
+    pub fn push(&mut self, frame: Frame) {
+        if self.muxer.is_none() {
+            self.held.push(frame);
+            if self.probed() {
+                self.start();
+            }
+            return;
+        }
+        self.mux(&frame);
+    }
+
+    /// The subscriber lost frames: the stream goes on at the next video keyframe.
+    pub fn lagged(&mut self, dropped: u64) {
+        self.skipped += dropped;
+        self.resync = true;
+    }
+
+    /// The next run of whole TS packets.
+    pub fn pull(&mut self) -> Option<Bytes> {
+        self.ready.pop_front()
+    }
+
+    /// The PTS of the first video frame muxed (a keyframe), once there is one; `None` for an
+    /// audio-only input.
+    pub fn first_video_pts(&self) -> Option<Ts90> {
+        self.first_video_pts
+    }
+
+    /// Whether the first byte runs are ready: the track table is known and the stream has
+    /// started (at a video keyframe, or at once without video).
+    pub fn started(&self) -> bool {
+        self.muxer.is_some() && !(self.video && self.first_video_pts.is_none())
+    }
+
+    /// Frames not fed to FFmpeg (lost by the subscriber, skipped to a keyframe or refused by
+    /// the muxer).
+    pub fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    fn probed(&self) -> bool {
+        let has = |kind| self.held.iter().any(|f| f.codec.kind() == kind);
+        let (Some(first), Some(last)) = (self.held.first(), self.held.last()) else {
+            return false;
+        };
+        (has(MediaKind::Video) && has(MediaKind::Audio))
+            || last.dts.0 - first.dts.0 >= PROBE_SPAN
+            || self.held.len() >= PROBE_FRAMES
+    }
+
+    fn start(&mut self) {
+        let mut tracks: Vec<MuxTrack> = Vec::new();
+        for f in &self.held {
+            let kind = f.codec.kind();
+            if kind != MediaKind::Data && !tracks.iter().any(|t| t.track == f.track) {
+                tracks.push(MuxTrack::new(f.track, f.codec));
+            }
+        }
+        tracks.sort_by_key(|t| (t.codec.kind() != MediaKind::Video, t.track));
+        self.video = tracks.iter().any(|t| t.codec.kind() == MediaKind::Video);
+        let held = std::mem::take(&mut self.held);
+        match Muxer::new(MuxerConfig {
+            tracks,
+            ..MuxerConfig::default()
+        }) {
+            Ok(muxer) => {
+                self.muxer = Some(muxer);
+                for frame in &held {
+                    self.mux(frame);
+                }
+            }
+            Err(_) => self.skipped += held.len() as u64,
+        }
+    }
+
+    fn mux(&mut self, frame: &Frame) {
+        let kind = frame.codec.kind();
+        if self.resync {
+            let sync = if self.video {
+                kind == MediaKind::Video && frame.keyframe
+            } else {
+                kind == MediaKind::Audio
+            };
+            if !sync {
+                self.skipped += 1;
+                return;
+            }
+            self.resync = false;
+        }
+        let Some(muxer) = self.muxer.as_mut() else {
+            return;
+        };
+        if kind == MediaKind::Video && self.first_video_pts.is_none() {
+            self.first_video_pts = Some(frame.pts);
+        }
+        muxer.push(frame);
+        while let Some(run) = muxer.pull() {
+            match run {
+                Ok(bytes) => self.ready.push_back(bytes),
+                Err(_) => self.skipped += 1,
+            }
+        }
+    }
+}
+
+/// Decode time after which the track table is fixed even with one kind missing: 1 s.
+pub const PROBE_SPAN: i64 = 90_000;
+
+/// Frames after which the track table is fixed.
+pub const PROBE_FRAMES: usize = 256;

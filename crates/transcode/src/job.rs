@@ -1,0 +1,440 @@
+//! One FFmpeg job kept alive (SPEC §Transcoder "Supervision"): the whole ladder in `multi`
+//! mode, one rung in `per_profile` mode. A task spawns FFmpeg, feeds it from the raw-ingest
+//! buffer, turns each output back into frames for its rendition buffer, watches progress and
+//! stderr, and restarts it with backoff when it exits, until it is stopped.
+//!
+//! The rendition writers belong to the job for its whole life, across restarts: a restart is
+//! a new session in each rendition buffer, never a deleted buffer, so players and packagers
+//! of the rungs carry on. [`JobHandle::stop`] gives them back.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::pipe;
+use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tributary_domain::ffmpeg::{Context, Job, Ladder, Overlay, OverlayInput, argv};
+use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber, Writer};
+use tributary_media::timeline::SessionReason;
+use tributary_mpegts::{DemuxEvent, Demuxer, DemuxerConfig};
+
+use crate::feed::Feeder;
+use crate::process::{Ffmpeg, Launcher, prepare_workdir};
+use crate::progress::{Progress, ProgressParser};
+use crate::stderr::StderrTail;
+use crate::supervise::{Event, Supervisor, SupervisorConfig};
+use crate::usage::{self, Usage};
+
+/// How to run one job.
+#[derive(Debug, Clone)]
+pub struct JobConfig {
+    /// How FFmpeg is executed (resolved by the caller, so a missing binary is reported
+    /// before any job starts).
+    pub launcher: Launcher,
+    /// The ladder this job runs part of.
+    pub ladder: Arc<Ladder>,
+    /// Which rungs.
+    pub job: Job,
+    /// `publisher.hls.live_segment_sec`.
+    pub segment_sec: f64,
+    /// The watermark and the file it draws from (the text file written in `workdir`, or the
+    /// image).
+    pub overlay: Option<(Overlay, String)>,
+    /// The private, empty working directory.
+    pub workdir: PathBuf,
+    /// The raw-ingest buffer (`$raw$<code>`).
+    pub source: BufferId,
+    /// Between closing stdin and killing the group: 2 s.
+    pub grace: Duration,
+    /// Backoff and health timers.
+    pub supervisor: SupervisorConfig,
+}
+
+/// What a job reports while it runs, read by `GET /streams/{code}`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobStatus {
+    /// The running process, if any.
+    pub pid: Option<u32>,
+    /// Crashes so far.
+    pub restart_count: u64,
+    /// Not 3 crashes within 30 s without 30 s of running since.
+    pub healthy: bool,
+    /// Speed below 0.95× for 30 s.
+    pub slow: bool,
+    /// The last progress report of the current process.
+    pub progress: Option<Progress>,
+    /// CPU and memory of the current process.
+    pub usage: Option<Usage>,
+    /// Frames the feeder could not give FFmpeg (lost by its subscriber or skipped), over
+    /// the job's life.
+    pub fed_dropped: u64,
+    /// The last [`MAX_ERRORS`] crashes, newest first: when, and the exit with the stderr tail.
+    pub errors: Vec<(SystemTime, String)>,
+}
+
+/// Crashes kept in [`JobStatus::errors`].
+pub const MAX_ERRORS: usize = 5;
+
+/// What a job tells the engine (which stamps, publishes and counts it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobEvent {
+    /// A process started.
+    Started {
+        /// Its pid.
+        pid: u32,
+    },
+    /// Supervision events: crashes, restarts, health and speed changes.
+    Supervision(Event),
+}
+
+/// A running job.
+#[derive(Debug)]
+pub struct JobHandle {
+    /// Asks the task to stop.
+    stop: CancellationToken,
+    /// The task; it returns the rendition writers.
+    task: JoinHandle<Vec<Writer>>,
+    /// Shared with the task; the lock is never held across an `.await`.
+    status: Arc<Mutex<JobStatus>>,
+}
+
+impl JobHandle {
+    /// Starts a job writing output *i* of FFmpeg to `writers[i]`. Events go to `events`
+    /// (bounded; an event that does not fit is dropped, the status still shows the state).
+    pub fn start(
+        config: JobConfig,
+        hub: Hub,
+        writers: Vec<Writer>,
+        events: mpsc::Sender<JobEvent>,
+    ) -> Self {
+        let stop = CancellationToken::new();
+        let status = Arc::new(Mutex::new(JobStatus {
+            healthy: true,
+            ..JobStatus::default()
+        }));
+        let task = tokio::spawn(run(
+            config,
+            hub,
+            writers,
+            events,
+            Arc::clone(&status),
+            stop.clone(),
+        ));
+        Self { stop, task, status }
+    }
+
+    /// A snapshot of the status.
+    pub fn status(&self) -> JobStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Stops the job (stdin closed, grace, group killed, reaped) and returns the writers.
+    pub async fn stop(self) -> Vec<Writer> {
+        self.stop.cancel();
+        self.task.await.unwrap_or_default()
+    }
+}
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+async fn run(
+    config: JobConfig,
+    hub: Hub,
+    mut writers: Vec<Writer>,
+    events: mpsc::Sender<JobEvent>,
+    status: Arc<Mutex<JobStatus>>,
+    stop: CancellationToken,
+) -> Vec<Writer> {
+    let update = |f: &dyn Fn(&mut JobStatus)| {
+        f(&mut status.lock().unwrap_or_else(PoisonError::into_inner));
+    };
+    let mut supervisor = Supervisor::new(now(), config.supervisor.clone());
+    let mut first = true;
+    loop {
+        if !first {
+            for writer in &mut writers {
+                writer.start_session(SessionReason::Reconnect);
+            }
+        }
+        first = false;
+        // FFmpeg counts keyframe time from its first frame: learn that frame (the keyframe
+        // the feeder starts at) before building the argv.
+        let Ok(mut subscriber) =
+            hub.subscribe(&config.source, SubscribeFrom::LastKeyframe, "transcoder")
+        else {
+            return writers;
+        };
+        let mut feeder = Feeder::new();
+        let mut source_fps = None;
+        while !feeder.started() {
+            let delivery = tokio::select! {
+                () = stop.cancelled() => return writers,
+                delivery = subscriber.recv() => delivery,
+            };
+            match delivery {
+                None => return writers,
+                Some(Delivery::Frame(frame)) => {
+                    if let Some(rate) = frame.config.as_ref().and_then(|c| c.info.frame_rate) {
+                        source_fps = Some(rate.as_f64());
+                    }
+                    feeder.push(frame);
+                }
+                Some(Delivery::Lagged { dropped }) => feeder.lagged(dropped),
+            }
+        }
+        let ctx = Context {
+            source_fps,
+            segment_sec: config.segment_sec,
+            first_pts: feeder.first_video_pts(),
+            overlay: config
+                .overlay
+                .as_ref()
+                .map(|(overlay, file)| OverlayInput { overlay, file }),
+        };
+        let args = argv(&config.ladder, config.job, &ctx);
+        let spawned = prepare_workdir(&config.workdir)
+            .and_then(|()| Ffmpeg::spawn(&config.launcher, &args, writers.len(), &config.workdir));
+        let crash = match spawned {
+            Err(e) => e.to_string(),
+            Ok((mut process, pipes)) => {
+                let pid = process.pid();
+                update(&|s| s.pid = Some(pid));
+                let _ = events.try_send(JobEvent::Started { pid });
+                let feeder =
+                    tokio::spawn(feed(subscriber, feeder, pipes.stdin, Arc::clone(&status)));
+                let readers: Vec<JoinHandle<Writer>> = pipes
+                    .outputs
+                    .into_iter()
+                    .zip(writers.drain(..))
+                    .map(|(output, writer)| tokio::spawn(read_output(output, writer)))
+                    .collect();
+                let outcome = watch(
+                    &mut process,
+                    pipes.progress,
+                    pipes.stderr,
+                    &mut supervisor,
+                    &status,
+                    &events,
+                    &stop,
+                )
+                .await;
+                feeder.abort();
+                let _ = feeder.await;
+                let crash = match outcome {
+                    Outcome::Stopped => {
+                        let _ = process.stop(config.grace).await;
+                        None
+                    }
+                    Outcome::Exited(error) => Some(error),
+                };
+                for reader in readers {
+                    if let Ok(writer) = reader.await {
+                        writers.push(writer);
+                    }
+                }
+                update(&|s| {
+                    s.pid = None;
+                    s.progress = None;
+                    s.usage = None;
+                });
+                match crash {
+                    None => return writers,
+                    Some(error) => error,
+                }
+            }
+        };
+        tracing::warn!(source = %config.source, "FFmpeg exited: {crash}");
+        update(&|s| {
+            s.errors.insert(0, (SystemTime::now(), crash.clone()));
+            s.errors.truncate(MAX_ERRORS);
+        });
+        supervisor.exited(now(), crash);
+        drain(&mut supervisor, &status, &events);
+        // Wait out the backoff.
+        loop {
+            let Some(deadline) = supervisor.poll_timeout() else {
+                break;
+            };
+            tokio::select! {
+                () = stop.cancelled() => return writers,
+                () = tokio::time::sleep_until(deadline.into()) => {}
+            }
+            supervisor.handle_timeout(now());
+            if drain(&mut supervisor, &status, &events) {
+                break;
+            }
+        }
+        supervisor.started(now());
+    }
+}
+
+/// How a process's watch ended.
+enum Outcome {
+    /// The job was stopped.
+    Stopped,
+    /// The process exited by itself: the exit and the stderr tail.
+    Exited(String),
+}
+
+/// Watches one process: progress, stderr, timers and `/proc`, until it exits or the job stops.
+async fn watch(
+    process: &mut Ffmpeg,
+    mut progress: ChildStdout,
+    mut stderr: ChildStderr,
+    supervisor: &mut Supervisor,
+    status: &Mutex<JobStatus>,
+    events: &mpsc::Sender<JobEvent>,
+    stop: &CancellationToken,
+) -> Outcome {
+    let mut parser = ProgressParser::new();
+    let mut tail = StderrTail::new();
+    let (mut progress_buf, mut stderr_buf) = ([0u8; 4096], [0u8; 4096]);
+    let (mut progress_open, mut stderr_open) = (true, true);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let deadline = supervisor.poll_timeout();
+        tokio::select! {
+            () = stop.cancelled() => return Outcome::Stopped,
+            exit = process.wait() => {
+                tail.finish();
+                let exit = match exit {
+                    Ok(status) => status.to_string(),
+                    Err(e) => format!("wait failed: {e}"),
+                };
+                let text = tail.tail();
+                return Outcome::Exited(if text.is_empty() { exit } else { format!("{exit} | {text}") });
+            }
+            read = progress.read(&mut progress_buf), if progress_open => match read {
+                Ok(0) | Err(_) => progress_open = false,
+                Ok(n) => {
+                    parser.push(&progress_buf[..n]);
+                    while let Some(report) = parser.pull() {
+                        if let Some(speed) = report.speed {
+                            supervisor.progress(now(), speed);
+                        }
+                        let mut s = status.lock().unwrap_or_else(PoisonError::into_inner);
+                        s.progress = Some(report);
+                    }
+                }
+            },
+            read = stderr.read(&mut stderr_buf), if stderr_open => match read {
+                Ok(0) | Err(_) => stderr_open = false,
+                Ok(n) => {
+                    tail.push(&stderr_buf[..n]);
+                    while let Some(line) = tail.pull() {
+                        if line.noise {
+                            tracing::debug!(pid = process.pid(), "ffmpeg: {}", line.text);
+                        } else {
+                            tracing::warn!(pid = process.pid(), "ffmpeg: {}", line.text);
+                        }
+                    }
+                }
+            },
+            () = sleep_until(deadline) => supervisor.handle_timeout(now()),
+            _ = tick.tick() => {
+                let usage = usage::read(process.pid());
+                status.lock().unwrap_or_else(PoisonError::into_inner).usage = usage;
+            }
+        }
+        drain(supervisor, status, events);
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Applies the supervisor's events to the status and forwards them; returns whether a
+/// restart is due.
+fn drain(
+    supervisor: &mut Supervisor,
+    status: &Mutex<JobStatus>,
+    events: &mpsc::Sender<JobEvent>,
+) -> bool {
+    let mut restart = false;
+    while let Some(event) = supervisor.poll_event() {
+        restart |= event == Event::Restart;
+        let _ = events.try_send(JobEvent::Supervision(event));
+    }
+    let mut s = status.lock().unwrap_or_else(PoisonError::into_inner);
+    s.restart_count = supervisor.restart_count();
+    s.healthy = supervisor.is_healthy();
+    s.slow = supervisor.is_slow();
+    restart
+}
+
+/// The feeder: the raw buffer as MPEG-TS into FFmpeg's stdin. It never slows the hub: while a
+/// write waits for FFmpeg, the subscriber falls behind and loses its own frames (resuming at a
+/// keyframe, counted); the feeder then skips to the next video keyframe.
+async fn feed(
+    mut subscriber: Subscriber,
+    mut feeder: Feeder,
+    mut stdin: ChildStdin,
+    status: Arc<Mutex<JobStatus>>,
+) {
+    let base = status
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .fed_dropped;
+    let mut counted = 0;
+    loop {
+        while let Some(run) = feeder.pull() {
+            if stdin.write_all(&run).await.is_err() {
+                return;
+            }
+        }
+        match subscriber.recv().await {
+            None => return,
+            Some(Delivery::Frame(frame)) => feeder.push(frame),
+            Some(Delivery::Lagged { dropped }) => feeder.lagged(dropped),
+        }
+        if feeder.skipped() != counted {
+            counted = feeder.skipped();
+            status
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .fed_dropped = base + counted;
+        }
+    }
+}
+
+/// One output: FFmpeg's MPEG-TS → frames → the rendition buffer. Returns the writer at the
+/// end of the output (the process exited).
+async fn read_output(mut output: pipe::Receiver, mut writer: Writer) -> Writer {
+    let mut demuxer = Demuxer::new(DemuxerConfig::default());
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match output.read(&mut buf).await {
+            Ok(0) | Err(_) => {
+                demuxer.flush();
+                0
+            }
+            Ok(n) => {
+                demuxer.push(&buf[..n], now());
+                n
+            }
+        };
+        while let Some(event) = demuxer.pull() {
+            if let Ok(DemuxEvent::Frame(frame)) = event
+                && writer.write(frame).is_err()
+            {
+                return writer;
+            }
+        }
+        if n == 0 {
+            return writer;
+        }
+    }
+}
