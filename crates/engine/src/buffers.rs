@@ -76,6 +76,17 @@ fn ingest_kind(kinds: &[BufferKind]) -> Option<BufferKind> {
     }
 }
 
+impl HubBuffers {
+    /// Takes every writer of `code` kept here (the main buffer's while transcoding, and the
+    /// renditions'): their producer, the transcoder, owns them from now on.
+    pub(crate) fn take_writers(&self, code: &StreamCode) -> Vec<Writer> {
+        lock(&self.writers)
+            .remove(code)
+            .map(|list| list.into_iter().map(|(_, writer)| writer).collect())
+            .unwrap_or_default()
+    }
+}
+
 impl BufferService for HubBuffers {
     fn create(&self, code: &StreamCode, kinds: &[BufferKind]) -> Result<(), ServiceError> {
         let config = BufferConfig {

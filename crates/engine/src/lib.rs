@@ -20,6 +20,7 @@ mod router;
 mod security;
 mod services;
 mod supported;
+mod transcoder;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,6 +53,7 @@ use crate::outputs::Outputs;
 use crate::router::{EngineRouter, PublishAuth};
 use crate::services::{NotLanded, Services};
 use crate::supported::Supported;
+use crate::transcoder::Transcoders;
 
 /// Why the engine could not open.
 #[derive(Debug, thiserror::Error)]
@@ -145,6 +147,15 @@ pub struct Runtime {
     /// selection), `to`, `reason`, `detail`, and `gap_ms` once measured.
     #[schema(value_type = Vec<Object>)]
     pub switches: Vec<serde_json::Value>,
+    /// The transcoder, while one runs: `status` (`healthy`, `unhealthy` or `unavailable`
+    /// with `error` naming why), `mode`, and `profiles[]` per rung: `index`, `track`,
+    /// `status` (`starting`, `running`, `slow`, `restarting`, `unhealthy`), `pid`,
+    /// `restart_count`, `speed`, `fps`, `dropped_frames`, `dup_frames`,
+    /// `fed_dropped_frames` (frames the feeder skipped), `cpu_seconds`, `rss_bytes` and
+    /// `errors` (newest first, at most 5: `message`, `at`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub transcoder: Option<serde_json::Value>,
     /// Outputs: the HLS packager (`outputs[]`: `output`, `status` running or restarting,
     /// `restart_count`, `last_error`) and push targets (`pushes[]`, only when the stream has
     /// some, with the same supervision fields).
@@ -260,6 +271,7 @@ impl Engine {
         media
             .manager
             .attach(events.clone(), coordinator.downgrade());
+        media.transcoders.attach(coordinator.downgrade());
         let shared = Shared {
             config,
             store,
@@ -490,6 +502,7 @@ impl EngineHandle {
             let media = &self.shared.media;
             running_warnings.extend(media.router.publish_warning(code));
             running_warnings.extend(media.outputs.warnings(code));
+            running_warnings.extend(media.transcoders.warnings(code));
         }
         Runtime {
             status: snap.status,
@@ -504,6 +517,12 @@ impl EngineHandle {
             exhausted,
             inputs,
             switches,
+            transcoder: self
+                .shared
+                .media
+                .transcoders
+                .runtime(code)
+                .filter(|_| snap.running),
             publisher: self.shared.media.outputs.publisher(code),
             warnings: running_warnings,
             last_error: snap.last_error,
@@ -664,6 +683,8 @@ pub struct ListenerError {
 struct MediaPlane {
     /// The stream manager, for `runtime.inputs[]`.
     manager: Arc<Manager>,
+    /// The transcoder, for `runtime.transcoder`.
+    transcoders: Arc<Transcoders>,
     /// The outputs, for the media routes.
     outputs: Arc<Outputs>,
     /// What the listeners ask about publishes and plays.
@@ -696,16 +717,29 @@ impl MediaPlane {
             hub.clone(),
             PublishAuth::parse(&config.security.publish_auth),
         ));
+        let buffers = Arc::new(HubBuffers::new(
+            hub.clone(),
+            config.buffer.capacity,
+            intakes,
+        ));
+        let transcoders = Arc::new(Transcoders::new(
+            hub,
+            Arc::clone(&buffers),
+            config.transcoder.ffmpeg_path.clone().into(),
+            PathBuf::from(&config.data_dir).join("transcode"),
+            hls.live_segment_sec,
+        ));
         let services = Services {
-            buffers: Arc::new(HubBuffers::new(hub, config.buffer.capacity, intakes)),
+            buffers,
             inputs: manager.clone(),
             outputs: outputs.clone(),
-            transcoder: Arc::new(NotLanded("transcoding")),
+            transcoder: transcoders.clone(),
             dvr: Arc::new(NotLanded("DVR")),
             thumbnails: Arc::new(NotLanded("thumbnails")),
         };
         Self {
             manager,
+            transcoders,
             outputs,
             router,
             services,

@@ -12,7 +12,7 @@ use tributary_domain::diff::Output;
 use tributary_domain::{Push, Stream, StreamCode};
 use tributary_hub::Hub;
 use tributary_net::SsrfGuard;
-use tributary_publish::{HlsHandle, HlsRegistry, HlsSettings, PushHandle, PushSettings};
+use tributary_publish::{HlsHandle, HlsRegistry, HlsSettings, PushHandle, PushSettings, Variant};
 
 use crate::lock;
 use crate::services::{OutputService, ServiceError};
@@ -42,8 +42,9 @@ pub(crate) struct Outputs {
     settings: HlsSettings,
     /// Which addresses push targets may dial.
     ssrf_guard: SsrfGuard,
-    /// The running HLS packagers; dropping a handle stops its task and removes its window.
-    running: Mutex<HashMap<StreamCode, HlsHandle>>,
+    /// The running HLS packagers, by stream and rung (`None`: the stream's only one);
+    /// dropping a handle stops its task and removes its window.
+    running: Mutex<HashMap<(StreamCode, Option<u16>), HlsHandle>>,
     /// Streams with RTMP play on (the RTMP listener serves their main buffer), each with its
     /// players' stop signals, fired when RTMP play is turned off.
     rtmp: Mutex<HashMap<StreamCode, Arc<PlayGate>>>,
@@ -73,11 +74,22 @@ impl Outputs {
     /// neither.
     pub(crate) fn publisher(&self, code: &StreamCode) -> Option<serde_json::Value> {
         let mut outputs = Vec::new();
-        if let Some(record) = lock(&self.supervised).get(&Component::Hls(code.clone())) {
-            let mut entry = serde_json::json!({"output": "hls", "status": "running"});
-            record.json(&mut entry);
-            outputs.push(entry);
-        }
+        let mut hls: Vec<_> = lock(&self.supervised)
+            .iter()
+            .filter_map(|(component, record)| match component {
+                Component::Hls(c, rung) if c == code => {
+                    let mut entry = serde_json::json!({"output": "hls", "status": "running"});
+                    if let Some(i) = rung {
+                        entry["track"] = serde_json::json!(format!("track_{}", u32::from(*i) + 1));
+                    }
+                    record.json(&mut entry);
+                    Some((*rung, entry))
+                }
+                _ => None,
+            })
+            .collect();
+        hls.sort_by_key(|(rung, _)| *rung);
+        outputs.extend(hls.into_iter().map(|(_, entry)| entry));
         let pushes = self.pushes(code);
         if outputs.is_empty() && pushes.is_empty() {
             return None;
@@ -137,16 +149,16 @@ impl Outputs {
         let mut warnings: Vec<String> = lock(&self.supervised)
             .iter()
             .filter_map(|(component, record)| match component {
-                Component::Hls(c) if c == code => record.warning("the HLS packager"),
+                Component::Hls(c, _) if c == code => record.warning("the HLS packager"),
                 Component::Push(c, _) if c == code => record.warning("a push target's task"),
                 _ => None,
             })
             .collect();
         warnings.extend(
             lock(&self.running)
-                .get(code)
-                .map(HlsHandle::warnings)
-                .unwrap_or_default(),
+                .iter()
+                .filter(|((c, _), _)| c == code)
+                .flat_map(|(_, handle)| handle.warnings()),
         );
         warnings
     }
@@ -166,14 +178,60 @@ impl Outputs {
     /// `/`), or `None` (404). Paths never touch the file system.
     pub(crate) fn media(&self, path: &str) -> Option<MediaAsset> {
         let (code, name) = path.rsplit_once('/')?;
+        // `<code>/track_<N>/<name>`: a variant of an ABR ladder (`track_N` is never part of
+        // a code).
+        let (code, rung) = match code.rsplit_once('/') {
+            Some((stream, track)) => match track
+                .strip_prefix("track_")
+                .and_then(|n| n.parse::<u16>().ok())
+                .filter(|&n| n >= 1 && track == format!("track_{n}"))
+            {
+                Some(n) => (stream, Some(n - 1)),
+                None => (code, None),
+            },
+            None => (code, None),
+        };
         let code: StreamCode = code.parse().ok()?;
-        let asset = self.hls.get(&code, name)?;
+        let asset = self.hls.get_variant(&code, rung, name)?;
         Some(MediaAsset {
             content_type: asset.content_type,
             cache_control: asset.cache_control,
             body: asset.body,
         })
     }
+}
+
+/// The ABR master's variants of a transcoding stream, one per rung in profile order; `None`
+/// for a stream without FFmpeg (one media playlist). `BANDWIDTH` is the peak (max_bitrate,
+/// else 1.1 × bitrate) plus audio, `AVERAGE-BANDWIDTH` the bitrate plus audio (SPEC §HLS).
+fn abr_variants(stream: &Stream) -> Option<Vec<Variant>> {
+    let t = stream.transcoder.as_ref().filter(|t| t.needs_ffmpeg())?;
+    let audio_kbps = u64::from(if t.audio.bitrate == 0 {
+        128
+    } else {
+        t.audio.bitrate
+    });
+    let rungs = t.video.profiles.len().max(1);
+    Some(
+        (0..rungs)
+            .map(|i| {
+                let profile = t.video.profiles.get(i);
+                let kbps = profile
+                    .map(|p| p.bitrate)
+                    .filter(|&b| b > 0)
+                    .map_or(2500, u64::from);
+                let peak = profile
+                    .map(|p| p.max_bitrate)
+                    .filter(|&b| b > 0)
+                    .map_or(kbps * 11 / 10, u64::from);
+                Variant {
+                    track: format!("track_{}", i + 1),
+                    bandwidth: (peak + audio_kbps) * 1000,
+                    average_bandwidth: (kbps + audio_kbps) * 1000,
+                }
+            })
+            .collect(),
+    )
 }
 
 /// The players of one stream's RTMP output: turning the output off stops them all.
@@ -226,15 +284,22 @@ impl OutputService for Outputs {
         match output {
             Output::Hls => {
                 let code = stream.code.clone();
-                // A restart stops the old packager first: one window per code.
-                let previous = lock(&self.running).remove(&code);
-                if let Some(previous) = previous {
-                    previous.stop();
+                // A restart stops the old packagers first: one window per code.
+                self.stop_output(&code, Output::Hls);
+                let ladder = abr_variants(stream);
+                let rungs: Vec<Option<u16>> = match &ladder {
+                    Some(variants) => (0..variants.len()).map(|i| Some(i as u16)).collect(),
+                    None => vec![None],
+                };
+                for rung in rungs {
+                    let handle = self.spawn_hls(&code, rung).map_err(ServiceError::Publish)?;
+                    lock(&self.running).insert((code.clone(), rung), handle);
+                    let record = Supervised::new(None, now());
+                    lock(&self.supervised).insert(Component::Hls(code.clone(), rung), record);
                 }
-                let handle = self.spawn_hls(&code).map_err(ServiceError::Publish)?;
-                lock(&self.running).insert(code.clone(), handle);
-                let record = Supervised::new(None, now());
-                lock(&self.supervised).insert(Component::Hls(code), record);
+                if let Some(variants) = ladder {
+                    self.hls.register_master(&code, variants);
+                }
                 Ok(())
             }
             Output::Dash => Err(ServiceError::Unsupported("DASH output")),
@@ -260,9 +325,15 @@ impl OutputService for Outputs {
         }
         if output == Output::Hls {
             // Unwanted first, so supervision cannot start it again.
-            lock(&self.supervised).remove(&Component::Hls(code.clone()));
-            let handle = lock(&self.running).remove(code);
-            if let Some(handle) = handle {
+            lock(&self.supervised)
+                .retain(|component, _| !matches!(component, Component::Hls(c, _) if c == code));
+            self.hls.unregister_master(code);
+            let handles: Vec<HlsHandle> = {
+                let mut running = lock(&self.running);
+                let keys: Vec<_> = running.keys().filter(|(c, _)| c == code).cloned().collect();
+                keys.iter().filter_map(|key| running.remove(key)).collect()
+            };
+            for handle in handles {
                 handle.stop();
             }
         }

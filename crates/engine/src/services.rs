@@ -110,14 +110,14 @@ pub(crate) trait OutputService: Send + Sync {
 
 /// FFmpeg supervision.
 pub(crate) trait TranscodeService: Send + Sync {
-    /// Starts the stream's FFmpeg processes.
-    fn start(&self, stream: &Stream) -> Result<(), ServiceError>;
+    /// Starts the stream's FFmpeg processes (the ladder and watermark as parsed).
+    fn start(&self, spec: &StreamSpec) -> Result<(), ServiceError>;
     /// Stops every FFmpeg process of the stream.
     fn stop(&self, code: &StreamCode);
     /// Restarts one rung (per_profile mode).
-    fn restart_rung(&self, stream: &Stream, index: usize) -> Result<(), ServiceError>;
+    fn restart_rung(&self, spec: &StreamSpec, index: usize) -> Result<(), ServiceError>;
     /// Adds a rung (per_profile mode); its buffer exists already.
-    fn add_rung(&self, stream: &Stream, index: usize) -> Result<(), ServiceError>;
+    fn add_rung(&self, spec: &StreamSpec, index: usize) -> Result<(), ServiceError>;
     /// Removes a rung (per_profile mode).
     fn remove_rung(&self, code: &StreamCode, index: usize);
 }
@@ -183,20 +183,6 @@ impl OutputService for NotLanded {
         Err(ServiceError::Unsupported(self.0))
     }
     fn stop_push(&self, _: &StreamCode, _: &str) {}
-}
-
-impl TranscodeService for NotLanded {
-    fn start(&self, _: &Stream) -> Result<(), ServiceError> {
-        Err(ServiceError::Unsupported(self.0))
-    }
-    fn stop(&self, _: &StreamCode) {}
-    fn restart_rung(&self, _: &Stream, _: usize) -> Result<(), ServiceError> {
-        Err(ServiceError::Unsupported(self.0))
-    }
-    fn add_rung(&self, _: &Stream, _: usize) -> Result<(), ServiceError> {
-        Err(ServiceError::Unsupported(self.0))
-    }
-    fn remove_rung(&self, _: &StreamCode, _: usize) {}
 }
 
 impl DvrService for NotLanded {

@@ -35,6 +35,7 @@ impl Supported {
             hls: true,
             rtmp: true,
             push: true,
+            transcoder: true,
             ..Support::default()
         })
     }

@@ -93,7 +93,7 @@ mod hls;
 mod push;
 
 pub use error::PublishError;
-pub use hls::{Asset, HlsHandle, HlsRegistry, HlsSettings, start_hls};
+pub use hls::{Asset, HlsHandle, HlsRegistry, HlsSettings, Variant, start_hls, start_hls_variant};
 pub use push::{
     CLOSE_GRACE, PushHandle, PushSettings, PushState, PushStatus, QUEUE_BYTES, QUEUE_SPAN,
     start_push,

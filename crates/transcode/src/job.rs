@@ -91,6 +91,20 @@ pub enum JobEvent {
     Supervision(Event),
 }
 
+/// Reads a job's status (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct StatusWatch(Arc<Mutex<JobStatus>>);
+
+impl StatusWatch {
+    /// A snapshot of the status.
+    pub fn get(&self) -> JobStatus {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// A running job.
 #[derive(Debug)]
 pub struct JobHandle {
@@ -129,10 +143,12 @@ impl JobHandle {
 
     /// A snapshot of the status.
     pub fn status(&self) -> JobStatus {
-        self.status
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.watch().get()
+    }
+
+    /// A reader of the status that outlives the handle's borrow.
+    pub fn watch(&self) -> StatusWatch {
+        StatusWatch(Arc::clone(&self.status))
     }
 
     /// Stops the job (stdin closed, grace, group killed, reaped) and returns the writers.

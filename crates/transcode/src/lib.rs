@@ -48,8 +48,8 @@ pub mod supervise;
 pub mod usage;
 
 pub use feed::Feeder;
-pub use job::{JobConfig, JobEvent, JobHandle, JobStatus};
-pub use process::{Ffmpeg, Launcher, SpawnError};
+pub use job::{JobConfig, JobEvent, JobHandle, JobStatus, MAX_ERRORS, StatusWatch};
+pub use process::{Ffmpeg, Launcher, SpawnError, prepare_workdir};
 pub use progress::{Progress, ProgressParser};
 pub use stderr::{Line, StderrTail};
 pub use supervise::{Event, Supervisor, SupervisorConfig};

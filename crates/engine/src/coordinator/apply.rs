@@ -91,6 +91,7 @@ impl Worker {
             let mut inner = self.state.lock();
             inner.started_at = Some(Utc::now());
             inner.start_seq = seq;
+            // The transcoder flags are the transcoder's: it set them while starting.
             inner.inputs_exhausted = false;
             inner.warnings = warnings.clone();
             inner.last_error = None;
@@ -139,7 +140,7 @@ impl Worker {
         }
         if stream.transcoder.as_ref().is_some_and(|t| t.needs_ffmpeg()) {
             svc.transcoder
-                .start(stream)
+                .start(spec)
                 .map_err(|e| self.failed(Step::Transcoder, e))?;
             run.transcoder = true;
         }
@@ -176,6 +177,8 @@ impl Worker {
             let mut inner = self.state.lock();
             inner.started_at = None;
             inner.inputs_exhausted = false;
+            inner.transcoder_unhealthy = false;
+            inner.transcoder_unavailable = false;
             inner.warnings.clear();
         }
         tracing::info!(stream = %self.code, "stream stopped");
@@ -306,7 +309,7 @@ impl Worker {
                     .map_err(|e| self.failed(Step::Inputs, e))?;
                 if new.transcoder.as_ref().is_some_and(|t| t.needs_ffmpeg()) {
                     svc.transcoder
-                        .start(new)
+                        .start(spec)
                         .map_err(|e| self.failed(Step::Transcoder, e))?;
                     run.transcoder = true;
                 }
@@ -321,7 +324,7 @@ impl Worker {
             }
             Action::RestartRung { index } => svc
                 .transcoder
-                .restart_rung(new, *index)
+                .restart_rung(spec, *index)
                 .map_err(|e| self.failed(Step::Transcoder, e))?,
             Action::AddRung { index } => {
                 let buffer = BufferKind::Rendition(*index as u16);
@@ -330,7 +333,7 @@ impl Worker {
                     .map_err(|e| self.failed(Step::Buffers, e))?;
                 run.buffers.push(buffer);
                 svc.transcoder
-                    .add_rung(new, *index)
+                    .add_rung(spec, *index)
                     .map_err(|e| self.failed(Step::Transcoder, e))?;
             }
             Action::RemoveRung { index } => {
@@ -359,7 +362,7 @@ impl Worker {
                     .map_err(|e| self.failed(Step::Buffers, e))?;
                 run.buffers.extend(fresh);
                 svc.transcoder
-                    .start(new)
+                    .start(spec)
                     .map_err(|e| self.failed(Step::Transcoder, e))?;
                 run.transcoder = true;
             }

@@ -27,6 +27,10 @@ pub(super) struct StateInner {
     pub(super) start_seq: u64,
     /// The manager reported every input exhausted.
     pub(super) inputs_exhausted: bool,
+    /// A rung of the transcoder crashed 3 times within 30 s and has not run 30 s since.
+    pub(super) transcoder_unhealthy: bool,
+    /// FFmpeg cannot run (its binary is missing).
+    pub(super) transcoder_unavailable: bool,
     /// Warnings of the current run.
     pub(super) warnings: Vec<String>,
     /// The last start or update failure, until the next success.
@@ -38,7 +42,7 @@ pub(super) struct StateInner {
 pub struct StateSnapshot {
     /// stopped / active / degraded.
     pub status: StreamStatus,
-    /// Why degraded (`inputs_exhausted`).
+    /// Why degraded (`inputs_exhausted`, `transcoder_unhealthy`, `transcoder_unavailable`).
     pub status_reasons: Vec<&'static str>,
     /// Whether the pipeline runs.
     pub running: bool,
@@ -55,6 +59,10 @@ pub struct StateSnapshot {
 pub(crate) enum Degradation {
     /// Every input is unusable.
     InputsExhausted,
+    /// A transcoder rung is unhealthy.
+    TranscoderUnhealthy,
+    /// FFmpeg cannot run.
+    TranscoderUnavailable,
 }
 
 impl StreamState {
@@ -79,6 +87,12 @@ impl StreamState {
         if running && inner.inputs_exhausted {
             reasons.push("inputs_exhausted");
         }
+        if running && inner.transcoder_unhealthy {
+            reasons.push("transcoder_unhealthy");
+        }
+        if running && inner.transcoder_unavailable {
+            reasons.push("transcoder_unavailable");
+        }
         let status = match (running, reasons.is_empty()) {
             (false, _) => StreamStatus::Stopped,
             (true, true) => StreamStatus::Active,
@@ -101,6 +115,8 @@ impl StreamState {
         running
             && match flag {
                 Degradation::InputsExhausted => inner.inputs_exhausted,
+                Degradation::TranscoderUnhealthy => inner.transcoder_unhealthy,
+                Degradation::TranscoderUnavailable => inner.transcoder_unavailable,
             }
     }
 
@@ -109,6 +125,8 @@ impl StreamState {
         let mut inner = self.lock();
         match flag {
             Degradation::InputsExhausted => inner.inputs_exhausted = on,
+            Degradation::TranscoderUnhealthy => inner.transcoder_unhealthy = on,
+            Degradation::TranscoderUnavailable => inner.transcoder_unavailable = on,
         }
     }
 }

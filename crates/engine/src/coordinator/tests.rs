@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicI64;
 use tokio_util::sync::CancellationToken;
 use tributary_domain::diff::Output;
 use tributary_domain::event::{EventType, StreamStatus};
+use tributary_domain::spec::StreamSpec;
 use tributary_domain::validate::Support;
 use tributary_domain::{
     Dvr, Input, Protocols, Push, Stream, Transcoder, TranscoderMode, VideoProfile,
@@ -111,17 +112,21 @@ impl OutputService for Recorder {
 }
 
 impl TranscodeService for Recorder {
-    fn start(&self, s: &Stream) -> Result<(), ServiceError> {
-        let rungs = s.transcoder.as_ref().map_or(0, |t| t.video.profiles.len());
+    fn start(&self, s: &StreamSpec) -> Result<(), ServiceError> {
+        let rungs = s
+            .stream()
+            .transcoder
+            .as_ref()
+            .map_or(0, |t| t.video.profiles.len());
         self.call(format!("transcoder.start {rungs}"))
     }
     fn stop(&self, _: &StreamCode) {
         let _ = self.call("transcoder.stop".into());
     }
-    fn restart_rung(&self, _: &Stream, i: usize) -> Result<(), ServiceError> {
+    fn restart_rung(&self, _: &StreamSpec, i: usize) -> Result<(), ServiceError> {
         self.call(format!("transcoder.restart_rung {i}"))
     }
-    fn add_rung(&self, _: &Stream, i: usize) -> Result<(), ServiceError> {
+    fn add_rung(&self, _: &StreamSpec, i: usize) -> Result<(), ServiceError> {
         self.call(format!("transcoder.add_rung {i}"))
     }
     fn remove_rung(&self, _: &StreamCode, i: usize) {

@@ -22,8 +22,8 @@ use crate::lock;
 /// An output task the stream wants running.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum Component {
-    /// The stream's HLS packager.
-    Hls(StreamCode),
+    /// An HLS packager of the stream: its only one, or (ABR) the one of rung *i*.
+    Hls(StreamCode, Option<u16>),
     /// One push target, by trimmed URL.
     Push(StreamCode, String),
 }
@@ -105,18 +105,26 @@ impl Outputs {
         let mut supervised = lock(&self.supervised);
         for (component, record) in supervised.iter_mut() {
             match component {
-                Component::Hls(code) => self.supervise_hls(code, record, now),
+                Component::Hls(code, rung) => self.supervise_hls(code, *rung, record, now),
                 Component::Push(code, url) => self.supervise_push(code, url, record, now),
             }
         }
     }
 
-    fn supervise_hls(&self, code: &StreamCode, record: &mut Supervised, now: Instant) {
+    fn supervise_hls(
+        &self,
+        stream: &StreamCode,
+        rung: Option<u16>,
+        record: &mut Supervised,
+        now: Instant,
+    ) {
+        let key = (stream.clone(), rung);
+        let code = stream;
         let ended = {
             let mut running = lock(&self.running);
-            let finished = running.get(code).is_some_and(HlsHandle::is_finished);
+            let finished = running.get(&key).is_some_and(HlsHandle::is_finished);
             // Dropped: its stale window is not served on as if it were live.
-            finished.then(|| running.remove(code))
+            finished.then(|| running.remove(&key))
         };
         if ended.is_some() {
             tracing::warn!(stream = %code, "the HLS packager ended; restarting it");
@@ -125,9 +133,9 @@ impl Outputs {
         if !record.due(now) {
             return;
         }
-        match self.spawn_hls(code) {
+        match self.spawn_hls(stream, rung) {
             Ok(handle) => {
-                lock(&self.running).insert(code.clone(), handle);
+                lock(&self.running).insert(key, handle);
                 record.restarted(now);
                 tracing::info!(stream = %code, restarts = record.restarts, "HLS packager restarted");
             }
@@ -174,15 +182,23 @@ impl Outputs {
         }
     }
 
+    /// Starts the HLS packager of `code` (`rung`: of that rendition, served under
+    /// `/{code}/track_<rung + 1>/`).
     pub(super) fn spawn_hls(
         &self,
         code: &StreamCode,
+        rung: Option<u16>,
     ) -> Result<HlsHandle, tributary_publish::PublishError> {
-        tributary_publish::start_hls(
+        let buffer = match rung {
+            Some(i) => BufferId::Rendition(code.clone(), i),
+            None => stream_buffer(code),
+        };
+        tributary_publish::start_hls_variant(
             &self.hls,
             &self.hub,
             code.clone(),
-            stream_buffer(code),
+            rung,
+            buffer,
             self.settings.clone(),
         )
     }

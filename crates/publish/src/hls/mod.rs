@@ -1,5 +1,6 @@
 //! HLS outputs: one task per stream, windows served from memory.
 
+mod master;
 mod output;
 mod pages;
 mod registry;
@@ -10,7 +11,8 @@ use std::time::Duration;
 use tributary_domain::config::HlsSection;
 use tributary_media::StreamCode;
 
-pub use output::{HlsHandle, start_hls};
+pub use master::Variant;
+pub use output::{HlsHandle, start_hls, start_hls_variant};
 pub use registry::{Asset, HlsRegistry};
 
 use crate::PublishError;

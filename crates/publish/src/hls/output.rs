@@ -8,7 +8,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber, TryRecvError, Wake};
-use tributary_media::{Frame, StreamCode};
+use tributary_media::codec::{FrameRate, h264, h265};
+use tributary_media::{Codec, Frame, MediaKind, StreamCode, TrackConfig, TrackInfo, Ts90};
 use tributary_packager::{
     HlsConfig, HlsEvent, HlsSegmenter, MediaPlaylist, SegmentEnd, UnixMillis,
 };
@@ -23,8 +24,10 @@ use crate::{HlsRegistry, HlsSettings, PublishError};
 pub struct HlsHandle {
     /// Where the window is registered, to remove it on drop.
     registry: HlsRegistry,
-    /// The stream, the registry key.
+    /// The stream, the registry key with `rung`.
     code: StreamCode,
+    /// The rung (ABR variant `track_<rung + 1>`), or `None` for the stream's only output.
+    rung: Option<u16>,
     /// The served state, shared with the task and the registry.
     window: Arc<Window>,
     /// The task, aborted on drop.
@@ -49,6 +52,21 @@ pub fn start_hls(
     buffer: BufferId,
     settings: HlsSettings,
 ) -> Result<HlsHandle, PublishError> {
+    start_hls_variant(registry, hub, code, None, buffer, settings)
+}
+
+/// As [`start_hls`], for one variant of an ABR ladder when `rung` is `Some(i)`: served under
+/// `/{code}/track_<i + 1>/`, listed by the master playlist
+/// ([`HlsRegistry::register_master`]). The variants of one stream share their segment
+/// numbering, so their media sequence numbers line up.
+pub fn start_hls_variant(
+    registry: &HlsRegistry,
+    hub: &Hub,
+    code: StreamCode,
+    rung: Option<u16>,
+    buffer: BufferId,
+    settings: HlsSettings,
+) -> Result<HlsHandle, PublishError> {
     let segment = settings.segment_duration(&code)?;
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| PublishError::NoRuntime { code: code.clone() })?;
@@ -67,7 +85,7 @@ pub fn start_hls(
     let unix_secs = UnixMillis::from_system_time(SystemTime::now()).as_secs();
     let first_number = registry.first_number(&code, unix_secs);
     let window = Arc::new(Window::new(settings.window, settings.history));
-    registry.register(&code, Arc::clone(&window))?;
+    registry.register(&code, rung, Arc::clone(&window))?;
 
     let output = Output {
         subscriber,
@@ -77,6 +95,9 @@ pub fn start_hls(
         }),
         playlist: MediaPlaylist::new(settings.window),
         window: Arc::clone(&window),
+        configs: [None, None],
+        sps: None,
+        gop: None,
     };
     let span = tracing::info_span!("hls", stream = %code, buffer = %buffer);
     tracing::info!(parent: &span, first_number, "HLS output started");
@@ -84,6 +105,7 @@ pub fn start_hls(
     Ok(HlsHandle {
         registry: registry.clone(),
         code,
+        rung,
         window,
         task,
     })
@@ -119,7 +141,7 @@ impl Drop for HlsHandle {
         let last_number = self.window.close();
         let unix_secs = UnixMillis::from_system_time(SystemTime::now()).as_secs();
         self.registry
-            .unregister(&self.code, &self.window, last_number, unix_secs);
+            .unregister(&self.code, self.rung, &self.window, last_number, unix_secs);
         tracing::info!(stream = %self.code, ?last_number, "HLS output stopped");
     }
 }
@@ -134,6 +156,13 @@ struct Output {
     playlist: MediaPlaylist,
     /// Where segments and playlists are published.
     window: Arc<Window>,
+    /// The last video and audio configurations measured into the window.
+    configs: [Option<Arc<TrackConfig>>; 2],
+    /// The last video parameters published: a keyframe's SPS, with the frame rate measured.
+    sps: Option<TrackInfo>,
+    /// The DTS of the last video keyframe and the video frames since (it included), for the
+    /// frame rate: encoders with a 90 kHz time base write no usable one in the SPS.
+    gop: Option<(Ts90, u64)>,
 }
 
 impl Output {
@@ -164,6 +193,7 @@ impl Output {
                 };
                 match got {
                     Delivery::Frame(frame) => {
+                        self.measure(&frame);
                         let at = arrival_wall(&frame, wall, mono);
                         self.segmenter.push(&frame, at);
                     }
@@ -190,6 +220,50 @@ impl Output {
                 };
             }
         }
+    }
+
+    /// Records a track configuration the window has not seen (one pointer compare per
+    /// frame otherwise).
+    fn measure(&mut self, frame: &Frame) {
+        let kind = frame.codec.kind();
+        if kind == MediaKind::Video && !frame.keyframe {
+            if let Some((_, frames)) = &mut self.gop {
+                *frames += 1;
+            }
+            return;
+        }
+        if kind == MediaKind::Video {
+            // Video parameters come in band: every keyframe carries its SPS (SPEC §Buffer
+            // hub "Packet"); parsed once per keyframe, published when they change.
+            let measured = self.gop.and_then(|(start, frames)| {
+                let span = u64::try_from(frame.dts.0 - start.0)
+                    .ok()
+                    .filter(|&s| s > 0)?;
+                FrameRate::new(frames * 90_000, span)
+            });
+            self.gop = Some((frame.dts, 1));
+            if let Some(mut info) = sps_info(frame) {
+                info.frame_rate = measured.or(self.sps.as_ref().and_then(|s| s.frame_rate));
+                if self.sps.as_ref() != Some(&info) {
+                    self.window.measure(kind, &info);
+                    self.sps = Some(info);
+                }
+            }
+            return;
+        }
+        let Some(config) = &frame.config else {
+            return;
+        };
+        let slot = match kind {
+            MediaKind::Video => &mut self.configs[0],
+            MediaKind::Audio => &mut self.configs[1],
+            _ => return,
+        };
+        if slot.as_ref().is_some_and(|seen| Arc::ptr_eq(seen, config)) {
+            return;
+        }
+        *slot = Some(Arc::clone(config));
+        self.window.measure(kind, &config.info);
     }
 
     /// Publishes what the segmenter has produced.
@@ -225,6 +299,23 @@ impl Output {
                 other => tracing::debug!(?other, "HLS event ignored"),
             }
         }
+    }
+}
+
+/// The track parameters in the SPS of a video keyframe (H.264 or H.265), if it has one that
+/// parses.
+fn sps_info(frame: &Frame) -> Option<TrackInfo> {
+    let nals = tributary_media::codec::nal::annex_b_nals(&frame.payload);
+    match frame.codec {
+        Codec::H264 => nals
+            .filter(|nal| nal.first().is_some_and(|h| h & 0x1f == 7))
+            .find_map(|nal| h264::Sps::parse(nal).ok())
+            .map(|sps| sps.track_info()),
+        Codec::H265 => nals
+            .filter(|nal| nal.first().is_some_and(|h| (h >> 1) & 0x3f == 33))
+            .find_map(|nal| h265::Sps::parse(nal).ok())
+            .map(|sps| sps.track_info()),
+        _ => None,
     }
 }
 

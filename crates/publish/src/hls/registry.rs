@@ -8,6 +8,7 @@ use tributary_media::StreamCode;
 use tributary_packager::{PLAYLIST_NAME, parse_segment_name};
 
 use crate::PublishError;
+use crate::hls::master::{self, Variant};
 use crate::hls::window::Window;
 
 /// Every running HLS output of the process, by stream code: what the media routes serve.
@@ -30,10 +31,14 @@ pub struct HlsRegistry {
 /// What the registry shares.
 #[derive(Default)]
 struct Inner {
-    /// Running outputs. Written when an output starts or stops.
-    windows: RwLock<HashMap<StreamCode, Arc<Window>>>,
+    /// Running outputs, by stream and rung (`None`: the stream's only output). Written when
+    /// an output starts or stops.
+    windows: RwLock<HashMap<(StreamCode, Option<u16>), Arc<Window>>>,
     /// Last number used by stopped outputs, by code (bounded, see the type doc).
     last_numbers: Mutex<HashMap<StreamCode, u64>>,
+    /// ABR streams: their master playlist's variants, each served by the output registered
+    /// under `<code>/<track>`.
+    masters: RwLock<HashMap<StreamCode, Arc<[Variant]>>>,
 }
 
 /// A playlist or segment, ready to send.
@@ -59,7 +64,23 @@ impl HlsRegistry {
     /// or `seg_<n>.ts` exactly as the playlist spelled it, while it is listed or retained.
     /// Any other name, and every name of a stopped output, is `None`.
     pub fn get(&self, code: &StreamCode, name: &str) -> Option<Asset> {
-        let window = self.window(code)?;
+        self.get_variant(code, None, name)
+    }
+
+    /// As [`get`](Self::get), for the output of `rung` (`/{code}/track_<rung + 1>/<name>`)
+    /// when `Some`. Without a rung, `index.m3u8` of an ABR stream is its master playlist.
+    pub fn get_variant(&self, code: &StreamCode, rung: Option<u16>, name: &str) -> Option<Asset> {
+        if rung.is_none()
+            && name == PLAYLIST_NAME
+            && let Some(master) = self.master(code)
+        {
+            return Some(Asset {
+                content_type: PLAYLIST_TYPE,
+                cache_control: PLAYLIST_CACHE,
+                body: Bytes::from(master),
+            });
+        }
+        let window = self.window(code, rung)?;
         if name == PLAYLIST_NAME {
             return Some(Asset {
                 content_type: PLAYLIST_TYPE,
@@ -75,9 +96,50 @@ impl HlsRegistry {
         })
     }
 
+    /// Makes `/{code}/index.m3u8` the master playlist of `variants`, variant *i* being the
+    /// output of rung *i* ([`start_hls_variant`](crate::start_hls_variant)).
+    pub fn register_master(&self, code: &StreamCode, variants: Vec<Variant>) {
+        self.inner
+            .masters
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(code.clone(), variants.into());
+    }
+
+    /// Removes the master playlist of `code`.
+    pub fn unregister_master(&self, code: &StreamCode) {
+        self.inner
+            .masters
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(code);
+    }
+
+    /// The master playlist of `code`, once a variant has a segment.
+    fn master(&self, code: &StreamCode) -> Option<String> {
+        let variants = self
+            .inner
+            .masters
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(code)
+            .cloned()?;
+        let measured: Vec<_> = variants
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let measured = u16::try_from(i)
+                    .ok()
+                    .and_then(|rung| self.window(code, Some(rung))?.measured());
+                (v.clone(), measured)
+            })
+            .collect();
+        master::render(&measured)
+    }
+
     /// Whether an HLS output of this stream is registered.
     pub fn contains(&self, code: &StreamCode) -> bool {
-        self.read_windows().contains_key(code)
+        self.read_windows().contains_key(&(code.clone(), None))
     }
 
     /// The number a new run for `code` starts at, given Unix seconds now.
@@ -91,17 +153,19 @@ impl HlsRegistry {
     pub(crate) fn register(
         &self,
         code: &StreamCode,
+        rung: Option<u16>,
         window: Arc<Window>,
     ) -> Result<(), PublishError> {
+        let key = (code.clone(), rung);
         let mut windows = self
             .inner
             .windows
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        if windows.contains_key(code) {
+        if windows.contains_key(&key) {
             return Err(PublishError::AlreadyRunning { code: code.clone() });
         }
-        windows.insert(code.clone(), window);
+        windows.insert(key, window);
         Ok(())
     }
 
@@ -110,6 +174,7 @@ impl HlsRegistry {
     pub(crate) fn unregister(
         &self,
         code: &StreamCode,
+        rung: Option<u16>,
         window: &Arc<Window>,
         last_number: Option<u64>,
         unix_secs: i64,
@@ -120,8 +185,9 @@ impl HlsRegistry {
                 .windows
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
-            if windows.get(code).is_some_and(|w| Arc::ptr_eq(w, window)) {
-                windows.remove(code);
+            let key = (code.clone(), rung);
+            if windows.get(&key).is_some_and(|w| Arc::ptr_eq(w, window)) {
+                windows.remove(&key);
             }
         }
         let now = u64::try_from(unix_secs).unwrap_or(0);
@@ -143,11 +209,13 @@ impl HlsRegistry {
         }
     }
 
-    fn window(&self, code: &StreamCode) -> Option<Arc<Window>> {
-        self.read_windows().get(code).cloned()
+    fn window(&self, code: &StreamCode, rung: Option<u16>) -> Option<Arc<Window>> {
+        self.read_windows().get(&(code.clone(), rung)).cloned()
     }
 
-    fn read_windows(&self) -> std::sync::RwLockReadGuard<'_, HashMap<StreamCode, Arc<Window>>> {
+    fn read_windows(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<(StreamCode, Option<u16>), Arc<Window>>> {
         self.inner
             .windows
             .read()

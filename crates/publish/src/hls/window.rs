@@ -8,6 +8,7 @@ use tokio::time::Instant;
 use tributary_media::Ts90;
 use tributary_packager::{PlaylistEntry, Segment};
 
+use super::master::Measured;
 use super::pages;
 
 /// The served state of one HLS output, shared by its task (the only writer) and any number of
@@ -43,6 +44,8 @@ struct State {
     last_number: Option<u64>,
     /// Conditions worth showing in the stream's `runtime.warnings` (bounded).
     warnings: Vec<String>,
+    /// The track parameters seen, for an ABR master playlist.
+    measured: Measured,
 }
 
 /// One fetchable segment.
@@ -71,8 +74,24 @@ impl Window {
                 retired_cap: 2 * window + 2,
                 last_number: None,
                 warnings: Vec::new(),
+                measured: Measured::default(),
             }),
         }
+    }
+
+    /// Records the parameters of a track of `kind` (its configuration changed).
+    pub(crate) fn measure(
+        &self,
+        kind: tributary_media::MediaKind,
+        info: &tributary_media::TrackInfo,
+    ) {
+        self.write().measured.update(kind, info);
+    }
+
+    /// What the output measured, once its playlist exists.
+    pub(crate) fn measured(&self) -> Option<Measured> {
+        let state = self.read();
+        state.playlist.as_ref().map(|_| state.measured.clone())
     }
 
     /// The current playlist, `None` before the first segment.

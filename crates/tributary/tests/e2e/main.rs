@@ -18,4 +18,5 @@ mod rtmp_limits;
 mod rtmp_relay;
 mod server;
 mod ssrf;
+mod transcode;
 mod udp_flood;

@@ -1,0 +1,619 @@
+//! The transcode service (SPEC §Transcoder): one task per transcoding stream that runs its
+//! ladder's FFmpeg jobs (`tributary_transcode`) between the raw-ingest buffer and the
+//! rendition buffers, and a playback tap that copies the best rung into the main buffer, the
+//! playback feed every other output reads.
+//!
+//! The rendition and main writers are taken from the buffer service when a stream's task
+//! starts and handed back when it ends: a stop followed by a start (a transcoder restart in
+//! `multi` mode, a topology reload) gives the new task the writers of the buffers that
+//! survived, so their readers see a new session, never a deleted buffer.
+//!
+//! FFmpeg is spawned from the stream's task, a tokio worker thread, as the parent-death
+//! signal requires (`tributary_transcode::process`). A missing FFmpeg binary does not fail
+//! the start: the stream runs and reports `transcoder_unavailable` with the reason.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tributary_domain::StreamCode;
+use tributary_domain::ffmpeg::{ImageSource, Job, Ladder, Mode, Overlay, OverlayKind, Rung};
+use tributary_domain::spec::StreamSpec;
+use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Writer};
+use tributary_media::timeline::SessionReason;
+use tributary_transcode::{
+    Event, JobConfig, JobEvent, JobHandle, Launcher, StatusWatch, SupervisorConfig,
+};
+
+use crate::buffers::HubBuffers;
+use crate::coordinator::{Degradation, WeakCoordinator};
+use crate::lock;
+use crate::services::{ServiceError, TranscodeService};
+
+/// The [`TranscodeService`] of this build.
+pub(crate) struct Transcoders {
+    /// The process's one hub.
+    hub: Hub,
+    /// Where the rendition and main writers wait until a stream's task takes them.
+    buffers: Arc<HubBuffers>,
+    /// `transcoder.ffmpeg_path`.
+    ffmpeg_path: PathBuf,
+    /// `<data_dir>/transcode`: one private directory per stream and job below it.
+    root: PathBuf,
+    /// `publisher.hls.live_segment_sec`: the keyframe grid.
+    segment_sec: f64,
+    /// The stream status (`transcoder_unhealthy`, `transcoder_unavailable`), set once the
+    /// coordinator exists.
+    coordinator: OnceLock<WeakCoordinator>,
+    /// Running streams.
+    streams: Mutex<HashMap<StreamCode, Running>>,
+    /// Tasks of stopped streams, handing their writers back to the next start.
+    retired: Mutex<HashMap<StreamCode, JoinHandle<Vec<Writer>>>>,
+}
+
+/// One transcoding stream.
+struct Running {
+    /// What `GET /streams/{code}` shows.
+    shared: Arc<Mutex<Shared>>,
+    /// The stream's task, when FFmpeg is available.
+    task: Option<(
+        CancellationToken,
+        mpsc::Sender<Command>,
+        JoinHandle<Vec<Writer>>,
+    )>,
+}
+
+/// The state the task shares with readers.
+struct Shared {
+    /// `multi` or `per_profile`.
+    mode: Mode,
+    /// One status per rung, by index: the job that encodes it.
+    rungs: Vec<Option<StatusWatch>>,
+    /// Why FFmpeg cannot run (`transcoder_unavailable`).
+    unavailable: Option<String>,
+}
+
+/// A change of one rung (`per_profile` mode), run by the stream's task.
+enum Command {
+    /// Restart rung *i* with the new ladder.
+    Restart(usize, Arc<Ladder>),
+    /// Start rung *i* (its buffer's writer taken already) with the new ladder.
+    Add(usize, Arc<Ladder>, Option<Writer>),
+    /// Stop rung *i*; its buffer is deleted by the coordinator.
+    Remove(usize),
+}
+
+impl Transcoders {
+    pub(crate) fn new(
+        hub: Hub,
+        buffers: Arc<HubBuffers>,
+        ffmpeg_path: PathBuf,
+        root: PathBuf,
+        segment_sec: f64,
+    ) -> Self {
+        Self {
+            hub,
+            buffers,
+            ffmpeg_path,
+            root,
+            segment_sec,
+            coordinator: OnceLock::new(),
+            streams: Mutex::new(HashMap::new()),
+            retired: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Connects the service to the coordinator (built after it).
+    pub(crate) fn attach(&self, coordinator: WeakCoordinator) {
+        let _ = self.coordinator.set(coordinator);
+    }
+
+    /// `runtime.transcoder` of a stream, while one runs.
+    pub(crate) fn runtime(&self, code: &StreamCode) -> Option<Value> {
+        let shared = Arc::clone(&lock(&self.streams).get(code)?.shared);
+        let shared = lock(&shared);
+        let mut healthy = true;
+        let profiles: Vec<Value> = shared
+            .rungs
+            .iter()
+            .enumerate()
+            .map(|(index, watch)| {
+                let mut entry = json!({"index": index, "track": format!("track_{}", index + 1)});
+                let Some(watch) = watch else {
+                    entry["status"] = json!("stopped");
+                    return entry;
+                };
+                let s = watch.get();
+                healthy &= s.healthy;
+                let status = if !s.healthy {
+                    "unhealthy"
+                } else if s.slow {
+                    "slow"
+                } else if s.pid.is_some() {
+                    "running"
+                } else if s.restart_count > 0 {
+                    "restarting"
+                } else {
+                    "starting"
+                };
+                let progress = s.progress.unwrap_or_default();
+
+                entry["status"] = json!(status);
+                entry["pid"] = json!(s.pid);
+                entry["restart_count"] = json!(s.restart_count);
+                entry["speed"] = json!(progress.speed);
+                entry["fps"] = json!(progress.fps);
+                entry["dropped_frames"] = json!(progress.dropped_frames);
+                entry["dup_frames"] = json!(progress.dup_frames);
+                entry["fed_dropped_frames"] = json!(s.fed_dropped);
+                entry["cpu_seconds"] = json!(s.usage.map(|u| u.cpu_seconds));
+                entry["rss_bytes"] = json!(s.usage.map(|u| u.rss_bytes));
+                entry["errors"] = s
+                    .errors
+                    .iter()
+                    .map(|(at, message)| json!({"message": message, "at": rfc3339(*at)}))
+                    .collect();
+                entry
+            })
+            .collect();
+        let mut transcoder = json!({
+            "mode": match shared.mode { Mode::Multi => "multi", Mode::PerProfile => "per_profile" },
+            "profiles": profiles,
+        });
+        transcoder["status"] = match &shared.unavailable {
+            Some(reason) => {
+                transcoder["error"] = json!(reason);
+                json!("unavailable")
+            }
+            None if healthy => json!("healthy"),
+            None => json!("unhealthy"),
+        };
+        Some(transcoder)
+    }
+
+    /// The warnings of a stream's transcoder: rungs reported slow.
+    pub(crate) fn warnings(&self, code: &StreamCode) -> Vec<String> {
+        let Some(shared) = lock(&self.streams).get(code).map(|r| Arc::clone(&r.shared)) else {
+            return Vec::new();
+        };
+        let shared = lock(&shared);
+        shared
+            .rungs
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.as_ref().is_some_and(|w| w.get().slow))
+            .map(|(i, _)| format!("transcoder: track_{} encodes slower than real time", i + 1))
+            .collect()
+    }
+
+    fn degrade(&self, code: &StreamCode, flag: Degradation, on: bool) {
+        if let Some(coordinator) = self.coordinator.get().and_then(WeakCoordinator::upgrade) {
+            coordinator.set_degradation(code, flag, on);
+        }
+    }
+
+    fn send(&self, code: &StreamCode, command: Command) -> Result<(), ServiceError> {
+        let streams = lock(&self.streams);
+        let Some((_, tx, _)) = streams.get(code).and_then(|r| r.task.as_ref()) else {
+            // FFmpeg is unavailable: nothing runs, the stream reports why.
+            return Ok(());
+        };
+        tx.try_send(command)
+            .map_err(|_| ServiceError::NotRegistered {
+                code: code.clone(),
+                service: "transcoder",
+            })
+    }
+}
+
+impl TranscodeService for Transcoders {
+    fn start(&self, spec: &StreamSpec) -> Result<(), ServiceError> {
+        let code = spec.stream().code.clone();
+        let Some(transcode) = spec.transcode() else {
+            return Ok(());
+        };
+        let ladder = Arc::new(transcode.ladder.clone());
+        let rungs = ladder.rungs.len();
+        let shared = Arc::new(Mutex::new(Shared {
+            mode: ladder.mode,
+            rungs: vec![None; rungs],
+            unavailable: None,
+        }));
+        let launcher = match Launcher::resolve(&self.ffmpeg_path) {
+            Ok(launcher) => launcher,
+            Err(e) => {
+                tracing::error!(stream = %code, "transcoder unavailable: {e}");
+                lock(&shared).unavailable = Some(e.to_string());
+                lock(&self.streams).insert(code.clone(), Running { shared, task: None });
+                self.degrade(&code, Degradation::TranscoderUnavailable, true);
+                return Ok(());
+            }
+        };
+        let writers = self.buffers.take_writers(&code);
+        let retired = lock(&self.retired).remove(&code);
+        let dir = self.root.join(dir_name(&code));
+        let overlay = transcode
+            .overlay
+            .as_ref()
+            .and_then(|o| overlay_file(o, &dir, &code));
+        let ctx = StreamCtx {
+            code: code.clone(),
+            hub: self.hub.clone(),
+            launcher,
+            dir,
+            segment_sec: self.segment_sec,
+            overlay,
+            shared: Arc::clone(&shared),
+            coordinator: self.coordinator.get().cloned(),
+        };
+        let stop = CancellationToken::new();
+        let (tx, rx) = mpsc::channel(16);
+        let task = tokio::spawn(run_stream(ctx, ladder, writers, retired, rx, stop.clone()));
+        lock(&self.streams).insert(
+            code,
+            Running {
+                shared,
+                task: Some((stop, tx, task)),
+            },
+        );
+        Ok(())
+    }
+
+    fn stop(&self, code: &StreamCode) {
+        let Some(running) = lock(&self.streams).remove(code) else {
+            return;
+        };
+        self.degrade(code, Degradation::TranscoderUnavailable, false);
+        self.degrade(code, Degradation::TranscoderUnhealthy, false);
+        let Some((stop, _, task)) = running.task else {
+            return;
+        };
+        stop.cancel();
+        let mut retired = lock(&self.retired);
+        let task = match retired.remove(code) {
+            // A previous run is still handing its writers back: keep both.
+            Some(older) => tokio::spawn(async move {
+                let mut writers = older.await.unwrap_or_default();
+                writers.extend(task.await.unwrap_or_default());
+                writers
+            }),
+            None => task,
+        };
+        retired.insert(code.clone(), task);
+    }
+
+    fn restart_rung(&self, spec: &StreamSpec, index: usize) -> Result<(), ServiceError> {
+        let Some(t) = spec.transcode() else {
+            return Ok(());
+        };
+        self.send(
+            &spec.stream().code,
+            Command::Restart(index, Arc::new(t.ladder.clone())),
+        )
+    }
+
+    fn add_rung(&self, spec: &StreamSpec, index: usize) -> Result<(), ServiceError> {
+        let Some(t) = spec.transcode() else {
+            return Ok(());
+        };
+        let code = &spec.stream().code;
+        let writer = self
+            .buffers
+            .take_writers(code)
+            .into_iter()
+            .find(|w| *w.id() == BufferId::Rendition(code.clone(), index as u16));
+        self.send(
+            code,
+            Command::Add(index, Arc::new(t.ladder.clone()), writer),
+        )
+    }
+
+    fn remove_rung(&self, code: &StreamCode, index: usize) {
+        let _ = self.send(code, Command::Remove(index));
+    }
+}
+
+/// What a stream's task needs.
+struct StreamCtx {
+    code: StreamCode,
+    hub: Hub,
+    launcher: Launcher,
+    /// `<root>/<code>`: the watermark text, and one working directory per job.
+    dir: PathBuf,
+    segment_sec: f64,
+    overlay: Option<(Overlay, String)>,
+    shared: Arc<Mutex<Shared>>,
+    coordinator: Option<WeakCoordinator>,
+}
+
+impl StreamCtx {
+    fn config(&self, ladder: &Arc<Ladder>, job: Job) -> JobConfig {
+        let name = match job {
+            Job::Ladder => "ladder".to_owned(),
+            Job::Rung(i) => format!("rung_{i}"),
+        };
+        JobConfig {
+            launcher: self.launcher.clone(),
+            ladder: Arc::clone(ladder),
+            job,
+            segment_sec: self.segment_sec,
+            overlay: self.overlay.clone(),
+            workdir: self.dir.join(name),
+            source: BufferId::Raw(self.code.clone()),
+            grace: STOP_GRACE,
+            supervisor: SupervisorConfig::default(),
+        }
+    }
+}
+
+/// The task of one transcoding stream: waits for the writers of a previous run, starts the
+/// jobs and the playback tap, applies rung changes, reports health, and on stop gives every
+/// writer back.
+async fn run_stream(
+    ctx: StreamCtx,
+    ladder: Arc<Ladder>,
+    mut writers: Vec<Writer>,
+    retired: Option<JoinHandle<Vec<Writer>>>,
+    mut commands: mpsc::Receiver<Command>,
+    stop: CancellationToken,
+) -> Vec<Writer> {
+    if let Some(retired) = retired {
+        let old = tokio::select! {
+            () = stop.cancelled() => return writers,
+            old = retired => old.unwrap_or_default(),
+        };
+        for writer in old {
+            // A fresh buffer of the same id wins; a deleted one is dropped.
+            if !writers.iter().any(|w| w.id() == writer.id()) && ctx.hub.contains(writer.id()) {
+                writers.push(writer);
+            }
+        }
+    }
+    let code = ctx.code.clone();
+    let take = |writers: &mut Vec<Writer>, id: &BufferId| {
+        writers
+            .iter()
+            .position(|w| w.id() == id)
+            .map(|i| writers.swap_remove(i))
+    };
+    let main = take(&mut writers, &BufferId::Stream(code.clone()));
+    let best = best_rung(&ladder);
+    let tap = main.map(|main| {
+        Tap::start(
+            &ctx.hub,
+            BufferId::Rendition(code.clone(), best as u16),
+            main,
+        )
+    });
+
+    let (events_tx, mut events) = mpsc::channel(64);
+    let mut jobs: Vec<(Job, JobHandle)> = Vec::new();
+    for job in ladder.jobs() {
+        let indices: Vec<usize> = match job {
+            Job::Ladder => (0..ladder.rungs.len()).collect(),
+            Job::Rung(i) => vec![i],
+        };
+        let mut outputs = Vec::new();
+        for &i in &indices {
+            match take(&mut writers, &BufferId::Rendition(code.clone(), i as u16)) {
+                Some(w) => outputs.push(w),
+                None => tracing::error!(stream = %code, rung = i, "rendition buffer missing"),
+            }
+        }
+        if outputs.len() != indices.len() {
+            continue;
+        }
+        let handle = JobHandle::start(
+            ctx.config(&ladder, job),
+            ctx.hub.clone(),
+            outputs,
+            events_tx.clone(),
+        );
+        set_watch(&ctx.shared, &indices, Some(handle.watch()));
+        jobs.push((job, handle));
+    }
+    // Writers of buffers no job writes (none, unless a buffer was missing) go back at the end.
+    let mut spare = writers;
+    let mut unhealthy = false;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            command = commands.recv() => match command {
+                None => break,
+                Some(Command::Restart(i, ladder)) => {
+                    if let Some(pos) = jobs.iter().position(|(j, _)| *j == Job::Rung(i)) {
+                        let (_, old) = jobs.swap_remove(pos);
+                        set_watch(&ctx.shared, &[i], None);
+                        let outputs = old.stop().await;
+                        let handle = JobHandle::start(ctx.config(&ladder, Job::Rung(i)), ctx.hub.clone(), outputs, events_tx.clone());
+                        set_watch(&ctx.shared, &[i], Some(handle.watch()));
+                        jobs.push((Job::Rung(i), handle));
+                    }
+                }
+                Some(Command::Add(i, ladder, writer)) => {
+                    let Some(writer) = writer else {
+                        tracing::error!(stream = %code, rung = i, "rendition buffer missing");
+                        continue;
+                    };
+                    let handle = JobHandle::start(ctx.config(&ladder, Job::Rung(i)), ctx.hub.clone(), vec![writer], events_tx.clone());
+                    {
+                        let mut shared = lock(&ctx.shared);
+                        if shared.rungs.len() <= i {
+                            shared.rungs.resize(i + 1, None);
+                        }
+                        shared.rungs[i] = Some(handle.watch());
+                    }
+                    jobs.push((Job::Rung(i), handle));
+                }
+                Some(Command::Remove(i)) => {
+                    if let Some(pos) = jobs.iter().position(|(j, _)| *j == Job::Rung(i)) {
+                        let (_, old) = jobs.swap_remove(pos);
+                        lock(&ctx.shared).rungs.truncate(i);
+                        drop(old.stop().await);
+                    }
+                }
+            },
+            Some(event) = events.recv() => {
+                report(&code, &event);
+                let now_unhealthy = jobs.iter().any(|(_, j)| !j.status().healthy);
+                if now_unhealthy != unhealthy {
+                    unhealthy = now_unhealthy;
+                    if let Some(c) = ctx.coordinator.as_ref().and_then(WeakCoordinator::upgrade) {
+                        c.set_degradation(&code, Degradation::TranscoderUnhealthy, unhealthy);
+                    }
+                }
+            }
+        }
+    }
+    let mut writers = Vec::new();
+    for (_, job) in jobs {
+        writers.extend(job.stop().await);
+    }
+    if let Some(tap) = tap {
+        writers.extend(tap.stop().await);
+    }
+    writers.append(&mut spare);
+    writers
+}
+
+fn set_watch(shared: &Mutex<Shared>, indices: &[usize], watch: Option<StatusWatch>) {
+    let mut shared = lock(shared);
+    for &i in indices {
+        if let Some(slot) = shared.rungs.get_mut(i) {
+            *slot = watch.clone();
+        }
+    }
+}
+
+/// Logs a job's event.
+fn report(code: &StreamCode, event: &JobEvent) {
+    match event {
+        JobEvent::Started { pid } => tracing::info!(stream = %code, pid, "FFmpeg started"),
+        JobEvent::Supervision(Event::Crashed {
+            attempt,
+            restart_in,
+            error,
+            announce: true,
+        }) => {
+            tracing::warn!(stream = %code, attempt, restart_in_sec = restart_in.as_secs(), "transcoder crashed: {error}");
+        }
+        JobEvent::Supervision(Event::Unhealthy) => {
+            tracing::warn!(stream = %code, "transcoder unhealthy: consecutive crashes");
+        }
+        JobEvent::Supervision(Event::Recovered) => {
+            tracing::info!(stream = %code, "transcoder recovered")
+        }
+        JobEvent::Supervision(Event::Slow) => {
+            tracing::warn!(stream = %code, "transcoder slower than real time")
+        }
+        JobEvent::Supervision(_) => {}
+    }
+}
+
+/// The rung of the playback feed: the largest `width × height × 1000 + bitrate`, ties to
+/// the first (SPEC §Publisher). A rung copying the source counts as the largest.
+fn best_rung(ladder: &Ladder) -> usize {
+    let score = |rung: &Rung| match rung.encode() {
+        None => u64::MAX,
+        Some(e) => u64::from(e.width) * u64::from(e.height) * 1000 + u64::from(e.bitrate_kbps),
+    };
+    let mut best = 0;
+    for (i, rung) in ladder.rungs.iter().enumerate() {
+        if score(rung) > score(&ladder.rungs[best]) {
+            best = i;
+        }
+    }
+    best
+}
+
+/// The playback tap: the best rung's frames into the main buffer, a new session there
+/// whenever the rung starts one (an FFmpeg restart).
+struct Tap {
+    stop: CancellationToken,
+    task: JoinHandle<Option<Writer>>,
+}
+
+impl Tap {
+    fn start(hub: &Hub, rung: BufferId, mut main: Writer) -> Self {
+        let stop = CancellationToken::new();
+        let cancelled = stop.clone();
+        let hub = hub.clone();
+        let task = tokio::spawn(async move {
+            let Ok(mut subscriber) = hub.subscribe(&rung, SubscribeFrom::Now, "transcoder_tap")
+            else {
+                return Some(main);
+            };
+            let mut session = None;
+            loop {
+                let delivery = tokio::select! {
+                    () = cancelled.cancelled() => return Some(main),
+                    d = subscriber.recv() => d,
+                };
+                match delivery {
+                    None => return Some(main),
+                    Some(Delivery::Lagged { .. }) => {}
+                    Some(Delivery::Frame(frame)) => {
+                        if session.is_some_and(|s| s != frame.session) {
+                            main.start_session(SessionReason::Reconnect);
+                        }
+                        session = Some(frame.session);
+                        if main.write(frame).is_err() {
+                            return None;
+                        }
+                    }
+                }
+            }
+        });
+        Self { stop, task }
+    }
+
+    async fn stop(self) -> Option<Writer> {
+        self.stop.cancel();
+        self.task.await.ok().flatten()
+    }
+}
+
+/// The watermark and the file FFmpeg reads it from: text is written to `<dir>/watermark.txt`;
+/// an image is its path. A library asset cannot be resolved yet: the watermark is off for
+/// this run (logged).
+fn overlay_file(
+    overlay: &Overlay,
+    dir: &std::path::Path,
+    code: &StreamCode,
+) -> Option<(Overlay, String)> {
+    match &overlay.kind {
+        OverlayKind::Text { text, .. } => {
+            let file = dir.join("watermark.txt");
+            let written = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&file, text));
+            match (written, file.to_str()) {
+                (Ok(()), Some(path)) => Some((overlay.clone(), path.to_owned())),
+                (Err(e), _) => {
+                    tracing::warn!(stream = %code, "watermark off: cannot write {}: {e}", file.display());
+                    None
+                }
+                (Ok(()), None) => None,
+            }
+        }
+        OverlayKind::Image(ImageSource::Path(path)) => Some((overlay.clone(), path.clone())),
+        OverlayKind::Image(ImageSource::Asset(asset)) => {
+            tracing::warn!(stream = %code, asset, "watermark off: the watermark library has not landed");
+            None
+        }
+    }
+}
+
+/// A directory name for a stream code (codes may contain `/`).
+fn dir_name(code: &StreamCode) -> String {
+    code.as_str().replace('/', "%2F")
+}
+
+fn rfc3339(at: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Between closing FFmpeg's stdin and killing its group (SPEC §Transcoder "Stop").
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);

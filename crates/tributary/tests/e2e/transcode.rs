@@ -1,0 +1,318 @@
+//! The transcoder with the real FFmpeg (issue 14): a live UDP source becomes a 2-rung ladder
+//! in each mode, served as an HLS master with one media playlist per rung that ffprobe and
+//! GStreamer play; a killed FFmpeg is restarted while HLS goes on; FFmpeg children die with
+//! a SIGKILLed server; a missing FFmpeg is reported as `transcoder_unavailable`.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tributary_testkit::{LiveSender, free_udp_port, http_get, probe_streams, wait_until};
+
+use crate::hls::{clip, serial};
+use crate::server::{Server, put_stream};
+
+/// A stream reading UDP `port` with a 2-rung ladder (640×360 and 320×180) in `mode`.
+fn ladder_stream(server: &Server, code: &str, port: u16, mode: &str) {
+    let body = format!(
+        r#"{{"inputs":[{{"url":"udp://127.0.0.1:{port}"}}],"protocols":{{"hls":true}},
+            "transcoder":{{"mode":"{mode}","audio":{{"bitrate":96}},"video":{{"profiles":[
+              {{"width":640,"height":360,"bitrate":800,"preset":"ultrafast"}},
+              {{"width":320,"height":180,"bitrate":300,"preset":"ultrafast"}}]}}}}}}"#
+    );
+    put_stream(server, code, &body);
+}
+
+fn get_text(server: &Server, path: &str) -> Option<String> {
+    let (status, _, body) = http_get(&server.url(path)).ok()?;
+    (status == 200).then(|| String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Waits until the master lists both rungs and each rung's playlist has `segments` segments;
+/// returns the master.
+fn wait_ladder(server: &Server, code: &str, segments: usize) -> String {
+    let mut master = String::new();
+    wait_until(
+        Duration::from_secs(60),
+        "a master with two playable variants",
+        || {
+            master = get_text(server, &format!("/{code}/index.m3u8")).unwrap_or_default();
+            master.matches("#EXT-X-STREAM-INF").count() == 2
+                && (1..=2).all(|n| {
+                    get_text(server, &format!("/{code}/track_{n}/index.m3u8"))
+                        .is_some_and(|p| p.matches("#EXTINF").count() >= segments)
+                })
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}; master:\n{master}; runtime: {}", server.runtime(code)));
+    master
+}
+
+fn profiles(server: &Server, code: &str) -> Vec<Value> {
+    server.runtime(code)["transcoder"]["profiles"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn pids(server: &Server, code: &str) -> Vec<u32> {
+    let mut pids: Vec<u32> = profiles(server, code)
+        .iter()
+        .filter_map(|p| p["pid"].as_u64())
+        .map(|p| p as u32)
+        .collect();
+    pids.dedup();
+    pids
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
+}
+
+/// The master and both rungs play: sizes and codecs per rung (ffprobe), the master's
+/// attributes, and GStreamer's HLS demuxer decodes the master.
+fn assert_ladder_plays(server: &Server, code: &str) {
+    let master = wait_ladder(server, code, 2);
+    for (n, (w, h), bandwidth) in [(1, (640, 360), 976_000), (2, (320, 180), 426_000)] {
+        let line = master
+            .lines()
+            .zip(master.lines().skip(1))
+            .find(|(_, uri)| *uri == format!("track_{n}/index.m3u8"))
+            .map(|(inf, _)| inf)
+            .unwrap_or_else(|| panic!("track_{n} not in the master:\n{master}"));
+        for attr in [
+            format!("BANDWIDTH={bandwidth}"),
+            format!("RESOLUTION={w}x{h}"),
+            "CODECS=\"avc1.".to_owned(),
+            ",mp4a.40.2\"".to_owned(),
+            "FRAME-RATE=30.000".to_owned(),
+        ] {
+            assert!(line.contains(&attr), "track_{n} lacks {attr}: {line}");
+        }
+        let url = server.url(&format!("/{code}/track_{n}/index.m3u8"));
+        let streams = probe_streams(&url).expect("ffprobe the rung");
+        let video = streams
+            .iter()
+            .find(|s| s.codec_type.as_deref() == Some("video"))
+            .unwrap_or_else(|| panic!("no video in track_{n}: {streams:?}"));
+        assert_eq!(video.codec_name.as_deref(), Some("h264"));
+        assert_eq!((video.width, video.height), (Some(w), Some(h)), "track_{n}");
+        assert!(
+            streams
+                .iter()
+                .any(|s| s.codec_name.as_deref() == Some("aac")),
+            "no AAC in track_{n}: {streams:?}"
+        );
+    }
+    // ffprobe reads the master too (every variant).
+    let streams = probe_streams(&server.url(&format!("/{code}/index.m3u8"))).expect("ffprobe");
+    let sizes: Vec<_> = streams
+        .iter()
+        .filter(|s| s.codec_type.as_deref() == Some("video"))
+        .map(|s| (s.width, s.height))
+        .collect();
+    assert!(sizes.contains(&(Some(640), Some(360))), "{sizes:?}");
+    assert!(sizes.contains(&(Some(320), Some(180))), "{sizes:?}");
+    assert_gstreamer_plays(&server.url(&format!("/{code}/index.m3u8")));
+}
+
+/// GStreamer's `hlsdemux` (an independent HLS client) decodes video frames from `url`: a
+/// live pipeline never ends by itself, so it runs until its sink reported 30 decoded frames
+/// (`last-message = chain …` with `-v`) or 30 s passed, and is then interrupted.
+fn assert_gstreamer_plays(url: &str) {
+    let mut child = Command::new("gst-launch-1.0")
+        .args([
+            "-v",
+            "souphttpsrc",
+            &format!("location={url}"),
+            "!",
+            "hlsdemux",
+            "!",
+            "tsdemux",
+            "!",
+            "h264parse",
+            "!",
+            "avdec_h264",
+            "!",
+            "fakesink",
+            "name=sink",
+            "silent=false",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0 (gstreamer1.0-tools) is installed");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut frames = 0;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("sink") && line.contains("chain") {
+                frames += 1;
+                if frames == 30 {
+                    let _ = tx.send(());
+                    return;
+                }
+            }
+        }
+    });
+    let played = rx.recv_timeout(Duration::from_secs(30));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(played.is_ok(), "GStreamer decoded no 30 frames from {url}");
+}
+
+fn ladder_plays_in(mode: &str) {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let port = free_udp_port();
+    ladder_stream(&server, "abr", port, mode);
+    let _sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
+    assert_ladder_plays(&server, "abr");
+    let runtime = server.runtime("abr");
+    assert_eq!(runtime["status"], "active", "{runtime}");
+    assert_eq!(runtime["transcoder"]["mode"], mode);
+    assert_eq!(runtime["transcoder"]["status"], "healthy");
+    let expected = if mode == "multi" { 1 } else { 2 };
+    assert_eq!(pids(&server, "abr").len(), expected, "{runtime}");
+    for p in profiles(&server, "abr") {
+        assert_eq!(p["status"], "running", "{p}");
+        assert!(p["speed"].as_f64().is_some_and(|s| s > 0.5), "{p}");
+        assert!(
+            p["rss_bytes"].as_u64().is_some_and(|r| r > 1_000_000),
+            "{p}"
+        );
+    }
+}
+
+#[test]
+fn per_profile_ladder_plays_as_hls_master_in_ffprobe_and_gstreamer() {
+    ladder_plays_in("per_profile");
+}
+
+#[test]
+fn multi_ladder_plays_as_hls_master_in_ffprobe_and_gstreamer() {
+    ladder_plays_in("multi");
+}
+
+#[test]
+fn a_killed_ffmpeg_restarts_while_hls_goes_on() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let port = free_udp_port();
+    ladder_stream(&server, "crash", port, "per_profile");
+    let _sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
+    wait_ladder(&server, "crash", 2);
+    let before = pids(&server, "crash");
+    let victim = profiles(&server, "crash")[0]["pid"]
+        .as_u64()
+        .expect("rung 0 runs") as u32;
+    let other = profiles(&server, "crash")[1]["pid"]
+        .as_u64()
+        .expect("rung 1 runs") as u32;
+    let segments_before = get_text(&server, "/crash/track_1/index.m3u8").unwrap_or_default();
+    let last_before = segments_before
+        .lines()
+        .rfind(|l| l.ends_with(".ts"))
+        .map(str::to_owned);
+    Command::new("kill")
+        .args(["-KILL", &victim.to_string()])
+        .status()
+        .expect("kill");
+    let mut profile = Value::Null;
+    wait_until(Duration::from_secs(20), "rung 0 restarted", || {
+        profile = profiles(&server, "crash")[0].clone();
+        profile["restart_count"] == 1 && profile["pid"].as_u64().is_some_and(|p| p as u32 != victim)
+    })
+    .unwrap_or_else(|e| panic!("{e}: {profile}"));
+    let error = profile["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("signal: 9") || error.contains("SIGKILL"),
+        "{profile}"
+    );
+    assert_eq!(pids(&server, "crash").len(), before.len());
+    assert!(alive(other), "the other rung's FFmpeg was not touched");
+    assert_eq!(profiles(&server, "crash")[1]["restart_count"], 0);
+    // The restarted rung publishes new segments after the ones it had.
+    wait_until(
+        Duration::from_secs(30),
+        "track_1 goes on after the restart",
+        || {
+            let now = get_text(&server, "/crash/track_1/index.m3u8").unwrap_or_default();
+            let last = now.lines().rfind(|l| l.ends_with(".ts")).map(str::to_owned);
+            last > last_before && now.contains("#EXT-X-DISCONTINUITY")
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn ffmpeg_children_die_with_a_sigkilled_server() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let port = free_udp_port();
+    ladder_stream(&server, "orphan", port, "per_profile");
+    let _sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
+    let mut children = Vec::new();
+    wait_until(Duration::from_secs(30), "two FFmpeg children", || {
+        children = pids(&server, "orphan");
+        children.len() == 2
+    })
+    .unwrap();
+    assert!(children.iter().all(|&p| alive(p)));
+    let killed = Instant::now();
+    server.kill9();
+    wait_until(Duration::from_secs(2), "FFmpeg children gone", || {
+        children.iter().all(|&p| !alive(p))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {children:?} outlived the server"));
+    assert!(killed.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn a_missing_ffmpeg_is_transcoder_unavailable_and_the_rest_runs() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[("TRIBUTARY_TRANSCODER__FFMPEG_PATH", "/nonexistent/ffmpeg")],
+    );
+    let port = free_udp_port();
+    ladder_stream(&server, "noffmpeg", port, "multi");
+    let passthrough = free_udp_port();
+    put_stream(
+        &server,
+        "plain",
+        &format!(
+            r#"{{"inputs":[{{"url":"udp://127.0.0.1:{passthrough}"}}],"protocols":{{"hls":true}}}}"#
+        ),
+    );
+    let _sender = LiveSender::start(&clip(), passthrough).expect("start the UDP sender");
+    let runtime = server.runtime("noffmpeg");
+    assert_eq!(runtime["status"], "degraded", "{runtime}");
+    assert_eq!(
+        runtime["status_reasons"],
+        serde_json::json!(["transcoder_unavailable"])
+    );
+    assert_eq!(runtime["transcoder"]["status"], "unavailable");
+    let error = runtime["transcoder"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("/nonexistent/ffmpeg") && error.contains("PATH="),
+        "the reason names the path: {runtime}"
+    );
+    // Everything else works: the passthrough stream plays.
+    wait_until(
+        Duration::from_secs(30),
+        "the passthrough stream plays",
+        || get_text(&server, "/plain/index.m3u8").is_some_and(|p| p.contains("#EXTINF")),
+    )
+    .unwrap();
+    assert_eq!(server.runtime("plain")["status"], "active");
+}
