@@ -23,7 +23,9 @@ use utoipa_swagger_ui::SwaggerUi;
         switch_input,
         get_config,
         healthz,
-        readyz
+        readyz,
+        hls_playlist,
+        hls_variant_playlist
     ),
     components(schemas(
         tributary_domain::Stream,
@@ -170,7 +172,7 @@ fn restart_stream() {}
 fn switch_input() {}
 
 #[utoipa::path(get, path = "/config", tag = "system",
-    responses((status = 200, description = "bare `{version, ..., ports, ffmpeg, global_config}`"),
+    responses((status = 200, description = "bare `{version, ..., ports, ffmpeg, global_config}`; `ffmpeg` is `{ok, path (the resolved binary, when found), version, errors}`"),
               (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
               (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
@@ -184,3 +186,16 @@ fn healthz() {}
     responses((status = 200, description = "ready"), (status = 503, description = "`{ready: false, reasons}`")))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn readyz() {}
+
+#[utoipa::path(get, path = "/{code}/index.m3u8", tag = "media", params(("code" = String, Path)),
+    responses((status = 200, description = "HLS: the media playlist of a stream without a transcoder, or the ABR master playlist of a ladder (one `#EXT-X-STREAM-INF` per rung with a segment: BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, CODECS, FRAME-RATE; URIs `track_N/index.m3u8`). Segments `seg_<n>.ts` beside it.", content_type = "application/vnd.apple.mpegurl"),
+              (status = 404, description = "unknown or stopped stream, HLS off, or no segment yet")))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn hls_playlist() {}
+
+#[utoipa::path(get, path = "/{code}/track_{n}/index.m3u8", tag = "media",
+    params(("code" = String, Path), ("n" = u16, Path, description = "rung, from 1 in profile order")),
+    responses((status = 200, description = "HLS media playlist of one rung of a transcoder ladder; its segments `track_N/seg_<n>.ts`", content_type = "application/vnd.apple.mpegurl"),
+              (status = 404, description = "no such rung, or no segment yet")))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn hls_variant_playlist() {}

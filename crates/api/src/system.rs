@@ -37,10 +37,12 @@ pub(crate) async fn config(State(engine): State<EngineHandle>) -> Response {
             outputs.push(name);
         }
     }
-    let ffmpeg = if support.transcoder {
-        json!({"ok": true, "version": "", "errors": []})
-    } else {
-        json!({"ok": false, "version": "", "errors": ["transcoding is not supported yet"]})
+    let ffmpeg = match engine.ffmpeg() {
+        _ if !support.transcoder => {
+            json!({"ok": false, "version": "", "errors": ["transcoding is not supported yet"]})
+        }
+        Ok(path) => json!({"ok": true, "path": path, "version": "", "errors": []}),
+        Err(error) => json!({"ok": false, "version": "", "errors": [error]}),
     };
     Json(json!({
         "version": {

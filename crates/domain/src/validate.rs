@@ -150,7 +150,7 @@ pub struct Support {
     pub srt: bool,
     /// RTMP(S) push-out.
     pub push: bool,
-    /// Push-out of one rendition (`push[].profile`); renditions need the transcoder.
+    /// Push-out of one rendition (`push[].profile`).
     pub push_profiles: bool,
     /// FFmpeg transcoding.
     pub transcoder: bool,
@@ -466,8 +466,8 @@ pub fn parse_stream(
                 format!("push[{i}].profile"),
                 ErrorCode::Unsupported,
                 format!(
-                    "pushing a rendition ({:?}) is not supported yet: renditions need the \
-                     transcoder; use \"\" to push the playback feed",
+                    "pushing a rendition ({:?}) is not supported yet; use \"\" to push the \
+                     playback feed (the best rung of a ladder)",
                     target.profile
                 ),
             ));

@@ -393,6 +393,12 @@ impl EngineHandle {
         self.shared.supported.get()
     }
 
+    /// The FFmpeg binary transcoding streams run (resolved from `transcoder.ffmpeg_path`),
+    /// or why there is none.
+    pub fn ffmpeg(&self) -> Result<PathBuf, String> {
+        self.shared.media.transcoders.ffmpeg()
+    }
+
     /// Parses a stream record as every part of the engine does: against what this build
     /// implements and this server's bound RTMP port (SPEC §Domain "Input URL classifier").
     /// Returns the spec to store and the warnings to show, or every failing field.

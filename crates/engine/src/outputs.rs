@@ -339,6 +339,47 @@ impl OutputService for Outputs {
         }
     }
 
+    fn ladder_changed(&self, stream: &Stream) {
+        let code = &stream.code;
+        if !lock(&self.supervised).contains_key(&Component::Hls(code.clone(), Some(0))) {
+            // Not an ABR HLS output (HLS off, or a topology reload restarts it anyway).
+            return;
+        }
+        let Some(variants) = abr_variants(stream) else {
+            return;
+        };
+        let rungs = variants.len() as u16;
+        // Rungs gone: their packagers stop (their buffers are being deleted).
+        lock(&self.supervised).retain(|component, _| {
+            !matches!(component, Component::Hls(c, Some(i)) if c == code && *i >= rungs)
+        });
+        let gone: Vec<HlsHandle> = {
+            let mut running = lock(&self.running);
+            let keys: Vec<_> = running
+                .keys()
+                .filter(|(c, rung)| c == code && rung.is_some_and(|i| i >= rungs))
+                .cloned()
+                .collect();
+            keys.iter().filter_map(|key| running.remove(key)).collect()
+        };
+        drop(gone);
+        // Rungs new: their packagers start; supervision retries one that cannot yet.
+        for rung in (0..rungs).map(Some) {
+            let component = Component::Hls(code.clone(), rung);
+            if lock(&self.supervised).contains_key(&component) {
+                continue;
+            }
+            match self.spawn_hls(code, rung) {
+                Ok(handle) => {
+                    lock(&self.running).insert((code.clone(), rung), handle);
+                }
+                Err(e) => tracing::warn!(stream = %code, ?rung, "HLS packager of a new rung: {e}"),
+            }
+            lock(&self.supervised).insert(component, Supervised::new(None, now()));
+        }
+        self.hls.register_master(code, variants);
+    }
+
     fn start_push(&self, stream: &Stream, target: &Push) -> Result<(), ServiceError> {
         let code = stream.code.clone();
         let url = target.url.trim().to_owned();

@@ -102,6 +102,10 @@ pub(crate) trait OutputService: Send + Sync {
     fn start_output(&self, stream: &Stream, output: Output) -> Result<(), ServiceError>;
     /// Stops one output; its viewers are disconnected.
     fn stop_output(&self, code: &StreamCode, output: Output);
+    /// The stream's ladder changed while HLS runs (a rung added, removed or re-encoded): the
+    /// master playlist is rewritten and packagers are started or stopped for the rungs that
+    /// came or went; the others carry on.
+    fn ladder_changed(&self, stream: &Stream);
     /// Starts one push target.
     fn start_push(&self, stream: &Stream, target: &Push) -> Result<(), ServiceError>;
     /// Stops one push target.
@@ -179,6 +183,7 @@ impl OutputService for NotLanded {
         Err(ServiceError::Unsupported(self.0))
     }
     fn stop_output(&self, _: &StreamCode, _: Output) {}
+    fn ladder_changed(&self, _: &Stream) {}
     fn start_push(&self, _: &Stream, _: &Push) -> Result<(), ServiceError> {
         Err(ServiceError::Unsupported(self.0))
     }

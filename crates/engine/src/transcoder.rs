@@ -112,6 +112,14 @@ impl Transcoders {
         let _ = self.coordinator.set(coordinator);
     }
 
+    /// The FFmpeg binary streams would run, or why there is none (the full probe of SPEC
+    /// §Transcoder "Probe" has not landed: this only resolves the path).
+    pub(crate) fn ffmpeg(&self) -> Result<PathBuf, String> {
+        Launcher::resolve(&self.ffmpeg_path)
+            .map(|l| l.ffmpeg().to_owned())
+            .map_err(|e| e.to_string())
+    }
+
     /// `runtime.transcoder` of a stream, while one runs.
     pub(crate) fn runtime(&self, code: &StreamCode) -> Option<Value> {
         let shared = Arc::clone(&lock(&self.streams).get(code)?.shared);

@@ -369,7 +369,8 @@ impl Default for CoordinatorSection {
 pub struct TranscoderSection {
     /// The FFmpeg binary, a path or a name looked up in `$PATH`. Default `ffmpeg`.
     pub ffmpeg_path: String,
-    /// The default transcoder mode (`multi`). Not supported yet: transcoding has not landed.
+    /// A server-wide default transcoder mode. Not supported yet (ignored, logged): each stream's
+    /// own `transcoder.mode` applies (`""` = `multi`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
     /// Legacy (open-streamer): accepted and ignored.

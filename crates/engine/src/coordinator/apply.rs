@@ -322,10 +322,14 @@ impl Worker {
                     }
                 }
             }
-            Action::RestartRung { index } => svc
-                .transcoder
-                .restart_rung(spec, *index)
-                .map_err(|e| self.failed(Step::Transcoder, e))?,
+            Action::RestartRung { index } => {
+                svc.transcoder
+                    .restart_rung(spec, *index)
+                    .map_err(|e| self.failed(Step::Transcoder, e))?;
+                if run.outputs.contains(&Output::Hls) {
+                    svc.outputs.ladder_changed(new);
+                }
+            }
             Action::AddRung { index } => {
                 let buffer = BufferKind::Rendition(*index as u16);
                 svc.buffers
@@ -335,10 +339,16 @@ impl Worker {
                 svc.transcoder
                     .add_rung(spec, *index)
                     .map_err(|e| self.failed(Step::Transcoder, e))?;
+                if run.outputs.contains(&Output::Hls) {
+                    svc.outputs.ladder_changed(new);
+                }
             }
             Action::RemoveRung { index } => {
                 let buffer = BufferKind::Rendition(*index as u16);
                 svc.transcoder.remove_rung(&code, *index);
+                if run.outputs.contains(&Output::Hls) {
+                    svc.outputs.ladder_changed(new);
+                }
                 svc.buffers.delete(&code, &[buffer]);
                 run.buffers.retain(|b| *b != buffer);
             }
@@ -365,6 +375,9 @@ impl Worker {
                     .start(spec)
                     .map_err(|e| self.failed(Step::Transcoder, e))?;
                 run.transcoder = true;
+                if run.outputs.contains(&Output::Hls) {
+                    svc.outputs.ladder_changed(new);
+                }
             }
             Action::StartOutput { output } => {
                 svc.outputs

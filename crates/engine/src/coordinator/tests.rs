@@ -103,6 +103,10 @@ impl OutputService for Recorder {
     fn stop_output(&self, _: &StreamCode, o: Output) {
         let _ = self.call(format!("outputs.stop {}", output_name(o)));
     }
+    fn ladder_changed(&self, s: &Stream) {
+        let rungs = s.transcoder.as_ref().map_or(0, |t| t.video.profiles.len());
+        let _ = self.call(format!("outputs.ladder {rungs}"));
+    }
     fn start_push(&self, _: &Stream, p: &Push) -> Result<(), ServiceError> {
         self.call(format!("push.start {}", p.url))
     }
@@ -431,6 +435,54 @@ async fn add_and_remove_profiles_per_profile() {
     assert_eq!(
         route(new, old).await,
         ["transcoder.remove_rung 2", "buffers.delete r2"]
+    );
+}
+
+#[tokio::test]
+async fn ladder_changes_with_hls_on_tell_the_outputs_and_restart_nothing_else() {
+    let with_hls = |mut s: Stream| {
+        s.protocols = Some(Protocols {
+            hls: true,
+            ..Protocols::default()
+        });
+        s
+    };
+    let two = with_hls(transcoded(TranscoderMode::PerProfile, 2));
+    let three = with_hls(transcoded(TranscoderMode::PerProfile, 3));
+    let mut changed = two.clone();
+    changed.transcoder.as_mut().unwrap().video.profiles[0].bitrate = 4321;
+    assert_eq!(
+        route(two.clone(), changed).await,
+        ["transcoder.restart_rung 0", "outputs.ladder 2"]
+    );
+    assert_eq!(
+        route(two.clone(), three.clone()).await,
+        [
+            "buffers.create r2",
+            "transcoder.add_rung 2",
+            "outputs.ladder 3"
+        ]
+    );
+    assert_eq!(
+        route(three, two).await,
+        [
+            "transcoder.remove_rung 2",
+            "outputs.ladder 2",
+            "buffers.delete r2"
+        ]
+    );
+    let multi = with_hls(transcoded(TranscoderMode::Multi, 2));
+    let mut multi_changed = multi.clone();
+    multi_changed.transcoder.as_mut().unwrap().video.profiles[1].bitrate = 99;
+    assert_eq!(
+        route(multi, multi_changed).await,
+        [
+            "transcoder.stop",
+            "buffers.delete ",
+            "buffers.create ",
+            "transcoder.start 2",
+            "outputs.ladder 2"
+        ]
     );
 }
 

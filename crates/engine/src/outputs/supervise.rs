@@ -293,7 +293,7 @@ mod tests {
 
         // Its buffer goes away under it: the task ends.
         drop(writer);
-        until(|| lock(&outputs.running)[&code].is_finished()).await;
+        until(|| lock(&outputs.running)[&(code.clone(), None)].is_finished()).await;
         let t1 = tokio::time::Instant::now().into_std();
         outputs.supervise(t1);
         let shown = hls(&outputs, &code);
@@ -302,7 +302,7 @@ mod tests {
         let warnings = outputs.warnings(&code);
         assert!(warnings[0].contains("HLS packager ended"), "{warnings:?}");
         assert!(
-            !lock(&outputs.running).contains_key(&code),
+            !lock(&outputs.running).contains_key(&(code.clone(), None)),
             "the stale window stays up"
         );
 
@@ -326,7 +326,7 @@ mod tests {
         outputs.stop_output(&code, Output::Hls);
         outputs.supervise(t1 + MAX_DELAY * 2);
         assert!(outputs.publisher(&code).is_none());
-        assert!(!lock(&outputs.running).contains_key(&code));
+        assert!(!lock(&outputs.running).contains_key(&(code.clone(), None)));
     }
 
     /// A push target that reached its `limit` ends by design: it stays `failed`, visible, and
