@@ -155,3 +155,88 @@ pub const PROBE_SPAN: i64 = 90_000;
 
 /// Frames after which the track table is fixed.
 pub const PROBE_FRAMES: usize = 256;
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use tributary_media::{Codec, SessionId, TrackId};
+
+    use super::*;
+
+    fn frame(codec: Codec, ms: i64, keyframe: bool) -> Frame {
+        let track = TrackId(if codec == Codec::H264 { 1 } else { 2 });
+        Frame {
+            track,
+            codec,
+            pts: Ts90(ms * 90),
+            dts: Ts90(ms * 90),
+            keyframe,
+            session: SessionId(1),
+            arrival: Instant::now(),
+            payload: Bytes::from_static(&[0, 0, 0, 1, 0x09, 0xf0, 0xff, 0xfc, 0x00]),
+            config: None,
+        }
+    }
+
+    fn pulled(feeder: &mut Feeder) -> usize {
+        std::iter::from_fn(|| feeder.pull())
+            .map(|run| run.len())
+            .sum()
+    }
+
+    #[test]
+    fn holds_frames_until_the_table_is_known_and_starts_at_a_keyframe() {
+        let mut feeder = Feeder::new();
+        feeder.push(frame(Codec::H264, 0, false));
+        assert!(!feeder.started(), "one kind seen: still probing");
+        assert_eq!(pulled(&mut feeder), 0);
+        feeder.push(frame(Codec::Mp2, 10, true));
+        // Both kinds known, but no keyframe yet: nothing FFmpeg could decode is written.
+        assert!(!feeder.started());
+        feeder.push(frame(Codec::H264, 33, true));
+        assert!(feeder.started());
+        assert_eq!(feeder.first_video_pts(), Some(Ts90(33 * 90)));
+        assert!(pulled(&mut feeder) % 188 == 0);
+        assert_eq!(
+            feeder.skipped(),
+            2,
+            "the P-frame and the audio before the keyframe"
+        );
+    }
+
+    #[test]
+    fn a_lag_skips_to_the_next_keyframe_and_counts() {
+        let mut feeder = Feeder::new();
+        feeder.push(frame(Codec::H264, 0, true));
+        feeder.push(frame(Codec::Mp2, 10, true));
+        assert!(feeder.started());
+        assert!(pulled(&mut feeder) > 0);
+        feeder.lagged(7);
+        feeder.push(frame(Codec::H264, 500, false));
+        feeder.push(frame(Codec::Mp2, 510, true));
+        assert_eq!(pulled(&mut feeder), 0, "nothing until a keyframe");
+        assert_eq!(
+            feeder.skipped(),
+            9,
+            "7 lost by the subscriber, 2 skipped here"
+        );
+        feeder.push(frame(Codec::H264, 533, true));
+        assert!(pulled(&mut feeder) > 0, "the keyframe goes through");
+        feeder.push(frame(Codec::H264, 566, false));
+        assert!(pulled(&mut feeder) > 0);
+        assert_eq!(feeder.skipped(), 9);
+    }
+
+    #[test]
+    fn audio_only_starts_at_once_after_the_probe_span() {
+        let mut feeder = Feeder::new();
+        for ms in (0..=1008).step_by(24) {
+            feeder.push(frame(Codec::Mp2, ms, true));
+        }
+        assert!(feeder.started(), "1 s of audio fixes the table");
+        assert_eq!(feeder.first_video_pts(), None);
+        assert!(pulled(&mut feeder) > 0);
+        assert_eq!(feeder.skipped(), 0);
+    }
+}

@@ -275,11 +275,8 @@ async fn run(
         });
         supervisor.exited(now(), crash);
         drain(&mut supervisor, &status, &events);
-        // Wait out the backoff.
-        loop {
-            let Some(deadline) = supervisor.poll_timeout() else {
-                break;
-            };
+        // Wait out the backoff (until the machine says restart).
+        while let Some(deadline) = supervisor.poll_timeout() {
             tokio::select! {
                 () = stop.cancelled() => return writers,
                 () = tokio::time::sleep_until(deadline.into()) => {}

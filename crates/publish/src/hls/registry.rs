@@ -28,12 +28,15 @@ pub struct HlsRegistry {
     inner: Arc<Inner>,
 }
 
+/// Running outputs by stream and rung (`None`: the stream's only output).
+type Windows = HashMap<(StreamCode, Option<u16>), Arc<Window>>;
+
 /// What the registry shares.
 #[derive(Default)]
 struct Inner {
     /// Running outputs, by stream and rung (`None`: the stream's only output). Written when
     /// an output starts or stops.
-    windows: RwLock<HashMap<(StreamCode, Option<u16>), Arc<Window>>>,
+    windows: RwLock<Windows>,
     /// Last number used by stopped outputs, by code (bounded, see the type doc).
     last_numbers: Mutex<HashMap<StreamCode, u64>>,
     /// ABR streams: their master playlist's variants, each served by the output registered
@@ -213,9 +216,7 @@ impl HlsRegistry {
         self.read_windows().get(&(code.clone(), rung)).cloned()
     }
 
-    fn read_windows(
-        &self,
-    ) -> std::sync::RwLockReadGuard<'_, HashMap<(StreamCode, Option<u16>), Arc<Window>>> {
+    fn read_windows(&self) -> std::sync::RwLockReadGuard<'_, Windows> {
         self.inner
             .windows
             .read()
