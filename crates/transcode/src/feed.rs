@@ -198,7 +198,10 @@ mod tests {
         assert!(feeder.started());
         assert_eq!(feeder.first_video_pts(), Some(Ts90(33 * 90)));
         let bytes = pulled(&mut feeder);
-        assert!(bytes > 0 && bytes.is_multiple_of(188), "whole TS packets: {bytes}");
+        assert!(
+            bytes > 0 && bytes.is_multiple_of(188),
+            "whole TS packets: {bytes}"
+        );
         assert_eq!(
             feeder.skipped(),
             2,

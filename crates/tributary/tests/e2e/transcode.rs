@@ -12,6 +12,32 @@ use tributary_testkit::{LiveSender, free_udp_port, http_get, probe_streams, wait
 use crate::hls::{clip, serial};
 use crate::server::{Server, put_stream};
 
+/// A server (one at a time, see [`serial`]) with one stream `code` fed live over UDP through
+/// a 2-rung ladder in `mode`.
+struct Running {
+    server: Server,
+    _sender: LiveSender,
+    _dir: tempfile::TempDir,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+impl Running {
+    fn start(code: &str, mode: &str) -> Self {
+        let serial = serial();
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(dir.path(), &[]);
+        let port = free_udp_port();
+        ladder_stream(&server, code, port, mode);
+        let sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
+        Self {
+            server,
+            _sender: sender,
+            _dir: dir,
+            _serial: serial,
+        }
+    }
+}
+
 /// A stream reading UDP `port` with a 2-rung ladder (640×360 and 320×180) in `mode`.
 fn ladder_stream(server: &Server, code: &str, port: u16, mode: &str) {
     let body = format!(
@@ -167,20 +193,16 @@ fn assert_gstreamer_plays(url: &str) {
 }
 
 fn ladder_plays_in(mode: &str) {
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
-    let port = free_udp_port();
-    ladder_stream(&server, "abr", port, mode);
-    let _sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
-    assert_ladder_plays(&server, "abr");
+    let running = Running::start("abr", mode);
+    let server = &running.server;
+    assert_ladder_plays(server, "abr");
     let runtime = server.runtime("abr");
     assert_eq!(runtime["status"], "active", "{runtime}");
     assert_eq!(runtime["transcoder"]["mode"], mode);
     assert_eq!(runtime["transcoder"]["status"], "healthy");
     let expected = if mode == "multi" { 1 } else { 2 };
-    assert_eq!(pids(&server, "abr").len(), expected, "{runtime}");
-    for p in profiles(&server, "abr") {
+    assert_eq!(pids(server, "abr").len(), expected, "{runtime}");
+    for p in profiles(server, "abr") {
         assert_eq!(p["status"], "running", "{p}");
         assert!(p["speed"].as_f64().is_some_and(|s| s > 0.5), "{p}");
         assert!(
@@ -202,21 +224,17 @@ fn multi_ladder_plays_as_hls_master_in_ffprobe_and_gstreamer() {
 
 #[test]
 fn a_killed_ffmpeg_restarts_while_hls_goes_on() {
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
-    let port = free_udp_port();
-    ladder_stream(&server, "crash", port, "per_profile");
-    let _sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
-    wait_ladder(&server, "crash", 2);
-    let before = pids(&server, "crash");
-    let victim = profiles(&server, "crash")[0]["pid"]
+    let running = Running::start("crash", "per_profile");
+    let server = &running.server;
+    wait_ladder(server, "crash", 2);
+    let before = pids(server, "crash");
+    let victim = profiles(server, "crash")[0]["pid"]
         .as_u64()
         .expect("rung 0 runs") as u32;
-    let other = profiles(&server, "crash")[1]["pid"]
+    let other = profiles(server, "crash")[1]["pid"]
         .as_u64()
         .expect("rung 1 runs") as u32;
-    let segments_before = get_text(&server, "/crash/track_1/index.m3u8").unwrap_or_default();
+    let segments_before = get_text(server, "/crash/track_1/index.m3u8").unwrap_or_default();
     let last_before = segments_before
         .lines()
         .rfind(|l| l.ends_with(".ts"))
@@ -227,7 +245,7 @@ fn a_killed_ffmpeg_restarts_while_hls_goes_on() {
         .expect("kill");
     let mut profile = Value::Null;
     wait_until(Duration::from_secs(20), "rung 0 restarted", || {
-        profile = profiles(&server, "crash")[0].clone();
+        profile = profiles(server, "crash")[0].clone();
         profile["restart_count"] == 1 && profile["pid"].as_u64().is_some_and(|p| p as u32 != victim)
     })
     .unwrap_or_else(|e| panic!("{e}: {profile}"));
@@ -236,15 +254,15 @@ fn a_killed_ffmpeg_restarts_while_hls_goes_on() {
         error.contains("signal: 9") || error.contains("SIGKILL"),
         "{profile}"
     );
-    assert_eq!(pids(&server, "crash").len(), before.len());
+    assert_eq!(pids(server, "crash").len(), before.len());
     assert!(alive(other), "the other rung's FFmpeg was not touched");
-    assert_eq!(profiles(&server, "crash")[1]["restart_count"], 0);
+    assert_eq!(profiles(server, "crash")[1]["restart_count"], 0);
     // The restarted rung publishes new segments after the ones it had.
     wait_until(
         Duration::from_secs(30),
         "track_1 goes on after the restart",
         || {
-            let now = get_text(&server, "/crash/track_1/index.m3u8").unwrap_or_default();
+            let now = get_text(server, "/crash/track_1/index.m3u8").unwrap_or_default();
             let last = now.lines().rfind(|l| l.ends_with(".ts")).map(str::to_owned);
             last > last_before && now.contains("#EXT-X-DISCONTINUITY")
         },
@@ -254,12 +272,12 @@ fn a_killed_ffmpeg_restarts_while_hls_goes_on() {
 
 #[test]
 fn ffmpeg_children_die_with_a_sigkilled_server() {
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
-    let port = free_udp_port();
-    ladder_stream(&server, "orphan", port, "per_profile");
-    let _sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
+    let Running {
+        server,
+        _sender,
+        _dir,
+        _serial,
+    } = Running::start("orphan", "per_profile");
     let mut children = Vec::new();
     wait_until(Duration::from_secs(30), "two FFmpeg children", || {
         children = pids(&server, "orphan");
