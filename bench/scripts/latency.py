@@ -93,6 +93,8 @@ def main():
     parser.add_argument("--skip", type=float, default=5,
                         help="seconds of packets left out at the start (players probe first)")
     parser.add_argument("--players", type=int, default=1, help="players in all")
+    parser.add_argument("--load-nice", type=int, default=0,
+                        help="niceness of the players that are not measured (0: as the server)")
     parser.add_argument("--measured", type=int, default=4,
                         help="players measured, spread over the joining order")
     args = parser.parse_args()
@@ -114,7 +116,8 @@ def main():
             measured.append((index, proc, lines, reader))
         else:
             background.append(subprocess.Popen(
-                ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", args.play,
+                ["nice", "-n", str(args.load_nice),
+                 "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", args.play,
                  "-c", "copy", "-f", "null", "-"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         if index % 25 == 24:

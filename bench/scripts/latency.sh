@@ -24,7 +24,14 @@
 # the median of the runs' medians with their min-max, the same median and p90 for audio
 # packets, and the RTMP -> HLS median.
 #
+# The players that are not measured run at nice LOAD_NICE: they are the load generator, and
+# on a 2-core machine 200 of them at the server's priority take the CPU the server needs to
+# serve them (in production they run on other machines). The measured players, the publisher
+# and the server run at the same priority. LOAD_NICE=0 gives the method of the runs before
+# 2026-12-05 (late), where both servers are held back by their own load generator.
+#
 # Environment (defaults): RUNS=3 DURATION=30 CLIP_SECONDS=60 SERVERS="floor nginx tributary"
+#   LOAD_NICE=10
 #   CARGO_TARGET_DIR (target/), SERVER_BIN=PATH (skip the build), KEEP (keep temp dirs).
 #
 # Needs: cargo, ffmpeg, curl, python3, a Linux /proc; nginx + libnginx-mod-rtmp (the peer
@@ -36,6 +43,7 @@ RUNS="${RUNS:-3}"
 DURATION="${DURATION:-30}"
 CLIP_SECONDS="${CLIP_SECONDS:-60}"
 SERVERS="${SERVERS:-floor nginx tributary}"
+LOAD_NICE="${LOAD_NICE:-10}"
 COUNTS=("$@")
 [ ${#COUNTS[@]} -gt 0 ] || COUNTS=(1 200)
 
@@ -62,14 +70,15 @@ run_once() {
             --publish "rtmp://127.0.0.1:$port/live/test")
     else
         start_server "$server"
-        args=(--players "$n" --play "$PLAY_URL" --publish "$PLAY_URL" --playlist "$PLAYLIST")
+        args=(--players "$n" --load-nice "$LOAD_NICE" --play "$PLAY_URL" --publish "$PLAY_URL"
+            --playlist "$PLAYLIST")
     fi
     python3 "$ROOT/bench/scripts/latency.py" --clip "$CLIP" --seconds "$DURATION" "${args[@]}" \
         >>"$out"
     cleanup
 }
 
-echo "== $(machine), RUNS=$RUNS DURATION=${DURATION}s, load now: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "== $(machine), RUNS=$RUNS DURATION=${DURATION}s LOAD_NICE=$LOAD_NICE, load now: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 printf '| players | server | video latency median ms | p90 ms | run medians ms | video packets | audio latency median ms | audio p90 ms | RTMP -> HLS median ms |\n'
 printf '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n'
 for n in "${COUNTS[@]}"; do
