@@ -281,16 +281,21 @@ impl TranscodeService for Transcoders {
             return;
         };
         stop.cancel();
+        let hub = self.hub.clone();
         let mut retired = lock(&self.retired);
-        let task = match retired.remove(code) {
-            // A previous run is still handing its writers back: keep both.
-            Some(older) => tokio::spawn(async move {
-                let mut writers = older.await.unwrap_or_default();
-                writers.extend(task.await.unwrap_or_default());
-                writers
-            }),
-            None => task,
-        };
+        let older = retired.remove(code);
+        // The writers come back once the jobs are reaped; those of buffers deleted meanwhile
+        // (a full stop, a rung removed) are dropped then, so a stopped stream's frames are not
+        // kept alive by its writers. A previous run still handing its writers back is kept.
+        let task = tokio::spawn(async move {
+            let mut writers = match older {
+                Some(older) => older.await.unwrap_or_default(),
+                None => Vec::new(),
+            };
+            writers.extend(task.await.unwrap_or_default());
+            writers.retain(|w| hub.contains(w.id()));
+            writers
+        });
         retired.insert(code.clone(), task);
     }
 
