@@ -44,6 +44,23 @@ pub enum EventType {
     /// The active input changed; payload `{from, to, reason, detail, gap_ms}`.
     #[serde(rename = "input.failover")]
     InputFailover,
+    /// A stream's transcoder started; payload `{profiles, raw_ingest_id, mode}` (`mode`:
+    /// `per_profile` or `multi_output`).
+    #[serde(rename = "transcoder.started")]
+    TranscoderStarted,
+    /// A stream's transcoder stopped (its processes reaped).
+    #[serde(rename = "transcoder.stopped")]
+    TranscoderStopped,
+    /// An FFmpeg process crashed, payload `{profile, attempt, restart_in_sec, error}`; or a
+    /// rung became unhealthy, payload `{profile, reason: "consecutive_crashes", message}`.
+    #[serde(rename = "transcoder.error")]
+    TranscoderError,
+    /// An unhealthy rung ran 30 s; payload `{profile}`.
+    #[serde(rename = "transcoder.recovered")]
+    TranscoderRecovered,
+    /// A rung ran below 0.95× real time for 30 s; payload `{profile, speed}`.
+    #[serde(rename = "transcoder.slow")]
+    TranscoderSlow,
 }
 
 impl EventType {
@@ -62,6 +79,11 @@ impl EventType {
             Self::InputDegraded => "input.degraded",
             Self::InputRestored => "input.restored",
             Self::InputFailover => "input.failover",
+            Self::TranscoderStarted => "transcoder.started",
+            Self::TranscoderStopped => "transcoder.stopped",
+            Self::TranscoderError => "transcoder.error",
+            Self::TranscoderRecovered => "transcoder.recovered",
+            Self::TranscoderSlow => "transcoder.slow",
         }
     }
 }

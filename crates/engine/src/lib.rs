@@ -271,7 +271,9 @@ impl Engine {
         media
             .manager
             .attach(events.clone(), coordinator.downgrade());
-        media.transcoders.attach(coordinator.downgrade());
+        media
+            .transcoders
+            .attach(events.clone(), coordinator.downgrade());
         let shared = Shared {
             config,
             store,

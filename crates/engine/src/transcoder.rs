@@ -21,16 +21,18 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tributary_domain::StreamCode;
+use tributary_domain::event::EventType;
 use tributary_domain::ffmpeg::{ImageSource, Job, Ladder, Mode, Overlay, OverlayKind, Rung};
 use tributary_domain::spec::StreamSpec;
 use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Writer};
 use tributary_media::timeline::SessionReason;
 use tributary_transcode::{
-    Event, JobConfig, JobEvent, JobHandle, Launcher, StatusWatch, SupervisorConfig,
+    Event, JobConfig, JobEvent, JobHandle, JobReport, Launcher, StatusWatch, SupervisorConfig,
 };
 
 use crate::buffers::HubBuffers;
 use crate::coordinator::{Degradation, WeakCoordinator};
+use crate::events::EventBus;
 use crate::lock;
 use crate::services::{ServiceError, TranscodeService};
 
@@ -49,6 +51,8 @@ pub(crate) struct Transcoders {
     /// The stream status (`transcoder_unhealthy`, `transcoder_unavailable`), set once the
     /// coordinator exists.
     coordinator: OnceLock<WeakCoordinator>,
+    /// Where `transcoder.*` events go, set with the coordinator.
+    events: OnceLock<EventBus>,
     /// Running streams.
     streams: Mutex<HashMap<StreamCode, Running>>,
     /// Tasks of stopped streams, handing their writers back to the next start.
@@ -102,13 +106,15 @@ impl Transcoders {
             root,
             segment_sec,
             coordinator: OnceLock::new(),
+            events: OnceLock::new(),
             streams: Mutex::new(HashMap::new()),
             retired: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Connects the service to the coordinator (built after it).
-    pub(crate) fn attach(&self, coordinator: WeakCoordinator) {
+    /// Connects the service to the event bus and the coordinator (built after it).
+    pub(crate) fn attach(&self, events: EventBus, coordinator: WeakCoordinator) {
+        let _ = self.events.set(events);
         let _ = self.coordinator.set(coordinator);
     }
 
@@ -257,6 +263,7 @@ impl TranscodeService for Transcoders {
             overlay,
             shared: Arc::clone(&shared),
             coordinator: self.coordinator.get().cloned(),
+            events: self.events.get().cloned(),
         };
         let stop = CancellationToken::new();
         let (tx, rx) = mpsc::channel(16);
@@ -341,9 +348,16 @@ struct StreamCtx {
     overlay: Option<(Overlay, String)>,
     shared: Arc<Mutex<Shared>>,
     coordinator: Option<WeakCoordinator>,
+    events: Option<EventBus>,
 }
 
 impl StreamCtx {
+    fn publish(&self, kind: EventType, payload: Value) {
+        if let Some(events) = &self.events {
+            events.publish(kind, self.code.as_str(), payload);
+        }
+    }
+
     fn config(&self, ladder: &Arc<Ladder>, job: Job) -> JobConfig {
         let name = match job {
             Job::Ladder => "ladder".to_owned(),
@@ -429,6 +443,14 @@ async fn run_stream(
         set_watch(&ctx.shared, &indices, Some(handle.watch()));
         jobs.push((job, handle));
     }
+    ctx.publish(
+        EventType::TranscoderStarted,
+        json!({
+            "profiles": ladder.rungs.len(),
+            "raw_ingest_id": BufferId::Raw(code.clone()).to_string(),
+            "mode": match ladder.mode { Mode::Multi => "multi_output", Mode::PerProfile => "per_profile" },
+        }),
+    );
     // Writers of buffers no job writes (none, unless a buffer was missing) go back at the end.
     let mut spare = writers;
     let mut unhealthy = false;
@@ -471,7 +493,7 @@ async fn run_stream(
                 }
             },
             Some(event) = events.recv() => {
-                report(&code, &event);
+                report(&ctx, &event, &jobs);
                 let now_unhealthy = jobs.iter().any(|(_, j)| !j.status().healthy);
                 if now_unhealthy != unhealthy {
                     unhealthy = now_unhealthy;
@@ -489,6 +511,7 @@ async fn run_stream(
     if let Some(tap) = tap {
         writers.extend(tap.stop().await);
     }
+    ctx.publish(EventType::TranscoderStopped, json!({}));
     writers.append(&mut spare);
     writers
 }
@@ -502,28 +525,60 @@ fn set_watch(shared: &Mutex<Shared>, indices: &[usize], watch: Option<StatusWatc
     }
 }
 
-/// Logs a job's event.
-fn report(code: &StreamCode, event: &JobEvent) {
+/// Logs a job's event and publishes it as a `transcoder.*` event (SPEC §Events). `profile`
+/// is the rung index in `per_profile` mode and `null` for the single process of `multi` mode.
+fn report(ctx: &StreamCtx, report: &JobReport, jobs: &[(Job, JobHandle)]) {
+    let code = &ctx.code;
+    let profile = match report.job {
+        Job::Rung(i) => json!(i),
+        Job::Ladder => Value::Null,
+    };
+    let JobEvent::Supervision(event) = &report.event else {
+        if let JobEvent::Started { pid } = report.event {
+            tracing::info!(stream = %code, ?profile, pid, "FFmpeg started");
+        }
+        return;
+    };
     match event {
-        JobEvent::Started { pid } => tracing::info!(stream = %code, pid, "FFmpeg started"),
-        JobEvent::Supervision(Event::Crashed {
+        Event::Crashed {
             attempt,
             restart_in,
             error,
-            announce: true,
-        }) => {
-            tracing::warn!(stream = %code, attempt, restart_in_sec = restart_in.as_secs(), "transcoder crashed: {error}");
+            announce,
+        } => {
+            tracing::warn!(stream = %code, ?profile, attempt, restart_in_sec = restart_in.as_secs(), "FFmpeg exited: {error}");
+            if *announce {
+                ctx.publish(
+                    EventType::TranscoderError,
+                    json!({"profile": profile, "attempt": attempt,
+                           "restart_in_sec": restart_in.as_secs(), "error": error}),
+                );
+            }
         }
-        JobEvent::Supervision(Event::Unhealthy) => {
-            tracing::warn!(stream = %code, "transcoder unhealthy: consecutive crashes");
+        Event::Unhealthy => {
+            tracing::warn!(stream = %code, ?profile, "transcoder unhealthy: 3 crashes within 30 s");
+            ctx.publish(
+                EventType::TranscoderError,
+                json!({"profile": profile, "reason": "consecutive_crashes",
+                       "message": "3 crashes within 30 s"}),
+            );
         }
-        JobEvent::Supervision(Event::Recovered) => {
-            tracing::info!(stream = %code, "transcoder recovered")
+        Event::Recovered => {
+            tracing::info!(stream = %code, ?profile, "transcoder recovered");
+            ctx.publish(EventType::TranscoderRecovered, json!({"profile": profile}));
         }
-        JobEvent::Supervision(Event::Slow) => {
-            tracing::warn!(stream = %code, "transcoder slower than real time")
+        Event::Slow => {
+            let speed = jobs
+                .iter()
+                .find(|(job, _)| *job == report.job)
+                .and_then(|(_, handle)| handle.status().progress?.speed);
+            tracing::warn!(stream = %code, ?profile, ?speed, "transcoder slower than real time");
+            ctx.publish(
+                EventType::TranscoderSlow,
+                json!({"profile": profile, "speed": speed}),
+            );
         }
-        JobEvent::Supervision(_) => {}
+        Event::Restart | Event::NotSlow => {}
     }
 }
 

@@ -91,6 +91,31 @@ pub enum JobEvent {
     Supervision(Event),
 }
 
+/// A [`JobEvent`] and the job it comes from (several jobs may share one channel).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobReport {
+    /// The job: the whole ladder, or one rung.
+    pub job: Job,
+    /// What happened.
+    pub event: JobEvent,
+}
+
+/// Sends a job's events, tagged with the job. A full channel drops the event (the status
+/// still shows the state).
+struct Reporter {
+    job: Job,
+    tx: mpsc::Sender<JobReport>,
+}
+
+impl Reporter {
+    fn send(&self, event: JobEvent) {
+        let _ = self.tx.try_send(JobReport {
+            job: self.job,
+            event,
+        });
+    }
+}
+
 /// Reads a job's status (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct StatusWatch(Arc<Mutex<JobStatus>>);
@@ -117,13 +142,14 @@ pub struct JobHandle {
 }
 
 impl JobHandle {
-    /// Starts a job writing output *i* of FFmpeg to `writers[i]`. Events go to `events`
-    /// (bounded; an event that does not fit is dropped, the status still shows the state).
+    /// Starts a job writing output *i* of FFmpeg to `writers[i]`. Events go to `events`,
+    /// tagged with the job (bounded; an event that does not fit is dropped, the status still
+    /// shows the state).
     pub fn start(
         config: JobConfig,
         hub: Hub,
         writers: Vec<Writer>,
-        events: mpsc::Sender<JobEvent>,
+        events: mpsc::Sender<JobReport>,
     ) -> Self {
         let stop = CancellationToken::new();
         let status = Arc::new(Mutex::new(JobStatus {
@@ -166,12 +192,16 @@ async fn run(
     config: JobConfig,
     hub: Hub,
     mut writers: Vec<Writer>,
-    events: mpsc::Sender<JobEvent>,
+    events: mpsc::Sender<JobReport>,
     status: Arc<Mutex<JobStatus>>,
     stop: CancellationToken,
 ) -> Vec<Writer> {
     let update = |f: &dyn Fn(&mut JobStatus)| {
         f(&mut status.lock().unwrap_or_else(PoisonError::into_inner));
+    };
+    let events = Reporter {
+        job: config.job,
+        tx: events,
     };
     let mut supervisor = Supervisor::new(now(), config.supervisor.clone());
     let mut first = true;
@@ -224,7 +254,7 @@ async fn run(
             Ok((mut process, pipes)) => {
                 let pid = process.pid();
                 update(&|s| s.pid = Some(pid));
-                let _ = events.try_send(JobEvent::Started { pid });
+                events.send(JobEvent::Started { pid });
                 let feeder =
                     tokio::spawn(feed(subscriber, feeder, pipes.stdin, Arc::clone(&status)));
                 let readers: Vec<JoinHandle<Writer>> = pipes
@@ -305,7 +335,7 @@ async fn watch(
     mut stderr: ChildStderr,
     supervisor: &mut Supervisor,
     status: &Mutex<JobStatus>,
-    events: &mpsc::Sender<JobEvent>,
+    events: &Reporter,
     stop: &CancellationToken,
 ) -> Outcome {
     let mut parser = ProgressParser::new();
@@ -371,15 +401,11 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 /// Applies the supervisor's events to the status and forwards them; returns whether a
 /// restart is due.
-fn drain(
-    supervisor: &mut Supervisor,
-    status: &Mutex<JobStatus>,
-    events: &mpsc::Sender<JobEvent>,
-) -> bool {
+fn drain(supervisor: &mut Supervisor, status: &Mutex<JobStatus>, events: &Reporter) -> bool {
     let mut restart = false;
     while let Some(event) = supervisor.poll_event() {
         restart |= event == Event::Restart;
-        let _ = events.try_send(JobEvent::Supervision(event));
+        events.send(JobEvent::Supervision(event));
     }
     let mut s = status.lock().unwrap_or_else(PoisonError::into_inner);
     s.restart_count = supervisor.restart_count();

@@ -48,7 +48,7 @@ pub mod supervise;
 pub mod usage;
 
 pub use feed::Feeder;
-pub use job::{JobConfig, JobEvent, JobHandle, JobStatus, MAX_ERRORS, StatusWatch};
+pub use job::{JobConfig, JobEvent, JobHandle, JobReport, JobStatus, MAX_ERRORS, StatusWatch};
 pub use process::{Ffmpeg, Launcher, SpawnError, prepare_workdir};
 pub use progress::{Progress, ProgressParser};
 pub use stderr::{Line, StderrTail};

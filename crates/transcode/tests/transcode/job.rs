@@ -15,7 +15,9 @@ use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber, Writer};
 use tributary_media::{Frame, MediaKind, Ts90};
 use tributary_mpegts::{DemuxEvent, Demuxer, DemuxerConfig};
 use tributary_testkit::{ClipSpec, cached_clip};
-use tributary_transcode::{JobConfig, JobEvent, JobHandle, Launcher, SpawnError, SupervisorConfig};
+use tributary_transcode::{
+    JobConfig, JobEvent, JobHandle, JobReport, Launcher, SpawnError, SupervisorConfig,
+};
 
 /// The frames of a 4 s 640×360 clip (1 s GOP), in file order.
 fn clip_frames() -> Vec<Frame> {
@@ -50,7 +52,9 @@ fn ladder(mode: &str) -> Arc<Ladder> {
 struct Setup {
     hub: Hub,
     jobs: Vec<JobHandle>,
-    events: mpsc::Receiver<JobEvent>,
+    /// What each of `jobs` runs.
+    jobs_run: Vec<Job>,
+    events: mpsc::Receiver<JobReport>,
     renditions: Vec<BufferId>,
     player: tokio::task::JoinHandle<()>,
     _dir: tempfile::TempDir,
@@ -85,7 +89,8 @@ fn start(mode: &str) -> Setup {
         grace: Duration::from_secs(2),
         supervisor: SupervisorConfig::default(),
     };
-    let jobs = match ladder.jobs().as_slice() {
+    let jobs_run = ladder.jobs();
+    let jobs = match jobs_run.as_slice() {
         [Job::Ladder] => vec![JobHandle::start(
             config(Job::Ladder, "ladder"),
             hub.clone(),
@@ -110,6 +115,7 @@ fn start(mode: &str) -> Setup {
     Setup {
         hub,
         jobs,
+        jobs_run,
         events,
         renditions,
         player,
@@ -182,8 +188,8 @@ async fn both_modes_run_restart_and_stop(mode: &str) {
     }
     let pid = s.jobs[0].status().pid.expect("running");
     let mut started = 0;
-    while let Ok(event) = s.events.try_recv() {
-        started += usize::from(matches!(event, JobEvent::Started { .. }));
+    while let Ok(report) = s.events.try_recv() {
+        started += usize::from(matches!(report.event, JobEvent::Started { .. }));
     }
     assert_eq!(started, s.jobs.len(), "one process per job");
 
@@ -197,7 +203,13 @@ async fn both_modes_run_restart_and_stop(mode: &str) {
     let mut restarted = None;
     while restarted.is_none() {
         match tokio::time::timeout(Duration::from_secs(20), s.events.recv()).await {
-            Ok(Some(JobEvent::Started { pid: new })) => restarted = Some(new),
+            Ok(Some(JobReport {
+                job,
+                event: JobEvent::Started { pid: new },
+            })) => {
+                assert_eq!(job, s.jobs_run[0], "the killed job restarts");
+                restarted = Some(new);
+            }
             Ok(Some(_)) => {}
             other => panic!("no restart: {other:?}"),
         }
