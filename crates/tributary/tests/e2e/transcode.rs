@@ -1,7 +1,8 @@
 //! The transcoder with the real FFmpeg (issue 14): a live UDP source becomes a 2-rung ladder
 //! in each mode, served as an HLS master with one media playlist per rung that ffprobe and
-//! GStreamer play; a killed FFmpeg is restarted while HLS goes on; FFmpeg children die with
-//! a SIGKILLed server; a missing FFmpeg is reported as `transcoder_unavailable`.
+//! GStreamer play; a killed FFmpeg is restarted while HLS goes on; a changed rung restarts
+//! only its FFmpeg and rewrites the master; FFmpeg children die with a SIGKILLed server; a
+//! missing FFmpeg is reported as `transcoder_unavailable`.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,6 +17,8 @@ use crate::server::{Server, put_stream};
 /// a 2-rung ladder in `mode`.
 struct Running {
     server: Server,
+    /// The UDP port the stream reads.
+    port: u16,
     _sender: LiveSender,
     _dir: tempfile::TempDir,
     _serial: std::sync::MutexGuard<'static, ()>,
@@ -23,14 +26,20 @@ struct Running {
 
 impl Running {
     fn start(code: &str, mode: &str) -> Self {
+        Self::start_with(code, mode, &[])
+    }
+
+    /// As [`start`](Self::start), the server with extra environment variables.
+    fn start_with(code: &str, mode: &str, env: &[(&str, &str)]) -> Self {
         let serial = serial();
         let dir = tempfile::tempdir().unwrap();
-        let server = Server::start(dir.path(), &[]);
+        let server = Server::start(dir.path(), env);
         let port = free_udp_port();
-        ladder_stream(&server, code, port, mode);
+        put_stream(&server, code, &ladder_body(port, mode, 300));
         let sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
         Self {
             server,
+            port,
             _sender: sender,
             _dir: dir,
             _serial: serial,
@@ -38,15 +47,15 @@ impl Running {
     }
 }
 
-/// A stream reading UDP `port` with a 2-rung ladder (640×360 and 320×180) in `mode`.
-fn ladder_stream(server: &Server, code: &str, port: u16, mode: &str) {
-    let body = format!(
+/// A stream reading UDP `port` with a 2-rung ladder in `mode`: 640×360 at 800 kb/s and
+/// 320×180 at `low_kbps`.
+fn ladder_body(port: u16, mode: &str, low_kbps: u32) -> String {
+    format!(
         r#"{{"inputs":[{{"url":"udp://127.0.0.1:{port}"}}],"protocols":{{"hls":true}},
             "transcoder":{{"mode":"{mode}","audio":{{"bitrate":96}},"video":{{"profiles":[
               {{"width":640,"height":360,"bitrate":800,"preset":"ultrafast"}},
-              {{"width":320,"height":180,"bitrate":300,"preset":"ultrafast"}}]}}}}}}"#
-    );
-    put_stream(server, code, &body);
+              {{"width":320,"height":180,"bitrate":{low_kbps},"preset":"ultrafast"}}]}}}}}}"#
+    )
 }
 
 fn get_text(server: &Server, path: &str) -> Option<String> {
@@ -224,7 +233,15 @@ fn multi_ladder_plays_as_hls_master_in_ffprobe_and_gstreamer() {
 
 #[test]
 fn a_killed_ffmpeg_restarts_while_hls_goes_on() {
-    let running = Running::start("crash", "per_profile");
+    // Events are logged at debug by the bus: the test reads them there.
+    let running = Running::start_with(
+        "crash",
+        "per_profile",
+        &[(
+            "TRIBUTARY_LOG__LEVEL",
+            "info,tributary_engine::events=debug",
+        )],
+    );
     let server = &running.server;
     wait_ladder(server, "crash", 2);
     let before = pids(server, "crash");
@@ -257,6 +274,11 @@ fn a_killed_ffmpeg_restarts_while_hls_goes_on() {
     assert_eq!(pids(server, "crash").len(), before.len());
     assert!(alive(other), "the other rung's FFmpeg was not touched");
     assert_eq!(profiles(server, "crash")[1]["restart_count"], 0);
+    for event in ["transcoder.started", "transcoder.error"] {
+        let seen = server
+            .logged(|line| line["fields"]["event"] == event && line["fields"]["stream"] == "crash");
+        assert_eq!(seen.len(), 1, "one {event} event");
+    }
     // The restarted rung publishes new segments after the ones it had.
     wait_until(
         Duration::from_secs(30),
@@ -271,9 +293,63 @@ fn a_killed_ffmpeg_restarts_while_hls_goes_on() {
 }
 
 #[test]
+fn a_changed_rung_restarts_only_its_ffmpeg_and_rewrites_the_master() {
+    let running = Running::start("reload", "per_profile");
+    let server = &running.server;
+    let master = wait_ladder(server, "reload", 2);
+    assert!(master.contains("BANDWIDTH=426000,"), "{master}");
+    let high = profiles(server, "reload")[0]["pid"]
+        .as_u64()
+        .expect("rung 0 runs");
+    let low = profiles(server, "reload")[1]["pid"]
+        .as_u64()
+        .expect("rung 1 runs");
+    let answer = crate::server::send(
+        "PUT",
+        &server.url("/streams/reload"),
+        Some(&ladder_body(running.port, "per_profile", 200)),
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let mut now = Vec::new();
+    wait_until(Duration::from_secs(20), "rung 1 restarted", || {
+        now = profiles(server, "reload");
+        now[1]["pid"].as_u64().is_some_and(|p| p != low)
+    })
+    .unwrap_or_else(|e| panic!("{e}: {now:?}"));
+    assert_eq!(
+        now[0]["pid"].as_u64(),
+        Some(high),
+        "rung 0's FFmpeg kept running"
+    );
+    assert_eq!(now[1]["restart_count"], 0, "a planned restart is no crash");
+    // BANDWIDTH = (1.1 × 200 + 96) kb/s; track_1's line is unchanged.
+    wait_until(Duration::from_secs(5), "the master rewritten", || {
+        get_text(server, "/reload/index.m3u8").is_some_and(|m| {
+            m.contains("BANDWIDTH=316000,AVERAGE-BANDWIDTH=296000")
+                && m.contains("BANDWIDTH=976000,AVERAGE-BANDWIDTH=896000")
+        })
+    })
+    .unwrap();
+    let before = get_text(server, "/reload/track_2/index.m3u8").unwrap_or_default();
+    let last = |text: &str| {
+        text.lines()
+            .rfind(|l| l.ends_with(".ts"))
+            .map(str::to_owned)
+    };
+    wait_until(Duration::from_secs(20), "track_2 goes on", || {
+        let text = get_text(server, "/reload/track_2/index.m3u8").unwrap_or_default();
+        last(&text) > last(&before)
+    })
+    .unwrap();
+    assert_eq!(server.runtime("reload")["status"], "active");
+}
+
+#[test]
 fn ffmpeg_children_die_with_a_sigkilled_server() {
     let Running {
         server,
+        port: _,
         _sender,
         _dir,
         _serial,
@@ -302,8 +378,11 @@ fn a_missing_ffmpeg_is_transcoder_unavailable_and_the_rest_runs() {
         dir.path(),
         &[("TRIBUTARY_TRANSCODER__FFMPEG_PATH", "/nonexistent/ffmpeg")],
     );
-    let port = free_udp_port();
-    ladder_stream(&server, "noffmpeg", port, "multi");
+    put_stream(
+        &server,
+        "noffmpeg",
+        &ladder_body(free_udp_port(), "multi", 300),
+    );
     let passthrough = free_udp_port();
     put_stream(
         &server,
