@@ -227,6 +227,24 @@ impl Worker {
         };
         let diff = compute_diff(run.spec.stream(), new.stream());
         let planned = plan(run.spec.stream(), new.stream(), &diff);
+        let transcodes = |s: &Stream| buffer_plan(s).contains(&BufferKind::Raw);
+        if planned.actions.contains(&Action::ReloadTranscoder)
+            && transcodes(run.spec.stream()) != transcodes(new.stream())
+        {
+            // Between passthrough and transcoding the ingest target moves between the main
+            // and the raw buffer, which the stream manager cannot do to a running input yet:
+            // the whole stream restarts instead (viewers reconnect).
+            self.running = Some(run);
+            self.stop();
+            let mut applied = self.start(&new)?;
+            applied.actions = vec![Action::Stop, Action::Start];
+            applied.warnings.push(
+                "switching between passthrough and transcoding restarts the whole stream \
+                 (hot reload of this change is not supported yet)"
+                    .to_owned(),
+            );
+            return Ok(applied);
+        }
         let mut warnings = planned.warnings.clone();
         let mut applied = Vec::new();
         for action in &planned.actions {

@@ -561,7 +561,7 @@ async fn disable_stops_everything() {
 }
 
 #[tokio::test]
-async fn topology_change_reloads_the_transcoder_only() {
+async fn passthrough_to_transcoding_restarts_the_whole_stream() {
     let mut old = base();
     old.protocols = Some(Protocols {
         hls: true,
@@ -570,11 +570,51 @@ async fn topology_change_reloads_the_transcoder_only() {
     });
     let mut new = transcoded(TranscoderMode::Multi, 2);
     new.protocols = old.protocols;
+    let calls = route(old.clone(), new.clone()).await;
+    let stop = [
+        "outputs.stop rtmp",
+        "outputs.stop hls",
+        "inputs.unregister",
+        "buffers.delete main",
+    ];
+    assert_eq!(calls[..stop.len()], stop, "{calls:?}");
+    assert_eq!(
+        calls.last().map(String::as_str),
+        Some("transcoder.start 2"),
+        "{calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|c| c.starts_with("buffers.create main,raw")),
+        "{calls:?}"
+    );
+    // And back: the transcoder goes with the rest.
+    let back = route(new, old).await;
+    assert!(back.contains(&"transcoder.stop".to_owned()), "{back:?}");
+    assert_eq!(
+        back.last().map(String::as_str),
+        Some("outputs.start rtmp"),
+        "{back:?}"
+    );
+}
+
+#[tokio::test]
+async fn mode_change_reloads_the_transcoder_only() {
+    let mut old = transcoded(TranscoderMode::Multi, 2);
+    old.protocols = Some(Protocols {
+        hls: true,
+        rtmp: true,
+        ..Protocols::default()
+    });
+    let mut new = transcoded(TranscoderMode::PerProfile, 2);
+    new.protocols = old.protocols;
     assert_eq!(
         route(old, new).await,
         [
+            "transcoder.stop",
             "buffers.delete ",
-            "buffers.create raw,r0,r1",
+            "buffers.create ",
             "inputs.update 1",
             "transcoder.start 2",
             "outputs.stop hls",
