@@ -625,7 +625,13 @@ impl Tap {
                     None => return Some(main),
                     Some(Delivery::Lagged { .. }) => {}
                     Some(Delivery::Frame(frame)) => {
-                        if session.is_some_and(|s| s != frame.session) {
+                        // A new FFmpeg process, or a main writer handed over from the
+                        // previous run of the transcoder: a new session on the main buffer.
+                        let renewed = match session {
+                            Some(s) => s != frame.session,
+                            None => main.session().is_some(),
+                        };
+                        if renewed {
                             main.start_session(SessionReason::Reconnect);
                         }
                         session = Some(frame.session);

@@ -454,6 +454,10 @@ async fn feed(
 async fn read_output(mut output: pipe::Receiver, mut writer: Writer) -> Writer {
     let mut demuxer = Demuxer::new(DemuxerConfig::default());
     let mut buf = vec![0u8; 64 * 1024];
+    // Cleared when the rendition buffer is gone: the pipe is still drained to its end, so
+    // FFmpeg never blocks on an output nobody reads (in `multi` mode that would stall every
+    // rung).
+    let mut writing = true;
     loop {
         let n = match output.read(&mut buf).await {
             Ok(0) | Err(_) => {
@@ -461,15 +465,19 @@ async fn read_output(mut output: pipe::Receiver, mut writer: Writer) -> Writer {
                 0
             }
             Ok(n) => {
-                demuxer.push(&buf[..n], now());
+                if writing {
+                    demuxer.push(&buf[..n], now());
+                }
                 n
             }
         };
         while let Some(event) = demuxer.pull() {
             if let Ok(DemuxEvent::Frame(frame)) = event
+                && writing
                 && writer.write(frame).is_err()
             {
-                return writer;
+                tracing::debug!(buffer = %writer.id(), "rendition buffer gone; output drained");
+                writing = false;
             }
         }
         if n == 0 {
