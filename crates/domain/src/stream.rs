@@ -30,7 +30,7 @@ pub struct Stream {
     #[serde(default)]
     pub tags: Vec<String>,
     /// Publish secret for push inputs (§Security): empty (no key) or, when written, at least
-    /// 12 characters; masked in responses.
+    /// 10 characters (SPEC's example key has 10); masked in responses.
     #[serde(default)]
     pub stream_key: String,
     /// `true`: never started; a running pipeline is stopped.

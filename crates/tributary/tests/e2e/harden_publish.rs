@@ -120,9 +120,9 @@ fn a_wrong_key_loop_is_slowed_while_other_streams_keep_playing() {
     assert!(right.is_some());
 }
 
-/// A `stream_key` shorter than 12 characters is refused on every write (PUT, POST, PATCH) with
+/// A `stream_key` shorter than 10 characters is refused on every write (PUT, POST, PATCH) with
 /// a 422 naming the field and the minimum, never quoting the key; nothing is stored. An empty
-/// key (none) and a key of 12 are accepted.
+/// key (none) and a key of 10 are accepted.
 #[test]
 fn a_short_stream_key_is_refused_on_every_write() {
     let dir = tempfile::tempdir().unwrap();
@@ -130,7 +130,7 @@ fn a_short_stream_key_is_refused_on_every_write() {
     let url = server.url("/streams/keyed");
     let body =
         |key: &str| format!(r#"{{"stream_key": "{key}", "inputs": [{{"url": "publish://"}}]}}"#);
-    let short = body("s3cret-k3y");
+    let short = body("s3cret-k3");
     let refused = |method: &str, body: &str| {
         let answer = send(method, &url, Some(body), &[]);
         assert_eq!(answer.status, 422, "{method}: {}", answer.body);
@@ -138,9 +138,9 @@ fn a_short_stream_key_is_refused_on_every_write() {
         let field = &answer.body["error"]["fields"][0];
         assert_eq!(field["path"], "stream_key", "{}", answer.body);
         let message = field["message"].as_str().unwrap();
-        assert!(message.contains("at least 12 characters"), "{message}");
+        assert!(message.contains("at least 10 characters"), "{message}");
         assert!(
-            !answer.body.to_string().contains("s3cret-k3y"),
+            !answer.body.to_string().contains("s3cret-k3"),
             "{}",
             answer.body
         );
@@ -154,14 +154,14 @@ fn a_short_stream_key_is_refused_on_every_write() {
         "nothing was stored"
     );
 
-    let created = send("PUT", &url, Some(&body("twelve-chars")), &[]);
+    let created = send("PUT", &url, Some(&body("ten-chars!")), &[]);
     assert_eq!(created.status, 201, "{}", created.body);
-    refused("PATCH", r#"{"stream_key": "s3cret-k3y"}"#);
+    refused("PATCH", r#"{"stream_key": "s3cret-k3"}"#);
     refused("POST", &short);
     refused("PUT", &short);
     let revealed = send("GET", &server.url("/streams/keyed?reveal=true"), None, &[]);
     assert_eq!(
-        revealed.body["data"]["stream_key"], "twelve-chars",
+        revealed.body["data"]["stream_key"], "ten-chars!",
         "the stored key is kept"
     );
 
