@@ -257,23 +257,27 @@ fn hostile_watermark_values_reach_ffmpeg_intact() {
         "enabled": true, "type": "text", "text": HOSTILE, "font_file": font.to_str().unwrap(),
         "position": "custom", "x": "max(10, w-tw) / 2", "y": "h-th-10"}))
     .unwrap();
-    let overlay = Overlay::parse(&watermark).expect("a valid watermark");
     let ladder = ladder(json!({"video": {"profiles": [{"width": 640, "height": 360,
                                                        "preset": "ultrafast"}]}}));
-    let ctx = Context {
-        overlay: Some(OverlayInput {
-            overlay: &overlay,
-            file: text_file.to_str().unwrap(),
-        }),
-        ..context(&clip())
+    // FFmpeg draws `watermark` from `file` and writes video.
+    let draws = |watermark: &Watermark, file: &Path, label: &str| {
+        let overlay = Overlay::parse(watermark).expect("a valid watermark");
+        let ctx = Context {
+            overlay: Some(OverlayInput {
+                overlay: &overlay,
+                file: file.to_str().unwrap(),
+            }),
+            ..context(&clip())
+        };
+        let outputs = run(
+            argv(&ladder, Job::Ladder, &ctx),
+            &clip(),
+            root.path(),
+            label,
+        );
+        assert!(!video_packets(&outputs[0]).is_empty(), "{label}");
     };
-    let outputs = run(
-        argv(&ladder, Job::Ladder, &ctx),
-        &clip(),
-        root.path(),
-        "text",
-    );
-    assert!(!video_packets(&outputs[0]).is_empty());
+    draws(&watermark, &text_file, "text");
 
     // The same for an image: FFmpeg must open the file the hostile path names.
     let image = dir.join(format!("{HOSTILE}.png"));
@@ -296,19 +300,5 @@ fn hostile_watermark_values_reach_ffmpeg_intact() {
         "enabled": true, "type": "image", "image_path": image.to_str().unwrap(),
         "opacity": 0.5, "position": "bottom_right"}))
     .unwrap();
-    let overlay = Overlay::parse(&watermark).expect("a valid watermark");
-    let ctx = Context {
-        overlay: Some(OverlayInput {
-            overlay: &overlay,
-            file: image.to_str().unwrap(),
-        }),
-        ..context(&clip())
-    };
-    let outputs = run(
-        argv(&ladder, Job::Ladder, &ctx),
-        &clip(),
-        root.path(),
-        "image",
-    );
-    assert!(!video_packets(&outputs[0]).is_empty());
+    draws(&watermark, &image, "image");
 }

@@ -142,6 +142,24 @@ pub(crate) fn wait_segments(
     last
 }
 
+/// The last media segment `playlist` lists.
+fn last_segment(playlist: &str) -> Option<&str> {
+    playlist.lines().rfind(|l| l.ends_with(".ts"))
+}
+
+/// Waits until `/{code}/index.m3u8`, which lists at least 2 segments now, lists a segment after
+/// the last one it lists now: the stream's output is still going.
+pub(crate) fn wait_new_segment(server: &Server, code: &str, timeout: Duration) {
+    let now = wait_segments(server, code, 2, Duration::from_secs(5));
+    let before = last_segment(&now);
+    wait_until(
+        timeout,
+        &format!("a new segment in /{code}/index.m3u8"),
+        || playlist(server, code).is_some_and(|text| last_segment(&text) != before),
+    )
+    .unwrap();
+}
+
 #[test]
 fn udp_ts_plays_as_hls_in_ffprobe_ffmpeg_and_hls_js() {
     let _serial = serial();

@@ -8,23 +8,8 @@ use std::time::Duration;
 
 use tributary_testkit::{ClipSpec, LiveSender, cached_clip, free_tcp_port, wait_until};
 
-use crate::hls::serial;
+use crate::hls::{serial, wait_new_segment, wait_segments};
 use crate::server::{Server, put_stream, send};
-
-/// The media segments `/{code}/index.m3u8` lists now.
-fn segments(server: &Server, code: &str) -> Vec<String> {
-    tributary_testkit::http_get(&server.url(&format!("/{code}/index.m3u8")))
-        .ok()
-        .filter(|(status, _, _)| *status == 200)
-        .map(|(_, _, body)| {
-            String::from_utf8_lossy(&body)
-                .lines()
-                .filter(|l| l.ends_with(".ts"))
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// A connection past the RTMP handshake.
 fn handshaken(port: u16) -> TcpStream {
@@ -71,10 +56,7 @@ fn peers_that_never_publish_are_cut_before_they_cost_memory() {
     let clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the test clip");
     let url = format!("rtmp://127.0.0.1:{port}/live/studio");
     let mut publisher = LiveSender::rtmp(&clip, &url).expect("start the ffmpeg publisher");
-    wait_until(Duration::from_secs(30), "studio's first segments", || {
-        segments(&server, "studio").len() >= 2
-    })
-    .unwrap();
+    wait_segments(&server, "studio", 2, Duration::from_secs(30));
     let before = server.peak_rss_bytes();
 
     let attack = oversized_command();
@@ -119,10 +101,6 @@ fn peers_that_never_publish_are_cut_before_they_cost_memory() {
     assert_eq!(send("GET", &server.url("/healthz"), None, &[]).status, 200);
 
     // The publisher kept publishing: still connected, and new segments keep coming.
-    let last = segments(&server, "studio").pop();
-    wait_until(Duration::from_secs(20), "a new segment of studio", || {
-        segments(&server, "studio").pop() != last
-    })
-    .unwrap();
+    wait_new_segment(&server, "studio", Duration::from_secs(20));
     assert!(publisher.is_running(), "the publisher was cut");
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tributary_testkit::{LiveSender, free_udp_port, wait_until};
 
-use crate::hls::{clip, create_udp_stream, serial, wait_segments};
+use crate::hls::{clip, create_udp_stream, serial, wait_new_segment, wait_segments};
 use crate::server::{Server, put_stream as put};
 
 /// The messages of `runtime.inputs[0].errors` of `code`.
@@ -87,18 +87,7 @@ fn strict_mode_refuses_loopback_pulls_and_pushes_while_other_streams_play() {
     assert!(!push.to_string().contains("KEY"), "{push}");
 
     // The streams that need no outbound connection kept playing all along.
-    let last_segment = |text: &str| {
-        text.lines()
-            .rfind(|l| !l.starts_with('#') && !l.is_empty())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let before = last_segment(&wait_segments(&server, "origin", 2, Duration::from_secs(5)));
-    wait_until(Duration::from_secs(20), "origin to add a segment", || {
-        let now = wait_segments(&server, "origin", 2, Duration::from_secs(5));
-        last_segment(&now) != before
-    })
-    .unwrap();
+    wait_new_segment(&server, "origin", Duration::from_secs(20));
     wait_segments(&server, "pusher", 2, Duration::from_secs(30));
     drop(server);
 
