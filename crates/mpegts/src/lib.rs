@@ -12,6 +12,9 @@
 //!   Timestamps are unwrapped past 2^33; continuity errors are counted, not fatal.
 //! - [`Muxer`]: frames in; runs of 188-byte packets out, with PAT/PMT, PCR and ADTS headers as a
 //!   player expects them.
+//! - [`LiveWriter`]: the one live TS writer over the muxer, for readers that join a live buffer
+//!   (FFmpeg's stdin, HTTP-TS and SRT play, DVR): it fixes the track table from the first
+//!   frames, starts at a keyframe with PAT/PMT and resyncs at the next keyframe after a loss.
 //!
 //! The payload of each access unit is gathered from its packets into one `Bytes`, once; the
 //! frames handed out are slices of it.
@@ -68,12 +71,14 @@
 mod demux;
 mod error;
 mod es;
+pub mod live;
 mod mux;
 mod psi;
 mod track;
 
 pub use demux::{DemuxEvent, Demuxer, DemuxerConfig, Pcr};
 pub use error::Error;
+pub use live::LiveWriter;
 pub use mux::{MuxTrack, Muxer, MuxerConfig};
 pub use track::{AacConfig, Carriage, NotCarried, TrackInfo};
 

@@ -20,9 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tributary_domain::ffmpeg::{Context, Job, Ladder, Overlay, OverlayInput, argv};
 use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber, Writer};
 use tributary_media::timeline::SessionReason;
-use tributary_mpegts::{DemuxEvent, Demuxer, DemuxerConfig};
+use tributary_mpegts::{DemuxEvent, Demuxer, DemuxerConfig, LiveWriter};
 
-use crate::feed::Feeder;
 use crate::process::{Ffmpeg, Launcher, prepare_workdir};
 use crate::progress::{Progress, ProgressParser};
 use crate::stderr::StderrTail;
@@ -219,7 +218,7 @@ async fn run(
         else {
             return writers;
         };
-        let mut feeder = Feeder::new();
+        let mut feeder = LiveWriter::new();
         let mut source_fps = None;
         while !feeder.started() {
             let delivery = tokio::select! {
@@ -419,7 +418,7 @@ fn drain(supervisor: &mut Supervisor, status: &Mutex<JobStatus>, events: &Report
 /// keyframe, counted); the feeder then skips to the next video keyframe.
 async fn feed(
     mut subscriber: Subscriber,
-    mut feeder: Feeder,
+    mut feeder: LiveWriter,
     mut stdin: ChildStdin,
     status: Arc<Mutex<JobStatus>>,
 ) {

@@ -1,8 +1,9 @@
 //! FFmpeg supervision for the transcoder (SPEC §Transcoder; L2).
 //!
 //! The transcoder turns a stream's raw-ingest buffer into an ABR ladder: a feeder writes the
-//! buffer as MPEG-TS into FFmpeg's stdin, FFmpeg writes each rung as MPEG-TS to its own pipe,
-//! and a demuxer turns those back into frames for the rendition buffers. FFmpeg is a child
+//! buffer as MPEG-TS into FFmpeg's stdin (through `tributary_mpegts::LiveWriter`, the one live
+//! TS writer), FFmpeg writes each rung as MPEG-TS to its own pipe, and a demuxer turns those
+//! back into frames for the rendition buffers. FFmpeg is a child
 //! process the server does not control, so everything it says is parsed defensively and
 //! everything about keeping it alive is decided by pure state machines that the runtime drives
 //! with the clock it reads once per wake-up:
@@ -39,7 +40,6 @@
 #![forbid(unsafe_code)]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod feed;
 pub mod job;
 pub mod process;
 pub mod progress;
@@ -47,7 +47,6 @@ pub mod stderr;
 pub mod supervise;
 pub mod usage;
 
-pub use feed::Feeder;
 pub use job::{JobConfig, JobEvent, JobHandle, JobReport, JobStatus, MAX_ERRORS, StatusWatch};
 pub use process::{Ffmpeg, Launcher, SpawnError, prepare_workdir};
 pub use progress::{Progress, ProgressParser};

@@ -1,23 +1,31 @@
-//! The feeder's muxing (SPEC §Transcoder "Pipeline"): the raw-ingest buffer's frames → the
-//! MPEG-TS FFmpeg reads on stdin. Pure push/pull: push each delivery, pull byte runs until
-//! `None`, write them in order.
+//! The one live TS writer: a hub subscriber's frames → a transport stream a reader can join
+//! and decode from its first byte. FFmpeg's stdin (the transcoder's feeder), HTTP-TS and SRT
+//! play and DVR all read a live buffer this way. Pure push/pull: push each delivery, pull byte
+//! runs until `None`, write them in order.
 //!
-//! FFmpeg decides its streams from the first PMT it sees and does not take tracks announced
-//! later, so the feeder holds the first frames until it knows the table: a video and an audio
-//! track seen, or [`PROBE_SPAN`] of decode time, or [`PROBE_FRAMES`] frames, whichever comes
-//! first. It starts the stream at a video keyframe (audio-only: at once), so FFmpeg's decoder
-//! never sees a picture it cannot decode; after the subscriber lost frames it skips to the
-//! next video keyframe again and counts what it skipped.
+//! Readers (FFmpeg above all) decide their streams from the first PMT they see and do not take
+//! tracks announced later, so the writer holds the first frames until it knows the table: a
+//! video and an audio track seen, or [`PROBE_SPAN`] of decode time, or [`PROBE_FRAMES`]
+//! frames, whichever comes first. It starts the stream at a video keyframe (audio-only: at
+//! once), with PAT and PMT first, so a decoder never sees a picture it cannot decode; after the
+//! subscriber lost frames it skips to the next video keyframe again and counts what it skipped.
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 use tributary_media::{Frame, MediaKind, Ts90};
-use tributary_mpegts::{MuxTrack, Muxer, MuxerConfig};
 
-/// Muxes the frames of one FFmpeg input.
+use crate::{MuxTrack, Muxer, MuxerConfig};
+
+/// Muxes the frames of one live reader (an FFmpeg input, an HTTP-TS or SRT player).
+///
+/// # Driving it
+///
+/// [`push`](Self::push) every frame the subscriber delivers and [`lagged`](Self::lagged) every
+/// loss it reports, in order; after each call, [`pull`](Self::pull) until `None` and write the
+/// runs in order. Nothing comes out before [`started`](Self::started).
 #[derive(Debug, Default)]
-pub struct Feeder {
+pub struct LiveWriter {
     /// Frames held until the track table is known (at most [`PROBE_FRAMES`]).
     held: Vec<Frame>,
     /// The muxer, once the table is known.
@@ -28,15 +36,15 @@ pub struct Feeder {
     resync: bool,
     /// Frames skipped or rejected so far.
     skipped: u64,
-    /// The PTS of the first video frame muxed: FFmpeg's first frame, whose time its keyframe
-    /// expression counts from.
+    /// The PTS of the first video frame muxed: the reader's first frame (FFmpeg's keyframe
+    /// expression counts from it).
     first_video_pts: Option<Ts90>,
     /// Byte runs not pulled yet.
     ready: VecDeque<Bytes>,
 }
 
-impl Feeder {
-    /// A feeder at the start of an FFmpeg input.
+impl LiveWriter {
+    /// A writer at the start of a reader's stream.
     pub fn new() -> Self {
         Self {
             resync: true,
@@ -79,8 +87,8 @@ impl Feeder {
         self.muxer.is_some() && !(self.video && self.first_video_pts.is_none())
     }
 
-    /// Frames not fed to FFmpeg (lost by the subscriber, skipped to a keyframe or refused by
-    /// the muxer).
+    /// Frames not written (lost by the subscriber, skipped to a keyframe or refused by the
+    /// muxer).
     pub fn skipped(&self) -> u64 {
         self.skipped
     }
@@ -164,6 +172,16 @@ mod tests {
 
     use super::*;
 
+    /// Some instant to stamp arrivals with; tests never compare it, so reading the clock here
+    /// keeps them deterministic.
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "an arbitrary arrival stamp, never compared"
+    )]
+    fn arrival() -> Instant {
+        Instant::now()
+    }
+
     fn frame(codec: Codec, ms: i64, keyframe: bool) -> Frame {
         let track = TrackId(if codec == Codec::H264 { 1 } else { 2 });
         Frame {
@@ -173,37 +191,37 @@ mod tests {
             dts: Ts90(ms * 90),
             keyframe,
             session: SessionId(1),
-            arrival: Instant::now(),
+            arrival: arrival(),
             payload: Bytes::from_static(&[0, 0, 0, 1, 0x09, 0xf0, 0xff, 0xfc, 0x00]),
             config: None,
         }
     }
 
-    fn pulled(feeder: &mut Feeder) -> usize {
-        std::iter::from_fn(|| feeder.pull())
+    fn pulled(writer: &mut LiveWriter) -> usize {
+        std::iter::from_fn(|| writer.pull())
             .map(|run| run.len())
             .sum()
     }
 
     #[test]
     fn holds_frames_until_the_table_is_known_and_starts_at_a_keyframe() {
-        let mut feeder = Feeder::new();
-        feeder.push(frame(Codec::H264, 0, false));
-        assert!(!feeder.started(), "one kind seen: still probing");
-        assert_eq!(pulled(&mut feeder), 0);
-        feeder.push(frame(Codec::Mp2, 10, true));
+        let mut writer = LiveWriter::new();
+        writer.push(frame(Codec::H264, 0, false));
+        assert!(!writer.started(), "one kind seen: still probing");
+        assert_eq!(pulled(&mut writer), 0);
+        writer.push(frame(Codec::Mp2, 10, true));
         // Both kinds known, but no keyframe yet: nothing FFmpeg could decode is written.
-        assert!(!feeder.started());
-        feeder.push(frame(Codec::H264, 33, true));
-        assert!(feeder.started());
-        assert_eq!(feeder.first_video_pts(), Some(Ts90(33 * 90)));
-        let bytes = pulled(&mut feeder);
+        assert!(!writer.started());
+        writer.push(frame(Codec::H264, 33, true));
+        assert!(writer.started());
+        assert_eq!(writer.first_video_pts(), Some(Ts90(33 * 90)));
+        let bytes = pulled(&mut writer);
         assert!(
             bytes > 0 && bytes.is_multiple_of(188),
             "whole TS packets: {bytes}"
         );
         assert_eq!(
-            feeder.skipped(),
+            writer.skipped(),
             2,
             "the P-frame and the audio before the keyframe"
         );
@@ -211,36 +229,36 @@ mod tests {
 
     #[test]
     fn a_lag_skips_to_the_next_keyframe_and_counts() {
-        let mut feeder = Feeder::new();
-        feeder.push(frame(Codec::H264, 0, true));
-        feeder.push(frame(Codec::Mp2, 10, true));
-        assert!(feeder.started());
-        assert!(pulled(&mut feeder) > 0);
-        feeder.lagged(7);
-        feeder.push(frame(Codec::H264, 500, false));
-        feeder.push(frame(Codec::Mp2, 510, true));
-        assert_eq!(pulled(&mut feeder), 0, "nothing until a keyframe");
+        let mut writer = LiveWriter::new();
+        writer.push(frame(Codec::H264, 0, true));
+        writer.push(frame(Codec::Mp2, 10, true));
+        assert!(writer.started());
+        assert!(pulled(&mut writer) > 0);
+        writer.lagged(7);
+        writer.push(frame(Codec::H264, 500, false));
+        writer.push(frame(Codec::Mp2, 510, true));
+        assert_eq!(pulled(&mut writer), 0, "nothing until a keyframe");
         assert_eq!(
-            feeder.skipped(),
+            writer.skipped(),
             9,
             "7 lost by the subscriber, 2 skipped here"
         );
-        feeder.push(frame(Codec::H264, 533, true));
-        assert!(pulled(&mut feeder) > 0, "the keyframe goes through");
-        feeder.push(frame(Codec::H264, 566, false));
-        assert!(pulled(&mut feeder) > 0);
-        assert_eq!(feeder.skipped(), 9);
+        writer.push(frame(Codec::H264, 533, true));
+        assert!(pulled(&mut writer) > 0, "the keyframe goes through");
+        writer.push(frame(Codec::H264, 566, false));
+        assert!(pulled(&mut writer) > 0);
+        assert_eq!(writer.skipped(), 9);
     }
 
     #[test]
     fn audio_only_starts_at_once_after_the_probe_span() {
-        let mut feeder = Feeder::new();
+        let mut writer = LiveWriter::new();
         for ms in (0..=1008).step_by(24) {
-            feeder.push(frame(Codec::Mp2, ms, true));
+            writer.push(frame(Codec::Mp2, ms, true));
         }
-        assert!(feeder.started(), "1 s of audio fixes the table");
-        assert_eq!(feeder.first_video_pts(), None);
-        assert!(pulled(&mut feeder) > 0);
-        assert_eq!(feeder.skipped(), 0);
+        assert!(writer.started(), "1 s of audio fixes the table");
+        assert_eq!(writer.first_video_pts(), None);
+        assert!(pulled(&mut writer) > 0);
+        assert_eq!(writer.skipped(), 0);
     }
 }
