@@ -13,7 +13,7 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use tributary_media::{Frame, MediaKind, Ts90};
+use tributary_media::{Codec, Frame, MediaKind, TrackId, Ts90};
 
 use crate::{MuxTrack, Muxer, MuxerConfig};
 
@@ -39,6 +39,9 @@ pub struct LiveWriter {
     /// The PTS of the first video frame muxed: the reader's first frame (FFmpeg's keyframe
     /// expression counts from it).
     first_video_pts: Option<Ts90>,
+    /// Tracks left out of the table because TS cannot carry their codec; their frames are
+    /// dropped without counting.
+    omitted: Vec<(TrackId, Codec)>,
     /// Byte runs not pulled yet.
     ready: VecDeque<Bytes>,
 }
@@ -93,6 +96,12 @@ impl LiveWriter {
         self.skipped
     }
 
+    /// Tracks left out because the muxer cannot carry their codec (Opus, AV1, ...), once the
+    /// table is known: the rest of the stream plays without them.
+    pub fn omitted(&self) -> &[(TrackId, Codec)] {
+        &self.omitted
+    }
+
     fn probed(&self) -> bool {
         let has = |kind| self.held.iter().any(|f| f.codec.kind() == kind);
         let (Some(first), Some(last)) = (self.held.first(), self.held.last()) else {
@@ -107,8 +116,16 @@ impl LiveWriter {
         let mut tracks: Vec<MuxTrack> = Vec::new();
         for f in &self.held {
             let kind = f.codec.kind();
-            if kind != MediaKind::Data && !tracks.iter().any(|t| t.track == f.track) {
+            if kind == MediaKind::Data
+                || tracks.iter().any(|t| t.track == f.track)
+                || self.omitted.iter().any(|(track, _)| *track == f.track)
+            {
+                continue;
+            }
+            if Muxer::carries(f.codec) {
                 tracks.push(MuxTrack::new(f.track, f.codec));
+            } else {
+                self.omitted.push((f.track, f.codec));
             }
         }
         tracks.sort_by_key(|t| (t.codec.kind() != MediaKind::Video, t.track));
@@ -129,6 +146,9 @@ impl LiveWriter {
     }
 
     fn mux(&mut self, frame: &Frame) {
+        if self.omitted.iter().any(|(track, _)| *track == frame.track) {
+            return;
+        }
         let kind = frame.codec.kind();
         if self.resync {
             let sync = if self.video {
@@ -248,6 +268,27 @@ mod tests {
         writer.push(frame(Codec::H264, 566, false));
         assert!(pulled(&mut writer) > 0);
         assert_eq!(writer.skipped(), 9);
+    }
+
+    #[test]
+    fn a_track_ts_cannot_carry_is_omitted_and_the_rest_plays() {
+        let mut writer = LiveWriter::new();
+        let opus = |ms| Frame {
+            track: TrackId(3),
+            ..frame(Codec::Opus, ms, true)
+        };
+        writer.push(opus(0));
+        writer.push(frame(Codec::H264, 10, true));
+        assert!(writer.started(), "video and audio seen: the table is known");
+        assert_eq!(writer.omitted(), [(TrackId(3), Codec::Opus)]);
+        assert!(pulled(&mut writer) > 0, "the video goes out");
+        writer.push(opus(20));
+        assert_eq!(pulled(&mut writer), 0);
+        assert_eq!(
+            writer.skipped(),
+            0,
+            "an omitted track's frames are not losses"
+        );
     }
 
     #[test]

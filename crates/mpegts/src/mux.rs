@@ -177,20 +177,17 @@ impl Muxer {
             if outputs.iter().any(|o: &Output| o.track == track.track) {
                 return Err(invalid("track id listed twice"));
             }
-            let (stream_type, stream_id) = match track.codec {
-                Codec::H264 => (0x1B, 0xE0 + video),
-                Codec::H265 => (0x24, 0xE0 + video),
-                Codec::Aac => (0x0F, 0xC0 + audio),
-                Codec::Mp2 | Codec::Mp3 => (0x03, 0xC0 + audio),
-                Codec::Ac3 => (0x81, 0xBD),
-                Codec::Eac3 => (0x87, 0xBD),
-                Codec::Scte35 => (0x86, 0),
-                codec => {
-                    return Err(Error::UnsupportedCodec {
-                        track: track.track,
-                        codec,
-                    });
-                }
+            let Some(stream_type) = stream_type(track.codec) else {
+                return Err(Error::UnsupportedCodec {
+                    track: track.track,
+                    codec: track.codec,
+                });
+            };
+            let stream_id = match track.codec {
+                Codec::H264 | Codec::H265 => 0xE0 + video,
+                Codec::Aac | Codec::Mp2 | Codec::Mp3 => 0xC0 + audio,
+                Codec::Ac3 | Codec::Eac3 => 0xBD,
+                _ => 0,
             };
             match track.codec.kind() {
                 MediaKind::Video => video = (video + 1) & 0x0F,
@@ -231,6 +228,12 @@ impl Muxer {
         }
         self.psi_due = true;
         Ok(())
+    }
+
+    /// Whether the muxer can carry `codec` (H.264, H.265, AAC, MP2, MP3, AC-3, E-AC-3 and
+    /// SCTE-35); a table with any other codec is refused.
+    pub fn carries(codec: Codec) -> bool {
+        stream_type(codec).is_some()
     }
 
     /// Muxes one frame. Drain [`pull`](Self::pull) afterwards.
@@ -583,6 +586,20 @@ fn adts_config(asc: &[u8]) -> Option<AacConfig> {
         matches!(object_type, 5 | 29)
             .then(|| AacConfig::new(2, frequency_index, channels))
             .flatten()
+    })
+}
+
+/// The PMT stream_type of a codec the muxer carries.
+fn stream_type(codec: Codec) -> Option<u8> {
+    Some(match codec {
+        Codec::H264 => 0x1B,
+        Codec::H265 => 0x24,
+        Codec::Aac => 0x0F,
+        Codec::Mp2 | Codec::Mp3 => 0x03,
+        Codec::Ac3 => 0x81,
+        Codec::Eac3 => 0x87,
+        Codec::Scte35 => 0x86,
+        _ => return None,
     })
 }
 
