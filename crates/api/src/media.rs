@@ -2,15 +2,19 @@
 //! the engine's memory, with CORS for browser players, `HEAD` and single byte ranges.
 //!
 //! Every path that is not an API route comes here first: `GET /{code}/index.m3u8`,
-//! `GET /{code}/seg_000123.ts`. Anything the packagers did not produce is a JSON 404 like the
+//! `GET /{code}/seg_000123.ts`, and `GET /{code}/mpegts`, the one live route (a chunked body
+//! that lasts as long as the stream). Anything the packagers did not produce is a JSON 404 like the
 //! API's; `..`, backslashes and NUL never name a stream, so they 404 too.
 
+use std::net::SocketAddr;
+
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use tributary_domain::StreamCode;
 use tributary_domain::http_range;
-use tributary_engine::{EngineHandle, MediaAsset};
+use tributary_engine::{EngineHandle, MediaAsset, TsPlayError};
 
 use crate::error::ApiError;
 
@@ -25,11 +29,56 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
     if method != Method::GET && method != Method::HEAD {
         return ApiError::not_found(format!("no route for {method} /{path}")).into_response();
     }
+    if let Some(code) = path.strip_suffix("/mpegts") {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| *addr);
+        let mut response = mpegts(&engine, code, peer, method == Method::HEAD);
+        response.extensions_mut().insert(MediaResponse);
+        return response;
+    }
     let Some(asset) = engine.media(&path) else {
         return ApiError::not_found(format!("no route or media for /{path}")).into_response();
     };
     let mut response = respond(&asset, request.headers(), method == Method::HEAD);
     response.extensions_mut().insert(MediaResponse);
+    response
+}
+
+/// `GET /{code}/mpegts` (SPEC §Publisher "HTTP-TS"): the stream's playback feed as one
+/// chunked `video/mp2t` body from a keyframe with PAT/PMT, until the stream stops or the
+/// client leaves. The body is pulled as the client's socket takes it, so a slow client only
+/// loses its own frames in the hub. Unknown or stopped stream → 404, a play cap reached → 503.
+fn mpegts(engine: &EngineHandle, code: &str, peer: Option<SocketAddr>, head: bool) -> Response {
+    let Ok(code) = code.parse::<StreamCode>() else {
+        return ApiError::not_found(format!("no stream named {code:?}")).into_response();
+    };
+    let play = match engine.mpegts(code, peer) {
+        Ok(play) => play,
+        Err(e @ TsPlayError::Busy(_)) => {
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "BUSY", e.to_string())
+                .into_response();
+        }
+        Err(e) => return ApiError::not_found(e.to_string()).into_response(),
+    };
+    let body = if head {
+        Body::empty()
+    } else {
+        let chunks = futures_util::stream::unfold(play, |mut play| async move {
+            let run = play.next().await?;
+            Some((Ok::<_, std::convert::Infallible>(run), play))
+        });
+        Body::from_stream(chunks)
+    };
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp2t"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     response
 }
 

@@ -25,7 +25,8 @@ use utoipa_swagger_ui::SwaggerUi;
         healthz,
         readyz,
         hls_playlist,
-        hls_variant_playlist
+        hls_variant_playlist,
+        mpegts
     ),
     components(schemas(
         tributary_domain::Stream,
@@ -199,3 +200,10 @@ fn hls_playlist() {}
               (status = 404, description = "no such rung, or no segment yet")))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn hls_variant_playlist() {}
+
+#[utoipa::path(get, path = "/{code}/mpegts", tag = "media", params(("code" = String, Path)),
+    responses((status = 200, description = "HTTP-TS: the stream's playback feed (the best rung of a ladder, else the main buffer) as one chunked MPEG-TS body that starts at a keyframe with PAT/PMT and lasts until the stream stops or the client leaves. Works for every running stream, whatever feeds it. A client slower than the stream loses its own frames and resumes at the next keyframe. Counts against the play caps (256 per stream, 4096 in total) with RTMP plays.", content_type = "video/mp2t"),
+              (status = 404, description = "unknown or stopped stream"),
+              (status = 503, description = "`BUSY`: a play cap is reached")))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn mpegts() {}

@@ -13,6 +13,7 @@ mod buffers;
 mod caps;
 mod coordinator;
 pub mod events;
+mod http_ts;
 mod manager;
 mod outputs;
 mod reconciler;
@@ -41,6 +42,7 @@ use tributary_net::{SsrfGuard, SsrfMode};
 use tributary_store::{Expect, SqliteStore, StoredStream, StreamRepository};
 
 pub use coordinator::{Applied, CoordError, StateSnapshot, Step};
+pub use http_ts::{TsPlay, TsPlayError};
 pub use outputs::MediaAsset;
 pub use security::AdminToken;
 pub use services::ServiceError;
@@ -649,6 +651,18 @@ impl EngineHandle {
     pub fn media(&self, path: &str) -> Option<MediaAsset> {
         self.shared.media.outputs.media(path)
     }
+
+    /// An HTTP-TS play of stream `code` (`GET /{code}/mpegts`): its playback feed as MPEG-TS
+    /// from a keyframe with PAT/PMT, under the play caps every play protocol shares.
+    /// `peer` is the client, for logs.
+    pub fn mpegts(
+        &self,
+        code: StreamCode,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Result<TsPlay, TsPlayError> {
+        let media = &self.shared.media;
+        TsPlay::open(&media.hub, &media.caps, code, peer)
+    }
 }
 
 /// What a manual switch achieved.
@@ -697,6 +711,10 @@ struct MediaPlane {
     outputs: Arc<Outputs>,
     /// What the listeners ask about publishes and plays.
     router: Arc<EngineRouter>,
+    /// The process's hub, for HTTP-TS plays.
+    hub: tributary_hub::Hub,
+    /// Plays per stream and in total, shared by the listeners' router and HTTP-TS.
+    caps: caps::PlayCaps,
     /// The bundle the coordinator drives.
     services: Services,
 }
@@ -719,10 +737,12 @@ impl MediaPlane {
             tributary_publish::HlsSettings::from(hls),
             ssrf_guard(&config.security),
         ));
+        let caps = caps::PlayCaps::default();
         let router = Arc::new(EngineRouter::new(
             manager.clone(),
             outputs.clone(),
             hub.clone(),
+            caps.clone(),
             PublishAuth::parse(&config.security.publish_auth),
         ));
         let buffers = Arc::new(HubBuffers::new(
@@ -731,7 +751,7 @@ impl MediaPlane {
             intakes,
         ));
         let transcoders = Arc::new(Transcoders::new(
-            hub,
+            hub.clone(),
             Arc::clone(&buffers),
             config.transcoder.ffmpeg_path.clone().into(),
             PathBuf::from(&config.data_dir).join("transcode"),
@@ -750,6 +770,8 @@ impl MediaPlane {
             transcoders,
             outputs,
             router,
+            hub,
+            caps,
             services,
         }
     }

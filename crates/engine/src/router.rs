@@ -81,6 +81,7 @@ impl EngineRouter {
         manager: Arc<Manager>,
         outputs: Arc<Outputs>,
         hub: Hub,
+        caps: PlayCaps,
         auth: PublishAuth,
     ) -> Self {
         Self {
@@ -88,7 +89,7 @@ impl EngineRouter {
             outputs,
             hub,
             auth,
-            caps: PlayCaps::default(),
+            caps,
             backoff: PublishBackoff::default(),
         }
     }

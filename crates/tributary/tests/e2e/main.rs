@@ -10,6 +10,7 @@ mod harden_http;
 mod harden_publish;
 mod harden_secrets;
 mod hls;
+mod http_ts;
 mod push_inputs;
 mod rtmp;
 mod rtmp_fanout;
