@@ -139,27 +139,32 @@ fn split(url: &str) -> (&str, &str) {
     (&rest[..slash], &rest[slash..])
 }
 
-/// GStreamer's `souphttpsrc ! tsdemux` (an independent TS client) decodes 30 video frames
-/// from `url`: a live body never ends, so the pipeline runs until its sink reported 30 frames
+/// GStreamer's `souphttpsrc ! tsdemux` (an independent TS client) decodes video from `url`.
+fn assert_gstreamer_decodes(url: &str) {
+    assert_gstreamer_plays(url, &["is-live=true", "!", "tsdemux"]);
+}
+
+/// GStreamer (an independent client) decodes video frames from `url` through `demux`, the
+/// pipeline between `souphttpsrc location=URL` and `h264parse` (`["is-live=true", "!",
+/// "tsdemux"]` for a TS body, `["!", "hlsdemux", "!", "tsdemux"]` for HLS): a live pipeline
+/// never ends by itself, so it runs until its sink reported 30 decoded frames
 /// (`last-message = chain …` with `-v`) or 30 s passed, and is then interrupted.
-pub(crate) fn assert_gstreamer_decodes(url: &str) {
+pub(crate) fn assert_gstreamer_plays(url: &str, demux: &[&str]) {
+    let location = format!("location={url}");
+    let mut args = vec!["-v", "souphttpsrc", &location];
+    args.extend_from_slice(demux);
+    args.extend([
+        "!",
+        "h264parse",
+        "!",
+        "avdec_h264",
+        "!",
+        "fakesink",
+        "name=sink",
+        "silent=false",
+    ]);
     let mut child = Command::new("gst-launch-1.0")
-        .args([
-            "-v",
-            "souphttpsrc",
-            &format!("location={url}"),
-            "is-live=true",
-            "!",
-            "tsdemux",
-            "!",
-            "h264parse",
-            "!",
-            "avdec_h264",
-            "!",
-            "fakesink",
-            "name=sink",
-            "silent=false",
-        ])
+        .args(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
