@@ -41,6 +41,23 @@ mod params;
 
 pub use params::{Observed, ParamChange, ParamSets};
 
+/// The track parameters in the SPS that a video access unit (Annex-B, H.264 or H.265)
+/// carries, if it has one that parses: every keyframe in the hub does (SPEC §Buffer hub).
+pub fn sps_info(frame: &crate::Frame) -> Option<TrackInfo> {
+    let nals = nal::annex_b_nals(&frame.payload);
+    match frame.codec {
+        Codec::H264 => nals
+            .filter(|nal| nal.first().is_some_and(|h| h & 0x1f == 7))
+            .find_map(|nal| h264::Sps::parse(nal).ok())
+            .map(|sps| sps.track_info()),
+        Codec::H265 => nals
+            .filter(|nal| nal.first().is_some_and(|h| (h >> 1) & 0x3f == 33))
+            .find_map(|nal| h265::Sps::parse(nal).ok())
+            .map(|sps| sps.track_info()),
+        _ => None,
+    }
+}
+
 /// Why codec bytes could not be parsed or built.
 ///
 /// Offsets are byte positions in the buffer the failing function was given; for fields inside

@@ -8,8 +8,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
 use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber, TryRecvError, Wake};
-use tributary_media::codec::{FrameRate, h264, h265};
-use tributary_media::{Codec, Frame, MediaKind, StreamCode, TrackConfig, TrackInfo, Ts90};
+use tributary_media::codec::{self, FrameRate};
+use tributary_media::{Frame, MediaKind, StreamCode, TrackConfig, TrackInfo, Ts90};
 use tributary_packager::{
     HlsConfig, HlsEvent, HlsSegmenter, MediaPlaylist, SegmentEnd, UnixMillis,
 };
@@ -242,7 +242,7 @@ impl Output {
                 FrameRate::new(frames * 90_000, span)
             });
             self.gop = Some((frame.dts, 1));
-            if let Some(mut info) = sps_info(frame) {
+            if let Some(mut info) = codec::sps_info(frame) {
                 info.frame_rate = measured.or(self.sps.as_ref().and_then(|s| s.frame_rate));
                 if self.sps.as_ref() != Some(&info) {
                     self.window.measure(kind, &info);
@@ -302,22 +302,6 @@ impl Output {
     }
 }
 
-/// The track parameters in the SPS of a video keyframe (H.264 or H.265), if it has one that
-/// parses.
-fn sps_info(frame: &Frame) -> Option<TrackInfo> {
-    let nals = tributary_media::codec::nal::annex_b_nals(&frame.payload);
-    match frame.codec {
-        Codec::H264 => nals
-            .filter(|nal| nal.first().is_some_and(|h| h & 0x1f == 7))
-            .find_map(|nal| h264::Sps::parse(nal).ok())
-            .map(|sps| sps.track_info()),
-        Codec::H265 => nals
-            .filter(|nal| nal.first().is_some_and(|h| (h >> 1) & 0x3f == 33))
-            .find_map(|nal| h265::Sps::parse(nal).ok())
-            .map(|sps| sps.track_info()),
-        _ => None,
-    }
-}
 
 /// The wall time at which `frame` arrived: the wall time read at this wake-up, less how long
 /// ago (on the monotonic clock) it arrived. A subscriber that starts from the GOP cache gets
