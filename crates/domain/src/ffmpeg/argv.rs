@@ -102,11 +102,16 @@ pub fn argv(ladder: &Ladder, job: Job, ctx: &Context<'_>) -> Vec<String> {
         for extra in &ladder.extra_args {
             args.push(extra.clone());
         }
+        // Timestamps leave as they came: `-mpegts_copyts` alone still lets the muxer shift
+        // a stream whose first DTS is negative (FFmpeg reads timestamps just below the 33-bit
+        // wrap as negative) to start at 0.
         args.push_all(&[
             "-f",
             "mpegts",
             "-mpegts_copyts",
             "1",
+            "-avoid_negative_ts",
+            "disabled",
             "-muxdelay",
             "0",
             "-muxpreload",
@@ -138,14 +143,21 @@ impl Args {
 }
 
 /// Input flags: probing, hardware decoding, the decoder, then stdin as MPEG-TS.
+///
+/// The probe is short (**Tributary**; SPEC's table and open-streamer say 15 s / 32 MiB): the
+/// input is the feeder's own MPEG-TS, which announces every track in its first PMT and
+/// starts at a keyframe with its parameter sets, so one second tells FFmpeg all it needs. On
+/// a live pipe FFmpeg reads the whole probe before it writes anything: 15 s of probe held
+/// every rung back about 13 s at start and after each restart, and FFmpeg then caught up at
+/// twice real time.
 fn input_flags(args: &mut Args, ladder: &Ladder) {
     args.push_all(&[
         "-fflags",
         "+genpts+discardcorrupt",
         "-analyzeduration",
-        "15000000",
+        PROBE_MICROS,
         "-probesize",
-        "33554432",
+        PROBE_BYTES,
     ]);
     let render_node = format!("/dev/dri/renderD{}", 128 + ladder.device);
     match ladder.hw {
@@ -225,12 +237,12 @@ fn video(args: &mut Args, ladder: &Ladder, e: &Encode, widest: u32, ctx: &Contex
         }
     }
     // FFmpeg's `t` counts from the process's first frame: adding that frame's PTS makes it
-    // absolute. A frame counts as on an instant from half a frame before it with a set rate
-    // (whose rounding moves the first frame by up to that much), so every process picks the
-    // same frame; with the source's rate only float noise needs absorbing.
-    let offset = ctx
-        .first_pts
-        .map_or(0.0, |pts| pts.0.rem_euclid(1 << 33) as f64 / 90_000.0);
+    // absolute, on the raw buffer's 64-bit timeline (where the transcoder puts the output
+    // back and the HLS variants cut their grid), not on the 33 bits FFmpeg reads. A frame
+    // counts as on an instant from half a frame before it with a set rate (whose rounding
+    // moves the first frame by up to that much), so every process picks the same frame;
+    // with the source's rate only float noise needs absorbing.
+    let offset = ctx.first_pts.map_or(0.0, |pts| pts.0 as f64 / 90_000.0);
     let slack = e.fps.map_or(0.0001, |fps| 0.5 / fps);
     let at = format!("{:.6}", offset + slack);
     let k = decimal(interval);
@@ -386,3 +398,9 @@ fn resize(chain: &mut Vec<String>, hw: Hw, e: &Encode) {
         },
     }
 }
+
+/// `-analyzeduration`: 1 s of the feeder's stream (see [`input_flags`]).
+const PROBE_MICROS: &str = "1000000";
+/// `-probesize`: 5 MB, a keyframe of a high-rate 4K source with room to spare; the duration
+/// limit is what ends the probe of ordinary sources.
+const PROBE_BYTES: &str = "5000000";

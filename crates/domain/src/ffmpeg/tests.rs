@@ -54,11 +54,12 @@ fn after<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
 
 const HEAD: &str = "-hide_banner -loglevel warning -nostdin -nostats -progress pipe:1 \
                     -stats_period 1 -copyts -fflags +genpts+discardcorrupt \
-                    -analyzeduration 15000000 -probesize 33554432";
+                    -analyzeduration 1000000 -probesize 5000000";
 /// The source's rate kept, keyframes every 2 s from absolute time 0.
 const PASSTHROUGH_2S: &str = "-fps_mode passthrough -enc_time_base:v -1 -force_key_frames \
     expr:if(isnan(prev_forced_t),1,gte(floor((t+0.000100)/2),floor((prev_forced_t+0.000100)/2)+1))";
-const TAIL: &str = "-f mpegts -mpegts_copyts 1 -muxdelay 0 -muxpreload 0 -flush_packets 1";
+const TAIL: &str = "-f mpegts -mpegts_copyts 1 -avoid_negative_ts disabled -muxdelay 0 \
+                    -muxpreload 0 -flush_packets 1";
 
 fn three_rungs() -> Value {
     json!({"audio": {"codec": "aac", "bitrate": 96},
