@@ -1,8 +1,12 @@
 //! The buffer service over the hub (SPEC §Buffer hub): one buffer per id a stream needs, and
 //! the [`Intake`] in front of the buffer ingest writes to.
 //!
-//! Every buffer is created with the timeline normaliser on (SPEC §Timeline: one per stream,
-//! one per rendition). The ingest target — the main buffer, or `$raw$<code>` while FFmpeg
+//! The main and raw buffers are created with the timeline normaliser on (SPEC §Timeline).
+//! Rendition buffers are not: FFmpeg's output keeps the raw buffer's normalised timestamps
+//! (the transcoder puts them back on its 64-bit timeline), so a rung's frames carry the PTS
+//! of the input frames they encode and every rung the same ones (SPEC §Transcoder
+//! "Alignment"); a normaliser per rendition would anchor each rung at the moment its first
+//! frame arrived. The ingest target — the main buffer, or `$raw$<code>` while FFmpeg
 //! transcodes — gets an intake, which the stream manager finds in [`Intakes`]; the other
 //! buffers' writers are kept here until their producer (the transcoder) takes them.
 
@@ -89,14 +93,14 @@ impl HubBuffers {
 
 impl BufferService for HubBuffers {
     fn create(&self, code: &StreamCode, kinds: &[BufferKind]) -> Result<(), ServiceError> {
-        let config = BufferConfig {
-            capacity: self.capacity,
-            normalise: true,
-            ..BufferConfig::default()
-        };
         let ingest = ingest_kind(kinds);
         let mut made: Vec<(BufferKind, Writer)> = Vec::with_capacity(kinds.len());
         for &kind in kinds {
+            let config = BufferConfig {
+                capacity: self.capacity,
+                normalise: !matches!(kind, BufferKind::Rendition(_)),
+                ..BufferConfig::default()
+            };
             match self.hub.create_with(buffer_id(code, kind), config) {
                 Ok(writer) => made.push((kind, writer)),
                 Err(e) => {

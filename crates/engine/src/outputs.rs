@@ -5,10 +5,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use tributary_domain::diff::Output;
+use tributary_domain::ffmpeg::keyframe_grid;
 use tributary_domain::{Push, Stream, StreamCode};
 use tributary_hub::Hub;
 use tributary_net::SsrfGuard;
@@ -234,6 +236,15 @@ fn abr_variants(stream: &Stream) -> Option<Vec<Variant>> {
     )
 }
 
+impl Outputs {
+    /// The keyframe grid `stream`'s rungs share, which its HLS variants are cut on (SPEC
+    /// §Transcoder "Alignment").
+    fn keyframe_grid(&self, stream: &Stream) -> Option<Duration> {
+        let t = stream.transcoder.as_ref()?;
+        keyframe_grid(t, self.settings.segment_sec).map(Duration::from_secs_f64)
+    }
+}
+
 /// The players of one stream's RTMP output: turning the output off stops them all.
 #[derive(Debug, Default)]
 pub(crate) struct PlayGate {
@@ -291,14 +302,16 @@ impl OutputService for Outputs {
                     Some(variants) => (0..variants.len()).map(|i| Some(i as u16)).collect(),
                     None => vec![None],
                 };
+                // The master first: its numbering is what the variants cut and number by.
+                if let Some(variants) = ladder {
+                    self.hls
+                        .register_master(&code, variants, self.keyframe_grid(stream));
+                }
                 for rung in rungs {
                     let handle = self.spawn_hls(&code, rung).map_err(ServiceError::Publish)?;
                     lock(&self.running).insert((code.clone(), rung), handle);
                     let record = Supervised::new(None, now());
                     lock(&self.supervised).insert(Component::Hls(code.clone(), rung), record);
-                }
-                if let Some(variants) = ladder {
-                    self.hls.register_master(&code, variants);
                 }
                 Ok(())
             }
@@ -363,6 +376,8 @@ impl OutputService for Outputs {
             keys.iter().filter_map(|key| running.remove(key)).collect()
         };
         drop(gone);
+        self.hls
+            .register_master(code, variants, self.keyframe_grid(stream));
         // Rungs new: their packagers start; supervision retries one that cannot yet.
         for rung in (0..rungs).map(Some) {
             let component = Component::Hls(code.clone(), rung);
@@ -377,7 +392,6 @@ impl OutputService for Outputs {
             }
             lock(&self.supervised).insert(component, Supervised::new(None, now()));
         }
-        self.hls.register_master(code, variants);
     }
 
     fn start_push(&self, stream: &Stream, target: &Push) -> Result<(), ServiceError> {

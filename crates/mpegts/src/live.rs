@@ -42,6 +42,9 @@ pub struct LiveWriter {
     /// Tracks left out of the table because TS cannot carry their codec; their frames are
     /// dropped without counting.
     omitted: Vec<(TrackId, Codec)>,
+    /// The DTS of the first frame muxed: a reader that keeps timestamps (FFmpeg with
+    /// `-copyts`) writes its output near it.
+    first_dts: Option<Ts90>,
     /// Byte runs not pulled yet.
     ready: VecDeque<Bytes>,
 }
@@ -82,6 +85,12 @@ impl LiveWriter {
     /// audio-only input.
     pub fn first_video_pts(&self) -> Option<Ts90> {
         self.first_video_pts
+    }
+
+    /// The DTS of the first frame muxed (a video keyframe when there is video), once there is
+    /// one: what a reader that keeps timestamps (FFmpeg with `-copyts`) writes is near it.
+    pub fn first_dts(&self) -> Option<Ts90> {
+        self.first_dts
     }
 
     /// Whether the first byte runs are ready: the track table is known and the stream has
@@ -168,6 +177,7 @@ impl LiveWriter {
         if kind == MediaKind::Video && self.first_video_pts.is_none() {
             self.first_video_pts = Some(frame.pts);
         }
+        self.first_dts.get_or_insert(frame.dts);
         muxer.push(frame);
         while let Some(run) = muxer.pull() {
             match run {

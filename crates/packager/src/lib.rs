@@ -24,6 +24,7 @@
 //! let mut segmenter = HlsSegmenter::new(HlsConfig {
 //!     segment: Duration::from_secs(2),
 //!     first_number: 1_795_514_400,
+//!     grid: None,
 //! });
 //! let mut playlist = MediaPlaylist::new(12);
 //! let arrival = Instant::now();

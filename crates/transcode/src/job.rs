@@ -20,10 +20,12 @@ use tokio_util::sync::CancellationToken;
 use tributary_domain::ffmpeg::{Context, Job, Ladder, Overlay, OverlayInput, argv};
 use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber, Writer};
 use tributary_media::timeline::SessionReason;
+use tributary_media::{Ts90, codec};
 use tributary_mpegts::{DemuxEvent, Demuxer, DemuxerConfig, LiveWriter};
 
 use crate::process::{Ffmpeg, Launcher, prepare_workdir};
 use crate::progress::{Progress, ProgressParser};
+use crate::restamp::Restamp;
 use crate::stderr::StderrTail;
 use crate::supervise::{Event, Supervisor, SupervisorConfig};
 use crate::usage::{self, Usage};
@@ -203,6 +205,9 @@ async fn run(
         tx: events,
     };
     let mut supervisor = Supervisor::new(now(), config.supervisor.clone());
+    // Per output: the last DTS its rendition got, which a restarted process must not go
+    // back before.
+    let mut floors: Vec<Option<Ts90>> = vec![None; writers.len()];
     let mut first = true;
     loop {
         if !first {
@@ -228,7 +233,17 @@ async fn run(
             match delivery {
                 None => return writers,
                 Some(Delivery::Frame(frame)) => {
-                    if let Some(rate) = frame.config.as_ref().and_then(|c| c.info.frame_rate) {
+                    // The source's rate sets each rung's GOP: from the track config, else
+                    // from the SPS a keyframe carries (without it, the 25 fps fallback
+                    // would make x264 add keyframes of its own between the forced ones).
+                    let rate = frame.config.as_ref().and_then(|c| c.info.frame_rate);
+                    let rate = rate.or_else(|| {
+                        frame
+                            .keyframe
+                            .then(|| codec::sps_info(&frame).and_then(|i| i.frame_rate))
+                            .flatten()
+                    });
+                    if let Some(rate) = rate {
                         source_fps = Some(rate.as_f64());
                     }
                     feeder.push(frame);
@@ -246,6 +261,7 @@ async fn run(
                 .map(|(overlay, file)| OverlayInput { overlay, file }),
         };
         let args = argv(&config.ladder, config.job, &ctx);
+        let first_dts = feeder.first_dts().unwrap_or_default();
         let spawned = prepare_workdir(&config.workdir)
             .and_then(|()| Ffmpeg::spawn(&config.launcher, &args, writers.len(), &config.workdir));
         let crash = match spawned {
@@ -256,11 +272,14 @@ async fn run(
                 events.send(JobEvent::Started { pid });
                 let feeder =
                     tokio::spawn(feed(subscriber, feeder, pipes.stdin, Arc::clone(&status)));
-                let readers: Vec<JoinHandle<Writer>> = pipes
+                let readers: Vec<JoinHandle<(Writer, Option<Ts90>)>> = pipes
                     .outputs
                     .into_iter()
-                    .zip(writers.drain(..))
-                    .map(|(output, writer)| tokio::spawn(read_output(output, writer)))
+                    .zip(writers.drain(..).zip(floors.drain(..)))
+                    .map(|(output, (writer, floor))| {
+                        let restamp = Restamp::new(first_dts, floor);
+                        tokio::spawn(read_output(output, writer, restamp))
+                    })
                     .collect();
                 let outcome = watch(
                     &mut process,
@@ -282,8 +301,9 @@ async fn run(
                     Outcome::Exited(error) => Some(error),
                 };
                 for reader in readers {
-                    if let Ok(writer) = reader.await {
+                    if let Ok((writer, floor)) = reader.await {
                         writers.push(writer);
+                        floors.push(floor);
                     }
                 }
                 update(&|s| {
@@ -448,9 +468,14 @@ async fn feed(
     }
 }
 
-/// One output: FFmpeg's MPEG-TS → frames → the rendition buffer. Returns the writer at the
-/// end of the output (the process exited).
-async fn read_output(mut output: pipe::Receiver, mut writer: Writer) -> Writer {
+/// One output: FFmpeg's MPEG-TS → frames on the raw buffer's timeline → the rendition
+/// buffer. Returns the writer and the last DTS written at the end of the output (the process
+/// exited).
+async fn read_output(
+    mut output: pipe::Receiver,
+    mut writer: Writer,
+    mut restamp: Restamp,
+) -> (Writer, Option<Ts90>) {
     let mut demuxer = Demuxer::new(DemuxerConfig::default());
     let mut buf = vec![0u8; 64 * 1024];
     // Cleared when the rendition buffer is gone: the pipe is still drained to its end, so
@@ -473,6 +498,7 @@ async fn read_output(mut output: pipe::Receiver, mut writer: Writer) -> Writer {
         while let Some(event) = demuxer.pull() {
             if let Ok(DemuxEvent::Frame(frame)) = event
                 && writing
+                && let Some(frame) = restamp.apply(frame)
                 && writer.write(frame).is_err()
             {
                 tracing::debug!(buffer = %writer.id(), "rendition buffer gone; output drained");
@@ -480,7 +506,14 @@ async fn read_output(mut output: pipe::Receiver, mut writer: Writer) -> Writer {
             }
         }
         if n == 0 {
-            return writer;
+            if restamp.dropped() > 0 {
+                tracing::debug!(
+                    buffer = %writer.id(),
+                    dropped = restamp.dropped(),
+                    "frames older than the rendition's last dropped after a restart"
+                );
+            }
+            return (writer, restamp.last());
         }
     }
 }

@@ -16,6 +16,8 @@
 //! - [`StderrTail`] ([`stderr`]): stderr lines, decoder chatter told apart, and the last
 //!   8 lines that explain a crash.
 //! - [`usage`]: a child's CPU time and resident memory, from `/proc`.
+//! - [`Restamp`] ([`restamp`]): FFmpeg's 33-bit output timestamps back on the raw buffer's
+//!   timeline, so every rung carries the PTS of the input frames it encodes.
 //!
 //! The argv of each process comes from `tributary_domain::ffmpeg`, where the transcoder
 //! config is parsed and checked at save.
@@ -43,6 +45,7 @@
 pub mod job;
 pub mod process;
 pub mod progress;
+pub mod restamp;
 pub mod stderr;
 pub mod supervise;
 pub mod usage;
@@ -50,5 +53,6 @@ pub mod usage;
 pub use job::{JobConfig, JobEvent, JobHandle, JobReport, JobStatus, MAX_ERRORS, StatusWatch};
 pub use process::{Ffmpeg, Launcher, SpawnError, prepare_workdir};
 pub use progress::{Progress, ProgressParser};
+pub use restamp::Restamp;
 pub use stderr::{Line, StderrTail};
 pub use supervise::{Event, Supervisor, SupervisorConfig};

@@ -240,6 +240,30 @@ impl Ladder {
     }
 }
 
+/// The keyframe interval, in seconds, that every rung of `t` forces on the same absolute
+/// instants, when its HLS variants can be cut on one grid (SPEC §Transcoder "Alignment"):
+/// two or more encoded rungs, the same interval on each, and no `global.gop` (a GOP in frames
+/// becomes seconds only once the source's frame rate is known). `None`: one rung, copied
+/// video, or rungs whose keyframes do not share instants.
+///
+/// A rung's interval is its `keyframe_interval`, else `segment_sec` (the HLS segment), as
+/// [`argv`] forces it.
+pub fn keyframe_grid(t: &Transcoder, segment_sec: f64) -> Option<f64> {
+    if !t.needs_ffmpeg() || t.video.copy || t.global.gop > 0 || t.video.profiles.len() < 2 {
+        return None;
+    }
+    let interval = |p: &VideoProfile| {
+        if p.keyframe_interval > 0.0 {
+            p.keyframe_interval
+        } else {
+            segment_sec
+        }
+    };
+    let first = interval(&t.video.profiles[0]);
+    let shared = t.video.profiles.iter().all(|p| interval(p) == first);
+    (shared && first.is_finite() && first > 0.0).then_some(first)
+}
+
 /// What parsing a transcoder needs to know about the server.
 #[derive(Debug, Clone, Default)]
 pub struct ParseContext {

@@ -612,6 +612,51 @@ fn extra_args_deny_list() {
     assert!(Ladder::parse(&transcoder(value), None, &lifted).is_err());
 }
 
+/// The keyframe interval `-force_key_frames` uses in `args` (the `k` of its expression).
+fn forced_interval(args: &[String]) -> f64 {
+    let expr = after(args, "-force_key_frames").expect("keyframes are forced");
+    let k = expr
+        .split('/')
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("the expression divides by the interval");
+    k.parse().expect("a number")
+}
+
+#[test]
+fn the_keyframe_grid_is_the_interval_every_rung_forces() {
+    // Default: the HLS segment; every rung's argv forces it, in both modes.
+    for mode in ["multi", "per_profile"] {
+        let mut value = three_rungs();
+        value["mode"] = json!(mode);
+        assert_eq!(keyframe_grid(&transcoder(value.clone()), 2.0), Some(2.0));
+        let (ladder, _) = parse_ok(value);
+        for job in ladder.jobs() {
+            let args = argv(&ladder, job, &ctx30());
+            assert_eq!(forced_interval(&args), 2.0, "{job:?}");
+        }
+    }
+    // A shared keyframe_interval wins over the segment length.
+    let mut value = three_rungs();
+    for i in 0..3 {
+        value["video"]["profiles"][i]["keyframe_interval"] = json!(1);
+    }
+    assert_eq!(keyframe_grid(&transcoder(value.clone()), 2.0), Some(1.0));
+    let (ladder, _) = parse_ok(value.clone());
+    assert_eq!(forced_interval(&argv(&ladder, Job::Ladder, &ctx30())), 1.0);
+    // Rungs that disagree, a GOP in frames, copied video or one rung: no shared grid.
+    value["video"]["profiles"][2]["keyframe_interval"] = json!(3);
+    assert_eq!(keyframe_grid(&transcoder(value), 2.0), None);
+    let mut value = three_rungs();
+    value["global"] = json!({"gop": 50});
+    assert_eq!(keyframe_grid(&transcoder(value), 2.0), None);
+    let mut value = three_rungs();
+    value["video"]["copy"] = json!(true);
+    assert_eq!(keyframe_grid(&transcoder(value), 2.0), None);
+    let one = json!({"video": {"profiles": [{"width": 640, "height": 360}]}});
+    assert_eq!(keyframe_grid(&transcoder(one), 2.0), None);
+}
+
 fn overlay(value: Value) -> Overlay {
     let w: Watermark = serde_json::from_value(value).expect("a watermark");
     Overlay::parse(&w).expect("valid watermark")

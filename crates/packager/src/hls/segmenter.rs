@@ -42,6 +42,15 @@ use crate::hls::playlist::{PlaylistEntry, millis_rounded};
 /// - **Durations.** A segment lasts from its first frame's PTS to the next segment's first
 ///   PTS; a segment that ends its session (or is closed by a loss or the end) lasts until its
 ///   latest frame's PTS plus that frame's duration (the DTS step of its track).
+/// - **Grid** ([`HlsConfig::grid`]; the variants of an ABR ladder). With a video track, cuts
+///   and numbers follow the absolute PTS instants on which the transcoder forces every
+///   rung's keyframes, so segment *N* of every variant covers the same time, whenever each
+///   variant started: cells of L = the smallest multiple of the keyframe interval k that is
+///   at least S, a keyframe cuts when it lies in a later cell than the segment's start
+///   (keyframes may sit up to k / 2 off their instant), and a segment is numbered
+///   `first_number` + its cell. A variant that missed cells (its encoder restarted) skips
+///   their numbers; numbers still always increase (a forced cut inside a cell takes the next
+///   one).
 /// - **TARGETDURATION** is fixed by the first segment: `ceil(max(S, its duration))`, computed
 ///   on the millisecond-rounded duration the playlist prints.
 /// - **PSI.** Every segment starts with PAT and PMT: the muxer writes them before each video
@@ -57,7 +66,11 @@ use crate::hls::playlist::{PlaylistEntry, millis_rounded};
 pub struct HlsSegmenter {
     /// S in 90 kHz ticks.
     segment: i64,
-    /// The number the next segment gets.
+    /// With a grid: (L, the cell length; k / 2, how far a keyframe may sit off its instant).
+    grid: Option<(i64, i64)>,
+    /// [`HlsConfig::first_number`]: with a grid, the number of cell 0.
+    first_number: u64,
+    /// The number the next segment gets (with a grid: at least).
     next_number: u64,
     /// TARGETDURATION, fixed when the first segment closes.
     target_duration: Option<u32>,
@@ -100,8 +113,14 @@ impl HlsSegmenter {
     /// A segmenter that has seen nothing yet.
     pub fn new(config: HlsConfig) -> Self {
         let segment = Ts90::from_duration(config.segment).0.max(MIN_SEGMENT);
+        let grid = config.grid.filter(|k| k.0 > 0).map(|k| {
+            let cells = (segment + k.0 - 1) / k.0;
+            (k.0 * cells.max(1), k.0 / 2)
+        });
         Self {
             segment,
+            grid,
+            first_number: config.first_number,
             next_number: config.first_number,
             target_duration: None,
             session: None,
@@ -269,8 +288,12 @@ impl HlsSegmenter {
             None => self.open_segment(frame, wall),
             Some(start) => {
                 let elapsed = frame.pts.0 - start.0;
+                let next = match self.cell_grid() {
+                    Some(_) => self.cell(frame.pts) > self.cell(start),
+                    None => elapsed >= self.segment,
+                };
                 let mut end = None;
-                if starts && elapsed >= self.segment {
+                if starts && next {
                     end = Some(if self.video {
                         SegmentEnd::Keyframe
                     } else {
@@ -286,6 +309,17 @@ impl HlsSegmenter {
             }
         }
         self.mux(frame);
+    }
+
+    /// The grid, when segments follow it: with a video track only.
+    fn cell_grid(&self) -> Option<(i64, i64)> {
+        self.grid.filter(|_| self.video)
+    }
+
+    /// The grid cell `pts` lies in (0 without a grid).
+    fn cell(&self, pts: Ts90) -> i64 {
+        self.cell_grid()
+            .map_or(0, |(length, margin)| (pts.0 + margin).div_euclid(length))
     }
 
     /// The elapsed PTS at which a segment without a keyframe is cut.
@@ -317,8 +351,14 @@ impl HlsSegmenter {
                 self.report_rejection(frame.track, error);
             }
         }
-        let number = self.next_number;
-        self.next_number += 1;
+        let number = match self.cell_grid() {
+            Some(_) => {
+                let cell = u64::try_from(self.cell(frame.pts)).unwrap_or(0);
+                self.first_number.saturating_add(cell).max(self.next_number)
+            }
+            None => self.next_number,
+        };
+        self.next_number = number + 1;
         self.open = Some(OpenSegment {
             number,
             session: frame.session,
@@ -432,8 +472,13 @@ pub struct HlsConfig {
     pub segment: Duration,
     /// The number of the first segment. The publisher passes max(Unix seconds now, last
     /// number used for the stream + 1), so URIs never repeat (SPEC §HLS "Numbering").
-    /// Default 0.
+    /// Default 0. With a [`grid`](Self::grid), the number of the cell that starts at PTS 0.
     pub first_number: u64,
+    /// The keyframe interval k of an ABR ladder whose encoders force keyframes on the same
+    /// absolute PTS instants (every k) in every rung: segments are cut and numbered on that
+    /// grid (see [`HlsSegmenter`]), so the variants' segments line up. `None` (the default):
+    /// numbered one after the other from `first_number`.
+    pub grid: Option<Ts90>,
 }
 
 impl Default for HlsConfig {
@@ -441,6 +486,7 @@ impl Default for HlsConfig {
         Self {
             segment: Duration::from_secs(2),
             first_number: 0,
+            grid: None,
         }
     }
 }

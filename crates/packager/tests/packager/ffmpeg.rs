@@ -54,6 +54,7 @@ fn segments(frames: &[Frame]) -> Vec<Segment> {
     let mut segmenter = HlsSegmenter::new(HlsConfig {
         segment: Duration::from_secs(2),
         first_number: 1_795_514_400,
+        grid: None,
     });
     let mut out = Vec::new();
     let t0 = frames[0].dts.0;

@@ -57,8 +57,8 @@ pub fn start_hls(
 
 /// As [`start_hls`], for one variant of an ABR ladder when `rung` is `Some(i)`: served under
 /// `/{code}/track_<i + 1>/`, listed by the master playlist
-/// ([`HlsRegistry::register_master`]). The variants of one stream share their segment
-/// numbering, so their media sequence numbers line up.
+/// ([`HlsRegistry::register_master`], registered first). The variants of one stream share
+/// the master's segment numbering, so their media sequence numbers line up.
 pub fn start_hls_variant(
     registry: &HlsRegistry,
     hub: &Hub,
@@ -82,8 +82,12 @@ pub fn start_hls_variant(
     subscriber.set_wake(Wake::VideoKeyframe {
         within: WAKE_WITHIN,
     });
+    let numbering = rung.and_then(|_| registry.numbering(&code));
     let unix_secs = UnixMillis::from_system_time(SystemTime::now()).as_secs();
-    let first_number = registry.first_number(&code, unix_secs);
+    let first_number = numbering.map_or_else(
+        || registry.first_number(&code, unix_secs),
+        |n| n.first_number,
+    );
     let window = Arc::new(Window::new(settings.window, settings.history));
     registry.register(&code, rung, Arc::clone(&window))?;
 
@@ -92,6 +96,7 @@ pub fn start_hls_variant(
         segmenter: HlsSegmenter::new(HlsConfig {
             segment,
             first_number,
+            grid: numbering.and_then(|n| n.grid),
         }),
         playlist: MediaPlaylist::new(settings.window),
         window: Arc::clone(&window),
@@ -301,7 +306,6 @@ impl Output {
         }
     }
 }
-
 
 /// The wall time at which `frame` arrived: the wall time read at this wake-up, less how long
 /// ago (on the monotonic clock) it arrived. A subscriber that starts from the GOP cache gets

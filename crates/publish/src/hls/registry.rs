@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tributary_media::StreamCode;
-use tributary_packager::{PLAYLIST_NAME, parse_segment_name};
+use tributary_media::Ts90;
+use tributary_packager::{PLAYLIST_NAME, UnixMillis, parse_segment_name};
 
 use crate::PublishError;
 use crate::hls::master::{self, Variant};
@@ -40,8 +42,27 @@ struct Inner {
     /// Last number used by stopped outputs, by code (bounded, see the type doc).
     last_numbers: Mutex<HashMap<StreamCode, u64>>,
     /// ABR streams: their master playlist's variants, each served by the output registered
-    /// under `<code>/<track>`.
-    masters: RwLock<HashMap<StreamCode, Arc<[Variant]>>>,
+    /// under `<code>/<track>`, and how the variants number their segments.
+    masters: RwLock<HashMap<StreamCode, Master>>,
+}
+
+/// The master playlist of one ABR stream.
+#[derive(Clone)]
+struct Master {
+    /// The variants, variant *i* served by the output of rung *i*.
+    variants: Arc<[Variant]>,
+    /// How every variant numbers its segments, fixed when the master is first registered.
+    numbering: Numbering,
+}
+
+/// How the variants of one ladder number their segments, so that segment *N* of each covers
+/// the same time (SPEC §HLS "ABR").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Numbering {
+    /// The segmenters' `first_number`: one for every variant of the ladder.
+    pub(crate) first_number: u64,
+    /// The keyframe grid the variants are cut on, when the ladder has one.
+    pub(crate) grid: Option<Ts90>,
 }
 
 /// A playlist or segment, ready to send.
@@ -100,13 +121,54 @@ impl HlsRegistry {
     }
 
     /// Makes `/{code}/index.m3u8` the master playlist of `variants`, variant *i* being the
-    /// output of rung *i* ([`start_hls_variant`](crate::start_hls_variant)).
-    pub fn register_master(&self, code: &StreamCode, variants: Vec<Variant>) {
-        self.inner
+    /// output of rung *i* ([`start_hls_variant`](crate::start_hls_variant)). Register it
+    /// before starting the variants' outputs: they number their segments as the master says.
+    ///
+    /// `grid` is the keyframe interval every rung's encoder forces on the same PTS instants,
+    /// if the ladder has one: the variants are then cut and numbered on it, so their segments
+    /// line up whenever each started (`tributary_packager::HlsConfig::grid`). Without it they
+    /// number from one shared first number. Both are fixed by the first registration of the
+    /// code: re-registering (a changed ladder) replaces only the variants, so running and new
+    /// variants keep one numbering; after [`unregister_master`](Self::unregister_master) a
+    /// new ladder starts past every number used (SPEC §HLS "Numbering").
+    pub fn register_master(
+        &self,
+        code: &StreamCode,
+        variants: Vec<Variant>,
+        grid: Option<Duration>,
+    ) {
+        let unix_secs = UnixMillis::from_system_time(SystemTime::now()).as_secs();
+        let first_number = self.first_number(code, unix_secs);
+        let mut masters = self
+            .inner
             .masters
             .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let numbering = masters.get(code).map_or(
+            Numbering {
+                first_number,
+                grid: grid.map(Ts90::from_duration),
+            },
+            |m| m.numbering,
+        );
+        masters.insert(
+            code.clone(),
+            Master {
+                variants: variants.into(),
+                numbering,
+            },
+        );
+    }
+
+    /// How the variants of `code`'s ladder number their segments, while its master is
+    /// registered.
+    pub(crate) fn numbering(&self, code: &StreamCode) -> Option<Numbering> {
+        self.inner
+            .masters
+            .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(code.clone(), variants.into());
+            .get(code)
+            .map(|m| m.numbering)
     }
 
     /// Removes the master playlist of `code`.
@@ -126,7 +188,7 @@ impl HlsRegistry {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(code)
-            .cloned()?;
+            .map(|m| Arc::clone(&m.variants))?;
         let measured: Vec<_> = variants
             .iter()
             .enumerate()

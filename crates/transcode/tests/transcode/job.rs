@@ -1,5 +1,6 @@
 //! A supervised job with the real FFmpeg, in both modes: frames written to a raw buffer come
-//! back as one rendition buffer per rung with their timestamps; a killed child is restarted
+//! back as one rendition buffer per rung with their timestamps (the input's own, across a
+//! 33-bit wrap, keyframes on the same instants in every rung); a killed child is restarted
 //! after its backoff as a new session in the same rendition buffers (never a deleted one);
 //! stop reaps the child; a missing binary is a precise error naming the path.
 
@@ -123,15 +124,20 @@ fn start(mode: &str) -> Setup {
     }
 }
 
-/// Writes `frames` in real time, looped with continuous timestamps, as ingest would.
+/// Where the raw buffer's timeline starts: 3 s before the 33-bit PTS wrap, so FFmpeg's
+/// output wraps while the test reads it.
+const RAW_START: i64 = Ts90::WRAP_33 - 3 * 90_000;
+
+/// Writes `frames` in real time, looped with continuous timestamps from [`RAW_START`], as
+/// ingest would.
 async fn play(mut raw: Writer, frames: Vec<Frame>) {
     let start = tokio::time::Instant::now();
     let first = frames[0].dts.0;
     let span = frames.last().expect("frames").dts.0 - first + 3000;
     for lap in 0i64.. {
         for f in &frames {
-            let offset = lap * span;
-            let due = (f.dts.0 - first + offset).max(0) as u64;
+            let offset = RAW_START - first + lap * span;
+            let due = (f.dts.0 - first + lap * span).max(0) as u64;
             tokio::time::sleep_until(start + Duration::from_micros(due * 1000 / 90)).await;
             let mut f = f.clone();
             f.pts = Ts90(f.pts.0 + offset);
@@ -159,6 +165,38 @@ async fn video_frames(out: &mut Subscriber, n: usize) -> Vec<Frame> {
     video
 }
 
+/// Every frame of a rendition carries the PTS of an input frame (timestamps preserved end to
+/// end, past the wrap: they are on the raw buffer's 64-bit timeline), its DTS increase, and
+/// its keyframes sit on the 1 s grid (at the first input frame at or after each second), but
+/// for the first frame of each process.
+fn assert_input_timestamps(id: &BufferId, video: &[Frame]) {
+    for (i, f) in video.iter().enumerate() {
+        assert_eq!(
+            (f.pts.0 - RAW_START).rem_euclid(3000),
+            0,
+            "{id}: PTS {} is no input frame's",
+            f.pts.0
+        );
+        let first_of_process = i == 0 || video[i - 1].session != f.session;
+        if f.keyframe && !first_of_process {
+            assert!(
+                f.pts.0.rem_euclid(90_000) < 3000,
+                "{id}: keyframe at {} is off the 1 s grid (keyframes: {:?})",
+                f.pts.0,
+                video
+                    .iter()
+                    .filter(|f| f.keyframe)
+                    .map(|f| f.pts.0)
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+    assert!(
+        video.windows(2).all(|w| w[1].dts > w[0].dts),
+        "{id}: DTS increase"
+    );
+}
+
 fn gone(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| stat.contains(") Z "))
 }
@@ -175,8 +213,9 @@ async fn both_modes_run_restart_and_stop(mode: &str) {
         })
         .collect();
     let mut sessions = Vec::new();
+    let mut keyframes = Vec::new();
     for out in &mut outs {
-        let video = video_frames(out, 20).await;
+        let video = video_frames(out, 70).await;
         sessions.push(video[0].session);
         assert!(video[0].keyframe, "{}: starts at a keyframe", out.id());
         let steps: Vec<i64> = video.windows(2).map(|w| w[1].pts.0 - w[0].pts.0).collect();
@@ -185,7 +224,34 @@ async fn both_modes_run_restart_and_stop(mode: &str) {
             "{}: 30 fps, no gap: {steps:?}",
             out.id()
         );
+        assert_input_timestamps(out.id(), &video);
+        keyframes.push(
+            video
+                .iter()
+                .filter(|f| f.keyframe)
+                .map(|f| f.pts.0)
+                .collect::<Vec<_>>(),
+        );
     }
+    // The same instants in every rung, wherever each rung's reading started (and past a
+    // process's first frame, always a keyframe, wherever it is).
+    let from = keyframes.iter().map(|k| k[1]).max().expect("rungs");
+    let to = keyframes
+        .iter()
+        .map(|k| *k.last().expect("a keyframe"))
+        .min()
+        .expect("rungs");
+    let common: Vec<Vec<i64>> = keyframes
+        .iter()
+        .map(|k| {
+            k.iter()
+                .copied()
+                .filter(|p| (from..=to).contains(p))
+                .collect()
+        })
+        .collect();
+    assert!(!common[0].is_empty(), "{keyframes:?}");
+    assert!(common.iter().all(|k| *k == common[0]), "{keyframes:?}");
     let pid = s.jobs[0].status().pid.expect("running");
     let mut started = 0;
     while let Ok(report) = s.events.try_recv() {
@@ -230,6 +296,12 @@ async fn both_modes_run_restart_and_stop(mode: &str) {
     let killed = if mode == "multi" { 2 } else { 1 };
     for (i, (out, before)) in outs.iter_mut().zip(sessions).enumerate() {
         let later = video_frames(out, 60).await;
+        assert_input_timestamps(out.id(), &later);
+        assert!(
+            later.last().is_some_and(|f| f.pts.0 > Ts90::WRAP_33),
+            "{}: read past the wrap",
+            out.id()
+        );
         let renewed = later.iter().any(|f| f.session > before);
         if i < killed {
             assert!(renewed, "{}: a new session after the restart", out.id());

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `tributary` binary on ephemeral loopback ports and a temporary
 //! data directory, driven by real clients (ARCHITECTURE.md §14).
 
+mod abr;
 mod api;
 mod architecture;
 mod config;

@@ -99,7 +99,25 @@ fn segmenter(first: u64) -> HlsSegmenter {
     HlsSegmenter::new(HlsConfig {
         segment: Duration::from_secs(2),
         first_number: first,
+        grid: None,
     })
+}
+
+/// A segmenter of S = 2 s on a keyframe grid of `k` seconds, cell 0 numbered `first`.
+fn grid_segmenter(first: u64, k: f64) -> HlsSegmenter {
+    HlsSegmenter::new(HlsConfig {
+        segment: Duration::from_secs(2),
+        first_number: first,
+        grid: Some(Ts90((k * 90_000.0) as i64)),
+    })
+}
+
+/// `(number, start)` of every segment `frames` give.
+fn numbered(segmenter: &mut HlsSegmenter, frames: &[Frame]) -> Vec<(u64, i64)> {
+    segments(&run(segmenter, frames))
+        .iter()
+        .map(|s| (s.number, s.start.0))
+        .collect()
 }
 
 /// Pushes every frame (wall time from [`wall_of`]) and returns everything pulled.
@@ -201,6 +219,51 @@ fn cuts_at_the_first_keyframe_at_or_after_s() {
     let durations: Vec<i64> = segs.iter().map(|s| s.duration.0).collect();
     assert_eq!(durations, [270_000, 270_000, 270_000]);
     assert!(segs.iter().all(|s| s.target_duration == 3));
+}
+
+#[test]
+fn grid_variants_number_each_segment_by_its_instant() {
+    const SEC: i64 = 90_000;
+    // A variant from 10 s (cell 5 of 2 s), keyframes on the instants.
+    let early = numbered(&mut grid_segmenter(FIRST, 2.0), &av(T0, 9.0, 60, 1));
+    assert_eq!(
+        early,
+        [
+            (FIRST + 5, T0),
+            (FIRST + 6, T0 + 2 * SEC),
+            (FIRST + 7, T0 + 4 * SEC),
+            (FIRST + 8, T0 + 6 * SEC)
+        ]
+    );
+    // One that started a GOP later, its keyframes a frame after the instants: the same
+    // numbers for the same instants.
+    let late = numbered(
+        &mut grid_segmenter(FIRST, 2.0),
+        &av(T0 + 2 * SEC + VIDEO_STEP, 7.0, 60, 1),
+    );
+    assert_eq!(late[0], (FIRST + 6, T0 + 2 * SEC + VIDEO_STEP));
+    assert_eq!(late[1], (FIRST + 7, T0 + 4 * SEC + VIDEO_STEP));
+
+    // Keyframes every second, S = 2 s: cells of 2 s whichever second a variant starts in.
+    let even = numbered(&mut grid_segmenter(0, 1.0), &av(T0, 7.0, 30, 1));
+    assert_eq!(even, [(5, T0), (6, T0 + 2 * SEC), (7, T0 + 4 * SEC)]);
+    let odd = numbered(&mut grid_segmenter(0, 1.0), &av(T0 + SEC, 6.0, 30, 1));
+    assert_eq!(odd, [(5, T0 + SEC), (6, T0 + 2 * SEC), (7, T0 + 4 * SEC)]);
+
+    // A variant whose encoder restarted skips the cells it missed.
+    let mut s = grid_segmenter(0, 2.0);
+    let mut frames = av(T0, 4.5, 60, 1);
+    frames.extend(av(T0 + 8 * SEC, 5.0, 60, 2));
+    let gapped = numbered(&mut s, &frames);
+    let numbers: Vec<u64> = gapped.iter().map(|(n, _)| *n).collect();
+    assert_eq!(numbers, [5, 6, 7, 9, 10]);
+
+    // A keyframe-less stretch is cut by force; numbers still only increase.
+    let mut s = grid_segmenter(0, 2.0);
+    let forced = numbered(&mut s, &av(T0, 20.0, 1000, 1));
+    assert!(forced.len() >= 3, "{forced:?}");
+    assert!(forced.windows(2).all(|w| w[1].0 > w[0].0), "{forced:?}");
+    assert_eq!(forced[0].0, 5);
 }
 
 #[test]
