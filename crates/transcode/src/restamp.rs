@@ -95,10 +95,6 @@ mod tests {
             dts: Ts90(dts),
             keyframe,
             session: SessionId(0),
-            #[expect(
-                clippy::disallowed_methods,
-                reason = "an arbitrary arrival stamp, never read by the code under test"
-            )]
             arrival: Instant::now(),
             payload: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
             config: None,
