@@ -31,8 +31,10 @@ struct State {
     finished: bool,
     /// The current `index.m3u8`; `None` until the first segment exists.
     playlist: Option<Bytes>,
-    /// Every fetchable segment, oldest first, with consecutive numbers: first the retired
-    /// ones (no longer listed, fetchable until they expire), then the `listed` newest.
+    /// Every fetchable segment, oldest first, with increasing numbers (consecutive, but for
+    /// the cells an ABR variant on a keyframe grid missed while its encoder restarted):
+    /// first the retired ones (no longer listed, fetchable until they expire), then the
+    /// `listed` newest.
     segments: VecDeque<Stored>,
     /// How many of the newest `segments` the playlist lists.
     listed: usize,
@@ -109,9 +111,11 @@ impl Window {
         if state.closed {
             return None;
         }
-        let first = state.segments.front()?.number;
-        let index = usize::try_from(number.checked_sub(first)?).ok()?;
-        let stored = state.segments.get(index)?;
+        let index = state
+            .segments
+            .binary_search_by_key(&number, |s| s.number)
+            .ok()?;
+        let stored = &state.segments[index];
         let retired = state.segments.len() - state.listed;
         let in_history = index < retired && retired - index <= state.history;
         if stored.expires.is_some_and(|at| at <= now) && !in_history {
@@ -140,11 +144,11 @@ impl Window {
         if state
             .segments
             .back()
-            .is_some_and(|last| last.number + 1 != segment.number)
+            .is_some_and(|last| last.number >= segment.number)
         {
-            // Numbers are consecutive within a run; anything else is a bug upstream. Start
-            // over rather than serve the wrong bytes for a number.
-            tracing::error!(number = segment.number, "non-consecutive segment number");
+            // Numbers increase within a run; anything else is a bug upstream. Start over
+            // rather than serve the wrong bytes for a number.
+            tracing::error!(number = segment.number, "segment number not increasing");
             state.segments.clear();
             state.listed = 0;
         }
@@ -258,3 +262,45 @@ fn to_duration(d: Ts90) -> std::time::Duration {
 
 /// Warnings kept per output.
 const MAX_WARNINGS: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use tributary_media::SessionId;
+    use tributary_packager::{SegmentEnd, UnixMillis};
+
+    use super::*;
+
+    fn segment(number: u64) -> Segment {
+        Segment {
+            number,
+            session: SessionId(1),
+            start: Ts90(number as i64 * 180_000),
+            duration: Ts90(180_000),
+            discontinuity: false,
+            program_date_time: UnixMillis(0),
+            target_duration: 2,
+            end: SegmentEnd::Keyframe,
+            bytes: Bytes::from(vec![number as u8; 188]),
+        }
+    }
+
+    #[test]
+    fn a_variant_that_skipped_cells_serves_every_segment_it_has() {
+        let window = Window::new(12, 0);
+        let now = Instant::now();
+        for number in [5, 6, 9, 10] {
+            window.publish(segment(number), None, Ts90(0), Bytes::new(), now);
+        }
+        for number in [5, 6, 9, 10] {
+            let bytes = window.segment(number, now).expect("served");
+            assert_eq!(bytes[0], number as u8, "segment {number}'s own bytes");
+        }
+        assert!(window.segment(7, now).is_none());
+        assert!(window.segment(8, now).is_none());
+        assert!(window.segment(11, now).is_none());
+        // A number that does not increase is a bug upstream: the window starts over.
+        window.publish(segment(4), None, Ts90(0), Bytes::new(), now);
+        assert!(window.segment(5, now).is_none());
+        assert!(window.segment(4, now).is_some());
+    }
+}
