@@ -4,6 +4,7 @@
 //
 //   node tests/browser/play.mjs --url http://127.0.0.1:PORT/code/index.m3u8 --kind hls \
 //        --seconds 15 [--width 1280 --height 720] [--startup-timeout 20] [--chromium PATH]
+//        [--levels 2,0]
 //
 // Exit 0 when ok, 1 otherwise (2 on bad arguments). Diagnostics go to stderr, never stdout.
 // The page is served by a tiny http server started here on an ephemeral port, so its origin
@@ -20,7 +21,7 @@ const require = createRequire(import.meta.url);
 
 const USAGE =
   'usage: node play.mjs --url URL --kind hls|dash [--seconds 15] [--width W --height H] ' +
-  '[--startup-timeout 20] [--chromium /usr/bin/chromium] [--verbose] [--player-debug]';
+  '[--startup-timeout 20] [--chromium /usr/bin/chromium] [--levels 2,0] [--verbose] [--player-debug]';
 
 function parseArgs(argv) {
   const opts = { kind: 'hls', seconds: 15, startupTimeout: 20, chromium: '/usr/bin/chromium' };
@@ -43,6 +44,13 @@ function parseArgs(argv) {
       case '--height': opts.height = num(); break;
       case '--startup-timeout': opts.startupTimeout = num(); break;
       case '--chromium': opts.chromium = val(); break;
+      case '--levels':
+        opts.levels = val().split(',').map((x) => {
+          const n = Number(x);
+          if (!Number.isInteger(n) || n < 0) throw new Error('--levels needs level indexes like 2,0');
+          return n;
+        });
+        break;
       case '--verbose': opts.verbose = true; break;
       case '--player-debug': opts.verbose = true; opts.playerDebug = true; break;
       case '-h': case '--help': console.error(USAGE); process.exit(0); break;
@@ -52,6 +60,10 @@ function parseArgs(argv) {
   if (!opts.url) throw new Error('--url is required');
   if (!['hls', 'dash'].includes(opts.kind)) throw new Error('--kind must be hls or dash');
   if (opts.seconds < 1) throw new Error('--seconds must be at least 1');
+  if (opts.levels && opts.kind !== 'hls') throw new Error('--levels needs --kind hls');
+  if (opts.levels && opts.seconds < 3 * (opts.levels.length + 1)) {
+    throw new Error('--levels needs at least 3 s of --seconds per switch, and 3 before the first');
+  }
   new URL(opts.url); // throws on a malformed URL
   return opts;
 }
@@ -84,6 +96,8 @@ const result = {
   page_origin: null,
   console_errors: [],
   samples: [],
+  levels: [],
+  switches: [],
 };
 let finished = false;
 let cleanup = async () => {};
@@ -138,6 +152,9 @@ function setupInPage({ kind, url, debug }) {
     waiting: 0,
     started: null, // { ct, t } at the first 'playing' event
     playRejected: null,
+    levels: [], // the master's variants, once parsed
+    switched: [], // { level, t }: hls.js LEVEL_SWITCHED
+    frags: [], // { level, url, t }: hls.js FRAG_LOADED (the last 200)
   };
   window.__st = st;
   // Identical errors (same source, type, code, details, fatal) are kept once, with a count.
@@ -185,7 +202,19 @@ function setupInPage({ kind, url, debug }) {
       pushErr(d.fatal ? st.fatal : st.errors, e);
     });
     v.autoplay = true;
-    hls.on(Hls.Events.MANIFEST_PARSED, tryPlay);
+    hls.on(Hls.Events.MANIFEST_PARSED, () => {
+      st.levels = hls.levels.map((l, index) => ({
+        index, width: l.width, height: l.height, bitrate: l.bitrate, url: l.url && l.url[0] !== undefined ? String(l.url[0]) : String(l.uri || ''),
+      }));
+      tryPlay();
+    });
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_ev, d) => {
+      if (st.switched.length < 100) st.switched.push({ level: d.level, t: performance.now() });
+    });
+    hls.on(Hls.Events.FRAG_LOADED, (_ev, d) => {
+      st.frags.push({ level: d.frag.level, url: String(d.frag.url), t: performance.now() });
+      if (st.frags.length > 200) st.frags.shift();
+    });
     hls.loadSource(url);
     hls.attachMedia(v);
   } else {
@@ -237,6 +266,9 @@ function sampleInPage() {
   try { if (v.buffered.length) bufEnd = v.buffered.end(v.buffered.length - 1); } catch (_) {}
   return {
     t: performance.now(),
+    levels: st.levels,
+    switched: st.switched,
+    frags: st.frags,
     ct: v.currentTime,
     w: v.videoWidth,
     h: v.videoHeight,
@@ -319,7 +351,7 @@ async function main() {
   const t0 = Date.now();
   let s = null;
   const record = (x) => {
-    result.samples.push({ ct: round3(x.ct), w: x.w, h: x.h, rs: x.rs, paused: x.paused, buf: round3(x.buf) });
+    result.samples.push({ t: x.t, ct: round3(x.ct), w: x.w, h: x.h, rs: x.rs, paused: x.paused, buf: round3(x.buf) });
     result.fatal_errors = x.fatal;
     result.errors = x.errors;
     if (x.droppedErrors) result.errors_dropped = x.droppedErrors;
@@ -347,9 +379,24 @@ async function main() {
   result.startup_seconds = round3((Date.now() - t0) / 1000);
   result.current_time_start = round3(s.started.ct);
 
-  // Phase 2: sample once a second for --seconds, stopping early on a fatal error.
+  // Phase 2: sample once a second for --seconds, stopping early on a fatal error. With
+  // --levels, force each level in turn (hls.js `currentLevel`: an immediate switch) at even
+  // intervals: level i at (i + 1) * seconds / (levels + 1).
   const tStart = s.started.t;
+  const forced = [];
+  const forceAt = (opts.levels || []).map((level, i) => ({
+    level,
+    second: Math.floor(((i + 1) * opts.seconds) / (opts.levels.length + 1)),
+  }));
   for (let i = 0; i < opts.seconds; i++) {
+    for (const f of forceAt.filter((f) => f.second === i)) {
+      const { from, t } = await page.evaluate((level) => {
+        const from = window.__player.currentLevel;
+        window.__player.currentLevel = level;
+        return { from, t: performance.now() };
+      }, f.level);
+      forced.push({ level: f.level, from, t });
+    }
     await sleep(1000);
     s = await page.evaluate(sampleInPage);
     record(s);
@@ -367,9 +414,42 @@ async function main() {
   if (!result.advancing) problems.push(`currentTime advanced ${played.toFixed(2)}s in ${wall.toFixed(2)}s wall (need >= 60%)`);
   if (opts.width !== undefined && s.w !== opts.width) problems.push(`videoWidth ${s.w} != ${opts.width}`);
   if (opts.height !== undefined && s.h !== opts.height) problems.push(`videoHeight ${s.h} != ${opts.height}`);
+  if (opts.levels) levelProblems(s, forced, problems);
   result.ok = problems.length === 0;
   result.reason = problems.length ? problems.join('; ') : null;
   return finish();
+}
+
+// Each forced level must really have played: it was not the level playing, hls.js switched to
+// it, loaded a fragment of its media playlist (by URL) and the video took its resolution, before
+// the next level was forced. hls.js orders levels by bitrate (0 = the lowest) and starts on the
+// master's first variant.
+function levelProblems(s, forced, problems) {
+  result.levels = s.levels.map((l) => ({ index: l.index, width: l.width, height: l.height, bitrate: l.bitrate, url: l.url }));
+  if (!s.levels.length) problems.push('no levels parsed from the master playlist');
+  forced.forEach((f, i) => {
+    const until = i + 1 < forced.length ? forced[i + 1].t : Infinity;
+    const level = s.levels[f.level];
+    const within = (x) => x.t >= f.t && x.t < until;
+    const switched = s.switched.find((x) => within(x) && x.level === f.level);
+    const frag = s.frags.find((x) => within(x) && x.level === f.level);
+    const sample = level && result.samples.find((x) => within(x) && x.w === level.width && x.h === level.height);
+    const playlist = level ? level.url.replace(/[^/]*$/, '') : '';
+    result.switches.push({
+      level: f.level,
+      from: f.from,
+      forced_at: round3((f.t - result.samples[0].t) / 1000),
+      switched: !!switched,
+      fragment_url: frag ? frag.url : null,
+      video_width: sample ? sample.w : null,
+      video_height: sample ? sample.h : null,
+    });
+    if (!level) problems.push(`level ${f.level} does not exist (${s.levels.length} levels)`);
+    else if (f.from === f.level) problems.push(`level ${f.level} was already playing: no switch to check`);
+    else if (!switched) problems.push(`hls.js never switched to level ${f.level}`);
+    else if (!frag || !frag.url.startsWith(playlist)) problems.push(`no fragment of level ${f.level} (${playlist}) was loaded`);
+    else if (!sample) problems.push(`the video never showed level ${f.level}'s ${level.width}x${level.height}`);
+  });
 }
 
 main().catch((e) => finish(`internal error: ${e && e.message ? e.message : e}`));

@@ -1,10 +1,12 @@
 //! The ABR ladder as players see it (issue 14): an RTMP publisher through a 3-rung libx264
-//! ladder (720p / 480p / 360p, one FFmpeg per rung): the rungs' segments line up (segment N
-//! of every rung starts at the same PTS, keyframes at the same PTS, one media sequence) and
-//! each rung's bitrate is within 25 % of its target (ffprobe); FFmpeg no longer starts behind
-//! a long input probe.
+//! ladder (720p / 480p / 360p): the rungs' segments line up (segment N of every rung starts
+//! at the same PTS, keyframes at the same PTS, one media sequence) and each rung's bitrate is
+//! within 25 % of its target (ffprobe); FFmpeg no longer starts behind a long input probe;
+//! hls.js in Chromium plays the master and follows a forced level; three quick kills of one
+//! rung's FFmpeg degrade the stream until it has run 30 s, while the other rungs never stop.
 
 use std::collections::BTreeMap;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -20,7 +22,7 @@ use crate::server::{Server, put_stream};
 const RUNGS: [(u32, u32, u64); 3] = [(1280, 720, 1800), (854, 480, 900), (640, 360, 500)];
 
 /// A server (one at a time, see [`serial`]) with stream `code` fed by an RTMP publisher
-/// through the 3-rung ladder of [`RUNGS`], one FFmpeg per rung.
+/// through the 3-rung ladder of [`RUNGS`] in `mode` (`per_profile`: one FFmpeg per rung).
 struct Ladder {
     server: Server,
     code: &'static str,
@@ -30,11 +32,11 @@ struct Ladder {
 }
 
 impl Ladder {
-    fn start(code: &'static str, env: &[(&str, &str)]) -> Self {
+    fn start(code: &'static str, mode: &str) -> Self {
         let serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let port = free_tcp_port();
-        let server = Server::start_with(dir.path(), env, &format!("127.0.0.1:{port}"));
+        let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
         let profiles: Vec<String> = RUNGS
             .iter()
             .map(|(w, h, kbps)| {
@@ -43,7 +45,7 @@ impl Ladder {
             .collect();
         let body = format!(
             r#"{{"inputs":[{{"url":"publish://"}}],"protocols":{{"hls":true}},
-                "transcoder":{{"mode":"per_profile","audio":{{"bitrate":96}},
+                "transcoder":{{"mode":"{mode}","audio":{{"bitrate":96}},
                   "video":{{"profiles":[{}]}}}}}}"#,
             profiles.join(",")
         );
@@ -161,7 +163,7 @@ fn keyframe_pts(packets: &[ProbePacket]) -> Vec<i64> {
 
 #[test]
 fn a_three_rung_ladder_from_rtmp_cuts_every_rung_at_the_same_instants() {
-    let ladder = Ladder::start("aligned", &[]);
+    let ladder = Ladder::start("aligned", "per_profile");
     let master = {
         ladder.wait_common(4);
         ladder.text("index.m3u8").expect("the master")
@@ -223,5 +225,168 @@ fn a_three_rung_ladder_from_rtmp_cuts_every_rung_at_the_same_instants() {
     for p in ladder.profiles() {
         let speed = p["speed"].as_f64().unwrap_or(0.0);
         assert!((0.5..1.5).contains(&speed), "{p}");
+    }
+}
+
+#[test]
+fn hls_js_plays_the_ladder_and_follows_a_forced_level() {
+    let ladder = Ladder::start("levels", "multi");
+    ladder.wait_common(2);
+    let url = ladder.server.url("/levels/index.m3u8");
+    // 18 s of playback from the master's first variant (720p): hls.js's level 0 (its levels
+    // go by bitrate: 360p) forced at 6 s, level 2 (720p) at 12 s.
+    let browser = Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/browser/play.mjs"
+        ))
+        .args([
+            "--url",
+            &url,
+            "--kind",
+            "hls",
+            "--seconds",
+            "18",
+            "--levels",
+            "0,2",
+        ])
+        .output()
+        .expect("run node tests/browser/play.mjs (scripts/test installs node deps and chromium)");
+    let stdout = String::from_utf8_lossy(&browser.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "play.mjs printed no JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&browser.stderr)
+        )
+    });
+    assert!(
+        browser.status.success(),
+        "hls.js did not play or switch: {report}"
+    );
+    let levels = report["levels"].as_array().expect("levels");
+    assert_eq!(levels.len(), 3, "{report}");
+    let switches = report["switches"].as_array().expect("switches");
+    assert_eq!(switches.len(), 2, "{report}");
+    for (switch, (track, (w, h))) in switches
+        .iter()
+        .zip([("track_3/", (640, 360)), ("track_1/", (1280, 720))])
+    {
+        assert_eq!(switch["switched"], true, "{switch}");
+        let fragment = switch["fragment_url"].as_str().unwrap_or_default();
+        assert!(
+            fragment.contains(&format!("/levels/{track}seg_")),
+            "{switch}"
+        );
+        assert_eq!(
+            (
+                switch["video_width"].as_u64(),
+                switch["video_height"].as_u64()
+            ),
+            (Some(w), Some(h)),
+            "{switch}"
+        );
+    }
+}
+
+#[test]
+fn three_quick_kills_degrade_the_stream_until_the_rung_has_run_30_s_and_the_others_never_stop() {
+    let ladder = Ladder::start("kills", "per_profile");
+    ladder.wait_common(2);
+    let others: Vec<u64> = ladder.profiles()[1..]
+        .iter()
+        .map(|p| p["pid"].as_u64().expect("rungs 1 and 2 run"))
+        .collect();
+    // Segment numbers of rungs 2 and 3 seen while the test runs, and any discontinuity.
+    let mut seen: [BTreeMap<u64, f64>; 2] = Default::default();
+    let mut discontinuity = false;
+    let mut watch = || {
+        for (i, n) in [2, 3].into_iter().enumerate() {
+            let text = ladder
+                .text(&format!("track_{n}/index.m3u8"))
+                .unwrap_or_default();
+            discontinuity |= text.contains("#EXT-X-DISCONTINUITY\n");
+            seen[i].extend(listed(&text));
+        }
+    };
+
+    // Three crashes of rung 1 within 30 s (backoff 2 s, then 4 s between them).
+    let mut victim = ladder.profiles()[0]["pid"].as_u64().expect("rung 0 runs");
+    for kill in 1..=3 {
+        Command::new("kill")
+            .args(["-KILL", &victim.to_string()])
+            .status()
+            .expect("kill");
+        if kill == 3 {
+            break;
+        }
+        wait_until(Duration::from_secs(20), "rung 0 restarted", || {
+            watch();
+            match ladder.profiles()[0]["pid"].as_u64() {
+                Some(pid) if pid != victim => {
+                    victim = pid;
+                    true
+                }
+                _ => false,
+            }
+        })
+        .unwrap();
+    }
+    let mut runtime = Value::Null;
+    wait_until(Duration::from_secs(20), "the stream degraded", || {
+        watch();
+        runtime = ladder.server.runtime("kills");
+        runtime["status"] == "degraded"
+    })
+    .unwrap_or_else(|e| panic!("{e}: {runtime}"));
+    assert_eq!(
+        runtime["status_reasons"],
+        serde_json::json!(["transcoder_unhealthy"]),
+        "{runtime}"
+    );
+    assert_eq!(
+        runtime["transcoder"]["profiles"][0]["restart_count"], 3,
+        "{runtime}"
+    );
+    // The killed rung skipped the cells it missed while down: every segment it lists, from
+    // before the first kill to after the second restart, is served.
+    let listed_now = ladder.segments(1);
+    assert!(listed_now.len() >= 2, "{listed_now:?}");
+    for number in listed_now.keys() {
+        let url = ladder
+            .server
+            .url(&format!("/kills/track_1/seg_{number}.ts"));
+        assert_eq!(http_get(&url).unwrap().0, 200, "track_1/seg_{number}.ts");
+    }
+    // Restarted after 8 s, healthy once it has run 30 s: the stream is active again.
+    wait_until(Duration::from_secs(60), "the stream active again", || {
+        watch();
+        runtime = ladder.server.runtime("kills");
+        runtime["status"] == "active"
+    })
+    .unwrap_or_else(|e| panic!("{e}: {runtime}"));
+    assert_eq!(runtime["transcoder"]["status"], "healthy", "{runtime}");
+
+    // The other rungs never stopped: same processes, no crash, and every segment number
+    // from the first seen to the last, with no discontinuity.
+    let now: Vec<Value> = ladder.profiles();
+    for (p, pid) in now[1..].iter().zip(&others) {
+        assert_eq!(p["pid"].as_u64(), Some(*pid), "{p}");
+        assert_eq!(p["restart_count"], 0, "{p}");
+    }
+    assert!(!discontinuity, "a discontinuity in rung 2 or 3: {seen:?}");
+    for (i, numbers) in seen.iter().enumerate() {
+        let (first, last) = (numbers.keys().next(), numbers.keys().last());
+        let (Some(&first), Some(&last)) = (first, last) else {
+            panic!("track_{}: no segments", i + 2);
+        };
+        assert!(last - first >= 20, "track_{}: only {first}..{last}", i + 2);
+        let missing: Vec<u64> = (first..=last)
+            .filter(|n| !numbers.contains_key(n))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "track_{}: segments {missing:?} missing",
+            i + 2
+        );
     }
 }
