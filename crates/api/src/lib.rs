@@ -22,7 +22,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tributary_engine::EngineHandle;
 
@@ -52,6 +52,7 @@ pub fn router(engine: EngineHandle) -> Router {
                 .delete(streams::delete),
         )
         .route("/config", get(system::config))
+        .route("/config/transcoder/probe", post(system::probe_ffmpeg))
         .layer(middleware::from_fn_with_state(
             auth::AdminGate::new(engine.clone()),
             auth::require_admin,

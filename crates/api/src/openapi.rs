@@ -22,6 +22,7 @@ use utoipa_swagger_ui::SwaggerUi;
         restart_stream,
         switch_input,
         get_config,
+        probe_ffmpeg,
         healthz,
         readyz,
         hls_playlist,
@@ -173,11 +174,22 @@ fn restart_stream() {}
 fn switch_input() {}
 
 #[utoipa::path(get, path = "/config", tag = "system",
-    responses((status = 200, description = "bare `{version, ..., ports, ffmpeg, global_config}`; `ffmpeg` is `{ok, path (the resolved binary, when found), version, errors}`"),
+    responses((status = 200, description = "bare `{version, ..., ports, ffmpeg, global_config}`; `ffmpeg` is `{ok, path (the resolved binary, when found), version, errors}` from the boot probe of `transcoder.ffmpeg_path` (see `POST /config/transcoder/probe`)"),
               (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
               (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn get_config() {}
+
+#[utoipa::path(post, path = "/config/transcoder/probe", tag = "system",
+    request_body(content = Object, description = "`{\"ffmpeg_path\": \"/usr/bin/ffmpeg\"}`; `\"\"` or absent: `ffmpeg` on `PATH`. Runs the binary with `-version`, `-encoders`, `-muxers`, `-filters` and `-hwaccels` (5 s each, 15 s in all); running streams are not affected."),
+    responses((status = 200, description = "usable: bare `{ok: true, path (the binary found), version, encoders: {required: [libx264, aac], optional: [libx265, libopus, libmp3lame, ac3, and h264_nvenc, hevc_nvenc with an NVIDIA device; those present]}, muxers: [mpegts], filters: [drawtext, overlay, movie, colorchannelmixer; those present], hwaccels: [the build's -hwaccels], warnings: [optional features missing], errors: []}`"),
+              (status = 502, description = "`FFMPEG_UNUSABLE`: not found (the message names the path and the PATH searched), not FFmpeg, a required encoder or muxer missing, or too slow; `error.probe` holds the whole report", body = ErrorBody),
+              (status = 400, description = "`EMPTY_BODY` / `INVALID_BODY`", body = ErrorBody),
+              (status = 422, description = "`UNKNOWN_FIELD` / `INVALID_FIELD` at `ffmpeg_path`", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
+              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn probe_ffmpeg() {}
 
 #[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "ok")))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]

@@ -454,7 +454,7 @@ fn stored_answer(result: PutResult, mut warnings: Vec<String>, reveal: bool) -> 
 
 /// Reads a JSON body under the cap: 413 over it, 400 for empty or malformed JSON (with line
 /// and column).
-async fn read_json(body: Body) -> Result<Value, ApiError> {
+pub(crate) async fn read_json(body: Body) -> Result<Value, ApiError> {
     let bytes = axum::body::to_bytes(body, JSON_BODY_CAP)
         .await
         .map_err(|_| {

@@ -1,11 +1,16 @@
-//! `/healthz`, `/readyz` and `GET /config`.
+//! `/healthz`, `/readyz`, `GET /config` and `POST /config/transcoder/probe`.
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde_json::{Value, json};
+use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors};
 use tributary_engine::EngineHandle;
+
+use crate::error::ApiError;
+use crate::streams::read_json;
 
 pub(crate) async fn healthz() -> &'static str {
     "ok"
@@ -19,6 +24,59 @@ pub(crate) async fn readyz(State(engine): State<EngineHandle>) -> Response {
             Json(json!({"ready": false, "reasons": reasons})),
         )
             .into_response(),
+    }
+}
+
+/// `POST /config/transcoder/probe` (SPEC §API): body `{ffmpeg_path}` (`""` or absent: `ffmpeg`
+/// on `PATH`). 200 with the report when the binary is usable for transcoding, 502
+/// `FFMPEG_UNUSABLE` naming why otherwise (the report rides along in `error.probe`).
+pub(crate) async fn probe_ffmpeg(State(engine): State<EngineHandle>, body: Body) -> Response {
+    match probe_path(body).await {
+        Err(error) => error.into_response(),
+        Ok(path) => {
+            let report = engine.probe_ffmpeg(&path).await;
+            if report["ok"] == true {
+                return Json(report).into_response();
+            }
+            let reasons: Vec<&str> = report["errors"]
+                .as_array()
+                .map(|errors| errors.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let message = format!("FFmpeg is unusable: {}", reasons.join("; "));
+            let error = json!({"code": "FFMPEG_UNUSABLE", "message": message, "probe": report});
+            (StatusCode::BAD_GATEWAY, Json(json!({"error": error}))).into_response()
+        }
+    }
+}
+
+/// The `ffmpeg_path` of a probe body: an object with at most that string.
+async fn probe_path(body: Body) -> Result<String, ApiError> {
+    let body = read_json(body).await?;
+    let invalid = |path: &str, code: ErrorCode, message: String| {
+        ApiError::validation(ValidationErrors(vec![FieldError::new(path, code, message)]))
+    };
+    let Some(object) = body.as_object() else {
+        return Err(invalid(
+            "",
+            ErrorCode::InvalidField,
+            "expected an object {\"ffmpeg_path\": \"...\"}".into(),
+        ));
+    };
+    if let Some(unknown) = object.keys().find(|key| *key != "ffmpeg_path") {
+        return Err(invalid(
+            unknown,
+            ErrorCode::UnknownField,
+            format!("unknown field `{unknown}`, expected `ffmpeg_path`"),
+        ));
+    }
+    match object.get("ffmpeg_path") {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(Value::String(path)) if path.len() <= 4096 && !path.contains('\0') => Ok(path.clone()),
+        Some(other) => Err(invalid(
+            "ffmpeg_path",
+            ErrorCode::InvalidField,
+            format!("expected a path (a string of at most 4096 bytes), got {other}"),
+        )),
     }
 }
 
@@ -37,12 +95,18 @@ pub(crate) async fn config(State(engine): State<EngineHandle>) -> Response {
             outputs.push(name);
         }
     }
-    let ffmpeg = match engine.ffmpeg() {
+    let ffmpeg = match (engine.ffmpeg_probe(), engine.ffmpeg()) {
         _ if !support.transcoder => {
             json!({"ok": false, "version": "", "errors": ["transcoding is not supported yet"]})
         }
-        Ok(path) => json!({"ok": true, "path": path, "version": "", "errors": []}),
-        Err(error) => json!({"ok": false, "version": "", "errors": [error]}),
+        (Some(probe), _) => json!({
+            "ok": probe["ok"],
+            "path": probe["path"],
+            "version": probe["version"],
+            "errors": probe["errors"],
+        }),
+        (None, Ok(path)) => json!({"ok": true, "path": path, "version": "", "errors": []}),
+        (None, Err(error)) => json!({"ok": false, "version": "", "errors": [error]}),
     };
     Json(json!({
         "version": {

@@ -301,10 +301,13 @@ impl Engine {
         self.handle.clone()
     }
 
-    /// Starts every persisted, enabled stream (≤ `boot_concurrency` at a time; failures are
-    /// left to the reconciler), then marks the engine ready.
+    /// Probes `transcoder.ffmpeg_path` (SPEC §Transcoder "Probe"; an unusable FFmpeg only
+    /// makes transcoding streams report `transcoder_unavailable`), starts every persisted,
+    /// enabled stream (≤ `boot_concurrency` at a time; failures are left to the reconciler),
+    /// then marks the engine ready.
     pub async fn boot(&self) {
         let shared = &self.handle.shared;
+        shared.media.transcoders.probe_boot().await;
         reconciler::pass(
             &shared.coordinator,
             &shared.store,
@@ -401,6 +404,20 @@ impl EngineHandle {
     /// or why there is none.
     pub fn ffmpeg(&self) -> Result<PathBuf, String> {
         self.shared.media.transcoders.ffmpeg()
+    }
+
+    /// What the boot probe found about `transcoder.ffmpeg_path` (SPEC §Transcoder "Probe"),
+    /// as `POST /config/transcoder/probe` shows it; `None` before it ran.
+    pub fn ffmpeg_probe(&self) -> Option<serde_json::Value> {
+        let report = self.shared.media.transcoders.probed()?;
+        Some(transcoder::probe_json(&report))
+    }
+
+    /// Probes the FFmpeg at `path` (`""`: `ffmpeg` on `PATH`) within 15 s: `{ok, path,
+    /// version, encoders{required, optional}, muxers, filters, hwaccels, warnings, errors}`.
+    /// The running streams are not affected.
+    pub async fn probe_ffmpeg(&self, path: &str) -> serde_json::Value {
+        transcoder::probe_json(&transcoder::probe_path(path).await)
     }
 
     /// Parses a stream record as every part of the engine does: against what this build

@@ -13,7 +13,7 @@
 //! the start: the stream runs and reports `transcoder_unavailable` with the reason.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Value, json};
@@ -27,7 +27,8 @@ use tributary_domain::spec::StreamSpec;
 use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Writer};
 use tributary_media::timeline::SessionReason;
 use tributary_transcode::{
-    Event, JobConfig, JobEvent, JobHandle, JobReport, Launcher, StatusWatch, SupervisorConfig,
+    Event, JobConfig, JobEvent, JobHandle, JobReport, Launcher, ProbeReport, StatusWatch,
+    SupervisorConfig, probe,
 };
 
 use crate::buffers::HubBuffers;
@@ -57,6 +58,8 @@ pub(crate) struct Transcoders {
     streams: Mutex<HashMap<StreamCode, Running>>,
     /// Tasks of stopped streams, handing their writers back to the next start.
     retired: Mutex<HashMap<StreamCode, JoinHandle<Vec<Writer>>>>,
+    /// What the boot probe found (SPEC §Transcoder "Probe"); `None` until it ran.
+    probed: Mutex<Option<ProbeReport>>,
 }
 
 /// One transcoding stream.
@@ -109,7 +112,34 @@ impl Transcoders {
             events: OnceLock::new(),
             streams: Mutex::new(HashMap::new()),
             retired: Mutex::new(HashMap::new()),
+            probed: Mutex::new(None),
         }
+    }
+
+    /// Probes `transcoder.ffmpeg_path` (at boot): streams that transcode report
+    /// `transcoder_unavailable` with its errors when it is unusable; the server runs on.
+    pub(crate) async fn probe_boot(&self) {
+        let report = probe(&self.ffmpeg_path, PROBE_EACH, nvidia_present()).await;
+        if report.ok {
+            tracing::info!(
+                path = %report.path,
+                version = %report.version,
+                warnings = ?report.warnings,
+                "FFmpeg probed"
+            );
+        } else {
+            tracing::error!(
+                path = %report.path,
+                errors = ?report.errors,
+                "FFmpeg unusable: transcoding streams report transcoder_unavailable"
+            );
+        }
+        *lock(&self.probed) = Some(report);
+    }
+
+    /// What the boot probe found, once it ran.
+    pub(crate) fn probed(&self) -> Option<ProbeReport> {
+        lock(&self.probed).clone()
     }
 
     /// Connects the service to the event bus and the coordinator (built after it).
@@ -237,11 +267,16 @@ impl TranscodeService for Transcoders {
             rungs: vec![None; rungs],
             unavailable: None,
         }));
-        let launcher = match Launcher::resolve(&self.ffmpeg_path) {
+        // The boot probe's verdict first (a binary without libx264 resolves fine).
+        let resolved = match self.probed().filter(|report| !report.ok) {
+            Some(report) => Err(report.errors.join("; ")),
+            None => Launcher::resolve(&self.ffmpeg_path).map_err(|e| e.to_string()),
+        };
+        let launcher = match resolved {
             Ok(launcher) => launcher,
             Err(e) => {
                 tracing::error!(stream = %code, "transcoder unavailable: {e}");
-                lock(&shared).unavailable = Some(e.to_string());
+                lock(&shared).unavailable = Some(e);
                 lock(&self.streams).insert(code.clone(), Running { shared, task: None });
                 self.degrade(&code, Degradation::TranscoderUnavailable, true);
                 return Ok(());
@@ -654,11 +689,7 @@ impl Tap {
 /// The watermark and the file FFmpeg reads it from: text is written to `<dir>/watermark.txt`;
 /// an image is its path. A library asset cannot be resolved yet: the watermark is off for
 /// this run (logged).
-fn overlay_file(
-    overlay: &Overlay,
-    dir: &std::path::Path,
-    code: &StreamCode,
-) -> Option<(Overlay, String)> {
+fn overlay_file(overlay: &Overlay, dir: &Path, code: &StreamCode) -> Option<(Overlay, String)> {
     match &overlay.kind {
         OverlayKind::Text { text, .. } => {
             let file = dir.join("watermark.txt");
@@ -680,6 +711,47 @@ fn overlay_file(
     }
 }
 
+/// `POST /config/transcoder/probe`: probes `path` (`""`: `ffmpeg` on `PATH`) within
+/// [`PROBE_BUDGET`] in all.
+pub(crate) async fn probe_path(path: &str) -> ProbeReport {
+    let path = match path.trim() {
+        "" => "ffmpeg",
+        path => path,
+    };
+    let probed = probe(Path::new(path), PROBE_EACH, nvidia_present());
+    tokio::time::timeout(PROBE_BUDGET, probed)
+        .await
+        .unwrap_or_else(|_| ProbeReport {
+            path: path.to_owned(),
+            errors: vec![format!(
+                "the probe of {path} took more than {} s",
+                PROBE_BUDGET.as_secs()
+            )],
+            ..ProbeReport::default()
+        })
+}
+
+/// A probe report as the API shows it (SPEC §API `POST /config/transcoder/probe`, plus the
+/// build's `hwaccels`).
+pub(crate) fn probe_json(report: &ProbeReport) -> Value {
+    json!({
+        "ok": report.ok,
+        "path": report.path,
+        "version": report.version,
+        "encoders": {"required": report.encoders.required, "optional": report.encoders.optional},
+        "muxers": report.muxers,
+        "filters": report.filters,
+        "hwaccels": report.hwaccels,
+        "warnings": report.warnings,
+        "errors": report.errors,
+    })
+}
+
+/// An NVIDIA device is present: the probe looks for the NVENC encoders too.
+fn nvidia_present() -> bool {
+    Path::new("/dev/nvidia0").exists()
+}
+
 /// A directory name for a stream code (codes may contain `/`).
 fn dir_name(code: &StreamCode) -> String {
     code.as_str().replace('/', "%2F")
@@ -689,5 +761,9 @@ fn rfc3339(at: std::time::SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Each invocation of the probe (SPEC §Defaults: 5 s).
+const PROBE_EACH: std::time::Duration = std::time::Duration::from_secs(5);
+/// The whole probe through the API (SPEC §API: 15 s).
+const PROBE_BUDGET: std::time::Duration = std::time::Duration::from_secs(15);
 /// Between closing FFmpeg's stdin and killing its group (SPEC §Transcoder "Stop").
 const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(2);

@@ -15,6 +15,8 @@
 //!   dropped and duplicated frames).
 //! - [`StderrTail`] ([`stderr`]): stderr lines, decoder chatter told apart, and the last
 //!   8 lines that explain a crash.
+//! - [`probe`](mod@probe): what an FFmpeg binary can do (version, encoders, muxers, filters, hardware
+//!   acceleration methods), at boot and on `POST /config/transcoder/probe`.
 //! - [`usage`]: a child's CPU time and resident memory, from `/proc`.
 //! - [`Restamp`] ([`restamp`]): FFmpeg's 33-bit output timestamps back on the raw buffer's
 //!   timeline, so every rung carries the PTS of the input frames it encodes.
@@ -43,6 +45,7 @@
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod job;
+pub mod probe;
 pub mod process;
 pub mod progress;
 pub mod restamp;
@@ -51,6 +54,7 @@ pub mod supervise;
 pub mod usage;
 
 pub use job::{JobConfig, JobEvent, JobHandle, JobReport, JobStatus, MAX_ERRORS, StatusWatch};
+pub use probe::{ProbeReport, probe};
 pub use process::{Ffmpeg, Launcher, SpawnError, prepare_workdir};
 pub use progress::{Progress, ProgressParser};
 pub use restamp::Restamp;

@@ -2,7 +2,8 @@
 //! in each mode, served as an HLS master with one media playlist per rung that ffprobe and
 //! GStreamer play; a killed FFmpeg is restarted while HLS goes on; a changed rung restarts
 //! only its FFmpeg and rewrites the master; FFmpeg children die with a SIGKILLed server; a
-//! missing FFmpeg is reported as `transcoder_unavailable`.
+//! missing FFmpeg is reported as `transcoder_unavailable`; the FFmpeg probe (boot and
+//! `POST /config/transcoder/probe`) reports what a binary can do and why one is unusable.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -359,6 +360,20 @@ fn a_missing_ffmpeg_is_transcoder_unavailable_and_the_rest_runs() {
         error.contains("/nonexistent/ffmpeg") && error.contains("PATH="),
         "the reason names the path: {runtime}"
     );
+    // The boot probe says so in GET /config.
+    let config = crate::server::send("GET", &server.url("/config"), None, &[]);
+    assert_eq!(
+        config.body["ffmpeg"]["ok"], false,
+        "{}",
+        config.body["ffmpeg"]
+    );
+    assert!(
+        config.body["ffmpeg"]["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("/nonexistent/ffmpeg")),
+        "{}",
+        config.body["ffmpeg"]
+    );
     // Everything else works: the passthrough stream plays.
     wait_until(
         Duration::from_secs(30),
@@ -367,4 +382,89 @@ fn a_missing_ffmpeg_is_transcoder_unavailable_and_the_rest_runs() {
     )
     .unwrap();
     assert_eq!(server.runtime("plain")["status"], "active");
+}
+
+#[test]
+fn the_ffmpeg_probe_reports_version_encoders_and_hwaccels_and_names_an_unusable_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let installed = Command::new("ffmpeg")
+        .arg("-version")
+        .output()
+        .expect("ffmpeg -version");
+    let first_line = String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+
+    // The boot probe, in GET /config.
+    let config = crate::server::send("GET", &server.url("/config"), None, &[]);
+    let ffmpeg = &config.body["ffmpeg"];
+    assert_eq!(ffmpeg["ok"], true, "{ffmpeg}");
+    let version = ffmpeg["version"].as_str().unwrap_or_default();
+    assert!(
+        !version.is_empty() && first_line.contains(version),
+        "{ffmpeg} vs {first_line}"
+    );
+
+    // The endpoint, on PATH's ffmpeg.
+    let url = server.url("/config/transcoder/probe");
+    let answer = crate::server::send("POST", &url, Some(r#"{"ffmpeg_path": ""}"#), &[]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let report = &answer.body;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["version"], version, "{report}");
+    assert!(
+        report["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("/ffmpeg")),
+        "{report}"
+    );
+    assert_eq!(
+        report["encoders"]["required"],
+        serde_json::json!(["libx264", "aac"])
+    );
+    assert_eq!(report["muxers"], serde_json::json!(["mpegts"]));
+    assert!(
+        report["filters"]
+            .as_array()
+            .is_some_and(|f| f.contains(&"drawtext".into())),
+        "{report}"
+    );
+    // The build's hardware acceleration methods, as `ffmpeg -hwaccels` lists them.
+    let hwaccels = Command::new("ffmpeg")
+        .args(["-hide_banner", "-hwaccels"])
+        .output()
+        .expect("ffmpeg -hwaccels");
+    let listed: Vec<String> = String::from_utf8_lossy(&hwaccels.stdout)
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(report["hwaccels"], serde_json::json!(listed), "{report}");
+
+    // Unusable binaries: 502 with the reason, and the report.
+    for (path, reason) in [
+        ("/nonexistent/ffmpeg", "/nonexistent/ffmpeg"),
+        ("/bin/true", "does not say \"ffmpeg version\""),
+    ] {
+        let body = format!(r#"{{"ffmpeg_path": "{path}"}}"#);
+        let answer = crate::server::send("POST", &url, Some(&body), &[]);
+        assert_eq!(answer.status, 502, "{}", answer.body);
+        let error = &answer.body["error"];
+        assert_eq!(error["code"], "FFMPEG_UNUSABLE", "{error}");
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(message.contains(reason), "{error}");
+        assert_eq!(error["probe"]["ok"], false, "{error}");
+    }
+    // A bad body names the field.
+    let answer = crate::server::send("POST", &url, Some(r#"{"path": "/usr/bin/ffmpeg"}"#), &[]);
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    assert_eq!(answer.body["error"]["fields"][0]["path"], "path");
+    // The route is documented.
+    let doc = crate::server::send("GET", &server.url("/swagger/doc.json"), None, &[]);
+    assert!(doc.body["paths"]["/config/transcoder/probe"]["post"].is_object());
 }
