@@ -268,21 +268,7 @@ fn switch_priority(body: &Value) -> Result<Option<u32>, ApiError> {
     let invalid = |path: &str, code: ErrorCode, message: String| {
         ApiError::validation(ValidationErrors(vec![FieldError::new(path, code, message)]))
     };
-    let Some(object) = body.as_object() else {
-        return Err(invalid(
-            "",
-            ErrorCode::InvalidField,
-            "expected an object {\"priority\": N | null}".into(),
-        ));
-    };
-    if let Some(unknown) = object.keys().find(|key| *key != "priority") {
-        return Err(invalid(
-            unknown,
-            ErrorCode::UnknownField,
-            format!("unknown field `{unknown}`, expected `priority`"),
-        ));
-    }
-    match object.get("priority") {
+    match only_field(body, "priority", "{\"priority\": N | null}")? {
         None => Err(invalid(
             "priority",
             ErrorCode::InvalidField,
@@ -301,6 +287,33 @@ fn switch_priority(body: &Value) -> Result<Option<u32>, ApiError> {
                 )
             }),
     }
+}
+
+/// The value of `field` in a body that must be an object holding at most that field
+/// (`shape` shows the expected object in the error); 422 naming the path otherwise.
+pub(crate) fn only_field<'a>(
+    body: &'a Value,
+    field: &str,
+    shape: &str,
+) -> Result<Option<&'a Value>, ApiError> {
+    let invalid = |path: &str, code: ErrorCode, message: String| {
+        ApiError::validation(ValidationErrors(vec![FieldError::new(path, code, message)]))
+    };
+    let Some(object) = body.as_object() else {
+        return Err(invalid(
+            "",
+            ErrorCode::InvalidField,
+            format!("expected an object {shape}"),
+        ));
+    };
+    if let Some(unknown) = object.keys().find(|key| *key != field) {
+        return Err(invalid(
+            unknown,
+            ErrorCode::UnknownField,
+            format!("unknown field `{unknown}`, expected `{field}`"),
+        ));
+    }
+    Ok(object.get(field))
 }
 
 /// How long a manual switch waits for its commit before answering 202 (SPEC §API).

@@ -10,7 +10,7 @@ use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors};
 use tributary_engine::EngineHandle;
 
 use crate::error::ApiError;
-use crate::streams::read_json;
+use crate::streams::{only_field, read_json};
 
 pub(crate) async fn healthz() -> &'static str {
     "ok"
@@ -52,31 +52,16 @@ pub(crate) async fn probe_ffmpeg(State(engine): State<EngineHandle>, body: Body)
 /// The `ffmpeg_path` of a probe body: an object with at most that string.
 async fn probe_path(body: Body) -> Result<String, ApiError> {
     let body = read_json(body).await?;
-    let invalid = |path: &str, code: ErrorCode, message: String| {
-        ApiError::validation(ValidationErrors(vec![FieldError::new(path, code, message)]))
-    };
-    let Some(object) = body.as_object() else {
-        return Err(invalid(
-            "",
-            ErrorCode::InvalidField,
-            "expected an object {\"ffmpeg_path\": \"...\"}".into(),
-        ));
-    };
-    if let Some(unknown) = object.keys().find(|key| *key != "ffmpeg_path") {
-        return Err(invalid(
-            unknown,
-            ErrorCode::UnknownField,
-            format!("unknown field `{unknown}`, expected `ffmpeg_path`"),
-        ));
-    }
-    match object.get("ffmpeg_path") {
+    match only_field(&body, "ffmpeg_path", "{\"ffmpeg_path\": \"...\"}")? {
         None | Some(Value::Null) => Ok(String::new()),
         Some(Value::String(path)) if path.len() <= 4096 && !path.contains('\0') => Ok(path.clone()),
-        Some(other) => Err(invalid(
-            "ffmpeg_path",
-            ErrorCode::InvalidField,
-            format!("expected a path (a string of at most 4096 bytes), got {other}"),
-        )),
+        Some(other) => Err(ApiError::validation(ValidationErrors(vec![
+            FieldError::new(
+                "ffmpeg_path",
+                ErrorCode::InvalidField,
+                format!("expected a path (a string of at most 4096 bytes), got {other}"),
+            ),
+        ]))),
     }
 }
 
