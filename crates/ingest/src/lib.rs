@@ -1,4 +1,4 @@
-//! Pull and listen ingest workers: UDP, HTTP-TS, HLS, files and RTMP(S) pull (L2, SPEC §Ingest).
+//! Pull and listen ingest workers: UDP, HTTP-TS, HLS, files, RTMP(S) and RTSP pull (L2, SPEC §Ingest).
 //!
 //! # Model
 //!
@@ -82,6 +82,7 @@ mod hls;
 mod http;
 mod pace;
 mod rtmp;
+mod rtsp;
 mod sink;
 mod supervise;
 mod udp;
@@ -252,6 +253,7 @@ pub fn supported() -> &'static [InputKind] {
         InputKind::Hls,
         InputKind::File,
         InputKind::Rtmp,
+        InputKind::Rtsp,
     ]
 }
 
@@ -319,6 +321,10 @@ pub fn spawn_with(
         Source::Rtmp(source) => {
             let options = rtmp::RtmpOptions::new(source, &label, &config.ssrf_guard)?;
             Box::new(move |reporter| Box::pin(rtmp::run(options.clone(), reporter)))
+        }
+        Source::Rtsp(source) => {
+            let options = rtsp::RtspOptions::new(source, &config.ssrf_guard);
+            Box::new(move |reporter| Box::pin(rtsp::run(options.clone(), reporter)))
         }
         Source::File(file) => {
             let options = file::FileOptions::new(file.clone(), config);

@@ -298,6 +298,14 @@ impl Sink {
         }
     }
 
+    /// Checks a frame that came without the demuxer (a source that delivers frames, not TS):
+    /// the same parameter-set and configuration checks as [`next`](Self::next)'s; write what
+    /// it returns.
+    pub(crate) fn frame(&mut self, frame: Frame) -> Option<Ready> {
+        self.good = true;
+        self.check(frame)
+    }
+
     /// Writes a frame at `now`: a new session first if its configuration changed or the input
     /// had been silent for [`STALL`].
     pub(crate) fn write(&mut self, ready: Ready, now: Instant) {

@@ -11,7 +11,7 @@ use url::Url;
 use super::options::{Options, merge_params, raw_query};
 use super::source::{
     DEFAULT_PKT_SIZE, FILE_EXTENSIONS, FileFormat, FileSource, HttpSource, MAX_PKT_SIZE,
-    MulticastInterface, PullSource, RtmpSource, RtmpUrl, UdpSource,
+    MulticastInterface, PullSource, RtmpSource, RtmpUrl, RtspSource, RtspTransport, UdpSource,
 };
 use crate::stream::Input;
 use crate::validate::{ErrorCode, FieldError};
@@ -130,7 +130,73 @@ pub(super) fn http(prefix: &str, url: Url, input: &Input) -> Result<HttpSource, 
     })
 }
 
-/// An RTSP or SRT pull: `params` merged into the URL.
+/// An RTSP pull: `rtsp://[user[:password]@]host[:port]/path[?query]`, `params` merged into
+/// the query; `transport` (`tcp`, the default, or `udp`) is ours and leaves the URL the
+/// camera sees, and so do the credentials (they go in the `Authorization` header).
+pub(super) fn rtsp(
+    mut url: Url,
+    options: &Options<'_>,
+    input: &Input,
+) -> Result<RtspSource, Vec<FieldError>> {
+    let prefix = options.prefix();
+    if url.scheme().eq_ignore_ascii_case("rtsps") {
+        return Err(vec![FieldError::new(
+            format!("{prefix}.url"),
+            ErrorCode::Unsupported,
+            "rtsps:// (RTSP over TLS) pulls are not supported yet: the RTSP client has no TLS; \
+             use rtsp://",
+        )]);
+    }
+    if host(&url).is_empty() {
+        return Err(vec![FieldError::new(
+            format!("{prefix}.url"),
+            ErrorCode::InvalidInputUrl,
+            "expected rtsp://[user:password@]host[:port]/path",
+        )]);
+    }
+    let transport = match options
+        .get("transport")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("tcp") => RtspTransport::Tcp,
+        Some("udp") => RtspTransport::Udp,
+        Some(other) => {
+            return Err(vec![
+                options.error("transport", format!("{other:?} is not tcp or udp")),
+            ]);
+        }
+    };
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let credentials = (!url.username().is_empty() || url.password().is_some())
+        .then(|| (decode(url.username()), decode(url.password().unwrap_or(""))));
+    // Url cannot fail to clear the credentials of a URL with a host.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let mut url = merge_params(url, &input.params);
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "transport")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if kept.is_empty() {
+        url.set_query(None);
+    } else {
+        url.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    Ok(RtspSource {
+        url,
+        credentials,
+        transport,
+        timeout: timeout(input),
+    })
+}
+
+/// An SRT pull: `params` merged into the URL.
 pub(super) fn pull(url: Url, input: &Input) -> PullSource {
     PullSource {
         url: merge_params(url, &input.params),

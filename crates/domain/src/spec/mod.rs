@@ -34,7 +34,8 @@ use tributary_media::StreamCode;
 
 pub use source::{
     DEFAULT_PKT_SIZE, FileFormat, FileSource, HttpSource, MAX_PKT_SIZE, MulticastInterface,
-    PullSource, PushSource, PushSpec, RtmpSource, RtmpUrl, Source, UdpSource,
+    PullSource, PushSource, PushSpec, RtmpSource, RtmpUrl, RtspSource, RtspTransport, Source,
+    UdpSource,
 };
 
 use crate::ffmpeg::{Ladder, Overlay};
@@ -318,7 +319,11 @@ fn parse_input(
                 .map(Source::Rtmp)
                 .map_err(|e| vec![e]),
             InputKind::Srt => Ok(Source::Srt(kinds::pull(url, input))),
-            _ => Ok(Source::Rtsp(kinds::pull(url, input))),
+            _ => {
+                let options =
+                    options::Options::new(prefix, url.query().unwrap_or(""), &input.params);
+                kinds::rtsp(url.clone(), &options, input).map(Source::Rtsp)
+            }
         },
         InputUrl::File {
             mount: Some(mount), ..

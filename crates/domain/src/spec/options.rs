@@ -32,6 +32,11 @@ impl<'a> Options<'a> {
         }
     }
 
+    /// `inputs[<i>]`, the prefix of every field this input's errors name.
+    pub(super) fn prefix(&self) -> &str {
+        self.prefix
+    }
+
     /// The value of `key`: from `params`, else the last one in the query.
     pub(super) fn get(&self, key: &str) -> Option<&str> {
         if let Some(value) = self.params.get(key) {

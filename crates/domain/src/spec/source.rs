@@ -30,8 +30,8 @@ pub enum Source {
     HttpTs(HttpSource),
     /// An RTMP(S) pull.
     Rtmp(RtmpSource),
-    /// An RTSP(S) pull (no worker yet: rejected as unsupported at validation).
-    Rtsp(PullSource),
+    /// An RTSP pull.
+    Rtsp(RtspSource),
     /// An SRT pull in caller mode (no worker yet: rejected as unsupported at validation).
     Srt(PullSource),
     /// A file played in real time.
@@ -157,8 +157,32 @@ pub struct PushSpec {
     pub target: RtmpUrl,
 }
 
-/// An RTSP or SRT pull; the workers for these have not landed, so only what every pull has
-/// is parsed.
+/// An RTSP pull (SPEC §Ingest "rtsp pull").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RtspSource {
+    /// The URL requested: `rtsp://`, without credentials or Tributary's own options
+    /// (`transport`), the camera's own query kept.
+    pub url: Url,
+    /// User and password from the URL, percent-decoded, for Basic or Digest authentication.
+    pub credentials: Option<(String, String)>,
+    /// How RTP travels (`?transport=tcp|udp`, default TCP).
+    pub transport: RtspTransport,
+    /// Connect, DESCRIBE…PLAY and read budget (`net.timeout_sec`); `None` = the kind's
+    /// default.
+    pub timeout: Option<Duration>,
+}
+
+/// How an RTSP pull asks the server to send RTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RtspTransport {
+    /// Interleaved on the RTSP TCP connection (the default: passes NAT and firewalls, no
+    /// loss).
+    Tcp,
+    /// UDP unicast to ports of ours.
+    Udp,
+}
+
+/// An SRT pull; its worker has not landed, so only what every pull has is parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PullSource {
     /// The URL, `params` merged into its query.

@@ -194,6 +194,60 @@ fn rtmp_pulls_are_split_as_the_client_splits_them() {
 }
 
 #[test]
+fn rtsp_pulls_take_credentials_and_transport_out_of_the_url() {
+    let mut input = with_params(
+        "rtsp://admin:p%40ss%2Bw@cam.local:8554/Streaming/101?channel=1&transport=UDP",
+        &[("subtype", "0")],
+    );
+    input.net.timeout_sec = 3;
+    let Source::Rtsp(rtsp) = parse_with(input).unwrap().source else {
+        panic!("not RTSP")
+    };
+    assert_eq!(
+        rtsp.url.as_str(),
+        "rtsp://cam.local:8554/Streaming/101?channel=1&subtype=0"
+    );
+    assert_eq!(
+        rtsp.credentials,
+        Some(("admin".to_owned(), "p@ss+w".to_owned()))
+    );
+    assert_eq!(rtsp.transport, RtspTransport::Udp);
+    assert_eq!(rtsp.timeout, Some(Duration::from_secs(3)));
+
+    let Source::Rtsp(plain) = parse("rtsp://cam.local/s").unwrap().source else {
+        panic!("not RTSP")
+    };
+    assert_eq!(
+        (
+            plain.url.as_str(),
+            plain.credentials,
+            plain.transport,
+            plain.timeout
+        ),
+        ("rtsp://cam.local/s", None, RtspTransport::Tcp, None)
+    );
+    // A user without a password is a user with an empty one.
+    let Source::Rtsp(user) = parse("rtsp://viewer@cam.local/s").unwrap().source else {
+        panic!("not RTSP")
+    };
+    assert_eq!(user.credentials, Some(("viewer".to_owned(), String::new())));
+
+    assert_eq!(
+        paths("rtsp://cam.local/s?transport=http"),
+        [("inputs[0].url".to_owned(), ErrorCode::InvalidInputUrl)]
+    );
+    let bad_param = parse_with(with_params(
+        "rtsp://cam.local/s",
+        &[("transport", "multicast")],
+    ));
+    assert_eq!(bad_param.unwrap_err()[0].0, "inputs[0].params.transport");
+    assert_eq!(
+        paths("rtsps://cam.local/s"),
+        [("inputs[0].url".to_owned(), ErrorCode::Unsupported)]
+    );
+}
+
+#[test]
 fn files_take_their_format_and_loop() {
     let Source::File(file) = parse("/srv/media/a.TS").unwrap().source else {
         panic!("not a file")
