@@ -2,10 +2,10 @@
 """A camera-like RTSP source for the e2e tests: GStreamer's RTSP server (Debian's
 gir1.2-gst-rtsp-server-1.0), an independent implementation of RTSP, RTP and RTCP.
 
-Usage: camera.py PORT MOUNT [--user USER --password PASSWORD]
+Usage: camera.py PORT MOUNT [--h265] [--user USER --password PASSWORD]
 
 Serves rtsp://127.0.0.1:PORT/MOUNT: H.264 (openh264, no B-frames, SPS/PPS in the SDP's
-sprop-parameter-sets and in-band) 640x360 at 25 fps and AAC 48 kHz stereo, over TCP-interleaved
+sprop-parameter-sets and in-band; H.265 from x265 with --h265) 640x360 at 25 fps and AAC 48 kHz stereo, over TCP-interleaved
 or UDP as the client asks. With --user, Digest authentication is required. Prints "ready" once
 it listens; runs until killed.
 """
@@ -19,11 +19,15 @@ gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
+H264 = "openh264enc bitrate=800000 gop-size=50 ! h264parse config-interval=-1 ! rtph264pay"
+H265 = (
+    "x265enc tune=zerolatency speed-preset=ultrafast bitrate=800 key-int-max=50 "
+    "! h265parse config-interval=-1 ! rtph265pay"
+)
 PIPELINE = (
     "( videotestsrc is-live=true pattern=ball "
     "! video/x-raw,width=640,height=360,framerate=25/1 "
-    "! openh264enc bitrate=800000 gop-size=50 "
-    "! h264parse config-interval=-1 ! rtph264pay name=pay0 pt=96 "
+    "! {video} name=pay0 pt=96 "
     "audiotestsrc is-live=true wave=sine freq=440 "
     "! audio/x-raw,rate=48000,channels=2 ! audioconvert ! avenc_aac bitrate=96000 "
     "! rtpmp4gpay name=pay1 pt=97 )"
@@ -34,6 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("port")
     parser.add_argument("mount")
+    parser.add_argument("--h265", action="store_true")
     parser.add_argument("--user")
     parser.add_argument("--password", default="")
     args = parser.parse_args()
@@ -43,7 +48,7 @@ def main() -> None:
     server.set_address("127.0.0.1")
     server.set_service(args.port)
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(PIPELINE)
+    factory.set_launch(PIPELINE.format(video=H265 if args.h265 else H264))
     factory.set_shared(True)
     if args.user:
         auth = GstRtspServer.RTSPAuth()

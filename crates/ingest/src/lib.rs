@@ -1,4 +1,5 @@
-//! Pull and listen ingest workers: UDP, HTTP-TS, HLS, files, RTMP(S) and RTSP pull (L2, SPEC §Ingest).
+//! Pull and listen ingest workers: UDP, HTTP-TS, HLS, files, RTMP(S) and RTSP pull (L2, SPEC
+//! §Ingest).
 //!
 //! # Model
 //!

@@ -19,7 +19,13 @@ const PASSWORD: &str = "s3cr:t@cam";
 struct Camera(Child);
 
 impl Camera {
+    /// An H.264 camera.
     fn start(port: u16) -> Self {
+        Self::launch(port, &[])
+    }
+
+    /// A camera with more arguments of `camera.py` (`--h265`).
+    fn launch(port: u16, args: &[&str]) -> Self {
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/rtsp/camera.py");
         let mut child = Command::new("/usr/bin/python3")
             .arg(script)
@@ -31,6 +37,7 @@ impl Camera {
                 "--password",
                 PASSWORD,
             ])
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect(
@@ -71,16 +78,17 @@ fn create(server: &Server, code: &str, url: &str) {
     );
 }
 
-/// The stream's HLS carries the camera's H.264 640x360 and AAC, decodes without errors, and
-/// its video runs at the camera's 25 fps with strictly increasing DTS.
-fn assert_plays(server: &Server, code: &str, dir: &std::path::Path) {
+/// The stream's HLS carries the camera's `codec` video (ffprobe's name) at 640x360 and AAC,
+/// decodes without errors, and its video runs at the camera's 25 fps with strictly increasing
+/// DTS.
+fn assert_plays(server: &Server, code: &str, codec: &str, dir: &std::path::Path) {
     wait_segments(server, code, 3, Duration::from_secs(40));
     let streams = probe_streams(&server.url(&format!("/{code}/index.m3u8"))).unwrap();
     let video = streams
         .iter()
         .find(|s| s.codec_type.as_deref() == Some("video"))
         .unwrap_or_else(|| panic!("no video: {streams:?}"));
-    assert_eq!(video.codec_name.as_deref(), Some("h264"));
+    assert_eq!(video.codec_name.as_deref(), Some(codec));
     assert_eq!((video.width, video.height), (Some(640), Some(360)));
     assert!(
         streams
@@ -125,7 +133,7 @@ fn rtsp_pull_over_tcp_with_digest_plays_and_reconnects() {
     let camera = Camera::start(port);
     let server = Server::start(dir.path(), &[]);
     create(&server, "cam-tcp", &camera_url(port, PASSWORD, ""));
-    assert_plays(&server, "cam-tcp", dir.path());
+    assert_plays(&server, "cam-tcp", "h264", dir.path());
 
     // The camera goes away: the input reports it; when it comes back, HLS goes on.
     drop(camera);
@@ -155,7 +163,18 @@ fn rtsp_pull_over_udp_plays() {
         "cam-udp",
         &camera_url(port, PASSWORD, "?transport=udp"),
     );
-    assert_plays(&server, "cam-udp", dir.path());
+    assert_plays(&server, "cam-udp", "h264", dir.path());
+}
+
+#[test]
+fn rtsp_pull_of_h265_plays() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let _camera = Camera::launch(port, &["--h265"]);
+    let server = Server::start(dir.path(), &[]);
+    create(&server, "cam-hevc", &camera_url(port, PASSWORD, ""));
+    assert_plays(&server, "cam-hevc", "hevc", dir.path());
 }
 
 #[test]
