@@ -1,7 +1,10 @@
 //! RTP packets (RFC 3550), sans-IO.
 //!
-//! Today: the header of an RTP datagram, so that the UDP input can take MPEG-TS carried in RTP
-//! (RFC 2250, what `ffmpeg -f rtp_mpegts` and IPTV multicast send) as well as bare TS.
+//! - [`packetize`]: access units into RTP packets for RTSP play (H.264, H.265, AAC).
+//! - [`rtcp`]: the sender reports that put an RTSP play's tracks on one clock.
+//! - [`payload`]: the header of an RTP datagram, so that the UDP input can take MPEG-TS carried
+//!   in RTP (RFC 2250, what `ffmpeg -f rtp_mpegts` and IPTV multicast send) as well as bare TS.
+//!
 //! [`payload`] strips the fixed header, the CSRC list, a header extension and padding; every
 //! length in it comes from the network and is checked against the datagram.
 //!
@@ -13,6 +16,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod packetize;
+pub mod rtcp;
 
 /// The fixed RTP header, before any CSRC.
 pub const HEADER_LEN: usize = 12;
