@@ -29,6 +29,7 @@ fuzz_target!(|data: &[u8]| {
         tcp: control & 1 == 0,
         udp: (control & 2 == 0).then_some((8000, 8001)),
         timeout: Duration::from_secs(60),
+        play_deadline: Duration::from_secs(10),
         max_request: MAX_REQUEST,
         max_packet: 200,
         random: u64::from(control).wrapping_mul(0x9E37_79B9_7F4A_7C15),
@@ -60,7 +61,6 @@ fuzz_target!(|data: &[u8]| {
             session.write_frame(0, pts, &video, now, |d| assert!(d.packet.size() <= 200));
             session.write_frame(1, pts, &audio, now, |d| assert!(d.packet.size() <= 200));
             let _ = session.handle_timeout(now + Duration::from_secs(6));
-            let _ = session.take_udp_reports();
             while session.poll_output().is_some() {}
         }
     }

@@ -31,7 +31,7 @@ use std::time::Duration;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
-use tributary_domain::config::ServerConfig;
+use tributary_domain::config::{RtspTransport, ServerConfig};
 use tributary_domain::diff::{ShownDiff, compute_diff};
 use tributary_domain::event::StreamStatus;
 use tributary_domain::plan::{RestartPlan, plan};
@@ -222,6 +222,8 @@ struct Shared {
     media: MediaPlane,
     /// The protocol listeners bound by [`Engine::start_listeners`]; dropped at shutdown.
     listeners: Mutex<Vec<tributary_serve::RtmpListener>>,
+    /// The RTSP listener, once bound.
+    rtsp_listeners: Mutex<Vec<tributary_serve::RtspListener>>,
     token: AdminToken,
     ports: Mutex<Ports>,
     booted: AtomicBool,
@@ -284,6 +286,7 @@ impl Engine {
             supported,
             media,
             listeners: Mutex::new(Vec::new()),
+            rtsp_listeners: Mutex::new(Vec::new()),
             token,
             ports: Mutex::new(Ports::default()),
             booted: AtomicBool::new(false),
@@ -342,8 +345,8 @@ impl Engine {
         })
     }
 
-    /// Binds the protocol listeners that are enabled (RTMP; SRT and RTSP are not supported
-    /// yet and stay unbound) and records their ports for `GET /config`.
+    /// Binds the protocol listeners that are enabled (RTMP, RTSP; SRT is not supported yet and
+    /// stays unbound) and records their ports for `GET /config`.
     pub async fn start_listeners(&self) -> Result<(), ListenerError> {
         let shared = &self.handle.shared;
         let rtmp = &shared.config.listeners.rtmp;
@@ -377,6 +380,38 @@ impl Engine {
             shared.supported.set_rtmp_port(Some(local.port()));
             lock(&shared.listeners).push(listener);
         }
+        let rtsp = &shared.config.listeners.rtsp;
+        if let Some(addr) = rtsp.addr() {
+            let error = |error: String| ListenerError {
+                listener: "rtsp",
+                addr: addr.clone(),
+                error,
+            };
+            let parsed: std::net::SocketAddr = tokio::net::lookup_host(&addr)
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| error("not a valid host:port".into()))?;
+            let (tcp, udp) = match rtsp.transport() {
+                RtspTransport::Tcp => (true, false),
+                RtspTransport::Udp => (false, true),
+                RtspTransport::Both => (true, true),
+            };
+            let config = tributary_serve::RtspListenerConfig {
+                addr: parsed,
+                tcp,
+                udp,
+                ..tributary_serve::RtspListenerConfig::default()
+            };
+            let listener = tributary_serve::start_rtsp(config, shared.media.router.clone())
+                .await
+                .map_err(|e| error(e.to_string()))?;
+            let local = listener.local_addr();
+            tracing::info!(listener = "rtsp", addr = %local, udp = ?listener.udp_ports(),
+                "RTSP listener bound");
+            lock(&shared.ports).rtsp_port = local.port();
+            lock(&shared.rtsp_listeners).push(listener);
+        }
         Ok(())
     }
 
@@ -385,6 +420,7 @@ impl Engine {
         let shared = &self.handle.shared;
         shared.shutdown.cancel();
         lock(&shared.listeners).clear();
+        lock(&shared.rtsp_listeners).clear();
         shared.coordinator.shutdown().await;
     }
 }

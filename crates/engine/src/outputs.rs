@@ -47,9 +47,10 @@ pub(crate) struct Outputs {
     /// The running HLS packagers, by stream and rung (`None`: the stream's only one);
     /// dropping a handle stops its task and removes its window.
     running: Mutex<HashMap<(StreamCode, Option<u16>), HlsHandle>>,
-    /// Streams with RTMP play on (the RTMP listener serves their main buffer), each with its
-    /// players' stop signals, fired when RTMP play is turned off.
-    rtmp: Mutex<HashMap<StreamCode, Arc<PlayGate>>>,
+    /// Streams with a play output on (RTMP, RTSP: a listener serves their playback feed), by
+    /// stream and output, each with its players' stop signals, fired when that output is
+    /// turned off.
+    plays: Mutex<HashMap<(StreamCode, Output), Arc<PlayGate>>>,
     /// Push targets by stream and URL (as configured, trimmed); each runs its own task.
     pushes: Mutex<HashMap<(StreamCode, String), PushHandle>>,
     /// The output tasks streams want running, with their restart records. Locked before
@@ -65,7 +66,7 @@ impl Outputs {
             settings,
             ssrf_guard,
             running: Mutex::new(HashMap::new()),
-            rtmp: Mutex::new(HashMap::new()),
+            plays: Mutex::new(HashMap::new()),
             pushes: Mutex::new(HashMap::new()),
             supervised: Mutex::new(HashMap::new()),
         }
@@ -165,14 +166,16 @@ impl Outputs {
         warnings
     }
 
-    /// Lets a player of `code` in if the stream has RTMP play on: its `stop` signal fires when
-    /// RTMP play is turned off. The returned pass keeps it registered until dropped.
-    pub(crate) fn enter_rtmp_play(
+    /// Lets a player of `code` in if the stream has `output` (RTMP or RTSP play) on: its
+    /// `stop` signal fires when that output is turned off. The returned pass keeps it
+    /// registered until dropped.
+    pub(crate) fn enter_play(
         &self,
         code: &StreamCode,
+        output: Output,
         stop: CancellationToken,
     ) -> Option<GatePass> {
-        let gate = lock(&self.rtmp).get(code).cloned()?;
+        let gate = lock(&self.plays).get(&(code.clone(), output)).cloned()?;
         Some(gate.enter(stop))
     }
 
@@ -316,10 +319,9 @@ impl OutputService for Outputs {
                 Ok(())
             }
             Output::Dash => Err(ServiceError::Unsupported("DASH output")),
-            Output::Rtsp => Err(ServiceError::Unsupported("RTSP play")),
-            Output::Rtmp => {
+            Output::Rtmp | Output::Rtsp => {
                 let gate = Arc::new(PlayGate::default());
-                let previous = lock(&self.rtmp).insert(stream.code.clone(), gate);
+                let previous = lock(&self.plays).insert((stream.code.clone(), output), gate);
                 if let Some(previous) = previous {
                     previous.close();
                 }
@@ -330,8 +332,8 @@ impl OutputService for Outputs {
     }
 
     fn stop_output(&self, code: &StreamCode, output: Output) {
-        if output == Output::Rtmp {
-            let gate = lock(&self.rtmp).remove(code);
+        if matches!(output, Output::Rtmp | Output::Rtsp) {
+            let gate = lock(&self.plays).remove(&(code.clone(), output));
             if let Some(gate) = gate {
                 gate.close();
             }

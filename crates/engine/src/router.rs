@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 use tributary_domain::StreamCode;
+use tributary_domain::diff::Output;
 use tributary_domain::spec::PushVia;
 use tributary_hub::{BufferId, Hub};
 use tributary_serve::{
@@ -217,9 +218,18 @@ impl Router for EngineRouter {
             .caps
             .admit(&code)
             .map_err(|cap| Refusal::Busy(cap.to_string()))?;
-        let Some(gate) = self.outputs.enter_rtmp_play(&code, request.stop) else {
+        let (output, name) = match request.protocol {
+            Protocol::Rtmp => (Output::Rtmp, "rtmp"),
+            Protocol::Rtsp => (Output::Rtsp, "rtsp"),
+            other => {
+                return Err(Refusal::NotFound(format!(
+                    "playing over {other} is not supported yet"
+                )));
+            }
+        };
+        let Some(gate) = self.outputs.enter_play(&code, output, request.stop) else {
             return Err(Refusal::NotFound(format!(
-                "stream {code} does not have protocols.rtmp on"
+                "stream {code} does not have protocols.{name} on"
             )));
         };
         Ok(PlayGrant {

@@ -34,6 +34,7 @@ impl Supported {
                 .collect(),
             hls: true,
             rtmp: true,
+            rtsp: true,
             push: true,
             transcoder: true,
             ..Support::default()

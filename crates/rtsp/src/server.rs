@@ -43,6 +43,9 @@ pub struct ServerConfig {
     pub udp: Option<(u16, u16)>,
     /// Without a request or RTCP from the client for this long, the session ends. SPEC: 60 s.
     pub timeout: Duration,
+    /// From accept to an answered PLAY at most this long (SPEC §Security: 10 s handshake
+    /// deadline).
+    pub play_deadline: Duration,
     /// The largest request accepted, bytes (SPEC §Security: 64 KiB).
     pub max_request: usize,
     /// The largest RTP packet sent.
@@ -67,6 +70,15 @@ pub enum Event {
     Play {
         /// The path described.
         path: String,
+    },
+    /// A sender report for a UDP track: send `packet` from the listener's RTCP socket to the
+    /// client's `port` (on the connection's peer address). Reports of TCP tracks go out as
+    /// transmits.
+    Rtcp {
+        /// The client's RTCP port.
+        port: u16,
+        /// The compound RTCP packet.
+        packet: Bytes,
     },
     /// The client ended the session, or sent what cannot be answered: close the connection
     /// once what is queued is written.
@@ -93,6 +105,9 @@ pub enum RtspError {
     /// Neither a request nor RTCP came for the session timeout.
     #[error("no request or RTCP from the client for {0:?} (session timeout)")]
     Timeout(Duration),
+    /// PLAY was not answered within the deadline from accept.
+    #[error("not playing {0:?} after connecting (handshake deadline)")]
+    NoPlay(Duration),
 }
 
 /// One set-up track.
@@ -161,8 +176,8 @@ pub struct ServerSession {
     /// When the session times out, and when the next sender reports go out.
     expires: Instant,
     next_report: Option<Instant>,
-    /// Sender reports for UDP tracks not taken yet.
-    udp_reports_due: Vec<(u16, Bytes)>,
+    /// Until PLAY is answered, the connection must play by then.
+    play_by: Option<Instant>,
 }
 
 /// How often sender reports go out while playing.
@@ -173,6 +188,7 @@ impl ServerSession {
     pub fn new(config: ServerConfig, now: Instant) -> Self {
         Self {
             expires: now + config.timeout,
+            play_by: Some(now + config.play_deadline),
             config,
             input: BytesMut::new(),
             outputs: VecDeque::new(),
@@ -183,7 +199,6 @@ impl ServerSession {
             playing: false,
             closed: false,
             next_report: None,
-            udp_reports_due: Vec::new(),
         }
     }
 
@@ -268,6 +283,7 @@ impl ServerSession {
                     None,
                 );
                 self.playing = true;
+                self.play_by = None;
                 self.next_report = Some(now + REPORT_INTERVAL);
             }
         }
@@ -325,9 +341,9 @@ impl ServerSession {
         self.expires = now + self.config.timeout;
     }
 
-    /// Sender reports for UDP tracks, as `(client RTCP port, compound packet)`; TCP tracks'
-    /// reports are queued as transmits by [`handle_timeout`](Session::handle_timeout).
-    fn reports(&mut self, now: Instant) -> Vec<(u16, Bytes)> {
+    /// Queues the sender reports of every track that has sent media: TCP tracks' as one
+    /// transmit, UDP tracks' as [`Event::Rtcp`].
+    fn reports(&mut self, now: Instant) {
         let (anchor, wall) = self.config.wall;
         let wall_now = wall + now.saturating_duration_since(anchor);
         let mut udp = Vec::new();
@@ -354,20 +370,16 @@ impl ServerSession {
                     tcp.put_u16(packet.len() as u16);
                     tcp.put_slice(&packet);
                 }
-                Delivery::Udp { rtcp, .. } => udp.push((rtcp, Bytes::from(packet))),
+                Delivery::Udp { rtcp, .. } => udp.push(Event::Rtcp {
+                    port: rtcp,
+                    packet: Bytes::from(packet),
+                }),
             }
         }
         if !tcp.is_empty() {
             self.outputs.push_back(Output::Transmit(tcp.freeze()));
         }
-        udp
-    }
-
-    /// Sender reports due at `now` for UDP tracks (TCP tracks' go out as transmits): call
-    /// after [`handle_timeout`](Session::handle_timeout) and send each to the client's RTCP
-    /// port from the listener's RTCP socket.
-    pub fn take_udp_reports(&mut self) -> Vec<(u16, Bytes)> {
-        std::mem::take(&mut self.udp_reports_due)
+        self.outputs.extend(udp.into_iter().map(Output::Event));
     }
 
     fn take_pending(&mut self, matches: impl Fn(&PendingKind) -> bool) -> Option<Pending> {
@@ -698,16 +710,21 @@ impl Session for ServerSession {
     }
 
     fn handle_timeout(&mut self, now: Instant) -> Result<(), RtspError> {
-        if now >= self.expires && !self.closed {
+        if self.closed {
+            return Ok(());
+        }
+        if now >= self.expires {
             return Err(RtspError::Timeout(self.config.timeout));
+        }
+        if self.play_by.is_some_and(|by| now >= by) {
+            return Err(RtspError::NoPlay(self.config.play_deadline));
         }
         if let Some(at) = self.next_report
             && now >= at
             && self.playing
         {
             self.next_report = Some(now + REPORT_INTERVAL);
-            let udp = self.reports(now);
-            self.udp_reports_due.extend(udp);
+            self.reports(now);
         }
         Ok(())
     }
@@ -720,10 +737,14 @@ impl Session for ServerSession {
         if self.closed {
             return None;
         }
-        Some(match self.next_report {
-            Some(at) if self.playing => at.min(self.expires),
-            _ => self.expires,
-        })
+        let mut deadline = self.expires;
+        for at in [self.play_by, self.next_report.filter(|_| self.playing)]
+            .into_iter()
+            .flatten()
+        {
+            deadline = deadline.min(at);
+        }
+        Some(deadline)
     }
 
     fn buffered(&self) -> usize {

@@ -1,4 +1,5 @@
-//! Listeners for publishers and players (L2): RTMP on `:1935` (RTSP and SRT to come).
+//! Listeners for publishers and players (L2): RTMP on `:1935`, RTSP play on `:8554` (SRT to
+//! come).
 //!
 //! # Model
 //!
@@ -72,9 +73,11 @@ mod limit;
 mod name;
 mod router;
 mod rtmp;
+mod rtsp;
 
 pub use router::{
     PlayGrant, PlayRequest, Protocol, PublishEnd, PublishGrant, PublishGuard, PublishRequest,
     Refusal, Router,
 };
 pub use rtmp::{ListenerStats, RtmpListener, RtmpListenerConfig, start_rtmp};
+pub use rtsp::{RtspListener, RtspListenerConfig, RtspStats, start_rtsp};

@@ -38,6 +38,8 @@ pub trait Router: Send + Sync + 'static {
 pub enum Protocol {
     /// RTMP (`rtmp://host:1935/app/name`).
     Rtmp,
+    /// RTSP play (`rtsp://host:8554/live/name`).
+    Rtsp,
 }
 
 /// A publisher's request. Its `Debug` masks the key.
@@ -160,6 +162,7 @@ impl fmt::Display for Protocol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Self::Rtmp => "rtmp",
+            Self::Rtsp => "rtsp",
         })
     }
 }

@@ -90,17 +90,12 @@ async fn run(config: ServerConfig, fd_limit: Option<u64>) -> anyhow::Result<()> 
     );
     let shutdown_cap = Duration::from_secs(config.shutdown_timeout_sec);
     let http_addr = config.server.http_addr.clone();
-    for (name, addr) in [
-        ("srt", config.listeners.srt.addr()),
-        ("rtsp", config.listeners.rtsp.addr()),
-    ] {
-        if let Some(addr) = addr {
-            tracing::warn!(
-                listener = name,
-                addr,
-                "{name} listener is not supported yet; not bound"
-            );
-        }
+    if let Some(addr) = config.listeners.srt.addr() {
+        tracing::warn!(
+            listener = "srt",
+            addr,
+            "srt listener is not supported yet; not bound"
+        );
     }
     let engine = Engine::open(config).context("opening the engine")?;
     let handle = engine.handle();

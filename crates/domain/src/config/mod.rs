@@ -198,9 +198,21 @@ pub struct RtspListener {
     pub listen_host: String,
     /// Port. Default 8554 (554 needs root); 0 picks an ephemeral port (tests).
     pub port: u16,
-    /// `tcp`, `udp` or `both` (default). Not supported yet.
+    /// `tcp`, `udp` or `both` (default): how players may receive RTP. UDP leaves from the
+    /// listener's port number (RTP) and the next (RTCP).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transport: Option<String>,
+}
+
+/// How RTSP players may receive RTP (`listeners.rtsp.transport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RtspTransport {
+    /// Interleaved on the RTSP connection only.
+    Tcp,
+    /// UDP unicast only.
+    Udp,
+    /// Either, as the player asks.
+    Both,
 }
 
 impl Default for RtspListener {
@@ -218,6 +230,16 @@ impl RtspListener {
     /// `host:port`, or `None` when disabled.
     pub fn addr(&self) -> Option<String> {
         listener_addr(self.enabled, &self.listen_host, self.port)
+    }
+
+    /// The transports offered; `both` when unset. Validation refuses other values, so an
+    /// unknown one here (never) is `both`.
+    pub fn transport(&self) -> RtspTransport {
+        match self.transport.as_deref().map(str::trim) {
+            Some(t) if t.eq_ignore_ascii_case("tcp") => RtspTransport::Tcp,
+            Some(t) if t.eq_ignore_ascii_case("udp") => RtspTransport::Udp,
+            _ => RtspTransport::Both,
+        }
     }
 }
 
@@ -570,6 +592,29 @@ impl ServerConfig {
         if rtmp.play_backlog_sec == 0 {
             bad("listeners.rtmp.play_backlog_sec", "must be > 0".into());
         }
+        if let Some(t) = &rtsp.transport
+            && !["tcp", "udp", "both"].contains(&t.trim().to_ascii_lowercase().as_str())
+        {
+            bad(
+                "listeners.rtsp.transport",
+                format!("must be tcp, udp or both, got {t:?}"),
+            );
+        }
+        // RTSP over UDP sends RTCP from the port after the listener's.
+        if rtsp.enabled
+            && rtsp.port != 0
+            && rtsp.transport() != RtspTransport::Tcp
+            && [rtmp.port, srt.port].contains(&rtsp.port.wrapping_add(1))
+        {
+            bad(
+                "listeners.rtsp.port",
+                format!(
+                    "RTSP over UDP uses UDP ports {} and {}: the second is another listener's",
+                    rtsp.port,
+                    rtsp.port.wrapping_add(1)
+                ),
+            );
+        }
         for (field, value) in [
             ("play_merge_ms", rtmp.play_merge_ms),
             ("publish_merge_ms", rtmp.publish_merge_ms),
@@ -791,8 +836,6 @@ impl ServerConfig {
         ignored.set("listeners.srt.latency_ms", srt.latency_ms.is_some(), later);
         ignored.set("listeners.srt.passphrase", srt.passphrase.is_some(), later);
         ignored.set("listeners.srt.pbkeylen", srt.pbkeylen.is_some(), later);
-        let rtsp = &self.listeners.rtsp;
-        ignored.set("listeners.rtsp.transport", rtsp.transport.is_some(), later);
         ignored.set("transcoder.mode", self.transcoder.mode.is_some(), later);
         ignored.set(
             "transcoder.multi_output",

@@ -87,7 +87,6 @@ fn spec_keys_of_unbuilt_features_are_accepted_and_named() {
         ("server.cors.enabled", later),
         ("listeners.srt.latency_ms", later),
         ("listeners.srt.passphrase", later),
-        ("listeners.rtsp.transport", later),
         ("transcoder.mode", later),
         ("transcoder.multi_output", IgnoredReason::Legacy),
         ("publisher.hls.dir", IgnoredReason::Legacy),

@@ -15,6 +15,7 @@ fn config(udp: Option<(u16, u16)>) -> ServerConfig {
         tcp: true,
         udp,
         timeout: Duration::from_secs(60),
+        play_deadline: Duration::from_secs(10),
         max_request: 64 * 1024,
         max_packet: 1400,
         random: 0x0123_4567_89AB_CDEF,
@@ -343,11 +344,12 @@ fn udp_setup_names_the_listener_ports_and_media_goes_to_the_client_ports() {
     assert!(drain(&mut s).interleaved.is_empty());
 
     // Sender reports go to the client's RTCP port.
-    s.handle_timeout(at(5.3)).unwrap();
-    let reports = s.take_udp_reports();
-    assert_eq!(reports.len(), 1);
-    assert_eq!(reports[0].0, 5001);
-    assert_eq!(reports[0].1[1], 200);
+    s.handle_timeout(at(5.2)).unwrap();
+    let out = drain(&mut s);
+    let [Event::Rtcp { port, packet }] = &out.events[..] else {
+        panic!("{:?}", out.events)
+    };
+    assert_eq!((*port, packet[1]), (5001, 200));
 }
 
 #[test]
@@ -459,23 +461,38 @@ fn malformed_oversized_and_cseq_less_requests_close_the_connection() {
 }
 
 #[test]
+fn a_connection_must_play_within_the_deadline() {
+    let mut s = ServerSession::new(config(None), at(0.0));
+    assert_eq!(s.poll_timeout(), Some(at(10.0)));
+    describe(&mut s);
+    assert_eq!(
+        s.handle_timeout(at(10.0)),
+        Err(RtspError::NoPlay(Duration::from_secs(10)))
+    );
+    let mut s = ServerSession::new(config(None), at(0.0));
+    play_tcp(&mut s, Ts90(0));
+    assert_eq!(s.poll_timeout(), Some(at(5.3)), "no deadline once playing");
+}
+
+#[test]
 fn silence_times_out_and_keep_alives_hold_it_off() {
     let mut s = ServerSession::new(config(None), at(0.0));
-    assert_eq!(s.poll_timeout(), Some(at(60.0)));
-    s.handle_timeout(at(59.0)).unwrap();
+    play_tcp(&mut s, Ts90(0));
+    // The last request came at 0.3 s.
+    s.handle_timeout(at(60.0)).unwrap();
     // GET_PARAMETER is a keep-alive.
     send(
         &mut s,
         at(50.0),
         "GET_PARAMETER * RTSP/1.0\r\nCSeq: 1\r\n\r\n",
     );
-    assert_eq!(s.poll_timeout(), Some(at(110.0)));
+    s.handle_timeout(at(109.9)).unwrap();
     // So is RTCP over the connection, and over UDP (the listener tells the session).
     s.handle_input(at(100.0), &[b'$', 1, 0, 4, 0x81, 201, 0, 0])
         .unwrap();
-    assert_eq!(s.poll_timeout(), Some(at(160.0)));
+    s.handle_timeout(at(159.9)).unwrap();
     s.keepalive(at(150.0));
-    assert_eq!(s.poll_timeout(), Some(at(210.0)));
+    s.handle_timeout(at(209.9)).unwrap();
     assert_eq!(
         s.handle_timeout(at(210.0)),
         Err(RtspError::Timeout(Duration::from_secs(60)))
@@ -521,7 +538,7 @@ fn sender_reports_tie_rtp_time_to_wall_time_every_five_seconds() {
         "one packet, two payload bytes"
     );
     assert_eq!(s.poll_timeout(), Some(at(10.3)));
-    assert!(s.take_udp_reports().is_empty());
+    assert!(out.events.is_empty());
 }
 
 proptest! {

@@ -18,6 +18,7 @@ mod rtmp_fanout;
 mod rtmp_hevc;
 mod rtmp_limits;
 mod rtmp_relay;
+mod rtsp_play;
 mod rtsp_pull;
 mod server;
 mod ssrf;

@@ -67,8 +67,11 @@ impl Server {
         if !args.contains(&"--http") {
             cmd.args(["--http", "127.0.0.1:0"]);
         }
-        cmd.args(["--rtmp", rtmp, "--srt", "off", "--rtsp", "off"])
-            .arg("--data-dir")
+        cmd.args(["--rtmp", rtmp, "--srt", "off"]);
+        if !args.contains(&"--rtsp") {
+            cmd.args(["--rtsp", "off"]);
+        }
+        cmd.arg("--data-dir")
             .arg(data_dir)
             .args(args)
             .env("TRIBUTARY_LOG__FORMAT", "json")
