@@ -155,7 +155,10 @@ impl Handler<ServerSession> for Conn {
                 if let Some(udp) = &self.shared.udp {
                     let to = SocketAddr::new(self.peer.ip(), port);
                     if udp.rtcp.try_send_to(&packet, to).is_err() {
-                        self.shared.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
+                        self.shared
+                            .counters
+                            .udp_dropped
+                            .fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
@@ -262,7 +265,10 @@ impl Conn {
         let grant = match self.shared.router.play(request) {
             Ok(grant) => grant,
             Err(refusal) => {
-                self.shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                self.shared
+                    .counters
+                    .rejected
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::info!("DESCRIBE refused: {refusal}");
                 return Err(match refusal {
                     Refusal::NotFound(_) => RtspRefusal::NotFound,
@@ -293,9 +299,10 @@ impl Conn {
         let State::Described(granted) = std::mem::replace(&mut self.state, State::Done) else {
             return Err(RtspRefusal::NotFound);
         };
-        let subscribed = granted
-            .hub
-            .subscribe(&granted.buffer, SubscribeFrom::LastKeyframe, PLAY_CLASS);
+        let subscribed =
+            granted
+                .hub
+                .subscribe(&granted.buffer, SubscribeFrom::LastKeyframe, PLAY_CLASS);
         let Ok(mut subscriber) = subscribed else {
             tracing::info!(stream = %granted.code, "PLAY refused: the stream stopped");
             return Err(RtspRefusal::NotFound);

@@ -186,10 +186,10 @@ pub async fn start_rtsp(
     let span = tracing::info_span!("rtsp_listener", addr = %local_addr);
     let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)).instrument(span));
     if let Some(udp) = &shared.udp {
-        tokio::spawn(drain_rtcp(Arc::clone(&shared)).instrument(tracing::info_span!(
-            "rtsp_rtcp",
-            port = udp.ports.1
-        )));
+        tokio::spawn(
+            drain_rtcp(Arc::clone(&shared))
+                .instrument(tracing::info_span!("rtsp_rtcp", port = udp.ports.1)),
+        );
     }
     Ok(RtspListener {
         local_addr,
@@ -301,7 +301,10 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     }
     drop(listener);
     let drained = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(2), drained).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(2), drained)
+        .await
+        .is_err()
+    {
         tracing::warn!(remaining = tasks.len(), "RTSP connections cut at stop");
     }
 }

@@ -19,7 +19,9 @@ fn start(dir: &std::path::Path) -> (Server, u16) {
         tributary_testkit::http_get(&server.url("/config")).expect("GET /config");
     assert_eq!(status, 200);
     let config: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    let port = config["ports"]["rtsp_port"].as_u64().expect("ports.rtsp_port");
+    let port = config["ports"]["rtsp_port"]
+        .as_u64()
+        .expect("ports.rtsp_port");
     assert_ne!(port, 0, "the RTSP listener is bound");
     (server, u16::try_from(port).unwrap())
 }
@@ -131,7 +133,9 @@ fn rtsp_refuses_unknown_streams_and_streams_without_rtsp() {
     assert!(describe_status(port, "live/hls-only").contains("404"));
     // Garbage gets a 400 and the connection closes; the listener goes on.
     let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    socket.write_all(b"\x16\x03\x01\x02\x00 hello\r\n\r\n").unwrap();
+    socket
+        .write_all(b"\x16\x03\x01\x02\x00 hello\r\n\r\n")
+        .unwrap();
     let mut answer = Vec::new();
     socket
         .set_read_timeout(Some(Duration::from_secs(10)))
