@@ -147,12 +147,24 @@ machine() {
 }
 
 # Starts SERVER (nginx: ../shared/bench's nginx-rtmp peer; tributary: the release binary with
-# one stream `test`, input publish://, HLS and RTMP play on) in RUN_DIR; sets SERVER_PID,
-# PLAY_URL (rtmp://…/live/test, for players and the publisher) and PLAYLIST.
+# one stream `test`, input publish://, HLS and RTMP play on, and RTSP play when WITH_RTSP=1)
+# in RUN_DIR; sets SERVER_PID, PLAY_URL (rtmp://…/live/test, for players and the publisher),
+# PLAYLIST, and with WITH_RTSP=1 RTSP_URL (rtsp://…/live/test).
 start_server() {
-    local server=$1 rtmp http api code
+    local server=$1 rtmp http api code rtsp="off" protocols='"hls":true,"rtmp":true'
     rtmp=$(free_port)
     http=$(free_port)
+    if [ "${WITH_RTSP:-0}" = 1 ]; then
+        # An even port whose successor is free too: RTSP over UDP sends RTCP from it.
+        local port
+        while :; do
+            port=$(free_port)
+            [ $((port % 2)) -eq 0 ] && ! bound_ports | grep -qx $((port + 1)) && break
+        done
+        rtsp="127.0.0.1:$port"
+        protocols="$protocols"',"rtsp":true'
+        RTSP_URL="rtsp://$rtsp/live/test"
+    fi
     case "$server" in
         nginx)
             [ -x "$PEER" ] || die "no nginx-rtmp peer script at $PEER"
@@ -162,14 +174,14 @@ start_server() {
             ;;
         tributary)
             "$BIN" --data-dir "$RUN_DIR/data" --http "127.0.0.1:$http" --rtmp "127.0.0.1:$rtmp" \
-                --srt off --rtsp off >"$RUN_DIR/server.log" 2>&1 &
+                --srt off --rtsp "$rtsp" >"$RUN_DIR/server.log" 2>&1 &
             SERVER_PID=$!
             PIDS+=("$SERVER_PID")
             api="http://127.0.0.1:$http"
             wait_http_200 "$api/healthz" 15 "$SERVER_PID" "tributary start"
             code=$(curl -s -o "$RUN_DIR/create.json" -w '%{http_code}' --max-time 10 -X PUT \
                 "$api/streams/test" \
-                -d '{"inputs":[{"url":"publish://"}],"protocols":{"hls":true,"rtmp":true}}' || true)
+                -d '{"inputs":[{"url":"publish://"}],"protocols":{'"$protocols"'}}' || true)
             case "$code" in
                 200 | 201) ;;
                 *) die "creating stream test answered HTTP $code: $(cat "$RUN_DIR/create.json")" ;;

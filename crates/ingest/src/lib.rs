@@ -82,6 +82,7 @@ mod file;
 mod hls;
 mod http;
 mod pace;
+mod reorder;
 mod rtmp;
 mod rtsp;
 mod sink;

@@ -94,15 +94,10 @@ pub(crate) async fn run(options: RtmpOptions, reporter: Reporter) {
     loop {
         pull.had_frames = false;
         let ended = pull.connection(&options).await;
-        let was_open = pull.reporter.stats.connected.load(Ordering::Relaxed);
         if pull.had_frames {
             backoff.reset();
         }
-        if was_open {
-            pull.reporter.lost(ended);
-        } else {
-            pull.reporter.open_failed(ended);
-        }
+        pull.reporter.ended(ended);
         backoff.wait().await;
     }
 }

@@ -27,8 +27,8 @@
 //! the shared [`Sink`] (parameter-set keeper, config changes, stall watchdog), raw AAC with its
 //! AudioSpecificConfig.
 //!
-//! RTP carries presentation times only. Frames are written with DTS = PTS, which is right for
-//! the streams cameras send (no B-frames); a stream with reordered frames is reported once.
+//! RTP carries presentation times only: video decode times come from [`Reorder`], which holds
+//! a stream with B-frames back by its reorder depth (none for the streams cameras send).
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -48,6 +48,7 @@ use tributary_net::{SsrfGuard, Target};
 use url::Url;
 
 use crate::backoff::Backoff;
+use crate::reorder::Reorder;
 use crate::sink::{Reporter, Sink, now};
 
 /// What an RTSP pull needs, parsed once at spawn.
@@ -77,19 +78,10 @@ pub(crate) async fn run(options: RtspOptions, reporter: Reporter) {
     loop {
         sink.reset();
         let ended = connection(&options, &mut sink).await;
-        let was_open = sink
-            .reporter
-            .stats
-            .connected
-            .load(std::sync::atomic::Ordering::Relaxed);
         if sink.had_frames() {
             backoff.reset();
         }
-        if was_open {
-            sink.reporter.lost(ended);
-        } else {
-            sink.reporter.open_failed(ended);
-        }
+        sink.reporter.ended(ended);
         backoff.wait().await;
     }
 }
@@ -142,8 +134,8 @@ async fn connection(options: &RtspOptions, sink: &mut Sink) -> String {
                 };
                 // New parameter sets come in front of the keyframe: the sink's keeper
                 // notices them and starts the new session.
-                let pts = track.video_pts(ts90(frame.timestamp()));
-                Frame {
+                let pts = ts90(frame.timestamp());
+                track.reorder.push(Frame {
                     track: VIDEO_TRACK,
                     codec,
                     pts,
@@ -153,7 +145,13 @@ async fn connection(options: &RtspOptions, sink: &mut Sink) -> String {
                     arrival: now(),
                     payload: Bytes::from(frame.into_data()),
                     config: None,
+                });
+                while let Some(frame) = track.reorder.pop() {
+                    if let Some(ready) = sink.frame(frame) {
+                        sink.write(ready, now());
+                    }
                 }
+                continue;
             }
             CodecItem::AudioFrame(frame) => {
                 if tracks.audio != Some(frame.stream_id()) {
@@ -275,31 +273,13 @@ fn choose(streams: &[retina::client::Stream], reporter: &Reporter) -> Tracks {
 /// Per connection: what the writer has seen of each track.
 #[derive(Default)]
 struct TrackState {
-    /// The highest video PTS so far, to notice reordered frames.
-    video_max: Option<Ts90>,
-    /// Whether reordered frames were reported.
-    reorder_reported: bool,
+    /// Decode times for the video.
+    reorder: Reorder,
     /// The AAC configuration, built once from the SDP.
     audio: Option<Arc<TrackConfig>>,
 }
 
 impl TrackState {
-    /// `pts`, after noting (once) a stream whose frames arrive out of presentation order.
-    fn video_pts(&mut self, pts: Ts90) -> Ts90 {
-        match self.video_max {
-            Some(max) if pts < max && !self.reorder_reported => {
-                self.reorder_reported = true;
-                tracing::warn!(
-                    "the RTSP video has reordered frames (B-frames): written with DTS = PTS, \
-                     players may stutter; configure the camera without B-frames"
-                );
-            }
-            Some(max) if pts < max => {}
-            _ => self.video_max = Some(pts),
-        }
-        pts
-    }
-
     /// The AAC configuration of stream `i`, from its parameters (the SDP's `config`).
     fn audio_config(&mut self, demuxed: &Demuxed, i: usize) -> Option<Arc<TrackConfig>> {
         if self.audio.is_none() {

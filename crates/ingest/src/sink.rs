@@ -137,6 +137,16 @@ impl Reporter {
         self.stats.event(WorkerEvent::Lost(message));
     }
 
+    /// A connection attempt ended, for `what`: [`lost`](Self::lost) if it had opened, else
+    /// [`open_failed`](Self::open_failed).
+    pub(crate) fn ended(&self, what: impl fmt::Display) {
+        if self.stats.connected.load(Ordering::Relaxed) {
+            self.lost(what);
+        } else {
+            self.open_failed(what);
+        }
+    }
+
     /// The source opened (for the manager: consecutive open failures end).
     pub(crate) fn announce_open(&self) {
         self.set_connected(true);
