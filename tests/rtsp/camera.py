@@ -2,10 +2,11 @@
 """A camera-like RTSP source for the e2e tests: GStreamer's RTSP server (Debian's
 gir1.2-gst-rtsp-server-1.0), an independent implementation of RTSP, RTP and RTCP.
 
-Usage: camera.py PORT MOUNT [--h265] [--user USER --password PASSWORD]
+Usage: camera.py PORT MOUNT [--h265 [--bframes]] [--user USER --password PASSWORD]
 
 Serves rtsp://127.0.0.1:PORT/MOUNT: H.264 (openh264, no B-frames, SPS/PPS in the SDP's
-sprop-parameter-sets and in-band; H.265 from x265 with --h265) 640x360 at 25 fps and AAC 48 kHz stereo, over TCP-interleaved
+sprop-parameter-sets and in-band; H.265 from x265 with --h265, with two B-frames between
+references with --bframes) 640x360 at 25 fps and AAC 48 kHz stereo, over TCP-interleaved
 or UDP as the client asks. With --user, Digest authentication is required. Prints "ready" once
 it listens; runs until killed.
 """
@@ -24,6 +25,11 @@ H265 = (
     "x265enc tune=zerolatency speed-preset=ultrafast bitrate=800 key-int-max=50 "
     "! h265parse config-interval=-1 ! rtph265pay"
 )
+H265_B = (
+    "x265enc speed-preset=ultrafast bitrate=800 key-int-max=50 "
+    'option-string="bframes=2:b-adapt=0:rc-lookahead=5" '
+    "! h265parse config-interval=-1 ! rtph265pay"
+)
 PIPELINE = (
     "( videotestsrc is-live=true pattern=ball "
     "! video/x-raw,width=640,height=360,framerate=25/1 "
@@ -39,6 +45,7 @@ def main() -> None:
     parser.add_argument("port")
     parser.add_argument("mount")
     parser.add_argument("--h265", action="store_true")
+    parser.add_argument("--bframes", action="store_true")
     parser.add_argument("--user")
     parser.add_argument("--password", default="")
     args = parser.parse_args()
@@ -48,7 +55,8 @@ def main() -> None:
     server.set_address("127.0.0.1")
     server.set_service(args.port)
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(PIPELINE.format(video=H265 if args.h265 else H264))
+    video = (H265_B if args.bframes else H265) if args.h265 else H264
+    factory.set_launch(PIPELINE.format(video=video))
     factory.set_shared(True)
     if args.user:
         auth = GstRtspServer.RTSPAuth()

@@ -166,12 +166,14 @@ fn rtsp_pull_over_udp_plays() {
     assert_plays(&server, "cam-udp", "h264", dir.path());
 }
 
+/// H.265 with two B-frames between references: RTP carries presentation times only, so the
+/// pull derives decode times (strictly increasing, never after presentation: `assert_plays`).
 #[test]
-fn rtsp_pull_of_h265_plays() {
+fn rtsp_pull_of_h265_with_b_frames_plays() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
-    let _camera = Camera::launch(port, &["--h265"]);
+    let _camera = Camera::launch(port, &["--h265", "--bframes"]);
     let server = Server::start(dir.path(), &[]);
     create(&server, "cam-hevc", &camera_url(port, PASSWORD, ""));
     assert_plays(&server, "cam-hevc", "hevc", dir.path());
