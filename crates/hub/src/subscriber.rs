@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -101,6 +102,17 @@ impl Subscriber {
             Read::Lagged(dropped) => Ok(Delivery::Lagged { dropped }),
             Read::Empty => Err(TryRecvError::Empty),
             Read::Closed => Err(TryRecvError::Closed),
+        }
+    }
+
+    /// [`try_recv`](Self::try_recv) as a poll, the shape a connection driver's `try_recv`
+    /// takes: `Ready(Some(_))` a delivery, `Ready(None)` the buffer is gone, `Pending` nothing
+    /// yet.
+    pub fn try_next(&mut self) -> Poll<Option<Delivery>> {
+        match self.try_recv() {
+            Ok(delivery) => Poll::Ready(Some(delivery)),
+            Err(TryRecvError::Empty) => Poll::Pending,
+            Err(TryRecvError::Closed) => Poll::Ready(None),
         }
     }
 

@@ -5,10 +5,15 @@
 //! back by the reorder delay. This keeper learns the reorder depth `d` from the frames (how
 //! many earlier frames present after a later one), holds `d` frames back, and gives each frame
 //! it releases the smallest presentation time not yet used, minus `d` frame durations (the
-//! smallest gap between consecutive presentation times). A stream without reordered frames has
-//! `d = 0`: every frame leaves at once with DTS = PTS. A stream with B-frames costs `d` frames
-//! of latency (one or two, 33 to 67 ms at 30 fps), and its first reordered frames may leave
-//! with a DTS clamped to keep the order while `d` is being learned.
+//! smallest gap between consecutive presentation times).
+//!
+//! Frames already released cannot be given other decode times, so the keeper starts by
+//! holding two frames back (the depth of the usual one or two B-frames between references)
+//! and drops to none once 30 frames came in presentation order: a stream without B-frames
+//! pays two frames of latency for its first second only, then none (DTS = PTS); one with
+//! B-frames keeps `d` frames of latency (33 to 67 ms at 30 fps). Deeper reordering (B-frame
+//! pyramids) is followed once seen; the frames around that moment leave with a decode time
+//! clamped to their presentation time.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -16,7 +21,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use tributary_media::{Frame, Ts90};
 
 /// The keeper of one video track.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Reorder {
     /// Frames held back, in decode order.
     held: VecDeque<Frame>,
@@ -32,6 +37,23 @@ pub(crate) struct Reorder {
     last_dts: Option<i64>,
     /// The smallest positive gap between consecutive presentation times seen.
     duration: Option<i64>,
+    /// Frames seen while the depth is still the starting guess; `None` once settled.
+    unsettled: Option<usize>,
+}
+
+impl Default for Reorder {
+    fn default() -> Self {
+        Self {
+            held: VecDeque::new(),
+            pending: BinaryHeap::new(),
+            recent: VecDeque::new(),
+            depth: START_DEPTH,
+            last_sorted: None,
+            last_dts: None,
+            duration: None,
+            unsettled: Some(0),
+        }
+    }
 }
 
 /// The deepest reordering followed (H.264 allows 16 frames; encoders use 1 to 4).
@@ -40,15 +62,30 @@ const MAX_DEPTH: usize = 8;
 const RECENT: usize = 2 * MAX_DEPTH;
 /// The frame duration assumed before one is measured: 30 fps.
 const DEFAULT_DURATION: i64 = 3000;
+/// Frames held back before the stream has shown whether it reorders.
+const START_DEPTH: usize = 2;
+/// Frames in presentation order after which a stream is taken not to reorder.
+const SETTLE: usize = 30;
 
 impl Reorder {
     /// Takes the next video frame, in decode order, its `dts` still unknown.
     pub(crate) fn push(&mut self, frame: Frame) {
         let pts = frame.pts.0;
         let later = self.recent.iter().filter(|&&p| p > pts).count();
+        if later > 0 {
+            self.unsettled = None;
+        }
         if later > self.depth {
             self.depth = later.min(MAX_DEPTH);
             tracing::debug!(depth = self.depth, "reordered video: holding frames back");
+        }
+        if let Some(seen) = &mut self.unsettled {
+            *seen += 1;
+            if *seen >= SETTLE {
+                // In presentation order all along: no reordering, no delay.
+                self.unsettled = None;
+                self.depth = 0;
+            }
         }
         if self.recent.len() == RECENT {
             self.recent.pop_front();
@@ -86,11 +123,6 @@ impl Reorder {
         self.last_dts = Some(dts);
         frame.dts = Ts90(dts);
         Some(frame)
-    }
-
-    /// Forgets everything (a new connection); held frames are dropped.
-    pub(crate) fn reset(&mut self) {
-        *self = Self::default();
     }
 }
 
@@ -133,14 +165,24 @@ mod tests {
     }
 
     #[test]
-    fn without_b_frames_every_frame_leaves_at_once_with_dts_equal_to_pts() {
-        let pts: Vec<i64> = (0..50).map(|i| 1000 + i * 3000).collect();
-        let mut reorder = Reorder::default();
-        for &p in &pts {
-            reorder.push(frame(p));
-            let f = reorder.pop().expect("no frame held back");
-            assert_eq!((f.pts.0, f.dts.0), (p, p));
+    fn without_b_frames_frames_leave_at_once_after_the_first_second() {
+        let pts: Vec<i64> = (0..60).map(|i| 1000 + i * 3000).collect();
+        let out = run(&pts);
+        assert_eq!(out.len(), 60, "nothing is held once settled");
+        for pair in out.windows(2) {
+            assert!(pair[1].1 > pair[0].1, "{pair:?}");
         }
+        // From the 30th frame on, every frame leaves as it comes, DTS = PTS.
+        let mut reorder = Reorder::default();
+        for (i, &p) in pts.iter().enumerate() {
+            reorder.push(frame(p));
+            let released: Vec<Frame> = std::iter::from_fn(|| reorder.pop()).collect();
+            if i >= 30 {
+                assert_eq!(released.len(), 1, "frame {i}");
+                assert_eq!((released[0].pts.0, released[0].dts.0), (p, p));
+            }
+        }
+        assert!(out.iter().all(|&(p, d)| d <= p));
     }
 
     #[test]
@@ -162,7 +204,11 @@ mod tests {
         // Once the depth (2) is learned, DTS is the sorted PTS two frames earlier.
         let tail = &out[20..];
         for pair in tail.windows(2) {
-            assert_eq!(pair[1].1 - pair[0].1, 3000, "steady frame spacing: {pair:?}");
+            assert_eq!(
+                pair[1].1 - pair[0].1,
+                3000,
+                "steady frame spacing: {pair:?}"
+            );
         }
         assert!(tail.iter().all(|&(p, d)| p - d <= 2 * 3000 + 6000));
     }
@@ -176,22 +222,10 @@ mod tests {
             pts.extend(pattern.iter().map(|p| (gop * 8 + p) * 1000));
         }
         let out = run(&pts);
-        for pair in out.windows(2) {
+        assert!(out.iter().all(|&(p, d)| d <= p));
+        // Past the first group, where the depth (4) was learned: in order.
+        for pair in out[9..].windows(2) {
             assert!(pair[1].1 > pair[0].1, "{pair:?}");
         }
-        assert!(out.iter().all(|&(p, d)| d <= p));
-    }
-
-    #[test]
-    fn reset_forgets_the_depth_and_drops_held_frames() {
-        let mut reorder = Reorder::default();
-        for p in [0, 9000, 3000, 6000, 18000, 12000] {
-            reorder.push(frame(p));
-            while reorder.pop().is_some() {}
-        }
-        assert!(reorder.depth > 0);
-        reorder.reset();
-        reorder.push(frame(5));
-        assert_eq!(reorder.pop().map(|f| f.dts.0), Some(5));
     }
 }

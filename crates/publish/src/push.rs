@@ -54,7 +54,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::Instrument;
 use tributary_domain::Push;
 use tributary_domain::redact::mask_push_url;
-use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber, TryRecvError, Wake};
+use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber, Wake};
 use tributary_media::{Codec, Frame, MediaKind, StreamCode, Ts90};
 use tributary_net::{Cx, Dial, End, Handler, Settings, SsrfGuard, Target, Tls};
 use tributary_rtmp::{ClientConfig, ClientEvent, ClientIntent, ClientSession, Endpoint, Pushed};
@@ -512,11 +512,7 @@ impl Handler<ClientSession> for Pump {
         let Some(subscriber) = &mut self.subscriber else {
             return Poll::Pending;
         };
-        match subscriber.try_recv() {
-            Ok(delivery) => Poll::Ready(Some(delivery)),
-            Err(TryRecvError::Empty) => Poll::Pending,
-            Err(TryRecvError::Closed) => Poll::Ready(None),
-        }
+        subscriber.try_next()
     }
 
     fn item(

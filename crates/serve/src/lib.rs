@@ -69,6 +69,7 @@
 #![deny(missing_docs)]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+mod accept;
 mod limit;
 mod name;
 mod router;

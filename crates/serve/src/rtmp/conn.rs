@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-use tributary_hub::{Delivery, HubError, Port, SubscribeFrom, Subscriber, TryRecvError, Wake};
+use tributary_hub::{Delivery, HubError, Port, SubscribeFrom, Subscriber, Wake};
 use tributary_media::{Codec, Frame, MediaKind, StreamCode};
 use tributary_net::{Cx, End, Handler, Settings};
 use tributary_rtmp::{
@@ -216,11 +216,7 @@ impl Handler<ServerSession> for Conn {
         let Role::Playing(playing) = &mut self.role else {
             return Poll::Pending;
         };
-        match playing.subscriber.try_recv() {
-            Ok(delivery) => Poll::Ready(Some(delivery)),
-            Err(TryRecvError::Empty) => Poll::Pending,
-            Err(TryRecvError::Closed) => Poll::Ready(None),
-        }
+        playing.subscriber.try_next()
     }
 
     fn item(

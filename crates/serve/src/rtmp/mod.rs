@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tributary_net::InputBudget;
 
 use crate::Router;
+use crate::accept::{self, Accept};
 use crate::limit::PendingLimiter;
 
 mod conn;
@@ -252,77 +252,23 @@ impl Drop for Held {
     }
 }
 
-/// Accepts until cancelled; each connection runs in its own task in `tasks`, so a panic in
-/// one is contained and logged, and stopping the loop ends them all.
+/// Accepts until cancelled (`accept::run`): one [`conn`] task per connection.
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let permits = Arc::new(Semaphore::new(shared.config.max_connections));
-    let mut tasks = JoinSet::new();
-    loop {
-        tokio::select! {
-            () = shared.cancel.cancelled() => break,
-            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Err(e) = joined
-                    && e.is_panic()
-                {
-                    tracing::error!("an RTMP connection task panicked: {e}");
-                }
-            }
-            accepted = listener.accept() => {
-                let (socket, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!("accepting an RTMP connection failed: {e}");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                        continue;
-                    }
-                };
-                let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                    refuse(&shared, socket, peer, "the listener's connection cap is reached");
-                    continue;
-                };
-                let Some(slot) = shared.pending.enter(peer.ip()) else {
-                    refuse(&shared, socket, peer, "too many connections from this IP in handshake");
-                    continue;
-                };
-                let span = tracing::info_span!(
-                    "rtmp",
-                    %peer,
-                    stream = tracing::field::Empty,
-                    path = tracing::field::Empty,
-                );
-                let shared = Arc::clone(&shared);
-                tasks.spawn(
-                    async move {
-                        conn::serve(socket, peer, slot, shared).await;
-                        drop(permit);
-                    }
-                    .instrument(span),
-                );
-            }
-        }
-    }
-    drop(listener);
-    tracing::info!(connections = tasks.len(), "RTMP listener stopping");
-    let drained = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(STOP_GRACE, drained).await.is_err() {
-        tracing::warn!(
-            remaining = tasks.len(),
-            "RTMP connections still open after {STOP_GRACE:?}; cutting them"
-        );
-    }
+    let accept = Accept {
+        protocol: "RTMP",
+        cancel: shared.cancel.clone(),
+        max_connections: shared.config.max_connections,
+        pending: Arc::clone(&shared.pending),
+    };
+    let span = |peer| {
+        tracing::info_span!(
+            "rtmp",
+            %peer,
+            stream = tracing::field::Empty,
+            path = tracing::field::Empty,
+        )
+    };
+    let refused = || Counters::bump(&shared.counters.rejected);
+    let serve = |socket, peer, slot| conn::serve(socket, peer, slot, Arc::clone(&shared));
+    accept::run(listener, accept, refused, span, serve).await;
 }
-
-/// Closes a connection refused at accept; logs the first refusal and every 100th after it.
-fn refuse(shared: &Shared, socket: TcpStream, peer: SocketAddr, why: &str) {
-    drop(socket);
-    let n = Counters::bump(&shared.counters.rejected);
-    if n.is_multiple_of(100) {
-        tracing::warn!(%peer, refused = n + 1, "RTMP connection refused: {why}");
-    }
-}
-
-/// How long the accept loop pauses after a failed `accept` (EMFILE and the like).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-/// How long a stopping listener waits for its connections to close.
-const STOP_GRACE: Duration = Duration::from_secs(2);

@@ -15,7 +15,7 @@ use std::task::Poll;
 use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
-use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber, TryRecvError};
+use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber};
 use tributary_media::codec::nal::annex_b_nals;
 use tributary_media::{Codec, Frame, MediaKind, StreamCode, Ts90};
 use tributary_net::{Cx, End, Handler, Settings};
@@ -182,11 +182,7 @@ impl Handler<ServerSession> for Conn {
         let State::Playing(playing) = &mut self.state else {
             return Poll::Pending;
         };
-        match playing.subscriber.try_recv() {
-            Ok(delivery) => Poll::Ready(Some(delivery)),
-            Err(TryRecvError::Empty) => Poll::Pending,
-            Err(TryRecvError::Closed) => Poll::Ready(None),
-        }
+        playing.subscriber.try_next()
     }
 
     fn item(

@@ -15,14 +15,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::Semaphore;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tributary_net::InputBudget;
 
 use crate::Router;
+use crate::accept::{self, Accept};
 use crate::limit::PendingLimiter;
 
 mod conn;
@@ -251,68 +251,23 @@ async fn drain_rtcp(shared: Arc<Shared>) {
     }
 }
 
-/// Accepts until cancelled; each connection runs in its own task.
+/// Accepts until cancelled (`accept::run`): one [`conn`] task per connection.
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let permits = Arc::new(Semaphore::new(shared.config.max_connections));
-    let mut tasks = JoinSet::new();
-    loop {
-        tokio::select! {
-            () = shared.cancel.cancelled() => break,
-            Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
-                if let Err(e) = joined
-                    && e.is_panic()
-                {
-                    tracing::error!("an RTSP connection task panicked: {e}");
-                }
-            }
-            accepted = listener.accept() => {
-                let (socket, peer) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!("accepting an RTSP connection failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                    refuse(&shared, socket, peer, "the listener's connection cap is reached");
-                    continue;
-                };
-                let Some(slot) = shared.pending.enter(peer.ip()) else {
-                    refuse(&shared, socket, peer, "too many connections from this IP before PLAY");
-                    continue;
-                };
-                let span = tracing::info_span!(
-                    "rtsp",
-                    %peer,
-                    stream = tracing::field::Empty,
-                    path = tracing::field::Empty,
-                );
-                let shared = Arc::clone(&shared);
-                tasks.spawn(
-                    async move {
-                        conn::serve(socket, peer, slot, shared).await;
-                        drop(permit);
-                    }
-                    .instrument(span),
-                );
-            }
-        }
-    }
-    drop(listener);
-    let drained = async { while tasks.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(2), drained)
-        .await
-        .is_err()
-    {
-        tracing::warn!(remaining = tasks.len(), "RTSP connections cut at stop");
-    }
-}
-
-fn refuse(shared: &Shared, socket: TcpStream, peer: SocketAddr, why: &str) {
-    drop(socket);
-    let n = shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
-    if n.is_multiple_of(100) {
-        tracing::warn!(%peer, refused = n + 1, "RTSP connection refused: {why}");
-    }
+    let accept = Accept {
+        protocol: "RTSP",
+        cancel: shared.cancel.clone(),
+        max_connections: shared.config.max_connections,
+        pending: Arc::clone(&shared.pending),
+    };
+    let span = |peer| {
+        tracing::info_span!(
+            "rtsp",
+            %peer,
+            stream = tracing::field::Empty,
+            path = tracing::field::Empty,
+        )
+    };
+    let refused = || shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+    let serve = |socket, peer, slot| conn::serve(socket, peer, slot, Arc::clone(&shared));
+    accept::run(listener, accept, refused, span, serve).await;
 }
