@@ -2,8 +2,9 @@
 //! the engine's memory, with CORS for browser players, `HEAD` and single byte ranges.
 //!
 //! Every path that is not an API route comes here first: `GET /{code}/index.m3u8`,
-//! `GET /{code}/seg_000123.ts`, and `GET /{code}/mpegts`, the one live route (a chunked body
-//! that lasts as long as the stream). Anything the packagers did not produce is a JSON 404 like the
+//! `GET /{code}/seg_000123.ts`, `GET /{code}/thumbnail.jpg` (the latest thumbnail, while the
+//! stream has them on), and `GET /{code}/mpegts`, the one live route (a chunked body that lasts
+//! as long as the stream). Anything the packagers did not produce is a JSON 404 like the
 //! API's; `..`, backslashes and NUL never name a stream, so they 404 too.
 
 use std::net::SocketAddr;
@@ -38,7 +39,16 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
         response.extensions_mut().insert(MediaResponse);
         return response;
     }
-    let Some(asset) = engine.media(&path) else {
+    let thumbnail = path
+        .strip_suffix("/thumbnail.jpg")
+        .and_then(|code| code.parse::<StreamCode>().ok())
+        .and_then(|code| engine.thumbnail(&code))
+        .map(|body| MediaAsset {
+            content_type: "image/jpeg",
+            cache_control: "no-cache",
+            body,
+        });
+    let Some(asset) = thumbnail.or_else(|| engine.media(&path)) else {
         return ApiError::not_found(format!("no route or media for /{path}")).into_response();
     };
     let mut response = respond(&asset, request.headers(), method == Method::HEAD);

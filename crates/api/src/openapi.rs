@@ -27,7 +27,8 @@ use utoipa_swagger_ui::SwaggerUi;
         readyz,
         hls_playlist,
         hls_variant_playlist,
-        mpegts
+        mpegts,
+        thumbnail
     ),
     components(schemas(
         tributary_domain::Stream,
@@ -219,3 +220,9 @@ fn hls_variant_playlist() {}
               (status = 503, description = "`BUSY`: a play cap is reached")))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn mpegts() {}
+
+#[utoipa::path(get, path = "/{code}/thumbnail.jpg", tag = "media", params(("code" = String, Path)),
+    responses((status = 200, description = "The latest thumbnail of a stream with `thumbnail.enabled`: a JPEG of the playback feed's last keyframe, made every `interval_sec` (10) by one FFmpeg decode, `width` 320 by default (aspect kept), served from memory with `Cache-Control: no-cache`.", content_type = "image/jpeg"),
+              (status = 404, description = "unknown stream, thumbnails off, or none made yet (no keyframe yet, or FFmpeg missing: see the stream's warnings)")))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn thumbnail() {}

@@ -130,6 +130,11 @@ impl fmt::Display for ValidationErrors {
     }
 }
 
+/// The largest thumbnail side, pixels: 4K.
+const MAX_THUMBNAIL_SIDE: u32 = 3840;
+/// The longest time between thumbnails, seconds: a day.
+const MAX_THUMBNAIL_INTERVAL: u32 = 86_400;
+
 /// What the running build implements. Anything outside it is rejected with `UNSUPPORTED`.
 ///
 /// The engine builds this from the crates that have landed, so validation always tells the
@@ -543,6 +548,19 @@ pub fn parse_stream(
                 ErrorCode::InvalidField,
                 "must be 1–31 (0 = default 5)",
             ));
+        }
+        for (field, value, max) in [
+            ("width", t.width, MAX_THUMBNAIL_SIDE),
+            ("height", t.height, MAX_THUMBNAIL_SIDE),
+            ("interval_sec", t.interval_sec, MAX_THUMBNAIL_INTERVAL),
+        ] {
+            if value > max {
+                errors.push(FieldError::new(
+                    format!("thumbnail.{field}"),
+                    ErrorCode::InvalidField,
+                    format!("must be at most {max} (0 = default), got {value}"),
+                ));
+            }
         }
     }
     errors.extend(overlay_errors);

@@ -21,6 +21,7 @@ mod router;
 mod security;
 mod services;
 mod supported;
+mod thumbnails;
 mod transcoder;
 
 use std::path::{Path, PathBuf};
@@ -716,6 +717,12 @@ impl EngineHandle {
         let media = &self.shared.media;
         TsPlay::open(&media.hub, &media.caps, code, peer)
     }
+
+    /// The latest thumbnail of `code` (`GET /{code}/thumbnail.jpg`), once its thumbnailer
+    /// made one.
+    pub fn thumbnail(&self, code: &StreamCode) -> Option<bytes::Bytes> {
+        self.shared.media.thumbnails.get(code)
+    }
 }
 
 /// What a manual switch achieved.
@@ -760,6 +767,8 @@ struct MediaPlane {
     manager: Arc<Manager>,
     /// The transcoder, for `runtime.transcoder`.
     transcoders: Arc<Transcoders>,
+    /// The thumbnailers, for `GET /{code}/thumbnail.jpg`.
+    thumbnails: Arc<thumbnails::Thumbnails>,
     /// The outputs, for the media routes.
     outputs: Arc<Outputs>,
     /// What the listeners ask about publishes and plays.
@@ -810,17 +819,23 @@ impl MediaPlane {
             PathBuf::from(&config.data_dir).join("transcode"),
             hls.live_segment_sec,
         ));
+        let thumbnails = Arc::new(thumbnails::Thumbnails::new(
+            hub.clone(),
+            config.transcoder.ffmpeg_path.clone().into(),
+            PathBuf::from(&config.data_dir).join("thumbnails"),
+        ));
         let services = Services {
             buffers,
             inputs: manager.clone(),
             outputs: outputs.clone(),
             transcoder: transcoders.clone(),
             dvr: Arc::new(NotLanded("DVR")),
-            thumbnails: Arc::new(NotLanded("thumbnails")),
+            thumbnails: thumbnails.clone(),
         };
         Self {
             manager,
             transcoders,
+            thumbnails,
             outputs,
             router,
             hub,

@@ -51,6 +51,14 @@ pub enum ServiceError {
     /// An output (HLS packager, push target) could not start (the error names the stream).
     #[error("publish: {0}")]
     Publish(#[source] PublishError),
+    /// A feature that runs FFmpeg (thumbnails) has none to run.
+    #[error("{feature} need FFmpeg: {reason}")]
+    NeedsFfmpeg {
+        /// What needs it.
+        feature: &'static str,
+        /// Why there is none (the path looked for).
+        reason: String,
+    },
 }
 
 /// A buffer the coordinator creates for a stream (SPEC §Buffer hub ids).

@@ -35,6 +35,7 @@ impl Supported {
             hls: true,
             rtmp: true,
             rtsp: true,
+            thumbnail: true,
             push: true,
             transcoder: true,
             ..Support::default()

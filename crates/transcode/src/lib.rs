@@ -51,6 +51,7 @@ pub mod progress;
 pub mod restamp;
 pub mod stderr;
 pub mod supervise;
+pub mod thumbnail;
 pub mod usage;
 
 pub use job::{JobConfig, JobEvent, JobHandle, JobReport, JobStatus, MAX_ERRORS, StatusWatch};
@@ -60,3 +61,4 @@ pub use progress::{Progress, ProgressParser};
 pub use restamp::Restamp;
 pub use stderr::{Line, StderrTail};
 pub use supervise::{Event, Supervisor, SupervisorConfig};
+pub use thumbnail::{ThumbnailError, snapshot};

@@ -34,10 +34,12 @@ mod argv;
 mod encoder;
 mod escape;
 mod overlay;
+mod thumbnail;
 
 pub use argv::{Context, FIRST_OUTPUT_FD, Job, OverlayInput, PROGRESS_FD, argv};
 pub use encoder::{EncoderError, Family, Hw, Preset, UnknownPreset, VideoEncoder};
 pub use escape::filter_value;
+pub use thumbnail::ThumbnailSpec;
 pub use overlay::{ImageSource, Overlay, OverlayKind, Position};
 
 use crate::stream::{AudioSettings, Transcoder, TranscoderMode, VideoProfile};

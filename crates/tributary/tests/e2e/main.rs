@@ -22,5 +22,6 @@ mod rtsp_play;
 mod rtsp_pull;
 mod server;
 mod ssrf;
+mod thumbnail;
 mod transcode;
 mod udp_flood;
