@@ -105,6 +105,47 @@ pub(crate) async fn run<F, Fut>(
     }
 }
 
+/// A listener's accept loop as its handle holds it: stopped by the listener's stop signal,
+/// which every connection watches too; dropping it stops the listener.
+pub(crate) struct Running {
+    cancel: CancellationToken,
+    /// The accept loop; it owns the connection tasks.
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Runs `accept_loop` as the listener's task, stopped by `cancel`.
+    pub(crate) fn spawn(
+        cancel: CancellationToken,
+        accept_loop: impl Future<Output = ()> + Send + 'static,
+    ) -> Self {
+        Self {
+            cancel,
+            task: Some(tokio::spawn(accept_loop)),
+        }
+    }
+
+    /// Stops accepting and closes every connection; returns at once.
+    pub(crate) fn stop(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Stops, and waits until the port is closed and every connection has ended (at most
+    /// about [`STOP_GRACE`]: connections still flushing then are cut).
+    pub(crate) async fn shutdown(&mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
 /// How long the accept loop pauses after a failed `accept` (EMFILE and the like).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a stopping listener waits for its connections to close.

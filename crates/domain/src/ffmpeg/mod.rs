@@ -39,8 +39,8 @@ mod thumbnail;
 pub use argv::{Context, FIRST_OUTPUT_FD, Job, OverlayInput, PROGRESS_FD, argv};
 pub use encoder::{EncoderError, Family, Hw, Preset, UnknownPreset, VideoEncoder};
 pub use escape::filter_value;
-pub use thumbnail::ThumbnailSpec;
 pub use overlay::{ImageSource, Overlay, OverlayKind, Position};
+pub use thumbnail::ThumbnailSpec;
 
 use crate::stream::{AudioSettings, Transcoder, TranscoderMode, VideoProfile};
 use crate::validate::{ErrorCode, FieldError};

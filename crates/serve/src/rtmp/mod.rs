@@ -8,13 +8,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tributary_net::InputBudget;
 
 use crate::Router;
-use crate::accept::{self, Accept};
+use crate::accept::{self, Accept, Running};
 use crate::limit::PendingLimiter;
 
 mod conn;
@@ -70,8 +69,8 @@ pub struct RtmpListener {
     /// Counters, the router and the stop signal, shared with the accept loop and every
     /// connection task.
     shared: Arc<Shared>,
-    /// The accept loop; it owns the connection tasks. Awaited by [`shutdown`](Self::shutdown).
-    task: Option<JoinHandle<()>>,
+    /// The accept loop; it owns the connection tasks.
+    running: Running,
 }
 
 /// A snapshot of the listener's counters.
@@ -114,12 +113,15 @@ pub async fn start_rtmp(
         fanouts: fanout::Fanouts::default(),
     });
     let span = tracing::info_span!("rtmp_listener", addr = %local_addr);
-    let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)).instrument(span));
+    let running = Running::spawn(
+        shared.cancel.clone(),
+        accept_loop(listener, Arc::clone(&shared)).instrument(span),
+    );
     tracing::debug!(addr = %local_addr, "RTMP listener started");
     Ok(RtmpListener {
         local_addr,
         shared,
-        task: Some(task),
+        running,
     })
 }
 
@@ -133,16 +135,13 @@ impl RtmpListener {
     /// and their guards are dropped, players are disconnected. Returns at once; the tasks
     /// wind down in the background (see [`shutdown`](Self::shutdown) to wait for them).
     pub fn stop(self) {
-        self.shared.cancel.cancel();
+        self.running.stop();
     }
 
     /// Like [`stop`](Self::stop), and waits until the port is closed and every connection
     /// has ended (at most about 2 s: connections still flushing then are cut).
     pub async fn shutdown(mut self) {
-        self.shared.cancel.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+        self.running.shutdown().await;
     }
 
     /// The counters now.
@@ -164,12 +163,6 @@ impl Default for RtmpListenerConfig {
             publish_merge: Duration::ZERO,
             input_budget: 256 << 20,
         }
-    }
-}
-
-impl Drop for RtmpListener {
-    fn drop(&mut self) {
-        self.shared.cancel.cancel();
     }
 }
 

@@ -16,13 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tributary_net::InputBudget;
 
 use crate::Router;
-use crate::accept::{self, Accept};
+use crate::accept::{self, Accept, Running};
 use crate::limit::PendingLimiter;
 
 mod conn;
@@ -70,7 +69,7 @@ pub struct RtspListener {
     local_addr: SocketAddr,
     udp_ports: Option<(u16, u16)>,
     shared: Arc<Shared>,
-    task: Option<JoinHandle<()>>,
+    running: Running,
 }
 
 /// A snapshot of the RTSP listener's counters.
@@ -100,15 +99,12 @@ impl RtspListener {
 
     /// Stops accepting and disconnects every player; returns at once.
     pub fn stop(self) {
-        self.shared.cancel.cancel();
+        self.running.stop();
     }
 
     /// Like [`stop`](Self::stop), and waits for the connections to end (at most about 2 s).
     pub async fn shutdown(mut self) {
-        self.shared.cancel.cancel();
-        if let Some(task) = self.task.take() {
-            let _ = task.await;
-        }
+        self.running.shutdown().await;
     }
 
     /// The counters now.
@@ -121,12 +117,6 @@ impl RtspListener {
             rejected: get(&c.rejected),
             udp_dropped: get(&c.udp_dropped),
         }
-    }
-}
-
-impl Drop for RtspListener {
-    fn drop(&mut self) {
-        self.shared.cancel.cancel();
     }
 }
 
@@ -184,7 +174,10 @@ pub async fn start_rtsp(
         udp,
     });
     let span = tracing::info_span!("rtsp_listener", addr = %local_addr);
-    let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)).instrument(span));
+    let running = Running::spawn(
+        shared.cancel.clone(),
+        accept_loop(listener, Arc::clone(&shared)).instrument(span),
+    );
     if let Some(udp) = &shared.udp {
         tokio::spawn(
             drain_rtcp(Arc::clone(&shared))
@@ -195,7 +188,7 @@ pub async fn start_rtsp(
         local_addr,
         udp_ports,
         shared,
-        task: Some(task),
+        running,
     })
 }
 

@@ -63,7 +63,12 @@ fn a_thumbnail_is_a_jpeg_of_the_configured_width_and_a_change_restarts_only_it()
     assert_eq!(wait_thumbnail(&server, dir.path(), 160), 90);
 
     let before = server.runtime("cam")["publisher"].clone();
-    let answer = send("PUT", &server.url("/streams/cam"), Some(&body(port, 320)), &[]);
+    let answer = send(
+        "PUT",
+        &server.url("/streams/cam"),
+        Some(&body(port, 320)),
+        &[],
+    );
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(wait_thumbnail(&server, dir.path(), 320), 180);
     assert_eq!(
@@ -76,7 +81,11 @@ fn a_thumbnail_is_a_jpeg_of_the_configured_width_and_a_change_restarts_only_it()
     let wide = body(port, 5000);
     let answer = send("PUT", &server.url("/streams/cam"), Some(&wide), &[]);
     assert_eq!(answer.status, 422, "{}", answer.body);
-    assert!(answer.body.to_string().contains("thumbnail.width"), "{}", answer.body);
+    assert!(
+        answer.body.to_string().contains("thumbnail.width"),
+        "{}",
+        answer.body
+    );
     let off = format!(
         r#"{{"inputs":[{{"url":"udp://127.0.0.1:{port}"}}],"protocols":{{"hls":true}},
             "thumbnail":{{"enabled":false}}}}"#
