@@ -423,6 +423,15 @@ s1.mp4
                                                                "bytes=18446744073709551615-")]:
         write(corpus, "media_range", name, struct.pack(">I", total) + value.encode())
 
+    # srt_streamid: every form SPEC §Publisher lists, and one refused mode.
+    for name, value in [("publish_key", "publish:live/cam?key=s3cret-key"), ("play", "play:live/cam"),
+                        ("read", "read:sports/ch1"),
+                        ("request_signed", "request:live/cam?exp=1700000000&sig=ab12"),
+                        ("access_control", "#!::r=live/cam,m=publish,key=s3cret-key,slot=backup"),
+                        ("access_control_play", "#!::r=live/cam,m=request"), ("bare", "live/cam"),
+                        ("bad_mode", "#!::m=bidirectional,r=x")]:
+        write(corpus, "srt_streamid", name, value.encode())
+
 
 def main():
     binary = sys.argv[1]

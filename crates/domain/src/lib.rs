@@ -28,6 +28,7 @@ pub mod protocol;
 pub mod redact;
 pub mod spec;
 pub mod stream;
+pub mod streamid;
 pub mod validate;
 
 pub use diff::{KeyedDiff, Output, ProtocolsDiff, StreamDiff, compute_diff};

@@ -140,7 +140,7 @@ impl Default for ServerSection {
 pub struct Listeners {
     /// RTMP publish and play. Default enabled on `0.0.0.0:1935`, the port every encoder assumes.
     pub rtmp: RtmpListener,
-    /// SRT publish and play. Default enabled on `0.0.0.0:9999`. Not supported yet: not bound.
+    /// SRT publish and play. Default enabled on `0.0.0.0:9999`.
     pub srt: SrtListener,
     /// RTSP play. Default enabled on `0.0.0.0:8554` (554 needs root). Not supported yet: not
     /// bound.
@@ -157,13 +157,16 @@ pub struct SrtListener {
     pub listen_host: String,
     /// Port. Default 9999; 0 picks an ephemeral port (tests).
     pub port: u16,
-    /// Receiver latency, ms (120). Not supported yet.
+    /// The latency SRT keeps for retransmissions, ms; unset: 120 (libsrt's default, about
+    /// four round trips on a continental link). At most 10 000.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<u32>,
-    /// Encryption passphrase; a secret. Not supported yet.
+    /// The passphrase every caller must encrypt with (AES), 10 to 79 characters; a secret.
+    /// Unset: no encryption.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub passphrase: Option<String>,
-    /// Key length with `passphrase` (16, 24 or 32). Not supported yet.
+    /// The key length (16, 24 or 32 bytes) callers must use when they state one; needs
+    /// `passphrase`. Unset: the caller's (16 when it states none, as libsrt).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pbkeylen: Option<u32>,
 }
@@ -589,6 +592,36 @@ impl ServerConfig {
                 ports.push((name, port));
             }
         }
+        if let Some(passphrase) = &srt.passphrase {
+            let len = passphrase.chars().count();
+            if !(10..=79).contains(&len) || passphrase.len() > 79 {
+                bad(
+                    "listeners.srt.passphrase",
+                    format!("must be 10 to 79 characters (SRT's range), got {len}"),
+                );
+            }
+        }
+        if let Some(pbkeylen) = srt.pbkeylen {
+            if ![16, 24, 32].contains(&pbkeylen) {
+                bad(
+                    "listeners.srt.pbkeylen",
+                    format!("must be 16, 24 or 32, got {pbkeylen}"),
+                );
+            } else if srt.passphrase.is_none() {
+                bad(
+                    "listeners.srt.pbkeylen",
+                    "needs listeners.srt.passphrase (a key length without a passphrase \
+                     encrypts nothing)"
+                        .into(),
+                );
+            }
+        }
+        if srt.latency_ms.is_some_and(|ms| ms > MAX_SRT_LATENCY_MS) {
+            bad(
+                "listeners.srt.latency_ms",
+                format!("must be at most {MAX_SRT_LATENCY_MS}"),
+            );
+        }
         if rtmp.play_backlog_sec == 0 {
             bad("listeners.rtmp.play_backlog_sec", "must be > 0".into());
         }
@@ -832,10 +865,6 @@ impl ServerConfig {
         let later = IgnoredReason::NotSupportedYet;
         ignored.keys("store", self.store.as_ref());
         ignored.keys("server.cors", self.server.cors.as_ref());
-        let srt = &self.listeners.srt;
-        ignored.set("listeners.srt.latency_ms", srt.latency_ms.is_some(), later);
-        ignored.set("listeners.srt.passphrase", srt.passphrase.is_some(), later);
-        ignored.set("listeners.srt.pbkeylen", srt.pbkeylen.is_some(), later);
         ignored.set("transcoder.mode", self.transcoder.mode.is_some(), later);
         ignored.set(
             "transcoder.multi_output",
@@ -962,6 +991,9 @@ const MAX_BOOT_CONCURRENCY: u64 = 1024;
 /// The longest RTMP merge interval: beyond a second, the latency it adds is no longer a
 /// small price.
 const MAX_MERGE_MS: u64 = 1000;
+
+/// The longest SRT latency accepted, ms: 10 s, far beyond any link worth carrying live.
+const MAX_SRT_LATENCY_MS: u32 = 10_000;
 
 /// A listener's `host:port`, or `None` when disabled.
 fn listener_addr(enabled: bool, host: &str, port: u16) -> Option<String> {

@@ -58,8 +58,7 @@ fn spec_keys_of_unbuilt_features_are_accepted_and_named() {
     let doc = serde_json::json!({
         "store": {"backend": "sqlite"},
         "server": {"allowed_hosts": ["tv.example"], "cors": {"enabled": true}},
-        "listeners": {"srt": {"latency_ms": 200, "passphrase": "p"},
-                      "rtsp": {"transport": "tcp"}},
+        "listeners": {"rtsp": {"transport": "tcp"}},
         "ingestor": {"hls_max_segment_buffer": 4},
         "transcoder": {"multi_output": true, "mode": "multi"},
         "publisher": {"hls": {"segment_format": "fmp4", "dir": "/tmp/hls"},
@@ -85,8 +84,6 @@ fn spec_keys_of_unbuilt_features_are_accepted_and_named() {
     let want = [
         ("store.backend", later),
         ("server.cors.enabled", later),
-        ("listeners.srt.latency_ms", later),
-        ("listeners.srt.passphrase", later),
         ("transcoder.mode", later),
         ("transcoder.multi_output", IgnoredReason::Legacy),
         ("publisher.hls.dir", IgnoredReason::Legacy),
@@ -204,4 +201,40 @@ fn host_port() {
     assert_eq!(split_host_port("::1:80"), None);
     assert_eq!(split_host_port("x"), None);
     assert_eq!(join_host_port("::1", 5), "[::1]:5");
+}
+
+#[test]
+fn srt_listener_secrets_and_latency_are_checked() {
+    let mut c = ServerConfig::default();
+    c.listeners.srt.passphrase = Some("short".into());
+    c.listeners.srt.pbkeylen = Some(20);
+    c.listeners.srt.latency_ms = Some(60_000);
+    let errors = c.validate().unwrap_err();
+    let paths: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "listeners.srt.passphrase",
+            "listeners.srt.pbkeylen",
+            "listeners.srt.latency_ms"
+        ]
+    );
+    assert!(!errors.to_string().contains("short"), "{errors}");
+    c.listeners.srt.passphrase = None;
+    c.listeners.srt.pbkeylen = Some(16);
+    c.listeners.srt.latency_ms = Some(200);
+    let errors = c.validate().unwrap_err();
+    assert!(
+        errors
+            .to_string()
+            .contains("needs listeners.srt.passphrase"),
+        "{errors}"
+    );
+    c.listeners.srt.passphrase = Some("ten-chars!".into());
+    c.validate().unwrap();
+    assert!(
+        c.ignored()
+            .iter()
+            .all(|k| !k.path.starts_with("listeners.srt"))
+    );
 }
