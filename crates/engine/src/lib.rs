@@ -221,10 +221,12 @@ struct Shared {
     /// What records are parsed against: this build's features, the RTMP listener's port.
     supported: Arc<Supported>,
     media: MediaPlane,
-    /// The protocol listeners bound by [`Engine::start_listeners`]; dropped at shutdown.
+    /// The RTMP listener bound by [`Engine::start_listeners`]; dropped at shutdown.
     listeners: Mutex<Vec<tributary_serve::RtmpListener>>,
     /// The RTSP listener, once bound.
     rtsp_listeners: Mutex<Vec<tributary_serve::RtspListener>>,
+    /// The SRT listener bound by [`Engine::start_listeners`]; dropped at shutdown.
+    srt_listeners: Mutex<Vec<tributary_serve::SrtListener>>,
     token: AdminToken,
     ports: Mutex<Ports>,
     booted: AtomicBool,
@@ -288,6 +290,7 @@ impl Engine {
             media,
             listeners: Mutex::new(Vec::new()),
             rtsp_listeners: Mutex::new(Vec::new()),
+            srt_listeners: Mutex::new(Vec::new()),
             token,
             ports: Mutex::new(Ports::default()),
             booted: AtomicBool::new(false),
@@ -346,8 +349,8 @@ impl Engine {
         })
     }
 
-    /// Binds the protocol listeners that are enabled (RTMP, RTSP; SRT is not supported yet and
-    /// stays unbound) and records their ports for `GET /config`.
+    /// Binds the protocol listeners that are enabled (RTMP, RTSP, SRT) and records their ports
+    /// for `GET /config`.
     pub async fn start_listeners(&self) -> Result<(), ListenerError> {
         let shared = &self.handle.shared;
         let rtmp = &shared.config.listeners.rtmp;
@@ -413,6 +416,41 @@ impl Engine {
             lock(&shared.ports).rtsp_port = local.port();
             lock(&shared.rtsp_listeners).push(listener);
         }
+        let srt = &shared.config.listeners.srt;
+        if let Some(addr) = srt.addr() {
+            let failed = |error: String| ListenerError {
+                listener: "srt",
+                addr: addr.clone(),
+                error,
+            };
+            let parsed: std::net::SocketAddr = tokio::net::lookup_host(&addr)
+                .await
+                .ok()
+                .and_then(|mut a| a.next())
+                .ok_or_else(|| failed("not a valid host:port".into()))?;
+            // `ServerConfig::validate` checked both; the listener checks the passphrase again
+            // before its transport (which panics on a bad one) sees it.
+            let passphrase = srt
+                .passphrase
+                .clone()
+                .map(tributary_serve::SrtPassphrase::try_from)
+                .transpose()
+                .map_err(|e| failed(e.to_string()))?;
+            let config = tributary_serve::SrtListenerConfig {
+                addr: parsed,
+                latency: Duration::from_millis(u64::from(srt.latency_ms.unwrap_or(120))),
+                passphrase,
+                pbkeylen: srt.pbkeylen.and_then(|n| u16::try_from(n).ok()),
+                ..tributary_serve::SrtListenerConfig::default()
+            };
+            let listener = tributary_serve::start_srt(config, shared.media.router.clone())
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let local = listener.local_addr();
+            tracing::info!(listener = "srt", addr = %local, "SRT listener bound");
+            lock(&shared.ports).srt_port = local.port();
+            lock(&shared.srt_listeners).push(listener);
+        }
         Ok(())
     }
 
@@ -422,6 +460,7 @@ impl Engine {
         shared.shutdown.cancel();
         lock(&shared.listeners).clear();
         lock(&shared.rtsp_listeners).clear();
+        lock(&shared.srt_listeners).clear();
         shared.coordinator.shutdown().await;
     }
 }

@@ -47,9 +47,9 @@ pub(crate) struct Outputs {
     /// The running HLS packagers, by stream and rung (`None`: the stream's only one);
     /// dropping a handle stops its task and removes its window.
     running: Mutex<HashMap<(StreamCode, Option<u16>), HlsHandle>>,
-    /// Streams with a play output on (RTMP, RTSP: a listener serves their playback feed), by
-    /// stream and output, each with its players' stop signals, fired when that output is
-    /// turned off.
+    /// Streams with a play output on (RTMP, RTSP, SRT: a listener serves their playback
+    /// feed), by stream and output, each with its players' stop signals, fired when that output
+    /// is turned off.
     plays: Mutex<HashMap<(StreamCode, Output), Arc<PlayGate>>>,
     /// Push targets by stream and URL (as configured, trimmed); each runs its own task.
     pushes: Mutex<HashMap<(StreamCode, String), PushHandle>>,
@@ -166,7 +166,7 @@ impl Outputs {
         warnings
     }
 
-    /// Lets a player of `code` in if the stream has `output` (RTMP or RTSP play) on: its
+    /// Lets a player of `code` in if the stream has `output` (RTMP, RTSP or SRT play) on: its
     /// `stop` signal fires when that output is turned off. The returned pass keeps it
     /// registered until dropped.
     pub(crate) fn enter_play(
@@ -248,7 +248,7 @@ impl Outputs {
     }
 }
 
-/// The players of one stream's RTMP output: turning the output off stops them all.
+/// The players of one stream's RTMP or SRT output: turning the output off stops them all.
 #[derive(Debug, Default)]
 pub(crate) struct PlayGate {
     /// Each player's stop signal, by a number of its own.
@@ -278,7 +278,7 @@ impl PlayGate {
         if !players.is_empty() {
             tracing::info!(
                 players = players.len(),
-                "RTMP play turned off: disconnecting players"
+                "RTMP or SRT play turned off: disconnecting players"
             );
         }
         for stop in players.into_values() {
@@ -319,7 +319,7 @@ impl OutputService for Outputs {
                 Ok(())
             }
             Output::Dash => Err(ServiceError::Unsupported("DASH output")),
-            Output::Rtmp | Output::Rtsp => {
+            Output::Rtmp | Output::Rtsp | Output::Srt => {
                 let gate = Arc::new(PlayGate::default());
                 let previous = lock(&self.plays).insert((stream.code.clone(), output), gate);
                 if let Some(previous) = previous {
@@ -327,12 +327,11 @@ impl OutputService for Outputs {
                 }
                 Ok(())
             }
-            Output::Srt => Err(ServiceError::Unsupported("SRT play")),
         }
     }
 
     fn stop_output(&self, code: &StreamCode, output: Output) {
-        if matches!(output, Output::Rtmp | Output::Rtsp) {
+        if matches!(output, Output::Rtmp | Output::Rtsp | Output::Srt) {
             let gate = lock(&self.plays).remove(&(code.clone(), output));
             if let Some(gate) = gate {
                 gate.close();

@@ -11,7 +11,8 @@
 //! a stream without a key accepts loopback publishers only (`security.publish_auth =
 //! "required"`, the default), any publisher under `if_set`, and keys are not checked under
 //! `off`. An address that keeps sending wrong keys is blocked for a doubling time
-//! ([`crate::backoff`]). A play needs the stream running with `protocols.rtmp` on, and a seat
+//! ([`crate::backoff`]). A play needs the stream running with `protocols.rtmp` (RTMP) or
+//! `protocols.srt` (SRT) on, and a seat
 //! under the play caps (256 per stream, 4096 in total; [`crate::caps`]).
 
 use std::net::SocketAddr;
@@ -120,6 +121,7 @@ impl Router for EngineRouter {
     fn publish(&self, request: PublishRequest) -> Result<PublishGrant, Refusal> {
         let listener = match request.protocol {
             Protocol::Rtmp => PushVia::Rtmp,
+            Protocol::Srt => PushVia::Srt,
             other => {
                 return Err(Refusal::NotFound(format!(
                     "publishing over {other} is not supported yet"
@@ -221,6 +223,7 @@ impl Router for EngineRouter {
         let (output, name) = match request.protocol {
             Protocol::Rtmp => (Output::Rtmp, "rtmp"),
             Protocol::Rtsp => (Output::Rtsp, "rtsp"),
+            Protocol::Srt => (Output::Srt, "srt"),
             other => {
                 return Err(Refusal::NotFound(format!(
                     "playing over {other} is not supported yet"

@@ -36,6 +36,8 @@ impl Supported {
             rtmp: true,
             rtsp: true,
             thumbnail: true,
+            srt: true,
+            srt_listener: true,
             push: true,
             transcoder: true,
             ..Support::default()

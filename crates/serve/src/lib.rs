@@ -1,5 +1,8 @@
-//! Listeners for publishers and players (L2): RTMP on `:1935`, RTSP play on `:8554` (SRT to
-//! come).
+//! Listeners for publishers and players (L2): RTMP on `:1935`, RTSP play on `:8554`, SRT on
+//! `:9999`.
+//!
+//! The SRT listener ([`start_srt`], `srt` module) follows the same model over the
+//! `srt-tokio` transport, with the differences its module doc lists.
 //!
 //! # Model
 //!
@@ -75,6 +78,7 @@ mod name;
 mod router;
 mod rtmp;
 mod rtsp;
+mod srt;
 
 pub use router::{
     PlayGrant, PlayRequest, Protocol, PublishEnd, PublishGrant, PublishGuard, PublishRequest,
@@ -82,3 +86,4 @@ pub use router::{
 };
 pub use rtmp::{ListenerStats, RtmpListener, RtmpListenerConfig, start_rtmp};
 pub use rtsp::{RtspListener, RtspListenerConfig, RtspStats, start_rtsp};
+pub use srt::{PassphraseLength, SrtListener, SrtListenerConfig, SrtPassphrase, start_srt};

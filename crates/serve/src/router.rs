@@ -40,6 +40,8 @@ pub enum Protocol {
     Rtmp,
     /// RTSP play (`rtsp://host:8554/live/name`).
     Rtsp,
+    /// SRT (`srt://host:9999?streamid=…`).
+    Srt,
 }
 
 /// A publisher's request. Its `Debug` masks the key.
@@ -163,6 +165,7 @@ impl fmt::Display for Protocol {
         f.write_str(match self {
             Self::Rtmp => "rtmp",
             Self::Rtsp => "rtsp",
+            Self::Srt => "srt",
         })
     }
 }

@@ -90,13 +90,6 @@ async fn run(config: ServerConfig, fd_limit: Option<u64>) -> anyhow::Result<()> 
     );
     let shutdown_cap = Duration::from_secs(config.shutdown_timeout_sec);
     let http_addr = config.server.http_addr.clone();
-    if let Some(addr) = config.listeners.srt.addr() {
-        tracing::warn!(
-            listener = "srt",
-            addr,
-            "srt listener is not supported yet; not bound"
-        );
-    }
     let engine = Engine::open(config).context("opening the engine")?;
     let handle = engine.handle();
     engine.start_listeners().await?;

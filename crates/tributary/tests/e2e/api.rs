@@ -315,12 +315,6 @@ fn input_options_that_cannot_work_are_422_at_save_naming_the_field() {
             "?slot=<name>",
         ),
         (
-            r#"{"inputs": [{"url": "srt://0.0.0.0:9999"}]}"#,
-            "UNSUPPORTED",
-            "inputs[0].url",
-            "SRT listener",
-        ),
-        (
             r#"{"inputs": [{"url": "publish://"}], "push": [{"url": "rtmp://x.example.org/only-app"}]}"#,
             "INVALID_FIELD",
             "push[0].url",

@@ -104,7 +104,6 @@ fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
     for key in [
         "store.backend",
         "server.cors.enabled",
-        "listeners.srt.latency_ms",
         "transcoder.multi_output",
         "publisher.hls.segment_format",
         "publisher.dash.segment_sec",

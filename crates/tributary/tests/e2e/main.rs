@@ -21,6 +21,7 @@ mod rtmp_relay;
 mod rtsp_play;
 mod rtsp_pull;
 mod server;
+mod srt;
 mod ssrf;
 mod thumbnail;
 mod transcode;

@@ -67,9 +67,11 @@ impl Server {
         if !args.contains(&"--http") {
             cmd.args(["--http", "127.0.0.1:0"]);
         }
-        cmd.args(["--rtmp", rtmp, "--srt", "off"]);
-        if !args.contains(&"--rtsp") {
-            cmd.args(["--rtsp", "off"]);
+        cmd.args(["--rtmp", rtmp]);
+        for listener in ["--srt", "--rtsp"] {
+            if !args.contains(&listener) {
+                cmd.args([listener, "off"]);
+            }
         }
         cmd.arg("--data-dir")
             .arg(data_dir)
