@@ -11,7 +11,8 @@ use url::Url;
 use super::options::{Options, merge_params, raw_query};
 use super::source::{
     DEFAULT_PKT_SIZE, FILE_EXTENSIONS, FileFormat, FileSource, HttpSource, MAX_PKT_SIZE,
-    MulticastInterface, PullSource, RtmpSource, RtmpUrl, RtspSource, RtspTransport, UdpSource,
+    MulticastInterface, PullSource, RtmpSource, RtmpUrl, RtspSource, RtspTransport, SrtSource,
+    UdpSource,
 };
 use crate::stream::Input;
 use crate::validate::{ErrorCode, FieldError};
@@ -203,6 +204,80 @@ pub(super) fn pull(url: Url, input: &Input) -> PullSource {
         timeout: timeout(input),
         insecure_tls: input.net.insecure_tls,
     }
+}
+
+/// An SRT pull (caller): host and port from the URL, the SRT options from its query and
+/// `params`, each checked so the worker never meets one the transport would refuse (or, for
+/// a passphrase, panic on).
+pub(super) fn srt(
+    prefix: &str,
+    url: &Url,
+    options: &Options<'_>,
+    input: &Input,
+) -> Result<SrtSource, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let Some(port) = url.port() else {
+        return Err(vec![FieldError::new(
+            format!("{prefix}.url"),
+            ErrorCode::InvalidInputUrl,
+            "an SRT pull needs host:port (srt://host:port?streamid=…)",
+        )]);
+    };
+    let streamid = options.get("streamid").map(str::to_owned);
+    if let Some(id) = &streamid
+        && (id.len() > 512 || id.chars().any(char::is_control))
+    {
+        errors.push(options.error("streamid", "at most 512 bytes, no control characters"));
+    }
+    let latency = match options.get("latency") {
+        None => Duration::from_millis(120),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(ms) if ms <= 10_000 => Duration::from_millis(ms),
+            _ => {
+                errors.push(options.error(
+                    "latency",
+                    format!("{v:?} is not milliseconds from 0 to 10000"),
+                ));
+                Duration::from_millis(120)
+            }
+        },
+    };
+    let passphrase = options.get("passphrase").map(str::to_owned);
+    if let Some(p) = &passphrase {
+        let len = p.chars().count();
+        if !(10..=79).contains(&len) || p.len() > 79 {
+            errors.push(options.error(
+                "passphrase",
+                format!("must be 10 to 79 characters (SRT's range), got {len}"),
+            ));
+        }
+    }
+    let pbkeylen = match options.get("pbkeylen") {
+        None => None,
+        Some(v) => match v.trim().parse::<u16>() {
+            Ok(n @ (16 | 24 | 32)) if passphrase.is_some() => Some(n),
+            Ok(16 | 24 | 32) => {
+                errors.push(options.error("pbkeylen", "needs a passphrase"));
+                None
+            }
+            _ => {
+                errors.push(options.error("pbkeylen", format!("{v:?} is not 16, 24 or 32")));
+                None
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(SrtSource {
+        host: host(url),
+        port,
+        streamid,
+        latency,
+        passphrase,
+        pbkeylen,
+        timeout: timeout(input),
+    })
 }
 
 /// An RTMP(S) pull.

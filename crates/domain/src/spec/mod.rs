@@ -35,7 +35,7 @@ use tributary_media::StreamCode;
 pub use source::{
     DEFAULT_PKT_SIZE, FileFormat, FileSource, HttpSource, MAX_PKT_SIZE, MulticastInterface,
     PullSource, PushSource, PushSpec, RtmpSource, RtmpUrl, RtspSource, RtspTransport, Source,
-    UdpSource,
+    SrtSource, UdpSource,
 };
 
 use crate::ffmpeg::{Ladder, Overlay};
@@ -318,7 +318,11 @@ fn parse_input(
             InputKind::Rtmp => kinds::rtmp(prefix, input)
                 .map(Source::Rtmp)
                 .map_err(|e| vec![e]),
-            InputKind::Srt => Ok(Source::Srt(kinds::pull(url, input))),
+            InputKind::Srt => {
+                let options =
+                    options::Options::new(prefix, url.query().unwrap_or(""), &input.params);
+                kinds::srt(prefix, &url, &options, input).map(Source::Srt)
+            }
             _ => {
                 let options =
                     options::Options::new(prefix, url.query().unwrap_or(""), &input.params);

@@ -5,6 +5,7 @@
 //! an HTTP header is sendable. Workers read these fields and never look at the URL's text or
 //! the input's `params` again.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,7 +34,7 @@ pub enum Source {
     /// An RTSP pull.
     Rtsp(RtspSource),
     /// An SRT pull in caller mode (no worker yet: rejected as unsupported at validation).
-    Srt(PullSource),
+    Srt(SrtSource),
     /// A file played in real time.
     File(FileSource),
     /// In-process re-stream of another stream's playback feed.
@@ -191,6 +192,42 @@ pub struct PullSource {
     pub timeout: Option<Duration>,
     /// Skip certificate verification (`net.insecure_tls`).
     pub insecure_tls: bool,
+}
+
+/// An SRT pull in caller mode (SPEC §Ingest "srt pull"): the URL's query (`streamid`,
+/// `latency`, `passphrase`, `pbkeylen`) with `params` over it, checked at save. Its `Debug`
+/// masks the passphrase.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SrtSource {
+    /// The listener's host (a name or an address).
+    pub host: String,
+    /// The listener's port.
+    pub port: u16,
+    /// What to ask the listener for (`streamid`), if anything.
+    pub streamid: Option<String>,
+    /// The latency SRT keeps for retransmissions (`latency`, ms; default 120, libsrt's).
+    pub latency: Duration,
+    /// The passphrase to encrypt with (`passphrase`, 10 to 79 characters); a secret.
+    pub passphrase: Option<String>,
+    /// The key length with a passphrase (`pbkeylen`: 16, 24 or 32; `None` = 16).
+    pub pbkeylen: Option<u16>,
+    /// Connect budget and the longest silence a read may meet (`net.timeout_sec`); `None` =
+    /// the kind's default.
+    pub timeout: Option<Duration>,
+}
+
+impl fmt::Debug for SrtSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SrtSource")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("streamid", &self.streamid)
+            .field("latency", &self.latency)
+            .field("passphrase", &self.passphrase.as_ref().map(|_| "****"))
+            .field("pbkeylen", &self.pbkeylen)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// A file played in real time by DTS (SPEC §Ingest "file").

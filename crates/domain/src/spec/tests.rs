@@ -361,7 +361,9 @@ fn in_process_and_other_kinds() {
     else {
         panic!("not SRT")
     };
-    assert_eq!(srt.url.query(), Some("streamid=m&latency=250"));
+    assert_eq!(srt.streamid.as_deref(), Some("m"));
+    assert_eq!(srt.latency, Duration::from_millis(250));
+    assert_eq!((srt.host.as_str(), srt.port), ("standby.example.org", 7001));
     assert_eq!(
         parse("rtsp://cam.local/stream1").unwrap().kind(),
         InputKind::Rtsp
@@ -534,5 +536,56 @@ proptest! {
         input.program = program;
         let first = parse_with(input.clone());
         prop_assert_eq!(first, parse_with(input));
+    }
+}
+
+#[test]
+fn srt_pull_options_are_checked_at_save_naming_the_field() {
+    let Source::Srt(srt) = parse_with(with_params(
+        "srt://origin.example.org:7001?streamid=live/cam&passphrase=s3cret-pass-1&pbkeylen=32",
+        &[],
+    ))
+    .unwrap()
+    .source
+    else {
+        panic!("not SRT")
+    };
+    assert_eq!(srt.pbkeylen, Some(32));
+    assert!(!format!("{srt:?}").contains("s3cret-pass-1"));
+    for (url, params, path, message) in [
+        (
+            "srt://o.example.org:1?passphrase=short",
+            vec![],
+            "inputs[0].url",
+            "10 to 79",
+        ),
+        (
+            "srt://o.example.org:1?pbkeylen=20&passphrase=long-enough-1",
+            vec![],
+            "inputs[0].url",
+            "16, 24 or 32",
+        ),
+        (
+            "srt://o.example.org:1?pbkeylen=16",
+            vec![],
+            "inputs[0].url",
+            "needs a passphrase",
+        ),
+        (
+            "srt://o.example.org:1",
+            vec![("latency", "x")],
+            "inputs[0].params.latency",
+            "milliseconds",
+        ),
+        ("srt://o.example.org", vec![], "inputs[0].url", "host:port"),
+    ] {
+        let errors = parse_with(with_params(url, &params)).unwrap_err();
+        let (at, _, text) = &errors[0];
+        assert_eq!(at, path, "{url}");
+        assert!(text.contains(message), "{url}: {text}");
+        assert!(
+            !text.contains("short"),
+            "{url}: the passphrase in a message"
+        );
     }
 }
