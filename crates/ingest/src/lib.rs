@@ -1,4 +1,4 @@
-//! Pull and listen ingest workers: UDP, HTTP-TS, HLS, files, RTMP(S) and RTSP pull (L2, SPEC
+//! Pull and listen ingest workers: UDP, HTTP-TS, HLS, files, RTMP(S), RTSP and SRT pull (L2, SPEC
 //! §Ingest).
 //!
 //! # Model
@@ -86,6 +86,7 @@ mod reorder;
 mod rtmp;
 mod rtsp;
 mod sink;
+mod srt;
 mod supervise;
 mod udp;
 
@@ -256,6 +257,7 @@ pub fn supported() -> &'static [InputKind] {
         InputKind::File,
         InputKind::Rtmp,
         InputKind::Rtsp,
+        InputKind::Srt,
     ]
 }
 
@@ -327,6 +329,10 @@ pub fn spawn_with(
         Source::Rtsp(source) => {
             let options = rtsp::RtspOptions::new(source, &config.ssrf_guard);
             Box::new(move |reporter| Box::pin(rtsp::run(options.clone(), reporter)))
+        }
+        Source::Srt(source) => {
+            let options = srt::SrtOptions::new(source, &config.ssrf_guard);
+            Box::new(move |reporter| Box::pin(srt::run(options.clone(), program, reporter)))
         }
         Source::File(file) => {
             let options = file::FileOptions::new(file.clone(), config);

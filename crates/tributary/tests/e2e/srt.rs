@@ -1,17 +1,19 @@
-//! SRT in and out (issue 15 items 1 and 3): ffmpeg and `srt-live-transmit` (the reference
+//! SRT in and out (issue 15 items 1 to 3): ffmpeg and `srt-live-transmit` (the reference
 //! implementation, Debian's srt-tools) publish to the SRT listener and play from it, over an
 //! encrypted listener; a wrong passphrase, a wrong key and an unknown code are refused at the
-//! handshake and logged with peer and code, never the secret.
+//! handshake and logged with peer and code, never the secret. An SRT pull from an ffmpeg
+//! listener plays and fails over with an RTMP input.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tributary_testkit::{
-    ClipSpec, LiveSender, cached_clip, decode_errors, ffmpeg, free_udp_port, wait_until,
+    ClipSpec, LiveSender, cached_clip, decode_errors, ffmpeg, free_tcp_port, free_udp_port,
+    wait_until,
 };
 
-use crate::hls::{assert_h264_720p_with_aac, serial, wait_segments};
+use crate::hls::{assert_h264_720p_with_aac, serial, wait_new_segment, wait_segments};
 use crate::server::{Server, send};
 
 /// The listener's passphrase and the streams' keys in these tests.
@@ -203,4 +205,76 @@ impl Drop for SltPublisher {
             let _ = child.wait();
         }
     }
+}
+
+/// SRT pull (issue 15 item 2): a caller to an ffmpeg SRT listener (encrypted) plays on HLS;
+/// failover between the SRT pull and an RTMP push input works like any other pair, both ways.
+#[test]
+fn an_srt_pull_plays_and_fails_over_to_rtmp_and_back() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let rtmp_port = free_tcp_port();
+    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{rtmp_port}"));
+    // The origin: ffmpeg as an SRT listener, looping the clip in real time.
+    let srt_port = free_udp_port();
+    let clip = cached_clip(&ClipSpec::default(), "ts").expect("encode the test clip");
+    let mut origin = LiveSender::start_url(
+        &clip,
+        &format!("srt://127.0.0.1:{srt_port}?mode=listener&passphrase={PASSPHRASE}"),
+    )
+    .expect("start the ffmpeg SRT listener");
+    let body = format!(
+        r#"{{"stream_key":"{KEY}","protocols":{{"hls":true}},"inputs":[
+            {{"url":"srt://127.0.0.1:{srt_port}?streamid=cam&latency=200&passphrase={PASSPHRASE}"}},
+            {{"url":"publish://","priority":1}}]}}"#
+    );
+    let answer = send("PUT", &server.url("/streams/pulled"), Some(&body), &[]);
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    wait_segments(&server, "pulled", 2, Duration::from_secs(30));
+    assert_h264_720p_with_aac(&server.url("/pulled/index.m3u8"));
+    assert_eq!(server.runtime("pulled")["active_input_priority"], 0);
+
+    // A backup encoder publishes over RTMP.
+    let mp4 = cached_clip(&ClipSpec::default(), "mp4").expect("encode the test clip");
+    let _backup = LiveSender::rtmp(
+        &mp4,
+        &format!("rtmp://127.0.0.1:{rtmp_port}/live/pulled?key={KEY}"),
+    )
+    .expect("start the RTMP publisher");
+    let active = |want: u64| server.runtime("pulled")["active_input_priority"] == want;
+    wait_until(
+        Duration::from_secs(30),
+        "the RTMP publisher to connect",
+        || server.runtime("pulled")["inputs"][1]["publisher_connected"] == true,
+    )
+    .unwrap();
+
+    // The SRT origin dies: the stream fails over to RTMP and HLS goes on.
+    let last_before = server.runtime("pulled")["inputs"][0]["last_packet_at"].clone();
+    origin.kill();
+    wait_until(
+        Duration::from_secs(30),
+        "failover to the RTMP input",
+        || active(1),
+    )
+    .unwrap();
+    wait_new_segment(&server, "pulled", Duration::from_secs(15));
+
+    // It comes back: the pull reconnects and the stream fails back to it. An ffmpeg listener
+    // serves one caller and exits when it leaves (the manager's health probe is one), so the
+    // origin is started again whenever it has ended, as a camera's would be.
+    origin.restart().unwrap();
+    wait_until(Duration::from_secs(60), "failback to the SRT pull", || {
+        if !origin.is_running() {
+            origin.restart().unwrap();
+        }
+        active(0) && server.runtime("pulled")["inputs"][0]["last_packet_at"] != last_before
+    })
+    .unwrap();
+    wait_new_segment(&server, "pulled", Duration::from_secs(15));
+    let switches = server.runtime("pulled")["switches"].to_string();
+    assert!(
+        switches.contains("\"to\":1") && switches.contains("\"to\":0"),
+        "{switches}"
+    );
 }
