@@ -11,8 +11,7 @@ use url::Url;
 use super::options::{Options, merge_params, raw_query};
 use super::source::{
     DEFAULT_PKT_SIZE, FILE_EXTENSIONS, FileFormat, FileSource, HttpSource, MAX_PKT_SIZE,
-    MulticastInterface, PullSource, RtmpSource, RtmpUrl, RtspSource, RtspTransport, SrtSource,
-    UdpSource,
+    MulticastInterface, RtmpSource, RtmpUrl, RtspSource, RtspTransport, SrtSource, UdpSource,
 };
 use crate::stream::Input;
 use crate::validate::{ErrorCode, FieldError};
@@ -195,15 +194,6 @@ pub(super) fn rtsp(
         transport,
         timeout: timeout(input),
     })
-}
-
-/// An SRT pull: `params` merged into the URL.
-pub(super) fn pull(url: Url, input: &Input) -> PullSource {
-    PullSource {
-        url: merge_params(url, &input.params),
-        timeout: timeout(input),
-        insecure_tls: input.net.insecure_tls,
-    }
 }
 
 /// An SRT pull (caller): host and port from the URL, the SRT options from its query and

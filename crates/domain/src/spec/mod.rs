@@ -34,8 +34,8 @@ use tributary_media::StreamCode;
 
 pub use source::{
     DEFAULT_PKT_SIZE, FileFormat, FileSource, HttpSource, MAX_PKT_SIZE, MulticastInterface,
-    PullSource, PushSource, PushSpec, RtmpSource, RtmpUrl, RtspSource, RtspTransport, Source,
-    SrtSource, UdpSource,
+    PushSource, PushSpec, RtmpSource, RtmpUrl, RtspSource, RtspTransport, Source, SrtSource,
+    UdpSource,
 };
 
 use crate::ffmpeg::{Ladder, Overlay};

@@ -183,17 +183,6 @@ pub enum RtspTransport {
     Udp,
 }
 
-/// An SRT pull; its worker has not landed, so only what every pull has is parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PullSource {
-    /// The URL, `params` merged into its query.
-    pub url: Url,
-    /// Connect/read budget (`net.timeout_sec`); `None` = the kind's default.
-    pub timeout: Option<Duration>,
-    /// Skip certificate verification (`net.insecure_tls`).
-    pub insecure_tls: bool,
-}
-
 /// An SRT pull in caller mode (SPEC §Ingest "srt pull"): the URL's query (`streamid`,
 /// `latency`, `passphrase`, `pbkeylen`) with `params` over it, checked at save. Its `Debug`
 /// masks the passphrase.
