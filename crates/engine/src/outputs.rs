@@ -363,7 +363,7 @@ impl OutputService for Outputs {
             return;
         };
         let rungs = variants.len() as u16;
-        // Rungs gone: their packagers stop (their buffers are being deleted).
+        // Rungs gone: their packagers stop (their buffers are being deleted) and retire.
         lock(&self.supervised).retain(|component, _| {
             !matches!(component, Component::Hls(c, Some(i)) if c == code && *i >= rungs)
         });
@@ -376,7 +376,10 @@ impl OutputService for Outputs {
                 .collect();
             keys.iter().filter_map(|key| running.remove(key)).collect()
         };
-        drop(gone);
+        // Their playlists end with ENDLIST and stay served a while (SPEC §Hot reload).
+        for handle in gone {
+            handle.retire();
+        }
         self.hls
             .register_master(code, variants, self.keyframe_grid(stream));
         // Rungs new: their packagers start; supervision retries one that cannot yet.

@@ -32,6 +32,8 @@ pub struct HlsHandle {
     window: Arc<Window>,
     /// The task, aborted on drop.
     task: JoinHandle<()>,
+    /// How long a retired variant stays served: two playlist windows.
+    linger: Duration,
 }
 
 /// Starts the HLS output of `code` reading hub buffer `buffer`: spawns one tokio task (call
@@ -113,6 +115,7 @@ pub fn start_hls_variant(
         rung,
         window,
         task,
+        linger: segment.saturating_mul(2 * u32::try_from(settings.window).unwrap_or(u32::MAX)),
     })
 }
 
@@ -120,6 +123,34 @@ impl HlsHandle {
     /// Stops the output: its task ends and its URLs are 404 from now on.
     pub fn stop(self) {
         drop(self);
+    }
+
+    /// Retires a variant removed from its ladder (SPEC §Hot reload): once its task has cut
+    /// its last segment (the rung's buffer is deleted next, which ends it; at most 5 s), its
+    /// playlist ends with `#EXT-X-ENDLIST` and stays served for two playlist windows, so
+    /// players on it finish what they hold instead of failing on a 404; then its URLs are 404.
+    /// A new output of the same rung may start meanwhile and takes the URLs over. Without a
+    /// tokio runtime this is [`stop`](Self::stop).
+    pub fn retire(mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            if tokio::time::timeout(RETIRE_DRAIN, &mut self.task)
+                .await
+                .is_err()
+            {
+                self.task.abort();
+            }
+            self.window.retire();
+            tracing::info!(
+                stream = %self.code,
+                rung = ?self.rung,
+                linger_secs = self.linger.as_secs_f64(),
+                "HLS variant removed from the ladder: playlist ended, served a while longer"
+            );
+            tokio::time::sleep(self.linger).await;
+        });
     }
 
     /// The stream.
@@ -328,6 +359,9 @@ const SUBSCRIBER_CLASS: &str = "hls";
 /// The longest frames wait in the buffer for the packager between video keyframes: what an
 /// audio-only stream's segment, or one cut without a keyframe, may wait to be published.
 const WAKE_WITHIN: Duration = Duration::from_millis(500);
+/// How long a retired variant's task may take to cut its last segment once its buffer is
+/// deleted.
+const RETIRE_DRAIN: Duration = Duration::from_secs(5);
 /// Deliveries handled per wake-up before yielding to other tasks.
 const BATCH: usize = 256;
 /// The longest S accepted: a segment longer than this is no live stream.

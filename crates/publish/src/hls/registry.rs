@@ -171,13 +171,19 @@ impl HlsRegistry {
             .map(|m| m.numbering)
     }
 
-    /// Removes the master playlist of `code`.
+    /// Removes the master playlist of `code`, and the windows of its retired variants: the
+    /// stream's HLS is stopping, so nothing of it stays served.
     pub fn unregister_master(&self, code: &StreamCode) {
         self.inner
             .masters
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(code);
+        self.inner
+            .windows
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|(c, _), window| c != code || !window.is_retired());
     }
 
     /// The master playlist of `code`, once a variant has a segment.
@@ -227,7 +233,9 @@ impl HlsRegistry {
             .windows
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        if windows.contains_key(&key) {
+        // A retired variant's window lingers for its players; a new output of the rung
+        // replaces it (the retiring handle then finds another window and leaves it alone).
+        if windows.get(&key).is_some_and(|w| !w.is_retired()) {
             return Err(PublishError::AlreadyRunning { code: code.clone() });
         }
         windows.insert(key, window);

@@ -29,6 +29,9 @@ struct State {
     closed: bool,
     /// The task has ended (its buffer was deleted); what was published stays served.
     finished: bool,
+    /// The variant was removed from its ladder: the playlist ends with `#EXT-X-ENDLIST` and
+    /// a new output of the same rung may take the window's place.
+    retired: bool,
     /// The current `index.m3u8`; `None` until the first segment exists.
     playlist: Option<Bytes>,
     /// Every fetchable segment, oldest first, with increasing numbers (consecutive, but for
@@ -67,6 +70,7 @@ impl Window {
             state: RwLock::new(State {
                 closed: false,
                 finished: false,
+                retired: false,
                 playlist: None,
                 segments: VecDeque::with_capacity(window + history + 1),
                 listed: 0,
@@ -212,6 +216,30 @@ impl Window {
         self.read().finished
     }
 
+    /// Retires the window of a variant removed from its ladder (SPEC §Hot reload): its
+    /// playlist, as last published, now ends with `#EXT-X-ENDLIST`, so players know nothing
+    /// follows; segments stay fetchable until the window is closed. Call once the task has
+    /// ended, or a later publish would drop the tag again.
+    pub(crate) fn retire(&self) {
+        // Built outside the lock, like every playlist.
+        let ended = self.read().playlist.as_ref().map(|playlist| {
+            let mut text = Vec::with_capacity(playlist.len() + ENDLIST.len());
+            text.extend_from_slice(playlist);
+            text.extend_from_slice(ENDLIST);
+            Bytes::from(text)
+        });
+        let mut state = self.write();
+        state.retired = true;
+        if !state.closed && ended.is_some() {
+            state.playlist = ended;
+        }
+    }
+
+    /// Whether the window was retired: a new output of its rung may replace it.
+    pub(crate) fn is_retired(&self) -> bool {
+        self.read().retired
+    }
+
     /// Closes the window (its URLs are gone from now on) and returns the last number used.
     pub(crate) fn close(&self) -> Option<u64> {
         let mut state = self.write();
@@ -262,6 +290,8 @@ fn to_duration(d: Ts90) -> std::time::Duration {
 
 /// Warnings kept per output.
 const MAX_WARNINGS: usize = 16;
+/// The tag that ends a retired variant's playlist.
+const ENDLIST: &[u8] = b"#EXT-X-ENDLIST\n";
 
 #[cfg(test)]
 mod tests {
@@ -302,5 +332,31 @@ mod tests {
         window.publish(segment(4), None, Ts90(0), Bytes::new(), now);
         assert!(window.segment(5, now).is_none());
         assert!(window.segment(4, now).is_some());
+    }
+
+    #[test]
+    fn a_retired_window_ends_its_playlist_and_keeps_serving_until_closed() {
+        let window = Window::new(3, 0);
+        let now = Instant::now();
+        // Retiring before the first segment: nothing to end, nothing served.
+        let empty = Window::new(3, 0);
+        empty.retire();
+        assert!(empty.is_retired());
+        assert!(empty.playlist().is_none());
+
+        let text = "#EXTM3U\n#EXTINF:2.000,\n7.ts\n";
+        window.publish(segment(7), None, Ts90(0), Bytes::from(text), now);
+        assert!(!window.is_retired());
+        window.retire();
+        assert!(window.is_retired());
+        let ended = window.playlist().expect("still served");
+        assert_eq!(&ended[..], format!("{text}#EXT-X-ENDLIST\n").as_bytes());
+        assert!(
+            window.segment(7, now).is_some(),
+            "its segments stay fetchable"
+        );
+        window.close();
+        assert!(window.playlist().is_none());
+        assert!(window.segment(7, now).is_none());
     }
 }

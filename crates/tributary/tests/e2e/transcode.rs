@@ -1,9 +1,11 @@
 //! The transcoder with the real FFmpeg (issue 14): a live UDP source becomes a 2-rung ladder
 //! in each mode, served as an HLS master with one media playlist per rung that ffprobe and
 //! GStreamer play; a killed FFmpeg is restarted while HLS goes on; a changed rung restarts
-//! only its FFmpeg and rewrites the master; FFmpeg children die with a SIGKILLed server; a
-//! missing FFmpeg is reported as `transcoder_unavailable`; the FFmpeg probe (boot and
-//! `POST /config/transcoder/probe`) reports what a binary can do and why one is unusable.
+//! only its FFmpeg and rewrites the master; a removed rung's playlist ends with
+//! `#EXT-X-ENDLIST` and is served two windows more while the rest runs on; FFmpeg children
+//! die with a SIGKILLed server; a missing FFmpeg is reported as `transcoder_unavailable`; the
+//! FFmpeg probe (boot and `POST /config/transcoder/probe`) reports what a binary can do and
+//! why one is unusable.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -299,6 +301,76 @@ fn a_changed_rung_restarts_only_its_ffmpeg_and_rewrites_the_master() {
     })
     .unwrap();
     assert_eq!(server.runtime("reload")["status"], "active");
+}
+
+#[test]
+fn a_removed_rung_ends_its_playlist_and_is_404_after_two_windows() {
+    // A 3-segment window of 2 s segments: the removed rung lingers 2 x 3 x 2 s = 12 s.
+    let running = Running::start_with(
+        "shrink",
+        "per_profile",
+        &[("TRIBUTARY_PUBLISHER__HLS__LIVE_WINDOW", "3")],
+    );
+    let server = &running.server;
+    wait_ladder(server, "shrink", 2);
+    let high = profiles(server, "shrink")[0]["pid"]
+        .as_u64()
+        .expect("rung 0 runs");
+    let one_rung = format!(
+        r#"{{"inputs":[{{"url":"udp://127.0.0.1:{}"}}],"protocols":{{"hls":true}},
+            "transcoder":{{"mode":"per_profile","audio":{{"bitrate":96}},"video":{{"profiles":[
+              {{"width":640,"height":360,"bitrate":800,"preset":"ultrafast"}}]}}}}}}"#,
+        running.port
+    );
+    let answer = crate::server::send("PUT", &server.url("/streams/shrink"), Some(&one_rung), &[]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+
+    // The master lists one variant; the removed one's playlist ends, still served.
+    wait_until(Duration::from_secs(5), "a master with one variant", || {
+        get_text(server, "/shrink/index.m3u8").is_some_and(|m| {
+            m.matches("#EXT-X-STREAM-INF").count() == 1 && m.contains("track_1/index.m3u8")
+        })
+    })
+    .unwrap();
+    let mut ended = String::new();
+    wait_until(Duration::from_secs(8), "track_2's playlist ended", || {
+        ended = get_text(server, "/shrink/track_2/index.m3u8").unwrap_or_default();
+        ended.ends_with("#EXT-X-ENDLIST\n")
+    })
+    .unwrap_or_else(|e| panic!("{e}: {ended}"));
+    let ended_at = Instant::now();
+    let last = ended
+        .lines()
+        .rfind(|l| l.ends_with(".ts"))
+        .expect("the ended playlist lists segments");
+    let (status, _, body) = http_get(&server.url(&format!("/shrink/track_2/{last}"))).unwrap();
+    assert_eq!(
+        status, 200,
+        "the last segment of the removed rung is served"
+    );
+    assert!(body.len() >= 188 && body[0] == 0x47, "an MPEG-TS segment");
+
+    // Rung 0 ran on untouched, and its playlist goes on.
+    assert_eq!(profiles(server, "shrink").len(), 1);
+    assert_eq!(profiles(server, "shrink")[0]["pid"].as_u64(), Some(high));
+    let before = get_text(server, "/shrink/track_1/index.m3u8").unwrap_or_default();
+    wait_until(Duration::from_secs(10), "track_1 goes on", || {
+        get_text(server, "/shrink/track_1/index.m3u8")
+            .is_some_and(|p| !p.contains("#EXT-X-ENDLIST") && p != before)
+    })
+    .unwrap();
+
+    // Two windows later, the removed rung is gone.
+    wait_until(Duration::from_secs(30), "track_2 404", || {
+        get_text(server, "/shrink/track_2/index.m3u8").is_none()
+    })
+    .unwrap();
+    let lingered = ended_at.elapsed();
+    assert!(
+        lingered >= Duration::from_secs(9),
+        "served {lingered:?} after it ended, not two windows (12 s)"
+    );
+    assert_eq!(server.runtime("shrink")["status"], "active");
 }
 
 #[test]
