@@ -3,12 +3,14 @@
 gir1.2-gst-rtsp-server-1.0), an independent implementation of RTSP, RTP and RTCP.
 
 Usage: camera.py PORT MOUNT [--h265 [--bframes]] [--user USER --password PASSWORD]
+                 [--tls CERT KEY]
 
 Serves rtsp://127.0.0.1:PORT/MOUNT: H.264 (openh264, no B-frames, SPS/PPS in the SDP's
 sprop-parameter-sets and in-band; H.265 from x265 with --h265, with two B-frames between
 references with --bframes) 640x360 at 25 fps and AAC 48 kHz stereo, over TCP-interleaved
-or UDP as the client asks. With --user, Digest authentication is required. Prints "ready" once
-it listens; runs until killed.
+or UDP as the client asks. With --user, Digest authentication is required. With --tls, it
+serves RTSP over TLS only (rtsps://) with the PEM certificate and key given. Prints "ready"
+once it listens; runs until killed.
 """
 import argparse
 import sys
@@ -18,7 +20,7 @@ import gi
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtsp", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+from gi.repository import Gio, GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 H264 = "openh264enc bitrate=800000 gop-size=50 ! h264parse config-interval=-1 ! rtph264pay"
 H265 = (
@@ -48,6 +50,7 @@ def main() -> None:
     parser.add_argument("--bframes", action="store_true")
     parser.add_argument("--user")
     parser.add_argument("--password", default="")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     args = parser.parse_args()
 
     Gst.init(None)
@@ -58,12 +61,17 @@ def main() -> None:
     video = (H265_B if args.bframes else H265) if args.h265 else H264
     factory.set_launch(PIPELINE.format(video=video))
     factory.set_shared(True)
-    if args.user:
+    if args.user or args.tls:
         auth = GstRtspServer.RTSPAuth()
-        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
         token = GstRtspServer.RTSPToken()
         token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
-        auth.add_digest(args.user, args.password, token)
+        if args.user:
+            auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+            auth.add_digest(args.user, args.password, token)
+        else:
+            auth.set_default_token(token)
+        if args.tls:
+            auth.set_tls_certificate(Gio.TlsCertificate.new_from_files(*args.tls))
         server.set_auth(auth)
         permissions = GstRtspServer.RTSPPermissions()
         permissions.add_permission_for_role("user", GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)

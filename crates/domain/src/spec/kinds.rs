@@ -130,36 +130,37 @@ pub(super) fn http(prefix: &str, url: Url, input: &Input) -> Result<HttpSource, 
     })
 }
 
-/// An RTSP pull: `rtsp://[user[:password]@]host[:port]/path[?query]`, `params` merged into
-/// the query; `transport` (`tcp`, the default, or `udp`) is ours and leaves the URL the
-/// camera sees, and so do the credentials (they go in the `Authorization` header).
+/// An RTSP pull: `rtsp[s]://[user[:password]@]host[:port]/path[?query]`, `params` merged
+/// into the query; `transport` (`tcp`, the default, or `udp`; `rtsps://` is TCP only) is ours
+/// and leaves the URL the camera sees, and so do the credentials (they go in the
+/// `Authorization` header).
 pub(super) fn rtsp(
     mut url: Url,
     options: &Options<'_>,
     input: &Input,
 ) -> Result<RtspSource, Vec<FieldError>> {
     let prefix = options.prefix();
-    if url.scheme().eq_ignore_ascii_case("rtsps") {
-        return Err(vec![FieldError::new(
-            format!("{prefix}.url"),
-            ErrorCode::Unsupported,
-            "rtsps:// (RTSP over TLS) pulls are not supported yet: the RTSP client has no TLS; \
-             use rtsp://",
-        )]);
-    }
     if host(&url).is_empty() {
         return Err(vec![FieldError::new(
             format!("{prefix}.url"),
             ErrorCode::InvalidInputUrl,
-            "expected rtsp://[user:password@]host[:port]/path",
+            "expected rtsp[s]://[user:password@]host[:port]/path",
         )]);
     }
+    let tls = url.scheme().eq_ignore_ascii_case("rtsps");
     let transport = match options
         .get("transport")
         .map(str::to_ascii_lowercase)
         .as_deref()
     {
         None | Some("tcp") => RtspTransport::Tcp,
+        Some("udp") if tls => {
+            return Err(vec![options.error(
+                "transport",
+                "rtsps:// carries media inside its TLS connection (TCP-interleaved); RTP over \
+                 UDP would need SRTP, which is not supported: use transport=tcp",
+            )]);
+        }
         Some("udp") => RtspTransport::Udp,
         Some(other) => {
             return Err(vec![
@@ -192,7 +193,9 @@ pub(super) fn rtsp(
         url,
         credentials,
         transport,
+        tls,
         timeout: timeout(input),
+        insecure_tls: input.net.insecure_tls,
     })
 }
 

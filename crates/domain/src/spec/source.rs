@@ -161,16 +161,20 @@ pub struct PushSpec {
 /// An RTSP pull (SPEC §Ingest "rtsp pull").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtspSource {
-    /// The URL requested: `rtsp://`, without credentials or Tributary's own options
-    /// (`transport`), the camera's own query kept.
+    /// The URL requested: `rtsp://` or `rtsps://`, without credentials or Tributary's own
+    /// options (`transport`), the camera's own query kept.
     pub url: Url,
     /// User and password from the URL, percent-decoded, for Basic or Digest authentication.
     pub credentials: Option<(String, String)>,
-    /// How RTP travels (`?transport=tcp|udp`, default TCP).
+    /// How RTP travels (`?transport=tcp|udp`, default TCP; always TCP with TLS).
     pub transport: RtspTransport,
+    /// `rtsps://`: the connection runs TLS (default port 322).
+    pub tls: bool,
     /// Connect, DESCRIBE…PLAY and read budget (`net.timeout_sec`); `None` = the kind's
     /// default.
     pub timeout: Option<Duration>,
+    /// Skip certificate verification (`net.insecure_tls`).
+    pub insecure_tls: bool,
 }
 
 /// How an RTSP pull asks the server to send RTP.

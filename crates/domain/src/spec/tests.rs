@@ -241,9 +241,20 @@ fn rtsp_pulls_take_credentials_and_transport_out_of_the_url() {
         &[("transport", "multicast")],
     ));
     assert_eq!(bad_param.unwrap_err()[0].0, "inputs[0].params.transport");
+    assert!(!plain.tls && !plain.insecure_tls);
+
+    // RTSP over TLS: TCP only (UDP would need SRTP).
+    let mut input = with_params("rtsps://admin:pw@cam.local/s?transport=tcp", &[]);
+    input.net.insecure_tls = true;
+    let Source::Rtsp(tls) = parse_with(input).unwrap().source else {
+        panic!("not RTSP")
+    };
+    assert_eq!(tls.url.as_str(), "rtsps://cam.local/s");
+    assert!(tls.tls && tls.insecure_tls);
+    assert_eq!(tls.transport, RtspTransport::Tcp);
     assert_eq!(
-        paths("rtsps://cam.local/s"),
-        [("inputs[0].url".to_owned(), ErrorCode::Unsupported)]
+        paths("rtsps://cam.local/s?transport=udp"),
+        [("inputs[0].url".to_owned(), ErrorCode::InvalidInputUrl)]
     );
 }
 

@@ -1,6 +1,6 @@
 //! RTSP pull (issue 15, item 4) from a source that is not Tributary: GStreamer's RTSP server
 //! (`tests/rtsp/camera.py`), standing in for an IP camera, with Digest authentication, over
-//! TCP-interleaved and UDP.
+//! TCP-interleaved, UDP and TLS (`rtsps://`).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -180,7 +180,7 @@ fn rtsp_pull_of_h265_with_b_frames_plays() {
 }
 
 #[test]
-fn a_wrong_rtsp_password_is_reported_and_rtsps_refused() {
+fn a_wrong_rtsp_password_is_reported() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
@@ -196,18 +196,75 @@ fn a_wrong_rtsp_password_is_reported_and_rtsps_refused() {
     let runtime = server.runtime("cam-bad");
     assert_eq!(runtime["inputs"][0]["frames"], 0, "{runtime}");
     assert!(!runtime.to_string().contains("wrong"), "{runtime}");
+}
+
+/// RTSP over TLS from a camera with a self-signed certificate: played with
+/// `net.insecure_tls`, refused (not retriable, named) without it; `rtsps://` over UDP is a 422.
+#[test]
+fn rtsps_pull_plays_over_tls_and_checks_the_certificate() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=camera.test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl (scripts/test installs it) makes the camera's certificate");
+    assert!(made.success(), "openssl req failed");
+    let port = free_tcp_port();
+    let _camera = Camera::launch(
+        port,
+        &["--tls", cert.to_str().unwrap(), key.to_str().unwrap()],
+    );
+    let server = Server::start(dir.path(), &[]);
+    let url = camera_url(port, PASSWORD, "").replacen("rtsp://", "rtsps://", 1);
+    put_stream(
+        &server,
+        "cam-tls",
+        &format!(
+            r#"{{"inputs":[{{"url":"{url}","net":{{"insecure_tls":true}}}}],
+                "protocols":{{"hls":true}}}}"#
+        ),
+    );
+    assert_plays(&server, "cam-tls", "h264", dir.path());
+
+    // Certificates are checked unless told otherwise: a self-signed one is refused, once.
+    create(&server, "cam-untrusted", &url);
+    wait_until(Duration::from_secs(20), "the certificate refused", || {
+        errors(&server, "cam-untrusted")
+            .iter()
+            .any(|e| e.contains("TLS") && e.contains("(not retriable)"))
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", server.runtime("cam-untrusted")));
+    let runtime = server.runtime("cam-untrusted");
+    assert_eq!(runtime["inputs"][0]["frames"], 0, "{runtime}");
+    assert!(!runtime.to_string().contains("s3cr"), "{runtime}");
 
     let answer = crate::server::send(
         "PUT",
-        &server.url("/streams/cam-tls"),
-        Some(r#"{"inputs":[{"url":"rtsps://127.0.0.1:322/cam"}],"protocols":{"hls":true}}"#),
+        &server.url("/streams/cam-udp-tls"),
+        Some(&format!(
+            r#"{{"inputs":[{{"url":"{url}?transport=udp"}}],"protocols":{{"hls":true}}}}"#
+        )),
         &[],
     );
     assert_eq!(answer.status, 422, "{}", answer.body);
+    let body = answer.body.to_string();
     assert!(
-        answer.body.to_string().contains("inputs[0].url"),
-        "{}",
-        answer.body
+        body.contains("inputs[0].url") && body.contains("SRTP"),
+        "{body}"
     );
 }
 

@@ -5,7 +5,8 @@
 //! cameras, tested against many of them; ARCHITECTURE §2). It dials by itself, so this module
 //! resolves the host first through the SSRF guard ([`tributary_net::resolve`]) and gives retina
 //! the URL with an address the guard allowed: the name is never resolved twice. Retina speaks
-//! plain RTSP only, so `rtsps://` is refused at validation.
+//! plain RTSP only: for `rtsps://` this module dials the TLS connection itself and bridges
+//! retina into it over loopback ([`tls`]).
 //!
 //! What retina does for us, per connection:
 //! - Basic and Digest authentication with the URL's credentials (taken out of the URL at
@@ -17,8 +18,8 @@
 //!   works.
 //! - Timestamps of all tracks on one clock from the `RTP-Info` of PLAY, so audio and video keep
 //!   their offset (lip sync) into the timeline normaliser. A server without `RTP-Info` gets
-//!   each track starting at 0 (aligned within the normaliser's seeding); aligning those by
-//!   RTCP sender reports (SPEC §Ingest) is not done yet.
+//!   each track starting at 0 at its first packet; the RTCP sender reports then put the audio
+//!   on the video's axis ([`sync`], from the first report of each track on).
 //!
 //! What this module does: the connect loop and backoff every pull shares, the timeouts
 //! (`net.timeout_sec`, default 10 s: DESCRIBE…PLAY together, then the longest silence), the
@@ -29,6 +30,9 @@
 //!
 //! RTP carries presentation times only: video decode times come from [`Reorder`], which holds
 //! a stream with B-frames back by its reorder depth (none for the streams cameras send).
+
+mod sync;
+mod tls;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -95,8 +99,19 @@ struct Tracks {
 /// One connection from DESCRIBE to its end; returns why it ended, for the report.
 async fn connection(options: &RtspOptions, sink: &mut Sink) -> String {
     let source = &options.source;
-    let (url, peer) = match dialable(&source.url, &options.guard).await {
-        Ok(dialable) => dialable,
+    let dialed = if source.tls {
+        tls::bridge(
+            &source.url,
+            &options.guard,
+            source.insecure_tls,
+            options.timeout,
+        )
+        .await
+    } else {
+        dialable(&source.url, &options.guard).await
+    };
+    let (url, peer) = match dialed {
+        Ok(dialed) => dialed,
         Err(why) => return why,
     };
     let opened = tokio::time::timeout(options.timeout, open(source, url, &sink.reporter)).await;
@@ -160,7 +175,7 @@ async fn connection(options: &RtspOptions, sink: &mut Sink) -> String {
                 let Some(config) = track.audio_config(&demuxed, frame.stream_id()) else {
                     continue;
                 };
-                let pts = ts90(frame.timestamp());
+                let pts = ts90(frame.timestamp()) + track.sync.audio_shift();
                 Frame {
                     track: AUDIO_TRACK,
                     codec: Codec::Aac,
@@ -173,8 +188,26 @@ async fn connection(options: &RtspOptions, sink: &mut Sink) -> String {
                     config: Some(config),
                 }
             }
-            // Sender reports are retina's business (it maps RTP time); ONVIF metadata is not
-            // carried.
+            CodecItem::Rtcp(rtcp) => {
+                let kind = match rtcp.stream_id() {
+                    i if tracks.video.is_some_and(|(v, _)| v == i) => sync::Track::Video,
+                    i if tracks.audio == Some(i) => sync::Track::Audio,
+                    _ => continue,
+                };
+                let report = rtcp.pkts().next().map(|p| p.as_sender_report());
+                if let (Some(rtp), Some(Ok(Some(report)))) = (rtcp.rtp_timestamp(), report)
+                    && let Some(shift) =
+                        track.sync.report(kind, ts90(rtp), report.ntp_timestamp().0)
+                {
+                    tracing::info!(
+                        %peer,
+                        shift_ms = shift.0 / 90,
+                        "audio aligned to video by RTCP sender reports"
+                    );
+                }
+                continue;
+            }
+            // ONVIF metadata is not carried.
             _ => continue,
         };
         if let Some(ready) = sink.frame(frame) {
@@ -237,7 +270,7 @@ async fn open(
         session.setup(i, setup).await?;
     }
     // The RTP-Info of PLAY puts every track on one clock; a server that leaves it out gets
-    // each track starting at 0, and the timeline normaliser seeds them together.
+    // each track starting at 0, and its sender reports align them (`sync`).
     let play = PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive);
     let playing = session.play(play).await?;
     Ok((playing.demuxed()?, tracks))
@@ -277,6 +310,8 @@ struct TrackState {
     reorder: Reorder,
     /// The AAC configuration, built once from the SDP.
     audio: Option<Arc<TrackConfig>>,
+    /// The audio's shift onto the video's axis, from sender reports.
+    sync: sync::SrSync,
 }
 
 impl TrackState {
