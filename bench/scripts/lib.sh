@@ -147,11 +147,14 @@ machine() {
 }
 
 # Starts SERVER (nginx: ../shared/bench's nginx-rtmp peer; tributary: the release binary with
-# one stream `test`, input publish://, HLS and RTMP play on, and RTSP play when WITH_RTSP=1)
+# one stream `test`, input INPUT_URL (publish://), HLS and RTMP play on, RTSP play when
+# WITH_RTSP=1, SRT play when WITH_SRT=1, and STREAM_EXTRA (e.g. `,"transcoder":{…}`) appended
+# to the stream's JSON)
 # in RUN_DIR; sets SERVER_PID, PLAY_URL (rtmp://…/live/test, for players and the publisher),
-# PLAYLIST, and with WITH_RTSP=1 RTSP_URL (rtsp://…/live/test).
+# PLAYLIST, with WITH_RTSP=1 RTSP_URL (rtsp://…/live/test) and with WITH_SRT=1 SRT_URL
+# (srt://…?streamid=play:live/test).
 start_server() {
-    local server=$1 rtmp http api code rtsp="off" protocols='"hls":true,"rtmp":true'
+    local server=$1 rtmp http api code body rtsp="off" srt="off" protocols='"hls":true,"rtmp":true'
     rtmp=$(free_port)
     http=$(free_port)
     if [ "${WITH_RTSP:-0}" = 1 ]; then
@@ -165,6 +168,11 @@ start_server() {
         protocols="$protocols"',"rtsp":true'
         RTSP_URL="rtsp://$rtsp/live/test"
     fi
+    if [ "${WITH_SRT:-0}" = 1 ]; then
+        srt="127.0.0.1:$(free_port)"
+        protocols="$protocols"',"srt":true'
+        SRT_URL="srt://$srt?streamid=play:live/test"
+    fi
     case "$server" in
         nginx)
             [ -x "$PEER" ] || die "no nginx-rtmp peer script at $PEER"
@@ -174,14 +182,15 @@ start_server() {
             ;;
         tributary)
             "$BIN" --data-dir "$RUN_DIR/data" --http "127.0.0.1:$http" --rtmp "127.0.0.1:$rtmp" \
-                --srt off --rtsp "$rtsp" >"$RUN_DIR/server.log" 2>&1 &
+                --srt "$srt" --rtsp "$rtsp" >"$RUN_DIR/server.log" 2>&1 &
             SERVER_PID=$!
             PIDS+=("$SERVER_PID")
             api="http://127.0.0.1:$http"
             wait_http_200 "$api/healthz" 15 "$SERVER_PID" "tributary start"
+            body='{"inputs":[{"url":"'"${INPUT_URL:-publish://}"'"}],"protocols":{'"$protocols"'}'
+            body="$body${STREAM_EXTRA:-}}"
             code=$(curl -s -o "$RUN_DIR/create.json" -w '%{http_code}' --max-time 10 -X PUT \
-                "$api/streams/test" \
-                -d '{"inputs":[{"url":"publish://"}],"protocols":{'"$protocols"'}}' || true)
+                "$api/streams/test" -d "$body" || true)
             case "$code" in
                 200 | 201) ;;
                 *) die "creating stream test answered HTTP $code: $(cat "$RUN_DIR/create.json")" ;;
