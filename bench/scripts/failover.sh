@@ -32,9 +32,7 @@ SCRIPT=failover.sh
 # shellcheck source=lib.sh
 . "$ROOT/bench/scripts/lib.sh"
 
-for tool in cargo ffmpeg curl jq; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool not found on PATH"
-done
+require_tools cargo ffmpeg curl jq
 
 ensure_binary
 ensure_clip mp4 "$CLIP_SECONDS"

@@ -51,9 +51,7 @@ SCRIPT=latency.sh
 # shellcheck source=lib.sh
 . "$ROOT/bench/scripts/lib.sh"
 
-for tool in cargo ffmpeg curl python3; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool not found on PATH"
-done
+require_tools cargo ffmpeg curl python3
 
 ensure_binary
 ensure_clip mp4 "$CLIP_SECONDS"

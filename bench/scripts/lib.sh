@@ -1,8 +1,8 @@
 # lib.sh: what the whole-process bench scripts share (sourced, not run).
 #
-# Provides: die, cleanup (kills every pid in PIDS, removes RUN_DIR unless KEEP is set),
-# free_port, tree_pids, cpu_ticks, mem_kb, http_code, summary, wait_http_200, ensure_binary,
-# ensure_clip, start_server. The sourcing script sets SCRIPT (its name, for messages) first.
+# Provides: die, require_tools, cleanup (kills every pid in PIDS, removes RUN_DIR unless KEEP
+# is set), free_port, tree_pids, cpu_ticks, mem_kb, http_code, summary, wait_http_200,
+# ensure_binary, ensure_clip, start_server. The sourcing script sets SCRIPT (its name, for messages) first.
 
 PEER="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/shared/bench/peer-nginx-rtmp"
 PIDS=()      # every process started by the script, killed on exit
@@ -11,6 +11,14 @@ RUN_DIR=""   # the current run's temp dir
 die() {
     echo "${SCRIPT:-bench}: $*" >&2
     exit 1
+}
+
+# Dies unless every command named is on PATH; $HINT (optional) says where to get them.
+require_tools() {
+    local tool
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null 2>&1 || die "$tool not found on PATH${HINT:+ ($HINT)}"
+    done
 }
 
 cleanup() {

@@ -37,10 +37,7 @@ WITH_SRT=1
 # shellcheck source=lib.sh
 . "$ROOT/bench/scripts/lib.sh"
 
-for tool in cargo ffmpeg curl srt-live-transmit; do
-    command -v "$tool" >/dev/null 2>&1 ||
-        die "$tool not found on PATH (scripts/test installs ffmpeg and srt-tools)"
-done
+HINT="scripts/test installs ffmpeg and srt-tools" require_tools cargo ffmpeg curl srt-live-transmit
 
 ensure_binary
 ensure_clip mp4 "$CLIP_SECONDS"

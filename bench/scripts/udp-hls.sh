@@ -42,9 +42,7 @@ SCRIPT=udp-hls.sh
 # shellcheck source=lib.sh
 . "$ROOT/bench/scripts/lib.sh"
 
-for tool in cargo ffmpeg curl; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool not found on PATH (scripts/test installs ffmpeg)"
-done
+HINT="scripts/test installs ffmpeg" require_tools cargo ffmpeg curl
 
 ensure_binary
 ensure_clip ts "$CLIP_SECONDS"

@@ -219,21 +219,34 @@ async fn connection(options: &RtspOptions, sink: &mut Sink) -> String {
 /// Resolves the URL's host through the SSRF guard: the URL with the first allowed address in
 /// place of the name, and that address for messages.
 async fn dialable(url: &Url, guard: &SsrfGuard) -> Result<(Url, SocketAddr), String> {
-    let host = url
-        .host_str()
-        .unwrap_or("")
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let target = Target::new(host.to_owned(), url.port().unwrap_or(DEFAULT_PORT));
+    let target = target(url, DEFAULT_PORT);
     let addr = match tributary_net::resolve(&target, guard).await {
         Ok(addrs) => addrs[0],
-        Err(e) if e.is_fatal() => return Err(format!("cannot connect: {e} (not retriable)")),
-        Err(e) => return Err(format!("cannot connect: {e}")),
+        Err(e) => return Err(cannot_connect(&e)),
     };
     let mut dial = url.clone();
     // A URL with a host takes any IP address as its host.
     let _ = dial.set_ip_host(addr.ip());
     Ok((dial, addr))
+}
+
+/// Where `url` points: its host (an IPv6 address without brackets) and port.
+fn target(url: &Url, default_port: u16) -> Target {
+    let host = url
+        .host_str()
+        .unwrap_or("")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    Target::new(host.to_owned(), url.port().unwrap_or(default_port))
+}
+
+/// A dial error as the input's error history shows it, marked when retrying cannot help.
+fn cannot_connect(e: &tributary_net::DialError) -> String {
+    if e.is_fatal() {
+        format!("cannot connect: {e} (not retriable)")
+    } else {
+        format!("cannot connect: {e}")
+    }
 }
 
 /// DESCRIBE, SETUP of the chosen tracks, PLAY.

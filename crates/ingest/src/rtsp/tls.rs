@@ -19,7 +19,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tributary_net::{Dial, SsrfGuard, Target, Tls};
+use tributary_net::{Dial, SsrfGuard, Tls};
 use url::Url;
 
 /// The port of `rtsps://` when the URL names none (RFC 7826 §4.2).
@@ -34,12 +34,7 @@ pub(super) async fn bridge(
     insecure: bool,
     timeout: Duration,
 ) -> Result<(Url, SocketAddr), String> {
-    let host = url
-        .host_str()
-        .unwrap_or("")
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let target = Target::new(host.to_owned(), url.port().unwrap_or(DEFAULT_PORT));
+    let target = super::target(url, DEFAULT_PORT);
     let dial = Dial {
         tls: if insecure {
             Tls::DangerAcceptAnyCertificate
@@ -49,11 +44,9 @@ pub(super) async fn bridge(
         timeout,
         guard: guard.clone(),
     };
-    let (mut camera, peer) = match tributary_net::connect(&target, &dial).await {
-        Ok(connected) => connected,
-        Err(e) if e.is_fatal() => return Err(format!("cannot connect: {e} (not retriable)")),
-        Err(e) => return Err(format!("cannot connect: {e}")),
-    };
+    let (mut camera, peer) = tributary_net::connect(&target, &dial)
+        .await
+        .map_err(|e| super::cannot_connect(&e))?;
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .map_err(|e| format!("RTSPS bridge: cannot bind a loopback port: {e}"))?;
