@@ -133,6 +133,22 @@ def media(corpus, work):
                 write(corpus, "h265_sps", name.replace(".hevc", f"_{label}"), unit)
     write(corpus, "h265_sps", "hvcc", extradata(ts("hevc.mp4"), "v:0"))
 
+    # fmp4_write: [codec, frame length / 8, payload]: Annex-B keyframes (x264, x265), an AAC
+    # config with frames, Opus TOCs, and raw AC-3 / E-AC-3 from ffmpeg's encoders.
+    with open(ts("v.h264"), "rb") as f:
+        write(corpus, "fmp4_write", "x264_keyframe", bytes([0, 255]) + f.read()[:2040])
+    with open(ts("v.hevc"), "rb") as f:
+        write(corpus, "fmp4_write", "x265_keyframe", bytes([1, 255]) + f.read()[:2040])
+    write(corpus, "fmp4_write", "aac_lc", bytes([2, 2, 0x11, 0x90]) + bytes(range(1, 60)))
+    write(corpus, "fmp4_write", "opus", bytes([3, 1, 0xFC, 1, 2, 3, 4, 5, 6, 7] * 3))
+    ffmpeg(*AUDIO, "-t", "0.2", "-c:a", "ac3", "-b:a", "192k", "-ac", "2", ts("a.ac3"))
+    ffmpeg(*AUDIO, "-t", "0.2", "-c:a", "eac3", "-b:a", "384k", "-ac", "6", "-f", "eac3",
+           ts("a.eac3"))
+    with open(ts("a.ac3"), "rb") as f:
+        write(corpus, "fmp4_write", "ac3_bundle", bytes([4, 255]) + f.read()[:2304])
+    with open(ts("a.eac3"), "rb") as f:
+        write(corpus, "fmp4_write", "eac3", bytes([5, 192]) + f.read()[:1536])
+
     # aac_asc: AudioSpecificConfigs (stereo 48 kHz, 5.1 44.1 kHz, HE-AAC with an explicit
     # SBR sync extension) and ADTS frames.
     ffmpeg(*AUDIO, "-t", "0.3", "-c:a", "aac", "-ac", "2", ts("a.m4a"))

@@ -226,26 +226,9 @@ pub(crate) fn parse_opus(data: &[u8]) -> Result<OpusPacket, &'static str> {
     Ok(OpusPacket {
         start: at,
         len,
-        duration: opus_duration(packet),
+        // 48 kHz samples to 90 kHz ticks: × 15 / 8, exact for whole 2.5 ms frames.
+        duration: i64::from(tributary_media::codec::opus::packet_samples(packet)) * 15 / 8,
     })
-}
-
-/// The duration of an Opus packet in 90 kHz ticks, from its TOC byte (RFC 6716 §3.1).
-fn opus_duration(packet: &[u8]) -> i64 {
-    let Some(&toc) = packet.first() else { return 0 };
-    let config = toc >> 3;
-    // Frame sizes in 1/400 s (2.5 ms) units.
-    let frame = match config {
-        0..=11 => [4, 8, 16, 24][usize::from(config % 4)],
-        12..=15 => [4, 8][usize::from(config % 2)],
-        _ => [1, 2, 4, 8][usize::from(config % 4)],
-    };
-    let count = match toc & 0x03 {
-        0 => 1,
-        1 | 2 => 2,
-        _ => packet.get(1).map_or(0, |c| i64::from(c & 0x3F)),
-    };
-    frame * count * 225
 }
 
 fn has_optional_header(stream_id: u8) -> bool {

@@ -1,4 +1,4 @@
-//! HLS segmenting and playlists, sans-IO (L0).
+//! HLS segmenting, playlists and fMP4 boxes, sans-IO (L0).
 //!
 //! Frames and the wall time at which they arrived go in; numbered MPEG-TS segments and the
 //! playlist text come out. Nothing here reads a clock, touches a disk or spawns anything
@@ -13,6 +13,9 @@
 //!   `index.m3u8` a player fetches. What slides out is handed back for retention, which the
 //!   caller (holding the clock) applies.
 //! - [`UnixMillis`]: wall time as passed in, printed as `#EXT-X-PROGRAM-DATE-TIME` wants.
+//! - [`Fmp4Track`], [`write_init`], [`Fragmenter`]: the fMP4 / CMAF writer, init segments and
+//!   `moof` + `mdat` media segments from the same frames (its module doc says why it does not
+//!   use the `mp4-atom` crate, which its tests read the output with).
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -60,8 +63,11 @@
 #![deny(missing_docs)]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+mod fmp4;
 mod hls;
 mod wall;
+
+pub use fmp4::{Fmp4Error, Fmp4Track, Fragmenter, write_init};
 
 pub use hls::{
     HlsConfig, HlsEvent, HlsSegmenter, MediaPlaylist, PLAYLIST_NAME, PlaylistEntry, Segment,

@@ -185,7 +185,14 @@ pub fn make_ts_clip(path: &Path, spec: &ClipSpec) -> anyhow::Result<()> {
         .and_then(OsStr::to_str)
         .context("the clip path needs an extension naming the container (.ts, .mp4, ...)")?;
     let stem = path.file_stem().and_then(OsStr::to_str).unwrap_or("clip");
-    let partial = path.with_file_name(format!(".{stem}.{}.partial.{ext}", std::process::id()));
+    // Unique per call: tests of one binary run in threads of one process and may make the
+    // same clip at once; a shared partial file made one of them fail.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let partial = path.with_file_name(format!(
+        ".{stem}.{}.{}.partial.{ext}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let ClipSpec {
         width,
         height,

@@ -8,6 +8,7 @@
 //! - [`h264`]: `AVCDecoderConfigurationRecord`, SPS, RFC 6381 codec string.
 //! - [`h265`]: `HEVCDecoderConfigurationRecord`, SPS, codec string.
 //! - [`aac`]: AudioSpecificConfig, ADTS headers, sample-rate table.
+//! - [`opus`]: the duration of an Opus packet.
 //! - [`ParamSets`]: keeps the latest parameter sets of a video track so that every keyframe
 //!   written to the hub carries them (SPEC §Ingest "Parameter sets").
 //! - [`TrackInfo`]: what the parsers learn about a track, for the API's `tracks[]`.
@@ -37,6 +38,7 @@ mod bits;
 pub mod h264;
 pub mod h265;
 pub mod nal;
+pub mod opus;
 mod params;
 
 pub use params::{Observed, ParamChange, ParamSets};

@@ -13,13 +13,22 @@ use tributary_testkit::{ClipSpec, cached_clip, ffmpeg, ffprobe};
 
 /// The frames of a 6 s 720p H.264 + AAC clip with a keyframe every 2 s.
 fn clip_frames() -> Vec<Frame> {
-    let spec = ClipSpec {
+    clip_frames_of(&ClipSpec {
         seconds: 6,
         gop: 60,
         ..ClipSpec::default()
-    };
-    let path = cached_clip(&spec, "ts").expect("encoding the test clip with ffmpeg");
+    })
+}
+
+/// The frames of a clip made as `spec` says, demuxed from MPEG-TS, all in session 1.
+pub(crate) fn clip_frames_of(spec: &ClipSpec) -> Vec<Frame> {
+    let path = cached_clip(spec, "ts").expect("encoding the test clip with ffmpeg");
     let ts = std::fs::read(&path).expect("reading the test clip");
+    demux(&ts)
+}
+
+/// The frames of an MPEG-TS byte string, all in session 1.
+pub(crate) fn demux(ts: &[u8]) -> Vec<Frame> {
     let mut demuxer = Demuxer::new(DemuxerConfig::default());
     let mut frames = Vec::new();
     let arrival = arrival();
@@ -78,7 +87,11 @@ fn segments(frames: &[Frame]) -> Vec<Segment> {
 
 /// Runs a tool on `input` (`-i <file>`, then `after`), written to a temporary file first; returns (stdout, stderr),
 /// failing on a non-zero exit.
-fn run_with_input(mut command: Command, input: &[u8], after: &[&str]) -> (String, String) {
+pub(crate) fn run_with_input(
+    mut command: Command,
+    input: &[u8],
+    after: &[&str],
+) -> (String, String) {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let path = std::env::temp_dir().join(format!(
         "tributary-packager-{}-{}.ts",
@@ -96,7 +109,7 @@ fn run_with_input(mut command: Command, input: &[u8], after: &[&str]) -> (String
 }
 
 /// `ffprobe -v error` on the bytes: (streams as `codec[,width,height]`, stderr).
-fn probe(bytes: &[u8]) -> (String, String) {
+pub(crate) fn probe(bytes: &[u8]) -> (String, String) {
     let mut command = ffprobe();
     command.args([
         "-v",
@@ -134,7 +147,7 @@ fn probe(bytes: &[u8]) -> (String, String) {
 }
 
 /// What ffmpeg's decoders say about the bytes (`-v error`): empty is clean.
-fn decode_errors(bytes: &[u8]) -> String {
+pub(crate) fn decode_errors(bytes: &[u8]) -> String {
     let mut command = ffmpeg();
     command.args(["-v", "error"]);
     run_with_input(command, bytes, &["-f", "null", "-"]).1
