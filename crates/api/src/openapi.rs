@@ -202,14 +202,14 @@ fn healthz() {}
 fn readyz() {}
 
 #[utoipa::path(get, path = "/{code}/index.m3u8", tag = "media", params(("code" = String, Path)),
-    responses((status = 200, description = "HLS: the media playlist of a stream without a transcoder, or the ABR master playlist of a ladder (one `#EXT-X-STREAM-INF` per rung with a segment: BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, CODECS, FRAME-RATE; URIs `track_N/index.m3u8`). Segments `seg_<n>.ts` beside it.", content_type = "application/vnd.apple.mpegurl"),
+    responses((status = 200, description = "HLS: the media playlist of a stream without a transcoder, or the ABR master playlist of a ladder (one `#EXT-X-STREAM-INF` per rung with a segment: BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, CODECS, FRAME-RATE; URIs `track_N/index.m3u8`). Segments beside it: `seg_<n>.ts` (`video/mp2t`, `#EXT-X-VERSION:3`), or with `publisher.hls.segment_format` `fmp4` (or `auto` and an H.265 or Opus stream) fMP4: `seg_<n>.m4s` (`video/mp4`, `#EXT-X-VERSION:7`) after `#EXT-X-MAP:URI=\"init.mp4\"` (`init_<session>.mp4` once a codec change needs a new init; served with `Cache-Control: no-cache`). Both formats cut at the same keyframes and number alike.", content_type = "application/vnd.apple.mpegurl"),
               (status = 404, description = "unknown or stopped stream, HLS off, or no segment yet")))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn hls_playlist() {}
 
 #[utoipa::path(get, path = "/{code}/track_{n}/index.m3u8", tag = "media",
     params(("code" = String, Path), ("n" = u16, Path, description = "rung, from 1 in profile order")),
-    responses((status = 200, description = "HLS media playlist of one rung of a transcoder ladder; its segments `track_N/seg_<n>.ts`", content_type = "application/vnd.apple.mpegurl"),
+    responses((status = 200, description = "HLS media playlist of one rung of a transcoder ladder; its segments `track_N/seg_<n>.ts`, or `track_N/seg_<n>.m4s` after `track_N/init.mp4` with fMP4", content_type = "application/vnd.apple.mpegurl"),
               (status = 404, description = "no such rung, or no segment yet")))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn hls_variant_playlist() {}

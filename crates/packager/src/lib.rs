@@ -28,6 +28,7 @@
 //!     segment: Duration::from_secs(2),
 //!     first_number: 1_795_514_400,
 //!     grid: None,
+//!     format: Default::default(),
 //! });
 //! let mut playlist = MediaPlaylist::new(12);
 //! let arrival = Instant::now();
@@ -70,7 +71,8 @@ mod wall;
 pub use fmp4::{Fmp4Error, Fmp4Track, Fragmenter, write_init};
 
 pub use hls::{
-    HlsConfig, HlsEvent, HlsSegmenter, MediaPlaylist, PLAYLIST_NAME, PlaylistEntry, Segment,
-    SegmentEnd, parse_segment_name, segment_name,
+    HlsConfig, HlsEvent, HlsSegmenter, InitName, InitSegment, MediaPlaylist, PLAYLIST_NAME,
+    PlaylistEntry, Segment, SegmentEnd, SegmentFormat, fmp4_segment_name, parse_fmp4_segment_name,
+    parse_segment_name, segment_name,
 };
 pub use wall::UnixMillis;

@@ -462,7 +462,9 @@ pub struct HlsSection {
     /// Accepted for open-streamer compatibility and ignored: segments are always ephemeral.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live_ephemeral: Option<bool>,
-    /// `ts` (default), `fmp4` or `auto`. Not supported yet: segments are TS.
+    /// The segment container: `ts` (default: MPEG-TS, what every HLS player reads), `fmp4`
+    /// (fMP4 / CMAF, `#EXT-X-MAP`, version 7) or `auto` (fMP4 when a stream carries H.265
+    /// or Opus, else MPEG-TS).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segment_format: Option<String>,
     /// LL-HLS. Not supported yet.
@@ -484,6 +486,30 @@ impl Default for HlsSection {
             segment_format: None,
             low_latency: None,
             part_sec: None,
+        }
+    }
+}
+
+/// The container of HLS segments (`publisher.hls.segment_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HlsSegmentFormat {
+    /// MPEG-TS.
+    #[default]
+    Ts,
+    /// fMP4 / CMAF.
+    Fmp4,
+    /// fMP4 when the codecs need it (H.265, Opus), else MPEG-TS.
+    Auto,
+}
+
+impl HlsSection {
+    /// The segment container; `ts` when unset. Validation refuses other values, so an
+    /// unknown one here (never) is `ts`.
+    pub fn segment_format(&self) -> HlsSegmentFormat {
+        match self.segment_format.as_deref().map(str::trim) {
+            Some(f) if f.eq_ignore_ascii_case("fmp4") => HlsSegmentFormat::Fmp4,
+            Some(f) if f.eq_ignore_ascii_case("auto") => HlsSegmentFormat::Auto,
+            _ => HlsSegmentFormat::Ts,
         }
     }
 }
@@ -729,6 +755,14 @@ impl ServerConfig {
         if hls.live_window == 0 {
             bad("publisher.hls.live_window", "must be > 0".into());
         }
+        if let Some(f) = &hls.segment_format
+            && !["ts", "fmp4", "auto"].contains(&f.trim().to_ascii_lowercase().as_str())
+        {
+            bad(
+                "publisher.hls.segment_format",
+                format!("must be ts, fmp4 or auto, got {f:?}"),
+            );
+        }
         if self.manager.input_packet_timeout_sec == 0 {
             bad("manager.input_packet_timeout_sec", "must be > 0".into());
         }
@@ -881,11 +915,6 @@ impl ServerConfig {
             "publisher.hls.live_ephemeral",
             hls.live_ephemeral.is_some(),
             IgnoredReason::Legacy,
-        );
-        ignored.set(
-            "publisher.hls.segment_format",
-            hls.segment_format.is_some(),
-            later,
         );
         ignored.set(
             "publisher.hls.low_latency",

@@ -87,7 +87,6 @@ fn spec_keys_of_unbuilt_features_are_accepted_and_named() {
         ("transcoder.mode", later),
         ("transcoder.multi_output", IgnoredReason::Legacy),
         ("publisher.hls.dir", IgnoredReason::Legacy),
-        ("publisher.hls.segment_format", later),
         ("publisher.dash.segment_sec", later),
         ("security.play_signing.enabled", later),
         ("security.play_signing.key", later),
@@ -149,6 +148,28 @@ fn ssrf_settings_are_checked_at_load_naming_the_key() {
     assert_eq!(
         parse_cidr(" 192.0.2.7 ").map(|n| n.to_string()),
         Some("192.0.2.7/32".to_owned())
+    );
+}
+
+#[test]
+fn hls_segment_format_is_ts_fmp4_or_auto() {
+    let mut c = ServerConfig::default();
+    assert_eq!(c.publisher.hls.segment_format(), HlsSegmentFormat::Ts);
+    for (value, want) in [
+        ("ts", HlsSegmentFormat::Ts),
+        ("fmp4", HlsSegmentFormat::Fmp4),
+        (" Auto ", HlsSegmentFormat::Auto),
+    ] {
+        c.publisher.hls.segment_format = Some(value.into());
+        c.validate().unwrap();
+        assert_eq!(c.publisher.hls.segment_format(), want, "{value}");
+    }
+    c.publisher.hls.segment_format = Some("mp4".into());
+    let errors = c.validate().unwrap_err();
+    assert_eq!(errors.0[0].path, "publisher.hls.segment_format");
+    assert!(
+        errors.0[0].message.contains("ts, fmp4 or auto"),
+        "{errors:?}"
     );
 }
 

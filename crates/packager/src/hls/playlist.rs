@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::fmt::Write;
 
-use tributary_media::Ts90;
+use tributary_media::{SessionId, Ts90};
 
 use crate::UnixMillis;
 use crate::hls::Segment;
@@ -21,6 +21,10 @@ pub const PLAYLIST_NAME: &str = "index.m3u8";
 /// `#EXT-X-TARGETDURATION` is taken from the first segment pushed and never changes.
 /// No `#EXT-X-ENDLIST` is ever written: the playlist is live.
 ///
+/// fMP4 segments (entries with an [`init`](PlaylistEntry::init)) are listed as
+/// `seg_<n>.m4s` under `#EXT-X-VERSION:7`, with an `#EXT-X-MAP` before the first listed
+/// segment and wherever the init changes.
+///
 /// ```
 /// use tributary_packager::{MediaPlaylist, PlaylistEntry, UnixMillis};
 /// use tributary_media::Ts90;
@@ -29,6 +33,7 @@ pub const PLAYLIST_NAME: &str = "index.m3u8";
 /// for number in 100_000..100_003 {
 ///     let entry = PlaylistEntry {
 ///         number,
+///         init: None,
 ///         duration: Ts90(180_000),
 ///         discontinuity: false,
 ///         program_date_time: UnixMillis(1_795_514_400_000 + 2000 * (number as i64 - 100_000)),
@@ -58,8 +63,11 @@ pub struct MediaPlaylist {
 /// One segment as the playlist lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlaylistEntry {
-    /// Its number: the URI is [`segment_name`]`(number)`.
+    /// Its number: the URI is [`segment_name`]`(number)` (MPEG-TS) or
+    /// [`fmp4_segment_name`]`(number)`.
     pub number: u64,
+    /// fMP4: the init segment it needs (`#EXT-X-MAP`); `None` for MPEG-TS.
+    pub init: Option<InitName>,
     /// `#EXTINF`, printed in seconds with 3 decimals.
     pub duration: Ts90,
     /// Whether `#EXT-X-DISCONTINUITY` precedes it.
@@ -136,21 +144,33 @@ impl MediaPlaylist {
             return String::new();
         };
         let mut out = String::with_capacity(self.rendered_len + 64);
+        let fmp4 = self.entries.iter().any(|e| e.init.is_some());
         // Writing into a String cannot fail.
         let _ = write!(
             out,
-            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{target}\n\
+            "#EXTM3U\n#EXT-X-VERSION:{}\n#EXT-X-TARGETDURATION:{target}\n\
              #EXT-X-MEDIA-SEQUENCE:{sequence}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}\n\
              #EXT-X-INDEPENDENT-SEGMENTS\n",
+            if fmp4 { 7 } else { 3 },
             self.discontinuity_sequence
         );
+        let mut map = None;
         for entry in &self.entries {
             let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", entry.program_date_time);
             if entry.discontinuity {
                 out.push_str("#EXT-X-DISCONTINUITY\n");
             }
+            if entry.init != map
+                && let Some(init) = entry.init
+            {
+                let _ = writeln!(out, "#EXT-X-MAP:URI=\"{init}\"");
+            }
+            map = entry.init;
             let _ = writeln!(out, "#EXTINF:{},", Seconds3(entry.duration));
-            let _ = writeln!(out, "{}", SegmentName(entry.number));
+            let _ = match entry.init {
+                Some(_) => writeln!(out, "{}", Fmp4SegmentName(entry.number)),
+                None => writeln!(out, "{}", SegmentName(entry.number)),
+            };
         }
         self.rendered_len = out.len();
         out
@@ -174,7 +194,92 @@ pub fn segment_name(number: u64) -> String {
 /// The number of a segment URI the packager produces, or `None` for any other name (other
 /// spellings of the same number included: names are compared, never normalised).
 pub fn parse_segment_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("seg_")?.strip_suffix(".ts")?;
+    canonical_number(name.strip_prefix("seg_")?.strip_suffix(".ts")?)
+}
+
+/// The URI of fMP4 segment `number`: `seg_<n>.m4s`, `n` zero-padded to at least 6 digits.
+///
+/// ```
+/// use tributary_packager::{fmp4_segment_name, parse_fmp4_segment_name};
+///
+/// assert_eq!(fmp4_segment_name(42), "seg_000042.m4s");
+/// assert_eq!(parse_fmp4_segment_name("seg_000042.m4s"), Some(42));
+/// assert_eq!(parse_fmp4_segment_name("seg_000042.ts"), None);
+/// ```
+pub fn fmp4_segment_name(number: u64) -> String {
+    Fmp4SegmentName(number).to_string()
+}
+
+/// The number of an fMP4 segment URI the packager produces (`seg_<n>.m4s`), or `None` for
+/// any other name (the same canonical spelling rules as [`parse_segment_name`]).
+pub fn parse_fmp4_segment_name(name: &str) -> Option<u64> {
+    canonical_number(name.strip_prefix("seg_")?.strip_suffix(".m4s")?)
+}
+
+/// The name of an fMP4 init segment, what `#EXT-X-MAP` points at (SPEC §HLS "fMP4").
+///
+/// ```
+/// use tributary_media::SessionId;
+/// use tributary_packager::InitName;
+///
+/// assert_eq!(InitName::First.to_string(), "init.mp4");
+/// assert_eq!(InitName::Session(SessionId(7), 0).to_string(), "init_7.mp4");
+/// assert_eq!(InitName::Session(SessionId(7), 2).to_string(), "init_7_2.mp4");
+/// for name in [
+///     InitName::First,
+///     InitName::Session(SessionId(7), 0),
+///     InitName::Session(SessionId(7), 2),
+/// ] {
+///     assert_eq!(InitName::parse(&name.to_string()), Some(name));
+/// }
+/// assert_eq!(InitName::parse("init_07.mp4"), None);
+/// assert_eq!(InitName::parse("init_7_0.mp4"), None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InitName {
+    /// `init.mp4`: the packager run's first init.
+    First,
+    /// `init_<session>.mp4` (index 0), then `init_<session>_<index>.mp4`: a later init,
+    /// named after the session that needed it (a codec change starts a new session).
+    Session(SessionId, u32),
+}
+
+impl InitName {
+    /// The name its [`Display`](std::fmt::Display) gives; `None` for any other spelling.
+    pub fn parse(name: &str) -> Option<Self> {
+        if name == "init.mp4" {
+            return Some(Self::First);
+        }
+        let rest = name.strip_prefix("init_")?.strip_suffix(".mp4")?;
+        let (session, index) = match rest.split_once('_') {
+            Some((session, index)) => (session, plain_number(index).filter(|&i| i > 0)?),
+            None => (rest, 0),
+        };
+        let index = u32::try_from(index).ok()?;
+        Some(Self::Session(SessionId(plain_number(session)?), index))
+    }
+}
+
+impl std::fmt::Display for InitName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::First => f.write_str("init.mp4"),
+            Self::Session(session, 0) => write!(f, "init_{}.mp4", session.0),
+            Self::Session(session, index) => write!(f, "init_{}_{index}.mp4", session.0),
+        }
+    }
+}
+
+/// Digits without a leading zero (or `0` itself) as a number.
+fn plain_number(digits: &str) -> Option<u64> {
+    let canonical = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'));
+    canonical.then(|| digits.parse().ok()).flatten()
+}
+
+/// The number of a segment name's digits, when they are spelled as the packager spells them.
+fn canonical_number(digits: &str) -> Option<u64> {
     if digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -185,6 +290,15 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
 
 /// Formats as the segment URI.
 struct SegmentName(u64);
+
+/// Formats as the fMP4 segment URI.
+struct Fmp4SegmentName(u64);
+
+impl std::fmt::Display for Fmp4SegmentName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "seg_{:06}.m4s", self.0)
+    }
+}
 
 impl std::fmt::Display for SegmentName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -215,6 +329,7 @@ mod tests {
     fn entry(number: u64, ms: i64, discontinuity: bool) -> PlaylistEntry {
         PlaylistEntry {
             number,
+            init: None,
             duration: Ts90(ms * 90),
             discontinuity,
             program_date_time: UnixMillis(1_795_514_400_000),
@@ -263,6 +378,36 @@ mod tests {
         assert!(text.contains("#EXTINF:1.500,\nseg_000012.ts\n"));
         assert!(!text.contains("ENDLIST"));
         assert_eq!(text.matches("#EXTINF").count(), 3);
+    }
+
+    #[test]
+    fn fmp4_entries_get_version_7_and_a_map_wherever_the_init_changes() {
+        let mut playlist = MediaPlaylist::new(3);
+        let fmp4 = |number, init, discontinuity| PlaylistEntry {
+            init: Some(init),
+            ..entry(number, 2000, discontinuity)
+        };
+        let later = InitName::Session(SessionId(9), 0);
+        playlist.push_entry(fmp4(10, InitName::First, false), 2);
+        playlist.push_entry(fmp4(11, InitName::First, false), 2);
+        playlist.push_entry(fmp4(12, later, true), 2);
+        let text = playlist.render();
+        assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n"), "{text}");
+        assert_eq!(text.matches("#EXT-X-MAP").count(), 2, "{text}");
+        assert!(text.contains(
+            "#EXT-X-PROGRAM-DATE-TIME:2026-11-24T10:00:00.000Z\n#EXT-X-MAP:URI=\"init.mp4\"\n\
+             #EXTINF:2.000,\nseg_000010.m4s\n"
+        ));
+        assert!(text.contains(
+            "#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init_9.mp4\"\n#EXTINF:2.000,\n\
+             seg_000012.m4s\n"
+        ));
+        // The first init slides out: the first listed segment still gets its map.
+        playlist.push_entry(fmp4(13, later, false), 2);
+        playlist.push_entry(fmp4(14, later, false), 2);
+        let text = playlist.render();
+        assert_eq!(text.matches("#EXT-X-MAP").count(), 1, "{text}");
+        assert!(text.contains("#EXT-X-MAP:URI=\"init_9.mp4\"\n#EXTINF:2.000,\nseg_000012.m4s"));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The live HLS-TS segmenter: frames in, numbered MPEG-TS segments out.
+//! The live HLS segmenter: frames in, numbered MPEG-TS or fMP4 segments out.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -7,10 +7,11 @@ use bytes::{Bytes, BytesMut};
 use tributary_media::{Codec, Frame, MediaKind, SessionId, TrackId, Ts90};
 use tributary_mpegts::{MuxTrack, Muxer, MuxerConfig};
 
-use crate::UnixMillis;
-use crate::hls::playlist::{PlaylistEntry, millis_rounded};
+use crate::hls::playlist::{InitName, PlaylistEntry, millis_rounded};
+use crate::{Fmp4Error, Fmp4Track, Fragmenter, UnixMillis, write_init};
 
-/// Cuts a live stream of [`Frame`]s into numbered MPEG-TS segments (SPEC §HLS "Cutting").
+/// Cuts a live stream of [`Frame`]s into numbered MPEG-TS or fMP4 segments (SPEC §HLS
+/// "Cutting"); both formats cut at the same points and number alike.
 ///
 /// # Driving it
 ///
@@ -60,6 +61,15 @@ use crate::hls::playlist::{PlaylistEntry, millis_rounded};
 ///   a segment's program date time is that anchor moved by the segment's PTS offset, so
 ///   consecutive dates differ exactly by `#EXTINF`. When it drifts more than 1 s from the
 ///   wall time passed with the segment's first frame, the anchor is reset.
+/// - **Format** ([`HlsConfig::format`]). [`SegmentFormat::Auto`] picks fMP4 when the first
+///   session's tracks include H.265 or Opus, else MPEG-TS, and keeps that choice for the
+///   segmenter's life. With fMP4 each session's track table becomes an init segment
+///   ([`HlsEvent::Init`], out before the first segment using it): `init.mp4` first, then
+///   `init_<session>.mp4` when a later init differs (a codec or parameter change; a session
+///   whose init is byte for byte the current one keeps it). A track the init lacks (first
+///   seen later) or a keyframe with new parameter sets closes the segment and starts a new
+///   init, after a discontinuity. Each segment is one `moof` + `mdat` whose `mfhd` sequence
+///   number is the segment number's low 32 bits.
 ///
 /// Each segment's bytes are gathered once into a buffer sized from the previous segment.
 #[derive(Debug)]
@@ -85,8 +95,19 @@ pub struct HlsSegmenter {
     tracks: Vec<MuxTrack>,
     /// Whether the table has a video track: cut at keyframes, else every S.
     video: bool,
-    /// The current session's muxer; `None` while the track table is being probed.
+    /// The format segments are written in (`Auto` until the first session's tracks decide).
+    format: SegmentFormat,
+    /// The current session's muxer (MPEG-TS); `None` while the track table is being probed
+    /// or with fMP4.
     muxer: Option<Muxer>,
+    /// The current session's fMP4 writer; `None` while probing or with MPEG-TS.
+    fmp4: Option<Fmp4Writer>,
+    /// The last init segment published, to reuse its name for an identical one.
+    last_init: Option<(InitName, Bytes)>,
+    /// Inits named after the current session so far (the next one's suffix).
+    fmp4_inits_in_session: u32,
+    /// fMP4, probing for a new init within a session: the tracks it waits to describe.
+    expected: Vec<TrackId>,
     /// The muxer has written nothing yet (it writes PAT/PMT before its first frame anyway).
     muxer_fresh: bool,
     /// Frames (with their wall times) held while the track table is probed.
@@ -128,7 +149,12 @@ impl HlsSegmenter {
             discontinuity: false,
             tracks: Vec::new(),
             video: false,
+            format: config.format,
             muxer: None,
+            fmp4: None,
+            last_init: None,
+            fmp4_inits_in_session: 0,
+            expected: Vec::new(),
             muxer_fresh: false,
             held: Vec::new(),
             timing: Vec::new(),
@@ -151,17 +177,19 @@ impl HlsSegmenter {
             }
             self.session = Some(frame.session);
         }
-        if !carried(frame.codec) {
-            if !self.omitted.contains(&frame.track) {
-                self.omitted.push(frame.track);
-                self.events.push_back(HlsEvent::Omitted {
-                    track: frame.track,
-                    codec: frame.codec,
-                });
-            }
+        if !self.format.carries(frame.codec) {
+            self.omit(frame.track, frame.codec);
             return;
         }
-        if self.muxer.is_none() {
+        if !self.writing() {
+            let leading = frame.codec.kind() == MediaKind::Video
+                && !frame.keyframe
+                && !self.held.iter().any(|(f, _)| f.track == frame.track);
+            if self.format == SegmentFormat::Fmp4 && leading {
+                // No segment starts before a video keyframe, and an init needs one: not held.
+                self.skipped += 1;
+                return;
+            }
             self.held.push((frame.clone(), wall));
             if self.probed() {
                 self.start_muxer();
@@ -169,6 +197,16 @@ impl HlsSegmenter {
             return;
         }
         if !self.tracks.iter().any(|t| t.track == frame.track) {
+            if self.fmp4.is_some() {
+                // An init cannot grow: a new one, with this track, after the open segment,
+                // from a frame that describes the track (else the frame waits for one).
+                if describes(frame) && !self.rejected.contains(&frame.track) {
+                    self.reinit(frame, wall);
+                } else {
+                    self.skipped += 1;
+                }
+                return;
+            }
             self.add_track(frame);
         }
         self.process(frame, wall);
@@ -210,20 +248,75 @@ impl HlsSegmenter {
         self.skipped
     }
 
+    /// The format segments are written in: [`SegmentFormat::Auto`] until the first session's
+    /// tracks have decided it.
+    pub fn format(&self) -> SegmentFormat {
+        self.format
+    }
+
+    /// Whether a muxer or an fMP4 writer takes frames (the track table is fixed).
+    fn writing(&self) -> bool {
+        self.muxer.is_some() || self.fmp4.is_some()
+    }
+
+    /// Reports `track` as not carried (once per track).
+    fn omit(&mut self, track: TrackId, codec: Codec) {
+        if !self.omitted.contains(&track) {
+            self.omitted.push(track);
+            self.events.push_back(HlsEvent::Omitted { track, codec });
+        }
+    }
+
     /// Whether enough has been seen to fix the track table.
     fn probed(&self) -> bool {
         let kinds = |kind| self.held.iter().any(|(f, _)| f.codec.kind() == kind);
         let (Some((first, _)), Some((last, _))) = (self.held.first(), self.held.last()) else {
             return false;
         };
+        if !self.expected.is_empty() {
+            // A new init: wait for a frame that describes each track of the old table and
+            // the new one, within bounds.
+            let ready = self.expected.iter().all(|track| {
+                self.held
+                    .iter()
+                    .any(|(f, _)| f.track == *track && describes(f))
+            });
+            return ready
+                || last.dts.0 - first.dts.0 >= 3 * self.segment
+                || self.held.len() >= PROBE_FRAMES;
+        }
         (kinds(MediaKind::Video) && kinds(MediaKind::Audio))
             || last.dts.0 - first.dts.0 >= PROBE_SPAN
             || self.held.len() >= PROBE_FRAMES
     }
 
-    /// Builds the track table from the held frames, makes the muxer and replays them.
+    /// Builds the track table from the held frames, makes the muxer (or the fMP4 writer and
+    /// its init segment) and replays them.
     fn start_muxer(&mut self) {
         let mut held = std::mem::take(&mut self.held);
+        self.expected.clear();
+        if self.format == SegmentFormat::Auto {
+            let needs_fmp4 = held
+                .iter()
+                .any(|(f, _)| matches!(f.codec, Codec::H265 | Codec::Opus));
+            self.format = if needs_fmp4 {
+                SegmentFormat::Fmp4
+            } else {
+                SegmentFormat::Ts
+            };
+        }
+        let format = self.format;
+        let mut omitted = Vec::new();
+        held.retain(|(frame, _)| {
+            let carried = format.carries(frame.codec);
+            if !carried {
+                omitted.push((frame.track, frame.codec));
+            }
+            carried
+        });
+        for (track, codec) in omitted {
+            self.omit(track, codec);
+        }
         self.tracks.clear();
         for (frame, _) in &held {
             if !self.tracks.iter().any(|t| t.track == frame.track) {
@@ -232,6 +325,10 @@ impl HlsSegmenter {
         }
         self.tracks
             .sort_by_key(|t| (kind_order(t.codec.kind()), t.track));
+        if self.format == SegmentFormat::Fmp4 {
+            self.start_fmp4(held);
+            return;
+        }
         self.video = self
             .tracks
             .iter()
@@ -256,6 +353,108 @@ impl HlsSegmenter {
         }
         held.clear();
         self.held = held; // keep the allocation for the next session
+    }
+
+    /// The fMP4 side of [`start_muxer`](Self::start_muxer): describes each track from its
+    /// first usable held frame (a video keyframe, an AAC frame with its configuration),
+    /// publishes the init segment and replays the held frames. Tracks that cannot be
+    /// described yet are left out (a refusal is reported); they start a new init when they
+    /// come with what describes them.
+    fn start_fmp4(&mut self, mut held: Vec<(Frame, UnixMillis)>) {
+        let mut ids = Vec::with_capacity(self.tracks.len());
+        let mut tracks = Vec::with_capacity(self.tracks.len());
+        let mut failed = Vec::new();
+        for track in &self.tracks {
+            let usable = held
+                .iter()
+                .map(|(f, _)| f)
+                .find(|f| f.track == track.track && describes(f));
+            let Some(frame) = usable else {
+                continue;
+            };
+            let id = u32::try_from(tracks.len() + 1).unwrap_or(u32::MAX);
+            match Fmp4Track::from_frame(id, frame) {
+                Ok(described) => {
+                    ids.push(track.track);
+                    tracks.push(described);
+                }
+                Err(error) => failed.push((track.track, error)),
+            }
+        }
+        for (track, error) in failed {
+            self.report_fmp4(track, error);
+        }
+        self.tracks.retain(|t| ids.contains(&t.track));
+        self.video = self
+            .tracks
+            .iter()
+            .any(|t| t.codec.kind() == MediaKind::Video);
+        if tracks.is_empty() {
+            self.skipped += held.len() as u64;
+            held.clear();
+            self.held = held;
+            return;
+        }
+        let mut bytes = BytesMut::new();
+        write_init(&tracks, &mut bytes);
+        let bytes = bytes.freeze();
+        let name = match &self.last_init {
+            Some((name, last)) if *last == bytes => *name,
+            Some(_) => {
+                let session = self.session.unwrap_or(SessionId(0));
+                let index = self.fmp4_inits_in_session;
+                self.fmp4_inits_in_session += 1;
+                InitName::Session(session, index)
+            }
+            None => InitName::First,
+        };
+        if self
+            .last_init
+            .as_ref()
+            .is_none_or(|(last, _)| *last != name)
+        {
+            self.last_init = Some((name, bytes.clone()));
+            self.events.push_back(HlsEvent::Init(InitSegment {
+                name,
+                codecs: tracks.iter().map(|t| t.codec_string().to_owned()).collect(),
+                bytes,
+            }));
+        }
+        self.fmp4 = Some(Fmp4Writer {
+            fragmenter: Fragmenter::new(&tracks),
+            ids,
+            init: name,
+        });
+        for (frame, wall) in held.drain(..) {
+            if self.fmp4.is_none() {
+                // A held frame asked for a new init: the rest is probed again after it.
+                self.held.push((frame, wall));
+                continue;
+            }
+            self.process(&frame, wall);
+        }
+        if self.held.is_empty() {
+            self.held = held; // keep the allocation for the next session
+        }
+    }
+
+    /// Starts over with a new init segment at `frame`: the open segment closes (an empty one
+    /// is dropped and its number given back), the next one follows a discontinuity, and the
+    /// track table is probed again from `frame` on.
+    fn reinit(&mut self, frame: &Frame, wall: UnixMillis) {
+        self.close(None, SegmentEnd::Session);
+        self.fmp4 = None;
+        self.expected.clear();
+        self.expected.extend(self.tracks.iter().map(|t| t.track));
+        if !self.expected.contains(&frame.track) {
+            self.expected.push(frame.track);
+        }
+        self.tracks.clear();
+        self.timing.clear();
+        if self.emitted {
+            self.discontinuity = true;
+        }
+        self.held.push((frame.clone(), wall));
     }
 
     /// Adds a track first seen after the table was fixed.
@@ -308,7 +507,7 @@ impl HlsSegmenter {
                 }
             }
         }
-        self.mux(frame);
+        self.mux(frame, wall);
     }
 
     /// The grid, when segments follow it: with a video track only.
@@ -361,6 +560,7 @@ impl HlsSegmenter {
         self.next_number = number + 1;
         self.open = Some(OpenSegment {
             number,
+            init: self.fmp4.as_ref().map(|w| w.init),
             session: frame.session,
             start: frame.pts,
             end: frame.pts,
@@ -371,19 +571,42 @@ impl HlsSegmenter {
     }
 
     /// Writes `frame` into the open segment and extends the segment's end.
-    fn mux(&mut self, frame: &Frame) {
-        let (Some(muxer), Some(open)) = (self.muxer.as_mut(), self.open.as_mut()) else {
-            return;
-        };
-        muxer.push(frame);
-        self.muxer_fresh = false;
+    fn mux(&mut self, frame: &Frame, wall: UnixMillis) {
         let mut rejected = None;
-        while let Some(item) = muxer.pull() {
-            match item {
-                Ok(packets) => open.bytes.extend_from_slice(&packets),
-                Err(error) => rejected = Some(error),
+        if let Some(writer) = self.fmp4.as_mut() {
+            if self.open.is_none() {
+                return;
+            }
+            let Some(index) = writer.ids.iter().position(|t| *t == frame.track) else {
+                return;
+            };
+            match writer.fragmenter.push(index, frame) {
+                Ok(()) => {}
+                Err(Fmp4Error::ConfigChanged { .. }) => {
+                    self.reinit(frame, wall);
+                    return;
+                }
+                Err(error) => {
+                    self.report_fmp4(frame.track, error);
+                    return;
+                }
+            }
+        } else {
+            let (Some(muxer), Some(open)) = (self.muxer.as_mut(), self.open.as_mut()) else {
+                return;
+            };
+            muxer.push(frame);
+            self.muxer_fresh = false;
+            while let Some(item) = muxer.pull() {
+                match item {
+                    Ok(packets) => open.bytes.extend_from_slice(&packets),
+                    Err(error) => rejected = Some(error),
+                }
             }
         }
+        let Some(open) = self.open.as_mut() else {
+            return;
+        };
         let step = match self.timing.iter_mut().find(|t| t.track == frame.track) {
             Some(timing) => {
                 let step = frame.dts.0 - timing.last_dts;
@@ -413,9 +636,20 @@ impl HlsSegmenter {
     /// Closes the open segment, if any. `next_start` is the first PTS of the segment that
     /// follows in the same session; without one the segment lasts to its end.
     fn close(&mut self, next_start: Option<Ts90>, end: SegmentEnd) {
-        let Some(open) = self.open.take() else {
+        let Some(mut open) = self.open.take() else {
             return;
         };
+        if let Some(writer) = self.fmp4.as_mut() {
+            // The mfhd sequence number: the segment number's low 32 bits (they increase by
+            // one per segment, which is what a player checks).
+            writer.fragmenter.write(open.number as u32, &mut open.bytes);
+            if open.bytes.is_empty() {
+                // Nothing was written (every frame refused): no segment, the number is free.
+                self.next_number = open.number;
+                self.discontinuity |= open.discontinuity;
+                return;
+            }
+        }
         let duration = Ts90((next_start.unwrap_or(open.end) - open.start).0.max(0));
         let target_duration = *self.target_duration.get_or_insert_with(|| {
             let longest = millis_rounded(duration).max(millis_rounded(Ts90(self.segment)));
@@ -425,6 +659,7 @@ impl HlsSegmenter {
         self.emitted = true;
         self.events.push_back(HlsEvent::Segment(Segment {
             number: open.number,
+            init: open.init,
             session: open.session,
             start: open.start,
             duration,
@@ -442,6 +677,9 @@ impl HlsSegmenter {
         self.flush_held();
         self.close(None, end);
         self.muxer = None;
+        self.fmp4 = None;
+        self.fmp4_inits_in_session = 0;
+        self.expected.clear();
         self.tracks.clear();
         self.video = false;
         self.timing.clear();
@@ -451,9 +689,17 @@ impl HlsSegmenter {
 
     /// Muxes frames still held for probing, with the table they give.
     fn flush_held(&mut self) {
-        if self.muxer.is_none() && !self.held.is_empty() {
+        if !self.writing() && !self.held.is_empty() {
             self.start_muxer();
         }
+    }
+
+    fn report_fmp4(&mut self, track: TrackId, error: Fmp4Error) {
+        if self.rejected.contains(&track) {
+            return;
+        }
+        self.rejected.push(track);
+        self.events.push_back(HlsEvent::Unwritable { track, error });
     }
 
     fn report_rejection(&mut self, track: TrackId, error: tributary_mpegts::Error) {
@@ -479,6 +725,58 @@ pub struct HlsConfig {
     /// grid (see [`HlsSegmenter`]), so the variants' segments line up. `None` (the default):
     /// numbered one after the other from `first_number`.
     pub grid: Option<Ts90>,
+    /// The container: MPEG-TS (the default), fMP4, or fMP4 only when the codecs need it
+    /// (SPEC §HLS "fMP4").
+    pub format: SegmentFormat,
+}
+
+/// The container of HLS segments (`publisher.hls.segment_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SegmentFormat {
+    /// MPEG-TS (`seg_<n>.ts`, `#EXT-X-VERSION:3`): what every player reads.
+    #[default]
+    Ts,
+    /// fMP4 / CMAF (`init.mp4` + `seg_<n>.m4s`, `#EXT-X-MAP`, `#EXT-X-VERSION:7`).
+    Fmp4,
+    /// fMP4 when the stream carries a codec that needs it (H.265, Opus), else MPEG-TS;
+    /// decided by the first session.
+    Auto,
+}
+
+impl SegmentFormat {
+    /// Whether segments of this format carry `codec` (SPEC §Publisher "Codec support per
+    /// output"); `Auto` takes what either format does until it has decided.
+    pub fn carries(self, codec: Codec) -> bool {
+        let ts = matches!(
+            codec,
+            Codec::H264
+                | Codec::H265
+                | Codec::Aac
+                | Codec::Mp2
+                | Codec::Mp3
+                | Codec::Ac3
+                | Codec::Eac3
+                | Codec::Scte35
+        );
+        let fmp4 = matches!(
+            codec,
+            Codec::H264 | Codec::H265 | Codec::Aac | Codec::Opus | Codec::Ac3 | Codec::Eac3
+        );
+        match self {
+            Self::Ts => ts,
+            Self::Fmp4 => fmp4,
+            Self::Auto => ts || fmp4,
+        }
+    }
+
+    /// How logs and warnings name the format: `HLS-TS`, `HLS-fMP4` (`HLS` undecided).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ts => "HLS-TS",
+            Self::Fmp4 => "HLS-fMP4",
+            Self::Auto => "HLS",
+        }
+    }
 }
 
 impl Default for HlsConfig {
@@ -487,6 +785,7 @@ impl Default for HlsConfig {
             segment: Duration::from_secs(2),
             first_number: 0,
             grid: None,
+            format: SegmentFormat::Ts,
         }
     }
 }
@@ -497,7 +796,10 @@ impl Default for HlsConfig {
 pub enum HlsEvent {
     /// A segment is complete.
     Segment(Segment),
-    /// Frames of `track` are omitted: HLS-TS cannot carry `codec` (reported once per track).
+    /// An fMP4 init segment, out before the first segment that uses it.
+    Init(InitSegment),
+    /// Frames of `track` are omitted: the format cannot carry `codec` (reported once per
+    /// track).
     Omitted {
         /// The track.
         track: TrackId,
@@ -512,13 +814,34 @@ pub enum HlsEvent {
         /// Why.
         error: tributary_mpegts::Error,
     },
+    /// The fMP4 writer refused `track` (first refusal per track and session: its
+    /// configuration does not parse, a frame does not fit a sample); its frames are left out.
+    Unwritable {
+        /// The track.
+        track: TrackId,
+        /// Why.
+        error: Fmp4Error,
+    },
+}
+
+/// One fMP4 init segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitSegment {
+    /// Its name (`init.mp4`, `init_<session>.mp4`): what `#EXT-X-MAP` points at.
+    pub name: InitName,
+    /// The RFC 6381 codec strings of its tracks, in track order.
+    pub codecs: Vec<String>,
+    /// `ftyp` + `moov`.
+    pub bytes: Bytes,
 }
 
 /// One finished segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Segment {
-    /// Its number (URI `seg_<number>.ts`).
+    /// Its number (URI `seg_<number>.ts`, or `seg_<number>.m4s` with fMP4).
     pub number: u64,
+    /// fMP4: the init segment it needs (`#EXT-X-MAP`); `None` for MPEG-TS.
+    pub init: Option<InitName>,
     /// The session its frames belong to.
     pub session: SessionId,
     /// The PTS of its first frame.
@@ -533,7 +856,8 @@ pub struct Segment {
     pub target_duration: u32,
     /// Why it ended.
     pub end: SegmentEnd,
-    /// The MPEG-TS bytes, starting with PAT and PMT. Their allocation has the headroom the
+    /// The MPEG-TS bytes, starting with PAT and PMT (fMP4: one `moof` + `mdat`). Their
+    /// allocation has the headroom the
     /// segment was opened with (a quarter of the previous segment's size); a consumer that
     /// keeps segments long copies them into storage of its own size (publish's HLS window
     /// keeps each in pages of its own).
@@ -545,6 +869,7 @@ impl Segment {
     pub fn entry(&self) -> PlaylistEntry {
         PlaylistEntry {
             number: self.number,
+            init: self.init,
             duration: self.duration,
             discontinuity: self.discontinuity,
             program_date_time: self.program_date_time,
@@ -574,6 +899,8 @@ pub enum SegmentEnd {
 #[derive(Debug)]
 struct OpenSegment {
     number: u64,
+    /// fMP4: the init its samples are described by.
+    init: Option<InitName>,
     session: SessionId,
     /// PTS of the first frame.
     start: Ts90,
@@ -593,19 +920,21 @@ struct TrackTiming {
     step: i64,
 }
 
-/// Whether HLS-TS carries frames of `codec` (SPEC §Publisher "Codec support per output").
-fn carried(codec: Codec) -> bool {
-    matches!(
-        codec,
-        Codec::H264
-            | Codec::H265
-            | Codec::Aac
-            | Codec::Mp2
-            | Codec::Mp3
-            | Codec::Ac3
-            | Codec::Eac3
-            | Codec::Scte35
-    )
+/// The fMP4 writer of one session.
+#[derive(Debug)]
+struct Fmp4Writer {
+    /// The tracks of the init, in its order (index = fragmenter track).
+    ids: Vec<TrackId>,
+    /// The open segment's samples.
+    fragmenter: Fragmenter,
+    /// The init segment they are described by.
+    init: InitName,
+}
+
+/// Whether `frame` can describe its track in an init: a video keyframe (it carries the
+/// parameter sets), any other frame.
+fn describes(frame: &Frame) -> bool {
+    frame.codec.kind() != MediaKind::Video || frame.keyframe
 }
 
 /// Video first, then audio, then data.

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use tributary_media::{Codec, Frame, SessionId};
 use tributary_mpegts::{DemuxEvent, Demuxer, DemuxerConfig};
 use tributary_packager::{
-    HlsConfig, HlsEvent, HlsSegmenter, MediaPlaylist, Segment, SegmentEnd, UnixMillis,
+    HlsConfig, HlsEvent, HlsSegmenter, MediaPlaylist, Segment, SegmentEnd, SegmentFormat,
+    UnixMillis,
 };
 use tributary_testkit::{ClipSpec, cached_clip, ffmpeg, ffprobe};
 
@@ -64,6 +65,7 @@ fn segments(frames: &[Frame]) -> Vec<Segment> {
         segment: Duration::from_secs(2),
         first_number: 1_795_514_400,
         grid: None,
+        format: SegmentFormat::Ts,
     });
     let mut out = Vec::new();
     let t0 = frames[0].dts.0;

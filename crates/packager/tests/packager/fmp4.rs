@@ -1,9 +1,14 @@
 //! fMP4 init and media segments made from ffmpeg-encoded clips, read by ffprobe and decoded by
 //! ffmpeg as a player would fetch them: the init, then the segments back to back.
 
+use std::time::Duration;
+
 use bytes::BytesMut;
 use tributary_media::{Frame, MediaKind};
-use tributary_packager::{Fmp4Track, Fragmenter, write_init};
+use tributary_packager::{
+    Fmp4Track, Fragmenter, HlsConfig, HlsEvent, HlsSegmenter, InitName, InitSegment, MediaPlaylist,
+    Segment, SegmentFormat, UnixMillis, write_init,
+};
 use tributary_testkit::{ClipSpec, ffprobe};
 
 use crate::ffmpeg::{clip_frames_of, decode_errors, probe, run_with_input};
@@ -175,4 +180,187 @@ fn ac3_eac3_and_opus_from_ffmpeg_decode_cleanly() {
             "{name} lasts {seconds} s: {stdout}"
         );
     }
+}
+
+/// Every event of a segmenter in `format` over `frames` (wall time from DTS), finished.
+fn hls_events(frames: &[Frame], format: SegmentFormat) -> Vec<HlsEvent> {
+    let mut segmenter = HlsSegmenter::new(HlsConfig {
+        segment: Duration::from_secs(2),
+        first_number: 1_795_514_400,
+        grid: None,
+        format,
+    });
+    let mut events = Vec::new();
+    let t0 = frames[0].dts.0;
+    for frame in frames {
+        segmenter.push(
+            frame,
+            UnixMillis(1_795_514_400_000 + (frame.dts.0 - t0) / 90),
+        );
+        events.extend(std::iter::from_fn(|| segmenter.pull()));
+    }
+    segmenter.finish();
+    events.extend(std::iter::from_fn(|| segmenter.pull()));
+    events
+}
+
+fn hls_segments(events: &[HlsEvent]) -> Vec<&Segment> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            HlsEvent::Segment(segment) => Some(segment),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn hls_fmp4_cuts_and_numbers_as_hls_ts_and_decodes_cleanly() {
+    let frames = clip_frames_of(&ClipSpec {
+        seconds: 6,
+        gop: 60,
+        bframes: 2,
+        ..ClipSpec::default()
+    });
+    let ts = hls_events(&frames, SegmentFormat::Ts);
+    let fmp4 = hls_events(&frames, SegmentFormat::Fmp4);
+    let cuts = |events: &[HlsEvent]| -> Vec<(u64, i64, i64)> {
+        hls_segments(events)
+            .iter()
+            .map(|s| (s.number, s.start.0, s.duration.0))
+            .collect()
+    };
+    assert_eq!(
+        cuts(&ts),
+        cuts(&fmp4),
+        "same cut points, numbers and durations"
+    );
+    assert_eq!(cuts(&fmp4).len(), 3);
+
+    let HlsEvent::Init(init) = &fmp4[0] else {
+        panic!("the init comes first: {:?}", fmp4[0]);
+    };
+    assert_eq!(init.name, InitName::First);
+    assert_eq!(init.codecs, ["avc1.64001f", "mp4a.40.2"]);
+    let mut playlist = MediaPlaylist::new(12);
+    let mut bytes = init.bytes.to_vec();
+    for segment in hls_segments(&fmp4) {
+        assert_eq!(segment.init, Some(InitName::First));
+        assert_eq!(&segment.bytes[4..8], b"moof");
+        playlist.push(segment);
+        bytes.extend_from_slice(&segment.bytes);
+    }
+    let text = playlist.render();
+    assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n"), "{text}");
+    assert!(text.contains("#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:2.000,\nseg_1795514400.m4s\n"));
+    assert_eq!(decode_errors(&bytes), "", "init + segments decode cleanly");
+    let video = frames
+        .iter()
+        .filter(|f| f.codec.kind() == MediaKind::Video)
+        .count();
+    assert_eq!(video_frames(&bytes), video);
+}
+
+#[test]
+fn auto_picks_fmp4_for_h265_and_ts_for_h264() {
+    let h265 = clip_frames_of(&ClipSpec {
+        seconds: 6,
+        gop: 60,
+        width: 640,
+        height: 360,
+        hevc: true,
+        ..ClipSpec::default()
+    });
+    let events = hls_events(&h265, SegmentFormat::Auto);
+    let HlsEvent::Init(init) = &events[0] else {
+        panic!("H.265 gets fMP4: {:?}", events[0]);
+    };
+    assert!(init.codecs[0].starts_with("hvc1."), "{:?}", init.codecs);
+    assert!(
+        init.bytes.windows(4).any(|w| w == b"hvcC"),
+        "the init carries hvcC"
+    );
+    let mut bytes = init.bytes.to_vec();
+    for segment in hls_segments(&events) {
+        bytes.extend_from_slice(&segment.bytes);
+    }
+    let (streams, _) = probe(&bytes);
+    assert_eq!(streams.lines().collect::<Vec<_>>(), ["hevc,640,360", "aac"]);
+    assert_eq!(decode_errors(&bytes), "");
+
+    let h264 = clip_frames_of(&ClipSpec {
+        seconds: 6,
+        gop: 60,
+        ..ClipSpec::default()
+    });
+    let events = hls_events(&h264, SegmentFormat::Auto);
+    let segments = hls_segments(&events);
+    assert!(!segments.is_empty());
+    assert!(
+        segments
+            .iter()
+            .all(|s| s.init.is_none() && s.bytes[0] == 0x47),
+        "H.264 + AAC stays MPEG-TS"
+    );
+}
+
+#[test]
+fn a_new_session_with_another_codec_gets_a_new_init_and_the_same_codec_keeps_it() {
+    let spec = |hevc| ClipSpec {
+        seconds: 6,
+        gop: 60,
+        width: 640,
+        height: 360,
+        hevc,
+        ..ClipSpec::default()
+    };
+    let h264 = clip_frames_of(&spec(false));
+    let h265 = clip_frames_of(&spec(true));
+    // Session 1: H.264; session 2: the same H.264 again; session 3: H.265, later in time.
+    let end = h264.last().unwrap().dts.0 + 3000;
+    let shifted = |frames: &[Frame], session: u64, by: i64| -> Vec<Frame> {
+        frames
+            .iter()
+            .map(|f| Frame {
+                session: tributary_media::SessionId(session),
+                pts: tributary_media::Ts90(f.pts.0 + by),
+                dts: tributary_media::Ts90(f.dts.0 + by),
+                ..f.clone()
+            })
+            .collect()
+    };
+    let t0 = h264[0].dts.0;
+    let mut frames = h264.clone();
+    frames.extend(shifted(&h264, 2, end - t0));
+    frames.extend(shifted(&h265, 3, 2 * (end - t0) - h265[0].dts.0 + t0));
+    let events = hls_events(&frames, SegmentFormat::Fmp4);
+    let inits: Vec<&InitSegment> = events
+        .iter()
+        .filter_map(|e| match e {
+            HlsEvent::Init(init) => Some(init),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(inits.len(), 2, "the repeated H.264 session reuses init.mp4");
+    assert_eq!(inits[0].name, InitName::First);
+    assert_eq!(
+        inits[1].name,
+        InitName::Session(tributary_media::SessionId(3), 0)
+    );
+    assert_eq!(inits[1].name.to_string(), "init_3.mp4");
+    let mut playlist = MediaPlaylist::new(12);
+    for segment in hls_segments(&events) {
+        playlist.push(segment);
+    }
+    let text = playlist.render();
+    assert_eq!(
+        text.matches("#EXT-X-MAP:URI=\"init.mp4\"").count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init_3.mp4\"\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 2, "{text}");
 }

@@ -8,8 +8,9 @@ mod window;
 
 use std::time::Duration;
 
-use tributary_domain::config::HlsSection;
+use tributary_domain::config::{HlsSection, HlsSegmentFormat};
 use tributary_media::StreamCode;
+use tributary_packager::SegmentFormat;
 
 pub use master::Variant;
 pub use output::{HlsHandle, start_hls, start_hls_variant};
@@ -29,6 +30,9 @@ pub struct HlsSettings {
     /// Segments kept fetchable after leaving the playlist beyond the time SPEC §HLS
     /// "Retention" sets (`live_history`). Default 0.
     pub history: usize,
+    /// The segment container (`segment_format`). Default MPEG-TS, what every player reads;
+    /// fMP4 for H.265, Opus and browsers' MSE without transmuxing.
+    pub format: SegmentFormat,
 }
 
 impl HlsSettings {
@@ -62,6 +66,7 @@ impl Default for HlsSettings {
             segment_sec: 2.0,
             window: 12,
             history: 0,
+            format: SegmentFormat::Ts,
         }
     }
 }
@@ -72,6 +77,11 @@ impl From<&HlsSection> for HlsSettings {
             segment_sec: section.live_segment_sec,
             window: section.live_window,
             history: section.live_history,
+            format: match section.segment_format() {
+                HlsSegmentFormat::Ts => SegmentFormat::Ts,
+                HlsSegmentFormat::Fmp4 => SegmentFormat::Fmp4,
+                HlsSegmentFormat::Auto => SegmentFormat::Auto,
+            },
         }
     }
 }

@@ -99,6 +99,7 @@ pub fn start_hls_variant(
             segment,
             first_number,
             grid: numbering.and_then(|n| n.grid),
+            format: settings.format,
         }),
         playlist: MediaPlaylist::new(settings.window),
         window: Arc::clone(&window),
@@ -320,12 +321,22 @@ impl Output {
                     let duration = self.playlist.duration();
                     self.window.publish(segment, slid_out, duration, text, now);
                 }
+                HlsEvent::Init(init) => {
+                    tracing::info!(init = %init.name, codecs = ?init.codecs, "fMP4 init segment");
+                    self.window.publish_init(init.name, init.bytes);
+                }
                 HlsEvent::Omitted { track, codec } => {
-                    tracing::warn!(track = track.0, %codec, "HLS-TS cannot carry this codec; track omitted");
+                    let format = self.segmenter.format().name();
+                    tracing::warn!(track = track.0, %codec, "{format} cannot carry this codec; track omitted");
                     self.window.warn(format!(
-                        "hls: track {} ({codec}) omitted: HLS-TS cannot carry {codec}",
+                        "hls: track {} ({codec}) omitted: {format} cannot carry {codec}",
                         track.0
                     ));
+                }
+                HlsEvent::Unwritable { track, error } => {
+                    tracing::warn!(track = track.0, %error, "fMP4 writer refused a track");
+                    self.window
+                        .warn(format!("hls: track {}: not written: {error}", track.0));
                 }
                 HlsEvent::Rejected { track, error } => {
                     tracing::warn!(track = track.0, %error, "HLS muxer rejected a frame");

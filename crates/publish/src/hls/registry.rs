@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use tributary_media::StreamCode;
 use tributary_media::Ts90;
-use tributary_packager::{PLAYLIST_NAME, UnixMillis, parse_segment_name};
+use tributary_packager::{
+    InitName, PLAYLIST_NAME, UnixMillis, parse_fmp4_segment_name, parse_segment_name,
+};
 
 use crate::PublishError;
 use crate::hls::master::{self, Variant};
@@ -84,9 +86,10 @@ impl HlsRegistry {
 
     /// A playlist or segment of a running HLS output; `None` = 404.
     ///
-    /// `name` is the path below `/{code}/`: `index.m3u8` (only once the first segment exists)
-    /// or `seg_<n>.ts` exactly as the playlist spelled it, while it is listed or retained.
-    /// Any other name, and every name of a stopped output, is `None`.
+    /// `name` is the path below `/{code}/`: `index.m3u8` (only once the first segment exists),
+    /// `seg_<n>.ts` or `seg_<n>.m4s` exactly as the playlist spelled it, while it is listed
+    /// or retained, or an fMP4 init (`init.mp4`, `init_<session>.mp4`) while kept. Any other
+    /// name, and every name of a stopped output, is `None`.
     pub fn get(&self, code: &StreamCode, name: &str) -> Option<Asset> {
         self.get_variant(code, None, name)
     }
@@ -112,11 +115,27 @@ impl HlsRegistry {
                 body: window.playlist()?,
             });
         }
-        let number = parse_segment_name(name)?;
+        let now = tokio::time::Instant::now();
+        if let Some(number) = parse_segment_name(name) {
+            return Some(Asset {
+                content_type: SEGMENT_TYPE,
+                cache_control: SEGMENT_CACHE,
+                body: window.segment(number, false, now)?,
+            });
+        }
+        if let Some(number) = parse_fmp4_segment_name(name) {
+            return Some(Asset {
+                content_type: MP4_TYPE,
+                cache_control: SEGMENT_CACHE,
+                body: window.segment(number, true, now)?,
+            });
+        }
         Some(Asset {
-            content_type: SEGMENT_TYPE,
-            cache_control: SEGMENT_CACHE,
-            body: window.segment(number, tokio::time::Instant::now())?,
+            content_type: MP4_TYPE,
+            // `init.mp4` names the first init of each run of the output, whatever its codecs:
+            // never cached as immutable.
+            cache_control: PLAYLIST_CACHE,
+            body: window.init(InitName::parse(name)?)?,
         })
     }
 
@@ -312,6 +331,8 @@ impl std::fmt::Debug for HlsRegistry {
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
 const PLAYLIST_CACHE: &str = "no-cache";
 const SEGMENT_TYPE: &str = "video/mp2t";
+/// fMP4 segments and init segments.
+const MP4_TYPE: &str = "video/mp4";
 const SEGMENT_CACHE: &str = "public, max-age=31536000, immutable";
 /// Stream codes whose last number is remembered at most.
 const MAX_REMEMBERED: usize = 4096;

@@ -6,7 +6,7 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use bytes::Bytes;
 use tokio::time::Instant;
 use tributary_media::Ts90;
-use tributary_packager::{PlaylistEntry, Segment};
+use tributary_packager::{InitName, PlaylistEntry, Segment};
 
 use super::master::Measured;
 use super::pages;
@@ -51,12 +51,17 @@ struct State {
     warnings: Vec<String>,
     /// The track parameters seen, for an ABR master playlist.
     measured: Measured,
+    /// fMP4 init segments, newest last (at most [`MAX_INITS`]: a listed or retained segment
+    /// needs one of the last few).
+    inits: VecDeque<(InitName, Bytes)>,
 }
 
 /// One fetchable segment.
 #[derive(Debug)]
 struct Stored {
     number: u64,
+    /// fMP4 (`seg_<n>.m4s`) rather than MPEG-TS (`seg_<n>.ts`).
+    fmp4: bool,
     bytes: Bytes,
     duration: Ts90,
     /// When it stops being fetchable; `None` while it is listed.
@@ -81,6 +86,7 @@ impl Window {
                 last_number: None,
                 warnings: Vec::new(),
                 measured: Measured::default(),
+                inits: VecDeque::with_capacity(MAX_INITS),
             }),
         }
     }
@@ -109,8 +115,9 @@ impl Window {
         state.playlist.clone()
     }
 
-    /// Segment `number`, if it is still fetchable at `now`.
-    pub(crate) fn segment(&self, number: u64, now: Instant) -> Option<Bytes> {
+    /// Segment `number` in the container asked for (`fmp4`), if it is still fetchable at
+    /// `now`.
+    pub(crate) fn segment(&self, number: u64, fmp4: bool, now: Instant) -> Option<Bytes> {
         let state = self.read();
         if state.closed {
             return None;
@@ -120,12 +127,38 @@ impl Window {
             .binary_search_by_key(&number, |s| s.number)
             .ok()?;
         let stored = &state.segments[index];
+        if stored.fmp4 != fmp4 {
+            return None;
+        }
         let retired = state.segments.len() - state.listed;
         let in_history = index < retired && retired - index <= state.history;
         if stored.expires.is_some_and(|at| at <= now) && !in_history {
             return None;
         }
         Some(stored.bytes.clone())
+    }
+
+    /// Keeps an fMP4 init segment fetchable (the oldest of more than [`MAX_INITS`] goes).
+    pub(crate) fn publish_init(&self, name: InitName, bytes: Bytes) {
+        let mut state = self.write();
+        if state.closed {
+            return;
+        }
+        state.inits.retain(|(kept, _)| *kept != name);
+        if state.inits.len() == MAX_INITS {
+            state.inits.pop_front();
+        }
+        state.inits.push_back((name, bytes));
+    }
+
+    /// The init segment `name`, while it is kept.
+    pub(crate) fn init(&self, name: InitName) -> Option<Bytes> {
+        let state = self.read();
+        if state.closed {
+            return None;
+        }
+        let (_, bytes) = state.inits.iter().find(|(kept, _)| *kept == name)?;
+        Some(bytes.clone())
     }
 
     /// Adds a finished segment and the playlist that lists it. `slid_out` is the segment that
@@ -158,6 +191,7 @@ impl Window {
         }
         state.segments.push_back(Stored {
             number: segment.number,
+            fmp4: segment.init.is_some(),
             bytes,
             duration: segment.duration,
             expires: None,
@@ -246,6 +280,7 @@ impl Window {
         state.closed = true;
         state.playlist = None;
         state.segments.clear();
+        state.inits.clear();
         state.listed = 0;
         state.last_number
     }
@@ -292,6 +327,9 @@ fn to_duration(d: Ts90) -> std::time::Duration {
 const MAX_WARNINGS: usize = 16;
 /// The tag that ends a retired variant's playlist.
 const ENDLIST: &[u8] = b"#EXT-X-ENDLIST\n";
+/// fMP4 init segments kept per output: every codec change of a stream adds one, and the
+/// segments a window lists and retains span at most a few.
+const MAX_INITS: usize = 8;
 
 #[cfg(test)]
 mod tests {
@@ -303,6 +341,7 @@ mod tests {
     fn segment(number: u64) -> Segment {
         Segment {
             number,
+            init: None,
             session: SessionId(1),
             start: Ts90(number as i64 * 180_000),
             duration: Ts90(180_000),
@@ -322,16 +361,17 @@ mod tests {
             window.publish(segment(number), None, Ts90(0), Bytes::new(), now);
         }
         for number in [5, 6, 9, 10] {
-            let bytes = window.segment(number, now).expect("served");
+            let bytes = window.segment(number, false, now).expect("served");
             assert_eq!(bytes[0], number as u8, "segment {number}'s own bytes");
+            assert!(window.segment(number, true, now).is_none(), "not as .m4s");
         }
-        assert!(window.segment(7, now).is_none());
-        assert!(window.segment(8, now).is_none());
-        assert!(window.segment(11, now).is_none());
+        assert!(window.segment(7, false, now).is_none());
+        assert!(window.segment(8, false, now).is_none());
+        assert!(window.segment(11, false, now).is_none());
         // A number that does not increase is a bug upstream: the window starts over.
         window.publish(segment(4), None, Ts90(0), Bytes::new(), now);
-        assert!(window.segment(5, now).is_none());
-        assert!(window.segment(4, now).is_some());
+        assert!(window.segment(5, false, now).is_none());
+        assert!(window.segment(4, false, now).is_some());
     }
 
     #[test]
@@ -352,11 +392,11 @@ mod tests {
         let ended = window.playlist().expect("still served");
         assert_eq!(&ended[..], format!("{text}#EXT-X-ENDLIST\n").as_bytes());
         assert!(
-            window.segment(7, now).is_some(),
+            window.segment(7, false, now).is_some(),
             "its segments stay fetchable"
         );
         window.close();
         assert!(window.playlist().is_none());
-        assert!(window.segment(7, now).is_none());
+        assert!(window.segment(7, false, now).is_none());
     }
 }

@@ -444,3 +444,78 @@ fn start_outside_a_runtime_is_an_error() {
     };
     assert_eq!(error, PublishError::NoRuntime { code });
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_abr_master_lists_fmp4_variants_that_serve_inits_and_segments() {
+    let hub = Hub::new();
+    let registry = HlsRegistry::new();
+    let code = code("ladder");
+    let variants = (1..=2)
+        .map(|n| tributary_publish::Variant {
+            track: format!("track_{n}"),
+            bandwidth: 1_000_000 * n,
+            average_bandwidth: 900_000 * n,
+        })
+        .collect();
+    registry.register_master(&code, variants, None);
+    let settings = HlsSettings {
+        format: tributary_packager::SegmentFormat::Fmp4,
+        ..HlsSettings::default()
+    };
+    let mut writers = Vec::new();
+    let mut handles = Vec::new();
+    for rung in 0..2u16 {
+        let buffer = BufferId::Rendition(code.clone(), rung);
+        writers.push(hub.create(buffer.clone(), 1024).unwrap());
+        handles.push(
+            tributary_publish::start_hls_variant(
+                &registry,
+                &hub,
+                code.clone(),
+                Some(rung),
+                buffer,
+                settings.clone(),
+            )
+            .unwrap(),
+        );
+    }
+    for frame in clip_frames() {
+        for writer in &mut writers {
+            writer.write(frame.clone()).unwrap();
+        }
+    }
+    let variant = |rung: u16| {
+        let asset = registry.get_variant(&code, Some(rung), "index.m3u8")?;
+        let text = String::from_utf8(asset.body.to_vec()).unwrap();
+        (uris(&text).len() >= 2).then_some(text)
+    };
+    let first = until("variant 1 lists 2 segments", || variant(0)).await;
+    let second = until("variant 2 lists 2 segments", || variant(1)).await;
+    let master =
+        String::from_utf8(registry.get(&code, "index.m3u8").unwrap().body.to_vec()).expect("UTF-8");
+    assert!(master.contains("track_1/index.m3u8") && master.contains("track_2/index.m3u8"));
+    assert!(
+        master.contains("CODECS=\"avc1.64001f,mp4a.40.2\""),
+        "{master}"
+    );
+    for (rung, text) in [(0, &first), (1, &second)] {
+        assert!(text.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n"), "{text}");
+        assert!(text.contains("#EXT-X-MAP:URI=\"init.mp4\"\n"), "{text}");
+        let init = registry.get_variant(&code, Some(rung), "init.mp4").unwrap();
+        assert_eq!(init.content_type, "video/mp4");
+        assert_eq!(&init.body[4..8], b"ftyp");
+        for uri in uris(text) {
+            assert!(uri.ends_with(".m4s"), "{uri}");
+            let segment = registry.get_variant(&code, Some(rung), &uri).unwrap();
+            assert_eq!(segment.content_type, "video/mp4");
+            assert_eq!(&segment.body[4..8], b"moof");
+            let ts = uri.replace(".m4s", ".ts");
+            assert_eq!(registry.get_variant(&code, Some(rung), &ts), None);
+        }
+    }
+    assert_eq!(
+        uris(&first)[..2],
+        uris(&second)[..2],
+        "the variants number alike"
+    );
+}

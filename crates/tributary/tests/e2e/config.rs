@@ -105,7 +105,6 @@ fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
         "store.backend",
         "server.cors.enabled",
         "transcoder.multi_output",
-        "publisher.hls.segment_format",
         "publisher.dash.segment_sec",
         "hooks.worker_count",
         "hooks.max_retries",

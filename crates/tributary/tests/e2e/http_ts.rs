@@ -150,14 +150,20 @@ fn assert_gstreamer_decodes(url: &str) {
 /// never ends by itself, so it runs until its sink reported 30 decoded frames
 /// (`last-message = chain …` with `-v`) or 30 s passed, and is then interrupted.
 pub(crate) fn assert_gstreamer_plays(url: &str, demux: &[&str]) {
+    assert_gstreamer_plays_through(url, demux, "h264parse", "avdec_h264");
+}
+
+/// As [`assert_gstreamer_plays`], through the parser and decoder named (`h265parse`,
+/// `avdec_h265` for H.265).
+pub(crate) fn assert_gstreamer_plays_through(url: &str, demux: &[&str], parse: &str, decode: &str) {
     let location = format!("location={url}");
     let mut args = vec!["-v", "souphttpsrc", &location];
     args.extend_from_slice(demux);
     args.extend([
         "!",
-        "h264parse",
+        parse,
         "!",
-        "avdec_h264",
+        decode,
         "!",
         "fakesink",
         "name=sink",

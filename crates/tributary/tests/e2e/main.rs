@@ -11,6 +11,7 @@ mod harden_http;
 mod harden_publish;
 mod harden_secrets;
 mod hls;
+mod hls_fmp4;
 mod http_ts;
 mod push_inputs;
 mod rtmp;
