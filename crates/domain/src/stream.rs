@@ -96,6 +96,9 @@ impl Stream {
 #[serde(deny_unknown_fields)]
 pub struct Input {
     /// Source URL; its scheme decides kind and pull/push (`crate::protocol::detect`).
+    /// `copy://<code>` re-streams another stream's playback feed in-process;
+    /// `mixer://<video>,<audio>` (or `mixer://<video>?audio=<audio>`, with
+    /// `audio_failure=down|continue`) takes the video of one stream and the audio of another.
     pub url: String,
     /// Lower wins; exactly the array index.
     #[serde(default)]

@@ -672,6 +672,7 @@ impl EngineHandle {
         spec: StreamSpec,
         precondition: Precondition,
     ) -> Result<PutResult, CoordError> {
+        self.check_references(&spec).await?;
         let expect = match precondition {
             Precondition::None => Expect::Any,
             Precondition::Revision(r) => Expect::Revision(r),
@@ -691,6 +692,7 @@ impl EngineHandle {
 
     /// What storing `spec` would do, without doing it.
     pub async fn dry_run(&self, spec: &StreamSpec) -> Result<DryRun, CoordError> {
+        self.check_references(spec).await?;
         let stream = spec.stream();
         let current = self.get_stream(&stream.code).await?;
         let Some(current) = current else {
@@ -712,6 +714,51 @@ impl EngineHandle {
             actions: actions.iter().map(|a| a.describe()).collect(),
             warnings,
         })
+    }
+
+    /// The rules across streams a save checks (SPEC §ABR copy, §Mixer): no cycle through
+    /// `copy://` and `mixer://` references, an ABR copy or mixer as the only input. Checked
+    /// against the stored records; a missing upstream is no error. Two saves racing each
+    /// other may each pass and close a cycle between them: such a cycle carries no media
+    /// (every stream in it waits for another), and the next save of either is refused.
+    async fn check_references(&self, spec: &StreamSpec) -> Result<(), CoordError> {
+        if tributary_domain::spec::refs::references(spec.stream()).is_empty() {
+            return Ok(());
+        }
+        let own = spec.code().clone();
+        let stored: std::collections::HashMap<StreamCode, Stream> = self
+            .list_streams()
+            .await?
+            .into_iter()
+            .filter(|r| r.stream.code != own)
+            .map(|r| (r.stream.code.clone(), r.stream))
+            .collect();
+        let lookup = |c: &StreamCode| stored.get(c).cloned();
+        let mut errors = tributary_domain::spec::refs::check_references(spec, lookup);
+        if errors.is_empty()
+            && let Some(upstream) = tributary_domain::spec::refs::mirrored_upstream(spec.stream())
+            && tributary_domain::spec::refs::ladder_root(&upstream, lookup).is_some()
+        {
+            // The ABR-copy and ABR-mixer pipelines (one tap per rung, no ingest) have not
+            // landed. A copy whose upstream gains a ladder later plays its playback feed.
+            errors.push(tributary_domain::validate::FieldError::new(
+                "inputs[0].url",
+                tributary_domain::validate::ErrorCode::Unsupported,
+                format!(
+                    "ABR copy and the ABR mixer are not supported yet: {upstream} has a ladder and \
+                     this stream has no transcoder (give this stream a transcoder, or copy a \
+                     stream without a ladder)"
+                ),
+            ));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(CoordError::Invalid {
+                code: own,
+                source: ValidationErrors(errors),
+            })
+        }
     }
 
     /// Deletes a stream's record and stops it. Returns whether it existed.
@@ -829,6 +876,7 @@ impl MediaPlane {
             hls_prefetch: config.ingestor.hls_max_segment_buffer,
             ssrf_guard: ssrf_guard(&config.security),
             file_roots: file_roots(config),
+            hub: Some(tributary_ingest::LocalHub(hub.clone())),
         };
         let failover = tributary_domain::failover::FailoverConfig::from_manager(&config.manager);
         let manager = Arc::new(Manager::new(intakes.clone(), ingest, failover));

@@ -12,13 +12,27 @@ use tributary_media::StreamCode;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IngestError {
-    /// This build has no worker for the kind (see [`supported`](crate::supported)): push,
-    /// RTMP, RTSP, SRT, copy and mixer inputs are served elsewhere or not yet.
+    /// This build has no worker for the kind (see [`supported`](crate::supported)): push
+    /// inputs are served by the listeners.
     #[error(
         "stream {code}, input {priority}: {kind} inputs are not supported by the ingest workers"
     )]
     #[non_exhaustive]
     Unsupported {
+        /// The stream.
+        code: StreamCode,
+        /// The input's priority.
+        priority: u32,
+        /// The kind the URL was classified as.
+        kind: InputKind,
+    },
+    /// An in-process input (`copy://`, `mixer://`) without a hub to read from
+    /// ([`IngestConfig::hub`](crate::IngestConfig::hub)).
+    #[error(
+        "stream {code}, input {priority}: {kind} inputs are not supported without the process's hub"
+    )]
+    #[non_exhaustive]
+    NoHub {
         /// The stream.
         code: StreamCode,
         /// The input's priority.

@@ -1,5 +1,6 @@
-//! Pull and listen ingest workers: UDP, HTTP-TS, HLS, files, RTMP(S), RTSP and SRT pull (L2, SPEC
-//! §Ingest).
+//! Pull and listen ingest workers: UDP, HTTP-TS, HLS, files, RTMP(S), RTSP and SRT pull, and the
+//! in-process `copy://` and `mixer://` inputs that read other streams from the hub (L2, SPEC
+//! §Ingest, §ABR copy, §Mixer).
 //!
 //! # Model
 //!
@@ -82,6 +83,7 @@ mod file;
 mod hls;
 mod http;
 mod pace;
+mod relay;
 mod reorder;
 mod rtmp;
 mod rtsp;
@@ -99,7 +101,7 @@ use tracing::Instrument;
 use tributary_domain::protocol::InputKind;
 use tributary_domain::redact::mask_url;
 use tributary_domain::spec::{ParsedInput, Source};
-use tributary_hub::Port;
+use tributary_hub::{Hub, Port};
 use tributary_media::{StreamCode, TrackId};
 use tributary_net::SsrfGuard;
 
@@ -119,7 +121,7 @@ pub struct IngestContext {
 
 /// Process-wide ingest settings the engine maps from the server configuration (ARCHITECTURE.md
 /// §10: a component receives only its own section).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct IngestConfig {
     /// The FFmpeg binary that remuxes non-TS files (`transcoder.ffmpeg_path`). Default
     /// `ffmpeg`, looked up on `PATH`, as the transcoder does.
@@ -135,6 +137,19 @@ pub struct IngestConfig {
     /// A file is opened only if its directory, resolved (symlinks included), lies inside one
     /// of them, and never through a symlink of its own.
     pub file_roots: Vec<PathBuf>,
+    /// The process's hub, which in-process inputs (`copy://`, `mixer://`) read other streams'
+    /// playback feeds from. `None` (the default): such inputs are refused at spawn.
+    pub hub: Option<LocalHub>,
+}
+
+/// The process's hub as ingest settings carry it.
+#[derive(Clone)]
+pub struct LocalHub(pub Hub);
+
+impl std::fmt::Debug for LocalHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalHub")
+    }
 }
 
 impl Default for IngestConfig {
@@ -144,6 +159,7 @@ impl Default for IngestConfig {
             hls_prefetch: 8,
             ssrf_guard: SsrfGuard::default(),
             file_roots: Vec::new(),
+            hub: None,
         }
     }
 }
@@ -258,6 +274,8 @@ pub fn supported() -> &'static [InputKind] {
         InputKind::Rtmp,
         InputKind::Rtsp,
         InputKind::Srt,
+        InputKind::Copy,
+        InputKind::Mixer,
     ]
 }
 
@@ -338,6 +356,20 @@ pub fn spawn_with(
             let options = file::FileOptions::new(file.clone(), config);
             Box::new(move |reporter| Box::pin(file::run(options.clone(), program, reporter)))
         }
+        Source::Copy { upstream } => {
+            let hub = in_process(config, &ctx, &label)?;
+            let upstream = upstream.clone();
+            Box::new(move |reporter| {
+                Box::pin(relay::run_copy(hub.clone(), upstream.clone(), reporter))
+            })
+        }
+        Source::Mixer(mixer) => {
+            let hub = in_process(config, &ctx, &label)?;
+            let mixer = mixer.clone();
+            Box::new(move |reporter| {
+                Box::pin(relay::run_mixer(hub.clone(), mixer.clone(), reporter))
+            })
+        }
         _ => {
             return Err(IngestError::Unsupported {
                 code: ctx.code,
@@ -356,4 +388,21 @@ pub fn spawn_with(
         cancel,
         stats,
     })
+}
+
+/// The hub an in-process input reads from, or why there is none.
+fn in_process(
+    config: &IngestConfig,
+    ctx: &IngestContext,
+    label: &Label,
+) -> Result<Hub, IngestError> {
+    config
+        .hub
+        .as_ref()
+        .map(|h| h.0.clone())
+        .ok_or_else(|| IngestError::NoHub {
+            code: ctx.code.clone(),
+            priority: ctx.priority,
+            kind: label.kind,
+        })
 }

@@ -26,6 +26,7 @@
 
 pub(crate) mod kinds;
 mod options;
+pub mod refs;
 mod source;
 
 use std::collections::HashSet;

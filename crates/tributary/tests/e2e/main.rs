@@ -5,6 +5,7 @@ mod abr;
 mod api;
 mod architecture;
 mod config;
+mod copy;
 mod failover;
 mod harden_api;
 mod harden_http;
