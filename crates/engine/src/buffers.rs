@@ -81,6 +81,12 @@ fn ingest_kind(kinds: &[BufferKind]) -> Option<BufferKind> {
 }
 
 impl HubBuffers {
+    /// The intake in front of `code`'s ingest buffer (an ABR copy writes its playback feed
+    /// through it).
+    pub(crate) fn intake(&self, code: &StreamCode) -> Option<Intake> {
+        self.intakes.get(code)
+    }
+
     /// Takes every writer of `code` kept here (the main buffer's while transcoding, and the
     /// renditions'): their producer, the transcoder, owns them from now on.
     pub(crate) fn take_writers(&self, code: &StreamCode) -> Vec<Writer> {

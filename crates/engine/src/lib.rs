@@ -15,6 +15,7 @@ mod coordinator;
 pub mod events;
 mod http_ts;
 mod manager;
+mod mirror;
 mod outputs;
 mod reconciler;
 mod router;
@@ -596,9 +597,20 @@ impl EngineHandle {
             .manager
             .runtime(code)
             .filter(|_| snap.running);
+        let mirrored = || {
+            self.shared
+                .media
+                .transcoders
+                .mirror_runtime(code)
+                .filter(|_| snap.running)
+        };
         let (active, pinned, exhausted, inputs, switches) = match inputs {
             Some(r) => (r.active, r.pinned, r.exhausted, r.inputs, r.switches),
-            None => (None, None, false, Vec::new(), Vec::new()),
+            None => match mirrored() {
+                // An ABR copy: no ingest, one synthetic input 0 (SPEC §ABR copy).
+                Some((active, inputs)) => (active, None, false, inputs, Vec::new()),
+                None => (None, None, false, Vec::new(), Vec::new()),
+            },
         };
         let mut running_warnings = snap.warnings.clone();
         if snap.running {
@@ -736,18 +748,22 @@ impl EngineHandle {
         let lookup = |c: &StreamCode| stored.get(c).cloned();
         let mut errors = tributary_domain::spec::refs::check_references(spec, lookup);
         if errors.is_empty()
-            && let Some(upstream) = tributary_domain::spec::refs::mirrored_upstream(spec.stream())
-            && tributary_domain::spec::refs::ladder_root(&upstream, lookup).is_some()
+            && spec
+                .inputs()
+                .first()
+                .is_some_and(|i| matches!(i.source, tributary_domain::spec::Source::Mixer(_)))
+            && let Some(video) = tributary_domain::spec::refs::mirrored_upstream(spec.stream())
+            && tributary_domain::spec::refs::ladder_root(&video, lookup).is_some()
         {
-            // The ABR-copy and ABR-mixer pipelines (one tap per rung, no ingest) have not
-            // landed. A copy whose upstream gains a ladder later plays its playback feed.
+            // The ABR mixer (one video tap per rung plus an audio tap) has not landed. A
+            // mixer whose video stream gains a ladder later mixes its playback feed.
             errors.push(tributary_domain::validate::FieldError::new(
                 "inputs[0].url",
                 tributary_domain::validate::ErrorCode::Unsupported,
                 format!(
-                    "ABR copy and the ABR mixer are not supported yet: {upstream} has a ladder and \
-                     this stream has no transcoder (give this stream a transcoder, or copy a \
-                     stream without a ladder)"
+                    "the ABR mixer is not supported yet: the video stream {video} has a ladder \
+                     and this stream has no transcoder (give this stream a transcoder, or mix a \
+                     video stream without a ladder)"
                 ),
             ));
         }

@@ -210,7 +210,20 @@ impl Router for EngineRouter {
     }
 
     fn play(&self, request: PlayRequest) -> Result<PlayGrant, Refusal> {
-        let Some((code, _)) = self.resolve(&request.path) else {
+        // An ABR copy has no inputs with the manager; its main buffer names it as running.
+        let running = |code: &StreamCode| self.hub.contains(&BufferId::Stream(code.clone()));
+        let path = request.path.trim_matches('/');
+        let found = self
+            .resolve(&request.path)
+            .map(|(code, _)| code)
+            .or_else(|| {
+                [Some(path), path.strip_prefix("live/")]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c.parse::<StreamCode>().ok())
+                    .find(running)
+            });
+        let Some(code) = found else {
             return Err(Refusal::NotFound(format!(
                 "no running stream named {:?}",
                 request.path

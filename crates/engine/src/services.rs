@@ -132,6 +132,17 @@ pub(crate) trait TranscodeService: Send + Sync {
     fn add_rung(&self, spec: &StreamSpec, index: usize) -> Result<(), ServiceError>;
     /// Removes a rung (per_profile mode).
     fn remove_rung(&self, code: &StreamCode, index: usize);
+    /// Starts an ABR copy of `mirror` (SPEC §ABR copy): no FFmpeg, one tap per upstream rung
+    /// into the stream's rendition buffers (created already) and its best rung into the main
+    /// buffer. [`stop`](Self::stop) stops it.
+    fn start_mirror(
+        &self,
+        code: &StreamCode,
+        mirror: &crate::mirror::Mirror,
+    ) -> Result<(), ServiceError> {
+        let _ = (code, mirror);
+        Err(ServiceError::Unsupported("ABR copy"))
+    }
 }
 
 /// Recording.

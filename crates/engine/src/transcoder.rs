@@ -1,7 +1,8 @@
 //! The transcode service (SPEC §Transcoder): one task per transcoding stream that runs its
 //! ladder's FFmpeg jobs (`tributary_transcode`) between the raw-ingest buffer and the
 //! rendition buffers, and a playback tap that copies the best rung into the main buffer, the
-//! playback feed every other output reads.
+//! playback feed every other output reads. It also runs ABR copies (`mirror.rs`): the same
+//! rendition and main buffers fed by taps of another stream's renditions, with no FFmpeg.
 //!
 //! The rendition and main writers are taken from the buffer service when a stream's task
 //! starts and handed back when it ends: a stop followed by a start (a transcoder restart in
@@ -35,6 +36,7 @@ use crate::buffers::HubBuffers;
 use crate::coordinator::{Degradation, WeakCoordinator};
 use crate::events::EventBus;
 use crate::lock;
+use crate::mirror::{Mirror, MirrorRun};
 use crate::services::{ServiceError, TranscodeService};
 
 /// The [`TranscodeService`] of this build.
@@ -60,6 +62,8 @@ pub(crate) struct Transcoders {
     retired: Mutex<HashMap<StreamCode, JoinHandle<Vec<Writer>>>>,
     /// What the boot probe found (SPEC §Transcoder "Probe"); `None` until it ran.
     probed: Mutex<Option<ProbeReport>>,
+    /// Running ABR copies (SPEC §ABR copy): taps, no FFmpeg.
+    mirrors: Mutex<HashMap<StreamCode, MirrorRun>>,
 }
 
 /// One transcoding stream.
@@ -113,7 +117,13 @@ impl Transcoders {
             streams: Mutex::new(HashMap::new()),
             retired: Mutex::new(HashMap::new()),
             probed: Mutex::new(None),
+            mirrors: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// `runtime`'s active input and `inputs[]` of an ABR copy: its synthetic input 0.
+    pub(crate) fn mirror_runtime(&self, code: &StreamCode) -> Option<(Option<u32>, Vec<Value>)> {
+        lock(&self.mirrors).get(code).map(MirrorRun::runtime)
     }
 
     /// Probes `transcoder.ffmpeg_path` (at boot): streams that transcode report
@@ -313,7 +323,37 @@ impl TranscodeService for Transcoders {
         Ok(())
     }
 
+    fn start_mirror(&self, code: &StreamCode, mirror: &Mirror) -> Result<(), ServiceError> {
+        let intake = self
+            .buffers
+            .intake(code)
+            .ok_or_else(|| ServiceError::NotRegistered {
+                code: code.clone(),
+                service: "buffer hub",
+            })?;
+        let port = intake
+            .add_port(tributary_hub::PortKey(0), false)
+            .map_err(ServiceError::Hub)?;
+        intake
+            .select(tributary_hub::PortKey(0), SessionReason::Fresh)
+            .map_err(ServiceError::Hub)?;
+        let writers = self.buffers.take_writers(code);
+        let best = best_rung(&mirror.ladder);
+        let run = MirrorRun::start(&self.hub, code, mirror.clone(), writers, port, best);
+        tracing::info!(stream = %code, upstream = %mirror.upstream, rungs = mirror.rungs(),
+            "ABR copy started (no FFmpeg)");
+        if let Some(old) = lock(&self.mirrors).insert(code.clone(), run) {
+            old.stop();
+        }
+        Ok(())
+    }
+
     fn stop(&self, code: &StreamCode) {
+        let mirror = lock(&self.mirrors).remove(code);
+        if let Some(mirror) = mirror {
+            mirror.stop();
+            return;
+        }
         let Some(running) = lock(&self.streams).remove(code) else {
             return;
         };

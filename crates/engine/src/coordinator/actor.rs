@@ -8,7 +8,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tributary_domain::diff::{changed_groups, compute_diff};
 use tributary_domain::event::EventType;
-use tributary_domain::spec::StreamSpec;
+use tributary_domain::spec::{Source, StreamSpec, refs};
 use tributary_domain::{Stream, StreamCode};
 use tributary_store::{Expect, StoreError, StoredStream};
 
@@ -16,6 +16,7 @@ use super::apply::Running;
 use super::registry::Ticket;
 use super::state::StreamState;
 use super::{Applied, CoordError, Inner, PutOutcome};
+use crate::mirror::Mirror;
 
 /// A lifecycle operation on one stream.
 pub(super) enum Command {
@@ -90,7 +91,13 @@ impl Worker {
             Command::Converge(reply) => {
                 self.record("converge");
                 let result = match self.load().await {
-                    Ok(desired) => self.converge(desired),
+                    Ok(desired) => {
+                        let mirror = match &desired {
+                            Some(spec) => self.mirror(spec).await,
+                            None => None,
+                        };
+                        self.converge(desired, mirror)
+                    }
                     Err(e) => Err(e),
                 };
                 if let Err(e) = &result {
@@ -143,6 +150,32 @@ impl Worker {
         }
     }
 
+    /// The ABR-copy topology of `spec` (SPEC §Coordinator "Topology"): its only input is
+    /// `copy://X`, it has no ladder of its own, and X has one, or mirrors one (a chained
+    /// copy). Read from the stored records at every start and converge, so a change of the
+    /// upstream's ladder is seen by the next reconcile pass, which restarts the copy.
+    async fn mirror(&self, spec: &StreamSpec) -> Option<Mirror> {
+        if spec.inputs().len() != 1 || !matches!(spec.inputs()[0].source, Source::Copy { .. }) {
+            return None;
+        }
+        let upstream = refs::mirrored_upstream(spec.stream())?;
+        let store = self.inner.store.clone();
+        let from = upstream.clone();
+        let root = tokio::task::spawn_blocking(move || {
+            refs::ladder_root(&from, |code| {
+                store.get(code).ok().flatten().map(|s| s.stream)
+            })
+        })
+        .await
+        .ok()??;
+        let (root, _) = self.inner.supported.parse(root).ok()?;
+        Some(Mirror {
+            upstream,
+            ladder: root.transcode()?.ladder.clone(),
+            transcoder: root.stream().transcoder.clone()?,
+        })
+    }
+
     async fn put(&mut self, spec: StreamSpec, expect: Expect) -> Result<PutOutcome, CoordError> {
         // What was stored before, as written, for `stream.updated`'s field groups.
         let previous = self.stored().await?;
@@ -171,7 +204,8 @@ impl Worker {
             None => (EventType::StreamCreated, json!({})),
         };
         self.inner.events.publish(kind, self.code.as_str(), payload);
-        let applied = self.converge(Some(spec));
+        let mirror = self.mirror(&spec).await;
+        let applied = self.converge(Some(spec), mirror);
         Ok(PutOutcome {
             stored: upserted.stored,
             created: upserted.created,
@@ -204,8 +238,9 @@ impl Worker {
         if stored.stream().disabled {
             return Err(CoordError::Disabled(self.code.clone()));
         }
+        let mirror = self.mirror(&stored).await;
         let mut stopped = self.stop();
-        let started = self.start(&stored)?;
+        let started = self.start(&stored, mirror)?;
         stopped.actions.extend(started.actions);
         stopped.warnings.extend(started.warnings);
         Ok(stopped)

@@ -14,6 +14,7 @@ use tributary_domain::spec::StreamSpec;
 
 use super::actor::Worker;
 use super::{Applied, CoordError, Step};
+use crate::mirror::Mirror;
 use crate::services::{BufferKind, ServiceError, buffer_plan};
 
 /// What the actor started for a running stream, so stop and rollback undo exactly that.
@@ -34,11 +35,15 @@ pub(super) struct Running {
     dvr: bool,
     /// Whether the thumbnailer runs.
     thumbnail: bool,
+    /// The ladder an ABR copy mirrors (SPEC §Coordinator "Topology"); `None` on the normal
+    /// path.
+    mirror: Option<Mirror>,
 }
 
 impl Running {
-    fn new(spec: &StreamSpec) -> Self {
+    fn new(spec: &StreamSpec, mirror: Option<Mirror>) -> Self {
         Self {
+            mirror,
             spec: spec.clone(),
             buffers: Vec::new(),
             inputs: false,
@@ -52,8 +57,13 @@ impl Running {
 }
 
 impl Worker {
-    /// Moves the running state to `desired` (None: deleted).
-    pub(super) fn converge(&mut self, desired: Option<StreamSpec>) -> Result<Applied, CoordError> {
+    /// Moves the running state to `desired` (None: deleted), on the ABR-copy path when
+    /// `mirror` says so.
+    pub(super) fn converge(
+        &mut self,
+        desired: Option<StreamSpec>,
+        mirror: Option<Mirror>,
+    ) -> Result<Applied, CoordError> {
         let desired = desired.filter(|s| s.stream().is_startable());
         if desired.is_none() {
             // Deleted or disabled: a failure to start it no longer applies.
@@ -62,12 +72,16 @@ impl Worker {
         match (desired, self.running.is_some()) {
             (None, false) => Ok(Applied::default()),
             (None, true) => Ok(self.stop()),
-            (Some(stream), false) => self.start(&stream),
-            (Some(stream), true) => self.update(stream),
+            (Some(stream), false) => self.start(&stream, mirror),
+            (Some(stream), true) => self.update(stream, mirror),
         }
     }
 
-    pub(super) fn start(&mut self, spec: &StreamSpec) -> Result<Applied, CoordError> {
+    pub(super) fn start(
+        &mut self,
+        spec: &StreamSpec,
+        mirror: Option<Mirror>,
+    ) -> Result<Applied, CoordError> {
         if self.running.is_some() {
             return Ok(Applied::default());
         }
@@ -78,7 +92,7 @@ impl Worker {
         if stream.inputs.is_empty() {
             return Err(CoordError::NoInputs(self.code.clone()));
         }
-        let mut run = Running::new(spec);
+        let mut run = Running::new(spec, mirror);
         let mut warnings = Vec::new();
         if let Err(e) = self.start_parts(spec, &mut run, &mut warnings) {
             tracing::warn!(stream = %self.code, error = %e, "start failed; rolled back");
@@ -117,18 +131,29 @@ impl Worker {
     ) -> Result<(), CoordError> {
         let svc = &self.inner.services;
         let stream = spec.stream();
-        let buffers = buffer_plan(stream);
+        let mirror = run.mirror.clone();
+        // An ABR copy: main plus one rendition per mirrored rung, no ingest, and outputs
+        // that see the mirrored ladder (SPEC §ABR copy).
+        let buffers = match &mirror {
+            Some(m) => std::iter::once(BufferKind::Main)
+                .chain((0..m.rungs()).map(|i| BufferKind::Rendition(i as u16)))
+                .collect(),
+            None => buffer_plan(stream),
+        };
         svc.buffers
             .create(&self.code, &buffers)
             .map_err(|e| self.failed(Step::Buffers, e))?;
         run.buffers = buffers;
-        svc.inputs
-            .register(spec)
-            .map_err(|e| self.failed(Step::Inputs, e))?;
-        run.inputs = true;
+        if mirror.is_none() {
+            svc.inputs
+                .register(spec)
+                .map_err(|e| self.failed(Step::Inputs, e))?;
+            run.inputs = true;
+        }
+        let view = mirror.as_ref().map(|m| m.outputs_view(stream));
         for output in enabled_outputs(stream) {
             svc.outputs
-                .start_output(stream, output)
+                .start_output(view.as_ref().unwrap_or(stream), output)
                 .map_err(|e| self.failed(Step::Output(output), e))?;
             run.outputs.push(output);
         }
@@ -138,7 +163,12 @@ impl Worker {
                 .map_err(|e| self.failed(Step::Push, e))?;
             run.pushes.push(target.url.trim().to_owned());
         }
-        if stream.transcoder.as_ref().is_some_and(|t| t.needs_ffmpeg()) {
+        if let Some(mirror) = &mirror {
+            svc.transcoder
+                .start_mirror(&self.code, mirror)
+                .map_err(|e| self.failed(Step::Transcoder, e))?;
+            run.transcoder = true;
+        } else if stream.transcoder.as_ref().is_some_and(|t| t.needs_ffmpeg()) {
             svc.transcoder
                 .start(spec)
                 .map_err(|e| self.failed(Step::Transcoder, e))?;
@@ -221,10 +251,23 @@ impl Worker {
 
     /// Routes a diff to the smallest set of restarts. Any failure stops the whole stream
     /// cleanly (the reconciler heals it).
-    fn update(&mut self, new: StreamSpec) -> Result<Applied, CoordError> {
+    fn update(&mut self, new: StreamSpec, mirror: Option<Mirror>) -> Result<Applied, CoordError> {
         let Some(mut run) = self.running.take() else {
-            return self.start(&new);
+            return self.start(&new, mirror);
         };
+        if run.mirror.is_some() || mirror.is_some() {
+            // A stream that is or becomes an ABR copy, or whose upstream's ladder changed:
+            // full stop + start (SPEC §Hot reload).
+            if run.spec == new && run.mirror == mirror {
+                self.running = Some(run);
+                return Ok(Applied::default());
+            }
+            self.running = Some(run);
+            self.stop();
+            let mut applied = self.start(&new, mirror)?;
+            applied.actions = vec![Action::Stop, Action::Start];
+            return Ok(applied);
+        }
         let diff = compute_diff(run.spec.stream(), new.stream());
         let planned = plan(run.spec.stream(), new.stream(), &diff);
         let transcodes = |s: &Stream| buffer_plan(s).contains(&BufferKind::Raw);
@@ -236,7 +279,7 @@ impl Worker {
             // the whole stream restarts instead (viewers reconnect).
             self.running = Some(run);
             self.stop();
-            let mut applied = self.start(&new)?;
+            let mut applied = self.start(&new, None)?;
             applied.actions = vec![Action::Stop, Action::Start];
             applied.warnings.push(
                 "switching between passthrough and transcoding restarts the whole stream \

@@ -2,15 +2,19 @@
 //! without a ladder plays and fails over like any input; a `mixer://` stream carries the video
 //! of one stream and the audio of another (ffprobe: the video stream's resolution, the audio
 //! stream's sample rate) and plays; the shapes that cannot work are 422 at save, naming the
-//! field: self-copy, cycles across `copy://` and `mixer://`, a mixer beside other inputs, and
-//! (not landed yet) an ABR copy.
+//! field: self-copy, cycles across `copy://` and `mixer://`, a mixer or an ABR copy beside
+//! other inputs, and (not landed yet) the ABR mixer. An ABR copy of a 3-rung ladder, and a
+//! copy of that copy, expose the same 3 variants with no FFmpeg of their own, play each
+//! variant (ffprobe) and RTMP (the best rung), and follow the upstream's ladder when it
+//! loses a rung.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
 use tributary_testkit::{
-    ClipSpec, LiveSender, cached_clip, ffmpeg, free_udp_port, http_get, probe_streams, wait_until,
+    ClipSpec, LiveSender, cached_clip, ffmpeg, free_tcp_port, free_udp_port, http_get,
+    probe_streams, wait_until,
 };
 
 use crate::hls::{serial, wait_segments};
@@ -245,8 +249,8 @@ fn copy_and_mixer_shapes_that_cannot_work_are_refused_naming_the_field() {
         "inputs[0].url",
     );
 
-    // An ABR copy (the upstream has a ladder, this stream has none) has not landed: 422
-    // naming why; with its own transcoder the copy is a plain input.
+    // An ABR copy (the upstream has a ladder, this stream has none) saves; the ABR mixer has
+    // not landed: 422 naming why; with its own transcoder the mixer is a plain input.
     assert_eq!(
         put(
             "ladder",
@@ -256,20 +260,204 @@ fn copy_and_mixer_shapes_that_cannot_work_are_refused_naming_the_field() {
         .status,
         201
     );
+    assert_eq!(
+        put("mirror", r#"{"inputs":[{"url":"copy://ladder"}]}"#).status,
+        201
+    );
+    // An ABR copy beside another input cannot work.
+    refused(
+        "mirror2",
+        r#"{"inputs":[{"url":"copy://ladder"},{"url":"udp://127.0.0.1:5002","priority":1}]}"#,
+        "INVALID_COPY_SHAPE",
+        "inputs[0].url",
+    );
     let message = refused(
-        "mirror",
-        r#"{"inputs":[{"url":"copy://ladder"}]}"#,
+        "mix",
+        r#"{"inputs":[{"url":"mixer://ladder,a"}]}"#,
         "UNSUPPORTED",
         "inputs[0].url",
     );
     assert!(message.contains("not supported yet"), "{message}");
     assert_eq!(
         put(
-            "mirror",
-            r#"{"disabled":true,"inputs":[{"url":"copy://ladder"}],
+            "mix",
+            r#"{"disabled":true,"inputs":[{"url":"mixer://ladder,a"}],
                 "transcoder":{"video":{"profiles":[{"width":320,"height":180,"bitrate":300}]}}}"#
         )
         .status,
         201
     );
+}
+
+/// The FFmpeg processes whose parent is the server.
+fn ffmpeg_children(server: &Server) -> usize {
+    let parent = server.pid();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+        .filter(|stat| {
+            let Some((comm, rest)) = stat.split_once(") ") else {
+                return false;
+            };
+            let ppid = rest.split(' ').nth(1).and_then(|p| p.parse::<u32>().ok());
+            comm.ends_with("(ffmpeg") && ppid == Some(parent) && !rest.starts_with('Z')
+        })
+        .count()
+}
+
+/// `(RESOLUTION, URI)` of every variant of a master playlist, in order.
+fn variants(master: &str) -> Vec<(String, String)> {
+    master
+        .lines()
+        .zip(master.lines().skip(1))
+        .filter(|(inf, _)| inf.starts_with("#EXT-X-STREAM-INF"))
+        .map(|(inf, uri)| {
+            let resolution = inf
+                .split(',')
+                .find_map(|a| a.strip_prefix("RESOLUTION="))
+                .unwrap_or("")
+                .to_owned();
+            (resolution, uri.to_owned())
+        })
+        .collect()
+}
+
+fn text(server: &Server, path: &str) -> Option<String> {
+    let (status, _, body) = http_get(&server.url(path)).ok()?;
+    (status == 200).then(|| String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Waits until `/{code}/index.m3u8` is a master of `count` variants, each with its
+/// `RESOLUTION`; returns it.
+fn wait_master(server: &Server, code: &str, count: usize, limit: Duration) -> String {
+    let mut master = String::new();
+    wait_until(
+        limit,
+        &format!("{code}'s master with {count} sized variants"),
+        || {
+            master = text(server, &format!("/{code}/index.m3u8")).unwrap_or_default();
+            let v = variants(&master);
+            v.len() == count && v.iter().all(|(r, _)| !r.is_empty())
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {master}\nruntime: {:#}", server.runtime(code)));
+    master
+}
+
+/// A ladder stream body fed by `publish://` with the rungs `(width, height, kb/s)`.
+fn ladder_body(rungs: &[(u32, u32, u32)]) -> String {
+    let profiles: Vec<String> = rungs
+        .iter()
+        .map(|(w, h, kbps)| {
+            format!(r#"{{"width":{w},"height":{h},"bitrate":{kbps},"preset":"ultrafast"}}"#)
+        })
+        .collect();
+    format!(
+        r#"{{"inputs":[{{"url":"publish://"}}],"protocols":{{"hls":true}},
+            "transcoder":{{"mode":"per_profile","audio":{{"bitrate":96}},
+              "video":{{"profiles":[{}]}}}}}}"#,
+        profiles.join(",")
+    )
+}
+
+#[test]
+fn an_abr_copy_mirrors_a_three_rung_ladder_without_ffmpeg_and_follows_its_changes() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
+    let rungs = [(1280, 720, 1800), (854, 480, 900), (640, 360, 500)];
+    put_stream(&server, "origin", &ladder_body(&rungs));
+    let clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the test clip");
+    let _publisher = LiveSender::rtmp(&clip, &format!("rtmp://127.0.0.1:{port}/live/origin"))
+        .expect("start the publisher");
+    wait_until(
+        Duration::from_secs(60),
+        "origin's 3 FFmpeg children",
+        || ffmpeg_children(&server) == 3,
+    )
+    .unwrap();
+
+    // The copy, and a copy of the copy (chained ABR copy).
+    put_stream(
+        &server,
+        "mirror",
+        r#"{"inputs":[{"url":"copy://origin"}],"protocols":{"hls":true,"rtmp":true}}"#,
+    );
+    put_stream(
+        &server,
+        "chain",
+        r#"{"inputs":[{"url":"copy://mirror"}],"protocols":{"hls":true}}"#,
+    );
+    for code in ["mirror", "chain"] {
+        let master = wait_master(&server, code, 3, Duration::from_secs(90));
+        let listed = variants(&master);
+        for (i, (w, h, _)) in rungs.iter().enumerate() {
+            assert_eq!(
+                listed[i],
+                (format!("{w}x{h}"), format!("track_{}/index.m3u8", i + 1)),
+                "{code}: {master}"
+            );
+            // Each variant plays at its rung's size.
+            let streams =
+                probe_streams(&server.url(&format!("/{code}/track_{}/index.m3u8", i + 1)))
+                    .unwrap_or_else(|e| panic!("ffprobe {code} track_{}: {e}", i + 1));
+            let video = streams
+                .iter()
+                .find(|s| s.codec_type.as_deref() == Some("video"))
+                .expect("a video stream");
+            assert_eq!(
+                (video.width, video.height),
+                (Some(*w), Some(*h)),
+                "{code} track_{}",
+                i + 1
+            );
+            assert!(
+                streams
+                    .iter()
+                    .any(|s| s.codec_type.as_deref() == Some("audio")),
+                "{code} track_{} has audio",
+                i + 1
+            );
+        }
+        let runtime = server.runtime(code);
+        assert!(runtime.get("transcoder").is_none(), "{code}: {runtime:#}");
+        assert_eq!(runtime["status"], "active", "{runtime:#}");
+        assert_eq!(runtime["active_input_priority"], 0, "{runtime:#}");
+        assert_eq!(runtime["inputs"][0]["status"], "active", "{runtime:#}");
+        assert!(
+            runtime["inputs"][0]["last_packet_at"].is_string(),
+            "{runtime:#}"
+        );
+    }
+    // No FFmpeg for either copy: still origin's three.
+    assert_eq!(ffmpeg_children(&server), 3);
+    // RTMP play of the copy is the best rung.
+    let rtmp = format!("rtmp://127.0.0.1:{port}/live/mirror");
+    let streams = probe_streams(&rtmp).unwrap_or_else(|e| panic!("ffprobe {rtmp}: {e}"));
+    let video = streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("video"))
+        .expect("video over RTMP");
+    assert_eq!((video.width, video.height), (Some(1280), Some(720)));
+
+    // origin drops its 360p rung: the copies restart on the 2-rung ladder (the reconciler
+    // compares the mirrored ladder with origin's every 10 s).
+    let answer = send(
+        "PUT",
+        &server.url("/streams/origin"),
+        Some(&ladder_body(&rungs[..2])),
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    for code in ["mirror", "chain"] {
+        wait_master(&server, code, 2, Duration::from_secs(60));
+    }
+    wait_until(Duration::from_secs(30), "the copies active again", || {
+        ["mirror", "chain"]
+            .iter()
+            .all(|c| server.runtime(c)["inputs"][0]["status"] == "active")
+    })
+    .unwrap();
+    assert_eq!(ffmpeg_children(&server), 2);
 }
