@@ -52,6 +52,7 @@ pub fn router(engine: EngineHandle) -> Router {
                 .delete(streams::delete),
         )
         .route("/config", get(system::config))
+        .route("/metrics", get(system::metrics))
         .route("/config/transcoder/probe", post(system::probe_ffmpeg))
         .layer(middleware::from_fn_with_state(
             auth::AdminGate::new(engine.clone()),

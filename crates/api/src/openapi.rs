@@ -25,6 +25,7 @@ use utoipa_swagger_ui::SwaggerUi;
         probe_ffmpeg,
         healthz,
         readyz,
+        metrics,
         hls_playlist,
         hls_variant_playlist,
         mpegts,
@@ -200,6 +201,13 @@ fn healthz() {}
     responses((status = 200, description = "ready"), (status = 503, description = "`{ready: false, reasons}`")))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn readyz() {}
+
+#[utoipa::path(get, path = "/metrics", tag = "system",
+    responses((status = 200, description = "Prometheus text exposition (format 0.0.4) of SPEC §Metrics, read at the request: per stream `tributary_stream_status` (0 stopped, 1 active, 2 degraded), `tributary_stream_start_time_seconds`, `tributary_ingestor_bytes_total` / `_packets_total` {protocol}, `tributary_ingestor_errors_total` {reason: reconnect, open, failover}, `tributary_manager_input_health` and `tributary_input_cc_errors_total` {input_priority}, `tributary_manager_failovers_total` and the `tributary_failover_gap_seconds` histogram {reason}, `tributary_buffer_drops_total` {buffer, subscriber}, `tributary_publisher_segments_total` {format, profile}, `tributary_publisher_push_state` {dest_url, redacted}, `tributary_transcoder_*` {profile}, `tributary_playback_connections` and `tributary_playback_rejected_total` {proto, reason}; without a stream label `tributary_publish_rejected_total` {proto, reason}, `tributary_events_dropped_total` {subscriber} and `process_*`. A stream's series go with it (its running ones when it stops, the rest when it is deleted); no label holds a secret.", content_type = "text/plain; version=0.0.4"),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
+              (status = 500, description = "`STORE_ERROR`: the streams could not be listed", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn metrics() {}
 
 #[utoipa::path(get, path = "/{code}/index.m3u8", tag = "media", params(("code" = String, Path)),
     responses((status = 200, description = "HLS: the media playlist of a stream without a transcoder, or the ABR master playlist of a ladder (one `#EXT-X-STREAM-INF` per rung with a segment: BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, CODECS, FRAME-RATE; URIs `track_N/index.m3u8`). Segments beside it: `seg_<n>.ts` (`video/mp2t`, `#EXT-X-VERSION:3`), or with `publisher.hls.segment_format` `fmp4` (or `auto` and an H.265 or Opus stream) fMP4: `seg_<n>.m4s` (`video/mp4`, `#EXT-X-VERSION:7`) after `#EXT-X-MAP:URI=\"init.mp4\"` (`init_<session>.mp4` once a codec change needs a new init; served with `Cache-Control: no-cache`). Both formats cut at the same keyframes and number alike.", content_type = "application/vnd.apple.mpegurl"),

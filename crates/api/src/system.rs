@@ -1,9 +1,9 @@
-//! `/healthz`, `/readyz`, `GET /config` and `POST /config/transcoder/probe`.
+//! `/healthz`, `/readyz`, `/metrics`, `GET /config` and `POST /config/transcoder/probe`.
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors};
@@ -24,6 +24,18 @@ pub(crate) async fn readyz(State(engine): State<EngineHandle>) -> Response {
             Json(json!({"ready": false, "reasons": reasons})),
         )
             .into_response(),
+    }
+}
+
+/// `GET /metrics` (SPEC §Metrics): the Prometheus text exposition, read at this request.
+pub(crate) async fn metrics(State(engine): State<EngineHandle>) -> Response {
+    match engine.metrics().await {
+        Ok(text) => (
+            [(header::CONTENT_TYPE, tributary_engine::METRICS_CONTENT_TYPE)],
+            text,
+        )
+            .into_response(),
+        Err(error) => ApiError::from(error).into_response(),
     }
 }
 

@@ -31,6 +31,8 @@ struct Inner {
 struct Counts {
     total: usize,
     by_stream: HashMap<StreamCode, usize>,
+    /// Plays by stream and protocol (`tributary_playback_connections`).
+    by_proto: HashMap<(StreamCode, &'static str), usize>,
 }
 
 /// One admitted play; dropping it frees its place.
@@ -38,6 +40,7 @@ struct Counts {
 pub(crate) struct PlaySeat {
     inner: Arc<Inner>,
     code: StreamCode,
+    proto: &'static str,
 }
 
 /// Which cap refused a play.
@@ -61,8 +64,13 @@ impl PlayCaps {
         }
     }
 
-    /// A seat for one more play of `code`, unless a cap is reached.
-    pub(crate) fn admit(&self, code: &StreamCode) -> Result<PlaySeat, CapReached> {
+    /// A seat for one more play of `code` over `proto` (`rtmp`, `rtsp`, `srt`, `mpegts`),
+    /// unless a cap is reached.
+    pub(crate) fn admit(
+        &self,
+        code: &StreamCode,
+        proto: &'static str,
+    ) -> Result<PlaySeat, CapReached> {
         let mut counts = lock(&self.inner.counts);
         if counts.total >= self.inner.total {
             return Err(CapReached::Total {
@@ -78,10 +86,21 @@ impl PlayCaps {
         }
         counts.total += 1;
         counts.by_stream.insert(code.clone(), current + 1);
+        *counts.by_proto.entry((code.clone(), proto)).or_default() += 1;
         Ok(PlaySeat {
             inner: Arc::clone(&self.inner),
             code: code.clone(),
+            proto,
         })
+    }
+
+    /// Open plays by stream and protocol, for metrics.
+    pub(crate) fn plays_by_proto(&self) -> Vec<(StreamCode, &'static str, usize)> {
+        lock(&self.inner.counts)
+            .by_proto
+            .iter()
+            .map(|((code, proto), n)| (code.clone(), *proto, *n))
+            .collect()
     }
 
     /// Plays of `code` now.
@@ -111,6 +130,13 @@ impl Drop for PlaySeat {
                 counts.by_stream.remove(&self.code);
             }
         }
+        let key = (self.code.clone(), self.proto);
+        if let Some(n) = counts.by_proto.get_mut(&key) {
+            *n -= 1;
+            if *n == 0 {
+                counts.by_proto.remove(&key);
+            }
+        }
     }
 }
 
@@ -125,34 +151,44 @@ mod tests {
     #[test]
     fn per_stream_and_total_caps_hold_and_seats_come_back() {
         let caps = PlayCaps::new(2, 3);
-        let a1 = caps.admit(&code("a")).unwrap();
-        let _a2 = caps.admit(&code("a")).unwrap();
+        let a1 = caps.admit(&code("a"), "rtmp").unwrap();
+        let _a2 = caps.admit(&code("a"), "rtmp").unwrap();
         assert_eq!(
-            caps.admit(&code("a")).unwrap_err(),
+            caps.admit(&code("a"), "rtmp").unwrap_err(),
             CapReached::Stream {
                 code: code("a"),
                 limit: 2
             }
         );
-        let _b1 = caps.admit(&code("b")).unwrap();
+        let _b1 = caps.admit(&code("b"), "rtmp").unwrap();
         assert_eq!(
-            caps.admit(&code("b")).unwrap_err(),
+            caps.admit(&code("b"), "rtmp").unwrap_err(),
             CapReached::Total { limit: 3 }
         );
         drop(a1);
         assert_eq!(caps.plays(&code("a")), 1);
-        let _b2 = caps.admit(&code("b")).unwrap();
-        assert!(caps.admit(&code("a")).is_err());
+        let _b2 = caps.admit(&code("b"), "srt").unwrap();
+        assert!(caps.admit(&code("a"), "rtmp").is_err());
+        let mut plays = caps.plays_by_proto();
+        plays.sort();
+        assert_eq!(
+            plays,
+            [
+                (code("a"), "rtmp", 1),
+                (code("b"), "rtmp", 1),
+                (code("b"), "srt", 1)
+            ]
+        );
     }
 
     #[test]
     fn the_defaults_are_the_spec_caps() {
         let caps = PlayCaps::default();
         let seats: Vec<_> = (0..PER_STREAM)
-            .map(|_| caps.admit(&code("s")).unwrap())
+            .map(|_| caps.admit(&code("s"), "rtmp").unwrap())
             .collect();
         assert!(matches!(
-            caps.admit(&code("s")),
+            caps.admit(&code("s"), "rtmp"),
             Err(CapReached::Stream { limit: 256, .. })
         ));
         drop(seats);

@@ -5,8 +5,8 @@
 //! the gap and adds it to that subscriber's drop counter. Events of one stream reach each
 //! subscriber in publish order.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -40,6 +40,15 @@ pub struct Event {
 pub struct EventBus {
     sender: broadcast::Sender<Arc<Event>>,
     seq: Arc<AtomicU64>,
+    /// Drops per subscriber name (`tributary_events_dropped_total{subscriber}`), kept after
+    /// the subscriber goes; one entry per name, and names are static.
+    drops: Arc<Mutex<Vec<NamedDrops>>>,
+}
+
+/// The drop counter shared by every subscriber of one name.
+struct NamedDrops {
+    name: &'static str,
+    counter: Arc<AtomicU64>,
 }
 
 impl EventBus {
@@ -49,6 +58,7 @@ impl EventBus {
         Self {
             sender,
             seq: Arc::new(AtomicU64::new(0)),
+            drops: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -81,11 +91,34 @@ impl EventBus {
 
     /// A new subscriber that sees events published from now on. `name` labels its drops.
     pub fn subscribe(&self, name: &'static str) -> EventSubscriber {
+        let shared = {
+            let mut drops = crate::lock(&self.drops);
+            match drops.iter().find(|d| d.name == name) {
+                Some(named) => Arc::clone(&named.counter),
+                None => {
+                    let counter = Arc::new(AtomicU64::new(0));
+                    drops.push(NamedDrops {
+                        name,
+                        counter: Arc::clone(&counter),
+                    });
+                    counter
+                }
+            }
+        };
         EventSubscriber {
             receiver: self.sender.subscribe(),
             name,
             dropped: 0,
+            shared,
         }
+    }
+
+    /// Events lost per subscriber name, over every subscriber of that name so far.
+    pub(crate) fn drops(&self) -> Vec<(&'static str, u64)> {
+        crate::lock(&self.drops)
+            .iter()
+            .map(|d| (d.name, d.counter.load(Ordering::Relaxed)))
+            .collect()
     }
 }
 
@@ -100,6 +133,8 @@ pub struct EventSubscriber {
     receiver: broadcast::Receiver<Arc<Event>>,
     name: &'static str,
     dropped: u64,
+    /// The bus's counter for this subscriber's name.
+    shared: Arc<AtomicU64>,
 }
 
 impl EventSubscriber {
@@ -110,6 +145,7 @@ impl EventSubscriber {
                 Ok(event) => return Some(event),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     self.dropped += n;
+                    self.shared.fetch_add(n, Ordering::Relaxed);
                     tracing::warn!(
                         subscriber = self.name,
                         dropped = n,
@@ -156,6 +192,9 @@ mod tests {
         assert_eq!(seen + slow.dropped(), total);
         assert_eq!(slow.dropped(), 100);
         assert_eq!(fast.dropped(), 0);
+        let drops = bus.drops();
+        assert!(drops.contains(&("slow", 100)), "{drops:?}");
+        assert!(drops.contains(&("fast", 0)), "{drops:?}");
     }
 
     #[test]

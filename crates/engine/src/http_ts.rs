@@ -60,7 +60,7 @@ impl TsPlay {
         peer: Option<SocketAddr>,
     ) -> Result<Self, TsPlayError> {
         let seat = caps
-            .admit(&code)
+            .admit(&code, PROTO)
             .map_err(|cap: CapReached| TsPlayError::Busy(format!("HTTP-TS play refused: {cap}")))?;
         let buffer = BufferId::Stream(code.clone());
         let subscriber = hub
@@ -124,3 +124,5 @@ impl Drop for TsPlay {
 
 /// The hub subscriber class of HTTP-TS players (`tributary_buffer_drops_total{subscriber=…}`).
 const PLAY_CLASS: &str = "mpegts";
+/// The play protocol's name in sessions and metrics (SPEC §Sessions: proto `mpegts`).
+pub(crate) const PROTO: &str = "mpegts";

@@ -16,6 +16,7 @@ pub mod events;
 mod http_ts;
 mod manager;
 mod mirror;
+mod metrics;
 mod outputs;
 mod reconciler;
 mod router;
@@ -45,6 +46,7 @@ use tributary_store::{Expect, SqliteStore, StoredStream, StreamRepository};
 
 pub use coordinator::{Applied, CoordError, StateSnapshot, Step};
 pub use http_ts::{TsPlay, TsPlayError};
+pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 pub use outputs::MediaAsset;
 pub use security::AdminToken;
 pub use services::ServiceError;
@@ -779,7 +781,9 @@ impl EngineHandle {
 
     /// Deletes a stream's record and stops it. Returns whether it existed.
     pub async fn delete_stream(&self, code: &StreamCode) -> Result<bool, CoordError> {
-        self.shared.coordinator.delete(code).await
+        let existed = self.shared.coordinator.delete(code).await?;
+        self.shared.media.metrics.forget(code);
+        Ok(existed)
     }
 
     /// Stop + start from the stored record.
@@ -817,7 +821,18 @@ impl EngineHandle {
         peer: Option<std::net::SocketAddr>,
     ) -> Result<TsPlay, TsPlayError> {
         let media = &self.shared.media;
-        TsPlay::open(&media.hub, &media.caps, code, peer)
+        let play = TsPlay::open(&media.hub, &media.caps, code.clone(), peer);
+        if let Err(error) = &play {
+            let why = match error {
+                TsPlayError::Busy(_) => metrics::PlayRefusal::Cap,
+                TsPlayError::NotRunning(_) => metrics::PlayRefusal::NotFound,
+            };
+            let running = self.shared.coordinator.is_running(&code);
+            media
+                .metrics
+                .play_refused(running.then_some(&code), http_ts::PROTO, why);
+        }
+        play
     }
 
     /// The latest thumbnail of `code` (`GET /{code}/thumbnail.jpg`), once its thumbnailer
@@ -875,6 +890,8 @@ struct MediaPlane {
     outputs: Arc<Outputs>,
     /// What the listeners ask about publishes and plays.
     router: Arc<EngineRouter>,
+    /// What the engine tallies for `GET /metrics` (failovers, refusals).
+    metrics: Arc<metrics::Metrics>,
     /// The process's hub, for HTTP-TS plays.
     hub: tributary_hub::Hub,
     /// Plays per stream and in total, shared by the listeners' router and HTTP-TS.
@@ -895,7 +912,13 @@ impl MediaPlane {
             hub: Some(tributary_ingest::LocalHub(hub.clone())),
         };
         let failover = tributary_domain::failover::FailoverConfig::from_manager(&config.manager);
-        let manager = Arc::new(Manager::new(intakes.clone(), ingest, failover));
+        let metrics = Arc::new(metrics::Metrics::default());
+        let manager = Arc::new(Manager::new(
+            intakes.clone(),
+            ingest,
+            failover,
+            Arc::clone(&metrics),
+        ));
         let hls = &config.publisher.hls;
         let outputs = Arc::new(Outputs::new(
             hub.clone(),
@@ -909,6 +932,7 @@ impl MediaPlane {
             hub.clone(),
             caps.clone(),
             PublishAuth::parse(&config.security.publish_auth),
+            Arc::clone(&metrics),
         ));
         let buffers = Arc::new(HubBuffers::new(
             hub.clone(),
@@ -941,6 +965,7 @@ impl MediaPlane {
             thumbnails,
             outputs,
             router,
+            metrics,
             hub,
             caps,
             services,

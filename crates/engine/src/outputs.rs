@@ -34,6 +34,15 @@ pub struct MediaAsset {
     pub body: Bytes,
 }
 
+/// A stream's output figures for `GET /metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct OutputMetrics {
+    /// Segments published per HLS packager (`None`: the stream's only one; else the rung).
+    pub(crate) hls_segments: Vec<(Option<u16>, u64)>,
+    /// Push targets: redacted URL and `publisher_push_state` value.
+    pub(crate) pushes: Vec<(String, i64)>,
+}
+
 /// The [`OutputService`] of this build.
 pub(crate) struct Outputs {
     /// The process's one hub.
@@ -102,6 +111,28 @@ impl Outputs {
             publisher["pushes"] = serde_json::json!(pushes);
         }
         Some(publisher)
+    }
+
+    /// A stream's output figures for `GET /metrics`: segments each HLS packager published,
+    /// and each push target's state by redacted URL.
+    pub(crate) fn metrics(&self, code: &StreamCode) -> OutputMetrics {
+        let hls_segments = lock(&self.running)
+            .iter()
+            .filter(|((c, _), _)| c == code)
+            .map(|((_, rung), handle)| (*rung, handle.segments()))
+            .collect();
+        let pushes = lock(&self.pushes)
+            .iter()
+            .filter(|((c, _), _)| c == code)
+            .map(|(_, handle)| {
+                let state = handle.state();
+                (state.url, state.status.gauge())
+            })
+            .collect();
+        OutputMetrics {
+            hls_segments,
+            pushes,
+        }
     }
 
     /// `runtime.publisher.pushes[]` of a stream, by URL (redacted).

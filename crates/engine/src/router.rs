@@ -30,6 +30,7 @@ use tributary_serve::{
 use crate::backoff::PublishBackoff;
 use crate::caps::PlayCaps;
 use crate::manager::{Manager, PushTarget, SlotRefusal};
+use crate::metrics::{Metrics, PlayRefusal, PublishRefusal};
 use crate::outputs::Outputs;
 
 /// How publishers authenticate (`security.publish_auth`).
@@ -67,6 +68,8 @@ pub(crate) struct EngineRouter {
     caps: PlayCaps,
     /// Failed publishes by address: a key cannot be guessed at network speed.
     backoff: PublishBackoff,
+    /// Where refused plays and publishes are counted.
+    metrics: Arc<Metrics>,
 }
 
 impl EngineRouter {
@@ -85,6 +88,7 @@ impl EngineRouter {
         hub: Hub,
         caps: PlayCaps,
         auth: PublishAuth,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             manager,
@@ -93,6 +97,110 @@ impl EngineRouter {
             auth,
             caps,
             backoff: PublishBackoff::default(),
+            metrics,
+        }
+    }
+
+    /// [`Router::publish`], with why a refusal was made (for the metrics).
+    fn admit_publish(
+        &self,
+        request: PublishRequest,
+    ) -> Result<PublishGrant, (Refusal, PublishRefusal)> {
+        let unknown = |refusal| (refusal, PublishRefusal::Unknown);
+        let listener = match request.protocol {
+            Protocol::Rtmp => PushVia::Rtmp,
+            Protocol::Srt => PushVia::Srt,
+            other => {
+                return Err(unknown(Refusal::NotFound(format!(
+                    "publishing over {other} is not supported yet"
+                ))));
+            }
+        };
+        let now = tokio::time::Instant::now();
+        if let Err(blocked) = self.backoff.check(request.peer.ip(), now) {
+            let refusal = Refusal::Denied(format!(
+                "too many failed publishes from this address; retry in {} s \
+                 ({} publishes refused since start)",
+                blocked.remaining.as_secs().max(1),
+                blocked.refused
+            ));
+            return Err((refusal, PublishRefusal::Limit));
+        }
+        let slot = request.slot.as_deref();
+        let name = request.path.rsplit('/').next().unwrap_or("");
+        let (code, key, target) = match self.resolve(&request.path) {
+            Some((code, key)) => (code, key, PushTarget::Named { slot, name }),
+            None => match self.manager.keyed_stream(name, listener) {
+                Some((code, key)) => (code, key, PushTarget::Keyed(name)),
+                None => {
+                    return Err(unknown(Refusal::NotFound(format!(
+                        "no running stream named {:?}, and no push input keyed by its last segment",
+                        request.path
+                    ))));
+                }
+            },
+        };
+        let given = request.key.as_deref().unwrap_or("");
+        let allowed = match self.auth {
+            PublishAuth::Off => true,
+            _ if !key.is_empty() => bool::from(given.as_bytes().ct_eq(key.as_bytes())),
+            PublishAuth::IfSet => true,
+            PublishAuth::Required => is_loopback(&request.peer),
+        };
+        if !allowed {
+            let blocked = self.backoff.fail(request.peer.ip(), now);
+            let why = if key.is_empty() {
+                "the stream has no stream_key: only loopback publishers are accepted"
+            } else if given.is_empty() {
+                "missing key (publish to <code>?key=<stream_key>)"
+            } else {
+                "wrong key"
+            };
+            let refused = self.backoff.refused();
+            let refusal = Refusal::Denied(match blocked {
+                Some(block) => format!(
+                    "stream {code}: {why}; this address is blocked for {} s \
+                     ({refused} publishes refused since start)",
+                    block.as_secs()
+                ),
+                None => format!("stream {code}: {why} ({refused} publishes refused since start)"),
+            });
+            return Err((refusal, PublishRefusal::Auth));
+        }
+        self.backoff.succeed(request.peer.ip());
+        match self
+            .manager
+            .claim_publisher(&code, target, listener, request.peer)
+        {
+            Ok((port, priority, guard)) => {
+                tracing::info!(stream = %code, priority, peer = %request.peer,
+                    "publisher takes push input");
+                Ok(PublishGrant {
+                    code,
+                    port,
+                    guard: Box::new(guard),
+                })
+            }
+            Err(SlotRefusal::NotRunning) => Err(unknown(Refusal::NotFound(format!(
+                "stream {code} is not running"
+            )))),
+            Err(SlotRefusal::NoPushInput) => Err(unknown(Refusal::NotFound(format!(
+                "stream {code} has no push input for this publisher (publish:// for \
+                 live/<code>, or rtmp://0.0.0.0/<app>/<key> for <app>/<key>)"
+            )))),
+            Err(SlotRefusal::NoSuchSlot) => Err(unknown(Refusal::NotFound(format!(
+                "stream {code} has no input publish://?slot={}",
+                slot.unwrap_or_default()
+            )))),
+            Err(SlotRefusal::Busy) => {
+                let refusal = Refusal::Busy(match slot {
+                    Some(name) => {
+                        format!("stream {code}: slot {name} already has a live publisher")
+                    }
+                    None => format!("stream {code}: every push input already has a live publisher"),
+                });
+                Err((refusal, PublishRefusal::Busy))
+            }
         }
     }
 
@@ -119,97 +227,19 @@ fn is_loopback(peer: &SocketAddr) -> bool {
 
 impl Router for EngineRouter {
     fn publish(&self, request: PublishRequest) -> Result<PublishGrant, Refusal> {
-        let listener = match request.protocol {
-            Protocol::Rtmp => PushVia::Rtmp,
-            Protocol::Srt => PushVia::Srt,
-            other => {
-                return Err(Refusal::NotFound(format!(
-                    "publishing over {other} is not supported yet"
-                )));
-            }
-        };
-        let now = tokio::time::Instant::now();
-        if let Err(blocked) = self.backoff.check(request.peer.ip(), now) {
-            return Err(Refusal::Denied(format!(
-                "too many failed publishes from this address; retry in {} s \
-                 ({} publishes refused since start)",
-                blocked.remaining.as_secs().max(1),
-                blocked.refused
-            )));
-        }
-        let slot = request.slot.as_deref();
-        let name = request.path.rsplit('/').next().unwrap_or("");
-        let (code, key, target) = match self.resolve(&request.path) {
-            Some((code, key)) => (code, key, PushTarget::Named { slot, name }),
-            None => match self.manager.keyed_stream(name, listener) {
-                Some((code, key)) => (code, key, PushTarget::Keyed(name)),
-                None => {
-                    return Err(Refusal::NotFound(format!(
-                        "no running stream named {:?}, and no push input keyed by its last segment",
-                        request.path
-                    )));
-                }
-            },
-        };
-        let given = request.key.as_deref().unwrap_or("");
-        let allowed = match self.auth {
-            PublishAuth::Off => true,
-            _ if !key.is_empty() => bool::from(given.as_bytes().ct_eq(key.as_bytes())),
-            PublishAuth::IfSet => true,
-            PublishAuth::Required => is_loopback(&request.peer),
-        };
-        if !allowed {
-            let blocked = self.backoff.fail(request.peer.ip(), now);
-            let why = if key.is_empty() {
-                "the stream has no stream_key: only loopback publishers are accepted"
-            } else if given.is_empty() {
-                "missing key (publish to <code>?key=<stream_key>)"
-            } else {
-                "wrong key"
-            };
-            let refused = self.backoff.refused();
-            return Err(Refusal::Denied(match blocked {
-                Some(block) => format!(
-                    "stream {code}: {why}; this address is blocked for {} s \
-                     ({refused} publishes refused since start)",
-                    block.as_secs()
-                ),
-                None => format!("stream {code}: {why} ({refused} publishes refused since start)"),
-            }));
-        }
-        self.backoff.succeed(request.peer.ip());
-        match self
-            .manager
-            .claim_publisher(&code, target, listener, request.peer)
-        {
-            Ok((port, priority, guard)) => {
-                tracing::info!(stream = %code, priority, peer = %request.peer,
-                    "publisher takes push input");
-                Ok(PublishGrant {
-                    code,
-                    port,
-                    guard: Box::new(guard),
-                })
-            }
-            Err(SlotRefusal::NotRunning) => {
-                Err(Refusal::NotFound(format!("stream {code} is not running")))
-            }
-            Err(SlotRefusal::NoPushInput) => Err(Refusal::NotFound(format!(
-                "stream {code} has no push input for this publisher (publish:// for \
-                 live/<code>, or rtmp://0.0.0.0/<app>/<key> for <app>/<key>)"
-            ))),
-            Err(SlotRefusal::NoSuchSlot) => Err(Refusal::NotFound(format!(
-                "stream {code} has no input publish://?slot={}",
-                slot.unwrap_or_default()
-            ))),
-            Err(SlotRefusal::Busy) => Err(Refusal::Busy(match slot {
-                Some(name) => format!("stream {code}: slot {name} already has a live publisher"),
-                None => format!("stream {code}: every push input already has a live publisher"),
-            })),
-        }
+        let proto = proto_name(request.protocol);
+        self.admit_publish(request).map_err(|(refusal, why)| {
+            self.metrics.publish_refused(proto, why);
+            refusal
+        })
     }
 
     fn play(&self, request: PlayRequest) -> Result<PlayGrant, Refusal> {
+        let proto = proto_name(request.protocol);
+        let refused = |code: Option<&StreamCode>, why, refusal| {
+            self.metrics.play_refused(code, proto, why);
+            Err(refusal)
+        };
         // An ABR copy has no inputs with the manager; its main buffer names it as running.
         let running = |code: &StreamCode| self.hub.contains(&BufferId::Stream(code.clone()));
         let path = request.path.trim_matches('/');
@@ -224,29 +254,33 @@ impl Router for EngineRouter {
                     .find(running)
             });
         let Some(code) = found else {
-            return Err(Refusal::NotFound(format!(
-                "no running stream named {:?}",
-                request.path
-            )));
+            let refusal = Refusal::NotFound(format!("no running stream named {:?}", request.path));
+            return refused(None, PlayRefusal::NotFound, refusal);
         };
-        let seat = self
-            .caps
-            .admit(&code)
-            .map_err(|cap| Refusal::Busy(cap.to_string()))?;
-        let (output, name) = match request.protocol {
-            Protocol::Rtmp => (Output::Rtmp, "rtmp"),
-            Protocol::Rtsp => (Output::Rtsp, "rtsp"),
-            Protocol::Srt => (Output::Srt, "srt"),
+        let output = match request.protocol {
+            Protocol::Rtmp => Output::Rtmp,
+            Protocol::Rtsp => Output::Rtsp,
+            Protocol::Srt => Output::Srt,
             other => {
-                return Err(Refusal::NotFound(format!(
-                    "playing over {other} is not supported yet"
-                )));
+                let refusal =
+                    Refusal::NotFound(format!("playing over {other} is not supported yet"));
+                return refused(Some(&code), PlayRefusal::NotFound, refusal);
+            }
+        };
+        let seat = match self.caps.admit(&code, proto) {
+            Ok(seat) => seat,
+            Err(cap) => {
+                return refused(
+                    Some(&code),
+                    PlayRefusal::Cap,
+                    Refusal::Busy(cap.to_string()),
+                );
             }
         };
         let Some(gate) = self.outputs.enter_play(&code, output, request.stop) else {
-            return Err(Refusal::NotFound(format!(
-                "stream {code} does not have protocols.{name} on"
-            )));
+            let refusal =
+                Refusal::NotFound(format!("stream {code} does not have protocols.{proto} on"));
+            return refused(Some(&code), PlayRefusal::NotFound, refusal);
         };
         Ok(PlayGrant {
             buffer: BufferId::Stream(code.clone()),
@@ -254,6 +288,16 @@ impl Router for EngineRouter {
             hub: self.hub.clone(),
             guard: Box::new((seat, gate)),
         })
+    }
+}
+
+/// The protocol's name in metric labels.
+fn proto_name(protocol: Protocol) -> &'static str {
+    match protocol {
+        Protocol::Rtmp => "rtmp",
+        Protocol::Rtsp => "rtsp",
+        Protocol::Srt => "srt",
+        _ => "other",
     }
 }
 

@@ -88,6 +88,29 @@ struct Shared {
     unavailable: Option<String>,
 }
 
+/// One rung's figures for `GET /metrics`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RungMetrics {
+    /// `track_<N>`.
+    pub(crate) profile: String,
+    /// The FFmpeg process encoding it (shared by every rung in `multi` mode).
+    pub(crate) pid: Option<u32>,
+    /// Crashes of its job.
+    pub(crate) restart_count: u64,
+    /// × real time, once FFmpeg reports it.
+    pub(crate) speed: Option<f64>,
+    /// Output frames per second.
+    pub(crate) fps: f64,
+    /// Frames FFmpeg dropped.
+    pub(crate) dropped_frames: u64,
+    /// Frames FFmpeg duplicated.
+    pub(crate) dup_frames: u64,
+    /// CPU time of the process.
+    pub(crate) cpu_seconds: Option<f64>,
+    /// Resident memory of the process.
+    pub(crate) rss_bytes: Option<u64>,
+}
+
 /// A change of one rung (`per_profile` mode), run by the stream's task.
 enum Command {
     /// Restart rung *i* with the new ladder.
@@ -227,6 +250,34 @@ impl Transcoders {
             None => json!("unhealthy"),
         };
         Some(transcoder)
+    }
+
+    /// The rungs of a stream's transcoder for `GET /metrics` (`None` while none runs),
+    /// read from the jobs' status watches.
+    pub(crate) fn metrics(&self, code: &StreamCode) -> Option<Vec<RungMetrics>> {
+        let shared = Arc::clone(&lock(&self.streams).get(code)?.shared);
+        let shared = lock(&shared);
+        let rungs = shared
+            .rungs
+            .iter()
+            .enumerate()
+            .filter_map(|(index, watch)| {
+                let s = watch.as_ref()?.get();
+                let progress = s.progress.unwrap_or_default();
+                Some(RungMetrics {
+                    profile: format!("track_{}", index + 1),
+                    pid: s.pid,
+                    restart_count: s.restart_count,
+                    speed: progress.speed,
+                    fps: progress.fps,
+                    dropped_frames: progress.dropped_frames,
+                    dup_frames: progress.dup_frames,
+                    cpu_seconds: s.usage.map(|u| u.cpu_seconds),
+                    rss_bytes: s.usage.map(|u| u.rss_bytes),
+                })
+            })
+            .collect();
+        Some(rungs)
     }
 
     /// The warnings of a stream's transcoder: rungs reported slow.

@@ -48,6 +48,7 @@ use crate::buffers::Intakes;
 use crate::coordinator::{Degradation, WeakCoordinator};
 use crate::events::EventBus;
 use crate::lock;
+use crate::metrics::{IngestError as IngestErrorKind, Metrics};
 use crate::services::{InputService, ServiceError};
 
 mod probe;
@@ -78,6 +79,8 @@ struct Env {
     failover: FailoverConfig,
     /// The bus and the coordinator, attached once both exist ([`Manager::attach`]).
     links: OnceLock<Links>,
+    /// Where failovers, their gaps and input errors are tallied.
+    metrics: Arc<Metrics>,
 }
 
 /// Where the manager reports.
@@ -206,13 +209,19 @@ impl RateMeter {
 }
 
 impl Manager {
-    pub(crate) fn new(intakes: Intakes, ingest: IngestConfig, failover: FailoverConfig) -> Self {
+    pub(crate) fn new(
+        intakes: Intakes,
+        ingest: IngestConfig,
+        failover: FailoverConfig,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             intakes,
             env: Arc::new(Env {
                 ingest,
                 failover,
                 links: OnceLock::new(),
+                metrics,
             }),
             streams: Mutex::new(HashMap::new()),
         }
@@ -524,6 +533,17 @@ impl Ctl {
     /// Publishes what a worker's connect loop emits (SPEC §Ingest): `input.connected` when
     /// its source opened, `input.reconnecting` when a read error or the peer ended it.
     fn announce(&self, priority: u32, url: &str, event: &WorkerEvent) {
+        match event {
+            WorkerEvent::Lost(_) => self
+                .env
+                .metrics
+                .ingest_error(&self.code, IngestErrorKind::Reconnect),
+            WorkerEvent::OpenFailed(_) => self
+                .env
+                .metrics
+                .ingest_error(&self.code, IngestErrorKind::Open),
+            _ => {}
+        }
         let Some(links) = self.env.links.get() else {
             return;
         };
@@ -775,6 +795,21 @@ impl Ctl {
     }
 
     fn publish_switch(&self, switch: &Switch, gap_ms: Option<u64>) {
+        if switch.from.is_some() {
+            let metrics = &self.env.metrics;
+            let gap = gap_ms.map(Duration::from_millis);
+            metrics.failover(&self.code, switch.reason.name(), gap);
+            if matches!(
+                switch.reason,
+                SwitchReason::Error
+                    | SwitchReason::Timeout
+                    | SwitchReason::Frozen
+                    | SwitchReason::TrackLost
+                    | SwitchReason::CcErrors
+            ) {
+                metrics.ingest_error(&self.code, IngestErrorKind::Failover);
+            }
+        }
         let Some(links) = self.env.links.get() else {
             return;
         };

@@ -31,7 +31,51 @@ pub(crate) struct InputsRuntime {
     pub(crate) switches: Vec<Value>,
 }
 
+/// One input's counters for `GET /metrics`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InputMetrics {
+    /// Its priority.
+    pub(crate) priority: u32,
+    /// Its kind's name (`rtmp`, `udp`, `push`, ...).
+    pub(crate) protocol: &'static str,
+    /// Payload bytes its port took in this run.
+    pub(crate) bytes: u64,
+    /// Frames its port took in this run.
+    pub(crate) frames: u64,
+    /// Active, or a connected standby.
+    pub(crate) healthy: bool,
+    /// TS continuity errors of its current worker.
+    pub(crate) cc_errors: u64,
+}
+
 impl Manager {
+    /// Every input's counters of a running stream (empty when it is not running): read from
+    /// the ports' and workers' own counters, nothing counted for it on the media path.
+    pub(crate) fn input_metrics(&self, code: &StreamCode) -> Vec<InputMetrics> {
+        let Some(ctl) = self.ctl(code) else {
+            return Vec::new();
+        };
+        let managed = ctl.lock();
+        managed
+            .failover
+            .inputs()
+            .filter_map(|report| {
+                let slot = managed.slots.get(&report.priority)?;
+                let health = slot.port.health();
+                let healthy = report.status == InputStatus::Active
+                    || (report.status == InputStatus::Idle && report.connected);
+                Some(InputMetrics {
+                    priority: report.priority,
+                    protocol: slot.input.kind().name(),
+                    bytes: health.bytes,
+                    frames: health.frames,
+                    healthy,
+                    cc_errors: slot.worker.as_ref().map_or(0, |w| w.stats().cc_errors),
+                })
+            })
+            .collect()
+    }
+
     /// The failover read-outs and `inputs[]` of a running stream.
     pub(crate) fn runtime(&self, code: &StreamCode) -> Option<InputsRuntime> {
         let ctl = self.ctl(code)?;

@@ -165,6 +165,11 @@ impl HlsHandle {
         self.window.is_finished() || self.task.is_finished()
     }
 
+    /// Segments the output has published (`tributary_publisher_segments_total`).
+    pub fn segments(&self) -> u64 {
+        self.window.published()
+    }
+
     /// Conditions for the stream's `runtime.warnings`: tracks omitted because HLS-TS cannot
     /// carry their codec, frames the muxer rejected (each listed once, at most 16).
     pub fn warnings(&self) -> Vec<String> {

@@ -54,6 +54,8 @@ struct State {
     /// fMP4 init segments, newest last (at most [`MAX_INITS`]: a listed or retained segment
     /// needs one of the last few).
     inits: VecDeque<(InitName, Bytes)>,
+    /// Segments published since the window was made (`tributary_publisher_segments_total`).
+    published: u64,
 }
 
 /// One fetchable segment.
@@ -87,6 +89,7 @@ impl Window {
                 warnings: Vec::new(),
                 measured: Measured::default(),
                 inits: VecDeque::with_capacity(MAX_INITS),
+                published: 0,
             }),
         }
     }
@@ -209,7 +212,13 @@ impl Window {
         }
         state.playlist = Some(playlist);
         state.last_number = Some(segment.number);
+        state.published += 1;
         state.prune(now);
+    }
+
+    /// Segments published so far.
+    pub(crate) fn published(&self) -> u64 {
+        self.read().published
     }
 
     /// Drops segments that expired by `now`.

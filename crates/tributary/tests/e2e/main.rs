@@ -14,6 +14,7 @@ mod harden_secrets;
 mod hls;
 mod hls_fmp4;
 mod http_ts;
+mod metrics;
 mod push_inputs;
 mod rtmp;
 mod rtmp_fanout;
