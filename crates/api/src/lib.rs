@@ -10,6 +10,7 @@
 
 mod auth;
 mod error;
+mod events;
 mod media;
 pub mod openapi;
 mod streams;
@@ -53,6 +54,7 @@ pub fn router(engine: EngineHandle) -> Router {
         )
         .route("/config", get(system::config))
         .route("/metrics", get(system::metrics))
+        .route("/events", get(events::list))
         .route("/config/transcoder/probe", post(system::probe_ffmpeg))
         .layer(middleware::from_fn_with_state(
             auth::AdminGate::new(engine.clone()),

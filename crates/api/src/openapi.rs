@@ -26,6 +26,7 @@ use utoipa_swagger_ui::SwaggerUi;
         healthz,
         readyz,
         metrics,
+        events,
         hls_playlist,
         hls_variant_playlist,
         mpegts,
@@ -208,6 +209,16 @@ fn readyz() {}
               (status = 500, description = "`STORE_ERROR`: the streams could not be listed", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn metrics() {}
+
+#[utoipa::path(get, path = "/events", tag = "system",
+    params(("since" = Option<u64>, Query, description = "return events with a larger `seq` (default 0: every event kept; the server keeps the newest 1024)"),
+           ("limit" = Option<u32>, Query, description = "events per answer, 1–1000 (default 100)"),
+           ("timeout_sec" = Option<u32>, Query, description = "when no event is newer than `since`, wait up to this long for one (long-poll), 0–60 (default 25)")),
+    responses((status = 200, description = "`{data: [event], total, next_since, missed, reset}`. Each event is SPEC §Events' envelope `{id (UUIDv7), seq, type, stream_code, occurred_at, payload}`, oldest first, in `seq` order (a stream's events in the order they happened); `input.failover` carries `{from, to, reason, detail, gap_ms}`. Pass `next_since` back as `since`. `missed`: events after `since` no longer kept; `reset`: `since` was ahead of every event (the server restarted, numbering began again) and the page starts from the oldest kept."),
+              (status = 400, description = "`INVALID_QUERY` naming the parameter", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn events() {}
 
 #[utoipa::path(get, path = "/{code}/index.m3u8", tag = "media", params(("code" = String, Path)),
     responses((status = 200, description = "HLS: the media playlist of a stream without a transcoder, or the ABR master playlist of a ladder (one `#EXT-X-STREAM-INF` per rung with a segment: BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, CODECS, FRAME-RATE; URIs `track_N/index.m3u8`). Segments beside it: `seg_<n>.ts` (`video/mp2t`, `#EXT-X-VERSION:3`), or with `publisher.hls.segment_format` `fmp4` (or `auto` and an H.265 or Opus stream) fMP4: `seg_<n>.m4s` (`video/mp4`, `#EXT-X-VERSION:7`) after `#EXT-X-MAP:URI=\"init.mp4\"` (`init_<session>.mp4` once a codec change needs a new init; served with `Cache-Control: no-cache`). Both formats cut at the same keyframes and number alike.", content_type = "application/vnd.apple.mpegurl"),

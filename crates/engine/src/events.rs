@@ -2,9 +2,19 @@
 //!
 //! Publishing never blocks: the bus is a bounded broadcast ring. A subscriber that falls more
 //! than [`EVENT_QUEUE`] events behind loses the oldest ones; [`EventSubscriber::recv`] skips over
-//! the gap and adds it to that subscriber's drop counter. Events of one stream reach each
-//! subscriber in publish order.
+//! the gap and adds it to that subscriber's drop counter (`tributary_events_dropped_total`).
+//!
+//! **Order.** Stamping an event (its `seq`, UUIDv7 `id` and `occurred_at`), keeping it in the
+//! history and sending it happen under one short lock, so every subscriber sees events in
+//! `seq` order, and the events of one stream in the order they happened. The lock is taken
+//! once per event (a state change, never a frame) and never across `.await`.
+//!
+//! **History.** The last [`HISTORY`] events are kept, so a client that polls
+//! `GET /events?since=<seq>` ([`EventBus::since`], [`crate::EngineHandle::events_since`])
+//! gets what it missed between two polls, and learns how many fell out of the history if it
+//! was away too long.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,6 +26,9 @@ use tributary_domain::event::EventType;
 
 /// Events a subscriber may fall behind before it loses the oldest (SPEC §Defaults).
 pub const EVENT_QUEUE: usize = 1024;
+
+/// Events kept for `GET /events?since=` (the newest ones).
+pub const HISTORY: usize = 1024;
 
 /// One event as delivered to subscribers and webhooks.
 #[derive(Debug, Clone, Serialize)]
@@ -39,10 +52,34 @@ pub struct Event {
 #[derive(Clone)]
 pub struct EventBus {
     sender: broadcast::Sender<Arc<Event>>,
-    seq: Arc<AtomicU64>,
+    /// The last `seq` given and the newest events, behind the lock that orders publishing.
+    history: Arc<Mutex<History>>,
     /// Drops per subscriber name (`tributary_events_dropped_total{subscriber}`), kept after
     /// the subscriber goes; one entry per name, and names are static.
     drops: Arc<Mutex<Vec<NamedDrops>>>,
+}
+
+/// The newest events and the last sequence number handed out.
+#[derive(Default)]
+struct History {
+    last_seq: u64,
+    recent: VecDeque<Arc<Event>>,
+}
+
+/// What [`EventBus::since`] found after a sequence number.
+#[derive(Debug, Clone, Default)]
+pub struct EventPage {
+    /// The events after `since`, oldest first (at most the limit asked for).
+    pub events: Vec<Arc<Event>>,
+    /// What to pass as `since` next: the last event returned, else `since` itself (or 0
+    /// after a reset).
+    pub next_since: u64,
+    /// Events after `since` that are no longer in the history (the client was away for more
+    /// than [`HISTORY`] events).
+    pub missed: u64,
+    /// `since` was ahead of every event: the server restarted and numbering began again, so
+    /// the page starts from the oldest event kept.
+    pub reset: bool,
 }
 
 /// The drop counter shared by every subscriber of one name.
@@ -57,7 +94,7 @@ impl EventBus {
         let (sender, _) = broadcast::channel(EVENT_QUEUE);
         Self {
             sender,
-            seq: Arc::new(AtomicU64::new(0)),
+            history: Arc::new(Mutex::new(History::default())),
             drops: Arc::new(Mutex::new(Vec::new())),
         }
     }
@@ -70,18 +107,52 @@ impl EventBus {
         payload: Value,
         now: DateTime<Utc>,
     ) {
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let event = Event {
+        let occurred_at = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut history = crate::lock(&self.history);
+        history.last_seq += 1;
+        let seq = history.last_seq;
+        let event = Arc::new(Event {
             id: uuid::Uuid::now_v7().to_string(),
             seq,
             kind,
             stream_code: stream_code.to_owned(),
-            occurred_at: now.to_rfc3339_opts(SecondsFormat::Millis, true),
+            occurred_at,
             payload,
-        };
+        });
+        if history.recent.len() == HISTORY {
+            history.recent.pop_front();
+        }
+        history.recent.push_back(Arc::clone(&event));
+        // Sent under the lock, so subscribers receive in `seq` order. An error only means
+        // nobody listens right now.
+        let _ = self.sender.send(event);
+        drop(history);
         tracing::debug!(event = %kind, stream = stream_code, seq, "event");
-        // An error only means nobody listens right now.
-        let _ = self.sender.send(Arc::new(event));
+    }
+
+    /// At most `limit` kept events with a `seq` above `since`, oldest first.
+    pub fn since(&self, since: u64, limit: usize) -> EventPage {
+        let history = crate::lock(&self.history);
+        let reset = since > history.last_seq;
+        let since = if reset { 0 } else { since };
+        let oldest = history
+            .recent
+            .front()
+            .map_or(history.last_seq + 1, |e| e.seq);
+        let missed = oldest.saturating_sub(since + 1);
+        let events: Vec<Arc<Event>> = history
+            .recent
+            .iter()
+            .filter(|e| e.seq > since)
+            .take(limit)
+            .cloned()
+            .collect();
+        EventPage {
+            next_since: events.last().map_or(since, |e| e.seq),
+            events,
+            missed,
+            reset,
+        }
     }
 
     /// Publishes an event stamped with the wall clock.
@@ -195,6 +266,36 @@ mod tests {
         let drops = bus.drops();
         assert!(drops.contains(&("slow", 100)), "{drops:?}");
         assert!(drops.contains(&("fast", 0)), "{drops:?}");
+    }
+
+    #[test]
+    fn since_pages_through_the_history_and_counts_what_fell_out() {
+        let bus = EventBus::new();
+        for _ in 0..HISTORY + 10 {
+            bus.publish(EventType::StreamStarted, "a", json!({}));
+        }
+        let last = (HISTORY + 10) as u64;
+        // Away too long: the 10 oldest are gone.
+        let page = bus.since(0, 5);
+        assert_eq!(page.missed, 10);
+        assert_eq!(
+            page.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [11, 12, 13, 14, 15]
+        );
+        assert_eq!(page.next_since, 15);
+        let page = bus.since(page.next_since, 1000);
+        assert_eq!(page.missed, 0);
+        assert_eq!(page.events.len(), 1000);
+        assert_eq!(page.events.last().unwrap().seq, 15 + 1000);
+        // Caught up: nothing, and `next_since` stays.
+        let page = bus.since(last, 100);
+        assert!(page.events.is_empty() && !page.reset && page.missed == 0);
+        assert_eq!(page.next_since, last);
+        // Ahead of every event (the server restarted): from the oldest kept.
+        let page = bus.since(last + 500, 1);
+        assert!(page.reset);
+        assert_eq!(page.events[0].seq, 11);
+        assert_eq!(page.missed, 10);
     }
 
     #[test]

@@ -519,6 +519,38 @@ impl EngineHandle {
         &self.shared.events
     }
 
+    /// `GET /events?since=`: at most `limit` events after `since`, oldest first. With none
+    /// yet, waits up to `wait` for the next one (long-poll), then answers (empty if none
+    /// came). The waiting request is one bus subscriber (`events_api`), made before the
+    /// history is read, so no event published meanwhile is missed.
+    pub async fn events_since(
+        &self,
+        since: u64,
+        limit: usize,
+        wait: Duration,
+    ) -> events::EventPage {
+        let bus = &self.shared.events;
+        let mut subscriber = bus.subscribe(EVENTS_API);
+        let page = bus.since(since, limit);
+        if !page.events.is_empty() || wait.is_zero() {
+            return page;
+        }
+        let after = page.next_since;
+        let deadline = tokio::time::Instant::now() + wait;
+        let shutdown = self.shared.shutdown.clone();
+        loop {
+            let next = tokio::select! {
+                () = shutdown.cancelled() => None,
+                next = tokio::time::timeout_at(deadline, subscriber.recv()) => next.ok().flatten(),
+            };
+            match next {
+                Some(event) if event.seq <= after => continue,
+                Some(_) => return bus.since(after, limit),
+                None => return page,
+            }
+        }
+    }
+
     /// Bound ports.
     pub fn ports(&self) -> Ports {
         lock(&self.shared.ports).clone()
@@ -999,6 +1031,9 @@ fn file_roots(config: &ServerConfig) -> Vec<PathBuf> {
         .map(PathBuf::from)
         .collect()
 }
+
+/// The bus subscriber name of `GET /events` long-polls (`tributary_events_dropped_total`).
+const EVENTS_API: &str = "events_api";
 
 /// Locks a mutex, taking the data of a poisoned one: every critical section in the engine
 /// leaves its data consistent before anything that could panic.
