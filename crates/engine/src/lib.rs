@@ -358,15 +358,7 @@ impl Engine {
         let shared = &self.handle.shared;
         let rtmp = &shared.config.listeners.rtmp;
         if let Some(addr) = rtmp.addr() {
-            let parsed: std::net::SocketAddr = tokio::net::lookup_host(&addr)
-                .await
-                .ok()
-                .and_then(|mut a| a.next())
-                .ok_or_else(|| ListenerError {
-                    listener: "rtmp",
-                    addr: addr.clone(),
-                    error: "not a valid host:port".into(),
-                })?;
+            let parsed = listen_addr("rtmp", &addr).await?;
             let config = tributary_serve::RtmpListenerConfig {
                 addr: parsed,
                 play_backlog_sec: rtmp.play_backlog_sec,
@@ -394,11 +386,7 @@ impl Engine {
                 addr: addr.clone(),
                 error,
             };
-            let parsed: std::net::SocketAddr = tokio::net::lookup_host(&addr)
-                .await
-                .ok()
-                .and_then(|mut a| a.next())
-                .ok_or_else(|| error("not a valid host:port".into()))?;
+            let parsed = listen_addr("rtsp", &addr).await?;
             let (tcp, udp) = match rtsp.transport() {
                 RtspTransport::Tcp => (true, false),
                 RtspTransport::Udp => (false, true),
@@ -426,11 +414,7 @@ impl Engine {
                 addr: addr.clone(),
                 error,
             };
-            let parsed: std::net::SocketAddr = tokio::net::lookup_host(&addr)
-                .await
-                .ok()
-                .and_then(|mut a| a.next())
-                .ok_or_else(|| failed("not a valid host:port".into()))?;
+            let parsed = listen_addr("srt", &addr).await?;
             // `ServerConfig::validate` checked both; the listener checks the passphrase again
             // before its transport (which panics on a bad one) sees it.
             let passphrase = srt
@@ -896,6 +880,23 @@ pub enum SwitchError {
     /// The input cannot be selected now; the message names the input and why.
     #[error("{0}")]
     Refused(String),
+}
+
+/// The address `listener`'s configured `addr` (`host:port`) resolves to, or the error naming
+/// both.
+async fn listen_addr(
+    listener: &'static str,
+    addr: &str,
+) -> Result<std::net::SocketAddr, ListenerError> {
+    tokio::net::lookup_host(addr)
+        .await
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| ListenerError {
+            listener,
+            addr: addr.to_owned(),
+            error: "not a valid host:port".into(),
+        })
 }
 
 /// A listener could not be bound.
