@@ -61,6 +61,13 @@ pub enum EventType {
     /// A rung ran below 0.95× real time for 30 s; payload `{profile, speed}`.
     #[serde(rename = "transcoder.slow")]
     TranscoderSlow,
+    /// A play session opened; payload `{session_id, proto, ip, user_agent, country,
+    /// user_name}`.
+    #[serde(rename = "session.opened")]
+    SessionOpened,
+    /// A play session closed; payload `{session_id, proto, ip, bytes, duration_sec, reason}`.
+    #[serde(rename = "session.closed")]
+    SessionClosed,
 }
 
 impl EventType {
@@ -84,6 +91,8 @@ impl EventType {
             Self::TranscoderError => "transcoder.error",
             Self::TranscoderRecovered => "transcoder.recovered",
             Self::TranscoderSlow => "transcoder.slow",
+            Self::SessionOpened => "session.opened",
+            Self::SessionClosed => "session.closed",
         }
     }
 }

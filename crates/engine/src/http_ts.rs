@@ -12,15 +12,22 @@
 //! own hub backlog, where the hub drops them for it alone and skips it to the next keyframe
 //! (the writer resyncs there and counts); the stream's writer and every other reader go on.
 //! When the stream stops, the hub closes the subscription and the body ends.
+//!
+//! Each play is a connection session (SPEC §Sessions, proto `mpegts`): its bytes are counted
+//! into the session's meter as the body is pulled, and a kick cancels its stop token, which
+//! ends the body at the next pull or wait.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
 use tributary_domain::StreamCode;
 use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber};
 use tributary_mpegts::LiveWriter;
 
 use crate::caps::{CapReached, PlayCaps, PlaySeat};
+use crate::sessions::{ConnectionSession, Proto, Sessions};
 
 /// One HTTP-TS player: its seat, its reader of the stream's buffer and its TS writer.
 pub struct TsPlay {
@@ -34,6 +41,12 @@ pub struct TsPlay {
     writer: LiveWriter,
     /// Whether the tracks TS cannot carry were logged (once per connection, SPEC §Publisher).
     omissions_logged: bool,
+    /// Ends the body when cancelled (a kick, the session's lifetime).
+    stop: CancellationToken,
+    /// The bytes handed to the client, for its session.
+    meter: tributary_serve::ByteMeter,
+    /// Its session, closed as `client_gone` when the play is dropped.
+    _session: ConnectionSession,
     /// Its place under the play caps, given back when the play is dropped (the client left).
     _seat: PlaySeat,
 }
@@ -56,6 +69,7 @@ impl TsPlay {
     pub(crate) fn open(
         hub: &Hub,
         caps: &PlayCaps,
+        sessions: &Arc<Sessions>,
         code: StreamCode,
         peer: Option<SocketAddr>,
     ) -> Result<Self, TsPlayError> {
@@ -67,12 +81,21 @@ impl TsPlay {
             .subscribe(&buffer, SubscribeFrom::LastKeyframe, PLAY_CLASS)
             .map_err(|_| TsPlayError::NotRunning(code.clone()))?;
         tracing::info!(stream = %code, peer = ?peer, "HTTP-TS player joined");
+        let stop = CancellationToken::new();
+        let meter = tributary_serve::ByteMeter::default();
+        let session = match peer {
+            Some(peer) => sessions.connect(&code, Proto::Mpegts, peer, None, stop.clone(), &meter),
+            None => ConnectionSession::untracked(),
+        };
         Ok(Self {
             code,
             peer,
             subscriber,
             writer: LiveWriter::new(),
             omissions_logged: false,
+            stop,
+            meter,
+            _session: session,
             _seat: seat,
         })
     }
@@ -83,10 +106,14 @@ impl TsPlay {
     }
 
     /// The next run of whole TS packets, waiting for the stream if none is ready; `None` once
-    /// the stream stopped.
+    /// the stream stopped or the session was kicked.
     pub async fn next(&mut self) -> Option<Bytes> {
         loop {
+            if self.stop.is_cancelled() {
+                return None;
+            }
             if let Some(run) = self.writer.pull() {
+                self.meter.add(run.len());
                 if !self.omissions_logged {
                     self.omissions_logged = true;
                     for (track, codec) in self.writer.omitted() {
@@ -97,7 +124,11 @@ impl TsPlay {
                 }
                 return Some(run);
             }
-            match self.subscriber.recv().await? {
+            let delivery = tokio::select! {
+                () = self.stop.cancelled() => return None,
+                delivery = self.subscriber.recv() => delivery?,
+            };
+            match delivery {
                 Delivery::Frame(frame) => self.writer.push(frame),
                 Delivery::Lagged { dropped } => self.writer.lagged(dropped),
             }

@@ -22,6 +22,7 @@ mod reconciler;
 mod router;
 mod security;
 mod services;
+mod sessions;
 mod supported;
 mod thumbnails;
 mod transcoder;
@@ -50,6 +51,7 @@ pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
 pub use outputs::MediaAsset;
 pub use security::AdminToken;
 pub use services::ServiceError;
+pub use sessions::{CloseReason, Proto as SessionProto, SessionView, Stats as SessionStats};
 
 use crate::buffers::{HubBuffers, Intakes};
 use crate::coordinator::Coordinator;
@@ -284,6 +286,7 @@ impl Engine {
         media
             .transcoders
             .attach(events.clone(), coordinator.downgrade());
+        media.sessions.attach(events.clone());
         let shared = Shared {
             config,
             store,
@@ -317,6 +320,8 @@ impl Engine {
     /// then marks the engine ready.
     pub async fn boot(&self) {
         let shared = &self.handle.shared;
+        let sessions = Arc::clone(&shared.media.sessions);
+        tokio::spawn(sessions.reap(shared.shutdown.clone()));
         shared.media.transcoders.probe_boot().await;
         reconciler::pass(
             &shared.coordinator,
@@ -445,6 +450,9 @@ impl Engine {
     pub async fn shutdown(&self) {
         let shared = &self.handle.shared;
         shared.shutdown.cancel();
+        // Sessions close as `shutdown` before their connections go (which would say
+        // `client_gone`).
+        shared.media.sessions.shutdown();
         lock(&shared.listeners).clear();
         lock(&shared.rtsp_listeners).clear();
         lock(&shared.srt_listeners).clear();
@@ -656,10 +664,27 @@ impl EngineHandle {
                 .transcoders
                 .runtime(code)
                 .filter(|_| snap.running),
-            publisher: self.shared.media.outputs.publisher(code),
+            publisher: self.publisher(code, snap.running),
             warnings: running_warnings,
             last_error: snap.last_error,
         }
+    }
+
+    /// `runtime.publisher`: the outputs and push targets, and while the stream runs with
+    /// session tracking on, `viewers` (active sessions by protocol).
+    fn publisher(&self, code: &StreamCode, running: bool) -> Option<serde_json::Value> {
+        let media = &self.shared.media;
+        let mut publisher = media.outputs.publisher(code);
+        if running && media.sessions.enabled() {
+            let viewers = serde_json::json!(media.sessions.viewers(code));
+            match &mut publisher {
+                Some(serde_json::Value::Object(fields)) => {
+                    fields.insert("viewers".into(), viewers);
+                }
+                _ => publisher = Some(serde_json::json!({ "viewers": viewers })),
+            }
+        }
+        publisher
     }
 
     /// A manual input switch (SPEC §API `POST /streams/{code}/inputs/switch`): `Some`
@@ -825,7 +850,67 @@ impl EngineHandle {
     /// A media asset (HLS playlist or segment) at `path`, relative to the server root
     /// (`<code>/index.m3u8`), or `None` for 404. Paths never touch the file system.
     pub fn media(&self, path: &str) -> Option<MediaAsset> {
-        self.shared.media.outputs.media(path)
+        self.shared
+            .media
+            .outputs
+            .media(path)
+            .map(|(_, asset)| asset)
+    }
+
+    /// A viewer's request of the media asset at `path` (SPEC §Sessions): the asset, with the
+    /// meter its 2xx body's bytes go to when the request belongs to a session (HLS, DASH);
+    /// [`MediaReply::Banned`] for a fingerprint kicked less than `kick_ban_sec` ago;
+    /// [`MediaReply::NotFound`] when no packager produced `path`.
+    pub fn media_for(&self, path: &str, viewer: &HttpViewer) -> MediaReply {
+        let Some((code, asset)) = self.shared.media.outputs.media(path) else {
+            return MediaReply::NotFound;
+        };
+        let Some(peer) = viewer.peer else {
+            return MediaReply::Asset(asset, None);
+        };
+        let name = path.rsplit('/').next().unwrap_or_default();
+        let tracked = sessions::Viewer {
+            ip: peer.ip(),
+            user_agent: viewer.user_agent.clone(),
+            referer: viewer.referer.clone(),
+            query: viewer.query.clone(),
+            secure: false,
+        };
+        match self.shared.media.sessions.http(&code, name, &tracked) {
+            sessions::HttpAdmission::Serve(meter) => {
+                MediaReply::Asset(asset, meter.map(SessionMeter))
+            }
+            sessions::HttpAdmission::Banned(remaining) => MediaReply::Banned(remaining),
+        }
+    }
+
+    /// Play sessions matching the filters (`GET /sessions`), newest first, at most `limit`:
+    /// the page, how many matched, and the totals.
+    pub fn sessions(
+        &self,
+        stream: Option<StreamCode>,
+        proto: Option<SessionProto>,
+        active: Option<bool>,
+        limit: usize,
+    ) -> (Vec<SessionView>, usize, SessionStats) {
+        let filter = sessions::Filter {
+            stream,
+            proto,
+            active,
+        };
+        self.shared.media.sessions.list(&filter, limit)
+    }
+
+    /// Play session `id`, active or closed in the last 10 minutes.
+    pub fn session(&self, id: &str) -> Option<SessionView> {
+        self.shared.media.sessions.get(id)
+    }
+
+    /// `DELETE /sessions/{id}`: closes an active session as `kicked`, disconnecting a
+    /// connection and banning an HTTP fingerprint for `kick_ban_sec`. False if no active
+    /// session has this id.
+    pub fn kick_session(&self, id: &str) -> bool {
+        self.shared.media.sessions.kick(id)
     }
 
     /// An HTTP-TS play of stream `code` (`GET /{code}/mpegts`): its playback feed as MPEG-TS
@@ -837,7 +922,7 @@ impl EngineHandle {
         peer: Option<std::net::SocketAddr>,
     ) -> Result<TsPlay, TsPlayError> {
         let media = &self.shared.media;
-        let play = TsPlay::open(&media.hub, &media.caps, code.clone(), peer);
+        let play = TsPlay::open(&media.hub, &media.caps, &media.sessions, code.clone(), peer);
         if let Err(error) = &play {
             let why = match error {
                 TsPlayError::Busy(_) => metrics::PlayRefusal::Cap,
@@ -855,6 +940,41 @@ impl EngineHandle {
     /// made one.
     pub fn thumbnail(&self, code: &StreamCode) -> Option<bytes::Bytes> {
         self.shared.media.thumbnails.get(code)
+    }
+}
+
+/// What an HTTP media request tells about its viewer (SPEC §Sessions: the fingerprint).
+#[derive(Debug, Clone, Default)]
+pub struct HttpViewer {
+    /// The TCP peer (`None`: unknown, the request is served untracked).
+    pub peer: Option<std::net::SocketAddr>,
+    /// `User-Agent`.
+    pub user_agent: String,
+    /// `Referer`.
+    pub referer: String,
+    /// The query without its `?` (`token=` names the viewer).
+    pub query: String,
+}
+
+/// The answer to a viewer's media request.
+#[derive(Debug)]
+pub enum MediaReply {
+    /// Serve the asset; add a 2xx body's length to the meter, if any.
+    Asset(MediaAsset, Option<SessionMeter>),
+    /// The viewer was kicked: 403 for this much longer.
+    Banned(Duration),
+    /// Nothing at this path.
+    NotFound,
+}
+
+/// Where an HTTP response's bytes are counted for its session.
+#[derive(Debug, Clone)]
+pub struct SessionMeter(tributary_serve::ByteMeter);
+
+impl SessionMeter {
+    /// Counts `n` bytes sent to the viewer.
+    pub fn add(&self, n: usize) {
+        self.0.add(n);
     }
 }
 
@@ -929,6 +1049,8 @@ struct MediaPlane {
     hub: tributary_hub::Hub,
     /// Plays per stream and in total, shared by the listeners' router and HTTP-TS.
     caps: caps::PlayCaps,
+    /// Play sessions of every protocol.
+    sessions: Arc<sessions::Sessions>,
     /// The bundle the coordinator drives.
     services: Services,
 }
@@ -959,11 +1081,15 @@ impl MediaPlane {
             ssrf_guard(&config.security),
         ));
         let caps = caps::PlayCaps::default();
+        let sessions = Arc::new(sessions::Sessions::new(
+            &config.sessions.clone().unwrap_or_default(),
+        ));
         let router = Arc::new(EngineRouter::new(
             manager.clone(),
             outputs.clone(),
             hub.clone(),
             caps.clone(),
+            Arc::clone(&sessions),
             PublishAuth::parse(&config.security.publish_auth),
             Arc::clone(&metrics),
         ));
@@ -1001,6 +1127,7 @@ impl MediaPlane {
             metrics,
             hub,
             caps,
+            sessions,
             services,
         }
     }

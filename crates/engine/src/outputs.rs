@@ -211,8 +211,8 @@ impl Outputs {
     }
 
     /// The asset at `path` (`<code>/index.m3u8`, `<code>/seg_000123.ts`; `code` may contain
-    /// `/`), or `None` (404). Paths never touch the file system.
-    pub(crate) fn media(&self, path: &str) -> Option<MediaAsset> {
+    /// `/`) with the stream it belongs to, or `None` (404). Paths never touch the file system.
+    pub(crate) fn media(&self, path: &str) -> Option<(StreamCode, MediaAsset)> {
         let (code, name) = path.rsplit_once('/')?;
         // `<code>/track_<N>/<name>`: a variant of an ABR ladder (`track_N` is never part of
         // a code).
@@ -229,11 +229,12 @@ impl Outputs {
         };
         let code: StreamCode = code.parse().ok()?;
         let asset = self.hls.get_variant(&code, rung, name)?;
-        Some(MediaAsset {
+        let asset = MediaAsset {
             content_type: asset.content_type,
             cache_control: asset.cache_control,
             body: asset.body,
-        })
+        };
+        Some((code, asset))
     }
 }
 

@@ -13,7 +13,8 @@
 //! `off`. An address that keeps sending wrong keys is blocked for a doubling time
 //! ([`crate::backoff`]). A play needs the stream running with `protocols.rtmp` (RTMP) or
 //! `protocols.srt` (SRT) on, and a seat
-//! under the play caps (256 per stream, 4096 in total; [`crate::caps`]).
+//! under the play caps (256 per stream, 4096 in total; [`crate::caps`]); a granted play is a
+//! connection session ([`crate::sessions`]) that a kick ends through the play's stop token.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,7 +25,7 @@ use tributary_domain::diff::Output;
 use tributary_domain::spec::PushVia;
 use tributary_hub::{BufferId, Hub};
 use tributary_serve::{
-    PlayGrant, PlayRequest, Protocol, PublishGrant, PublishRequest, Refusal, Router,
+    ByteMeter, PlayGrant, PlayRequest, Protocol, PublishGrant, PublishRequest, Refusal, Router,
 };
 
 use crate::backoff::PublishBackoff;
@@ -32,6 +33,7 @@ use crate::caps::PlayCaps;
 use crate::manager::{Manager, PushTarget, SlotRefusal};
 use crate::metrics::{Metrics, PlayRefusal, PublishRefusal};
 use crate::outputs::Outputs;
+use crate::sessions::{Proto as SessionProto, Sessions};
 
 /// How publishers authenticate (`security.publish_auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,8 @@ pub(crate) struct EngineRouter {
     backoff: PublishBackoff,
     /// Where refused plays and publishes are counted.
     metrics: Arc<Metrics>,
+    /// Where each granted play is recorded as a connection session.
+    sessions: Arc<Sessions>,
 }
 
 impl EngineRouter {
@@ -87,6 +91,7 @@ impl EngineRouter {
         outputs: Arc<Outputs>,
         hub: Hub,
         caps: PlayCaps,
+        sessions: Arc<Sessions>,
         auth: PublishAuth,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -98,6 +103,7 @@ impl EngineRouter {
             caps,
             backoff: PublishBackoff::default(),
             metrics,
+            sessions,
         }
     }
 
@@ -257,10 +263,10 @@ impl Router for EngineRouter {
             let refusal = Refusal::NotFound(format!("no running stream named {:?}", request.path));
             return refused(None, PlayRefusal::NotFound, refusal);
         };
-        let output = match request.protocol {
-            Protocol::Rtmp => Output::Rtmp,
-            Protocol::Rtsp => Output::Rtsp,
-            Protocol::Srt => Output::Srt,
+        let (output, session_proto) = match request.protocol {
+            Protocol::Rtmp => (Output::Rtmp, SessionProto::Rtmp),
+            Protocol::Rtsp => (Output::Rtsp, SessionProto::Rtsp),
+            Protocol::Srt => (Output::Srt, SessionProto::Srt),
             other => {
                 let refusal =
                     Refusal::NotFound(format!("playing over {other} is not supported yet"));
@@ -277,16 +283,26 @@ impl Router for EngineRouter {
                 );
             }
         };
-        let Some(gate) = self.outputs.enter_play(&code, output, request.stop) else {
+        let Some(gate) = self.outputs.enter_play(&code, output, request.stop.clone()) else {
             let refusal =
                 Refusal::NotFound(format!("stream {code} does not have protocols.{proto} on"));
             return refused(Some(&code), PlayRefusal::NotFound, refusal);
         };
+        let bytes = ByteMeter::default();
+        let session = self.sessions.connect(
+            &code,
+            session_proto,
+            request.peer,
+            request.query.as_deref(),
+            request.stop,
+            &bytes,
+        );
         Ok(PlayGrant {
             buffer: BufferId::Stream(code.clone()),
             code,
             hub: self.hub.clone(),
-            guard: Box::new((seat, gate)),
+            guard: Box::new((seat, gate, session)),
+            bytes,
         })
     }
 }

@@ -292,7 +292,9 @@ impl ServerSession {
 
     /// Writes one access unit of track `index` presented at `pts`, written at `now`. Over TCP
     /// its packets are queued as one transmit; over UDP each is handed to `udp`. Frames of
-    /// tracks not set up, and frames before PLAY, are ignored.
+    /// tracks not set up, and frames before PLAY, are ignored. Returns the bytes written:
+    /// every RTP packet, with its interleaved framing over TCP (what the player's session
+    /// counts).
     pub fn write_frame(
         &mut self,
         index: usize,
@@ -300,18 +302,19 @@ impl ServerSession {
         payload: &Bytes,
         now: Instant,
         mut udp: impl FnMut(Datagram<'_>),
-    ) {
+    ) -> usize {
         if !self.playing || self.closed {
-            return;
+            return 0;
         }
         let Some((_, stream)) = self.streams.iter_mut().find(|(i, _)| *i == index) else {
-            return;
+            return 0;
         };
         let timestamp = stream.rtp_time(pts);
         stream.last = Some((timestamp, now));
         let mut tcp = BytesMut::new();
         let delivery = stream.transport;
         let (packets, octets) = (&mut stream.packets, &mut stream.octets);
+        let mut udp_bytes = 0;
         let result = stream.packetizer.packetize(payload, timestamp, |packet| {
             *packets = packets.wrapping_add(1);
             *octets = octets.wrapping_add(packet.body().len() as u32);
@@ -323,17 +326,22 @@ impl ServerSession {
                     tcp.put_slice(packet.head());
                     tcp.put_slice(packet.body());
                 }
-                Delivery::Udp { rtp, .. } => udp(Datagram {
-                    port: rtp,
-                    packet: &packet,
-                }),
+                Delivery::Udp { rtp, .. } => {
+                    udp_bytes += packet.size();
+                    udp(Datagram {
+                        port: rtp,
+                        packet: &packet,
+                    });
+                }
             }
         });
         // An AAC unit too large for RFC 3640 is not sent; the next one is.
         let _ = result;
+        let written = udp_bytes + tcp.len();
         if !tcp.is_empty() {
             self.outputs.push_back(Output::Transmit(tcp.freeze()));
         }
+        written
     }
 
     /// The client's RTCP arrived on the listener's UDP socket: the session is alive.

@@ -81,8 +81,8 @@ mod rtsp;
 mod srt;
 
 pub use router::{
-    PlayGrant, PlayRequest, Protocol, PublishEnd, PublishGrant, PublishGuard, PublishRequest,
-    Refusal, Router,
+    ByteMeter, PlayGrant, PlayRequest, Protocol, PublishEnd, PublishGrant, PublishGuard,
+    PublishRequest, Refusal, Router,
 };
 pub use rtmp::{ListenerStats, RtmpListener, RtmpListenerConfig, start_rtmp};
 pub use rtsp::{RtspListener, RtspListenerConfig, RtspStats, start_rtsp};

@@ -5,6 +5,8 @@ use std::any::Any;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -139,6 +141,27 @@ pub struct PlayGrant {
     /// Held for the player's life and dropped when it leaves: the engine releases the play's
     /// cap slot and ends its session record in the guard's `Drop`.
     pub guard: Box<dyn Any + Send + Sync>,
+    /// Where the connection counts the bytes it hands the player (SPEC §Sessions: bytes are
+    /// counted for every protocol): the engine reads it for the play session.
+    pub bytes: ByteMeter,
+}
+
+/// A running byte count shared between a play connection (which adds) and the engine (which
+/// reads). One relaxed atomic add per write: no lock, no allocation on the media path.
+/// Cheap to clone; clones share the count.
+#[derive(Debug, Clone, Default)]
+pub struct ByteMeter(Arc<AtomicU64>);
+
+impl ByteMeter {
+    /// Adds `n` bytes handed to the peer.
+    pub fn add(&self, n: usize) {
+        self.0.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// The bytes counted so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// Why a request was refused. The message is for logs: it names the stream or rule, never a

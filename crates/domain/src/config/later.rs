@@ -40,27 +40,6 @@ pub struct HooksSection {
     pub file_root: Option<String>,
 }
 
-/// `[sessions]` (SPEC §Sessions): play-session tracking. Not supported yet.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SessionsSection {
-    /// Tracking on (true).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-    /// Seconds an HTTP session may stay idle (30).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub idle_timeout_sec: Option<u64>,
-    /// Seconds any session may last; 0 = no limit.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_lifetime_sec: Option<u64>,
-    /// Seconds a kicked HTTP fingerprint is refused (60).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kick_ban_sec: Option<u64>,
-    /// MaxMind database for `country`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub geoip_db_path: Option<String>,
-}
-
 /// `[watermarks]`: the watermark library. Not supported yet.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

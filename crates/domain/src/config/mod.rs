@@ -7,15 +7,16 @@
 //! ([`ServerConfig::ignored`], module [`later`]).
 
 pub mod later;
+mod sessions;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 pub use later::{
-    DebugSection, HooksSection, IgnoredKey, IgnoredReason, PlaySigning, SessionsSection,
-    WatermarksSection,
+    DebugSection, HooksSection, IgnoredKey, IgnoredReason, PlaySigning, WatermarksSection,
 };
+pub use sessions::SessionsSection;
 
 use crate::validate::{ErrorCode, FieldError, ValidationErrors};
 use later::Ignored;
@@ -58,7 +59,7 @@ pub struct ServerConfig {
     /// Webhooks. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<HooksSection>,
-    /// Play sessions. Not supported yet.
+    /// Play sessions (SPEC §Sessions); absent means every default (tracking on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions: Option<SessionsSection>,
     /// The watermark library. Not supported yet.
@@ -934,7 +935,11 @@ impl ServerConfig {
             ignored.set(&format!("security.{key}"), set, later);
         }
         ignored.keys("hooks", self.hooks.as_ref());
-        ignored.keys("sessions", self.sessions.as_ref());
+        let geoip = self
+            .sessions
+            .as_ref()
+            .and_then(|s| s.geoip_db_path.as_ref());
+        ignored.set("sessions.geoip_db_path", geoip.is_some(), later);
         ignored.keys("watermarks", self.watermarks.as_ref());
         ignored.keys("dvr", self.dvr.as_ref());
         ignored.keys("autopublish", self.autopublish.as_ref());

@@ -10,7 +10,7 @@
 //! The few series that count occurrences nothing else counts (failovers and their output gap,
 //! ingest errors, refused plays and publishes) are tallied here by [`Metrics`], under one
 //! short mutex, at the rate of those occurrences (a switch, a refused connection), never per
-//! frame.
+//! frame; the `sessions_*` series come from the session table's own per-stream tallies.
 //!
 //! Because a scrape walks what exists, **a stream's series disappear with the stream**: its
 //! running-state series (inputs, buffers, transcoder, outputs) go when it stops; its status
@@ -49,6 +49,7 @@ use tributary_domain::StreamCode;
 use tributary_domain::event::StreamStatus;
 use tributary_hub::BufferId;
 
+use crate::sessions::CloseReason;
 use crate::{CoordError, EngineHandle, lock};
 
 mod process;
@@ -437,6 +438,31 @@ impl EngineHandle {
                 );
             }
         }
+        let mut tallies = media.sessions.tallies(|code| stored_codes.contains(code));
+        tallies.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        for (code, proto, tally) in tallies {
+            let (c, p) = (code.as_str(), proto.name());
+            out.gauge(
+                SESSIONS_ACTIVE,
+                labels([("stream_code", c), ("proto", p)]),
+                tally.active as i64,
+            );
+            out.counter(
+                SESSIONS_OPENED,
+                labels([("stream_code", c), ("proto", p)]),
+                tally.opened,
+            );
+            for reason in CloseReason::ALL {
+                let closed = tally.closed[reason.index()];
+                if closed > 0 {
+                    out.counter(
+                        SESSIONS_CLOSED,
+                        labels([("stream_code", c), ("proto", p), ("reason", reason.name())]),
+                        closed,
+                    );
+                }
+            }
+        }
         media.metrics.expose(&mut out);
         for (subscriber, dropped) in shared.events.drops() {
             out.counter(
@@ -660,6 +686,15 @@ const PLAY_REJECTED: Spec = counter(
 const PUBLISH_REJECTED: Spec = counter(
     "publish_rejected",
     "Refused publishers: unknown, busy, auth, limit.",
+);
+const SESSIONS_ACTIVE: Spec = gauge(
+    "sessions_active",
+    "Play sessions open now: HTTP fingerprints and play connections.",
+);
+const SESSIONS_OPENED: Spec = counter("sessions_opened", "Play sessions opened since start.");
+const SESSIONS_CLOSED: Spec = counter(
+    "sessions_closed",
+    "Play sessions closed since start: idle, client_gone, kicked, max_lifetime, shutdown.",
 );
 const EVENTS_DROPPED: Spec = counter(
     "events_dropped",

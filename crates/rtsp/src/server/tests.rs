@@ -262,7 +262,10 @@ fn play_starts_rtp_where_rtp_info_says() {
     assert_eq!(fields.len(), 2);
 
     let idr = Bytes::from_static(&[0, 0, 0, 1, 0x65, 1, 2, 3]);
-    s.write_frame(0, Ts90(90_000), &idr, at(1.0), |_| panic!("TCP track"));
+    // The bytes written: a 12-byte RTP header, the NAL unit without its start code, and the
+    // 4-byte interleaved framing.
+    let written = s.write_frame(0, Ts90(90_000), &idr, at(1.0), |_| panic!("TCP track"));
+    assert_eq!(written, 4 + 12 + 4);
     let aac = Bytes::from_static(&[0x21, 0x10]);
     // One second of audio later at 48 kHz is 48 000 ticks after rtptime.
     s.write_frame(1, Ts90(180_000), &aac, at(2.0), |_| panic!("TCP track"));
@@ -332,10 +335,11 @@ fn udp_setup_names_the_listener_ports_and_media_goes_to_the_client_ports() {
     let mut big = vec![0, 0, 0, 1, 0x65];
     big.extend(std::iter::repeat_n(7u8, 3000));
     let mut sent = Vec::new();
-    s.write_frame(0, Ts90(0), &Bytes::from(big), at(1.0), |d: Datagram<'_>| {
+    let written = s.write_frame(0, Ts90(0), &Bytes::from(big), at(1.0), |d: Datagram<'_>| {
         sent.push((d.port, d.packet.size(), d.packet.marker()));
     });
     assert_eq!(sent.len(), 3, "FU-A over 1400-byte packets");
+    assert_eq!(written, sent.iter().map(|(_, size, _)| size).sum::<usize>());
     assert!(
         sent.iter()
             .all(|(port, size, _)| *port == 5000 && *size <= 1400)

@@ -27,7 +27,7 @@ use super::fanout;
 use super::{Counters, Held, Shared};
 use crate::limit::PendingSlot;
 use crate::name::Target;
-use crate::{PlayRequest, Protocol, PublishEnd, PublishGuard, PublishRequest, Refusal};
+use crate::{ByteMeter, PlayRequest, Protocol, PublishEnd, PublishGuard, PublishRequest, Refusal};
 
 /// Serves one accepted connection to its end; logs why it ended.
 pub(super) async fn serve(
@@ -110,6 +110,8 @@ struct Playing {
     subscriber: Subscriber,
     /// Dropped when the player leaves: the engine releases its cap slot.
     _guard: Box<dyn Any + Send + Sync>,
+    /// The bytes handed to the player, for its session record.
+    bytes: ByteMeter,
     /// Its place in [`ListenerStats::players`](crate::ListenerStats).
     _count: Held,
     /// When the play was accepted: a frame replayed from the GOP cache counts as live from
@@ -338,6 +340,7 @@ impl Conn {
         self.role = Role::Playing(Playing {
             subscriber,
             _guard: grant.guard,
+            bytes: grant.bytes,
             _count: Held::new(&self.shared.counters, |c| &c.players),
             joined: cx.now(),
             omitted: Vec::new(),
@@ -439,9 +442,11 @@ impl Playing {
             fanout.prepare(frame).and_then(|prepared| {
                 if !self.headers_sent && !prepared.bytes.is_empty() {
                     let headers = fanout.sequence_headers()?;
+                    self.bytes.add(headers.len());
                     session.send_prepared(&fanout, headers)?;
                     self.headers_sent = true;
                 }
+                self.bytes.add(prepared.bytes.len());
                 session.send_prepared(&fanout, prepared.bytes)?;
                 Ok(prepared.pushed)
             })

@@ -25,7 +25,7 @@ use tributary_rtsp::{
 
 use super::{Counters, Shared};
 use crate::limit::PendingSlot;
-use crate::{PlayRequest, Protocol, Refusal};
+use crate::{ByteMeter, PlayRequest, Protocol, Refusal};
 
 /// Serves one accepted connection to its end; logs why it ended.
 pub(super) async fn serve(
@@ -94,6 +94,7 @@ struct Granted {
     code: StreamCode,
     hub: Hub,
     buffer: BufferId,
+    bytes: ByteMeter,
     /// Video codec and whether the stream has AAC audio, as described: track 0 is video (if
     /// any), then audio.
     layout: Layout,
@@ -110,6 +111,8 @@ struct Layout {
 struct Playing {
     subscriber: Subscriber,
     layout: Layout,
+    /// The RTP bytes handed to the player, for its session record.
+    bytes: ByteMeter,
     _guard: Box<dyn Any + Send + Sync>,
     _count: Gauge,
     /// Whether a video keyframe went out (frames before one are not sent).
@@ -227,16 +230,18 @@ impl Conn {
         cx.stamp(frame.arrival);
         let now = cx.now();
         let (shared, peer, buf) = (&self.shared, self.peer, &mut self.datagram);
-        cx.session()
-            .write_frame(index, frame.pts, &frame.payload, now, |d: Datagram<'_>| {
-                let Some(udp) = &shared.udp else { return };
-                buf.clear();
-                d.packet.write_to(buf);
-                let to = SocketAddr::new(peer.ip(), d.port);
-                if udp.rtp.try_send_to(buf, to).is_err() {
-                    shared.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            });
+        let sent =
+            cx.session()
+                .write_frame(index, frame.pts, &frame.payload, now, |d: Datagram<'_>| {
+                    let Some(udp) = &shared.udp else { return };
+                    buf.clear();
+                    d.packet.write_to(buf);
+                    let to = SocketAddr::new(peer.ip(), d.port);
+                    if udp.rtp.try_send_to(buf, to).is_err() {
+                        shared.counters.udp_dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+        playing.bytes.add(sent);
     }
 
     /// The stream at `path` and its tracks, or why not.
@@ -282,6 +287,7 @@ impl Conn {
             code: grant.code,
             hub: grant.hub,
             buffer: grant.buffer,
+            bytes: grant.bytes,
             layout,
             _guard: grant.guard,
             _slot: slot,
@@ -313,6 +319,7 @@ impl Conn {
         self.state = State::Playing(Playing {
             subscriber,
             layout: granted.layout,
+            bytes: granted.bytes,
             _guard: granted._guard,
             _count: Gauge::new(&self.shared, |c| &c.players),
             synced: false,

@@ -266,6 +266,7 @@ async fn play(
 ) {
     let _count = Gauge::hold(&shared.counters.players);
     let _guard = grant.guard;
+    let meter = grant.bytes;
     tracing::info!("playing");
     // srt-tokio starts the connection before it sends the handshake's last answer, so data
     // sent at once can overtake it: libsrt then asks for the handshake again (and warns). A
@@ -296,6 +297,7 @@ async fn play(
         }
         while out.len() >= DATAGRAM {
             let datagram = out.split_to(DATAGRAM).freeze();
+            meter.add(DATAGRAM);
             let sent =
                 tokio::time::timeout(SEND_STALL, socket.send((tributary_net::clock(), datagram)))
                     .await;

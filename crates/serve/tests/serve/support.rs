@@ -161,6 +161,7 @@ impl Router for TestRouter {
             hub: self.hub.clone(),
             buffer: BufferId::Stream(slot.code.clone()),
             guard: Box::new(()),
+            bytes: tributary_serve::ByteMeter::default(),
         })
     }
 }

@@ -108,8 +108,6 @@ fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
         "publisher.dash.segment_sec",
         "hooks.worker_count",
         "hooks.max_retries",
-        "sessions.enabled",
-        "sessions.idle_timeout_sec",
         "watermarks.dir",
         "dvr.max_clip_sec",
         "autopublish.enabled",
@@ -133,6 +131,8 @@ fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
         "buffer.capacity",
         "log.level",
         "security.ssrf_guard",
+        "sessions.enabled",
+        "sessions.idle_timeout_sec",
     ] {
         assert_eq!(named(key), 0, "{key}");
     }
