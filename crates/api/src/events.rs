@@ -38,7 +38,7 @@ pub(crate) async fn list(
 
 /// Query parameter `name` as a number from 0 to `max` (`default` when absent or empty);
 /// 400 `INVALID_QUERY` naming it otherwise.
-fn number(
+pub(crate) fn number(
     query: &HashMap<String, String>,
     name: &str,
     default: u64,

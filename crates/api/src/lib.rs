@@ -13,6 +13,7 @@ mod error;
 mod events;
 mod media;
 pub mod openapi;
+mod sessions;
 mod streams;
 mod system;
 
@@ -55,6 +56,11 @@ pub fn router(engine: EngineHandle) -> Router {
         .route("/config", get(system::config))
         .route("/metrics", get(system::metrics))
         .route("/events", get(events::list))
+        .route("/sessions", get(sessions::list))
+        .route(
+            "/sessions/{id}",
+            get(sessions::get_one).delete(sessions::kick),
+        )
         .route("/config/transcoder/probe", post(system::probe_ffmpeg))
         .layer(middleware::from_fn_with_state(
             auth::AdminGate::new(engine.clone()),

@@ -6,6 +6,10 @@
 //! stream has them on), and `GET /{code}/mpegts`, the one live route (a chunked body that lasts
 //! as long as the stream). Anything the packagers did not produce is a JSON 404 like the
 //! API's; `..`, backslashes and NUL never name a stream, so they 404 too.
+//!
+//! Each playlist or segment request belongs to its viewer's play session (SPEC §Sessions):
+//! the engine opens or refreshes it, the 2xx body's bytes are added to it, and a viewer an
+//! operator kicked gets 403 `FORBIDDEN` until its ban ends.
 
 use std::net::SocketAddr;
 
@@ -15,7 +19,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tributary_domain::StreamCode;
 use tributary_domain::http_range;
-use tributary_engine::{EngineHandle, MediaAsset, TsPlayError};
+use tributary_engine::{EngineHandle, HttpViewer, MediaAsset, MediaReply, TsPlayError};
 
 use crate::error::ApiError;
 
@@ -48,12 +52,64 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
             cache_control: "no-cache",
             body,
         });
-    let Some(asset) = thumbnail.or_else(|| engine.media(&path)) else {
-        return ApiError::not_found(format!("no route or media for /{path}")).into_response();
+    let (asset, meter) = match thumbnail {
+        Some(asset) => (asset, None),
+        None => match engine.media_for(&path, &viewer(&request)) {
+            MediaReply::Asset(asset, meter) => (asset, meter),
+            MediaReply::Banned(remaining) => {
+                let mut response = ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "FORBIDDEN",
+                    format!(
+                        "this viewer's session was ended by an operator; refused for {} s more",
+                        remaining.as_secs().max(1)
+                    ),
+                )
+                .into_response();
+                response.extensions_mut().insert(MediaResponse);
+                return response;
+            }
+            MediaReply::NotFound => {
+                return ApiError::not_found(format!("no route or media for /{path}"))
+                    .into_response();
+            }
+        },
     };
     let mut response = respond(&asset, request.headers(), method == Method::HEAD);
+    if let (Some(meter), true) = (meter, response.status().is_success()) {
+        // The session's bytes: the body this 2xx response carries (none for HEAD).
+        let sent = response
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .filter(|_| method != Method::HEAD)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+            .unwrap_or(0);
+        meter.add(sent);
+    }
     response.extensions_mut().insert(MediaResponse);
     response
+}
+
+/// What the request tells about its viewer (SPEC §Sessions: the fingerprint is stream, peer
+/// address, `User-Agent` and `?token=`; forwarded headers are not trusted).
+fn viewer(request: &Request) -> HttpViewer {
+    let header = |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    HttpViewer {
+        peer: request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| *addr),
+        user_agent: header(header::USER_AGENT),
+        referer: header(header::REFERER),
+        query: request.uri().query().unwrap_or_default().to_owned(),
+    }
 }
 
 /// `GET /{code}/mpegts` (SPEC §Publisher "HTTP-TS"): the stream's playback feed as one

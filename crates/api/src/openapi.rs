@@ -27,6 +27,10 @@ use utoipa_swagger_ui::SwaggerUi;
         readyz,
         metrics,
         events,
+        list_sessions,
+        stream_sessions,
+        get_session,
+        kick_session,
         hls_playlist,
         hls_variant_playlist,
         mpegts,
@@ -50,6 +54,11 @@ use utoipa_swagger_ui::SwaggerUi;
         tributary_domain::Thumbnail,
         tributary_engine::Runtime,
         tributary_engine::Ports,
+        tributary_engine::SessionView,
+        tributary_engine::SessionStats,
+        tributary_engine::SessionProto,
+        tributary_engine::CloseReason,
+        SessionList,
         tributary_domain::config::ServerConfig,
         ErrorBody,
         ErrorDetail,
@@ -75,6 +84,18 @@ struct ErrorDetail {
     message: String,
     /// Failing fields (validation only).
     fields: Vec<FieldDetail>,
+}
+
+/// `GET /sessions` (bare, as open-streamer's).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "schema only")]
+struct SessionList {
+    /// Active sessions (newest first), then closed ones (newest first), at most `limit`.
+    sessions: Vec<tributary_engine::SessionView>,
+    /// How many matched the filters.
+    total_count: u64,
+    /// Totals since start.
+    stats: tributary_engine::SessionStats,
 }
 
 /// One failing field.
@@ -220,8 +241,45 @@ fn metrics() {}
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn events() {}
 
+#[utoipa::path(get, path = "/sessions", tag = "sessions",
+    params(("stream" = Option<String>, Query, description = "only this stream's sessions"),
+           ("proto" = Option<String>, Query, description = "hls | dash | rtmp | rtsp | srt | mpegts"),
+           ("status" = Option<String>, Query, description = "active | closed (default both; closed sessions are kept 10 min, the last 1000)"),
+           ("limit" = Option<u32>, Query, description = "1–1000 (default 100)")),
+    responses((status = 200, description = "Bare `{sessions, total_count, stats{active, opened_total, closed_total, idle_closed_total, kicked_total}}`. HLS/DASH viewers are one session per fingerprint (stream, IP, user agent, `?token=`); RTMP, RTSP, SRT and HTTP-TS plays one per connection, never reaped while connected.", body = SessionList),
+              (status = 400, description = "`INVALID_QUERY` naming the parameter", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn list_sessions() {}
+
+#[utoipa::path(get, path = "/streams/{code}/sessions", tag = "sessions",
+    params(("code" = String, Path, description = "stream code; may contain '/'"),
+           ("proto" = Option<String>, Query), ("status" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    responses((status = 200, description = "as `GET /sessions`, for this stream", body = SessionList),
+              (status = 400, body = ErrorBody), (status = 404, description = "no such stream", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn stream_sessions() {}
+
+#[utoipa::path(get, path = "/sessions/{id}", tag = "sessions",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "the bare session, active or closed in the last 10 minutes", body = tributary_engine::SessionView),
+              (status = 404, body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn get_session() {}
+
+#[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "kicked: closed as `kicked`; a connection (RTMP, RTSP, SRT, HTTP-TS) is disconnected at once, an HLS/DASH fingerprint gets 403 on its requests for `sessions.kick_ban_sec` (60 s)"),
+              (status = 404, description = "unknown or already closed", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn kick_session() {}
+
 #[utoipa::path(get, path = "/{code}/index.m3u8", tag = "media", params(("code" = String, Path)),
     responses((status = 200, description = "HLS: the media playlist of a stream without a transcoder, or the ABR master playlist of a ladder (one `#EXT-X-STREAM-INF` per rung with a segment: BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, CODECS, FRAME-RATE; URIs `track_N/index.m3u8`). Segments beside it: `seg_<n>.ts` (`video/mp2t`, `#EXT-X-VERSION:3`), or with `publisher.hls.segment_format` `fmp4` (or `auto` and an H.265 or Opus stream) fMP4: `seg_<n>.m4s` (`video/mp4`, `#EXT-X-VERSION:7`) after `#EXT-X-MAP:URI=\"init.mp4\"` (`init_<session>.mp4` once a codec change needs a new init; served with `Cache-Control: no-cache`). Both formats cut at the same keyframes and number alike.", content_type = "application/vnd.apple.mpegurl"),
+              (status = 403, description = "`FORBIDDEN`: this viewer's session (fingerprint) was kicked less than `sessions.kick_ban_sec` ago", body = ErrorBody),
               (status = 404, description = "unknown or stopped stream, HLS off, or no segment yet")))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn hls_playlist() {}

@@ -195,6 +195,15 @@ pub(crate) async fn get_one(
     Path(rest): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    if let Some(code) = rest.strip_suffix("/sessions") {
+        // `GET /streams/{code}/sessions` (SPEC §API): the stream's play sessions.
+        let code = stream_code(code)
+            .map_err(|_| ApiError::not_found(format!("stream {code:?} not found")))?;
+        if engine.get_stream(&code).await?.is_none() {
+            return Err(ApiError::not_found(format!("stream {code} not found")));
+        }
+        return crate::sessions::of_stream(&engine, code, &query).map(IntoResponse::into_response);
+    }
     let code = stream_code(&rest)
         .map_err(|_| ApiError::not_found(format!("stream {rest:?} not found")))?;
     let reveal = flag(&query, "reveal")?;

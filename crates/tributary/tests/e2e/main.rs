@@ -25,6 +25,7 @@ mod rtmp_relay;
 mod rtsp_play;
 mod rtsp_pull;
 mod server;
+mod sessions;
 mod srt;
 mod ssrf;
 mod thumbnail;

@@ -1,0 +1,104 @@
+//! Play sessions (SPEC §Sessions, §API): `GET /sessions`, `GET /streams/{code}/sessions`,
+//! `GET /sessions/{id}` and the kick, `DELETE /sessions/{id}`. Bodies are bare (no `data`
+//! envelope), as open-streamer's were.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tributary_domain::StreamCode;
+use tributary_engine::{EngineHandle, SessionProto};
+
+use crate::error::ApiError;
+use crate::events::number;
+
+/// `GET /sessions[?stream&proto&status&limit]`: `{sessions, total_count, stats}`.
+pub(crate) async fn list(
+    State(engine): State<EngineHandle>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let stream = match query.get("stream").map(String::as_str) {
+        None | Some("") => None,
+        Some(text) => Some(StreamCode::parse(text).map_err(|e| {
+            ApiError::bad_request("INVALID_QUERY", format!("stream {text:?}: {e}"))
+        })?),
+    };
+    page(&engine, stream, &query)
+}
+
+/// `GET /streams/{code}/sessions[?proto&status&limit]`: as `/sessions`, for one stream.
+pub(crate) fn of_stream(
+    engine: &EngineHandle,
+    code: StreamCode,
+    query: &HashMap<String, String>,
+) -> Result<Json<Value>, ApiError> {
+    page(engine, Some(code), query)
+}
+
+/// `GET /sessions/{id}`: the bare session, active or closed in the last 10 minutes.
+pub(crate) async fn get_one(
+    State(engine): State<EngineHandle>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let session = engine
+        .session(&id)
+        .ok_or_else(|| ApiError::not_found(format!("session {id:?} not found")))?;
+    Ok(Json(json!(session)))
+}
+
+/// `DELETE /sessions/{id}`: closes it as `kicked` (a connection is disconnected, an HTTP
+/// fingerprint refused for `kick_ban_sec`); 204, or 404 if unknown or already closed.
+pub(crate) async fn kick(
+    State(engine): State<EngineHandle>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    if engine.kick_session(&id) {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::not_found(format!(
+            "no active session {id:?} (unknown or already closed)"
+        )))
+    }
+}
+
+fn page(
+    engine: &EngineHandle,
+    stream: Option<StreamCode>,
+    query: &HashMap<String, String>,
+) -> Result<Json<Value>, ApiError> {
+    let proto = match query.get("proto").map(String::as_str) {
+        None | Some("") => None,
+        Some(text) => Some(SessionProto::parse(text).ok_or_else(|| {
+            ApiError::bad_request(
+                "INVALID_QUERY",
+                format!("proto must be hls, dash, rtmp, rtsp, srt or mpegts, got {text:?}"),
+            )
+        })?),
+    };
+    let active = match query.get("status").map(String::as_str) {
+        None | Some("") => None,
+        Some("active") => Some(true),
+        Some("closed") => Some(false),
+        Some(text) => {
+            return Err(ApiError::bad_request(
+                "INVALID_QUERY",
+                format!("status must be active or closed, got {text:?}"),
+            ));
+        }
+    };
+    let limit = number(query, "limit", DEFAULT_LIMIT, MAX_LIMIT)?.max(1);
+    let (sessions, total, stats) = engine.sessions(stream, proto, active, limit as usize);
+    Ok(Json(json!({
+        "sessions": sessions,
+        "total_count": total,
+        "stats": stats,
+    })))
+}
+
+/// Sessions per answer by default (SPEC §Defaults).
+const DEFAULT_LIMIT: u64 = 100;
+/// Sessions per answer at most.
+const MAX_LIMIT: u64 = 1000;
