@@ -104,6 +104,9 @@ fn rtsp_play_in_ffmpeg_over_tcp_and_udp_and_in_gstreamer() {
         );
     }
 
+    // Each play was a session of its own with the RTP bytes it got (SPEC §Sessions).
+    crate::sessions::wait_played_sessions(&server, "rtsp", 2);
+
     // An independent client: GStreamer's rtspsrc decodes 150 video frames (5 s) and stops.
     let gst = Command::new("timeout")
         .args(["60", "gst-launch-1.0", "-q", "rtspsrc"])

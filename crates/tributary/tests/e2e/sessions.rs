@@ -307,6 +307,29 @@ fn viewers_are_sessions_with_bytes_and_kicks_really_end_them() {
     }
 }
 
+/// Waits until at least `n` closed sessions of `proto` ended as `client_gone` with bytes
+/// (players of other protocols' tests, once they left).
+pub(crate) fn wait_played_sessions(server: &Server, proto: &str, n: usize) {
+    let url = server.url(&format!("/sessions?proto={proto}&status=closed&limit=1000"));
+    wait_until(
+        Duration::from_secs(10),
+        &format!("{n} closed {proto} sessions with bytes"),
+        || {
+            let answer = send("GET", &url, None, &[]);
+            let played = answer.body["sessions"].as_array().map_or(0, |sessions| {
+                sessions
+                    .iter()
+                    .filter(|s| {
+                        s["close_reason"] == "client_gone" && s["bytes"].as_u64().unwrap_or(0) > 0
+                    })
+                    .count()
+            });
+            played >= n
+        },
+    )
+    .unwrap();
+}
+
 /// The user agent of HLS viewer `i`.
 fn agent(i: usize) -> String {
     format!("viewer-{i:02}/1.0")

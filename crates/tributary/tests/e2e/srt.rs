@@ -67,6 +67,9 @@ fn srt_publish_and_play_with_ffmpeg_and_srt_live_transmit() {
         "SRT play decode errors:\n{errors}"
     );
 
+    // The play was a session with the bytes it got (SPEC §Sessions).
+    crate::sessions::wait_played_sessions(&server, "srt", 1);
+
     // srt-live-transmit plays (bare streamid `live/<code>`): what it received is H.264 + AAC
     // that decodes cleanly.
     let received = dir.path().join("slt-play.ts");
