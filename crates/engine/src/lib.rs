@@ -847,19 +847,10 @@ impl EngineHandle {
         Path::new(&self.shared.config.data_dir)
     }
 
-    /// A media asset (HLS playlist or segment) at `path`, relative to the server root
-    /// (`<code>/index.m3u8`), or `None` for 404. Paths never touch the file system.
-    pub fn media(&self, path: &str) -> Option<MediaAsset> {
-        self.shared
-            .media
-            .outputs
-            .media(path)
-            .map(|(_, asset)| asset)
-    }
-
-    /// A viewer's request of the media asset at `path` (SPEC §Sessions): the asset, with the
-    /// meter its 2xx body's bytes go to when the request belongs to a session (HLS, DASH);
-    /// [`MediaReply::Banned`] for a fingerprint kicked less than `kick_ban_sec` ago;
+    /// A viewer's request of the media asset (HLS playlist or segment) at `path`, relative to
+    /// the server root (`<code>/index.m3u8`; paths never touch the file system), as SPEC
+    /// §Sessions counts it: the asset, with the meter its 2xx body's bytes go to when the
+    /// request belongs to a session (HLS, DASH); [`MediaReply::Banned`] for a fingerprint kicked less than `kick_ban_sec` ago;
     /// [`MediaReply::NotFound`] when no packager produced `path`.
     pub fn media_for(&self, path: &str, viewer: &HttpViewer) -> MediaReply {
         let Some((code, asset)) = self.shared.media.outputs.media(path) else {
