@@ -59,6 +59,25 @@ pub(crate) fn number(
     }
 }
 
+/// Query parameter `name` parsed by `parse` (`None` when absent or empty); 400
+/// `INVALID_QUERY` saying what it `must` be otherwise.
+pub(crate) fn parsed<T>(
+    query: &HashMap<String, String>,
+    name: &str,
+    must: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+) -> Result<Option<T>, ApiError> {
+    match query.get(name).map(String::as_str) {
+        None | Some("") => Ok(None),
+        Some(text) => parse(text).map(Some).ok_or_else(|| {
+            ApiError::bad_request(
+                "INVALID_QUERY",
+                format!("{name} must be {must}, got {text:?}"),
+            )
+        }),
+    }
+}
+
 /// Events per answer by default.
 const DEFAULT_LIMIT: u64 = 100;
 /// Events per answer at most.

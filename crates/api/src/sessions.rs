@@ -13,19 +13,16 @@ use tributary_domain::StreamCode;
 use tributary_engine::{EngineHandle, SessionProto};
 
 use crate::error::ApiError;
-use crate::events::number;
+use crate::events::{number, parsed};
 
 /// `GET /sessions[?stream&proto&status&limit]`: `{sessions, total_count, stats}`.
 pub(crate) async fn list(
     State(engine): State<EngineHandle>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let stream = match query.get("stream").map(String::as_str) {
-        None | Some("") => None,
-        Some(text) => Some(StreamCode::parse(text).map_err(|e| {
-            ApiError::bad_request("INVALID_QUERY", format!("stream {text:?}: {e}"))
-        })?),
-    };
+    let stream = parsed(&query, "stream", "a stream code", |text| {
+        StreamCode::parse(text).ok()
+    })?;
     page(&engine, stream, &query)
 }
 
@@ -69,26 +66,17 @@ fn page(
     stream: Option<StreamCode>,
     query: &HashMap<String, String>,
 ) -> Result<Json<Value>, ApiError> {
-    let proto = match query.get("proto").map(String::as_str) {
-        None | Some("") => None,
-        Some(text) => Some(SessionProto::parse(text).ok_or_else(|| {
-            ApiError::bad_request(
-                "INVALID_QUERY",
-                format!("proto must be hls, dash, rtmp, rtsp, srt or mpegts, got {text:?}"),
-            )
-        })?),
-    };
-    let active = match query.get("status").map(String::as_str) {
-        None | Some("") => None,
-        Some("active") => Some(true),
-        Some("closed") => Some(false),
-        Some(text) => {
-            return Err(ApiError::bad_request(
-                "INVALID_QUERY",
-                format!("status must be active or closed, got {text:?}"),
-            ));
-        }
-    };
+    let proto = parsed(
+        query,
+        "proto",
+        "hls, dash, rtmp, rtsp, srt or mpegts",
+        SessionProto::parse,
+    )?;
+    let active = parsed(query, "status", "active or closed", |text| match text {
+        "active" => Some(true),
+        "closed" => Some(false),
+        _ => None,
+    })?;
     let limit = number(query, "limit", DEFAULT_LIMIT, MAX_LIMIT)?.max(1);
     let (sessions, total, stats) = engine.sessions(stream, proto, active, limit as usize);
     Ok(Json(json!({

@@ -119,15 +119,12 @@ pub(crate) async fn list(
     State(engine): State<EngineHandle>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let status = match query.get("status").map(String::as_str) {
-        None | Some("") => None,
-        Some(s) => Some(StreamStatus::parse(s).ok_or_else(|| {
-            ApiError::bad_request(
-                "INVALID_QUERY",
-                format!("status must be active, degraded or stopped, got {s:?}"),
-            )
-        })?),
-    };
+    let status = crate::events::parsed(
+        &query,
+        "status",
+        "active, degraded or stopped",
+        StreamStatus::parse,
+    )?;
     let source = query.get("source").map(String::as_str).unwrap_or("");
     if !matches!(source, "" | "config" | "runtime") {
         return Err(ApiError::bad_request(
