@@ -789,7 +789,23 @@ impl ServerConfig {
         // Upper bounds: a value past them would overflow a duration or an allocation later
         // (a panic at run time instead of an error naming the key now).
         let manager = &self.manager;
+        let sessions = self.sessions.clone().unwrap_or_default();
         for (key, value, max) in [
+            (
+                "sessions.idle_timeout_sec",
+                sessions.idle_timeout_sec.unwrap_or(0),
+                MAX_SECONDS,
+            ),
+            (
+                "sessions.kick_ban_sec",
+                sessions.kick_ban_sec.unwrap_or(0),
+                MAX_SECONDS,
+            ),
+            (
+                "sessions.max_lifetime_sec",
+                sessions.max_lifetime_sec.unwrap_or(0),
+                MAX_LIFETIME_SECONDS,
+            ),
             (
                 "shutdown_timeout_sec",
                 self.shutdown_timeout_sec,
@@ -1010,6 +1026,9 @@ fn valid_log_level(level: &str) -> bool {
 /// The longest duration a `*_sec` setting may take: a day. Longer timeouts and intervals mean
 /// "never" in practice, and values near `u64::MAX` overflow when added to an instant.
 const MAX_SECONDS: u64 = 86_400;
+
+/// The longest `sessions.max_lifetime_sec`: a year (a viewer may watch a 24/7 stream for days).
+const MAX_LIFETIME_SECONDS: u64 = 365 * 86_400;
 /// The longest HLS segment, seconds: far past any player's patience, far from overflowing.
 const MAX_SEGMENT_SEC: f64 = 60.0;
 /// The most frames a hub subscriber may queue (`buffer.capacity`): about 14 minutes of 30 fps

@@ -195,6 +195,43 @@ fn values_that_would_overflow_later_are_refused_naming_the_key() {
 }
 
 #[test]
+fn session_durations_are_bounded_and_default() {
+    let defaults = SessionsSection::default();
+    assert!(defaults.enabled());
+    assert_eq!(defaults.idle_timeout(), std::time::Duration::from_secs(30));
+    assert_eq!(defaults.max_lifetime(), None);
+    assert_eq!(defaults.kick_ban(), std::time::Duration::from_secs(60));
+    let zero = SessionsSection {
+        idle_timeout_sec: Some(0),
+        ..SessionsSection::default()
+    };
+    assert_eq!(zero.idle_timeout(), std::time::Duration::from_secs(1));
+
+    let mut c = ServerConfig::default();
+    c.sessions = Some(SessionsSection {
+        idle_timeout_sec: Some(u64::MAX),
+        kick_ban_sec: Some(86_401),
+        max_lifetime_sec: Some(u64::MAX),
+        ..SessionsSection::default()
+    });
+    let errors = c.validate().unwrap_err();
+    let paths: Vec<_> = errors.0.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "sessions.idle_timeout_sec",
+            "sessions.kick_ban_sec",
+            "sessions.max_lifetime_sec"
+        ]
+    );
+    c.sessions = Some(SessionsSection {
+        max_lifetime_sec: Some(30 * 86_400),
+        ..SessionsSection::default()
+    });
+    c.validate().unwrap();
+}
+
+#[test]
 fn log_levels() {
     for good in [
         "info",
