@@ -165,8 +165,9 @@ pub struct Runtime {
     #[schema(value_type = Option<Object>)]
     pub transcoder: Option<serde_json::Value>,
     /// Outputs: the HLS packager (`outputs[]`: `output`, `status` running or restarting,
-    /// `restart_count`, `last_error`) and push targets (`pushes[]`, only when the stream has
-    /// some, with the same supervision fields).
+    /// `restart_count`, `last_error`), push targets (`pushes[]`, only when the stream has
+    /// some, with the same supervision fields), and while it runs with session tracking on,
+    /// `viewers`: its active play sessions by protocol (`{"hls": 12, "rtmp": 1}`).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub publisher: Option<serde_json::Value>,

@@ -260,6 +260,16 @@ fn viewers_are_sessions_with_bytes_and_kicks_really_end_them() {
     assert!(stats["idle_closed_total"].as_u64().unwrap() >= (HLS_VIEWERS - 1) as u64);
     assert_eq!(stats["active"], RTMP_PLAYERS - 1, "{stats}");
 
+    // So do the metrics, by reason.
+    let metrics = send_text(&server.url("/metrics"));
+    for series in [
+        "tributary_sessions_closed_total{stream_code=\"cam\",proto=\"rtmp\",reason=\"kicked\"} 1",
+        "tributary_sessions_closed_total{stream_code=\"cam\",proto=\"mpegts\",reason=\"kicked\"} 1",
+        "tributary_sessions_active{stream_code=\"cam\",proto=\"hls\"} 0",
+    ] {
+        assert!(metrics.contains(series), "{series} in\n{metrics}");
+    }
+
     // The events tell the same story.
     let events = send(
         "GET",
