@@ -152,14 +152,24 @@ fn viewers_are_sessions_with_bytes_and_kicks_really_end_them() {
         &[],
     );
     assert_eq!(kick.status, 204, "{}", kick.body);
+    // The server ends the connection (its play seat is given back) within 1 s...
+    let open_plays = format!(
+        "tributary_playback_connections{{stream_code=\"cam\",proto=\"rtmp\"}} {}",
+        RTMP_PLAYERS - 1
+    );
     wait_until(
         Duration::from_secs(3),
-        "a player to be disconnected",
-        || players.iter_mut().any(Player::exited),
+        "the kicked connection to end",
+        || send_text(&server.url("/metrics")).contains(&open_plays),
     )
     .unwrap();
     let took = kicked_at.elapsed();
     assert!(took < Duration::from_secs(1), "disconnected after {took:?}");
+    // ...and the player sees it: ffmpeg ends its output and exits.
+    wait_until(Duration::from_secs(5), "the kicked player to exit", || {
+        players.iter_mut().any(Player::exited)
+    })
+    .unwrap();
     assert_eq!(
         players
             .iter_mut()
