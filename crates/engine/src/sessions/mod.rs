@@ -16,7 +16,9 @@
 //! watches, so the player is gone within the driver's next wake-up; an HTTP fingerprint is
 //! banned (403) for `kick_ban_sec` instead, since there is no connection to cut.
 //!
-//! `session.opened` / `session.closed` events go on the bus after the lock is let go.
+//! `session.opened` / `session.closed` events are published while the table's lock is held,
+//! so a session's `opened` always comes before its `closed` even when a kick races the
+//! opening (the bus's own short lock is taken inside this one, never the other way round).
 
 pub(crate) mod table;
 #[cfg(test)]
@@ -99,8 +101,8 @@ impl Sessions {
             return HttpAdmission::Serve(None);
         };
         let (now, wall) = (clock(), Utc::now());
-        let hit = lock(&self.table).hit(code, proto, viewer, now, wall);
-        match hit {
+        let mut table = lock(&self.table);
+        match table.hit(code, proto, viewer, now, wall) {
             Hit::Tracked { meter, opened } => {
                 if let Some(opened) = opened {
                     self.publish_opened(&opened);
@@ -139,9 +141,10 @@ impl Sessions {
         };
         let id = uuid::Uuid::new_v4().to_string();
         let (now, wall) = (clock(), Utc::now());
-        let opened =
-            lock(&self.table).connect(id.clone(), code, proto, &viewer, stop, meter, now, wall);
-        if let Some(opened) = opened {
+        let mut table = lock(&self.table);
+        if let Some(opened) =
+            table.connect(id.clone(), code, proto, &viewer, stop, meter, now, wall)
+        {
             self.publish_opened(&opened);
             session.id = Some(id);
         }
@@ -150,20 +153,21 @@ impl Sessions {
 
     /// `DELETE /sessions/{id}`: whether an active session had this id.
     pub(crate) fn kick(&self, id: &str) -> bool {
-        let closed = lock(&self.table).kick(id, clock(), Utc::now());
-        let Some(closed) = closed else {
+        let mut table = lock(&self.table);
+        let Some(closed) = table.kick(id, clock(), Utc::now()) else {
             return false;
         };
+        self.publish_closed(&closed);
+        drop(table);
         tracing::info!(session = id, stream = %closed.code, proto = closed.proto.name(),
             "session kicked");
-        self.publish_closed(&closed);
         true
     }
 
     /// Closes every session as `shutdown`.
     pub(crate) fn shutdown(&self) {
-        let closed = lock(&self.table).shutdown(clock(), Utc::now());
-        for closed in &closed {
+        let mut table = lock(&self.table);
+        for closed in &table.shutdown(clock(), Utc::now()) {
             self.publish_closed(closed);
         }
     }
@@ -212,16 +216,16 @@ impl Sessions {
                 () = cancel.cancelled() => return,
                 _ = interval.tick() => {}
             }
-            let closed = lock(&self.table).reap(clock(), Utc::now());
-            for closed in &closed {
+            let mut table = lock(&self.table);
+            for closed in &table.reap(clock(), Utc::now()) {
                 self.publish_closed(closed);
             }
         }
     }
 
     fn disconnect(&self, id: &str) {
-        let closed = lock(&self.table).disconnect(id, clock(), Utc::now());
-        if let Some(closed) = closed {
+        let mut table = lock(&self.table);
+        if let Some(closed) = table.disconnect(id, clock(), Utc::now()) {
             self.publish_closed(&closed);
         }
     }
