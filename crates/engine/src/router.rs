@@ -342,6 +342,7 @@ mod tests {
         supported: Arc<Supported>,
         manager: Arc<Manager>,
         router: Arc<EngineRouter>,
+        sessions: Arc<Sessions>,
     }
 
     impl Rig {
@@ -360,6 +361,7 @@ mod tests {
                 supported,
                 manager: media.manager,
                 router: media.router,
+                sessions: media.sessions,
             }
         }
 
@@ -404,6 +406,82 @@ mod tests {
                 .map(|input| input["publisher_connected"] == Value::Bool(true))
                 .collect()
         }
+    }
+
+    #[tokio::test]
+    async fn a_granted_play_is_a_connection_session_that_a_kick_stops() {
+        let rig = Rig::new();
+        let mut stream = Stream::new("cam".parse().unwrap());
+        stream.inputs = vec![Input::new("publish://", 0)];
+        stream.protocols = Some(tributary_domain::Protocols {
+            rtmp: true,
+            ..Default::default()
+        });
+        let (spec, _) = rig.supported.parse(stream).unwrap();
+        rig.coordinator
+            .put(spec, Expect::Any)
+            .await
+            .unwrap()
+            .applied
+            .unwrap();
+
+        let stop = tokio_util::sync::CancellationToken::new();
+        let grant = rig
+            .router
+            .play(PlayRequest {
+                path: "live/cam".into(),
+                query: Some("token=alice&sig=x".into()),
+                peer: REMOTE.parse().unwrap(),
+                protocol: Protocol::Rtmp,
+                stop: stop.clone(),
+            })
+            .unwrap();
+        grant.bytes.add(4096);
+        let filter = crate::sessions::Filter::default();
+        let (sessions, _, _) = rig.sessions.list(&filter, 10);
+        assert_eq!(sessions.len(), 1);
+        let session = &sessions[0];
+        assert_eq!(
+            (session.proto, session.bytes, session.user_name.as_str()),
+            (SessionProto::Rtmp, 4096, "alice")
+        );
+        assert_eq!(session.ip, "192.0.2.7");
+        assert_eq!(session.query_string, "token=****&sig=****");
+        assert_eq!(
+            rig.sessions.viewers(&"cam".parse().unwrap()).get("rtmp"),
+            Some(&1)
+        );
+
+        // A kick fires the play's stop token: the listener disconnects the player.
+        assert!(rig.sessions.kick(&session.id));
+        assert!(stop.is_cancelled());
+        // The connection then ends and drops its grant; the kick's reason stays.
+        drop(grant);
+        let closed = rig.sessions.get(&session.id).unwrap();
+        assert_eq!(
+            closed.close_reason,
+            Some(crate::sessions::CloseReason::Kicked)
+        );
+        assert!(rig.sessions.viewers(&"cam".parse().unwrap()).is_empty());
+
+        // A player that leaves by itself closes as client_gone.
+        let grant = rig
+            .router
+            .play(PlayRequest {
+                path: "live/cam".into(),
+                query: None,
+                peer: REMOTE.parse().unwrap(),
+                protocol: Protocol::Rtmp,
+                stop: tokio_util::sync::CancellationToken::new(),
+            })
+            .unwrap();
+        drop(grant);
+        let (closed, _, stats) = rig.sessions.list(&filter, 10);
+        assert_eq!(
+            closed[0].close_reason,
+            Some(crate::sessions::CloseReason::ClientGone)
+        );
+        assert_eq!((stats.opened_total, stats.kicked_total), (2, 1));
     }
 
     const LOCAL: &str = "127.0.0.1:50000";
