@@ -207,13 +207,15 @@ fn session_durations_are_bounded_and_default() {
     };
     assert_eq!(zero.idle_timeout(), std::time::Duration::from_secs(1));
 
-    let mut c = ServerConfig::default();
-    c.sessions = Some(SessionsSection {
-        idle_timeout_sec: Some(u64::MAX),
-        kick_ban_sec: Some(86_401),
-        max_lifetime_sec: Some(u64::MAX),
-        ..SessionsSection::default()
-    });
+    let mut c = ServerConfig {
+        sessions: Some(SessionsSection {
+            idle_timeout_sec: Some(u64::MAX),
+            kick_ban_sec: Some(86_401),
+            max_lifetime_sec: Some(u64::MAX),
+            ..SessionsSection::default()
+        }),
+        ..ServerConfig::default()
+    };
     let errors = c.validate().unwrap_err();
     let paths: Vec<_> = errors.0.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
