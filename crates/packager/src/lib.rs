@@ -1,4 +1,4 @@
-//! HLS segmenting, playlists and fMP4 boxes, sans-IO (L0).
+//! HLS and DASH segmenting, playlists, the MPD and fMP4 boxes, sans-IO (L0).
 //!
 //! Frames and the wall time at which they arrived go in; numbered MPEG-TS segments and the
 //! playlist text come out. Nothing here reads a clock, touches a disk or spawns anything
@@ -16,6 +16,8 @@
 //! - [`Fmp4Track`], [`write_init`], [`Fragmenter`]: the fMP4 / CMAF writer, init segments and
 //!   `moof` + `mdat` media segments from the same frames (its module doc says why it does not
 //!   use the `mp4-atom` crate, which its tests read the output with).
+//! - [`Timeline`], [`Mpd`]: DASH from the same segments (its module doc says how video and
+//!   audio each run through a segmenter of their own, numbered as HLS numbers them).
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -64,10 +66,14 @@
 #![deny(missing_docs)]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+mod dash;
 mod fmp4;
 mod hls;
 mod wall;
 
+pub use dash::{
+    DashName, MPD_NAME, Mpd, Representation, Timeline, TimelineEntry, dash_segment_name,
+};
 pub use fmp4::{Fmp4Error, Fmp4Track, Fragmenter, write_init};
 
 pub use hls::{

@@ -417,6 +417,7 @@ impl HlsSegmenter {
             self.events.push_back(HlsEvent::Init(InitSegment {
                 name,
                 codecs: tracks.iter().map(|t| t.codec_string().to_owned()).collect(),
+                timescales: tracks.iter().map(Fmp4Track::timescale).collect(),
                 bytes,
             }));
         }
@@ -831,6 +832,9 @@ pub struct InitSegment {
     pub name: InitName,
     /// The RFC 6381 codec strings of its tracks, in track order.
     pub codecs: Vec<String>,
+    /// The timescale of each track's media time (`mdhd`; what `tfdt` counts), in track
+    /// order.
+    pub timescales: Vec<u32>,
     /// `ftyp` + `moov`.
     pub bytes: Bytes,
 }

@@ -1,0 +1,394 @@
+//! DASH: the live MPD (SPEC §DASH), written from the same segments HLS cuts.
+//!
+//! DASH here is not a second packager. A rung's video and its audio each go through their own
+//! [`HlsSegmenter`](crate::HlsSegmenter) in fMP4 mode, fed the same frames and numbered
+//! exactly as HLS numbers that rung (same first number, same keyframe grid), so HLS-TS,
+//! HLS-fMP4 and DASH share cut points and numbers. What DASH adds is only what its manifest
+//! needs:
+//!
+//! - [`Timeline`]: the last W segments of one track as `SegmentTimeline` entries (number,
+//!   start, duration in 90 kHz), kept so that `<S>` entries never overlap and `$Number$` maps
+//!   onto them (a gap in the numbers starts the list over after it).
+//! - [`Mpd`] and [`Mpd::render`]: the dynamic MPD text, one Period from media time 0 at
+//!   `availabilityStartTime`, a video AdaptationSet with one Representation per rung and one
+//!   audio AdaptationSet, each Representation with its own `SegmentTemplate` (paths and
+//!   timescale of its own rung). Pure: the same description renders the same bytes.
+//!
+//! Why video and audio are separate segments, unlike HLS-fMP4's muxed ones: DASH players
+//! (dash.js, Shaka, ExoPlayer) expect one media type per AdaptationSet, and an ABR ladder
+//! packages its audio once for every rung (SPEC §DASH "Tracks").
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use tributary_media::Ts90;
+
+use crate::{Segment, UnixMillis};
+
+/// The MPD's file name under the stream (`/{code}/index.mpd`).
+pub const MPD_NAME: &str = "index.mpd";
+
+/// The sliding window of one track's segments, as the MPD's `SegmentTimeline` lists them.
+///
+/// Push each finished segment of the track's segmenter; the oldest beyond `window` slides
+/// out. Entries keep their numbers consecutive: a segment whose number is not the last one +
+/// 1 (a cell a grid-cut rung missed) or that starts before the last one ended (a timeline
+/// that went back) clears the list first, so `startNumber` + position is always the number
+/// and `<S>` entries never overlap.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    /// The listed segments, oldest first.
+    entries: VecDeque<TimelineEntry>,
+    /// How many are listed at most (`live_window`).
+    window: usize,
+}
+
+/// One listed segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimelineEntry {
+    /// Its number (`$Number$`).
+    pub number: u64,
+    /// The PTS of its first frame.
+    pub start: Ts90,
+    /// Its duration.
+    pub duration: Ts90,
+}
+
+impl Timeline {
+    /// An empty timeline listing `window` segments at most (at least 1).
+    pub fn new(window: usize) -> Self {
+        let window = window.max(1);
+        Self {
+            entries: VecDeque::with_capacity(window),
+            window,
+        }
+    }
+
+    /// Lists a finished segment; returns the entry that slid out, if any.
+    pub fn push(&mut self, segment: &Segment) -> Option<TimelineEntry> {
+        let entry = TimelineEntry {
+            number: segment.number,
+            start: segment.start,
+            duration: segment.duration,
+        };
+        if let Some(last) = self.entries.back()
+            && (entry.number != last.number + 1 || entry.start.0 < last.start.0 + 1)
+        {
+            self.entries.clear();
+        }
+        // A segment may have been measured to end after the next one's start (its last
+        // frame's duration guessed): clipped, so entries never overlap.
+        if let Some(last) = self.entries.back_mut() {
+            let room = entry.start.0 - last.start.0;
+            if last.duration.0 > room {
+                last.duration = Ts90(room);
+            }
+        }
+        self.entries.push_back(entry);
+        if self.entries.len() > self.window {
+            return self.entries.pop_front();
+        }
+        None
+    }
+
+    /// The listed entries, oldest first.
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = &TimelineEntry> + '_ {
+        self.entries.iter()
+    }
+
+    /// Whether nothing is listed.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The longest listed duration.
+    pub fn longest(&self) -> Ts90 {
+        self.entries
+            .iter()
+            .map(|e| e.duration)
+            .max()
+            .unwrap_or(Ts90(0))
+    }
+}
+
+/// A dynamic MPD as [`render`](Self::render) writes it (SPEC §DASH).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mpd {
+    /// `availabilityStartTime`: the wall time of media time 0, one for the stream's life and
+    /// for every rung (SPEC §DASH "One `availabilityStartTime`").
+    pub availability_start: UnixMillis,
+    /// `publishTime`, and the time `UTCTiming` (`urn:mpeg:dash:utc:direct:2014`) tells the
+    /// player: when the MPD is rendered.
+    pub publish_time: UnixMillis,
+    /// S, the shortest segment: `minimumUpdatePeriod`, and `minBufferTime`,
+    /// `suggestedPresentationDelay` derived from it.
+    pub segment: Duration,
+    /// W, the segments listed: `timeShiftBufferDepth` = S × W.
+    pub window: usize,
+    /// The video Representations, one per rung, in profile order.
+    pub video: Vec<Representation>,
+    /// The audio Representation, packaged once.
+    pub audio: Option<Representation>,
+}
+
+/// One Representation with its `SegmentTemplate`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Representation {
+    /// `id`, unique in the MPD (`v1`, `a`).
+    pub id: String,
+    /// The directory of its files relative to the MPD: empty, or `track_<N>/`.
+    pub dir: String,
+    /// The RFC 6381 `codecs` string.
+    pub codecs: String,
+    /// `bandwidth`, bits per second.
+    pub bandwidth: u64,
+    /// Video: displayed width and height.
+    pub size: Option<(u32, u32)>,
+    /// Video: `frameRate` as (frames, per seconds).
+    pub frame_rate: Option<(u32, u32)>,
+    /// Audio: `audioSamplingRate`.
+    pub sample_rate: Option<u32>,
+    /// Audio: channels, for the `AudioChannelConfiguration`.
+    pub channels: Option<u8>,
+    /// The `timescale` of its media segments' `tfdt` (the init's `mdhd`).
+    pub timescale: u32,
+    /// Its segments.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+impl Mpd {
+    /// The MPD text. Video segments are `seg_v_$Number$.m4s` with `init_v.mp4`, audio
+    /// `seg_a_$Number$.m4s` with `init_a.mp4`, under each Representation's `dir`.
+    pub fn render(&self) -> String {
+        let s = self.segment.as_millis() as i64;
+        let longest = self
+            .video
+            .iter()
+            .chain(&self.audio)
+            .flat_map(|r| r.timeline.iter().map(|e| e.duration.as_millis()))
+            .max()
+            .unwrap_or(0)
+            .max(s);
+        let window = i64::try_from(self.window).unwrap_or(i64::MAX);
+        let mut out = String::with_capacity(2048);
+        out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let _ = write!(
+            out,
+            "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" \
+             profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" type=\"dynamic\" \
+             availabilityStartTime=\"{}\" publishTime=\"{}\" minimumUpdatePeriod=\"{}\" \
+             minBufferTime=\"{}\" suggestedPresentationDelay=\"{}\" \
+             timeShiftBufferDepth=\"{}\" maxSegmentDuration=\"{}\">\n",
+            self.availability_start,
+            self.publish_time,
+            iso_duration(s),
+            iso_duration((2 * s).max(4000)),
+            iso_duration((3 * s).max(6000)),
+            iso_duration(s.saturating_mul(window)),
+            iso_duration(longest),
+        );
+        out.push_str("  <Period id=\"0\" start=\"PT0S\">\n");
+        if !self.video.is_empty() {
+            out.push_str(
+                "    <AdaptationSet id=\"0\" contentType=\"video\" mimeType=\"video/mp4\" \
+                 segmentAlignment=\"true\" startWithSAP=\"1\">\n",
+            );
+            for r in &self.video {
+                let _ = write!(
+                    out,
+                    "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\"",
+                    xml(&r.id),
+                    xml(&r.codecs),
+                    r.bandwidth
+                );
+                if let Some((w, h)) = r.size {
+                    let _ = write!(out, " width=\"{w}\" height=\"{h}\"");
+                }
+                if let Some((n, d)) = r.frame_rate {
+                    if d == 1 {
+                        let _ = write!(out, " frameRate=\"{n}\"");
+                    } else {
+                        let _ = write!(out, " frameRate=\"{n}/{d}\"");
+                    }
+                }
+                out.push_str(">\n");
+                template(&mut out, r, 'v');
+                out.push_str("      </Representation>\n");
+            }
+            out.push_str("    </AdaptationSet>\n");
+        }
+        if let Some(r) = &self.audio {
+            out.push_str(
+                "    <AdaptationSet id=\"1\" contentType=\"audio\" mimeType=\"audio/mp4\" \
+                 segmentAlignment=\"true\" startWithSAP=\"1\">\n",
+            );
+            let _ = write!(
+                out,
+                "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\"",
+                xml(&r.id),
+                xml(&r.codecs),
+                r.bandwidth
+            );
+            if let Some(rate) = r.sample_rate {
+                let _ = write!(out, " audioSamplingRate=\"{rate}\"");
+            }
+            out.push_str(">\n");
+            if let Some(channels) = r.channels {
+                let _ = writeln!(
+                    out,
+                    "        <AudioChannelConfiguration \
+                     schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" \
+                     value=\"{channels}\"/>"
+                );
+            }
+            template(&mut out, r, 'a');
+            out.push_str("      </Representation>\n");
+            out.push_str("    </AdaptationSet>\n");
+        }
+        out.push_str("  </Period>\n");
+        let _ = writeln!(
+            out,
+            "  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:direct:2014\" value=\"{}\"/>",
+            self.publish_time
+        );
+        out.push_str("</MPD>\n");
+        out
+    }
+}
+
+/// The name of a DASH media segment: `seg_v_<n>.m4s` (video) or `seg_a_<n>.m4s` (audio), the
+/// number zero-padded to 6 digits like HLS's.
+pub fn dash_segment_name(video: bool, number: u64) -> String {
+    format!("seg_{}_{number:06}.m4s", if video { 'v' } else { 'a' })
+}
+
+/// The file a DASH name under a stream (or rung) directory names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DashName {
+    /// `index.mpd`.
+    Mpd,
+    /// `init_v.mp4` (`true`) or `init_a.mp4`.
+    Init {
+        /// Video rather than audio.
+        video: bool,
+    },
+    /// `seg_v_<n>.m4s` or `seg_a_<n>.m4s`.
+    Segment {
+        /// Video rather than audio.
+        video: bool,
+        /// The number.
+        number: u64,
+    },
+}
+
+impl DashName {
+    /// Parses a name exactly as [`Mpd::render`] and [`dash_segment_name`] spell them; any
+    /// other name is `None`.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            MPD_NAME => return Some(Self::Mpd),
+            "init_v.mp4" => return Some(Self::Init { video: true }),
+            "init_a.mp4" => return Some(Self::Init { video: false }),
+            _ => {}
+        }
+        let rest = name.strip_prefix("seg_")?.strip_suffix(".m4s")?;
+        let (kind, digits) = rest.split_at_checked(2)?;
+        let video = match kind {
+            "v_" => true,
+            "a_" => false,
+            _ => return None,
+        };
+        if digits.len() < 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let number = digits.parse().ok()?;
+        (dash_segment_name(video, number) == name).then_some(Self::Segment { video, number })
+    }
+}
+
+/// Writes a Representation's `SegmentTemplate` with its `SegmentTimeline`.
+fn template(out: &mut String, r: &Representation, kind: char) {
+    let dir = xml(&r.dir);
+    let start_number = r.timeline.first().map_or(0, |e| e.number);
+    let _ = writeln!(
+        out,
+        "        <SegmentTemplate timescale=\"{}\" startNumber=\"{start_number}\" \
+         initialization=\"{dir}init_{kind}.mp4\" media=\"{dir}seg_{kind}_$Number%06d$.m4s\">",
+        r.timescale
+    );
+    out.push_str("          <SegmentTimeline>\n");
+    let scale = |t: Ts90| {
+        i64::try_from(i128::from(t.0) * i128::from(r.timescale) / i128::from(Ts90::HZ))
+            .unwrap_or(i64::MAX)
+    };
+    // Runs of equal durations become one `<S>` with `r`; `t` is written first and after any
+    // gap.
+    let mut run: Option<(i64, i64, u32)> = None; // (t, d, repeats)
+    let mut end = None;
+    for e in &r.timeline {
+        let t = scale(e.start);
+        let d = (scale(Ts90(e.start.0 + e.duration.0)) - t).max(1);
+        let contiguous = end == Some(t);
+        match &mut run {
+            Some((_, rd, repeats)) if contiguous && *rd == d => *repeats += 1,
+            _ => {
+                if let Some(open) = run.take() {
+                    write_s(out, open);
+                }
+                run = Some((if contiguous { -1 } else { t }, d, 0));
+            }
+        }
+        end = Some(t + d);
+    }
+    if let Some(open) = run {
+        write_s(out, open);
+    }
+    out.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n");
+}
+
+/// One `<S>`; `t` < 0 means it follows the previous one and is left out.
+fn write_s(out: &mut String, (t, d, repeats): (i64, i64, u32)) {
+    out.push_str("            <S");
+    if t >= 0 {
+        let _ = write!(out, " t=\"{t}\"");
+    }
+    let _ = write!(out, " d=\"{d}\"");
+    if repeats > 0 {
+        let _ = write!(out, " r=\"{repeats}\"");
+    }
+    out.push_str("/>\n");
+}
+
+/// An `xs:duration` of whole milliseconds: `PT2S`, `PT2.5S`, `PT0.04S`.
+fn iso_duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    let (secs, frac) = (ms / 1000, ms % 1000);
+    if frac == 0 {
+        return format!("PT{secs}S");
+    }
+    let frac = format!("{frac:03}");
+    format!("PT{secs}.{}S", frac.trim_end_matches('0'))
+}
+
+/// `text` escaped for an XML attribute.
+fn xml(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['&', '<', '>', '"', '\'']) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests;
