@@ -1,7 +1,11 @@
-//! The output service: HLS windows served from memory (SPEC §Publisher, §HLS) and push
-//! targets, each task supervised (`supervise.rs`: restarted with backoff when it ends by
-//! itself). Outputs whose crate has not landed refuse with "not supported yet" (validation
-//! keeps them from here).
+//! The output service: HLS and DASH windows served from memory (SPEC §Publisher, §HLS,
+//! §DASH) and push targets, each task supervised (`supervise.rs`: restarted with backoff when
+//! it ends by itself).
+//!
+//! HLS and DASH of a stream are one packager per rendition (`tributary_publish` feeds both
+//! from one subscriber, so they share cut points and numbers): turning either on or off
+//! restarts the stream's packagers with the protocols still wanted, and the last one off stops
+//! them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +18,9 @@ use tributary_domain::ffmpeg::keyframe_grid;
 use tributary_domain::{Push, Stream, StreamCode};
 use tributary_hub::Hub;
 use tributary_net::SsrfGuard;
-use tributary_publish::{HlsHandle, HlsRegistry, HlsSettings, PushHandle, PushSettings, Variant};
+use tributary_publish::{
+    DashSettings, HlsHandle, HlsRegistry, HlsSettings, PushHandle, PushSettings, Variant,
+};
 
 use crate::lock;
 use crate::services::{OutputService, ServiceError};
@@ -53,6 +59,9 @@ pub(crate) struct Outputs {
     settings: HlsSettings,
     /// Which addresses push targets may dial.
     ssrf_guard: SsrfGuard,
+    /// What each stream with packagers wants of them (HLS, DASH) and the stream they were
+    /// started for, to restart them when one of the two is turned off.
+    packaging: Mutex<HashMap<StreamCode, Packaging>>,
     /// The running HLS packagers, by stream and rung (`None`: the stream's only one);
     /// dropping a handle stops its task and removes its window.
     running: Mutex<HashMap<(StreamCode, Option<u16>), HlsHandle>>,
@@ -74,6 +83,7 @@ impl Outputs {
             hls: HlsRegistry::new(),
             settings,
             ssrf_guard,
+            packaging: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             plays: Mutex::new(HashMap::new()),
             pushes: Mutex::new(HashMap::new()),
@@ -272,12 +282,110 @@ fn abr_variants(stream: &Stream) -> Option<Vec<Variant>> {
 }
 
 impl Outputs {
+    /// (Re)starts the packagers of `stream` serving HLS and/or DASH.
+    fn start_packagers(&self, stream: &Stream, hls: bool, dash: bool) -> Result<(), ServiceError> {
+        let code = stream.code.clone();
+        // A restart stops the old packagers first: one window per code.
+        self.stop_packagers(&code);
+        let ladder = abr_variants(stream);
+        lock(&self.packaging).insert(
+            code.clone(),
+            Packaging {
+                hls,
+                dash,
+                audio_rung: ladder.as_ref().map(|_| best_rung(stream)),
+                stream: stream.clone(),
+            },
+        );
+        let rungs: Vec<Option<u16>> = match &ladder {
+            Some(variants) => (0..variants.len()).map(|i| Some(i as u16)).collect(),
+            None => vec![None],
+        };
+        // The master first: its numbering is what the variants cut and number by.
+        if let Some(variants) = ladder {
+            self.hls
+                .register_master(&code, variants, self.keyframe_grid(stream));
+        }
+        for rung in rungs {
+            let handle = self.spawn_hls(&code, rung).map_err(ServiceError::Publish)?;
+            lock(&self.running).insert((code.clone(), rung), handle);
+            let record = Supervised::new(None, now());
+            lock(&self.supervised).insert(Component::Hls(code.clone(), rung), record);
+        }
+        Ok(())
+    }
+
+    /// Stops every packager of `code` (HLS and DASH) and takes its routes down.
+    fn stop_packagers(&self, code: &StreamCode) {
+        // Unwanted first, so supervision cannot start it again.
+        lock(&self.supervised)
+            .retain(|component, _| !matches!(component, Component::Hls(c, _) if c == code));
+        self.hls.unregister_master(code);
+        let handles: Vec<HlsHandle> = {
+            let mut running = lock(&self.running);
+            let keys: Vec<_> = running.keys().filter(|(c, _)| c == code).cloned().collect();
+            keys.iter().filter_map(|key| running.remove(key)).collect()
+        };
+        for handle in handles {
+            handle.stop();
+        }
+    }
+
+    /// The settings of a packager of `code` (`rung`): HLS and DASH as the stream wants, DASH
+    /// audio on the best rung only (SPEC §DASH "Tracks").
+    pub(super) fn packager_settings(&self, code: &StreamCode, rung: Option<u16>) -> HlsSettings {
+        let mut settings = self.settings.clone();
+        if let Some(p) = lock(&self.packaging).get(code) {
+            settings.hls = p.hls;
+            settings.dash = p.dash.then_some(DashSettings {
+                audio: rung == p.audio_rung,
+            });
+        }
+        settings
+    }
+
     /// The keyframe grid `stream`'s rungs share, which its HLS variants are cut on (SPEC
     /// §Transcoder "Alignment").
     fn keyframe_grid(&self, stream: &Stream) -> Option<Duration> {
         let t = stream.transcoder.as_ref()?;
         keyframe_grid(t, self.settings.segment_sec).map(Duration::from_secs_f64)
     }
+}
+
+/// What a stream wants of its packagers.
+#[derive(Debug, Clone)]
+struct Packaging {
+    /// HLS playlists and segments served (`protocols.hls`).
+    hls: bool,
+    /// DASH served (`protocols.dash`).
+    dash: bool,
+    /// The rung whose packager packages the DASH audio (the ladder's best rung), `None`
+    /// without a ladder.
+    audio_rung: Option<u16>,
+    /// The stream the packagers were started for.
+    stream: Stream,
+}
+
+/// The ladder's best rung, which carries the playback feed and the DASH audio: the largest
+/// `width × height × 1000 + bitrate`, ties to the first, a rung without a size (copying the
+/// source) first of all (SPEC §Publisher).
+fn best_rung(stream: &Stream) -> u16 {
+    let Some(t) = stream.transcoder.as_ref() else {
+        return 0;
+    };
+    let score = |p: &tributary_domain::VideoProfile| {
+        if p.width == 0 || p.height == 0 {
+            return u64::MAX;
+        }
+        u64::from(p.width) * u64::from(p.height) * 1000 + u64::from(p.bitrate)
+    };
+    let mut best = 0;
+    for (i, profile) in t.video.profiles.iter().enumerate() {
+        if score(profile) > score(&t.video.profiles[best]) {
+            best = i;
+        }
+    }
+    u16::try_from(best).unwrap_or(0)
 }
 
 /// The players of one stream's RTMP or SRT output: turning the output off stops them all.
@@ -328,29 +436,17 @@ impl Drop for GatePass {
 impl OutputService for Outputs {
     fn start_output(&self, stream: &Stream, output: Output) -> Result<(), ServiceError> {
         match output {
-            Output::Hls => {
-                let code = stream.code.clone();
-                // A restart stops the old packagers first: one window per code.
-                self.stop_output(&code, Output::Hls);
-                let ladder = abr_variants(stream);
-                let rungs: Vec<Option<u16>> = match &ladder {
-                    Some(variants) => (0..variants.len()).map(|i| Some(i as u16)).collect(),
-                    None => vec![None],
-                };
-                // The master first: its numbering is what the variants cut and number by.
-                if let Some(variants) = ladder {
-                    self.hls
-                        .register_master(&code, variants, self.keyframe_grid(stream));
+            Output::Hls | Output::Dash => {
+                let mut wanted = lock(&self.packaging)
+                    .get(&stream.code)
+                    .map_or((false, false), |p| (p.hls, p.dash));
+                if output == Output::Hls {
+                    wanted.0 = true;
+                } else {
+                    wanted.1 = true;
                 }
-                for rung in rungs {
-                    let handle = self.spawn_hls(&code, rung).map_err(ServiceError::Publish)?;
-                    lock(&self.running).insert((code.clone(), rung), handle);
-                    let record = Supervised::new(None, now());
-                    lock(&self.supervised).insert(Component::Hls(code.clone(), rung), record);
-                }
-                Ok(())
+                self.start_packagers(stream, wanted.0, wanted.1)
             }
-            Output::Dash => Err(ServiceError::Unsupported("DASH output")),
             Output::Rtmp | Output::Rtsp | Output::Srt => {
                 let gate = Arc::new(PlayGate::default());
                 let previous = lock(&self.plays).insert((stream.code.clone(), output), gate);
@@ -369,18 +465,32 @@ impl OutputService for Outputs {
                 gate.close();
             }
         }
-        if output == Output::Hls {
-            // Unwanted first, so supervision cannot start it again.
-            lock(&self.supervised)
-                .retain(|component, _| !matches!(component, Component::Hls(c, _) if c == code));
-            self.hls.unregister_master(code);
-            let handles: Vec<HlsHandle> = {
-                let mut running = lock(&self.running);
-                let keys: Vec<_> = running.keys().filter(|(c, _)| c == code).cloned().collect();
-                keys.iter().filter_map(|key| running.remove(key)).collect()
+        if matches!(output, Output::Hls | Output::Dash) {
+            let still = {
+                let mut packaging = lock(&self.packaging);
+                let Some(p) = packaging.get_mut(code) else {
+                    return;
+                };
+                if output == Output::Hls {
+                    p.hls = false;
+                } else {
+                    p.dash = false;
+                }
+                if !p.hls && !p.dash {
+                    packaging.remove(code);
+                    None
+                } else {
+                    Some(p.clone())
+                }
             };
-            for handle in handles {
-                handle.stop();
+            match still {
+                // The other protocol stays: its packagers restart without this one.
+                Some(p) => {
+                    if let Err(e) = self.start_packagers(&p.stream, p.hls, p.dash) {
+                        tracing::warn!(stream = %code, "restarting the packagers: {e}");
+                    }
+                }
+                None => self.stop_packagers(code),
             }
         }
     }

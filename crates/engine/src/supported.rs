@@ -33,6 +33,7 @@ impl Supported {
                 .chain([InputKind::Push])
                 .collect(),
             hls: true,
+            dash: true,
             rtmp: true,
             rtsp: true,
             thumbnail: true,

@@ -88,10 +88,12 @@
 #![deny(missing_docs)]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+mod dash;
 mod error;
 mod hls;
 mod push;
 
+pub use dash::DashSettings;
 pub use error::PublishError;
 pub use hls::{Asset, HlsHandle, HlsRegistry, HlsSettings, Variant, start_hls, start_hls_variant};
 pub use push::{

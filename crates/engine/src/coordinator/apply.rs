@@ -387,7 +387,7 @@ impl Worker {
                 svc.transcoder
                     .restart_rung(spec, *index)
                     .map_err(|e| self.failed(Step::Transcoder, e))?;
-                if run.outputs.contains(&Output::Hls) {
+                if run.outputs.contains(&Output::Hls) || run.outputs.contains(&Output::Dash) {
                     svc.outputs.ladder_changed(new);
                 }
             }
@@ -400,14 +400,14 @@ impl Worker {
                 svc.transcoder
                     .add_rung(spec, *index)
                     .map_err(|e| self.failed(Step::Transcoder, e))?;
-                if run.outputs.contains(&Output::Hls) {
+                if run.outputs.contains(&Output::Hls) || run.outputs.contains(&Output::Dash) {
                     svc.outputs.ladder_changed(new);
                 }
             }
             Action::RemoveRung { index } => {
                 let buffer = BufferKind::Rendition(*index as u16);
                 svc.transcoder.remove_rung(&code, *index);
-                if run.outputs.contains(&Output::Hls) {
+                if run.outputs.contains(&Output::Hls) || run.outputs.contains(&Output::Dash) {
                     svc.outputs.ladder_changed(new);
                 }
                 svc.buffers.delete(&code, &[buffer]);
@@ -436,7 +436,7 @@ impl Worker {
                     .start(spec)
                     .map_err(|e| self.failed(Step::Transcoder, e))?;
                 run.transcoder = true;
-                if run.outputs.contains(&Output::Hls) {
+                if run.outputs.contains(&Output::Hls) || run.outputs.contains(&Output::Dash) {
                     svc.outputs.ladder_changed(new);
                 }
             }

@@ -199,7 +199,7 @@ impl Outputs {
             code.clone(),
             rung,
             buffer,
-            self.settings.clone(),
+            self.packager_settings(code, rung),
         )
     }
 }

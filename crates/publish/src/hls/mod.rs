@@ -4,7 +4,7 @@ mod master;
 mod output;
 mod pages;
 mod registry;
-mod window;
+pub(crate) mod window;
 
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ pub use master::Variant;
 pub use output::{HlsHandle, start_hls, start_hls_variant};
 pub use registry::{Asset, HlsRegistry};
 
-use crate::PublishError;
+use crate::{DashSettings, PublishError};
 
 /// How one HLS output cuts and keeps segments (SPEC §Defaults `publisher.hls`).
 #[derive(Debug, Clone, PartialEq)]
@@ -33,6 +33,12 @@ pub struct HlsSettings {
     /// The segment container (`segment_format`). Default MPEG-TS, what every player reads;
     /// fMP4 for H.265, Opus and browsers' MSE without transmuxing.
     pub format: SegmentFormat,
+    /// Whether HLS playlists and segments are served (`protocols.hls`). Default true; false
+    /// with [`dash`](Self::dash) makes the output DASH only.
+    pub hls: bool,
+    /// DASH from the same cuts and numbers (`protocols.dash`, SPEC §DASH), or `None` (the
+    /// default): no DASH.
+    pub dash: Option<DashSettings>,
 }
 
 impl HlsSettings {
@@ -67,6 +73,8 @@ impl Default for HlsSettings {
             window: 12,
             history: 0,
             format: SegmentFormat::Ts,
+            hls: true,
+            dash: None,
         }
     }
 }
@@ -82,6 +90,8 @@ impl From<&HlsSection> for HlsSettings {
                 HlsSegmentFormat::Fmp4 => SegmentFormat::Fmp4,
                 HlsSegmentFormat::Auto => SegmentFormat::Auto,
             },
+            hls: true,
+            dash: None,
         }
     }
 }

@@ -14,6 +14,7 @@ use tributary_packager::{
     HlsConfig, HlsEvent, HlsSegmenter, MediaPlaylist, SegmentEnd, UnixMillis,
 };
 
+use crate::dash::{DashRung, DashSide};
 use crate::hls::window::Window;
 use crate::{HlsRegistry, HlsSettings, PublishError};
 
@@ -30,6 +31,8 @@ pub struct HlsHandle {
     rung: Option<u16>,
     /// The served state, shared with the task and the registry.
     window: Arc<Window>,
+    /// The DASH side's served state, when DASH is on.
+    dash: Option<Arc<DashRung>>,
     /// The task, aborted on drop.
     task: JoinHandle<()>,
     /// How long a retired variant stays served: two playlist windows.
@@ -92,15 +95,27 @@ pub fn start_hls_variant(
     );
     let window = Arc::new(Window::new(settings.window, settings.history));
     registry.register(&code, rung, Arc::clone(&window))?;
+    let config = HlsConfig {
+        segment,
+        first_number,
+        grid: numbering.and_then(|n| n.grid),
+        format: settings.format,
+    };
+    let dash = settings.dash.map(|dash| {
+        let served = Arc::new(DashRung::new(settings.window, settings.history));
+        registry.register_dash(&code, rung, Arc::clone(&served), segment, settings.window);
+        let side = DashSide::new(Arc::clone(&served), config, settings.window, dash);
+        (served, side)
+    });
+    let (dash_rung, dash_side) = dash.unzip();
 
     let output = Output {
         subscriber,
-        segmenter: HlsSegmenter::new(HlsConfig {
-            segment,
-            first_number,
-            grid: numbering.and_then(|n| n.grid),
-            format: settings.format,
-        }),
+        hls: settings.hls,
+        segmenter: HlsSegmenter::new(config),
+        dash: dash_side,
+        registry: registry.clone(),
+        code: code.clone(),
         playlist: MediaPlaylist::new(settings.window),
         window: Arc::clone(&window),
         configs: [None, None],
@@ -108,13 +123,20 @@ pub fn start_hls_variant(
         gop: None,
     };
     let span = tracing::info_span!("hls", stream = %code, buffer = %buffer);
-    tracing::info!(parent: &span, first_number, "HLS output started");
+    tracing::info!(
+        parent: &span,
+        first_number,
+        hls = settings.hls,
+        dash = settings.dash.is_some(),
+        "HLS output started"
+    );
     let task = runtime.spawn(output.run().instrument(span));
     Ok(HlsHandle {
         registry: registry.clone(),
         code,
         rung,
         window,
+        dash: dash_rung,
         task,
         linger: segment.saturating_mul(2 * u32::try_from(settings.window).unwrap_or(u32::MAX)),
     })
@@ -180,7 +202,13 @@ impl HlsHandle {
 impl Drop for HlsHandle {
     fn drop(&mut self) {
         self.task.abort();
-        let last_number = self.window.close();
+        let mut last_number = self.window.close();
+        if let Some(dash) = &self.dash {
+            // DASH audio may cut more often than video: its numbers count too, so the next
+            // run reuses no URI of either.
+            last_number = last_number.max(dash.close());
+            self.registry.unregister_dash(&self.code, self.rung, dash);
+        }
         let unix_secs = UnixMillis::from_system_time(SystemTime::now()).as_secs();
         self.registry
             .unregister(&self.code, self.rung, &self.window, last_number, unix_secs);
@@ -192,8 +220,16 @@ impl Drop for HlsHandle {
 struct Output {
     /// The reader of the buffer.
     subscriber: Subscriber,
+    /// Whether HLS is served: when not, its segmenter is not fed (DASH only).
+    hls: bool,
     /// Frames to segments.
     segmenter: HlsSegmenter,
+    /// DASH from the same frames and cuts, when on.
+    dash: Option<DashSide>,
+    /// Where the DASH origin (wall time of media time 0) is recorded, once known.
+    registry: HlsRegistry,
+    /// The stream, for the registry.
+    code: StreamCode,
     /// The sliding window, rendered after each segment.
     playlist: MediaPlaylist,
     /// Where segments and playlists are published.
@@ -212,11 +248,18 @@ impl Output {
     /// delivery already waiting (up to a batch), so a burst costs one clock read.
     async fn run(mut self) {
         loop {
-            let expiry = self.window.next_expiry();
+            let mut expiry = self.window.next_expiry();
+            if let Some(dash) = self.dash.as_ref().and_then(|d| d.rung().next_expiry()) {
+                expiry = Some(expiry.map_or(dash, |e| e.min(dash)));
+            }
             let first = tokio::select! {
                 delivery = self.subscriber.recv() => delivery,
                 () = sleep_until(expiry), if expiry.is_some() => {
-                    self.window.prune(Instant::now());
+                    let now = Instant::now();
+                    self.window.prune(now);
+                    if let Some(dash) = &self.dash {
+                        dash.rung().prune(now);
+                    }
                     continue;
                 }
             };
@@ -228,6 +271,9 @@ impl Output {
             loop {
                 let Some(got) = delivery else {
                     self.segmenter.finish();
+                    if let Some(dash) = &mut self.dash {
+                        dash.finish();
+                    }
                     self.drain(now);
                     self.window.finish();
                     tracing::info!("buffer ended; HLS output finished");
@@ -237,7 +283,12 @@ impl Output {
                     Delivery::Frame(frame) => {
                         self.measure(&frame);
                         let at = arrival_wall(&frame, wall, mono);
-                        self.segmenter.push(&frame, at);
+                        if self.hls {
+                            self.segmenter.push(&frame, at);
+                        }
+                        if let Some(dash) = &mut self.dash {
+                            dash.push(&frame, at);
+                        }
                     }
                     Delivery::Lagged { dropped } => {
                         tracing::warn!(
@@ -245,6 +296,9 @@ impl Output {
                             "HLS output fell behind; the next segment follows a discontinuity"
                         );
                         self.segmenter.discontinuity();
+                        if let Some(dash) = &mut self.dash {
+                            dash.discontinuity();
+                        }
                     }
                 }
                 self.drain(now);
@@ -288,6 +342,9 @@ impl Output {
                 info.frame_rate = measured.or(self.sps.as_ref().and_then(|s| s.frame_rate));
                 if self.sps.as_ref() != Some(&info) {
                     self.window.measure(kind, &info);
+                    if let Some(dash) = &mut self.dash {
+                        dash.measure(kind, &info);
+                    }
                     self.sps = Some(info);
                 }
             }
@@ -306,10 +363,18 @@ impl Output {
         }
         *slot = Some(Arc::clone(config));
         self.window.measure(kind, &config.info);
+        if let Some(dash) = &mut self.dash {
+            dash.measure(kind, &config.info);
+        }
     }
 
-    /// Publishes what the segmenter has produced.
+    /// Publishes what the segmenters have produced.
     fn drain(&mut self, now: Instant) {
+        if let Some(dash) = &mut self.dash
+            && let Some(origin) = dash.drain(now)
+        {
+            self.registry.set_dash_origin(&self.code, origin);
+        }
         while let Some(event) = self.segmenter.pull() {
             match event {
                 HlsEvent::Segment(segment) => {

@@ -8,10 +8,12 @@ use bytes::Bytes;
 use tributary_media::StreamCode;
 use tributary_media::Ts90;
 use tributary_packager::{
-    InitName, PLAYLIST_NAME, UnixMillis, parse_fmp4_segment_name, parse_segment_name,
+    DashName, InitName, Mpd, PLAYLIST_NAME, Representation, UnixMillis, parse_fmp4_segment_name,
+    parse_segment_name,
 };
 
 use crate::PublishError;
+use crate::dash::{DashRung, TrackState};
 use crate::hls::master::{self, Variant};
 use crate::hls::window::Window;
 
@@ -46,6 +48,22 @@ struct Inner {
     /// ABR streams: their master playlist's variants, each served by the output registered
     /// under `<code>/<track>`, and how the variants number their segments.
     masters: RwLock<HashMap<StreamCode, Master>>,
+    /// DASH rungs, by stream and rung (`None`: the stream's only output).
+    dash: RwLock<HashMap<(StreamCode, Option<u16>), Arc<DashRung>>>,
+    /// DASH streams: what their MPD says for every rung (fixed by the first rung to start).
+    dash_streams: RwLock<HashMap<StreamCode, DashStream>>,
+}
+
+/// The stream-wide part of a DASH MPD.
+#[derive(Debug, Clone, Copy)]
+struct DashStream {
+    /// `availabilityStartTime`: the wall time of media time 0, set by the first segment of any
+    /// rung and kept while any rung of the stream runs (SPEC §DASH).
+    origin: Option<UnixMillis>,
+    /// S.
+    segment: Duration,
+    /// W.
+    window: usize,
 }
 
 /// The master playlist of one ABR stream.
@@ -97,6 +115,9 @@ impl HlsRegistry {
     /// As [`get`](Self::get), for the output of `rung` (`/{code}/track_<rung + 1>/<name>`)
     /// when `Some`. Without a rung, `index.m3u8` of an ABR stream is its master playlist.
     pub fn get_variant(&self, code: &StreamCode, rung: Option<u16>, name: &str) -> Option<Asset> {
+        if let Some(dash) = DashName::parse(name) {
+            return self.dash_asset(code, rung, dash);
+        }
         if rung.is_none()
             && name == PLAYLIST_NAME
             && let Some(master) = self.master(code)
@@ -137,6 +158,186 @@ impl HlsRegistry {
             cache_control: PLAYLIST_CACHE,
             body: window.init(InitName::parse(name)?)?,
         })
+    }
+
+    /// A DASH asset: `index.mpd` of the stream (never under a rung), or a rung's init or
+    /// segment; `None` = 404.
+    fn dash_asset(&self, code: &StreamCode, rung: Option<u16>, name: DashName) -> Option<Asset> {
+        let (video, number) = match name {
+            DashName::Mpd => {
+                if rung.is_some() {
+                    return None;
+                }
+                return Some(Asset {
+                    content_type: MPD_TYPE,
+                    cache_control: MPD_CACHE,
+                    body: Bytes::from(self.mpd(code)?),
+                });
+            }
+            DashName::Init { video } => (video, None),
+            DashName::Segment { video, number } => (video, Some(number)),
+        };
+        let served = self.read_dash().get(&(code.clone(), rung)).cloned()?;
+        let window = if video { &served.video } else { &served.audio };
+        let content_type = if video { MP4_TYPE } else { AUDIO_MP4_TYPE };
+        Some(match number {
+            Some(number) => Asset {
+                content_type,
+                cache_control: SEGMENT_CACHE,
+                body: window.segment(number, true, tokio::time::Instant::now())?,
+            },
+            None => Asset {
+                content_type,
+                cache_control: PLAYLIST_CACHE,
+                body: window.init(InitName::First)?,
+            },
+        })
+    }
+
+    /// The MPD of `code` over every rung with a segment, once the origin is known.
+    fn mpd(&self, code: &StreamCode) -> Option<String> {
+        let stream = *self
+            .inner
+            .dash_streams
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(code)?;
+        let origin = stream.origin?;
+        let variants = self
+            .inner
+            .masters
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(code)
+            .map(|m| Arc::clone(&m.variants));
+        let rungs: Vec<Option<u16>> = match &variants {
+            Some(variants) => (0..variants.len())
+                .filter_map(|i| u16::try_from(i).ok())
+                .map(Some)
+                .collect(),
+            None => vec![None],
+        };
+        let states: Vec<_> = {
+            let dash = self.read_dash();
+            rungs
+                .iter()
+                .filter_map(|rung| Some((*rung, dash.get(&(code.clone(), *rung))?.state())))
+                .collect()
+        };
+        let mut mpd = Mpd {
+            availability_start: origin,
+            publish_time: UnixMillis::from_system_time(SystemTime::now()),
+            segment: stream.segment,
+            window: stream.window,
+            video: Vec::new(),
+            audio: None,
+        };
+        for (rung, state) in states {
+            let dir = rung.map_or_else(String::new, |i| format!("track_{}/", u32::from(i) + 1));
+            if let Some(video) = state.video {
+                let configured = rung.and_then(|i| {
+                    let variant = variants.as_ref()?.get(usize::from(i))?;
+                    Some(variant.average_bandwidth)
+                });
+                let info = video.info.as_ref();
+                let size = info.and_then(|i| Some((i.width?, i.height?)));
+                let frame_rate = info
+                    .and_then(|i| i.frame_rate)
+                    .map(|rate| (rate.num, rate.den));
+                mpd.video.push(representation(
+                    rung.map_or_else(|| "v".to_owned(), |i| format!("v{}", u32::from(i) + 1)),
+                    dir.clone(),
+                    configured,
+                    video,
+                    size,
+                    frame_rate,
+                ));
+            }
+            if let Some(audio) = state.audio
+                && mpd.audio.is_none()
+            {
+                let info = audio.info.clone();
+                let mut r = representation("a".to_owned(), dir, None, audio, None, None);
+                r.sample_rate = info.as_ref().and_then(|i| i.sample_rate);
+                r.channels = info.as_ref().and_then(|i| i.channels);
+                mpd.audio = Some(r);
+            }
+        }
+        if mpd.video.is_empty() && mpd.audio.is_none() {
+            return None;
+        }
+        Some(mpd.render())
+    }
+
+    /// Registers the DASH side of a starting output: S and W of the stream's MPD are the
+    /// first registration's.
+    pub(crate) fn register_dash(
+        &self,
+        code: &StreamCode,
+        rung: Option<u16>,
+        served: Arc<DashRung>,
+        segment: Duration,
+        window: usize,
+    ) {
+        self.inner
+            .dash
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((code.clone(), rung), served);
+        self.inner
+            .dash_streams
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(code.clone())
+            .or_insert(DashStream {
+                origin: None,
+                segment,
+                window,
+            });
+    }
+
+    /// Records the wall time of `code`'s media time 0, unless a rung did already: one
+    /// `availabilityStartTime` for the stream's life and its whole ladder.
+    pub(crate) fn set_dash_origin(&self, code: &StreamCode, origin: UnixMillis) {
+        if let Some(stream) = self
+            .inner
+            .dash_streams
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(code)
+        {
+            stream.origin.get_or_insert(origin);
+        }
+    }
+
+    /// Removes a stopping output's DASH side (if it is still the registered one); the last
+    /// rung of a stream to go takes the stream's MPD with it.
+    pub(crate) fn unregister_dash(&self, code: &StreamCode, rung: Option<u16>, served: &Arc<DashRung>) {
+        let mut dash = self
+            .inner
+            .dash
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let key = (code.clone(), rung);
+        if dash.get(&key).is_some_and(|d| Arc::ptr_eq(d, served)) {
+            dash.remove(&key);
+        }
+        if !dash.keys().any(|(c, _)| c == code) {
+            self.inner
+                .dash_streams
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(code);
+        }
+    }
+
+    fn read_dash(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<(StreamCode, Option<u16>), Arc<DashRung>>> {
+        self.inner
+            .dash
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Makes `/{code}/index.m3u8` the master playlist of `variants`, variant *i* being the
@@ -328,7 +529,35 @@ impl std::fmt::Debug for HlsRegistry {
     }
 }
 
+/// A track's Representation: its bandwidth as configured (a ladder rung) or measured.
+fn representation(
+    id: String,
+    dir: String,
+    configured: Option<u64>,
+    track: TrackState,
+    size: Option<(u32, u32)>,
+    frame_rate: Option<(u32, u32)>,
+) -> Representation {
+    Representation {
+        id,
+        dir,
+        codecs: track.codecs,
+        bandwidth: configured.unwrap_or(track.bandwidth).max(1),
+        size,
+        frame_rate,
+        sample_rate: None,
+        channels: None,
+        timescale: track.timescale,
+        timeline: track.timeline,
+    }
+}
+
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";
+const MPD_TYPE: &str = "application/dash+xml";
+/// SPEC §DASH: the MPD is never cached.
+const MPD_CACHE: &str = "no-store, max-age=0, must-revalidate";
+/// DASH audio segments and init.
+const AUDIO_MP4_TYPE: &str = "audio/mp4";
 const PLAYLIST_CACHE: &str = "no-cache";
 const SEGMENT_TYPE: &str = "video/mp2t";
 /// fMP4 segments and init segments.

@@ -212,12 +212,12 @@ fn invalid_bodies_get_4xx_naming_the_field() {
         priority.body
     );
 
-    let unsupported = put("a", r#"{"protocols": {"dash": true}}"#);
+    let unsupported = put("a", r#"{"dvr": {"enabled": true}}"#);
     assert_eq!(unsupported.status, 422);
     assert_eq!(unsupported.body["error"]["code"], "UNSUPPORTED");
     assert_eq!(
         unsupported.body["error"]["fields"][0]["path"],
-        "protocols.dash"
+        "dvr.enabled"
     );
 
     let reserved = put("api", "{}");

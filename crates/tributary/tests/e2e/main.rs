@@ -6,6 +6,7 @@ mod api;
 mod architecture;
 mod config;
 mod copy;
+mod dash;
 mod events;
 mod failover;
 mod harden_api;

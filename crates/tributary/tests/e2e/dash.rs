@@ -1,0 +1,307 @@
+//! DASH (issue 16 item 4, SPEC §DASH): an RTMP publish served as a dynamic MPD plays in
+//! dash.js in headless Chromium at 1280x720 and is read by ffprobe; a 3-rung ladder is one
+//! MPD with 3 video Representations and one audio AdaptationSet; an input failover mid-play
+//! keeps dash.js playing in the same Period.
+
+use std::process::{Command, Output};
+use std::thread;
+use std::time::Duration;
+
+use serde_json::Value;
+use tributary_testkit::{
+    ClipSpec, LiveSender, cached_clip, free_tcp_port, free_udp_port, http_get, wait_until,
+};
+
+use crate::hls::{assert_h264_720p_with_aac, serial};
+use crate::server::{Server, put_stream};
+
+/// The MPD of `code` once its video timeline lists `count` segments.
+fn wait_mpd(server: &Server, code: &str, count: usize) -> String {
+    let url = server.url(&format!("/{code}/index.mpd"));
+    let mut last = String::new();
+    wait_until(
+        Duration::from_secs(60),
+        &format!("{count} video segments in /{code}/index.mpd"),
+        || {
+            last = http_get(&url)
+                .ok()
+                .filter(|(status, _, _)| *status == 200)
+                .map(|(_, _, body)| String::from_utf8_lossy(&body).into_owned())
+                .unwrap_or_default();
+            timelines(&last).first().is_some_and(|t| t.len() >= count)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}; last MPD:\n{last}\n{}", server.runtime(code)));
+    last
+}
+
+/// Every Representation's timeline in MPD order: (t, d) per segment, `r` expanded.
+fn timelines(mpd: &str) -> Vec<Vec<(u64, u64)>> {
+    let attr = |tag: &str, name: &str| {
+        let key = format!(" {name}=\"");
+        let start = tag.find(&key)? + key.len();
+        tag[start..].split('"').next()?.parse::<u64>().ok()
+    };
+    let mut out = Vec::new();
+    for template in mpd.split("<SegmentTimeline>").skip(1) {
+        let body = template.split("</SegmentTimeline>").next().unwrap_or("");
+        let mut entries = Vec::new();
+        let mut next = 0;
+        for s in body.split("<S ").skip(1) {
+            let tag = s.split("/>").next().unwrap_or("");
+            let t = attr(tag, "t").unwrap_or(next);
+            let d = attr(tag, "d").expect("an S without d");
+            for i in 0..=attr(tag, "r").unwrap_or(0) {
+                entries.push((t + i * d, d));
+            }
+            next = t + (attr(tag, "r").unwrap_or(0) + 1) * d;
+        }
+        out.push(entries);
+    }
+    out
+}
+
+/// The value of `name` on the first element that has it.
+fn first_attr<'a>(mpd: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!(" {name}=\"");
+    let start = mpd.find(&key)? + key.len();
+    mpd[start..].split('"').next()
+}
+
+/// GET `/{path}`: status, a header, the body.
+fn fetch(server: &Server, path: &str, header: &str) -> (u16, Option<String>, Vec<u8>) {
+    let (status, headers, body) = http_get(&server.url(path)).unwrap();
+    let value = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(header))
+        .map(|(_, v)| v.clone());
+    (status, value, body)
+}
+
+/// Plays `url` in dash.js for `seconds` at the expected size; the report.
+fn dash_js(url: &str, seconds: u32, size: Option<(u32, u32)>) -> (Output, Value) {
+    let mut command = Command::new("node");
+    command
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/browser/play.mjs"
+        ))
+        .args(["--url", url, "--kind", "dash", "--seconds", &seconds.to_string()]);
+    if let Some((w, h)) = size {
+        command.args(["--width", &w.to_string(), "--height", &h.to_string()]);
+    }
+    let output = command
+        .output()
+        .expect("run node tests/browser/play.mjs (scripts/test installs node deps and chromium)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "play.mjs printed no JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output, report)
+}
+
+#[test]
+fn an_rtmp_publish_plays_as_dash_in_dash_js_and_ffprobe() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
+    // DASH beside HLS-TS: one packager, the same cuts and numbers.
+    put_stream(
+        &server,
+        "live1",
+        r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true,"dash":true}}"#,
+    );
+    let clip = cached_clip(
+        &ClipSpec {
+            bframes: 2,
+            ..ClipSpec::default()
+        },
+        "mp4",
+    )
+    .expect("encode the test clip");
+    let url = format!("rtmp://127.0.0.1:{port}/live/live1");
+    let _publisher = LiveSender::rtmp(&clip, &url).expect("start the ffmpeg publisher");
+
+    let mpd = wait_mpd(&server, "live1", 3);
+    for part in [
+        "type=\"dynamic\"",
+        "profiles=\"urn:mpeg:dash:profile:isoff-live:2011\"",
+        "minimumUpdatePeriod=\"PT2S\"",
+        "suggestedPresentationDelay=\"PT6S\"",
+        "timeShiftBufferDepth=\"PT24S\"",
+        "<UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:direct:2014\"",
+        "contentType=\"video\"",
+        "contentType=\"audio\"",
+        "width=\"1280\" height=\"720\"",
+        "codecs=\"mp4a.40.2\"",
+        "initialization=\"init_v.mp4\"",
+        "initialization=\"init_a.mp4\"",
+    ] {
+        assert!(mpd.contains(part), "MPD lacks {part:?}:\n{mpd}");
+    }
+    assert!(mpd.contains("codecs=\"avc1."), "{mpd}");
+    assert_eq!(mpd.matches("<Period").count(), 1, "{mpd}");
+    let (status, content_type, _) = fetch(&server, "/live1/index.mpd", "content-type");
+    assert_eq!(
+        (status, content_type.as_deref()),
+        (200, Some("application/dash+xml"))
+    );
+    let (_, cache, _) = fetch(&server, "/live1/index.mpd", "cache-control");
+    assert_eq!(cache.as_deref(), Some("no-store, max-age=0, must-revalidate"));
+    let (_, cors, _) = fetch(&server, "/live1/index.mpd", "access-control-allow-origin");
+    assert_eq!(cors.as_deref(), Some("*"));
+
+    // Timelines never overlap; one availabilityStartTime, before now.
+    for timeline in timelines(&mpd) {
+        for pair in timeline.windows(2) {
+            assert!(pair[0].0 + pair[0].1 <= pair[1].0, "{pair:?} overlap:\n{mpd}");
+        }
+    }
+    assert_eq!(mpd.matches("availabilityStartTime=").count(), 1);
+
+    // Inits and the first listed segment of each track.
+    let (status, _, init) = fetch(&server, "/live1/init_v.mp4", "content-type");
+    assert_eq!(status, 200);
+    assert_eq!(&init[4..8], b"ftyp");
+    assert!(init.windows(4).any(|w| w == b"avcC"));
+    let (status, content_type, init) = fetch(&server, "/live1/init_a.mp4", "content-type");
+    assert_eq!((status, content_type.as_deref()), (200, Some("audio/mp4")));
+    assert!(init.windows(4).any(|w| w == b"esds"));
+    let start: u64 = first_attr(&mpd, "startNumber").unwrap().parse().unwrap();
+    let (status, cache, segment) =
+        fetch(&server, &format!("/live1/seg_v_{start:06}.m4s"), "cache-control");
+    assert_eq!(status, 200);
+    assert_eq!(&segment[4..8], b"moof");
+    assert!(cache.unwrap_or_default().contains("immutable"));
+    // A name no packager wrote is 404.
+    assert_eq!(fetch(&server, "/live1/seg_v_1.m4s", "x").0, 404);
+    assert_eq!(fetch(&server, "/live1/track_1/index.mpd", "x").0, 404);
+
+    // ffprobe reads the live MPD.
+    let mpd_url = server.url("/live1/index.mpd");
+    assert_h264_720p_with_aac(&mpd_url);
+
+    // dash.js in Chromium plays 20 s at 1280x720.
+    let (browser, report) = dash_js(&mpd_url, 20, Some((1280, 720)));
+    println!("dash.js: {report}");
+    assert!(
+        browser.status.success() && report["ok"] == true,
+        "dash.js did not play: {report}\n{}",
+        String::from_utf8_lossy(&browser.stderr)
+    );
+}
+
+#[test]
+fn a_three_rung_ladder_is_one_mpd_with_three_video_representations_and_one_audio() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
+    let body = r#"{"inputs":[{"url":"publish://"}],"protocols":{"dash":true},
+        "transcoder":{"mode":"multi","audio":{"bitrate":96},"video":{"profiles":[
+          {"width":1280,"height":720,"bitrate":1800,"preset":"ultrafast"},
+          {"width":854,"height":480,"bitrate":900,"preset":"ultrafast"},
+          {"width":640,"height":360,"bitrate":500,"preset":"ultrafast"}]}}}"#;
+    put_stream(&server, "ladder", body);
+    let clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the test clip");
+    let url = format!("rtmp://127.0.0.1:{port}/live/ladder");
+    let _publisher = LiveSender::rtmp(&clip, &url).expect("start the ffmpeg publisher");
+
+    let mut mpd = String::new();
+    wait_until(Duration::from_secs(60), "3 video Representations", || {
+        mpd = wait_mpd(&server, "ladder", 2);
+        mpd.matches("contentType=\"video\"").count() == 1
+            && mpd.matches("<Representation id=\"v").count() == 3
+            && mpd.contains("contentType=\"audio\"")
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{mpd}"));
+    assert_eq!(mpd.matches("<AdaptationSet").count(), 2, "{mpd}");
+    assert_eq!(mpd.matches("<Representation id=\"a\"").count(), 1, "{mpd}");
+    for (track, (w, h)) in [(1, (1280, 720)), (2, (854, 480)), (3, (640, 360))] {
+        assert!(
+            mpd.contains(&format!("initialization=\"track_{track}/init_v.mp4\"")),
+            "{mpd}"
+        );
+        assert!(mpd.contains(&format!("width=\"{w}\" height=\"{h}\"")), "{mpd}");
+    }
+    // HLS is off: its routes name nothing.
+    assert_eq!(fetch(&server, "/ladder/index.m3u8", "x").0, 404);
+    // Rung segments line up: every rung lists the same first start (keyframe grid).
+    let starts: Vec<u64> = timelines(&mpd)
+        .iter()
+        .take(3)
+        .filter_map(|t| t.last().map(|e| e.0))
+        .collect();
+    assert_eq!(starts.len(), 3, "{mpd}");
+
+    let (browser, report) = dash_js(&server.url("/ladder/index.mpd"), 15, None);
+    println!("dash.js: {report}");
+    assert!(
+        browser.status.success() && report["ok"] == true,
+        "dash.js did not play the ladder: {report}\n{}",
+        String::from_utf8_lossy(&browser.stderr)
+    );
+}
+
+#[test]
+fn an_input_failover_mid_play_keeps_dash_js_playing_in_one_period() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
+    let backup_clip = cached_clip(
+        &ClipSpec {
+            seconds: 12,
+            ..ClipSpec::default()
+        },
+        "ts",
+    )
+    .expect("encode the backup clip");
+    let udp_port = free_udp_port();
+    let _backup = LiveSender::start(&backup_clip, udp_port).unwrap();
+    let body = format!(
+        r#"{{"inputs":[{{"url":"publish://","priority":0}},
+                       {{"url":"udp://127.0.0.1:{udp_port}","priority":1}}],
+            "protocols":{{"dash":true}}}}"#
+    );
+    put_stream(&server, "switch", &body);
+    let clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the primary clip");
+    let url = format!("rtmp://127.0.0.1:{port}/live/switch");
+    let primary = LiveSender::rtmp(&clip, &url).expect("start the ffmpeg publisher");
+    let mut runtime = Value::Null;
+    wait_until(Duration::from_secs(20), "the publisher active", || {
+        runtime = server.runtime("switch");
+        runtime["active_input_priority"] == 0
+    })
+    .unwrap_or_else(|e| panic!("{e}: {runtime:#}"));
+    let before = wait_mpd(&server, "switch", 2);
+
+    // dash.js plays 24 s; the publisher dies 8 s in, the UDP backup takes over.
+    let mpd_url = server.url("/switch/index.mpd");
+    let player = thread::spawn(move || dash_js(&mpd_url, 24, Some((1280, 720))));
+    thread::sleep(Duration::from_secs(8));
+    drop(primary);
+    wait_until(Duration::from_secs(15), "the backup active", || {
+        runtime = server.runtime("switch");
+        runtime["active_input_priority"] == 1
+    })
+    .unwrap_or_else(|e| panic!("{e}: {runtime:#}"));
+    let (browser, report) = player.join().unwrap();
+    println!("dash.js across the failover: {report}");
+    assert!(
+        browser.status.success() && report["ok"] == true,
+        "dash.js stopped at the failover: {report}\n{}",
+        String::from_utf8_lossy(&browser.stderr)
+    );
+    let after = wait_mpd(&server, "switch", 2);
+    assert_eq!(after.matches("<Period").count(), 1, "{after}");
+    assert_eq!(
+        first_attr(&before, "availabilityStartTime"),
+        first_attr(&after, "availabilityStartTime"),
+        "the failover moved availabilityStartTime"
+    );
+}
