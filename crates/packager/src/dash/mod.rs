@@ -32,7 +32,9 @@ pub const MPD_NAME: &str = "index.mpd";
 /// The sliding window of one track's segments, as the MPD's `SegmentTimeline` lists them.
 ///
 /// Push each finished segment of the track's segmenter; the oldest beyond `window` slides
-/// out. Entries keep their numbers consecutive: a segment whose number is not the last one +
+/// out. Each entry lasts until the next one starts, so entries neither overlap nor gap (the
+/// newest keeps its measured duration until the next one comes). Entries keep their numbers
+/// consecutive: a segment whose number is not the last one +
 /// 1 (a cell a grid-cut rung missed) or that starts before the last one ended (a timeline
 /// that went back) clears the list first, so `startNumber` + position is always the number
 /// and `<S>` entries never overlap.
@@ -77,13 +79,13 @@ impl Timeline {
         {
             self.entries.clear();
         }
-        // A segment may have been measured to end after the next one's start (its last
-        // frame's duration guessed): clipped, so entries never overlap.
+        // A segment lasts until the next one starts (SPEC §DASH "Cutting"): one measured to
+        // end after that (its last frame's duration guessed) is clipped, and one followed by
+        // a gap (the end of a session: an input switch) is stretched over it, so the `<S>`
+        // entries neither overlap nor leave a hole a player would find no segment for; the
+        // player steps over the small hole in its buffer instead.
         if let Some(last) = self.entries.back_mut() {
-            let room = entry.start.0 - last.start.0;
-            if last.duration.0 > room {
-                last.duration = Ts90(room);
-            }
+            last.duration = Ts90(entry.start.0 - last.start.0);
         }
         self.entries.push_back(entry);
         if self.entries.len() > self.window {

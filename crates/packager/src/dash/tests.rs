@@ -190,9 +190,15 @@ fn timeline_entries_never_overlap_and_numbers_stay_consecutive() {
     timeline.push(&segment(10, 0, 180_000));
     // Measured to end 1 frame after the next one starts: clipped.
     timeline.push(&segment(11, 180_000, 183_600));
-    timeline.push(&segment(12, 360_000, 180_000));
+    // A session ends short of the next start (an input switch): stretched over the hole.
+    timeline.push(&segment(12, 360_000, 6_120));
+    timeline.push(&segment(13, 377_250, 180_000));
     let durations: Vec<_> = timeline.entries().map(|e| e.duration.0).collect();
-    assert_eq!(durations, [180_000, 180_000, 180_000]);
+    assert_eq!(durations, [180_000, 17_250, 180_000]);
+    let mut timeline = Timeline::new(3);
+    timeline.push(&segment(10, 0, 180_000));
+    timeline.push(&segment(11, 180_000, 183_600));
+    timeline.push(&segment(12, 360_000, 180_000));
     // The window slides.
     let out = timeline.push(&segment(13, 540_000, 180_000));
     assert_eq!(out.map(|e| e.number), Some(10));

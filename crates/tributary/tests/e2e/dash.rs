@@ -48,7 +48,8 @@ fn timelines(mpd: &str) -> Vec<Vec<(u64, u64)>> {
         let mut entries = Vec::new();
         let mut next = 0;
         for s in body.split("<S ").skip(1) {
-            let tag = s.split("/>").next().unwrap_or("");
+            let tag = format!(" {}", s.split("/>").next().unwrap_or(""));
+            let tag = tag.as_str();
             let t = attr(tag, "t").unwrap_or(next);
             let d = attr(tag, "d").expect("an S without d");
             for i in 0..=attr(tag, "r").unwrap_or(0) {
@@ -268,36 +269,36 @@ fn an_input_failover_mid_play_keeps_dash_js_playing_in_one_period() {
                        {{"url":"udp://127.0.0.1:{udp_port}","priority":1}}],
             "protocols":{{"dash":true}}}}"#
     );
-    put_stream(&server, "switch", &body);
+    put_stream(&server, "relay9", &body);
     let clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the primary clip");
-    let url = format!("rtmp://127.0.0.1:{port}/live/switch");
+    let url = format!("rtmp://127.0.0.1:{port}/live/relay9");
     let primary = LiveSender::rtmp(&clip, &url).expect("start the ffmpeg publisher");
     let mut runtime = Value::Null;
     wait_until(Duration::from_secs(20), "the publisher active", || {
-        runtime = server.runtime("switch");
+        runtime = server.runtime("relay9");
         runtime["active_input_priority"] == 0
     })
     .unwrap_or_else(|e| panic!("{e}: {runtime:#}"));
-    let before = wait_mpd(&server, "switch", 2);
+    let before = wait_mpd(&server, "relay9", 2);
 
     // dash.js plays 24 s; the publisher dies 8 s in, the UDP backup takes over.
-    let mpd_url = server.url("/switch/index.mpd");
+    let mpd_url = server.url("/relay9/index.mpd");
     let player = thread::spawn(move || dash_js(&mpd_url, 24, Some((1280, 720))));
     thread::sleep(Duration::from_secs(8));
     drop(primary);
     wait_until(Duration::from_secs(15), "the backup active", || {
-        runtime = server.runtime("switch");
+        runtime = server.runtime("relay9");
         runtime["active_input_priority"] == 1
     })
     .unwrap_or_else(|e| panic!("{e}: {runtime:#}"));
     let (browser, report) = player.join().unwrap();
     println!("dash.js across the failover: {report}");
+    let after = wait_mpd(&server, "relay9", 2);
     assert!(
         browser.status.success() && report["ok"] == true,
-        "dash.js stopped at the failover: {report}\n{}",
+        "dash.js stopped at the failover: {report}\n{}\nMPD before:\n{before}\nMPD after:\n{after}",
         String::from_utf8_lossy(&browser.stderr)
     );
-    let after = wait_mpd(&server, "switch", 2);
     assert_eq!(after.matches("<Period").count(), 1, "{after}");
     assert_eq!(
         first_attr(&before, "availabilityStartTime"),
