@@ -96,11 +96,16 @@ impl Outputs {
     /// neither.
     pub(crate) fn publisher(&self, code: &StreamCode) -> Option<serde_json::Value> {
         let mut outputs = Vec::new();
+        // One packager serves both; it is named after what it serves.
+        let name = match lock(&self.packaging).get(code).map(|p| (p.hls, p.dash)) {
+            Some((false, true)) => "dash",
+            _ => "hls",
+        };
         let mut hls: Vec<_> = lock(&self.supervised)
             .iter()
             .filter_map(|(component, record)| match component {
                 Component::Hls(c, rung) if c == code => {
-                    let mut entry = serde_json::json!({"output": "hls", "status": "running"});
+                    let mut entry = serde_json::json!({"output": name, "status": "running"});
                     if let Some(i) = rung {
                         entry["track"] = serde_json::json!(format!("track_{}", u32::from(*i) + 1));
                     }
@@ -504,6 +509,11 @@ impl OutputService for Outputs {
         let Some(variants) = abr_variants(stream) else {
             return;
         };
+        if let Some(p) = lock(&self.packaging).get_mut(code) {
+            // New rungs start with the new ladder's settings (the DASH audio stays with the
+            // packager that has it until the packagers restart).
+            p.stream = stream.clone();
+        }
         let rungs = variants.len() as u16;
         // Rungs gone: their packagers stop (their buffers are being deleted) and retire.
         lock(&self.supervised).retain(|component, _| {

@@ -113,6 +113,13 @@ impl DashRung {
         }
     }
 
+    /// Warnings of both windows, for `runtime.warnings`.
+    pub(crate) fn warnings(&self) -> Vec<String> {
+        let mut warnings = self.video.warnings();
+        warnings.extend(self.audio.warnings());
+        warnings
+    }
+
     /// Drops expired segments of both windows.
     pub(crate) fn prune(&self, now: Instant) {
         self.video.prune(now);
@@ -134,7 +141,7 @@ pub(crate) struct DashSide {
     origin: Option<UnixMillis>,
     /// Whether [`drain`](Self::drain) has returned the origin already.
     origin_told: bool,
-    /// Warnings for `runtime.warnings`, noted in the video window.
+    /// Whether the codec-change warning was noted (once per output).
     warned_init: bool,
 }
 
@@ -230,18 +237,16 @@ impl DashSide {
     /// Publishes what the segmenters produced; returns the origin (wall time of media time
     /// 0) once, when the first segment made it known, for the registry.
     pub(crate) fn drain(&mut self, now: Instant) -> Option<UnixMillis> {
-        let rung = Arc::clone(&self.rung);
-        let mut changed = drain_track(&mut self.video, &rung.video, now, &mut self.origin);
-        let mut new_init = changed.1;
+        let mut changed = drain_track(&mut self.video, &self.rung.video, now, &mut self.origin);
         if let Some(audio) = &mut self.audio {
-            let (a, b) = drain_track(audio, &rung.audio, now, &mut self.origin);
-            changed.0 |= a;
-            new_init |= b;
+            let (segments, init) = drain_track(audio, &self.rung.audio, now, &mut self.origin);
+            changed.0 |= segments;
+            changed.1 |= init;
         }
-        if new_init && !self.warned_init {
+        if changed.1 && !self.warned_init {
             self.warned_init = true;
             tracing::warn!("DASH: a codec change needs a new init; players must reload the MPD");
-            rung.video.warn(
+            self.rung.video.warn(
                 "dash: a codec change within the stream is not signalled as a new Period yet; \
                  DASH players must reload"
                     .to_owned(),
@@ -252,7 +257,11 @@ impl DashSide {
                 video: self.video.state(),
                 audio: self.audio.as_ref().and_then(Track::state),
             };
-            *rung.state.write().unwrap_or_else(PoisonError::into_inner) = state;
+            *self
+                .rung
+                .state
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = state;
         }
         if self.origin_told {
             return None;
@@ -307,7 +316,9 @@ fn drain_track(
                     discontinuity: false,
                     program_date_time: segment.program_date_time,
                 });
-                track.sizes.push_back((segment.bytes.len(), segment.duration));
+                track
+                    .sizes
+                    .push_back((segment.bytes.len(), segment.duration));
                 while track.sizes.len() > track.timeline.entries().len() {
                     track.sizes.pop_front();
                 }

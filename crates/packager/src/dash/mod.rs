@@ -175,13 +175,13 @@ impl Mpd {
         let window = i64::try_from(self.window).unwrap_or(i64::MAX);
         let mut out = String::with_capacity(2048);
         out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" \
              profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" type=\"dynamic\" \
              availabilityStartTime=\"{}\" publishTime=\"{}\" minimumUpdatePeriod=\"{}\" \
              minBufferTime=\"{}\" suggestedPresentationDelay=\"{}\" \
-             timeShiftBufferDepth=\"{}\" maxSegmentDuration=\"{}\">\n",
+             timeShiftBufferDepth=\"{}\" maxSegmentDuration=\"{}\">",
             self.availability_start,
             self.publish_time,
             iso_duration(s),

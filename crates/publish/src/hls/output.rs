@@ -195,7 +195,11 @@ impl HlsHandle {
     /// Conditions for the stream's `runtime.warnings`: tracks omitted because HLS-TS cannot
     /// carry their codec, frames the muxer rejected (each listed once, at most 16).
     pub fn warnings(&self) -> Vec<String> {
-        self.window.warnings()
+        let mut warnings = self.window.warnings();
+        if let Some(dash) = &self.dash {
+            warnings.extend(dash.warnings());
+        }
+        warnings
     }
 }
 

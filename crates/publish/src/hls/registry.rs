@@ -34,6 +34,9 @@ pub struct HlsRegistry {
     inner: Arc<Inner>,
 }
 
+/// DASH rungs by stream and rung (`None`: the stream's only output).
+type DashRungs = HashMap<(StreamCode, Option<u16>), Arc<DashRung>>;
+
 /// Running outputs by stream and rung (`None`: the stream's only output).
 type Windows = HashMap<(StreamCode, Option<u16>), Arc<Window>>;
 
@@ -49,7 +52,7 @@ struct Inner {
     /// under `<code>/<track>`, and how the variants number their segments.
     masters: RwLock<HashMap<StreamCode, Master>>,
     /// DASH rungs, by stream and rung (`None`: the stream's only output).
-    dash: RwLock<HashMap<(StreamCode, Option<u16>), Arc<DashRung>>>,
+    dash: RwLock<DashRungs>,
     /// DASH streams: what their MPD says for every rung (fixed by the first rung to start).
     dash_streams: RwLock<HashMap<StreamCode, DashStream>>,
 }
@@ -312,7 +315,12 @@ impl HlsRegistry {
 
     /// Removes a stopping output's DASH side (if it is still the registered one); the last
     /// rung of a stream to go takes the stream's MPD with it.
-    pub(crate) fn unregister_dash(&self, code: &StreamCode, rung: Option<u16>, served: &Arc<DashRung>) {
+    pub(crate) fn unregister_dash(
+        &self,
+        code: &StreamCode,
+        rung: Option<u16>,
+        served: &Arc<DashRung>,
+    ) {
         let mut dash = self
             .inner
             .dash
@@ -331,9 +339,7 @@ impl HlsRegistry {
         }
     }
 
-    fn read_dash(
-        &self,
-    ) -> std::sync::RwLockReadGuard<'_, HashMap<(StreamCode, Option<u16>), Arc<DashRung>>> {
+    fn read_dash(&self) -> std::sync::RwLockReadGuard<'_, DashRungs> {
         self.inner
             .dash
             .read()

@@ -87,7 +87,14 @@ fn dash_js(url: &str, seconds: u32, size: Option<(u32, u32)>) -> (Output, Value)
             env!("CARGO_MANIFEST_DIR"),
             "/../../tests/browser/play.mjs"
         ))
-        .args(["--url", url, "--kind", "dash", "--seconds", &seconds.to_string()]);
+        .args([
+            "--url",
+            url,
+            "--kind",
+            "dash",
+            "--seconds",
+            &seconds.to_string(),
+        ]);
     if let Some((w, h)) = size {
         command.args(["--width", &w.to_string(), "--height", &h.to_string()]);
     }
@@ -152,14 +159,20 @@ fn an_rtmp_publish_plays_as_dash_in_dash_js_and_ffprobe() {
         (200, Some("application/dash+xml"))
     );
     let (_, cache, _) = fetch(&server, "/live1/index.mpd", "cache-control");
-    assert_eq!(cache.as_deref(), Some("no-store, max-age=0, must-revalidate"));
+    assert_eq!(
+        cache.as_deref(),
+        Some("no-store, max-age=0, must-revalidate")
+    );
     let (_, cors, _) = fetch(&server, "/live1/index.mpd", "access-control-allow-origin");
     assert_eq!(cors.as_deref(), Some("*"));
 
     // Timelines never overlap; one availabilityStartTime, before now.
     for timeline in timelines(&mpd) {
         for pair in timeline.windows(2) {
-            assert!(pair[0].0 + pair[0].1 <= pair[1].0, "{pair:?} overlap:\n{mpd}");
+            assert!(
+                pair[0].0 + pair[0].1 <= pair[1].0,
+                "{pair:?} overlap:\n{mpd}"
+            );
         }
     }
     assert_eq!(mpd.matches("availabilityStartTime=").count(), 1);
@@ -173,8 +186,11 @@ fn an_rtmp_publish_plays_as_dash_in_dash_js_and_ffprobe() {
     assert_eq!((status, content_type.as_deref()), (200, Some("audio/mp4")));
     assert!(init.windows(4).any(|w| w == b"esds"));
     let start: u64 = first_attr(&mpd, "startNumber").unwrap().parse().unwrap();
-    let (status, cache, segment) =
-        fetch(&server, &format!("/live1/seg_v_{start:06}.m4s"), "cache-control");
+    let (status, cache, segment) = fetch(
+        &server,
+        &format!("/live1/seg_v_{start:06}.m4s"),
+        "cache-control",
+    );
     assert_eq!(status, 200);
     assert_eq!(&segment[4..8], b"moof");
     assert!(cache.unwrap_or_default().contains("immutable"));
@@ -227,7 +243,10 @@ fn a_three_rung_ladder_is_one_mpd_with_three_video_representations_and_one_audio
             mpd.contains(&format!("initialization=\"track_{track}/init_v.mp4\"")),
             "{mpd}"
         );
-        assert!(mpd.contains(&format!("width=\"{w}\" height=\"{h}\"")), "{mpd}");
+        assert!(
+            mpd.contains(&format!("width=\"{w}\" height=\"{h}\"")),
+            "{mpd}"
+        );
     }
     // HLS is off: its routes name nothing.
     assert_eq!(fetch(&server, "/ladder/index.m3u8", "x").0, 404);

@@ -1,0 +1,165 @@
+//! DASH beside HLS in one output, reading a real hub buffer.
+
+use tributary_hub::{BufferId, Hub};
+use tributary_publish::{DashSettings, HlsRegistry, HlsSettings, start_hls};
+use tributary_testkit::probe_streams;
+
+use crate::support::{clip_frames, code, playlist, until, uris};
+
+/// The MPD of `code` as text, if served.
+fn mpd(registry: &HlsRegistry, code: &tributary_media::StreamCode) -> Option<String> {
+    let asset = registry.get(code, "index.mpd")?;
+    assert_eq!(asset.content_type, "application/dash+xml");
+    assert_eq!(asset.cache_control, "no-store, max-age=0, must-revalidate");
+    Some(String::from_utf8(asset.body.to_vec()).expect("the MPD is UTF-8"))
+}
+
+/// `(t, d)` of each `<S>` of the `index`-th SegmentTimeline, `r` expanded.
+fn entries(mpd: &str, index: usize) -> Vec<(u64, u64)> {
+    let body = mpd.split("<SegmentTimeline>").nth(index + 1).unwrap();
+    let body = body.split("</SegmentTimeline>").next().unwrap();
+    let attr = |tag: &str, name: &str| {
+        let key = format!(" {name}=\"");
+        let at = tag.find(&key)? + key.len();
+        tag[at..].split('"').next()?.parse::<u64>().ok()
+    };
+    let mut out = Vec::new();
+    let mut next = 0;
+    for s in body.split("<S").skip(1) {
+        let tag = s.split("/>").next().unwrap();
+        let (t, d) = (attr(tag, "t").unwrap_or(next), attr(tag, "d").unwrap());
+        let repeat = attr(tag, "r").unwrap_or(0);
+        for i in 0..=repeat {
+            out.push((t + i * d, d));
+        }
+        next = t + (repeat + 1) * d;
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn dash_cuts_and_numbers_as_hls_and_its_segments_decode() {
+    let hub = Hub::new();
+    let registry = HlsRegistry::new();
+    let code = code("both");
+    let buffer = BufferId::Stream(code.clone());
+    let mut writer = hub.create(buffer.clone(), 1024).unwrap();
+    let settings = HlsSettings {
+        dash: Some(DashSettings::default()),
+        ..HlsSettings::default()
+    };
+    let handle = start_hls(&registry, &hub, code.clone(), buffer.clone(), settings).unwrap();
+    assert_eq!(mpd(&registry, &code), None, "404 before a segment");
+    for frame in clip_frames() {
+        writer.write(frame).unwrap();
+    }
+    hub.delete(&buffer);
+    until("the task to finish", || handle.is_finished().then_some(())).await;
+
+    let hls = playlist(&registry, &code).unwrap();
+    let text = mpd(&registry, &code).unwrap();
+    assert_eq!(text.matches("<Period").count(), 1, "{text}");
+    assert!(text.contains("width=\"1280\" height=\"720\""), "{text}");
+    assert!(text.contains("audioSamplingRate=\"48000\""), "{text}");
+    // The same cuts and numbers as HLS: the first number, the count, the durations.
+    let uris = uris(&hls);
+    let first: u64 = uris[0]["seg_".len()..uris[0].len() - 3].parse().unwrap();
+    assert!(
+        text.contains(&format!("timescale=\"90000\" startNumber=\"{first}\"")),
+        "{text}\n{hls}"
+    );
+    let video = entries(&text, 0);
+    assert_eq!(video.len(), uris.len(), "{text}\n{hls}");
+    let extinfs: Vec<f64> = hls
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|l| l.trim_end_matches(',').parse().unwrap())
+        .collect();
+    // The last, closed by the end of the stream, lasts to its last frame's end: in HLS that
+    // may be an audio frame's.
+    for ((_, d), extinf) in video.iter().zip(&extinfs).take(extinfs.len() - 1) {
+        assert!(
+            (*d as f64 / 90_000.0 - extinf).abs() < 0.002,
+            "{text}\n{hls}"
+        );
+    }
+    for pair in video.windows(2) {
+        assert_eq!(pair[0].0 + pair[0].1, pair[1].0, "gap or overlap: {text}");
+    }
+    let audio = entries(&text, 1);
+    assert!(audio.len() >= 2, "{text}");
+
+    // init + segments of each track decode as what they carry.
+    for (video, init, count) in [
+        (true, "init_v.mp4", video.len()),
+        (false, "init_a.mp4", audio.len()),
+    ] {
+        let kind = if video { 'v' } else { 'a' };
+        let mut bytes = registry.get(&code, init).unwrap().body.to_vec();
+        let start: u64 = text
+            .split(&format!("initialization=\"init_{kind}.mp4\""))
+            .next()
+            .and_then(|head| head.rsplit("startNumber=\"").next())
+            .and_then(|rest| rest.split('"').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        for n in start..start + count as u64 {
+            let asset = registry
+                .get(&code, &format!("seg_{kind}_{n:06}.m4s"))
+                .unwrap_or_else(|| panic!("seg_{kind}_{n}: {text}"));
+            assert_eq!(
+                asset.content_type,
+                if video { "video/mp4" } else { "audio/mp4" }
+            );
+            bytes.extend_from_slice(&asset.body);
+        }
+        let path = std::env::temp_dir().join(format!(
+            "tributary-publish-dash-{kind}-{}.mp4",
+            std::process::id()
+        ));
+        std::fs::write(&path, &bytes).unwrap();
+        let streams = probe_streams(path.to_str().unwrap());
+        let _ = std::fs::remove_file(&path);
+        let streams = streams.unwrap();
+        assert_eq!(streams.len(), 1, "{streams:?}");
+        let name = streams[0].codec_name.as_deref();
+        assert_eq!(name, Some(if video { "h264" } else { "aac" }));
+    }
+    // Names no packager wrote, and the MPD under a rung, are 404.
+    for name in [
+        "seg_v_1.m4s",
+        "seg_x_000001.m4s",
+        "track_1/index.mpd",
+        "init.mp4",
+    ] {
+        assert_eq!(registry.get(&code, name), None, "{name}");
+    }
+    handle.stop();
+    assert_eq!(registry.get(&code, "index.mpd"), None);
+    assert_eq!(registry.get(&code, "init_v.mp4"), None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dash_only_output_serves_no_hls() {
+    let hub = Hub::new();
+    let registry = HlsRegistry::new();
+    let code = code("dashonly");
+    let buffer = BufferId::Stream(code.clone());
+    let mut writer = hub.create(buffer.clone(), 1024).unwrap();
+    let settings = HlsSettings {
+        hls: false,
+        dash: Some(DashSettings { audio: false }),
+        ..HlsSettings::default()
+    };
+    let handle = start_hls(&registry, &hub, code.clone(), buffer.clone(), settings).unwrap();
+    for frame in clip_frames() {
+        writer.write(frame).unwrap();
+    }
+    let text = until("the MPD", || mpd(&registry, &code)).await;
+    assert_eq!(playlist(&registry, &code), None);
+    // This rung does not package audio: no audio AdaptationSet.
+    assert!(!text.contains("contentType=\"audio\""), "{text}");
+    assert!(registry.get(&code, "init_a.mp4").is_none());
+    assert!(registry.get(&code, "init_v.mp4").is_some());
+    handle.stop();
+}
