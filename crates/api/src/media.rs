@@ -2,7 +2,8 @@
 //! the engine's memory, with CORS for browser players, `HEAD` and single byte ranges.
 //!
 //! Every path that is not an API route comes here first: `GET /{code}/index.m3u8`,
-//! `GET /{code}/seg_000123.ts`, `GET /{code}/thumbnail.jpg` (the latest thumbnail, while the
+//! `GET /{code}/seg_000123.ts`, the DASH `GET /{code}/index.mpd` and its `init_v.mp4`,
+//! `seg_v_000123.m4s`, ..., `GET /{code}/thumbnail.jpg` (the latest thumbnail, while the
 //! stream has them on), and `GET /{code}/mpegts`, the one live route (a chunked body that lasts
 //! as long as the stream). Anything the packagers did not produce is a JSON 404 like the
 //! API's; `..`, backslashes and NUL never name a stream, so they 404 too.

@@ -33,6 +33,7 @@ use utoipa_swagger_ui::SwaggerUi;
         kick_session,
         hls_playlist,
         hls_variant_playlist,
+        dash_mpd,
         mpegts,
         thumbnail
     ),
@@ -290,6 +291,12 @@ fn hls_playlist() {}
               (status = 404, description = "no such rung, or no segment yet")))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn hls_variant_playlist() {}
+
+#[utoipa::path(get, path = "/{code}/index.mpd", tag = "media", params(("code" = String, Path)),
+    responses((status = 200, description = "DASH (`protocols.dash`): a dynamic MPD (`urn:mpeg:dash:profile:isoff-live:2011`) rendered from memory on each request, cut and numbered as the stream's HLS: one `availabilityStartTime` for the stream's life and every rung, `publishTime`, `minimumUpdatePeriod` S, `timeShiftBufferDepth` S × W, `suggestedPresentationDelay`, `UTCTiming` `urn:mpeg:dash:utc:direct:2014`; one Period (an input failover stays in it); a video AdaptationSet with one Representation per rung (codecs, bandwidth, width, height, frameRate) and one audio AdaptationSet, each Representation with a SegmentTemplate + SegmentTimeline (`$Number$`). Files beside it: `init_v.mp4`, `seg_v_<n>.m4s` (`video/mp4`), `init_a.mp4`, `seg_a_<n>.m4s` (`audio/mp4`); a ladder's under `track_N/`. MPD `Cache-Control: no-store, max-age=0, must-revalidate`, inits `no-cache`, segments immutable; `Access-Control-Allow-Origin: *`.", content_type = "application/dash+xml"),
+              (status = 404, description = "unknown or stopped stream, DASH off, or no segment yet")))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn dash_mpd() {}
 
 #[utoipa::path(get, path = "/{code}/mpegts", tag = "media", params(("code" = String, Path)),
     responses((status = 200, description = "HTTP-TS: the stream's playback feed (the best rung of a ladder, else the main buffer) as one chunked MPEG-TS body that starts at a keyframe with PAT/PMT and lasts until the stream stops or the client leaves. Works for every running stream, whatever feeds it. A client slower than the stream loses its own frames and resumes at the next keyframe. Counts against the play caps (256 per stream, 4096 in total) with RTMP plays.", content_type = "video/mp2t"),

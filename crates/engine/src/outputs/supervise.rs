@@ -329,6 +329,33 @@ mod tests {
         assert!(!lock(&outputs.running).contains_key(&(code.clone(), None)));
     }
 
+    /// HLS and DASH share one packager per rendition: each turns on and off alone, and the
+    /// packager keeps running (restarted with what is still wanted) until both are off.
+    #[tokio::test(start_paused = true)]
+    async fn hls_and_dash_turn_on_and_off_alone_over_one_packager() {
+        let (_hub, stream, _writer, outputs) = setup();
+        let code = stream.code.clone();
+        let settings = |outputs: &Outputs| outputs.packager_settings(&code, None);
+        outputs.start_output(&stream, Output::Dash).unwrap();
+        assert!(!settings(&outputs).hls && settings(&outputs).dash.is_some());
+        assert_eq!(hls(&outputs, &code)["output"], "dash");
+        outputs.start_output(&stream, Output::Hls).unwrap();
+        assert!(settings(&outputs).hls && settings(&outputs).dash.is_some());
+        assert_eq!(hls(&outputs, &code)["output"], "hls");
+        // Without a ladder the one packager packages the audio.
+        assert_eq!(settings(&outputs).dash.map(|d| d.audio), Some(true));
+
+        outputs.stop_output(&code, Output::Hls);
+        assert!(!settings(&outputs).hls && settings(&outputs).dash.is_some());
+        assert!(lock(&outputs.running).contains_key(&(code.clone(), None)));
+        outputs.stop_output(&code, Output::Dash);
+        assert!(!lock(&outputs.running).contains_key(&(code.clone(), None)));
+        assert!(outputs.publisher(&code).is_none());
+        // Stopping what is off changes nothing.
+        outputs.stop_output(&code, Output::Dash);
+        assert_eq!(settings(&outputs).dash, None);
+    }
+
     /// A push target that reached its `limit` ends by design: it stays `failed`, visible, and
     /// is not restarted (SPEC §Push).
     #[tokio::test(start_paused = true)]
