@@ -191,63 +191,8 @@ impl Mpd {
             iso_duration(longest),
         );
         out.push_str("  <Period id=\"0\" start=\"PT0S\">\n");
-        if !self.video.is_empty() {
-            out.push_str(
-                "    <AdaptationSet id=\"0\" contentType=\"video\" mimeType=\"video/mp4\" \
-                 segmentAlignment=\"true\" startWithSAP=\"1\">\n",
-            );
-            for r in &self.video {
-                let _ = write!(
-                    out,
-                    "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\"",
-                    xml(&r.id),
-                    xml(&r.codecs),
-                    r.bandwidth
-                );
-                if let Some((w, h)) = r.size {
-                    let _ = write!(out, " width=\"{w}\" height=\"{h}\"");
-                }
-                if let Some((n, d)) = r.frame_rate {
-                    if d == 1 {
-                        let _ = write!(out, " frameRate=\"{n}\"");
-                    } else {
-                        let _ = write!(out, " frameRate=\"{n}/{d}\"");
-                    }
-                }
-                out.push_str(">\n");
-                template(&mut out, r, 'v');
-                out.push_str("      </Representation>\n");
-            }
-            out.push_str("    </AdaptationSet>\n");
-        }
-        if let Some(r) = &self.audio {
-            out.push_str(
-                "    <AdaptationSet id=\"1\" contentType=\"audio\" mimeType=\"audio/mp4\" \
-                 segmentAlignment=\"true\" startWithSAP=\"1\">\n",
-            );
-            let _ = write!(
-                out,
-                "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\"",
-                xml(&r.id),
-                xml(&r.codecs),
-                r.bandwidth
-            );
-            if let Some(rate) = r.sample_rate {
-                let _ = write!(out, " audioSamplingRate=\"{rate}\"");
-            }
-            out.push_str(">\n");
-            if let Some(channels) = r.channels {
-                let _ = writeln!(
-                    out,
-                    "        <AudioChannelConfiguration \
-                     schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" \
-                     value=\"{channels}\"/>"
-                );
-            }
-            template(&mut out, r, 'a');
-            out.push_str("      </Representation>\n");
-            out.push_str("    </AdaptationSet>\n");
-        }
+        adaptation_set(&mut out, 'v', &self.video);
+        adaptation_set(&mut out, 'a', self.audio.as_slice());
         out.push_str("  </Period>\n");
         let _ = writeln!(
             out,
@@ -307,6 +252,59 @@ impl DashName {
         let number = digits.parse().ok()?;
         (dash_segment_name(video, number) == name).then_some(Self::Segment { video, number })
     }
+}
+
+/// Writes the video (`kind` `v`) or audio (`a`) AdaptationSet with its Representations;
+/// nothing without one.
+fn adaptation_set(out: &mut String, kind: char, representations: &[Representation]) {
+    if representations.is_empty() {
+        return;
+    }
+    let (id, content, mime) = match kind {
+        'v' => (0, "video", "video/mp4"),
+        _ => (1, "audio", "audio/mp4"),
+    };
+    let _ = writeln!(
+        out,
+        "    <AdaptationSet id=\"{id}\" contentType=\"{content}\" mimeType=\"{mime}\" \
+         segmentAlignment=\"true\" startWithSAP=\"1\">"
+    );
+    for r in representations {
+        let _ = write!(
+            out,
+            "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{}\"",
+            xml(&r.id),
+            xml(&r.codecs),
+            r.bandwidth
+        );
+        if let Some((w, h)) = r.size {
+            let _ = write!(out, " width=\"{w}\" height=\"{h}\"");
+        }
+        match r.frame_rate {
+            Some((n, 1)) => {
+                let _ = write!(out, " frameRate=\"{n}\"");
+            }
+            Some((n, d)) => {
+                let _ = write!(out, " frameRate=\"{n}/{d}\"");
+            }
+            None => {}
+        }
+        if let Some(rate) = r.sample_rate {
+            let _ = write!(out, " audioSamplingRate=\"{rate}\"");
+        }
+        out.push_str(">\n");
+        if let Some(channels) = r.channels {
+            let _ = writeln!(
+                out,
+                "        <AudioChannelConfiguration \
+                 schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" \
+                 value=\"{channels}\"/>"
+            );
+        }
+        template(out, r, kind);
+        out.push_str("      </Representation>\n");
+    }
+    out.push_str("    </AdaptationSet>\n");
 }
 
 /// Writes a Representation's `SegmentTemplate` with its `SegmentTimeline`.

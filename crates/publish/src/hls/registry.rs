@@ -206,13 +206,7 @@ impl HlsRegistry {
             .unwrap_or_else(PoisonError::into_inner)
             .get(code)?;
         let origin = stream.origin?;
-        let variants = self
-            .inner
-            .masters
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(code)
-            .map(|m| Arc::clone(&m.variants));
+        let variants = self.variants(code);
         let rungs: Vec<Option<u16>> = match &variants {
             Some(variants) => (0..variants.len())
                 .filter_map(|i| u16::try_from(i).ok())
@@ -326,10 +320,7 @@ impl HlsRegistry {
             .dash
             .write()
             .unwrap_or_else(PoisonError::into_inner);
-        let key = (code.clone(), rung);
-        if dash.get(&key).is_some_and(|d| Arc::ptr_eq(d, served)) {
-            dash.remove(&key);
-        }
+        remove_same(&mut dash, (code.clone(), rung), served);
         if !dash.keys().any(|(c, _)| c == code) {
             self.inner
                 .dash_streams
@@ -412,15 +403,19 @@ impl HlsRegistry {
             .retain(|(c, _), window| c != code || !window.is_retired());
     }
 
-    /// The master playlist of `code`, once a variant has a segment.
-    fn master(&self, code: &StreamCode) -> Option<String> {
-        let variants = self
-            .inner
+    /// The variants of `code`'s ladder, while its master is registered.
+    fn variants(&self, code: &StreamCode) -> Option<Arc<[Variant]>> {
+        self.inner
             .masters
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .get(code)
-            .map(|m| Arc::clone(&m.variants))?;
+            .map(|m| Arc::clone(&m.variants))
+    }
+
+    /// The master playlist of `code`, once a variant has a segment.
+    fn master(&self, code: &StreamCode) -> Option<String> {
+        let variants = self.variants(code)?;
         let measured: Vec<_> = variants
             .iter()
             .enumerate()
@@ -484,10 +479,7 @@ impl HlsRegistry {
                 .windows
                 .write()
                 .unwrap_or_else(PoisonError::into_inner);
-            let key = (code.clone(), rung);
-            if windows.get(&key).is_some_and(|w| Arc::ptr_eq(w, window)) {
-                windows.remove(&key);
-            }
+            remove_same(&mut windows, (code.clone(), rung), window);
         }
         let now = u64::try_from(unix_secs).unwrap_or(0);
         let mut numbers = self.lock_numbers();
@@ -532,6 +524,14 @@ impl std::fmt::Debug for HlsRegistry {
         f.debug_struct("HlsRegistry")
             .field("outputs", &self.read_windows().len())
             .finish_non_exhaustive()
+    }
+}
+
+/// Removes `key` from `map` if it still maps to `value` (a newer output may have taken the
+/// key over).
+fn remove_same<K: std::hash::Hash + Eq, T>(map: &mut HashMap<K, Arc<T>>, key: K, value: &Arc<T>) {
+    if map.get(&key).is_some_and(|kept| Arc::ptr_eq(kept, value)) {
+        map.remove(&key);
     }
 }
 

@@ -8,26 +8,29 @@ use std::thread;
 use std::time::Duration;
 
 use serde_json::Value;
-use tributary_testkit::{
-    ClipSpec, LiveSender, cached_clip, free_tcp_port, free_udp_port, http_get, wait_until,
-};
+use tributary_testkit::{ClipSpec, LiveSender, cached_clip, free_tcp_port, http_get, wait_until};
 
+use crate::failover::udp_backup;
 use crate::hls::{assert_h264_720p_with_aac, serial};
 use crate::server::{Server, put_stream};
 
+/// An ffmpeg publisher looping a clip of `spec` (MP4) to `rtmp://127.0.0.1:{port}/live/{code}`
+/// in real time.
+fn publish(port: u16, code: &str, spec: &ClipSpec) -> LiveSender {
+    let clip = cached_clip(spec, "mp4").expect("encode the test clip");
+    let url = format!("rtmp://127.0.0.1:{port}/live/{code}");
+    LiveSender::rtmp(&clip, &url).expect("start the ffmpeg publisher")
+}
+
 /// The MPD of `code` once its video timeline lists `count` segments.
 fn wait_mpd(server: &Server, code: &str, count: usize) -> String {
-    let url = server.url(&format!("/{code}/index.mpd"));
+    let path = format!("/{code}/index.mpd");
     let mut last = String::new();
     wait_until(
         Duration::from_secs(60),
-        &format!("{count} video segments in /{code}/index.mpd"),
+        &format!("{count} video segments in {path}"),
         || {
-            last = http_get(&url)
-                .ok()
-                .filter(|(status, _, _)| *status == 200)
-                .map(|(_, _, body)| String::from_utf8_lossy(&body).into_owned())
-                .unwrap_or_default();
+            last = server.text(&path).unwrap_or_default();
             timelines(&last).first().is_some_and(|t| t.len() >= count)
         },
     )
@@ -123,16 +126,11 @@ fn an_rtmp_publish_plays_as_dash_in_dash_js_and_ffprobe() {
         "live1",
         r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true,"dash":true}}"#,
     );
-    let clip = cached_clip(
-        &ClipSpec {
-            bframes: 2,
-            ..ClipSpec::default()
-        },
-        "mp4",
-    )
-    .expect("encode the test clip");
-    let url = format!("rtmp://127.0.0.1:{port}/live/live1");
-    let _publisher = LiveSender::rtmp(&clip, &url).expect("start the ffmpeg publisher");
+    let spec = ClipSpec {
+        bframes: 2,
+        ..ClipSpec::default()
+    };
+    let _publisher = publish(port, "live1", &spec);
 
     let mpd = wait_mpd(&server, "live1", 3);
     for part in [
@@ -224,9 +222,7 @@ fn a_three_rung_ladder_is_one_mpd_with_three_video_representations_and_one_audio
           {"width":854,"height":480,"bitrate":900,"preset":"ultrafast"},
           {"width":640,"height":360,"bitrate":500,"preset":"ultrafast"}]}}}"#;
     put_stream(&server, "ladder", body);
-    let clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the test clip");
-    let url = format!("rtmp://127.0.0.1:{port}/live/ladder");
-    let _publisher = LiveSender::rtmp(&clip, &url).expect("start the ffmpeg publisher");
+    let _publisher = publish(port, "ladder", &ClipSpec::default());
 
     let mut mpd = String::new();
     wait_until(Duration::from_secs(60), "3 video Representations", || {
@@ -273,25 +269,14 @@ fn an_input_failover_mid_play_keeps_dash_js_playing_in_one_period() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
-    let backup_clip = cached_clip(
-        &ClipSpec {
-            seconds: 12,
-            ..ClipSpec::default()
-        },
-        "ts",
-    )
-    .expect("encode the backup clip");
-    let udp_port = free_udp_port();
-    let _backup = LiveSender::start(&backup_clip, udp_port).unwrap();
+    let (udp_port, _backup) = udp_backup();
     let body = format!(
         r#"{{"inputs":[{{"url":"publish://","priority":0}},
                        {{"url":"udp://127.0.0.1:{udp_port}","priority":1}}],
             "protocols":{{"dash":true}}}}"#
     );
     put_stream(&server, "relay9", &body);
-    let clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the primary clip");
-    let url = format!("rtmp://127.0.0.1:{port}/live/relay9");
-    let primary = LiveSender::rtmp(&clip, &url).expect("start the ffmpeg publisher");
+    let primary = publish(port, "relay9", &ClipSpec::default());
     let mut runtime = Value::Null;
     wait_until(Duration::from_secs(20), "the publisher active", || {
         runtime = server.runtime("relay9");

@@ -159,6 +159,14 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
+    /// The body of `GET {path}` as text when it answers 200.
+    pub(crate) fn text(&self, path: &str) -> Option<String> {
+        tributary_testkit::http_get(&self.url(path))
+            .ok()
+            .filter(|(status, _, _)| *status == 200)
+            .map(|(_, _, body)| String::from_utf8_lossy(&body).into_owned())
+    }
+
     /// `GET /streams/{code}`'s `data.runtime` (`null` if the stream is unknown).
     pub(crate) fn runtime(&self, code: &str) -> serde_json::Value {
         send("GET", &self.url(&format!("/streams/{code}")), None, &[]).body["data"]["runtime"]
