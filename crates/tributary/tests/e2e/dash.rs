@@ -8,7 +8,9 @@ use std::thread;
 use std::time::Duration;
 
 use serde_json::Value;
-use tributary_testkit::{ClipSpec, LiveSender, cached_clip, free_tcp_port, http_get, wait_until};
+use tributary_testkit::{
+    ClipSpec, LiveSender, cached_clip, free_tcp_port, free_udp_port, http_get, wait_until,
+};
 
 use crate::failover::udp_backup;
 use crate::hls::{assert_h264_720p_with_aac, serial};
@@ -82,7 +84,8 @@ fn fetch(server: &Server, path: &str, header: &str) -> (u16, Option<String>, Vec
     (status, value, body)
 }
 
-/// Plays `url` in dash.js for `seconds` at the expected size; the report.
+/// Plays `url` in dash.js for `seconds` at the expected size; the report. With `DASH_DEBUG`
+/// set, dash.js logs at debug level and every response is listed on the player's stderr.
 fn dash_js(url: &str, seconds: u32, size: Option<(u32, u32)>) -> (Output, Value) {
     let mut command = Command::new("node");
     command
@@ -98,6 +101,9 @@ fn dash_js(url: &str, seconds: u32, size: Option<(u32, u32)>) -> (Output, Value)
             "--seconds",
             &seconds.to_string(),
         ]);
+    if std::env::var_os("DASH_DEBUG").is_some() {
+        command.arg("--player-debug");
+    }
     if let Some((w, h)) = size {
         command.args(["--width", &w.to_string(), "--height", &h.to_string()]);
     }
@@ -269,7 +275,7 @@ fn an_input_failover_mid_play_keeps_dash_js_playing_in_one_period() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
-    let (udp_port, _backup) = udp_backup();
+    let udp_port = free_udp_port();
     let body = format!(
         r#"{{"inputs":[{{"url":"publish://","priority":0}},
                        {{"url":"udp://127.0.0.1:{udp_port}","priority":1}}],
@@ -283,6 +289,8 @@ fn an_input_failover_mid_play_keeps_dash_js_playing_in_one_period() {
         runtime["active_input_priority"] == 0
     })
     .unwrap_or_else(|e| panic!("{e}: {runtime:#}"));
+    // The backup starts once the publisher is on air, so the stream starts on one input.
+    let _backup = udp_backup(udp_port);
     let before = wait_mpd(&server, "relay9", 2);
 
     // dash.js plays 24 s; the publisher dies 8 s in, the UDP backup takes over.
@@ -298,6 +306,10 @@ fn an_input_failover_mid_play_keeps_dash_js_playing_in_one_period() {
     let (browser, report) = player.join().unwrap();
     println!("dash.js across the failover: {report}");
     let after = wait_mpd(&server, "relay9", 2);
+    if report["ok"] != true {
+        debug_dump(&server, &after, dir.path());
+        eprintln!("STDERR {}", String::from_utf8_lossy(&browser.stderr));
+    }
     assert!(
         browser.status.success() && report["ok"] == true,
         "dash.js stopped at the failover: {report}\n{}\nMPD before:\n{before}\nMPD after:\n{after}",
@@ -309,4 +321,51 @@ fn an_input_failover_mid_play_keeps_dash_js_playing_in_one_period() {
         first_attr(&after, "availabilityStartTime"),
         "the failover moved availabilityStartTime"
     );
+}
+
+/// After a failed play of `relay9`: the server's switch and re-anchor log lines, and every
+/// hole or long sample in the listed video and audio segments (ffprobe), to stderr.
+fn debug_dump(server: &Server, mpd: &str, dir: &std::path::Path) {
+    for line in server.logged(|l| {
+        let text = l.to_string();
+        text.contains("anchor") || text.contains("session") || text.contains("switch")
+    }) {
+        eprintln!("LOG {line}");
+    }
+    let start_v: u64 = first_attr(mpd, "startNumber").unwrap().parse().unwrap();
+    let start_a: u64 = mpd
+        .split("init_a.mp4")
+        .next()
+        .unwrap()
+        .rsplit("startNumber=\"")
+        .next()
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let t = timelines(mpd);
+    for (kind, start, count) in [('v', start_v, t[0].len()), ('a', start_a, t[1].len())] {
+        let mut bytes = fetch(server, &format!("/relay9/init_{kind}.mp4"), "x").2;
+        for n in start..start + count as u64 {
+            let (status, _, body) = fetch(server, &format!("/relay9/seg_{kind}_{n:06}.m4s"), "x");
+            eprintln!("seg {kind} {n}: {status} {} bytes", body.len());
+            bytes.extend(body);
+        }
+        let path = dir.join(format!("dump_{kind}.mp4"));
+        std::fs::write(&path, &bytes).unwrap();
+        let packets = tributary_testkit::probe_packets(path.to_str().unwrap(), &[]).unwrap();
+        let mut last_end = 0.0;
+        for p in packets {
+            let (pts, dur) = (p.pts_time.unwrap_or(0.0), p.duration_time.unwrap_or(0.0));
+            let dts = p.dts_time.unwrap_or(0.0);
+            if (dts - last_end).abs() > 0.05 || dur > 0.1 {
+                eprintln!(
+                    "{kind} pkt dts {dts:.3} pts {pts:.3} dur {dur:.3} (prev end {last_end:.3})"
+                );
+            }
+            last_end = dts + dur;
+        }
+    }
 }

@@ -117,9 +117,9 @@ fn udp_sources() -> [(u16, LiveSender); 2] {
     })
 }
 
-/// A backup source: a 720p clip other than the default one (a 12 s loop), sent over UDP in
-/// real time; its port and sender.
-pub(crate) fn udp_backup() -> (u16, LiveSender) {
+/// A backup source: a 720p clip other than the default one (a 12 s loop), sent over UDP to
+/// `port` in real time.
+pub(crate) fn udp_backup(port: u16) -> LiveSender {
     let clip = cached_clip(
         &ClipSpec {
             seconds: 12,
@@ -128,8 +128,7 @@ pub(crate) fn udp_backup() -> (u16, LiveSender) {
         "ts",
     )
     .expect("encode the backup clip");
-    let port = free_udp_port();
-    (port, LiveSender::start(&clip, port).unwrap())
+    LiveSender::start(&clip, port).unwrap()
 }
 
 /// The reasons of `runtime.switches`, oldest first.
@@ -152,7 +151,8 @@ fn a_killed_publisher_fails_over_to_udp_and_back_without_viewers_noticing() {
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{rtmp_port}"));
 
     // The backup: a different 720p clip (12 s loop) over UDP. The primary: an RTMP publisher.
-    let (udp_port, _backup) = udp_backup();
+    let udp_port = free_udp_port();
+    let _backup = udp_backup(udp_port);
     let primary_clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the primary clip");
     // A platform for push-out, recording what it receives.
     let target_port = free_tcp_port();
