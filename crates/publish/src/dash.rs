@@ -14,6 +14,10 @@
 //! `availabilityStartTime`: the wall time of media time 0, fixed by the stream's first DASH
 //! segment.
 //!
+//! An input switch leaves a small hole between the old session's last frame and the new
+//! session's first: the MPD's entry before it is stretched over it (SPEC §DASH "Cutting":
+//! entries never overlap or gap), and the player steps over the hole in its buffer.
+//!
 //! Not done here yet: a codec change within the output (a new init) keeps the one Period and
 //! serves the new init under the same name, so a player must reload; a `runtime.warnings`
 //! entry says so.

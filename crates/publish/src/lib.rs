@@ -24,6 +24,12 @@
 //! Until the first segment is finished (about S after the first keyframe) `index.m3u8` is
 //! `None`; the HTTP layer may map that to 404 or retry briefly.
 //!
+//! DASH ([`HlsSettings::dash`]) rides on the same output task: the frames it reads also go
+//! through a video and an audio fMP4 segmenter cut and numbered as the HLS one, and the
+//! registry answers `index.mpd` (rendered on request over every rung), `init_v.mp4`,
+//! `seg_v_<n>.m4s`, `init_a.mp4` and `seg_a_<n>.m4s` (SPEC §DASH). [`HlsSettings::hls`] false
+//! serves DASH alone.
+//!
 //! RTMP(S) push-out: [`start_push`] runs one task per target that subscribes to a buffer from
 //! its last keyframe and publishes it with the sans-IO `tributary_rtmp::ClientSession`,
 //! reconnecting with backoff; [`PushHandle::state`] reports `starting` / `active` /
