@@ -45,6 +45,8 @@ pub struct MediaAsset {
 pub(crate) struct OutputMetrics {
     /// Segments published per HLS packager (`None`: the stream's only one; else the rung).
     pub(crate) hls_segments: Vec<(Option<u16>, u64)>,
+    /// Video segments published per DASH packager, likewise.
+    pub(crate) dash_segments: Vec<(Option<u16>, u64)>,
     /// Push targets: redacted URL and `publisher_push_state` value.
     pub(crate) pushes: Vec<(String, i64)>,
 }
@@ -128,14 +130,22 @@ impl Outputs {
         Some(publisher)
     }
 
-    /// A stream's output figures for `GET /metrics`: segments each HLS packager published,
-    /// and each push target's state by redacted URL.
+    /// A stream's output figures for `GET /metrics`: segments each HLS and DASH packager
+    /// published, and each push target's state by redacted URL.
     pub(crate) fn metrics(&self, code: &StreamCode) -> OutputMetrics {
-        let hls_segments = lock(&self.running)
-            .iter()
-            .filter(|((c, _), _)| c == code)
-            .map(|((_, rung), handle)| (*rung, handle.segments()))
-            .collect();
+        let hls_on = lock(&self.packaging).get(code).is_none_or(|p| p.hls);
+        let (mut hls_segments, mut dash_segments) = (Vec::new(), Vec::new());
+        for ((c, rung), handle) in lock(&self.running).iter() {
+            if c != code {
+                continue;
+            }
+            if hls_on {
+                hls_segments.push((*rung, handle.segments()));
+            }
+            if let Some(segments) = handle.dash_segments() {
+                dash_segments.push((*rung, segments));
+            }
+        }
         let pushes = lock(&self.pushes)
             .iter()
             .filter(|((c, _), _)| c == code)
@@ -146,6 +156,7 @@ impl Outputs {
             .collect();
         OutputMetrics {
             hls_segments,
+            dash_segments,
             pushes,
         }
     }

@@ -381,16 +381,26 @@ impl EngineHandle {
             }
 
             let outputs = media.outputs.metrics(code);
-            for (rung, segments) in outputs.hls_segments {
-                let profile = rung.map_or_else(
-                    || "main".to_owned(),
-                    |r| format!("track_{}", u32::from(r) + 1),
-                );
-                out.counter(
-                    SEGMENTS,
-                    labels([("stream_code", c), ("format", "hls"), ("profile", &profile)]),
-                    segments,
-                );
+            let formats = [
+                ("hls", outputs.hls_segments),
+                ("dash", outputs.dash_segments),
+            ];
+            for (format, counts) in formats {
+                for (rung, segments) in counts {
+                    let profile = rung.map_or_else(
+                        || "main".to_owned(),
+                        |r| format!("track_{}", u32::from(r) + 1),
+                    );
+                    out.counter(
+                        SEGMENTS,
+                        labels([
+                            ("stream_code", c),
+                            ("format", format),
+                            ("profile", &profile),
+                        ]),
+                        segments,
+                    );
+                }
             }
             for (url, state) in outputs.pushes {
                 out.gauge(

@@ -192,6 +192,12 @@ impl HlsHandle {
         self.window.published()
     }
 
+    /// Video segments the DASH side has published (`tributary_publisher_segments_total`
+    /// with `format="dash"`), when DASH is on.
+    pub fn dash_segments(&self) -> Option<u64> {
+        self.dash.as_ref().map(|dash| dash.video.published())
+    }
+
     /// Conditions for the stream's `runtime.warnings`: tracks omitted because HLS-TS cannot
     /// carry their codec, frames the muxer rejected (each listed once, at most 16).
     pub fn warnings(&self) -> Vec<String> {

@@ -202,6 +202,19 @@ fn an_rtmp_publish_plays_as_dash_in_dash_js_and_ffprobe() {
     assert_eq!(fetch(&server, "/live1/seg_v_1.m4s", "x").0, 404);
     assert_eq!(fetch(&server, "/live1/track_1/index.mpd", "x").0, 404);
 
+    // Counted per format: this stream packages both.
+    let metrics = server.text("/metrics").expect("GET /metrics");
+    for format in ["hls", "dash"] {
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with("tributary_publisher_segments_total{")
+                    && l.contains("stream_code=\"live1\"")
+                    && l.contains(&format!("format=\"{format}\""))),
+            "no {format} segment count:\n{metrics}"
+        );
+    }
+
     // ffprobe reads the live MPD.
     let mpd_url = server.url("/live1/index.mpd");
     assert_h264_720p_with_aac(&mpd_url);
