@@ -23,6 +23,18 @@ fn arrival() -> Instant {
 
 /// 6 s of 25 fps H.264 (a keyframe every second) and 48 kHz AAC, in arrival order.
 fn sequence() -> Vec<Frame> {
+    let frame = |track, codec, ts, keyframe, payload| Frame {
+        track: TrackId(track),
+        codec,
+        pts: Ts90(ts),
+        dts: Ts90(ts),
+        keyframe,
+        session: SessionId(7),
+        arrival: arrival(),
+        payload,
+        config: None,
+    };
+    let config = TrackConfig::aac(Bytes::from_static(ASC_LC)).map(Arc::new);
     let mut frames = Vec::new();
     let mut audio = 0i64;
     for i in 0..150i64 {
@@ -32,28 +44,12 @@ fn sequence() -> Vec<Frame> {
         } else {
             Bytes::from(vec![0, 0, 0, 1, 0x41, i as u8 | 1, 0x55])
         };
-        frames.push(Frame {
-            track: TrackId(0x100),
-            codec: Codec::H264,
-            pts: Ts90(i * 3600),
-            dts: Ts90(i * 3600),
-            keyframe: key,
-            session: SessionId(7),
-            arrival: arrival(),
-            payload,
-            config: None,
-        });
+        frames.push(frame(0x100, Codec::H264, i * 3600, key, payload));
         while audio * 1920 <= i * 3600 {
+            let payload = Bytes::from(vec![0x21, audio as u8, 0x04, 0x80]);
             frames.push(Frame {
-                track: TrackId(0x101),
-                codec: Codec::Aac,
-                pts: Ts90(audio * 1920),
-                dts: Ts90(audio * 1920),
-                keyframe: true,
-                session: SessionId(7),
-                arrival: arrival(),
-                payload: Bytes::from(vec![0x21, audio as u8, 0x04, 0x80]),
-                config: TrackConfig::aac(Bytes::from_static(ASC_LC)).map(Arc::new),
+                config: config.clone(),
+                ..frame(0x101, Codec::Aac, audio * 1920, true, payload)
             });
             audio += 1;
         }
