@@ -265,13 +265,33 @@ fn a_three_rung_ladder_is_one_mpd_with_three_video_representations_and_one_audio
     }
     // HLS is off: its routes name nothing.
     assert_eq!(fetch(&server, "/ladder/index.m3u8", "x").0, 404);
-    // Rung segments line up: every rung lists the same first start (keyframe grid).
-    let starts: Vec<u64> = timelines(&mpd)
-        .iter()
-        .take(3)
-        .filter_map(|t| t.last().map(|e| e.0))
+    // Rung segments line up (keyframe grid): segment N starts at the same time in every rung,
+    // within a frame.
+    let numbers: Vec<u64> = mpd
+        .split(" startNumber=\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next()?.parse().ok())
         .collect();
-    assert_eq!(starts.len(), 3, "{mpd}");
+    let rungs: Vec<std::collections::BTreeMap<u64, u64>> = timelines(&mpd)
+        .iter()
+        .zip(&numbers)
+        .take(3)
+        .map(|(timeline, first)| (*first..).zip(timeline.iter().map(|e| e.0)).collect())
+        .collect();
+    assert_eq!(rungs.len(), 3, "{mpd}");
+    let mut common = 0;
+    for (number, t) in &rungs[0] {
+        for other in &rungs[1..] {
+            if let Some(u) = other.get(number) {
+                assert!(
+                    t.abs_diff(*u) <= 3600,
+                    "segment {number}: {t} vs {u}\n{mpd}"
+                );
+                common += 1;
+            }
+        }
+    }
+    assert!(common >= 2, "the rungs share no segment number:\n{mpd}");
 
     let (browser, report) = dash_js(&server.url("/ladder/index.mpd"), 15, None);
     println!("dash.js: {report}");
