@@ -47,7 +47,7 @@ use tributary_store::{Expect, SqliteStore, StoredStream, StreamRepository};
 
 pub use coordinator::{Applied, CoordError, StateSnapshot, Step};
 pub use http_ts::{TsPlay, TsPlayError};
-pub use metrics::CONTENT_TYPE as METRICS_CONTENT_TYPE;
+pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, families as metric_families};
 pub use outputs::MediaAsset;
 pub use security::AdminToken;
 pub use services::ServiceError;

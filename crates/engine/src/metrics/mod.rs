@@ -499,6 +499,29 @@ struct Family {
     samples: Vec<(Labels, Value)>,
 }
 
+/// Every family the server can expose, as `(name, type)` spelt as in the exposition
+/// (`tributary_…`, counters ending in `_total`; a histogram's series add `_bucket`, `_sum` and
+/// `_count`), process metrics included. A scrape shows only families that have series at the
+/// time; this is the whole catalogue, which the dashboard and alert rules under `deploy/` are
+/// checked against.
+pub fn families() -> Vec<(String, String)> {
+    let catalogue = Exposition {
+        families: FAMILIES
+            .iter()
+            .map(|&spec| Family {
+                spec,
+                samples: Vec::new(),
+            })
+            .collect(),
+    };
+    catalogue
+        .encode()
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE ")?.split_once(' '))
+        .map(|(name, kind)| (name.to_owned(), kind.to_owned()))
+        .collect()
+}
+
 /// A family's name (without `tributary_`; counters without `_total`, which the encoder adds),
 /// help and type.
 #[derive(Debug, Clone, Copy)]
@@ -710,6 +733,36 @@ const EVENTS_DROPPED: Spec = counter(
     "events_dropped",
     "Events a bus subscriber lost because its queue was full.",
 );
+
+/// Every family [`Exposition`] can carry: what [`families`] lists. A new `Spec` goes here too
+/// (a test counts them).
+const FAMILIES: [Spec; 25] = [
+    STATUS,
+    START_TIME,
+    INGEST_BYTES,
+    INGEST_PACKETS,
+    INGEST_ERRORS,
+    INPUT_HEALTH,
+    CC_ERRORS,
+    FAILOVERS,
+    FAILOVER_GAP,
+    TRANSCODER_WORKERS,
+    TRANSCODER_QUALITIES,
+    TRANSCODER_RESTARTS,
+    TRANSCODER_SPEED,
+    TRANSCODER_FPS,
+    TRANSCODER_DROPPED,
+    TRANSCODER_DUP,
+    TRANSCODER_CPU,
+    TRANSCODER_RSS,
+    SEGMENTS,
+    PUSH_STATE,
+    BUFFER_DROPS,
+    PLAY_CONNECTIONS,
+    PLAY_REJECTED,
+    PUBLISH_REJECTED,
+    EVENTS_DROPPED,
+];
 
 #[cfg(test)]
 mod tests;

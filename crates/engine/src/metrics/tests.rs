@@ -85,3 +85,36 @@ fn label_values_are_escaped() {
         "{text}"
     );
 }
+
+#[test]
+fn the_catalogue_lists_every_family_once_in_exposition_spelling() {
+    let declared = include_str!("mod.rs").matches(": Spec =").count();
+    assert_eq!(FAMILIES.len(), declared, "a Spec missing from FAMILIES");
+    let families = families();
+    let names: HashSet<&str> = families.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names.len(),
+        families.len(),
+        "a family listed twice: {families:?}"
+    );
+    for (name, kind) in [
+        ("tributary_stream_status", "gauge"),
+        ("tributary_manager_failovers_total", "counter"),
+        ("tributary_failover_gap_seconds", "histogram"),
+        ("tributary_buffer_drops_total", "counter"),
+        ("process_cpu_seconds_total", "counter"),
+        ("process_open_fds", "gauge"),
+    ] {
+        assert!(
+            families.contains(&(name.to_owned(), kind.to_owned())),
+            "{name} {kind} not in {families:?}"
+        );
+    }
+    assert_eq!(
+        families
+            .iter()
+            .filter(|(n, _)| n.starts_with("tributary_"))
+            .count(),
+        FAMILIES.len()
+    );
+}

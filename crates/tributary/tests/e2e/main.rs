@@ -7,6 +7,7 @@ mod architecture;
 mod config;
 mod copy;
 mod dash;
+mod deploy;
 mod events;
 mod failover;
 mod harden_api;

@@ -2,7 +2,9 @@
 //! a generated configuration) scrapes the server; after a forced failover (the primary UDP
 //! sender stops, 2 s packet timeout) PromQL finds the stream's status, the failover counter
 //! and the gap histogram; `promtool check metrics` accepts the exposition; the stream's series
-//! go when it is deleted.
+//! go when it is deleted. The alert rules of `deploy/` run in that Prometheus: they evaluate
+//! without error and the lost primary puts `TributaryStandbyInputDown` on pending; the
+//! dashboard's stream panels answer with data.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -12,6 +14,7 @@ use tributary_testkit::{
     ClipSpec, LiveSender, cached_clip, free_tcp_port, free_udp_port, http_get, wait_until,
 };
 
+use crate::deploy;
 use crate::hls::serial;
 use crate::server::{Server, put_stream, send};
 
@@ -24,16 +27,19 @@ struct Prometheus {
 
 impl Prometheus {
     /// Starts Prometheus on a free loopback port, scraping `target` (`host:port`) every
-    /// second at `/metrics`.
+    /// second at `/metrics` and evaluating `deploy/`'s alert rules every second.
     fn start(target: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("prometheus.yml");
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  \
+                 evaluation_interval: 1s\n\
+                 rule_files:\n  - '{}'\n\
                  scrape_configs:\n  - job_name: tributary\n    metrics_path: /metrics\n    \
-                 static_configs:\n      - targets: ['{target}']\n"
+                 static_configs:\n      - targets: ['{target}']\n",
+                deploy::alert_rules().display()
             ),
         )
         .unwrap();
@@ -73,6 +79,22 @@ impl Prometheus {
             [one] => one["value"][1].as_str()?.parse().ok(),
             _ => None,
         }
+    }
+
+    /// The series an instant PromQL query returns.
+    fn series(&self, promql: &str) -> Vec<Value> {
+        self.api(&format!("query?query={}", encode(promql)))["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// `data` of a `GET /api/v1/<path>` answer.
+    fn api(&self, path: &str) -> Value {
+        let (status, _, body) = http_get(&format!("{}/api/v1/{path}", self.base)).unwrap();
+        let answer: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(status, 200, "{path}: {answer}");
+        answer["data"].clone()
     }
 
     /// Waits until `promql` returns one series of value `want`.
@@ -191,6 +213,7 @@ fn prometheus_scrapes_status_and_a_forced_failover() {
     );
     let (_, _, body) = http_get(&server.url("/metrics")).unwrap();
     promtool_check(&String::from_utf8(body).unwrap());
+    deploy_rules_and_dashboard_work(&prometheus);
 
     // Deleted: every series of the stream is gone from the exposition.
     assert_eq!(
@@ -200,6 +223,70 @@ fn prometheus_scrapes_status_and_a_forced_failover() {
     let (_, _, body) = http_get(&server.url("/metrics")).unwrap();
     let text = String::from_utf8(body).unwrap();
     assert!(!text.contains("stream_code=\"cam\""), "{text}");
+}
+
+/// With input 0 of `cam` lost and input 1 playing: every alert rule of `deploy/` evaluates
+/// without error, the lost standby's alert is pending, and the dashboard's stream panels
+/// answer with `cam`'s series.
+fn deploy_rules_and_dashboard_work(prometheus: &Prometheus) {
+    let mut pending = Vec::new();
+    wait_until(
+        Duration::from_secs(20),
+        "TributaryStandbyInputDown pending",
+        || {
+            pending = prometheus.api("alerts")["alerts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            pending.iter().any(|alert| {
+                alert["labels"]["alertname"] == "TributaryStandbyInputDown"
+                    && alert["labels"]["stream_code"] == "cam"
+                    && alert["labels"]["input_priority"] == "0"
+                    && alert["state"] == "pending"
+            })
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {pending:#?}"));
+    let groups = prometheus.api("rules")["groups"].clone();
+    let rules: Vec<&Value> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|group| group["rules"].as_array().unwrap())
+        .collect();
+    assert_eq!(rules.len(), 14, "{groups:#}");
+    for rule in rules {
+        assert_eq!(rule["health"], "ok", "{rule:#}");
+    }
+    assert!(
+        !pending
+            .iter()
+            .any(|a| a["labels"]["alertname"] == "TributaryStreamNoInput"),
+        "input 1 delivers: {pending:#?}"
+    );
+
+    let panels = deploy::dashboard_queries();
+    for title in [
+        "Stream status",
+        "Input health",
+        "Ingest bitrate",
+        "Ingest frames/s",
+        "Failovers",
+        "Failover gap (p50, p95 over 1 h)",
+    ] {
+        let (_, exprs) = panels
+            .iter()
+            .find(|(t, _)| t == title)
+            .unwrap_or_else(|| panic!("no panel {title:?}"));
+        let expr = deploy::fill_in(&exprs[0], "cam", "30s");
+        // A rate needs two scrapes of a new series: wait for them.
+        let mut series = Vec::new();
+        wait_until(Duration::from_secs(10), title, || {
+            series = prometheus.series(&expr);
+            series.iter().any(|s| s["metric"]["stream_code"] == "cam")
+        })
+        .unwrap_or_else(|e| panic!("{e}: {expr} answered {series:?}"));
+    }
 }
 
 /// Runs `promtool check metrics` on `exposition`; fails the test with its findings.
