@@ -144,7 +144,7 @@ fn get_stream() {}
     params(("code" = String, Path), ("dry_run" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
     responses((status = 200, description = "replaced; `{data, warnings?}`"), (status = 201, description = "created"),
               (status = 400, body = ErrorBody), (status = 412, body = ErrorBody), (status = 413, body = ErrorBody),
-              (status = 422, description = "invalid values, each naming its field; `INVALID_COPY_SHAPE` / `INVALID_MIXER_SHAPE` for a `copy://` or `mixer://` input that references its own stream, closes a cycle through the stored streams' `copy://` and `mixer://` references (the message names the path, `a → b → a`), or mixes (or ABR-copies) beside other inputs; `UNSUPPORTED` for an ABR mixer (the video stream has a ladder and this stream no transcoder), which has not landed", body = ErrorBody),
+              (status = 422, description = "invalid values, each naming its field; `INVALID_COPY_SHAPE` / `INVALID_MIXER_SHAPE` for a `copy://` or `mixer://` input that references its own stream, closes a cycle through the stored streams' `copy://` and `mixer://` references (the message names the path, `a → b → a`), or mixes (or ABR-copies, ABR-mixes) beside other inputs", body = ErrorBody),
               (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
               (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
@@ -153,7 +153,7 @@ fn put_stream() {}
 #[utoipa::path(post, path = "/streams/{code}", tag = "streams", request_body = tributary_domain::Stream,
     params(("code" = String, Path), ("dry_run" = Option<bool>, Query)),
     responses((status = 200, description = "replaced"), (status = 201, description = "created"),
-              (status = 400, body = ErrorBody), (status = 422, description = "invalid values, each naming its field; `INVALID_COPY_SHAPE` / `INVALID_MIXER_SHAPE` for a `copy://` or `mixer://` input that references its own stream, closes a cycle through the stored streams' `copy://` and `mixer://` references (the message names the path, `a → b → a`), or mixes (or ABR-copies) beside other inputs; `UNSUPPORTED` for an ABR mixer (the video stream has a ladder and this stream no transcoder), which has not landed", body = ErrorBody),
+              (status = 400, body = ErrorBody), (status = 422, description = "invalid values, each naming its field; `INVALID_COPY_SHAPE` / `INVALID_MIXER_SHAPE` for a `copy://` or `mixer://` input that references its own stream, closes a cycle through the stored streams' `copy://` and `mixer://` references (the message names the path, `a → b → a`), or mixes (or ABR-copies, ABR-mixes) beside other inputs", body = ErrorBody),
               (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
               (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]

@@ -790,27 +790,7 @@ impl EngineHandle {
             .map(|r| (r.stream.code.clone(), r.stream))
             .collect();
         let lookup = |c: &StreamCode| stored.get(c).cloned();
-        let mut errors = tributary_domain::spec::refs::check_references(spec, lookup);
-        if errors.is_empty()
-            && spec
-                .inputs()
-                .first()
-                .is_some_and(|i| matches!(i.source, tributary_domain::spec::Source::Mixer(_)))
-            && let Some(video) = tributary_domain::spec::refs::mirrored_upstream(spec.stream())
-            && tributary_domain::spec::refs::ladder_root(&video, lookup).is_some()
-        {
-            // The ABR mixer (one video tap per rung plus an audio tap) has not landed. A
-            // mixer whose video stream gains a ladder later mixes its playback feed.
-            errors.push(tributary_domain::validate::FieldError::new(
-                "inputs[0].url",
-                tributary_domain::validate::ErrorCode::Unsupported,
-                format!(
-                    "the ABR mixer is not supported yet: the video stream {video} has a ladder \
-                     and this stream has no transcoder (give this stream a transcoder, or mix a \
-                     video stream without a ladder)"
-                ),
-            ));
-        }
+        let errors = tributary_domain::spec::refs::check_references(spec, lookup);
         if errors.is_empty() {
             Ok(())
         } else {

@@ -16,7 +16,7 @@ use super::apply::Running;
 use super::registry::Ticket;
 use super::state::StreamState;
 use super::{Applied, CoordError, Inner, PutOutcome};
-use crate::mirror::Mirror;
+use crate::mirror::{Mirror, MixAudio};
 
 /// A lifecycle operation on one stream.
 pub(super) enum Command {
@@ -150,14 +150,20 @@ impl Worker {
         }
     }
 
-    /// The ABR-copy topology of `spec` (SPEC §Coordinator "Topology"): its only input is
-    /// `copy://X`, it has no ladder of its own, and X has one, or mirrors one (a chained
-    /// copy). Read from the stored records at every start and converge, so a change of the
-    /// upstream's ladder is seen by the next reconcile pass, which restarts the copy.
+    /// The ABR-copy (or ABR-mixer) topology of `spec` (SPEC §Coordinator "Topology"): its
+    /// only input is `copy://X` (or `mixer://X?audio=A`), it has no ladder of its own, and X
+    /// has one, or mirrors one (a chained copy). Read from the stored records at every start
+    /// and converge, so a change of the upstream's ladder is seen by the next reconcile pass,
+    /// which restarts the copy.
     async fn mirror(&self, spec: &StreamSpec) -> Option<Mirror> {
-        if spec.inputs().len() != 1 || !matches!(spec.inputs()[0].source, Source::Copy { .. }) {
+        let [input] = spec.inputs() else {
             return None;
-        }
+        };
+        let mixer = match &input.source {
+            Source::Copy { .. } => None,
+            Source::Mixer(mixer) => Some(mixer.clone()),
+            _ => return None,
+        };
         let upstream = refs::mirrored_upstream(spec.stream())?;
         let store = self.inner.store.clone();
         let from = upstream.clone();
@@ -170,9 +176,15 @@ impl Worker {
         .ok()??;
         let (root, _) = self.inner.supported.parse(root).ok()?;
         Some(Mirror {
+            url: spec.stream().inputs[0].url.clone(),
             upstream,
             ladder: root.transcode()?.ladder.clone(),
             transcoder: root.stream().transcoder.clone()?,
+            audio: mixer.map(|mixer| MixAudio {
+                stream: mixer.audio,
+                failure: mixer.audio_failure,
+                root: root.stream().code.clone(),
+            }),
         })
     }
 

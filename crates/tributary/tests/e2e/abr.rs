@@ -15,6 +15,7 @@ use tributary_testkit::{
     wait_until,
 };
 
+use crate::browser;
 use crate::hls::serial;
 use crate::server::{Server, put_stream};
 
@@ -235,34 +236,8 @@ fn hls_js_plays_the_ladder_and_follows_a_forced_level() {
     let url = ladder.server.url("/levels/index.m3u8");
     // 18 s of playback from the master's first variant (720p): hls.js's level 0 (its levels
     // go by bitrate: 360p) forced at 6 s, level 2 (720p) at 12 s.
-    let browser = Command::new("node")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/browser/play.mjs"
-        ))
-        .args([
-            "--url",
-            &url,
-            "--kind",
-            "hls",
-            "--seconds",
-            "18",
-            "--levels",
-            "0,2",
-        ])
-        .output()
-        .expect("run node tests/browser/play.mjs (scripts/test installs node deps and chromium)");
-    let stdout = String::from_utf8_lossy(&browser.stdout);
-    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "play.mjs printed no JSON ({e}): {stdout}\n{}",
-            String::from_utf8_lossy(&browser.stderr)
-        )
-    });
-    assert!(
-        browser.status.success(),
-        "hls.js did not play or switch: {report}"
-    );
+    let (played, report) = browser::play(&url, "hls", 18, &["--levels", "0,2"]);
+    assert!(played, "hls.js did not play or switch: {report}");
     let levels = report["levels"].as_array().expect("levels");
     assert_eq!(levels.len(), 3, "{report}");
     let switches = report["switches"].as_array().expect("switches");

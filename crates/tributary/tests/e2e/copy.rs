@@ -3,10 +3,11 @@
 //! of one stream and the audio of another (ffprobe: the video stream's resolution, the audio
 //! stream's sample rate) and plays; the shapes that cannot work are 422 at save, naming the
 //! field: self-copy, cycles across `copy://` and `mixer://`, a mixer or an ABR copy beside
-//! other inputs, and (not landed yet) the ABR mixer. An ABR copy of a 3-rung ladder, and a
-//! copy of that copy, expose the same 3 variants with no FFmpeg of their own, play each
-//! variant (ffprobe) and RTMP (the best rung), and follow the upstream's ladder when it
-//! loses a rung.
+//! other inputs. An ABR copy of a 3-rung ladder, and a copy of that copy, expose the same 3
+//! variants with no FFmpeg of their own, play each variant (ffprobe) and RTMP (the best
+//! rung), and follow the upstream's ladder when it loses a rung. An ABR mixer of that ladder
+//! with another stream's sound exposes the 3 variants, each with the ladder's picture and the
+//! other stream's sound (ffprobe: its sample rate), decodes clean, and plays in hls.js.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use tributary_testkit::{
     probe_streams, wait_until,
 };
 
+use crate::browser;
 use crate::hls::{serial, wait_segments};
 use crate::server::{Server, put_stream, send};
 
@@ -249,8 +251,8 @@ fn copy_and_mixer_shapes_that_cannot_work_are_refused_naming_the_field() {
         "inputs[0].url",
     );
 
-    // An ABR copy (the upstream has a ladder, this stream has none) saves; the ABR mixer has
-    // not landed: 422 naming why; with its own transcoder the mixer is a plain input.
+    // An ABR copy (the upstream has a ladder, this stream has none) saves, and so does an
+    // ABR mixer; with its own transcoder the mixer is a plain input.
     assert_eq!(
         put(
             "ladder",
@@ -271,13 +273,10 @@ fn copy_and_mixer_shapes_that_cannot_work_are_refused_naming_the_field() {
         "INVALID_COPY_SHAPE",
         "inputs[0].url",
     );
-    let message = refused(
-        "mix",
-        r#"{"inputs":[{"url":"mixer://ladder,a"}]}"#,
-        "UNSUPPORTED",
-        "inputs[0].url",
+    assert_eq!(
+        put("abr-mix", r#"{"inputs":[{"url":"mixer://ladder,a"}]}"#).status,
+        201
     );
-    assert!(message.contains("not supported yet"), "{message}");
     assert_eq!(
         put(
             "mix",
@@ -430,7 +429,81 @@ fn an_abr_copy_mirrors_a_three_rung_ladder_without_ffmpeg_and_follows_its_change
             "{runtime:#}"
         );
     }
-    // No FFmpeg for either copy: still origin's three.
+    // The ABR mixer: origin's ladder with radio's sound (44.1 kHz; origin's is 48 kHz).
+    let (radio_port, _radio) = udp_source(&small_clip());
+    put_stream(
+        &server,
+        "radio",
+        &format!(r#"{{"inputs":[{{"url":"udp://127.0.0.1:{radio_port}"}}]}}"#),
+    );
+    put_stream(
+        &server,
+        "mixed",
+        r#"{"inputs":[{"url":"mixer://origin?audio=radio"}],"protocols":{"hls":true}}"#,
+    );
+    let master = wait_master(&server, "mixed", 3, Duration::from_secs(90));
+    for (i, (w, h, _)) in rungs.iter().enumerate() {
+        let track = format!("/mixed/track_{}/index.m3u8", i + 1);
+        wait_segments(
+            &server,
+            &format!("mixed/track_{}", i + 1),
+            2,
+            Duration::from_secs(60),
+        );
+        let streams = probe_streams(&server.url(&track)).unwrap_or_else(|e| {
+            panic!(
+                "ffprobe {track}: {e}
+{master}"
+            )
+        });
+        let video = streams
+            .iter()
+            .find(|s| s.codec_type.as_deref() == Some("video"))
+            .expect("a video stream");
+        let audio = streams
+            .iter()
+            .find(|s| s.codec_type.as_deref() == Some("audio"))
+            .unwrap_or_else(|| panic!("{track} has no audio: {:#}", server.runtime("mixed")));
+        assert_eq!((video.width, video.height), (Some(*w), Some(*h)), "{track}");
+        assert_eq!(audio.sample_rate, Some(44_100), "{track}: radio's sound");
+    }
+    let runtime = server.runtime("mixed");
+    assert_eq!(runtime["inputs"][0]["status"], "active", "{runtime:#}");
+    assert_eq!(runtime["inputs"][0]["url"], "mixer://origin?audio=radio");
+    // A whole segment of the top rung decodes clean, picture and sound.
+    let playlist = wait_segments(&server, "mixed/track_1", 3, Duration::from_secs(60));
+    let segment = playlist
+        .lines()
+        .rfind(|l| l.ends_with(".ts"))
+        .expect("a segment");
+    let (status, _, body) = http_get(&server.url(&format!("/mixed/track_1/{segment}"))).unwrap();
+    assert_eq!(status, 200);
+    let file = dir.path().join("mixed.ts");
+    std::fs::write(&file, body).unwrap();
+    let errors = tributary_testkit::decode_errors(file.to_str().unwrap(), 10.0).unwrap();
+    assert!(errors.trim().is_empty(), "decoding a mixed rung: {errors}");
+    // The sound is interleaved with the picture: the segment's audio spans its video's.
+    let packets = tributary_testkit::probe_packets(file.to_str().unwrap(), &[]).unwrap();
+    let span = |kind: &str| {
+        let times: Vec<f64> = packets
+            .iter()
+            .filter(|p| p.codec_type.as_deref() == Some(kind))
+            .filter_map(|p| p.pts_time)
+            .collect();
+        let min = times.iter().copied().fold(f64::MAX, f64::min);
+        let max = times.iter().copied().fold(f64::MIN, f64::max);
+        (min, max)
+    };
+    let (video, audio) = (span("video"), span("audio"));
+    assert!(
+        (video.0 - audio.0).abs() < 0.2 && (video.1 - audio.1).abs() < 0.2,
+        "a mixed segment's video spans {video:?} and its audio {audio:?}"
+    );
+    // hls.js plays the mixer's master.
+    let (played, report) = browser::play(&server.url("/mixed/index.m3u8"), "hls", 12, &[]);
+    assert!(played, "hls.js did not play the ABR mixer: {report}");
+
+    // No FFmpeg for the copies or the mixer: still origin's three.
     assert_eq!(ffmpeg_children(&server), 3);
     // RTMP play of the copy is the best rung.
     let rtmp = format!("rtmp://127.0.0.1:{port}/live/mirror");

@@ -2,7 +2,6 @@
 //! hls.js in headless Chromium as the players.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use tributary_testkit::{
@@ -10,6 +9,7 @@ use tributary_testkit::{
     probe_packets, probe_streams, wait_until,
 };
 
+use crate::browser;
 use crate::server::{Server, send};
 
 /// These tests run one at a time: each drives a debug build of the server with live senders,
@@ -235,21 +235,8 @@ fn udp_ts_plays_as_hls_in_ffprobe_ffmpeg_and_hls_js() {
     assert!(input["bitrate_kbps"].as_u64().unwrap() > 0, "{input}");
 
     // hls.js in a real browser plays 15 s, advancing, at 1280x720.
-    let browser = Command::new("node")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/browser/play.mjs"
-        ))
-        .args(["--url", &url, "--kind", "hls", "--seconds", "15"])
-        .args(["--width", "1280", "--height", "720"])
-        .output()
-        .expect("run node tests/browser/play.mjs (scripts/test installs node deps and chromium)");
-    let report = String::from_utf8_lossy(&browser.stdout);
-    assert!(
-        browser.status.success(),
-        "hls.js did not play: {report}\n{}",
-        String::from_utf8_lossy(&browser.stderr)
-    );
+    let (played, report) = browser::play(&url, "hls", 15, &["--width", "1280", "--height", "720"]);
+    assert!(played, "hls.js did not play: {report}");
 
     // ffmpeg decodes 20 s of what the playlist serves without an error. Decoded from the
     // window's segments as fetched, not by ffmpeg's live HLS reader: under CI load (two cores)

@@ -4,6 +4,7 @@
 mod abr;
 mod api;
 mod architecture;
+mod browser;
 mod config;
 mod copy;
 mod dash;
