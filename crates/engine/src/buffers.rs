@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tributary_domain::StreamCode;
-use tributary_hub::{BufferConfig, BufferId, Hub, Intake, Writer};
+use tributary_hub::{BufferConfig, BufferId, Hub, Intake, SessionReason, Writer};
 
 use crate::lock;
 use crate::services::{BufferKind, BufferService, ServiceError};
@@ -87,6 +87,18 @@ impl HubBuffers {
         self.intakes.get(code)
     }
 
+    /// Takes the writer of `code`'s `kind` buffer kept here, if any.
+    pub(crate) fn take_writer(&self, code: &StreamCode, kind: BufferKind) -> Option<Writer> {
+        let mut writers = lock(&self.writers);
+        let list = writers.get_mut(code)?;
+        let at = list.iter().position(|(k, _)| *k == kind)?;
+        let (_, writer) = list.swap_remove(at);
+        if list.is_empty() {
+            writers.remove(code);
+        }
+        Some(writer)
+    }
+
     /// Takes every writer of `code` kept here (the main buffer's while transcoding, and the
     /// renditions'): their producer, the transcoder, owns them from now on.
     pub(crate) fn take_writers(&self, code: &StreamCode) -> Vec<Writer> {
@@ -118,10 +130,24 @@ impl BufferService for HubBuffers {
         }
         let mut others = Vec::new();
         for (kind, writer) in made {
-            if Some(kind) == ingest {
-                self.intakes.insert(code.clone(), Intake::new(writer));
-            } else {
+            if Some(kind) != ingest {
                 others.push((kind, writer));
+                continue;
+            }
+            match self.intakes.get(code) {
+                // A running stream starts transcoding (SPEC §Hot reload "topology_changed"):
+                // its intake moves to the raw buffer, the inputs stay connected, and the
+                // main buffer's writer waits here for the transcoder's playback tap. Any
+                // other writer it held (the raw buffer of a retarget back to passthrough that
+                // has not completed: deleted) is dropped.
+                Some(intake) => {
+                    let previous = intake.retarget(writer, SessionReason::ConfigChange);
+                    let main = buffer_id(code, BufferKind::Main);
+                    if *previous.id() == main && self.hub.contains(&main) {
+                        others.push((BufferKind::Main, previous));
+                    }
+                }
+                None => self.intakes.insert(code.clone(), Intake::new(writer)),
             }
         }
         lock(&self.writers)
@@ -140,17 +166,23 @@ impl BufferService for HubBuffers {
             }
         }
         drop(writers);
-        let intake = self.intakes.get(code);
-        if let Some(intake) = intake
-            && kinds
-                .iter()
-                .any(|&kind| &buffer_id(code, kind) == intake.id())
-        {
+        // The intake goes with its stream's main buffer. While only its raw buffer goes (the
+        // stream stops transcoding) it stays, and so does that buffer for now: the intake's
+        // inputs keep writing into it (a publisher refused by a deleted buffer would hang up)
+        // until the transcoder hands the main writer back and points the intake at it, which
+        // drops the raw buffer's writer and with it the buffer.
+        let fed = if kinds.contains(&BufferKind::Main) {
             self.intakes.remove(code);
-        }
+            None
+        } else {
+            self.intakes.get(code).map(|intake| intake.id())
+        };
         // Delete explicitly too: ports or subscribers may still hold the intake's writer.
         for &kind in kinds {
-            self.hub.delete(&buffer_id(code, kind));
+            let id = buffer_id(code, kind);
+            if fed.as_ref() != Some(&id) {
+                self.hub.delete(&id);
+            }
         }
     }
 }

@@ -126,6 +126,10 @@ pub(crate) trait TranscodeService: Send + Sync {
     fn start(&self, spec: &StreamSpec) -> Result<(), ServiceError>;
     /// Stops every FFmpeg process of the stream.
     fn stop(&self, code: &StreamCode);
+    /// Stops every FFmpeg process of a stream that stops transcoding but keeps running: once
+    /// the playback tap hands the main buffer's writer back, the stream's intake feeds the
+    /// main buffer again (its raw buffer is gone by then), so its inputs never reconnect.
+    fn stop_to_ingest(&self, code: &StreamCode);
     /// Restarts one rung (per_profile mode).
     fn restart_rung(&self, spec: &StreamSpec, index: usize) -> Result<(), ServiceError>;
     /// Adds a rung (per_profile mode); its buffer exists already.

@@ -37,7 +37,7 @@ use crate::coordinator::{Degradation, WeakCoordinator};
 use crate::events::EventBus;
 use crate::lock;
 use crate::mirror::{Mirror, MirrorRun};
-use crate::services::{ServiceError, TranscodeService};
+use crate::services::{BufferKind, ServiceError, TranscodeService};
 
 /// The [`TranscodeService`] of this build.
 pub(crate) struct Transcoders {
@@ -430,6 +430,42 @@ impl TranscodeService for Transcoders {
             writers
         });
         retired.insert(code.clone(), task);
+    }
+
+    fn stop_to_ingest(&self, code: &StreamCode) {
+        self.stop(code);
+        let main = BufferId::Stream(code.clone());
+        let Some(intake) = self.buffers.intake(code) else {
+            return;
+        };
+        let mut retired = lock(&self.retired);
+        let Some(task) = retired.remove(code) else {
+            // No task ran (FFmpeg unavailable): the main writer never left the buffer service.
+            drop(retired);
+            if let Some(writer) = self.buffers.take_writer(code, BufferKind::Main) {
+                drop(intake.retarget(writer, SessionReason::ConfigChange));
+            }
+            return;
+        };
+        // The writers come back once the jobs are reaped. The main one goes to the intake
+        // (dropping the raw buffer's writer, which deletes that buffer), unless the intake
+        // was retargeted meanwhile (the stream went back to transcoding): then it stays with
+        // the writers for the next run, as after a stop.
+        let since = intake.retargets();
+        let key = code.clone();
+        let code = code.clone();
+        let task = tokio::spawn(async move {
+            let mut writers = task.await.unwrap_or_default();
+            if intake.retargets() == since
+                && let Some(at) = writers.iter().position(|w| *w.id() == main)
+            {
+                let writer = writers.swap_remove(at);
+                drop(intake.retarget(writer, SessionReason::ConfigChange));
+                tracing::info!(stream = %code, "transcoding stopped: the inputs feed the main buffer again");
+            }
+            writers
+        });
+        retired.insert(key, task);
     }
 
     fn restart_rung(&self, spec: &StreamSpec, index: usize) -> Result<(), ServiceError> {

@@ -103,8 +103,8 @@ impl Intake {
         let max_gop = writer.capacity();
         Self {
             inner: Arc::new(IntakeInner {
-                id: writer.id().clone(),
                 max_gop,
+                retargets: AtomicU64::new(0),
                 selected: AtomicU64::new(NONE),
                 state: Mutex::new(IntakeState {
                     writer,
@@ -118,9 +118,36 @@ impl Intake {
         }
     }
 
-    /// The buffer this intake feeds.
-    pub fn id(&self) -> &BufferId {
-        &self.inner.id
+    /// The buffer this intake feeds (another one after [`retarget`](Self::retarget)).
+    pub fn id(&self) -> BufferId {
+        self.inner.id()
+    }
+
+    /// Points the intake at another buffer: `writer`'s from now on; returns the writer it
+    /// held. The ports and the selection stay as they are, so no input reconnects; the
+    /// selected port's frames reach the new buffer from its next keyframe, which begins a
+    /// session there with `reason` (a reader of the new buffer starts at a keyframe, as after
+    /// a switch). How the stream manager's intake follows a stream between passthrough (the
+    /// ingest feeds the main buffer) and transcoding (it feeds the raw buffer FFmpeg reads).
+    pub fn retarget(&self, writer: Writer, reason: SessionReason) -> Writer {
+        let mut state = lock(&self.inner.state);
+        let old = std::mem::replace(&mut state.writer, writer);
+        self.inner.retargets.fetch_add(1, Ordering::Relaxed);
+        if state.selected.is_some() {
+            state.handoff = Some(Handoff {
+                reason,
+                audio_waited: 0,
+            });
+        }
+        tracing::info!(from = %old.id(), to = %state.writer.id(), %reason,
+            "intake retargeted; the selected input enters at its next keyframe");
+        old
+    }
+
+    /// How many times the intake was retargeted: lets a party that will retarget it later
+    /// tell whether someone else did in between.
+    pub fn retargets(&self) -> u64 {
+        self.inner.retargets.load(Ordering::Relaxed)
     }
 
     /// Adds a port under `key`. A `hot_standby` port keeps a cache of its latest GOP while
@@ -128,8 +155,9 @@ impl Intake {
     pub fn add_port(&self, key: PortKey, hot_standby: bool) -> Result<Port, HubError> {
         let mut ports = write(&self.inner.ports);
         if ports.iter().any(|port| port.key == key) {
+            drop(ports);
             return Err(HubError::PortExists {
-                id: self.inner.id.clone(),
+                id: self.inner.id(),
                 key,
             });
         }
@@ -190,7 +218,7 @@ impl Intake {
     pub fn select(&self, key: PortKey, reason: SessionReason) -> Result<(), HubError> {
         let Some(port) = self.port(key) else {
             return Err(HubError::UnknownPort {
-                id: self.inner.id.clone(),
+                id: self.inner.id(),
                 key,
             });
         };
@@ -211,7 +239,7 @@ impl Intake {
             .store(port.shared.uid, Ordering::Release);
         let replay = port_state.gop.as_ref().filter(|gop| gop.ready());
         let Some(gop) = replay else {
-            tracing::info!(buffer = %self.inner.id, port = key.0, %reason,
+            tracing::info!(buffer = %state.writer.id(), port = key.0, %reason,
                 "input selected; waiting for its first keyframe");
             return Ok(());
         };
@@ -221,7 +249,7 @@ impl Intake {
         for frame in &gop.frames {
             state.writer.write(frame.clone())?;
         }
-        tracing::info!(buffer = %self.inner.id, port = key.0, %reason,
+        tracing::info!(buffer = %state.writer.id(), port = key.0, %reason,
             replayed = gop.frames.len(), "input selected from its standby GOP");
         Ok(())
     }
@@ -311,7 +339,7 @@ impl Port {
             state.handoff = None;
             state.committed_at = Some(Instant::now());
             state.writer.start_session(reason);
-            tracing::info!(buffer = %self.intake.id, port = self.shared.key.0, %reason,
+            tracing::info!(buffer = %state.writer.id(), port = self.shared.key.0, %reason,
                 "input switch committed at its first keyframe");
         }
         drop(port);
@@ -361,7 +389,7 @@ impl Port {
 
     fn unknown(&self) -> HubError {
         HubError::UnknownPort {
-            id: self.intake.id.clone(),
+            id: self.intake.id(),
             key: self.shared.key,
         }
     }
@@ -376,7 +404,7 @@ impl fmt::Display for PortKey {
 impl fmt::Debug for Intake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Intake")
-            .field("id", &self.inner.id)
+            .field("id", &self.inner.try_id())
             .finish_non_exhaustive()
     }
 }
@@ -384,7 +412,7 @@ impl fmt::Debug for Intake {
 impl fmt::Debug for Port {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Port")
-            .field("buffer", &self.intake.id)
+            .field("buffer", &self.intake.try_id())
             .field("key", &self.shared.key)
             .finish_non_exhaustive()
     }
@@ -392,8 +420,8 @@ impl fmt::Debug for Port {
 
 /// State shared by an intake's clones and ports.
 struct IntakeInner {
-    /// The buffer fed, for errors and logs.
-    id: BufferId,
+    /// [`Intake::retargets`].
+    retargets: AtomicU64,
     /// Frames a standby GOP cache holds at most: the buffer's capacity, since a GOP longer
     /// than that could not be replayed whole anyway.
     max_gop: usize,
@@ -406,6 +434,18 @@ struct IntakeInner {
     ports: RwLock<Vec<Arc<PortShared>>>,
     /// Next port uid; uids never repeat, so a removed port cannot match a later selection.
     next_uid: AtomicU64,
+}
+
+impl IntakeInner {
+    /// The buffer fed now, for errors and logs. Takes the state lock: not under it.
+    fn id(&self) -> BufferId {
+        lock(&self.state).writer.id().clone()
+    }
+
+    /// [`id`](Self::id) without waiting, for `Debug` (which may run under the lock).
+    fn try_id(&self) -> Option<BufferId> {
+        self.state.try_lock().ok().map(|s| s.writer.id().clone())
+    }
 }
 
 struct IntakeState {

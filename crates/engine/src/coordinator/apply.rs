@@ -270,24 +270,6 @@ impl Worker {
         }
         let diff = compute_diff(run.spec.stream(), new.stream());
         let planned = plan(run.spec.stream(), new.stream(), &diff);
-        let transcodes = |s: &Stream| buffer_plan(s).contains(&BufferKind::Raw);
-        if planned.actions.contains(&Action::ReloadTranscoder)
-            && transcodes(run.spec.stream()) != transcodes(new.stream())
-        {
-            // Between passthrough and transcoding the ingest target moves between the main
-            // and the raw buffer, which the stream manager cannot do to a running input yet:
-            // the whole stream restarts instead (viewers reconnect).
-            self.running = Some(run);
-            self.stop();
-            let mut applied = self.start(&new, None)?;
-            applied.actions = vec![Action::Stop, Action::Start];
-            applied.warnings.push(
-                "switching between passthrough and transcoding restarts the whole stream \
-                 (hot reload of this change is not supported yet)"
-                    .to_owned(),
-            );
-            return Ok(applied);
-        }
         let mut warnings = planned.warnings.clone();
         let mut applied = Vec::new();
         for action in &planned.actions {
@@ -343,11 +325,18 @@ impl Worker {
                     .map_err(|e| self.failed(Step::Inputs, e))?;
             }
             Action::ReloadTranscoder => {
+                let wanted = buffer_plan(new);
                 if run.transcoder {
-                    svc.transcoder.stop(&code);
+                    // Back to passthrough: the inputs feed the main buffer again once the
+                    // transcoder hands its writer back (SPEC §Hot reload: "point the active
+                    // ingest at the new target buffer without reconnecting it").
+                    if wanted.contains(&BufferKind::Raw) {
+                        svc.transcoder.stop(&code);
+                    } else {
+                        svc.transcoder.stop_to_ingest(&code);
+                    }
                     run.transcoder = false;
                 }
-                let wanted = buffer_plan(new);
                 let gone: Vec<_> = run
                     .buffers
                     .iter()

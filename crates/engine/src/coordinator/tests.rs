@@ -127,6 +127,9 @@ impl TranscodeService for Recorder {
     fn stop(&self, _: &StreamCode) {
         let _ = self.call("transcoder.stop".into());
     }
+    fn stop_to_ingest(&self, _: &StreamCode) {
+        let _ = self.call("transcoder.stop_to_ingest".into());
+    }
     fn restart_rung(&self, _: &StreamSpec, i: usize) -> Result<(), ServiceError> {
         self.call(format!("transcoder.restart_rung {i}"))
     }
@@ -561,7 +564,7 @@ async fn disable_stops_everything() {
 }
 
 #[tokio::test]
-async fn passthrough_to_transcoding_restarts_the_whole_stream() {
+async fn passthrough_to_transcoding_moves_the_ingest_without_restarting_the_stream() {
     let mut old = base();
     old.protocols = Some(Protocols {
         hls: true,
@@ -570,32 +573,30 @@ async fn passthrough_to_transcoding_restarts_the_whole_stream() {
     });
     let mut new = transcoded(TranscoderMode::Multi, 2);
     new.protocols = old.protocols;
-    let calls = route(old.clone(), new.clone()).await;
-    let stop = [
-        "outputs.stop rtmp",
-        "outputs.stop hls",
-        "inputs.unregister",
-        "buffers.delete main",
-    ];
-    assert_eq!(calls[..stop.len()], stop, "{calls:?}");
+    // The inputs stay registered and the RTMP output running: the raw buffer appears (the
+    // intake moves to it), FFmpeg starts, HLS restarts on the ladder.
     assert_eq!(
-        calls.last().map(String::as_str),
-        Some("transcoder.start 2"),
-        "{calls:?}"
+        route(old.clone(), new.clone()).await,
+        [
+            "buffers.delete ",
+            "buffers.create raw,r0,r1",
+            "inputs.update 1",
+            "transcoder.start 2",
+            "outputs.stop hls",
+            "outputs.start hls",
+        ]
     );
-    assert!(
-        calls
-            .iter()
-            .any(|c| c.starts_with("buffers.create main,raw")),
-        "{calls:?}"
-    );
-    // And back: the transcoder goes with the rest.
-    let back = route(new, old).await;
-    assert!(back.contains(&"transcoder.stop".to_owned()), "{back:?}");
+    // And back: the transcoder hands the main buffer back to the ingest.
     assert_eq!(
-        back.last().map(String::as_str),
-        Some("outputs.start rtmp"),
-        "{back:?}"
+        route(new, old).await,
+        [
+            "transcoder.stop_to_ingest",
+            "buffers.delete raw,r0,r1",
+            "buffers.create ",
+            "inputs.update 1",
+            "outputs.stop hls",
+            "outputs.start hls",
+        ]
     );
 }
 

@@ -215,7 +215,7 @@ fn deleting_the_buffer_fails_the_selected_ports_writes() {
     let main = intake.port(PortKey(0)).unwrap();
     let backup = intake.port(PortKey(1)).unwrap();
     intake.select(PortKey(0), SessionReason::Fresh).unwrap();
-    hub.delete(intake.id());
+    hub.delete(&intake.id());
     assert!(matches!(
         main.write(video(0, true)),
         Err(HubError::Deleted { .. })
@@ -299,4 +299,66 @@ fn a_commit_is_timed() {
     intake.select(PortKey(1), SessionReason::Failover).unwrap();
     assert!(!intake.handoff_pending());
     assert!(intake.committed_at().unwrap() >= first);
+}
+
+#[test]
+fn a_retarget_moves_the_selected_input_to_another_buffer_at_its_next_keyframe() {
+    let (hub, intake, mut main_sub) = setup(false);
+    let main = intake.port(PortKey(0)).unwrap();
+    intake.select(PortKey(0), SessionReason::Fresh).unwrap();
+    main.write(video(0, true)).unwrap();
+    main.write(video(1, false)).unwrap();
+    assert_eq!(ns(&got(&mut main_sub)), [0, 1]);
+
+    // Passthrough → transcoding: the ingest moves to the raw buffer; the main buffer's
+    // writer comes back (for the transcoder), the input stays selected and connected.
+    let raw = hub.create(id("raw"), 1024).unwrap();
+    let mut raw_sub = hub
+        .subscribe(&id("raw"), SubscribeFrom::Now, "transcoder")
+        .unwrap();
+    let mut main_writer = intake.retarget(raw, SessionReason::ConfigChange);
+    assert_eq!(intake.id(), id("raw"));
+    assert_eq!(*main_writer.id(), id("cam"));
+    assert_eq!(intake.selected(), Some(PortKey(0)));
+    assert!(intake.handoff_pending());
+    main.write(video(2, false)).unwrap(); // before the next keyframe: dropped
+    main.write(video(3, true)).unwrap();
+    main.write(audio(4)).unwrap();
+    assert_eq!(ns(&got(&mut raw_sub)), [3, 4], "raw starts at a keyframe");
+    assert!(got(&mut main_sub).is_empty(), "the ingest left main");
+    // The main buffer lives on: its new producer writes a new session into it.
+    main_writer.start_session(SessionReason::Reconnect);
+    main_writer.write(video(100, true)).unwrap();
+    assert_eq!(ns(&got(&mut main_sub)), [100]);
+
+    // And back: the raw buffer goes, the ingest feeds main again from its next keyframe.
+    hub.delete(&id("raw"));
+    assert!(matches!(
+        main.write(video(5, true)),
+        Err(HubError::Deleted { .. })
+    ));
+    let raw = intake.retarget(main_writer, SessionReason::ConfigChange);
+    assert_eq!(*raw.id(), id("raw"));
+    main.write(audio(6)).unwrap();
+    main.write(video(7, true)).unwrap();
+    let frames = got(&mut main_sub);
+    assert_eq!(ns(&frames), [7]);
+    assert_eq!(intake.id(), id("cam"));
+}
+
+#[test]
+fn a_retarget_without_a_selected_input_waits_for_a_select() {
+    let (hub, intake, _sub) = setup(false);
+    let main = intake.port(PortKey(0)).unwrap();
+    let raw = hub.create(id("raw"), 1024).unwrap();
+    let mut raw_sub = hub
+        .subscribe(&id("raw"), SubscribeFrom::Now, "transcoder")
+        .unwrap();
+    let _main_writer = intake.retarget(raw, SessionReason::ConfigChange);
+    assert!(!intake.handoff_pending());
+    main.write(video(0, true)).unwrap();
+    assert!(got(&mut raw_sub).is_empty());
+    intake.select(PortKey(0), SessionReason::Fresh).unwrap();
+    main.write(video(1, true)).unwrap();
+    assert_eq!(ns(&got(&mut raw_sub)), [1]);
 }

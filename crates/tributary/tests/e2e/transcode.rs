@@ -5,7 +5,10 @@
 //! `#EXT-X-ENDLIST` and is served two windows more while the rest runs on; FFmpeg children
 //! die with a SIGKILLed server; a missing FFmpeg is reported as `transcoder_unavailable`; the
 //! FFmpeg probe (boot and `POST /config/transcoder/probe`) reports what a binary can do and
-//! why one is unusable.
+//! why one is unusable. A running stream switched from passthrough to transcoding and back
+//! keeps its RTMP publisher and an ffmpeg RTMP player connected throughout, the player's
+//! picture following (1280x720 → 640x360 → 1280x720) with its DTS always increasing and
+//! no pause longer than FFmpeg's start.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -539,4 +542,135 @@ fn the_ffmpeg_probe_reports_version_encoders_and_hwaccels_and_names_an_unusable_
     // The route is documented.
     let doc = crate::server::send("GET", &server.url("/swagger/doc.json"), None, &[]);
     assert!(doc.body["paths"]["/config/transcoder/probe"]["post"].is_object());
+}
+
+/// One 640x360 rung over an RTMP publish input, HLS and RTMP play on; without `ladder`, the
+/// same stream in passthrough.
+fn switch_body(ladder: bool) -> String {
+    let transcoder = if ladder {
+        r#","transcoder":{"mode":"multi","audio":{"bitrate":96},"video":{"profiles":[
+            {"width":640,"height":360,"bitrate":800,"preset":"ultrafast"}]}}"#
+    } else {
+        ""
+    };
+    format!(
+        r#"{{"inputs":[{{"url":"publish://"}}],"protocols":{{"hls":true,"rtmp":true}}{transcoder}}}"#
+    )
+}
+
+#[test]
+fn passthrough_to_transcoding_and_back_keeps_the_publisher_and_rtmp_players_connected() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = tributary_testkit::free_tcp_port();
+    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
+    put_stream(&server, "flip", &switch_body(false));
+    let url = format!("rtmp://127.0.0.1:{port}/live/flip");
+    let clip = tributary_testkit::cached_clip(&tributary_testkit::ClipSpec::default(), "mp4")
+        .expect("encode the test clip");
+    let mut publisher = LiveSender::rtmp(&clip, &url).expect("start the publisher");
+    wait_until(Duration::from_secs(30), "passthrough HLS", || {
+        get_text(&server, "/flip/index.m3u8").is_some_and(|p| p.matches("#EXTINF").count() >= 2)
+    })
+    .unwrap();
+    let started_at = server.runtime("flip")["started_at"].clone();
+
+    // One RTMP player for the whole test: ffmpeg copying what it gets into a file.
+    let recording = dir.path().join("player.ts");
+    let log = dir.path().join("player.log");
+    let mut player = tributary_testkit::ffmpeg()
+        .args([
+            "-i",
+            &url,
+            "-c",
+            "copy",
+            "-flush_packets",
+            "1",
+            "-f",
+            "mpegts",
+        ])
+        .arg(&recording)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start an ffmpeg RTMP player");
+    let size = || std::fs::metadata(&recording).map_or(0, |m| m.len());
+    let grows = |what: &str| {
+        let from = size();
+        wait_until(Duration::from_secs(20), what, || size() > from + 200_000).unwrap();
+    };
+    grows("the player receives the passthrough stream");
+    let picture = || {
+        let streams = probe_streams(&url).unwrap_or_else(|e| panic!("ffprobe {url}: {e}"));
+        streams
+            .iter()
+            .find(|s| s.codec_type.as_deref() == Some("video"))
+            .and_then(|v| Some((v.width?, v.height?)))
+    };
+    assert_eq!(picture(), Some((1280, 720)));
+
+    // Passthrough → transcoding: FFmpeg starts, HLS becomes a master, RTMP plays the rung.
+    let answer = crate::server::send(
+        "PUT",
+        &server.url("/streams/flip"),
+        Some(&switch_body(true)),
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    wait_until(Duration::from_secs(60), "the rung's playlist", || {
+        get_text(&server, "/flip/track_1/index.m3u8")
+            .is_some_and(|p| p.matches("#EXTINF").count() >= 2)
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:#}", server.runtime("flip")));
+    let ffmpeg = pids(&server, "flip");
+    assert_eq!(ffmpeg.len(), 1, "{:#}", server.runtime("flip"));
+    assert_eq!(picture(), Some((640, 360)));
+    grows("the player receives the transcoded stream");
+
+    // And back: FFmpeg goes, the ingest feeds the main buffer again.
+    let answer = crate::server::send(
+        "PUT",
+        &server.url("/streams/flip"),
+        Some(&switch_body(false)),
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    wait_until(Duration::from_secs(30), "passthrough HLS again", || {
+        get_text(&server, "/flip/index.m3u8")
+            .is_some_and(|p| !p.contains("#EXT-X-STREAM-INF") && p.matches("#EXTINF").count() >= 2)
+    })
+    .unwrap();
+    wait_until(Duration::from_secs(10), "FFmpeg gone", || !alive(ffmpeg[0])).unwrap();
+    assert_eq!(picture(), Some((1280, 720)));
+    grows("the player receives the passthrough stream again");
+
+    // Nobody reconnected: the player and the publisher ran throughout, the stream never
+    // restarted, its input logged no error.
+    assert!(
+        player.try_wait().unwrap().is_none(),
+        "the RTMP player was disconnected:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(publisher.is_running(), "the publisher was disconnected");
+    let runtime = server.runtime("flip");
+    assert_eq!(runtime["started_at"], started_at, "{runtime:#}");
+    assert_eq!(runtime["status"], "active", "{runtime:#}");
+    let errors = &runtime["inputs"][0]["errors"];
+    assert!(errors.as_array().is_none_or(Vec::is_empty), "{runtime:#}");
+    let _ = player.kill();
+    let _ = player.wait();
+    // The player's timeline never went back across the two switches.
+    let packets = tributary_testkit::probe_packets(recording.to_str().unwrap(), &[]).unwrap();
+    let dts: Vec<f64> = packets
+        .iter()
+        .filter(|p| p.codec_type.as_deref() == Some("video"))
+        .filter_map(|p| p.dts_time)
+        .collect();
+    assert!(dts.len() > 300, "{} video frames", dts.len());
+    let back = dts.windows(2).find(|w| w[1] <= w[0]);
+    assert!(back.is_none(), "video DTS went back: {back:?}");
+    // The picture paused at most while FFmpeg started (measured: 1.5 s one way, under a
+    // frame's time the other).
+    let hole = dts.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    assert!(hole < 4.0, "the player's picture stopped for {hole} s");
 }
