@@ -8,7 +8,9 @@
 //! why one is unusable. A running stream switched from passthrough to transcoding and back
 //! keeps its RTMP publisher and an ffmpeg RTMP player connected throughout, the player's
 //! picture following (1280x720 → 640x360 → 1280x720) with its DTS always increasing and
-//! no pause longer than FFmpeg's start.
+//! no pause longer than FFmpeg's start, and through a restart of its FFmpeg. An input
+//! failover of a transcoding stream reaches FFmpeg as nothing at all: same process, and the
+//! rung's playlist goes on without a discontinuity.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -627,6 +629,24 @@ fn passthrough_to_transcoding_and_back_keeps_the_publisher_and_rtmp_players_conn
     assert_eq!(picture(), Some((640, 360)));
     grows("the player receives the transcoded stream");
 
+    // A rung's bitrate changes: `multi` restarts its one FFmpeg; the player stays on.
+    let answer = crate::server::send(
+        "PUT",
+        &server.url("/streams/flip"),
+        Some(&switch_body(true).replace("\"bitrate\":800", "\"bitrate\":600")),
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    wait_until(Duration::from_secs(20), "a new FFmpeg", || {
+        pids(&server, "flip")
+            .first()
+            .is_some_and(|p| *p != ffmpeg[0])
+    })
+    .unwrap();
+    assert!(!alive(ffmpeg[0]), "the old FFmpeg is gone");
+    let ffmpeg = pids(&server, "flip");
+    grows("the player receives the re-encoded stream");
+
     // And back: FFmpeg goes, the ingest feeds the main buffer again.
     let answer = crate::server::send(
         "PUT",
@@ -673,4 +693,70 @@ fn passthrough_to_transcoding_and_back_keeps_the_publisher_and_rtmp_players_conn
     // frame's time the other).
     let hole = dts.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
     assert!(hole < 4.0, "the player's picture stopped for {hole} s");
+}
+
+#[test]
+fn an_input_failover_is_invisible_to_ffmpeg() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let ports = [free_udp_port(), free_udp_port()];
+    let mut primary = LiveSender::start(&clip(), ports[0]).expect("start the primary");
+    let _backup = LiveSender::start(&clip(), ports[1]).expect("start the backup");
+    put_stream(
+        &server,
+        "fo",
+        &format!(
+            r#"{{"inputs":[{{"url":"udp://127.0.0.1:{}","priority":0,"packet_timeout_sec":2}},
+                          {{"url":"udp://127.0.0.1:{}","priority":1}}],
+                "protocols":{{"hls":true}},
+                "transcoder":{{"mode":"multi","audio":{{"bitrate":96}},"video":{{"profiles":[
+                  {{"width":640,"height":360,"bitrate":800,"preset":"ultrafast"}}]}}}}}}"#,
+            ports[0], ports[1]
+        ),
+    );
+    let rung = |server: &Server| get_text(server, "/fo/track_1/index.m3u8").unwrap_or_default();
+    wait_until(Duration::from_secs(60), "the rung's playlist", || {
+        rung(&server).matches("#EXTINF").count() >= 2
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:#}", server.runtime("fo")));
+    let ffmpeg = pids(&server, "fo");
+    assert_eq!(ffmpeg.len(), 1);
+
+    // The primary goes silent: the 2 s timeout moves the stream to the backup.
+    primary.kill();
+    wait_until(Duration::from_secs(20), "input 1 active", || {
+        server.runtime("fo")["active_input_priority"] == 1
+    })
+    .unwrap();
+    let switched = rung(&server);
+    let last = |text: &str| {
+        text.lines()
+            .rfind(|l| l.ends_with(".ts"))
+            .map(str::to_owned)
+    };
+    // Three more segments of the rung: FFmpeg never saw the switch (same process, no restart,
+    // the rung's timeline unbroken: no discontinuity).
+    let mut after = String::new();
+    wait_until(
+        Duration::from_secs(30),
+        "three segments after the switch",
+        || {
+            after = rung(&server);
+            let from = last(&switched).unwrap_or_default();
+            after
+                .lines()
+                .filter(|l| l.ends_with(".ts") && **l > *from)
+                .count()
+                >= 3
+        },
+    )
+    .unwrap();
+    assert_eq!(pids(&server, "fo"), ffmpeg, "FFmpeg was restarted");
+    assert!(alive(ffmpeg[0]));
+    assert_eq!(profiles(&server, "fo")[0]["restart_count"], 0);
+    assert!(
+        !after.lines().any(|l| l == "#EXT-X-DISCONTINUITY"),
+        "the rung's playlist broke at the failover:\n{after}"
+    );
 }
