@@ -212,6 +212,10 @@ pub struct WorkerStats {
     pub dropped_keyframes: u64,
     /// Reopens after a connection had opened (each began a new session).
     pub reconnects: u64,
+    /// New timelines the source began on an open connection (new parameter sets, a stall
+    /// recovered, a mixer's audio stream gone or back): the stream manager judges tracks
+    /// "present in this session" afresh after each, as after a reconnect.
+    pub restarts: u64,
     /// Whether the source is open now (for UDP: the socket is bound).
     pub connected: bool,
     /// Whether the input ended for good (`#EXT-X-ENDLIST` played out, or a file without
@@ -252,6 +256,7 @@ impl Worker {
             demux_errors: s.demux_errors.load(Ordering::Relaxed),
             dropped_keyframes: s.dropped_keyframes.load(Ordering::Relaxed),
             reconnects: s.reconnects.load(Ordering::Relaxed),
+            restarts: s.restarts.load(Ordering::Relaxed),
             connected: s.connected.load(Ordering::Relaxed),
             finished: s.finished.load(Ordering::Relaxed),
         }

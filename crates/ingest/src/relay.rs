@@ -202,6 +202,9 @@ async fn mix(
                         mixer.audio
                     ));
                     audio = None;
+                    // Video alone from the next keyframe: a session without the audio track,
+                    // so the stream manager does not count the audio as lost.
+                    sink.reporter.restart(SessionReason::MixerCycle);
                     retry = Backoff::new();
                     retry_at = tokio::time::Instant::now() + retry.delay();
                 }

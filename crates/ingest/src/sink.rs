@@ -60,6 +60,7 @@ pub(crate) struct Stats {
     pub(crate) demux_errors: AtomicU64,
     pub(crate) dropped_keyframes: AtomicU64,
     pub(crate) reconnects: AtomicU64,
+    pub(crate) restarts: AtomicU64,
     pub(crate) connected: AtomicBool,
     /// Whether a connection has opened before, so the next open is a reconnect.
     pub(crate) opened: AtomicBool,
@@ -119,6 +120,7 @@ impl Reporter {
     pub(crate) fn restart(&self, reason: SessionReason) {
         tracing::info!(%reason, "new session at the next keyframe");
         self.port.restart(reason);
+        self.stats.restarts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Opening the source failed: reported as an error and to the manager.

@@ -898,7 +898,8 @@ fn observe(priority: u32, slot: &Slot) -> Observation {
     let stats = slot.worker.as_ref().map(Worker::stats);
     let session = match &slot.push {
         Some(push) => push.claims.load(Ordering::Acquire),
-        None => stats.as_ref().map_or(0, |s| s.reconnects),
+        // Reopens and new timelines on an open connection both begin a session.
+        None => stats.as_ref().map_or(0, |s| s.reconnects + s.restarts),
     };
     Observation {
         priority,

@@ -7,7 +7,9 @@
 //! variants with no FFmpeg of their own, play each variant (ffprobe) and RTMP (the best
 //! rung), and follow the upstream's ladder when it loses a rung. An ABR mixer of that ladder
 //! with another stream's sound exposes the 3 variants, each with the ladder's picture and the
-//! other stream's sound (ffprobe: its sample rate), decodes clean, and plays in hls.js.
+//! other stream's sound (ffprobe: its sample rate), decodes clean, and plays in hls.js. A
+//! mixer with `audio_failure=continue` goes on with picture alone while its audio stream is
+//! stopped, and takes the sound back when it runs again.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -533,4 +535,93 @@ fn an_abr_copy_mirrors_a_three_rung_ladder_without_ffmpeg_and_follows_its_change
     })
     .unwrap();
     assert_eq!(ffmpeg_children(&server), 2);
+}
+
+/// The newest segment of `/{code}/index.m3u8`, as the kinds of stream ffprobe finds in it.
+fn newest_segment_kinds(server: &Server, code: &str, dir: &std::path::Path) -> Vec<String> {
+    let playlist = wait_segments(server, code, 1, Duration::from_secs(30));
+    let segment = playlist
+        .lines()
+        .rfind(|l| l.ends_with(".ts"))
+        .expect("a segment");
+    let (status, _, body) = http_get(&server.url(&format!("/{code}/{segment}"))).unwrap();
+    assert_eq!(status, 200);
+    let file = dir.join(format!("{code}-newest.ts"));
+    std::fs::write(&file, body).unwrap();
+    tributary_testkit::probe_packets(file.to_str().unwrap(), &[])
+        .unwrap()
+        .into_iter()
+        .filter_map(|p| p.codec_type)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn a_mixer_with_audio_failure_continue_plays_on_without_its_sound_and_takes_it_back() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let big = cached_clip(&ClipSpec::default(), "ts").expect("encode the test clip");
+    let (up_port, _up) = udp_source(&big);
+    let (radio_port, _radio) = udp_source(&small_clip());
+    put_stream(
+        &server,
+        "up",
+        &format!(r#"{{"inputs":[{{"url":"udp://127.0.0.1:{up_port}"}}]}}"#),
+    );
+    let radio = |disabled: bool| {
+        format!(r#"{{"disabled":{disabled},"inputs":[{{"url":"udp://127.0.0.1:{radio_port}"}}]}}"#)
+    };
+    put_stream(&server, "radio", &radio(false));
+    put_stream(
+        &server,
+        "dub",
+        r#"{"inputs":[{"url":"mixer://up?audio=radio&audio_failure=continue"}],
+            "protocols":{"hls":true}}"#,
+    );
+    wait_segments(&server, "dub", 2, Duration::from_secs(60));
+    assert_eq!(probe_hls(&server, "dub"), (Some((1280, 720)), Some(44_100)));
+
+    // radio stops: the mix goes on with picture alone.
+    let answer = send(
+        "PUT",
+        &server.url("/streams/radio"),
+        Some(&radio(true)),
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let mut kinds = Vec::new();
+    wait_until(Duration::from_secs(30), "a segment without sound", || {
+        kinds = newest_segment_kinds(&server, "dub", dir.path());
+        kinds == ["video"]
+    })
+    .unwrap_or_else(|e| panic!("{e}: {kinds:?}"));
+    let runtime = server.runtime("dub");
+    assert_eq!(runtime["inputs"][0]["status"], "active", "{runtime:#}");
+    let before = wait_segments(&server, "dub", 1, Duration::from_secs(5));
+    wait_until(Duration::from_secs(20), "the picture goes on", || {
+        let now = wait_segments(&server, "dub", 1, Duration::from_secs(5));
+        now.lines().rfind(|l| l.ends_with(".ts")) > before.lines().rfind(|l| l.ends_with(".ts"))
+    })
+    .unwrap();
+
+    // radio runs again: the sound comes back (1 s doubling retries).
+    let answer = send(
+        "PUT",
+        &server.url("/streams/radio"),
+        Some(&radio(false)),
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    wait_until(
+        Duration::from_secs(40),
+        "a segment with sound again",
+        || {
+            kinds = newest_segment_kinds(&server, "dub", dir.path());
+            kinds == ["audio", "video"]
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {kinds:?}"));
+    assert_eq!(server.runtime("dub")["inputs"][0]["status"], "active");
 }
