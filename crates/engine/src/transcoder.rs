@@ -39,6 +39,10 @@ use crate::lock;
 use crate::mirror::{Mirror, MirrorRun};
 use crate::services::{BufferKind, ServiceError, TranscodeService};
 
+/// The hub subscriber class of the playback tap, as FFmpeg's feeders (`buffer_drops_total`
+/// labels a class, SPEC §Metrics).
+const SUBSCRIBER_CLASS: &str = "transcoder";
+
 /// The [`TranscodeService`] of this build.
 pub(crate) struct Transcoders {
     /// The process's one hub.
@@ -773,7 +777,7 @@ impl Tap {
         let cancelled = stop.clone();
         let hub = hub.clone();
         let task = tokio::spawn(async move {
-            let Ok(mut subscriber) = hub.subscribe(&rung, SubscribeFrom::Now, "transcoder_tap")
+            let Ok(mut subscriber) = hub.subscribe(&rung, SubscribeFrom::Now, SUBSCRIBER_CLASS)
             else {
                 return Some(main);
             };

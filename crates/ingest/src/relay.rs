@@ -33,12 +33,16 @@ use tributary_media::{Frame, MediaKind, StreamCode, TrackId, Ts90};
 use crate::backoff::Backoff;
 use crate::sink::{Reporter, Sink, now};
 
+/// The hub subscriber class of these inputs (`buffer_drops_total{subscriber="copy"}`, SPEC
+/// §Metrics).
+const SUBSCRIBER_CLASS: &str = "copy";
+
 /// Subscribes to `code`'s playback feed, from its latest keyframe.
-fn subscribe(hub: &Hub, code: &StreamCode, class: &'static str) -> Result<Subscriber, String> {
+fn subscribe(hub: &Hub, code: &StreamCode) -> Result<Subscriber, String> {
     hub.subscribe(
         &BufferId::Stream(code.clone()),
         SubscribeFrom::LastKeyframe,
-        class,
+        SUBSCRIBER_CLASS,
     )
     .map_err(|e| format!("stream {code} is not running ({e})"))
 }
@@ -55,7 +59,7 @@ pub(crate) async fn run_copy(hub: Hub, upstream: StreamCode, reporter: Reporter)
     let mut sink = Sink::new(reporter, 0);
     let mut backoff = Backoff::new();
     loop {
-        match subscribe(&hub, &upstream, "copy_input") {
+        match subscribe(&hub, &upstream) {
             Err(e) => sink.reporter.open_failed(format_args!("upstream {e}")),
             Ok(mut feed) => {
                 sink.reset();
@@ -114,7 +118,7 @@ pub(crate) async fn run_mixer(hub: Hub, mixer: Mixer, reporter: Reporter) {
     let mut sink = Sink::new(reporter, 0);
     let mut backoff = Backoff::new();
     loop {
-        let video = match subscribe(&hub, &mixer.video, "mixer_video") {
+        let video = match subscribe(&hub, &mixer.video) {
             Ok(video) => video,
             Err(e) => {
                 sink.reporter.open_failed(format_args!("video {e}"));
@@ -122,7 +126,7 @@ pub(crate) async fn run_mixer(hub: Hub, mixer: Mixer, reporter: Reporter) {
                 continue;
             }
         };
-        let audio = match subscribe(&hub, &mixer.audio, "mixer_audio") {
+        let audio = match subscribe(&hub, &mixer.audio) {
             Ok(audio) => Some(audio),
             Err(e) if mixer.audio_failure == AudioFailure::Down => {
                 sink.reporter.open_failed(format_args!("audio {e}"));
@@ -221,7 +225,7 @@ async fn mix(
                 }
             },
             () = tokio::time::sleep_until(retry_at), if waiting => {
-                match subscribe(hub, &mixer.audio, "mixer_audio") {
+                match subscribe(hub, &mixer.audio) {
                     Ok(back) => {
                         tracing::info!(audio = %mixer.audio, "audio stream back: a new session");
                         audio = Some(back);

@@ -93,6 +93,9 @@ impl Mirror {
     }
 }
 
+/// The hub subscriber class of every tap here (`buffer_drops_total{subscriber="copy"}`: a
+/// class, never a tap, SPEC §Metrics).
+const SUBSCRIBER_CLASS: &str = "copy";
 /// Input 0 is `active` while a tap forwarded a frame this recently (SPEC §ABR copy).
 pub(crate) const ACTIVE_WITHIN: Duration = Duration::from_secs(30);
 /// Errors kept for `runtime.inputs[0].errors`.
@@ -333,7 +336,7 @@ async fn rung_tap(
 ) {
     let mut delay = RETRY_FIRST;
     loop {
-        match hub.subscribe(&source, SubscribeFrom::LastKeyframe, "abr_copy_tap") {
+        match hub.subscribe(&source, SubscribeFrom::LastKeyframe, SUBSCRIBER_CLASS) {
             Err(e) => health.error(format!("ABR copy: cannot read {source}: {e}")),
             Ok(mut subscriber) => {
                 // The first frame of every subscription but the writer's first starts a new
@@ -437,7 +440,7 @@ fn mixed(audio: &mut RungAudio, writer: &mut Writer, frame: Frame) -> Result<boo
 async fn video_clock(hub: Hub, raw: BufferId, clock: Arc<AudioClock>, stop: CancellationToken) {
     let mut delay = RETRY_FIRST;
     loop {
-        if let Ok(mut subscriber) = hub.subscribe(&raw, SubscribeFrom::Now, "mixer_clock") {
+        if let Ok(mut subscriber) = hub.subscribe(&raw, SubscribeFrom::Now, SUBSCRIBER_CLASS) {
             loop {
                 let delivery = tokio::select! {
                     () = stop.cancelled() => return,
@@ -472,7 +475,7 @@ async fn audio_tap(
     let feed = BufferId::Stream(stream.clone());
     let mut delay = RETRY_FIRST;
     loop {
-        match hub.subscribe(&feed, SubscribeFrom::Now, "mixer_audio") {
+        match hub.subscribe(&feed, SubscribeFrom::Now, SUBSCRIBER_CLASS) {
             Err(e) => health.error(format!(
                 "ABR mixer: the audio stream {stream} is not running ({e})"
             )),
@@ -517,7 +520,7 @@ async fn audio_tap(
 
 /// This stream's best rung into its main buffer (the playback feed) through input 0's port.
 async fn playback_tap(hub: Hub, rung: BufferId, port: Port, stop: CancellationToken) {
-    let Ok(mut subscriber) = hub.subscribe(&rung, SubscribeFrom::Now, "abr_copy_playback") else {
+    let Ok(mut subscriber) = hub.subscribe(&rung, SubscribeFrom::Now, SUBSCRIBER_CLASS) else {
         tracing::error!(%rung, "ABR copy: the playback rung is missing");
         return;
     };
