@@ -736,7 +736,7 @@ const EVENTS_DROPPED: Spec = counter(
 
 /// Every family [`Exposition`] can carry: what [`families`] lists. A new `Spec` goes here too
 /// (a test counts them).
-const FAMILIES: [Spec; 25] = [
+const FAMILIES: [Spec; 28] = [
     STATUS,
     START_TIME,
     INGEST_BYTES,
@@ -761,6 +761,9 @@ const FAMILIES: [Spec; 25] = [
     PLAY_CONNECTIONS,
     PLAY_REJECTED,
     PUBLISH_REJECTED,
+    SESSIONS_ACTIVE,
+    SESSIONS_OPENED,
+    SESSIONS_CLOSED,
     EVENTS_DROPPED,
 ];
 

@@ -236,8 +236,9 @@ fn hls_js_plays_the_ladder_and_follows_a_forced_level() {
     let url = ladder.server.url("/levels/index.m3u8");
     // 18 s of playback from the master's first variant (720p): hls.js's level 0 (its levels
     // go by bitrate: 360p) forced at 6 s, level 2 (720p) at 12 s.
-    let (played, report) = browser::play(&url, "hls", 18, &["--levels", "0,2"]);
-    assert!(played, "hls.js did not play or switch: {report}");
+    let played = browser::play(&url, "hls", 18, &["--levels", "0,2"]);
+    assert!(played.ok, "hls.js did not play or switch: {played}");
+    let report = played.report;
     let levels = report["levels"].as_array().expect("levels");
     assert_eq!(levels.len(), 3, "{report}");
     let switches = report["switches"].as_array().expect("switches");

@@ -3,7 +3,6 @@
 //! MPD with 3 video Representations and one audio AdaptationSet; an input failover mid-play
 //! keeps dash.js playing in the same Period.
 
-use std::process::{Command, Output};
 use std::thread;
 use std::time::Duration;
 
@@ -12,6 +11,7 @@ use tributary_testkit::{
     ClipSpec, LiveSender, cached_clip, free_tcp_port, free_udp_port, http_get, wait_until,
 };
 
+use crate::browser;
 use crate::failover::udp_backup;
 use crate::hls::{assert_h264_720p_with_aac, serial};
 use crate::server::{Server, put_stream};
@@ -84,40 +84,15 @@ fn fetch(server: &Server, path: &str, header: &str) -> (u16, Option<String>, Vec
     (status, value, body)
 }
 
-/// Plays `url` in dash.js for `seconds` at the expected size; the report. With `DASH_DEBUG`
-/// set, dash.js logs at debug level and every response is listed on the player's stderr.
-fn dash_js(url: &str, seconds: u32, size: Option<(u32, u32)>) -> (Output, Value) {
-    let mut command = Command::new("node");
-    command
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/browser/play.mjs"
-        ))
-        .args([
-            "--url",
-            url,
-            "--kind",
-            "dash",
-            "--seconds",
-            &seconds.to_string(),
-        ]);
-    if std::env::var_os("DASH_DEBUG").is_some() {
-        command.arg("--player-debug");
-    }
-    if let Some((w, h)) = size {
-        command.args(["--width", &w.to_string(), "--height", &h.to_string()]);
-    }
-    let output = command
-        .output()
-        .expect("run node tests/browser/play.mjs (scripts/test installs node deps and chromium)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let report = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "play.mjs printed no JSON ({e}): {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    (output, report)
+/// Plays `url` in dash.js for `seconds`, at `size` if given (`PLAYER_DEBUG` set: dash.js logs
+/// at debug level).
+fn dash_js(url: &str, seconds: u32, size: Option<(u32, u32)>) -> browser::Played {
+    let size = size.map(|(w, h)| [w.to_string(), h.to_string()]);
+    let extra: Vec<&str> = match &size {
+        Some([w, h]) => vec!["--width", w, "--height", h],
+        None => Vec::new(),
+    };
+    browser::play(url, "dash", seconds, &extra)
 }
 
 #[test]
@@ -220,13 +195,9 @@ fn an_rtmp_publish_plays_as_dash_in_dash_js_and_ffprobe() {
     assert_h264_720p_with_aac(&mpd_url);
 
     // dash.js in Chromium plays 20 s at 1280x720.
-    let (browser, report) = dash_js(&mpd_url, 20, Some((1280, 720)));
-    println!("dash.js: {report}");
-    assert!(
-        browser.status.success() && report["ok"] == true,
-        "dash.js did not play: {report}\n{}",
-        String::from_utf8_lossy(&browser.stderr)
-    );
+    let played = dash_js(&mpd_url, 20, Some((1280, 720)));
+    println!("dash.js: {}", played.report);
+    assert!(played.ok, "dash.js did not play: {played}");
 }
 
 #[test]
@@ -293,13 +264,9 @@ fn a_three_rung_ladder_is_one_mpd_with_three_video_representations_and_one_audio
     }
     assert!(common >= 2, "the rungs share no segment number:\n{mpd}");
 
-    let (browser, report) = dash_js(&server.url("/ladder/index.mpd"), 15, None);
-    println!("dash.js: {report}");
-    assert!(
-        browser.status.success() && report["ok"] == true,
-        "dash.js did not play the ladder: {report}\n{}",
-        String::from_utf8_lossy(&browser.stderr)
-    );
+    let played = dash_js(&server.url("/ladder/index.mpd"), 15, None);
+    println!("dash.js: {}", played.report);
+    assert!(played.ok, "dash.js did not play the ladder: {played}");
 }
 
 #[test]
@@ -336,17 +303,15 @@ fn an_input_failover_mid_play_keeps_dash_js_playing_in_one_period() {
         runtime["active_input_priority"] == 1
     })
     .unwrap_or_else(|e| panic!("{e}: {runtime:#}"));
-    let (browser, report) = player.join().unwrap();
-    println!("dash.js across the failover: {report}");
+    let played = player.join().unwrap();
+    println!("dash.js across the failover: {}", played.report);
     let after = wait_mpd(&server, "relay9", 2);
-    if report["ok"] != true {
+    if !played.ok {
         debug_dump(&server, &after, dir.path());
-        eprintln!("STDERR {}", String::from_utf8_lossy(&browser.stderr));
     }
     assert!(
-        browser.status.success() && report["ok"] == true,
-        "dash.js stopped at the failover: {report}\n{}\nMPD before:\n{before}\nMPD after:\n{after}",
-        String::from_utf8_lossy(&browser.stderr)
+        played.ok,
+        "dash.js stopped at the failover: {played}\nMPD before:\n{before}\nMPD after:\n{after}"
     );
     assert_eq!(after.matches("<Period").count(), 1, "{after}");
     assert_eq!(

@@ -2,7 +2,6 @@
 //! headless Chromium and in ffprobe; an H.265 source under `segment_format = "auto"` is
 //! packaged as fMP4 whose init carries `hvcC`, read by ffprobe and GStreamer.
 
-use std::process::Command;
 use std::time::Duration;
 
 use tributary_testkit::{
@@ -10,6 +9,7 @@ use tributary_testkit::{
     wait_until,
 };
 
+use crate::browser;
 use crate::hls::{assert_h264_720p_with_aac, serial};
 use crate::http_ts::assert_gstreamer_plays_through;
 use crate::server::{Server, send};
@@ -131,21 +131,13 @@ fn an_rtmp_publish_plays_as_fmp4_hls_in_hls_js_and_ffprobe() {
     assert!(errors.trim().is_empty(), "decode errors:\n{errors}");
 
     // hls.js in Chromium plays 15 s, advancing, at 1280x720.
-    let browser = Command::new("node")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/browser/play.mjs"
-        ))
-        .args(["--url", &playlist, "--kind", "hls", "--seconds", "15"])
-        .args(["--width", "1280", "--height", "720"])
-        .output()
-        .expect("run node tests/browser/play.mjs (scripts/test installs node deps and chromium)");
-    assert!(
-        browser.status.success(),
-        "hls.js did not play fMP4: {}\n{}",
-        String::from_utf8_lossy(&browser.stdout),
-        String::from_utf8_lossy(&browser.stderr)
+    let played = browser::play(
+        &playlist,
+        "hls",
+        15,
+        &["--width", "1280", "--height", "720"],
     );
+    assert!(played.ok, "hls.js did not play fMP4: {played}");
 }
 
 #[test]
