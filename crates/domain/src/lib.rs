@@ -9,6 +9,7 @@
 //! - [`plan`](mod@plan): the restart actions a hot reload takes for a diff.
 //! - [`http_range`]: the media routes' `Range` header.
 //! - [`failover`]: the sans-IO failover machine of one stream (SPEC §Stream manager).
+//! - [`hook`]: webhooks as written, their filters, settings, retry schedule and signature.
 //! - [`ffmpeg`]: the transcoder parsed into a ladder, and the pure FFmpeg argv builder (SPEC
 //!   §Transcoder).
 //!
@@ -22,6 +23,7 @@ pub mod diff;
 pub mod event;
 pub mod failover;
 pub mod ffmpeg;
+pub mod hook;
 pub mod http_range;
 pub mod plan;
 pub mod protocol;

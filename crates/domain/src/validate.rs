@@ -367,7 +367,7 @@ pub fn check_write(stream: &Stream) -> Vec<FieldError> {
 }
 
 /// Maps a serde error to a field error with the right code.
-fn decode_error(path: String, message: String) -> FieldError {
+pub(crate) fn decode_error(path: String, message: String) -> FieldError {
     let path = if path == "." || path.is_empty() {
         "$".to_owned()
     } else {

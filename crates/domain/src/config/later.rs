@@ -13,33 +13,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-/// `[hooks]` (SPEC §Hooks): global webhook settings. Not supported yet.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HooksSection {
-    /// Accepted for open-streamer compatibility; unused even once hooks land.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub worker_count: Option<u32>,
-    /// Events per batch (100).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch_max_items: Option<u32>,
-    /// Seconds between flushes (5).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch_flush_interval_sec: Option<u64>,
-    /// Queued events per hook before the oldest is dropped (10000).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub batch_max_queue_items: Option<u32>,
-    /// Delivery retries (3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_retries: Option<u32>,
-    /// Seconds per delivery attempt (10).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_sec: Option<u64>,
-    /// Where file hooks write (`<data_dir>/hooks`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub file_root: Option<String>,
-}
-
 /// `[watermarks]`: the watermark library. Not supported yet.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

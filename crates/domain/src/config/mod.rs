@@ -6,6 +6,7 @@
 //! Keys SPEC defines for features that have not landed are accepted and named at start-up
 //! ([`ServerConfig::ignored`], module [`later`]).
 
+mod hooks;
 pub mod later;
 mod sessions;
 
@@ -13,9 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-pub use later::{
-    DebugSection, HooksSection, IgnoredKey, IgnoredReason, PlaySigning, WatermarksSection,
-};
+pub use hooks::HooksSection;
+pub use later::{DebugSection, IgnoredKey, IgnoredReason, PlaySigning, WatermarksSection};
 pub use sessions::SessionsSection;
 
 use crate::validate::{ErrorCode, FieldError, ValidationErrors};
@@ -56,8 +56,7 @@ pub struct ServerConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub store: Option<Value>,
-    /// Webhooks. Not supported yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Webhooks (SPEC §Hooks): present by default; `null` turns every hook off.
     pub hooks: Option<HooksSection>,
     /// Play sessions (SPEC §Sessions); absent means every default (tracking on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,7 +93,7 @@ impl Default for ServerConfig {
             security: SecuritySection::default(),
             ingestor: IngestorSection::default(),
             store: None,
-            hooks: None,
+            hooks: Some(HooksSection::default()),
             sessions: None,
             watermarks: None,
             dvr: None,
@@ -881,6 +880,11 @@ impl ServerConfig {
                 bad(key, format!("must be at most {max}, got {value}"));
             }
         }
+        if let Some(hooks) = &self.hooks {
+            for (key, message) in hooks.problems() {
+                bad(&format!("hooks.{key}"), message);
+            }
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -950,7 +954,13 @@ impl ServerConfig {
         ] {
             ignored.set(&format!("security.{key}"), set, later);
         }
-        ignored.keys("hooks", self.hooks.as_ref());
+        ignored.set(
+            "hooks.worker_count",
+            self.hooks
+                .as_ref()
+                .is_some_and(|h| h.worker_count.is_some()),
+            IgnoredReason::Legacy,
+        );
         let geoip = self
             .sessions
             .as_ref()
@@ -1025,7 +1035,7 @@ fn valid_log_level(level: &str) -> bool {
 
 /// The longest duration a `*_sec` setting may take: a day. Longer timeouts and intervals mean
 /// "never" in practice, and values near `u64::MAX` overflow when added to an instant.
-const MAX_SECONDS: u64 = 86_400;
+pub(crate) const MAX_SECONDS: u64 = 86_400;
 
 /// The longest `sessions.max_lifetime_sec`: a year (a viewer may watch a 24/7 stream for days).
 const MAX_LIFETIME_SECONDS: u64 = 365 * 86_400;
