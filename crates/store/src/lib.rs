@@ -58,6 +58,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
+use tributary_domain::hook::Hook;
 use tributary_domain::{Stream, StreamCode};
 
 mod sqlite;
@@ -106,6 +107,26 @@ pub trait StreamRepository: Send + Sync + 'static {
 
     /// Removes the stream; `true` if it existed.
     fn delete(&self, code: &StreamCode) -> Result<bool, StoreError>;
+}
+
+/// Where the webhooks live (SPEC §Hooks). Synchronous like [`StreamRepository`]; hooks are
+/// few and written rarely, so there is no revision: the last write wins.
+///
+/// A row that no longer decodes is skipped by [`list_hooks`](Self::list_hooks) (logged at
+/// ERROR) and reported by [`hook`](Self::hook), as for streams.
+pub trait HookRepository: Send + Sync + 'static {
+    /// Every hook that decodes, sorted by id.
+    fn list_hooks(&self) -> Result<Vec<Hook>, StoreError>;
+
+    /// The hook with this id, or `None`.
+    fn hook(&self, id: &str) -> Result<Option<Hook>, StoreError>;
+
+    /// Writes `hook`; with `create_only`, fails with [`StoreError::HookExists`] if its id is
+    /// taken. Returns whether the write created it. Durable when it returns.
+    fn put_hook(&self, hook: &Hook, create_only: bool) -> Result<bool, StoreError>;
+
+    /// Removes the hook; `true` if it existed.
+    fn delete_hook(&self, id: &str) -> Result<bool, StoreError>;
 }
 
 /// A stream as stored, with its bookkeeping.
@@ -167,6 +188,12 @@ pub enum StoreError {
         expected: Option<u64>,
         /// What is stored: `None` = no stream, `Some(n)` = revision `n`.
         actual: Option<u64>,
+    },
+    /// A hook was created with an id already taken; nothing was written.
+    #[error("hook {id} already exists")]
+    HookExists {
+        /// The id.
+        id: String,
     },
     /// A stored row no longer decodes into a stream.
     #[error("stream {code}: stored row is corrupt: {reason}")]

@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use rusqlite::{Connection, OptionalExtension, ToSql, TransactionBehavior, params};
+use tributary_domain::hook::Hook;
 use tributary_domain::{Stream, StreamCode};
 
-use crate::{Expect, StoreError, StoredStream, StreamRepository, Upserted};
+use crate::{Expect, HookRepository, StoreError, StoredStream, StreamRepository, Upserted};
 
 /// A [`StreamRepository`] in an embedded SQLite database.
 ///
@@ -271,6 +272,103 @@ impl StreamRepository for SqliteStore {
     }
 }
 
+impl HookRepository for SqliteStore {
+    fn list_hooks(&self) -> Result<Vec<Hook>, StoreError> {
+        let db = |source| StoreError::Database {
+            operation: "list hooks",
+            code: None,
+            source,
+        };
+        let rows: Vec<(String, String)> = {
+            let conn = self.lock();
+            let mut statement = conn
+                .prepare_cached("SELECT id, json FROM hooks ORDER BY id")
+                .map_err(db)?;
+            statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?
+        };
+        let mut hooks = Vec::with_capacity(rows.len());
+        for (id, json) in rows {
+            match serde_json::from_str::<Hook>(&json) {
+                Ok(hook) => hooks.push(hook),
+                Err(e) => tracing::error!(hook = %id, error = %e, "skipping corrupt hook row"),
+            }
+        }
+        Ok(hooks)
+    }
+
+    fn hook(&self, id: &str) -> Result<Option<Hook>, StoreError> {
+        let json: Option<String> = self
+            .lock()
+            .query_row("SELECT json FROM hooks WHERE id = ?1", [id], |row| {
+                row.get(0)
+            })
+            .optional()
+            .map_err(|source| StoreError::Database {
+                operation: "get hook",
+                code: Some(id.to_owned()),
+                source,
+            })?;
+        json.map(|json| {
+            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+                code: format!("hook {id}"),
+                reason: e.to_string(),
+            })
+        })
+        .transpose()
+    }
+
+    fn put_hook(&self, hook: &Hook, create_only: bool) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(hook).map_err(|e| StoreError::Encode {
+            code: format!("hook {}", hook.id),
+            reason: e.to_string(),
+        })?;
+        let db = |source| StoreError::Database {
+            operation: "put hook",
+            code: Some(hook.id.clone()),
+            source,
+        };
+        let now = format_time(Utc::now());
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let exists = tx
+            .query_row("SELECT 1 FROM hooks WHERE id = ?1", [&hook.id], |_| Ok(()))
+            .optional()
+            .map_err(db)?
+            .is_some();
+        if exists && create_only {
+            return Err(StoreError::HookExists {
+                id: hook.id.clone(),
+            });
+        }
+        tx.execute(
+            "INSERT INTO hooks (id, json, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (id) DO UPDATE SET json = excluded.json, updated_at = excluded.updated_at",
+            params![hook.id, json, now],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(!exists)
+    }
+
+    fn delete_hook(&self, id: &str) -> Result<bool, StoreError> {
+        let deleted = self
+            .lock()
+            .execute("DELETE FROM hooks WHERE id = ?1", [id])
+            .map_err(|source| StoreError::Database {
+                operation: "delete hook",
+                code: Some(id.to_owned()),
+                source,
+            })?;
+        Ok(deleted > 0)
+    }
+}
+
 /// A `streams` row as read, before decoding (which may find it corrupt).
 struct RawRow {
     code: String,
@@ -505,6 +603,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "config_overrides",
         sql: include_str!("../migrations/sqlite/0002_config_overrides.sql"),
     },
+    Migration {
+        version: 3,
+        name: "hooks",
+        sql: include_str!("../migrations/sqlite/0003_hooks.sql"),
+    },
 ];
 
 #[cfg(test)]
@@ -540,33 +643,33 @@ mod tests {
     fn migrating_twice_changes_nothing() {
         let store = SqliteStore::open_in_memory().expect("open");
         let mut conn = store.lock();
-        assert_eq!(migrate(&mut conn, MIGRATIONS).expect("migrate"), 2);
+        assert_eq!(migrate(&mut conn, MIGRATIONS).expect("migrate"), 3);
         let rows: i64 = conn
             .query_row("SELECT COUNT(*) FROM schema_migrations", [], |row| {
                 row.get(0)
             })
             .expect("count");
-        assert_eq!(rows, 2);
+        assert_eq!(rows, 3);
         let tables: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' \
-                 AND name IN ('streams', 'config_overrides')",
+                 AND name IN ('streams', 'config_overrides', 'hooks')",
                 [],
                 |row| row.get(0),
             )
             .expect("tables");
-        assert_eq!(tables, 2);
+        assert_eq!(tables, 3);
     }
 
     #[test]
     fn newer_schema_is_refused() {
         let mut conn = Connection::open_in_memory().expect("open");
         migrate(&mut conn, MIGRATIONS).expect("migrate");
-        let err = migrate(&mut conn, &MIGRATIONS[..1]).expect_err("version 2 is too new");
+        let err = migrate(&mut conn, &MIGRATIONS[..1]).expect_err("the latest version is too new");
         let StoreError::Migration { version, reason } = &err else {
             panic!("expected a migration error, got {err:?}");
         };
-        assert_eq!(*version, 2);
+        assert_eq!(*version as usize, MIGRATIONS.len());
         assert!(reason.contains("knows versions up to 1"), "{reason}");
     }
 
@@ -666,5 +769,26 @@ mod tests {
             "{err}"
         );
         assert_eq!(store.get(&code("nan")).expect("get"), None);
+    }
+
+    #[test]
+    fn hooks_are_created_once_replaced_listed_and_deleted() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        let mut hook: Hook = serde_json::from_value(serde_json::json!({
+            "id": "ops", "type": "http", "target": "http://example.org/hook", "secret": "s"
+        }))
+        .expect("hook");
+        assert!(store.put_hook(&hook, true).expect("create"));
+        assert!(matches!(
+            store.put_hook(&hook, true),
+            Err(StoreError::HookExists { id }) if id == "ops"
+        ));
+        hook.name = "Ops".into();
+        assert!(!store.put_hook(&hook, false).expect("replace"));
+        assert_eq!(store.hook("ops").expect("get"), Some(hook.clone()));
+        assert_eq!(store.list_hooks().expect("list"), vec![hook]);
+        assert!(store.delete_hook("ops").expect("delete"));
+        assert!(!store.delete_hook("ops").expect("delete again"));
+        assert_eq!(store.hook("ops").expect("get"), None);
     }
 }
