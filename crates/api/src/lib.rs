@@ -11,6 +11,7 @@
 mod auth;
 mod error;
 mod events;
+mod hooks;
 mod media;
 pub mod openapi;
 mod sessions;
@@ -61,6 +62,13 @@ pub fn router(engine: EngineHandle) -> Router {
             "/sessions/{id}",
             get(sessions::get_one).delete(sessions::kick),
         )
+        .route("/hooks", get(hooks::list).post(hooks::create))
+        .route(
+            "/hooks/{hid}",
+            get(hooks::get_one).put(hooks::put).delete(hooks::delete),
+        )
+        .route("/hooks/{hid}/test", post(hooks::test))
+        .route("/hooks/{hid}/deliveries", get(hooks::deliveries))
         .route("/config/transcoder/probe", post(system::probe_ffmpeg))
         .layer(middleware::from_fn_with_state(
             auth::AdminGate::new(engine.clone()),

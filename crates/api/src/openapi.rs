@@ -31,6 +31,13 @@ use utoipa_swagger_ui::SwaggerUi;
         stream_sessions,
         get_session,
         kick_session,
+        list_hooks,
+        create_hook,
+        get_hook,
+        put_hook,
+        delete_hook,
+        test_hook,
+        hook_deliveries,
         hls_playlist,
         hls_variant_playlist,
         dash_mpd,
@@ -61,6 +68,10 @@ use utoipa_swagger_ui::SwaggerUi;
         tributary_engine::CloseReason,
         SessionList,
         tributary_domain::config::ServerConfig,
+        tributary_domain::hook::Hook,
+        tributary_domain::hook::HookType,
+        tributary_domain::hook::StreamCodeFilter,
+        tributary_engine::Delivery,
         ErrorBody,
         ErrorDetail,
         FieldDetail
@@ -226,7 +237,7 @@ fn healthz() {}
 fn readyz() {}
 
 #[utoipa::path(get, path = "/metrics", tag = "system",
-    responses((status = 200, description = "Prometheus text exposition (format 0.0.4) of SPEC §Metrics, read at the request: per stream `tributary_stream_status` (0 stopped, 1 active, 2 degraded), `tributary_stream_start_time_seconds`, `tributary_ingestor_bytes_total` / `_packets_total` {protocol}, `tributary_ingestor_errors_total` {reason: reconnect, open, failover}, `tributary_manager_input_health` and `tributary_input_cc_errors_total` {input_priority}, `tributary_manager_failovers_total` and the `tributary_failover_gap_seconds` histogram {reason}, `tributary_buffer_drops_total` {buffer, subscriber}, `tributary_publisher_segments_total` {format, profile}, `tributary_publisher_push_state` {dest_url, redacted}, `tributary_transcoder_*` {profile}, `tributary_playback_connections` and `tributary_playback_rejected_total` {proto, reason}; without a stream label `tributary_publish_rejected_total` {proto, reason}, `tributary_events_dropped_total` {subscriber} and `process_*`. A stream's series go with it (its running ones when it stops, the rest when it is deleted); no label holds a secret.", content_type = "text/plain; version=0.0.4"),
+    responses((status = 200, description = "Prometheus text exposition (format 0.0.4) of SPEC §Metrics, read at the request: per stream `tributary_stream_status` (0 stopped, 1 active, 2 degraded), `tributary_stream_start_time_seconds`, `tributary_ingestor_bytes_total` / `_packets_total` {protocol}, `tributary_ingestor_errors_total` {reason: reconnect, open, failover}, `tributary_manager_input_health` and `tributary_input_cc_errors_total` {input_priority}, `tributary_manager_failovers_total` and the `tributary_failover_gap_seconds` histogram {reason}, `tributary_buffer_drops_total` {buffer, subscriber}, `tributary_publisher_segments_total` {format, profile}, `tributary_publisher_push_state` {dest_url, redacted}, `tributary_transcoder_*` {profile}, `tributary_playback_connections` and `tributary_playback_rejected_total` {proto, reason}; without a stream label `tributary_publish_rejected_total` {proto, reason}, `tributary_events_dropped_total` {subscriber}, per webhook `tributary_hooks_delivery_total` {hook_id, hook_type, outcome: delivered, failed}, `tributary_hooks_events_dropped_total` and `tributary_hooks_batch_queue_depth` {hook_id}, and `process_*`. A stream's series go with it (its running ones when it stops, the rest when it is deleted); no label holds a secret.", content_type = "text/plain; version=0.0.4"),
               (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
               (status = 500, description = "`STORE_ERROR`: the streams could not be listed", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
@@ -277,6 +288,65 @@ fn get_session() {}
               (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn kick_session() {}
+#[utoipa::path(get, path = "/hooks", tag = "hooks",
+    params(("reveal" = Option<bool>, Query, description = "show secrets")),
+    responses((status = 200, description = "`{data: [hook], total}` sorted by id; `secret` masked `****` unless `reveal`", body = [tributary_domain::hook::Hook]),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
+              (status = 500, description = "`STORE_ERROR`", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn list_hooks() {}
+
+#[utoipa::path(post, path = "/hooks", tag = "hooks",
+    request_body = tributary_domain::hook::Hook,
+    responses((status = 201, description = "`{data: hook}` as stored (secret masked); its batcher runs at once", body = tributary_domain::hook::Hook),
+              (status = 400, description = "`INVALID_BODY` / `EMPTY_BODY`: not JSON", body = ErrorBody),
+              (status = 409, description = "`ALREADY_EXISTS`: the id is taken", body = ErrorBody),
+              (status = 422, description = "`UNKNOWN_FIELD` / `INVALID_FIELD` naming the field: id `[A-Za-z0-9_-]{1,64}`; http → `target` an http(s) URL; file → `target` a path inside `hooks.file_root` (symlinks resolved); `max_retries` 0–10; SPEC event types; not both `stream_codes.only` and `except`", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn create_hook() {}
+
+#[utoipa::path(get, path = "/hooks/{hid}", tag = "hooks",
+    params(("hid" = String, Path, description = "hook id"), ("reveal" = Option<bool>, Query, description = "show the secret")),
+    responses((status = 200, description = "`{data: hook}`", body = tributary_domain::hook::Hook),
+              (status = 404, description = "`NOT_FOUND`", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn get_hook() {}
+
+#[utoipa::path(put, path = "/hooks/{hid}", tag = "hooks",
+    params(("hid" = String, Path, description = "hook id; the body's `id`, if any, must match")),
+    request_body = tributary_domain::hook::Hook,
+    responses((status = 200, description = "`{data: hook}` replaced; a running batcher takes the new settings at once; a `secret` of `****` keeps the stored one", body = tributary_domain::hook::Hook),
+              (status = 201, description = "`{data: hook}` created", body = tributary_domain::hook::Hook),
+              (status = 422, description = "validation, naming the field (as POST)", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn put_hook() {}
+
+#[utoipa::path(delete, path = "/hooks/{hid}", tag = "hooks",
+    params(("hid" = String, Path, description = "hook id")),
+    responses((status = 204, description = "deleted (also when absent); events it still held are dropped"),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn delete_hook() {}
+
+#[utoipa::path(post, path = "/hooks/{hid}/test", tag = "hooks",
+    params(("hid" = String, Path, description = "hook id")),
+    responses((status = 200, description = "`{data: {status: \"delivered\", at, http_status, duration_ms}}` once one real try of a synthetic `stream.created` (stream `_tributary_test_`, payload `{test: true, hook_id}`) succeeded; the try is in the delivery log"),
+              (status = 404, description = "`NOT_FOUND`", body = ErrorBody),
+              (status = 502, description = "`DELIVERY_FAILED` with the try's error (connection refused, `blocked by ssrf_guard: <ip>`, HTTP status, timeout, file outside the root), or hooks are off (`hooks: null`)", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn test_hook() {}
+
+#[utoipa::path(get, path = "/hooks/{hid}/deliveries", tag = "hooks",
+    params(("hid" = String, Path, description = "hook id")),
+    responses((status = 200, description = "`{data: [attempt], total}`: the last 100 delivery attempts since the process started, newest first", body = [tributary_engine::Delivery]),
+              (status = 404, description = "`NOT_FOUND`", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn hook_deliveries() {}
 
 #[utoipa::path(get, path = "/{code}/index.m3u8", tag = "media", params(("code" = String, Path)),
     responses((status = 200, description = "HLS: the media playlist of a stream without a transcoder, or the ABR master playlist of a ladder (one `#EXT-X-STREAM-INF` per rung with a segment: BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, CODECS, FRAME-RATE; URIs `track_N/index.m3u8`). Segments beside it: `seg_<n>.ts` (`video/mp2t`, `#EXT-X-VERSION:3`), or with `publisher.hls.segment_format` `fmp4` (or `auto` and an H.265 or Opus stream) fMP4: `seg_<n>.m4s` (`video/mp4`, `#EXT-X-VERSION:7`) after `#EXT-X-MAP:URI=\"init.mp4\"` (`init_<session>.mp4` once a codec change needs a new init; served with `Cache-Control: no-cache`). Both formats cut at the same keyframes and number alike.", content_type = "application/vnd.apple.mpegurl"),

@@ -58,7 +58,7 @@ fn stream_code(rest: &str) -> Result<StreamCode, ApiError> {
     }
 }
 
-fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
+pub(crate) fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
     match query.get(name).map(String::as_str) {
         None | Some("false" | "0" | "") => Ok(false),
         Some("true" | "1") => Ok(true),

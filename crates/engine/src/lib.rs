@@ -13,6 +13,7 @@ mod buffers;
 mod caps;
 mod coordinator;
 pub mod events;
+mod hooks;
 mod http_ts;
 mod manager;
 mod metrics;
@@ -43,9 +44,10 @@ use tributary_domain::spec::StreamSpec;
 use tributary_domain::validate::{Support, ValidationErrors};
 use tributary_domain::{Stream, StreamCode};
 use tributary_net::{SsrfGuard, SsrfMode};
-use tributary_store::{Expect, SqliteStore, StoredStream, StreamRepository};
+use tributary_store::{Expect, HookRepository, SqliteStore, StoredStream, StreamRepository};
 
 pub use coordinator::{Applied, CoordError, StateSnapshot, Step};
+pub use hooks::{DELIVERY_LOG, Delivery, HookError};
 pub use http_ts::{TsPlay, TsPlayError};
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, families as metric_families};
 pub use outputs::MediaAsset;
@@ -224,6 +226,8 @@ struct Shared {
     store: Arc<dyn StreamRepository>,
     coordinator: Coordinator,
     events: EventBus,
+    /// The webhooks: their workers and the bus dispatcher.
+    hooks: Arc<hooks::Hooks>,
     /// What records are parsed against: this build's features, the RTMP listener's port.
     supported: Arc<Supported>,
     media: MediaPlane,
@@ -260,12 +264,14 @@ impl Engine {
         })?;
         let token = AdminToken::load(&config.security.admin_token, &data_dir)?;
         let media = MediaPlane::new(&config);
-        Ok(Self::with_parts(config, Arc::new(store), media, token))
+        let store = Arc::new(store);
+        Ok(Self::with_parts(config, store.clone(), store, media, token))
     }
 
     fn with_parts(
         config: ServerConfig,
         store: Arc<dyn StreamRepository>,
+        hook_store: Arc<dyn HookRepository>,
         media: MediaPlane,
         token: AdminToken,
     ) -> Self {
@@ -288,11 +294,18 @@ impl Engine {
             .transcoders
             .attach(events.clone(), coordinator.downgrade());
         media.sessions.attach(events.clone());
+        let hooks = Arc::new(hooks::Hooks::new(
+            config.hooks.clone(),
+            Path::new(&config.data_dir),
+            ssrf_guard(&config.security),
+            hook_store,
+        ));
         let shared = Shared {
             config,
             store,
             coordinator,
             events,
+            hooks,
             supported,
             media,
             listeners: Mutex::new(Vec::new()),
@@ -323,6 +336,7 @@ impl Engine {
         let shared = &self.handle.shared;
         let sessions = Arc::clone(&shared.media.sessions);
         tokio::spawn(sessions.reap(shared.shutdown.clone()));
+        shared.hooks.start(&shared.events).await;
         shared.media.transcoders.probe_boot().await;
         reconciler::pass(
             &shared.coordinator,
@@ -458,6 +472,7 @@ impl Engine {
         lock(&shared.rtsp_listeners).clear();
         lock(&shared.srt_listeners).clear();
         shared.coordinator.shutdown().await;
+        shared.hooks.shutdown().await;
     }
 }
 

@@ -474,6 +474,26 @@ impl EngineHandle {
             }
         }
         media.metrics.expose(&mut out);
+        for hook in shared.hooks.metrics() {
+            let kind = hook.kind.to_string();
+            for (outcome, count) in [("delivered", hook.delivered), ("failed", hook.failed)] {
+                out.counter(
+                    HOOK_DELIVERIES,
+                    labels([
+                        ("hook_id", &hook.id),
+                        ("hook_type", &kind),
+                        ("outcome", outcome),
+                    ]),
+                    count,
+                );
+            }
+            out.counter(HOOK_DROPPED, labels([("hook_id", &hook.id)]), hook.dropped);
+            out.gauge(
+                HOOK_QUEUE,
+                labels([("hook_id", &hook.id)]),
+                hook.depth as i64,
+            );
+        }
         for (subscriber, dropped) in shared.events.drops() {
             out.counter(
                 EVENTS_DROPPED,
@@ -729,6 +749,18 @@ const SESSIONS_CLOSED: Spec = counter(
     "sessions_closed",
     "Play sessions closed since start: idle, client_gone, kicked, max_lifetime, shutdown.",
 );
+const HOOK_DELIVERIES: Spec = counter(
+    "hooks_delivery",
+    "Webhook delivery tries: a batch delivered, or a try that failed (each retry counts).",
+);
+const HOOK_DROPPED: Spec = counter(
+    "hooks_events_dropped",
+    "Events a hook's full queue dropped, oldest first.",
+);
+const HOOK_QUEUE: Spec = gauge(
+    "hooks_batch_queue_depth",
+    "Events waiting in the hook's queue, the batch being delivered included.",
+);
 const EVENTS_DROPPED: Spec = counter(
     "events_dropped",
     "Events a bus subscriber lost because its queue was full.",
@@ -736,7 +768,7 @@ const EVENTS_DROPPED: Spec = counter(
 
 /// Every family [`Exposition`] can carry: what [`families`] lists. A new `Spec` goes here too
 /// (a test counts them).
-const FAMILIES: [Spec; 28] = [
+const FAMILIES: [Spec; 31] = [
     STATUS,
     START_TIME,
     INGEST_BYTES,
@@ -764,6 +796,9 @@ const FAMILIES: [Spec; 28] = [
     SESSIONS_ACTIVE,
     SESSIONS_OPENED,
     SESSIONS_CLOSED,
+    HOOK_DELIVERIES,
+    HOOK_DROPPED,
+    HOOK_QUEUE,
     EVENTS_DROPPED,
 ];
 
