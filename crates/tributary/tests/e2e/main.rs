@@ -17,6 +17,7 @@ mod harden_publish;
 mod harden_secrets;
 mod hls;
 mod hls_fmp4;
+mod hooks;
 mod http_ts;
 mod metrics;
 mod push_inputs;
