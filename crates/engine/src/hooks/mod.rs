@@ -100,7 +100,7 @@ pub enum HookError {
         /// The hook.
         id: String,
         /// The attempt.
-        delivery: Delivery,
+        delivery: Box<Delivery>,
     },
     /// The `hooks` section is `null`: hooks are stored but nothing is delivered.
     #[error("hooks are off: the hooks section of the configuration is null")]
@@ -433,7 +433,7 @@ impl EngineHandle {
         } else {
             Err(HookError::DeliveryFailed {
                 id: id.to_owned(),
-                delivery,
+                delivery: Box::new(delivery),
             })
         }
     }

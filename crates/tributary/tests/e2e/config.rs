@@ -107,7 +107,6 @@ fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
         "transcoder.multi_output",
         "publisher.dash.segment_sec",
         "hooks.worker_count",
-        "hooks.max_retries",
         "watermarks.dir",
         "dvr.max_clip_sec",
         "autopublish.enabled",
@@ -133,6 +132,7 @@ fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
         "security.ssrf_guard",
         "sessions.enabled",
         "sessions.idle_timeout_sec",
+        "hooks.max_retries",
     ] {
         assert_eq!(named(key), 0, "{key}");
     }
