@@ -262,39 +262,43 @@ impl Hook {
 impl HookSettings {
     /// `hook`'s value where it sets one (non-zero), else `global`'s, else SPEC's default.
     pub fn resolve(hook: &Hook, global: &HooksSection) -> Self {
-        let pick = |own: u64, global: Option<u64>, default: u64| {
-            if own > 0 {
-                own
-            } else {
-                global.filter(|g| *g > 0).unwrap_or(default)
-            }
-        };
-        Self {
-            batch_max_items: pick(
-                hook.batch_max_items.into(),
+        // (the hook's own value, the global one, SPEC's default): the first set, non-zero.
+        let [items, flush, queue, retries, timeout] = [
+            (
+                u64::from(hook.batch_max_items),
                 global.batch_max_items.map(u64::from),
                 DEFAULT_BATCH_ITEMS,
-            ) as usize,
-            flush_interval: Duration::from_secs(pick(
+            ),
+            (
                 hook.batch_flush_interval_sec,
                 global.batch_flush_interval_sec,
                 DEFAULT_FLUSH_SEC,
-            )),
-            max_queue: pick(
-                hook.batch_max_queue_items.into(),
+            ),
+            (
+                u64::from(hook.batch_max_queue_items),
                 global.batch_max_queue_items.map(u64::from),
                 DEFAULT_QUEUE_ITEMS,
-            ) as usize,
-            max_retries: pick(
-                hook.max_retries.into(),
+            ),
+            (
+                u64::from(hook.max_retries),
                 global.max_retries.map(u64::from),
                 DEFAULT_RETRIES,
-            ) as u32,
-            timeout: Duration::from_secs(pick(
-                hook.timeout_sec,
-                global.timeout_sec,
-                DEFAULT_TIMEOUT_SEC,
-            )),
+            ),
+            (hook.timeout_sec, global.timeout_sec, DEFAULT_TIMEOUT_SEC),
+        ]
+        .map(|(own, global, default)| {
+            Some(own)
+                .filter(|v| *v > 0)
+                .or(global.filter(|v| *v > 0))
+                .unwrap_or(default)
+        });
+        // Validation bounds each value far below the targets' limits.
+        Self {
+            batch_max_items: items as usize,
+            flush_interval: Duration::from_secs(flush),
+            max_queue: queue as usize,
+            max_retries: u32::try_from(retries).unwrap_or(MAX_RETRIES),
+            timeout: Duration::from_secs(timeout),
         }
     }
 }

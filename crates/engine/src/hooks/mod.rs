@@ -13,7 +13,7 @@
 //!   take in turn; no lock is held across an `.await`, so a receiver that hangs for its whole
 //!   `timeout_sec` blocks nothing but its own hook.
 //! - **Every write path** (API create, replace, delete) validates the hook, stores it, then
-//!   updates the running worker under the registry's lock on a blocking thread, so settings
+//!   updates the running worker, all under one write lock on a blocking thread, so settings
 //!   reach a running batcher at once and two writes to one hook apply in the order they were
 //!   stored.
 //!
@@ -122,9 +122,13 @@ pub(crate) struct HookMetrics {
 pub(crate) struct Hooks {
     ctx: Arc<Context>,
     store: Arc<dyn HookRepository>,
-    /// One worker per stored hook while hooks are on, by id. Taken for a registry change
-    /// (on a blocking thread, together with the store write) and for each event dispatched.
+    /// One worker per stored hook while hooks are on, by id. Taken briefly: for each event
+    /// dispatched, and to add, update or remove a worker.
     workers: Mutex<BTreeMap<String, Arc<Worker>>>,
+    /// Serialises the write paths (store write, then worker update) on their blocking thread,
+    /// so two writes to one hook reach its worker in the order they were stored, while the
+    /// dispatcher never waits for a store write.
+    writes: Mutex<()>,
     /// Stops the dispatcher.
     dispatch_stop: CancellationToken,
     /// Stops the workers (shutdown): each worker's token is a child of it.
@@ -190,6 +194,7 @@ impl Hooks {
             }),
             store,
             workers: Mutex::new(BTreeMap::new()),
+            writes: Mutex::new(()),
             dispatch_stop: CancellationToken::new(),
             stop: CancellationToken::new(),
             dispatcher: Mutex::new(None),
@@ -363,7 +368,7 @@ impl EngineHandle {
         let hooks = Arc::clone(&self.shared.hooks);
         let runtime = tokio::runtime::Handle::current();
         blocking(move || {
-            let mut workers = lock(&hooks.workers);
+            let _write = lock(&hooks.writes);
             if let Some(stored) = hooks.store.hook(&hook.id).map_err(store_error)? {
                 if create_only {
                     return Err(HookError::Exists(hook.id));
@@ -375,7 +380,7 @@ impl EngineHandle {
                 .store
                 .put_hook(&hook, create_only)
                 .map_err(store_error)?;
-            hooks.upsert_worker(&runtime, &mut workers, hook.clone());
+            hooks.upsert_worker(&runtime, &mut lock(&hooks.workers), hook.clone());
             Ok((hook, created))
         })
         .await
@@ -387,9 +392,10 @@ impl EngineHandle {
         let hooks = Arc::clone(&self.shared.hooks);
         let id = id.to_owned();
         blocking(move || {
-            let mut workers = lock(&hooks.workers);
+            let _write = lock(&hooks.writes);
             let existed = hooks.store.delete_hook(&id).map_err(store_error)?;
-            if let Some(worker) = workers.remove(&id) {
+            let removed = lock(&hooks.workers).remove(&id);
+            if let Some(worker) = removed {
                 worker.deleted.store(true, Ordering::Release);
                 worker.stop.cancel();
             }
