@@ -46,6 +46,9 @@ pub(crate) struct Batcher {
     flush_at: Option<Instant>,
     /// Events dropped because the queue was full, since the batcher was made.
     dropped: u64,
+    /// Drops not yet reported to the delivery log: how many, and the first
+    /// [`LOST_IDS`] ids among them.
+    lost: (u64, Vec<String>),
 }
 
 /// A batch taken from the queue.
@@ -80,6 +83,7 @@ impl Batcher {
             batch: None,
             flush_at: None,
             dropped: 0,
+            lost: (0, Vec::new()),
         }
     }
 
@@ -190,6 +194,12 @@ impl Batcher {
         self.batch.as_ref().map_or(0, |b| b.failures)
     }
 
+    /// The drops since the last call, if any: how many, and the ids of the first
+    /// [`LOST_IDS`] of them (for one delivery-log entry per burst of drops).
+    pub(crate) fn take_lost(&mut self) -> Option<(u64, Vec<String>)> {
+        (self.lost.0 > 0).then(|| std::mem::take(&mut self.lost))
+    }
+
     /// The settings in force.
     pub(crate) fn settings(&self) -> &HookSettings {
         &self.settings
@@ -206,13 +216,21 @@ impl Batcher {
     fn trim(&mut self) -> u64 {
         let mut dropped = 0;
         while self.queue.len() > self.settings.max_queue {
-            self.queue.pop_front();
+            if let Some(event) = self.queue.pop_front()
+                && self.lost.1.len() < LOST_IDS
+            {
+                self.lost.1.push(event.id.clone());
+            }
             dropped += 1;
         }
         self.dropped += dropped;
+        self.lost.0 += dropped;
         dropped
     }
 }
+
+/// Ids of dropped events kept for one delivery-log entry; the count covers the rest.
+pub(crate) const LOST_IDS: usize = 100;
 
 #[cfg(test)]
 mod tests {
@@ -321,6 +339,15 @@ mod tests {
         // No retries: the batch returns at once, and the oldest events go.
         assert_eq!(b.failed(now()), AfterFailure::Requeued { dropped: 2 });
         assert_eq!(b.dropped(), 4);
+        let (count, ids) = b.take_lost().unwrap();
+        assert_eq!(
+            (count, ids),
+            (
+                4,
+                ["id-3", "id-4", "id-1", "id-2"].map(String::from).to_vec()
+            )
+        );
+        assert_eq!(b.take_lost(), None);
         let all = b.take_all();
         assert_eq!(seqs(&all), [5, 6, 7]);
     }

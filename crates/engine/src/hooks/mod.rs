@@ -66,7 +66,8 @@ pub struct Delivery {
     pub at: String,
     /// The ids of the events in the batch, in order.
     pub event_ids: Vec<String>,
-    /// `delivered` or `failed`.
+    /// `delivered` or `failed`; `dropped` for events the full queue dropped before any try
+    /// (`event_ids` then holds the first 100 of them, `error` how many).
     pub status: &'static str,
     /// The receiver's HTTP status, when it answered (HTTP hooks).
     pub http_status: Option<u16>,
@@ -74,7 +75,7 @@ pub struct Delivery {
     pub error: String,
     /// How long the attempt took.
     pub duration_ms: u64,
-    /// 1 for a batch's first try, 2 for its first retry, ...
+    /// 1 for a batch's first try, 2 for its first retry, ...; 0 for a `dropped` entry.
     pub attempt: u32,
 }
 
@@ -419,7 +420,7 @@ impl EngineHandle {
             seq: 0,
             kind: EventType::StreamCreated,
             stream_code: TEST_STREAM.to_owned(),
-            occurred_at: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+            occurred_at: wall_now(),
             payload: json!({"test": true, "hook_id": id}),
         });
         let timeout = hooks
@@ -492,6 +493,21 @@ async fn run(ctx: Arc<Context>, worker: Arc<Worker>) {
         let now = now();
         let (batch, hook, attempt_no, timeout, deadline) = {
             let mut state = lock(&worker.state);
+            if let Some((count, ids)) = state.batcher.take_lost() {
+                let max = state.batcher.settings().max_queue;
+                worker.record(Delivery {
+                    at: wall_now(),
+                    event_ids: ids,
+                    status: DROPPED,
+                    http_status: None,
+                    error: format!(
+                        "{count} events dropped, oldest first: the queue (batch_max_queue_items \
+                         {max}) was full"
+                    ),
+                    duration_ms: 0,
+                    attempt: 0,
+                });
+            }
             let batch = state.batcher.poll_send(now);
             (
                 batch,
@@ -563,7 +579,7 @@ async fn attempt(
     attempt: u32,
     timeout: Duration,
 ) -> Delivery {
-    let at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+    let at = wall_now();
     let started = Instant::now();
     let envelopes: Vec<Value> = events
         .iter()
@@ -661,6 +677,11 @@ fn store_error(e: StoreError) -> HookError {
     }
 }
 
+/// Wall time for the delivery log (RFC 3339 UTC, ms).
+fn wall_now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
 /// Tokio's clock (paused in tests), read once per wake-up.
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
@@ -672,3 +693,5 @@ const HOOKS_SUBSCRIBER: &str = "hooks";
 const TEST_STREAM: &str = "_tributary_test_";
 const DELIVERED: &str = "delivered";
 const FAILED: &str = "failed";
+/// A delivery-log entry for events the full queue dropped (never tried).
+const DROPPED: &str = "dropped";

@@ -3,7 +3,8 @@
 //! filters apply; a file hook writes JSON lines (0600); a receiver down for 20 s loses no
 //! event and gets them in order once back; a setting changed on a running hook applies at
 //! once and shutdown flushes once; a loopback hook under `ssrf_guard = strict` is refused,
-//! with the error in the delivery log.
+//! with the error in the delivery log, and a full queue drops its oldest events, counted and
+//! logged.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -499,4 +500,47 @@ fn a_loopback_hook_is_refused_in_strict_mode_with_the_error_logged() {
         );
     }
     assert!(receiver.batches().is_empty());
+
+    // A queue of one event that cannot drain drops the oldest, counted and logged.
+    let tiny = json!({"id": "tiny", "type": "http", "target": receiver.url("/x"),
+        "batch_flush_interval_sec": 1, "max_retries": 0, "batch_max_queue_items": 1});
+    assert_eq!(api(&server, "POST", "/hooks", Some(&tiny)).status, 201);
+    for code in ["a", "b", "c", "d"] {
+        create_stream(&server, code);
+    }
+    let mut dropped = Value::Null;
+    wait_until(
+        Duration::from_secs(10),
+        "a dropped entry in the log",
+        || {
+            let log = api(&server, "GET", "/hooks/tiny/deliveries", None).body;
+            dropped = log["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| d["status"] == "dropped")
+                .cloned()
+                .unwrap_or_default();
+            !dropped.is_null()
+        },
+    )
+    .unwrap();
+    assert!(
+        dropped["error"]
+            .as_str()
+            .unwrap()
+            .contains("events dropped"),
+        "{dropped}"
+    );
+    assert!(!dropped["event_ids"].as_array().unwrap().is_empty());
+    let metrics = ureq::get(&server.url("/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("tributary_hooks_events_dropped_total{hook_id=\"tiny\"}"))
+        .expect("the drop counter");
+    assert_ne!(line.rsplit(' ').next(), Some("0"), "{line}");
 }
