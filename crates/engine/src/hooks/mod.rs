@@ -136,7 +136,7 @@ pub(crate) struct Hooks {
     stop: CancellationToken,
     /// The dispatcher task, awaited first at shutdown.
     dispatcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    /// The worker tasks, awaited at shutdown.
+    /// The worker tasks, awaited at shutdown; ended ones are pruned as workers are added.
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -323,7 +323,10 @@ impl Hooks {
             deleted: AtomicBool::new(false),
         });
         let task = runtime.spawn(run(Arc::clone(&self.ctx), Arc::clone(&worker)));
-        lock(&self.tasks).push(task);
+        let mut tasks = lock(&self.tasks);
+        // The workers of deleted hooks have ended: the list stays one entry per live hook.
+        tasks.retain(|t| !t.is_finished());
+        tasks.push(task);
         workers.insert(id, worker);
     }
 
