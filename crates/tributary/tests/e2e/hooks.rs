@@ -369,6 +369,7 @@ fn signed_batches_filters_file_sink_settings_and_shutdown_flush() {
         "{metrics}"
     );
     assert!(metrics.contains("tributary_hooks_batch_queue_depth{hook_id=\"log\"}"));
+    crate::metrics::promtool_check(&metrics);
 
     // A longer flush interval reaches the running batcher at once: the next event waits...
     let mut slower = revealed.body["data"].clone();

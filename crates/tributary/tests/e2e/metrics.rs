@@ -290,7 +290,7 @@ fn deploy_rules_and_dashboard_work(prometheus: &Prometheus) {
 }
 
 /// Runs `promtool check metrics` on `exposition`; fails the test with its findings.
-fn promtool_check(exposition: &str) {
+pub(crate) fn promtool_check(exposition: &str) {
     use std::io::Write;
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
