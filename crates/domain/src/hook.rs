@@ -338,10 +338,24 @@ pub fn decode_hook(id: Option<&str>, mut body: Value) -> Result<Hook, Validation
         }
     }
     serde_path_to_error::deserialize(body).map_err(|e| {
-        ValidationErrors(vec![decode_error(
-            e.path().to_string(),
-            e.inner().to_string(),
-        )])
+        let (path, message) = (e.path().to_string(), e.inner().to_string());
+        // "missing field `target`" is reported at the object; name the field itself.
+        if let Some(field) = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            let at = if path == "." || path.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{path}.{field}")
+            };
+            return ValidationErrors(vec![FieldError::new(
+                at,
+                ErrorCode::InvalidField,
+                "required",
+            )]);
+        }
+        ValidationErrors(vec![decode_error(path, message)])
     })
 }
 
