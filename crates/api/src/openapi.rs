@@ -290,7 +290,7 @@ fn get_session() {}
 fn kick_session() {}
 #[utoipa::path(get, path = "/hooks", tag = "hooks",
     params(("reveal" = Option<bool>, Query, description = "show secrets")),
-    responses((status = 200, description = "`{data: [hook], total}` sorted by id; `secret` masked `****` unless `reveal`", body = [tributary_domain::hook::Hook]),
+    responses((status = 200, description = "`{data: [hook], total}` sorted by id; `secret`, and the target URL's password and secret-named query values, masked `****` unless `reveal` (writing them back keeps the stored values)", body = [tributary_domain::hook::Hook]),
               (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
               (status = 500, description = "`STORE_ERROR`", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]

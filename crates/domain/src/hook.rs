@@ -30,7 +30,7 @@ use sha2::Sha256;
 use utoipa::ToSchema;
 
 use crate::config::HooksSection;
-use crate::redact::MASK;
+use crate::redact::{MASK, mask_url};
 use crate::validate::{ErrorCode, FieldError, ValidationErrors, decode_error};
 
 /// One webhook (SPEC §Domain "Hook"). Stored as written; the settings left at 0 resolve
@@ -139,19 +139,30 @@ impl Hook {
         !filter.except.iter().any(|p| glob_match(p, stream_code))
     }
 
-    /// A copy safe to serve: the secret masked.
+    /// A copy safe to serve: the secret masked, and in an HTTP target the password and the
+    /// values of secret-named query keys (`?token=`), as for input URLs (SPEC §Security).
     pub fn masked(&self) -> Self {
         let mut copy = self.clone();
         if !copy.secret.is_empty() {
             copy.secret = MASK.into();
         }
+        if copy.kind == HookType::Http {
+            let target = mask_url(&copy.target);
+            if target.contains(MASK) {
+                copy.target = target;
+            }
+        }
         copy
     }
 
-    /// A write that echoes the mask keeps the stored secret (SPEC §Security).
+    /// A write that echoes the masks of [`masked`](Self::masked) keeps the stored secret and
+    /// target (SPEC §Security: a round trip never wipes secrets).
     pub fn restore_secret(&mut self, stored: &Self) {
         if self.secret == MASK {
             self.secret.clone_from(&stored.secret);
+        }
+        if self.target.contains(MASK) && self.target == stored.masked().target {
+            self.target.clone_from(&stored.target);
         }
     }
 
@@ -672,5 +683,17 @@ mod tests {
         h.secret = MASK.into();
         h.restore_secret(&stored);
         assert_eq!(h.secret, "s");
+        let with_token = hook(json!({"id": "h", "type": "http",
+            "target": "https://u:pw@x.example/in?token=t0k&site=a"}));
+        let shown = with_token.masked();
+        assert_eq!(
+            shown.target,
+            "https://u:****@x.example/in?token=****&site=a"
+        );
+        let mut echoed = shown.clone();
+        echoed.restore_secret(&with_token);
+        assert_eq!(echoed.target, with_token.target);
+        let plain = hook(json!({"id": "h", "type": "http", "target": "http://x.example:80/in"}));
+        assert_eq!(plain.masked().target, "http://x.example:80/in");
     }
 }

@@ -583,7 +583,7 @@ async fn attempt(
     timeout: Duration,
 ) -> Delivery {
     let at = wall_now();
-    let started = Instant::now();
+    let started = now();
     let envelopes: Vec<Value> = events
         .iter()
         .map(|e| {
@@ -648,7 +648,7 @@ async fn attempt(
             }
         }
     };
-    let duration_ms = started.elapsed().as_millis() as u64;
+    let duration_ms = now().saturating_duration_since(started).as_millis() as u64;
     let error = outcome.error.unwrap_or_default();
     if !error.is_empty() {
         tracing::warn!(hook = %hook.id, attempt, error = %error, "hook delivery failed");
