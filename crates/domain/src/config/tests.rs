@@ -297,3 +297,22 @@ fn srt_listener_secrets_and_latency_are_checked() {
             .all(|k| !k.path.starts_with("listeners.srt"))
     );
 }
+
+#[test]
+fn hooks_run_by_default_and_null_turns_them_off() {
+    let absent: ServerConfig = serde_json::from_str("{}").unwrap();
+    assert_eq!(absent.hooks, Some(HooksSection::default()));
+    let off: ServerConfig = serde_json::from_str(r#"{"hooks": null}"#).unwrap();
+    assert_eq!(off.hooks, None);
+    let bad = ServerConfig {
+        hooks: Some(HooksSection {
+            max_retries: Some(11),
+            file_root: Some("relative/dir".into()),
+            ..HooksSection::default()
+        }),
+        ..ServerConfig::default()
+    };
+    let errors = bad.validate().unwrap_err();
+    let paths: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["hooks.max_retries", "hooks.file_root"]);
+}
