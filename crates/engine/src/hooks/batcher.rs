@@ -54,6 +54,7 @@ pub(crate) struct Batcher {
 /// A batch taken from the queue.
 #[derive(Debug)]
 struct Batch {
+    /// The events, oldest first; the same on every try.
     events: Vec<Arc<Event>>,
     /// Failed tries so far.
     failures: u32,

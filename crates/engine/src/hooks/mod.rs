@@ -111,17 +111,25 @@ pub enum HookError {
 /// What `GET /metrics` shows of one hook.
 #[derive(Debug, Clone)]
 pub(crate) struct HookMetrics {
+    /// `hook_id`.
     pub(crate) id: String,
+    /// `hook_type`.
     pub(crate) kind: HookType,
+    /// Batches delivered (`outcome="delivered"`).
     pub(crate) delivered: u64,
+    /// Tries failed (`outcome="failed"`).
     pub(crate) failed: u64,
+    /// Events the full queue dropped.
     pub(crate) dropped: u64,
+    /// Events waiting, the batch out included.
     pub(crate) depth: usize,
 }
 
 /// The webhook service: the registry of workers and what they share.
 pub(crate) struct Hooks {
+    /// What the workers share (settings, file root, SSRF guard, file locks).
     ctx: Arc<Context>,
+    /// Where hooks are persisted; every write path goes through it first.
     store: Arc<dyn HookRepository>,
     /// One worker per stored hook while hooks are on, by id. Taken briefly: for each event
     /// dispatched, and to add, update or remove a worker.
@@ -167,7 +175,10 @@ struct Worker {
 }
 
 struct WorkerState {
+    /// The hook as last stored: its filters decide what the dispatcher pushes, its target and
+    /// secret what the next try uses.
     hook: Arc<Hook>,
+    /// The queue, batching and retry rules.
     batcher: Batcher,
     /// Batches delivered and tries failed (`hooks_delivery_total{outcome}`).
     delivered: u64,
