@@ -385,4 +385,79 @@ mod tests {
         assert_eq!(seqs(&b.take_all()), [1, 2, 3]);
         assert_eq!((b.depth(), b.poll_timeout()), (0, None));
     }
+
+    /// Random operation sequences (seeded): every event pushed ends delivered, dropped or
+    /// still held, exactly once; deliveries come in push order; the queue never exceeds its
+    /// bound; a batch never exceeds its size; nothing is sent before its time.
+    #[test]
+    fn operation_sequences_keep_every_event_accounted_for_and_in_order() {
+        use rand::rngs::StdRng;
+        use rand::{Rng, SeedableRng};
+
+        for seed in 0..300u64 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut s = settings(
+                rng.random_range(1..5),
+                rng.random_range(1..8),
+                rng.random_range(0..3),
+            );
+            s.flush_interval = Duration::from_secs(rng.random_range(1..4));
+            let mut b = Batcher::new(s);
+            let mut now = Instant::now();
+            let (mut next_seq, mut delivered, mut dropped) = (1u64, Vec::new(), 0u64);
+            let mut out: Option<Vec<Arc<Event>>> = None;
+            for _ in 0..200 {
+                match rng.random_range(0..6) {
+                    0 | 1 => {
+                        dropped += b.push(now, event(next_seq));
+                        next_seq += 1;
+                    }
+                    2 => now += Duration::from_millis(rng.random_range(0..4000)),
+                    3 => {
+                        if let Some(batch) = out.take() {
+                            delivered.extend(seqs(&batch));
+                            b.delivered(now);
+                        }
+                    }
+                    4 => {
+                        if out.take().is_some()
+                            && let AfterFailure::Requeued { dropped: d } = b.failed(now)
+                        {
+                            dropped += d;
+                        }
+                    }
+                    _ => {
+                        let mut changed = *b.settings();
+                        changed.max_queue = rng.random_range(1..8);
+                        dropped += b.set_settings(now, changed);
+                    }
+                }
+                if out.is_none() {
+                    out = b.poll_send(now);
+                    match &out {
+                        Some(batch) => {
+                            assert!(batch.len() <= b.settings().batch_max_items, "seed {seed}");
+                        }
+                        // Nothing due: idle, or a deadline ahead (never a stuck queue).
+                        None => assert!(
+                            b.poll_timeout().map_or(b.depth() == 0, |at| at > now),
+                            "seed {seed}"
+                        ),
+                    }
+                }
+                assert!(b.queue.len() <= b.settings().max_queue, "seed {seed}");
+            }
+            assert!(
+                delivered.windows(2).all(|w| w[0] < w[1]),
+                "seed {seed}: {delivered:?}"
+            );
+            let held = b.depth() as u64;
+            assert_eq!(b.dropped(), dropped, "seed {seed}");
+            assert_eq!(
+                delivered.len() as u64 + dropped + held,
+                next_seq - 1,
+                "seed {seed}"
+            );
+        }
+    }
 }
