@@ -71,7 +71,8 @@ use utoipa_swagger_ui::SwaggerUi;
         tributary_domain::hook::Hook,
         tributary_domain::hook::HookType,
         tributary_domain::hook::StreamCodeFilter,
-        tributary_engine::Delivery,
+        tributary_domain::hook::Delivery,
+        tributary_domain::hook::DeliveryStatus,
         ErrorBody,
         ErrorDetail,
         FieldDetail
@@ -342,7 +343,7 @@ fn test_hook() {}
 
 #[utoipa::path(get, path = "/hooks/{hid}/deliveries", tag = "hooks",
     params(("hid" = String, Path, description = "hook id")),
-    responses((status = 200, description = "`{data: [attempt], total}`: the last 100 delivery attempts since the process started, newest first: `{at, event_ids, status: delivered | failed, http_status, error, duration_ms, attempt}`, plus a `dropped` entry (attempt 0) naming events a full queue dropped", body = [tributary_engine::Delivery]),
+    responses((status = 200, description = "`{data: [attempt], total}`: the last 100 delivery attempts, newest first (kept in the store across restarts): `{at, event_ids, status: delivered | failed, http_status, error, duration_ms, attempt}`, plus a `dropped` entry (attempt 0) naming events a full queue dropped", body = [tributary_domain::hook::Delivery]),
               (status = 404, description = "`NOT_FOUND`", body = ErrorBody),
               (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]

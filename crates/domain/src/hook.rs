@@ -82,6 +82,39 @@ pub struct Hook {
     pub batch_max_queue_items: u32,
 }
 
+/// One delivery attempt of a hook (SPEC §API `GET /hooks/{hid}/deliveries`), as logged and
+/// stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Delivery {
+    /// When the attempt started (RFC 3339 UTC, ms).
+    pub at: String,
+    /// The ids of the events in the batch, in order.
+    pub event_ids: Vec<String>,
+    /// What came of it.
+    pub status: DeliveryStatus,
+    /// The receiver's HTTP status, when it answered (HTTP hooks).
+    pub http_status: Option<u16>,
+    /// Why the attempt failed; empty when delivered.
+    pub error: String,
+    /// How long the attempt took.
+    pub duration_ms: u64,
+    /// 1 for a batch's first try, 2 for its first retry, ...; 0 for a `dropped` entry.
+    pub attempt: u32,
+}
+
+/// What came of a delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    /// The receiver answered 2xx, or the lines were appended.
+    Delivered,
+    /// The try failed; `error` says why.
+    Failed,
+    /// Not a try: events the full queue dropped (`event_ids` holds the first 100 of them,
+    /// `error` how many).
+    Dropped,
+}
+
 /// Where a hook delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -47,7 +47,7 @@ use tributary_net::{SsrfGuard, SsrfMode};
 use tributary_store::{Expect, HookRepository, SqliteStore, StoredStream, StreamRepository};
 
 pub use coordinator::{Applied, CoordError, StateSnapshot, Step};
-pub use hooks::{DELIVERY_LOG, Delivery, HookError};
+pub use hooks::{DELIVERY_LOG, HookError};
 pub use http_ts::{TsPlay, TsPlayError};
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, families as metric_families};
 pub use outputs::MediaAsset;

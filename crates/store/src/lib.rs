@@ -58,7 +58,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use tributary_domain::hook::Hook;
+use tributary_domain::hook::{Delivery, Hook};
 use tributary_domain::{Stream, StreamCode};
 
 mod sqlite;
@@ -125,8 +125,14 @@ pub trait HookRepository: Send + Sync + 'static {
     /// taken. Returns whether the write created it. Durable when it returns.
     fn put_hook(&self, hook: &Hook, create_only: bool) -> Result<bool, StoreError>;
 
-    /// Removes the hook; `true` if it existed.
+    /// Removes the hook and its delivery log; `true` if the hook existed.
     fn delete_hook(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Appends `delivery` to the hook's log and keeps only its newest `keep` entries.
+    fn add_delivery(&self, id: &str, delivery: &Delivery, keep: usize) -> Result<(), StoreError>;
+
+    /// The hook's newest `limit` log entries, newest first (undecodable rows skipped).
+    fn deliveries(&self, id: &str, limit: usize) -> Result<Vec<Delivery>, StoreError>;
 }
 
 /// A stream as stored, with its bookkeeping.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use rusqlite::{Connection, OptionalExtension, ToSql, TransactionBehavior, params};
-use tributary_domain::hook::Hook;
+use tributary_domain::hook::{Delivery, Hook};
 use tributary_domain::{Stream, StreamCode};
 
 use crate::{Expect, HookRepository, StoreError, StoredStream, StreamRepository, Upserted};
@@ -357,15 +357,83 @@ impl HookRepository for SqliteStore {
     }
 
     fn delete_hook(&self, id: &str) -> Result<bool, StoreError> {
-        let deleted = self
-            .lock()
+        let db = |source| StoreError::Database {
+            operation: "delete hook",
+            code: Some(id.to_owned()),
+            source,
+        };
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let deleted = tx
             .execute("DELETE FROM hooks WHERE id = ?1", [id])
-            .map_err(|source| StoreError::Database {
-                operation: "delete hook",
-                code: Some(id.to_owned()),
-                source,
-            })?;
+            .map_err(db)?;
+        tx.execute("DELETE FROM hook_deliveries WHERE hook_id = ?1", [id])
+            .map_err(db)?;
+        tx.commit().map_err(db)?;
         Ok(deleted > 0)
+    }
+
+    fn add_delivery(&self, id: &str, delivery: &Delivery, keep: usize) -> Result<(), StoreError> {
+        let json = serde_json::to_string(delivery).map_err(|e| StoreError::Encode {
+            code: format!("hook {id} delivery"),
+            reason: e.to_string(),
+        })?;
+        let db = |source| StoreError::Database {
+            operation: "add hook delivery",
+            code: Some(id.to_owned()),
+            source,
+        };
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        tx.execute(
+            "INSERT INTO hook_deliveries (hook_id, json) VALUES (?1, ?2)",
+            params![id, json],
+        )
+        .map_err(db)?;
+        tx.execute(
+            "DELETE FROM hook_deliveries WHERE hook_id = ?1 AND id NOT IN \
+             (SELECT id FROM hook_deliveries WHERE hook_id = ?1 ORDER BY id DESC LIMIT ?2)",
+            params![id, keep],
+        )
+        .map_err(db)?;
+        tx.commit().map_err(db)
+    }
+
+    fn deliveries(&self, id: &str, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let db = |source| StoreError::Database {
+            operation: "list hook deliveries",
+            code: Some(id.to_owned()),
+            source,
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<String> = {
+            let conn = self.lock();
+            let mut statement = conn
+                .prepare_cached(
+                    "SELECT json FROM hook_deliveries WHERE hook_id = ?1 ORDER BY id DESC LIMIT ?2",
+                )
+                .map_err(db)?;
+            statement
+                .query_map(params![id, limit], |row| row.get(0))
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?
+        };
+        Ok(rows
+            .iter()
+            .filter_map(|json| match serde_json::from_str(json) {
+                Ok(delivery) => Some(delivery),
+                Err(e) => {
+                    tracing::error!(hook = %id, error = %e, "skipping corrupt delivery row");
+                    None
+                }
+            })
+            .collect())
     }
 }
 
@@ -608,6 +676,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "hooks",
         sql: include_str!("../migrations/sqlite/0003_hooks.sql"),
     },
+    Migration {
+        version: 4,
+        name: "hook_deliveries",
+        sql: include_str!("../migrations/sqlite/0004_hook_deliveries.sql"),
+    },
 ];
 
 #[cfg(test)]
@@ -643,22 +716,22 @@ mod tests {
     fn migrating_twice_changes_nothing() {
         let store = SqliteStore::open_in_memory().expect("open");
         let mut conn = store.lock();
-        assert_eq!(migrate(&mut conn, MIGRATIONS).expect("migrate"), 3);
+        assert_eq!(migrate(&mut conn, MIGRATIONS).expect("migrate"), 4);
         let rows: i64 = conn
             .query_row("SELECT COUNT(*) FROM schema_migrations", [], |row| {
                 row.get(0)
             })
             .expect("count");
-        assert_eq!(rows, 3);
+        assert_eq!(rows, 4);
         let tables: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' \
-                 AND name IN ('streams', 'config_overrides', 'hooks')",
+                 AND name IN ('streams', 'config_overrides', 'hooks', 'hook_deliveries')",
                 [],
                 |row| row.get(0),
             )
             .expect("tables");
-        assert_eq!(tables, 3);
+        assert_eq!(tables, 4);
     }
 
     #[test]
@@ -787,8 +860,27 @@ mod tests {
         assert!(!store.put_hook(&hook, false).expect("replace"));
         assert_eq!(store.hook("ops").expect("get"), Some(hook.clone()));
         assert_eq!(store.list_hooks().expect("list"), vec![hook]);
+        // The delivery log keeps the newest `keep` entries, newest first, and goes with
+        // the hook.
+        for attempt in 1..=5 {
+            let delivery = Delivery {
+                at: "2026-12-06T08:00:00.000Z".into(),
+                event_ids: vec![format!("e{attempt}")],
+                status: tributary_domain::hook::DeliveryStatus::Failed,
+                http_status: Some(503),
+                error: "HTTP 503".into(),
+                duration_ms: 3,
+                attempt,
+            };
+            store.add_delivery("ops", &delivery, 3).expect("add");
+        }
+        let log = store.deliveries("ops", 100).expect("log");
+        let attempts: Vec<u32> = log.iter().map(|d| d.attempt).collect();
+        assert_eq!(attempts, [5, 4, 3]);
+        assert_eq!(store.deliveries("ops", 1).expect("log").len(), 1);
         assert!(store.delete_hook("ops").expect("delete"));
         assert!(!store.delete_hook("ops").expect("delete again"));
         assert_eq!(store.hook("ops").expect("get"), None);
+        assert!(store.deliveries("ops", 100).expect("log").is_empty());
     }
 }

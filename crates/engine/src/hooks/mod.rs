@@ -22,7 +22,9 @@
 //! The bus subscriber has the bus's bounded queue (its drops are `events_dropped_total
 //! {subscriber="hooks"}`); each hook's queue holds `batch_max_queue_items` events and drops
 //! the oldest beyond (`hooks_events_dropped_total`); each hook keeps its last
-//! [`DELIVERY_LOG`] attempts in memory for `GET /hooks/{id}/deliveries`.
+//! [`DELIVERY_LOG`] attempts for `GET /hooks/{id}/deliveries`, in memory for reads and in the
+//! store (written by the worker after each attempt, trimmed there too) so the log survives a
+//! restart.
 //!
 //! # Shutdown
 //!
@@ -40,13 +42,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
-use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tributary_domain::config::HooksSection;
 use tributary_domain::event::EventType;
-use tributary_domain::hook::{Hook, HookSettings, HookType, sign, with_metadata};
+use tributary_domain::hook::{
+    Delivery, DeliveryStatus, Hook, HookSettings, HookType, sign, with_metadata,
+};
 use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors};
 use tributary_net::SsrfGuard;
 use tributary_store::{HookRepository, StoreError};
@@ -58,26 +61,6 @@ use deliver::{FileLocks, Outcome, Post};
 
 /// Attempts kept per hook for `GET /hooks/{id}/deliveries` (SPEC §Defaults "delivery log").
 pub const DELIVERY_LOG: usize = 100;
-
-/// One delivery attempt, as `GET /hooks/{id}/deliveries` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct Delivery {
-    /// When the attempt started (RFC 3339 UTC, ms).
-    pub at: String,
-    /// The ids of the events in the batch, in order.
-    pub event_ids: Vec<String>,
-    /// `delivered` or `failed`; `dropped` for events the full queue dropped before any try
-    /// (`event_ids` then holds the first 100 of them, `error` how many).
-    pub status: &'static str,
-    /// The receiver's HTTP status, when it answered (HTTP hooks).
-    pub http_status: Option<u16>,
-    /// Why the attempt failed; empty when delivered.
-    pub error: String,
-    /// How long the attempt took.
-    pub duration_ms: u64,
-    /// 1 for a batch's first try, 2 for its first retry, ...; 0 for a `dropped` entry.
-    pub attempt: u32,
-}
 
 /// Why a hook operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -127,10 +110,8 @@ pub(crate) struct HookMetrics {
 
 /// The webhook service: the registry of workers and what they share.
 pub(crate) struct Hooks {
-    /// What the workers share (settings, file root, SSRF guard, file locks).
+    /// What the workers share (settings, file root, SSRF guard, file locks, the store).
     ctx: Arc<Context>,
-    /// Where hooks are persisted; every write path goes through it first.
-    store: Arc<dyn HookRepository>,
     /// One worker per stored hook while hooks are on, by id. Taken briefly: for each event
     /// dispatched, and to add, update or remove a worker.
     workers: Mutex<BTreeMap<String, Arc<Worker>>>,
@@ -158,6 +139,9 @@ struct Context {
     guard: SsrfGuard,
     /// Per-path locks of file hooks.
     files: FileLocks,
+    /// Where hooks and their delivery logs are persisted; every write path goes through it
+    /// first.
+    store: Arc<dyn HookRepository>,
 }
 
 /// One hook's worker.
@@ -203,8 +187,8 @@ impl Hooks {
                 file_root,
                 guard,
                 files: FileLocks::default(),
+                store,
             }),
-            store,
             workers: Mutex::new(BTreeMap::new()),
             writes: Mutex::new(()),
             dispatch_stop: CancellationToken::new(),
@@ -222,8 +206,27 @@ impl Hooks {
             return;
         }
         let subscriber = bus.subscribe(HOOKS_SUBSCRIBER);
-        let store = Arc::clone(&self.store);
-        let hooks = match tokio::task::spawn_blocking(move || store.list_hooks()).await {
+        let store = Arc::clone(&self.ctx.store);
+        let loaded = tokio::task::spawn_blocking(move || {
+            let hooks = store.list_hooks()?;
+            // Each hook's log as kept across the restart (a log that cannot be read starts
+            // empty: it is a diagnostic, not a reason to keep the hook from running).
+            Ok::<_, StoreError>(
+                hooks
+                    .into_iter()
+                    .map(|hook| {
+                        let log = store
+                            .deliveries(&hook.id, DELIVERY_LOG)
+                            .unwrap_or_else(|e| {
+                                tracing::warn!(hook = %hook.id, error = %e, "delivery log unreadable");
+                                Vec::new()
+                            });
+                        (hook, log)
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        });
+        let hooks = match loaded.await {
             Ok(Ok(hooks)) => hooks,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot load the stored hooks; none runs");
@@ -237,8 +240,12 @@ impl Hooks {
         {
             let runtime = tokio::runtime::Handle::current();
             let mut workers = lock(&self.workers);
-            for hook in hooks {
+            for (hook, log) in hooks {
+                let id = hook.id.clone();
                 self.upsert_worker(&runtime, &mut workers, hook);
+                if let Some(worker) = workers.get(&id) {
+                    lock(&worker.log).extend(log.into_iter().rev());
+                }
             }
             tracing::info!(hooks = workers.len(), "webhooks running");
         }
@@ -361,13 +368,13 @@ impl Hooks {
 impl EngineHandle {
     /// Every stored hook, sorted by id (secrets as stored: the API masks them).
     pub async fn list_hooks(&self) -> Result<Vec<Hook>, HookError> {
-        let store = Arc::clone(&self.shared.hooks.store);
+        let store = Arc::clone(&self.shared.hooks.ctx.store);
         blocking(move || store.list_hooks().map_err(store_error)).await
     }
 
     /// The stored hook with this id.
     pub async fn hook(&self, id: &str) -> Result<Option<Hook>, HookError> {
-        let store = Arc::clone(&self.shared.hooks.store);
+        let store = Arc::clone(&self.shared.hooks.ctx.store);
         let id = id.to_owned();
         blocking(move || store.hook(&id).map_err(store_error)).await
     }
@@ -384,7 +391,7 @@ impl EngineHandle {
         let runtime = tokio::runtime::Handle::current();
         blocking(move || {
             let _write = lock(&hooks.writes);
-            if let Some(stored) = hooks.store.hook(&hook.id).map_err(store_error)? {
+            if let Some(stored) = hooks.ctx.store.hook(&hook.id).map_err(store_error)? {
                 if create_only {
                     return Err(HookError::Exists(hook.id));
                 }
@@ -392,6 +399,7 @@ impl EngineHandle {
             }
             hooks.check(&hook)?;
             let created = hooks
+                .ctx
                 .store
                 .put_hook(&hook, create_only)
                 .map_err(store_error)?;
@@ -408,7 +416,7 @@ impl EngineHandle {
         let id = id.to_owned();
         blocking(move || {
             let _write = lock(&hooks.writes);
-            let existed = hooks.store.delete_hook(&id).map_err(store_error)?;
+            let existed = hooks.ctx.store.delete_hook(&id).map_err(store_error)?;
             let removed = lock(&hooks.workers).remove(&id);
             if let Some(worker) = removed {
                 worker.deleted.store(true, Ordering::Release);
@@ -446,10 +454,11 @@ impl EngineHandle {
             });
         let delivery = attempt(&hooks.ctx, &hook, &[event], 1, timeout).await;
         let worker = lock(&hooks.workers).get(id).cloned();
-        if let Some(worker) = worker {
-            worker.record(delivery.clone());
+        match worker {
+            Some(worker) => worker.record(&hooks.ctx, id, delivery.clone()).await,
+            None => persist(&hooks.ctx, id, delivery.clone()).await,
         }
-        if delivery.status == DELIVERED {
+        if delivery.status == DeliveryStatus::Delivered {
             Ok(delivery)
         } else {
             Err(HookError::DeliveryFailed {
@@ -465,19 +474,47 @@ impl EngineHandle {
             return Ok(None);
         }
         let worker = lock(&self.shared.hooks.workers).get(id).cloned();
-        Ok(Some(worker.map_or_else(Vec::new, |w| {
-            lock(&w.log).iter().rev().cloned().collect()
-        })))
+        if let Some(worker) = worker {
+            return Ok(Some(lock(&worker.log).iter().rev().cloned().collect()));
+        }
+        // No worker (hooks off): the log as stored.
+        let store = Arc::clone(&self.shared.hooks.ctx.store);
+        let id = id.to_owned();
+        blocking(move || store.deliveries(&id, DELIVERY_LOG).map_err(store_error))
+            .await
+            .map(Some)
     }
 }
 
 impl Worker {
-    fn record(&self, delivery: Delivery) {
-        let mut log = lock(&self.log);
-        if log.len() == DELIVERY_LOG {
-            log.pop_front();
+    /// Adds `delivery` to the hook's log: in memory for reads, and in the store so the log
+    /// survives a restart (the worker awaits the write, so the stored order is the order of
+    /// the attempts). A deleted hook's worker writes nothing more.
+    async fn record(&self, ctx: &Context, hook_id: &str, delivery: Delivery) {
+        {
+            let mut log = lock(&self.log);
+            if log.len() == DELIVERY_LOG {
+                log.pop_front();
+            }
+            log.push_back(delivery.clone());
         }
-        log.push_back(delivery);
+        if self.deleted.load(Ordering::Acquire) {
+            return;
+        }
+        persist(ctx, hook_id, delivery).await;
+    }
+}
+
+/// Writes one delivery-log entry to the store; a failure is logged, never fatal.
+async fn persist(ctx: &Context, hook_id: &str, delivery: Delivery) {
+    let store = Arc::clone(&ctx.store);
+    let id = hook_id.to_owned();
+    let written =
+        tokio::task::spawn_blocking(move || store.add_delivery(&id, &delivery, DELIVERY_LOG)).await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(hook = hook_id, error = %e, "delivery log not stored"),
+        Err(e) => tracing::warn!(hook = hook_id, error = %e, "delivery log write failed"),
     }
 }
 
@@ -505,25 +542,13 @@ async fn dispatch(hooks: Arc<Hooks>, mut subscriber: EventSubscriber) {
 async fn run(ctx: Arc<Context>, worker: Arc<Worker>) {
     loop {
         let now = now();
-        let (batch, hook, attempt_no, timeout, deadline) = {
+        let (lost, batch, hook, attempt_no, timeout, deadline) = {
             let mut state = lock(&worker.state);
-            if let Some((count, ids)) = state.batcher.take_lost() {
-                let max = state.batcher.settings().max_queue;
-                worker.record(Delivery {
-                    at: wall_now(),
-                    event_ids: ids,
-                    status: DROPPED,
-                    http_status: None,
-                    error: format!(
-                        "{count} events dropped, oldest first: the queue (batch_max_queue_items \
-                         {max}) was full"
-                    ),
-                    duration_ms: 0,
-                    attempt: 0,
-                });
-            }
+            let max = state.batcher.settings().max_queue;
+            let lost = state.batcher.take_lost().map(|lost| (lost, max));
             let batch = state.batcher.poll_send(now);
             (
+                lost,
                 batch,
                 Arc::clone(&state.hook),
                 state.batcher.failures() + 1,
@@ -531,10 +556,25 @@ async fn run(ctx: Arc<Context>, worker: Arc<Worker>) {
                 state.batcher.poll_timeout(),
             )
         };
+        if let Some(((count, ids), max)) = lost {
+            let entry = Delivery {
+                at: wall_now(),
+                event_ids: ids,
+                status: DeliveryStatus::Dropped,
+                http_status: None,
+                error: format!(
+                    "{count} events dropped, oldest first: the queue (batch_max_queue_items \
+                     {max}) was full"
+                ),
+                duration_ms: 0,
+                attempt: 0,
+            };
+            worker.record(&ctx, &hook.id, entry).await;
+        }
         if let Some(events) = batch {
             let delivery = attempt(&ctx, &hook, &events, attempt_no, timeout).await;
-            let ok = delivery.status == DELIVERED;
-            worker.record(delivery);
+            let ok = delivery.status == DeliveryStatus::Delivered;
+            worker.record(&ctx, &hook.id, delivery).await;
             let mut state = lock(&worker.state);
             if ok {
                 state.delivered += 1;
@@ -576,8 +616,8 @@ async fn run(ctx: Arc<Context>, worker: Arc<Worker>) {
     };
     for chunk in events.chunks(settings.batch_max_items.max(1)) {
         let delivery = attempt(&ctx, &hook, chunk, 1, settings.timeout).await;
-        let ok = delivery.status == DELIVERED;
-        worker.record(delivery);
+        let ok = delivery.status == DeliveryStatus::Delivered;
+        worker.record(&ctx, &hook.id, delivery).await;
         if !ok {
             tracing::warn!(hook = %hook.id, held = events.len(), "shutdown flush failed");
             return;
@@ -667,7 +707,11 @@ async fn attempt(
     Delivery {
         at,
         event_ids,
-        status: if error.is_empty() { DELIVERED } else { FAILED },
+        status: if error.is_empty() {
+            DeliveryStatus::Delivered
+        } else {
+            DeliveryStatus::Failed
+        },
         http_status: outcome.http_status,
         error,
         duration_ms,
@@ -705,7 +749,3 @@ fn now() -> Instant {
 const HOOKS_SUBSCRIBER: &str = "hooks";
 /// The stream code of `POST /hooks/{id}/test`'s event.
 const TEST_STREAM: &str = "_tributary_test_";
-const DELIVERED: &str = "delivered";
-const FAILED: &str = "failed";
-/// A delivery-log entry for events the full queue dropped (never tried).
-const DROPPED: &str = "dropped";

@@ -2,9 +2,9 @@
 //! gets signed JSON-array batches whose HMAC verifies with the shared secret; metadata and
 //! filters apply; a file hook writes JSON lines (0600); a receiver down for 20 s loses no
 //! event and gets them in order once back; a setting changed on a running hook applies at
-//! once and shutdown flushes once; a loopback hook under `ssrf_guard = strict` is refused,
-//! with the error in the delivery log, and a full queue drops its oldest events, counted and
-//! logged.
+//! once and shutdown flushes once; hooks and their delivery logs survive a restart; a
+//! loopback hook under `ssrf_guard = strict` is refused, with the error in the delivery log,
+//! and a full queue drops its oldest events, counted and logged.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -383,9 +383,16 @@ fn signed_batches_filters_file_sink_settings_and_shutdown_flush() {
     let late = types_for(&receiver.events("/all"), "late");
     assert!(late.contains(&"stream.created".to_owned()), "{late:?}");
 
-    // DELETE is 204 even when absent (checked on a fresh start: hooks persist).
+    // Hooks and their delivery logs persist; DELETE is 204 even when absent.
     let server = Server::start(dir.path(), &[]);
     assert_eq!(api(&server, "GET", "/hooks", None).body["total"], 3);
+    let kept = api(&server, "GET", "/hooks/ops/deliveries", None).body;
+    let newest = &kept["data"][0];
+    assert_eq!(
+        newest["status"], "delivered",
+        "the shutdown flush, kept: {kept}"
+    );
+    assert!(kept["total"].as_u64() > Some(1), "{kept}");
     assert_eq!(api(&server, "DELETE", "/hooks/ops", None).status, 204);
     assert_eq!(api(&server, "DELETE", "/hooks/ops", None).status, 204);
     assert_eq!(api(&server, "GET", "/hooks/ops", None).status, 404);
