@@ -144,15 +144,20 @@ pub(crate) fn file_path(root: &Path, target: &str) -> Result<PathBuf, String> {
             root.display()
         )
     };
-    // A relative target's directories are made under the root; an absolute target's must
-    // exist (nothing is created outside the root before the check).
-    if !target.is_absolute() || dir.starts_with(&root) {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    // Missing directories are made only below an existing one that resolves inside the root,
+    // so a symlink in the path never gets a directory created outside it.
+    let existing = dir
+        .ancestors()
+        .find_map(|a| a.canonicalize().ok())
+        .ok_or_else(outside)?;
+    if !existing.starts_with(&root) {
+        return Err(outside());
     }
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let dir = dir.canonicalize().map_err(|_| outside())?;
     if !dir.starts_with(&root) {
         return Err(outside());
@@ -267,6 +272,10 @@ mod tests {
         std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
         let err = file_path(&root, "link/x.jsonl").unwrap_err();
         assert!(err.contains("outside hooks.file_root"), "{err}");
+        // Nothing is created behind the link.
+        let err = file_path(&root, "link/new/x.jsonl").unwrap_err();
+        assert!(err.contains("outside hooks.file_root"), "{err}");
+        assert!(!outside.join("new").exists());
         let err = file_path(&root, outside.join("x.jsonl").to_str().unwrap()).unwrap_err();
         assert!(err.contains("outside"), "{err}");
         let locks = FileLocks::default();
