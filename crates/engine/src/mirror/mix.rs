@@ -268,6 +268,18 @@ mod tests {
         out
     }
 
+    /// A rung (`audio_failure=down`) that began its session at video 0 with audio 0.
+    fn writing_with_audio() -> (Instant, RungMix) {
+        let t0 = Instant::now();
+        let mut mix = RungMix::new(AudioFailure::Down, t0);
+        mix.audio(audio(0));
+        assert_eq!(
+            run(&mut mix, video(0, true), true, t0),
+            ["S(fresh)", "A(0,1)", "V(0)"]
+        );
+        (t0, mix)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_rung_starts_at_a_keyframe_with_audio_interleaved_by_timestamp() {
         let t0 = Instant::now();
@@ -299,13 +311,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn audio_down_holds_video_back_and_its_return_cycles_the_session() {
-        let t0 = Instant::now();
-        let mut mix = RungMix::new(AudioFailure::Down, t0);
-        mix.audio(audio(0));
-        assert_eq!(
-            run(&mut mix, video(0, true), true, t0),
-            ["S(fresh)", "A(0,1)", "V(0)"]
-        );
+        let (t0, mut mix) = writing_with_audio();
         // Audio goes: nothing is written.
         assert!(run(&mut mix, video(3_000, false), false, t0).is_empty());
         assert!(run(&mut mix, video(6_000, true), false, t0).is_empty());
@@ -353,13 +359,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_new_upstream_session_starts_one_here_at_its_keyframe() {
-        let t0 = Instant::now();
-        let mut mix = RungMix::new(AudioFailure::Down, t0);
-        mix.audio(audio(0));
-        assert_eq!(
-            run(&mut mix, video(0, true), true, t0),
-            ["S(fresh)", "A(0,1)", "V(0)"]
-        );
+        let (t0, mut mix) = writing_with_audio();
         let mut restarted = video(90_000, true);
         restarted.session = SessionId(2);
         mix.audio(audio(90_000));

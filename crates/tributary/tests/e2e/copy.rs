@@ -143,15 +143,7 @@ fn a_plain_copy_plays_and_fails_over_and_a_mixer_takes_video_and_audio_from_two_
         server.runtime("mixed")
     );
     // It decodes: a whole segment plays without a decoder error.
-    let playlist = wait_segments(&server, "mixed", 3, Duration::from_secs(60));
-    let segment = playlist
-        .lines()
-        .rfind(|l| l.ends_with(".ts"))
-        .expect("a segment");
-    let (status, _, body) = http_get(&server.url(&format!("/mixed/{segment}"))).unwrap();
-    assert_eq!(status, 200);
-    let file = dir.path().join("mixed.ts");
-    std::fs::write(&file, body).unwrap();
+    let file = newest_segment(&server, "mixed", 3, dir.path());
     let errors = tributary_testkit::decode_errors(file.to_str().unwrap(), 10.0).unwrap();
     assert!(
         errors.trim().is_empty(),
@@ -473,15 +465,7 @@ fn an_abr_copy_mirrors_a_three_rung_ladder_without_ffmpeg_and_follows_its_change
     assert_eq!(runtime["inputs"][0]["status"], "active", "{runtime:#}");
     assert_eq!(runtime["inputs"][0]["url"], "mixer://origin?audio=radio");
     // A whole segment of the top rung decodes clean, picture and sound.
-    let playlist = wait_segments(&server, "mixed/track_1", 3, Duration::from_secs(60));
-    let segment = playlist
-        .lines()
-        .rfind(|l| l.ends_with(".ts"))
-        .expect("a segment");
-    let (status, _, body) = http_get(&server.url(&format!("/mixed/track_1/{segment}"))).unwrap();
-    assert_eq!(status, 200);
-    let file = dir.path().join("mixed.ts");
-    std::fs::write(&file, body).unwrap();
+    let file = newest_segment(&server, "mixed/track_1", 3, dir.path());
     let errors = tributary_testkit::decode_errors(file.to_str().unwrap(), 10.0).unwrap();
     assert!(errors.trim().is_empty(), "decoding a mixed rung: {errors}");
     // The sound is interleaved with the picture: the segment's audio spans its video's.
@@ -537,17 +521,28 @@ fn an_abr_copy_mirrors_a_three_rung_ladder_without_ffmpeg_and_follows_its_change
     assert_eq!(ffmpeg_children(&server), 2);
 }
 
-/// The newest segment of `/{code}/index.m3u8`, as the kinds of stream ffprobe finds in it.
-fn newest_segment_kinds(server: &Server, code: &str, dir: &std::path::Path) -> Vec<String> {
-    let playlist = wait_segments(server, code, 1, Duration::from_secs(30));
+/// The newest segment of `/{path}/index.m3u8` once it lists `count`, saved in `dir`.
+fn newest_segment(
+    server: &Server,
+    path: &str,
+    count: usize,
+    dir: &std::path::Path,
+) -> PathBuf {
+    let playlist = wait_segments(server, path, count, Duration::from_secs(60));
     let segment = playlist
         .lines()
         .rfind(|l| l.ends_with(".ts"))
         .expect("a segment");
-    let (status, _, body) = http_get(&server.url(&format!("/{code}/{segment}"))).unwrap();
-    assert_eq!(status, 200);
-    let file = dir.join(format!("{code}-newest.ts"));
+    let (status, _, body) = http_get(&server.url(&format!("/{path}/{segment}"))).unwrap();
+    assert_eq!(status, 200, "/{path}/{segment}");
+    let file = dir.join(format!("{}.ts", path.replace('/', "-")));
     std::fs::write(&file, body).unwrap();
+    file
+}
+
+/// The kinds of stream ffprobe finds in the newest segment of `/{code}/index.m3u8`.
+fn newest_segment_kinds(server: &Server, code: &str, dir: &std::path::Path) -> Vec<String> {
+    let file = newest_segment(server, code, 1, dir);
     tributary_testkit::probe_packets(file.to_str().unwrap(), &[])
         .unwrap()
         .into_iter()
