@@ -522,12 +522,7 @@ fn an_abr_copy_mirrors_a_three_rung_ladder_without_ffmpeg_and_follows_its_change
 }
 
 /// The newest segment of `/{path}/index.m3u8` once it lists `count`, saved in `dir`.
-fn newest_segment(
-    server: &Server,
-    path: &str,
-    count: usize,
-    dir: &std::path::Path,
-) -> PathBuf {
+fn newest_segment(server: &Server, path: &str, count: usize, dir: &std::path::Path) -> PathBuf {
     let playlist = wait_segments(server, path, count, Duration::from_secs(60));
     let segment = playlist
         .lines()

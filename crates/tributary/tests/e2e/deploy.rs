@@ -88,7 +88,7 @@ fn exposed(name: &str, families: &[(String, String)]) -> bool {
 fn alert_rules_pass_promtool_and_their_unit_tests() {
     let dir = deploy_dir().join("prometheus");
     let checked = promtool(&dir, &["check", "rules", "tributary-alerts.yml"]);
-    assert!(checked.contains("SUCCESS: 14 rules found"), "{checked}");
+    assert!(checked.contains("SUCCESS: 16 rules found"), "{checked}");
     promtool(&dir, &["test", "rules", "tributary-alerts.test.yml"]);
 }
 

@@ -254,7 +254,7 @@ fn deploy_rules_and_dashboard_work(prometheus: &Prometheus) {
         .iter()
         .flat_map(|group| group["rules"].as_array().unwrap())
         .collect();
-    assert_eq!(rules.len(), 14, "{groups:#}");
+    assert_eq!(rules.len(), 16, "{groups:#}");
     for rule in rules {
         assert_eq!(rule["health"], "ok", "{rule:#}");
     }
