@@ -44,6 +44,13 @@ pub enum EventType {
     /// The active input changed; payload `{from, to, reason, detail, gap_ms}`.
     #[serde(rename = "input.failover")]
     InputFailover,
+    /// An input's worker gave up: its source ended for good (a file without `loop`, an HLS
+    /// playlist's `#EXT-X-ENDLIST` played out); payload `{input_priority, detail}`.
+    #[serde(rename = "input.failed")]
+    InputFailed,
+    /// A push target's status moved; payload `{url, from, to, error?}` (URL redacted).
+    #[serde(rename = "push.state_changed")]
+    PushStateChanged,
     /// A stream's transcoder started; payload `{profiles, raw_ingest_id, mode}` (`mode`:
     /// `per_profile` or `multi_output`).
     #[serde(rename = "transcoder.started")]
@@ -86,6 +93,8 @@ impl EventType {
             Self::InputDegraded => "input.degraded",
             Self::InputRestored => "input.restored",
             Self::InputFailover => "input.failover",
+            Self::InputFailed => "input.failed",
+            Self::PushStateChanged => "push.state_changed",
             Self::TranscoderStarted => "transcoder.started",
             Self::TranscoderStopped => "transcoder.stopped",
             Self::TranscoderError => "transcoder.error",

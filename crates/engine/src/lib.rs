@@ -294,6 +294,7 @@ impl Engine {
             .transcoders
             .attach(events.clone(), coordinator.downgrade());
         media.sessions.attach(events.clone());
+        media.outputs.attach(events.clone());
         let hooks = Arc::new(hooks::Hooks::new(
             config.hooks.clone(),
             Path::new(&config.data_dir),

@@ -8,20 +8,23 @@
 //! them.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 use tributary_domain::diff::Output;
+use tributary_domain::event::EventType;
 use tributary_domain::ffmpeg::keyframe_grid;
 use tributary_domain::{Push, Stream, StreamCode};
 use tributary_hub::Hub;
 use tributary_net::SsrfGuard;
 use tributary_publish::{
-    DashSettings, HlsHandle, HlsRegistry, HlsSettings, PushHandle, PushSettings, Variant,
+    DashSettings, HlsHandle, HlsRegistry, HlsSettings, PushChange, PushHandle, PushObserver,
+    PushSettings, Variant,
 };
 
+use crate::events::EventBus;
 use crate::lock;
 use crate::services::{OutputService, ServiceError};
 
@@ -47,6 +50,8 @@ pub(crate) struct OutputMetrics {
     pub(crate) hls_segments: Vec<(Option<u16>, u64)>,
     /// Video segments published per DASH packager, likewise.
     pub(crate) dash_segments: Vec<(Option<u16>, u64)>,
+    /// `ingest_to_playlist_seconds` per HLS packager, likewise.
+    pub(crate) latency: Vec<(Option<u16>, tributary_publish::LatencySnapshot)>,
     /// Push targets: redacted URL and `publisher_push_state` value.
     pub(crate) pushes: Vec<(String, i64)>,
 }
@@ -76,6 +81,8 @@ pub(crate) struct Outputs {
     /// The output tasks streams want running, with their restart records. Locked before
     /// `running` and `pushes` when both are held.
     supervised: Mutex<HashMap<Component, Supervised>>,
+    /// The event bus (`push.state_changed`), set once the coordinator exists.
+    events: OnceLock<EventBus>,
 }
 
 impl Outputs {
@@ -90,7 +97,30 @@ impl Outputs {
             plays: Mutex::new(HashMap::new()),
             pushes: Mutex::new(HashMap::new()),
             supervised: Mutex::new(HashMap::new()),
+            events: OnceLock::new(),
         }
+    }
+
+    /// Where `push.state_changed` goes, once the coordinator exists.
+    pub(crate) fn attach(&self, events: EventBus) {
+        let _ = self.events.set(events);
+    }
+
+    /// Publishes `code`'s push targets' status changes as `push.state_changed`.
+    fn push_observer(&self, code: &StreamCode) -> Option<PushObserver> {
+        let events = self.events.get()?.clone();
+        let code = code.clone();
+        Some(Arc::new(move |change: &PushChange| {
+            let mut payload = serde_json::json!({
+                "url": change.url,
+                "from": change.from.as_str(),
+                "to": change.to.as_str(),
+            });
+            if let Some(error) = &change.error {
+                payload["error"] = serde_json::json!(error);
+            }
+            events.publish(EventType::PushStateChanged, code.as_str(), payload);
+        }))
     }
 
     /// `runtime.publisher` of a stream: its HLS output (`outputs[]`) and push targets
@@ -134,13 +164,15 @@ impl Outputs {
     /// published, and each push target's state by redacted URL.
     pub(crate) fn metrics(&self, code: &StreamCode) -> OutputMetrics {
         let hls_on = lock(&self.packaging).get(code).is_none_or(|p| p.hls);
-        let (mut hls_segments, mut dash_segments) = (Vec::new(), Vec::new());
+        let (mut hls_segments, mut dash_segments, mut latency) =
+            (Vec::new(), Vec::new(), Vec::new());
         for ((c, rung), handle) in lock(&self.running).iter() {
             if c != code {
                 continue;
             }
             if hls_on {
                 hls_segments.push((*rung, handle.segments()));
+                latency.push((*rung, handle.ingest_to_playlist()));
             }
             if let Some(segments) = handle.dash_segments() {
                 dash_segments.push((*rung, segments));
@@ -157,6 +189,7 @@ impl Outputs {
         OutputMetrics {
             hls_segments,
             dash_segments,
+            latency,
             pushes,
         }
     }
@@ -574,6 +607,7 @@ impl OutputService for Outputs {
             code.clone(),
             stream_buffer(&code),
             settings.clone(),
+            self.push_observer(&code),
         )
         .map_err(ServiceError::Publish)?;
         lock(&self.pushes).insert((code.clone(), url.clone()), handle);

@@ -97,12 +97,14 @@
 mod dash;
 mod error;
 mod hls;
+mod latency;
 mod push;
 
 pub use dash::DashSettings;
 pub use error::PublishError;
 pub use hls::{Asset, HlsHandle, HlsRegistry, HlsSettings, Variant, start_hls, start_hls_variant};
+pub use latency::{LATENCY_BUCKETS, LatencySnapshot};
 pub use push::{
-    CLOSE_GRACE, PushHandle, PushSettings, PushState, PushStatus, QUEUE_BYTES, QUEUE_SPAN,
-    start_push,
+    CLOSE_GRACE, PushChange, PushHandle, PushObserver, PushSettings, PushState, PushStatus,
+    QUEUE_BYTES, QUEUE_SPAN, start_push,
 };

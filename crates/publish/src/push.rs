@@ -96,6 +96,23 @@ pub enum PushStatus {
     Failed,
 }
 
+/// A target's status moved (`push.state_changed`, SPEC §Events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushChange {
+    /// The target URL, redacted.
+    pub url: String,
+    /// The status it left.
+    pub from: PushStatus,
+    /// The status it entered.
+    pub to: PushStatus,
+    /// Why, when it left `active` or failed.
+    pub error: Option<String>,
+}
+
+/// Told of every status change of a target, from its task; must not block (the engine
+/// publishes on its event bus, which never does).
+pub type PushObserver = Arc<dyn Fn(&PushChange) + Send + Sync>;
+
 /// A snapshot of one target's runtime state (`runtime.publisher.pushes[]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushState {
@@ -139,6 +156,7 @@ pub fn start_push(
     code: StreamCode,
     buffer: BufferId,
     settings: PushSettings,
+    observer: Option<PushObserver>,
 ) -> Result<PushHandle, PublishError> {
     let invalid_url = || PublishError::InvalidSettings {
         code: code.clone(),
@@ -189,6 +207,7 @@ pub fn start_push(
         limit: settings.limit,
         failures: 0,
         state: Arc::clone(&state),
+        observer,
         stop: stop.clone(),
     };
     let span = tracing::info_span!("push", stream = %code, url = %url);
@@ -304,6 +323,8 @@ struct Pusher {
     failures: u32,
     /// What [`PushHandle::state`] reads.
     state: Arc<Mutex<PushState>>,
+    /// Told of status changes.
+    observer: Option<PushObserver>,
     /// Fired when the handle is dropped.
     stop: CancellationToken,
 }
@@ -334,13 +355,14 @@ impl Pusher {
                 }
                 Ended::CodecChange(what) => {
                     tracing::info!(detail = "codec_change", "reconnecting: {what}");
-                    self.update(|s| s.status = PushStatus::Reconnecting);
+                    let why = format!("codec change: {what}");
+                    self.update(Some(&why), |s| s.status = PushStatus::Reconnecting);
                 }
                 Ended::Failed(error) => {
                     self.failures += 1;
                     let attempt = self.failures;
                     let failed = self.limit > 0 && attempt >= self.limit;
-                    self.update(|s| {
+                    self.update(Some(&error), |s| {
                         s.attempt = attempt;
                         s.status = if failed {
                             PushStatus::Failed
@@ -404,6 +426,7 @@ impl Pusher {
             skipping: false,
             start: None,
             state: Arc::clone(&self.state),
+            observer: self.observer.clone(),
             mux_errors: 0,
         };
         let settings = Settings {
@@ -434,10 +457,34 @@ impl Pusher {
         }
     }
 
-    /// Applies `change` to the shared state under its lock.
-    fn update(&self, change: impl FnOnce(&mut PushState)) {
-        change(&mut lock(&self.state));
+    /// Applies `change` to the shared state under its lock (see [`transition`]).
+    fn update(&self, error: Option<&str>, change: impl FnOnce(&mut PushState)) {
+        transition(&self.state, self.observer.as_ref(), error, change);
     }
+}
+
+/// Applies `change` to `state` under its lock and, if the status moved, tells `observer`
+/// (outside the lock) with `error` as the reason.
+fn transition(
+    state: &Mutex<PushState>,
+    observer: Option<&PushObserver>,
+    error: Option<&str>,
+    change: impl FnOnce(&mut PushState),
+) {
+    let mut state = lock(state);
+    let from = state.status;
+    change(&mut state);
+    let Some(observer) = observer.filter(|_| state.status != from) else {
+        return;
+    };
+    let moved = PushChange {
+        url: state.url.clone(),
+        from,
+        to: state.status,
+        error: error.map(str::to_owned),
+    };
+    drop(state);
+    observer(&moved);
 }
 
 /// The handler of one connection: waits for `NetStream.Publish.Start`, then pumps the buffer's
@@ -460,6 +507,8 @@ struct Pump {
     start: Option<Ts90>,
     /// Where drops are counted.
     state: Arc<Mutex<PushState>>,
+    /// Told of status changes.
+    observer: Option<PushObserver>,
     /// Frames the FLV mapping refused (logged every 100th).
     mux_errors: u64,
 }
@@ -558,11 +607,11 @@ impl Pump {
         // write for both.
         subscriber.set_wake(Wake::Video { within: AUDIO_WAIT });
         self.subscriber = Some(subscriber);
-        let mut state = lock(&self.state);
-        state.status = PushStatus::Active;
-        state.attempt = 0;
-        state.connected_at = Some(SystemTime::now());
-        drop(state);
+        transition(&self.state, self.observer.as_ref(), None, |state| {
+            state.status = PushStatus::Active;
+            state.attempt = 0;
+            state.connected_at = Some(SystemTime::now());
+        });
         tracing::info!("publishing");
         Ok(())
     }

@@ -556,6 +556,10 @@ impl Ctl {
                 EventType::InputReconnecting,
                 json!({"input_priority": priority, "error": error}),
             ),
+            WorkerEvent::Finished(detail) => (
+                EventType::InputFailed,
+                json!({"input_priority": priority, "detail": detail}),
+            ),
             _ => return,
         };
         links.events.publish(kind, self.code.as_str(), payload);

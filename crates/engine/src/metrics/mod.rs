@@ -387,10 +387,7 @@ impl EngineHandle {
             ];
             for (format, counts) in formats {
                 for (rung, segments) in counts {
-                    let profile = rung.map_or_else(
-                        || "main".to_owned(),
-                        |r| format!("track_{}", u32::from(r) + 1),
-                    );
+                    let profile = profile_name(rung);
                     out.counter(
                         SEGMENTS,
                         labels([
@@ -401,6 +398,19 @@ impl EngineHandle {
                         segments,
                     );
                 }
+            }
+            for (rung, h) in outputs.latency {
+                let profile = profile_name(rung);
+                out.push(
+                    INGEST_TO_PLAYLIST,
+                    labels([("stream_code", c), ("format", "hls"), ("profile", &profile)]),
+                    Value::Buckets {
+                        bounds: &tributary_publish::LATENCY_BUCKETS,
+                        counts: h.buckets.to_vec(),
+                        sum: h.sum,
+                        count: h.count,
+                    },
+                );
             }
             for (url, state) in outputs.pushes {
                 out.gauge(
@@ -562,6 +572,13 @@ enum Value {
     Gauge(i64),
     GaugeF(f64),
     Histogram(Histogram),
+    /// A histogram with its own bounds: counts per bucket (not cumulative).
+    Buckets {
+        bounds: &'static [f64],
+        counts: Vec<u64>,
+        sum: f64,
+        count: u64,
+    },
 }
 
 impl Exposition {
@@ -623,11 +640,29 @@ impl Collector for Exposition {
                             GAP_BUCKETS.iter().copied().zip(h.buckets).collect();
                         sample.encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets, None)?;
                     }
+                    Value::Buckets {
+                        bounds,
+                        counts,
+                        sum,
+                        count,
+                    } => {
+                        let buckets: Vec<(f64, u64)> =
+                            bounds.iter().copied().zip(counts.iter().copied()).collect();
+                        sample.encode_histogram::<NoLabelSet>(*sum, *count, &buckets, None)?;
+                    }
                 }
             }
         }
         Ok(())
     }
+}
+
+/// The `profile` label of a packager: `main` for a stream's only one, else its rung's track.
+fn profile_name(rung: Option<u16>) -> String {
+    rung.map_or_else(
+        || "main".to_owned(),
+        |r| format!("track_{}", u32::from(r) + 1),
+    )
 }
 
 /// Labels from `(name, value)` pairs.
@@ -723,6 +758,11 @@ const SEGMENTS: Spec = counter(
     "publisher_segments",
     "Segments the packager published in this run.",
 );
+const INGEST_TO_PLAYLIST: Spec = Spec {
+    name: "ingest_to_playlist_seconds",
+    help: "From the ingest arrival of a segment's first frame to the playlist that lists it.",
+    kind: MetricType::Histogram,
+};
 const PUSH_STATE: Spec = gauge(
     "publisher_push_state",
     "Push target state: 3 active, 2 starting, 1 reconnecting, 0 failed.",
@@ -768,7 +808,7 @@ const EVENTS_DROPPED: Spec = counter(
 
 /// Every family [`Exposition`] can carry: what [`families`] lists. A new `Spec` goes here too
 /// (a test counts them).
-const FAMILIES: [Spec; 31] = [
+const FAMILIES: [Spec; 32] = [
     STATUS,
     START_TIME,
     INGEST_BYTES,
@@ -788,6 +828,7 @@ const FAMILIES: [Spec; 31] = [
     TRANSCODER_CPU,
     TRANSCODER_RSS,
     SEGMENTS,
+    INGEST_TO_PLAYLIST,
     PUSH_STATE,
     BUFFER_DROPS,
     PLAY_CONNECTIONS,

@@ -170,8 +170,13 @@ impl Outputs {
         let Some(settings) = record.push.clone() else {
             return;
         };
-        let started =
-            tributary_publish::start_push(&self.hub, code.clone(), stream_buffer(code), settings);
+        let started = tributary_publish::start_push(
+            &self.hub,
+            code.clone(),
+            stream_buffer(code),
+            settings,
+            self.push_observer(code),
+        );
         match started {
             Ok(handle) => {
                 // Replaces the ended task's handle, whose state showed meanwhile.

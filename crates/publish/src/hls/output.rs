@@ -16,6 +16,7 @@ use tributary_packager::{
 
 use crate::dash::{DashRung, DashSide};
 use crate::hls::window::Window;
+use crate::latency::{Latency, LatencySnapshot};
 use crate::{HlsRegistry, HlsSettings, PublishError};
 
 /// A running HLS output. Dropping it, or [`stop`](Self::stop)ping it, ends its task and
@@ -33,6 +34,8 @@ pub struct HlsHandle {
     window: Arc<Window>,
     /// The DASH side's served state, when DASH is on.
     dash: Option<Arc<DashRung>>,
+    /// `ingest_to_playlist_seconds`, observed by the task.
+    latency: Arc<Latency>,
     /// The task, aborted on drop.
     task: JoinHandle<()>,
     /// How long a retired variant stays served: two playlist windows.
@@ -108,6 +111,7 @@ pub fn start_hls_variant(
         (served, side)
     });
     let (dash_rung, dash_side) = dash.unzip();
+    let latency = Arc::new(Latency::default());
 
     let output = Output {
         subscriber,
@@ -118,6 +122,7 @@ pub fn start_hls_variant(
         code: code.clone(),
         playlist: MediaPlaylist::new(settings.window),
         window: Arc::clone(&window),
+        latency: Arc::clone(&latency),
         configs: [None, None],
         sps: None,
         gop: None,
@@ -137,6 +142,7 @@ pub fn start_hls_variant(
         rung,
         window,
         dash: dash_rung,
+        latency,
         task,
         linger: segment.saturating_mul(2 * u32::try_from(settings.window).unwrap_or(u32::MAX)),
     })
@@ -192,6 +198,13 @@ impl HlsHandle {
         self.window.published()
     }
 
+    /// How long after their first frame arrived at ingest the playlist listed this output's
+    /// segments (`tributary_ingest_to_playlist_seconds`). DASH lists a segment at the same
+    /// instant: its MPD is rendered on request from the same cuts.
+    pub fn ingest_to_playlist(&self) -> LatencySnapshot {
+        self.latency.snapshot()
+    }
+
     /// Video segments the DASH side has published (`tributary_publisher_segments_total`
     /// with `format="dash"`), when DASH is on.
     pub fn dash_segments(&self) -> Option<u64> {
@@ -244,6 +257,8 @@ struct Output {
     playlist: MediaPlaylist,
     /// Where segments and playlists are published.
     window: Arc<Window>,
+    /// `ingest_to_playlist_seconds`.
+    latency: Arc<Latency>,
     /// The last video and audio configurations measured into the window.
     configs: [Option<Arc<TrackConfig>>; 2],
     /// The last video parameters published: a keyframe's SPS, with the frame rate measured.
@@ -399,7 +414,11 @@ impl Output {
                     let slid_out = self.playlist.push(&segment);
                     let text = Bytes::from(self.playlist.render());
                     let duration = self.playlist.duration();
+                    let first_frame = segment.program_date_time.0;
                     self.window.publish(segment, slid_out, duration, text, now);
+                    let listed = UnixMillis::from_system_time(SystemTime::now()).0;
+                    self.latency
+                        .observe(listed.saturating_sub(first_frame) as f64 / 1000.0);
                 }
                 HlsEvent::Init(init) => {
                     tracing::info!(init = %init.name, codecs = ?init.codecs, "fMP4 init segment");

@@ -14,7 +14,8 @@ use tributary_hub::{BufferId, Hub, Writer};
 use tributary_media::{Frame, Ts90};
 use tributary_mpegts::{DemuxEvent, Demuxer, DemuxerConfig};
 use tributary_publish::{
-    PublishError, PushHandle, PushSettings, PushState, PushStatus, start_push,
+    PublishError, PushChange, PushHandle, PushObserver, PushSettings, PushState, PushStatus,
+    start_push,
 };
 use tributary_rtmp::{Output, ServerConfig, ServerEvent, ServerSession};
 use tributary_testkit::{
@@ -39,7 +40,7 @@ async fn pushes_decodable_media_and_reconnects_after_the_target_restarts() {
 
     let mut settings = PushSettings::new(format!("rtmp://127.0.0.1:{port}/live/s3cret-key"));
     settings.retry_timeout_sec = 1;
-    let push = start_push(&hub, stream.clone(), buffer.clone(), settings).unwrap();
+    let push = start_push(&hub, stream.clone(), buffer.clone(), settings, None).unwrap();
     assert_eq!(
         push.state().url,
         format!("rtmp://127.0.0.1:{port}/live/****")
@@ -90,8 +91,43 @@ async fn a_target_that_refuses_fails_after_limit_and_the_end_of_the_buffer_ends_
     let mut settings = PushSettings::new(format!("rtmp://127.0.0.1:{closed}/app/key"));
     settings.retry_timeout_sec = 1;
     settings.limit = 2;
-    let push = start_push(&hub, stream.clone(), buffer.clone(), settings).unwrap();
+    let changes = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let observer: PushObserver = {
+        let changes = Arc::clone(&changes);
+        Arc::new(move |change: &PushChange| changes.lock().unwrap().push(change.clone()))
+    };
+    let push = start_push(
+        &hub,
+        stream.clone(),
+        buffer.clone(),
+        settings,
+        Some(observer),
+    )
+    .unwrap();
     let failed = wait_state(&push, "failed", |s| s.status == PushStatus::Failed).await;
+    // Each move of the status told once, with its reason: starting → reconnecting → failed
+    // (the second failure keeps it reconnecting until the limit).
+    let changes = changes.lock().unwrap().clone();
+    let moves: Vec<_> = changes.iter().map(|c| (c.from, c.to)).collect();
+    assert_eq!(
+        moves,
+        [
+            (PushStatus::Starting, PushStatus::Reconnecting),
+            (PushStatus::Reconnecting, PushStatus::Failed),
+        ],
+        "{changes:?}"
+    );
+    assert_eq!(
+        changes[0].url,
+        format!("rtmp://127.0.0.1:{closed}/app/****")
+    );
+    assert!(
+        changes.iter().all(|c| c
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("cannot connect"))),
+        "{changes:?}"
+    );
     assert_eq!(failed.attempt, 2);
     assert_eq!(failed.errors.len(), 2);
     assert!(failed.errors[0].0 >= failed.errors[1].0, "newest first");
@@ -106,7 +142,7 @@ async fn a_target_that_refuses_fails_after_limit_and_the_end_of_the_buffer_ends_
         retry_timeout_sec: 1,
         ..PushSettings::new(format!("rtmp://127.0.0.1:{closed}/app/key"))
     };
-    let push = start_push(&hub, stream, buffer.clone(), settings).unwrap();
+    let push = start_push(&hub, stream, buffer.clone(), settings, None).unwrap();
     wait_state(&push, "reconnecting", |s| {
         s.status == PushStatus::Reconnecting
     })
@@ -148,7 +184,7 @@ async fn a_target_that_stops_reading_drops_its_own_frames_then_is_reconnected() 
         retry_timeout_sec: 1,
         ..PushSettings::new(format!("rtmp://127.0.0.1:{port}/live/key"))
     };
-    let push = start_push(&hub, stream, buffer, settings).unwrap();
+    let push = start_push(&hub, stream, buffer, settings, None).unwrap();
     wait_state(&push, "active", |s| s.status == PushStatus::Active).await;
 
     // The target stops reading after a few frames: the 5 s queue fills and the target drops
@@ -186,8 +222,14 @@ async fn start_errors_name_the_stream() {
         "rtmp://example.com/only-app",
         "rtmp:///app/key",
     ] {
-        let err = start_push(&hub, stream.clone(), buffer.clone(), PushSettings::new(url))
-            .expect_err(url);
+        let err = start_push(
+            &hub,
+            stream.clone(),
+            buffer.clone(),
+            PushSettings::new(url),
+            None,
+        )
+        .expect_err(url);
         assert!(
             matches!(
                 err,
@@ -205,6 +247,7 @@ async fn start_errors_name_the_stream() {
         stream,
         buffer,
         PushSettings::new("rtmp://127.0.0.1/app/key"),
+        None,
     )
     .expect_err("no such buffer");
     assert!(matches!(err, PublishError::Subscribe { .. }), "{err}");

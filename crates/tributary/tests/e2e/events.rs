@@ -1,6 +1,7 @@
 //! `GET /events?since=` (issue 17): the envelopes of a stream's life in `seq` order, and a
 //! client long-polling the bus sees a forced failover's `input.failover`, with the `gap_ms`
-//! `runtime.switches` shows, published within a second of the switch.
+//! `runtime.switches` shows, published within a second of the switch; a file input that
+//! ends for good is `input.failed`.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use crate::metrics::two_udp_inputs;
 use crate::server::{Server, send};
 
 /// `GET /events` with this query; the answer's body.
-fn events(server: &Server, query: &str) -> Value {
+pub(crate) fn events(server: &Server, query: &str) -> Value {
     let answer = send("GET", &server.url(&format!("/events?{query}")), None, &[]);
     assert_eq!(answer.status, 200, "{}", answer.body);
     answer.body
@@ -167,3 +168,41 @@ fn ms_of_day(at: &Value) -> i64 {
 
 /// Milliseconds in a day.
 const DAY_MS: i64 = 86_400_000;
+
+#[test]
+fn an_input_whose_source_ends_for_good_is_input_failed() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    // A 10 s file without `loop`: played once at its pace, then the worker is done.
+    let answer = send(
+        "PUT",
+        &server.url("/streams/once"),
+        Some(&format!(
+            r#"{{"inputs":[{{"url":"file://{}?loop=false"}}]}}"#,
+            crate::hls::clip().display()
+        )),
+        &[],
+    );
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let mut failed = Value::Null;
+    let mut last = 0;
+    wait_until(Duration::from_secs(40), "input.failed", || {
+        let page = events(&server, &format!("since={last}&timeout_sec=2"));
+        last = page["next_since"].as_u64().unwrap();
+        if let Some(event) = page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "input.failed")
+        {
+            failed = event.clone();
+        }
+        !failed.is_null()
+    })
+    .unwrap();
+    assert_eq!(failed["stream_code"], "once", "{failed:#}");
+    assert_eq!(failed["payload"]["input_priority"], 0, "{failed:#}");
+    assert!(failed["payload"]["detail"].is_string(), "{failed:#}");
+    assert_eq!(server.runtime("once")["inputs"][0]["status"], "stopped");
+}

@@ -215,6 +215,29 @@ fn prometheus_scrapes_status_and_a_forced_failover() {
     promtool_check(&String::from_utf8(body).unwrap());
     deploy_rules_and_dashboard_work(&prometheus);
 
+    // Segments reach the playlist about a segment (2 s) after their first frame arrived.
+    let series = "{stream_code=\"cam\",format=\"hls\",profile=\"main\"}";
+    let mut listed = None;
+    wait_until(
+        Duration::from_secs(20),
+        "ingest_to_playlist observations",
+        || {
+            listed = prometheus.query(&format!(
+                "tributary_ingest_to_playlist_seconds_count{series}"
+            ));
+            listed.is_some_and(|n| n >= 2.0)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {listed:?}"));
+    let sum = prometheus
+        .query(&format!("tributary_ingest_to_playlist_seconds_sum{series}"))
+        .unwrap();
+    let mean = sum / listed.unwrap();
+    assert!(
+        (1.0..8.0).contains(&mean),
+        "ingest to playlist: {mean} s on average"
+    );
+
     // Deleted: every series of the stream is gone from the exposition.
     assert_eq!(
         send("DELETE", &server.url("/streams/cam"), None, &[]).status,

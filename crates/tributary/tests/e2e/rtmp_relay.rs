@@ -11,6 +11,7 @@ use tributary_testkit::{
     probe_packets, probe_streams, wait_until,
 };
 
+use crate::events::events;
 use crate::hls::{assert_h264_720p_with_aac, serial, window_ts};
 use crate::server::{Server, put_stream};
 
@@ -261,4 +262,41 @@ fn a_push_target_that_goes_away_is_retried_until_it_is_back() {
     assert_received(&second);
     // Only this target failed; the stream's input kept running.
     assert_eq!(server.runtime("show")["inputs"][0]["status"], "active");
+
+    // Each move of the target's status was an event.
+    let page = events(&server, "since=0&limit=1000&timeout_sec=0");
+    let moves: Vec<&Value> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "push.state_changed" && e["stream_code"] == "show")
+        .map(|e| &e["payload"])
+        .collect();
+    let path: Vec<(&str, &str)> = moves
+        .iter()
+        .map(|p| (p["from"].as_str().unwrap(), p["to"].as_str().unwrap()))
+        .collect();
+    // From `starting` (a first try may find the platform not listening yet), each move from
+    // where the last one went: down when the platform went, up when it came back (and down
+    // again as the test ends it).
+    assert_eq!(path.first().map(|m| m.0), Some("starting"), "{moves:#?}");
+    assert!(path.windows(2).all(|w| w[0].1 == w[1].0), "{moves:#?}");
+    let down = path
+        .iter()
+        .position(|m| *m == ("active", "reconnecting"))
+        .unwrap_or_else(|| panic!("never down: {moves:#?}"));
+    assert!(
+        path[down..].contains(&("reconnecting", "active")),
+        "never up again: {moves:#?}"
+    );
+    assert_eq!(
+        moves[down]["url"],
+        format!("rtmp://127.0.0.1:{target}/live/****")
+    );
+    assert!(
+        moves[down]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains(&format!("127.0.0.1:{target}"))),
+        "{moves:#?}"
+    );
 }
