@@ -18,7 +18,7 @@ pub(crate) struct Latency {
     count: AtomicU64,
 }
 
-/// A reading of a [`Latency`] histogram.
+/// A reading of an output's `ingest_to_playlist_seconds` histogram.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LatencySnapshot {
     /// Observations per bucket of [`LATENCY_BUCKETS`] (not cumulative).
