@@ -209,7 +209,7 @@ impl Metrics {
                 out.push(
                     FAILOVER_GAP,
                     labels([("stream_code", code.as_str()), ("reason", reason)]),
-                    Value::Histogram(histogram.clone()),
+                    histogram.value(),
                 );
             }
             for (why, count) in &stream.ingest_errors {
@@ -276,6 +276,16 @@ impl PlayRefusal {
 }
 
 impl Histogram {
+    /// Its sample for the exposition.
+    fn value(&self) -> Value {
+        Value::Histogram {
+            bounds: &GAP_BUCKETS,
+            counts: self.buckets.to_vec(),
+            sum: self.sum,
+            count: self.count,
+        }
+    }
+
     fn observe(&mut self, value: f64) {
         if let Some(i) = GAP_BUCKETS.iter().position(|&bound| value <= bound) {
             self.buckets[i] += 1;
@@ -404,7 +414,7 @@ impl EngineHandle {
                 out.push(
                     INGEST_TO_PLAYLIST,
                     labels([("stream_code", c), ("format", "hls"), ("profile", &profile)]),
-                    Value::Buckets {
+                    Value::Histogram {
                         bounds: &tributary_publish::LATENCY_BUCKETS,
                         counts: h.buckets.to_vec(),
                         sum: h.sum,
@@ -571,9 +581,8 @@ enum Value {
     CounterF(f64),
     Gauge(i64),
     GaugeF(f64),
-    Histogram(Histogram),
-    /// A histogram with its own bounds: counts per bucket (not cumulative).
-    Buckets {
+    /// Counts per bucket of `bounds` (not cumulative), the sum and the count.
+    Histogram {
         bounds: &'static [f64],
         counts: Vec<u64>,
         sum: f64,
@@ -635,12 +644,7 @@ impl Collector for Exposition {
                     Value::CounterF(v) => sample.encode_counter::<NoLabelSet, _, f64>(v, None)?,
                     Value::Gauge(v) => sample.encode_gauge(v)?,
                     Value::GaugeF(v) => sample.encode_gauge(v)?,
-                    Value::Histogram(h) => {
-                        let buckets: Vec<(f64, u64)> =
-                            GAP_BUCKETS.iter().copied().zip(h.buckets).collect();
-                        sample.encode_histogram::<NoLabelSet>(h.sum, h.count, &buckets, None)?;
-                    }
-                    Value::Buckets {
+                    Value::Histogram {
                         bounds,
                         counts,
                         sum,
