@@ -15,10 +15,12 @@ mod coordinator;
 pub mod events;
 mod hooks;
 mod http_ts;
+mod listeners;
 mod manager;
 mod metrics;
 mod mirror;
 mod outputs;
+mod plane;
 mod reconciler;
 mod router;
 mod security;
@@ -27,43 +29,41 @@ mod sessions;
 mod supported;
 mod thumbnails;
 mod transcoder;
+mod views;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
+use chrono::SecondsFormat;
 use tokio_util::sync::CancellationToken;
-use tributary_domain::config::{RtspTransport, ServerConfig};
+use tributary_domain::config::ServerConfig;
 use tributary_domain::diff::{ShownDiff, compute_diff};
-use tributary_domain::event::StreamStatus;
 use tributary_domain::plan::{RestartPlan, plan};
 use tributary_domain::spec::StreamSpec;
 use tributary_domain::validate::{Support, ValidationErrors};
 use tributary_domain::{Stream, StreamCode};
-use tributary_net::{SsrfGuard, SsrfMode};
-use tributary_store::{Expect, HookRepository, SqliteStore, StoredStream, StreamRepository};
+use tributary_store::{Expect, HookRepository, SqliteStore, StreamRepository};
 
 pub use coordinator::{Applied, CoordError, StateSnapshot, Step};
 pub use hooks::{DELIVERY_LOG, HookError};
 pub use http_ts::{TsPlay, TsPlayError};
+pub use listeners::ListenerError;
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, families as metric_families};
 pub use outputs::MediaAsset;
 pub use security::AdminToken;
 pub use services::ServiceError;
 pub use sessions::{CloseReason, Proto as SessionProto, SessionView, Stats as SessionStats};
+pub use views::{
+    DryRun, HttpViewer, MediaReply, Ports, Precondition, PutResult, Runtime, SessionMeter,
+    StreamRecord, SwitchError, SwitchOutcome,
+};
 
-use crate::buffers::{HubBuffers, Intakes};
 use crate::coordinator::Coordinator;
 use crate::events::EventBus;
-use crate::manager::Manager;
-use crate::outputs::Outputs;
-use crate::router::{EngineRouter, PublishAuth};
-use crate::services::{NotLanded, Services};
+use crate::plane::{MediaPlane, file_roots, ssrf_guard};
 use crate::supported::Supported;
-use crate::transcoder::Transcoders;
 
 /// Why the engine could not open.
 #[derive(Debug, thiserror::Error)]
@@ -93,127 +93,6 @@ pub enum OpenError {
         /// What failed.
         error: std::io::Error,
     },
-}
-
-/// A stored record with its bookkeeping, as the API serves it.
-#[derive(Debug, Clone)]
-pub struct StreamRecord {
-    /// The record as the operator stored it.
-    pub stream: Stream,
-    /// Increases by one per write; the ETag is derived from it.
-    pub revision: u64,
-    /// First write.
-    pub created_at: DateTime<Utc>,
-    /// Last write.
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<StoredStream> for StreamRecord {
-    fn from(s: StoredStream) -> Self {
-        Self {
-            stream: s.stream,
-            revision: s.revision,
-            created_at: s.created_at,
-            updated_at: s.updated_at,
-        }
-    }
-}
-
-/// A write's precondition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precondition {
-    /// Write whatever is stored.
-    None,
-    /// Only if the stored revision is this one (`If-Match`).
-    Revision(u64),
-}
-
-/// The live state of one stream, served under `runtime` (SPEC §API "Runtime object").
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Runtime {
-    /// `active`, `degraded` or `stopped`.
-    pub status: StreamStatus,
-    /// Why degraded.
-    pub status_reasons: Vec<&'static str>,
-    /// Whether the pipeline runs.
-    pub pipeline_active: bool,
-    /// `config` (stored) or `runtime` (auto-publish).
-    pub source: &'static str,
-    /// When the current run started (RFC 3339, ms).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub started_at: Option<String>,
-    /// The active input, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub active_input_priority: Option<u32>,
-    /// The pinned manual override, only while one is pinned.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub override_input_priority: Option<u32>,
-    /// No input is usable.
-    pub exhausted: bool,
-    /// Per-input state, by priority (`[]` when stopped).
-    #[schema(value_type = Vec<Object>)]
-    pub inputs: Vec<serde_json::Value>,
-    /// Recent switches, newest first (at most 20): `at`, `from` (-1 for the initial
-    /// selection), `to`, `reason`, `detail`, and `gap_ms` once measured.
-    #[schema(value_type = Vec<Object>)]
-    pub switches: Vec<serde_json::Value>,
-    /// The transcoder, while one runs: `status` (`healthy`, `unhealthy` or `unavailable`
-    /// with `error` naming why), `mode`, and `profiles[]` per rung: `index`, `track`,
-    /// `status` (`starting`, `running`, `slow`, `restarting`, `unhealthy`), `pid`,
-    /// `restart_count`, `speed`, `fps`, `dropped_frames`, `dup_frames`,
-    /// `fed_dropped_frames` (frames the feeder skipped), `cpu_seconds`, `rss_bytes` and
-    /// `errors` (newest first, at most 5: `message`, `at`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub transcoder: Option<serde_json::Value>,
-    /// Outputs: the HLS packager (`outputs[]`: `output`, `status` running or restarting,
-    /// `restart_count`, `last_error`), push targets (`pushes[]`, only when the stream has
-    /// some, with the same supervision fields), and while it runs with session tracking on,
-    /// `viewers`: its active play sessions by protocol (`{"hls": 12, "rtmp": 1}`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub publisher: Option<serde_json::Value>,
-    /// Operator-facing warnings of the current run.
-    pub warnings: Vec<String>,
-    /// The last start or update failure, until the next success (the reconciler retries).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-}
-
-/// The result of a store write plus apply.
-#[derive(Debug, Clone)]
-pub struct PutResult {
-    /// The stored record.
-    pub record: StreamRecord,
-    /// Whether it is new.
-    pub created: bool,
-    /// Warnings: validation notes, and a failed apply (the write stands; the reconciler retries).
-    pub warnings: Vec<String>,
-}
-
-/// What a write would do (`?dry_run=true`).
-#[derive(Debug, Clone, Serialize)]
-pub struct DryRun {
-    /// The computed diff against the stored record (`null` for a new stream), push targets
-    /// keyed by index so no stream key shows.
-    pub diff: Option<ShownDiff>,
-    /// The restart plan.
-    pub actions: Vec<String>,
-    /// Plan warnings.
-    pub warnings: Vec<String>,
-}
-
-/// Bound ports as `GET /config` shows them (0 = disabled or not supported yet).
-#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
-pub struct Ports {
-    /// The HTTP address actually bound.
-    pub http_addr: String,
-    /// RTMP listener port.
-    pub rtmp_port: u16,
-    /// RTSP listener port.
-    pub rtsp_port: u16,
-    /// SRT listener port.
-    pub srt_port: u16,
 }
 
 /// The engine and its background tasks.
@@ -371,95 +250,6 @@ impl Engine {
             )
             .await;
         })
-    }
-
-    /// Binds the protocol listeners that are enabled (RTMP, RTSP, SRT) and records their ports
-    /// for `GET /config`.
-    pub async fn start_listeners(&self) -> Result<(), ListenerError> {
-        let shared = &self.handle.shared;
-        let rtmp = &shared.config.listeners.rtmp;
-        if let Some(addr) = rtmp.addr() {
-            let parsed = listen_addr("rtmp", &addr).await?;
-            let config = tributary_serve::RtmpListenerConfig {
-                addr: parsed,
-                play_backlog_sec: rtmp.play_backlog_sec,
-                play_merge: Duration::from_millis(rtmp.play_merge_ms),
-                publish_merge: Duration::from_millis(rtmp.publish_merge_ms),
-                ..tributary_serve::RtmpListenerConfig::default()
-            };
-            let listener = tributary_serve::start_rtmp(config, shared.media.router.clone())
-                .await
-                .map_err(|e| ListenerError {
-                    listener: "rtmp",
-                    addr: addr.clone(),
-                    error: e.to_string(),
-                })?;
-            let local = listener.local_addr();
-            tracing::info!(listener = "rtmp", addr = %local, "RTMP listener bound");
-            lock(&shared.ports).rtmp_port = local.port();
-            shared.supported.set_rtmp_port(Some(local.port()));
-            lock(&shared.listeners).push(listener);
-        }
-        let rtsp = &shared.config.listeners.rtsp;
-        if let Some(addr) = rtsp.addr() {
-            let error = |error: String| ListenerError {
-                listener: "rtsp",
-                addr: addr.clone(),
-                error,
-            };
-            let parsed = listen_addr("rtsp", &addr).await?;
-            let (tcp, udp) = match rtsp.transport() {
-                RtspTransport::Tcp => (true, false),
-                RtspTransport::Udp => (false, true),
-                RtspTransport::Both => (true, true),
-            };
-            let config = tributary_serve::RtspListenerConfig {
-                addr: parsed,
-                tcp,
-                udp,
-                ..tributary_serve::RtspListenerConfig::default()
-            };
-            let listener = tributary_serve::start_rtsp(config, shared.media.router.clone())
-                .await
-                .map_err(|e| error(e.to_string()))?;
-            let local = listener.local_addr();
-            tracing::info!(listener = "rtsp", addr = %local, udp = ?listener.udp_ports(),
-                "RTSP listener bound");
-            lock(&shared.ports).rtsp_port = local.port();
-            lock(&shared.rtsp_listeners).push(listener);
-        }
-        let srt = &shared.config.listeners.srt;
-        if let Some(addr) = srt.addr() {
-            let failed = |error: String| ListenerError {
-                listener: "srt",
-                addr: addr.clone(),
-                error,
-            };
-            let parsed = listen_addr("srt", &addr).await?;
-            // `ServerConfig::validate` checked both; the listener checks the passphrase again
-            // before its transport (which panics on a bad one) sees it.
-            let passphrase = srt
-                .passphrase
-                .clone()
-                .map(tributary_serve::SrtPassphrase::try_from)
-                .transpose()
-                .map_err(|e| failed(e.to_string()))?;
-            let config = tributary_serve::SrtListenerConfig {
-                addr: parsed,
-                latency: Duration::from_millis(u64::from(srt.latency_ms.unwrap_or(120))),
-                passphrase,
-                pbkeylen: srt.pbkeylen.and_then(|n| u16::try_from(n).ok()),
-                ..tributary_serve::SrtListenerConfig::default()
-            };
-            let listener = tributary_serve::start_srt(config, shared.media.router.clone())
-                .await
-                .map_err(|e| failed(e.to_string()))?;
-            let local = listener.local_addr();
-            tracing::info!(listener = "srt", addr = %local, "SRT listener bound");
-            lock(&shared.ports).srt_port = local.port();
-            lock(&shared.srt_listeners).push(listener);
-        }
-        Ok(())
     }
 
     /// Stops accepting lifecycle operations and stops every stream in reverse start order.
@@ -929,223 +719,6 @@ impl EngineHandle {
     pub fn thumbnail(&self, code: &StreamCode) -> Option<bytes::Bytes> {
         self.shared.media.thumbnails.get(code)
     }
-}
-
-/// What an HTTP media request tells about its viewer (SPEC §Sessions: the fingerprint).
-#[derive(Debug, Clone, Default)]
-pub struct HttpViewer {
-    /// The TCP peer (`None`: unknown, the request is served untracked).
-    pub peer: Option<std::net::SocketAddr>,
-    /// `User-Agent`.
-    pub user_agent: String,
-    /// `Referer`.
-    pub referer: String,
-    /// The query without its `?` (`token=` names the viewer).
-    pub query: String,
-}
-
-/// The answer to a viewer's media request.
-#[derive(Debug)]
-pub enum MediaReply {
-    /// Serve the asset; add a 2xx body's length to the meter, if any.
-    Asset(MediaAsset, Option<SessionMeter>),
-    /// The viewer was kicked: 403 for this much longer.
-    Banned(Duration),
-    /// Nothing at this path.
-    NotFound,
-}
-
-/// Where an HTTP response's bytes are counted for its session.
-#[derive(Debug, Clone)]
-pub struct SessionMeter(tributary_serve::ByteMeter);
-
-impl SessionMeter {
-    /// Counts `n` bytes sent to the viewer.
-    pub fn add(&self, n: usize) {
-        self.0.add(n);
-    }
-}
-
-/// What a manual switch achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SwitchOutcome {
-    /// The intake committed to the wanted input.
-    Switched,
-    /// Not committed within the wait; the outcome appears in `runtime.switches`.
-    Pending,
-}
-
-/// Why a manual switch was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SwitchError {
-    /// The stream is not running.
-    #[error("stream {0} is not running")]
-    NotRunning(String),
-    /// No input has this priority.
-    #[error("no input has priority {0}")]
-    UnknownPriority(u32),
-    /// The input cannot be selected now; the message names the input and why.
-    #[error("{0}")]
-    Refused(String),
-}
-
-/// The address `listener`'s configured `addr` (`host:port`) resolves to, or the error naming
-/// both.
-async fn listen_addr(
-    listener: &'static str,
-    addr: &str,
-) -> Result<std::net::SocketAddr, ListenerError> {
-    tokio::net::lookup_host(addr)
-        .await
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(|| ListenerError {
-            listener,
-            addr: addr.to_owned(),
-            error: "not a valid host:port".into(),
-        })
-}
-
-/// A listener could not be bound.
-#[derive(Debug, thiserror::Error)]
-#[error("binding the {listener} listener on {addr}: {error}")]
-pub struct ListenerError {
-    /// `rtmp`, `srt` or `rtsp`.
-    pub listener: &'static str,
-    /// The address asked for.
-    pub addr: String,
-    /// What failed.
-    pub error: String,
-}
-
-/// The real services, built over one hub.
-struct MediaPlane {
-    /// The stream manager, for `runtime.inputs[]`.
-    manager: Arc<Manager>,
-    /// The transcoder, for `runtime.transcoder`.
-    transcoders: Arc<Transcoders>,
-    /// The thumbnailers, for `GET /{code}/thumbnail.jpg`.
-    thumbnails: Arc<thumbnails::Thumbnails>,
-    /// The outputs, for the media routes.
-    outputs: Arc<Outputs>,
-    /// What the listeners ask about publishes and plays.
-    router: Arc<EngineRouter>,
-    /// What the engine tallies for `GET /metrics` (failovers, refusals).
-    metrics: Arc<metrics::Metrics>,
-    /// The process's hub, for HTTP-TS plays.
-    hub: tributary_hub::Hub,
-    /// Plays per stream and in total, shared by the listeners' router and HTTP-TS.
-    caps: caps::PlayCaps,
-    /// Play sessions of every protocol.
-    sessions: Arc<sessions::Sessions>,
-    /// The bundle the coordinator drives.
-    services: Services,
-}
-
-impl MediaPlane {
-    fn new(config: &ServerConfig) -> Self {
-        let hub = tributary_hub::Hub::new();
-        let intakes = Intakes::default();
-        let ingest = tributary_ingest::IngestConfig {
-            ffmpeg_path: config.transcoder.ffmpeg_path.clone().into(),
-            hls_prefetch: config.ingestor.hls_max_segment_buffer,
-            ssrf_guard: ssrf_guard(&config.security),
-            file_roots: file_roots(config),
-            hub: Some(tributary_ingest::LocalHub(hub.clone())),
-        };
-        let failover = tributary_domain::failover::FailoverConfig::from_manager(&config.manager);
-        let metrics = Arc::new(metrics::Metrics::default());
-        let manager = Arc::new(Manager::new(
-            intakes.clone(),
-            ingest,
-            failover,
-            Arc::clone(&metrics),
-        ));
-        let hls = &config.publisher.hls;
-        let outputs = Arc::new(Outputs::new(
-            hub.clone(),
-            tributary_publish::HlsSettings::from(hls),
-            ssrf_guard(&config.security),
-        ));
-        let caps = caps::PlayCaps::default();
-        let sessions = Arc::new(sessions::Sessions::new(
-            &config.sessions.clone().unwrap_or_default(),
-        ));
-        let router = Arc::new(EngineRouter::new(
-            manager.clone(),
-            outputs.clone(),
-            hub.clone(),
-            caps.clone(),
-            Arc::clone(&sessions),
-            PublishAuth::parse(&config.security.publish_auth),
-            Arc::clone(&metrics),
-        ));
-        let buffers = Arc::new(HubBuffers::new(
-            hub.clone(),
-            config.buffer.capacity,
-            intakes,
-        ));
-        let transcoders = Arc::new(Transcoders::new(
-            hub.clone(),
-            Arc::clone(&buffers),
-            config.transcoder.ffmpeg_path.clone().into(),
-            PathBuf::from(&config.data_dir).join("transcode"),
-            hls.live_segment_sec,
-        ));
-        let thumbnails = Arc::new(thumbnails::Thumbnails::new(
-            hub.clone(),
-            config.transcoder.ffmpeg_path.clone().into(),
-            PathBuf::from(&config.data_dir).join("thumbnails"),
-        ));
-        let services = Services {
-            buffers,
-            inputs: manager.clone(),
-            outputs: outputs.clone(),
-            transcoder: transcoders.clone(),
-            dvr: Arc::new(NotLanded("DVR")),
-            thumbnails: thumbnails.clone(),
-        };
-        Self {
-            manager,
-            transcoders,
-            thumbnails,
-            outputs,
-            router,
-            metrics,
-            hub,
-            caps,
-            sessions,
-            services,
-        }
-    }
-
-    fn services(&self) -> Services {
-        self.services.clone()
-    }
-}
-
-/// The SSRF guard `security` configures. [`ServerConfig::validate`] refused any other mode
-/// name and any range that does not parse; were one to get here, the guard fails closed
-/// (`strict`, the range not exempt).
-fn ssrf_guard(security: &tributary_domain::config::SecuritySection) -> SsrfGuard {
-    let mode = security.ssrf_guard.parse().unwrap_or(SsrfMode::Strict);
-    let allow = security
-        .allow_cidrs
-        .iter()
-        .filter_map(|cidr| tributary_domain::config::parse_cidr(cidr))
-        .collect();
-    SsrfGuard::new(mode, allow)
-}
-
-/// `security.file_input_roots` as paths.
-fn file_roots(config: &ServerConfig) -> Vec<PathBuf> {
-    config
-        .security
-        .file_input_roots
-        .iter()
-        .map(PathBuf::from)
-        .collect()
 }
 
 /// The bus subscriber name of `GET /events` long-polls (`tributary_events_dropped_total`).

@@ -1,0 +1,145 @@
+//! The media plane: the real services the coordinator drives, built over one hub, and what
+//! the listeners and the API reach through them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tributary_domain::config::ServerConfig;
+use tributary_net::{SsrfGuard, SsrfMode};
+
+use crate::buffers::{HubBuffers, Intakes};
+use crate::manager::Manager;
+use crate::outputs::Outputs;
+use crate::router::{EngineRouter, PublishAuth};
+use crate::services::{NotLanded, Services};
+use crate::transcoder::Transcoders;
+use crate::{caps, metrics, sessions, thumbnails};
+
+/// The real services, built over one hub.
+pub(crate) struct MediaPlane {
+    /// The stream manager, for `runtime.inputs[]`.
+    pub(crate) manager: Arc<Manager>,
+    /// The transcoder, for `runtime.transcoder`.
+    pub(crate) transcoders: Arc<Transcoders>,
+    /// The thumbnailers, for `GET /{code}/thumbnail.jpg`.
+    pub(crate) thumbnails: Arc<thumbnails::Thumbnails>,
+    /// The outputs, for the media routes.
+    pub(crate) outputs: Arc<Outputs>,
+    /// What the listeners ask about publishes and plays.
+    pub(crate) router: Arc<EngineRouter>,
+    /// What the engine tallies for `GET /metrics` (failovers, refusals).
+    pub(crate) metrics: Arc<metrics::Metrics>,
+    /// The process's hub, for HTTP-TS plays.
+    pub(crate) hub: tributary_hub::Hub,
+    /// Plays per stream and in total, shared by the listeners' router and HTTP-TS.
+    pub(crate) caps: caps::PlayCaps,
+    /// Play sessions of every protocol.
+    pub(crate) sessions: Arc<sessions::Sessions>,
+    /// The bundle the coordinator drives.
+    pub(crate) services: Services,
+}
+
+impl MediaPlane {
+    pub(crate) fn new(config: &ServerConfig) -> Self {
+        let hub = tributary_hub::Hub::new();
+        let intakes = Intakes::default();
+        let ingest = tributary_ingest::IngestConfig {
+            ffmpeg_path: config.transcoder.ffmpeg_path.clone().into(),
+            hls_prefetch: config.ingestor.hls_max_segment_buffer,
+            ssrf_guard: ssrf_guard(&config.security),
+            file_roots: file_roots(config),
+            hub: Some(tributary_ingest::LocalHub(hub.clone())),
+        };
+        let failover = tributary_domain::failover::FailoverConfig::from_manager(&config.manager);
+        let metrics = Arc::new(metrics::Metrics::default());
+        let manager = Arc::new(Manager::new(
+            intakes.clone(),
+            ingest,
+            failover,
+            Arc::clone(&metrics),
+        ));
+        let hls = &config.publisher.hls;
+        let outputs = Arc::new(Outputs::new(
+            hub.clone(),
+            tributary_publish::HlsSettings::from(hls),
+            ssrf_guard(&config.security),
+        ));
+        let caps = caps::PlayCaps::default();
+        let sessions = Arc::new(sessions::Sessions::new(
+            &config.sessions.clone().unwrap_or_default(),
+        ));
+        let router = Arc::new(EngineRouter::new(
+            manager.clone(),
+            outputs.clone(),
+            hub.clone(),
+            caps.clone(),
+            Arc::clone(&sessions),
+            PublishAuth::parse(&config.security.publish_auth),
+            Arc::clone(&metrics),
+        ));
+        let buffers = Arc::new(HubBuffers::new(
+            hub.clone(),
+            config.buffer.capacity,
+            intakes,
+        ));
+        let transcoders = Arc::new(Transcoders::new(
+            hub.clone(),
+            Arc::clone(&buffers),
+            config.transcoder.ffmpeg_path.clone().into(),
+            PathBuf::from(&config.data_dir).join("transcode"),
+            hls.live_segment_sec,
+        ));
+        let thumbnails = Arc::new(thumbnails::Thumbnails::new(
+            hub.clone(),
+            config.transcoder.ffmpeg_path.clone().into(),
+            PathBuf::from(&config.data_dir).join("thumbnails"),
+        ));
+        let services = Services {
+            buffers,
+            inputs: manager.clone(),
+            outputs: outputs.clone(),
+            transcoder: transcoders.clone(),
+            dvr: Arc::new(NotLanded("DVR")),
+            thumbnails: thumbnails.clone(),
+        };
+        Self {
+            manager,
+            transcoders,
+            thumbnails,
+            outputs,
+            router,
+            metrics,
+            hub,
+            caps,
+            sessions,
+            services,
+        }
+    }
+
+    pub(crate) fn services(&self) -> Services {
+        self.services.clone()
+    }
+}
+
+/// The SSRF guard `security` configures. [`ServerConfig::validate`] refused any other mode
+/// name and any range that does not parse; were one to get here, the guard fails closed
+/// (`strict`, the range not exempt).
+pub(crate) fn ssrf_guard(security: &tributary_domain::config::SecuritySection) -> SsrfGuard {
+    let mode = security.ssrf_guard.parse().unwrap_or(SsrfMode::Strict);
+    let allow = security
+        .allow_cidrs
+        .iter()
+        .filter_map(|cidr| tributary_domain::config::parse_cidr(cidr))
+        .collect();
+    SsrfGuard::new(mode, allow)
+}
+
+/// `security.file_input_roots` as paths.
+pub(crate) fn file_roots(config: &ServerConfig) -> Vec<PathBuf> {
+    config
+        .security
+        .file_input_roots
+        .iter()
+        .map(PathBuf::from)
+        .collect()
+}
