@@ -29,7 +29,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use rtsp_types::headers::{self, Transport, Transports};
 use rtsp_types::{Message, Method, ParseError, Request, Response, StatusCode, Version};
 use tributary_media::{Output, Session, Ts90};
-use tributary_rtp::packetize::{Packet, Packetizer};
+use tributary_rtp::packetize::{MIN_PACKET, Packet, Packetizer};
 use tributary_rtp::rtcp::{SenderReport, ntp_time};
 
 use crate::sdp::{self, Track};
@@ -164,6 +164,10 @@ pub struct ServerSession {
     /// Input not parsed yet.
     input: BytesMut,
     outputs: VecDeque<Output<Event>>,
+    /// Where interleaved TCP packets are framed. Each frame's transmit is split off it, so
+    /// once the connection wrote the previous ones, `reserve` takes their room back: a
+    /// playing connection frames without allocating (one copy of the payload, into here).
+    transmit: BytesMut,
     pending: Option<Pending>,
     /// The described path and its tracks.
     described: Option<(String, Vec<Track>)>,
@@ -180,6 +184,14 @@ pub struct ServerSession {
     play_by: Option<Instant>,
 }
 
+/// The bytes an access unit of `len` bytes takes interleaved in packets of at most
+/// `max_packet` bytes: the payload plus, per packet, the `$` framing and the largest RTP
+/// header with payload-format prefix. An over-estimate by a few bytes per packet.
+fn interleaved_len(len: usize, max_packet: usize) -> usize {
+    let body = max_packet.saturating_sub(MIN_PACKET).max(1);
+    len + (4 + MIN_PACKET) * (len / body + 1)
+}
+
 /// How often sender reports go out while playing.
 const REPORT_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -192,6 +204,7 @@ impl ServerSession {
             config,
             input: BytesMut::new(),
             outputs: VecDeque::new(),
+            transmit: BytesMut::new(),
             pending: None,
             described: None,
             streams: Vec::new(),
@@ -311,8 +324,11 @@ impl ServerSession {
         };
         let timestamp = stream.rtp_time(pts);
         stream.last = Some((timestamp, now));
-        let mut tcp = BytesMut::new();
         let delivery = stream.transport;
+        let tcp = &mut self.transmit;
+        if let Delivery::Tcp { .. } = delivery {
+            tcp.reserve(interleaved_len(payload.len(), self.config.max_packet));
+        }
         let (packets, octets) = (&mut stream.packets, &mut stream.octets);
         let mut udp_bytes = 0;
         let result = stream.packetizer.packetize(payload, timestamp, |packet| {
@@ -339,7 +355,8 @@ impl ServerSession {
         let _ = result;
         let written = udp_bytes + tcp.len();
         if !tcp.is_empty() {
-            self.outputs.push_back(Output::Transmit(tcp.freeze()));
+            let frame = tcp.split().freeze();
+            self.outputs.push_back(Output::Transmit(frame));
         }
         written
     }

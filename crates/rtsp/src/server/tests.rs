@@ -572,3 +572,39 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_playing_tcp_connection_frames_into_one_reused_buffer() {
+    let mut s = ServerSession::new(config(None), at(0.0));
+    play_tcp(&mut s, Ts90(0));
+    // A 30 kB keyframe: FU-A packets, framed back to back in one transmit.
+    let mut au = vec![0, 0, 0, 1, 0x65];
+    au.extend(std::iter::repeat_n(7u8, 30_000));
+    let au = Bytes::from(au);
+    let frame = |s: &mut ServerSession, n: i64| {
+        let written = s.write_frame(0, Ts90(3000 * n), &au, at(1.0), |_| panic!("TCP track"));
+        let mut transmits = Vec::new();
+        while let Some(output) = s.poll_output() {
+            if let Output::Transmit(bytes) = output {
+                transmits.push(bytes);
+            }
+        }
+        assert_eq!(transmits.len(), 1, "one transmit per frame");
+        assert_eq!(transmits[0].len(), written);
+        transmits.pop().unwrap()
+    };
+    let first = frame(&mut s, 1);
+    let address = first.as_ptr();
+    // The connection wrote it and let it go: the next frame lands in the same memory.
+    drop(first);
+    for n in 2..10 {
+        let next = frame(&mut s, n);
+        assert_eq!(next.as_ptr(), address, "frame {n} reallocated");
+    }
+    // A frame still being written keeps its bytes: the next one goes elsewhere, intact.
+    let held = frame(&mut s, 10);
+    let copy = held.to_vec();
+    let next = frame(&mut s, 11);
+    assert_ne!(next.as_ptr(), held.as_ptr());
+    assert_eq!(held.to_vec(), copy);
+}
