@@ -44,7 +44,6 @@ require_tools cargo ffmpeg curl jq
 
 ensure_binary
 ensure_clip mp4 "$CLIP_SECONDS"
-CLK_TCK=$(getconf CLK_TCK)
 
 ladder_json() {
     local mode=$1
@@ -170,7 +169,7 @@ for mode in $MODES; do
     t_rss=$(printf '%s\n' "${trib[@]}" | awk '{ print $3 / 1024 }' | summary)
     b_cpu=$(printf '%s\n' "${bare[@]}" | awk '{ print $1 }' | summary 2)
     b_rss=$(printf '%s\n' "${bare[@]}" | awk '{ print $3 / 1024 }' | summary)
-    ratio=$(awk -v a="${t_cpu%% *}" -v b="${b_cpu%% *}" 'BEGIN { printf "%.3f", a / b }')
+    ratio=$(ratio "${t_cpu%% *}" "${b_cpu%% *}" 3)
     printf '| %s | Tributary | %s | %s | %s | %s | %s |\n' "$mode" "$t_cpu" "$t_ff" "$t_rss" \
         "$(echo "${trib[-1]}" | awk '{ print $4 }')" "$ratio"
     printf '| %s | bare FFmpeg | %s | %s | %s | %s | 1.000 |\n' "$mode" "$b_cpu" "$b_cpu" "$b_rss" \

@@ -1,8 +1,9 @@
 # lib.sh: what the whole-process bench scripts share (sourced, not run).
 #
 # Provides: die, require_tools, cleanup (kills every pid in PIDS, removes RUN_DIR unless KEEP
-# is set), free_port, tree_pids, cpu_ticks, mem_kb, http_code, summary, wait_http_200,
-# ensure_binary, ensure_clip, start_server. The sourcing script sets SCRIPT (its name, for messages) first.
+# is set), free_port, tree_pids, cpu_ticks, cpu_seconds, mem_kb, http_code, summary, ratio,
+# wait_http_200, ensure_binary, ensure_clip, start_server, start_publisher, start_players,
+# require_players_alive. The sourcing script sets SCRIPT (its name, for messages) first.
 
 PEER="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)/shared/bench/peer-nginx-rtmp"
 PIDS=()      # every process started by the script, killed on exit
@@ -89,6 +90,13 @@ cpu_ticks() {
     echo "$total"
 }
 
+CLK_TCK=$(getconf CLK_TCK)
+
+# Seconds between two cpu_ticks readings, two decimals: cpu_seconds T0 T1.
+cpu_seconds() {
+    awk -v d=$(($2 - $1)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", d / hz }'
+}
+
 # Summed field (VmRSS, VmHWM; kB) of PID and its descendants.
 mem_kb() {
     local total=0 pid value
@@ -120,6 +128,12 @@ summary() {
         m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
         f = "%." d "f"
         printf f " (" f "-" f ")", m, v[1], v[NR] }'
+}
+
+# A / B with $3 decimals (2), or "-" when B is missing or zero.
+ratio() {
+    awk -v a="${1:-0}" -v b="${2:-0}" -v d="${3:-2}" \
+        'BEGIN { if (b > 0) printf "%." d "f", a / b; else print "-" }'
 }
 
 # Builds the release binary unless SERVER_BIN is set; sets BIN.
@@ -208,4 +222,41 @@ start_server() {
         *) die "unknown server $server" ;;
     esac
     PLAY_URL="rtmp://127.0.0.1:$rtmp/live/test"
+}
+
+# Publishes CLIP to PLAY_URL as FLV in real time, looped, and waits until PLAYLIST answers;
+# $1: what, for the message if it does not.
+start_publisher() {
+    ffmpeg -hide_banner -nostdin -loglevel error -re -stream_loop -1 -i "$CLIP" -c copy \
+        -f flv "$PLAY_URL" </dev/null >"$RUN_DIR/publisher.log" 2>&1 &
+    PIDS+=("$!")
+    wait_http_200 "$PLAYLIST" 20 "$SERVER_PID" "${1:-HLS of the publish}"
+}
+
+# Starts N ffmpeg players of URL that copy to nowhere (further arguments: ffmpeg input options,
+# e.g. -rtsp_transport tcp), their errors in RUN_DIR/players.log; sets PLAYERS to their pids.
+PLAYERS=()
+start_players() {
+    local n=$1 url=$2 k
+    shift 2
+    PLAYERS=()
+    for k in $(seq 1 "$n"); do
+        ffmpeg -hide_banner -nostdin -loglevel error "$@" -i "$url" -c copy -f null - \
+            </dev/null >/dev/null 2>>"$RUN_DIR/players.log" &
+        PLAYERS+=("$!")
+        PIDS+=("$!")
+        # Connect in small batches: a burst of handshakes is not what we measure.
+        [ $((k % 25)) -ne 0 ] || sleep 0.5
+    done
+}
+
+# Dies unless every player in PLAYERS still runs, naming the commonest player errors; $1: what.
+require_players_alive() {
+    local pid alive=0
+    for pid in "${PLAYERS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then alive=$((alive + 1)); fi
+    done
+    [ "$alive" -eq "${#PLAYERS[@]}" ] ||
+        die "$1: only $alive of ${#PLAYERS[@]} players were still playing at the end of the window" \
+            "($(sort "$RUN_DIR/players.log" 2>/dev/null | uniq -c | sort -rn | head -3))"
 }

@@ -35,46 +35,31 @@ HINT="scripts/test installs ffmpeg" require_tools cargo ffmpeg curl
 
 ensure_binary
 ensure_clip mp4 "$CLIP_SECONDS"
-CLK_TCK=$(getconf CLK_TCK)
 ulimit -n 65536 2>/dev/null || true
 
 # One run of `variant` (plain | scraped); sets RESULT to "cpu_seconds scrape_bytes".
 RESULT=""
 run_once() {
-    local variant=$1 k t0 t1 alive api bytes=0 players=()
+    local variant=$1 t0 t1 api bytes=0
     RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tributary-metrics-cost.XXXXXX")
     start_server tributary
     api=${PLAYLIST%/test/index.m3u8}
-    ffmpeg -hide_banner -nostdin -loglevel error -re -stream_loop -1 -i "$CLIP" -c copy \
-        -f flv "$PLAY_URL" </dev/null >"$RUN_DIR/publisher.log" 2>&1 &
-    PIDS+=("$!")
-    wait_http_200 "$PLAYLIST" 20 "$SERVER_PID" "HLS of the publish"
+    start_publisher
     if [ "$variant" = scraped ]; then
         (while sleep "$SCRAPE_EVERY"; do curl -s --max-time 5 "$api/metrics" >/dev/null; done) &
         PIDS+=("$!")
     fi
-    for k in $(seq 1 "$N"); do
-        ffmpeg -hide_banner -nostdin -loglevel error -i "$PLAY_URL" -c copy -f null - \
-            </dev/null >/dev/null 2>>"$RUN_DIR/players.log" &
-        players+=("$!")
-        PIDS+=("$!")
-        [ $((k % 25)) -ne 0 ] || sleep 0.5
-    done
+    start_players "$N" "$PLAY_URL"
     sleep "$WARMUP"
     t0=$(cpu_ticks "$SERVER_PID")
     sleep "$WINDOW"
     t1=$(cpu_ticks "$SERVER_PID")
     kill -0 "$SERVER_PID" 2>/dev/null || die "the server died during the window"
-    alive=0
-    for k in "${players[@]}"; do
-        if kill -0 "$k" 2>/dev/null; then alive=$((alive + 1)); fi
-    done
-    [ "$alive" -eq "$N" ] || die "only $alive of $N players were still playing at the end"
+    require_players_alive "$variant"
     if [ "$variant" = scraped ]; then
         bytes=$(curl -s --max-time 5 "$api/metrics" | wc -c)
     fi
-    RESULT=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v b="$bytes" \
-        'BEGIN { printf "%.2f %d", d / hz, b }')
+    RESULT="$(cpu_seconds "$t0" "$t1") $bytes"
     cleanup
 }
 
@@ -95,4 +80,4 @@ s=$(printf '%s\n' "${scraped[@]}" | summary 2)
 printf '| players | plain CPU s | scraped every %ss CPU s | ratio | one scrape |\n' "$SCRAPE_EVERY"
 printf '| ---: | ---: | ---: | ---: | ---: |\n'
 printf '| %s | %s | %s | %s | %s B |\n' "$N" "$p" "$s" \
-    "$(awk -v a="${s%% *}" -v b="${p%% *}" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "-" }')" "$size"
+    "$(ratio "${s%% *}" "${p%% *}" 3)" "$size"

@@ -53,28 +53,17 @@ HINT="scripts/test installs ffmpeg" require_tools cargo ffmpeg curl
 
 ensure_binary
 ensure_clip mp4 "$CLIP_SECONDS"
-CLK_TCK=$(getconf CLK_TCK)
 ulimit -n 65536 2>/dev/null || true
 
 # One run; sets RESULT to "cpu_seconds hwm_kb hls_files_kb".
 RESULT=""
 run_once() {
-    local server=$1 n=$2 k t0 t1 hwm files alive players=()
+    local server=$1 n=$2 k t0 t1 hwm files
     RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tributary-rtmp-fanout.XXXXXX")
     chmod 755 "$RUN_DIR"   # the nginx worker runs as nobody and serves HLS from here
     start_server "$server"
-    ffmpeg -hide_banner -nostdin -loglevel error -re -stream_loop -1 -i "$CLIP" -c copy \
-        -f flv "$PLAY_URL" </dev/null >"$RUN_DIR/publisher.log" 2>&1 &
-    PIDS+=("$!")
-    wait_http_200 "$PLAYLIST" 20 "$SERVER_PID" "$server: HLS of the publish"
-    for k in $(seq 1 "$n"); do
-        ffmpeg -hide_banner -nostdin -loglevel error -i "$PLAY_URL" -c copy -f null - \
-            </dev/null >/dev/null 2>>"$RUN_DIR/players.log" &
-        players+=("$!")
-        PIDS+=("$!")
-        # Connect in small batches: a burst of handshakes is not what we measure.
-        [ $((k % 25)) -ne 0 ] || sleep 0.5
-    done
+    start_publisher "$server: HLS of the publish"
+    start_players "$n" "$PLAY_URL"
     sleep "$WARMUP"
     t0=$(cpu_ticks "$SERVER_PID")
     files=0
@@ -89,15 +78,8 @@ run_once() {
     t1=$(cpu_ticks "$SERVER_PID")
     hwm=$(mem_kb "$SERVER_PID" VmHWM)
     kill -0 "$SERVER_PID" 2>/dev/null || die "$server died during the window"
-    alive=0
-    for k in "${players[@]}"; do
-        if kill -0 "$k" 2>/dev/null; then alive=$((alive + 1)); fi
-    done
-    [ "$alive" -eq "$n" ] ||
-        die "$server: only $alive of $n players were still playing at the end of the window" \
-            "($(sort "$RUN_DIR/players.log" | uniq -c | sort -rn | head -3))"
-    RESULT=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v h="$hwm" -v f="$files" \
-        'BEGIN { printf "%.2f %d %d", d / hz, h, f }')
+    require_players_alive "$server"
+    RESULT="$(cpu_seconds "$t0" "$t1") $hwm $files"
     cleanup
 }
 
@@ -122,7 +104,6 @@ for n in "${COUNTS[@]}"; do
         cpu_med[$server]=${cpu[$server]%% *}
         rss_med[$server]=${rss[$server]%% *}
     done
-    ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
     nginx_total=$(awk -v r="${rss_med[nginx]:-0}" -v f="${files%% *}" 'BEGIN { print r + f }')
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$n" \
         "${cpu[nginx]:--}" "${cpu[tributary]:--}" "$(ratio "${cpu_med[tributary]:-}" "${cpu_med[nginx]:-}")" \

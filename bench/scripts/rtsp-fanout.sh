@@ -38,46 +38,29 @@ HINT="scripts/test installs ffmpeg" require_tools cargo ffmpeg curl
 
 ensure_binary
 ensure_clip mp4 "$CLIP_SECONDS"
-CLK_TCK=$(getconf CLK_TCK)
 ulimit -n 65536 2>/dev/null || true
 
 RESULT=""
 run_once() {
-    local mode=$1 n=$2 k t0 t1 hwm alive players=() url args=()
+    local mode=$1 n=$2 t0 t1 hwm url args=()
     RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/tributary-rtsp-fanout.XXXXXX")
     start_server tributary
-    ffmpeg -hide_banner -nostdin -loglevel error -re -stream_loop -1 -i "$CLIP" -c copy \
-        -f flv "$PLAY_URL" </dev/null >"$RUN_DIR/publisher.log" 2>&1 &
-    PIDS+=("$!")
-    wait_http_200 "$PLAYLIST" 20 "$SERVER_PID" "HLS of the publish"
+    start_publisher
     case "$mode" in
         rtmp) url=$PLAY_URL ;;
         rtsp-tcp) url=$RTSP_URL; args=(-rtsp_transport tcp) ;;
         rtsp-udp) url=$RTSP_URL; args=(-rtsp_transport udp) ;;
         *) die "unknown mode $mode" ;;
     esac
-    for k in $(seq 1 "$n"); do
-        ffmpeg -hide_banner -nostdin -loglevel error "${args[@]}" -i "$url" -c copy -f null - \
-            </dev/null >/dev/null 2>>"$RUN_DIR/players.log" &
-        players+=("$!")
-        PIDS+=("$!")
-        [ $((k % 25)) -ne 0 ] || sleep 0.5
-    done
+    start_players "$n" "$url" "${args[@]}"
     sleep "$WARMUP"
     t0=$(cpu_ticks "$SERVER_PID")
     sleep "$WINDOW"
     t1=$(cpu_ticks "$SERVER_PID")
     hwm=$(mem_kb "$SERVER_PID" VmHWM)
     kill -0 "$SERVER_PID" 2>/dev/null || die "the server died during the window"
-    alive=0
-    for k in "${players[@]}"; do
-        if kill -0 "$k" 2>/dev/null; then alive=$((alive + 1)); fi
-    done
-    [ "$alive" -eq "$n" ] ||
-        die "$mode: only $alive of $n players were still playing at the end of the window" \
-            "($(sort "$RUN_DIR/players.log" | uniq -c | sort -rn | head -3))"
-    RESULT=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v h="$hwm" \
-        'BEGIN { printf "%.2f %d", d / hz, h }')
+    require_players_alive "$mode"
+    RESULT="$(cpu_seconds "$t0" "$t1") $hwm"
     cleanup
 }
 
@@ -96,8 +79,7 @@ for n in "${COUNTS[@]}"; do
         cpu=$(printf '%s\n' "${results[@]}" | awk '{ print $1 }' | summary 2)
         rss=$(printf '%s\n' "${results[@]}" | awk '{ print $2 / 1024 }' | summary)
         cpu_med[$mode]=${cpu%% *}
-        ratio=$(awk -v a="${cpu_med[$mode]}" -v b="${cpu_med[rtmp]:-0}" \
-            'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-        printf '| %s | %s | %s | %s | %s |\n' "$n" "$mode" "$cpu" "$rss" "$ratio"
+        printf '| %s | %s | %s | %s | %s |\n' "$n" "$mode" "$cpu" "$rss" \
+            "$(ratio "${cpu_med[$mode]}" "${cpu_med[rtmp]:-}")"
     done
 done

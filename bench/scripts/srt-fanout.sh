@@ -41,7 +41,6 @@ HINT="scripts/test installs ffmpeg and srt-tools" require_tools cargo ffmpeg cur
 
 ensure_binary
 ensure_clip mp4 "$CLIP_SECONDS"
-CLK_TCK=$(getconf CLK_TCK)
 ulimit -n 65536 2>/dev/null || true
 
 # Starts the publisher: the clip in real time as MPEG-TS over UDP to each port given.
@@ -137,8 +136,7 @@ run_once() {
         hwm=$((hwm + $(mem_kb "$k" VmHWM)))
     done
     check_players "$side"
-    RESULT=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v h="$hwm" \
-        'BEGIN { printf "%.2f %d", d / hz, h }')
+    RESULT="$(cpu_seconds "$t0" "$t1") $hwm"
     cleanup
 }
 
@@ -163,8 +161,7 @@ for n in "${COUNTS[@]}"; do
     for side in $SIDES; do
         cpu=$(printf '%s' "${runs[$side]}" | awk 'NF { print $1 }' | summary 2)
         rss=$(printf '%s' "${runs[$side]}" | awk 'NF { print $2 / 1024 }' | summary)
-        ratio=$(awk -v a="${cpu_med[$side]}" -v b="${cpu_med[reference]:-0}" \
-            'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')
-        printf '| %s | %s | %s | %s | %s |\n' "$n" "$side" "$cpu" "$rss" "$ratio"
+        printf '| %s | %s | %s | %s | %s |\n' "$n" "$side" "$cpu" "$rss" \
+            "$(ratio "${cpu_med[$side]}" "${cpu_med[reference]:-}")"
     done
 done

@@ -47,7 +47,6 @@ HINT="scripts/test installs ffmpeg" require_tools cargo ffmpeg curl
 ensure_binary
 ensure_clip ts "$CLIP_SECONDS"
 
-CLK_TCK=$(getconf CLK_TCK)
 
 # One run with N streams; sets RESULT to "cpu_pct rss_kb hwm_kb idle_kb". Not run in a
 # subshell, so a failure exits through the EXIT trap, which kills what the run started.
