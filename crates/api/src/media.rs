@@ -24,10 +24,6 @@ use tributary_engine::{EngineHandle, HttpViewer, MediaAsset, MediaReply, TsPlayE
 
 use crate::error::ApiError;
 
-/// Marks a response as media, so the access log (API requests only) skips it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct MediaResponse;
-
 /// The fallback route: a media asset, or the API's 404.
 pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) -> Response {
     let method = request.method().clone();
@@ -40,9 +36,7 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| *addr);
-        let mut response = mpegts(&engine, code, peer, method == Method::HEAD);
-        response.extensions_mut().insert(MediaResponse);
-        return response;
+        return mpegts(&engine, code, peer, method == Method::HEAD);
     }
     let thumbnail = path
         .strip_suffix("/thumbnail.jpg")
@@ -58,7 +52,7 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
         None => match engine.media_for(&path, &viewer(&request)) {
             MediaReply::Asset(asset, meter) => (asset, meter),
             MediaReply::Banned(remaining) => {
-                let mut response = ApiError::new(
+                return ApiError::new(
                     StatusCode::FORBIDDEN,
                     "FORBIDDEN",
                     format!(
@@ -67,8 +61,6 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
                     ),
                 )
                 .into_response();
-                response.extensions_mut().insert(MediaResponse);
-                return response;
             }
             MediaReply::NotFound => {
                 return ApiError::not_found(format!("no route or media for /{path}"))
@@ -76,7 +68,7 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
             }
         },
     };
-    let mut response = respond(&asset, request.headers(), method == Method::HEAD);
+    let response = respond(&asset, request.headers(), method == Method::HEAD);
     if let (Some(meter), true) = (meter, response.status().is_success()) {
         // The session's bytes: the body this 2xx response carries (none for HEAD).
         let sent = response
@@ -87,7 +79,6 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
             .unwrap_or(0);
         meter.add(sent);
     }
-    response.extensions_mut().insert(MediaResponse);
     response
 }
 

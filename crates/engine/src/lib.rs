@@ -649,9 +649,9 @@ impl EngineHandle {
         let name = path.rsplit('/').next().unwrap_or_default();
         let tracked = sessions::Viewer {
             ip: peer.ip(),
-            user_agent: viewer.user_agent.clone(),
-            referer: viewer.referer.clone(),
-            query: viewer.query.clone(),
+            user_agent: &viewer.user_agent,
+            referer: &viewer.referer,
+            query: &viewer.query,
             secure: false,
         };
         match self.shared.media.sessions.http(&code, name, &tracked) {

@@ -96,7 +96,7 @@ impl Sessions {
     }
 
     /// An HTTP media request of `code` (file `name`) by `viewer`.
-    pub(crate) fn http(&self, code: &StreamCode, name: &str, viewer: &Viewer) -> HttpAdmission {
+    pub(crate) fn http(&self, code: &StreamCode, name: &str, viewer: &Viewer<'_>) -> HttpAdmission {
         let Some(proto) = Proto::of_media(name).filter(|_| self.enabled) else {
             return HttpAdmission::Serve(None);
         };
@@ -134,9 +134,9 @@ impl Sessions {
         }
         let viewer = Viewer {
             ip: peer.ip(),
-            user_agent: String::new(),
-            referer: String::new(),
-            query: query.unwrap_or_default().to_owned(),
+            user_agent: "",
+            referer: "",
+            query: query.unwrap_or_default(),
             secure: false,
         };
         let id = uuid::Uuid::new_v4().to_string();

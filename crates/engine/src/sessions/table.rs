@@ -133,17 +133,18 @@ impl CloseReason {
 }
 
 /// Who asks: what the viewer's request or connection tells about it.
-#[derive(Debug, Clone)]
-pub(crate) struct Viewer {
+/// Borrowed from the request: a request of a known session copies nothing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Viewer<'a> {
     /// The peer address (forwarded headers are not trusted: `security.trusted_proxies` has
     /// not landed).
     pub(crate) ip: IpAddr,
     /// `User-Agent` (HTTP), else empty.
-    pub(crate) user_agent: String,
+    pub(crate) user_agent: &'a str,
     /// `Referer` (HTTP), else empty.
-    pub(crate) referer: String,
+    pub(crate) referer: &'a str,
     /// The request's query without its `?`, as sent (redacted when stored).
-    pub(crate) query: String,
+    pub(crate) query: &'a str,
     /// Whether it came over TLS.
     pub(crate) secure: bool,
 }
@@ -297,8 +298,11 @@ pub(crate) struct SessionTable {
 /// An active session.
 #[derive(Debug)]
 struct Entry {
+    /// The record, but for `bytes` and `updated_at`: read when it is shown ([`Entry::view`]).
     view: SessionView,
     meter: ByteMeter,
+    /// When it was last seen: formatted only when shown, not per request.
+    updated: DateTime<Utc>,
     opened: Instant,
     /// The last request (HTTP) or the last tick that saw bytes (connections).
     seen: Instant,
@@ -326,23 +330,24 @@ impl SessionTable {
         &mut self,
         code: &StreamCode,
         proto: Proto,
-        viewer: &Viewer,
+        viewer: &Viewer<'_>,
         now: Instant,
         wall: DateTime<Utc>,
     ) -> Hit {
-        let token = query_param(&viewer.query, "token").unwrap_or_default();
-        let id = fingerprint(code, viewer.ip, &viewer.user_agent, &token);
-        if let Some(&until) = self.bans.get(&id) {
+        let token = query_param(viewer.query, "token").unwrap_or_default();
+        let id = fingerprint(code, viewer.ip, viewer.user_agent, token);
+        let id = id.as_str();
+        if let Some(&until) = self.bans.get(id) {
             if until > now {
                 return Hit::Banned {
                     remaining: until - now,
                 };
             }
-            self.bans.remove(&id);
+            self.bans.remove(id);
         }
-        if let Some(entry) = self.active.get_mut(&id) {
+        if let Some(entry) = self.active.get_mut(id) {
             entry.seen = now;
-            entry.view.updated_at = stamp(wall);
+            entry.updated = wall;
             return Hit::Tracked {
                 meter: entry.meter.clone(),
                 opened: None,
@@ -352,7 +357,17 @@ impl SessionTable {
             return Hit::Untracked;
         }
         let meter = ByteMeter::default();
-        let opened = self.open(id, code, proto, viewer, token, None, &meter, now, wall);
+        let opened = self.open(
+            id.to_owned(),
+            code,
+            proto,
+            viewer,
+            token,
+            None,
+            &meter,
+            now,
+            wall,
+        );
         Hit::Tracked {
             meter,
             opened: Some(opened),
@@ -367,7 +382,7 @@ impl SessionTable {
         id: String,
         code: &StreamCode,
         proto: Proto,
-        viewer: &Viewer,
+        viewer: &Viewer<'_>,
         stop: CancellationToken,
         meter: &ByteMeter,
         now: Instant,
@@ -376,7 +391,7 @@ impl SessionTable {
         if self.active.len() >= MAX_ACTIVE {
             return None;
         }
-        let token = query_param(&viewer.query, "token").unwrap_or_default();
+        let token = query_param(viewer.query, "token").unwrap_or_default();
         Some(self.open(id, code, proto, viewer, token, Some(stop), meter, now, wall))
     }
 
@@ -415,7 +430,7 @@ impl SessionTable {
                 entry.last_bytes = bytes;
                 if entry.stop.is_some() {
                     entry.seen = now;
-                    entry.view.updated_at = stamp(wall);
+                    entry.updated = wall;
                 }
             }
             if max_lifetime.is_some_and(|max| now.duration_since(entry.opened) >= max) {
@@ -533,15 +548,15 @@ impl SessionTable {
         id: String,
         code: &StreamCode,
         proto: Proto,
-        viewer: &Viewer,
-        token: String,
+        viewer: &Viewer<'_>,
+        token: &str,
         stop: Option<CancellationToken>,
         meter: &ByteMeter,
         now: Instant,
         wall: DateTime<Utc>,
     ) -> Opened {
         let (named_by, user_name) = if !token.is_empty() {
-            ("token", token.clone())
+            ("token", token.to_owned())
         } else if proto.is_http() {
             ("fingerprint", id.chars().take(8).collect())
         } else {
@@ -553,10 +568,10 @@ impl SessionTable {
             stream_code: code.clone(),
             proto,
             ip: viewer.ip.to_string(),
-            user_agent: viewer.user_agent.clone(),
-            referer: viewer.referer.clone(),
-            query_string: redact_query(&viewer.query),
-            token,
+            user_agent: viewer.user_agent.to_owned(),
+            referer: viewer.referer.to_owned(),
+            query_string: redact_query(viewer.query),
+            token: token.to_owned(),
             user_name: user_name.clone(),
             named_by,
             country: String::new(),
@@ -583,6 +598,7 @@ impl SessionTable {
             Entry {
                 view,
                 meter: meter.clone(),
+                updated: wall,
                 opened: now,
                 seen: now,
                 last_bytes,
@@ -646,6 +662,7 @@ impl Entry {
     fn view(&self) -> SessionView {
         SessionView {
             bytes: self.meter.get(),
+            updated_at: stamp(self.updated),
             ..self.view.clone()
         }
     }
@@ -653,28 +670,56 @@ impl Entry {
 
 /// SPEC §Sessions: the first 16 hex chars of SHA-256(`code \0 lower(ip) \0 user_agent \0
 /// token`).
-pub(crate) fn fingerprint(code: &StreamCode, ip: IpAddr, user_agent: &str, token: &str) -> String {
+pub(crate) fn fingerprint(
+    code: &StreamCode,
+    ip: IpAddr,
+    user_agent: &str,
+    token: &str,
+) -> Fingerprint {
+    use std::io::Write as _;
     let mut hash = Sha256::new();
     hash.update(code.as_str().as_bytes());
     hash.update([0]);
-    hash.update(ip.to_string().to_lowercase().as_bytes());
+    // An address's text fits in 45 bytes (IPv6 with an IPv4 tail); `Display` writes hex digits
+    // in lower case, as the fingerprint wants.
+    let mut text = [0u8; 64];
+    let mut cursor = std::io::Cursor::new(&mut text[..]);
+    let _ = write!(cursor, "{ip}");
+    let len = cursor.position() as usize;
+    hash.update(&text[..len]);
     hash.update([0]);
     hash.update(user_agent.as_bytes());
     hash.update([0]);
     hash.update(token.as_bytes());
-    hash.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let digest = hash.finalize();
+    let mut hex = [0u8; 16];
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(&digest[..8]) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xF)];
+    }
+    Fingerprint(hex)
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// An HTTP session's id, computed per request without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fingerprint([u8; 16]);
+
+impl Fingerprint {
+    pub(crate) fn as_str(&self) -> &str {
+        // Lower-case hex digits only.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
 }
 
 /// The value of query parameter `name` in `query` (not percent-decoded: tokens are opaque).
-fn query_param(query: &str, name: &str) -> Option<String> {
+fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
     query
         .split('&')
         .filter_map(|pair| pair.split_once('='))
         .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.to_owned())
+        .map(|(_, value)| value)
 }
 
 /// `query` with the values of secret-named parameters (`key`, `sig`, `token`, ...) masked.

@@ -25,12 +25,12 @@ fn code(name: &str) -> StreamCode {
     name.parse().unwrap()
 }
 
-fn viewer(ip: &str, user_agent: &str, query: &str) -> Viewer {
+fn viewer<'a>(ip: &str, user_agent: &'a str, query: &'a str) -> Viewer<'a> {
     Viewer {
         ip: ip.parse().unwrap(),
-        user_agent: user_agent.into(),
-        referer: String::new(),
-        query: query.into(),
+        user_agent,
+        referer: "",
+        query,
         secure: false,
     }
 }
@@ -56,7 +56,7 @@ fn http_viewers_are_one_session_per_fingerprint() {
     let (meter, opened) = tracked(table.hit(&cam, Proto::Hls, &vlc, t0, wall(0)));
     let opened = opened.expect("the first request opens the session");
     assert_eq!(opened.id.len(), 16);
-    assert_eq!(opened.id, fingerprint(&cam, vlc.ip, "VLC/3.0", ""));
+    assert_eq!(opened.id, fingerprint(&cam, vlc.ip, "VLC/3.0", "").as_str());
     assert_eq!(opened.user_name, opened.id[..8]);
     meter.add(1000);
     // The same viewer's next requests (a segment, DASH-named or not) are the same session.
@@ -67,7 +67,7 @@ fn http_viewers_are_one_session_per_fingerprint() {
     for (stream, who) in [
         (&cam, viewer("192.0.2.7", "Safari", "")),
         (&cam, viewer("192.0.2.8", "VLC/3.0", "")),
-        (&code("other"), vlc.clone()),
+        (&code("other"), vlc),
     ] {
         let (_, opened) = tracked(table.hit(stream, Proto::Hls, &who, t0, wall(1)));
         assert!(opened.is_some());
@@ -80,7 +80,7 @@ fn http_viewers_are_one_session_per_fingerprint() {
     let (all, total) = table.list(&Filter::default(), 100);
     assert_eq!((all.len(), total), (5, 5));
     let first = table
-        .get(&fingerprint(&cam, vlc.ip, "VLC/3.0", ""))
+        .get(fingerprint(&cam, vlc.ip, "VLC/3.0", "").as_str())
         .unwrap();
     assert_eq!(
         first.proto,
@@ -430,4 +430,15 @@ async fn tracking_off_records_nothing_and_bans_nobody() {
         &ByteMeter::default(),
     );
     assert_eq!(sessions.list(&Filter::default(), 10).1, 0);
+}
+
+#[test]
+fn a_fingerprint_is_the_first_16_hex_digits_of_sha256_of_its_parts() {
+    // SHA-256("cam\0192.0.2.7\0VLC/3.0\0") and SHA-256("cam\02001:db8::1\0hls.js\0abc"),
+    // computed outside (Python's hashlib): addresses in lower case, as `Display` writes them.
+    let cam = code("cam");
+    let v4 = fingerprint(&cam, "192.0.2.7".parse().unwrap(), "VLC/3.0", "");
+    assert_eq!(v4.as_str(), "7bf741cbe4ee4983");
+    let v6 = fingerprint(&cam, "2001:DB8::1".parse().unwrap(), "hls.js", "abc");
+    assert_eq!(v6.as_str(), "4bb4bd9bdff5b133");
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -592,4 +593,43 @@ fn a_write_stuck_past_the_admin_timeout_gets_the_json_busy_error() {
     // The server is fine afterwards.
     let got = send("GET", &server.url("/streams/stuck"), None, &[]);
     assert_eq!(got.status, 200, "{}", got.body);
+}
+
+/// An API request gets a request id (`x-request-id`) and an access-log line naming it; a
+/// media request, the viewers' hot path, gets neither.
+#[test]
+fn api_requests_are_logged_with_a_request_id_and_media_requests_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let api = ureq::get(&server.url("/streams")).call().unwrap();
+    let id = api
+        .header("x-request-id")
+        .expect("an API response names its request id")
+        .to_owned();
+    let media = match ureq::get(&server.url("/nowhere/index.m3u8")).call() {
+        Err(ureq::Error::Status(404, response)) => response,
+        other => panic!("a missing playlist is 404: {other:?}"),
+    };
+    assert_eq!(media.header("x-request-id"), None);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let lines = server.logged(|l| l["fields"]["message"] == "http");
+        if lines
+            .iter()
+            .any(|l| l["fields"]["request_id"] == id.as_str())
+        {
+            assert!(
+                lines
+                    .iter()
+                    .all(|l| l["fields"]["path"] != "/nowhere/index.m3u8"),
+                "{lines:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no access-log line for request {id}: {lines:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
