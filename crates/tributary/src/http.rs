@@ -8,7 +8,8 @@
 //!   either direction for 60 s is closed: a keep-alive connection that sends no next request,
 //!   and a client that stopped reading a response, hold no socket and no buffered body for
 //!   ever. A request in progress is bounded by its handler (admin requests by the admin
-//!   timeout). hyper's own header-read timer runs with the idle value as a backstop.
+//!   timeout). hyper's own header-read timer is off: the watchdog below does its work without
+//!   arming and cancelling a timer per request.
 //! - **Caps**: at most `total` connections, and `per_ip` from one address (IPv6: one /64);
 //!   loopback peers count towards the total only. A connection over a cap is accepted and
 //!   closed at once (the newest is shed), so the listener never stops accepting and the
@@ -30,7 +31,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -174,10 +175,7 @@ async fn connection(
         }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.idle)
-        .keep_alive(true);
+    builder.header_read_timeout(None).keep_alive(true);
     let mut conn = pin!(builder.serve_connection(io, service));
     let mut draining = false;
     loop {
