@@ -128,6 +128,11 @@ pub fn probe_packets(url_or_path: &str, extra_args: &[&str]) -> anyhow::Result<V
 ///
 /// A non-zero exit adds a last line `ffmpeg exited with ...`, so a failed open is never
 /// empty. Fails only when ffmpeg cannot be started or takes longer than `seconds` + 60 s.
+///
+/// The decoded frames keep the source's time base (`-enc_time_base -1`): by default the
+/// null muxer counts video in frame periods, and millisecond timestamps (RTMP's) whose grid
+/// sits half a period off can round two frames onto one tick, which it reports as a
+/// "non monotonically increasing dts" error the stream does not have.
 pub fn decode_errors(url_or_path: &str, seconds: f64) -> anyhow::Result<String> {
     let mut command = ffmpeg();
     command.args([
@@ -135,6 +140,8 @@ pub fn decode_errors(url_or_path: &str, seconds: f64) -> anyhow::Result<String> 
         url_or_path,
         "-t",
         &seconds.to_string(),
+        "-enc_time_base",
+        "-1",
         "-f",
         "null",
         "-",

@@ -250,10 +250,15 @@ fn fifty_rtmp_players_play_and_ten_leaving_disturbs_none_of_the_rest() {
                 .is_some_and(|p| p.keyframe),
             "player {i} does not start at a keyframe"
         );
-        let hole = dts.windows(2).map(|w| w[1] - w[0]).fold(f64::MIN, f64::max);
+        let steps = || dts.windows(2).map(|w| w[1] - w[0]);
+        let (least, hole) = (
+            steps().fold(f64::MAX, f64::min),
+            steps().fold(f64::MIN, f64::max),
+        );
         assert!(
-            hole > 0.0 && hole < 0.2,
-            "player {i}: video DTS steps up to {hole} s (frames lost or reordered)"
+            least > 0.0 && hole < 0.2,
+            "player {i}: video DTS steps from {least} to {hole} s (frames repeated, lost or \
+             reordered)"
         );
         report.push((i, dts.len(), audio, gaps[i]));
     }
@@ -273,6 +278,14 @@ fn fifty_rtmp_players_play_and_ten_leaving_disturbs_none_of_the_rest() {
                         .filter_map(|(i, out)| {
                             let errors =
                                 decode_errors(out.to_str().unwrap(), f64::from(SECONDS)).unwrap();
+                            // The file's DTS order is asserted above, from ffprobe's packets;
+                            // the decode's null muxer re-stamps frames and may complain of
+                            // its own rounding (seen under load), which says nothing of ours.
+                            let errors: String = errors
+                                .lines()
+                                .filter(|l| !l.contains("non monotonically increasing dts"))
+                                .map(|l| format!("{l}\n"))
+                                .collect();
                             (!errors.trim().is_empty()).then(|| format!("player {i}:\n{errors}"))
                         })
                         .collect::<Vec<_>>()
