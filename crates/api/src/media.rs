@@ -36,17 +36,24 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| *addr);
-        return mpegts(&engine, code, peer, method == Method::HEAD);
+        let query = request.uri().query().unwrap_or_default();
+        return mpegts(&engine, code, query, peer, method == Method::HEAD);
     }
     let thumbnail = path
         .strip_suffix("/thumbnail.jpg")
         .and_then(|code| code.parse::<StreamCode>().ok())
-        .and_then(|code| engine.thumbnail(&code))
-        .map(|body| MediaAsset {
-            content_type: "image/jpeg",
-            cache_control: "no-cache",
-            body,
-        });
+        .and_then(|code| Some((engine.thumbnail(&code)?, code)));
+    if let Some((_, code)) = &thumbnail {
+        let viewer = viewer(&request);
+        if let Err(why) = engine.check_play_signature(code, &viewer.query, viewer.peer, false) {
+            return ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", why).into_response();
+        }
+    }
+    let thumbnail = thumbnail.map(|(body, _)| MediaAsset {
+        content_type: "image/jpeg",
+        cache_control: "no-cache",
+        body,
+    });
     let (asset, meter) = match thumbnail {
         Some(asset) => (asset, None),
         None => match engine.media_for(&path, &viewer(&request)) {
@@ -61,6 +68,9 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
                     ),
                 )
                 .into_response();
+            }
+            MediaReply::Unsigned(why) => {
+                return ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", why).into_response();
             }
             MediaReply::NotFound => {
                 return ApiError::not_found(format!("no route or media for /{path}"))
@@ -107,11 +117,21 @@ fn viewer(request: &Request) -> HttpViewer {
 /// `GET /{code}/mpegts` (SPEC §Publisher "HTTP-TS"): the stream's playback feed as one
 /// chunked `video/mp2t` body from a keyframe with PAT/PMT, until the stream stops or the
 /// client leaves. The body is pulled as the client's socket takes it, so a slow client only
-/// loses its own frames in the hub. Unknown or stopped stream → 404, a play cap reached → 503.
-fn mpegts(engine: &EngineHandle, code: &str, peer: Option<SocketAddr>, head: bool) -> Response {
+/// loses its own frames in the hub. Unknown or stopped stream → 404, a play cap reached → 503,
+/// an unsigned request while signed play URLs are on → 403.
+fn mpegts(
+    engine: &EngineHandle,
+    code: &str,
+    query: &str,
+    peer: Option<SocketAddr>,
+    head: bool,
+) -> Response {
     let Ok(code) = code.parse::<StreamCode>() else {
         return ApiError::not_found(format!("no stream named {code:?}")).into_response();
     };
+    if let Err(why) = engine.check_play_signature(&code, query, peer, true) {
+        return ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", why).into_response();
+    }
     let play = match engine.mpegts(code, peer) {
         Ok(play) => play,
         Err(e @ TsPlayError::Busy(_)) => {

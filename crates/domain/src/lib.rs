@@ -28,6 +28,7 @@ pub mod http_range;
 pub mod plan;
 pub mod protocol;
 pub mod redact;
+pub mod signing;
 pub mod spec;
 pub mod stream;
 pub mod streamid;

@@ -41,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 use tributary_domain::config::ServerConfig;
 use tributary_domain::diff::{ShownDiff, compute_diff};
 use tributary_domain::plan::{RestartPlan, plan};
+use tributary_domain::signing;
 use tributary_domain::spec::StreamSpec;
 use tributary_domain::validate::{Support, ValidationErrors};
 use tributary_domain::{Stream, StreamCode};
@@ -638,11 +639,34 @@ impl EngineHandle {
     /// the server root (`<code>/index.m3u8`; paths never touch the file system), as SPEC
     /// §Sessions counts it: the asset, with the meter its 2xx body's bytes go to when the
     /// request belongs to a session (HLS, DASH); [`MediaReply::Banned`] for a fingerprint kicked less than `kick_ban_sec` ago;
-    /// [`MediaReply::NotFound`] when no packager produced `path`.
+    /// [`MediaReply::NotFound`] when no packager produced `path`; [`MediaReply::Unsigned`]
+    /// when signed play URLs are on and the request's `exp` and `sig` do not hold (a signed
+    /// playlist or MPD names its children with the request's `exp` and `sig`).
     pub fn media_for(&self, path: &str, viewer: &HttpViewer) -> MediaReply {
-        let Some((code, asset)) = self.shared.media.outputs.media(path) else {
+        let Some((code, mut asset)) = self.shared.media.outputs.media(path) else {
             return MediaReply::NotFound;
         };
+        if let Some(signer) = &self.shared.media.signer {
+            let ip = viewer.peer.map_or(UNKNOWN_PEER, |p| p.ip());
+            let signature = match signer.verify(&code, &viewer.query, ip, router::unix_now()) {
+                Ok(signature) => signature,
+                Err(e) => {
+                    let name = path.rsplit('/').next().unwrap_or_default();
+                    let proto = sessions::Proto::of_media(name).map_or("hls", SessionProto::name);
+                    let metrics = &self.shared.media.metrics;
+                    metrics.play_refused(Some(&code), proto, metrics::PlayRefusal::Auth);
+                    return MediaReply::Unsigned(e.to_string());
+                }
+            };
+            let sign: Option<fn(&str, &str) -> String> = match asset.content_type {
+                "application/vnd.apple.mpegurl" => Some(signing::sign_playlist),
+                "application/dash+xml" => Some(signing::sign_mpd),
+                _ => None,
+            };
+            if let (Some(sign), Ok(text)) = (sign, std::str::from_utf8(&asset.body)) {
+                asset.body = bytes::Bytes::from(sign(text, &signature.query()));
+            }
+        }
         let Some(peer) = viewer.peer else {
             return MediaReply::Asset(asset, None);
         };
@@ -660,6 +684,37 @@ impl EngineHandle {
             }
             sessions::HttpAdmission::Banned(remaining) => MediaReply::Banned(remaining),
         }
+    }
+
+    /// With signed play URLs on, whether `query` (without its `?`) signs a play of `code` by
+    /// `peer`; the error says why not (for the 403). Always `Ok` with signing off. A refused
+    /// HTTP-TS play (`mpegts`) is counted in `playback_rejected_total`.
+    pub fn check_play_signature(
+        &self,
+        code: &StreamCode,
+        query: &str,
+        peer: Option<std::net::SocketAddr>,
+        mpegts: bool,
+    ) -> Result<(), String> {
+        let Some(signer) = &self.shared.media.signer else {
+            return Ok(());
+        };
+        let ip = peer.map_or(UNKNOWN_PEER, |p| p.ip());
+        signer
+            .verify(code, query, ip, router::unix_now())
+            .map(|_| ())
+            .map_err(|e| {
+                if mpegts {
+                    let metrics = &self.shared.media.metrics;
+                    let running = self.shared.coordinator.is_running(code);
+                    metrics.play_refused(
+                        running.then_some(code),
+                        http_ts::PROTO,
+                        metrics::PlayRefusal::Auth,
+                    );
+                }
+                e.to_string()
+            })
     }
 
     /// Play sessions matching the filters (`GET /sessions`), newest first, at most `limit`:
@@ -720,6 +775,10 @@ impl EngineHandle {
         self.shared.media.thumbnails.get(code)
     }
 }
+
+/// The address a request without a known peer is checked as: a signature bound to an address
+/// never matches it.
+const UNKNOWN_PEER: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 
 /// The bus subscriber name of `GET /events` long-polls (`tributary_events_dropped_total`).
 const EVENTS_API: &str = "events_api";

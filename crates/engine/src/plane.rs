@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tributary_domain::config::ServerConfig;
+use tributary_domain::signing::PlaySigner;
 use tributary_net::{SsrfGuard, SsrfMode};
 
 use crate::buffers::{HubBuffers, Intakes};
@@ -37,6 +38,8 @@ pub(crate) struct MediaPlane {
     pub(crate) sessions: Arc<sessions::Sessions>,
     /// The bundle the coordinator drives.
     pub(crate) services: Services,
+    /// `security.play_signing`, when on: every media request and play needs a signed URL.
+    pub(crate) signer: Option<Arc<PlaySigner>>,
 }
 
 impl MediaPlane {
@@ -68,6 +71,7 @@ impl MediaPlane {
         let sessions = Arc::new(sessions::Sessions::new(
             &config.sessions.clone().unwrap_or_default(),
         ));
+        let signer = PlaySigner::from_config(&config.security).map(Arc::new);
         let router = Arc::new(EngineRouter::new(
             manager.clone(),
             outputs.clone(),
@@ -76,6 +80,7 @@ impl MediaPlane {
             Arc::clone(&sessions),
             PublishAuth::parse(&config.security.publish_auth),
             Arc::clone(&metrics),
+            signer.clone(),
         ));
         let buffers = Arc::new(HubBuffers::new(
             hub.clone(),
@@ -113,6 +118,7 @@ impl MediaPlane {
             caps,
             sessions,
             services,
+            signer,
         }
     }
 

@@ -34,6 +34,7 @@ use crate::manager::{Manager, PushTarget, SlotRefusal};
 use crate::metrics::{Metrics, PlayRefusal, PublishRefusal};
 use crate::outputs::Outputs;
 use crate::sessions::{Proto as SessionProto, Sessions};
+use tributary_domain::signing::PlaySigner;
 
 /// How publishers authenticate (`security.publish_auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +75,8 @@ pub(crate) struct EngineRouter {
     metrics: Arc<Metrics>,
     /// Where each granted play is recorded as a connection session.
     sessions: Arc<Sessions>,
+    /// `security.play_signing`, when on: every play needs a signed URL.
+    signer: Option<Arc<PlaySigner>>,
 }
 
 impl EngineRouter {
@@ -94,6 +97,7 @@ impl EngineRouter {
         sessions: Arc<Sessions>,
         auth: PublishAuth,
         metrics: Arc<Metrics>,
+        signer: Option<Arc<PlaySigner>>,
     ) -> Self {
         Self {
             manager,
@@ -104,6 +108,7 @@ impl EngineRouter {
             backoff: PublishBackoff::default(),
             metrics,
             sessions,
+            signer,
         }
     }
 
@@ -263,6 +268,13 @@ impl Router for EngineRouter {
             let refusal = Refusal::NotFound(format!("no running stream named {:?}", request.path));
             return refused(None, PlayRefusal::NotFound, refusal);
         };
+        if let Some(signer) = &self.signer {
+            let query = request.query.as_deref().unwrap_or_default();
+            if let Err(e) = signer.verify(&code, query, request.peer.ip(), unix_now()) {
+                let refusal = Refusal::Denied(format!("{proto} play of {code}: {e}"));
+                return refused(Some(&code), PlayRefusal::Auth, refusal);
+            }
+        }
         let (output, session_proto) = match request.protocol {
             Protocol::Rtmp => (Output::Rtmp, SessionProto::Rtmp),
             Protocol::Rtsp => (Output::Rtsp, SessionProto::Rtsp),
@@ -305,6 +317,13 @@ impl Router for EngineRouter {
             bytes,
         })
     }
+}
+
+/// Seconds since the Unix epoch, now (what a signed URL's `exp` counts in).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The protocol's name in metric labels.

@@ -154,6 +154,8 @@ pub enum MediaReply {
     Asset(MediaAsset, Option<SessionMeter>),
     /// The viewer was kicked: 403 for this much longer.
     Banned(Duration),
+    /// Signed play URLs are on and this request's `exp` and `sig` do not hold: 403, why.
+    Unsigned(String),
     /// Nothing at this path.
     NotFound,
 }

@@ -31,21 +31,6 @@ pub struct DebugSection {
     pub fault_injection: Option<bool>,
 }
 
-/// `security.play_signing` (SPEC §Security "Signed play URLs"). Not supported yet.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PlaySigning {
-    /// Signed play URLs required (false).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub enabled: Option<bool>,
-    /// The HMAC key; a secret, masked in every output.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    /// Bind signatures to the client's IP.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bind_ip: Option<bool>,
-}
-
 /// A configuration key accepted and ignored, for the start-up log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IgnoredKey {

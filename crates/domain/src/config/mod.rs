@@ -16,7 +16,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 pub use hooks::HooksSection;
-pub use later::{DebugSection, IgnoredKey, IgnoredReason, PlaySigning, WatermarksSection};
+pub use later::{DebugSection, IgnoredKey, IgnoredReason, WatermarksSection};
 pub use listeners::{
     Listeners, RtmpListener, RtspListener, RtspTransport, SrtListener, join_host_port,
     split_host_port,
@@ -137,6 +137,21 @@ impl Default for ServerSection {
             cors: None,
         }
     }
+}
+
+/// `security.play_signing` (SPEC §Security "Signed play URLs"; [`crate::signing`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaySigning {
+    /// Signed play URLs required for every media request and play (false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// The HMAC key; a secret, masked in every output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Bind signatures to the client's IP (false): a signed URL plays from one address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_ip: Option<bool>,
 }
 
 /// Logging.
@@ -633,6 +648,15 @@ impl ServerConfig {
                 );
             }
         }
+        if let Some(signing) = &self.security.play_signing
+            && signing.enabled == Some(true)
+            && signing.key.as_deref().is_none_or(str::is_empty)
+        {
+            bad(
+                "security.play_signing.key",
+                "signed play URLs are enabled: set the key they are signed with".into(),
+            );
+        }
         // Upper bounds: a value past them would overflow a duration or an allocation later
         // (a panic at run time instead of an error naming the key now).
         let manager = &self.manager;
@@ -793,7 +817,6 @@ impl ServerConfig {
         ignored.set("publisher.hls.part_sec", hls.part_sec.is_some(), later);
         ignored.keys("publisher.dash", self.publisher.dash.as_ref());
         let security = &self.security;
-        ignored.keys("security.play_signing", security.play_signing.as_ref());
         for (key, set) in [
             ("public_metrics", security.public_metrics.is_some()),
             ("unsafe_extra_args", security.unsafe_extra_args.is_some()),

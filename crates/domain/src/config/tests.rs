@@ -88,8 +88,6 @@ fn spec_keys_of_unbuilt_features_are_accepted_and_named() {
         ("transcoder.multi_output", IgnoredReason::Legacy),
         ("publisher.hls.dir", IgnoredReason::Legacy),
         ("publisher.dash.segment_sec", later),
-        ("security.play_signing.enabled", later),
-        ("security.play_signing.key", later),
         ("security.trusted_proxies", later),
         ("hooks.worker_count", IgnoredReason::Legacy),
         ("sessions.geoip_db_path", later),
@@ -315,4 +313,19 @@ fn hooks_run_by_default_and_null_turns_them_off() {
     let errors = bad.validate().unwrap_err();
     let paths: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["hooks.max_retries", "hooks.file_root"]);
+}
+
+#[test]
+fn signed_play_urls_need_a_key() {
+    let on = |key: &str| {
+        serde_json::from_value::<ServerConfig>(serde_json::json!({
+            "security": {"play_signing": {"enabled": true, "key": key}}
+        }))
+        .unwrap()
+    };
+    let errors = on("").validate().unwrap_err();
+    assert_eq!(errors.0[0].path, "security.play_signing.key");
+    on("a-long-random-key").validate().unwrap();
+    let shown = serde_json::to_string(&on("a-long-random-key").redacted()).unwrap();
+    assert!(!shown.contains("a-long-random-key"), "{shown}");
 }

@@ -83,8 +83,7 @@ pub(crate) enum IngestError {
 pub(crate) enum PlayRefusal {
     /// A play cap (per stream or in total) was reached.
     Cap,
-    /// Not authorised.
-    #[allow(dead_code)] // Play authorisation (signed URLs) has not landed.
+    /// Not authorised: a signed play URL was missing, wrong or expired.
     Auth,
     /// No such running stream, or the protocol is off for it.
     NotFound,

@@ -110,7 +110,6 @@ fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
         "watermarks.dir",
         "dvr.max_clip_sec",
         "autopublish.enabled",
-        "security.play_signing.enabled",
         "debug.fault_injection",
     ] {
         assert_eq!(named(key), 1, "{key} is named once at start-up");

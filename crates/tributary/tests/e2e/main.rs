@@ -30,6 +30,7 @@ mod rtsp_play;
 mod rtsp_pull;
 mod server;
 mod sessions;
+mod signing;
 mod srt;
 mod ssrf;
 mod thumbnail;
