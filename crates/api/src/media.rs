@@ -32,10 +32,7 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
         return ApiError::not_found(format!("no route for {method} /{path}")).into_response();
     }
     if let Some(code) = path.strip_suffix("/mpegts") {
-        let peer = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| *addr);
+        let peer = client(&engine, &request);
         let query = request.uri().query().unwrap_or_default();
         return mpegts(&engine, code, query, peer, method == Method::HEAD);
     }
@@ -44,7 +41,7 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
         .and_then(|code| code.parse::<StreamCode>().ok())
         .and_then(|code| Some((engine.thumbnail(&code)?, code)));
     if let Some((_, code)) = &thumbnail {
-        let viewer = viewer(&request);
+        let viewer = viewer(&engine, &request);
         if let Err(why) = engine.check_play_signature(code, &viewer.query, viewer.peer, false) {
             return ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", why).into_response();
         }
@@ -56,7 +53,7 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
     });
     let (asset, meter) = match thumbnail {
         Some(asset) => (asset, None),
-        None => match engine.media_for(&path, &viewer(&request)) {
+        None => match engine.media_for(&path, &viewer(&engine, &request)) {
             MediaReply::Asset(asset, meter) => (asset, meter),
             MediaReply::Banned(remaining) => {
                 return ApiError::new(
@@ -92,9 +89,20 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
     response
 }
 
-/// What the request tells about its viewer (SPEC §Sessions: the fingerprint is stream, peer
-/// address, `User-Agent` and `?token=`; forwarded headers are not trusted).
-fn viewer(request: &Request) -> HttpViewer {
+/// The request's client: its peer, or the address a trusted proxy forwarded
+/// (`security.trusted_proxies`).
+fn client(engine: &EngineHandle, request: &Request) -> Option<SocketAddr> {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| *addr)?;
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    Some(engine.client_addr(peer, header("x-forwarded-for"), header("x-real-ip")))
+}
+
+/// What the request tells about its viewer (SPEC §Sessions: the fingerprint is stream, client
+/// address, `User-Agent` and `?token=`; forwarded addresses only from trusted proxies).
+fn viewer(engine: &EngineHandle, request: &Request) -> HttpViewer {
     let header = |name| {
         request
             .headers()
@@ -104,10 +112,7 @@ fn viewer(request: &Request) -> HttpViewer {
             .to_owned()
     };
     HttpViewer {
-        peer: request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| *addr),
+        peer: client(engine, request),
         user_agent: header(header::USER_AGENT),
         referer: header(header::REFERER),
         query: request.uri().query().unwrap_or_default().to_owned(),

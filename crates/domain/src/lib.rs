@@ -23,6 +23,7 @@ pub mod diff;
 pub mod event;
 pub mod failover;
 pub mod ffmpeg;
+pub mod forwarded;
 pub mod hook;
 pub mod http_range;
 pub mod plan;

@@ -118,6 +118,8 @@ struct Shared {
     /// The SRT listener bound by [`Engine::start_listeners`]; dropped at shutdown.
     srt_listeners: Mutex<Vec<tributary_serve::SrtListener>>,
     token: AdminToken,
+    /// `security.trusted_proxies`, parsed.
+    trusted_proxies: Vec<ipnet::IpNet>,
     ports: Mutex<Ports>,
     booted: AtomicBool,
     shutdown: CancellationToken,
@@ -181,6 +183,14 @@ impl Engine {
             ssrf_guard(&config.security),
             hook_store,
         ));
+        // `ServerConfig::validate` refused any entry that does not parse.
+        let trusted_proxies = config
+            .security
+            .trusted_proxies
+            .iter()
+            .flatten()
+            .filter_map(|cidr| tributary_domain::config::parse_cidr(cidr))
+            .collect();
         let shared = Shared {
             config,
             store,
@@ -193,6 +203,7 @@ impl Engine {
             rtsp_listeners: Mutex::new(Vec::new()),
             srt_listeners: Mutex::new(Vec::new()),
             token,
+            trusted_proxies,
             ports: Mutex::new(Ports::default()),
             booted: AtomicBool::new(false),
             shutdown: CancellationToken::new(),
@@ -684,6 +695,23 @@ impl EngineHandle {
             }
             sessions::HttpAdmission::Banned(remaining) => MediaReply::Banned(remaining),
         }
+    }
+
+    /// The client of an HTTP request from `peer` (SPEC §Security "Proxies"): the address
+    /// `X-Forwarded-For` (else `X-Real-IP`) names when `peer` is one of
+    /// `security.trusted_proxies`, else `peer`. The port stays the peer's.
+    pub fn client_addr(
+        &self,
+        peer: std::net::SocketAddr,
+        forwarded_for: Option<&str>,
+        real_ip: Option<&str>,
+    ) -> std::net::SocketAddr {
+        let trusted = &self.shared.trusted_proxies;
+        if trusted.is_empty() {
+            return peer;
+        }
+        let ip = tributary_domain::forwarded::client(peer.ip(), trusted, forwarded_for, real_ip);
+        std::net::SocketAddr::new(ip, peer.port())
     }
 
     /// With signed play URLs on, whether `query` (without its `?`) signs a play of `code` by

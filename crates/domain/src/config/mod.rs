@@ -415,7 +415,9 @@ pub struct SecuritySection {
     /// again when the file is opened, after its directory is resolved (symlinks included); the
     /// file itself is opened without following a symlink.
     pub file_input_roots: Vec<String>,
-    /// Proxies whose `X-Forwarded-For` is trusted. Not supported yet.
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` / `X-Real-IP` name the
+    /// client of a media request (SPEC §Security "Proxies"; [`crate::forwarded`]). Default
+    /// none: the peer address is the client.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trusted_proxies: Option<Vec<String>>,
 }
@@ -648,6 +650,14 @@ impl ServerConfig {
                 );
             }
         }
+        for (i, cidr) in self.security.trusted_proxies.iter().flatten().enumerate() {
+            if parse_cidr(cidr).is_none() {
+                bad(
+                    &format!("security.trusted_proxies[{i}]"),
+                    format!("must be an address or a CIDR range, got {cidr:?}"),
+                );
+            }
+        }
         if let Some(signing) = &self.security.play_signing
             && signing.enabled == Some(true)
             && signing.key.as_deref().is_none_or(str::is_empty)
@@ -821,7 +831,6 @@ impl ServerConfig {
             ("public_metrics", security.public_metrics.is_some()),
             ("unsafe_extra_args", security.unsafe_extra_args.is_some()),
             ("storage_roots", security.storage_roots.is_some()),
-            ("trusted_proxies", security.trusted_proxies.is_some()),
         ] {
             ignored.set(&format!("security.{key}"), set, later);
         }

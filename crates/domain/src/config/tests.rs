@@ -88,7 +88,6 @@ fn spec_keys_of_unbuilt_features_are_accepted_and_named() {
         ("transcoder.multi_output", IgnoredReason::Legacy),
         ("publisher.hls.dir", IgnoredReason::Legacy),
         ("publisher.dash.segment_sec", later),
-        ("security.trusted_proxies", later),
         ("hooks.worker_count", IgnoredReason::Legacy),
         ("sessions.geoip_db_path", later),
         ("watermarks", later),

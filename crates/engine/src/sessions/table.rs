@@ -136,8 +136,8 @@ impl CloseReason {
 /// Borrowed from the request: a request of a known session copies nothing.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Viewer<'a> {
-    /// The peer address (forwarded headers are not trusted: `security.trusted_proxies` has
-    /// not landed).
+    /// The client address: the peer, or what a trusted proxy forwarded
+    /// (`security.trusted_proxies`).
     pub(crate) ip: IpAddr,
     /// `User-Agent` (HTTP), else empty.
     pub(crate) user_agent: &'a str,

@@ -21,8 +21,13 @@ const KEY: &str = "e2e-play-signing-key-0123456789";
 
 /// `exp=…&sig=…` for a play of `code` until `exp`, per SPEC: hex HMAC-SHA256(key, `code|exp`).
 fn signed(code: &str, exp: u64) -> String {
+    signed_text(&format!("{code}|{exp}"), exp)
+}
+
+/// `exp=…&sig=…` with `sig` the hex HMAC-SHA256 of `text`.
+fn signed_text(text: &str, exp: u64) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(KEY.as_bytes()).unwrap();
-    mac.update(format!("{code}|{exp}").as_bytes());
+    mac.update(text.as_bytes());
     let sig: String = mac
         .finalize()
         .into_bytes()
@@ -140,5 +145,65 @@ fn signed_urls_play_and_missing_expired_or_tampered_ones_are_refused() {
     assert!(
         errors.trim().is_empty(),
         "signed RTMP decode errors:\n{errors}"
+    );
+}
+
+/// Behind a trusted proxy (`security.trusted_proxies`), the forwarded address is the viewer:
+/// its session shows it, and a signature bound to it (`bind_ip`) holds only when forwarded;
+/// the same header from an untrusted peer would change nothing (unit-tested in
+/// `domain::forwarded`: the test process is the only peer here).
+#[test]
+fn a_trusted_proxy_names_the_viewer_for_sessions_and_ip_bound_signatures() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tributary.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[security]\ntrusted_proxies = [\"127.0.0.1\"]\n\n\
+             [security.play_signing]\nenabled = true\nbind_ip = true\nkey = \"{KEY}\"\n"
+        ),
+    )
+    .unwrap();
+    let port = free_tcp_port();
+    let server = Server::start_args(
+        &dir.path().join("data"),
+        &[],
+        &format!("127.0.0.1:{port}"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let body = r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true}}"#;
+    let answer = send("PUT", &server.url("/streams/proxied"), Some(body), &[]);
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the test clip");
+    let rtmp = format!("rtmp://127.0.0.1:{port}/live/proxied");
+    let _publisher = LiveSender::rtmp(&clip, &rtmp).expect("start the ffmpeg publisher");
+
+    let exp = now() + 600;
+    let query = signed_text(&format!("proxied|{exp}|203.0.113.9"), exp);
+    let playlist = server.url(&format!("/proxied/index.m3u8?{query}"));
+    let forwarded = [("X-Forwarded-For", "198.51.100.1, 203.0.113.9")];
+    wait_until(Duration::from_secs(30), "the playlist", || {
+        send("GET", &playlist, None, &forwarded).status == 200
+    })
+    .unwrap();
+    // Without the header the client is the proxy itself, which the signature does not name.
+    let direct = send("GET", &playlist, None, &[]);
+    assert_eq!(direct.status, 403, "{}", direct.body);
+    // X-Real-IP is believed too, when there is no X-Forwarded-For.
+    let real = send("GET", &playlist, None, &[("X-Real-IP", "203.0.113.9")]);
+    assert_eq!(real.status, 200);
+
+    let sessions = send("GET", &server.url("/sessions?stream=proxied"), None, &[]);
+    let ips: Vec<&str> = sessions.body["sessions"]
+        .as_array()
+        .expect("a session list")
+        .iter()
+        .filter_map(|s| s["ip"].as_str())
+        .collect();
+    assert!(ips.contains(&"203.0.113.9"), "{}", sessions.body);
+    assert!(
+        !ips.contains(&"198.51.100.1"),
+        "left of the proxy is not believed: {ips:?}"
     );
 }
