@@ -55,7 +55,6 @@ pub fn router(engine: EngineHandle) -> Router {
                 .delete(streams::delete),
         )
         .route("/config", get(system::config))
-        .route("/metrics", get(system::metrics))
         .route("/events", get(events::list))
         .route("/sessions", get(sessions::list))
         .route(
@@ -69,13 +68,23 @@ pub fn router(engine: EngineHandle) -> Router {
         )
         .route("/hooks/{hid}/test", post(hooks::test))
         .route("/hooks/{hid}/deliveries", get(hooks::deliveries))
-        .route("/config/transcoder/probe", post(system::probe_ffmpeg))
+        .route("/config/transcoder/probe", post(system::probe_ffmpeg));
+    // `GET /metrics` is an admin route unless `security.public_metrics` lets a Prometheus on
+    // another host scrape it without a token.
+    let public_metrics = engine.config().security.public_metrics == Some(true);
+    let metrics = Router::new().route("/metrics", get(system::metrics));
+    let (admin, public) = if public_metrics {
+        (admin, metrics)
+    } else {
+        (admin.merge(metrics), Router::new())
+    };
+    let admin = admin
         .layer(middleware::from_fn_with_state(
             auth::AdminGate::new(engine.clone()),
             auth::require_admin,
         ))
         .layer(middleware::from_fn_with_state(timeout, admin_deadline));
-    let public = Router::new()
+    let public = public
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
         .merge(openapi::routes());

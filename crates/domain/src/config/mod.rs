@@ -401,7 +401,8 @@ pub struct SecuritySection {
     /// Ranges (`10.0.0.0/8`, `2001:db8::/32`, or one address) the SSRF guard lets through
     /// whatever its mode. Default empty.
     pub allow_cidrs: Vec<String>,
-    /// `/metrics` without a token. Not supported yet.
+    /// `GET /metrics` without a token from any peer (false: an admin route), for a Prometheus
+    /// on another host.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub public_metrics: Option<bool>,
     /// Lift the `extra_args` checks. Not supported yet.
@@ -828,7 +829,6 @@ impl ServerConfig {
         ignored.keys("publisher.dash", self.publisher.dash.as_ref());
         let security = &self.security;
         for (key, set) in [
-            ("public_metrics", security.public_metrics.is_some()),
             ("unsafe_extra_args", security.unsafe_extra_args.is_some()),
             ("storage_roots", security.storage_roots.is_some()),
         ] {

@@ -395,6 +395,29 @@ fn admin_routes_need_a_token_when_loopback_bypass_is_off() {
         200,
         "public route"
     );
+    assert_eq!(
+        send("GET", &server.url("/metrics"), None, &[]).status,
+        401,
+        "metrics are an admin route by default"
+    );
+}
+
+#[test]
+fn public_metrics_open_metrics_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("TRIBUTARY_SECURITY__LOOPBACK_BYPASS", "false"),
+            ("TRIBUTARY_SECURITY__ADMIN_TOKEN", "t0k3n"),
+            ("TRIBUTARY_SECURITY__PUBLIC_METRICS", "true"),
+        ],
+    );
+    let metrics = ureq::get(&server.url("/metrics")).call().unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.into_string().unwrap().contains("tributary_"));
+    assert_eq!(send("GET", &server.url("/streams"), None, &[]).status, 401);
+    assert_eq!(send("GET", &server.url("/config"), None, &[]).status, 401);
 }
 
 #[test]
