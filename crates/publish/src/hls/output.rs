@@ -79,7 +79,7 @@ pub fn start_hls_variant(
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| PublishError::NoRuntime { code: code.clone() })?;
     let subscriber = hub
-        .subscribe(&buffer, SubscribeFrom::LastKeyframe, SUBSCRIBER_CLASS)
+        .subscribe(&buffer, SubscribeFrom::LastKeyframe, subscriber_class(&settings))
         .map_err(|source| PublishError::Subscribe {
             code: code.clone(),
             buffer: buffer.clone(),
@@ -464,8 +464,15 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// The subscriber class in the hub's drop counters.
-const SUBSCRIBER_CLASS: &str = "hls";
+/// The subscriber class in the hub's drop counters: `dash` for a packager that serves DASH
+/// only, else `hls` (one packager feeds both; SPEC §Metrics classes).
+fn subscriber_class(settings: &HlsSettings) -> &'static str {
+    if !settings.hls && settings.dash.is_some() {
+        "dash"
+    } else {
+        "hls"
+    }
+}
 /// The longest frames wait in the buffer for the packager between video keyframes: what an
 /// audio-only stream's segment, or one cut without a keyframe, may wait to be published.
 const WAKE_WITHIN: Duration = Duration::from_millis(500);
