@@ -9,6 +9,7 @@
 //! - [`plan`](mod@plan): the restart actions a hot reload takes for a diff.
 //! - [`http_range`]: the media routes' `Range` header.
 //! - [`failover`]: the sans-IO failover machine of one stream (SPEC §Stream manager).
+//! - [`template`]: templates, inheritance and the prefixes auto-publish routes by.
 //! - [`hook`]: webhooks as written, their filters, settings, retry schedule and signature.
 //! - [`ffmpeg`]: the transcoder parsed into a ladder, and the pure FFmpeg argv builder (SPEC
 //!   §Transcoder).
@@ -33,6 +34,7 @@ pub mod signing;
 pub mod spec;
 pub mod stream;
 pub mod streamid;
+pub mod template;
 pub mod validate;
 
 pub use diff::{KeyedDiff, Output, ProtocolsDiff, StreamDiff, compute_diff};

@@ -50,6 +50,8 @@ pub enum ErrorCode {
     InvalidMixerShape,
     /// The referenced template does not exist.
     TemplateNotFound,
+    /// A malformed template prefix.
+    InvalidPrefix,
     /// Well-formed, but this build does not implement it yet.
     Unsupported,
 }
@@ -71,6 +73,7 @@ impl ErrorCode {
             Self::InvalidMixerUrl => "INVALID_MIXER_URL",
             Self::InvalidMixerShape => "INVALID_MIXER_SHAPE",
             Self::TemplateNotFound => "TEMPLATE_NOT_FOUND",
+            Self::InvalidPrefix => "INVALID_PREFIX",
             Self::Unsupported => "UNSUPPORTED",
         }
     }

@@ -41,6 +41,7 @@ impl Supported {
             srt_listener: true,
             push: true,
             transcoder: true,
+            templates: true,
             ..Support::default()
         })
     }

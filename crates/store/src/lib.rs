@@ -59,6 +59,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use tributary_domain::hook::{Delivery, Hook};
+use tributary_domain::template::Template;
 use tributary_domain::{Stream, StreamCode};
 
 mod sqlite;
@@ -79,7 +80,11 @@ pub use sqlite::SqliteStore;
 /// - [`get`](Self::get) returns [`StoreError::Corrupt`] naming the code, so the API reports it;
 /// - [`upsert`](Self::upsert) may overwrite it (this is how an operator repairs it), and
 ///   [`delete`](Self::delete) removes it.
-pub trait StreamRepository: Send + Sync + 'static {
+///
+/// A stream store also holds the templates ([`TemplateRepository`], its supertrait): a stream
+/// means what its record says resolved over its template, so whoever reads streams to run them
+/// reads templates from the same place.
+pub trait StreamRepository: TemplateRepository + Send + Sync + 'static {
     /// Every stream that decodes, sorted by code (byte order, as `StreamCode`'s `Ord`).
     fn list(&self) -> Result<Vec<StoredStream>, StoreError>;
 
@@ -107,6 +112,26 @@ pub trait StreamRepository: Send + Sync + 'static {
 
     /// Removes the stream; `true` if it existed.
     fn delete(&self, code: &StreamCode) -> Result<bool, StoreError>;
+}
+
+/// Where the templates live (SPEC §Templates). Synchronous like [`StreamRepository`];
+/// templates are few and written rarely, so there is no revision: the last write wins.
+///
+/// A row that no longer decodes is skipped by [`list_templates`](Self::list_templates)
+/// (logged at ERROR) and reported by [`template`](Self::template), as for streams.
+pub trait TemplateRepository: Send + Sync + 'static {
+    /// Every template that decodes, sorted by code.
+    fn list_templates(&self) -> Result<Vec<Template>, StoreError>;
+
+    /// The template with this code, or `None`.
+    fn template(&self, code: &str) -> Result<Option<Template>, StoreError>;
+
+    /// Creates or replaces `template`; returns whether the write created it. Durable when it
+    /// returns.
+    fn put_template(&self, template: &Template) -> Result<bool, StoreError>;
+
+    /// Removes the template; `true` if it existed.
+    fn delete_template(&self, code: &str) -> Result<bool, StoreError>;
 }
 
 /// Where the webhooks live (SPEC §Hooks). Synchronous like [`StreamRepository`]; hooks are

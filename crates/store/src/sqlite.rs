@@ -16,6 +16,8 @@ use tributary_domain::{Stream, StreamCode};
 
 use crate::{Expect, HookRepository, StoreError, StoredStream, StreamRepository, Upserted};
 
+mod templates;
+
 /// A [`StreamRepository`] in an embedded SQLite database.
 ///
 /// Opening applies the pending migrations. Every method takes the connection's lock for one
@@ -107,7 +109,7 @@ impl SqliteStore {
     /// The connection. A poisoned lock is taken anyway: a panic inside a critical section
     /// unwinds through the open `Transaction`, whose drop rolls it back, so the connection holds
     /// no half-done write.
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -635,7 +637,7 @@ fn revision_from_column(code: &str, revision: i64) -> Result<u64, StoreError> {
 }
 
 /// RFC 3339 in UTC with milliseconds: `2025-01-31T12:00:00.123Z`.
-fn format_time(time: DateTime<Utc>) -> String {
+pub(super) fn format_time(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -681,6 +683,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "hook_deliveries",
         sql: include_str!("../migrations/sqlite/0004_hook_deliveries.sql"),
     },
+    Migration {
+        version: 5,
+        name: "templates",
+        sql: include_str!("../migrations/sqlite/0005_templates.sql"),
+    },
 ];
 
 #[cfg(test)]
@@ -716,7 +723,7 @@ mod tests {
     fn migrating_twice_changes_nothing() {
         let store = SqliteStore::open_in_memory().expect("open");
         let mut conn = store.lock();
-        assert_eq!(migrate(&mut conn, MIGRATIONS).expect("migrate"), 4);
+        assert_eq!(migrate(&mut conn, MIGRATIONS).expect("migrate"), 5);
         let rows: i64 = conn
             .query_row("SELECT COUNT(*) FROM schema_migrations", [], |row| {
                 row.get(0)

@@ -49,8 +49,12 @@ use crate::validate::{ErrorCode, FieldError, Support, ValidationErrors};
 /// does not classify or an option that does not parse.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamSpec {
-    /// The record as the operator wrote it (stored and served as is).
+    /// The stream as it runs: the record as the operator wrote it, template-resolved when it
+    /// names a template (SPEC §Templates).
     stream: Stream,
+    /// The record as written, when it differs from `stream` (it names a template): what is
+    /// stored and served.
+    record: Option<Stream>,
     /// One per `stream.inputs`, in the same order (priority order).
     inputs: Vec<ParsedInput>,
     /// One per `stream.push`, in the same order.
@@ -71,9 +75,14 @@ pub struct Transcode {
 }
 
 impl StreamSpec {
-    /// The record as written.
+    /// The stream as it runs: the record, template-resolved (what every service reads).
     pub fn stream(&self) -> &Stream {
         &self.stream
+    }
+
+    /// The record as the operator wrote it (what is stored and served).
+    pub fn record(&self) -> &Stream {
+        self.record.as_ref().unwrap_or(&self.stream)
     }
 
     /// The stream's code.
@@ -96,9 +105,15 @@ impl StreamSpec {
         self.transcode.as_ref()
     }
 
-    /// The record, for storing.
+    /// The record as written, for storing.
     pub fn into_stream(self) -> Stream {
-        self.stream
+        self.record.unwrap_or(self.stream)
+    }
+
+    /// The spec of `record`, whose template-resolved form this spec was parsed from.
+    pub(crate) fn with_record(mut self, record: Stream) -> Self {
+        self.record = (record != self.stream).then_some(record);
+        self
     }
 
     pub(crate) fn new(
@@ -109,6 +124,7 @@ impl StreamSpec {
     ) -> Self {
         Self {
             stream,
+            record: None,
             inputs,
             pushes,
             transcode,
