@@ -14,6 +14,8 @@ pub(crate) struct ApiError {
     code: &'static str,
     message: String,
     fields: Vec<FieldError>,
+    /// More members of the `error` object (`streams` of `TEMPLATE_IN_USE`, ...).
+    details: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -29,7 +31,20 @@ impl ApiError {
             code,
             message: message.into(),
             fields: Vec::new(),
+            details: serde_json::Map::new(),
         }
+    }
+
+    /// Names the failing fields (`fields[]`) of a non-validation error (a 409 about a field).
+    pub(crate) fn with_fields(mut self, fields: Vec<FieldError>) -> Self {
+        self.fields = fields;
+        self
+    }
+
+    /// Adds a member to the `error` object.
+    pub(crate) fn with_detail(mut self, key: &str, value: serde_json::Value) -> Self {
+        self.details.insert(key.to_owned(), value);
+        self
     }
 
     pub(crate) fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -46,6 +61,7 @@ impl ApiError {
             code: errors.code().as_str(),
             message: errors.to_string(),
             fields: errors.0,
+            details: serde_json::Map::new(),
         }
     }
 
@@ -103,6 +119,9 @@ impl IntoResponse for ApiError {
         let mut error = json!({"code": self.code, "message": self.message});
         if !fields.is_empty() {
             error["fields"] = json!(fields);
+        }
+        for (key, value) in self.details {
+            error[key.as_str()] = value;
         }
         let mut response = (self.status, axum::Json(json!({"error": error}))).into_response();
         if self.status == StatusCode::UNAUTHORIZED {

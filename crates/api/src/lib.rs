@@ -17,6 +17,7 @@ pub mod openapi;
 mod sessions;
 mod streams;
 mod system;
+mod templates;
 
 use std::time::Duration;
 
@@ -60,6 +61,14 @@ pub fn router(engine: EngineHandle) -> Router {
         .route(
             "/sessions/{id}",
             get(sessions::get_one).delete(sessions::kick),
+        )
+        .route("/templates", get(templates::list))
+        .route(
+            "/templates/{code}",
+            get(templates::get_one)
+                .put(templates::put)
+                .post(templates::put)
+                .delete(templates::delete),
         )
         .route("/hooks", get(hooks::list).post(hooks::create))
         .route(

@@ -31,6 +31,11 @@ use utoipa_swagger_ui::SwaggerUi;
         stream_sessions,
         get_session,
         kick_session,
+        list_templates,
+        get_template,
+        put_template,
+        post_template,
+        delete_template,
         list_hooks,
         create_hook,
         get_hook,
@@ -68,6 +73,7 @@ use utoipa_swagger_ui::SwaggerUi;
         tributary_engine::CloseReason,
         SessionList,
         tributary_domain::config::ServerConfig,
+        tributary_domain::template::Template,
         tributary_domain::hook::Hook,
         tributary_domain::hook::HookType,
         tributary_domain::hook::StreamCodeFilter,
@@ -156,7 +162,7 @@ fn get_stream() {}
     params(("code" = String, Path), ("dry_run" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
     responses((status = 200, description = "replaced; `{data, warnings?}`"), (status = 201, description = "created"),
               (status = 400, body = ErrorBody), (status = 412, body = ErrorBody), (status = 413, body = ErrorBody),
-              (status = 422, description = "invalid values, each naming its field; `INVALID_COPY_SHAPE` / `INVALID_MIXER_SHAPE` for a `copy://` or `mixer://` input that references its own stream, closes a cycle through the stored streams' `copy://` and `mixer://` references (the message names the path, `a → b → a`), or mixes (or ABR-copies, ABR-mixes) beside other inputs", body = ErrorBody),
+              (status = 422, description = "invalid values, each naming its field; `INVALID_COPY_SHAPE` / `INVALID_MIXER_SHAPE` for a `copy://` or `mixer://` input that references its own stream, closes a cycle through the stored streams' `copy://` and `mixer://` references (the message names the path, `a → b → a`), or mixes (or ABR-copies, ABR-mixes) beside other inputs; `TEMPLATE_NOT_FOUND` naming `template` for an unknown template (a stream naming one is validated resolved over it: inputs, transcoder, protocols, ... it leaves empty come from the template)", body = ErrorBody),
               (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
               (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
@@ -165,7 +171,7 @@ fn put_stream() {}
 #[utoipa::path(post, path = "/streams/{code}", tag = "streams", request_body = tributary_domain::Stream,
     params(("code" = String, Path), ("dry_run" = Option<bool>, Query)),
     responses((status = 200, description = "replaced"), (status = 201, description = "created"),
-              (status = 400, body = ErrorBody), (status = 422, description = "invalid values, each naming its field; `INVALID_COPY_SHAPE` / `INVALID_MIXER_SHAPE` for a `copy://` or `mixer://` input that references its own stream, closes a cycle through the stored streams' `copy://` and `mixer://` references (the message names the path, `a → b → a`), or mixes (or ABR-copies, ABR-mixes) beside other inputs", body = ErrorBody),
+              (status = 400, body = ErrorBody), (status = 422, description = "invalid values, each naming its field; `INVALID_COPY_SHAPE` / `INVALID_MIXER_SHAPE` for a `copy://` or `mixer://` input that references its own stream, closes a cycle through the stored streams' `copy://` and `mixer://` references (the message names the path, `a → b → a`), or mixes (or ABR-copies, ABR-mixes) beside other inputs; `TEMPLATE_NOT_FOUND` naming `template` for an unknown template (a stream naming one is validated resolved over it: inputs, transcoder, protocols, ... it leaves empty come from the template)", body = ErrorBody),
               (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
               (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
@@ -289,6 +295,51 @@ fn get_session() {}
               (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn kick_session() {}
+#[utoipa::path(get, path = "/templates", tag = "templates",
+    params(("reveal" = Option<bool>, Query, description = "show secrets")),
+    responses((status = 200, description = "`{data: [template], total}` sorted by code; `stream_key`, URL passwords, secret query values and push URLs masked `****` unless `reveal` (writing them back keeps the stored values)", body = [tributary_domain::template::Template]),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn list_templates() {}
+
+#[utoipa::path(get, path = "/templates/{code}", tag = "templates",
+    params(("code" = String, Path, description = "template code `[A-Za-z0-9_-]{1,128}`"), ("reveal" = Option<bool>, Query, description = "show secrets")),
+    responses((status = 200, description = "`{data: template}`", body = tributary_domain::template::Template),
+              (status = 404, description = "`NOT_FOUND`", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn get_template() {}
+
+#[utoipa::path(put, path = "/templates/{code}", tag = "templates",
+    params(("code" = String, Path, description = "template code `[A-Za-z0-9_-]{1,128}`; a `code` in the body is ignored")),
+    request_body = tributary_domain::template::Template,
+    responses((status = 200, description = "`{data: template}` replaced (prefixes without a trailing `/`); every running stream that names it, and every runtime stream made from it, is updated through the hot-reload diff (only what changed restarts); a dependent that failed to update is in `warnings`", body = tributary_domain::template::Template),
+              (status = 201, description = "`{data: template}` created", body = tributary_domain::template::Template),
+              (status = 409, description = "`PREFIX_OVERLAP`: a prefix equals, or is a path-prefix of, another template's (or the reverse); `fields[].path` names `prefixes[i]`, `conflicting_with` the other template and `overlaps` its prefix", body = ErrorBody),
+              (status = 422, description = "`UNKNOWN_FIELD` / `INVALID_FIELD` / `INVALID_CODE` / `INVALID_PREFIX` (`[A-Za-z0-9_/-]{1,128}`, no leading `/`, no `//`, no duplicate) and every stream rule (`INVALID_INPUT_URL`, `INVALID_WATERMARK`, ...), naming the field as for streams", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn put_template() {}
+
+#[utoipa::path(post, path = "/templates/{code}", tag = "templates",
+    params(("code" = String, Path, description = "template code")),
+    request_body = tributary_domain::template::Template,
+    responses((status = 200, description = "as PUT: create or replace", body = tributary_domain::template::Template),
+              (status = 201, description = "created", body = tributary_domain::template::Template),
+              (status = 409, description = "`PREFIX_OVERLAP` (as PUT)", body = ErrorBody),
+              (status = 422, description = "validation (as PUT)", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn post_template() {}
+
+#[utoipa::path(delete, path = "/templates/{code}", tag = "templates",
+    params(("code" = String, Path, description = "template code")),
+    responses((status = 204, description = "deleted (also when absent)"),
+              (status = 409, description = "`TEMPLATE_IN_USE`: stored streams name it or runtime streams were made from it; `streams` lists them", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn delete_template() {}
+
 #[utoipa::path(get, path = "/hooks", tag = "hooks",
     params(("reveal" = Option<bool>, Query, description = "show secrets")),
     responses((status = 200, description = "`{data: [hook], total}` sorted by id; `secret`, and the target URL's password and secret-named query values, masked `****` unless `reveal` (writing them back keeps the stored values)", body = [tributary_domain::hook::Hook]),

@@ -8,13 +8,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tributary_domain::StreamCode;
 use tributary_domain::event::StreamStatus;
 use tributary_domain::redact::{mask_stream, restore_secrets};
 use tributary_domain::spec::StreamSpec;
 use tributary_domain::validate::{
     ErrorCode, FieldError, ValidationErrors, check_write, decode_record,
 };
+use tributary_domain::{Stream, StreamCode};
 use tributary_engine::{
     CoordError, EngineHandle, Precondition, PutResult, StreamRecord, SwitchError, SwitchOutcome,
 };
@@ -98,13 +98,18 @@ fn precondition(headers: &HeaderMap) -> Result<Precondition, ApiError> {
 /// The stored record as served: secrets masked unless revealed, plus `source` and, when
 /// given, `runtime`.
 fn record_json(record: &StreamRecord, runtime: Option<Value>, reveal: bool) -> Value {
+    stream_json(&record.stream, "config", runtime, reveal)
+}
+
+/// A record as served with its `source` (`config`: stored; `runtime`: auto-published).
+fn stream_json(stream: &Stream, source: &str, runtime: Option<Value>, reveal: bool) -> Value {
     let stream = if reveal {
-        record.stream.clone()
+        stream.clone()
     } else {
-        mask_stream(&record.stream)
+        mask_stream(stream)
     };
     let mut value = serde_json::to_value(&stream).unwrap_or_else(|_| json!({}));
-    value["source"] = json!("config");
+    value["source"] = json!(source);
     if let Some(runtime) = runtime {
         value["runtime"] = runtime;
     }
@@ -133,6 +138,7 @@ pub(crate) async fn list(
         ));
     }
     let template = query.get("template").filter(|t| !t.is_empty());
+    let template_filter = template;
     let reveal = flag(&query, "reveal")?;
     let limit = match query.get("limit").map(String::as_str) {
         None | Some("") => PAGE_LIMIT,
@@ -176,6 +182,27 @@ pub(crate) async fn list(
             Some(record_json(r, Some(runtime), reveal))
         })
         .collect();
+    let mut data = data;
+    // Runtime (auto-published) streams are not stored: they follow the last page of stored
+    // ones.
+    if next_cursor.is_none() && source != "config" {
+        for (code, template) in engine.runtime_streams() {
+            if template_filter.is_some_and(|t| *t != template) {
+                continue;
+            }
+            let runtime = engine.runtime(&code);
+            if status.is_some_and(|s| s != runtime.status) {
+                continue;
+            }
+            let runtime = serde_json::to_value(runtime).unwrap_or(Value::Null);
+            data.push(stream_json(
+                &runtime_record(code, template),
+                "runtime",
+                Some(runtime),
+                reveal,
+            ));
+        }
+    }
     let total = data.len();
     Ok(Json(json!({"data": data, "total": total, "next_cursor": next_cursor})).into_response())
 }
@@ -204,10 +231,23 @@ pub(crate) async fn get_one(
     let code = stream_code(&rest)
         .map_err(|_| ApiError::not_found(format!("stream {rest:?} not found")))?;
     let reveal = flag(&query, "reveal")?;
-    let record = engine
-        .get_stream(&code)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("stream {code} not found")))?;
+    let Some(record) = engine.get_stream(&code).await? else {
+        let Some((code, template)) = engine
+            .runtime_streams()
+            .into_iter()
+            .find(|(c, _)| *c == code)
+        else {
+            return Err(ApiError::not_found(format!("stream {code} not found")));
+        };
+        let runtime = runtime_json(&engine, &code);
+        let body = stream_json(
+            &runtime_record(code, template),
+            "runtime",
+            Some(runtime),
+            reveal,
+        );
+        return Ok(Json(json!({"data": body})).into_response());
+    };
     let body = record_json(&record, Some(runtime_json(&engine, &code)), reveal);
     let mut response = Json(json!({"data": body})).into_response();
     response
@@ -364,7 +404,7 @@ pub(crate) async fn patch(
             Precondition::None => Precondition::Revision(stored.revision),
             given => given,
         };
-        let (spec, warnings) = prepare(&engine, &code, document, Some(&stored))?;
+        let (spec, warnings) = prepare(&engine, &code, document, Some(&stored)).await?;
         if dry_run {
             return dry_run_answer(&engine, &spec, warnings).await;
         }
@@ -399,7 +439,7 @@ async fn write(
     let precondition = precondition(&headers)?;
     let document = read_json(body).await?;
     let stored = engine.get_stream(&code).await?;
-    let (spec, warnings) = prepare(&engine, &code, document, stored.as_ref())?;
+    let (spec, warnings) = prepare(&engine, &code, document, stored.as_ref()).await?;
     if stored.is_none() && engine.stream_count().await? >= MAX_STREAMS {
         return Err(ApiError::validation(ValidationErrors(vec![
             FieldError::new(
@@ -421,7 +461,7 @@ async fn write(
 /// Decodes `document` as the record of `code` and keeps the secrets of `stored` where it
 /// carries the mask; then validates, with the rules only a write checks (`check_write`: a
 /// short `stream_key`) reported first. Returns the spec to store and the warnings to show.
-fn prepare(
+async fn prepare(
     engine: &EngineHandle,
     code: &StreamCode,
     document: Value,
@@ -432,7 +472,7 @@ fn prepare(
         restore_secrets(&mut stream, &stored.stream);
     }
     let mut errors = check_write(&stream);
-    match engine.parse_stream(stream) {
+    match engine.parse_stream_resolved(stream).await? {
         Ok(parsed) if errors.is_empty() => Ok(parsed),
         Ok(_) => Err(ApiError::validation(ValidationErrors(errors))),
         Err(ValidationErrors(more)) => {
@@ -440,6 +480,13 @@ fn prepare(
             Err(ApiError::validation(ValidationErrors(errors)))
         }
     }
+}
+
+/// The record of an auto-published stream: empty, naming its template.
+fn runtime_record(code: StreamCode, template: String) -> Stream {
+    let mut stream = Stream::new(code);
+    stream.template = Some(template);
+    stream
 }
 
 /// `?dry_run=true`: what storing `spec` would do.

@@ -29,6 +29,12 @@ pub enum EventType {
     /// A running stream's status changed; payload `{from, to, reasons[]}`.
     #[serde(rename = "stream.status_changed")]
     StreamStatusChanged,
+    /// An auto-publish created a runtime stream from a template; payload `{template_code}`.
+    #[serde(rename = "stream.runtime_created")]
+    StreamRuntimeCreated,
+    /// A runtime stream was removed after its publisher went idle; payload `{template_code}`.
+    #[serde(rename = "stream.runtime_expired")]
+    StreamRuntimeExpired,
     /// An input connected; payload `{input_priority, url}`.
     #[serde(rename = "input.connected")]
     InputConnected,
@@ -88,6 +94,8 @@ impl EventType {
             Self::StreamStopped => "stream.stopped",
             Self::StreamExhausted => "stream.exhausted",
             Self::StreamStatusChanged => "stream.status_changed",
+            Self::StreamRuntimeCreated => "stream.runtime_created",
+            Self::StreamRuntimeExpired => "stream.runtime_expired",
             Self::InputConnected => "input.connected",
             Self::InputReconnecting => "input.reconnecting",
             Self::InputDegraded => "input.degraded",

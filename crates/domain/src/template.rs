@@ -449,7 +449,7 @@ mod tests {
         assert_eq!(found[0].conflicting_with, "a");
         assert_eq!(found[0].overlaps, "live");
         assert_eq!(found[0].index, 0);
-        assert!(overlaps(&c, &[a.clone()]).is_empty());
+        assert!(overlaps(&c, std::slice::from_ref(&a)).is_empty());
         let all = [a, b, c];
         assert_eq!(matching(&all, "live/events/x").unwrap().0.code, "b");
         assert_eq!(matching(&all, "live/other").unwrap().0.code, "a");

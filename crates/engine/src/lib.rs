@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+mod autopublish;
 mod backoff;
 mod buffers;
 mod caps;
@@ -27,6 +28,7 @@ mod security;
 mod services;
 mod sessions;
 mod supported;
+mod templates;
 mod thumbnails;
 mod transcoder;
 mod views;
@@ -60,6 +62,7 @@ pub use views::{
     DryRun, HttpViewer, MediaReply, Ports, Precondition, PutResult, Runtime, SessionMeter,
     StreamRecord, SwitchError, SwitchOutcome,
 };
+pub use templates::TemplateError;
 
 use crate::coordinator::Coordinator;
 use crate::events::EventBus;
@@ -108,6 +111,10 @@ struct Shared {
     events: EventBus,
     /// The webhooks: their workers and the bus dispatcher.
     hooks: Arc<hooks::Hooks>,
+    /// Runtime streams from templates; its reaper runs from [`Engine::boot`].
+    autopublish: Arc<autopublish::AutoPublish>,
+    /// Serialises template writes, so two writes cannot each pass the other's overlap check.
+    template_writes: tokio::sync::Mutex<()>,
     /// What records are parsed against: this build's features, the RTMP listener's port.
     supported: Arc<Supported>,
     media: MediaPlane,
@@ -177,6 +184,15 @@ impl Engine {
             .attach(events.clone(), coordinator.downgrade());
         media.sessions.attach(events.clone());
         media.outputs.attach(events.clone());
+        let autopublish = Arc::new(autopublish::AutoPublish::new(
+            Arc::clone(coordinator.runtime_streams()),
+            store.clone(),
+            coordinator.downgrade(),
+            events.clone(),
+            Arc::clone(&media.manager),
+            PublishAuth::parse(&config.security.publish_auth),
+        ));
+        media.router.attach(Arc::clone(&autopublish));
         let hooks = Arc::new(hooks::Hooks::new(
             config.hooks.clone(),
             Path::new(&config.data_dir),
@@ -197,6 +213,8 @@ impl Engine {
             coordinator,
             events,
             hooks,
+            autopublish,
+            template_writes: tokio::sync::Mutex::new(()),
             supported,
             media,
             listeners: Mutex::new(Vec::new()),
@@ -228,6 +246,7 @@ impl Engine {
         let shared = &self.handle.shared;
         let sessions = Arc::clone(&shared.media.sessions);
         tokio::spawn(sessions.reap(shared.shutdown.clone()));
+        tokio::spawn(Arc::clone(&shared.autopublish).reap(shared.shutdown.clone()));
         shared.hooks.start(&shared.events).await;
         shared.media.transcoders.probe_boot().await;
         reconciler::pass(
@@ -468,7 +487,11 @@ impl EngineHandle {
             status: snap.status,
             status_reasons: snap.status_reasons.clone(),
             pipeline_active: snap.running,
-            source: "config",
+            source: if self.shared.coordinator.runtime_streams().contains(code) {
+                "runtime"
+            } else {
+                "config"
+            },
             started_at: snap
                 .started_at
                 .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
@@ -621,6 +644,8 @@ impl EngineHandle {
 
     /// Deletes a stream's record and stops it. Returns whether it existed.
     pub async fn delete_stream(&self, code: &StreamCode) -> Result<bool, CoordError> {
+        // A runtime stream is forgotten too, so the delete's stop sticks.
+        self.shared.coordinator.runtime_streams().remove(code);
         let existed = self.shared.coordinator.delete(code).await?;
         self.shared.media.metrics.forget(code);
         Ok(existed)

@@ -56,7 +56,12 @@ pub(crate) async fn pass(
     };
     let mut codes: BTreeSet<_> = stored
         .into_iter()
-        .filter(|s| s.stream.is_startable() != coordinator.is_running(&s.stream.code))
+        // A stream naming a template may inherit its inputs, so only its actor (which
+        // resolves it) can tell whether it should run: it is always asked.
+        .filter(|s| {
+            s.stream.template.is_some()
+                || s.stream.is_startable() != coordinator.is_running(&s.stream.code)
+        })
         .map(|s| s.stream.code)
         .collect();
     codes.extend(coordinator.running_streams());

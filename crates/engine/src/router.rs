@@ -3,7 +3,9 @@
 //!
 //! A publish names a stream by its path: `P` if a running stream is called `P`, else `P`
 //! without a leading `live/`; failing both, the stream one of whose legacy push inputs
-//! (`rtmp://0.0.0.0/<app>/<key>`) has the path's last segment as its key. The publisher takes
+//! (`rtmp://0.0.0.0/<app>/<key>`) has the path's last segment as its key; failing all of
+//! them, a template prefix covering the path creates a runtime stream (SPEC §Templates,
+//! [`crate::autopublish`]), which is then routed as any running stream. The publisher takes
 //! one free push input of that stream: the `publish://?slot=<name>` input `?slot=<name>`
 //! names, the keyed one, or the most preferred free one (`manager::publisher` says how a stream with several push inputs
 //! tells its encoders apart). The stream's
@@ -17,7 +19,7 @@
 //! connection session ([`crate::sessions`]) that a kick ends through the play's stop token.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use subtle::ConstantTimeEq;
 use tributary_domain::StreamCode;
@@ -28,6 +30,7 @@ use tributary_serve::{
     ByteMeter, PlayGrant, PlayRequest, Protocol, PublishGrant, PublishRequest, Refusal, Router,
 };
 
+use crate::autopublish::AutoPublish;
 use crate::backoff::PublishBackoff;
 use crate::caps::PlayCaps;
 use crate::manager::{Manager, PushTarget, SlotRefusal};
@@ -77,6 +80,9 @@ pub(crate) struct EngineRouter {
     sessions: Arc<Sessions>,
     /// `security.play_signing`, when on: every play needs a signed URL.
     signer: Option<Arc<PlaySigner>>,
+    /// Creates runtime streams for publishes under a template prefix; set once the
+    /// coordinator exists ([`EngineRouter::attach`]).
+    autopublish: OnceLock<Arc<AutoPublish>>,
 }
 
 impl EngineRouter {
@@ -109,7 +115,13 @@ impl EngineRouter {
             metrics,
             sessions,
             signer,
+            autopublish: OnceLock::new(),
         }
+    }
+
+    /// Turns auto-publish on (SPEC §Templates); the router is built before the coordinator.
+    pub(crate) fn attach(&self, autopublish: Arc<AutoPublish>) {
+        let _ = self.autopublish.set(autopublish);
     }
 
     /// [`Router::publish`], with why a refusal was made (for the metrics).
@@ -144,10 +156,21 @@ impl EngineRouter {
             None => match self.manager.keyed_stream(name, listener) {
                 Some((code, key)) => (code, key, PushTarget::Keyed(name)),
                 None => {
-                    return Err(unknown(Refusal::NotFound(format!(
-                        "no running stream named {:?}, and no push input keyed by its last segment",
-                        request.path
-                    ))));
+                    let Some(autopublish) = self.autopublish.get() else {
+                        return Err(unknown(Refusal::NotFound(format!(
+                            "no running stream named {:?}, and no push input keyed by its last \
+                             segment",
+                            request.path
+                        ))));
+                    };
+                    autopublish.create(&request)?;
+                    let Some((code, key)) = self.resolve(&request.path) else {
+                        return Err(unknown(Refusal::NotFound(format!(
+                            "the runtime stream for {:?} stopped as it started",
+                            request.path
+                        ))));
+                    };
+                    (code, key, PushTarget::Named { slot, name })
                 }
             },
         };
@@ -227,7 +250,8 @@ impl EngineRouter {
     }
 }
 
-fn is_loopback(peer: &SocketAddr) -> bool {
+/// Whether a publisher connects from loopback (the keyless rule under `required`).
+pub(crate) fn is_loopback(peer: &SocketAddr) -> bool {
     match peer.ip() {
         std::net::IpAddr::V4(ip) => ip.is_loopback(),
         std::net::IpAddr::V6(ip) => {

@@ -12,6 +12,7 @@ use std::sync::Mutex;
 use tributary_domain::Stream;
 use tributary_domain::protocol::InputKind;
 use tributary_domain::spec::StreamSpec;
+use tributary_domain::template::{Template, parse_resolved};
 use tributary_domain::validate::{Support, ValidationErrors, parse_stream};
 
 use crate::lock;
@@ -74,5 +75,15 @@ impl Supported {
         stream: Stream,
     ) -> Result<(StreamSpec, Vec<String>), ValidationErrors> {
         parse_stream(stream, &self.get())
+    }
+
+    /// Parses a record resolved over `template` (the one it names; `None`: it names none, or
+    /// a missing one, which is `TEMPLATE_NOT_FOUND`).
+    pub(crate) fn parse_resolved(
+        &self,
+        stream: Stream,
+        template: Option<&Template>,
+    ) -> Result<(StreamSpec, Vec<String>), ValidationErrors> {
+        parse_resolved(stream, template, &self.get())
     }
 }

@@ -130,14 +130,35 @@ impl Worker {
             .map_err(|e| CoordError::Store(e.to_string()))
     }
 
-    /// The stored record, parsed as the API parses a write (the same context: what this
-    /// build supports, the RTMP listener's bound port). A record that no longer parses is
+    /// The record to run, parsed as the API parses a write (the same context: what this
+    /// build supports, the RTMP listener's bound port) and resolved over its template (SPEC
+    /// §Templates, "resolution happens on read", so a template edit reaches the stream at its
+    /// next converge). The store's record wins; without one, an auto-published stream's
+    /// runtime record. A record that no longer parses (its template deleted, ...) is
     /// reported as the stream's last error.
     async fn load(&self) -> Result<Option<StreamSpec>, CoordError> {
-        let Some(stored) = self.stored().await? else {
-            return Ok(None);
+        let record = match self.stored().await? {
+            Some(stored) => stored.stream,
+            None => match self.inner.runtime.record(&self.code) {
+                Some(record) => record,
+                None => return Ok(None),
+            },
         };
-        match self.inner.supported.parse(stored.stream) {
+        let template = match record.template.clone() {
+            Some(name) => {
+                let store = self.inner.store.clone();
+                tokio::task::spawn_blocking(move || store.template(&name))
+                    .await
+                    .map_err(|e| CoordError::Store(e.to_string()))?
+                    .map_err(|e| CoordError::Store(e.to_string()))?
+            }
+            None => None,
+        };
+        match self
+            .inner
+            .supported
+            .parse_resolved(record, template.as_ref())
+        {
             Ok((spec, _)) => Ok(Some(spec)),
             Err(source) => {
                 let error = CoordError::Invalid {
@@ -193,7 +214,7 @@ impl Worker {
         let previous = self.stored().await?;
         let store = self.inner.store.clone();
         let code = self.code.clone();
-        let to_store: Stream = spec.stream().clone();
+        let to_store: Stream = spec.record().clone();
         let upserted = tokio::task::spawn_blocking(move || store.upsert(&to_store, expect))
             .await
             .map_err(|e| CoordError::Store(e.to_string()))?

@@ -34,6 +34,7 @@ use tributary_domain::spec::StreamSpec;
 use tributary_domain::validate::ValidationErrors;
 use tributary_store::{Expect, StoredStream, StreamRepository};
 
+use crate::autopublish::RuntimeStreams;
 use crate::events::EventBus;
 use crate::services::{ServiceError, Services};
 use crate::supported::Supported;
@@ -183,6 +184,8 @@ struct Inner {
     supported: Arc<Supported>,
     /// The live actors by code.
     registry: Registry,
+    /// Auto-published streams: the records the store does not hold (`autopublish.rs`).
+    runtime: Arc<RuntimeStreams>,
     /// Orders starts, so shutdown stops in reverse start order.
     start_seq: AtomicU64,
     /// How long a caller waits for its command (queue and run): the admin timeout.
@@ -209,6 +212,7 @@ impl Coordinator {
                 events,
                 supported,
                 registry: Registry::default(),
+                runtime: Arc::default(),
                 start_seq: AtomicU64::new(0),
                 timeout,
                 closed: AtomicBool::new(false),
@@ -243,6 +247,11 @@ impl Coordinator {
     /// Re-reads the stored record under the stream's lock and converges on it.
     pub(crate) async fn converge(&self, code: &StreamCode) -> Result<Applied, CoordError> {
         self.call(code, Command::Converge).await
+    }
+
+    /// The auto-published streams, whose records the actors read when the store has none.
+    pub(crate) fn runtime_streams(&self) -> &Arc<RuntimeStreams> {
+        &self.inner.runtime
     }
 
     pub(crate) fn is_running(&self, code: &StreamCode) -> bool {

@@ -76,6 +76,18 @@ impl Manager {
             .collect()
     }
 
+    /// When the latest frame reached any input port of a running stream (the auto-publish
+    /// reaper's idle clock); `None` when it is not running or nothing arrived yet.
+    pub(crate) fn last_frame_at(&self, code: &StreamCode) -> Option<Instant> {
+        let ctl = self.ctl(code)?;
+        let managed = ctl.lock();
+        managed
+            .slots
+            .values()
+            .filter_map(|slot| slot.port.health().last_frame_at)
+            .max()
+    }
+
     /// The failover read-outs and `inputs[]` of a running stream.
     pub(crate) fn runtime(&self, code: &StreamCode) -> Option<InputsRuntime> {
         let ctl = self.ctl(code)?;

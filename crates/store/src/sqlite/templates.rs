@@ -42,9 +42,11 @@ impl TemplateRepository for SqliteStore {
     fn template(&self, code: &str) -> Result<Option<Template>, StoreError> {
         let json: Option<String> = self
             .lock()
-            .query_row("SELECT json FROM templates WHERE code = ?1", [code], |row| {
-                row.get(0)
-            })
+            .query_row(
+                "SELECT json FROM templates WHERE code = ?1",
+                [code],
+                |row| row.get(0),
+            )
             .optional()
             .map_err(|source| StoreError::Database {
                 operation: "get template",
@@ -118,8 +120,11 @@ mod tests {
     #[test]
     fn templates_are_created_replaced_listed_and_deleted() {
         let store = SqliteStore::open_in_memory().expect("open");
-        let a = decode_template("a", json!({"prefixes": ["live/a"], "stream_key": "0123456789"}))
-            .expect("decodes");
+        let a = decode_template(
+            "a",
+            json!({"prefixes": ["live/a"], "stream_key": "0123456789"}),
+        )
+        .expect("decodes");
         assert!(store.put_template(&a).expect("put"));
         let mut b = a.clone();
         b.code = "b".into();
