@@ -604,10 +604,17 @@ impl EngineHandle {
                 warnings: Vec::new(),
             });
         };
-        let diff = compute_diff(&current.stream, stream);
-        let RestartPlan { actions, warnings } = plan(&current.stream, stream, &diff);
+        // Both sides template-resolved (SPEC §Hot reload compares the resolved views); a
+        // stored record that no longer resolves is compared as written.
+        let resolved = self.parse_stream_resolved(current.stream.clone()).await?;
+        let old = match &resolved {
+            Ok((old, _)) => old.stream(),
+            Err(_) => &current.stream,
+        };
+        let diff = compute_diff(old, stream);
+        let RestartPlan { actions, warnings } = plan(old, stream, &diff);
         Ok(DryRun {
-            diff: Some(ShownDiff::new(diff, &current.stream, stream)),
+            diff: Some(ShownDiff::new(diff, old, stream)),
             actions: actions.iter().map(|a| a.describe()).collect(),
             warnings,
         })

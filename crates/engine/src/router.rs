@@ -163,7 +163,11 @@ impl EngineRouter {
                             request.path
                         ))));
                     };
-                    autopublish.create(&request)?;
+                    autopublish.create(&request).inspect_err(|(_, why)| {
+                        if *why == PublishRefusal::Auth {
+                            self.backoff.fail(request.peer.ip(), now);
+                        }
+                    })?;
                     let Some((code, key)) = self.resolve(&request.path) else {
                         return Err(unknown(Refusal::NotFound(format!(
                             "the runtime stream for {:?} stopped as it started",

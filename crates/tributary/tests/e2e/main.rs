@@ -33,6 +33,7 @@ mod sessions;
 mod signing;
 mod srt;
 mod ssrf;
+mod templates;
 mod thumbnail;
 mod transcode;
 mod udp_flood;
