@@ -95,7 +95,7 @@ impl RuntimeStreams {
         lock(&self.entries).len()
     }
 
-    fn insert(&self, code: StreamCode, entry: RuntimeEntry) {
+    pub(crate) fn insert(&self, code: StreamCode, entry: RuntimeEntry) {
         lock(&self.entries).insert(code, entry);
     }
 }

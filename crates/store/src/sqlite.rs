@@ -729,16 +729,17 @@ mod tests {
                 row.get(0)
             })
             .expect("count");
-        assert_eq!(rows, 4);
+        assert_eq!(rows, 5);
         let tables: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' \
-                 AND name IN ('streams', 'config_overrides', 'hooks', 'hook_deliveries')",
+                 AND name IN ('streams', 'config_overrides', 'hooks', 'hook_deliveries', \
+                 'templates')",
                 [],
                 |row| row.get(0),
             )
             .expect("tables");
-        assert_eq!(tables, 4);
+        assert_eq!(tables, 5);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::supported::Supported;
 
 /// Records every service call as a line, and fails the calls named in `fail`.
 #[derive(Default)]
-struct Recorder {
+pub(super) struct Recorder {
     calls: Mutex<Vec<String>>,
     fail: Mutex<HashSet<String>>,
     /// Pipelines started minus stopped (input registrations), to catch double starts.
@@ -43,7 +43,7 @@ impl Recorder {
         }
     }
 
-    fn take(&self) -> Vec<String> {
+    pub(super) fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.calls.lock().unwrap())
     }
 
@@ -162,14 +162,14 @@ impl ThumbnailService for Recorder {
     }
 }
 
-struct Rig {
-    coordinator: Coordinator,
-    recorder: Arc<Recorder>,
-    store: Arc<SqliteStore>,
+pub(super) struct Rig {
+    pub(super) coordinator: Coordinator,
+    pub(super) recorder: Arc<Recorder>,
+    pub(super) store: Arc<SqliteStore>,
     events: EventBus,
 }
 
-fn rig() -> Rig {
+pub(super) fn rig() -> Rig {
     let recorder = Arc::new(Recorder::default());
     let services = Services {
         buffers: recorder.clone(),
@@ -197,7 +197,7 @@ fn rig() -> Rig {
 }
 
 /// Every feature the fakes stand in for.
-fn supported() -> Supported {
+pub(super) fn supported() -> Supported {
     Supported::with(Support::everything())
 }
 

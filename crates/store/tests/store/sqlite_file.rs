@@ -71,7 +71,8 @@ fn database_uses_wal_and_records_its_migrations() {
             (1, "streams".to_owned()),
             (2, "config_overrides".to_owned()),
             (3, "hooks".to_owned()),
-            (4, "hook_deliveries".to_owned())
+            (4, "hook_deliveries".to_owned()),
+            (5, "templates".to_owned())
         ]
     );
     raw.execute(
@@ -132,7 +133,7 @@ fn newer_schema_version_is_refused() {
     };
     assert_eq!(*version, 7);
     assert!(reason.contains("schema version 7"), "{reason}");
-    assert!(reason.contains("up to 4"), "{reason}");
+    assert!(reason.contains("up to 5"), "{reason}");
 }
 
 #[test]
