@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tributary_testkit::{LiveSender, ffmpeg, free_tcp_port, wait_until};
 
+use crate::events::events;
 use crate::hls::{assert_h264_720p_with_aac, clip, serial};
 use crate::server::{Server, put_stream, send};
 
@@ -136,8 +137,11 @@ fn a_publish_under_a_template_prefix_creates_a_runtime_stream_that_plays_and_exp
         404
     );
 
+    // Two encoders publish to one path at once: one stream is created, the second encoder is
+    // refused as busy (its push input has a publisher).
     let url = format!("rtmp://127.0.0.1:{port}/live/events/a?key={KEY}");
     let mut publisher = LiveSender::rtmp(&clip(), &url).expect("start the ffmpeg publisher");
+    let mut rival = LiveSender::rtmp(&clip(), &url).expect("start the second publisher");
     let playlist = server.url("/events/a/index.m3u8");
     wait_until(
         Duration::from_secs(30),
@@ -162,9 +166,26 @@ fn a_publish_under_a_template_prefix_creates_a_runtime_stream_that_plays_and_exp
     assert_eq!(runtime.body["data"][0]["code"], "events/a");
     let config = send("GET", &server.url("/streams?source=config"), None, &[]);
     assert_eq!(config.body["total"], 0, "{}", config.body);
+    wait_until(
+        Duration::from_secs(10),
+        "one of two publishers refused",
+        || !(publisher.is_running() && rival.is_running()),
+    )
+    .unwrap();
+    let created = |kind: &str| {
+        events(&server, "since=0&limit=1000")["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == kind && e["stream_code"] == "events/a")
+            .map(|e| e["payload"]["template_code"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(created("stream.runtime_created"), [json!("events")]);
 
     // Gone about 30 s (the idle time, plus at most one 5 s sweep) after its last packet.
     publisher.kill();
+    rival.kill();
     let stopped = Instant::now();
     wait_until(
         Duration::from_secs(50),
@@ -181,6 +202,7 @@ fn a_publish_under_a_template_prefix_creates_a_runtime_stream_that_plays_and_exp
         tributary_testkit::http_get(&playlist).map_or(true, |(status, _, _)| status == 404),
         "its HLS output went with it"
     );
+    assert_eq!(created("stream.runtime_expired"), [json!("events")]);
 }
 
 #[test]
