@@ -7,10 +7,10 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tributary_testkit::{LiveSender, ffmpeg, free_tcp_port, wait_until};
+use tributary_testkit::{LiveSender, ffmpeg, free_tcp_port, free_udp_port, wait_until};
 
 use crate::events::events;
-use crate::hls::{assert_h264_720p_with_aac, clip, serial};
+use crate::hls::{assert_h264_720p_with_aac, clip, serial, wait_segments};
 use crate::server::{Server, put_stream, send};
 
 /// The template key of these tests (at least 10 characters).
@@ -143,18 +143,7 @@ fn a_publish_under_a_template_prefix_creates_a_runtime_stream_that_plays_and_exp
     let mut publisher = LiveSender::rtmp(&clip(), &url).expect("start the ffmpeg publisher");
     let mut rival = LiveSender::rtmp(&clip(), &url).expect("start the second publisher");
     let playlist = server.url("/events/a/index.m3u8");
-    wait_until(
-        Duration::from_secs(30),
-        "the HLS playlist of an auto-published stream",
-        || {
-            tributary_testkit::http_get(&playlist)
-                .map(|(status, _, body)| {
-                    status == 200 && body.windows(4).filter(|w| w == b".ts\n").count() >= 2
-                })
-                .unwrap_or(false)
-        },
-    )
-    .unwrap();
+    wait_segments(&server, "events/a", 2, Duration::from_secs(30));
     assert_h264_720p_with_aac(&playlist);
     let stream = send("GET", &server.url("/streams/events/a"), None, &[]);
     assert_eq!(stream.status, 200, "{}", stream.body);
@@ -291,18 +280,7 @@ fn a_template_edit_updates_a_running_dependent_in_place() {
                       "protocols": {"rtmp": true, "hls": true}});
     let edited = put_template(&server, "base", body);
     assert_eq!(edited.status, 200, "{}", edited.body);
-    wait_until(
-        Duration::from_secs(30),
-        "the dependent's HLS playlist after the template edit",
-        || {
-            tributary_testkit::http_get(&playlist)
-                .map(|(status, _, body)| {
-                    status == 200 && body.windows(4).filter(|w| w == b".ts\n").count() >= 2
-                })
-                .unwrap_or(false)
-        },
-    )
-    .unwrap();
+    wait_segments(&server, "dep", 2, Duration::from_secs(30));
     assert_eq!(
         server.runtime("dep")["started_at"],
         started_at,
@@ -314,4 +292,26 @@ fn a_template_edit_updates_a_running_dependent_in_place() {
         serde_json::Value::Null,
         "the stored record still inherits"
     );
+}
+
+#[test]
+fn an_srt_publish_under_a_template_prefix_creates_a_runtime_stream() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    let server = Server::start_args(
+        dir.path(),
+        &[],
+        "off",
+        &["--srt", &format!("127.0.0.1:{port}")],
+    );
+    let body = json!({"prefixes": ["live/events"], "stream_key": KEY,
+                      "inputs": [{"url": "publish://"}], "protocols": {"hls": true}});
+    assert_eq!(put_template(&server, "events", body).status, 201);
+    let url = format!("srt://127.0.0.1:{port}?streamid=publish:live/events/s?key={KEY}");
+    let _publisher = LiveSender::start_url(&clip(), &url).expect("start the ffmpeg SRT publisher");
+    wait_segments(&server, "events/s", 2, Duration::from_secs(30));
+    assert_h264_720p_with_aac(&server.url("/events/s/index.m3u8"));
+    let stream = send("GET", &server.url("/streams/events/s"), None, &[]);
+    assert_eq!(stream.body["data"]["source"], "runtime", "{}", stream.body);
 }
