@@ -30,7 +30,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
-use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tributary_domain::event::EventType;
@@ -44,7 +43,7 @@ use crate::events::EventBus;
 use crate::lock;
 use crate::manager::Manager;
 use crate::metrics::PublishRefusal;
-use crate::router::{PublishAuth, is_loopback};
+use crate::router::PublishAuth;
 
 /// The runtime streams by code, with the template each was made from. Shared by the
 /// coordinator (which reads a runtime stream's record here) and [`AutoPublish`].
@@ -199,22 +198,7 @@ impl AutoPublish {
                 template.code
             )));
         }
-        let given = request.key.as_deref().unwrap_or("");
-        let key = template.stream_key.as_str();
-        let allowed = match self.auth {
-            PublishAuth::Off => true,
-            _ if !key.is_empty() => bool::from(given.as_bytes().ct_eq(key.as_bytes())),
-            PublishAuth::IfSet => true,
-            PublishAuth::Required => is_loopback(&request.peer),
-        };
-        if !allowed {
-            let why = if key.is_empty() {
-                "the template has no stream_key: only loopback publishers are accepted"
-            } else if given.is_empty() {
-                "missing key (publish to <path>?key=<the template's stream_key>)"
-            } else {
-                "wrong key"
-            };
+        if let Err(why) = self.auth.check(&template.stream_key, request, "template") {
             tracing::warn!(peer = %request.peer, path, template = %template.code,
                 "auto-publish refused: {why}");
             return Err((

@@ -58,6 +58,35 @@ impl PublishAuth {
             _ => Self::Required,
         }
     }
+
+    /// Whether `request` may publish where `key` is the resolved `stream_key` (SPEC §Security
+    /// "Publish authentication"; the key compared in constant time); if not, why, naming the
+    /// `owner` of the key (`stream`, `template`) and never the key.
+    pub(crate) fn check(
+        self,
+        key: &str,
+        request: &PublishRequest,
+        owner: &str,
+    ) -> Result<(), String> {
+        let given = request.key.as_deref().unwrap_or("");
+        let allowed = match self {
+            Self::Off => true,
+            _ if !key.is_empty() => bool::from(given.as_bytes().ct_eq(key.as_bytes())),
+            Self::IfSet => true,
+            Self::Required => is_loopback(&request.peer),
+        };
+        if allowed {
+            Ok(())
+        } else if key.is_empty() {
+            Err(format!(
+                "the {owner} has no stream_key: only loopback publishers are accepted"
+            ))
+        } else if given.is_empty() {
+            Err("missing key (publish to <path>?key=<stream_key>)".to_owned())
+        } else {
+            Err("wrong key".to_owned())
+        }
+    }
 }
 
 /// The [`Router`] the listeners call.
@@ -178,22 +207,8 @@ impl EngineRouter {
                 }
             },
         };
-        let given = request.key.as_deref().unwrap_or("");
-        let allowed = match self.auth {
-            PublishAuth::Off => true,
-            _ if !key.is_empty() => bool::from(given.as_bytes().ct_eq(key.as_bytes())),
-            PublishAuth::IfSet => true,
-            PublishAuth::Required => is_loopback(&request.peer),
-        };
-        if !allowed {
+        if let Err(why) = self.auth.check(&key, &request, "stream") {
             let blocked = self.backoff.fail(request.peer.ip(), now);
-            let why = if key.is_empty() {
-                "the stream has no stream_key: only loopback publishers are accepted"
-            } else if given.is_empty() {
-                "missing key (publish to <code>?key=<stream_key>)"
-            } else {
-                "wrong key"
-            };
             let refused = self.backoff.refused();
             let refusal = Refusal::Denied(match blocked {
                 Some(block) => format!(
@@ -254,8 +269,7 @@ impl EngineRouter {
     }
 }
 
-/// Whether a publisher connects from loopback (the keyless rule under `required`).
-pub(crate) fn is_loopback(peer: &SocketAddr) -> bool {
+fn is_loopback(peer: &SocketAddr) -> bool {
     match peer.ip() {
         std::net::IpAddr::V4(ip) => ip.is_loopback(),
         std::net::IpAddr::V6(ip) => {

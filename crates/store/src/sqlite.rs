@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use rusqlite::{Connection, OptionalExtension, ToSql, TransactionBehavior, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tributary_domain::hook::{Delivery, Hook};
 use tributary_domain::{Stream, StreamCode};
 
@@ -106,10 +108,108 @@ impl SqliteStore {
         Ok(streams)
     }
 
+    /// Every row of a `SELECT <key>, json …` that decodes as `T` (a hook, a template), in
+    /// order; a row that does not is logged at ERROR with its key and skipped, as corrupt
+    /// stream rows are.
+    fn json_rows<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        kind: &'static str,
+        sql: &str,
+    ) -> Result<Vec<T>, StoreError> {
+        let db = |source| StoreError::Database {
+            operation,
+            code: None,
+            source,
+        };
+        let rows: Vec<(String, String)> = {
+            let conn = self.lock();
+            let mut statement = conn.prepare_cached(sql).map_err(db)?;
+            statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .map_err(db)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(db)?
+        };
+        let mut items = Vec::with_capacity(rows.len());
+        for (key, json) in rows {
+            match serde_json::from_str::<T>(&json) {
+                Ok(item) => items.push(item),
+                Err(e) => tracing::error!(kind, key = %key, error = %e, "skipping corrupt row"),
+            }
+        }
+        Ok(items)
+    }
+
+    /// The row a `SELECT json … WHERE <key> = ?1` finds for `key`, decoded as `T`; a row that
+    /// does not decode is [`StoreError::Corrupt`] naming `<kind> <key>`.
+    fn json_row<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        kind: &'static str,
+        sql: &str,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let json: Option<String> = self
+            .lock()
+            .query_row(sql, [key], |row| row.get(0))
+            .optional()
+            .map_err(|source| StoreError::Database {
+                operation,
+                code: Some(key.to_owned()),
+                source,
+            })?;
+        json.map(|json| {
+            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
+                code: format!("{kind} {key}"),
+                reason: e.to_string(),
+            })
+        })
+        .transpose()
+    }
+
+    /// Writes `item` as the JSON of row `key` of `table` (created or replaced; `refuse`: the
+    /// error to answer instead when the row exists). Returns whether it was created.
+    /// Durable when it returns.
+    fn put_json<T: Serialize>(
+        &self,
+        table: JsonTable,
+        key: &str,
+        item: &T,
+        refuse: Option<StoreError>,
+    ) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(item).map_err(|e| StoreError::Encode {
+            code: format!("{} {key}", table.kind),
+            reason: e.to_string(),
+        })?;
+        let db = |source| StoreError::Database {
+            operation: table.put,
+            code: Some(key.to_owned()),
+            source,
+        };
+        let now = format_time(Utc::now());
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let exists = tx
+            .query_row(table.exists, [key], |_| Ok(()))
+            .optional()
+            .map_err(db)?
+            .is_some();
+        if let Some(error) = refuse.filter(|_| exists) {
+            return Err(error);
+        }
+        tx.execute(table.upsert, params![key, json, now])
+            .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(!exists)
+    }
+
     /// The connection. A poisoned lock is taken anyway: a panic inside a critical section
     /// unwinds through the open `Transaction`, whose drop rolls it back, so the connection holds
     /// no half-done write.
-    pub(super) fn lock(&self) -> MutexGuard<'_, Connection> {
+    fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -276,86 +376,27 @@ impl StreamRepository for SqliteStore {
 
 impl HookRepository for SqliteStore {
     fn list_hooks(&self) -> Result<Vec<Hook>, StoreError> {
-        let db = |source| StoreError::Database {
-            operation: "list hooks",
-            code: None,
-            source,
-        };
-        let rows: Vec<(String, String)> = {
-            let conn = self.lock();
-            let mut statement = conn
-                .prepare_cached("SELECT id, json FROM hooks ORDER BY id")
-                .map_err(db)?;
-            statement
-                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-                .map_err(db)?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(db)?
-        };
-        let mut hooks = Vec::with_capacity(rows.len());
-        for (id, json) in rows {
-            match serde_json::from_str::<Hook>(&json) {
-                Ok(hook) => hooks.push(hook),
-                Err(e) => tracing::error!(hook = %id, error = %e, "skipping corrupt hook row"),
-            }
-        }
-        Ok(hooks)
+        self.json_rows(
+            "list hooks",
+            "hook",
+            "SELECT id, json FROM hooks ORDER BY id",
+        )
     }
 
     fn hook(&self, id: &str) -> Result<Option<Hook>, StoreError> {
-        let json: Option<String> = self
-            .lock()
-            .query_row("SELECT json FROM hooks WHERE id = ?1", [id], |row| {
-                row.get(0)
-            })
-            .optional()
-            .map_err(|source| StoreError::Database {
-                operation: "get hook",
-                code: Some(id.to_owned()),
-                source,
-            })?;
-        json.map(|json| {
-            serde_json::from_str(&json).map_err(|e| StoreError::Corrupt {
-                code: format!("hook {id}"),
-                reason: e.to_string(),
-            })
-        })
-        .transpose()
+        self.json_row(
+            "get hook",
+            "hook",
+            "SELECT json FROM hooks WHERE id = ?1",
+            id,
+        )
     }
 
     fn put_hook(&self, hook: &Hook, create_only: bool) -> Result<bool, StoreError> {
-        let json = serde_json::to_string(hook).map_err(|e| StoreError::Encode {
-            code: format!("hook {}", hook.id),
-            reason: e.to_string(),
-        })?;
-        let db = |source| StoreError::Database {
-            operation: "put hook",
-            code: Some(hook.id.clone()),
-            source,
-        };
-        let now = format_time(Utc::now());
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db)?;
-        let exists = tx
-            .query_row("SELECT 1 FROM hooks WHERE id = ?1", [&hook.id], |_| Ok(()))
-            .optional()
-            .map_err(db)?
-            .is_some();
-        if exists && create_only {
-            return Err(StoreError::HookExists {
-                id: hook.id.clone(),
-            });
-        }
-        tx.execute(
-            "INSERT INTO hooks (id, json, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
-             ON CONFLICT (id) DO UPDATE SET json = excluded.json, updated_at = excluded.updated_at",
-            params![hook.id, json, now],
-        )
-        .map_err(db)?;
-        tx.commit().map_err(db)?;
-        Ok(!exists)
+        let refuse = create_only.then_some(StoreError::HookExists {
+            id: hook.id.clone(),
+        });
+        self.put_json(JsonTable::HOOKS, &hook.id, hook, refuse)
     }
 
     fn delete_hook(&self, id: &str) -> Result<bool, StoreError> {
@@ -637,7 +678,7 @@ fn revision_from_column(code: &str, revision: i64) -> Result<u64, StoreError> {
 }
 
 /// RFC 3339 in UTC with milliseconds: `2025-01-31T12:00:00.123Z`.
-pub(super) fn format_time(time: DateTime<Utc>) -> String {
+fn format_time(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -653,6 +694,39 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 const MEMORY_PATH: &str = ":memory:";
+
+/// A table of JSON rows keyed by one text column (hooks, templates) and the SQL
+/// [`SqliteStore::put_json`] runs on it.
+#[derive(Debug, Clone, Copy)]
+struct JsonTable {
+    /// What a row is, for errors (`hook`, `template`).
+    kind: &'static str,
+    /// The operation's name in errors.
+    put: &'static str,
+    /// `SELECT 1 … WHERE <key> = ?1`.
+    exists: &'static str,
+    /// `INSERT (<key>, json, created_at, updated_at) VALUES (?1, ?2, ?3, ?3) ON CONFLICT …`.
+    upsert: &'static str,
+}
+
+impl JsonTable {
+    const HOOKS: Self = Self {
+        kind: "hook",
+        put: "put hook",
+        exists: "SELECT 1 FROM hooks WHERE id = ?1",
+        upsert: "INSERT INTO hooks (id, json, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (id) DO UPDATE SET json = excluded.json, updated_at = excluded.updated_at",
+    };
+    const TEMPLATES: Self = Self {
+        kind: "template",
+        put: "put template",
+        exists: "SELECT 1 FROM templates WHERE code = ?1",
+        upsert: "INSERT INTO templates (code, json, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (code) DO UPDATE SET json = excluded.json,
+             updated_at = excluded.updated_at",
+    };
+}
 
 /// The bookkeeping table, created before any migration so the version can be read.
 const SCHEMA_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
