@@ -142,7 +142,7 @@ pub fn document() -> String {
            ("reveal" = Option<bool>, Query, description = "show secrets"),
            ("limit" = Option<u32>, Query, description = "page size, 1 to 1000 (default 1000)"),
            ("cursor" = Option<String>, Query, description = "the `next_cursor` of the previous page: streams after this code")),
-    responses((status = 200, description = "`{data: [stream + runtime], total, next_cursor}` sorted by code; `total` counts this page, `next_cursor` (a code, or null on the last page) asks for the next"),
+    responses((status = 200, description = "`{data: [stream + runtime], total, next_cursor}` sorted by code; `total` counts this page, `next_cursor` (a code, or null on the last page) asks for the next; auto-published streams (`source: \"runtime\"`, not stored, their record empty but for `template`) follow the last page of stored ones"),
               (status = 400, description = "`INVALID_QUERY`: bad status, source, limit or cursor", body = ErrorBody),
               (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
               (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = ErrorBody)))]
@@ -197,7 +197,7 @@ fn patch_stream() {}
 fn delete_stream() {}
 
 #[utoipa::path(post, path = "/streams/{code}/restart", tag = "streams", params(("code" = String, Path)),
-    responses((status = 200, description = "`{data: {status: \"started\"}}`"), (status = 404, body = ErrorBody),
+    responses((status = 200, description = "`{data: {status: \"started\"}}`; an auto-published (runtime) stream is stopped instead, and its encoder's reconnect creates it again"), (status = 404, body = ErrorBody),
               (status = 409, body = ErrorBody),
               (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody),
               (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = ErrorBody)))]

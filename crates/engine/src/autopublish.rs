@@ -115,9 +115,8 @@ pub(crate) struct AutoPublish {
     auth: PublishAuth,
     /// One creation at a time: concurrent publishes to one path create one stream.
     creating: tokio::sync::Mutex<()>,
-    /// Recent creation instants per source address (the last minute's, at most
-    /// [`MAX_CREATIONS_PER_MIN`] each), pruned at every creation.
-    recent: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    /// The creation limits.
+    limits: Limits,
 }
 
 impl AutoPublish {
@@ -137,7 +136,7 @@ impl AutoPublish {
             manager,
             auth,
             creating: tokio::sync::Mutex::new(()),
-            recent: Mutex::new(HashMap::new()),
+            limits: Limits::default(),
         }
     }
 
@@ -246,42 +245,20 @@ impl AutoPublish {
         Ok(())
     }
 
-    /// Checks and records one creation from `peer` at `now` under both limits.
+    /// Checks and records one creation from `peer` at `now` under both limits; a refusal is
+    /// logged with peer and path.
     fn admit(
         &self,
         peer: &SocketAddr,
         path: &str,
         now: Instant,
     ) -> Result<(), (Refusal, PublishRefusal)> {
-        let refuse = |why: String| {
-            tracing::warn!(peer = %peer, path, "auto-publish refused: {why}");
-            Err((Refusal::Busy(why), PublishRefusal::Limit))
-        };
-        if self.runtime.len() >= MAX_RUNTIME_STREAMS {
-            return refuse(format!(
-                "the server already runs {MAX_RUNTIME_STREAMS} auto-published streams, the most \
-                 it may"
-            ));
-        }
-        let mut recent = lock(&self.recent);
-        recent.retain(|_, times| {
-            while times
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= CREATION_WINDOW)
-            {
-                times.pop_front();
-            }
-            !times.is_empty()
-        });
-        let times = recent.entry(peer.ip()).or_default();
-        if times.len() >= MAX_CREATIONS_PER_MIN {
-            return refuse(format!(
-                "{MAX_CREATIONS_PER_MIN} auto-published streams were created from this address in \
-                 the last minute, the most it may"
-            ));
-        }
-        times.push_back(now);
-        Ok(())
+        self.limits
+            .admit(self.runtime.len(), peer.ip(), now)
+            .map_err(|why| {
+                tracing::warn!(peer = %peer, path, "auto-publish refused: {why}");
+                (Refusal::Busy(why), PublishRefusal::Limit)
+            })
     }
 
     /// Removes each runtime stream [`IDLE_TIMEOUT`] after its last packet (or its creation,
@@ -323,6 +300,48 @@ impl AutoPublish {
     }
 }
 
+/// The creation limits of SPEC §Templates: at most [`MAX_RUNTIME_STREAMS`] runtime streams,
+/// at most [`MAX_CREATIONS_PER_MIN`] creations per source address in any [`CREATION_WINDOW`].
+#[derive(Debug, Default)]
+struct Limits {
+    /// Recent creation instants per source address (the window's, at most
+    /// [`MAX_CREATIONS_PER_MIN`] each); addresses without one are pruned at every creation,
+    /// so the map holds only addresses that created in the last minute.
+    recent: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+}
+
+impl Limits {
+    /// Admits one creation from `ip` at `now` with `running` runtime streams, recording it;
+    /// or why not.
+    fn admit(&self, running: usize, ip: IpAddr, now: Instant) -> Result<(), String> {
+        if running >= MAX_RUNTIME_STREAMS {
+            return Err(format!(
+                "the server already runs {MAX_RUNTIME_STREAMS} auto-published streams, the most \
+                 it may"
+            ));
+        }
+        let mut recent = lock(&self.recent);
+        recent.retain(|_, times| {
+            while times
+                .front()
+                .is_some_and(|t| now.duration_since(*t) >= CREATION_WINDOW)
+            {
+                times.pop_front();
+            }
+            !times.is_empty()
+        });
+        let times = recent.entry(ip).or_default();
+        if times.len() >= MAX_CREATIONS_PER_MIN {
+            return Err(format!(
+                "{MAX_CREATIONS_PER_MIN} auto-published streams were created from this address in \
+                 the last minute, the most it may"
+            ));
+        }
+        times.push_back(now);
+        Ok(())
+    }
+}
+
 /// How long a runtime stream lives after its last packet (SPEC §Defaults "Auto-publish": idle
 /// 30 s). A constant until the `autopublish` config section lands: SPEC names its values but
 /// not its keys.
@@ -337,3 +356,31 @@ pub(crate) const MAX_RUNTIME_STREAMS: usize = 100;
 pub(crate) const MAX_CREATIONS_PER_MIN: usize = 10;
 /// The window [`MAX_CREATIONS_PER_MIN`] counts over.
 const CREATION_WINDOW: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn ten_creations_a_minute_per_address_and_a_hundred_streams_in_all() {
+        let limits = Limits::default();
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        for _ in 0..MAX_CREATIONS_PER_MIN {
+            limits.admit(0, a, Instant::now()).unwrap();
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        let refused = limits.admit(0, a, Instant::now()).unwrap_err();
+        assert!(refused.contains("in the last minute"), "{refused}");
+        limits
+            .admit(0, b, Instant::now())
+            .expect("another address has its own budget");
+        // The first creation leaves the window 60 s after it: one more is admitted, not two.
+        tokio::time::advance(Duration::from_secs(50)).await;
+        limits.admit(0, a, Instant::now()).unwrap();
+        assert!(limits.admit(0, a, Instant::now()).is_err());
+        let full = limits
+            .admit(MAX_RUNTIME_STREAMS, b, Instant::now())
+            .unwrap_err();
+        assert!(full.contains("100 auto-published streams"), "{full}");
+    }
+}

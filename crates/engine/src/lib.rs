@@ -658,9 +658,17 @@ impl EngineHandle {
         Ok(existed)
     }
 
-    /// Stop + start from the stored record.
+    /// Stop + start from the stored record (an auto-published stream: stop; its encoder
+    /// reconnects to create it again).
     pub async fn restart_stream(&self, code: &StreamCode) -> Result<Applied, CoordError> {
-        self.shared.coordinator.restart(code).await
+        let coordinator = &self.shared.coordinator;
+        // SPEC §API: restarting an auto-published stream stops it; the encoder's reconnect
+        // creates it again.
+        if coordinator.runtime_streams().contains(code) && self.get_stream(code).await?.is_none() {
+            coordinator.runtime_streams().remove(code);
+            return coordinator.converge(code).await;
+        }
+        coordinator.restart(code).await
     }
 
     /// Whether the stream's pipeline runs.

@@ -314,4 +314,13 @@ fn an_srt_publish_under_a_template_prefix_creates_a_runtime_stream() {
     assert_h264_720p_with_aac(&server.url("/events/s/index.m3u8"));
     let stream = send("GET", &server.url("/streams/events/s"), None, &[]);
     assert_eq!(stream.body["data"]["source"], "runtime", "{}", stream.body);
+
+    // Restarting an auto-published stream stops it (its encoder's reconnect would create it
+    // again).
+    let restart = send("POST", &server.url("/streams/events/s/restart"), None, &[]);
+    assert_eq!(restart.status, 200, "{}", restart.body);
+    assert_eq!(
+        send("GET", &server.url("/streams/events/s"), None, &[]).status,
+        404
+    );
 }
