@@ -172,6 +172,16 @@ fn a_publish_under_a_template_prefix_creates_a_runtime_stream_that_plays_and_exp
     };
     assert_eq!(created("stream.runtime_created"), [json!("events")]);
 
+    // While packets flow it lives on past the idle time (and at least one sweep).
+    std::thread::sleep(Duration::from_secs(36));
+    let live = send("GET", &server.url("/streams/events/a"), None, &[]);
+    assert_eq!(live.status, 200, "reaped while its publisher still sends");
+    assert_eq!(
+        live.body["data"]["runtime"]["status"], "active",
+        "{}",
+        live.body
+    );
+
     // Gone about 30 s (the idle time, plus at most one 5 s sweep) after its last packet.
     publisher.kill();
     rival.kill();
