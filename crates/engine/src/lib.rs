@@ -58,15 +58,16 @@ pub use outputs::MediaAsset;
 pub use security::AdminToken;
 pub use services::ServiceError;
 pub use sessions::{CloseReason, Proto as SessionProto, SessionView, Stats as SessionStats};
+pub use templates::TemplateError;
 pub use views::{
     DryRun, HttpViewer, MediaReply, Ports, Precondition, PutResult, Runtime, SessionMeter,
     StreamRecord, SwitchError, SwitchOutcome,
 };
-pub use templates::TemplateError;
 
 use crate::coordinator::Coordinator;
 use crate::events::EventBus;
 use crate::plane::{MediaPlane, file_roots, ssrf_guard};
+use crate::router::PublishAuth;
 use crate::supported::Supported;
 
 /// Why the engine could not open.

@@ -79,7 +79,11 @@ pub fn start_hls_variant(
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| PublishError::NoRuntime { code: code.clone() })?;
     let subscriber = hub
-        .subscribe(&buffer, SubscribeFrom::LastKeyframe, subscriber_class(&settings))
+        .subscribe(
+            &buffer,
+            SubscribeFrom::LastKeyframe,
+            subscriber_class(&settings),
+        )
         .map_err(|source| PublishError::Subscribe {
             code: code.clone(),
             buffer: buffer.clone(),
