@@ -12,6 +12,9 @@
 //! - [`MediaPlaylist`]: the sliding window of the last `live_window` segments, rendered as the
 //!   `index.m3u8` a player fetches. What slides out is handed back for retention, which the
 //!   caller (holding the clock) applies.
+//! - LL-HLS ([`HlsConfig::part`], [`MediaPlaylist::low_latency`]): parts of each fMP4
+//!   segment ([`Part`], `part_<n>.<i>.m4s`), listed with `#EXT-X-PART`, the preload hint,
+//!   server control and delta updates (the `hls::ll` module).
 //! - [`UnixMillis`]: wall time as passed in, printed as `#EXT-X-PROGRAM-DATE-TIME` wants.
 //! - [`Fmp4Track`], [`write_init`], [`Fragmenter`]: the fMP4 / CMAF writer, init segments and
 //!   `moof` + `mdat` media segments from the same frames (its module doc says why it does not
@@ -31,6 +34,7 @@
 //!     first_number: 1_795_514_400,
 //!     grid: None,
 //!     format: Default::default(),
+//!     part: None,
 //! });
 //! let mut playlist = MediaPlaylist::new(12);
 //! let arrival = Instant::now();
@@ -77,8 +81,9 @@ pub use dash::{
 pub use fmp4::{Fmp4Error, Fmp4Track, Fragmenter, write_init};
 
 pub use hls::{
-    HlsConfig, HlsEvent, HlsSegmenter, InitName, InitSegment, MediaPlaylist, PLAYLIST_NAME,
-    PlaylistEntry, Segment, SegmentEnd, SegmentFormat, fmp4_segment_name, parse_fmp4_segment_name,
-    parse_segment_name, segment_name,
+    HlsConfig, HlsEvent, HlsSegmenter, InitName, InitSegment, MediaPlaylist, PART_SEGMENTS,
+    PLAYLIST_NAME, Part, PartEntry, PlaylistEntry, Segment, SegmentEnd, SegmentFormat,
+    fmp4_segment_name, parse_fmp4_segment_name, parse_part_name, parse_segment_name, part_name,
+    segment_name, write_rendition_report,
 };
 pub use wall::UnixMillis;

@@ -174,6 +174,7 @@ impl DashSide {
         let track = || Track {
             segmenter: HlsSegmenter::new(HlsConfig {
                 format: SegmentFormat::Fmp4,
+                part: None,
                 ..config
             }),
             timeline: Timeline::new(window),

@@ -64,6 +64,7 @@ fn package(frames: &[Frame], video: bool, window: usize) -> (Timeline, String, u
         first_number: 1_795_514_400,
         grid: None,
         format: SegmentFormat::Fmp4,
+        part: None,
     });
     let mut timeline = Timeline::new(window);
     let (mut codecs, mut timescale) = (String::new(), 0);

@@ -6,7 +6,8 @@ use std::fmt::Write;
 use tributary_media::{SessionId, Ts90};
 
 use crate::UnixMillis;
-use crate::hls::Segment;
+use crate::hls::ll::{self, OpenHeader, PartEntry};
+use crate::hls::{Part, Segment};
 
 /// The name of the media playlist.
 pub const PLAYLIST_NAME: &str = "index.m3u8";
@@ -24,6 +25,13 @@ pub const PLAYLIST_NAME: &str = "index.m3u8";
 /// fMP4 segments (entries with an [`init`](PlaylistEntry::init)) are listed as
 /// `seg_<n>.m4s` under `#EXT-X-VERSION:7`, with an `#EXT-X-MAP` before the first listed
 /// segment and wherever the init changes.
+///
+/// A low-latency playlist ([`low_latency`](Self::low_latency), LL-HLS) also takes every
+/// [`Part`] ([`push_part`](Self::push_part)) and lists, under `#EXT-X-VERSION:9` with
+/// `#EXT-X-SERVER-CONTROL` and `#EXT-X-PART-INF`, the parts of its last
+/// [`PART_SEGMENTS`] segments and of the segment still being cut, then an
+/// `#EXT-X-PRELOAD-HINT` for the next part ([`set_preload_hint`](Self::set_preload_hint));
+/// [`render_delta`](Self::render_delta) writes the `_HLS_skip=YES` delta update.
 ///
 /// ```
 /// use tributary_packager::{MediaPlaylist, PlaylistEntry, UnixMillis};
@@ -58,7 +66,20 @@ pub struct MediaPlaylist {
     entries: VecDeque<PlaylistEntry>,
     /// Length of the last rendering, to size the next one.
     rendered_len: usize,
+    /// LL-HLS: PART-TARGET; `None` for a playlist without parts.
+    part_target: Option<Ts90>,
+    /// LL-HLS: the parts listed, oldest first (those of the last [`PART_SEGMENTS`] segments
+    /// and of the open one).
+    parts: VecDeque<PartEntry>,
+    /// LL-HLS: the segment being cut, once a part of it is out.
+    open: Option<OpenHeader>,
+    /// LL-HLS: the part `#EXT-X-PRELOAD-HINT` names.
+    hint: Option<(u64, u32)>,
 }
+
+/// How many of the newest complete segments a low-latency playlist lists the parts of: about
+/// 3 × TARGETDURATION, as RFC 8216bis §6.2.2 asks.
+pub const PART_SEGMENTS: usize = 3;
 
 /// One segment as the playlist lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +106,40 @@ impl MediaPlaylist {
             discontinuity_sequence: 0,
             entries: VecDeque::with_capacity(window.max(1) + 1),
             rendered_len: 0,
+            part_target: None,
+            parts: VecDeque::new(),
+            open: None,
+            hint: None,
         }
+    }
+
+    /// An empty LL-HLS playlist listing up to `window` segments, with parts of at most
+    /// `part_target`.
+    pub fn low_latency(window: usize, part_target: std::time::Duration) -> Self {
+        Self {
+            part_target: Some(Ts90::from_duration(part_target)),
+            ..Self::new(window)
+        }
+    }
+
+    /// Lists a part of the segment being cut (LL-HLS; ignored by a playlist without parts).
+    pub fn push_part(&mut self, part: &Part) {
+        if self.part_target.is_none() {
+            return;
+        }
+        self.parts.push_back(PartEntry::from(part));
+        self.open = Some(OpenHeader::from(part));
+    }
+
+    /// The part `#EXT-X-PRELOAD-HINT` names (segment number, part index), if any.
+    pub fn set_preload_hint(&mut self, next: Option<(u64, u32)>) {
+        self.hint = next;
+    }
+
+    /// The last part listed (segment number, part index): `LAST-MSN` and `LAST-PART` of an
+    /// `#EXT-X-RENDITION-REPORT` naming this playlist.
+    pub fn last_part(&self) -> Option<(u64, u32)> {
+        self.parts.back().map(|p| (p.segment, p.index))
     }
 
     /// Lists `segment`; returns the segment that slid out of the window, if one did.
@@ -101,7 +155,19 @@ impl MediaPlaylist {
         target_duration: u32,
     ) -> Option<PlaylistEntry> {
         self.target_duration.get_or_insert(target_duration);
+        if self.open.is_some_and(|open| open.number <= entry.number) {
+            self.open = None;
+        }
         self.entries.push_back(entry);
+        if self.part_target.is_some() {
+            // Parts of segments older than the newest PART_SEGMENTS are no longer listed.
+            let keep_from = self.entries.iter().rev().nth(PART_SEGMENTS - 1);
+            if let Some(first) = keep_from.map(|e| e.number) {
+                while self.parts.front().is_some_and(|p| p.segment < first) {
+                    self.parts.pop_front();
+                }
+            }
+        }
         if self.entries.len() <= self.window {
             return None;
         }
@@ -140,22 +206,55 @@ impl MediaPlaylist {
     /// The playlist text; empty until a segment has been pushed (a playlist without segments
     /// is not served).
     pub fn render(&mut self) -> String {
+        self.render_skipping(false)
+    }
+
+    /// The `_HLS_skip=YES` delta update of a low-latency playlist (RFC 8216bis §6.2.5.1): the
+    /// segments that end at least CAN-SKIP-UNTIL before the last complete segment's end are
+    /// replaced by `#EXT-X-SKIP:SKIPPED-SEGMENTS=<n>`. With nothing to skip, or without
+    /// parts, the full playlist.
+    pub fn render_delta(&mut self) -> String {
+        self.render_skipping(true)
+    }
+
+    fn render_skipping(&mut self, delta: bool) -> String {
         let (Some(target), Some(sequence)) = (self.target_duration, self.media_sequence()) else {
             return String::new();
         };
         let mut out = String::with_capacity(self.rendered_len + 64);
         let fmp4 = self.entries.iter().any(|e| e.init.is_some());
+        let version = match (self.part_target, fmp4) {
+            (Some(_), _) => 9,
+            (None, true) => 7,
+            (None, false) => 3,
+        };
         // Writing into a String cannot fail.
         let _ = write!(
             out,
-            "#EXTM3U\n#EXT-X-VERSION:{}\n#EXT-X-TARGETDURATION:{target}\n\
-             #EXT-X-MEDIA-SEQUENCE:{sequence}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}\n\
+            "#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-TARGETDURATION:{target}\n"
+        );
+        if let Some(part_target) = self.part_target {
+            ll::write_header(&mut out, target, part_target);
+        }
+        let _ = write!(
+            out,
+            "#EXT-X-MEDIA-SEQUENCE:{sequence}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}\n\
              #EXT-X-INDEPENDENT-SEGMENTS\n",
-            if fmp4 { 7 } else { 3 },
             self.discontinuity_sequence
         );
+        let skipped = match self.part_target {
+            Some(_) if delta => ll::skippable(
+                self.entries.iter().map(|e| e.duration),
+                ll::skip_until(target),
+            ),
+            _ => 0,
+        };
+        if skipped > 0 {
+            let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+        }
         let mut map = None;
-        for entry in &self.entries {
+        let mut parts = self.parts.iter().peekable();
+        for entry in self.entries.iter().skip(skipped) {
             let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", entry.program_date_time);
             if entry.discontinuity {
                 out.push_str("#EXT-X-DISCONTINUITY\n");
@@ -166,11 +265,34 @@ impl MediaPlaylist {
                 let _ = writeln!(out, "#EXT-X-MAP:URI=\"{init}\"");
             }
             map = entry.init;
+            while parts.peek().is_some_and(|p| p.segment < entry.number) {
+                parts.next();
+            }
+            while let Some(part) = parts.next_if(|p| p.segment == entry.number) {
+                ll::write_part(&mut out, part);
+            }
             let _ = writeln!(out, "#EXTINF:{},", Seconds3(entry.duration));
             let _ = match entry.init {
                 Some(_) => writeln!(out, "{}", Fmp4SegmentName(entry.number)),
                 None => writeln!(out, "{}", SegmentName(entry.number)),
             };
+        }
+        if let Some(open) = self.open {
+            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", open.program_date_time);
+            if open.discontinuity {
+                out.push_str("#EXT-X-DISCONTINUITY\n");
+            }
+            if open.init != map
+                && let Some(init) = open.init
+            {
+                let _ = writeln!(out, "#EXT-X-MAP:URI=\"{init}\"");
+            }
+            for part in parts.filter(|p| p.segment == open.number) {
+                ll::write_part(&mut out, part);
+            }
+        }
+        if let (Some(_), Some(hint)) = (self.part_target, self.hint) {
+            ll::write_hint(&mut out, hint);
         }
         self.rendered_len = out.len();
         out
@@ -308,7 +430,7 @@ impl std::fmt::Display for SegmentName {
 
 /// Formats a media duration in seconds with 3 decimals, rounded to the nearest millisecond
 /// (integer arithmetic: no float rounding surprises).
-struct Seconds3(Ts90);
+pub(crate) struct Seconds3(pub(crate) Ts90);
 
 impl std::fmt::Display for Seconds3 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -1,14 +1,16 @@
 //! The live HLS segmenter: frames in, numbered MPEG-TS or fMP4 segments out.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tributary_media::{Codec, Frame, MediaKind, SessionId, TrackId, Ts90};
 use tributary_mpegts::{MuxTrack, Muxer, MuxerConfig};
 
+use crate::hls::config::{HlsConfig, SegmentFormat};
 use crate::hls::playlist::{InitName, PlaylistEntry, millis_rounded};
 use crate::{Fmp4Error, Fmp4Track, Fragmenter, UnixMillis, write_init};
+
+pub use parts::Part;
 
 /// Cuts a live stream of [`Frame`]s into numbered MPEG-TS or fMP4 segments (SPEC §HLS
 /// "Cutting"); both formats cut at the same points and number alike.
@@ -70,6 +72,9 @@ use crate::{Fmp4Error, Fmp4Track, Fragmenter, UnixMillis, write_init};
 ///   seen later) or a keyframe with new parameter sets closes the segment and starts a new
 ///   init, after a discontinuity. Each segment is one `moof` + `mdat` whose `mfhd` sequence
 ///   number is the segment number's low 32 bits.
+/// - **Parts** ([`HlsConfig::part`], fMP4 only; LL-HLS): each segment is also cut into parts,
+///   each a `moof` + `mdat` of its own, so a segment's bytes are its parts' bytes in order
+///   (see the `parts` module for where parts are cut).
 ///
 /// Each segment's bytes are gathered once into a buffer sized from the previous segment.
 #[derive(Debug)]
@@ -128,6 +133,8 @@ pub struct HlsSegmenter {
     skipped: u64,
     /// Events not pulled yet.
     events: VecDeque<HlsEvent>,
+    /// LL-HLS: the open part, when segments are cut into parts.
+    parts: Option<parts::PartState>,
 }
 
 impl HlsSegmenter {
@@ -165,6 +172,7 @@ impl HlsSegmenter {
             rejected: Vec::new(),
             skipped: 0,
             events: VecDeque::new(),
+            parts: config.part.map(parts::PartState::new),
         }
     }
 
@@ -505,6 +513,8 @@ impl HlsSegmenter {
                 if let Some(end) = end {
                     self.close(Some(frame.pts), end);
                     self.open_segment(frame, wall);
+                } else {
+                    self.cut_part(frame);
                 }
             }
         }
@@ -569,6 +579,7 @@ impl HlsSegmenter {
             program_date_time,
             bytes: BytesMut::with_capacity(self.size_hint + self.size_hint / 4),
         });
+        self.start_parts(frame);
     }
 
     /// Writes `frame` into the open segment and extends the segment's end.
@@ -640,10 +651,11 @@ impl HlsSegmenter {
         let Some(mut open) = self.open.take() else {
             return;
         };
+        // The mfhd sequence number: the segment number's low 32 bits (they increase by one
+        // per segment, which is what a player checks); with parts, one per part.
+        let sequence = self.part_sequence(open.number);
         if let Some(writer) = self.fmp4.as_mut() {
-            // The mfhd sequence number: the segment number's low 32 bits (they increase by
-            // one per segment, which is what a player checks).
-            writer.fragmenter.write(open.number as u32, &mut open.bytes);
+            writer.fragmenter.write(sequence, &mut open.bytes);
             if open.bytes.is_empty() {
                 // Nothing was written (every frame refused): no segment, the number is free.
                 self.next_number = open.number;
@@ -656,6 +668,7 @@ impl HlsSegmenter {
             let longest = millis_rounded(duration).max(millis_rounded(Ts90(self.segment)));
             u32::try_from((longest + 999) / 1000).unwrap_or(u32::MAX)
         });
+        self.final_part(&open, duration);
         self.size_hint = open.bytes.len();
         self.emitted = true;
         self.events.push_back(HlsEvent::Segment(Segment {
@@ -712,85 +725,6 @@ impl HlsSegmenter {
     }
 }
 
-/// What the segmenter is told when it is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HlsConfig {
-    /// S, the shortest segment (`live_segment_sec`). Default 2 s; at least 1 ms.
-    pub segment: Duration,
-    /// The number of the first segment. The publisher passes max(Unix seconds now, last
-    /// number used for the stream + 1), so URIs never repeat (SPEC §HLS "Numbering").
-    /// Default 0. With a [`grid`](Self::grid), the number of the cell that starts at PTS 0.
-    pub first_number: u64,
-    /// The keyframe interval k of an ABR ladder whose encoders force keyframes on the same
-    /// absolute PTS instants (every k) in every rung: segments are cut and numbered on that
-    /// grid (see [`HlsSegmenter`]), so the variants' segments line up. `None` (the default):
-    /// numbered one after the other from `first_number`.
-    pub grid: Option<Ts90>,
-    /// The container: MPEG-TS (the default), fMP4, or fMP4 only when the codecs need it
-    /// (SPEC §HLS "fMP4").
-    pub format: SegmentFormat,
-}
-
-/// The container of HLS segments (`publisher.hls.segment_format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SegmentFormat {
-    /// MPEG-TS (`seg_<n>.ts`, `#EXT-X-VERSION:3`): what every player reads.
-    #[default]
-    Ts,
-    /// fMP4 / CMAF (`init.mp4` + `seg_<n>.m4s`, `#EXT-X-MAP`, `#EXT-X-VERSION:7`).
-    Fmp4,
-    /// fMP4 when the stream carries a codec that needs it (H.265, Opus), else MPEG-TS;
-    /// decided by the first session.
-    Auto,
-}
-
-impl SegmentFormat {
-    /// Whether segments of this format carry `codec` (SPEC §Publisher "Codec support per
-    /// output"); `Auto` takes what either format does until it has decided.
-    pub fn carries(self, codec: Codec) -> bool {
-        let ts = matches!(
-            codec,
-            Codec::H264
-                | Codec::H265
-                | Codec::Aac
-                | Codec::Mp2
-                | Codec::Mp3
-                | Codec::Ac3
-                | Codec::Eac3
-                | Codec::Scte35
-        );
-        let fmp4 = matches!(
-            codec,
-            Codec::H264 | Codec::H265 | Codec::Aac | Codec::Opus | Codec::Ac3 | Codec::Eac3
-        );
-        match self {
-            Self::Ts => ts,
-            Self::Fmp4 => fmp4,
-            Self::Auto => ts || fmp4,
-        }
-    }
-
-    /// How logs and warnings name the format: `HLS-TS`, `HLS-fMP4` (`HLS` undecided).
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Ts => "HLS-TS",
-            Self::Fmp4 => "HLS-fMP4",
-            Self::Auto => "HLS",
-        }
-    }
-}
-
-impl Default for HlsConfig {
-    fn default() -> Self {
-        Self {
-            segment: Duration::from_secs(2),
-            first_number: 0,
-            grid: None,
-            format: SegmentFormat::Ts,
-        }
-    }
-}
-
 /// What the segmenter reports.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -799,6 +733,9 @@ pub enum HlsEvent {
     Segment(Segment),
     /// An fMP4 init segment, out before the first segment that uses it.
     Init(InitSegment),
+    /// LL-HLS: a part of the open segment is complete (the last part of a segment comes out
+    /// just before the segment).
+    Part(Part),
     /// Frames of `track` are omitted: the format cannot carry `codec` (reported once per
     /// track).
     Omitted {
@@ -964,5 +901,6 @@ const MIN_SEGMENT: i64 = 90;
 /// anchor is reset.
 const MAX_WALL_DRIFT_MS: i64 = 1000;
 
+mod parts;
 #[cfg(test)]
 mod tests;

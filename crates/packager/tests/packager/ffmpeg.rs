@@ -66,6 +66,7 @@ fn segments(frames: &[Frame]) -> Vec<Segment> {
         first_number: 1_795_514_400,
         grid: None,
         format: SegmentFormat::Ts,
+        part: None,
     });
     let mut out = Vec::new();
     let t0 = frames[0].dts.0;

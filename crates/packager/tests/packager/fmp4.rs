@@ -189,6 +189,7 @@ fn hls_events(frames: &[Frame], format: SegmentFormat) -> Vec<HlsEvent> {
         first_number: 1_795_514_400,
         grid: None,
         format,
+        part: None,
     });
     let mut events = Vec::new();
     let t0 = frames[0].dts.0;

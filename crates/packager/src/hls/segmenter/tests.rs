@@ -1,7 +1,7 @@
 //! Segmenter tests on synthetic frames.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use tributary_media::TrackConfig;
@@ -16,9 +16,9 @@ const AUDIO: TrackId = TrackId(0x101);
 const VIDEO_STEP: i64 = 3000;
 /// 1024 samples at 48 kHz.
 const AUDIO_STEP: i64 = 1920;
-const T0: i64 = 900_000;
-const WALL0: i64 = 1_795_514_400_000;
-const FIRST: u64 = 1_795_514_400;
+pub(super) const T0: i64 = 900_000;
+pub(super) const WALL0: i64 = 1_795_514_400_000;
+pub(super) const FIRST: u64 = 1_795_514_400;
 
 /// An arrival stamp; never compared by the segmenter.
 #[expect(
@@ -69,7 +69,7 @@ fn audio(dts: i64, session: u64, config: &Arc<TrackConfig>) -> Frame {
 
 /// `seconds` of 30 fps video (keyframe every `gop` frames) and 48 kHz AAC starting at DTS
 /// `t0`, interleaved by DTS (video first on ties).
-fn av(t0: i64, seconds: f64, gop: i64, session: u64) -> Vec<Frame> {
+pub(super) fn av(t0: i64, seconds: f64, gop: i64, session: u64) -> Vec<Frame> {
     let end = t0 + (seconds * 90_000.0) as i64;
     let config = aac_config();
     let mut frames = Vec::new();
@@ -91,7 +91,7 @@ fn av(t0: i64, seconds: f64, gop: i64, session: u64) -> Vec<Frame> {
 }
 
 /// Wall time of a frame: the session's media time mapped 1:1 onto WALL0.
-fn wall_of(frame: &Frame) -> UnixMillis {
+pub(super) fn wall_of(frame: &Frame) -> UnixMillis {
     UnixMillis(WALL0 + (frame.dts.0 - T0) / 90)
 }
 
@@ -101,6 +101,7 @@ fn segmenter(first: u64) -> HlsSegmenter {
         first_number: first,
         grid: None,
         format: SegmentFormat::Ts,
+        part: None,
     })
 }
 
@@ -111,6 +112,7 @@ fn grid_segmenter(first: u64, k: f64) -> HlsSegmenter {
         first_number: first,
         grid: Some(Ts90((k * 90_000.0) as i64)),
         format: SegmentFormat::Ts,
+        part: None,
     })
 }
 
@@ -123,7 +125,7 @@ fn numbered(segmenter: &mut HlsSegmenter, frames: &[Frame]) -> Vec<(u64, i64)> {
 }
 
 /// Pushes every frame (wall time from [`wall_of`]) and returns everything pulled.
-fn run(segmenter: &mut HlsSegmenter, frames: &[Frame]) -> Vec<HlsEvent> {
+pub(super) fn run(segmenter: &mut HlsSegmenter, frames: &[Frame]) -> Vec<HlsEvent> {
     let mut events = Vec::new();
     for frame in frames {
         segmenter.push(frame, wall_of(frame));
@@ -132,7 +134,7 @@ fn run(segmenter: &mut HlsSegmenter, frames: &[Frame]) -> Vec<HlsEvent> {
     events
 }
 
-fn segments(events: &[HlsEvent]) -> Vec<&Segment> {
+pub(super) fn segments(events: &[HlsEvent]) -> Vec<&Segment> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -721,6 +723,7 @@ mod fmp4 {
             first_number: FIRST,
             grid: None,
             format,
+            part: None,
         })
     }
 
