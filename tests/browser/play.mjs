@@ -4,7 +4,16 @@
 //
 //   node tests/browser/play.mjs --url http://127.0.0.1:PORT/code/index.m3u8 --kind hls \
 //        --seconds 15 [--width 1280 --height 720] [--startup-timeout 20] [--chromium PATH]
-//        [--levels 2,0]
+//        [--levels 2,0] [--low-latency [--max-latency 2]]
+//
+// --low-latency (hls only) plays with hls.js's lowLatencyMode and maxLiveSyncPlaybackRate 1.5
+// (its catch-up: off by default, without it a player that started behind the target latency,
+// at the last independent part before it, stays there), and reports, once a second,
+// hls.latency (the distance to the live edge), and the lag of the picture on screen behind
+// the wall clock (Date.now() − hls.playingDate, from #EXT-X-PROGRAM-DATE-TIME: the wall time
+// the frame reached the server's ingest). --max-latency fails the run when hls.latency
+// exceeds it in any sample after the first 5 s of playback (hls.js needs a few playlist
+// reloads to settle on its target).
 //
 // Exit 0 when ok, 1 otherwise (2 on bad arguments). Diagnostics go to stderr, never stdout.
 // The page is served by a tiny http server started here on an ephemeral port, so its origin
@@ -21,7 +30,8 @@ const require = createRequire(import.meta.url);
 
 const USAGE =
   'usage: node play.mjs --url URL --kind hls|dash [--seconds 15] [--width W --height H] ' +
-  '[--startup-timeout 20] [--chromium /usr/bin/chromium] [--levels 2,0] [--verbose] [--player-debug]';
+  '[--startup-timeout 20] [--chromium /usr/bin/chromium] [--levels 2,0] [--low-latency] ' +
+  '[--max-latency S] [--verbose] [--player-debug]';
 
 function parseArgs(argv) {
   const opts = { kind: 'hls', seconds: 15, startupTimeout: 20, chromium: '/usr/bin/chromium' };
@@ -51,6 +61,8 @@ function parseArgs(argv) {
           return n;
         });
         break;
+      case '--low-latency': opts.lowLatency = true; break;
+      case '--max-latency': opts.maxLatency = num(); break;
       case '--verbose': opts.verbose = true; break;
       case '--player-debug': opts.verbose = true; opts.playerDebug = true; break;
       case '-h': case '--help': console.error(USAGE); process.exit(0); break;
@@ -61,6 +73,8 @@ function parseArgs(argv) {
   if (!['hls', 'dash'].includes(opts.kind)) throw new Error('--kind must be hls or dash');
   if (opts.seconds < 1) throw new Error('--seconds must be at least 1');
   if (opts.levels && opts.kind !== 'hls') throw new Error('--levels needs --kind hls');
+  if (opts.lowLatency && opts.kind !== 'hls') throw new Error('--low-latency needs --kind hls');
+  if (opts.maxLatency !== undefined && !opts.lowLatency) throw new Error('--max-latency needs --low-latency');
   if (opts.levels && opts.seconds < 3 * (opts.levels.length + 1)) {
     throw new Error('--levels needs at least 3 s of --seconds per switch, and 3 before the first');
   }
@@ -98,6 +112,7 @@ const result = {
   samples: [],
   levels: [],
   switches: [],
+  latency: null,
 };
 let finished = false;
 let cleanup = async () => {};
@@ -144,7 +159,7 @@ function startPageServer() {
 }
 
 // ---- in-page player setup (runs inside Chromium) -----------------------------------------------
-function setupInPage({ kind, url, debug }) {
+function setupInPage({ kind, url, debug, lowLatency }) {
   const st = {
     fatal: [],
     errors: [],
@@ -185,7 +200,9 @@ function setupInPage({ kind, url, debug }) {
     const Hls = window.Hls;
     if (!Hls) { pushErr(st.fatal, { source: 'setup', details: 'hls.js did not load', fatal: true }); return; }
     if (!Hls.isSupported()) { pushErr(st.fatal, { source: 'setup', details: 'Hls.isSupported() is false (no MSE / codecs)', fatal: true }); return; }
-    const hls = new Hls({ debug: !!debug });
+    const hls = new Hls(lowLatency
+      ? { debug: !!debug, lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 }
+      : { debug: !!debug });
     window.__player = hls;
     hls.on(Hls.Events.ERROR, (_ev, d) => {
       const e = {
@@ -264,7 +281,17 @@ function sampleInPage() {
   const st = window.__st;
   let bufEnd = null;
   try { if (v.buffered.length) bufEnd = v.buffered.end(v.buffered.length - 1); } catch (_) {}
+  const p = window.__player;
+  let latency = null;
+  let lag = null;
+  if (p && 'latency' in p) {
+    latency = Number.isFinite(p.latency) ? p.latency : null;
+    const date = p.playingDate;
+    if (date && Number.isFinite(date.getTime())) lag = (Date.now() - date.getTime()) / 1000;
+  }
   return {
+    latency,
+    lag,
     t: performance.now(),
     levels: st.levels,
     switched: st.switched,
@@ -346,12 +373,12 @@ async function main() {
 
   await page.goto(pageOrigin + '/', { waitUntil: 'load', timeout: 15000 });
   await page.addScriptTag({ path: scriptPath });
-  await page.evaluate(setupInPage, { kind: opts.kind, url: opts.url, debug: !!opts.playerDebug });
+  await page.evaluate(setupInPage, { kind: opts.kind, url: opts.url, debug: !!opts.playerDebug, lowLatency: !!opts.lowLatency });
 
   const t0 = Date.now();
   let s = null;
   const record = (x) => {
-    result.samples.push({ t: x.t, ct: round3(x.ct), w: x.w, h: x.h, rs: x.rs, paused: x.paused, buf: round3(x.buf) });
+    result.samples.push({ t: x.t, ct: round3(x.ct), w: x.w, h: x.h, rs: x.rs, paused: x.paused, buf: round3(x.buf), latency: round3(x.latency), lag: round3(x.lag) });
     result.fatal_errors = x.fatal;
     result.errors = x.errors;
     if (x.droppedErrors) result.errors_dropped = x.droppedErrors;
@@ -415,9 +442,34 @@ async function main() {
   if (opts.width !== undefined && s.w !== opts.width) problems.push(`videoWidth ${s.w} != ${opts.width}`);
   if (opts.height !== undefined && s.h !== opts.height) problems.push(`videoHeight ${s.h} != ${opts.height}`);
   if (opts.levels) levelProblems(s, forced, problems);
+  if (opts.lowLatency) latencyProblems(tStart, problems);
   result.ok = problems.length === 0;
   result.reason = problems.length ? problems.join('; ') : null;
   return finish();
+}
+
+// Low latency: the distance to the live edge (hls.latency) and the picture's lag behind the
+// wall clock after the first 5 s of playback, summarised; over --max-latency is a problem.
+function latencyProblems(tStart, problems) {
+  const settled = result.samples.filter((x) => x.t - tStart >= 5000);
+  const stats = (key) => {
+    const xs = settled.map((x) => x[key]).filter((v) => v !== null && v !== undefined);
+    if (!xs.length) return null;
+    const sorted = [...xs].sort((a, b) => a - b);
+    return {
+      n: xs.length,
+      min: round3(sorted[0]),
+      median: round3(sorted[Math.floor(sorted.length / 2)]),
+      max: round3(sorted[sorted.length - 1]),
+      mean: round3(xs.reduce((a, b) => a + b, 0) / xs.length),
+    };
+  };
+  result.latency = { edge: stats('latency'), wall_lag: stats('lag') };
+  if (opts.maxLatency === undefined) return;
+  if (!result.latency.edge) problems.push('hls.latency was never reported');
+  else if (result.latency.edge.max > opts.maxLatency) {
+    problems.push(`hls.latency reached ${result.latency.edge.max}s (> ${opts.maxLatency}s)`);
+  }
 }
 
 // Each forced level must really have played: it was not the level playing, hls.js switched to

@@ -11,6 +11,10 @@
 //! Each playlist or segment request belongs to its viewer's play session (SPEC §Sessions):
 //! the engine opens or refreshes it, the 2xx body's bytes are added to it, and a viewer an
 //! operator kicked gets 403 `FORBIDDEN` until its ban ends.
+//!
+//! LL-HLS requests that block (`_HLS_msn` / `_HLS_part` on a playlist, a preload-hinted part)
+//! first await [`EngineHandle::media_ready`]: 400 `INVALID_QUERY` for a malformed or
+//! too-far-ahead request, 503 when the part did not come in time or too many wait already.
 
 use std::net::SocketAddr;
 
@@ -20,7 +24,9 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tributary_domain::StreamCode;
 use tributary_domain::http_range;
-use tributary_engine::{EngineHandle, HttpViewer, MediaAsset, MediaReply, TsPlayError};
+use tributary_engine::{
+    EngineHandle, HttpViewer, MediaAsset, MediaReply, MediaWaitError, TsPlayError,
+};
 
 use crate::error::ApiError;
 
@@ -35,6 +41,25 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
         let peer = client(&engine, &request);
         let query = request.uri().query().unwrap_or_default();
         return mpegts(&engine, code, query, peer, method == Method::HEAD);
+    }
+    // LL-HLS: a blocking playlist reload or a preload-hint part waits here (bounded) until
+    // what it asks for exists; every other request passes at once.
+    let query = request.uri().query().unwrap_or_default();
+    if let Err(error) = engine
+        .media_ready(&path, query, client(&engine, &request))
+        .await
+    {
+        let (status, code) = match &error {
+            MediaWaitError::BadRequest(_) => (StatusCode::BAD_REQUEST, "INVALID_QUERY"),
+            MediaWaitError::Timeout(_) => (StatusCode::SERVICE_UNAVAILABLE, "UNAVAILABLE"),
+            MediaWaitError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "BUSY"),
+        };
+        let mut response = ApiError::new(status, code, error.to_string()).into_response();
+        response.headers_mut().insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        return response;
     }
     let thumbnail = path
         .strip_suffix("/thumbnail.jpg")

@@ -17,6 +17,7 @@ pub mod events;
 mod hooks;
 mod http_ts;
 mod listeners;
+mod ll_hls;
 mod manager;
 mod metrics;
 mod mirror;
@@ -59,6 +60,7 @@ pub use security::AdminToken;
 pub use services::ServiceError;
 pub use sessions::{CloseReason, Proto as SessionProto, SessionView, Stats as SessionStats};
 pub use templates::TemplateError;
+pub use tributary_publish::BlockError as MediaWaitError;
 pub use views::{
     DryRun, HttpViewer, MediaReply, Ports, Precondition, PutResult, Runtime, SessionMeter,
     StreamRecord, SwitchError, SwitchOutcome,
@@ -695,7 +697,8 @@ impl EngineHandle {
     /// when signed play URLs are on and the request's `exp` and `sig` do not hold (a signed
     /// playlist or MPD names its children with the request's `exp` and `sig`).
     pub fn media_for(&self, path: &str, viewer: &HttpViewer) -> MediaReply {
-        let Some((code, mut asset)) = self.shared.media.outputs.media(path) else {
+        let delta = ll_hls::wants_delta(&viewer.query);
+        let Some((code, mut asset)) = self.shared.media.outputs.media(path, delta) else {
             return MediaReply::NotFound;
         };
         if let Some(signer) = &self.shared.media.signer {

@@ -269,25 +269,17 @@ impl Outputs {
         Some(gate.enter(stop))
     }
 
+    /// The HLS outputs, for requests that wait on them (LL-HLS).
+    pub(crate) fn hls_registry(&self) -> &HlsRegistry {
+        &self.hls
+    }
+
     /// The asset at `path` (`<code>/index.m3u8`, `<code>/seg_000123.ts`; `code` may contain
     /// `/`) with the stream it belongs to, or `None` (404). Paths never touch the file system.
-    pub(crate) fn media(&self, path: &str) -> Option<(StreamCode, MediaAsset)> {
-        let (code, name) = path.rsplit_once('/')?;
-        // `<code>/track_<N>/<name>`: a variant of an ABR ladder (`track_N` is never part of
-        // a code).
-        let (code, rung) = match code.rsplit_once('/') {
-            Some((stream, track)) => match track
-                .strip_prefix("track_")
-                .and_then(|n| n.parse::<u16>().ok())
-                .filter(|&n| n >= 1 && track == format!("track_{n}"))
-            {
-                Some(n) => (stream, Some(n - 1)),
-                None => (code, None),
-            },
-            None => (code, None),
-        };
-        let code: StreamCode = code.parse().ok()?;
-        let asset = self.hls.get_variant(&code, rung, name)?;
+    /// `delta`: an LL-HLS playlist's `_HLS_skip=YES` delta update.
+    pub(crate) fn media(&self, path: &str, delta: bool) -> Option<(StreamCode, MediaAsset)> {
+        let (code, rung, name) = split_media_path(path)?;
+        let asset = self.hls.get_variant_with(&code, rung, name, delta)?;
         let asset = MediaAsset {
             content_type: asset.content_type,
             cache_control: asset.cache_control,
@@ -295,6 +287,24 @@ impl Outputs {
         };
         Some((code, asset))
     }
+}
+
+/// A media path as (stream, rung, name): `<code>/<name>`, or `<code>/track_<N>/<name>` for a
+/// variant of an ABR ladder (`track_N` is never part of a code).
+pub(crate) fn split_media_path(path: &str) -> Option<(StreamCode, Option<u16>, &str)> {
+    let (code, name) = path.rsplit_once('/')?;
+    let (code, rung) = match code.rsplit_once('/') {
+        Some((stream, track)) => match track
+            .strip_prefix("track_")
+            .and_then(|n| n.parse::<u16>().ok())
+            .filter(|&n| n >= 1 && track == format!("track_{n}"))
+        {
+            Some(n) => (stream, Some(n - 1)),
+            None => (code, None),
+        },
+        None => (code, None),
+    };
+    Some((code.parse().ok()?, rung, name))
 }
 
 /// The ABR master's variants of a transcoding stream, one per rung in profile order; `None`

@@ -328,7 +328,7 @@ fn drain_track(
                     track.sizes.pop_front();
                 }
                 let listed: Ts90 = Ts90(track.timeline.entries().map(|e| e.duration.0).sum());
-                window.publish(segment, slid_out, listed, Bytes::new(), now);
+                window.publish(segment, slid_out, listed, Bytes::new(), None, now);
                 segments = true;
             }
             HlsEvent::Init(init) => {

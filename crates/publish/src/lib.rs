@@ -102,7 +102,10 @@ mod push;
 
 pub use dash::DashSettings;
 pub use error::PublishError;
-pub use hls::{Asset, HlsHandle, HlsRegistry, HlsSettings, Variant, start_hls, start_hls_variant};
+pub use hls::{
+    Asset, BlockError, DEFAULT_PART_SEC, HlsHandle, HlsRegistry, HlsSettings, LlQuery,
+    MIN_PART_SEC, Variant, start_hls, start_hls_variant,
+};
 pub use latency::{LATENCY_BUCKETS, LatencySnapshot};
 pub use push::{
     CLOSE_GRACE, PushChange, PushHandle, PushObserver, PushSettings, PushState, PushStatus,

@@ -330,10 +330,13 @@ pub struct HlsSection {
     /// or Opus, else MPEG-TS).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segment_format: Option<String>,
-    /// LL-HLS. Not supported yet.
+    /// LL-HLS (default false): each fMP4 segment is also cut into parts of `part_sec`,
+    /// listed with `#EXT-X-PART`, with blocking playlist reload, delta updates and rendition
+    /// reports. Needs `segment_format = "fmp4"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub low_latency: Option<bool>,
-    /// LL-HLS part length, seconds. Not supported yet.
+    /// LL-HLS part length (PART-TARGET) in seconds, within [0.1, `live_segment_sec`].
+    /// Default 0.5.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub part_sec: Option<f64>,
 }
@@ -629,6 +632,20 @@ impl ServerConfig {
                 format!("must be ts, fmp4 or auto, got {f:?}"),
             );
         }
+        if hls.low_latency == Some(true) && hls.segment_format() != HlsSegmentFormat::Fmp4 {
+            bad(
+                "publisher.hls.low_latency",
+                "LL-HLS parts are fMP4: needs publisher.hls.segment_format = \"fmp4\"".into(),
+            );
+        }
+        if let Some(part) = hls.part_sec
+            && !(part.is_finite() && part >= 0.1 && part <= hls.live_segment_sec)
+        {
+            bad(
+                "publisher.hls.part_sec",
+                format!("must be at least 0.1 and at most live_segment_sec, got {part}"),
+            );
+        }
         if self.manager.input_packet_timeout_sec == 0 {
             bad("manager.input_packet_timeout_sec", "must be > 0".into());
         }
@@ -820,12 +837,6 @@ impl ServerConfig {
             hls.live_ephemeral.is_some(),
             IgnoredReason::Legacy,
         );
-        ignored.set(
-            "publisher.hls.low_latency",
-            hls.low_latency.is_some(),
-            later,
-        );
-        ignored.set("publisher.hls.part_sec", hls.part_sec.is_some(), later);
         ignored.keys("publisher.dash", self.publisher.dash.as_ref());
         let security = &self.security;
         for (key, set) in [

@@ -148,6 +148,30 @@ fn ssrf_settings_are_checked_at_load_naming_the_key() {
 }
 
 #[test]
+fn low_latency_needs_fmp4_and_a_part_within_the_segment() {
+    let mut c = ServerConfig::default();
+    c.publisher.hls.low_latency = Some(true);
+    let errors = c.validate().unwrap_err();
+    assert_eq!(errors.0[0].path, "publisher.hls.low_latency");
+    assert!(
+        errors.0[0].message.contains("segment_format = \"fmp4\""),
+        "{errors:?}"
+    );
+    c.publisher.hls.segment_format = Some("auto".into());
+    assert!(c.validate().is_err(), "auto may pick MPEG-TS");
+    c.publisher.hls.segment_format = Some("fmp4".into());
+    c.validate().unwrap();
+    assert!(c.ignored().is_empty(), "LL-HLS keys are no longer ignored");
+    for bad in [0.05, 2.5, f64::NAN] {
+        c.publisher.hls.part_sec = Some(bad);
+        let errors = c.validate().unwrap_err();
+        assert_eq!(errors.0[0].path, "publisher.hls.part_sec", "{bad}");
+    }
+    c.publisher.hls.part_sec = Some(0.33);
+    c.validate().unwrap();
+}
+
+#[test]
 fn hls_segment_format_is_ts_fmp4_or_auto() {
     let mut c = ServerConfig::default();
     assert_eq!(c.publisher.hls.segment_format(), HlsSegmentFormat::Ts);

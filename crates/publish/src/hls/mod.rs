@@ -1,5 +1,6 @@
 //! HLS outputs: one task per stream, windows served from memory.
 
+mod blocking;
 mod master;
 mod output;
 mod pages;
@@ -11,6 +12,8 @@ use std::time::Duration;
 use tributary_domain::config::{HlsSection, HlsSegmentFormat};
 use tributary_media::StreamCode;
 use tributary_packager::SegmentFormat;
+
+pub use blocking::{BlockError, LlQuery};
 
 pub use master::Variant;
 pub use output::{HlsHandle, start_hls, start_hls_variant};
@@ -33,6 +36,9 @@ pub struct HlsSettings {
     /// The segment container (`segment_format`). Default MPEG-TS, what every player reads;
     /// fMP4 for H.265, Opus and browsers' MSE without transmuxing.
     pub format: SegmentFormat,
+    /// LL-HLS (`low_latency` with `part_sec`): the part length in seconds, or `None` (the
+    /// default): no parts. Needs [`format`](Self::format) fMP4 and a part within [0.1, S].
+    pub part_sec: Option<f64>,
     /// Whether HLS playlists and segments are served (`protocols.hls`). Default true; false
     /// with [`dash`](Self::dash) makes the output DASH only.
     pub hls: bool,
@@ -64,6 +70,31 @@ impl HlsSettings {
         }
         Ok(segment)
     }
+
+    /// The LL-HLS part length, or why the settings are invalid.
+    fn part_duration(&self, code: &StreamCode) -> Result<Option<Duration>, PublishError> {
+        let Some(part) = self.part_sec else {
+            return Ok(None);
+        };
+        let invalid = |field, reason| PublishError::InvalidSettings {
+            code: code.clone(),
+            field,
+            reason,
+        };
+        if self.format != SegmentFormat::Fmp4 {
+            return Err(invalid(
+                "publisher.hls.low_latency",
+                "needs publisher.hls.segment_format = \"fmp4\" (LL-HLS parts are fMP4)",
+            ));
+        }
+        if !(part.is_finite() && part >= MIN_PART_SEC && part <= self.segment_sec) {
+            return Err(invalid(
+                "publisher.hls.part_sec",
+                "must be at least 0.1 and at most live_segment_sec",
+            ));
+        }
+        Ok(Some(Duration::from_secs_f64(part)))
+    }
 }
 
 impl Default for HlsSettings {
@@ -73,6 +104,7 @@ impl Default for HlsSettings {
             window: 12,
             history: 0,
             format: SegmentFormat::Ts,
+            part_sec: None,
             hls: true,
             dash: None,
         }
@@ -90,8 +122,18 @@ impl From<&HlsSection> for HlsSettings {
                 HlsSegmentFormat::Fmp4 => SegmentFormat::Fmp4,
                 HlsSegmentFormat::Auto => SegmentFormat::Auto,
             },
+            part_sec: section
+                .low_latency
+                .unwrap_or(false)
+                .then(|| section.part_sec.unwrap_or(DEFAULT_PART_SEC)),
             hls: true,
             dash: None,
         }
     }
 }
+
+/// `part_sec` when unset: 0.5 s (SPEC §Defaults), what Apple's examples use.
+pub const DEFAULT_PART_SEC: f64 = 0.5;
+/// The shortest part accepted: below 0.1 s a part is a frame or two, and the requests per
+/// second per player would outgrow what a part saves.
+pub const MIN_PART_SEC: f64 = 0.1;

@@ -76,6 +76,7 @@ pub fn start_hls_variant(
     settings: HlsSettings,
 ) -> Result<HlsHandle, PublishError> {
     let segment = settings.segment_duration(&code)?;
+    let part = settings.part_duration(&code)?;
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| PublishError::NoRuntime { code: code.clone() })?;
     let subscriber = hub
@@ -90,9 +91,15 @@ pub fn start_hls_variant(
             source,
         })?;
     // A segment ends at a video keyframe: the frames between two are read with the next, not
-    // one wake-up each.
-    subscriber.set_wake(Wake::VideoKeyframe {
-        within: WAKE_WITHIN,
+    // one wake-up each. LL-HLS parts end at any video frame, and a part is worth its latency
+    // only if it is published when it ends: every video frame wakes the task then.
+    subscriber.set_wake(match part {
+        Some(_) => Wake::Video {
+            within: LL_WAKE_WITHIN,
+        },
+        None => Wake::VideoKeyframe {
+            within: WAKE_WITHIN,
+        },
     });
     let numbering = rung.and_then(|_| registry.numbering(&code));
     let unix_secs = UnixMillis::from_system_time(SystemTime::now()).as_secs();
@@ -107,6 +114,7 @@ pub fn start_hls_variant(
         first_number,
         grid: numbering.and_then(|n| n.grid),
         format: settings.format,
+        part,
     };
     let dash = settings.dash.map(|dash| {
         let served = Arc::new(DashRung::new(settings.window, settings.history));
@@ -124,7 +132,11 @@ pub fn start_hls_variant(
         dash: dash_side,
         registry: registry.clone(),
         code: code.clone(),
-        playlist: MediaPlaylist::new(settings.window),
+        playlist: match part {
+            Some(part) => MediaPlaylist::low_latency(settings.window, part),
+            None => MediaPlaylist::new(settings.window),
+        },
+        low_latency: part.is_some(),
         window: Arc::clone(&window),
         latency: Arc::clone(&latency),
         configs: [None, None],
@@ -257,8 +269,10 @@ struct Output {
     registry: HlsRegistry,
     /// The stream, for the registry.
     code: StreamCode,
-    /// The sliding window, rendered after each segment.
+    /// The sliding window, rendered after each segment (and each part).
     playlist: MediaPlaylist,
+    /// LL-HLS: parts are published, with a delta update beside each playlist.
+    low_latency: bool,
     /// Where segments and playlists are published.
     window: Arc<Window>,
     /// `ingest_to_playlist_seconds`.
@@ -416,13 +430,26 @@ impl Output {
                         );
                     }
                     let slid_out = self.playlist.push(&segment);
+                    self.playlist.set_preload_hint(self.segmenter.open_part());
                     let text = Bytes::from(self.playlist.render());
+                    let delta = self
+                        .low_latency
+                        .then(|| Bytes::from(self.playlist.render_delta()));
                     let duration = self.playlist.duration();
                     let first_frame = segment.program_date_time.0;
-                    self.window.publish(segment, slid_out, duration, text, now);
+                    self.window
+                        .publish(segment, slid_out, duration, text, delta, now);
                     let listed = UnixMillis::from_system_time(SystemTime::now()).0;
                     self.latency
                         .observe(listed.saturating_sub(first_frame) as f64 / 1000.0);
+                }
+                HlsEvent::Part(part) => {
+                    self.playlist.push_part(&part);
+                    self.playlist.set_preload_hint(self.segmenter.open_part());
+                    let text = Bytes::from(self.playlist.render());
+                    let delta = Bytes::from(self.playlist.render_delta());
+                    self.window
+                        .publish_part(part.segment, part.index, part.bytes, text, delta);
                 }
                 HlsEvent::Init(init) => {
                     tracing::info!(init = %init.name, codecs = ?init.codecs, "fMP4 init segment");
@@ -480,6 +507,9 @@ fn subscriber_class(settings: &HlsSettings) -> &'static str {
 /// The longest frames wait in the buffer for the packager between video keyframes: what an
 /// audio-only stream's segment, or one cut without a keyframe, may wait to be published.
 const WAKE_WITHIN: Duration = Duration::from_millis(500);
+/// LL-HLS: the longest frames wait for the packager when no video frame wakes it (an
+/// audio-only stream's parts).
+const LL_WAKE_WITHIN: Duration = Duration::from_millis(20);
 /// How long a retired variant's task may take to cut its last segment once its buffer is
 /// deleted.
 const RETIRE_DRAIN: Duration = Duration::from_secs(5);

@@ -9,7 +9,7 @@ use tributary_media::StreamCode;
 use tributary_media::Ts90;
 use tributary_packager::{
     DashName, InitName, Mpd, PLAYLIST_NAME, Representation, UnixMillis, parse_fmp4_segment_name,
-    parse_segment_name,
+    parse_part_name, parse_segment_name, write_rendition_report,
 };
 
 use crate::PublishError;
@@ -118,6 +118,20 @@ impl HlsRegistry {
     /// As [`get`](Self::get), for the output of `rung` (`/{code}/track_<rung + 1>/<name>`)
     /// when `Some`. Without a rung, `index.m3u8` of an ABR stream is its master playlist.
     pub fn get_variant(&self, code: &StreamCode, rung: Option<u16>, name: &str) -> Option<Asset> {
+        self.get_variant_with(code, rung, name, false)
+    }
+
+    /// As [`get_variant`](Self::get_variant); LL-HLS outputs also serve their parts
+    /// (`part_<n>.<i>.m4s`, while kept), the `_HLS_skip=YES` delta update of their playlist
+    /// when `delta`, and end a variant's playlist with an `#EXT-X-RENDITION-REPORT` for each
+    /// other variant of the ladder.
+    pub fn get_variant_with(
+        &self,
+        code: &StreamCode,
+        rung: Option<u16>,
+        name: &str,
+        delta: bool,
+    ) -> Option<Asset> {
         if let Some(dash) = DashName::parse(name) {
             return self.dash_asset(code, rung, dash);
         }
@@ -133,10 +147,22 @@ impl HlsRegistry {
         }
         let window = self.window(code, rung)?;
         if name == PLAYLIST_NAME {
+            let full = window.playlist()?;
+            let body = match window.delta().filter(|_| delta) {
+                Some(delta) => delta,
+                None => full,
+            };
             return Some(Asset {
                 content_type: PLAYLIST_TYPE,
                 cache_control: PLAYLIST_CACHE,
-                body: window.playlist()?,
+                body: self.with_rendition_reports(code, rung, &window, body),
+            });
+        }
+        if let Some((number, index)) = parse_part_name(name) {
+            return Some(Asset {
+                content_type: MP4_TYPE,
+                cache_control: SEGMENT_CACHE,
+                body: window.part(number, index)?,
             });
         }
         let now = tokio::time::Instant::now();
@@ -161,6 +187,43 @@ impl HlsRegistry {
             cache_control: PLAYLIST_CACHE,
             body: window.init(InitName::parse(name)?)?,
         })
+    }
+
+    /// `playlist` of `rung`'s LL-HLS output, ending with an `#EXT-X-RENDITION-REPORT` for
+    /// every other variant of the ladder that has a part out (RFC 8216bis §4.4.5.4). Other
+    /// playlists come back as they are.
+    fn with_rendition_reports(
+        &self,
+        code: &StreamCode,
+        rung: Option<u16>,
+        window: &Window,
+        playlist: Bytes,
+    ) -> Bytes {
+        let (Some(rung), Some(_)) = (rung, window.last_part()) else {
+            return playlist;
+        };
+        let Some(variants) = self.variants(code) else {
+            return playlist;
+        };
+        let mut reports = String::new();
+        for other in (0..variants.len()).filter_map(|i| u16::try_from(i).ok()) {
+            if other == rung {
+                continue;
+            }
+            let Some((msn, part)) = self.window(code, Some(other)).and_then(|w| w.last_part())
+            else {
+                continue;
+            };
+            let uri = format!("../track_{}/{PLAYLIST_NAME}", u32::from(other) + 1);
+            write_rendition_report(&mut reports, &uri, msn, part);
+        }
+        if reports.is_empty() {
+            return playlist;
+        }
+        let mut text = Vec::with_capacity(playlist.len() + reports.len());
+        text.extend_from_slice(&playlist);
+        text.extend_from_slice(reports.as_bytes());
+        Bytes::from(text)
     }
 
     /// A DASH asset: `index.mpd` of the stream (never under a rung), or a rung's init or
@@ -500,7 +563,7 @@ impl HlsRegistry {
         }
     }
 
-    fn window(&self, code: &StreamCode, rung: Option<u16>) -> Option<Arc<Window>> {
+    pub(crate) fn window(&self, code: &StreamCode, rung: Option<u16>) -> Option<Arc<Window>> {
         self.read_windows().get(&(code.clone(), rung)).cloned()
     }
 

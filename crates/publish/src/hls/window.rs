@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
+use tokio::sync::{Semaphore, watch};
 use tokio::time::Instant;
 use tributary_media::Ts90;
 use tributary_packager::{InitName, PlaylistEntry, Segment};
@@ -17,9 +18,31 @@ use super::pages;
 /// Readers take the read lock for a lookup and a `Bytes` clone; the task takes the write lock
 /// once per finished segment (every S) to append it, swap in the new playlist and drop expired
 /// segments. Nothing is built or awaited under the lock.
+///
+/// LL-HLS adds parts (published every `part_sec`, kept for the last few segments), the
+/// `_HLS_skip` delta playlist beside the full one, and a `watch` of how far the output has
+/// come, which blocked playlist and preload-hint requests await (`blocking.rs`); the watch
+/// is sent after the lock is released.
 #[derive(Debug)]
 pub(crate) struct Window {
     state: RwLock<State>,
+    /// How far the output has come: what blocked requests wait on.
+    progress: watch::Sender<Progress>,
+    /// Permits for requests blocked on this window (LL-HLS): a bound on waiters.
+    pub(crate) waiters: Semaphore,
+}
+
+/// How far an output has come, for blocked LL-HLS requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// The last complete segment listed.
+    pub(crate) segment: Option<u64>,
+    /// The last part published (segment number, part index).
+    pub(crate) part: Option<(u64, u32)>,
+    /// `#EXT-X-TARGETDURATION`, once known.
+    pub(crate) target_duration: Option<u32>,
+    /// The window is closed or its task ended: nothing more comes.
+    pub(crate) ended: bool,
 }
 
 /// What the lock guards.
@@ -56,6 +79,10 @@ struct State {
     inits: VecDeque<(InitName, Bytes)>,
     /// Segments published since the window was made (`tributary_publisher_segments_total`).
     published: u64,
+    /// LL-HLS: fetchable parts (segment number, part index, bytes), oldest first.
+    parts: VecDeque<(u64, u32, Bytes)>,
+    /// LL-HLS: the current `_HLS_skip=YES` delta update.
+    delta: Option<Bytes>,
 }
 
 /// One fetchable segment.
@@ -90,8 +117,86 @@ impl Window {
                 measured: Measured::default(),
                 inits: VecDeque::with_capacity(MAX_INITS),
                 published: 0,
+                parts: VecDeque::new(),
+                delta: None,
             }),
+            progress: watch::Sender::new(Progress::default()),
+            waiters: Semaphore::new(MAX_WAITERS),
         }
+    }
+
+    /// A receiver of the output's progress (LL-HLS blocking requests).
+    pub(crate) fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    /// The last part published (segment number, part index), for rendition reports.
+    pub(crate) fn last_part(&self) -> Option<(u64, u32)> {
+        self.progress.borrow().part
+    }
+
+    /// The `_HLS_skip=YES` delta update, when the output is low-latency.
+    pub(crate) fn delta(&self) -> Option<Bytes> {
+        let state = self.read();
+        if state.closed {
+            return None;
+        }
+        state.delta.clone()
+    }
+
+    /// Part `index` of segment `number`, while it is kept.
+    pub(crate) fn part(&self, number: u64, index: u32) -> Option<Bytes> {
+        let state = self.read();
+        if state.closed {
+            return None;
+        }
+        let at = state
+            .parts
+            .binary_search_by_key(&(number, index), |(n, i, _)| (*n, *i))
+            .ok()?;
+        Some(state.parts[at].2.clone())
+    }
+
+    /// Publishes an LL-HLS part and the playlists that list it. Parts of segments older than
+    /// the newest [`PART_SEGMENTS`](tributary_packager::PART_SEGMENTS) + 1 go (the playlist
+    /// stopped listing them a segment ago), and never more than [`MAX_PARTS`] are kept.
+    pub(crate) fn publish_part(
+        &self,
+        number: u64,
+        index: u32,
+        bytes: Bytes,
+        playlist: Bytes,
+        delta: Bytes,
+    ) {
+        {
+            let mut state = self.write();
+            if state.closed {
+                return;
+            }
+            if state
+                .parts
+                .back()
+                .is_some_and(|(n, i, _)| (*n, *i) >= (number, index))
+            {
+                state.parts.clear();
+            }
+            state.parts.push_back((number, index, bytes));
+            let oldest = state
+                .segments
+                .iter()
+                .rev()
+                .nth(tributary_packager::PART_SEGMENTS)
+                .map_or(0, |s| s.number);
+            while state.parts.len() > MAX_PARTS
+                || state.parts.front().is_some_and(|(n, _, _)| *n < oldest)
+            {
+                state.parts.pop_front();
+            }
+            state.playlist = Some(playlist);
+            state.delta = Some(delta);
+        }
+        self.progress
+            .send_modify(|p| p.part = Some((number, index)));
     }
 
     /// Records the parameters of a track of `kind` (its configuration changed).
@@ -173,6 +278,7 @@ impl Window {
         slid_out: Option<PlaylistEntry>,
         playlist_duration: Ts90,
         playlist: Bytes,
+        delta: Option<Bytes>,
         now: Instant,
     ) {
         // Copied before the lock is taken: readers never wait for it.
@@ -211,9 +317,15 @@ impl Window {
             }
         }
         state.playlist = Some(playlist);
+        state.delta = delta;
         state.last_number = Some(segment.number);
         state.published += 1;
         state.prune(now);
+        drop(state);
+        self.progress.send_modify(|p| {
+            p.segment = Some(segment.number);
+            p.target_duration = Some(segment.target_duration);
+        });
     }
 
     /// Segments published so far.
@@ -252,6 +364,7 @@ impl Window {
     /// The task has ended.
     pub(crate) fn finish(&self) {
         self.write().finished = true;
+        self.progress.send_modify(|p| p.ended = true);
     }
 
     /// Whether the task has ended.
@@ -290,8 +403,13 @@ impl Window {
         state.playlist = None;
         state.segments.clear();
         state.inits.clear();
+        state.parts.clear();
+        state.delta = None;
         state.listed = 0;
-        state.last_number
+        let last = state.last_number;
+        drop(state);
+        self.progress.send_modify(|p| p.ended = true);
+        last
     }
 
     fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -332,6 +450,12 @@ fn to_duration(d: Ts90) -> std::time::Duration {
     std::time::Duration::from_nanos(ticks.saturating_mul(100_000) / 9)
 }
 
+/// Parts kept per output at most, whatever their segments (with 0.1 s parts of 2 s
+/// segments, 5 segments' worth is 100).
+const MAX_PARTS: usize = 256;
+/// Requests blocked on one output at most (LL-HLS `_HLS_msn`, preload hints): about 4 per
+/// player of a busy stream; more are refused with 503 rather than held.
+pub(crate) const MAX_WAITERS: usize = 1024;
 /// Warnings kept per output.
 const MAX_WARNINGS: usize = 16;
 /// The tag that ends a retired variant's playlist.
@@ -367,7 +491,7 @@ mod tests {
         let window = Window::new(12, 0);
         let now = Instant::now();
         for number in [5, 6, 9, 10] {
-            window.publish(segment(number), None, Ts90(0), Bytes::new(), now);
+            window.publish(segment(number), None, Ts90(0), Bytes::new(), None, now);
         }
         for number in [5, 6, 9, 10] {
             let bytes = window.segment(number, false, now).expect("served");
@@ -378,7 +502,7 @@ mod tests {
         assert!(window.segment(8, false, now).is_none());
         assert!(window.segment(11, false, now).is_none());
         // A number that does not increase is a bug upstream: the window starts over.
-        window.publish(segment(4), None, Ts90(0), Bytes::new(), now);
+        window.publish(segment(4), None, Ts90(0), Bytes::new(), None, now);
         assert!(window.segment(5, false, now).is_none());
         assert!(window.segment(4, false, now).is_some());
     }
@@ -394,7 +518,7 @@ mod tests {
         assert!(empty.playlist().is_none());
 
         let text = "#EXTM3U\n#EXTINF:2.000,\n7.ts\n";
-        window.publish(segment(7), None, Ts90(0), Bytes::from(text), now);
+        window.publish(segment(7), None, Ts90(0), Bytes::from(text), None, now);
         assert!(!window.is_retired());
         window.retire();
         assert!(window.is_retired());

@@ -19,6 +19,7 @@ mod hls;
 mod hls_fmp4;
 mod hooks;
 mod http_ts;
+mod ll_hls;
 mod metrics;
 mod push_inputs;
 mod rtmp;
