@@ -228,3 +228,72 @@ async fn a_closing_output_releases_its_waiters() {
         "answered (404) rather than held"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn each_variant_reports_the_other_rungs_and_the_delta_is_served_on_skip() {
+    let registry = HlsRegistry::new();
+    let code: StreamCode = "ladder".parse().unwrap();
+    let variant = |i: u32| crate::Variant {
+        track: format!("track_{i}"),
+        bandwidth: 1_000_000,
+        average_bandwidth: 900_000,
+    };
+    registry.register_master(&code, vec![variant(1), variant(2), variant(3)], None);
+    let windows: Vec<Arc<Window>> = (0..3u16)
+        .map(|rung| {
+            let window = Arc::new(Window::new(4, 0));
+            registry
+                .register(&code, Some(rung), Arc::clone(&window))
+                .unwrap();
+            window
+        })
+        .collect();
+    for (rung, window) in windows.iter().enumerate() {
+        window.publish(
+            segment(N),
+            None,
+            Ts90(0),
+            Bytes::new(),
+            None,
+            Instant::now(),
+        );
+        // Rung 2 (track_3) has no part yet: it is not reported.
+        if rung < 2 {
+            window.publish_part(
+                N + 1,
+                rung as u32,
+                Bytes::from_static(b"part"),
+                Bytes::from(format!("#EXTM3U\nfull {rung}\n")),
+                Bytes::from(format!("#EXTM3U\ndelta {rung}\n")),
+            );
+        }
+    }
+    let text = |rung, delta| {
+        let asset = registry
+            .get_variant_with(&code, Some(rung), "index.m3u8", delta)
+            .unwrap();
+        String::from_utf8(asset.body.to_vec()).unwrap()
+    };
+    assert_eq!(
+        text(0, false),
+        format!(
+            "#EXTM3U\nfull 0\n#EXT-X-RENDITION-REPORT:URI=\"../track_2/index.m3u8\",\
+             LAST-MSN={},LAST-PART=1\n",
+            N + 1
+        )
+    );
+    assert_eq!(
+        text(1, true),
+        format!(
+            "#EXTM3U\ndelta 1\n#EXT-X-RENDITION-REPORT:URI=\"../track_1/index.m3u8\",\
+             LAST-MSN={},LAST-PART=0\n",
+            N + 1
+        )
+    );
+    // The master itself carries no report; a part is served under its rung only.
+    let master = registry.get(&code, "index.m3u8").map(|a| a.body);
+    assert!(master.is_none_or(|m| !String::from_utf8_lossy(&m).contains("RENDITION")));
+    let part = format!("part_{}.1.m4s", N + 1);
+    assert!(registry.get_variant(&code, Some(1), &part).is_some());
+    assert!(registry.get_variant(&code, Some(0), &part).is_none());
+}

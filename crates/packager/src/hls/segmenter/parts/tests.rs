@@ -112,11 +112,9 @@ fn the_hinted_part_always_comes_next() {
     for frame in &frames {
         segmenter.push(frame, UnixMillis(0));
         while let Some(event) = segmenter.pull() {
-            if let HlsEvent::Part(part) = event {
-                if let Some(hinted) = hint {
-                    assert_eq!((part.segment, part.index), hinted, "the hinted part came");
-                    checked += 1;
-                }
+            if let (HlsEvent::Part(part), Some(hinted)) = (event, hint) {
+                assert_eq!((part.segment, part.index), hinted, "the hinted part came");
+                checked += 1;
             }
         }
         hint = segmenter.open_part();
