@@ -1,6 +1,7 @@
 //! HLS in fMP4 (issue 16 item 2): an RTMP publish packaged as fMP4 plays in hls.js in
 //! headless Chromium and in ffprobe; an H.265 source under `segment_format = "auto"` is
-//! packaged as fMP4 whose init carries `hvcC`, read by ffprobe and GStreamer.
+//! packaged as fMP4 whose init carries `hvcC`, read by ffprobe and GStreamer; an input
+//! failover mid-play keeps hls.js playing (the test body is shared with LL-HLS, `ll_hls.rs`).
 
 use std::time::Duration;
 
@@ -209,4 +210,9 @@ fn an_h265_source_is_packaged_as_fmp4_with_hvcc_under_auto() {
         text.contains("#EXT-X-VERSION:3\n") && text.contains(".ts\n") && !text.contains("MAP"),
         "H.264 + AAC stays MPEG-TS under auto:\n{text}"
     );
+}
+
+#[test]
+fn an_input_failover_mid_play_keeps_hls_js_playing_fmp4() {
+    crate::ll_hls::failover_keeps_hls_js_playing(false);
 }

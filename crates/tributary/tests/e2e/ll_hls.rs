@@ -1,7 +1,8 @@
 //! LL-HLS (issue 16 item 3): an RTMP publish with a 1 s GOP under `low_latency = true` and
 //! 0.5 s parts plays in hls.js's low-latency mode within 2 s of the live edge; ffprobe reads
 //! the playlist; a blocking playlist reload for a future part returns as soon as that part is
-//! cut; malformed or far-ahead blocking requests are refused.
+//! cut; malformed or far-ahead blocking requests are refused; an input failover mid-play
+//! keeps hls.js playing fMP4 HLS, with parts and without.
 //!
 //! **How "as soon as it is cut" is measured** (`a_blocking_reload_returns_within_50_ms_of_the_part`):
 //! the server gives no clock of its own for a cut, so the test watches from outside. For each
@@ -17,11 +18,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tributary_testkit::{ClipSpec, LiveSender, cached_clip, free_tcp_port, http_get, wait_until};
+use serde_json::Value;
+use tributary_testkit::{
+    ClipSpec, LiveSender, cached_clip, free_tcp_port, free_udp_port, http_get, wait_until,
+};
 
 use crate::browser;
+use crate::failover::udp_backup;
 use crate::hls::{assert_h264_720p_with_aac, serial};
-use crate::server::{Server, send};
+use crate::server::{Server, put_stream, send};
 
 /// A server with LL-HLS on (fMP4, S = 2 s, 0.5 s parts) and `code` fed by an RTMP publish of
 /// a 720p30 clip with a keyframe every second.
@@ -313,4 +318,70 @@ fn a_blocking_reload_returns_within_50_ms_of_the_part() {
     let (status, delta) = get_text(&format!("{playlist_url}?_HLS_skip=YES"));
     assert_eq!(status, 200);
     assert!(delta.starts_with("#EXTM3U\n#EXT-X-VERSION:9\n"), "{delta}");
+}
+
+/// An RTMP publisher (priority 0) with a UDP backup (priority 1) feeding fMP4 HLS (with 0.5 s
+/// parts when `low_latency`); hls.js plays 24 s while the publisher dies 8 s in and the
+/// backup takes over: it must keep playing, without a fatal error, across the
+/// `#EXT-X-DISCONTINUITY`.
+pub(crate) fn failover_keeps_hls_js_playing(low_latency: bool) {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let mut env = vec![("TRIBUTARY_PUBLISHER__HLS__SEGMENT_FORMAT", "fmp4")];
+    if low_latency {
+        env.push(("TRIBUTARY_PUBLISHER__HLS__LOW_LATENCY", "true"));
+    }
+    let server = Server::start_with(dir.path(), &env, &format!("127.0.0.1:{port}"));
+    let udp_port = free_udp_port();
+    let body = format!(
+        r#"{{"inputs":[{{"url":"publish://","priority":0}},
+                       {{"url":"udp://127.0.0.1:{udp_port}","priority":1}}],
+            "protocols":{{"hls":true}}}}"#
+    );
+    put_stream(&server, "relay", &body);
+    let clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the test clip");
+    let primary = LiveSender::rtmp(&clip, &format!("rtmp://127.0.0.1:{port}/live/relay"))
+        .expect("start the ffmpeg publisher");
+    let mut runtime = Value::Null;
+    wait_until(Duration::from_secs(20), "the publisher active", || {
+        runtime = server.runtime("relay");
+        runtime["active_input_priority"] == 0
+    })
+    .unwrap_or_else(|e| panic!("{e}: {runtime:#}"));
+    let _backup = udp_backup(udp_port);
+    let before = wait_ll_playlist(&server, "relay");
+
+    let playlist = server.url("/relay/index.m3u8");
+    let mut args = vec!["--width", "1280", "--height", "720"];
+    if low_latency {
+        args.push("--low-latency");
+    }
+    let player = std::thread::spawn(move || browser::play(&playlist, "hls", 24, &args));
+    std::thread::sleep(Duration::from_secs(8));
+    drop(primary);
+    wait_until(Duration::from_secs(15), "the backup active", || {
+        runtime = server.runtime("relay");
+        runtime["active_input_priority"] == 1
+    })
+    .unwrap_or_else(|e| panic!("{e}: {runtime:#}"));
+    let played = player.join().unwrap();
+    println!(
+        "hls.js across the failover (low latency {low_latency}): {}",
+        played.report
+    );
+    let (_, after) = get_text(&server.url("/relay/index.m3u8"));
+    assert!(
+        played.ok,
+        "hls.js stopped at the failover: {played}\nplaylist before:\n{before}\nafter:\n{after}"
+    );
+    assert!(
+        after.contains("#EXT-X-DISCONTINUITY\n"),
+        "the switch is a discontinuity:\n{after}"
+    );
+}
+
+#[test]
+fn an_input_failover_mid_play_keeps_hls_js_playing_ll_hls() {
+    failover_keeps_hls_js_playing(true);
 }
