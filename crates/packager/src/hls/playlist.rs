@@ -255,16 +255,8 @@ impl MediaPlaylist {
         let mut map = None;
         let mut parts = self.parts.iter().peekable();
         for entry in self.entries.iter().skip(skipped) {
-            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", entry.program_date_time);
-            if entry.discontinuity {
-                out.push_str("#EXT-X-DISCONTINUITY\n");
-            }
-            if entry.init != map
-                && let Some(init) = entry.init
-            {
-                let _ = writeln!(out, "#EXT-X-MAP:URI=\"{init}\"");
-            }
-            map = entry.init;
+            let head = (entry.program_date_time, entry.discontinuity, entry.init);
+            write_head(&mut out, head, &mut map);
             while parts.peek().is_some_and(|p| p.segment < entry.number) {
                 parts.next();
             }
@@ -278,15 +270,8 @@ impl MediaPlaylist {
             };
         }
         if let Some(open) = self.open {
-            let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", open.program_date_time);
-            if open.discontinuity {
-                out.push_str("#EXT-X-DISCONTINUITY\n");
-            }
-            if open.init != map
-                && let Some(init) = open.init
-            {
-                let _ = writeln!(out, "#EXT-X-MAP:URI=\"{init}\"");
-            }
+            let head = (open.program_date_time, open.discontinuity, open.init);
+            write_head(&mut out, head, &mut map);
             for part in parts.filter(|p| p.segment == open.number) {
                 ll::write_part(&mut out, part);
             }
@@ -297,6 +282,26 @@ impl MediaPlaylist {
         self.rendered_len = out.len();
         out
     }
+}
+
+/// The tags before a segment's `#EXTINF` (or an open segment's parts): its program date
+/// time, `#EXT-X-DISCONTINUITY`, and `#EXT-X-MAP` where the init differs from `map`, the
+/// last one written (updated).
+fn write_head(
+    out: &mut String,
+    (date, discontinuity, init): (UnixMillis, bool, Option<InitName>),
+    map: &mut Option<InitName>,
+) {
+    let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{date}");
+    if discontinuity {
+        out.push_str("#EXT-X-DISCONTINUITY\n");
+    }
+    if init != *map
+        && let Some(init) = init
+    {
+        let _ = writeln!(out, "#EXT-X-MAP:URI=\"{init}\"");
+    }
+    *map = init;
 }
 
 /// The URI of segment `number`: `seg_<n>.ts`, `n` zero-padded to at least 6 digits.

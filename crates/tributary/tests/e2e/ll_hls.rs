@@ -26,7 +26,7 @@ use tributary_testkit::{
 use crate::browser;
 use crate::failover::udp_backup;
 use crate::hls::{assert_h264_720p_with_aac, serial};
-use crate::server::{Server, put_stream, send};
+use crate::server::{Server, put_stream};
 
 /// A server with LL-HLS on (fMP4, S = 2 s, 0.5 s parts) and `code` fed by an RTMP publish of
 /// a 720p30 clip with a keyframe every second.
@@ -41,14 +41,11 @@ fn ll_server(dir: &std::path::Path, code: &str) -> (Server, LiveSender) {
         ],
         &format!("127.0.0.1:{port}"),
     );
-    let body = r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true}}"#;
-    let answer = send(
-        "PUT",
-        &server.url(&format!("/streams/{code}")),
-        Some(body),
-        &[],
+    put_stream(
+        &server,
+        code,
+        r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true}}"#,
     );
-    assert_eq!(answer.status, 201, "{}", answer.body);
     let clip = cached_clip(
         &ClipSpec {
             gop: 30,

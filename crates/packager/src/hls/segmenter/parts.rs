@@ -81,6 +81,26 @@ impl PartState {
     }
 }
 
+impl PartState {
+    /// The open part of `open`, lasting `duration`, out of its segment's bytes (the part
+    /// after it starts where they end now).
+    fn take(&mut self, open: &OpenSegment, duration: Ts90) -> Part {
+        let part = Part {
+            segment: open.number,
+            index: self.index,
+            duration,
+            independent: self.independent,
+            init: open.init,
+            discontinuity: open.discontinuity,
+            program_date_time: open.program_date_time,
+            bytes: Bytes::copy_from_slice(&open.bytes[self.offset..]),
+        };
+        self.index += 1;
+        self.offset = open.bytes.len();
+        part
+    }
+}
+
 impl HlsSegmenter {
     /// The open part as (segment number, part index): what `#EXT-X-PRELOAD-HINT` names. `None`
     /// without parts or while no segment is open.
@@ -141,18 +161,7 @@ impl HlsSegmenter {
             .fragmenter
             .write(sequence(open.number, parts.index), &mut open.bytes);
         let duration = frame.dts.0 - start;
-        let part = Part {
-            segment: open.number,
-            index: parts.index,
-            duration: Ts90(duration),
-            independent: parts.independent,
-            init: open.init,
-            discontinuity: open.discontinuity,
-            program_date_time: open.program_date_time,
-            bytes: Bytes::copy_from_slice(&open.bytes[parts.offset..]),
-        };
-        parts.index += 1;
-        parts.offset = open.bytes.len();
+        let part = parts.take(open, Ts90(duration));
         parts.written += duration;
         parts.start = Some(frame.dts.0);
         parts.independent = !video || frame.keyframe;
@@ -168,18 +177,7 @@ impl HlsSegmenter {
         if self.fmp4.is_none() || open.bytes.len() <= parts.offset {
             return;
         }
-        let part = Part {
-            segment: open.number,
-            index: parts.index,
-            duration: Ts90((duration.0 - parts.written).max(0)),
-            independent: parts.independent,
-            init: open.init,
-            discontinuity: open.discontinuity,
-            program_date_time: open.program_date_time,
-            bytes: Bytes::copy_from_slice(&open.bytes[parts.offset..]),
-        };
-        parts.index += 1;
-        parts.offset = open.bytes.len();
+        let part = parts.take(open, Ts90((duration.0 - parts.written).max(0)));
         self.events.push_back(HlsEvent::Part(part));
     }
 }

@@ -692,30 +692,33 @@ proptest! {
     }
 }
 
+/// x264 High 1280x720: SPS, PPS, SEI and an IDR slice (crates/media/testdata/README.md).
+pub(super) const X264_720P: &[u8] =
+    include_bytes!("../../../../media/testdata/ffmpeg_x264_high_1280x720_30fps.h264");
+
+/// `av` with real parameter sets in every keyframe (`keyframe` bytes).
+pub(super) fn real(frames: Vec<Frame>, keyframe: &'static [u8]) -> Vec<Frame> {
+    frames
+        .into_iter()
+        .map(|f| match (f.codec, f.keyframe) {
+            (Codec::H264, true) => Frame {
+                payload: Bytes::from_static(keyframe),
+                ..f
+            },
+            _ => f,
+        })
+        .collect()
+}
+
 mod fmp4 {
     //! The segmenter writing fMP4: same cuts and numbers as MPEG-TS, inits when needed.
 
     use super::*;
     use crate::InitName;
 
-    const X264_720P: &[u8] =
-        include_bytes!("../../../../media/testdata/ffmpeg_x264_high_1280x720_30fps.h264");
+    use super::X264_720P;
     const X264_240P: &[u8] =
         include_bytes!("../../../../media/testdata/ffmpeg_x264_baseline_320x240_15fps.h264");
-
-    /// `av` with real parameter sets in every keyframe (`keyframe` bytes).
-    fn real(frames: Vec<Frame>, keyframe: &'static [u8]) -> Vec<Frame> {
-        frames
-            .into_iter()
-            .map(|f| match (f.codec, f.keyframe) {
-                (Codec::H264, true) => Frame {
-                    payload: Bytes::from_static(keyframe),
-                    ..f
-                },
-                _ => f,
-            })
-            .collect()
-    }
 
     fn fmp4_segmenter(format: SegmentFormat) -> HlsSegmenter {
         HlsSegmenter::new(HlsConfig {

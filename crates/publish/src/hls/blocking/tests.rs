@@ -33,16 +33,21 @@ fn setup() -> (HlsRegistry, StreamCode, Arc<Window>) {
     let code: StreamCode = "ll".parse().unwrap();
     let window = Arc::new(Window::new(4, 0));
     registry.register(&code, None, Arc::clone(&window)).unwrap();
+    publish_segment(&window, N);
+    part(&window, N + 1, 0);
+    (registry, code, window)
+}
+
+/// Publishes segment `number` as complete.
+fn publish_segment(window: &Window, number: u64) {
     window.publish(
-        segment(N),
+        segment(number),
         None,
         Ts90(0),
         Bytes::new(),
         None,
         Instant::now(),
     );
-    part(&window, N + 1, 0);
-    (registry, code, window)
 }
 
 fn part(window: &Window, number: u64, index: u32) {
@@ -53,6 +58,23 @@ fn part(window: &Window, number: u64, index: u32) {
         Bytes::from(format!("playlist {number}.{index}")),
         Bytes::new(),
     );
+}
+
+/// `wait_ready` for `name` with `query` on a task of its own.
+fn spawn_wait(
+    registry: &HlsRegistry,
+    code: &StreamCode,
+    name: &str,
+    query: LlQuery,
+) -> tokio::task::JoinHandle<Result<(), BlockError>> {
+    let (registry, code, name) = (registry.clone(), code.clone(), name.to_owned());
+    tokio::spawn(async move { registry.wait_ready(&code, None, &name, &query).await })
+}
+
+/// `name`, part `index` of segment N + 1, is served with its bytes.
+fn assert_part_served(registry: &HlsRegistry, code: &StreamCode, name: &str, index: u32) {
+    let body = registry.get(code, name).expect("served").body;
+    assert_eq!(body, format!("{}.{index}", N + 1));
 }
 
 fn query(msn: u64, part: Option<u32>) -> LlQuery {
@@ -67,14 +89,7 @@ fn query(msn: u64, part: Option<u32>) -> LlQuery {
 async fn a_request_for_the_next_part_returns_when_it_is_published() {
     let (registry, code, window) = setup();
     let started = Instant::now();
-    let waiter = tokio::spawn({
-        let (registry, code) = (registry.clone(), code.clone());
-        async move {
-            registry
-                .wait_ready(&code, None, "index.m3u8", &query(N + 1, Some(1)))
-                .await
-        }
-    });
+    let waiter = spawn_wait(&registry, &code, "index.m3u8", query(N + 1, Some(1)));
     tokio::time::sleep(Duration::from_millis(480)).await;
     assert!(!waiter.is_finished(), "held until part 1 exists");
     part(&window, N + 1, 1);
@@ -115,35 +130,18 @@ async fn what_exists_already_is_not_held() {
             .await,
         Ok(())
     );
-    assert_eq!(
-        registry.get(&code, &hinted).unwrap().body,
-        format!("{}.0", N + 1)
-    );
+    assert_part_served(&registry, &code, &hinted, 0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn msn_alone_waits_for_the_whole_segment() {
     let (registry, code, window) = setup();
-    let waiter = tokio::spawn({
-        let (registry, code) = (registry.clone(), code.clone());
-        async move {
-            registry
-                .wait_ready(&code, None, "index.m3u8", &query(N + 1, None))
-                .await
-        }
-    });
+    let waiter = spawn_wait(&registry, &code, "index.m3u8", query(N + 1, None));
     part(&window, N + 1, 1);
     part(&window, N + 1, 2);
     tokio::task::yield_now().await;
     assert!(!waiter.is_finished(), "parts do not complete the segment");
-    window.publish(
-        segment(N + 1),
-        None,
-        Ts90(0),
-        Bytes::new(),
-        None,
-        Instant::now(),
-    );
+    publish_segment(&window, N + 1);
     assert_eq!(waiter.await.unwrap(), Ok(()));
 }
 
@@ -151,22 +149,12 @@ async fn msn_alone_waits_for_the_whole_segment() {
 async fn a_preload_hint_is_held_until_its_part_exists() {
     let (registry, code, window) = setup();
     let hinted = format!("part_{}.1.m4s", N + 1);
-    let waiter = tokio::spawn({
-        let (registry, code, hinted) = (registry.clone(), code.clone(), hinted.clone());
-        async move {
-            registry
-                .wait_ready(&code, None, &hinted, &LlQuery::default())
-                .await
-        }
-    });
+    let waiter = spawn_wait(&registry, &code, &hinted, LlQuery::default());
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!waiter.is_finished());
     part(&window, N + 1, 1);
     assert_eq!(waiter.await.unwrap(), Ok(()));
-    assert_eq!(
-        registry.get(&code, &hinted).unwrap().body,
-        format!("{}.1", N + 1)
-    );
+    assert_part_served(&registry, &code, &hinted, 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -212,14 +200,7 @@ async fn waiters_are_capped() {
 #[tokio::test(start_paused = true)]
 async fn a_closing_output_releases_its_waiters() {
     let (registry, code, window) = setup();
-    let waiter = tokio::spawn({
-        let (registry, code) = (registry.clone(), code.clone());
-        async move {
-            registry
-                .wait_ready(&code, None, "index.m3u8", &query(N + 1, Some(3)))
-                .await
-        }
-    });
+    let waiter = spawn_wait(&registry, &code, "index.m3u8", query(N + 1, Some(3)));
     tokio::task::yield_now().await;
     window.close();
     assert_eq!(
@@ -249,14 +230,7 @@ async fn each_variant_reports_the_other_rungs_and_the_delta_is_served_on_skip() 
         })
         .collect();
     for (rung, window) in windows.iter().enumerate() {
-        window.publish(
-            segment(N),
-            None,
-            Ts90(0),
-            Bytes::new(),
-            None,
-            Instant::now(),
-        );
+        publish_segment(window, N);
         // Rung 2 (track_3) has no part yet: it is not reported.
         if rung < 2 {
             window.publish_part(
@@ -274,22 +248,17 @@ async fn each_variant_reports_the_other_rungs_and_the_delta_is_served_on_skip() 
             .unwrap();
         String::from_utf8(asset.body.to_vec()).unwrap()
     };
-    assert_eq!(
-        text(0, false),
-        format!(
-            "#EXTM3U\nfull 0\n#EXT-X-RENDITION-REPORT:URI=\"../track_2/index.m3u8\",\
-             LAST-MSN={},LAST-PART=1\n",
+    // Rung 0's full playlist reports rung 1; rung 1's delta reports rung 0.
+    for (rung, delta, body, other, last_part) in
+        [(0, false, "full 0", 2, 1), (1, true, "delta 1", 1, 0)]
+    {
+        let want = format!(
+            "#EXTM3U\n{body}\n#EXT-X-RENDITION-REPORT:URI=\"../track_{other}/index.m3u8\",\
+             LAST-MSN={},LAST-PART={last_part}\n",
             N + 1
-        )
-    );
-    assert_eq!(
-        text(1, true),
-        format!(
-            "#EXTM3U\ndelta 1\n#EXT-X-RENDITION-REPORT:URI=\"../track_1/index.m3u8\",\
-             LAST-MSN={},LAST-PART=0\n",
-            N + 1
-        )
-    );
+        );
+        assert_eq!(text(rung, delta), want);
+    }
     // The master itself carries no report; a part is served under its rung only.
     let master = registry.get(&code, "index.m3u8").map(|a| a.body);
     assert!(master.is_none_or(|m| !String::from_utf8_lossy(&m).contains("RENDITION")));

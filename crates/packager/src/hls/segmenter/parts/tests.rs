@@ -3,30 +3,16 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use tributary_media::{Codec, Frame};
+use tributary_media::Frame;
 
-use super::super::tests::{FIRST, T0, av, run, segments, wall_of};
+use super::super::tests::{FIRST, T0, X264_720P, av, run, segments, wall_of};
 use super::*;
 use crate::hls::config::{HlsConfig, SegmentFormat};
 use crate::{MediaPlaylist, Segment};
 
-/// x264 High 1280x720: SPS, PPS, SEI and an IDR slice (crates/media/testdata/README.md).
-const X264_720P: &[u8] =
-    include_bytes!("../../../../../media/testdata/ffmpeg_x264_high_1280x720_30fps.h264");
-
 /// `frames` with real parameter sets in every video keyframe.
 fn real(frames: Vec<Frame>) -> Vec<Frame> {
-    frames
-        .into_iter()
-        .map(|f| match (f.codec, f.keyframe) {
-            (Codec::H264, true) => Frame {
-                payload: Bytes::from_static(X264_720P),
-                ..f
-            },
-            _ => f,
-        })
-        .collect()
+    super::super::tests::real(frames, X264_720P)
 }
 
 /// S = 2 s, parts of 0.5 s, fMP4.
@@ -170,10 +156,10 @@ fn ll_config() -> &'static HlsConfig {
     &CONFIG
 }
 
-/// The low-latency playlist of 9.2 s of 30 fps video with 1 s GOPs, window 3, after every
-/// event, and its delta update.
-fn ll_playlist(window: usize) -> MediaPlaylist {
-    let frames = real(av(T0, 9.2, 30, 1));
+/// The low-latency playlist (window `window`) of `seconds` of 30 fps video with 1 s GOPs,
+/// fed every event as the output task feeds it.
+fn ll_playlist(window: usize, seconds: f64) -> MediaPlaylist {
+    let frames = real(av(T0, seconds, 30, 1));
     let mut segmenter = ll_segmenter();
     let mut playlist = MediaPlaylist::low_latency(window, Duration::from_millis(500));
     for frame in &frames {
@@ -202,7 +188,7 @@ fn golden(name: &str, text: &str, expected: &str) {
 
 #[test]
 fn a_fixed_frame_sequence_yields_the_golden_ll_playlist() {
-    let mut playlist = ll_playlist(4);
+    let mut playlist = ll_playlist(4, 9.2);
     golden(
         "ll.m3u8",
         &playlist.render(),
@@ -215,25 +201,7 @@ fn a_fixed_frame_sequence_yields_the_golden_ll_playlist() {
 fn the_delta_update_skips_what_ends_6_target_durations_before_the_end() {
     // 20 s of 2 s segments listed; CAN-SKIP-UNTIL = 12 s: the first 4 end ≥ 12 s before
     // the end of the last one.
-    let mut playlist = {
-        let frames = real(av(T0, 22.2, 30, 1));
-        let mut segmenter = ll_segmenter();
-        let mut playlist = MediaPlaylist::low_latency(10, Duration::from_millis(500));
-        for frame in &frames {
-            segmenter.push(frame, wall_of(frame));
-            while let Some(event) = segmenter.pull() {
-                match event {
-                    HlsEvent::Part(part) => playlist.push_part(&part),
-                    HlsEvent::Segment(segment) => {
-                        playlist.push(&segment);
-                    }
-                    _ => {}
-                }
-            }
-            playlist.set_preload_hint(segmenter.open_part());
-        }
-        playlist
-    };
+    let mut playlist = ll_playlist(10, 22.2);
     let full = playlist.render();
     let delta = playlist.render_delta();
     golden(
@@ -253,6 +221,6 @@ fn the_delta_update_skips_what_ends_6_target_durations_before_the_end() {
     let delta_tail = tail(&delta).replacen("#EXT-X-MAP:URI=\"init.mp4\"\n", "", 1);
     assert!(tail(&full).ends_with(&delta_tail));
     // A short window has nothing to skip: the delta is the full playlist.
-    let mut short = ll_playlist(4);
+    let mut short = ll_playlist(4, 9.2);
     assert_eq!(short.render_delta(), short.render());
 }
