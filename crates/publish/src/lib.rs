@@ -24,6 +24,13 @@
 //! Until the first segment is finished (about S after the first keyframe) `index.m3u8` is
 //! `None`; the HTTP layer may map that to 404 or retry briefly.
 //!
+//! LL-HLS ([`HlsSettings::part_sec`], fMP4 only): the same task also publishes every part of
+//! the open segment as it is cut, with the playlist re-rendered (and its `_HLS_skip` delta
+//! update) each time; [`HlsRegistry::wait_ready`] holds blocking playlist reloads and
+//! preload-hint requests on a per-output `watch` until their part exists (no thread, no
+//! polling; bounded in time and number), and a ladder's variant playlists end with
+//! `#EXT-X-RENDITION-REPORT`s of the other rungs.
+//!
 //! DASH ([`HlsSettings::dash`]) rides on the same output task: the frames it reads also go
 //! through a video and an audio fMP4 segmenter cut and numbered as the HLS one, and the
 //! registry answers `index.mpd` (rendered on request over every rung), `init_v.mp4`,
