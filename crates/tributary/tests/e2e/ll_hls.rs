@@ -2,7 +2,9 @@
 //! 0.5 s parts plays in hls.js's low-latency mode within 2 s of the live edge; ffprobe reads
 //! the playlist; a blocking playlist reload for a future part returns as soon as that part is
 //! cut; malformed or far-ahead blocking requests are refused; an input failover mid-play
-//! keeps hls.js playing fMP4 HLS, with parts and without.
+//! keeps hls.js playing fMP4 HLS, with parts and without; a 3-rung ladder's variant
+//! playlists carry parts and `#EXT-X-RENDITION-REPORT`s of the other rungs, and hls.js plays
+//! its master in low-latency mode.
 //!
 //! **How "as soon as it is cut" is measured** (`a_blocking_reload_returns_within_50_ms_of_the_part`):
 //! the server gives no clock of its own for a cut, so the test watches from outside. For each
@@ -381,4 +383,66 @@ pub(crate) fn failover_keeps_hls_js_playing(low_latency: bool) {
 #[test]
 fn an_input_failover_mid_play_keeps_hls_js_playing_ll_hls() {
     failover_keeps_hls_js_playing(true);
+}
+
+#[test]
+fn a_ladder_reports_the_other_rungs_and_plays_in_low_latency_mode() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let server = Server::start_with(
+        dir.path(),
+        &[
+            ("TRIBUTARY_PUBLISHER__HLS__SEGMENT_FORMAT", "fmp4"),
+            ("TRIBUTARY_PUBLISHER__HLS__LOW_LATENCY", "true"),
+        ],
+        &format!("127.0.0.1:{port}"),
+    );
+    let profiles = [(1280, 720, 1800), (854, 480, 900), (640, 360, 500)]
+        .map(|(w, h, kbps)| {
+            format!(r#"{{"width":{w},"height":{h},"bitrate":{kbps},"preset":"ultrafast"}}"#)
+        })
+        .join(",");
+    let body = format!(
+        r#"{{"inputs":[{{"url":"publish://"}}],"protocols":{{"hls":true}},
+            "transcoder":{{"audio":{{"bitrate":96}},"video":{{"profiles":[{profiles}]}}}}}}"#
+    );
+    put_stream(&server, "rungs", &body);
+    let clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the test clip");
+    let _publisher = LiveSender::rtmp(&clip, &format!("rtmp://127.0.0.1:{port}/live/rungs"))
+        .expect("start the ffmpeg publisher");
+
+    for rung in 1..=3 {
+        let path = format!("rungs/track_{rung}");
+        let text = wait_ll_playlist(&server, &path);
+        assert!(text.contains("#EXT-X-PART:"), "{text}");
+        let mut reported: Vec<String> = Vec::new();
+        wait_until(Duration::from_secs(20), "rendition reports", || {
+            let (_, text) = get_text(&server.url(&format!("/{path}/index.m3u8")));
+            reported = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("#EXT-X-RENDITION-REPORT:URI=\""))
+                .map(|rest| rest.split('"').next().unwrap_or_default().to_owned())
+                .collect();
+            reported.len() == 2
+        })
+        .unwrap_or_else(|e| panic!("{e}: track_{rung} reports {reported:?}"));
+        let want: Vec<String> = (1..=3)
+            .filter(|&other| other != rung)
+            .map(|other| format!("../track_{other}/index.m3u8"))
+            .collect();
+        assert_eq!(reported, want, "track_{rung}");
+    }
+
+    let played = browser::play(
+        &server.url("/rungs/index.m3u8"),
+        "hls",
+        20,
+        &["--low-latency"],
+    );
+    println!(
+        "hls.js low latency on the ladder: {}",
+        played.report["latency"]
+    );
+    assert!(played.ok, "hls.js did not play the LL ladder: {played}");
 }
