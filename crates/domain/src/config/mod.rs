@@ -6,6 +6,7 @@
 //! Keys SPEC defines for features that have not landed are accepted and named at start-up
 //! ([`ServerConfig::ignored`], module [`later`]).
 
+mod hls;
 mod hooks;
 pub mod later;
 mod listeners;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+pub use hls::{HlsSection, HlsSegmentFormat};
 pub use hooks::HooksSection;
 pub use later::{DebugSection, IgnoredKey, IgnoredReason, WatermarksSection};
 pub use listeners::{
@@ -307,79 +309,6 @@ pub struct PublisherSection {
     pub dash: Option<Value>,
 }
 
-/// HLS packaging (SPEC §HLS, §Defaults `publisher.hls`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct HlsSection {
-    /// Target segment length in seconds; a segment closes at the first keyframe at or after
-    /// it. Default 2: about 6 s of latency with hls.js, and the transcoder's default GOP.
-    pub live_segment_sec: f64,
-    /// Segments listed in the live playlist. Default 12 (24 s of rewind for players).
-    pub live_window: usize,
-    /// Segments kept fetchable after they leave the playlist, beyond the minimum SPEC sets.
-    /// Default 0.
-    pub live_history: usize,
-    /// Accepted for open-streamer compatibility and ignored: segments are served from memory.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dir: Option<String>,
-    /// Accepted for open-streamer compatibility and ignored: segments are always ephemeral.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub live_ephemeral: Option<bool>,
-    /// The segment container: `ts` (default: MPEG-TS, what every HLS player reads), `fmp4`
-    /// (fMP4 / CMAF, `#EXT-X-MAP`, version 7) or `auto` (fMP4 when a stream carries H.265
-    /// or Opus, else MPEG-TS).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub segment_format: Option<String>,
-    /// LL-HLS (default false): each fMP4 segment is also cut into parts of `part_sec`,
-    /// listed with `#EXT-X-PART`, with blocking playlist reload, delta updates and rendition
-    /// reports. Needs `segment_format = "fmp4"`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub low_latency: Option<bool>,
-    /// LL-HLS part length (PART-TARGET) in seconds, within [0.1, `live_segment_sec`].
-    /// Default 0.5.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub part_sec: Option<f64>,
-}
-
-impl Default for HlsSection {
-    fn default() -> Self {
-        Self {
-            live_segment_sec: 2.0,
-            live_window: 12,
-            live_history: 0,
-            dir: None,
-            live_ephemeral: None,
-            segment_format: None,
-            low_latency: None,
-            part_sec: None,
-        }
-    }
-}
-
-/// The container of HLS segments (`publisher.hls.segment_format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum HlsSegmentFormat {
-    /// MPEG-TS.
-    #[default]
-    Ts,
-    /// fMP4 / CMAF.
-    Fmp4,
-    /// fMP4 when the codecs need it (H.265, Opus), else MPEG-TS.
-    Auto,
-}
-
-impl HlsSection {
-    /// The segment container; `ts` when unset. Validation refuses other values, so an
-    /// unknown one here (never) is `ts`.
-    pub fn segment_format(&self) -> HlsSegmentFormat {
-        match self.segment_format.as_deref().map(str::trim) {
-            Some(f) if f.eq_ignore_ascii_case("fmp4") => HlsSegmentFormat::Fmp4,
-            Some(f) if f.eq_ignore_ascii_case("auto") => HlsSegmentFormat::Auto,
-            _ => HlsSegmentFormat::Ts,
-        }
-    }
-}
-
 /// Authentication and hardening (SPEC §Security).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -608,43 +537,8 @@ impl ServerConfig {
         if self.ingestor.hls_max_segment_buffer == 0 {
             bad("ingestor.hls_max_segment_buffer", "must be > 0".into());
         }
-        let hls = &self.publisher.hls;
-        if !(hls.live_segment_sec.is_finite()
-            && hls.live_segment_sec > 0.0
-            && hls.live_segment_sec <= MAX_SEGMENT_SEC)
-        {
-            bad(
-                "publisher.hls.live_segment_sec",
-                format!(
-                    "must be > 0 and at most {MAX_SEGMENT_SEC}, got {}",
-                    hls.live_segment_sec
-                ),
-            );
-        }
-        if hls.live_window == 0 {
-            bad("publisher.hls.live_window", "must be > 0".into());
-        }
-        if let Some(f) = &hls.segment_format
-            && !["ts", "fmp4", "auto"].contains(&f.trim().to_ascii_lowercase().as_str())
-        {
-            bad(
-                "publisher.hls.segment_format",
-                format!("must be ts, fmp4 or auto, got {f:?}"),
-            );
-        }
-        if hls.low_latency == Some(true) && hls.segment_format() != HlsSegmentFormat::Fmp4 {
-            bad(
-                "publisher.hls.low_latency",
-                "LL-HLS parts are fMP4: needs publisher.hls.segment_format = \"fmp4\"".into(),
-            );
-        }
-        if let Some(part) = hls.part_sec
-            && !(part.is_finite() && part >= 0.1 && part <= hls.live_segment_sec)
-        {
-            bad(
-                "publisher.hls.part_sec",
-                format!("must be at least 0.1 and at most live_segment_sec, got {part}"),
-            );
+        for (path, message) in self.publisher.hls.problems() {
+            bad(path, message);
         }
         if self.manager.input_packet_timeout_sec == 0 {
             bad("manager.input_packet_timeout_sec", "must be > 0".into());
@@ -762,12 +656,12 @@ impl ServerConfig {
             ),
             (
                 "publisher.hls.live_window",
-                hls.live_window as u64,
+                self.publisher.hls.live_window as u64,
                 MAX_HLS_SEGMENTS,
             ),
             (
                 "publisher.hls.live_history",
-                hls.live_history as u64,
+                self.publisher.hls.live_history as u64,
                 MAX_HLS_SEGMENTS,
             ),
             (
@@ -907,8 +801,6 @@ pub(crate) const MAX_SECONDS: u64 = 86_400;
 
 /// The longest `sessions.max_lifetime_sec`: a year (a viewer may watch a 24/7 stream for days).
 const MAX_LIFETIME_SECONDS: u64 = 365 * 86_400;
-/// The longest HLS segment, seconds: far past any player's patience, far from overflowing.
-const MAX_SEGMENT_SEC: f64 = 60.0;
 /// The most frames a hub subscriber may queue (`buffer.capacity`): about 14 minutes of 30 fps
 /// video with audio; the ring is allocated up front.
 const MAX_BUFFER_CAPACITY: u64 = 65_536;
