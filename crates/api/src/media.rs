@@ -45,9 +45,15 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
     // LL-HLS: a blocking playlist reload or a preload-hint part waits here (bounded) until
     // what it asks for exists; every other request passes at once.
     let query = request.uri().query().unwrap_or_default();
-    if let Err(error) = engine
-        .media_ready(&path, query, client(&engine, &request))
-        .await
+    let blocking = query.contains("_HLS_")
+        || path
+            .rsplit('/')
+            .next()
+            .is_some_and(|name| name.starts_with("part_"));
+    if blocking
+        && let Err(error) = engine
+            .media_ready(&path, query, client(&engine, &request))
+            .await
     {
         let (status, code) = match &error {
             MediaWaitError::BadRequest(_) => (StatusCode::BAD_REQUEST, "INVALID_QUERY"),
