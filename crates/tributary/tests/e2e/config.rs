@@ -153,6 +153,15 @@ fn unknown_keys_and_bad_log_levels_stop_start_up_naming_them() {
             "[security]\nallow_cidrs = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n",
             "security.allow_cidrs[1]",
         ),
+        // LL-HLS parts are fMP4.
+        (
+            "[publisher.hls]\nlow_latency = true\n",
+            "publisher.hls.low_latency",
+        ),
+        (
+            "[publisher.hls]\nsegment_format = \"fmp4\"\nlow_latency = true\npart_sec = 3.0\n",
+            "publisher.hls.part_sec",
+        ),
     ] {
         let path = dir.path().join("tributary.toml");
         std::fs::write(&path, toml).unwrap();
