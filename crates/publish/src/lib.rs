@@ -110,8 +110,8 @@ mod push;
 pub use dash::DashSettings;
 pub use error::PublishError;
 pub use hls::{
-    Asset, BlockError, DEFAULT_PART_SEC, HlsHandle, HlsRegistry, HlsSettings, LlQuery,
-    MIN_PART_SEC, Variant, start_hls, start_hls_variant,
+    Asset, BlockError, BlockingCounts, DEFAULT_PART_SEC, HlsHandle, HlsRegistry, HlsSettings,
+    LlQuery, MIN_PART_SEC, Variant, start_hls, start_hls_variant,
 };
 pub use latency::{LATENCY_BUCKETS, LatencySnapshot};
 pub use push::{

@@ -513,6 +513,15 @@ impl EngineHandle {
                 hook.depth as i64,
             );
         }
+        let blocking = media.outputs.hls_registry().blocking_requests();
+        for (outcome, count) in [
+            ("answered", blocking.answered),
+            ("timeout", blocking.timed_out),
+            ("busy", blocking.busy),
+            ("bad_request", blocking.bad_request),
+        ] {
+            out.counter(HLS_BLOCKING, labels([("outcome", outcome)]), count);
+        }
         for (subscriber, dropped) in shared.events.drops() {
             out.counter(
                 EVENTS_DROPPED,
@@ -809,9 +818,16 @@ const EVENTS_DROPPED: Spec = counter(
     "Events a bus subscriber lost because its queue was full.",
 );
 
+const HLS_BLOCKING: Spec = counter(
+    "hls_blocking_requests",
+    "LL-HLS requests held for a segment or part (_HLS_msn, _HLS_part, preload hints), by \
+     outcome: answered, timeout (503 after 3 x TARGETDURATION), busy (503, too many held), \
+     bad_request (400, too far ahead).",
+);
+
 /// Every family [`Exposition`] can carry: what [`families`] lists. A new `Spec` goes here too
 /// (a test counts them).
-const FAMILIES: [Spec; 32] = [
+const FAMILIES: [Spec; 33] = [
     STATUS,
     START_TIME,
     INGEST_BYTES,
@@ -844,6 +860,7 @@ const FAMILIES: [Spec; 32] = [
     HOOK_DROPPED,
     HOOK_QUEUE,
     EVENTS_DROPPED,
+    HLS_BLOCKING,
 ];
 
 #[cfg(test)]

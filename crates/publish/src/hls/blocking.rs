@@ -11,6 +11,7 @@
 //! 503, never queued). A target too far ahead (more than 2 segments past the last one) is
 //! 400, as the spec says, so no request is held for something that cannot come soon.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tributary_media::StreamCode;
@@ -131,29 +132,85 @@ impl HlsRegistry {
                 // A part URI from far ahead: not held, it is simply not there (404).
                 return Ok(());
             }
-            return Err(BlockError::BadRequest(format!(
+            let refused = Err(BlockError::BadRequest(format!(
                 "_HLS_msn={} is more than 2 segments past the last one ({last})",
                 target.msn
             )));
+            self.blocking_tally().count(&refused);
+            return refused;
         }
-        let Ok(_permit) = window.waiters.try_acquire() else {
-            return Err(BlockError::Busy(format!(
+        let outcome = match window.waiters.try_acquire() {
+            Ok(_permit) => {
+                let limit = timeout(now.target_duration);
+                let reached = progress.wait_for(|p| p.ended || target.reached(p));
+                match tokio::time::timeout(limit, reached).await {
+                    Ok(_) => Ok(()),
+                    Err(_) => Err(BlockError::Timeout(format!(
+                        "segment {}{} of stream {code} did not come within {} s",
+                        target.msn,
+                        target
+                            .part
+                            .map_or_else(String::new, |p| format!(" part {p}")),
+                        limit.as_secs_f64()
+                    ))),
+                }
+            }
+            Err(_) => Err(BlockError::Busy(format!(
                 "too many requests already wait on stream {code} (at most {})",
                 super::window::MAX_WAITERS
-            )));
-        };
-        let limit = timeout(now.target_duration);
-        let reached = progress.wait_for(|p| p.ended || target.reached(p));
-        match tokio::time::timeout(limit, reached).await {
-            Ok(_) => Ok(()),
-            Err(_) => Err(BlockError::Timeout(format!(
-                "segment {}{} of stream {code} did not come within {} s",
-                target.msn,
-                target
-                    .part
-                    .map_or_else(String::new, |p| format!(" part {p}")),
-                limit.as_secs_f64()
             ))),
+        };
+        self.blocking_tally().count(&outcome);
+        outcome
+    }
+}
+
+/// LL-HLS blocking requests since start, by outcome: what
+/// [`HlsRegistry::blocking_requests`] reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockingCounts {
+    /// Held until what they asked for came (or the output ended).
+    pub answered: u64,
+    /// Held 3 × TARGETDURATION in vain: 503.
+    pub timed_out: u64,
+    /// Refused because too many waited already: 503.
+    pub busy: u64,
+    /// Refused at once as too far ahead: 400.
+    pub bad_request: u64,
+}
+
+/// The counters behind [`BlockingCounts`] (relaxed atomics: a scrape reads them).
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    answered: AtomicU64,
+    timed_out: AtomicU64,
+    busy: AtomicU64,
+    bad_request: AtomicU64,
+}
+
+impl Tally {
+    /// Counts the outcome of one held or refused request.
+    fn count(&self, outcome: &Result<(), BlockError>) {
+        let counter = match outcome {
+            Ok(()) => &self.answered,
+            Err(BlockError::Timeout(_)) => &self.timed_out,
+            Err(BlockError::Busy(_)) => &self.busy,
+            Err(BlockError::BadRequest(_)) => &self.bad_request,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl HlsRegistry {
+    /// LL-HLS blocking requests since start, by outcome; requests answered at once (what
+    /// they asked for existed) and malformed queries are not counted.
+    pub fn blocking_requests(&self) -> BlockingCounts {
+        let t = self.blocking_tally();
+        BlockingCounts {
+            answered: t.answered.load(Ordering::Relaxed),
+            timed_out: t.timed_out.load(Ordering::Relaxed),
+            busy: t.busy.load(Ordering::Relaxed),
+            bad_request: t.bad_request.load(Ordering::Relaxed),
         }
     }
 }

@@ -13,7 +13,7 @@ use tributary_domain::config::{HlsSection, HlsSegmentFormat};
 use tributary_media::StreamCode;
 use tributary_packager::SegmentFormat;
 
-pub use blocking::{BlockError, LlQuery};
+pub use blocking::{BlockError, BlockingCounts, LlQuery};
 
 pub use master::Variant;
 pub use output::{HlsHandle, start_hls, start_hls_variant};

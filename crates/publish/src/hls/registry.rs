@@ -55,6 +55,8 @@ struct Inner {
     dash: RwLock<DashRungs>,
     /// DASH streams: what their MPD says for every rung (fixed by the first rung to start).
     dash_streams: RwLock<HashMap<StreamCode, DashStream>>,
+    /// LL-HLS blocking requests by outcome (`tributary_hls_blocking_requests_total`).
+    blocking: crate::hls::blocking::Tally,
 }
 
 /// The stream-wide part of a DASH MPD.
@@ -561,6 +563,11 @@ impl HlsRegistry {
             };
             numbers.remove(&smallest);
         }
+    }
+
+    /// The LL-HLS blocking request counters.
+    pub(crate) fn blocking_tally(&self) -> &crate::hls::blocking::Tally {
+        &self.inner.blocking
     }
 
     pub(crate) fn window(&self, code: &StreamCode, rung: Option<u16>) -> Option<Arc<Window>> {

@@ -312,6 +312,21 @@ fn a_blocking_reload_returns_within_50_ms_of_the_part() {
             "{query} was held"
         );
     }
+    // The held requests are counted by outcome.
+    let (status, metrics) = get_text(&server.url("/metrics"));
+    assert_eq!(status, 200);
+    let answered: u64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("tributary_hls_blocking_requests_total{outcome=\"answered\"} ")
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no answered count:\n{metrics}"));
+    assert!(answered >= 4, "{answered}");
+    assert!(
+        metrics.contains("tributary_hls_blocking_requests_total{outcome=\"bad_request\"} 1\n"),
+        "the far-ahead request:\n{metrics}"
+    );
     // The delta update is a valid playlist (whether it skips depends on how long the window
     // has grown past CAN-SKIP-UNTIL; the packager's golden files pin what it skips).
     let (status, delta) = get_text(&format!("{playlist_url}?_HLS_skip=YES"));

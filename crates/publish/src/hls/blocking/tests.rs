@@ -99,6 +99,7 @@ async fn a_request_for_the_next_part_returns_when_it_is_published() {
         Duration::from_millis(480),
         "no polling delay"
     );
+    assert_eq!(registry.blocking_requests().answered, 1);
     let body = registry.get(&code, "index.m3u8").unwrap().body;
     assert_eq!(&body[..], format!("playlist {}.1", N + 1).as_bytes());
     assert_eq!(
@@ -131,6 +132,11 @@ async fn what_exists_already_is_not_held() {
         Ok(())
     );
     assert_part_served(&registry, &code, &hinted, 0);
+    assert_eq!(
+        registry.blocking_requests(),
+        BlockingCounts::default(),
+        "what was answered at once is not counted"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -165,6 +171,7 @@ async fn a_part_that_never_comes_is_503_after_3_target_durations() {
         .wait_ready(&code, None, "index.m3u8", &query(N + 2, Some(0)))
         .await;
     assert!(matches!(result, Err(BlockError::Timeout(_))), "{result:?}");
+    assert_eq!(registry.blocking_requests().timed_out, 1);
     assert_eq!(
         started.elapsed(),
         Duration::from_secs(6),
@@ -182,6 +189,7 @@ async fn too_far_ahead_is_400_at_once() {
         matches!(&result, Err(BlockError::BadRequest(m)) if m.contains("more than 2 segments")),
         "{result:?}"
     );
+    assert_eq!(registry.blocking_requests().bad_request, 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -195,6 +203,7 @@ async fn waiters_are_capped() {
         .wait_ready(&code, None, "index.m3u8", &query(N + 1, Some(1)))
         .await;
     assert!(matches!(result, Err(BlockError::Busy(_))), "{result:?}");
+    assert_eq!(registry.blocking_requests().busy, 1);
 }
 
 #[tokio::test(start_paused = true)]
