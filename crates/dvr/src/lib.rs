@@ -1,0 +1,321 @@
+//! Recording of live streams (SPEC §DVR): the playback feed cut into keyframe-aligned MPEG-TS
+//! segments on disk, a segment log that is the recording's truth, retention, and the
+//! recording's playlist built on request from that log.
+//!
+//! A recording lives in `<storage root>/<code>/` (the recording id is the stream code):
+//!
+//! ```text
+//! 000000.ts 000001.ts ...   segments, never overwritten; numbering resumes above the highest
+//! segments.jsonl            one line per segment, appended and synced when it is on disk
+//! index.json                the summary (status, range, gaps), replaced atomically
+//! ```
+//!
+//! - [`Recordings`] is the registry the engine drives: [`start`](Recordings::start),
+//!   [`stop`](Recordings::stop), [`apply`](Recordings::apply) (new settings without a
+//!   restart), and the read side for the API: [`view`](Recordings::view) (log and status of
+//!   a recording, running or not) and [`segment`](Recordings::segment) (a segment's file,
+//!   resolved safely).
+//! - [`recorder`] holds the two tasks of a running recording: the cutter on the hub, the
+//!   writer on the disk, and the bounded queue between them that keeps a slow disk off the
+//!   media path.
+//! - [`log`], [`retention`] and [`playlist`] are the pure parts: parsing and deriving from
+//!   the log, which segments retention drops, the playlist text.
+//! - [`disk`] is the blocking I/O of one directory.
+//!
+//! What this crate does not do yet, rejected by validation: timeshift playlists, clips, live-URL
+//! timeshift and VOD mounts (SPEC §DVR, §HLS, §API).
+#![forbid(unsafe_code)]
+#![forbid(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod disk;
+pub mod log;
+pub mod playlist;
+pub mod recorder;
+pub mod retention;
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tributary_hub::{BufferId, Hub, SubscribeFrom};
+use tributary_media::StreamCode;
+use tributary_packager::UnixMillis;
+
+pub use crate::disk::SharedLog;
+pub use crate::log::{Gap, SegmentEntry, Summary};
+pub use crate::playlist::PlaylistKind;
+pub use crate::recorder::{RecordingEvent, RecordingObserver, RecordingStats, Settings};
+pub use crate::retention::Retention;
+
+use crate::recorder::{DirLocks, Running};
+
+/// Every recording of the process: the running ones, and the way to the stopped ones on disk.
+pub struct Recordings {
+    /// The hub, for the playback feed.
+    hub: Hub,
+    /// The DVR root (`<data_dir>/dvr`): where a stream without `storage_path` records.
+    root: PathBuf,
+    /// Told of recording events.
+    observer: RecordingObserver,
+    /// Running recordings by stream.
+    active: Mutex<HashMap<StreamCode, Active>>,
+    /// One writer per directory.
+    dirs: DirLocks,
+}
+
+/// A running recording.
+struct Active {
+    /// Its storage root and directory.
+    root: PathBuf,
+    dir: PathBuf,
+    /// Its log, shared with the writer.
+    log: SharedLog,
+    /// Its counters.
+    stats: Arc<RecordingStats>,
+    /// Its tasks' controls.
+    running: Running,
+}
+
+/// A recording as the API reads it.
+#[derive(Debug, Clone)]
+pub struct RecordingView {
+    /// The stream (and recording id).
+    pub code: StreamCode,
+    /// `recording`, `failed` or `stopped`.
+    pub status: &'static str,
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Its segments, by `seq`.
+    pub entries: Vec<SegmentEntry>,
+    /// When it stopped (stopped recordings whose `index.json` says).
+    pub stopped_at: Option<String>,
+    /// Counters of a running recording.
+    pub stats: Option<Arc<RecordingStats>>,
+}
+
+impl RecordingView {
+    /// The playlist: `EVENT` while recording, `VOD` when stopped.
+    pub fn playlist(&self) -> String {
+        let kind = if self.status == "stopped" {
+            PlaylistKind::Vod
+        } else {
+            PlaylistKind::Event
+        };
+        playlist::render(&self.entries, kind)
+    }
+}
+
+/// Why a recording could not start or a file could not be served.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DvrError {
+    /// The playback feed is not there.
+    #[error("stream {code}: no playback feed to record: {source}")]
+    Subscribe {
+        /// The stream.
+        code: StreamCode,
+        /// Why.
+        source: tributary_hub::HubError,
+    },
+    /// `storage_path` is not an absolute path without `..`.
+    #[error("stream {code}: dvr.storage_path {path:?} must be an absolute path without '..'")]
+    StoragePath {
+        /// The stream.
+        code: StreamCode,
+        /// The path.
+        path: String,
+    },
+    /// No tokio runtime to run the recording in.
+    #[error("stream {code}: recording needs a tokio runtime")]
+    NoRuntime {
+        /// The stream.
+        code: StreamCode,
+    },
+}
+
+impl Recordings {
+    /// A registry recording under `root` by default, telling `observer` what happens.
+    pub fn new(hub: Hub, root: PathBuf, observer: RecordingObserver) -> Self {
+        Self {
+            hub,
+            root,
+            observer,
+            active: Mutex::new(HashMap::new()),
+            dirs: DirLocks::default(),
+        }
+    }
+
+    /// The storage root of a stream with `storage_path` (`""`: the DVR root).
+    pub fn root_for(&self, code: &StreamCode, storage_path: &str) -> Result<PathBuf, DvrError> {
+        if storage_path.is_empty() {
+            return Ok(self.root.clone());
+        }
+        let path = Path::new(storage_path);
+        if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+            return Err(DvrError::StoragePath {
+                code: code.clone(),
+                path: storage_path.to_owned(),
+            });
+        }
+        Ok(path.to_owned())
+    }
+
+    /// Starts recording `code`'s playback feed with `dvr`'s settings (a running recording of
+    /// the stream is stopped first). Emits [`RecordingEvent::Started`].
+    pub fn start(&self, code: &StreamCode, dvr: &tributary_domain::Dvr) -> Result<(), DvrError> {
+        let root = self.root_for(code, &dvr.storage_path)?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(DvrError::NoRuntime { code: code.clone() });
+        }
+        let subscriber = self
+            .hub
+            .subscribe(&BufferId::Stream(code.clone()), SubscribeFrom::LastKeyframe, CLASS)
+            .map_err(|source| DvrError::Subscribe {
+                code: code.clone(),
+                source,
+            })?;
+        self.stop(code);
+        let dir = root.join(code.as_str());
+        let log = SharedLog::default();
+        let stats = Arc::new(RecordingStats::default());
+        let running = recorder::spawn(
+            subscriber,
+            code.clone(),
+            dir.clone(),
+            Settings::of(dvr),
+            Arc::clone(&log),
+            Arc::clone(&stats),
+            Arc::clone(&self.observer),
+            self.dirs.of(&dir),
+        );
+        tracing::info!(stream = %code, dir = %dir.display(), "recording started");
+        lock(&self.active).insert(
+            code.clone(),
+            Active {
+                root,
+                dir,
+                log,
+                stats,
+                running,
+            },
+        );
+        (self.observer)(code, &RecordingEvent::Started { resumed: false });
+        Ok(())
+    }
+
+    /// Stops recording `code`: its open segment is closed and written, then `index.json` says
+    /// `stopped` ([`RecordingEvent::Stopped`] once the writer is done).
+    pub fn stop(&self, code: &StreamCode) {
+        if let Some(active) = lock(&self.active).remove(code) {
+            active.running.stop.cancel();
+        }
+    }
+
+    /// New settings for a running recording, without a restart: retention from the next
+    /// segment, the segment duration from the next keyframe. (A new `storage_path` is a
+    /// stop and start, which the engine does.)
+    pub fn apply(&self, code: &StreamCode, dvr: &tributary_domain::Dvr) {
+        if let Some(active) = lock(&self.active).get(code) {
+            active.running.settings.send_replace(Settings::of(dvr));
+        }
+    }
+
+    /// Whether `code` is being recorded.
+    pub fn is_recording(&self, code: &StreamCode) -> bool {
+        lock(&self.active).contains_key(code)
+    }
+
+    /// The running recordings' counters.
+    pub fn stats(&self) -> Vec<(StreamCode, Arc<RecordingStats>)> {
+        lock(&self.active)
+            .iter()
+            .map(|(code, a)| (code.clone(), Arc::clone(&a.stats)))
+            .collect()
+    }
+
+    /// `code`'s recording, running or on disk under `storage_path`; `None` when it has none.
+    /// Blocking for a stopped one (reads its log): call it on the blocking pool.
+    pub fn view(&self, code: &StreamCode, storage_path: &str) -> Option<RecordingView> {
+        if let Some(active) = lock(&self.active).get(code) {
+            return Some(RecordingView {
+                code: code.clone(),
+                status: active.stats.status(),
+                dir: active.dir.clone(),
+                entries: lock(&active.log).clone(),
+                stopped_at: None,
+                stats: Some(Arc::clone(&active.stats)),
+            });
+        }
+        let root = self.root_for(code, storage_path).ok()?;
+        let dir = inside(&root, &root.join(code.as_str())).ok()?;
+        let entries = disk::read_log(&dir).ok()?;
+        let stopped_at = disk::read_index(&dir)
+            .and_then(|index| index.get("stopped_at")?.as_str().map(str::to_owned));
+        Some(RecordingView {
+            code: code.clone(),
+            status: "stopped",
+            dir,
+            entries,
+            stopped_at,
+            stats: None,
+        })
+    }
+
+    /// The bytes of segment `name` of `code`'s recording, if `name` is one of its own segment
+    /// names, listed in its log, and the file (symlinks resolved) lies inside the storage
+    /// root. Blocking: call it on the blocking pool.
+    pub fn segment(&self, code: &StreamCode, storage_path: &str, name: &str) -> Option<Bytes> {
+        let seq = log::parse_segment_name(name)?;
+        let (root, listed) = match lock(&self.active).get(code) {
+            Some(active) => (
+                active.root.clone(),
+                lock(&active.log).iter().any(|e| e.seq == seq),
+            ),
+            None => (self.root_for(code, storage_path).ok()?, false),
+        };
+        let dir = inside(&root, &root.join(code.as_str())).ok()?;
+        if !listed && !disk::read_log(&dir).ok()?.iter().any(|e| e.seq == seq) {
+            return None;
+        }
+        let path = inside(&root, &dir.join(name)).ok()?;
+        std::fs::read(path).ok().map(Bytes::from)
+    }
+}
+
+impl RecordingStats {
+    /// Average `fsync` time per segment written, in milliseconds.
+    pub fn sync_ms_per_segment(&self) -> Option<f64> {
+        let n = self.segments_written.load(Ordering::Relaxed);
+        (n > 0).then(|| self.sync_micros.load(Ordering::Relaxed) as f64 / n as f64 / 1000.0)
+    }
+}
+
+/// `path` with every symlink resolved, if it lies inside `root` (also resolved); the
+/// resolution is what gets opened, so a link swapped in later cannot lead out.
+fn inside(root: &Path, path: &Path) -> io::Result<PathBuf> {
+    let root = root.canonicalize()?;
+    let resolved = path.canonicalize()?;
+    if resolved.starts_with(&root) {
+        Ok(resolved)
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("{} resolves outside {}", path.display(), root.display()),
+        ))
+    }
+}
+
+/// Wall time now, as the log records it (for callers that report ages).
+pub fn wall_now() -> UnixMillis {
+    UnixMillis::from_system_time(std::time::SystemTime::now())
+}
+
+/// The hub subscriber class of recordings (`tributary_buffer_drops_total{subscriber="dvr"}`).
+pub const CLASS: &str = "dvr";
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
