@@ -14,6 +14,7 @@ mod events;
 mod hooks;
 mod media;
 pub mod openapi;
+mod recordings;
 mod sessions;
 mod streams;
 mod system;
@@ -93,6 +94,12 @@ pub fn router(engine: EngineHandle) -> Router {
             auth::require_admin,
         ))
         .layer(middleware::from_fn_with_state(timeout, admin_deadline));
+    let recordings = Router::new()
+        .route("/recordings/{*rest}", get(recordings::serve))
+        .layer(middleware::from_fn_with_state(
+            auth::AdminGate::new(engine.clone()),
+            recordings::gate,
+        ));
     let public = public
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
@@ -104,6 +111,7 @@ pub fn router(engine: EngineHandle) -> Router {
     // kernel's random pool and three copies.
     Router::new()
         .merge(admin)
+        .merge(recordings)
         .merge(public)
         .layer(middleware::from_fn(access_log))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
@@ -131,7 +139,8 @@ async fn admin_deadline(State(timeout): State<Duration>, request: Request, next:
     }
 }
 
-/// One INFO line per API request (SPEC §API conventions; media routes are not wrapped).
+/// One INFO line per API request (SPEC §API conventions; live media is not wrapped, and
+/// recordings' media is marked [`media::MediaResponse`]).
 async fn access_log(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -143,6 +152,13 @@ async fn access_log(request: Request, next: Next) -> Response {
         .to_owned();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
+    if response
+        .extensions()
+        .get::<media::MediaResponse>()
+        .is_some()
+    {
+        return response;
+    }
     tracing::info!(
         %method,
         path,

@@ -30,6 +30,11 @@ use tributary_engine::{
 
 use crate::error::ApiError;
 
+/// Marks a response as media served under the API's layers (recordings' playlists and
+/// segments), so the access log, which is for API requests, skips it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MediaResponse;
+
 /// The fallback route: a media asset, or the API's 404.
 pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) -> Response {
     let method = request.method().clone();
@@ -196,7 +201,8 @@ fn mpegts(
     response
 }
 
-fn respond(asset: &MediaAsset, request: &HeaderMap, head: bool) -> Response {
+/// A media asset as a response: `HEAD`, a single byte range, CORS.
+pub(crate) fn respond(asset: &MediaAsset, request: &HeaderMap, head: bool) -> Response {
     let total = asset.body.len();
     let range = request
         .get(header::RANGE)

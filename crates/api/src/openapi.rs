@@ -29,6 +29,11 @@ use utoipa_swagger_ui::SwaggerUi;
         events,
         list_sessions,
         stream_sessions,
+        stream_recordings,
+        get_recording,
+        recording_info,
+        recording_playlist,
+        recording_segment,
         get_session,
         kick_session,
         list_templates,
@@ -279,6 +284,46 @@ fn list_sessions() {}
               (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn stream_sessions() {}
+
+#[utoipa::path(get, path = "/streams/{code}/recordings", tag = "dvr",
+    params(("code" = String, Path, description = "stream code; may contain '/'")),
+    responses((status = 200, description = "`{data: [Recording], total}`: the stream's recording (its id is the stream code) — `id`, `stream_code`, `started_at`, `stopped_at` (when stopped), `status` (`recording`, `stopped`, `failed`), `segment_dir` — or `[]`", body = Object),
+              (status = 404, description = "no such stream", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn stream_recordings() {}
+
+#[utoipa::path(get, path = "/recordings/{rid}", tag = "dvr",
+    params(("rid" = String, Path, description = "recording id (the stream code; may contain '/')")),
+    responses((status = 200, description = "`{data: Recording}`", body = Object),
+              (status = 404, description = "`NOT_FOUND`: no recording", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn get_recording() {}
+
+#[utoipa::path(get, path = "/recordings/{rid}/info", tag = "dvr",
+    params(("rid" = String, Path, description = "recording id")),
+    responses((status = 200, description = "`{data: {stream_code, status, dvr_range{started_at, last_segment_at}, gaps[{from, to, duration}], segment_count, total_size_bytes, total_duration_sec}}`", body = Object),
+              (status = 404, description = "`NOT_FOUND` / `NO_DATA`: no recording, or no segment yet", body = ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn recording_info() {}
+
+#[utoipa::path(get, path = "/recordings/{rid}/playlist.m3u8", tag = "dvr",
+    params(("rid" = String, Path, description = "recording id")),
+    responses((status = 200, description = "HLS playlist built from the segment log: `EVENT` while recording, `VOD` with `#EXT-X-ENDLIST` when stopped; `#EXT-X-PROGRAM-DATE-TIME` first and after each discontinuity", content_type = "application/vnd.apple.mpegurl", body = String),
+              (status = 404, description = "`NOT_FOUND` / `NO_SEGMENTS`", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn recording_playlist() {}
+
+#[utoipa::path(get, path = "/recordings/{rid}/{segment}", tag = "dvr",
+    params(("rid" = String, Path, description = "recording id"),
+           ("segment" = String, Path, description = "`NNNNNN.ts` (six or more digits), listed in the recording's log")),
+    responses((status = 200, description = "the segment (`HEAD` and `Range` supported)", content_type = "video/mp2t", body = Vec<u8>),
+              (status = 206, description = "a byte range"),
+              (status = 404, description = "not one of the recording's segments", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn recording_segment() {}
 
 #[utoipa::path(get, path = "/sessions/{id}", tag = "sessions",
     params(("id" = String, Path)),

@@ -228,6 +228,18 @@ pub(crate) async fn get_one(
         }
         return crate::sessions::of_stream(&engine, code, &query).map(IntoResponse::into_response);
     }
+    if let Some(code) = rest.strip_suffix("/recordings") {
+        // `GET /streams/{code}/recordings` (SPEC §API): the stream's recording (one: the
+        // recording id is the stream code), `[]` when it has none.
+        let code = stream_code(code)
+            .map_err(|_| ApiError::not_found(format!("stream {code:?} not found")))?;
+        let recordings = engine
+            .recordings(&code)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("stream {code} not found")))?;
+        let total = recordings.len();
+        return Ok(Json(json!({"data": recordings, "total": total})).into_response());
+    }
     let code = stream_code(&rest)
         .map_err(|_| ApiError::not_found(format!("stream {rest:?} not found")))?;
     let reveal = flag(&query, "reveal")?;

@@ -74,6 +74,20 @@ pub enum EventType {
     /// A rung ran below 0.95× real time for 30 s; payload `{profile, speed}`.
     #[serde(rename = "transcoder.slow")]
     TranscoderSlow,
+    /// Recording started, or resumed after failing writes; payload `{recording_id}` (and
+    /// `resumed: true` on recovery).
+    #[serde(rename = "recording.started")]
+    RecordingStarted,
+    /// Recording stopped; payload `{recording_id}`.
+    #[serde(rename = "recording.stopped")]
+    RecordingStopped,
+    /// Writes failed for 30 s; payload `{recording_id, segment, error}`.
+    #[serde(rename = "recording.failed")]
+    RecordingFailed,
+    /// A recorded segment is on disk; payload `{recording_id, segment, duration_sec,
+    /// size_bytes, wall_time, discontinuity}`.
+    #[serde(rename = "segment.written")]
+    SegmentWritten,
     /// A play session opened; payload `{session_id, proto, ip, user_agent, country,
     /// user_name}`.
     #[serde(rename = "session.opened")]
@@ -108,6 +122,10 @@ impl EventType {
             Self::TranscoderError => "transcoder.error",
             Self::TranscoderRecovered => "transcoder.recovered",
             Self::TranscoderSlow => "transcoder.slow",
+            Self::RecordingStarted => "recording.started",
+            Self::RecordingStopped => "recording.stopped",
+            Self::RecordingFailed => "recording.failed",
+            Self::SegmentWritten => "segment.written",
             Self::SessionOpened => "session.opened",
             Self::SessionClosed => "session.closed",
         }

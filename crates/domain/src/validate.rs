@@ -177,6 +177,10 @@ pub struct Support {
     /// anywhere. Checked on the path as written here; ingest checks it again on the path as
     /// resolved when it opens the file.
     pub file_roots: Vec<std::path::PathBuf>,
+    /// Where recordings may be stored (`security.storage_roots`, default the data directory):
+    /// a `dvr.storage_path` must lie inside one (SPEC §Security "File serving"); empty: any
+    /// absolute path. Checked on the path as written (no `..`); the DVR resolves it again.
+    pub storage_roots: Vec<std::path::PathBuf>,
     /// What parsing a transcoder needs: the hardware backends the FFmpeg probe found and
     /// whether `security.unsafe_extra_args` lifts the `extra_args` deny-list.
     pub ffmpeg: ParseContext,
@@ -213,6 +217,7 @@ impl Support {
             srt_listener: true,
             rtmp_port: Some(1935),
             file_roots: Vec::new(),
+            storage_roots: Vec::new(),
             ffmpeg: ParseContext {
                 hw: Hw::ALL.to_vec(),
                 unsafe_extra_args: false,
@@ -527,6 +532,33 @@ pub fn parse_stream(
             ErrorCode::Unsupported,
             "DVR is not supported yet",
         ));
+    }
+    if let Some(d) = &stream.dvr
+        && !d.storage_path.is_empty()
+    {
+        let path = std::path::Path::new(&d.storage_path);
+        let plain = path.is_absolute()
+            && !path
+                .components()
+                .any(|c| c == std::path::Component::ParentDir);
+        if !plain {
+            errors.push(FieldError::new(
+                "dvr.storage_path",
+                ErrorCode::InvalidField,
+                "must be an absolute path without '..'",
+            ));
+        } else if !support.storage_roots.is_empty()
+            && !support
+                .storage_roots
+                .iter()
+                .any(|root| path.starts_with(root))
+        {
+            errors.push(FieldError::new(
+                "dvr.storage_path",
+                ErrorCode::InvalidField,
+                "must lie inside security.storage_roots (default: the data directory)",
+            ));
+        }
     }
     if let Some(d) = &stream.dvr
         && (d.max_size_gb < 0.0 || !d.max_size_gb.is_finite())

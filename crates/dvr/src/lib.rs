@@ -109,7 +109,7 @@ impl RecordingView {
 }
 
 /// Why a recording could not start or a file could not be served.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DvrError {
     /// The playback feed is not there.
@@ -172,7 +172,11 @@ impl Recordings {
         }
         let subscriber = self
             .hub
-            .subscribe(&BufferId::Stream(code.clone()), SubscribeFrom::LastKeyframe, CLASS)
+            .subscribe(
+                &BufferId::Stream(code.clone()),
+                SubscribeFrom::LastKeyframe,
+                CLASS,
+            )
             .map_err(|source| DvrError::Subscribe {
                 code: code.clone(),
                 source,

@@ -211,7 +211,10 @@ pub struct Summary {
     #[serde(serialize_with = "rfc3339_opt")]
     pub started_at: Option<UnixMillis>,
     /// When recording stopped (set with `status: stopped`).
-    #[serde(serialize_with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        serialize_with = "rfc3339_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub stopped_at: Option<UnixMillis>,
     /// The newest segment's wall time.
     #[serde(serialize_with = "rfc3339_opt")]
@@ -242,8 +245,7 @@ impl Summary {
             last_segment_at: entries.last().map(|e| e.start),
             segment_count: entries.len(),
             total_size_bytes: entries.iter().map(|e| e.size).sum(),
-            total_duration_sec: entries.iter().map(|e| e.duration_ms).sum::<u64>() as f64
-                / 1000.0,
+            total_duration_sec: entries.iter().map(|e| e.duration_ms).sum::<u64>() as f64 / 1000.0,
             first_seq: entries.first().map(|e| e.seq),
             last_seq: entries.last().map(|e| e.seq),
             gaps: gaps(entries),
@@ -316,7 +318,15 @@ mod tests {
         assert_eq!(parse_line(line.trim_end()), Ok(e));
         assert_eq!(parse_segment_name("000007.ts"), Some(7));
         assert_eq!(parse_segment_name("1234567.ts"), Some(1_234_567));
-        for bad in ["7.ts", "00007.ts", "000007.TS", "+00007.ts", "../000007.ts", "000007.ts.ts", "0000007.ts"] {
+        for bad in [
+            "7.ts",
+            "00007.ts",
+            "000007.TS",
+            "+00007.ts",
+            "../000007.ts",
+            "000007.ts.ts",
+            "0000007.ts",
+        ] {
             assert_eq!(parse_segment_name(bad), None, "{bad}");
         }
     }
@@ -372,13 +382,15 @@ mod tests {
             any::<u64>(),
             any::<bool>(),
         )
-            .prop_map(|(seq, start, duration_ms, size, discontinuity)| SegmentEntry {
-                seq,
-                start: UnixMillis(start),
-                duration_ms,
-                size,
-                discontinuity,
-            })
+            .prop_map(
+                |(seq, start, duration_ms, size, discontinuity)| SegmentEntry {
+                    seq,
+                    start: UnixMillis(start),
+                    duration_ms,
+                    size,
+                    discontinuity,
+                },
+            )
     }
 
     proptest! {

@@ -167,7 +167,9 @@ pub(crate) fn spawn(
     let (settings_tx, settings_rx) = watch::channel(settings);
     let (queue, segments) = mpsc::channel(SEGMENT_QUEUE);
     let stop = CancellationToken::new();
-    subscriber.set_wake(Wake::VideoKeyframe { within: WAKE_WITHIN });
+    subscriber.set_wake(Wake::VideoKeyframe {
+        within: WAKE_WITHIN,
+    });
     let span = tracing::info_span!("dvr", stream = %code);
     let cutter = Cutter {
         subscriber,
@@ -335,13 +337,21 @@ struct Writer {
 }
 
 impl Writer {
-    async fn run(self, mut segments: mpsc::Receiver<Pending>, dir_lock: Arc<tokio::sync::Mutex<()>>) {
+    async fn run(
+        self,
+        mut segments: mpsc::Receiver<Pending>,
+        dir_lock: Arc<tokio::sync::Mutex<()>>,
+    ) {
         let _owner = dir_lock.lock_owned().await;
         let mut disk: Option<Disk> = None;
         while let Some(segment) = segments.recv().await {
             let retention = self.settings.borrow().retention;
             let now = UnixMillis::from_system_time(SystemTime::now());
-            let (dir, code, log) = (self.dir.clone(), self.code.to_string(), Arc::clone(&self.log));
+            let (dir, code, log) = (
+                self.dir.clone(),
+                self.code.to_string(),
+                Arc::clone(&self.log),
+            );
             let opened = disk.take();
             let outcome = tokio::task::spawn_blocking(move || {
                 let mut disk = match opened {
@@ -372,7 +382,8 @@ impl Writer {
         }
         let now = UnixMillis::from_system_time(SystemTime::now());
         if let Some(disk) = disk {
-            let closed = tokio::task::spawn_blocking(move || disk.write_index("stopped", Some(now))).await;
+            let closed =
+                tokio::task::spawn_blocking(move || disk.write_index("stopped", Some(now))).await;
             if let Ok(Err(error)) = closed {
                 tracing::warn!(%error, "index.json not written at stop");
             }
@@ -421,9 +432,7 @@ impl Writer {
     fn failed(&self, error: &std::io::Error, now: UnixMillis) {
         let stats = &self.stats;
         let failures = stats.failed_writes.fetch_add(1, Ordering::Relaxed) + 1;
-        let segment = crate::log::segment_name(
-            lock(&self.log).last().map_or(0, |e| e.seq + 1),
-        );
+        let segment = crate::log::segment_name(lock(&self.log).last().map_or(0, |e| e.seq + 1));
         let mono = Instant::now();
         let newly_failed = {
             let mut health = lock(&stats.health);
@@ -455,6 +464,7 @@ fn segmenter(segment: Duration) -> HlsSegmenter {
         first_number: 0,
         grid: None,
         format: SegmentFormat::Ts,
+        part: None,
     })
 }
 

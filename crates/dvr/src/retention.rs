@@ -96,7 +96,10 @@ mod tests {
         assert_eq!(r.expired(&log(&[1, 1, 1, 1]), UnixMillis(18_000)), 1);
         // Everything old: the newest stays.
         assert_eq!(r.expired(&log(&[1, 1, 1, 1]), UnixMillis(1_000_000)), 3);
-        assert_eq!(Retention::default().expired(&log(&[1, 1]), UnixMillis(1 << 50)), 0);
+        assert_eq!(
+            Retention::default().expired(&log(&[1, 1]), UnixMillis(1 << 50)),
+            0
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ mod backoff;
 mod buffers;
 mod caps;
 mod coordinator;
+mod dvr;
 pub mod events;
 mod hooks;
 mod http_ts;
@@ -51,6 +52,7 @@ use tributary_domain::{Stream, StreamCode};
 use tributary_store::{Expect, HookRepository, SqliteStore, StreamRepository};
 
 pub use coordinator::{Applied, CoordError, StateSnapshot, Step};
+pub use dvr::{RecordingPath, RecordingReply};
 pub use hooks::{DELIVERY_LOG, HookError};
 pub use http_ts::{TsPlay, TsPlayError};
 pub use listeners::ListenerError;
@@ -172,6 +174,11 @@ impl Engine {
         let timeout = Duration::from_secs(config.server.admin_timeout_sec.max(1));
         let supported = Arc::new(Supported::build());
         supported.set_file_roots(file_roots(&config));
+        // `security.storage_roots` is not supported yet: its default, the data directory.
+        supported.set_storage_roots(vec![
+            std::path::absolute(&config.data_dir)
+                .unwrap_or_else(|_| PathBuf::from(&config.data_dir)),
+        ]);
         let coordinator = Coordinator::new(
             services,
             store.clone(),
@@ -196,6 +203,7 @@ impl Engine {
             PublishAuth::parse(&config.security.publish_auth),
         ));
         media.router.attach(Arc::clone(&autopublish));
+        media.dvr.attach(events.clone());
         let hooks = Arc::new(hooks::Hooks::new(
             config.hooks.clone(),
             Path::new(&config.data_dir),
@@ -510,6 +518,7 @@ impl EngineHandle {
                 .runtime(code)
                 .filter(|_| snap.running),
             publisher: self.publisher(code, snap.running),
+            dvr: self.shared.media.dvr.runtime(code).filter(|_| snap.running),
             warnings: running_warnings,
             last_error: snap.last_error,
         }

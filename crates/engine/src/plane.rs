@@ -12,9 +12,9 @@ use crate::buffers::{HubBuffers, Intakes};
 use crate::manager::Manager;
 use crate::outputs::Outputs;
 use crate::router::{EngineRouter, PublishAuth};
-use crate::services::{NotLanded, Services};
+use crate::services::Services;
 use crate::transcoder::Transcoders;
-use crate::{caps, metrics, sessions, thumbnails};
+use crate::{caps, dvr, metrics, sessions, thumbnails};
 
 /// The real services, built over one hub.
 pub(crate) struct MediaPlane {
@@ -24,6 +24,8 @@ pub(crate) struct MediaPlane {
     pub(crate) transcoders: Arc<Transcoders>,
     /// The thumbnailers, for `GET /{code}/thumbnail.jpg`.
     pub(crate) thumbnails: Arc<thumbnails::Thumbnails>,
+    /// The recordings, for `runtime.dvr`, the DVR metrics and the recording routes.
+    pub(crate) dvr: Arc<dvr::Dvr>,
     /// The outputs, for the media routes.
     pub(crate) outputs: Arc<Outputs>,
     /// What the listeners ask about publishes and plays.
@@ -99,18 +101,23 @@ impl MediaPlane {
             config.transcoder.ffmpeg_path.clone().into(),
             PathBuf::from(&config.data_dir).join("thumbnails"),
         ));
+        let dvr = Arc::new(dvr::Dvr::new(
+            hub.clone(),
+            PathBuf::from(&config.data_dir).join("dvr"),
+        ));
         let services = Services {
             buffers,
             inputs: manager.clone(),
             outputs: outputs.clone(),
             transcoder: transcoders.clone(),
-            dvr: Arc::new(NotLanded("DVR")),
+            dvr: dvr.clone(),
             thumbnails: thumbnails.clone(),
         };
         Self {
             manager,
             transcoders,
             thumbnails,
+            dvr,
             outputs,
             router,
             metrics,

@@ -59,6 +59,9 @@ pub enum ServiceError {
         /// Why there is none (the path looked for).
         reason: String,
     },
+    /// A recording could not start (the error names the stream).
+    #[error("dvr: {0}")]
+    Dvr(#[source] tributary_dvr::DvrError),
 }
 
 /// A buffer the coordinator creates for a stream (SPEC §Buffer hub ids).
@@ -176,54 +179,4 @@ pub(crate) struct Services {
     pub(crate) transcoder: Arc<dyn TranscodeService>,
     pub(crate) dvr: Arc<dyn DvrService>,
     pub(crate) thumbnails: Arc<dyn ThumbnailService>,
-}
-
-/// Stands in for a service whose crate has not landed. Validation rejects every configuration
-/// that would reach it, so it is only hit by records written by another build; it refuses with
-/// a clear error instead of pretending to work.
-pub(crate) struct NotLanded(pub(crate) &'static str);
-
-impl BufferService for NotLanded {
-    fn create(&self, _: &StreamCode, _: &[BufferKind]) -> Result<(), ServiceError> {
-        Err(ServiceError::Unsupported(self.0))
-    }
-    fn delete(&self, _: &StreamCode, _: &[BufferKind]) {}
-}
-
-impl InputService for NotLanded {
-    fn register(&self, _: &StreamSpec) -> Result<(), ServiceError> {
-        Err(ServiceError::Unsupported(self.0))
-    }
-    fn update_inputs(&self, _: &StreamSpec, _: &StreamSpec) -> Result<(), ServiceError> {
-        Err(ServiceError::Unsupported(self.0))
-    }
-    fn set_stream_key(&self, _: &StreamCode, _: &str) {}
-    fn unregister(&self, _: &StreamCode) {}
-}
-
-impl OutputService for NotLanded {
-    fn start_output(&self, _: &Stream, _: Output) -> Result<(), ServiceError> {
-        Err(ServiceError::Unsupported(self.0))
-    }
-    fn stop_output(&self, _: &StreamCode, _: Output) {}
-    fn ladder_changed(&self, _: &Stream) {}
-    fn start_push(&self, _: &Stream, _: &Push) -> Result<(), ServiceError> {
-        Err(ServiceError::Unsupported(self.0))
-    }
-    fn stop_push(&self, _: &StreamCode, _: &str) {}
-}
-
-impl DvrService for NotLanded {
-    fn start(&self, _: &Stream) -> Result<(), ServiceError> {
-        Err(ServiceError::Unsupported(self.0))
-    }
-    fn stop(&self, _: &StreamCode) {}
-    fn apply(&self, _: &Stream) {}
-}
-
-impl ThumbnailService for NotLanded {
-    fn start(&self, _: &Stream) -> Result<(), ServiceError> {
-        Err(ServiceError::Unsupported(self.0))
-    }
-    fn stop(&self, _: &StreamCode) {}
 }

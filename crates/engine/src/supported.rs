@@ -43,6 +43,7 @@ impl Supported {
             push: true,
             transcoder: true,
             templates: true,
+            dvr: true,
             ..Support::default()
         })
     }
@@ -62,6 +63,12 @@ impl Supported {
     /// Sets where file inputs may read (`security.file_input_roots`; empty: anywhere).
     pub(crate) fn set_file_roots(&self, roots: Vec<std::path::PathBuf>) {
         lock(&self.support).file_roots = roots;
+    }
+
+    /// Sets where recordings may be stored (`security.storage_roots`, default the data
+    /// directory).
+    pub(crate) fn set_storage_roots(&self, roots: Vec<std::path::PathBuf>) {
+        lock(&self.support).storage_roots = roots;
     }
 
     /// Records the RTMP listener's bound port (`None`: not bound).

@@ -91,6 +91,14 @@ pub struct Runtime {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub publisher: Option<serde_json::Value>,
+    /// The recording, while the stream records: `recording_id`, `status` (`recording` or
+    /// `failed`), `segment_dir`, `segments_written`, `bytes_written`, `dropped_segments`
+    /// (segments lost because the disk fell behind), `failed_writes`, `segment_count` and
+    /// `total_size_bytes` (on disk now), `last_segment_at`, `sync_ms_per_segment` (average
+    /// fsync time) and `last_error` (`message`, `at`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub dvr: Option<serde_json::Value>,
     /// Operator-facing warnings of the current run.
     pub warnings: Vec<String>,
     /// The last start or update failure, until the next success (the reconciler retries).

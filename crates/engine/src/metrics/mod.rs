@@ -431,6 +431,16 @@ impl EngineHandle {
         }
 
         let stored_codes: HashSet<&StreamCode> = codes.iter().copied().collect();
+        for (code, segments, bytes, dropped) in media.dvr.metrics() {
+            if !stored_codes.contains(&code) {
+                continue;
+            }
+            let l = || labels([("stream_code", code.as_str())]);
+            out.counter(DVR_SEGMENTS, l(), segments);
+            out.counter(DVR_BYTES, l(), bytes);
+            out.counter(DVR_DROPPED, l(), dropped);
+            out.gauge(DVR_ACTIVE, l(), 1);
+        }
         for id in media.hub.ids() {
             let (code, buffer) = match &id {
                 BufferId::Stream(code) => (code, "main".to_owned()),
@@ -824,10 +834,20 @@ const HLS_BLOCKING: Spec = counter(
      outcome: answered, timeout (503 after 3 x TARGETDURATION), busy (503, too many held), \
      bad_request (400, too far ahead).",
 );
+const DVR_SEGMENTS: Spec = counter("dvr_segments_written", "Recorded segments written to disk.");
+const DVR_BYTES: Spec = counter("dvr_bytes_written", "Recorded bytes written to disk.");
+const DVR_DROPPED: Spec = counter(
+    "dvr_segments_dropped",
+    "Recorded segments dropped because the disk fell behind (Tributary).",
+);
+const DVR_ACTIVE: Spec = gauge(
+    "dvr_recording_active",
+    "1 while the stream is being recorded.",
+);
 
 /// Every family [`Exposition`] can carry: what [`families`] lists. A new `Spec` goes here too
 /// (a test counts them).
-const FAMILIES: [Spec; 33] = [
+const FAMILIES: [Spec; 37] = [
     STATUS,
     START_TIME,
     INGEST_BYTES,
@@ -861,6 +881,10 @@ const FAMILIES: [Spec; 33] = [
     HOOK_QUEUE,
     EVENTS_DROPPED,
     HLS_BLOCKING,
+    DVR_SEGMENTS,
+    DVR_BYTES,
+    DVR_DROPPED,
+    DVR_ACTIVE,
 ];
 
 #[cfg(test)]

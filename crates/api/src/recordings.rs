@@ -1,0 +1,81 @@
+//! Recording routes (SPEC §API, §DVR): `GET /recordings/{rid}` and `/recordings/{rid}/info`
+//! (admin), `GET /recordings/{rid}/playlist.m3u8` and `/recordings/{rid}/NNNNNN.ts` (media:
+//! CORS, `HEAD`, byte ranges, no admin token). The recording id is the stream code, which may
+//! hold `/`; the last path segment decides the route, and a segment name must be one the DVR
+//! wrote (six or more digits, `.ts`) and listed in the recording's log.
+//!
+//! Paths are never mapped onto the file system here: the id is parsed as a stream code (so
+//! `..`, backslashes, NUL and empty segments name nothing) and the DVR resolves the file,
+//! symlinks included, inside its storage root.
+
+use axum::extract::{Path, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Json, Response};
+use serde_json::json;
+use tributary_engine::{EngineHandle, MediaAsset, RecordingPath, RecordingReply};
+
+use crate::auth::AdminGate;
+use crate::error::ApiError;
+use crate::media::{MediaResponse, respond};
+
+/// `GET /recordings/{*rest}`.
+pub(crate) async fn serve(
+    State(engine): State<EngineHandle>,
+    Path(rest): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let path = RecordingPath::parse(&rest)
+        .ok_or_else(|| ApiError::not_found(format!("no recording route /recordings/{rest}")))?;
+    let media = path.is_media();
+    let head = request.method() == axum::http::Method::HEAD;
+    let mut response = match engine.recording(path).await? {
+        RecordingReply::Json(data) => Json(json!({"data": data})).into_response(),
+        RecordingReply::Playlist(text) => respond(
+            &MediaAsset {
+                content_type: "application/vnd.apple.mpegurl",
+                cache_control: "no-cache",
+                body: text.into(),
+            },
+            request.headers(),
+            head,
+        ),
+        RecordingReply::Segment(body) => respond(
+            &MediaAsset {
+                content_type: "video/mp2t",
+                cache_control: "public, max-age=31536000, immutable",
+                body,
+            },
+            request.headers(),
+            head,
+        ),
+        RecordingReply::NotFound(code, message) => {
+            ApiError::new(axum::http::StatusCode::NOT_FOUND, code, message).into_response()
+        }
+        RecordingReply::Unsupported(message) => ApiError::new(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "UNSUPPORTED",
+            message,
+        )
+        .into_response(),
+        _ => ApiError::not_found("no such recording route").into_response(),
+    };
+    if media {
+        response.extensions_mut().insert(MediaResponse);
+    }
+    Ok(response)
+}
+
+/// The admin gate for `/recordings/…`, except the media routes (playlist and segments), which
+/// players fetch without a token (SPEC §API route classes).
+pub(crate) async fn gate(State(gate): State<AdminGate>, request: Request, next: Next) -> Response {
+    let media = request
+        .uri()
+        .path()
+        .strip_prefix("/recordings/")
+        .and_then(RecordingPath::parse)
+        .is_some_and(|p| p.is_media());
+    if media {
+        return next.run(request).await;
+    }
+    crate::auth::require_admin(State(gate), request, next).await
+}

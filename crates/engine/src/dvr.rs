@@ -1,0 +1,323 @@
+//! The DVR service (SPEC §DVR): the coordinator's [`DvrService`] over
+//! [`tributary_dvr::Recordings`], recording events onto the bus, and the read side the API's
+//! recording routes use (`GET /streams/{code}/recordings`, `/recordings/{rid}`, its `info`,
+//! `playlist.m3u8` and segment files).
+//!
+//! The recording id is the stream code. A stopped recording is found on disk where the
+//! stream's stored `dvr.storage_path` says (the DVR root `<data_dir>/dvr` when empty); a
+//! deleted stream's recording (its files are kept) is looked for in the DVR root. Reads of a
+//! stopped recording's log run on the blocking pool.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+
+use serde_json::{Value, json};
+use tributary_domain::event::EventType;
+use tributary_domain::{Stream, StreamCode};
+use tributary_dvr::{RecordingEvent, RecordingView, Recordings, Summary};
+use tributary_hub::Hub;
+
+use crate::events::EventBus;
+use crate::services::{DvrService, ServiceError};
+use crate::{CoordError, EngineHandle};
+
+/// Every recording, and where its events go.
+pub(crate) struct Dvr {
+    /// The registry of recordings.
+    recordings: Recordings,
+    /// The bus, once the engine has one (events before it are dropped: none happen, streams
+    /// start after).
+    events: Arc<OnceLock<EventBus>>,
+}
+
+impl Dvr {
+    /// Recordings under `root` by default (`<data_dir>/dvr`).
+    pub(crate) fn new(hub: Hub, root: PathBuf) -> Self {
+        let events: Arc<OnceLock<EventBus>> = Arc::default();
+        let bus = Arc::clone(&events);
+        let observer = Arc::new(move |code: &StreamCode, event: &RecordingEvent| {
+            let Some(bus) = bus.get() else { return };
+            let id = code.as_str();
+            let (kind, payload) = match event {
+                RecordingEvent::Started { resumed: false } => {
+                    (EventType::RecordingStarted, json!({"recording_id": id}))
+                }
+                RecordingEvent::Started { resumed: true } => (
+                    EventType::RecordingStarted,
+                    json!({"recording_id": id, "resumed": true}),
+                ),
+                RecordingEvent::Stopped => {
+                    (EventType::RecordingStopped, json!({"recording_id": id}))
+                }
+                RecordingEvent::Failed { segment, error } => (
+                    EventType::RecordingFailed,
+                    json!({"recording_id": id, "segment": segment, "error": error}),
+                ),
+                RecordingEvent::SegmentWritten {
+                    segment,
+                    duration_sec,
+                    size_bytes,
+                    wall_time,
+                    discontinuity,
+                } => (
+                    EventType::SegmentWritten,
+                    json!({"recording_id": id, "segment": segment, "duration_sec": duration_sec,
+                           "size_bytes": size_bytes, "wall_time": wall_time.to_string(),
+                           "discontinuity": discontinuity}),
+                ),
+                _ => return,
+            };
+            bus.publish(kind, id, payload);
+        });
+        Self {
+            recordings: Recordings::new(hub, root, observer),
+            events,
+        }
+    }
+
+    /// Sends recording events to `events` from now on.
+    pub(crate) fn attach(&self, events: EventBus) {
+        let _ = self.events.set(events);
+    }
+
+    /// `runtime.dvr` of a stream being recorded.
+    pub(crate) fn runtime(&self, code: &StreamCode) -> Option<Value> {
+        let (_, stats) = self
+            .recordings
+            .stats()
+            .into_iter()
+            .find(|(c, _)| c == code)?;
+        let view = self.recordings.view(code, "")?;
+        let mut runtime = json!({
+            "recording_id": code.as_str(),
+            "status": stats.status(),
+            "segment_dir": view.dir.display().to_string(),
+            "segments_written": stats.segments_written.load(Ordering::Relaxed),
+            "bytes_written": stats.bytes_written.load(Ordering::Relaxed),
+            "dropped_segments": stats.dropped_segments.load(Ordering::Relaxed),
+            "failed_writes": stats.failed_writes.load(Ordering::Relaxed),
+            "segment_count": view.entries.len(),
+            "total_size_bytes": view.entries.iter().map(|e| e.size).sum::<u64>(),
+            "last_segment_at": view.entries.last().map(|e| e.start.to_string()),
+            "sync_ms_per_segment": stats.sync_ms_per_segment(),
+        });
+        if let Some((message, at)) = stats.last_error() {
+            runtime["last_error"] = json!({"message": message, "at": at.to_string()});
+        }
+        Some(runtime)
+    }
+
+    /// `(code, segments written, bytes written, dropped segments)` per running recording, for
+    /// the metrics.
+    pub(crate) fn metrics(&self) -> Vec<(StreamCode, u64, u64, u64)> {
+        self.recordings
+            .stats()
+            .into_iter()
+            .map(|(code, s)| {
+                (
+                    code,
+                    s.segments_written.load(Ordering::Relaxed),
+                    s.bytes_written.load(Ordering::Relaxed),
+                    s.dropped_segments.load(Ordering::Relaxed),
+                )
+            })
+            .collect()
+    }
+}
+
+impl DvrService for Dvr {
+    fn start(&self, stream: &Stream) -> Result<(), ServiceError> {
+        let dvr = stream.dvr.clone().unwrap_or_default();
+        self.recordings
+            .start(&stream.code, &dvr)
+            .map_err(ServiceError::Dvr)
+    }
+
+    fn stop(&self, code: &StreamCode) {
+        self.recordings.stop(code);
+    }
+
+    fn apply(&self, stream: &Stream) {
+        self.recordings
+            .apply(&stream.code, &stream.dvr.clone().unwrap_or_default());
+    }
+}
+
+/// A recording as `GET /streams/{code}/recordings` lists it (SPEC §Domain "Recording").
+fn recording_json(view: &RecordingView) -> Value {
+    let mut recording = json!({
+        "id": view.code.as_str(),
+        "stream_code": view.code.as_str(),
+        "started_at": view.entries.first().map(|e| e.start.to_string()),
+        "status": view.status,
+        "segment_dir": view.dir.display().to_string(),
+    });
+    if let Some(stopped_at) = &view.stopped_at {
+        recording["stopped_at"] = json!(stopped_at);
+    }
+    recording
+}
+
+/// A recording's `info` (SPEC §API).
+fn info_json(view: &RecordingView) -> Value {
+    let summary = Summary::of(view.code.as_str(), view.status, &view.entries);
+    json!({
+        "stream_code": view.code.as_str(),
+        "status": view.status,
+        "dvr_range": {
+            "started_at": summary.started_at.map(|t| t.to_string()),
+            "last_segment_at": summary.last_segment_at.map(|t| t.to_string()),
+        },
+        "gaps": summary.gaps,
+        "segment_count": summary.segment_count,
+        "total_size_bytes": summary.total_size_bytes,
+        "total_duration_sec": summary.total_duration_sec,
+    })
+}
+
+/// A recording route's answer.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum RecordingReply {
+    /// JSON for the API envelope.
+    Json(Value),
+    /// The playlist text.
+    Playlist(String),
+    /// A segment's bytes.
+    Segment(bytes::Bytes),
+    /// No such recording, segment or data: 404 with this error code (`NOT_FOUND`,
+    /// `NO_DATA`, `NO_SEGMENTS`) and message.
+    NotFound(&'static str, String),
+    /// A recording route that has not landed: 422 `UNSUPPORTED`.
+    Unsupported(String),
+}
+
+/// What a `/recordings/{rid}/…` path asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordingPath {
+    /// `/recordings/{rid}`.
+    Recording(StreamCode),
+    /// `/recordings/{rid}/info`.
+    Info(StreamCode),
+    /// `/recordings/{rid}/playlist.m3u8`.
+    Playlist(StreamCode),
+    /// `/recordings/{rid}/NNNNNN.ts`.
+    Segment(StreamCode, String),
+    /// A route of SPEC §DVR that has not landed (`timeshift.m3u8`, `clip.mp4`).
+    NotSupported(&'static str),
+}
+
+impl RecordingPath {
+    /// Parses the part after `/recordings/`; `None` for anything that names no recording
+    /// route (`..`, backslashes, NUL and other names fail here, as the code parse refuses them).
+    pub fn parse(rest: &str) -> Option<Self> {
+        let code = |s: &str| s.parse::<StreamCode>().ok();
+        if let Some(rid) = rest.strip_suffix("/info") {
+            return Some(Self::Info(code(rid)?));
+        }
+        if let Some(rid) = rest.strip_suffix("/playlist.m3u8") {
+            return Some(Self::Playlist(code(rid)?));
+        }
+        if rest.ends_with("/timeshift.m3u8") {
+            return Some(Self::NotSupported("timeshift.m3u8"));
+        }
+        if rest.ends_with("/clip.mp4") {
+            return Some(Self::NotSupported("clip.mp4"));
+        }
+        if let Some((rid, name)) = rest.rsplit_once('/')
+            && tributary_dvr::log::parse_segment_name(name).is_some()
+        {
+            return Some(Self::Segment(code(rid)?, name.to_owned()));
+        }
+        Some(Self::Recording(code(rest)?))
+    }
+
+    /// Whether the path is a media route (no admin authentication, SPEC §API conventions).
+    pub fn is_media(&self) -> bool {
+        matches!(
+            self,
+            Self::Playlist(_) | Self::Segment(..) | Self::NotSupported(_)
+        )
+    }
+}
+
+impl EngineHandle {
+    /// `GET /streams/{code}/recordings`: the stream's recording, if it has one (404 when the
+    /// stream does not exist).
+    pub async fn recordings(&self, code: &StreamCode) -> Result<Option<Vec<Value>>, CoordError> {
+        let Some(record) = self.get_stream(code).await? else {
+            return Ok(None);
+        };
+        let storage = storage_path(&record.stream);
+        let view = self.recording_view(code.clone(), storage).await;
+        Ok(Some(view.iter().map(recording_json).collect()))
+    }
+
+    /// A `/recordings/{rid}/…` request.
+    pub async fn recording(&self, path: RecordingPath) -> Result<RecordingReply, CoordError> {
+        let code = match &path {
+            RecordingPath::NotSupported(what) => {
+                return Ok(RecordingReply::Unsupported(format!(
+                    "recording {what} is not supported yet"
+                )));
+            }
+            RecordingPath::Recording(c)
+            | RecordingPath::Info(c)
+            | RecordingPath::Playlist(c)
+            | RecordingPath::Segment(c, _) => c.clone(),
+        };
+        let storage = self
+            .get_stream(&code)
+            .await?
+            .map(|r| storage_path(&r.stream))
+            .unwrap_or_default();
+        if let RecordingPath::Segment(_, name) = path {
+            let dvr = Arc::clone(&self.shared.media.dvr);
+            let bytes =
+                tokio::task::spawn_blocking(move || dvr.recordings.segment(&code, &storage, &name))
+                    .await
+                    .ok()
+                    .flatten();
+            return Ok(bytes.map_or_else(
+                || RecordingReply::NotFound("NOT_FOUND", "no such recorded segment".to_owned()),
+                RecordingReply::Segment,
+            ));
+        }
+        let Some(view) = self.recording_view(code.clone(), storage).await else {
+            return Ok(RecordingReply::NotFound(
+                "NOT_FOUND",
+                format!("no recording of {code}"),
+            ));
+        };
+        Ok(match path {
+            RecordingPath::Info(_) if view.entries.is_empty() => {
+                RecordingReply::NotFound("NO_DATA", format!("recording {code} has no data yet"))
+            }
+            RecordingPath::Info(_) => RecordingReply::Json(info_json(&view)),
+            RecordingPath::Playlist(_) if view.entries.is_empty() => RecordingReply::NotFound(
+                "NO_SEGMENTS",
+                format!("recording {code} has no segments yet"),
+            ),
+            RecordingPath::Playlist(_) => RecordingReply::Playlist(view.playlist()),
+            _ => RecordingReply::Json(recording_json(&view)),
+        })
+    }
+
+    async fn recording_view(&self, code: StreamCode, storage: String) -> Option<RecordingView> {
+        let dvr = Arc::clone(&self.shared.media.dvr);
+        tokio::task::spawn_blocking(move || dvr.recordings.view(&code, &storage))
+            .await
+            .ok()
+            .flatten()
+    }
+}
+
+/// The stored record's `dvr.storage_path` (`""`: the DVR root).
+fn storage_path(stream: &Stream) -> String {
+    stream
+        .dvr
+        .as_ref()
+        .map(|d| d.storage_path.clone())
+        .unwrap_or_default()
+}
