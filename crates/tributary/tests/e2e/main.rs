@@ -9,6 +9,7 @@ mod config;
 mod copy;
 mod dash;
 mod deploy;
+mod dvr;
 mod events;
 mod failover;
 mod harden_api;
