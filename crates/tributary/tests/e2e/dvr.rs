@@ -12,7 +12,7 @@ use serde_json::Value;
 use tributary_testkit::{decode_errors, http_get, probe_packets, wait_until};
 
 use crate::events::events;
-use crate::hls::{clip, serial, wait_new_segment, wait_segments};
+use crate::hls::{clip, serial, wait_new_segment};
 use crate::server::{Server, put_stream, send};
 
 /// A looping file input with HLS on and DVR as `dvr` (JSON).
@@ -152,4 +152,229 @@ fn a_recording_survives_a_server_restart_with_one_gap_and_plays_as_vod() {
     for expected in ["recording.started", "segment.written", "recording.stopped"] {
         assert!(types.iter().any(|t| t == expected), "{expected} not in {types:?}");
     }
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Self {
+        std::fs::create_dir_all(at).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount -t tmpfs on {} (needs root)", at.display());
+        Self(at.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the filesystem of `dir` with `filler` until a write fails.
+fn fill(filler: &Path) {
+    use std::io::Write;
+    let mut file = std::fs::File::create(filler).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while file.write_all(&chunk).is_ok() {}
+    let _ = file.flush();
+}
+
+#[test]
+fn a_full_disk_fails_only_that_recording_which_resumes_by_itself() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    let _mount = Tmpfs::mount(&small, "24m");
+    let server = Server::start(dir.path(), &[]);
+    put_stream(
+        &server,
+        "full",
+        &stream_body(&format!(
+            r#"{{"enabled":true,"segment_duration":2,"storage_path":"{}"}}"#,
+            small.display()
+        )),
+    );
+    put_stream(
+        &server,
+        "other",
+        &stream_body(r#"{"enabled":true,"segment_duration":2}"#),
+    );
+    wait_recorded(&server, "full", 2, Duration::from_secs(60));
+    wait_recorded(&server, "other", 2, Duration::from_secs(60));
+
+    // The disk fills up: after 30 s of failing writes the recording is failed.
+    let filler = small.join("filler");
+    fill(&filler);
+    let mut failed = Vec::new();
+    wait_until(Duration::from_secs(60), "recording.failed", || {
+        failed = stream_events(&server, "full")
+            .into_iter()
+            .filter(|(t, _)| t == "recording.failed")
+            .collect();
+        !failed.is_empty()
+    })
+    .unwrap();
+    let payload = &failed[0].1;
+    assert_eq!(payload["recording_id"], "full", "{payload}");
+    assert!(
+        payload["error"].as_str().unwrap().contains("space"),
+        "{payload}"
+    );
+    let runtime = server.runtime("full");
+    assert_eq!(runtime["dvr"]["status"], "failed", "{runtime}");
+    assert_eq!(runtime["status"], "active", "the stream itself is fine: {runtime}");
+    // Live HLS of that stream keeps going, and the other stream records on.
+    wait_new_segment(&server, "full", Duration::from_secs(10));
+    let other = info(&server, "other").unwrap()["segment_count"].as_u64().unwrap();
+    wait_recorded(&server, "other", other + 2, Duration::from_secs(15));
+    assert_eq!(server.runtime("other")["dvr"]["status"], "recording");
+    assert!(
+        stream_events(&server, "other")
+            .iter()
+            .all(|(t, _)| t != "recording.failed")
+    );
+
+    // Space comes back: the recording resumes by itself, after a gap.
+    std::fs::remove_file(&filler).unwrap();
+    wait_until(Duration::from_secs(20), "the recording resumes", || {
+        stream_events(&server, "full")
+            .iter()
+            .any(|(t, p)| t == "recording.started" && p["resumed"] == true)
+    })
+    .unwrap();
+    assert_eq!(server.runtime("full")["dvr"]["status"], "recording");
+    let info = wait_recorded(&server, "full", 4, Duration::from_secs(20));
+    assert!(
+        !info["gaps"].as_array().unwrap().is_empty(),
+        "the failed stretch is a gap: {info}"
+    );
+    let playlist = server.text("/recordings/full/playlist.m3u8").unwrap();
+    assert!(playlist.contains("#EXT-X-DISCONTINUITY"), "{playlist}");
+}
+
+#[test]
+fn a_tiny_size_cap_removes_the_oldest_segments() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    // 2 MiB: a few 2 s segments of the 720p test clip.
+    let cap = 2u64 << 20;
+    put_stream(
+        &server,
+        "capped",
+        &stream_body(r#"{"enabled":true,"segment_duration":2,"max_size_gb":0.001953125}"#),
+    );
+    let rec_dir = dir.path().join("dvr/capped");
+    wait_until(Duration::from_secs(90), "the first segment expired", || {
+        rec_dir.exists() && !rec_dir.join("000000.ts").exists() && rec_dir.join("000003.ts").exists()
+    })
+    .unwrap();
+    for _ in 0..3 {
+        wait_new_segment(&server, "capped", Duration::from_secs(10));
+        let files = segment_files(&rec_dir);
+        let total: u64 = files.values().map(|b| b.len() as u64).sum();
+        assert!(total <= cap, "{total} bytes on disk over the {cap} cap: {:?}", files.keys());
+        let info = info(&server, "capped").unwrap();
+        assert_eq!(info["segment_count"].as_u64().unwrap(), files.len() as u64, "{info}");
+        assert!(info["total_size_bytes"].as_u64().unwrap() <= cap, "{info}");
+    }
+    // The playlist starts at the oldest segment kept.
+    let playlist = server.text("/recordings/capped/playlist.m3u8").unwrap();
+    let first = playlist.lines().find(|l| l.ends_with(".ts")).unwrap();
+    assert!(rec_dir.join(first).exists(), "{playlist}");
+    assert_ne!(first, "000000.ts");
+}
+
+/// Sends `GET <path>` as written (no client-side normalisation) and returns the status.
+fn raw_status(server: &Server, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let addr = server.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).unwrap();
+    String::from_utf8_lossy(&head[9..12]).parse().unwrap()
+}
+
+#[test]
+fn recording_routes_serve_only_their_own_segments_inside_the_root() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    put_stream(
+        &server,
+        "rec",
+        &stream_body(r#"{"enabled":true,"segment_duration":2}"#),
+    );
+    wait_recorded(&server, "rec", 2, Duration::from_secs(60));
+
+    // A real segment: whole, HEAD, and a byte range.
+    let segment = server.url("/recordings/rec/000000.ts");
+    let (status, headers, body) = http_get(&segment).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body[0], 0x47);
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("content-type").as_deref(), Some("video/mp2t"));
+    let ranged = ureq::get(&segment).set("Range", "bytes=188-375").call().unwrap();
+    assert_eq!(ranged.status(), 206);
+    let mut part = Vec::new();
+    std::io::Read::read_to_end(&mut ranged.into_reader(), &mut part).unwrap();
+    assert_eq!(part, body[188..376]);
+    assert_eq!(ureq::head(&segment).call().unwrap().status(), 200);
+    let recordings = send("GET", &server.url("/streams/rec/recordings"), None, &[]);
+    assert_eq!(recordings.body["total"], 1, "{}", recordings.body);
+    assert_eq!(recordings.body["data"][0]["status"], "recording");
+
+    // A stopped recording whose segment is a symlink out of the root, and a recording
+    // directory that is itself a symlink out of it: both logs look fine.
+    std::fs::write(outside.path().join("secret"), b"secret").unwrap();
+    let line = "{\"seq\":0,\"file\":\"000000.ts\",\"start\":\"2026-11-24T10:00:00.000Z\",\"duration\":2,\"size\":6,\"discontinuity\":false}\n";
+    let evil = dir.path().join("dvr/evil");
+    std::fs::create_dir_all(&evil).unwrap();
+    std::fs::write(evil.join("segments.jsonl"), line).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("secret"), evil.join("000000.ts")).unwrap();
+    std::fs::write(outside.path().join("segments.jsonl"), line).unwrap();
+    std::fs::write(outside.path().join("000000.ts"), b"secret").unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.path().join("dvr/linked")).unwrap();
+    assert_eq!(raw_status(&server, "/recordings/evil/000000.ts"), 404);
+    assert_eq!(raw_status(&server, "/recordings/linked/000000.ts"), 404);
+    assert_eq!(raw_status(&server, "/recordings/linked/playlist.m3u8"), 404);
+
+    for path in [
+        "/recordings/rec/../../../etc/passwd",
+        "/recordings/rec/%2e%2e/%2e%2e/etc/passwd",
+        "/recordings/rec/..%2f..%2f..%2fetc%2fpasswd",
+        "/recordings/..%2f..%2fetc/000000.ts",
+        "/recordings//etc/passwd",
+        "/recordings/%2fetc%2fpasswd",
+        "/recordings/rec/..%5c..%5cetc%5cpasswd",
+        "/recordings/rec%00/000000.ts",
+        "/recordings/rec/000000.ts%00.ts",
+        "/recordings/rec/segments.jsonl",
+        "/recordings/rec/index.json",
+        "/recordings/rec/0.ts",
+    ] {
+        let status = raw_status(&server, path);
+        assert!(
+            status == 404 || status == 400,
+            "{path} answered {status}"
+        );
+    }
+    // Routes of later issues are refused by name.
+    let later = send("GET", &server.url("/recordings/rec/timeshift.m3u8"), None, &[]);
+    assert_eq!(later.status, 422, "{}", later.body);
+    assert_eq!(later.body["error"]["code"], "UNSUPPORTED");
 }
