@@ -64,9 +64,10 @@ pub struct Disk {
     entries: SharedLog,
     /// The next segment's `seq`: above every entry and every segment file present.
     next_seq: u64,
-    /// The next segment written is the first since the directory was opened on an existing
-    /// recording: it is discontinuous (a restart).
-    resumed: bool,
+    /// The next segment written follows a hole: it is the first since the directory was
+    /// opened on an existing recording (a restart), or the write before it failed. It is
+    /// marked discontinuous, so the hole becomes a gap.
+    after_hole: bool,
 }
 
 impl Disk {
@@ -108,7 +109,7 @@ impl Disk {
         if parsed.torn_tail || log_file.metadata()?.len() != whole {
             log_file.set_len(whole)?;
         }
-        let resumed = !logged.is_empty();
+        let after_hole = !logged.is_empty();
         *crate::lock(&entries) = logged;
         Ok(Self {
             dir: dir.to_owned(),
@@ -117,7 +118,7 @@ impl Disk {
             log_len: whole,
             entries,
             next_seq: highest.map_or(0, |h| h + 1),
-            resumed,
+            after_hole,
         })
     }
 
@@ -137,7 +138,7 @@ impl Disk {
             start: segment.start,
             duration_ms: segment.duration_ms,
             size: segment.bytes.len() as u64,
-            discontinuity: segment.discontinuity || self.resumed,
+            discontinuity: segment.discontinuity || self.after_hole,
         };
         let path = self.dir.join(segment_name(seq));
         let mut sync = Duration::ZERO;
@@ -154,6 +155,7 @@ impl Disk {
             Ok::<_, io::Error>(())
         })();
         if let Err(e) = written {
+            self.after_hole = true;
             if e.kind() != io::ErrorKind::AlreadyExists {
                 let _ = fs::remove_file(&path);
             }
@@ -168,12 +170,13 @@ impl Disk {
             Ok::<_, io::Error>(())
         })();
         if let Err(e) = appended {
+            self.after_hole = true;
             let _ = self.log_file.set_len(self.log_len);
             let _ = fs::remove_file(&path);
             return Err(e);
         }
         self.log_len += line.len() as u64;
-        self.resumed = false;
+        self.after_hole = false;
         crate::lock(&self.entries).push(entry);
         let removed = self.retain(retention, now)?;
         Ok(Written {
@@ -184,11 +187,7 @@ impl Disk {
     }
 
     /// Writes `index.json` atomically: `status` and, when stopped, `stopped_at`.
-    pub fn write_index(
-        &self,
-        status: &'static str,
-        stopped_at: Option<UnixMillis>,
-    ) -> io::Result<()> {
+    pub fn write_index(&self, status: &'static str, stopped_at: Option<UnixMillis>) -> io::Result<()> {
         let mut summary = {
             let entries = crate::lock(&self.entries);
             Summary::of(&self.code, status, &entries)
@@ -299,17 +298,10 @@ mod tests {
         let log = SharedLog::default();
         let mut disk = Disk::open(&dir, "cam/a", log.clone()).unwrap();
         for i in 0..3 {
-            let w = disk
-                .write(
-                    &pending(i * 4000, false),
-                    Retention::default(),
-                    UnixMillis(0),
-                )
-                .unwrap();
+            let w = disk.write(&pending(i * 4000, false), Retention::default(), UnixMillis(0)).unwrap();
             assert_eq!(w.entry.seq, i as u64);
         }
-        disk.write_index("stopped", Some(UnixMillis(12_000)))
-            .unwrap();
+        disk.write_index("stopped", Some(UnixMillis(12_000))).unwrap();
         drop(disk);
         // A stray file above the log (a crash after the file, before its line).
         fs::write(dir.join("000005.ts"), b"x").unwrap();
@@ -321,22 +313,15 @@ mod tests {
         let log = SharedLog::default();
         let mut disk = Disk::open(&dir, "cam/a", log.clone()).unwrap();
         assert_eq!(crate::lock(&log).len(), 3);
-        let w = disk
-            .write(&pending(60_000, false), Retention::default(), UnixMillis(0))
-            .unwrap();
+        let w = disk.write(&pending(60_000, false), Retention::default(), UnixMillis(0)).unwrap();
         assert_eq!(w.entry.seq, 6);
         assert!(w.entry.discontinuity);
         assert_eq!(fs::read(dir.join("000005.ts")).unwrap(), b"x");
-        let w = disk
-            .write(&pending(64_000, false), Retention::default(), UnixMillis(0))
-            .unwrap();
+        let w = disk.write(&pending(64_000, false), Retention::default(), UnixMillis(0)).unwrap();
         assert!(!w.entry.discontinuity);
         disk.write_index("recording", None).unwrap();
         let entries = read_log(&dir).unwrap();
-        assert_eq!(
-            entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
-            [0, 1, 2, 6, 7]
-        );
+        assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [0, 1, 2, 6, 7]);
         let index = read_index(&dir).unwrap();
         assert_eq!(index["gaps"].as_array().unwrap().len(), 1);
         assert_eq!(index["gaps"][0]["duration"], 48.0);
@@ -354,23 +339,14 @@ mod tests {
         };
         let mut removed = 0;
         for i in 0..10 {
-            removed += disk
-                .write(&pending(i * 4000, false), retention, UnixMillis(0))
-                .unwrap()
-                .removed;
+            removed += disk.write(&pending(i * 4000, false), retention, UnixMillis(0)).unwrap().removed;
         }
         assert_eq!(removed, 7);
         let entries = read_log(&dir).unwrap();
         assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [7, 8, 9]);
         let files = fs::read_dir(&dir)
             .unwrap()
-            .filter(|f| {
-                f.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(".ts")
-            })
+            .filter(|f| f.as_ref().unwrap().file_name().to_string_lossy().ends_with(".ts"))
             .count();
         assert_eq!(files, 3);
     }
@@ -382,14 +358,12 @@ mod tests {
         let mut disk = Disk::open(&dir, "cam", SharedLog::default()).unwrap();
         // Someone puts a file where the next segment would go.
         fs::write(dir.join("000000.ts"), b"mine").unwrap();
-        let e = disk
-            .write(&pending(0, false), Retention::default(), UnixMillis(0))
-            .unwrap_err();
+        let e = disk.write(&pending(0, false), Retention::default(), UnixMillis(0)).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(dir.join("000000.ts")).unwrap(), b"mine");
-        let w = disk
-            .write(&pending(0, false), Retention::default(), UnixMillis(0))
-            .unwrap();
+        let w = disk.write(&pending(8000, false), Retention::default(), UnixMillis(0)).unwrap();
         assert_eq!(w.entry.seq, 1);
+        // The segment after a failed one follows a hole.
+        assert!(w.entry.discontinuity);
     }
 }
