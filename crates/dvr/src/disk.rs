@@ -187,7 +187,11 @@ impl Disk {
     }
 
     /// Writes `index.json` atomically: `status` and, when stopped, `stopped_at`.
-    pub fn write_index(&self, status: &'static str, stopped_at: Option<UnixMillis>) -> io::Result<()> {
+    pub fn write_index(
+        &self,
+        status: &'static str,
+        stopped_at: Option<UnixMillis>,
+    ) -> io::Result<()> {
         let mut summary = {
             let entries = crate::lock(&self.entries);
             Summary::of(&self.code, status, &entries)
@@ -206,20 +210,21 @@ impl Disk {
     /// first, so a crash in between leaves files the next open removes, never log lines
     /// without files.
     fn retain(&mut self, retention: Retention, now: UnixMillis) -> io::Result<usize> {
+        // Readers never see the segments that are going: they leave the shared log at once.
         let (expired, text) = {
-            let entries = crate::lock(&self.entries);
+            let mut entries = crate::lock(&self.entries);
             let n = retention.expired(&entries, now);
             if n == 0 {
                 return Ok(0);
             }
-            let text: String = entries[n..].iter().map(SegmentEntry::to_line).collect();
-            (entries[..n].to_vec(), text)
+            let expired: Vec<SegmentEntry> = entries.drain(..n).collect();
+            let text: String = entries.iter().map(SegmentEntry::to_line).collect();
+            (expired, text)
         };
         let log_path = self.dir.join(LOG);
         replace(&log_path, text.as_bytes())?;
         self.log_file = open_append(&log_path)?;
         self.log_len = text.len() as u64;
-        crate::lock(&self.entries).drain(..expired.len());
         for entry in &expired {
             if let Err(error) = fs::remove_file(self.dir.join(entry.file())) {
                 tracing::warn!(dir = %self.dir.display(), seq = entry.seq, %error, "expired segment not removed");
@@ -298,10 +303,17 @@ mod tests {
         let log = SharedLog::default();
         let mut disk = Disk::open(&dir, "cam/a", log.clone()).unwrap();
         for i in 0..3 {
-            let w = disk.write(&pending(i * 4000, false), Retention::default(), UnixMillis(0)).unwrap();
+            let w = disk
+                .write(
+                    &pending(i * 4000, false),
+                    Retention::default(),
+                    UnixMillis(0),
+                )
+                .unwrap();
             assert_eq!(w.entry.seq, i as u64);
         }
-        disk.write_index("stopped", Some(UnixMillis(12_000))).unwrap();
+        disk.write_index("stopped", Some(UnixMillis(12_000)))
+            .unwrap();
         drop(disk);
         // A stray file above the log (a crash after the file, before its line).
         fs::write(dir.join("000005.ts"), b"x").unwrap();
@@ -313,15 +325,22 @@ mod tests {
         let log = SharedLog::default();
         let mut disk = Disk::open(&dir, "cam/a", log.clone()).unwrap();
         assert_eq!(crate::lock(&log).len(), 3);
-        let w = disk.write(&pending(60_000, false), Retention::default(), UnixMillis(0)).unwrap();
+        let w = disk
+            .write(&pending(60_000, false), Retention::default(), UnixMillis(0))
+            .unwrap();
         assert_eq!(w.entry.seq, 6);
         assert!(w.entry.discontinuity);
         assert_eq!(fs::read(dir.join("000005.ts")).unwrap(), b"x");
-        let w = disk.write(&pending(64_000, false), Retention::default(), UnixMillis(0)).unwrap();
+        let w = disk
+            .write(&pending(64_000, false), Retention::default(), UnixMillis(0))
+            .unwrap();
         assert!(!w.entry.discontinuity);
         disk.write_index("recording", None).unwrap();
         let entries = read_log(&dir).unwrap();
-        assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [0, 1, 2, 6, 7]);
+        assert_eq!(
+            entries.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [0, 1, 2, 6, 7]
+        );
         let index = read_index(&dir).unwrap();
         assert_eq!(index["gaps"].as_array().unwrap().len(), 1);
         assert_eq!(index["gaps"][0]["duration"], 48.0);
@@ -339,14 +358,23 @@ mod tests {
         };
         let mut removed = 0;
         for i in 0..10 {
-            removed += disk.write(&pending(i * 4000, false), retention, UnixMillis(0)).unwrap().removed;
+            removed += disk
+                .write(&pending(i * 4000, false), retention, UnixMillis(0))
+                .unwrap()
+                .removed;
         }
         assert_eq!(removed, 7);
         let entries = read_log(&dir).unwrap();
         assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [7, 8, 9]);
         let files = fs::read_dir(&dir)
             .unwrap()
-            .filter(|f| f.as_ref().unwrap().file_name().to_string_lossy().ends_with(".ts"))
+            .filter(|f| {
+                f.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".ts")
+            })
             .count();
         assert_eq!(files, 3);
     }
@@ -358,10 +386,14 @@ mod tests {
         let mut disk = Disk::open(&dir, "cam", SharedLog::default()).unwrap();
         // Someone puts a file where the next segment would go.
         fs::write(dir.join("000000.ts"), b"mine").unwrap();
-        let e = disk.write(&pending(0, false), Retention::default(), UnixMillis(0)).unwrap_err();
+        let e = disk
+            .write(&pending(0, false), Retention::default(), UnixMillis(0))
+            .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::AlreadyExists);
         assert_eq!(fs::read(dir.join("000000.ts")).unwrap(), b"mine");
-        let w = disk.write(&pending(8000, false), Retention::default(), UnixMillis(0)).unwrap();
+        let w = disk
+            .write(&pending(8000, false), Retention::default(), UnixMillis(0))
+            .unwrap();
         assert_eq!(w.entry.seq, 1);
         // The segment after a failed one follows a hole.
         assert!(w.entry.discontinuity);
