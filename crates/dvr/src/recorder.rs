@@ -20,7 +20,7 @@
 //! recording) waits until the previous writer has written its last segment.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -314,7 +314,7 @@ impl Cutter {
                 Ok(()) => self.discontinuity = false,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     let dropped = self.stats.dropped_segments.fetch_add(1, Ordering::Relaxed) + 1;
-                    if dropped == 1 || dropped % 10 == 0 {
+                    if dropped == 1 || dropped.is_multiple_of(10) {
                         tracing::warn!(dropped, "disk behind: DVR segment dropped");
                     }
                     self.discontinuity = true;
@@ -442,7 +442,7 @@ impl Writer {
             health.failed |= failed;
             failed
         };
-        if failures == 1 || failures % 10 == 0 || newly_failed {
+        if failures == 1 || failures.is_multiple_of(10) || newly_failed {
             tracing::warn!(failures, %error, dir = %self.dir.display(), "DVR segment not written");
         }
         if newly_failed {
@@ -486,11 +486,11 @@ async fn sleep_until(at: Option<Instant>) {
 pub(crate) struct DirLocks(Mutex<HashMap<PathBuf, Arc<tokio::sync::Mutex<()>>>>);
 
 impl DirLocks {
-    pub(crate) fn of(&self, dir: &PathBuf) -> Arc<tokio::sync::Mutex<()>> {
+    pub(crate) fn of(&self, dir: &Path) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = lock(&self.0);
         // Forget locks nobody holds or waits for.
         locks.retain(|_, l| Arc::strong_count(l) > 1);
-        Arc::clone(locks.entry(dir.clone()).or_default())
+        Arc::clone(locks.entry(dir.to_owned()).or_default())
     }
 }
 
