@@ -662,6 +662,26 @@ mod tests {
     }
 
     #[test]
+    fn dvr_storage_path_lies_inside_the_storage_roots() {
+        let support = Support {
+            storage_roots: vec!["/srv/data".into()],
+            ..all_support()
+        };
+        let path = |p: &str| {
+            let body = json!({"inputs": [{"url": "publish://", "priority": 0}],
+                              "dvr": {"enabled": true, "storage_path": p}});
+            decode_stream(&code(), body, &support)
+                .err()
+                .map(|e| e.0.iter().map(|f| f.path.clone()).collect::<Vec<_>>())
+        };
+        assert_eq!(path(""), None);
+        assert_eq!(path("/srv/data/dvr2"), None);
+        for bad in ["/srv/other", "relative/dir", "/srv/data/../etc", "/srv/database"] {
+            assert_eq!(path(bad), Some(vec!["dvr.storage_path".to_owned()]), "{bad}");
+        }
+    }
+
+    #[test]
     fn field_caps_name_every_field_over_its_cap() {
         let long = |n: usize| "x".repeat(n);
         let body = json!({

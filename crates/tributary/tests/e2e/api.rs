@@ -213,12 +213,15 @@ fn invalid_bodies_get_4xx_naming_the_field() {
         priority.body
     );
 
-    let unsupported = put("a", r#"{"dvr": {"enabled": true}}"#);
-    assert_eq!(unsupported.status, 422);
+    let unsupported = put(
+        "a",
+        r#"{"push": [{"url": "rtmp://a.example/b/c", "profile": "track_2"}]}"#,
+    );
+    assert_eq!(unsupported.status, 422, "{}", unsupported.body);
     assert_eq!(unsupported.body["error"]["code"], "UNSUPPORTED");
     assert_eq!(
         unsupported.body["error"]["fields"][0]["path"],
-        "dvr.enabled"
+        "push[0].profile"
     );
 
     let reserved = put("api", "{}");
