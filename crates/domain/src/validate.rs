@@ -676,8 +676,17 @@ mod tests {
         };
         assert_eq!(path(""), None);
         assert_eq!(path("/srv/data/dvr2"), None);
-        for bad in ["/srv/other", "relative/dir", "/srv/data/../etc", "/srv/database"] {
-            assert_eq!(path(bad), Some(vec!["dvr.storage_path".to_owned()]), "{bad}");
+        for bad in [
+            "/srv/other",
+            "relative/dir",
+            "/srv/data/../etc",
+            "/srv/database",
+        ] {
+            assert_eq!(
+                path(bad),
+                Some(vec!["dvr.storage_path".to_owned()]),
+                "{bad}"
+            );
         }
     }
 

@@ -240,6 +240,20 @@ impl Recordings {
             .collect()
     }
 
+    /// A running recording's directory and what its log holds now: segments, bytes and the
+    /// newest segment's wall time (no copy of the log).
+    pub fn totals(&self, code: &StreamCode) -> Option<(PathBuf, usize, u64, Option<UnixMillis>)> {
+        let active = lock(&self.active);
+        let active = active.get(code)?;
+        let entries = lock(&active.log);
+        Some((
+            active.dir.clone(),
+            entries.len(),
+            entries.iter().map(|e| e.size).sum(),
+            entries.last().map(|e| e.start),
+        ))
+    }
+
     /// `code`'s recording, running or on disk under `storage_path`; `None` when it has none.
     /// Blocking for a stopped one (reads its log): call it on the blocking pool.
     pub fn view(&self, code: &StreamCode, storage_path: &str) -> Option<RecordingView> {

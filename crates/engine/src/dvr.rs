@@ -88,18 +88,18 @@ impl Dvr {
             .stats()
             .into_iter()
             .find(|(c, _)| c == code)?;
-        let view = self.recordings.view(code, "")?;
+        let (dir, count, size, last) = self.recordings.totals(code)?;
         let mut runtime = json!({
             "recording_id": code.as_str(),
             "status": stats.status(),
-            "segment_dir": view.dir.display().to_string(),
+            "segment_dir": dir.display().to_string(),
             "segments_written": stats.segments_written.load(Ordering::Relaxed),
             "bytes_written": stats.bytes_written.load(Ordering::Relaxed),
             "dropped_segments": stats.dropped_segments.load(Ordering::Relaxed),
             "failed_writes": stats.failed_writes.load(Ordering::Relaxed),
-            "segment_count": view.entries.len(),
-            "total_size_bytes": view.entries.iter().map(|e| e.size).sum::<u64>(),
-            "last_segment_at": view.entries.last().map(|e| e.start.to_string()),
+            "segment_count": count,
+            "total_size_bytes": size,
+            "last_segment_at": last.map(|t| t.to_string()),
             "sync_ms_per_segment": stats.sync_ms_per_segment(),
         });
         if let Some((message, at)) = stats.last_error() {
