@@ -211,9 +211,10 @@ impl Recordings {
     }
 
     /// Stops recording `code`: its open segment is closed and written, then `index.json` says
-    /// `stopped` ([`RecordingEvent::Stopped`] once the writer is done).
+    /// `stopped` ([`RecordingEvent::Stopped`] once the writer is done). Until then the
+    /// recording is still read from memory, so a playlist never misses its last segments.
     pub fn stop(&self, code: &StreamCode) {
-        if let Some(active) = lock(&self.active).remove(code) {
+        if let Some(active) = lock(&self.active).get(code) {
             active.running.stop.cancel();
         }
     }
@@ -229,13 +230,17 @@ impl Recordings {
 
     /// Whether `code` is being recorded.
     pub fn is_recording(&self, code: &StreamCode) -> bool {
-        lock(&self.active).contains_key(code)
+        lock(&self.active).get(code).is_some_and(Active::running)
     }
 
-    /// The running recordings' counters.
+    /// The running recordings' counters (recordings that have finished stopping are
+    /// forgotten here).
     pub fn stats(&self) -> Vec<(StreamCode, Arc<RecordingStats>)> {
-        lock(&self.active)
+        let mut active = lock(&self.active);
+        active.retain(|_, a| a.stats.status() != "stopped");
+        active
             .iter()
+            .filter(|(_, a)| a.running())
             .map(|(code, a)| (code.clone(), Arc::clone(&a.stats)))
             .collect()
     }
@@ -244,7 +249,7 @@ impl Recordings {
     /// newest segment's wall time (no copy of the log).
     pub fn totals(&self, code: &StreamCode) -> Option<(PathBuf, usize, u64, Option<UnixMillis>)> {
         let active = lock(&self.active);
-        let active = active.get(code)?;
+        let active = active.get(code).filter(|a| a.running())?;
         let entries = lock(&active.log);
         Some((
             active.dir.clone(),
@@ -257,7 +262,9 @@ impl Recordings {
     /// `code`'s recording, running or on disk under `storage_path`; `None` when it has none.
     /// Blocking for a stopped one (reads its log): call it on the blocking pool.
     pub fn view(&self, code: &StreamCode, storage_path: &str) -> Option<RecordingView> {
-        if let Some(active) = lock(&self.active).get(code) {
+        let mut registry = lock(&self.active);
+        registry.retain(|_, a| a.stats.status() != "stopped");
+        if let Some(active) = registry.get(code) {
             return Some(RecordingView {
                 code: code.clone(),
                 status: active.stats.status(),
@@ -267,6 +274,7 @@ impl Recordings {
                 stats: Some(Arc::clone(&active.stats)),
             });
         }
+        drop(registry);
         let root = self.root_for(code, storage_path).ok()?;
         let dir = inside(&root, &root.join(code.as_str())).ok()?;
         let entries = disk::read_log(&dir).ok()?;
@@ -300,6 +308,13 @@ impl Recordings {
         }
         let path = inside(&root, &dir.join(name)).ok()?;
         std::fs::read(path).ok().map(Bytes::from)
+    }
+}
+
+impl Active {
+    /// Not stopping.
+    fn running(&self) -> bool {
+        !self.running.stop.is_cancelled()
     }
 }
 
