@@ -505,3 +505,118 @@ const DEFAULT_SEGMENT_SEC: u32 = 4;
 const BATCH: usize = 256;
 /// The longest frames wait in the hub between video keyframes before the cutter reads them.
 const WAKE_WITHIN: Duration = Duration::from_millis(500);
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use tributary_hub::{BufferId, Hub, SubscribeFrom};
+    use tributary_media::{Codec, Frame, SessionId, TrackId, Ts90};
+
+    use super::*;
+
+    /// One H.264 keyframe a second: every frame closes a 1 s segment.
+    fn keyframe(i: i64) -> Frame {
+        Frame {
+            track: TrackId(0x100),
+            codec: Codec::H264,
+            pts: Ts90(i * 90_000),
+            dts: Ts90(i * 90_000),
+            keyframe: true,
+            session: SessionId(1),
+            arrival: std::time::Instant::now(),
+            payload: Bytes::from_static(&[0, 0, 0, 1, 0x65, 0x88, 0x84]),
+            config: None,
+        }
+    }
+
+    async fn until(what: &str, mut ready: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if ready() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    /// A disk that does not take segments (the directory's writer lock held elsewhere) costs
+    /// whole segments, counted, never the hub: its writer is not held up and the `dvr`
+    /// subscriber loses no frame. Once the disk moves, the queued segments are written and
+    /// the first one after the loss is discontinuous.
+    #[tokio::test]
+    async fn a_stuck_disk_drops_counted_segments_and_never_the_hub() {
+        let tmp = tempfile::tempdir().unwrap();
+        let hub = Hub::new();
+        let code: StreamCode = "cam".parse().unwrap();
+        let id = BufferId::Stream(code.clone());
+        let mut writer = hub.create(id.clone(), 4096).unwrap();
+        let subscriber = hub.subscribe(&id, SubscribeFrom::Now, crate::CLASS).unwrap();
+        let dir_lock = Arc::new(tokio::sync::Mutex::new(()));
+        let stuck = Arc::clone(&dir_lock).lock_owned().await;
+        let log = SharedLog::default();
+        let stats = Arc::new(RecordingStats::default());
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&events);
+        let observer: RecordingObserver = Arc::new(move |_, e: &RecordingEvent| {
+            lock(&seen).push(e.clone());
+        });
+        let running = spawn(
+            subscriber,
+            code,
+            tmp.path().join("cam"),
+            Settings {
+                segment: Duration::from_secs(1),
+                retention: Retention::default(),
+            },
+            Arc::clone(&log),
+            Arc::clone(&stats),
+            observer,
+            Arc::clone(&dir_lock),
+        );
+
+        for i in 0..30 {
+            writer.write(keyframe(i)).unwrap();
+        }
+        // 29 segments closed: 8 wait in the queue, the rest are dropped.
+        until("the queue to fill", || {
+            stats.dropped_segments.load(Ordering::Relaxed) >= 21
+        })
+        .await;
+        assert_eq!(stats.segments_written.load(Ordering::Relaxed), 0);
+
+        drop(stuck);
+        until("the queued segments on disk", || {
+            stats.segments_written.load(Ordering::Relaxed) == SEGMENT_QUEUE as u64
+        })
+        .await;
+        for i in 30..33 {
+            writer.write(keyframe(i)).unwrap();
+        }
+        until("the next segments on disk", || {
+            stats.segments_written.load(Ordering::Relaxed) == SEGMENT_QUEUE as u64 + 3
+        })
+        .await;
+        let entries = lock(&log).clone();
+        assert_eq!(entries.len(), SEGMENT_QUEUE + 3);
+        assert!(entries[..SEGMENT_QUEUE].iter().all(|e| !e.discontinuity));
+        assert!(
+            entries[SEGMENT_QUEUE].discontinuity,
+            "the segment after the dropped ones: {entries:?}"
+        );
+        let drops = writer.stats().drops;
+        assert!(drops.iter().all(|d| d.dropped == 0), "hub drops: {drops:?}");
+
+        running.stop.cancel();
+        until("recording.stopped", || {
+            lock(&events).contains(&RecordingEvent::Stopped)
+        })
+        .await;
+        let written = lock(&events)
+            .iter()
+            .filter(|e| matches!(e, RecordingEvent::SegmentWritten { .. }))
+            .count();
+        // The open segment is closed at stop: one more.
+        assert_eq!(written, SEGMENT_QUEUE + 4);
+        assert_eq!(stats.status(), "stopped");
+    }
+}
