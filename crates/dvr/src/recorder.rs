@@ -550,7 +550,9 @@ mod tests {
         let code: StreamCode = "cam".parse().unwrap();
         let id = BufferId::Stream(code.clone());
         let mut writer = hub.create(id.clone(), 4096).unwrap();
-        let subscriber = hub.subscribe(&id, SubscribeFrom::Now, crate::CLASS).unwrap();
+        let subscriber = hub
+            .subscribe(&id, SubscribeFrom::Now, crate::CLASS)
+            .unwrap();
         let dir_lock = Arc::new(tokio::sync::Mutex::new(()));
         let stuck = Arc::clone(&dir_lock).lock_owned().await;
         let log = SharedLog::default();

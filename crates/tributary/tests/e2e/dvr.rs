@@ -130,7 +130,11 @@ fn a_recording_survives_a_server_restart_with_one_gap_and_plays_as_vod() {
     })
     .unwrap_or_else(|e| panic!("{e}: {playlist}"));
     assert!(playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{playlist}");
-    assert!(server.text("/rec/index.m3u8").is_some(), "live HLS goes on");
+    // Turning DVR off touched nothing live.
+    wait_new_segment(&server, "rec", Duration::from_secs(10));
+    let live = server.text("/rec/index.m3u8").unwrap();
+    assert!(!live.contains("#EXT-X-DISCONTINUITY\n"), "{live}");
+    assert!(server.runtime("rec")["dvr"].is_null());
 
     // No file of the first run was touched; numbering went on above them.
     let after = segment_files(&rec_dir);
@@ -415,6 +419,16 @@ fn recording_routes_serve_only_their_own_segments_inside_the_root() {
     std::io::Read::read_to_end(&mut ranged.into_reader(), &mut part).unwrap();
     assert_eq!(part, body[188..376]);
     assert_eq!(ureq::head(&segment).call().unwrap().status(), 200);
+    let metrics = server.text("/metrics").unwrap();
+    for series in [
+        "tributary_dvr_segments_written_total{stream_code=\"rec\"}",
+        "tributary_dvr_bytes_written_total{stream_code=\"rec\"}",
+        "tributary_dvr_segments_dropped_total{stream_code=\"rec\"} 0",
+        "tributary_dvr_recording_active{stream_code=\"rec\"} 1",
+        "tributary_buffer_drops_total{stream_code=\"rec\",buffer=\"main\",subscriber=\"dvr\"}",
+    ] {
+        assert!(metrics.contains(series), "{series} not in\n{metrics}");
+    }
     let recordings = send("GET", &server.url("/streams/rec/recordings"), None, &[]);
     assert_eq!(recordings.body["total"], 1, "{}", recordings.body);
     assert_eq!(recordings.body["data"][0]["status"], "recording");
