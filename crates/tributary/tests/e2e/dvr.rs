@@ -474,4 +474,13 @@ fn recording_routes_serve_only_their_own_segments_inside_the_root() {
     );
     assert_eq!(later.status, 422, "{}", later.body);
     assert_eq!(later.body["error"]["code"], "UNSUPPORTED");
+    let live = send(
+        "GET",
+        &server.url("/rec/index.m3u8?ago=30&dur=20"),
+        None,
+        &[],
+    );
+    assert_eq!(live.status, 422, "{}", live.body);
+    assert_eq!(live.body["error"]["code"], "UNSUPPORTED");
+    assert!(server.text("/rec/index.m3u8?token=x").is_some());
 }
