@@ -341,11 +341,6 @@ fn inside(root: &Path, path: &Path) -> io::Result<PathBuf> {
     }
 }
 
-/// Wall time now, as the log records it (for callers that report ages).
-pub fn wall_now() -> UnixMillis {
-    UnixMillis::from_system_time(std::time::SystemTime::now())
-}
-
 /// The hub subscriber class of recordings (`tributary_buffer_drops_total{subscriber="dvr"}`).
 pub const CLASS: &str = "dvr";
 
