@@ -4,6 +4,10 @@
 //! hold `/`; the last path segment decides the route, and a segment name must be one the DVR
 //! wrote (six or more digits, `.ts`) and listed in the recording's log.
 //!
+//! Unlike the live media routes (the router's fallback), these pass through the API's
+//! request-id and access-log layers: a recording is fetched a segment at a time by few
+//! viewers, not polled every second or two by every one.
+//!
 //! Paths are never mapped onto the file system here: the id is parsed as a stream code (so
 //! `..`, backslashes, NUL and empty segments name nothing) and the DVR resolves the file,
 //! symlinks included, inside its storage root.
@@ -16,7 +20,7 @@ use tributary_engine::{EngineHandle, MediaAsset, RecordingPath, RecordingReply};
 
 use crate::auth::AdminGate;
 use crate::error::ApiError;
-use crate::media::{MediaResponse, respond};
+use crate::media::respond;
 
 /// `GET /recordings/{*rest}`.
 pub(crate) async fn serve(
@@ -26,9 +30,8 @@ pub(crate) async fn serve(
 ) -> Result<Response, ApiError> {
     let path = RecordingPath::parse(&rest)
         .ok_or_else(|| ApiError::not_found(format!("no recording route /recordings/{rest}")))?;
-    let media = path.is_media();
     let head = request.method() == axum::http::Method::HEAD;
-    let mut response = match engine.recording(path).await? {
+    let response = match engine.recording(path).await? {
         RecordingReply::Json(data) => Json(json!({"data": data})).into_response(),
         RecordingReply::Playlist(text) => respond(
             &MediaAsset {
@@ -59,9 +62,6 @@ pub(crate) async fn serve(
         .into_response(),
         _ => ApiError::not_found("no such recording route").into_response(),
     };
-    if media {
-        response.extensions_mut().insert(MediaResponse);
-    }
     Ok(response)
 }
 
