@@ -139,8 +139,7 @@ async fn admin_deadline(State(timeout): State<Duration>, request: Request, next:
     }
 }
 
-/// One INFO line per API request (SPEC §API conventions; live media is not wrapped, and
-/// recordings' media is marked [`media::MediaResponse`]).
+/// One INFO line per API request (SPEC §API conventions; live media is not wrapped).
 async fn access_log(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
@@ -152,13 +151,6 @@ async fn access_log(request: Request, next: Next) -> Response {
         .to_owned();
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    if response
-        .extensions()
-        .get::<media::MediaResponse>()
-        .is_some()
-    {
-        return response;
-    }
     tracing::info!(
         %method,
         path,

@@ -30,11 +30,6 @@ use tributary_engine::{
 
 use crate::error::ApiError;
 
-/// Marks a response as media served under the API's layers (recordings' playlists and
-/// segments), so the access log, which is for API requests, skips it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct MediaResponse;
-
 /// The fallback route: a media asset, or the API's 404.
 pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) -> Response {
     let method = request.method().clone();
