@@ -18,12 +18,13 @@
 //! - [`recorder`] holds the two tasks of a running recording: the cutter on the hub, the
 //!   writer on the disk, and the bounded queue between them that keeps a slow disk off the
 //!   media path.
-//! - [`log`], [`retention`] and [`playlist`] are the pure parts: parsing and deriving from
-//!   the log, which segments retention drops, the playlist text.
+//! - [`log`], [`retention`], [`playlist`] and [`timeshift`] are the pure parts: parsing and
+//!   deriving from the log, which segments retention drops, the playlist text, and the window
+//!   a timeshift query asks for.
 //! - [`disk`] is the blocking I/O of one directory.
 //!
-//! What this crate does not do yet, rejected by validation: timeshift playlists, clips, live-URL
-//! timeshift and VOD mounts (SPEC §DVR, §HLS, §API).
+//! What this crate does not do yet, rejected by validation: clips and VOD mounts (SPEC §DVR,
+//! §API).
 #![forbid(unsafe_code)]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
@@ -32,6 +33,7 @@ pub mod log;
 pub mod playlist;
 pub mod recorder;
 pub mod retention;
+pub mod timeshift;
 
 use std::collections::HashMap;
 use std::io;
@@ -42,7 +44,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use tributary_hub::{BufferId, Hub, SubscribeFrom};
 use tributary_media::StreamCode;
-use tributary_packager::UnixMillis;
+pub use tributary_packager::UnixMillis;
 
 pub use crate::disk::SharedLog;
 pub use crate::log::{Gap, SegmentEntry, Summary};

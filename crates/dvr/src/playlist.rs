@@ -1,6 +1,7 @@
 //! `playlist.m3u8` of a recording, built on request from its log (SPEC §DVR "Playlists are
 //! built on request"): nothing is rewritten per segment, and the playlist can never list a
-//! segment the log does not.
+//! segment the log does not. The timeshift playlists ([`crate::timeshift`]) are rendered here
+//! too, over a slice of the log, with URIs that may point elsewhere than next to the playlist.
 
 use std::fmt::Write;
 
@@ -13,6 +14,21 @@ pub enum PlaylistKind {
     Event,
     /// Stopped: `#EXT-X-PLAYLIST-TYPE:VOD` and `#EXT-X-ENDLIST`.
     Vod,
+    /// A sliding live window (a delayed live URL): no playlist type, no end, and the
+    /// discontinuities that slid out counted in `#EXT-X-DISCONTINUITY-SEQUENCE`.
+    Live {
+        /// Discontinuities before the first segment listed.
+        discontinuity_sequence: u64,
+    },
+}
+
+/// How segment URIs are written: `<prefix><file><query>`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Uris<'a> {
+    /// Before the file name: `""` next to the playlist, `/recordings/{rid}/` from elsewhere.
+    pub prefix: &'a str,
+    /// After it: `""`, or `?exp=…&sig=…` when play URLs are signed.
+    pub query: &'a str,
 }
 
 /// The playlist over `entries` (sorted by `seq`); segment URIs are the bare file names, so
@@ -21,20 +37,33 @@ pub enum PlaylistKind {
 /// `#EXT-X-TARGETDURATION` is the longest segment rounded up; `#EXT-X-PROGRAM-DATE-TIME` comes
 /// before the first segment and after each discontinuity.
 pub fn render(entries: &[SegmentEntry], kind: PlaylistKind) -> String {
+    render_with(entries, kind, Uris::default())
+}
+
+/// [`render`] with segment URIs written as `uris` says.
+pub fn render_with(entries: &[SegmentEntry], kind: PlaylistKind, uris: Uris<'_>) -> String {
     let longest = entries.iter().map(|e| e.duration_ms).max().unwrap_or(0);
     let target = longest.div_ceil(1000).max(1);
     let mut text = String::with_capacity(64 + entries.len() * 96);
-    let playlist_type = match kind {
-        PlaylistKind::Event => "EVENT",
-        PlaylistKind::Vod => "VOD",
-    };
     // Writing into a String cannot fail.
     let _ = write!(
         text,
-        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n\
-         #EXT-X-PLAYLIST-TYPE:{playlist_type}\n#EXT-X-INDEPENDENT-SEGMENTS\n",
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n",
         entries.first().map_or(0, |e| e.seq)
     );
+    match kind {
+        PlaylistKind::Event => text.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n"),
+        PlaylistKind::Vod => text.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n"),
+        PlaylistKind::Live {
+            discontinuity_sequence,
+        } => {
+            let _ = writeln!(
+                text,
+                "#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}"
+            );
+        }
+    }
+    text.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     for (i, entry) in entries.iter().enumerate() {
         if i > 0 && entry.discontinuity {
             text.push_str("#EXT-X-DISCONTINUITY\n");
@@ -44,10 +73,12 @@ pub fn render(entries: &[SegmentEntry], kind: PlaylistKind) -> String {
         }
         let _ = writeln!(
             text,
-            "#EXTINF:{}.{:03},\n{}",
+            "#EXTINF:{}.{:03},\n{}{}{}",
             entry.duration_ms / 1000,
             entry.duration_ms % 1000,
-            entry.file()
+            uris.prefix,
+            entry.file(),
+            uris.query
         );
     }
     if kind == PlaylistKind::Vod {
