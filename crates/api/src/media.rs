@@ -38,14 +38,23 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
         return ApiError::not_found(format!("no route for {method} /{path}")).into_response();
     }
     if path.ends_with("index.m3u8") && asks_timeshift(request.uri().query()) {
-        // SPEC §HLS "Timeshift on live URLs" has not landed: refused by name, never a live
-        // playlist passed off as the window asked for.
-        return ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "UNSUPPORTED",
-            "timeshift on live URLs (from, dur, ago, delay) is not supported yet",
-        )
-        .into_response();
+        // SPEC §HLS "Timeshift on live URLs": answered from the stream's recording, never a
+        // live playlist passed off as the window asked for.
+        let Some(code) = path
+            .strip_suffix("/index.m3u8")
+            .and_then(|code| code.parse::<StreamCode>().ok())
+        else {
+            return ApiError::not_found(format!("no stream playlist at /{path} to timeshift"))
+                .into_response();
+        };
+        let query = request.uri().query().unwrap_or_default();
+        let peer = client(&engine, &request);
+        return match engine.timeshift(code, query, peer, true).await {
+            Ok(reply) => {
+                crate::recordings::reply_response(reply, request.headers(), method == Method::HEAD)
+            }
+            Err(e) => ApiError::from(e).into_response(),
+        };
     }
     if let Some(code) = path.strip_suffix("/mpegts") {
         let peer = client(&engine, &request);
@@ -141,7 +150,7 @@ fn asks_timeshift(query: Option<&str>) -> bool {
 
 /// The request's client: its peer, or the address a trusted proxy forwarded
 /// (`security.trusted_proxies`).
-fn client(engine: &EngineHandle, request: &Request) -> Option<SocketAddr> {
+pub(crate) fn client(engine: &EngineHandle, request: &Request) -> Option<SocketAddr> {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

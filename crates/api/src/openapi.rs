@@ -33,6 +33,7 @@ use utoipa_swagger_ui::SwaggerUi;
         get_recording,
         recording_info,
         recording_playlist,
+        recording_timeshift,
         recording_segment,
         get_session,
         kick_session,
@@ -316,6 +317,18 @@ fn recording_info() {}
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn recording_playlist() {}
 
+#[utoipa::path(get, path = "/recordings/{rid}/timeshift.m3u8", tag = "dvr",
+    params(("rid" = String, Path, description = "recording id"),
+           ("from" = Option<String>, Query, description = "window start: RFC 3339 or Unix seconds, not in the future (give `from` or `offset_sec`)"),
+           ("offset_sec" = Option<f64>, Query, description = "window start in seconds: N >= 0 after the first segment's start, N < 0 before the newest segment's end"),
+           ("duration" = Option<f64>, Query, description = "window length in seconds, > 0; absent or over 86400: 24 h")),
+    responses((status = 200, description = "VOD playlist (`#EXT-X-ENDLIST`) of the segments from the first that ends after the window's start to the last that starts before its end (clipped to the recording); `#EXT-X-PROGRAM-DATE-TIME` first and after each discontinuity; segment URIs beside it (`NNNNNN.ts`, with `exp`/`sig` when play URLs are signed)", content_type = "application/vnd.apple.mpegurl", body = String),
+              (status = 400, description = "`INVALID_FROM`, `INVALID_OFFSET`, `INVALID_DURATION`, `INVALID_QUERY` (neither or both of `from` and `offset_sec`), naming the parameter", body = ErrorBody),
+              (status = 403, description = "`FORBIDDEN`: signed play URLs are on and `exp`/`sig` are missing, expired or wrong", body = ErrorBody),
+              (status = 404, description = "`NOT_FOUND`: no recording; `NO_DATA`: no segment yet, or none in the window (named)", body = ErrorBody)))]
+#[allow(dead_code, reason = "OpenAPI description of a routed handler")]
+fn recording_timeshift() {}
+
 #[utoipa::path(get, path = "/recordings/{rid}/{segment}", tag = "dvr",
     params(("rid" = String, Path, description = "recording id"),
            ("segment" = String, Path, description = "`NNNNNN.ts` (six or more digits), listed in the recording's log")),
@@ -446,10 +459,10 @@ fn test_hook() {}
 fn hook_deliveries() {}
 
 #[utoipa::path(get, path = "/{code}/index.m3u8", tag = "media", params(("code" = String, Path)),
-    responses((status = 200, description = "HLS: the media playlist of a stream without a transcoder, or the ABR master playlist of a ladder (one `#EXT-X-STREAM-INF` per rung with a segment: BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, CODECS, FRAME-RATE; URIs `track_N/index.m3u8`). Segments beside it: `seg_<n>.ts` (`video/mp2t`, `#EXT-X-VERSION:3`), or with `publisher.hls.segment_format` `fmp4` (or `auto` and an H.265 or Opus stream) fMP4: `seg_<n>.m4s` (`video/mp4`, `#EXT-X-VERSION:7`) after `#EXT-X-MAP:URI=\"init.mp4\"` (`init_<session>.mp4` once a codec change needs a new init; served with `Cache-Control: no-cache`). Both formats cut at the same keyframes and number alike. LL-HLS (`publisher.hls.low_latency` with fMP4): `#EXT-X-VERSION:9`, `#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=<6 x target>,PART-HOLD-BACK=<3 x part>`, `#EXT-X-PART-INF`, `#EXT-X-PART` (`part_<n>.<i>.m4s`, `video/mp4`, immutable) for the last 3 segments and the one being cut, `#EXT-X-PRELOAD-HINT` for the next part (a request for it is held until it exists), `#EXT-X-RENDITION-REPORT` per other rung in a ladder's variants; `?_HLS_msn=<n>[&_HLS_part=<i>]` holds the request until that segment or part is listed (at most 3 x TARGETDURATION), `?_HLS_skip=YES` (or `v2`) serves the delta update (`#EXT-X-SKIP`).", content_type = "application/vnd.apple.mpegurl"),
-              (status = 400, description = "`INVALID_QUERY`: a malformed `_HLS_msn`, `_HLS_part` (without `_HLS_msn`) or `_HLS_skip`, or `_HLS_msn` more than 2 segments past the last one", body = ErrorBody),
-              (status = 403, description = "`FORBIDDEN`: this viewer's session (fingerprint) was kicked less than `sessions.kick_ban_sec` ago", body = ErrorBody),
-              (status = 404, description = "unknown or stopped stream, HLS off, or no segment yet"),
+    responses((status = 200, description = "HLS: the media playlist of a stream without a transcoder, or the ABR master playlist of a ladder (one `#EXT-X-STREAM-INF` per rung with a segment: BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, CODECS, FRAME-RATE; URIs `track_N/index.m3u8`). Segments beside it: `seg_<n>.ts` (`video/mp2t`, `#EXT-X-VERSION:3`), or with `publisher.hls.segment_format` `fmp4` (or `auto` and an H.265 or Opus stream) fMP4: `seg_<n>.m4s` (`video/mp4`, `#EXT-X-VERSION:7`) after `#EXT-X-MAP:URI=\"init.mp4\"` (`init_<session>.mp4` once a codec change needs a new init; served with `Cache-Control: no-cache`). Both formats cut at the same keyframes and number alike. LL-HLS (`publisher.hls.low_latency` with fMP4): `#EXT-X-VERSION:9`, `#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=<6 x target>,PART-HOLD-BACK=<3 x part>`, `#EXT-X-PART-INF`, `#EXT-X-PART` (`part_<n>.<i>.m4s`, `video/mp4`, immutable) for the last 3 segments and the one being cut, `#EXT-X-PRELOAD-HINT` for the next part (a request for it is held until it exists), `#EXT-X-RENDITION-REPORT` per other rung in a ladder's variants; `?_HLS_msn=<n>[&_HLS_part=<i>]` holds the request until that segment or part is listed (at most 3 x TARGETDURATION), `?_HLS_skip=YES` (or `v2`) serves the delta update (`#EXT-X-SKIP`). Timeshift from the stream's DVR recording: `?from=<RFC 3339 or Unix s>[&dur=<s>]` or `?ago=<s>[&dur=<s>]` is a VOD playlist of that window (at most 24 h) with segment URIs `/recordings/{code}/NNNNNN.ts`; `?delay=<s>` a live playlist of the last 12 segments that had ended that many seconds ago.", content_type = "application/vnd.apple.mpegurl"),
+              (status = 400, description = "`INVALID_QUERY`: a timeshift value that is not non-negative seconds (`ago`, `dur` > 0, `delay` <= 86400) or an RFC 3339 / Unix-seconds `from` not in the future, or a malformed `_HLS_msn`, `_HLS_part` (without `_HLS_msn`) or `_HLS_skip`, or `_HLS_msn` more than 2 segments past the last one", body = ErrorBody),
+              (status = 403, description = "`FORBIDDEN`: this viewer's session (fingerprint) was kicked less than `sessions.kick_ban_sec` ago; or signed play URLs are on and `exp`/`sig` do not hold", body = ErrorBody),
+              (status = 404, description = "unknown or stopped stream, HLS off, or no segment yet; with timeshift parameters: `NOT_FOUND` the stream has no recording, `NO_DATA` none in the window"),
               (status = 503, description = "LL-HLS: `UNAVAILABLE`, the segment or part a blocking request asked for did not come within 3 x TARGETDURATION; `BUSY`, 1024 requests already wait on this output", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn hls_playlist() {}

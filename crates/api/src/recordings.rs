@@ -1,6 +1,7 @@
 //! Recording routes (SPEC §API, §DVR): `GET /recordings/{rid}` and `/recordings/{rid}/info`
-//! (admin), `GET /recordings/{rid}/playlist.m3u8` and `/recordings/{rid}/NNNNNN.ts` (media:
-//! CORS, `HEAD`, byte ranges, no admin token). The recording id is the stream code, which may
+//! (admin), `GET /recordings/{rid}/playlist.m3u8`, `/recordings/{rid}/timeshift.m3u8` and
+//! `/recordings/{rid}/NNNNNN.ts` (media: CORS, `HEAD`, byte ranges, no admin token; the
+//! timeshift playlist checks the play signature when signed play URLs are on). The recording id is the stream code, which may
 //! hold `/`; the last path segment decides the route, and a segment name must be one the DVR
 //! wrote (six or more digits, `.ts`) and listed in the recording's log.
 //!
@@ -31,7 +32,33 @@ pub(crate) async fn serve(
     let path = RecordingPath::parse(&rest)
         .ok_or_else(|| ApiError::not_found(format!("no recording route /recordings/{rest}")))?;
     let head = request.method() == axum::http::Method::HEAD;
-    let response = match engine.recording(path).await? {
+    let reply = match path {
+        RecordingPath::Timeshift(code) => {
+            let query = request.uri().query().unwrap_or_default();
+            let peer = crate::media::client(&engine, &request);
+            engine.timeshift(code, query, peer, false).await?
+        }
+        path => engine.recording(path).await?,
+    };
+    Ok(reply_response(reply, request.headers(), head))
+}
+
+/// A recording reply as a response (also the live URL's timeshift answer).
+pub(crate) fn reply_response(
+    reply: RecordingReply,
+    request: &axum::http::HeaderMap,
+    head: bool,
+) -> Response {
+    // A player's refusal (a timeshift query), readable by a browser player like its playlist.
+    let media_error = |status, code, message: String| {
+        let mut response = ApiError::new(status, code, message).into_response();
+        response.headers_mut().insert(
+            axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            axum::http::HeaderValue::from_static("*"),
+        );
+        response
+    };
+    match reply {
         RecordingReply::Json(data) => Json(json!({"data": data})).into_response(),
         RecordingReply::Playlist(text) => respond(
             &MediaAsset {
@@ -39,7 +66,7 @@ pub(crate) async fn serve(
                 cache_control: "no-cache",
                 body: text.into(),
             },
-            request.headers(),
+            request,
             head,
         ),
         RecordingReply::Segment(body) => respond(
@@ -48,7 +75,7 @@ pub(crate) async fn serve(
                 cache_control: "public, max-age=31536000, immutable",
                 body,
             },
-            request.headers(),
+            request,
             head,
         ),
         RecordingReply::NotFound(code, message) => {
@@ -60,12 +87,17 @@ pub(crate) async fn serve(
             message,
         )
         .into_response(),
+        RecordingReply::BadRequest(code, message) => {
+            media_error(axum::http::StatusCode::BAD_REQUEST, code, message)
+        }
+        RecordingReply::Forbidden(message) => {
+            media_error(axum::http::StatusCode::FORBIDDEN, "FORBIDDEN", message)
+        }
         _ => ApiError::not_found("no such recording route").into_response(),
-    };
-    Ok(response)
+    }
 }
 
-/// The admin gate for `/recordings/…`, except the media routes (playlist and segments), which
+/// The admin gate for `/recordings/…`, except the media routes (playlists and segments), which
 /// players fetch without a token (SPEC §API route classes).
 pub(crate) async fn gate(State(gate): State<AdminGate>, request: Request, next: Next) -> Response {
     let media = request

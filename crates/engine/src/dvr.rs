@@ -1,7 +1,9 @@
 //! The DVR service (SPEC §DVR): the coordinator's [`DvrService`] over
 //! [`tributary_dvr::Recordings`], recording events onto the bus, and the read side the API's
 //! recording routes use (`GET /streams/{code}/recordings`, `/recordings/{rid}`, its `info`,
-//! `playlist.m3u8` and segment files).
+//! `playlist.m3u8` and segment files) and timeshift (`/recordings/{rid}/timeshift.m3u8` and
+//! `from`/`ago`/`dur`/`delay` on a live `/{code}/index.m3u8`, both answered from the
+//! recording's log with [`tributary_dvr::timeshift`]).
 //!
 //! The recording id is the stream code. A stopped recording is found on disk where the
 //! stream's stored `dvr.storage_path` says (the DVR root `<data_dir>/dvr` when empty); a
@@ -15,6 +17,9 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{Value, json};
 use tributary_domain::event::EventType;
 use tributary_domain::{Stream, StreamCode};
+use tributary_dvr::UnixMillis;
+use tributary_dvr::playlist::Uris;
+use tributary_dvr::timeshift::{self, LiveShift};
 use tributary_dvr::{RecordingEvent, RecordingView, Recordings, Summary};
 use tributary_hub::Hub;
 
@@ -191,6 +196,10 @@ pub enum RecordingReply {
     NotFound(&'static str, String),
     /// A recording route that has not landed: 422 `UNSUPPORTED`.
     Unsupported(String),
+    /// A bad query value: 400 with this error code and a message naming the parameter.
+    BadRequest(&'static str, String),
+    /// Signed play URLs are on and the request's signature does not hold: 403 `FORBIDDEN`.
+    Forbidden(String),
 }
 
 /// What a `/recordings/{rid}/…` path asks for.
@@ -204,6 +213,8 @@ pub enum RecordingPath {
     Playlist(StreamCode),
     /// `/recordings/{rid}/NNNNNN.ts`.
     Segment(StreamCode, String),
+    /// `/recordings/{rid}/timeshift.m3u8` (its query goes to [`EngineHandle::timeshift`]).
+    Timeshift(StreamCode),
     /// A route of SPEC §DVR that has not landed (`timeshift.m3u8`, `clip.mp4`).
     NotSupported(&'static str),
 }
@@ -219,8 +230,8 @@ impl RecordingPath {
         if let Some(rid) = rest.strip_suffix("/playlist.m3u8") {
             return Some(Self::Playlist(code(rid)?));
         }
-        if rest.ends_with("/timeshift.m3u8") {
-            return Some(Self::NotSupported("timeshift.m3u8"));
+        if let Some(rid) = rest.strip_suffix("/timeshift.m3u8") {
+            return Some(Self::Timeshift(code(rid)?));
         }
         if rest.ends_with("/clip.mp4") {
             return Some(Self::NotSupported("clip.mp4"));
@@ -237,7 +248,7 @@ impl RecordingPath {
     pub fn is_media(&self) -> bool {
         matches!(
             self,
-            Self::Playlist(_) | Self::Segment(..) | Self::NotSupported(_)
+            Self::Playlist(_) | Self::Segment(..) | Self::Timeshift(_) | Self::NotSupported(_)
         )
     }
 }
@@ -265,13 +276,14 @@ impl EngineHandle {
             RecordingPath::Recording(c)
             | RecordingPath::Info(c)
             | RecordingPath::Playlist(c)
+            | RecordingPath::Timeshift(c)
             | RecordingPath::Segment(c, _) => c.clone(),
         };
-        let storage = self
-            .get_stream(&code)
-            .await?
-            .map(|r| storage_path(&r.stream))
-            .unwrap_or_default();
+        if matches!(path, RecordingPath::Timeshift(_)) {
+            // Its query matters: callers use `timeshift`. Without one, every parameter is absent.
+            return self.timeshift(code, "", None, false).await;
+        }
+        let storage = self.recording_storage(&code).await?;
         if let RecordingPath::Segment(_, name) = path {
             let dvr = Arc::clone(&self.shared.media.dvr);
             let bytes =
@@ -302,6 +314,95 @@ impl EngineHandle {
             RecordingPath::Playlist(_) => RecordingReply::Playlist(view.playlist()),
             _ => RecordingReply::Json(recording_json(&view)),
         })
+    }
+
+    /// A timeshift playlist of `code`'s recording for a request with `query` from `peer`:
+    /// `/recordings/{code}/timeshift.m3u8` (`live` false) or a live `/{code}/index.m3u8` with
+    /// timeshift parameters (`live` true; a query without any is [`RecordingReply::NotFound`]).
+    /// With signed play URLs on, the signature must hold (the one a live playlist needs) and
+    /// is carried into the segment URIs.
+    pub async fn timeshift(
+        &self,
+        code: StreamCode,
+        query: &str,
+        peer: Option<std::net::SocketAddr>,
+        live: bool,
+    ) -> Result<RecordingReply, CoordError> {
+        let mut signed = String::new();
+        if let Some(signer) = &self.shared.media.signer {
+            let ip = peer.map_or(crate::UNKNOWN_PEER, |p| p.ip());
+            match signer.verify(&code, query, ip, crate::router::unix_now()) {
+                Ok(signature) => signed = format!("?{}", signature.query()),
+                Err(e) => return Ok(RecordingReply::Forbidden(e.to_string())),
+            }
+        }
+        let now = UnixMillis::from_system_time(std::time::SystemTime::now());
+        let shift = if live {
+            match timeshift::live_shift(query, now) {
+                Ok(Some(shift)) => Some(shift),
+                Ok(None) => {
+                    return Ok(RecordingReply::NotFound(
+                        "NOT_FOUND",
+                        "no timeshift parameter (from, ago, dur, delay) in the query".to_owned(),
+                    ));
+                }
+                Err(e) => return Ok(RecordingReply::BadRequest(e.code, e.message)),
+            }
+        } else {
+            None
+        };
+        let storage = self.recording_storage(&code).await?;
+        let Some(view) = self.recording_view(code.clone(), storage).await else {
+            let why = if live {
+                format!(
+                    "stream {code} has no recording to timeshift from (timeshift on live URLs \
+                     plays the stream's DVR recording: dvr.enabled)"
+                )
+            } else {
+                format!("no recording of {code}")
+            };
+            return Ok(RecordingReply::NotFound("NOT_FOUND", why));
+        };
+        if view.entries.is_empty() {
+            return Ok(RecordingReply::NotFound(
+                "NO_DATA",
+                format!("recording {code} has no segments yet"),
+            ));
+        }
+        let prefix = if live {
+            format!("/recordings/{code}/")
+        } else {
+            String::new()
+        };
+        let uris = Uris {
+            prefix: &prefix,
+            query: &signed,
+        };
+        let text = match shift {
+            None => match timeshift::recording_window(query, now, &view.entries) {
+                Ok(window) => timeshift::window_playlist(&view.entries, window, uris),
+                Err(e) => return Ok(RecordingReply::BadRequest(e.code, e.message)),
+            },
+            Some(LiveShift::Window(window)) => {
+                timeshift::window_playlist(&view.entries, window, uris)
+            }
+            Some(LiveShift::Delay(delay)) => {
+                timeshift::delayed_playlist(&view.entries, now, delay, uris)
+            }
+        };
+        Ok(match text {
+            Ok(text) => RecordingReply::Playlist(text),
+            Err(e) => RecordingReply::NotFound("NO_DATA", format!("recording {code}: {e}")),
+        })
+    }
+
+    /// Where `code`'s recording is stored: its stored `dvr.storage_path` (`""`: the DVR root).
+    async fn recording_storage(&self, code: &StreamCode) -> Result<String, CoordError> {
+        Ok(self
+            .get_stream(code)
+            .await?
+            .map(|r| storage_path(&r.stream))
+            .unwrap_or_default())
     }
 
     async fn recording_view(&self, code: StreamCode, storage: String) -> Option<RecordingView> {

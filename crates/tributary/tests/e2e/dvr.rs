@@ -1,6 +1,7 @@
-//! DVR (issue 19, first slice): recording the playback feed to disk, across a server restart,
-//! on a filesystem that fills up, under a size cap, and the recording routes refusing paths
-//! out of their root. Sources are looping file inputs (real time, paced by DTS); the players
+//! DVR (issue 19): recording the playback feed to disk, across a server restart, on a
+//! filesystem that fills up, under a size cap, the recording routes refusing paths out of
+//! their root, and timeshift windows (the recording's `timeshift.m3u8` and the live URL's
+//! `ago`/`from`/`dur`/`delay`). Sources are looping file inputs (real time, paced by DTS); the players
 //! are ffprobe and ffmpeg reading the recording's playlist over HTTP.
 
 use std::collections::BTreeMap;
@@ -9,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use tributary_testkit::{decode_errors, http_get, probe_packets, wait_until};
+use tributary_testkit::{decode_errors, http_get, probe_packets, probe_streams, wait_until};
 
 use crate::events::events;
 use crate::hls::{clip, serial, wait_new_segment};
@@ -466,21 +467,172 @@ fn recording_routes_serve_only_their_own_segments_inside_the_root() {
         assert!(status == 404 || status == 400, "{path} answered {status}");
     }
     // Routes of later issues are refused by name.
-    let later = send(
-        "GET",
-        &server.url("/recordings/rec/timeshift.m3u8"),
-        None,
-        &[],
-    );
+    let later = send("GET", &server.url("/recordings/rec/clip.mp4"), None, &[]);
     assert_eq!(later.status, 422, "{}", later.body);
     assert_eq!(later.body["error"]["code"], "UNSUPPORTED");
-    let live = send(
-        "GET",
-        &server.url("/rec/index.m3u8?ago=30&dur=20"),
-        None,
-        &[],
-    );
-    assert_eq!(live.status, 422, "{}", live.body);
-    assert_eq!(live.body["error"]["code"], "UNSUPPORTED");
     assert!(server.text("/rec/index.m3u8?token=x").is_some());
+}
+
+/// The segments of a playlist: (wall start ms from `#EXT-X-PROGRAM-DATE-TIME` plus the
+/// `EXTINF`s since, duration ms, URI).
+fn timed_segments(playlist: &str) -> Vec<(i64, i64, String)> {
+    let mut at = None;
+    let mut duration = 0;
+    let mut segments = Vec::new();
+    for line in playlist.lines() {
+        if let Some(pdt) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            at = Some(
+                chrono::DateTime::parse_from_rfc3339(pdt)
+                    .unwrap()
+                    .timestamp_millis(),
+            );
+        } else if let Some(extinf) = line.strip_prefix("#EXTINF:") {
+            let seconds: f64 = extinf.trim_end_matches(',').parse().unwrap();
+            duration = (seconds * 1000.0).round() as i64;
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let start = at.expect("a PROGRAM-DATE-TIME before the first segment");
+            segments.push((start, duration, line.to_owned()));
+            at = Some(start + duration);
+        }
+    }
+    segments
+}
+
+fn unix_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// An error answer's status, code and message.
+fn refusal(server: &Server, path: &str) -> (u16, String, String) {
+    let answer = send("GET", &server.url(path), None, &[]);
+    let error = &answer.body["error"];
+    (
+        answer.status,
+        error["code"].as_str().unwrap_or_default().to_owned(),
+        error["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[test]
+fn timeshift_windows_play_from_the_recording_and_on_the_live_url() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    put_stream(
+        &server,
+        "ts",
+        &stream_body(r#"{"enabled":true,"segment_duration":2}"#),
+    );
+    // About 40 s recorded.
+    wait_recorded(&server, "ts", 20, Duration::from_secs(90));
+
+    // 20 s starting 30 s ago, by Unix seconds.
+    let from = unix_ms() / 1000 - 30;
+    let (start, end) = (from * 1000, from * 1000 + 20_000);
+    let path = format!("/recordings/ts/timeshift.m3u8?from={from}&duration=20");
+    let playlist = server.text(&path).unwrap();
+    assert!(
+        playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD\n"),
+        "{playlist}"
+    );
+    assert!(playlist.ends_with("#EXT-X-ENDLIST\n"), "{playlist}");
+    let segments = timed_segments(&playlist);
+    // Cut at the first keyframe after 2 s, forced at 4 s: one segment is at most 4 s.
+    let slack = 4_000;
+    let (first, last) = (&segments[0], &segments[segments.len() - 1]);
+    assert!(
+        first.0 <= start && first.0 + first.1 > start - slack,
+        "the first segment holds the window's start {start}: {playlist}"
+    );
+    assert!(
+        last.0 < end && last.0 + last.1 + slack >= end,
+        "the last segment reaches the window's end {end}: {playlist}"
+    );
+    for (at, _, uri) in &segments {
+        assert!(
+            (start - slack..end).contains(at),
+            "{uri} at {at} outside {start}..{end}"
+        );
+    }
+    let errors = decode_errors(&server.url(&path), 3600.0).unwrap();
+    assert!(errors.trim().is_empty(), "decode errors: {errors}");
+    // The same window as an RFC 3339 time, and by offset from the newest segment.
+    let rfc3339 = chrono::DateTime::from_timestamp(from, 0)
+        .unwrap()
+        .to_rfc3339();
+    let by_time = server
+        .text(&format!(
+            "/recordings/ts/timeshift.m3u8?from={}&duration=20",
+            rfc3339.replace('+', "%2B")
+        ))
+        .unwrap();
+    assert_eq!(timed_segments(&by_time)[0], segments[0]);
+    let by_offset = server
+        .text("/recordings/ts/timeshift.m3u8?offset_sec=-10&duration=6")
+        .unwrap();
+    assert!(!timed_segments(&by_offset).is_empty(), "{by_offset}");
+
+    // On the live URL: the archive window, and a live playlist 10 s behind.
+    let archived = server.text("/ts/index.m3u8?ago=30&dur=20").unwrap();
+    assert!(archived.contains("#EXT-X-ENDLIST"), "{archived}");
+    assert!(archived.contains("\n/recordings/ts/0"), "{archived}");
+    let streams = probe_streams(&server.url("/ts/index.m3u8?ago=30&dur=20")).unwrap();
+    assert!(
+        streams
+            .iter()
+            .any(|s| s.codec_type.as_deref() == Some("video"))
+    );
+    let delayed = server.text("/ts/index.m3u8?delay=10").unwrap();
+    assert!(!delayed.contains("#EXT-X-ENDLIST"), "{delayed}");
+    let newest = timed_segments(&delayed).last().cloned().unwrap();
+    assert!(
+        newest.0 + newest.1 <= unix_ms() - 10_000,
+        "{delayed} ends more than 10 s ago"
+    );
+    let streams = probe_streams(&server.url("/ts/index.m3u8?delay=10")).unwrap();
+    assert!(
+        streams
+            .iter()
+            .any(|s| s.codec_type.as_deref() == Some("video"))
+    );
+
+    // Bad values: 400 naming the parameter; an empty window: 404 NO_DATA naming it.
+    let future = format!(
+        "/recordings/ts/timeshift.m3u8?from={}",
+        unix_ms() / 1000 + 3600
+    );
+    for (path, code, param) in [
+        (
+            "/recordings/ts/timeshift.m3u8?from=yesterday",
+            "INVALID_FROM",
+            "from",
+        ),
+        (future.as_str(), "INVALID_FROM", "from"),
+        (
+            "/recordings/ts/timeshift.m3u8?offset_sec=ten",
+            "INVALID_OFFSET",
+            "offset_sec",
+        ),
+        (
+            "/recordings/ts/timeshift.m3u8?offset_sec=0&duration=-5",
+            "INVALID_DURATION",
+            "duration",
+        ),
+        ("/ts/index.m3u8?ago=-3&dur=5", "INVALID_QUERY", "ago"),
+        ("/ts/index.m3u8?ago=30&dur=abc", "INVALID_QUERY", "dur"),
+        ("/ts/index.m3u8?delay=soon", "INVALID_QUERY", "delay"),
+    ] {
+        let (status, got, message) = refusal(&server, path);
+        assert_eq!((status, got.as_str()), (400, code), "{path}: {message}");
+        assert!(message.contains(param), "{path}: {message}");
+    }
+    let (status, code, message) = refusal(
+        &server,
+        "/recordings/ts/timeshift.m3u8?from=1000000000&duration=60",
+    );
+    assert_eq!((status, code.as_str()), (404, "NO_DATA"), "{message}");
+    assert!(message.contains("2001-09-09T01:46:40.000Z"), "{message}");
+    let (status, _, message) = refusal(&server, "/nothing/index.m3u8?ago=10");
+    assert_eq!(status, 404, "{message}");
+    assert!(message.contains("no recording"), "{message}");
 }

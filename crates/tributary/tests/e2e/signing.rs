@@ -121,6 +121,20 @@ fn signed_urls_play_and_missing_expired_or_tampered_ones_are_refused() {
         "does not match",
     );
     refused("/signed/mpegts", "requires signed play URLs");
+    // Timeshift (on the live URL and the recording's route) needs the signature too; signed,
+    // it gets as far as finding no recording.
+    refused("/signed/index.m3u8?ago=10", "requires signed play URLs");
+    refused(
+        "/recordings/signed/timeshift.m3u8?offset_sec=0",
+        "requires signed play URLs",
+    );
+    let unrecorded = send(
+        "GET",
+        &server.url(&format!("/signed/index.m3u8?ago=10&{query}")),
+        None,
+        &[],
+    );
+    assert_eq!(unrecorded.status, 404, "{}", unrecorded.body);
 
     // The refusals are counted (HLS and HTTP-TS so far).
     let metrics = String::from_utf8(http_get(&server.url("/metrics")).unwrap().2).unwrap();
