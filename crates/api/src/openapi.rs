@@ -313,6 +313,7 @@ fn recording_info() {}
 #[utoipa::path(get, path = "/recordings/{rid}/playlist.m3u8", tag = "dvr",
     params(("rid" = String, Path, description = "recording id")),
     responses((status = 200, description = "HLS playlist built from the segment log: `EVENT` while recording, `VOD` with `#EXT-X-ENDLIST` when stopped; `#EXT-X-PROGRAM-DATE-TIME` first and after each discontinuity", content_type = "application/vnd.apple.mpegurl", body = String),
+              (status = 403, description = "`FORBIDDEN`: signed play URLs are on and `exp`/`sig` are missing, expired or wrong (a signed playlist carries them into its segment URIs)", body = ErrorBody),
               (status = 404, description = "`NOT_FOUND` / `NO_SEGMENTS`", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn recording_playlist() {}
@@ -334,6 +335,7 @@ fn recording_timeshift() {}
            ("segment" = String, Path, description = "`NNNNNN.ts` (six or more digits), listed in the recording's log")),
     responses((status = 200, description = "the segment (`HEAD` and `Range` supported)", content_type = "video/mp2t", body = Vec<u8>),
               (status = 206, description = "a byte range"),
+              (status = 403, description = "`FORBIDDEN`: signed play URLs are on and `exp`/`sig` are missing, expired or wrong", body = ErrorBody),
               (status = 404, description = "not one of the recording's segments", body = ErrorBody)))]
 #[allow(dead_code, reason = "OpenAPI description of a routed handler")]
 fn recording_segment() {}

@@ -1,7 +1,7 @@
 //! Recording routes (SPEC §API, §DVR): `GET /recordings/{rid}` and `/recordings/{rid}/info`
 //! (admin), `GET /recordings/{rid}/playlist.m3u8`, `/recordings/{rid}/timeshift.m3u8` and
-//! `/recordings/{rid}/NNNNNN.ts` (media: CORS, `HEAD`, byte ranges, no admin token; the
-//! timeshift playlist checks the play signature when signed play URLs are on). The recording id is the stream code, which may
+//! `/recordings/{rid}/NNNNNN.ts` (media: CORS, `HEAD`, byte ranges, no admin token; with
+//! signed play URLs on they need the stream's signature, like its live media). The recording id is the stream code, which may
 //! hold `/`; the last path segment decides the route, and a segment name must be one the DVR
 //! wrote (six or more digits, `.ts`) and listed in the recording's log.
 //!
@@ -32,14 +32,9 @@ pub(crate) async fn serve(
     let path = RecordingPath::parse(&rest)
         .ok_or_else(|| ApiError::not_found(format!("no recording route /recordings/{rest}")))?;
     let head = request.method() == axum::http::Method::HEAD;
-    let reply = match path {
-        RecordingPath::Timeshift(code) => {
-            let query = request.uri().query().unwrap_or_default();
-            let peer = crate::media::client(&engine, &request);
-            engine.timeshift(code, query, peer, false).await?
-        }
-        path => engine.recording(path).await?,
-    };
+    let query = request.uri().query().unwrap_or_default();
+    let peer = crate::media::client(&engine, &request);
+    let reply = engine.recording(path, query, peer).await?;
     Ok(reply_response(reply, request.headers(), head))
 }
 

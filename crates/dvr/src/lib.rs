@@ -99,14 +99,15 @@ pub struct RecordingView {
 }
 
 impl RecordingView {
-    /// The playlist: `EVENT` while recording, `VOD` when stopped.
-    pub fn playlist(&self) -> String {
+    /// The playlist: `EVENT` while recording, `VOD` when stopped; segment URIs as `uris` says
+    /// (the play signature, when play URLs are signed).
+    pub fn playlist(&self, uris: playlist::Uris<'_>) -> String {
         let kind = if self.status == "stopped" {
             PlaylistKind::Vod
         } else {
             PlaylistKind::Event
         };
-        playlist::render(&self.entries, kind)
+        playlist::render_with(&self.entries, kind, uris)
     }
 }
 

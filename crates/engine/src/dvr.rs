@@ -265,8 +265,15 @@ impl EngineHandle {
         Ok(Some(view.iter().map(recording_json).collect()))
     }
 
-    /// A `/recordings/{rid}/…` request.
-    pub async fn recording(&self, path: RecordingPath) -> Result<RecordingReply, CoordError> {
+    /// A `/recordings/{rid}/…` request with `query` from `peer`. With signed play URLs on, the
+    /// media routes (playlists and segments) need the stream's signature, which the playlist
+    /// carries into its segment URIs.
+    pub async fn recording(
+        &self,
+        path: RecordingPath,
+        query: &str,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Result<RecordingReply, CoordError> {
         let code = match &path {
             RecordingPath::NotSupported(what) => {
                 return Ok(RecordingReply::Unsupported(format!(
@@ -280,9 +287,16 @@ impl EngineHandle {
             | RecordingPath::Segment(c, _) => c.clone(),
         };
         if matches!(path, RecordingPath::Timeshift(_)) {
-            // Its query matters: callers use `timeshift`. Without one, every parameter is absent.
-            return self.timeshift(code, "", None, false).await;
+            return self.timeshift(code, query, peer, false).await;
         }
+        let signed = if path.is_media() {
+            match self.play_suffix(&code, query, peer) {
+                Ok(signed) => signed,
+                Err(why) => return Ok(RecordingReply::Forbidden(why)),
+            }
+        } else {
+            String::new()
+        };
         let storage = self.recording_storage(&code).await?;
         if let RecordingPath::Segment(_, name) = path {
             let dvr = Arc::clone(&self.shared.media.dvr);
@@ -311,7 +325,10 @@ impl EngineHandle {
                 "NO_SEGMENTS",
                 format!("recording {code} has no segments yet"),
             ),
-            RecordingPath::Playlist(_) => RecordingReply::Playlist(view.playlist()),
+            RecordingPath::Playlist(_) => RecordingReply::Playlist(view.playlist(Uris {
+                prefix: "",
+                query: &signed,
+            })),
             _ => RecordingReply::Json(recording_json(&view)),
         })
     }
@@ -328,14 +345,10 @@ impl EngineHandle {
         peer: Option<std::net::SocketAddr>,
         live: bool,
     ) -> Result<RecordingReply, CoordError> {
-        let mut signed = String::new();
-        if let Some(signer) = &self.shared.media.signer {
-            let ip = peer.map_or(crate::UNKNOWN_PEER, |p| p.ip());
-            match signer.verify(&code, query, ip, crate::router::unix_now()) {
-                Ok(signature) => signed = format!("?{}", signature.query()),
-                Err(e) => return Ok(RecordingReply::Forbidden(e.to_string())),
-            }
-        }
+        let signed = match self.play_suffix(&code, query, peer) {
+            Ok(signed) => signed,
+            Err(why) => return Ok(RecordingReply::Forbidden(why)),
+        };
         let now = UnixMillis::from_system_time(std::time::SystemTime::now());
         let shift = if live {
             match timeshift::live_shift(query, now) {
@@ -394,6 +407,24 @@ impl EngineHandle {
             Ok(text) => RecordingReply::Playlist(text),
             Err(e) => RecordingReply::NotFound("NO_DATA", format!("recording {code}: {e}")),
         })
+    }
+
+    /// With signed play URLs on, whether `query` from `peer` carries a valid signature for
+    /// `code`: `?exp=…&sig=…` for the segment URIs of a playlist, or why not. Off: `""`.
+    fn play_suffix(
+        &self,
+        code: &StreamCode,
+        query: &str,
+        peer: Option<std::net::SocketAddr>,
+    ) -> Result<String, String> {
+        let Some(signer) = &self.shared.media.signer else {
+            return Ok(String::new());
+        };
+        let ip = peer.map_or(crate::UNKNOWN_PEER, |p| p.ip());
+        signer
+            .verify(code, query, ip, crate::router::unix_now())
+            .map(|signature| format!("?{}", signature.query()))
+            .map_err(|e| e.to_string())
     }
 
     /// Where `code`'s recording is stored: its stored `dvr.storage_path` (`""`: the DVR root).

@@ -24,6 +24,18 @@ fn stream_body(dvr: &str) -> String {
     )
 }
 
+/// A server in a new data directory with `code` recording in 2 s segments.
+fn recorded_stream(code: &str) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    put_stream(
+        &server,
+        code,
+        &stream_body(r#"{"enabled":true,"segment_duration":2}"#),
+    );
+    (dir, server)
+}
+
 /// `GET /recordings/{rid}/info`'s `data`, when it answers 200.
 fn info(server: &Server, rid: &str) -> Option<Value> {
     let answer = send(
@@ -314,13 +326,7 @@ fn a_full_disk_fails_only_that_recording_which_resumes_by_itself() {
 #[test]
 fn a_size_cap_set_while_recording_removes_the_oldest_segments() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
-    put_stream(
-        &server,
-        "capped",
-        &stream_body(r#"{"enabled":true,"segment_duration":2}"#),
-    );
+    let (dir, server) = recorded_stream("capped");
     let rec_dir = dir.path().join("dvr/capped");
     wait_recorded(&server, "capped", 4, Duration::from_secs(60));
 
@@ -516,13 +522,7 @@ fn refusal(server: &Server, path: &str) -> (u16, String, String) {
 #[test]
 fn timeshift_windows_play_from_the_recording_and_on_the_live_url() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
-    put_stream(
-        &server,
-        "ts",
-        &stream_body(r#"{"enabled":true,"segment_duration":2}"#),
-    );
+    let (_dir, server) = recorded_stream("ts");
     // About 40 s recorded.
     wait_recorded(&server, "ts", 20, Duration::from_secs(90));
 

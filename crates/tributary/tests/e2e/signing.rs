@@ -61,7 +61,8 @@ fn signed_urls_play_and_missing_expired_or_tampered_ones_are_refused() {
         &format!("127.0.0.1:{port}"),
         &["--config", config.to_str().unwrap()],
     );
-    let body = r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true,"rtmp":true}}"#;
+    let body = r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true,"rtmp":true},
+        "dvr":{"enabled":true,"segment_duration":2}}"#;
     let answer = send("PUT", &server.url("/streams/signed"), Some(body), &[]);
     assert_eq!(answer.status, 201, "{}", answer.body);
     // Publishing is not a play: it needs no signature.
@@ -121,16 +122,46 @@ fn signed_urls_play_and_missing_expired_or_tampered_ones_are_refused() {
         "does not match",
     );
     refused("/signed/mpegts", "requires signed play URLs");
-    // Timeshift (on the live URL and the recording's route) needs the signature too; signed,
-    // it gets as far as finding no recording.
+    // The recording's playlists and segments, and timeshift on the live URL, are media too:
+    // unsigned they are refused; signed, the playlists carry the signature to their segments.
     refused("/signed/index.m3u8?ago=10", "requires signed play URLs");
-    refused(
-        "/recordings/signed/timeshift.m3u8?offset_sec=0",
-        "requires signed play URLs",
-    );
+    for path in ["playlist.m3u8", "timeshift.m3u8?offset_sec=0", "000000.ts"] {
+        refused(
+            &format!("/recordings/signed/{path}"),
+            "requires signed play URLs",
+        );
+    }
+    let recorded = |path: &str| {
+        let (status, _, body) = http_get(&server.url(path)).unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    wait_until(Duration::from_secs(30), "a recorded segment", || {
+        recorded(&format!("/recordings/signed/playlist.m3u8?{query}"))
+            .1
+            .contains(".ts")
+    })
+    .unwrap();
+    for path in [
+        format!("/recordings/signed/playlist.m3u8?{query}"),
+        format!("/recordings/signed/timeshift.m3u8?offset_sec=0&{query}"),
+        format!("/signed/index.m3u8?ago=60&{query}"),
+    ] {
+        let (answered, text) = recorded(&path);
+        assert_eq!(answered, 200, "{path}: {text}");
+        let uris: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert!(!uris.is_empty(), "{path}: {text}");
+        for uri in uris {
+            assert!(uri.ends_with(&format!(".ts?{query}")), "{uri} in\n{text}");
+            let name = uri.rsplit('/').next().unwrap();
+            assert_eq!(status(&format!("/recordings/signed/{name}")), 200);
+        }
+    }
     let unrecorded = send(
         "GET",
-        &server.url(&format!("/signed/index.m3u8?ago=10&{query}")),
+        &server.url(&format!(
+            "/nothing/index.m3u8?ago=10&{}",
+            signed("nothing", now() + 600)
+        )),
         None,
         &[],
     );
