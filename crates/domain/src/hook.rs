@@ -421,10 +421,7 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
     let digest = mac.finalize().into_bytes();
     let mut out = String::with_capacity(7 + 64);
     out.push_str("sha256=");
-    for byte in digest {
-        out.push(char::from(HEX[usize::from(byte >> 4)]));
-        out.push(char::from(HEX[usize::from(byte & 0xf)]));
-    }
+    crate::hex::push(&mut out, &digest);
     out
 }
 
@@ -573,7 +570,6 @@ const MAX_STRING_BYTES: usize = 4096;
 const MAX_CODE_PATTERN: usize = 256;
 /// A day: longer timeouts and intervals mean "never" in practice.
 const MAX_SECONDS: u64 = 86_400;
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 #[cfg(test)]
 mod tests {

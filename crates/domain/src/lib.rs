@@ -25,6 +25,7 @@ pub mod event;
 pub mod failover;
 pub mod ffmpeg;
 pub mod forwarded;
+pub mod hex;
 pub mod hook;
 pub mod http_range;
 pub mod plan;

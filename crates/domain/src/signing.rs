@@ -92,10 +92,7 @@ impl PlaySigner {
     pub fn sign(&self, code: &StreamCode, exp: u64, ip: Option<IpAddr>) -> String {
         let digest = self.mac(code, &exp.to_string(), ip).finalize().into_bytes();
         let mut out = String::with_capacity(64);
-        for byte in digest {
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0xf)]));
-        }
+        crate::hex::push(&mut out, &digest);
         out
     }
 
@@ -146,8 +143,6 @@ impl PlaySigner {
         mac
     }
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Decodes 64 hex digits (either case) into `out`.
 fn unhex(text: &str, out: &mut [u8; 32]) -> bool {

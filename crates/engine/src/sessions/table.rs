@@ -694,13 +694,10 @@ pub(crate) fn fingerprint(
     let digest = hash.finalize();
     let mut hex = [0u8; 16];
     for (pair, byte) in hex.chunks_exact_mut(2).zip(&digest[..8]) {
-        pair[0] = HEX[usize::from(byte >> 4)];
-        pair[1] = HEX[usize::from(byte & 0xF)];
+        pair.copy_from_slice(&tributary_domain::hex::digits(*byte));
     }
     Fingerprint(hex)
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// An HTTP session's id, computed per request without allocating.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
