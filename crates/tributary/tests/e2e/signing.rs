@@ -44,31 +44,58 @@ fn now() -> u64 {
         .as_secs()
 }
 
+/// A server started with the TOML `config`, its stream `code` created from `body` and fed by
+/// an RTMP publisher (publishing is not a play: it needs no signature). Fields drop in order:
+/// the publisher, then the server, then its directory.
+struct Rig {
+    _publisher: LiveSender,
+    server: Server,
+    /// The publisher's URL, `rtmp://…/live/<code>` (also a play URL).
+    rtmp: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    fn start(config: &str, code: &str, body: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tributary.toml");
+        std::fs::write(&path, config).unwrap();
+        let port = free_tcp_port();
+        let server = Server::start_args(
+            &dir.path().join("data"),
+            &[],
+            &format!("127.0.0.1:{port}"),
+            &["--config", path.to_str().unwrap()],
+        );
+        let answer = send(
+            "PUT",
+            &server.url(&format!("/streams/{code}")),
+            Some(body),
+            &[],
+        );
+        assert_eq!(answer.status, 201, "{}", answer.body);
+        let clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the test clip");
+        let rtmp = format!("rtmp://127.0.0.1:{port}/live/{code}");
+        let publisher = LiveSender::rtmp(&clip, &rtmp).expect("start the ffmpeg publisher");
+        Self {
+            _publisher: publisher,
+            server,
+            rtmp,
+            _dir: dir,
+        }
+    }
+}
+
 #[test]
 fn signed_urls_play_and_missing_expired_or_tampered_ones_are_refused() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("tributary.toml");
-    std::fs::write(
-        &config,
-        format!("[security.play_signing]\nenabled = true\nkey = \"{KEY}\"\n"),
-    )
-    .unwrap();
-    let port = free_tcp_port();
-    let server = Server::start_args(
-        &dir.path().join("data"),
-        &[],
-        &format!("127.0.0.1:{port}"),
-        &["--config", config.to_str().unwrap()],
+    let rig = Rig::start(
+        &format!("[security.play_signing]\nenabled = true\nkey = \"{KEY}\"\n"),
+        "signed",
+        r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true,"rtmp":true},
+        "dvr":{"enabled":true,"segment_duration":2}}"#,
     );
-    let body = r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true,"rtmp":true},
-        "dvr":{"enabled":true,"segment_duration":2}}"#;
-    let answer = send("PUT", &server.url("/streams/signed"), Some(body), &[]);
-    assert_eq!(answer.status, 201, "{}", answer.body);
-    // Publishing is not a play: it needs no signature.
-    let clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the test clip");
-    let rtmp = format!("rtmp://127.0.0.1:{port}/live/signed");
-    let _publisher = LiveSender::rtmp(&clip, &rtmp).expect("start the ffmpeg publisher");
+    let (server, rtmp) = (&rig.server, &rig.rtmp);
 
     let query = signed("signed", now() + 600);
     let playlist = server.url(&format!("/signed/index.m3u8?{query}"));
@@ -181,7 +208,7 @@ fn signed_urls_play_and_missing_expired_or_tampered_ones_are_refused() {
     }
 
     // RTMP: an unsigned play is refused; a signed one plays.
-    let unsigned = decode_errors(&rtmp, 3.0).unwrap();
+    let unsigned = decode_errors(rtmp, 3.0).unwrap();
     assert!(
         unsigned.contains("ffmpeg exited with"),
         "an unsigned RTMP play must fail:\n{unsigned}"
@@ -200,29 +227,15 @@ fn signed_urls_play_and_missing_expired_or_tampered_ones_are_refused() {
 #[test]
 fn a_trusted_proxy_names_the_viewer_for_sessions_and_ip_bound_signatures() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("tributary.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let rig = Rig::start(
+        &format!(
             "[security]\ntrusted_proxies = [\"127.0.0.1\"]\n\n\
              [security.play_signing]\nenabled = true\nbind_ip = true\nkey = \"{KEY}\"\n"
         ),
-    )
-    .unwrap();
-    let port = free_tcp_port();
-    let server = Server::start_args(
-        &dir.path().join("data"),
-        &[],
-        &format!("127.0.0.1:{port}"),
-        &["--config", config.to_str().unwrap()],
+        "proxied",
+        r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true}}"#,
     );
-    let body = r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true}}"#;
-    let answer = send("PUT", &server.url("/streams/proxied"), Some(body), &[]);
-    assert_eq!(answer.status, 201, "{}", answer.body);
-    let clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the test clip");
-    let rtmp = format!("rtmp://127.0.0.1:{port}/live/proxied");
-    let _publisher = LiveSender::rtmp(&clip, &rtmp).expect("start the ffmpeg publisher");
+    let server = &rig.server;
 
     let exp = now() + 600;
     let query = signed_text(&format!("proxied|{exp}|203.0.113.9"), exp);
