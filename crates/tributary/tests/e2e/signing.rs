@@ -15,7 +15,7 @@ use tributary_testkit::{
 };
 
 use crate::hls::serial;
-use crate::server::{Server, send};
+use crate::server::{Server, put_stream, send};
 
 const KEY: &str = "e2e-play-signing-key-0123456789";
 
@@ -67,13 +67,7 @@ impl Rig {
             &format!("127.0.0.1:{port}"),
             &["--config", path.to_str().unwrap()],
         );
-        let answer = send(
-            "PUT",
-            &server.url(&format!("/streams/{code}")),
-            Some(body),
-            &[],
-        );
-        assert_eq!(answer.status, 201, "{}", answer.body);
+        put_stream(&server, code, body);
         let clip = cached_clip(&ClipSpec::default(), "mp4").expect("encode the test clip");
         let rtmp = format!("rtmp://127.0.0.1:{port}/live/{code}");
         let publisher = LiveSender::rtmp(&clip, &rtmp).expect("start the ffmpeg publisher");
