@@ -4,7 +4,7 @@
 //
 //   node tests/browser/play.mjs --url http://127.0.0.1:PORT/code/index.m3u8 --kind hls \
 //        --seconds 15 [--width 1280 --height 720] [--startup-timeout 20] [--chromium PATH]
-//        [--levels 2,0] [--low-latency [--max-latency 2]]
+//        [--levels 2,0] [--low-latency [--max-latency 2]] [--frame-clock 48]
 //
 // --low-latency (hls only) plays with hls.js's lowLatencyMode and maxLiveSyncPlaybackRate 1.5
 // (its catch-up: off by default, without it a player that started behind the target latency,
@@ -14,6 +14,15 @@
 // the frame reached the server's ingest). --max-latency fails the run when hls.latency
 // exceeds it in any sample after the first 5 s of playback (hls.js needs a few playlist
 // reloads to settle on its target).
+//
+// --frame-clock B (hls or dash) reads a wall clock painted into the picture and reports the
+// glass-to-glass latency: the publisher (bench/scripts/llhls-latency.sh) paints, at the top
+// left of each frame as it is made, 20 blocks of B x B pixels, block i white when bit i of the
+// wall clock in milliseconds modulo 2^20 is set, black otherwise. At every 5th frame the page
+// presents (requestVideoFrameCallback), the strip is read back from the video and the painted
+// time compared with the wall time the frame is expected on screen: capture, encoder, network,
+// server, player and decoder all included. Frames whose blocks read neither black nor white
+// (a frame torn by the codec) are counted and left out.
 //
 // Exit 0 when ok, 1 otherwise (2 on bad arguments). Diagnostics go to stderr, never stdout.
 // The page is served by a tiny http server started here on an ephemeral port, so its origin
@@ -31,7 +40,7 @@ const require = createRequire(import.meta.url);
 const USAGE =
   'usage: node play.mjs --url URL --kind hls|dash [--seconds 15] [--width W --height H] ' +
   '[--startup-timeout 20] [--chromium /usr/bin/chromium] [--levels 2,0] [--low-latency] ' +
-  '[--max-latency S] [--verbose] [--player-debug]';
+  '[--max-latency S] [--frame-clock B] [--verbose] [--player-debug]';
 
 function parseArgs(argv) {
   const opts = { kind: 'hls', seconds: 15, startupTimeout: 20, chromium: '/usr/bin/chromium' };
@@ -63,6 +72,7 @@ function parseArgs(argv) {
         break;
       case '--low-latency': opts.lowLatency = true; break;
       case '--max-latency': opts.maxLatency = num(); break;
+      case '--frame-clock': opts.frameClock = num(); break;
       case '--verbose': opts.verbose = true; break;
       case '--player-debug': opts.verbose = true; opts.playerDebug = true; break;
       case '-h': case '--help': console.error(USAGE); process.exit(0); break;
@@ -75,6 +85,9 @@ function parseArgs(argv) {
   if (opts.levels && opts.kind !== 'hls') throw new Error('--levels needs --kind hls');
   if (opts.lowLatency && opts.kind !== 'hls') throw new Error('--low-latency needs --kind hls');
   if (opts.maxLatency !== undefined && !opts.lowLatency) throw new Error('--max-latency needs --low-latency');
+  if (opts.frameClock !== undefined && (!Number.isInteger(opts.frameClock) || opts.frameClock < 4)) {
+    throw new Error('--frame-clock needs the block size in pixels (an integer >= 4)');
+  }
   if (opts.levels && opts.seconds < 3 * (opts.levels.length + 1)) {
     throw new Error('--levels needs at least 3 s of --seconds per switch, and 3 before the first');
   }
@@ -113,6 +126,9 @@ const result = {
   levels: [],
   switches: [],
   latency: null,
+  glass: null,
+  clock_samples: [],
+  clock_unreadable: 0,
 };
 let finished = false;
 let cleanup = async () => {};
@@ -159,7 +175,7 @@ function startPageServer() {
 }
 
 // ---- in-page player setup (runs inside Chromium) -----------------------------------------------
-function setupInPage({ kind, url, debug, lowLatency }) {
+function setupInPage({ kind, url, debug, lowLatency, frameClock }) {
   const st = {
     fatal: [],
     errors: [],
@@ -172,6 +188,43 @@ function setupInPage({ kind, url, debug, lowLatency }) {
     frags: [], // { level, url, t }: hls.js FRAG_LOADED (the last 200)
   };
   window.__st = st;
+  // The painted wall clock of every 5th presented frame (see --frame-clock): st.clock gets
+  // {t, ms}, ms the frame's expected display wall time minus the time painted into it. Inside
+  // setupInPage: only this function's source reaches the page.
+  function readFrameClock(v, st, block) {
+    const BITS = 20;
+    const MOD = 2 ** BITS;
+    const c = document.createElement('canvas');
+    c.width = block * BITS;
+    c.height = block;
+    const g = c.getContext('2d', { willReadFrequently: true });
+    st.clock = [];
+    st.clockBad = 0;
+    let frame = 0;
+    const onFrame = (now, meta) => {
+      if (frame++ % 5 === 0 && v.videoWidth >= block * BITS && v.videoHeight >= block) {
+        g.drawImage(v, 0, 0, block * BITS, block, 0, 0, block * BITS, block);
+        const px = g.getImageData(0, 0, block * BITS, block).data;
+        let painted = 0;
+        let readable = true;
+        for (let i = 0; i < BITS && readable; i++) {
+          const o = ((block >> 1) * block * BITS + i * block + (block >> 1)) * 4;
+          const y = (px[o] + px[o + 1] + px[o + 2]) / 3;
+          if (y > 60 && y < 190) readable = false;
+          else if (y >= 190) painted += 2 ** i;
+        }
+        if (readable) {
+          const shown = Date.now() + (meta.expectedDisplayTime - now);
+          st.clock.push({ t: performance.now(), ms: (((Math.round(shown) % MOD) - painted) % MOD + MOD) % MOD });
+          if (st.clock.length > 5000) st.clock.shift();
+        } else {
+          st.clockBad++;
+        }
+      }
+      v.requestVideoFrameCallback(onFrame);
+    };
+    v.requestVideoFrameCallback(onFrame);
+  }
   // Identical errors (same source, type, code, details, fatal) are kept once, with a count.
   const MAX = 50;
   const pushErr = (list, e) => {
@@ -195,6 +248,7 @@ function setupInPage({ kind, url, debug, lowLatency }) {
     const me = v.error;
     pushErr(st.fatal, { source: 'video', details: me ? `MediaError code ${me.code}: ${me.message}` : 'media error', fatal: true });
   });
+  if (frameClock) readFrameClock(v, st, frameClock);
 
   if (kind === 'hls') {
     const Hls = window.Hls;
@@ -309,6 +363,8 @@ function sampleInPage() {
     droppedErrors: st.droppedErrors,
     waiting: st.waiting,
     playRejected: st.playRejected,
+    clock: st.clock ? st.clock.splice(0) : [],
+    clockBad: st.clockBad || 0,
   };
 }
 
@@ -373,7 +429,7 @@ async function main() {
 
   await page.goto(pageOrigin + '/', { waitUntil: 'load', timeout: 15000 });
   await page.addScriptTag({ path: scriptPath });
-  await page.evaluate(setupInPage, { kind: opts.kind, url: opts.url, debug: !!opts.playerDebug, lowLatency: !!opts.lowLatency });
+  await page.evaluate(setupInPage, { kind: opts.kind, url: opts.url, debug: !!opts.playerDebug, lowLatency: !!opts.lowLatency, frameClock: opts.frameClock || 0 });
 
   const t0 = Date.now();
   let s = null;
@@ -388,6 +444,8 @@ async function main() {
     result.current_time_end = round3(x.ct);
     result.ended = x.ended;
     if (x.playRejected) result.play_rejected = x.playRejected;
+    for (const c of x.clock) result.clock_samples.push({ t: c.t, ms: c.ms });
+    result.clock_unreadable = x.clockBad;
   };
 
   // Phase 1: wait for playback to begin (first 'playing' event), or a fatal error.
@@ -443,6 +501,7 @@ async function main() {
   if (opts.height !== undefined && s.h !== opts.height) problems.push(`videoHeight ${s.h} != ${opts.height}`);
   if (opts.levels) levelProblems(s, forced, problems);
   if (opts.lowLatency) latencyProblems(tStart, problems);
+  if (opts.frameClock) glassProblems(tStart, problems);
   result.ok = problems.length === 0;
   result.reason = problems.length ? problems.join('; ') : null;
   return finish();
@@ -470,6 +529,19 @@ function latencyProblems(tStart, problems) {
   else if (result.latency.edge.max > opts.maxLatency) {
     problems.push(`hls.latency reached ${result.latency.edge.max}s (> ${opts.maxLatency}s)`);
   }
+}
+
+// Glass-to-glass (--frame-clock): the painted clock's lag after the first 5 s of playback, in
+// ms; no readable frame is a problem (the publisher did not paint the clock, or the picture
+// is not the one painted).
+function glassProblems(tStart, problems) {
+  const ms = result.clock_samples.filter((x) => x.t - tStart >= 5000).map((x) => x.ms).sort((a, b) => a - b);
+  if (!ms.length) {
+    problems.push(`no frame with a readable clock (${result.clock_unreadable} unreadable)`);
+    return;
+  }
+  const at = (q) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))];
+  result.glass = { n: ms.length, min: ms[0], median: at(0.5), p90: at(0.9), max: ms[ms.length - 1], unreadable: result.clock_unreadable };
 }
 
 // Each forced level must really have played: it was not the level playing, hls.js switched to
