@@ -8,12 +8,13 @@
 //! Creating one is "insert, then converge"; removing one is "remove, then converge" (the
 //! actor then finds no record and stops the stream).
 //!
-//! The listeners ask the router synchronously ([`tributary_serve::Router`]), while starting a
-//! stream is the actor's asynchronous work; the router therefore runs a creation with
-//! `block_in_place` on the multi-threaded runtime the server runs on (the connection's task
-//! waits for the start, a few milliseconds of in-memory work, and the other tasks of that
-//! worker move to another thread). On any other runtime flavour auto-publish refuses with an
-//! error that says so, rather than block a runtime that cannot spare the thread.
+//! Starting a stream is the actor's asynchronous work, while the listeners ask the router for a
+//! grant synchronously ([`tributary_serve::Router`]); the router therefore hands the creation
+//! to the listener as the publish's preparation ([`Router::prepare_publish`]), which the
+//! connection's task awaits before it asks for the grant: no thread is held while the stream
+//! starts.
+//!
+//! [`Router::prepare_publish`]: tributary_serve::Router::prepare_publish
 //!
 //! Creations are serialised (one at a time, process-wide), so concurrent publishes to one path
 //! make one stream: the second finds it running and is routed to it like any publisher (and
@@ -141,23 +142,9 @@ impl AutoPublish {
     }
 
     /// Creates the runtime stream `request.path` names, if a template's prefix covers it,
-    /// and waits until it runs (see the module doc for why this blocks). `Ok` also when it
-    /// runs already; the caller then routes the publisher as to any running stream.
-    pub(crate) fn create(&self, request: &PublishRequest) -> Result<(), (Refusal, PublishRefusal)> {
-        let handle = tokio::runtime::Handle::current();
-        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-            return Err((
-                Refusal::NotFound(format!(
-                    "no running stream named {:?}; auto-publish needs the multi-threaded runtime",
-                    request.path
-                )),
-                PublishRefusal::Unknown,
-            ));
-        }
-        tokio::task::block_in_place(|| handle.block_on(self.create_async(request)))
-    }
-
-    async fn create_async(
+    /// and waits until it runs. `Ok` also when it runs already; the caller then routes the
+    /// publisher as to any running stream.
+    pub(crate) async fn create(
         &self,
         request: &PublishRequest,
     ) -> Result<(), (Refusal, PublishRefusal)> {

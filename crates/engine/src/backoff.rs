@@ -67,6 +67,15 @@ impl PublishBackoff {
         })
     }
 
+    /// Whether `ip` is blocked at `now`, without counting anything (a refusal is counted
+    /// once, by [`check`](Self::check)).
+    pub(crate) fn is_blocked(&self, ip: IpAddr, now: Instant) -> bool {
+        lock(&self.failures)
+            .get(&key(ip))
+            .and_then(|f| f.blocked_until)
+            .is_some_and(|until| now < until)
+    }
+
     /// Records a publish refused for its key; returns how long `ip` is now blocked, if it is.
     pub(crate) fn fail(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
         self.refused_auth.fetch_add(1, Ordering::Relaxed);

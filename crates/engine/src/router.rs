@@ -27,7 +27,8 @@ use tributary_domain::diff::Output;
 use tributary_domain::spec::PushVia;
 use tributary_hub::{BufferId, Hub};
 use tributary_serve::{
-    ByteMeter, PlayGrant, PlayRequest, Protocol, PublishGrant, PublishRequest, Refusal, Router,
+    ByteMeter, PlayGrant, PlayRequest, Preparation, Protocol, PublishGrant, PublishRequest,
+    Refusal, Router,
 };
 
 use crate::autopublish::AutoPublish;
@@ -102,7 +103,7 @@ pub(crate) struct EngineRouter {
     /// Plays per stream and in total.
     caps: PlayCaps,
     /// Failed publishes by address: a key cannot be guessed at network speed.
-    backoff: PublishBackoff,
+    backoff: Arc<PublishBackoff>,
     /// Where refused plays and publishes are counted.
     metrics: Arc<Metrics>,
     /// Where each granted play is recorded as a connection session.
@@ -140,7 +141,7 @@ impl EngineRouter {
             hub,
             auth,
             caps,
-            backoff: PublishBackoff::default(),
+            backoff: Arc::default(),
             metrics,
             sessions,
             signer,
@@ -184,26 +185,14 @@ impl EngineRouter {
             Some((code, key)) => (code, key, PushTarget::Named { slot, name }),
             None => match self.manager.keyed_stream(name, listener) {
                 Some((code, key)) => (code, key, PushTarget::Keyed(name)),
+                // Auto-publish, if a template covers the path, started the stream in
+                // `prepare_publish`; it ran, so `resolve` found it, unless it stopped since.
                 None => {
-                    let Some(autopublish) = self.autopublish.get() else {
-                        return Err(unknown(Refusal::NotFound(format!(
-                            "no running stream named {:?}, and no push input keyed by its last \
-                             segment",
-                            request.path
-                        ))));
-                    };
-                    autopublish.create(&request).inspect_err(|(_, why)| {
-                        if *why == PublishRefusal::Auth {
-                            self.backoff.fail(request.peer.ip(), now);
-                        }
-                    })?;
-                    let Some((code, key)) = self.resolve(&request.path) else {
-                        return Err(unknown(Refusal::NotFound(format!(
-                            "the runtime stream for {:?} stopped as it started",
-                            request.path
-                        ))));
-                    };
-                    (code, key, PushTarget::Named { slot, name })
+                    return Err(unknown(Refusal::NotFound(format!(
+                        "no running stream named {:?}, no push input keyed by its last segment, \
+                         and no template prefix covers it",
+                        request.path
+                    ))));
                 }
             },
         };
@@ -279,6 +268,42 @@ fn is_loopback(peer: &SocketAddr) -> bool {
 }
 
 impl Router for EngineRouter {
+    /// Auto-publish (SPEC §Templates): a publish naming no running stream and no keyed push
+    /// input, from an address not blocked, is prepared by creating the runtime stream its
+    /// template's prefix covers, if one does ([`AutoPublish::create`]); `publish` then routes it
+    /// like any publisher.
+    fn prepare_publish(&self, request: &PublishRequest) -> Option<Preparation> {
+        let autopublish = Arc::clone(self.autopublish.get()?);
+        let listener = match request.protocol {
+            Protocol::Rtmp => PushVia::Rtmp,
+            Protocol::Srt => PushVia::Srt,
+            _ => return None,
+        };
+        let name = request.path.rsplit('/').next().unwrap_or("");
+        let now = tokio::time::Instant::now();
+        if self.resolve(&request.path).is_some()
+            || self.manager.keyed_stream(name, listener).is_some()
+            || self.backoff.is_blocked(request.peer.ip(), now)
+        {
+            return None;
+        }
+        let request = request.clone();
+        let backoff = Arc::clone(&self.backoff);
+        let metrics = Arc::clone(&self.metrics);
+        Some(Box::pin(async move {
+            autopublish
+                .create(&request)
+                .await
+                .map_err(|(refusal, why)| {
+                    if why == PublishRefusal::Auth {
+                        backoff.fail(request.peer.ip(), now);
+                    }
+                    metrics.publish_refused(proto_name(request.protocol), why);
+                    refusal
+                })
+        }))
+    }
+
     fn publish(&self, request: PublishRequest) -> Result<PublishGrant, Refusal> {
         let proto = proto_name(request.protocol);
         self.admit_publish(request).map_err(|(refusal, why)| {

@@ -81,8 +81,8 @@ mod rtsp;
 mod srt;
 
 pub use router::{
-    ByteMeter, PlayGrant, PlayRequest, Protocol, PublishEnd, PublishGrant, PublishGuard,
-    PublishRequest, Refusal, Router,
+    ByteMeter, PlayGrant, PlayRequest, Preparation, Protocol, PublishEnd, PublishGrant,
+    PublishGuard, PublishRequest, Refusal, Router,
 };
 pub use rtmp::{ListenerStats, RtmpListener, RtmpListenerConfig, start_rtmp};
 pub use rtsp::{RtspListener, RtspListenerConfig, RtspStats, start_rtsp};

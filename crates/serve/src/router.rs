@@ -3,8 +3,10 @@
 
 use std::any::Any;
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -19,8 +21,21 @@ use tributary_media::StreamCode;
 /// has stated its intent; the answer should come quickly (a map lookup and a key comparison),
 /// never from I/O. Policy lives here, not in the listener: name routing (SPEC §Publisher "Name
 /// routing"), publish authentication (SPEC §Security), whether the stream has the protocol
-/// enabled, connection caps, one publisher per slot.
+/// enabled, connection caps, one publisher per slot. The one exception is a publish that needs
+/// the engine's asynchronous work first (auto-publish starting a runtime stream): the router
+/// says so in [`prepare_publish`](Router::prepare_publish), and the listener awaits that
+/// without holding a thread.
 pub trait Router: Send + Sync + 'static {
+    /// Asked before [`publish`](Self::publish), once per publish request: `Some` when the
+    /// router must do asynchronous work before it can answer (SPEC §Templates: starting the
+    /// runtime stream a template's prefix covers). The listener awaits it in the connection's
+    /// task (other connections go on); a refusal answers the request as `publish` would, and
+    /// then `publish` is asked as usual. `None` (the default): ask `publish` at once.
+    fn prepare_publish(&self, request: &PublishRequest) -> Option<Preparation> {
+        let _ = request;
+        None
+    }
+
     /// A publisher asks to publish at `request.path`.
     ///
     /// Returns the intake port the publisher's frames go to, or why not: an unknown code or
@@ -32,6 +47,9 @@ pub trait Router: Send + Sync + 'static {
     /// stream's playback feed), or why not.
     fn play(&self, request: PlayRequest) -> Result<PlayGrant, Refusal>;
 }
+
+/// The work [`Router::prepare_publish`] hands the listener to await.
+pub type Preparation = Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send + 'static>>;
 
 /// The protocol a request came in on (for logs, sessions and per-protocol switches such as
 /// `protocols.rtmp`).

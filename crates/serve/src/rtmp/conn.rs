@@ -27,7 +27,10 @@ use super::fanout;
 use super::{Counters, Held, Shared};
 use crate::limit::PendingSlot;
 use crate::name::Target;
-use crate::{ByteMeter, PlayRequest, Protocol, PublishEnd, PublishGuard, PublishRequest, Refusal};
+use crate::{
+    ByteMeter, PlayRequest, Preparation, Protocol, PublishEnd, PublishGuard, PublishRequest,
+    Refusal,
+};
 
 /// Serves one accepted connection to its end; logs why it ended.
 pub(super) async fn serve(
@@ -85,12 +88,31 @@ enum Role {
     /// Still in handshake: holds its place in the per-IP cap until it states its intent
     /// (dropping the slot frees it).
     Waiting(#[expect(dead_code, reason = "held for its Drop")] PendingSlot),
+    /// A publish the router must prepare for before it answers (auto-publish starting the
+    /// stream): awaited through [`Handler::recv`], so the driver keeps serving the socket.
+    Preparing(Preparing),
     /// A granted publisher.
     Publishing(Publishing),
     /// A granted player.
     Playing(Playing),
     /// A refused request, or a publish or play that ended: nothing more to do.
     Done,
+}
+
+struct Preparing {
+    /// The `publish` command to answer.
+    request_id: RequestId,
+    /// The request, asked of the router again once prepared.
+    request: PublishRequest,
+    /// The router's work.
+    work: Preparation,
+}
+
+/// What the driver pulls for this connection: a hub delivery for a player, or the end of a
+/// publish's preparation.
+enum Item {
+    Hub(Delivery),
+    Prepared(Result<(), Refusal>),
 }
 
 struct Publishing {
@@ -154,7 +176,7 @@ enum Reason {
 type Ended = End<Reason, RtmpError>;
 
 impl Handler<ServerSession> for Conn {
-    type Item = Delivery;
+    type Item = Item;
     type Reason = Reason;
 
     fn event(
@@ -204,28 +226,35 @@ impl Handler<ServerSession> for Conn {
     }
 
     fn receiving(&self) -> bool {
-        matches!(self.role, Role::Playing(_))
+        matches!(self.role, Role::Playing(_) | Role::Preparing(_))
     }
 
-    async fn recv(&mut self) -> Option<Delivery> {
+    async fn recv(&mut self) -> Option<Item> {
         match &mut self.role {
-            Role::Playing(playing) => playing.subscriber.recv().await,
+            Role::Playing(playing) => playing.subscriber.recv().await.map(Item::Hub),
+            // Cancel-safe: the work stays in the role and resumes at the next call.
+            Role::Preparing(preparing) => Some(Item::Prepared(preparing.work.as_mut().await)),
             _ => std::future::pending().await,
         }
     }
 
-    fn try_recv(&mut self) -> Poll<Option<Delivery>> {
+    fn try_recv(&mut self) -> Poll<Option<Item>> {
         let Role::Playing(playing) = &mut self.role else {
             return Poll::Pending;
         };
-        playing.subscriber.try_next()
+        playing.subscriber.try_next().map(|d| d.map(Item::Hub))
     }
 
     fn item(
         &mut self,
         cx: &mut Cx<'_, ServerSession, Reason>,
-        delivery: Option<Delivery>,
+        item: Option<Item>,
     ) -> Result<(), Reason> {
+        let delivery = match item {
+            Some(Item::Prepared(prepared)) => return self.prepared(cx, prepared),
+            Some(Item::Hub(delivery)) => Some(delivery),
+            None => None,
+        };
         let Role::Playing(playing) = &mut self.role else {
             return Ok(());
         };
@@ -271,6 +300,45 @@ impl Conn {
             peer: self.peer,
             protocol: Protocol::Rtmp,
         };
+        if let Some(work) = self.shared.router.prepare_publish(&request) {
+            tracing::debug!("publish: waiting for the router to prepare the stream");
+            self.role = Role::Preparing(Preparing {
+                request_id,
+                request,
+                work,
+            });
+            return Ok(());
+        }
+        self.admit_publish(cx, request_id, request)
+    }
+
+    /// The router's preparation of a publish ended: refuse, or ask for the grant as usual.
+    fn prepared(
+        &mut self,
+        cx: &mut Cx<'_, ServerSession, Reason>,
+        prepared: Result<(), Refusal>,
+    ) -> Result<(), Reason> {
+        let Role::Preparing(Preparing {
+            request_id,
+            request,
+            ..
+        }) = std::mem::replace(&mut self.role, Role::Done)
+        else {
+            return Ok(());
+        };
+        match prepared {
+            Ok(()) => self.admit_publish(cx, request_id, request),
+            Err(refusal) => self.refuse(cx, request_id, "publish", refusal),
+        }
+    }
+
+    /// Asks the router for a publish grant and accepts the publisher, or refuses it.
+    fn admit_publish(
+        &mut self,
+        cx: &mut Cx<'_, ServerSession, Reason>,
+        request_id: RequestId,
+        request: PublishRequest,
+    ) -> Result<(), Reason> {
         let grant = match self.shared.router.publish(request) {
             Ok(grant) => grant,
             Err(refusal) => return self.refuse(cx, request_id, "publish", refusal),
@@ -416,7 +484,9 @@ impl Conn {
                     format_args!("player disconnected: {end} ({dropped} frames dropped)"),
                 );
             }
-            Role::Waiting(_) | Role::Done => log(warn, format_args!("connection closed: {end}")),
+            Role::Waiting(_) | Role::Preparing(_) | Role::Done => {
+                log(warn, format_args!("connection closed: {end}"));
+            }
         }
         let counters = &shared.counters;
         let total = match end {

@@ -55,6 +55,12 @@ pub(super) async fn serve(request: ConnectionRequest, slot: PendingSlot, shared:
                 peer,
                 protocol: Protocol::Srt,
             };
+            if let Some(work) = shared.router.prepare_publish(&asked)
+                && let Err(refusal) = work.await
+            {
+                let code = refusal_code(&refusal, ServerRejectReason::Conflict);
+                return refuse(request, &shared, "publish", code, &refusal);
+            }
             let grant = match shared.router.publish(asked) {
                 Ok(grant) => grant,
                 Err(refusal) => {
