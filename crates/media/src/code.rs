@@ -70,7 +70,10 @@ const RESERVED_FIRST: &[&str] = &[
     "watermarks",
 ];
 
-/// Segments reserved anywhere in a code, because they name sub-routes of a stream.
+/// Segments reserved anywhere in a code, because they name sub-routes of a stream. SPEC
+/// §Domain lists all but the last two; `sessions` and `recordings` name the sub-routes
+/// `/streams/{code}/sessions` and `/streams/{code}/recordings`, so a stream `a/sessions` could
+/// not be told from stream `a`'s sessions.
 const RESERVED_ANYWHERE: &[&str] = &[
     "restart",
     "inputs",
@@ -79,6 +82,8 @@ const RESERVED_ANYWHERE: &[&str] = &[
     "plan",
     "mpegts",
     "thumbnail",
+    "sessions",
+    "recordings",
 ];
 
 impl StreamCode {
@@ -227,6 +232,18 @@ mod tests {
                 "mpegts",
                 CodeError::Reserved {
                     segment: "mpegts".into(),
+                },
+            ),
+            (
+                "a/sessions",
+                CodeError::Reserved {
+                    segment: "sessions".into(),
+                },
+            ),
+            (
+                "a/b/recordings",
+                CodeError::Reserved {
+                    segment: "recordings".into(),
                 },
             ),
         ];
