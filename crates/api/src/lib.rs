@@ -19,11 +19,12 @@ mod sessions;
 mod streams;
 mod system;
 mod templates;
+mod vod;
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -100,6 +101,31 @@ pub fn router(engine: EngineHandle) -> Router {
             auth::AdminGate::new(engine.clone()),
             recordings::gate,
         ));
+    // VOD: admin routes but raw serving (a media route), without the admin deadline: an
+    // upload of up to 10 GiB is streamed to disk for as long as it takes.
+    let vod = Router::new()
+        .route("/vod", get(vod::list).post(vod::create))
+        .route(
+            "/vod/{name}",
+            get(vod::get_one).put(vod::put).delete(vod::delete),
+        )
+        .route(
+            "/vod/{name}/files",
+            get(vod::files)
+                .post(vod::upload_top)
+                .layer(DefaultBodyLimit::max(vod::UPLOAD_REQUEST_CAP)),
+        )
+        .route(
+            "/vod/{name}/files/{*path}",
+            post(vod::upload)
+                .delete(vod::delete_file)
+                .layer(DefaultBodyLimit::max(vod::UPLOAD_REQUEST_CAP)),
+        )
+        .route("/vod/{name}/raw/{*path}", get(vod::raw))
+        .layer(middleware::from_fn_with_state(
+            auth::AdminGate::new(engine.clone()),
+            vod::gate,
+        ));
     let public = public
         .route("/healthz", get(system::healthz))
         .route("/readyz", get(system::readyz))
@@ -112,6 +138,7 @@ pub fn router(engine: EngineHandle) -> Router {
     Router::new()
         .merge(admin)
         .merge(recordings)
+        .merge(vod)
         .merge(public)
         .layer(middleware::from_fn(access_log))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))

@@ -226,48 +226,84 @@ fn mpegts(
 
 /// A media asset as a response: `HEAD`, a single byte range, CORS.
 pub(crate) fn respond(asset: &MediaAsset, request: &HeaderMap, head: bool) -> Response {
-    let total = asset.body.len();
-    let range = request
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| http_range::parse(v, total));
-    let (status, body, content_range) = match range {
-        None => (StatusCode::OK, asset.body.clone(), None),
-        Some(Some(range)) => (
-            StatusCode::PARTIAL_CONTENT,
-            asset.body.slice(range.clone()),
-            Some(format!("bytes {}-{}/{total}", range.start(), range.end())),
-        ),
-        Some(None) => (
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            bytes::Bytes::new(),
-            Some(format!("bytes */{total}")),
-        ),
+    let ranged = Ranged::of(request, asset.body.len());
+    let body = match &ranged.range {
+        Some(range) => asset.body.slice(range.clone()),
+        None if ranged.status == StatusCode::OK => asset.body.clone(),
+        None => bytes::Bytes::new(),
     };
-    let len = body.len();
     let mut response = if head {
         Response::new(Body::empty())
     } else {
         Response::new(Body::from(body))
     };
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(asset.content_type),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(asset.cache_control),
-    );
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    if let Some(content_range) = content_range {
-        headers.insert(header::CONTENT_RANGE, crate::header_value(&content_range));
-    }
+    ranged.apply(&mut response, asset.content_type, asset.cache_control);
     response
+}
+
+/// What a request's `Range` header asks of a body of `total` bytes (SPEC §HLS "HTTP": one
+/// byte range; shared by the in-memory media and the files VOD serves from disk).
+#[derive(Debug)]
+pub(crate) struct Ranged {
+    /// 200, 206 or 416.
+    pub(crate) status: StatusCode,
+    /// The bytes to send for a 206 (`None`: the whole body for 200, nothing for 416).
+    pub(crate) range: Option<std::ops::RangeInclusive<usize>>,
+    /// The `Content-Length` to announce.
+    pub(crate) len: usize,
+    /// The `Content-Range` of a 206 or 416.
+    content_range: Option<String>,
+}
+
+impl Ranged {
+    /// The answer to `request`'s `Range` (if any) for `total` bytes.
+    pub(crate) fn of(request: &HeaderMap, total: usize) -> Self {
+        let range = request
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| http_range::parse(v, total));
+        match range {
+            None => Self {
+                status: StatusCode::OK,
+                range: None,
+                len: total,
+                content_range: None,
+            },
+            Some(Some(range)) => Self {
+                status: StatusCode::PARTIAL_CONTENT,
+                len: range.end() - range.start() + 1,
+                content_range: Some(format!("bytes {}-{}/{total}", range.start(), range.end())),
+                range: Some(range),
+            },
+            Some(None) => Self {
+                status: StatusCode::RANGE_NOT_SATISFIABLE,
+                range: None,
+                len: 0,
+                content_range: Some(format!("bytes */{total}")),
+            },
+        }
+    }
+
+    /// Sets the status and the headers of a media body: type, caching, CORS,
+    /// `Accept-Ranges`, length and range.
+    pub(crate) fn apply(
+        &self,
+        response: &mut Response,
+        content_type: &'static str,
+        cache: &'static str,
+    ) {
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+        headers.insert(
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        );
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(self.len));
+        if let Some(content_range) = &self.content_range {
+            headers.insert(header::CONTENT_RANGE, crate::header_value(content_range));
+        }
+    }
 }

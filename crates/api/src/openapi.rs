@@ -53,7 +53,17 @@ use utoipa_swagger_ui::SwaggerUi;
         hls_variant_playlist,
         dash_mpd,
         mpegts,
-        thumbnail
+        thumbnail,
+        crate::vod::list,
+        crate::vod::create,
+        crate::vod::get_one,
+        crate::vod::put,
+        crate::vod::delete,
+        crate::vod::files,
+        crate::vod::upload_top,
+        crate::vod::upload,
+        crate::vod::delete_file,
+        crate::vod::raw
     ),
     components(schemas(
         tributary_domain::Stream,
@@ -85,6 +95,8 @@ use utoipa_swagger_ui::SwaggerUi;
         tributary_domain::hook::StreamCodeFilter,
         tributary_domain::hook::Delivery,
         tributary_domain::hook::DeliveryStatus,
+        tributary_domain::vod::VodMount,
+        tributary_domain::vod::VodEntry,
         ErrorBody,
         ErrorDetail,
         FieldDetail
@@ -95,7 +107,7 @@ struct ApiDoc;
 /// `{"error": {...}}`.
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code, reason = "schema only")]
-struct ErrorBody {
+pub(crate) struct ErrorBody {
     error: ErrorDetail,
 }
 

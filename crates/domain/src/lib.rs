@@ -11,6 +11,9 @@
 //! - [`failover`]: the sans-IO failover machine of one stream (SPEC §Stream manager).
 //! - [`template`]: templates, inheritance and the prefixes auto-publish routes by.
 //! - [`hook`]: webhooks as written, their filters, settings, retry schedule and signature.
+//! - [`roots`]: which relative paths are safe to join, and whether a resolved path lies inside
+//!   its roots (`security.storage_roots`, a VOD mount, the DVR root).
+//! - [`vod`]: VOD mounts, their listing entries and the video extensions served.
 //! - [`ffmpeg`]: the transcoder parsed into a ladder, and the pure FFmpeg argv builder (SPEC
 //!   §Transcoder).
 //!
@@ -31,12 +34,14 @@ pub mod http_range;
 pub mod plan;
 pub mod protocol;
 pub mod redact;
+pub mod roots;
 pub mod signing;
 pub mod spec;
 pub mod stream;
 pub mod streamid;
 pub mod template;
 pub mod validate;
+pub mod vod;
 
 pub use diff::{KeyedDiff, Output, ProtocolsDiff, StreamDiff, compute_diff};
 pub use plan::{Action, RestartPlan, plan};

@@ -90,7 +90,15 @@ impl PlaySigner {
 
     /// The hex signature of `code` until `exp` (for the client at `ip` when bound to IPs).
     pub fn sign(&self, code: &StreamCode, exp: u64, ip: Option<IpAddr>) -> String {
-        let digest = self.mac(code, &exp.to_string(), ip).finalize().into_bytes();
+        self.sign_subject(code.as_str(), exp, ip)
+    }
+
+    /// [`sign`](Self::sign) for a subject other than a stream code (`vod/<mount>`).
+    pub fn sign_subject(&self, subject: &str, exp: u64, ip: Option<IpAddr>) -> String {
+        let digest = self
+            .mac(subject, &exp.to_string(), ip)
+            .finalize()
+            .into_bytes();
         let mut out = String::with_capacity(64);
         crate::hex::push(&mut out, &digest);
         out
@@ -101,6 +109,19 @@ impl PlaySigner {
     pub fn verify<'q>(
         &self,
         code: &StreamCode,
+        query: &'q str,
+        ip: IpAddr,
+        now: u64,
+    ) -> Result<Signature<'q>, SignatureError> {
+        self.verify_subject(code.as_str(), query, ip, now)
+    }
+
+    /// [`verify`](Self::verify) for what is signed in place of a stream code: `vod/<mount>`
+    /// for a VOD mount's files (`vod` is a reserved first segment of stream codes, so no
+    /// stream's signature opens a mount, nor a mount's a stream).
+    pub fn verify_subject<'q>(
+        &self,
+        subject: &str,
         query: &'q str,
         ip: IpAddr,
         now: u64,
@@ -119,7 +140,7 @@ impl PlaySigner {
         if !exp.bytes().all(|b| b.is_ascii_digit()) || exp.is_empty() || !unhex(sig, &mut wanted) {
             return Err(SignatureError::Malformed);
         }
-        self.mac(code, exp, Some(ip))
+        self.mac(subject, exp, Some(ip))
             .verify_slice(&wanted)
             .map_err(|_| SignatureError::Invalid)?;
         // Digits only, so the one failure left is a number past u64: far in the future.
@@ -130,10 +151,10 @@ impl PlaySigner {
         Ok(Signature { exp, sig })
     }
 
-    fn mac(&self, code: &StreamCode, exp: &str, ip: Option<IpAddr>) -> Hmac<Sha256> {
+    fn mac(&self, subject: &str, exp: &str, ip: Option<IpAddr>) -> Hmac<Sha256> {
         let mut mac =
             Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
-        mac.update(code.as_str().as_bytes());
+        mac.update(subject.as_bytes());
         mac.update(b"|");
         mac.update(exp.as_bytes());
         if let (true, Some(ip)) = (self.bind_ip, ip) {

@@ -181,6 +181,9 @@ pub struct Support {
     /// a `dvr.storage_path` must lie inside one (SPEC §Security "File serving"); empty: any
     /// absolute path. Checked on the path as written (no `..`); the DVR resolves it again.
     pub storage_roots: Vec<std::path::PathBuf>,
+    /// The VOD mounts by name, with their storage: `file://<mount>/<path>` inputs resolve
+    /// through them (an unknown mount is a 422 naming the input).
+    pub vod_mounts: std::collections::BTreeMap<String, std::path::PathBuf>,
     /// What parsing a transcoder needs: the hardware backends the FFmpeg probe found and
     /// whether `security.unsafe_extra_args` lifts the `extra_args` deny-list.
     pub ffmpeg: ParseContext,
@@ -218,6 +221,7 @@ impl Support {
             rtmp_port: Some(1935),
             file_roots: Vec::new(),
             storage_roots: Vec::new(),
+            vod_mounts: Default::default(),
             ffmpeg: ParseContext {
                 hw: Hw::ALL.to_vec(),
                 unsafe_extra_args: false,
@@ -537,11 +541,7 @@ pub fn parse_stream(
         && !d.storage_path.is_empty()
     {
         let path = std::path::Path::new(&d.storage_path);
-        let plain = path.is_absolute()
-            && !path
-                .components()
-                .any(|c| c == std::path::Component::ParentDir);
-        if !plain {
+        if !crate::roots::plain_absolute(path) {
             errors.push(FieldError::new(
                 "dvr.storage_path",
                 ErrorCode::InvalidField,

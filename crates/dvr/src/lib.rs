@@ -37,7 +37,7 @@ pub mod timeshift;
 
 use std::collections::HashMap;
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -157,7 +157,7 @@ impl Recordings {
             return Ok(self.root.clone());
         }
         let path = Path::new(storage_path);
-        if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+        if !tributary_domain::roots::plain_absolute(path) {
             return Err(DvrError::StoragePath {
                 code: code.clone(),
                 path: storage_path.to_owned(),
@@ -330,18 +330,13 @@ impl RecordingStats {
 }
 
 /// `path` with every symlink resolved, if it lies inside `root` (also resolved); the
-/// resolution is what gets opened, so a link swapped in later cannot lead out.
+/// resolution is what gets opened, so a link swapped in later cannot lead out. The check is
+/// the one VOD mounts and `security.storage_roots` use ([`tributary_domain::roots`]).
 fn inside(root: &Path, path: &Path) -> io::Result<PathBuf> {
-    let root = root.canonicalize()?;
-    let resolved = path.canonicalize()?;
-    if resolved.starts_with(&root) {
-        Ok(resolved)
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!("{} resolves outside {}", path.display(), root.display()),
-        ))
-    }
+    let root = std::path::absolute(root)?;
+    let path = std::path::absolute(path)?;
+    tributary_domain::roots::resolve_inside(&path, &[root], |p| p.canonicalize())
+        .map_err(|e| io::Error::new(io::ErrorKind::PermissionDenied, e.to_string()))
 }
 
 /// The hub subscriber class of recordings (`tributary_buffer_drops_total{subscriber="dvr"}`).

@@ -34,6 +34,7 @@ mod templates;
 mod thumbnails;
 mod transcoder;
 mod views;
+mod vod;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -49,7 +50,7 @@ use tributary_domain::signing;
 use tributary_domain::spec::StreamSpec;
 use tributary_domain::validate::{Support, ValidationErrors};
 use tributary_domain::{Stream, StreamCode};
-use tributary_store::{Expect, HookRepository, SqliteStore, StreamRepository};
+use tributary_store::{Expect, HookRepository, SqliteStore, StreamRepository, VodRepository};
 
 pub use coordinator::{Applied, CoordError, StateSnapshot, Step};
 pub use dvr::{RecordingPath, RecordingReply};
@@ -67,6 +68,7 @@ pub use views::{
     DryRun, HttpViewer, MediaReply, Ports, Precondition, PutResult, Runtime, SessionMeter,
     StreamRecord, SwitchError, SwitchOutcome,
 };
+pub use vod::{VOD_UPLOAD_CAP, VodError, VodFile, VodUpload};
 
 use crate::coordinator::Coordinator;
 use crate::events::EventBus;
@@ -122,6 +124,12 @@ struct Shared {
     template_writes: tokio::sync::Mutex<()>,
     /// What records are parsed against: this build's features, the RTMP listener's port.
     supported: Arc<Supported>,
+    /// The VOD mounts' records.
+    vod_store: Arc<dyn VodRepository>,
+    /// Serialises mount writes, so the parse context's mount table follows the store.
+    vod_writes: tokio::sync::Mutex<()>,
+    /// `security.storage_roots` (default: the data directory), where mount storage may lie.
+    storage_roots: Vec<PathBuf>,
     media: MediaPlane,
     /// The RTMP listener bound by [`Engine::start_listeners`]; dropped at shutdown.
     listeners: Mutex<Vec<tributary_serve::RtmpListener>>,
@@ -159,13 +167,21 @@ impl Engine {
         let token = AdminToken::load(&config.security.admin_token, &data_dir)?;
         let media = MediaPlane::new(&config);
         let store = Arc::new(store);
-        Ok(Self::with_parts(config, store.clone(), store, media, token))
+        Ok(Self::with_parts(
+            config,
+            store.clone(),
+            store.clone(),
+            store,
+            media,
+            token,
+        ))
     }
 
     fn with_parts(
         config: ServerConfig,
         store: Arc<dyn StreamRepository>,
         hook_store: Arc<dyn HookRepository>,
+        vod_store: Arc<dyn VodRepository>,
         media: MediaPlane,
         token: AdminToken,
     ) -> Self {
@@ -174,11 +190,12 @@ impl Engine {
         let timeout = Duration::from_secs(config.server.admin_timeout_sec.max(1));
         let supported = Arc::new(Supported::build());
         supported.set_file_roots(file_roots(&config));
-        // `security.storage_roots` is not supported yet: its default, the data directory.
-        supported.set_storage_roots(vec![
-            std::path::absolute(&config.data_dir)
-                .unwrap_or_else(|_| PathBuf::from(&config.data_dir)),
-        ]);
+        let storage_roots = vod::storage_roots(&config);
+        supported.set_storage_roots(storage_roots.clone());
+        match vod_store.list_mounts() {
+            Ok(mounts) => supported.set_vod_mounts(vod::table(&mounts)),
+            Err(e) => tracing::error!(error = %e, "cannot read the VOD mounts"),
+        }
         let coordinator = Coordinator::new(
             services,
             store.clone(),
@@ -227,6 +244,9 @@ impl Engine {
             autopublish,
             template_writes: tokio::sync::Mutex::new(()),
             supported,
+            vod_store,
+            vod_writes: tokio::sync::Mutex::new(()),
+            storage_roots,
             media,
             listeners: Mutex::new(Vec::new()),
             rtsp_listeners: Mutex::new(Vec::new()),

@@ -71,6 +71,14 @@ impl Supported {
         lock(&self.support).storage_roots = roots;
     }
 
+    /// Sets the VOD mounts `file://<mount>/<path>` inputs resolve through (name → storage).
+    pub(crate) fn set_vod_mounts(
+        &self,
+        mounts: std::collections::BTreeMap<String, std::path::PathBuf>,
+    ) {
+        lock(&self.support).vod_mounts = mounts;
+    }
+
     /// Records the RTMP listener's bound port (`None`: not bound).
     pub(crate) fn set_rtmp_port(&self, port: Option<u16>) {
         lock(&self.support).rtmp_port = port;

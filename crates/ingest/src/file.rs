@@ -65,7 +65,10 @@ impl FileOptions {
             format,
             looping: source.looping,
             ffmpeg: config.ffmpeg_path.clone(),
-            roots: config.file_roots.clone(),
+            // A mount's file stays inside its mount; an absolute path inside the file roots.
+            roots: source
+                .root
+                .map_or_else(|| config.file_roots.clone(), |root| vec![root]),
         }
     }
 }
@@ -362,6 +365,7 @@ mod tests {
             path: "/a/b".into(),
             format,
             looping: false,
+            root: None,
         };
         let o = FileOptions::new(source(FileFormat::Ts), &config);
         assert_eq!((o.format, o.looping), (Format::Ts, false));

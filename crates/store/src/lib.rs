@@ -60,6 +60,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use tributary_domain::hook::{Delivery, Hook};
 use tributary_domain::template::Template;
+use tributary_domain::vod::VodMount;
 use tributary_domain::{Stream, StreamCode};
 
 mod sqlite;
@@ -160,6 +161,25 @@ pub trait HookRepository: Send + Sync + 'static {
     fn deliveries(&self, id: &str, limit: usize) -> Result<Vec<Delivery>, StoreError>;
 }
 
+/// Where the VOD mounts live (SPEC §Domain "VOD mount"). Synchronous like
+/// [`StreamRepository`]; mounts are few and written rarely, so there is no revision: the last
+/// write wins. A row that no longer decodes is skipped by [`list_mounts`](Self::list_mounts)
+/// (logged at ERROR) and reported by [`mount`](Self::mount).
+pub trait VodRepository: Send + Sync + 'static {
+    /// Every mount that decodes, sorted by name.
+    fn list_mounts(&self) -> Result<Vec<VodMount>, StoreError>;
+
+    /// The mount with this name, or `None`.
+    fn mount(&self, name: &str) -> Result<Option<VodMount>, StoreError>;
+
+    /// Writes `mount`; with `create_only`, fails with [`StoreError::MountExists`] if its name
+    /// is taken. Returns whether the write created it. Durable when it returns.
+    fn put_mount(&self, mount: &VodMount, create_only: bool) -> Result<bool, StoreError>;
+
+    /// Removes the mount (its files stay); `true` if it existed.
+    fn delete_mount(&self, name: &str) -> Result<bool, StoreError>;
+}
+
 /// A stream as stored, with its bookkeeping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredStream {
@@ -225,6 +245,12 @@ pub enum StoreError {
     HookExists {
         /// The id.
         id: String,
+    },
+    /// A VOD mount was created with a name already taken; nothing was written.
+    #[error("VOD mount {name} already exists")]
+    MountExists {
+        /// The name.
+        name: String,
     },
     /// A stored row no longer decodes into a stream.
     #[error("stream {code}: stored row is corrupt: {reason}")]

@@ -19,6 +19,7 @@ use tributary_domain::{Stream, StreamCode};
 use crate::{Expect, HookRepository, StoreError, StoredStream, StreamRepository, Upserted};
 
 mod templates;
+mod vod;
 
 /// A [`StreamRepository`] in an embedded SQLite database.
 ///
@@ -717,6 +718,15 @@ impl JsonTable {
         upsert: "INSERT INTO hooks (id, json, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
              ON CONFLICT (id) DO UPDATE SET json = excluded.json, updated_at = excluded.updated_at",
     };
+    const VOD_MOUNTS: Self = Self {
+        kind: "VOD mount",
+        put: "put VOD mount",
+        exists: "SELECT 1 FROM vod_mounts WHERE name = ?1",
+        upsert: "INSERT INTO vod_mounts (name, json, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (name) DO UPDATE SET json = excluded.json,
+             updated_at = excluded.updated_at",
+    };
     const TEMPLATES: Self = Self {
         kind: "template",
         put: "put template",
@@ -762,6 +772,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "templates",
         sql: include_str!("../migrations/sqlite/0005_templates.sql"),
     },
+    Migration {
+        version: 6,
+        name: "vod_mounts",
+        sql: include_str!("../migrations/sqlite/0006_vod_mounts.sql"),
+    },
 ];
 
 #[cfg(test)]
@@ -797,7 +812,7 @@ mod tests {
     fn migrating_twice_changes_nothing() {
         let store = SqliteStore::open_in_memory().expect("open");
         let mut conn = store.lock();
-        assert_eq!(migrate(&mut conn, MIGRATIONS).expect("migrate"), 5);
+        assert_eq!(migrate(&mut conn, MIGRATIONS).expect("migrate"), 6);
         let rows: i64 = conn
             .query_row("SELECT COUNT(*) FROM schema_migrations", [], |row| {
                 row.get(0)

@@ -340,7 +340,10 @@ pub struct SecuritySection {
     /// Lift the `extra_args` checks. Not supported yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unsafe_extra_args: Option<bool>,
-    /// Where DVR, VOD and watermark storage may live. Not supported yet.
+    /// Absolute directories DVR `storage_path`, VOD mount `storage` (and later
+    /// `watermarks.dir` and hook file targets) must lie inside, symlinks resolved (SPEC
+    /// §Security "File serving"). Absent: `[<data_dir>]`, so nothing an API client writes can
+    /// make the server create or serve files elsewhere unless the operator says so here.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage_roots: Option<Vec<String>>,
     /// Absolute directories file inputs may read from. Default empty: any absolute path (the
@@ -550,14 +553,17 @@ impl ServerConfig {
             bad("coordinator.boot_concurrency", "must be > 0".into());
         }
         for (i, root) in self.security.file_input_roots.iter().enumerate() {
-            let path = std::path::Path::new(root);
-            if !path.is_absolute()
-                || path
-                    .components()
-                    .any(|c| matches!(c, std::path::Component::ParentDir))
-            {
+            if !crate::roots::plain_absolute(std::path::Path::new(root)) {
                 bad(
                     &format!("security.file_input_roots[{i}]"),
+                    format!("must be an absolute directory without \"..\", got {root:?}"),
+                );
+            }
+        }
+        for (i, root) in self.security.storage_roots.iter().flatten().enumerate() {
+            if !crate::roots::plain_absolute(std::path::Path::new(root)) {
+                bad(
+                    &format!("security.storage_roots[{i}]"),
                     format!("must be an absolute directory without \"..\", got {root:?}"),
                 );
             }
@@ -733,12 +739,11 @@ impl ServerConfig {
         );
         ignored.keys("publisher.dash", self.publisher.dash.as_ref());
         let security = &self.security;
-        for (key, set) in [
-            ("unsafe_extra_args", security.unsafe_extra_args.is_some()),
-            ("storage_roots", security.storage_roots.is_some()),
-        ] {
-            ignored.set(&format!("security.{key}"), set, later);
-        }
+        ignored.set(
+            "security.unsafe_extra_args",
+            security.unsafe_extra_args.is_some(),
+            later,
+        );
         ignored.set(
             "hooks.worker_count",
             self.hooks

@@ -351,6 +351,7 @@ pub(super) fn file(
             path,
             format,
             looping,
+            root: None,
         }),
         _ => Err(errors),
     }

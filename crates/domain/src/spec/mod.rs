@@ -29,7 +29,8 @@ mod options;
 pub mod refs;
 mod source;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 
 use tributary_media::StreamCode;
 
@@ -152,7 +153,8 @@ impl ParsedInput {
     /// also applies the rules across inputs and what the build supports.
     pub fn parse(input: &Input, ctx: DetectContext<'_>) -> Result<Self, ValidationErrors> {
         let prefix = format!("inputs[{}]", input.priority);
-        parse_input(&prefix, input, ctx, &mut Vec::new()).map_err(ValidationErrors)
+        parse_input(&prefix, input, ctx, &BTreeMap::new(), &mut Vec::new())
+            .map_err(ValidationErrors)
     }
 
     /// The kind.
@@ -223,7 +225,7 @@ pub(crate) fn parse_inputs(
                 format!("duplicate input URL {trimmed:?}"),
             ));
         }
-        let one = match parse_input(&path, input, ctx, warnings) {
+        let one = match parse_input(&path, input, ctx, &support.vod_mounts, warnings) {
             Ok(one) => one,
             Err(e) => {
                 errors.extend(e);
@@ -232,6 +234,7 @@ pub(crate) fn parse_inputs(
         };
         errors.extend(shape_errors(&path, &one.source, code, stream.inputs.len()));
         if let Source::File(file) = &one.source
+            && file.root.is_none()
             && !support.file_roots.is_empty()
             && !support
                 .file_roots
@@ -285,6 +288,7 @@ fn parse_input(
     prefix: &str,
     input: &Input,
     ctx: DetectContext<'_>,
+    mounts: &BTreeMap<String, PathBuf>,
     warnings: &mut Vec<String>,
 ) -> Result<ParsedInput, Vec<FieldError>> {
     for (field, set) in [
@@ -347,14 +351,22 @@ fn parse_input(
             }
         },
         InputUrl::File {
-            mount: Some(mount), ..
-        } => Err(url_error(
-            ErrorCode::Unsupported,
-            format!(
-                "names VOD mount {mount:?}, and VOD mounts are not supported yet \
-                 (give an absolute path: file:///abs/path)"
-            ),
-        )),
+            mount: Some(mount),
+            path,
+        } => match (mounts.get(&mount), crate::roots::relative(&path)) {
+            (None, _) => Err(url_error(
+                ErrorCode::InvalidInputUrl,
+                format!("names VOD mount {mount:?}, which does not exist (GET /vod lists them)"),
+            )),
+            (Some(_), Err(e)) => Err(url_error(ErrorCode::InvalidInputUrl, e.to_string())),
+            (Some(storage), Ok(rel)) => {
+                let full = storage.join(rel).display().to_string();
+                kinds::file(prefix, full, input).map(|mut file| {
+                    file.root = Some(storage.clone());
+                    Source::File(file)
+                })
+            }
+        },
         InputUrl::File { mount: None, path } => kinds::file(prefix, path, input).map(Source::File),
         InputUrl::Copy { upstream } => Ok(Source::Copy { upstream }),
         InputUrl::Mixer(mixer) => Ok(Source::Mixer(mixer)),

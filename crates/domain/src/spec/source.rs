@@ -232,6 +232,9 @@ pub struct FileSource {
     pub format: FileFormat,
     /// Whether the file plays again from the start when it ends (`loop`, default true).
     pub looping: bool,
+    /// The VOD mount's storage for `file://<mount>/<path>`: the file, resolved, must lie
+    /// inside it (in place of `security.file_input_roots`). `None` for an absolute path.
+    pub root: Option<PathBuf>,
 }
 
 /// A file container the file worker reads, by extension (any case).

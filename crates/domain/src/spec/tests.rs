@@ -294,8 +294,33 @@ fn files_take_their_format_and_loop() {
     );
     assert_eq!(
         paths("file://vod1/movies/a.mp4"),
-        [("inputs[0].url".to_owned(), ErrorCode::Unsupported)]
+        [("inputs[0].url".to_owned(), ErrorCode::InvalidInputUrl)]
     );
+}
+
+#[test]
+fn mount_files_resolve_through_the_mounts() {
+    let mut support = crate::validate::Support::everything();
+    support.vod_mounts.insert("vod1".into(), "/srv/vod".into());
+    support.file_roots = vec!["/elsewhere".into()];
+    let mut stream = crate::Stream::new(code());
+    stream.inputs = vec![Input::new("file://vod1/movies/a.mp4?loop=false", 0)];
+    let (spec, _) = crate::validate::parse_stream(stream.clone(), &support).expect("parses");
+    let Source::File(file) = &spec.inputs()[0].source else {
+        panic!("not a file")
+    };
+    assert_eq!(file.path, std::path::Path::new("/srv/vod/movies/a.mp4"));
+    assert_eq!(file.root.as_deref(), Some(std::path::Path::new("/srv/vod")));
+    assert!(!file.looping);
+    for url in [
+        "file://other/a.mp4",
+        "file://vod1/a//b.mp4",
+        "file://vod1/a\\b.mp4",
+    ] {
+        stream.inputs = vec![Input::new(url, 0)];
+        let errors = crate::validate::parse_stream(stream.clone(), &support).unwrap_err();
+        assert_eq!(errors.0[0].path, "inputs[0].url", "{url}");
+    }
 }
 
 #[test]
