@@ -39,3 +39,4 @@ mod templates;
 mod thumbnail;
 mod transcode;
 mod udp_flood;
+mod vod;
