@@ -23,8 +23,9 @@
 //!   a timeshift query asks for.
 //! - [`disk`] is the blocking I/O of one directory.
 //!
-//! What this crate does not do yet, rejected by validation: clips and VOD mounts (SPEC §DVR,
-//! §API).
+//! What this crate does not do yet, rejected by validation: clips (SPEC §DVR, §API). VOD
+//! mounts are the engine's (`engine::vod`); they share the path checks of
+//! [`tributary_domain::roots`] with the recordings here.
 #![forbid(unsafe_code)]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 

@@ -1,5 +1,7 @@
 //! `file:///abs/path` or `/abs/path`: a file played in real time, looped by default (SPEC
-//! §Ingest "file").
+//! §Ingest "file"). `file://<mount>/<path>` arrives here resolved through the VOD mounts (the
+//! domain parse): its path inside the mount's storage, which then stands in for
+//! `security.file_input_roots` as the one directory the file may resolve into.
 //!
 //! `.ts` (and `.m2ts`, `.mts`) is demuxed directly. MP4/MOV/M4V, FLV and MKV are remuxed to TS
 //! by an `ffmpeg -c copy` child whose stdout is demuxed like a `.ts` file: one demuxer and one

@@ -352,3 +352,22 @@ fn signed_play_urls_need_a_key() {
     let shown = serde_json::to_string(&on("a-long-random-key").redacted()).unwrap();
     assert!(!shown.contains("a-long-random-key"), "{shown}");
 }
+
+#[test]
+fn storage_roots_are_absolute_directories_named_when_not() {
+    let mut c = ServerConfig::default();
+    assert_eq!(c.security.storage_roots, None, "absent: the data directory");
+    c.security.storage_roots = Some(vec!["/srv/media".into(), "rel".into(), "/a/../b".into()]);
+    let errors = c.validate().unwrap_err();
+    let paths: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["security.storage_roots[1]", "security.storage_roots[2]"]
+    );
+    c.security.storage_roots = Some(vec!["/srv/media".into()]);
+    c.validate().unwrap();
+    assert!(
+        c.ignored().is_empty(),
+        "storage_roots is in force, not ignored"
+    );
+}
