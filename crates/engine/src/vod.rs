@@ -219,7 +219,8 @@ impl EngineHandle {
                 let Ok(meta) = std::fs::metadata(&resolved) else {
                     continue;
                 };
-                if !meta.is_dir() && !(meta.is_file() && served(&file_name, &resolved)) {
+                let shown = meta.is_dir() || (meta.is_file() && served(&file_name, &resolved));
+                if !shown {
                     continue;
                 }
                 let path = join_rel(&rel, &file_name);

@@ -300,10 +300,10 @@ fn files_take_their_format_and_loop() {
 
 #[test]
 fn mount_files_resolve_through_the_mounts() {
-    let mut support = crate::validate::Support::everything();
+    let mut support = Support::everything();
     support.vod_mounts.insert("vod1".into(), "/srv/vod".into());
     support.file_roots = vec!["/elsewhere".into()];
-    let mut stream = crate::Stream::new(code());
+    let mut stream = Stream::new(code());
     stream.inputs = vec![Input::new("file://vod1/movies/a.mp4?loop=false", 0)];
     let (spec, _) = crate::validate::parse_stream(stream.clone(), &support).expect("parses");
     let Source::File(file) = &spec.inputs()[0].source else {
