@@ -207,6 +207,19 @@ impl SqliteStore {
         Ok(!exists)
     }
 
+    /// Removes row `key` of `table`; `true` if it existed.
+    fn delete_json(&self, table: JsonTable, key: &str) -> Result<bool, StoreError> {
+        let deleted =
+            self.lock()
+                .execute(table.delete, [key])
+                .map_err(|source| StoreError::Database {
+                    operation: table.remove,
+                    code: Some(key.to_owned()),
+                    source,
+                })?;
+        Ok(deleted > 0)
+    }
+
     /// The connection. A poisoned lock is taken anyway: a panic inside a critical section
     /// unwinds through the open `Transaction`, whose drop rolls it back, so the connection holds
     /// no half-done write.
@@ -708,6 +721,10 @@ struct JsonTable {
     exists: &'static str,
     /// `INSERT (<key>, json, created_at, updated_at) VALUES (?1, ?2, ?3, ?3) ON CONFLICT …`.
     upsert: &'static str,
+    /// The delete operation's name in errors.
+    remove: &'static str,
+    /// `DELETE … WHERE <key> = ?1`.
+    delete: &'static str,
 }
 
 impl JsonTable {
@@ -717,6 +734,8 @@ impl JsonTable {
         exists: "SELECT 1 FROM hooks WHERE id = ?1",
         upsert: "INSERT INTO hooks (id, json, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
              ON CONFLICT (id) DO UPDATE SET json = excluded.json, updated_at = excluded.updated_at",
+        remove: "delete hook",
+        delete: "DELETE FROM hooks WHERE id = ?1",
     };
     const VOD_MOUNTS: Self = Self {
         kind: "VOD mount",
@@ -726,6 +745,8 @@ impl JsonTable {
              VALUES (?1, ?2, ?3, ?3)
              ON CONFLICT (name) DO UPDATE SET json = excluded.json,
              updated_at = excluded.updated_at",
+        remove: "delete VOD mount",
+        delete: "DELETE FROM vod_mounts WHERE name = ?1",
     };
     const TEMPLATES: Self = Self {
         kind: "template",
@@ -735,6 +756,8 @@ impl JsonTable {
              VALUES (?1, ?2, ?3, ?3)
              ON CONFLICT (code) DO UPDATE SET json = excluded.json,
              updated_at = excluded.updated_at",
+        remove: "delete template",
+        delete: "DELETE FROM templates WHERE code = ?1",
     };
 }
 
@@ -818,17 +841,17 @@ mod tests {
                 row.get(0)
             })
             .expect("count");
-        assert_eq!(rows, 5);
+        assert_eq!(rows, 6);
         let tables: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' \
                  AND name IN ('streams', 'config_overrides', 'hooks', 'hook_deliveries', \
-                 'templates')",
+                 'templates', 'vod_mounts')",
                 [],
                 |row| row.get(0),
             )
             .expect("tables");
-        assert_eq!(tables, 5);
+        assert_eq!(tables, 6);
     }
 
     #[test]

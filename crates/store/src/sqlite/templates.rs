@@ -30,15 +30,7 @@ impl TemplateRepository for SqliteStore {
     }
 
     fn delete_template(&self, code: &str) -> Result<bool, StoreError> {
-        let deleted = self
-            .lock()
-            .execute("DELETE FROM templates WHERE code = ?1", [code])
-            .map_err(|source| StoreError::Database {
-                operation: "delete template",
-                code: Some(code.to_owned()),
-                source,
-            })?;
-        Ok(deleted > 0)
+        self.delete_json(JsonTable::TEMPLATES, code)
     }
 }
 

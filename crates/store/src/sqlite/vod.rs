@@ -32,15 +32,7 @@ impl VodRepository for SqliteStore {
     }
 
     fn delete_mount(&self, name: &str) -> Result<bool, StoreError> {
-        let deleted = self
-            .lock()
-            .execute("DELETE FROM vod_mounts WHERE name = ?1", [name])
-            .map_err(|source| StoreError::Database {
-                operation: "delete VOD mount",
-                code: Some(name.to_owned()),
-                source,
-            })?;
-        Ok(deleted > 0)
+        self.delete_json(JsonTable::VOD_MOUNTS, name)
     }
 }
 

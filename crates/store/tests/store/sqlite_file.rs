@@ -72,7 +72,8 @@ fn database_uses_wal_and_records_its_migrations() {
             (2, "config_overrides".to_owned()),
             (3, "hooks".to_owned()),
             (4, "hook_deliveries".to_owned()),
-            (5, "templates".to_owned())
+            (5, "templates".to_owned()),
+            (6, "vod_mounts".to_owned())
         ]
     );
     raw.execute(
@@ -133,7 +134,7 @@ fn newer_schema_version_is_refused() {
     };
     assert_eq!(*version, 7);
     assert!(reason.contains("schema version 7"), "{reason}");
-    assert!(reason.contains("up to 5"), "{reason}");
+    assert!(reason.contains("up to 6"), "{reason}");
 }
 
 #[test]
