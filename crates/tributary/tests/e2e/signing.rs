@@ -17,10 +17,10 @@ use tributary_testkit::{
 use crate::hls::serial;
 use crate::server::{Server, put_stream, send};
 
-const KEY: &str = "e2e-play-signing-key-0123456789";
+pub(crate) const KEY: &str = "e2e-play-signing-key-0123456789";
 
 /// `exp=…&sig=…` for a play of `code` until `exp`, per SPEC: hex HMAC-SHA256(key, `code|exp`).
-fn signed(code: &str, exp: u64) -> String {
+pub(crate) fn signed(code: &str, exp: u64) -> String {
     signed_text(&format!("{code}|{exp}"), exp)
 }
 
@@ -37,7 +37,7 @@ fn signed_text(text: &str, exp: u64) -> String {
     format!("exp={exp}&sig={sig}")
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()

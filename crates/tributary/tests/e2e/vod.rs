@@ -282,3 +282,76 @@ fn vod_mounts_upload_list_range_play_and_refuse_traversal() {
     );
     assert!(storage.is_dir());
 }
+
+#[test]
+fn storage_roots_from_the_config_and_signed_raw_serving() {
+    use crate::signing::{KEY, now, signed};
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    let data = dir.path().join("data");
+    let config = dir.path().join("tributary.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[security]\nstorage_roots = [{:?}]\n\n[security.play_signing]\nenabled = true\nkey = \"{KEY}\"\n",
+            media.display().to_string()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_args(&data, &[], "off", &["--config", config.to_str().unwrap()]);
+
+    // The configured roots replace the default: the data directory is no longer one.
+    let inside = send(
+        "PUT",
+        &server.url("/vod/films"),
+        Some(&json!({"storage": media.join("films")}).to_string()),
+        &[],
+    );
+    assert_eq!(inside.status, 201, "{}", inside.body);
+    let in_data = send(
+        "PUT",
+        &server.url("/vod/other"),
+        Some(&json!({"storage": data.join("vod")}).to_string()),
+        &[],
+    );
+    assert_eq!(in_data.status, 422, "{}", in_data.body);
+    assert_eq!(in_data.body["error"]["fields"][0]["path"], "storage");
+
+    let clip = tributary_testkit::cached_clip(&tributary_testkit::ClipSpec::default(), "ts")
+        .expect("encode the test clip");
+    std::fs::copy(&clip, media.join("films/a.ts")).unwrap();
+    let original = std::fs::read(&clip).unwrap();
+    let raw = server.url("/vod/films/raw/a.ts");
+    let (status, _, body) = curl(&[&raw]);
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    let exp = now() + 600;
+    // A stream's signature (the mount's name as a code) does not open the mount.
+    let (status, _, _) = curl(&[&format!("{raw}?{}", signed("films", exp))]);
+    assert_eq!(status, 403);
+    let (status, headers, body) = curl(&[
+        "-r",
+        "0-187",
+        &format!("{raw}?{}", signed("vod/films", exp)),
+    ]);
+    assert_eq!(status, 206, "{headers}");
+    assert_eq!(body, original[..188]);
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("content-type: video/mp2t")
+    );
+
+    // The routes are in the OpenAPI document.
+    let doc = send("GET", &server.url("/swagger/doc.json"), None, &[]);
+    for path in [
+        "/vod",
+        "/vod/{name}",
+        "/vod/{name}/files",
+        "/vod/{name}/files/{path}",
+        "/vod/{name}/raw/{path}",
+    ] {
+        assert!(doc.body["paths"][path].is_object(), "{path} missing");
+    }
+    assert!(doc.body["components"]["schemas"]["VodMount"].is_object());
+    assert!(doc.body["components"]["schemas"]["VodEntry"].is_object());
+}
