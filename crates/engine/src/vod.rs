@@ -250,6 +250,13 @@ impl EngineHandle {
     ) -> Result<VodUpload, VodError> {
         let not_found = |e: PathError| VodError::NotFound(format!("upload path: {e}"));
         let mut rel = roots::relative(path).map_err(not_found)?;
+        let last = path.rsplit('/').next().unwrap_or_default();
+        if last.contains('.') && !vod::is_video(last) {
+            return Err(VodError::NotVideo(format!(
+                "{last:?} is not a video file ({})",
+                vod::VIDEO_EXTENSIONS.join(", ")
+            )));
+        }
         if !vod::is_video(path) {
             let Some(file_name) = file_name.filter(|n| !n.is_empty()) else {
                 return Err(VodError::NotVideo(format!(

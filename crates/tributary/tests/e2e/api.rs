@@ -278,7 +278,7 @@ fn input_options_that_cannot_work_are_422_at_save_naming_the_field() {
         ),
         (
             r#"{"inputs": [{"url": "file://vod1/clip.mp4"}]}"#,
-            "UNSUPPORTED",
+            "INVALID_INPUT_URL",
             "inputs[0].url",
             "VOD mount",
         ),
