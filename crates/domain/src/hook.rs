@@ -359,13 +359,7 @@ impl fmt::Display for HookType {
 /// Decodes a hook body strictly (an unknown field or a wrong type names its path). `id`, when
 /// given (`PUT /hooks/{hid}`), is the hook's id; a body naming another id is refused.
 pub fn decode_hook(id: Option<&str>, mut body: Value) -> Result<Hook, ValidationErrors> {
-    let Value::Object(map) = &mut body else {
-        return Err(ValidationErrors(vec![FieldError::new(
-            "$",
-            ErrorCode::InvalidField,
-            "a hook must be a JSON object",
-        )]));
-    };
+    let map = crate::validate::object_body(&mut body, "a hook")?;
     if let Some(id) = id {
         match map.get("id") {
             None | Some(Value::Null) => {

@@ -22,7 +22,8 @@ use crate::redact::{mask_stream, restore_secrets};
 use crate::spec::StreamSpec;
 use crate::stream::{Dvr, Input, Protocols, Push, Stream, Thumbnail, Transcoder, Watermark};
 use crate::validate::{
-    ErrorCode, FieldError, Support, ValidationErrors, check_write, decode_error, parse_stream,
+    ErrorCode, FieldError, Support, ValidationErrors, check_write, decode_strict, object_body,
+    parse_stream,
 };
 
 /// A template as stored and served.
@@ -204,18 +205,8 @@ pub fn parse_resolved(
 /// Decodes a template body for `code`, strictly (unknown field or wrong type → 422 naming the
 /// path). The body's own `code` is ignored.
 pub fn decode_template(code: &str, mut body: Value) -> Result<Template, ValidationErrors> {
-    let Value::Object(map) = &mut body else {
-        return Err(ValidationErrors(vec![FieldError::new(
-            "$",
-            ErrorCode::InvalidField,
-            "a template must be a JSON object",
-        )]));
-    };
-    map.insert("code".into(), Value::String(code.to_owned()));
-    serde_path_to_error::deserialize(body).map_err(|e| {
-        let path = e.path().to_string();
-        ValidationErrors(vec![decode_error(path, e.inner().to_string())])
-    })
+    object_body(&mut body, "a template")?.insert("code".into(), Value::String(code.to_owned()));
+    decode_strict(body)
 }
 
 /// Checks a decoded template: its code, its prefixes (SPEC: `[A-Za-z0-9_/-]{1,128}`, no

@@ -248,13 +248,7 @@ pub fn decode_stream(
 /// The body's own `code` and the read-only fields a client may echo back from a GET
 /// (`runtime`, `source`, `status`) are ignored.
 pub fn decode_record(code: &StreamCode, mut body: Value) -> Result<Stream, ValidationErrors> {
-    let Value::Object(map) = &mut body else {
-        return Err(ValidationErrors(vec![FieldError::new(
-            "$",
-            ErrorCode::InvalidField,
-            "a stream must be a JSON object",
-        )]));
-    };
+    let map = object_body(&mut body, "a stream")?;
     for ignored in ["code", "runtime", "source", "status"] {
         map.remove(ignored);
     }
@@ -264,11 +258,7 @@ pub fn decode_record(code: &StreamCode, mut body: Value) -> Result<Stream, Valid
     if !capped.is_empty() {
         return Err(ValidationErrors(capped));
     }
-    serde_path_to_error::deserialize(body).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.inner().to_string();
-        ValidationErrors(vec![decode_error(path, message)])
-    })
+    decode_strict(body)
 }
 
 /// SPEC §Security "Field caps": `name` ≤ 256 characters, `description` ≤ 4 KiB, `tags` ≤ 64
@@ -376,6 +366,33 @@ pub fn check_write(stream: &Stream) -> Vec<FieldError> {
              got {chars}; \"\" for no key"
         ),
     )]
+}
+
+/// The members of a record body, or the error naming `$` when it is not a JSON object
+/// (`what`: "a stream", "a template", ...).
+pub(crate) fn object_body<'b>(
+    body: &'b mut Value,
+    what: &str,
+) -> Result<&'b mut serde_json::Map<String, Value>, ValidationErrors> {
+    match body {
+        Value::Object(map) => Ok(map),
+        _ => Err(ValidationErrors(vec![FieldError::new(
+            "$",
+            ErrorCode::InvalidField,
+            format!("{what} must be a JSON object"),
+        )])),
+    }
+}
+
+/// Decodes `body` strictly into `T`: an unknown field or a wrong type is the one error,
+/// naming its JSON path ([`decode_error`]).
+pub(crate) fn decode_strict<T: serde::de::DeserializeOwned>(
+    body: Value,
+) -> Result<T, ValidationErrors> {
+    serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        ValidationErrors(vec![decode_error(path, e.inner().to_string())])
+    })
 }
 
 /// Maps a serde error to a field error with the right code.

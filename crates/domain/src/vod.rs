@@ -12,7 +12,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::roots::plain_absolute;
-use crate::validate::{ErrorCode, FieldError, ValidationErrors, decode_error};
+use crate::validate::{ErrorCode, FieldError, ValidationErrors, decode_strict, object_body};
 
 /// A VOD mount as stored and served.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -114,20 +114,11 @@ pub fn valid_name(name: &str) -> bool {
 /// Decodes a mount body strictly (unknown field → 422 naming it). `name`, when given (from
 /// the URL path), replaces any `name` in the body.
 pub fn decode_mount(name: Option<&str>, mut body: Value) -> Result<VodMount, ValidationErrors> {
-    let Value::Object(map) = &mut body else {
-        return Err(ValidationErrors(vec![FieldError::new(
-            "$",
-            ErrorCode::InvalidField,
-            "a VOD mount must be a JSON object",
-        )]));
-    };
+    let map = object_body(&mut body, "a VOD mount")?;
     if let Some(name) = name {
         map.insert("name".into(), Value::String(name.to_owned()));
     }
-    let mount: VodMount = serde_path_to_error::deserialize(body).map_err(|e| {
-        let path = e.path().to_string();
-        ValidationErrors(vec![decode_error(path, e.inner().to_string())])
-    })?;
+    let mount: VodMount = decode_strict(body)?;
     let mut errors = Vec::new();
     if !valid_name(&mount.name) {
         errors.push(FieldError::new(
