@@ -92,6 +92,8 @@ pub struct VodUpload {
     file: tokio::fs::File,
     /// Bytes written so far.
     written: u64,
+    /// The most it may write ([`VOD_UPLOAD_CAP`]).
+    cap: u64,
     /// The mount and the path inside it, for the listing entry.
     mount: String,
     rel: String,
@@ -103,7 +105,7 @@ impl VodUpload {
     /// Appends `chunk`; past [`VOD_UPLOAD_CAP`] the upload fails (and is removed when dropped).
     pub async fn write(&mut self, chunk: &[u8]) -> Result<(), VodError> {
         self.written += chunk.len() as u64;
-        if self.written > VOD_UPLOAD_CAP {
+        if self.written > self.cap {
             return Err(VodError::TooLarge);
         }
         self.file
@@ -310,6 +312,7 @@ impl EngineHandle {
             dest,
             file,
             written: 0,
+            cap: VOD_UPLOAD_CAP,
             mount: name.to_owned(),
             rel: rel_text,
             done: false,
@@ -496,4 +499,70 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(call)
         .await
         .map_err(|e| VodError::Io(e.to_string()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use tributary_domain::config::ServerConfig;
+
+    use super::*;
+    use crate::Engine;
+
+    /// Names of the hidden (temporary) files in `dir`.
+    fn hidden(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn uploads_over_the_cap_or_racing_for_a_name_leave_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig {
+            data_dir: dir.path().display().to_string(),
+            ..ServerConfig::default()
+        };
+        let engine = Engine::open(config).expect("open").handle();
+        let storage = dir.path().join("vod");
+        let mount = VodMount {
+            name: "m".into(),
+            storage: storage.display().to_string(),
+            comment: String::new(),
+        };
+        assert!(engine.put_vod(mount, true).await.expect("create"));
+
+        // Over the cap: refused, and the partial file goes with the upload.
+        let mut big = engine
+            .vod_upload("m", "big.mp4", None)
+            .await
+            .expect("start");
+        big.cap = 8;
+        big.write(b"01234").await.expect("under the cap");
+        assert!(matches!(big.write(b"56789").await, Err(VodError::TooLarge)));
+        drop(big);
+        assert_eq!(hidden(&storage), Vec::<String>::new());
+        assert!(!storage.join("big.mp4").exists());
+
+        // Two uploads of one name: the first to finish wins, the second is FILE_EXISTS.
+        let mut first = engine.vod_upload("m", "a.mp4", None).await.expect("start");
+        let mut second = engine.vod_upload("m", "a.mp4", None).await.expect("start");
+        first.write(b"first").await.unwrap();
+        second.write(b"second").await.unwrap();
+        let entry = first.finish().await.expect("finish");
+        assert_eq!((entry.path.as_str(), entry.size), ("a.mp4", 5));
+        assert!(matches!(
+            second.finish().await,
+            Err(VodError::FileExists(_))
+        ));
+        assert_eq!(std::fs::read(storage.join("a.mp4")).unwrap(), b"first");
+        assert_eq!(hidden(&storage), Vec::<String>::new());
+        // Now it exists: refused before a byte is sent.
+        assert!(matches!(
+            engine.vod_upload("m", "a.mp4", None).await,
+            Err(VodError::FileExists(_))
+        ));
+    }
 }
