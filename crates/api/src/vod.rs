@@ -6,7 +6,9 @@
 //! in memory: each multipart chunk is written as it arrives, so the route has no body limit
 //! of its own beyond [`VOD_UPLOAD_CAP`] (checked on the file's bytes) and no admin deadline
 //! (a 10 GiB upload takes longer than an admin request may). Raw serving is a media route
-//! (no admin token; the play signature of `vod/<name>` when signed play URLs are on).
+//! (no admin token; the play signature of `vod/<name>` when signed play URLs are on). Like the
+//! recording routes, it passes through the API's access log: a player fetches a file in a few
+//! large ranges, not a playlist every second or two.
 
 use std::collections::HashMap;
 
