@@ -9,10 +9,22 @@
 //! - [`Timeline`]: the last W segments of one track as `SegmentTimeline` entries (number,
 //!   start, duration in 90 kHz), kept so that `<S>` entries never overlap and `$Number$` maps
 //!   onto them (a gap in the numbers starts the list over after it).
-//! - [`Mpd`] and [`Mpd::render`]: the dynamic MPD text, one Period from media time 0 at
-//!   `availabilityStartTime`, a video AdaptationSet with one Representation per rung and one
-//!   audio AdaptationSet, each Representation with its own `SegmentTemplate` (paths and
-//!   timescale of its own rung). Pure: the same description renders the same bytes.
+//! - [`Periods`]: which Period each segment belongs to. A segment whose init segment differs
+//!   from its track's previous one (a codec change: the segmenter names a new init only when
+//!   its bytes differ) opens a new Period at its start; an input switch whose inits are byte
+//!   for byte the old ones stays in the Period it is in (SPEC §DASH "Periods").
+//! - [`Mpd`] and [`Mpd::render`]: the dynamic MPD text, its Periods in order (the first from
+//!   media time 0 at `availabilityStartTime`, each later one from its first segment's media
+//!   time, with `presentationTimeOffset` so the `tfdt` clock runs on unchanged), each with a
+//!   video AdaptationSet with one Representation per rung and one audio AdaptationSet, each
+//!   Representation with its own `SegmentTemplate` (paths, init and timescale of its own rung
+//!   in that Period). Pure: the same description renders the same bytes.
+//!
+//! Why a codec change needs a Period and not just a new init: a DASH player appends a
+//! Representation's init once and then only media segments; a segment of another codec (or
+//! other parameter sets) behind the old init fails to decode. A new Period makes the player
+//! set up its decoders again from the new init, and old Periods stay listed while their
+//! segments are in the window so a player behind the live edge plays them out.
 //!
 //! Why video and audio are separate segments, unlike HLS-fMP4's muxed ones: DASH players
 //! (dash.js, Shaka, ExoPlayer) expect one media type per AdaptationSet, and an ABR ladder
@@ -22,9 +34,11 @@ use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use tributary_media::Ts90;
+use tributary_media::{SessionId, Ts90};
 
-use crate::{Segment, UnixMillis};
+use crate::{InitName, Segment, UnixMillis};
+
+pub use period::{Assigned, PeriodMark, Periods};
 
 /// The MPD's file name under the stream (`/{code}/index.mpd`).
 pub const MPD_NAME: &str = "index.mpd";
@@ -55,6 +69,12 @@ pub struct TimelineEntry {
     pub start: Ts90,
     /// Its duration.
     pub duration: Ts90,
+    /// The session its frames belong to.
+    pub session: SessionId,
+    /// The init segment it needs.
+    pub init: InitName,
+    /// The id of the Period it is listed in ([`Periods`]).
+    pub period: u64,
 }
 
 impl Timeline {
@@ -67,12 +87,15 @@ impl Timeline {
         }
     }
 
-    /// Lists a finished segment; returns the entry that slid out, if any.
-    pub fn push(&mut self, segment: &Segment) -> Option<TimelineEntry> {
+    /// Lists a finished segment in Period `period`; returns the entry that slid out, if any.
+    pub fn push(&mut self, segment: &Segment, period: u64) -> Option<TimelineEntry> {
         let entry = TimelineEntry {
             number: segment.number,
             start: segment.start,
             duration: segment.duration,
+            session: segment.session,
+            init: segment.init.unwrap_or(InitName::First),
+            period,
         };
         if let Some(last) = self.entries.back()
             && (entry.number != last.number + 1 || entry.start.0 < last.start.0 + 1)
@@ -92,6 +115,21 @@ impl Timeline {
             return self.entries.pop_front();
         }
         None
+    }
+
+    /// Moves the listed entries of `session` that end after `start` into Period `period` (a
+    /// Period the other track opened at `start` for the session after these were listed);
+    /// returns the earliest start moved.
+    pub fn retag(&mut self, session: SessionId, start: Ts90, period: u64) -> Option<Ts90> {
+        let mut earliest: Option<Ts90> = None;
+        let moved = |e: &&mut TimelineEntry| {
+            e.session == session && e.period != period && e.start.0 + e.duration.0 > start.0
+        };
+        for entry in self.entries.iter_mut().filter(moved) {
+            entry.period = period;
+            earliest = Some(earliest.map_or(entry.start, |t| t.min(entry.start)));
+        }
+        earliest
     }
 
     /// The listed entries, oldest first.
@@ -128,6 +166,18 @@ pub struct Mpd {
     pub segment: Duration,
     /// W, the segments listed: `timeShiftBufferDepth` = S × W.
     pub window: usize,
+    /// The Periods, oldest first; one without a Representation is left out.
+    pub periods: Vec<Period>,
+}
+
+/// One Period of an [`Mpd`]: what plays from its start until the next one's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Period {
+    /// `id`, stable while the Period is listed ([`PeriodMark::id`]).
+    pub id: u64,
+    /// Its start in media time (`start`, relative to `availabilityStartTime`; also each
+    /// `SegmentTemplate`'s `presentationTimeOffset`).
+    pub start: Ts90,
     /// The video Representations, one per rung, in profile order.
     pub video: Vec<Representation>,
     /// The audio Representation, packaged once.
@@ -155,19 +205,21 @@ pub struct Representation {
     pub channels: Option<u8>,
     /// The `timescale` of its media segments' `tfdt` (the init's `mdhd`).
     pub timescale: u32,
+    /// Its init segment's file name in `dir` ([`dash_init_name`]).
+    pub init: String,
     /// Its segments.
     pub timeline: Vec<TimelineEntry>,
 }
 
 impl Mpd {
-    /// The MPD text. Video segments are `seg_v_$Number$.m4s` with `init_v.mp4`, audio
-    /// `seg_a_$Number$.m4s` with `init_a.mp4`, under each Representation's `dir`.
+    /// The MPD text. Video segments are `seg_v_$Number$.m4s`, audio `seg_a_$Number$.m4s`,
+    /// each with the init its Representation names, under each Representation's `dir`.
     pub fn render(&self) -> String {
         let s = self.segment.as_millis() as i64;
         let longest = self
-            .video
+            .periods
             .iter()
-            .chain(&self.audio)
+            .flat_map(|p| p.video.iter().chain(&p.audio))
             .flat_map(|r| r.timeline.iter().map(|e| e.duration.as_millis()))
             .max()
             .unwrap_or(0)
@@ -190,10 +242,20 @@ impl Mpd {
             iso_duration(s.saturating_mul(window)),
             iso_duration(longest),
         );
-        out.push_str("  <Period id=\"0\" start=\"PT0S\">\n");
-        adaptation_set(&mut out, 'v', &self.video);
-        adaptation_set(&mut out, 'a', self.audio.as_slice());
-        out.push_str("  </Period>\n");
+        for period in &self.periods {
+            if period.video.is_empty() && period.audio.is_none() {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "  <Period id=\"{}\" start=\"{}\">",
+                period.id,
+                iso_duration(period.start.as_millis())
+            );
+            adaptation_set(&mut out, 'v', &period.video, period.start);
+            adaptation_set(&mut out, 'a', period.audio.as_slice(), period.start);
+            out.push_str("  </Period>\n");
+        }
         let _ = writeln!(
             out,
             "  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:direct:2014\" value=\"{}\"/>",
@@ -210,15 +272,29 @@ pub fn dash_segment_name(video: bool, number: u64) -> String {
     format!("seg_{}_{number:06}.m4s", if video { 'v' } else { 'a' })
 }
 
+/// The name of a DASH init segment: `init_v.mp4` / `init_a.mp4` for the output's first
+/// init, `init_v_<session>.mp4` (and `init_v_<session>_<i>.mp4`) for later ones, as HLS names
+/// `init.mp4` and `init_<session>.mp4`.
+pub fn dash_init_name(video: bool, init: InitName) -> String {
+    let kind = if video { 'v' } else { 'a' };
+    match init {
+        InitName::First => format!("init_{kind}.mp4"),
+        InitName::Session(session, 0) => format!("init_{kind}_{}.mp4", session.0),
+        InitName::Session(session, index) => format!("init_{kind}_{}_{index}.mp4", session.0),
+    }
+}
+
 /// The file a DASH name under a stream (or rung) directory names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DashName {
     /// `index.mpd`.
     Mpd,
-    /// `init_v.mp4` (`true`) or `init_a.mp4`.
+    /// `init_v.mp4` (`true`) or `init_a.mp4`, or a later init ([`dash_init_name`]).
     Init {
         /// Video rather than audio.
         video: bool,
+        /// Which init of the output.
+        init: InitName,
     },
     /// `seg_v_<n>.m4s` or `seg_a_<n>.m4s`.
     Segment {
@@ -233,11 +309,18 @@ impl DashName {
     /// Parses a name exactly as [`Mpd::render`] and [`dash_segment_name`] spell them; any
     /// other name is `None`.
     pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            MPD_NAME => return Some(Self::Mpd),
-            "init_v.mp4" => return Some(Self::Init { video: true }),
-            "init_a.mp4" => return Some(Self::Init { video: false }),
-            _ => {}
+        if name == MPD_NAME {
+            return Some(Self::Mpd);
+        }
+        if let Some(rest) = name.strip_prefix("init_") {
+            let (video, rest) = match rest.split_at_checked(1)? {
+                ("v", rest) => (true, rest),
+                ("a", rest) => (false, rest),
+                _ => return None,
+            };
+            // `init_v.mp4` is HLS's `init.mp4`, `init_v_<s>.mp4` its `init_<s>.mp4`.
+            let init = InitName::parse(&format!("init{rest}"))?;
+            return (dash_init_name(video, init) == name).then_some(Self::Init { video, init });
         }
         let rest = name.strip_prefix("seg_")?.strip_suffix(".m4s")?;
         let (kind, digits) = rest.split_at_checked(2)?;
@@ -256,7 +339,12 @@ impl DashName {
 
 /// Writes the video (`kind` `v`) or audio (`a`) AdaptationSet with its Representations;
 /// nothing without one.
-fn adaptation_set(out: &mut String, kind: char, representations: &[Representation]) {
+fn adaptation_set(
+    out: &mut String,
+    kind: char,
+    representations: &[Representation],
+    period_start: Ts90,
+) {
     if representations.is_empty() {
         return;
     }
@@ -301,27 +389,35 @@ fn adaptation_set(out: &mut String, kind: char, representations: &[Representatio
                  value=\"{channels}\"/>"
             );
         }
-        template(out, r, kind);
+        template(out, r, kind, period_start);
         out.push_str("      </Representation>\n");
     }
     out.push_str("    </AdaptationSet>\n");
 }
 
-/// Writes a Representation's `SegmentTemplate` with its `SegmentTimeline`.
-fn template(out: &mut String, r: &Representation, kind: char) {
+/// Writes a Representation's `SegmentTemplate` with its `SegmentTimeline`; a Period starting
+/// after media time 0 gets a `presentationTimeOffset` of its start.
+fn template(out: &mut String, r: &Representation, kind: char, period_start: Ts90) {
     let dir = xml(&r.dir);
     let start_number = r.timeline.first().map_or(0, |e| e.number);
-    let _ = writeln!(
-        out,
-        "        <SegmentTemplate timescale=\"{}\" startNumber=\"{start_number}\" \
-         initialization=\"{dir}init_{kind}.mp4\" media=\"{dir}seg_{kind}_$Number%06d$.m4s\">",
-        r.timescale
-    );
-    out.push_str("          <SegmentTimeline>\n");
     let scale = |t: Ts90| {
         i64::try_from(i128::from(t.0) * i128::from(r.timescale) / i128::from(Ts90::HZ))
             .unwrap_or(i64::MAX)
     };
+    let _ = write!(
+        out,
+        "        <SegmentTemplate timescale=\"{}\" startNumber=\"{start_number}\" ",
+        r.timescale
+    );
+    if period_start.0 > 0 {
+        let _ = write!(out, "presentationTimeOffset=\"{}\" ", scale(period_start));
+    }
+    let _ = writeln!(
+        out,
+        "initialization=\"{dir}{}\" media=\"{dir}seg_{kind}_$Number%06d$.m4s\">",
+        xml(&r.init)
+    );
+    out.push_str("          <SegmentTimeline>\n");
     // Runs of equal durations become one `<S>` with `r`; `t` is written first and after any
     // gap.
     let mut run: Option<(i64, i64, u32)> = None; // (t, d, repeats)
@@ -390,5 +486,6 @@ fn xml(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+mod period;
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use tributary_media::{Codec, Frame, SessionId, TrackConfig, TrackId, Ts90};
 
 use super::*;
-use crate::{HlsConfig, HlsEvent, HlsSegmenter, SegmentFormat};
+use crate::{HlsConfig, HlsEvent, HlsSegmenter, InitName, SegmentFormat};
 
 /// x264 High 1280x720: SPS, PPS, SEI and an IDR slice (crates/media/testdata/README.md).
 const X264_KEYFRAME: &[u8] =
@@ -72,7 +72,7 @@ fn package(frames: &[Frame], video: bool, window: usize) -> (Timeline, String, u
         while let Some(event) = segmenter.pull() {
             match event {
                 HlsEvent::Segment(segment) => {
-                    timeline.push(&segment);
+                    timeline.push(&segment, 0);
                 }
                 HlsEvent::Init(init) => {
                     codecs = init.codecs[0].clone();
@@ -101,30 +101,36 @@ fn mpd(frames: &[Frame]) -> Mpd {
         publish_time: UnixMillis(1_795_514_406_500),
         segment: Duration::from_secs(2),
         window: 12,
-        video: vec![Representation {
-            id: "v1".into(),
-            dir: String::new(),
-            codecs: video_codecs,
-            bandwidth: 2_000_000,
-            size: Some((1280, 720)),
-            frame_rate: Some((25, 1)),
-            sample_rate: None,
-            channels: None,
-            timescale: video_scale,
-            timeline: video.entries().copied().collect(),
+        periods: vec![Period {
+            id: 0,
+            start: Ts90(0),
+            video: vec![Representation {
+                id: "v1".into(),
+                dir: String::new(),
+                codecs: video_codecs,
+                bandwidth: 2_000_000,
+                size: Some((1280, 720)),
+                frame_rate: Some((25, 1)),
+                sample_rate: None,
+                channels: None,
+                timescale: video_scale,
+                init: "init_v.mp4".into(),
+                timeline: video.entries().copied().collect(),
+            }],
+            audio: Some(Representation {
+                id: "a".into(),
+                dir: String::new(),
+                codecs: audio_codecs,
+                bandwidth: 128_000,
+                size: None,
+                frame_rate: None,
+                sample_rate: Some(48_000),
+                channels: Some(2),
+                timescale: audio_scale,
+                init: "init_a.mp4".into(),
+                timeline: audio.entries().copied().collect(),
+            }),
         }],
-        audio: Some(Representation {
-            id: "a".into(),
-            dir: String::new(),
-            codecs: audio_codecs,
-            bandwidth: 128_000,
-            size: None,
-            frame_rate: None,
-            sample_rate: Some(48_000),
-            channels: Some(2),
-            timescale: audio_scale,
-            timeline: audio.entries().copied().collect(),
-        }),
     }
 }
 
@@ -184,27 +190,27 @@ fn timeline_entries_never_overlap_and_numbers_stay_consecutive() {
         bytes: Bytes::new(),
     };
     let mut timeline = Timeline::new(3);
-    timeline.push(&segment(10, 0, 180_000));
+    timeline.push(&segment(10, 0, 180_000), 0);
     // Measured to end 1 frame after the next one starts: clipped.
-    timeline.push(&segment(11, 180_000, 183_600));
+    timeline.push(&segment(11, 180_000, 183_600), 0);
     // A session ends short of the next start (an input switch): stretched over the hole.
-    timeline.push(&segment(12, 360_000, 6_120));
-    timeline.push(&segment(13, 377_250, 180_000));
+    timeline.push(&segment(12, 360_000, 6_120), 0);
+    timeline.push(&segment(13, 377_250, 180_000), 0);
     let durations: Vec<_> = timeline.entries().map(|e| e.duration.0).collect();
     assert_eq!(durations, [180_000, 17_250, 180_000]);
     let mut timeline = Timeline::new(3);
-    timeline.push(&segment(10, 0, 180_000));
-    timeline.push(&segment(11, 180_000, 183_600));
-    timeline.push(&segment(12, 360_000, 180_000));
+    timeline.push(&segment(10, 0, 180_000), 0);
+    timeline.push(&segment(11, 180_000, 183_600), 0);
+    timeline.push(&segment(12, 360_000, 180_000), 0);
     // The window slides.
-    let out = timeline.push(&segment(13, 540_000, 180_000));
+    let out = timeline.push(&segment(13, 540_000, 180_000), 0);
     assert_eq!(out.map(|e| e.number), Some(10));
     // A number gap starts the list over: $Number$ must follow the entries.
-    timeline.push(&segment(15, 900_000, 180_000));
+    timeline.push(&segment(15, 900_000, 180_000), 0);
     let numbers: Vec<_> = timeline.entries().map(|e| e.number).collect();
     assert_eq!(numbers, [15]);
     // So does a start that goes back.
-    timeline.push(&segment(16, 800_000, 180_000));
+    timeline.push(&segment(16, 800_000, 180_000), 0);
     assert_eq!(timeline.entries().len(), 1);
     assert_eq!(timeline.longest(), Ts90(180_000));
 }
@@ -215,8 +221,11 @@ fn s_entries_repeat_and_restate_t_after_a_gap() {
         number,
         start: Ts90(start),
         duration: Ts90(duration),
+        session: SessionId(1),
+        init: InitName::First,
+        period: 0,
     };
-    let mut r = mpd(&sequence()).audio.unwrap();
+    let mut r = mpd(&sequence()).periods[0].audio.clone().unwrap();
     r.timescale = 90_000;
     r.timeline = vec![
         entry(1, 90_000, 180_000),
@@ -225,7 +234,7 @@ fn s_entries_repeat_and_restate_t_after_a_gap() {
         entry(4, 630_000, 180_000),
     ];
     let mut out = String::new();
-    template(&mut out, &r, 'a');
+    template(&mut out, &r, 'a', Ts90(0));
     assert!(
         out.contains(
             "<S t=\"90000\" d=\"180000\" r=\"1\"/>\n            <S d=\"90000\"/>\n            \
@@ -238,13 +247,19 @@ fn s_entries_repeat_and_restate_t_after_a_gap() {
 #[test]
 fn names_parse_exactly_as_written() {
     assert_eq!(DashName::parse("index.mpd"), Some(DashName::Mpd));
+    for (video, init) in [
+        (true, InitName::First),
+        (false, InitName::First),
+        (true, InitName::Session(SessionId(42), 0)),
+        (false, InitName::Session(SessionId(42), 3)),
+    ] {
+        let name = dash_init_name(video, init);
+        assert_eq!(DashName::parse(&name), Some(DashName::Init { video, init }));
+    }
+    assert_eq!(dash_init_name(true, InitName::First), "init_v.mp4");
     assert_eq!(
-        DashName::parse("init_v.mp4"),
-        Some(DashName::Init { video: true })
-    );
-    assert_eq!(
-        DashName::parse("init_a.mp4"),
-        Some(DashName::Init { video: false })
+        dash_init_name(false, InitName::Session(SessionId(42), 0)),
+        "init_a_42.mp4"
     );
     for (video, number) in [(true, 7), (false, 1_795_514_400)] {
         let name = dash_segment_name(video, number);
@@ -262,6 +277,10 @@ fn names_parse_exactly_as_written() {
         "init.mp4",
         "index.m3u8",
         "seg_v_+00007.m4s",
+        "init_x.mp4",
+        "init_v_042.mp4",
+        "init_v_42_0.mp4",
+        "init_v.mp4x",
     ] {
         assert_eq!(DashName::parse(bad), None, "{bad}");
     }
@@ -274,4 +293,245 @@ fn durations_and_attributes_are_written_as_xml_wants() {
     assert_eq!(iso_duration(40), "PT0.04S");
     assert_eq!(iso_duration(-5), "PT0S");
     assert_eq!(xml("a\"<b>&'"), "a&quot;&lt;b&gt;&amp;&apos;");
+}
+
+/// x265 Main 1280x720: VPS, SPS, PPS and an IDR slice.
+const X265_KEYFRAME: &[u8] =
+    include_bytes!("../../../media/testdata/ffmpeg_x265_main_1280x720_30fps.h265");
+
+/// 12 s of 25 fps video (a keyframe every second) and 48 kHz AAC: H.264 in session 7 for the
+/// first 6 s, then `second` in session 8 (an input switch at 6 s; AAC unchanged).
+fn switching(second: Codec) -> Vec<Frame> {
+    let mut frames = sequence();
+    let config = TrackConfig::aac(Bytes::from_static(ASC_LC)).map(Arc::new);
+    let mut audio = 6 * 48_000 / 1024 + 1;
+    for i in 150..300i64 {
+        let key = i % 25 == 0;
+        let payload = match (second, key) {
+            (Codec::H265, true) => Bytes::from_static(X265_KEYFRAME),
+            (Codec::H265, false) => Bytes::from(vec![0, 0, 0, 1, 0x02, 0x01, i as u8 | 1]),
+            (_, true) => Bytes::from_static(X264_KEYFRAME),
+            (_, false) => Bytes::from(vec![0, 0, 0, 1, 0x41, i as u8 | 1, 0x55]),
+        };
+        let frame = |track, codec, ts, keyframe, payload| Frame {
+            track: TrackId(track),
+            codec,
+            pts: Ts90(ts),
+            dts: Ts90(ts),
+            keyframe,
+            session: SessionId(8),
+            arrival: arrival(),
+            payload,
+            config: None,
+        };
+        frames.push(frame(0x100, second, i * 3600, key, payload));
+        while audio * 1920 <= i * 3600 {
+            let payload = Bytes::from(vec![0x21, audio as u8, 0x04, 0x80]);
+            frames.push(Frame {
+                config: config.clone(),
+                ..frame(0x101, Codec::Aac, audio * 1920, true, payload)
+            });
+            audio += 1;
+        }
+    }
+    frames
+}
+
+/// One rung as publish runs it: a video and an audio segmenter, the Periods they open, and the
+/// MPD over them.
+fn periods_mpd(frames: &[Frame]) -> Mpd {
+    let config = HlsConfig {
+        segment: Duration::from_secs(2),
+        first_number: 1_795_514_400,
+        grid: None,
+        format: SegmentFormat::Fmp4,
+        part: None,
+    };
+    let mut segmenters = [HlsSegmenter::new(config), HlsSegmenter::new(config)];
+    let mut timelines = [Timeline::new(12), Timeline::new(12)];
+    let mut inits: Vec<(bool, InitName, String, u32)> = Vec::new();
+    let mut periods = Periods::new();
+    let mut drain =
+        |track: usize, segmenters: &mut [HlsSegmenter; 2], timelines: &mut [Timeline; 2]| {
+            while let Some(event) = segmenters[track].pull() {
+                match event {
+                    HlsEvent::Segment(segment) => {
+                        let assigned = periods.assign(track == 0, &segment);
+                        timelines[track].push(&segment, assigned.period);
+                        if assigned.opened
+                            && let Some(start) = timelines[1 - track].retag(
+                                segment.session,
+                                segment.start,
+                                assigned.period,
+                            )
+                        {
+                            periods.start_at(assigned.period, start);
+                        }
+                    }
+                    HlsEvent::Init(init) => inits.push((
+                        track == 0,
+                        init.name,
+                        init.codecs[0].clone(),
+                        init.timescales[0],
+                    )),
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        };
+    for (i, frame) in frames.iter().enumerate() {
+        let track = usize::from(frame.codec == Codec::Aac);
+        segmenters[track].push(frame, UnixMillis(1_795_514_400_000 + i as i64 * 20));
+        drain(track, &mut segmenters, &mut timelines);
+    }
+    for track in 0..2 {
+        segmenters[track].finish();
+        drain(track, &mut segmenters, &mut timelines);
+    }
+    let representation = |video: bool, period: u64| {
+        let entries: Vec<TimelineEntry> = timelines[usize::from(!video)]
+            .entries()
+            .filter(|e| e.period == period)
+            .copied()
+            .collect();
+        let first = entries.first()?;
+        let (_, init, codecs, timescale) = inits
+            .iter()
+            .find(|(v, name, ..)| *v == video && *name == first.init)?
+            .clone();
+        Some(Representation {
+            id: if video { "v1" } else { "a" }.into(),
+            dir: String::new(),
+            codecs,
+            bandwidth: if video { 2_000_000 } else { 128_000 },
+            size: video.then_some((1280, 720)),
+            frame_rate: video.then_some((25, 1)),
+            sample_rate: (!video).then_some(48_000),
+            channels: (!video).then_some(2),
+            timescale,
+            init: dash_init_name(video, init),
+            timeline: entries,
+        })
+    };
+    Mpd {
+        availability_start: UnixMillis(1_795_514_400_000),
+        publish_time: UnixMillis(1_795_514_412_500),
+        segment: Duration::from_secs(2),
+        window: 12,
+        periods: periods
+            .marks()
+            .map(|mark| Period {
+                id: mark.id,
+                start: mark.start,
+                video: representation(true, mark.id).into_iter().collect(),
+                audio: representation(false, mark.id),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn a_codec_change_starts_a_period_golden_mpd() {
+    let text = periods_mpd(&switching(Codec::H265)).render();
+    let expected = include_str!("../../testdata/dash/h264_to_h265_periods.mpd");
+    if text != expected {
+        let path = format!(
+            "{}/testdata/dash/h264_to_h265_periods.mpd.new",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::write(&path, &text).expect("writing the new golden file");
+        panic!("the MPD differs from the golden file; the new text is in {path}:\n{text}");
+    }
+    assert_eq!(text.matches("<Period").count(), 2, "{text}");
+    assert!(text.contains("<Period id=\"0\" start=\"PT0S\">"), "{text}");
+    // The second Period starts at the H.265 session's first keyframe (6 s), its templates
+    // offset by it, with the new video init and the unchanged audio init.
+    assert!(text.contains("start=\"PT6S\">"), "{text}");
+    assert!(text.contains("presentationTimeOffset=\"540000\""), "{text}");
+    assert!(text.contains("presentationTimeOffset=\"288000\""), "{text}");
+    assert!(text.contains("initialization=\"init_v_8.mp4\""), "{text}");
+    assert!(text.contains("codecs=\"hvc1."), "{text}");
+    assert_eq!(text.matches("initialization=\"init_a.mp4\"").count(), 2);
+}
+
+#[test]
+fn an_input_switch_with_the_same_codecs_stays_in_one_period() {
+    let mpd = periods_mpd(&switching(Codec::H264));
+    assert_eq!(mpd.periods.len(), 1, "{}", mpd.render());
+    let period = &mpd.periods[0];
+    assert_eq!(period.video[0].init, "init_v.mp4");
+    // Both sessions' segments are listed, numbered on.
+    let numbers: Vec<_> = period.video[0].timeline.iter().map(|e| e.number).collect();
+    assert_eq!(numbers, (1_795_514_400..1_795_514_406).collect::<Vec<_>>());
+}
+
+#[test]
+fn periods_slide_out_with_their_segments() {
+    let segment = |number, session, init, start| Segment {
+        number,
+        init: Some(init),
+        session: SessionId(session),
+        start: Ts90(start),
+        duration: Ts90(180_000),
+        discontinuity: false,
+        program_date_time: UnixMillis(0),
+        target_duration: 2,
+        end: crate::SegmentEnd::Keyframe,
+        bytes: Bytes::new(),
+    };
+    let h265 = InitName::Session(SessionId(2), 0);
+    let mut periods = Periods::new();
+    let mut video = Timeline::new(2);
+    let mut audio = Timeline::new(2);
+    for (number, start) in [(10, 0), (11, 180_000)] {
+        let s = segment(number, 1, InitName::First, start);
+        video.push(&s, periods.assign(true, &s).period);
+        audio.push(&s, periods.assign(false, &s).period);
+    }
+    // Audio of session 2 (same init) comes out first: it is listed in Period 0 ...
+    let a = segment(12, 2, InitName::First, 350_000);
+    let assigned = periods.assign(false, &a);
+    assert_eq!(assigned.period, 0);
+    audio.push(&a, assigned.period);
+    // ... until the video of session 2 opens Period 12 with a new init: the audio segment
+    // reaching past its start moves into it, and the Period starts with it.
+    let v = segment(12, 2, h265, 360_000);
+    let assigned = periods.assign(true, &v);
+    assert_eq!(
+        assigned,
+        Assigned {
+            period: 12,
+            opened: true
+        }
+    );
+    video.push(&v, assigned.period);
+    let moved = audio.retag(SessionId(2), v.start, 12);
+    assert_eq!(moved, Some(Ts90(350_000)));
+    periods.start_at(12, Ts90(350_000));
+    let marks: Vec<_> = periods.marks().map(|m| (m.id, m.start)).collect();
+    assert_eq!(marks, [(0, Ts90(0)), (12, Ts90(350_000))]);
+    // Later audio of session 2 joins Period 12; a straggler of session 1 stays in 0.
+    assert_eq!(
+        periods
+            .assign(false, &segment(13, 2, InitName::First, 530_000))
+            .period,
+        12
+    );
+    assert_eq!(
+        periods
+            .assign(false, &segment(9, 1, InitName::First, 170_000))
+            .period,
+        0
+    );
+    // Period 0's segments slide out of both windows: its mark goes.
+    let s = segment(13, 2, h265, 540_000);
+    video.push(&s, periods.assign(true, &s).period);
+    audio.push(&segment(13, 2, InitName::First, 530_000), 12);
+    let listed = |id| {
+        video
+            .entries()
+            .chain(audio.entries())
+            .any(|e| e.period == id)
+    };
+    periods.retain(listed);
+    assert_eq!(periods.marks().map(|m| m.id).collect::<Vec<_>>(), [12]);
 }
