@@ -6,7 +6,11 @@
 //! audio track, both configured as the rung's HLS segmenter is (S, first number, keyframe
 //! grid). So HLS and DASH cut at the same keyframes and use the same numbers, and an input
 //! switch, which the hub turns into a new session on one continuous timeline, is one more
-//! `<S>` entry in the same Period: a DASH player sees no change at all.
+//! `<S>` entry in the same Period: a DASH player sees no change at all. A switch that changes
+//! a codec (or its parameters) makes the segmenter write a new init; its first segment opens
+//! a new Period ([`Periods`]), whose Representations name the new init (`init_v_<session>.mp4`),
+//! so the player sets its decoders up again. Old Periods stay listed while their segments are
+//! in the window.
 //!
 //! Segments are kept by the HLS [`Window`] (pages, retention as SPEC §HLS, bounded), one per
 //! track; the MPD is rendered on request by the registry from each rung's [`DashRung`]
@@ -18,9 +22,8 @@
 //! session's first: the MPD's entry before it is stretched over it (SPEC §DASH "Cutting":
 //! entries never overlap or gap), and the player steps over the hole in its buffer.
 //!
-//! Not done here yet: a codec change within the output (a new init) keeps the one Period and
-//! serves the new init under the same name, so a player must reload; a `runtime.warnings`
-//! entry says so.
+//! Not done here yet: a ladder change restarts the stream's packagers, and with them the MPD
+//! (a new `availabilityStartTime`): players reload instead of entering a new Period.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -29,8 +32,8 @@ use bytes::Bytes;
 use tokio::time::Instant;
 use tributary_media::{Frame, MediaKind, TrackInfo, Ts90};
 use tributary_packager::{
-    HlsConfig, HlsEvent, HlsSegmenter, InitName, PlaylistEntry, SegmentFormat, Timeline,
-    TimelineEntry, UnixMillis,
+    HlsConfig, HlsEvent, HlsSegmenter, InitName, PeriodMark, Periods, PlaylistEntry, SegmentFormat,
+    Timeline, TimelineEntry, UnixMillis,
 };
 
 use crate::hls::window::Window;
@@ -68,21 +71,32 @@ pub(crate) struct RungState {
     pub(crate) video: Option<TrackState>,
     /// Audio, once its first segment is out (only on the rung that packages it).
     pub(crate) audio: Option<TrackState>,
+    /// The Periods the listed segments are in, oldest first.
+    pub(crate) periods: Vec<PeriodMark>,
 }
 
 /// One track of a rung as the MPD lists it.
 #[derive(Debug, Clone)]
 pub(crate) struct TrackState {
-    /// The RFC 6381 codec string of its init.
-    pub(crate) codecs: String,
-    /// Its `tfdt` timescale.
-    pub(crate) timescale: u32,
+    /// Its inits kept: name, RFC 6381 codec string and `tfdt` timescale.
+    pub(crate) inits: Vec<TrackInit>,
     /// Peak bits per second over the listed segments.
     pub(crate) bandwidth: u64,
     /// The listed segments.
     pub(crate) timeline: Vec<TimelineEntry>,
     /// What the output measured of the track (size, frame rate, sample rate).
     pub(crate) info: Option<TrackInfo>,
+}
+
+/// One init of a track, as the MPD names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TrackInit {
+    /// Its name ([`tributary_packager::dash_init_name`]).
+    pub(crate) name: InitName,
+    /// The RFC 6381 codec string.
+    pub(crate) codecs: String,
+    /// The `tfdt` timescale.
+    pub(crate) timescale: u32,
 }
 
 impl DashRung {
@@ -140,13 +154,13 @@ pub(crate) struct DashSide {
     video: Track,
     /// Audio frames to segments, on the rung that packages audio.
     audio: Option<Track>,
+    /// Which Period each segment is listed in.
+    periods: Periods,
     /// The wall time of media time 0, once the first segment tells; handed to the registry
     /// once.
     origin: Option<UnixMillis>,
     /// Whether [`drain`](Self::drain) has returned the origin already.
     origin_told: bool,
-    /// Whether the codec-change warning was noted (once per output).
-    warned_init: bool,
 }
 
 /// One track's segmenter and listing.
@@ -156,8 +170,8 @@ struct Track {
     timeline: Timeline,
     /// Bytes and duration of each listed segment, for the peak bandwidth.
     sizes: VecDeque<(usize, Ts90)>,
-    /// Its init's codec string and timescale.
-    init: Option<(String, u32)>,
+    /// Its inits, newest last (at most [`MAX_INITS`]).
+    inits: VecDeque<TrackInit>,
     /// The last measured configuration of the track.
     info: Option<TrackInfo>,
 }
@@ -179,16 +193,16 @@ impl DashSide {
             }),
             timeline: Timeline::new(window),
             sizes: VecDeque::with_capacity(window + 1),
-            init: None,
+            inits: VecDeque::with_capacity(MAX_INITS),
             info: None,
         };
         Self {
             rung,
             video: track(),
             audio: settings.audio.then(track),
+            periods: Periods::new(),
             origin: None,
             origin_told: false,
-            warned_init: false,
         }
     }
 
@@ -242,25 +256,23 @@ impl DashSide {
     /// Publishes what the segmenters produced; returns the origin (wall time of media time
     /// 0) once, when the first segment made it known, for the registry.
     pub(crate) fn drain(&mut self, now: Instant) -> Option<UnixMillis> {
-        let mut changed = drain_track(&mut self.video, &self.rung.video, now, &mut self.origin);
-        if let Some(audio) = &mut self.audio {
-            let (segments, init) = drain_track(audio, &self.rung.audio, now, &mut self.origin);
-            changed.0 |= segments;
-            changed.1 |= init;
+        let mut changed = self.drain_track(true, now);
+        if self.audio.is_some() {
+            changed |= self.drain_track(false, now);
         }
-        if changed.1 && !self.warned_init {
-            self.warned_init = true;
-            tracing::warn!("DASH: a codec change needs a new init; players must reload the MPD");
-            self.rung.video.warn(
-                "dash: a codec change within the stream is not signalled as a new Period yet; \
-                 DASH players must reload"
-                    .to_owned(),
-            );
-        }
-        if changed.0 {
+        if changed {
+            let video = &self.video.timeline;
+            let audio = self.audio.as_ref().map(|a| &a.timeline);
+            self.periods.retain(|id| {
+                video
+                    .entries()
+                    .chain(audio.into_iter().flat_map(Timeline::entries))
+                    .any(|e| e.period == id)
+            });
             let state = RungState {
                 video: self.video.state(),
                 audio: self.audio.as_ref().and_then(Track::state),
+                periods: self.periods.marks().copied().collect(),
             };
             *self
                 .rung
@@ -274,12 +286,99 @@ impl DashSide {
         self.origin_told = self.origin.is_some();
         self.origin
     }
+
+    /// Publishes the events of the video (`video`) or audio track into its window and
+    /// lists its segments in their Periods; whether a segment came out.
+    fn drain_track(&mut self, video: bool, now: Instant) -> bool {
+        let (track, mut other, window) = if video {
+            (&mut self.video, self.audio.as_mut(), &self.rung.video)
+        } else {
+            let Some(audio) = self.audio.as_mut() else {
+                return false;
+            };
+            (audio, Some(&mut self.video), &self.rung.audio)
+        };
+        let mut segments = false;
+        while let Some(event) = track.segmenter.pull() {
+            match event {
+                HlsEvent::Segment(segment) => {
+                    self.origin.get_or_insert(UnixMillis(
+                        segment.program_date_time.0 - segment.start.as_millis(),
+                    ));
+                    let assigned = self.periods.assign(video, &segment);
+                    if assigned.opened {
+                        tracing::info!(
+                            period = assigned.period,
+                            session = segment.session.0,
+                            "DASH: a new init opens a new Period"
+                        );
+                    }
+                    let slid_out =
+                        track
+                            .timeline
+                            .push(&segment, assigned.period)
+                            .map(|out| PlaylistEntry {
+                                number: out.number,
+                                init: Some(out.init),
+                                duration: out.duration,
+                                discontinuity: false,
+                                program_date_time: segment.program_date_time,
+                            });
+                    if assigned.opened
+                        && let Some(other) = other.as_deref_mut()
+                        && let Some(start) =
+                            other
+                                .timeline
+                                .retag(segment.session, segment.start, assigned.period)
+                    {
+                        self.periods.start_at(assigned.period, start);
+                    }
+                    track
+                        .sizes
+                        .push_back((segment.bytes.len(), segment.duration));
+                    while track.sizes.len() > track.timeline.entries().len() {
+                        track.sizes.pop_front();
+                    }
+                    let listed: Ts90 = Ts90(track.timeline.entries().map(|e| e.duration.0).sum());
+                    window.publish(segment, slid_out, listed, Bytes::new(), None, now);
+                    segments = true;
+                }
+                HlsEvent::Init(init) => {
+                    // Each init under its own name: a new one opens a Period with its
+                    // first segment, and the old one stays for the old Period.
+                    let kept = TrackInit {
+                        name: init.name,
+                        codecs: init.codecs.first().cloned().unwrap_or_default(),
+                        timescale: init.timescales.first().copied().unwrap_or(Ts90::HZ as u32),
+                    };
+                    track.inits.retain(|i| i.name != kept.name);
+                    if track.inits.len() == MAX_INITS {
+                        track.inits.pop_front();
+                    }
+                    track.inits.push_back(kept);
+                    window.publish_init(init.name, init.bytes);
+                }
+                HlsEvent::Omitted { track: id, codec } => {
+                    tracing::warn!(track = id.0, %codec, "DASH cannot carry this codec; track omitted");
+                    window.warn(format!(
+                        "dash: track {} ({codec}) omitted: DASH cannot carry {codec}",
+                        id.0
+                    ));
+                }
+                HlsEvent::Unwritable { track: id, error } => {
+                    tracing::warn!(track = id.0, %error, "DASH fMP4 writer refused a track");
+                    window.warn(format!("dash: track {}: not written: {error}", id.0));
+                }
+                other => tracing::debug!(?other, "DASH event ignored"),
+            }
+        }
+        segments
+    }
 }
 
 impl Track {
     fn state(&self) -> Option<TrackState> {
-        let (codecs, timescale) = self.init.clone()?;
-        if self.timeline.is_empty() {
+        if self.inits.is_empty() || self.timeline.is_empty() {
             return None;
         }
         let bandwidth = self
@@ -290,8 +389,7 @@ impl Track {
             .max()
             .unwrap_or(0);
         Some(TrackState {
-            codecs,
-            timescale,
+            inits: self.inits.iter().cloned().collect(),
             bandwidth,
             timeline: self.timeline.entries().copied().collect(),
             info: self.info.clone(),
@@ -299,61 +397,5 @@ impl Track {
     }
 }
 
-/// Publishes one track's events into its window: (a segment came out, a later init came
-/// out).
-fn drain_track(
-    track: &mut Track,
-    window: &Window,
-    now: Instant,
-    origin: &mut Option<UnixMillis>,
-) -> (bool, bool) {
-    let (mut segments, mut new_init) = (false, false);
-    while let Some(event) = track.segmenter.pull() {
-        match event {
-            HlsEvent::Segment(segment) => {
-                origin.get_or_insert(UnixMillis(
-                    segment.program_date_time.0 - segment.start.as_millis(),
-                ));
-                let slid_out = track.timeline.push(&segment).map(|out| PlaylistEntry {
-                    number: out.number,
-                    init: Some(InitName::First),
-                    duration: out.duration,
-                    discontinuity: false,
-                    program_date_time: segment.program_date_time,
-                });
-                track
-                    .sizes
-                    .push_back((segment.bytes.len(), segment.duration));
-                while track.sizes.len() > track.timeline.entries().len() {
-                    track.sizes.pop_front();
-                }
-                let listed: Ts90 = Ts90(track.timeline.entries().map(|e| e.duration.0).sum());
-                window.publish(segment, slid_out, listed, Bytes::new(), None, now);
-                segments = true;
-            }
-            HlsEvent::Init(init) => {
-                // Every init of the output is served as `init_v.mp4` / `init_a.mp4`.
-                if track.init.is_some() {
-                    new_init = true;
-                }
-                let codecs = init.codecs.first().cloned().unwrap_or_default();
-                let timescale = init.timescales.first().copied().unwrap_or(Ts90::HZ as u32);
-                track.init = Some((codecs, timescale));
-                window.publish_init(InitName::First, init.bytes);
-            }
-            HlsEvent::Omitted { track: id, codec } => {
-                tracing::warn!(track = id.0, %codec, "DASH cannot carry this codec; track omitted");
-                window.warn(format!(
-                    "dash: track {} ({codec}) omitted: DASH cannot carry {codec}",
-                    id.0
-                ));
-            }
-            HlsEvent::Unwritable { track: id, error } => {
-                tracing::warn!(track = id.0, %error, "DASH fMP4 writer refused a track");
-                window.warn(format!("dash: track {}: not written: {error}", id.0));
-            }
-            other => tracing::debug!(?other, "DASH event ignored"),
-        }
-    }
-    (segments, new_init)
-}
+/// Inits kept per track: as many as the window keeps the bytes of.
+use crate::hls::window::MAX_INITS;

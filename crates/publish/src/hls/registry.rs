@@ -8,8 +8,8 @@ use bytes::Bytes;
 use tributary_media::StreamCode;
 use tributary_media::Ts90;
 use tributary_packager::{
-    DashName, InitName, Mpd, PLAYLIST_NAME, Representation, UnixMillis, parse_fmp4_segment_name,
-    parse_part_name, parse_segment_name, write_rendition_report,
+    DashName, InitName, Mpd, PLAYLIST_NAME, Period, Representation, UnixMillis, dash_init_name,
+    parse_fmp4_segment_name, parse_part_name, parse_segment_name, write_rendition_report,
 };
 
 use crate::PublishError;
@@ -242,22 +242,22 @@ impl HlsRegistry {
                     body: Bytes::from(self.mpd(code)?),
                 });
             }
-            DashName::Init { video } => (video, None),
-            DashName::Segment { video, number } => (video, Some(number)),
+            DashName::Init { video, init } => (video, Err(init)),
+            DashName::Segment { video, number } => (video, Ok(number)),
         };
         let served = self.read_dash().get(&(code.clone(), rung)).cloned()?;
         let window = if video { &served.video } else { &served.audio };
         let content_type = if video { MP4_TYPE } else { AUDIO_MP4_TYPE };
         Some(match number {
-            Some(number) => Asset {
+            Ok(number) => Asset {
                 content_type,
                 cache_control: SEGMENT_CACHE,
                 body: window.segment(number, true, tokio::time::Instant::now())?,
             },
-            None => Asset {
+            Err(init) => Asset {
                 content_type,
                 cache_control: PLAYLIST_CACHE,
-                body: window.init(InitName::First)?,
+                body: window.init(init)?,
             },
         })
     }
@@ -286,48 +286,66 @@ impl HlsRegistry {
                 .filter_map(|rung| Some((*rung, dash.get(&(code.clone(), *rung))?.state())))
                 .collect()
         };
-        let mut mpd = Mpd {
+        // The Periods of every rung, by id (rungs cut on one grid open theirs at the same
+        // number), in order of their start.
+        let mut periods: Vec<Period> = Vec::new();
+        for mark in states.iter().flat_map(|(_, state)| &state.periods) {
+            match periods.iter_mut().find(|p| p.id == mark.id) {
+                Some(period) => period.start = period.start.min(mark.start),
+                None => periods.push(Period {
+                    id: mark.id,
+                    start: mark.start,
+                    video: Vec::new(),
+                    audio: None,
+                }),
+            }
+        }
+        periods.sort_by_key(|p| (p.start, p.id));
+        for period in &mut periods {
+            for (rung, state) in &states {
+                let dir = rung.map_or_else(String::new, |i| format!("track_{}/", u32::from(i) + 1));
+                if let Some(video) = &state.video {
+                    let configured = rung.and_then(|i| {
+                        let variant = variants.as_ref()?.get(usize::from(i))?;
+                        Some(variant.average_bandwidth)
+                    });
+                    let info = video.info.as_ref();
+                    let size = info.and_then(|i| Some((i.width?, i.height?)));
+                    let frame_rate = info
+                        .and_then(|i| i.frame_rate)
+                        .map(|rate| (rate.num, rate.den));
+                    let id =
+                        rung.map_or_else(|| "v".to_owned(), |i| format!("v{}", u32::from(i) + 1));
+                    if let Some(mut r) = representation(id, dir.clone(), true, video, period.id) {
+                        r.bandwidth = configured.unwrap_or(r.bandwidth).max(1);
+                        r.size = size;
+                        r.frame_rate = frame_rate;
+                        period.video.push(r);
+                    }
+                }
+                if let Some(audio) = &state.audio
+                    && period.audio.is_none()
+                    && let Some(mut r) =
+                        representation("a".to_owned(), dir, false, audio, period.id)
+                {
+                    let info = audio.info.as_ref();
+                    r.sample_rate = info.and_then(|i| i.sample_rate);
+                    r.channels = info.and_then(|i| i.channels);
+                    period.audio = Some(r);
+                }
+            }
+        }
+        periods.retain(|p| !p.video.is_empty() || p.audio.is_some());
+        if periods.is_empty() {
+            return None;
+        }
+        let mpd = Mpd {
             availability_start: origin,
             publish_time: UnixMillis::from_system_time(SystemTime::now()),
             segment: stream.segment,
             window: stream.window,
-            video: Vec::new(),
-            audio: None,
+            periods,
         };
-        for (rung, state) in states {
-            let dir = rung.map_or_else(String::new, |i| format!("track_{}/", u32::from(i) + 1));
-            if let Some(video) = state.video {
-                let configured = rung.and_then(|i| {
-                    let variant = variants.as_ref()?.get(usize::from(i))?;
-                    Some(variant.average_bandwidth)
-                });
-                let info = video.info.as_ref();
-                let size = info.and_then(|i| Some((i.width?, i.height?)));
-                let frame_rate = info
-                    .and_then(|i| i.frame_rate)
-                    .map(|rate| (rate.num, rate.den));
-                mpd.video.push(representation(
-                    rung.map_or_else(|| "v".to_owned(), |i| format!("v{}", u32::from(i) + 1)),
-                    dir.clone(),
-                    configured,
-                    video,
-                    size,
-                    frame_rate,
-                ));
-            }
-            if let Some(audio) = state.audio
-                && mpd.audio.is_none()
-            {
-                let info = audio.info.clone();
-                let mut r = representation("a".to_owned(), dir, None, audio, None, None);
-                r.sample_rate = info.as_ref().and_then(|i| i.sample_rate);
-                r.channels = info.as_ref().and_then(|i| i.channels);
-                mpd.audio = Some(r);
-            }
-        }
-        if mpd.video.is_empty() && mpd.audio.is_none() {
-            return None;
-        }
         Some(mpd.render())
     }
 
@@ -605,27 +623,36 @@ fn remove_same<K: std::hash::Hash + Eq, T>(map: &mut HashMap<K, Arc<T>>, key: K,
     }
 }
 
-/// A track's Representation: its bandwidth as configured (a ladder rung) or measured.
+/// A track's Representation in Period `period`: the entries listed in it, with their init;
+/// `None` when it has none there. Its bandwidth is the measured one.
 fn representation(
     id: String,
     dir: String,
-    configured: Option<u64>,
-    track: TrackState,
-    size: Option<(u32, u32)>,
-    frame_rate: Option<(u32, u32)>,
-) -> Representation {
-    Representation {
+    video: bool,
+    track: &TrackState,
+    period: u64,
+) -> Option<Representation> {
+    let timeline: Vec<_> = track
+        .timeline
+        .iter()
+        .filter(|e| e.period == period)
+        .copied()
+        .collect();
+    let first = timeline.first()?;
+    let init = track.inits.iter().find(|i| i.name == first.init)?;
+    Some(Representation {
         id,
         dir,
-        codecs: track.codecs,
-        bandwidth: configured.unwrap_or(track.bandwidth).max(1),
-        size,
-        frame_rate,
+        codecs: init.codecs.clone(),
+        bandwidth: track.bandwidth.max(1),
+        size: None,
+        frame_rate: None,
         sample_rate: None,
         channels: None,
-        timescale: track.timescale,
-        timeline: track.timeline,
-    }
+        timescale: init.timescale,
+        init: dash_init_name(video, init.name),
+        timeline,
+    })
 }
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";

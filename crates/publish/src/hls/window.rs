@@ -462,7 +462,7 @@ const MAX_WARNINGS: usize = 16;
 const ENDLIST: &[u8] = b"#EXT-X-ENDLIST\n";
 /// fMP4 init segments kept per output: every codec change of a stream adds one, and the
 /// segments a window lists and retains span at most a few.
-const MAX_INITS: usize = 8;
+pub(crate) const MAX_INITS: usize = 8;
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@ use tributary_hub::{BufferId, Hub};
 use tributary_publish::{DashSettings, HlsRegistry, HlsSettings, start_hls};
 use tributary_testkit::probe_streams;
 
-use crate::support::{clip_frames, code, playlist, until, uris};
+use crate::support::{clip_frames, code, frames_of, playlist, until, uris};
 
 /// The MPD of `code` as text, if served.
 fn mpd(registry: &HlsRegistry, code: &tributary_media::StreamCode) -> Option<String> {
@@ -160,6 +160,89 @@ async fn a_dash_only_output_serves_no_hls() {
     // This rung does not package audio: no audio AdaptationSet.
     assert!(!text.contains("contentType=\"audio\""), "{text}");
     assert!(registry.get(&code, "init_a.mp4").is_none());
+    assert!(registry.get(&code, "init_v.mp4").is_some());
+    handle.stop();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_codec_change_opens_a_period_with_its_own_init() {
+    let hub = Hub::new();
+    let registry = HlsRegistry::new();
+    let code = code("switching");
+    let buffer = BufferId::Stream(code.clone());
+    let mut writer = hub.create(buffer.clone(), 4096).unwrap();
+    let settings = HlsSettings {
+        dash: Some(DashSettings::default()),
+        ..HlsSettings::default()
+    };
+    let handle = start_hls(&registry, &hub, code.clone(), buffer.clone(), settings).unwrap();
+    // 6 s of H.264 + AAC, then the source switches to H.265 + AAC: a new session 6 s on.
+    let h265 = frames_of(&tributary_testkit::ClipSpec {
+        seconds: 6,
+        gop: 60,
+        hevc: true,
+        ..tributary_testkit::ClipSpec::default()
+    });
+    let offset = 6 * 90_000 + 90_000;
+    for frame in clip_frames() {
+        writer.write(frame).unwrap();
+        tokio::task::yield_now().await;
+    }
+    // What ingest does on a codec change (SPEC §Timeline `config_change`).
+    writer.start_session(tributary_hub::SessionReason::ConfigChange);
+    for mut frame in h265 {
+        frame.pts = tributary_media::Ts90(frame.pts.0 + offset);
+        frame.dts = tributary_media::Ts90(frame.dts.0 + offset);
+        writer.write(frame).unwrap();
+        tokio::task::yield_now().await;
+    }
+    hub.delete(&buffer);
+    until("the task to finish", || handle.is_finished().then_some(())).await;
+
+    let text = mpd(&registry, &code).unwrap();
+    assert_eq!(text.matches("<Period").count(), 2, "{text}");
+    assert!(text.contains("<Period id=\"0\" start=\"PT0S\">"), "{text}");
+    assert!(text.contains("codecs=\"avc1."), "{text}");
+    assert!(text.contains("codecs=\"hvc1."), "{text}");
+    assert!(text.contains("presentationTimeOffset=\""), "{text}");
+    // The new Period's video: its own init (named after the new session), and with its
+    // segments it decodes as H.265.
+    let second = text.split("<Period id=\"").nth(2).unwrap();
+    let init = second
+        .split("initialization=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    assert!(init.starts_with("init_v_"), "{text}");
+    let start: u64 = second
+        .split("startNumber=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let mut bytes = registry.get(&code, init).unwrap().body.to_vec();
+    for n in start..start + 2 {
+        bytes.extend_from_slice(
+            &registry
+                .get(&code, &format!("seg_v_{n:06}.m4s"))
+                .unwrap()
+                .body,
+        );
+    }
+    let path = std::env::temp_dir().join(format!(
+        "tributary-publish-dash-period-{}.mp4",
+        std::process::id()
+    ));
+    std::fs::write(&path, &bytes).unwrap();
+    let streams = probe_streams(path.to_str().unwrap());
+    let _ = std::fs::remove_file(&path);
+    let streams = streams.unwrap();
+    assert_eq!(
+        streams[0].codec_name.as_deref(),
+        Some("hevc"),
+        "{streams:?}"
+    );
+    // The first Period's init is still served.
     assert!(registry.get(&code, "init_v.mp4").is_some());
     handle.stop();
 }

@@ -58,12 +58,16 @@ pub(crate) fn opus(i: i64) -> Frame {
 
 /// The frames of a 6 s 720p H.264 + AAC clip made by ffmpeg, keyframe every 2 s.
 pub(crate) fn clip_frames() -> Vec<Frame> {
-    let spec = ClipSpec {
+    frames_of(&ClipSpec {
         seconds: 6,
         gop: 60,
         ..ClipSpec::default()
-    };
-    let path = cached_clip(&spec, "ts").expect("encoding the test clip with ffmpeg");
+    })
+}
+
+/// The frames of the clip `spec` describes, as the TS demuxer reads them.
+pub(crate) fn frames_of(spec: &ClipSpec) -> Vec<Frame> {
+    let path = cached_clip(spec, "ts").expect("encoding the test clip with ffmpeg");
     let ts = std::fs::read(&path).expect("reading the test clip");
     let mut demuxer = Demuxer::new(DemuxerConfig::default());
     let mut frames = Vec::new();
