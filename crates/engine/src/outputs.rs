@@ -64,6 +64,8 @@ pub(crate) struct Outputs {
     hls: HlsRegistry,
     /// Segment length, window and history for new packagers.
     settings: HlsSettings,
+    /// `publisher.dash` for new packagers with DASH on.
+    dash: DashSettings,
     /// Which addresses push targets may dial.
     ssrf_guard: SsrfGuard,
     /// What each stream with packagers wants of them (HLS, DASH) and the stream they were
@@ -91,6 +93,7 @@ impl Outputs {
             hub,
             hls: HlsRegistry::new(),
             settings,
+            dash: DashSettings::default(),
             ssrf_guard,
             packaging: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
@@ -390,6 +393,12 @@ impl Outputs {
         }
     }
 
+    /// Packagers with DASH on package it as `dash` says (`publisher.dash`).
+    pub(crate) fn with_dash(mut self, dash: DashSettings) -> Self {
+        self.dash = dash;
+        self
+    }
+
     /// The settings of a packager of `code` (`rung`): HLS and DASH as the stream wants, DASH
     /// audio on the best rung only (SPEC §DASH "Tracks").
     pub(super) fn packager_settings(&self, code: &StreamCode, rung: Option<u16>) -> HlsSettings {
@@ -398,6 +407,7 @@ impl Outputs {
             settings.hls = p.hls;
             settings.dash = p.dash.then_some(DashSettings {
                 audio: rung == p.audio_rung,
+                ..self.dash
             });
         }
         settings

@@ -64,11 +64,15 @@ impl MediaPlane {
             Arc::clone(&metrics),
         ));
         let hls = &config.publisher.hls;
-        let outputs = Arc::new(Outputs::new(
-            hub.clone(),
-            tributary_publish::HlsSettings::from(hls),
-            ssrf_guard(&config.security),
-        ));
+        let dash = config.publisher.dash.clone().unwrap_or_default();
+        let outputs = Arc::new(
+            Outputs::new(
+                hub.clone(),
+                tributary_publish::HlsSettings::from(hls),
+                ssrf_guard(&config.security),
+            )
+            .with_dash(tributary_publish::DashSettings::from(&dash)),
+        );
         let caps = caps::PlayCaps::default();
         let sessions = Arc::new(sessions::Sessions::new(
             &config.sessions.clone().unwrap_or_default(),

@@ -30,7 +30,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use bytes::Bytes;
 use tokio::time::Instant;
-use tributary_media::{Frame, MediaKind, TrackInfo, Ts90};
+use tributary_domain::config::DashSection;
+use tributary_media::{Frame, MediaKind, SessionId, TrackInfo, Ts90};
 use tributary_packager::{
     HlsConfig, HlsEvent, HlsSegmenter, InitName, PeriodMark, Periods, PlaylistEntry, SegmentFormat,
     Timeline, TimelineEntry, UnixMillis,
@@ -38,17 +39,41 @@ use tributary_packager::{
 
 use crate::hls::window::Window;
 
-/// How a rung packages DASH.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a rung packages DASH (`publisher.dash`, SPEC §Defaults; the reasons for each default
+/// are on [`DashSection`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DashSettings {
     /// Whether this rung packages the stream's audio (SPEC §DASH: audio once per ladder,
     /// from the best rung). Default true.
     pub audio: bool,
+    /// S in seconds (`segment_sec`). Default 2.0, HLS's: one set of cut points.
+    pub segment_sec: f64,
+    /// Segments listed (`window`). Default 12.
+    pub window: usize,
+    /// How long audio waits for the first video IDR (`pairing_sec`). Default 3.0.
+    pub pairing_sec: f64,
+    /// A track silent this long while the other flows is gone (`track_loss_sec`). Default 6.0.
+    pub track_loss_sec: f64,
+    /// Frames held per track at most (`queue_frames`). Default 900.
+    pub queue_frames: usize,
 }
 
 impl Default for DashSettings {
     fn default() -> Self {
-        Self { audio: true }
+        Self::from(&DashSection::default())
+    }
+}
+
+impl From<&DashSection> for DashSettings {
+    fn from(section: &DashSection) -> Self {
+        Self {
+            audio: true,
+            segment_sec: section.segment_sec,
+            window: section.window,
+            pairing_sec: section.pairing_sec,
+            track_loss_sec: section.track_loss_sec,
+            queue_frames: section.queue_frames,
+        }
     }
 }
 
@@ -156,6 +181,26 @@ pub(crate) struct DashSide {
     audio: Option<Track>,
     /// Which Period each segment is listed in.
     periods: Periods,
+    /// The session of the last frame: a new one pairs its tracks again.
+    session: Option<SessionId>,
+    /// Whether this session's audio may flow: the first video IDR came, or audio waited
+    /// [`pairing`](Self::pairing) for it (SPEC §DASH "Tracks": a common anchor).
+    paired: bool,
+    /// Audio held while waiting for the first video IDR of the session (bounded by
+    /// [`queue`](Self::queue)).
+    held: VecDeque<(Frame, UnixMillis)>,
+    /// How long audio waits for video (`pairing_sec`).
+    pairing: i64,
+    /// A track silent this long (media time of the other) is gone (`track_loss_sec`).
+    track_loss: i64,
+    /// Frames held per queue at most (`queue_frames`).
+    queue: usize,
+    /// Audio frames dropped because the pairing queue was full; whether the episode was
+    /// logged.
+    dropped: (u64, bool),
+    /// The last DTS of video and audio, and whether each is gone (silent for
+    /// [`track_loss`](Self::track_loss) while the other flows).
+    last: [(Option<Ts90>, bool); 2],
     /// The wall time of media time 0, once the first segment tells; handed to the registry
     /// once.
     origin: Option<UnixMillis>,
@@ -177,14 +222,10 @@ struct Track {
 }
 
 impl DashSide {
-    /// A side cutting as `config` says (the rung's HLS configuration; the format is fMP4
-    /// whatever HLS uses), listing `window` segments.
-    pub(crate) fn new(
-        rung: Arc<DashRung>,
-        config: HlsConfig,
-        window: usize,
-        settings: DashSettings,
-    ) -> Self {
+    /// A side cutting as `config` says (the rung's HLS configuration with DASH's S; the
+    /// format is fMP4 whatever HLS uses), listing and pairing as `settings` say.
+    pub(crate) fn new(rung: Arc<DashRung>, config: HlsConfig, settings: DashSettings) -> Self {
+        let window = settings.window;
         let track = || Track {
             segmenter: HlsSegmenter::new(HlsConfig {
                 format: SegmentFormat::Fmp4,
@@ -196,11 +237,22 @@ impl DashSide {
             inits: VecDeque::with_capacity(MAX_INITS),
             info: None,
         };
+        let mut video = track();
+        video.segmenter = video.segmenter.with_dash_cuts(settings.queue_frames);
+        let seconds = |s: f64| Ts90::from_duration(std::time::Duration::from_secs_f64(s)).0;
         Self {
             rung,
-            video: track(),
+            video,
             audio: settings.audio.then(track),
             periods: Periods::new(),
+            session: None,
+            paired: false,
+            held: VecDeque::new(),
+            pairing: seconds(settings.pairing_sec),
+            track_loss: seconds(settings.track_loss_sec),
+            queue: settings.queue_frames.max(1),
+            dropped: (0, false),
+            last: [(None, false); 2],
             origin: None,
             origin_told: false,
         }
@@ -212,15 +264,104 @@ impl DashSide {
     }
 
     /// Takes one frame that arrived at `wall`.
+    ///
+    /// Audio waits (held, at most `queue_frames`) for the session's first video IDR and
+    /// starts with it, audio before it left out, so both tracks start at a common anchor; after
+    /// `pairing_sec` without one it starts alone. A track silent for `track_loss_sec` of the
+    /// other's media time is gone: its open segment is closed so the MPD lists it, and the
+    /// other track goes on alone until it comes back.
     pub(crate) fn push(&mut self, frame: &Frame, wall: UnixMillis) {
-        match frame.codec.kind() {
-            MediaKind::Video => self.video.segmenter.push(frame, wall),
-            MediaKind::Audio => {
-                if let Some(audio) = &mut self.audio {
+        let kind = frame.codec.kind();
+        if kind == MediaKind::Data {
+            return;
+        }
+        if self.session != Some(frame.session) {
+            self.release(None);
+            self.session = Some(frame.session);
+            self.paired = self.audio.is_none();
+        }
+        self.watch_loss(kind, frame.dts);
+        match kind {
+            MediaKind::Video => {
+                if !self.paired && frame.keyframe {
+                    self.paired = true;
+                    self.release(Some(frame.pts));
+                }
+                self.video.segmenter.push(frame, wall);
+            }
+            _ => {
+                let Some(audio) = &mut self.audio else {
+                    return;
+                };
+                if self.paired {
                     audio.segmenter.push(frame, wall);
+                    return;
+                }
+                if self.held.len() >= self.queue {
+                    self.dropped.0 += 1;
+                    if !self.dropped.1 {
+                        self.dropped.1 = true;
+                        tracing::warn!(
+                            limit = self.queue,
+                            "DASH: audio waiting for video fills its queue; dropping audio"
+                        );
+                    }
+                } else {
+                    self.held.push_back((frame.clone(), wall));
+                }
+                let waited = self
+                    .held
+                    .front()
+                    .is_some_and(|(first, _)| frame.dts.0 - first.dts.0 >= self.pairing);
+                if waited {
+                    tracing::info!(
+                        "DASH: no video IDR within the pairing time; audio starts alone"
+                    );
+                    self.paired = true;
+                    self.release(None);
                 }
             }
-            MediaKind::Data => {}
+        }
+    }
+
+    /// Feeds the held audio to its segmenter: from `from` (the first video IDR's PTS) on,
+    /// or all of it.
+    fn release(&mut self, from: Option<Ts90>) {
+        self.dropped.1 = false;
+        let Some(audio) = &mut self.audio else {
+            self.held.clear();
+            return;
+        };
+        for (frame, wall) in self.held.drain(..) {
+            if from.is_none_or(|from| frame.pts.0 >= from.0) {
+                audio.segmenter.push(&frame, wall);
+            }
+        }
+    }
+
+    /// Records a frame of `kind` at `dts`; closes the other track's open segment when it has
+    /// been silent for the track-loss time.
+    fn watch_loss(&mut self, kind: MediaKind, dts: Ts90) {
+        let (this, other) = if kind == MediaKind::Video {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
+        self.last[this] = (Some(dts), false);
+        let (Some(other_last), gone) = self.last[other] else {
+            return;
+        };
+        if gone || dts.0 - other_last.0 < self.track_loss {
+            return;
+        }
+        self.last[other].1 = true;
+        let silent_ms = (dts.0 - other_last.0) / 90;
+        if other == 0 {
+            tracing::warn!(silent_ms, "DASH: video is gone; audio goes on alone");
+            self.video.segmenter.finish();
+        } else if let Some(audio) = &mut self.audio {
+            tracing::warn!(silent_ms, "DASH: audio is gone; video goes on alone");
+            audio.segmenter.finish();
         }
     }
 
@@ -245,8 +386,9 @@ impl DashSide {
         }
     }
 
-    /// The stream ended: both tracks close their open segment.
+    /// The stream ended: both tracks close their open segment (held audio included).
     pub(crate) fn finish(&mut self) {
+        self.release(None);
         self.video.segmenter.finish();
         if let Some(audio) = &mut self.audio {
             audio.segmenter.finish();
@@ -364,6 +506,13 @@ impl DashSide {
                         "dash: track {} ({codec}) omitted: DASH cannot carry {codec}",
                         id.0
                     ));
+                }
+                HlsEvent::QueueFull { track: id, limit } => {
+                    tracing::warn!(
+                        track = id.0,
+                        limit,
+                        "DASH: no IDR and the queue is full; dropping frames until one comes"
+                    );
                 }
                 HlsEvent::Unwritable { track: id, error } => {
                     tracing::warn!(track = id.0, %error, "DASH fMP4 writer refused a track");

@@ -4,7 +4,7 @@
 //! and named once at start-up by [`ServerConfig::ignored`](super::ServerConfig::ignored) as
 //! not supported yet (as the API does for stream fields). Keys SPEC does not define stay errors
 //! naming the key: every struct here denies unknown fields. Where SPEC names a section but not
-//! its keys (`store`, `server.cors`, `publisher.dash`, `dvr`, `autopublish`), the section is
+//! its keys (`store`, `server.cors`, `dvr`, `autopublish`), the section is
 //! taken whole, as any table, and each of its keys is named.
 
 use std::fmt;

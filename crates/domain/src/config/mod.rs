@@ -6,6 +6,7 @@
 //! Keys SPEC defines for features that have not landed are accepted and named at start-up
 //! ([`ServerConfig::ignored`], module [`later`]).
 
+mod dash;
 mod hls;
 mod hooks;
 pub mod later;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+pub use dash::DashSection;
 pub use hls::{HlsSection, HlsSegmentFormat};
 pub use hooks::HooksSection;
 pub use later::{DebugSection, IgnoredKey, IgnoredReason, WatermarksSection};
@@ -303,10 +305,9 @@ impl Default for IngestorSection {
 pub struct PublisherSection {
     /// HLS packaging (SPEC §HLS).
     pub hls: HlsSection,
-    /// DASH packaging. Not supported yet.
+    /// DASH packaging (SPEC §DASH); unset: the defaults of [`DashSection`].
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub dash: Option<Value>,
+    pub dash: Option<DashSection>,
 }
 
 /// Authentication and hardening (SPEC §Security).
@@ -543,6 +544,10 @@ impl ServerConfig {
         for (path, message) in self.publisher.hls.problems() {
             bad(path, message);
         }
+        let dash = self.publisher.dash.as_ref();
+        for (path, message) in dash.map(DashSection::problems).unwrap_or_default() {
+            bad(path, message);
+        }
         if self.manager.input_packet_timeout_sec == 0 {
             bad("manager.input_packet_timeout_sec", "must be > 0".into());
         }
@@ -737,7 +742,6 @@ impl ServerConfig {
             hls.live_ephemeral.is_some(),
             IgnoredReason::Legacy,
         );
-        ignored.keys("publisher.dash", self.publisher.dash.as_ref());
         let security = &self.security;
         ignored.set(
             "security.unsafe_extra_args",

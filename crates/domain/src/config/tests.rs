@@ -62,7 +62,7 @@ fn spec_keys_of_unbuilt_features_are_accepted_and_named() {
         "ingestor": {"hls_max_segment_buffer": 4},
         "transcoder": {"multi_output": true, "mode": "multi"},
         "publisher": {"hls": {"segment_format": "fmp4", "dir": "/tmp/hls"},
-                      "dash": {"segment_sec": 2}},
+                      "dash": {"segment_sec": 2.5}},
         "security": {"play_signing": {"enabled": true, "key": "k"}, "ssrf_guard": "strict",
                      "allow_cidrs": ["10.0.0.0/8"], "trusted_proxies": []},
         "hooks": {"worker_count": 4, "max_retries": 3},
@@ -75,6 +75,8 @@ fn spec_keys_of_unbuilt_features_are_accepted_and_named() {
     let config: ServerConfig = serde_json::from_value(doc).unwrap();
     config.validate().unwrap();
     assert_eq!(config.ingestor.hls_max_segment_buffer, 4);
+    // `publisher.dash` is honoured, not ignored.
+    assert_eq!(config.publisher.dash.as_ref().unwrap().segment_sec, 2.5);
     let ignored: Vec<(String, IgnoredReason)> = config
         .ignored()
         .into_iter()
@@ -87,7 +89,6 @@ fn spec_keys_of_unbuilt_features_are_accepted_and_named() {
         ("transcoder.mode", later),
         ("transcoder.multi_output", IgnoredReason::Legacy),
         ("publisher.hls.dir", IgnoredReason::Legacy),
-        ("publisher.dash.segment_sec", later),
         ("hooks.worker_count", IgnoredReason::Legacy),
         ("sessions.geoip_db_path", later),
         ("watermarks", later),

@@ -73,11 +73,22 @@ impl Proto {
 
     /// The HTTP protocol a media file name belongs to (SPEC §Sessions: the extension
     /// decides), or `None` for a file that is no play (a thumbnail).
+    ///
+    /// fMP4 files (`.m4s`, `.mp4`) are both HLS's and DASH's; the packagers name them apart
+    /// (DASH: `init_v*.mp4`, `init_a*.mp4`, `seg_v_<n>.m4s`, `seg_a_<n>.m4s`; HLS:
+    /// `init*.mp4` with digits, `seg_<n>.m4s`, `part_<n>.<i>.m4s`), so one fMP4-HLS viewer
+    /// is one HLS session, not one HLS and one DASH.
     pub fn of_media(name: &str) -> Option<Self> {
         let ext = name.rsplit_once('.')?.1;
         match ext {
             "m3u8" | "ts" => Some(Self::Hls),
-            "mpd" | "m4s" | "mp4" => Some(Self::Dash),
+            "mpd" => Some(Self::Dash),
+            "m4s" | "mp4" => {
+                let dash = ["init_v", "init_a", "seg_v_", "seg_a_"]
+                    .iter()
+                    .any(|prefix| name.starts_with(prefix));
+                Some(if dash { Self::Dash } else { Self::Hls })
+            }
             _ => None,
         }
     }

@@ -330,8 +330,17 @@ fn the_extension_decides_the_http_protocol() {
         ("index.m3u8", Some(Proto::Hls)),
         ("seg_000001.ts", Some(Proto::Hls)),
         ("index.mpd", Some(Proto::Dash)),
-        ("seg_v_1.m4s", Some(Proto::Dash)),
-        ("init.mp4", Some(Proto::Dash)),
+        ("seg_v_000001.m4s", Some(Proto::Dash)),
+        ("seg_a_000001.m4s", Some(Proto::Dash)),
+        ("init_v.mp4", Some(Proto::Dash)),
+        ("init_a.mp4", Some(Proto::Dash)),
+        ("init_v_42.mp4", Some(Proto::Dash)),
+        // fMP4 HLS: the playlist's init, segments and parts are HLS, so one fMP4-HLS
+        // viewer is one HLS session.
+        ("init.mp4", Some(Proto::Hls)),
+        ("init_42.mp4", Some(Proto::Hls)),
+        ("seg_000001.m4s", Some(Proto::Hls)),
+        ("part_000001.2.m4s", Some(Proto::Hls)),
         ("thumbnail.jpg", None),
     ] {
         assert_eq!(Proto::of_media(name), proto, "{name}");

@@ -135,6 +135,8 @@ pub struct HlsSegmenter {
     events: VecDeque<HlsEvent>,
     /// LL-HLS: the open part, when segments are cut into parts.
     parts: Option<parts::PartState>,
+    /// DASH cutting ([`with_dash_cuts`](Self::with_dash_cuts)), when on.
+    dash: Option<DashCuts>,
 }
 
 impl HlsSegmenter {
@@ -173,7 +175,32 @@ impl HlsSegmenter {
             skipped: 0,
             events: VecDeque::new(),
             parts: config.part.map(parts::PartState::new),
+            dash: None,
         }
+    }
+
+    /// Cuts video as SPEC §DASH "Cutting" says instead of as HLS does: a segment still ends at
+    /// the first IDR at or after S, but the frames from S on are held (at most `queue`
+    /// frames; beyond, dropped and counted, reported once per episode with
+    /// [`HlsEvent::QueueFull`]) until that IDR comes; without one within 3 × S the segment is
+    /// cut at S (not drained whole, and not at TARGETDURATION + 0.5 s), and the next one,
+    /// starting with the first held frame, follows the same rule. So no DASH segment is longer
+    /// than S unless an IDR ends it, and `maxSegmentDuration` stays honest. Audio-only
+    /// segmenters are not affected (they cut every S).
+    pub fn with_dash_cuts(mut self, queue: usize) -> Self {
+        let queue = queue.max(1);
+        self.dash = Some(DashCuts {
+            queue,
+            pending: VecDeque::new(),
+            dropped: 0,
+            full: false,
+        });
+        self
+    }
+
+    /// Frames dropped so far because the DASH queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dash.as_ref().map_or(0, |d| d.dropped)
     }
 
     /// Takes one frame; `wall` is when it arrived. Drain [`pull`](Self::pull) afterwards.
@@ -223,6 +250,7 @@ impl HlsSegmenter {
     /// Frames were lost: closes the open segment and marks the next one a discontinuity.
     pub fn discontinuity(&mut self) {
         self.flush_held();
+        self.flush_pending();
         self.close(None, SegmentEnd::Loss);
         self.timing.clear();
         if self.emitted {
@@ -483,6 +511,14 @@ impl HlsSegmenter {
     /// Cuts if this frame begins a segment, then muxes it.
     fn process(&mut self, frame: &Frame, wall: UnixMillis) {
         let kind = frame.codec.kind();
+        if self.dash.is_some()
+            && self.video
+            && kind == MediaKind::Video
+            && let Some(start) = self.open.as_ref().map(|o| o.start)
+            && self.dash_hold(frame, wall, start)
+        {
+            return;
+        }
         let starts = if self.video {
             kind == MediaKind::Video && frame.keyframe
         } else {
@@ -519,6 +555,101 @@ impl HlsSegmenter {
             }
         }
         self.mux(frame, wall);
+    }
+
+    /// DASH cutting: holds `frame` (true) while the open segment, started at `start`, waits
+    /// for an IDR past S, and cuts at S when none came within 3 × S; false lets the frame
+    /// take the HLS path (an IDR that cuts, after the held frames, or a frame before S).
+    fn dash_hold(&mut self, frame: &Frame, wall: UnixMillis, start: Ts90) -> bool {
+        let elapsed = frame.pts.0 - start.0;
+        let next = match self.cell_grid() {
+            Some(_) => self.cell(frame.pts) > self.cell(start),
+            None => elapsed >= self.segment,
+        };
+        if frame.keyframe && next {
+            self.flush_pending();
+            return false;
+        }
+        let segment = self.segment;
+        let Some(dash) = self.dash.as_mut() else {
+            return false;
+        };
+        if elapsed < segment && dash.pending.is_empty() {
+            return false;
+        }
+        if dash.pending.len() >= dash.queue {
+            dash.dropped += 1;
+            if !dash.full {
+                dash.full = true;
+                let limit = dash.queue;
+                self.events.push_back(HlsEvent::QueueFull {
+                    track: frame.track,
+                    limit,
+                });
+            }
+        } else {
+            dash.pending.push_back((frame.clone(), wall));
+        }
+        // No IDR within 3 × S of the open segment's start: cut it at S, the first held frame
+        // starting the next, which takes the held frames up to its own S.
+        loop {
+            let Some(open_start) = self.open.as_ref().map(|o| o.start) else {
+                break;
+            };
+            let Some(dash) = self.dash.as_mut() else {
+                break;
+            };
+            if dash.pending.is_empty() || frame.pts.0 - open_start.0 < 3 * segment {
+                break;
+            }
+            let Some((first, first_wall)) = dash.pending.pop_front() else {
+                break;
+            };
+            self.close(Some(first.pts), SegmentEnd::Forced);
+            self.open_segment(&first, first_wall);
+            self.mux(&first, first_wall);
+            loop {
+                let Some(dash) = self.dash.as_mut() else {
+                    break;
+                };
+                let due = dash
+                    .pending
+                    .front()
+                    .is_some_and(|(f, _)| f.pts.0 - first.pts.0 < segment);
+                if !due {
+                    break;
+                }
+                let Some((held, held_wall)) = dash.pending.pop_front() else {
+                    break;
+                };
+                self.mux(&held, held_wall);
+            }
+        }
+        if let Some(dash) = self.dash.as_mut()
+            && dash.pending.is_empty()
+        {
+            dash.full = false;
+        }
+        true
+    }
+
+    /// Writes the frames DASH cutting holds into the open segment.
+    fn flush_pending(&mut self) {
+        let Some(dash) = self.dash.as_mut() else {
+            return;
+        };
+        if dash.pending.is_empty() {
+            return;
+        }
+        let mut pending = std::mem::take(&mut dash.pending);
+        for (frame, wall) in pending.drain(..) {
+            self.mux(&frame, wall);
+        }
+        if let Some(dash) = self.dash.as_mut() {
+            // The queue keeps its capacity for the next wait.
+            dash.pending = pending;
+            dash.full = false;
+        }
     }
 
     /// The grid, when segments follow it: with a video track only.
@@ -689,6 +820,7 @@ impl HlsSegmenter {
     /// forgets the session's muxer, table and timing.
     fn end_session(&mut self, end: SegmentEnd) {
         self.flush_held();
+        self.flush_pending();
         self.close(None, end);
         self.muxer = None;
         self.fmp4 = None;
@@ -751,6 +883,15 @@ pub enum HlsEvent {
         track: TrackId,
         /// Why.
         error: tributary_mpegts::Error,
+    },
+    /// DASH cutting ([`HlsSegmenter::with_dash_cuts`]) held `limit` frames of `track` and
+    /// drops the next ones until its queue drains (reported once per such episode; the
+    /// count is [`HlsSegmenter::dropped`]).
+    QueueFull {
+        /// The track.
+        track: TrackId,
+        /// The queue's bound, in frames.
+        limit: usize,
     },
     /// The fMP4 writer refused `track` (first refusal per track and session: its
     /// configuration does not parse, a frame does not fit a sample); its frames are left out.
@@ -850,6 +991,19 @@ struct OpenSegment {
     discontinuity: bool,
     program_date_time: UnixMillis,
     bytes: BytesMut,
+}
+
+/// DASH cutting's state.
+#[derive(Debug)]
+struct DashCuts {
+    /// The most frames held.
+    queue: usize,
+    /// Video frames from S on, held while an IDR may still end the segment.
+    pending: VecDeque<(Frame, UnixMillis)>,
+    /// Frames dropped because `pending` was full.
+    dropped: u64,
+    /// Whether the current episode of a full queue was reported.
+    full: bool,
 }
 
 /// Timing of one track within the session.

@@ -25,6 +25,8 @@ pub(crate) struct Measured {
     pub(crate) video: Option<TrackInfo>,
     /// The last audio track configuration seen.
     pub(crate) audio: Option<TrackInfo>,
+    /// Whether its newest segment is fMP4 (the master's `#EXT-X-VERSION` follows).
+    pub(crate) fmp4: bool,
 }
 
 impl Measured {
@@ -44,9 +46,15 @@ impl Measured {
 }
 
 /// Renders the master playlist of `variants`, each with what its output measured; `None` while
-/// no variant has a playlist.
+/// no variant has a playlist. Its `#EXT-X-VERSION` is the variants': 7 when they are fMP4
+/// (`#EXT-X-MAP` in their media playlists), else 3 (SPEC §HLS "Playlist"); players such as
+/// hls.js and AVPlayer read a master whose version is below its variants' as a mismatch.
 pub(crate) fn render(variants: &[(Variant, Option<Measured>)]) -> Option<String> {
-    let mut text = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let fmp4 = variants
+        .iter()
+        .any(|(_, m)| m.as_ref().is_some_and(|m| m.fmp4));
+    let version = if fmp4 { 7 } else { 3 };
+    let mut text = format!("#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-INDEPENDENT-SEGMENTS\n");
     let mut any = false;
     for (variant, measured) in variants {
         let Some(measured) = measured else {
@@ -108,6 +116,7 @@ mod tests {
         Measured {
             video: Some(video),
             audio: Some(audio),
+            fmp4: false,
         }
     }
 
@@ -126,6 +135,19 @@ mod tests {
              CODECS=\"avc1.64001f,mp4a.40.2\",FRAME-RATE=30.000\ntrack_1/index.m3u8\n\
              #EXT-X-STREAM-INF:BANDWIDTH=238000,AVERAGE-BANDWIDTH=228000,RESOLUTION=160x90,\
              CODECS=\"avc1.64001f,mp4a.40.2\",FRAME-RATE=30.000\ntrack_3/index.m3u8\n"
+        );
+    }
+
+    #[test]
+    fn an_fmp4_ladder_master_is_version_7() {
+        let fmp4 = Measured {
+            fmp4: true,
+            ..measured(640, 360)
+        };
+        let text = render(&[(variant(1, 1000), Some(fmp4))]).expect("one variant");
+        assert!(
+            text.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n"),
+            "{text}"
         );
     }
 

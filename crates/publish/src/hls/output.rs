@@ -17,7 +17,7 @@ use tributary_packager::{
 use crate::dash::{DashRung, DashSide};
 use crate::hls::window::Window;
 use crate::latency::{Latency, LatencySnapshot};
-use crate::{HlsRegistry, HlsSettings, PublishError};
+use crate::{DashSettings, HlsRegistry, HlsSettings, PublishError};
 
 /// A running HLS output. Dropping it, or [`stop`](Self::stop)ping it, ends its task and
 /// removes its window from the registry: from then on its URLs are 404.
@@ -116,12 +116,25 @@ pub fn start_hls_variant(
         format: settings.format,
         part,
     };
-    let dash = settings.dash.map(|dash| {
-        let served = Arc::new(DashRung::new(settings.window, settings.history));
-        registry.register_dash(&code, rung, Arc::clone(&served), segment, settings.window);
-        let side = DashSide::new(Arc::clone(&served), config, settings.window, dash);
-        (served, side)
-    });
+    let dash = match settings.dash {
+        Some(dash) => {
+            let config = HlsConfig {
+                segment: dash_segment(&code, &dash)?,
+                ..config
+            };
+            let served = Arc::new(DashRung::new(dash.window, settings.history));
+            registry.register_dash(
+                &code,
+                rung,
+                Arc::clone(&served),
+                config.segment,
+                dash.window,
+            );
+            let side = DashSide::new(Arc::clone(&served), config, dash);
+            Some((served, side))
+        }
+        None => None,
+    };
     let (dash_rung, dash_side) = dash.unzip();
     let latency = Arc::new(Latency::default());
 
@@ -497,6 +510,41 @@ async fn sleep_until(at: Option<Instant>) {
 
 /// The subscriber class in the hub's drop counters: `dash` for a packager that serves DASH
 /// only, else `hls` (one packager feeds both; SPEC §Metrics classes).
+/// The DASH S of `dash`, or why its settings are invalid (the key named).
+fn dash_segment(code: &StreamCode, dash: &DashSettings) -> Result<Duration, PublishError> {
+    let invalid = |field, reason| PublishError::InvalidSettings {
+        code: code.clone(),
+        field,
+        reason,
+    };
+    let seconds = |value: f64, max: f64| value.is_finite() && value > 0.0 && value <= max;
+    if !seconds(dash.segment_sec, MAX_SEGMENT.as_secs_f64()) {
+        return Err(invalid(
+            "publisher.dash.segment_sec",
+            "must be > 0 and at most 60",
+        ));
+    }
+    if dash.window == 0 {
+        return Err(invalid("publisher.dash.window", "must be at least 1"));
+    }
+    if !seconds(dash.pairing_sec, 60.0) {
+        return Err(invalid(
+            "publisher.dash.pairing_sec",
+            "must be > 0 and at most 60",
+        ));
+    }
+    if !seconds(dash.track_loss_sec, 600.0) {
+        return Err(invalid(
+            "publisher.dash.track_loss_sec",
+            "must be > 0 and at most 600",
+        ));
+    }
+    if dash.queue_frames == 0 {
+        return Err(invalid("publisher.dash.queue_frames", "must be at least 1"));
+    }
+    Ok(Duration::from_secs_f64(dash.segment_sec))
+}
+
 fn subscriber_class(settings: &HlsSettings) -> &'static str {
     if !settings.hls && settings.dash.is_some() {
         "dash"

@@ -211,7 +211,10 @@ impl Window {
     /// What the output measured, once its playlist exists.
     pub(crate) fn measured(&self) -> Option<Measured> {
         let state = self.read();
-        state.playlist.as_ref().map(|_| state.measured.clone())
+        state.playlist.as_ref()?;
+        let mut measured = state.measured.clone();
+        measured.fmp4 = state.segments.back().is_some_and(|s| s.fmp4);
+        Some(measured)
     }
 
     /// The current playlist, `None` before the first segment.

@@ -148,7 +148,10 @@ async fn a_dash_only_output_serves_no_hls() {
     let mut writer = hub.create(buffer.clone(), 1024).unwrap();
     let settings = HlsSettings {
         hls: false,
-        dash: Some(DashSettings { audio: false }),
+        dash: Some(DashSettings {
+            audio: false,
+            ..DashSettings::default()
+        }),
         ..HlsSettings::default()
     };
     let handle = start_hls(&registry, &hub, code.clone(), buffer.clone(), settings).unwrap();

@@ -367,3 +367,82 @@ fn debug_dump(server: &Server, mpd: &str, dir: &std::path::Path) {
         }
     }
 }
+
+#[test]
+fn a_failover_to_an_input_with_other_parameters_opens_a_period_and_dash_js_plays_on() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
+    let udp_port = free_udp_port();
+    let body = format!(
+        r#"{{"inputs":[{{"url":"publish://","priority":0}},
+                       {{"url":"udp://127.0.0.1:{udp_port}","priority":1}}],
+            "protocols":{{"dash":true}}}}"#
+    );
+    put_stream(&server, "switch7", &body);
+    let primary = publish(port, "switch7", &ClipSpec::default());
+    let mut runtime = Value::Null;
+    wait_until(Duration::from_secs(20), "the publisher active", || {
+        runtime = server.runtime("switch7");
+        runtime["active_input_priority"] == 0
+    })
+    .unwrap_or_else(|e| panic!("{e}: {runtime:#}"));
+    // The backup is H.264 at 640x360: other parameter sets, so a new init and a new Period.
+    let backup_clip = cached_clip(
+        &ClipSpec {
+            width: 640,
+            height: 360,
+            seconds: 12,
+            ..ClipSpec::default()
+        },
+        "ts",
+    )
+    .expect("encode the backup clip");
+    let _backup = LiveSender::start(&backup_clip, udp_port).unwrap();
+    let before = wait_mpd(&server, "switch7", 2);
+    assert_eq!(before.matches("<Period").count(), 1, "{before}");
+
+    // dash.js plays 24 s; the publisher dies 8 s in, the UDP backup takes over.
+    let mpd_url = server.url("/switch7/index.mpd");
+    let player = thread::spawn(move || dash_js(&mpd_url, 24, None));
+    thread::sleep(Duration::from_secs(8));
+    drop(primary);
+    wait_until(Duration::from_secs(15), "the backup active", || {
+        runtime = server.runtime("switch7");
+        runtime["active_input_priority"] == 1
+    })
+    .unwrap_or_else(|e| panic!("{e}: {runtime:#}"));
+    let mut after = String::new();
+    wait_until(Duration::from_secs(20), "a second Period", || {
+        after = server.text("/switch7/index.mpd").unwrap_or_default();
+        after.matches("<Period").count() == 2
+    })
+    .unwrap_or_else(|e| panic!("{e}; last MPD:\n{after}"));
+    let played = player.join().unwrap();
+    println!("dash.js across the Period change: {}", played.report);
+    assert!(
+        played.ok,
+        "dash.js stopped at the new Period: {played}\nMPD before:\n{before}\nMPD after:\n{after}"
+    );
+    // The new Period: its own start, offset and init, with the backup's size; the old one
+    // still listed with its own init.
+    assert!(after.contains("width=\"640\" height=\"360\""), "{after}");
+    assert!(after.contains("presentationTimeOffset=\""), "{after}");
+    assert!(after.contains("initialization=\"init_v.mp4\""), "{after}");
+    let second = after.split("<Period id=\"").nth(2).unwrap();
+    let init = second
+        .split("initialization=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    assert!(init.starts_with("init_v_"), "{after}");
+    let (status, _, body) = fetch(&server, &format!("/switch7/{init}"), "content-type");
+    assert_eq!(status, 200);
+    assert!(body.windows(4).any(|w| w == b"avcC"), "no avcC in {init}");
+    assert_eq!(
+        first_attr(&before, "availabilityStartTime"),
+        first_attr(&after, "availabilityStartTime"),
+        "the Period change moved availabilityStartTime"
+    );
+}

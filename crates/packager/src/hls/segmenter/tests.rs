@@ -850,3 +850,102 @@ mod fmp4 {
         assert!(!segments(&events).is_empty());
     }
 }
+
+#[test]
+fn dash_cuts_at_s_when_no_idr_comes_within_3s() {
+    // One keyframe, none for 10 s, then one at 10 s and every second after.
+    let frames: Vec<Frame> = (0..390)
+        .map(|i| video(T0 + i * VIDEO_STEP, i == 0 || (i >= 300 && i % 30 == 0), 1))
+        .collect();
+    let mut s = segmenter(0).with_dash_cuts(900);
+    let events = run(&mut s, &frames);
+    let segs = segments(&events);
+    let cuts: Vec<(i64, i64, SegmentEnd)> = segs
+        .iter()
+        .map(|s| (s.start.0 - T0, s.duration.0, s.end))
+        .collect();
+    // At 6 s (3 × S without an IDR) the queue is cut at S: [0, 2); at 8 s, [2, 4); the IDR
+    // at 10 s lies within 3 × S of 4 s and ends [4, 10); then IDRs cut every 2 s as usual.
+    assert_eq!(
+        cuts,
+        [
+            (0, 180_000, SegmentEnd::Forced),
+            (180_000, 180_000, SegmentEnd::Forced),
+            (360_000, 540_000, SegmentEnd::Keyframe),
+            (900_000, 180_000, SegmentEnd::Keyframe),
+        ]
+    );
+    // Every frame is in a segment once, in order.
+    let muxed: Vec<i64> = segs
+        .iter()
+        .flat_map(|s| demux(&s.bytes))
+        .map(|f| f.dts.0)
+        .collect();
+    assert_eq!(muxed.len(), 360, "the frames of the 4 closed segments");
+    assert!(muxed.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(s.dropped(), 0);
+    // HLS cutting of the same frames: forced at 5.9 s instead.
+    let mut hls = segmenter(0);
+    let first = segments(&run(&mut hls, &frames))[0].duration.0;
+    assert_eq!(first, 531_000);
+}
+
+#[test]
+fn dash_cuts_match_hls_when_idrs_come_in_time() {
+    let frames = av(T0, 9.0, 30, 1);
+    let video_only: Vec<Frame> = frames.into_iter().filter(|f| f.track == VIDEO).collect();
+    let mut dash = segmenter(0).with_dash_cuts(900);
+    let mut hls = segmenter(0);
+    let cuts = |events: &[HlsEvent]| -> Vec<(i64, i64)> {
+        segments(events)
+            .iter()
+            .map(|s| (s.start.0, s.duration.0))
+            .collect()
+    };
+    assert_eq!(
+        cuts(&run(&mut dash, &video_only)),
+        cuts(&run(&mut hls, &video_only))
+    );
+}
+
+#[test]
+fn a_full_dash_queue_drops_counts_and_reports_once_per_episode() {
+    // No IDR after the first for 4 s; a queue of 10 frames fills 10 frames past S.
+    let mut frames: Vec<Frame> = (0..120)
+        .map(|i| video(T0 + i * VIDEO_STEP, i == 0, 1))
+        .collect();
+    frames.push(video(T0 + 120 * VIDEO_STEP, true, 1));
+    // A second episode after the IDR drained the queue.
+    frames.extend((121..200).map(|i| video(T0 + i * VIDEO_STEP, false, 1)));
+    let mut s = segmenter(0).with_dash_cuts(10);
+    let events = run(&mut s, &frames);
+    let full: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e, HlsEvent::QueueFull { .. }))
+        .collect();
+    assert_eq!(full.len(), 2, "{full:?}");
+    assert!(matches!(
+        full[0],
+        HlsEvent::QueueFull {
+            track: VIDEO,
+            limit: 10
+        }
+    ));
+    // Frames 60..120 come after S: 10 held, 50 dropped; after the IDR at 120, frames
+    // 180..200: 10 held, 10 dropped.
+    assert_eq!(s.dropped(), 60);
+    let first = segments(&events)[0];
+    assert_eq!(
+        demux(&first.bytes).len(),
+        70,
+        "60 frames before S and 10 held"
+    );
+    s.finish();
+    let last = std::iter::from_fn(|| s.pull()).collect::<Vec<_>>();
+    let last = segments(&last);
+    assert_eq!(
+        demux(&last[0].bytes).len(),
+        70,
+        "60 frames before S and 10 held"
+    );
+}
