@@ -4,7 +4,7 @@ use tributary_hub::{BufferId, Hub};
 use tributary_publish::{DashSettings, HlsRegistry, HlsSettings, start_hls};
 use tributary_testkit::probe_streams;
 
-use crate::support::{clip_frames, code, frames_of, playlist, until, uris};
+use crate::support::{VIDEO, clip_frames, code, frames_of, playlist, until, uris};
 
 /// The MPD of `code` as text, if served.
 fn mpd(registry: &HlsRegistry, code: &tributary_media::StreamCode) -> Option<String> {
@@ -247,5 +247,102 @@ async fn a_codec_change_opens_a_period_with_its_own_init() {
     );
     // The first Period's init is still served.
     assert!(registry.get(&code, "init_v.mp4").is_some());
+    handle.stop();
+}
+
+/// The (t, d) of the audio timeline (the last SegmentTimeline of a one-Period MPD).
+fn audio_entries(text: &str) -> Vec<(u64, u64)> {
+    entries(text, text.matches("<SegmentTimeline>").count() - 1)
+}
+
+#[tokio::test(start_paused = true)]
+async fn audio_waits_for_the_sessions_first_video_idr() {
+    let hub = Hub::new();
+    let registry = HlsRegistry::new();
+    let code = code("paired");
+    let buffer = BufferId::Stream(code.clone());
+    let mut writer = hub.create(buffer.clone(), 4096).unwrap();
+    let settings = HlsSettings {
+        dash: Some(DashSettings::default()),
+        ..HlsSettings::default()
+    };
+    let handle = start_hls(&registry, &hub, code.clone(), buffer.clone(), settings).unwrap();
+    let frames = clip_frames();
+    for frame in frames.clone() {
+        writer.write(frame).unwrap();
+        tokio::task::yield_now().await;
+    }
+    // A new session 7 s on whose video starts 2 s after its audio (its first IDR).
+    writer.start_session(tributary_hub::SessionReason::Failover);
+    let v0 = frames.iter().find(|f| f.track == VIDEO).unwrap().pts.0;
+    let offset = 7 * 90_000;
+    for mut frame in frames {
+        if frame.track == VIDEO && frame.pts.0 < v0 + 2 * 90_000 {
+            continue;
+        }
+        frame.pts = tributary_media::Ts90(frame.pts.0 + offset);
+        frame.dts = tributary_media::Ts90(frame.dts.0 + offset);
+        writer.write(frame).unwrap();
+        tokio::task::yield_now().await;
+    }
+    hub.delete(&buffer);
+    until("the task to finish", || handle.is_finished().then_some(())).await;
+    let text = mpd(&registry, &code).unwrap();
+    assert_eq!(text.matches("<Period").count(), 1, "{text}");
+    // The second session's first audio segment starts with its first video IDR, not 2 s
+    // before it: the audio before it is left out.
+    let idr = (v0 + offset + 2 * 90_000) * 48_000 / 90_000;
+    let audio = audio_entries(&text);
+    let after: Vec<_> = audio
+        .iter()
+        .filter(|(t, _)| *t as i64 > (v0 + 6 * 90_000) * 48_000 / 90_000)
+        .collect();
+    let first = after.first().unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        (first.0 as i64 - idr).abs() < 1024 * 2,
+        "audio starts at {} not at the IDR {idr}: {text}",
+        first.0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_track_is_gone_and_its_last_segment_listed() {
+    let hub = Hub::new();
+    let registry = HlsRegistry::new();
+    let code = code("lossy");
+    let buffer = BufferId::Stream(code.clone());
+    let mut writer = hub.create(buffer.clone(), 4096).unwrap();
+    let settings = HlsSettings {
+        dash: Some(DashSettings {
+            track_loss_sec: 1.0,
+            ..DashSettings::default()
+        }),
+        ..HlsSettings::default()
+    };
+    let handle = start_hls(&registry, &hub, code.clone(), buffer.clone(), settings).unwrap();
+    let frames = clip_frames();
+    let a0 = frames.iter().find(|f| f.track != VIDEO).unwrap().pts.0;
+    // Audio stops 3 s in; video goes on to 6 s.
+    for frame in frames {
+        if frame.track != VIDEO && frame.pts.0 >= a0 + 3 * 90_000 {
+            continue;
+        }
+        writer.write(frame).unwrap();
+        tokio::task::yield_now().await;
+    }
+    // While the stream still runs, the audio's last (short) segment is listed: audio is
+    // gone, its open segment closed.
+    let text = until("the audio's last segment listed", || {
+        let text = mpd(&registry, &code)?;
+        (audio_entries(&text).len() == 2).then_some(text)
+    })
+    .await;
+    let audio = audio_entries(&text);
+    let end = audio[1].0 + audio[1].1;
+    assert!(
+        end.abs_diff(audio[0].0 + 3 * 48_000) < 2 * 1024,
+        "the audio ends 3 s in: {text}"
+    );
+    assert!(!handle.is_finished());
     handle.stop();
 }
