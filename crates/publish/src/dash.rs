@@ -122,6 +122,9 @@ pub(crate) struct TrackInit {
     pub(crate) codecs: String,
     /// The `tfdt` timescale.
     pub(crate) timescale: u32,
+    /// What was measured of the track when the init came out (an older Period's size and
+    /// rates; the newest init's are the track's current ones).
+    pub(crate) info: Option<TrackInfo>,
 }
 
 impl DashRung {
@@ -468,12 +471,10 @@ impl DashSide {
                             });
                     if assigned.opened
                         && let Some(other) = other.as_deref_mut()
-                        && let Some(start) =
-                            other
-                                .timeline
-                                .retag(segment.session, segment.start, assigned.period)
                     {
-                        self.periods.start_at(assigned.period, start);
+                        other
+                            .timeline
+                            .retag(segment.session, segment.start, assigned.period);
                     }
                     track
                         .sizes
@@ -492,6 +493,7 @@ impl DashSide {
                         name: init.name,
                         codecs: init.codecs.first().cloned().unwrap_or_default(),
                         timescale: init.timescales.first().copied().unwrap_or(Ts90::HZ as u32),
+                        info: track.info.clone(),
                     };
                     track.inits.retain(|i| i.name != kept.name);
                     if track.inits.len() == MAX_INITS {

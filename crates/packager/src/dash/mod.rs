@@ -119,17 +119,17 @@ impl Timeline {
 
     /// Moves the listed entries of `session` that end after `start` into Period `period` (a
     /// Period the other track opened at `start` for the session after these were listed);
-    /// returns the earliest start moved.
-    pub fn retag(&mut self, session: SessionId, start: Ts90, period: u64) -> Option<Ts90> {
-        let mut earliest: Option<Ts90> = None;
+    /// returns how many moved.
+    pub fn retag(&mut self, session: SessionId, start: Ts90, period: u64) -> usize {
         let moved = |e: &&mut TimelineEntry| {
             e.session == session && e.period != period && e.start.0 + e.duration.0 > start.0
         };
+        let mut count = 0;
         for entry in self.entries.iter_mut().filter(moved) {
             entry.period = period;
-            earliest = Some(earliest.map_or(entry.start, |t| t.min(entry.start)));
+            count += 1;
         }
-        earliest
+        count
     }
 
     /// The listed entries, oldest first.

@@ -15,23 +15,29 @@ use crate::{InitName, Segment};
 ///
 /// The first Period has id 0 and starts at media time 0. A segment whose init differs from
 /// the previous segment's of its track (the segmenter names a new init only when its bytes
-/// differ: a codec or parameter change) opens a new Period at its start, with its number as
-/// id, unless the other track opened one for the same session already: a session whose
-/// codecs changed on both tracks is one Period. Segments are otherwise in the newest Period
-/// opened at or before their session, so an input switch with unchanged inits (a new session
-/// with the same init) stays in its Period, and a straggling segment of an older session stays
-/// in its own.
+/// differ: a codec or parameter change) starts a new Period, at a video segment boundary when
+/// the rung has video: a video segment with a new init opens it at its start, with its number
+/// as id; an audio segment with a new init makes the next video segment of its session open
+/// it (or joins the one video opened for the session). Audio alone opens Periods itself.
+/// Segments are otherwise in the newest Period opened at or before their session, so an
+/// input switch with unchanged inits (a new session with the same init) stays in its Period,
+/// and a straggling segment of an older session stays in its own.
 ///
-/// When a Period opens, the other track may already have listed a segment of its session that
-/// reaches past the new start in the old Period ([`Assigned::opened`]): the caller moves it
-/// with [`Timeline::retag`](crate::Timeline::retag) and lowers the start with
-/// [`start_at`](Self::start_at), so the new Period's tracks start together.
+/// A Representation lists, in a Period, only its segments with the init of its first one
+/// there: an audio segment with a new init listed before video opened its Period is left
+/// out until it is moved. When a Period opens, the other track may already have listed
+/// segments of its session that reach past the new start ([`Assigned::opened`]): the caller
+/// moves them with [`Timeline::retag`](crate::Timeline::retag), so the new Period's tracks
+/// start together (audio up to one segment before the Period, which players trim).
 #[derive(Debug, Clone, Default)]
 pub struct Periods {
     /// The open Periods, oldest first.
     marks: VecDeque<PeriodMark>,
     /// The last init of each track: video, audio.
     inits: [Option<InitName>; 2],
+    /// The session whose audio changed init beside video: the next video segment of it (or
+    /// of a later one) opens a Period.
+    pending: Option<SessionId>,
 }
 
 /// Where a Period starts.
@@ -69,31 +75,53 @@ impl Periods {
         let changed = self.inits[track]
             .replace(init)
             .is_some_and(|last| last != init);
+        let session = segment.session;
         if self.marks.is_empty() {
-            self.open(0, Ts90(0), segment.session);
-        } else if changed {
-            // Joins the Period the other track opened for this session, unless that one
-            // already has another init of this track (a second change within the session).
-            let joins = self
-                .marks
-                .iter()
-                .rev()
-                .find(|m| m.session == segment.session)
-                .is_some_and(|m| m.inits[track].is_none_or(|kept| kept == init));
-            if !joins {
-                self.open(segment.number, segment.start, segment.session);
+            self.open(0, Ts90(0), session);
+        } else if video {
+            // Video leads: a Period opens at a video segment, for its own change or for one
+            // of the audio in this session or an earlier one.
+            let pending = self.pending.take_if(|s| s.0 <= session.0).is_some();
+            if changed || pending {
+                self.open(segment.number, segment.start, session);
                 self.marks.back_mut().expect("just opened").inits[track] = Some(init);
                 return Assigned {
                     period: segment.number,
                     opened: true,
                 };
             }
+        } else if changed && self.inits[0].is_none() {
+            // Audio alone opens its Periods, unless one for this session has its init.
+            let joins = self
+                .marks
+                .iter()
+                .rev()
+                .find(|m| m.session == session)
+                .is_some_and(|m| m.inits[track].is_none_or(|kept| kept == init));
+            if !joins {
+                self.open(segment.number, segment.start, session);
+                self.marks.back_mut().expect("just opened").inits[track] = Some(init);
+                return Assigned {
+                    period: segment.number,
+                    opened: true,
+                };
+            }
+        } else if changed {
+            // Audio beside video: joins the Period video opened for this session, else waits
+            // for the next video segment to open one.
+            let joins = self
+                .marks
+                .back()
+                .is_some_and(|m| m.session == session && m.inits[track].is_none());
+            if !joins {
+                self.pending = Some(session);
+            }
         }
         let newest = self.marks.len() - 1;
         let index = self
             .marks
             .iter()
-            .rposition(|m| m.session.0 <= segment.session.0)
+            .rposition(|m| m.session.0 <= session.0)
             .unwrap_or(0)
             .min(newest);
         let mark = &mut self.marks[index];
@@ -101,14 +129,6 @@ impl Periods {
         Assigned {
             period: mark.id,
             opened: false,
-        }
-    }
-
-    /// Moves the start of Period `id` back to `start` (segments of its session listed
-    /// before it opened, moved into it).
-    pub fn start_at(&mut self, id: u64, start: Ts90) {
-        if let Some(mark) = self.marks.iter_mut().find(|m| m.id == id && m.id != 0) {
-            mark.start = mark.start.min(start);
         }
     }
 

@@ -351,33 +351,28 @@ fn periods_mpd(frames: &[Frame]) -> Mpd {
     let mut timelines = [Timeline::new(12), Timeline::new(12)];
     let mut inits: Vec<(bool, InitName, String, u32)> = Vec::new();
     let mut periods = Periods::new();
-    let mut drain =
-        |track: usize, segmenters: &mut [HlsSegmenter; 2], timelines: &mut [Timeline; 2]| {
-            while let Some(event) = segmenters[track].pull() {
-                match event {
-                    HlsEvent::Segment(segment) => {
-                        let assigned = periods.assign(track == 0, &segment);
-                        timelines[track].push(&segment, assigned.period);
-                        if assigned.opened
-                            && let Some(start) = timelines[1 - track].retag(
-                                segment.session,
-                                segment.start,
-                                assigned.period,
-                            )
-                        {
-                            periods.start_at(assigned.period, start);
-                        }
+    let mut drain = |track: usize,
+                     segmenters: &mut [HlsSegmenter; 2],
+                     timelines: &mut [Timeline; 2]| {
+        while let Some(event) = segmenters[track].pull() {
+            match event {
+                HlsEvent::Segment(segment) => {
+                    let assigned = periods.assign(track == 0, &segment);
+                    timelines[track].push(&segment, assigned.period);
+                    if assigned.opened {
+                        timelines[1 - track].retag(segment.session, segment.start, assigned.period);
                     }
-                    HlsEvent::Init(init) => inits.push((
-                        track == 0,
-                        init.name,
-                        init.codecs[0].clone(),
-                        init.timescales[0],
-                    )),
-                    other => panic!("unexpected {other:?}"),
                 }
+                HlsEvent::Init(init) => inits.push((
+                    track == 0,
+                    init.name,
+                    init.codecs[0].clone(),
+                    init.timescales[0],
+                )),
+                other => panic!("unexpected {other:?}"),
             }
-        };
+        }
+    };
     for (i, frame) in frames.iter().enumerate() {
         let track = usize::from(frame.codec == Codec::Aac);
         segmenters[track].push(frame, UnixMillis(1_795_514_400_000 + i as i64 * 20));
@@ -493,7 +488,7 @@ fn periods_slide_out_with_their_segments() {
     assert_eq!(assigned.period, 0);
     audio.push(&a, assigned.period);
     // ... until the video of session 2 opens Period 12 with a new init: the audio segment
-    // reaching past its start moves into it, and the Period starts with it.
+    // reaching past its start moves into it (the Period starts at the video's segment).
     let v = segment(12, 2, h265, 360_000);
     let assigned = periods.assign(true, &v);
     assert_eq!(
@@ -504,11 +499,9 @@ fn periods_slide_out_with_their_segments() {
         }
     );
     video.push(&v, assigned.period);
-    let moved = audio.retag(SessionId(2), v.start, 12);
-    assert_eq!(moved, Some(Ts90(350_000)));
-    periods.start_at(12, Ts90(350_000));
+    assert_eq!(audio.retag(SessionId(2), v.start, 12), 1);
     let marks: Vec<_> = periods.marks().map(|m| (m.id, m.start)).collect();
-    assert_eq!(marks, [(0, Ts90(0)), (12, Ts90(350_000))]);
+    assert_eq!(marks, [(0, Ts90(0)), (12, Ts90(360_000))]);
     // Later audio of session 2 joins Period 12; a straggler of session 1 stays in 0.
     assert_eq!(
         periods
@@ -534,4 +527,69 @@ fn periods_slide_out_with_their_segments() {
     };
     periods.retain(listed);
     assert_eq!(periods.marks().map(|m| m.id).collect::<Vec<_>>(), [12]);
+}
+
+#[test]
+fn an_audio_change_beside_video_opens_the_period_at_the_next_video_segment() {
+    let segment = |number, session, init, start| Segment {
+        number,
+        init: Some(init),
+        session: SessionId(session),
+        start: Ts90(start),
+        duration: Ts90(180_000),
+        discontinuity: false,
+        program_date_time: UnixMillis(0),
+        target_duration: 2,
+        end: crate::SegmentEnd::Keyframe,
+        bytes: Bytes::new(),
+    };
+    let aac2 = InitName::Session(SessionId(2), 0);
+    let mut periods = Periods::new();
+    let mut audio = Timeline::new(6);
+    for (video, number) in [(true, 10), (false, 10)] {
+        periods.assign(video, &segment(number, 1, InitName::First, 0));
+    }
+    // The new session's audio (another AAC config) comes out before its video: no Period yet,
+    // it waits in the old one (where the MPD leaves it out: another init).
+    let a = segment(11, 2, aac2, 170_000);
+    let assigned = periods.assign(false, &a);
+    assert_eq!(
+        assigned,
+        Assigned {
+            period: 0,
+            opened: false
+        }
+    );
+    audio.push(&a, assigned.period);
+    // The video of that session, same init, opens the Period at its own start.
+    let v = segment(11, 2, InitName::First, 180_000);
+    assert_eq!(
+        periods.assign(true, &v),
+        Assigned {
+            period: 11,
+            opened: true
+        }
+    );
+    assert_eq!(audio.retag(SessionId(2), v.start, 11), 1);
+    assert_eq!(
+        periods.marks().map(|m| (m.id, m.start)).collect::<Vec<_>>(),
+        [(0, Ts90(0)), (11, Ts90(180_000))]
+    );
+    // Later audio joins it.
+    assert_eq!(
+        periods.assign(false, &segment(12, 2, aac2, 350_000)).period,
+        11
+    );
+    // A video change in a session whose audio then changes too: one Period.
+    let h265 = InitName::Session(SessionId(3), 0);
+    let aac3 = InitName::Session(SessionId(3), 0);
+    assert!(periods.assign(true, &segment(13, 3, h265, 540_000)).opened);
+    assert_eq!(
+        periods.assign(false, &segment(14, 3, aac3, 545_000)),
+        Assigned {
+            period: 13,
+            opened: false
+        }
+    );
+    assert!(!periods.assign(true, &segment(14, 3, h265, 720_000)).opened);
 }

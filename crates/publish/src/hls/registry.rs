@@ -5,8 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use tributary_media::StreamCode;
-use tributary_media::Ts90;
+use tributary_media::{StreamCode, TrackInfo, Ts90};
 use tributary_packager::{
     DashName, InitName, Mpd, PLAYLIST_NAME, Period, Representation, UnixMillis, dash_init_name,
     parse_fmp4_segment_name, parse_part_name, parse_segment_name, write_rendition_report,
@@ -309,14 +308,15 @@ impl HlsRegistry {
                         let variant = variants.as_ref()?.get(usize::from(i))?;
                         Some(variant.average_bandwidth)
                     });
-                    let info = video.info.as_ref();
-                    let size = info.and_then(|i| Some((i.width?, i.height?)));
-                    let frame_rate = info
-                        .and_then(|i| i.frame_rate)
-                        .map(|rate| (rate.num, rate.den));
                     let id =
                         rung.map_or_else(|| "v".to_owned(), |i| format!("v{}", u32::from(i) + 1));
-                    if let Some(mut r) = representation(id, dir.clone(), true, video, period.id) {
+                    if let Some((mut r, info)) =
+                        representation(id, dir.clone(), true, video, period.id)
+                    {
+                        let size = info.and_then(|i| Some((i.width?, i.height?)));
+                        let frame_rate = info
+                            .and_then(|i| i.frame_rate)
+                            .map(|rate| (rate.num, rate.den));
                         r.bandwidth = configured.unwrap_or(r.bandwidth).max(1);
                         r.size = size;
                         r.frame_rate = frame_rate;
@@ -325,10 +325,9 @@ impl HlsRegistry {
                 }
                 if let Some(audio) = &state.audio
                     && period.audio.is_none()
-                    && let Some(mut r) =
+                    && let Some((mut r, info)) =
                         representation("a".to_owned(), dir, false, audio, period.id)
                 {
-                    let info = audio.info.as_ref();
                     r.sample_rate = info.and_then(|i| i.sample_rate);
                     r.channels = info.and_then(|i| i.channels);
                     period.audio = Some(r);
@@ -623,24 +622,34 @@ fn remove_same<K: std::hash::Hash + Eq, T>(map: &mut HashMap<K, Arc<T>>, key: K,
     }
 }
 
-/// A track's Representation in Period `period`: the entries listed in it, with their init;
-/// `None` when it has none there. Its bandwidth is the measured one.
-fn representation(
+/// A track's Representation in Period `period`: the entries listed in it, with their init,
+/// and what was measured of the track while that init was current; `None` when it has no
+/// entry there. Its bandwidth is the measured one.
+fn representation<'a>(
     id: String,
     dir: String,
     video: bool,
-    track: &TrackState,
+    track: &'a TrackState,
     period: u64,
-) -> Option<Representation> {
-    let timeline: Vec<_> = track
-        .timeline
-        .iter()
-        .filter(|e| e.period == period)
-        .copied()
+) -> Option<(Representation, Option<&'a TrackInfo>)> {
+    let mut listed = track.timeline.iter().filter(|e| e.period == period);
+    let first = *listed.next()?;
+    // Only the entries of its first one's init: an audio segment with a new init waits
+    // (unlisted) for the video segment that opens its Period.
+    let timeline: Vec<_> = std::iter::once(first)
+        .chain(listed.filter(|e| e.init == first.init).copied())
         .collect();
-    let first = timeline.first()?;
     let init = track.inits.iter().find(|i| i.name == first.init)?;
-    Some(Representation {
+    let newest = track
+        .inits
+        .last()
+        .is_some_and(|last| last.name == init.name);
+    let info = if newest {
+        track.info.as_ref()
+    } else {
+        init.info.as_ref()
+    };
+    let representation = Representation {
         id,
         dir,
         codecs: init.codecs.clone(),
@@ -652,7 +661,8 @@ fn representation(
         timescale: init.timescale,
         init: dash_init_name(video, init.name),
         timeline,
-    })
+    };
+    Some((representation, info))
 }
 
 const PLAYLIST_TYPE: &str = "application/vnd.apple.mpegurl";

@@ -427,7 +427,16 @@ fn a_failover_to_an_input_with_other_parameters_opens_a_period_and_dash_js_plays
     );
     // The new Period: its own start, offset and init, with the backup's size; the old one
     // still listed with its own init.
-    assert!(after.contains("width=\"640\" height=\"360\""), "{after}");
+    let second_period = after.split("<Period id=\"").nth(2).unwrap();
+    assert!(
+        second_period.contains("width=\"640\" height=\"360\""),
+        "{after}"
+    );
+    let first_period = after.split("<Period id=\"").nth(1).unwrap();
+    assert!(
+        first_period.contains("width=\"1280\" height=\"720\""),
+        "{after}"
+    );
     assert!(after.contains("presentationTimeOffset=\""), "{after}");
     assert!(after.contains("initialization=\"init_v.mp4\""), "{after}");
     let second = after.split("<Period id=\"").nth(2).unwrap();
