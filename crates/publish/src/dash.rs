@@ -220,6 +220,11 @@ struct Track {
     sizes: VecDeque<(usize, Ts90)>,
     /// Its inits, newest last (at most [`MAX_INITS`]).
     inits: VecDeque<TrackInit>,
+    /// Audio: a later init that decodes as the current one does (same codec string, rate and
+    /// channels; an input switch between two AAC encoders whose configs differ only in
+    /// bytes), and the init its segments are listed under instead, so the switch keeps the
+    /// Period (SPEC §DASH "Periods": a codec change starts one, a switch does not).
+    alias: Option<(InitName, InitName)>,
     /// The last measured configuration of the track.
     info: Option<TrackInfo>,
 }
@@ -238,6 +243,7 @@ impl DashSide {
             timeline: Timeline::new(window),
             sizes: VecDeque::with_capacity(window + 1),
             inits: VecDeque::with_capacity(MAX_INITS),
+            alias: None,
             info: None,
         };
         let mut video = track();
@@ -446,7 +452,12 @@ impl DashSide {
         let mut segments = false;
         while let Some(event) = track.segmenter.pull() {
             match event {
-                HlsEvent::Segment(segment) => {
+                HlsEvent::Segment(mut segment) => {
+                    if let Some((new, listed)) = track.alias
+                        && segment.init == Some(new)
+                    {
+                        segment.init = Some(listed);
+                    }
                     self.origin.get_or_insert(UnixMillis(
                         segment.program_date_time.0 - segment.start.as_millis(),
                     ));
@@ -495,12 +506,32 @@ impl DashSide {
                         timescale: init.timescales.first().copied().unwrap_or(Ts90::HZ as u32),
                         info: track.info.clone(),
                     };
+                    window.publish_init(init.name, init.bytes);
+                    let listed = track.alias.map(|(_, listed)| listed);
+                    let current = track
+                        .inits
+                        .iter()
+                        .rev()
+                        .find(|i| Some(i.name) == listed)
+                        .or(track.inits.back());
+                    let same = |a: &TrackInit| {
+                        let channels = |i: &TrackInit| i.info.as_ref().and_then(|i| i.channels);
+                        a.codecs == kept.codecs
+                            && a.timescale == kept.timescale
+                            && channels(a) == channels(&kept)
+                    };
+                    if !video
+                        && let Some(current) = current.filter(|c| c.name != kept.name && same(c))
+                    {
+                        track.alias = Some((kept.name, current.name));
+                        continue;
+                    }
+                    track.alias = None;
                     track.inits.retain(|i| i.name != kept.name);
                     if track.inits.len() == MAX_INITS {
                         track.inits.pop_front();
                     }
                     track.inits.push_back(kept);
-                    window.publish_init(init.name, init.bytes);
                 }
                 HlsEvent::Omitted { track: id, codec } => {
                     tracing::warn!(track = id.0, %codec, "DASH cannot carry this codec; track omitted");
