@@ -592,36 +592,21 @@ impl HlsSegmenter {
         }
         // No IDR within 3 × S of the open segment's start: cut it at S, the first held frame
         // starting the next, which takes the held frames up to its own S.
-        loop {
-            let Some(open_start) = self.open.as_ref().map(|o| o.start) else {
-                break;
-            };
-            let Some(dash) = self.dash.as_mut() else {
-                break;
-            };
-            if dash.pending.is_empty() || frame.pts.0 - open_start.0 < 3 * segment {
-                break;
-            }
-            let Some((first, first_wall)) = dash.pending.pop_front() else {
-                break;
-            };
+        while let Some(open_start) = self.open.as_ref().map(|o| o.start)
+            && frame.pts.0 - open_start.0 >= 3 * segment
+            && let Some((first, first_wall)) =
+                self.dash.as_mut().and_then(|d| d.pending.pop_front())
+        {
             self.close(Some(first.pts), SegmentEnd::Forced);
             self.open_segment(&first, first_wall);
             self.mux(&first, first_wall);
-            loop {
-                let Some(dash) = self.dash.as_mut() else {
-                    break;
-                };
-                let due = dash
+            while let Some(dash) = self.dash.as_mut()
+                && dash
                     .pending
                     .front()
-                    .is_some_and(|(f, _)| f.pts.0 - first.pts.0 < segment);
-                if !due {
-                    break;
-                }
-                let Some((held, held_wall)) = dash.pending.pop_front() else {
-                    break;
-                };
+                    .is_some_and(|(f, _)| f.pts.0 - first.pts.0 < segment)
+                && let Some((held, held_wall)) = dash.pending.pop_front()
+            {
                 self.mux(&held, held_wall);
             }
         }

@@ -625,13 +625,13 @@ fn remove_same<K: std::hash::Hash + Eq, T>(map: &mut HashMap<K, Arc<T>>, key: K,
 /// A track's Representation in Period `period`: the entries listed in it, with their init,
 /// and what was measured of the track while that init was current; `None` when it has no
 /// entry there. Its bandwidth is the measured one.
-fn representation<'a>(
+fn representation(
     id: String,
     dir: String,
     video: bool,
-    track: &'a TrackState,
+    track: &TrackState,
     period: u64,
-) -> Option<(Representation, Option<&'a TrackInfo>)> {
+) -> Option<(Representation, Option<&TrackInfo>)> {
     let mut listed = track.timeline.iter().filter(|e| e.period == period);
     let first = *listed.next()?;
     // Only the entries of its first one's init: an audio segment with a new init waits
