@@ -23,28 +23,36 @@ fn arrival() -> Instant {
 
 /// 6 s of 25 fps H.264 (a keyframe every second) and 48 kHz AAC, in arrival order.
 fn sequence() -> Vec<Frame> {
+    frames(7, Codec::H264, 0..150)
+}
+
+/// Video frames `range` of 25 fps `codec` (H.264 or H.265, a keyframe every second) and the
+/// 48 kHz AAC over the same time, all of `session`, in arrival order.
+fn frames(session: u64, codec: Codec, range: std::ops::Range<i64>) -> Vec<Frame> {
     let frame = |track, codec, ts, keyframe, payload| Frame {
         track: TrackId(track),
         codec,
         pts: Ts90(ts),
         dts: Ts90(ts),
         keyframe,
-        session: SessionId(7),
+        session: SessionId(session),
         arrival: arrival(),
         payload,
         config: None,
     };
     let config = TrackConfig::aac(Bytes::from_static(ASC_LC)).map(Arc::new);
     let mut frames = Vec::new();
-    let mut audio = 0i64;
-    for i in 0..150i64 {
+    // The first AAC frame at or after the first video frame.
+    let mut audio = (range.start * 3600 + 1919) / 1920;
+    for i in range {
         let key = i % 25 == 0;
-        let payload = if key {
-            Bytes::from_static(X264_KEYFRAME)
-        } else {
-            Bytes::from(vec![0, 0, 0, 1, 0x41, i as u8 | 1, 0x55])
+        let payload = match (codec, key) {
+            (Codec::H265, true) => Bytes::from_static(X265_KEYFRAME),
+            (Codec::H265, false) => Bytes::from(vec![0, 0, 0, 1, 0x02, 0x01, i as u8 | 1]),
+            (_, true) => Bytes::from_static(X264_KEYFRAME),
+            (_, false) => Bytes::from(vec![0, 0, 0, 1, 0x41, i as u8 | 1, 0x55]),
         };
-        frames.push(frame(0x100, Codec::H264, i * 3600, key, payload));
+        frames.push(frame(0x100, codec, i * 3600, key, payload));
         while audio * 1920 <= i * 3600 {
             let payload = Bytes::from(vec![0x21, audio as u8, 0x04, 0x80]);
             frames.push(Frame {
@@ -303,37 +311,7 @@ const X265_KEYFRAME: &[u8] =
 /// first 6 s, then `second` in session 8 (an input switch at 6 s; AAC unchanged).
 fn switching(second: Codec) -> Vec<Frame> {
     let mut frames = sequence();
-    let config = TrackConfig::aac(Bytes::from_static(ASC_LC)).map(Arc::new);
-    let mut audio = 6 * 48_000 / 1024 + 1;
-    for i in 150..300i64 {
-        let key = i % 25 == 0;
-        let payload = match (second, key) {
-            (Codec::H265, true) => Bytes::from_static(X265_KEYFRAME),
-            (Codec::H265, false) => Bytes::from(vec![0, 0, 0, 1, 0x02, 0x01, i as u8 | 1]),
-            (_, true) => Bytes::from_static(X264_KEYFRAME),
-            (_, false) => Bytes::from(vec![0, 0, 0, 1, 0x41, i as u8 | 1, 0x55]),
-        };
-        let frame = |track, codec, ts, keyframe, payload| Frame {
-            track: TrackId(track),
-            codec,
-            pts: Ts90(ts),
-            dts: Ts90(ts),
-            keyframe,
-            session: SessionId(8),
-            arrival: arrival(),
-            payload,
-            config: None,
-        };
-        frames.push(frame(0x100, second, i * 3600, key, payload));
-        while audio * 1920 <= i * 3600 {
-            let payload = Bytes::from(vec![0x21, audio as u8, 0x04, 0x80]);
-            frames.push(Frame {
-                config: config.clone(),
-                ..frame(0x101, Codec::Aac, audio * 1920, true, payload)
-            });
-            audio += 1;
-        }
-    }
+    frames.extend(self::frames(8, second, 150..300));
     frames
 }
 
@@ -459,9 +437,9 @@ fn an_input_switch_with_the_same_codecs_stays_in_one_period() {
     assert_eq!(numbers, (1_795_514_400..1_795_514_406).collect::<Vec<_>>());
 }
 
-#[test]
-fn periods_slide_out_with_their_segments() {
-    let segment = |number, session, init, start| Segment {
+/// A 2 s segment `number` of `session` needing `init`, starting at `start`.
+fn segment(number: u64, session: u64, init: InitName, start: i64) -> Segment {
+    Segment {
         number,
         init: Some(init),
         session: SessionId(session),
@@ -472,7 +450,11 @@ fn periods_slide_out_with_their_segments() {
         target_duration: 2,
         end: crate::SegmentEnd::Keyframe,
         bytes: Bytes::new(),
-    };
+    }
+}
+
+#[test]
+fn periods_slide_out_with_their_segments() {
     let h265 = InitName::Session(SessionId(2), 0);
     let mut periods = Periods::new();
     let mut video = Timeline::new(2);
@@ -531,18 +513,6 @@ fn periods_slide_out_with_their_segments() {
 
 #[test]
 fn an_audio_change_beside_video_opens_the_period_at_the_next_video_segment() {
-    let segment = |number, session, init, start| Segment {
-        number,
-        init: Some(init),
-        session: SessionId(session),
-        start: Ts90(start),
-        duration: Ts90(180_000),
-        discontinuity: false,
-        program_date_time: UnixMillis(0),
-        target_duration: 2,
-        end: crate::SegmentEnd::Keyframe,
-        bytes: Bytes::new(),
-    };
     let aac2 = InitName::Session(SessionId(2), 0);
     let mut periods = Periods::new();
     let mut audio = Timeline::new(6);

@@ -167,18 +167,50 @@ async fn a_dash_only_output_serves_no_hls() {
     handle.stop();
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_codec_change_opens_a_period_with_its_own_init() {
+/// A running output of `name` with DASH as `dash` says, fed by the returned writer.
+fn dash_output(
+    name: &str,
+    dash: DashSettings,
+) -> (
+    Hub,
+    HlsRegistry,
+    tributary_media::StreamCode,
+    BufferId,
+    tributary_hub::Writer,
+    tributary_publish::HlsHandle,
+) {
     let hub = Hub::new();
     let registry = HlsRegistry::new();
-    let code = code("switching");
+    let code = code(name);
     let buffer = BufferId::Stream(code.clone());
-    let mut writer = hub.create(buffer.clone(), 4096).unwrap();
+    let writer = hub.create(buffer.clone(), 4096).unwrap();
     let settings = HlsSettings {
-        dash: Some(DashSettings::default()),
+        dash: Some(dash),
         ..HlsSettings::default()
     };
     let handle = start_hls(&registry, &hub, code.clone(), buffer.clone(), settings).unwrap();
+    (hub, registry, code, buffer, writer, handle)
+}
+
+/// Writes `frames` with their timestamps moved `offset` ticks on, letting the output run
+/// after each.
+async fn write_shifted(
+    writer: &mut tributary_hub::Writer,
+    frames: impl IntoIterator<Item = tributary_media::Frame>,
+    offset: i64,
+) {
+    for mut frame in frames {
+        frame.pts = tributary_media::Ts90(frame.pts.0 + offset);
+        frame.dts = tributary_media::Ts90(frame.dts.0 + offset);
+        writer.write(frame).unwrap();
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_codec_change_opens_a_period_with_its_own_init() {
+    let (hub, registry, code, buffer, mut writer, handle) =
+        dash_output("switching", DashSettings::default());
     // 6 s of H.264 + AAC, then the source switches to H.265 + AAC: a new session 6 s on.
     let h265 = frames_of(&tributary_testkit::ClipSpec {
         seconds: 6,
@@ -187,18 +219,10 @@ async fn a_codec_change_opens_a_period_with_its_own_init() {
         ..tributary_testkit::ClipSpec::default()
     });
     let offset = 6 * 90_000 + 90_000;
-    for frame in clip_frames() {
-        writer.write(frame).unwrap();
-        tokio::task::yield_now().await;
-    }
+    write_shifted(&mut writer, clip_frames(), 0).await;
     // What ingest does on a codec change (SPEC §Timeline `config_change`).
     writer.start_session(tributary_hub::SessionReason::ConfigChange);
-    for mut frame in h265 {
-        frame.pts = tributary_media::Ts90(frame.pts.0 + offset);
-        frame.dts = tributary_media::Ts90(frame.dts.0 + offset);
-        writer.write(frame).unwrap();
-        tokio::task::yield_now().await;
-    }
+    write_shifted(&mut writer, h265, offset).await;
     hub.delete(&buffer);
     until("the task to finish", || handle.is_finished().then_some(())).await;
 
@@ -257,34 +281,18 @@ fn audio_entries(text: &str) -> Vec<(u64, u64)> {
 
 #[tokio::test(start_paused = true)]
 async fn audio_waits_for_the_sessions_first_video_idr() {
-    let hub = Hub::new();
-    let registry = HlsRegistry::new();
-    let code = code("paired");
-    let buffer = BufferId::Stream(code.clone());
-    let mut writer = hub.create(buffer.clone(), 4096).unwrap();
-    let settings = HlsSettings {
-        dash: Some(DashSettings::default()),
-        ..HlsSettings::default()
-    };
-    let handle = start_hls(&registry, &hub, code.clone(), buffer.clone(), settings).unwrap();
+    let (hub, registry, code, buffer, mut writer, handle) =
+        dash_output("paired", DashSettings::default());
     let frames = clip_frames();
-    for frame in frames.clone() {
-        writer.write(frame).unwrap();
-        tokio::task::yield_now().await;
-    }
+    write_shifted(&mut writer, frames.clone(), 0).await;
     // A new session 7 s on whose video starts 2 s after its audio (its first IDR).
     writer.start_session(tributary_hub::SessionReason::Failover);
     let v0 = frames.iter().find(|f| f.track == VIDEO).unwrap().pts.0;
     let offset = 7 * 90_000;
-    for mut frame in frames {
-        if frame.track == VIDEO && frame.pts.0 < v0 + 2 * 90_000 {
-            continue;
-        }
-        frame.pts = tributary_media::Ts90(frame.pts.0 + offset);
-        frame.dts = tributary_media::Ts90(frame.dts.0 + offset);
-        writer.write(frame).unwrap();
-        tokio::task::yield_now().await;
-    }
+    let late_video = frames
+        .into_iter()
+        .filter(|f| f.track != VIDEO || f.pts.0 >= v0 + 2 * 90_000);
+    write_shifted(&mut writer, late_video, offset).await;
     hub.delete(&buffer);
     until("the task to finish", || handle.is_finished().then_some(())).await;
     let text = mpd(&registry, &code).unwrap();
@@ -307,19 +315,11 @@ async fn audio_waits_for_the_sessions_first_video_idr() {
 
 #[tokio::test(start_paused = true)]
 async fn a_silent_track_is_gone_and_its_last_segment_listed() {
-    let hub = Hub::new();
-    let registry = HlsRegistry::new();
-    let code = code("lossy");
-    let buffer = BufferId::Stream(code.clone());
-    let mut writer = hub.create(buffer.clone(), 4096).unwrap();
-    let settings = HlsSettings {
-        dash: Some(DashSettings {
-            track_loss_sec: 1.0,
-            ..DashSettings::default()
-        }),
-        ..HlsSettings::default()
+    let dash = DashSettings {
+        track_loss_sec: 1.0,
+        ..DashSettings::default()
     };
-    let handle = start_hls(&registry, &hub, code.clone(), buffer.clone(), settings).unwrap();
+    let (_hub, registry, code, _buffer, mut writer, handle) = dash_output("lossy", dash);
     let frames = clip_frames();
     let a0 = frames.iter().find(|f| f.track != VIDEO).unwrap().pts.0;
     // Audio stops 3 s in; video goes on to 6 s.

@@ -12,7 +12,6 @@ use tributary_testkit::{
 };
 
 use crate::browser;
-use crate::failover::udp_backup;
 use crate::hls::{assert_h264_720p_with_aac, serial};
 use crate::server::{Server, put_stream};
 
@@ -269,45 +268,82 @@ fn a_three_rung_ladder_is_one_mpd_with_three_video_representations_and_one_audio
     assert!(played.ok, "dash.js did not play the ladder: {played}");
 }
 
+/// A stream fed by an RTMP publisher (priority 0) with a UDP backup (priority 1) looping a
+/// clip of `backup`, DASH on, the publisher active and 2 segments listed.
+struct FailoverRig {
+    dir: tempfile::TempDir,
+    server: Server,
+    code: &'static str,
+    primary: Option<LiveSender>,
+    _backup: LiveSender,
+    /// The MPD before the failover.
+    before: String,
+}
+
+impl FailoverRig {
+    fn start(code: &'static str, backup: &ClipSpec) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_tcp_port();
+        let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
+        let udp_port = free_udp_port();
+        let body = format!(
+            r#"{{"inputs":[{{"url":"publish://","priority":0}},
+                           {{"url":"udp://127.0.0.1:{udp_port}","priority":1}}],
+                "protocols":{{"dash":true}}}}"#
+        );
+        put_stream(&server, code, &body);
+        let primary = publish(port, code, &ClipSpec::default());
+        let mut runtime = Value::Null;
+        wait_until(Duration::from_secs(20), "the publisher active", || {
+            runtime = server.runtime(code);
+            runtime["active_input_priority"] == 0
+        })
+        .unwrap_or_else(|e| panic!("{e}: {runtime:#}"));
+        // The backup starts once the publisher is on air, so the stream starts on one input.
+        let clip = cached_clip(backup, "ts").expect("encode the backup clip");
+        let backup = LiveSender::start(&clip, udp_port).unwrap();
+        let before = wait_mpd(&server, code, 2);
+        Self {
+            dir,
+            server,
+            code,
+            primary: Some(primary),
+            _backup: backup,
+            before,
+        }
+    }
+
+    /// dash.js plays 24 s (at `size`, if given); the publisher dies 8 s in and the UDP
+    /// backup takes over. The player's report once it is done.
+    fn play_across_failover(&mut self, size: Option<(u32, u32)>) -> browser::Played {
+        let mpd_url = self.server.url(&format!("/{}/index.mpd", self.code));
+        let player = thread::spawn(move || dash_js(&mpd_url, 24, size));
+        thread::sleep(Duration::from_secs(8));
+        drop(self.primary.take());
+        let mut runtime = Value::Null;
+        wait_until(Duration::from_secs(15), "the backup active", || {
+            runtime = self.server.runtime(self.code);
+            runtime["active_input_priority"] == 1
+        })
+        .unwrap_or_else(|e| panic!("{e}: {runtime:#}"));
+        player.join().unwrap()
+    }
+}
+
 #[test]
 fn an_input_failover_mid_play_keeps_dash_js_playing_in_one_period() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_tcp_port();
-    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
-    let udp_port = free_udp_port();
-    let body = format!(
-        r#"{{"inputs":[{{"url":"publish://","priority":0}},
-                       {{"url":"udp://127.0.0.1:{udp_port}","priority":1}}],
-            "protocols":{{"dash":true}}}}"#
-    );
-    put_stream(&server, "relay9", &body);
-    let primary = publish(port, "relay9", &ClipSpec::default());
-    let mut runtime = Value::Null;
-    wait_until(Duration::from_secs(20), "the publisher active", || {
-        runtime = server.runtime("relay9");
-        runtime["active_input_priority"] == 0
-    })
-    .unwrap_or_else(|e| panic!("{e}: {runtime:#}"));
-    // The backup starts once the publisher is on air, so the stream starts on one input.
-    let _backup = udp_backup(udp_port);
-    let before = wait_mpd(&server, "relay9", 2);
-
-    // dash.js plays 24 s; the publisher dies 8 s in, the UDP backup takes over.
-    let mpd_url = server.url("/relay9/index.mpd");
-    let player = thread::spawn(move || dash_js(&mpd_url, 24, Some((1280, 720))));
-    thread::sleep(Duration::from_secs(8));
-    drop(primary);
-    wait_until(Duration::from_secs(15), "the backup active", || {
-        runtime = server.runtime("relay9");
-        runtime["active_input_priority"] == 1
-    })
-    .unwrap_or_else(|e| panic!("{e}: {runtime:#}"));
-    let played = player.join().unwrap();
+    let backup = ClipSpec {
+        seconds: 12,
+        ..ClipSpec::default()
+    };
+    let mut rig = FailoverRig::start("relay9", &backup);
+    let played = rig.play_across_failover(Some((1280, 720)));
+    let (server, before) = (&rig.server, &rig.before);
     println!("dash.js across the failover: {}", played.report);
-    let after = wait_mpd(&server, "relay9", 2);
+    let after = wait_mpd(server, "relay9", 2);
     if !played.ok {
-        debug_dump(&server, &after, dir.path());
+        debug_dump(server, &after, rig.dir.path());
     }
     assert!(
         played.ok,
@@ -315,7 +351,7 @@ fn an_input_failover_mid_play_keeps_dash_js_playing_in_one_period() {
     );
     assert_eq!(after.matches("<Period").count(), 1, "{after}");
     assert_eq!(
-        first_attr(&before, "availabilityStartTime"),
+        first_attr(before, "availabilityStartTime"),
         first_attr(&after, "availabilityStartTime"),
         "the failover moved availabilityStartTime"
     );
@@ -371,55 +407,24 @@ fn debug_dump(server: &Server, mpd: &str, dir: &std::path::Path) {
 #[test]
 fn a_failover_to_an_input_with_other_parameters_opens_a_period_and_dash_js_plays_on() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_tcp_port();
-    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
-    let udp_port = free_udp_port();
-    let body = format!(
-        r#"{{"inputs":[{{"url":"publish://","priority":0}},
-                       {{"url":"udp://127.0.0.1:{udp_port}","priority":1}}],
-            "protocols":{{"dash":true}}}}"#
-    );
-    put_stream(&server, "switch7", &body);
-    let primary = publish(port, "switch7", &ClipSpec::default());
-    let mut runtime = Value::Null;
-    wait_until(Duration::from_secs(20), "the publisher active", || {
-        runtime = server.runtime("switch7");
-        runtime["active_input_priority"] == 0
-    })
-    .unwrap_or_else(|e| panic!("{e}: {runtime:#}"));
     // The backup is H.264 at 640x360: other parameter sets, so a new init and a new Period.
-    let backup_clip = cached_clip(
-        &ClipSpec {
-            width: 640,
-            height: 360,
-            seconds: 12,
-            ..ClipSpec::default()
-        },
-        "ts",
-    )
-    .expect("encode the backup clip");
-    let _backup = LiveSender::start(&backup_clip, udp_port).unwrap();
-    let before = wait_mpd(&server, "switch7", 2);
+    let backup = ClipSpec {
+        width: 640,
+        height: 360,
+        seconds: 12,
+        ..ClipSpec::default()
+    };
+    let mut rig = FailoverRig::start("switch7", &backup);
+    let before = rig.before.clone();
     assert_eq!(before.matches("<Period").count(), 1, "{before}");
-
-    // dash.js plays 24 s; the publisher dies 8 s in, the UDP backup takes over.
-    let mpd_url = server.url("/switch7/index.mpd");
-    let player = thread::spawn(move || dash_js(&mpd_url, 24, None));
-    thread::sleep(Duration::from_secs(8));
-    drop(primary);
-    wait_until(Duration::from_secs(15), "the backup active", || {
-        runtime = server.runtime("switch7");
-        runtime["active_input_priority"] == 1
-    })
-    .unwrap_or_else(|e| panic!("{e}: {runtime:#}"));
+    let played = rig.play_across_failover(None);
+    let server = &rig.server;
     let mut after = String::new();
     wait_until(Duration::from_secs(20), "a second Period", || {
         after = server.text("/switch7/index.mpd").unwrap_or_default();
         after.matches("<Period").count() == 2
     })
     .unwrap_or_else(|e| panic!("{e}; last MPD:\n{after}"));
-    let played = player.join().unwrap();
     println!("dash.js across the Period change: {}", played.report);
     assert!(
         played.ok,
@@ -439,14 +444,13 @@ fn a_failover_to_an_input_with_other_parameters_opens_a_period_and_dash_js_plays
     );
     assert!(after.contains("presentationTimeOffset=\""), "{after}");
     assert!(after.contains("initialization=\"init_v.mp4\""), "{after}");
-    let second = after.split("<Period id=\"").nth(2).unwrap();
-    let init = second
+    let init = second_period
         .split("initialization=\"")
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .unwrap();
     assert!(init.starts_with("init_v_"), "{after}");
-    let (status, _, body) = fetch(&server, &format!("/switch7/{init}"), "content-type");
+    let (status, _, body) = fetch(server, &format!("/switch7/{init}"), "content-type");
     assert_eq!(status, 200);
     assert!(body.windows(4).any(|w| w == b"avcC"), "no avcC in {init}");
     assert_eq!(
