@@ -19,6 +19,11 @@ use crate::error::ApiError;
 use crate::streams::{flag, read_json};
 
 /// `GET /hooks`: `{data: [hook], total}` sorted by id.
+#[utoipa::path(get, path = "/hooks", tag = "hooks",
+    params(("reveal" = Option<bool>, Query, description = "show secrets")),
+    responses((status = 200, description = "`{data: [hook], total}` sorted by id; `secret`, and the target URL's password and secret-named query values, masked `****` unless `reveal` (writing them back keeps the stored values)", body = [Hook]),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
+              (status = 500, description = "`STORE_ERROR`", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn list(
     State(engine): State<EngineHandle>,
     Query(query): Query<HashMap<String, String>>,
@@ -34,6 +39,13 @@ pub(crate) async fn list(
 }
 
 /// `POST /hooks`: create; 201, or 409 `ALREADY_EXISTS` for a taken id.
+#[utoipa::path(post, path = "/hooks", tag = "hooks",
+    request_body = Hook,
+    responses((status = 201, description = "`{data: hook}` as stored (secret masked); its batcher runs at once", body = Hook),
+              (status = 400, description = "`INVALID_BODY` / `EMPTY_BODY`: not JSON", body = crate::openapi::ErrorBody),
+              (status = 409, description = "`ALREADY_EXISTS`: the id is taken", body = crate::openapi::ErrorBody),
+              (status = 422, description = "`UNKNOWN_FIELD` / `INVALID_FIELD` naming the field: id `[A-Za-z0-9_-]{1,64}`; http → `target` an http(s) URL; file → `target` a path inside `hooks.file_root` (symlinks resolved); `max_retries` 0–10; SPEC event types; not both `stream_codes.only` and `except`", body = crate::openapi::ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn create(
     State(engine): State<EngineHandle>,
     Query(query): Query<HashMap<String, String>>,
@@ -50,6 +62,11 @@ pub(crate) async fn create(
 }
 
 /// `GET /hooks/{hid}`.
+#[utoipa::path(get, path = "/hooks/{hid}", tag = "hooks",
+    params(("hid" = String, Path, description = "hook id"), ("reveal" = Option<bool>, Query, description = "show the secret")),
+    responses((status = 200, description = "`{data: hook}`", body = Hook),
+              (status = 404, description = "`NOT_FOUND`", body = crate::openapi::ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn get_one(
     State(engine): State<EngineHandle>,
     Path(id): Path<String>,
@@ -64,6 +81,14 @@ pub(crate) async fn get_one(
 
 /// `PUT /hooks/{hid}`: create (201) or replace (200) the whole hook; the body's `id`, if
 /// any, must be the path's.
+#[utoipa::path(put, path = "/hooks/{hid}", tag = "hooks",
+    params(("hid" = String, Path, description = "hook id; the body's `id`, if any, must match")),
+    request_body = Hook,
+    responses((status = 200, description = "`{data: hook}` replaced; a running batcher takes the new settings at once; a `secret` of `****` keeps the stored one", body = Hook),
+              (status = 201, description = "`{data: hook}` created", body = Hook),
+              (status = 400, description = "`EMPTY_BODY` / `INVALID_BODY`: not JSON (line and column named)", body = crate::openapi::ErrorBody),
+              (status = 422, description = "validation, naming the field (as POST)", body = crate::openapi::ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn put(
     State(engine): State<EngineHandle>,
     Path(id): Path<String>,
@@ -82,6 +107,10 @@ pub(crate) async fn put(
 }
 
 /// `DELETE /hooks/{hid}`: 204, also when absent.
+#[utoipa::path(delete, path = "/hooks/{hid}", tag = "hooks",
+    params(("hid" = String, Path, description = "hook id")),
+    responses((status = 204, description = "deleted (also when absent); events it still held are dropped"),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn delete(
     State(engine): State<EngineHandle>,
     Path(id): Path<String>,
@@ -92,6 +121,12 @@ pub(crate) async fn delete(
 
 /// `POST /hooks/{hid}/test`: answers after one real try, 200 `{data: {status: "delivered",
 /// at}}` or 502 `DELIVERY_FAILED` with the error.
+#[utoipa::path(post, path = "/hooks/{hid}/test", tag = "hooks",
+    params(("hid" = String, Path, description = "hook id")),
+    responses((status = 200, description = "`{data: {status: \"delivered\", at, http_status, duration_ms}}` once one real try of a synthetic `stream.created` (stream `_tributary_test_`, payload `{test: true, hook_id}`) succeeded; the try is in the delivery log"),
+              (status = 404, description = "`NOT_FOUND`", body = crate::openapi::ErrorBody),
+              (status = 502, description = "`DELIVERY_FAILED` with the try's error (connection refused, `blocked by ssrf_guard: <ip>`, HTTP status, timeout, file outside the root), or hooks are off (`hooks: null`)", body = crate::openapi::ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn test(
     State(engine): State<EngineHandle>,
     Path(id): Path<String>,
@@ -107,6 +142,11 @@ pub(crate) async fn test(
 }
 
 /// `GET /hooks/{hid}/deliveries`: the last attempts, newest first, `{data, total}`.
+#[utoipa::path(get, path = "/hooks/{hid}/deliveries", tag = "hooks",
+    params(("hid" = String, Path, description = "hook id")),
+    responses((status = 200, description = "`{data: [attempt], total}`: the last 100 delivery attempts, newest first (kept in the store across restarts): `{at, event_ids, status: delivered | failed, http_status, error, duration_ms, attempt}`, plus a `dropped` entry (attempt 0) naming events a full queue dropped", body = [tributary_domain::hook::Delivery]),
+              (status = 404, description = "`NOT_FOUND`", body = crate::openapi::ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn deliveries(
     State(engine): State<EngineHandle>,
     Path(id): Path<String>,

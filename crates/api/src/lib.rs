@@ -1,5 +1,6 @@
 //! Tributary's REST API (SPEC §API): axum routes with open-streamer's paths and JSON shapes,
-//! the OpenAPI document generated from the same types, and Swagger UI.
+//! the OpenAPI document generated from the same registration as the routes ([`openapi`]),
+//! and Swagger UI.
 //!
 //! The API sees only [`EngineHandle`] and `domain` types (ARCHITECTURE.md §3 invariant 4).
 //! Bodies are read with a size cap, parsed as JSON (syntax errors → 400 with line and column),
@@ -13,26 +14,27 @@ mod error;
 mod events;
 mod hooks;
 mod media;
-pub mod openapi;
+mod openapi;
 mod recordings;
 mod sessions;
 mod streams;
 mod system;
 mod templates;
-mod vod;
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tributary_engine::EngineHandle;
 
+use utoipa_axum::routes;
+
 use crate::error::ApiError;
+use crate::openapi::Api;
 
 /// How much longer than the admin timeout the HTTP layer waits before it answers `BUSY`
 /// itself: the engine's deadline starts a little later than the request (the body is read
@@ -46,48 +48,62 @@ pub const JSON_BODY_CAP: usize = 1 << 20;
 /// `ConnectInfo<SocketAddr>` (admin authentication needs it; without it a request is not
 /// loopback).
 pub fn router(engine: EngineHandle) -> Router {
+    let (api, public) = routes(&engine);
+    let request_id = HeaderName::from_static("x-request-id");
+    // The API's routes get a request id and an access-log line. Media (the fallback, added
+    // after the layers so they do not wrap it) is the hot path a viewer hits every second or
+    // two: it gets neither, which spares each playlist or segment request a UUID from the
+    // kernel's random pool and three copies.
+    api.merge(public)
+        .finish()
+        .layer(middleware::from_fn(access_log))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .fallback(media::serve)
+        .with_state(engine)
+}
+
+/// Every API route, each registered once with its document ([`openapi`]): the admin and
+/// recording routes behind their gates, and the public ones (`/metrics` among them when
+/// `security.public_metrics` lets a Prometheus on another host scrape it without a token).
+fn routes(engine: &EngineHandle) -> (Api, Api) {
     let timeout = Duration::from_secs(engine.config().server.admin_timeout_sec.max(1));
-    let admin = Router::new()
-        .route("/streams", get(streams::list))
-        .route(
-            "/streams/{*rest}",
-            get(streams::get_one)
-                .put(streams::put)
-                .post(streams::post)
-                .patch(streams::patch)
-                .delete(streams::delete),
-        )
-        .route("/config", get(system::config))
-        .route("/events", get(events::list))
-        .route("/sessions", get(sessions::list))
-        .route(
-            "/sessions/{id}",
-            get(sessions::get_one).delete(sessions::kick),
-        )
-        .route("/templates", get(templates::list))
-        .route(
-            "/templates/{code}",
-            get(templates::get_one)
-                .put(templates::put)
-                .post(templates::put)
-                .delete(templates::delete),
-        )
-        .route("/hooks", get(hooks::list).post(hooks::create))
-        .route(
-            "/hooks/{hid}",
-            get(hooks::get_one).put(hooks::put).delete(hooks::delete),
-        )
-        .route("/hooks/{hid}/test", post(hooks::test))
-        .route("/hooks/{hid}/deliveries", get(hooks::deliveries))
-        .route("/config/transcoder/probe", post(system::probe_ffmpeg));
-    // `GET /metrics` is an admin route unless `security.public_metrics` lets a Prometheus on
-    // another host scrape it without a token.
-    let public_metrics = engine.config().security.public_metrics == Some(true);
-    let metrics = Router::new().route("/metrics", get(system::metrics));
-    let (admin, public) = if public_metrics {
+    let streams = Api::new()
+        .routes(routes!(streams::list))
+        .routes(routes!(
+            streams::get_one,
+            streams::put,
+            streams::post,
+            streams::patch,
+            streams::delete
+        ))
+        .routes(routes!(streams::restart))
+        .routes(routes!(streams::switch))
+        .routes(routes!(streams::sessions))
+        .routes(routes!(streams::recordings));
+    let admin = Api::new()
+        .merge(openapi::coded(engine, "/streams", streams, |_| false))
+        .routes(routes!(system::config))
+        .routes(routes!(events::list))
+        .routes(routes!(sessions::list))
+        .routes(routes!(sessions::get_one, sessions::kick))
+        .routes(routes!(templates::list))
+        .routes(routes!(
+            templates::get_one,
+            templates::put,
+            templates::post,
+            templates::delete
+        ))
+        .routes(routes!(hooks::list, hooks::create))
+        .routes(routes!(hooks::get_one, hooks::put, hooks::delete))
+        .routes(routes!(hooks::test))
+        .routes(routes!(hooks::deliveries))
+        .routes(routes!(system::probe_ffmpeg));
+    let metrics = Api::new().routes(routes!(system::metrics));
+    let (admin, public) = if engine.config().security.public_metrics == Some(true) {
         (admin, metrics)
     } else {
-        (admin.merge(metrics), Router::new())
+        (admin.merge(metrics), Api::new())
     };
     let admin = admin
         .layer(middleware::from_fn_with_state(
@@ -95,56 +111,29 @@ pub fn router(engine: EngineHandle) -> Router {
             auth::require_admin,
         ))
         .layer(middleware::from_fn_with_state(timeout, admin_deadline));
-    let recordings = Router::new()
-        .route("/recordings/{*rest}", get(recordings::serve))
-        .layer(middleware::from_fn_with_state(
-            auth::AdminGate::new(engine.clone()),
-            recordings::gate,
-        ));
-    // VOD: admin routes but raw serving (a media route), without the admin deadline: an
-    // upload of up to 10 GiB is streamed to disk for as long as it takes.
-    let vod = Router::new()
-        .route("/vod", get(vod::list).post(vod::create))
-        .route(
-            "/vod/{name}",
-            get(vod::get_one).put(vod::put).delete(vod::delete),
-        )
-        .route(
-            "/vod/{name}/files",
-            get(vod::files)
-                .post(vod::upload_top)
-                .layer(DefaultBodyLimit::max(vod::UPLOAD_REQUEST_CAP)),
-        )
-        .route(
-            "/vod/{name}/files/{*path}",
-            post(vod::upload)
-                .delete(vod::delete_file)
-                .layer(DefaultBodyLimit::max(vod::UPLOAD_REQUEST_CAP)),
-        )
-        .route("/vod/{name}/raw/{*path}", get(vod::raw))
-        .layer(middleware::from_fn_with_state(
-            auth::AdminGate::new(engine.clone()),
-            vod::gate,
-        ));
+    let recordings = Api::new()
+        .routes(routes!(recordings::recording))
+        .routes(routes!(recordings::info))
+        .routes(routes!(recordings::playlist))
+        .routes(routes!(recordings::timeshift))
+        .routes(routes!(recordings::segment));
+    let recordings =
+        openapi::coded(engine, "/recordings", recordings, recordings::is_segment).layer(
+            middleware::from_fn_with_state(auth::AdminGate::new(engine.clone()), recordings::gate),
+        );
     let public = public
-        .route("/healthz", get(system::healthz))
-        .route("/readyz", get(system::readyz))
-        .merge(openapi::routes());
-    let request_id = HeaderName::from_static("x-request-id");
-    // The API's routes get a request id and an access-log line. Media (the fallback, added
-    // after the layers so they do not wrap it) is the hot path a viewer hits every second or
-    // two: it gets neither, which spares each playlist or segment request a UUID from the
-    // kernel's random pool and three copies.
-    Router::new()
-        .merge(admin)
-        .merge(recordings)
-        .merge(vod)
-        .merge(public)
-        .layer(middleware::from_fn(access_log))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .fallback(media::serve)
-        .with_state(engine)
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::readyz));
+    (admin.merge(recordings), public)
+}
+
+/// The OpenAPI document of [`router`]'s routes, as served at `/swagger/doc.json`.
+pub fn document(engine: &EngineHandle) -> String {
+    let (api, public) = routes(engine);
+    api.merge(public)
+        .document()
+        .to_pretty_json()
+        .unwrap_or_default()
 }
 
 /// The HTTP layer's backstop for the admin request timeout: a request that has not answered

@@ -30,39 +30,97 @@ use tributary_engine::{
 
 use crate::error::ApiError;
 
-/// The fallback route: a media asset, or the API's 404.
+/// The fallback route: a media asset, or the API's 404. It dispatches on the file name to the
+/// documented media operations ([`playlist`], [`mpegts`], [`thumbnail`], [`asset`]); a path
+/// that names none of them is an asset lookup, which answers 404.
 pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().trim_start_matches('/').to_owned();
     if method != Method::GET && method != Method::HEAD {
         return ApiError::not_found(format!("no route for {method} /{path}")).into_response();
     }
-    if path.ends_with("index.m3u8") && asks_timeshift(request.uri().query()) {
-        // SPEC §HLS "Timeshift on live URLs": answered from the stream's recording, never a
-        // live playlist passed off as the window asked for.
-        let Some(code) = path
-            .strip_suffix("/index.m3u8")
-            .and_then(|code| code.parse::<StreamCode>().ok())
-        else {
-            return ApiError::not_found(format!("no stream playlist at /{path} to timeshift"))
-                .into_response();
-        };
-        let query = request.uri().query().unwrap_or_default();
-        let peer = client(&engine, &request);
-        return match engine.timeshift(code, query, peer, true).await {
-            Ok(reply) => {
-                crate::recordings::reply_response(reply, request.headers(), method == Method::HEAD)
-            }
-            Err(e) => ApiError::from(e).into_response(),
-        };
+    if let Some(code) = path.strip_suffix("/index.m3u8") {
+        return playlist(&engine, code, &path, request).await;
     }
     if let Some(code) = path.strip_suffix("/mpegts") {
         let peer = client(&engine, &request);
         let query = request.uri().query().unwrap_or_default();
         return mpegts(&engine, code, query, peer, method == Method::HEAD);
     }
-    // LL-HLS: a blocking playlist reload or a preload-hint part waits here (bounded) until
-    // what it asks for exists; every other request passes at once.
+    if let Some(code) = path.strip_suffix("/thumbnail.jpg")
+        && let Some(response) = thumbnail(&engine, code, &request)
+    {
+        return response;
+    }
+    asset(&engine, &path, request).await
+}
+
+/// `GET /{code}/index.m3u8`: the live playlist, or with a timeshift query (SPEC §HLS
+/// "Timeshift on live URLs") a window of the stream's recording, never a live playlist passed
+/// off as the window asked for.
+#[utoipa::path(get, path = "/{code}/index.m3u8", tag = "media", params(("code" = String, Path, description = "stream code; may contain '/'")),
+    responses((status = 200, description = "HLS: the media playlist of a stream without a transcoder, or the ABR master playlist of a ladder (one `#EXT-X-STREAM-INF` per rung with a segment: BANDWIDTH, AVERAGE-BANDWIDTH, RESOLUTION, CODECS, FRAME-RATE; URIs `track_N/index.m3u8`). Segments beside it: `seg_<n>.ts` (`video/mp2t`, `#EXT-X-VERSION:3`), or with `publisher.hls.segment_format` `fmp4` (or `auto` and an H.265 or Opus stream) fMP4: `seg_<n>.m4s` (`video/mp4`, `#EXT-X-VERSION:7`) after `#EXT-X-MAP:URI=\"init.mp4\"` (`init_<session>.mp4` once a codec change needs a new init; served with `Cache-Control: no-cache`). Both formats cut at the same keyframes and number alike. LL-HLS (`publisher.hls.low_latency` with fMP4): `#EXT-X-VERSION:9`, `#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=<6 x target>,PART-HOLD-BACK=<3 x part>`, `#EXT-X-PART-INF`, `#EXT-X-PART` (`part_<n>.<i>.m4s`, `video/mp4`, immutable) for the last 3 segments and the one being cut, `#EXT-X-PRELOAD-HINT` for the next part (a request for it is held until it exists), `#EXT-X-RENDITION-REPORT` per other rung in a ladder's variants; `?_HLS_msn=<n>[&_HLS_part=<i>]` holds the request until that segment or part is listed (at most 3 x TARGETDURATION), `?_HLS_skip=YES` (or `v2`) serves the delta update (`#EXT-X-SKIP`). Timeshift from the stream's DVR recording: `?from=<RFC 3339 or Unix s>[&dur=<s>]` or `?ago=<s>[&dur=<s>]` is a VOD playlist of that window (at most 24 h) with segment URIs `/recordings/{code}/NNNNNN.ts`; `?delay=<s>` a live playlist of the last 12 segments that had ended that many seconds ago.", content_type = "application/vnd.apple.mpegurl"),
+              (status = 400, description = "`INVALID_QUERY`: a timeshift value that is not non-negative seconds (`ago`, `dur` > 0, `delay` <= 86400) or an RFC 3339 / Unix-seconds `from` not in the future, or a malformed `_HLS_msn`, `_HLS_part` (without `_HLS_msn`) or `_HLS_skip`, or `_HLS_msn` more than 2 segments past the last one", body = crate::openapi::ErrorBody),
+              (status = 403, description = "`FORBIDDEN`: this viewer's session (fingerprint) was kicked less than `sessions.kick_ban_sec` ago; or signed play URLs are on and `exp`/`sig` do not hold", body = crate::openapi::ErrorBody),
+              (status = 404, description = "unknown or stopped stream, HLS off, or no segment yet; with timeshift parameters: `NOT_FOUND` the stream has no recording, `NO_DATA` none in the window", body = crate::openapi::ErrorBody),
+              (status = 503, description = "LL-HLS: `UNAVAILABLE`, the segment or part a blocking request asked for did not come within 3 x TARGETDURATION; `BUSY`, 1024 requests already wait on this output", body = crate::openapi::ErrorBody)))]
+async fn playlist(engine: &EngineHandle, code: &str, path: &str, request: Request) -> Response {
+    if !asks_timeshift(request.uri().query()) {
+        return asset(engine, path, request).await;
+    }
+    let Ok(code) = code.parse::<StreamCode>() else {
+        return ApiError::not_found(format!("no stream playlist at /{path} to timeshift"))
+            .into_response();
+    };
+    let query = request.uri().query().unwrap_or_default();
+    let peer = client(engine, &request);
+    let head = request.method() == Method::HEAD;
+    match engine.timeshift(code, query, peer, true).await {
+        Ok(reply) => crate::recordings::reply_response(reply, request.headers(), head),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+/// `GET /{code}/thumbnail.jpg`: the latest thumbnail from memory; `None` when the stream makes
+/// none (the asset lookup then answers).
+#[utoipa::path(get, path = "/{code}/thumbnail.jpg", tag = "media", params(("code" = String, Path, description = "stream code; may contain '/'")),
+    responses((status = 200, description = "The latest thumbnail of a stream with `thumbnail.enabled`: a JPEG of the playback feed's last keyframe, made every `interval_sec` (10) by one FFmpeg decode, `width` 320 by default (aspect kept), served from memory with `Cache-Control: no-cache`.", content_type = "image/jpeg"),
+              (status = 404, description = "unknown stream, thumbnails off, or none made yet (no keyframe yet, or FFmpeg missing: see the stream's warnings)", body = crate::openapi::ErrorBody),
+              (status = 403, description = "`FORBIDDEN`: signed play URLs are on and `exp`/`sig` do not hold", body = crate::openapi::ErrorBody)))]
+fn thumbnail(engine: &EngineHandle, code: &str, request: &Request) -> Option<Response> {
+    let code = code.parse::<StreamCode>().ok()?;
+    let body = engine.thumbnail(&code)?;
+    let viewer = viewer(engine, request);
+    if let Err(why) = engine.check_play_signature(&code, &viewer.query, viewer.peer, false) {
+        return Some(ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", why).into_response());
+    }
+    let asset = MediaAsset {
+        content_type: "image/jpeg",
+        cache_control: "no-cache",
+        body,
+    };
+    Some(respond(
+        &asset,
+        request.headers(),
+        request.method() == Method::HEAD,
+    ))
+}
+
+/// `GET /{code}/{file}`: a packaged file from the engine's memory (playlists, MPDs, segments,
+/// parts, inits), counted to the viewer's play session. LL-HLS requests that block wait here
+/// (bounded) until what they ask for exists; every other request passes at once.
+#[utoipa::path(get, path = "/{code}/{file}", tag = "media",
+    params(("code" = String, Path, description = "stream code; may contain '/'"),
+           ("file" = String, Path, description = "`index.mpd`, `seg_<n>.ts`, `seg_<n>.m4s`, `part_<n>.<i>.m4s`, `init.mp4`, `init_v.mp4`, `seg_v_<n>.m4s`, `init_a.mp4`, `seg_a_<n>.m4s`, or a ladder rung's `track_N/…` (its `track_N/index.m3u8` too)")),
+    responses((status = 200, description = "DASH (`protocols.dash`): a dynamic MPD (`urn:mpeg:dash:profile:isoff-live:2011`) rendered from memory on each request, cut and numbered as the stream's HLS: one `availabilityStartTime` for the stream's life and every rung, `publishTime`, `minimumUpdatePeriod` S, `timeShiftBufferDepth` S × W, `suggestedPresentationDelay`, `UTCTiming` `urn:mpeg:dash:utc:direct:2014`; one Period (an input failover stays in it); a video AdaptationSet with one Representation per rung (codecs, bandwidth, width, height, frameRate) and one audio AdaptationSet, each Representation with a SegmentTemplate + SegmentTimeline (`$Number$`). Files beside it: `init_v.mp4`, `seg_v_<n>.m4s` (`video/mp4`), `init_a.mp4`, `seg_a_<n>.m4s` (`audio/mp4`); a ladder's under `track_N/`. MPD `Cache-Control: no-store, max-age=0, must-revalidate`, inits `no-cache`, segments immutable; `Access-Control-Allow-Origin: *`. A rung of a transcoder ladder: rung, from 1 in profile order")),
+    responses((status = 200, description = "HLS media playlist of one rung of a transcoder ladder; its segments `track_N/seg_<n>.ts`, or `track_N/seg_<n>.m4s` after `track_N/init.mp4` with fMP4. Segments are immutable; `HEAD` and single byte ranges are served (206, 416)."),
+              (status = 206, description = "a byte range"),
+              (status = 400, description = "`INVALID_QUERY`: a malformed LL-HLS request for a part", body = crate::openapi::ErrorBody),
+              (status = 403, description = "`FORBIDDEN`: this viewer's session was kicked less than `sessions.kick_ban_sec` ago, or signed play URLs are on and `exp`/`sig` do not hold", body = crate::openapi::ErrorBody),
+              (status = 404, description = "`NOT_FOUND`: unknown or stopped stream, the format off, or no such file (yet)", body = crate::openapi::ErrorBody),
+              (status = 503, description = "LL-HLS: `UNAVAILABLE`, a preload-hinted part did not come in time; `BUSY`, 1024 requests already wait on this output", body = crate::openapi::ErrorBody)))]
+async fn asset(engine: &EngineHandle, path: &str, request: Request) -> Response {
+    let method = request.method().clone();
     let query = request.uri().query().unwrap_or_default();
     let blocking = query.contains("_HLS_")
         || path
@@ -71,7 +129,7 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
             .is_some_and(|name| name.starts_with("part_"));
     if blocking
         && let Err(error) = engine
-            .media_ready(&path, query, client(&engine, &request))
+            .media_ready(path, query, client(engine, &request))
             .await
     {
         let (status, code) = match &error {
@@ -86,44 +144,25 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
         );
         return response;
     }
-    let thumbnail = path
-        .strip_suffix("/thumbnail.jpg")
-        .and_then(|code| code.parse::<StreamCode>().ok())
-        .and_then(|code| Some((engine.thumbnail(&code)?, code)));
-    if let Some((_, code)) = &thumbnail {
-        let viewer = viewer(&engine, &request);
-        if let Err(why) = engine.check_play_signature(code, &viewer.query, viewer.peer, false) {
+    let (asset, meter) = match engine.media_for(path, &viewer(engine, &request)) {
+        MediaReply::Asset(asset, meter) => (asset, meter),
+        MediaReply::Banned(remaining) => {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "FORBIDDEN",
+                format!(
+                    "this viewer's session was ended by an operator; refused for {} s more",
+                    remaining.as_secs().max(1)
+                ),
+            )
+            .into_response();
+        }
+        MediaReply::Unsigned(why) => {
             return ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", why).into_response();
         }
-    }
-    let thumbnail = thumbnail.map(|(body, _)| MediaAsset {
-        content_type: "image/jpeg",
-        cache_control: "no-cache",
-        body,
-    });
-    let (asset, meter) = match thumbnail {
-        Some(asset) => (asset, None),
-        None => match engine.media_for(&path, &viewer(&engine, &request)) {
-            MediaReply::Asset(asset, meter) => (asset, meter),
-            MediaReply::Banned(remaining) => {
-                return ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "FORBIDDEN",
-                    format!(
-                        "this viewer's session was ended by an operator; refused for {} s more",
-                        remaining.as_secs().max(1)
-                    ),
-                )
-                .into_response();
-            }
-            MediaReply::Unsigned(why) => {
-                return ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", why).into_response();
-            }
-            MediaReply::NotFound => {
-                return ApiError::not_found(format!("no route or media for /{path}"))
-                    .into_response();
-            }
-        },
+        MediaReply::NotFound => {
+            return ApiError::not_found(format!("no route or media for /{path}")).into_response();
+        }
     };
     let response = respond(&asset, request.headers(), method == Method::HEAD);
     if let (Some(meter), true) = (meter, response.status().is_success()) {
@@ -138,6 +177,12 @@ pub(crate) async fn serve(State(engine): State<EngineHandle>, request: Request) 
     }
     response
 }
+
+/// The documented media operations: the router's fallback ([`serve`]) dispatches to them, so
+/// they are not axum routes; [`crate::openapi`] adds this document to the API's.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(playlist, asset, mpegts, thumbnail))]
+pub(crate) struct MediaDoc;
 
 /// Whether a query names a live-URL timeshift parameter (`from`, `dur`, `ago`, `delay`).
 fn asks_timeshift(query: Option<&str>) -> bool {
@@ -183,6 +228,11 @@ fn viewer(engine: &EngineHandle, request: &Request) -> HttpViewer {
 /// client leaves. The body is pulled as the client's socket takes it, so a slow client only
 /// loses its own frames in the hub. Unknown or stopped stream → 404, a play cap reached → 503,
 /// an unsigned request while signed play URLs are on → 403.
+#[utoipa::path(get, path = "/{code}/mpegts", tag = "media", params(("code" = String, Path)),
+    responses((status = 200, description = "HTTP-TS: the stream's playback feed (the best rung of a ladder, else the main buffer) as one chunked MPEG-TS body that starts at a keyframe with PAT/PMT and lasts until the stream stops or the client leaves. Works for every running stream, whatever feeds it. A client slower than the stream loses its own frames and resumes at the next keyframe. Counts against the play caps (256 per stream, 4096 in total) with RTMP plays.", content_type = "video/mp2t"),
+              (status = 403, description = "`FORBIDDEN`: signed play URLs are on and `exp`/`sig` do not hold", body = crate::openapi::ErrorBody),
+              (status = 404, description = "`NOT_FOUND`: unknown or stopped stream", body = crate::openapi::ErrorBody),
+              (status = 503, description = "`BUSY`: a play cap is reached", body = crate::openapi::ErrorBody)))]
 fn mpegts(
     engine: &EngineHandle,
     code: &str,

@@ -17,24 +17,118 @@ use axum::extract::{Path, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
+use tributary_domain::StreamCode;
 use tributary_engine::{EngineHandle, MediaAsset, RecordingPath, RecordingReply};
 
 use crate::auth::AdminGate;
 use crate::error::ApiError;
 use crate::media::respond;
 
-/// `GET /recordings/{*rest}`.
-pub(crate) async fn serve(
+/// `GET /recordings/{rid}` (admin).
+#[utoipa::path(get, path = "/recordings/{rid}", tag = "dvr",
+    params(("rid" = String, Path, description = "recording id (the stream code; may contain '/')")),
+    responses((status = 200, description = "`{data: Recording}`", body = Object),
+              (status = 404, description = "`NOT_FOUND`: no recording", body = crate::openapi::ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn recording(
     State(engine): State<EngineHandle>,
-    Path(rest): Path<String>,
+    Path(rid): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let path = RecordingPath::parse(&rest)
-        .ok_or_else(|| ApiError::not_found(format!("no recording route /recordings/{rest}")))?;
+    serve(engine, rid, RecordingPath::Recording, request).await
+}
+
+/// `GET /recordings/{rid}/info` (admin).
+#[utoipa::path(get, path = "/recordings/{rid}/info", tag = "dvr",
+    params(("rid" = String, Path, description = "recording id")),
+    responses((status = 200, description = "`{data: {stream_code, status, dvr_range{started_at, last_segment_at}, gaps[{from, to, duration}], segment_count, total_size_bytes, total_duration_sec}}`", body = Object),
+              (status = 404, description = "`NOT_FOUND` / `NO_DATA`: no recording, or no segment yet", body = crate::openapi::ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn info(
+    State(engine): State<EngineHandle>,
+    Path(rid): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    serve(engine, rid, RecordingPath::Info, request).await
+}
+
+/// `GET /recordings/{rid}/playlist.m3u8` (media).
+#[utoipa::path(get, path = "/recordings/{rid}/playlist.m3u8", tag = "dvr",
+    params(("rid" = String, Path, description = "recording id")),
+    responses((status = 200, description = "HLS playlist built from the segment log: `EVENT` while recording, `VOD` with `#EXT-X-ENDLIST` when stopped; `#EXT-X-PROGRAM-DATE-TIME` first and after each discontinuity", content_type = "application/vnd.apple.mpegurl", body = String),
+              (status = 403, description = "`FORBIDDEN`: signed play URLs are on and `exp`/`sig` are missing, expired or wrong (a signed playlist carries them into its segment URIs)", body = crate::openapi::ErrorBody),
+              (status = 404, description = "`NOT_FOUND` / `NO_SEGMENTS`", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn playlist(
+    State(engine): State<EngineHandle>,
+    Path(rid): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    serve(engine, rid, RecordingPath::Playlist, request).await
+}
+
+/// `GET /recordings/{rid}/timeshift.m3u8` (media).
+#[utoipa::path(get, path = "/recordings/{rid}/timeshift.m3u8", tag = "dvr",
+    params(("rid" = String, Path, description = "recording id"),
+           ("from" = Option<String>, Query, description = "window start: RFC 3339 or Unix seconds, not in the future (give `from` or `offset_sec`)"),
+           ("offset_sec" = Option<f64>, Query, description = "window start in seconds: N >= 0 after the first segment's start, N < 0 before the newest segment's end"),
+           ("duration" = Option<f64>, Query, description = "window length in seconds, > 0; absent or over 86400: 24 h")),
+    responses((status = 200, description = "VOD playlist (`#EXT-X-ENDLIST`) of the segments from the first that ends after the window's start to the last that starts before its end (clipped to the recording); `#EXT-X-PROGRAM-DATE-TIME` first and after each discontinuity; segment URIs beside it (`NNNNNN.ts`, with `exp`/`sig` when play URLs are signed)", content_type = "application/vnd.apple.mpegurl", body = String),
+              (status = 400, description = "`INVALID_FROM`, `INVALID_OFFSET`, `INVALID_DURATION`, `INVALID_QUERY` (neither or both of `from` and `offset_sec`), naming the parameter", body = crate::openapi::ErrorBody),
+              (status = 403, description = "`FORBIDDEN`: signed play URLs are on and `exp`/`sig` are missing, expired or wrong", body = crate::openapi::ErrorBody),
+              (status = 404, description = "`NOT_FOUND`: no recording; `NO_DATA`: no segment yet, or none in the window (named)", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn timeshift(
+    State(engine): State<EngineHandle>,
+    Path(rid): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    serve(engine, rid, RecordingPath::Timeshift, request).await
+}
+
+/// `GET /recordings/{rid}/{segment}` (media): one of the segments the DVR wrote.
+#[utoipa::path(get, path = "/recordings/{rid}/{segment}", tag = "dvr",
+    params(("rid" = String, Path, description = "recording id"),
+           ("segment" = String, Path, description = "`NNNNNN.ts` (six or more digits), listed in the recording's log")),
+    responses((status = 200, description = "the segment (`HEAD` and `Range` supported)", content_type = "video/mp2t", body = Vec<u8>),
+              (status = 206, description = "a byte range"),
+              (status = 403, description = "`FORBIDDEN`: signed play URLs are on and `exp`/`sig` are missing, expired or wrong", body = crate::openapi::ErrorBody),
+              (status = 404, description = "not one of the recording's segments", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn segment(
+    State(engine): State<EngineHandle>,
+    Path((rid, segment)): Path<(String, String)>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    serve(
+        engine,
+        rid,
+        |code| RecordingPath::Segment(code, segment),
+        request,
+    )
+    .await
+}
+
+/// Whether the last segment of a `/recordings/…` path names a recording segment (so
+/// `/recordings/{rid}/{segment}`, not a recording whose id ends there).
+pub(crate) fn is_segment(name: &str) -> bool {
+    matches!(
+        RecordingPath::parse(&format!("r/{name}")),
+        Some(RecordingPath::Segment(..))
+    )
+}
+
+/// Answers one recording route for the recording id `rid`.
+async fn serve(
+    engine: EngineHandle,
+    rid: String,
+    route: impl FnOnce(StreamCode) -> RecordingPath,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let code = rid
+        .parse::<StreamCode>()
+        .map_err(|_| ApiError::not_found(format!("no recording {rid:?}")))?;
     let head = request.method() == axum::http::Method::HEAD;
     let query = request.uri().query().unwrap_or_default();
     let peer = crate::media::client(&engine, &request);
-    let reply = engine.recording(path, query, peer).await?;
+    let reply = engine.recording(route(code), query, peer).await?;
     Ok(reply_response(reply, request.headers(), head))
 }
 

@@ -1,4 +1,6 @@
-//! `/streams` and `/streams/{code}[/restart|/inputs/switch]` (SPEC §API "Endpoints").
+//! `/streams` and `/streams/{code}[/restart|/inputs/switch|/sessions|/recordings]` (SPEC §API
+//! "Endpoints"). A stream code may hold `/`; [`crate::openapi::coded`] routes such paths here
+//! with the code as one (decoded) path parameter.
 
 use std::collections::HashMap;
 
@@ -22,40 +24,16 @@ use tributary_engine::{
 use crate::error::ApiError;
 use crate::{JSON_BODY_CAP, header_value};
 
-/// What a `/streams/{*rest}` path names.
-enum Target {
-    Stream(StreamCode),
-    Restart(StreamCode),
-    Switch(StreamCode),
-}
-
-fn target(rest: &str) -> Result<Target, ApiError> {
-    let (code, make): (&str, fn(StreamCode) -> Target) =
-        if let Some(code) = rest.strip_suffix("/restart") {
-            (code, Target::Restart)
-        } else if let Some(code) = rest.strip_suffix("/inputs/switch") {
-            (code, Target::Switch)
-        } else {
-            (rest, Target::Stream)
-        };
-    StreamCode::parse(code).map(make).map_err(|e| {
+/// The `{code}` of a `/streams/{code}…` route (decoded: it may hold `/`, see
+/// [`crate::openapi::coded`]).
+fn stream_code(code: &str) -> Result<StreamCode, ApiError> {
+    StreamCode::parse(code).map_err(|e| {
         ApiError::validation(ValidationErrors(vec![FieldError::new(
             "code",
             ErrorCode::InvalidCode,
             e.to_string(),
         )]))
     })
-}
-
-fn stream_code(rest: &str) -> Result<StreamCode, ApiError> {
-    match target(rest)? {
-        Target::Stream(code) => Ok(code),
-        _ => Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "METHOD_NOT_ALLOWED",
-            "use POST for this route",
-        )),
-    }
 }
 
 pub(crate) fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
@@ -120,6 +98,16 @@ fn runtime_json(engine: &EngineHandle, code: &StreamCode) -> Value {
     serde_json::to_value(engine.runtime(code)).unwrap_or(Value::Null)
 }
 
+#[utoipa::path(get, path = "/streams", tag = "streams",
+    params(("status" = Option<String>, Query, description = "active | degraded | stopped"),
+           ("template" = Option<String>, Query), ("source" = Option<String>, Query, description = "config | runtime"),
+           ("reveal" = Option<bool>, Query, description = "show secrets"),
+           ("limit" = Option<u32>, Query, description = "page size, 1 to 1000 (default 1000)"),
+           ("cursor" = Option<String>, Query, description = "the `next_cursor` of the previous page: streams after this code")),
+    responses((status = 200, description = "`{data: [stream + runtime], total, next_cursor}` sorted by code; `total` counts this page, `next_cursor` (a code, or null on the last page) asks for the next; auto-published streams (`source: \"runtime\"`, not stored, their record empty but for `template`) follow the last page of stored ones"),
+              (status = 400, description = "`INVALID_QUERY`: bad status, source, limit or cursor", body = crate::openapi::ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
+              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn list(
     State(engine): State<EngineHandle>,
     Query(query): Query<HashMap<String, String>>,
@@ -214,34 +202,19 @@ const PAGE_LIMIT: usize = 1000;
 /// The most streams the store may hold (SPEC §Security "Field caps").
 const MAX_STREAMS: u64 = 10_000;
 
+#[utoipa::path(get, path = "/streams/{code}", tag = "streams",
+    params(("code" = String, Path, description = "stream code; may contain '/'")),
+    responses((status = 200, description = "`{data: stream + source + runtime}` with an ETag", body = Stream),
+              (status = 404, body = crate::openapi::ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
+              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn get_one(
     State(engine): State<EngineHandle>,
-    Path(rest): Path<String>,
+    Path(code): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    if let Some(code) = rest.strip_suffix("/sessions") {
-        // `GET /streams/{code}/sessions` (SPEC §API): the stream's play sessions.
-        let code = stream_code(code)
-            .map_err(|_| ApiError::not_found(format!("stream {code:?} not found")))?;
-        if engine.get_stream(&code).await?.is_none() {
-            return Err(ApiError::not_found(format!("stream {code} not found")));
-        }
-        return crate::sessions::of_stream(&engine, code, &query).map(IntoResponse::into_response);
-    }
-    if let Some(code) = rest.strip_suffix("/recordings") {
-        // `GET /streams/{code}/recordings` (SPEC §API): the stream's recording (one: the
-        // recording id is the stream code), `[]` when it has none.
-        let code = stream_code(code)
-            .map_err(|_| ApiError::not_found(format!("stream {code:?} not found")))?;
-        let recordings = engine
-            .recordings(&code)
-            .await?
-            .ok_or_else(|| ApiError::not_found(format!("stream {code} not found")))?;
-        let total = recordings.len();
-        return Ok(Json(json!({"data": recordings, "total": total})).into_response());
-    }
-    let code = stream_code(&rest)
-        .map_err(|_| ApiError::not_found(format!("stream {rest:?} not found")))?;
+    let code = stream_code(&code)
+        .map_err(|_| ApiError::not_found(format!("stream {code:?} not found")))?;
     let reveal = flag(&query, "reveal")?;
     let Some(record) = engine.get_stream(&code).await? else {
         let Some((code, template)) = engine
@@ -268,26 +241,98 @@ pub(crate) async fn get_one(
     Ok(response)
 }
 
+#[utoipa::path(post, path = "/streams/{code}", tag = "streams", request_body = Stream,
+    params(("code" = String, Path), ("dry_run" = Option<bool>, Query)),
+    responses((status = 200, description = "replaced"), (status = 201, description = "created"),
+              (status = 400, body = crate::openapi::ErrorBody), (status = 422, description = "invalid values, each naming its field; `INVALID_COPY_SHAPE` / `INVALID_MIXER_SHAPE` for a `copy://` or `mixer://` input that references its own stream, closes a cycle through the stored streams' `copy://` and `mixer://` references (the message names the path, `a → b → a`), or mixes (or ABR-copies, ABR-mixes) beside other inputs; `TEMPLATE_NOT_FOUND` naming `template` for an unknown template (a stream naming one is validated resolved over it: inputs, transcoder, protocols, ... it leaves empty come from the template)", body = crate::openapi::ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
+              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn post(
     State(engine): State<EngineHandle>,
-    Path(rest): Path<String>,
+    Path(code): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    match target(&rest)? {
-        Target::Stream(code) => write(engine, code, query, headers, body).await,
-        Target::Restart(code) => {
-            engine.restart_stream(&code).await?;
-            Ok(Json(json!({"data": {"status": "started"}})).into_response())
-        }
-        Target::Switch(code) => switch(engine, code, body).await,
+    let code = stream_code(&code)?;
+    write(engine, code, query, headers, body).await
+}
+
+/// `POST /streams/{code}/restart`: stop and start (an auto-published stream is only stopped).
+#[utoipa::path(post, path = "/streams/{code}/restart", tag = "streams", params(("code" = String, Path)),
+    responses((status = 200, description = "`{data: {status: \"started\"}}`; an auto-published (runtime) stream is stopped instead, and its encoder's reconnect creates it again"), (status = 404, body = crate::openapi::ErrorBody),
+              (status = 409, description = "`STREAM_DISABLED`", body = crate::openapi::ErrorBody),
+              (status = 422, description = "`INVALID_CODE`: not a stream code", body = crate::openapi::ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
+              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn restart(
+    State(engine): State<EngineHandle>,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    let code = stream_code(&code)?;
+    engine.restart_stream(&code).await?;
+    Ok(Json(json!({"data": {"status": "started"}})).into_response())
+}
+
+/// `GET /streams/{code}/sessions`: the stream's play sessions, as `GET /sessions`.
+#[utoipa::path(get, path = "/streams/{code}/sessions", tag = "sessions",
+    params(("code" = String, Path, description = "stream code; may contain '/'"),
+           ("proto" = Option<String>, Query), ("status" = Option<String>, Query), ("limit" = Option<u32>, Query)),
+    responses((status = 200, description = "as `GET /sessions`, for this stream", body = crate::openapi::SessionList),
+              (status = 400, body = crate::openapi::ErrorBody), (status = 404, description = "no such stream", body = crate::openapi::ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn sessions(
+    State(engine): State<EngineHandle>,
+    Path(code): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let code = stream_code(&code)
+        .map_err(|_| ApiError::not_found(format!("stream {code:?} not found")))?;
+    if engine.get_stream(&code).await?.is_none() {
+        return Err(ApiError::not_found(format!("stream {code} not found")));
     }
+    crate::sessions::of_stream(&engine, code, &query).map(IntoResponse::into_response)
+}
+
+/// `GET /streams/{code}/recordings`: the stream's recording (one: its id is the stream code),
+/// `[]` when it has none.
+#[utoipa::path(get, path = "/streams/{code}/recordings", tag = "dvr",
+    params(("code" = String, Path, description = "stream code; may contain '/'")),
+    responses((status = 200, description = "`{data: [Recording], total}`: the stream's recording (its id is the stream code) — `id`, `stream_code`, `started_at`, `stopped_at` (when stopped), `status` (`recording`, `stopped`, `failed`), `segment_dir` — or `[]`", body = Object),
+              (status = 404, description = "no such stream", body = crate::openapi::ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn recordings(
+    State(engine): State<EngineHandle>,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    let code = stream_code(&code)
+        .map_err(|_| ApiError::not_found(format!("stream {code:?} not found")))?;
+    let recordings = engine
+        .recordings(&code)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("stream {code} not found")))?;
+    let total = recordings.len();
+    Ok(Json(json!({"data": recordings, "total": total})).into_response())
 }
 
 /// `POST /streams/{code}/inputs/switch` with `{"priority": N}` (pin) or `{"priority": null}`
 /// (clear): 200 once the intake committed, 202 if not within [`SWITCH_WAIT`].
-async fn switch(engine: EngineHandle, code: StreamCode, body: Body) -> Result<Response, ApiError> {
+#[utoipa::path(post, path = "/streams/{code}/inputs/switch", tag = "streams", params(("code" = String, Path)),
+    request_body(content = Object, description = "`{\"priority\": N}` pins a manual override; `{\"priority\": null}` clears it"),
+    responses((status = 200, description = "`{data: {status: \"switched\"}}` once the new input's first keyframe is on air"),
+              (status = 202, description = "`{data: {status: \"pending\"}}`: not committed within 5 s; see `runtime.switches`"),
+              (status = 400, description = "`EMPTY_BODY` / `INVALID_BODY`: not JSON (line and column named)", body = crate::openapi::ErrorBody),
+              (status = 404, description = "unknown stream", body = crate::openapi::ErrorBody),
+              (status = 409, description = "`SWITCH_FAILED`: not running, or the input is degraded, stopped or waiting for its publisher", body = crate::openapi::ErrorBody),
+              (status = 422, description = "`INVALID_INPUT_PRIORITY`: no such input; `INVALID_FIELD`/`UNKNOWN_FIELD`: bad body", body = crate::openapi::ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
+              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn switch(
+    State(engine): State<EngineHandle>,
+    Path(code): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let code = stream_code(&code)?;
     let body = read_json(body).await?;
     let priority = switch_priority(&body)?;
     if engine.get_stream(&code).await?.is_none() {
@@ -377,25 +422,42 @@ pub(crate) fn only_field<'a>(
 /// How long a manual switch waits for its commit before answering 202 (SPEC §API).
 const SWITCH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+#[utoipa::path(put, path = "/streams/{code}", tag = "streams", request_body = Stream,
+    params(("code" = String, Path), ("dry_run" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, description = "replaced; `{data, warnings?}`"), (status = 201, description = "created"),
+              (status = 400, body = crate::openapi::ErrorBody), (status = 412, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody),
+              (status = 422, description = "invalid values, each naming its field; `INVALID_COPY_SHAPE` / `INVALID_MIXER_SHAPE` for a `copy://` or `mixer://` input that references its own stream, closes a cycle through the stored streams' `copy://` and `mixer://` references (the message names the path, `a → b → a`), or mixes (or ABR-copies, ABR-mixes) beside other inputs; `TEMPLATE_NOT_FOUND` naming `template` for an unknown template (a stream naming one is validated resolved over it: inputs, transcoder, protocols, ... it leaves empty come from the template)", body = crate::openapi::ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
+              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn put(
     State(engine): State<EngineHandle>,
-    Path(rest): Path<String>,
+    Path(code): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let code = stream_code(&rest)?;
+    let code = stream_code(&code)?;
     write(engine, code, query, headers, body).await
 }
 
+#[utoipa::path(patch, path = "/streams/{code}", tag = "streams",
+    request_body(content = Object, description = "JSON Merge Patch (RFC 7396) over the stored record"),
+    params(("code" = String, Path), ("dry_run" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
+    responses((status = 200, description = "patched: merged over the record as read, stored only if no write landed in between (else merged again)"),
+              (status = 400, description = "`EMPTY_BODY` / `INVALID_BODY`: not JSON (line and column named)", body = crate::openapi::ErrorBody),
+              (status = 404, body = crate::openapi::ErrorBody), (status = 412, description = "stale `If-Match`", body = crate::openapi::ErrorBody),
+              (status = 422, description = "as for PUT: invalid values naming the field, `INVALID_COPY_SHAPE` / `INVALID_MIXER_SHAPE` for copy and mixer shapes and cycles", body = crate::openapi::ErrorBody),
+              (status = 503, description = "`BUSY`: written concurrently 64 times during this PATCH", body = crate::openapi::ErrorBody),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
+              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn patch(
     State(engine): State<EngineHandle>,
-    Path(rest): Path<String>,
+    Path(code): Path<String>,
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let code = stream_code(&rest)?;
+    let code = stream_code(&code)?;
     let dry_run = flag(&query, "dry_run")?;
     let reveal = flag(&query, "reveal")?;
     let precondition = precondition(&headers)?;
@@ -560,11 +622,15 @@ pub(crate) async fn read_json(body: Body) -> Result<Value, ApiError> {
     })
 }
 
+#[utoipa::path(delete, path = "/streams/{code}", tag = "streams", params(("code" = String, Path)),
+    responses((status = 204, description = "deleted (also when unknown)"),
+              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
+              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn delete(
     State(engine): State<EngineHandle>,
-    Path(rest): Path<String>,
+    Path(code): Path<String>,
 ) -> Result<Response, ApiError> {
-    let Ok(code) = stream_code(&rest) else {
+    let Ok(code) = stream_code(&code) else {
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
     engine.delete_stream(&code).await?;
