@@ -116,7 +116,8 @@ fn routes(engine: &EngineHandle) -> (Api, Api) {
         .routes(routes!(recordings::info))
         .routes(routes!(recordings::playlist))
         .routes(routes!(recordings::timeshift))
-        .routes(routes!(recordings::segment));
+        .routes(routes!(recordings::segment))
+        .routes(routes!(recordings::clip));
     let recordings =
         openapi::coded(engine, "/recordings", recordings, recordings::is_segment).layer(
             middleware::from_fn_with_state(auth::AdminGate::new(engine.clone()), recordings::gate),

@@ -106,6 +106,27 @@ pub(crate) async fn segment(
     .await
 }
 
+/// `GET /recordings/{rid}/clip.mp4` (SPEC §DVR): not landed, refused by name (422
+/// `UNSUPPORTED`) rather than read as a recording id.
+#[utoipa::path(get, path = "/recordings/{rid}/clip.mp4", tag = "dvr",
+    params(("rid" = String, Path, description = "recording id")),
+    responses((status = 422, description = "`UNSUPPORTED`: MP4 clips have not landed", body = crate::openapi::ErrorBody),
+              (status = 403, description = "`FORBIDDEN`: signed play URLs are on and `exp`/`sig` are missing, expired or wrong", body = crate::openapi::ErrorBody),
+              (status = 404, description = "`NOT_FOUND`: not a recording id", body = crate::openapi::ErrorBody)))]
+pub(crate) async fn clip(
+    State(engine): State<EngineHandle>,
+    Path(rid): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    serve(
+        engine,
+        rid,
+        |_| RecordingPath::NotSupported("clip.mp4"),
+        request,
+    )
+    .await
+}
+
 /// Whether the last segment of a `/recordings/…` path names a recording segment (so
 /// `/recordings/{rid}/{segment}`, not a recording whose id ends there).
 pub(crate) fn is_segment(name: &str) -> bool {

@@ -22,6 +22,7 @@ mod hooks;
 mod http_ts;
 mod ll_hls;
 mod metrics;
+mod openapi;
 mod push_inputs;
 mod rtmp;
 mod rtmp_fanout;

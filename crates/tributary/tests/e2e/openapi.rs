@@ -1,0 +1,261 @@
+//! Swagger UI can call the API (issue 18): the OpenAPI document the real binary serves at
+//! `/swagger/doc.json` is followed literally — path from its `paths`, method from its
+//! operations, path parameters escaped as Swagger UI escapes them (`encodeURIComponent`, so a
+//! stream code's `/` is `%2F`), a body built from the operation's request-body schema — and
+//! each answer's status must be one the operation documents. `/swagger/` and its vendored
+//! assets are served without network access.
+
+use serde_json::{Map, Value, json};
+
+use crate::server::{Server, send};
+
+/// The `$ref`-resolved schema.
+fn resolve<'a>(document: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(reference) => {
+            let name = reference.trim_start_matches("#/components/schemas/");
+            resolve(document, &document["components"]["schemas"][name])
+        }
+        None => schema,
+    }
+}
+
+/// A value of `schema`: objects with their required properties (and `name` when the schema
+/// has one, so the record is recognisable), the first of a `oneOf`/`anyOf`, the first enum
+/// value, a sample of each scalar type.
+fn example(document: &Value, schema: &Value) -> Value {
+    let schema = resolve(document, schema);
+    if let Some(first) = schema["oneOf"].get(0).or_else(|| schema["anyOf"].get(0)) {
+        return example(document, first);
+    }
+    if let Some(first) = schema["enum"].get(0) {
+        return first.clone();
+    }
+    let kind = match &schema["type"] {
+        Value::Array(kinds) => kinds.iter().find(|k| *k != "null").cloned(),
+        other => Some(other.clone()),
+    };
+    match kind.as_ref().and_then(Value::as_str) {
+        Some("string") => json!("swagger"),
+        Some("integer") | Some("number") => json!(1),
+        Some("boolean") => json!(false),
+        Some("array") => json!([]),
+        _ => {
+            let mut object = Map::new();
+            let properties = &schema["properties"];
+            let required = schema["required"].as_array().cloned().unwrap_or_default();
+            for name in required.iter().filter_map(Value::as_str) {
+                object.insert(name.to_owned(), example(document, &properties[name]));
+            }
+            if properties["name"].is_object() && !object.contains_key("name") {
+                object.insert("name".into(), json!("from the OpenAPI document"));
+            }
+            Value::Object(object)
+        }
+    }
+}
+
+/// Escapes a path parameter as `encodeURIComponent` does for the characters codes use.
+fn encode(value: &str) -> String {
+    value.replace('/', "%2F")
+}
+
+/// Calls `method path` as the document describes it, with `params` for its path parameters;
+/// asserts the answer's status is documented and returns the answer.
+fn call(
+    server: &Server,
+    document: &Value,
+    method: &str,
+    path: &str,
+    params: &[(&str, &str)],
+) -> crate::server::Answer {
+    let operation = &document["paths"][path][method];
+    assert!(
+        operation.is_object(),
+        "{method} {path} is not in the document"
+    );
+    let mut uri = path.to_owned();
+    for parameter in operation["parameters"].as_array().into_iter().flatten() {
+        if parameter["in"] != "path" {
+            continue;
+        }
+        let name = parameter["name"].as_str().unwrap();
+        let value = params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("no value for {name} of {method} {path}"))
+            .1;
+        uri = uri.replace(&format!("{{{name}}}"), &encode(value));
+    }
+    assert!(
+        !uri.contains('{'),
+        "{uri}: a path parameter is not declared"
+    );
+    let body = operation["requestBody"]["content"]["application/json"]["schema"]
+        .as_object()
+        .map(|schema| example(document, &Value::Object(schema.clone())).to_string());
+    let answer = send(
+        &method.to_uppercase(),
+        &server.url(&uri),
+        body.as_deref(),
+        &[],
+    );
+    let responses = &operation["responses"];
+    assert!(
+        responses[answer.status.to_string()].is_object(),
+        "{method} {uri} with {body:?} answered {} {}, which {method} {path} does not document",
+        answer.status,
+        answer.body
+    );
+    answer
+}
+
+#[test]
+fn swagger_ui_can_call_the_documented_operations() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let document = send("GET", &server.url("/swagger/doc.json"), None, &[]).body;
+    assert!(
+        document["openapi"].as_str().unwrap_or("").starts_with("3."),
+        "{document}"
+    );
+
+    // A stream code with a '/', sent escaped: created, read, listed, restarted (disabled: a
+    // documented 409 or a start), and its sessions.
+    let code = "studio/swagger";
+    let created = call(
+        &server,
+        &document,
+        "post",
+        "/streams/{code}",
+        &[("code", code)],
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    assert_eq!(created.body["data"]["code"], code);
+    assert_eq!(created.body["data"]["name"], "from the OpenAPI document");
+    let replaced = call(
+        &server,
+        &document,
+        "put",
+        "/streams/{code}",
+        &[("code", code)],
+    );
+    assert_eq!(replaced.status, 200, "{}", replaced.body);
+    let one = call(
+        &server,
+        &document,
+        "get",
+        "/streams/{code}",
+        &[("code", code)],
+    );
+    assert_eq!(one.body["data"]["code"], code);
+    let list = call(&server, &document, "get", "/streams", &[]);
+    assert!(
+        list.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["code"] == code),
+        "{}",
+        list.body
+    );
+    call(
+        &server,
+        &document,
+        "get",
+        "/streams/{code}/sessions",
+        &[("code", code)],
+    );
+    call(
+        &server,
+        &document,
+        "get",
+        "/streams/{code}/recordings",
+        &[("code", code)],
+    );
+
+    let config = call(&server, &document, "get", "/config", &[]);
+    assert_eq!(config.status, 200);
+    assert!(config.body["global_config"].is_object(), "{}", config.body);
+    let sessions = call(&server, &document, "get", "/sessions", &[]);
+    assert_eq!(sessions.status, 200);
+    assert!(sessions.body["sessions"].is_array(), "{}", sessions.body);
+
+    // Templates: created from the schema, listed, read, deleted.
+    let template = call(
+        &server,
+        &document,
+        "post",
+        "/templates/{code}",
+        &[("code", "swagger")],
+    );
+    assert_eq!(template.status, 201, "{}", template.body);
+    let templates = call(&server, &document, "get", "/templates", &[]);
+    assert_eq!(templates.body["total"], 1, "{}", templates.body);
+    call(
+        &server,
+        &document,
+        "get",
+        "/templates/{code}",
+        &[("code", "swagger")],
+    );
+    let deleted = call(
+        &server,
+        &document,
+        "delete",
+        "/templates/{code}",
+        &[("code", "swagger")],
+    );
+    assert_eq!(deleted.status, 204);
+
+    // Media and recordings of the stream: documented answers too (nothing published: 404).
+    call(
+        &server,
+        &document,
+        "get",
+        "/{code}/index.m3u8",
+        &[("code", code)],
+    );
+    call(
+        &server,
+        &document,
+        "get",
+        "/recordings/{rid}/info",
+        &[("rid", code)],
+    );
+    let gone = call(
+        &server,
+        &document,
+        "delete",
+        "/streams/{code}",
+        &[("code", code)],
+    );
+    assert_eq!(gone.status, 204);
+    let missing = call(
+        &server,
+        &document,
+        "get",
+        "/streams/{code}",
+        &[("code", code)],
+    );
+    assert_eq!(missing.status, 404);
+
+    // The UI and its vendored assets, served from the binary.
+    let page = server.text("/swagger/").expect("/swagger/ answers 200");
+    assert!(page.contains("swagger-ui"), "{page}");
+    for asset in [
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "swagger-initializer.js",
+    ] {
+        let text = server
+            .text(&format!("/swagger/{asset}"))
+            .unwrap_or_else(|| panic!("/swagger/{asset} is not served"));
+        assert!(!text.is_empty(), "{asset}");
+    }
+    let initializer = server.text("/swagger/swagger-initializer.js").unwrap();
+    assert!(
+        initializer.contains("/swagger/doc.json"),
+        "the UI loads the served document: {initializer}"
+    );
+}
