@@ -134,6 +134,20 @@ impl Api {
         let mut document = ApiDoc::openapi();
         document.merge(self.0.get_openapi().clone());
         document.merge(crate::media::MediaDoc::openapi());
+        for (path, item) in &mut document.paths.paths {
+            let operations = [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("patch", &mut item.patch),
+                ("delete", &mut item.delete),
+            ];
+            for (method, operation) in operations {
+                if let Some(operation) = operation {
+                    operation.operation_id = Some(operation_id(method, path));
+                }
+            }
+        }
         document
     }
 
@@ -144,6 +158,21 @@ impl Api {
         let (router, _) = self.0.split_for_parts();
         router.merge(SwaggerUi::new("/swagger/").url("/swagger/doc.json", document))
     }
+}
+
+/// An operation's id from its method and path (`get_streams_code_sessions`): unique as they
+/// are. utoipa would name it after the handler, and several handlers share a name (`list`,
+/// `get_one`), which makes Swagger UI execute the wrong operation.
+fn operation_id(method: &str, path: &str) -> String {
+    let mut id = method.to_owned();
+    for word in path
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        id.push('_');
+        id.push_str(word);
+    }
+    id
 }
 
 /// One segment of a route after its code: a literal, or a parameter (`{segment}`).

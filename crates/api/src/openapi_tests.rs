@@ -85,8 +85,15 @@ fn document_is_openapi_3_with_parameters_and_error_bodies() {
     );
     let paths = document["paths"].as_object().unwrap();
     let mut problems = Vec::new();
+    let mut ids = std::collections::HashSet::new();
     for (path, item) in paths {
         for (method, operation) in item.as_object().unwrap() {
+            // Swagger UI keys its state by operation id: a shared one executes another
+            // operation.
+            match operation["operationId"].as_str() {
+                Some(id) if ids.insert(id.to_owned()) => {}
+                other => problems.push(format!("{method} {path}: operation id {other:?}")),
+            }
             let declared: Vec<&str> = operation["parameters"]
                 .as_array()
                 .map(|params| {

@@ -259,3 +259,64 @@ fn swagger_ui_can_call_the_documented_operations() {
         "the UI loads the served document: {initializer}"
     );
 }
+
+/// Runs `tests/browser/swagger.mjs` on the server's `/swagger/`, executing `operation`.
+fn swagger_ui(server: &Server, operation: &str) -> Value {
+    let output = std::process::Command::new("node")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/browser/swagger.mjs"
+        ))
+        .args(["--url", &server.url("/swagger/"), "--execute", operation])
+        .output()
+        .expect(
+            "run node tests/browser/swagger.mjs (scripts/test installs node deps and chromium)",
+        );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "swagger.mjs printed no JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+#[test]
+fn swagger_ui_renders_every_operation_and_executes_them_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let document = send("GET", &server.url("/swagger/doc.json"), None, &[]).body;
+    let mut documented: Vec<String> = document["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .map(move |method| format!("{method} {path}"))
+        })
+        .collect();
+    documented.sort();
+    for operation in [
+        "get /config",
+        "get /streams",
+        "get /sessions",
+        "get /templates",
+    ] {
+        let report = swagger_ui(&server, operation);
+        assert_eq!(report["ok"], true, "{report}");
+        assert_eq!(
+            report["status"], "200",
+            "{operation} from Swagger UI: {report}"
+        );
+        let mut rendered: Vec<String> = report["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o.as_str().unwrap().to_owned())
+            .collect();
+        rendered.sort();
+        assert_eq!(rendered, documented, "Swagger UI renders every operation");
+    }
+}
