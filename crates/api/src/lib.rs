@@ -1,5 +1,5 @@
 //! Tributary's REST API (SPEC §API): axum routes with open-streamer's paths and JSON shapes,
-//! the OpenAPI document generated from the same registration as the routes ([`openapi`]),
+//! the OpenAPI document generated from the same registration as the routes (module `openapi`),
 //! and Swagger UI.
 //!
 //! The API sees only [`EngineHandle`] and `domain` types (ARCHITECTURE.md §3 invariant 4).
