@@ -21,7 +21,7 @@ use crate::error::ApiError;
            ("timeout_sec" = Option<u32>, Query, description = "when no event is newer than `since`, wait up to this long for one (long-poll), 0–60 (default 25)")),
     responses((status = 200, description = "`{data: [event], total, next_since, missed, reset}`. Each event is SPEC §Events' envelope `{id (UUIDv7), seq, type, stream_code, occurred_at, payload}`, oldest first, in `seq` order (a stream's events in the order they happened); `input.failover` carries `{from, to, reason, detail, gap_ms}`. Pass `next_since` back as `since`. `missed`: events after `since` no longer kept; `reset`: `since` was ahead of every event (the server restarted, numbering began again) and the page starts from the oldest kept."),
               (status = 400, description = "`INVALID_QUERY` naming the parameter", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn list(
     State(engine): State<EngineHandle>,
     Query(query): Query<HashMap<String, String>>,

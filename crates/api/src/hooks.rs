@@ -22,7 +22,7 @@ use crate::streams::{flag, read_json};
 #[utoipa::path(get, path = "/hooks", tag = "hooks",
     params(("reveal" = Option<bool>, Query, description = "show secrets")),
     responses((status = 200, description = "`{data: [hook], total}` sorted by id; `secret`, and the target URL's password and secret-named query values, masked `****` unless `reveal` (writing them back keeps the stored values)", body = [Hook]),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
+              crate::openapi::AdminRefusal,
               (status = 500, description = "`STORE_ERROR`", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn list(
     State(engine): State<EngineHandle>,
@@ -42,10 +42,10 @@ pub(crate) async fn list(
 #[utoipa::path(post, path = "/hooks", tag = "hooks",
     request_body = Hook,
     responses((status = 201, description = "`{data: hook}` as stored (secret masked); its batcher runs at once", body = Hook),
-              (status = 400, description = "`INVALID_BODY` / `EMPTY_BODY`: not JSON", body = crate::openapi::ErrorBody),
+              crate::openapi::BadBody,
               (status = 409, description = "`ALREADY_EXISTS`: the id is taken", body = crate::openapi::ErrorBody),
               (status = 422, description = "`UNKNOWN_FIELD` / `INVALID_FIELD` naming the field: id `[A-Za-z0-9_-]{1,64}`; http → `target` an http(s) URL; file → `target` a path inside `hooks.file_root` (symlinks resolved); `max_retries` 0–10; SPEC event types; not both `stream_codes.only` and `except`", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn create(
     State(engine): State<EngineHandle>,
     Query(query): Query<HashMap<String, String>>,
@@ -66,7 +66,7 @@ pub(crate) async fn create(
     params(("hid" = String, Path, description = "hook id"), ("reveal" = Option<bool>, Query, description = "show the secret")),
     responses((status = 200, description = "`{data: hook}`", body = Hook),
               (status = 404, description = "`NOT_FOUND`", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn get_one(
     State(engine): State<EngineHandle>,
     Path(id): Path<String>,
@@ -86,9 +86,9 @@ pub(crate) async fn get_one(
     request_body = Hook,
     responses((status = 200, description = "`{data: hook}` replaced; a running batcher takes the new settings at once; a `secret` of `****` keeps the stored one", body = Hook),
               (status = 201, description = "`{data: hook}` created", body = Hook),
-              (status = 400, description = "`EMPTY_BODY` / `INVALID_BODY`: not JSON (line and column named)", body = crate::openapi::ErrorBody),
+              crate::openapi::BadBody,
               (status = 422, description = "validation, naming the field (as POST)", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn put(
     State(engine): State<EngineHandle>,
     Path(id): Path<String>,
@@ -110,7 +110,7 @@ pub(crate) async fn put(
 #[utoipa::path(delete, path = "/hooks/{hid}", tag = "hooks",
     params(("hid" = String, Path, description = "hook id")),
     responses((status = 204, description = "deleted (also when absent); events it still held are dropped"),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn delete(
     State(engine): State<EngineHandle>,
     Path(id): Path<String>,
@@ -126,7 +126,7 @@ pub(crate) async fn delete(
     responses((status = 200, description = "`{data: {status: \"delivered\", at, http_status, duration_ms}}` once one real try of a synthetic `stream.created` (stream `_tributary_test_`, payload `{test: true, hook_id}`) succeeded; the try is in the delivery log"),
               (status = 404, description = "`NOT_FOUND`", body = crate::openapi::ErrorBody),
               (status = 502, description = "`DELIVERY_FAILED` with the try's error (connection refused, `blocked by ssrf_guard: <ip>`, HTTP status, timeout, file outside the root), or hooks are off (`hooks: null`)", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn test(
     State(engine): State<EngineHandle>,
     Path(id): Path<String>,
@@ -146,7 +146,7 @@ pub(crate) async fn test(
     params(("hid" = String, Path, description = "hook id")),
     responses((status = 200, description = "`{data: [attempt], total}`: the last 100 delivery attempts, newest first (kept in the store across restarts): `{at, event_ids, status: delivered | failed, http_status, error, duration_ms, attempt}`, plus a `dropped` entry (attempt 0) naming events a full queue dropped", body = [tributary_domain::hook::Delivery]),
               (status = 404, description = "`NOT_FOUND`", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn deliveries(
     State(engine): State<EngineHandle>,
     Path(id): Path<String>,

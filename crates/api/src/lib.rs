@@ -91,7 +91,6 @@ fn routes(engine: &EngineHandle) -> (Api, Api) {
         .routes(routes!(
             templates::get_one,
             templates::put,
-            templates::post,
             templates::delete
         ))
         .routes(routes!(hooks::list, hooks::create))

@@ -65,6 +65,28 @@ struct ErrorDetail {
     fields: Vec<FieldDetail>,
 }
 
+/// The admin gate's refusals, which every admin route may answer (SPEC §Security).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code, reason = "schema only")]
+pub(crate) enum AdminRefusal {
+    /// `UNAUTHORIZED`: no valid bearer token from a non-loopback peer
+    #[response(status = 401)]
+    Unauthorized(ErrorBody),
+    /// `CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a
+    /// token) a `Host` that is not loopback or in `server.allowed_hosts`
+    #[response(status = 403)]
+    CrossSite(ErrorBody),
+}
+
+/// A body that is not JSON, on every route that reads one.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 400,
+    description = "`EMPTY_BODY` / `INVALID_BODY`: not JSON (the syntax error's line and column named)"
+)]
+#[allow(dead_code, reason = "schema only")]
+pub(crate) struct BadBody(ErrorBody);
+
 /// `GET /sessions` (bare, as open-streamer's).
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code, reason = "schema only")]

@@ -29,7 +29,7 @@ use crate::media::respond;
     params(("rid" = String, Path, description = "recording id (the stream code; may contain '/')")),
     responses((status = 200, description = "`{data: Recording}`", body = Object),
               (status = 404, description = "`NOT_FOUND`: no recording", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn recording(
     State(engine): State<EngineHandle>,
     Path(rid): Path<String>,
@@ -43,7 +43,7 @@ pub(crate) async fn recording(
     params(("rid" = String, Path, description = "recording id")),
     responses((status = 200, description = "`{data: {stream_code, status, dvr_range{started_at, last_segment_at}, gaps[{from, to, duration}], segment_count, total_size_bytes, total_duration_sec}}`", body = Object),
               (status = 404, description = "`NOT_FOUND` / `NO_DATA`: no recording, or no segment yet", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn info(
     State(engine): State<EngineHandle>,
     Path(rid): Path<String>,

@@ -23,7 +23,7 @@ use crate::events::{number, parsed};
            ("limit" = Option<u32>, Query, description = "1–1000 (default 100)")),
     responses((status = 200, description = "Bare `{sessions, total_count, stats{active, opened_total, closed_total, idle_closed_total, kicked_total}}`. HLS/DASH viewers are one session per fingerprint (stream, IP, user agent, `?token=`); RTMP, RTSP, SRT and HTTP-TS plays one per connection, never reaped while connected.", body = crate::openapi::SessionList),
               (status = 400, description = "`INVALID_QUERY` naming the parameter", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn list(
     State(engine): State<EngineHandle>,
     Query(query): Query<HashMap<String, String>>,
@@ -48,7 +48,7 @@ pub(crate) fn of_stream(
     params(("id" = String, Path)),
     responses((status = 200, description = "the bare session, active or closed in the last 10 minutes", body = tributary_engine::SessionView),
               (status = 404, body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn get_one(
     State(engine): State<EngineHandle>,
     Path(id): Path<String>,
@@ -65,7 +65,7 @@ pub(crate) async fn get_one(
     params(("id" = String, Path)),
     responses((status = 204, description = "kicked: closed as `kicked`; a connection (RTMP, RTSP, SRT, HTTP-TS) is disconnected at once, an HLS/DASH fingerprint gets 403 on its requests for `sessions.kick_ban_sec` (60 s)"),
               (status = 404, description = "unknown or already closed", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn kick(
     State(engine): State<EngineHandle>,
     Path(id): Path<String>,

@@ -36,6 +36,11 @@ fn stream_code(code: &str) -> Result<StreamCode, ApiError> {
     })
 }
 
+/// The `{code}` of a read: one that is not a stream code names no stream (404).
+fn found_code(code: &str) -> Result<StreamCode, ApiError> {
+    stream_code(code).map_err(|_| ApiError::not_found(format!("stream {code:?} not found")))
+}
+
 pub(crate) fn flag(query: &HashMap<String, String>, name: &str) -> Result<bool, ApiError> {
     match query.get(name).map(String::as_str) {
         None | Some("false" | "0" | "") => Ok(false),
@@ -106,8 +111,7 @@ fn runtime_json(engine: &EngineHandle, code: &StreamCode) -> Value {
            ("cursor" = Option<String>, Query, description = "the `next_cursor` of the previous page: streams after this code")),
     responses((status = 200, description = "`{data: [stream + runtime], total, next_cursor}` sorted by code; `total` counts this page, `next_cursor` (a code, or null on the last page) asks for the next; auto-published streams (`source: \"runtime\"`, not stored, their record empty but for `template`) follow the last page of stored ones"),
               (status = 400, description = "`INVALID_QUERY`: bad status, source, limit or cursor", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
-              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn list(
     State(engine): State<EngineHandle>,
     Query(query): Query<HashMap<String, String>>,
@@ -206,15 +210,13 @@ const MAX_STREAMS: u64 = 10_000;
     params(("code" = String, Path, description = "stream code; may contain '/'")),
     responses((status = 200, description = "`{data: stream + source + runtime}` with an ETag", body = Stream),
               (status = 404, body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
-              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn get_one(
     State(engine): State<EngineHandle>,
     Path(code): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let code = stream_code(&code)
-        .map_err(|_| ApiError::not_found(format!("stream {code:?} not found")))?;
+    let code = found_code(&code)?;
     let reveal = flag(&query, "reveal")?;
     let Some(record) = engine.get_stream(&code).await? else {
         let Some((code, template)) = engine
@@ -244,9 +246,8 @@ pub(crate) async fn get_one(
 #[utoipa::path(post, path = "/streams/{code}", tag = "streams", request_body = Stream,
     params(("code" = String, Path), ("dry_run" = Option<bool>, Query)),
     responses((status = 200, description = "replaced"), (status = 201, description = "created"),
-              (status = 400, body = crate::openapi::ErrorBody), (status = 422, description = "invalid values, each naming its field; `INVALID_COPY_SHAPE` / `INVALID_MIXER_SHAPE` for a `copy://` or `mixer://` input that references its own stream, closes a cycle through the stored streams' `copy://` and `mixer://` references (the message names the path, `a → b → a`), or mixes (or ABR-copies, ABR-mixes) beside other inputs; `TEMPLATE_NOT_FOUND` naming `template` for an unknown template (a stream naming one is validated resolved over it: inputs, transcoder, protocols, ... it leaves empty come from the template)", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
-              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = crate::openapi::ErrorBody)))]
+              crate::openapi::BadBody, (status = 422, description = "invalid values, each naming its field; `INVALID_COPY_SHAPE` / `INVALID_MIXER_SHAPE` for a `copy://` or `mixer://` input that references its own stream, closes a cycle through the stored streams' `copy://` and `mixer://` references (the message names the path, `a → b → a`), or mixes (or ABR-copies, ABR-mixes) beside other inputs; `TEMPLATE_NOT_FOUND` naming `template` for an unknown template (a stream naming one is validated resolved over it: inputs, transcoder, protocols, ... it leaves empty come from the template)", body = crate::openapi::ErrorBody),
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn post(
     State(engine): State<EngineHandle>,
     Path(code): Path<String>,
@@ -263,8 +264,7 @@ pub(crate) async fn post(
     responses((status = 200, description = "`{data: {status: \"started\"}}`; an auto-published (runtime) stream is stopped instead, and its encoder's reconnect creates it again"), (status = 404, body = crate::openapi::ErrorBody),
               (status = 409, description = "`STREAM_DISABLED`", body = crate::openapi::ErrorBody),
               (status = 422, description = "`INVALID_CODE`: not a stream code", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
-              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn restart(
     State(engine): State<EngineHandle>,
     Path(code): Path<String>,
@@ -279,15 +279,14 @@ pub(crate) async fn restart(
     params(("code" = String, Path, description = "stream code; may contain '/'"),
            ("proto" = Option<String>, Query), ("status" = Option<String>, Query), ("limit" = Option<u32>, Query)),
     responses((status = 200, description = "as `GET /sessions`, for this stream", body = crate::openapi::SessionList),
-              (status = 400, body = crate::openapi::ErrorBody), (status = 404, description = "no such stream", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+              (status = 400, description = "`INVALID_QUERY` naming the parameter", body = crate::openapi::ErrorBody), (status = 404, description = "no such stream", body = crate::openapi::ErrorBody),
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn sessions(
     State(engine): State<EngineHandle>,
     Path(code): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let code = stream_code(&code)
-        .map_err(|_| ApiError::not_found(format!("stream {code:?} not found")))?;
+    let code = found_code(&code)?;
     if engine.get_stream(&code).await?.is_none() {
         return Err(ApiError::not_found(format!("stream {code} not found")));
     }
@@ -300,13 +299,12 @@ pub(crate) async fn sessions(
     params(("code" = String, Path, description = "stream code; may contain '/'")),
     responses((status = 200, description = "`{data: [Recording], total}`: the stream's recording (its id is the stream code) — `id`, `stream_code`, `started_at`, `stopped_at` (when stopped), `status` (`recording`, `stopped`, `failed`), `segment_dir` — or `[]`", body = Object),
               (status = 404, description = "no such stream", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn recordings(
     State(engine): State<EngineHandle>,
     Path(code): Path<String>,
 ) -> Result<Response, ApiError> {
-    let code = stream_code(&code)
-        .map_err(|_| ApiError::not_found(format!("stream {code:?} not found")))?;
+    let code = found_code(&code)?;
     let recordings = engine
         .recordings(&code)
         .await?
@@ -321,12 +319,11 @@ pub(crate) async fn recordings(
     request_body(content = Object, description = "`{\"priority\": N}` pins a manual override; `{\"priority\": null}` clears it"),
     responses((status = 200, description = "`{data: {status: \"switched\"}}` once the new input's first keyframe is on air"),
               (status = 202, description = "`{data: {status: \"pending\"}}`: not committed within 5 s; see `runtime.switches`"),
-              (status = 400, description = "`EMPTY_BODY` / `INVALID_BODY`: not JSON (line and column named)", body = crate::openapi::ErrorBody),
+              crate::openapi::BadBody,
               (status = 404, description = "unknown stream", body = crate::openapi::ErrorBody),
               (status = 409, description = "`SWITCH_FAILED`: not running, or the input is degraded, stopped or waiting for its publisher", body = crate::openapi::ErrorBody),
               (status = 422, description = "`INVALID_INPUT_PRIORITY`: no such input; `INVALID_FIELD`/`UNKNOWN_FIELD`: bad body", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
-              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn switch(
     State(engine): State<EngineHandle>,
     Path(code): Path<String>,
@@ -425,10 +422,9 @@ const SWITCH_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 #[utoipa::path(put, path = "/streams/{code}", tag = "streams", request_body = Stream,
     params(("code" = String, Path), ("dry_run" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
     responses((status = 200, description = "replaced; `{data, warnings?}`"), (status = 201, description = "created"),
-              (status = 400, body = crate::openapi::ErrorBody), (status = 412, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody),
+              crate::openapi::BadBody, (status = 412, body = crate::openapi::ErrorBody), (status = 413, body = crate::openapi::ErrorBody),
               (status = 422, description = "invalid values, each naming its field; `INVALID_COPY_SHAPE` / `INVALID_MIXER_SHAPE` for a `copy://` or `mixer://` input that references its own stream, closes a cycle through the stored streams' `copy://` and `mixer://` references (the message names the path, `a → b → a`), or mixes (or ABR-copies, ABR-mixes) beside other inputs; `TEMPLATE_NOT_FOUND` naming `template` for an unknown template (a stream naming one is validated resolved over it: inputs, transcoder, protocols, ... it leaves empty come from the template)", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
-              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn put(
     State(engine): State<EngineHandle>,
     Path(code): Path<String>,
@@ -444,12 +440,11 @@ pub(crate) async fn put(
     request_body(content = Object, description = "JSON Merge Patch (RFC 7396) over the stored record"),
     params(("code" = String, Path), ("dry_run" = Option<bool>, Query), ("If-Match" = Option<String>, Header)),
     responses((status = 200, description = "patched: merged over the record as read, stored only if no write landed in between (else merged again)"),
-              (status = 400, description = "`EMPTY_BODY` / `INVALID_BODY`: not JSON (line and column named)", body = crate::openapi::ErrorBody),
+              crate::openapi::BadBody,
               (status = 404, body = crate::openapi::ErrorBody), (status = 412, description = "stale `If-Match`", body = crate::openapi::ErrorBody),
               (status = 422, description = "as for PUT: invalid values naming the field, `INVALID_COPY_SHAPE` / `INVALID_MIXER_SHAPE` for copy and mixer shapes and cycles", body = crate::openapi::ErrorBody),
               (status = 503, description = "`BUSY`: written concurrently 64 times during this PATCH", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
-              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn patch(
     State(engine): State<EngineHandle>,
     Path(code): Path<String>,
@@ -624,8 +619,7 @@ pub(crate) async fn read_json(body: Body) -> Result<Value, ApiError> {
 
 #[utoipa::path(delete, path = "/streams/{code}", tag = "streams", params(("code" = String, Path)),
     responses((status = 204, description = "deleted (also when unknown)"),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
-              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn delete(
     State(engine): State<EngineHandle>,
     Path(code): Path<String>,

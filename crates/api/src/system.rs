@@ -33,7 +33,7 @@ pub(crate) async fn readyz(State(engine): State<EngineHandle>) -> Response {
 /// `GET /metrics` (SPEC §Metrics): the Prometheus text exposition, read at this request.
 #[utoipa::path(get, path = "/metrics", tag = "system",
     responses((status = 200, description = "Prometheus text exposition (format 0.0.4) of SPEC §Metrics, read at the request: per stream `tributary_stream_status` (0 stopped, 1 active, 2 degraded), `tributary_stream_start_time_seconds`, `tributary_ingestor_bytes_total` / `_packets_total` {protocol}, `tributary_ingestor_errors_total` {reason: reconnect, open, failover}, `tributary_manager_input_health` and `tributary_input_cc_errors_total` {input_priority}, `tributary_manager_failovers_total` and the `tributary_failover_gap_seconds` histogram {reason}, `tributary_buffer_drops_total` {buffer, subscriber}, `tributary_publisher_segments_total` {format, profile}, `tributary_publisher_push_state` {dest_url, redacted}, `tributary_transcoder_*` {profile}, `tributary_playback_connections` and `tributary_playback_rejected_total` {proto, reason}; without a stream label `tributary_publish_rejected_total` {proto, reason}, `tributary_events_dropped_total` {subscriber}, per webhook `tributary_hooks_delivery_total` {hook_id, hook_type, outcome: delivered, failed}, `tributary_hooks_events_dropped_total` and `tributary_hooks_batch_queue_depth` {hook_id}, and `process_*`. A stream's series go with it (its running ones when it stops, the rest when it is deleted); no label holds a secret.", content_type = "text/plain; version=0.0.4"),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
+              crate::openapi::AdminRefusal,
               (status = 500, description = "`STORE_ERROR`: the streams could not be listed", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn metrics(State(engine): State<EngineHandle>) -> Response {
     match engine.metrics().await {
@@ -53,10 +53,9 @@ pub(crate) async fn metrics(State(engine): State<EngineHandle>) -> Response {
     request_body(content = Object, description = "`{\"ffmpeg_path\": \"/usr/bin/ffmpeg\"}`; `\"\"` or absent: `ffmpeg` on `PATH`. Runs the binary with `-version`, `-encoders`, `-muxers`, `-filters` and `-hwaccels` (5 s each, 15 s in all); running streams are not affected."),
     responses((status = 200, description = "usable: bare `{ok: true, path (the binary found), version, encoders: {required: [libx264, aac], optional: [libx265, libopus, libmp3lame, ac3, and h264_nvenc, hevc_nvenc with an NVIDIA device; those present]}, muxers: [mpegts], filters: [drawtext, overlay, movie, colorchannelmixer; those present], hwaccels: [the build's -hwaccels], warnings: [optional features missing], errors: []}`"),
               (status = 502, description = "`FFMPEG_UNUSABLE`: not found (the message names the path and the PATH searched), not FFmpeg, a required encoder or muxer missing, or too slow; `error.probe` holds the whole report", body = crate::openapi::ErrorBody),
-              (status = 400, description = "`EMPTY_BODY` / `INVALID_BODY`", body = crate::openapi::ErrorBody),
+              crate::openapi::BadBody,
               (status = 422, description = "`UNKNOWN_FIELD` / `INVALID_FIELD` at `ffmpeg_path`", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
-              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn probe_ffmpeg(State(engine): State<EngineHandle>, body: Body) -> Response {
     match probe_path(body).await {
         Err(error) => error.into_response(),
@@ -95,8 +94,7 @@ async fn probe_path(body: Body) -> Result<String, ApiError> {
 /// Bare `{version, hw_accels, ..., ports, ffmpeg, global_config}` (SPEC §API).
 #[utoipa::path(get, path = "/config", tag = "system",
     responses((status = 200, description = "bare `{version, ..., ports, ffmpeg, global_config}`; `ffmpeg` is `{ok, path (the resolved binary, when found), version, errors}` from the boot probe of `transcoder.ffmpeg_path` (see `POST /config/transcoder/probe`)"),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody),
-              (status = 403, description = "`CROSS_SITE`: a foreign `Origin`, `Sec-Fetch-Site: cross-site`, or (loopback without a token) a `Host` that is not loopback or in `server.allowed_hosts`", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn config(State(engine): State<EngineHandle>) -> Response {
     let support = engine.support();
     let mut outputs = Vec::new();

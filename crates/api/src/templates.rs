@@ -25,7 +25,7 @@ use crate::streams::{flag, read_json};
 #[utoipa::path(get, path = "/templates", tag = "templates",
     params(("reveal" = Option<bool>, Query, description = "show secrets")),
     responses((status = 200, description = "`{data: [template], total}` sorted by code; `stream_key`, URL passwords, secret query values and push URLs masked `****` unless `reveal` (writing them back keeps the stored values)", body = [Template]),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn list(
     State(engine): State<EngineHandle>,
     Query(query): Query<HashMap<String, String>>,
@@ -45,7 +45,7 @@ pub(crate) async fn list(
     params(("code" = String, Path, description = "template code `[A-Za-z0-9_-]{1,128}`"), ("reveal" = Option<bool>, Query, description = "show secrets")),
     responses((status = 200, description = "`{data: template}`", body = Template),
               (status = 404, description = "`NOT_FOUND`", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn get_one(
     State(engine): State<EngineHandle>,
     Path(code): Path<String>,
@@ -60,15 +60,15 @@ pub(crate) async fn get_one(
 
 /// `POST` or `PUT /templates/{code}`: create (201) or replace (200) the whole template, then
 /// hot-reload its running dependents.
-#[utoipa::path(put, path = "/templates/{code}", tag = "templates",
+#[utoipa::path(method(put, post), path = "/templates/{code}", tag = "templates",
     params(("code" = String, Path, description = "template code `[A-Za-z0-9_-]{1,128}`; a `code` in the body is ignored")),
     request_body = Template,
     responses((status = 200, description = "`{data: template}` replaced (prefixes without a trailing `/`); every running stream that names it, and every runtime stream made from it, is updated through the hot-reload diff (only what changed restarts); a dependent that failed to update is in `warnings`", body = Template),
               (status = 201, description = "`{data: template}` created", body = Template),
-              (status = 400, description = "`EMPTY_BODY` / `INVALID_BODY`: not JSON (line and column named)", body = crate::openapi::ErrorBody),
+              crate::openapi::BadBody,
               (status = 409, description = "`PREFIX_OVERLAP`: a prefix equals, or is a path-prefix of, another template's (or the reverse); `fields[].path` names `prefixes[i]`, `conflicting_with` the other template and `overlaps` its prefix", body = crate::openapi::ErrorBody),
               (status = 422, description = "`UNKNOWN_FIELD` / `INVALID_FIELD` / `INVALID_CODE` / `INVALID_PREFIX` (`[A-Za-z0-9_/-]{1,128}`, no leading `/`, no `//`, no duplicate) and every stream rule (`INVALID_INPUT_URL`, `INVALID_WATERMARK`, ...), naming the field as for streams", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn put(
     State(engine): State<EngineHandle>,
     Path(code): Path<String>,
@@ -90,33 +90,13 @@ pub(crate) async fn put(
     Ok((status, Json(payload)).into_response())
 }
 
-/// `POST /templates/{code}`: the same create-or-replace as `PUT` (open-streamer's clients use
-/// either).
-#[utoipa::path(post, path = "/templates/{code}", tag = "templates",
-    params(("code" = String, Path, description = "template code")),
-    request_body = Template,
-    responses((status = 200, description = "as PUT: create or replace", body = Template),
-              (status = 201, description = "created", body = Template),
-              (status = 400, description = "`EMPTY_BODY` / `INVALID_BODY`: not JSON (line and column named)", body = crate::openapi::ErrorBody),
-              (status = 409, description = "`PREFIX_OVERLAP` (as PUT)", body = crate::openapi::ErrorBody),
-              (status = 422, description = "validation (as PUT)", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
-pub(crate) async fn post(
-    state: State<EngineHandle>,
-    code: Path<String>,
-    query: Query<HashMap<String, String>>,
-    body: Body,
-) -> Result<Response, ApiError> {
-    put(state, code, query, body).await
-}
-
 /// `DELETE /templates/{code}`: 204 (also when absent), 409 `TEMPLATE_IN_USE` while streams
 /// name it.
 #[utoipa::path(delete, path = "/templates/{code}", tag = "templates",
     params(("code" = String, Path, description = "template code")),
     responses((status = 204, description = "deleted (also when absent)"),
               (status = 409, description = "`TEMPLATE_IN_USE`: stored streams name it or runtime streams were made from it; `streams` lists them", body = crate::openapi::ErrorBody),
-              (status = 401, description = "`UNAUTHORIZED`: no valid bearer token from a non-loopback peer", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn delete(
     State(engine): State<EngineHandle>,
     Path(code): Path<String>,

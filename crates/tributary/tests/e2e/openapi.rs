@@ -60,8 +60,8 @@ fn encode(value: &str) -> String {
     value.replace('/', "%2F")
 }
 
-/// Calls `method path` as the document describes it, with `params` for its path parameters;
-/// asserts the answer's status is documented and returns the answer.
+/// Calls `method path` as the document describes it, with `params` for its path parameters
+/// (those it does not declare are not used); asserts the answer's status is documented and returns the answer.
 fn call(
     server: &Server,
     document: &Value,
@@ -120,125 +120,52 @@ fn swagger_ui_can_call_the_documented_operations() {
         "{document}"
     );
 
-    // A stream code with a '/', sent escaped: created, read, listed, restarted (disabled: a
-    // documented 409 or a start), and its sessions.
+    // Each call fills the operation's path parameter (`code`, or a recording's `rid`) with
+    // `value`; operations without one ignore it.
+    let op = |method: &str, path: &str, value: &str| {
+        call(
+            &server,
+            &document,
+            method,
+            path,
+            &[("code", value), ("rid", value)],
+        )
+    };
+    // A stream code with a '/', sent escaped: created, replaced, read, listed, its sessions
+    // and recordings.
     let code = "studio/swagger";
-    let created = call(
-        &server,
-        &document,
-        "post",
-        "/streams/{code}",
-        &[("code", code)],
-    );
+    let created = op("post", "/streams/{code}", code);
     assert_eq!(created.status, 201, "{}", created.body);
     assert_eq!(created.body["data"]["code"], code);
     assert_eq!(created.body["data"]["name"], "from the OpenAPI document");
-    let replaced = call(
-        &server,
-        &document,
-        "put",
-        "/streams/{code}",
-        &[("code", code)],
+    assert_eq!(op("put", "/streams/{code}", code).status, 200);
+    assert_eq!(
+        op("get", "/streams/{code}", code).body["data"]["code"],
+        code
     );
-    assert_eq!(replaced.status, 200, "{}", replaced.body);
-    let one = call(
-        &server,
-        &document,
-        "get",
-        "/streams/{code}",
-        &[("code", code)],
-    );
-    assert_eq!(one.body["data"]["code"], code);
-    let list = call(&server, &document, "get", "/streams", &[]);
-    assert!(
-        list.body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|s| s["code"] == code),
-        "{}",
-        list.body
-    );
-    call(
-        &server,
-        &document,
-        "get",
-        "/streams/{code}/sessions",
-        &[("code", code)],
-    );
-    call(
-        &server,
-        &document,
-        "get",
-        "/streams/{code}/recordings",
-        &[("code", code)],
-    );
+    let list = op("get", "/streams", "");
+    let codes: Vec<&Value> = list.body["data"].as_array().unwrap().iter().collect();
+    assert!(codes.iter().any(|s| s["code"] == code), "{}", list.body);
+    op("get", "/streams/{code}/sessions", code);
+    op("get", "/streams/{code}/recordings", code);
 
-    let config = call(&server, &document, "get", "/config", &[]);
-    assert_eq!(config.status, 200);
+    let config = op("get", "/config", "");
     assert!(config.body["global_config"].is_object(), "{}", config.body);
-    let sessions = call(&server, &document, "get", "/sessions", &[]);
-    assert_eq!(sessions.status, 200);
+    let sessions = op("get", "/sessions", "");
     assert!(sessions.body["sessions"].is_array(), "{}", sessions.body);
 
     // Templates: created from the schema, listed, read, deleted.
-    let template = call(
-        &server,
-        &document,
-        "post",
-        "/templates/{code}",
-        &[("code", "swagger")],
-    );
+    let template = op("post", "/templates/{code}", "swagger");
     assert_eq!(template.status, 201, "{}", template.body);
-    let templates = call(&server, &document, "get", "/templates", &[]);
-    assert_eq!(templates.body["total"], 1, "{}", templates.body);
-    call(
-        &server,
-        &document,
-        "get",
-        "/templates/{code}",
-        &[("code", "swagger")],
-    );
-    let deleted = call(
-        &server,
-        &document,
-        "delete",
-        "/templates/{code}",
-        &[("code", "swagger")],
-    );
-    assert_eq!(deleted.status, 204);
+    assert_eq!(op("get", "/templates", "").body["total"], 1);
+    op("get", "/templates/{code}", "swagger");
+    assert_eq!(op("delete", "/templates/{code}", "swagger").status, 204);
 
     // Media and recordings of the stream: documented answers too (nothing published: 404).
-    call(
-        &server,
-        &document,
-        "get",
-        "/{code}/index.m3u8",
-        &[("code", code)],
-    );
-    call(
-        &server,
-        &document,
-        "get",
-        "/recordings/{rid}/info",
-        &[("rid", code)],
-    );
-    let gone = call(
-        &server,
-        &document,
-        "delete",
-        "/streams/{code}",
-        &[("code", code)],
-    );
-    assert_eq!(gone.status, 204);
-    let missing = call(
-        &server,
-        &document,
-        "get",
-        "/streams/{code}",
-        &[("code", code)],
-    );
-    assert_eq!(missing.status, 404);
+    op("get", "/{code}/index.m3u8", code);
+    op("get", "/recordings/{rid}/info", code);
+    assert_eq!(op("delete", "/streams/{code}", code).status, 204);
+    assert_eq!(op("get", "/streams/{code}", code).status, 404);
 
     // The UI and its vendored assets, served from the binary.
     let page = server.text("/swagger/").expect("/swagger/ answers 200");
