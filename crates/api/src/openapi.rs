@@ -16,10 +16,19 @@
 //!   (`/streams/{code}`, `/streams/{code}/restart`, ...) from one service nested at the
 //!   prefix: it finds which documented route the path ends like, escapes the `/` inside the
 //!   code as `%2F`, and hands the request to a router holding the documented routes, whose
-//!   `Path` extractor decodes the code again. Swagger UI sends such a code escaped already, which passes as is.
+//!   `Path` extractor decodes the code again. Swagger UI sends such a code escaped already,
+//!   which passes as is.
 //! - Live media (`/{code}/index.m3u8`, segments, ...) is the router's fallback, outside the
 //!   API's layers (the hot path): its operations are documented on the functions the fallback
 //!   dispatches to ([`crate::media::MediaDoc`]) and registered with it by [`Api::finish`].
+//!
+//! Adding a route: annotate the handler with `#[utoipa::path(...)]` (errors with
+//! `body = crate::openapi::ErrorBody`; admin routes add `crate::openapi::AdminRefusal`, body
+//! readers `crate::openapi::BadBody`), then register it in `crate::routes` with
+//! `.routes(routes!(handler))` — one `routes!` per path, listing that path's handlers (a
+//! second registration of a path and method panics at start-up). Under `/streams/{code}` or
+//! `/recordings/{rid}` add it to that family's `Api` instead. The tests in `openapi_tests.rs`
+//! then call it through the real router.
 
 use std::sync::Arc;
 
@@ -173,8 +182,8 @@ impl Api {
         document
     }
 
-    /// The router: these routes, `/swagger/` serving their document, and `public`'s routes
-    /// (the API's layers go on after this; media, the fallback, is added after them).
+    /// The router: these routes and `/swagger/` serving their document (with the media
+    /// operations). The API's layers go on after this; media, the fallback, after them.
     pub(crate) fn finish(self) -> Router<EngineHandle> {
         let document = self.document();
         let (router, _) = self.0.split_for_parts();
