@@ -20,11 +20,12 @@ mod sessions;
 mod streams;
 mod system;
 mod templates;
+mod vod;
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -121,10 +122,28 @@ fn routes(engine: &EngineHandle) -> (Api, Api) {
         openapi::coded(engine, "/recordings", recordings, recordings::is_segment).layer(
             middleware::from_fn_with_state(auth::AdminGate::new(engine.clone()), recordings::gate),
         );
+    // VOD: admin routes, and raw serving (a media route), behind their own gate and without
+    // the admin deadline: an upload of up to 10 GiB is streamed to disk for as long as it
+    // takes.
+    let upload =
+        |(schemas, paths, method_router): utoipa_axum::router::UtoipaMethodRouter<EngineHandle>| {
+            let limit = DefaultBodyLimit::max(vod::UPLOAD_REQUEST_CAP);
+            (schemas, paths, method_router.layer(limit))
+        };
+    let vod = Api::new()
+        .routes(routes!(vod::list, vod::create))
+        .routes(routes!(vod::get_one, vod::put, vod::delete))
+        .routes(upload(routes!(vod::files, vod::upload_top)))
+        .tail_routes(upload(routes!(vod::upload, vod::delete_file)))
+        .tail_routes(routes!(vod::raw))
+        .layer(middleware::from_fn_with_state(
+            auth::AdminGate::new(engine.clone()),
+            vod::gate,
+        ));
     let public = public
         .routes(routes!(system::healthz))
         .routes(routes!(system::readyz));
-    (admin.merge(recordings), public)
+    (admin.merge(recordings).merge(vod), public)
 }
 
 /// The OpenAPI document of [`router`]'s routes, as served at `/swagger/doc.json`.

@@ -142,6 +142,37 @@ impl Api {
         Self(self.0.routes(routes))
     }
 
+    /// Registers the handlers of one path whose last parameter takes the rest of the path,
+    /// `/` included: documented as `/vod/{name}/raw/{path}`, served at axum's
+    /// `/vod/{name}/raw/{*path}` (a plain parameter stops at `/`).
+    ///
+    /// # Panics
+    /// When the handlers document more than one path, or a path that does not end in a
+    /// parameter.
+    pub(crate) fn tail_routes(
+        self,
+        (schemas, paths, method_router): UtoipaMethodRouter<EngineHandle>,
+    ) -> Self {
+        let documented: Vec<String> = paths.paths.keys().cloned().collect();
+        let [path] = documented.as_slice() else {
+            panic!("one tail_routes() per path, got {documented:?}");
+        };
+        let (head, last) = path
+            .rsplit_once("/{")
+            .filter(|(_, last)| last.ends_with('}') && !last.contains('/'))
+            .unwrap_or_else(|| panic!("{path} does not end in a parameter"));
+        let served = format!("{head}/{{*{last}");
+        let mut document = utoipa::openapi::OpenApi::default();
+        document.paths = paths;
+        let mut components = utoipa::openapi::Components::new();
+        components.schemas.extend(schemas);
+        document.components = Some(components);
+        Self(
+            self.0
+                .merge(OpenApiRouter::with_openapi(document).route(&served, method_router)),
+        )
+    }
+
     /// Adds another set's routes and documents (axum panics on a route registered twice).
     pub(crate) fn merge(self, other: Self) -> Self {
         Self(self.0.merge(other.0))

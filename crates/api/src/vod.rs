@@ -14,6 +14,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Path, Query, Request, State};
 use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
@@ -36,7 +37,7 @@ const RAW_CHUNK: usize = 64 * 1024;
 
 #[utoipa::path(get, path = "/vod", tag = "vod",
     responses((status = 200, description = "`{data: [mount], total}` sorted by name", body = [VodMount]),
-              (status = 401, description = "`UNAUTHORIZED`", body = crate::openapi::ErrorBody)))]
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn list(State(engine): State<EngineHandle>) -> Result<Response, ApiError> {
     let mounts = engine.list_vod().await?;
     Ok(Json(json!({"total": mounts.len(), "data": mounts})).into_response())
@@ -45,7 +46,9 @@ pub(crate) async fn list(State(engine): State<EngineHandle>) -> Result<Response,
 #[utoipa::path(post, path = "/vod", tag = "vod", request_body = VodMount,
     responses((status = 201, description = "created: `{data: mount}`; `storage` was created if missing and write-probed", body = VodMount),
               (status = 409, description = "`ALREADY_EXISTS`: a mount has this name", body = crate::openapi::ErrorBody),
-              (status = 422, description = "`INVALID_FIELD` naming `name` or `storage` (not absolute, outside `security.storage_roots`, not creatable or writable), `UNKNOWN_FIELD`", body = crate::openapi::ErrorBody)))]
+              (status = 422, description = "`INVALID_FIELD` naming `name` or `storage` (not absolute, outside `security.storage_roots`, not creatable or writable), `UNKNOWN_FIELD`", body = crate::openapi::ErrorBody),
+              crate::openapi::BadBody,
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn create(
     State(engine): State<EngineHandle>,
     body: Body,
@@ -58,7 +61,8 @@ pub(crate) async fn create(
 #[utoipa::path(get, path = "/vod/{name}", tag = "vod",
     params(("name" = String, Path, description = "mount name")),
     responses((status = 200, description = "`{data: mount}`", body = VodMount),
-              (status = 404, body = crate::openapi::ErrorBody)))]
+              (status = 404, body = crate::openapi::ErrorBody),
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn get_one(
     State(engine): State<EngineHandle>,
     Path(name): Path<String>,
@@ -73,7 +77,9 @@ pub(crate) async fn get_one(
     params(("name" = String, Path, description = "mount name (a `name` in the body is replaced by it)")),
     responses((status = 200, description = "replaced: `{data: mount}`", body = VodMount),
               (status = 201, description = "created", body = VodMount),
-              (status = 422, description = "as `POST /vod`", body = crate::openapi::ErrorBody)))]
+              (status = 422, description = "as `POST /vod`", body = crate::openapi::ErrorBody),
+              crate::openapi::BadBody,
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn put(
     State(engine): State<EngineHandle>,
     Path(name): Path<String>,
@@ -91,7 +97,8 @@ pub(crate) async fn put(
 
 #[utoipa::path(delete, path = "/vod/{name}", tag = "vod",
     params(("name" = String, Path, description = "mount name")),
-    responses((status = 204, description = "deleted (also when unknown); the files stay on disk")))]
+    responses((status = 204, description = "deleted (also when unknown); the files stay on disk"),
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn delete(
     State(engine): State<EngineHandle>,
     Path(name): Path<String>,
@@ -105,7 +112,8 @@ pub(crate) async fn delete(
            ("path" = Option<String>, Query, description = "a directory inside the mount (default: its top)")),
     responses((status = 200, description = "`{data: [entry], total}`: the video files and directories directly inside `path`, directories first", body = [VodEntry]),
               (status = 400, description = "`INVALID_QUERY`: `path` holds `..`, `//`, a backslash, NUL or is absolute", body = crate::openapi::ErrorBody),
-              (status = 404, description = "no such mount or directory", body = crate::openapi::ErrorBody)))]
+              (status = 404, description = "no such mount or directory", body = crate::openapi::ErrorBody),
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn files(
     State(engine): State<EngineHandle>,
     Path(name): Path<String>,
@@ -122,13 +130,15 @@ pub(crate) async fn files(
     responses((status = 201, description = "`{data: entry}`", body = VodEntry),
               (status = 409, description = "`FILE_EXISTS`", body = crate::openapi::ErrorBody),
               (status = 413, description = "`UPLOAD_TOO_LARGE`", body = crate::openapi::ErrorBody),
-              (status = 422, description = "`INVALID_FIELD` naming `file`", body = crate::openapi::ErrorBody)))]
+              (status = 422, description = "`INVALID_FIELD` naming `file`", body = crate::openapi::ErrorBody),
+              crate::openapi::BadBody,
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn upload_top(
     State(engine): State<EngineHandle>,
     Path(name): Path<String>,
-    multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    receive(&engine, &name, "", multipart).await
+    receive(&engine, &name, "", multipart.map_err(not_multipart)?).await
 }
 
 #[utoipa::path(post, path = "/vod/{name}/files/{path}", tag = "vod",
@@ -139,19 +149,31 @@ pub(crate) async fn upload_top(
               (status = 404, description = "no such mount, or a path that leaves it", body = crate::openapi::ErrorBody),
               (status = 409, description = "`FILE_EXISTS`", body = crate::openapi::ErrorBody),
               (status = 413, description = "`UPLOAD_TOO_LARGE`: over 10 GiB (nothing is kept)", body = crate::openapi::ErrorBody),
-              (status = 422, description = "`INVALID_FIELD` naming `file`: not a video extension, or no `file` part", body = crate::openapi::ErrorBody)))]
+              (status = 422, description = "`INVALID_FIELD` naming `file`: not a video extension, or no `file` part", body = crate::openapi::ErrorBody),
+              crate::openapi::BadBody,
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn upload(
     State(engine): State<EngineHandle>,
     Path((name, path)): Path<(String, String)>,
-    multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, ApiError> {
-    receive(&engine, &name, &path, multipart).await
+    receive(&engine, &name, &path, multipart.map_err(not_multipart)?).await
+}
+
+/// An upload that is not `multipart/form-data`: the API's JSON error, not axum's text.
+fn not_multipart(rejection: MultipartRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "INVALID_BODY",
+        format!("an upload is a multipart/form-data body with a part named `file`: {rejection}"),
+    )
 }
 
 #[utoipa::path(delete, path = "/vod/{name}/files/{path}", tag = "vod",
     params(("name" = String, Path, description = "mount name"), ("path" = String, Path, description = "a video file inside the mount")),
     responses((status = 204, description = "deleted"),
-              (status = 404, description = "no such mount or video file", body = crate::openapi::ErrorBody)))]
+              (status = 404, description = "no such mount or video file", body = crate::openapi::ErrorBody),
+              crate::openapi::AdminRefusal))]
 pub(crate) async fn delete_file(
     State(engine): State<EngineHandle>,
     Path((name, path)): Path<(String, String)>,
@@ -165,10 +187,9 @@ pub(crate) async fn delete_file(
            ("exp" = Option<u64>, Query, description = "signed play URLs: expiry (Unix seconds)"),
            ("sig" = Option<String>, Query, description = "signed play URLs: hex HMAC-SHA256 of `vod/<name>|<exp>` (+ `|<ip>` when bound)")),
     responses((status = 200, description = "the file (`HEAD` and `Range` supported)", content_type = "video/mp4", body = Vec<u8>),
-              (status = 206, description = "a byte range"),
+              (status = 206, description = "a byte range (a range past the end: 416 with `Content-Range: bytes */<size>`, no body)"),
               (status = 403, description = "`FORBIDDEN`: signed play URLs are on and the signature does not hold", body = crate::openapi::ErrorBody),
-              (status = 404, description = "no such video file (other extensions, traversal and symlinks out of the mount included)", body = crate::openapi::ErrorBody),
-              (status = 416, description = "a range past the end")))]
+              (status = 404, description = "no such video file (other extensions, traversal and symlinks out of the mount included)", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn raw(
     State(engine): State<EngineHandle>,
     Path((name, path)): Path<(String, String)>,
