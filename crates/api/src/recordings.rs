@@ -1,7 +1,8 @@
 //! Recording routes (SPEC §API, §DVR): `GET /recordings/{rid}` and `/recordings/{rid}/info`
 //! (admin), `GET /recordings/{rid}/playlist.m3u8`, `/recordings/{rid}/timeshift.m3u8` and
 //! `/recordings/{rid}/NNNNNN.ts` (media: CORS, `HEAD`, byte ranges, no admin token; with
-//! signed play URLs on they need the stream's signature, like its live media). The recording id is the stream code, which may
+//! signed play URLs on they need the stream's signature, like its live media), and
+//! `/recordings/{rid}/clip.mp4` (a fragmented MP4 of a window, streamed as it is remuxed). The recording id is the stream code, which may
 //! hold `/`; the last path segment decides the route, and a segment name must be one the DVR
 //! wrote (six or more digits, `.ts`) and listed in the recording's log.
 //!
@@ -13,12 +14,15 @@
 //! `..`, backslashes, NUL and empty segments name nothing) and the DVR resolves the file,
 //! symlinks included, inside its storage root.
 
+use axum::body::Body;
 use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Json, Response};
+use bytes::Bytes;
 use serde_json::json;
 use tributary_domain::StreamCode;
-use tributary_engine::{EngineHandle, MediaAsset, RecordingPath, RecordingReply};
+use tributary_engine::{ClipError, EngineHandle, MediaAsset, RecordingPath, RecordingReply};
 
 use crate::auth::AdminGate;
 use crate::error::ApiError;
@@ -106,25 +110,25 @@ pub(crate) async fn segment(
     .await
 }
 
-/// `GET /recordings/{rid}/clip.mp4` (SPEC §DVR): not landed, refused by name (422
-/// `UNSUPPORTED`) rather than read as a recording id.
+/// `GET /recordings/{rid}/clip.mp4` (SPEC §DVR, media): a window of the recording as one
+/// fragmented MP4, streamed as it is remuxed.
 #[utoipa::path(get, path = "/recordings/{rid}/clip.mp4", tag = "dvr",
-    params(("rid" = String, Path, description = "recording id")),
-    responses((status = 422, description = "`UNSUPPORTED`: MP4 clips have not landed", body = crate::openapi::ErrorBody),
+    params(("rid" = String, Path, description = "recording id"),
+           ("from" = Option<String>, Query, description = "clip start: RFC 3339 or Unix seconds, not in the future (give `from` or `offset_sec`); the clip starts at the video keyframe at or before it"),
+           ("offset_sec" = Option<f64>, Query, description = "clip start in seconds: N >= 0 after the first segment's start, N < 0 before the newest segment's end"),
+           ("to" = Option<String>, Query, description = "clip end: RFC 3339 or Unix seconds (give `to` or `duration`); past the recording's end the clip ends with it"),
+           ("duration" = Option<f64>, Query, description = "clip length in seconds, > 0")),
+    responses((status = 200, description = "a fragmented MP4 (`ftyp` + `moov` with the video and audio tracks, then one `moof` + `mdat` per recorded segment) remuxed from the recorded segments without re-encoding, streamed as a chunked body; a recording hole is closed up", content_type = "video/mp4", body = Vec<u8>),
+              (status = 400, description = "`INVALID_FROM`, `INVALID_TO`, `INVALID_OFFSET`, `INVALID_DURATION`, `INVALID_QUERY` (neither or both of a pair), `CLIP_TOO_LONG` (longer than `dvr.max_clip_sec`, 3600 s by default), naming the parameter", body = crate::openapi::ErrorBody),
               (status = 403, description = "`FORBIDDEN`: signed play URLs are on and `exp`/`sig` are missing, expired or wrong", body = crate::openapi::ErrorBody),
-              (status = 404, description = "`NOT_FOUND`: not a recording id", body = crate::openapi::ErrorBody)))]
+              (status = 404, description = "`NOT_FOUND`: no recording; `NO_DATA`: no segment in the window, or no keyframe to start from", body = crate::openapi::ErrorBody),
+              (status = 500, description = "`INTERNAL`: a recorded segment could not be read or remuxed", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn clip(
     State(engine): State<EngineHandle>,
     Path(rid): Path<String>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    serve(
-        engine,
-        rid,
-        |_| RecordingPath::NotSupported("clip.mp4"),
-        request,
-    )
-    .await
+    serve(engine, rid, RecordingPath::Clip, request).await
 }
 
 /// Whether the last segment of a `/recordings/…` path names a recording segment (so
@@ -163,8 +167,8 @@ pub(crate) fn reply_response(
     let media_error = |status, code, message: String| {
         let mut response = ApiError::new(status, code, message).into_response();
         response.headers_mut().insert(
-            axum::http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            axum::http::HeaderValue::from_static("*"),
+            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
         );
         response
     };
@@ -191,20 +195,51 @@ pub(crate) fn reply_response(
         RecordingReply::NotFound(code, message) => {
             ApiError::new(axum::http::StatusCode::NOT_FOUND, code, message).into_response()
         }
-        RecordingReply::Unsupported(message) => ApiError::new(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            "UNSUPPORTED",
-            message,
-        )
-        .into_response(),
         RecordingReply::BadRequest(code, message) => {
             media_error(axum::http::StatusCode::BAD_REQUEST, code, message)
         }
         RecordingReply::Forbidden(message) => {
             media_error(axum::http::StatusCode::FORBIDDEN, "FORBIDDEN", message)
         }
+        RecordingReply::Clip { first, rest } => clip_response(first, rest, head),
+        RecordingReply::Failed(message) => ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            message,
+        )
+        .into_response(),
         _ => ApiError::not_found("no such recording route").into_response(),
     }
+}
+
+/// A clip as a chunked `video/mp4` body: `first`, then each piece as the remux makes it (at
+/// the client's pace: the remux waits on a bounded queue). A failure midway ends the body
+/// with an error, so the client sees a cut transfer rather than a short file that looks
+/// whole. `HEAD` answers the headers and drops the rest, which stops the remux.
+fn clip_response(
+    first: Bytes,
+    rest: tokio::sync::mpsc::Receiver<Result<Bytes, ClipError>>,
+    head: bool,
+) -> Response {
+    let body = if head {
+        Body::empty()
+    } else {
+        let pieces = futures_util::stream::unfold(rest, |mut rest| async move {
+            let piece = rest.recv().await?.map_err(std::io::Error::other);
+            Some((piece, rest))
+        });
+        let first = futures_util::stream::once(async move { Ok(first) });
+        Body::from_stream(futures_util::StreamExt::chain(first, pieces))
+    };
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    response
 }
 
 /// The admin gate for `/recordings/…`, except the media routes (playlists and segments), which

@@ -21,14 +21,16 @@
 //! - [`log`], [`retention`], [`playlist`] and [`timeshift`] are the pure parts: parsing and
 //!   deriving from the log, which segments retention drops, the playlist text, and the window
 //!   a timeshift query asks for.
+//! - [`clip`] remuxes a window of segments into one fragmented MP4 (`clip.mp4`), streamed a
+//!   segment at a time.
 //! - [`disk`] is the blocking I/O of one directory.
 //!
-//! What this crate does not do yet, rejected by validation: clips (SPEC §DVR, §API). VOD
-//! mounts are the engine's (`engine::vod`); they share the path checks of
+//! VOD mounts are the engine's (`engine::vod`); they share the path checks of
 //! [`tributary_domain::roots`] with the recordings here.
 #![forbid(unsafe_code)]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod clip;
 pub mod disk;
 pub mod log;
 pub mod playlist;
@@ -312,6 +314,26 @@ impl Recordings {
         }
         let path = inside(&root, &dir.join(name)).ok()?;
         std::fs::read(path).ok().map(Bytes::from)
+    }
+
+    /// Starts streaming `window` of `code`'s recording (under `storage_path` when it is not
+    /// running) as a fragmented MP4 ([`clip::stream`]): `entries` are its log's segments in
+    /// the window. Each file is opened only if it resolves (symlinks included) inside the
+    /// storage root. `None` when the storage root cannot be named. Inside a tokio runtime.
+    pub fn clip(
+        &self,
+        code: &StreamCode,
+        storage_path: &str,
+        entries: Vec<SegmentEntry>,
+        window: timeshift::Window,
+    ) -> Option<tokio::sync::mpsc::Receiver<Result<Bytes, clip::ClipError>>> {
+        let root = match lock(&self.active).get(code) {
+            Some(active) => active.root.clone(),
+            None => self.root_for(code, storage_path).ok()?,
+        };
+        let dir = root.join(code.as_str());
+        let resolve = move |name: &str| inside(&root, &dir.join(name));
+        Some(clip::stream(code.clone(), entries, window, resolve))
     }
 }
 

@@ -45,6 +45,17 @@ impl Window {
     }
 }
 
+impl Window {
+    /// At most `max_ms` long (the configured `dvr.max_timeshift_sec`), from the same start.
+    pub fn clamped(self, max_ms: u64) -> Self {
+        let max = i64::try_from(max_ms).unwrap_or(i64::MAX);
+        Self {
+            start: self.start,
+            end: UnixMillis(self.end.0.min(self.start.0.saturating_add(max))),
+        }
+    }
+}
+
 /// What a timeshift request on a live URL asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LiveShift {
@@ -68,7 +79,7 @@ pub struct ParamError {
 }
 
 impl ParamError {
-    fn new(code: &'static str, param: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: &'static str, param: &'static str, message: impl Into<String>) -> Self {
         Self {
             code,
             param,
@@ -252,7 +263,7 @@ pub fn delayed_playlist(
 }
 
 /// The value of `name` in `query`, percent-decoded (the last one wins; empty is absent).
-fn param(query: &str, name: &str) -> Option<String> {
+pub(crate) fn param(query: &str, name: &str) -> Option<String> {
     query
         .split('&')
         .filter_map(|pair| pair.split_once('='))
@@ -262,7 +273,7 @@ fn param(query: &str, name: &str) -> Option<String> {
 }
 
 /// A finite decimal number of seconds (`-`, digits, one `.`; no exponent, no `inf`).
-fn seconds(value: &str) -> Option<f64> {
+pub(crate) fn seconds(value: &str) -> Option<f64> {
     let digits = value.strip_prefix('-').unwrap_or(value);
     let plain = !digits.is_empty()
         && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
@@ -275,7 +286,7 @@ fn seconds(value: &str) -> Option<f64> {
 }
 
 /// A length in seconds as milliseconds: non-negative (`zero_ok`) or positive.
-fn length(
+pub(crate) fn length(
     code: &'static str,
     param: &'static str,
     value: &str,
@@ -295,7 +306,7 @@ fn length(
 }
 
 /// An instant: Unix seconds or an RFC 3339 time, not after `now`.
-fn instant(
+pub(crate) fn instant(
     code: &'static str,
     param: &'static str,
     value: &str,

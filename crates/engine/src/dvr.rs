@@ -15,11 +15,13 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
 use serde_json::{Value, json};
+use tributary_domain::config::DvrSection;
 use tributary_domain::event::EventType;
 use tributary_domain::{Stream, StreamCode};
 use tributary_dvr::UnixMillis;
+use tributary_dvr::clip::{self, ClipError};
 use tributary_dvr::playlist::Uris;
-use tributary_dvr::timeshift::{self, LiveShift};
+use tributary_dvr::timeshift::{self, LiveShift, NoData};
 use tributary_dvr::{RecordingEvent, RecordingView, Recordings, Summary};
 use tributary_hub::Hub;
 
@@ -31,14 +33,17 @@ use crate::{CoordError, EngineHandle};
 pub(crate) struct Dvr {
     /// The registry of recordings.
     recordings: Recordings,
+    /// `[dvr]`: the defaults a stream's zeros take, and the limits of timeshift and clips.
+    section: DvrSection,
     /// The bus, once the engine has one (events before it are dropped: none happen, streams
     /// start after).
     events: Arc<OnceLock<EventBus>>,
 }
 
 impl Dvr {
-    /// Recordings under `root` by default (`<data_dir>/dvr`).
-    pub(crate) fn new(hub: Hub, root: PathBuf) -> Self {
+    /// Recordings under `root` by default (`dvr.root`, `<data_dir>/dvr` unless set), with
+    /// `section`'s defaults and limits.
+    pub(crate) fn new(hub: Hub, root: PathBuf, section: DvrSection) -> Self {
         let events: Arc<OnceLock<EventBus>> = Arc::default();
         let bus = Arc::clone(&events);
         let observer = Arc::new(move |code: &StreamCode, event: &RecordingEvent| {
@@ -77,6 +82,7 @@ impl Dvr {
         });
         Self {
             recordings: Recordings::new(hub, root, observer),
+            section,
             events,
         }
     }
@@ -133,7 +139,9 @@ impl Dvr {
 
 impl DvrService for Dvr {
     fn start(&self, stream: &Stream) -> Result<(), ServiceError> {
-        let dvr = stream.dvr.clone().unwrap_or_default();
+        let dvr = self
+            .section
+            .resolve(&stream.dvr.clone().unwrap_or_default());
         self.recordings
             .start(&stream.code, &dvr)
             .map_err(ServiceError::Dvr)
@@ -144,8 +152,10 @@ impl DvrService for Dvr {
     }
 
     fn apply(&self, stream: &Stream) {
-        self.recordings
-            .apply(&stream.code, &stream.dvr.clone().unwrap_or_default());
+        let dvr = self
+            .section
+            .resolve(&stream.dvr.clone().unwrap_or_default());
+        self.recordings.apply(&stream.code, &dvr);
     }
 }
 
@@ -194,8 +204,16 @@ pub enum RecordingReply {
     /// No such recording, segment or data: 404 with this error code (`NOT_FOUND`,
     /// `NO_DATA`, `NO_SEGMENTS`) and message.
     NotFound(&'static str, String),
-    /// A recording route that has not landed: 422 `UNSUPPORTED`.
-    Unsupported(String),
+    /// A clip: its first piece (the init segment and first fragment, so a clip that cannot
+    /// start is an error status, not a broken 200) and the rest as it is made.
+    Clip {
+        /// The first piece.
+        first: bytes::Bytes,
+        /// The rest; an `Err` item means the clip failed midway (the body is cut short).
+        rest: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, ClipError>>,
+    },
+    /// The recording could not be read: 500 with this message.
+    Failed(String),
     /// A bad query value: 400 with this error code and a message naming the parameter.
     BadRequest(&'static str, String),
     /// Signed play URLs are on and the request's signature does not hold: 403 `FORBIDDEN`.
@@ -215,8 +233,8 @@ pub enum RecordingPath {
     Segment(StreamCode, String),
     /// `/recordings/{rid}/timeshift.m3u8` (its query goes to [`EngineHandle::timeshift`]).
     Timeshift(StreamCode),
-    /// A route of SPEC §DVR that has not landed (`timeshift.m3u8`, `clip.mp4`).
-    NotSupported(&'static str),
+    /// `/recordings/{rid}/clip.mp4` (`from`/`offset_sec` and `to`/`duration` in its query).
+    Clip(StreamCode),
 }
 
 impl RecordingPath {
@@ -233,8 +251,8 @@ impl RecordingPath {
         if let Some(rid) = rest.strip_suffix("/timeshift.m3u8") {
             return Some(Self::Timeshift(code(rid)?));
         }
-        if rest.ends_with("/clip.mp4") {
-            return Some(Self::NotSupported("clip.mp4"));
+        if let Some(rid) = rest.strip_suffix("/clip.mp4") {
+            return Some(Self::Clip(code(rid)?));
         }
         if let Some((rid, name)) = rest.rsplit_once('/')
             && tributary_dvr::log::parse_segment_name(name).is_some()
@@ -248,7 +266,7 @@ impl RecordingPath {
     pub fn is_media(&self) -> bool {
         matches!(
             self,
-            Self::Playlist(_) | Self::Segment(..) | Self::Timeshift(_) | Self::NotSupported(_)
+            Self::Playlist(_) | Self::Segment(..) | Self::Timeshift(_) | Self::Clip(_)
         )
     }
 }
@@ -275,15 +293,11 @@ impl EngineHandle {
         peer: Option<std::net::SocketAddr>,
     ) -> Result<RecordingReply, CoordError> {
         let code = match &path {
-            RecordingPath::NotSupported(what) => {
-                return Ok(RecordingReply::Unsupported(format!(
-                    "recording {what} is not supported yet"
-                )));
-            }
             RecordingPath::Recording(c)
             | RecordingPath::Info(c)
             | RecordingPath::Playlist(c)
             | RecordingPath::Timeshift(c)
+            | RecordingPath::Clip(c)
             | RecordingPath::Segment(c, _) => c.clone(),
         };
         if matches!(path, RecordingPath::Timeshift(_)) {
@@ -298,6 +312,9 @@ impl EngineHandle {
             String::new()
         };
         let storage = self.recording_storage(&code).await?;
+        if matches!(path, RecordingPath::Clip(_)) {
+            return Ok(self.clip(code, query, storage).await);
+        }
         if let RecordingPath::Segment(_, name) = path {
             let dvr = Arc::clone(&self.shared.media.dvr);
             let bytes =
@@ -391,13 +408,25 @@ impl EngineHandle {
             prefix: &prefix,
             query: &signed,
         };
+        let max_ms = millis(self.shared.media.dvr.section.max_timeshift());
         let text = match shift {
             None => match timeshift::recording_window(query, now, &view.entries) {
-                Ok(window) => timeshift::window_playlist(&view.entries, window, uris),
+                Ok(window) => {
+                    timeshift::window_playlist(&view.entries, window.clamped(max_ms), uris)
+                }
                 Err(e) => return Ok(RecordingReply::BadRequest(e.code, e.message)),
             },
             Some(LiveShift::Window(window)) => {
-                timeshift::window_playlist(&view.entries, window, uris)
+                timeshift::window_playlist(&view.entries, window.clamped(max_ms), uris)
+            }
+            Some(LiveShift::Delay(delay)) if delay > max_ms => {
+                return Ok(RecordingReply::BadRequest(
+                    "INVALID_QUERY",
+                    format!(
+                        "delay must be at most {} s (dvr.max_timeshift_sec)",
+                        max_ms / 1000
+                    ),
+                ));
             }
             Some(LiveShift::Delay(delay)) => {
                 timeshift::delayed_playlist(&view.entries, now, delay, uris)
@@ -407,6 +436,49 @@ impl EngineHandle {
             Ok(text) => RecordingReply::Playlist(text),
             Err(e) => RecordingReply::NotFound("NO_DATA", format!("recording {code}: {e}")),
         })
+    }
+
+    /// `GET /recordings/{code}/clip.mp4?{query}` (the signature already checked): the window
+    /// parsed and bounded by `dvr.max_clip_sec`, its segments selected from the log, and the
+    /// remux started; answered once its first piece is made, so a window without media is
+    /// 404 `NO_DATA` rather than an empty 200.
+    async fn clip(&self, code: StreamCode, query: &str, storage: String) -> RecordingReply {
+        let Some(view) = self.recording_view(code.clone(), storage.clone()).await else {
+            return RecordingReply::NotFound("NOT_FOUND", format!("no recording of {code}"));
+        };
+        if view.entries.is_empty() {
+            return RecordingReply::NotFound(
+                "NO_DATA",
+                format!("recording {code} has no segments yet"),
+            );
+        }
+        let dvr = &self.shared.media.dvr;
+        let now = UnixMillis::from_system_time(std::time::SystemTime::now());
+        let max_ms = millis(dvr.section.max_clip());
+        let window = match clip::clip_window(query, now, &view.entries, max_ms) {
+            Ok(window) => window,
+            Err(e) => return RecordingReply::BadRequest(e.code, e.message),
+        };
+        let selected = timeshift::select(&view.entries, window).to_vec();
+        if selected.is_empty() {
+            return RecordingReply::NotFound(
+                "NO_DATA",
+                format!("recording {code}: {}", NoData(window)),
+            );
+        }
+        tracing::info!(stream = %code, from = %window.start, to = %window.end,
+                       segments = selected.len(), "clip requested");
+        let Some(mut rest) = dvr.recordings.clip(&code, &storage, selected, window) else {
+            return RecordingReply::NotFound("NOT_FOUND", format!("no recording of {code}"));
+        };
+        match rest.recv().await {
+            Some(Ok(first)) => RecordingReply::Clip { first, rest },
+            None | Some(Err(ClipError::NoMedia)) => RecordingReply::NotFound(
+                "NO_DATA",
+                format!("recording {code}: {}", ClipError::NoMedia),
+            ),
+            Some(Err(e)) => RecordingReply::Failed(format!("recording {code}: {e}")),
+        }
     }
 
     /// With signed play URLs on, whether `query` from `peer` carries a valid signature for
@@ -452,4 +524,9 @@ fn storage_path(stream: &Stream) -> String {
         .as_ref()
         .map(|d| d.storage_path.clone())
         .unwrap_or_default()
+}
+
+/// A duration in whole milliseconds.
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

@@ -63,6 +63,7 @@ pub use security::AdminToken;
 pub use services::ServiceError;
 pub use sessions::{CloseReason, Proto as SessionProto, SessionView, Stats as SessionStats};
 pub use templates::TemplateError;
+pub use tributary_dvr::clip::ClipError;
 pub use tributary_publish::BlockError as MediaWaitError;
 pub use views::{
     DryRun, HttpViewer, MediaReply, Ports, Precondition, PutResult, Runtime, SessionMeter,

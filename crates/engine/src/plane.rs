@@ -105,9 +105,11 @@ impl MediaPlane {
             config.transcoder.ffmpeg_path.clone().into(),
             PathBuf::from(&config.data_dir).join("thumbnails"),
         ));
+        let dvr_section = config.dvr.clone().unwrap_or_default();
         let dvr = Arc::new(dvr::Dvr::new(
             hub.clone(),
-            PathBuf::from(&config.data_dir).join("dvr"),
+            dvr_section.root(&config.data_dir),
+            dvr_section,
         ));
         let services = Services {
             buffers,

@@ -7,6 +7,7 @@
 //! ([`ServerConfig::ignored`], module [`later`]).
 
 mod dash;
+mod dvr;
 mod hls;
 mod hooks;
 pub mod later;
@@ -18,6 +19,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 pub use dash::DashSection;
+pub use dvr::DvrSection;
 pub use hls::{HlsSection, HlsSegmentFormat};
 pub use hooks::HooksSection;
 pub use later::{DebugSection, IgnoredKey, IgnoredReason, WatermarksSection};
@@ -73,10 +75,10 @@ pub struct ServerConfig {
     /// The watermark library. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermarks: Option<WatermarksSection>,
-    /// Recording. Not supported yet.
+    /// Recording (SPEC §DVR): the DVR root, stream defaults and route limits; absent means
+    /// every default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub dvr: Option<Value>,
+    pub dvr: Option<DvrSection>,
     /// Auto-publish. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
@@ -690,6 +692,9 @@ impl ServerConfig {
                 bad(&format!("hooks.{key}"), message);
             }
         }
+        if let Some(dvr) = &self.dvr {
+            dvr.check(&mut errors);
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -761,7 +766,6 @@ impl ServerConfig {
             .and_then(|s| s.geoip_db_path.as_ref());
         ignored.set("sessions.geoip_db_path", geoip.is_some(), later);
         ignored.keys("watermarks", self.watermarks.as_ref());
-        ignored.keys("dvr", self.dvr.as_ref());
         ignored.keys("autopublish", self.autopublish.as_ref());
         ignored.keys("debug", self.debug.as_ref());
         ignored.0

@@ -1,3 +1,6 @@
+use std::path::Path;
+use std::time::Duration;
+
 use super::*;
 
 #[test]
@@ -92,7 +95,6 @@ fn spec_keys_of_unbuilt_features_are_accepted_and_named() {
         ("hooks.worker_count", IgnoredReason::Legacy),
         ("sessions.geoip_db_path", later),
         ("watermarks", later),
-        ("dvr.max_clip_sec", later),
         ("autopublish.enabled", later),
         ("debug.fault_injection", later),
     ];
@@ -219,14 +221,14 @@ fn values_that_would_overflow_later_are_refused_naming_the_key() {
 fn session_durations_are_bounded_and_default() {
     let defaults = SessionsSection::default();
     assert!(defaults.enabled());
-    assert_eq!(defaults.idle_timeout(), std::time::Duration::from_secs(30));
+    assert_eq!(defaults.idle_timeout(), Duration::from_secs(30));
     assert_eq!(defaults.max_lifetime(), None);
-    assert_eq!(defaults.kick_ban(), std::time::Duration::from_secs(60));
+    assert_eq!(defaults.kick_ban(), Duration::from_secs(60));
     let zero = SessionsSection {
         idle_timeout_sec: Some(0),
         ..SessionsSection::default()
     };
-    assert_eq!(zero.idle_timeout(), std::time::Duration::from_secs(1));
+    assert_eq!(zero.idle_timeout(), Duration::from_secs(1));
 
     let mut c = ServerConfig {
         sessions: Some(SessionsSection {
@@ -371,4 +373,77 @@ fn storage_roots_are_absolute_directories_named_when_not() {
         c.ignored().is_empty(),
         "storage_roots is in force, not ignored"
     );
+}
+
+#[test]
+fn dvr_defaults_match_spec_and_a_stream_keeps_its_own_values() {
+    let section = DvrSection::default();
+    assert_eq!(section.root("/srv/data"), Path::new("/srv/data/dvr"));
+    assert_eq!(section.segment_duration(), 4);
+    assert_eq!(section.max_timeshift(), Duration::from_secs(86_400));
+    assert_eq!(section.max_clip(), Duration::from_secs(3600));
+    // SPEC's per-stream zeros stay what they mean when the server sets nothing.
+    let zeros = crate::Dvr::default();
+    let resolved = section.resolve(&zeros);
+    assert_eq!(resolved.segment_duration, 4);
+    assert_eq!((resolved.retention_sec, resolved.max_size_gb), (0, 0.0));
+
+    let config: ServerConfig = serde_json::from_value(serde_json::json!({"dvr": {
+        "root": "/var/lib/tributary/dvr",
+        "segment_duration": 6,
+        "retention_sec": 3600,
+        "max_size_gb": 2.5,
+        "max_clip_sec": 600,
+    }}))
+    .unwrap();
+    config.validate().unwrap();
+    assert!(config.ignored().is_empty(), "{:?}", config.ignored());
+    let section = config.dvr.unwrap();
+    assert_eq!(section.root("./data"), Path::new("/var/lib/tributary/dvr"));
+    assert_eq!(section.max_clip(), Duration::from_secs(600));
+    let resolved = section.resolve(&zeros);
+    assert_eq!(
+        (
+            resolved.segment_duration,
+            resolved.retention_sec,
+            resolved.max_size_gb
+        ),
+        (6, 3600, 2.5)
+    );
+    let own = crate::Dvr {
+        segment_duration: 2,
+        retention_sec: 60,
+        max_size_gb: 1.0,
+        ..crate::Dvr::default()
+    };
+    assert_eq!(section.resolve(&own), own);
+}
+
+#[test]
+fn bad_dvr_values_are_refused_naming_the_key() {
+    let config: ServerConfig = serde_json::from_value(serde_json::json!({"dvr": {
+        "root": "/data/../etc",
+        "segment_duration": 0,
+        "retention_sec": u64::MAX,
+        "max_size_gb": -1.0,
+        "max_timeshift_sec": 0,
+        "max_clip_sec": 100_000,
+    }}))
+    .unwrap();
+    let errors = config.validate().unwrap_err();
+    let paths: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "dvr.root",
+            "dvr.segment_duration",
+            "dvr.retention_sec",
+            "dvr.max_size_gb",
+            "dvr.max_timeshift_sec",
+            "dvr.max_clip_sec",
+        ]
+    );
+    let unknown =
+        serde_json::from_value::<ServerConfig>(serde_json::json!({"dvr": {"max_clip": 1}}));
+    assert!(unknown.unwrap_err().to_string().contains("max_clip"));
 }

@@ -108,7 +108,6 @@ fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
         "publisher.dash.segment_sec",
         "hooks.worker_count",
         "watermarks.dir",
-        "dvr.max_clip_sec",
         "autopublish.enabled",
         "debug.fault_injection",
     ] {
@@ -132,6 +131,7 @@ fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
         "sessions.enabled",
         "sessions.idle_timeout_sec",
         "hooks.max_retries",
+        "dvr.max_clip_sec",
     ] {
         assert_eq!(named(key), 0, "{key}");
     }

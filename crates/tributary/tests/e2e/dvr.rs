@@ -472,10 +472,10 @@ fn recording_routes_serve_only_their_own_segments_inside_the_root() {
         let status = raw_status(&server, path);
         assert!(status == 404 || status == 400, "{path} answered {status}");
     }
-    // Routes of later issues are refused by name.
-    let later = send("GET", &server.url("/recordings/rec/clip.mp4"), None, &[]);
-    assert_eq!(later.status, 422, "{}", later.body);
-    assert_eq!(later.body["error"]["code"], "UNSUPPORTED");
+    // A clip without its window is refused naming what is missing.
+    let clip = send("GET", &server.url("/recordings/rec/clip.mp4"), None, &[]);
+    assert_eq!(clip.status, 400, "{}", clip.body);
+    assert_eq!(clip.body["error"]["code"], "INVALID_QUERY");
     assert!(server.text("/rec/index.m3u8?token=x").is_some());
 }
 

@@ -10,6 +10,7 @@ mod copy;
 mod dash;
 mod deploy;
 mod dvr;
+mod dvr_clip;
 mod events;
 mod failover;
 mod harden_api;
