@@ -150,7 +150,10 @@ fn a_clip_from_the_middle_of_a_recording_plays_from_a_keyframe_for_its_window() 
         (seconds - audio).abs() < 0.1,
         "{audio} s of audio for {seconds} s of video"
     );
-    eprintln!("clip: {seconds:.3} s of video, {audio:.3} s of audio, {} bytes", body.len());
+    eprintln!(
+        "clip: {seconds:.3} s of video, {audio:.3} s of audio, {} bytes",
+        body.len()
+    );
 
     // The same window by offsets, as timeshift takes them.
     let (status, _, by_offset) =

@@ -146,7 +146,12 @@ fn signed_urls_play_and_missing_expired_or_tampered_ones_are_refused() {
     // The recording's playlists and segments, and timeshift on the live URL, are media too:
     // unsigned they are refused; signed, the playlists carry the signature to their segments.
     refused("/signed/index.m3u8?ago=10", "requires signed play URLs");
-    for path in ["playlist.m3u8", "timeshift.m3u8?offset_sec=0", "000000.ts"] {
+    for path in [
+        "playlist.m3u8",
+        "timeshift.m3u8?offset_sec=0",
+        "000000.ts",
+        "clip.mp4?offset_sec=0&duration=2",
+    ] {
         refused(
             &format!("/recordings/signed/{path}"),
             "requires signed play URLs",
@@ -177,6 +182,13 @@ fn signed_urls_play_and_missing_expired_or_tampered_ones_are_refused() {
             assert_eq!(status(&format!("/recordings/signed/{name}")), 200);
         }
     }
+    // A clip is media too: signed, it streams.
+    let (answered, _, clip) = http_get(&server.url(&format!(
+        "/recordings/signed/clip.mp4?offset_sec=0&duration=2&{query}"
+    )))
+    .unwrap();
+    assert_eq!(answered, 200);
+    assert_eq!(&clip[4..8], b"ftyp");
     let unrecorded = send(
         "GET",
         &server.url(&format!(
