@@ -263,9 +263,15 @@ fn mpegts(
         });
         Body::from_stream(chunks)
     };
+    streamed(body, "video/mp2t")
+}
+
+/// A media body made as it is sent (chunked: no length, no range) as a response of
+/// `content_type`, never cached, readable by browser players (CORS).
+pub(crate) fn streamed(body: Body, content_type: &'static str) -> Response {
     let mut response = Response::new(body);
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp2t"));
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,

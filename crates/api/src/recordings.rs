@@ -26,7 +26,7 @@ use tributary_engine::{ClipError, EngineHandle, MediaAsset, RecordingPath, Recor
 
 use crate::auth::AdminGate;
 use crate::error::ApiError;
-use crate::media::respond;
+use crate::media::{respond, streamed};
 
 /// `GET /recordings/{rid}` (admin).
 #[utoipa::path(get, path = "/recordings/{rid}", tag = "dvr",
@@ -231,15 +231,7 @@ fn clip_response(
         let first = futures_util::stream::once(async move { Ok(first) });
         Body::from_stream(futures_util::StreamExt::chain(first, pieces))
     };
-    let mut response = Response::new(body);
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    headers.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    response
+    streamed(body, "video/mp4")
 }
 
 /// The admin gate for `/recordings/…`, except the media routes (playlists and segments), which

@@ -38,7 +38,7 @@ use tributary_mpegts::{DemuxEvent, Demuxer, DemuxerConfig};
 use tributary_packager::{Fmp4Error, Fmp4Track, Fragmenter, UnixMillis, write_init};
 
 use crate::log::SegmentEntry;
-use crate::timeshift::{ParamError, Window, instant, length, param, seconds};
+use crate::timeshift::{ParamError, Window, instant, length, param, window_start};
 
 /// The window `GET /recordings/{rid}/clip.mp4?{query}` asks for at `now`, over a log of
 /// `entries`, at most `max_ms` long.
@@ -53,38 +53,7 @@ pub fn clip_window(
     entries: &[SegmentEntry],
     max_ms: u64,
 ) -> Result<Window, ParamError> {
-    let start = match (param(query, "from"), param(query, "offset_sec")) {
-        (Some(_), Some(_)) => {
-            return Err(ParamError::new(
-                "INVALID_QUERY",
-                "offset_sec",
-                "give from or offset_sec, not both",
-            ));
-        }
-        (None, None) => {
-            return Err(ParamError::new(
-                "INVALID_QUERY",
-                "from",
-                "clip.mp4 needs from (RFC 3339 or Unix seconds) or offset_sec (seconds)",
-            ));
-        }
-        (Some(from), None) => instant("INVALID_FROM", "from", &from, now)?,
-        (None, Some(offset)) => {
-            let Some(offset) = seconds(&offset).map(|s| (s * 1000.0).round() as i64) else {
-                return Err(ParamError::new(
-                    "INVALID_OFFSET",
-                    "offset_sec",
-                    "offset_sec must be a number of seconds (negative: before the newest segment's end)",
-                ));
-            };
-            let anchor = if offset >= 0 {
-                entries.first().map_or(now, |e| e.start)
-            } else {
-                entries.last().map_or(now, SegmentEntry::end)
-            };
-            UnixMillis(anchor.0.saturating_add(offset))
-        }
-    };
+    let start = window_start("clip.mp4", query, now, entries)?;
     let (end, param_name) = match (param(query, "to"), param(query, "duration")) {
         (Some(_), Some(_)) => {
             return Err(ParamError::new(

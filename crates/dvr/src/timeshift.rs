@@ -101,24 +101,35 @@ pub fn recording_window(
     now: UnixMillis,
     entries: &[SegmentEntry],
 ) -> Result<Window, ParamError> {
-    let from = param(query, "from");
-    let offset = param(query, "offset_sec");
-    let start = match (from, offset) {
-        (Some(_), Some(_)) => {
-            return Err(ParamError::new(
-                "INVALID_QUERY",
-                "offset_sec",
-                "give from or offset_sec, not both",
-            ));
-        }
-        (None, None) => {
-            return Err(ParamError::new(
-                "INVALID_QUERY",
-                "from",
-                "timeshift.m3u8 needs from (RFC 3339 or Unix seconds) or offset_sec (seconds)",
-            ));
-        }
-        (Some(from), None) => instant("INVALID_FROM", "from", &from, now)?,
+    let start = window_start("timeshift.m3u8", query, now, entries)?;
+    let duration = match param(query, "duration") {
+        None => MAX_WINDOW_MS,
+        Some(value) => length("INVALID_DURATION", "duration", &value, false)?,
+    };
+    Ok(Window::new(start, duration))
+}
+
+/// The start of a recording window `route` (`timeshift.m3u8`, `clip.mp4`) asks for at `now`:
+/// `from` (RFC 3339 or Unix seconds, not in the future) or `offset_sec` (N ≥ 0: after the
+/// first segment's start; N < 0: before the newest segment's end), exactly one of them.
+pub(crate) fn window_start(
+    route: &str,
+    query: &str,
+    now: UnixMillis,
+    entries: &[SegmentEntry],
+) -> Result<UnixMillis, ParamError> {
+    match (param(query, "from"), param(query, "offset_sec")) {
+        (Some(_), Some(_)) => Err(ParamError::new(
+            "INVALID_QUERY",
+            "offset_sec",
+            "give from or offset_sec, not both",
+        )),
+        (None, None) => Err(ParamError::new(
+            "INVALID_QUERY",
+            "from",
+            format!("{route} needs from (RFC 3339 or Unix seconds) or offset_sec (seconds)"),
+        )),
+        (Some(from), None) => instant("INVALID_FROM", "from", &from, now),
         (None, Some(offset)) => {
             let Some(offset) = seconds(&offset).map(|s| (s * 1000.0).round() as i64) else {
                 return Err(ParamError::new(
@@ -132,14 +143,9 @@ pub fn recording_window(
             } else {
                 entries.last().map_or(now, SegmentEntry::end)
             };
-            UnixMillis(anchor.0.saturating_add(offset))
+            Ok(UnixMillis(anchor.0.saturating_add(offset)))
         }
-    };
-    let duration = match param(query, "duration") {
-        None => MAX_WINDOW_MS,
-        Some(value) => length("INVALID_DURATION", "duration", &value, false)?,
-    };
-    Ok(Window::new(start, duration))
+    }
 }
 
 /// The timeshift a live playlist query asks for at `now`, `None` when it names none of `from`,

@@ -37,7 +37,7 @@ fn recorded_stream(code: &str) -> (tempfile::TempDir, Server) {
 }
 
 /// `GET /recordings/{rid}/info`'s `data`, when it answers 200.
-fn info(server: &Server, rid: &str) -> Option<Value> {
+pub(crate) fn info(server: &Server, rid: &str) -> Option<Value> {
     let answer = send(
         "GET",
         &server.url(&format!("/recordings/{rid}/info")),

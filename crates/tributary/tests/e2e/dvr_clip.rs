@@ -12,19 +12,9 @@ use tributary_testkit::{
     probe_streams, wait_until,
 };
 
+use crate::dvr::info;
 use crate::hls::serial;
 use crate::server::{Server, put_stream, send};
-
-/// `GET /recordings/{rid}/info`'s `data`, when it answers 200.
-fn info(server: &Server, rid: &str) -> Option<Value> {
-    let answer = send(
-        "GET",
-        &server.url(&format!("/recordings/{rid}/info")),
-        None,
-        &[],
-    );
-    (answer.status == 200).then(|| answer.body["data"].clone())
-}
 
 /// An RFC 3339 time `ms` after the Unix epoch, percent-encoded for a query.
 fn rfc3339(ms: i64) -> String {
