@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tributary_hub::{Delivery, Subscriber, TryRecvError, Wake};
+use tributary_hub::{Batch, Batched, Delivery, Subscriber, Wake};
 use tributary_media::{Frame, MediaKind, StreamCode};
 use tributary_packager::{HlsConfig, HlsEvent, HlsSegmenter, SegmentFormat, UnixMillis};
 
@@ -244,10 +244,9 @@ impl Cutter {
             };
             let wall = SystemTime::now();
             let mono = std::time::Instant::now();
-            let mut delivery = first;
-            let mut handled = 0;
-            loop {
-                let Some(got) = delivery else {
+            let mut batch = Batch::new(first, BATCH);
+            while let Some(next) = batch.next(&mut self.subscriber) {
+                let Batched::Delivery(got) = next else {
                     segmenter.finish();
                     let _ = self.drain(&mut segmenter);
                     return;
@@ -279,16 +278,9 @@ impl Cutter {
                 if self.drain(&mut segmenter).is_err() {
                     return;
                 }
-                handled += 1;
-                if handled == BATCH {
-                    tokio::task::yield_now().await;
-                    break;
-                }
-                delivery = match self.subscriber.try_recv() {
-                    Ok(next) => Some(next),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Closed) => None,
-                };
+            }
+            if batch.full() {
+                tokio::task::yield_now().await;
             }
             idle_at = Some(Instant::now() + segment * 2);
         }

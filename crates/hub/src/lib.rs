@@ -114,6 +114,7 @@
 #![deny(missing_docs)]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+mod batch;
 mod error;
 mod hub;
 mod id;
@@ -122,6 +123,7 @@ mod ring;
 mod subscriber;
 mod writer;
 
+pub use batch::{Batch, Batched};
 pub use error::HubError;
 pub use hub::{
     BufferConfig, BufferStats, ClassDrops, DEFAULT_CAPACITY, DEFAULT_MAX_BYTES, Hub, SubscribeFrom,

@@ -2,7 +2,8 @@
 
 use bytes::Bytes;
 use tributary_hub::{
-    BufferConfig, Delivery, Hub, HubError, SessionReason, SubscribeFrom, TryRecvError,
+    Batch, Batched, BufferConfig, Delivery, Hub, HubError, SessionReason, SubscribeFrom,
+    TryRecvError,
 };
 
 use crate::support::{audio, drain, frames, id, n, video};
@@ -419,4 +420,34 @@ fn empty_payloads_are_ignored_and_stats_count() {
     assert_eq!(stats.session, writer.session());
     drop(b);
     assert_eq!(hub.stats(&id).unwrap().subscribers, 1);
+}
+
+#[test]
+fn a_batch_takes_what_waits_up_to_its_bound_then_reports_the_end() {
+    let hub = Hub::new();
+    let id = id("batched");
+    let mut writer = hub.create(id.clone(), 64).unwrap();
+    let mut reader = hub.subscribe(&id, SubscribeFrom::Now, "batch").unwrap();
+    for i in 0..5 {
+        writer.write(video(i, i == 0)).unwrap();
+    }
+    let mut read = Vec::new();
+    let mut batch = Batch::new(reader.try_recv().ok(), 3);
+    while let Some(Batched::Delivery(Delivery::Frame(frame))) = batch.next(&mut reader) {
+        read.push(n(&frame));
+    }
+    assert_eq!(read, [0, 1, 2]);
+    assert!(
+        batch.full(),
+        "two more wait: the reader yields, then reads on"
+    );
+    let mut batch = Batch::new(reader.try_recv().ok(), 3);
+    while let Some(Batched::Delivery(Delivery::Frame(frame))) = batch.next(&mut reader) {
+        read.push(n(&frame));
+    }
+    assert_eq!(read, [0, 1, 2, 3, 4]);
+    assert!(!batch.full(), "nothing more waits");
+    drop(writer); // deletes the buffer
+    let mut batch = Batch::new(reader.try_recv().ok(), 3);
+    assert!(matches!(batch.next(&mut reader), Some(Batched::Closed)));
 }

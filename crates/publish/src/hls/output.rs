@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::Instrument;
-use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber, TryRecvError, Wake};
+use tributary_hub::{Batch, Batched, BufferId, Delivery, Hub, SubscribeFrom, Subscriber, Wake};
 use tributary_media::codec::{self, FrameRate};
 use tributary_media::{Frame, MediaKind, StreamCode, TrackConfig, TrackInfo, Ts90};
 use tributary_packager::{
@@ -322,10 +322,9 @@ impl Output {
             let now = Instant::now();
             let wall = SystemTime::now();
             let mono = std::time::Instant::now();
-            let mut delivery = first;
-            let mut handled = 0;
-            loop {
-                let Some(got) = delivery else {
+            let mut batch = Batch::new(first, BATCH);
+            while let Some(next) = batch.next(&mut self.subscriber) {
+                let Batched::Delivery(got) = next else {
                     self.segmenter.finish();
                     if let Some(dash) = &mut self.dash {
                         dash.finish();
@@ -358,18 +357,10 @@ impl Output {
                     }
                 }
                 self.drain(now);
-                handled += 1;
-                if handled == BATCH {
-                    // A long burst: let other tasks run; the next wake-up reads the clocks
-                    // again.
-                    tokio::task::yield_now().await;
-                    break;
-                }
-                delivery = match self.subscriber.try_recv() {
-                    Ok(next) => Some(next),
-                    Err(TryRecvError::Empty) => break,
-                    Err(TryRecvError::Closed) => None,
-                };
+            }
+            if batch.full() {
+                // A long burst: let other tasks run; the next wake-up reads the clocks again.
+                tokio::task::yield_now().await;
             }
         }
     }
