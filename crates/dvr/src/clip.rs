@@ -255,10 +255,12 @@ impl Remuxer {
             };
             let key = &frames[k];
             let mut described = vec![key];
-            let audio = frames.iter().find(|f| {
-                f.codec.kind() == MediaKind::Audio && f.track != key.track && f.pts >= key.pts
-            });
-            described.extend(audio);
+            if has_video {
+                let audio = frames
+                    .iter()
+                    .find(|f| f.codec.kind() == MediaKind::Audio && f.pts >= key.pts);
+                described.extend(audio);
+            }
             let mut tracks = Vec::new();
             let mut table = Vec::new();
             for (index, frame) in described.into_iter().enumerate() {

@@ -1,9 +1,11 @@
 //! The DVR service (SPEC §DVR): the coordinator's [`DvrService`] over
 //! [`tributary_dvr::Recordings`], recording events onto the bus, and the read side the API's
 //! recording routes use (`GET /streams/{code}/recordings`, `/recordings/{rid}`, its `info`,
-//! `playlist.m3u8` and segment files) and timeshift (`/recordings/{rid}/timeshift.m3u8` and
+//! `playlist.m3u8` and segment files), timeshift (`/recordings/{rid}/timeshift.m3u8` and
 //! `from`/`ago`/`dur`/`delay` on a live `/{code}/index.m3u8`, both answered from the
-//! recording's log with [`tributary_dvr::timeshift`]).
+//! recording's log with [`tributary_dvr::timeshift`]) and clips (`/recordings/{rid}/clip.mp4`,
+//! remuxed by [`tributary_dvr::clip`] as the client reads). The `[dvr]` section gives the
+//! defaults a stream's zero values take and the limits of timeshift windows and clips.
 //!
 //! The recording id is the stream code. A stopped recording is found on disk where the
 //! stream's stored `dvr.storage_path` says (the DVR root `<data_dir>/dvr` when empty); a
