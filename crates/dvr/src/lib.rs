@@ -63,6 +63,9 @@ pub struct Recordings {
     hub: Hub,
     /// The DVR root (`<data_dir>/dvr`): where a stream without `storage_path` records.
     root: PathBuf,
+    /// `security.storage_roots`: a `storage_path` must resolve inside one (SPEC §Security
+    /// "File serving"); `None`: any plain absolute path.
+    storage_roots: Option<Vec<PathBuf>>,
     /// Told of recording events.
     observer: RecordingObserver,
     /// Running recordings by stream.
@@ -134,6 +137,14 @@ pub enum DvrError {
         /// The path.
         path: String,
     },
+    /// `storage_path` does not resolve inside `security.storage_roots`.
+    #[error("stream {code}: dvr.storage_path: {source}")]
+    OutsideRoots {
+        /// The stream.
+        code: StreamCode,
+        /// Why.
+        source: tributary_domain::roots::PathError,
+    },
     /// No tokio runtime to run the recording in.
     #[error("stream {code}: recording needs a tokio runtime")]
     NoRuntime {
@@ -148,10 +159,19 @@ impl Recordings {
         Self {
             hub,
             root,
+            storage_roots: None,
             observer,
             active: Mutex::new(HashMap::new()),
             dirs: DirLocks::default(),
         }
+    }
+
+    /// Holds every `storage_path` to `roots` (`security.storage_roots`): it must resolve,
+    /// symlinks included, inside one of them when a recording starts or is read.
+    #[must_use]
+    pub fn with_storage_roots(mut self, roots: Vec<PathBuf>) -> Self {
+        self.storage_roots = Some(roots);
+        self
     }
 
     /// The storage root of a stream with `storage_path` (`""`: the DVR root).
@@ -165,6 +185,15 @@ impl Recordings {
                 code: code.clone(),
                 path: storage_path.to_owned(),
             });
+        }
+        if let Some(roots) = &self.storage_roots {
+            // Validation compared the text when the stream was saved; a symlink since may
+            // lead elsewhere.
+            tributary_domain::roots::resolve_inside(path, roots, |p| std::fs::canonicalize(p))
+                .map_err(|source| DvrError::OutsideRoots {
+                    code: code.clone(),
+                    source,
+                })?;
         }
         Ok(path.to_owned())
     }
@@ -367,4 +396,49 @@ pub const CLASS: &str = "dvr";
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn recordings(root: &Path) -> Recordings {
+        Recordings::new(Hub::new(), root.join("dvr"), Arc::new(|_, _| {}))
+    }
+
+    #[test]
+    fn a_storage_path_must_resolve_inside_the_storage_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().canonicalize().unwrap();
+        let inside = base.join("media");
+        let outside = base.join("elsewhere");
+        std::fs::create_dir_all(&inside).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        // A link under the root that leads out of it.
+        std::os::unix::fs::symlink(&outside, inside.join("escape")).unwrap();
+        let code = StreamCode::parse("cam").unwrap();
+        let roots = recordings(&base).with_storage_roots(vec![inside.clone()]);
+        let text = |p: &Path| p.to_str().unwrap().to_owned();
+
+        assert_eq!(roots.root_for(&code, "").unwrap(), base.join("dvr"));
+        let fresh = inside.join("rec/new");
+        assert_eq!(roots.root_for(&code, &text(&fresh)).unwrap(), fresh);
+        for refused in [outside.clone(), inside.join("escape/rec")] {
+            let error = roots.root_for(&code, &text(&refused)).unwrap_err();
+            assert!(
+                matches!(error, DvrError::OutsideRoots { .. }),
+                "{refused:?}: {error}"
+            );
+            assert!(error.to_string().contains("dvr.storage_path"), "{error}");
+        }
+        assert!(matches!(
+            roots.root_for(&code, "relative/dir"),
+            Err(DvrError::StoragePath { .. })
+        ));
+        // Without roots (the engine always gives them), any plain absolute path.
+        let open = recordings(&base);
+        assert_eq!(open.root_for(&code, &text(&outside)).unwrap(), outside);
+    }
 }

@@ -45,7 +45,12 @@ pub(crate) struct Dvr {
 impl Dvr {
     /// Recordings under `root` by default (`dvr.root`, `<data_dir>/dvr` unless set), with
     /// `section`'s defaults and limits.
-    pub(crate) fn new(hub: Hub, root: PathBuf, section: DvrSection) -> Self {
+    pub(crate) fn new(
+        hub: Hub,
+        root: PathBuf,
+        section: DvrSection,
+        storage_roots: Vec<PathBuf>,
+    ) -> Self {
         let events: Arc<OnceLock<EventBus>> = Arc::default();
         let bus = Arc::clone(&events);
         let observer = Arc::new(move |code: &StreamCode, event: &RecordingEvent| {
@@ -83,7 +88,7 @@ impl Dvr {
             bus.publish(kind, id, payload);
         });
         Self {
-            recordings: Recordings::new(hub, root, observer),
+            recordings: Recordings::new(hub, root, observer).with_storage_roots(storage_roots),
             section,
             events,
         }

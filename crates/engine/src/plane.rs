@@ -110,6 +110,7 @@ impl MediaPlane {
             hub.clone(),
             dvr_section.root(&config.data_dir),
             dvr_section,
+            crate::vod::storage_roots(config),
         ));
         let services = Services {
             buffers,
