@@ -11,6 +11,7 @@ mod dvr;
 mod hls;
 mod hooks;
 pub mod later;
+mod layers;
 mod listeners;
 mod sessions;
 
@@ -23,6 +24,9 @@ pub use dvr::DvrSection;
 pub use hls::{HlsSection, HlsSegmentFormat};
 pub use hooks::HooksSection;
 pub use later::{DebugSection, IgnoredKey, IgnoredReason, WatermarksSection};
+pub use layers::{
+    HotApply, Layers, Source, Write, WriteError, defaults_document, hot_apply, merge,
+};
 pub use listeners::{
     Listeners, RtmpListener, RtspListener, RtspTransport, SrtListener, join_host_port,
     split_host_port,
