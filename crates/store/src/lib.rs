@@ -135,6 +135,17 @@ pub trait TemplateRepository: Send + Sync + 'static {
     fn delete_template(&self, code: &str) -> Result<bool, StoreError>;
 }
 
+/// Where the global-config values saved through the API live (SPEC §Config "Layers", the
+/// layer between `tributary.toml` and the environment). The layer is a JSON object holding
+/// only the fields an operator set; `null` is a value (a section switched off).
+pub trait ConfigRepository: Send + Sync + 'static {
+    /// The saved layer (`{}` when nothing was saved).
+    fn config_layer(&self) -> Result<serde_json::Value, StoreError>;
+
+    /// Replaces the saved layer with `layer`, atomically. Durable when it returns.
+    fn put_config_layer(&self, layer: &serde_json::Value) -> Result<(), StoreError>;
+}
+
 /// Where the webhooks live (SPEC §Hooks). Synchronous like [`StreamRepository`]; hooks are
 /// few and written rarely, so there is no revision: the last write wins.
 ///

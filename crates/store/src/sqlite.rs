@@ -18,6 +18,7 @@ use tributary_domain::{Stream, StreamCode};
 
 use crate::{Expect, HookRepository, StoreError, StoredStream, StreamRepository, Upserted};
 
+mod config;
 mod templates;
 mod vod;
 
