@@ -19,8 +19,12 @@ use crate::limit::{PendingLimiter, PendingSlot};
 pub(crate) struct Accept {
     /// `RTMP`, `RTSP`: for log lines.
     pub(crate) protocol: &'static str,
-    /// Fired when the listener stops.
+    /// Fired when the listener stops; every connection watches it.
     pub(crate) cancel: CancellationToken,
+    /// Fired when the listener stops accepting (a child of `cancel`, or `cancel` itself).
+    /// Fired alone, the listener drains: its socket closes, and its connections run on
+    /// until they end or `cancel` fires.
+    pub(crate) accepting: CancellationToken,
     /// Connections open at once.
     pub(crate) max_connections: usize,
     /// Handshakes in flight per IP.
@@ -43,6 +47,7 @@ pub(crate) async fn run<F, Fut>(
     let Accept {
         protocol,
         cancel,
+        accepting,
         max_connections,
         pending,
     } = accept;
@@ -57,7 +62,7 @@ pub(crate) async fn run<F, Fut>(
     };
     loop {
         tokio::select! {
-            () = cancel.cancelled() => break,
+            () = accepting.cancelled() => break,
             Some(joined) = tasks.join_next(), if !tasks.is_empty() => {
                 if let Err(e) = joined
                     && e.is_panic()
@@ -95,6 +100,13 @@ pub(crate) async fn run<F, Fut>(
         }
     }
     drop(listener);
+    if !cancel.is_cancelled() {
+        tracing::info!(connections = tasks.len(), "{protocol} listener draining");
+        tokio::select! {
+            () = cancel.cancelled() => {}
+            () = async { while tasks.join_next().await.is_some() {} } => {}
+        }
+    }
     tracing::info!(connections = tasks.len(), "{protocol} listener stopping");
     let drained = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(STOP_GRACE, drained).await.is_err() {

@@ -71,6 +71,8 @@ pub struct RtmpListener {
     shared: Arc<Shared>,
     /// The accept loop; it owns the connection tasks.
     running: Running,
+    /// Stops the accept loop alone ([`drain`](Self::drain)); a child of the stop signal.
+    accepting: CancellationToken,
 }
 
 /// A snapshot of the listener's counters.
@@ -113,15 +115,17 @@ pub async fn start_rtmp(
         fanouts: fanout::Fanouts::default(),
     });
     let span = tracing::info_span!("rtmp_listener", addr = %local_addr);
+    let accepting = shared.cancel.child_token();
     let running = Running::spawn(
         shared.cancel.clone(),
-        accept_loop(listener, Arc::clone(&shared)).instrument(span),
+        accept_loop(listener, Arc::clone(&shared), accepting.clone()).instrument(span),
     );
     tracing::debug!(addr = %local_addr, "RTMP listener started");
     Ok(RtmpListener {
         local_addr,
         shared,
         running,
+        accepting,
     })
 }
 
@@ -136,6 +140,15 @@ impl RtmpListener {
     /// wind down in the background (see [`shutdown`](Self::shutdown) to wait for them).
     pub fn stop(self) {
         self.running.stop();
+    }
+
+    /// Closes the port at once and keeps the open connections (publishers and players) for
+    /// up to `grace`, then stops as [`shutdown`](Self::shutdown) does: how a listener moved
+    /// to another address hands over without cutting anybody mid-sentence.
+    pub async fn drain(self, grace: Duration) {
+        self.accepting.cancel();
+        tokio::time::sleep(grace).await;
+        self.shutdown().await;
     }
 
     /// Like [`stop`](Self::stop), and waits until the port is closed and every connection
@@ -246,10 +259,11 @@ impl Drop for Held {
 }
 
 /// Accepts until cancelled (`accept::run`): one [`conn`] task per connection.
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, accepting: CancellationToken) {
     let accept = Accept {
         protocol: "RTMP",
         cancel: shared.cancel.clone(),
+        accepting,
         max_connections: shared.config.max_connections,
         pending: Arc::clone(&shared.pending),
     };

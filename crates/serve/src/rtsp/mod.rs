@@ -249,6 +249,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let accept = Accept {
         protocol: "RTSP",
         cancel: shared.cancel.clone(),
+        accepting: shared.cancel.clone(),
         max_connections: shared.config.max_connections,
         pending: Arc::clone(&shared.pending),
     };
