@@ -84,7 +84,8 @@ fn routes(engine: &EngineHandle) -> (Api, Api) {
         .routes(routes!(streams::recordings));
     let admin = Api::new()
         .merge(openapi::coded(engine, "/streams", streams, |_| false))
-        .routes(routes!(system::config))
+        .routes(routes!(system::config, system::post_config))
+        .routes(routes!(system::config_defaults))
         .routes(routes!(events::list))
         .routes(routes!(sessions::list))
         .routes(routes!(sessions::get_one, sessions::kick))

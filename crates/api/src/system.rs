@@ -1,16 +1,19 @@
-//! `/healthz`, `/readyz`, `/metrics`, `GET /config` and `POST /config/transcoder/probe`.
+//! `/healthz`, `/readyz`, `/metrics`, `GET/POST /config`, `GET /config/defaults` and
+//! `POST /config/transcoder/probe`.
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors};
-use tributary_engine::EngineHandle;
+use tributary_engine::{ConfigWriteError, EngineHandle};
 
 use crate::error::ApiError;
-use crate::streams::{only_field, read_json};
+use crate::streams::{flag, only_field, read_json};
 
 #[utoipa::path(get, path = "/healthz", tag = "system", responses((status = 200, description = "ok")))]
 pub(crate) async fn healthz() -> &'static str {
@@ -91,11 +94,23 @@ async fn probe_path(body: Body) -> Result<String, ApiError> {
     }
 }
 
-/// Bare `{version, hw_accels, ..., ports, ffmpeg, global_config}` (SPEC §API).
+/// Bare `{version, hw_accels, ..., ports, ffmpeg, global_config}` (SPEC §API);
+/// `?explain=true` adds `sources{path: default|file|store|env}`, `?reveal=true` unmasks
+/// secrets.
 #[utoipa::path(get, path = "/config", tag = "system",
+    params(("explain" = Option<bool>, Query, description = "add `sources{path: default|file|store|env}`: which layer set each field"),
+           ("reveal" = Option<bool>, Query, description = "show secrets instead of `****`")),
     responses((status = 200, description = "bare `{version, ..., ports, ffmpeg, global_config}`; `ffmpeg` is `{ok, path (the resolved binary, when found), version, errors}` from the boot probe of `transcoder.ffmpeg_path` (see `POST /config/transcoder/probe`)"),
+              (status = 400, description = "`INVALID_QUERY`: `explain` or `reveal` is not a boolean", body = crate::openapi::ErrorBody),
               crate::openapi::AdminRefusal))]
-pub(crate) async fn config(State(engine): State<EngineHandle>) -> Response {
+pub(crate) async fn config(
+    State(engine): State<EngineHandle>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let (explain, reveal) = match (flag(&query, "explain"), flag(&query, "reveal")) {
+        (Ok(explain), Ok(reveal)) => (explain, reveal),
+        (Err(e), _) | (_, Err(e)) => return e.into_response(),
+    };
     let support = engine.support();
     let mut outputs = Vec::new();
     for (name, on) in [
@@ -122,7 +137,13 @@ pub(crate) async fn config(State(engine): State<EngineHandle>) -> Response {
         (None, Ok(path)) => json!({"ok": true, "path": path, "version": "", "errors": []}),
         (None, Err(error)) => json!({"ok": false, "version": "", "errors": [error]}),
     };
-    Json(json!({
+    let config = engine.config();
+    let global_config = if reveal {
+        (*config).clone()
+    } else {
+        config.redacted()
+    };
+    let mut body = json!({
         "version": {
             "version": env!("CARGO_PKG_VERSION"),
             "commit": option_env!("TRIBUTARY_COMMIT").unwrap_or(""),
@@ -137,7 +158,60 @@ pub(crate) async fn config(State(engine): State<EngineHandle>) -> Response {
         "watermark_positions": ["top_left", "top_right", "bottom_left", "bottom_right", "center", "custom"],
         "ports": engine.ports(),
         "ffmpeg": ffmpeg,
-        "global_config": engine.config().redacted(),
-    }))
-    .into_response()
+        "global_config": global_config,
+    });
+    if explain {
+        body["sources"] = json!(engine.config_sources().await);
+    }
+    Json(body).into_response()
+}
+
+/// `POST /config` (SPEC §API, §Config): a partial configuration merged over the effective
+/// one, persisted (only the fields it sets) and applied without a restart. 200 bare
+/// `{global_config, ports}`; 409 `PINNED_BY_ENV` naming each field the environment or the
+/// command line sets; 422 naming every invalid field, every field this build cannot apply to
+/// a running server yet (`UNSUPPORTED`), and a listener that cannot bind its new address.
+#[utoipa::path(post, path = "/config", tag = "system",
+    request_body(content = Object, description = "a partial global configuration, merged over the effective one (objects key by key, other values replace); `null` on `hooks`, `sessions` or a listener switches it off; `\"****\"` keeps a secret"),
+    responses((status = 200, description = "bare `{global_config, ports}` after the change is stored and applied"),
+              (status = 409, description = "`PINNED_BY_ENV`: `fields[]` names each field a `TRIBUTARY_*` variable or a flag sets", body = crate::openapi::ErrorBody),
+              (status = 422, description = "`UNKNOWN_FIELD` / `INVALID_FIELD` / `UNSUPPORTED` (not applicable without a restart yet), every failing `fields[].path`; a listener that cannot bind its new address is named here and keeps its old one", body = crate::openapi::ErrorBody),
+              (status = 500, description = "`STORE_ERROR`: the layer could not be stored", body = crate::openapi::ErrorBody),
+              crate::openapi::BadBody,
+              crate::openapi::AdminRefusal))]
+pub(crate) async fn post_config(State(engine): State<EngineHandle>, body: Body) -> Response {
+    let patch = match read_json(body).await {
+        Ok(patch) => patch,
+        Err(e) => return e.into_response(),
+    };
+    match engine.write_config(patch).await {
+        Ok(config) => Json(json!({
+            "global_config": config.redacted(),
+            "ports": engine.ports(),
+        }))
+        .into_response(),
+        Err(ConfigWriteError::Pinned(errors)) => ApiError::new(
+            StatusCode::CONFLICT,
+            "PINNED_BY_ENV",
+            format!("set by the environment or the command line: {errors}"),
+        )
+        .with_fields(errors.0)
+        .into_response(),
+        Err(ConfigWriteError::Invalid(errors)) => ApiError::validation(errors).into_response(),
+        Err(e) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "STORE_ERROR",
+            e.to_string(),
+        )
+        .into_response(),
+    }
+}
+
+/// `GET /config/defaults` (SPEC §API): the built-in defaults as UI placeholders, bare and
+/// deterministic.
+#[utoipa::path(get, path = "/config/defaults", tag = "system",
+    responses((status = 200, description = "bare defaults grouped as open-streamer's: buffer, manager, publisher, hook, push, dvr, transcoder (with `encoder_by_codec_hw`), listeners, ingestor, and sessions, server, security, log"),
+              crate::openapi::AdminRefusal))]
+pub(crate) async fn config_defaults() -> Response {
+    Json(tributary_domain::config::defaults_document()).into_response()
 }

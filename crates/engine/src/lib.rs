@@ -12,6 +12,7 @@ mod autopublish;
 mod backoff;
 mod buffers;
 mod caps;
+mod config;
 mod coordinator;
 mod dvr;
 pub mod events;
@@ -43,15 +44,18 @@ use std::time::Duration;
 
 use chrono::SecondsFormat;
 use tokio_util::sync::CancellationToken;
-use tributary_domain::config::ServerConfig;
+use tributary_domain::config::{Layers, ServerConfig};
 use tributary_domain::diff::{ShownDiff, compute_diff};
 use tributary_domain::plan::{RestartPlan, plan};
 use tributary_domain::signing;
 use tributary_domain::spec::StreamSpec;
 use tributary_domain::validate::{Support, ValidationErrors};
 use tributary_domain::{Stream, StreamCode};
-use tributary_store::{Expect, HookRepository, SqliteStore, StreamRepository, VodRepository};
+use tributary_store::{
+    ConfigRepository, Expect, HookRepository, SqliteStore, StreamRepository, VodRepository,
+};
 
+pub use config::ConfigWriteError;
 pub use coordinator::{Applied, CoordError, StateSnapshot, Step};
 pub use dvr::{RecordingPath, RecordingReply};
 pub use hooks::{DELIVERY_LOG, HookError};
@@ -97,6 +101,10 @@ pub enum OpenError {
         /// What failed.
         error: String,
     },
+    /// The configuration is not valid (the binary validates it before opening the engine, so
+    /// this is a caller's mistake).
+    #[error("configuration: {0}")]
+    Config(ValidationErrors),
     /// The admin token could not be read or written.
     #[error("admin token {path}: {error}")]
     Token {
@@ -113,7 +121,16 @@ pub struct Engine {
 }
 
 struct Shared {
-    config: ServerConfig,
+    /// The effective configuration; a write through the API sends the new one, and whatever
+    /// reads a setting where it is used reads it here.
+    config: tokio::sync::watch::Sender<Arc<ServerConfig>>,
+    /// The layers the effective configuration is merged from (SPEC §Config); the lock
+    /// serialises writes through the API, held across their store write and rebinds.
+    layers: tokio::sync::Mutex<Layers>,
+    /// Where the API-saved layer is persisted.
+    config_store: Arc<dyn ConfigRepository>,
+    /// `data_dir` (bootstrap-only).
+    data_dir: PathBuf,
     store: Arc<dyn StreamRepository>,
     coordinator: Coordinator,
     events: EventBus,
@@ -153,9 +170,13 @@ pub struct EngineHandle {
 }
 
 impl Engine {
-    /// Opens the data directory and the store, and builds the services.
-    pub fn open(config: ServerConfig) -> Result<Self, OpenError> {
-        let data_dir = PathBuf::from(&config.data_dir);
+    /// Opens the data directory and the store, lays the values saved through the API over
+    /// `layers` (SPEC §Config; a saved layer no longer valid over the file and environment is
+    /// logged at ERROR and left out, so a changed file cannot keep the server down), and
+    /// builds the services.
+    pub fn open(layers: Layers) -> Result<Self, OpenError> {
+        let bootstrap = layers.effective().map_err(OpenError::Config)?;
+        let data_dir = PathBuf::from(&bootstrap.data_dir);
         security::secure_dir(&data_dir).map_err(|error| OpenError::DataDir {
             path: data_dir.clone(),
             error,
@@ -165,10 +186,27 @@ impl Engine {
             path: db.clone(),
             error: e.to_string(),
         })?;
+        let saved = store.config_layer().map_err(|e| OpenError::Store {
+            path: db.clone(),
+            error: e.to_string(),
+        })?;
+        let with_saved = layers.clone().with_store(saved);
+        let (layers, config) = match with_saved.effective() {
+            Ok(config) => (with_saved, config),
+            Err(errors) => {
+                tracing::error!(
+                    %errors,
+                    "the configuration saved through the API is not valid over the file and \
+                     environment; starting without it (the next POST /config replaces it)"
+                );
+                (layers, bootstrap)
+            }
+        };
         let token = AdminToken::load(&config.security.admin_token, &data_dir)?;
         let media = MediaPlane::new(&config);
         let store = Arc::new(store);
         Ok(Self::with_parts(
+            layers,
             config,
             store.clone(),
             store.clone(),
@@ -179,13 +217,16 @@ impl Engine {
     }
 
     fn with_parts(
+        layers: Layers,
         config: ServerConfig,
-        store: Arc<dyn StreamRepository>,
+        store: Arc<SqliteStore>,
         hook_store: Arc<dyn HookRepository>,
         vod_store: Arc<dyn VodRepository>,
         media: MediaPlane,
         token: AdminToken,
     ) -> Self {
+        let config_store: Arc<dyn ConfigRepository> = store.clone();
+        let store: Arc<dyn StreamRepository> = store;
         let services = media.services();
         let events = EventBus::new();
         let timeout = Duration::from_secs(config.server.admin_timeout_sec.max(1));
@@ -236,8 +277,12 @@ impl Engine {
             .flatten()
             .filter_map(|cidr| tributary_domain::config::parse_cidr(cidr))
             .collect();
+        let data_dir = PathBuf::from(&config.data_dir);
         let shared = Shared {
-            config,
+            config: tokio::sync::watch::Sender::new(Arc::new(config)),
+            layers: tokio::sync::Mutex::new(layers),
+            config_store,
+            data_dir,
             store,
             coordinator,
             events,
@@ -284,7 +329,7 @@ impl Engine {
         reconciler::pass(
             &shared.coordinator,
             &shared.store,
-            shared.config.coordinator.boot_concurrency,
+            shared.config.borrow().coordinator.boot_concurrency,
         )
         .await;
         shared.booted.store(true, Ordering::Release);
@@ -299,7 +344,8 @@ impl Engine {
     /// restarted with backoff; `outputs/supervise.rs`).
     pub fn spawn_reconciler(&self) -> tokio::task::JoinHandle<()> {
         let shared = self.handle.shared.clone();
-        let interval = Duration::from_secs(shared.config.coordinator.reconcile_interval_sec);
+        let interval =
+            Duration::from_secs(shared.config.borrow().coordinator.reconcile_interval_sec);
         tokio::spawn(outputs::supervise::run(
             shared.media.outputs.clone(),
             shared.shutdown.clone(),
@@ -331,9 +377,9 @@ impl Engine {
 }
 
 impl EngineHandle {
-    /// The effective configuration.
-    pub fn config(&self) -> &ServerConfig {
-        &self.shared.config
+    /// The effective configuration now (a write through the API replaces it).
+    pub fn config(&self) -> Arc<ServerConfig> {
+        self.shared.config.borrow().clone()
     }
 
     /// What this build implements (and the RTMP listener's port, once bound).
@@ -716,7 +762,7 @@ impl EngineHandle {
 
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
-        Path::new(&self.shared.config.data_dir)
+        &self.shared.data_dir
     }
 
     /// A viewer's request of the media asset (HLS playlist or segment) at `path`, relative to

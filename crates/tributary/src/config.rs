@@ -1,13 +1,16 @@
-//! Command line and configuration layering (SPEC §Config).
+//! Command line and configuration layering (SPEC §Config): each layer read into its own JSON
+//! document (`domain::config::Layers` merges them, and the engine lays the values saved
+//! through the API between the file and the environment), so `GET /config?explain=true` can
+//! say where a value comes from and the API can refuse a field the environment pins.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Env, Format, Toml};
 use serde_json::{Value, json};
-use tributary_domain::config::{ServerConfig, split_host_port};
+use tributary_domain::config::{Layers, ServerConfig, split_host_port};
 
 /// Tributary: a high-availability live media server.
 #[derive(Debug, Parser)]
@@ -36,30 +39,33 @@ pub(crate) struct Cli {
     pub(crate) print_config: bool,
 }
 
-/// Merges the layers and validates the result.
-pub(crate) fn load(cli: &Cli) -> anyhow::Result<ServerConfig> {
-    let mut figment = Figment::from(Serialized::defaults(ServerConfig::default()));
-    match &cli.config {
+/// Reads the file, environment and command-line layers and validates their merge (the
+/// layer saved through the API joins them when the engine opens the store). Returns the
+/// layers and their merge.
+pub(crate) fn load(cli: &Cli) -> anyhow::Result<(Layers, ServerConfig)> {
+    let path = match &cli.config {
         Some(path) => {
             if !path.is_file() {
                 bail!("config file {} does not exist", path.display());
             }
-            figment = figment.merge(Toml::file_exact(path));
+            Some(path.clone())
         }
-        None => {
-            let default = PathBuf::from("tributary.toml");
-            if default.is_file() {
-                figment = figment.merge(Toml::file_exact(default));
-            }
-        }
-    }
-    figment = figment.merge(Env::prefixed("TRIBUTARY_").split("__"));
-    figment = figment.merge(Serialized::defaults(cli_layer(cli)?));
-    let config: ServerConfig = figment.extract().context("merging configuration")?;
-    config.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+        None => Some(PathBuf::from("tributary.toml")).filter(|p| p.is_file()),
+    };
+    let file = match &path {
+        Some(path) => Figment::from(Toml::file_exact(path))
+            .extract::<Value>()
+            .with_context(|| format!("reading {}", path.display()))?,
+        None => json!({}),
+    };
+    let env = Figment::from(Env::prefixed("TRIBUTARY_").split("__"))
+        .extract::<Value>()
+        .context("reading TRIBUTARY_* environment variables")?;
+    let layers = Layers::new(file, env, cli_layer(cli)?);
+    let config = layers.effective().map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .map_err(|e| anyhow::anyhow!("log.level: {e}"))?;
-    Ok(config)
+    Ok((layers, config))
 }
 
 /// The command-line flags as a partial configuration document.

@@ -1,7 +1,7 @@
 //! `tributary`: the live media server binary.
 //!
 //! Parses the command line, merges configuration (built-in defaults < `tributary.toml` <
-//! `TRIBUTARY_*` environment < flags), starts tracing, opens the engine, serves the API on one
+//! values saved through the API < `TRIBUTARY_*` environment < flags), starts tracing, opens the engine, serves the API on one
 //! HTTP port, starts every persisted enabled stream, and shuts down gracefully on SIGINT or
 //! SIGTERM (streams stopped in reverse start order, capped at `shutdown_timeout_sec`).
 #![forbid(unsafe_code)]
@@ -16,15 +16,15 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tributary_domain::config::ServerConfig;
+use tributary_domain::config::{Layers, ServerConfig};
 use tributary_engine::Engine;
 
 use crate::config::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match config::load(&cli) {
-        Ok(c) => c,
+    let (layers, config) = match config::load(&cli) {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("tributary: configuration error: {e:#}");
             return ExitCode::from(2);
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, fd_limit)) {
+    match runtime.block_on(run(layers, config, fd_limit)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "tributary stopped");
@@ -82,16 +82,16 @@ fn init_tracing(config: &ServerConfig) {
     }
 }
 
-async fn run(config: ServerConfig, fd_limit: Option<u64>) -> anyhow::Result<()> {
+async fn run(layers: Layers, config: ServerConfig, fd_limit: Option<u64>) -> anyhow::Result<()> {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         data_dir = %config.data_dir,
         "tributary starting"
     );
     let shutdown_cap = Duration::from_secs(config.shutdown_timeout_sec);
-    let http_addr = config.server.http_addr.clone();
-    let engine = Engine::open(config).context("opening the engine")?;
+    let engine = Engine::open(layers).context("opening the engine")?;
     let handle = engine.handle();
+    let http_addr = handle.config().server.http_addr.clone();
     engine.start_listeners().await?;
 
     let listener = TcpListener::bind(&http_addr)

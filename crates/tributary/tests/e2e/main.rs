@@ -6,6 +6,7 @@ mod api;
 mod architecture;
 mod browser;
 mod config;
+mod config_api;
 mod copy;
 mod dash;
 mod deploy;

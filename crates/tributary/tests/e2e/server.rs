@@ -67,7 +67,11 @@ impl Server {
         if !args.contains(&"--http") {
             cmd.args(["--http", "127.0.0.1:0"]);
         }
-        cmd.args(["--rtmp", rtmp]);
+        // `""`: no flag, so the RTMP listener is what the file and environment say (and the
+        // API may move it: a flag would pin it).
+        if !rtmp.is_empty() {
+            cmd.args(["--rtmp", rtmp]);
+        }
         for listener in ["--srt", "--rtsp"] {
             if !args.contains(&listener) {
                 cmd.args([listener, "off"]);

@@ -1,0 +1,126 @@
+//! Global configuration written through the API (SPEC §Config: `POST /config`) and applied
+//! without a restart.
+//!
+//! A write is checked by the pure rules of `domain::config::Layers` (pins, masks, `null`
+//! sections, validation), then by what this build can apply to a running server
+//! ([`hot_apply`]): a change it cannot apply yet is refused (422 `UNSUPPORTED`) rather than
+//! stored and silently left for a restart. Listeners whose settings change are bound anew
+//! before anything is stored, so a port in use fails the request and leaves the old listener
+//! serving; then the layer is persisted, the new listeners take over (the old RTMP one
+//! drains), and the new configuration is published on the engine's watch, where every
+//! setting read at use (admin authentication's `loopback_bypass`, `allowed_hosts`) sees it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+use tributary_domain::config::{HotApply, ServerConfig, Source, WriteError, hot_apply};
+use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors};
+
+use crate::EngineHandle;
+use crate::listeners::Bound;
+
+/// Why `POST /config` was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigWriteError {
+    /// Fields set by the environment or the command line (409 `PINNED_BY_ENV`).
+    #[error("{0}")]
+    Pinned(ValidationErrors),
+    /// Invalid, not changeable through the API, not applicable without a restart yet, or a
+    /// listener that cannot bind its new address (422, every field named).
+    #[error("{0}")]
+    Invalid(ValidationErrors),
+    /// The store could not save the layer; nothing changed.
+    #[error("saving the configuration: {0}")]
+    Store(String),
+}
+
+impl EngineHandle {
+    /// Where each effective value comes from (`GET /config?explain=true`).
+    pub async fn config_sources(&self) -> BTreeMap<String, Source> {
+        self.shared.layers.lock().await.sources()
+    }
+
+    /// `POST /config`: merges `patch` over the effective configuration, persists the fields
+    /// it sets, and applies them (module doc). Returns the new effective configuration.
+    pub async fn write_config(&self, patch: Value) -> Result<Arc<ServerConfig>, ConfigWriteError> {
+        let shared = &self.shared;
+        let mut layers = shared.layers.lock().await;
+        let write = layers.write(patch).map_err(|e| match e {
+            WriteError::Pinned(errors) => ConfigWriteError::Pinned(errors),
+            WriteError::Invalid(errors) => ConfigWriteError::Invalid(errors),
+            other => ConfigWriteError::Invalid(ValidationErrors(vec![FieldError::new(
+                "$",
+                ErrorCode::InvalidField,
+                other.to_string(),
+            )])),
+        })?;
+        let mut rebind = Vec::new();
+        let mut not_yet = Vec::new();
+        for path in &write.changed {
+            match hot_apply(path) {
+                HotApply::Now => {}
+                HotApply::Rebind(listener) => {
+                    if !rebind.contains(&listener) {
+                        rebind.push(listener);
+                    }
+                }
+                _ => not_yet.push(FieldError::new(
+                    path.as_str(),
+                    ErrorCode::Unsupported,
+                    "changing this on a running server is not supported yet: set it in \
+                     tributary.toml or the environment and restart",
+                )),
+            }
+        }
+        if !not_yet.is_empty() {
+            return Err(ConfigWriteError::Invalid(ValidationErrors(not_yet)));
+        }
+        let mut bound = Vec::new();
+        for listener in rebind {
+            match Bound::bind(shared, listener, &write.config.listeners).await {
+                Ok(new) => bound.push(new),
+                Err(e) => {
+                    let field = bind_field(listener, &write.changed);
+                    tracing::warn!(field, error = %e, "configuration refused: the new listener cannot bind");
+                    return Err(ConfigWriteError::Invalid(ValidationErrors(vec![
+                        FieldError::new(
+                            field,
+                            ErrorCode::InvalidField,
+                            format!(
+                                "cannot bind {}: {}; the old listener keeps serving",
+                                e.addr, e.error
+                            ),
+                        ),
+                    ])));
+                }
+            }
+        }
+        let store = Arc::clone(&shared.config_store);
+        let layer = write.store.clone();
+        tokio::task::spawn_blocking(move || store.put_config_layer(&layer))
+            .await
+            .map_err(|e| ConfigWriteError::Store(e.to_string()))?
+            .map_err(|e| ConfigWriteError::Store(e.to_string()))?;
+        for new in bound {
+            new.install(shared);
+        }
+        let config = Arc::new(write.config);
+        shared.config.send_replace(Arc::clone(&config));
+        *layers = layers.clone().with_store(write.store);
+        tracing::info!(changed = ?write.changed, "configuration changed through the API");
+        Ok(config)
+    }
+}
+
+/// The field a failed bind of `listener` is reported on: its changed address field, else the
+/// listener.
+fn bind_field(listener: &str, changed: &[String]) -> String {
+    let prefix = format!("listeners.{listener}.");
+    ["port", "listen_host", "enabled"]
+        .iter()
+        .map(|leaf| format!("{prefix}{leaf}"))
+        .find(|path| changed.contains(path))
+        .unwrap_or_else(|| format!("listeners.{listener}"))
+}

@@ -1,0 +1,248 @@
+//! The config API (issue 18 item 3, SPEC §Config): `POST /config` stores only what it sets,
+//! `GET /config?explain=true` says where each value comes from, env-pinned fields give 409,
+//! invalid ones 422 naming them, masked secrets survive a write, the saved layer survives a
+//! restart; and moving the RTMP listener through the API keeps the process and its HLS
+//! viewers while the new port takes publishes and the old one refuses connections.
+
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use tributary_testkit::{LiveSender, free_tcp_port, http_get, wait_until};
+
+use crate::hls::{clip, serial};
+use crate::server::{Server, send};
+
+fn post(server: &Server, body: serde_json::Value) -> crate::server::Answer {
+    send("POST", &server.url("/config"), Some(&body.to_string()), &[])
+}
+
+fn paths(answer: &crate::server::Answer) -> Vec<String> {
+    answer.body["error"]["fields"]
+        .as_array()
+        .map(|fields| {
+            fields
+                .iter()
+                .map(|f| f["path"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn post_config_stores_what_it_sets_explains_pins_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let env = [("TRIBUTARY_MANAGER__FROZEN_GOPS", "4")];
+    let server = Server::start(&data, &env);
+
+    // A Host that is not loopback is refused until it is allowed, at once, without a restart.
+    let foreign = [("Host", "tv.example.org")];
+    let before = send("GET", &server.url("/streams"), None, &foreign);
+    assert_eq!(before.status, 403, "{}", before.body);
+    let answer = post(
+        &server,
+        json!({"server": {"allowed_hosts": ["tv.example.org"]},
+               "listeners": {"srt": {"passphrase": "correct-horse-battery"}}}),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let global = &answer.body["global_config"];
+    assert_eq!(global["server"]["allowed_hosts"], json!(["tv.example.org"]));
+    assert_eq!(global["listeners"]["srt"]["passphrase"], "****");
+    assert!(
+        answer.body["ports"]["http_addr"].is_string(),
+        "{}",
+        answer.body
+    );
+    let after = send("GET", &server.url("/streams"), None, &foreign);
+    assert_eq!(after.status, 200, "{}", after.body);
+
+    // Where each value comes from.
+    let explained = send("GET", &server.url("/config?explain=true"), None, &[]);
+    let sources = &explained.body["sources"];
+    assert_eq!(sources["server.allowed_hosts"], "store", "{sources}");
+    assert_eq!(sources["manager.frozen_gops"], "env");
+    assert_eq!(sources["server.http_addr"], "env", "a flag counts as env");
+    assert_eq!(sources["buffer.capacity"], "default");
+    assert_eq!(explained.body["global_config"]["manager"]["frozen_gops"], 4);
+
+    // Pinned by the environment: 409 naming the field; the same value is no change.
+    let pinned = post(&server, json!({"manager": {"frozen_gops": 5}}));
+    assert_eq!(pinned.status, 409, "{}", pinned.body);
+    assert_eq!(pinned.body["error"]["code"], "PINNED_BY_ENV");
+    assert_eq!(paths(&pinned), ["manager.frozen_gops"]);
+    let same = post(&server, json!({"manager": {"frozen_gops": 4}}));
+    assert_eq!(same.status, 200, "{}", same.body);
+
+    // Invalid: 422 naming every field; unknown keys too; nothing changes.
+    let invalid = post(
+        &server,
+        json!({"security": {"publish_auth": "maybe"}, "publisher": {"hls": {"live_window": 0}}}),
+    );
+    assert_eq!(invalid.status, 422, "{}", invalid.body);
+    assert_eq!(
+        paths(&invalid),
+        ["security.publish_auth", "publisher.hls.live_window"]
+    );
+    let unknown = post(&server, json!({"manager": {"frozen_gopz": 1}}));
+    assert_eq!(unknown.status, 422, "{}", unknown.body);
+    assert_eq!(unknown.body["error"]["code"], "UNKNOWN_FIELD");
+    assert_eq!(paths(&unknown), ["manager.frozen_gopz"]);
+    // Not applicable to a running server yet: refused, not stored for later.
+    let later = post(&server, json!({"buffer": {"capacity": 2048}}));
+    assert_eq!(later.status, 422, "{}", later.body);
+    assert_eq!(later.body["error"]["code"], "UNSUPPORTED");
+    assert_eq!(paths(&later), ["buffer.capacity"]);
+    let server_off = post(&server, json!({"server": null}));
+    assert_eq!(server_off.status, 422, "{}", server_off.body);
+    assert_eq!(paths(&server_off), ["server"]);
+
+    // A masked secret written back keeps the stored value.
+    let masked = post(
+        &server,
+        json!({"listeners": {"srt": {"passphrase": "****"}}}),
+    );
+    assert_eq!(masked.status, 200, "{}", masked.body);
+    let revealed = send("GET", &server.url("/config?reveal=true"), None, &[]);
+    assert_eq!(
+        revealed.body["global_config"]["listeners"]["srt"]["passphrase"],
+        "correct-horse-battery"
+    );
+
+    // Defaults: deterministic, open-streamer's groups.
+    let defaults = send("GET", &server.url("/config/defaults"), None, &[]);
+    assert_eq!(defaults.status, 200);
+    assert_eq!(defaults.body["listeners"]["rtmp"]["port"], 1935);
+    assert_eq!(
+        defaults.body["transcoder"]["encoder_by_codec_hw"]["h264"]["none"],
+        "libx264"
+    );
+    let again = send("GET", &server.url("/config/defaults"), None, &[]);
+    assert_eq!(defaults.body, again.body);
+
+    // The saved layer survives a restart, below the environment.
+    server.terminate();
+    let server = Server::start(&data, &env);
+    let explained = send(
+        "GET",
+        &server.url("/config?explain=true&reveal=true"),
+        None,
+        &[],
+    );
+    let global = &explained.body["global_config"];
+    assert_eq!(global["server"]["allowed_hosts"], json!(["tv.example.org"]));
+    assert_eq!(
+        global["listeners"]["srt"]["passphrase"],
+        "correct-horse-battery"
+    );
+    assert_eq!(
+        explained.body["sources"]["listeners.srt.passphrase"],
+        "store"
+    );
+    assert_eq!(explained.body["sources"]["manager.frozen_gops"], "env");
+}
+
+#[test]
+fn moving_the_rtmp_listener_keeps_the_process_and_its_hls_viewers() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (old_port, new_port) = (free_tcp_port(), free_tcp_port());
+    let file = dir.path().join("tributary.toml");
+    std::fs::write(
+        &file,
+        format!("[listeners.rtmp]\nlisten_host = \"127.0.0.1\"\nport = {old_port}\n"),
+    )
+    .unwrap();
+    let server = Server::start_args(
+        &dir.path().join("data"),
+        &[],
+        "",
+        &["--config", file.to_str().unwrap()],
+    );
+    let pid = server.pid();
+    for code in ["a", "b"] {
+        crate::server::put_stream(
+            &server,
+            code,
+            r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true}}"#,
+        );
+    }
+    let clip = clip();
+    let _a =
+        LiveSender::rtmp(&clip, &format!("rtmp://127.0.0.1:{old_port}/live/a")).expect("publish a");
+    let playlist_a = server.url("/a/index.m3u8");
+    let has_segments = |url: &str| {
+        http_get(url)
+            .map(|(status, _, body)| {
+                status == 200 && body.windows(4).filter(|w| w == b".ts\n").count() >= 2
+            })
+            .unwrap_or(false)
+    };
+    wait_until(Duration::from_secs(30), "a's playlist", || {
+        has_segments(&playlist_a)
+    })
+    .unwrap();
+
+    // An HLS viewer of `a` fetches the playlist throughout.
+    let stop = Arc::new(AtomicBool::new(false));
+    let viewer = {
+        let stop = Arc::clone(&stop);
+        let url = playlist_a.clone();
+        std::thread::spawn(move || {
+            let (mut fetched, mut failures) = (0, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                match http_get(&url) {
+                    Ok((200, _, _)) => fetched += 1,
+                    Ok((status, _, _)) => failures.push(format!("status {status}")),
+                    Err(e) => failures.push(e.to_string()),
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            (fetched, failures)
+        })
+    };
+
+    // A port in use: 422 naming the field, and the old listener keeps serving.
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    let refused = post(&server, json!({"listeners": {"rtmp": {"port": busy_port}}}));
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(paths(&refused), ["listeners.rtmp.port"]);
+    assert!(TcpStream::connect(("127.0.0.1", old_port)).is_ok());
+    drop(busy);
+
+    let moved = post(&server, json!({"listeners": {"rtmp": {"port": new_port}}}));
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(moved.body["ports"]["rtmp_port"], new_port);
+    wait_until(
+        Duration::from_secs(5),
+        "the old RTMP port to refuse",
+        || TcpStream::connect(("127.0.0.1", old_port)).is_err(),
+    )
+    .unwrap();
+    let _b =
+        LiveSender::rtmp(&clip, &format!("rtmp://127.0.0.1:{new_port}/live/b")).expect("publish b");
+    wait_until(
+        Duration::from_secs(30),
+        "b's playlist, published on the new port",
+        || has_segments(&server.url("/b/index.m3u8")),
+    )
+    .unwrap();
+
+    stop.store(true, Ordering::Relaxed);
+    let (fetched, failures) = viewer.join().unwrap();
+    assert!(failures.is_empty(), "the HLS viewer saw {failures:?}");
+    assert!(fetched >= 4, "{fetched} playlist fetches");
+    assert_eq!(server.pid(), pid, "same process");
+    let config = send("GET", &server.url("/config?explain=true"), None, &[]);
+    assert_eq!(config.body["ports"]["rtmp_port"], new_port);
+    assert_eq!(config.body["sources"]["listeners.rtmp.port"], "store");
+    assert_eq!(
+        server
+            .logged(|line| line["fields"]["message"] == "configuration changed through the API")
+            .len(),
+        1
+    );
+}
