@@ -7,8 +7,9 @@
 //! stored and silently left for a restart. Listeners whose settings change are bound anew
 //! before anything is stored, so a port in use fails the request and leaves the old listener
 //! serving; then the layer is persisted, the new listeners take over (the old RTMP one
-//! drains), and the new configuration is published on the engine's watch, where every
-//! setting read at use (admin authentication's `loopback_bypass`, `allowed_hosts`) sees it.
+//! drains), `[sessions]` goes to the session table, and the new configuration is published
+//! on the engine's watch, where every setting read at use (admin authentication's
+//! `loopback_bypass`, `allowed_hosts`) sees it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -105,6 +106,14 @@ impl EngineHandle {
             .map_err(|e| ConfigWriteError::Store(e.to_string()))?;
         for new in bound {
             new.install(shared);
+        }
+        if write
+            .changed
+            .iter()
+            .any(|path| path.starts_with("sessions"))
+        {
+            let sessions = write.config.sessions.clone().unwrap_or_default();
+            shared.media.sessions.apply(&sessions);
         }
         let config = Arc::new(write.config);
         shared.config.send_replace(Arc::clone(&config));

@@ -495,7 +495,14 @@ const OPTIONAL: &[&str] = &[
 ];
 
 /// Leaf paths read where they are used, so a change applies at once.
-const LIVE: &[&str] = &["security.loopback_bypass", "server.allowed_hosts"];
+const LIVE: &[&str] = &[
+    "security.loopback_bypass",
+    "server.allowed_hosts",
+    "sessions.enabled",
+    "sessions.idle_timeout_sec",
+    "sessions.max_lifetime_sec",
+    "sessions.kick_ban_sec",
+];
 
 #[cfg(test)]
 #[path = "layers_tests.rs"]

@@ -26,6 +26,7 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -46,9 +47,11 @@ use table::SessionTable;
 
 /// The process's play sessions.
 pub(crate) struct Sessions {
-    /// `sessions.enabled`: when off, nothing is tracked and nobody is banned.
-    enabled: bool,
-    settings: Settings,
+    /// `sessions.enabled`: when off, nothing new is tracked and nobody is banned. A write
+    /// through the config API flips it ([`Sessions::apply`]); sessions open at that moment
+    /// close as they would have (idle, gone, kicked).
+    enabled: AtomicBool,
+    /// The table, with the settings it applies (replaced by [`Sessions::apply`]).
     table: Mutex<SessionTable>,
     /// Where `session.*` events go, once the engine has a bus.
     events: OnceLock<EventBus>,
@@ -78,8 +81,7 @@ impl Sessions {
             kick_ban: section.kick_ban(),
         };
         Self {
-            enabled: section.enabled(),
-            settings,
+            enabled: AtomicBool::new(section.enabled()),
             table: Mutex::new(SessionTable::new(settings)),
             events: OnceLock::new(),
         }
@@ -92,12 +94,23 @@ impl Sessions {
 
     /// Whether tracking is on.
     pub(crate) fn enabled(&self) -> bool {
-        self.enabled
+        self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// `[sessions]` changed through the config API: applies to the next request, the next
+    /// kick and the reaper's next tick.
+    pub(crate) fn apply(&self, section: &SessionsSection) {
+        self.enabled.store(section.enabled(), Ordering::Relaxed);
+        lock(&self.table).set_settings(Settings {
+            idle: section.idle_timeout(),
+            max_lifetime: section.max_lifetime(),
+            kick_ban: section.kick_ban(),
+        });
     }
 
     /// An HTTP media request of `code` (file `name`) by `viewer`.
     pub(crate) fn http(&self, code: &StreamCode, name: &str, viewer: &Viewer<'_>) -> HttpAdmission {
-        let Some(proto) = Proto::of_media(name).filter(|_| self.enabled) else {
+        let Some(proto) = Proto::of_media(name).filter(|_| self.enabled()) else {
             return HttpAdmission::Serve(None);
         };
         let (now, wall) = (clock(), Utc::now());
@@ -129,7 +142,7 @@ impl Sessions {
             sessions: Arc::downgrade(self),
             id: None,
         };
-        if !self.enabled {
+        if !self.enabled() {
             return session;
         }
         let viewer = Viewer {
@@ -204,17 +217,26 @@ impl Sessions {
 
     /// Runs the reaper until `cancel`: every clamp(idle / 3, 1 s, 5 s) it reads the meters,
     /// closes idle HTTP sessions and sessions past `max_lifetime_sec` (disconnecting them).
+    /// It runs while tracking is off too (an empty table costs nothing), so tracking turned
+    /// on through the config API is reaped, and it follows a changed `idle_timeout_sec`.
     pub(crate) async fn reap(self: Arc<Self>, cancel: CancellationToken) {
-        if !self.enabled {
-            return;
-        }
-        let tick = (self.settings.idle / 3).clamp(Duration::from_secs(1), Duration::from_secs(5));
+        let tick_of = |sessions: &Self| {
+            (lock(&sessions.table).settings().idle / 3)
+                .clamp(Duration::from_secs(1), Duration::from_secs(5))
+        };
+        let mut tick = tick_of(&self);
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = cancel.cancelled() => return,
                 _ = interval.tick() => {}
+            }
+            let now_tick = tick_of(&self);
+            if now_tick != tick {
+                tick = now_tick;
+                interval = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             }
             let mut table = lock(&self.table);
             for closed in &table.reap(clock(), Utc::now()) {

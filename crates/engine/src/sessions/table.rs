@@ -324,6 +324,16 @@ struct Entry {
 }
 
 impl SessionTable {
+    /// The settings applied now.
+    pub(crate) fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    /// Applies `settings` from now on: to the next reap, request and kick.
+    pub(crate) fn set_settings(&mut self, settings: Settings) {
+        self.settings = settings;
+    }
+
     pub(crate) fn new(settings: Settings) -> Self {
         Self {
             settings,

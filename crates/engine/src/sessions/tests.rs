@@ -418,6 +418,52 @@ async fn the_reaper_closes_idle_viewers_and_events_tell() {
     cancel.cancel();
 }
 
+/// `[sessions]` written through the config API applies to the running table: tracking turned
+/// on is tracked and reaped with the new idle timeout, turned off tracks nothing new.
+#[tokio::test(start_paused = true)]
+async fn settings_written_at_run_time_apply_at_once() {
+    let sessions = Arc::new(Sessions::new(&SessionsSection {
+        enabled: Some(false),
+        ..SessionsSection::default()
+    }));
+    let cancel = CancellationToken::new();
+    tokio::spawn(Arc::clone(&sessions).reap(cancel.clone()));
+    let cam = code("cam");
+    let who = viewer("192.0.2.7", "hls.js", "");
+    assert!(matches!(
+        sessions.http(&cam, "index.m3u8", &who),
+        HttpAdmission::Serve(None)
+    ));
+
+    sessions.apply(&SessionsSection {
+        idle_timeout_sec: Some(3),
+        ..SessionsSection::default()
+    });
+    assert!(sessions.enabled());
+    assert!(matches!(
+        sessions.http(&cam, "index.m3u8", &who),
+        HttpAdmission::Serve(Some(_))
+    ));
+    let active = Filter {
+        active: Some(true),
+        ..Filter::default()
+    };
+    assert_eq!(sessions.list(&active, 10).1, 1);
+    // The reaper follows the new timeout: gone within 3 s plus a tick, not the old 30 s.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(sessions.list(&active, 10).1, 0);
+
+    sessions.apply(&SessionsSection {
+        enabled: Some(false),
+        ..SessionsSection::default()
+    });
+    assert!(matches!(
+        sessions.http(&cam, "index.m3u8", &who),
+        HttpAdmission::Serve(None)
+    ));
+    cancel.cancel();
+}
+
 #[tokio::test(start_paused = true)]
 async fn tracking_off_records_nothing_and_bans_nobody() {
     let sessions = Arc::new(Sessions::new(&SessionsSection {

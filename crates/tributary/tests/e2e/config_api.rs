@@ -68,6 +68,11 @@ fn post_config_stores_what_it_sets_explains_pins_and_survives_a_restart() {
     assert_eq!(sources["buffer.capacity"], "default");
     assert_eq!(explained.body["global_config"]["manager"]["frozen_gops"], 4);
 
+    // `null` switches a subsystem off, at once.
+    let off = post(&server, json!({"sessions": null}));
+    assert_eq!(off.status, 200, "{}", off.body);
+    assert_eq!(off.body["global_config"]["sessions"]["enabled"], false);
+
     // Pinned by the environment: 409 naming the field; the same value is no change.
     let pinned = post(&server, json!({"manager": {"frozen_gops": 5}}));
     assert_eq!(pinned.status, 409, "{}", pinned.body);
