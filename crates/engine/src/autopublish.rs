@@ -44,7 +44,7 @@ use crate::events::EventBus;
 use crate::lock;
 use crate::manager::Manager;
 use crate::metrics::PublishRefusal;
-use crate::router::PublishAuth;
+use crate::router::LivePublishAuth;
 
 /// The runtime streams by code, with the template each was made from. Shared by the
 /// coordinator (which reads a runtime stream's record here) and [`AutoPublish`].
@@ -113,7 +113,7 @@ pub(crate) struct AutoPublish {
     /// Last packet per running stream, for the reaper.
     manager: Arc<Manager>,
     /// `security.publish_auth`: the template's key is checked before anything is created.
-    auth: PublishAuth,
+    auth: LivePublishAuth,
     /// One creation at a time: concurrent publishes to one path create one stream.
     creating: tokio::sync::Mutex<()>,
     /// The creation limits.
@@ -127,7 +127,7 @@ impl AutoPublish {
         coordinator: WeakCoordinator,
         events: EventBus,
         manager: Arc<Manager>,
-        auth: PublishAuth,
+        auth: LivePublishAuth,
     ) -> Self {
         Self {
             runtime,
@@ -184,7 +184,11 @@ impl AutoPublish {
                 template.code
             )));
         }
-        if let Err(why) = self.auth.check(&template.stream_key, request, "template") {
+        if let Err(why) = self
+            .auth
+            .get()
+            .check(&template.stream_key, request, "template")
+        {
             tracing::warn!(peer = %request.peer, path, template = %template.code,
                 "auto-publish refused: {why}");
             return Err((

@@ -20,6 +20,7 @@ use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors};
 
 use crate::EngineHandle;
 use crate::listeners::Bound;
+use crate::router::PublishAuth;
 
 /// Why `POST /config` was refused.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +107,10 @@ impl EngineHandle {
             .map_err(|e| ConfigWriteError::Store(e.to_string()))?;
         for new in bound {
             new.install(shared);
+        }
+        if write.changed.iter().any(|p| p == "security.publish_auth") {
+            let auth = PublishAuth::parse(&write.config.security.publish_auth);
+            shared.media.publish_auth.set(auth);
         }
         if write
             .changed

@@ -78,7 +78,6 @@ pub use vod::{VOD_UPLOAD_CAP, VodError, VodFile, VodUpload};
 use crate::coordinator::Coordinator;
 use crate::events::EventBus;
 use crate::plane::{MediaPlane, file_roots, ssrf_guard};
-use crate::router::PublishAuth;
 use crate::supported::Supported;
 
 /// Why the engine could not open.
@@ -259,7 +258,7 @@ impl Engine {
             coordinator.downgrade(),
             events.clone(),
             Arc::clone(&media.manager),
-            PublishAuth::parse(&config.security.publish_auth),
+            media.publish_auth.clone(),
         ));
         media.router.attach(Arc::clone(&autopublish));
         media.dvr.attach(events.clone());

@@ -11,7 +11,7 @@ use tributary_net::{SsrfGuard, SsrfMode};
 use crate::buffers::{HubBuffers, Intakes};
 use crate::manager::Manager;
 use crate::outputs::Outputs;
-use crate::router::{EngineRouter, PublishAuth};
+use crate::router::{EngineRouter, LivePublishAuth, PublishAuth};
 use crate::services::Services;
 use crate::transcoder::Transcoders;
 use crate::{caps, dvr, metrics, sessions, thumbnails};
@@ -40,6 +40,8 @@ pub(crate) struct MediaPlane {
     pub(crate) sessions: Arc<sessions::Sessions>,
     /// The bundle the coordinator drives.
     pub(crate) services: Services,
+    /// `security.publish_auth`, shared by the router and auto-publish.
+    pub(crate) publish_auth: LivePublishAuth,
     /// `security.play_signing`, when on: every media request and play needs a signed URL.
     pub(crate) signer: Option<Arc<PlaySigner>>,
 }
@@ -78,13 +80,14 @@ impl MediaPlane {
             &config.sessions.clone().unwrap_or_default(),
         ));
         let signer = PlaySigner::from_config(&config.security).map(Arc::new);
+        let publish_auth = LivePublishAuth::new(PublishAuth::parse(&config.security.publish_auth));
         let router = Arc::new(EngineRouter::new(
             manager.clone(),
             outputs.clone(),
             hub.clone(),
             caps.clone(),
             Arc::clone(&sessions),
-            PublishAuth::parse(&config.security.publish_auth),
+            publish_auth.clone(),
             Arc::clone(&metrics),
             signer.clone(),
         ));
@@ -132,6 +135,7 @@ impl MediaPlane {
             caps,
             sessions,
             services,
+            publish_auth,
             signer,
         }
     }

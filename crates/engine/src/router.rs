@@ -51,6 +51,33 @@ pub(crate) enum PublishAuth {
     Off,
 }
 
+/// `security.publish_auth` as every publish check reads it: one value shared by the listeners'
+/// router and auto-publish, replaced when the config API changes it (SPEC §Config "Hot
+/// apply": the next publish is checked the new way; publishers already in are not cut).
+#[derive(Debug, Clone)]
+pub(crate) struct LivePublishAuth(Arc<std::sync::atomic::AtomicU8>);
+
+impl LivePublishAuth {
+    pub(crate) fn new(auth: PublishAuth) -> Self {
+        Self(Arc::new(std::sync::atomic::AtomicU8::new(auth as u8)))
+    }
+
+    /// The mode now.
+    pub(crate) fn get(&self) -> PublishAuth {
+        match self.0.load(std::sync::atomic::Ordering::Relaxed) {
+            x if x == PublishAuth::IfSet as u8 => PublishAuth::IfSet,
+            x if x == PublishAuth::Off as u8 => PublishAuth::Off,
+            _ => PublishAuth::Required,
+        }
+    }
+
+    /// The mode from the next publish on.
+    pub(crate) fn set(&self, auth: PublishAuth) {
+        self.0
+            .store(auth as u8, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl PublishAuth {
     pub(crate) fn parse(value: &str) -> Self {
         match value {
@@ -99,7 +126,7 @@ pub(crate) struct EngineRouter {
     /// The process's hub, handed to players.
     hub: Hub,
     /// `security.publish_auth`.
-    auth: PublishAuth,
+    auth: LivePublishAuth,
     /// Plays per stream and in total.
     caps: PlayCaps,
     /// Failed publishes by address: a key cannot be guessed at network speed.
@@ -119,7 +146,7 @@ impl EngineRouter {
     /// The runtime warning of a stream that takes publishers without a key while
     /// `security.publish_auth` is `required` (SPEC §Security): only loopback publishers get in.
     pub(crate) fn publish_warning(&self, code: &StreamCode) -> Option<String> {
-        (self.auth == PublishAuth::Required && self.manager.keyless_push(code))
+        (self.auth.get() == PublishAuth::Required && self.manager.keyless_push(code))
             .then(|| KEYLESS_PUBLISH.to_owned())
     }
 }
@@ -131,7 +158,7 @@ impl EngineRouter {
         hub: Hub,
         caps: PlayCaps,
         sessions: Arc<Sessions>,
-        auth: PublishAuth,
+        auth: LivePublishAuth,
         metrics: Arc<Metrics>,
         signer: Option<Arc<PlaySigner>>,
     ) -> Self {
@@ -196,7 +223,7 @@ impl EngineRouter {
                 }
             },
         };
-        if let Err(why) = self.auth.check(&key, &request, "stream") {
+        if let Err(why) = self.auth.get().check(&key, &request, "stream") {
             let blocked = self.backoff.fail(request.peer.ip(), now);
             let refused = self.backoff.refused();
             let refusal = Refusal::Denied(match blocked {

@@ -497,6 +497,7 @@ const OPTIONAL: &[&str] = &[
 /// Leaf paths read where they are used, so a change applies at once.
 const LIVE: &[&str] = &[
     "security.loopback_bypass",
+    "security.publish_auth",
     "server.allowed_hosts",
     "sessions.enabled",
     "sessions.idle_timeout_sec",

@@ -250,4 +250,16 @@ fn moving_the_rtmp_listener_keeps_the_process_and_its_hls_viewers() {
             .len(),
         1
     );
+
+    // `security.publish_auth` applies at once: the keyless streams' warning goes.
+    let keyless = |server: &Server| {
+        server.runtime("a")["warnings"].as_array().is_some_and(|w| {
+            w.iter()
+                .any(|w| w.as_str().unwrap_or("").contains("no stream_key"))
+        })
+    };
+    assert!(keyless(&server), "{}", server.runtime("a"));
+    let open = post(&server, json!({"security": {"publish_auth": "if_set"}}));
+    assert_eq!(open.status, 200, "{}", open.body);
+    assert!(!keyless(&server), "{}", server.runtime("a"));
 }
