@@ -184,9 +184,37 @@ impl SqliteStore {
             code: format!("{} {key}", table.kind),
             reason: e.to_string(),
         })?;
+        self.write(table.put, Some(key), |tx, now, db| {
+            let exists = tx
+                .query_row(table.exists, [key], |_| Ok(()))
+                .optional()
+                .map_err(db)?
+                .is_some();
+            if let Some(error) = refuse.filter(|_| exists) {
+                return Err(error);
+            }
+            tx.execute(table.upsert, params![key, json, now])
+                .map_err(db)?;
+            Ok(!exists)
+        })
+    }
+
+    /// Runs `body` in one `IMMEDIATE` transaction, with the write's time (RFC 3339) and the
+    /// error mapper of `operation` on `key`; commits when it returns `Ok`, rolls back
+    /// otherwise. Durable when it returns.
+    fn write<T>(
+        &self,
+        operation: &'static str,
+        key: Option<&str>,
+        body: impl FnOnce(
+            &rusqlite::Transaction<'_>,
+            &str,
+            &dyn Fn(rusqlite::Error) -> StoreError,
+        ) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let db = |source| StoreError::Database {
-            operation: table.put,
-            code: Some(key.to_owned()),
+            operation,
+            code: key.map(str::to_owned),
             source,
         };
         let now = format_time(Utc::now());
@@ -194,18 +222,9 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db)?;
-        let exists = tx
-            .query_row(table.exists, [key], |_| Ok(()))
-            .optional()
-            .map_err(db)?
-            .is_some();
-        if let Some(error) = refuse.filter(|_| exists) {
-            return Err(error);
-        }
-        tx.execute(table.upsert, params![key, json, now])
-            .map_err(db)?;
+        let out = body(&tx, &now, &db)?;
         tx.commit().map_err(db)?;
-        Ok(!exists)
+        Ok(out)
     }
 
     /// Removes row `key` of `table`; `true` if it existed.

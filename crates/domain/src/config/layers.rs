@@ -368,7 +368,28 @@ fn drop_masked(value: &mut Value) {
     }
 }
 
-/// Each leaf (a value that is not a non-empty object) of `value` with its dotted path.
+/// Each leaf (anything but a non-empty object) of `value` with its dotted path
+/// (`manager.frozen_gops`), in key order: how a layer is stored row by row.
+pub fn leaves(value: &Value) -> Vec<(String, Value)> {
+    let mut out = Vec::new();
+    flatten(value, "", &mut out);
+    out
+}
+
+/// Sets the value at a dotted path, making the objects on the way (the inverse of
+/// [`leaves`]).
+pub fn set_leaf(root: &mut Value, path: &str, value: Value) {
+    let mut at = root;
+    for key in path.split('.') {
+        if !at.is_object() {
+            *at = Value::Object(Map::new());
+        }
+        let Value::Object(map) = at else { return };
+        at = map.entry(key.to_owned()).or_insert(Value::Null);
+    }
+    *at = value;
+}
+
 fn flatten(value: &Value, prefix: &str, out: &mut Vec<(String, Value)>) {
     match value {
         Value::Object(map) if !map.is_empty() => {

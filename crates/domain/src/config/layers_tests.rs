@@ -231,3 +231,17 @@ fn defaults_are_deterministic_and_grouped() {
         assert!(doc[group].is_object(), "{group}");
     }
 }
+
+#[test]
+fn leaves_and_set_leaf_round_trip() {
+    let doc = json!({"a": {"b": 1, "c": {"d": [1, 2]}}, "e": null, "f": {}});
+    let mut rebuilt = json!({});
+    for (path, value) in leaves(&doc) {
+        set_leaf(&mut rebuilt, &path, value);
+    }
+    assert_eq!(rebuilt, doc);
+    assert_eq!(
+        leaves(&doc).into_iter().map(|(p, _)| p).collect::<Vec<_>>(),
+        ["a.b", "a.c.d", "e", "f"]
+    );
+}

@@ -25,7 +25,8 @@ pub use hls::{HlsSection, HlsSegmentFormat};
 pub use hooks::HooksSection;
 pub use later::{DebugSection, IgnoredKey, IgnoredReason, WatermarksSection};
 pub use layers::{
-    HotApply, Layers, Source, Write, WriteError, defaults_document, hot_apply, merge,
+    HotApply, Layers, Source, Write, WriteError, defaults_document, hot_apply, leaves, merge,
+    set_leaf,
 };
 pub use listeners::{
     Listeners, RtmpListener, RtspListener, RtspTransport, SrtListener, join_host_port,

@@ -3,11 +3,11 @@
 //! shows exactly which fields an operator set and nothing else (SPEC §Config "only fields set
 //! are stored"). The engine reads the layer whole at boot and replaces it whole on each write.
 
-use chrono::Utc;
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::params;
 use serde_json::{Map, Value};
+use tributary_domain::config::{leaves, set_leaf};
 
-use super::{SqliteStore, format_time};
+use super::SqliteStore;
 use crate::{ConfigRepository, StoreError};
 
 impl ConfigRepository for SqliteStore {
@@ -34,65 +34,24 @@ impl ConfigRepository for SqliteStore {
                 code: format!("config override {path}"),
                 reason: e.to_string(),
             })?;
-            insert(&mut layer, &path, value);
+            set_leaf(&mut layer, &path, value);
         }
         Ok(layer)
     }
 
     fn put_config_layer(&self, layer: &Value) -> Result<(), StoreError> {
-        let mut leaves = Vec::new();
-        flatten(layer, "", &mut leaves);
-        let db = |source| StoreError::Database {
-            operation: "write config overrides",
-            code: None,
-            source,
-        };
-        let now = format_time(Utc::now());
-        let mut conn = self.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db)?;
-        tx.execute("DELETE FROM config_overrides", []).map_err(db)?;
-        for (path, value) in leaves {
-            tx.execute(
-                "INSERT INTO config_overrides (path, value, updated_at) VALUES (?1, ?2, ?3)",
-                params![path, value.to_string(), now],
-            )
-            .map_err(db)?;
-        }
-        tx.commit().map_err(db)
-    }
-}
-
-/// Each leaf (anything but a non-empty object) of `value` with its dotted path.
-fn flatten(value: &Value, prefix: &str, out: &mut Vec<(String, Value)>) {
-    match value {
-        Value::Object(map) if !map.is_empty() => {
-            for (key, v) in map {
-                let path = if prefix.is_empty() {
-                    key.clone()
-                } else {
-                    format!("{prefix}.{key}")
-                };
-                flatten(v, &path, out);
+        self.write("write config overrides", None, |tx, now, db| {
+            tx.execute("DELETE FROM config_overrides", []).map_err(db)?;
+            for (path, value) in leaves(layer) {
+                tx.execute(
+                    "INSERT INTO config_overrides (path, value, updated_at) VALUES (?1, ?2, ?3)",
+                    params![path, value.to_string(), now],
+                )
+                .map_err(db)?;
             }
-        }
-        _ if prefix.is_empty() => {}
-        leaf => out.push((prefix.to_owned(), leaf.clone())),
+            Ok(())
+        })
     }
-}
-
-/// Sets the value at a dotted path, making the objects on the way.
-fn insert(root: &mut Value, path: &str, value: Value) {
-    let mut at = root;
-    for key in path.split('.') {
-        if !at.is_object() {
-            *at = Value::Object(Map::new());
-        }
-        let Value::Object(map) = at else { return };
-        at = map.entry(key.to_owned()).or_insert(Value::Null);
-    }
-    *at = value;
 }
 
 #[cfg(test)]

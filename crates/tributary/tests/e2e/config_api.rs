@@ -19,6 +19,14 @@ fn post(server: &Server, body: serde_json::Value) -> crate::server::Answer {
     send("POST", &server.url("/config"), Some(&body.to_string()), &[])
 }
 
+/// `POST /config` with `body` is refused with `status` and `code`, naming exactly `fields`.
+fn refused(server: &Server, body: serde_json::Value, status: u16, code: &str, fields: &[&str]) {
+    let answer = post(server, body);
+    assert_eq!(answer.status, status, "{}", answer.body);
+    assert_eq!(answer.body["error"]["code"], code, "{}", answer.body);
+    assert_eq!(paths(&answer), fields, "{}", answer.body);
+}
+
 fn paths(answer: &crate::server::Answer) -> Vec<String> {
     answer.body["error"]["fields"]
         .as_array()
@@ -74,35 +82,40 @@ fn post_config_stores_what_it_sets_explains_pins_and_survives_a_restart() {
     assert_eq!(off.body["global_config"]["sessions"]["enabled"], false);
 
     // Pinned by the environment: 409 naming the field; the same value is no change.
-    let pinned = post(&server, json!({"manager": {"frozen_gops": 5}}));
-    assert_eq!(pinned.status, 409, "{}", pinned.body);
-    assert_eq!(pinned.body["error"]["code"], "PINNED_BY_ENV");
-    assert_eq!(paths(&pinned), ["manager.frozen_gops"]);
+    let pinned = json!({"manager": {"frozen_gops": 5}});
+    refused(
+        &server,
+        pinned,
+        409,
+        "PINNED_BY_ENV",
+        &["manager.frozen_gops"],
+    );
     let same = post(&server, json!({"manager": {"frozen_gops": 4}}));
     assert_eq!(same.status, 200, "{}", same.body);
 
     // Invalid: 422 naming every field; unknown keys too; nothing changes.
-    let invalid = post(
+    let invalid = json!({"security": {"publish_auth": "maybe"},
+                         "publisher": {"hls": {"live_window": 0}}});
+    let fields = ["security.publish_auth", "publisher.hls.live_window"];
+    refused(&server, invalid, 422, "INVALID_FIELD", &fields);
+    let unknown = json!({"manager": {"frozen_gopz": 1}});
+    refused(
         &server,
-        json!({"security": {"publish_auth": "maybe"}, "publisher": {"hls": {"live_window": 0}}}),
+        unknown,
+        422,
+        "UNKNOWN_FIELD",
+        &["manager.frozen_gopz"],
     );
-    assert_eq!(invalid.status, 422, "{}", invalid.body);
-    assert_eq!(
-        paths(&invalid),
-        ["security.publish_auth", "publisher.hls.live_window"]
-    );
-    let unknown = post(&server, json!({"manager": {"frozen_gopz": 1}}));
-    assert_eq!(unknown.status, 422, "{}", unknown.body);
-    assert_eq!(unknown.body["error"]["code"], "UNKNOWN_FIELD");
-    assert_eq!(paths(&unknown), ["manager.frozen_gopz"]);
     // Not applicable to a running server yet: refused, not stored for later.
-    let later = post(&server, json!({"buffer": {"capacity": 2048}}));
-    assert_eq!(later.status, 422, "{}", later.body);
-    assert_eq!(later.body["error"]["code"], "UNSUPPORTED");
-    assert_eq!(paths(&later), ["buffer.capacity"]);
-    let server_off = post(&server, json!({"server": null}));
-    assert_eq!(server_off.status, 422, "{}", server_off.body);
-    assert_eq!(paths(&server_off), ["server"]);
+    let later = json!({"buffer": {"capacity": 2048}});
+    refused(&server, later, 422, "UNSUPPORTED", &["buffer.capacity"]);
+    refused(
+        &server,
+        json!({"server": null}),
+        422,
+        "INVALID_FIELD",
+        &["server"],
+    );
 
     // A masked secret written back keeps the stored value.
     let masked = post(
@@ -154,18 +167,8 @@ fn moving_the_rtmp_listener_keeps_the_process_and_its_hls_viewers() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let (old_port, new_port) = (free_tcp_port(), free_tcp_port());
-    let file = dir.path().join("tributary.toml");
-    std::fs::write(
-        &file,
-        format!("[listeners.rtmp]\nlisten_host = \"127.0.0.1\"\nport = {old_port}\n"),
-    )
-    .unwrap();
-    let server = Server::start_args(
-        &dir.path().join("data"),
-        &[],
-        "",
-        &["--config", file.to_str().unwrap()],
-    );
+    let toml = format!("[listeners.rtmp]\nlisten_host = \"127.0.0.1\"\nport = {old_port}\n");
+    let server = Server::start_config(dir.path(), &toml, "");
     let pid = server.pid();
     for code in ["a", "b"] {
         crate::server::put_stream(
@@ -212,9 +215,14 @@ fn moving_the_rtmp_listener_keeps_the_process_and_its_hls_viewers() {
     // A port in use: 422 naming the field, and the old listener keeps serving.
     let busy = TcpListener::bind("127.0.0.1:0").unwrap();
     let busy_port = busy.local_addr().unwrap().port();
-    let refused = post(&server, json!({"listeners": {"rtmp": {"port": busy_port}}}));
-    assert_eq!(refused.status, 422, "{}", refused.body);
-    assert_eq!(paths(&refused), ["listeners.rtmp.port"]);
+    let taken = json!({"listeners": {"rtmp": {"port": busy_port}}});
+    refused(
+        &server,
+        taken,
+        422,
+        "INVALID_FIELD",
+        &["listeners.rtmp.port"],
+    );
     assert!(TcpStream::connect(("127.0.0.1", old_port)).is_ok());
     drop(busy);
 

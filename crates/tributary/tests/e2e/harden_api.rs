@@ -331,21 +331,11 @@ fn file_inputs_stay_inside_file_input_roots() {
     std::fs::copy(&clip, outside.join("secret.ts")).unwrap();
     std::os::unix::fs::symlink(outside.join("secret.ts"), root.join("link.ts")).unwrap();
     std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
-    let config = dir.path().join("tributary.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[security]\nfile_input_roots = [{:?}]\n",
-            root.display().to_string()
-        ),
-    )
-    .unwrap();
-    let server = Server::start_args(
-        &dir.path().join("data"),
-        &[],
-        "off",
-        &["--config", config.to_str().unwrap()],
+    let toml = format!(
+        "[security]\nfile_input_roots = [{:?}]\n",
+        root.display().to_string()
     );
+    let server = Server::start_config(dir.path(), &toml, "off");
     let put = |code: &str, path: &std::path::Path| {
         let body =
             json!({"inputs": [{"url": path.display().to_string()}], "protocols": {"hls": true}});

@@ -45,6 +45,15 @@ impl Server {
         )
     }
 
+    /// Starts the binary with `toml` as its configuration file (`<dir>/tributary.toml`), data
+    /// in `<dir>/data`, and the RTMP listener on `rtmp` (`""`: as the file says).
+    pub(crate) fn start_config(dir: &Path, toml: &str, rtmp: &str) -> Self {
+        let config = dir.join("tributary.toml");
+        std::fs::write(&config, toml).expect("write tributary.toml");
+        let args = ["--config", config.to_str().expect("a UTF-8 path")];
+        Self::start_args(&dir.join("data"), &[], rtmp, &args)
+    }
+
     /// As [`start_with`](Self::start_with), under an open-file limit of `soft` (what the
     /// process starts with) and `hard` (what it may raise itself to), set by `sh`'s `ulimit`.
     pub(crate) fn start_fd_limited(data_dir: &Path, rtmp: &str, soft: u32, hard: u32) -> Self {

@@ -93,18 +93,8 @@ fn strict_mode_refuses_loopback_pulls_and_pushes_while_other_streams_play() {
 
     // Exempting the address lets the same pull play.
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("tributary.toml");
-    std::fs::write(
-        &config,
-        "[security]\nssrf_guard = \"strict\"\nallow_cidrs = [\"127.0.0.1/32\"]\n",
-    )
-    .unwrap();
-    let server = Server::start_args(
-        &dir.path().join("data"),
-        &[],
-        "off",
-        &["--config", config.to_str().unwrap()],
-    );
+    let toml = "[security]\nssrf_guard = \"strict\"\nallow_cidrs = [\"127.0.0.1/32\"]\n";
+    let server = Server::start_config(dir.path(), toml, "off");
     create_udp_stream(&server, "origin", port);
     wait_segments(&server, "origin", 2, Duration::from_secs(30));
     put(
