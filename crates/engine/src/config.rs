@@ -108,6 +108,11 @@ impl EngineHandle {
         for new in bound {
             new.install(shared);
         }
+        if write.changed.iter().any(|p| p.starts_with("manager.")) {
+            let failover =
+                tributary_domain::failover::FailoverConfig::from_manager(&write.config.manager);
+            shared.media.manager.set_failover(failover);
+        }
         if write.changed.iter().any(|p| p == "security.publish_auth") {
             let auth = PublishAuth::parse(&write.config.security.publish_auth);
             shared.media.publish_auth.set(auth);

@@ -220,6 +220,9 @@ pub enum HotApply {
 
 /// How a change of the leaf `path` applies.
 pub fn hot_apply(path: &str) -> HotApply {
+    if path.starts_with("manager.") {
+        return HotApply::Now;
+    }
     for listener in ["rtmp", "srt", "rtsp"] {
         if path == format!("listeners.{listener}")
             || path.starts_with(&format!("listeners.{listener}."))

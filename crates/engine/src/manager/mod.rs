@@ -75,8 +75,9 @@ pub(crate) struct Manager {
 struct Env {
     /// Settings every ingest worker starts with (the FFmpeg binary for non-TS files, ...).
     ingest: IngestConfig,
-    /// The failover thresholds (`manager.*`).
-    failover: FailoverConfig,
+    /// The failover thresholds (`manager.*`) new streams start with; replaced by
+    /// [`Manager::set_failover`].
+    failover: Mutex<FailoverConfig>,
     /// The bus and the coordinator, attached once both exist ([`Manager::attach`]).
     links: OnceLock<Links>,
     /// Where failovers, their gaps and input errors are tallied.
@@ -219,7 +220,7 @@ impl Manager {
             intakes,
             env: Arc::new(Env {
                 ingest,
-                failover,
+                failover: Mutex::new(failover),
                 links: OnceLock::new(),
                 metrics,
             }),
@@ -228,6 +229,18 @@ impl Manager {
     }
 
     /// Connects the manager to the bus and the coordinator (both are built after it).
+    /// `manager.*` changed through the config API: the thresholds of every running stream's
+    /// failover machine and of streams started from now on. Applies at each machine's next
+    /// evaluation; no input is restarted.
+    pub(crate) fn set_failover(&self, config: FailoverConfig) {
+        *lock(&self.env.failover) = config.clone();
+        let streams: Vec<Arc<Ctl>> = lock(&self.streams).values().cloned().collect();
+        for ctl in streams {
+            lock(&ctl.state).failover.set_config(config.clone());
+            ctl.wake.notify_one();
+        }
+    }
+
     pub(crate) fn attach(&self, events: EventBus, coordinator: WeakCoordinator) {
         let _ = self.env.links.set(Links {
             events,
@@ -332,12 +345,12 @@ impl InputService for Manager {
             slots.insert(priority, slot);
         }
         let now = Instant::now();
-        let failover = Failover::new(self.env.failover.clone(), specs, now).map_err(|source| {
-            ServiceError::Failover {
+        let config = lock(&self.env.failover).clone();
+        let failover =
+            Failover::new(config, specs, now).map_err(|source| ServiceError::Failover {
                 code: code.clone(),
                 source,
-            }
-        })?;
+            })?;
         let ctl = Arc::new(Ctl {
             code: code.clone(),
             state: Mutex::new(Managed {

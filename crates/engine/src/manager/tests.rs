@@ -220,6 +220,33 @@ async fn silence_fails_over_and_the_primary_fails_back_after_the_hold() {
     assert_eq!(reasons, ["failback", "timeout", "initial"]);
 }
 
+/// `manager.*` written through the config API reaches a running stream's failover machine:
+/// with the packet timeout cut from 30 s to 5 s, a silent primary fails over after 5 s.
+#[tokio::test(start_paused = true)]
+async fn a_new_packet_timeout_applies_to_a_running_stream() {
+    let mut rig = Rig::start(&[udp(), udp()]).await;
+    let primary = feed(rig.port(0));
+    let _backup = feed(rig.port(1));
+    rig.next(EventType::InputFailover, "to", json_u32(0), SECOND * 2)
+        .await;
+    let mut manager = ServerConfig::default().manager;
+    manager.input_packet_timeout_sec = 5;
+    rig.manager
+        .set_failover(tributary_domain::failover::FailoverConfig::from_manager(
+            &manager,
+        ));
+
+    primary.store(false, Ordering::Release);
+    let silent = Instant::now();
+    rig.switch_for("timeout", SECOND * 10).await;
+    let waited = silent.elapsed();
+    assert!(
+        (SECOND * 5..SECOND * 6).contains(&waited),
+        "failed over after {waited:?}"
+    );
+    assert_eq!(rig.active(), Some(1));
+}
+
 #[tokio::test(start_paused = true)]
 async fn worker_open_failures_fail_over_and_are_recorded() {
     // The primary's port is taken: its worker's binds fail and it reports each one.

@@ -81,6 +81,13 @@ fn post_config_stores_what_it_sets_explains_pins_and_survives_a_restart() {
     assert_eq!(off.status, 200, "{}", off.body);
     assert_eq!(off.body["global_config"]["sessions"]["enabled"], false);
 
+    // `manager.*` applies at once (the engine's tests check a running stream follows).
+    let manager = post(
+        &server,
+        json!({"manager": {"input_packet_timeout_sec": 20}}),
+    );
+    assert_eq!(manager.status, 200, "{}", manager.body);
+
     // Pinned by the environment: 409 naming the field; the same value is no change.
     let pinned = json!({"manager": {"frozen_gops": 5}});
     refused(
