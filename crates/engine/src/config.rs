@@ -4,8 +4,8 @@
 //! A write is checked by the pure rules of `domain::config::Layers` (pins, masks, `null`
 //! sections, validation), then by what this build can apply to a running server
 //! ([`hot_apply`]): a change it cannot apply yet is refused (422 `UNSUPPORTED`) rather than
-//! stored and silently left for a restart. Listeners whose settings change are bound anew
-//! before anything is stored, so a port in use fails the request and leaves the old listener
+//! stored and silently left for a restart. Listeners whose settings change (and the HTTP
+//! server, through the binary's [`HttpRebind`]) are bound anew before anything is stored, so a port in use fails the request and leaves the old listener
 //! serving; then the layer is persisted, the new listeners take over (the old RTMP one
 //! drains), `[sessions]` goes to the session table, and the new configuration is published
 //! on the engine's watch, where every setting read at use (admin authentication's
@@ -21,6 +21,16 @@ use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors};
 use crate::EngineHandle;
 use crate::listeners::Bound;
 use crate::router::PublishAuth;
+
+/// Binds the HTTP server on a new `host:port` and starts serving there, then lets the old
+/// server finish its requests in progress and stop; answers the address bound, or why the
+/// bind failed (the old server then keeps serving). The binary, which owns the HTTP server,
+/// hands it to [`EngineHandle::set_http_rebind`].
+pub type HttpRebind = Arc<
+    dyn Fn(String) -> std::pin::Pin<Box<dyn Future<Output = Result<String, String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// Why `POST /config` was refused.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +49,11 @@ pub enum ConfigWriteError {
 }
 
 impl EngineHandle {
+    /// How `server.http_addr` written through the API moves the HTTP server (set once).
+    pub fn set_http_rebind(&self, rebind: HttpRebind) {
+        let _ = self.shared.http_rebind.set(rebind);
+    }
+
     /// Where each effective value comes from (`GET /config?explain=true`).
     pub async fn config_sources(&self) -> BTreeMap<String, Source> {
         self.shared.layers.lock().await.sources()
@@ -80,7 +95,12 @@ impl EngineHandle {
             return Err(ConfigWriteError::Invalid(ValidationErrors(not_yet)));
         }
         let mut bound = Vec::new();
+        let mut http = None;
         for listener in rebind {
+            if listener == "http" {
+                http = Some(write.config.server.http_addr.clone());
+                continue;
+            }
             match Bound::bind(shared, listener, &write.config.listeners).await {
                 Ok(new) => bound.push(new),
                 Err(e) => {
@@ -98,6 +118,24 @@ impl EngineHandle {
                     ])));
                 }
             }
+        }
+        if let Some(addr) = http {
+            let refuse = |message: String| {
+                ConfigWriteError::Invalid(ValidationErrors(vec![FieldError::new(
+                    "server.http_addr",
+                    ErrorCode::InvalidField,
+                    message,
+                )]))
+            };
+            let Some(rebind) = shared.http_rebind.get() else {
+                return Err(refuse("this server cannot move its HTTP listener".into()));
+            };
+            let local = rebind(addr.clone()).await.map_err(|e| {
+                tracing::warn!(%addr, error = %e, "configuration refused: the HTTP server cannot bind");
+                refuse(format!("cannot bind {addr}: {e}; the old address keeps serving"))
+            })?;
+            tracing::info!(addr = %local, "HTTP API moved; the old address drains");
+            self.set_http_addr(local);
         }
         let store = Arc::clone(&shared.config_store);
         let layer = write.store.clone();

@@ -55,7 +55,7 @@ use tributary_store::{
     ConfigRepository, Expect, HookRepository, SqliteStore, StreamRepository, VodRepository,
 };
 
-pub use config::ConfigWriteError;
+pub use config::{ConfigWriteError, HttpRebind};
 pub use coordinator::{Applied, CoordError, StateSnapshot, Step};
 pub use dvr::{RecordingPath, RecordingReply};
 pub use hooks::{DELIVERY_LOG, HookError};
@@ -159,6 +159,9 @@ struct Shared {
     trusted_proxies: Vec<ipnet::IpNet>,
     ports: Mutex<Ports>,
     booted: AtomicBool,
+    /// Moves the HTTP server to a new address (`server.http_addr` written through the API);
+    /// set by the binary, which owns the HTTP server.
+    http_rebind: std::sync::OnceLock<HttpRebind>,
     shutdown: CancellationToken,
 }
 
@@ -300,6 +303,7 @@ impl Engine {
             trusted_proxies,
             ports: Mutex::new(Ports::default()),
             booted: AtomicBool::new(false),
+            http_rebind: std::sync::OnceLock::new(),
             shutdown: CancellationToken::new(),
         };
         Self {

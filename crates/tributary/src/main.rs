@@ -10,6 +10,7 @@ mod config;
 mod http;
 
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -109,13 +110,42 @@ async fn run(layers: Layers, config: ServerConfig, fd_limit: Option<u64>) -> any
         idle_sec = limits.idle.as_secs(),
         "HTTP connection limits"
     );
+    // Every HTTP server this process runs: the first, and one more each time `POST /config`
+    // moves `server.http_addr` (the one it replaces finishes its requests in progress and
+    // stops). Each stops with `stop_http`.
     let stop_http = CancellationToken::new();
-    let server = tokio::spawn(http::serve(
-        listener,
-        tributary_api::router(handle.clone()),
-        limits,
-        stop_http.clone(),
-    ));
+    let app = tributary_api::router(handle.clone());
+    let current = stop_http.child_token();
+    let servers = Arc::new(Mutex::new((
+        current.clone(),
+        vec![tokio::spawn(http::serve(
+            listener,
+            app.clone(),
+            limits,
+            current,
+        ))],
+    )));
+    let rebind: tributary_engine::HttpRebind = {
+        let servers = Arc::clone(&servers);
+        let stop_http = stop_http.clone();
+        Arc::new(move |addr: String| {
+            let (servers, stop_http, app) = (Arc::clone(&servers), stop_http.clone(), app.clone());
+            Box::pin(async move {
+                let listener = TcpListener::bind(&addr).await.map_err(|e| e.to_string())?;
+                let local = listener.local_addr().map_err(|e| e.to_string())?;
+                tracing::info!(addr = %local, "HTTP API listening");
+                let stop = stop_http.child_token();
+                let task = tokio::spawn(http::serve(listener, app, limits, stop.clone()));
+                let mut servers = servers.lock().unwrap_or_else(|p| p.into_inner());
+                let old = std::mem::replace(&mut servers.0, stop);
+                servers.1.retain(|task| !task.is_finished());
+                servers.1.push(task);
+                old.cancel();
+                Ok(local.to_string())
+            })
+        })
+    };
+    handle.set_http_rebind(rebind);
 
     engine.boot().await;
     let reconciler = engine.spawn_reconciler();
@@ -126,7 +156,10 @@ async fn run(layers: Layers, config: ServerConfig, fd_limit: Option<u64>) -> any
         stop_http.cancel();
         engine.shutdown().await;
         reconciler.abort();
-        let _ = server.await;
+        let tasks = std::mem::take(&mut servers.lock().unwrap_or_else(|p| p.into_inner()).1);
+        for task in tasks {
+            let _ = task.await;
+        }
     };
     if tokio::time::timeout(shutdown_cap, graceful).await.is_err() {
         tracing::warn!(

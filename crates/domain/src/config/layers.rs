@@ -211,7 +211,8 @@ impl Layers {
 pub enum HotApply {
     /// Read where it is used, so it applies to the next request or decision.
     Now,
-    /// The listener (`rtmp`, `srt`, `rtsp`) binds its new address, then the old one drains.
+    /// The listener (`rtmp`, `srt`, `rtsp`, or `http` for `server.http_addr`) binds its new
+    /// address, then the old one drains.
     Rebind(&'static str),
     /// This build cannot apply it without a restart yet: the write is refused (422
     /// `UNSUPPORTED`) rather than stored and silently not applied.
@@ -222,6 +223,9 @@ pub enum HotApply {
 pub fn hot_apply(path: &str) -> HotApply {
     if path.starts_with("manager.") {
         return HotApply::Now;
+    }
+    if path == "server.http_addr" {
+        return HotApply::Rebind("http");
     }
     for listener in ["rtmp", "srt", "rtsp"] {
         if path == format!("listeners.{listener}")

@@ -278,3 +278,38 @@ fn moving_the_rtmp_listener_keeps_the_process_and_its_hls_viewers() {
     assert_eq!(open.status, 200, "{}", open.body);
     assert!(!keyless(&server), "{}", server.runtime("a"));
 }
+
+#[test]
+fn moving_the_http_api_answers_then_serves_on_the_new_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_config(dir.path(), "[server]\nhttp_addr = \"127.0.0.1:0\"\n", "off");
+    let old = server.base.trim_start_matches("http://").to_owned();
+
+    // A port in use: 422 naming the field, and the API stays where it is.
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = json!({"server": {"http_addr": busy.local_addr().unwrap().to_string()}});
+    refused(&server, taken, 422, "INVALID_FIELD", &["server.http_addr"]);
+    drop(busy);
+
+    let port = free_tcp_port();
+    let moved = post(
+        &server,
+        json!({"server": {"http_addr": format!("127.0.0.1:{port}")}}),
+    );
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(
+        moved.body["ports"]["http_addr"],
+        format!("127.0.0.1:{port}")
+    );
+    let new_base = format!("http://127.0.0.1:{port}");
+    let health = send("GET", &format!("{new_base}/healthz"), None, &[]);
+    assert_eq!(health.status, 200);
+    wait_until(
+        Duration::from_secs(10),
+        "the old HTTP address to refuse",
+        || TcpStream::connect(&old).is_err(),
+    )
+    .unwrap();
+    let config = send("GET", &format!("{new_base}/config?explain=true"), None, &[]);
+    assert_eq!(config.body["sources"]["server.http_addr"], "store");
+}

@@ -73,7 +73,13 @@ impl Server {
         rtmp: &str,
         args: &[&str],
     ) -> Self {
-        if !args.contains(&"--http") {
+        // A configuration file that sets the HTTP address gets no `--http` (which would pin
+        // it against the config API).
+        let file_sets_http = args.windows(2).any(|pair| {
+            pair[0] == "--config"
+                && std::fs::read_to_string(pair[1]).is_ok_and(|text| text.contains("http_addr"))
+        });
+        if !args.contains(&"--http") && !file_sets_http {
             cmd.args(["--http", "127.0.0.1:0"]);
         }
         // `""`: no flag, so the RTMP listener is what the file and environment say (and the
