@@ -151,6 +151,17 @@ impl EngineHandle {
                 tributary_domain::failover::FailoverConfig::from_manager(&write.config.manager);
             shared.media.manager.set_failover(failover);
         }
+        if write
+            .changed
+            .iter()
+            .any(|p| p.starts_with("security.trusted_proxies"))
+        {
+            let ranges = Arc::new(crate::trusted_proxies(&write.config));
+            *shared
+                .trusted_proxies
+                .write()
+                .unwrap_or_else(|p| p.into_inner()) = ranges;
+        }
         if write.changed.iter().any(|p| p == "security.publish_auth") {
             let auth = PublishAuth::parse(&write.config.security.publish_auth);
             shared.media.publish_auth.set(auth);

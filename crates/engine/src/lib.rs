@@ -155,8 +155,8 @@ struct Shared {
     /// The SRT listener bound by [`Engine::start_listeners`]; dropped at shutdown.
     srt_listeners: Mutex<Vec<tributary_serve::SrtListener>>,
     token: AdminToken,
-    /// `security.trusted_proxies`, parsed.
-    trusted_proxies: Vec<ipnet::IpNet>,
+    /// `security.trusted_proxies`, parsed; replaced when the config API changes it.
+    trusted_proxies: std::sync::RwLock<Arc<Vec<ipnet::IpNet>>>,
     ports: Mutex<Ports>,
     booted: AtomicBool,
     /// Moves the HTTP server to a new address (`server.http_addr` written through the API);
@@ -271,14 +271,7 @@ impl Engine {
             ssrf_guard(&config.security),
             hook_store,
         ));
-        // `ServerConfig::validate` refused any entry that does not parse.
-        let trusted_proxies = config
-            .security
-            .trusted_proxies
-            .iter()
-            .flatten()
-            .filter_map(|cidr| tributary_domain::config::parse_cidr(cidr))
-            .collect();
+        let trusted_proxies = std::sync::RwLock::new(Arc::new(trusted_proxies(&config)));
         let data_dir = PathBuf::from(&config.data_dir);
         let shared = Shared {
             config: tokio::sync::watch::Sender::new(Arc::new(config)),
@@ -829,11 +822,17 @@ impl EngineHandle {
         forwarded_for: Option<&str>,
         real_ip: Option<&str>,
     ) -> std::net::SocketAddr {
-        let trusted = &self.shared.trusted_proxies;
+        let trusted = Arc::clone(
+            &self
+                .shared
+                .trusted_proxies
+                .read()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
         if trusted.is_empty() {
             return peer;
         }
-        let ip = tributary_domain::forwarded::client(peer.ip(), trusted, forwarded_for, real_ip);
+        let ip = tributary_domain::forwarded::client(peer.ip(), &trusted, forwarded_for, real_ip);
         std::net::SocketAddr::new(ip, peer.port())
     }
 
@@ -925,6 +924,18 @@ impl EngineHandle {
     pub fn thumbnail(&self, code: &StreamCode) -> Option<bytes::Bytes> {
         self.shared.media.thumbnails.get(code)
     }
+}
+
+/// `security.trusted_proxies` as ranges. [`ServerConfig::validate`] refused any entry that
+/// does not parse.
+fn trusted_proxies(config: &ServerConfig) -> Vec<ipnet::IpNet> {
+    config
+        .security
+        .trusted_proxies
+        .iter()
+        .flatten()
+        .filter_map(|cidr| tributary_domain::config::parse_cidr(cidr))
+        .collect()
 }
 
 /// The address a request without a known peer is checked as: a signature bound to an address

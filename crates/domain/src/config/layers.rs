@@ -221,7 +221,7 @@ pub enum HotApply {
 
 /// How a change of the leaf `path` applies.
 pub fn hot_apply(path: &str) -> HotApply {
-    if path.starts_with("manager.") {
+    if path.starts_with("manager.") || path.starts_with("security.trusted_proxies") {
         return HotApply::Now;
     }
     if path == "server.http_addr" {

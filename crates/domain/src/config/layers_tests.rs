@@ -200,6 +200,7 @@ fn hot_apply_classifies_every_path() {
     assert_eq!(hot_apply("security.publish_auth"), HotApply::Now);
     assert_eq!(hot_apply("manager.input_packet_timeout_sec"), HotApply::Now);
     assert_eq!(hot_apply("server.http_addr"), HotApply::Rebind("http"));
+    assert_eq!(hot_apply("security.trusted_proxies"), HotApply::Now);
     assert_eq!(hot_apply("security.admin_token"), HotApply::NotYet);
     assert_eq!(hot_apply("listeners.rtmpx.port"), HotApply::NotYet);
     assert_eq!(hot_apply("sessions.idle_timeout_sec"), HotApply::Now);

@@ -277,6 +277,27 @@ fn moving_the_rtmp_listener_keeps_the_process_and_its_hls_viewers() {
     let open = post(&server, json!({"security": {"publish_auth": "if_set"}}));
     assert_eq!(open.status, 200, "{}", open.body);
     assert!(!keyless(&server), "{}", server.runtime("a"));
+
+    // `security.trusted_proxies` applies at once: the forwarded address is the viewer's.
+    let trusted = post(
+        &server,
+        json!({"security": {"trusted_proxies": ["127.0.0.1"]}}),
+    );
+    assert_eq!(trusted.status, 200, "{}", trusted.body);
+    let forwarded = [
+        ("X-Forwarded-For", "198.51.100.7"),
+        ("User-Agent", "behind-a-proxy"),
+    ];
+    let _ = send("GET", &playlist_a, None, &forwarded);
+    let sessions = send("GET", &server.url("/sessions?stream=a"), None, &[]);
+    let ips: Vec<&str> = sessions.body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["user_agent"] == "behind-a-proxy")
+        .filter_map(|s| s["ip"].as_str())
+        .collect();
+    assert_eq!(ips, ["198.51.100.7"], "{}", sessions.body);
 }
 
 #[test]
