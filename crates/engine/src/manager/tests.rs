@@ -117,6 +117,17 @@ impl Rig {
             .await
     }
 
+    /// Stream `cam` on two fed UDP inputs, on air on the primary: the rig and the switches
+    /// that keep the primary and the backup fed.
+    async fn on_primary() -> (Self, Arc<AtomicBool>, Arc<AtomicBool>) {
+        let mut rig = Self::start(&[udp(), udp()]).await;
+        let primary = feed(rig.port(0));
+        let backup = feed(rig.port(1));
+        rig.next(EventType::InputFailover, "to", json_u32(0), SECOND * 2)
+            .await;
+        (rig, primary, backup)
+    }
+
     fn active(&self) -> Option<u32> {
         self.manager.runtime(&self.code).unwrap().active
     }
@@ -224,11 +235,7 @@ async fn silence_fails_over_and_the_primary_fails_back_after_the_hold() {
 /// with the packet timeout cut from 30 s to 5 s, a silent primary fails over after 5 s.
 #[tokio::test(start_paused = true)]
 async fn a_new_packet_timeout_applies_to_a_running_stream() {
-    let mut rig = Rig::start(&[udp(), udp()]).await;
-    let primary = feed(rig.port(0));
-    let _backup = feed(rig.port(1));
-    rig.next(EventType::InputFailover, "to", json_u32(0), SECOND * 2)
-        .await;
+    let (mut rig, primary, _backup) = Rig::on_primary().await;
     let mut manager = ServerConfig::default().manager;
     manager.input_packet_timeout_sec = 5;
     rig.manager
@@ -276,11 +283,7 @@ async fn worker_open_failures_fail_over_and_are_recorded() {
 
 #[tokio::test(start_paused = true)]
 async fn manual_switch_pins_the_override_and_commits_at_a_keyframe() {
-    let mut rig = Rig::start(&[udp(), udp()]).await;
-    let _primary = feed(rig.port(0));
-    let _backup = feed(rig.port(1));
-    rig.next(EventType::InputFailover, "to", json_u32(0), SECOND * 2)
-        .await;
+    let (mut rig, _primary, _backup) = Rig::on_primary().await;
 
     assert!(matches!(
         rig.manager.switch(&rig.code, Some(7)),
