@@ -10,17 +10,15 @@ use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::Value;
 use tower::ServiceExt;
-use tributary_domain::config::ServerConfig;
+use tributary_domain::config::Layers;
 use tributary_engine::Engine;
 
 /// A fresh engine over a temporary data directory (kept alive by the returned guard).
 fn engine() -> (tributary_engine::EngineHandle, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let config = ServerConfig {
-        data_dir: dir.path().display().to_string(),
-        ..ServerConfig::default()
-    };
-    let engine = Engine::open(config).unwrap();
+    let file = serde_json::json!({"data_dir": dir.path().display().to_string()});
+    let layers = Layers::new(file, Value::Null, Value::Null);
+    let engine = Engine::open(layers).unwrap();
     (engine.handle(), dir)
 }
 

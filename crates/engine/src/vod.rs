@@ -503,7 +503,8 @@ async fn blocking<T: Send + 'static>(
 
 #[cfg(test)]
 mod tests {
-    use tributary_domain::config::ServerConfig;
+    use serde_json::Value;
+    use tributary_domain::config::Layers;
 
     use super::*;
     use crate::Engine;
@@ -521,11 +522,9 @@ mod tests {
     #[tokio::test]
     async fn uploads_over_the_cap_or_racing_for_a_name_leave_nothing_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let config = ServerConfig {
-            data_dir: dir.path().display().to_string(),
-            ..ServerConfig::default()
-        };
-        let engine = Engine::open(config).expect("open").handle();
+        let file = serde_json::json!({"data_dir": dir.path().display().to_string()});
+        let layers = Layers::new(file, Value::Null, Value::Null);
+        let engine = Engine::open(layers).expect("open").handle();
         let storage = dir.path().join("vod");
         let mount = VodMount {
             name: "m".into(),
