@@ -105,7 +105,6 @@ fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
         "store.backend",
         "server.cors.enabled",
         "transcoder.multi_output",
-        "publisher.dash.segment_sec",
         "hooks.worker_count",
         "watermarks.dir",
         "autopublish.enabled",
@@ -132,6 +131,7 @@ fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
         "sessions.idle_timeout_sec",
         "hooks.max_retries",
         "dvr.max_clip_sec",
+        "publisher.dash.segment_sec",
     ] {
         assert_eq!(named(key), 0, "{key}");
     }
