@@ -52,14 +52,9 @@ pub(crate) struct Blocked {
 impl PublishBackoff {
     /// `Err` while `ip` is blocked (the refusal is counted).
     pub(crate) fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Blocked> {
-        let failures = lock(&self.failures);
-        let Some(until) = failures.get(&key(ip)).and_then(|f| f.blocked_until) else {
+        let Some(until) = self.blocked_until(ip, now) else {
             return Ok(());
         };
-        if now >= until {
-            return Ok(());
-        }
-        drop(failures);
         self.refused_blocked.fetch_add(1, Ordering::Relaxed);
         Err(Blocked {
             remaining: until - now,
@@ -70,10 +65,15 @@ impl PublishBackoff {
     /// Whether `ip` is blocked at `now`, without counting anything (a refusal is counted
     /// once, by [`check`](Self::check)).
     pub(crate) fn is_blocked(&self, ip: IpAddr, now: Instant) -> bool {
+        self.blocked_until(ip, now).is_some()
+    }
+
+    /// When `ip`'s block ends, if it is blocked at `now`.
+    fn blocked_until(&self, ip: IpAddr, now: Instant) -> Option<Instant> {
         lock(&self.failures)
             .get(&key(ip))
             .and_then(|f| f.blocked_until)
-            .is_some_and(|until| now < until)
+            .filter(|until| now < *until)
     }
 
     /// Records a publish refused for its key; returns how long `ip` is now blocked, if it is.

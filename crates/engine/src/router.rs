@@ -187,14 +187,11 @@ impl EngineRouter {
         request: PublishRequest,
     ) -> Result<PublishGrant, (Refusal, PublishRefusal)> {
         let unknown = |refusal| (refusal, PublishRefusal::Unknown);
-        let listener = match request.protocol {
-            Protocol::Rtmp => PushVia::Rtmp,
-            Protocol::Srt => PushVia::Srt,
-            other => {
-                return Err(unknown(Refusal::NotFound(format!(
-                    "publishing over {other} is not supported yet"
-                ))));
-            }
+        let Some(listener) = push_via(request.protocol) else {
+            return Err(unknown(Refusal::NotFound(format!(
+                "publishing over {} is not supported yet",
+                request.protocol
+            ))));
         };
         let now = tokio::time::Instant::now();
         if let Err(blocked) = self.backoff.check(request.peer.ip(), now) {
@@ -301,11 +298,7 @@ impl Router for EngineRouter {
     /// like any publisher.
     fn prepare_publish(&self, request: &PublishRequest) -> Option<Preparation> {
         let autopublish = Arc::clone(self.autopublish.get()?);
-        let listener = match request.protocol {
-            Protocol::Rtmp => PushVia::Rtmp,
-            Protocol::Srt => PushVia::Srt,
-            _ => return None,
-        };
+        let listener = push_via(request.protocol)?;
         let name = request.path.rsplit('/').next().unwrap_or("");
         let now = tokio::time::Instant::now();
         if self.resolve(&request.path).is_some()
@@ -421,6 +414,15 @@ pub(crate) fn unix_now() -> u64 {
 }
 
 /// The protocol's name in metric labels.
+/// The listener a publish over `protocol` comes in on; `None`: not one that takes publishers.
+fn push_via(protocol: Protocol) -> Option<PushVia> {
+    match protocol {
+        Protocol::Rtmp => Some(PushVia::Rtmp),
+        Protocol::Srt => Some(PushVia::Srt),
+        _ => None,
+    }
+}
+
 fn proto_name(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::Rtmp => "rtmp",
