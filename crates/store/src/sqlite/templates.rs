@@ -1,6 +1,6 @@
 //! Templates in SQLite (migration 0005): one row per template, its JSON keyed by its code.
 //! Kept beside `sqlite.rs` (same connection, same conventions) so that file stays one concept:
-//! streams, hooks and the schema.
+//! streams and the schema.
 
 use tributary_domain::template::Template;
 
