@@ -36,6 +36,14 @@ pub struct HlsSection {
     /// Default 0.5.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub part_sec: Option<f64>,
+    /// LL-HLS `PART-HOLD-BACK` in seconds: how far behind the end of the playlist a player
+    /// in low-latency mode plays, so nearly all of its latency (hls.js plays this far from
+    /// the edge). At least 2 × `part_sec` (RFC 8216bis's minimum) and less than the playlist
+    /// (`live_window` × `live_segment_sec`). Default 2 × `part_sec` (1.0 s with 0.5 s parts):
+    /// the minimum, which keeps glass-to-glass latency near 1 s; the RFC recommends 3 × to
+    /// ride out a late part, worth setting on links with jitter.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part_hold_back_sec: Option<f64>,
 }
 
 impl Default for HlsSection {
@@ -49,6 +57,7 @@ impl Default for HlsSection {
             segment_format: None,
             low_latency: None,
             part_sec: None,
+            part_hold_back_sec: None,
         }
     }
 }
@@ -118,10 +127,27 @@ impl HlsSection {
                 format!("must be at least {MIN_PART_SEC} and at most live_segment_sec, got {part}"),
             ));
         }
+        if let Some(hold_back) = self.part_hold_back_sec {
+            let part = self.part_sec.unwrap_or(DEFAULT_PART_SEC);
+            let playlist = self.live_window as f64 * self.live_segment_sec;
+            if !(hold_back.is_finite() && hold_back >= 2.0 * part && hold_back < playlist) {
+                bad.push((
+                    "publisher.hls.part_hold_back_sec",
+                    format!(
+                        "must be at least 2 × part_sec ({}, the HLS minimum) and less than \
+                         the playlist (live_window × live_segment_sec = {playlist}), got \
+                         {hold_back}",
+                        2.0 * part
+                    ),
+                ));
+            }
+        }
         bad
     }
 }
 
+/// `part_sec` when unset, seconds: 0.5 (SPEC §Defaults), what Apple's examples use.
+pub const DEFAULT_PART_SEC: f64 = 0.5;
 /// The longest HLS segment, seconds: far past any player's patience, far from overflowing.
 const MAX_SEGMENT_SEC: f64 = 60.0;
 /// The shortest LL-HLS part, seconds: below it a part is a frame or two and the requests per

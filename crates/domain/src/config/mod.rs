@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 
 pub use dash::DashSection;
 pub use dvr::DvrSection;
-pub use hls::{HlsSection, HlsSegmentFormat};
+pub use hls::{DEFAULT_PART_SEC, HlsSection, HlsSegmentFormat};
 pub use hooks::HooksSection;
 pub use later::{DebugSection, IgnoredKey, IgnoredReason, WatermarksSection};
 pub use layers::{

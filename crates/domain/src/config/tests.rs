@@ -175,6 +175,31 @@ fn low_latency_needs_fmp4_and_a_part_within_the_segment() {
 }
 
 #[test]
+fn part_hold_back_is_at_least_2_parts_and_inside_the_playlist() {
+    let mut c = ServerConfig::default();
+    c.publisher.hls.segment_format = Some("fmp4".into());
+    c.publisher.hls.low_latency = Some(true);
+    // Against the default 0.5 s parts, then against a part set explicitly.
+    for (part, good, bad) in [
+        (None, [1.0, 1.5, 23.9], [0.99, 24.0, f64::NAN]),
+        (Some(1.0), [2.0, 3.0, 23.0], [1.5, 30.0, f64::INFINITY]),
+    ] {
+        c.publisher.hls.part_sec = part;
+        for value in good {
+            c.publisher.hls.part_hold_back_sec = Some(value);
+            c.validate().unwrap_or_else(|e| panic!("{value}: {e:?}"));
+        }
+        for value in bad {
+            c.publisher.hls.part_hold_back_sec = Some(value);
+            let errors = c.validate().unwrap_err();
+            assert_eq!(errors.0.len(), 1, "{errors:?}");
+            assert_eq!(errors.0[0].path, "publisher.hls.part_hold_back_sec");
+            assert!(errors.0[0].message.contains("2 × part_sec"), "{errors:?}");
+        }
+    }
+}
+
+#[test]
 fn hls_segment_format_is_ts_fmp4_or_auto() {
     let mut c = ServerConfig::default();
     assert_eq!(c.publisher.hls.segment_format(), HlsSegmentFormat::Ts);

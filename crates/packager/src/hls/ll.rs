@@ -97,19 +97,26 @@ impl std::fmt::Display for PartName {
     }
 }
 
-/// `#EXT-X-SERVER-CONTROL` and `#EXT-X-PART-INF` for parts of `part_target` and a playlist
-/// of TARGETDURATION `target`: blocking reload, PART-HOLD-BACK 3 × PART-TARGET (the spec's
-/// minimum is 2 ×; 3 × lets a player ride out one late part) and delta updates for whatever
-/// is more than 6 × TARGETDURATION from the end (the spec's minimum).
-pub(crate) fn write_header(out: &mut String, target: u32, part_target: Ts90) {
+/// `#EXT-X-SERVER-CONTROL` and `#EXT-X-PART-INF` for parts of `part_target`, a playlist of
+/// TARGETDURATION `target` and a PART-HOLD-BACK of `hold_back`: blocking reload,
+/// PART-HOLD-BACK, and delta updates for whatever is more than 6 × TARGETDURATION from the
+/// end (the spec's minimum). `HOLD-BACK` is not written: absent, it is 3 × TARGETDURATION,
+/// the least the spec allows, which is what a player outside low-latency mode should keep.
+pub(crate) fn write_header(out: &mut String, target: u32, part_target: Ts90, hold_back: Ts90) {
     let _ = write!(
         out,
         "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={},PART-HOLD-BACK={}\n\
          #EXT-X-PART-INF:PART-TARGET={}\n",
         Seconds3(skip_until(target)),
-        Seconds3(Ts90(3 * part_target.0)),
+        Seconds3(hold_back),
         Seconds3(part_target),
     );
+}
+
+/// PART-HOLD-BACK: `wanted`, raised to 2 × `part_target` where it is below (RFC 8216bis
+/// §4.4.3.8: "MUST be at least twice the Part Target Duration").
+pub(crate) fn part_hold_back(part_target: Ts90, wanted: Ts90) -> Ts90 {
+    Ts90(wanted.0.max(2 * part_target.0))
 }
 
 /// CAN-SKIP-UNTIL: 6 × TARGETDURATION.

@@ -68,6 +68,8 @@ pub struct MediaPlaylist {
     rendered_len: usize,
     /// LL-HLS: PART-TARGET; `None` for a playlist without parts.
     part_target: Option<Ts90>,
+    /// LL-HLS: PART-HOLD-BACK, at least 2 × PART-TARGET (unused without parts).
+    part_hold_back: Ts90,
     /// LL-HLS: the parts listed, oldest first (those of the last [`PART_SEGMENTS`] segments
     /// and of the open one).
     parts: VecDeque<PartEntry>,
@@ -107,6 +109,7 @@ impl MediaPlaylist {
             entries: VecDeque::with_capacity(window.max(1) + 1),
             rendered_len: 0,
             part_target: None,
+            part_hold_back: Ts90(0),
             parts: VecDeque::new(),
             open: None,
             hint: None,
@@ -114,10 +117,18 @@ impl MediaPlaylist {
     }
 
     /// An empty LL-HLS playlist listing up to `window` segments, with parts of at most
-    /// `part_target`.
-    pub fn low_latency(window: usize, part_target: std::time::Duration) -> Self {
+    /// `part_target` and `part_hold_back` as PART-HOLD-BACK: how far behind the end of the
+    /// playlist a low-latency player plays, so most of its latency. A value below
+    /// 2 × `part_target` (RFC 8216bis's minimum) is raised to it.
+    pub fn low_latency(
+        window: usize,
+        part_target: std::time::Duration,
+        part_hold_back: std::time::Duration,
+    ) -> Self {
+        let part_target = Ts90::from_duration(part_target);
         Self {
-            part_target: Some(Ts90::from_duration(part_target)),
+            part_target: Some(part_target),
+            part_hold_back: ll::part_hold_back(part_target, Ts90::from_duration(part_hold_back)),
             ..Self::new(window)
         }
     }
@@ -234,7 +245,7 @@ impl MediaPlaylist {
             "#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-TARGETDURATION:{target}\n"
         );
         if let Some(part_target) = self.part_target {
-            ll::write_header(&mut out, target, part_target);
+            ll::write_header(&mut out, target, part_target, self.part_hold_back);
         }
         let _ = write!(
             out,

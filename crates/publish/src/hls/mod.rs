@@ -39,6 +39,10 @@ pub struct HlsSettings {
     /// LL-HLS (`low_latency` with `part_sec`): the part length in seconds, or `None` (the
     /// default): no parts. Needs [`format`](Self::format) fMP4 and a part within [0.1, S].
     pub part_sec: Option<f64>,
+    /// LL-HLS PART-HOLD-BACK in seconds (`part_hold_back_sec`): how far from the end of the
+    /// playlist a low-latency player plays. `None` (the default): 2 × the part length, the
+    /// least RFC 8216bis allows, for the lowest latency. At least that when set.
+    pub part_hold_back_sec: Option<f64>,
     /// Whether HLS playlists and segments are served (`protocols.hls`). Default true; false
     /// with [`dash`](Self::dash) makes the output DASH only.
     pub hls: bool,
@@ -71,8 +75,11 @@ impl HlsSettings {
         Ok(segment)
     }
 
-    /// The LL-HLS part length, or why the settings are invalid.
-    fn part_duration(&self, code: &StreamCode) -> Result<Option<Duration>, PublishError> {
+    /// The LL-HLS part length and PART-HOLD-BACK, or why the settings are invalid.
+    fn part_duration(
+        &self,
+        code: &StreamCode,
+    ) -> Result<Option<(Duration, Duration)>, PublishError> {
         let Some(part) = self.part_sec else {
             return Ok(None);
         };
@@ -93,7 +100,18 @@ impl HlsSettings {
                 "must be at least 0.1 and at most live_segment_sec",
             ));
         }
-        Ok(Some(Duration::from_secs_f64(part)))
+        let hold_back = self.part_hold_back_sec.unwrap_or(2.0 * part);
+        let playlist = self.window as f64 * self.segment_sec;
+        if !(hold_back.is_finite() && hold_back >= 2.0 * part && hold_back < playlist) {
+            return Err(invalid(
+                "publisher.hls.part_hold_back_sec",
+                "must be at least 2 × part_sec (the HLS minimum) and less than the playlist",
+            ));
+        }
+        Ok(Some((
+            Duration::from_secs_f64(part),
+            Duration::from_secs_f64(hold_back),
+        )))
     }
 }
 
@@ -105,6 +123,7 @@ impl Default for HlsSettings {
             history: 0,
             format: SegmentFormat::Ts,
             part_sec: None,
+            part_hold_back_sec: None,
             hls: true,
             dash: None,
         }
@@ -126,6 +145,7 @@ impl From<&HlsSection> for HlsSettings {
                 .low_latency
                 .unwrap_or(false)
                 .then(|| section.part_sec.unwrap_or(DEFAULT_PART_SEC)),
+            part_hold_back_sec: section.part_hold_back_sec,
             hls: true,
             dash: None,
         }
@@ -133,7 +153,7 @@ impl From<&HlsSection> for HlsSettings {
 }
 
 /// `part_sec` when unset: 0.5 s (SPEC §Defaults), what Apple's examples use.
-pub const DEFAULT_PART_SEC: f64 = 0.5;
+pub const DEFAULT_PART_SEC: f64 = tributary_domain::config::DEFAULT_PART_SEC;
 /// The shortest part accepted: below 0.1 s a part is a frame or two, and the requests per
 /// second per player would outgrow what a part saves.
 pub const MIN_PART_SEC: f64 = 0.1;

@@ -76,7 +76,8 @@ pub fn start_hls_variant(
     settings: HlsSettings,
 ) -> Result<HlsHandle, PublishError> {
     let segment = settings.segment_duration(&code)?;
-    let part = settings.part_duration(&code)?;
+    let ll = settings.part_duration(&code)?;
+    let part = ll.map(|(part, _)| part);
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| PublishError::NoRuntime { code: code.clone() })?;
     let subscriber = hub
@@ -145,8 +146,8 @@ pub fn start_hls_variant(
         dash: dash_side,
         registry: registry.clone(),
         code: code.clone(),
-        playlist: match part {
-            Some(part) => MediaPlaylist::low_latency(settings.window, part),
+        playlist: match ll {
+            Some((part, hold_back)) => MediaPlaylist::low_latency(settings.window, part, hold_back),
             None => MediaPlaylist::new(settings.window),
         },
         low_latency: part.is_some(),

@@ -384,6 +384,15 @@ async fn start_errors_name_the_stream() {
             },
             "publisher.hls.live_segment_sec",
         ),
+        (
+            HlsSettings {
+                format: tributary_packager::SegmentFormat::Fmp4,
+                part_sec: Some(0.5),
+                part_hold_back_sec: Some(0.9),
+                ..HlsSettings::default()
+            },
+            "publisher.hls.part_hold_back_sec",
+        ),
     ] {
         let Err(error) = start_hls(
             &registry,

@@ -162,6 +162,12 @@ fn unknown_keys_and_bad_log_levels_stop_start_up_naming_them() {
             "[publisher.hls]\nsegment_format = \"fmp4\"\nlow_latency = true\npart_sec = 3.0\n",
             "publisher.hls.part_sec",
         ),
+        // PART-HOLD-BACK below 2 × PART-TARGET breaks RFC 8216bis.
+        (
+            "[publisher.hls]\nsegment_format = \"fmp4\"\nlow_latency = true\n\
+             part_hold_back_sec = 0.8\n",
+            "publisher.hls.part_hold_back_sec: must be at least 2 × part_sec (1",
+        ),
     ] {
         let path = dir.path().join("tributary.toml");
         std::fs::write(&path, toml).unwrap();

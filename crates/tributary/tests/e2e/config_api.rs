@@ -102,8 +102,12 @@ fn post_config_stores_what_it_sets_explains_pins_and_survives_a_restart() {
 
     // Invalid: 422 naming every field; unknown keys too; nothing changes.
     let invalid = json!({"security": {"publish_auth": "maybe"},
-                         "publisher": {"hls": {"live_window": 0}}});
-    let fields = ["security.publish_auth", "publisher.hls.live_window"];
+                         "publisher": {"hls": {"live_window": 0, "part_hold_back_sec": 0.5}}});
+    let fields = [
+        "security.publish_auth",
+        "publisher.hls.live_window",
+        "publisher.hls.part_hold_back_sec",
+    ];
     refused(&server, invalid, 422, "INVALID_FIELD", &fields);
     let unknown = json!({"manager": {"frozen_gopz": 1}});
     refused(

@@ -3,8 +3,9 @@
 //! the playlist; a blocking playlist reload for a future part returns as soon as that part is
 //! cut; malformed or far-ahead blocking requests are refused; an input failover mid-play
 //! keeps hls.js playing fMP4 HLS, with parts and without; a 3-rung ladder's variant
-//! playlists carry parts and `#EXT-X-RENDITION-REPORT`s of the other rungs, and hls.js plays
-//! its master in low-latency mode.
+//! playlists carry parts, the PART-HOLD-BACK `publisher.hls.part_hold_back_sec` sets and
+//! `#EXT-X-RENDITION-REPORT`s of the other rungs, and hls.js plays its master in low-latency
+//! mode.
 //!
 //! **How "as soon as it is cut" is measured** (`a_blocking_reload_returns_within_50_ms_of_the_part`):
 //! the server gives no clock of its own for a cut, so the test watches from outside. For each
@@ -115,7 +116,8 @@ fn an_ll_hls_publish_plays_in_hls_js_within_2_s_of_the_live_edge() {
     for tag in [
         "#EXTM3U\n#EXT-X-VERSION:9\n",
         "#EXT-X-TARGETDURATION:2\n",
-        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.000,PART-HOLD-BACK=1.500\n",
+        // PART-HOLD-BACK: 2 × PART-TARGET by default (publisher.hls.part_hold_back_sec).
+        "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.000,PART-HOLD-BACK=1.000\n",
         "#EXT-X-PART-INF:PART-TARGET=0.500\n",
         ",INDEPENDENT=YES\n",
         "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part_",
@@ -410,6 +412,8 @@ fn a_ladder_reports_the_other_rungs_and_plays_in_low_latency_mode() {
         &[
             ("TRIBUTARY_PUBLISHER__HLS__SEGMENT_FORMAT", "fmp4"),
             ("TRIBUTARY_PUBLISHER__HLS__LOW_LATENCY", "true"),
+            // Not the default: 3 parts, what RFC 8216bis recommends for jittery links.
+            ("TRIBUTARY_PUBLISHER__HLS__PART_HOLD_BACK_SEC", "1.5"),
         ],
         &format!("127.0.0.1:{port}"),
     );
@@ -431,6 +435,7 @@ fn a_ladder_reports_the_other_rungs_and_plays_in_low_latency_mode() {
         let path = format!("rungs/track_{rung}");
         let text = wait_ll_playlist(&server, &path);
         assert!(text.contains("#EXT-X-PART:"), "{text}");
+        assert!(text.contains(",PART-HOLD-BACK=1.500\n"), "{text}");
         let mut reported: Vec<String> = Vec::new();
         wait_until(Duration::from_secs(20), "rendition reports", || {
             let (_, text) = get_text(&server.url(&format!("/{path}/index.m3u8")));

@@ -157,11 +157,18 @@ fn ll_config() -> &'static HlsConfig {
 }
 
 /// The low-latency playlist (window `window`) of `seconds` of 30 fps video with 1 s GOPs,
-/// fed every event as the output task feeds it.
+/// fed every event as the output task feeds it, with the server's default PART-HOLD-BACK
+/// (2 × the 0.5 s parts).
 fn ll_playlist(window: usize, seconds: f64) -> MediaPlaylist {
+    ll_playlist_holding(window, seconds, Duration::from_secs(1))
+}
+
+/// As [`ll_playlist`], with PART-HOLD-BACK `hold_back`.
+fn ll_playlist_holding(window: usize, seconds: f64, hold_back: Duration) -> MediaPlaylist {
     let frames = real(av(T0, seconds, 30, 1));
     let mut segmenter = ll_segmenter();
-    let mut playlist = MediaPlaylist::low_latency(window, Duration::from_millis(500));
+    let part = Duration::from_millis(500);
+    let mut playlist = MediaPlaylist::low_latency(window, part, hold_back);
     for frame in &frames {
         segmenter.push(frame, wall_of(frame));
         while let Some(event) = segmenter.pull() {
@@ -195,6 +202,25 @@ fn a_fixed_frame_sequence_yields_the_golden_ll_playlist() {
         include_str!("../../../../testdata/hls/ll.m3u8"),
     );
     assert_eq!(playlist.last_part(), Some((FIRST + 4, 1)));
+}
+
+#[test]
+fn part_hold_back_is_the_one_asked_for_and_never_below_2_part_targets() {
+    let default = ll_playlist(4, 9.2).render();
+    let line = |hold_back: &str| {
+        format!(
+            "#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL=12.000,\
+             PART-HOLD-BACK={hold_back}\n"
+        )
+    };
+    assert!(default.contains(&line("1.000")), "{default}");
+    // A longer hold-back (3 parts, what RFC 8216bis recommends) changes that line only.
+    let longer = ll_playlist_holding(4, 9.2, Duration::from_millis(1500)).render();
+    assert_eq!(longer, default.replace(&line("1.000"), &line("1.500")));
+    // Below 2 × PART-TARGET (the RFC's minimum) it is raised to that minimum.
+    for short in [Duration::ZERO, Duration::from_millis(999)] {
+        assert_eq!(ll_playlist_holding(4, 9.2, short).render(), default);
+    }
 }
 
 #[test]
