@@ -14,6 +14,8 @@
 //!   tags it received.
 //! - **Hostile input** ([`unterminated_pes_flood`]): MPEG-TS that makes a naive demuxer hold
 //!   memory without bound.
+//! - **GeoIP** ([`country_mmdb`]): a small MaxMind DB written from a list of networks, since
+//!   no real `.mmdb` can be fetched here.
 //! - **Network** ([`free_udp_port`], [`free_tcp_port`], [`http_get`], [`wait_until`]).
 //!
 //! Every child process started here runs under a time limit or is killed on drop, so a
@@ -33,12 +35,14 @@
 #![deny(missing_docs)]
 
 mod ffmpeg;
+mod mmdb;
 mod net;
 mod probe;
 mod rtmp;
 mod ts;
 
 pub use ffmpeg::{ClipSpec, LiveSender, cached_clip, ffmpeg, ffprobe, make_ts_clip};
+pub use mmdb::country_mmdb;
 pub use net::{free_tcp_port, free_udp_port, http_get, wait_until};
 pub use probe::{ProbePacket, ProbeStream, decode_errors, probe_packets, probe_streams};
 pub use rtmp::{RtmpPlayback, WireTag, nal_unit_types, rtmp_play};

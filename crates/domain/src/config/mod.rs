@@ -765,11 +765,6 @@ impl ServerConfig {
                 .is_some_and(|h| h.worker_count.is_some()),
             IgnoredReason::Legacy,
         );
-        let geoip = self
-            .sessions
-            .as_ref()
-            .and_then(|s| s.geoip_db_path.as_ref());
-        ignored.set("sessions.geoip_db_path", geoip.is_some(), later);
         ignored.keys("watermarks", self.watermarks.as_ref());
         ignored.keys("autopublish", self.autopublish.as_ref());
         ignored.keys("debug", self.debug.as_ref());

@@ -30,8 +30,10 @@ pub struct SessionsSection {
     /// that a player's retry loop gives up, short enough that a mistaken kick heals itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kick_ban_sec: Option<u64>,
-    /// A MaxMind `.mmdb` database for `country`. Not supported yet: accepted, named at
-    /// start-up, and `country` stays `""`.
+    /// A MaxMind database (`.mmdb`: GeoIP2 or GeoLite2 Country or City) that fills each
+    /// session's `country` when it opens. Default none: `country` is `""`. Read once at
+    /// start-up, whole, into memory; a file that cannot be read is logged once (naming it)
+    /// and `country` stays `""`, so a missing database never stops the server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub geoip_db_path: Option<String>,
 }

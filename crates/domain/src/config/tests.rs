@@ -93,7 +93,6 @@ fn spec_keys_of_unbuilt_features_are_accepted_and_named() {
         ("transcoder.multi_output", IgnoredReason::Legacy),
         ("publisher.hls.dir", IgnoredReason::Legacy),
         ("hooks.worker_count", IgnoredReason::Legacy),
-        ("sessions.geoip_db_path", later),
         ("watermarks", later),
         ("autopublish.enabled", later),
         ("debug.fault_injection", later),

@@ -20,12 +20,13 @@
 //! so a session's `opened` always comes before its `closed` even when a kick races the
 //! opening (the bus's own short lock is taken inside this one, never the other way round).
 
+mod geoip;
 pub(crate) mod table;
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -43,6 +44,7 @@ pub(crate) use table::{Closed, Filter, Hit, Opened, Settings, Tally, Viewer};
 
 use crate::events::EventBus;
 use crate::lock;
+use geoip::GeoIp;
 use table::SessionTable;
 
 /// The process's play sessions.
@@ -55,6 +57,8 @@ pub(crate) struct Sessions {
     table: Mutex<SessionTable>,
     /// Where `session.*` events go, once the engine has a bus.
     events: OnceLock<EventBus>,
+    /// `sessions.geoip_db_path`, read at start: each session's `country` when it opens.
+    geoip: GeoIp,
 }
 
 /// Held by a connection for its play; dropping it closes the session as `client_gone`
@@ -84,6 +88,7 @@ impl Sessions {
             enabled: AtomicBool::new(section.enabled()),
             table: Mutex::new(SessionTable::new(settings)),
             events: OnceLock::new(),
+            geoip: GeoIp::open(section.geoip_db_path.as_deref()),
         }
     }
 
@@ -117,7 +122,8 @@ impl Sessions {
         let mut table = lock(&self.table);
         match table.hit(code, proto, viewer, now, wall) {
             Hit::Tracked { meter, opened } => {
-                if let Some(opened) = opened {
+                if let Some(mut opened) = opened {
+                    self.locate(&mut table, &mut opened, viewer.ip);
                     self.publish_opened(&opened);
                 }
                 HttpAdmission::Serve(Some(meter))
@@ -155,9 +161,10 @@ impl Sessions {
         let id = uuid::Uuid::new_v4().to_string();
         let (now, wall) = (clock(), Utc::now());
         let mut table = lock(&self.table);
-        if let Some(opened) =
+        if let Some(mut opened) =
             table.connect(id.clone(), code, proto, &viewer, stop, meter, now, wall)
         {
+            self.locate(&mut table, &mut opened, viewer.ip);
             self.publish_opened(&opened);
             session.id = Some(id);
         }
@@ -252,6 +259,15 @@ impl Sessions {
         }
     }
 
+    /// Fills the `country` of the session that just `opened`, from `ip` (GeoIP): once per
+    /// session, never per request.
+    fn locate(&self, table: &mut SessionTable, opened: &mut Opened, ip: IpAddr) {
+        if let Some(country) = self.geoip.country(ip) {
+            opened.country = country.to_owned();
+            table.set_country(&opened.id, &opened.country);
+        }
+    }
+
     fn publish_opened(&self, opened: &Opened) {
         tracing::debug!(session = opened.id, stream = %opened.code, proto = opened.proto.name(),
             "session opened");
@@ -264,7 +280,7 @@ impl Sessions {
                     "proto": opened.proto.name(),
                     "ip": opened.ip,
                     "user_agent": opened.user_agent,
-                    "country": "",
+                    "country": opened.country,
                     "user_name": opened.user_name,
                 }),
             );

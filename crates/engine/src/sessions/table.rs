@@ -196,7 +196,8 @@ pub struct SessionView {
     pub user_name: String,
     /// `token`, `fingerprint` (HTTP) or `connection`.
     pub named_by: &'static str,
-    /// From GeoIP; `""` (GeoIP has not landed).
+    /// The viewer's country (ISO 3166-1 alpha-2) from the GeoIP database
+    /// (`sessions.geoip_db_path`); `""` without one, or when the address has no record.
     pub country: String,
     /// Bytes sent to the viewer (HTTP: 2xx bodies).
     pub bytes: u64,
@@ -227,6 +228,8 @@ pub(crate) struct Opened {
     pub(crate) ip: String,
     pub(crate) user_agent: String,
     pub(crate) user_name: String,
+    /// From GeoIP (filled by the caller, [`SessionTable::set_country`]); `""` if unknown.
+    pub(crate) country: String,
 }
 
 /// A session that closed: the `session.closed` payload and its stream.
@@ -414,6 +417,14 @@ impl SessionTable {
         }
         let token = query_param(viewer.query, "token").unwrap_or_default();
         Some(self.open(id, code, proto, viewer, token, Some(stop), meter, now, wall))
+    }
+
+    /// Sets the `country` of active session `id` (GeoIP, looked up by the caller once the
+    /// session opened).
+    pub(crate) fn set_country(&mut self, id: &str, country: &str) {
+        if let Some(entry) = self.active.get_mut(id) {
+            country.clone_into(&mut entry.view.country);
+        }
     }
 
     /// Connection `id` ended: closed as `client_gone`, unless something closed it first.
@@ -612,6 +623,7 @@ impl SessionTable {
             ip: view.ip.clone(),
             user_agent: view.user_agent.clone(),
             user_name,
+            country: String::new(),
         };
         let last_bytes = meter.get();
         self.active.insert(

@@ -497,3 +497,61 @@ fn a_fingerprint_is_the_first_16_hex_digits_of_sha256_of_its_parts() {
     let v6 = fingerprint(&cam, "2001:DB8::1".parse().unwrap(), "hls.js", "abc");
     assert_eq!(v6.as_str(), "4bb4bd9bdff5b133");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_session_gets_its_country_from_the_geoip_database_when_it_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("country.mmdb");
+    let networks = [("192.0.2.0/24", "SE"), ("2001:db8::/32", "JP")];
+    std::fs::write(&path, tributary_testkit::country_mmdb(&networks)).unwrap();
+    let sessions = Arc::new(Sessions::new(&SessionsSection {
+        geoip_db_path: Some(path.to_str().unwrap().to_owned()),
+        ..SessionsSection::default()
+    }));
+    let bus = EventBus::new();
+    let mut events = bus.subscribe("test");
+    sessions.attach(bus);
+    let cam = code("cam");
+    for (address, country) in [
+        ("192.0.2.7", "SE"),
+        ("2001:db8::7", "JP"),
+        ("203.0.113.9", ""),
+    ] {
+        let who = viewer(address, "hls.js", "");
+        // The first request opens the session; later ones find it.
+        for _ in 0..2 {
+            sessions.http(&cam, "index.m3u8", &who);
+        }
+        let opened = events.recv().await.unwrap();
+        assert_eq!(opened.kind, EventType::SessionOpened);
+        assert_eq!(opened.payload["country"], country, "{address}");
+    }
+    let meter = ByteMeter::default();
+    let _conn = sessions.connect(
+        &cam,
+        Proto::Rtmp,
+        "192.0.2.9:50000".parse().unwrap(),
+        None,
+        CancellationToken::new(),
+        &meter,
+    );
+    let opened = events.recv().await.unwrap();
+    assert_eq!(opened.payload["proto"], "rtmp");
+    assert_eq!(opened.payload["country"], "SE");
+    let (views, total, _) = sessions.list(&Filter::default(), 10);
+    assert_eq!(total, 4);
+    let mut countries: Vec<(&str, &str)> = views
+        .iter()
+        .map(|v| (v.ip.as_str(), v.country.as_str()))
+        .collect();
+    countries.sort_unstable();
+    assert_eq!(
+        countries,
+        [
+            ("192.0.2.7", "SE"),
+            ("192.0.2.9", "SE"),
+            ("2001:db8::7", "JP"),
+            ("203.0.113.9", "")
+        ]
+    );
+}

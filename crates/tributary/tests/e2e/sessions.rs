@@ -2,7 +2,9 @@
 //! ffmpeg RTMP players show as one session each with bytes; connections outlive the idle
 //! timeout; a kicked RTMP player is disconnected within 1 s and a kicked HTTP-TS body ends;
 //! a kicked HLS fingerprint gets 403; idle HLS viewers are reaped; events, runtime viewers
-//! and metrics agree.
+//! and metrics agree. With `sessions.geoip_db_path` a session carries its viewer's country
+//! (a MaxMind database written by the testkit, since none can be fetched here); an unreadable
+//! database is named once in the log and `country` stays `""`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -17,6 +19,67 @@ use tributary_testkit::{ClipSpec, LiveSender, cached_clip, ffmpeg, free_tcp_port
 
 use crate::hls::serial;
 use crate::server::{Server, put_stream, send};
+
+/// A server whose `sessions.geoip_db_path` is `geoip`, a running stream `geo` (a push input
+/// without a publisher: HTTP-TS plays it and waits for the first keyframe) and one HTTP-TS
+/// viewer of it from 127.0.0.1: the `country` its session shows once it opens.
+fn country_of_a_loopback_viewer(dir: &std::path::Path, geoip: &str) -> (Server, Value) {
+    let server = Server::start(dir, &[("TRIBUTARY_SESSIONS__GEOIP_DB_PATH", geoip)]);
+    put_stream(&server, "geo", r#"{"inputs":[{"url":"publish://"}]}"#);
+    let _viewer = MpegtsClient::open(&server.url("/geo/mpegts"));
+    let mut session = Value::Null;
+    wait_until(Duration::from_secs(10), "the HTTP-TS session", || {
+        let answer = send("GET", &server.url("/sessions?proto=mpegts"), None, &[]);
+        session = answer.body["sessions"][0].clone();
+        session.is_object()
+    })
+    .unwrap();
+    (server, session)
+}
+
+#[test]
+fn a_geoip_database_names_each_sessions_country() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("country.mmdb");
+    let networks = [("127.0.0.0/8", "SE"), ("192.0.2.0/24", "JP")];
+    std::fs::write(&db, tributary_testkit::country_mmdb(&networks)).unwrap();
+    let (server, session) =
+        country_of_a_loopback_viewer(&dir.path().join("a"), db.to_str().unwrap());
+    assert_eq!(session["ip"], "127.0.0.1", "{session}");
+    assert_eq!(session["country"], "SE", "{session}");
+    let opened = crate::events::events(&server, "since=0&limit=100");
+    let opened: Vec<&Value> = opened["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "session.opened")
+        .collect();
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    assert_eq!(opened[0]["payload"]["country"], "SE");
+    assert!(
+        server
+            .logged(|l| l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("GeoIP database loaded")))
+            .len()
+            == 1
+    );
+
+    // A database that cannot be read: named once at WARN, the server runs, `country` is "".
+    let missing = dir.path().join("missing.mmdb");
+    let missing = missing.to_str().unwrap();
+    let (server, session) = country_of_a_loopback_viewer(&dir.path().join("b"), missing);
+    assert_eq!(session["country"], "", "{session}");
+    let warned = server.logged(|l| l["level"] == "WARN" && l["fields"]["path"] == missing);
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(
+        warned[0]["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("sessions.geoip_db_path")),
+        "{}",
+        warned[0]
+    );
+}
 
 /// HLS viewers, one user agent each.
 const HLS_VIEWERS: usize = 20;
