@@ -18,12 +18,15 @@
 //!
 //! Creations are serialised (one at a time, process-wide), so concurrent publishes to one path
 //! make one stream: the second finds it running and is routed to it like any publisher (and
-//! refused as busy if the push input already has one). Limits: at most
-//! [`MAX_RUNTIME_STREAMS`] runtime streams and [`MAX_CREATIONS_PER_MIN`] creations per minute
-//! per source address; a refusal is logged with peer and path and counted in
-//! `tributary_publish_rejected_total{reason="limit"}`. The reaper ([`AutoPublish::reap`])
-//! removes a runtime stream [`IDLE_TIMEOUT`] after its last packet, sweeping every
-//! [`SWEEP_INTERVAL`].
+//! refused as busy if the push input already has one). Limits (`[autopublish]`, defaults of
+//! SPEC §Defaults): at most `max_runtime_streams` (100) runtime streams and
+//! `max_creations_per_min` (10) creations per minute per source address; a refusal is logged
+//! with peer and path and counted in `tributary_publish_rejected_total{reason="limit"}`. The
+//! reaper ([`AutoPublish::reap`]) removes a runtime stream `idle_timeout_sec` (30 s) after its
+//! last packet, looking every `sweep_interval_sec` (5 s). With `autopublish.enabled = false`
+//! (or the section `null`) nothing is created; runtime streams already running expire as
+//! usual. The settings are read from the live configuration at each creation and each sweep,
+//! so a changed value applies to the next one.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -33,6 +36,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tributary_domain::config::{AutopublishSection, ServerConfig};
 use tributary_domain::event::EventType;
 use tributary_domain::template::matching;
 use tributary_domain::{Stream, StreamCode};
@@ -116,8 +120,10 @@ pub(crate) struct AutoPublish {
     auth: LivePublishAuth,
     /// One creation at a time: concurrent publishes to one path create one stream.
     creating: tokio::sync::Mutex<()>,
-    /// The creation limits.
+    /// The creations per source address in the last minute.
     limits: Limits,
+    /// The live configuration: `[autopublish]` is read from it at each creation and sweep.
+    config: tokio::sync::watch::Receiver<Arc<ServerConfig>>,
 }
 
 impl AutoPublish {
@@ -128,6 +134,7 @@ impl AutoPublish {
         events: EventBus,
         manager: Arc<Manager>,
         auth: LivePublishAuth,
+        config: tokio::sync::watch::Receiver<Arc<ServerConfig>>,
     ) -> Self {
         Self {
             runtime,
@@ -138,7 +145,19 @@ impl AutoPublish {
             auth,
             creating: tokio::sync::Mutex::new(()),
             limits: Limits::default(),
+            config,
         }
+    }
+
+    /// `[autopublish]` as configured now; `None` when it is off (`enabled = false`, or the
+    /// section `null`).
+    fn settings(&self) -> Option<AutopublishSection> {
+        let config = self.config.borrow();
+        config
+            .autopublish
+            .as_ref()
+            .filter(|section| section.enabled())
+            .cloned()
     }
 
     /// Creates the runtime stream `request.path` names, if a template's prefix covers it,
@@ -150,6 +169,12 @@ impl AutoPublish {
     ) -> Result<(), (Refusal, PublishRefusal)> {
         let unknown = |why: String| (Refusal::NotFound(why), PublishRefusal::Unknown);
         let path = request.path.trim_matches('/');
+        let Some(settings) = self.settings() else {
+            return Err(unknown(format!(
+                "no running stream named {path:?} and no push input keyed by its last segment \
+                 (auto-publish is off: autopublish.enabled = false or autopublish = null)"
+            )));
+        };
         let _one = self.creating.lock().await;
         let Some(coordinator) = self.coordinator.upgrade() else {
             return Err(unknown("the server is shutting down".into()));
@@ -204,7 +229,7 @@ impl AutoPublish {
             )));
         }
         let now = Instant::now();
-        self.admit(&request.peer, path, now)?;
+        self.admit(&settings, &request.peer, path, now)?;
         let entry = RuntimeEntry {
             template: template.code.clone(),
             created: now,
@@ -236,31 +261,38 @@ impl AutoPublish {
         Ok(())
     }
 
-    /// Checks and records one creation from `peer` at `now` under both limits; a refusal is
-    /// logged with peer and path.
+    /// Checks and records one creation from `peer` at `now` under both limits of
+    /// `settings`; a refusal is logged with peer and path.
     fn admit(
         &self,
+        settings: &AutopublishSection,
         peer: &SocketAddr,
         path: &str,
         now: Instant,
     ) -> Result<(), (Refusal, PublishRefusal)> {
+        let caps = Caps {
+            streams: settings.max_runtime_streams(),
+            per_minute: settings.max_creations_per_min(),
+        };
         self.limits
-            .admit(self.runtime.len(), peer.ip(), now)
+            .admit(caps, self.runtime.len(), peer.ip(), now)
             .map_err(|why| {
                 tracing::warn!(peer = %peer, path, "auto-publish refused: {why}");
                 (Refusal::Busy(why), PublishRefusal::Limit)
             })
     }
 
-    /// Removes each runtime stream [`IDLE_TIMEOUT`] after its last packet (or its creation,
-    /// without one), every [`SWEEP_INTERVAL`], until `shutdown`.
+    /// Removes each runtime stream `idle_timeout_sec` after its last packet (or its creation,
+    /// without one), looking every `sweep_interval_sec`, until `shutdown`. Both are read from
+    /// the live configuration at each look (the defaults while auto-publish is off, so the
+    /// streams it made before still expire).
     pub(crate) async fn reap(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut ticker = tokio::time::interval(SWEEP_INTERVAL);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            let section = self.config.borrow().autopublish.clone().unwrap_or_default();
+            let (idle, sweep) = (section.idle_timeout(), section.sweep_interval());
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = ticker.tick() => {}
+                () = tokio::time::sleep(sweep) => {}
             }
             let now = Instant::now();
             for (code, entry) in self.runtime.list() {
@@ -269,7 +301,7 @@ impl AutoPublish {
                     .last_frame_at(&code)
                     .map(Instant::from_std)
                     .map_or(entry.created, |at| at.max(entry.created));
-                if now.duration_since(last) < IDLE_TIMEOUT {
+                if now.duration_since(last) < idle {
                     continue;
                 }
                 let Some(coordinator) = self.coordinator.upgrade() else {
@@ -280,7 +312,7 @@ impl AutoPublish {
                     tracing::warn!(stream = %code, error = %e, "auto-publish: stopping an idle runtime stream failed");
                 }
                 tracing::info!(stream = %code, template = %entry.template,
-                    "auto-publish: runtime stream expired (no packet for {} s)", IDLE_TIMEOUT.as_secs());
+                    "auto-publish: runtime stream expired (no packet for {} s)", idle.as_secs());
                 self.events.publish(
                     EventType::StreamRuntimeExpired,
                     code.as_str(),
@@ -291,24 +323,34 @@ impl AutoPublish {
     }
 }
 
-/// The creation limits of SPEC §Templates: at most [`MAX_RUNTIME_STREAMS`] runtime streams,
-/// at most [`MAX_CREATIONS_PER_MIN`] creations per source address in any [`CREATION_WINDOW`].
+/// The creations per source address in the last [`CREATION_WINDOW`], checked against the
+/// [`Caps`] configured at each creation (SPEC §Templates).
 #[derive(Debug, Default)]
 struct Limits {
     /// Recent creation instants per source address (the window's, at most
-    /// [`MAX_CREATIONS_PER_MIN`] each); addresses without one are pruned at every creation,
+    /// `max_creations_per_min` each); addresses without one are pruned at every creation,
     /// so the map holds only addresses that created in the last minute.
     recent: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
 }
 
+/// The two limits a creation is checked against (`[autopublish]`).
+#[derive(Debug, Clone, Copy)]
+struct Caps {
+    /// `max_runtime_streams`: runtime streams at once.
+    streams: usize,
+    /// `max_creations_per_min`: creations per source address per minute.
+    per_minute: usize,
+}
+
 impl Limits {
-    /// Admits one creation from `ip` at `now` with `running` runtime streams, recording it;
-    /// or why not.
-    fn admit(&self, running: usize, ip: IpAddr, now: Instant) -> Result<(), String> {
-        if running >= MAX_RUNTIME_STREAMS {
+    /// Admits one creation from `ip` at `now` with `running` runtime streams under `caps`,
+    /// recording it; or why not.
+    fn admit(&self, caps: Caps, running: usize, ip: IpAddr, now: Instant) -> Result<(), String> {
+        if running >= caps.streams {
             return Err(format!(
-                "the server already runs {MAX_RUNTIME_STREAMS} auto-published streams, the most \
-                 it may"
+                "the server already runs {} auto-published streams, the most it may \
+                 (autopublish.max_runtime_streams)",
+                caps.streams
             ));
         }
         let mut recent = lock(&self.recent);
@@ -322,10 +364,11 @@ impl Limits {
             !times.is_empty()
         });
         let times = recent.entry(ip).or_default();
-        if times.len() >= MAX_CREATIONS_PER_MIN {
+        if times.len() >= caps.per_minute {
             return Err(format!(
-                "{MAX_CREATIONS_PER_MIN} auto-published streams were created from this address in \
-                 the last minute, the most it may"
+                "{} auto-published streams were created from this address in the last minute, \
+                 the most it may (autopublish.max_creations_per_min)",
+                caps.per_minute
             ));
         }
         times.push_back(now);
@@ -333,19 +376,7 @@ impl Limits {
     }
 }
 
-/// How long a runtime stream lives after its last packet (SPEC §Defaults "Auto-publish": idle
-/// 30 s). A constant until the `autopublish` config section lands: SPEC names its values but
-/// not its keys.
-pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often the reaper looks (SPEC §Defaults: sweep 5 s).
-pub(crate) const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
-/// The most runtime streams at once (SPEC §Templates: 100): each is a pipeline an
-/// unauthenticated path name could otherwise multiply.
-pub(crate) const MAX_RUNTIME_STREAMS: usize = 100;
-/// The most creations per source address per [`CREATION_WINDOW`] (SPEC §Templates: 10 per
-/// minute).
-pub(crate) const MAX_CREATIONS_PER_MIN: usize = 10;
-/// The window [`MAX_CREATIONS_PER_MIN`] counts over.
+/// The window `max_creations_per_min` counts over.
 const CREATION_WINDOW: Duration = Duration::from_secs(60);
 
 #[cfg(test)]
@@ -353,25 +384,54 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn ten_creations_a_minute_per_address_and_a_hundred_streams_in_all() {
+    async fn creations_per_minute_per_address_and_streams_in_all_are_capped() {
         let limits = Limits::default();
+        let caps = Caps {
+            streams: 100,
+            per_minute: 10,
+        };
         let (a, b): (IpAddr, IpAddr) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
-        for _ in 0..MAX_CREATIONS_PER_MIN {
-            limits.admit(0, a, Instant::now()).unwrap();
+        for _ in 0..caps.per_minute {
+            limits.admit(caps, 0, a, Instant::now()).unwrap();
             tokio::time::advance(Duration::from_secs(1)).await;
         }
-        let refused = limits.admit(0, a, Instant::now()).unwrap_err();
+        let refused = limits.admit(caps, 0, a, Instant::now()).unwrap_err();
         assert!(refused.contains("in the last minute"), "{refused}");
+        assert!(
+            refused.contains("autopublish.max_creations_per_min"),
+            "{refused}"
+        );
         limits
-            .admit(0, b, Instant::now())
+            .admit(caps, 0, b, Instant::now())
             .expect("another address has its own budget");
         // The first creation leaves the window 60 s after it: one more is admitted, not two.
         tokio::time::advance(Duration::from_secs(50)).await;
-        limits.admit(0, a, Instant::now()).unwrap();
-        assert!(limits.admit(0, a, Instant::now()).is_err());
-        let full = limits
-            .admit(MAX_RUNTIME_STREAMS, b, Instant::now())
-            .unwrap_err();
+        limits.admit(caps, 0, a, Instant::now()).unwrap();
+        assert!(limits.admit(caps, 0, a, Instant::now()).is_err());
+        let full = limits.admit(caps, 100, b, Instant::now()).unwrap_err();
         assert!(full.contains("100 auto-published streams"), "{full}");
+        assert!(full.contains("autopublish.max_runtime_streams"), "{full}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_caps_are_those_configured_at_each_creation() {
+        let limits = Limits::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let tight = Caps {
+            streams: 3,
+            per_minute: 2,
+        };
+        limits.admit(tight, 0, ip, Instant::now()).unwrap();
+        limits.admit(tight, 1, ip, Instant::now()).unwrap();
+        let refused = limits.admit(tight, 2, ip, Instant::now()).unwrap_err();
+        assert!(refused.starts_with("2 auto-published streams"), "{refused}");
+        // Raised (a configuration change): the same address may create again at once.
+        let raised = Caps {
+            streams: 3,
+            per_minute: 5,
+        };
+        limits.admit(raised, 2, ip, Instant::now()).unwrap();
+        let full = limits.admit(raised, 3, ip, Instant::now()).unwrap_err();
+        assert!(full.contains("already runs 3"), "{full}");
     }
 }

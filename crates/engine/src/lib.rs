@@ -255,6 +255,8 @@ impl Engine {
             .attach(events.clone(), coordinator.downgrade());
         media.sessions.attach(events.clone());
         media.outputs.attach(events.clone());
+        // The live configuration; auto-publish reads its section from it at each use.
+        let live = tokio::sync::watch::Sender::new(Arc::new(config.clone()));
         let autopublish = Arc::new(autopublish::AutoPublish::new(
             Arc::clone(coordinator.runtime_streams()),
             store.clone(),
@@ -262,6 +264,7 @@ impl Engine {
             events.clone(),
             Arc::clone(&media.manager),
             media.publish_auth.clone(),
+            live.subscribe(),
         ));
         media.router.attach(Arc::clone(&autopublish));
         media.dvr.attach(events.clone());
@@ -274,7 +277,7 @@ impl Engine {
         let trusted_proxies = std::sync::RwLock::new(Arc::new(trusted_proxies(&config)));
         let data_dir = PathBuf::from(&config.data_dir);
         let shared = Shared {
-            config: tokio::sync::watch::Sender::new(Arc::new(config)),
+            config: live,
             layers: tokio::sync::Mutex::new(layers),
             config_store,
             data_dir,

@@ -4,8 +4,8 @@
 //! and named once at start-up by [`ServerConfig::ignored`](super::ServerConfig::ignored) as
 //! not supported yet (as the API does for stream fields). Keys SPEC does not define stay errors
 //! naming the key: every struct here denies unknown fields. Where SPEC names a section but not
-//! its keys (`store`, `server.cors`, `autopublish`), the section is
-//! taken whole, as any table, and each of its keys is named.
+//! its keys (`store`, `server.cors`), the section is taken whole, as any table, and each of
+//! its keys is named.
 
 use std::fmt;
 
@@ -34,7 +34,7 @@ pub struct DebugSection {
 /// A configuration key accepted and ignored, for the start-up log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IgnoredKey {
-    /// The key's path (`hooks.worker_count`, `autopublish`).
+    /// The key's path (`hooks.worker_count`, `store.backend`).
     pub path: String,
     /// Why it is ignored.
     pub reason: IgnoredReason,

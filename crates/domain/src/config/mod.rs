@@ -6,6 +6,7 @@
 //! Keys SPEC defines for features that have not landed are accepted and named at start-up
 //! ([`ServerConfig::ignored`], module [`later`]).
 
+mod autopublish;
 mod dash;
 mod dvr;
 mod hls;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+pub use autopublish::AutopublishSection;
 pub use dash::DashSection;
 pub use dvr::DvrSection;
 pub use hls::{DEFAULT_PART_SEC, HlsSection, HlsSegmentFormat};
@@ -84,10 +86,9 @@ pub struct ServerConfig {
     /// every default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dvr: Option<DvrSection>,
-    /// Auto-publish. Not supported yet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub autopublish: Option<Value>,
+    /// Auto-publish (SPEC §Templates): present by default (on, with SPEC's limits); `null`
+    /// turns it off, as `enabled = false` does.
+    pub autopublish: Option<AutopublishSection>,
     /// Test hooks. Not supported yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debug: Option<DebugSection>,
@@ -113,7 +114,7 @@ impl Default for ServerConfig {
             sessions: None,
             watermarks: None,
             dvr: None,
-            autopublish: None,
+            autopublish: Some(AutopublishSection::default()),
             debug: None,
         }
     }
@@ -700,6 +701,11 @@ impl ServerConfig {
         if let Some(dvr) = &self.dvr {
             dvr.check(&mut errors);
         }
+        if let Some(autopublish) = &self.autopublish {
+            for (path, message) in autopublish.problems() {
+                errors.push(FieldError::new(path, ErrorCode::InvalidField, message));
+            }
+        }
         if errors.is_empty() {
             Ok(())
         } else {
@@ -766,7 +772,6 @@ impl ServerConfig {
             IgnoredReason::Legacy,
         );
         ignored.keys("watermarks", self.watermarks.as_ref());
-        ignored.keys("autopublish", self.autopublish.as_ref());
         ignored.keys("debug", self.debug.as_ref());
         ignored.0
     }

@@ -94,7 +94,6 @@ fn spec_keys_of_unbuilt_features_are_accepted_and_named() {
         ("publisher.hls.dir", IgnoredReason::Legacy),
         ("hooks.worker_count", IgnoredReason::Legacy),
         ("watermarks", later),
-        ("autopublish.enabled", later),
         ("debug.fault_injection", later),
     ];
     let want: Vec<(String, IgnoredReason)> =
@@ -470,4 +469,68 @@ fn bad_dvr_values_are_refused_naming_the_key() {
     let unknown =
         serde_json::from_value::<ServerConfig>(serde_json::json!({"dvr": {"max_clip": 1}}));
     assert!(unknown.unwrap_err().to_string().contains("max_clip"));
+}
+
+#[test]
+fn autopublish_is_on_by_default_with_specs_limits_and_null_or_enabled_false_turns_it_off() {
+    let c = ServerConfig::default();
+    let section = c.autopublish.clone().expect("present by default");
+    assert!(section.enabled());
+    assert_eq!(section.idle_timeout().as_secs(), 30);
+    assert_eq!(section.sweep_interval().as_secs(), 5);
+    assert_eq!(section.max_runtime_streams(), 100);
+    assert_eq!(section.max_creations_per_min(), 10);
+    let off: ServerConfig =
+        serde_json::from_value(serde_json::json!({"autopublish": null})).unwrap();
+    assert_eq!(off.autopublish, None);
+    let off: ServerConfig =
+        serde_json::from_value(serde_json::json!({"autopublish": {"enabled": false}})).unwrap();
+    assert!(!off.autopublish.unwrap().enabled());
+    // Absent: the defaults.
+    let absent: ServerConfig = serde_json::from_value(serde_json::json!({})).unwrap();
+    assert_eq!(absent.autopublish, c.autopublish);
+}
+
+#[test]
+fn autopublish_limits_are_validated_naming_the_key() {
+    for (doc, key) in [
+        (
+            serde_json::json!({"idle_timeout_sec": 0}),
+            "autopublish.idle_timeout_sec",
+        ),
+        (
+            serde_json::json!({"idle_timeout_sec": 86_401}),
+            "autopublish.idle_timeout_sec",
+        ),
+        (
+            serde_json::json!({"sweep_interval_sec": 0}),
+            "autopublish.sweep_interval_sec",
+        ),
+        (
+            serde_json::json!({"idle_timeout_sec": 4, "sweep_interval_sec": 5}),
+            "autopublish.sweep_interval_sec",
+        ),
+        (
+            serde_json::json!({"max_runtime_streams": 0}),
+            "autopublish.max_runtime_streams",
+        ),
+        (
+            serde_json::json!({"max_creations_per_min": 10_001}),
+            "autopublish.max_creations_per_min",
+        ),
+    ] {
+        let config: ServerConfig =
+            serde_json::from_value(serde_json::json!({"autopublish": doc})).unwrap();
+        let errors = config.validate().unwrap_err();
+        assert_eq!(errors.0.len(), 1, "{doc}: {errors:?}");
+        assert_eq!(errors.0[0].path, key, "{doc}");
+    }
+    let good = serde_json::json!({"autopublish": {"enabled": true, "idle_timeout_sec": 2,
+        "sweep_interval_sec": 1, "max_runtime_streams": 1, "max_creations_per_min": 10_000}});
+    serde_json::from_value::<ServerConfig>(good)
+        .unwrap()
+        .validate()
+        .unwrap();
+    let unknown = serde_json::json!({"autopublish": {"max_streams": 5}});
+    assert!(serde_json::from_value::<ServerConfig>(unknown).is_err());
 }

@@ -107,7 +107,6 @@ fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
         "transcoder.multi_output",
         "hooks.worker_count",
         "watermarks.dir",
-        "autopublish.enabled",
         "debug.fault_injection",
     ] {
         assert_eq!(named(key), 1, "{key} is named once at start-up");
@@ -132,6 +131,7 @@ fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
         "hooks.max_retries",
         "dvr.max_clip_sec",
         "publisher.dash.segment_sec",
+        "autopublish.enabled",
     ] {
         assert_eq!(named(key), 0, "{key}");
     }
@@ -161,6 +161,10 @@ fn unknown_keys_and_bad_log_levels_stop_start_up_naming_them() {
         (
             "[publisher.hls]\nsegment_format = \"fmp4\"\nlow_latency = true\npart_sec = 3.0\n",
             "publisher.hls.part_sec",
+        ),
+        (
+            "[autopublish]\nidle_timeout_sec = 10\nsweep_interval_sec = 20\n",
+            "autopublish.sweep_interval_sec: must be at least 1 and at most idle_timeout_sec",
         ),
         // PART-HOLD-BACK below 2 × PART-TARGET breaks RFC 8216bis.
         (

@@ -1,6 +1,7 @@
 //! Templates and auto-publish (issue 18 item 2, SPEC §Templates): CRUD errors naming the
 //! field, a publish under a template prefix creating a runtime stream that plays on HLS and
-//! expires after its publisher stops, the per-address creation limit, and a template edit
+//! expires after its publisher stops, the per-address creation limit, `[autopublish]`
+//! setting that limit and the idle time or turning auto-publish off, and a template edit
 //! reaching a running dependent through the hot-reload path.
 
 use std::process::Stdio;
@@ -261,6 +262,88 @@ fn the_eleventh_creation_in_a_minute_from_one_address_is_refused() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+/// Publishes 0.4 s of video to `rtmp://127.0.0.1:<port>/live/<path>?key=KEY`: whether the
+/// publish went through.
+fn publish_briefly(port: u16, path: &str) -> bool {
+    ffmpeg()
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=64x64:rate=5",
+            "-t",
+            "0.4",
+        ])
+        .args(["-c:v", "libx264", "-g", "1", "-f", "flv"])
+        .arg(format!("rtmp://127.0.0.1:{port}/live/{path}?key={KEY}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run ffmpeg")
+        .success()
+}
+
+#[test]
+fn autopublish_settings_set_the_limit_and_the_idle_time_and_enabled_false_turns_it_off() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let server = Server::start_with(
+        &dir.path().join("on"),
+        &[
+            ("TRIBUTARY_AUTOPUBLISH__MAX_CREATIONS_PER_MIN", "2"),
+            ("TRIBUTARY_AUTOPUBLISH__IDLE_TIMEOUT_SEC", "2"),
+            ("TRIBUTARY_AUTOPUBLISH__SWEEP_INTERVAL_SEC", "1"),
+        ],
+        &format!("127.0.0.1:{port}"),
+    );
+    let body = json!({"prefixes": ["live/few"], "stream_key": KEY,
+                      "inputs": [{"url": "publish://"}]});
+    assert_eq!(put_template(&server, "few", body).status, 201);
+    let refused: Vec<usize> = (1..=3)
+        .filter(|i| !publish_briefly(port, &format!("few/s{i}")))
+        .collect();
+    assert_eq!(refused, [3], "the third creation in a minute is refused");
+    let runtime = || send("GET", &server.url("/streams?source=runtime"), None, &[]).body;
+    assert_eq!(runtime()["total"], 2, "{}", runtime());
+    let logged = server.logged(|line| {
+        line["fields"]["message"].as_str().is_some_and(|m| {
+            m.starts_with("auto-publish refused") && m.contains("autopublish.max_creations_per_min")
+        })
+    });
+    assert_eq!(logged.len(), 1, "the refusal names the setting");
+    // Both publishers are done: the streams go 2 s (plus at most a 1 s sweep) later.
+    wait_until(
+        Duration::from_secs(10),
+        "the runtime streams to expire",
+        || runtime()["total"] == 0,
+    )
+    .unwrap();
+    let expired = server.logged(|line| {
+        line["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m == "auto-publish: runtime stream expired (no packet for 2 s)")
+    });
+    assert_eq!(expired.len(), 2, "{expired:?}");
+    drop(server);
+
+    // Off: the same publish creates nothing, and the refusal says why.
+    let port = free_tcp_port();
+    let server = Server::start_with(
+        &dir.path().join("off"),
+        &[("TRIBUTARY_AUTOPUBLISH__ENABLED", "false")],
+        &format!("127.0.0.1:{port}"),
+    );
+    let body = json!({"prefixes": ["live/few"], "stream_key": KEY,
+                      "inputs": [{"url": "publish://"}]});
+    assert_eq!(put_template(&server, "few", body).status, 201);
+    assert!(!publish_briefly(port, "few/s1"), "refused while off");
+    let answer = send("GET", &server.url("/streams?source=runtime"), None, &[]);
+    assert_eq!(answer.body["total"], 0, "{}", answer.body);
+    let said = server.logged(|line| line.to_string().contains("auto-publish is off"));
+    assert!(!said.is_empty(), "the refusal names the reason");
 }
 
 #[test]
