@@ -214,27 +214,9 @@ fn the_eleventh_creation_in_a_minute_from_one_address_is_refused() {
     let body = json!({"prefixes": ["live/burst"], "stream_key": KEY,
                       "inputs": [{"url": "publish://"}]});
     assert_eq!(put_template(&server, "burst", body).status, 201);
-    let mut refused = Vec::new();
-    for i in 1..=12 {
-        let status = ffmpeg()
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                "testsrc=size=64x64:rate=5",
-                "-t",
-                "0.4",
-            ])
-            .args(["-c:v", "libx264", "-g", "1", "-f", "flv"])
-            .arg(format!("rtmp://127.0.0.1:{port}/live/burst/s{i}?key={KEY}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("run ffmpeg");
-        if !status.success() {
-            refused.push(i);
-        }
-    }
+    let refused: Vec<usize> = (1..=12)
+        .filter(|i| !publish_briefly(port, &format!("burst/s{i}")))
+        .collect();
     assert_eq!(refused, [11, 12], "publishes refused");
     let runtime = send("GET", &server.url("/streams?source=runtime"), None, &[]);
     assert_eq!(runtime.body["total"], 10, "{}", runtime.body);
