@@ -284,8 +284,8 @@ impl AutoPublish {
 
     /// Removes each runtime stream `idle_timeout_sec` after its last packet (or its creation,
     /// without one), looking every `sweep_interval_sec`, until `shutdown`. Both are read from
-    /// the live configuration at each look (the defaults while auto-publish is off, so the
-    /// streams it made before still expire).
+    /// the live configuration at each look (the defaults while the section is `null`), so the
+    /// streams made before auto-publish was turned off still expire.
     pub(crate) async fn reap(self: Arc<Self>, shutdown: CancellationToken) {
         loop {
             let section = self.config.borrow().autopublish.clone().unwrap_or_default();

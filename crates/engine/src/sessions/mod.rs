@@ -16,6 +16,10 @@
 //! watches, so the player is gone within the driver's next wake-up; an HTTP fingerprint is
 //! banned (403) for `kick_ban_sec` instead, since there is no connection to cut.
 //!
+//! A session's `country` comes from the GeoIP database (`sessions.geoip_db_path`, module
+//! `geoip`), looked up once when the session opens, so requests after the first cost nothing
+//! more.
+//!
 //! `session.opened` / `session.closed` events are published while the table's lock is held,
 //! so a session's `opened` always comes before its `closed` even when a kick races the
 //! opening (the bus's own short lock is taken inside this one, never the other way round).

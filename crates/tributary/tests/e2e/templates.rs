@@ -202,6 +202,11 @@ fn a_publish_under_a_template_prefix_creates_a_runtime_stream_that_plays_and_exp
         tributary_testkit::http_get(&playlist).map_or(true, |(status, _, _)| status == 404),
         "its HLS output went with it"
     );
+    // The event follows the stop, which may still run when the record is already gone.
+    wait_until(Duration::from_secs(10), "stream.runtime_expired", || {
+        !created("stream.runtime_expired").is_empty()
+    })
+    .unwrap();
     assert_eq!(created("stream.runtime_expired"), [json!("events")]);
 }
 
