@@ -133,6 +133,25 @@ def media(corpus, work):
                 write(corpus, "h265_sps", name.replace(".hevc", f"_{label}"), unit)
     write(corpus, "h265_sps", "hvcc", extradata(ts("hevc.mp4"), "v:0"))
 
+    # av1_sequence_header: libaom's temporal delimiter + sequence header (8 bit 4:2:0, 10 bit,
+    # 4:4:4 RGB) and a whole keyframe temporal unit; vp9_header: libvpx keyframe headers
+    # (profiles 0 and 1) and a vpcC record.
+    for label, extra in [("", []), ("_main10", ["-pix_fmt", "yuv420p10le"]),
+                         ("_gbrp", ["-pix_fmt", "gbrp"])]:
+        ffmpeg(*VIDEO, "-frames:v", "1", "-c:v", "libaom-av1", "-cpu-used", "8", "-b:v", "100k",
+               *(extra or ["-pix_fmt", "yuv420p"]), "-f", "obu", ts(f"v{label}.obu"))
+        with open(ts(f"v{label}.obu"), "rb") as f:
+            stream = f.read()
+        write(corpus, "av1_sequence_header", f"libaom{label}_seq", stream[:2 + 2 + stream[3]])
+        if not label:
+            write(corpus, "av1_sequence_header", "libaom_keyframe_tu", stream[:2048])
+    for label, pix_fmt in [("p0", "yuv420p"), ("p1_444", "yuv444p")]:
+        ffmpeg(*VIDEO, "-frames:v", "1", "-c:v", "libvpx-vp9", "-deadline", "realtime",
+               "-b:v", "100k", "-pix_fmt", pix_fmt, "-f", "ivf", ts(f"{label}.ivf"))
+        with open(ts(f"{label}.ivf"), "rb") as f:
+            write(corpus, "vp9_header", f"libvpx_{label}_key", f.read()[44:108])
+    write(corpus, "vp9_header", "vpcc", bytes([1, 0, 0, 0, 0, 11, 0x80, 2, 2, 2, 0, 0]))
+
     # fmp4_write: [codec, frame length / 8, payload]: Annex-B keyframes (x264, x265), an AAC
     # config with frames, Opus TOCs, and raw AC-3 / E-AC-3 from ffmpeg's encoders.
     with open(ts("v.h264"), "rb") as f:

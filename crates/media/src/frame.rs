@@ -39,6 +39,11 @@ pub enum Codec {
     H264,
     /// H.265 / HEVC, Annex-B byte stream.
     H265,
+    /// AV1: one temporal unit of OBUs with size fields (the sequence header OBU in every
+    /// keyframe's), see [`codec::av1`](crate::codec::av1).
+    Av1,
+    /// VP9: one frame (or superframe), see [`codec::vp9`](crate::codec::vp9).
+    Vp9,
     /// AAC, raw access units (no ADTS header); the AudioSpecificConfig is in the track config.
     Aac,
     /// MPEG-1/2 Audio Layer II.
@@ -59,7 +64,7 @@ impl Codec {
     /// The kind of track this codec belongs to.
     pub fn kind(self) -> MediaKind {
         match self {
-            Self::H264 | Self::H265 => MediaKind::Video,
+            Self::H264 | Self::H265 | Self::Av1 | Self::Vp9 => MediaKind::Video,
             Self::Aac | Self::Mp2 | Self::Mp3 | Self::Ac3 | Self::Eac3 | Self::Opus => {
                 MediaKind::Audio
             }
@@ -72,6 +77,8 @@ impl Codec {
         match self {
             Self::H264 => "h264",
             Self::H265 => "h265",
+            Self::Av1 => "av1",
+            Self::Vp9 => "vp9",
             Self::Aac => "aac",
             Self::Mp2 => "mp2",
             Self::Mp3 => "mp3",
@@ -110,7 +117,8 @@ pub struct Frame {
     pub session: SessionId,
     /// When the frame's first byte arrived at ingest (monotonic clock), for latency metrics.
     pub arrival: Instant,
-    /// The access unit: Annex-B for H.264/H.265 (parameter sets before every keyframe), a raw
+    /// The access unit: Annex-B for H.264/H.265 (parameter sets before every keyframe), a
+    /// temporal unit for AV1 (its sequence header in every keyframe), a frame for VP9, a raw
     /// access unit for AAC.
     pub payload: Bytes,
     /// The track's configuration as the producer knows it: required for AAC (a raw access

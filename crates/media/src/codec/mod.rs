@@ -7,6 +7,8 @@
 //! - [`nal`]: Annex-B iteration, AVCC ⇄ Annex-B conversion, emulation prevention.
 //! - [`h264`]: `AVCDecoderConfigurationRecord`, SPS, RFC 6381 codec string.
 //! - [`h265`]: `HEVCDecoderConfigurationRecord`, SPS, codec string.
+//! - [`av1`]: OBU framing, the sequence header, `AV1CodecConfigurationRecord`, codec string.
+//! - [`vp9`]: a keyframe's uncompressed header, `VPCodecConfigurationRecord`, codec string.
 //! - [`aac`]: AudioSpecificConfig, ADTS headers, sample-rate table.
 //! - [`opus`]: the duration of an Opus packet.
 //! - [`ParamSets`]: keeps the latest parameter sets of a video track so that every keyframe
@@ -34,17 +36,20 @@ use std::fmt;
 use crate::{Codec, MediaKind};
 
 pub mod aac;
+pub mod av1;
 mod bits;
 pub mod h264;
 pub mod h265;
 pub mod nal;
 pub mod opus;
 mod params;
+pub mod vp9;
 
 pub use params::{Observed, ParamChange, ParamSets};
 
 /// The track parameters in the SPS that a video access unit (Annex-B, H.264 or H.265)
-/// carries, if it has one that parses: every keyframe in the hub does (SPEC §Buffer hub).
+/// carries, if it has one that parses: every keyframe in the hub does (SPEC §Buffer hub). For
+/// AV1 the sequence header OBU of a temporal unit, for VP9 a keyframe's header.
 pub fn sps_info(frame: &crate::Frame) -> Option<TrackInfo> {
     let nals = nal::annex_b_nals(&frame.payload);
     match frame.codec {
@@ -56,6 +61,12 @@ pub fn sps_info(frame: &crate::Frame) -> Option<TrackInfo> {
             .filter(|nal| nal.first().is_some_and(|h| (h >> 1) & 0x3f == 33))
             .find_map(|nal| h265::Sps::parse(nal).ok())
             .map(|sps| sps.track_info()),
+        Codec::Av1 => av1::SequenceHeader::find(&frame.payload)
+            .ok()
+            .map(|(header, _)| header.track_info()),
+        Codec::Vp9 => vp9::KeyFrame::parse(&frame.payload)
+            .ok()
+            .map(|key| key.track_info()),
         _ => None,
     }
 }
@@ -189,10 +200,11 @@ pub struct TrackInfo {
     pub channels: Option<u8>,
     /// The RFC 6381 `codecs` string (`avc1.64001f`, `hvc1.1.6.L93.B0`, `mp4a.40.2`).
     pub codec_string: Option<String>,
-    /// The profile: `profile_idc` for H.264, `general_profile_idc` for H.265, the audio object
-    /// type for AAC.
+    /// The profile: `profile_idc` for H.264, `general_profile_idc` for H.265, `seq_profile`
+    /// for AV1, `Profile` for VP9, the audio object type for AAC.
     pub profile: Option<u8>,
-    /// The level: `level_idc` for H.264 (31 = 3.1), `general_level_idc` for H.265 (93 = 3.1).
+    /// The level: `level_idc` for H.264 (31 = 3.1), `general_level_idc` for H.265 (93 = 3.1),
+    /// `seq_level_idx[0]` for AV1 (8 = 4.0), the `vpcC` level for VP9 (31 = 3.1).
     pub level: Option<u8>,
 }
 

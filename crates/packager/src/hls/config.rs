@@ -37,7 +37,7 @@ pub enum SegmentFormat {
     Ts,
     /// fMP4 / CMAF (`init.mp4` + `seg_<n>.m4s`, `#EXT-X-MAP`, `#EXT-X-VERSION:7`).
     Fmp4,
-    /// fMP4 when the stream carries a codec that needs it (H.265, Opus), else MPEG-TS;
+    /// fMP4 when the stream carries a codec that needs it (H.265, AV1, VP9, Opus), else MPEG-TS;
     /// decided by the first session.
     Auto,
 }

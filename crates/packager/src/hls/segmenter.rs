@@ -332,9 +332,9 @@ impl HlsSegmenter {
         let mut held = std::mem::take(&mut self.held);
         self.expected.clear();
         if self.format == SegmentFormat::Auto {
-            let needs_fmp4 = held
-                .iter()
-                .any(|(f, _)| matches!(f.codec, Codec::H265 | Codec::Opus));
+            let needs_fmp4 = held.iter().any(|(f, _)| {
+                matches!(f.codec, Codec::H265 | Codec::Av1 | Codec::Vp9 | Codec::Opus)
+            });
             self.format = if needs_fmp4 {
                 SegmentFormat::Fmp4
             } else {
