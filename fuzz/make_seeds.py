@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of fuzz/corpus/<target>/ (fuzz/README.md "Seeds").
 
-Media comes from the real encoders (ffmpeg: libx264, libx265, aac, mp2), RTMP bytes from a real
+Media comes from the real encoders (ffmpeg: libx264, libx265, libaom-av1, libvpx-vp9, aac, mp2), RTMP bytes from a real
 session: ffmpeg publishes to and plays from a running tributary through a recording proxy.
 Everything else (playlists, URLs, bodies, RTP and Range inputs) is written out below.
 
@@ -152,12 +152,17 @@ def media(corpus, work):
             write(corpus, "vp9_header", f"libvpx_{label}_key", f.read()[44:108])
     write(corpus, "vp9_header", "vpcc", bytes([1, 0, 0, 0, 0, 11, 0x80, 2, 2, 2, 0, 0]))
 
-    # fmp4_write: [codec, frame length / 8, payload]: Annex-B keyframes (x264, x265), an AAC
+    # fmp4_write: [codec, frame length / 8, payload]: Annex-B keyframes (x264, x265), an AV1
+    # temporal unit and a VP9 keyframe (libaom, libvpx), an AAC
     # config with frames, Opus TOCs, and raw AC-3 / E-AC-3 from ffmpeg's encoders.
     with open(ts("v.h264"), "rb") as f:
         write(corpus, "fmp4_write", "x264_keyframe", bytes([0, 255]) + f.read()[:2040])
     with open(ts("v.hevc"), "rb") as f:
         write(corpus, "fmp4_write", "x265_keyframe", bytes([1, 255]) + f.read()[:2040])
+    with open(ts("v.obu"), "rb") as f:
+        write(corpus, "fmp4_write", "av1_keyframe", bytes([6, 255]) + f.read()[:2040])
+    with open(ts("p0.ivf"), "rb") as f:
+        write(corpus, "fmp4_write", "vp9_keyframe", bytes([7, 255]) + f.read()[44:2084])
     write(corpus, "fmp4_write", "aac_lc", bytes([2, 2, 0x11, 0x90]) + bytes(range(1, 60)))
     write(corpus, "fmp4_write", "opus", bytes([3, 1, 0xFC, 1, 2, 3, 4, 5, 6, 7] * 3))
     ffmpeg(*AUDIO, "-t", "0.2", "-c:a", "ac3", "-b:a", "192k", "-ac", "2", ts("a.ac3"))

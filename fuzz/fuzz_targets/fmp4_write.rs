@@ -1,6 +1,7 @@
 //! The fMP4 writer on arbitrary frames: a track is described from the first frame (AC-3 and
-//! E-AC-3 syncframe headers, Opus TOCs, H.264/H.265 parameter sets, AAC configs), every frame
-//! goes through the fragmenter (syncframe splitting, parameter-set stripping) and the init and
+//! E-AC-3 syncframe headers, Opus TOCs, H.264/H.265 parameter sets, AV1 sequence headers, VP9
+//! keyframe headers, AAC configs), every frame goes through the fragmenter (syncframe
+//! splitting, parameter-set and temporal-delimiter stripping) and the init and
 //! media segments come out with box sizes that add up (`tributary_packager::Fragmenter`).
 #![no_main]
 
@@ -12,13 +13,15 @@ use libfuzzer_sys::fuzz_target;
 use tributary_media::{Codec, Frame, SessionId, TrackConfig, TrackId, Ts90};
 use tributary_packager::{Fmp4Track, Fragmenter, write_init};
 
-const CODECS: [Codec; 6] = [
+const CODECS: [Codec; 8] = [
     Codec::H264,
     Codec::H265,
     Codec::Aac,
     Codec::Opus,
     Codec::Ac3,
     Codec::Eac3,
+    Codec::Av1,
+    Codec::Vp9,
 ];
 
 fuzz_target!(|data: &[u8]| {

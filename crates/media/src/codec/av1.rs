@@ -423,6 +423,24 @@ pub fn is_keyframe(tu: &[u8]) -> bool {
     false
 }
 
+/// Splits a low-overhead bitstream (`ffmpeg -f obu`) into temporal units, each starting at
+/// its temporal delimiter; stops at the first OBU that does not parse.
+pub fn temporal_units(stream: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = stream;
+    std::iter::from_fn(move || {
+        let mut len = 0;
+        for obu in obus(rest) {
+            if obu.kind == OBU_TEMPORAL_DELIMITER && len > 0 {
+                break;
+            }
+            len += obu.data.len();
+        }
+        let (unit, after) = rest.split_at(len);
+        rest = after;
+        (!unit.is_empty()).then_some(unit)
+    })
+}
+
 /// Reads a `uvlc()`: values up to 2^32 − 1.
 fn uvlc(r: &mut BitReader<'_>, field: &'static str) -> Result<u32, CodecError> {
     let mut zeros = 0u32;
@@ -445,23 +463,6 @@ mod tests {
     const AV1: &[u8] = include_bytes!("../../testdata/ffmpeg_libaom_320x180_30fps_10f.obu");
     const MAIN10: &[u8] = include_bytes!("../../testdata/ffmpeg_libaom_main10_320x180_1f.obu");
     const GBRP: &[u8] = include_bytes!("../../testdata/ffmpeg_libaom_gbrp_320x180_1f.obu");
-
-    /// Splits a low-overhead stream into temporal units at its temporal delimiters.
-    fn temporal_units(stream: &[u8]) -> Vec<&[u8]> {
-        let mut units = Vec::new();
-        let mut start = 0;
-        let mut at = 0;
-        for obu in obus(stream) {
-            if obu.kind == OBU_TEMPORAL_DELIMITER && at > start {
-                units.push(&stream[start..at]);
-                start = at;
-            }
-            at += obu.data.len();
-        }
-        assert_eq!(at, stream.len(), "every OBU parsed");
-        units.push(&stream[start..]);
-        units
-    }
 
     #[test]
     fn libaom_main_420() {
@@ -506,7 +507,8 @@ mod tests {
     #[test]
     fn temporal_units_and_keyframes() {
         // `ffprobe -show_packets`: 10 packets, keyframes at 0 and 5 (`-g 5`).
-        let units = temporal_units(AV1);
+        let units: Vec<&[u8]> = temporal_units(AV1).collect();
+        assert_eq!(units.concat(), AV1, "the units cover the stream");
         assert_eq!(units.len(), 10);
         let keys: Vec<usize> = (0..10).filter(|i| is_keyframe(units[*i])).collect();
         assert_eq!(keys, [0, 5]);
@@ -550,6 +552,8 @@ mod tests {
             let _ = is_keyframe(&data);
             let total: usize = obus(&data).map(|o| o.data.len()).sum();
             prop_assert!(total <= data.len());
+            let units: usize = temporal_units(&data).map(<[u8]>::len).sum();
+            prop_assert_eq!(units, total);
         }
 
         #[test]

@@ -274,6 +274,22 @@ impl VpConfig {
     }
 }
 
+/// The frames of an IVF file (the container `ffmpeg -f ivf` and libvpx's tools write: a
+/// 32-byte file header, then each frame after a 12-byte header with its little-endian
+/// length); stops at the first frame that does not fit in what is left.
+pub fn ivf_frames(file: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let header = file
+        .get(6..8)
+        .map_or(32, |h| usize::from(u16::from_le_bytes([h[0], h[1]])));
+    let mut rest = file.get(header.max(8)..).unwrap_or_default();
+    std::iter::from_fn(move || {
+        let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?);
+        let frame = rest.get(12..)?.get(..usize::try_from(len).ok()?)?;
+        rest = &rest[12 + frame.len()..];
+        Some(frame)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -283,21 +299,13 @@ mod tests {
     const VP9: &[u8] = include_bytes!("../../testdata/ffmpeg_libvpx_vp9_320x180_30fps_10f.ivf");
     const VP9_444: &[u8] = include_bytes!("../../testdata/ffmpeg_libvpx_vp9_444_320x180_1f.ivf");
 
-    /// The frames of an IVF file (32-byte file header; 12-byte frame headers).
-    fn ivf_frames(file: &[u8]) -> Vec<&[u8]> {
-        let mut frames = Vec::new();
-        let mut at = 32;
-        while at + 12 <= file.len() {
-            let len = u32::from_le_bytes(file[at..at + 4].try_into().unwrap()) as usize;
-            frames.push(&file[at + 12..at + 12 + len]);
-            at += 12 + len;
-        }
-        frames
+    fn frames(file: &[u8]) -> Vec<&[u8]> {
+        ivf_frames(file).collect()
     }
 
     #[test]
     fn libvpx_profile_0() {
-        let frames = ivf_frames(VP9);
+        let frames = frames(VP9);
         assert_eq!(frames.len(), 10);
         // `ffprobe -show_packets`: keyframes at 0 and 5 (`-g 5`).
         let keys: Vec<usize> = (0..10).filter(|i| is_keyframe(frames[*i])).collect();
@@ -321,7 +329,7 @@ mod tests {
 
     #[test]
     fn libvpx_profile_1_444() {
-        let key = KeyFrame::parse(ivf_frames(VP9_444)[0]).unwrap();
+        let key = KeyFrame::parse(frames(VP9_444)[0]).unwrap();
         assert_eq!(
             (key.profile, key.subsampling_x, key.subsampling_y),
             (1, false, false)
@@ -335,7 +343,7 @@ mod tests {
         let key = |width, height| KeyFrame {
             width,
             height,
-            ..KeyFrame::parse(ivf_frames(VP9)[0]).unwrap()
+            ..KeyFrame::parse(frames(VP9)[0]).unwrap()
         };
         assert_eq!(key(1280, 720).level(), 31);
         assert_eq!(key(1920, 1080).level(), 40);
@@ -369,6 +377,8 @@ mod tests {
                 prop_assert_eq!(VpConfig::parse(&boxed).unwrap(), config);
             }
             let _ = VpConfig::parse(&data);
+            let total: usize = ivf_frames(&data).map(<[u8]>::len).sum();
+            prop_assert!(total <= data.len());
         }
     }
 }

@@ -2,7 +2,9 @@
 //! `mdat`) from the [`Frame`]s a packager receives, sans-IO.
 //!
 //! - [`Fmp4Track::from_frame`] describes a track from its first frame: a video keyframe's
-//!   in-band parameter sets give `avcC` / `hvcC`, an AAC frame's AudioSpecificConfig gives
+//!   in-band parameter sets give `avcC` / `hvcC`, an AV1 keyframe's sequence header OBU
+//!   gives `av1C`, a VP9 keyframe's uncompressed header gives `vpcC`, an AAC frame's
+//!   AudioSpecificConfig gives
 //!   `esds`, an Opus packet's TOC gives `dOps`, an AC-3 / E-AC-3 syncframe header gives
 //!   `dac3` / `dec3`.
 //! - [`write_init`] writes the init segment of a set of tracks.
@@ -42,8 +44,15 @@
 //! - **AC-3 / E-AC-3**: a frame carrying several syncframes (MPEG-TS muxers bundle them in
 //!   one PES) becomes one sample per syncframe. `dec3` describes one independent substream;
 //!   its `bsmod` is 0 (main audio).
-//! - AV1 and VP9 have no codec in `tributary_media` yet, so there is nothing to build
-//!   `av1C` / `vpcC` from; their frames cannot reach this module.
+//! - **AV1**: the sample entry is `av01` with `av1C`, whose `configOBUs` is the keyframe's
+//!   sequence header OBU. A sample is the temporal unit without its temporal delimiter and
+//!   padding OBUs (AV1-ISOBMFF §2.4 wants them out; FFmpeg's muxer takes out the same);
+//!   sequence headers stay in keyframes, which the binding allows. A keyframe with another
+//!   sequence header is [`Fmp4Error::ConfigChanged`].
+//! - **VP9**: `vp09` with a version-1 `vpcC` from the keyframe's uncompressed header (the
+//!   level derived from the picture size, [`vp9::KeyFrame::level`]); a sample is the frame
+//!   (superframe) as it came. A keyframe whose record or size differs is
+//!   [`Fmp4Error::ConfigChanged`].
 //!
 //! ```
 //! use std::time::Instant;
@@ -84,7 +93,7 @@ mod boxes;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tributary_media::codec::aac::AudioSpecificConfig;
-use tributary_media::codec::{CodecError, h264, h265, nal, opus};
+use tributary_media::codec::{CodecError, av1, h264, h265, nal, opus, vp9};
 use tributary_media::{Codec, Frame, MediaKind, Ts90};
 
 use self::ac3::SyncFrame;
@@ -122,6 +131,18 @@ enum SampleEntry {
         width: u16,
         height: u16,
     },
+    /// `record` is the whole `AV1CodecConfigurationRecord`.
+    Av1 {
+        record: Bytes,
+        width: u16,
+        height: u16,
+    },
+    /// `record` is the `VPCodecConfigurationRecord` after `vpcC`'s version and flags.
+    Vp9 {
+        record: [u8; 8],
+        width: u16,
+        height: u16,
+    },
     Aac {
         asc: Bytes,
         rate: u32,
@@ -144,7 +165,8 @@ enum SampleEntry {
 
 impl Fmp4Track {
     /// Describes track `id` (from 1) from a frame of it: for video a keyframe carrying its
-    /// parameter sets (every keyframe in the hub does), for AAC a frame with its
+    /// parameter sets (every keyframe in the hub does; an AV1 keyframe its sequence header, a
+    /// VP9 keyframe its uncompressed header), for AAC a frame with its
     /// configuration, for Opus, AC-3 and E-AC-3 any frame.
     pub fn from_frame(id: u32, frame: &Frame) -> Result<Self, Fmp4Error> {
         let codec = frame.codec;
@@ -183,6 +205,38 @@ impl Fmp4Track {
                     height: dimension(parsed.height),
                 };
                 (entry, VIDEO_TIMESCALE, record.codec_string(), params, 3000)
+            }
+            Codec::Av1 => {
+                let obu = av1::obus(&frame.payload)
+                    .find(|o| o.kind == av1::OBU_SEQUENCE_HEADER)
+                    .ok_or(Fmp4Error::NoParameterSets { codec })?;
+                let header = av1::SequenceHeader::parse(obu.payload).map_err(bad)?;
+                let entry = SampleEntry::Av1 {
+                    record: Bytes::from(header.config_record(obu.data)),
+                    width: dimension(header.max_width),
+                    height: dimension(header.max_height),
+                };
+                let params = vec![Bytes::copy_from_slice(obu.data)];
+                (entry, VIDEO_TIMESCALE, header.codec_string(), params, 3000)
+            }
+            Codec::Vp9 => {
+                if !vp9::is_keyframe(&frame.payload) {
+                    return Err(Fmp4Error::NoParameterSets { codec });
+                }
+                let key = vp9::KeyFrame::parse(&frame.payload).map_err(bad)?;
+                let config = key.config();
+                let entry = SampleEntry::Vp9 {
+                    record: config.to_bytes(),
+                    width: dimension(key.width),
+                    height: dimension(key.height),
+                };
+                (
+                    entry,
+                    VIDEO_TIMESCALE,
+                    config.codec_string(),
+                    Vec::new(),
+                    3000,
+                )
             }
             Codec::Aac => {
                 let asc = frame
@@ -264,23 +318,27 @@ impl Fmp4Track {
         self.timescale
     }
 
-    /// The RFC 6381 `codecs` string (`avc1.64001f`, `hvc1.1.6.L93.B0`, `mp4a.40.5`, `opus`,
-    /// `ac-3`, `ec-3`).
+    /// The RFC 6381 `codecs` string (`avc1.64001f`, `hvc1.1.6.L93.B0`, `av01.0.08M.08`,
+    /// `vp09.00.31.08`, `mp4a.40.5`, `opus`, `ac-3`, `ec-3`).
     pub fn codec_string(&self) -> &str {
         &self.codec_string
     }
 
     /// Whether `frame` fits this track's init: same codec, and for a video keyframe
-    /// parameter sets the sample entry has (or none), for AAC the same configuration.
+    /// parameter sets the sample entry has (or none; for VP9 the same record and size), for
+    /// AAC the same configuration.
     pub fn fits(&self, frame: &Frame) -> bool {
         if frame.codec != self.codec {
             return false;
         }
         match &self.entry {
-            SampleEntry::Avc { .. } | SampleEntry::Hevc { .. } if frame.keyframe => {
-                nal::annex_b_nals(&frame.payload)
-                    .filter(|n| is_param(frame.codec, n))
-                    .all(|n| self.params.iter().any(|p| p[..] == *n))
+            SampleEntry::Avc { .. }
+            | SampleEntry::Hevc { .. }
+            | SampleEntry::Av1 { .. }
+            | SampleEntry::Vp9 { .. }
+                if frame.keyframe =>
+            {
+                keyframe_fits(&self.entry, &self.params, frame)
             }
             SampleEntry::Aac { asc, .. } => frame
                 .config
@@ -292,6 +350,27 @@ impl Fmp4Track {
 
     fn kind(&self) -> MediaKind {
         self.codec.kind()
+    }
+}
+
+/// Whether a video keyframe carries only parameter sets (sequence headers) in `params`, or
+/// for VP9 implies the entry's record and size.
+fn keyframe_fits(entry: &SampleEntry, params: &[Bytes], frame: &Frame) -> bool {
+    match entry {
+        SampleEntry::Av1 { .. } => av1::obus(&frame.payload)
+            .filter(|o| o.kind == av1::OBU_SEQUENCE_HEADER)
+            .all(|o| params.iter().any(|p| p[..] == *o.data)),
+        SampleEntry::Vp9 {
+            record,
+            width,
+            height,
+        } => vp9::KeyFrame::parse(&frame.payload).is_ok_and(|key| {
+            key.config().to_bytes() == *record
+                && (dimension(key.width), dimension(key.height)) == (*width, *height)
+        }),
+        _ => nal::annex_b_nals(&frame.payload)
+            .filter(|n| is_param(frame.codec, n))
+            .all(|n| params.iter().any(|p| p[..] == *n)),
     }
 }
 
@@ -358,6 +437,8 @@ struct Run {
     timescale: u32,
     /// Parameter sets to leave out of samples (they are in the sample entry).
     params: Vec<Bytes>,
+    /// The sample entry, which a keyframe must fit.
+    entry: SampleEntry,
     /// The duration of a sample when nothing measured tells.
     default_duration: u32,
     /// The last measured sample duration.
@@ -393,6 +474,7 @@ impl Fragmenter {
                     codec: t.codec,
                     timescale: t.timescale,
                     params: t.params.clone(),
+                    entry: t.entry.clone(),
                     default_duration: t.default_duration,
                     last_duration: None,
                     samples: Vec::new(),
@@ -429,6 +511,21 @@ impl Fragmenter {
                     }
                     size += 4 + unit.len() as u64;
                 }
+                let size = u32::try_from(size).map_err(|_| Fmp4Error::TooLarge { codec })?;
+                run.add(frame.payload.clone(), time, cts, size, frame.keyframe);
+            }
+            Codec::Av1 | Codec::Vp9 => {
+                if frame.keyframe && !keyframe_fits(&run.entry, &run.params, frame) {
+                    return Err(Fmp4Error::ConfigChanged { codec });
+                }
+                let size = if codec == Codec::Av1 {
+                    av1::obus(&frame.payload)
+                        .filter(|o| kept_obu(o.kind))
+                        .map(|o| o.data.len() as u64)
+                        .sum()
+                } else {
+                    frame.payload.len() as u64
+                };
                 let size = u32::try_from(size).map_err(|_| Fmp4Error::TooLarge { codec })?;
                 run.add(frame.payload.clone(), time, cts, size, frame.keyframe);
             }
@@ -548,6 +645,10 @@ impl Fragmenter {
                             out.put_slice(unit);
                         }
                     }
+                } else if run.codec == Codec::Av1 {
+                    for obu in av1::obus(&sample.data).filter(|o| kept_obu(o.kind)) {
+                        out.put_slice(obu.data);
+                    }
                 } else {
                     out.put_slice(&sample.data);
                 }
@@ -585,7 +686,8 @@ impl Run {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Fmp4Error {
-    /// A video keyframe without the parameter sets a sample entry needs.
+    /// A video keyframe without the parameter sets a sample entry needs (an AV1 keyframe
+    /// without its sequence header; for VP9 a frame that is no keyframe).
     #[error("{codec} keyframe without its parameter sets")]
     NoParameterSets {
         /// The codec.
@@ -654,9 +756,10 @@ fn write_trak(track: &Fmp4Track, out: &mut BytesMut) {
     out.put_u16(0);
     MATRIX.iter().for_each(|m| out.put_u32(*m));
     let (width, height) = match &track.entry {
-        SampleEntry::Avc { width, height, .. } | SampleEntry::Hevc { width, height, .. } => {
-            (*width, *height)
-        }
+        SampleEntry::Avc { width, height, .. }
+        | SampleEntry::Hevc { width, height, .. }
+        | SampleEntry::Av1 { width, height, .. }
+        | SampleEntry::Vp9 { width, height, .. } => (*width, *height),
         _ => (0, 0),
     };
     out.put_u32(u32::from(width) << 16);
@@ -732,27 +835,32 @@ fn write_sample_entry(entry: &SampleEntry, out: &mut BytesMut) {
             record,
             width,
             height,
+        }
+        | SampleEntry::Av1 {
+            record,
+            width,
+            height,
         } => {
             let (kind, config) = match entry {
                 SampleEntry::Avc { .. } => (b"avc1", b"avcC"),
+                SampleEntry::Av1 { .. } => (b"av01", b"av1C"),
                 _ => (b"hvc1", b"hvcC"),
             };
-            let at = open(out, kind);
-            out.put_bytes(0, 6);
-            out.put_u16(1); // data_reference_index
-            out.put_bytes(0, 16); // pre_defined, reserved
-            out.put_u16(*width);
-            out.put_u16(*height);
-            out.put_u32(0x0048_0000); // 72 dpi
-            out.put_u32(0x0048_0000);
-            out.put_u32(0);
-            out.put_u16(1); // frame_count
-            out.put_bytes(0, 32); // compressorname
-            out.put_u16(0x0018); // depth
-            out.put_i16(-1);
+            let at = visual_entry(out, kind, *width, *height);
             let record_box = open(out, config);
             out.put_slice(record);
             close(out, record_box);
+            close(out, at);
+        }
+        SampleEntry::Vp9 {
+            record,
+            width,
+            height,
+        } => {
+            let at = visual_entry(out, b"vp09", *width, *height);
+            let vpcc = open_full(out, b"vpcC", 1, 0);
+            out.put_slice(record);
+            close(out, vpcc);
             close(out, at);
         }
         SampleEntry::Aac {
@@ -817,6 +925,30 @@ fn write_sample_entry(entry: &SampleEntry, out: &mut BytesMut) {
             close(out, at);
         }
     }
+}
+
+/// Opens a visual sample entry and writes its fixed fields; close it after the
+/// configuration box.
+fn visual_entry(out: &mut BytesMut, kind: &[u8; 4], width: u16, height: u16) -> usize {
+    let at = open(out, kind);
+    out.put_bytes(0, 6);
+    out.put_u16(1); // data_reference_index
+    out.put_bytes(0, 16); // pre_defined, reserved
+    out.put_u16(width);
+    out.put_u16(height);
+    out.put_u32(0x0048_0000); // 72 dpi
+    out.put_u32(0x0048_0000);
+    out.put_u32(0);
+    out.put_u16(1); // frame_count
+    out.put_bytes(0, 32); // compressorname
+    out.put_u16(0x0018); // depth
+    out.put_i16(-1);
+    at
+}
+
+/// Whether an AV1 OBU goes into the sample: not a temporal delimiter, not padding.
+fn kept_obu(kind: u8) -> bool {
+    kind != av1::OBU_TEMPORAL_DELIMITER && kind != av1::OBU_PADDING
 }
 
 /// Opens an audio sample entry and writes its fixed fields; close it after the

@@ -464,3 +464,162 @@ fn parse_segment(bytes: &[u8]) -> (Moof, Vec<u8>) {
 fn moof_len(bytes: &[u8]) -> usize {
     u32::from_be_bytes(bytes[..4].try_into().unwrap()) as usize
 }
+
+/// libaom AV1 Main 320x180, 10 frames, keyframes at 0 and 5 (crates/media/testdata).
+const AV1_STREAM: &[u8] =
+    include_bytes!("../../../media/testdata/ffmpeg_libaom_320x180_30fps_10f.obu");
+/// The same picture in 10 bits: another sequence header.
+const AV1_MAIN10: &[u8] =
+    include_bytes!("../../../media/testdata/ffmpeg_libaom_main10_320x180_1f.obu");
+/// libvpx VP9 profile 0 320x180, 10 frames, keyframes at 0 and 5.
+const VP9_IVF: &[u8] =
+    include_bytes!("../../../media/testdata/ffmpeg_libvpx_vp9_320x180_30fps_10f.ivf");
+/// libvpx VP9 profile 1 (4:4:4), one keyframe.
+const VP9_444_IVF: &[u8] =
+    include_bytes!("../../../media/testdata/ffmpeg_libvpx_vp9_444_320x180_1f.ivf");
+
+/// The frames of an AV1 (`-f obu`) or VP9 (`-f ivf`) test vector at 30 fps.
+fn coded_frames(codec: Codec, file: &'static [u8]) -> Vec<Frame> {
+    let units: Vec<&[u8]> = if codec == Codec::Av1 {
+        av1::temporal_units(file).collect()
+    } else {
+        vp9::ivf_frames(file).collect()
+    };
+    units
+        .into_iter()
+        .enumerate()
+        .map(|(i, unit)| {
+            let key = if codec == Codec::Av1 {
+                av1::is_keyframe(unit)
+            } else {
+                vp9::is_keyframe(unit)
+            };
+            let dts = i as i64 * 3000;
+            frame(codec, dts, dts, key, Bytes::copy_from_slice(unit))
+        })
+        .collect()
+}
+
+#[test]
+fn av1_and_vp9_sequences_yield_the_golden_segments() {
+    for (codec, file, name) in [
+        (Codec::Av1, AV1_STREAM, "av1"),
+        (Codec::Vp9, VP9_IVF, "vp9"),
+    ] {
+        let frames: Vec<(usize, Frame)> = coded_frames(codec, file)
+            .into_iter()
+            .map(|f| (0, f))
+            .collect();
+        let tracks = vec![Fmp4Track::from_frame(1, &frames[0].1).unwrap()];
+        let (init, segments) = package(&tracks, &frames);
+        assert_eq!(segments.len(), 2, "{name}: cut at the keyframe at 5");
+        let dir = format!("{}/testdata/fmp4", env!("CARGO_MANIFEST_DIR"));
+        let read = |file: &str| std::fs::read(format!("{dir}/{file}")).unwrap_or_default();
+        golden(
+            &format!("{name}_init.mp4"),
+            &read(&format!("{name}_init.mp4")),
+            &init,
+        );
+        for (i, segment) in segments.iter().enumerate() {
+            let file = format!("{name}_seg_{}.m4s", i + 1);
+            golden(&file, &read(&file), segment);
+        }
+    }
+}
+
+#[test]
+fn av1_and_vp9_init_segments_parse_back() {
+    let av1_frames = coded_frames(Codec::Av1, AV1_STREAM);
+    let vp9_frames = coded_frames(Codec::Vp9, VP9_IVF);
+    let av1_track = Fmp4Track::from_frame(1, &av1_frames[0]).unwrap();
+    let vp9_track = Fmp4Track::from_frame(2, &vp9_frames[0]).unwrap();
+    assert_eq!(av1_track.codec_string(), "av01.0.00M.08");
+    assert_eq!(vp9_track.codec_string(), "vp09.00.11.08");
+    let mut init = BytesMut::new();
+    write_init(&[av1_track.clone(), vp9_track.clone()], &mut init);
+    let mut buf = &init[..];
+    let Any::Ftyp(_) = Any::decode(&mut buf).unwrap() else {
+        panic!("ftyp first");
+    };
+    let moov = Moov::decode(&mut buf).unwrap();
+    let entry = |i: usize| &moov.trak[i].mdia.minf.stbl.stsd.codecs[0];
+
+    let Entry::Av01(av01) = entry(0) else {
+        panic!("av01: {:?}", entry(0));
+    };
+    assert_eq!((av01.visual.width, av01.visual.height), (320, 180));
+    let av1c = &av01.av1c;
+    assert_eq!((av1c.seq_profile, av1c.seq_level_idx_0), (0, 0));
+    assert!(!av1c.high_bitdepth && av1c.chroma_subsampling_x && av1c.chroma_subsampling_y);
+    let (_, sequence_header) = av1::SequenceHeader::find(AV1_STREAM).unwrap();
+    assert_eq!(
+        av1c.config_obus, sequence_header,
+        "configOBUs: the sequence header"
+    );
+
+    let Entry::Vp09(vp09) = entry(1) else {
+        panic!("vp09: {:?}", entry(1));
+    };
+    assert_eq!((vp09.visual.width, vp09.visual.height), (320, 180));
+    let vpcc = &vp09.vpcc;
+    assert_eq!((vpcc.profile, vpcc.level, vpcc.bit_depth), (0, 11, 8));
+    assert_eq!(vpcc.chroma_subsampling, 0);
+
+    // Samples: temporal units without their delimiter (the keyframe starts with its sequence
+    // header), VP9 frames as they came; sync flags on the keyframes only.
+    let mut fragmenter = Fragmenter::new(&[av1_track, vp9_track]);
+    for (a, v) in av1_frames.iter().zip(&vp9_frames).take(5) {
+        fragmenter.push(0, a).unwrap();
+        fragmenter.push(1, v).unwrap();
+    }
+    let mut segment = BytesMut::new();
+    fragmenter.write(1, &mut segment);
+    let (moof, mdat) = parse_segment(&segment);
+    let runs: Vec<_> = moof.traf.iter().map(|t| &t.trun[0].samples).collect();
+    let flags: Vec<Vec<bool>> = runs
+        .iter()
+        .map(|r| r.iter().map(|e| e.flags == Some(SYNC_FLAGS)).collect())
+        .collect();
+    assert_eq!(flags, [[true, false, false, false, false]; 2]);
+    let av1_sizes: Vec<usize> = runs[0].iter().map(|e| e.size.unwrap() as usize).collect();
+    let expected: Vec<usize> = av1_frames[..5]
+        .iter()
+        .map(|f| f.payload.len() - 2)
+        .collect();
+    assert_eq!(
+        av1_sizes, expected,
+        "each unit loses its 2-byte temporal delimiter"
+    );
+    assert_eq!(&mdat[..sequence_header.len()], sequence_header);
+    let av1_bytes: usize = av1_sizes.iter().sum();
+    assert_eq!(&mdat[av1_bytes..av1_bytes + 8], &vp9_frames[0].payload[..8]);
+}
+
+#[test]
+fn av1_and_vp9_keyframes_with_another_configuration_ask_for_a_new_init() {
+    for (codec, first, other) in [
+        (Codec::Av1, AV1_STREAM, AV1_MAIN10),
+        (Codec::Vp9, VP9_IVF, VP9_444_IVF),
+    ] {
+        let frames = coded_frames(codec, first);
+        let track = Fmp4Track::from_frame(1, &frames[0]).unwrap();
+        let changed = Frame {
+            dts: Ts90(30_000),
+            pts: Ts90(30_000),
+            ..coded_frames(codec, other).remove(0)
+        };
+        assert!(track.fits(&frames[5]), "{codec}: the same configuration");
+        assert!(!track.fits(&changed), "{codec}");
+        let mut fragmenter = Fragmenter::new(&[track]);
+        fragmenter.push(0, &frames[0]).unwrap();
+        assert_eq!(
+            fragmenter.push(0, &changed),
+            Err(Fmp4Error::ConfigChanged { codec })
+        );
+        // Without a keyframe there is nothing to describe the track from.
+        assert_eq!(
+            Fmp4Track::from_frame(1, &frames[1]),
+            Err(Fmp4Error::NoParameterSets { codec })
+        );
+    }
+}

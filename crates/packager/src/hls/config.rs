@@ -59,7 +59,14 @@ impl SegmentFormat {
         );
         let fmp4 = matches!(
             codec,
-            Codec::H264 | Codec::H265 | Codec::Aac | Codec::Opus | Codec::Ac3 | Codec::Eac3
+            Codec::H264
+                | Codec::H265
+                | Codec::Av1
+                | Codec::Vp9
+                | Codec::Aac
+                | Codec::Opus
+                | Codec::Ac3
+                | Codec::Eac3
         );
         match self {
             Self::Ts => ts,

@@ -55,7 +55,7 @@ fn drain(demuxer: &mut Demuxer, frames: &mut Vec<Frame>) {
     clippy::disallowed_methods,
     reason = "an arrival stamp for the demuxer, never compared"
 )]
-fn arrival() -> Instant {
+pub(crate) fn arrival() -> Instant {
     Instant::now()
 }
 

@@ -3,15 +3,16 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
-use tributary_media::{Frame, MediaKind};
+use bytes::{Bytes, BytesMut};
+use tributary_media::codec::{av1, vp9};
+use tributary_media::{Codec, Frame, MediaKind, SessionId, TrackId, Ts90};
 use tributary_packager::{
     Fmp4Track, Fragmenter, HlsConfig, HlsEvent, HlsSegmenter, InitName, InitSegment, MediaPlaylist,
     Segment, SegmentFormat, UnixMillis, write_init,
 };
 use tributary_testkit::{ClipSpec, ffprobe};
 
-use crate::ffmpeg::{clip_frames_of, decode_errors, probe, run_with_input};
+use crate::ffmpeg::{arrival, clip_frames_of, decode_errors, probe, run_with_input};
 
 /// Init + media segments cut at every video keyframe, as one byte string.
 fn fragmented(frames: &[Frame]) -> (Vec<u8>, usize) {
@@ -103,6 +104,74 @@ fn h265_and_aac_decode_cleanly() {
         },
         &["hevc,640,360", "aac"],
     );
+}
+
+/// AV1 (libaom, `-f obu`) and VP9 (libvpx, `-f ivf`) test vectors from
+/// crates/media/testdata, framed as the hub carries them (a temporal unit, a frame), in fMP4
+/// cut at each keyframe: ffprobe reads av1 / vp9 at 320x180 and ffmpeg decodes all 10
+/// pictures without an error; HLS `auto` picks fMP4 for them.
+#[test]
+fn av1_and_vp9_from_ffmpeg_decode_cleanly() {
+    let testdata = concat!(env!("CARGO_MANIFEST_DIR"), "/../media/testdata/");
+    for (codec, file, want, codec_string) in [
+        (
+            Codec::Av1,
+            "ffmpeg_libaom_320x180_30fps_10f.obu",
+            "av1,320,180",
+            "av01.0.00M.08",
+        ),
+        (
+            Codec::Vp9,
+            "ffmpeg_libvpx_vp9_320x180_30fps_10f.ivf",
+            "vp9,320,180",
+            "vp09.00.11.08",
+        ),
+    ] {
+        let file = std::fs::read(format!("{testdata}{file}")).expect("reading the test vector");
+        let units: Vec<&[u8]> = if codec == Codec::Av1 {
+            av1::temporal_units(&file).collect()
+        } else {
+            vp9::ivf_frames(&file).collect()
+        };
+        let key = if codec == Codec::Av1 {
+            av1::is_keyframe
+        } else {
+            vp9::is_keyframe
+        };
+        let frames: Vec<Frame> = (0i64..)
+            .zip(units)
+            .map(|(i, unit)| Frame {
+                track: TrackId(1),
+                codec,
+                pts: Ts90(i * 3000),
+                dts: Ts90(i * 3000),
+                keyframe: key(unit),
+                session: SessionId(1),
+                arrival: arrival(),
+                payload: Bytes::copy_from_slice(unit),
+                config: None,
+            })
+            .collect();
+        let (bytes, segments) = fragmented(&frames);
+        assert_eq!(segments, 2, "{codec}: keyframes at 0 and 5");
+        let (streams, stderr) = probe(&bytes);
+        assert_eq!(stderr, "", "ffprobe -v error on {codec}");
+        assert_eq!(streams.lines().collect::<Vec<_>>(), [want]);
+        assert_eq!(decode_errors(&bytes), "", "ffmpeg decodes {codec} cleanly");
+        assert_eq!(video_frames(&bytes), 10, "every {codec} picture decodes");
+
+        // HLS `segment_format: auto` packages them as fMP4, as it does H.265.
+        let events = hls_events(&frames, SegmentFormat::Auto);
+        let HlsEvent::Init(init) = &events[0] else {
+            panic!("{codec} gets fMP4: {:?}", events[0]);
+        };
+        assert_eq!(init.codecs, [codec_string]);
+        let mut bytes = init.bytes.to_vec();
+        for segment in hls_segments(&events) {
+            bytes.extend_from_slice(&segment.bytes);
+        }
+        assert_eq!(probe(&bytes).0.lines().collect::<Vec<_>>(), [want]);
+    }
 }
 
 /// The frames of 3 s of a 440 Hz tone encoded by ffmpeg with `codec` (`-c:a`) into MPEG-TS.
@@ -323,9 +392,9 @@ fn a_new_session_with_another_codec_gets_a_new_init_and_the_same_codec_keeps_it(
         frames
             .iter()
             .map(|f| Frame {
-                session: tributary_media::SessionId(session),
-                pts: tributary_media::Ts90(f.pts.0 + by),
-                dts: tributary_media::Ts90(f.dts.0 + by),
+                session: SessionId(session),
+                pts: Ts90(f.pts.0 + by),
+                dts: Ts90(f.dts.0 + by),
                 ..f.clone()
             })
             .collect()
@@ -344,10 +413,7 @@ fn a_new_session_with_another_codec_gets_a_new_init_and_the_same_codec_keeps_it(
         .collect();
     assert_eq!(inits.len(), 2, "the repeated H.264 session reuses init.mp4");
     assert_eq!(inits[0].name, InitName::First);
-    assert_eq!(
-        inits[1].name,
-        InitName::Session(tributary_media::SessionId(3), 0)
-    );
+    assert_eq!(inits[1].name, InitName::Session(SessionId(3), 0));
     assert_eq!(inits[1].name.to_string(), "init_3.mp4");
     let mut playlist = MediaPlaylist::new(12);
     for segment in hls_segments(&events) {
