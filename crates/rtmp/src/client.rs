@@ -384,7 +384,11 @@ impl ClientSession {
         // Enhanced RTMP: announce the FourCCs we understand beyond legacy FLV.
         object.push((
             "fourCcList".into(),
-            Amf0::StrictArray(vec![Amf0::String("hvc1".into())]),
+            Amf0::StrictArray(
+                ["hvc1", "av01", "vp09"]
+                    .map(|fourcc| Amf0::String(fourcc.into()))
+                    .to_vec(),
+            ),
         ));
         self.call("connect", 0, &[Amf0::Object(object)])
     }

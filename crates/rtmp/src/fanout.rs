@@ -19,12 +19,12 @@
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
-use tributary_media::{Frame, Ts90};
+use tributary_media::{Codec, Frame, Ts90};
 
 use crate::Error;
 use crate::chunk::ChunkWriter;
 use crate::conn::write_tag;
-use crate::flv::{FlvMuxer, Pushed};
+use crate::flv::{FlvMuxer, Pushed, SkipReason};
 
 /// How many recent frames' bytes a fan-out keeps: about one second of 30 fps video with 48 kHz
 /// AAC, so players at the live edge, which ask within milliseconds of each other, always hit.
@@ -160,6 +160,15 @@ fn mux(
     buf: &mut BytesMut,
     frame: &Frame,
 ) -> Result<Prepared, Error> {
+    if matches!(frame.codec, Codec::Av1 | Codec::Vp9) {
+        // SPEC §Publisher: RTMP play carries H.264 and H.265; the muxer could write AV1 and
+        // VP9 as Enhanced RTMP, but the players that read them are few, so they are omitted
+        // (and the player's connection logs it) like any codec RTMP does not carry.
+        return Ok(Prepared {
+            pushed: Pushed::Skipped(SkipReason::UnsupportedCodec(frame.codec)),
+            bytes: Bytes::new(),
+        });
+    }
     let pushed = muxer.push(frame).map_err(Error::Mux)?;
     while let Some(tag) = muxer.pull() {
         write_tag(writer, buf, stream_id, &tag)?;

@@ -1,4 +1,4 @@
-//! FLV tag bodies ⇄ [`Frame`]s, including Enhanced RTMP (`hvc1`) for H.265.
+//! FLV tag bodies ⇄ [`Frame`]s, including Enhanced RTMP (`hvc1`, `av01`, `vp09`).
 //!
 //! RTMP audio and video messages carry FLV tag bodies. [`FlvDemuxer`] turns them into frames
 //! (AVCC → Annex-B in place, parameter sets before every keyframe, composition time honoured,
@@ -9,8 +9,15 @@
 //! an FLV stream has at most one of each.
 //!
 //! Codecs (SPEC §Ingest, §Publisher): H.264 (FLV codec 7, or Enhanced RTMP `avc1`), H.265
-//! (Enhanced RTMP `hvc1`, or the unofficial FLV codec 12 some encoders use), AAC, MP3. Anything
-//! else is [`FlvError::UnsupportedCodec`].
+//! (Enhanced RTMP `hvc1`, or the unofficial FLV codec 12 some encoders use), AV1 (`av01`), VP9
+//! (`vp09`), AAC, MP3. Anything else is [`FlvError::UnsupportedCodec`].
+//!
+//! AV1 and VP9 (Enhanced RTMP v1): the sequence start carries the `AV1CodecConfigurationRecord`
+//! / the `VPCodecConfigurationRecord` (with `vpcC`'s version and flags, as FFmpeg writes it);
+//! coded frames carry no composition time, an AV1 one a temporal unit in the ISO-BMFF sample
+//! format (no temporal delimiter), a VP9 one a frame. The demuxer gives an AV1 keyframe without
+//! its sequence header OBU the one of the last sequence start (the hub's keyframes carry it,
+//! [`Codec::Av1`]); keyframes are what the bitstream says, not the FLV frame type.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,8 +29,8 @@ use tributary_media::codec::h265::{self, HevcConfig};
 use tributary_media::codec::nal::{
     START_CODE, annex_b_nals, annex_b_to_avcc, avcc_nals, avcc_to_annex_b,
 };
-use tributary_media::codec::{LengthSize, Observed, ParamChange, ParamSets, aac};
-use tributary_media::{Codec, Frame, SessionId, TrackConfig, TrackId, Ts90};
+use tributary_media::codec::{LengthSize, Observed, ParamChange, ParamSets, aac, av1, vp9};
+use tributary_media::{Codec, Frame, SessionId, TrackConfig, TrackId, TrackInfo, Ts90};
 
 use crate::{FlvError, RtmpClock, RtmpTime};
 
@@ -86,6 +93,8 @@ struct VideoIn {
     params: ParamSets,
     length_size: LengthSize,
     config: Option<Arc<TrackConfig>>,
+    /// AV1: the sequence header OBU of the last sequence start.
+    sequence_header: Option<Bytes>,
 }
 
 /// What one video tag carries.
@@ -138,6 +147,8 @@ impl FlvDemuxer {
             let codec = match fourcc {
                 b"hvc1" => Codec::H265,
                 b"avc1" => Codec::H264,
+                b"av01" => Codec::Av1,
+                b"vp09" => Codec::Vp9,
                 other => {
                     return Err(FlvError::UnsupportedCodec {
                         what: "video",
@@ -149,6 +160,9 @@ impl FlvDemuxer {
             match first & 0x0f {
                 _ if frame_type == COMMAND_FRAME => (codec, VideoPacket::Ignore, 5),
                 0 => (codec, VideoPacket::SequenceStart, 5),
+                1 if matches!(codec, Codec::Av1 | Codec::Vp9) => {
+                    (codec, VideoPacket::Frames { cts: 0 }, 5)
+                }
                 1 => {
                     let cts = body.get(5..8).ok_or(truncated(8))?;
                     (codec, VideoPacket::Frames { cts: si24(cts) }, 8)
@@ -195,6 +209,9 @@ impl FlvDemuxer {
             }
             VideoPacket::Frames { cts } => cts,
         };
+        if matches!(codec, Codec::Av1 | Codec::Vp9) {
+            return self.coded_frame(now, timestamp, codec, body.freeze().slice(start..));
+        }
         // Encoders that never send a sequence header get 4-byte lengths and in-band sets.
         let state = match &mut self.video {
             Some(v) if v.codec == codec => v,
@@ -254,6 +271,72 @@ impl FlvDemuxer {
         }))
     }
 
+    /// An AV1 temporal unit or a VP9 frame: no NAL units, no parameter-set keeper.
+    fn coded_frame(
+        &mut self,
+        now: Instant,
+        timestamp: RtmpTime,
+        codec: Codec,
+        payload: Bytes,
+    ) -> Result<Option<Frame>, FlvError> {
+        if payload.is_empty() {
+            return Ok(None);
+        }
+        let state = match &mut self.video {
+            Some(v) if v.codec == codec => v,
+            slot => slot.insert(VideoIn::new(codec)),
+        };
+        let (keyframe, payload) = if codec == Codec::Av1 {
+            let keyframe = av1::is_keyframe(&payload);
+            let has_header = av1::obus(&payload).any(|o| o.kind == av1::OBU_SEQUENCE_HEADER);
+            if keyframe && !has_header {
+                let Some(header) = &state.sequence_header else {
+                    return Err(FlvError::KeyframeWithoutParameterSets { codec });
+                };
+                let mut au = BytesMut::with_capacity(header.len() + payload.len());
+                au.put_slice(header);
+                au.put_slice(&payload);
+                (true, au.freeze())
+            } else {
+                (keyframe, payload)
+            }
+        } else {
+            (vp9::is_keyframe(&payload), payload)
+        };
+        if keyframe {
+            // The record the keyframe implies, when it describes another track than the last.
+            let described = if codec == Codec::Av1 {
+                av1::SequenceHeader::find(&payload)
+                    .ok()
+                    .map(|(header, obu)| (header.track_info(), header.config_record(obu)))
+            } else {
+                vp9::KeyFrame::parse(&payload)
+                    .ok()
+                    .map(|key| (key.track_info(), vpcc_record(&key.config())))
+            };
+            if let Some((info, record)) = described
+                && state.config.as_ref().is_none_or(|c| c.info != info)
+            {
+                state.config = Some(Arc::new(TrackConfig {
+                    info,
+                    decoder_config: Bytes::from(record),
+                }));
+            }
+        }
+        let dts = self.clock.ts90(timestamp);
+        Ok(Some(Frame {
+            track: VIDEO_TRACK,
+            codec,
+            pts: dts,
+            dts,
+            keyframe,
+            session: SessionId(0),
+            arrival: now,
+            payload,
+            config: state.config.clone(),
+        }))
+    }
+
     fn sequence_start(&mut self, codec: Codec, record: &[u8]) -> Result<(), FlvError> {
         let err = |source| FlvError::SequenceHeader { codec, source };
         let state = match &mut self.video {
@@ -261,6 +344,29 @@ impl FlvDemuxer {
             slot => slot.insert(VideoIn::new(codec)),
         };
         state.params.clear();
+        if codec == Codec::Av1 {
+            let (header, obu) = av1::SequenceHeader::from_config_record(record).map_err(err)?;
+            state.sequence_header = Some(Bytes::copy_from_slice(obu));
+            state.config = Some(Arc::new(TrackConfig {
+                info: header.track_info(),
+                decoder_config: Bytes::copy_from_slice(record),
+            }));
+            return Ok(());
+        }
+        if codec == Codec::Vp9 {
+            let config = vp9::VpConfig::parse(record).map_err(err)?;
+            let info = TrackInfo {
+                codec_string: Some(config.codec_string()),
+                profile: Some(config.profile),
+                level: Some(config.level),
+                ..TrackInfo::new(Codec::Vp9)
+            };
+            state.config = Some(Arc::new(TrackConfig {
+                info,
+                decoder_config: Bytes::copy_from_slice(record),
+            }));
+            return Ok(());
+        }
         if codec == Codec::H264 {
             let config = AvcConfig::parse(record).map_err(err)?;
             state.length_size = config.length_size;
@@ -357,6 +463,7 @@ impl VideoIn {
             params: ParamSets::for_codec(codec).unwrap_or_else(ParamSets::h264),
             length_size: LengthSize::FOUR,
             config: None,
+            sequence_header: None,
         }
     }
 
@@ -401,6 +508,8 @@ pub struct FlvMuxer {
 #[derive(Debug, Clone)]
 struct VideoOut {
     codec: Codec,
+    /// H.265 VPSs, H.264/H.265 SPSs and PPSs; for AV1 `sps` holds the sequence header OBU,
+    /// for VP9 the record's eight bytes.
     vps: Vec<Bytes>,
     sps: Vec<Bytes>,
     pps: Vec<Bytes>,
@@ -420,7 +529,8 @@ pub enum Pushed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SkipReason {
-    /// RTMP does not carry this codec (SPEC §Publisher: H.264, H.265, AAC, MP3).
+    /// RTMP does not carry this codec (SPEC §Publisher: H.264, H.265, AAC, MP3; AV1 and VP9
+    /// as Enhanced RTMP where the caller lets them through).
     UnsupportedCodec(Codec),
     /// No keyframe with parameter sets has been seen yet, so no sequence header could be sent.
     WaitingForKeyframe,
@@ -438,6 +548,7 @@ impl FlvMuxer {
     pub fn push(&mut self, frame: &Frame) -> Result<Pushed, FlvError> {
         match frame.codec {
             Codec::H264 | Codec::H265 => self.video(frame),
+            Codec::Av1 | Codec::Vp9 => self.coded_video(frame),
             Codec::Aac => {
                 let Some(config) = frame.config.as_ref() else {
                     return Ok(Pushed::Skipped(SkipReason::NoAudioConfig));
@@ -558,6 +669,76 @@ impl FlvMuxer {
         Ok(Pushed::Queued)
     }
 
+    /// AV1 and VP9 as Enhanced RTMP: a sequence start when a keyframe's sequence header (VP9:
+    /// the record its header implies) is not the last one sent, then the coded frame (an AV1
+    /// temporal unit without its temporal delimiter).
+    fn coded_video(&mut self, frame: &Frame) -> Result<Pushed, FlvError> {
+        let codec = frame.codec;
+        let fourcc: &[u8; 4] = if codec == Codec::Av1 {
+            b"av01"
+        } else {
+            b"vp09"
+        };
+        if frame.keyframe {
+            let err = |source| FlvError::SequenceHeader { codec, source };
+            let sent = self
+                .video
+                .as_ref()
+                .filter(|v| v.codec == codec)
+                .and_then(|v| v.sps.first());
+            // (what identifies the configuration, the record to send) when it changed.
+            let change = if codec == Codec::Av1 {
+                av1::obus(&frame.payload)
+                    .find(|o| o.kind == av1::OBU_SEQUENCE_HEADER)
+                    .filter(|obu| sent.is_none_or(|s| s[..] != *obu.data))
+                    .map(|obu| {
+                        let header = av1::SequenceHeader::parse(obu.payload).map_err(err)?;
+                        let record = header.config_record(obu.data);
+                        Ok::<_, FlvError>((Bytes::copy_from_slice(obu.data), record))
+                    })
+                    .transpose()?
+            } else {
+                let config = vp9::KeyFrame::parse(&frame.payload).map_err(err)?.config();
+                let bytes = config.to_bytes();
+                sent.is_none_or(|s| s[..] != bytes)
+                    .then(|| (Bytes::copy_from_slice(&bytes), vpcc_record(&config)))
+            };
+            if let Some((identity, record)) = change {
+                let timestamp = self.stamp(frame.dts);
+                self.buf.put_u8(EX_HEADER | 1 << 4 | PACKET_SEQUENCE_START);
+                self.buf.put_slice(fourcc);
+                self.buf.put_slice(&record);
+                let tag = self.emit(TagKind::Video, timestamp);
+                self.headers[0] = Some(tag);
+                self.video = Some(VideoOut {
+                    codec,
+                    vps: Vec::new(),
+                    sps: vec![identity],
+                    pps: Vec::new(),
+                });
+            }
+        }
+        if self.video.as_ref().is_none_or(|v| v.codec != codec) {
+            return Ok(Pushed::Skipped(SkipReason::WaitingForKeyframe));
+        }
+        let timestamp = self.stamp(frame.dts);
+        let frame_type = if frame.keyframe { 1 } else { 2 };
+        self.buf
+            .put_u8(EX_HEADER | frame_type << 4 | PACKET_CODED_FRAMES);
+        self.buf.put_slice(fourcc);
+        if codec == Codec::Av1 {
+            for obu in av1::obus(&frame.payload) {
+                if obu.kind != av1::OBU_TEMPORAL_DELIMITER {
+                    self.buf.put_slice(obu.data);
+                }
+            }
+        } else {
+            self.buf.put_slice(&frame.payload);
+        }
+        self.emit(TagKind::Video, timestamp);
+        Ok(Pushed::Queued)
+    }
+
     fn video_header(&mut self, sets: &VideoOut, timestamp: RtmpTime) -> Result<(), FlvError> {
         let codec = sets.codec;
         let err = |source| FlvError::SequenceHeader { codec, source };
@@ -616,6 +797,14 @@ fn mp3_flags(frame: &Frame) -> u8 {
         _ => 3,
     };
     SOUND_MP3 << 4 | rate_bits << 2 | 1 << 1 | u8::from(!mono)
+}
+
+/// A `VPCodecConfigurationRecord` as Enhanced RTMP and FFmpeg carry it: `vpcC`'s version (1)
+/// and flags, then the record.
+fn vpcc_record(config: &vp9::VpConfig) -> Vec<u8> {
+    let mut record = vec![1, 0, 0, 0];
+    record.extend_from_slice(&config.to_bytes());
+    record
 }
 
 /// A signed 24-bit big-endian integer.

@@ -124,3 +124,5 @@ pub use tributary_media::Output;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_av1_vp9;
