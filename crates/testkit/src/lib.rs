@@ -9,9 +9,9 @@
 //!   `-f flv rtmp://...`) process that plays a clip in real time, killed on drop.
 //! - **Probes** ([`probe_streams`], [`probe_packets`], [`decode_errors`]): what ffprobe and a
 //!   decoding ffmpeg say about a file or URL, parsed from JSON.
-//! - **RTMP** ([`rtmp_play`]): a blocking player on the project's own client session, for what
-//!   FFmpeg 5.1 cannot play (H.265 over Enhanced RTMP); it returns the frames and the wire
-//!   tags it received.
+//! - **RTMP** ([`rtmp_play`], [`rtmp_publish`]): a blocking player and a blocking publisher on
+//!   the project's own client session, for what FFmpeg 5.1 cannot play or publish (H.265, AV1
+//!   and VP9 over Enhanced RTMP); the player returns the frames and the wire tags it received.
 //! - **Hostile input** ([`unterminated_pes_flood`]): MPEG-TS that makes a naive demuxer hold
 //!   memory without bound.
 //! - **GeoIP** ([`country_mmdb`]): a small MaxMind DB written from a list of networks, since
@@ -39,6 +39,7 @@ mod mmdb;
 mod net;
 mod probe;
 mod rtmp;
+mod rtmp_publish;
 mod ts;
 
 pub use ffmpeg::{ClipSpec, LiveSender, cached_clip, ffmpeg, ffprobe, make_ts_clip};
@@ -46,6 +47,7 @@ pub use mmdb::country_mmdb;
 pub use net::{free_tcp_port, free_udp_port, http_get, wait_until};
 pub use probe::{ProbePacket, ProbeStream, decode_errors, probe_packets, probe_streams};
 pub use rtmp::{RtmpPlayback, WireTag, nal_unit_types, rtmp_play};
+pub use rtmp_publish::{coded_video_frames, rtmp_publish};
 /// The media vocabulary [`rtmp_play`] returns, re-exported so that tests above the layer of
 /// `tributary-media` and `tributary-rtmp` (the binary's e2e tests) can name it.
 pub use tributary_media::{Codec, Frame, TrackId, Ts90};

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
@@ -118,30 +118,7 @@ impl WireTag {
 /// the session reports a protocol error. A server that closes the connection early ends the
 /// playback without an error ([`RtmpPlayback::closed_by_server`]).
 pub fn rtmp_play(url: &str, duration: Duration) -> anyhow::Result<RtmpPlayback> {
-    let config = ClientConfig::from_url(url, ClientIntent::Play)
-        .with_context(|| format!("{url} is not rtmp://host[:port]/<app>/<name>"))?;
-    let authority = url
-        .strip_prefix("rtmp://")
-        .and_then(|rest| rest.split('/').next())
-        .with_context(|| format!("{url}: only rtmp:// is supported here"))?;
-    let authority = if authority.contains(':') {
-        authority.to_owned()
-    } else {
-        format!("{authority}:1935")
-    };
-    let addr = authority
-        .to_socket_addrs()
-        .with_context(|| format!("resolving {authority}"))?
-        .next()
-        .with_context(|| format!("{authority} resolves to nothing"))?;
-    let mut socket = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
-        .with_context(|| format!("connecting to {addr}"))?;
-    socket.set_nodelay(true)?;
-    socket.set_read_timeout(Some(POLL))?;
-    socket.set_write_timeout(Some(CONNECT_TIMEOUT))?;
-
-    let begun = Instant::now();
-    let mut session = ClientSession::new(config, seed(), begun);
+    let (mut session, mut socket, addr, begun) = connect(url, ClientIntent::Play)?;
     let mut wire = WireReader::new();
     let mut playback = RtmpPlayback::default();
     let mut buf = vec![0u8; 64 * 1024];
@@ -208,12 +185,48 @@ pub fn rtmp_play(url: &str, duration: Duration) -> anyhow::Result<RtmpPlayback> 
     Ok(playback)
 }
 
+/// Connects to `url` (`rtmp://host[:port]/<app>/<name>`) and makes a client session for
+/// `intent` on the socket: (session, socket, peer address, when the session began).
+pub(crate) fn connect(
+    url: &str,
+    intent: ClientIntent,
+) -> anyhow::Result<(ClientSession, TcpStream, SocketAddr, Instant)> {
+    let config = ClientConfig::from_url(url, intent)
+        .with_context(|| format!("{url} is not rtmp://host[:port]/<app>/<name>"))?;
+    let authority = url
+        .strip_prefix("rtmp://")
+        .and_then(|rest| rest.split('/').next())
+        .with_context(|| format!("{url}: only rtmp:// is supported here"))?;
+    let authority = if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:1935")
+    };
+    let addr = authority
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {authority}"))?
+        .next()
+        .with_context(|| format!("{authority} resolves to nothing"))?;
+    let socket = TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT)
+        .with_context(|| format!("connecting to {addr}"))?;
+    socket.set_nodelay(true)?;
+    socket.set_read_timeout(Some(POLL))?;
+    socket.set_write_timeout(Some(CONNECT_TIMEOUT))?;
+    let begun = Instant::now();
+    Ok((
+        ClientSession::new(config, seed(), begun),
+        socket,
+        addr,
+        begun,
+    ))
+}
+
 /// The connect timeout of [`rtmp_play`].
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long [`rtmp_play`] waits for `NetStream.Play.Start`.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the read loop wakes to check the clock.
-const POLL: Duration = Duration::from_millis(50);
+pub(crate) const POLL: Duration = Duration::from_millis(50);
 
 /// Handshake randomness: any bytes do; these differ per call.
 fn seed() -> [u8; 32] {

@@ -27,6 +27,7 @@ mod metrics;
 mod openapi;
 mod push_inputs;
 mod rtmp;
+mod rtmp_av1_vp9;
 mod rtmp_fanout;
 mod rtmp_hevc;
 mod rtmp_limits;
