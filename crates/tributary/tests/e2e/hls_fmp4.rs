@@ -16,7 +16,7 @@ use crate::http_ts::assert_gstreamer_plays_through;
 use crate::server::{Server, send};
 
 /// The playlist of `code` once it lists `count` fMP4 segments.
-fn wait_fmp4_segments(server: &Server, code: &str, count: usize) -> String {
+pub(crate) fn wait_fmp4_segments(server: &Server, code: &str, count: usize) -> String {
     let url = server.url(&format!("/{code}/index.m3u8"));
     let mut last = String::new();
     wait_until(
@@ -36,7 +36,11 @@ fn wait_fmp4_segments(server: &Server, code: &str, count: usize) -> String {
 }
 
 /// GET `/{code}/{name}`: its body, asserting 200 and `video/mp4`.
-fn fetch_mp4(server: &Server, code: &str, name: &str) -> (Vec<(String, String)>, Vec<u8>) {
+pub(crate) fn fetch_mp4(
+    server: &Server,
+    code: &str,
+    name: &str,
+) -> (Vec<(String, String)>, Vec<u8>) {
     let (status, headers, body) = http_get(&server.url(&format!("/{code}/{name}"))).unwrap();
     assert_eq!(status, 200, "{name}");
     let content_type = headers
@@ -48,7 +52,12 @@ fn fetch_mp4(server: &Server, code: &str, name: &str) -> (Vec<(String, String)>,
 }
 
 /// The init and every listed segment, as one fMP4 file in `dir`.
-fn window_mp4(server: &Server, code: &str, playlist: &str, dir: &std::path::Path) -> String {
+pub(crate) fn window_mp4(
+    server: &Server,
+    code: &str,
+    playlist: &str,
+    dir: &std::path::Path,
+) -> String {
     let map = playlist
         .lines()
         .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))

@@ -8,12 +8,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use tributary_testkit::{
-    coded_video_frames, decode_errors, free_tcp_port, http_get, probe_streams, rtmp_publish,
-    wait_until,
+    coded_video_frames, decode_errors, free_tcp_port, probe_streams, rtmp_publish,
 };
 
 use crate::hls::serial;
-use crate::server::{Server, send};
+use crate::hls_fmp4::{fetch_mp4, wait_fmp4_segments, window_mp4};
+use crate::server::{Server, put_stream};
 
 #[test]
 fn av1_and_vp9_published_over_enhanced_rtmp_play_as_fmp4_hls() {
@@ -43,13 +43,7 @@ fn av1_and_vp9_published_over_enhanced_rtmp_play_as_fmp4_hls() {
     let mut publishers = Vec::new();
     for (code, file, ..) in cases {
         let body = r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true}}"#;
-        let answer = send(
-            "PUT",
-            &server.url(&format!("/streams/{code}")),
-            Some(body),
-            &[],
-        );
-        assert_eq!(answer.status, 201, "{}", answer.body);
+        put_stream(&server, code, body);
         // 10 frames at 30 fps, keyframes every 5, looped for 10 s.
         let frames = coded_video_frames(&testdata.join(file), 30).expect("the test vector");
         let url = format!("rtmp://127.0.0.1:{port}/live/{code}");
@@ -58,39 +52,16 @@ fn av1_and_vp9_published_over_enhanced_rtmp_play_as_fmp4_hls() {
         }));
     }
     for (code, _, codec_name, config_box) in cases {
-        let playlist = server.url(&format!("/{code}/index.m3u8"));
-        let mut text = String::new();
-        wait_until(
-            Duration::from_secs(40),
-            &format!("3 fMP4 segments of {code}"),
-            || {
-                text = http_get(&playlist)
-                    .ok()
-                    .filter(|(status, _, _)| *status == 200)
-                    .map(|(_, _, body)| String::from_utf8_lossy(&body).into_owned())
-                    .unwrap_or_default();
-                text.lines().filter(|l| l.ends_with(".m4s")).count() >= 3
-            },
-        )
-        .unwrap_or_else(|e| panic!("{e}; playlist:\n{text}\n{}", server.runtime(code)));
+        let text = wait_fmp4_segments(&server, code, 3);
         assert!(text.contains("#EXT-X-MAP:URI=\"init.mp4\"\n"), "{text}");
-        let (status, _, init) = http_get(&server.url(&format!("/{code}/init.mp4"))).unwrap();
-        assert_eq!(status, 200);
+        let (_, init) = fetch_mp4(&server, code, "init.mp4");
         assert!(
             init.windows(4).any(|w| w == config_box.as_bytes()),
             "{code}'s init carries {config_box}"
         );
-
         // The init and the listed segments as one file: what a player reads.
-        let mut bytes = init;
-        for name in text.lines().filter(|l| l.ends_with(".m4s")) {
-            let (status, _, body) = http_get(&server.url(&format!("/{code}/{name}"))).unwrap();
-            assert_eq!(status, 200, "{name}");
-            bytes.extend(body);
-        }
-        let window = dir.path().join(format!("{code}.mp4"));
-        std::fs::write(&window, bytes).unwrap();
-        let window = window.to_str().unwrap();
+        let window = window_mp4(&server, code, &text, dir.path());
+        let window = window.as_str();
         let streams = probe_streams(window).unwrap();
         assert_eq!(streams.len(), 1, "{streams:?}");
         assert_eq!(
