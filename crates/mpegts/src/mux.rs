@@ -801,6 +801,17 @@ mod tests {
                 ..
             })
         ));
+        // AV1 and VP9 have no MPEG-TS mapping in this build (they go to fMP4 outputs).
+        for codec in [Codec::Av1, Codec::Vp9] {
+            let refused = table(vec![MuxTrack::new(VIDEO, codec)]).unwrap_err();
+            assert_eq!(
+                refused.to_string(),
+                format!(
+                    "track {}: the muxer does not support codec {codec}",
+                    VIDEO.0
+                )
+            );
+        }
         assert!(matches!(
             table(vec![
                 MuxTrack::new(VIDEO, Codec::H264).with_pid(0x200),

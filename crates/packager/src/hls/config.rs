@@ -96,3 +96,17 @@ impl Default for HlsConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn av1_and_vp9_go_to_fmp4_only() {
+        for codec in [Codec::Av1, Codec::Vp9] {
+            assert!(!SegmentFormat::Ts.carries(codec), "{codec}");
+            assert!(SegmentFormat::Fmp4.carries(codec), "{codec}");
+            assert!(SegmentFormat::Auto.carries(codec), "{codec}");
+        }
+    }
+}
