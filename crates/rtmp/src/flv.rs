@@ -304,18 +304,26 @@ impl FlvDemuxer {
             (vp9::is_keyframe(&payload), payload)
         };
         if keyframe {
-            // The record the keyframe implies, when it describes another track than the last.
+            // The record the keyframe implies, when it may describe another track than the
+            // last: for AV1 only when its sequence header is not the last one seen (which
+            // later keyframes without one then get).
             let described = if codec == Codec::Av1 {
-                av1::SequenceHeader::find(&payload)
-                    .ok()
-                    .map(|(header, obu)| (header.track_info(), header.config_record(obu)))
+                match av1::obus(&payload).find(|o| o.kind == av1::OBU_SEQUENCE_HEADER) {
+                    Some(obu) if state.sequence_header.as_deref() != Some(obu.data) => {
+                        av1::SequenceHeader::parse(obu.payload).ok().map(|header| {
+                            state.sequence_header = Some(Bytes::copy_from_slice(obu.data));
+                            (header.track_info(), header.config_record(obu.data))
+                        })
+                    }
+                    _ => None,
+                }
             } else {
                 vp9::KeyFrame::parse(&payload)
                     .ok()
                     .map(|key| (key.track_info(), vpcc_record(&key.config())))
             };
             if let Some((info, record)) = described
-                && state.config.as_ref().is_none_or(|c| c.info != info)
+                && (codec == Codec::Av1 || state.config.as_ref().is_none_or(|c| c.info != info))
             {
                 state.config = Some(Arc::new(TrackConfig {
                     info,
