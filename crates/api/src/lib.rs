@@ -5,11 +5,13 @@
 //! The API sees only [`EngineHandle`] and `domain` types (ARCHITECTURE.md §3 invariant 4).
 //! Bodies are read with a size cap, parsed as JSON (syntax errors → 400 with line and column),
 //! then decoded strictly by `domain::validate` (unknown field or bad value → 422 naming the
-//! JSON path).
+//! JSON path). `GET/PUT /config/yaml` (module `config_yaml`) carries the whole system as one
+//! YAML document.
 #![forbid(unsafe_code)]
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
 mod auth;
+mod config_yaml;
 mod error;
 mod events;
 mod hooks;
@@ -44,6 +46,10 @@ const BACKSTOP_GRACE: Duration = Duration::from_secs(1);
 
 /// JSON bodies above this are refused with 413 (SPEC §Security "Body caps").
 pub const JSON_BODY_CAP: usize = 1 << 20;
+
+/// YAML bodies (`PUT /config/yaml`) above this are refused with 413 (SPEC §Security "Body
+/// caps").
+pub const YAML_BODY_CAP: usize = 4 << 20;
 
 /// The whole API. The server puts each request's TCP peer in its extensions as
 /// `ConnectInfo<SocketAddr>` (admin authentication needs it; without it a request is not
@@ -86,6 +92,7 @@ fn routes(engine: &EngineHandle) -> (Api, Api) {
         .merge(openapi::coded(engine, "/streams", streams, |_| false))
         .routes(routes!(system::config, system::post_config))
         .routes(routes!(system::config_defaults))
+        .routes(routes!(config_yaml::get_yaml, config_yaml::put_yaml))
         .routes(routes!(events::list))
         .routes(routes!(sessions::list))
         .routes(routes!(sessions::get_one, sessions::kick))

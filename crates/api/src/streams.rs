@@ -590,21 +590,7 @@ fn stored_answer(result: PutResult, mut warnings: Vec<String>, reveal: bool) -> 
 /// Reads a JSON body under the cap: 413 over it, 400 for empty or malformed JSON (with line
 /// and column).
 pub(crate) async fn read_json(body: Body) -> Result<Value, ApiError> {
-    let bytes = axum::body::to_bytes(body, JSON_BODY_CAP)
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "BODY_TOO_LARGE",
-                format!("JSON bodies are limited to {JSON_BODY_CAP} bytes"),
-            )
-        })?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(
-            "EMPTY_BODY",
-            "the request body is empty",
-        ));
-    }
+    let bytes = read_body(body, JSON_BODY_CAP, "JSON").await?;
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(
             "INVALID_BODY",
@@ -615,6 +601,29 @@ pub(crate) async fn read_json(body: Body) -> Result<Value, ApiError> {
             ),
         )
     })
+}
+
+/// Reads a body of at most `cap` bytes: 413 `BODY_TOO_LARGE` over it (naming the `kind` of
+/// body), 400 `EMPTY_BODY` when it is empty or only whitespace.
+pub(crate) async fn read_body(
+    body: Body,
+    cap: usize,
+    kind: &str,
+) -> Result<axum::body::Bytes, ApiError> {
+    let bytes = axum::body::to_bytes(body, cap).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "BODY_TOO_LARGE",
+            format!("{kind} bodies are limited to {cap} bytes"),
+        )
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request(
+            "EMPTY_BODY",
+            "the request body is empty",
+        ));
+    }
+    Ok(bytes)
 }
 
 #[utoipa::path(delete, path = "/streams/{code}", tag = "streams", params(("code" = String, Path)),

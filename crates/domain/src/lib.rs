@@ -14,6 +14,8 @@
 //! - [`roots`]: which relative paths are safe to join, and whether a resolved path lies inside
 //!   its roots (`security.storage_roots`, a VOD mount, the DVR root).
 //! - [`vod`]: VOD mounts, their listing entries and the video extensions served.
+//! - [`document`]: the whole-system document of `GET/PUT /config/yaml`: decoding, secrets,
+//!   validation of the system it would leave, and the plan of changes.
 //! - [`ffmpeg`]: the transcoder parsed into a ladder, and the pure FFmpeg argv builder (SPEC
 //!   §Transcoder).
 //!
@@ -24,6 +26,7 @@
 
 pub mod config;
 pub mod diff;
+pub mod document;
 pub mod event;
 pub mod failover;
 pub mod ffmpeg;

@@ -62,9 +62,33 @@ impl EngineHandle {
     /// `POST /config`: merges `patch` over the effective configuration, persists the fields
     /// it sets, and applies them (module doc). Returns the new effective configuration.
     pub async fn write_config(&self, patch: Value) -> Result<Arc<ServerConfig>, ConfigWriteError> {
+        let change = self.change_config(patch, ConfigMode::Merge, false).await?;
+        Ok(change.config)
+    }
+
+    /// The configuration layer saved through the API (`GET /config/yaml`), secrets as
+    /// stored.
+    pub async fn saved_config(&self) -> Value {
+        self.shared.layers.lock().await.store().clone()
+    }
+
+    /// A configuration write as [`write_config`](Self::write_config) checks and applies it,
+    /// merging `layer` into the saved layer or replacing it (`PUT /config/yaml`). With
+    /// `dry_run`, every check but the listeners' binds runs and nothing changes. Returns the
+    /// new effective configuration and the paths that change.
+    pub async fn change_config(
+        &self,
+        layer: Value,
+        mode: ConfigMode,
+        dry_run: bool,
+    ) -> Result<ConfigChange, ConfigWriteError> {
         let shared = &self.shared;
         let mut layers = shared.layers.lock().await;
-        let write = layers.write(patch).map_err(|e| match e {
+        let write = match mode {
+            ConfigMode::Merge => layers.write(layer),
+            ConfigMode::Replace => layers.replace(layer),
+        };
+        let write = write.map_err(|e| match e {
             WriteError::Pinned(errors) => ConfigWriteError::Pinned(errors),
             WriteError::Invalid(errors) => ConfigWriteError::Invalid(errors),
             other => ConfigWriteError::Invalid(ValidationErrors(vec![FieldError::new(
@@ -93,6 +117,12 @@ impl EngineHandle {
         }
         if !not_yet.is_empty() {
             return Err(ConfigWriteError::Invalid(ValidationErrors(not_yet)));
+        }
+        if dry_run {
+            return Ok(ConfigChange {
+                config: Arc::new(write.config),
+                changed: write.changed,
+            });
         }
         let mut bound = Vec::new();
         let mut http = None;
@@ -178,8 +208,30 @@ impl EngineHandle {
         shared.config.send_replace(Arc::clone(&config));
         *layers = layers.clone().with_store(write.store);
         tracing::info!(changed = ?write.changed, "configuration changed through the API");
-        Ok(config)
+        Ok(ConfigChange {
+            config,
+            changed: write.changed,
+        })
     }
+}
+
+/// How a configuration write treats the layer saved through the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigMode {
+    /// Merge into it (`POST /config`, `PUT /config/yaml`).
+    Merge,
+    /// Replace it whole (`PUT /config/yaml?prune=true`).
+    Replace,
+}
+
+/// A configuration write that passed (or, dry, would pass).
+#[derive(Debug, Clone)]
+pub struct ConfigChange {
+    /// The effective configuration after it.
+    pub config: Arc<ServerConfig>,
+    /// The leaf paths whose effective value changes, sorted.
+    pub changed: Vec<String>,
 }
 
 /// The field a failed bind of `listener` is reported on: its changed address field, else the

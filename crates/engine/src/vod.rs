@@ -184,6 +184,19 @@ impl EngineHandle {
         Ok(created)
     }
 
+    /// Checks that `mount`'s storage lies inside `security.storage_roots`, as
+    /// [`put_vod`](Self::put_vod) would, without creating it.
+    pub async fn check_vod(&self, mount: &VodMount) -> Result<(), VodError> {
+        let roots = self.shared.storage_roots.clone();
+        let storage = PathBuf::from(&mount.storage);
+        blocking(move || {
+            roots::resolve_inside(&storage, &roots, canonicalize)
+                .map(drop)
+                .map_err(outside_roots)
+        })
+        .await
+    }
+
     /// Deletes a mount (its files stay on disk); `false` if there was none.
     pub async fn delete_vod(&self, name: &str) -> Result<bool, VodError> {
         let _one = self.shared.vod_writes.lock().await;
@@ -419,6 +432,15 @@ pub(crate) fn storage_roots(config: &tributary_domain::config::ServerConfig) -> 
     }
 }
 
+/// A mount's `storage` outside `security.storage_roots`.
+fn outside_roots(e: PathError) -> VodError {
+    VodError::Invalid(ValidationErrors(vec![FieldError::new(
+        "storage",
+        ErrorCode::InvalidField,
+        format!("must lie inside security.storage_roots (default: the data directory): {e}"),
+    )]))
+}
+
 /// Checks `storage` against `roots`, creates it and writes a probe file into it. Errors name
 /// the `storage` field.
 fn prepare_storage(storage: &str, roots: &[PathBuf]) -> Result<(), VodError> {
@@ -429,11 +451,7 @@ fn prepare_storage(storage: &str, roots: &[PathBuf]) -> Result<(), VodError> {
             message,
         )]))
     };
-    let outside = |e: PathError| {
-        invalid(format!(
-            "must lie inside security.storage_roots (default: the data directory): {e}"
-        ))
-    };
+    let outside = outside_roots;
     let path = Path::new(storage);
     roots::resolve_inside(path, roots, canonicalize).map_err(outside)?;
     std::fs::create_dir_all(path).map_err(|e| invalid(format!("cannot create {storage}: {e}")))?;

@@ -26,6 +26,9 @@ use serde_json::{Map, Value};
 use super::ServerConfig;
 use crate::validate::{ErrorCode, FieldError, ValidationErrors, decode_error};
 
+#[path = "layers_replace.rs"]
+mod replace;
+
 /// Where an effective value comes from (`GET /config?explain=true`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -372,6 +372,12 @@ impl EngineHandle {
         blocking(move || store.list_hooks().map_err(store_error)).await
     }
 
+    /// Checks `hook` as [`put_hook`](Self::put_hook) would, without storing it (a file
+    /// target is resolved against `hooks.file_root` on disk).
+    pub fn check_hook(&self, hook: &Hook) -> Result<(), HookError> {
+        self.shared.hooks.check(hook)
+    }
+
     /// The stored hook with this id.
     pub async fn hook(&self, id: &str) -> Result<Option<Hook>, HookError> {
         let store = Arc::clone(&self.shared.hooks.ctx.store);

@@ -7,6 +7,7 @@ mod architecture;
 mod browser;
 mod config;
 mod config_api;
+mod config_yaml;
 mod copy;
 mod dash;
 mod deploy;
