@@ -90,7 +90,7 @@ fn populate(server: &Server) {
     put_stream(server, "cam1", &cam.to_string());
     put_stream(
         server,
-        "live/events/a",
+        "events/a",
         r#"{"template": "events", "disabled": true}"#,
     );
     let hook = json!({"id": "h1", "type": "http", "target": "http://127.0.0.1:9/hook",
@@ -138,7 +138,7 @@ fn a_revealed_document_rebuilds_the_system_on_a_fresh_server_with_its_secrets() 
     let applied = put_yaml(&second, "", &edited);
     assert_eq!(applied.status, 200, "{}", applied.body);
     let data = &applied.body["data"];
-    assert_eq!(data["streams"]["created"], json!(["cam1", "live/events/a"]));
+    assert_eq!(data["streams"]["created"], json!(["cam1", "events/a"]));
     assert_eq!(data["templates"]["created"], json!(["events"]));
     assert_eq!(data["hooks"]["created"], json!(["h1"]));
     assert_eq!(
@@ -161,10 +161,7 @@ fn a_revealed_document_rebuilds_the_system_on_a_fresh_server_with_its_secrets() 
     let again = put_yaml(&second, "", &masked);
     assert_eq!(again.status, 200, "{}", again.body);
     let data = &again.body["data"];
-    assert_eq!(
-        data["streams"]["unchanged"],
-        json!(["cam1", "live/events/a"])
-    );
+    assert_eq!(data["streams"]["unchanged"], json!(["cam1", "events/a"]));
     assert_eq!(data["templates"]["unchanged"], json!(["events"]));
     assert_eq!(data["hooks"]["unchanged"], json!(["h1"]));
     for section in ["streams", "templates", "hooks"] {
@@ -197,7 +194,11 @@ fn dry_run_and_invalid_documents_change_nothing_and_prune_deletes() {
     let refused = put_yaml(&server, "", &broken);
     assert_eq!(refused.status, 422, "{}", refused.body);
     assert_eq!(refused.body["error"]["code"], "VALIDATION_FAILED");
-    assert_eq!(paths(&refused), ["templates[0].inputs[0].url"]);
+    // The template's stream inherits the bad input: named too, as its own write would.
+    assert_eq!(
+        paths(&refused),
+        ["templates[0].inputs[0].url", "streams[1].inputs[0].url"]
+    );
     assert_eq!(system(&server), before);
     let broken = renamed.replace("rtsp://viewer", "gopher://viewer");
     let refused = put_yaml(&server, "", &broken);
@@ -230,7 +231,7 @@ fn dry_run_and_invalid_documents_change_nothing_and_prune_deletes() {
     assert_eq!(kept.status, 200, "{}", kept.body);
     assert_eq!(kept.body["data"]["streams"]["updated"], json!(["cam1"]));
     assert_eq!(kept.body["data"]["streams"]["deleted"], json!([]));
-    assert_eq!(get(&server, "/streams/live/events/a").status, 200);
+    assert_eq!(get(&server, "/streams/events/a").status, 200);
     let cam = get(&server, "/streams/cam1?reveal=true").body;
     assert_eq!(cam["data"]["name"], "Camera-kept");
     assert_eq!(cam["data"]["stream_key"], STREAM_KEY, "the masked key kept");
@@ -246,10 +247,10 @@ fn dry_run_and_invalid_documents_change_nothing_and_prune_deletes() {
     assert_eq!(pruned.status, 200, "{}", pruned.body);
     assert_eq!(
         pruned.body["data"]["streams"]["deleted"],
-        json!(["live/events/a"])
+        json!(["events/a"])
     );
     assert_eq!(pruned.body["data"]["hooks"]["deleted"], json!(["h1"]));
-    assert_eq!(get(&server, "/streams/live/events/a").status, 404);
+    assert_eq!(get(&server, "/streams/events/a").status, 404);
     assert_eq!(get(&server, "/hooks/h1").status, 404);
     assert_eq!(get(&server, "/templates/events").status, 200);
     assert_eq!(get(&server, "/streams").body["total"], 1);
