@@ -3,7 +3,7 @@
 //! data directory, it rebuilds the same streams, templates, hooks and saved configuration with
 //! their secrets; a masked document written back keeps every secret and changes nothing;
 //! `?dry_run=true` changes nothing; `?prune=true` deletes what the document leaves out (and
-//! without it nothing is deleted); an invalid field is refused with 422 naming its document
+//! without it nothing is deleted; VOD mounts too); an invalid field is refused with 422 naming its document
 //! path and changes nothing; an unknown key is 400 `INVALID_YAML`; a masked document taken to
 //! a server that does not hold the secrets is refused rather than stored with `****` keys.
 
@@ -175,10 +175,24 @@ fn a_revealed_document_rebuilds_the_system_on_a_fresh_server_with_its_secrets() 
 #[test]
 fn dry_run_and_invalid_documents_change_nothing_and_prune_deletes() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&dir.path().join("data"), &[]);
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
     populate(&server);
+    let films = json!({"name": "films", "storage": data.join("vod/films")});
+    let mount = send("POST", &server.url("/vod"), Some(&films.to_string()), &[]);
+    assert_eq!(mount.status, 201, "{}", mount.body);
     let before = system(&server);
     let original = yaml(&server, "");
+    assert!(original.contains("name: films"), "{original}");
+
+    // A mount outside security.storage_roots is named, as its own write names it.
+    let outside = original.replace(
+        &data.join("vod/films").display().to_string(),
+        &dir.path().join("elsewhere").display().to_string(),
+    );
+    let refused = put_yaml(&server, "", &outside);
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(paths(&refused), ["vod[0].storage"]);
 
     // dry_run: the plan, nothing done.
     let renamed = original.replace("Camera-one", "Camera-dry");
@@ -243,13 +257,19 @@ fn dry_run_and_invalid_documents_change_nothing_and_prune_deletes() {
 
     // With prune: the streams and hooks the document leaves out go; the templates section
     // is absent, so the template stays.
-    let pruned = put_yaml(&server, "?prune=true", &format!("{only_cam}hooks: []\n"));
+    let pruned = put_yaml(
+        &server,
+        "?prune=true",
+        &format!("{only_cam}hooks: []\nvod: []\n"),
+    );
     assert_eq!(pruned.status, 200, "{}", pruned.body);
     assert_eq!(
         pruned.body["data"]["streams"]["deleted"],
         json!(["events/a"])
     );
     assert_eq!(pruned.body["data"]["hooks"]["deleted"], json!(["h1"]));
+    assert_eq!(pruned.body["data"]["vod"]["deleted"], json!(["films"]));
+    assert_eq!(get(&server, "/vod/films").status, 404);
     assert_eq!(get(&server, "/streams/events/a").status, 404);
     assert_eq!(get(&server, "/hooks/h1").status, 404);
     assert_eq!(get(&server, "/templates/events").status, 200);
