@@ -78,7 +78,7 @@ pub(crate) async fn get_yaml(
     params(("dry_run" = Option<bool>, Query, description = "validate and answer the plan; change nothing"),
            ("prune" = Option<bool>, Query, description = "delete the records a section of the document leaves out, and replace the saved configuration layer instead of merging into it (a section absent from the document is never touched)")),
     request_body(content = String, content_type = "application/yaml", description = "`{global_config, streams, templates, hooks, vod}` as `GET /config/yaml` shows it; every section optional. `global_config` is merged into the saved layer like `POST /config` (replaced with `prune`); each record is the whole record (absent fields take defaults), keyed by `code` (streams, templates), `id` (hooks), `name` (mounts). `****` keeps the stored secret"),
-    responses((status = 200, description = "`{data: {dry_run, prune, global_config: {changed: [paths]}, templates, hooks, vod, streams}, warnings?}`, each section `{created, updated, unchanged, deleted}` (keys); records unchanged are not written again. Applied in order global → templates → hooks → VOD → streams, then the deletes (streams first)"),
+    responses((status = 200, description = "`{data: {dry_run, prune, global_config: {changed: [paths]}, templates, hooks, vod, streams}, warnings?}`, each section `{created, updated, unchanged, deleted}` (keys), and with `dry_run` `streams.actions` naming what each updated stream would restart (as `PUT /streams/{code}?dry_run=true`); records unchanged are not written again. Applied in order global → templates → hooks → VOD → streams, then the deletes (streams first)"),
               (status = 400, description = "`EMPTY_BODY`; `INVALID_YAML`: a syntax error (line and column named), or unknown keys (`fields[].path` names each, `streams[0].inputz`); `INVALID_QUERY`", body = crate::openapi::ErrorBody),
               (status = 409, description = "`PINNED_BY_ENV`: `global_config` changes a field the environment or a flag sets (`fields[].path` under `global_config.`)", body = crate::openapi::ErrorBody),
               (status = 413, description = "`BODY_TOO_LARGE`: over 4 MiB", body = crate::openapi::ErrorBody),
@@ -156,7 +156,17 @@ pub(crate) async fn put_yaml(
     if !errors.is_empty() {
         return Err(failed(ValidationErrors(errors)));
     }
-    if !dry_run {
+    // What each updated stream would restart (as `PUT /streams/{code}?dry_run=true` says).
+    let mut actions = serde_json::Map::new();
+    if dry_run {
+        for spec in specs
+            .iter()
+            .filter(|s| plan.streams.updated.iter().any(|c| c == s.code().as_str()))
+        {
+            let run = engine.dry_run(spec).await?;
+            actions.insert(spec.code().to_string(), json!(run.actions));
+        }
+    } else {
         let mut applied = Vec::new();
         apply(
             &engine,
@@ -179,6 +189,9 @@ pub(crate) async fn put_yaml(
         "vod": plan.vod,
         "streams": plan.streams,
     }});
+    if dry_run {
+        payload["data"]["streams"]["actions"] = Value::Object(actions);
+    }
     if !warnings.is_empty() {
         payload["warnings"] = json!(warnings);
     }

@@ -27,7 +27,8 @@ fn refused(server: &Server, body: serde_json::Value, status: u16, code: &str, fi
     assert_eq!(paths(&answer), fields, "{}", answer.body);
 }
 
-fn paths(answer: &crate::server::Answer) -> Vec<String> {
+/// The `fields[].path` of an error answer.
+pub(crate) fn paths(answer: &crate::server::Answer) -> Vec<String> {
     answer.body["error"]["fields"]
         .as_array()
         .map(|fields| {

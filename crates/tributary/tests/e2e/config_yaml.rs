@@ -9,6 +9,7 @@
 
 use serde_json::{Value, json};
 
+use crate::config_api::paths;
 use crate::server::{Answer, Server, put_stream, send};
 
 const STREAM_KEY: &str = "stream-key-0123456789";
@@ -53,18 +54,6 @@ fn system(server: &Server) -> Value {
         "templates": data("/templates?reveal=true"),
         "hooks": data("/hooks?reveal=true"),
     })
-}
-
-fn paths(answer: &Answer) -> Vec<String> {
-    answer.body["error"]["fields"]
-        .as_array()
-        .map(|fields| {
-            fields
-                .iter()
-                .map(|f| f["path"].as_str().unwrap_or("").to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Builds the first server's system through the REST routes.
@@ -200,6 +189,11 @@ fn dry_run_and_invalid_documents_change_nothing_and_prune_deletes() {
     assert_eq!(dry.status, 200, "{}", dry.body);
     assert_eq!(dry.body["data"]["dry_run"], true);
     assert_eq!(dry.body["data"]["streams"]["updated"], json!(["cam1"]));
+    assert!(
+        dry.body["data"]["streams"]["actions"]["cam1"].is_array(),
+        "{}",
+        dry.body
+    );
     assert_eq!(system(&server), before, "a dry run changes nothing");
 
     // An invalid field: 422 naming its document path; nothing changed, not even the valid
