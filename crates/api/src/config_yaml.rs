@@ -32,9 +32,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tributary_domain::document::{DecodeError, Document, Plan, Stored, SystemDocument, prefixed};
+use tributary_domain::spec::StreamSpec;
 use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors};
 use tributary_engine::{
-    ConfigMode, ConfigWriteError, EngineHandle, HookError, Precondition, VodError,
+    ConfigMode, ConfigWriteError, CoordError, EngineHandle, HookError, Precondition, VodError,
 };
 
 use crate::YAML_BODY_CAP;
@@ -163,8 +164,11 @@ pub(crate) async fn put_yaml(
             .iter()
             .filter(|s| plan.streams.updated.iter().any(|c| c == s.code().as_str()))
         {
-            let run = engine.dry_run(spec).await?;
-            actions.insert(spec.code().to_string(), json!(run.actions));
+            // Best effort: a reference refused against the stored records is written again
+            // after the others when applied (see `apply`).
+            if let Ok(run) = engine.dry_run(spec).await {
+                actions.insert(spec.code().to_string(), json!(run.actions));
+            }
         }
     } else {
         let mut applied = Vec::new();
@@ -203,7 +207,7 @@ pub(crate) async fn put_yaml(
 async fn apply(
     engine: &EngineHandle,
     document: Document,
-    specs: Vec<tributary_domain::spec::StreamSpec>,
+    specs: Vec<StreamSpec>,
     plan: &Plan,
     mode: ConfigMode,
     applied: &mut Vec<String>,
@@ -245,13 +249,36 @@ async fn apply(
             applied.push(format!("vod {name}"));
         }
     }
-    for spec in specs {
-        let code = spec.code().clone();
-        if writes(&plan.streams, code.as_str()) {
-            let result = engine.put_stream(spec, Precondition::None).await?;
-            warnings.extend(result.warnings);
-            applied.push(format!("streams {code}"));
+    // A `copy://` or `mixer://` reference is checked against the stored records as each
+    // stream is written. The document's streams hold no cycle (validated), but one written
+    // before the stream it stops being referenced by can meet a cycle through that stream's
+    // old record: it is written again after the others, until a round writes none.
+    let mut pending: Vec<StreamSpec> = specs
+        .into_iter()
+        .filter(|s| writes(&plan.streams, s.code().as_str()))
+        .collect();
+    while !pending.is_empty() {
+        let round = pending.len();
+        let mut refused = Vec::new();
+        let mut last = None;
+        for spec in pending {
+            let code = spec.code().clone();
+            match engine.put_stream(spec.clone(), Precondition::None).await {
+                Ok(result) => {
+                    warnings.extend(result.warnings);
+                    applied.push(format!("streams {code}"));
+                }
+                Err(e @ CoordError::Invalid { .. }) => {
+                    refused.push(spec);
+                    last = Some(e);
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
+        if let Some(e) = last.filter(|_| refused.len() == round) {
+            return Err(e.into());
+        }
+        pending = refused;
     }
     for code in &plan.streams.deleted {
         if let Ok(code) = tributary_domain::StreamCode::parse(code) {

@@ -269,3 +269,38 @@ fn dry_run_and_invalid_documents_change_nothing_and_prune_deletes() {
     assert_eq!(get(&server, "/templates/events").status, 200);
     assert_eq!(get(&server, "/streams").body["total"], 1);
 }
+
+#[test]
+fn streams_that_swap_a_copy_reference_apply_in_any_document_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    put_stream(
+        &server,
+        "y",
+        r#"{"disabled": true, "inputs": [{"url": "rtmp://127.0.0.1:9/live/y"}]}"#,
+    );
+    put_stream(
+        &server,
+        "x",
+        r#"{"disabled": true, "inputs": [{"url": "copy://y"}]}"#,
+    );
+    // y now copies x and x stops copying y: written first, y meets a cycle through x's stored
+    // record, and is written again once x is.
+    let swapped = "streams:\n\
+        - {code: y, disabled: true, inputs: [{url: 'copy://x'}]}\n\
+        - {code: x, disabled: true, inputs: [{url: 'rtmp://127.0.0.1:9/live/x'}]}\n";
+    let applied = put_yaml(&server, "", swapped);
+    assert_eq!(applied.status, 200, "{}", applied.body);
+    assert_eq!(
+        applied.body["data"]["streams"]["updated"],
+        json!(["y", "x"])
+    );
+    let y = get(&server, "/streams/y").body;
+    assert_eq!(y["data"]["inputs"][0]["url"], "copy://x");
+    // A document that closes a cycle is refused whole.
+    let cycle = "streams:\n\
+        - {code: x, disabled: true, inputs: [{url: 'copy://y'}]}\n";
+    let refused = put_yaml(&server, "", cycle);
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(paths(&refused), ["streams[0].inputs[0].url"]);
+}
