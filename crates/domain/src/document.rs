@@ -520,7 +520,7 @@ fn items<T>(
     out
 }
 
-/// The string `field` of a record (its key), required.
+/// The string (or number) `field` of a record (its key), required.
 fn key_of(item: &Value, field: &str) -> Result<String, ValidationErrors> {
     let invalid = |message: &str| {
         ValidationErrors(vec![FieldError::new(
@@ -532,6 +532,8 @@ fn key_of(item: &Value, field: &str) -> Result<String, ValidationErrors> {
     match item {
         Value::Object(map) => match map.get(field) {
             Some(Value::String(key)) => Ok(key.clone()),
+            // `code: 1234` in YAML is a number; as a key it means the text.
+            Some(Value::Number(number)) => Ok(number.to_string()),
             None | Some(Value::Null) => Err(invalid("required")),
             Some(_) => Err(invalid("expected a string")),
         },

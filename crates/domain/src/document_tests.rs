@@ -86,6 +86,15 @@ fn unknown_keys_are_named_apart_from_invalid_values() {
 }
 
 #[test]
+fn a_numeric_code_is_its_text() {
+    let doc = Document::decode(json!({"streams": [{"code": 1234}],
+                                      "templates": [{"code": 7}]}))
+    .unwrap();
+    assert_eq!(doc.streams.unwrap()[0].code.as_str(), "1234");
+    assert_eq!(doc.templates.unwrap()[0].code, "7");
+}
+
+#[test]
 fn absent_and_null_sections_are_left_alone() {
     let doc = Document::decode(json!({"streams": null, "hooks": []})).unwrap();
     assert_eq!(doc.streams, None);
