@@ -131,7 +131,7 @@ pub(crate) async fn put_yaml(
         Err(e) => errors.extend(e.0),
     }
     for (i, hook) in document.hooks.iter().flatten().enumerate() {
-        match engine.check_hook(hook) {
+        match engine.check_hook(hook).await {
             Ok(()) => {}
             Err(HookError::Invalid(e)) => errors.extend(prefixed(&format!("hooks[{i}]"), e)),
             Err(e) => return Err(e.into()),

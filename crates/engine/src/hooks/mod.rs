@@ -373,9 +373,11 @@ impl EngineHandle {
     }
 
     /// Checks `hook` as [`put_hook`](Self::put_hook) would, without storing it (a file
-    /// target is resolved against `hooks.file_root` on disk).
-    pub fn check_hook(&self, hook: &Hook) -> Result<(), HookError> {
-        self.shared.hooks.check(hook)
+    /// target is resolved against `hooks.file_root` on disk, off the async threads).
+    pub async fn check_hook(&self, hook: &Hook) -> Result<(), HookError> {
+        let hooks = Arc::clone(&self.shared.hooks);
+        let hook = hook.clone();
+        blocking(move || hooks.check(&hook)).await
     }
 
     /// The stored hook with this id.

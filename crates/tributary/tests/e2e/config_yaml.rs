@@ -214,6 +214,16 @@ fn dry_run_and_invalid_documents_change_nothing_and_prune_deletes() {
     assert_eq!(paths(&refused), ["streams[0].inputs[0].url"]);
     assert_eq!(system(&server), before);
 
+    // A hook is checked by the engine as its own write is (a file target inside
+    // hooks.file_root).
+    let refused = put_yaml(
+        &server,
+        "",
+        "hooks:\n- {id: f, type: file, target: /etc/tributary-hook.log}\n",
+    );
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(paths(&refused), ["hooks[0].target"]);
+
     // An unknown key, and a syntax error: 400 INVALID_YAML.
     let unknown = renamed.replace("name: Camera-dry", "nmae: Camera-dry");
     let refused = put_yaml(&server, "", &unknown);
