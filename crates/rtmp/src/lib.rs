@@ -124,5 +124,3 @@ pub use tributary_media::Output;
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod tests_av1_vp9;

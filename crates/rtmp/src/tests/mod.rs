@@ -771,5 +771,6 @@ fn flv_in_variants_and_clock_wrap() {
     ));
 }
 
+mod av1_vp9;
 mod fanout;
 mod interop;

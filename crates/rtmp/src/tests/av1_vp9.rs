@@ -6,11 +6,11 @@ use bytes::{Bytes, BytesMut};
 use tributary_media::codec::{av1, vp9};
 use tributary_media::{Codec, Frame, SessionId, Ts90};
 
-use crate::tests::{Pair, key, origin};
-use crate::*;
+use super::*;
 
-const AV1: &[u8] = include_bytes!("../../media/testdata/ffmpeg_libaom_320x180_30fps_10f.obu");
-const VP9: &[u8] = include_bytes!("../../media/testdata/ffmpeg_libvpx_vp9_320x180_30fps_10f.ivf");
+const AV1: &[u8] = include_bytes!("../../../media/testdata/ffmpeg_libaom_320x180_30fps_10f.obu");
+const VP9: &[u8] =
+    include_bytes!("../../../media/testdata/ffmpeg_libvpx_vp9_320x180_30fps_10f.ivf");
 
 /// The 10 frames of a test vector at 30 fps (33 ms apart), as the hub carries them.
 fn vector(codec: Codec) -> Vec<Frame> {
