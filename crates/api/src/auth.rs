@@ -49,6 +49,20 @@ impl AdminGate {
     }
 }
 
+/// `GET /metrics`: open to anyone while `security.public_metrics` is true (read at each
+/// request, so a change through the config API applies to the next scrape), else an admin
+/// route.
+pub(crate) async fn metrics_gate(
+    State(gate): State<AdminGate>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if gate.engine.config().security.public_metrics == Some(true) {
+        return next.run(request).await;
+    }
+    require_admin(State(gate), request, next).await
+}
+
 pub(crate) async fn require_admin(
     State(gate): State<AdminGate>,
     request: Request,

@@ -71,8 +71,9 @@ pub fn router(engine: EngineHandle) -> Router {
 }
 
 /// Every API route, each registered once with its document ([`openapi`]): the admin and
-/// recording routes behind their gates, and the public ones (`/metrics` among them when
-/// `security.public_metrics` lets a Prometheus on another host scrape it without a token).
+/// recording routes behind their gates, and the public ones (`/metrics` among them, behind a
+/// gate that asks for admin authentication unless `security.public_metrics` lets a Prometheus
+/// on another host scrape it without a token).
 fn routes(engine: &EngineHandle) -> (Api, Api) {
     let timeout = Duration::from_secs(engine.config().server.admin_timeout_sec.max(1));
     let streams = Api::new()
@@ -107,12 +108,15 @@ fn routes(engine: &EngineHandle) -> (Api, Api) {
         .routes(routes!(hooks::test))
         .routes(routes!(hooks::deliveries))
         .routes(routes!(system::probe_ffmpeg));
-    let metrics = Api::new().routes(routes!(system::metrics));
-    let (admin, public) = if engine.config().security.public_metrics == Some(true) {
-        (admin, metrics)
-    } else {
-        (admin.merge(metrics), Api::new())
-    };
+    // `/metrics` has its own gate, which reads `security.public_metrics` at each request, so
+    // the config API turns public scraping on and off without a restart.
+    let public = Api::new()
+        .routes(routes!(system::metrics))
+        .layer(middleware::from_fn_with_state(
+            auth::AdminGate::new(engine.clone()),
+            auth::metrics_gate,
+        ))
+        .layer(middleware::from_fn_with_state(timeout, admin_deadline));
     let admin = admin
         .layer(middleware::from_fn_with_state(
             auth::AdminGate::new(engine.clone()),

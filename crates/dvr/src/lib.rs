@@ -64,8 +64,9 @@ pub struct Recordings {
     /// The DVR root (`<data_dir>/dvr`): where a stream without `storage_path` records.
     root: PathBuf,
     /// `security.storage_roots`: a `storage_path` must resolve inside one (SPEC §Security
-    /// "File serving"); `None`: any plain absolute path.
-    storage_roots: Option<Vec<PathBuf>>,
+    /// "File serving"); `None`: any plain absolute path. Replaced by a configuration change
+    /// ([`set_storage_roots`](Self::set_storage_roots)); taken briefly and cloned.
+    storage_roots: Mutex<Option<Vec<PathBuf>>>,
     /// Told of recording events.
     observer: RecordingObserver,
     /// Running recordings by stream.
@@ -159,7 +160,7 @@ impl Recordings {
         Self {
             hub,
             root,
-            storage_roots: None,
+            storage_roots: Mutex::new(None),
             observer,
             active: Mutex::new(HashMap::new()),
             dirs: DirLocks::default(),
@@ -169,9 +170,19 @@ impl Recordings {
     /// Holds every `storage_path` to `roots` (`security.storage_roots`): it must resolve,
     /// symlinks included, inside one of them when a recording starts or is read.
     #[must_use]
-    pub fn with_storage_roots(mut self, roots: Vec<PathBuf>) -> Self {
-        self.storage_roots = Some(roots);
+    pub fn with_storage_roots(self, roots: Vec<PathBuf>) -> Self {
+        self.set_storage_roots(roots);
         self
+    }
+
+    /// Replaces the roots (`security.storage_roots` changed on a running server): the next
+    /// recording start or read is held to them; a recording already running keeps writing
+    /// where it started.
+    pub fn set_storage_roots(&self, roots: Vec<PathBuf>) {
+        *self
+            .storage_roots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(roots);
     }
 
     /// The storage root of a stream with `storage_path` (`""`: the DVR root).
@@ -186,7 +197,12 @@ impl Recordings {
                 path: storage_path.to_owned(),
             });
         }
-        if let Some(roots) = &self.storage_roots {
+        let roots = self
+            .storage_roots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some(roots) = &roots {
             // Validation compared the text when the stream was saved; a symlink since may
             // lead elsewhere.
             tributary_domain::roots::resolve_inside(path, roots, |p| std::fs::canonicalize(p))

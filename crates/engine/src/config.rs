@@ -18,9 +18,15 @@ use serde_json::Value;
 use tributary_domain::config::{HotApply, ServerConfig, Source, WriteError, hot_apply};
 use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors};
 
-use crate::EngineHandle;
+use std::path::PathBuf;
+
+use tributary_domain::signing::PlaySigner;
+
 use crate::listeners::Bound;
+use crate::plane::{file_roots, ssrf_guard};
 use crate::router::PublishAuth;
+use crate::security::AdminToken;
+use crate::{EngineHandle, Shared, lock};
 
 /// Binds the HTTP server on a new `host:port` and starts serving there, then lets the old
 /// server finish its requests in progress and stop; answers the address bound, or why the
@@ -115,9 +121,35 @@ impl EngineHandle {
                 )),
             }
         }
+        let old = shared.config.borrow().clone();
+        if old.hooks.is_some() != write.config.hooks.is_some() {
+            not_yet.push(FieldError::new(
+                "hooks",
+                ErrorCode::Unsupported,
+                "switching hooks on or off (a null hooks section) needs a restart: set it in \
+                 tributary.toml or the environment and restart; the settings under hooks apply \
+                 at once",
+            ));
+        }
         if !not_yet.is_empty() {
             return Err(ConfigWriteError::Invalid(ValidationErrors(not_yet)));
         }
+        let token = if write.changed.iter().any(|p| p == "security.admin_token") {
+            let configured = write.config.security.admin_token.clone();
+            let dir = shared.data_dir.clone();
+            let loaded = tokio::task::spawn_blocking(move || AdminToken::load(&configured, &dir))
+                .await
+                .map_err(|e| ConfigWriteError::Store(e.to_string()))?;
+            Some(loaded.map_err(|e| {
+                ConfigWriteError::Invalid(ValidationErrors(vec![FieldError::new(
+                    "security.admin_token",
+                    ErrorCode::InvalidField,
+                    e.to_string(),
+                )]))
+            })?)
+        } else {
+            None
+        };
         if dry_run {
             return Ok(ConfigChange {
                 config: Arc::new(write.config),
@@ -176,34 +208,13 @@ impl EngineHandle {
         for new in bound {
             new.install(shared);
         }
-        if write.changed.iter().any(|p| p.starts_with("manager.")) {
-            let failover =
-                tributary_domain::failover::FailoverConfig::from_manager(&write.config.manager);
-            shared.media.manager.set_failover(failover);
-        }
-        if write
-            .changed
-            .iter()
-            .any(|p| p.starts_with("security.trusted_proxies"))
-        {
-            let ranges = Arc::new(crate::trusted_proxies(&write.config));
+        if let Some(token) = token {
             *shared
-                .trusted_proxies
+                .token
                 .write()
-                .unwrap_or_else(|p| p.into_inner()) = ranges;
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(token);
         }
-        if write.changed.iter().any(|p| p == "security.publish_auth") {
-            let auth = PublishAuth::parse(&write.config.security.publish_auth);
-            shared.media.publish_auth.set(auth);
-        }
-        if write
-            .changed
-            .iter()
-            .any(|path| path.starts_with("sessions"))
-        {
-            let sessions = write.config.sessions.clone().unwrap_or_default();
-            shared.media.sessions.apply(&sessions);
-        }
+        apply_live(shared, &write.changed, &write.config);
         let config = Arc::new(write.config);
         shared.config.send_replace(Arc::clone(&config));
         *layers = layers.clone().with_store(write.store);
@@ -232,6 +243,63 @@ pub struct ConfigChange {
     pub config: Arc<ServerConfig>,
     /// The leaf paths whose effective value changes, sorted.
     pub changed: Vec<String>,
+}
+
+/// Hands the settings that changed to the running services that keep a copy (everything
+/// else is read from the configuration watch where it is used).
+fn apply_live(shared: &Shared, changed: &[String], config: &ServerConfig) {
+    let any = |prefix: &str| {
+        changed
+            .iter()
+            .any(|p| p == prefix || p.starts_with(&format!("{prefix}.")))
+    };
+    let media = &shared.media;
+    if any("manager") {
+        let failover = tributary_domain::failover::FailoverConfig::from_manager(&config.manager);
+        media.manager.set_failover(failover);
+    }
+    if any("security.trusted_proxies") {
+        let ranges = Arc::new(crate::trusted_proxies(config));
+        *shared
+            .trusted_proxies
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = ranges;
+    }
+    if any("security.publish_auth") {
+        media
+            .publish_auth
+            .set(PublishAuth::parse(&config.security.publish_auth));
+    }
+    if any("security.ssrf_guard") || any("security.allow_cidrs") {
+        // Inputs, pushes and hooks hold clones of this one guard: their next dial follows.
+        media.ssrf_guard.replace(&ssrf_guard(&config.security));
+    }
+    if any("security.file_input_roots") {
+        let roots = file_roots(config);
+        shared.supported.set_file_roots(roots.clone());
+        media.manager.set_file_roots(roots);
+    }
+    if any("security.storage_roots") {
+        let roots = crate::vod::storage_roots(config);
+        shared.supported.set_storage_roots(roots.clone());
+        media.dvr.set_storage_roots(roots.clone());
+        *lock(&shared.storage_roots) = roots;
+    }
+    if any("security.play_signing") {
+        media
+            .signer
+            .set(PlaySigner::from_config(&config.security));
+    }
+    if any("hooks") {
+        shared
+            .hooks
+            .apply(config.hooks.as_ref(), &PathBuf::from(&config.data_dir));
+    }
+    if any("sessions") {
+        media
+            .sessions
+            .apply(&config.sessions.clone().unwrap_or_default());
+    }
 }
 
 /// The field a failed bind of `listener` is reported on: its changed address field, else the

@@ -94,6 +94,12 @@ impl Dvr {
         }
     }
 
+    /// `security.storage_roots` changed through the config API: the next recording start or
+    /// read is held to `roots`.
+    pub(crate) fn set_storage_roots(&self, roots: Vec<PathBuf>) {
+        self.recordings.set_storage_roots(roots);
+    }
+
     /// Sends recording events to `events` from now on.
     pub(crate) fn attach(&self, events: EventBus) {
         let _ = self.events.set(events);
@@ -496,7 +502,7 @@ impl EngineHandle {
         query: &str,
         peer: Option<std::net::SocketAddr>,
     ) -> Result<String, String> {
-        let Some(signer) = &self.shared.media.signer else {
+        let Some(signer) = self.shared.media.signer.get() else {
             return Ok(String::new());
         };
         let ip = peer.map_or(crate::UNKNOWN_PEER, |p| p.ip());

@@ -77,7 +77,7 @@ pub use vod::{VOD_UPLOAD_CAP, VodError, VodFile, VodUpload};
 
 use crate::coordinator::Coordinator;
 use crate::events::EventBus;
-use crate::plane::{MediaPlane, file_roots, ssrf_guard};
+use crate::plane::{MediaPlane, file_roots};
 use crate::supported::Supported;
 
 /// Why the engine could not open.
@@ -145,8 +145,9 @@ struct Shared {
     vod_store: Arc<dyn VodRepository>,
     /// Serialises mount writes, so the parse context's mount table follows the store.
     vod_writes: tokio::sync::Mutex<()>,
-    /// `security.storage_roots` (default: the data directory), where mount storage may lie.
-    storage_roots: Vec<PathBuf>,
+    /// `security.storage_roots` (default: the data directory), where mount storage may lie;
+    /// replaced by a configuration change, read (cloned) at each use.
+    storage_roots: Mutex<Vec<PathBuf>>,
     media: MediaPlane,
     /// The RTMP listener bound by [`Engine::start_listeners`]; dropped at shutdown.
     listeners: Mutex<Vec<tributary_serve::RtmpListener>>,
@@ -154,7 +155,9 @@ struct Shared {
     rtsp_listeners: Mutex<Vec<tributary_serve::RtspListener>>,
     /// The SRT listener bound by [`Engine::start_listeners`]; dropped at shutdown.
     srt_listeners: Mutex<Vec<tributary_serve::SrtListener>>,
-    token: AdminToken,
+    /// The admin token; `security.admin_token` changed through the config API replaces it
+    /// (the next request needs the new one).
+    token: std::sync::RwLock<Arc<AdminToken>>,
     /// `security.trusted_proxies`, parsed; replaced when the config API changes it.
     trusted_proxies: std::sync::RwLock<Arc<Vec<ipnet::IpNet>>>,
     ports: Mutex<Ports>,
@@ -271,7 +274,7 @@ impl Engine {
         let hooks = Arc::new(hooks::Hooks::new(
             config.hooks.clone(),
             Path::new(&config.data_dir),
-            ssrf_guard(&config.security),
+            media.ssrf_guard.clone(),
             hook_store,
         ));
         let trusted_proxies = std::sync::RwLock::new(Arc::new(trusted_proxies(&config)));
@@ -290,12 +293,12 @@ impl Engine {
             supported,
             vod_store,
             vod_writes: tokio::sync::Mutex::new(()),
-            storage_roots,
+            storage_roots: Mutex::new(storage_roots),
             media,
             listeners: Mutex::new(Vec::new()),
             rtsp_listeners: Mutex::new(Vec::new()),
             srt_listeners: Mutex::new(Vec::new()),
-            token,
+            token: std::sync::RwLock::new(Arc::new(token)),
             trusted_proxies,
             ports: Mutex::new(Ports::default()),
             booted: AtomicBool::new(false),
@@ -416,9 +419,15 @@ impl EngineHandle {
         self.shared.supported.parse(stream)
     }
 
-    /// The admin token.
-    pub fn admin_token(&self) -> &AdminToken {
-        &self.shared.token
+    /// The admin token now.
+    pub fn admin_token(&self) -> Arc<AdminToken> {
+        Arc::clone(
+            &self
+                .shared
+                .token
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
     }
 
     /// The event bus.
@@ -776,7 +785,7 @@ impl EngineHandle {
         let Some((code, mut asset)) = self.shared.media.outputs.media(path, delta) else {
             return MediaReply::NotFound;
         };
-        if let Some(signer) = &self.shared.media.signer {
+        if let Some(signer) = self.shared.media.signer.get() {
             let ip = viewer.peer.map_or(UNKNOWN_PEER, |p| p.ip());
             let signature = match signer.verify(&code, &viewer.query, ip, router::unix_now()) {
                 Ok(signature) => signature,
@@ -849,7 +858,7 @@ impl EngineHandle {
         peer: Option<std::net::SocketAddr>,
         mpegts: bool,
     ) -> Result<(), String> {
-        let Some(signer) = &self.shared.media.signer else {
+        let Some(signer) = self.shared.media.signer.get() else {
             return Ok(());
         };
         let ip = peer.map_or(UNKNOWN_PEER, |p| p.ip());

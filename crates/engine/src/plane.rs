@@ -11,7 +11,7 @@ use tributary_net::{SsrfGuard, SsrfMode};
 use crate::buffers::{HubBuffers, Intakes};
 use crate::manager::Manager;
 use crate::outputs::Outputs;
-use crate::router::{EngineRouter, LivePublishAuth, PublishAuth};
+use crate::router::{EngineRouter, LivePublishAuth, LiveSigner, PublishAuth};
 use crate::services::Services;
 use crate::transcoder::Transcoders;
 use crate::{caps, dvr, metrics, sessions, thumbnails};
@@ -43,17 +43,21 @@ pub(crate) struct MediaPlane {
     /// `security.publish_auth`, shared by the router and auto-publish.
     pub(crate) publish_auth: LivePublishAuth,
     /// `security.play_signing`, when on: every media request and play needs a signed URL.
-    pub(crate) signer: Option<Arc<PlaySigner>>,
+    pub(crate) signer: LiveSigner,
+    /// `security.ssrf_guard` and `allow_cidrs`: one guard shared by input pulls, push targets
+    /// and hooks, whose rules a configuration change replaces in place.
+    pub(crate) ssrf_guard: SsrfGuard,
 }
 
 impl MediaPlane {
     pub(crate) fn new(config: &ServerConfig) -> Self {
         let hub = tributary_hub::Hub::new();
         let intakes = Intakes::default();
+        let guard = ssrf_guard(&config.security);
         let ingest = tributary_ingest::IngestConfig {
             ffmpeg_path: config.transcoder.ffmpeg_path.clone().into(),
             hls_prefetch: config.ingestor.hls_max_segment_buffer,
-            ssrf_guard: ssrf_guard(&config.security),
+            ssrf_guard: guard.clone(),
             file_roots: file_roots(config),
             hub: Some(tributary_ingest::LocalHub(hub.clone())),
         };
@@ -71,7 +75,7 @@ impl MediaPlane {
             Outputs::new(
                 hub.clone(),
                 tributary_publish::HlsSettings::from(hls),
-                ssrf_guard(&config.security),
+                guard.clone(),
             )
             .with_dash(tributary_publish::DashSettings::from(&dash)),
         );
@@ -79,7 +83,7 @@ impl MediaPlane {
         let sessions = Arc::new(sessions::Sessions::new(
             &config.sessions.clone().unwrap_or_default(),
         ));
-        let signer = PlaySigner::from_config(&config.security).map(Arc::new);
+        let signer = LiveSigner::new(PlaySigner::from_config(&config.security));
         let publish_auth = LivePublishAuth::new(PublishAuth::parse(&config.security.publish_auth));
         let router = Arc::new(EngineRouter::new(
             manager.clone(),
@@ -137,6 +141,7 @@ impl MediaPlane {
             services,
             publish_auth,
             signer,
+            ssrf_guard: guard,
         }
     }
 

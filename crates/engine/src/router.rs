@@ -78,6 +78,33 @@ impl LivePublishAuth {
     }
 }
 
+/// `security.play_signing` as it is now: shared by the listeners' router and the media
+/// routes, replaced by a configuration change, read once per play or media request.
+#[derive(Clone, Default)]
+pub(crate) struct LiveSigner(Arc<std::sync::RwLock<Option<Arc<PlaySigner>>>>);
+
+impl LiveSigner {
+    pub(crate) fn new(signer: Option<PlaySigner>) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(signer.map(Arc::new))))
+    }
+
+    /// The signer now; `None` while signing is off.
+    pub(crate) fn get(&self) -> Option<Arc<PlaySigner>> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The signer from the next play or media request on (plays already granted go on).
+    pub(crate) fn set(&self, signer: Option<PlaySigner>) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = signer.map(Arc::new);
+    }
+}
+
 impl PublishAuth {
     pub(crate) fn parse(value: &str) -> Self {
         match value {
@@ -136,7 +163,7 @@ pub(crate) struct EngineRouter {
     /// Where each granted play is recorded as a connection session.
     sessions: Arc<Sessions>,
     /// `security.play_signing`, when on: every play needs a signed URL.
-    signer: Option<Arc<PlaySigner>>,
+    signer: LiveSigner,
     /// Creates runtime streams for publishes under a template prefix; set once the
     /// coordinator exists ([`EngineRouter::attach`]).
     autopublish: OnceLock<Arc<AutoPublish>>,
@@ -160,7 +187,7 @@ impl EngineRouter {
         sessions: Arc<Sessions>,
         auth: LivePublishAuth,
         metrics: Arc<Metrics>,
-        signer: Option<Arc<PlaySigner>>,
+        signer: LiveSigner,
     ) -> Self {
         Self {
             manager,
@@ -355,7 +382,7 @@ impl Router for EngineRouter {
             let refusal = Refusal::NotFound(format!("no running stream named {:?}", request.path));
             return refused(None, PlayRefusal::NotFound, refusal);
         };
-        if let Some(signer) = &self.signer {
+        if let Some(signer) = self.signer.get() {
             let query = request.query.as_deref().unwrap_or_default();
             if let Err(e) = signer.verify(&code, query, request.peer.ip(), unix_now()) {
                 let refusal = Refusal::Denied(format!("{proto} play of {code}: {e}"));

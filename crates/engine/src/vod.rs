@@ -29,7 +29,7 @@ use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors};
 use tributary_domain::vod::{self, VodEntry, VodMount};
 use tributary_store::StoreError;
 
-use crate::EngineHandle;
+use crate::{EngineHandle, lock};
 
 /// The largest file an upload may write (SPEC §Security "Body caps": 10 GiB).
 pub const VOD_UPLOAD_CAP: u64 = 10 << 30;
@@ -168,7 +168,7 @@ impl EngineHandle {
     pub async fn put_vod(&self, mount: VodMount, create_only: bool) -> Result<bool, VodError> {
         let _one = self.shared.vod_writes.lock().await;
         let store = self.shared.vod_store.clone();
-        let roots = self.shared.storage_roots.clone();
+        let roots = lock(&self.shared.storage_roots).clone();
         let created = blocking(move || {
             if create_only && store.mount(&mount.name).map_err(store_error)?.is_some() {
                 return Err(VodError::Exists(mount.name));
@@ -358,7 +358,7 @@ impl EngineHandle {
         query: &str,
         peer: Option<std::net::SocketAddr>,
     ) -> Result<VodFile, VodError> {
-        if let Some(signer) = &self.shared.media.signer {
+        if let Some(signer) = self.shared.media.signer.get() {
             let ip = peer.map_or(crate::UNKNOWN_PEER, |p| p.ip());
             signer
                 .verify_subject(&format!("vod/{name}"), query, ip, crate::router::unix_now())
@@ -397,7 +397,7 @@ impl EngineHandle {
             .vod(name)
             .await?
             .ok_or_else(|| VodError::NotFound(format!("no VOD mount {name}")))?;
-        let roots = self.shared.storage_roots.clone();
+        let roots = lock(&self.shared.storage_roots).clone();
         blocking(move || {
             roots::resolve_inside(Path::new(&mount.storage), &roots, canonicalize)
                 .map_err(|e| VodError::Io(format!("VOD mount {}: storage {e}", mount.name)))

@@ -9,6 +9,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use ipnet::IpNet;
 
@@ -29,13 +30,30 @@ pub enum SsrfMode {
 }
 
 /// Which addresses may be dialed: a [`SsrfMode`] plus ranges exempt from it (`allow_cidrs`).
+///
+/// Clones share their rules: [`replace`](Self::replace) on one changes what every clone
+/// lets through from its next check, so a configuration change reaches every input, push
+/// and hook that holds the server's guard (the next dial; a connection already open is not
+/// cut). The rules sit behind a short read lock taken once per dialed address.
+#[derive(Debug, Clone, Default)]
+pub struct SsrfGuard(Arc<RwLock<Rules>>);
+
+/// A guard's rules.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct SsrfGuard {
+struct Rules {
     /// How strict.
     mode: SsrfMode,
     /// Ranges dialed whatever the mode says.
     allow: Vec<IpNet>,
 }
+
+impl PartialEq for SsrfGuard {
+    fn eq(&self, other: &Self) -> bool {
+        *self.rules() == *other.rules()
+    }
+}
+
+impl Eq for SsrfGuard {}
 
 /// A mode name that is not `off`, `metadata` or `strict`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,12 +63,22 @@ pub struct UnknownMode(String);
 impl SsrfGuard {
     /// A guard in `mode` that lets `allow` through whatever the mode says.
     pub fn new(mode: SsrfMode, allow: Vec<IpNet>) -> Self {
-        Self { mode, allow }
+        Self(Arc::new(RwLock::new(Rules { mode, allow })))
+    }
+
+    /// Gives this guard, and every clone of it, the rules of `from`.
+    pub fn replace(&self, from: &SsrfGuard) {
+        let rules = from.rules().clone();
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = rules;
     }
 
     /// The mode.
     pub fn mode(&self) -> SsrfMode {
-        self.mode
+        self.rules().mode
+    }
+
+    fn rules(&self) -> std::sync::RwLockReadGuard<'_, Rules> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether `ip` must not be dialed. IPv4-mapped IPv6 addresses are judged as the IPv4
@@ -60,10 +88,11 @@ impl SsrfGuard {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
         };
-        if self.allow.iter().any(|net| net.contains(&ip)) {
+        let rules = self.rules();
+        if rules.allow.iter().any(|net| net.contains(&ip)) {
             return false;
         }
-        match self.mode {
+        match rules.mode {
             SsrfMode::Off => false,
             SsrfMode::Metadata => metadata(ip),
             SsrfMode::Strict => metadata(ip) || private(ip),
@@ -181,6 +210,12 @@ mod tests {
         assert!(!blocks(&lan, "10.9.9.9"));
         assert!(blocks(&lan, "192.168.1.1"));
         let off = SsrfGuard::new(SsrfMode::Off, Vec::new());
+        // A replaced guard changes every clone at once (a configuration change).
+        let shared = strict.clone();
+        strict.replace(&off);
+        assert!(!blocks(&shared, "10.1.2.3"));
+        strict.replace(&SsrfGuard::new(SsrfMode::Strict, Vec::new()));
+        assert!(blocks(&shared, "10.1.2.3"));
         assert!(!blocks(&off, "169.254.169.254"));
     }
 

@@ -224,7 +224,9 @@ pub enum HotApply {
 
 /// How a change of the leaf `path` applies.
 pub fn hot_apply(path: &str) -> HotApply {
-    if path.starts_with("manager.") || path.starts_with("security.trusted_proxies") {
+    let under = |section: &str| path == section || path.starts_with(&format!("{section}."));
+    if LIVE_SECTIONS.iter().any(|section| under(section)) && !under("security.unsafe_extra_args")
+    {
         return HotApply::Now;
     }
     if path == "server.http_addr" {
@@ -525,10 +527,14 @@ const OPTIONAL: &[&str] = &[
     "debug",
 ];
 
+/// Sections (and every path under them) the engine applies at once: read where they are
+/// used, or handed to the running services by `write_config`. `hooks` switched on or off
+/// (`null`) is refused there: the dispatcher and workers start with the process.
+/// `security.unsafe_extra_args` is not supported at all yet.
+const LIVE_SECTIONS: &[&str] = &["manager", "security", "hooks"];
+
 /// Leaf paths read where they are used, so a change applies at once.
 const LIVE: &[&str] = &[
-    "security.loopback_bypass",
-    "security.publish_auth",
     "server.allowed_hosts",
     "sessions.enabled",
     "sessions.idle_timeout_sec",

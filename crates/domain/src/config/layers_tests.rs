@@ -201,7 +201,15 @@ fn hot_apply_classifies_every_path() {
     assert_eq!(hot_apply("manager.input_packet_timeout_sec"), HotApply::Now);
     assert_eq!(hot_apply("server.http_addr"), HotApply::Rebind("http"));
     assert_eq!(hot_apply("security.trusted_proxies"), HotApply::Now);
-    assert_eq!(hot_apply("security.admin_token"), HotApply::NotYet);
+    assert_eq!(hot_apply("security.admin_token"), HotApply::Now);
+    assert_eq!(hot_apply("security.play_signing.enabled"), HotApply::Now);
+    assert_eq!(hot_apply("security.ssrf_guard"), HotApply::Now);
+    assert_eq!(hot_apply("security.storage_roots"), HotApply::Now);
+    assert_eq!(hot_apply("security.unsafe_extra_args"), HotApply::NotYet);
+    assert_eq!(hot_apply("hooks"), HotApply::Now);
+    assert_eq!(hot_apply("hooks.batch_max_items"), HotApply::Now);
+    assert_eq!(hot_apply("hooksx"), HotApply::NotYet);
+    assert_eq!(hot_apply("transcoder.ffmpeg_path"), HotApply::NotYet);
     assert_eq!(hot_apply("listeners.rtmpx.port"), HotApply::NotYet);
     assert_eq!(hot_apply("sessions.idle_timeout_sec"), HotApply::Now);
     assert_eq!(hot_apply("sessions.geoip_db_path"), HotApply::NotYet);

@@ -131,17 +131,48 @@ pub(crate) struct Hooks {
 
 /// What every worker reads: settings, where files go, which addresses may be dialed.
 struct Context {
-    /// `hooks.*`; `None` when the section is `null` (hooks off).
-    global: Option<HooksSection>,
-    /// `hooks.file_root`, else `<data_dir>/hooks`.
-    file_root: PathBuf,
-    /// `security.ssrf_guard` and `allow_cidrs`.
+    /// Whether the `hooks` section is set (`null`: hooks off). Fixed for the process's life:
+    /// the config API refuses to switch hooks on or off.
+    on: bool,
+    /// `hooks.*` and `hooks.file_root` as last applied ([`Hooks::apply`]); taken briefly and
+    /// cloned, never across an `.await`.
+    live: Mutex<Live>,
+    /// `security.ssrf_guard` and `allow_cidrs`: the server's one guard, whose rules a
+    /// configuration change replaces in place.
     guard: SsrfGuard,
     /// Per-path locks of file hooks.
     files: FileLocks,
     /// Where hooks and their delivery logs are persisted; every write path goes through it
     /// first.
     store: Arc<dyn HookRepository>,
+}
+
+/// The settings a configuration change replaces at once (SPEC §Config "Hot apply").
+#[derive(Clone)]
+struct Live {
+    /// `hooks.*`; the defaults when the section is `null` (then nothing runs).
+    global: HooksSection,
+    /// `hooks.file_root`, else `<data_dir>/hooks`.
+    file_root: PathBuf,
+}
+
+impl Live {
+    fn new(global: Option<&HooksSection>, data_dir: &std::path::Path) -> Self {
+        let file_root = global
+            .and_then(|g| g.file_root.as_ref())
+            .map_or_else(|| data_dir.join("hooks"), PathBuf::from);
+        Self {
+            global: global.cloned().unwrap_or_default(),
+            file_root,
+        }
+    }
+}
+
+impl Context {
+    /// The settings in force now.
+    fn live(&self) -> Live {
+        lock(&self.live).clone()
+    }
 }
 
 /// One hook's worker.
@@ -177,14 +208,10 @@ impl Hooks {
         guard: SsrfGuard,
         store: Arc<dyn HookRepository>,
     ) -> Self {
-        let file_root = global
-            .as_ref()
-            .and_then(|g| g.file_root.as_ref())
-            .map_or_else(|| data_dir.join("hooks"), PathBuf::from);
         Self {
             ctx: Arc::new(Context {
-                global,
-                file_root,
+                on: global.is_some(),
+                live: Mutex::new(Live::new(global.as_ref(), data_dir)),
                 guard,
                 files: FileLocks::default(),
                 store,
@@ -201,7 +228,7 @@ impl Hooks {
     /// Loads the stored hooks, starts a worker for each and the dispatcher on `bus`. With
     /// hooks off, only says so.
     pub(crate) async fn start(self: &Arc<Self>, bus: &EventBus) {
-        if self.ctx.global.is_none() {
+        if !self.ctx.on {
             tracing::info!("hooks are off (the hooks section is null): nothing is delivered");
             return;
         }
@@ -269,6 +296,26 @@ impl Hooks {
         }
     }
 
+    /// `hooks.*` changed through the config API: every worker takes the new settings at once
+    /// (a batch already out keeps its try; the next one follows them), and the next file
+    /// delivery writes under the new file root.
+    pub(crate) fn apply(&self, global: Option<&HooksSection>, data_dir: &std::path::Path) {
+        let live = Live::new(global, data_dir);
+        let section = live.global.clone();
+        *lock(&self.ctx.live) = live;
+        let now = now();
+        for (id, worker) in lock(&self.workers).iter() {
+            let mut state = lock(&worker.state);
+            let settings = HookSettings::resolve(&state.hook, &section);
+            let dropped = state.batcher.set_settings(now, settings);
+            drop(state);
+            if dropped > 0 {
+                tracing::warn!(hook = %id, dropped, "hook queue bound lowered: oldest events dropped");
+            }
+            worker.wake.notify_one();
+        }
+    }
+
     /// What each running hook shows in `GET /metrics`.
     pub(crate) fn metrics(&self) -> Vec<HookMetrics> {
         lock(&self.workers)
@@ -312,10 +359,10 @@ impl Hooks {
         workers: &mut BTreeMap<String, Arc<Worker>>,
         hook: Hook,
     ) {
-        let Some(global) = &self.ctx.global else {
+        if !self.ctx.on {
             return;
-        };
-        let settings = HookSettings::resolve(&hook, global);
+        }
+        let settings = HookSettings::resolve(&hook, &self.ctx.live().global);
         if let Some(worker) = workers.get(&hook.id) {
             let mut state = lock(&worker.state);
             state.hook = Arc::new(hook);
@@ -353,7 +400,7 @@ impl Hooks {
     fn check(&self, hook: &Hook) -> Result<(), HookError> {
         hook.validate().map_err(HookError::Invalid)?;
         if hook.kind == HookType::File {
-            deliver::file_path(&self.ctx.file_root, &hook.target).map_err(|why| {
+            deliver::file_path(&self.ctx.live().file_root, &hook.target).map_err(|why| {
                 HookError::Invalid(ValidationErrors(vec![FieldError::new(
                     "target",
                     ErrorCode::InvalidField,
@@ -439,7 +486,7 @@ impl EngineHandle {
     /// `_tributary_test_`, payload `{test: true, hook_id}`), recorded in the delivery log.
     pub async fn test_hook(&self, id: &str) -> Result<Delivery, HookError> {
         let hooks = Arc::clone(&self.shared.hooks);
-        if hooks.ctx.global.is_none() {
+        if !hooks.ctx.on {
             return Err(HookError::Off);
         }
         let Some(hook) = self.hook(id).await? else {
@@ -453,13 +500,7 @@ impl EngineHandle {
             occurred_at: wall_now(),
             payload: json!({"test": true, "hook_id": id}),
         });
-        let timeout = hooks
-            .ctx
-            .global
-            .as_ref()
-            .map_or(Duration::from_secs(10), |g| {
-                HookSettings::resolve(&hook, g).timeout
-            });
+        let timeout = HookSettings::resolve(&hook, &hooks.ctx.live().global).timeout;
         let delivery = attempt(&hooks.ctx, &hook, &[event], 1, timeout).await;
         let worker = lock(&hooks.workers).get(id).cloned();
         match worker {
@@ -690,7 +731,7 @@ async fn attempt(
             let ctx = Arc::clone(ctx);
             let target = hook.target.clone();
             let written = tokio::task::spawn_blocking(move || {
-                deliver::file_path(&ctx.file_root, &target)
+                deliver::file_path(&ctx.live().file_root, &target)
                     .map(|path| ctx.files.append(&path, &lines))
             })
             .await;

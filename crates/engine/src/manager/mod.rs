@@ -26,6 +26,7 @@
 //! same way. Workers only report; the manager alone chooses (STYLE.md §3).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -73,8 +74,10 @@ pub(crate) struct Manager {
 
 /// What every stream's driver shares.
 struct Env {
-    /// Settings every ingest worker starts with (the FFmpeg binary for non-TS files, ...).
-    ingest: IngestConfig,
+    /// Settings every ingest worker starts with (the FFmpeg binary for non-TS files, the SSRF
+    /// guard, the file roots); cloned at each connect, so a change through
+    /// [`Manager::set_file_roots`] reaches the next open without cutting a running one.
+    ingest: Mutex<IngestConfig>,
     /// The failover thresholds (`manager.*`) new streams start with; replaced by
     /// [`Manager::set_failover`].
     failover: Mutex<FailoverConfig>,
@@ -209,6 +212,13 @@ impl RateMeter {
     }
 }
 
+impl Env {
+    /// The ingest settings in force now.
+    fn ingest(&self) -> IngestConfig {
+        lock(&self.ingest).clone()
+    }
+}
+
 impl Manager {
     pub(crate) fn new(
         intakes: Intakes,
@@ -219,7 +229,7 @@ impl Manager {
         Self {
             intakes,
             env: Arc::new(Env {
-                ingest,
+                ingest: Mutex::new(ingest),
                 failover: Mutex::new(failover),
                 links: OnceLock::new(),
                 metrics,
@@ -239,6 +249,12 @@ impl Manager {
             lock(&ctl.state).failover.set_config(config.clone());
             ctl.wake.notify_one();
         }
+    }
+
+    /// `security.file_input_roots` changed through the config API: every file open from now
+    /// on (reopens included) follows them; a file already open is not cut.
+    pub(crate) fn set_file_roots(&self, file_roots: Vec<PathBuf>) {
+        lock(&self.env.ingest).file_roots = file_roots;
     }
 
     pub(crate) fn attach(&self, events: EventBus, coordinator: WeakCoordinator) {
@@ -663,7 +679,7 @@ impl Ctl {
                 let Some(slot) = managed.slots.get_mut(&priority) else {
                     return Ok(());
                 };
-                slot.connect(code, &self.env.ingest, &self.wake)
+                slot.connect(code, &self.env.ingest(), &self.wake)
                     .map_err(|error| (priority, error))
             }
             Command::Disconnect(priority) => {
@@ -677,7 +693,7 @@ impl Ctl {
                     return Ok(());
                 };
                 slot.worker = None;
-                slot.connect(code, &self.env.ingest, &self.wake)
+                slot.connect(code, &self.env.ingest(), &self.wake)
                     .map_err(|error| (priority, error))
             }
             Command::Select { priority, reason } => {

@@ -24,7 +24,7 @@ pub(super) async fn probe(
 ) {
     let Some((code, ingest)) = ctl
         .upgrade()
-        .map(|ctl| (ctl.code.clone(), ctl.env.ingest.clone()))
+        .map(|ctl| (ctl.code.clone(), ctl.env.ingest()))
     else {
         return;
     };
