@@ -43,8 +43,10 @@ impl Intakes {
 pub(crate) struct HubBuffers {
     /// The process's one hub.
     hub: Hub,
-    /// Frames per buffer (`buffer.capacity`).
-    capacity: usize,
+    /// Frames per buffer (`buffer.capacity`); a change through the config API applies to the
+    /// buffers created from then on (streams started or restarted after it): a running ring
+    /// keeps its size, so no subscriber's position is invalidated.
+    capacity: std::sync::atomic::AtomicUsize,
     /// Intakes of ingest buffers, shared with the stream manager.
     intakes: Intakes,
     /// Writers of the other buffers, per stream, until a producer takes them.
@@ -55,10 +57,17 @@ impl HubBuffers {
     pub(crate) fn new(hub: Hub, capacity: usize, intakes: Intakes) -> Self {
         Self {
             hub,
-            capacity,
+            capacity: std::sync::atomic::AtomicUsize::new(capacity),
             intakes,
             writers: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// `buffer.capacity` changed through the config API: the size of every buffer created
+    /// from now on.
+    pub(crate) fn set_capacity(&self, capacity: usize) {
+        self.capacity
+            .store(capacity, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -115,7 +124,7 @@ impl BufferService for HubBuffers {
         let mut made: Vec<(BufferKind, Writer)> = Vec::with_capacity(kinds.len());
         for &kind in kinds {
             let config = BufferConfig {
-                capacity: self.capacity,
+                capacity: self.capacity.load(std::sync::atomic::Ordering::Relaxed),
                 normalise: !matches!(kind, BufferKind::Rendition(_)),
                 ..BufferConfig::default()
             };

@@ -3,19 +3,23 @@
 //!
 //! A write is checked by the pure rules of `domain::config::Layers` (pins, masks, `null`
 //! sections, validation), then by what this build can apply to a running server
-//! ([`hot_apply`]): a change it cannot apply yet is refused (422 `UNSUPPORTED`) rather than
+//! ([`hot_apply`]): a change it cannot apply is refused (422 `UNSUPPORTED`) rather than
 //! stored and silently left for a restart. Listeners whose settings change (and the HTTP
-//! server, through the binary's [`HttpRebind`]) are bound anew before anything is stored, so a port in use fails the request and leaves the old listener
-//! serving; then the layer is persisted, the new listeners take over (the old RTMP one
-//! drains), `[sessions]` goes to the session table, and the new configuration is published
-//! on the engine's watch, where every setting read at use (admin authentication's
-//! `loopback_bypass`, `allowed_hosts`) sees it.
+//! server, through the binary's [`HttpRebind`]) are bound anew before anything is stored, so
+//! a port in use fails the request and leaves the old listener serving; then the layer is
+//! persisted, the new listeners take over (the old RTMP, RTSP and SRT ones drain for 10 s),
+//! the services that keep a copy of a setting get the new one ([`apply_live`]: failover
+//! thresholds, the shared SSRF guard, file and storage roots, play signing, the admin token,
+//! hooks, sessions, the buffer size for new buffers), and the new configuration is published
+//! on the engine's watch, where every setting read at use (`loopback_bypass`,
+//! `allowed_hosts`, `public_metrics`) sees it and the binary follows `log.*`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
-use tributary_domain::config::{HotApply, ServerConfig, Source, WriteError, hot_apply};
+use tributary_domain::config::{HotApply, Layers, ServerConfig, Source, WriteError, hot_apply};
+use tributary_store::ConfigRepository;
 use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors};
 
 use std::path::PathBuf;
@@ -54,7 +58,43 @@ pub enum ConfigWriteError {
     Store(String),
 }
 
+/// `tributary --print-config`: `layers` with the values saved through the API laid over them,
+/// read from `<data_dir>/tributary.db` when it exists (nothing is created). A saved layer
+/// that is not valid over the file and environment is left out, as at boot, and the reason
+/// returned beside the layers.
+pub fn with_saved_config(layers: Layers) -> Result<(Layers, Option<String>), crate::OpenError> {
+    let bootstrap = layers.effective().map_err(crate::OpenError::Config)?;
+    let db = PathBuf::from(&bootstrap.data_dir).join("tributary.db");
+    if !db.exists() {
+        return Ok((layers, None));
+    }
+    let store_error = |e: tributary_store::StoreError| crate::OpenError::Store {
+        path: db.clone(),
+        error: e.to_string(),
+    };
+    let saved = tributary_store::SqliteStore::open(&db)
+        .map_err(store_error)?
+        .config_layer()
+        .map_err(store_error)?;
+    let with_saved = layers.clone().with_store(saved);
+    match with_saved.effective() {
+        Ok(_) => Ok((with_saved, None)),
+        Err(errors) => Ok((
+            layers,
+            Some(format!(
+                "the configuration saved through the API is not valid over the file and \
+                 environment and is left out: {errors}"
+            )),
+        )),
+    }
+}
+
 impl EngineHandle {
+    /// The configuration as it changes: the binary follows `log.*` through it.
+    pub fn watch_config(&self) -> tokio::sync::watch::Receiver<Arc<ServerConfig>> {
+        self.shared.config.subscribe()
+    }
+
     /// How `server.http_addr` written through the API moves the HTTP server (set once).
     pub fn set_http_rebind(&self, rebind: HttpRebind) {
         let _ = self.shared.http_rebind.set(rebind);
@@ -294,6 +334,9 @@ fn apply_live(shared: &Shared, changed: &[String], config: &ServerConfig) {
         shared
             .hooks
             .apply(config.hooks.as_ref(), &PathBuf::from(&config.data_dir));
+    }
+    if any("buffer.capacity") {
+        media.buffers.set_capacity(config.buffer.capacity);
     }
     if any("sessions") {
         media

@@ -55,7 +55,7 @@ use tributary_store::{
     ConfigRepository, Expect, HookRepository, SqliteStore, StreamRepository, VodRepository,
 };
 
-pub use config::{ConfigChange, ConfigMode, ConfigWriteError, HttpRebind};
+pub use config::{ConfigChange, ConfigMode, ConfigWriteError, HttpRebind, with_saved_config};
 pub use coordinator::{Applied, CoordError, StateSnapshot, Step};
 pub use dvr::{RecordingPath, RecordingReply};
 pub use hooks::{DELIVERY_LOG, HookError};

@@ -139,8 +139,8 @@ impl Bound {
                     new.into_iter().collect(),
                 );
                 for old in old {
-                    tracing::info!(listener = "rtsp", addr = %old.local_addr(), "RTSP listener stopped");
-                    old.stop();
+                    tracing::info!(listener = "rtsp", addr = %old.local_addr(), drain_sec = DRAIN.as_secs(), "RTSP listener draining");
+                    tokio::spawn(old.drain(DRAIN));
                 }
             }
             Self::Srt(new) => {
@@ -152,8 +152,8 @@ impl Bound {
                 let old =
                     std::mem::replace(&mut *lock(&shared.srt_listeners), new.into_iter().collect());
                 for old in old {
-                    tracing::info!(listener = "srt", addr = %old.local_addr(), "SRT listener stopped");
-                    drop(old);
+                    tracing::info!(listener = "srt", addr = %old.local_addr(), drain_sec = DRAIN.as_secs(), "SRT listener draining");
+                    tokio::spawn(old.drain(DRAIN));
                 }
             }
         }

@@ -47,6 +47,8 @@ pub(crate) struct MediaPlane {
     /// `security.ssrf_guard` and `allow_cidrs`: one guard shared by input pulls, push targets
     /// and hooks, whose rules a configuration change replaces in place.
     pub(crate) ssrf_guard: SsrfGuard,
+    /// The buffers, for `buffer.capacity` changed on a running server.
+    pub(crate) buffers: Arc<HubBuffers>,
 }
 
 impl MediaPlane {
@@ -120,7 +122,7 @@ impl MediaPlane {
             crate::vod::storage_roots(config),
         ));
         let services = Services {
-            buffers,
+            buffers: buffers.clone(),
             inputs: manager.clone(),
             outputs: outputs.clone(),
             transcoder: transcoders.clone(),
@@ -142,6 +144,7 @@ impl MediaPlane {
             publish_auth,
             signer,
             ssrf_guard: guard,
+            buffers,
         }
     }
 

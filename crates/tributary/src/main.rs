@@ -17,7 +17,10 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tributary_domain::config::{Layers, ServerConfig};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
+use tributary_domain::config::{Layers, LogSection, ServerConfig};
 use tributary_engine::Engine;
 
 use crate::config::Cli;
@@ -32,6 +35,25 @@ fn main() -> ExitCode {
         }
     };
     if cli.print_config {
+        // The merged result includes what was saved through the API (SPEC §Config).
+        let config = match tributary_engine::with_saved_config(layers) {
+            Ok((layers, note)) => {
+                if let Some(note) = note {
+                    eprintln!("tributary: {note}");
+                }
+                match layers.effective() {
+                    Ok(config) => config,
+                    Err(e) => {
+                        eprintln!("tributary: configuration error: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("tributary: cannot read the saved configuration: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         match toml::to_string_pretty(&config.redacted()) {
             Ok(text) => {
                 println!("{text}");
@@ -43,7 +65,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    init_tracing(&config);
+    let log = init_tracing(&config);
     let fd_limit = http::raise_fd_limit();
     for key in config.ignored() {
         tracing::warn!(key = %key.path, "{key}");
@@ -58,7 +80,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(layers, config, fd_limit)) {
+    match runtime.block_on(run(layers, config, fd_limit, log)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = format!("{e:#}"), "tributary stopped");
@@ -68,22 +90,87 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(config: &ServerConfig) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+/// What `log.*` changed through the config API reloads: the filter, and the format.
+struct LogReload {
+    filter: reload::Handle<EnvFilter, Registry>,
+    format: reload::Handle<BoxedFormat, Filtered>,
+    /// `RUST_LOG` was set at start: it keeps deciding the filter.
+    env_filter: bool,
+    /// The `log` section last applied.
+    applied: LogSection,
+}
+
+type Filtered = tracing_subscriber::layer::Layered<reload::Layer<EnvFilter, Registry>, Registry>;
+type BoxedFormat = Box<dyn Layer<Filtered> + Send + Sync>;
+
+/// The fmt layer of `format` (`json` or text) on stderr.
+fn format_layer(format: &str) -> BoxedFormat {
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if config.log.format == "json" {
-        builder.json().init();
+    if format == "json" {
+        Box::new(layer.json())
     } else {
-        builder.init();
+        Box::new(layer)
     }
 }
 
-async fn run(layers: Layers, config: ServerConfig, fd_limit: Option<u64>) -> anyhow::Result<()> {
+fn init_tracing(config: &ServerConfig) -> LogReload {
+    let from_env = EnvFilter::try_from_env("RUST_LOG");
+    let env_filter = from_env.is_ok();
+    let filter = from_env
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, filter_handle) = reload::Layer::new(filter);
+    let (format, format_handle) = reload::Layer::new(format_layer(&config.log.format));
+    tracing_subscriber::registry().with(filter).with(format).init();
+    LogReload {
+        filter: filter_handle,
+        format: format_handle,
+        env_filter,
+        applied: config.log.clone(),
+    }
+}
+
+impl LogReload {
+    /// Follows `log.*` as the configuration changes (SPEC §Config "Hot apply": at once).
+    async fn follow(mut self, mut config: tokio::sync::watch::Receiver<Arc<ServerConfig>>) {
+        while config.changed().await.is_ok() {
+            let log = config.borrow_and_update().log.clone();
+            self.apply(&log);
+        }
+    }
+
+    fn apply(&mut self, log: &LogSection) {
+        if log.level != self.applied.level {
+            if self.env_filter {
+                tracing::warn!(level = %log.level, "log.level changed, but RUST_LOG is set and keeps deciding the filter");
+            } else {
+                match EnvFilter::try_new(&log.level) {
+                    Ok(filter) => match self.filter.reload(filter) {
+                        Ok(()) => tracing::info!(level = %log.level, "log level changed"),
+                        Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
+                    },
+                    Err(e) => tracing::warn!(level = %log.level, error = %e, "log.level not applied"),
+                }
+            }
+        }
+        if log.format != self.applied.format {
+            match self.format.reload(format_layer(&log.format)) {
+                Ok(()) => tracing::info!(format = %log.format, "log format changed"),
+                Err(e) => tracing::warn!(error = %e, "cannot change the log format"),
+            }
+        }
+        self.applied = log.clone();
+    }
+}
+
+async fn run(
+    layers: Layers,
+    config: ServerConfig,
+    fd_limit: Option<u64>,
+    log: LogReload,
+) -> anyhow::Result<()> {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         data_dir = %config.data_dir,
@@ -92,6 +179,7 @@ async fn run(layers: Layers, config: ServerConfig, fd_limit: Option<u64>) -> any
     let shutdown_cap = Duration::from_secs(config.shutdown_timeout_sec);
     let engine = Engine::open(layers).context("opening the engine")?;
     let handle = engine.handle();
+    let log = tokio::spawn(log.follow(handle.watch_config()));
     let http_addr = handle.config().server.http_addr.clone();
     engine.start_listeners().await?;
 
@@ -167,6 +255,7 @@ async fn run(layers: Layers, config: ServerConfig, fd_limit: Option<u64>) -> any
             "shutdown cap reached; exiting anyway"
         );
     }
+    log.abort();
     tracing::info!("bye");
     Ok(())
 }

@@ -529,13 +529,15 @@ const OPTIONAL: &[&str] = &[
 
 /// Sections (and every path under them) the engine applies at once: read where they are
 /// used, or handed to the running services by `write_config`. `hooks` switched on or off
-/// (`null`) is refused there: the dispatcher and workers start with the process.
+/// (`null`) is refused there: the dispatcher and workers start with the process. `log` is
+/// followed by the binary, which owns the tracing subscriber.
 /// `security.unsafe_extra_args` is not supported at all yet.
-const LIVE_SECTIONS: &[&str] = &["manager", "security", "hooks"];
+const LIVE_SECTIONS: &[&str] = &["manager", "security", "hooks", "log"];
 
 /// Leaf paths read where they are used, so a change applies at once.
 const LIVE: &[&str] = &[
     "server.allowed_hosts",
+    "buffer.capacity",
     "sessions.enabled",
     "sessions.idle_timeout_sec",
     "sessions.max_lifetime_sec",

@@ -70,6 +70,8 @@ pub struct RtspListener {
     udp_ports: Option<(u16, u16)>,
     shared: Arc<Shared>,
     running: Running,
+    /// Stops the accept loop only (a drain), before `running` stops everything.
+    accepting: CancellationToken,
 }
 
 /// A snapshot of the RTSP listener's counters.
@@ -100,6 +102,15 @@ impl RtspListener {
     /// Stops accepting and disconnects every player; returns at once.
     pub fn stop(self) {
         self.running.stop();
+    }
+
+    /// Closes the TCP port at once and keeps the open sessions (and the UDP ports their RTP
+    /// leaves from) for up to `grace`, then stops as [`shutdown`](Self::shutdown) does: how a
+    /// listener moved to another address hands over without cutting its players.
+    pub async fn drain(self, grace: Duration) {
+        self.accepting.cancel();
+        tokio::time::sleep(grace).await;
+        self.shutdown().await;
     }
 
     /// Like [`stop`](Self::stop), and waits for the connections to end (at most about 2 s).
@@ -174,9 +185,10 @@ pub async fn start_rtsp(
         udp,
     });
     let span = tracing::info_span!("rtsp_listener", addr = %local_addr);
+    let accepting = shared.cancel.child_token();
     let running = Running::spawn(
         shared.cancel.clone(),
-        accept_loop(listener, Arc::clone(&shared)).instrument(span),
+        accept_loop(listener, Arc::clone(&shared), accepting.clone()).instrument(span),
     );
     if let Some(udp) = &shared.udp {
         tokio::spawn(
@@ -189,6 +201,7 @@ pub async fn start_rtsp(
         udp_ports,
         shared,
         running,
+        accepting,
     })
 }
 
@@ -245,11 +258,11 @@ async fn drain_rtcp(shared: Arc<Shared>) {
 }
 
 /// Accepts until cancelled (`accept::run`): one [`conn`] task per connection.
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, accepting: CancellationToken) {
     let accept = Accept {
         protocol: "RTSP",
         cancel: shared.cancel.clone(),
-        accepting: shared.cancel.clone(),
+        accepting,
         max_connections: shared.config.max_connections,
         pending: Arc::clone(&shared.pending),
     };

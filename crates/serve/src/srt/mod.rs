@@ -138,6 +138,9 @@ pub struct SrtListener {
     shared: Arc<Shared>,
     /// The accept loop; it owns the connection tasks.
     task: Option<JoinHandle<()>>,
+    /// Set by a drain: callers are refused from then on while the connections already open
+    /// keep the socket.
+    accepting: CancellationToken,
 }
 
 /// Binds `config.addr` and serves SRT publishers and players until the returned listener is
@@ -155,14 +158,23 @@ pub async fn start_srt(
         cancel: CancellationToken::new(),
     });
     let span = tracing::info_span!("srt_listener", addr = %local_addr);
+    let accepting = shared.cancel.child_token();
     let task = tokio::spawn(
-        accept_loop(transport, incoming, local_addr, Arc::clone(&shared)).instrument(span),
+        accept_loop(
+            transport,
+            incoming,
+            local_addr,
+            Arc::clone(&shared),
+            accepting.clone(),
+        )
+        .instrument(span),
     );
     tracing::debug!(addr = %local_addr, "SRT listener started");
     Ok(SrtListener {
         local_addr,
         shared,
         task: Some(task),
+        accepting,
     })
 }
 
@@ -175,6 +187,16 @@ impl SrtListener {
     /// Stops accepting and ends every connection; returns at once.
     pub fn stop(self) {
         self.shared.cancel.cancel();
+    }
+
+    /// Refuses new callers at once (SRT `Down`: one UDP socket serves every connection, so
+    /// the port stays bound) and keeps the open connections, publishers and players, for up
+    /// to `grace`, then stops as [`shutdown`](Self::shutdown) does: how a listener moved to
+    /// another address hands over without cutting anybody mid-stream.
+    pub async fn drain(self, grace: Duration) {
+        self.accepting.cancel();
+        tokio::time::sleep(grace).await;
+        self.shutdown().await;
     }
 
     /// Like [`stop`](Self::stop), and waits until every connection has ended (at most about
@@ -338,6 +360,7 @@ async fn accept_loop(
     mut incoming: SrtIncoming,
     local_addr: SocketAddr,
     shared: Arc<Shared>,
+    accepting: CancellationToken,
 ) {
     let permits = Arc::new(Semaphore::new(shared.config.max_connections));
     let mut tasks = JoinSet::new();
@@ -354,6 +377,15 @@ async fn accept_loop(
                 }
                 request = incoming.incoming().next() => {
                     let Some(request) = request else { break };
+                    if accepting.is_cancelled() {
+                        // Draining after a move: this port takes no new caller.
+                        tasks.spawn(async move {
+                            let _ = request
+                                .reject(RejectReason::Server(ServerRejectReason::Down))
+                                .await;
+                        });
+                        continue;
+                    }
                     admit(request, &permits, &mut tasks, &shared);
                 }
             }
