@@ -119,8 +119,9 @@ fn post_config_stores_what_it_sets_explains_pins_and_survives_a_restart() {
         &["manager.frozen_gopz"],
     );
     // Not applicable to a running server yet: refused, not stored for later.
-    let later = json!({"buffer": {"capacity": 2048}});
-    refused(&server, later, 422, "UNSUPPORTED", &["buffer.capacity"]);
+    let later = json!({"coordinator": {"reconcile_interval_sec": 20}});
+    let field = "coordinator.reconcile_interval_sec";
+    refused(&server, later, 422, "UNSUPPORTED", &[field]);
     refused(
         &server,
         json!({"server": null}),

@@ -26,7 +26,7 @@ use crate::server::{Server, send};
 
 /// One POST the receiver got.
 #[derive(Debug, Clone)]
-struct Batch {
+pub(crate) struct Batch {
     path: String,
     headers: HashMap<String, String>,
     body: Vec<u8>,
@@ -40,10 +40,10 @@ impl Batch {
 }
 
 /// What every receiver session on one port has been sent, in arrival order.
-type Inbox = Arc<Mutex<Vec<Batch>>>;
+pub(crate) type Inbox = Arc<Mutex<Vec<Batch>>>;
 
 /// An HTTP receiver on loopback: axum on its own runtime, answering 204 to any POST.
-struct Receiver {
+pub(crate) struct Receiver {
     addr: SocketAddr,
     inbox: Inbox,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -52,7 +52,7 @@ struct Receiver {
 
 impl Receiver {
     /// Listens on `port` (0: any) and records into `inbox`.
-    fn start(port: u16, inbox: Inbox) -> Self {
+    pub(crate) fn start(port: u16, inbox: Inbox) -> Self {
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let kept = Arc::clone(&inbox);
@@ -88,7 +88,7 @@ impl Receiver {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
@@ -97,7 +97,7 @@ impl Receiver {
     }
 
     /// Every event received at `path`, in arrival order.
-    fn events(&self, path: &str) -> Vec<Value> {
+    pub(crate) fn events(&self, path: &str) -> Vec<Value> {
         self.batches()
             .iter()
             .filter(|b| b.path == path)
@@ -165,7 +165,7 @@ fn api(server: &Server, method: &str, path: &str, body: Option<&Value>) -> crate
     send(method, &server.url(path), text.as_deref(), &[])
 }
 
-fn create_stream(server: &Server, code: &str) {
+pub(crate) fn create_stream(server: &Server, code: &str) {
     let answer = api(
         server,
         "PUT",
@@ -175,7 +175,7 @@ fn create_stream(server: &Server, code: &str) {
     assert_eq!(answer.status, 201, "{:?}", answer.body);
 }
 
-fn types_for(events: &[Value], code: &str) -> Vec<String> {
+pub(crate) fn types_for(events: &[Value], code: &str) -> Vec<String> {
     events
         .iter()
         .filter(|e| e["stream_code"] == code)

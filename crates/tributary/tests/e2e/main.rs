@@ -8,6 +8,7 @@ mod browser;
 mod config;
 mod config_api;
 mod config_yaml;
+mod config_hot;
 mod copy;
 mod dash;
 mod deploy;

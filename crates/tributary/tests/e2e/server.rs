@@ -42,6 +42,7 @@ impl Server {
             env,
             rtmp,
             args,
+            false,
         )
     }
 
@@ -54,6 +55,22 @@ impl Server {
         Self::start_args(&dir.join("data"), &[], rtmp, &args)
     }
 
+    /// As [`start_config`](Self::start_config) with every listener (RTMP, SRT, RTSP) as the
+    /// file says: no flag pins one, so the config API may move it.
+    pub(crate) fn start_config_listeners(dir: &Path, toml: &str) -> Self {
+        let config = dir.join("tributary.toml");
+        std::fs::write(&config, toml).expect("write tributary.toml");
+        let args = ["--config", config.to_str().expect("a UTF-8 path")];
+        Self::launch(
+            Command::new(env!("CARGO_BIN_EXE_tributary")),
+            &dir.join("data"),
+            &[],
+            "",
+            &args,
+            true,
+        )
+    }
+
     /// As [`start_with`](Self::start_with), under an open-file limit of `soft` (what the
     /// process starts with) and `hard` (what it may raise itself to), set by `sh`'s `ulimit`.
     pub(crate) fn start_fd_limited(data_dir: &Path, rtmp: &str, soft: u32, hard: u32) -> Self {
@@ -63,7 +80,7 @@ impl Server {
                 "ulimit -S -n {soft} && ulimit -H -n {hard} && exec \"$0\" \"$@\""
             ))
             .arg(env!("CARGO_BIN_EXE_tributary"));
-        Self::launch(cmd, data_dir, &[], rtmp, &[])
+        Self::launch(cmd, data_dir, &[], rtmp, &[], false)
     }
 
     fn launch(
@@ -72,6 +89,7 @@ impl Server {
         env: &[(&str, &str)],
         rtmp: &str,
         args: &[&str],
+        listeners_from_file: bool,
     ) -> Self {
         // A configuration file that sets the HTTP address gets no `--http` (which would pin
         // it against the config API).
@@ -79,6 +97,16 @@ impl Server {
             pair[0] == "--config"
                 && std::fs::read_to_string(pair[1]).is_ok_and(|text| text.contains("http_addr"))
         });
+        // A file that logs JSON itself gets no `TRIBUTARY_LOG__FORMAT` (which would pin the
+        // format against the config API).
+        let file_logs_json = args.windows(2).any(|pair| {
+            pair[0] == "--config"
+                && std::fs::read_to_string(pair[1])
+                    .is_ok_and(|text| text.contains("format = \"json\""))
+        });
+        if !file_logs_json {
+            cmd.env("TRIBUTARY_LOG__FORMAT", "json");
+        }
         if !args.contains(&"--http") && !file_sets_http {
             cmd.args(["--http", "127.0.0.1:0"]);
         }
@@ -88,14 +116,13 @@ impl Server {
             cmd.args(["--rtmp", rtmp]);
         }
         for listener in ["--srt", "--rtsp"] {
-            if !args.contains(&listener) {
+            if !args.contains(&listener) && !listeners_from_file {
                 cmd.args([listener, "off"]);
             }
         }
         cmd.arg("--data-dir")
             .arg(data_dir)
             .args(args)
-            .env("TRIBUTARY_LOG__FORMAT", "json")
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

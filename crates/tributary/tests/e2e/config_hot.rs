@@ -1,0 +1,166 @@
+//! Hot apply through the config API (issue 18 item 3, SPEC §Config "Hot apply"), on the real
+//! binary and without a restart: a hook setting changed in `[hooks]` reaches a running
+//! batcher, the SSRF guard, the admin token and `public_metrics` apply to the next delivery
+//! or request, `log.level` and `log.format` change what the process logs, and an SRT
+//! publisher on the old port keeps going while the moved listener drains.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tributary_testkit::{LiveSender, free_udp_port, wait_until};
+
+use crate::hls::{clip, serial, wait_new_segment, wait_segments};
+use crate::hooks::{Inbox, Receiver, create_stream, types_for};
+use crate::server::{Answer, Server, send};
+
+fn call(server: &Server, method: &str, path: &str, body: Option<&Value>, token: &str) -> Answer {
+    let text = body.map(Value::to_string);
+    let bearer = format!("Bearer {token}");
+    let headers: Vec<(&str, &str)> = if token.is_empty() {
+        Vec::new()
+    } else {
+        vec![("Authorization", bearer.as_str())]
+    };
+    send(method, &server.url(path), text.as_deref(), &headers)
+}
+
+fn post_config(server: &Server, body: Value) -> Answer {
+    call(server, "POST", "/config", Some(&body), "")
+}
+
+#[test]
+fn hook_and_security_settings_apply_to_the_next_delivery_and_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(0, Inbox::default());
+    // A partial batch waits a minute: nothing arrives until the setting changes.
+    let toml = "[hooks]\nbatch_flush_interval_sec = 60\nbatch_max_items = 100\n";
+    let server = Server::start_config(dir.path(), toml, "off");
+    let hook = json!({"id": "ops", "type": "http", "target": receiver.url("/in")});
+    assert_eq!(
+        call(&server, "POST", "/hooks", Some(&hook), "").status,
+        201
+    );
+    create_stream(&server, "a");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        types_for(&receiver.events("/in"), "a").is_empty(),
+        "a partial batch flushed before its interval"
+    );
+
+    // `hooks.*`: the running batcher takes the new interval at once.
+    let faster = post_config(&server, json!({"hooks": {"batch_flush_interval_sec": 1}}));
+    assert_eq!(faster.status, 200, "{}", faster.body);
+    wait_until(Duration::from_secs(10), "the held batch", || {
+        types_for(&receiver.events("/in"), "a").contains(&"stream.created".to_owned())
+    })
+    .unwrap();
+
+    // Switching hooks off is a restart, and says so.
+    let off = post_config(&server, json!({"hooks": null}));
+    assert_eq!(off.status, 422, "{}", off.body);
+    assert_eq!(off.body["error"]["code"], "UNSUPPORTED", "{}", off.body);
+
+    // `security.ssrf_guard`: the next delivery dials through the new guard, both ways.
+    let strict = post_config(&server, json!({"security": {"ssrf_guard": "strict"}}));
+    assert_eq!(strict.status, 200, "{}", strict.body);
+    let tested = call(&server, "POST", "/hooks/ops/test", None, "");
+    assert_eq!(tested.status, 502, "{}", tested.body);
+    let message = tested.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("blocked by ssrf_guard"), "{message}");
+    let relaxed = post_config(&server, json!({"security": {"ssrf_guard": "metadata"}}));
+    assert_eq!(relaxed.status, 200, "{}", relaxed.body);
+    let tested = call(&server, "POST", "/hooks/ops/test", None, "");
+    assert_eq!(tested.status, 200, "{}", tested.body);
+
+    // `security.loopback_bypass` off: the admin token is needed from here on; a new token
+    // replaces the old one at the next request; `public_metrics` opens `/metrics` at once.
+    let token = std::fs::read_to_string(dir.path().join("data/admin-token")).unwrap();
+    let token = token.trim();
+    let strict_admin = post_config(&server, json!({"security": {"loopback_bypass": false}}));
+    assert_eq!(strict_admin.status, 200, "{}", strict_admin.body);
+    assert_eq!(call(&server, "GET", "/metrics", None, "").status, 401);
+    let rotated = "rotated-admin-token-0123456789abcdef";
+    let rotate = json!({"security": {"admin_token": rotated}});
+    let answer = call(&server, "POST", "/config", Some(&rotate), token);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(call(&server, "GET", "/streams", None, token).status, 401);
+    assert_eq!(call(&server, "GET", "/streams", None, rotated).status, 200);
+    let public = json!({"security": {"public_metrics": true}});
+    let answer = call(&server, "POST", "/config", Some(&public), rotated);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(call(&server, "GET", "/metrics", None, "").status, 200);
+    assert_eq!(call(&server, "GET", "/streams", None, "").status, 401);
+}
+
+#[test]
+fn log_level_and_format_apply_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // JSON from the file, not the environment, so the config API may change the format.
+    let server = Server::start_config(dir.path(), "[log]\nformat = \"json\"\n", "off");
+    let debug = |server: &Server| server.logged(|line| line["level"] == "DEBUG").len();
+    create_stream(&server, "a");
+    assert_eq!(debug(&server), 0, "DEBUG lines at the default level");
+
+    let verbose = post_config(&server, json!({"log": {"level": "debug"}}));
+    assert_eq!(verbose.status, 200, "{}", verbose.body);
+    create_stream(&server, "b");
+    wait_until(Duration::from_secs(10), "a DEBUG line", || debug(&server) > 0).unwrap();
+
+    let quiet = post_config(&server, json!({"log": {"level": "info"}}));
+    assert_eq!(quiet.status, 200, "{}", quiet.body);
+    std::thread::sleep(Duration::from_secs(1));
+    let before = debug(&server);
+    create_stream(&server, "c");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(debug(&server), before, "DEBUG lines after going back to info");
+
+    // The format: text lines are not JSON (the harness keeps them as null).
+    let not_json = |server: &Server| server.logged(Value::is_null).len();
+    let text = post_config(&server, json!({"log": {"format": "text"}}));
+    assert_eq!(text.status, 200, "{}", text.body);
+    create_stream(&server, "d");
+    wait_until(Duration::from_secs(10), "a text log line", || {
+        not_json(&server) > 0
+    })
+    .unwrap();
+}
+
+#[test]
+fn an_srt_publisher_on_the_old_port_keeps_going_while_the_moved_listener_drains() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (old_port, new_port) = (free_udp_port(), free_udp_port());
+    let toml = format!(
+        "[listeners.rtmp]\nenabled = false\n\n[listeners.rtsp]\nenabled = false\n\n\
+         [listeners.srt]\nlisten_host = \"127.0.0.1\"\nport = {old_port}\n"
+    );
+    let server = Server::start_config_listeners(dir.path(), &toml);
+    for code in ["studio", "second"] {
+        crate::server::put_stream(
+            &server,
+            code,
+            r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true}}"#,
+        );
+    }
+    let clip = clip();
+    let srt = |port: u16, code: &str| {
+        format!("srt://127.0.0.1:{port}?streamid=publish:live/{code}")
+    };
+    let _studio = LiveSender::start_url(&clip, &srt(old_port, "studio")).expect("publish");
+    wait_segments(&server, "studio", 2, Duration::from_secs(30));
+
+    let moved = post_config(&server, json!({"listeners": {"srt": {"port": new_port}}}));
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(moved.body["ports"]["srt_port"], new_port, "{}", moved.body);
+
+    // During the drain the publisher on the old port still feeds new segments, and a new
+    // publisher goes to the new port.
+    wait_new_segment(&server, "studio", Duration::from_secs(8));
+    let _second = LiveSender::start_url(&clip, &srt(new_port, "second")).expect("publish");
+    wait_segments(&server, "second", 2, Duration::from_secs(30));
+    assert!(
+        !server
+            .logged(|line| line["fields"]["message"] == "SRT listener draining")
+            .is_empty()
+    );
+}
