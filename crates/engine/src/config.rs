@@ -10,7 +10,8 @@
 //! persisted, the new listeners take over (the old RTMP, RTSP and SRT ones drain for 10 s),
 //! the services that keep a copy of a setting get the new one ([`apply_live`]: failover
 //! thresholds, the shared SSRF guard, file and storage roots, play signing, the admin token,
-//! hooks, sessions, the buffer size for new buffers), and the new configuration is published
+//! hooks, sessions, the running HLS packagers' window and history, the buffer size for new
+//! buffers), and the new configuration is published
 //! on the engine's watch, where every setting read at use (`loopback_bypass`,
 //! `allowed_hosts`, `public_metrics`) sees it and the binary follows `log.*`.
 
@@ -334,6 +335,12 @@ fn apply_live(shared: &Shared, changed: &[String], config: &ServerConfig) {
         shared
             .hooks
             .apply(config.hooks.as_ref(), &PathBuf::from(&config.data_dir));
+    }
+    if any("publisher.hls.live_window") || any("publisher.hls.live_history") {
+        let hls = &config.publisher.hls;
+        media
+            .outputs
+            .set_hls_window(hls.live_window, hls.live_history);
     }
     if any("buffer.capacity") {
         media.buffers.set_capacity(config.buffer.capacity);

@@ -62,8 +62,9 @@ pub(crate) struct Outputs {
     hub: Hub,
     /// Every HLS window, by stream code; the media routes read it.
     hls: HlsRegistry,
-    /// Segment length, window and history for new packagers.
-    settings: HlsSettings,
+    /// Segment length, window and history for new packagers; the window and history are
+    /// replaced by [`Outputs::set_hls_window`].
+    settings: Mutex<HlsSettings>,
     /// `publisher.dash` for new packagers with DASH on.
     dash: DashSettings,
     /// Which addresses push targets may dial.
@@ -92,7 +93,7 @@ impl Outputs {
         Self {
             hub,
             hls: HlsRegistry::new(),
-            settings,
+            settings: Mutex::new(settings),
             dash: DashSettings::default(),
             ssrf_guard,
             packaging: Mutex::new(HashMap::new()),
@@ -101,6 +102,20 @@ impl Outputs {
             pushes: Mutex::new(HashMap::new()),
             supervised: Mutex::new(HashMap::new()),
             events: OnceLock::new(),
+        }
+    }
+
+    /// `publisher.hls.live_window` / `live_history` changed through the config API: every
+    /// running HLS packager (each rung of each stream) follows at once, and packagers started
+    /// from now on use them.
+    pub(crate) fn set_hls_window(&self, window: usize, history: usize) {
+        {
+            let mut settings = lock(&self.settings);
+            settings.window = window;
+            settings.history = history;
+        }
+        for handle in lock(&self.running).values() {
+            handle.set_window(window, history);
         }
     }
 
@@ -402,7 +417,7 @@ impl Outputs {
     /// The settings of a packager of `code` (`rung`): HLS and DASH as the stream wants, DASH
     /// audio on the best rung only (SPEC §DASH "Tracks").
     pub(super) fn packager_settings(&self, code: &StreamCode, rung: Option<u16>) -> HlsSettings {
-        let mut settings = self.settings.clone();
+        let mut settings = lock(&self.settings).clone();
         if let Some(p) = lock(&self.packaging).get(code) {
             settings.hls = p.hls;
             settings.dash = p.dash.then_some(DashSettings {
@@ -417,7 +432,7 @@ impl Outputs {
     /// §Transcoder "Alignment").
     fn keyframe_grid(&self, stream: &Stream) -> Option<Duration> {
         let t = stream.transcoder.as_ref()?;
-        keyframe_grid(t, self.settings.segment_sec).map(Duration::from_secs_f64)
+        keyframe_grid(t, lock(&self.settings).segment_sec).map(Duration::from_secs_f64)
     }
 }
 

@@ -538,6 +538,8 @@ const LIVE_SECTIONS: &[&str] = &["manager", "security", "hooks", "log"];
 const LIVE: &[&str] = &[
     "server.allowed_hosts",
     "buffer.capacity",
+    "publisher.hls.live_window",
+    "publisher.hls.live_history",
     "sessions.enabled",
     "sessions.idle_timeout_sec",
     "sessions.max_lifetime_sec",

@@ -153,6 +153,24 @@ impl MediaPlaylist {
         self.parts.back().map(|p| (p.segment, p.index))
     }
 
+    /// Lists up to `window` segments from now on (0 is taken as 1; `live_window` changed on
+    /// a running server). A smaller window slides the oldest entries out at once, returned
+    /// oldest first; a larger one lists more as segments come.
+    pub fn set_window(&mut self, window: usize) -> Vec<PlaylistEntry> {
+        self.window = window.max(1);
+        let mut out = Vec::new();
+        while self.entries.len() > self.window {
+            let Some(entry) = self.entries.pop_front() else {
+                break;
+            };
+            if entry.discontinuity {
+                self.discontinuity_sequence += 1;
+            }
+            out.push(entry);
+        }
+        out
+    }
+
     /// Lists `segment`; returns the segment that slid out of the window, if one did.
     pub fn push(&mut self, segment: &Segment) -> Option<PlaylistEntry> {
         self.push_entry(segment.entry(), segment.target_duration)
@@ -516,6 +534,26 @@ mod tests {
         assert!(text.contains("#EXTINF:1.500,\nseg_000012.ts\n"));
         assert!(!text.contains("ENDLIST"));
         assert_eq!(text.matches("#EXTINF").count(), 3);
+    }
+
+    #[test]
+    fn a_window_changed_while_running_slides_out_at_once_or_lists_more() {
+        let mut playlist = MediaPlaylist::new(4);
+        for number in 10..14 {
+            playlist.push_entry(entry(number, 2000, number == 11), 2);
+        }
+        let out: Vec<u64> = playlist.set_window(2).iter().map(|e| e.number).collect();
+        assert_eq!(out, [10, 11]);
+        assert_eq!(playlist.media_sequence(), Some(12));
+        assert_eq!(playlist.discontinuity_sequence(), 1, "11's discontinuity slid out");
+        assert_eq!(playlist.render().matches("#EXTINF").count(), 2);
+        assert!(playlist.set_window(3).is_empty());
+        assert_eq!(playlist.push_entry(entry(14, 2000, false), 2), None);
+        assert_eq!(playlist.entries().len(), 3);
+        assert_eq!(
+            playlist.push_entry(entry(15, 2000, false), 2).map(|e| e.number),
+            Some(12)
+        );
     }
 
     #[test]

@@ -40,6 +40,16 @@ pub struct HlsHandle {
     task: JoinHandle<()>,
     /// How long a retired variant stays served: two playlist windows.
     linger: Duration,
+    /// `live_window` and `live_history`, which the task follows at once
+    /// ([`set_window`](HlsHandle::set_window)).
+    limits: tokio::sync::watch::Sender<Limits>,
+}
+
+/// The playlist window and history of a running output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Limits {
+    window: usize,
+    history: usize,
 }
 
 /// Starts the HLS output of `code` reading hub buffer `buffer`: spawns one tokio task (call
@@ -139,7 +149,12 @@ pub fn start_hls_variant(
     let (dash_rung, dash_side) = dash.unzip();
     let latency = Arc::new(Latency::default());
 
+    let (limits, limits_rx) = tokio::sync::watch::channel(Limits {
+        window: settings.window,
+        history: settings.history,
+    });
     let output = Output {
+        limits: limits_rx,
         subscriber,
         hls: settings.hls,
         segmenter: HlsSegmenter::new(config),
@@ -175,10 +190,27 @@ pub fn start_hls_variant(
         latency,
         task,
         linger: segment.saturating_mul(2 * u32::try_from(settings.window).unwrap_or(u32::MAX)),
+        limits,
     })
 }
 
 impl HlsHandle {
+    /// `live_window` and `live_history` changed on a running server: the task applies them at
+    /// once (a smaller window slides its oldest segments out of the playlist, which stay
+    /// fetchable as retired ones; a larger one lists more as segments come). 0 is taken as 1
+    /// for the window.
+    pub fn set_window(&self, window: usize, history: usize) {
+        self.limits.send_if_modified(|limits| {
+            let new = Limits {
+                window: window.max(1),
+                history,
+            };
+            let changed = *limits != new;
+            *limits = new;
+            changed
+        });
+    }
+
     /// Stops the output: its task ends and its URLs are 404 from now on.
     pub fn stop(self) {
         drop(self);
@@ -285,6 +317,8 @@ struct Output {
     code: StreamCode,
     /// The sliding window, rendered after each segment (and each part).
     playlist: MediaPlaylist,
+    /// The window and history to follow.
+    limits: tokio::sync::watch::Receiver<Limits>,
     /// LL-HLS: parts are published, with a delta update beside each playlist.
     low_latency: bool,
     /// Where segments and playlists are published.
@@ -301,6 +335,24 @@ struct Output {
 }
 
 impl Output {
+    /// Applies the window and history the handle last set.
+    fn resize(&mut self) {
+        let Limits { window, history } = *self.limits.borrow_and_update();
+        let slid_out = self.playlist.set_window(window);
+        let listed = self.playlist.entries().len();
+        let rendered = (listed > 0).then(|| {
+            let text = Bytes::from(self.playlist.render());
+            let delta = self
+                .low_latency
+                .then(|| Bytes::from(self.playlist.render_delta()));
+            (text, delta)
+        });
+        let duration = self.playlist.duration();
+        self.window
+            .resize(window, history, &slid_out, duration, rendered, Instant::now());
+        tracing::info!(window, history, slid_out = slid_out.len(), "HLS window changed");
+    }
+
     /// Reads until the buffer ends. Each wake-up reads the clocks once and then takes every
     /// delivery already waiting (up to a batch), so a burst costs one clock read.
     async fn run(mut self) {
@@ -311,6 +363,10 @@ impl Output {
             }
             let first = tokio::select! {
                 delivery = self.subscriber.recv() => delivery,
+                Ok(()) = self.limits.changed() => {
+                    self.resize();
+                    continue;
+                }
                 () = sleep_until(expiry), if expiry.is_some() => {
                     let now = Instant::now();
                     self.window.prune(now);

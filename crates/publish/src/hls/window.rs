@@ -310,14 +310,7 @@ impl Window {
         });
         state.listed += 1;
         if let Some(out) = slid_out {
-            state.listed -= 1;
-            let retired = state.segments.len() - state.listed;
-            if let Some(stored) = state.segments.get_mut(retired - 1)
-                && stored.number == out.number
-            {
-                let keep = Ts90(stored.duration.0 + playlist_duration.0);
-                stored.expires = Some(now + to_duration(keep));
-            }
+            state.slide_out(&out, playlist_duration, now);
         }
         state.playlist = Some(playlist);
         state.delta = delta;
@@ -329,6 +322,34 @@ impl Window {
             p.segment = Some(segment.number);
             p.target_duration = Some(segment.target_duration);
         });
+    }
+
+    /// `live_window` or `live_history` changed on a running output: `slid_out` (oldest first)
+    /// left the playlist, which is now `playlist` (and `delta`); retired segments are kept as
+    /// the new `history` says, with the memory bound of the new window.
+    pub(crate) fn resize(
+        &self,
+        window: usize,
+        history: usize,
+        slid_out: &[PlaylistEntry],
+        playlist_duration: Ts90,
+        playlist: Option<(Bytes, Option<Bytes>)>,
+        now: Instant,
+    ) {
+        let mut state = self.write();
+        if state.closed {
+            return;
+        }
+        state.history = history;
+        state.retired_cap = 2 * window + 2;
+        for out in slid_out {
+            state.slide_out(out, playlist_duration, now);
+        }
+        if let Some((playlist, delta)) = playlist {
+            state.playlist = Some(playlist);
+            state.delta = delta;
+        }
+        state.prune(now);
     }
 
     /// Segments published so far.
@@ -425,6 +446,22 @@ impl Window {
 }
 
 impl State {
+    /// `out`, the oldest listed segment, is no longer listed: it stays fetchable for its own
+    /// duration plus the playlist's (SPEC §HLS "Retention").
+    fn slide_out(&mut self, out: &PlaylistEntry, playlist_duration: Ts90, now: Instant) {
+        if self.listed == 0 {
+            return;
+        }
+        self.listed -= 1;
+        let retired = self.segments.len() - self.listed;
+        if let Some(stored) = self.segments.get_mut(retired - 1)
+            && stored.number == out.number
+        {
+            let keep = Ts90(stored.duration.0 + playlist_duration.0);
+            stored.expires = Some(now + to_duration(keep));
+        }
+    }
+
     /// Drops retired segments from the front while they are expired (or over the memory
     /// bound) and not kept as history.
     fn prune(&mut self, now: Instant) {

@@ -1,15 +1,16 @@
 //! Hot apply through the config API (issue 18 item 3, SPEC §Config "Hot apply"), on the real
 //! binary and without a restart: a hook setting changed in `[hooks]` reaches a running
 //! batcher, the SSRF guard, the admin token and `public_metrics` apply to the next delivery
-//! or request, `log.level` and `log.format` change what the process logs, and an SRT
-//! publisher on the old port keeps going while the moved listener drains.
+//! or request, `log.level` and `log.format` change what the process logs, a running HLS
+//! playlist follows `publisher.hls.live_window`, and an SRT publisher on the old port keeps
+//! going while the moved listener drains.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tributary_testkit::{LiveSender, free_udp_port, wait_until};
+use tributary_testkit::{LiveSender, free_udp_port, http_get, wait_until};
 
-use crate::hls::{clip, serial, wait_new_segment, wait_segments};
+use crate::hls::{clip, create_udp_stream, serial, wait_new_segment, wait_segments};
 use crate::hooks::{Inbox, Receiver, create_stream, types_for};
 use crate::server::{Answer, Server, send};
 
@@ -163,4 +164,55 @@ fn an_srt_publisher_on_the_old_port_keeps_going_while_the_moved_listener_drains(
             .logged(|line| line["fields"]["message"] == "SRT listener draining")
             .is_empty()
     );
+}
+
+#[test]
+fn a_running_hls_playlist_follows_the_window_at_once() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let port = free_udp_port();
+    create_udp_stream(&server, "cam", port);
+    let _sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
+    wait_segments(&server, "cam", 4, Duration::from_secs(30));
+    let listed = |server: &Server| {
+        let (_, _, body) = http_get(&server.url("/cam/index.m3u8")).unwrap();
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let sequence: u64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        (text.matches("#EXTINF").count(), sequence)
+    };
+    let (_, first_sequence) = listed(&server);
+
+    // Smaller: the oldest segments slide out with the answer, numbering goes on.
+    let smaller = post_config(&server, json!({"publisher": {"hls": {"live_window": 2}}}));
+    assert_eq!(smaller.status, 200, "{}", smaller.body);
+    // (Sliding alone could not get there: a segment comes every 2 s.)
+    wait_until(Duration::from_millis(1500), "2 segments listed", || {
+        listed(&server).0 == 2
+    })
+    .unwrap();
+    let (_, sequence) = listed(&server);
+    assert!(sequence > first_sequence, "{sequence} after {first_sequence}");
+
+    // Larger: more are listed as segments come.
+    let larger = post_config(&server, json!({"publisher": {"hls": {"live_window": 4}}}));
+    assert_eq!(larger.status, 200, "{}", larger.body);
+    wait_until(Duration::from_secs(20), "4 segments listed", || {
+        listed(&server).0 == 4
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(listed(&server).0, 4, "the window stays at 4");
+
+    // The segment length is still a restart, and says so.
+    let length = post_config(
+        &server,
+        json!({"publisher": {"hls": {"live_segment_sec": 4.0}}}),
+    );
+    assert_eq!(length.status, 422, "{}", length.body);
+    assert_eq!(length.body["error"]["code"], "UNSUPPORTED", "{}", length.body);
 }
