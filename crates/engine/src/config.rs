@@ -20,8 +20,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use tributary_domain::config::{HotApply, Layers, ServerConfig, Source, WriteError, hot_apply};
-use tributary_store::ConfigRepository;
 use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors};
+use tributary_store::ConfigRepository;
 
 use std::path::PathBuf;
 
@@ -327,9 +327,7 @@ fn apply_live(shared: &Shared, changed: &[String], config: &ServerConfig) {
         *lock(&shared.storage_roots) = roots;
     }
     if any("security.play_signing") {
-        media
-            .signer
-            .set(PlaySigner::from_config(&config.security));
+        media.signer.set(PlaySigner::from_config(&config.security));
     }
     if any("hooks") {
         shared

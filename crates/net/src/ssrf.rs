@@ -67,7 +67,7 @@ impl SsrfGuard {
     }
 
     /// Gives this guard, and every clone of it, the rules of `from`.
-    pub fn replace(&self, from: &SsrfGuard) {
+    pub fn replace(&self, from: &Self) {
         let rules = from.rules().clone();
         *self.0.write().unwrap_or_else(PoisonError::into_inner) = rules;
     }

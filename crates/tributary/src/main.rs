@@ -123,7 +123,10 @@ fn init_tracing(config: &ServerConfig) -> LogReload {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, filter_handle) = reload::Layer::new(filter);
     let (format, format_handle) = reload::Layer::new(format_layer(&config.log.format));
-    tracing_subscriber::registry().with(filter).with(format).init();
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(format)
+        .init();
     LogReload {
         filter: filter_handle,
         format: format_handle,
@@ -151,7 +154,9 @@ impl LogReload {
                         Ok(()) => tracing::info!(level = %log.level, "log level changed"),
                         Err(e) => tracing::warn!(error = %e, "cannot change the log level"),
                     },
-                    Err(e) => tracing::warn!(level = %log.level, error = %e, "log.level not applied"),
+                    Err(e) => {
+                        tracing::warn!(level = %log.level, error = %e, "log.level not applied")
+                    }
                 }
             }
         }

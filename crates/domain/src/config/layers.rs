@@ -225,8 +225,7 @@ pub enum HotApply {
 /// How a change of the leaf `path` applies.
 pub fn hot_apply(path: &str) -> HotApply {
     let under = |section: &str| path == section || path.starts_with(&format!("{section}."));
-    if LIVE_SECTIONS.iter().any(|section| under(section)) && !under("security.unsafe_extra_args")
-    {
+    if LIVE_SECTIONS.iter().any(|section| under(section)) && !under("security.unsafe_extra_args") {
         return HotApply::Now;
     }
     if path == "server.http_addr" {

@@ -218,7 +218,10 @@ fn hot_apply_classifies_every_path() {
     assert_eq!(hot_apply("log.format"), HotApply::Now);
     assert_eq!(hot_apply("publisher.hls.live_window"), HotApply::Now);
     assert_eq!(hot_apply("publisher.hls.live_history"), HotApply::Now);
-    assert_eq!(hot_apply("publisher.hls.live_segment_sec"), HotApply::NotYet);
+    assert_eq!(
+        hot_apply("publisher.hls.live_segment_sec"),
+        HotApply::NotYet
+    );
     assert_eq!(hot_apply("publisher.dash.window"), HotApply::NotYet);
 }
 

@@ -545,13 +545,19 @@ mod tests {
         let out: Vec<u64> = playlist.set_window(2).iter().map(|e| e.number).collect();
         assert_eq!(out, [10, 11]);
         assert_eq!(playlist.media_sequence(), Some(12));
-        assert_eq!(playlist.discontinuity_sequence(), 1, "11's discontinuity slid out");
+        assert_eq!(
+            playlist.discontinuity_sequence(),
+            1,
+            "11's discontinuity slid out"
+        );
         assert_eq!(playlist.render().matches("#EXTINF").count(), 2);
         assert!(playlist.set_window(3).is_empty());
         assert_eq!(playlist.push_entry(entry(14, 2000, false), 2), None);
         assert_eq!(playlist.entries().len(), 3);
         assert_eq!(
-            playlist.push_entry(entry(15, 2000, false), 2).map(|e| e.number),
+            playlist
+                .push_entry(entry(15, 2000, false), 2)
+                .map(|e| e.number),
             Some(12)
         );
     }

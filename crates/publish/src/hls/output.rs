@@ -348,9 +348,20 @@ impl Output {
             (text, delta)
         });
         let duration = self.playlist.duration();
-        self.window
-            .resize(window, history, &slid_out, duration, rendered, Instant::now());
-        tracing::info!(window, history, slid_out = slid_out.len(), "HLS window changed");
+        self.window.resize(
+            window,
+            history,
+            &slid_out,
+            duration,
+            rendered,
+            Instant::now(),
+        );
+        tracing::info!(
+            window,
+            history,
+            slid_out = slid_out.len(),
+            "HLS window changed"
+        );
     }
 
     /// Reads until the buffer ends. Each wake-up reads the clocks once and then takes every

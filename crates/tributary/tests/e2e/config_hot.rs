@@ -37,10 +37,7 @@ fn hook_and_security_settings_apply_to_the_next_delivery_and_request() {
     let toml = "[hooks]\nbatch_flush_interval_sec = 60\nbatch_max_items = 100\n";
     let server = Server::start_config(dir.path(), toml, "off");
     let hook = json!({"id": "ops", "type": "http", "target": receiver.url("/in")});
-    assert_eq!(
-        call(&server, "POST", "/hooks", Some(&hook), "").status,
-        201
-    );
+    assert_eq!(call(&server, "POST", "/hooks", Some(&hook), "").status, 201);
     create_stream(&server, "a");
     std::thread::sleep(Duration::from_secs(3));
     assert!(
@@ -105,7 +102,10 @@ fn log_level_and_format_apply_at_once() {
     let verbose = post_config(&server, json!({"log": {"level": "debug"}}));
     assert_eq!(verbose.status, 200, "{}", verbose.body);
     create_stream(&server, "b");
-    wait_until(Duration::from_secs(10), "a DEBUG line", || debug(&server) > 0).unwrap();
+    wait_until(Duration::from_secs(10), "a DEBUG line", || {
+        debug(&server) > 0
+    })
+    .unwrap();
 
     let quiet = post_config(&server, json!({"log": {"level": "info"}}));
     assert_eq!(quiet.status, 200, "{}", quiet.body);
@@ -113,7 +113,11 @@ fn log_level_and_format_apply_at_once() {
     let before = debug(&server);
     create_stream(&server, "c");
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(debug(&server), before, "DEBUG lines after going back to info");
+    assert_eq!(
+        debug(&server),
+        before,
+        "DEBUG lines after going back to info"
+    );
 
     // The format: text lines are not JSON (the harness keeps them as null).
     let not_json = |server: &Server| server.logged(Value::is_null).len();
@@ -144,9 +148,8 @@ fn an_srt_publisher_on_the_old_port_keeps_going_while_the_moved_listener_drains(
         );
     }
     let clip = clip();
-    let srt = |port: u16, code: &str| {
-        format!("srt://127.0.0.1:{port}?streamid=publish:live/{code}")
-    };
+    let srt =
+        |port: u16, code: &str| format!("srt://127.0.0.1:{port}?streamid=publish:live/{code}");
     let _studio = LiveSender::start_url(&clip, &srt(old_port, "studio")).expect("publish");
     wait_segments(&server, "studio", 2, Duration::from_secs(30));
 
@@ -196,7 +199,10 @@ fn a_running_hls_playlist_follows_the_window_at_once() {
     })
     .unwrap();
     let (_, sequence) = listed(&server);
-    assert!(sequence > first_sequence, "{sequence} after {first_sequence}");
+    assert!(
+        sequence > first_sequence,
+        "{sequence} after {first_sequence}"
+    );
 
     // Larger: more are listed as segments come.
     let larger = post_config(&server, json!({"publisher": {"hls": {"live_window": 4}}}));
@@ -214,5 +220,9 @@ fn a_running_hls_playlist_follows_the_window_at_once() {
         json!({"publisher": {"hls": {"live_segment_sec": 4.0}}}),
     );
     assert_eq!(length.status, 422, "{}", length.body);
-    assert_eq!(length.body["error"]["code"], "UNSUPPORTED", "{}", length.body);
+    assert_eq!(
+        length.body["error"]["code"], "UNSUPPORTED",
+        "{}",
+        length.body
+    );
 }
