@@ -172,10 +172,10 @@ pub(crate) async fn config(
 /// command line sets; 422 naming every invalid field, every field this build cannot apply to
 /// a running server yet (`UNSUPPORTED`), and a listener that cannot bind its new address.
 #[utoipa::path(post, path = "/config", tag = "system",
-    request_body(content = Object, description = "a partial global configuration, merged over the effective one (objects key by key, other values replace); `null` on `hooks`, `sessions` or a listener switches it off; `\"****\"` keeps a secret"),
-    responses((status = 200, description = "bare `{global_config, ports}` after the change is stored and applied"),
+    request_body(content = Object, description = "a partial global configuration, merged over the effective one (objects key by key, other values replace); `null` on `sessions` or a listener switches it off (on `hooks`: `UNSUPPORTED`, a restart); `\"****\"` keeps a secret"),
+    responses((status = 200, description = "bare `{global_config, ports}` after the change is stored and applied: listeners and `server.http_addr` rebind (the old RTMP, RTSP and SRT listeners drain 10 s), `manager.*`, `hooks.*` (running batchers included), `security.*` but `unsafe_extra_args`, `log.*`, `server.allowed_hosts`, `sessions.*` and `publisher.hls.live_window`/`live_history` at once, `buffer.capacity` for buffers created from then on"),
               (status = 409, description = "`PINNED_BY_ENV`: `fields[]` names each field a `TRIBUTARY_*` variable or a flag sets", body = crate::openapi::ErrorBody),
-              (status = 422, description = "`UNKNOWN_FIELD` / `INVALID_FIELD` / `UNSUPPORTED` (not applicable without a restart yet), every failing `fields[].path`; a listener that cannot bind its new address is named here and keeps its old one", body = crate::openapi::ErrorBody),
+              (status = 422, description = "`UNKNOWN_FIELD` / `INVALID_FIELD` / `UNSUPPORTED` (not applicable without a restart yet: `publisher.hls.*` but `live_window`/`live_history`, `publisher.dash.*`, `transcoder.*`, `ingestor.*`, `coordinator.*`, `dvr.*`, `server.cors`/`admin_timeout_sec`, `security.unsafe_extra_args`, `hooks` switched on or off), every failing `fields[].path`; a listener that cannot bind its new address is named here and keeps its old one", body = crate::openapi::ErrorBody),
               (status = 500, description = "`STORE_ERROR`: the layer could not be stored", body = crate::openapi::ErrorBody),
               crate::openapi::BadBody,
               crate::openapi::AdminRefusal))]

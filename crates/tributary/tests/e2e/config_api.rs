@@ -184,11 +184,7 @@ fn moving_the_rtmp_listener_keeps_the_process_and_its_hls_viewers() {
     let server = Server::start_config(dir.path(), &toml, "");
     let pid = server.pid();
     for code in ["a", "b"] {
-        crate::server::put_stream(
-            &server,
-            code,
-            r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true}}"#,
-        );
+        crate::server::put_publish_stream(&server, code);
     }
     let clip = clip();
     let _a =

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tributary_testkit::{LiveSender, free_udp_port, http_get, wait_until};
 
-use crate::hls::{clip, create_udp_stream, serial, wait_new_segment, wait_segments};
+use crate::hls::{clip, serial, udp_live, wait_new_segment, wait_segments};
 use crate::hooks::{Inbox, Receiver, create_stream, types_for};
 use crate::server::{Answer, Server, send};
 
@@ -27,6 +27,23 @@ fn call(server: &Server, method: &str, path: &str, body: Option<&Value>, token: 
 
 fn post_config(server: &Server, body: Value) -> Answer {
     call(server, "POST", "/config", Some(&body), "")
+}
+
+/// `POST /config` with `body`, applied (200).
+fn apply(server: &Server, body: Value) {
+    let answer = post_config(server, body);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}
+
+/// `POST /config` with `body`, refused as needing a restart (422 `UNSUPPORTED`).
+fn needs_restart(server: &Server, body: Value) {
+    let answer = post_config(server, body);
+    assert_eq!(answer.status, 422, "{}", answer.body);
+    assert_eq!(
+        answer.body["error"]["code"], "UNSUPPORTED",
+        "{}",
+        answer.body
+    );
 }
 
 #[test]
@@ -46,27 +63,22 @@ fn hook_and_security_settings_apply_to_the_next_delivery_and_request() {
     );
 
     // `hooks.*`: the running batcher takes the new interval at once.
-    let faster = post_config(&server, json!({"hooks": {"batch_flush_interval_sec": 1}}));
-    assert_eq!(faster.status, 200, "{}", faster.body);
+    apply(&server, json!({"hooks": {"batch_flush_interval_sec": 1}}));
     wait_until(Duration::from_secs(10), "the held batch", || {
         types_for(&receiver.events("/in"), "a").contains(&"stream.created".to_owned())
     })
     .unwrap();
 
     // Switching hooks off is a restart, and says so.
-    let off = post_config(&server, json!({"hooks": null}));
-    assert_eq!(off.status, 422, "{}", off.body);
-    assert_eq!(off.body["error"]["code"], "UNSUPPORTED", "{}", off.body);
+    needs_restart(&server, json!({"hooks": null}));
 
     // `security.ssrf_guard`: the next delivery dials through the new guard, both ways.
-    let strict = post_config(&server, json!({"security": {"ssrf_guard": "strict"}}));
-    assert_eq!(strict.status, 200, "{}", strict.body);
+    apply(&server, json!({"security": {"ssrf_guard": "strict"}}));
     let tested = call(&server, "POST", "/hooks/ops/test", None, "");
     assert_eq!(tested.status, 502, "{}", tested.body);
     let message = tested.body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("blocked by ssrf_guard"), "{message}");
-    let relaxed = post_config(&server, json!({"security": {"ssrf_guard": "metadata"}}));
-    assert_eq!(relaxed.status, 200, "{}", relaxed.body);
+    apply(&server, json!({"security": {"ssrf_guard": "metadata"}}));
     let tested = call(&server, "POST", "/hooks/ops/test", None, "");
     assert_eq!(tested.status, 200, "{}", tested.body);
 
@@ -74,8 +86,7 @@ fn hook_and_security_settings_apply_to_the_next_delivery_and_request() {
     // replaces the old one at the next request; `public_metrics` opens `/metrics` at once.
     let token = std::fs::read_to_string(dir.path().join("data/admin-token")).unwrap();
     let token = token.trim();
-    let strict_admin = post_config(&server, json!({"security": {"loopback_bypass": false}}));
-    assert_eq!(strict_admin.status, 200, "{}", strict_admin.body);
+    apply(&server, json!({"security": {"loopback_bypass": false}}));
     assert_eq!(call(&server, "GET", "/metrics", None, "").status, 401);
     let rotated = "rotated-admin-token-0123456789abcdef";
     let rotate = json!({"security": {"admin_token": rotated}});
@@ -99,16 +110,14 @@ fn log_level_and_format_apply_at_once() {
     create_stream(&server, "a");
     assert_eq!(debug(&server), 0, "DEBUG lines at the default level");
 
-    let verbose = post_config(&server, json!({"log": {"level": "debug"}}));
-    assert_eq!(verbose.status, 200, "{}", verbose.body);
+    apply(&server, json!({"log": {"level": "debug"}}));
     create_stream(&server, "b");
     wait_until(Duration::from_secs(10), "a DEBUG line", || {
         debug(&server) > 0
     })
     .unwrap();
 
-    let quiet = post_config(&server, json!({"log": {"level": "info"}}));
-    assert_eq!(quiet.status, 200, "{}", quiet.body);
+    apply(&server, json!({"log": {"level": "info"}}));
     std::thread::sleep(Duration::from_secs(1));
     let before = debug(&server);
     create_stream(&server, "c");
@@ -121,8 +130,7 @@ fn log_level_and_format_apply_at_once() {
 
     // The format: text lines are not JSON (the harness keeps them as null).
     let not_json = |server: &Server| server.logged(Value::is_null).len();
-    let text = post_config(&server, json!({"log": {"format": "text"}}));
-    assert_eq!(text.status, 200, "{}", text.body);
+    apply(&server, json!({"log": {"format": "text"}}));
     create_stream(&server, "d");
     wait_until(Duration::from_secs(10), "a text log line", || {
         not_json(&server) > 0
@@ -141,11 +149,7 @@ fn an_srt_publisher_on_the_old_port_keeps_going_while_the_moved_listener_drains(
     );
     let server = Server::start_config_listeners(dir.path(), &toml);
     for code in ["studio", "second"] {
-        crate::server::put_stream(
-            &server,
-            code,
-            r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true}}"#,
-        );
+        crate::server::put_publish_stream(&server, code);
     }
     let clip = clip();
     let srt =
@@ -154,7 +158,6 @@ fn an_srt_publisher_on_the_old_port_keeps_going_while_the_moved_listener_drains(
     wait_segments(&server, "studio", 2, Duration::from_secs(30));
 
     let moved = post_config(&server, json!({"listeners": {"srt": {"port": new_port}}}));
-    assert_eq!(moved.status, 200, "{}", moved.body);
     assert_eq!(moved.body["ports"]["srt_port"], new_port, "{}", moved.body);
 
     // During the drain the publisher on the old port still feeds new segments, and a new
@@ -174,9 +177,7 @@ fn a_running_hls_playlist_follows_the_window_at_once() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let port = free_udp_port();
-    create_udp_stream(&server, "cam", port);
-    let _sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
+    let _sender = udp_live(&server, "cam");
     wait_segments(&server, "cam", 4, Duration::from_secs(30));
     let listed = |server: &Server| {
         let (_, _, body) = http_get(&server.url("/cam/index.m3u8")).unwrap();
@@ -191,8 +192,7 @@ fn a_running_hls_playlist_follows_the_window_at_once() {
     let (_, first_sequence) = listed(&server);
 
     // Smaller: the oldest segments slide out with the answer, numbering goes on.
-    let smaller = post_config(&server, json!({"publisher": {"hls": {"live_window": 2}}}));
-    assert_eq!(smaller.status, 200, "{}", smaller.body);
+    apply(&server, json!({"publisher": {"hls": {"live_window": 2}}}));
     // (Sliding alone could not get there: a segment comes every 2 s.)
     wait_until(Duration::from_millis(1500), "2 segments listed", || {
         listed(&server).0 == 2
@@ -205,8 +205,7 @@ fn a_running_hls_playlist_follows_the_window_at_once() {
     );
 
     // Larger: more are listed as segments come.
-    let larger = post_config(&server, json!({"publisher": {"hls": {"live_window": 4}}}));
-    assert_eq!(larger.status, 200, "{}", larger.body);
+    apply(&server, json!({"publisher": {"hls": {"live_window": 4}}}));
     wait_until(Duration::from_secs(20), "4 segments listed", || {
         listed(&server).0 == 4
     })
@@ -215,14 +214,32 @@ fn a_running_hls_playlist_follows_the_window_at_once() {
     assert_eq!(listed(&server).0, 4, "the window stays at 4");
 
     // The segment length is still a restart, and says so.
-    let length = post_config(
+    needs_restart(
         &server,
         json!({"publisher": {"hls": {"live_segment_sec": 4.0}}}),
     );
-    assert_eq!(length.status, 422, "{}", length.body);
-    assert_eq!(
-        length.body["error"]["code"], "UNSUPPORTED",
-        "{}",
-        length.body
+}
+
+#[test]
+fn print_config_includes_what_the_api_saved_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    apply(
+        &server,
+        json!({"server": {"allowed_hosts": ["tv.example.org"]},
+               "listeners": {"srt": {"passphrase": "correct-horse-battery"}}}),
     );
+    let printed = std::process::Command::new(env!("CARGO_BIN_EXE_tributary"))
+        .arg("--print-config")
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run tributary --print-config");
+    let text = String::from_utf8_lossy(&printed.stdout);
+    assert!(printed.status.success(), "{text}");
+    assert!(text.contains("tv.example.org"), "{text}");
+    assert!(text.contains("****"), "{text}");
+    assert!(!text.contains("correct-horse-battery"), "{text}");
 }

@@ -123,6 +123,13 @@ pub(crate) fn create_udp_stream(server: &Server, code: &str, port: u16) {
     assert_eq!(answer.status, 201, "{}", answer.body);
 }
 
+/// Creates UDP stream `code` and starts the test clip looping into it (stopped on drop).
+pub(crate) fn udp_live(server: &Server, code: &str) -> LiveSender {
+    let port = free_udp_port();
+    create_udp_stream(server, code, port);
+    LiveSender::start(&clip(), port).expect("start the UDP sender")
+}
+
 pub(crate) fn wait_segments(
     server: &Server,
     code: &str,
@@ -351,9 +358,7 @@ fn hls_pull_relays_another_streams_playlist() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let port = free_udp_port();
-    create_udp_stream(&server, "origin", port);
-    let _sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
+    let _sender = udp_live(&server, "origin");
     wait_segments(&server, "origin", 2, Duration::from_secs(30));
 
     let body = format!(

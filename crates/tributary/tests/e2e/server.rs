@@ -288,6 +288,15 @@ pub(crate) fn send(
     Answer { status, body, etag }
 }
 
+/// Creates stream `code` fed by a publisher (`publish://`), served as HLS.
+pub(crate) fn put_publish_stream(server: &Server, code: &str) {
+    put_stream(
+        server,
+        code,
+        r#"{"inputs":[{"url":"publish://"}],"protocols":{"hls":true}}"#,
+    );
+}
+
 /// Creates stream `code` with the JSON `body` (`PUT /streams/{code}` answered 201).
 pub(crate) fn put_stream(server: &Server, code: &str, body: &str) {
     let answer = send(
