@@ -548,6 +548,45 @@ mod tests {
     }
 
     #[test]
+    fn a_smaller_window_retires_the_oldest_at_once_and_they_expire_later() {
+        let window = Window::new(4, 0);
+        let now = Instant::now();
+        for number in 1..=4 {
+            window.publish(segment(number), None, Ts90(0), Bytes::new(), None, now);
+        }
+        let slid: Vec<PlaylistEntry> = [1, 2].map(|n| segment(n).entry()).to_vec();
+        let playlist = Bytes::from_static(b"#EXTM3U\n");
+        // Two segments of 2 s left a playlist of 4 s: each stays fetchable 2 + 4 s.
+        window.resize(
+            2,
+            0,
+            &slid,
+            Ts90(360_000),
+            Some((playlist.clone(), None)),
+            now,
+        );
+        assert_eq!(window.playlist(), Some(playlist));
+        assert!(
+            window.segment(1, false, now).is_some(),
+            "retired, not expired"
+        );
+        let later = now + std::time::Duration::from_secs(7);
+        window.prune(later);
+        assert!(window.segment(1, false, later).is_none(), "expired");
+        assert!(window.segment(3, false, later).is_some(), "still listed");
+        // The next publish slides one more, as a window of 2 does.
+        window.publish(
+            segment(5),
+            Some(segment(3).entry()),
+            Ts90(360_000),
+            Bytes::new(),
+            None,
+            later,
+        );
+        assert!(window.segment(4, false, later).is_some());
+    }
+
+    #[test]
     fn a_retired_window_ends_its_playlist_and_keeps_serving_until_closed() {
         let window = Window::new(3, 0);
         let now = Instant::now();

@@ -3,12 +3,12 @@
 //! batcher, the SSRF guard, the admin token and `public_metrics` apply to the next delivery
 //! or request, `log.level` and `log.format` change what the process logs, a running HLS
 //! playlist follows `publisher.hls.live_window`, and an SRT publisher on the old port keeps
-//! going while the moved listener drains.
+//! going (as does an RTSP player) while the moved listener drains.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tributary_testkit::{LiveSender, free_udp_port, http_get, wait_until};
+use tributary_testkit::{LiveSender, free_tcp_port, free_udp_port, http_get, wait_until};
 
 use crate::hls::{clip, serial, udp_live, wait_new_segment, wait_segments};
 use crate::hooks::{Inbox, Receiver, create_stream, types_for};
@@ -242,4 +242,35 @@ fn print_config_includes_what_the_api_saved_with_secrets_masked() {
     assert!(text.contains("tv.example.org"), "{text}");
     assert!(text.contains("****"), "{text}");
     assert!(!text.contains("correct-horse-battery"), "{text}");
+}
+
+#[test]
+fn an_rtsp_player_on_the_old_port_keeps_playing_while_the_moved_listener_drains() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (old_port, new_port) = (free_tcp_port(), free_tcp_port());
+    let toml = format!(
+        "[listeners.rtmp]\nenabled = false\n\n[listeners.srt]\nenabled = false\n\n\
+         [listeners.rtsp]\nlisten_host = \"127.0.0.1\"\nport = {old_port}\ntransport = \"tcp\"\n"
+    );
+    let server = Server::start_config_listeners(dir.path(), &toml);
+    let _sender = crate::rtsp_play::stream(&server, "cam", r#"{"hls":true,"rtsp":true}"#);
+    wait_segments(&server, "cam", 1, Duration::from_secs(30));
+    let url = format!("rtsp://127.0.0.1:{old_port}/live/cam");
+    let player = std::thread::spawn(move || crate::rtsp_play::decode(&url, "tcp", 6));
+    std::thread::sleep(Duration::from_secs(2));
+
+    let moved = post_config(&server, json!({"listeners": {"rtsp": {"port": new_port}}}));
+    assert_eq!(moved.body["ports"]["rtsp_port"], new_port, "{}", moved.body);
+    wait_until(
+        Duration::from_secs(5),
+        "the old RTSP port to refuse",
+        || std::net::TcpStream::connect(("127.0.0.1", old_port)).is_err(),
+    )
+    .unwrap();
+    let status = crate::rtsp_play::describe_status(new_port, "live/cam");
+    assert!(status.contains("200"), "{status}");
+    // The player on the old port decodes its 6 s through the drain.
+    let errors = player.join().expect("the player thread");
+    assert!(errors.trim().is_empty(), "RTSP play errors:\n{errors}");
 }

@@ -27,7 +27,7 @@ fn start(dir: &std::path::Path) -> (Server, u16) {
 }
 
 /// A stream `code` fed with the 720p30 H.264 + AAC clip over UDP, with `protocols`.
-fn stream(server: &Server, code: &str, protocols: &str) -> LiveSender {
+pub(crate) fn stream(server: &Server, code: &str, protocols: &str) -> LiveSender {
     let port = free_udp_port();
     put_stream(
         server,
@@ -38,7 +38,7 @@ fn stream(server: &Server, code: &str, protocols: &str) -> LiveSender {
 }
 
 /// The first line of the answer to a raw DESCRIBE of `path`.
-fn describe_status(port: u16, path: &str) -> String {
+pub(crate) fn describe_status(port: u16, path: &str) -> String {
     let mut socket = TcpStream::connect(("127.0.0.1", port)).unwrap();
     socket
         .set_read_timeout(Some(Duration::from_secs(10)))
@@ -58,7 +58,7 @@ fn describe_status(port: u16, path: &str) -> String {
 }
 
 /// `ffmpeg` decodes `seconds` of `url` over `transport` (tcp or udp); its error lines.
-fn decode(url: &str, transport: &str, seconds: u32) -> String {
+pub(crate) fn decode(url: &str, transport: &str, seconds: u32) -> String {
     let output = ffmpeg()
         .args(["-v", "error", "-rtsp_transport", transport, "-i", url])
         .args(["-t", &seconds.to_string(), "-f", "null", "-"])
