@@ -46,6 +46,38 @@ fn needs_restart(server: &Server, body: Value) {
     );
 }
 
+/// A server whose only listener is `name` (`srt` on UDP, `rtsp` on TCP) on a free loopback
+/// port, with `more` in its section, all from the file so the config API may move it; and
+/// that port and another free one to move it to.
+fn only_listener(dir: &std::path::Path, name: &str, more: &str) -> (Server, u16, u16) {
+    let free = if name == "srt" {
+        free_udp_port
+    } else {
+        free_tcp_port
+    };
+    let (port, other) = (free(), free());
+    let mut toml = String::new();
+    for off in ["rtmp", "srt", "rtsp"].into_iter().filter(|l| *l != name) {
+        toml.push_str(&format!("[listeners.{off}]\nenabled = false\n\n"));
+    }
+    toml.push_str(&format!(
+        "[listeners.{name}]\nlisten_host = \"127.0.0.1\"\nport = {port}\n{more}"
+    ));
+    (Server::start_config_listeners(dir, &toml), port, other)
+}
+
+/// Moves listener `name` to `port` through the config API.
+fn move_listener(server: &Server, name: &str, port: u16) {
+    let moved = post_config(server, json!({"listeners": {name: {"port": port}}}));
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert_eq!(
+        moved.body["ports"][format!("{name}_port")],
+        port,
+        "{}",
+        moved.body
+    );
+}
+
 #[test]
 fn hook_and_security_settings_apply_to_the_next_delivery_and_request() {
     let dir = tempfile::tempdir().unwrap();
@@ -142,12 +174,7 @@ fn log_level_and_format_apply_at_once() {
 fn an_srt_publisher_on_the_old_port_keeps_going_while_the_moved_listener_drains() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let (old_port, new_port) = (free_udp_port(), free_udp_port());
-    let toml = format!(
-        "[listeners.rtmp]\nenabled = false\n\n[listeners.rtsp]\nenabled = false\n\n\
-         [listeners.srt]\nlisten_host = \"127.0.0.1\"\nport = {old_port}\n"
-    );
-    let server = Server::start_config_listeners(dir.path(), &toml);
+    let (server, old_port, new_port) = only_listener(dir.path(), "srt", "");
     for code in ["studio", "second"] {
         crate::server::put_publish_stream(&server, code);
     }
@@ -157,8 +184,7 @@ fn an_srt_publisher_on_the_old_port_keeps_going_while_the_moved_listener_drains(
     let _studio = LiveSender::start_url(&clip, &srt(old_port, "studio")).expect("publish");
     wait_segments(&server, "studio", 2, Duration::from_secs(30));
 
-    let moved = post_config(&server, json!({"listeners": {"srt": {"port": new_port}}}));
-    assert_eq!(moved.body["ports"]["srt_port"], new_port, "{}", moved.body);
+    move_listener(&server, "srt", new_port);
 
     // During the drain the publisher on the old port still feeds new segments, and a new
     // publisher goes to the new port.
@@ -176,7 +202,8 @@ fn an_srt_publisher_on_the_old_port_keeps_going_while_the_moved_listener_drains(
 fn a_running_hls_playlist_follows_the_window_at_once() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+    let six = "[publisher.hls]\nlive_window = 6\n";
+    let server = Server::start_config(dir.path(), six, "off");
     let _sender = udp_live(&server, "cam");
     wait_segments(&server, "cam", 4, Duration::from_secs(30));
     let listed = |server: &Server| {
@@ -248,20 +275,14 @@ fn print_config_includes_what_the_api_saved_with_secrets_masked() {
 fn an_rtsp_player_on_the_old_port_keeps_playing_while_the_moved_listener_drains() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
-    let (old_port, new_port) = (free_tcp_port(), free_tcp_port());
-    let toml = format!(
-        "[listeners.rtmp]\nenabled = false\n\n[listeners.srt]\nenabled = false\n\n\
-         [listeners.rtsp]\nlisten_host = \"127.0.0.1\"\nport = {old_port}\ntransport = \"tcp\"\n"
-    );
-    let server = Server::start_config_listeners(dir.path(), &toml);
+    let (server, old_port, new_port) = only_listener(dir.path(), "rtsp", "transport = \"tcp\"\n");
     let _sender = crate::rtsp_play::stream(&server, "cam", r#"{"hls":true,"rtsp":true}"#);
     wait_segments(&server, "cam", 1, Duration::from_secs(30));
     let url = format!("rtsp://127.0.0.1:{old_port}/live/cam");
     let player = std::thread::spawn(move || crate::rtsp_play::decode(&url, "tcp", 6));
     std::thread::sleep(Duration::from_secs(2));
 
-    let moved = post_config(&server, json!({"listeners": {"rtsp": {"port": new_port}}}));
-    assert_eq!(moved.body["ports"]["rtsp_port"], new_port, "{}", moved.body);
+    move_listener(&server, "rtsp", new_port);
     wait_until(
         Duration::from_secs(5),
         "the old RTSP port to refuse",
