@@ -8,10 +8,10 @@
 //! nothing: 400 `INVALID_YAML` for syntax and unknown keys, 409 `PINNED_BY_ENV`, 422
 //! `VALIDATION_FAILED` naming every failing field by its document path
 //! (`streams[2].inputs[0].url`). Records equal to the stored ones are not written again
-//! (nothing restarts). `?dry_run=true` answers the plan only; `?prune=true` also deletes the
-//! streams, templates, hooks and mounts a section leaves out, and replaces the saved
-//! configuration layer instead of merging into it; without it, whatever the document leaves
-//! out is kept. Secrets are masked `****` on GET unless `?reveal=true`; a masked value written
+//! (nothing restarts). `?dry_run=true` answers the plan only. The PUT is a full replace
+//! (SPEC): it deletes the streams, templates, hooks and mounts a section leaves out, and
+//! replaces the saved configuration layer; with `?prune=false` whatever the document leaves
+//! out is kept and the layer is merged into. Secrets are masked `****` on GET unless `?reveal=true`; a masked value written
 //! back keeps the stored secret, and a mask with nothing stored behind it (a masked document
 //! taken to another server) is refused rather than stored as a key.
 //!
@@ -77,7 +77,7 @@ pub(crate) async fn get_yaml(
 /// doc); 200 with what was created, updated, left unchanged and deleted.
 #[utoipa::path(put, path = "/config/yaml", tag = "system",
     params(("dry_run" = Option<bool>, Query, description = "validate and answer the plan; change nothing"),
-           ("prune" = Option<bool>, Query, description = "delete the records a section of the document leaves out, and replace the saved configuration layer instead of merging into it (a section absent from the document is never touched)")),
+           ("prune" = Option<bool>, Query, description = "default true (a full replace): delete the records a section of the document leaves out, and replace the saved configuration layer; `false` keeps them and merges into the layer (a section absent from the document is never touched)")),
     request_body(content = String, content_type = "application/yaml", description = "`{global_config, streams, templates, hooks, vod}` as `GET /config/yaml` shows it; every section optional. `global_config` is merged into the saved layer like `POST /config` (replaced with `prune`); each record is the whole record (absent fields take defaults), keyed by `code` (streams, templates), `id` (hooks), `name` (mounts). `****` keeps the stored secret"),
     responses((status = 200, description = "`{data: {dry_run, prune, global_config: {changed: [paths]}, templates, hooks, vod, streams}, warnings?}`, each section `{created, updated, unchanged, deleted}` (keys), and with `dry_run` `streams.actions` naming what each updated stream would restart (as `PUT /streams/{code}?dry_run=true`); records unchanged are not written again. Applied in order global → templates → hooks → VOD → streams, then the deletes (streams first)"),
               (status = 400, description = "`EMPTY_BODY`; `INVALID_YAML`: a syntax error (line and column named), or unknown keys (`fields[].path` names each, `streams[0].inputz`); `INVALID_QUERY`", body = crate::openapi::ErrorBody),
@@ -92,7 +92,7 @@ pub(crate) async fn put_yaml(
     body: Body,
 ) -> Result<Response, ApiError> {
     let dry_run = flag(&query, "dry_run")?;
-    let prune = flag(&query, "prune")?;
+    let prune = !query.contains_key("prune") || flag(&query, "prune")?;
     let mut document = Document::decode(read_yaml(body).await?).map_err(|e| match e {
         DecodeError::Unknown(errors) => {
             ApiError::bad_request("INVALID_YAML", format!("unknown fields: {errors}"))

@@ -531,7 +531,7 @@ const OPTIONAL: &[&str] = &[
 /// (`null`) is refused there: the dispatcher and workers start with the process. `log` is
 /// followed by the binary, which owns the tracing subscriber.
 /// `security.unsafe_extra_args` is not supported at all yet.
-const LIVE_SECTIONS: &[&str] = &["manager", "security", "hooks", "log"];
+const LIVE_SECTIONS: &[&str] = &["manager", "security", "hooks", "log", "autopublish"];
 
 /// Leaf paths read where they are used, so a change applies at once.
 const LIVE: &[&str] = &[

@@ -202,6 +202,8 @@ fn hot_apply_classifies_every_path() {
     assert_eq!(hot_apply("server.http_addr"), HotApply::Rebind("http"));
     assert_eq!(hot_apply("security.trusted_proxies"), HotApply::Now);
     assert_eq!(hot_apply("security.admin_token"), HotApply::Now);
+    assert_eq!(hot_apply("autopublish.max_runtime_streams"), HotApply::Now);
+    assert_eq!(hot_apply("autopublish"), HotApply::Now);
     assert_eq!(hot_apply("security.play_signing.enabled"), HotApply::Now);
     assert_eq!(hot_apply("security.ssrf_guard"), HotApply::Now);
     assert_eq!(hot_apply("security.storage_roots"), HotApply::Now);

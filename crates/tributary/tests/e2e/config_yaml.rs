@@ -2,8 +2,8 @@
 //! read from one server with `?reveal=true`, edited, and put on a fresh server with a fresh
 //! data directory, it rebuilds the same streams, templates, hooks and saved configuration with
 //! their secrets; a masked document written back keeps every secret and changes nothing;
-//! `?dry_run=true` changes nothing; `?prune=true` deletes what the document leaves out (and
-//! without it nothing is deleted; VOD mounts too); an invalid field is refused with 422 naming its document
+//! `?dry_run=true` changes nothing; a PUT deletes what the document leaves out (a full replace,
+//! VOD mounts too) and `?prune=false` deletes nothing; an invalid field is refused with 422 naming its document
 //! path and changes nothing; an unknown key is 400 `INVALID_YAML`; a masked document taken to
 //! a server that does not hold the secrets is refused rather than stored with `****` keys.
 
@@ -242,10 +242,10 @@ fn dry_run_and_invalid_documents_change_nothing_and_prune_deletes() {
     assert_eq!(paths(&refused), ["global_config.sessions.idle_timeout_sec"]);
     assert_eq!(system(&server), before);
 
-    // Without prune, what the document leaves out is kept.
+    // With prune=false, what the document leaves out is kept.
     let only_cam =
         "streams:\n- code: cam1\n  name: Camera-kept\n  disabled: true\n  stream_key: '****'\n";
-    let kept = put_yaml(&server, "", only_cam);
+    let kept = put_yaml(&server, "?prune=false", only_cam);
     assert_eq!(kept.status, 200, "{}", kept.body);
     assert_eq!(kept.body["data"]["streams"]["updated"], json!(["cam1"]));
     assert_eq!(kept.body["data"]["streams"]["deleted"], json!([]));
@@ -259,13 +259,9 @@ fn dry_run_and_invalid_documents_change_nothing_and_prune_deletes() {
         "a record is written whole"
     );
 
-    // With prune: the streams and hooks the document leaves out go; the templates section
-    // is absent, so the template stays.
-    let pruned = put_yaml(
-        &server,
-        "?prune=true",
-        &format!("{only_cam}hooks: []\nvod: []\n"),
-    );
+    // By default (a full replace): the streams and hooks the document leaves out go; the
+    // templates section is absent, so the template stays.
+    let pruned = put_yaml(&server, "", &format!("{only_cam}hooks: []\nvod: []\n"));
     assert_eq!(pruned.status, 200, "{}", pruned.body);
     assert_eq!(
         pruned.body["data"]["streams"]["deleted"],
