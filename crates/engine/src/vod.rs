@@ -187,7 +187,7 @@ impl EngineHandle {
     /// Checks that `mount`'s storage lies inside `security.storage_roots`, as
     /// [`put_vod`](Self::put_vod) would, without creating it.
     pub async fn check_vod(&self, mount: &VodMount) -> Result<(), VodError> {
-        let roots = self.shared.storage_roots.clone();
+        let roots = lock(&self.shared.storage_roots).clone();
         let storage = PathBuf::from(&mount.storage);
         blocking(move || {
             roots::resolve_inside(&storage, &roots, canonicalize)
