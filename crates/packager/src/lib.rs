@@ -76,8 +76,8 @@ mod hls;
 mod wall;
 
 pub use dash::{
-    Assigned, DashName, MPD_NAME, Mpd, Period, PeriodMark, Periods, Representation, Timeline,
-    TimelineEntry, dash_init_name, dash_segment_name,
+    Assigned, DashName, Ladder, LadderCut, LadderCuts, MPD_NAME, Mpd, Period, PeriodMark, Periods,
+    Representation, Timeline, TimelineEntry, dash_init_name, dash_segment_name,
 };
 pub use fmp4::{Fmp4Error, Fmp4Track, Fragmenter, write_init};
 

@@ -19,6 +19,9 @@
 //!   video AdaptationSet with one Representation per rung and one audio AdaptationSet, each
 //!   Representation with its own `SegmentTemplate` (paths, init and timescale of its own rung
 //!   in that Period). Pure: the same description renders the same bytes.
+//! - [`Ladder`]: a change of the transcoder ladder (rungs added, removed or changed) opens a
+//!   Period for the whole ladder at one segment number, once every new rung has a segment
+//!   there (decided when the MPD is rendered; the module `ladder` says why).
 //!
 //! Why a codec change needs a Period and not just a new init: a DASH player appends a
 //! Representation's init once and then only media segments; a segment of another codec (or
@@ -38,6 +41,7 @@ use tributary_media::{SessionId, Ts90};
 
 use crate::{InitName, Segment, UnixMillis};
 
+pub use ladder::{Ladder, LadderCut, LadderCuts};
 pub use period::{Assigned, PeriodMark, Periods};
 
 /// The MPD's file name under the stream (`/{code}/index.mpd`).
@@ -486,6 +490,7 @@ fn xml(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+mod ladder;
 mod period;
 #[cfg(test)]
 mod tests;

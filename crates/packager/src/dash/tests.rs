@@ -67,10 +67,20 @@ fn frames(session: u64, codec: Codec, range: std::ops::Range<i64>) -> Vec<Frame>
 
 /// Runs `frames` of one kind through an fMP4 segmenter: (timeline, codecs, timescale).
 fn package(frames: &[Frame], video: bool, window: usize) -> (Timeline, String, u32) {
+    package_on(frames, video, window, None)
+}
+
+/// As [`package`], cut on a keyframe `grid` as the rungs of a ladder are.
+fn package_on(
+    frames: &[Frame],
+    video: bool,
+    window: usize,
+    grid: Option<Ts90>,
+) -> (Timeline, String, u32) {
     let mut segmenter = HlsSegmenter::new(HlsConfig {
         segment: Duration::from_secs(2),
         first_number: 1_795_514_400,
-        grid: None,
+        grid,
         format: SegmentFormat::Fmp4,
         part: None,
     });
@@ -562,4 +572,130 @@ fn an_audio_change_beside_video_opens_the_period_at_the_next_video_segment() {
         }
     );
     assert!(!periods.assign(true, &segment(14, 3, h265, 720_000)).opened);
+}
+
+/// A 2-rung ladder (rung 1 packaging the audio) that gets a third rung while segment
+/// 1_795_514_403 is being cut, the new rung's encoder starting at 6 s: the MPD as publish
+/// assembles it from the rungs' timelines and the [`Ladder`].
+fn ladder_mpd() -> Mpd {
+    let grid = Some(Ts90(90_000));
+    let all = frames(7, Codec::H264, 0..300);
+    let late = frames(7, Codec::H264, 150..300);
+    let rungs = [
+        package_on(&all, true, 12, grid),
+        package_on(&all, true, 12, grid),
+        package_on(&late, true, 12, grid),
+    ];
+    let (audio, audio_codecs, audio_scale) = package_on(&all, false, 12, grid);
+    let mut ladder = Ladder::new();
+    ladder.change(Some(1_795_514_402), 2, 3);
+    let video_entries = |rung: usize| rungs[rung].0.entries().copied();
+    let cuts = ladder.cuts(
+        |rung| video_entries(usize::from(rung)).next().map(|e| e.number),
+        |from| {
+            (0..rungs.len())
+                .flat_map(video_entries)
+                .filter(|e| e.number >= from)
+                .map(|e| e.start)
+                .min()
+        },
+    );
+    let mut ids = vec![(0, Ts90(0))];
+    ids.extend(cuts.cuts().iter().map(|c| (c.from, c.start.unwrap())));
+    let sizes = [(1280, 720), (854, 480), (640, 360)];
+    Mpd {
+        availability_start: UnixMillis(1_795_514_400_000),
+        publish_time: UnixMillis(1_795_514_412_500),
+        segment: Duration::from_secs(2),
+        window: 12,
+        periods: ids
+            .into_iter()
+            .map(|(id, start)| Period {
+                id,
+                start,
+                video: (0..rungs.len())
+                    .filter_map(|rung| {
+                        let timeline: Vec<_> = video_entries(rung)
+                            .filter(|e| cuts.video(rung as u16, e.number, e.period) == Some(id))
+                            .collect();
+                        (!timeline.is_empty()).then(|| Representation {
+                            id: format!("v{}", rung + 1),
+                            dir: format!("track_{}/", rung + 1),
+                            codecs: rungs[rung].1.clone(),
+                            bandwidth: 2_000_000 >> rung,
+                            size: Some(sizes[rung]),
+                            frame_rate: Some((25, 1)),
+                            sample_rate: None,
+                            channels: None,
+                            timescale: rungs[rung].2,
+                            init: "init_v.mp4".into(),
+                            timeline,
+                        })
+                    })
+                    .collect(),
+                audio: Some(Representation {
+                    id: "a".into(),
+                    dir: "track_1/".into(),
+                    codecs: audio_codecs.clone(),
+                    bandwidth: 128_000,
+                    size: None,
+                    frame_rate: None,
+                    sample_rate: Some(48_000),
+                    channels: Some(2),
+                    timescale: audio_scale,
+                    init: "init_a.mp4".into(),
+                    timeline: audio
+                        .entries()
+                        .filter(|e| {
+                            let end = Ts90(e.start.0 + e.duration.0);
+                            cuts.audio(0, e.start, end, e.period).contains(&Some(id))
+                        })
+                        .copied()
+                        .collect(),
+                }),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn a_ladder_change_starts_a_period_with_the_new_rungs_golden_mpd() {
+    let text = ladder_mpd().render();
+    let expected = include_str!("../../testdata/dash/ladder_2_to_3_rungs.mpd");
+    if text != expected {
+        let path = format!(
+            "{}/testdata/dash/ladder_2_to_3_rungs.mpd.new",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::write(&path, &text).expect("writing the new golden file");
+        panic!("the MPD differs from the golden file; the new text is in {path}:\n{text}");
+    }
+    let periods: Vec<&str> = text.split("<Period id=").skip(1).collect();
+    assert_eq!(periods.len(), 2, "{text}");
+    // The first Period: the old ladder only, its segments up to the cut.
+    assert!(periods[0].starts_with("\"0\" start=\"PT0S\""), "{text}");
+    assert_eq!(periods[0].matches("<Representation id=\"v").count(), 2);
+    assert!(!periods[0].contains("track_3/"), "{text}");
+    // The second: from the new rung's first segment (6 s), every rung, audio once, the
+    // templates offset by its start.
+    assert!(
+        periods[1].starts_with("\"1795514403\" start=\"PT6S\""),
+        "{text}"
+    );
+    assert_eq!(periods[1].matches("<Representation id=\"v").count(), 3);
+    assert_eq!(periods[1].matches("<Representation id=\"a\"").count(), 1);
+    assert!(periods[1].contains("startNumber=\"1795514403\""), "{text}");
+    assert!(
+        periods[1].contains("presentationTimeOffset=\"540000\""),
+        "{text}"
+    );
+    // One availabilityStartTime; the audio segment that straddles the cut is listed in both
+    // Periods, so neither has a hole in its audio.
+    assert_eq!(text.matches("availabilityStartTime=").count(), 1);
+    assert_eq!(periods[0].matches("startNumber=\"1795514400\"").count(), 3);
+    assert!(
+        periods[0].contains("<S t=\"0\" d=\"96256\" r=\"2\"/>"),
+        "{text}"
+    );
+    assert!(periods[1].contains("startNumber=\"1795514402\""), "{text}");
 }
