@@ -588,12 +588,20 @@ impl OutputService for Outputs {
         let Some(variants) = abr_variants(stream) else {
             return;
         };
-        if let Some(p) = lock(&self.packaging).get_mut(code) {
-            // New rungs start with the new ladder's settings (the DASH audio stays with the
-            // packager that has it until the packagers restart).
-            p.stream = stream.clone();
-        }
+        let dash = match lock(&self.packaging).get_mut(code) {
+            Some(p) => {
+                // New rungs start with the new ladder's settings (the DASH audio stays with
+                // the packager that has it until the packagers restart).
+                p.stream = stream.clone();
+                p.dash
+            }
+            None => false,
+        };
         let rungs = variants.len() as u16;
+        if dash {
+            // Kept rungs package on; the MPD opens a Period with the new ladder.
+            self.hls.dash_ladder_changed(code, rungs);
+        }
         // Rungs gone: their packagers stop (their buffers are being deleted) and retire.
         lock(&self.supervised).retain(|component, _| {
             !matches!(component, Component::Hls(c, Some(i)) if c == code && *i >= rungs)

@@ -22,11 +22,14 @@
 //! session's first: the MPD's entry before it is stretched over it (SPEC §DASH "Cutting":
 //! entries never overlap or gap), and the player steps over the hole in its buffer.
 //!
-//! Not done here yet: a ladder change restarts the stream's packagers, and with them the MPD
-//! (a new `availabilityStartTime`): players reload instead of entering a new Period.
+//! A ladder change (rungs added, removed or re-encoded) keeps every kept rung's packager: the
+//! registry records it ([`HlsRegistry::dash_ladder_changed`](crate::HlsRegistry::dash_ladder_changed)) and the MPD opens one Period
+//! for the whole new ladder at the first segment every new rung has
+//! ([`tributary_packager::Ladder`]), keeping its `availabilityStartTime`; the old Periods,
+//! with a removed rung's Representation, stay while their segments are listed.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use bytes::Bytes;
 use tokio::time::Instant;
@@ -87,6 +90,9 @@ pub(crate) struct DashRung {
     pub(crate) audio: Window,
     /// The MPD's view, swapped once per segment.
     state: RwLock<RungState>,
+    /// The number of its first video segment: a ladder change that added this rung opens
+    /// its Period there at the earliest ([`tributary_packager::Ladder`]).
+    first_video: OnceLock<u64>,
 }
 
 /// What the MPD lists of one rung.
@@ -133,7 +139,13 @@ impl DashRung {
             video: Window::new(window, history),
             audio: Window::new(window, history),
             state: RwLock::new(RungState::default()),
+            first_video: OnceLock::new(),
         }
+    }
+
+    /// The number of its first video segment, once published.
+    pub(crate) fn first_video(&self) -> Option<u64> {
+        self.first_video.get().copied()
     }
 
     /// A copy of what the MPD lists of this rung.
@@ -461,6 +473,9 @@ impl DashSide {
                     self.origin.get_or_insert(UnixMillis(
                         segment.program_date_time.0 - segment.start.as_millis(),
                     ));
+                    if video {
+                        self.rung.first_video.get_or_init(|| segment.number);
+                    }
                     let assigned = self.periods.assign(video, &segment);
                     if assigned.opened {
                         tracing::info!(

@@ -7,8 +7,9 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use tributary_media::{StreamCode, TrackInfo, Ts90};
 use tributary_packager::{
-    DashName, InitName, Mpd, PLAYLIST_NAME, Period, Representation, UnixMillis, dash_init_name,
-    parse_fmp4_segment_name, parse_part_name, parse_segment_name, write_rendition_report,
+    DashName, InitName, Ladder, Mpd, PLAYLIST_NAME, Period, Representation, TimelineEntry,
+    UnixMillis, dash_init_name, parse_fmp4_segment_name, parse_part_name, parse_segment_name,
+    write_rendition_report,
 };
 
 use crate::PublishError;
@@ -59,7 +60,7 @@ struct Inner {
 }
 
 /// The stream-wide part of a DASH MPD.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct DashStream {
     /// `availabilityStartTime`: the wall time of media time 0, set by the first segment of any
     /// rung and kept while any rung of the stream runs (SPEC §DASH).
@@ -68,6 +69,8 @@ struct DashStream {
     segment: Duration,
     /// W.
     window: usize,
+    /// The ladder changes, each a Period of the whole ladder once decided.
+    ladder: Ladder,
 }
 
 /// The master playlist of one ABR stream.
@@ -261,39 +264,67 @@ impl HlsRegistry {
         })
     }
 
-    /// The MPD of `code` over every rung with a segment, once the origin is known.
+    /// The MPD of `code` over every rung with a segment, once the origin is known: the
+    /// rungs of the ladder, and a rung removed from it while its segments are listed (in the
+    /// Periods before the change). Periods open on a codec change of the rungs (by id: rungs
+    /// cut on one grid open theirs at the same number) and on a ladder change.
     fn mpd(&self, code: &StreamCode) -> Option<String> {
-        let stream = *self
+        let stream = self
             .inner
             .dash_streams
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(code)?;
+            .get(code)?
+            .clone();
         let origin = stream.origin?;
         let variants = self.variants(code);
-        let rungs: Vec<Option<u16>> = match &variants {
-            Some(variants) => (0..variants.len())
-                .filter_map(|i| u16::try_from(i).ok())
-                .map(Some)
-                .collect(),
-            None => vec![None],
-        };
-        let states: Vec<_> = {
+        let (states, firsts) = {
             let dash = self.read_dash();
-            rungs
+            let mut rungs: Vec<Option<u16>> = dash
+                .keys()
+                .filter(|(c, rung)| c == code && rung.is_some() == variants.is_some())
+                .map(|(_, rung)| *rung)
+                .collect();
+            rungs.sort_unstable();
+            let states: Vec<_> = rungs
                 .iter()
                 .filter_map(|rung| Some((*rung, dash.get(&(code.clone(), *rung))?.state())))
-                .collect()
+                .collect();
+            let firsts: Vec<(u16, u64)> = rungs
+                .iter()
+                .filter_map(|rung| {
+                    let rung = (*rung)?;
+                    Some((rung, dash.get(&(code.clone(), Some(rung)))?.first_video()?))
+                })
+                .collect();
+            (states, firsts)
         };
-        // The Periods of every rung, by id (rungs cut on one grid open theirs at the same
-        // number), in order of their start.
+        let video_entries = || {
+            states
+                .iter()
+                .filter_map(|(_, state)| state.video.as_ref())
+                .flat_map(|video| &video.timeline)
+        };
+        let cuts = stream.ladder.cuts(
+            |rung| firsts.iter().find(|(r, _)| *r == rung).map(|(_, n)| *n),
+            |from| {
+                video_entries()
+                    .filter(|e| e.number >= from)
+                    .map(|e| e.start)
+                    .min()
+            },
+        );
         let mut periods: Vec<Period> = Vec::new();
-        for mark in states.iter().flat_map(|(_, state)| &state.periods) {
-            match periods.iter_mut().find(|p| p.id == mark.id) {
-                Some(period) => period.start = period.start.min(mark.start),
+        let marks = states.iter().flat_map(|(_, state)| &state.periods);
+        let marks = marks
+            .map(|mark| (mark.id, mark.start))
+            .chain(cuts.cuts().iter().filter_map(|c| Some((c.from, c.start?))));
+        for (id, start) in marks {
+            match periods.iter_mut().find(|p| p.id == id) {
+                Some(period) => period.start = period.start.min(start),
                 None => periods.push(Period {
-                    id: mark.id,
-                    start: mark.start,
+                    id,
+                    start,
                     video: Vec::new(),
                     audio: None,
                 }),
@@ -302,6 +333,7 @@ impl HlsRegistry {
         periods.sort_by_key(|p| (p.start, p.id));
         for period in &mut periods {
             for (rung, state) in &states {
+                let index = rung.unwrap_or(0);
                 let dir = rung.map_or_else(String::new, |i| format!("track_{}/", u32::from(i) + 1));
                 if let Some(video) = &state.video {
                     let configured = rung.and_then(|i| {
@@ -310,8 +342,11 @@ impl HlsRegistry {
                     });
                     let id =
                         rung.map_or_else(|| "v".to_owned(), |i| format!("v{}", u32::from(i) + 1));
+                    let listed = |e: &TimelineEntry| {
+                        cuts.video(index, e.number, e.period) == Some(period.id)
+                    };
                     if let Some((mut r, info)) =
-                        representation(id, dir.clone(), true, video, period.id)
+                        representation(id, dir.clone(), true, video, listed)
                     {
                         let size = info.and_then(|i| Some((i.width?, i.height?)));
                         let frame_rate = info
@@ -323,10 +358,15 @@ impl HlsRegistry {
                         period.video.push(r);
                     }
                 }
+                let listed = |e: &TimelineEntry| {
+                    let end = Ts90(e.start.0 + e.duration.0);
+                    cuts.audio(index, e.start, end, e.period)
+                        .contains(&Some(period.id))
+                };
                 if let Some(audio) = &state.audio
                     && period.audio.is_none()
                     && let Some((mut r, info)) =
-                        representation("a".to_owned(), dir, false, audio, period.id)
+                        representation("a".to_owned(), dir, false, audio, listed)
                 {
                     r.sample_rate = info.and_then(|i| i.sample_rate);
                     r.channels = info.and_then(|i| i.channels);
@@ -346,6 +386,34 @@ impl HlsRegistry {
             periods,
         };
         Some(mpd.render())
+    }
+
+    /// The ladder of `code` is changing to `rungs` rungs (rung *i* is `track_{i+1}`): call it
+    /// before re-registering the master with the new variants. The stream's MPD keeps its
+    /// `availabilityStartTime` and opens a Period with the new ladder at the first segment
+    /// every new rung has; until then the new rungs are not listed (SPEC §Hot reload, §DASH
+    /// "Periods"). Nothing without DASH.
+    pub fn dash_ladder_changed(&self, code: &StreamCode, rungs: u16) {
+        let old = self
+            .variants(code)
+            .map_or(0, |v| u16::try_from(v.len()).unwrap_or(u16::MAX));
+        let last_listed = {
+            let dash = self.read_dash();
+            dash.iter()
+                .filter(|((c, _), _)| c == code)
+                .filter_map(|(_, rung)| rung.state().video?.timeline.last().map(|e| e.number))
+                .max()
+        };
+        if let Some(stream) = self
+            .inner
+            .dash_streams
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(code)
+        {
+            stream.ladder.change(last_listed, old, rungs);
+            tracing::info!(stream = %code, old, rungs, ?last_listed, "DASH: the ladder changed; a new Period opens with it");
+        }
     }
 
     /// Registers the DASH side of a starting output: S and W of the stream's MPD are the
@@ -372,6 +440,7 @@ impl HlsRegistry {
                 origin: None,
                 segment,
                 window,
+                ladder: Ladder::new(),
             });
     }
 
@@ -622,7 +691,7 @@ fn remove_same<K: std::hash::Hash + Eq, T>(map: &mut HashMap<K, Arc<T>>, key: K,
     }
 }
 
-/// A track's Representation in Period `period`: the entries listed in it, with their init,
+/// A track's Representation in a Period: the entries `in_period` lists in it, with their init,
 /// and what was measured of the track while that init was current; `None` when it has no
 /// entry there. Its bandwidth is the measured one.
 fn representation(
@@ -630,9 +699,9 @@ fn representation(
     dir: String,
     video: bool,
     track: &TrackState,
-    period: u64,
+    in_period: impl Fn(&TimelineEntry) -> bool,
 ) -> Option<(Representation, Option<&TrackInfo>)> {
-    let mut listed = track.timeline.iter().filter(|e| e.period == period);
+    let mut listed = track.timeline.iter().filter(|e| in_period(e));
     let first = *listed.next()?;
     // Only the entries of its first one's init: an audio segment with a new init waits
     // (unlisted) for the video segment that opens its Period.

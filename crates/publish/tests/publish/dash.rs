@@ -346,3 +346,132 @@ async fn a_silent_track_is_gone_and_its_last_segment_listed() {
     assert!(!handle.is_finished());
     handle.stop();
 }
+
+/// Starts the DASH packager of `rung` of `code`'s ladder, the audio on rung 0, and the
+/// writer of its rendition buffer.
+fn dash_rung(
+    hub: &Hub,
+    registry: &HlsRegistry,
+    code: &tributary_media::StreamCode,
+    rung: u16,
+) -> (tributary_hub::Writer, tributary_publish::HlsHandle) {
+    let buffer = BufferId::Rendition(code.clone(), rung);
+    let writer = hub.create(buffer.clone(), 4096).unwrap();
+    let settings = HlsSettings {
+        hls: false,
+        dash: Some(DashSettings {
+            audio: rung == 0,
+            ..DashSettings::default()
+        }),
+        ..HlsSettings::default()
+    };
+    let handle = tributary_publish::start_hls_variant(
+        registry,
+        hub,
+        code.clone(),
+        Some(rung),
+        buffer,
+        settings,
+    )
+    .unwrap();
+    (writer, handle)
+}
+
+/// The master's variants of a ladder of `rungs` rungs.
+fn variants(rungs: u64) -> Vec<tributary_publish::Variant> {
+    (1..=rungs)
+        .map(|n| tributary_publish::Variant {
+            track: format!("track_{n}"),
+            bandwidth: 1_000_000 * n,
+            average_bandwidth: 900_000 * n,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ladder_change_keeps_the_mpd_and_opens_a_period_with_the_new_rungs() {
+    let hub = Hub::new();
+    let registry = HlsRegistry::new();
+    let code = code("ladder2");
+    let grid = Some(std::time::Duration::from_secs(2));
+    registry.register_master(&code, variants(2), grid);
+    let (mut rungs, mut handles): (Vec<_>, Vec<_>) = (0..2)
+        .map(|rung| dash_rung(&hub, &registry, &code, rung))
+        .unzip();
+    for frame in clip_frames() {
+        for writer in &mut rungs {
+            writer.write(frame.clone()).unwrap();
+        }
+        tokio::task::yield_now().await;
+    }
+    let before = until("2 video segments", || {
+        let text = mpd(&registry, &code)?;
+        (entries(&text, 0).len() >= 2).then_some(text)
+    })
+    .await;
+    assert_eq!(before.matches("<Period").count(), 1, "{before}");
+
+    // A third rung, as the engine adds one: the change first, then the master, then its
+    // packager; the first two package on.
+    registry.dash_ladder_changed(&code, 3);
+    registry.register_master(&code, variants(3), grid);
+    let pending = mpd(&registry, &code).unwrap();
+    assert!(
+        !pending.contains("track_3/"),
+        "a pending rung is listed:\n{pending}"
+    );
+    let (writer, handle) = dash_rung(&hub, &registry, &code, 2);
+    rungs.push(writer);
+    handles.push(handle);
+    let later: Vec<_> = clip_frames()
+        .into_iter()
+        .map(|mut frame| {
+            frame.pts.0 += 6 * 90_000;
+            frame.dts.0 += 6 * 90_000;
+            frame
+        })
+        .collect();
+    for frame in later {
+        for writer in &mut rungs {
+            writer.write(frame.clone()).unwrap();
+        }
+        tokio::task::yield_now().await;
+    }
+    for rung in 0..3 {
+        hub.delete(&BufferId::Rendition(code.clone(), rung));
+    }
+    for handle in &handles {
+        until("the task to finish", || handle.is_finished().then_some(())).await;
+    }
+
+    let after = mpd(&registry, &code).unwrap();
+    let attr = |text: &str| {
+        text.split("availabilityStartTime=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .map(str::to_owned)
+    };
+    assert_eq!(attr(&before), attr(&after), "availabilityStartTime moved");
+    let periods: Vec<&str> = after.split("<Period id=\"").skip(1).collect();
+    assert_eq!(periods.len(), 2, "{after}");
+    assert!(!periods[0].contains("track_3/"), "{after}");
+    assert_eq!(periods[0].matches("<Representation id=\"v").count(), 2);
+    assert_eq!(periods[1].matches("<Representation id=\"v").count(), 3);
+    assert_eq!(periods[1].matches("<Representation id=\"a\"").count(), 1);
+    // The new Period's id is its first number, where the new rung's segments start.
+    let id: &str = periods[1].split('"').next().unwrap();
+    let third = periods[1].split("track_3/").next().unwrap();
+    let start_number = third
+        .rsplit("startNumber=\"")
+        .next()
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    assert_eq!(id, start_number, "{after}");
+    assert!(
+        periods[1].contains("initialization=\"track_3/init_v.mp4\""),
+        "{after}"
+    );
+    for handle in handles {
+        handle.stop();
+    }
+}
