@@ -33,6 +33,8 @@ pub struct Ladder {
 struct LadderChange {
     /// One past the newest segment number any rung had listed when the ladder changed.
     floor: u64,
+    /// The rungs of the old ladder.
+    before: u16,
     /// The rungs of the new ladder (rung *i* is `track_{i+1}`).
     rungs: u16,
     /// The rungs new in it, which the Period waits for.
@@ -44,6 +46,8 @@ struct LadderChange {
 pub struct LadderCut {
     /// The first video segment number of the new Period, and its id.
     pub from: u64,
+    /// The rungs listed before it (from the previous cut on).
+    pub before: u16,
     /// The rungs listed in it.
     pub rungs: u16,
     /// The media time it starts at: the start of video segment `from` (`None` while no rung
@@ -79,6 +83,7 @@ impl Ladder {
         }
         self.changes.push_back(LadderChange {
             floor: last_listed.map_or(0, |n| n.saturating_add(1)),
+            before: old_rungs,
             rungs,
             added: old_rungs.min(rungs)..rungs,
         });
@@ -87,7 +92,10 @@ impl Ladder {
     /// The changes as they stand, given each rung's first video segment number (`None`: the
     /// rung has not published one) and the start of the first listed video segment numbered
     /// at least N, of any rung. A change is decided once each rung it added has a segment;
-    /// its Period starts at the largest of their first numbers and its floor.
+    /// its Period starts at the largest of their second numbers and its floor. Not their
+    /// first: a new rung's encoder starts mid-cell, so its first segment starts later than
+    /// the kept rungs' segment of that number (a hole at the Period start); from its second
+    /// on, its keyframes sit on the shared grid and its segments line up with the others'.
     pub fn cuts(
         &self,
         first: impl Fn(u16) -> Option<u64>,
@@ -98,9 +106,13 @@ impl Ladder {
             let firsts: Option<Vec<u64>> = change.added.clone().map(&first).collect();
             match firsts {
                 Some(firsts) => {
-                    let from = firsts.into_iter().fold(change.floor, u64::max);
+                    let from = firsts
+                        .into_iter()
+                        .map(|n| n.saturating_add(1))
+                        .fold(change.floor, u64::max);
                     out.cuts.push(LadderCut {
                         from,
+                        before: change.before,
                         rungs: change.rungs,
                         start: start(from),
                     });
@@ -151,7 +163,11 @@ impl LadderCuts {
     fn place(&self, rung: u16, cut: Option<&LadderCut>, own: u64) -> Option<u64> {
         match cut {
             Some(cut) => (rung < cut.rungs).then_some(cut.from.max(own)),
-            None => (!self.hidden.contains(&rung)).then_some(own),
+            // Before the first cut: the ladder before it, without a rung still pending.
+            None => {
+                let before = self.cuts.first().is_none_or(|first| rung < first.before);
+                (before && !self.hidden.contains(&rung)).then_some(own)
+            }
         }
     }
 }
@@ -161,7 +177,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_added_rung_waits_hidden_and_opens_the_period_at_its_first_segment() {
+    fn an_added_rung_waits_hidden_and_opens_the_period_at_its_second_segment() {
         let mut ladder = Ladder::new();
         ladder.change(Some(104), 2, 3);
         let start = |n: u64| Some(Ts90(n as i64 * 1000));
@@ -175,16 +191,19 @@ mod tests {
             "a pending rung is not listed"
         );
 
-        // The new rung's first segment is 107: the Period opens there for every rung.
-        let cuts = ladder.cuts(|rung| (rung == 2).then_some(107), start);
+        // The new rung's first segment is 106: the Period opens at its second for every rung,
+        // its first listed nowhere.
+        let cuts = ladder.cuts(|rung| (rung == 2).then_some(106), start);
         assert_eq!(
             cuts.cuts(),
             &[LadderCut {
                 from: 107,
+                before: 2,
                 rungs: 3,
                 start: Some(Ts90(107_000))
             }]
         );
+        assert_eq!(cuts.video(2, 106, 0), None);
         assert_eq!(cuts.video(0, 106, 0), Some(0));
         assert_eq!(cuts.video(0, 107, 0), Some(107));
         assert_eq!(cuts.video(2, 107, 0), Some(107));
@@ -220,7 +239,8 @@ mod tests {
         // A new rung that published before the floor opens at the floor.
         let mut ladder = Ladder::new();
         ladder.change(Some(50), 1, 2);
-        assert_eq!(ladder.cuts(|_| Some(49), |_| None).cuts()[0].from, 51);
+        assert_eq!(ladder.cuts(|_| Some(48), |_| None).cuts()[0].from, 51);
+        assert_eq!(ladder.cuts(|_| Some(51), |_| None).cuts()[0].from, 52);
     }
 
     #[test]

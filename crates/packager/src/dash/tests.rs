@@ -575,12 +575,13 @@ fn an_audio_change_beside_video_opens_the_period_at_the_next_video_segment() {
 }
 
 /// A 2-rung ladder (rung 1 packaging the audio) that gets a third rung while segment
-/// 1_795_514_403 is being cut, the new rung's encoder starting at 6 s: the MPD as publish
-/// assembles it from the rungs' timelines and the [`Ladder`].
+/// 1_795_514_403 is being cut, the new rung's encoder starting at 5 s (mid-cell: its first
+/// segment is short): the MPD as publish assembles it from the rungs' timelines and the
+/// [`Ladder`].
 fn ladder_mpd() -> Mpd {
     let grid = Some(Ts90(90_000));
     let all = frames(7, Codec::H264, 0..300);
-    let late = frames(7, Codec::H264, 150..300);
+    let late = frames(7, Codec::H264, 125..300);
     let rungs = [
         package_on(&all, true, 12, grid),
         package_on(&all, true, 12, grid),

@@ -459,3 +459,81 @@ fn a_failover_to_an_input_with_other_parameters_opens_a_period_and_dash_js_plays
         "the Period change moved availabilityStartTime"
     );
 }
+
+/// A ladder of `rungs` small rungs (multi mode), DASH and HLS on.
+fn ladder_body(rungs: usize) -> String {
+    let sizes = [(640, 360, 700), (480, 270, 400), (320, 180, 250)];
+    let profiles: Vec<String> = sizes[..rungs]
+        .iter()
+        .map(|(w, h, kbps)| {
+            format!(r#"{{"width":{w},"height":{h},"bitrate":{kbps},"preset":"ultrafast"}}"#)
+        })
+        .collect();
+    format!(
+        r#"{{"inputs":[{{"url":"publish://"}}],"protocols":{{"hls":true,"dash":true}},
+            "transcoder":{{"mode":"multi","audio":{{"bitrate":96}},
+                           "video":{{"profiles":[{}]}}}}}}"#,
+        profiles.join(",")
+    )
+}
+
+#[test]
+fn a_third_rung_added_mid_play_opens_a_period_and_dash_js_plays_on() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
+    put_stream(&server, "grow", &ladder_body(2));
+    let _publisher = publish(port, "grow", &ClipSpec::default());
+    let mut before = String::new();
+    wait_until(Duration::from_secs(60), "2 video Representations", || {
+        before = wait_mpd(&server, "grow", 2);
+        before.matches("<Representation id=\"v").count() == 2
+    })
+    .unwrap_or_else(|e| panic!("{e}:\n{before}"));
+    assert_eq!(before.matches("<Period").count(), 1, "{before}");
+
+    let mpd_url = server.url("/grow/index.mpd");
+    let player = thread::spawn(move || dash_js(&mpd_url, 30, None));
+    thread::sleep(Duration::from_secs(10));
+    // The third rung through the API: the kept rungs' packagers go on.
+    let answer = crate::server::send(
+        "PUT",
+        &server.url("/streams/grow"),
+        Some(&ladder_body(3)),
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+
+    let mut after = String::new();
+    wait_until(
+        Duration::from_secs(40),
+        "a second Period with 3 rungs",
+        || {
+            after = server.text("/grow/index.mpd").unwrap_or_default();
+            after.matches("<Period").count() == 2
+                && after
+                    .split("<Period id=\"")
+                    .nth(2)
+                    .is_some_and(|p| p.matches("<Representation id=\"v").count() == 3)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}; last MPD:\n{after}\n{}", server.runtime("grow")));
+    let played = player.join().unwrap();
+    println!("dash.js across the ladder change: {}", played.report);
+    assert!(
+        played.ok,
+        "dash.js stopped at the ladder change: {played}\nMPD before:\n{before}\nMPD after:\n{after}"
+    );
+    assert_eq!(
+        first_attr(&before, "availabilityStartTime"),
+        first_attr(&after, "availabilityStartTime"),
+        "the ladder change moved availabilityStartTime"
+    );
+    let periods: Vec<&str> = after.split("<Period id=\"").skip(1).collect();
+    assert!(!periods[0].contains("track_3/"), "{after}");
+    assert_eq!(periods[1].matches("<Representation id=\"a\"").count(), 1);
+    // HLS: the master lists the new variant.
+    let master = server.text("/grow/index.m3u8").unwrap_or_default();
+    assert!(master.contains("track_3/index.m3u8"), "{master}");
+}
