@@ -59,7 +59,7 @@ pub(crate) async fn info(
 /// `GET /recordings/{rid}/playlist.m3u8` (media).
 #[utoipa::path(get, path = "/recordings/{rid}/playlist.m3u8", tag = "dvr",
     params(("rid" = String, Path, description = "recording id")),
-    responses((status = 200, description = "HLS playlist built from the segment log: `EVENT` while recording, `VOD` with `#EXT-X-ENDLIST` when stopped; `#EXT-X-PROGRAM-DATE-TIME` first and after each discontinuity", content_type = "application/vnd.apple.mpegurl", body = String),
+    responses((status = 200, description = "HLS playlist built from the segment log: `EVENT` while recording (a sliding playlist from the first retained segment when `retention_sec` or `max_size_gb` is set), `VOD` with `#EXT-X-ENDLIST` when stopped; `#EXT-X-PROGRAM-DATE-TIME` first and after each discontinuity", content_type = "application/vnd.apple.mpegurl", body = String),
               (status = 403, description = "`FORBIDDEN`: signed play URLs are on and `exp`/`sig` are missing, expired or wrong (a signed playlist carries them into its segment URIs)", body = crate::openapi::ErrorBody),
               (status = 404, description = "`NOT_FOUND` / `NO_SEGMENTS`", body = crate::openapi::ErrorBody)))]
 pub(crate) async fn playlist(

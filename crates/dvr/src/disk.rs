@@ -19,6 +19,7 @@ use bytes::Bytes;
 use tributary_packager::UnixMillis;
 
 use crate::log::{SegmentEntry, Summary, parse_log, parse_segment_name, segment_name};
+use crate::recorder::RecordingStats;
 use crate::retention::Retention;
 
 /// The segments of one recording, shared between its writer and the HTTP routes that build
@@ -68,6 +69,9 @@ pub struct Disk {
     /// opened on an existing recording (a restart), or the write before it failed. It is
     /// marked discontinuous, so the hole becomes a gap.
     after_hole: bool,
+    /// Counts the discontinuous segments retention removes (under the log's lock), for the
+    /// sliding playlist's `#EXT-X-DISCONTINUITY-SEQUENCE`.
+    expired_discontinuities: Option<Arc<RecordingStats>>,
 }
 
 impl Disk {
@@ -119,7 +123,14 @@ impl Disk {
             entries,
             next_seq: highest.map_or(0, |h| h + 1),
             after_hole,
+            expired_discontinuities: None,
         })
+    }
+
+    /// Counts the discontinuous segments retention removes in `stats`.
+    pub(crate) fn counting_into(mut self, stats: Arc<RecordingStats>) -> Self {
+        self.expired_discontinuities = Some(stats);
+        self
     }
 
     /// Writes one segment and applies `retention` at `now` (see the module doc for the order
@@ -218,6 +229,12 @@ impl Disk {
                 return Ok(0);
             }
             let expired: Vec<SegmentEntry> = entries.drain(..n).collect();
+            if let Some(stats) = &self.expired_discontinuities {
+                let count = expired.iter().filter(|e| e.discontinuity).count() as u64;
+                stats
+                    .expired_discontinuities
+                    .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+            }
             let text: String = entries.iter().map(SegmentEntry::to_line).collect();
             (expired, text)
         };
@@ -377,6 +394,59 @@ mod tests {
             })
             .count();
         assert_eq!(files, 3);
+    }
+
+    #[test]
+    fn under_retention_the_recording_playlist_slides_from_the_first_retained_segment() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cam");
+        let log = SharedLog::default();
+        let stats = Arc::new(RecordingStats::default());
+        let mut disk = Disk::open(&dir, "cam", Arc::clone(&log))
+            .unwrap()
+            .counting_into(Arc::clone(&stats));
+        let retention = Retention {
+            max_age: None,
+            max_bytes: Some(1880 * 3),
+        };
+        let sliding = || {
+            let entries = crate::lock(&log).clone();
+            let sliding = crate::Sliding {
+                expired_discontinuities: stats
+                    .expired_discontinuities
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            };
+            let kind = crate::playlist::recording_kind(&entries, Some(sliding));
+            crate::playlist::render(&entries, kind)
+        };
+        // Segments 2 and 8 follow a discontinuity; 3 are kept.
+        for i in 0..10 {
+            disk.write(
+                &pending(i * 4000, i == 2 || i == 8),
+                retention,
+                UnixMillis(0),
+            )
+            .unwrap();
+        }
+        let text = sliding();
+        assert!(!text.contains("#EXT-X-PLAYLIST-TYPE"), "{text}");
+        assert!(!text.contains("#EXT-X-ENDLIST"), "{text}");
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:7\n"), "{text}");
+        // Segment 2's discontinuity slid out with it.
+        assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:1\n"), "{text}");
+        assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+        assert!(text.starts_with("#EXTM3U\n"), "{text}");
+        // Segment 8 becomes the first: its tag goes, and the sequence counts it.
+        disk.write(&pending(40_000, false), retention, UnixMillis(0))
+            .unwrap();
+        let text = sliding();
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:8\n"), "{text}");
+        assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:2\n"), "{text}");
+        assert!(!text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+        // Without retention it stays an EVENT playlist.
+        let entries = crate::lock(&log).clone();
+        let kind = crate::playlist::recording_kind(&entries, None);
+        assert!(crate::playlist::render(&entries, kind).contains("#EXT-X-PLAYLIST-TYPE:EVENT\n"));
     }
 
     #[test]

@@ -103,16 +103,27 @@ pub struct RecordingView {
     pub stopped_at: Option<String>,
     /// Counters of a running recording.
     pub stats: Option<Arc<RecordingStats>>,
+    /// A running recording whose retention may remove its oldest segments: its playlist
+    /// slides, with the discontinuous segments removed so far counted.
+    pub sliding: Option<Sliding>,
+}
+
+/// What the sliding playlist of a recording under retention needs besides its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sliding {
+    /// Discontinuous segments retention removed (read with the log, under its lock).
+    pub expired_discontinuities: u64,
 }
 
 impl RecordingView {
-    /// The playlist: `EVENT` while recording, `VOD` when stopped; segment URIs as `uris` says
-    /// (the play signature, when play URLs are signed).
+    /// The playlist: `VOD` when stopped; while recording `EVENT`, or a sliding one when
+    /// retention may remove its head ([`playlist::recording_kind`]); segment URIs as `uris`
+    /// says (the play signature, when play URLs are signed).
     pub fn playlist(&self, uris: playlist::Uris<'_>) -> String {
         let kind = if self.status == "stopped" {
             PlaylistKind::Vod
         } else {
-            PlaylistKind::Event
+            playlist::recording_kind(&self.entries, self.sliding)
         };
         playlist::render_with(&self.entries, kind, uris)
     }
@@ -236,6 +247,10 @@ impl Recordings {
         let dir = root.join(code.as_str());
         let log = SharedLog::default();
         let stats = Arc::new(RecordingStats::default());
+        stats.retention_on.store(
+            Settings::of(dvr).retention != Retention::default(),
+            Ordering::Relaxed,
+        );
         let running = recorder::spawn(
             subscriber,
             code.clone(),
@@ -275,7 +290,12 @@ impl Recordings {
     /// stop and start, which the engine does.)
     pub fn apply(&self, code: &StreamCode, dvr: &tributary_domain::Dvr) {
         if let Some(active) = lock(&self.active).get(code) {
-            active.running.settings.send_replace(Settings::of(dvr));
+            let settings = Settings::of(dvr);
+            active.stats.retention_on.store(
+                settings.retention != Retention::default(),
+                Ordering::Relaxed,
+            );
+            active.running.settings.send_replace(settings);
         }
     }
 
@@ -316,13 +336,28 @@ impl Recordings {
         let mut registry = lock(&self.active);
         registry.retain(|_, a| a.stats.status() != "stopped");
         if let Some(active) = registry.get(code) {
+            let (entries, sliding) = {
+                let log = lock(&active.log);
+                let sliding = active
+                    .stats
+                    .retention_on
+                    .load(Ordering::Relaxed)
+                    .then(|| Sliding {
+                        expired_discontinuities: active
+                            .stats
+                            .expired_discontinuities
+                            .load(Ordering::Relaxed),
+                    });
+                (log.clone(), sliding)
+            };
             return Some(RecordingView {
                 code: code.clone(),
                 status: active.stats.status(),
                 dir: active.dir.clone(),
-                entries: lock(&active.log).clone(),
+                entries,
                 stopped_at: None,
                 stats: Some(Arc::clone(&active.stats)),
+                sliding,
             });
         }
         drop(registry);
@@ -338,6 +373,7 @@ impl Recordings {
             entries,
             stopped_at,
             stats: None,
+            sliding: None,
         })
     }
 

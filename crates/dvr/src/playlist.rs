@@ -22,6 +22,24 @@ pub enum PlaylistKind {
     },
 }
 
+/// The kind of a running recording's `playlist.m3u8`: `EVENT` (SPEC §DVR), unless retention
+/// may remove its oldest segments (`sliding`). An `EVENT` playlist only ever grows at its end
+/// (RFC 8216 §4.3.3.5): a player that saw a segment at its head expects it there on every
+/// reload, and one that finds the head gone may start over or fail. Under retention the
+/// playlist is a sliding live one instead: it starts at the first retained segment, its
+/// `#EXT-X-MEDIA-SEQUENCE` that segment's `seq` (numbers are never reused), and
+/// `#EXT-X-DISCONTINUITY-SEQUENCE` counts the discontinuities before its first tag: those
+/// retention removed, and the first listed segment's own (which carries no tag).
+pub fn recording_kind(entries: &[SegmentEntry], sliding: Option<crate::Sliding>) -> PlaylistKind {
+    match sliding {
+        None => PlaylistKind::Event,
+        Some(sliding) => PlaylistKind::Live {
+            discontinuity_sequence: sliding.expired_discontinuities
+                + u64::from(entries.first().is_some_and(|e| e.discontinuity)),
+        },
+    }
+}
+
 /// How segment URIs are written: `<prefix><file><query>`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Uris<'a> {

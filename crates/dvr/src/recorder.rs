@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -109,6 +109,12 @@ pub struct RecordingStats {
     pub failed_writes: AtomicU64,
     /// Microseconds spent in `fsync` (segment file and log line), over all segments written.
     pub sync_micros: AtomicU64,
+    /// Whether retention may remove segments (`retention_sec` or `max_size_gb` set): the
+    /// playlist is then a sliding one, not an `EVENT` one ([`crate::playlist`]).
+    pub(crate) retention_on: AtomicBool,
+    /// Segments marked discontinuous that retention removed while this run recorded; changed
+    /// under the log's lock, with the log, so a reader sees both of one moment.
+    pub(crate) expired_discontinuities: AtomicU64,
     /// Status and last error.
     pub(crate) health: Mutex<Health>,
 }
@@ -339,17 +345,18 @@ impl Writer {
         while let Some(segment) = segments.recv().await {
             let retention = self.settings.borrow().retention;
             let now = UnixMillis::from_system_time(SystemTime::now());
-            let (dir, code, log) = (
+            let (dir, code, log, stats) = (
                 self.dir.clone(),
                 self.code.to_string(),
                 Arc::clone(&self.log),
+                Arc::clone(&self.stats),
             );
             let opened = disk.take();
             let outcome = tokio::task::spawn_blocking(move || {
                 let mut disk = match opened {
                     Some(disk) => disk,
                     None => match Disk::open(&dir, &code, log) {
-                        Ok(disk) => disk,
+                        Ok(disk) => disk.counting_into(stats),
                         Err(e) => return (None, Err(e)),
                     },
                 };

@@ -532,6 +532,18 @@ fn a_third_rung_added_mid_play_opens_a_period_and_dash_js_plays_on() {
     );
     let periods: Vec<&str> = after.split("<Period id=\"").skip(1).collect();
     assert!(!periods[0].contains("track_3/"), "{after}");
+    // The player went past the new Period's start.
+    let second_start: f64 = periods[1]
+        .split("start=\"PT")
+        .nth(1)
+        .and_then(|rest| rest.split('S').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no start on the second Period:\n{after}"));
+    let reached = played.report["current_time_end"].as_f64().unwrap_or(0.0);
+    assert!(
+        reached > second_start + 2.0,
+        "dash.js stopped at {reached} s, before the new Period ({second_start} s)"
+    );
     assert_eq!(periods[1].matches("<Representation id=\"a\"").count(), 1);
     // HLS: the master lists the new variant.
     let master = server.text("/grow/index.m3u8").unwrap_or_default();

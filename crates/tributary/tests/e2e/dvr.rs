@@ -364,6 +364,18 @@ fn a_size_cap_set_while_recording_removes_the_oldest_segments() {
     assert!(rec_dir.join(first).exists(), "{playlist}");
     assert_ne!(first, "000000.ts");
     assert!(!playlist.contains("#EXT-X-DISCONTINUITY\n"), "{playlist}");
+    // Under retention it slides (an EVENT playlist never loses its head): no playlist type,
+    // MEDIA-SEQUENCE the first kept segment's number.
+    assert!(!playlist.contains("#EXT-X-PLAYLIST-TYPE"), "{playlist}");
+    let seq: u64 = first.trim_end_matches(".ts").parse().unwrap();
+    assert!(
+        playlist.contains(&format!("#EXT-X-MEDIA-SEQUENCE:{seq}\n")),
+        "{playlist}"
+    );
+    assert!(
+        playlist.contains("#EXT-X-DISCONTINUITY-SEQUENCE:"),
+        "{playlist}"
+    );
     // One recording all along, and the live playlist never saw a discontinuity.
     let started = stream_events(&server, "capped")
         .iter()
