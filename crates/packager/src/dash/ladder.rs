@@ -22,7 +22,7 @@ use std::collections::VecDeque;
 
 use tributary_media::Ts90;
 
-/// The ladder changes of one stream, oldest first (at most [`MAX_CHANGES`]).
+/// The ladder changes of one stream, oldest first (at most 16).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ladder {
     changes: VecDeque<LadderChange>,

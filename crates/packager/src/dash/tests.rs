@@ -111,6 +111,28 @@ fn package_on(
     (timeline, codecs, timescale)
 }
 
+/// The 48 kHz stereo AAC Representation under `dir`, listing `timeline`.
+fn audio_representation(
+    dir: &str,
+    codecs: String,
+    timescale: u32,
+    timeline: Vec<TimelineEntry>,
+) -> Representation {
+    Representation {
+        id: "a".into(),
+        dir: dir.into(),
+        codecs,
+        bandwidth: 128_000,
+        size: None,
+        frame_rate: None,
+        sample_rate: Some(48_000),
+        channels: Some(2),
+        timescale,
+        init: "init_a.mp4".into(),
+        timeline,
+    }
+}
+
 fn mpd(frames: &[Frame]) -> Mpd {
     let (video, video_codecs, video_scale) = package(frames, true, 12);
     let (audio, audio_codecs, audio_scale) = package(frames, false, 12);
@@ -135,35 +157,34 @@ fn mpd(frames: &[Frame]) -> Mpd {
                 init: "init_v.mp4".into(),
                 timeline: video.entries().copied().collect(),
             }],
-            audio: Some(Representation {
-                id: "a".into(),
-                dir: String::new(),
-                codecs: audio_codecs,
-                bandwidth: 128_000,
-                size: None,
-                frame_rate: None,
-                sample_rate: Some(48_000),
-                channels: Some(2),
-                timescale: audio_scale,
-                init: "init_a.mp4".into(),
-                timeline: audio.entries().copied().collect(),
-            }),
+            audio: Some(audio_representation(
+                "",
+                audio_codecs,
+                audio_scale,
+                audio.entries().copied().collect(),
+            )),
         }],
+    }
+}
+
+/// Fails unless `text` is the golden file `name` (`expected`, its contents); the new text is
+/// then written beside it as `<name>.new`.
+fn assert_golden(name: &str, expected: &str, text: &str) {
+    if text != expected {
+        let path = format!("{}/testdata/dash/{name}.new", env!("CARGO_MANIFEST_DIR"));
+        std::fs::write(&path, text).expect("writing the new golden file");
+        panic!("the MPD differs from the golden file; the new text is in {path}:\n{text}");
     }
 }
 
 #[test]
 fn a_fixed_frame_sequence_yields_the_golden_mpd() {
     let text = mpd(&sequence()).render();
-    let expected = include_str!("../../testdata/dash/h264_aac.mpd");
-    if text != expected {
-        let path = format!(
-            "{}/testdata/dash/h264_aac.mpd.new",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::write(&path, &text).expect("writing the new golden file");
-        panic!("the MPD differs from the golden file; the new text is in {path}:\n{text}");
-    }
+    assert_golden(
+        "h264_aac.mpd",
+        include_str!("../../testdata/dash/h264_aac.mpd"),
+        &text,
+    );
 }
 
 #[test]
@@ -415,15 +436,11 @@ fn periods_mpd(frames: &[Frame]) -> Mpd {
 #[test]
 fn a_codec_change_starts_a_period_golden_mpd() {
     let text = periods_mpd(&switching(Codec::H265)).render();
-    let expected = include_str!("../../testdata/dash/h264_to_h265_periods.mpd");
-    if text != expected {
-        let path = format!(
-            "{}/testdata/dash/h264_to_h265_periods.mpd.new",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::write(&path, &text).expect("writing the new golden file");
-        panic!("the MPD differs from the golden file; the new text is in {path}:\n{text}");
-    }
+    assert_golden(
+        "h264_to_h265_periods.mpd",
+        include_str!("../../testdata/dash/h264_to_h265_periods.mpd"),
+        &text,
+    );
     assert_eq!(text.matches("<Period").count(), 2, "{text}");
     assert!(text.contains("<Period id=\"0\" start=\"PT0S\">"), "{text}");
     // The second Period starts at the H.265 session's first keyframe (6 s), its templates
@@ -634,18 +651,11 @@ fn ladder_mpd() -> Mpd {
                         })
                     })
                     .collect(),
-                audio: Some(Representation {
-                    id: "a".into(),
-                    dir: "track_1/".into(),
-                    codecs: audio_codecs.clone(),
-                    bandwidth: 128_000,
-                    size: None,
-                    frame_rate: None,
-                    sample_rate: Some(48_000),
-                    channels: Some(2),
-                    timescale: audio_scale,
-                    init: "init_a.mp4".into(),
-                    timeline: audio
+                audio: Some(audio_representation(
+                    "track_1/",
+                    audio_codecs.clone(),
+                    audio_scale,
+                    audio
                         .entries()
                         .filter(|e| {
                             let end = Ts90(e.start.0 + e.duration.0);
@@ -653,7 +663,7 @@ fn ladder_mpd() -> Mpd {
                         })
                         .copied()
                         .collect(),
-                }),
+                )),
             })
             .collect(),
     }
@@ -662,15 +672,11 @@ fn ladder_mpd() -> Mpd {
 #[test]
 fn a_ladder_change_starts_a_period_with_the_new_rungs_golden_mpd() {
     let text = ladder_mpd().render();
-    let expected = include_str!("../../testdata/dash/ladder_2_to_3_rungs.mpd");
-    if text != expected {
-        let path = format!(
-            "{}/testdata/dash/ladder_2_to_3_rungs.mpd.new",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::write(&path, &text).expect("writing the new golden file");
-        panic!("the MPD differs from the golden file; the new text is in {path}:\n{text}");
-    }
+    assert_golden(
+        "ladder_2_to_3_rungs.mpd",
+        include_str!("../../testdata/dash/ladder_2_to_3_rungs.mpd"),
+        &text,
+    );
     let periods: Vec<&str> = text.split("<Period id=").skip(1).collect();
     assert_eq!(periods.len(), 2, "{text}");
     // The first Period: the old ladder only, its segments up to the cut.

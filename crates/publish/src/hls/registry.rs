@@ -404,6 +404,14 @@ impl HlsRegistry {
                 .filter_map(|(_, rung)| rung.state().video?.timeline.last().map(|e| e.number))
                 .max()
         };
+        self.with_dash_stream(code, |stream| {
+            stream.ladder.change(last_listed, old, rungs);
+            tracing::info!(stream = %code, old, rungs, ?last_listed, "DASH: the ladder changed; a new Period opens with it");
+        });
+    }
+
+    /// Runs `f` on the DASH part of `code`'s MPD, if DASH runs for it.
+    fn with_dash_stream(&self, code: &StreamCode, f: impl FnOnce(&mut DashStream)) {
         if let Some(stream) = self
             .inner
             .dash_streams
@@ -411,8 +419,7 @@ impl HlsRegistry {
             .unwrap_or_else(PoisonError::into_inner)
             .get_mut(code)
         {
-            stream.ladder.change(last_listed, old, rungs);
-            tracing::info!(stream = %code, old, rungs, ?last_listed, "DASH: the ladder changed; a new Period opens with it");
+            f(stream);
         }
     }
 
@@ -447,15 +454,9 @@ impl HlsRegistry {
     /// Records the wall time of `code`'s media time 0, unless a rung did already: one
     /// `availabilityStartTime` for the stream's life and its whole ladder.
     pub(crate) fn set_dash_origin(&self, code: &StreamCode, origin: UnixMillis) {
-        if let Some(stream) = self
-            .inner
-            .dash_streams
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(code)
-        {
+        self.with_dash_stream(code, |stream| {
             stream.origin.get_or_insert(origin);
-        }
+        });
     }
 
     /// Removes a stopping output's DASH side (if it is still the registered one); the last

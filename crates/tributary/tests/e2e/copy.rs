@@ -339,6 +339,12 @@ fn wait_master(server: &Server, code: &str, count: usize, limit: Duration) -> St
 
 /// A ladder stream body fed by `publish://` with the rungs `(width, height, kb/s)`.
 fn ladder_body(rungs: &[(u32, u32, u32)]) -> String {
+    ladder_body_with(rungs, r#""hls":true"#, "per_profile")
+}
+
+/// A ladder stream body fed by `publish://` with the rungs `(width, height, kb/s)` (x264
+/// ultrafast, 96 kb/s audio) in transcoder `mode`, the `protocols` flags given as JSON members.
+pub(crate) fn ladder_body_with(rungs: &[(u32, u32, u32)], protocols: &str, mode: &str) -> String {
     let profiles: Vec<String> = rungs
         .iter()
         .map(|(w, h, kbps)| {
@@ -346,8 +352,8 @@ fn ladder_body(rungs: &[(u32, u32, u32)]) -> String {
         })
         .collect();
     format!(
-        r#"{{"inputs":[{{"url":"publish://"}}],"protocols":{{"hls":true}},
-            "transcoder":{{"mode":"per_profile","audio":{{"bitrate":96}},
+        r#"{{"inputs":[{{"url":"publish://"}}],"protocols":{{{protocols}}},
+            "transcoder":{{"mode":"{mode}","audio":{{"bitrate":96}},
               "video":{{"profiles":[{}]}}}}}}"#,
         profiles.join(",")
     )
