@@ -588,16 +588,27 @@ impl OutputService for Outputs {
         let Some(variants) = abr_variants(stream) else {
             return;
         };
-        let dash = match lock(&self.packaging).get_mut(code) {
+        let rungs = variants.len() as u16;
+        let (dash, restart) = match lock(&self.packaging).get_mut(code) {
             Some(p) => {
                 // New rungs start with the new ladder's settings (the DASH audio stays with
                 // the packager that has it until the packagers restart).
                 p.stream = stream.clone();
-                p.dash
+                let audio_gone = p.dash && p.audio_rung.is_some_and(|rung| rung >= rungs);
+                (p.dash, audio_gone.then_some((p.hls, p.dash)))
             }
-            None => false,
+            None => (false, None),
         };
-        let rungs = variants.len() as u16;
+        if let Some((hls, dash)) = restart {
+            // The rung that packages the DASH audio is removed and no kept packager has it:
+            // the packagers restart with the new ladder (a new MPD) rather than go on
+            // without sound.
+            tracing::info!(stream = %code, "DASH audio rung removed; restarting the packagers");
+            if let Err(e) = self.start_packagers(stream, hls, dash) {
+                tracing::warn!(stream = %code, "restarting the packagers: {e}");
+            }
+            return;
+        }
         if dash {
             // Kept rungs package on; the MPD opens a Period with the new ladder.
             self.hls.dash_ladder_changed(code, rungs);

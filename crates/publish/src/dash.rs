@@ -26,7 +26,9 @@
 //! registry records it ([`HlsRegistry::dash_ladder_changed`](crate::HlsRegistry::dash_ladder_changed)) and the MPD opens one Period
 //! for the whole new ladder at the first segment every new rung has
 //! ([`tributary_packager::Ladder`]), keeping its `availabilityStartTime`; the old Periods,
-//! with a removed rung's Representation, stay while their segments are listed.
+//! with a removed rung's Representation, stay while their segments are listed. Removing the
+//! rung that packages the audio is the exception: no kept packager has the audio, so the
+//! engine restarts the packagers (a new MPD) rather than go on without sound.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};

@@ -1,7 +1,9 @@
 //! DASH (issue 16 item 4, SPEC §DASH): an RTMP publish served as a dynamic MPD plays in
 //! dash.js in headless Chromium at 1280x720 and is read by ffprobe; a 3-rung ladder is one
 //! MPD with 3 video Representations and one audio AdaptationSet; an input failover mid-play
-//! keeps dash.js playing in the same Period.
+//! keeps dash.js playing in the same Period; a rung added mid-play opens a Period with the new
+//! ladder in the same MPD (dash.js plays on), and removing the rung that packages the audio
+//! restarts the MPD with sound.
 
 use std::thread;
 use std::time::Duration;
@@ -466,20 +468,27 @@ fn ladder_body(rungs: usize) -> String {
     crate::copy::ladder_body_with(&sizes[..rungs], r#""hls":true,"dash":true"#, "multi")
 }
 
-#[test]
-fn a_third_rung_added_mid_play_opens_a_period_and_dash_js_plays_on() {
-    let _serial = serial();
+/// A server with stream `code` of `body` (a 2-rung ladder with DASH on) fed by an RTMP
+/// publisher, once its MPD lists both rungs and 2 video segments: the MPD then.
+fn two_rungs_on_air(code: &str, body: &str) -> (tempfile::TempDir, Server, LiveSender, String) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
-    put_stream(&server, "grow", &ladder_body(2));
-    let _publisher = publish(port, "grow", &ClipSpec::default());
-    let mut before = String::new();
+    put_stream(&server, code, body);
+    let publisher = publish(port, code, &ClipSpec::default());
+    let mut mpd = String::new();
     wait_until(Duration::from_secs(60), "2 video Representations", || {
-        before = wait_mpd(&server, "grow", 2);
-        before.matches("<Representation id=\"v").count() == 2
+        mpd = wait_mpd(&server, code, 2);
+        mpd.matches("<Representation id=\"v").count() == 2
     })
-    .unwrap_or_else(|e| panic!("{e}:\n{before}"));
+    .unwrap_or_else(|e| panic!("{e}:\n{mpd}"));
+    (dir, server, publisher, mpd)
+}
+
+#[test]
+fn a_third_rung_added_mid_play_opens_a_period_and_dash_js_plays_on() {
+    let _serial = serial();
+    let (_dir, server, _publisher, before) = two_rungs_on_air("grow", &ladder_body(2));
     assert_eq!(before.matches("<Period").count(), 1, "{before}");
 
     let mpd_url = server.url("/grow/index.mpd");
@@ -537,4 +546,25 @@ fn a_third_rung_added_mid_play_opens_a_period_and_dash_js_plays_on() {
     // HLS: the master lists the new variant.
     let master = server.text("/grow/index.m3u8").unwrap_or_default();
     assert!(master.contains("track_3/index.m3u8"), "{master}");
+}
+
+#[test]
+fn removing_the_rung_that_packages_the_audio_keeps_the_mpd_with_sound() {
+    let _serial = serial();
+    // The best rung (the audio's) is the last: removing it leaves no packager with audio.
+    let rungs = [(320, 180, 250), (640, 360, 700)];
+    let body = |n: usize| crate::copy::ladder_body_with(&rungs[..n], r#""dash":true"#, "multi");
+    let (_dir, server, _publisher, _) = two_rungs_on_air("shrink", &body(2));
+    let answer = crate::server::send("PUT", &server.url("/streams/shrink"), Some(&body(1)), &[]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let mut after = String::new();
+    wait_until(Duration::from_secs(40), "1 rung with audio", || {
+        after = server.text("/shrink/index.mpd").unwrap_or_default();
+        after.matches("<Representation id=\"v").count() == 1
+            && after.contains("<Representation id=\"a\"")
+            && timelines(&after).first().is_some_and(|t| t.len() >= 2)
+    })
+    .unwrap_or_else(|e| panic!("{e}; last MPD:\n{after}\n{}", server.runtime("shrink")));
+    assert_eq!(after.matches("<Period").count(), 1, "{after}");
+    assert!(after.contains("track_1/"), "{after}");
 }
