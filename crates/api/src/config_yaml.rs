@@ -79,7 +79,7 @@ pub(crate) async fn get_yaml(
     params(("dry_run" = Option<bool>, Query, description = "validate and answer the plan; change nothing"),
            ("prune" = Option<bool>, Query, description = "default true (a full replace): delete the records a section of the document leaves out, and replace the saved configuration layer; `false` keeps them and merges into the layer (a section absent from the document is never touched)")),
     request_body(content = String, content_type = "application/yaml", description = "`{global_config, streams, templates, hooks, vod}` as `GET /config/yaml` shows it; every section optional. `global_config` is merged into the saved layer like `POST /config` (replaced with `prune`); each record is the whole record (absent fields take defaults), keyed by `code` (streams, templates), `id` (hooks), `name` (mounts). `****` keeps the stored secret"),
-    responses((status = 200, description = "`{data: {dry_run, prune, global_config: {changed: [paths]}, templates, hooks, vod, streams}, warnings?}`, each section `{created, updated, unchanged, deleted}` (keys), and with `dry_run` `streams.actions` naming what each updated stream would restart (as `PUT /streams/{code}?dry_run=true`); records unchanged are not written again. Applied in order global → templates → hooks → VOD → streams, then the deletes (streams first)"),
+    responses((status = 200, description = "`{data: {dry_run, prune, global_config: {changed: [paths]}, templates, hooks, vod, streams}, warnings?}`, each section `{created, updated, unchanged, deleted}` (keys), and with `dry_run` `streams.actions` naming what each updated stream would restart (as `PUT /streams/{code}?dry_run=true`); records unchanged are not written again. Applied in order global → templates → hooks → VOD → streams (the pruned ones deleted first), then the other deletes"),
               (status = 400, description = "`EMPTY_BODY`; `INVALID_YAML`: a syntax error (line and column named), or unknown keys (`fields[].path` names each, `streams[0].inputz`); `INVALID_QUERY`", body = crate::openapi::ErrorBody),
               (status = 409, description = "`PINNED_BY_ENV`: `global_config` changes a field the environment or a flag sets (`fields[].path` under `global_config.`)", body = crate::openapi::ErrorBody),
               (status = 413, description = "`BODY_TOO_LARGE`: over 4 MiB", body = crate::openapi::ErrorBody),
@@ -202,8 +202,9 @@ pub(crate) async fn put_yaml(
     Ok(axum::Json(payload).into_response())
 }
 
-/// Applies a validated document in SPEC's order, then the deletes (streams first, so no
-/// template is still in use when it goes). Each step done is named in `applied`.
+/// Applies a validated document in SPEC's order (the pruned streams deleted before the
+/// document's are written), then the other deletes (after the streams, so no template is
+/// still in use when it goes). Each step done is named in `applied`.
 async fn apply(
     engine: &EngineHandle,
     document: Document,
@@ -249,6 +250,14 @@ async fn apply(
             applied.push(format!("vod {name}"));
         }
     }
+    // The streams the document leaves out go first (SPEC: "missing removed, others
+    // upserted"), so no stream written next meets a reference through a record that goes.
+    for code in &plan.streams.deleted {
+        if let Ok(code) = tributary_domain::StreamCode::parse(code) {
+            engine.delete_stream(&code).await?;
+        }
+        applied.push(format!("deleted streams {code}"));
+    }
     // A `copy://` or `mixer://` reference is checked against the stored records as each
     // stream is written. The document's streams hold no cycle (validated), but one written
     // before the stream it stops being referenced by can meet a cycle through that stream's
@@ -279,12 +288,6 @@ async fn apply(
             return Err(e.into());
         }
         pending = refused;
-    }
-    for code in &plan.streams.deleted {
-        if let Ok(code) = tributary_domain::StreamCode::parse(code) {
-            engine.delete_stream(&code).await?;
-        }
-        applied.push(format!("deleted streams {code}"));
     }
     for name in &plan.vod.deleted {
         engine.delete_vod(name).await?;
