@@ -271,9 +271,9 @@ impl EngineHandle {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigMode {
-    /// Merge into it (`POST /config`, `PUT /config/yaml`).
+    /// Merge into it (`POST /config`, `PUT /config/yaml?prune=false`).
     Merge,
-    /// Replace it whole (`PUT /config/yaml?prune=true`).
+    /// Replace it whole (`PUT /config/yaml`, a full replace by default).
     Replace,
 }
 

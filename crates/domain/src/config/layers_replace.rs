@@ -1,5 +1,5 @@
-//! `PUT /config/yaml?prune=true`: the document's `global_config` becomes the whole store
-//! layer (a full replace), where `POST /config` and a PUT without `prune` merge into it.
+//! `PUT /config/yaml` (a full replace by default): the document's `global_config` becomes the
+//! whole store layer, where `POST /config` and a PUT with `?prune=false` merge into it.
 //!
 //! Kept apart from [`Layers::write`] so that the merge path stays exactly as it is; the
 //! replace reuses its checks (pins, bootstrap-only fields, `null` sections, validation) by
