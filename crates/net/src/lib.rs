@@ -86,6 +86,7 @@ mod budget;
 mod dial;
 mod driver;
 mod pace;
+pub mod pages;
 mod queue;
 mod ssrf;
 

@@ -25,6 +25,9 @@ use tributary_engine::Engine;
 
 use crate::config::Cli;
 
+/// Sealed segments allowed at once when the open-file limit is unlimited.
+const SEALED_UNLIMITED: usize = 1 << 16;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (layers, config) = match config::load(&cli) {
@@ -67,6 +70,10 @@ fn main() -> ExitCode {
     }
     let log = init_tracing(&config);
     let fd_limit = http::raise_fd_limit();
+    // HTTP connections take at most half the descriptors; sealed segments a quarter.
+    tributary_net::pages::set_limit(fd_limit.map_or(SEALED_UNLIMITED, |limit| {
+        usize::try_from(limit / 4).unwrap_or(SEALED_UNLIMITED)
+    }));
     for key in config.ignored() {
         tracing::warn!(key = %key.path, "{key}");
     }

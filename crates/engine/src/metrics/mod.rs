@@ -532,6 +532,12 @@ impl EngineHandle {
         ] {
             out.counter(HLS_BLOCKING, labels([("outcome", outcome)]), count);
         }
+        out.counter(HTTP_SENDFILE, Labels::new(), tributary_net::pages::sent_bytes());
+        out.gauge(
+            SEALED_SEGMENTS,
+            Labels::new(),
+            i64::try_from(tributary_net::pages::held()).unwrap_or(i64::MAX),
+        );
         for (subscriber, dropped) in shared.events.drops() {
             out.counter(
                 EVENTS_DROPPED,
@@ -828,6 +834,17 @@ const EVENTS_DROPPED: Spec = counter(
     "Events a bus subscriber lost because its queue was full.",
 );
 
+const HTTP_SENDFILE: Spec = counter(
+    "http_sendfile_bytes",
+    "Bytes of HLS and DASH segments sent with sendfile from sealed memory files (no copy per \
+     viewer).",
+);
+const SEALED_SEGMENTS: Spec = gauge(
+    "sealed_segments",
+    "Segments held in sealed memory files now (one open file each; past a quarter of the \
+     open-file limit, segments are held in ordinary memory).",
+);
+
 const HLS_BLOCKING: Spec = counter(
     "hls_blocking_requests",
     "LL-HLS requests held for a segment or part (_HLS_msn, _HLS_part, preload hints), by \
@@ -847,7 +864,7 @@ const DVR_ACTIVE: Spec = gauge(
 
 /// Every family [`Exposition`] can carry: what [`families`] lists. A new `Spec` goes here too
 /// (a test counts them).
-const FAMILIES: [Spec; 37] = [
+const FAMILIES: [Spec; 39] = [
     STATUS,
     START_TIME,
     INGEST_BYTES,
@@ -881,6 +898,8 @@ const FAMILIES: [Spec; 37] = [
     HOOK_QUEUE,
     EVENTS_DROPPED,
     HLS_BLOCKING,
+    HTTP_SENDFILE,
+    SEALED_SEGMENTS,
     DVR_SEGMENTS,
     DVR_BYTES,
     DVR_DROPPED,

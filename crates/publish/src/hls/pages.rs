@@ -8,16 +8,25 @@
 //! it used (on the bench stream, 41 MiB of arena for 26 MiB in use). A segment copied into an
 //! anonymous mapping of its own rounded-up size costs exactly its pages while held and returns
 //! them to the system when its last reader drops it; the copy, one per segment, replaces the one
-//! that trimmed its headroom. `memmap2` is the mapping: safe anonymous maps, no `unsafe` here.
+//! that trimmed its headroom.
+//!
+//! The pages are a sealed memory file's when one can be had ([`tributary_net::pages`]): the
+//! HTTP server then sends them with `sendfile`, the kernel referencing the pages instead of
+//! copying them once per viewer. Past that module's descriptor cap they are an anonymous
+//! mapping (`memmap2`: safe anonymous maps, no `unsafe` here), written the ordinary way.
 
 use bytes::Bytes;
 use memmap2::MmapMut;
 
-/// `bytes` in a mapping of its own, read-only. Falls back to `bytes` as it is when the mapping
-/// cannot be made (out of address space or map count: the heap is then no better off).
+/// `bytes` in a mapping of its own, read-only: a sealed memory file's if possible, else
+/// anonymous pages. Falls back to `bytes` as it is when no mapping can be made (out of address
+/// space or map count: the heap is then no better off).
 pub(crate) fn in_pages(bytes: Bytes) -> Bytes {
     if bytes.is_empty() {
         return bytes;
+    }
+    if let Some(sealed) = tributary_net::pages::sealed(&bytes) {
+        return sealed;
     }
     let Ok(mut map) = MmapMut::map_anon(bytes.len()) else {
         return bytes;

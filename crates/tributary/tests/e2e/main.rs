@@ -46,3 +46,4 @@ mod thumbnail;
 mod transcode;
 mod udp_flood;
 mod vod;
+mod zero_copy;
