@@ -97,12 +97,29 @@ cpu_seconds() {
     awk -v d=$(($2 - $1)) -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", d / hz }'
 }
 
-# Summed field (VmRSS, VmHWM; kB) of PID and its descendants.
+# kB of the sealed segment files (memfds) process PID holds now. Tributary keeps finished HLS
+# and DASH segments in them and sends them with sendfile without touching their pages, so they
+# are in no RSS: memory as the machine spends it counts them here.
+sealed_kb() {
+    local f link size total=0
+    for f in /proc/"$1"/fd/*; do
+        link=$(readlink "$f" 2>/dev/null) || continue
+        case $link in
+            /memfd:tributary-segment*)
+                size=$(stat -L -c %s "$f" 2>/dev/null) || continue
+                total=$((total + size)) ;;
+        esac
+    done
+    echo $((total / 1024))
+}
+
+# Summed field (VmRSS, VmHWM; kB) of PID and its descendants, plus the sealed segment files
+# they hold now (sealed_kb; 0 for every other program).
 mem_kb() {
     local total=0 pid value
     for pid in $(tree_pids "$1"); do
         value=$(awk -v f="$2:" '$1 == f { print $2 }' /proc/"$pid"/status 2>/dev/null || true)
-        total=$((total + ${value:-0}))
+        total=$((total + ${value:-0} + $(sealed_kb "$pid")))
     done
     echo "$total"
 }

@@ -25,7 +25,8 @@
 # (sampled every second), and the memory ratio counting it: nginx keeps its HLS window in files
 # (the page cache, in RAM here, outside its RSS) where Tributary keeps it in its own memory
 # (SPEC §HLS "served from memory, never written to disk"), so RSS alone compares a server
-# holding its segments with one that does not.
+# holding its segments with one that does not. Tributary's own segments are sealed memory files
+# outside its RSS too; `mem_kb` (lib.sh) adds them to its figure.
 #
 # Environment (defaults): RUNS=3 WARMUP=60 WINDOW=30 CLIP_SECONDS=60 KEEP=1 (keep temp dirs)
 #   CARGO_TARGET_DIR (target/), SERVER_BIN=PATH (skip the build), SERVERS="nginx tributary".

@@ -532,7 +532,11 @@ impl EngineHandle {
         ] {
             out.counter(HLS_BLOCKING, labels([("outcome", outcome)]), count);
         }
-        out.counter(HTTP_SENDFILE, Labels::new(), tributary_net::pages::sent_bytes());
+        out.counter(
+            HTTP_SENDFILE,
+            Labels::new(),
+            tributary_net::pages::sent_bytes(),
+        );
         out.gauge(
             SEALED_SEGMENTS,
             Labels::new(),

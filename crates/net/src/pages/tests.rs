@@ -41,7 +41,10 @@ fn a_sealed_segment_keeps_its_bytes_and_is_listed_while_it_lives() {
     drop(bytes);
     assert!(read_table().contains_key(&start), "a clone still holds it");
     drop(clone);
-    assert!(!read_table().contains_key(&start), "the last drop unlists it");
+    assert!(
+        !read_table().contains_key(&start),
+        "the last drop unlists it"
+    );
 }
 
 #[test]
@@ -58,7 +61,10 @@ fn the_memory_file_is_sealed_against_change() {
     ] {
         assert!(seals.contains(&seal), "{seal:?} missing");
     }
-    assert!(file.as_file().write_all(b"x").is_err(), "writes are refused");
+    assert!(
+        file.as_file().write_all(b"x").is_err(),
+        "writes are refused"
+    );
 }
 
 #[test]

@@ -168,6 +168,12 @@ impl Window {
         playlist: Bytes,
         delta: Bytes,
     ) {
+        // A part big enough to gain from `sendfile` goes to a sealed file, before the lock.
+        let bytes = if bytes.len() >= tributary_net::pages::MIN_SENDFILE {
+            tributary_net::pages::sealed(&bytes).unwrap_or(bytes)
+        } else {
+            bytes
+        };
         {
             let mut state = self.write();
             if state.closed {

@@ -184,16 +184,41 @@ impl Server {
         logs.iter().filter(|line| pick(line)).cloned().collect()
     }
 
-    /// The process's peak resident set so far (`VmHWM`), in bytes.
+    /// The process's peak resident set so far (`VmHWM`) plus the sealed segment files it holds
+    /// now (memory of the machine's that no RSS shows), in bytes.
     pub(crate) fn peak_rss_bytes(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("read the server's /proc status");
-        status
+        let hwm = status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .expect("VmHWM in /proc status")
-            * 1024
+            * 1024;
+        let sealed: usize = self.sealed_segments().iter().map(Vec::len).sum();
+        hwm + sealed as u64
+    }
+
+    /// The contents of every sealed segment file (`memfd:tributary-segment`) the server holds
+    /// now, read through `/proc` as any process of the same user can.
+    pub(crate) fn sealed_segments(&self) -> Vec<Vec<u8>> {
+        let mut files = Vec::new();
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .expect("list the server's fds");
+        for entry in fds {
+            let path = entry.expect("fd entry").path();
+            let Ok(target) = std::fs::read_link(&path) else {
+                continue; // closed meanwhile
+            };
+            if target
+                .to_string_lossy()
+                .starts_with("/memfd:tributary-segment")
+                && let Ok(bytes) = std::fs::read(&path)
+            {
+                files.push(bytes);
+            }
+        }
+        files
     }
 
     /// The server's process id.

@@ -11,25 +11,6 @@ use tributary_testkit::http_get;
 use crate::hls::{serial, udp_live, wait_segments};
 use crate::server::Server;
 
-/// The contents of every sealed segment file the server `pid` holds now.
-fn sealed_files(pid: u32) -> Vec<Vec<u8>> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).expect("list the server's fds") {
-        let path = entry.expect("fd entry").path();
-        let Ok(target) = std::fs::read_link(&path) else {
-            continue; // closed meanwhile
-        };
-        if target
-            .to_string_lossy()
-            .starts_with("/memfd:tributary-segment")
-            && let Ok(bytes) = std::fs::read(&path)
-        {
-            files.push(bytes);
-        }
-    }
-    files
-}
-
 /// The value of the unlabelled sample `name` at `/metrics`.
 fn metric(server: &Server, name: &str) -> f64 {
     let (status, _, body) = http_get(&server.url("/metrics")).unwrap();
@@ -80,13 +61,14 @@ fn segments_go_out_byte_exact_from_sealed_memory_files() {
     }
     args.extend(["-w".to_owned(), "%{num_connects}\n".to_owned()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let connects: Vec<u32> = curl(&args)
-        .lines()
-        .map(|n| n.parse().unwrap())
-        .collect();
-    assert_eq!(connects.iter().sum::<u32>(), 1, "one connection: {connects:?}");
+    let connects: Vec<u32> = curl(&args).lines().map(|n| n.parse().unwrap()).collect();
+    assert_eq!(
+        connects.iter().sum::<u32>(),
+        1,
+        "one connection: {connects:?}"
+    );
 
-    let files = sealed_files(server.pid());
+    let files = server.sealed_segments();
     let mut total = 0;
     for (name, path) in names.iter().zip(&paths) {
         let got = std::fs::read(path).unwrap();
