@@ -43,7 +43,7 @@
 use std::collections::BTreeMap;
 use std::io::{self, IoSlice, Write};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::task::{Context, Poll, ready};
 
@@ -67,6 +67,8 @@ static REGIONS: RwLock<BTreeMap<usize, Region>> = RwLock::new(BTreeMap::new());
 static HELD: AtomicUsize = AtomicUsize::new(0);
 /// The most that may be alive at once.
 static LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_LIMIT);
+/// Whether the cap was met once already (it is logged once per process).
+static CAP_WARNED: AtomicBool = AtomicBool::new(false);
 /// Bytes sent with `sendfile` since the process started.
 static SENT: AtomicU64 = AtomicU64::new(0);
 
@@ -101,10 +103,18 @@ pub fn sealed(data: &[u8]) -> Option<Bytes> {
         return None;
     }
     let limit = LIMIT.load(Ordering::Relaxed);
-    HELD.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+    let placed = HELD.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
         (n < limit).then_some(n + 1)
-    })
-    .ok()?;
+    });
+    if placed.is_err() {
+        if !CAP_WARNED.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                cap = limit,
+                "sealed segments at their cap: further segments are held in ordinary memory"
+            );
+        }
+        return None;
+    }
     match Sealed::new(data) {
         Ok(sealed) => Some(Bytes::from_owner(sealed)),
         Err(e) => {
