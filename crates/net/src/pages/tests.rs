@@ -152,9 +152,12 @@ async fn responses_mixing_heap_and_sealed_bytes_arrive_whole_through_a_slow_read
     let got = reader.await.expect("reader");
     assert_eq!(got.len(), expected.len());
     assert!(got == expected, "the bytes differ");
+    // Each sealed chunk goes by sendfile but for a last remainder under MIN_SENDFILE, which a
+    // partial send may leave and which is written.
     let sent = sent_bytes() - sent_before;
+    let least = body.len() + part.len() - 2 * MIN_SENDFILE;
     assert!(
-        sent >= (body.len() + part.len()) as u64,
-        "sealed bytes went by sendfile ({sent} bytes)"
+        sent >= least as u64,
+        "sealed bytes went by sendfile ({sent} bytes, {least} at least)"
     );
 }

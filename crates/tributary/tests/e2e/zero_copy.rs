@@ -81,10 +81,13 @@ fn segments_go_out_byte_exact_from_sealed_memory_files() {
         );
         total += got.len();
     }
+    // All by sendfile but, per segment, a last remainder under 16 KiB that a partial send may
+    // leave (written: not worth a lookup).
     let sent = metric(&server, "tributary_http_sendfile_bytes_total") - sent_before;
+    let least = total - names.len() * 16 * 1024;
     assert!(
-        sent >= total as f64,
-        "{total} bytes served, {sent} counted as sent by sendfile"
+        sent >= least as f64,
+        "{total} bytes served, {sent} counted as sent by sendfile ({least} at least)"
     );
     assert!(metric(&server, "tributary_sealed_segments") >= names.len() as f64);
 
