@@ -28,9 +28,63 @@
 //! assert!(resolve_inside(Path::new("/srv/vod"), &roots, resolve).is_ok());
 //! assert!(resolve_inside(Path::new("/srv/link/passwd"), &roots, resolve).is_err());
 //! ```
+//!
+//! # The roots in force
+//!
+//! `security.file_input_roots` and `security.storage_roots` change on a running server (SPEC
+//! §Config "Hot apply"), and several services read them: stream validation, the file input
+//! worker, the DVR, the VOD mounts. Each of them once kept its own copy, and a configuration
+//! change had to reach every copy in turn: a new reader that was not added to that fan-out
+//! would have kept the boot-time roots without a test noticing. So the lists live in one
+//! [`Roots`] value behind one [`LiveRoots`] handle: the engine builds it from the
+//! configuration, every reader holds a clone of the handle and reads it where it uses the
+//! roots ([`LiveRoots::get`]: a short read lock and an `Arc` clone, never held across an
+//! `.await`), and a configuration change writes it once ([`LiveRoots::set`]). The handle is
+//! here, beside the path rules, because the readers sit in crates that meet only in `domain`.
 
 use std::io;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+
+/// The configured roots, as paths (module doc, "The roots in force").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Roots {
+    /// `security.file_input_roots`: where `file:///abs/path` inputs may read; empty: anywhere.
+    pub file_input: Vec<PathBuf>,
+    /// `security.storage_roots` (default: the data directory): where a DVR `storage_path` and
+    /// a VOD mount's storage may lie; empty: any plain absolute path.
+    pub storage: Vec<PathBuf>,
+}
+
+/// The one shared, replaceable [`Roots`] of a server: cheap to clone, every clone sees the
+/// same value. [`Default`]: a new handle of its own with no roots (anywhere).
+#[derive(Clone, Default)]
+pub struct LiveRoots(Arc<RwLock<Arc<Roots>>>);
+
+impl LiveRoots {
+    /// A new handle holding `roots`.
+    pub fn new(roots: Roots) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(roots))))
+    }
+
+    /// The roots in force now: a snapshot the caller keeps for one use (one parse, one file
+    /// open, one recording start), so one decision never mixes two configurations.
+    pub fn get(&self) -> Arc<Roots> {
+        Arc::clone(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Replaces the roots for this handle and every clone of it: each reader's next
+    /// [`get`](Self::get) sees `roots`; snapshots already taken keep the old ones.
+    pub fn set(&self, roots: Roots) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(roots);
+    }
+}
+
+impl std::fmt::Debug for LiveRoots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("LiveRoots").field(&*self.get()).finish()
+    }
+}
 
 /// Why a path was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -188,6 +242,28 @@ mod tests {
         } else {
             Err(io::Error::from(io::ErrorKind::NotFound))
         }
+    }
+
+    #[test]
+    fn every_clone_of_live_roots_sees_one_write_and_snapshots_keep_theirs() {
+        let live = LiveRoots::new(Roots {
+            file_input: vec!["/old".into()],
+            storage: vec!["/data".into()],
+        });
+        let reader = live.clone();
+        let before = reader.get();
+        live.set(Roots {
+            file_input: vec!["/new".into()],
+            storage: vec!["/srv".into()],
+        });
+        assert_eq!(reader.get().file_input, [PathBuf::from("/new")]);
+        assert_eq!(reader.get().storage, [PathBuf::from("/srv")]);
+        assert_eq!(
+            before.file_input,
+            [PathBuf::from("/old")],
+            "a snapshot stays whole"
+        );
+        assert_eq!(*LiveRoots::default().get(), Roots::default());
     }
 
     #[test]

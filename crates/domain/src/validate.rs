@@ -173,14 +173,13 @@ pub struct Support {
     /// This server's bound RTMP listener port, for the loopback-own-listener URL rule
     /// (SPEC §Domain "Input URL classifier"); `None` while no RTMP listener is bound.
     pub rtmp_port: Option<u16>,
-    /// Where file inputs may read (`security.file_input_roots`, absolute directories); empty:
-    /// anywhere. Checked on the path as written here; ingest checks it again on the path as
-    /// resolved when it opens the file.
-    pub file_roots: Vec<std::path::PathBuf>,
-    /// Where recordings may be stored (`security.storage_roots`, default the data directory):
-    /// a `dvr.storage_path` must lie inside one (SPEC §Security "File serving"); empty: any
-    /// absolute path. Checked on the path as written (no `..`); the DVR resolves it again.
-    pub storage_roots: Vec<std::path::PathBuf>,
+    /// The roots in force for this parse ([`crate::roots::LiveRoots::get`]'s snapshot; the
+    /// engine takes it from its one handle at each parse): file inputs must lie inside
+    /// `file_input` (empty: anywhere), checked on the path as written here, and ingest checks
+    /// it again on the path as resolved when it opens the file; a `dvr.storage_path` inside
+    /// `storage` (SPEC §Security "File serving"; empty: any absolute path), checked on the
+    /// path as written (no `..`), and the DVR resolves it again.
+    pub roots: std::sync::Arc<crate::roots::Roots>,
     /// The VOD mounts by name, with their storage: `file://<mount>/<path>` inputs resolve
     /// through them (an unknown mount is a 422 naming the input).
     pub vod_mounts: std::collections::BTreeMap<String, std::path::PathBuf>,
@@ -219,8 +218,7 @@ impl Support {
             templates: true,
             srt_listener: true,
             rtmp_port: Some(1935),
-            file_roots: Vec::new(),
-            storage_roots: Vec::new(),
+            roots: Default::default(),
             vod_mounts: Default::default(),
             ffmpeg: ParseContext {
                 hw: Hw::ALL.to_vec(),
@@ -564,9 +562,10 @@ pub fn parse_stream(
                 ErrorCode::InvalidField,
                 "must be an absolute path without '..'",
             ));
-        } else if !support.storage_roots.is_empty()
+        } else if !support.roots.storage.is_empty()
             && !support
-                .storage_roots
+                .roots
+                .storage
                 .iter()
                 .any(|root| path.starts_with(root))
         {

@@ -45,6 +45,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
+use tributary_domain::roots::LiveRoots;
 use tributary_hub::{BufferId, Hub, SubscribeFrom};
 use tributary_media::StreamCode;
 pub use tributary_packager::UnixMillis;
@@ -63,10 +64,11 @@ pub struct Recordings {
     hub: Hub,
     /// The DVR root (`<data_dir>/dvr`): where a stream without `storage_path` records.
     root: PathBuf,
-    /// `security.storage_roots`: a `storage_path` must resolve inside one (SPEC §Security
-    /// "File serving"); `None`: any plain absolute path. Replaced by a configuration change
-    /// ([`set_storage_roots`](Self::set_storage_roots)); taken briefly and cloned.
-    storage_roots: Mutex<Option<Vec<PathBuf>>>,
+    /// The server's one roots handle: a `storage_path` must resolve inside one of its
+    /// `storage` roots (`security.storage_roots`, SPEC §Security "File serving"), read at each
+    /// recording start or read, so a configuration change needs nothing from this registry;
+    /// `None`: any plain absolute path.
+    storage_roots: Option<LiveRoots>,
     /// Told of recording events.
     observer: RecordingObserver,
     /// Running recordings by stream.
@@ -171,29 +173,20 @@ impl Recordings {
         Self {
             hub,
             root,
-            storage_roots: Mutex::new(None),
+            storage_roots: None,
             observer,
             active: Mutex::new(HashMap::new()),
             dirs: DirLocks::default(),
         }
     }
 
-    /// Holds every `storage_path` to `roots` (`security.storage_roots`): it must resolve,
-    /// symlinks included, inside one of them when a recording starts or is read.
+    /// Holds every `storage_path` to the `storage` roots of `roots` (`security.storage_roots`)
+    /// as they are when a recording starts or is read: it must resolve, symlinks included,
+    /// inside one of them. A recording already running keeps writing where it started.
     #[must_use]
-    pub fn with_storage_roots(self, roots: Vec<PathBuf>) -> Self {
-        self.set_storage_roots(roots);
+    pub fn with_storage_roots(mut self, roots: LiveRoots) -> Self {
+        self.storage_roots = Some(roots);
         self
-    }
-
-    /// Replaces the roots (`security.storage_roots` changed on a running server): the next
-    /// recording start or read is held to them; a recording already running keeps writing
-    /// where it started.
-    pub fn set_storage_roots(&self, roots: Vec<PathBuf>) {
-        *self
-            .storage_roots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(roots);
     }
 
     /// The storage root of a stream with `storage_path` (`""`: the DVR root).
@@ -208,19 +201,17 @@ impl Recordings {
                 path: storage_path.to_owned(),
             });
         }
-        let roots = self
-            .storage_roots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        if let Some(roots) = &roots {
+        if let Some(live) = &self.storage_roots {
             // Validation compared the text when the stream was saved; a symlink since may
             // lead elsewhere.
-            tributary_domain::roots::resolve_inside(path, roots, |p| std::fs::canonicalize(p))
-                .map_err(|source| DvrError::OutsideRoots {
-                    code: code.clone(),
-                    source,
-                })?;
+            let roots = live.get();
+            tributary_domain::roots::resolve_inside(path, &roots.storage, |p| {
+                std::fs::canonicalize(p)
+            })
+            .map_err(|source| DvrError::OutsideRoots {
+                code: code.clone(),
+                source,
+            })?;
         }
         Ok(path.to_owned())
     }
@@ -471,7 +462,11 @@ mod tests {
         // A link under the root that leads out of it.
         std::os::unix::fs::symlink(&outside, inside.join("escape")).unwrap();
         let code = StreamCode::parse("cam").unwrap();
-        let roots = recordings(&base).with_storage_roots(vec![inside.clone()]);
+        let live = LiveRoots::new(tributary_domain::roots::Roots {
+            file_input: Vec::new(),
+            storage: vec![inside.clone()],
+        });
+        let roots = recordings(&base).with_storage_roots(live.clone());
         let text = |p: &Path| p.to_str().unwrap().to_owned();
 
         assert_eq!(roots.root_for(&code, "").unwrap(), base.join("dvr"));
@@ -489,6 +484,13 @@ mod tests {
             roots.root_for(&code, "relative/dir"),
             Err(DvrError::StoragePath { .. })
         ));
+        // A change of the shared roots holds the next start to them.
+        live.set(tributary_domain::roots::Roots {
+            file_input: Vec::new(),
+            storage: vec![outside.clone()],
+        });
+        assert_eq!(roots.root_for(&code, &text(&outside)).unwrap(), outside);
+        assert!(roots.root_for(&code, &text(&fresh)).is_err());
         // Without roots (the engine always gives them), any plain absolute path.
         let open = recordings(&base);
         assert_eq!(open.root_for(&code, &text(&outside)).unwrap(), outside);

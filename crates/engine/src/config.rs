@@ -9,11 +9,16 @@
 //! a port in use fails the request and leaves the old listener serving; then the layer is
 //! persisted, the new listeners take over (the old RTMP, RTSP and SRT ones drain for 10 s),
 //! the services that keep a copy of a setting get the new one ([`apply_live`]: failover
-//! thresholds, the shared SSRF guard, file and storage roots, play signing, the admin token,
-//! hooks, sessions, the running HLS packagers' window and history, the buffer size for new
-//! buffers), and the new configuration is published
-//! on the engine's watch, where every setting read at use (`loopback_bypass`,
-//! `allowed_hosts`, `public_metrics`) sees it and the binary follows `log.*`.
+//! thresholds, the shared SSRF guard, the one file and storage roots handle, play signing,
+//! the admin token, hooks, sessions, the running HLS packagers' window and history, the
+//! buffer size for new buffers), and the new configuration is published on the engine's
+//! watch, where every setting read at use (`loopback_bypass`, `allowed_hosts`,
+//! `public_metrics`) sees it and the binary follows `log.*`.
+//!
+//! A setting read by several services is one shared handle they all read at use, written
+//! once here: the file and storage roots are one `LiveRoots` (`tributary_domain::roots`), read
+//! by stream validation, file inputs, the DVR and the VOD mounts, so a new reader cannot be
+//! missed by a fan-out of copies.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,10 +33,10 @@ use std::path::PathBuf;
 use tributary_domain::signing::PlaySigner;
 
 use crate::listeners::Bound;
-use crate::plane::{file_roots, ssrf_guard};
+use crate::plane::{roots, ssrf_guard};
 use crate::router::PublishAuth;
 use crate::security::AdminToken;
-use crate::{EngineHandle, Shared, lock};
+use crate::{EngineHandle, Shared};
 
 /// Binds the HTTP server on a new `host:port` and starts serving there, then lets the old
 /// server finish its requests in progress and stop; answers the address bound, or why the
@@ -315,16 +320,10 @@ fn apply_live(shared: &Shared, changed: &[String], config: &ServerConfig) {
         // Inputs, pushes and hooks hold clones of this one guard: their next dial follows.
         media.ssrf_guard.replace(&ssrf_guard(&config.security));
     }
-    if any("security.file_input_roots") {
-        let roots = file_roots(config);
-        shared.supported.set_file_roots(roots.clone());
-        media.manager.set_file_roots(roots);
-    }
-    if any("security.storage_roots") {
-        let roots = crate::vod::storage_roots(config);
-        shared.supported.set_storage_roots(roots.clone());
-        media.dvr.set_storage_roots(roots.clone());
-        *lock(&shared.storage_roots) = roots;
+    if any("security.file_input_roots") || any("security.storage_roots") {
+        // One write: validation, file inputs, the DVR and the VOD mounts read this handle at
+        // each use (`tributary_domain::roots`, "The roots in force").
+        media.roots.set(roots(config));
     }
     if any("security.play_signing") {
         media.signer.set(PlaySigner::from_config(&config.security));
@@ -360,3 +359,4 @@ fn bind_field(listener: &str, changed: &[String]) -> String {
         .find(|path| changed.contains(path))
         .unwrap_or_else(|| format!("listeners.{listener}"))
 }
+

@@ -19,6 +19,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{Value, json};
 use tributary_domain::config::DvrSection;
 use tributary_domain::event::EventType;
+use tributary_domain::roots::LiveRoots;
 use tributary_domain::{Stream, StreamCode};
 use tributary_dvr::UnixMillis;
 use tributary_dvr::clip::{self, ClipError};
@@ -44,13 +45,9 @@ pub(crate) struct Dvr {
 
 impl Dvr {
     /// Recordings under `root` by default (`dvr.root`, `<data_dir>/dvr` unless set), with
-    /// `section`'s defaults and limits.
-    pub(crate) fn new(
-        hub: Hub,
-        root: PathBuf,
-        section: DvrSection,
-        storage_roots: Vec<PathBuf>,
-    ) -> Self {
+    /// `section`'s defaults and limits; a `storage_path` is held to `roots`' storage roots as
+    /// they are at each start or read.
+    pub(crate) fn new(hub: Hub, root: PathBuf, section: DvrSection, roots: LiveRoots) -> Self {
         let events: Arc<OnceLock<EventBus>> = Arc::default();
         let bus = Arc::clone(&events);
         let observer = Arc::new(move |code: &StreamCode, event: &RecordingEvent| {
@@ -88,16 +85,10 @@ impl Dvr {
             bus.publish(kind, id, payload);
         });
         Self {
-            recordings: Recordings::new(hub, root, observer).with_storage_roots(storage_roots),
+            recordings: Recordings::new(hub, root, observer).with_storage_roots(roots),
             section,
             events,
         }
-    }
-
-    /// `security.storage_roots` changed through the config API: the next recording start or
-    /// read is held to `roots`.
-    pub(crate) fn set_storage_roots(&self, roots: Vec<PathBuf>) {
-        self.recordings.set_storage_roots(roots);
     }
 
     /// Sends recording events to `events` from now on.

@@ -77,7 +77,7 @@ pub use vod::{VOD_UPLOAD_CAP, VodError, VodFile, VodUpload};
 
 use crate::coordinator::Coordinator;
 use crate::events::EventBus;
-use crate::plane::{MediaPlane, file_roots};
+use crate::plane::MediaPlane;
 use crate::supported::Supported;
 
 /// Why the engine could not open.
@@ -145,9 +145,6 @@ struct Shared {
     vod_store: Arc<dyn VodRepository>,
     /// Serialises mount writes, so the parse context's mount table follows the store.
     vod_writes: tokio::sync::Mutex<()>,
-    /// `security.storage_roots` (default: the data directory), where mount storage may lie;
-    /// replaced by a configuration change, read (cloned) at each use.
-    storage_roots: Mutex<Vec<PathBuf>>,
     media: MediaPlane,
     /// The RTMP listener bound by [`Engine::start_listeners`]; dropped at shutdown.
     listeners: Mutex<Vec<tributary_serve::RtmpListener>>,
@@ -235,10 +232,7 @@ impl Engine {
         let services = media.services();
         let events = EventBus::new();
         let timeout = Duration::from_secs(config.server.admin_timeout_sec.max(1));
-        let supported = Arc::new(Supported::build());
-        supported.set_file_roots(file_roots(&config));
-        let storage_roots = vod::storage_roots(&config);
-        supported.set_storage_roots(storage_roots.clone());
+        let supported = Arc::new(Supported::build(media.roots.clone()));
         match vod_store.list_mounts() {
             Ok(mounts) => supported.set_vod_mounts(vod::table(&mounts)),
             Err(e) => tracing::error!(error = %e, "cannot read the VOD mounts"),
@@ -293,7 +287,6 @@ impl Engine {
             supported,
             vod_store,
             vod_writes: tokio::sync::Mutex::new(()),
-            storage_roots: Mutex::new(storage_roots),
             media,
             listeners: Mutex::new(Vec::new()),
             rtsp_listeners: Mutex::new(Vec::new()),

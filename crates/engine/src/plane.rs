@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use tributary_domain::config::ServerConfig;
+use tributary_domain::roots::{LiveRoots, Roots};
 use tributary_domain::signing::PlaySigner;
 use tributary_net::{SsrfGuard, SsrfMode};
 
@@ -49,6 +50,10 @@ pub(crate) struct MediaPlane {
     pub(crate) ssrf_guard: SsrfGuard,
     /// The buffers, for `buffer.capacity` changed on a running server.
     pub(crate) buffers: Arc<HubBuffers>,
+    /// `security.file_input_roots` and `security.storage_roots`: the one handle that stream
+    /// validation, file inputs, the DVR and the VOD mounts read at each use, and a
+    /// configuration change writes once (`tributary_domain::roots`, "The roots in force").
+    pub(crate) roots: LiveRoots,
 }
 
 impl MediaPlane {
@@ -56,11 +61,12 @@ impl MediaPlane {
         let hub = tributary_hub::Hub::new();
         let intakes = Intakes::default();
         let guard = ssrf_guard(&config.security);
+        let live_roots = LiveRoots::new(roots(config));
         let ingest = tributary_ingest::IngestConfig {
             ffmpeg_path: config.transcoder.ffmpeg_path.clone().into(),
             hls_prefetch: config.ingestor.hls_max_segment_buffer,
             ssrf_guard: guard.clone(),
-            file_roots: file_roots(config),
+            roots: live_roots.clone(),
             hub: Some(tributary_ingest::LocalHub(hub.clone())),
         };
         let failover = tributary_domain::failover::FailoverConfig::from_manager(&config.manager);
@@ -119,7 +125,7 @@ impl MediaPlane {
             hub.clone(),
             dvr_section.root(&config.data_dir),
             dvr_section,
-            crate::vod::storage_roots(config),
+            live_roots.clone(),
         ));
         let services = Services {
             buffers: buffers.clone(),
@@ -145,6 +151,7 @@ impl MediaPlane {
             signer,
             ssrf_guard: guard,
             buffers,
+            roots: live_roots,
         }
     }
 
@@ -166,12 +173,16 @@ pub(crate) fn ssrf_guard(security: &tributary_domain::config::SecuritySection) -
     SsrfGuard::new(mode, allow)
 }
 
-/// `security.file_input_roots` as paths.
-pub(crate) fn file_roots(config: &ServerConfig) -> Vec<PathBuf> {
-    config
-        .security
-        .file_input_roots
-        .iter()
-        .map(PathBuf::from)
-        .collect()
+/// `security.file_input_roots` and `security.storage_roots` (absent: the data directory) as
+/// paths.
+pub(crate) fn roots(config: &ServerConfig) -> Roots {
+    Roots {
+        file_input: config
+            .security
+            .file_input_roots
+            .iter()
+            .map(PathBuf::from)
+            .collect(),
+        storage: crate::vod::storage_roots(config),
+    }
 }

@@ -490,7 +490,7 @@ mod tests {
     impl Rig {
         fn new() -> Self {
             let media = MediaPlane::new(&ServerConfig::default());
-            let supported = Arc::new(Supported::build());
+            let supported = Arc::new(Supported::build(media.roots.clone()));
             let coordinator = Coordinator::new(
                 media.services(),
                 Arc::new(SqliteStore::open_in_memory().unwrap()),

@@ -6,11 +6,16 @@
 //! The API parses records with it at save, the coordinator when it loads a stored record
 //! (boot, reconciler, restart): one parser, one context, so a record means the same thing
 //! wherever it is read.
+//!
+//! The file and storage roots are not kept here: each parse takes them from the server's one
+//! roots handle ([`LiveRoots`]), so a configuration change that writes the handle reaches
+//! validation with nothing to update here.
 
 use std::sync::Mutex;
 
 use tributary_domain::Stream;
 use tributary_domain::protocol::InputKind;
+use tributary_domain::roots::LiveRoots;
 use tributary_domain::spec::StreamSpec;
 use tributary_domain::template::{Template, parse_resolved};
 use tributary_domain::validate::{Support, ValidationErrors, parse_stream};
@@ -19,56 +24,56 @@ use crate::lock;
 
 /// The parse context, shared by the API edge and the coordinator.
 pub(crate) struct Supported {
-    /// Changes once, when the RTMP listener binds (its port); read for every parse.
+    /// Changes when the RTMP listener binds (its port) and when the VOD mounts change; read
+    /// for every parse. Its `roots` field is never set: [`get`](Self::get) fills it from
+    /// `roots`.
     support: Mutex<Support>,
+    /// The server's roots, read at each parse.
+    roots: LiveRoots,
 }
 
 impl Supported {
     /// What this build implements; validation rejects the rest with 422 "not supported yet".
-    /// No listener is bound yet.
-    pub(crate) fn build() -> Self {
-        Self::with(Support {
-            inputs: tributary_ingest::supported()
-                .iter()
-                .copied()
-                .chain([InputKind::Push])
-                .collect(),
-            hls: true,
-            dash: true,
-            rtmp: true,
-            rtsp: true,
-            thumbnail: true,
-            srt: true,
-            srt_listener: true,
-            push: true,
-            transcoder: true,
-            templates: true,
-            dvr: true,
-            ..Support::default()
-        })
+    /// No listener is bound yet; file inputs and recordings are held to `roots` as they are
+    /// at each parse.
+    pub(crate) fn build(roots: LiveRoots) -> Self {
+        Self::with(
+            Support {
+                inputs: tributary_ingest::supported()
+                    .iter()
+                    .copied()
+                    .chain([InputKind::Push])
+                    .collect(),
+                hls: true,
+                dash: true,
+                rtmp: true,
+                rtsp: true,
+                thumbnail: true,
+                srt: true,
+                srt_listener: true,
+                push: true,
+                transcoder: true,
+                templates: true,
+                dvr: true,
+                ..Support::default()
+            },
+            roots,
+        )
     }
 
-    /// A context with exactly `support`.
-    pub(crate) fn with(support: Support) -> Self {
+    /// A context with `support`, its roots read from `roots` at each parse.
+    pub(crate) fn with(support: Support, roots: LiveRoots) -> Self {
         Self {
             support: Mutex::new(support),
+            roots,
         }
     }
 
-    /// A copy of the current context.
+    /// A copy of the current context, with the roots in force now.
     pub(crate) fn get(&self) -> Support {
-        lock(&self.support).clone()
-    }
-
-    /// Sets where file inputs may read (`security.file_input_roots`; empty: anywhere).
-    pub(crate) fn set_file_roots(&self, roots: Vec<std::path::PathBuf>) {
-        lock(&self.support).file_roots = roots;
-    }
-
-    /// Sets where recordings may be stored (`security.storage_roots`, default the data
-    /// directory).
-    pub(crate) fn set_storage_roots(&self, roots: Vec<std::path::PathBuf>) {
-        lock(&self.support).storage_roots = roots;
+        let mut support = lock(&self.support).clone();
+        support.roots = self.roots.get();
+        support
     }
 
     /// Sets the VOD mounts `file://<mount>/<path>` inputs resolve through (name → storage).

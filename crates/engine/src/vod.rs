@@ -29,7 +29,7 @@ use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors};
 use tributary_domain::vod::{self, VodEntry, VodMount};
 use tributary_store::StoreError;
 
-use crate::{EngineHandle, lock};
+use crate::EngineHandle;
 
 /// The largest file an upload may write (SPEC §Security "Body caps": 10 GiB).
 pub const VOD_UPLOAD_CAP: u64 = 10 << 30;
@@ -168,12 +168,12 @@ impl EngineHandle {
     pub async fn put_vod(&self, mount: VodMount, create_only: bool) -> Result<bool, VodError> {
         let _one = self.shared.vod_writes.lock().await;
         let store = self.shared.vod_store.clone();
-        let roots = lock(&self.shared.storage_roots).clone();
+        let roots = self.shared.media.roots.get();
         let created = blocking(move || {
             if create_only && store.mount(&mount.name).map_err(store_error)?.is_some() {
                 return Err(VodError::Exists(mount.name));
             }
-            prepare_storage(&mount.storage, &roots)?;
+            prepare_storage(&mount.storage, &roots.storage)?;
             store.put_mount(&mount, create_only).map_err(|e| match e {
                 StoreError::MountExists { name } => VodError::Exists(name),
                 e => store_error(e),
@@ -187,10 +187,10 @@ impl EngineHandle {
     /// Checks that `mount`'s storage lies inside `security.storage_roots`, as
     /// [`put_vod`](Self::put_vod) would, without creating it.
     pub async fn check_vod(&self, mount: &VodMount) -> Result<(), VodError> {
-        let roots = lock(&self.shared.storage_roots).clone();
+        let roots = self.shared.media.roots.get();
         let storage = PathBuf::from(&mount.storage);
         blocking(move || {
-            roots::resolve_inside(&storage, &roots, canonicalize)
+            roots::resolve_inside(&storage, &roots.storage, canonicalize)
                 .map(drop)
                 .map_err(outside_roots)
         })
@@ -397,9 +397,9 @@ impl EngineHandle {
             .vod(name)
             .await?
             .ok_or_else(|| VodError::NotFound(format!("no VOD mount {name}")))?;
-        let roots = lock(&self.shared.storage_roots).clone();
+        let roots = self.shared.media.roots.get();
         blocking(move || {
-            roots::resolve_inside(Path::new(&mount.storage), &roots, canonicalize)
+            roots::resolve_inside(Path::new(&mount.storage), &roots.storage, canonicalize)
                 .map_err(|e| VodError::Io(format!("VOD mount {}: storage {e}", mount.name)))
         })
         .await

@@ -70,7 +70,7 @@ impl FileOptions {
             // A mount's file stays inside its mount; an absolute path inside the file roots.
             roots: source
                 .root
-                .map_or_else(|| config.file_roots.clone(), |root| vec![root]),
+                .map_or_else(|| config.roots.get().file_input.clone(), |root| vec![root]),
         }
     }
 }

@@ -100,6 +100,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 use tributary_domain::protocol::InputKind;
 use tributary_domain::redact::mask_url;
+use tributary_domain::roots::LiveRoots;
 use tributary_domain::spec::{ParsedInput, Source};
 use tributary_hub::{Hub, Port};
 use tributary_media::{StreamCode, TrackId};
@@ -133,10 +134,12 @@ pub struct IngestConfig {
     /// Which addresses pulls may dial (`security.ssrf_guard`, `security.allow_cidrs`).
     /// Default: SPEC's `metadata` mode, nothing exempt.
     pub ssrf_guard: SsrfGuard,
-    /// Directories file inputs may read from (`security.file_input_roots`); empty: anywhere.
-    /// A file is opened only if its directory, resolved (symlinks included), lies inside one
-    /// of them, and never through a symlink of its own.
-    pub file_roots: Vec<PathBuf>,
+    /// The server's one roots handle: file inputs may read from its `file_input` directories
+    /// (`security.file_input_roots`; empty: anywhere), read when a worker is spawned, so a
+    /// configuration change reaches the next spawn without cutting a running file. A file is
+    /// opened only if its directory, resolved (symlinks included), lies inside one of them,
+    /// and never through a symlink of its own. Default: a handle of its own with no roots.
+    pub roots: LiveRoots,
     /// The process's hub, which in-process inputs (`copy://`, `mixer://`) read other streams'
     /// playback feeds from. `None` (the default): such inputs are refused at spawn.
     pub hub: Option<LocalHub>,
@@ -158,7 +161,7 @@ impl Default for IngestConfig {
             ffmpeg_path: PathBuf::from("ffmpeg"),
             hls_prefetch: 8,
             ssrf_guard: SsrfGuard::default(),
-            file_roots: Vec::new(),
+            roots: LiveRoots::default(),
             hub: None,
         }
     }

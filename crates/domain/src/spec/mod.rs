@@ -235,9 +235,10 @@ pub(crate) fn parse_inputs(
         errors.extend(shape_errors(&path, &one.source, code, stream.inputs.len()));
         if let Source::File(file) = &one.source
             && file.root.is_none()
-            && !support.file_roots.is_empty()
+            && !support.roots.file_input.is_empty()
             && !support
-                .file_roots
+                .roots
+                .file_input
                 .iter()
                 .any(|root| file.path.starts_with(root))
         {

@@ -302,7 +302,10 @@ fn files_take_their_format_and_loop() {
 fn mount_files_resolve_through_the_mounts() {
     let mut support = Support::everything();
     support.vod_mounts.insert("vod1".into(), "/srv/vod".into());
-    support.file_roots = vec!["/elsewhere".into()];
+    support.roots = std::sync::Arc::new(crate::roots::Roots {
+        file_input: vec!["/elsewhere".into()],
+        storage: Vec::new(),
+    });
     let mut stream = Stream::new(code());
     stream.inputs = vec![Input::new("file://vod1/movies/a.mp4?loop=false", 0)];
     let (spec, _) = crate::validate::parse_stream(stream.clone(), &support).expect("parses");

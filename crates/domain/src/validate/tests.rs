@@ -50,7 +50,10 @@ fn decodes_spec_example() {
 #[test]
 fn dvr_storage_path_lies_inside_the_storage_roots() {
     let support = Support {
-        storage_roots: vec!["/srv/data".into()],
+        roots: std::sync::Arc::new(crate::roots::Roots {
+            file_input: Vec::new(),
+            storage: vec!["/srv/data".into()],
+        }),
         ..all_support()
     };
     let path = |p: &str| {

@@ -198,7 +198,10 @@ pub(super) fn rig() -> Rig {
 
 /// Every feature the fakes stand in for.
 pub(super) fn supported() -> Supported {
-    Supported::with(Support::everything())
+    Supported::with(
+        Support::everything(),
+        tributary_domain::roots::LiveRoots::default(),
+    )
 }
 
 /// `s` as the API hands it over: parsed.

@@ -26,7 +26,6 @@
 //! same way. Workers only report; the manager alone chooses (STYLE.md §3).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -75,9 +74,10 @@ pub(crate) struct Manager {
 /// What every stream's driver shares.
 struct Env {
     /// Settings every ingest worker starts with (the FFmpeg binary for non-TS files, the SSRF
-    /// guard, the file roots); cloned at each connect, so a change through
-    /// [`Manager::set_file_roots`] reaches the next open without cutting a running one.
-    ingest: Mutex<IngestConfig>,
+    /// guard, the roots handle); cloned at each connect. What a configuration change moves
+    /// sits behind the shared guard and roots handle, which the worker reads when it spawns,
+    /// so the next open follows without cutting a running one.
+    ingest: IngestConfig,
     /// The failover thresholds (`manager.*`) new streams start with; replaced by
     /// [`Manager::set_failover`].
     failover: Mutex<FailoverConfig>,
@@ -213,9 +213,9 @@ impl RateMeter {
 }
 
 impl Env {
-    /// The ingest settings in force now.
+    /// The ingest settings (their shared handles read at spawn).
     fn ingest(&self) -> IngestConfig {
-        lock(&self.ingest).clone()
+        self.ingest.clone()
     }
 }
 
@@ -229,7 +229,7 @@ impl Manager {
         Self {
             intakes,
             env: Arc::new(Env {
-                ingest: Mutex::new(ingest),
+                ingest,
                 failover: Mutex::new(failover),
                 links: OnceLock::new(),
                 metrics,
@@ -249,12 +249,6 @@ impl Manager {
             lock(&ctl.state).failover.set_config(config.clone());
             ctl.wake.notify_one();
         }
-    }
-
-    /// `security.file_input_roots` changed through the config API: every file open from now
-    /// on (reopens included) follows them; a file already open is not cut.
-    pub(crate) fn set_file_roots(&self, file_roots: Vec<PathBuf>) {
-        lock(&self.env.ingest).file_roots = file_roots;
     }
 
     pub(crate) fn attach(&self, events: EventBus, coordinator: WeakCoordinator) {

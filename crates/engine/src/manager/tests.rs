@@ -45,7 +45,7 @@ impl Rig {
         let bus = EventBus::new();
         let events = bus.subscribe("test");
         let store = Arc::new(SqliteStore::open_in_memory().unwrap());
-        let supported = Arc::new(Supported::build());
+        let supported = Arc::new(Supported::build(media.roots.clone()));
         let coordinator = Coordinator::new(
             media.services(),
             store,
