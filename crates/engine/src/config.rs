@@ -360,3 +360,5 @@ fn bind_field(listener: &str, changed: &[String]) -> String {
         .unwrap_or_else(|| format!("listeners.{listener}"))
 }
 
+#[cfg(test)]
+mod tests;

@@ -251,6 +251,12 @@ impl Manager {
         }
     }
 
+    /// The settings the next ingest worker is spawned with.
+    #[cfg(test)]
+    pub(crate) fn ingest_config(&self) -> IngestConfig {
+        self.env.ingest()
+    }
+
     pub(crate) fn attach(&self, events: EventBus, coordinator: WeakCoordinator) {
         let _ = self.env.links.set(Links {
             events,
