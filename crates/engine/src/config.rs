@@ -11,9 +11,10 @@
 //! the services that keep a copy of a setting get the new one ([`apply_live`]: failover
 //! thresholds, the shared SSRF guard, the one file and storage roots handle, play signing,
 //! the admin token, hooks, sessions, the running HLS packagers' window and history, the
-//! buffer size for new buffers), and the new configuration is published on the engine's
-//! watch, where every setting read at use (`loopback_bypass`, `allowed_hosts`,
-//! `public_metrics`) sees it and the binary follows `log.*`.
+//! running DASH packagers' window, pairing, track-loss and queue settings, the buffer size
+//! for new buffers), and the new configuration is published on the engine's watch, where
+//! every setting read at use (`loopback_bypass`, `allowed_hosts`, `public_metrics`) sees it
+//! and the binary follows `log.*`.
 //!
 //! A setting read by several services is one shared handle they all read at use, written
 //! once here: the file and storage roots are one `LiveRoots` (`tributary_domain::roots`), read
@@ -151,6 +152,9 @@ impl EngineHandle {
         })?;
         let mut rebind = Vec::new();
         let mut not_yet = Vec::new();
+        let old = shared.config.borrow().clone();
+        let dash_segment =
+            |c: &ServerConfig| c.publisher.dash.clone().unwrap_or_default().segment_sec;
         for path in &write.changed {
             match hot_apply(path) {
                 HotApply::Now => {}
@@ -159,15 +163,17 @@ impl EngineHandle {
                         rebind.push(listener);
                     }
                 }
+                // The DASH section as a whole (set to null: the defaults) applies like its
+                // fields as long as its S stays.
+                _ if path.starts_with("publisher.dash")
+                    && dash_segment(&old) == dash_segment(&write.config) => {}
                 _ => not_yet.push(FieldError::new(
                     path.as_str(),
                     ErrorCode::Unsupported,
-                    "changing this on a running server is not supported yet: set it in \
-                     tributary.toml or the environment and restart",
+                    not_yet_reason(path),
                 )),
             }
         }
-        let old = shared.config.borrow().clone();
         if old.hooks.is_some() != write.config.hooks.is_some() {
             not_yet.push(FieldError::new(
                 "hooks",
@@ -339,6 +345,12 @@ fn apply_live(shared: &Shared, changed: &[String], config: &ServerConfig) {
             .outputs
             .set_hls_window(hls.live_window, hls.live_history);
     }
+    if any("publisher.dash") {
+        let dash = config.publisher.dash.clone().unwrap_or_default();
+        media
+            .outputs
+            .set_dash(tributary_publish::DashSettings::from(&dash));
+    }
     if any("buffer.capacity") {
         media.buffers.set_capacity(config.buffer.capacity);
     }
@@ -346,6 +358,23 @@ fn apply_live(shared: &Shared, changed: &[String], config: &ServerConfig) {
         media
             .sessions
             .apply(&config.sessions.clone().unwrap_or_default());
+    }
+}
+
+/// Why a change of `path` is refused on a running server (422 `UNSUPPORTED`).
+fn not_yet_reason(path: &str) -> &'static str {
+    match path {
+        "publisher.hls.live_segment_sec" | "publisher.dash.segment_sec" | "publisher.dash" => {
+            "the segment length is not applied to running streams yet: HLS-TS, HLS-fMP4 and \
+             DASH of a stream cut at one set of keyframes, an ABR ladder's variants are cut \
+             and numbered on a keyframe grid derived from it (as is the transcoders' default \
+             keyframe interval), and a running HLS playlist's TARGETDURATION may not change; \
+             set it in tributary.toml or the environment and restart"
+        }
+        _ => {
+            "changing this on a running server is not supported yet: set it in \
+             tributary.toml or the environment and restart"
+        }
     }
 }
 

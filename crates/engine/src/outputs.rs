@@ -65,8 +65,9 @@ pub(crate) struct Outputs {
     /// Segment length, window and history for new packagers; the window and history are
     /// replaced by [`Outputs::set_hls_window`].
     settings: Mutex<HlsSettings>,
-    /// `publisher.dash` for new packagers with DASH on.
-    dash: DashSettings,
+    /// `publisher.dash` for new packagers with DASH on; all but `segment_sec` replaced by
+    /// [`Outputs::set_dash`].
+    dash: Mutex<DashSettings>,
     /// Which addresses push targets may dial.
     ssrf_guard: SsrfGuard,
     /// What each stream with packagers wants of them (HLS, DASH) and the stream they were
@@ -94,7 +95,7 @@ impl Outputs {
             hub,
             hls: HlsRegistry::new(),
             settings: Mutex::new(settings),
-            dash: DashSettings::default(),
+            dash: Mutex::new(DashSettings::default()),
             ssrf_guard,
             packaging: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
@@ -116,6 +117,18 @@ impl Outputs {
         }
         for handle in lock(&self.running).values() {
             handle.set_window(window, history);
+        }
+    }
+
+    /// `publisher.dash` changed through the config API: every running packager with DASH on
+    /// takes its window, pairing time, track-loss time and queue bound at once, and packagers
+    /// started from now on use all of it. (A changed `segment_sec` is refused before this:
+    /// it moves cut points HLS and DASH share.)
+    pub(crate) fn set_dash(&self, dash: DashSettings) {
+        *lock(&self.dash) = dash;
+        // Not nested: `packager_settings` reads this lock under `packaging`.
+        for handle in lock(&self.running).values() {
+            handle.set_dash(dash);
         }
     }
 
@@ -409,8 +422,8 @@ impl Outputs {
     }
 
     /// Packagers with DASH on package it as `dash` says (`publisher.dash`).
-    pub(crate) fn with_dash(mut self, dash: DashSettings) -> Self {
-        self.dash = dash;
+    pub(crate) fn with_dash(self, dash: DashSettings) -> Self {
+        *lock(&self.dash) = dash;
         self
     }
 
@@ -418,11 +431,12 @@ impl Outputs {
     /// audio on the best rung only (SPEC §DASH "Tracks").
     pub(super) fn packager_settings(&self, code: &StreamCode, rung: Option<u16>) -> HlsSettings {
         let mut settings = lock(&self.settings).clone();
+        let dash = *lock(&self.dash);
         if let Some(p) = lock(&self.packaging).get(code) {
             settings.hls = p.hls;
             settings.dash = p.dash.then_some(DashSettings {
                 audio: rung == p.audio_rung,
-                ..self.dash
+                ..dash
             });
         }
         settings

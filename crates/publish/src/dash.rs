@@ -286,6 +286,28 @@ impl DashSide {
         &self.rung
     }
 
+    /// `publisher.dash` changed on a running server (SPEC §Config "Hot apply": windows at
+    /// once): `window` segments are listed from now on (a smaller window slides the oldest
+    /// out of the MPD at once; they stay fetchable as retired ones, kept as `history` says),
+    /// and the pairing time, track-loss time and queue bound apply to the next frames. S, and
+    /// whether this rung packages the audio, stay as the run started: they are its cut points.
+    pub(crate) fn apply(&mut self, settings: &DashSettings, history: usize, now: Instant) {
+        let seconds = |s: f64| Ts90::from_duration(std::time::Duration::from_secs_f64(s)).0;
+        self.pairing = seconds(settings.pairing_sec);
+        self.track_loss = seconds(settings.track_loss_sec);
+        self.queue = settings.queue_frames.max(1);
+        self.video.segmenter.set_dash_queue(self.queue);
+        let window = settings.window.max(1);
+        let rung = Arc::clone(&self.rung);
+        let mut changed = self.video.resize(&rung.video, window, history, now);
+        if let Some(audio) = &mut self.audio {
+            changed |= audio.resize(&rung.audio, window, history, now);
+        }
+        if changed {
+            self.publish_state();
+        }
+    }
+
     /// Takes one frame that arrived at `wall`.
     ///
     /// Audio waits (held, at most `queue_frames`) for the session's first video IDR and
@@ -426,30 +448,35 @@ impl DashSide {
             changed |= self.drain_track(false, now);
         }
         if changed {
-            let video = &self.video.timeline;
-            let audio = self.audio.as_ref().map(|a| &a.timeline);
-            self.periods.retain(|id| {
-                video
-                    .entries()
-                    .chain(audio.into_iter().flat_map(Timeline::entries))
-                    .any(|e| e.period == id)
-            });
-            let state = RungState {
-                video: self.video.state(),
-                audio: self.audio.as_ref().and_then(Track::state),
-                periods: self.periods.marks().copied().collect(),
-            };
-            *self
-                .rung
-                .state
-                .write()
-                .unwrap_or_else(PoisonError::into_inner) = state;
+            self.publish_state();
         }
         if self.origin_told {
             return None;
         }
         self.origin_told = self.origin.is_some();
         self.origin
+    }
+
+    /// Swaps in what the MPD lists of this rung: both timelines and the Periods they use.
+    fn publish_state(&mut self) {
+        let video = &self.video.timeline;
+        let audio = self.audio.as_ref().map(|a| &a.timeline);
+        self.periods.retain(|id| {
+            video
+                .entries()
+                .chain(audio.into_iter().flat_map(Timeline::entries))
+                .any(|e| e.period == id)
+        });
+        let state = RungState {
+            video: self.video.state(),
+            audio: self.audio.as_ref().and_then(Track::state),
+            periods: self.periods.marks().copied().collect(),
+        };
+        *self
+            .rung
+            .state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = state;
     }
 
     /// Publishes the events of the video (`video`) or audio track into its window and
@@ -576,6 +603,30 @@ impl DashSide {
 }
 
 impl Track {
+    /// Lists `window` segments from now on, `history` retired ones kept in `served`; whether
+    /// entries slid out of the listing (or its bound changed at all).
+    fn resize(&mut self, served: &Window, window: usize, history: usize, now: Instant) -> bool {
+        let resized = self.timeline.window() != window;
+        let slid_out: Vec<PlaylistEntry> = self
+            .timeline
+            .set_window(window)
+            .into_iter()
+            .map(|out| PlaylistEntry {
+                number: out.number,
+                init: Some(out.init),
+                duration: out.duration,
+                discontinuity: false,
+                program_date_time: UnixMillis(0),
+            })
+            .collect();
+        while self.sizes.len() > self.timeline.entries().len() {
+            self.sizes.pop_front();
+        }
+        let listed = Ts90(self.timeline.entries().map(|e| e.duration.0).sum());
+        served.resize(window, history, &slid_out, listed, None, now);
+        resized || !slid_out.is_empty()
+    }
+
     fn state(&self) -> Option<TrackState> {
         if self.inits.is_empty() || self.timeline.is_empty() {
             return None;

@@ -224,7 +224,13 @@ fn hot_apply_classifies_every_path() {
         hot_apply("publisher.hls.live_segment_sec"),
         HotApply::NotYet
     );
-    assert_eq!(hot_apply("publisher.dash.window"), HotApply::NotYet);
+    for live in ["window", "pairing_sec", "track_loss_sec", "queue_frames"] {
+        let path = format!("publisher.dash.{live}");
+        assert_eq!(hot_apply(&path), HotApply::Now, "{path}");
+    }
+    // S moves the cut points HLS and DASH share; a whole section set to null may too.
+    assert_eq!(hot_apply("publisher.dash.segment_sec"), HotApply::NotYet);
+    assert_eq!(hot_apply("publisher.dash"), HotApply::NotYet);
 }
 
 #[test]

@@ -136,6 +136,20 @@ impl Timeline {
         count
     }
 
+    /// Lists `window` segments at most from now on (at least 1): a smaller window slides the
+    /// oldest entries out at once and returns them, oldest first; a larger one lists more as
+    /// segments come (`publisher.dash.window` changed on a running server).
+    pub fn set_window(&mut self, window: usize) -> Vec<TimelineEntry> {
+        self.window = window.max(1);
+        let over = self.entries.len().saturating_sub(self.window);
+        self.entries.drain(..over).collect()
+    }
+
+    /// How many segments are listed at most.
+    pub fn window(&self) -> usize {
+        self.window
+    }
+
     /// The listed entries, oldest first.
     pub fn entries(&self) -> impl ExactSizeIterator<Item = &TimelineEntry> + '_ {
         self.entries.iter()

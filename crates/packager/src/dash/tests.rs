@@ -255,6 +255,41 @@ fn timeline_entries_never_overlap_and_numbers_stay_consecutive() {
 }
 
 #[test]
+fn a_timeline_window_shrinks_at_once_and_grows_as_segments_come() {
+    let segment = |number: u64| Segment {
+        number,
+        init: None,
+        session: SessionId(1),
+        start: Ts90(number as i64 * 180_000),
+        duration: Ts90(180_000),
+        discontinuity: false,
+        program_date_time: UnixMillis(0),
+        target_duration: 2,
+        end: crate::SegmentEnd::Keyframe,
+        bytes: Bytes::new(),
+    };
+    let mut timeline = Timeline::new(5);
+    for number in 1..=5 {
+        assert_eq!(timeline.push(&segment(number), 0), None);
+    }
+    // Smaller: the two oldest slide out at once, oldest first.
+    let out: Vec<_> = timeline.set_window(3).iter().map(|e| e.number).collect();
+    assert_eq!(out, [1, 2]);
+    let listed: Vec<_> = timeline.entries().map(|e| e.number).collect();
+    assert_eq!(listed, [3, 4, 5]);
+    assert_eq!(timeline.push(&segment(6), 0).map(|e| e.number), Some(3));
+    // Larger: nothing slides until the new window is full.
+    assert!(timeline.set_window(5).is_empty());
+    assert_eq!(timeline.window(), 5);
+    assert_eq!(timeline.push(&segment(7), 0), None);
+    assert_eq!(timeline.push(&segment(8), 0), None);
+    assert_eq!(timeline.push(&segment(9), 0).map(|e| e.number), Some(4));
+    // 0 is taken as 1.
+    assert_eq!(timeline.set_window(0).len(), 4);
+    assert_eq!(timeline.entries().len(), 1);
+}
+
+#[test]
 fn s_entries_repeat_and_restate_t_after_a_gap() {
     let entry = |number, start, duration| TimelineEntry {
         number,

@@ -199,6 +199,15 @@ impl HlsSegmenter {
         self
     }
 
+    /// Holds at most `queue` frames (at least 1) from now on while DASH cutting waits for an
+    /// IDR (`publisher.dash.queue_frames` changed on a running server). Frames held beyond a
+    /// smaller bound stay held; only new ones are dropped. Nothing without DASH cutting.
+    pub fn set_dash_queue(&mut self, queue: usize) {
+        if let Some(dash) = self.dash.as_mut() {
+            dash.queue = queue.max(1);
+        }
+    }
+
     /// Frames dropped so far because the DASH queue was full.
     pub fn dropped(&self) -> u64 {
         self.dash.as_ref().map_or(0, |d| d.dropped)

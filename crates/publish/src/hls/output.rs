@@ -40,16 +40,18 @@ pub struct HlsHandle {
     task: JoinHandle<()>,
     /// How long a retired variant stays served: two playlist windows.
     linger: Duration,
-    /// `live_window` and `live_history`, which the task follows at once
-    /// ([`set_window`](HlsHandle::set_window)).
+    /// `live_window`, `live_history` and `publisher.dash`, which the task follows at once
+    /// ([`set_window`](HlsHandle::set_window), [`set_dash`](HlsHandle::set_dash)).
     limits: tokio::sync::watch::Sender<Limits>,
 }
 
-/// The playlist window and history of a running output.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The playlist window and history of a running output, and its DASH settings when DASH is
+/// on.
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Limits {
     window: usize,
     history: usize,
+    dash: Option<DashSettings>,
 }
 
 /// Starts the HLS output of `code` reading hub buffer `buffer`: spawns one tokio task (call
@@ -149,11 +151,14 @@ pub fn start_hls_variant(
     let (dash_rung, dash_side) = dash.unzip();
     let latency = Arc::new(Latency::default());
 
-    let (limits, limits_rx) = tokio::sync::watch::channel(Limits {
+    let applied = Limits {
         window: settings.window,
         history: settings.history,
-    });
+        dash: settings.dash,
+    };
+    let (limits, limits_rx) = tokio::sync::watch::channel(applied);
     let output = Output {
+        applied,
         limits: limits_rx,
         subscriber,
         hls: settings.hls,
@@ -204,9 +209,32 @@ impl HlsHandle {
             let new = Limits {
                 window: window.max(1),
                 history,
+                dash: limits.dash,
             };
             let changed = *limits != new;
             *limits = new;
+            changed
+        });
+    }
+
+    /// `publisher.dash` changed on a running server: with DASH on, the task applies the
+    /// window, pairing time, track-loss time and queue bound of `dash` at once (a smaller
+    /// window slides the oldest segments out of the MPD, which stay fetchable as retired
+    /// ones; `timeShiftBufferDepth` follows). The run's S (`segment_sec`) and audio rung are
+    /// kept: they are its cut points. Nothing without DASH.
+    pub fn set_dash(&self, dash: DashSettings) {
+        self.limits.send_if_modified(|limits| {
+            let Some(current) = limits.dash else {
+                return false;
+            };
+            let new = DashSettings {
+                audio: current.audio,
+                segment_sec: current.segment_sec,
+                window: dash.window.max(1),
+                ..dash
+            };
+            let changed = current != new;
+            limits.dash = Some(new);
             changed
         });
     }
@@ -317,8 +345,10 @@ struct Output {
     code: StreamCode,
     /// The sliding window, rendered after each segment (and each part).
     playlist: MediaPlaylist,
-    /// The window and history to follow.
+    /// The window, history and DASH settings to follow.
     limits: tokio::sync::watch::Receiver<Limits>,
+    /// The ones applied last.
+    applied: Limits,
     /// LL-HLS: parts are published, with a delta update beside each playlist.
     low_latency: bool,
     /// Where segments and playlists are published.
@@ -335,9 +365,31 @@ struct Output {
 }
 
 impl Output {
-    /// Applies the window and history the handle last set.
+    /// Applies the window, history and DASH settings the handle last set.
     fn resize(&mut self) {
-        let Limits { window, history } = *self.limits.borrow_and_update();
+        let limits = *self.limits.borrow_and_update();
+        let applied = std::mem::replace(&mut self.applied, limits);
+        let Limits {
+            window,
+            history,
+            dash,
+        } = limits;
+        if let (Some(side), Some(dash)) = (&mut self.dash, dash)
+            && (applied.dash != Some(dash) || applied.history != history)
+        {
+            side.apply(&dash, history, Instant::now());
+            self.registry.set_dash_window(&self.code, dash.window);
+            tracing::info!(
+                window = dash.window,
+                pairing_sec = dash.pairing_sec,
+                track_loss_sec = dash.track_loss_sec,
+                queue_frames = dash.queue_frames,
+                "DASH settings changed"
+            );
+        }
+        if (applied.window, applied.history) == (window, history) {
+            return;
+        }
         let slid_out = self.playlist.set_window(window);
         let listed = self.playlist.entries().len();
         let rendered = (listed > 0).then(|| {

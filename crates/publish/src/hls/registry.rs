@@ -451,6 +451,13 @@ impl HlsRegistry {
             });
     }
 
+    /// `publisher.dash.window` changed on a running server: `code`'s MPD announces
+    /// `timeShiftBufferDepth` = S × `window` from now on (its rungs' timelines follow in their
+    /// own tasks).
+    pub(crate) fn set_dash_window(&self, code: &StreamCode, window: usize) {
+        self.with_dash_stream(code, |stream| stream.window = window.max(1));
+    }
+
     /// Records the wall time of `code`'s media time 0, unless a rung did already: one
     /// `availabilityStartTime` for the stream's life and its whole ladder.
     pub(crate) fn set_dash_origin(&self, code: &StreamCode, origin: UnixMillis) {

@@ -2,7 +2,8 @@
 //! binary and without a restart: a hook setting changed in `[hooks]` reaches a running
 //! batcher, the SSRF guard, the admin token and `public_metrics` apply to the next delivery
 //! or request, `log.level` and `log.format` change what the process logs, a running HLS
-//! playlist follows `publisher.hls.live_window`, and an SRT publisher on the old port keeps
+//! playlist follows `publisher.hls.live_window` and a running DASH MPD `publisher.dash.window`
+//! (without restarting its packagers), and an SRT publisher on the old port keeps
 //! going (as does an RTSP player) while the moved listener drains.
 
 use std::time::Duration;
@@ -245,6 +246,92 @@ fn a_running_hls_playlist_follows_the_window_at_once() {
         &server,
         json!({"publisher": {"hls": {"live_segment_sec": 4.0}}}),
     );
+}
+
+#[test]
+fn a_running_dash_mpd_follows_the_window_at_once() {
+    use crate::dash::{first_attr, timelines, wait_mpd};
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_config(dir.path(), "[publisher.dash]\nwindow = 6\n", "off");
+    let port = free_udp_port();
+    let body = json!({"inputs": [{"url": format!("udp://127.0.0.1:{port}")}],
+                      "protocols": {"hls": true, "dash": true}});
+    let created = call(&server, "PUT", "/streams/cam", Some(&body), "");
+    assert_eq!(created.status, 201, "{}", created.body);
+    let _sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
+    let mpd = wait_mpd(&server, "cam", 5);
+    // (video segments listed, startNumber, timeShiftBufferDepth, availabilityStartTime)
+    let read = |mpd: &str| {
+        let listed = timelines(mpd).first().map_or(0, Vec::len);
+        let start: u64 = first_attr(mpd, "startNumber")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let depth = first_attr(mpd, "timeShiftBufferDepth").map(str::to_owned);
+        let origin = first_attr(mpd, "availabilityStartTime").map(str::to_owned);
+        (listed, start, depth, origin)
+    };
+    let now = |server: &Server| read(&server.text("/cam/index.mpd").unwrap_or_default());
+    let (_, first_start, depth, origin) = read(&mpd);
+    assert_eq!(depth.as_deref(), Some("PT12S"), "S × W = 2 × 6:\n{mpd}");
+    let started_at = server.runtime("cam")["started_at"].clone();
+    let (_, _, hls_before) = http_get(&server.url("/cam/index.m3u8")).unwrap();
+
+    // Smaller: the oldest segments leave the MPD with the answer, numbering goes on and the
+    // depth says 2 × 2 s.
+    apply(&server, json!({"publisher": {"dash": {"window": 2}}}));
+    wait_until(
+        Duration::from_millis(1500),
+        "2 video segments listed",
+        || now(&server).0 == 2,
+    )
+    .unwrap();
+    let (_, start, depth, same_origin) = now(&server);
+    assert_eq!(depth.as_deref(), Some("PT4S"));
+    assert!(start > first_start, "{start} after {first_start}");
+    // The same packagers: the MPD keeps its availabilityStartTime, the stream its start.
+    assert_eq!(same_origin, origin);
+    assert_eq!(server.runtime("cam")["started_at"], started_at);
+    // HLS is not touched: its playlist keeps its window and moves on.
+    let (_, _, hls_after) = http_get(&server.url("/cam/index.m3u8")).unwrap();
+    let listed = |body: &[u8]| String::from_utf8_lossy(body).matches("#EXTINF").count();
+    assert!(
+        listed(&hls_after) >= listed(&hls_before).min(4),
+        "HLS window shrank"
+    );
+
+    // Larger, with the other live fields: more are listed as segments come.
+    apply(
+        &server,
+        json!({"publisher": {"dash": {"window": 4, "pairing_sec": 2.0,
+                                      "track_loss_sec": 8.0, "queue_frames": 600}}}),
+    );
+    wait_until(Duration::from_secs(20), "4 video segments listed", || {
+        now(&server).0 == 4
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let (listed_now, _, depth, same_origin) = now(&server);
+    assert_eq!(listed_now, 4, "the window stays at 4");
+    assert_eq!(depth.as_deref(), Some("PT8S"));
+    assert_eq!(same_origin, origin);
+    assert_eq!(server.runtime("cam")["started_at"], started_at);
+    // A segment that left the MPD stays fetchable a while (SPEC §HLS "Retention").
+    let (status, _, _) = http_get(&server.url(&format!("/cam/seg_v_{start}.m4s"))).unwrap();
+    assert_eq!(status, 200, "seg_v_{start}.m4s");
+
+    // The segment length moves the cut points HLS and DASH share: still a restart, and says
+    // why.
+    let refused = post_config(
+        &server,
+        json!({"publisher": {"dash": {"segment_sec": 4.0}}}),
+    );
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "UNSUPPORTED");
+    let message = refused.body["error"]["fields"][0]["message"]
+        .as_str()
+        .unwrap_or("");
+    assert!(message.contains("segment length"), "{message}");
 }
 
 #[test]

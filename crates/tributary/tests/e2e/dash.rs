@@ -26,7 +26,7 @@ fn publish(port: u16, code: &str, spec: &ClipSpec) -> LiveSender {
 }
 
 /// The MPD of `code` once its video timeline lists `count` segments.
-fn wait_mpd(server: &Server, code: &str, count: usize) -> String {
+pub(crate) fn wait_mpd(server: &Server, code: &str, count: usize) -> String {
     let path = format!("/{code}/index.mpd");
     let mut last = String::new();
     wait_until(
@@ -42,7 +42,7 @@ fn wait_mpd(server: &Server, code: &str, count: usize) -> String {
 }
 
 /// Every Representation's timeline in MPD order: (t, d) per segment, `r` expanded.
-fn timelines(mpd: &str) -> Vec<Vec<(u64, u64)>> {
+pub(crate) fn timelines(mpd: &str) -> Vec<Vec<(u64, u64)>> {
     let attr = |tag: &str, name: &str| {
         let key = format!(" {name}=\"");
         let start = tag.find(&key)? + key.len();
@@ -69,7 +69,7 @@ fn timelines(mpd: &str) -> Vec<Vec<(u64, u64)>> {
 }
 
 /// The value of `name` on the first element that has it.
-fn first_attr<'a>(mpd: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn first_attr<'a>(mpd: &'a str, name: &str) -> Option<&'a str> {
     let key = format!(" {name}=\"");
     let start = mpd.find(&key)? + key.len();
     mpd[start..].split('"').next()

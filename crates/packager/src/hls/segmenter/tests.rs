@@ -949,3 +949,37 @@ fn a_full_dash_queue_drops_counts_and_reports_once_per_episode() {
         "60 frames before S and 10 held"
     );
 }
+
+#[test]
+fn a_dash_queue_bound_changed_mid_run_applies_to_the_next_held_frames() {
+    // As above, but the bound grows from 10 to 20 at the IDR: the second episode's 20 frames
+    // past S are all held.
+    let first: Vec<Frame> = (0..120)
+        .map(|i| video(T0 + i * VIDEO_STEP, i == 0, 1))
+        .collect();
+    let mut second = vec![video(T0 + 120 * VIDEO_STEP, true, 1)];
+    second.extend((121..200).map(|i| video(T0 + i * VIDEO_STEP, false, 1)));
+    let mut s = segmenter(0).with_dash_cuts(10);
+    run(&mut s, &first);
+    assert_eq!(s.dropped(), 50);
+    s.set_dash_queue(20);
+    let events = run(&mut s, &second);
+    assert_eq!(s.dropped(), 50, "nothing dropped with room for 20");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, HlsEvent::QueueFull { .. })),
+        "{events:?}"
+    );
+    s.finish();
+    let last = std::iter::from_fn(|| s.pull()).collect::<Vec<_>>();
+    assert_eq!(
+        demux(&segments(&last)[0].bytes).len(),
+        80,
+        "60 frames before S and 20 held"
+    );
+    // Without DASH cutting it is nothing.
+    let mut hls = segmenter(0);
+    hls.set_dash_queue(5);
+    assert_eq!(hls.dropped(), 0);
+}
