@@ -54,6 +54,9 @@ pub enum ErrorCode {
     InvalidPrefix,
     /// Well-formed, but this build does not implement it yet.
     Unsupported,
+    /// A saved `transcoder.ffmpeg_path` whose binary the probe finds unusable (missing, not
+    /// FFmpeg, a required encoder or muxer absent, too slow).
+    FfmpegUnusable,
 }
 
 impl ErrorCode {
@@ -75,6 +78,7 @@ impl ErrorCode {
             Self::TemplateNotFound => "TEMPLATE_NOT_FOUND",
             Self::InvalidPrefix => "INVALID_PREFIX",
             Self::Unsupported => "UNSUPPORTED",
+            Self::FfmpegUnusable => "FFMPEG_UNUSABLE",
         }
     }
 }

@@ -186,6 +186,11 @@ impl EngineHandle {
         if !not_yet.is_empty() {
             return Err(ConfigWriteError::Invalid(ValidationErrors(not_yet)));
         }
+        let ffmpeg = if write.changed.iter().any(|p| p == "transcoder.ffmpeg_path") {
+            Some(probe_ffmpeg(&write.config.transcoder.ffmpeg_path).await?)
+        } else {
+            None
+        };
         let token = if write.changed.iter().any(|p| p == "security.admin_token") {
             let configured = write.config.security.admin_token.clone();
             let dir = shared.data_dir.clone();
@@ -271,6 +276,23 @@ impl EngineHandle {
         shared.config.send_replace(Arc::clone(&config));
         *layers = layers.clone().with_store(write.store);
         tracing::info!(changed = ?write.changed, "configuration changed through the API");
+        if let Some((path, report)) = ffmpeg {
+            let media = &shared.media;
+            media.transcoders.set_ffmpeg(path.clone(), report);
+            media.thumbnails.set_ffmpeg_path(path.clone());
+            media.manager.set_ffmpeg_path(path);
+            // Only the transcoders restart (SPEC §Config "Hot apply"), each under its
+            // stream's lock; a stream whose restart fails is stopped and healed by the
+            // reconciler, the others go on.
+            for code in shared.coordinator.running_streams() {
+                match shared.coordinator.restart_transcoder(&code).await {
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(stream = %code, error = %e, "restarting the transcoder with the new FFmpeg failed");
+                    }
+                }
+            }
+        }
         Ok(ConfigChange {
             config,
             changed: write.changed,
@@ -359,6 +381,34 @@ fn apply_live(shared: &Shared, changed: &[String], config: &ServerConfig) {
             .sessions
             .apply(&config.sessions.clone().unwrap_or_default());
     }
+}
+
+/// Probes a `transcoder.ffmpeg_path` about to be saved (SPEC §API `POST /config`): the
+/// binary it names and its report when usable; else 422 `FFMPEG_UNUSABLE` naming the field
+/// with the probe's errors, logged as the boot probe logs them, and the old binary stays.
+async fn probe_ffmpeg(
+    configured: &str,
+) -> Result<(PathBuf, tributary_transcode::ProbeReport), ConfigWriteError> {
+    let report = crate::transcoder::probe_path(configured).await;
+    if report.ok {
+        let program = crate::transcoder::ffmpeg_program(configured);
+        return Ok((PathBuf::from(program), report));
+    }
+    tracing::error!(
+        path = %report.path,
+        errors = ?report.errors,
+        "FFmpeg unusable: transcoder.ffmpeg_path refused; the transcoders keep the old one"
+    );
+    Err(ConfigWriteError::Invalid(ValidationErrors(vec![
+        FieldError::new(
+            "transcoder.ffmpeg_path",
+            ErrorCode::FfmpegUnusable,
+            format!(
+                "FFmpeg is unusable: {}; the transcoders keep running the old one",
+                report.errors.join("; ")
+            ),
+        ),
+    ])))
 }
 
 /// Why a change of `path` is refused on a running server (422 `UNSUPPORTED`).

@@ -28,8 +28,9 @@ use crate::services::{ServiceError, ThumbnailService};
 /// Every stream's thumbnailer and latest JPEG.
 pub(crate) struct Thumbnails {
     hub: Hub,
-    /// `transcoder.ffmpeg_path`.
-    ffmpeg_path: PathBuf,
+    /// `transcoder.ffmpeg_path`, for thumbnailers started from now on
+    /// ([`set_ffmpeg_path`](Thumbnails::set_ffmpeg_path)).
+    ffmpeg_path: Mutex<PathBuf>,
     /// Each thumbnailer's FFmpeg runs in its own directory under here.
     workdir: PathBuf,
     running: Mutex<HashMap<StreamCode, JoinHandle<()>>>,
@@ -42,12 +43,18 @@ impl Thumbnails {
     pub(crate) fn new(hub: Hub, ffmpeg_path: PathBuf, workdir: PathBuf) -> Self {
         Self {
             hub,
-            ffmpeg_path,
+            ffmpeg_path: Mutex::new(ffmpeg_path),
             workdir,
             running: Mutex::new(HashMap::new()),
             latest: Arc::new(Mutex::new(HashMap::new())),
             next_dir: Mutex::new(0),
         }
+    }
+
+    /// `transcoder.ffmpeg_path` changed through the config API: thumbnailers started from
+    /// now on run `path`.
+    pub(crate) fn set_ffmpeg_path(&self, path: PathBuf) {
+        *lock(&self.ffmpeg_path) = path;
     }
 
     /// The latest thumbnail of `code`, if one was made.
@@ -59,11 +66,11 @@ impl Thumbnails {
 impl ThumbnailService for Thumbnails {
     fn start(&self, stream: &Stream) -> Result<(), ServiceError> {
         let spec = ThumbnailSpec::of(&stream.thumbnail.clone().unwrap_or_default());
-        let launcher =
-            Launcher::resolve(&self.ffmpeg_path).map_err(|e| ServiceError::NeedsFfmpeg {
-                feature: "thumbnails",
-                reason: e.to_string(),
-            })?;
+        let path = lock(&self.ffmpeg_path).clone();
+        let launcher = Launcher::resolve(&path).map_err(|e| ServiceError::NeedsFfmpeg {
+            feature: "thumbnails",
+            reason: e.to_string(),
+        })?;
         let dir = {
             let mut next = lock(&self.next_dir);
             *next += 1;

@@ -49,8 +49,9 @@ pub(crate) struct Transcoders {
     hub: Hub,
     /// Where the rendition and main writers wait until a stream's task takes them.
     buffers: Arc<HubBuffers>,
-    /// `transcoder.ffmpeg_path`.
-    ffmpeg_path: PathBuf,
+    /// `transcoder.ffmpeg_path`; replaced with its probe report by
+    /// [`set_ffmpeg`](Transcoders::set_ffmpeg) (streams started from then on run it).
+    ffmpeg_path: Mutex<PathBuf>,
     /// `<data_dir>/transcode`: one private directory per stream and job below it.
     root: PathBuf,
     /// `publisher.hls.live_segment_sec`: the keyframe grid.
@@ -136,7 +137,7 @@ impl Transcoders {
         Self {
             hub,
             buffers,
-            ffmpeg_path,
+            ffmpeg_path: Mutex::new(ffmpeg_path),
             root,
             segment_sec,
             coordinator: OnceLock::new(),
@@ -156,7 +157,8 @@ impl Transcoders {
     /// Probes `transcoder.ffmpeg_path` (at boot): streams that transcode report
     /// `transcoder_unavailable` with its errors when it is unusable; the server runs on.
     pub(crate) async fn probe_boot(&self) {
-        let report = probe(&self.ffmpeg_path, PROBE_EACH, nvidia_present()).await;
+        let path = self.ffmpeg_path();
+        let report = probe(&path, PROBE_EACH, nvidia_present()).await;
         if report.ok {
             tracing::info!(
                 path = %report.path,
@@ -174,9 +176,28 @@ impl Transcoders {
         *lock(&self.probed) = Some(report);
     }
 
-    /// What the boot probe found, once it ran.
+    /// What the last probe found (at boot, or of a path saved since), once one ran.
     pub(crate) fn probed(&self) -> Option<ProbeReport> {
         lock(&self.probed).clone()
+    }
+
+    /// `transcoder.ffmpeg_path` now: what streams starting from now on run.
+    fn ffmpeg_path(&self) -> PathBuf {
+        lock(&self.ffmpeg_path).clone()
+    }
+
+    /// `transcoder.ffmpeg_path` changed through the config API to `path`, whose probe
+    /// `report` passed: streams started (or whose transcoder restarts) from now on run it,
+    /// and `GET /config` shows its report. The caller restarts the running transcoders.
+    pub(crate) fn set_ffmpeg(&self, path: PathBuf, report: ProbeReport) {
+        tracing::info!(
+            path = %report.path,
+            version = %report.version,
+            warnings = ?report.warnings,
+            "FFmpeg probed; transcoders start with it from now on"
+        );
+        *lock(&self.ffmpeg_path) = path;
+        *lock(&self.probed) = Some(report);
     }
 
     /// Connects the service to the event bus and the coordinator (built after it).
@@ -188,7 +209,7 @@ impl Transcoders {
     /// The FFmpeg binary streams would run, or why there is none (the full probe of SPEC
     /// §Transcoder "Probe" has not landed: this only resolves the path).
     pub(crate) fn ffmpeg(&self) -> Result<PathBuf, String> {
-        Launcher::resolve(&self.ffmpeg_path)
+        Launcher::resolve(&self.ffmpeg_path())
             .map(|l| l.ffmpeg().to_owned())
             .map_err(|e| e.to_string())
     }
@@ -335,7 +356,7 @@ impl TranscodeService for Transcoders {
         // The boot probe's verdict first (a binary without libx264 resolves fine).
         let resolved = match self.probed().filter(|report| !report.ok) {
             Some(report) => Err(report.errors.join("; ")),
-            None => Launcher::resolve(&self.ffmpeg_path).map_err(|e| e.to_string()),
+            None => Launcher::resolve(&self.ffmpeg_path()).map_err(|e| e.to_string()),
         };
         let launcher = match resolved {
             Ok(launcher) => launcher,
@@ -842,13 +863,19 @@ fn overlay_file(overlay: &Overlay, dir: &Path, code: &StreamCode) -> Option<(Ove
     }
 }
 
-/// `POST /config/transcoder/probe`: probes `path` (`""`: `ffmpeg` on `PATH`) within
-/// [`PROBE_BUDGET`] in all.
-pub(crate) async fn probe_path(path: &str) -> ProbeReport {
-    let path = match path.trim() {
+/// The binary `transcoder.ffmpeg_path` (or a probe body's `ffmpeg_path`) names: `ffmpeg` on
+/// `PATH` for `""`.
+pub(crate) fn ffmpeg_program(path: &str) -> &str {
+    match path.trim() {
         "" => "ffmpeg",
         path => path,
-    };
+    }
+}
+
+/// `POST /config/transcoder/probe`, and a `transcoder.ffmpeg_path` saved through the config
+/// API: probes `path` (`""`: `ffmpeg` on `PATH`) within [`PROBE_BUDGET`] in all.
+pub(crate) async fn probe_path(path: &str) -> ProbeReport {
+    let path = ffmpeg_program(path);
     let probed = probe(Path::new(path), PROBE_EACH, nvidia_present());
     tokio::time::timeout(PROBE_BUDGET, probed)
         .await

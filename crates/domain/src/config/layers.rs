@@ -533,7 +533,9 @@ const OPTIONAL: &[&str] = &[
 /// `security.unsafe_extra_args` is not supported at all yet.
 const LIVE_SECTIONS: &[&str] = &["manager", "security", "hooks", "log", "autopublish"];
 
-/// Leaf paths read where they are used, so a change applies at once.
+/// Leaf paths read where they are used, or handed to the running services by
+/// `write_config` (the HLS and DASH windows; `transcoder.ffmpeg_path`, probed first, then the
+/// running transcoders restarted), so a change applies at once.
 const LIVE: &[&str] = &[
     "server.allowed_hosts",
     "buffer.capacity",
@@ -543,6 +545,7 @@ const LIVE: &[&str] = &[
     "publisher.dash.pairing_sec",
     "publisher.dash.track_loss_sec",
     "publisher.dash.queue_frames",
+    "transcoder.ffmpeg_path",
     "sessions.enabled",
     "sessions.idle_timeout_sec",
     "sessions.max_lifetime_sec",

@@ -34,6 +34,8 @@ pub(super) enum Command {
     Converge(oneshot::Sender<Result<Applied, CoordError>>),
     /// Stop the stream (shutdown).
     Stop(oneshot::Sender<Result<Applied, CoordError>>),
+    /// Restart only the stream's FFmpeg, if it transcodes (`transcoder.ffmpeg_path` changed).
+    RestartTranscoder(oneshot::Sender<Result<Applied, CoordError>>),
 }
 
 /// A command with the caller's ticket, which keeps the actor registered until the command ran.
@@ -108,6 +110,10 @@ impl Worker {
             Command::Stop(reply) => {
                 self.record("stop");
                 let _ = reply.send(Ok(self.stop()));
+            }
+            Command::RestartTranscoder(reply) => {
+                self.record("restart_transcoder");
+                let _ = reply.send(self.restart_transcoder());
             }
         }
     }

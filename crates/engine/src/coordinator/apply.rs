@@ -249,6 +249,43 @@ impl Worker {
         }
     }
 
+    /// `transcoder.ffmpeg_path` changed (SPEC §Config "Hot apply"): restarts only this
+    /// stream's FFmpeg, which starts with the binary the service now has (a stream that
+    /// reported `transcoder_unavailable` starts transcoding). Its buffers persist, so inputs,
+    /// packagers, players, pushes and DVR carry on through a new session. Nothing for a
+    /// stopped, passthrough or ABR-copy stream. A failure stops the stream cleanly (the
+    /// reconciler heals it).
+    pub(super) fn restart_transcoder(&mut self) -> Result<Applied, CoordError> {
+        let Some(run) = self.running.as_mut() else {
+            return Ok(Applied::default());
+        };
+        if !run.transcoder || run.mirror.is_some() {
+            return Ok(Applied::default());
+        }
+        let svc = self.inner.services.clone();
+        svc.transcoder.stop(&self.code);
+        run.transcoder = false;
+        let spec = run.spec.clone();
+        if let Err(e) = svc.transcoder.start(&spec) {
+            let e = self.failed(Step::Transcoder, e);
+            tracing::warn!(stream = %self.code, error = %e, "transcoder restart failed; stopping the stream");
+            self.stop();
+            self.state.lock().last_error = Some(e.to_string());
+            return Err(e);
+        }
+        if let Some(run) = self.running.as_mut() {
+            run.transcoder = true;
+        }
+        tracing::info!(stream = %self.code, "transcoder restarted with the new FFmpeg");
+        Ok(Applied {
+            actions: vec![Action::RestartTranscoder {
+                added: Vec::new(),
+                removed: Vec::new(),
+            }],
+            warnings: Vec::new(),
+        })
+    }
+
     /// Routes a diff to the smallest set of restarts. Any failure stops the whole stream
     /// cleanly (the reconciler heals it).
     fn update(&mut self, new: StreamSpec, mirror: Option<Mirror>) -> Result<Applied, CoordError> {

@@ -246,6 +246,15 @@ impl Coordinator {
         self.call(code, Command::Restart).await
     }
 
+    /// Restarts only the FFmpeg of a running transcoding stream (SPEC §Config "Hot apply":
+    /// `transcoder.ffmpeg_path`), under the stream's lock; nothing for any other stream.
+    pub(crate) async fn restart_transcoder(
+        &self,
+        code: &StreamCode,
+    ) -> Result<Applied, CoordError> {
+        self.call(code, Command::RestartTranscoder).await
+    }
+
     /// Re-reads the stored record under the stream's lock and converges on it.
     pub(crate) async fn converge(&self, code: &StreamCode) -> Result<Applied, CoordError> {
         self.call(code, Command::Converge).await

@@ -257,6 +257,12 @@ impl Manager {
         self.env.ingest()
     }
 
+    /// `transcoder.ffmpeg_path` changed through the config API: file inputs that connect
+    /// from now on remux non-TS files with `path`.
+    pub(crate) fn set_ffmpeg_path(&self, path: PathBuf) {
+        lock(&self.env.ingest).ffmpeg_path = path;
+    }
+
     pub(crate) fn attach(&self, events: EventBus, coordinator: WeakCoordinator) {
         let _ = self.env.links.set(Links {
             events,

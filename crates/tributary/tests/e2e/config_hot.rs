@@ -3,7 +3,8 @@
 //! batcher, the SSRF guard, the admin token and `public_metrics` apply to the next delivery
 //! or request, `log.level` and `log.format` change what the process logs, a running HLS
 //! playlist follows `publisher.hls.live_window` and a running DASH MPD `publisher.dash.window`
-//! (without restarting its packagers), and an SRT publisher on the old port keeps
+//! (without restarting its packagers), a saved `transcoder.ffmpeg_path` is probed (an
+//! unusable one refused) and restarts only the transcoders, and an SRT publisher on the old port keeps
 //! going (as does an RTSP player) while the moved listener drains.
 
 use std::time::Duration;
@@ -332,6 +333,129 @@ fn a_running_dash_mpd_follows_the_window_at_once() {
         .as_str()
         .unwrap_or("");
     assert!(message.contains("segment length"), "{message}");
+}
+
+/// The FFmpeg pids of `code`'s rungs, as its runtime shows them.
+fn transcoder_pids(server: &Server, code: &str) -> Vec<u64> {
+    let runtime = server.runtime(code);
+    let profiles = runtime["transcoder"]["profiles"].as_array().cloned();
+    let mut pids: Vec<u64> = profiles
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| p["pid"].as_u64())
+        .collect();
+    pids.dedup();
+    pids
+}
+
+#[test]
+fn a_saved_ffmpeg_path_is_probed_then_only_the_transcoders_restart_with_it() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // From the file, not the environment, so the config API may change it.
+    let toml = "[transcoder]\nffmpeg_path = \"/nonexistent/ffmpeg\"\n";
+    let server = Server::start_config(dir.path(), toml, "off");
+    let port = free_udp_port();
+    let body = json!({"inputs": [{"url": format!("udp://127.0.0.1:{port}")}],
+                      "protocols": {"hls": true},
+                      "transcoder": {"audio": {"bitrate": 64}, "video": {"profiles": [
+                          {"width": 320, "height": 180, "bitrate": 300, "preset": "ultrafast"}]}}});
+    let created = call(&server, "PUT", "/streams/cam", Some(&body), "");
+    assert_eq!(created.status, 201, "{}", created.body);
+    let _sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
+    let runtime = server.runtime("cam");
+    assert_eq!(runtime["transcoder"]["status"], "unavailable", "{runtime}");
+    let started_at = runtime["started_at"].clone();
+    assert!(started_at.is_string(), "{runtime}");
+    let saved_path = |server: &Server| {
+        call(server, "GET", "/config", None, "").body["global_config"]["transcoder"]["ffmpeg_path"]
+            .clone()
+    };
+
+    // An unusable binary is probed and refused, naming the field; nothing changes.
+    let refused = post_config(&server, json!({"transcoder": {"ffmpeg_path": "/bin/true"}}));
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(
+        refused.body["error"]["code"], "FFMPEG_UNUSABLE",
+        "{}",
+        refused.body
+    );
+    assert_eq!(
+        refused.body["error"]["fields"][0]["path"], "transcoder.ffmpeg_path",
+        "{}",
+        refused.body
+    );
+    assert_eq!(saved_path(&server), "/nonexistent/ffmpeg");
+    assert!(
+        !server
+            .logged(|line| line["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("FFmpeg unusable: transcoder.ffmpeg_path refused")))
+            .is_empty(),
+        "the refusal is logged as the boot probe's is"
+    );
+    assert_eq!(server.runtime("cam")["transcoder"]["status"], "unavailable");
+
+    // A usable one: probed, saved, and the stream's transcoder starts without the stream
+    // restarting.
+    let found = std::process::Command::new("sh")
+        .args(["-c", "command -v ffmpeg"])
+        .output()
+        .expect("sh");
+    let ffmpeg = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+    assert!(ffmpeg.starts_with('/'), "ffmpeg on PATH: {ffmpeg:?}");
+    apply(&server, json!({"transcoder": {"ffmpeg_path": ffmpeg}}));
+    assert_eq!(saved_path(&server), ffmpeg.as_str());
+    let config = call(&server, "GET", "/config", None, "");
+    assert_eq!(
+        config.body["ffmpeg"]["ok"], true,
+        "{}",
+        config.body["ffmpeg"]
+    );
+    wait_until(Duration::from_secs(30), "the transcoder running", || {
+        let runtime = server.runtime("cam");
+        runtime["status"] == "active" && !transcoder_pids(&server, "cam").is_empty()
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", server.runtime("cam")));
+    wait_until(Duration::from_secs(30), "rung segments", || {
+        server
+            .text("/cam/track_1/index.m3u8")
+            .is_some_and(|p| p.contains("#EXTINF"))
+    })
+    .unwrap();
+    let first = transcoder_pids(&server, "cam");
+
+    // Another usable path (the same binary, by name on PATH): only FFmpeg restarts; the
+    // stream, its input and its HLS output carry on.
+    apply(&server, json!({"transcoder": {"ffmpeg_path": "ffmpeg"}}));
+    wait_until(Duration::from_secs(30), "a new FFmpeg", || {
+        let now = transcoder_pids(&server, "cam");
+        !now.is_empty() && now != first
+    })
+    .unwrap_or_else(|e| panic!("{e}: {}", server.runtime("cam")));
+    let runtime = server.runtime("cam");
+    assert_eq!(runtime["started_at"], started_at, "{runtime}");
+    assert_eq!(runtime["inputs"][0]["status"], "active", "{runtime}");
+    let gone = |pid: &u64| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
+    };
+    wait_until(Duration::from_secs(10), "the old FFmpeg reaped", || {
+        first.iter().all(gone)
+    })
+    .unwrap();
+    let segments = |server: &Server| {
+        server.text("/cam/track_1/index.m3u8").and_then(|p| {
+            p.lines()
+                .rev()
+                .find(|l| l.ends_with(".ts"))
+                .map(str::to_owned)
+        })
+    };
+    let last = segments(&server);
+    wait_until(Duration::from_secs(20), "a new rung segment", || {
+        segments(&server).is_some_and(|s| Some(&s) != last.as_ref())
+    })
+    .unwrap();
 }
 
 #[test]
