@@ -475,3 +475,60 @@ async fn a_ladder_change_keeps_the_mpd_and_opens_a_period_with_the_new_rungs() {
         handle.stop();
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_running_output_takes_a_new_dash_window_and_track_loss_at_once() {
+    let (_hub, registry, code, _buffer, mut writer, handle) =
+        dash_output("retuned", DashSettings::default());
+    let frames = clip_frames();
+    write_shifted(&mut writer, frames.clone(), 0).await;
+    // Keyframes every 2 s: two video segments out, the third open.
+    let text = until("2 video segments listed", || {
+        let text = mpd(&registry, &code)?;
+        (entries(&text, 0).len() == 2).then_some(text)
+    })
+    .await;
+    assert!(text.contains("timeShiftBufferDepth=\"PT24S\""), "{text}");
+    let first = text
+        .split("startNumber=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap();
+
+    // A window of 1: the oldest segment leaves the MPD at once (still fetchable), the depth
+    // says S × 1; the run's S and audio are kept whatever the settings say.
+    handle.set_dash(DashSettings {
+        window: 1,
+        track_loss_sec: 1.0,
+        segment_sec: 4.0,
+        audio: false,
+        ..DashSettings::default()
+    });
+    let text = until("1 video segment listed", || {
+        let text = mpd(&registry, &code)?;
+        (entries(&text, 0).len() == 1).then_some(text)
+    })
+    .await;
+    assert!(text.contains("timeShiftBufferDepth=\"PT2S\""), "{text}");
+    assert!(registry.get(&code, &format!("seg_v_{first}.m4s")).is_some());
+
+    // The new track-loss time applies: audio silent for 1 s while video flows is gone, its
+    // open segment listed while the stream still runs.
+    let a0 = frames.iter().find(|f| f.track != VIDEO).unwrap().pts.0;
+    let six = 6 * 90_000;
+    let video_only = frames
+        .into_iter()
+        .filter(|f| f.track == VIDEO || f.pts.0 < a0 + 90_000);
+    write_shifted(&mut writer, video_only, six).await;
+    // Its last segment lasts the 1 s of audio (at the default 6 s it would still be open:
+    // video goes on only 5 s past the audio).
+    until("the audio's 1 s segment listed", || {
+        let text = mpd(&registry, &code)?;
+        let (_, d) = audio_entries(&text).last().copied()?;
+        (24_000..=57_600).contains(&d).then_some(())
+    })
+    .await;
+    assert!(!handle.is_finished());
+    handle.stop();
+}
