@@ -256,18 +256,7 @@ fn timeline_entries_never_overlap_and_numbers_stay_consecutive() {
 
 #[test]
 fn a_timeline_window_shrinks_at_once_and_grows_as_segments_come() {
-    let segment = |number: u64| Segment {
-        number,
-        init: None,
-        session: SessionId(1),
-        start: Ts90(number as i64 * 180_000),
-        duration: Ts90(180_000),
-        discontinuity: false,
-        program_date_time: UnixMillis(0),
-        target_duration: 2,
-        end: crate::SegmentEnd::Keyframe,
-        bytes: Bytes::new(),
-    };
+    let segment = |number: u64| segment(number, 1, InitName::First, number as i64 * 180_000);
     let mut timeline = Timeline::new(5);
     for number in 1..=5 {
         assert_eq!(timeline.push(&segment(number), 0), None);

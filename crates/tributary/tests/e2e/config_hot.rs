@@ -335,21 +335,9 @@ fn a_running_dash_mpd_follows_the_window_at_once() {
     assert!(message.contains("segment length"), "{message}");
 }
 
-/// The FFmpeg pids of `code`'s rungs, as its runtime shows them.
-fn transcoder_pids(server: &Server, code: &str) -> Vec<u64> {
-    let runtime = server.runtime(code);
-    let profiles = runtime["transcoder"]["profiles"].as_array().cloned();
-    let mut pids: Vec<u64> = profiles
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| p["pid"].as_u64())
-        .collect();
-    pids.dedup();
-    pids
-}
-
 #[test]
 fn a_saved_ffmpeg_path_is_probed_then_only_the_transcoders_restart_with_it() {
+    use crate::transcode::{alive, pids};
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     // From the file, not the environment, so the config API may change it.
@@ -414,7 +402,7 @@ fn a_saved_ffmpeg_path_is_probed_then_only_the_transcoders_restart_with_it() {
     );
     wait_until(Duration::from_secs(30), "the transcoder running", || {
         let runtime = server.runtime("cam");
-        runtime["status"] == "active" && !transcoder_pids(&server, "cam").is_empty()
+        runtime["status"] == "active" && !pids(&server, "cam").is_empty()
     })
     .unwrap_or_else(|e| panic!("{e}: {}", server.runtime("cam")));
     wait_until(Duration::from_secs(30), "rung segments", || {
@@ -423,24 +411,21 @@ fn a_saved_ffmpeg_path_is_probed_then_only_the_transcoders_restart_with_it() {
             .is_some_and(|p| p.contains("#EXTINF"))
     })
     .unwrap();
-    let first = transcoder_pids(&server, "cam");
+    let first = pids(&server, "cam");
 
     // Another usable path (the same binary, by name on PATH): only FFmpeg restarts; the
     // stream, its input and its HLS output carry on.
     apply(&server, json!({"transcoder": {"ffmpeg_path": "ffmpeg"}}));
     wait_until(Duration::from_secs(30), "a new FFmpeg", || {
-        let now = transcoder_pids(&server, "cam");
+        let now = pids(&server, "cam");
         !now.is_empty() && now != first
     })
     .unwrap_or_else(|e| panic!("{e}: {}", server.runtime("cam")));
     let runtime = server.runtime("cam");
     assert_eq!(runtime["started_at"], started_at, "{runtime}");
     assert_eq!(runtime["inputs"][0]["status"], "active", "{runtime}");
-    let gone = |pid: &u64| {
-        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
-    };
     wait_until(Duration::from_secs(10), "the old FFmpeg reaped", || {
-        first.iter().all(gone)
+        first.iter().all(|pid| !alive(*pid))
     })
     .unwrap();
     let segments = |server: &Server| {

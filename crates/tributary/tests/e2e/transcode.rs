@@ -98,7 +98,8 @@ fn profiles(server: &Server, code: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-fn pids(server: &Server, code: &str) -> Vec<u32> {
+/// The FFmpeg pids of `code`'s rungs, as its runtime shows them.
+pub(crate) fn pids(server: &Server, code: &str) -> Vec<u32> {
     let mut pids: Vec<u32> = profiles(server, code)
         .iter()
         .filter_map(|p| p["pid"].as_u64())
@@ -108,7 +109,8 @@ fn pids(server: &Server, code: &str) -> Vec<u32> {
     pids
 }
 
-fn alive(pid: u32) -> bool {
+/// Whether process `pid` runs (exists and is no zombie).
+pub(crate) fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
 }
 
