@@ -173,7 +173,10 @@ impl Transcoders {
                 "FFmpeg unusable: transcoding streams report transcoder_unavailable"
             );
         }
-        *lock(&self.probed) = Some(report);
+        if *lock(&self.ffmpeg_path) == path {
+            // (A path saved through the config API meanwhile brought its own report.)
+            *lock(&self.probed) = Some(report);
+        }
     }
 
     /// What the last probe found (at boot, or of a path saved since), once one ran.
