@@ -26,6 +26,7 @@
 //! same way. Workers only report; the manager alone chooses (STYLE.md §3).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -74,10 +75,11 @@ pub(crate) struct Manager {
 /// What every stream's driver shares.
 struct Env {
     /// Settings every ingest worker starts with (the FFmpeg binary for non-TS files, the SSRF
-    /// guard, the roots handle); cloned at each connect. What a configuration change moves
-    /// sits behind the shared guard and roots handle, which the worker reads when it spawns,
-    /// so the next open follows without cutting a running one.
-    ingest: IngestConfig,
+    /// guard, the roots handle); cloned at each connect. The guard and the roots are shared
+    /// handles the worker reads when it spawns; the FFmpeg binary is replaced here by
+    /// [`Manager::set_ffmpeg_path`]. Either way the next open follows without cutting a
+    /// running one.
+    ingest: Mutex<IngestConfig>,
     /// The failover thresholds (`manager.*`) new streams start with; replaced by
     /// [`Manager::set_failover`].
     failover: Mutex<FailoverConfig>,
@@ -213,9 +215,9 @@ impl RateMeter {
 }
 
 impl Env {
-    /// The ingest settings (their shared handles read at spawn).
+    /// The ingest settings in force now (their shared handles read at spawn).
     fn ingest(&self) -> IngestConfig {
-        self.ingest.clone()
+        lock(&self.ingest).clone()
     }
 }
 
@@ -229,7 +231,7 @@ impl Manager {
         Self {
             intakes,
             env: Arc::new(Env {
-                ingest,
+                ingest: Mutex::new(ingest),
                 failover: Mutex::new(failover),
                 links: OnceLock::new(),
                 metrics,
