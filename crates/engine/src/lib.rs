@@ -68,6 +68,10 @@ pub use services::ServiceError;
 pub use sessions::{CloseReason, Proto as SessionProto, SessionView, Stats as SessionStats};
 pub use templates::TemplateError;
 pub use tributary_dvr::clip::ClipError;
+/// Finished segments in sealed memory files, and the socket write that sends them with
+/// `sendfile`: the binary's HTTP server writes through [`pages::poll_write_vectored`] and
+/// caps them with [`pages::set_limit`] beside its connection cap.
+pub use tributary_net::pages;
 pub use tributary_publish::BlockError as MediaWaitError;
 pub use views::{
     DryRun, HttpViewer, MediaReply, Ports, Precondition, PutResult, Runtime, SessionMeter,

@@ -307,13 +307,13 @@ impl AsyncWrite for Tracked {
         self.poll_write_vectored(cx, &[io::IoSlice::new(data)])
     }
 
-    /// A sealed segment in `bufs` goes out with `sendfile` ([`tributary_net::pages`]).
+    /// A sealed segment in `bufs` goes out with `sendfile` ([`tributary_engine::pages`]).
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let result = tributary_net::pages::poll_write_vectored(&mut self.inner, cx, bufs);
+        let result = tributary_engine::pages::poll_write_vectored(&mut self.inner, cx, bufs);
         if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch(self.started, false);
         }

@@ -71,7 +71,7 @@ fn main() -> ExitCode {
     let log = init_tracing(&config);
     let fd_limit = http::raise_fd_limit();
     // HTTP connections take at most half the descriptors; sealed segments a quarter.
-    tributary_net::pages::set_limit(fd_limit.map_or(SEALED_UNLIMITED, |limit| {
+    tributary_engine::pages::set_limit(fd_limit.map_or(SEALED_UNLIMITED, |limit| {
         usize::try_from(limit / 4).unwrap_or(SEALED_UNLIMITED)
     }));
     for key in config.ignored() {
