@@ -230,21 +230,14 @@ fn poll_sendfile(
     offset: u64,
     len: usize,
 ) -> Poll<io::Result<usize>> {
-    loop {
-        ready!(stream.poll_write_ready(cx))?;
-        let sent = stream.try_io(Interest::WRITABLE, || {
-            let mut at = offset;
-            rustix::fs::sendfile(stream, file.as_file(), Some(&mut at), len).map_err(Into::into)
-        });
-        match sent {
-            Ok(n) => {
-                SENT.fetch_add(n as u64, Ordering::Relaxed);
-                return Poll::Ready(Ok(n));
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Poll::Ready(Err(e)),
-        }
-    }
+    poll_send(stream, cx, || {
+        let mut at = offset;
+        rustix::fs::sendfile(stream, file.as_file(), Some(&mut at), len)
+    })
+    .map_ok(|n| {
+        SENT.fetch_add(n as u64, Ordering::Relaxed);
+        n
+    })
 }
 
 /// `bufs` with `MSG_MORE`: a response's head, held back to share packets with the body that
@@ -254,18 +247,26 @@ fn poll_send_more(
     cx: &mut Context<'_>,
     bufs: &[IoSlice<'_>],
 ) -> Poll<io::Result<usize>> {
+    poll_send(stream, cx, || {
+        rustix::net::sendmsg(
+            stream,
+            bufs,
+            &mut SendAncillaryBuffer::default(),
+            SendFlags::MORE | SendFlags::NOSIGNAL,
+        )
+    })
+}
+
+/// Runs the non-blocking `send` once the socket is writable, waiting again each time it
+/// would block.
+fn poll_send(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    mut send: impl FnMut() -> rustix::io::Result<usize>,
+) -> Poll<io::Result<usize>> {
     loop {
         ready!(stream.poll_write_ready(cx))?;
-        let sent = stream.try_io(Interest::WRITABLE, || {
-            rustix::net::sendmsg(
-                stream,
-                bufs,
-                &mut SendAncillaryBuffer::default(),
-                SendFlags::MORE | SendFlags::NOSIGNAL,
-            )
-            .map_err(Into::into)
-        });
-        match sent {
+        match stream.try_io(Interest::WRITABLE, || send().map_err(Into::into)) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             result => return Poll::Ready(result),
         }
