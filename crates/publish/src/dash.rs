@@ -262,7 +262,6 @@ impl DashSide {
         };
         let mut video = track();
         video.segmenter = video.segmenter.with_dash_cuts(settings.queue_frames);
-        let seconds = |s: f64| Ts90::from_duration(std::time::Duration::from_secs_f64(s)).0;
         Self {
             rung,
             video,
@@ -271,8 +270,8 @@ impl DashSide {
             session: None,
             paired: false,
             held: VecDeque::new(),
-            pairing: seconds(settings.pairing_sec),
-            track_loss: seconds(settings.track_loss_sec),
+            pairing: ticks(settings.pairing_sec),
+            track_loss: ticks(settings.track_loss_sec),
             queue: settings.queue_frames.max(1),
             dropped: (0, false),
             last: [(None, false); 2],
@@ -292,9 +291,8 @@ impl DashSide {
     /// and the pairing time, track-loss time and queue bound apply to the next frames. S, and
     /// whether this rung packages the audio, stay as the run started: they are its cut points.
     pub(crate) fn apply(&mut self, settings: &DashSettings, history: usize, now: Instant) {
-        let seconds = |s: f64| Ts90::from_duration(std::time::Duration::from_secs_f64(s)).0;
-        self.pairing = seconds(settings.pairing_sec);
-        self.track_loss = seconds(settings.track_loss_sec);
+        self.pairing = ticks(settings.pairing_sec);
+        self.track_loss = ticks(settings.track_loss_sec);
         self.queue = settings.queue_frames.max(1);
         self.video.segmenter.set_dash_queue(self.queue);
         let window = settings.window.max(1);
@@ -513,17 +511,10 @@ impl DashSide {
                             "DASH: a new init opens a new Period"
                         );
                     }
-                    let slid_out =
-                        track
-                            .timeline
-                            .push(&segment, assigned.period)
-                            .map(|out| PlaylistEntry {
-                                number: out.number,
-                                init: Some(out.init),
-                                duration: out.duration,
-                                discontinuity: false,
-                                program_date_time: segment.program_date_time,
-                            });
+                    let slid_out = track
+                        .timeline
+                        .push(&segment, assigned.period)
+                        .map(|out| retired(out, segment.program_date_time));
                     if assigned.opened
                         && let Some(other) = other.as_deref_mut()
                     {
@@ -534,10 +525,7 @@ impl DashSide {
                     track
                         .sizes
                         .push_back((segment.bytes.len(), segment.duration));
-                    while track.sizes.len() > track.timeline.entries().len() {
-                        track.sizes.pop_front();
-                    }
-                    let listed: Ts90 = Ts90(track.timeline.entries().map(|e| e.duration.0).sum());
+                    let listed = track.listed();
                     window.publish(segment, slid_out, listed, Bytes::new(), None, now);
                     segments = true;
                 }
@@ -611,20 +599,19 @@ impl Track {
             .timeline
             .set_window(window)
             .into_iter()
-            .map(|out| PlaylistEntry {
-                number: out.number,
-                init: Some(out.init),
-                duration: out.duration,
-                discontinuity: false,
-                program_date_time: UnixMillis(0),
-            })
+            .map(|out| retired(out, UnixMillis(0)))
             .collect();
+        let listed = self.listed();
+        served.resize(window, history, &slid_out, listed, None, now);
+        resized || !slid_out.is_empty()
+    }
+
+    /// Drops the sizes of segments no longer listed; the listed duration.
+    fn listed(&mut self) -> Ts90 {
         while self.sizes.len() > self.timeline.entries().len() {
             self.sizes.pop_front();
         }
-        let listed = Ts90(self.timeline.entries().map(|e| e.duration.0).sum());
-        served.resize(window, history, &slid_out, listed, None, now);
-        resized || !slid_out.is_empty()
+        Ts90(self.timeline.entries().map(|e| e.duration.0).sum())
     }
 
     fn state(&self) -> Option<TrackState> {
@@ -649,3 +636,19 @@ impl Track {
 
 /// Inits kept per track: as many as the window keeps the bytes of.
 use crate::hls::window::MAX_INITS;
+
+/// A timeline entry that left the MPD, as its served window retires it.
+fn retired(out: TimelineEntry, program_date_time: UnixMillis) -> PlaylistEntry {
+    PlaylistEntry {
+        number: out.number,
+        init: Some(out.init),
+        duration: out.duration,
+        discontinuity: false,
+        program_date_time,
+    }
+}
+
+/// `seconds` in 90 kHz ticks (`pairing_sec`, `track_loss_sec`).
+fn ticks(seconds: f64) -> i64 {
+    Ts90::from_duration(std::time::Duration::from_secs_f64(seconds)).0
+}
