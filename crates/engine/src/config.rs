@@ -285,11 +285,9 @@ impl EngineHandle {
             // stream's lock; a stream whose restart fails is stopped and healed by the
             // reconciler, the others go on.
             for code in shared.coordinator.running_streams() {
-                match shared.coordinator.restart_transcoder(&code).await {
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(stream = %code, error = %e, "restarting the transcoder with the new FFmpeg failed");
-                    }
+                if let Err(e) = shared.coordinator.restart_transcoder(&code).await {
+                    tracing::warn!(stream = %code, error = %e,
+                        "restarting the transcoder with the new FFmpeg failed");
                 }
             }
         }
