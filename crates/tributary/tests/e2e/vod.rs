@@ -14,7 +14,7 @@ use crate::server::{Server, put_stream, send};
 
 /// Runs curl with `args` (it adds `-sS`, `--path-as-is` so `..` reaches the server as sent,
 /// and prints the status last) and returns the status, the response headers and the body.
-fn curl(args: &[&str]) -> (u16, String, Vec<u8>) {
+pub(crate) fn curl(args: &[&str]) -> (u16, String, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let headers = dir.path().join("headers");
     let body = dir.path().join("body");

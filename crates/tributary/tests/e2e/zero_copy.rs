@@ -6,10 +6,12 @@
 use std::process::Command;
 use std::time::Duration;
 
+use tributary_engine::pages::MIN_SENDFILE;
 use tributary_testkit::http_get;
 
 use crate::hls::{serial, udp_live, wait_segments};
 use crate::server::Server;
+use crate::vod::curl;
 
 /// The value of the unlabelled sample `name` at `/metrics`.
 fn metric(server: &Server, name: &str) -> f64 {
@@ -24,8 +26,8 @@ fn metric(server: &Server, name: &str) -> f64 {
         .unwrap()
 }
 
-/// Runs curl with `args`; its stdout.
-fn curl(args: &[&str]) -> String {
+/// Runs curl with `args` (fails on an HTTP error); its stdout.
+fn curl_fail(args: &[&str]) -> String {
     let out = Command::new("curl")
         .args(["-sS", "--fail"])
         .args(args)
@@ -61,7 +63,10 @@ fn segments_go_out_byte_exact_from_sealed_memory_files() {
     }
     args.extend(["-w".to_owned(), "%{num_connects}\n".to_owned()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let connects: Vec<u32> = curl(&args).lines().map(|n| n.parse().unwrap()).collect();
+    let connects: Vec<u32> = curl_fail(&args)
+        .lines()
+        .map(|n| n.parse().unwrap())
+        .collect();
     assert_eq!(
         connects.iter().sum::<u32>(),
         1,
@@ -72,7 +77,7 @@ fn segments_go_out_byte_exact_from_sealed_memory_files() {
     let mut total = 0;
     for (name, path) in names.iter().zip(&paths) {
         let got = std::fs::read(path).unwrap();
-        assert!(got.len() > 16 * 1024, "{name}: {} bytes", got.len());
+        assert!(got.len() > MIN_SENDFILE, "{name}: {} bytes", got.len());
         assert!(
             files.contains(&got),
             "{name}: the {} bytes served are no sealed file's ({} files)",
@@ -84,7 +89,7 @@ fn segments_go_out_byte_exact_from_sealed_memory_files() {
     // All by sendfile but, per segment, a last remainder under 16 KiB that a partial send may
     // leave (written: not worth a lookup).
     let sent = metric(&server, "tributary_http_sendfile_bytes_total") - sent_before;
-    let least = total - names.len() * 16 * 1024;
+    let least = total - names.len() * MIN_SENDFILE;
     assert!(
         sent >= least as f64,
         "{total} bytes served, {sent} counted as sent by sendfile ({least} at least)"
@@ -94,17 +99,15 @@ fn segments_go_out_byte_exact_from_sealed_memory_files() {
     // A byte range from the middle of a segment: the file's bytes from that offset.
     let whole = std::fs::read(&paths[0]).unwrap();
     let url = server.url(&format!("/cam/{}", names[0]));
-    let part = dir.path().join("range.ts");
     let (from, to) = (1000, whole.len() - 1001);
     let range = format!("{from}-{to}");
-    curl(&["-r", &range, &url, "-o", part.to_str().unwrap()]);
-    assert!(
-        std::fs::read(&part).unwrap() == whole[from..=to],
-        "range {range}"
-    );
+    let (status, _, part) = curl(&["-r", &range, &url]);
+    assert_eq!(status, 206, "range {range}");
+    assert!(part == whole[from..=to], "range {range}");
 
     // HEAD still says the length and sends no body.
-    let head = curl(&["-I", &url]);
+    let (status, head, _) = curl(&["-I", &url]);
+    assert_eq!(status, 200);
     let length = format!("content-length: {}", whole.len());
     assert!(head.to_ascii_lowercase().contains(&length), "{head}");
 }
