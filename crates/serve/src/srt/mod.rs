@@ -21,13 +21,13 @@
 //!
 //! - Its builders panic on a passphrase outside 10–79 characters: [`SrtPassphrase`] checks
 //!   the length first (and the configuration is refused at start).
-//! - Its listener panics (`unimplemented!`) when a caller's advertised key length differs
+//! - Its listener panics (srt-protocol's own `unimplemented` macro) when a caller's advertised key length differs
 //!   from the listener's: the listener is therefore built without a passphrase, and each
 //!   accepted caller gets the key settings it asked for (its own key length, this
 //!   listener's passphrase). A caller that offers encryption to a listener without a
 //!   passphrase and advertises its key length is refused (`KeyNotSup`, 2001).
 //! - A caller that sends key material without advertising a key length, to a listener
-//!   *without* a passphrase, still reaches an `unimplemented!` inside srt-protocol, which
+//!   *without* a passphrase, still reaches an `unimplemented` macro call inside srt-protocol, which
 //!   ends the crate's listener task (not the process: it is a spawned task). The accept loop
 //!   notices (its request stream ends), logs an ERROR and binds the port again after a
 //!   short backoff; connections open at that moment are lost, their publishers' inputs fail
