@@ -118,7 +118,16 @@ fn a_publish_under_a_template_prefix_creates_a_runtime_stream_that_plays_and_exp
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
-    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
+    // A 5 s idle time and a 1 s sweep instead of the 30 s / 5 s defaults (unit-tested in
+    // domain's autopublish config): the same rule, a minute less of waiting.
+    let server = Server::start_with(
+        dir.path(),
+        &[
+            ("TRIBUTARY_AUTOPUBLISH__IDLE_TIMEOUT_SEC", "5"),
+            ("TRIBUTARY_AUTOPUBLISH__SWEEP_INTERVAL_SEC", "1"),
+        ],
+        &format!("127.0.0.1:{port}"),
+    );
     let body = json!({"prefixes": ["live/events"], "stream_key": KEY,
                       "inputs": [{"url": "publish://"}], "protocols": {"hls": true}});
     assert_eq!(put_template(&server, "events", body).status, 201);
@@ -173,8 +182,8 @@ fn a_publish_under_a_template_prefix_creates_a_runtime_stream_that_plays_and_exp
     };
     assert_eq!(created("stream.runtime_created"), [json!("events")]);
 
-    // While packets flow it lives on past the idle time (and at least one sweep).
-    std::thread::sleep(Duration::from_secs(36));
+    // While packets flow it lives on past the idle time (and several sweeps).
+    std::thread::sleep(Duration::from_secs(8));
     let live = send("GET", &server.url("/streams/events/a"), None, &[]);
     assert_eq!(live.status, 200, "reaped while its publisher still sends");
     assert_eq!(
@@ -183,20 +192,20 @@ fn a_publish_under_a_template_prefix_creates_a_runtime_stream_that_plays_and_exp
         live.body
     );
 
-    // Gone about 30 s (the idle time, plus at most one 5 s sweep) after its last packet.
+    // Gone about 5 s (the idle time, plus at most one 1 s sweep) after its last packet.
     publisher.kill();
     rival.kill();
     let stopped = Instant::now();
     wait_until(
-        Duration::from_secs(50),
+        Duration::from_secs(20),
         "the runtime stream to expire",
         || send("GET", &server.url("/streams/events/a"), None, &[]).status == 404,
     )
     .unwrap();
     let idle = stopped.elapsed();
     assert!(
-        idle >= Duration::from_secs(25),
-        "expired {idle:?} after the publisher stopped, before the 30 s idle time"
+        idle >= Duration::from_secs(4),
+        "expired {idle:?} after the publisher stopped, before the 5 s idle time"
     );
     assert!(
         tributary_testkit::http_get(&playlist).map_or(true, |(status, _, _)| status == 404),
