@@ -14,6 +14,7 @@
 //! - [`roots`]: which relative paths are safe to join, and whether a resolved path lies inside
 //!   its roots (`security.storage_roots`, a VOD mount, the DVR root).
 //! - [`vod`]: VOD mounts, their listing entries and the video extensions served.
+//! - [`watermark`]: the watermark library's asset ids, image types (by content) and records.
 //! - [`document`]: the whole-system document of `GET/PUT /config/yaml`: decoding, secrets,
 //!   validation of the system it would leave, and the plan of changes.
 //! - [`ffmpeg`]: the transcoder parsed into a ladder, and the pure FFmpeg argv builder (SPEC
@@ -45,6 +46,7 @@ pub mod streamid;
 pub mod template;
 pub mod validate;
 pub mod vod;
+pub mod watermark;
 
 pub use diff::{KeyedDiff, Output, ProtocolsDiff, StreamDiff, compute_diff};
 pub use plan::{Action, RestartPlan, plan};

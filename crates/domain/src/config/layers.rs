@@ -529,9 +529,18 @@ const OPTIONAL: &[&str] = &[
 /// Sections (and every path under them) the engine applies at once: read where they are
 /// used, or handed to the running services by `write_config`. `hooks` switched on or off
 /// (`null`) is refused there: the dispatcher and workers start with the process. `log` is
-/// followed by the binary, which owns the tracing subscriber.
+/// followed by the binary, which owns the tracing subscriber. `watermarks` (its `dir`) is
+/// checked inside the storage roots and created there, then the library reads the new
+/// directory from its next request on (SPEC §Config "Hot apply": rescan).
 /// `security.unsafe_extra_args` is not supported at all yet.
-const LIVE_SECTIONS: &[&str] = &["manager", "security", "hooks", "log", "autopublish"];
+const LIVE_SECTIONS: &[&str] = &[
+    "manager",
+    "security",
+    "hooks",
+    "log",
+    "autopublish",
+    "watermarks",
+];
 
 /// Leaf paths read where they are used, or handed to the running services by
 /// `write_config` (the HLS and DASH windows; `transcoder.ffmpeg_path`, probed first, then the

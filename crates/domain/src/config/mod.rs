@@ -15,6 +15,7 @@ pub mod later;
 mod layers;
 mod listeners;
 mod sessions;
+mod watermarks;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -25,7 +26,7 @@ pub use dash::DashSection;
 pub use dvr::DvrSection;
 pub use hls::{DEFAULT_PART_SEC, HlsSection, HlsSegmentFormat};
 pub use hooks::HooksSection;
-pub use later::{DebugSection, IgnoredKey, IgnoredReason, WatermarksSection};
+pub use later::{DebugSection, IgnoredKey, IgnoredReason};
 pub use layers::{
     HotApply, Layers, Source, Write, WriteError, defaults_document, hot_apply, leaves, merge,
     set_leaf,
@@ -35,6 +36,7 @@ pub use listeners::{
     split_host_port,
 };
 pub use sessions::SessionsSection;
+pub use watermarks::WatermarksSection;
 
 use crate::validate::{ErrorCode, FieldError, ValidationErrors};
 use later::Ignored;
@@ -79,7 +81,7 @@ pub struct ServerConfig {
     /// Play sessions (SPEC §Sessions); absent means every default (tracking on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions: Option<SessionsSection>,
-    /// The watermark library. Not supported yet.
+    /// The watermark library (SPEC §API `/watermarks`); absent means every default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub watermarks: Option<WatermarksSection>,
     /// Recording (SPEC §DVR): the DVR root, stream defaults and route limits; absent means
@@ -349,8 +351,8 @@ pub struct SecuritySection {
     /// Lift the `extra_args` checks. Not supported yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unsafe_extra_args: Option<bool>,
-    /// Absolute directories DVR `storage_path`, VOD mount `storage` (and later
-    /// `watermarks.dir` and hook file targets) must lie inside, symlinks resolved (SPEC
+    /// Absolute directories DVR `storage_path`, VOD mount `storage` and `watermarks.dir`
+    /// (and later hook file targets) must lie inside, symlinks resolved (SPEC
     /// §Security "File serving"). Absent: `[<data_dir>]`, so nothing an API client writes can
     /// make the server create or serve files elsewhere unless the operator says so here.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -701,6 +703,9 @@ impl ServerConfig {
         if let Some(dvr) = &self.dvr {
             dvr.check(&mut errors);
         }
+        if let Some(watermarks) = &self.watermarks {
+            watermarks.check(&mut errors);
+        }
         if let Some(autopublish) = &self.autopublish {
             for (path, message) in autopublish.problems() {
                 errors.push(FieldError::new(path, ErrorCode::InvalidField, message));
@@ -771,7 +776,6 @@ impl ServerConfig {
                 .is_some_and(|h| h.worker_count.is_some()),
             IgnoredReason::Legacy,
         );
-        ignored.keys("watermarks", self.watermarks.as_ref());
         ignored.keys("debug", self.debug.as_ref());
         ignored.0
     }

@@ -93,7 +93,6 @@ fn spec_keys_of_unbuilt_features_are_accepted_and_named() {
         ("transcoder.multi_output", IgnoredReason::Legacy),
         ("publisher.hls.dir", IgnoredReason::Legacy),
         ("hooks.worker_count", IgnoredReason::Legacy),
-        ("watermarks", later),
         ("debug.fault_injection", later),
     ];
     let want: Vec<(String, IgnoredReason)> =
@@ -396,6 +395,28 @@ fn storage_roots_are_absolute_directories_named_when_not() {
         c.ignored().is_empty(),
         "storage_roots is in force, not ignored"
     );
+}
+
+#[test]
+fn the_watermark_dir_defaults_beside_the_store_and_is_named_when_unsafe() {
+    let mut c = ServerConfig::default();
+    let section = c.watermarks.clone().unwrap_or_default();
+    assert_eq!(section.dir("/srv/data"), Path::new("/srv/data/watermarks"));
+    c.watermarks = Some(WatermarksSection {
+        dir: Some("/srv/logos".into()),
+    });
+    c.validate().unwrap();
+    assert!(
+        c.ignored().is_empty(),
+        "watermarks.dir is in force, not ignored"
+    );
+    for bad in ["", "  ", "/srv/../etc", "/srv/a\0b"] {
+        c.watermarks = Some(WatermarksSection {
+            dir: Some(bad.into()),
+        });
+        let errors = c.validate().unwrap_err();
+        assert_eq!(errors.0[0].path, "watermarks.dir", "{bad:?}");
+    }
 }
 
 #[test]
