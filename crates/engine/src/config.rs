@@ -12,7 +12,8 @@
 //! thresholds, the shared SSRF guard, the one file and storage roots handle, play signing,
 //! the admin token, hooks, sessions, the running HLS packagers' window and history, the
 //! running DASH packagers' window, pairing, track-loss and queue settings, the buffer size
-//! for new buffers), and the new configuration is published on the engine's watch, where
+//! for new buffers, the watermark library's directory, checked inside the storage roots and
+//! created before the change is stored), and the new configuration is published on the engine's watch, where
 //! every setting read at use (`loopback_bypass`, `allowed_hosts`, `public_metrics`) sees it
 //! and the binary follows `log.*`.
 //!
@@ -186,6 +187,24 @@ impl EngineHandle {
         if !not_yet.is_empty() {
             return Err(ConfigWriteError::Invalid(ValidationErrors(not_yet)));
         }
+        // A new library directory, or roots that may leave it out: checked inside the new
+        // roots (and created, unless dry) before anything is stored.
+        let library = if write
+            .changed
+            .iter()
+            .any(|p| p.starts_with("watermarks") || p.starts_with("security.storage_roots"))
+        {
+            let roots = roots(&write.config).storage;
+            let config = write.config.clone();
+            let checked = tokio::task::spawn_blocking(move || {
+                crate::watermarks::Library::reconfigure(&config, &roots, !dry_run)
+            })
+            .await
+            .map_err(|e| ConfigWriteError::Store(e.to_string()))?;
+            Some(checked.map_err(ConfigWriteError::Invalid)?)
+        } else {
+            None
+        };
         let ffmpeg = if write.changed.iter().any(|p| p == "transcoder.ffmpeg_path") {
             Some(probe_ffmpeg(&write.config.transcoder.ffmpeg_path).await?)
         } else {
@@ -272,6 +291,10 @@ impl EngineHandle {
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(token);
         }
         apply_live(shared, &write.changed, &write.config);
+        if let Some(library) = library {
+            // SPEC §Config "Hot apply": the next request reads the new directory.
+            shared.media.watermarks.set(library);
+        }
         let config = Arc::new(write.config);
         shared.config.send_replace(Arc::clone(&config));
         *layers = layers.clone().with_store(write.store);

@@ -36,6 +36,7 @@ mod thumbnails;
 mod transcoder;
 mod views;
 mod vod;
+mod watermarks;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,6 +79,9 @@ pub use views::{
     StreamRecord, SwitchError, SwitchOutcome,
 };
 pub use vod::{VOD_UPLOAD_CAP, VodError, VodFile, VodUpload};
+pub use watermarks::{
+    WATERMARK_IMAGE_CAP, WATERMARK_REQUEST_CAP, WatermarkError, WatermarkFile, WatermarkUpload,
+};
 
 use crate::coordinator::Coordinator;
 use crate::events::EventBus;
@@ -210,6 +214,10 @@ impl Engine {
         };
         let token = AdminToken::load(&config.security.admin_token, &data_dir)?;
         let media = MediaPlane::new(&config);
+        media
+            .watermarks
+            .open(&config, &media.roots.get().storage)
+            .map_err(OpenError::Config)?;
         let store = Arc::new(store);
         Ok(Self::with_parts(
             layers,

@@ -54,6 +54,9 @@ pub(crate) struct MediaPlane {
     /// validation, file inputs, the DVR and the VOD mounts read at each use, and a
     /// configuration change writes once (`tributary_domain::roots`, "The roots in force").
     pub(crate) roots: LiveRoots,
+    /// The watermark library: the API's `/watermarks` and the transcoders' `asset_id`s read
+    /// its directory, which a configuration change replaces.
+    pub(crate) watermarks: crate::watermarks::Library,
 }
 
 impl MediaPlane {
@@ -62,6 +65,7 @@ impl MediaPlane {
         let intakes = Intakes::default();
         let guard = ssrf_guard(&config.security);
         let live_roots = LiveRoots::new(roots(config));
+        let watermarks = crate::watermarks::Library::unopened();
         let ingest = tributary_ingest::IngestConfig {
             ffmpeg_path: config.transcoder.ffmpeg_path.clone().into(),
             hls_prefetch: config.ingestor.hls_max_segment_buffer,
@@ -114,6 +118,7 @@ impl MediaPlane {
             config.transcoder.ffmpeg_path.clone().into(),
             PathBuf::from(&config.data_dir).join("transcode"),
             hls.live_segment_sec,
+            watermarks.clone(),
         ));
         let thumbnails = Arc::new(thumbnails::Thumbnails::new(
             hub.clone(),
@@ -152,6 +157,7 @@ impl MediaPlane {
             ssrf_guard: guard,
             buffers,
             roots: live_roots,
+            watermarks,
         }
     }
 

@@ -125,8 +125,10 @@ pub(crate) trait OutputService: Send + Sync {
 
 /// FFmpeg supervision.
 pub(crate) trait TranscodeService: Send + Sync {
-    /// Starts the stream's FFmpeg processes (the ladder and watermark as parsed).
-    fn start(&self, spec: &StreamSpec) -> Result<(), ServiceError>;
+    /// Starts the stream's FFmpeg processes (the ladder and watermark as parsed, a library
+    /// asset resolved to its file). Returns the start's warnings: a watermark turned off for
+    /// this run (an unknown asset), which never fails the start.
+    fn start(&self, spec: &StreamSpec) -> Result<Vec<String>, ServiceError>;
     /// Stops every FFmpeg process of the stream.
     fn stop(&self, code: &StreamCode);
     /// Stops every FFmpeg process of a stream that stops transcoding but keeps running: once

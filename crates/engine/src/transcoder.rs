@@ -69,6 +69,9 @@ pub(crate) struct Transcoders {
     probed: Mutex<Option<ProbeReport>>,
     /// Running ABR copies (SPEC §ABR copy): taps, no FFmpeg.
     mirrors: Mutex<HashMap<StreamCode, MirrorRun>>,
+    /// The watermark library: an image watermark's `asset_id` becomes its file's path at each
+    /// start (SPEC §Coordinator `start` step 4).
+    watermarks: crate::watermarks::Library,
 }
 
 /// One transcoding stream.
@@ -133,6 +136,7 @@ impl Transcoders {
         ffmpeg_path: PathBuf,
         root: PathBuf,
         segment_sec: f64,
+        watermarks: crate::watermarks::Library,
     ) -> Self {
         Self {
             hub,
@@ -146,6 +150,7 @@ impl Transcoders {
             retired: Mutex::new(HashMap::new()),
             probed: Mutex::new(None),
             mirrors: Mutex::new(HashMap::new()),
+            watermarks,
         }
     }
 
@@ -344,10 +349,10 @@ impl Transcoders {
 }
 
 impl TranscodeService for Transcoders {
-    fn start(&self, spec: &StreamSpec) -> Result<(), ServiceError> {
+    fn start(&self, spec: &StreamSpec) -> Result<Vec<String>, ServiceError> {
         let code = spec.stream().code.clone();
         let Some(transcode) = spec.transcode() else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let ladder = Arc::new(transcode.ladder.clone());
         let rungs = ladder.rungs.len();
@@ -368,16 +373,17 @@ impl TranscodeService for Transcoders {
                 lock(&shared).unavailable = Some(e);
                 lock(&self.streams).insert(code.clone(), Running { shared, task: None });
                 self.degrade(&code, Degradation::TranscoderUnavailable, true);
-                return Ok(());
+                return Ok(Vec::new());
             }
         };
         let writers = self.buffers.take_writers(&code);
         let retired = lock(&self.retired).remove(&code);
         let dir = self.root.join(dir_name(&code));
+        let mut warnings = Vec::new();
         let overlay = transcode
             .overlay
             .as_ref()
-            .and_then(|o| overlay_file(o, &dir, &code));
+            .and_then(|o| overlay_file(o, &dir, &code, &self.watermarks, &mut warnings));
         let ctx = StreamCtx {
             code: code.clone(),
             hub: self.hub.clone(),
@@ -399,7 +405,7 @@ impl TranscodeService for Transcoders {
                 task: Some((stop, tx, task)),
             },
         );
-        Ok(())
+        Ok(warnings)
     }
 
     fn start_mirror(&self, code: &StreamCode, mirror: &Mirror) -> Result<(), ServiceError> {
@@ -842,9 +848,16 @@ impl Tap {
 }
 
 /// The watermark and the file FFmpeg reads it from: text is written to `<dir>/watermark.txt`;
-/// an image is its path. A library asset cannot be resolved yet: the watermark is off for
-/// this run (logged).
-fn overlay_file(overlay: &Overlay, dir: &Path, code: &StreamCode) -> Option<(Overlay, String)> {
+/// an image is its path; a library asset is its image in `library` (SPEC §Coordinator
+/// `start` step 4). An asset the library does not hold turns the watermark off for this run:
+/// logged with the stream code and added to `warnings` (never a start failure).
+fn overlay_file(
+    overlay: &Overlay,
+    dir: &Path,
+    code: &StreamCode,
+    library: &crate::watermarks::Library,
+    warnings: &mut Vec<String>,
+) -> Option<(Overlay, String)> {
     match &overlay.kind {
         OverlayKind::Text { text, .. } => {
             let file = dir.join("watermark.txt");
@@ -860,8 +873,21 @@ fn overlay_file(overlay: &Overlay, dir: &Path, code: &StreamCode) -> Option<(Ove
         }
         OverlayKind::Image(ImageSource::Path(path)) => Some((overlay.clone(), path.clone())),
         OverlayKind::Image(ImageSource::Asset(asset)) => {
-            tracing::warn!(stream = %code, asset, "watermark off: the watermark library has not landed");
-            None
+            let resolved = library.resolve(asset).and_then(|path| {
+                path.to_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("its path {} is not UTF-8", path.display()))
+            });
+            match resolved {
+                Ok(path) => Some((overlay.clone(), path)),
+                Err(why) => {
+                    tracing::warn!(stream = %code, asset, "watermark off for this run: {why}");
+                    warnings.push(format!(
+                        "watermark off for this run: asset_id {asset:?}: {why}"
+                    ));
+                    None
+                }
+            }
         }
     }
 }

@@ -173,7 +173,7 @@ impl EngineHandle {
             if create_only && store.mount(&mount.name).map_err(store_error)?.is_some() {
                 return Err(VodError::Exists(mount.name));
             }
-            prepare_storage(&mount.storage, &roots.storage)?;
+            prepare_storage("storage", &mount.storage, &roots.storage)?;
             store.put_mount(&mount, create_only).map_err(|e| match e {
                 StoreError::MountExists { name } => VodError::Exists(name),
                 e => store_error(e),
@@ -189,12 +189,7 @@ impl EngineHandle {
     pub async fn check_vod(&self, mount: &VodMount) -> Result<(), VodError> {
         let roots = self.shared.media.roots.get();
         let storage = PathBuf::from(&mount.storage);
-        blocking(move || {
-            roots::resolve_inside(&storage, &roots.storage, canonicalize)
-                .map(drop)
-                .map_err(outside_roots)
-        })
-        .await
+        blocking(move || check_storage("storage", &storage, &roots.storage)).await
     }
 
     /// Deletes a mount (its files stay on disk); `false` if there was none.
@@ -432,26 +427,39 @@ pub(crate) fn storage_roots(config: &tributary_domain::config::ServerConfig) -> 
     }
 }
 
-/// A mount's `storage` outside `security.storage_roots`.
-fn outside_roots(e: PathError) -> VodError {
+/// A directory the server writes into for API clients (a mount's `storage`,
+/// `watermarks.dir`) outside `security.storage_roots`; the error names `field`.
+fn outside_roots(field: &str, e: PathError) -> VodError {
     VodError::Invalid(ValidationErrors(vec![FieldError::new(
-        "storage",
+        field,
         ErrorCode::InvalidField,
         format!("must lie inside security.storage_roots (default: the data directory): {e}"),
     )]))
 }
 
-/// Checks `storage` against `roots`, creates it and writes a probe file into it. Errors name
-/// the `storage` field.
-fn prepare_storage(storage: &str, roots: &[PathBuf]) -> Result<(), VodError> {
+/// Checks that `path` (the value of `field`) lies inside `roots`, symlinks resolved, without
+/// creating it.
+pub(crate) fn check_storage(field: &str, path: &Path, roots: &[PathBuf]) -> Result<(), VodError> {
+    roots::resolve_inside(path, roots, canonicalize)
+        .map(drop)
+        .map_err(|e| outside_roots(field, e))
+}
+
+/// Checks `storage` (the value of `field`: a mount's `storage`, `watermarks.dir`) against
+/// `roots`, creates it and writes a probe file into it. Errors name `field`.
+pub(crate) fn prepare_storage(
+    field: &str,
+    storage: &str,
+    roots: &[PathBuf],
+) -> Result<(), VodError> {
     let invalid = |message: String| {
         VodError::Invalid(ValidationErrors(vec![FieldError::new(
-            "storage",
+            field,
             ErrorCode::InvalidField,
             message,
         )]))
     };
-    let outside = outside_roots;
+    let outside = |e| outside_roots(field, e);
     let path = Path::new(storage);
     roots::resolve_inside(path, roots, canonicalize).map_err(outside)?;
     std::fs::create_dir_all(path).map_err(|e| invalid(format!("cannot create {storage}: {e}")))?;

@@ -169,9 +169,11 @@ impl Worker {
                 .map_err(|e| self.failed(Step::Transcoder, e))?;
             run.transcoder = true;
         } else if stream.transcoder.as_ref().is_some_and(|t| t.needs_ffmpeg()) {
-            svc.transcoder
+            let started = svc
+                .transcoder
                 .start(spec)
                 .map_err(|e| self.failed(Step::Transcoder, e))?;
+            warnings.extend(started);
             run.transcoder = true;
         }
         if stream.dvr.as_ref().is_some_and(|d| d.enabled) {
@@ -266,13 +268,16 @@ impl Worker {
         svc.transcoder.stop(&self.code);
         run.transcoder = false;
         let spec = run.spec.clone();
-        if let Err(e) = svc.transcoder.start(&spec) {
-            let e = self.failed(Step::Transcoder, e);
-            tracing::warn!(stream = %self.code, error = %e, "transcoder restart failed; stopping the stream");
-            self.stop();
-            self.state.lock().last_error = Some(e.to_string());
-            return Err(e);
-        }
+        let warnings = match svc.transcoder.start(&spec) {
+            Ok(warnings) => warnings,
+            Err(e) => {
+                let e = self.failed(Step::Transcoder, e);
+                tracing::warn!(stream = %self.code, error = %e, "transcoder restart failed; stopping the stream");
+                self.stop();
+                self.state.lock().last_error = Some(e.to_string());
+                return Err(e);
+            }
+        };
         if let Some(run) = self.running.as_mut() {
             run.transcoder = true;
         }
@@ -282,7 +287,7 @@ impl Worker {
                 added: Vec::new(),
                 removed: Vec::new(),
             }],
-            warnings: Vec::new(),
+            warnings,
         })
     }
 
@@ -395,9 +400,11 @@ impl Worker {
                     .update_inputs(&run.spec, spec)
                     .map_err(|e| self.failed(Step::Inputs, e))?;
                 if new.transcoder.as_ref().is_some_and(|t| t.needs_ffmpeg()) {
-                    svc.transcoder
+                    let started = svc
+                        .transcoder
                         .start(spec)
                         .map_err(|e| self.failed(Step::Transcoder, e))?;
+                    warnings.extend(started);
                     run.transcoder = true;
                 }
                 for output in run.outputs.clone() {
@@ -458,9 +465,11 @@ impl Worker {
                     .create(&code, &fresh)
                     .map_err(|e| self.failed(Step::Buffers, e))?;
                 run.buffers.extend(fresh);
-                svc.transcoder
+                let started = svc
+                    .transcoder
                     .start(spec)
                     .map_err(|e| self.failed(Step::Transcoder, e))?;
+                warnings.extend(started);
                 run.transcoder = true;
                 if run.outputs.contains(&Output::Hls) || run.outputs.contains(&Output::Dash) {
                     svc.outputs.ladder_changed(new);

@@ -116,13 +116,23 @@ impl OutputService for Recorder {
 }
 
 impl TranscodeService for Recorder {
-    fn start(&self, s: &StreamSpec) -> Result<(), ServiceError> {
+    fn start(&self, s: &StreamSpec) -> Result<Vec<String>, ServiceError> {
         let rungs = s
             .stream()
             .transcoder
             .as_ref()
             .map_or(0, |t| t.video.profiles.len());
-        self.call(format!("transcoder.start {rungs}"))
+        self.call(format!("transcoder.start {rungs}"))?;
+        // An image watermark naming a library asset this fake does not hold: the real
+        // service's warning, for the coordinator's reporting of it.
+        let missing = s
+            .stream()
+            .watermark
+            .as_ref()
+            .filter(|w| w.enabled && w.asset_id == "missing");
+        Ok(missing
+            .map(|_| vec!["watermark off for this run: asset_id \"missing\"".to_owned()])
+            .unwrap_or_default())
     }
     fn stop(&self, _: &StreamCode) {
         let _ = self.call("transcoder.stop".into());
@@ -395,6 +405,24 @@ async fn dvr_failure_is_a_warning_not_a_start_failure() {
     let applied = rig.apply(&s).await.unwrap();
     assert_eq!(applied.warnings.len(), 1);
     assert!(rig.coordinator.is_running(&s.code));
+}
+
+#[tokio::test]
+async fn an_unknown_watermark_asset_is_a_start_warning_not_a_start_failure() {
+    let rig = rig();
+    let mut s = transcoded(TranscoderMode::Multi, 1);
+    s.watermark = Some(tributary_domain::Watermark {
+        enabled: true,
+        kind: "image".into(),
+        asset_id: "missing".into(),
+        ..Default::default()
+    });
+    let applied = rig.apply(&s).await.unwrap();
+    assert!(rig.coordinator.is_running(&s.code));
+    assert_eq!(applied.warnings.len(), 1, "{:?}", applied.warnings);
+    assert!(applied.warnings[0].contains("missing"));
+    // Shown in runtime.warnings for the run, as the other start warnings.
+    assert_eq!(rig.coordinator.snapshot(&s.code).warnings, applied.warnings);
 }
 
 /// Runs `old` → `new` and returns the service calls the update made.
