@@ -23,6 +23,7 @@ mod streams;
 mod system;
 mod templates;
 mod vod;
+mod watermarks;
 
 use std::time::Duration;
 
@@ -89,6 +90,12 @@ fn routes(engine: &EngineHandle) -> (Api, Api) {
         .routes(routes!(streams::switch))
         .routes(routes!(streams::sessions))
         .routes(routes!(streams::recordings));
+    // A watermark upload reads up to 16 MiB (SPEC §Security "Body caps"), past axum's default.
+    let watermark_upload =
+        |(schemas, paths, method_router): utoipa_axum::router::UtoipaMethodRouter<EngineHandle>| {
+            let limit = DefaultBodyLimit::max(tributary_engine::WATERMARK_REQUEST_CAP);
+            (schemas, paths, method_router.layer(limit))
+        };
     let admin = Api::new()
         .merge(openapi::coded(engine, "/streams", streams, |_| false))
         .routes(routes!(system::config, system::post_config))
@@ -107,7 +114,13 @@ fn routes(engine: &EngineHandle) -> (Api, Api) {
         .routes(routes!(hooks::get_one, hooks::put, hooks::delete))
         .routes(routes!(hooks::test))
         .routes(routes!(hooks::deliveries))
-        .routes(routes!(system::probe_ffmpeg));
+        .routes(routes!(system::probe_ffmpeg))
+        .routes(watermark_upload(routes!(
+            watermarks::list,
+            watermarks::upload
+        )))
+        .routes(routes!(watermarks::get_one, watermarks::delete))
+        .routes(routes!(watermarks::raw));
     // `/metrics` has its own gate, which reads `security.public_metrics` at each request, so
     // the config API turns public scraping on and off without a restart.
     let public = Api::new()

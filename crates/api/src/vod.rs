@@ -266,7 +266,7 @@ async fn receive(
 }
 
 /// A file (already positioned and limited) as a streamed body, one [`RAW_CHUNK`] at a time.
-fn file_body(reader: tokio::io::Take<tokio::fs::File>) -> Body {
+pub(crate) fn file_body(reader: tokio::io::Take<tokio::fs::File>) -> Body {
     let chunks = futures_util::stream::unfold(reader, |mut reader| async move {
         let mut buf = bytes::BytesMut::with_capacity(RAW_CHUNK);
         match reader.read_buf(&mut buf).await {
