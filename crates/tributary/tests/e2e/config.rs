@@ -61,7 +61,7 @@ enabled = true
 idle_timeout_sec = 30
 
 [watermarks]
-dir = "/tmp/watermarks"
+dir = "@DATA@/logos"
 
 [dvr]
 max_clip_sec = 3600
@@ -87,13 +87,14 @@ level = "info"
 fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tributary.toml");
-    std::fs::write(&path, SPEC_CONFIG).unwrap();
-    let server = Server::start_args(
-        &dir.path().join("data"),
-        &[],
-        "off",
-        &["--config", path.to_str().unwrap()],
-    );
+    let data = dir.path().join("data");
+    // The watermark library must lie inside the storage roots (default: the data directory).
+    std::fs::write(
+        &path,
+        SPEC_CONFIG.replace("@DATA@", &data.display().to_string()),
+    )
+    .unwrap();
+    let server = Server::start_args(&data, &[], "off", &["--config", path.to_str().unwrap()]);
     assert_eq!(send("GET", &server.url("/healthz"), None, &[]).status, 200);
 
     let named = |key: &str| {
@@ -106,7 +107,6 @@ fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
         "server.cors.enabled",
         "transcoder.multi_output",
         "hooks.worker_count",
-        "watermarks.dir",
         "debug.fault_injection",
     ] {
         assert_eq!(named(key), 1, "{key} is named once at start-up");
@@ -132,9 +132,14 @@ fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
         "dvr.max_clip_sec",
         "publisher.dash.segment_sec",
         "autopublish.enabled",
+        "watermarks.dir",
     ] {
         assert_eq!(named(key), 0, "{key}");
     }
+    assert!(
+        data.join("logos").is_dir(),
+        "the watermark library is created at start"
+    );
 }
 
 #[test]

@@ -46,4 +46,5 @@ mod thumbnail;
 mod transcode;
 mod udp_flood;
 mod vod;
+mod watermarks;
 mod zero_copy;

@@ -40,7 +40,7 @@ pub(crate) fn curl(args: &[&str]) -> (u16, String, Vec<u8>) {
     )
 }
 
-fn json_of(body: &[u8]) -> serde_json::Value {
+pub(crate) fn json_of(body: &[u8]) -> serde_json::Value {
     serde_json::from_slice(body).unwrap_or(serde_json::Value::Null)
 }
 
