@@ -215,7 +215,7 @@ async fn uploads_are_sniffed_capped_and_atomic() {
     drop(halfway);
     assert_eq!(hidden(), 0);
     let (listed, shown_dir) = engine.list_watermarks().await.unwrap();
-    assert_eq!(listed, [asset.clone()]);
+    assert_eq!(listed, std::slice::from_ref(&asset));
     assert_eq!(shown_dir, library.display().to_string());
 
     // Names: ?name= wins; too long, or absent with no file name, is named.
