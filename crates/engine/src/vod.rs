@@ -85,8 +85,9 @@ pub struct VodFile {
 /// Dropped unfinished (the client went away, a write failed), it removes its temporary file.
 #[derive(Debug)]
 pub struct VodUpload {
-    /// The hidden temporary file being written.
-    tmp: PathBuf,
+    /// The hidden temporary file being written (removed when the upload ends, linked into
+    /// place or not).
+    tmp: Partial,
     /// Where it goes when complete.
     dest: PathBuf,
     file: tokio::fs::File,
@@ -97,8 +98,6 @@ pub struct VodUpload {
     /// The mount and the path inside it, for the listing entry.
     mount: String,
     rel: String,
-    /// Linked into place: nothing to clean up.
-    done: bool,
 }
 
 impl VodUpload {
@@ -116,18 +115,16 @@ impl VodUpload {
 
     /// Syncs the file and links it into place; 409 `FILE_EXISTS` if its name was taken
     /// meanwhile. Returns its listing entry.
-    pub async fn finish(mut self) -> Result<VodEntry, VodError> {
+    pub async fn finish(self) -> Result<VodEntry, VodError> {
         let io = |e: io::Error| VodError::Io(format!("writing {}: {e}", self.rel));
         self.file.sync_all().await.map_err(io)?;
-        match tokio::fs::hard_link(&self.tmp, &self.dest).await {
+        match tokio::fs::hard_link(self.tmp.path(), &self.dest).await {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 return Err(VodError::FileExists(self.rel.clone()));
             }
             Err(e) => return Err(io(e)),
         }
-        self.done = true;
-        let _ = tokio::fs::remove_file(&self.tmp).await;
         let modified = modified_unix(&self.file.metadata().await.map_err(io)?);
         Ok(VodEntry::new(
             &self.mount,
@@ -136,14 +133,6 @@ impl VodUpload {
             false,
             modified,
         ))
-    }
-}
-
-impl Drop for VodUpload {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
     }
 }
 
@@ -308,13 +297,7 @@ impl EngineHandle {
             Ok((tmp, dest))
         })
         .await?;
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .await
-            .map_err(|e| VodError::Io(format!("creating {}: {e}", tmp.display())))?;
+        let (tmp, file) = Partial::create(tmp).await.map_err(VodError::Io)?;
         Ok(VodUpload {
             tmp,
             dest,
@@ -323,7 +306,6 @@ impl EngineHandle {
             cap: VOD_UPLOAD_CAP,
             mount: name.to_owned(),
             rel: rel_text,
-            done: false,
         })
     }
 
@@ -522,9 +504,57 @@ fn store_error(e: StoreError) -> VodError {
 async fn blocking<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, VodError> + Send + 'static,
 ) -> Result<T, VodError> {
+    on_blocking_pool(call, VodError::Io).await
+}
+
+/// Runs `call` (file system work) on the blocking pool; a panic there is `failed`'s error.
+pub(crate) async fn on_blocking_pool<T: Send + 'static, E: Send + 'static>(
+    call: impl FnOnce() -> Result<T, E> + Send + 'static,
+    failed: fn(String) -> E,
+) -> Result<T, E> {
     tokio::task::spawn_blocking(call)
         .await
-        .map_err(|e| VodError::Io(e.to_string()))?
+        .map_err(|e| failed(e.to_string()))?
+}
+
+/// An upload's hidden temporary file: removed when dropped (the upload failed or was
+/// abandoned) unless it was [`kept`](Self::kept) in place.
+#[derive(Debug)]
+pub(crate) struct Partial {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl Partial {
+    /// Creates the file at `path` (0600, never over an existing one), open for writing; the
+    /// error names the path.
+    pub(crate) async fn create(path: PathBuf) -> Result<(Self, tokio::fs::File), String> {
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .await
+            .map_err(|e| format!("creating {}: {e}", path.display()))?;
+        Ok((Self { path, kept: false }, file))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// It was renamed into place: nothing to remove.
+    pub(crate) fn kept(&mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -212,14 +212,14 @@ impl Library {
 }
 
 /// An upload in progress: [`write`](Self::write) each chunk, then [`finish`](Self::finish).
-/// Dropped unfinished (the client went away, the image was refused), it removes its
-/// temporary file.
+/// Dropped unfinished (the client went away, the image was refused), its temporary file is
+/// removed.
 #[derive(Debug)]
 pub struct WatermarkUpload {
     /// The library directory it goes into.
     dir: PathBuf,
-    /// The hidden temporary file being written.
-    tmp: PathBuf,
+    /// The hidden temporary file being written (removed if the upload ends unfinished).
+    tmp: crate::vod::Partial,
     file: tokio::fs::File,
     /// The first bytes, until the type is known.
     head: Vec<u8>,
@@ -232,8 +232,6 @@ pub struct WatermarkUpload {
     /// The asset's name and the part's file name.
     name: String,
     file_name: String,
-    /// Renamed into place: nothing to clean up.
-    done: bool,
 }
 
 impl WatermarkUpload {
@@ -254,7 +252,7 @@ impl WatermarkUpload {
         self.file
             .write_all(chunk)
             .await
-            .map_err(|e| WatermarkError::Io(format!("writing {}: {e}", self.tmp.display())))
+            .map_err(|e| WatermarkError::Io(format!("writing {}: {e}", self.tmp.path().display())))
     }
 
     /// Syncs the image, gives it an id, writes its sidecar and renames both into place
@@ -267,7 +265,7 @@ impl WatermarkUpload {
         let io = |e: io::Error| WatermarkError::Io(format!("storing the watermark: {e}"));
         self.file.sync_all().await.map_err(io)?;
         let uploaded_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let (dir, tmp) = (self.dir.clone(), self.tmp.clone());
+        let (dir, tmp) = (self.dir.clone(), self.tmp.path().to_owned());
         let sidecar = Sidecar {
             name: self.name.clone(),
             file_name: self.file_name.clone(),
@@ -287,7 +285,7 @@ impl WatermarkUpload {
             Ok(id)
         })
         .await?;
-        self.done = true;
+        self.tmp.kept();
         Ok(WatermarkAsset {
             id: id.to_string(),
             name: self.name.clone(),
@@ -296,14 +294,6 @@ impl WatermarkUpload {
             size_bytes: self.written,
             uploaded_at,
         })
-    }
-}
-
-impl Drop for WatermarkUpload {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = std::fs::remove_file(&self.tmp);
-        }
     }
 }
 
@@ -385,13 +375,9 @@ impl EngineHandle {
         })?;
         let dir = self.shared.media.watermarks.dir()?;
         let tmp = dir.join(format!(".upload-{:016x}", rand::random::<u64>()));
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
+        let (tmp, file) = crate::vod::Partial::create(tmp)
             .await
-            .map_err(|e| WatermarkError::Io(format!("creating {}: {e}", tmp.display())))?;
+            .map_err(WatermarkError::Io)?;
         Ok(WatermarkUpload {
             dir,
             tmp,
@@ -402,7 +388,6 @@ impl EngineHandle {
             cap: WATERMARK_IMAGE_CAP,
             name,
             file_name,
-            done: false,
         })
     }
 }
@@ -547,9 +532,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
 async fn blocking<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, WatermarkError> + Send + 'static,
 ) -> Result<T, WatermarkError> {
-    tokio::task::spawn_blocking(call)
-        .await
-        .map_err(|e| WatermarkError::Io(e.to_string()))?
+    crate::vod::on_blocking_pool(call, WatermarkError::Io).await
 }
 
 /// The configuration key the library's directory errors name.

@@ -9,9 +9,13 @@ use crate::Engine;
 const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR-rest-of-a-png";
 const GIF: &[u8] = b"GIF89a\x01\0\x01\0-rest";
 
-/// Writes asset `id` as an upload would have: the image and its sidecar.
-fn stored(dir: &Path, id: &str, ext: &str, bytes: &[u8], name: &str, at: &str) {
-    std::fs::write(dir.join(format!("{id}.{ext}")), bytes).unwrap();
+/// Writes the asset `<id>.<ext>` as an upload would have (a PNG or a GIF by `ext`, uploaded
+/// on the first of `month` 2026): the image and its sidecar.
+fn stored(dir: &Path, image: &str, name: &str, month: u32) {
+    let (id, ext) = image.split_once('.').unwrap();
+    let bytes = if ext == "gif" { GIF } else { PNG };
+    std::fs::write(dir.join(image), bytes).unwrap();
+    let at = format!("2026-{month:02}-01T00:00:00.000Z");
     let sidecar = json!({"name": name, "file_name": format!("{name}.{ext}"), "uploaded_at": at});
     std::fs::write(dir.join(format!("{id}.json")), sidecar.to_string()).unwrap();
 }
@@ -24,30 +28,9 @@ fn ids(library: &Library) -> Vec<String> {
 fn the_directory_is_the_library_newest_first_and_only_real_images_are_assets() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    stored(
-        d,
-        "00000000000000aa",
-        "png",
-        PNG,
-        "old",
-        "2026-01-01T00:00:00.000Z",
-    );
-    stored(
-        d,
-        "00000000000000bb",
-        "gif",
-        GIF,
-        "new",
-        "2026-03-01T00:00:00.000Z",
-    );
-    stored(
-        d,
-        "00000000000000cc",
-        "png",
-        PNG,
-        "mid",
-        "2026-02-01T00:00:00.000Z",
-    );
+    stored(d, "00000000000000aa.png", "old", 1);
+    stored(d, "00000000000000bb.gif", "new", 3);
+    stored(d, "00000000000000cc.png", "mid", 2);
     // Not assets: a leftover upload, an orphan sidecar, a name that is no id, an image whose
     // bytes are not its extension's type, a symlink, a directory.
     std::fs::write(d.join(".upload-0123456789abcdef"), PNG).unwrap();
@@ -81,14 +64,7 @@ fn the_directory_is_the_library_newest_first_and_only_real_images_are_assets() {
 
     // Another directory (the config API's hot apply): the next listing is that one.
     let other = tempfile::tempdir().unwrap();
-    stored(
-        other.path(),
-        "0000000000000033",
-        "png",
-        PNG,
-        "x",
-        "2026-01-01T00:00:00.000Z",
-    );
+    stored(other.path(), "0000000000000033.png", "x", 1);
     library.set(Ok(other.path().to_owned()));
     assert_eq!(ids(&library), ["0000000000000033"]);
     // Off: every operation names watermarks.dir.
@@ -109,14 +85,7 @@ fn the_directory_is_the_library_newest_first_and_only_real_images_are_assets() {
 fn ids_are_parsed_before_they_reach_a_path_and_delete_removes_image_then_sidecar() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    stored(
-        d,
-        "00000000000000aa",
-        "png",
-        PNG,
-        "logo",
-        "2026-01-01T00:00:00.000Z",
-    );
+    stored(d, "00000000000000aa.png", "logo", 1);
     std::fs::write(dir.path().join("secret.png"), PNG).unwrap();
     let library = Library::at(d.to_owned());
     for bad in [
@@ -256,17 +225,8 @@ async fn the_directory_follows_the_config_api_inside_the_storage_roots_only() {
     assert!(!outside.exists());
 
     let moved = data.join("logos");
-    stored(
-        &{
-            std::fs::create_dir_all(&moved).unwrap();
-            moved.clone()
-        },
-        "00000000000000aa",
-        "png",
-        PNG,
-        "there",
-        "2026-01-01T00:00:00.000Z",
-    );
+    std::fs::create_dir_all(&moved).unwrap();
+    stored(&moved, "00000000000000aa.png", "there", 1);
     engine
         .write_config(json!({"watermarks": {"dir": moved.display().to_string()}}))
         .await

@@ -86,29 +86,13 @@ fn the_library_uploads_lists_serves_and_deletes_and_a_stream_overlays_its_asset(
     // Not an image (named .png all the same): 415 naming `file`, nothing kept.
     let fake = dir.path().join("fake.png");
     std::fs::write(&fake, b"<svg xmlns='http://www.w3.org/2000/svg'/>").unwrap();
-    let (status, _, body) = curl(&[
-        "-F",
-        &format!("file=@{}", fake.display()),
-        &server.url("/watermarks"),
-    ]);
-    let refused = json_of(&body);
-    assert_eq!(status, 415, "{refused}");
-    assert_eq!(refused["error"]["code"], "INVALID_IMAGE");
-    assert_eq!(refused["error"]["fields"][0]["path"], "file");
+    refused(&server, &fake, 415, "INVALID_IMAGE");
     // Over 8 MiB (a PNG's magic, then padding): 413 naming `file`, nothing kept.
     let big = dir.path().join("big.png");
     let mut bytes = original.clone();
     bytes.resize(9 << 20, 0);
     std::fs::write(&big, &bytes).unwrap();
-    let (status, _, body) = curl(&[
-        "-F",
-        &format!("file=@{}", big.display()),
-        &server.url("/watermarks"),
-    ]);
-    let refused = json_of(&body);
-    assert_eq!(status, 413, "{refused}");
-    assert_eq!(refused["error"]["code"], "UPLOAD_TOO_LARGE");
-    assert_eq!(refused["error"]["fields"][0]["path"], "file");
+    refused(&server, &big, 413, "UPLOAD_TOO_LARGE");
     assert_eq!(
         files(&library).len(),
         4,
@@ -204,6 +188,16 @@ fn the_library_uploads_lists_serves_and_deletes_and_a_stream_overlays_its_asset(
             && line["fields"]["stream"] == "nowm"
     });
     assert_eq!(logged.len(), 1, "logged once with the stream code");
+}
+
+/// Uploads `file` with curl and checks the refusal: `status`, `code`, naming `file`.
+fn refused(server: &Server, file: &Path, status: u16, code: &str) {
+    let form = format!("file=@{}", file.display());
+    let (answered, _, body) = curl(&["-F", &form, &server.url("/watermarks")]);
+    let body = json_of(&body);
+    assert_eq!(answered, status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert_eq!(body["error"]["fields"][0]["path"], "file", "{body}");
 }
 
 /// A stream reading UDP `port` through one 320×180 rung, with an image watermark naming
