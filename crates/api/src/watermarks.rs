@@ -184,3 +184,112 @@ impl From<WatermarkError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::http::Request;
+    use serde_json::Value;
+    use tower::ServiceExt;
+    use tributary_domain::config::Layers;
+
+    use super::*;
+
+    const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+
+    /// `POST /watermarks` through the real router: a multipart body of `parts` (name, bytes).
+    async fn post(router: &axum::Router, parts: &[(&str, &[u8])]) -> (StatusCode, Value) {
+        let mut body = Vec::new();
+        for (name, bytes) in parts {
+            body.extend_from_slice(
+                format!(
+                    "--B\r\nContent-Disposition: form-data; name=\"{name}\"; \
+                     filename=\"{name}.png\"\r\nContent-Type: image/png\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(bytes);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b"--B--\r\n");
+        let mut request = Request::post("/watermarks")
+            .header("host", "127.0.0.1")
+            .header("content-type", "multipart/form-data; boundary=B")
+            .body(Body::from(body))
+            .unwrap();
+        let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let response = router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn each_cap_and_a_non_image_is_its_own_precise_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = serde_json::json!({"data_dir": dir.path().display().to_string()});
+        let engine = tributary_engine::Engine::open(Layers::new(file, Value::Null, Value::Null))
+            .unwrap()
+            .handle();
+        let router = crate::router(engine);
+
+        let (status, body) = post(&router, &[("file", PNG)]).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(body["data"]["name"], "file.png");
+
+        let (status, body) = post(&router, &[("file", b"GIF88a not an image")]).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+        assert_eq!(body["error"]["code"], "INVALID_IMAGE");
+        assert_eq!(body["error"]["fields"][0]["path"], "file");
+
+        let (status, body) = post(&router, &[("other", PNG)]).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("no multipart part")
+        );
+
+        // The image over 8 MiB, the request under 16 MiB.
+        let mut big = PNG.to_vec();
+        big.resize((8 << 20) + 1, 0);
+        let (status, body) = post(&router, &[("file", &big)]).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        assert_eq!(body["error"]["code"], "UPLOAD_TOO_LARGE");
+        assert_eq!(body["error"]["fields"][0]["path"], "file");
+
+        // The request over 16 MiB, the image under 8 MiB.
+        let junk = vec![0; 10 << 20];
+        let mut image = PNG.to_vec();
+        image.resize(7 << 20, 0);
+        let (status, body) = post(&router, &[("junk", &junk), ("file", &image)]).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+        assert_eq!(body["error"]["code"], "BODY_TOO_LARGE");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("16 MiB")
+        );
+
+        // Only the first upload is an asset; no temporary file is left.
+        let library = dir.path().join("watermarks");
+        let names: Vec<String> = std::fs::read_dir(&library)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "an image and its sidecar: {names:?}");
+        assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+    }
+}
