@@ -3,7 +3,9 @@
 //! for a year), a non-image and an oversized image refused naming `file`, deleted; then a
 //! transcoded stream whose image watermark names an asset runs FFmpeg with that file in its
 //! `movie` filter and its frames carry the image's colour in the watermark's corner, while a
-//! stream naming an unknown asset starts, warns, and runs without an overlay.
+//! stream naming an unknown asset starts, warns, and runs without an overlay. A new
+//! `watermarks.dir` through `POST /config` is listed at once; one outside the storage roots
+//! is refused naming it.
 
 use std::path::Path;
 use std::process::Command;
@@ -142,6 +144,7 @@ fn the_library_uploads_lists_serves_and_deletes_and_a_stream_overlays_its_asset(
         image.display()
     );
     let patch = corner(&server, "wm");
+    eprintln!("watermark corner with the asset: {patch:?} (the image: {COLOUR:?})");
     assert!(
         near(patch, COLOUR),
         "the corner is {patch:?}, not {COLOUR:?}"
@@ -177,6 +180,7 @@ fn the_library_uploads_lists_serves_and_deletes_and_a_stream_overlays_its_asset(
     );
     assert_ne!(runtime["status"], "stopped", "{runtime}");
     let patch = corner(&server, "nowm");
+    eprintln!("watermark corner without an asset: {patch:?}");
     assert!(
         !near(patch, COLOUR),
         "the corner is the watermark's colour: {patch:?}"
@@ -188,6 +192,32 @@ fn the_library_uploads_lists_serves_and_deletes_and_a_stream_overlays_its_asset(
             && line["fields"]["stream"] == "nowm"
     });
     assert_eq!(logged.len(), 1, "logged once with the stream code");
+
+    // `watermarks.dir` through the config API: applied at once (the next listing reads the
+    // new directory, created), refused naming the key outside the storage roots.
+    let logos = data.join("logos");
+    let moved = send(
+        "POST",
+        &server.url("/config"),
+        Some(&serde_json::json!({"watermarks": {"dir": logos}}).to_string()),
+        &[],
+    );
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    assert!(logos.is_dir());
+    let (_, _, body) = curl(&[&server.url("/watermarks")]);
+    let listed = json_of(&body);
+    assert_eq!(listed["dir"], logos.display().to_string(), "{listed}");
+    assert_eq!(listed["total"], 0, "{listed}");
+    let outside = dir.path().join("outside");
+    let refused = send(
+        "POST",
+        &server.url("/config"),
+        Some(&serde_json::json!({"watermarks": {"dir": outside}}).to_string()),
+        &[],
+    );
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(refused.body["error"]["fields"][0]["path"], "watermarks.dir");
+    assert!(!outside.exists());
 }
 
 /// Uploads `file` with curl and checks the refusal: `status`, `code`, naming `file`.
