@@ -13,9 +13,9 @@
 //! the admin token, hooks, sessions, the running HLS packagers' window and history, the
 //! running DASH packagers' window, pairing, track-loss and queue settings, the buffer size
 //! for new buffers, the watermark library's directory, checked inside the storage roots and
-//! created before the change is stored), and the new configuration is published on the engine's watch, where
-//! every setting read at use (`loopback_bypass`, `allowed_hosts`, `public_metrics`) sees it
-//! and the binary follows `log.*`.
+//! created before the change is stored), and the new configuration is published on the
+//! engine's watch, where every setting read at use (`loopback_bypass`, `allowed_hosts`,
+//! `public_metrics`) sees it and the binary follows `log.*`.
 //!
 //! A setting read by several services is one shared handle they all read at use, written
 //! once here: the file and storage roots are one `LiveRoots` (`tributary_domain::roots`), read

@@ -94,7 +94,8 @@ impl Worker {
         }
         let mut run = Running::new(spec, mirror);
         let mut warnings = Vec::new();
-        if let Err(e) = self.start_parts(spec, &mut run, &mut warnings) {
+        let mut transcoder_warnings = Vec::new();
+        if let Err(e) = self.start_parts(spec, &mut run, &mut warnings, &mut transcoder_warnings) {
             tracing::warn!(stream = %self.code, error = %e, "start failed; rolled back");
             self.teardown(run);
             self.state.lock().last_error = Some(e.to_string());
@@ -108,8 +109,10 @@ impl Worker {
             // The transcoder flags are the transcoder's: it set them while starting.
             inner.inputs_exhausted = false;
             inner.warnings = warnings.clone();
+            inner.transcoder_warnings = transcoder_warnings.clone();
             inner.last_error = None;
         }
+        warnings.extend(transcoder_warnings);
         self.running = Some(run);
         self.state.running.store(true, Ordering::Release);
         tracing::info!(stream = %self.code, "stream started");
@@ -123,11 +126,13 @@ impl Worker {
     }
 
     /// SPEC §Coordinator start order; each part is recorded in `run` as soon as it exists.
+    /// The transcoder's own warnings go to `transcoder_warnings`, the others' to `warnings`.
     fn start_parts(
         &self,
         spec: &StreamSpec,
         run: &mut Running,
         warnings: &mut Vec<String>,
+        transcoder_warnings: &mut Vec<String>,
     ) -> Result<(), CoordError> {
         let svc = &self.inner.services;
         let stream = spec.stream();
@@ -169,11 +174,10 @@ impl Worker {
                 .map_err(|e| self.failed(Step::Transcoder, e))?;
             run.transcoder = true;
         } else if stream.transcoder.as_ref().is_some_and(|t| t.needs_ffmpeg()) {
-            let started = svc
+            *transcoder_warnings = svc
                 .transcoder
                 .start(spec)
                 .map_err(|e| self.failed(Step::Transcoder, e))?;
-            warnings.extend(started);
             run.transcoder = true;
         }
         if stream.dvr.as_ref().is_some_and(|d| d.enabled) {
@@ -189,6 +193,13 @@ impl Worker {
             }
         }
         Ok(())
+    }
+
+    /// The transcoder (re)started with `started` as its warnings (none: it stopped): they
+    /// replace the last start's in the stream's state and go to the write's `warnings`.
+    fn transcoder_started(&self, started: Vec<String>, warnings: &mut Vec<String>) {
+        self.state.lock().transcoder_warnings.clone_from(&started);
+        warnings.extend(started);
     }
 
     fn failed(&self, step: Step, source: ServiceError) -> CoordError {
@@ -212,6 +223,7 @@ impl Worker {
             inner.transcoder_unhealthy = false;
             inner.transcoder_unavailable = false;
             inner.warnings.clear();
+            inner.transcoder_warnings.clear();
         }
         tracing::info!(stream = %self.code, "stream stopped");
         self.inner
@@ -269,7 +281,11 @@ impl Worker {
         run.transcoder = false;
         let spec = run.spec.clone();
         let warnings = match svc.transcoder.start(&spec) {
-            Ok(warnings) => warnings,
+            Ok(started) => {
+                let mut warnings = Vec::new();
+                self.transcoder_started(started, &mut warnings);
+                warnings
+            }
             Err(e) => {
                 let e = self.failed(Step::Transcoder, e);
                 tracing::warn!(stream = %self.code, error = %e, "transcoder restart failed; stopping the stream");
@@ -378,6 +394,7 @@ impl Worker {
                         svc.transcoder.stop_to_ingest(&code);
                     }
                     run.transcoder = false;
+                    self.transcoder_started(Vec::new(), warnings);
                 }
                 let gone: Vec<_> = run
                     .buffers
@@ -404,7 +421,7 @@ impl Worker {
                         .transcoder
                         .start(spec)
                         .map_err(|e| self.failed(Step::Transcoder, e))?;
-                    warnings.extend(started);
+                    self.transcoder_started(started, warnings);
                     run.transcoder = true;
                 }
                 for output in run.outputs.clone() {
@@ -469,7 +486,7 @@ impl Worker {
                     .transcoder
                     .start(spec)
                     .map_err(|e| self.failed(Step::Transcoder, e))?;
-                warnings.extend(started);
+                self.transcoder_started(started, warnings);
                 run.transcoder = true;
                 if run.outputs.contains(&Output::Hls) || run.outputs.contains(&Output::Dash) {
                     svc.outputs.ladder_changed(new);

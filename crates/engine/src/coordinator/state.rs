@@ -33,6 +33,9 @@ pub(super) struct StateInner {
     pub(super) transcoder_unavailable: bool,
     /// Warnings of the current run.
     pub(super) warnings: Vec<String>,
+    /// Warnings of the transcoder's current start (a watermark off for this run): replaced
+    /// each time the transcoder starts again, so an update that fixes the cause clears them.
+    pub(super) transcoder_warnings: Vec<String>,
     /// The last start or update failure, until the next success.
     pub(super) last_error: Option<String>,
 }
@@ -103,7 +106,12 @@ impl StreamState {
             status_reasons: reasons,
             running,
             started_at: inner.started_at,
-            warnings: inner.warnings.clone(),
+            warnings: inner
+                .warnings
+                .iter()
+                .chain(&inner.transcoder_warnings)
+                .cloned()
+                .collect(),
             last_error: inner.last_error.clone(),
         }
     }

@@ -423,6 +423,23 @@ async fn an_unknown_watermark_asset_is_a_start_warning_not_a_start_failure() {
     assert!(applied.warnings[0].contains("missing"));
     // Shown in runtime.warnings for the run, as the other start warnings.
     assert_eq!(rig.coordinator.snapshot(&s.code).warnings, applied.warnings);
+
+    // An update naming an asset the library holds restarts the transcoder, whose new start
+    // has nothing to warn about: the old warning goes with the old start.
+    let mut fixed = s.clone();
+    if let Some(w) = fixed.watermark.as_mut() {
+        w.asset_id = "0123456789abcdef".into();
+    }
+    rig.recorder.take();
+    let applied = rig.apply(&fixed).await.unwrap();
+    assert!(
+        rig.recorder
+            .take()
+            .contains(&"transcoder.start 1".to_owned()),
+        "{applied:?}"
+    );
+    assert!(applied.warnings.is_empty(), "{:?}", applied.warnings);
+    assert!(rig.coordinator.snapshot(&s.code).warnings.is_empty());
 }
 
 /// Runs `old` → `new` and returns the service calls the update made.

@@ -193,6 +193,24 @@ fn the_library_uploads_lists_serves_and_deletes_and_a_stream_overlays_its_asset(
     });
     assert_eq!(logged.len(), 1, "logged once with the stream code");
 
+    // Fixed by naming the asset: the transcoder restarts with the overlay and the warning
+    // goes with the run it was about.
+    let put = send(
+        "PUT",
+        &server.url("/streams/nowm"),
+        Some(&stream_body(port, &id)),
+        &[],
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+    assert!(put.body["warnings"].is_null(), "{}", put.body);
+    ffmpeg_argv_with(
+        &server,
+        "nowm",
+        &format!("movie=filename={}", image.display()),
+    );
+    let runtime = server.runtime("nowm");
+    assert_eq!(runtime["warnings"], serde_json::json!([]), "{runtime}");
+
     // `watermarks.dir` through the config API: applied at once (the next listing reads the
     // new directory, created), refused naming the key outside the storage roots.
     let logos = data.join("logos");
@@ -243,16 +261,25 @@ fn stream_body(port: u16, id: &str) -> String {
 
 /// The command line of `code`'s FFmpeg, from the process table.
 fn ffmpeg_argv(server: &Server, code: &str) -> String {
+    ffmpeg_argv_with(server, code, "ffmpeg")
+}
+
+/// The command line of `code`'s FFmpeg once it holds `part` (a restarted FFmpeg's).
+fn ffmpeg_argv_with(server: &Server, code: &str, part: &str) -> String {
     let mut argv = String::new();
-    wait_until(Duration::from_secs(30), "FFmpeg running", || {
-        let Some(pid) = pids(server, code).first().copied() else {
-            return false;
-        };
-        argv = std::fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
-            .unwrap_or_default();
-        argv.contains("ffmpeg")
-    })
+    wait_until(
+        Duration::from_secs(30),
+        &format!("FFmpeg running with {part}"),
+        || {
+            let Some(pid) = pids(server, code).first().copied() else {
+                return false;
+            };
+            argv = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|raw| String::from_utf8_lossy(&raw).replace('\0', " "))
+                .unwrap_or_default();
+            argv.contains(part)
+        },
+    )
     .unwrap_or_else(|e| panic!("{e}; runtime: {}", server.runtime(code)));
     argv
 }
