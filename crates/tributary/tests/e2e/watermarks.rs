@@ -14,7 +14,7 @@ use std::time::Duration;
 use tributary_testkit::{LiveSender, free_udp_port, wait_until};
 
 use crate::hls::{clip, serial};
-use crate::server::{Server, send};
+use crate::server::{Answer, Server, send};
 use crate::transcode::pids;
 use crate::vod::{curl, json_of};
 
@@ -128,12 +128,7 @@ fn the_library_uploads_lists_serves_and_deletes_and_a_stream_overlays_its_asset(
     // the image where the watermark sits (top left, 10 px in).
     let image = library.join(format!("{id}.png"));
     let port = free_udp_port();
-    let put = send(
-        "PUT",
-        &server.url("/streams/wm"),
-        Some(&stream_body(port, &id)),
-        &[],
-    );
+    let put = put_watermarked(&server, "wm", port, &id);
     assert_eq!(put.status, 201, "{}", put.body);
     assert!(put.body["warnings"].is_null(), "{}", put.body);
     let _sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
@@ -152,12 +147,7 @@ fn the_library_uploads_lists_serves_and_deletes_and_a_stream_overlays_its_asset(
 
     // An unknown asset: the stream starts, the write and the runtime warn, no overlay.
     let port = free_udp_port();
-    let put = send(
-        "PUT",
-        &server.url("/streams/nowm"),
-        Some(&stream_body(port, "00000000deadbeef")),
-        &[],
-    );
+    let put = put_watermarked(&server, "nowm", port, "00000000deadbeef");
     assert_eq!(put.status, 201, "{}", put.body);
     let warned = put.body["warnings"].to_string();
     assert!(
@@ -195,12 +185,7 @@ fn the_library_uploads_lists_serves_and_deletes_and_a_stream_overlays_its_asset(
 
     // Fixed by naming the asset: the transcoder restarts with the overlay and the warning
     // goes with the run it was about.
-    let put = send(
-        "PUT",
-        &server.url("/streams/nowm"),
-        Some(&stream_body(port, &id)),
-        &[],
-    );
+    let put = put_watermarked(&server, "nowm", port, &id);
     assert_eq!(put.status, 200, "{}", put.body);
     assert!(put.body["warnings"].is_null(), "{}", put.body);
     ffmpeg_argv_with(
@@ -214,12 +199,7 @@ fn the_library_uploads_lists_serves_and_deletes_and_a_stream_overlays_its_asset(
     // `watermarks.dir` through the config API: applied at once (the next listing reads the
     // new directory, created), refused naming the key outside the storage roots.
     let logos = data.join("logos");
-    let moved = send(
-        "POST",
-        &server.url("/config"),
-        Some(&serde_json::json!({"watermarks": {"dir": logos}}).to_string()),
-        &[],
-    );
+    let moved = set_dir(&server, &logos);
     assert_eq!(moved.status, 200, "{}", moved.body);
     assert!(logos.is_dir());
     let (_, _, body) = curl(&[&server.url("/watermarks")]);
@@ -227,12 +207,7 @@ fn the_library_uploads_lists_serves_and_deletes_and_a_stream_overlays_its_asset(
     assert_eq!(listed["dir"], logos.display().to_string(), "{listed}");
     assert_eq!(listed["total"], 0, "{listed}");
     let outside = dir.path().join("outside");
-    let refused = send(
-        "POST",
-        &server.url("/config"),
-        Some(&serde_json::json!({"watermarks": {"dir": outside}}).to_string()),
-        &[],
-    );
+    let refused = set_dir(&server, &outside);
     assert_eq!(refused.status, 422, "{}", refused.body);
     assert_eq!(refused.body["error"]["fields"][0]["path"], "watermarks.dir");
     assert!(!outside.exists());
@@ -246,6 +221,23 @@ fn refused(server: &Server, file: &Path, status: u16, code: &str) {
     assert_eq!(answered, status, "{body}");
     assert_eq!(body["error"]["code"], code, "{body}");
     assert_eq!(body["error"]["fields"][0]["path"], "file", "{body}");
+}
+
+/// `PUT /streams/{code}` of [`stream_body`].
+fn put_watermarked(server: &Server, code: &str, port: u16, id: &str) -> Answer {
+    let body = stream_body(port, id);
+    send(
+        "PUT",
+        &server.url(&format!("/streams/{code}")),
+        Some(&body),
+        &[],
+    )
+}
+
+/// `POST /config` setting `watermarks.dir`.
+fn set_dir(server: &Server, dir: &Path) -> Answer {
+    let body = serde_json::json!({"watermarks": {"dir": dir}}).to_string();
+    send("POST", &server.url("/config"), Some(&body), &[])
 }
 
 /// A stream reading UDP `port` through one 320×180 rung, with an image watermark naming
