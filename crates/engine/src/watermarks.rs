@@ -350,13 +350,26 @@ impl EngineHandle {
     }
 
     /// Starts an upload named `name` (`?name=`; default `file_name`, the part's file name):
-    /// 422 naming `name` when it is blank or longer than 128 characters.
+    /// 422 naming `name` when it is blank or longer than 128 characters, `file` when the
+    /// file name is longer than 255 bytes (or names the asset and is blank).
     pub async fn watermark_upload(
         &self,
         name: Option<&str>,
         file_name: Option<&str>,
     ) -> Result<WatermarkUpload, WatermarkError> {
         let file_name = file_name.unwrap_or_default().to_owned();
+        if file_name.len() > FILE_NAME_MAX {
+            return Err(WatermarkError::Invalid(ValidationErrors(vec![
+                FieldError::new(
+                    "file",
+                    ErrorCode::InvalidField,
+                    format!(
+                        "the part's filename may be at most {FILE_NAME_MAX} bytes, got {}",
+                        file_name.len()
+                    ),
+                ),
+            ])));
+        }
         let (field, name) = match name {
             Some(name) => ("name", name.to_owned()),
             None => ("file", file_name.clone()),
@@ -537,6 +550,9 @@ async fn blocking<T: Send + 'static>(
 
 /// The configuration key the library's directory errors name.
 const FIELD: &str = "watermarks.dir";
+
+/// The longest uploaded file name kept, in bytes (what file systems allow for one name).
+const FILE_NAME_MAX: usize = 255;
 
 /// The largest sidecar read (a few hundred bytes are written).
 const SIDECAR_MAX: usize = 16 << 10;

@@ -196,6 +196,13 @@ async fn uploads_are_sniffed_capped_and_atomic() {
         Err(WatermarkError::Invalid(errors)) => assert_eq!(errors.0[0].path, "file"),
         other => panic!("{other:?}"),
     }
+    match engine
+        .watermark_upload(Some("n"), Some(&"f".repeat(256)))
+        .await
+    {
+        Err(WatermarkError::Invalid(errors)) => assert_eq!(errors.0[0].path, "file"),
+        other => panic!("{other:?}"),
+    }
 
     engine.delete_watermark(&asset.id).await.unwrap();
     assert!(matches!(
