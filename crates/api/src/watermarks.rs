@@ -50,7 +50,7 @@ pub(crate) async fn list(State(engine): State<EngineHandle>) -> Result<Response,
               (status = 400, description = "`INVALID_BODY`: not a multipart/form-data body", body = crate::openapi::ErrorBody),
               (status = 413, description = "`UPLOAD_TOO_LARGE` naming `file`: the image is over 8 MiB; `BODY_TOO_LARGE`: the request is over 16 MiB (nothing is kept)", body = crate::openapi::ErrorBody),
               (status = 415, description = "`INVALID_IMAGE` naming `file`: not a PNG, JPEG or GIF by its first bytes, or no `file` part", body = crate::openapi::ErrorBody),
-              (status = 422, description = "`INVALID_FIELD` naming `name` (blank, over 128 characters) or `file` (no `?name=` and no filename), or `watermarks.dir` (the library is off)", body = crate::openapi::ErrorBody),
+              (status = 422, description = "`INVALID_FIELD` naming `name` (blank, over 128 characters) or `file` (no `?name=` and no filename, or a filename over 255 bytes), or `watermarks.dir` (the library is off)", body = crate::openapi::ErrorBody),
               crate::openapi::AdminRefusal))]
 pub(crate) async fn upload(
     State(engine): State<EngineHandle>,
