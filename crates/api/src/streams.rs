@@ -14,7 +14,7 @@ use tributary_domain::event::StreamStatus;
 use tributary_domain::redact::{mask_stream, restore_secrets};
 use tributary_domain::spec::StreamSpec;
 use tributary_domain::validate::{
-    ErrorCode, FieldError, ValidationErrors, check_write, decode_record,
+    ErrorCode, FieldError, ValidationErrors, check_push_profiles, check_write, decode_record,
 };
 use tributary_domain::{Stream, StreamCode};
 use tributary_engine::{
@@ -529,7 +529,9 @@ async fn write(
 
 /// Decodes `document` as the record of `code` and keeps the secrets of `stored` where it
 /// carries the mask; then validates, with the rules only a write checks (`check_write`: a
-/// short `stream_key`) reported first. Returns the spec to store and the warnings to show.
+/// short `stream_key`, reported first; `check_push_profiles` on the resolved record: a push
+/// `profile` naming a rung the ladder does not have). Returns the spec to store and the
+/// warnings to show.
 async fn prepare(
     engine: &EngineHandle,
     code: &StreamCode,
@@ -542,8 +544,14 @@ async fn prepare(
     }
     let mut errors = check_write(&stream);
     match engine.parse_stream_resolved(stream).await? {
-        Ok(parsed) if errors.is_empty() => Ok(parsed),
-        Ok(_) => Err(ApiError::validation(ValidationErrors(errors))),
+        Ok(parsed) => {
+            errors.extend(check_push_profiles(&parsed.0));
+            if errors.is_empty() {
+                Ok(parsed)
+            } else {
+                Err(ApiError::validation(ValidationErrors(errors)))
+            }
+        }
         Err(ValidationErrors(more)) => {
             errors.extend(more);
             Err(ApiError::validation(ValidationErrors(errors)))

@@ -35,7 +35,8 @@ use crate::spec::StreamSpec;
 use crate::stream::Stream;
 use crate::template::{Template, decode_template, overlaps, parse_resolved, parse_template};
 use crate::validate::{
-    ErrorCode, FieldError, Support, ValidationErrors, check_write, decode_record,
+    ErrorCode, FieldError, Support, ValidationErrors, check_push_profiles, check_write,
+    decode_record,
 };
 use crate::vod::{VodMount, decode_mount};
 
@@ -351,6 +352,7 @@ impl Document {
                     .and_then(|name| templates.iter().find(|t| t.code == name));
                 match parse_resolved(stream.clone(), template, support) {
                     Ok((spec, more)) => {
+                        failed.extend(check_push_profiles(&spec));
                         let lookup = |c: &StreamCode| {
                             streams
                                 .iter()

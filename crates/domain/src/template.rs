@@ -22,8 +22,8 @@ use crate::redact::{mask_stream, restore_secrets};
 use crate::spec::StreamSpec;
 use crate::stream::{Dvr, Input, Protocols, Push, Stream, Thumbnail, Transcoder, Watermark};
 use crate::validate::{
-    ErrorCode, FieldError, Support, ValidationErrors, check_write, decode_strict, object_body,
-    parse_stream,
+    ErrorCode, FieldError, Support, ValidationErrors, check_push_profiles, check_write,
+    decode_strict, object_body, parse_stream,
 };
 
 /// A template as stored and served.
@@ -247,7 +247,11 @@ pub fn parse_template(
     let stream = template.as_stream(placeholder());
     errors.extend(check_write(&stream));
     let warnings = match parse_stream(stream, support) {
-        Ok((_, warnings)) => warnings,
+        Ok((spec, warnings)) => {
+            // A template's own push targets name rungs of its own ladder.
+            errors.extend(check_push_profiles(&spec));
+            warnings
+        }
         Err(ValidationErrors(more)) => {
             errors.extend(more);
             Vec::new()

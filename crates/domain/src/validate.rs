@@ -162,8 +162,6 @@ pub struct Support {
     pub srt: bool,
     /// RTMP(S) push-out.
     pub push: bool,
-    /// Push-out of one rendition (`push[].profile`).
-    pub push_profiles: bool,
     /// FFmpeg transcoding.
     pub transcoder: bool,
     /// Recording.
@@ -215,7 +213,6 @@ impl Support {
             rtmp: true,
             srt: true,
             push: true,
-            push_profiles: true,
             transcoder: true,
             dvr: true,
             thumbnail: true,
@@ -336,6 +333,28 @@ fn check_caps(value: &Value, path: &mut String, errors: &mut Vec<FieldError>) {
     }
 }
 
+/// The rung a push target's `profile` names: `""` (or blanks) → `None`, the playback feed;
+/// `track_<N>` with N in 1..=[`MAX_PROFILES`] (no sign, no leading zero: the name the HLS
+/// variant path uses) → `Some(N − 1)`. Anything else is an error message.
+fn push_rung(profile: &str) -> Result<Option<u16>, String> {
+    let profile = profile.trim();
+    if profile.is_empty() {
+        return Ok(None);
+    }
+    let n = profile
+        .strip_prefix("track_")
+        .filter(|n| !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse::<u16>().ok())
+        .filter(|n| (1..=MAX_PROFILES as u16).contains(n));
+    match n {
+        Some(n) => Ok(Some(n - 1)),
+        None => Err(format!(
+            "must be \"\" (the playback feed) or track_<N> naming a rung of this stream's \
+             ladder (track_1 … track_{MAX_PROFILES}), got {profile:?}"
+        )),
+    }
+}
+
 /// SPEC §Security "Field caps".
 const MAX_NAME_CHARS: usize = 256;
 const MAX_TAG_CHARS: usize = 64;
@@ -368,6 +387,52 @@ pub fn check_write(stream: &Stream) -> Vec<FieldError> {
              got {chars}; \"\" for no key"
         ),
     )]
+}
+
+/// The write rule on a parsed, template-resolved record's push targets (SPEC §Push, §Domain
+/// `Push.profile`): a target's `profile` `track_<N>` names a rung of this stream's own ladder,
+/// `track_1` … `track_<rungs>`, one rung per `transcoder.video.profiles` entry (`video.copy`
+/// with no profiles: one, `track_1`). A stream without a ladder (`transcoder` null, or
+/// `video.copy` and `audio.copy`: passthrough, ABR copies included) has no rung to push.
+///
+/// A write rule, not a parse rule: a template edit can take a rung away from streams that
+/// push it; they still load, and the target shows `failed` with the reason until the rung
+/// comes back (`push.state_changed`), rather than the whole stream refusing to update.
+/// Every failing target is named (`push[i].profile`); disabled targets are checked too.
+pub fn check_push_profiles(spec: &StreamSpec) -> Vec<FieldError> {
+    let rungs = spec.transcode().map_or(0, |t| t.ladder.rungs.len());
+    let mut errors = Vec::new();
+    for (i, target) in spec.pushes().iter().enumerate() {
+        let Some(rung) = target.rung else {
+            continue;
+        };
+        let profile = target.push.profile.trim();
+        let why = if rungs == 0 {
+            format!(
+                "{profile:?} names a rung of an ABR ladder, but this stream has none (no \
+                 transcoder runs FFmpeg: transcoder is null, or video.copy and audio.copy are \
+                 both set); use \"\" to push the playback feed"
+            )
+        } else if usize::from(rung) >= rungs {
+            let last = if rungs == 1 {
+                "track_1".to_owned()
+            } else {
+                format!("track_1 … track_{rungs}")
+            };
+            format!(
+                "{profile:?} is not a rung of this stream's ladder, which has {last} (one per \
+                 transcoder.video.profiles entry)"
+            )
+        } else {
+            continue;
+        };
+        errors.push(FieldError::new(
+            format!("push[{i}].profile"),
+            ErrorCode::InvalidField,
+            why,
+        ));
+    }
+    errors
 }
 
 /// The members of a record body, or the error naming `$` when it is not a JSON object
@@ -497,17 +562,17 @@ pub fn parse_stream(
     let mut push_urls = HashSet::new();
     let mut pushes = Vec::with_capacity(stream.push.len());
     for (i, target) in stream.push.iter().enumerate() {
-        if !target.profile.trim().is_empty() && !support.push_profiles {
-            errors.push(FieldError::new(
-                format!("push[{i}].profile"),
-                ErrorCode::Unsupported,
-                format!(
-                    "pushing a rendition ({:?}) is not supported yet; use \"\" to push the \
-                     playback feed (the best rung of a ladder)",
-                    target.profile
-                ),
-            ));
-        }
+        let rung = match push_rung(&target.profile) {
+            Ok(rung) => rung,
+            Err(why) => {
+                errors.push(FieldError::new(
+                    format!("push[{i}].profile"),
+                    ErrorCode::InvalidField,
+                    why,
+                ));
+                None
+            }
+        };
         let path = format!("push[{i}].url");
         let scheme = target
             .url
@@ -544,6 +609,7 @@ pub fn parse_stream(
             Ok(url) => pushes.push(PushSpec {
                 push: target.clone(),
                 target: url,
+                rung,
             }),
             Err(why) => errors.push(FieldError::new(path, ErrorCode::InvalidField, why)),
         }

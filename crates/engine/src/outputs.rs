@@ -16,12 +16,14 @@ use tokio_util::sync::CancellationToken;
 use tributary_domain::diff::Output;
 use tributary_domain::event::EventType;
 use tributary_domain::ffmpeg::keyframe_grid;
-use tributary_domain::{Push, Stream, StreamCode};
+use tributary_domain::redact::mask_push_url;
+use tributary_domain::spec::PushSpec;
+use tributary_domain::{Stream, StreamCode};
 use tributary_hub::Hub;
 use tributary_net::SsrfGuard;
 use tributary_publish::{
     DashSettings, HlsHandle, HlsRegistry, HlsSettings, PushChange, PushHandle, PushObserver,
-    PushSettings, Variant,
+    PushSettings, PushStatus, Variant,
 };
 
 use crate::events::EventBus;
@@ -30,7 +32,7 @@ use crate::services::{OutputService, ServiceError};
 
 pub(crate) mod supervise;
 
-use supervise::{Component, Supervised, stream_buffer};
+use supervise::{Component, PushTarget, Supervised};
 
 /// A media response: a playlist or a segment.
 #[derive(Debug, Clone)]
@@ -209,14 +211,25 @@ impl Outputs {
                 dash_segments.push((*rung, segments));
             }
         }
-        let pushes = lock(&self.pushes)
-            .iter()
-            .filter(|((c, _), _)| c == code)
-            .map(|(_, handle)| {
-                let state = handle.state();
-                (state.url, state.status.gauge())
-            })
-            .collect();
+        let pushes = {
+            let supervised = lock(&self.supervised);
+            let pushes = lock(&self.pushes);
+            supervised
+                .iter()
+                .filter_map(|(component, record)| match component {
+                    Component::Push(c, url) if c == code => {
+                        let state = pushes.get(&(c.clone(), url.clone())).map(PushHandle::state);
+                        let gauge = match &state {
+                            _ if record.rung_gone() => PushStatus::Failed.gauge(),
+                            Some(state) => state.status.gauge(),
+                            None => PushStatus::Starting.gauge(),
+                        };
+                        Some((state.map_or_else(|| mask_push_url(url), |s| s.url), gauge))
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
         OutputMetrics {
             hls_segments,
             dash_segments,
@@ -225,42 +238,58 @@ impl Outputs {
         }
     }
 
-    /// `runtime.publisher.pushes[]` of a stream, by URL (redacted).
+    /// `runtime.publisher.pushes[]` of a stream, by URL (redacted): every target the stream
+    /// wants, with its task's state (a target failed for want of its rung may have none).
     fn pushes(&self, code: &StreamCode) -> Vec<serde_json::Value> {
         let supervised = lock(&self.supervised);
         let pushes = lock(&self.pushes);
-        let mut states: Vec<_> = pushes
+        let mut states: Vec<_> = supervised
             .iter()
-            .filter(|((c, _), _)| c == code)
-            .map(|((c, url), handle)| {
-                let component = Component::Push(c.clone(), url.clone());
-                (handle.state(), supervised.get(&component))
+            .filter_map(|(component, record)| match component {
+                Component::Push(c, url) if c == code => {
+                    let state = pushes.get(&(c.clone(), url.clone())).map(PushHandle::state);
+                    let url = state
+                        .as_ref()
+                        .map_or_else(|| mask_push_url(url), |s| s.url.clone());
+                    Some((url, state, record))
+                }
+                _ => None,
             })
             .collect();
         drop(pushes);
-        states.sort_by(|a, b| a.0.url.cmp(&b.0.url));
+        states.sort_by(|a, b| a.0.cmp(&b.0));
+        let at = |t: std::time::SystemTime| {
+            chrono::DateTime::<chrono::Utc>::from(t)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
         states
             .into_iter()
-            .map(|(state, record)| {
-                let at = |t: std::time::SystemTime| {
-                    chrono::DateTime::<chrono::Utc>::from(t)
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            .map(|(url, state, record)| {
+                let mut entry = match state {
+                    Some(state) => {
+                        let mut entry = serde_json::json!({
+                            "url": url,
+                            "status": state.status.as_str(),
+                            "attempt": state.attempt,
+                            "dropped_frames": state.dropped,
+                            "errors": state.errors.iter().map(|(t, message)| {
+                                serde_json::json!({"message": message, "at": at(*t)})
+                            }).collect::<Vec<_>>(),
+                        });
+                        if let Some(connected) = state.connected_at {
+                            entry["connected_at"] = serde_json::json!(at(connected));
+                        }
+                        entry
+                    }
+                    None => serde_json::json!({
+                        "url": url,
+                        "status": PushStatus::Starting.as_str(),
+                        "attempt": 0,
+                        "dropped_frames": 0,
+                        "errors": [],
+                    }),
                 };
-                let mut entry = serde_json::json!({
-                    "url": state.url,
-                    "status": state.status.as_str(),
-                    "attempt": state.attempt,
-                    "dropped_frames": state.dropped,
-                    "errors": state.errors.iter().map(|(t, message)| {
-                        serde_json::json!({"message": message, "at": at(*t)})
-                    }).collect::<Vec<_>>(),
-                });
-                if let Some(connected) = state.connected_at {
-                    entry["connected_at"] = serde_json::json!(at(connected));
-                }
-                if let Some(record) = record {
-                    record.json(&mut entry);
-                }
+                record.json(&mut entry);
                 entry
             })
             .collect()
@@ -662,25 +691,31 @@ impl OutputService for Outputs {
         }
     }
 
-    fn start_push(&self, stream: &Stream, target: &Push) -> Result<(), ServiceError> {
-        let code = stream.code.clone();
-        let url = target.url.trim().to_owned();
+    fn start_push(&self, code: &StreamCode, target: &PushSpec) -> Result<(), ServiceError> {
+        let url = target.push.url.trim().to_owned();
         let previous = lock(&self.pushes).remove(&(code.clone(), url.clone()));
         if let Some(previous) = previous {
             previous.stop();
         }
-        let settings = PushSettings::for_target(target, self.ssrf_guard.clone());
-        let handle = tributary_publish::start_push(
-            &self.hub,
-            code.clone(),
-            stream_buffer(&code),
-            settings.clone(),
-            self.push_observer(&code),
-        )
-        .map_err(ServiceError::Publish)?;
-        lock(&self.pushes).insert((code.clone(), url.clone()), handle);
-        let record = Supervised::new(Some(settings), now());
-        lock(&self.supervised).insert(Component::Push(code, url), record);
+        let wanted = PushTarget {
+            settings: PushSettings::for_target(&target.push, self.ssrf_guard.clone()),
+            rung: target.rung,
+        };
+        let mut record = Supervised::new(Some(wanted.clone()), now());
+        match wanted.rung {
+            // Its rung is not in the ladder (a template took it away): failed, visibly, and
+            // started once the rung is back (supervise.rs); never another feed instead.
+            Some(rung) if !self.hub.contains(&wanted.buffer(code)) => {
+                self.rung_gone(code, &url, rung, PushStatus::Starting, &mut record);
+            }
+            _ => {
+                let handle = self
+                    .spawn_push(code, &wanted)
+                    .map_err(ServiceError::Publish)?;
+                lock(&self.pushes).insert((code.clone(), url.clone()), handle);
+            }
+        }
+        lock(&self.supervised).insert(Component::Push(code.clone(), url), record);
         Ok(())
     }
 

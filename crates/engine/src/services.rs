@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use tributary_domain::diff::Output;
 use tributary_domain::failover::FailoverError;
-use tributary_domain::spec::StreamSpec;
-use tributary_domain::{Push, Stream, StreamCode};
+use tributary_domain::spec::{PushSpec, StreamSpec};
+use tributary_domain::{Stream, StreamCode};
 use tributary_hub::HubError;
 use tributary_ingest::IngestError;
 use tributary_publish::PublishError;
@@ -117,8 +117,9 @@ pub(crate) trait OutputService: Send + Sync {
     /// master playlist is rewritten and packagers are started or stopped for the rungs that
     /// came or went; the others carry on.
     fn ladder_changed(&self, stream: &Stream);
-    /// Starts one push target.
-    fn start_push(&self, stream: &Stream, target: &Push) -> Result<(), ServiceError>;
+    /// Starts one push target of stream `code`: the playback feed, or the rendition its
+    /// `profile` names (a target whose rung the ladder does not have starts `failed`).
+    fn start_push(&self, code: &StreamCode, target: &PushSpec) -> Result<(), ServiceError>;
     /// Stops one push target.
     fn stop_push(&self, code: &StreamCode, url: &str);
 }

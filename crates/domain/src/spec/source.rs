@@ -156,6 +156,12 @@ pub struct PushSpec {
     pub push: Push,
     /// Where it publishes.
     pub target: RtmpUrl,
+    /// The rung it sends, from `profile` `track_<N>` (index N − 1, as hub rendition buffers
+    /// count); `None` (`profile` `""`): the playback feed. Parsing checks only the form;
+    /// that the ladder has this rung is a write rule
+    /// ([`check_push_profiles`](crate::validate::check_push_profiles)), and a running target
+    /// whose rung is not in the ladder fails visibly.
+    pub rung: Option<u16>,
 }
 
 /// An RTSP pull (SPEC §Ingest "rtsp pull").

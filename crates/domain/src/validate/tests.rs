@@ -264,19 +264,86 @@ fn unsupported_features_are_rejected_not_ignored() {
     assert!(got.iter().all(|(_, c)| *c == ErrorCode::Unsupported));
 }
 
+/// The write-rule errors of `body` (parsed first; it must parse), as (path, message).
+fn profile_errors(body: Value) -> Vec<(String, String)> {
+    let (spec, _) = decode_stream(&code(), body, &all_support()).unwrap();
+    check_push_profiles(&spec)
+        .into_iter()
+        .map(|e| (e.path, e.message))
+        .collect()
+}
+
 #[test]
-fn a_push_profile_is_unsupported_until_renditions_exist() {
-    let support = Support {
-        push_profiles: false,
-        ..all_support()
-    };
-    let body = json!({"push": [{"url": "rtmp://x/a/b", "profile": ""},
-                               {"url": "rtmp://x/a/c", "profile": "track_2"}]});
+fn a_push_profile_is_track_n_or_empty() {
+    let body = json!({"transcoder": one_rung(),
+                      "push": [{"url": "rtmp://x/a/b", "profile": ""},
+                               {"url": "rtmp://x/a/c", "profile": " track_1 "},
+                               {"url": "rtmp://x/a/d", "profile": "track_0"},
+                               {"url": "rtmp://x/a/e", "profile": "track_02"},
+                               {"url": "rtmp://x/a/f", "profile": "track_17"},
+                               {"url": "rtmp://x/a/g", "profile": "720p"},
+                               {"url": "rtmp://x/a/h", "profile": "track_+1"}]});
+    let got = decode_stream(&code(), body, &all_support()).unwrap_err().0;
+    let paths: Vec<_> = got.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
-        fails(body.clone(), &support),
-        [("push[1].profile".into(), ErrorCode::Unsupported)]
+        paths,
+        [
+            "push[2].profile",
+            "push[3].profile",
+            "push[4].profile",
+            "push[5].profile",
+            "push[6].profile"
+        ]
     );
-    assert!(decode_stream(&code(), body, &all_support()).is_ok());
+    assert!(got.iter().all(|e| e.code == ErrorCode::InvalidField));
+    assert!(got[3].message.contains("track_<N>"), "{}", got[3].message);
+    assert!(got[3].message.contains("\"720p\""), "{}", got[3].message);
+
+    let body = json!({"transcoder": one_rung(),
+                      "push": [{"url": "rtmp://x/a/b", "profile": ""},
+                               {"url": "rtmp://x/a/c", "profile": " track_1 "}]});
+    let (spec, _) = decode_stream(&code(), body, &all_support()).unwrap();
+    let rungs: Vec<_> = spec.pushes().iter().map(|p| p.rung).collect();
+    assert_eq!(rungs, [None, Some(0)]);
+}
+
+#[test]
+fn a_push_profile_names_a_rung_of_the_resolved_ladder() {
+    let two = json!({"video": {"profiles": [{"width": 1280, "height": 720},
+                                            {"width": 640, "height": 360}]}});
+    let body = json!({"transcoder": two,
+                      "push": [{"url": "rtmp://x/a/b", "profile": "track_2"},
+                               {"url": "rtmp://x/a/c", "profile": "track_3"},
+                               {"url": "rtmp://x/a/d", "profile": "track_4", "enabled": false}]});
+    let got = profile_errors(body);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].0, "push[1].profile");
+    assert!(got[0].1.contains("track_1 … track_2"), "{}", got[0].1);
+    assert_eq!(
+        got[1].0, "push[2].profile",
+        "disabled targets are checked too"
+    );
+
+    // Copied video: one rung per profile, at least one.
+    let copy = json!({"video": {"copy": true}, "audio": {"codec": "aac"}});
+    let got = profile_errors(json!({"transcoder": copy,
+        "push": [{"url": "rtmp://x/a/b", "profile": "track_1"},
+                 {"url": "rtmp://x/a/c", "profile": "track_2"}]}));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].1.contains("which has track_1 ("), "{}", got[0].1);
+
+    // Passthrough: no transcoder, or one that runs no FFmpeg.
+    for transcoder in [
+        Value::Null,
+        json!({"video": {"copy": true}, "audio": {"copy": true}}),
+    ] {
+        let got = profile_errors(json!({"transcoder": transcoder,
+            "push": [{"url": "rtmp://x/a/b", "profile": "track_1"},
+                     {"url": "rtmp://x/a/c", "profile": ""}]}));
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].0, "push[0].profile");
+        assert!(got[0].1.contains("has none"), "{}", got[0].1);
+    }
 }
 
 #[test]

@@ -10,7 +10,7 @@ use tributary_domain::Stream;
 use tributary_domain::diff::{Output, compute_diff};
 use tributary_domain::event::EventType;
 use tributary_domain::plan::{Action, plan};
-use tributary_domain::spec::StreamSpec;
+use tributary_domain::spec::{PushSpec, StreamSpec};
 
 use super::actor::Worker;
 use super::{Applied, CoordError, Step};
@@ -162,11 +162,11 @@ impl Worker {
                 .map_err(|e| self.failed(Step::Output(output), e))?;
             run.outputs.push(output);
         }
-        for target in stream.push.iter().filter(|p| p.enabled) {
+        for target in spec.pushes().iter().filter(|p| p.push.enabled) {
             svc.outputs
-                .start_push(stream, target)
+                .start_push(&self.code, target)
                 .map_err(|e| self.failed(Step::Push, e))?;
-            run.pushes.push(target.url.trim().to_owned());
+            run.pushes.push(target.push.url.trim().to_owned());
         }
         if let Some(mirror) = &mirror {
             svc.transcoder
@@ -503,11 +503,11 @@ impl Worker {
                 run.outputs.retain(|o| o != output);
             }
             Action::StartPush { url } => {
-                let Some(target) = new.push.iter().find(|p| p.url.trim() == url) else {
+                let Some(target) = push_target(spec, url) else {
                     return Ok(());
                 };
                 svc.outputs
-                    .start_push(new, target)
+                    .start_push(&code, target)
                     .map_err(|e| self.failed(Step::Push, e))?;
                 run.pushes.push(url.clone());
             }
@@ -518,9 +518,9 @@ impl Worker {
             Action::RestartPush { url } => {
                 svc.outputs.stop_push(&code, url);
                 run.pushes.retain(|u| u != url);
-                if let Some(target) = new.push.iter().find(|p| p.url.trim() == url) {
+                if let Some(target) = push_target(spec, url) {
                     svc.outputs
-                        .start_push(new, target)
+                        .start_push(&code, target)
                         .map_err(|e| self.failed(Step::Push, e))?;
                     run.pushes.push(url.clone());
                 }
@@ -576,6 +576,11 @@ fn enabled_outputs(stream: &Stream) -> Vec<Output> {
     .into_iter()
     .filter_map(|(on, o)| on.then_some(o))
     .collect()
+}
+
+/// The push target of `spec` with this trimmed URL.
+fn push_target<'s>(spec: &'s StreamSpec, url: &str) -> Option<&'s PushSpec> {
+    spec.pushes().iter().find(|p| p.push.url.trim() == url)
 }
 
 /// An output's name in errors and logs.

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicI64;
 use tokio_util::sync::CancellationToken;
 use tributary_domain::diff::Output;
 use tributary_domain::event::{EventType, StreamStatus};
-use tributary_domain::spec::StreamSpec;
+use tributary_domain::spec::{PushSpec, StreamSpec};
 use tributary_domain::validate::Support;
 use tributary_domain::{
     Dvr, Input, Protocols, Push, Stream, Transcoder, TranscoderMode, VideoProfile,
@@ -107,8 +107,8 @@ impl OutputService for Recorder {
         let rungs = s.transcoder.as_ref().map_or(0, |t| t.video.profiles.len());
         let _ = self.call(format!("outputs.ladder {rungs}"));
     }
-    fn start_push(&self, _: &Stream, p: &Push) -> Result<(), ServiceError> {
-        self.call(format!("push.start {}", p.url))
+    fn start_push(&self, _: &StreamCode, p: &PushSpec) -> Result<(), ServiceError> {
+        self.call(format!("push.start {}", p.push.url))
     }
     fn stop_push(&self, _: &StreamCode, url: &str) {
         let _ = self.call(format!("push.stop {url}"));
@@ -578,6 +578,49 @@ async fn add_push_target() {
         profile: String::new(),
     }];
     assert_eq!(route(old, new).await, ["push.start rtmp://x/app/key"]);
+}
+
+/// SPEC §Hot reload: a target's `profile` edited restarts that target only; a ladder edit
+/// leaves the targets alone (a target whose rung goes away fails in the output service).
+#[tokio::test]
+async fn a_push_profile_change_restarts_only_that_target() {
+    let target = |url: &str, profile: &str| Push {
+        url: url.into(),
+        enabled: true,
+        timeout_sec: 10,
+        retry_timeout_sec: 5,
+        limit: 0,
+        comment: String::new(),
+        profile: profile.into(),
+    };
+    let mut old = transcoded(TranscoderMode::Multi, 2);
+    old.push = vec![
+        target("rtmp://x/app/one", "track_2"),
+        target("rtmp://x/app/two", ""),
+    ];
+    let mut new = old.clone();
+    new.push[0].profile = "track_1".into();
+    assert_eq!(
+        route(old.clone(), new).await,
+        ["push.stop rtmp://x/app/one", "push.start rtmp://x/app/one"]
+    );
+
+    let mut fewer = old.clone();
+    fewer.push[0].profile = "track_1".into();
+    fewer.transcoder.as_mut().unwrap().video.profiles.pop();
+    let routed = route(old, fewer).await;
+    assert!(
+        routed.iter().all(|call| !call.contains("app/two")),
+        "{routed:?}"
+    );
+    assert_eq!(
+        routed
+            .iter()
+            .filter(|call| call.contains("app/one"))
+            .count(),
+        2,
+        "{routed:?}"
+    );
 }
 
 #[tokio::test]

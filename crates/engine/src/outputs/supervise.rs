@@ -6,6 +6,13 @@
 //! output removes it, so only outputs the stream still wants are ever restarted. A push target
 //! that reached its `limit` ends by design: it stays `failed` and visible, and is not restarted
 //! (SPEC §Push).
+//!
+//! A target that pushes one rung (`push[].profile`) reads that rung's rendition buffer. When
+//! the rung is not in the ladder — a template edit removed it, which a stream write cannot
+//! (`check_push_profiles`) — the target is `failed` with the reason and a
+//! `push.state_changed` event, and pushes nothing: sending the playback feed or another rung
+//! to a platform that expects this one would be a silent lie. It is not restarted with
+//! backoff meanwhile; once the rung's buffer exists again (the rung is back) it starts.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -13,8 +20,9 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tributary_domain::StreamCode;
+use tributary_domain::redact::mask_push_url;
 use tributary_hub::BufferId;
-use tributary_publish::{HlsHandle, PushSettings, PushStatus};
+use tributary_publish::{HlsHandle, PushChange, PushHandle, PushSettings, PushStatus};
 
 use super::Outputs;
 use crate::lock;
@@ -28,11 +36,33 @@ pub(super) enum Component {
     Push(StreamCode, String),
 }
 
+/// A push target as supervision starts it again: its settings and what it reads.
+#[derive(Debug, Clone)]
+pub(super) struct PushTarget {
+    /// URL, timeouts, retry, limit and SSRF guard.
+    pub(super) settings: PushSettings,
+    /// The rung pushed (`profile` `track_<N>`: N − 1); `None`: the playback feed.
+    pub(super) rung: Option<u16>,
+}
+
+impl PushTarget {
+    /// The buffer the target reads: the rung's rendition, else the main buffer.
+    pub(super) fn buffer(&self, code: &StreamCode) -> BufferId {
+        match self.rung {
+            Some(rung) => BufferId::Rendition(code.clone(), rung),
+            None => stream_buffer(code),
+        }
+    }
+}
+
 /// What supervision knows about one wanted output task.
 #[derive(Debug)]
 pub(super) struct Supervised {
-    /// A push target's settings, to start it again.
-    push: Option<PushSettings>,
+    /// A push target's settings and feed, to start it again.
+    push: Option<PushTarget>,
+    /// A rung target whose rung is not in the ladder: since when, and why it is `failed`.
+    /// Cleared when the rung is back and the target starts.
+    gone: Option<(SystemTime, String)>,
     /// Restarts after the task ended by itself.
     restarts: u32,
     /// Why it last ended, and when.
@@ -46,9 +76,10 @@ pub(super) struct Supervised {
 }
 
 impl Supervised {
-    pub(super) fn new(push: Option<PushSettings>, now: Instant) -> Self {
+    pub(super) fn new(push: Option<PushTarget>, now: Instant) -> Self {
         Self {
             push,
+            gone: None,
             restarts: 0,
             last_error: None,
             retry_at: None,
@@ -77,10 +108,25 @@ impl Supervised {
         self.retry_at.is_some_and(|at| at <= now)
     }
 
-    /// `status`, `restart_count` and `last_error` for `runtime.publisher`.
+    /// `status`, `restart_count` and `last_error` for `runtime.publisher` (and for a push
+    /// target without its rung: `failed`, the reason first in `errors`, and its `track`).
     pub(super) fn json(&self, entry: &mut Value) {
         if self.retry_at.is_some() {
             entry["status"] = json!("restarting");
+        }
+        if let Some(rung) = self.push.as_ref().and_then(|p| p.rung) {
+            entry["track"] = json!(track(rung));
+        }
+        if let Some((at, why)) = &self.gone {
+            entry["status"] = json!("failed");
+            let error = json!({"message": why, "at": rfc3339(*at)});
+            match entry["errors"].as_array_mut() {
+                Some(errors) => {
+                    errors.insert(0, error);
+                    errors.truncate(ERRORS_SHOWN);
+                }
+                None => entry["errors"] = json!([error]),
+            }
         }
         entry["restart_count"] = json!(self.restarts);
         if let Some((at, message)) = &self.last_error {
@@ -88,8 +134,16 @@ impl Supervised {
         }
     }
 
+    /// Whether this is a push target failed for want of its rung.
+    pub(super) fn rung_gone(&self) -> bool {
+        self.gone.is_some()
+    }
+
     /// The `runtime.warnings` line while the task is down.
     pub(super) fn warning(&self, what: &str) -> Option<String> {
+        if let Some((_, why)) = &self.gone {
+            return Some(format!("a push target failed: {why}"));
+        }
         self.retry_at?;
         let (_, error) = self.last_error.as_ref()?;
         Some(format!(
@@ -148,6 +202,27 @@ impl Outputs {
 
     fn supervise_push(&self, code: &StreamCode, url: &str, record: &mut Supervised, now: Instant) {
         let key = (code.clone(), url.to_owned());
+        let Some(target) = record.push.clone() else {
+            return;
+        };
+        let rung_here = || self.hub.contains(&target.buffer(code));
+        if record.gone.is_some() {
+            // Failed for want of its rung: it starts when the rung is back, not before.
+            if !rung_here() {
+                return;
+            }
+            match self.spawn_push(code, &target) {
+                Ok(handle) => {
+                    record.gone = None;
+                    record.restarted(now);
+                    lock(&self.pushes).insert(key, handle);
+                    tracing::info!(stream = %code, "the rung of a push target is back; pushing it");
+                    self.push_moved(code, url, PushStatus::Failed, PushStatus::Starting, None);
+                }
+                Err(e) => tracing::warn!(stream = %code, "push restart failed: {e}"),
+            }
+            return;
+        }
         let ended = {
             let pushes = lock(&self.pushes);
             pushes
@@ -155,10 +230,15 @@ impl Outputs {
                 .filter(|handle| handle.is_finished())
                 .map(|handle| handle.state().status)
         };
-        match ended {
+        match (ended, target.rung) {
             // `limit` reached: it stays failed and visible (SPEC §Push).
-            Some(PushStatus::Failed) => return,
-            Some(_) if record.retry_at.is_none() => {
+            (Some(PushStatus::Failed), _) => return,
+            // Its rung was removed from the ladder: the task ended with its buffer.
+            (Some(status), Some(rung)) if !rung_here() => {
+                self.rung_gone(code, url, rung, status, record);
+                return;
+            }
+            (Some(_), _) if record.retry_at.is_none() => {
                 tracing::warn!(stream = %code, "a push task ended; restarting it");
                 record.ended(now, "the push task ended".to_owned());
             }
@@ -167,17 +247,7 @@ impl Outputs {
         if !record.due(now) {
             return;
         }
-        let Some(settings) = record.push.clone() else {
-            return;
-        };
-        let started = tributary_publish::start_push(
-            &self.hub,
-            code.clone(),
-            stream_buffer(code),
-            settings,
-            self.push_observer(code),
-        );
-        match started {
+        match self.spawn_push(code, &target) {
             Ok(handle) => {
                 // Replaces the ended task's handle, whose state showed meanwhile.
                 lock(&self.pushes).insert(key, handle);
@@ -185,6 +255,63 @@ impl Outputs {
             }
             Err(e) => record.ended(now, format!("restart failed: {e}")),
         }
+    }
+
+    /// Marks push target `url` of `code` `failed` because its `rung` is not in the ladder:
+    /// shown in runtime (status, reason, gauge 0) and published as `push.state_changed` from
+    /// `from`. Nothing is pushed until the rung is back.
+    pub(super) fn rung_gone(
+        &self,
+        code: &StreamCode,
+        url: &str,
+        rung: u16,
+        from: PushStatus,
+        record: &mut Supervised,
+    ) {
+        let why = format!(
+            "{} is not in the stream's ladder (removed, or the stream has no transcoder): \
+             nothing is pushed until the rung is back or push[].profile changes",
+            track(rung)
+        );
+        tracing::warn!(stream = %code, "push target failed: {why}");
+        record.retry_at = None;
+        record.gone = Some((SystemTime::now(), why.clone()));
+        self.push_moved(code, url, from, PushStatus::Failed, Some(why));
+    }
+
+    /// Publishes a status change of push target `url` of `code` that the engine made (its task
+    /// publishes its own).
+    fn push_moved(
+        &self,
+        code: &StreamCode,
+        url: &str,
+        from: PushStatus,
+        to: PushStatus,
+        error: Option<String>,
+    ) {
+        if let Some(observer) = self.push_observer(code) {
+            observer(&PushChange {
+                url: mask_push_url(url),
+                from,
+                to,
+                error,
+            });
+        }
+    }
+
+    /// Starts push target `target` of `code` on its buffer.
+    pub(super) fn spawn_push(
+        &self,
+        code: &StreamCode,
+        target: &PushTarget,
+    ) -> Result<PushHandle, tributary_publish::PublishError> {
+        tributary_publish::start_push(
+            &self.hub,
+            code.clone(),
+            target.buffer(code),
+            target.settings.clone(),
+            self.push_observer(code),
+        )
     }
 
     /// Starts the HLS packager of `code` (`rung`: of that rendition, served under
@@ -227,6 +354,11 @@ pub(super) fn stream_buffer(code: &StreamCode) -> BufferId {
     BufferId::Stream(code.clone())
 }
 
+/// A rung's name: index 0 is `track_1`.
+fn track(rung: u16) -> String {
+    format!("track_{}", u32::from(rung) + 1)
+}
+
 fn rfc3339(at: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
@@ -239,10 +371,14 @@ const FIRST_DELAY: Duration = Duration::from_secs(1);
 const MAX_DELAY: Duration = Duration::from_secs(30);
 /// A task that ran this long before it ended starts over at [`FIRST_DELAY`].
 const HEALTHY_AFTER: Duration = Duration::from_secs(30);
+/// Errors a push target shows (SPEC §Defaults "push errors 5").
+const ERRORS_SHOWN: usize = 5;
 
 #[cfg(test)]
 mod tests {
     use tributary_domain::diff::Output;
+    use tributary_domain::spec::PushSpec;
+    use tributary_domain::validate::{Support, parse_stream};
     use tributary_domain::{Protocols, Push, Stream};
     use tributary_hub::{Hub, Writer};
     use tributary_net::SsrfGuard;
@@ -267,6 +403,29 @@ mod tests {
         let writer = hub.create(stream_buffer(&stream.code), 64).unwrap();
         let outputs = Outputs::new(hub.clone(), HlsSettings::default(), SsrfGuard::default());
         (hub, stream, writer, outputs)
+    }
+
+    /// `stream` with one push target to `url` (`profile`, `limit`), parsed as the coordinator
+    /// hands it over.
+    fn push_spec(stream: &Stream, url: &str, profile: &str, limit: u32) -> PushSpec {
+        let mut stream = stream.clone();
+        stream.push = vec![Push {
+            url: url.to_owned(),
+            enabled: true,
+            timeout_sec: 1,
+            retry_timeout_sec: 1,
+            limit,
+            comment: String::new(),
+            profile: profile.to_owned(),
+        }];
+        let (spec, _) = parse_stream(stream, &Support::everything()).unwrap();
+        spec.pushes()[0].clone()
+    }
+
+    /// A URL nothing listens on.
+    fn closed_url() -> String {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("rtmp://{}/live/key", closed.local_addr().unwrap())
     }
 
     fn hls(outputs: &Outputs, code: &StreamCode) -> Value {
@@ -368,19 +527,9 @@ mod tests {
         let (_hub, stream, _writer, outputs) = setup();
         let code = stream.code.clone();
         // Nothing listens there: the first connect fails, and with limit 1 that is final.
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("rtmp://{}/live/key", closed.local_addr().unwrap());
-        drop(closed);
-        let target = Push {
-            url: url.clone(),
-            enabled: true,
-            timeout_sec: 1,
-            retry_timeout_sec: 1,
-            limit: 1,
-            comment: String::new(),
-            profile: String::new(),
-        };
-        outputs.start_push(&stream, &target).unwrap();
+        let url = closed_url();
+        let target = push_spec(&stream, &url, "", 1);
+        outputs.start_push(&code, &target).unwrap();
         let key = (code.clone(), url);
         until(|| lock(&outputs.pushes)[&key].is_finished()).await;
         let now = tokio::time::Instant::now().into_std();
@@ -390,5 +539,64 @@ mod tests {
         assert_eq!(push["status"], "failed", "{push}");
         assert_eq!(push["restart_count"], 0, "{push}");
         assert!(outputs.warnings(&code).is_empty());
+    }
+
+    /// A target pushing a rung reads that rung; when the rung leaves the ladder it is
+    /// `failed` with the reason (never moved to another feed), and it starts again once the
+    /// rung is back. A target whose rung is missing at start is failed at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_push_whose_rung_is_gone_fails_visibly_until_it_is_back() {
+        let (hub, stream, _main, outputs) = setup();
+        let code = stream.code.clone();
+        let rung = BufferId::Rendition(code.clone(), 1);
+        let writer = hub.create(rung.clone(), 64).unwrap();
+        let url = closed_url();
+        outputs
+            .start_push(&code, &push_spec(&stream, &url, "track_2", 0))
+            .unwrap();
+        let push = |outputs: &Outputs| outputs.publisher(&code).unwrap()["pushes"][0].clone();
+        assert_eq!(push(&outputs)["track"], "track_2");
+        let key = (code.clone(), url.clone());
+
+        drop(writer);
+        until(|| lock(&outputs.pushes)[&key].is_finished()).await;
+        let t0 = tokio::time::Instant::now().into_std();
+        outputs.supervise(t0);
+        let shown = push(&outputs);
+        assert_eq!(shown["status"], "failed", "{shown}");
+        let why = shown["errors"][0]["message"].as_str().unwrap();
+        assert!(
+            why.contains("track_2 is not in the stream's ladder"),
+            "{shown}"
+        );
+        assert_eq!(outputs.metrics(&code).pushes[0].1, 0, "gauge 0: failed");
+        let warnings = outputs.warnings(&code);
+        assert!(warnings[0].contains("a push target failed"), "{warnings:?}");
+        // No restart with backoff while the rung is missing.
+        outputs.supervise(t0 + MAX_DELAY * 2);
+        assert_eq!(push(&outputs)["status"], "failed");
+        assert!(lock(&outputs.pushes)[&key].is_finished());
+
+        // The rung is back: the target starts on it.
+        let _writer = hub.create(rung, 64).unwrap();
+        outputs.supervise(t0 + MAX_DELAY * 3);
+        assert_ne!(push(&outputs)["status"], "failed");
+        assert!(!lock(&outputs.pushes)[&key].is_finished());
+        assert!(outputs.warnings(&code).is_empty());
+        outputs.stop_push(&code, &url);
+
+        // Missing at start: failed at once, the start itself does not fail.
+        outputs
+            .start_push(&code, &push_spec(&stream, &url, "track_3", 0))
+            .unwrap();
+        assert!(!lock(&outputs.pushes).contains_key(&key));
+        let shown = push(&outputs);
+        assert_eq!(shown["status"], "failed", "{shown}");
+        assert!(
+            shown["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("track_3")
+        );
     }
 }

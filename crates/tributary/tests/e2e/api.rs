@@ -213,14 +213,15 @@ fn invalid_bodies_get_4xx_naming_the_field() {
         priority.body
     );
 
-    let unsupported = put(
+    // A rung to push needs a ladder: this stream has no transcoder.
+    let no_ladder = put(
         "a",
         r#"{"push": [{"url": "rtmp://a.example/b/c", "profile": "track_2"}]}"#,
     );
-    assert_eq!(unsupported.status, 422, "{}", unsupported.body);
-    assert_eq!(unsupported.body["error"]["code"], "UNSUPPORTED");
+    assert_eq!(no_ladder.status, 422, "{}", no_ladder.body);
+    assert_eq!(no_ladder.body["error"]["code"], "INVALID_FIELD");
     assert_eq!(
-        unsupported.body["error"]["fields"][0]["path"],
+        no_ladder.body["error"]["fields"][0]["path"],
         "push[0].profile"
     );
 
@@ -326,9 +327,22 @@ fn input_options_that_cannot_work_are_422_at_save_naming_the_field() {
         ),
         (
             r#"{"inputs": [{"url": "publish://"}], "push": [{"url": "rtmp://x.example.org/app/k", "profile": "track_1"}]}"#,
-            "UNSUPPORTED",
+            "INVALID_FIELD",
             "push[0].profile",
-            "not supported yet",
+            "this stream has none",
+        ),
+        (
+            r#"{"inputs": [{"url": "publish://"}], "transcoder": {"video": {"profiles": [{}]}},
+                "push": [{"url": "rtmp://x.example.org/app/k", "profile": "track_2"}]}"#,
+            "INVALID_FIELD",
+            "push[0].profile",
+            "which has track_1 (",
+        ),
+        (
+            r#"{"inputs": [{"url": "publish://"}], "push": [{"url": "rtmp://x.example.org/app/k", "profile": "1080p"}]}"#,
+            "INVALID_FIELD",
+            "push[0].profile",
+            "track_<N>",
         ),
     ];
     for (body, code, path, needle) in cases {
