@@ -398,7 +398,12 @@ pub struct Push {
     /// Free text; changing it restarts nothing.
     #[serde(default)]
     pub comment: String,
-    /// Rung to send (`track_2`); empty = playback feed.
+    /// The rung to send: `track_<N>`, a rung of this stream's own ladder (`track_1` …
+    /// `track_N`, one per `transcoder.video.profiles` entry), carrying the ladder's audio;
+    /// empty = the playback feed. A stream without a ladder (passthrough, ABR copy) has no
+    /// rung to push: a write naming one is refused (422 naming `push[i].profile`), and a
+    /// running target whose rung leaves the ladder (a template edit) is `failed` until it is
+    /// back. Changing it restarts this target only.
     #[serde(default)]
     pub profile: String,
 }

@@ -28,6 +28,7 @@ mod ll_hls;
 mod metrics;
 mod openapi;
 mod push_inputs;
+mod push_profile;
 mod rtmp;
 mod rtmp_av1_vp9;
 mod rtmp_fanout;

@@ -1,0 +1,136 @@
+//! Pushing one rung of an ABR ladder (`push[].profile`, SPEC §Push): a live source through a
+//! 2-rung libx264 ladder (1280x720, 640x360) pushes `track_2` to an `ffmpeg -listen 1`
+//! standing in for a platform, which receives 640x360 H.264 with the ladder's AAC; a second
+//! target pushes the playback feed to another stream of the same server. Editing the first
+//! target's profile to `track_1` restarts that target only (the other keeps its connection,
+//! FFmpeg is not restarted) and the platform then receives 1280x720, with audio.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+use tributary_testkit::{
+    LiveSender, free_tcp_port, free_udp_port, probe_packets, probe_streams, wait_until,
+};
+
+use crate::hls::{clip, serial};
+use crate::rtmp_relay::platform;
+use crate::server::{Server, put_publish_stream, put_stream, send};
+
+#[test]
+fn a_target_pushes_the_rung_its_profile_names_and_follows_an_edit() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let rtmp = free_tcp_port();
+    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{rtmp}"));
+    put_publish_stream(&server, "recv");
+    let udp = free_udp_port();
+    let target = free_tcp_port();
+    let body = |profile: &str| {
+        format!(
+            r#"{{"inputs":[{{"url":"udp://127.0.0.1:{udp}"}}],
+                "transcoder":{{"audio":{{"bitrate":96}},"video":{{"profiles":[
+                  {{"width":1280,"height":720,"bitrate":1500,"preset":"ultrafast"}},
+                  {{"width":640,"height":360,"bitrate":500,"preset":"ultrafast"}}]}}}},
+                "push":[{{"url":"rtmp://127.0.0.1:{target}/live/x","enabled":true,
+                          "timeout_sec":3,"retry_timeout_sec":1,"profile":"{profile}"}},
+                        {{"url":"rtmp://127.0.0.1:{rtmp}/live/recv","enabled":true,
+                          "timeout_sec":3,"retry_timeout_sec":1}}]}}"#
+        )
+    };
+    let first = dir.path().join("first.ts");
+    let mut listener = platform(target, &first);
+    put_stream(&server, "ladder", &body("track_2"));
+    let _sender = LiveSender::start(&clip(), udp).expect("start the UDP sender");
+
+    let rung = wait_active(&server, "track_2", None);
+    let feed = wait_active(&server, "", None);
+    wait_media(&first);
+    assert_picture(&first, 640, 360);
+
+    // The profile edited: that target restarts, on the other rung.
+    let answer = send(
+        "PUT",
+        &server.url("/streams/ladder"),
+        Some(&body("track_1")),
+        &[],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    listener.kill();
+    let second = dir.path().join("second.ts");
+    let mut listener = platform(target, &second);
+    wait_active(&server, "track_1", Some(&rung["connected_at"]));
+    wait_media(&second);
+    listener.kill();
+    assert_picture(&second, 1280, 720);
+
+    // Nothing else restarted: the playback-feed target kept its connection, FFmpeg ran on.
+    let kept = push_with(&server, "").expect("the playback-feed target");
+    assert_eq!(kept["status"], "active", "{kept}");
+    assert_eq!(kept["connected_at"], feed["connected_at"], "{kept}");
+    assert_eq!(server.runtime("recv")["inputs"][0]["status"], "active");
+    let runtime = server.runtime("ladder");
+    for profile in runtime["transcoder"]["profiles"].as_array().unwrap() {
+        assert_eq!(profile["restart_count"], 0, "{runtime}");
+    }
+}
+
+/// The push target of stream `ladder` with `track` (`""`: the playback-feed target).
+fn push_with(server: &Server, track: &str) -> Option<Value> {
+    let runtime = server.runtime("ladder");
+    let pushes = runtime["publisher"]["pushes"].as_array()?.clone();
+    pushes.into_iter().find(|p| match track {
+        "" => p.get("track").is_none(),
+        track => p["track"] == track,
+    })
+}
+
+/// Waits until the target pushing `track` is active (on a connection other than `before`);
+/// returns its runtime entry.
+fn wait_active(server: &Server, track: &str, before: Option<&Value>) -> Value {
+    let mut state = Value::Null;
+    wait_until(
+        Duration::from_secs(60),
+        &format!("the {track:?} push to become active"),
+        || {
+            state = push_with(server, track).unwrap_or_default();
+            state["status"] == "active" && before.is_none_or(|b| state["connected_at"] != *b)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}: {state}; runtime: {}", server.runtime("ladder")));
+    state
+}
+
+/// Waits until the platform wrote about 4 s of media (the clip is ~2 Mb/s at 720p, ~0.6 at
+/// 360p: 300 KB is over 4 s of the smaller).
+fn wait_media(out: &Path) {
+    wait_until(Duration::from_secs(40), "media at the platform", || {
+        std::fs::metadata(out).is_ok_and(|m| m.len() > 300_000)
+    })
+    .unwrap();
+}
+
+/// What the platform wrote: H.264 of `width`x`height`, and AAC audio with packets.
+fn assert_picture(out: &Path, width: u32, height: u32) {
+    let path = out.to_str().unwrap();
+    let streams = probe_streams(path).unwrap();
+    let video = streams
+        .iter()
+        .find(|s| s.codec_type.as_deref() == Some("video"))
+        .unwrap_or_else(|| panic!("no video in {path}: {streams:?}"));
+    assert_eq!(video.codec_name.as_deref(), Some("h264"), "{streams:?}");
+    assert_eq!(
+        (video.width, video.height),
+        (Some(width), Some(height)),
+        "{streams:?}"
+    );
+    assert!(
+        streams
+            .iter()
+            .any(|s| s.codec_type.as_deref() == Some("audio")
+                && s.codec_name.as_deref() == Some("aac")),
+        "no AAC in {path}: {streams:?}"
+    );
+    let audio = probe_packets(path, &["-select_streams", "a"]).unwrap();
+    assert!(audio.len() > 50, "{} audio packets in {path}", audio.len());
+}
