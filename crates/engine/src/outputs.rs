@@ -6,6 +6,16 @@
 //! from one subscriber, so they share cut points and numbers): turning either on or off
 //! restarts the stream's packagers with the protocols still wanted, and the last one off stops
 //! them.
+//!
+//! A push target reads the playback feed, or with `push[].profile` `track_<N>` rung N's
+//! rendition buffer `$r$<code>$track_N` (SPEC §Push): the same push task, queue, continuity
+//! and reconnect rules on another buffer, so nothing about a target changes but what it
+//! reads. Audio: a rung buffer already carries the ladder's audio, because every FFmpeg output
+//! maps the source's first audio track with the ladder's `audio` settings (the argv builder),
+//! the same audio HLS packages per rung; the pushed FLV carries it as it is (AAC or MP3; RTMP
+//! cannot carry the ladder's Opus or AC-3, which are left out as for the playback feed).
+//! Nothing is mixed in from another buffer, so audio and video of a pushed rung come from the
+//! same process, in sync. A target whose rung is not in the ladder: `supervise.rs`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
