@@ -30,7 +30,13 @@
 //!
 //! Continuity: input switches and upstream reconnects reach the target as ordinary frames (the
 //! hub keeps timestamps monotonic); new parameter sets go out as an in-band sequence header.
-//! Only a codec change reconnects, at once and without counting as a failure.
+//! Only a codec change reconnects, at once and without counting as a failure. A buffer the
+//! normaliser does not run on — a rung's rendition (`push[].profile`), which keeps the
+//! timestamps FFmpeg was given — steps back when its FFmpeg restarts (the new process starts
+//! at the raw buffer's last keyframe, up to a GOP before what was sent): so no frame at or
+//! before the last DTS sent on its track goes out, and after a new session video waits for a
+//! keyframe past it. The target sees one timeline, at worst with a short gap, never a step
+//! back, and never a picture predicted from another process's keyframe.
 //!
 //! On any failure (refusal, timeout, EOF, write error) the target goes `reconnecting`, the
 //! error is recorded (the last 5, newest first), and the task waits `retry_timeout_sec`,
@@ -55,7 +61,7 @@ use tracing::Instrument;
 use tributary_domain::Push;
 use tributary_domain::redact::mask_push_url;
 use tributary_hub::{BufferId, Delivery, Hub, SubscribeFrom, Subscriber, Wake};
-use tributary_media::{Codec, Frame, MediaKind, StreamCode, Ts90};
+use tributary_media::{Codec, Frame, MediaKind, SessionId, StreamCode, Ts90};
 use tributary_net::{Cx, Dial, End, Handler, Settings, SsrfGuard, Target, Tls};
 use tributary_rtmp::{ClientConfig, ClientEvent, ClientIntent, ClientSession, Endpoint, Pushed};
 
@@ -428,6 +434,10 @@ impl Pusher {
             state: Arc::clone(&self.state),
             observer: self.observer.clone(),
             mux_errors: 0,
+            session: None,
+            sent_video: None,
+            sent_audio: None,
+            resync: false,
         };
         let settings = Settings {
             read_size: READ_SIZE,
@@ -511,6 +521,16 @@ struct Pump {
     observer: Option<PushObserver>,
     /// Frames the FLV mapping refused (logged every 100th).
     mux_errors: u64,
+    /// The session of the last frame read: where a buffer without the normaliser may step
+    /// back in time (see the module doc, "Continuity").
+    session: Option<SessionId>,
+    /// The DTS of the last video frame sent: no video at or before it goes out.
+    sent_video: Option<Ts90>,
+    /// The DTS of the last audio frame sent: no audio at or before it goes out.
+    sent_audio: Option<Ts90>,
+    /// A new session began after frames were sent: video waits for its keyframe past
+    /// `sent_video`.
+    resync: bool,
 }
 
 /// Why the pump ends a connection.
@@ -648,6 +668,24 @@ impl Pump {
         if self.start.is_some_and(|start| frame.dts < start) {
             return Ok(());
         }
+        if self.session != Some(frame.session) {
+            self.resync = self.sent_video.is_some();
+            self.session = Some(frame.session);
+        }
+        let sent = match kind {
+            MediaKind::Video => self.sent_video,
+            _ => self.sent_audio,
+        };
+        if sent.is_some_and(|sent| frame.dts <= sent) {
+            // Already sent, by the process before a restart (module doc, "Continuity").
+            return Ok(());
+        }
+        if kind == MediaKind::Video && self.resync {
+            if !frame.keyframe {
+                return Ok(());
+            }
+            self.resync = false;
+        }
         let sync_point = match kind {
             MediaKind::Video => frame.keyframe,
             _ => self.video.is_none(),
@@ -673,6 +711,10 @@ impl Pump {
         match cx.session().send_media(frame) {
             Ok(Pushed::Queued) => {
                 self.start.get_or_insert(frame.dts);
+                match kind {
+                    MediaKind::Video => self.sent_video = Some(frame.dts),
+                    _ => self.sent_audio = Some(frame.dts),
+                }
             }
             Ok(Pushed::Skipped(_)) => {}
             Err(tributary_rtmp::Error::Mux(e)) => {

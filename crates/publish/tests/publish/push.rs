@@ -11,7 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpSocket;
 use tokio::task::JoinHandle;
 use tributary_hub::{BufferId, Hub, Writer};
-use tributary_media::{Frame, Ts90};
+use tributary_media::timeline::SessionReason;
+use tributary_media::{Frame, MediaKind, Ts90};
 use tributary_mpegts::{DemuxEvent, Demuxer, DemuxerConfig};
 use tributary_publish::{
     PublishError, PushChange, PushHandle, PushObserver, PushSettings, PushState, PushStatus,
@@ -19,7 +20,7 @@ use tributary_publish::{
 };
 use tributary_rtmp::{Output, ServerConfig, ServerEvent, ServerSession};
 use tributary_testkit::{
-    ClipSpec, cached_clip, decode_errors, ffmpeg, free_tcp_port, probe_streams,
+    ClipSpec, cached_clip, decode_errors, ffmpeg, free_tcp_port, probe_packets, probe_streams,
 };
 
 use crate::support::code;
@@ -210,6 +211,53 @@ async fn a_target_that_stops_reading_drops_its_own_frames_then_is_reconnected() 
     assert!(other_frames.load(Ordering::SeqCst) > 300);
     feeder.abort();
     reader.abort();
+}
+
+/// A rung's rendition buffer (no normaliser) whose FFmpeg restarts: the new process starts
+/// at an earlier keyframe, so the buffer steps back 1.5 s in a new session. The target sees
+/// one timeline: DTS only rising on both tracks, video resumed at a keyframe, clean decode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rung_that_steps_back_in_a_new_session_reaches_the_target_as_one_timeline() {
+    let hub = Hub::new();
+    let stream = code("push-rung");
+    let buffer = BufferId::Rendition(stream.clone(), 1);
+    let writer = hub.create(buffer.clone(), 1024).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let out = dir.path().join("rung.ts");
+    let mut listener = Listener::start(port, &out);
+    listener.wait_listening(port);
+    let mut settings = PushSettings::new(format!("rtmp://127.0.0.1:{port}/live/key"));
+    settings.retry_timeout_sec = 1;
+    let push = start_push(&hub, stream, buffer, settings, None).unwrap();
+    wait_state(&push, "active", |s| s.status == PushStatus::Active).await;
+    let feeder = tokio::spawn(feed_restarting(writer, clip_frames()));
+    feeder.await.unwrap();
+    // The end of the clip is queued; let it reach FFmpeg, then end the publish.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    push.stop();
+    listener.wait_exit();
+
+    let path = out.to_str().unwrap();
+    for track in ["v", "a"] {
+        let dts: Vec<f64> = probe_packets(path, &["-select_streams", track])
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.dts_time)
+            .collect();
+        assert!(dts.len() > 100, "{} {track} packets", dts.len());
+        for pair in dts.windows(2) {
+            assert!(
+                pair[1] > pair[0],
+                "{track} DTS from {} to {}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+    let errors = decode_errors(path, 60.0).expect("decoding the pushed output");
+    assert!(errors.is_empty(), "decode errors: {errors}");
 }
 
 #[tokio::test]
@@ -403,6 +451,38 @@ async fn feed(mut writer: Writer, frames: Vec<Frame>) {
             frame.arrival = tokio::time::Instant::now().into_std();
             writer.write(frame).expect("writing the buffer");
         }
+    }
+}
+
+/// Writes `frames` once in real time by DTS, as a rung's FFmpeg would, restarting at 5.5 s:
+/// a new session that starts again at the keyframe at or before 4.5 s (written at once, as a
+/// restarted FFmpeg catches up), then on in real time.
+async fn feed_restarting(mut writer: Writer, frames: Vec<Frame>) {
+    let first = frames.iter().map(|f| f.dts).min().expect("frames");
+    let restart = first + Ts90(90_000 * 11 / 2);
+    let rewind = first + Ts90(90_000 * 9 / 2);
+    let resume = frames
+        .iter()
+        .rposition(|f| f.keyframe && f.codec.kind() == MediaKind::Video && f.dts <= rewind)
+        .expect("a keyframe before 4.5 s");
+    let cut = frames
+        .iter()
+        .position(|f| f.dts >= restart)
+        .expect("frames past 5.5 s");
+    let start = tokio::time::Instant::now();
+    let before = frames[..cut].iter().map(|f| (f, f.dts));
+    // After the restart nothing is due before the restart itself.
+    let after = frames[resume..].iter().map(|f| (f, f.dts.max(restart)));
+    for (i, (frame, due)) in before.chain(after).enumerate() {
+        if i == cut {
+            writer.start_session(SessionReason::Reconnect);
+        }
+        let at = due - first;
+        let due = start + Duration::from_millis(at.as_millis().max(0) as u64);
+        tokio::time::sleep_until(due).await;
+        let mut frame = frame.clone();
+        frame.arrival = tokio::time::Instant::now().into_std();
+        writer.write(frame).expect("writing the buffer");
     }
 }
 
