@@ -3,7 +3,10 @@
 //! standing in for a platform, which receives 640x360 H.264 with the ladder's AAC; a second
 //! target pushes the playback feed to another stream of the same server. Editing the first
 //! target's profile to `track_1` restarts that target only (the other keeps its connection,
-//! FFmpeg is not restarted) and the platform then receives 1280x720, with audio.
+//! FFmpeg is not restarted) and the platform then receives 1280x720, with audio. A stream
+//! write that drops the rung a target pushes is refused naming `push[0].profile`; a template
+//! edit that drops it leaves the target `failed` with the reason and a `push.state_changed`
+//! event (nothing else pushed), until the template brings the rung back.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,6 +16,7 @@ use tributary_testkit::{
     LiveSender, free_tcp_port, free_udp_port, probe_packets, probe_streams, wait_until,
 };
 
+use crate::events::events;
 use crate::hls::{clip, serial};
 use crate::rtmp_relay::platform;
 use crate::server::{Server, put_publish_stream, put_stream, send};
@@ -133,4 +137,104 @@ fn assert_picture(out: &Path, width: u32, height: u32) {
     );
     let audio = probe_packets(path, &["-select_streams", "a"]).unwrap();
     assert!(audio.len() > 50, "{} audio packets in {path}", audio.len());
+}
+
+#[test]
+fn a_target_whose_rung_a_template_removes_fails_visibly_until_it_is_back() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let rtmp = free_tcp_port();
+    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{rtmp}"));
+    put_publish_stream(&server, "recv");
+    let rungs = |n: usize| {
+        let all = [
+            r#"{"width":640,"height":360,"bitrate":600,"preset":"ultrafast"}"#,
+            r#"{"width":320,"height":180,"bitrate":200,"preset":"ultrafast"}"#,
+        ];
+        format!(
+            r#"{{"transcoder":{{"audio":{{"bitrate":64}},"video":{{"profiles":[{}]}}}}}}"#,
+            all[..n].join(",")
+        )
+    };
+    let template = |n: usize| {
+        let answer = send(
+            "PUT",
+            &server.url("/templates/ladder"),
+            Some(&rungs(n)),
+            &[],
+        );
+        assert!(
+            answer.status == 200 || answer.status == 201,
+            "{}",
+            answer.body
+        );
+    };
+    template(2);
+    let udp = free_udp_port();
+    let push = format!(
+        r#""push":[{{"url":"rtmp://127.0.0.1:{rtmp}/live/recv","enabled":true,
+                     "timeout_sec":3,"retry_timeout_sec":1,"profile":"track_2"}}]"#
+    );
+    put_stream(
+        &server,
+        "dep",
+        &format!(r#"{{"template":"ladder","inputs":[{{"url":"udp://127.0.0.1:{udp}"}}],{push}}}"#),
+    );
+    let _sender = LiveSender::start(&clip(), udp).expect("start the UDP sender");
+    let target = |server: &Server| server.runtime("dep")["publisher"]["pushes"][0].clone();
+    let mut state = Value::Null;
+    let mut wait = |what: &str, status: &str| {
+        wait_until(Duration::from_secs(60), what, || {
+            state = target(&server);
+            state["status"] == status
+        })
+        .unwrap_or_else(|e| panic!("{e}: {state}; runtime: {}", server.runtime("dep")));
+        state.clone()
+    };
+    wait("the track_2 push to become active", "active");
+
+    // A stream write whose own ladder lacks the rung is refused, naming the target.
+    let one_rung = format!(
+        r#"{{"template":"ladder","inputs":[{{"url":"udp://127.0.0.1:{udp}"}}],
+            "transcoder":{{"video":{{"profiles":[{{"width":640,"height":360}}]}}}},{push}}}"#
+    );
+    let refused = send("PUT", &server.url("/streams/dep"), Some(&one_rung), &[]);
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(
+        refused.body["error"]["fields"][0]["path"],
+        "push[0].profile"
+    );
+
+    // The template drops the rung: the target fails, visibly, and pushes nothing else.
+    template(1);
+    let failed = wait("the push to fail for want of its rung", "failed");
+    let why = failed["errors"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("track_2 is not in the stream's ladder"),
+        "{failed}"
+    );
+    assert_eq!(failed["track"], "track_2", "{failed}");
+    let warnings = server.runtime("dep")["warnings"].to_string();
+    assert!(warnings.contains("a push target failed"), "{warnings}");
+    let page = events(&server, "since=0&limit=1000&timeout_sec=0");
+    let to_failed = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["type"] == "push.state_changed"
+                && e["stream_code"] == "dep"
+                && e["payload"]["to"] == "failed"
+        })
+        .unwrap_or_else(|| panic!("no push.state_changed to failed: {page}"));
+    assert!(
+        to_failed["payload"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("track_2")),
+        "{to_failed}"
+    );
+
+    // The rung is back: the target pushes it again by itself.
+    template(2);
+    wait("the push to be active again", "active");
 }
