@@ -406,13 +406,8 @@ mod tests {
     #[test]
     fn a_shown_diff_keys_push_targets_by_index_without_urls() {
         let target = |url: &str| Push {
-            url: url.into(),
             enabled: true,
-            timeout_sec: 10,
-            retry_timeout_sec: 5,
-            limit: 0,
-            comment: String::new(),
-            profile: String::new(),
+            ..Push::new(url)
         };
         let mut old = Stream::new(tributary_media::StreamCode::parse("a").unwrap());
         old.push = vec![target("rtmp://h/app/KEY1"), target("rtmp://h/app/KEY2")];

@@ -226,13 +226,8 @@ mod tests {
         input.headers.insert("X-Other".into(), "v".into());
         s.inputs = vec![input];
         s.push = vec![Push {
-            url: "rtmp://live.example.com/app/SECRET".into(),
             enabled: true,
-            timeout_sec: 10,
-            retry_timeout_sec: 5,
-            limit: 0,
-            comment: String::new(),
-            profile: String::new(),
+            ..Push::new("rtmp://live.example.com/app/SECRET")
         }];
         s
     }

@@ -408,6 +408,22 @@ pub struct Push {
     pub profile: String,
 }
 
+impl Push {
+    /// A target to `url` with SPEC's defaults (§Defaults "Push"): disabled, `timeout_sec` 10,
+    /// `retry_timeout_sec` 5, no `limit`, no comment, the playback feed (`profile` `""`).
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            enabled: false,
+            timeout_sec: default_push_timeout(),
+            retry_timeout_sec: default_push_retry(),
+            limit: 0,
+            comment: String::new(),
+            profile: String::new(),
+        }
+    }
+}
+
 fn default_push_timeout() -> u32 {
     10
 }

@@ -276,13 +276,8 @@ async fn start_creates_in_order_and_is_idempotent() {
         ..Protocols::default()
     });
     s.push = vec![Push {
-        url: "rtmp://a/b/c".into(),
         enabled: true,
-        timeout_sec: 10,
-        retry_timeout_sec: 5,
-        limit: 0,
-        comment: String::new(),
-        profile: String::new(),
+        ..Push::new("rtmp://a/b/c")
     }];
     s.dvr = Some(Dvr {
         enabled: true,
@@ -569,13 +564,8 @@ async fn add_push_target() {
     let old = base();
     let mut new = base();
     new.push = vec![Push {
-        url: "rtmp://x/app/key".into(),
         enabled: true,
-        timeout_sec: 10,
-        retry_timeout_sec: 5,
-        limit: 0,
-        comment: String::new(),
-        profile: String::new(),
+        ..Push::new("rtmp://x/app/key")
     }];
     assert_eq!(route(old, new).await, ["push.start rtmp://x/app/key"]);
 }
@@ -585,13 +575,9 @@ async fn add_push_target() {
 #[tokio::test]
 async fn a_push_profile_change_restarts_only_that_target() {
     let target = |url: &str, profile: &str| Push {
-        url: url.into(),
         enabled: true,
-        timeout_sec: 10,
-        retry_timeout_sec: 5,
-        limit: 0,
-        comment: String::new(),
         profile: profile.into(),
+        ..Push::new(url)
     };
     let mut old = transcoded(TranscoderMode::Multi, 2);
     old.push = vec![

@@ -410,13 +410,12 @@ mod tests {
     fn push_spec(stream: &Stream, url: &str, profile: &str, limit: u32) -> PushSpec {
         let mut stream = stream.clone();
         stream.push = vec![Push {
-            url: url.to_owned(),
             enabled: true,
             timeout_sec: 1,
             retry_timeout_sec: 1,
             limit,
-            comment: String::new(),
             profile: profile.to_owned(),
+            ..Push::new(url)
         }];
         let (spec, _) = parse_stream(stream, &Support::everything()).unwrap();
         spec.pushes()[0].clone()

@@ -23,11 +23,7 @@ use crate::server::{Server, put_publish_stream, put_stream, send};
 
 #[test]
 fn a_target_pushes_the_rung_its_profile_names_and_follows_an_edit() {
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let rtmp = free_tcp_port();
-    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{rtmp}"));
-    put_publish_stream(&server, "recv");
+    let (_serial, dir, server, rtmp) = with_receiver();
     let udp = free_udp_port();
     let target = free_tcp_port();
     let body = |profile: &str| {
@@ -77,6 +73,23 @@ fn a_target_pushes_the_rung_its_profile_names_and_follows_an_edit() {
     for profile in runtime["transcoder"]["profiles"].as_array().unwrap() {
         assert_eq!(profile["restart_count"], 0, "{runtime}");
     }
+}
+
+/// A server (one at a time, see [`serial`]) with an RTMP listener and stream `recv` fed by a
+/// publisher, which a push target of another stream can publish to: the guard, the data
+/// directory, the server and its RTMP port.
+fn with_receiver() -> (
+    std::sync::MutexGuard<'static, ()>,
+    tempfile::TempDir,
+    Server,
+    u16,
+) {
+    let serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let rtmp = free_tcp_port();
+    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{rtmp}"));
+    put_publish_stream(&server, "recv");
+    (serial, dir, server, rtmp)
 }
 
 /// The push target of stream `ladder` with `track` (`""`: the playback-feed target).
@@ -141,11 +154,7 @@ fn assert_picture(out: &Path, width: u32, height: u32) {
 
 #[test]
 fn a_target_whose_rung_a_template_removes_fails_visibly_until_it_is_back() {
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let rtmp = free_tcp_port();
-    let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{rtmp}"));
-    put_publish_stream(&server, "recv");
+    let (_serial, _dir, server, rtmp) = with_receiver();
     let rungs = |n: usize| {
         let all = [
             r#"{"width":640,"height":360,"bitrate":600,"preset":"ultrafast"}"#,
