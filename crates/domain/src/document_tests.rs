@@ -200,7 +200,9 @@ fn validation_names_document_paths_and_sees_the_final_system() {
             {"code": "ok", "inputs": [{"url": "rtmp://origin.example/live/ok"}]},
             {"code": "ok", "inputs": [{"url": "rtmp://origin.example/live/ok2"}]},
             {"code": "bad", "inputs": [{"url": "gopher://nowhere"}], "stream_key": "short"},
-            {"code": "orphan", "template": "missing"}
+            {"code": "orphan", "template": "missing"},
+            {"code": "rung", "inputs": [{"url": "rtmp://origin.example/live/r"}],
+             "push": [{"url": "rtmp://x/a/b", "profile": "track_1"}]}
         ],
         "hooks": [{"id": "h2", "type": "http", "target": "http://x/"},
                   {"id": "h2", "type": "http", "target": "http://y/"}]
@@ -215,7 +217,8 @@ fn validation_names_document_paths_and_sees_the_final_system() {
             "streams[1].code",
             "streams[2].stream_key",
             "streams[2].inputs[0].url",
-            "streams[3].template"
+            "streams[3].template",
+            "streams[4].push[0].profile"
         ],
         "{errors}"
     );

@@ -432,6 +432,14 @@ mod tests {
             parse_template(bad, &Support::everything()).unwrap_err().0[0].path,
             "code"
         );
+        // A template's own push target names a rung of its own ladder.
+        let push = json!([{"url": "rtmp://x/a/b", "profile": "track_2"}]);
+        let none = template("t", json!({"push": push}));
+        let errors = parse_template(none, &Support::everything()).unwrap_err().0;
+        assert_eq!(errors[0].path, "push[0].profile");
+        let two = json!({"video": {"profiles": [{}, {}]}});
+        let ladder = template("t", json!({"push": push, "transcoder": two}));
+        assert!(parse_template(ladder, &Support::everything()).is_ok());
     }
 
     #[test]
