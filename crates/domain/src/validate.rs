@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tributary_media::StreamCode;
 
-use crate::ffmpeg::{Hw, Ladder, Overlay, ParseContext};
+use crate::ffmpeg::{Audio, AudioCodec, Hw, Ladder, Overlay, ParseContext};
 use crate::protocol::InputKind;
 use crate::spec::{self, PushSpec, StreamSpec, Transcode};
 use crate::stream::Stream;
@@ -690,6 +690,19 @@ pub fn parse_stream(
             .push("watermark needs a transcoder; it has no effect on a passthrough stream".into());
     }
 
+    // Every rung, and so the playback feed, carries the ladder's audio; RTMP carries AAC or
+    // MP3 only (SPEC §Publisher codec table), so a push target would get no sound.
+    if let Some(Audio::Encode(encode)) = ladder.as_ref().map(|l| &l.audio)
+        && matches!(encode.codec, AudioCodec::Opus | AudioCodec::Ac3)
+    {
+        for (i, _) in stream.push.iter().enumerate().filter(|(_, p)| p.enabled) {
+            warnings.push(format!(
+                "push[{i}]: RTMP carries AAC or MP3 audio, and the ladder encodes {}: this \
+                 target gets no sound (transcoder.audio.codec \"aac\" gives it sound)",
+                encode.codec.encoder()
+            ));
+        }
+    }
     if errors.is_empty() {
         let transcode = ladder.map(|ladder| Transcode { ladder, overlay });
         Ok((StreamSpec::new(stream, inputs, pushes, transcode), warnings))

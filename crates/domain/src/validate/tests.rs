@@ -470,4 +470,15 @@ fn warnings_for_legacy_and_inert_settings() {
                       "watermark": {"enabled": true, "type": "text", "text": "x"}});
     let (_, warnings) = decode_stream(&code(), body, &all_support()).unwrap();
     assert_eq!(warnings.len(), 2, "{warnings:?}");
+
+    // RTMP cannot carry the ladder's Opus: each enabled push target is told.
+    let body = json!({"transcoder": {"audio": {"codec": "opus"}, "video": {"profiles": [{}]}},
+                      "push": [{"url": "rtmp://x/a/b", "enabled": true, "profile": "track_1"},
+                               {"url": "rtmp://x/a/c"}]});
+    let (_, warnings) = decode_stream(&code(), body, &all_support()).unwrap();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("push[0]: RTMP carries AAC or MP3"),
+        "{warnings:?}"
+    );
 }
