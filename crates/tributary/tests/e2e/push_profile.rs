@@ -6,14 +6,17 @@
 //! FFmpeg is not restarted) and the platform then receives 1280x720, with audio. A stream
 //! write that drops the rung a target pushes is refused naming `push[0].profile`; a template
 //! edit that drops it leaves the target `failed` with the reason and a `push.state_changed`
-//! event (nothing else pushed), until the template brings the rung back.
+//! event (nothing else pushed), until the template brings the rung back. In `per_profile`
+//! mode an edit of the pushed rung restarts its FFmpeg only: the target stays connected and
+//! the platform's timeline only rises and decodes cleanly across the restart.
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
 use tributary_testkit::{
-    LiveSender, free_tcp_port, free_udp_port, probe_packets, probe_streams, wait_until,
+    LiveSender, decode_errors, free_tcp_port, free_udp_port, probe_packets, probe_streams,
+    wait_until,
 };
 
 use crate::events::events;
@@ -73,6 +76,86 @@ fn a_target_pushes_the_rung_its_profile_names_and_follows_an_edit() {
     for profile in runtime["transcoder"]["profiles"].as_array().unwrap() {
         assert_eq!(profile["restart_count"], 0, "{runtime}");
     }
+}
+
+#[test]
+fn a_pushed_rung_whose_ffmpeg_restarts_reaches_the_platform_as_one_timeline() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    let udp = free_udp_port();
+    let target = free_tcp_port();
+    let body = |kbps: u32| {
+        format!(
+            r#"{{"inputs":[{{"url":"udp://127.0.0.1:{udp}"}}],
+                "transcoder":{{"mode":"per_profile","audio":{{"bitrate":64}},"video":{{"profiles":[
+                  {{"width":640,"height":360,"bitrate":600,"preset":"ultrafast"}},
+                  {{"width":320,"height":180,"bitrate":{kbps},"preset":"ultrafast"}}]}}}},
+                "push":[{{"url":"rtmp://127.0.0.1:{target}/live/x","enabled":true,
+                          "timeout_sec":3,"retry_timeout_sec":1,"profile":"track_2"}}]}}"#
+        )
+    };
+    let out = dir.path().join("rung.ts");
+    let mut listener = platform(target, &out);
+    put_stream(&server, "ladder", &body(200));
+    let _sender = LiveSender::start(&clip(), udp).expect("start the UDP sender");
+    let active = wait_active(&server, "track_2", None);
+    let size = || std::fs::metadata(&out).map_or(0, |m| m.len());
+    wait_until(Duration::from_secs(40), "media at the platform", || {
+        size() > 150_000
+    })
+    .unwrap();
+    let pid =
+        |server: &Server| server.runtime("ladder")["transcoder"]["profiles"][1]["pid"].clone();
+    let before = pid(&server);
+
+    // The pushed rung edited: its FFmpeg restarts (from an earlier keyframe of the source).
+    let answer = send("PUT", &server.url("/streams/ladder"), Some(&body(300)), &[]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let at_edit = size();
+    wait_until(Duration::from_secs(40), "a new FFmpeg for track_2", || {
+        let now = pid(&server);
+        now.is_u64() && now != before
+    })
+    .unwrap();
+    wait_until(Duration::from_secs(40), "media after the restart", || {
+        size() > at_edit + 200_000
+    })
+    .unwrap();
+    listener.kill();
+
+    // The same connection throughout, and one timeline at the platform.
+    let kept = push_with(&server, "track_2").expect("the target");
+    assert_eq!(kept["connected_at"], active["connected_at"], "{kept}");
+    let path = out.to_str().unwrap();
+    for track in ["v", "a"] {
+        let dts: Vec<f64> = probe_packets(path, &["-select_streams", track])
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.dts_time)
+            .collect();
+        assert!(dts.len() > 100, "{} {track} packets in {path}", dts.len());
+        for pair in dts.windows(2) {
+            assert!(
+                pair[1] > pair[0],
+                "{track} DTS from {} to {}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+    // The tail may be cut by the kill: all but the last second.
+    let video: Vec<f64> = probe_packets(path, &["-select_streams", "v"])
+        .unwrap()
+        .iter()
+        .filter_map(|p| p.dts_time)
+        .collect();
+    let span = video.last().unwrap() - video[0];
+    let errors = decode_errors(path, span - 1.0).unwrap();
+    assert!(
+        errors.trim().is_empty(),
+        "{path} decodes with errors:\n{errors}"
+    );
 }
 
 /// A server (one at a time, see [`serial`]) with an RTMP listener and stream `recv` fed by a
