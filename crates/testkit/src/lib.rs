@@ -45,7 +45,9 @@ mod ts;
 pub use ffmpeg::{ClipSpec, LiveSender, cached_clip, ffmpeg, ffprobe, make_ts_clip};
 pub use mmdb::country_mmdb;
 pub use net::{free_tcp_port, free_udp_port, http_get, wait_until};
-pub use probe::{ProbePacket, ProbeStream, decode_errors, probe_packets, probe_streams};
+pub use probe::{
+    ProbePacket, ProbeStream, decode_errors, probe_packets, probe_streams, rising_dts,
+};
 pub use rtmp::{RtmpPlayback, WireTag, nal_unit_types, rtmp_play};
 pub use rtmp_publish::{coded_video_frames, rtmp_publish};
 /// The media vocabulary [`rtmp_play`] returns, re-exported so that tests above the layer of

@@ -123,6 +123,20 @@ pub fn probe_packets(url_or_path: &str, extra_args: &[&str]) -> anyhow::Result<V
         .collect())
 }
 
+/// The DTS (seconds) of the packets of `track` (`v`, `a`: ffprobe's stream specifier) in a
+/// file, checked to rise strictly from packet to packet: a pushed or recorded timeline that
+/// steps back or repeats fails, naming the step. Packets without a DTS are skipped.
+pub fn rising_dts(path: &str, track: &str) -> anyhow::Result<Vec<f64>> {
+    let dts: Vec<f64> = probe_packets(path, &["-select_streams", track])?
+        .iter()
+        .filter_map(|p| p.dts_time)
+        .collect();
+    if let Some(pair) = dts.windows(2).find(|pair| pair[1] <= pair[0]) {
+        anyhow::bail!("{path}: {track} DTS from {} to {}", pair[0], pair[1]);
+    }
+    Ok(dts)
+}
+
 /// Decodes the first `seconds` of a file or URL (`ffmpeg -v error -i URL -t S -f null -`)
 /// and returns what the decoders complained about: empty means a clean decode.
 ///
