@@ -29,7 +29,7 @@ struct Ladder {
     code: &'static str,
     _publisher: LiveSender,
     _dir: tempfile::TempDir,
-    _serial: std::sync::MutexGuard<'static, ()>,
+    _serial: crate::hls::Serial,
 }
 
 impl Ladder {

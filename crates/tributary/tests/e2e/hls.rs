@@ -18,8 +18,48 @@ use crate::server::{Server, send};
 /// fault). Taken by every test here; a failed test poisons it, which the others ignore.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+/// A test's turn to run alone ([`serial`]), held until the test ends.
+///
+/// When `E2E_TIMES_FILE` names a file, its drop appends one line to it: seconds run, seconds
+/// waited for the turn, the test's name. `scripts/test` sets it and prints the slowest tests
+/// and the sum, so what the suite's wall time is made of is in every run's log (the suite is
+/// most of CI's time).
+pub(crate) struct Serial {
+    _turn: std::sync::MutexGuard<'static, ()>,
+    waited: Duration,
+    started: std::time::Instant,
+}
+
+impl Drop for Serial {
+    fn drop(&mut self) {
+        use std::io::Write as _;
+        let Some(path) = std::env::var_os("E2E_TIMES_FILE") else {
+            return;
+        };
+        let line = format!(
+            "{:.1}\t{:.1}\t{}\n",
+            self.started.elapsed().as_secs_f64(),
+            self.waited.as_secs_f64(),
+            std::thread::current().name().unwrap_or("?"),
+        );
+        // One write of one short line to a file opened for appending: the lines of tests on
+        // other threads never interleave with it. A failure only loses the timing.
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut file| file.write_all(line.as_bytes()));
+    }
+}
+
+pub(crate) fn serial() -> Serial {
+    let asked = std::time::Instant::now();
+    let turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    Serial {
+        _turn: turn,
+        waited: asked.elapsed(),
+        started: std::time::Instant::now(),
+    }
 }
 
 /// The pre-encoded source of these tests: 720p30 H.264 (GOP 2 s) + AAC, 10 s, looped.

@@ -144,12 +144,7 @@ fn a_pushed_rung_whose_ffmpeg_restarts_reaches_the_platform_as_one_timeline() {
 /// A server (one at a time, see [`serial`]) with an RTMP listener and stream `recv` fed by a
 /// publisher, which a push target of another stream can publish to: the guard, the data
 /// directory, the server and its RTMP port.
-fn with_receiver() -> (
-    std::sync::MutexGuard<'static, ()>,
-    tempfile::TempDir,
-    Server,
-    u16,
-) {
+fn with_receiver() -> (crate::hls::Serial, tempfile::TempDir, Server, u16) {
     let serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let rtmp = free_tcp_port();

@@ -29,7 +29,7 @@ struct Running {
     port: u16,
     _sender: LiveSender,
     _dir: tempfile::TempDir,
-    _serial: std::sync::MutexGuard<'static, ()>,
+    _serial: crate::hls::Serial,
 }
 
 impl Running {
