@@ -12,6 +12,7 @@
 
 mod auth;
 mod config_yaml;
+mod debug;
 mod error;
 mod events;
 mod hooks;
@@ -120,7 +121,8 @@ fn routes(engine: &EngineHandle) -> (Api, Api) {
             watermarks::upload
         )))
         .routes(routes!(watermarks::get_one, watermarks::delete))
-        .routes(routes!(watermarks::raw));
+        .routes(routes!(watermarks::raw))
+        .routes(routes!(debug::fault));
     // `/metrics` has its own gate, which reads `security.public_metrics` at each request, so
     // the config API turns public scraping on and off without a restart.
     let public = Api::new()

@@ -16,6 +16,7 @@ mod config;
 mod coordinator;
 mod dvr;
 pub mod events;
+mod fault;
 mod hooks;
 mod http_ts;
 mod listeners;
@@ -59,6 +60,7 @@ use tributary_store::{
 pub use config::{ConfigChange, ConfigMode, ConfigWriteError, HttpRebind, with_saved_config};
 pub use coordinator::{Applied, CoordError, StateSnapshot, Step};
 pub use dvr::{RecordingPath, RecordingReply};
+pub use fault::{FaultError, FaultTarget, Killed};
 pub use hooks::{DELIVERY_LOG, HookError};
 pub use http_ts::{TsPlay, TsPlayError};
 pub use listeners::ListenerError;

@@ -285,6 +285,14 @@ impl Transcoders {
         Some(transcoder)
     }
 
+    /// The FFmpeg jobs of a stream's rungs, by rung index (`None` while none runs), for
+    /// fault injection: in `multi` mode every rung shares the one job's watch.
+    pub(crate) fn rung_jobs(&self, code: &StreamCode) -> Option<(Mode, Vec<Option<StatusWatch>>)> {
+        let shared = Arc::clone(&lock(&self.streams).get(code)?.shared);
+        let shared = lock(&shared);
+        Some((shared.mode, shared.rungs.clone()))
+    }
+
     /// The rungs of a stream's transcoder for `GET /metrics` (`None` while none runs),
     /// read from the jobs' status watches.
     pub(crate) fn metrics(&self, code: &StreamCode) -> Option<Vec<RungMetrics>> {

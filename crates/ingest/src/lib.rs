@@ -178,6 +178,8 @@ pub struct Worker {
     /// Counters the task updates and [`stats`](Self::stats) reads; atomics and short locks,
     /// no queue.
     stats: Arc<Stats>,
+    /// Asks the supervisor to drop the open connection ([`drop_connection`](Self::drop_connection)).
+    fault: Arc<tokio::sync::Notify>,
 }
 
 /// Something that happened to a worker's source, for the stream manager (SPEC §Ingest: open
@@ -230,6 +232,18 @@ impl Worker {
     /// Stops the worker: its task ends at its next poll, closing its source.
     pub fn stop(self) {
         self.cancel.cancel();
+    }
+
+    /// Fault injection (`POST /debug/fault`): drops the open connection as a network failure
+    /// would. The running task is aborted (its socket, response or child closed), the loss is
+    /// reported on the port and as [`WorkerEvent::Lost`], and the worker reconnects after its
+    /// backoff. Returns `false`, doing nothing, when no connection is open.
+    pub fn drop_connection(&self) -> bool {
+        if !self.stats.connected.load(Ordering::Relaxed) {
+            return false;
+        }
+        self.fault.notify_waiters();
+        true
     }
 
     /// The kind of input this worker ingests.
@@ -390,11 +404,13 @@ pub fn spawn_with(
     let cancel = CancellationToken::new();
     let span = tracing::info_span!("ingest", stream = %label.code, priority = label.priority,
         kind = %label.kind, url = %label.url);
-    runtime.spawn(supervise(job, reporter, cancel.clone()).instrument(span));
+    let fault = Arc::new(tokio::sync::Notify::new());
+    runtime.spawn(supervise(job, reporter, cancel.clone(), Arc::clone(&fault)).instrument(span));
     Ok(Worker {
         kind,
         cancel,
         stats,
+        fault,
     })
 }
 

@@ -7,12 +7,19 @@
 //! the panic is caught at the task's edge ([`JoinError::is_panic`]); the supervisor reports it
 //! on the port like a lost connection (the manager may fail over) and runs the worker again
 //! after the connect loop's backoff (1 s doubling to 10 s, reset by a run that lasted).
+//!
+//! The same restart path serves fault injection (`POST /debug/fault`, SPEC §API): a test asks
+//! the worker to drop its connection, and the supervisor aborts the running task (closing its
+//! socket, response or child), reports the loss on the port and starts again after the
+//! backoff, so the manager's ordinary failover sees exactly what a real drop looks like.
 
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::task::JoinError;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -24,9 +31,20 @@ use crate::sink::Reporter;
 pub(crate) type Job =
     Box<dyn Fn(Reporter) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
+/// What the connection loss of a fault reads like on the port and in the events.
+pub(crate) const FAULT_MESSAGE: &str = "connection dropped by fault injection (POST /debug/fault)";
+
 /// Runs `job` until it returns or `cancel` fires; a run that panics is reported on the port
-/// (`worker failed: <panic message>; restarting`) and started again after the backoff.
-pub(crate) async fn supervise(job: Job, reporter: Reporter, cancel: CancellationToken) {
+/// (`worker failed: <panic message>; restarting`) and started again after the backoff. A
+/// notification of `fault` while a run is under way aborts that run, reports
+/// [`FAULT_MESSAGE`] and restarts the same way (a notification with no run waiting is lost:
+/// callers use [`Notify::notify_waiters`], so no stale permit kills a later run).
+pub(crate) async fn supervise(
+    job: Job,
+    reporter: Reporter,
+    cancel: CancellationToken,
+    fault: Arc<Notify>,
+) {
     let mut backoff = Backoff::new();
     loop {
         let started = tokio::time::Instant::now();
@@ -37,19 +55,29 @@ pub(crate) async fn supervise(job: Job, reporter: Reporter, cancel: Cancellation
                 tracing::debug!("worker stopped");
                 return;
             }
-            ended = &mut run => ended,
+            () = fault.notified() => {
+                run.abort();
+                // Wait for the abort, so the socket is closed before the loss is reported.
+                let _ = run.await;
+                tracing::warn!("{FAULT_MESSAGE}");
+                reporter.ended(FAULT_MESSAGE);
+                None
+            }
+            ended = &mut run => Some(ended),
         };
-        let Err(error) = ended else {
-            return;
-        };
-        if !error.is_panic() {
-            // Aborted from outside: the runtime is shutting down.
-            return;
+        if let Some(ended) = ended {
+            let Err(error) = ended else {
+                return;
+            };
+            if !error.is_panic() {
+                // Aborted from outside: the runtime is shutting down.
+                return;
+            }
+            reporter.lost(format_args!(
+                "worker failed: {}; restarting",
+                panic_message(error)
+            ));
         }
-        reporter.lost(format_args!(
-            "worker failed: {}; restarting",
-            panic_message(error)
-        ));
         if started.elapsed() >= RAN_LONG {
             backoff.reset();
         }
@@ -122,7 +150,12 @@ mod tests {
             }
         });
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(supervise(job, reporter.clone(), cancel.clone()));
+        let task = tokio::spawn(supervise(
+            job,
+            reporter.clone(),
+            cancel.clone(),
+            Arc::new(Notify::new()),
+        ));
 
         let start = tokio::time::Instant::now();
         while runs.load(Ordering::SeqCst) < 3 {
@@ -158,6 +191,54 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_fault_drops_the_running_connection_and_runs_again_after_the_backoff() {
+        let (reporter, stats, _intake) = reporter();
+        let runs = Arc::new(AtomicU32::new(0));
+        let job: Job = Box::new({
+            let runs = Arc::clone(&runs);
+            move |reporter| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async move {
+                    reporter.opened();
+                    std::future::pending::<()>().await;
+                })
+            }
+        });
+        let (cancel, fault) = (CancellationToken::new(), Arc::new(Notify::new()));
+        let task = tokio::spawn(supervise(
+            job,
+            reporter.clone(),
+            cancel.clone(),
+            Arc::clone(&fault),
+        ));
+        while !stats.connected.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let start = tokio::time::Instant::now();
+        fault.notify_waiters();
+        while runs.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Restarted after the first backoff delay (1 s), not at once.
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_secs(1) && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
+        let events: Vec<WorkerEvent> = crate::sink::lock(&stats.events).drain(..).collect();
+        assert_eq!(
+            events,
+            vec![
+                WorkerEvent::Opened,
+                WorkerEvent::Lost(FAULT_MESSAGE.into()),
+                WorkerEvent::Opened,
+            ]
+        );
+        cancel.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_run_that_returns_is_not_restarted() {
         let (reporter, stats, _intake) = reporter();
         let runs = Arc::new(AtomicU32::new(0));
@@ -168,7 +249,13 @@ mod tests {
                 Box::pin(async {})
             }
         });
-        supervise(job, reporter, CancellationToken::new()).await;
+        supervise(
+            job,
+            reporter,
+            CancellationToken::new(),
+            Arc::new(Notify::new()),
+        )
+        .await;
         assert_eq!(runs.load(Ordering::SeqCst), 1);
         assert!(crate::sink::lock(&stats.events).is_empty());
     }

@@ -6,6 +6,10 @@
 //! The rendition writers belong to the job for its whole life, across restarts: a restart is
 //! a new session in each rendition buffer, never a deleted buffer, so players and packagers
 //! of the rungs carry on. [`JobHandle::stop`] gives them back.
+//!
+//! [`StatusWatch::kill`] is fault injection (`POST /debug/fault`): it SIGKILLs the running
+//! process's group, and the job treats the exit as any crash (logged, counted, restarted after
+//! the supervisor's backoff), so a test exercises the real supervision path.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -117,17 +121,39 @@ impl Reporter {
     }
 }
 
-/// Reads a job's status (cheap to clone).
+/// The process a job runs now: its pid, and the token that makes the job kill it.
+type Running = Arc<Mutex<Option<(u32, CancellationToken)>>>;
+
+/// Reads a job's status (cheap to clone), and kills its process for fault injection.
 #[derive(Debug, Clone)]
-pub struct StatusWatch(Arc<Mutex<JobStatus>>);
+pub struct StatusWatch {
+    /// The status the task updates.
+    status: Arc<Mutex<JobStatus>>,
+    /// Set by the task while a process runs; cleared when it has exited.
+    running: Running,
+}
 
 impl StatusWatch {
     /// A snapshot of the status.
     pub fn get(&self) -> JobStatus {
-        self.0
+        self.status
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Fault injection: SIGKILLs the running FFmpeg's process group, as an outside kill would;
+    /// the job sees a crash and restarts it after its backoff. Returns the killed pid, or
+    /// `None` when no process runs (starting, or waiting out a backoff).
+    pub fn kill(&self) -> Option<u32> {
+        let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        let (pid, token) = running.as_ref()?;
+        if token.is_cancelled() {
+            // Already killed; the job has not reaped it yet.
+            return None;
+        }
+        token.cancel();
+        Some(*pid)
     }
 }
 
@@ -140,6 +166,8 @@ pub struct JobHandle {
     task: JoinHandle<Vec<Writer>>,
     /// Shared with the task; the lock is never held across an `.await`.
     status: Arc<Mutex<JobStatus>>,
+    /// The running process and its kill token, shared with the task (fault injection).
+    running: Running,
 }
 
 impl JobHandle {
@@ -157,15 +185,21 @@ impl JobHandle {
             healthy: true,
             ..JobStatus::default()
         }));
+        let running = Running::default();
         let task = tokio::spawn(run(
             config,
             hub,
             writers,
             events,
-            Arc::clone(&status),
+            (Arc::clone(&status), Arc::clone(&running)),
             stop.clone(),
         ));
-        Self { stop, task, status }
+        Self {
+            stop,
+            task,
+            status,
+            running,
+        }
     }
 
     /// A snapshot of the status.
@@ -175,7 +209,10 @@ impl JobHandle {
 
     /// A reader of the status that outlives the handle's borrow.
     pub fn watch(&self) -> StatusWatch {
-        StatusWatch(Arc::clone(&self.status))
+        StatusWatch {
+            status: Arc::clone(&self.status),
+            running: Arc::clone(&self.running),
+        }
     }
 
     /// Stops the job (stdin closed, grace, group killed, reaped) and returns the writers.
@@ -194,9 +231,12 @@ async fn run(
     hub: Hub,
     mut writers: Vec<Writer>,
     events: mpsc::Sender<JobReport>,
-    status: Arc<Mutex<JobStatus>>,
+    (status, running): (Arc<Mutex<JobStatus>>, Running),
     stop: CancellationToken,
 ) -> Vec<Writer> {
+    let set_running = |now: Option<(u32, CancellationToken)>| {
+        *running.lock().unwrap_or_else(PoisonError::into_inner) = now;
+    };
     let update = |f: &dyn Fn(&mut JobStatus)| {
         f(&mut status.lock().unwrap_or_else(PoisonError::into_inner));
     };
@@ -269,6 +309,8 @@ async fn run(
             Ok((mut process, pipes)) => {
                 let pid = process.pid();
                 update(&|s| s.pid = Some(pid));
+                let kill = CancellationToken::new();
+                set_running(Some((pid, kill.clone())));
                 events.send(JobEvent::Started { pid });
                 let feeder =
                     tokio::spawn(feed(subscriber, feeder, pipes.stdin, Arc::clone(&status)));
@@ -288,9 +330,10 @@ async fn run(
                     &mut supervisor,
                     &status,
                     &events,
-                    &stop,
+                    (&stop, &kill),
                 )
                 .await;
+                set_running(None);
                 feeder.abort();
                 let _ = feeder.await;
                 let crash = match outcome {
@@ -355,17 +398,24 @@ async fn watch(
     supervisor: &mut Supervisor,
     status: &Mutex<JobStatus>,
     events: &Reporter,
-    stop: &CancellationToken,
+    (stop, kill): (&CancellationToken, &CancellationToken),
 ) -> Outcome {
     let mut parser = ProgressParser::new();
     let mut tail = StderrTail::new();
     let (mut progress_buf, mut stderr_buf) = ([0u8; 4096], [0u8; 4096]);
     let (mut progress_open, mut stderr_open) = (true, true);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut killed = false;
     loop {
         let deadline = supervisor.poll_timeout();
         tokio::select! {
             () = stop.cancelled() => return Outcome::Stopped,
+            () = kill.cancelled(), if !killed => {
+                // Fault injection: killed as from outside; the exit below is a crash.
+                killed = true;
+                tracing::warn!(pid = process.pid(), "FFmpeg killed by fault injection (POST /debug/fault)");
+                process.kill_group();
+            }
             exit = process.wait() => {
                 tail.finish();
                 let exit = match exit {

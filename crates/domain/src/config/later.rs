@@ -13,11 +13,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-/// `[debug]`. Not supported yet.
+/// `[debug]`: test hooks, off by default. Lives here with the other optional sections;
+/// unlike them it is honoured ([`ServerConfig::fault_injection`](super::ServerConfig::fault_injection)).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DebugSection {
-    /// `POST /debug/fault` (false).
+    /// `POST /debug/fault` answers (false: 404). Read at each request, so a change applies
+    /// at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault_injection: Option<bool>,
 }

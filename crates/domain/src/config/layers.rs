@@ -532,7 +532,8 @@ const OPTIONAL: &[&str] = &[
 /// followed by the binary, which owns the tracing subscriber. `watermarks` (its `dir`) is
 /// checked inside the storage roots and created there, then the library reads the new
 /// directory from its next request on (SPEC §Config "Hot apply": rescan).
-/// `security.unsafe_extra_args` is not supported at all yet.
+/// `security.unsafe_extra_args` is not supported at all yet. `debug` is read by the API at
+/// each `POST /debug/fault`.
 const LIVE_SECTIONS: &[&str] = &[
     "manager",
     "security",
@@ -540,6 +541,7 @@ const LIVE_SECTIONS: &[&str] = &[
     "log",
     "autopublish",
     "watermarks",
+    "debug",
 ];
 
 /// Leaf paths read where they are used, or handed to the running services by

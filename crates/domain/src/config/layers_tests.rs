@@ -214,6 +214,8 @@ fn hot_apply_classifies_every_path() {
     assert_eq!(hot_apply("hooks"), HotApply::Now);
     assert_eq!(hot_apply("hooks.batch_max_items"), HotApply::Now);
     assert_eq!(hot_apply("hooksx"), HotApply::NotYet);
+    assert_eq!(hot_apply("debug.fault_injection"), HotApply::Now);
+    assert_eq!(hot_apply("debug"), HotApply::Now);
     assert_eq!(hot_apply("transcoder.ffmpeg_path"), HotApply::Now);
     assert_eq!(hot_apply("transcoder.mode"), HotApply::NotYet);
     assert_eq!(hot_apply("listeners.rtmpx.port"), HotApply::NotYet);

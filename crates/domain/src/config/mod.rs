@@ -91,7 +91,7 @@ pub struct ServerConfig {
     /// Auto-publish (SPEC §Templates): present by default (on, with SPEC's limits); `null`
     /// turns it off, as `enabled = false` does.
     pub autopublish: Option<AutopublishSection>,
-    /// Test hooks. Not supported yet.
+    /// Test hooks (`POST /debug/fault`); absent means off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debug: Option<DebugSection>,
 }
@@ -738,6 +738,14 @@ impl ServerConfig {
         copy
     }
 
+    /// Whether `POST /debug/fault` is on (`debug.fault_injection`, default false).
+    pub fn fault_injection(&self) -> bool {
+        self.debug
+            .as_ref()
+            .and_then(|d| d.fault_injection)
+            .unwrap_or(false)
+    }
+
     /// The keys set in this configuration that are accepted and ignored: SPEC keys of
     /// features that have not landed, and legacy open-streamer keys. The binary logs each
     /// once at start-up.
@@ -776,7 +784,6 @@ impl ServerConfig {
                 .is_some_and(|h| h.worker_count.is_some()),
             IgnoredReason::Legacy,
         );
-        ignored.keys("debug", self.debug.as_ref());
         ignored.0
     }
 }

@@ -78,6 +78,9 @@ fn spec_keys_of_unbuilt_features_are_accepted_and_named() {
     let config: ServerConfig = serde_json::from_value(doc).unwrap();
     config.validate().unwrap();
     assert_eq!(config.ingestor.hls_max_segment_buffer, 4);
+    // `debug.fault_injection` is honoured (`POST /debug/fault`), not ignored.
+    assert!(config.fault_injection());
+    assert!(!ServerConfig::default().fault_injection());
     // `publisher.dash` is honoured, not ignored.
     assert_eq!(config.publisher.dash.as_ref().unwrap().segment_sec, 2.5);
     let ignored: Vec<(String, IgnoredReason)> = config
@@ -93,7 +96,6 @@ fn spec_keys_of_unbuilt_features_are_accepted_and_named() {
         ("transcoder.multi_output", IgnoredReason::Legacy),
         ("publisher.hls.dir", IgnoredReason::Legacy),
         ("hooks.worker_count", IgnoredReason::Legacy),
-        ("debug.fault_injection", later),
     ];
     let want: Vec<(String, IgnoredReason)> =
         want.iter().map(|(p, r)| ((*p).to_owned(), *r)).collect();

@@ -52,6 +52,7 @@ use crate::lock;
 use crate::metrics::{IngestError as IngestErrorKind, Metrics};
 use crate::services::{InputService, ServiceError};
 
+mod fault;
 mod probe;
 mod publisher;
 mod runtime;

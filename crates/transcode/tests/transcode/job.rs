@@ -260,12 +260,22 @@ async fn both_modes_run_restart_and_stop(mode: &str) {
     assert_eq!(started, s.jobs.len(), "one process per job");
 
     // Killed: a crash, restarted after the 2 s backoff, a new session in the same buffers.
+    // Per profile through fault injection (`StatusWatch::kill`), multi from outside: the job
+    // cannot tell them apart.
     let killed_at = Instant::now();
-    rustix::process::kill_process(
-        rustix::process::Pid::from_raw(pid as i32).expect("a pid"),
-        rustix::process::Signal::KILL,
-    )
-    .expect("kill");
+    if mode == "per_profile" {
+        assert_eq!(
+            s.jobs[0].watch().kill(),
+            Some(pid),
+            "fault injection kills it"
+        );
+    } else {
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid as i32).expect("a pid"),
+            rustix::process::Signal::KILL,
+        )
+        .expect("kill");
+    }
     let mut restarted = None;
     while restarted.is_none() {
         match tokio::time::timeout(Duration::from_secs(20), s.events.recv()).await {

@@ -16,6 +16,7 @@ mod dvr;
 mod dvr_clip;
 mod events;
 mod failover;
+mod fault;
 mod harden_api;
 mod harden_http;
 mod harden_publish;
