@@ -22,13 +22,10 @@ impl Manager {
             .ctl(code)
             .ok_or_else(|| FaultError::NotRunning(code.to_string()))?;
         let managed = ctl.lock();
-        let priority = match priority.or_else(|| managed.failover.active()) {
-            Some(priority) => priority,
-            None => {
-                return Err(FaultError::NothingToKill(format!(
-                    "stream {code} has no active input; name one with `priority`"
-                )));
-            }
+        let Some(priority) = priority.or_else(|| managed.failover.active()) else {
+            return Err(FaultError::NothingToKill(format!(
+                "stream {code} has no active input; name one with `priority`"
+            )));
         };
         let slot = managed
             .slots
