@@ -19,7 +19,7 @@ use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors};
 use tributary_engine::{EngineHandle, FaultError, FaultTarget, Killed};
 
 use crate::error::ApiError;
-use crate::streams::read_json;
+use crate::streams::{optional_priority, read_json};
 
 /// The fields a fault body may hold.
 const FIELDS: &[&str] = &["stream", "target", "priority", "profile"];
@@ -108,7 +108,7 @@ fn parse(body: &Value) -> Result<(StreamCode, FaultTarget), ApiError> {
         "input" => {
             refuse_with(object, "profile", "input")?;
             FaultTarget::Input {
-                priority: priority(object)?,
+                priority: object.get("priority").map_or(Ok(None), optional_priority)?,
             }
         }
         "transcoder" => {
@@ -137,24 +137,6 @@ fn refuse_with(object: &Map<String, Value>, field: &str, target: &str) -> Result
             ErrorCode::InvalidField,
             format!("`{field}` does not apply to target {target:?}"),
         )),
-    }
-}
-
-/// `priority`: absent or null (the active input), else a non-negative integer.
-fn priority(object: &Map<String, Value>) -> Result<Option<u32>, ApiError> {
-    match object.get("priority") {
-        None | Some(Value::Null) => Ok(None),
-        Some(value) => value
-            .as_u64()
-            .and_then(|p| u32::try_from(p).ok())
-            .map(Some)
-            .ok_or_else(|| {
-                invalid(
-                    "priority",
-                    ErrorCode::InvalidField,
-                    format!("expected a non-negative integer, got {value}"),
-                )
-            }),
     }
 }
 

@@ -374,19 +374,27 @@ fn switch_priority(body: &Value) -> Result<Option<u32>, ApiError> {
             ErrorCode::InvalidField,
             "missing field `priority` (a number, or null to clear the override)".into(),
         )),
-        Some(Value::Null) => Ok(None),
-        Some(value) => value
-            .as_u64()
-            .and_then(|p| u32::try_from(p).ok())
-            .map(Some)
-            .ok_or_else(|| {
-                invalid(
-                    "priority",
-                    ErrorCode::InvalidField,
-                    format!("expected a non-negative integer or null, got {value}"),
-                )
-            }),
+        Some(value) => optional_priority(value),
     }
+}
+
+/// An input `priority` of a request body: `null` (none named) or a non-negative integer;
+/// 422 naming `priority` otherwise.
+pub(crate) fn optional_priority(value: &Value) -> Result<Option<u32>, ApiError> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    value
+        .as_u64()
+        .and_then(|p| u32::try_from(p).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::validation(ValidationErrors(vec![FieldError::new(
+                "priority",
+                ErrorCode::InvalidField,
+                format!("expected a non-negative integer or null, got {value}"),
+            )]))
+        })
 }
 
 /// The value of `field` in a body that must be an object holding at most that field

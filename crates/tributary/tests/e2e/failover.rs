@@ -22,7 +22,7 @@ use crate::rtmp_relay::platform;
 use crate::server::{Server, send};
 
 /// Polls until the active input is `priority`; how long that took.
-fn wait_active(server: &Server, code: &str, priority: u32, limit: Duration) -> Duration {
+pub(crate) fn wait_active(server: &Server, code: &str, priority: u32, limit: Duration) -> Duration {
     let start = Instant::now();
     let mut last = Value::Null;
     wait_until(limit, &format!("input {priority} active"), || {

@@ -6,9 +6,9 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use tributary_testkit::{LiveSender, free_udp_port, wait_until};
 
+use crate::failover::wait_active;
 use crate::hls::{clip, serial};
 use crate::server::{Answer, Server, put_stream, send};
 use crate::transcode::{alive, pids};
@@ -17,17 +17,6 @@ const ON: &[(&str, &str)] = &[("TRIBUTARY_DEBUG__FAULT_INJECTION", "true")];
 
 fn fault(server: &Server, body: &str) -> Answer {
     send("POST", &server.url("/debug/fault"), Some(body), &[])
-}
-
-fn wait_active(server: &Server, code: &str, priority: u32, limit: Duration) -> Duration {
-    let start = std::time::Instant::now();
-    let mut last = Value::Null;
-    wait_until(limit, &format!("input {priority} active"), || {
-        last = server.runtime(code);
-        last["active_input_priority"] == priority
-    })
-    .unwrap_or_else(|e| panic!("{e}: {last:#}"));
-    start.elapsed()
 }
 
 #[test]
