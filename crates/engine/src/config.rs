@@ -38,6 +38,7 @@ use crate::listeners::Bound;
 use crate::plane::{roots, ssrf_guard};
 use crate::router::PublishAuth;
 use crate::security::AdminToken;
+use crate::sessions::GeoIp;
 use crate::{EngineHandle, Shared};
 
 /// Binds the HTTP server on a new `host:port` and starts serving there, then lets the old
@@ -226,6 +227,17 @@ impl EngineHandle {
         } else {
             None
         };
+        let geoip = if write.changed.iter().any(|p| p == "sessions.geoip_db_path") {
+            let path = write
+                .config
+                .sessions
+                .as_ref()
+                .and_then(|s| s.geoip_db_path.clone())
+                .unwrap_or_default();
+            Some(load_geoip(path).await?)
+        } else {
+            None
+        };
         if dry_run {
             return Ok(ConfigChange {
                 config: Arc::new(write.config),
@@ -294,6 +306,9 @@ impl EngineHandle {
         if let Some(library) = library {
             // SPEC §Config "Hot apply": the next request reads the new directory.
             shared.media.watermarks.set(library);
+        }
+        if let Some(geoip) = geoip {
+            shared.media.sessions.set_geoip(geoip);
         }
         let config = Arc::new(write.config);
         shared.config.send_replace(Arc::clone(&config));
@@ -430,6 +445,25 @@ async fn probe_ffmpeg(
             ),
         ),
     ])))
+}
+
+/// Reads a `sessions.geoip_db_path` about to be saved (SPEC §Config "Hot apply": `sessions.*`
+/// immediately): the database when readable (blank: none); else 422 naming the field, and the
+/// database in use stays.
+async fn load_geoip(path: String) -> Result<GeoIp, ConfigWriteError> {
+    let shown = path.clone();
+    let loaded = tokio::task::spawn_blocking(move || GeoIp::load(&path))
+        .await
+        .map_err(|e| ConfigWriteError::Store(e.to_string()))?;
+    loaded.map_err(|error| {
+        tracing::warn!(path = %shown, %error,
+            "configuration refused: sessions.geoip_db_path cannot be read; the old database stays");
+        ConfigWriteError::Invalid(ValidationErrors(vec![FieldError::new(
+            "sessions.geoip_db_path",
+            ErrorCode::InvalidField,
+            format!("cannot read the GeoIP database {shown:?}: {error}; the database in use stays"),
+        )]))
+    })
 }
 
 /// Why a change of `path` is refused on a running server (422 `UNSUPPORTED`).

@@ -546,7 +546,8 @@ const LIVE_SECTIONS: &[&str] = &[
 
 /// Leaf paths read where they are used, or handed to the running services by
 /// `write_config` (the HLS and DASH windows; `transcoder.ffmpeg_path`, probed first, then the
-/// running transcoders restarted), so a change applies at once.
+/// running transcoders restarted; `sessions.geoip_db_path`, read first, then swapped in for
+/// new sessions), so a change applies at once.
 const LIVE: &[&str] = &[
     "server.allowed_hosts",
     "buffer.capacity",
@@ -561,6 +562,7 @@ const LIVE: &[&str] = &[
     "sessions.idle_timeout_sec",
     "sessions.max_lifetime_sec",
     "sessions.kick_ban_sec",
+    "sessions.geoip_db_path",
 ];
 
 #[cfg(test)]

@@ -220,7 +220,7 @@ fn hot_apply_classifies_every_path() {
     assert_eq!(hot_apply("transcoder.mode"), HotApply::NotYet);
     assert_eq!(hot_apply("listeners.rtmpx.port"), HotApply::NotYet);
     assert_eq!(hot_apply("sessions.idle_timeout_sec"), HotApply::Now);
-    assert_eq!(hot_apply("sessions.geoip_db_path"), HotApply::NotYet);
+    assert_eq!(hot_apply("sessions.geoip_db_path"), HotApply::Now);
     assert_eq!(hot_apply("buffer.capacity"), HotApply::Now);
     assert_eq!(hot_apply("log.level"), HotApply::Now);
     assert_eq!(hot_apply("log.format"), HotApply::Now);

@@ -8,6 +8,10 @@
 //! `String` the session record keeps. An empty path means no GeoIP; a file that cannot be
 //! read or is not a MaxMind DB is logged once, naming the path, and every `country` stays
 //! `""`, so a missing database never keeps the server from starting.
+//!
+//! A path written through the config API is different: [`GeoIp::load`] reads it strictly
+//! before anything is stored, so a bad file is a 422 naming `sessions.geoip_db_path` and the
+//! database in use stays; a good one replaces it for sessions opened from then on.
 
 use std::net::IpAddr;
 
@@ -26,17 +30,8 @@ impl GeoIp {
         let Some(path) = path.map(str::trim).filter(|p| !p.is_empty()) else {
             return Self { reader: None };
         };
-        match Reader::open_readfile(path) {
-            Ok(reader) => {
-                tracing::info!(
-                    path,
-                    database_type = %reader.metadata().database_type,
-                    "GeoIP database loaded: sessions get their country from it"
-                );
-                Self {
-                    reader: Some(reader),
-                }
-            }
+        match Self::load(path) {
+            Ok(geoip) => geoip,
             Err(error) => {
                 tracing::warn!(
                     path,
@@ -47,6 +42,23 @@ impl GeoIp {
                 Self { reader: None }
             }
         }
+    }
+
+    /// The database at `path` (trimmed; blank means no GeoIP), or why it cannot be read.
+    pub(crate) fn load(path: &str) -> Result<Self, String> {
+        let path = path.trim();
+        if path.is_empty() {
+            return Ok(Self { reader: None });
+        }
+        let reader = Reader::open_readfile(path).map_err(|e| e.to_string())?;
+        tracing::info!(
+            path,
+            database_type = %reader.metadata().database_type,
+            "GeoIP database loaded: sessions get their country from it"
+        );
+        Ok(Self {
+            reader: Some(reader),
+        })
     }
 
     /// The ISO 3166-1 code of `ip`'s country (`country.iso_code`, else the

@@ -18,7 +18,8 @@
 //!
 //! A session's `country` comes from the GeoIP database (`sessions.geoip_db_path`, module
 //! `geoip`), looked up once when the session opens, so requests after the first cost nothing
-//! more.
+//! more. A config write that names another file swaps the whole database in one step
+//! (sessions already open keep their country).
 //!
 //! `session.opened` / `session.closed` events are published while the table's lock is held,
 //! so a session's `opened` always comes before its `closed` even when a kick races the
@@ -48,7 +49,7 @@ pub(crate) use table::{Closed, Filter, Hit, Opened, Settings, Tally, Viewer};
 
 use crate::events::EventBus;
 use crate::lock;
-use geoip::GeoIp;
+pub(crate) use geoip::GeoIp;
 use table::SessionTable;
 
 /// The process's play sessions.
@@ -61,8 +62,10 @@ pub(crate) struct Sessions {
     table: Mutex<SessionTable>,
     /// Where `session.*` events go, once the engine has a bus.
     events: OnceLock<EventBus>,
-    /// `sessions.geoip_db_path`, read at start: each session's `country` when it opens.
-    geoip: GeoIp,
+    /// `sessions.geoip_db_path`: each session's `country` when it opens. Read at start;
+    /// replaced by [`Sessions::set_geoip`] when a config write names another file (the
+    /// lock is held only to clone the `Arc`).
+    geoip: Mutex<Arc<GeoIp>>,
 }
 
 /// Held by a connection for its play; dropping it closes the session as `client_gone`
@@ -92,7 +95,7 @@ impl Sessions {
             enabled: AtomicBool::new(section.enabled()),
             table: Mutex::new(SessionTable::new(settings)),
             events: OnceLock::new(),
-            geoip: GeoIp::open(section.geoip_db_path.as_deref()),
+            geoip: Mutex::new(Arc::new(GeoIp::open(section.geoip_db_path.as_deref()))),
         }
     }
 
@@ -104,6 +107,12 @@ impl Sessions {
     /// Whether tracking is on.
     pub(crate) fn enabled(&self) -> bool {
         self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// `sessions.geoip_db_path` changed through the config API: sessions opened from now on
+    /// get their country from `geoip` (read and checked before the write was stored).
+    pub(crate) fn set_geoip(&self, geoip: GeoIp) {
+        *lock(&self.geoip) = Arc::new(geoip);
     }
 
     /// `[sessions]` changed through the config API: applies to the next request, the next
@@ -266,7 +275,8 @@ impl Sessions {
     /// Fills the `country` of the session that just `opened`, from `ip` (GeoIP): once per
     /// session, never per request.
     fn locate(&self, table: &mut SessionTable, opened: &mut Opened, ip: IpAddr) {
-        if let Some(country) = self.geoip.country(ip) {
+        let geoip = Arc::clone(&lock(&self.geoip));
+        if let Some(country) = geoip.country(ip) {
             opened.country = country.to_owned();
             table.set_country(&opened.id, &opened.country);
         }

@@ -81,6 +81,53 @@ fn a_geoip_database_names_each_sessions_country() {
     );
 }
 
+/// `sessions.geoip_db_path` written through `POST /config` (SPEC §Config "Hot apply":
+/// `sessions.*` at once): a file that cannot be read is refused naming the field, and nothing
+/// is stored; a MaxMind DB is read before the write is stored and new sessions use it.
+#[test]
+fn a_geoip_database_written_through_the_api_is_read_first_then_used() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("country.mmdb");
+    std::fs::write(
+        &db,
+        tributary_testkit::country_mmdb(&[("127.0.0.0/8", "SE")]),
+    )
+    .unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let write = |path: &str| {
+        let body = serde_json::json!({"sessions": {"geoip_db_path": path}}).to_string();
+        send("POST", &server.url("/config"), Some(&body), &[])
+    };
+    let missing = dir.path().join("missing.mmdb");
+    let refused = write(missing.to_str().unwrap());
+    assert_eq!(refused.status, 422, "{}", refused.body);
+    assert_eq!(refused.body["error"]["code"], "INVALID_FIELD");
+    assert_eq!(
+        refused.body["error"]["fields"][0]["path"],
+        "sessions.geoip_db_path"
+    );
+    let config = send("GET", &server.url("/config"), None, &[]).body;
+    assert!(
+        config["global_config"]["sessions"]["geoip_db_path"].is_null(),
+        "nothing stored: {}",
+        config["global_config"]
+    );
+
+    let stored = write(db.to_str().unwrap());
+    assert_eq!(stored.status, 200, "{}", stored.body);
+    put_stream(&server, "geo", r#"{"inputs":[{"url":"publish://"}]}"#);
+    let _viewer = MpegtsClient::open(&server.url("/geo/mpegts"));
+    let mut session = Value::Null;
+    wait_until(Duration::from_secs(10), "the HTTP-TS session", || {
+        let answer = send("GET", &server.url("/sessions?proto=mpegts"), None, &[]);
+        session = answer.body["sessions"][0].clone();
+        session.is_object()
+    })
+    .unwrap();
+    assert_eq!(session["country"], "SE", "{session}");
+}
+
 /// HLS viewers, one user agent each.
 const HLS_VIEWERS: usize = 20;
 /// ffmpeg RTMP players.
