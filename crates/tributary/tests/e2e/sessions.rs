@@ -25,7 +25,14 @@ use crate::server::{Server, put_stream, send};
 /// viewer of it from 127.0.0.1: the `country` its session shows once it opens.
 fn country_of_a_loopback_viewer(dir: &std::path::Path, geoip: &str) -> (Server, Value) {
     let server = Server::start(dir, &[("TRIBUTARY_SESSIONS__GEOIP_DB_PATH", geoip)]);
-    put_stream(&server, "geo", r#"{"inputs":[{"url":"publish://"}]}"#);
+    let session = loopback_viewer_session(&server);
+    (server, session)
+}
+
+/// Creates stream `geo` (a push input without a publisher) on `server` and opens one HTTP-TS
+/// viewer of it from 127.0.0.1: its session, once open.
+fn loopback_viewer_session(server: &Server) -> Value {
+    put_stream(server, "geo", r#"{"inputs":[{"url":"publish://"}]}"#);
     let _viewer = MpegtsClient::open(&server.url("/geo/mpegts"));
     let mut session = Value::Null;
     wait_until(Duration::from_secs(10), "the HTTP-TS session", || {
@@ -34,7 +41,7 @@ fn country_of_a_loopback_viewer(dir: &std::path::Path, geoip: &str) -> (Server, 
         session.is_object()
     })
     .unwrap();
-    (server, session)
+    session
 }
 
 #[test]
@@ -116,15 +123,7 @@ fn a_geoip_database_written_through_the_api_is_read_first_then_used() {
 
     let stored = write(db.to_str().unwrap());
     assert_eq!(stored.status, 200, "{}", stored.body);
-    put_stream(&server, "geo", r#"{"inputs":[{"url":"publish://"}]}"#);
-    let _viewer = MpegtsClient::open(&server.url("/geo/mpegts"));
-    let mut session = Value::Null;
-    wait_until(Duration::from_secs(10), "the HTTP-TS session", || {
-        let answer = send("GET", &server.url("/sessions?proto=mpegts"), None, &[]);
-        session = answer.body["sessions"][0].clone();
-        session.is_object()
-    })
-    .unwrap();
+    let session = loopback_viewer_session(&server);
     assert_eq!(session["country"], "SE", "{session}");
 }
 
