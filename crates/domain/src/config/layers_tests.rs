@@ -209,7 +209,7 @@ fn hot_apply_classifies_every_path() {
     assert_eq!(hot_apply("security.storage_roots"), HotApply::Now);
     assert_eq!(hot_apply("watermarks.dir"), HotApply::Now);
     assert_eq!(hot_apply("watermarks"), HotApply::Now);
-    assert_eq!(hot_apply("debug.fault_injection"), HotApply::NotYet);
+    assert_eq!(hot_apply("server.cors.enabled"), HotApply::NotYet);
     assert_eq!(hot_apply("security.unsafe_extra_args"), HotApply::NotYet);
     assert_eq!(hot_apply("hooks"), HotApply::Now);
     assert_eq!(hot_apply("hooks.batch_max_items"), HotApply::Now);
