@@ -16,25 +16,25 @@ use tributary_testkit::{
 };
 
 use crate::browser;
-use crate::hls::serial;
 use crate::server::{Server, put_stream};
+use crate::turn::alone;
 
 /// The rungs: (width, height, target kb/s).
 const RUNGS: [(u32, u32, u64); 3] = [(1280, 720, 1800), (854, 480, 900), (640, 360, 500)];
 
-/// A server (one at a time, see [`serial`]) with stream `code` fed by an RTMP publisher
+/// A server (one at a time, see [`alone`]) with stream `code` fed by an RTMP publisher
 /// through the 3-rung ladder of [`RUNGS`] in `mode` (`per_profile`: one FFmpeg per rung).
 struct Ladder {
     server: Server,
     code: &'static str,
     _publisher: LiveSender,
     _dir: tempfile::TempDir,
-    _serial: crate::hls::Serial,
+    _turn: crate::turn::Turn,
 }
 
 impl Ladder {
     fn start(code: &'static str, mode: &str) -> Self {
-        let serial = serial();
+        let turn = alone();
         let dir = tempfile::tempdir().unwrap();
         let port = free_tcp_port();
         let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
@@ -59,7 +59,7 @@ impl Ladder {
             code,
             _publisher: publisher,
             _dir: dir,
-            _serial: serial,
+            _turn: turn,
         }
     }
 

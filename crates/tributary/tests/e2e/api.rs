@@ -10,9 +10,11 @@ use serde_json::json;
 use tributary_testkit::free_udp_port;
 
 use crate::server::{Server, send};
+use crate::turn::shared;
 
 #[test]
 fn create_get_list_update_delete_restart() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let url = |p: &str| server.url(p);
@@ -154,6 +156,7 @@ fn create_get_list_update_delete_restart() {
 
 #[test]
 fn invalid_bodies_get_4xx_naming_the_field() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let put = |code: &str, body: &str| {
@@ -244,6 +247,7 @@ fn invalid_bodies_get_4xx_naming_the_field() {
 
 #[test]
 fn input_options_that_cannot_work_are_422_at_save_naming_the_field() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let cases = [
@@ -377,6 +381,7 @@ fn input_options_that_cannot_work_are_422_at_save_naming_the_field() {
 
 #[test]
 fn admin_routes_need_a_token_when_loopback_bypass_is_off() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
@@ -421,6 +426,7 @@ fn admin_routes_need_a_token_when_loopback_bypass_is_off() {
 
 #[test]
 fn public_metrics_open_metrics_and_nothing_else() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
@@ -439,6 +445,7 @@ fn public_metrics_open_metrics_and_nothing_else() {
 
 #[test]
 fn generated_admin_token_is_written_once() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
@@ -475,6 +482,7 @@ fn generated_admin_token_is_written_once() {
 
 #[test]
 fn process_restart_keeps_every_stream() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let udp = |port: u16, disabled: bool| {
@@ -538,6 +546,7 @@ fn process_restart_keeps_every_stream() {
 
 #[test]
 fn acknowledged_creates_survive_kill_9() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
@@ -589,6 +598,7 @@ fn acknowledged_creates_survive_kill_9() {
 /// upsert; the admin timeout is 1 s so the test does not take 120.
 #[test]
 fn a_write_stuck_past_the_admin_timeout_gets_the_json_busy_error() {
+    let _turn = shared();
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
@@ -639,6 +649,7 @@ fn a_write_stuck_past_the_admin_timeout_gets_the_json_busy_error() {
 /// media request, the viewers' hot path, gets neither.
 #[test]
 fn api_requests_are_logged_with_a_request_id_and_media_requests_are_not() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let api = ureq::get(&server.url("/streams")).call().unwrap();

@@ -5,6 +5,7 @@
 use std::process::Command;
 
 use crate::server::{Server, send};
+use crate::turn::shared;
 
 /// Every section of SPEC §Config, with keys of features built and not built yet.
 const SPEC_CONFIG: &str = r#"
@@ -85,6 +86,7 @@ level = "info"
 
 #[test]
 fn a_spec_config_starts_and_names_each_unbuilt_key_once() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tributary.toml");
     let data = dir.path().join("data");

@@ -12,8 +12,9 @@ use std::time::Duration;
 use serde_json::json;
 use tributary_testkit::{LiveSender, free_tcp_port, http_get, wait_until};
 
-use crate::hls::{clip, serial};
+use crate::hls::clip;
 use crate::server::{Server, send};
+use crate::turn::shared;
 
 fn post(server: &Server, body: serde_json::Value) -> crate::server::Answer {
     send("POST", &server.url("/config"), Some(&body.to_string()), &[])
@@ -42,6 +43,7 @@ pub(crate) fn paths(answer: &crate::server::Answer) -> Vec<String> {
 
 #[test]
 fn post_config_stores_what_it_sets_explains_pins_and_survives_a_restart() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let env = [("TRIBUTARY_MANAGER__FROZEN_GOPS", "4")];
@@ -177,7 +179,7 @@ fn post_config_stores_what_it_sets_explains_pins_and_survives_a_restart() {
 
 #[test]
 fn moving_the_rtmp_listener_keeps_the_process_and_its_hls_viewers() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let (old_port, new_port) = (free_tcp_port(), free_tcp_port());
     let toml = format!("[listeners.rtmp]\nlisten_host = \"127.0.0.1\"\nport = {old_port}\n");
@@ -304,6 +306,7 @@ fn moving_the_rtmp_listener_keeps_the_process_and_its_hls_viewers() {
 
 #[test]
 fn moving_the_http_api_answers_then_serves_on_the_new_address() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_config(dir.path(), "[server]\nhttp_addr = \"127.0.0.1:0\"\n", "off");
     let old = server.base.trim_start_matches("http://").to_owned();

@@ -12,9 +12,10 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tributary_testkit::{LiveSender, free_tcp_port, free_udp_port, http_get, wait_until};
 
-use crate::hls::{clip, serial, udp_live, wait_new_segment, wait_segments};
+use crate::hls::{clip, udp_live, wait_new_segment, wait_segments};
 use crate::hooks::{Inbox, Receiver, create_stream, types_for};
 use crate::server::{Answer, Server, send};
+use crate::turn::{alone, shared};
 
 fn call(server: &Server, method: &str, path: &str, body: Option<&Value>, token: &str) -> Answer {
     let text = body.map(Value::to_string);
@@ -82,6 +83,7 @@ fn move_listener(server: &Server, name: &str, port: u16) {
 
 #[test]
 fn hook_and_security_settings_apply_to_the_next_delivery_and_request() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(0, Inbox::default());
     // A partial batch waits a minute: nothing arrives until the setting changes.
@@ -137,6 +139,7 @@ fn hook_and_security_settings_apply_to_the_next_delivery_and_request() {
 
 #[test]
 fn log_level_and_format_apply_at_once() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     // JSON from the file, not the environment, so the config API may change the format.
     let server = Server::start_config(dir.path(), "[log]\nformat = \"json\"\n", "off");
@@ -174,7 +177,7 @@ fn log_level_and_format_apply_at_once() {
 
 #[test]
 fn an_srt_publisher_on_the_old_port_keeps_going_while_the_moved_listener_drains() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let (server, old_port, new_port) = only_listener(dir.path(), "srt", "");
     for code in ["studio", "second"] {
@@ -202,7 +205,7 @@ fn an_srt_publisher_on_the_old_port_keeps_going_while_the_moved_listener_drains(
 
 #[test]
 fn a_running_hls_playlist_follows_the_window_at_once() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let six = "[publisher.hls]\nlive_window = 6\n";
     let server = Server::start_config(dir.path(), six, "off");
@@ -252,7 +255,7 @@ fn a_running_hls_playlist_follows_the_window_at_once() {
 #[test]
 fn a_running_dash_mpd_follows_the_window_at_once() {
     use crate::dash::{first_attr, timelines, wait_mpd};
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_config(dir.path(), "[publisher.dash]\nwindow = 6\n", "off");
     let port = free_udp_port();
@@ -338,7 +341,7 @@ fn a_running_dash_mpd_follows_the_window_at_once() {
 #[test]
 fn a_saved_ffmpeg_path_is_probed_then_only_the_transcoders_restart_with_it() {
     use crate::transcode::{alive, pids};
-    let _serial = serial();
+    let _turn = alone();
     let dir = tempfile::tempdir().unwrap();
     // From the file, not the environment, so the config API may change it.
     let toml = "[transcoder]\nffmpeg_path = \"/nonexistent/ffmpeg\"\n";
@@ -445,6 +448,7 @@ fn a_saved_ffmpeg_path_is_probed_then_only_the_transcoders_restart_with_it() {
 
 #[test]
 fn print_config_includes_what_the_api_saved_with_secrets_masked() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &[]);
@@ -469,7 +473,7 @@ fn print_config_includes_what_the_api_saved_with_secrets_masked() {
 
 #[test]
 fn an_rtsp_player_on_the_old_port_keeps_playing_while_the_moved_listener_drains() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let (server, old_port, new_port) = only_listener(dir.path(), "rtsp", "transport = \"tcp\"\n");
     let _sender = crate::rtsp_play::stream(&server, "cam", r#"{"hls":true,"rtsp":true}"#);

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::config_api::paths;
 use crate::server::{Answer, Server, put_stream, send};
+use crate::turn::shared;
 
 const STREAM_KEY: &str = "stream-key-0123456789";
 const TEMPLATE_KEY: &str = "template-key-0123456789";
@@ -90,6 +91,7 @@ fn populate(server: &Server) {
 
 #[test]
 fn a_revealed_document_rebuilds_the_system_on_a_fresh_server_with_its_secrets() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let first = Server::start(&dir.path().join("one"), &[]);
     populate(&first);
@@ -163,6 +165,7 @@ fn a_revealed_document_rebuilds_the_system_on_a_fresh_server_with_its_secrets() 
 
 #[test]
 fn dry_run_and_invalid_documents_change_nothing_and_prune_deletes() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &[]);
@@ -278,6 +281,7 @@ fn dry_run_and_invalid_documents_change_nothing_and_prune_deletes() {
 
 #[test]
 fn streams_that_swap_a_copy_reference_apply_in_any_document_order() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("data"), &[]);
     put_stream(

@@ -21,8 +21,9 @@ use tributary_testkit::{
 };
 
 use crate::browser;
-use crate::hls::{serial, wait_segments};
+use crate::hls::wait_segments;
 use crate::server::{Server, put_stream, send};
+use crate::turn::{alone, shared};
 
 /// A 10 s clip, 320x240 at 25 fps with a 1 kHz tone at 44.1 kHz: unlike [`ClipSpec`]'s
 /// default (1280x720, 48 kHz) in both picture and sound, so a mix shows where each came from.
@@ -87,7 +88,7 @@ fn wait_active(server: &Server, code: &str, priority: u32, limit: Duration) {
 
 #[test]
 fn a_plain_copy_plays_and_fails_over_and_a_mixer_takes_video_and_audio_from_two_streams() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let big = cached_clip(&ClipSpec::default(), "ts").expect("encode the test clip");
@@ -162,7 +163,7 @@ fn a_plain_copy_plays_and_fails_over_and_a_mixer_takes_video_and_audio_from_two_
 
 #[test]
 fn copy_and_mixer_shapes_that_cannot_work_are_refused_naming_the_field() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let put = |code: &str, body: &str| {
@@ -361,7 +362,7 @@ pub(crate) fn ladder_body_with(rungs: &[(u32, u32, u32)], protocols: &str, mode:
 
 #[test]
 fn an_abr_copy_mirrors_a_three_rung_ladder_without_ffmpeg_and_follows_its_changes() {
-    let _serial = serial();
+    let _turn = alone();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
@@ -555,7 +556,7 @@ fn newest_segment_kinds(server: &Server, code: &str, dir: &std::path::Path) -> V
 
 #[test]
 fn a_mixer_with_audio_failure_continue_plays_on_without_its_sound_and_takes_it_back() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let big = cached_clip(&ClipSpec::default(), "ts").expect("encode the test clip");

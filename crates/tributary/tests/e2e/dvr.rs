@@ -13,8 +13,9 @@ use serde_json::Value;
 use tributary_testkit::{decode_errors, http_get, probe_packets, probe_streams, wait_until};
 
 use crate::events::events;
-use crate::hls::{clip, serial, wait_new_segment};
+use crate::hls::{clip, wait_new_segment};
 use crate::server::{Server, put_stream, send};
+use crate::turn::shared;
 
 /// A looping file input with HLS on and DVR as `dvr` (JSON).
 fn stream_body(dvr: &str) -> String {
@@ -92,7 +93,7 @@ fn stream_events(server: &Server, code: &str) -> Vec<(String, Value)> {
 
 #[test]
 fn a_recording_survives_a_server_restart_with_one_gap_and_plays_as_vod() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let rec_dir = dir.path().join("dvr/rec");
     let server = Server::start(dir.path(), &[]);
@@ -247,7 +248,7 @@ fn fill(filler: &Path) {
 
 #[test]
 fn a_full_disk_fails_only_that_recording_which_resumes_by_itself() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let small = dir.path().join("small");
     let _mount = Tmpfs::mount(&small, "24m");
@@ -325,7 +326,7 @@ fn a_full_disk_fails_only_that_recording_which_resumes_by_itself() {
 
 #[test]
 fn a_size_cap_set_while_recording_removes_the_oldest_segments() {
-    let _serial = serial();
+    let _turn = shared();
     let (dir, server) = recorded_stream("capped");
     let rec_dir = dir.path().join("dvr/capped");
     wait_recorded(&server, "capped", 4, Duration::from_secs(60));
@@ -406,7 +407,7 @@ fn raw_status(server: &Server, path: &str) -> u16 {
 
 #[test]
 fn recording_routes_serve_only_their_own_segments_inside_the_root() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
@@ -533,7 +534,7 @@ fn refusal(server: &Server, path: &str) -> (u16, String, String) {
 
 #[test]
 fn timeshift_windows_play_from_the_recording_and_on_the_live_url() {
-    let _serial = serial();
+    let _turn = shared();
     let (_dir, server) = recorded_stream("ts");
     // About 40 s recorded.
     wait_recorded(&server, "ts", 20, Duration::from_secs(90));

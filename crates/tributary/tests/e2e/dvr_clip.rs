@@ -13,8 +13,8 @@ use tributary_testkit::{
 };
 
 use crate::dvr::info;
-use crate::hls::serial;
 use crate::server::{Server, put_stream, send};
+use crate::turn::shared;
 
 /// An RFC 3339 time `ms` after the Unix epoch, percent-encoded for a query.
 fn rfc3339(ms: i64) -> String {
@@ -33,7 +33,7 @@ fn unix_ms(text: &str) -> i64 {
 
 #[test]
 fn a_clip_from_the_middle_of_a_recording_plays_from_a_keyframe_for_its_window() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("recordings");
     let config = dir.path().join("tributary.toml");

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tributary_testkit::wait_until;
 
-use crate::hls::serial;
 use crate::metrics::two_udp_inputs;
 use crate::server::{Server, send};
+use crate::turn::shared;
 
 /// `GET /events` with this query; the answer's body.
 pub(crate) fn events(server: &Server, query: &str) -> Value {
@@ -22,7 +22,7 @@ pub(crate) fn events(server: &Server, query: &str) -> Value {
 
 #[test]
 fn a_long_poll_sees_a_forced_failover_with_its_gap() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let [mut main, _backup] = two_udp_inputs(&server, "cam");
@@ -171,7 +171,7 @@ const DAY_MS: i64 = 86_400_000;
 
 #[test]
 fn an_input_whose_source_ends_for_good_is_input_failed() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     // A 10 s file without `loop`: played once at its pace, then the worker is done.

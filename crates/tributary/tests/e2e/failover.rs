@@ -17,9 +17,9 @@ use tributary_testkit::{
     probe_packets, rtmp_play, wait_until,
 };
 
-use crate::hls::serial;
 use crate::rtmp_relay::platform;
 use crate::server::{Server, send};
+use crate::turn::{alone, shared};
 
 /// Polls until the active input is `priority`; how long that took.
 pub(crate) fn wait_active(server: &Server, code: &str, priority: u32, limit: Duration) -> Duration {
@@ -145,7 +145,7 @@ fn reasons(runtime: &Value) -> Vec<String> {
 
 #[test]
 fn a_killed_publisher_fails_over_to_udp_and_back_without_viewers_noticing() {
-    let _serial = serial();
+    let _turn = alone();
     let dir = tempfile::tempdir().unwrap();
     let rtmp_port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{rtmp_port}"));
@@ -345,7 +345,7 @@ fn a_killed_publisher_fails_over_to_udp_and_back_without_viewers_noticing() {
 
 #[test]
 fn a_silent_udp_source_times_out_and_manual_switches_pin_and_clear() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let [(main_port, mut main), (backup_port, _backup)] = udp_sources();
@@ -463,7 +463,7 @@ fn a_silent_udp_source_times_out_and_manual_switches_pin_and_clear() {
 
 #[test]
 fn video_that_stops_while_audio_flows_fails_over_naming_the_signal() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     // A long, small clip for the primary, so it does not loop during the test.
@@ -624,7 +624,7 @@ fn video_pid(ts: &[u8]) -> Option<u16> {
 /// no new switch and no new discontinuity. HLS keeps growing through every edit.
 #[test]
 fn inputs_added_removed_and_rekeyed_live_leave_the_output_alone() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let [(main_port, mut main), (backup_port, _backup)] = udp_sources();
@@ -721,7 +721,7 @@ fn inputs_added_removed_and_rekeyed_live_leave_the_output_alone() {
 /// the origin runs again a probe succeeds and the input fails back after its hold.
 #[test]
 fn a_degraded_cold_input_is_probed_and_fails_back_once_its_source_returns() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));

@@ -9,9 +9,10 @@ use std::time::Duration;
 use tributary_testkit::{LiveSender, free_udp_port, wait_until};
 
 use crate::failover::wait_active;
-use crate::hls::{clip, serial};
+use crate::hls::clip;
 use crate::server::{Answer, Server, put_stream, send};
 use crate::transcode::{alive, pids};
+use crate::turn::{alone, shared};
 
 const ON: &[(&str, &str)] = &[("TRIBUTARY_DEBUG__FAULT_INJECTION", "true")];
 
@@ -21,7 +22,7 @@ fn fault(server: &Server, body: &str) -> Answer {
 
 #[test]
 fn an_input_fault_fails_over_to_the_backup_and_back() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), ON);
     let (main_port, backup_port) = (free_udp_port(), free_udp_port());
@@ -83,7 +84,7 @@ fn an_input_fault_fails_over_to_the_backup_and_back() {
 
 #[test]
 fn a_transcoder_fault_kills_ffmpeg_and_supervision_starts_a_new_one() {
-    let _serial = serial();
+    let _turn = alone();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), ON);
     let port = free_udp_port();
@@ -140,7 +141,7 @@ fn a_transcoder_fault_kills_ffmpeg_and_supervision_starts_a_new_one() {
 
 #[test]
 fn the_route_is_off_by_default_and_a_config_write_turns_it_on() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let off = fault(&server, r#"{"stream":"cam","target":"input"}"#);

@@ -9,6 +9,7 @@ use std::thread;
 use serde_json::json;
 
 use crate::server::{Answer, Server, send};
+use crate::turn::shared;
 
 /// A browser's request: `Content-Type: text/plain` (no CORS preflight) and the page's origin.
 fn browser_post(url: &str, origin: &str, body: &str) -> u16 {
@@ -25,6 +26,7 @@ fn browser_post(url: &str, origin: &str, body: &str) -> u16 {
 
 #[test]
 fn cross_site_requests_and_rebinding_hosts_are_refused() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tributary.toml");
     std::fs::write(&config, "[server]\nallowed_hosts = [\"tv.example\"]\n").unwrap();
@@ -114,6 +116,7 @@ fn cross_site_requests_and_rebinding_hosts_are_refused() {
 
 #[test]
 fn a_dual_stack_loopback_peer_is_loopback_and_bearer_is_case_insensitive() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     // Listening on [::] and reached at 127.0.0.1, the peer is ::ffff:127.0.0.1.
     let server = Server::start_args(dir.path(), &[], "off", &["--http", "[::]:0"]);
@@ -151,6 +154,7 @@ fn a_dual_stack_loopback_peer_is_loopback_and_bearer_is_case_insensitive() {
 
 #[test]
 fn concurrent_patches_of_two_fields_lose_no_write() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let url = server.url("/streams/race");
@@ -199,6 +203,7 @@ fn concurrent_patches_of_two_fields_lose_no_write() {
 
 #[test]
 fn fields_lists_and_the_stream_list_are_bounded() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let paths = |answer: &Answer| -> BTreeSet<String> {
@@ -320,6 +325,7 @@ fn a_config_value_that_would_panic_later_stops_start_up_naming_the_key() {
 
 #[test]
 fn file_inputs_stay_inside_file_input_roots() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("clips");
     let outside = dir.path().join("private");

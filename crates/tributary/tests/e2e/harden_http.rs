@@ -11,8 +11,8 @@ use tributary_testkit::{
     ClipSpec, LiveSender, cached_clip, free_tcp_port, probe_packets, wait_until,
 };
 
-use crate::hls::serial;
 use crate::server::{Server, send};
+use crate::turn::{alone, shared};
 
 /// The video frames a player (ffprobe) gets from `url` in its first `seconds`.
 pub(crate) fn video_frames(url: &str, seconds: u32) -> usize {
@@ -56,6 +56,7 @@ fn closed_after(
 
 #[test]
 fn a_slowloris_is_cut_at_the_header_read_timeout_and_a_keep_alive_may_idle_longer() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let addr = http_addr(&server);
@@ -98,7 +99,7 @@ fn a_slowloris_is_cut_at_the_header_read_timeout_and_a_keep_alive_may_idle_longe
 
 #[test]
 fn an_idle_flood_under_a_low_fd_limit_is_shed_while_rtmp_keeps_playing() {
-    let _serial = serial();
+    let _turn = alone();
     let dir = tempfile::tempdir().unwrap();
     let rtmp_port = free_tcp_port();
     // The server starts with 128 descriptors and may raise itself to 256.

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use tributary_testkit::{ClipSpec, LiveSender, cached_clip, ffmpeg, free_tcp_port, wait_until};
 
 use crate::harden_http::video_frames;
-use crate::hls::serial;
 use crate::server::{Server, send};
+use crate::turn::shared;
 
 #[test]
 fn a_wrong_key_loop_is_slowed_while_other_streams_keep_playing() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
@@ -125,6 +125,7 @@ fn a_wrong_key_loop_is_slowed_while_other_streams_keep_playing() {
 /// key (none) and a key of 10 are accepted.
 #[test]
 fn a_short_stream_key_is_refused_on_every_write() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let url = server.url("/streams/keyed");

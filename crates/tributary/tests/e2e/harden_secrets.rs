@@ -10,9 +10,11 @@ use serde_json::{Value, json};
 use tributary_testkit::{free_tcp_port, wait_until};
 
 use crate::server::{Server, send};
+use crate::turn::shared;
 
 #[test]
 fn no_response_or_log_line_carries_a_secret() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();

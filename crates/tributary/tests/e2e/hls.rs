@@ -11,56 +11,7 @@ use tributary_testkit::{
 
 use crate::browser;
 use crate::server::{Server, send};
-
-/// These tests run one at a time: each drives a debug build of the server with live senders,
-/// ffmpeg readers and a browser, and on two cores several at once starve each other's
-/// real-time loops (a starved live HLS reader refetches and reports what is not the server's
-/// fault). Taken by every test here; a failed test poisons it, which the others ignore.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// A test's turn to run alone ([`serial`]), held until the test ends.
-///
-/// When `E2E_TIMES_FILE` names a file, its drop appends one line to it: seconds run, seconds
-/// waited for the turn, the test's name. `scripts/test` sets it and prints the slowest tests
-/// and the sum, so what the suite's wall time is made of is in every run's log (the suite is
-/// most of CI's time).
-pub(crate) struct Serial {
-    _turn: std::sync::MutexGuard<'static, ()>,
-    waited: Duration,
-    started: std::time::Instant,
-}
-
-impl Drop for Serial {
-    fn drop(&mut self) {
-        use std::io::Write as _;
-        let Some(path) = std::env::var_os("E2E_TIMES_FILE") else {
-            return;
-        };
-        let line = format!(
-            "{:.1}\t{:.1}\t{}\n",
-            self.started.elapsed().as_secs_f64(),
-            self.waited.as_secs_f64(),
-            std::thread::current().name().unwrap_or("?"),
-        );
-        // One write of one short line to a file opened for appending: the lines of tests on
-        // other threads never interleave with it. A failure only loses the timing.
-        let _ = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .and_then(|mut file| file.write_all(line.as_bytes()));
-    }
-}
-
-pub(crate) fn serial() -> Serial {
-    let asked = std::time::Instant::now();
-    let turn = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    Serial {
-        _turn: turn,
-        waited: asked.elapsed(),
-        started: std::time::Instant::now(),
-    }
-}
+use crate::turn::{alone, shared};
 
 /// The pre-encoded source of these tests: 720p30 H.264 (GOP 2 s) + AAC, 10 s, looped.
 pub(crate) fn clip() -> PathBuf {
@@ -209,7 +160,7 @@ pub(crate) fn wait_new_segment(server: &Server, code: &str, timeout: Duration) {
 
 #[test]
 fn udp_ts_plays_as_hls_in_ffprobe_ffmpeg_and_hls_js() {
-    let _serial = serial();
+    let _turn = alone();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let port = free_udp_port();
@@ -301,7 +252,7 @@ fn udp_ts_plays_as_hls_in_ffprobe_ffmpeg_and_hls_js() {
 
 #[test]
 fn a_restarted_udp_sender_gives_one_discontinuity_and_monotonic_pts() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let port = free_udp_port();
@@ -341,7 +292,7 @@ fn a_restarted_udp_sender_gives_one_discontinuity_and_monotonic_pts() {
 
 #[test]
 fn a_looping_file_input_advances_with_monotonic_pts_and_no_discontinuity() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let clip = cached_clip(
@@ -359,7 +310,8 @@ fn a_looping_file_input_advances_with_monotonic_pts_and_no_discontinuity() {
     let answer = send("PUT", &server.url("/streams/loop"), Some(&body), &[]);
     assert_eq!(answer.status, 201, "{}", answer.body);
 
-    // 60 s of playback: the playlist keeps advancing, no snapshot shows a discontinuity.
+    // 30 s of playback (five loops of the clip): the playlist keeps advancing, no snapshot
+    // shows a discontinuity.
     let first = wait_segments(&server, "loop", 1, Duration::from_secs(30));
     let sequence = |text: &str| -> u64 {
         text.lines()
@@ -369,7 +321,7 @@ fn a_looping_file_input_advances_with_monotonic_pts_and_no_discontinuity() {
     };
     let mut last_sequence = sequence(&first);
     let mut last_count = segments(&first).len();
-    for _ in 0..12 {
+    for _ in 0..6 {
         std::thread::sleep(Duration::from_secs(5));
         let text = playlist(&server, "loop").expect("the playlist stays up");
         assert!(
@@ -395,7 +347,7 @@ fn a_looping_file_input_advances_with_monotonic_pts_and_no_discontinuity() {
 
 #[test]
 fn hls_pull_relays_another_streams_playlist() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let _sender = udp_live(&server, "origin");
@@ -420,7 +372,7 @@ fn hls_pull_relays_another_streams_playlist() {
 /// video plays on.
 #[test]
 fn a_track_hls_ts_cannot_carry_is_listed_in_runtime_warnings() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let clip = dir.path().join("h264-opus.ts");
     let encoded = tributary_testkit::ffmpeg()

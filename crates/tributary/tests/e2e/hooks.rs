@@ -23,6 +23,7 @@ use sha2::Sha256;
 use tributary_testkit::wait_until;
 
 use crate::server::{Server, send};
+use crate::turn::shared;
 
 /// One POST the receiver got.
 #[derive(Debug, Clone)]
@@ -185,6 +186,7 @@ pub(crate) fn types_for(events: &[Value], code: &str) -> Vec<String> {
 
 #[test]
 fn signed_batches_filters_file_sink_settings_and_shutdown_flush() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(0, Inbox::default());
     let server = Server::start(dir.path(), &[]);
@@ -400,6 +402,7 @@ fn signed_batches_filters_file_sink_settings_and_shutdown_flush() {
 
 #[test]
 fn a_receiver_down_for_20_s_loses_nothing_and_gets_events_in_order() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let inbox = Inbox::default();
     let receiver = Receiver::start(0, Arc::clone(&inbox));
@@ -470,6 +473,7 @@ fn a_receiver_down_for_20_s_loses_nothing_and_gets_events_in_order() {
 
 #[test]
 fn a_loopback_hook_is_refused_in_strict_mode_with_the_error_logged() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(0, Inbox::default());
     let server = Server::start(dir.path(), &[("TRIBUTARY_SECURITY__SSRF_GUARD", "strict")]);

@@ -11,12 +11,13 @@ use tributary_testkit::{
     ClipSpec, LiveSender, cached_clip, decode_errors, free_tcp_port, probe_packets, wait_until,
 };
 
-use crate::hls::{serial, wait_new_segment};
+use crate::hls::wait_new_segment;
 use crate::server::{Server, send};
+use crate::turn::shared;
 
 #[test]
 fn mpegts_plays_in_ffmpeg_and_gstreamer_and_a_stalled_client_holds_nobody_back() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));

@@ -28,8 +28,9 @@ use tributary_testkit::{
 
 use crate::browser;
 use crate::failover::udp_backup;
-use crate::hls::{assert_h264_720p_with_aac, serial};
+use crate::hls::assert_h264_720p_with_aac;
 use crate::server::{Server, put_stream};
+use crate::turn::alone;
 
 /// A server with LL-HLS on (fMP4, S = 2 s, 0.5 s parts) and `code` fed by an RTMP publish of
 /// a 720p30 clip with a keyframe every second.
@@ -109,7 +110,7 @@ fn part_uri(n: u64, i: u32) -> String {
 
 #[test]
 fn an_ll_hls_publish_plays_in_hls_js_within_2_s_of_the_live_edge() {
-    let _serial = serial();
+    let _turn = alone();
     let dir = tempfile::tempdir().unwrap();
     let (server, _publisher) = ll_server(dir.path(), "ll");
     let text = wait_ll_playlist(&server, "ll");
@@ -238,7 +239,7 @@ fn part_end_wall_ms(playlist: &str, uri: &str) -> Option<f64> {
 
 #[test]
 fn a_blocking_reload_returns_within_50_ms_of_the_part() {
-    let _serial = serial();
+    let _turn = alone();
     let dir = tempfile::tempdir().unwrap();
     let (server, _publisher) = ll_server(dir.path(), "block");
     let playlist_url = server.url("/block/index.m3u8");
@@ -341,7 +342,7 @@ fn a_blocking_reload_returns_within_50_ms_of_the_part() {
 /// backup takes over: it must keep playing, without a fatal error, across the
 /// `#EXT-X-DISCONTINUITY`.
 pub(crate) fn failover_keeps_hls_js_playing(low_latency: bool) {
-    let _serial = serial();
+    let _turn = alone();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let mut env = vec![("TRIBUTARY_PUBLISHER__HLS__SEGMENT_FORMAT", "fmp4")];
@@ -407,7 +408,7 @@ fn an_input_failover_mid_play_keeps_hls_js_playing_ll_hls() {
 
 #[test]
 fn a_ladder_reports_the_other_rungs_and_plays_in_low_latency_mode() {
-    let _serial = serial();
+    let _turn = alone();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(

@@ -46,6 +46,7 @@ mod ssrf;
 mod templates;
 mod thumbnail;
 mod transcode;
+mod turn;
 mod udp_flood;
 mod vod;
 mod watermarks;

@@ -15,8 +15,8 @@ use tributary_testkit::{
 };
 
 use crate::deploy;
-use crate::hls::serial;
 use crate::server::{Server, put_stream, send};
+use crate::turn::shared;
 
 /// A Prometheus server run by a test, killed (and its data removed) on drop.
 struct Prometheus {
@@ -147,7 +147,7 @@ pub(crate) fn two_udp_inputs(server: &Server, code: &str) -> [LiveSender; 2] {
 
 #[test]
 fn prometheus_scrapes_status_and_a_forced_failover() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let [mut main, _backup] = two_udp_inputs(&server, "cam");

@@ -8,6 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::server::{Server, send};
+use crate::turn::{alone, shared};
 
 /// The `$ref`-resolved schema.
 fn resolve<'a>(document: &'a Value, schema: &'a Value) -> &'a Value {
@@ -112,6 +113,7 @@ fn call(
 
 #[test]
 fn swagger_ui_can_call_the_documented_operations() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let document = send("GET", &server.url("/swagger/doc.json"), None, &[]).body;
@@ -210,6 +212,7 @@ fn swagger_ui(server: &Server, operation: &str) -> Value {
 
 #[test]
 fn swagger_ui_renders_every_operation_and_executes_them_in_chromium() {
+    let _turn = alone();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let document = send("GET", &server.url("/swagger/doc.json"), None, &[]).body;

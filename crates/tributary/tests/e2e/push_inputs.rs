@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tributary_testkit::{ClipSpec, LiveSender, cached_clip, free_tcp_port, http_get, wait_until};
 
-use crate::hls::serial;
 use crate::server::{Server, send};
+use crate::turn::shared;
 
 /// Polls `runtime` until `ready` holds; panics with the last runtime otherwise.
 fn wait_runtime(
@@ -43,7 +43,7 @@ fn wait_hls(server: &Server, code: &str) {
 
 #[test]
 fn an_input_naming_the_own_listener_takes_a_publisher_instead_of_pulling_itself() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let rtmp = format!("127.0.0.1:{port}");
@@ -89,7 +89,7 @@ fn an_input_naming_the_own_listener_takes_a_publisher_instead_of_pulling_itself(
 
 #[test]
 fn a_primary_and_a_backup_encoder_fail_over_and_back() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));

@@ -20,13 +20,14 @@ use tributary_testkit::{
 };
 
 use crate::events::events;
-use crate::hls::{clip, serial};
+use crate::hls::clip;
 use crate::rtmp_relay::platform;
 use crate::server::{Server, put_publish_stream, put_stream, send};
+use crate::turn::alone;
 
 #[test]
 fn a_target_pushes_the_rung_its_profile_names_and_follows_an_edit() {
-    let (_serial, dir, server, rtmp) = with_receiver();
+    let (_turn, dir, server, rtmp) = with_receiver();
     let udp = free_udp_port();
     let target = free_tcp_port();
     let body = |profile: &str| {
@@ -80,7 +81,7 @@ fn a_target_pushes_the_rung_its_profile_names_and_follows_an_edit() {
 
 #[test]
 fn a_pushed_rung_whose_ffmpeg_restarts_reaches_the_platform_as_one_timeline() {
-    let _serial = serial();
+    let _turn = alone();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let udp = free_udp_port();
@@ -141,16 +142,16 @@ fn a_pushed_rung_whose_ffmpeg_restarts_reaches_the_platform_as_one_timeline() {
     );
 }
 
-/// A server (one at a time, see [`serial`]) with an RTMP listener and stream `recv` fed by a
+/// A server (one at a time, see [`alone`]) with an RTMP listener and stream `recv` fed by a
 /// publisher, which a push target of another stream can publish to: the guard, the data
 /// directory, the server and its RTMP port.
-fn with_receiver() -> (crate::hls::Serial, tempfile::TempDir, Server, u16) {
-    let serial = serial();
+fn with_receiver() -> (crate::turn::Turn, tempfile::TempDir, Server, u16) {
+    let turn = alone();
     let dir = tempfile::tempdir().unwrap();
     let rtmp = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{rtmp}"));
     put_publish_stream(&server, "recv");
-    (serial, dir, server, rtmp)
+    (turn, dir, server, rtmp)
 }
 
 /// The push target of stream `ladder` with `track` (`""`: the playback-feed target).
@@ -215,7 +216,7 @@ fn assert_picture(out: &Path, width: u32, height: u32) {
 
 #[test]
 fn a_target_whose_rung_a_template_removes_fails_visibly_until_it_is_back() {
-    let (_serial, _dir, server, rtmp) = with_receiver();
+    let (_turn, _dir, server, rtmp) = with_receiver();
     let rungs = |n: usize| {
         let all = [
             r#"{"width":640,"height":360,"bitrate":600,"preset":"ultrafast"}"#,

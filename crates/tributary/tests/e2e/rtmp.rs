@@ -7,12 +7,13 @@ use tributary_testkit::{
     probe_streams, wait_until,
 };
 
-use crate::hls::{assert_h264_720p_with_aac, serial};
+use crate::hls::assert_h264_720p_with_aac;
 use crate::server::{Server, send};
+use crate::turn::shared;
 
 #[test]
 fn an_rtmp_publisher_plays_as_hls_and_as_rtmp() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
@@ -165,6 +166,7 @@ fn an_rtmp_publisher_plays_as_hls_and_as_rtmp() {
 /// get in (SPEC §Security); giving it a key clears the warning.
 #[test]
 fn a_keyless_push_stream_shows_the_loopback_only_warning() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let keyless = r#"{"inputs":[{"url":"publish://"}]}"#;
@@ -189,7 +191,7 @@ fn a_keyless_push_stream_shows_the_loopback_only_warning() {
 /// start); new plays are refused, and the publisher and HLS carry on.
 #[test]
 fn turning_rtmp_play_off_disconnects_its_players() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));

@@ -11,13 +11,13 @@ use tributary_testkit::{
     coded_video_frames, decode_errors, free_tcp_port, probe_streams, rtmp_publish,
 };
 
-use crate::hls::serial;
 use crate::hls_fmp4::{fetch_mp4, wait_fmp4_segments, window_mp4};
 use crate::server::{Server, put_stream};
+use crate::turn::shared;
 
 #[test]
 fn av1_and_vp9_published_over_enhanced_rtmp_play_as_fmp4_hls() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(

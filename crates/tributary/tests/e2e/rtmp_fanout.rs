@@ -14,8 +14,8 @@ use tributary_testkit::{
     wait_until,
 };
 
-use crate::hls::serial;
 use crate::server::{Server, send};
+use crate::turn::alone;
 
 /// Players started.
 const PLAYERS: usize = 50;
@@ -111,7 +111,7 @@ impl Arrivals {
 
 #[test]
 fn fifty_rtmp_players_play_and_ten_leaving_disturbs_none_of_the_rest() {
-    let _serial = serial();
+    let _turn = alone();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));

@@ -8,8 +8,9 @@ use tributary_testkit::{
     probe_streams, rtmp_play, wait_until,
 };
 
-use crate::hls::{serial, window_ts};
+use crate::hls::window_ts;
 use crate::server::{Server, send};
+use crate::turn::shared;
 
 /// Stream `source` plays an H.265 + AAC file (with B-frames) and pushes it over RTMP to the
 /// server's own listener, where stream `relay` takes it as a publisher: the push-out maps
@@ -17,7 +18,7 @@ use crate::server::{Server, send};
 /// and an RTMP player of `relay` receives `hvc1` tags that the client maps to H.265 frames.
 #[test]
 fn h265_goes_out_and_comes_in_over_enhanced_rtmp() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));

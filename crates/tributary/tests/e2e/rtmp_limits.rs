@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use tributary_testkit::{ClipSpec, LiveSender, cached_clip, free_tcp_port, wait_until};
 
-use crate::hls::{serial, wait_new_segment, wait_segments};
+use crate::hls::{wait_new_segment, wait_segments};
 use crate::server::{Server, put_stream, send};
+use crate::turn::shared;
 
 /// A connection past the RTMP handshake.
 fn handshaken(port: u16) -> TcpStream {
@@ -43,7 +44,7 @@ fn oversized_command() -> Vec<u8> {
 
 #[test]
 fn peers_that_never_publish_are_cut_before_they_cost_memory() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));

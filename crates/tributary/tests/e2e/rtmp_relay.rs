@@ -12,8 +12,9 @@ use tributary_testkit::{
 };
 
 use crate::events::events;
-use crate::hls::{assert_h264_720p_with_aac, serial, window_ts};
+use crate::hls::{assert_h264_720p_with_aac, window_ts};
 use crate::server::{Server, put_stream};
+use crate::turn::shared;
 
 /// A child process killed (and reaped) on drop.
 pub(crate) struct Killed(Child);
@@ -63,7 +64,7 @@ fn wait_segments(server: &Server, code: &str, count: usize) {
 
 #[test]
 fn a_stream_pulls_another_streams_rtmp() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
@@ -158,7 +159,7 @@ fn assert_received(out: &Path) {
 
 #[test]
 fn a_push_target_that_goes_away_is_retried_until_it_is_back() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let target = free_tcp_port();

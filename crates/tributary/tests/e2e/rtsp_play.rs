@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use tributary_testkit::{LiveSender, ffmpeg, free_udp_port, probe_streams, wait_until};
 
-use crate::hls::{clip, serial};
+use crate::hls::clip;
 use crate::server::{Server, put_stream};
+use crate::turn::shared;
 
 /// A server with the RTSP listener on an ephemeral port, and that port.
 fn start(dir: &std::path::Path) -> (Server, u16) {
@@ -71,7 +72,7 @@ pub(crate) fn decode(url: &str, transport: &str, seconds: u32) -> String {
 
 #[test]
 fn rtsp_play_in_ffmpeg_over_tcp_and_udp_and_in_gstreamer() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let (server, port) = start(dir.path());
     let _source = stream(&server, "cam", r#"{"rtsp":true}"#);
@@ -127,7 +128,7 @@ fn rtsp_play_in_ffmpeg_over_tcp_and_udp_and_in_gstreamer() {
 
 #[test]
 fn rtsp_refuses_unknown_streams_and_streams_without_rtsp() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let (server, port) = start(dir.path());
     let _source = stream(&server, "hls-only", r#"{"hls":true}"#);

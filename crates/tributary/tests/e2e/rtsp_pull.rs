@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use tributary_testkit::{decode_errors, free_tcp_port, probe_packets, probe_streams, wait_until};
 
-use crate::hls::{serial, wait_new_segment, wait_segments, window_ts};
+use crate::hls::{wait_new_segment, wait_segments, window_ts};
 use crate::server::{Server, put_stream};
+use crate::turn::shared;
 
 /// Digest credentials the camera requires.
 const USER: &str = "admin";
@@ -127,7 +128,7 @@ fn assert_plays(server: &Server, code: &str, codec: &str, dir: &std::path::Path)
 
 #[test]
 fn rtsp_pull_over_tcp_with_digest_plays_and_reconnects() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let camera = Camera::start(port);
@@ -153,7 +154,7 @@ fn rtsp_pull_over_tcp_with_digest_plays_and_reconnects() {
 
 #[test]
 fn rtsp_pull_over_udp_plays() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let _camera = Camera::start(port);
@@ -170,7 +171,7 @@ fn rtsp_pull_over_udp_plays() {
 /// pull derives decode times (strictly increasing, never after presentation: `assert_plays`).
 #[test]
 fn rtsp_pull_of_h265_with_b_frames_plays() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let _camera = Camera::launch(port, &["--h265", "--bframes"]);
@@ -181,7 +182,7 @@ fn rtsp_pull_of_h265_with_b_frames_plays() {
 
 #[test]
 fn a_wrong_rtsp_password_is_reported() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let _camera = Camera::start(port);
@@ -202,7 +203,7 @@ fn a_wrong_rtsp_password_is_reported() {
 /// `net.insecure_tls`, refused (not retriable, named) without it; `rtsps://` over UDP is a 422.
 #[test]
 fn rtsps_pull_plays_over_tls_and_checks_the_certificate() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let made = Command::new("openssl")

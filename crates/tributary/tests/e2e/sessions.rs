@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tributary_testkit::{ClipSpec, LiveSender, cached_clip, ffmpeg, free_tcp_port, wait_until};
 
-use crate::hls::serial;
 use crate::server::{Server, put_stream, send};
+use crate::turn::shared;
 
 /// A server whose `sessions.geoip_db_path` is `geoip`, a running stream `geo` (a push input
 /// without a publisher: HTTP-TS plays it and waits for the first keyframe) and one HTTP-TS
@@ -93,7 +93,7 @@ fn a_geoip_database_names_each_sessions_country() {
 /// is stored; a MaxMind DB is read before the write is stored and new sessions use it.
 #[test]
 fn a_geoip_database_written_through_the_api_is_read_first_then_used() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("country.mmdb");
     std::fs::write(
@@ -136,7 +136,7 @@ const IDLE_SEC: u64 = 4;
 
 #[test]
 fn viewers_are_sessions_with_bytes_and_kicks_really_end_them() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let idle = IDLE_SEC.to_string();

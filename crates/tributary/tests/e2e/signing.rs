@@ -14,8 +14,8 @@ use tributary_testkit::{
     ClipSpec, LiveSender, cached_clip, decode_errors, free_tcp_port, http_get, wait_until,
 };
 
-use crate::hls::serial;
 use crate::server::{Server, put_stream, send};
+use crate::turn::shared;
 
 pub(crate) const KEY: &str = "e2e-play-signing-key-0123456789";
 
@@ -82,7 +82,7 @@ impl Rig {
 
 #[test]
 fn signed_urls_play_and_missing_expired_or_tampered_ones_are_refused() {
-    let _serial = serial();
+    let _turn = shared();
     let rig = Rig::start(
         &format!("[security.play_signing]\nenabled = true\nkey = \"{KEY}\"\n"),
         "signed",
@@ -232,7 +232,7 @@ fn signed_urls_play_and_missing_expired_or_tampered_ones_are_refused() {
 /// `domain::forwarded`: the test process is the only peer here).
 #[test]
 fn a_trusted_proxy_names_the_viewer_for_sessions_and_ip_bound_signatures() {
-    let _serial = serial();
+    let _turn = shared();
     let rig = Rig::start(
         &format!(
             "[security]\ntrusted_proxies = [\"127.0.0.1\"]\n\n\

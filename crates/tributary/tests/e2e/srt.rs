@@ -13,8 +13,9 @@ use tributary_testkit::{
     wait_until,
 };
 
-use crate::hls::{assert_h264_720p_with_aac, serial, wait_new_segment, wait_segments};
+use crate::hls::{assert_h264_720p_with_aac, wait_new_segment, wait_segments};
 use crate::server::{Server, send};
+use crate::turn::shared;
 
 /// The listener's passphrase and the streams' keys in these tests.
 const PASSPHRASE: &str = "srt-s3cret-passphrase";
@@ -22,7 +23,7 @@ const KEY: &str = "studio-k3y-0001";
 
 #[test]
 fn srt_publish_and_play_with_ffmpeg_and_srt_live_transmit() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_udp_port();
     let server = Server::start_args(
@@ -214,7 +215,7 @@ impl Drop for SltPublisher {
 /// failover between the SRT pull and an RTMP push input works like any other pair, both ways.
 #[test]
 fn an_srt_pull_plays_and_fails_over_to_rtmp_and_back() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let rtmp_port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{rtmp_port}"));

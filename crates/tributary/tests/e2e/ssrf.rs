@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use tributary_testkit::{LiveSender, free_udp_port, wait_until};
 
-use crate::hls::{clip, create_udp_stream, serial, wait_new_segment, wait_segments};
+use crate::hls::{clip, create_udp_stream, wait_new_segment, wait_segments};
 use crate::server::{Server, put_stream as put};
+use crate::turn::shared;
 
 /// The messages of `runtime.inputs[0].errors` of `code`.
 fn input_errors(server: &Server, code: &str) -> Vec<String> {
@@ -33,7 +34,7 @@ fn wait_input_error(server: &Server, code: &str, needle: &str) {
 
 #[test]
 fn strict_mode_refuses_loopback_pulls_and_pushes_while_other_streams_play() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[("TRIBUTARY_SECURITY__SSRF_GUARD", "strict")]);
     let port = free_udp_port();

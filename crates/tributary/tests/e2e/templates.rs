@@ -11,8 +11,9 @@ use serde_json::json;
 use tributary_testkit::{LiveSender, ffmpeg, free_tcp_port, free_udp_port, wait_until};
 
 use crate::events::events;
-use crate::hls::{assert_h264_720p_with_aac, clip, serial, wait_segments};
+use crate::hls::{assert_h264_720p_with_aac, clip, wait_segments};
 use crate::server::{Server, put_stream, send};
+use crate::turn::shared;
 
 /// The template key of these tests (at least 10 characters).
 const KEY: &str = "tpl-s3cret-01";
@@ -35,6 +36,7 @@ fn field(answer: &crate::server::Answer) -> &str {
 
 #[test]
 fn template_crud_errors_name_the_field() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
 
@@ -115,7 +117,7 @@ fn template_crud_errors_name_the_field() {
 
 #[test]
 fn a_publish_under_a_template_prefix_creates_a_runtime_stream_that_plays_and_expires() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     // A 5 s idle time and a 1 s sweep instead of the 30 s / 5 s defaults (unit-tested in
@@ -221,7 +223,7 @@ fn a_publish_under_a_template_prefix_creates_a_runtime_stream_that_plays_and_exp
 
 #[test]
 fn the_eleventh_creation_in_a_minute_from_one_address_is_refused() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
@@ -283,7 +285,7 @@ fn publish_briefly(port: u16, path: &str) -> bool {
 
 #[test]
 fn autopublish_settings_set_the_limit_and_the_idle_time_and_enabled_false_turns_it_off() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(
@@ -344,7 +346,7 @@ fn autopublish_settings_set_the_limit_and_the_idle_time_and_enabled_false_turns_
 
 #[test]
 fn a_template_edit_updates_a_running_dependent_in_place() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
@@ -385,7 +387,7 @@ fn a_template_edit_updates_a_running_dependent_in_place() {
 
 #[test]
 fn an_srt_publish_under_a_template_prefix_creates_a_runtime_stream() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let port = free_udp_port();
     let server = Server::start_args(

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use tributary_testkit::{LiveSender, free_udp_port, http_get, probe_streams, wait_until};
 
-use crate::hls::{clip, serial, wait_segments};
+use crate::hls::{clip, wait_segments};
 use crate::server::{Server, put_stream, send};
+use crate::turn::shared;
 
 fn body(port: u16, width: u32) -> String {
     format!(
@@ -52,7 +53,7 @@ fn wait_thumbnail(server: &Server, dir: &std::path::Path, width: u32) -> u32 {
 
 #[test]
 fn a_thumbnail_is_a_jpeg_of_the_configured_width_and_a_change_restarts_only_it() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let port = free_udp_port();

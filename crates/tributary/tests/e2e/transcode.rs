@@ -18,10 +18,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tributary_testkit::{LiveSender, free_udp_port, http_get, probe_streams, wait_until};
 
-use crate::hls::{clip, serial};
+use crate::hls::clip;
 use crate::server::{Server, put_stream};
+use crate::turn::{alone, shared};
 
-/// A server (one at a time, see [`serial`]) with one stream `code` fed live over UDP through
+/// A server (one at a time, see [`alone`]) with one stream `code` fed live over UDP through
 /// a 2-rung ladder in `mode`.
 struct Running {
     server: Server,
@@ -29,7 +30,7 @@ struct Running {
     port: u16,
     _sender: LiveSender,
     _dir: tempfile::TempDir,
-    _serial: crate::hls::Serial,
+    _turn: crate::turn::Turn,
 }
 
 impl Running {
@@ -39,7 +40,7 @@ impl Running {
 
     /// As [`start`](Self::start), the server with extra environment variables.
     fn start_with(code: &str, mode: &str, env: &[(&str, &str)]) -> Self {
-        let serial = serial();
+        let turn = alone();
         let dir = tempfile::tempdir().unwrap();
         let server = Server::start(dir.path(), env);
         let port = free_udp_port();
@@ -50,7 +51,7 @@ impl Running {
             port,
             _sender: sender,
             _dir: dir,
-            _serial: serial,
+            _turn: turn,
         }
     }
 }
@@ -387,7 +388,7 @@ fn ffmpeg_children_die_with_a_sigkilled_server() {
         port: _,
         _sender,
         _dir,
-        _serial,
+        _turn,
     } = Running::start("orphan", "per_profile");
     let mut children = Vec::new();
     wait_until(Duration::from_secs(30), "two FFmpeg children", || {
@@ -407,7 +408,7 @@ fn ffmpeg_children_die_with_a_sigkilled_server() {
 
 #[test]
 fn a_missing_ffmpeg_is_transcoder_unavailable_and_the_rest_runs() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
@@ -465,6 +466,7 @@ fn a_missing_ffmpeg_is_transcoder_unavailable_and_the_rest_runs() {
 
 #[test]
 fn the_ffmpeg_probe_reports_version_encoders_and_hwaccels_and_names_an_unusable_binary() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let installed = Command::new("ffmpeg")
@@ -564,7 +566,7 @@ fn switch_body(ladder: bool) -> String {
 
 #[test]
 fn passthrough_to_transcoding_and_back_keeps_the_publisher_and_rtmp_players_connected() {
-    let _serial = serial();
+    let _turn = alone();
     let dir = tempfile::tempdir().unwrap();
     let port = tributary_testkit::free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
@@ -699,7 +701,7 @@ fn passthrough_to_transcoding_and_back_keeps_the_publisher_and_rtmp_players_conn
 
 #[test]
 fn an_input_failover_is_invisible_to_ffmpeg() {
-    let _serial = serial();
+    let _turn = alone();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let ports = [free_udp_port(), free_udp_port()];

@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use tributary_testkit::{LiveSender, free_udp_port, unterminated_pes_flood, wait_until};
 
-use crate::hls::{clip, create_udp_stream, serial, wait_new_segment, wait_segments};
+use crate::hls::{clip, create_udp_stream, wait_new_segment, wait_segments};
 use crate::server::Server;
+use crate::turn::alone;
 
 #[test]
 fn a_ts_flood_of_unterminated_pes_costs_one_budget_and_other_streams_play() {
-    let _serial = serial();
+    let _turn = alone();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let good = free_udp_port();

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::server::{Server, put_stream, send};
+use crate::turn::shared;
 
 /// Runs curl with `args` (it adds `-sS`, `--path-as-is` so `..` reaches the server as sent,
 /// and prints the status last) and returns the status, the response headers and the body.
@@ -60,6 +61,7 @@ fn hidden_files(dir: &Path) -> Vec<String> {
 
 #[test]
 fn vod_mounts_upload_list_range_play_and_refuse_traversal() {
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let outside = dir.path().join("outside");
@@ -285,6 +287,7 @@ fn vod_mounts_upload_list_range_play_and_refuse_traversal() {
 
 #[test]
 fn storage_roots_from_the_config_and_signed_raw_serving() {
+    let _turn = shared();
     use crate::signing::{KEY, now, signed};
     let dir = tempfile::tempdir().unwrap();
     let media = dir.path().join("media");

@@ -9,8 +9,9 @@ use std::time::Duration;
 use tributary_engine::pages::MIN_SENDFILE;
 use tributary_testkit::http_get;
 
-use crate::hls::{serial, udp_live, wait_segments};
+use crate::hls::{udp_live, wait_segments};
 use crate::server::Server;
+use crate::turn::shared;
 use crate::vod::curl;
 
 /// The value of the unlabelled sample `name` at `/metrics`.
@@ -43,7 +44,7 @@ fn curl_fail(args: &[&str]) -> String {
 
 #[test]
 fn segments_go_out_byte_exact_from_sealed_memory_files() {
-    let _serial = serial();
+    let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let _sender = udp_live(&server, "cam");
