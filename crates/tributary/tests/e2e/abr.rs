@@ -17,12 +17,12 @@ use tributary_testkit::{
 
 use crate::browser;
 use crate::server::{Server, put_stream};
-use crate::turn::alone;
+use crate::turn::heavy;
 
 /// The rungs: (width, height, target kb/s).
 const RUNGS: [(u32, u32, u64); 3] = [(1280, 720, 1800), (854, 480, 900), (640, 360, 500)];
 
-/// A server (one at a time, see [`alone`]) with stream `code` fed by an RTMP publisher
+/// A server (a heavy turn, see [`heavy`]) with stream `code` fed by an RTMP publisher
 /// through the 3-rung ladder of [`RUNGS`] in `mode` (`per_profile`: one FFmpeg per rung).
 struct Ladder {
     server: Server,
@@ -34,7 +34,7 @@ struct Ladder {
 
 impl Ladder {
     fn start(code: &'static str, mode: &str) -> Self {
-        let turn = alone();
+        let turn = heavy();
         let dir = tempfile::tempdir().unwrap();
         let port = free_tcp_port();
         let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));

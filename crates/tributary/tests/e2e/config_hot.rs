@@ -15,7 +15,7 @@ use tributary_testkit::{LiveSender, free_tcp_port, free_udp_port, http_get, wait
 use crate::hls::{clip, udp_live, wait_new_segment, wait_segments};
 use crate::hooks::{Inbox, Receiver, create_stream, types_for};
 use crate::server::{Answer, Server, send};
-use crate::turn::{alone, shared};
+use crate::turn::{heavy, shared};
 
 fn call(server: &Server, method: &str, path: &str, body: Option<&Value>, token: &str) -> Answer {
     let text = body.map(Value::to_string);
@@ -341,7 +341,7 @@ fn a_running_dash_mpd_follows_the_window_at_once() {
 #[test]
 fn a_saved_ffmpeg_path_is_probed_then_only_the_transcoders_restart_with_it() {
     use crate::transcode::{alive, pids};
-    let _turn = alone();
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     // From the file, not the environment, so the config API may change it.
     let toml = "[transcoder]\nffmpeg_path = \"/nonexistent/ffmpeg\"\n";

@@ -23,7 +23,7 @@ use tributary_testkit::{
 use crate::browser;
 use crate::hls::wait_segments;
 use crate::server::{Server, put_stream, send};
-use crate::turn::{alone, shared};
+use crate::turn::{heavy, shared};
 
 /// A 10 s clip, 320x240 at 25 fps with a 1 kHz tone at 44.1 kHz: unlike [`ClipSpec`]'s
 /// default (1280x720, 48 kHz) in both picture and sound, so a mix shows where each came from.
@@ -362,7 +362,7 @@ pub(crate) fn ladder_body_with(rungs: &[(u32, u32, u32)], protocols: &str, mode:
 
 #[test]
 fn an_abr_copy_mirrors_a_three_rung_ladder_without_ffmpeg_and_follows_its_changes() {
-    let _turn = alone();
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));

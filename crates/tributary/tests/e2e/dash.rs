@@ -16,7 +16,7 @@ use tributary_testkit::{
 use crate::browser;
 use crate::hls::assert_h264_720p_with_aac;
 use crate::server::{Server, put_stream};
-use crate::turn::alone;
+use crate::turn::heavy;
 
 /// An ffmpeg publisher looping a clip of `spec` (MP4) to `rtmp://127.0.0.1:{port}/live/{code}`
 /// in real time.
@@ -99,7 +99,7 @@ fn dash_js(url: &str, seconds: u32, size: Option<(u32, u32)>) -> browser::Played
 
 #[test]
 fn an_rtmp_publish_plays_as_dash_in_dash_js_and_ffprobe() {
-    let _turn = alone();
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
@@ -204,7 +204,7 @@ fn an_rtmp_publish_plays_as_dash_in_dash_js_and_ffprobe() {
 
 #[test]
 fn a_three_rung_ladder_is_one_mpd_with_three_video_representations_and_one_audio() {
-    let _turn = alone();
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
@@ -335,7 +335,7 @@ impl FailoverRig {
 
 #[test]
 fn an_input_failover_mid_play_keeps_dash_js_playing_in_one_period() {
-    let _turn = alone();
+    let _turn = heavy();
     let backup = ClipSpec {
         seconds: 12,
         ..ClipSpec::default()
@@ -409,7 +409,7 @@ fn debug_dump(server: &Server, mpd: &str, dir: &std::path::Path) {
 
 #[test]
 fn a_failover_to_an_input_with_other_parameters_opens_a_period_and_dash_js_plays_on() {
-    let _turn = alone();
+    let _turn = heavy();
     // The backup is H.264 at 640x360: other parameter sets, so a new init and a new Period.
     let backup = ClipSpec {
         width: 640,
@@ -488,7 +488,7 @@ fn two_rungs_on_air(code: &str, body: &str) -> (tempfile::TempDir, Server, LiveS
 
 #[test]
 fn a_third_rung_added_mid_play_opens_a_period_and_dash_js_plays_on() {
-    let _turn = alone();
+    let _turn = heavy();
     let (_dir, server, _publisher, before) = two_rungs_on_air("grow", &ladder_body(2));
     assert_eq!(before.matches("<Period").count(), 1, "{before}");
 
@@ -551,7 +551,7 @@ fn a_third_rung_added_mid_play_opens_a_period_and_dash_js_plays_on() {
 
 #[test]
 fn removing_the_rung_that_packages_the_audio_keeps_the_mpd_with_sound() {
-    let _turn = alone();
+    let _turn = heavy();
     // The best rung (the audio's) is the last: removing it leaves no packager with audio.
     let rungs = [(320, 180, 250), (640, 360, 700)];
     let body = |n: usize| crate::copy::ladder_body_with(&rungs[..n], r#""dash":true"#, "multi");

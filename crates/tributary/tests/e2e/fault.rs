@@ -12,7 +12,7 @@ use crate::failover::wait_active;
 use crate::hls::clip;
 use crate::server::{Answer, Server, put_stream, send};
 use crate::transcode::{alive, pids};
-use crate::turn::{alone, shared};
+use crate::turn::{heavy, shared};
 
 const ON: &[(&str, &str)] = &[("TRIBUTARY_DEBUG__FAULT_INJECTION", "true")];
 
@@ -84,7 +84,7 @@ fn an_input_fault_fails_over_to_the_backup_and_back() {
 
 #[test]
 fn a_transcoder_fault_kills_ffmpeg_and_supervision_starts_a_new_one() {
-    let _turn = alone();
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), ON);
     let port = free_udp_port();

@@ -11,7 +11,7 @@ use tributary_testkit::{
 
 use crate::browser;
 use crate::server::{Server, send};
-use crate::turn::{alone, shared};
+use crate::turn::{heavy, shared};
 
 /// The pre-encoded source of these tests: 720p30 H.264 (GOP 2 s) + AAC, 10 s, looped.
 pub(crate) fn clip() -> PathBuf {
@@ -160,7 +160,7 @@ pub(crate) fn wait_new_segment(server: &Server, code: &str, timeout: Duration) {
 
 #[test]
 fn udp_ts_plays_as_hls_in_ffprobe_ffmpeg_and_hls_js() {
-    let _turn = alone();
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let port = free_udp_port();

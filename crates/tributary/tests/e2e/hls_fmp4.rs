@@ -14,7 +14,7 @@ use crate::browser;
 use crate::hls::assert_h264_720p_with_aac;
 use crate::http_ts::assert_gstreamer_plays_through;
 use crate::server::{Server, send};
-use crate::turn::{alone, shared};
+use crate::turn::{heavy, shared};
 
 /// The playlist of `code` once it lists `count` fMP4 segments.
 pub(crate) fn wait_fmp4_segments(server: &Server, code: &str, count: usize) -> String {
@@ -75,7 +75,7 @@ pub(crate) fn window_mp4(
 
 #[test]
 fn an_rtmp_publish_plays_as_fmp4_hls_in_hls_js_and_ffprobe() {
-    let _turn = alone();
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(

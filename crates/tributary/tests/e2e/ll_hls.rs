@@ -30,7 +30,7 @@ use crate::browser;
 use crate::failover::udp_backup;
 use crate::hls::assert_h264_720p_with_aac;
 use crate::server::{Server, put_stream};
-use crate::turn::alone;
+use crate::turn::{alone, heavy};
 
 /// A server with LL-HLS on (fMP4, S = 2 s, 0.5 s parts) and `code` fed by an RTMP publish of
 /// a 720p30 clip with a keyframe every second.
@@ -342,7 +342,7 @@ fn a_blocking_reload_returns_within_50_ms_of_the_part() {
 /// backup takes over: it must keep playing, without a fatal error, across the
 /// `#EXT-X-DISCONTINUITY`.
 pub(crate) fn failover_keeps_hls_js_playing(low_latency: bool) {
-    let _turn = alone();
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let mut env = vec![("TRIBUTARY_PUBLISHER__HLS__SEGMENT_FORMAT", "fmp4")];
@@ -408,7 +408,7 @@ fn an_input_failover_mid_play_keeps_hls_js_playing_ll_hls() {
 
 #[test]
 fn a_ladder_reports_the_other_rungs_and_plays_in_low_latency_mode() {
-    let _turn = alone();
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
     let server = Server::start_with(

@@ -8,7 +8,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::server::{Server, send};
-use crate::turn::{alone, shared};
+use crate::turn::{heavy, shared};
 
 /// The `$ref`-resolved schema.
 fn resolve<'a>(document: &'a Value, schema: &'a Value) -> &'a Value {
@@ -212,7 +212,7 @@ fn swagger_ui(server: &Server, operation: &str) -> Value {
 
 #[test]
 fn swagger_ui_renders_every_operation_and_executes_them_in_chromium() {
-    let _turn = alone();
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let document = send("GET", &server.url("/swagger/doc.json"), None, &[]).body;

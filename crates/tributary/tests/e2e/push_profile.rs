@@ -23,7 +23,7 @@ use crate::events::events;
 use crate::hls::clip;
 use crate::rtmp_relay::platform;
 use crate::server::{Server, put_publish_stream, put_stream, send};
-use crate::turn::alone;
+use crate::turn::heavy;
 
 #[test]
 fn a_target_pushes_the_rung_its_profile_names_and_follows_an_edit() {
@@ -81,7 +81,7 @@ fn a_target_pushes_the_rung_its_profile_names_and_follows_an_edit() {
 
 #[test]
 fn a_pushed_rung_whose_ffmpeg_restarts_reaches_the_platform_as_one_timeline() {
-    let _turn = alone();
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let udp = free_udp_port();
@@ -142,11 +142,11 @@ fn a_pushed_rung_whose_ffmpeg_restarts_reaches_the_platform_as_one_timeline() {
     );
 }
 
-/// A server (one at a time, see [`alone`]) with an RTMP listener and stream `recv` fed by a
+/// A server (a heavy turn, see [`heavy`]) with an RTMP listener and stream `recv` fed by a
 /// publisher, which a push target of another stream can publish to: the guard, the data
 /// directory, the server and its RTMP port.
 fn with_receiver() -> (crate::turn::Turn, tempfile::TempDir, Server, u16) {
-    let turn = alone();
+    let turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let rtmp = free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{rtmp}"));

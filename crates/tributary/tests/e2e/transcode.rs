@@ -20,9 +20,9 @@ use tributary_testkit::{LiveSender, free_udp_port, http_get, probe_streams, wait
 
 use crate::hls::clip;
 use crate::server::{Server, put_stream};
-use crate::turn::{alone, shared};
+use crate::turn::{heavy, shared};
 
-/// A server (one at a time, see [`alone`]) with one stream `code` fed live over UDP through
+/// A server (a heavy turn, see [`heavy`]) with one stream `code` fed live over UDP through
 /// a 2-rung ladder in `mode`.
 struct Running {
     server: Server,
@@ -40,7 +40,7 @@ impl Running {
 
     /// As [`start`](Self::start), the server with extra environment variables.
     fn start_with(code: &str, mode: &str, env: &[(&str, &str)]) -> Self {
-        let turn = alone();
+        let turn = heavy();
         let dir = tempfile::tempdir().unwrap();
         let server = Server::start(dir.path(), env);
         let port = free_udp_port();
@@ -566,7 +566,7 @@ fn switch_body(ladder: bool) -> String {
 
 #[test]
 fn passthrough_to_transcoding_and_back_keeps_the_publisher_and_rtmp_players_connected() {
-    let _turn = alone();
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let port = tributary_testkit::free_tcp_port();
     let server = Server::start_with(dir.path(), &[], &format!("127.0.0.1:{port}"));
@@ -701,7 +701,7 @@ fn passthrough_to_transcoding_and_back_keeps_the_publisher_and_rtmp_players_conn
 
 #[test]
 fn an_input_failover_is_invisible_to_ffmpeg() {
-    let _turn = alone();
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let ports = [free_udp_port(), free_udp_port()];

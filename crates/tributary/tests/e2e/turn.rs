@@ -1,17 +1,21 @@
 //! Turns: how many end-to-end tests run at once.
 //!
-//! Each test that streams media takes a turn before it starts its server and holds it to its
-//! end. A test that needs the machine to itself — it transcodes, drives a browser, floods a
-//! listener or asserts a gap in milliseconds — takes it [`alone`]; on two cores anything
-//! beside it starves its real-time loops (a starved live reader refetches and reports what is
-//! not the server's fault). A test whose sources are `-c copy` senders and whose readers are
-//! ffprobe or curl costs a small part of a core and takes a [`shared`] seat: up to
-//! [`seats`] of them run together, which is what keeps the suite inside CI's half hour.
+//! Each test that starts a server takes a turn first and holds it to its end. The machine
+//! has [`seats`] (four unless `E2E_SEATS` says otherwise) and a turn takes some of them:
 //!
-//! Turns are granted in the order they were asked for, so a test waiting to run alone is not
-//! overtaken by a stream of shared ones: it waits for the seated ones to leave, and those
-//! asking after it wait for it. Tests that take no turn (API and config checks with no media)
-//! run beside anything, as libtest's threads allow.
+//! - [`alone`], every seat: the test asserts a gap or a latency in milliseconds, or floods a
+//!   listener, and anything beside it would be in its numbers.
+//! - [`heavy`], all seats but one: the test transcodes or drives a browser (about 40% of two
+//!   cores). One light test may run beside it; another heavy one may not (two FFmpeg ladders
+//!   and a browser at once starve hls.js, which then stalls for what is not the server's
+//!   fault).
+//! - [`shared`], one seat: `-c copy` senders, ffprobe or curl readers, API calls; a few
+//!   percent of a core each.
+//!
+//! Turns are granted in the order they were asked for, so a test waiting for many seats is not
+//! overtaken by a stream of light ones: it waits for the seated ones to leave, and those asking
+//! after it wait for it. Tests that take no turn start no server (static checks of the source
+//! tree).
 //!
 //! When `E2E_TIMES_FILE` names a file, each turn's end appends one line to it (see [`Turn`]);
 //! `scripts/test` prints the sums and the slowest tests, so every run's log shows what the
@@ -20,10 +24,11 @@
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-/// Seats when `E2E_SEATS` does not say: three shared tests at once on two cores.
-const DEFAULT_SEATS: u32 = 3;
+/// Seats when `E2E_SEATS` does not say: four light tests, or one heavy and one light, at once
+/// on two cores.
+const DEFAULT_SEATS: u32 = 4;
 
-/// How many shared tests may run together: `E2E_SEATS` (at least 1; 1 runs every test alone).
+/// How many light tests may run together: `E2E_SEATS` (at least 1; 1 runs every test alone).
 pub(crate) fn seats() -> u32 {
     std::env::var("E2E_SEATS")
         .ok()
@@ -54,8 +59,8 @@ fn table() -> MutexGuard<'static, Table> {
 /// A test's turn, held until the test ends.
 ///
 /// When `E2E_TIMES_FILE` names a file, its drop appends one tab-separated line: seconds run,
-/// seconds waited for the turn, the test's name, `alone` or `shared`, and the Unix time the
-/// turn began.
+/// seconds waited for the turn, the test's name, `alone`, `heavy` or `shared`, and the Unix
+/// time the turn began.
 pub(crate) struct Turn {
     weight: u32,
     waited: Duration,
@@ -68,7 +73,12 @@ pub(crate) fn alone() -> Turn {
     take(seats())
 }
 
-/// One seat, beside other shared tests.
+/// Every seat but one: beside one light test at most.
+pub(crate) fn heavy() -> Turn {
+    take(seats().saturating_sub(1).max(1))
+}
+
+/// One seat, beside other light tests or one heavy one.
 pub(crate) fn shared() -> Turn {
     take(1)
 }
@@ -108,10 +118,13 @@ impl Turn {
         let Some(path) = std::env::var_os("E2E_TIMES_FILE") else {
             return;
         };
-        let kind = if self.weight == 1 && seats() > 1 {
-            "shared"
-        } else {
+        let seats = seats();
+        let kind = if self.weight >= seats {
             "alone"
+        } else if self.weight > 1 {
+            "heavy"
+        } else {
+            "shared"
         };
         let line = format!(
             "{:.1}\t{:.1}\t{}\t{kind}\t{}\n",

@@ -16,7 +16,7 @@ use tributary_testkit::{LiveSender, free_udp_port, wait_until};
 use crate::hls::clip;
 use crate::server::{Answer, Server, send};
 use crate::transcode::pids;
-use crate::turn::alone;
+use crate::turn::heavy;
 use crate::vod::{curl, json_of};
 
 /// The watermark's colour: one the test pattern does not show in that corner.
@@ -24,7 +24,7 @@ const COLOUR: (u8, u8, u8) = (0x12, 0xab, 0x34);
 
 #[test]
 fn the_library_uploads_lists_serves_and_deletes_and_a_stream_overlays_its_asset() {
-    let _turn = alone();
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &[]);
