@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tributary_domain::ffmpeg::{Context, Job, Ladder, Overlay, OverlayInput, argv};
@@ -127,8 +127,8 @@ type Running = Arc<Mutex<Option<(u32, CancellationToken)>>>;
 /// Reads a job's status (cheap to clone), and kills its process for fault injection.
 #[derive(Debug, Clone)]
 pub struct StatusWatch {
-    /// The status the task updates.
-    status: Arc<Mutex<JobStatus>>,
+    /// The status the task publishes; the last one stays readable after the job ends.
+    status: watch::Receiver<JobStatus>,
     /// Set by the task while a process runs; cleared when it has exited.
     running: Running,
 }
@@ -136,10 +136,7 @@ pub struct StatusWatch {
 impl StatusWatch {
     /// A snapshot of the status.
     pub fn get(&self) -> JobStatus {
-        self.status
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.status.borrow().clone()
     }
 
     /// Fault injection: SIGKILLs the running FFmpeg's process group, as an outside kill would;
@@ -164,10 +161,8 @@ pub struct JobHandle {
     stop: CancellationToken,
     /// The task; it returns the rendition writers.
     task: JoinHandle<Vec<Writer>>,
-    /// Shared with the task; the lock is never held across an `.await`.
-    status: Arc<Mutex<JobStatus>>,
-    /// The running process and its kill token, shared with the task (fault injection).
-    running: Running,
+    /// The job's status and its process, as the task publishes them.
+    watch: StatusWatch,
 }
 
 impl JobHandle {
@@ -181,38 +176,33 @@ impl JobHandle {
         events: mpsc::Sender<JobReport>,
     ) -> Self {
         let stop = CancellationToken::new();
-        let status = Arc::new(Mutex::new(JobStatus {
+        let (status, receiver) = watch::channel(JobStatus {
             healthy: true,
             ..JobStatus::default()
-        }));
-        let running = Running::default();
+        });
+        let watch = StatusWatch {
+            status: receiver,
+            running: Running::default(),
+        };
         let task = tokio::spawn(run(
             config,
             hub,
             writers,
             events,
-            (Arc::clone(&status), Arc::clone(&running)),
+            (status, Arc::clone(&watch.running)),
             stop.clone(),
         ));
-        Self {
-            stop,
-            task,
-            status,
-            running,
-        }
+        Self { stop, task, watch }
     }
 
     /// A snapshot of the status.
     pub fn status(&self) -> JobStatus {
-        self.watch().get()
+        self.watch.get()
     }
 
     /// A reader of the status that outlives the handle's borrow.
     pub fn watch(&self) -> StatusWatch {
-        StatusWatch {
-            status: Arc::clone(&self.status),
-            running: Arc::clone(&self.running),
-        }
+        self.watch.clone()
     }
 
     /// Stops the job (stdin closed, grace, group killed, reaped) and returns the writers.
@@ -231,14 +221,11 @@ async fn run(
     hub: Hub,
     mut writers: Vec<Writer>,
     events: mpsc::Sender<JobReport>,
-    (status, running): (Arc<Mutex<JobStatus>>, Running),
+    (status, running): (watch::Sender<JobStatus>, Running),
     stop: CancellationToken,
 ) -> Vec<Writer> {
     let set_running = |now: Option<(u32, CancellationToken)>| {
         *running.lock().unwrap_or_else(PoisonError::into_inner) = now;
-    };
-    let update = |f: &dyn Fn(&mut JobStatus)| {
-        f(&mut status.lock().unwrap_or_else(PoisonError::into_inner));
     };
     let events = Reporter {
         job: config.job,
@@ -308,12 +295,11 @@ async fn run(
             Err(e) => e.to_string(),
             Ok((mut process, pipes)) => {
                 let pid = process.pid();
-                update(&|s| s.pid = Some(pid));
+                status.send_modify(|s| s.pid = Some(pid));
                 let kill = CancellationToken::new();
                 set_running(Some((pid, kill.clone())));
                 events.send(JobEvent::Started { pid });
-                let feeder =
-                    tokio::spawn(feed(subscriber, feeder, pipes.stdin, Arc::clone(&status)));
+                let feeder = tokio::spawn(feed(subscriber, feeder, pipes.stdin, status.clone()));
                 let readers: Vec<JoinHandle<(Writer, Option<Ts90>)>> = pipes
                     .outputs
                     .into_iter()
@@ -349,7 +335,7 @@ async fn run(
                         floors.push(floor);
                     }
                 }
-                update(&|s| {
+                status.send_modify(|s| {
                     s.pid = None;
                     s.progress = None;
                     s.usage = None;
@@ -361,7 +347,7 @@ async fn run(
             }
         };
         tracing::warn!(source = %config.source, "FFmpeg exited: {crash}");
-        update(&|s| {
+        status.send_modify(|s| {
             s.errors.insert(0, (SystemTime::now(), crash.clone()));
             s.errors.truncate(MAX_ERRORS);
         });
@@ -396,7 +382,7 @@ async fn watch(
     mut progress: ChildStdout,
     mut stderr: ChildStderr,
     supervisor: &mut Supervisor,
-    status: &Mutex<JobStatus>,
+    status: &watch::Sender<JobStatus>,
     events: &Reporter,
     (stop, kill): (&CancellationToken, &CancellationToken),
 ) -> Outcome {
@@ -433,8 +419,7 @@ async fn watch(
                         if let Some(speed) = report.speed {
                             supervisor.progress(now(), speed);
                         }
-                        let mut s = status.lock().unwrap_or_else(PoisonError::into_inner);
-                        s.progress = Some(report);
+                        status.send_modify(|s| s.progress = Some(report));
                     }
                 }
             },
@@ -454,7 +439,7 @@ async fn watch(
             () = sleep_until(deadline) => supervisor.handle_timeout(now()),
             _ = tick.tick() => {
                 let usage = usage::read(process.pid());
-                status.lock().unwrap_or_else(PoisonError::into_inner).usage = usage;
+                status.send_modify(|s| s.usage = usage);
             }
         }
         drain(supervisor, status, events);
@@ -470,16 +455,21 @@ async fn sleep_until(deadline: Option<Instant>) {
 
 /// Applies the supervisor's events to the status and forwards them; returns whether a
 /// restart is due.
-fn drain(supervisor: &mut Supervisor, status: &Mutex<JobStatus>, events: &Reporter) -> bool {
+fn drain(
+    supervisor: &mut Supervisor,
+    status: &watch::Sender<JobStatus>,
+    events: &Reporter,
+) -> bool {
     let mut restart = false;
     while let Some(event) = supervisor.poll_event() {
         restart |= event == Event::Restart;
         events.send(JobEvent::Supervision(event));
     }
-    let mut s = status.lock().unwrap_or_else(PoisonError::into_inner);
-    s.restart_count = supervisor.restart_count();
-    s.healthy = supervisor.is_healthy();
-    s.slow = supervisor.is_slow();
+    status.send_modify(|s| {
+        s.restart_count = supervisor.restart_count();
+        s.healthy = supervisor.is_healthy();
+        s.slow = supervisor.is_slow();
+    });
     restart
 }
 
@@ -490,12 +480,9 @@ async fn feed(
     mut subscriber: Subscriber,
     mut feeder: LiveWriter,
     mut stdin: ChildStdin,
-    status: Arc<Mutex<JobStatus>>,
+    status: watch::Sender<JobStatus>,
 ) {
-    let base = status
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .fed_dropped;
+    let base = status.borrow().fed_dropped;
     let mut counted = 0;
     loop {
         while let Some(run) = feeder.pull() {
@@ -510,10 +497,7 @@ async fn feed(
         }
         if feeder.skipped() != counted {
             counted = feeder.skipped();
-            status
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .fed_dropped = base + counted;
+            status.send_modify(|s| s.fed_dropped = base + counted);
         }
     }
 }
