@@ -39,6 +39,7 @@ use crate::plane::{roots, ssrf_guard};
 use crate::router::PublishAuth;
 use crate::security::AdminToken;
 use crate::sessions::GeoIp;
+use crate::watermarks::Library;
 use crate::{EngineHandle, Shared};
 
 /// Binds the HTTP server on a new `host:port` and starts serving there, then lets the old
@@ -197,11 +198,7 @@ impl EngineHandle {
         {
             let roots = roots(&write.config).storage;
             let config = write.config.clone();
-            let checked = tokio::task::spawn_blocking(move || {
-                crate::watermarks::Library::reconfigure(&config, &roots, !dry_run)
-            })
-            .await
-            .map_err(|e| ConfigWriteError::Store(e.to_string()))?;
+            let checked = blocking(move || Library::reconfigure(&config, &roots, !dry_run)).await?;
             Some(checked.map_err(ConfigWriteError::Invalid)?)
         } else {
             None
@@ -214,9 +211,7 @@ impl EngineHandle {
         let token = if write.changed.iter().any(|p| p == "security.admin_token") {
             let configured = write.config.security.admin_token.clone();
             let dir = shared.data_dir.clone();
-            let loaded = tokio::task::spawn_blocking(move || AdminToken::load(&configured, &dir))
-                .await
-                .map_err(|e| ConfigWriteError::Store(e.to_string()))?;
+            let loaded = blocking(move || AdminToken::load(&configured, &dir)).await?;
             Some(loaded.map_err(|e| {
                 ConfigWriteError::Invalid(ValidationErrors(vec![FieldError::new(
                     "security.admin_token",
@@ -289,9 +284,8 @@ impl EngineHandle {
         }
         let store = Arc::clone(&shared.config_store);
         let layer = write.store.clone();
-        tokio::task::spawn_blocking(move || store.put_config_layer(&layer))
-            .await
-            .map_err(|e| ConfigWriteError::Store(e.to_string()))?
+        blocking(move || store.put_config_layer(&layer))
+            .await?
             .map_err(|e| ConfigWriteError::Store(e.to_string()))?;
         for new in bound {
             new.install(shared);
@@ -452,9 +446,7 @@ async fn probe_ffmpeg(
 /// database in use stays.
 async fn load_geoip(path: String) -> Result<GeoIp, ConfigWriteError> {
     let shown = path.clone();
-    let loaded = tokio::task::spawn_blocking(move || GeoIp::load(&path))
-        .await
-        .map_err(|e| ConfigWriteError::Store(e.to_string()))?;
+    let loaded = blocking(move || GeoIp::load(&path)).await?;
     loaded.map_err(|error| {
         tracing::warn!(path = %shown, %error,
             "configuration refused: sessions.geoip_db_path cannot be read; the old database stays");
@@ -464,6 +456,16 @@ async fn load_geoip(path: String) -> Result<GeoIp, ConfigWriteError> {
             format!("cannot read the GeoIP database {shown:?}: {error}; the database in use stays"),
         )]))
     })
+}
+
+/// Runs `call` (file or store work) on the blocking pool; a panic there is a
+/// [`ConfigWriteError::Store`], and nothing changed.
+async fn blocking<T: Send + 'static>(
+    call: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ConfigWriteError> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|e| ConfigWriteError::Store(e.to_string()))
 }
 
 /// Why a change of `path` is refused on a running server (422 `UNSUPPORTED`).
