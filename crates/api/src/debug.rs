@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tributary_domain::StreamCode;
-use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors};
+use tributary_domain::validate::{ErrorCode, FieldError, ValidationErrors, rung_index};
 use tributary_engine::{EngineHandle, FaultError, FaultTarget, Killed};
 
 use crate::error::ApiError;
@@ -114,7 +114,7 @@ fn parse(body: &Value) -> Result<(StreamCode, FaultTarget), ApiError> {
         "transcoder" => {
             refuse_with(object, "priority", "transcoder")?;
             FaultTarget::Transcoder {
-                rung: rung(object)?,
+                profile: rung(object)?,
             }
         }
         other => {
@@ -140,24 +140,22 @@ fn refuse_with(object: &Map<String, Value>, field: &str, target: &str) -> Result
     }
 }
 
-/// `profile`: absent or null, else `track_<N>` with N ≥ 1, as a rung index.
-fn rung(object: &Map<String, Value>) -> Result<Option<usize>, ApiError> {
+/// `profile`: absent or null, else a rung name `track_<N>` (whether the running ladder has
+/// it is the engine's [`track_rung`](tributary_domain::validate::track_rung) check).
+fn rung(object: &Map<String, Value>) -> Result<Option<String>, ApiError> {
     let value = match object.get("profile") {
         None | Some(Value::Null) => return Ok(None),
         Some(value) => value,
     };
     value
         .as_str()
-        .and_then(|s| s.strip_prefix("track_"))
-        .filter(|n| !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|n| n.parse::<usize>().ok())
-        .filter(|&n| n >= 1)
-        .map(|n| Some(n - 1))
+        .filter(|name| rung_index(name).is_some())
+        .map(|name| Some(name.to_owned()))
         .ok_or_else(|| {
             invalid(
                 "profile",
                 ErrorCode::InvalidField,
-                format!("expected a rung name track_<N> (N from 1), got {value}"),
+                format!("expected a rung name track_<N> (track_1 … track_16), got {value}"),
             )
         })
 }
@@ -198,7 +196,12 @@ mod tests {
         assert_eq!(target, FaultTarget::Input { priority: Some(1) });
         let (_, target) =
             parse(&json!({"stream": "cam", "target": "transcoder", "profile": "track_2"})).unwrap();
-        assert_eq!(target, FaultTarget::Transcoder { rung: Some(1) });
+        assert_eq!(
+            target,
+            FaultTarget::Transcoder {
+                profile: Some("track_2".into())
+            }
+        );
 
         for (body, path) in [
             (

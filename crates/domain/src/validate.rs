@@ -334,24 +334,57 @@ fn check_caps(value: &Value, path: &mut String, errors: &mut Vec<FieldError>) {
 }
 
 /// The rung a push target's `profile` names: `""` (or blanks) → `None`, the playback feed;
-/// `track_<N>` with N in 1..=[`MAX_PROFILES`] (no sign, no leading zero: the name the HLS
-/// variant path uses) → `Some(N − 1)`. Anything else is an error message.
+/// a rung name ([`rung_index`]) → `Some(N − 1)`. Anything else is an error message.
 fn push_rung(profile: &str) -> Result<Option<u16>, String> {
     let profile = profile.trim();
     if profile.is_empty() {
         return Ok(None);
     }
-    let n = profile
-        .strip_prefix("track_")
-        .filter(|n| !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()))
-        .and_then(|n| n.parse::<u16>().ok())
-        .filter(|n| (1..=MAX_PROFILES as u16).contains(n));
-    match n {
-        Some(n) => Ok(Some(n - 1)),
+    match rung_index(profile).and_then(|i| u16::try_from(i).ok()) {
+        Some(index) => Ok(Some(index)),
         None => Err(format!(
             "must be \"\" (the playback feed) or track_<N> naming a rung of this stream's \
              ladder (track_1 … track_{MAX_PROFILES}), got {profile:?}"
         )),
+    }
+}
+
+/// The rung index a rung name stands for: `track_<N>` with N in 1..=16 (a ladder has at most
+/// 16 profiles; no sign, no leading zero: the name the HLS variant path uses) → N − 1. The name alone; whether
+/// the stream's ladder has that rung is [`track_rung`].
+pub fn rung_index(name: &str) -> Option<usize> {
+    name.strip_prefix("track_")
+        .filter(|n| !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| (1..=MAX_PROFILES).contains(n))
+        .map(|n| n - 1)
+}
+
+/// Why a rung name names no rung of a ladder ([`track_rung`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RungError {
+    /// Not a rung name ([`rung_index`]).
+    NotARungName,
+    /// A rung name, but the stream has no ladder.
+    NoLadder,
+    /// A rung past the last of the ladder's `rungs`.
+    NotInLadder {
+        /// How many rungs the ladder has.
+        rungs: usize,
+    },
+}
+
+/// The one check that `name` names a rung of a ladder of `rungs` rungs (0: the stream has
+/// none), for a push target's `profile` ([`check_push_profiles`]) and the rung a transcoder
+/// fault kills (`POST /debug/fault`): the rung's index, or why not, which each caller words
+/// for its field.
+pub fn track_rung(name: &str, rungs: usize) -> Result<usize, RungError> {
+    let index = rung_index(name).ok_or(RungError::NotARungName)?;
+    match rungs {
+        0 => Err(RungError::NoLadder),
+        _ if index >= rungs => Err(RungError::NotInLadder { rungs }),
+        _ => Ok(index),
     }
 }
 
@@ -403,28 +436,28 @@ pub fn check_push_profiles(spec: &StreamSpec) -> Vec<FieldError> {
     let rungs = spec.transcode().map_or(0, |t| t.ladder.rungs.len());
     let mut errors = Vec::new();
     for (i, target) in spec.pushes().iter().enumerate() {
-        let Some(rung) = target.rung else {
+        if target.rung.is_none() {
             continue;
-        };
+        }
         let profile = target.push.profile.trim();
-        let why = if rungs == 0 {
-            format!(
+        let why = match track_rung(profile, rungs) {
+            Ok(_) => continue,
+            Err(RungError::NoLadder) => format!(
                 "{profile:?} names a rung of an ABR ladder, but this stream has none (no \
                  transcoder runs FFmpeg: transcoder is null, or video.copy and audio.copy are \
                  both set); use \"\" to push the playback feed"
-            )
-        } else if usize::from(rung) >= rungs {
-            let last = if rungs == 1 {
-                "track_1".to_owned()
-            } else {
-                format!("track_1 … track_{rungs}")
-            };
-            format!(
-                "{profile:?} is not a rung of this stream's ladder, which has {last} (one per \
-                 transcoder.video.profiles entry)"
-            )
-        } else {
-            continue;
+            ),
+            Err(_) => {
+                let last = if rungs == 1 {
+                    "track_1".to_owned()
+                } else {
+                    format!("track_1 … track_{rungs}")
+                };
+                format!(
+                    "{profile:?} is not a rung of this stream's ladder, which has {last} (one \
+                     per transcoder.video.profiles entry)"
+                )
+            }
         };
         errors.push(FieldError::new(
             format!("push[{i}].profile"),

@@ -11,11 +11,12 @@
 
 use tributary_domain::StreamCode;
 use tributary_domain::ffmpeg::Mode;
+use tributary_domain::validate::track_rung;
 
 use crate::EngineHandle;
 
 /// What to kill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FaultTarget {
     /// The connection of the input with this priority (the active input when `None`).
@@ -23,11 +24,12 @@ pub enum FaultTarget {
         /// The input's priority.
         priority: Option<u32>,
     },
-    /// The FFmpeg process of the rung with this index (`track_<index + 1>`); `None` is the one
-    /// process of `multi` mode (or of a one-rung ladder).
+    /// The FFmpeg process of the rung with this name (`track_<N>`, checked against the running
+    /// ladder by [`track_rung`]); `None` is the one process of `multi` mode (or of a one-rung
+    /// ladder).
     Transcoder {
-        /// The rung's index.
-        rung: Option<usize>,
+        /// The rung's name.
+        profile: Option<String>,
     },
 }
 
@@ -69,12 +71,12 @@ pub enum FaultError {
         priority: u32,
     },
     /// The ladder has no such rung.
-    #[error("stream {code} has no rung track_{}; its ladder has {rungs}", rung + 1)]
+    #[error("stream {code} has no rung {profile}; its ladder has {rungs}")]
     UnknownProfile {
         /// The stream.
         code: String,
-        /// The rung index asked for.
-        rung: usize,
+        /// The rung name asked for.
+        profile: String,
         /// How many rungs the ladder has.
         rungs: usize,
     },
@@ -112,17 +114,17 @@ impl EngineHandle {
                     "fault injection: input connection dropped");
                 Killed::Input { priority, url }
             }
-            FaultTarget::Transcoder { rung } => {
+            FaultTarget::Transcoder { profile } => {
                 let Some((mode, rungs)) = media.transcoders.rung_jobs(code) else {
                     return Err(FaultError::NothingToKill(format!(
                         "stream {code} runs no FFmpeg transcoder"
                     )));
                 };
                 let count = rungs.len();
-                let index = match (rung, mode) {
-                    (Some(index), _) => index,
-                    (None, Mode::Multi) => 0,
-                    (None, _) if count == 1 => 0,
+                let profile = match (profile, mode) {
+                    (Some(profile), _) => profile,
+                    (None, Mode::Multi) => "track_1".to_owned(),
+                    (None, _) if count == 1 => "track_1".to_owned(),
                     (None, _) => {
                         return Err(FaultError::ProfileRequired {
                             code: code.to_string(),
@@ -130,18 +132,21 @@ impl EngineHandle {
                         });
                     }
                 };
-                let profile = format!("track_{}", index + 1);
-                let watch = rungs.get(index).ok_or_else(|| FaultError::UnknownProfile {
-                    code: code.to_string(),
-                    rung: index,
-                    rungs: count,
-                })?;
-                let pid = watch.as_ref().and_then(|w| w.kill()).ok_or_else(|| {
-                    FaultError::NothingToKill(format!(
-                        "stream {code}: no FFmpeg process runs for {profile} now \
+                let index =
+                    track_rung(&profile, count).map_err(|_| FaultError::UnknownProfile {
+                        code: code.to_string(),
+                        profile: profile.clone(),
+                        rungs: count,
+                    })?;
+                let pid = rungs[index]
+                    .as_ref()
+                    .and_then(|w| w.kill())
+                    .ok_or_else(|| {
+                        FaultError::NothingToKill(format!(
+                            "stream {code}: no FFmpeg process runs for {profile} now \
                          (starting, or restarting after a crash)"
-                    ))
-                })?;
+                        ))
+                    })?;
                 tracing::warn!(stream = %code, %profile, pid,
                     "fault injection: FFmpeg killed (SIGKILL)");
                 Killed::Transcoder {

@@ -308,6 +308,39 @@ fn a_push_profile_is_track_n_or_empty() {
 }
 
 #[test]
+fn a_rung_name_is_track_1_to_track_16_of_the_ladder() {
+    assert_eq!(track_rung("track_1", 1), Ok(0));
+    assert_eq!(track_rung("track_16", 16), Ok(15));
+    assert_eq!(track_rung("track_3", 4), Ok(2));
+    // The name alone: 1 to 16, digits only, no leading zero.
+    for name in [
+        "track_0", "track_17", "track_01", "track_+1", "track_-1", "track_", "track_x", "720p",
+        "track_1 ", "TRACK_1", "",
+    ] {
+        assert_eq!(
+            track_rung(name, 16),
+            Err(RungError::NotARungName),
+            "{name:?}"
+        );
+    }
+    assert_eq!(rung_index("track_17"), None);
+    assert_eq!(rung_index("track_99999999999999999999999"), None);
+    // A rung name, but no ladder, or a rung past its last.
+    assert_eq!(track_rung("track_1", 0), Err(RungError::NoLadder));
+    assert_eq!(track_rung("track_16", 0), Err(RungError::NoLadder));
+    assert_eq!(
+        track_rung("track_2", 1),
+        Err(RungError::NotInLadder { rungs: 1 })
+    );
+    assert_eq!(
+        track_rung("track_16", 15),
+        Err(RungError::NotInLadder { rungs: 15 })
+    );
+    // A name that is not one stays that whatever the ladder.
+    assert_eq!(track_rung("track_0", 0), Err(RungError::NotARungName));
+}
+
+#[test]
 fn a_push_profile_names_a_rung_of_the_resolved_ladder() {
     let two = json!({"video": {"profiles": [{"width": 1280, "height": 720},
                                             {"width": 640, "height": 360}]}});
