@@ -44,8 +44,6 @@ mod apply;
 mod registry;
 mod state;
 #[cfg(test)]
-mod template_tests;
-#[cfg(test)]
 mod tests;
 
 pub(crate) use state::Degradation;

@@ -7,7 +7,6 @@ use tributary_domain::Stream;
 use tributary_domain::template::{decode_template, parse_resolved};
 use tributary_store::{Expect, StreamRepository, TemplateRepository};
 
-use super::tests::{rig, supported};
 use super::*;
 use crate::autopublish::RuntimeEntry;
 use crate::reconciler;
