@@ -62,6 +62,8 @@ pub(crate) struct OutputMetrics {
     pub(crate) hls_segments: Vec<(Option<u16>, u64)>,
     /// Video segments published per DASH packager, likewise.
     pub(crate) dash_segments: Vec<(Option<u16>, u64)>,
+    /// Frames each DASH packager dropped from a full queue, likewise.
+    pub(crate) dash_dropped: Vec<(Option<u16>, u64)>,
     /// `ingest_to_playlist_seconds` per HLS packager, likewise.
     pub(crate) latency: Vec<(Option<u16>, tributary_publish::LatencySnapshot)>,
     /// Push targets: redacted URL and `publisher_push_state` value.
@@ -204,11 +206,12 @@ impl Outputs {
     }
 
     /// A stream's output figures for `GET /metrics`: segments each HLS and DASH packager
-    /// published, and each push target's state by redacted URL.
+    /// published, frames each DASH packager dropped from a full queue, and each push target's
+    /// state by redacted URL.
     pub(crate) fn metrics(&self, code: &StreamCode) -> OutputMetrics {
         let hls_on = lock(&self.packaging).get(code).is_none_or(|p| p.hls);
-        let (mut hls_segments, mut dash_segments, mut latency) =
-            (Vec::new(), Vec::new(), Vec::new());
+        let (mut hls_segments, mut dash_segments, mut dash_dropped, mut latency) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for ((c, rung), handle) in lock(&self.running).iter() {
             if c != code {
                 continue;
@@ -219,6 +222,9 @@ impl Outputs {
             }
             if let Some(segments) = handle.dash_segments() {
                 dash_segments.push((*rung, segments));
+            }
+            if let Some(dropped) = handle.dash_dropped() {
+                dash_dropped.push((*rung, dropped));
             }
         }
         let pushes = {
@@ -243,6 +249,7 @@ impl Outputs {
         OutputMetrics {
             hls_segments,
             dash_segments,
+            dash_dropped,
             latency,
             pushes,
         }

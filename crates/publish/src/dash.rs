@@ -31,6 +31,7 @@
 //! engine restarts the packagers (a new MPD) rather than go on without sound.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use bytes::Bytes;
@@ -95,6 +96,10 @@ pub(crate) struct DashRung {
     /// The number of its first video segment: a ladder change that added this rung opens
     /// its Period there at the earliest ([`tributary_packager::Ladder`]).
     first_video: OnceLock<u64>,
+    /// Frames dropped because a bounded queue (`queue_frames`) was full: audio waiting for
+    /// the session's first video IDR, video held for an IDR past S. The output task stores
+    /// it after each batch; `GET /metrics` reads it.
+    dropped: AtomicU64,
 }
 
 /// What the MPD lists of one rung.
@@ -142,7 +147,14 @@ impl DashRung {
             audio: Window::new(window, history),
             state: RwLock::new(RungState::default()),
             first_video: OnceLock::new(),
+            dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Frames dropped so far in this run because a queue was full
+    /// (`tributary_dash_queue_dropped_frames_total`).
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// The number of its first video segment, once published.
@@ -438,9 +450,12 @@ impl DashSide {
         }
     }
 
-    /// Publishes what the segmenters produced; returns the origin (wall time of media time
-    /// 0) once, when the first segment made it known, for the registry.
+    /// Publishes what the segmenters produced, and the frames dropped so far; returns the
+    /// origin (wall time of media time 0) once, when the first segment made it known, for the
+    /// registry.
     pub(crate) fn drain(&mut self, now: Instant) -> Option<UnixMillis> {
+        let dropped = self.dropped.0 + self.video.segmenter.dropped();
+        self.rung.dropped.store(dropped, Ordering::Relaxed);
         let mut changed = self.drain_track(true, now);
         if self.audio.is_some() {
             changed |= self.drain_track(false, now);

@@ -408,6 +408,14 @@ impl EngineHandle {
                     );
                 }
             }
+            for (rung, dropped) in outputs.dash_dropped {
+                let profile = profile_name(rung);
+                out.counter(
+                    DASH_QUEUE_DROPPED,
+                    labels([("stream_code", c), ("profile", &profile)]),
+                    dropped,
+                );
+            }
             for (rung, h) in outputs.latency {
                 let profile = profile_name(rung);
                 out.push(
@@ -790,6 +798,10 @@ const SEGMENTS: Spec = counter(
     "publisher_segments",
     "Segments the packager published in this run.",
 );
+const DASH_QUEUE_DROPPED: Spec = counter(
+    "dash_queue_dropped_frames",
+    "Frames the DASH packager dropped in this run because a queue (publisher.dash.queue_frames) was full.",
+);
 const INGEST_TO_PLAYLIST: Spec = Spec {
     name: "ingest_to_playlist_seconds",
     help: "From the ingest arrival of a segment's first frame to the playlist that lists it.",
@@ -868,7 +880,7 @@ const DVR_ACTIVE: Spec = gauge(
 
 /// Every family [`Exposition`] can carry: what [`families`] lists. A new `Spec` goes here too
 /// (a test counts them).
-const FAMILIES: [Spec; 39] = [
+const FAMILIES: [Spec; 40] = [
     STATUS,
     START_TIME,
     INGEST_BYTES,
@@ -888,6 +900,7 @@ const FAMILIES: [Spec; 39] = [
     TRANSCODER_CPU,
     TRANSCODER_RSS,
     SEGMENTS,
+    DASH_QUEUE_DROPPED,
     INGEST_TO_PLAYLIST,
     PUSH_STATE,
     BUFFER_DROPS,

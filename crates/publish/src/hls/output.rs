@@ -301,6 +301,12 @@ impl HlsHandle {
         self.dash.as_ref().map(|dash| dash.video.published())
     }
 
+    /// Frames the DASH side dropped because a bounded queue (`queue_frames`) was full
+    /// (`tributary_dash_queue_dropped_frames_total`), when DASH is on.
+    pub fn dash_dropped(&self) -> Option<u64> {
+        self.dash.as_ref().map(|dash| dash.dropped())
+    }
+
     /// Conditions for the stream's `runtime.warnings`: tracks omitted because HLS-TS cannot
     /// carry their codec, frames the muxer rejected (each listed once, at most 16).
     pub fn warnings(&self) -> Vec<String> {

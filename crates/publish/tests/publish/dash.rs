@@ -311,6 +311,52 @@ async fn audio_waits_for_the_sessions_first_video_idr() {
         "audio starts at {} not at the IDR {idr}: {text}",
         first.0
     );
+    assert_eq!(
+        handle.dash_dropped(),
+        Some(0),
+        "the default queue held it all"
+    );
+}
+
+/// Audio that waits for video in a queue of `queue_frames` drops what does not fit, and the
+/// output counts it (`tributary_dash_queue_dropped_frames_total`).
+#[tokio::test(start_paused = true)]
+async fn audio_waiting_in_a_full_queue_is_dropped_and_counted() {
+    const QUEUE: usize = 8;
+    let dash = DashSettings {
+        queue_frames: QUEUE,
+        ..DashSettings::default()
+    };
+    let (hub, registry, code, buffer, mut writer, handle) = dash_output("queued", dash);
+    let frames = clip_frames();
+    // The session's video starts 2 s after its audio (within the 3 s pairing time): every
+    // audio frame before its first IDR waits, and the queue holds 8 of them.
+    let v0 = frames.iter().find(|f| f.track == VIDEO).unwrap().pts.0;
+    let late_video: Vec<_> = frames
+        .into_iter()
+        .filter(|f| f.track != VIDEO || f.pts.0 >= v0 + 2 * 90_000)
+        .collect();
+    let waiting = late_video
+        .iter()
+        .take_while(|f| !(f.track == VIDEO && f.keyframe))
+        .filter(|f| f.track != VIDEO)
+        .count();
+    assert!(
+        waiting > QUEUE + 40,
+        "{waiting} audio frames before the IDR"
+    );
+    write_shifted(&mut writer, late_video, 0).await;
+    let dropped = (waiting - QUEUE) as u64;
+    until("the drops counted", || {
+        (handle.dash_dropped() == Some(dropped)).then_some(())
+    })
+    .await;
+    hub.delete(&buffer);
+    until("the task to finish", || handle.is_finished().then_some(())).await;
+    // The audio after the IDR flows: its segments are listed.
+    let text = mpd(&registry, &code).unwrap();
+    assert!(!audio_entries(&text).is_empty(), "{text}");
+    assert_eq!(handle.dash_dropped(), Some(dropped));
 }
 
 #[tokio::test(start_paused = true)]

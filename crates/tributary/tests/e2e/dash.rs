@@ -191,6 +191,13 @@ fn an_rtmp_publish_plays_as_dash_in_dash_js_and_ffprobe() {
             "no {format} segment count:\n{metrics}"
         );
     }
+    // A publisher with a keyframe every S fills no DASH queue: nothing dropped.
+    assert!(
+        metrics.lines().any(|l| l.starts_with(
+            "tributary_dash_queue_dropped_frames_total{stream_code=\"live1\",profile=\"main\"} 0"
+        )),
+        "no DASH drop count:\n{metrics}"
+    );
 
     // ffprobe reads the live MPD.
     let mpd_url = server.url("/live1/index.mpd");
