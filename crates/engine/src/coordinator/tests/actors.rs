@@ -66,11 +66,7 @@ async fn an_idle_actor_is_reclaimed_and_the_next_command_gets_a_fresh_one() {
     assert!(rig.coordinator.restart(&ghost).await.is_err());
     reclaimed(&rig, &ghost).await;
     // The next command spawns a fresh actor and runs.
-    let outcome = rig
-        .coordinator
-        .put(spec(s.clone()), Expect::Any)
-        .await
-        .unwrap();
+    let outcome = rig.put(&s).await;
     assert!(outcome.created);
     assert!(rig.coordinator.is_running(&s.code));
     assert_eq!(processed(&rig, &s.code), ["put", "delete", "put"]);
@@ -126,11 +122,7 @@ async fn commands_racing_reclamation_run_exactly_once_in_order() {
     // way: the put must find either the old actor (which then stays) or a fresh one.
     let rounds = 200;
     for round in 0..rounds {
-        let outcome = rig
-            .coordinator
-            .put(spec(s.clone()), Expect::Any)
-            .await
-            .unwrap();
+        let outcome = rig.put(&s).await;
         assert!(outcome.created, "round {round}: the delete before was lost");
         assert!(outcome.applied.is_ok());
         assert!(

@@ -252,14 +252,15 @@ fn transcoded(mode: TranscoderMode, rungs: u32) -> Stream {
 }
 
 impl Rig {
-    /// Stores `s` and converges on it, as a PUT does; the apply's result.
+    /// Stores `s` whatever its revision and converges on it, as a PUT does.
+    async fn put(&self, s: &Stream) -> PutOutcome {
+        let put = self.coordinator.put(spec(s.clone()), Expect::Any).await;
+        put.expect("the store takes the record")
+    }
+
+    /// [`put`](Self::put)'s apply result.
     async fn apply(&self, s: &Stream) -> Result<Applied, CoordError> {
-        let outcome = self
-            .coordinator
-            .put(spec(s.clone()), Expect::Any)
-            .await
-            .unwrap();
-        outcome.applied
+        self.put(s).await.applied
     }
 
     /// Stores `s` disabled, which stops it.

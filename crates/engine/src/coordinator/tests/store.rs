@@ -6,11 +6,7 @@ use super::*;
 async fn put_persists_then_applies_and_delete_stops() {
     let rig = rig();
     let s = base();
-    let outcome = rig
-        .coordinator
-        .put(spec(s.clone()), Expect::Any)
-        .await
-        .unwrap();
+    let outcome = rig.put(&s).await;
     assert!(outcome.created);
     assert_eq!(outcome.stored.revision, 1);
     assert!(outcome.applied.is_ok());
@@ -37,19 +33,13 @@ async fn restart_needs_a_stored_enabled_stream() {
         Err(CoordError::NotFound(_))
     ));
     s.disabled = true;
-    rig.coordinator
-        .put(spec(s.clone()), Expect::Any)
-        .await
-        .unwrap();
+    rig.put(&s).await;
     assert!(matches!(
         rig.coordinator.restart(&s.code).await,
         Err(CoordError::Disabled(_))
     ));
     s.disabled = false;
-    rig.coordinator
-        .put(spec(s.clone()), Expect::Any)
-        .await
-        .unwrap();
+    rig.put(&s).await;
     rig.recorder.take();
     let applied = rig.coordinator.restart(&s.code).await.unwrap();
     assert_eq!(applied.actions, vec![Action::Stop, Action::Start]);
@@ -63,16 +53,9 @@ async fn reconciler_heals_a_failed_start_within_one_interval_and_skips_disabled(
     disabled.code = StreamCode::parse("off").unwrap();
     disabled.disabled = true;
     rig.recorder.fail("inputs.register 1");
-    let outcome = rig
-        .coordinator
-        .put(spec(good.clone()), Expect::Any)
-        .await
-        .unwrap();
+    let outcome = rig.put(&good).await;
     assert!(outcome.applied.is_err());
-    rig.coordinator
-        .put(spec(disabled.clone()), Expect::Any)
-        .await
-        .unwrap();
+    rig.put(&disabled).await;
     assert!(!rig.coordinator.is_running(&good.code));
 
     let shutdown = CancellationToken::new();
