@@ -19,7 +19,11 @@ pub const PLAYLIST_NAME: &str = "index.m3u8";
 /// beyond that slides the oldest out and returns it, so the caller can keep it fetchable for
 /// its retention time. `#EXT-X-MEDIA-SEQUENCE` is the number of the first listed segment and
 /// `#EXT-X-DISCONTINUITY-SEQUENCE` counts the discontinuities that slid out.
-/// `#EXT-X-TARGETDURATION` is taken from the first segment pushed and never changes.
+/// `#EXT-X-TARGETDURATION` is what the listed segments need: each segment comes with the
+/// target of its run (the segmenter fixes one per S), and the playlist prints the largest
+/// target among the runs it still lists. It changes only when S changed on a running server
+/// (module `hls::segmenter`, "A new S"): up as soon as a longer segment is listed, down once
+/// the last longer one slid out.
 /// No `#EXT-X-ENDLIST` is ever written: the playlist is live.
 ///
 /// fMP4 segments (entries with an [`init`](PlaylistEntry::init)) are listed as
@@ -58,8 +62,9 @@ pub const PLAYLIST_NAME: &str = "index.m3u8";
 pub struct MediaPlaylist {
     /// How many segments are listed (`live_window`, at least 1).
     window: usize,
-    /// `#EXT-X-TARGETDURATION`, fixed by the first push.
-    target_duration: Option<u32>,
+    /// The target of each run of listed segments: (the number of its first segment, its
+    /// target), oldest first; one run unless S changed.
+    targets: VecDeque<(u64, u32)>,
     /// `#EXT-X-DISCONTINUITY-SEQUENCE`: discontinuities that slid out of the window.
     discontinuity_sequence: u64,
     /// The listed segments, oldest first.
@@ -104,7 +109,7 @@ impl MediaPlaylist {
     pub fn new(window: usize) -> Self {
         Self {
             window: window.max(1),
-            target_duration: None,
+            targets: VecDeque::new(),
             discontinuity_sequence: 0,
             entries: VecDeque::with_capacity(window.max(1) + 1),
             rendered_len: 0,
@@ -168,6 +173,7 @@ impl MediaPlaylist {
             }
             out.push(entry);
         }
+        self.forget_targets();
         out
     }
 
@@ -176,14 +182,17 @@ impl MediaPlaylist {
         self.push_entry(segment.entry(), segment.target_duration)
     }
 
-    /// Lists an entry; `target_duration` is used only by the first push (it never changes
-    /// afterwards). Returns the entry that slid out of the window, if one did.
+    /// Lists an entry of a run whose target is `target_duration` (the segmenter's
+    /// TARGETDURATION when it cut it). Returns the entry that slid out of the window, if one
+    /// did.
     pub fn push_entry(
         &mut self,
         entry: PlaylistEntry,
         target_duration: u32,
     ) -> Option<PlaylistEntry> {
-        self.target_duration.get_or_insert(target_duration);
+        if self.targets.back().is_none_or(|&(_, t)| t != target_duration) {
+            self.targets.push_back((entry.number, target_duration));
+        }
         if self.open.is_some_and(|open| open.number <= entry.number) {
             self.open = None;
         }
@@ -204,7 +213,18 @@ impl MediaPlaylist {
         if out.discontinuity {
             self.discontinuity_sequence += 1;
         }
+        self.forget_targets();
         Some(out)
+    }
+
+    /// Forgets the targets of runs no longer listed.
+    fn forget_targets(&mut self) {
+        let Some(first) = self.media_sequence() else {
+            return;
+        };
+        while self.targets.get(1).is_some_and(|&(start, _)| start <= first) {
+            self.targets.pop_front();
+        }
     }
 
     /// The listed segments, oldest first.
@@ -212,9 +232,10 @@ impl MediaPlaylist {
         self.entries.iter()
     }
 
-    /// `#EXT-X-TARGETDURATION`, once a segment has been pushed.
+    /// `#EXT-X-TARGETDURATION`, once a segment has been pushed: the largest target among
+    /// the runs listed.
     pub fn target_duration(&self) -> Option<u32> {
-        self.target_duration
+        self.targets.iter().map(|&(_, t)| t).max()
     }
 
     /// `#EXT-X-MEDIA-SEQUENCE`: the number of the first listed segment, once there is one.
@@ -247,7 +268,8 @@ impl MediaPlaylist {
     }
 
     fn render_skipping(&mut self, delta: bool) -> String {
-        let (Some(target), Some(sequence)) = (self.target_duration, self.media_sequence()) else {
+        let (Some(target), Some(sequence)) = (self.target_duration(), self.media_sequence())
+        else {
             return String::new();
         };
         let mut out = String::with_capacity(self.rendered_len + 64);
@@ -493,6 +515,33 @@ mod tests {
     }
 
     #[test]
+    fn target_duration_is_what_the_listed_segments_need() {
+        let mut playlist = MediaPlaylist::new(3);
+        for number in 0..3 {
+            playlist.push_entry(entry(number, 2000, false), 2);
+        }
+        // S became 4 s: the first longer segment raises it at once.
+        playlist.push_entry(entry(3, 4000, true), 4);
+        assert_eq!(playlist.target_duration(), Some(4));
+        assert!(playlist.render().contains("#EXT-X-TARGETDURATION:4
+"));
+        // And back to 2 s: 4 while a 4 s segment is listed, then 2.
+        playlist.push_entry(entry(4, 2000, true), 2);
+        playlist.push_entry(entry(5, 2000, false), 2);
+        assert_eq!(playlist.media_sequence(), Some(3));
+        assert_eq!(playlist.target_duration(), Some(4));
+        playlist.push_entry(entry(6, 2000, false), 2);
+        assert_eq!(playlist.target_duration(), Some(2), "segment 3 slid out");
+        // A smaller window slides runs out too.
+        playlist.push_entry(entry(7, 3000, true), 3);
+        assert_eq!(playlist.target_duration(), Some(3));
+        playlist.set_window(1);
+        playlist.push_entry(entry(8, 2000, true), 2);
+        assert_eq!(playlist.target_duration(), Some(2));
+        assert_eq!(playlist.entries().len(), 1);
+    }
+
+    #[test]
     fn window_slides_and_counts_discontinuities_slid_out() {
         let mut playlist = MediaPlaylist::new(3);
         assert_eq!(
@@ -523,7 +572,7 @@ mod tests {
         assert_eq!(
             playlist.target_duration(),
             Some(2),
-            "fixed by the first push"
+            "11's run (target 5) slid out"
         );
         let text = playlist.render();
         assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:12\n#EXT-X-DISCONTINUITY-SEQUENCE:1\n"));

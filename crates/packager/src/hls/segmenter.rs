@@ -56,7 +56,14 @@ pub use parts::Part;
 ///   their numbers; numbers still always increase (a forced cut inside a cell takes the next
 ///   one).
 /// - **TARGETDURATION** is fixed by the first segment: `ceil(max(S, its duration))`, computed
-///   on the millisecond-rounded duration the playlist prints.
+///   on the millisecond-rounded duration the playlist prints; again by the first segment
+///   after a change of S.
+/// - **A new S** ([`set_segment`](Self::set_segment); `live_segment_sec` changed on a running
+///   server) applies at the next frame that may start a segment (a video keyframe; audio-only,
+///   the next audio frame): the open segment closes there, however short, and the next one,
+///   cut with the new S, is marked a discontinuity and fixes TARGETDURATION anew. Numbers
+///   continue by one; on a grid the cells take the new length and are re-anchored so the
+///   first new segment gets the next number. The session, muxer and wall anchor carry on.
 /// - **PSI.** Every segment starts with PAT and PMT: the muxer writes them before each video
 ///   keyframe; a segment starting elsewhere (audio-only, forced cut) makes the muxer re-send
 ///   them, which bumps the PMT version.
@@ -84,6 +91,10 @@ pub struct HlsSegmenter {
     segment: i64,
     /// With a grid: (L, the cell length; k / 2, how far a keyframe may sit off its instant).
     grid: Option<(i64, i64)>,
+    /// The grid's keyframe interval k, to size its cells again for a new S.
+    keyframe_interval: Option<i64>,
+    /// A new S (ticks) that applies at the next frame that may start a segment.
+    switch: Option<i64>,
     /// [`HlsConfig::first_number`]: with a grid, the number of cell 0.
     first_number: u64,
     /// The number the next segment gets (with a grid: at least).
@@ -143,14 +154,13 @@ pub struct HlsSegmenter {
 impl HlsSegmenter {
     /// A segmenter that has seen nothing yet.
     pub fn new(config: HlsConfig) -> Self {
-        let segment = Ts90::from_duration(config.segment).0.max(MIN_SEGMENT);
-        let grid = config.grid.filter(|k| k.0 > 0).map(|k| {
-            let cells = (segment + k.0 - 1) / k.0;
-            (k.0 * cells.max(1), k.0 / 2)
-        });
+        let segment = ticks(config.segment);
+        let keyframe_interval = config.grid.map(|k| k.0).filter(|&k| k > 0);
         Self {
             segment,
-            grid,
+            grid: keyframe_interval.map(|k| cells(segment, k)),
+            keyframe_interval,
+            switch: None,
             first_number: config.first_number,
             next_number: config.first_number,
             target_duration: None,
@@ -205,6 +215,41 @@ impl HlsSegmenter {
     pub fn set_dash_queue(&mut self, queue: usize) {
         if let Some(dash) = self.dash.as_mut() {
             dash.queue = queue.max(1);
+        }
+    }
+
+    /// Cuts segments of at least `segment` (S) from the next frame that may start one: the
+    /// open segment closes there and the next follows a discontinuity, with TARGETDURATION
+    /// fixed anew by its first segment (see the type's doc, "A new S"). The S in force
+    /// again, before the switch happened, cancels it.
+    pub fn set_segment(&mut self, segment: std::time::Duration) {
+        let segment = ticks(segment);
+        self.switch = (segment != self.segment).then_some(segment);
+    }
+
+    /// Applies a pending new S at `frame`, which may start a segment: closes the open one
+    /// there and marks the next a discontinuity; on a grid, the cells take the new length
+    /// and the cell of `frame` gets the next number.
+    fn switch_segment(&mut self, frame: &Frame) {
+        let Some(segment) = self.switch.take() else {
+            return;
+        };
+        self.flush_pending();
+        let end = if self.video {
+            SegmentEnd::Keyframe
+        } else {
+            SegmentEnd::Interval
+        };
+        self.close(Some(frame.pts), end);
+        self.segment = segment;
+        self.target_duration = None;
+        if let Some(k) = self.keyframe_interval {
+            self.grid = Some(cells(segment, k));
+            let cell = u64::try_from(self.cell(frame.pts)).unwrap_or(0);
+            self.first_number = self.next_number.saturating_sub(cell);
+        }
+        if self.emitted {
+            self.discontinuity = true;
         }
     }
 
@@ -534,6 +579,9 @@ impl HlsSegmenter {
         } else {
             kind == MediaKind::Audio
         };
+        if starts && self.switch.is_some() {
+            self.switch_segment(frame);
+        }
         match self.open.as_ref().map(|o| o.start) {
             None if !starts => {
                 self.skipped += 1;
@@ -905,6 +953,18 @@ struct Fmp4Writer {
 /// parameter sets), any other frame.
 fn describes(frame: &Frame) -> bool {
     frame.codec.kind() != MediaKind::Video || frame.keyframe
+}
+
+/// S in 90 kHz ticks, at least [`MIN_SEGMENT`].
+fn ticks(segment: std::time::Duration) -> i64 {
+    Ts90::from_duration(segment).0.max(MIN_SEGMENT)
+}
+
+/// The grid of keyframe interval `k` (ticks) for segments of at least `segment`: (L, the
+/// smallest multiple of k at least S; k / 2).
+fn cells(segment: i64, k: i64) -> (i64, i64) {
+    let count = (segment + k - 1) / k;
+    (k * count.max(1), k / 2)
 }
 
 /// Video first, then audio, then data.
