@@ -308,6 +308,13 @@ impl EngineHandle {
         shared.config.send_replace(Arc::clone(&config));
         *layers = layers.clone().with_store(write.store);
         tracing::info!(changed = ?write.changed, "configuration changed through the API");
+        if write
+            .changed
+            .iter()
+            .any(|p| p == "publisher.hls.live_segment_sec")
+        {
+            apply_segment_length(shared, config.publisher.hls.live_segment_sec).await;
+        }
         if let Some((path, report)) = ffmpeg {
             let media = &shared.media;
             media.transcoders.set_ffmpeg(path.clone(), report);
@@ -413,6 +420,22 @@ fn apply_live(shared: &Shared, changed: &[String], config: &ServerConfig) {
     }
 }
 
+/// `publisher.hls.live_segment_sec` changed (SPEC §Config "Hot apply"): the transcoders
+/// whose keyframe interval derives from it restart with the new GOP (only those), each under
+/// its stream's lock; then every running packager switches to the new length at its next
+/// keyframe, which for a restarted transcoder is its new session's first (one
+/// discontinuity). A stream whose restart fails is stopped and healed by the reconciler.
+async fn apply_segment_length(shared: &Shared, segment_sec: f64) {
+    let media = &shared.media;
+    for code in media.transcoders.set_segment_sec(segment_sec) {
+        if let Err(e) = shared.coordinator.restart_transcoder(&code).await {
+            tracing::warn!(stream = %code, error = %e,
+                "restarting the transcoder with the new keyframe interval failed");
+        }
+    }
+    media.outputs.set_hls_segment(segment_sec);
+}
+
 /// Probes a `transcoder.ffmpeg_path` about to be saved (SPEC §API `POST /config`): the
 /// binary it names and its report when usable; else 422 `FFMPEG_UNUSABLE` naming the field
 /// with the probe's errors, logged as the boot probe logs them, and the old binary stays.
@@ -471,12 +494,11 @@ async fn blocking<T: Send + 'static>(
 /// Why a change of `path` is refused on a running server (422 `UNSUPPORTED`).
 fn not_yet_reason(path: &str) -> &'static str {
     match path {
-        "publisher.hls.live_segment_sec" | "publisher.dash.segment_sec" | "publisher.dash" => {
-            "the segment length is not applied to running streams yet: HLS-TS, HLS-fMP4 and \
-             DASH of a stream cut at one set of keyframes, an ABR ladder's variants are cut \
-             and numbered on a keyframe grid derived from it (as is the transcoders' default \
-             keyframe interval), and a running HLS playlist's TARGETDURATION may not change; \
-             set it in tributary.toml or the environment and restart"
+        "publisher.dash.segment_sec" | "publisher.dash" => {
+            "publisher.dash.segment_sec is not applied to running streams yet: a running \
+             MPD's segment timeline would have to open a new Period at the switch; set it in \
+             tributary.toml or the environment and restart (publisher.hls.live_segment_sec \
+             applies at once)"
         }
         _ => {
             "changing this on a running server is not supported yet: set it in \

@@ -76,8 +76,8 @@ pub(crate) struct Outputs {
     hub: Hub,
     /// Every HLS window, by stream code; the media routes read it.
     hls: HlsRegistry,
-    /// Segment length, window and history for new packagers; the window and history are
-    /// replaced by [`Outputs::set_hls_window`].
+    /// Segment length, window and history for new packagers; replaced by
+    /// [`Outputs::set_hls_segment`] and [`Outputs::set_hls_window`].
     settings: Mutex<HlsSettings>,
     /// `publisher.dash` for new packagers with DASH on; all but `segment_sec` replaced by
     /// [`Outputs::set_dash`].
@@ -131,6 +131,41 @@ impl Outputs {
         }
         for handle in lock(&self.running).values() {
             handle.set_window(window, history);
+        }
+    }
+
+    /// `publisher.hls.live_segment_sec` changed through the config API: packagers started from
+    /// now on cut with it, and every running stream's packagers switch to it at their next
+    /// keyframe, numbers continuing after one discontinuity (`tributary_publish` HLS output,
+    /// "A new segment length"). A ladder cut on a keyframe grid (before or after the change)
+    /// restarts its packagers instead, with the new grid: its variants number by shared grid
+    /// cells, which only a common start keeps aligned; its numbers go on increasing. DASH
+    /// keeps its own S (`publisher.dash.segment_sec`).
+    pub(crate) fn set_hls_segment(&self, segment_sec: f64) {
+        let old = std::mem::replace(&mut lock(&self.settings).segment_sec, segment_sec);
+        let streams: Vec<Packaging> = lock(&self.packaging).values().cloned().collect();
+        for p in streams {
+            let code = &p.stream.code;
+            let on_grid = |s| {
+                let t = p.stream.transcoder.as_ref();
+                t.and_then(|t| keyframe_grid(t, s)).is_some()
+            };
+            if on_grid(old) || on_grid(segment_sec) {
+                tracing::info!(stream = %code, from_sec = old, to_sec = segment_sec,
+                    "HLS segment length changed: restarting the packagers of a ladder cut on a keyframe grid");
+                if let Err(e) = self.start_packagers(&p.stream, p.hls, p.dash) {
+                    tracing::warn!(stream = %code, "restarting the packagers: {e}");
+                }
+                continue;
+            }
+            for ((c, rung), handle) in lock(&self.running).iter() {
+                if c != code {
+                    continue;
+                }
+                if let Err(e) = handle.set_segment(segment_sec) {
+                    tracing::warn!(stream = %code, ?rung, "HLS segment length not applied: {e}");
+                }
+            }
         }
     }
 

@@ -54,8 +54,9 @@ pub(crate) struct Transcoders {
     ffmpeg_path: Mutex<PathBuf>,
     /// `<data_dir>/transcode`: one private directory per stream and job below it.
     root: PathBuf,
-    /// `publisher.hls.live_segment_sec`: the keyframe grid.
-    segment_sec: f64,
+    /// `publisher.hls.live_segment_sec`: the keyframe interval of rungs without one, read at
+    /// each job's start ([`set_segment_sec`](Transcoders::set_segment_sec)).
+    segment_sec: Arc<Mutex<f64>>,
     /// The stream status (`transcoder_unhealthy`, `transcoder_unavailable`), set once the
     /// coordinator exists.
     coordinator: OnceLock<WeakCoordinator>,
@@ -78,6 +79,8 @@ pub(crate) struct Transcoders {
 struct Running {
     /// What `GET /streams/{code}` shows.
     shared: Arc<Mutex<Shared>>,
+    /// Whether a rung forces keyframes every `live_segment_sec` ([`Ladder::gop_follows_segment`]).
+    gop_follows_segment: bool,
     /// The stream's task, when FFmpeg is available.
     task: Option<(
         CancellationToken,
@@ -143,7 +146,7 @@ impl Transcoders {
             buffers,
             ffmpeg_path: Mutex::new(ffmpeg_path),
             root,
-            segment_sec,
+            segment_sec: Arc::new(Mutex::new(segment_sec)),
             coordinator: OnceLock::new(),
             events: OnceLock::new(),
             streams: Mutex::new(HashMap::new()),
@@ -206,6 +209,27 @@ impl Transcoders {
         );
         *lock(&self.ffmpeg_path) = path;
         *lock(&self.probed) = Some(report);
+    }
+
+    /// `publisher.hls.live_segment_sec` changed through the config API: FFmpeg jobs started
+    /// from now on force keyframes on the new length where a rung sets no interval. Returns
+    /// the running streams that force keyframes on the old one, which restart their FFmpeg to
+    /// take it (SPEC §Config "Hot apply": the smallest set of restarts).
+    pub(crate) fn set_segment_sec(&self, segment_sec: f64) -> Vec<StreamCode> {
+        *lock(&self.segment_sec) = segment_sec;
+        lock(&self.streams)
+            .iter()
+            .filter(|(_, run)| run.gop_follows_segment && run.task.is_some())
+            .map(|(code, _)| code.clone())
+            .collect()
+    }
+
+    /// A running stream's ladder changed rung by rung: whether it follows the segment length
+    /// is read again.
+    fn ladder_changed(&self, code: &StreamCode, ladder: &Ladder) {
+        if let Some(run) = lock(&self.streams).get_mut(code) {
+            run.gop_follows_segment = ladder.gop_follows_segment();
+        }
     }
 
     /// Connects the service to the event bus and the coordinator (built after it).
@@ -379,7 +403,14 @@ impl TranscodeService for Transcoders {
             Err(e) => {
                 tracing::error!(stream = %code, "transcoder unavailable: {e}");
                 lock(&shared).unavailable = Some(e);
-                lock(&self.streams).insert(code.clone(), Running { shared, task: None });
+                lock(&self.streams).insert(
+                    code.clone(),
+                    Running {
+                        shared,
+                        gop_follows_segment: ladder.gop_follows_segment(),
+                        task: None,
+                    },
+                );
                 self.degrade(&code, Degradation::TranscoderUnavailable, true);
                 return Ok(Vec::new());
             }
@@ -397,7 +428,7 @@ impl TranscodeService for Transcoders {
             hub: self.hub.clone(),
             launcher,
             dir,
-            segment_sec: self.segment_sec,
+            segment_sec: Arc::clone(&self.segment_sec),
             overlay,
             shared: Arc::clone(&shared),
             coordinator: self.coordinator.get().cloned(),
@@ -405,11 +436,13 @@ impl TranscodeService for Transcoders {
         };
         let stop = CancellationToken::new();
         let (tx, rx) = mpsc::channel(16);
+        let ladder_follows = ladder.gop_follows_segment();
         let task = tokio::spawn(run_stream(ctx, ladder, writers, retired, rx, stop.clone()));
         lock(&self.streams).insert(
             code,
             Running {
                 shared,
+                gop_follows_segment: ladder_follows,
                 task: Some((stop, tx, task)),
             },
         );
@@ -514,6 +547,7 @@ impl TranscodeService for Transcoders {
         let Some(t) = spec.transcode() else {
             return Ok(());
         };
+        self.ladder_changed(&spec.stream().code, &t.ladder);
         self.send(
             &spec.stream().code,
             Command::Restart(index, Arc::new(t.ladder.clone())),
@@ -525,6 +559,7 @@ impl TranscodeService for Transcoders {
             return Ok(());
         };
         let code = &spec.stream().code;
+        self.ladder_changed(code, &t.ladder);
         let writer = self
             .buffers
             .take_writers(code)
@@ -548,7 +583,8 @@ struct StreamCtx {
     launcher: Launcher,
     /// `<root>/<code>`: the watermark text, and one working directory per job.
     dir: PathBuf,
-    segment_sec: f64,
+    /// `live_segment_sec`, shared with the service: read at each job's start.
+    segment_sec: Arc<Mutex<f64>>,
     overlay: Option<(Overlay, String)>,
     shared: Arc<Mutex<Shared>>,
     coordinator: Option<WeakCoordinator>,
@@ -571,7 +607,7 @@ impl StreamCtx {
             launcher: self.launcher.clone(),
             ladder: Arc::clone(ladder),
             job,
-            segment_sec: self.segment_sec,
+            segment_sec: *lock(&self.segment_sec),
             overlay: self.overlay.clone(),
             workdir: self.dir.join(name),
             source: BufferId::Raw(self.code.clone()),

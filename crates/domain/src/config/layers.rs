@@ -545,12 +545,15 @@ const LIVE_SECTIONS: &[&str] = &[
 ];
 
 /// Leaf paths read where they are used, or handed to the running services by
-/// `write_config` (the HLS and DASH windows; `transcoder.ffmpeg_path`, probed first, then the
-/// running transcoders restarted; `sessions.geoip_db_path`, read first, then swapped in for
-/// new sessions), so a change applies at once.
+/// `write_config` (the HLS and DASH windows; the HLS segment length, which running packagers
+/// switch to at their next keyframe after the transcoders whose GOP derives from it
+/// restarted; `transcoder.ffmpeg_path`, probed first, then the running transcoders
+/// restarted; `sessions.geoip_db_path`, read first, then swapped in for new sessions), so a
+/// change applies at once.
 const LIVE: &[&str] = &[
     "server.allowed_hosts",
     "buffer.capacity",
+    "publisher.hls.live_segment_sec",
     "publisher.hls.live_window",
     "publisher.hls.live_history",
     "publisher.dash.window",

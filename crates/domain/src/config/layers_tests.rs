@@ -226,15 +226,15 @@ fn hot_apply_classifies_every_path() {
     assert_eq!(hot_apply("log.format"), HotApply::Now);
     assert_eq!(hot_apply("publisher.hls.live_window"), HotApply::Now);
     assert_eq!(hot_apply("publisher.hls.live_history"), HotApply::Now);
-    assert_eq!(
-        hot_apply("publisher.hls.live_segment_sec"),
-        HotApply::NotYet
-    );
+    // Running packagers switch at their next keyframe; derived GOPs restart their FFmpeg.
+    assert_eq!(hot_apply("publisher.hls.live_segment_sec"), HotApply::Now);
+    assert_eq!(hot_apply("publisher.hls.segment_format"), HotApply::NotYet);
     for live in ["window", "pairing_sec", "track_loss_sec", "queue_frames"] {
         let path = format!("publisher.dash.{live}");
         assert_eq!(hot_apply(&path), HotApply::Now, "{path}");
     }
-    // S moves the cut points HLS and DASH share; a whole section set to null may too.
+    // DASH's S would need a new Period in running MPDs; a whole section set to null may
+    // change it too.
     assert_eq!(hot_apply("publisher.dash.segment_sec"), HotApply::NotYet);
     assert_eq!(hot_apply("publisher.dash"), HotApply::NotYet);
 }

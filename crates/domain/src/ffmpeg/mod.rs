@@ -71,6 +71,19 @@ pub struct Ladder {
 }
 
 impl Ladder {
+    /// Whether some rung forces keyframes every `publisher.hls.live_segment_sec`: an encoded
+    /// rung without a `keyframe_interval` of its own, and no `global.gop` (SPEC §Transcoder
+    /// "VideoProfile": `keyframe_interval` 0 → the HLS segment length). Such a ladder's
+    /// FFmpeg restarts when the segment length changes.
+    pub fn gop_follows_segment(&self) -> bool {
+        self.gop.is_none()
+            && self
+                .rungs
+                .iter()
+                .filter_map(Rung::encode)
+                .any(|e| e.keyframe_interval.is_none())
+    }
+
     /// Parses a transcoder (and the stream's enabled watermark, already parsed). `Ok(None)`:
     /// no FFmpeg runs (`video.copy && audio.copy`). Warnings (presets dropped or translated
     /// away, GPU resize falling back to `fit`, settings without effect) are appended to the

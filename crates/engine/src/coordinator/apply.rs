@@ -263,9 +263,10 @@ impl Worker {
         }
     }
 
-    /// `transcoder.ffmpeg_path` changed (SPEC §Config "Hot apply"): restarts only this
-    /// stream's FFmpeg, which starts with the binary the service now has (a stream that
-    /// reported `transcoder_unavailable` starts transcoding). Its buffers persist, so inputs,
+    /// `transcoder.ffmpeg_path` or the keyframe interval it derives from
+    /// `publisher.hls.live_segment_sec` changed (SPEC §Config "Hot apply"): restarts only this
+    /// stream's FFmpeg, which starts with what the service now has (a stream that reported
+    /// `transcoder_unavailable` starts transcoding). Its buffers persist, so inputs,
     /// packagers, players, pushes and DVR carry on through a new session. Nothing for a
     /// stopped, passthrough or ABR-copy stream. A failure stops the stream cleanly (the
     /// reconciler heals it).
@@ -297,7 +298,7 @@ impl Worker {
         if let Some(run) = self.running.as_mut() {
             run.transcoder = true;
         }
-        tracing::info!(stream = %self.code, "transcoder restarted with the new FFmpeg");
+        tracing::info!(stream = %self.code, "transcoder restarted with the new configuration");
         Ok(Applied {
             actions: vec![Action::RestartTranscoder {
                 added: Vec::new(),

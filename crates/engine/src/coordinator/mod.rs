@@ -245,7 +245,8 @@ impl Coordinator {
     }
 
     /// Restarts only the FFmpeg of a running transcoding stream (SPEC §Config "Hot apply":
-    /// `transcoder.ffmpeg_path`), under the stream's lock; nothing for any other stream.
+    /// `transcoder.ffmpeg_path`, `live_segment_sec` for a GOP derived from it), under the
+    /// stream's lock; nothing for any other stream.
     pub(crate) async fn restart_transcoder(
         &self,
         code: &StreamCode,

@@ -64,6 +64,8 @@ pub use parts::Part;
 ///   cut with the new S, is marked a discontinuity and fixes TARGETDURATION anew. Numbers
 ///   continue by one; on a grid the cells take the new length and are re-anchored so the
 ///   first new segment gets the next number. The session, muxer and wall anchor carry on.
+///   A new session that comes first takes the new S at its start, under its own
+///   discontinuity (a transcoder restarted for a new keyframe interval: one, not two).
 /// - **PSI.** Every segment starts with PAT and PMT: the muxer writes them before each video
 ///   keyframe; a segment starting elsewhere (audio-only, forced cut) makes the muxer re-send
 ///   them, which bumps the PMT version.
@@ -227,25 +229,19 @@ impl HlsSegmenter {
         self.switch = (segment != self.segment).then_some(segment);
     }
 
-    /// Applies a pending new S at `frame`, which may start a segment: closes the open one
-    /// there and marks the next a discontinuity; on a grid, the cells take the new length
-    /// and the cell of `frame` gets the next number.
-    fn switch_segment(&mut self, frame: &Frame) {
+    /// Applies a pending new S from `at` on (the open segment closed already): the next
+    /// segment follows a discontinuity; on a grid, the cells take the new length and the cell
+    /// of `at` gets the next number.
+    fn switch_segment(&mut self, at: Ts90) {
         let Some(segment) = self.switch.take() else {
             return;
         };
-        self.flush_pending();
-        let end = if self.video {
-            SegmentEnd::Keyframe
-        } else {
-            SegmentEnd::Interval
-        };
-        self.close(Some(frame.pts), end);
         self.segment = segment;
         self.target_duration = None;
         if let Some(k) = self.keyframe_interval {
-            self.grid = Some(cells(segment, k));
-            let cell = u64::try_from(self.cell(frame.pts)).unwrap_or(0);
+            let (length, margin) = cells(segment, k);
+            self.grid = Some((length, margin));
+            let cell = u64::try_from((at.0 + margin).div_euclid(length)).unwrap_or(0);
             self.first_number = self.next_number.saturating_sub(cell);
         }
         if self.emitted {
@@ -266,6 +262,8 @@ impl HlsSegmenter {
                 self.discontinuity = true;
             }
             self.session = Some(frame.session);
+            // A new S waiting for a keyframe takes this session's start: one discontinuity.
+            self.switch_segment(frame.pts);
         }
         if !self.format.carries(frame.codec) {
             self.omit(frame.track, frame.codec);
@@ -580,7 +578,14 @@ impl HlsSegmenter {
             kind == MediaKind::Audio
         };
         if starts && self.switch.is_some() {
-            self.switch_segment(frame);
+            self.flush_pending();
+            let end = if self.video {
+                SegmentEnd::Keyframe
+            } else {
+                SegmentEnd::Interval
+            };
+            self.close(Some(frame.pts), end);
+            self.switch_segment(frame.pts);
         }
         match self.open.as_ref().map(|o| o.start) {
             None if !starts => {

@@ -62,17 +62,7 @@ impl HlsSettings {
         if self.window == 0 {
             return Err(invalid("publisher.hls.live_window", "must be at least 1"));
         }
-        if !(self.segment_sec.is_finite() && self.segment_sec > 0.0) {
-            return Err(invalid("publisher.hls.live_segment_sec", "must be > 0"));
-        }
-        let segment = Duration::from_secs_f64(self.segment_sec);
-        if segment > output::MAX_SEGMENT {
-            return Err(invalid(
-                "publisher.hls.live_segment_sec",
-                "must be at most 60",
-            ));
-        }
-        Ok(segment)
+        segment_length(code, self.segment_sec)
     }
 
     /// The LL-HLS part length and PART-HOLD-BACK, or why the settings are invalid.
@@ -113,6 +103,23 @@ impl HlsSettings {
             Duration::from_secs_f64(hold_back),
         )))
     }
+}
+
+/// `live_segment_sec` as a duration, or why it is invalid (not within (0, 60] s).
+fn segment_length(code: &StreamCode, segment_sec: f64) -> Result<Duration, PublishError> {
+    let invalid = |reason| PublishError::InvalidSettings {
+        code: code.clone(),
+        field: "publisher.hls.live_segment_sec",
+        reason,
+    };
+    if !(segment_sec.is_finite() && segment_sec > 0.0) {
+        return Err(invalid("must be > 0"));
+    }
+    let segment = Duration::from_secs_f64(segment_sec);
+    if segment > output::MAX_SEGMENT {
+        return Err(invalid("must be at most 60"));
+    }
+    Ok(segment)
 }
 
 impl Default for HlsSettings {

@@ -1,4 +1,26 @@
 //! Starting, running and stopping one HLS output.
+//!
+//! # A new segment length on a running output
+//!
+//! `live_segment_sec` changed on a running server (SPEC §Config "Hot apply": "each packager
+//! restarts at its next keyframe (numbering continues, one discontinuity)") reaches the task
+//! as the window does ([`HlsHandle::set_segment`]). The segmenter closes its open segment at
+//! the next keyframe and cuts on with the new S from there, numbers continuing by one; the
+//! first new segment carries `#EXT-X-DISCONTINUITY`. The playlist stays the same playlist:
+//! its window keeps the old segments, so a player in the middle of them plays on.
+//!
+//! `#EXT-X-TARGETDURATION` then becomes what the listed segments need (the largest target of
+//! the runs listed): RFC 8216 §4.3.3.1 makes every `#EXTINF`, rounded, at most
+//! TARGETDURATION, a rule of each playlist a client parses (it MUST reject one that breaks
+//! it); §6.2.1 also asks a server not to change the value between reloads, a rule no
+//! restart can keep either, since a restarted packager serves its new playlist at the same
+//! URL. Of the two, the playlist that parses wins: longer segments raise the value as soon
+//! as the first one is listed, and it comes down once the last longer one slid out. Players
+//! read it again at every reload: hls.js takes each reload's `targetduration` for its reload
+//! interval and live edge, and AVPlayer likewise; the discontinuity resets their timestamp
+//! mapping across the cut. A ladder cut on a keyframe grid is not switched here but
+//! restarted by the engine: its variants number by shared grid cells, which each variant
+//! switching at its own next keyframe cannot keep aligned.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -40,15 +62,17 @@ pub struct HlsHandle {
     task: JoinHandle<()>,
     /// How long a retired variant stays served: two playlist windows.
     linger: Duration,
-    /// `live_window`, `live_history` and `publisher.dash`, which the task follows at once
-    /// ([`set_window`](HlsHandle::set_window), [`set_dash`](HlsHandle::set_dash)).
+    /// `live_segment_sec`, `live_window`, `live_history` and `publisher.dash`, which the task
+    /// follows ([`set_segment`](HlsHandle::set_segment), [`set_window`](HlsHandle::set_window),
+    /// [`set_dash`](HlsHandle::set_dash)).
     limits: tokio::sync::watch::Sender<Limits>,
 }
 
-/// The playlist window and history of a running output, and its DASH settings when DASH is
-/// on.
+/// The segment length, playlist window and history of a running output, and its DASH
+/// settings when DASH is on.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Limits {
+    segment: Duration,
     window: usize,
     history: usize,
     dash: Option<DashSettings>,
@@ -152,6 +176,7 @@ pub fn start_hls_variant(
     let latency = Arc::new(Latency::default());
 
     let applied = Limits {
+        segment,
         window: settings.window,
         history: settings.history,
         dash: settings.dash,
@@ -200,6 +225,20 @@ pub fn start_hls_variant(
 }
 
 impl HlsHandle {
+    /// `live_segment_sec` changed on a running server: the HLS segmenter cuts segments of
+    /// the new length from its next keyframe on (module doc). Fails, changing nothing, when
+    /// the length is not within (0, 60] s (`publisher.hls.live_segment_sec` named). DASH keeps
+    /// its own S (`publisher.dash.segment_sec`).
+    pub fn set_segment(&self, segment_sec: f64) -> Result<(), PublishError> {
+        let segment = super::segment_length(&self.code, segment_sec)?;
+        self.limits.send_if_modified(|limits| {
+            let changed = limits.segment != segment;
+            limits.segment = segment;
+            changed
+        });
+        Ok(())
+    }
+
     /// `live_window` and `live_history` changed on a running server: the task applies them at
     /// once (a smaller window slides its oldest segments out of the playlist, which stay
     /// fetchable as retired ones; a larger one lists more as segments come). 0 is taken as 1
@@ -209,7 +248,7 @@ impl HlsHandle {
             let new = Limits {
                 window: window.max(1),
                 history,
-                dash: limits.dash,
+                ..*limits
             };
             let changed = *limits != new;
             *limits = new;
@@ -371,15 +410,25 @@ struct Output {
 }
 
 impl Output {
-    /// Applies the window, history and DASH settings the handle last set.
+    /// Applies the segment length, window, history and DASH settings the handle last set.
     fn resize(&mut self) {
         let limits = *self.limits.borrow_and_update();
         let applied = std::mem::replace(&mut self.applied, limits);
         let Limits {
+            segment,
             window,
             history,
             dash,
         } = limits;
+        if applied.segment != segment {
+            self.segmenter.set_segment(segment);
+            tracing::info!(
+                from_sec = applied.segment.as_secs_f64(),
+                to_sec = segment.as_secs_f64(),
+                next_number = self.segmenter.next_number(),
+                "HLS segment length changed: switching at the next keyframe, after a discontinuity"
+            );
+        }
         if let (Some(side), Some(dash)) = (&mut self.dash, dash)
             && (applied.dash != Some(dash) || applied.history != history)
         {

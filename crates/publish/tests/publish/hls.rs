@@ -311,6 +311,50 @@ async fn losses_and_new_sessions_mark_discontinuities() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_new_segment_length_applies_at_the_next_keyframe_in_the_same_playlist() {
+    let hub = Hub::new();
+    let registry = HlsRegistry::new();
+    let code = code("resegment");
+    let buffer = BufferId::Stream(code.clone());
+    let mut writer = hub.create(buffer.clone(), 64).unwrap();
+    let settings = HlsSettings {
+        window: 20,
+        ..HlsSettings::default()
+    };
+    let handle = start_hls(&registry, &hub, code.clone(), buffer, settings).unwrap();
+    // Keyframes every second, S = 2 s.
+    for i in 0..165 {
+        writer.write(video(i, 25)).unwrap();
+        tokio::task::yield_now().await;
+    }
+    until_listed(&registry, &code, 3).await;
+    let error = handle.set_segment(0.0).unwrap_err().to_string();
+    assert!(error.contains("publisher.hls.live_segment_sec"), "{error}");
+    handle.set_segment(4.0).unwrap();
+    for i in 165..665 {
+        writer.write(video(i, 25)).unwrap();
+        tokio::task::yield_now().await;
+    }
+    let text = until("segments of the new length", || {
+        playlist(&registry, &code).filter(|p| p.matches("#EXTINF:4.000,").count() >= 3)
+    })
+    .await;
+    assert!(text.contains("#EXT-X-TARGETDURATION:4\n"), "{text}");
+    assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+    let numbers: Vec<u64> = uris(&text)
+        .iter()
+        .map(|uri| tributary_packager::parse_segment_name(uri).unwrap())
+        .collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
+    // 2 s segments, the one open at the change (closed at the next keyframe), then 4 s ones
+    // from the discontinuity on.
+    let (before, after) = text.split_once("#EXT-X-DISCONTINUITY\n").unwrap();
+    assert!(before.matches("#EXTINF:2.000,").count() >= 3, "{text}");
+    let after: Vec<&str> = after.lines().filter(|l| l.starts_with("#EXTINF")).collect();
+    assert!(after.iter().all(|l| *l == "#EXTINF:4.000,"), "{text}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn uncarried_tracks_become_warnings() {
     let hub = Hub::new();
     let registry = HlsRegistry::new();

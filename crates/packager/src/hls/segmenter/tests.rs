@@ -329,6 +329,29 @@ fn a_new_s_applies_at_the_next_keyframe_with_numbers_continuing() {
 }
 
 #[test]
+fn a_new_session_before_the_next_keyframe_takes_the_new_s_under_one_discontinuity() {
+    const SEC: i64 = 90_000;
+    // S = 2 s, keyframes every 2 s; S becomes 4 s at 5 s, and a new session (a restarted
+    // encoder) starts at 5.5 s, before the old one's next keyframe.
+    let mut frames: Vec<Frame> = av(T0, 5.0, 60, 1);
+    frames.extend(av(T0 + 11 * SEC / 2, 12.0, 60, 2));
+    let at = frames.iter().position(|f| f.dts.0 >= T0 + 5 * SEC).unwrap_or(frames.len());
+    let mut s = segmenter(0);
+    let mut events = run(&mut s, &frames[..at]);
+    s.set_segment(Duration::from_secs(4));
+    events.extend(run(&mut s, &frames[at..]));
+    let summary: Vec<(u64, bool, u32)> = segments(&events)
+        .iter()
+        .map(|s| (s.number, s.discontinuity, s.target_duration))
+        .collect();
+    assert_eq!(
+        summary,
+        [(0, false, 2), (1, false, 2), (2, false, 2), (3, true, 4), (4, false, 4)]
+    );
+    assert_eq!(segments(&events)[3].duration, Ts90(4 * SEC));
+}
+
+#[test]
 fn a_new_s_on_a_grid_resizes_the_cells_and_numbers_on() {
     const SEC: i64 = 90_000;
     // k = 1 s, S = 2 s (cells of 2 s, cell 0 numbered 0); S becomes 4 s at 6.5 s.
