@@ -3,7 +3,8 @@
 //! batcher, the SSRF guard, the admin token and `public_metrics` apply to the next delivery
 //! or request, `log.level` and `log.format` change what the process logs, a running HLS
 //! playlist follows `publisher.hls.live_window` and a running DASH MPD `publisher.dash.window`
-//! (without restarting its packagers), a saved `transcoder.ffmpeg_path` is probed (an
+//! (without restarting its packagers), a running playlist switches to a new
+//! `publisher.hls.live_segment_sec` at the next keyframe (numbers on, one discontinuity), a saved `transcoder.ffmpeg_path` is probed (an
 //! unusable one refused) and restarts only the transcoders, and an SRT publisher on the old port keeps
 //! going (as does an RTSP player) while the moved listener drains.
 
@@ -244,12 +245,99 @@ fn a_running_hls_playlist_follows_the_window_at_once() {
     .unwrap();
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(listed(&server).0, 4, "the window stays at 4");
+}
 
-    // The segment length is still a restart, and says so.
-    needs_restart(
-        &server,
-        json!({"publisher": {"hls": {"live_segment_sec": 4.0}}}),
-    );
+/// `(number, duration)` of every segment `playlist` lists, and how many segments precede
+/// each `#EXT-X-DISCONTINUITY`.
+fn listed_segments(playlist: &str) -> (Vec<(u64, f64)>, Vec<usize>) {
+    let (mut segments, mut cuts) = (Vec::new(), Vec::new());
+    let mut duration = 0.0;
+    for line in playlist.lines() {
+        if line == "#EXT-X-DISCONTINUITY" {
+            cuts.push(segments.len());
+        } else if let Some(extinf) = line.strip_prefix("#EXTINF:") {
+            duration = extinf.trim_end_matches(',').parse().unwrap();
+        } else if let Some(name) = line.strip_prefix("seg_") {
+            let number = name.trim_end_matches(".ts").parse().unwrap();
+            segments.push((number, duration));
+        }
+    }
+    (segments, cuts)
+}
+
+/// The segments `numbers` of `/cam/`, concatenated into `path` (one span between
+/// discontinuities: one timeline for ffprobe).
+fn span_ts(server: &Server, numbers: &[u64], path: &std::path::Path) -> String {
+    let mut ts = Vec::new();
+    for number in numbers {
+        let name = format!("seg_{number:06}.ts");
+        let (status, _, body) = http_get(&server.url(&format!("/cam/{name}"))).unwrap();
+        assert_eq!(status, 200, "{name} listed but not served");
+        ts.extend_from_slice(&body);
+    }
+    std::fs::write(path, ts).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_running_hls_playlist_switches_to_a_new_segment_length_at_the_next_keyframe() {
+    let _turn = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_config(dir.path(), "[publisher.hls]\nlive_window = 12\n", "off");
+    let _sender = udp_live(&server, "cam");
+    let before = wait_segments(&server, "cam", 3, Duration::from_secs(30));
+    assert!(before.contains("#EXT-X-TARGETDURATION:2\n"), "{before}");
+    let (old, _) = listed_segments(&before);
+    let started_at = server.runtime("cam")["started_at"].clone();
+
+    // The clip has a keyframe every 2 s: S = 4 s cuts every other one.
+    apply(&server, json!({"publisher": {"hls": {"live_segment_sec": 4.0}}}));
+    let mut text = String::new();
+    wait_until(Duration::from_secs(40), "3 segments of 4 s", || {
+        let (_, _, body) = http_get(&server.url("/cam/index.m3u8")).unwrap();
+        text = String::from_utf8_lossy(&body).into_owned();
+        let (segments, cuts) = listed_segments(&text);
+        cuts.first().is_some_and(|&cut| segments.len() - cut >= 3)
+    })
+    .unwrap();
+    let (segments, cuts) = listed_segments(&text);
+    assert_eq!(cuts.len(), 1, "one discontinuity:\n{text}");
+    assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:0\n"), "{text}");
+    // What the listed segments need: every EXTINF, rounded, at most TARGETDURATION, which
+    // the first new segment fixed at ceil(max(4, its length)) (the clip's loop point can
+    // stretch one a little).
+    let target: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-TARGETDURATION:"))
+        .and_then(|t| t.parse().ok())
+        .unwrap();
+    assert!((4.0..=5.0).contains(&target), "{text}");
+    assert!(segments.iter().all(|(_, d)| d.round() <= target), "{text}");
+    // Numbering continues: one run of numbers through the switch, the old ones still listed.
+    let numbers: Vec<u64> = segments.iter().map(|(n, _)| *n).collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{text}");
+    assert!(numbers.contains(&old.last().unwrap().0), "{text}");
+    let (earlier, later) = segments.split_at(cuts[0]);
+    assert!(earlier.iter().all(|(_, d)| *d <= 2.2), "{text}");
+    assert!(later.iter().all(|(_, d)| (3.9..=4.2).contains(d)), "{text}");
+
+    // The stream never stopped: each span's timeline rises, and the new one starts where
+    // the old one ended (the same source, cut elsewhere).
+    let mut ends = Vec::new();
+    for (name, span) in [("earlier", earlier), ("later", later)] {
+        let numbers: Vec<u64> = span.iter().map(|(n, _)| *n).collect();
+        let path = span_ts(&server, &numbers, &dir.path().join(format!("{name}.ts")));
+        let audio = tributary_testkit::rising_dts(&path, "a").unwrap();
+        let video = tributary_testkit::rising_dts(&path, "v").unwrap();
+        let listed: f64 = span.iter().map(|(_, d)| d).sum();
+        let covered = video.last().unwrap() - video.first().unwrap();
+        assert!((covered - listed).abs() < 0.2, "{name}: {covered} s of video, {listed} s listed");
+        assert!(!audio.is_empty(), "{name}: audio");
+        ends.push((video[0], *video.last().unwrap()));
+    }
+    let gap = ends[1].0 - ends[0].1;
+    assert!((0.0..0.1).contains(&gap), "video resumes {gap} s after the switch");
+    assert_eq!(server.runtime("cam")["started_at"], started_at, "the stream did not restart");
 }
 
 #[test]
@@ -324,18 +412,18 @@ fn a_running_dash_mpd_follows_the_window_at_once() {
     let (status, _, _) = http_get(&server.url(&format!("/cam/seg_v_{start}.m4s"))).unwrap();
     assert_eq!(status, 200, "seg_v_{start}.m4s");
 
-    // The segment length moves the cut points HLS and DASH share: still a restart, and says
-    // why.
+    // DASH's segment length would need a new Period in the running MPD: still a restart,
+    // and the answer names it.
     let refused = post_config(
         &server,
         json!({"publisher": {"dash": {"segment_sec": 4.0}}}),
     );
     assert_eq!(refused.status, 422, "{}", refused.body);
     assert_eq!(refused.body["error"]["code"], "UNSUPPORTED");
-    let message = refused.body["error"]["fields"][0]["message"]
-        .as_str()
-        .unwrap_or("");
-    assert!(message.contains("segment length"), "{message}");
+    let field = &refused.body["error"]["fields"][0];
+    assert_eq!(field["path"], "publisher.dash.segment_sec", "{}", refused.body);
+    let message = field["message"].as_str().unwrap_or("");
+    assert!(message.contains("publisher.dash.segment_sec"), "{message}");
 }
 
 #[test]
