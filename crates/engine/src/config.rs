@@ -15,7 +15,10 @@
 //! for new buffers, the watermark library's directory, checked inside the storage roots and
 //! created before the change is stored), and the new configuration is published on the
 //! engine's watch, where every setting read at use (`loopback_bypass`, `allowed_hosts`,
-//! `public_metrics`) sees it and the binary follows `log.*`.
+//! `public_metrics`) sees it and the binary follows `log.*`. Last come the restarts, each
+//! under its stream's lock: a new HLS segment length ([`apply_segment_length`]: the
+//! transcoders whose GOP derives from it, then every running packager switched at its next
+//! keyframe) and a new FFmpeg (the running transcoders).
 //!
 //! A setting read by several services is one shared handle they all read at use, written
 //! once here: the file and storage roots are one `LiveRoots` (`tributary_domain::roots`), read
