@@ -426,8 +426,9 @@ fn apply_live(shared: &Shared, changed: &[String], config: &ServerConfig) {
 /// `publisher.hls.live_segment_sec` changed (SPEC §Config "Hot apply"): the transcoders
 /// whose keyframe interval derives from it restart with the new GOP (only those), each under
 /// its stream's lock; then every running packager switches to the new length at its next
-/// keyframe, which for a restarted transcoder is its new session's first (one
-/// discontinuity). A stream whose restart fails is stopped and healed by the reconciler.
+/// keyframe, for a restarted transcoder most likely its new FFmpeg's first (its rungs'
+/// timelines run on through the restart, so the switch is the one discontinuity). A stream
+/// whose restart fails is stopped and healed by the reconciler.
 async fn apply_segment_length(shared: &Shared, segment_sec: f64) {
     let media = &shared.media;
     for code in media.transcoders.set_segment_sec(segment_sec) {

@@ -64,8 +64,8 @@ pub use parts::Part;
 ///   cut with the new S, is marked a discontinuity and fixes TARGETDURATION anew. Numbers
 ///   continue by one; on a grid the cells take the new length and are re-anchored so the
 ///   first new segment gets the next number. The session, muxer and wall anchor carry on.
-///   A new session that comes first takes the new S at its start, under its own
-///   discontinuity (a transcoder restarted for a new keyframe interval: one, not two).
+///   A new session that comes first (a source that restarted) takes the new S at its start,
+///   under its own discontinuity: one, not two.
 /// - **PSI.** Every segment starts with PAT and PMT: the muxer writes them before each video
 ///   keyframe; a segment starting elsewhere (audio-only, forced cut) makes the muxer re-send
 ///   them, which bumps the PMT version.

@@ -341,6 +341,69 @@ fn a_running_hls_playlist_switches_to_a_new_segment_length_at_the_next_keyframe(
 }
 
 #[test]
+fn a_new_segment_length_restarts_only_the_transcoders_whose_keyframe_interval_follows_it() {
+    use crate::transcode::pids;
+    let _turn = alone();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_config(dir.path(), "[publisher.hls]\nlive_window = 12\n", "off");
+    // `derived` forces keyframes every live_segment_sec; `fixed` every 2 s whatever it is.
+    let mut senders = Vec::new();
+    for (code, interval) in [("derived", 0.0), ("fixed", 2.0)] {
+        let port = free_udp_port();
+        let body = json!({"inputs": [{"url": format!("udp://127.0.0.1:{port}")}],
+                          "protocols": {"hls": true},
+                          "transcoder": {"audio": {"bitrate": 64}, "video": {"profiles": [
+                              {"width": 320, "height": 180, "bitrate": 300,
+                               "preset": "ultrafast", "keyframe_interval": interval}]}}});
+        let created = call(&server, "PUT", &format!("/streams/{code}"), Some(&body), "");
+        assert_eq!(created.status, 201, "{}", created.body);
+        senders.push(LiveSender::start(&clip(), port).expect("start the UDP sender"));
+    }
+    let rung = |code: &str| server.text(&format!("/{code}/track_1/index.m3u8")).unwrap_or_default();
+    for code in ["derived", "fixed"] {
+        wait_until(Duration::from_secs(60), "2 rung segments", || {
+            listed_segments(&rung(code)).0.len() >= 2
+        })
+        .unwrap_or_else(|e| panic!("{e}: {}", server.runtime(code)));
+    }
+    let before: Vec<(Vec<u32>, usize)> = ["derived", "fixed"]
+        .iter()
+        .map(|code| (pids(&server, code), listed_segments(&rung(code)).1.len()))
+        .collect();
+
+    apply(&server, json!({"publisher": {"hls": {"live_segment_sec": 4.0}}}));
+    // Each playlist: one discontinuity more, then segments of 4 s. (The restarted FFmpeg
+    // forces keyframes on the instants every 4 s from its first one, so the first new segment
+    // of `derived` may run to the first instant at least 4 s on.)
+    for (code, (_, cuts_before)) in ["derived", "fixed"].iter().zip(&before) {
+        let mut text = String::new();
+        wait_until(Duration::from_secs(60), "3 segments of the new length", || {
+            text = rung(code);
+            let (segments, cuts) = listed_segments(&text);
+            cuts.len() > *cuts_before && segments.len() - cuts[cuts.len() - 1] >= 3
+        })
+        .unwrap_or_else(|e| panic!("{e}: {code}:\n{text}"));
+        let (segments, cuts) = listed_segments(&text);
+        assert_eq!(cuts.len(), cuts_before + 1, "{code}: one discontinuity:\n{text}");
+        let later = &segments[cuts[cuts.len() - 1]..];
+        assert!((3.9..=8.1).contains(&later[0].1), "{code}:\n{text}");
+        assert!(later[1..].iter().all(|(_, d)| (3.9..=4.2).contains(d)), "{code}:\n{text}");
+        let target: f64 = text
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-TARGETDURATION:"))
+            .and_then(|t| t.parse().ok())
+            .unwrap();
+        assert!(segments.iter().all(|(_, d)| d.round() <= target), "{code}:\n{text}");
+        let numbers: Vec<u64> = segments.iter().map(|(n, _)| *n).collect();
+        assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{code}:\n{text}");
+    }
+    // Only the FFmpeg whose GOP follows the segment length restarted.
+    let now = pids(&server, "derived");
+    assert!(!now.is_empty() && now != before[0].0, "derived: {now:?} after {:?}", before[0].0);
+    assert_eq!(pids(&server, "fixed"), before[1].0, "fixed kept its FFmpeg");
+}
+
+#[test]
 fn a_running_dash_mpd_follows_the_window_at_once() {
     use crate::dash::{first_attr, timelines, wait_mpd};
     let _turn = shared();
