@@ -190,7 +190,11 @@ impl MediaPlaylist {
         entry: PlaylistEntry,
         target_duration: u32,
     ) -> Option<PlaylistEntry> {
-        if self.targets.back().is_none_or(|&(_, t)| t != target_duration) {
+        if self
+            .targets
+            .back()
+            .is_none_or(|&(_, t)| t != target_duration)
+        {
             self.targets.push_back((entry.number, target_duration));
         }
         if self.open.is_some_and(|open| open.number <= entry.number) {
@@ -222,7 +226,11 @@ impl MediaPlaylist {
         let Some(first) = self.media_sequence() else {
             return;
         };
-        while self.targets.get(1).is_some_and(|&(start, _)| start <= first) {
+        while self
+            .targets
+            .get(1)
+            .is_some_and(|&(start, _)| start <= first)
+        {
             self.targets.pop_front();
         }
     }
@@ -268,8 +276,7 @@ impl MediaPlaylist {
     }
 
     fn render_skipping(&mut self, delta: bool) -> String {
-        let (Some(target), Some(sequence)) = (self.target_duration(), self.media_sequence())
-        else {
+        let (Some(target), Some(sequence)) = (self.target_duration(), self.media_sequence()) else {
             return String::new();
         };
         let mut out = String::with_capacity(self.rendered_len + 64);
@@ -523,8 +530,10 @@ mod tests {
         // S became 4 s: the first longer segment raises it at once.
         playlist.push_entry(entry(3, 4000, true), 4);
         assert_eq!(playlist.target_duration(), Some(4));
-        assert!(playlist.render().contains("#EXT-X-TARGETDURATION:4
-"));
+        assert!(playlist.render().contains(
+            "#EXT-X-TARGETDURATION:4
+"
+        ));
         // And back to 2 s: 4 while a 4 s segment is listed, then 2.
         playlist.push_entry(entry(4, 2000, true), 2);
         playlist.push_entry(entry(5, 2000, false), 2);

@@ -291,7 +291,10 @@ fn a_running_hls_playlist_switches_to_a_new_segment_length_at_the_next_keyframe(
     let started_at = server.runtime("cam")["started_at"].clone();
 
     // The clip has a keyframe every 2 s: S = 4 s cuts every other one.
-    apply(&server, json!({"publisher": {"hls": {"live_segment_sec": 4.0}}}));
+    apply(
+        &server,
+        json!({"publisher": {"hls": {"live_segment_sec": 4.0}}}),
+    );
     let mut text = String::new();
     wait_until(Duration::from_secs(40), "3 segments of 4 s", || {
         let (_, _, body) = http_get(&server.url("/cam/index.m3u8")).unwrap();
@@ -331,13 +334,23 @@ fn a_running_hls_playlist_switches_to_a_new_segment_length_at_the_next_keyframe(
         let video = tributary_testkit::rising_dts(&path, "v").unwrap();
         let listed: f64 = span.iter().map(|(_, d)| d).sum();
         let covered = video.last().unwrap() - video.first().unwrap();
-        assert!((covered - listed).abs() < 0.2, "{name}: {covered} s of video, {listed} s listed");
+        assert!(
+            (covered - listed).abs() < 0.2,
+            "{name}: {covered} s of video, {listed} s listed"
+        );
         assert!(!audio.is_empty(), "{name}: audio");
         ends.push((video[0], *video.last().unwrap()));
     }
     let gap = ends[1].0 - ends[0].1;
-    assert!((0.0..0.1).contains(&gap), "video resumes {gap} s after the switch");
-    assert_eq!(server.runtime("cam")["started_at"], started_at, "the stream did not restart");
+    assert!(
+        (0.0..0.1).contains(&gap),
+        "video resumes {gap} s after the switch"
+    );
+    assert_eq!(
+        server.runtime("cam")["started_at"],
+        started_at,
+        "the stream did not restart"
+    );
 }
 
 #[test]
@@ -359,7 +372,11 @@ fn a_new_segment_length_restarts_only_the_transcoders_whose_keyframe_interval_fo
         assert_eq!(created.status, 201, "{}", created.body);
         senders.push(LiveSender::start(&clip(), port).expect("start the UDP sender"));
     }
-    let rung = |code: &str| server.text(&format!("/{code}/track_1/index.m3u8")).unwrap_or_default();
+    let rung = |code: &str| {
+        server
+            .text(&format!("/{code}/track_1/index.m3u8"))
+            .unwrap_or_default()
+    };
     for code in ["derived", "fixed"] {
         wait_until(Duration::from_secs(60), "2 rung segments", || {
             listed_segments(&rung(code)).0.len() >= 2
@@ -371,35 +388,59 @@ fn a_new_segment_length_restarts_only_the_transcoders_whose_keyframe_interval_fo
         .map(|code| (pids(&server, code), listed_segments(&rung(code)).1.len()))
         .collect();
 
-    apply(&server, json!({"publisher": {"hls": {"live_segment_sec": 4.0}}}));
+    apply(
+        &server,
+        json!({"publisher": {"hls": {"live_segment_sec": 4.0}}}),
+    );
     // Each playlist: one discontinuity more, then segments of 4 s. (The restarted FFmpeg
     // forces keyframes on the instants every 4 s from its first one, so the first new segment
     // of `derived` may run to the first instant at least 4 s on.)
     for (code, (_, cuts_before)) in ["derived", "fixed"].iter().zip(&before) {
         let mut text = String::new();
-        wait_until(Duration::from_secs(60), "3 segments of the new length", || {
-            text = rung(code);
-            let (segments, cuts) = listed_segments(&text);
-            cuts.len() > *cuts_before && segments.len() - cuts[cuts.len() - 1] >= 3
-        })
+        wait_until(
+            Duration::from_secs(60),
+            "3 segments of the new length",
+            || {
+                text = rung(code);
+                let (segments, cuts) = listed_segments(&text);
+                cuts.len() > *cuts_before && segments.len() - cuts[cuts.len() - 1] >= 3
+            },
+        )
         .unwrap_or_else(|e| panic!("{e}: {code}:\n{text}"));
         let (segments, cuts) = listed_segments(&text);
-        assert_eq!(cuts.len(), cuts_before + 1, "{code}: one discontinuity:\n{text}");
+        assert_eq!(
+            cuts.len(),
+            cuts_before + 1,
+            "{code}: one discontinuity:\n{text}"
+        );
         let later = &segments[cuts[cuts.len() - 1]..];
         assert!((3.9..=8.1).contains(&later[0].1), "{code}:\n{text}");
-        assert!(later[1..].iter().all(|(_, d)| (3.9..=4.2).contains(d)), "{code}:\n{text}");
+        assert!(
+            later[1..].iter().all(|(_, d)| (3.9..=4.2).contains(d)),
+            "{code}:\n{text}"
+        );
         let target: f64 = text
             .lines()
             .find_map(|l| l.strip_prefix("#EXT-X-TARGETDURATION:"))
             .and_then(|t| t.parse().ok())
             .unwrap();
-        assert!(segments.iter().all(|(_, d)| d.round() <= target), "{code}:\n{text}");
+        assert!(
+            segments.iter().all(|(_, d)| d.round() <= target),
+            "{code}:\n{text}"
+        );
         let numbers: Vec<u64> = segments.iter().map(|(n, _)| *n).collect();
-        assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{code}:\n{text}");
+        assert!(
+            numbers.windows(2).all(|w| w[1] == w[0] + 1),
+            "{code}:\n{text}"
+        );
     }
     // Only the FFmpeg whose GOP follows the segment length restarted.
     let now = pids(&server, "derived");
-    assert!(!now.is_empty() && now != before[0].0, "derived: {now:?} after {:?}", before[0].0);
+    assert!(
+        !now.is_empty() && now != before[0].0,
+        "derived: {now:?} after {:?}",
+        before[0].0
+    );
     assert_eq!(pids(&server, "fixed"), before[1].0, "fixed kept its FFmpeg");
 }
 
@@ -484,7 +525,11 @@ fn a_running_dash_mpd_follows_the_window_at_once() {
     assert_eq!(refused.status, 422, "{}", refused.body);
     assert_eq!(refused.body["error"]["code"], "UNSUPPORTED");
     let field = &refused.body["error"]["fields"][0];
-    assert_eq!(field["path"], "publisher.dash.segment_sec", "{}", refused.body);
+    assert_eq!(
+        field["path"], "publisher.dash.segment_sec",
+        "{}",
+        refused.body
+    );
     let message = field["message"].as_str().unwrap_or("");
     assert!(message.contains("publisher.dash.segment_sec"), "{message}");
 }

@@ -275,7 +275,12 @@ fn a_new_s_applies_at_the_next_keyframe_with_numbers_continuing() {
     const SEC: i64 = 90_000;
     // Keyframes every second, S = 2 s; S becomes 4 s after 5.5 s of media.
     let frames = av(T0, 16.0, 30, 1);
-    let (before, after) = frames.split_at(frames.iter().position(|f| f.dts.0 >= T0 + 11 * SEC / 2).unwrap());
+    let (before, after) = frames.split_at(
+        frames
+            .iter()
+            .position(|f| f.dts.0 >= T0 + 11 * SEC / 2)
+            .unwrap(),
+    );
     let mut s = segmenter(FIRST);
     let mut events = run(&mut s, before);
     s.set_segment(Duration::from_secs(4));
@@ -284,7 +289,13 @@ fn a_new_s_applies_at_the_next_keyframe_with_numbers_continuing() {
         .iter()
         .map(|s| {
             let start = (s.start.0 - T0) / SEC;
-            (s.number, start, s.duration.0 / SEC, s.discontinuity, s.target_duration)
+            (
+                s.number,
+                start,
+                s.duration.0 / SEC,
+                s.discontinuity,
+                s.target_duration,
+            )
         })
         .collect();
     assert_eq!(
@@ -306,7 +317,12 @@ fn a_new_s_applies_at_the_next_keyframe_with_numbers_continuing() {
 
     // Mid-segment (the keyframe after the change comes before S): the open segment closes
     // short at it.
-    let (before, after) = frames.split_at(frames.iter().position(|f| f.dts.0 >= T0 + 9 * SEC / 2).unwrap());
+    let (before, after) = frames.split_at(
+        frames
+            .iter()
+            .position(|f| f.dts.0 >= T0 + 9 * SEC / 2)
+            .unwrap(),
+    );
     let mut s = segmenter(0);
     let mut events = run(&mut s, before);
     s.set_segment(Duration::from_secs(3));
@@ -315,7 +331,17 @@ fn a_new_s_applies_at_the_next_keyframe_with_numbers_continuing() {
         .iter()
         .map(|s| ((s.start.0 - T0) / SEC, s.discontinuity))
         .collect();
-    assert_eq!(cuts, [(0, false), (2, false), (4, false), (5, true), (8, false), (11, false)]);
+    assert_eq!(
+        cuts,
+        [
+            (0, false),
+            (2, false),
+            (4, false),
+            (5, true),
+            (8, false),
+            (11, false)
+        ]
+    );
     assert_eq!(segments(&events)[2].duration, Ts90(SEC));
 
     // The S in force set again before the switch cancels it.
@@ -325,7 +351,11 @@ fn a_new_s_applies_at_the_next_keyframe_with_numbers_continuing() {
     s.set_segment(Duration::from_secs(2));
     events.extend(run(&mut s, &frames[frames.len() / 2..]));
     let segs = segments(&events);
-    assert!(segs.iter().all(|s| !s.discontinuity && s.duration == Ts90(2 * SEC)), "{segs:?}");
+    assert!(
+        segs.iter()
+            .all(|s| !s.discontinuity && s.duration == Ts90(2 * SEC)),
+        "{segs:?}"
+    );
 }
 
 #[test]
@@ -335,7 +365,10 @@ fn a_new_session_before_the_next_keyframe_takes_the_new_s_under_one_discontinuit
     // encoder) starts at 5.5 s, before the old one's next keyframe.
     let mut frames: Vec<Frame> = av(T0, 5.0, 60, 1);
     frames.extend(av(T0 + 11 * SEC / 2, 12.0, 60, 2));
-    let at = frames.iter().position(|f| f.dts.0 >= T0 + 5 * SEC).unwrap_or(frames.len());
+    let at = frames
+        .iter()
+        .position(|f| f.dts.0 >= T0 + 5 * SEC)
+        .unwrap_or(frames.len());
     let mut s = segmenter(0);
     let mut events = run(&mut s, &frames[..at]);
     s.set_segment(Duration::from_secs(4));
@@ -346,7 +379,13 @@ fn a_new_session_before_the_next_keyframe_takes_the_new_s_under_one_discontinuit
         .collect();
     assert_eq!(
         summary,
-        [(0, false, 2), (1, false, 2), (2, false, 2), (3, true, 4), (4, false, 4)]
+        [
+            (0, false, 2),
+            (1, false, 2),
+            (2, false, 2),
+            (3, true, 4),
+            (4, false, 4)
+        ]
     );
     assert_eq!(segments(&events)[3].duration, Ts90(4 * SEC));
 }
@@ -356,7 +395,10 @@ fn a_new_s_on_a_grid_resizes_the_cells_and_numbers_on() {
     const SEC: i64 = 90_000;
     // k = 1 s, S = 2 s (cells of 2 s, cell 0 numbered 0); S becomes 4 s at 6.5 s.
     let frames = av(T0, 20.0, 30, 1);
-    let at = frames.iter().position(|f| f.dts.0 >= T0 + 13 * SEC / 2).unwrap();
+    let at = frames
+        .iter()
+        .position(|f| f.dts.0 >= T0 + 13 * SEC / 2)
+        .unwrap();
     let mut s = grid_segmenter(0, 1.0);
     let mut events = run(&mut s, &frames[..at]);
     s.set_segment(Duration::from_secs(4));
@@ -398,7 +440,12 @@ fn audio_only_switches_at_the_next_frame() {
     // 94 frames reach 2 s, 188 reach 4 s; the switch cuts after frame 150.
     assert_eq!(
         frames_per,
-        [(0, 94, false), (1, 56, false), (2, 188, true), (3, 188, false)]
+        [
+            (0, 94, false),
+            (1, 56, false),
+            (2, 188, true),
+            (3, 188, false)
+        ]
     );
 }
 
