@@ -445,6 +445,76 @@ fn a_new_segment_length_restarts_only_the_transcoders_whose_keyframe_interval_fo
 }
 
 #[test]
+fn a_new_segment_length_restarts_a_grid_ladders_packagers_with_aligned_numbers() {
+    let _turn = alone();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_config(dir.path(), "[publisher.hls]\nlive_window = 12\n", "off");
+    // Two rungs forcing keyframes every live_segment_sec: their variants are cut and numbered
+    // on that grid.
+    let port = free_udp_port();
+    let rung = |w: u32, h: u32, kbps: u32| json!({"width": w, "height": h, "bitrate": kbps, "preset": "ultrafast"});
+    let body = json!({"inputs": [{"url": format!("udp://127.0.0.1:{port}")}],
+                      "protocols": {"hls": true},
+                      "transcoder": {"audio": {"bitrate": 64}, "video": {"profiles": [
+                          rung(320, 180, 300), rung(160, 90, 150)]}}});
+    let created = call(&server, "PUT", "/streams/abr", Some(&body), "");
+    assert_eq!(created.status, 201, "{}", created.body);
+    let _sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
+    let variant = |n: u32| {
+        server
+            .text(&format!("/abr/track_{n}/index.m3u8"))
+            .unwrap_or_default()
+    };
+    wait_until(
+        Duration::from_secs(60),
+        "2 segments in each variant",
+        || (1..=2).all(|n| listed_segments(&variant(n)).0.len() >= 2),
+    )
+    .unwrap_or_else(|e| panic!("{e}: {}", server.runtime("abr")));
+    let last_before = listed_segments(&variant(1)).0.last().unwrap().0;
+
+    apply(
+        &server,
+        json!({"publisher": {"hls": {"live_segment_sec": 4.0}}}),
+    );
+    // Restarted with the new grid: each variant lists 4 s segments, numbered past every old
+    // one, the same numbers for the same cells in both.
+    let mut texts = [String::new(), String::new()];
+    wait_until(
+        Duration::from_secs(60),
+        "3 segments of 4 s in each variant",
+        || {
+            texts = [variant(1), variant(2)];
+            texts.iter().all(|text| {
+                let (segments, _) = listed_segments(text);
+                segments.first().is_some_and(|(n, _)| *n > last_before)
+                    && segments
+                        .iter()
+                        .filter(|(_, d)| (3.9..=4.2).contains(d))
+                        .count()
+                        >= 3
+            })
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}:\n{}\n{}", texts[0], texts[1]));
+    let [one, two] = texts.map(|text| listed_segments(&text).0);
+    let common: Vec<&(u64, f64)> = one
+        .iter()
+        .filter(|(n, _)| two.iter().any(|(m, _)| m == n))
+        .collect();
+    assert!(common.len() >= 2, "{one:?}\n{two:?}");
+    for (number, duration) in common.iter().skip(1) {
+        let other = two.iter().find(|(m, _)| m == number).unwrap().1;
+        assert!(
+            (duration - other).abs() < 0.1,
+            "segment {number}: {duration} and {other}"
+        );
+    }
+    let master = server.text("/abr/index.m3u8").unwrap_or_default();
+    assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 2, "{master}");
+}
+
+#[test]
 fn a_running_dash_mpd_follows_the_window_at_once() {
     use crate::dash::{first_attr, timelines, wait_mpd};
     let _turn = shared();
