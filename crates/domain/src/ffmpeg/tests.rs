@@ -657,6 +657,25 @@ fn the_keyframe_grid_is_the_interval_every_rung_forces() {
     assert_eq!(keyframe_grid(&transcoder(one), 2.0), None);
 }
 
+#[test]
+fn a_ladder_follows_the_segment_length_where_a_rung_sets_no_interval() {
+    let follows = |value: Value| parse_ok(value).0.gop_follows_segment();
+    assert!(follows(three_rungs()));
+    // One rung without an interval is enough: its FFmpeg forces keyframes every S.
+    let mut value = three_rungs();
+    for i in 0..2 {
+        value["video"]["profiles"][i]["keyframe_interval"] = json!(1);
+    }
+    assert!(follows(value.clone()));
+    value["video"]["profiles"][2]["keyframe_interval"] = json!(1);
+    assert!(!follows(value), "every rung sets its own");
+    let mut value = three_rungs();
+    value["global"] = json!({"gop": 50});
+    assert!(!follows(value), "a GOP in frames");
+    let copy = json!({"video": {"copy": true}, "audio": {"bitrate": 64}});
+    assert!(!follows(copy), "copied video forces nothing");
+}
+
 fn overlay(value: Value) -> Overlay {
     let w: Watermark = serde_json::from_value(value).expect("a watermark");
     Overlay::parse(&w).expect("valid watermark")
