@@ -393,8 +393,9 @@ fn a_new_segment_length_restarts_only_the_transcoders_whose_keyframe_interval_fo
         json!({"publisher": {"hls": {"live_segment_sec": 4.0}}}),
     );
     // Each playlist: one discontinuity more, then segments of 4 s. (The restarted FFmpeg
-    // forces keyframes on the instants every 4 s from its first one, so the first new segment
-    // of `derived` may run to the first instant at least 4 s on.)
+    // forces keyframes on the instants every 4 s after its first one, so the first new
+    // segment of `derived`, from the switch, runs to the first of them at least 4 s on: up to
+    // 8 s plus the restart's gap; below 3 × S, where a segment is cut without a keyframe.)
     for (code, (_, cuts_before)) in ["derived", "fixed"].iter().zip(&before) {
         let mut text = String::new();
         wait_until(
@@ -414,7 +415,7 @@ fn a_new_segment_length_restarts_only_the_transcoders_whose_keyframe_interval_fo
             "{code}: one discontinuity:\n{text}"
         );
         let later = &segments[cuts[cuts.len() - 1]..];
-        assert!((3.9..=8.1).contains(&later[0].1), "{code}:\n{text}");
+        assert!((3.9..12.0).contains(&later[0].1), "{code}:\n{text}");
         assert!(
             later[1..].iter().all(|(_, d)| (3.9..=4.2).contains(d)),
             "{code}:\n{text}"
