@@ -356,7 +356,7 @@ fn a_running_hls_playlist_switches_to_a_new_segment_length_at_the_next_keyframe(
 #[test]
 fn a_new_segment_length_restarts_only_the_transcoders_whose_keyframe_interval_follows_it() {
     use crate::transcode::pids;
-    let _turn = alone();
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_config(dir.path(), "[publisher.hls]\nlive_window = 12\n", "off");
     // `derived` forces keyframes every live_segment_sec; `fixed` every 2 s whatever it is.
@@ -447,7 +447,7 @@ fn a_new_segment_length_restarts_only_the_transcoders_whose_keyframe_interval_fo
 
 #[test]
 fn a_new_segment_length_restarts_a_grid_ladders_packagers_with_aligned_numbers() {
-    let _turn = alone();
+    let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_config(dir.path(), "[publisher.hls]\nlive_window = 12\n", "off");
     // Two rungs forcing keyframes every live_segment_sec: their variants are cut and numbered
