@@ -19,7 +19,10 @@ use crate::{InitName, Segment};
 /// the rung has video: a video segment with a new init opens it at its start, with its number
 /// as id; an audio segment with a new init makes the next video segment of its session open
 /// it (or joins the one video opened for the session). Audio alone opens Periods itself.
-/// Segments are otherwise in the newest Period opened at or before their session, so an
+/// A new S ([`resegment`](Self::resegment), after the segmenter's
+/// [`HlsEvent::SegmentLength`](crate::HlsEvent::SegmentLength)) opens a Period the same way:
+/// at the track's next segment, the first cut with it; video leads, audio alone opens its
+/// own. Segments are otherwise in the newest Period opened at or before their session, so an
 /// input switch with unchanged inits (a new session with the same init) stays in its Period,
 /// and a straggling segment of an older session stays in its own.
 ///
@@ -38,6 +41,8 @@ pub struct Periods {
     /// The session whose audio changed init beside video: the next video segment of it (or
     /// of a later one) opens a Period.
     pending: Option<SessionId>,
+    /// Whether each track (video, audio) cut with a new S from its next segment on.
+    resegmented: [bool; 2],
 }
 
 /// Where a Period starts.
@@ -75,14 +80,15 @@ impl Periods {
         let changed = self.inits[track]
             .replace(init)
             .is_some_and(|last| last != init);
+        let resegmented = std::mem::take(&mut self.resegmented[track]);
         let session = segment.session;
         if self.marks.is_empty() {
             self.open(0, Ts90(0), session);
         } else if video {
-            // Video leads: a Period opens at a video segment, for its own change or for one
-            // of the audio in this session or an earlier one.
+            // Video leads: a Period opens at a video segment, for its own change (of init or
+            // of S) or for one of the audio in this session or an earlier one.
             let pending = self.pending.take_if(|s| s.0 <= session.0).is_some();
-            if changed || pending {
+            if changed || pending || resegmented {
                 self.open(segment.number, segment.start, session);
                 self.marks.back_mut().expect("just opened").inits[track] = Some(init);
                 return Assigned {
@@ -90,14 +96,16 @@ impl Periods {
                     opened: true,
                 };
             }
-        } else if changed && self.inits[0].is_none() {
-            // Audio alone opens its Periods, unless one for this session has its init.
-            let joins = self
-                .marks
-                .iter()
-                .rev()
-                .find(|m| m.session == session)
-                .is_some_and(|m| m.inits[track].is_none_or(|kept| kept == init));
+        } else if self.inits[0].is_none() && (changed || resegmented) {
+            // Audio alone opens its Periods: at a new S, or at a new init unless one for this
+            // session has it.
+            let joins = !resegmented
+                && self
+                    .marks
+                    .iter()
+                    .rev()
+                    .find(|m| m.session == session)
+                    .is_some_and(|m| m.inits[track].is_none_or(|kept| kept == init));
             if !joins {
                 self.open(segment.number, segment.start, session);
                 self.marks.back_mut().expect("just opened").inits[track] = Some(init);
@@ -130,6 +138,13 @@ impl Periods {
             period: mark.id,
             opened: false,
         }
+    }
+
+    /// The video (`video`) or audio track's segmenter cuts with a new S from its next
+    /// segment on: that segment opens a Period (video leads; audio only on a rung without
+    /// video), so each Period's segments share one S (SPEC §Config "Hot apply").
+    pub fn resegment(&mut self, video: bool) {
+        self.resegmented[usize::from(!video)] = true;
     }
 
     /// Forgets the Periods `listed` says are no longer listed (the newest is always kept).

@@ -373,6 +373,12 @@ fn switching(second: Codec) -> Vec<Frame> {
 /// One rung as publish runs it: a video and an audio segmenter, the Periods they open, and the
 /// MPD over them.
 fn periods_mpd(frames: &[Frame]) -> Mpd {
+    periods_mpd_resegmented(frames, None)
+}
+
+/// As [`periods_mpd`], S set to the second of `resegment` before the frame at its first
+/// (`publisher.dash.segment_sec` changed on a running server).
+fn periods_mpd_resegmented(frames: &[Frame], resegment: Option<(usize, Duration)>) -> Mpd {
     let config = HlsConfig {
         segment: Duration::from_secs(2),
         first_number: 1_795_514_400,
@@ -402,11 +408,17 @@ fn periods_mpd(frames: &[Frame]) -> Mpd {
                     init.codecs[0].clone(),
                     init.timescales[0],
                 )),
+                HlsEvent::SegmentLength { .. } => periods.resegment(track == 0),
                 other => panic!("unexpected {other:?}"),
             }
         }
     };
     for (i, frame) in frames.iter().enumerate() {
+        if let Some((at, segment)) = resegment
+            && at == i
+        {
+            segmenters.iter_mut().for_each(|s| s.set_segment(segment));
+        }
         let track = usize::from(frame.codec == Codec::Aac);
         segmenters[track].push(frame, UnixMillis(1_795_514_400_000 + i as i64 * 20));
         drain(track, &mut segmenters, &mut timelines);
@@ -486,6 +498,93 @@ fn an_input_switch_with_the_same_codecs_stays_in_one_period() {
     // Both sessions' segments are listed, numbered on.
     let numbers: Vec<_> = period.video[0].timeline.iter().map(|e| e.number).collect();
     assert_eq!(numbers, (1_795_514_400..1_795_514_406).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_new_s_opens_a_period_at_the_next_keyframe_with_numbers_continuing() {
+    const SEC: i64 = 90_000;
+    const FIRST: u64 = 1_795_514_400;
+    // 12 s of one session, a keyframe every second; S goes from 2 s to 4 s at 5.5 s.
+    let frames = frames(7, Codec::H264, 0..300);
+    let at = frames.iter().position(|f| f.pts.0 >= 11 * SEC / 2).unwrap();
+    let mpd = periods_mpd_resegmented(&frames, Some((at, Duration::from_secs(4))));
+    let text = mpd.render();
+    assert_eq!(mpd.periods.len(), 2, "{text}");
+    let (old, new) = (&mpd.periods[0], &mpd.periods[1]);
+    // The old Period keeps its 2 s segments; the new one opens at the first keyframe after
+    // the change (6 s) with the next number as its id, and cuts 4 s from there.
+    let video = |p: &Period| -> Vec<(u64, i64, i64)> {
+        p.video[0]
+            .timeline
+            .iter()
+            .map(|e| (e.number, e.start.0 / SEC, e.duration.0 / SEC))
+            .collect()
+    };
+    assert_eq!(
+        video(old),
+        [(FIRST, 0, 2), (FIRST + 1, 2, 2), (FIRST + 2, 4, 2)]
+    );
+    assert_eq!((new.id, new.start), (FIRST + 3, Ts90(6 * SEC)));
+    assert_eq!(video(new), [(FIRST + 3, 6, 4), (FIRST + 4, 10, 2)]);
+    assert!(text.contains(&format!("<Period id=\"{}\" start=\"PT6S\">", FIRST + 3)));
+    // The same init and codec in both: only the segment length changed.
+    assert_eq!(old.video[0].init, new.video[0].init);
+    // Audio switched at once and is listed in both Periods, its entries on one timeline
+    // (none overlap, none missing) and 4 s long in the new one but the last.
+    let audio = |p: &Period| p.audio.as_ref().unwrap().timeline.clone();
+    let all: Vec<TimelineEntry> = audio(old).into_iter().chain(audio(new)).collect();
+    assert!(
+        all.windows(2)
+            .all(|w| w[0].start.0 + w[0].duration.0 == w[1].start.0
+                && w[1].number == w[0].number + 1),
+        "{all:?}"
+    );
+    let new_audio = audio(new);
+    assert!(
+        new_audio[..new_audio.len() - 1]
+            .iter()
+            .all(|e| e.duration.0 >= 4 * SEC),
+        "{new_audio:?}"
+    );
+    // The longest listed: a new audio segment, cut at its frames.
+    assert!(text.contains("maxSegmentDuration=\"PT4.01S\""), "{text}");
+}
+
+#[test]
+fn a_new_s_opens_a_period_at_the_tracks_next_segment() {
+    let mut periods = Periods::new();
+    for (number, start) in [(10, 0), (11, 180_000)] {
+        let s = segment(number, 1, InitName::First, start);
+        assert_eq!(periods.assign(true, &s).period, 0);
+        assert_eq!(periods.assign(false, &s).period, 0);
+    }
+    // Audio beside video cut with the new S first: it stays where it is, video leads.
+    periods.resegment(false);
+    periods.resegment(true);
+    let a = segment(12, 1, InitName::First, 350_000);
+    assert_eq!(periods.assign(false, &a).period, 0);
+    let v = segment(12, 1, InitName::First, 360_000);
+    let opened = Assigned {
+        period: 12,
+        opened: true,
+    };
+    assert_eq!(periods.assign(true, &v), opened);
+    // Once: the next segments stay in it.
+    let v = segment(13, 1, InitName::First, 720_000);
+    assert_eq!(periods.assign(true, &v).period, 12);
+    assert_eq!(periods.assign(false, &v).period, 12);
+
+    // Audio alone opens its own, even in a session that has a Period.
+    let mut periods = Periods::new();
+    let a = segment(20, 1, InitName::First, 0);
+    assert_eq!(periods.assign(false, &a).period, 0);
+    periods.resegment(false);
+    let a = segment(21, 1, InitName::First, 180_000);
+    let opened = Assigned {
+        period: 21,
+        opened: true,
+    };
+    assert_eq!(periods.assign(false, &a), opened);
 }
 
 /// A 2 s segment `number` of `session` needing `init`, starting at `start`.

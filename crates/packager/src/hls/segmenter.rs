@@ -65,7 +65,8 @@ pub use parts::Part;
 ///   continue by one; on a grid the cells take the new length and are re-anchored so the
 ///   first new segment gets the next number. The session, muxer and wall anchor carry on.
 ///   A new session that comes first (a source that restarted) takes the new S at its start,
-///   under its own discontinuity: one, not two.
+///   under its own discontinuity: one, not two. [`HlsEvent::SegmentLength`] marks the switch
+///   among the events, after the segment it closed (DASH opens a Period there).
 /// - **PSI.** Every segment starts with PAT and PMT: the muxer writes them before each video
 ///   keyframe; a segment starting elsewhere (audio-only, forced cut) makes the muxer re-send
 ///   them, which bumps the PMT version.
@@ -247,6 +248,10 @@ impl HlsSegmenter {
         if self.emitted {
             self.discontinuity = true;
         }
+        self.events.push_back(HlsEvent::SegmentLength {
+            segment: Ts90(segment),
+            next_number: self.next_number,
+        });
     }
 
     /// Frames dropped so far because the DASH queue was full.

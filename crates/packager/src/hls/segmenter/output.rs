@@ -13,6 +13,15 @@ use crate::{Fmp4Error, UnixMillis};
 pub enum HlsEvent {
     /// A segment is complete.
     Segment(Segment),
+    /// A new S ([`HlsSegmenter::set_segment`](super::HlsSegmenter::set_segment)) applies:
+    /// the segment open until now came out before this event, the segments after it are cut
+    /// with `segment`, the first of them numbered `next_number` (DASH opens a Period there).
+    SegmentLength {
+        /// The new S.
+        segment: Ts90,
+        /// The number the first segment cut with it gets.
+        next_number: u64,
+    },
     /// An fMP4 init segment, out before the first segment that uses it.
     Init(InitSegment),
     /// LL-HLS: a part of the open segment is complete (the last part of a segment comes out

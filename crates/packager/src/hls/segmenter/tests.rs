@@ -311,6 +311,26 @@ fn a_new_s_applies_at_the_next_keyframe_with_numbers_continuing() {
         "numbers continue by one; one discontinuity; TARGETDURATION from the new S"
     );
     assert_eq!(s.target_duration(), Some(4));
+    // The switch is told between the segment it closed and the first cut with the new S.
+    let told: Vec<String> = events
+        .iter()
+        .filter_map(|e| match e {
+            HlsEvent::Segment(s) => Some(format!("seg {}", s.number - FIRST)),
+            HlsEvent::SegmentLength {
+                segment,
+                next_number,
+            } => Some(format!(
+                "S {} from {}",
+                segment.0 / SEC,
+                next_number - FIRST
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        told,
+        ["seg 0", "seg 1", "seg 2", "S 4 from 3", "seg 3", "seg 4"]
+    );
     for seg in segments(&events) {
         assert_starts_clean(seg, true);
     }
