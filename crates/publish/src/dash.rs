@@ -22,6 +22,16 @@
 //! session's first: the MPD's entry before it is stretched over it (SPEC §DASH "Cutting":
 //! entries never overlap or gap), and the player steps over the hole in its buffer.
 //!
+//! A new S (`publisher.dash.segment_sec` changed on a running server, SPEC §Config "Hot
+//! apply") goes to both segmenters ([`DashSide::set_segment`]): each closes its open segment
+//! at its next cut point and cuts with the new S from there, numbers continuing, and tells it
+//! ([`HlsEvent::SegmentLength`]); the video's first new segment opens a Period
+//! ([`Periods::resegment`]), so each Period's `SegmentTimeline` holds one S and a player sees
+//! the change as the one discontinuity DASH has. The old Period stays listed while its
+//! segments are in the window; the MPD's S-derived attributes (`minimumUpdatePeriod`,
+//! `minBufferTime`, `suggestedPresentationDelay`, `timeShiftBufferDepth`) follow the new S at
+//! once, and `maxSegmentDuration` is the longest listed segment's.
+//!
 //! A ladder change (rungs added, removed or re-encoded) keeps every kept rung's packager: the
 //! registry records it ([`HlsRegistry::dash_ladder_changed`](crate::HlsRegistry::dash_ladder_changed)) and the MPD opens one Period
 //! for the whole new ladder at the first segment every new rung has
@@ -33,6 +43,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::time::Instant;
@@ -300,8 +311,9 @@ impl DashSide {
     /// `publisher.dash` changed on a running server (SPEC §Config "Hot apply": windows at
     /// once): `window` segments are listed from now on (a smaller window slides the oldest
     /// out of the MPD at once; they stay fetchable as retired ones, kept as `history` says),
-    /// and the pairing time, track-loss time and queue bound apply to the next frames. S, and
-    /// whether this rung packages the audio, stay as the run started: they are its cut points.
+    /// and the pairing time, track-loss time and queue bound apply to the next frames. S
+    /// changes through [`set_segment`](Self::set_segment); whether this rung packages the
+    /// audio stays as the run started.
     pub(crate) fn apply(&mut self, settings: &DashSettings, history: usize, now: Instant) {
         self.pairing = ticks(settings.pairing_sec);
         self.track_loss = ticks(settings.track_loss_sec);
@@ -315,6 +327,16 @@ impl DashSide {
         }
         if changed {
             self.publish_state();
+        }
+    }
+
+    /// `segment_sec` changed on a running server: both tracks cut with `segment` from their
+    /// next cut point (video: its next keyframe), numbers continuing; the first new video
+    /// segment opens a Period (module doc).
+    pub(crate) fn set_segment(&mut self, segment: Duration) {
+        self.video.segmenter.set_segment(segment);
+        if let Some(audio) = &mut self.audio {
+            audio.segmenter.set_segment(segment);
         }
     }
 
@@ -580,6 +602,19 @@ impl DashSide {
                     }
                     track.inits.push_back(kept);
                 }
+                HlsEvent::SegmentLength {
+                    segment,
+                    next_number,
+                } => {
+                    if video {
+                        tracing::info!(
+                            segment_sec = segment.as_secs_f64(),
+                            next_number,
+                            "DASH segment length changed: a new Period opens at the next segment"
+                        );
+                    }
+                    self.periods.resegment(video);
+                }
                 HlsEvent::Omitted { track: id, codec } => {
                     tracing::warn!(track = id.0, %codec, "DASH cannot carry this codec; track omitted");
                     window.warn(format!(
@@ -665,5 +700,5 @@ fn retired(out: TimelineEntry, program_date_time: UnixMillis) -> PlaylistEntry {
 
 /// `seconds` in 90 kHz ticks (`pairing_sec`, `track_loss_sec`).
 fn ticks(seconds: f64) -> i64 {
-    Ts90::from_duration(std::time::Duration::from_secs_f64(seconds)).0
+    Ts90::from_duration(Duration::from_secs_f64(seconds)).0
 }

@@ -259,23 +259,25 @@ impl HlsHandle {
     /// `publisher.dash` changed on a running server: with DASH on, the task applies the
     /// window, pairing time, track-loss time and queue bound of `dash` at once (a smaller
     /// window slides the oldest segments out of the MPD, which stay fetchable as retired
-    /// ones; `timeShiftBufferDepth` follows). The run's S (`segment_sec`) and audio rung are
-    /// kept: they are its cut points. Nothing without DASH.
-    pub fn set_dash(&self, dash: DashSettings) {
+    /// ones; `timeShiftBufferDepth` follows), and a new S (`segment_sec`) from the next
+    /// keyframe on, in a new Period (module `dash`). The run's audio rung is kept. Fails,
+    /// changing nothing, when a setting is out of its range (the key named). Nothing without
+    /// DASH.
+    pub fn set_dash(&self, dash: DashSettings) -> Result<(), PublishError> {
+        dash_segment(&self.code, &dash)?;
         self.limits.send_if_modified(|limits| {
             let Some(current) = limits.dash else {
                 return false;
             };
             let new = DashSettings {
                 audio: current.audio,
-                segment_sec: current.segment_sec,
-                window: dash.window.max(1),
                 ..dash
             };
             let changed = current != new;
             limits.dash = Some(new);
             changed
         });
+        Ok(())
     }
 
     /// Stops the output: its task ends and its URLs are 404 from now on.
@@ -427,6 +429,18 @@ impl Output {
                 to_sec = segment.as_secs_f64(),
                 next_number = self.segmenter.next_number(),
                 "HLS segment length changed: switching at the next keyframe, after a discontinuity"
+            );
+        }
+        if let (Some(side), Some(dash), Some(before)) = (&mut self.dash, dash, applied.dash)
+            && dash.segment_sec != before.segment_sec
+        {
+            let segment = Duration::from_secs_f64(dash.segment_sec);
+            side.set_segment(segment);
+            self.registry.set_dash_segment(&self.code, segment);
+            tracing::info!(
+                from_sec = before.segment_sec,
+                to_sec = dash.segment_sec,
+                "DASH segment length changed: switching at the next keyframe, in a new Period"
             );
         }
         if let (Some(side), Some(dash)) = (&mut self.dash, dash)

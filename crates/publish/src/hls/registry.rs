@@ -458,6 +458,14 @@ impl HlsRegistry {
         self.with_dash_stream(code, |stream| stream.window = window.max(1));
     }
 
+    /// `publisher.dash.segment_sec` changed on a running server: `code`'s MPD derives
+    /// `minimumUpdatePeriod`, `minBufferTime`, `suggestedPresentationDelay` and
+    /// `timeShiftBufferDepth` from `segment` from now on (its rungs open a Period with it in
+    /// their own tasks).
+    pub(crate) fn set_dash_segment(&self, code: &StreamCode, segment: Duration) {
+        self.with_dash_stream(code, |stream| stream.segment = segment);
+    }
+
     /// Records the wall time of `code`'s media time 0, unless a rung did already: one
     /// `availabilityStartTime` for the stream's life and its whole ladder.
     pub(crate) fn set_dash_origin(&self, code: &StreamCode, origin: UnixMillis) {

@@ -543,14 +543,15 @@ async fn a_running_output_takes_a_new_dash_window_and_track_loss_at_once() {
         .unwrap();
 
     // A window of 1: the oldest segment leaves the MPD at once (still fetchable), the depth
-    // says S × 1; the run's S and audio are kept whatever the settings say.
-    handle.set_dash(DashSettings {
-        window: 1,
-        track_loss_sec: 1.0,
-        segment_sec: 4.0,
-        audio: false,
-        ..DashSettings::default()
-    });
+    // says S × 1; the run's audio is kept whatever the settings say.
+    handle
+        .set_dash(DashSettings {
+            window: 1,
+            track_loss_sec: 1.0,
+            audio: false,
+            ..DashSettings::default()
+        })
+        .unwrap();
     let text = until("1 video segment listed", || {
         let text = mpd(&registry, &code)?;
         (entries(&text, 0).len() == 1).then_some(text)
@@ -576,5 +577,92 @@ async fn a_running_output_takes_a_new_dash_window_and_track_loss_at_once() {
     })
     .await;
     assert!(!handle.is_finished());
+    handle.stop();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_dash_segment_length_opens_a_period_at_the_next_keyframe() {
+    let (hub, registry, code, buffer, mut writer, handle) =
+        dash_output("resegmented", DashSettings::default());
+    let frames = clip_frames();
+    write_shifted(&mut writer, frames.clone(), 0).await;
+    until("2 video segments listed", || {
+        (entries(&mpd(&registry, &code)?, 0).len() == 2).then_some(())
+    })
+    .await;
+    // Out of range: refused, the key named, nothing changed.
+    let refused = handle.set_dash(DashSettings {
+        segment_sec: 61.0,
+        ..DashSettings::default()
+    });
+    assert!(
+        refused
+            .unwrap_err()
+            .to_string()
+            .contains("publisher.dash.segment_sec"),
+    );
+    // S 2 → 4 while the third segment is open (keyframes every 2 s): it closes at the next
+    // keyframe, and a Period of 4 s segments opens there, numbers continuing.
+    handle
+        .set_dash(DashSettings {
+            segment_sec: 4.0,
+            ..DashSettings::default()
+        })
+        .unwrap();
+    let six = 6 * 90_000;
+    write_shifted(&mut writer, frames.clone(), six).await;
+    write_shifted(&mut writer, frames, 2 * six).await;
+    hub.delete(&buffer);
+    until("the task to finish", || handle.is_finished().then_some(())).await;
+
+    let text = mpd(&registry, &code).unwrap();
+    let periods: Vec<&str> = text.split("<Period id=\"").skip(1).collect();
+    assert_eq!(periods.len(), 2, "{text}");
+    // The attributes S drives follow it; the longest segment listed is a new one.
+    assert!(text.contains("minimumUpdatePeriod=\"PT4S\""), "{text}");
+    assert!(text.contains("minBufferTime=\"PT8S\""), "{text}");
+    assert!(text.contains("maxSegmentDuration=\"PT4"), "{text}");
+    let start_number = |period: &str| -> u64 {
+        period
+            .split("startNumber=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap()
+    };
+    let (old, new) = (periods[0], periods[1]);
+    let old_video = entries(old, 0);
+    assert!(old_video.iter().all(|&(_, d)| d == 180_000), "{text}");
+    // The new Period's id is its first number, the one after the old Period's last.
+    let id: u64 = new.split('"').next().unwrap().parse().unwrap();
+    assert_eq!(start_number(new), id, "{text}");
+    assert_eq!(id, start_number(old) + old_video.len() as u64, "{text}");
+    let new_video = entries(new, 0);
+    assert!(new_video.len() >= 2, "{text}");
+    assert!(
+        new_video[..new_video.len() - 1]
+            .iter()
+            .all(|&(_, d)| d == 360_000),
+        "{text}"
+    );
+    // The same init: its segments decode as before.
+    assert!(new.contains("initialization=\"init_v.mp4\""), "{text}");
+    let mut bytes = registry.get(&code, "init_v.mp4").unwrap().body.to_vec();
+    for n in id..id + 2 {
+        let name = format!("seg_v_{n:06}.m4s");
+        bytes.extend_from_slice(&registry.get(&code, &name).unwrap().body);
+    }
+    let path = std::env::temp_dir().join(format!(
+        "tributary-publish-dash-resegmented-{}.mp4",
+        std::process::id()
+    ));
+    std::fs::write(&path, &bytes).unwrap();
+    let streams = probe_streams(path.to_str().unwrap());
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        streams.unwrap()[0].codec_name.as_deref(),
+        Some("h264"),
+        "{text}"
+    );
     handle.stop();
 }
