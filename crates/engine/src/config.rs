@@ -159,8 +159,6 @@ impl EngineHandle {
         let mut rebind = Vec::new();
         let mut not_yet = Vec::new();
         let old = shared.config.borrow().clone();
-        let dash_segment =
-            |c: &ServerConfig| c.publisher.dash.clone().unwrap_or_default().segment_sec;
         for path in &write.changed {
             match hot_apply(path) {
                 HotApply::Now => {}
@@ -169,14 +167,10 @@ impl EngineHandle {
                         rebind.push(listener);
                     }
                 }
-                // The DASH section as a whole (set to null: the defaults) applies like its
-                // fields as long as its S stays.
-                _ if path.starts_with("publisher.dash")
-                    && dash_segment(&old) == dash_segment(&write.config) => {}
                 _ => not_yet.push(FieldError::new(
                     path.as_str(),
                     ErrorCode::Unsupported,
-                    not_yet_reason(path),
+                    NOT_YET,
                 )),
             }
         }
@@ -495,21 +489,10 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| ConfigWriteError::Store(e.to_string()))
 }
 
-/// Why a change of `path` is refused on a running server (422 `UNSUPPORTED`).
-fn not_yet_reason(path: &str) -> &'static str {
-    match path {
-        "publisher.dash.segment_sec" | "publisher.dash" => {
-            "publisher.dash.segment_sec is not applied to running streams yet: a running \
-             MPD's segment timeline would have to open a new Period at the switch; set it in \
-             tributary.toml or the environment and restart (publisher.hls.live_segment_sec \
-             applies at once)"
-        }
-        _ => {
-            "changing this on a running server is not supported yet: set it in \
-             tributary.toml or the environment and restart"
-        }
-    }
-}
+/// Why a change of a field `hot_apply` calls not yet live is refused on a running server (422
+/// `UNSUPPORTED`).
+const NOT_YET: &str = "changing this on a running server is not supported yet: set it in \
+     tributary.toml or the environment and restart";
 
 /// The field a failed bind of `listener` is reported on: its changed address field, else the
 /// listener.

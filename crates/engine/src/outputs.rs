@@ -79,8 +79,7 @@ pub(crate) struct Outputs {
     /// Segment length, window and history for new packagers; replaced by
     /// [`Outputs::set_hls_segment`] and [`Outputs::set_hls_window`].
     settings: Mutex<HlsSettings>,
-    /// `publisher.dash` for new packagers with DASH on; all but `segment_sec` replaced by
-    /// [`Outputs::set_dash`].
+    /// `publisher.dash` for new packagers with DASH on; replaced by [`Outputs::set_dash`].
     dash: Mutex<DashSettings>,
     /// Which addresses push targets may dial.
     ssrf_guard: SsrfGuard,
@@ -171,13 +170,34 @@ impl Outputs {
 
     /// `publisher.dash` changed through the config API: every running packager with DASH on
     /// takes its window, pairing time, track-loss time and queue bound at once, and packagers
-    /// started from now on use all of it. (A changed `segment_sec` is refused before this:
-    /// it moves cut points HLS and DASH share.)
+    /// started from now on use all of it. A new `segment_sec` applies at each packager's next
+    /// keyframe, in a new Period, numbers continuing (`tributary_publish` module `dash`). A
+    /// ladder of several rungs restarts its packagers instead, with the new S: the MPD merges
+    /// its rungs' Periods by the number that opens them, which each rung switching at its own
+    /// next keyframe cannot keep the same. No transcoder restarts: keyframe intervals follow
+    /// `publisher.hls.live_segment_sec` only.
     pub(crate) fn set_dash(&self, dash: DashSettings) {
-        *lock(&self.dash) = dash;
         // Not nested: `packager_settings` reads this lock under `packaging`.
-        for handle in lock(&self.running).values() {
-            handle.set_dash(dash);
+        let old = std::mem::replace(&mut *lock(&self.dash), dash);
+        if old.segment_sec != dash.segment_sec {
+            let ladders: Vec<Packaging> = lock(&self.packaging)
+                .values()
+                .filter(|p| p.dash && abr_variants(&p.stream).is_some_and(|v| v.len() > 1))
+                .cloned()
+                .collect();
+            for p in ladders {
+                let code = &p.stream.code;
+                tracing::info!(stream = %code, from_sec = old.segment_sec, to_sec = dash.segment_sec,
+                    "DASH segment length changed: restarting the packagers of a ladder");
+                if let Err(e) = self.start_packagers(&p.stream, p.hls, p.dash) {
+                    tracing::warn!(stream = %code, "restarting the packagers: {e}");
+                }
+            }
+        }
+        for ((code, rung), handle) in lock(&self.running).iter() {
+            if let Err(e) = handle.set_dash(dash) {
+                tracing::warn!(stream = %code, ?rung, "DASH settings not applied: {e}");
+            }
         }
     }
 

@@ -547,7 +547,9 @@ const LIVE_SECTIONS: &[&str] = &[
 /// Leaf paths read where they are used, or handed to the running services by
 /// `write_config` (the HLS and DASH windows; the HLS segment length, which running packagers
 /// switch to at their next keyframe after the transcoders whose GOP derives from it
-/// restarted; `transcoder.ffmpeg_path`, probed first, then the running transcoders
+/// restarted; the DASH one, which opens a new Period at each packager's next keyframe, a
+/// ladder's packagers restarted; the DASH section as a whole, set to null, all of whose
+/// fields are live; `transcoder.ffmpeg_path`, probed first, then the running transcoders
 /// restarted; `sessions.geoip_db_path`, read first, then swapped in for new sessions), so a
 /// change applies at once.
 const LIVE: &[&str] = &[
@@ -556,6 +558,8 @@ const LIVE: &[&str] = &[
     "publisher.hls.live_segment_sec",
     "publisher.hls.live_window",
     "publisher.hls.live_history",
+    "publisher.dash",
+    "publisher.dash.segment_sec",
     "publisher.dash.window",
     "publisher.dash.pairing_sec",
     "publisher.dash.track_loss_sec",

@@ -229,14 +229,20 @@ fn hot_apply_classifies_every_path() {
     // Running packagers switch at their next keyframe; derived GOPs restart their FFmpeg.
     assert_eq!(hot_apply("publisher.hls.live_segment_sec"), HotApply::Now);
     assert_eq!(hot_apply("publisher.hls.segment_format"), HotApply::NotYet);
-    for live in ["window", "pairing_sec", "track_loss_sec", "queue_frames"] {
+    // DASH's S opens a new Period in running MPDs; the section set to null (its defaults)
+    // changes only live fields.
+    for live in [
+        "segment_sec",
+        "window",
+        "pairing_sec",
+        "track_loss_sec",
+        "queue_frames",
+    ] {
         let path = format!("publisher.dash.{live}");
         assert_eq!(hot_apply(&path), HotApply::Now, "{path}");
     }
-    // DASH's S would need a new Period in running MPDs; a whole section set to null may
-    // change it too.
-    assert_eq!(hot_apply("publisher.dash.segment_sec"), HotApply::NotYet);
-    assert_eq!(hot_apply("publisher.dash"), HotApply::NotYet);
+    assert_eq!(hot_apply("publisher.dash"), HotApply::Now);
+    assert_eq!(hot_apply("publisher.dashx"), HotApply::NotYet);
 }
 
 #[test]
