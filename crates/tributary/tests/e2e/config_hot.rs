@@ -4,7 +4,9 @@
 //! or request, `log.level` and `log.format` change what the process logs, a running HLS
 //! playlist follows `publisher.hls.live_window` and a running DASH MPD `publisher.dash.window`
 //! (without restarting its packagers), a running playlist switches to a new
-//! `publisher.hls.live_segment_sec` at the next keyframe (numbers on, one discontinuity), a saved `transcoder.ffmpeg_path` is probed (an
+//! `publisher.hls.live_segment_sec` at the next keyframe (numbers on, one discontinuity), a
+//! running MPD opens a Period of segments of a new `publisher.dash.segment_sec` (dash.js plays
+//! across), a saved `transcoder.ffmpeg_path` is probed (an
 //! unusable one refused) and restarts only the transcoders, and an SRT publisher on the old port keeps
 //! going (as does an RTSP player) while the moved listener drains.
 
@@ -586,23 +588,135 @@ fn a_running_dash_mpd_follows_the_window_at_once() {
     // A segment that left the MPD stays fetchable a while (SPEC §HLS "Retention").
     let (status, _, _) = http_get(&server.url(&format!("/cam/seg_v_{start}.m4s"))).unwrap();
     assert_eq!(status, 200, "seg_v_{start}.m4s");
+}
 
-    // DASH's segment length would need a new Period in the running MPD: still a restart,
-    // and the answer names it.
-    let refused = post_config(
+/// The Periods of an MPD: (id, start in seconds, its text).
+fn periods(mpd: &str) -> Vec<(u64, f64, &str)> {
+    use crate::dash::first_attr;
+    // Each text starts with the Period's own attributes, a space before each.
+    mpd.split("<Period")
+        .skip(1)
+        .map(|text| {
+            let id = first_attr(text, "id").and_then(|v| v.parse().ok()).unwrap();
+            let start = first_attr(text, "start")
+                .and_then(|v| v.strip_prefix("PT")?.strip_suffix('S')?.parse().ok())
+                .unwrap();
+            (id, start, text)
+        })
+        .collect()
+}
+
+/// The video segments of a Period's text: (number, seconds).
+fn period_video(period: &str) -> Vec<(u64, f64)> {
+    use crate::dash::{first_attr, timelines};
+    let number = |name| first_attr(period, name).and_then(|v| v.parse::<u64>().ok());
+    let (first, timescale) = (number("startNumber").unwrap(), number("timescale").unwrap());
+    let video = timelines(period).into_iter().next().unwrap_or_default();
+    (first..)
+        .zip(video.iter().map(|&(_, d)| d as f64 / timescale as f64))
+        .collect()
+}
+
+#[test]
+fn a_new_dash_segment_length_opens_a_period_and_dash_js_plays_on() {
+    use crate::dash::{first_attr, wait_mpd};
+    let _turn = heavy();
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_config(dir.path(), "", "off");
+    let port = free_udp_port();
+    let body = json!({"inputs": [{"url": format!("udp://127.0.0.1:{port}")}],
+                      "protocols": {"hls": true, "dash": true}});
+    let created = call(&server, "PUT", "/streams/cam", Some(&body), "");
+    assert_eq!(created.status, 201, "{}", created.body);
+    let _sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
+    let before = wait_mpd(&server, "cam", 3);
+    assert_eq!(periods(&before).len(), 1, "{before}");
+    let started_at = server.runtime("cam")["started_at"].clone();
+    let mpd_url = server.url("/cam/index.mpd");
+    let player = std::thread::spawn(move || crate::browser::play(&mpd_url, "dash", 30, &[]));
+    std::thread::sleep(Duration::from_secs(8));
+
+    // The clip has a keyframe every 2 s: S = 4 s cuts every other one, from the next one on,
+    // in a new Period.
+    apply(
         &server,
         json!({"publisher": {"dash": {"segment_sec": 4.0}}}),
     );
-    assert_eq!(refused.status, 422, "{}", refused.body);
-    assert_eq!(refused.body["error"]["code"], "UNSUPPORTED");
-    let field = &refused.body["error"]["fields"][0];
-    assert_eq!(
-        field["path"], "publisher.dash.segment_sec",
-        "{}",
-        refused.body
+    let mut after = String::new();
+    wait_until(
+        Duration::from_secs(40),
+        "a Period with 2 segments of 4 s",
+        || {
+            after = server.text("/cam/index.mpd").unwrap_or_default();
+            periods(&after)
+                .get(1)
+                .is_some_and(|p| period_video(p.2).len() >= 2)
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}; last MPD:\n{after}"));
+    let listed = periods(&after);
+    assert_eq!(listed.len(), 2, "{after}");
+    let (old, new) = (period_video(listed[0].2), period_video(listed[1].2));
+    // The earlier Period is still listed with its 2 s segments; the new one's are 4 s (the
+    // clip's loop point may stretch one), numbered on from the old ones, its id its first.
+    assert!(old.iter().all(|&(_, d)| d <= 2.2), "{after}");
+    assert!(
+        new.iter().all(|&(_, d)| (3.9..=4.3).contains(&d)),
+        "{after}"
     );
-    let message = field["message"].as_str().unwrap_or("");
-    assert!(message.contains("publisher.dash.segment_sec"), "{message}");
+    assert_eq!(new[0].0, old.last().unwrap().0 + 1, "{after}");
+    assert_eq!(listed[1].0, new[0].0, "{after}");
+    // What S drives follows it; the MPD and the stream are the same ones.
+    assert_eq!(first_attr(&after, "minBufferTime"), Some("PT8S"), "{after}");
+    assert_eq!(first_attr(&after, "minimumUpdatePeriod"), Some("PT4S"));
+    let longest: f64 = first_attr(&after, "maxSegmentDuration")
+        .and_then(|v| v.strip_prefix("PT")?.strip_suffix('S')?.parse().ok())
+        .unwrap();
+    assert!(longest >= 3.9, "{after}");
+    assert_eq!(
+        first_attr(&before, "availabilityStartTime"),
+        first_attr(&after, "availabilityStartTime")
+    );
+    assert_eq!(server.runtime("cam")["started_at"], started_at);
+
+    // The old Period's last segment and the new ones decode as one stream behind the one
+    // init, its timeline rising with no gap at the switch.
+    let mut bytes = http_get(&server.url("/cam/init_v.mp4")).unwrap().2;
+    let numbers = [old.last().unwrap().0, new[0].0, new[1].0];
+    for n in numbers {
+        let (status, _, body) = http_get(&server.url(&format!("/cam/seg_v_{n:06}.m4s"))).unwrap();
+        assert_eq!(status, 200, "seg_v_{n:06}.m4s");
+        bytes.extend_from_slice(&body);
+    }
+    let path = dir.path().join("across.mp4");
+    std::fs::write(&path, &bytes).unwrap();
+    let path = path.to_str().unwrap();
+    let errors = tributary_testkit::decode_errors(path, 20.0).unwrap();
+    assert!(errors.is_empty(), "{errors}");
+    let dts = tributary_testkit::rising_dts(path, "v").unwrap();
+    let covered = dts.last().unwrap() - dts.first().unwrap();
+    let listed_secs = old.last().unwrap().1 + new[0].1 + new[1].1;
+    assert!(
+        (covered - listed_secs).abs() < 0.2,
+        "{covered} s of video, {listed_secs} s listed"
+    );
+
+    // dash.js played through the Period change.
+    let played = player.join().unwrap();
+    println!(
+        "dash.js across the segment length change: {}",
+        played.report
+    );
+    assert!(
+        played.ok,
+        "dash.js stopped: {played}\nMPD before:\n{before}\nMPD after:\n{after}"
+    );
+    let reached = played.report["current_time_end"].as_f64().unwrap_or(0.0);
+    assert!(
+        reached > listed[1].1 + 2.0,
+        "dash.js stopped at {reached} s, before the new Period ({} s)",
+        listed[1].1
+    );
 }
 
 #[test]
