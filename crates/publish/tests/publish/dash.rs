@@ -37,6 +37,19 @@ fn entries(mpd: &str, index: usize) -> Vec<(u64, u64)> {
     out
 }
 
+/// What ffprobe reads of `bytes` (an init and its segments), written to a temporary file
+/// named after `label`.
+fn probe_mp4(label: &str, bytes: &[u8]) -> Vec<tributary_testkit::ProbeStream> {
+    let path = std::env::temp_dir().join(format!(
+        "tributary-publish-dash-{label}-{}.mp4",
+        std::process::id()
+    ));
+    std::fs::write(&path, bytes).unwrap();
+    let streams = probe_streams(path.to_str().unwrap());
+    let _ = std::fs::remove_file(&path);
+    streams.unwrap()
+}
+
 #[tokio::test(start_paused = true)]
 async fn dash_cuts_and_numbers_as_hls_and_its_segments_decode() {
     let hub = Hub::new();
@@ -113,14 +126,7 @@ async fn dash_cuts_and_numbers_as_hls_and_its_segments_decode() {
             );
             bytes.extend_from_slice(&asset.body);
         }
-        let path = std::env::temp_dir().join(format!(
-            "tributary-publish-dash-{kind}-{}.mp4",
-            std::process::id()
-        ));
-        std::fs::write(&path, &bytes).unwrap();
-        let streams = probe_streams(path.to_str().unwrap());
-        let _ = std::fs::remove_file(&path);
-        let streams = streams.unwrap();
+        let streams = probe_mp4(&kind.to_string(), &bytes);
         assert_eq!(streams.len(), 1, "{streams:?}");
         let name = streams[0].codec_name.as_deref();
         assert_eq!(name, Some(if video { "h264" } else { "aac" }));
@@ -256,14 +262,7 @@ async fn a_codec_change_opens_a_period_with_its_own_init() {
                 .body,
         );
     }
-    let path = std::env::temp_dir().join(format!(
-        "tributary-publish-dash-period-{}.mp4",
-        std::process::id()
-    ));
-    std::fs::write(&path, &bytes).unwrap();
-    let streams = probe_streams(path.to_str().unwrap());
-    let _ = std::fs::remove_file(&path);
-    let streams = streams.unwrap();
+    let streams = probe_mp4("period", &bytes);
     assert_eq!(
         streams[0].codec_name.as_deref(),
         Some("hevc"),
@@ -652,15 +651,8 @@ async fn a_new_dash_segment_length_opens_a_period_at_the_next_keyframe() {
         let name = format!("seg_v_{n:06}.m4s");
         bytes.extend_from_slice(&registry.get(&code, &name).unwrap().body);
     }
-    let path = std::env::temp_dir().join(format!(
-        "tributary-publish-dash-resegmented-{}.mp4",
-        std::process::id()
-    ));
-    std::fs::write(&path, &bytes).unwrap();
-    let streams = probe_streams(path.to_str().unwrap());
-    let _ = std::fs::remove_file(&path);
     assert_eq!(
-        streams.unwrap()[0].codec_name.as_deref(),
+        probe_mp4("resegmented", &bytes)[0].codec_name.as_deref(),
         Some("h264"),
         "{text}"
     );

@@ -517,18 +517,23 @@ fn a_new_segment_length_restarts_a_grid_ladders_packagers_with_aligned_numbers()
     assert_eq!(master.matches("#EXT-X-STREAM-INF").count(), 2, "{master}");
 }
 
+/// Stream `cam` with HLS and DASH on, fed the clip over UDP by the returned sender.
+fn dash_live(server: &Server) -> LiveSender {
+    let port = free_udp_port();
+    let body = json!({"inputs": [{"url": format!("udp://127.0.0.1:{port}")}],
+                      "protocols": {"hls": true, "dash": true}});
+    let created = call(server, "PUT", "/streams/cam", Some(&body), "");
+    assert_eq!(created.status, 201, "{}", created.body);
+    LiveSender::start(&clip(), port).expect("start the UDP sender")
+}
+
 #[test]
 fn a_running_dash_mpd_follows_the_window_at_once() {
     use crate::dash::{first_attr, timelines, wait_mpd};
     let _turn = shared();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_config(dir.path(), "[publisher.dash]\nwindow = 6\n", "off");
-    let port = free_udp_port();
-    let body = json!({"inputs": [{"url": format!("udp://127.0.0.1:{port}")}],
-                      "protocols": {"hls": true, "dash": true}});
-    let created = call(&server, "PUT", "/streams/cam", Some(&body), "");
-    assert_eq!(created.status, 201, "{}", created.body);
-    let _sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
+    let _sender = dash_live(&server);
     let mpd = wait_mpd(&server, "cam", 5);
     // (video segments listed, startNumber, timeShiftBufferDepth, availabilityStartTime)
     let read = |mpd: &str| {
@@ -623,12 +628,7 @@ fn a_new_dash_segment_length_opens_a_period_and_dash_js_plays_on() {
     let _turn = heavy();
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start_config(dir.path(), "", "off");
-    let port = free_udp_port();
-    let body = json!({"inputs": [{"url": format!("udp://127.0.0.1:{port}")}],
-                      "protocols": {"hls": true, "dash": true}});
-    let created = call(&server, "PUT", "/streams/cam", Some(&body), "");
-    assert_eq!(created.status, 201, "{}", created.body);
-    let _sender = LiveSender::start(&clip(), port).expect("start the UDP sender");
+    let _sender = dash_live(&server);
     let before = wait_mpd(&server, "cam", 3);
     assert_eq!(periods(&before).len(), 1, "{before}");
     let started_at = server.runtime("cam")["started_at"].clone();
