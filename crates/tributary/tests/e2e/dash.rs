@@ -2,8 +2,9 @@
 //! dash.js in headless Chromium at 1280x720 and is read by ffprobe; a 3-rung ladder is one
 //! MPD with 3 video Representations and one audio AdaptationSet; an input failover mid-play
 //! keeps dash.js playing in the same Period; a rung added mid-play opens a Period with the new
-//! ladder in the same MPD (dash.js plays on), and removing the rung that packages the audio
-//! restarts the MPD with sound.
+//! ladder in the same MPD (dash.js plays on), removing the rung that packages the audio
+//! restarts the MPD with sound, and a new `publisher.dash.segment_sec` restarts a ladder's
+//! packagers with its rungs cut and numbered alike.
 
 use std::thread;
 use std::time::Duration;
@@ -575,4 +576,72 @@ fn removing_the_rung_that_packages_the_audio_keeps_the_mpd_with_sound() {
     .unwrap_or_else(|e| panic!("{e}; last MPD:\n{after}\n{}", server.runtime("shrink")));
     assert_eq!(after.matches("<Period").count(), 1, "{after}");
     assert!(after.contains("track_1/"), "{after}");
+}
+
+#[test]
+fn a_new_segment_length_restarts_a_ladders_packagers_with_its_rungs_aligned() {
+    let _turn = heavy();
+    let (_dir, server, _publisher, before) = two_rungs_on_air("reseg", &ladder_body(2));
+    let started_at = server.runtime("reseg")["started_at"].clone();
+    let body = r#"{"publisher":{"dash":{"segment_sec":4.0}}}"#;
+    let answer = crate::server::send("POST", &server.url("/config"), Some(body), &[]);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+
+    // Each video Representation: (startNumber, its segments as (start, length) in seconds).
+    let rungs = |mpd: &str| -> Vec<(u64, Vec<(f64, f64)>)> {
+        mpd.split("<Representation id=\"v")
+            .skip(1)
+            .map(|r| {
+                let number = |name| first_attr(r, name).and_then(|v| v.parse::<u64>().ok());
+                let scale = number("timescale").unwrap() as f64;
+                let segments = timelines(r).into_iter().next().unwrap_or_default();
+                let segments = segments
+                    .iter()
+                    .map(|&(t, d)| (t as f64 / scale, d as f64 / scale))
+                    .collect();
+                (number("startNumber").unwrap(), segments)
+            })
+            .collect()
+    };
+    // The packagers restart with the new S: one Period again, both rungs cut 4 s segments
+    // at the same instants, under the same numbers.
+    let mut after = String::new();
+    wait_until(
+        Duration::from_secs(60),
+        "both rungs listing 2 segments of 4 s",
+        || {
+            after = server.text("/reseg/index.mpd").unwrap_or_default();
+            let listed = rungs(&after);
+            listed.len() == 2
+                && listed.iter().all(|(_, segments)| {
+                    segments.len() >= 2 && segments.iter().all(|&(_, d)| d > 3.0)
+                })
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}; MPD before:\n{before}\nlast MPD:\n{after}"));
+    assert_eq!(after.matches("<Period").count(), 1, "{after}");
+    let listed = rungs(&after);
+    assert_eq!(listed[0].0, listed[1].0, "startNumber differs:\n{after}");
+    let starts = |i: usize| -> Vec<f64> { listed[i].1.iter().map(|&(t, _)| t).collect() };
+    let (first, second) = (starts(0), starts(1));
+    let common = first.len().min(second.len());
+    for (a, b) in first[..common].iter().zip(&second[..common]) {
+        assert!(
+            (a - b).abs() < 0.1,
+            "rungs cut apart: {a} s and {b} s\n{after}"
+        );
+    }
+    assert!(
+        listed
+            .iter()
+            .flat_map(|(_, segments)| segments)
+            .all(|&(_, d)| (3.9..=4.3).contains(&d)),
+        "{after}"
+    );
+    assert_eq!(first_attr(&after, "minBufferTime"), Some("PT8S"), "{after}");
+    assert_eq!(
+        server.runtime("reseg")["started_at"],
+        started_at,
+        "the stream restarted"
+    );
 }
