@@ -297,8 +297,42 @@ pub(crate) fn respond(asset: &MediaAsset, request: &HeaderMap, head: bool) -> Re
     response
 }
 
+/// An open file of `size` bytes as a media response of `content_type`: `HEAD`, a single
+/// byte range, CORS. The body is read from the file as the client takes it
+/// ([`crate::vod::file_body`]), so a response holds one chunk in memory, never the file.
+pub(crate) fn file_response(
+    mut file: std::fs::File,
+    size: u64,
+    request: &HeaderMap,
+    head: bool,
+    content_type: &'static str,
+    cache: &'static str,
+) -> Result<Response, ApiError> {
+    let ranged = Ranged::of(request, usize::try_from(size).unwrap_or(usize::MAX));
+    let start = match &ranged.range {
+        _ if head => None,
+        Some(range) => Some(*range.start() as u64),
+        None if ranged.status == StatusCode::OK => Some(0),
+        None => None,
+    };
+    let body = match start {
+        Some(start) => {
+            // A seek only moves the file's offset: no I/O to wait for.
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start)).map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string())
+            })?;
+            let file = tokio::fs::File::from_std(file);
+            crate::vod::file_body(tokio::io::AsyncReadExt::take(file, ranged.len as u64))
+        }
+        None => Body::empty(),
+    };
+    let mut response = Response::new(body);
+    ranged.apply(&mut response, content_type, cache);
+    Ok(response)
+}
+
 /// What a request's `Range` header asks of a body of `total` bytes (SPEC §HLS "HTTP": one
-/// byte range; shared by the in-memory media and the files VOD serves from disk).
+/// byte range; shared by the in-memory media and the files served from disk).
 #[derive(Debug)]
 pub(crate) struct Ranged {
     /// 200, 206 or 416.

@@ -26,7 +26,7 @@ use tributary_engine::{ClipError, EngineHandle, MediaAsset, RecordingPath, Recor
 
 use crate::auth::AdminGate;
 use crate::error::ApiError;
-use crate::media::{respond, streamed};
+use crate::media::{file_response, respond, streamed};
 
 /// `GET /recordings/{rid}` (admin).
 #[utoipa::path(get, path = "/recordings/{rid}", tag = "dvr",
@@ -183,15 +183,15 @@ pub(crate) fn reply_response(
             request,
             head,
         ),
-        RecordingReply::Segment(body) => respond(
-            &MediaAsset {
-                content_type: "video/mp2t",
-                cache_control: "public, max-age=31536000, immutable",
-                body,
-            },
+        RecordingReply::Segment { file, size } => file_response(
+            file,
+            size,
             request,
             head,
-        ),
+            "video/mp2t",
+            "public, max-age=31536000, immutable",
+        )
+        .unwrap_or_else(IntoResponse::into_response),
         RecordingReply::NotFound(code, message) => {
             ApiError::new(axum::http::StatusCode::NOT_FOUND, code, message).into_response()
         }

@@ -20,13 +20,13 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncReadExt;
 use tributary_domain::vod::{VodEntry, VodMount, decode_mount};
 use tributary_engine::{EngineHandle, VOD_UPLOAD_CAP, VodError};
 
 use crate::auth::AdminGate;
 use crate::error::ApiError;
-use crate::media::Ranged;
+use crate::media::file_response;
 use crate::streams::read_json;
 
 /// The multipart part that carries the file.
@@ -198,25 +198,16 @@ pub(crate) async fn raw(
     let query = request.uri().query().unwrap_or_default();
     let peer = crate::media::client(&engine, &request);
     let vod = engine.vod_raw(&name, &path, query, peer).await?;
-    let total = usize::try_from(vod.size).unwrap_or(usize::MAX);
-    let ranged = Ranged::of(request.headers(), total);
-    let mut file = vod.file;
-    let body = match (&ranged.range, request.method() == Method::HEAD) {
-        (_, true) => Body::empty(),
-        (None, false) if ranged.status != StatusCode::OK => Body::empty(),
-        (range, false) => {
-            let start = range.as_ref().map_or(0, |r| *r.start()) as u64;
-            file.seek(std::io::SeekFrom::Start(start))
-                .await
-                .map_err(|e| {
-                    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", e.to_string())
-                })?;
-            file_body(file.take(ranged.len as u64))
-        }
-    };
-    let mut response = Response::new(body);
-    ranged.apply(&mut response, vod.content_type, "no-cache");
-    Ok(response)
+    let head = request.method() == Method::HEAD;
+    let file = vod.file.into_std().await;
+    file_response(
+        file,
+        vod.size,
+        request.headers(),
+        head,
+        vod.content_type,
+        "no-cache",
+    )
 }
 
 /// The admin gate for `/vod/…`, except raw serving (a media route, SPEC §API route classes).

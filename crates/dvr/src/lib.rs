@@ -23,7 +23,8 @@
 //!   a timeshift query asks for.
 //! - [`clip`] remuxes a window of segments into one fragmented MP4 (`clip.mp4`), streamed a
 //!   segment at a time.
-//! - [`disk`] is the blocking I/O of one directory.
+//! - [`disk`] is the blocking I/O of one directory; [`listed`] caches which segments a
+//!   stopped recording's log lists, so serving a segment does not read the whole log.
 //!
 //! VOD mounts are the engine's (`engine::vod`); they share the path checks of
 //! [`tributary_domain::roots`] with the recordings here.
@@ -32,6 +33,7 @@
 
 pub mod clip;
 pub mod disk;
+pub mod listed;
 pub mod log;
 pub mod playlist;
 pub mod recorder;
@@ -40,6 +42,7 @@ pub mod timeshift;
 
 use std::collections::HashMap;
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -56,6 +59,7 @@ pub use crate::playlist::PlaylistKind;
 pub use crate::recorder::{RecordingEvent, RecordingObserver, RecordingStats, Settings};
 pub use crate::retention::Retention;
 
+use crate::listed::ListedCache;
 use crate::recorder::{DirLocks, Running};
 
 /// Every recording of the process: the running ones, and the way to the stopped ones on disk.
@@ -75,6 +79,8 @@ pub struct Recordings {
     active: Mutex<HashMap<StreamCode, Active>>,
     /// One writer per directory.
     dirs: DirLocks,
+    /// The segments stopped recordings' logs list, for segment requests.
+    listed: ListedCache,
 }
 
 /// A running recording.
@@ -177,6 +183,7 @@ impl Recordings {
             observer,
             active: Mutex::new(HashMap::new()),
             dirs: DirLocks::default(),
+            listed: ListedCache::default(),
         }
     }
 
@@ -368,24 +375,32 @@ impl Recordings {
         })
     }
 
-    /// The bytes of segment `name` of `code`'s recording, if `name` is one of its own segment
-    /// names, listed in its log, and the file (symlinks resolved) lies inside the storage
+    /// Segment `name` of `code`'s recording, opened, if `name` is one of its own segment
+    /// names, listed in its log (a stopped recording's through [`listed`], so a request does
+    /// not parse the whole log), and the file (symlinks resolved) lies inside the storage
     /// root. Blocking: call it on the blocking pool.
-    pub fn segment(&self, code: &StreamCode, storage_path: &str, name: &str) -> Option<Bytes> {
+    pub fn segment(
+        &self,
+        code: &StreamCode,
+        storage_path: &str,
+        name: &str,
+    ) -> Option<SegmentFile> {
         let seq = log::parse_segment_name(name)?;
-        let (root, listed) = match lock(&self.active).get(code) {
-            Some(active) => (
-                active.root.clone(),
-                lock(&active.log).iter().any(|e| e.seq == seq),
-            ),
+        let running = lock(&self.active)
+            .get(code)
+            .map(|active| (active.root.clone(), logged(&lock(&active.log), seq)));
+        let (root, listed) = match running {
+            Some(running) => running,
             None => (self.root_for(code, storage_path).ok()?, false),
         };
         let dir = inside(&root, &root.join(code.as_str())).ok()?;
-        if !listed && !disk::read_log(&dir).ok()?.iter().any(|e| e.seq == seq) {
+        // Stopped, or running but not listed in memory (its writer still reading the log
+        // back at start): the log on disk says.
+        if !listed && !self.listed.lists(&dir, seq).ok()? {
             return None;
         }
         let path = inside(&root, &dir.join(name)).ok()?;
-        std::fs::read(path).ok().map(Bytes::from)
+        SegmentFile::open(&path).ok()
     }
 
     /// Starts streaming `window` of `code`'s recording (under `storage_path` when it is not
@@ -407,6 +422,39 @@ impl Recordings {
         let resolve = move |name: &str| inside(&root, &dir.join(name));
         Some(clip::stream(code.clone(), entries, window, resolve))
     }
+}
+
+/// A recorded segment opened for serving.
+#[derive(Debug)]
+pub struct SegmentFile {
+    /// The open file (a regular file, never a symlink).
+    pub file: std::fs::File,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+impl SegmentFile {
+    /// Opens the resolved `path` without following a symlink swapped in since it was
+    /// resolved.
+    fn open(path: &Path) -> io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::other("not a regular file"));
+        }
+        Ok(Self {
+            file,
+            size: meta.len(),
+        })
+    }
+}
+
+/// Whether `entries` (by `seq`) list `seq`.
+fn logged(entries: &[SegmentEntry], seq: u64) -> bool {
+    entries.binary_search_by_key(&seq, |e| e.seq).is_ok()
 }
 
 impl Active {

@@ -203,8 +203,13 @@ pub enum RecordingReply {
     Json(Value),
     /// The playlist text.
     Playlist(String),
-    /// A segment's bytes.
-    Segment(bytes::Bytes),
+    /// A segment, opened: sent from the file as the client reads it, never read whole.
+    Segment {
+        /// The open segment file.
+        file: std::fs::File,
+        /// Its size in bytes.
+        size: u64,
+    },
     /// No such recording, segment or data: 404 with this error code (`NOT_FOUND`,
     /// `NO_DATA`, `NO_SEGMENTS`) and message.
     NotFound(&'static str, String),
@@ -321,14 +326,17 @@ impl EngineHandle {
         }
         if let RecordingPath::Segment(_, name) = path {
             let dvr = Arc::clone(&self.shared.media.dvr);
-            let bytes =
+            let segment =
                 tokio::task::spawn_blocking(move || dvr.recordings.segment(&code, &storage, &name))
                     .await
                     .ok()
                     .flatten();
-            return Ok(bytes.map_or_else(
+            return Ok(segment.map_or_else(
                 || RecordingReply::NotFound("NOT_FOUND", "no such recorded segment".to_owned()),
-                RecordingReply::Segment,
+                |segment| RecordingReply::Segment {
+                    file: segment.file,
+                    size: segment.size,
+                },
             ));
         }
         let Some(view) = self.recording_view(code.clone(), storage).await else {
