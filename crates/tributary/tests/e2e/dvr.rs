@@ -468,6 +468,57 @@ fn recording_routes_serve_only_their_own_segments_inside_the_root() {
     assert_eq!(raw_status(&server, "/recordings/linked/000000.ts"), 404);
     assert_eq!(raw_status(&server, "/recordings/linked/playlist.m3u8"), 404);
 
+    // A stopped recording serves what its log lists, from the file: a segment beside the
+    // log but not in it is refused until its line is appended; HEAD and ranges hold.
+    let old = dir.path().join("dvr/old");
+    std::fs::create_dir_all(&old).unwrap();
+    let entry = |seq: u64| {
+        format!(
+            "{{\"seq\":{seq},\"file\":\"{seq:06}.ts\",\"start\":\"2026-11-24T10:00:0{seq}.000Z\",\"duration\":2,\"size\":{},\"discontinuity\":false}}\n",
+            body.len()
+        )
+    };
+    for seq in 0..2 {
+        std::fs::write(old.join(format!("{seq:06}.ts")), &body).unwrap();
+    }
+    std::fs::write(old.join("segments.jsonl"), entry(0)).unwrap();
+    assert_eq!(raw_status(&server, "/recordings/old/000000.ts"), 200);
+    assert_eq!(
+        raw_status(&server, "/recordings/old/000001.ts"),
+        404,
+        "not logged"
+    );
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(old.join("segments.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut log, entry(1).as_bytes()).unwrap();
+    drop(log);
+    let logged = server.url("/recordings/old/000001.ts");
+    let (status, _, whole) = http_get(&logged).unwrap();
+    assert_eq!(status, 200, "logged since");
+    assert_eq!(whole, body);
+    let head = ureq::head(&logged).call().unwrap();
+    assert_eq!(
+        head.header("content-length"),
+        Some(body.len().to_string().as_str())
+    );
+    let tail = ureq::get(&logged)
+        .set("Range", &format!("bytes={}-", body.len() - 188))
+        .call()
+        .unwrap();
+    assert_eq!(tail.status(), 206);
+    let mut part = Vec::new();
+    std::io::Read::read_to_end(&mut tail.into_reader(), &mut part).unwrap();
+    assert_eq!(part, body[body.len() - 188..]);
+    let past = ureq::get(&logged)
+        .set("Range", &format!("bytes={}-", body.len()))
+        .call();
+    assert!(
+        matches!(past, Err(ureq::Error::Status(416, _))),
+        "a range past the end: {past:?}"
+    );
+
     for path in [
         "/recordings/rec/../../../etc/passwd",
         "/recordings/rec/%2e%2e/%2e%2e/etc/passwd",
