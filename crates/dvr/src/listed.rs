@@ -75,16 +75,6 @@ impl ListedCache {
         };
         Ok(seqs.binary_search(&seq).is_ok())
     }
-
-    /// How many logs are held.
-    pub fn len(&self) -> usize {
-        crate::lock(&self.inner).map.len()
-    }
-
-    /// Whether no log is held.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The `seq`s the log in `dir` lists, ascending (the parse keeps them by `seq`).
@@ -172,6 +162,10 @@ mod tests {
     use crate::log::SegmentEntry;
     use tributary_packager::UnixMillis;
 
+    fn held(cache: &ListedCache) -> usize {
+        crate::lock(&cache.inner).map.len()
+    }
+
     fn line(seq: u64) -> String {
         SegmentEntry {
             seq,
@@ -200,7 +194,7 @@ mod tests {
         assert!(cache.lists(&dir, 3).unwrap());
         assert!(cache.lists(&dir, 5).unwrap());
         assert!(!cache.lists(&dir, 6).unwrap());
-        assert_eq!(cache.len(), 1, "one parse for the four questions");
+        assert_eq!(held(&cache), 1, "one parse for the four questions");
         assert!(cache.lists(&root.path().join("none"), 3).is_err(), "no log");
     }
 
@@ -250,18 +244,18 @@ mod tests {
         assert!(cache.lists(&dirs[1], 1).unwrap());
         assert!(cache.lists(&dirs[0], 2).unwrap(), "r0 used after r1");
         assert!(cache.lists(&dirs[2], 1).unwrap());
-        assert_eq!(cache.len(), 2);
-        let held = crate::lock(&cache.inner);
-        assert!(held.map.contains_key(&dirs[0]), "the recently used stays");
-        assert!(held.map.contains_key(&dirs[2]));
+        assert_eq!(held(&cache), 2);
+        let lru = crate::lock(&cache.inner);
+        assert!(lru.map.contains_key(&dirs[0]), "the recently used stays");
+        assert!(lru.map.contains_key(&dirs[2]));
         assert!(
-            !held.map.contains_key(&dirs[1]),
+            !lru.map.contains_key(&dirs[1]),
             "the least recently used went"
         );
-        drop(held);
+        drop(lru);
         for dir in &dirs {
             assert!(cache.lists(dir, 0).unwrap());
-            assert!(cache.len() <= 2);
+            assert!(held(&cache) <= 2);
         }
     }
 }
